@@ -1,0 +1,291 @@
+package mcpgate_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+)
+
+// redirectQuery reads the error redirect of an /authorize response.
+func redirectQuery(t *testing.T, loc string) url.Values {
+	t.Helper()
+	u, err := url.Parse(loc)
+	if err != nil || !strings.HasPrefix(loc, redirectURI) {
+		t.Fatalf("not a redirect to the client: %q", loc)
+	}
+	return u.Query()
+}
+
+// REDIR-2: an unregistered redirect URI gets an HTML page, never a redirect.
+func TestREDIR2_UnverifiedRedirectIsNeverUsed(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	for _, bad := range []string{"https://evil.example/cb", "http://127.0.0.1:33418/callbackX", "http://localhost:33418/callback"} {
+		a := g.newAuth(c.ClientID)
+		a.Redirect = bad
+		resp, body := g.get(a.URL())
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d Location=%q", bad, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if !strings.Contains(string(body), "not one it registered") {
+			t.Errorf("page does not explain: %s", body)
+		}
+	}
+}
+
+// An unknown client_id gets a page that tells the client to register again.
+func TestUnknownClientPage(t *testing.T) {
+	g := newGateway(t)
+	a := g.newAuth("no-such-client")
+	resp, body := g.get(a.URL())
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "register again") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(g.logs.String(), "unknown client") {
+		t.Fatal("the reason is not in the log")
+	}
+}
+
+// REDIR-4: a loopback redirect registered with one port works with another.
+func TestREDIR4_LoopbackAnyPort(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/callback"}})
+	a := g.newAuth(c.ClientID)
+	a.Redirect = "http://127.0.0.1:49152/callback"
+	code, _ := g.login(a)
+	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("%d %+v", resp.StatusCode, tok)
+	}
+}
+
+// PKCE-2: no challenge, plain, or an implied plain are refused, back to the
+// client with iss (ISS-1) and the state.
+func TestPKCE2_S256Required(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	for name, mutate := range map[string]func(url.Values){
+		"missing":      func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") },
+		"plain":        func(q url.Values) { q.Set("code_challenge_method", "plain") },
+		"no method":    func(q url.Values) { q.Del("code_challenge_method") },
+		"bad shape":    func(q url.Values) { q.Set("code_challenge", "short") },
+		"bad response": func(q url.Values) { q.Set("response_type", "token") },
+	} {
+		a := g.newAuth(c.ClientID)
+		u, _ := url.Parse(a.URL())
+		q := u.Query()
+		mutate(q)
+		u.RawQuery = q.Encode()
+		resp, _ := g.get(u.String())
+		if resp.StatusCode != 302 {
+			t.Fatalf("%s: %d", name, resp.StatusCode)
+		}
+		rq := redirectQuery(t, resp.Header.Get("Location"))
+		if rq.Get("error") == "" || rq.Get("iss") != g.url || rq.Get("state") != a.State {
+			t.Errorf("%s: %v", name, rq)
+		}
+	}
+}
+
+// RES-1: an unknown resource is invalid_target; an omitted one defaults to
+// the protected resource (Claude Code omits it).
+func TestRES1_ResourceIndicator(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Resource = "https://other.example/mcp"
+	resp, _ := g.get(a.URL())
+	if q := redirectQuery(t, resp.Header.Get("Location")); q.Get("error") != "invalid_target" {
+		t.Fatalf("got %v", q)
+	}
+	a = g.newAuth(c.ClientID)
+	a.Resource = ""
+	code, _ := g.login(a)
+	resp, tok := g.exchange(a, code)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %+v", resp.StatusCode, tok)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("RES-3: token for the default resource refused: %d", r.StatusCode)
+	}
+	// RES-2: an uppercase host and a trailing slash name the same resource.
+	a = g.newAuth(c.ClientID)
+	a.Resource = strings.Replace(g.url, "http://", "HTTP://", 1) + "/mcp/"
+	code, _ = g.login(a)
+	a.Resource = g.url + "/mcp"
+	if resp, _ := g.exchange(a, code); resp.StatusCode != 200 {
+		t.Fatalf("RES-2: %d", resp.StatusCode)
+	}
+}
+
+// REDIR-5: state comes back verbatim, whatever its length or characters.
+func TestREDIR5_StateVerbatim(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	for _, st := range []string{"x", "abcdefghijklmnopqrstuvwx", strings.Repeat("é&=+ /", 200)} {
+		a := g.newAuth(c.ClientID)
+		a.State = st
+		g.login(a) // asserts state and iss
+	}
+}
+
+// DEP-1..3: the consent page names the client, the redirect host and the
+// scopes, refuses framing, and is CSRF-protected.
+func TestDEP3_ConsentPage(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(map[string]any{"client_name": "Acme <b>Agent</b>"})
+	a := g.newAuth(c.ClientID)
+	resp, body := g.get(a.URL())
+	page := string(body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	for _, want := range []string{"Acme &lt;b&gt;Agent&lt;/b&gt;", "127.0.0.1:33418", "<code>mcp</code>", `name="csrf_token"`, `value="allow"`, `value="deny"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("consent page lacks %q", want)
+		}
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Error("DEP-3: framing not refused")
+	}
+	// A form posted without this browser's CSRF cookie is refused.
+	reqID := between(page, `name="request_id" value="`, `"`)
+	csrf := between(page, `name="csrf_token" value="`, `"`)
+	r, _ := g.postForm(g.url+"/consent", url.Values{"request_id": {reqID}, "csrf_token": {csrf}, "decision": {"allow"}})
+	if r.StatusCode != 403 {
+		t.Fatalf("DEP-3: CSRF: %d", r.StatusCode)
+	}
+	r, _ = g.postForm(g.url+"/consent", url.Values{"request_id": {reqID}, "csrf_token": {"forged"}, "decision": {"allow"}},
+		"Cookie", "mcpgate_csrf="+strings.Repeat("a", 43))
+	if r.StatusCode != 403 {
+		t.Fatalf("DEP-3: forged CSRF token: %d", r.StatusCode)
+	}
+}
+
+// DEP-1, DEP-6, DEP-7: no upstream state exists before consent: the login
+// form cannot be completed with a made-up state.
+func TestDEP6_NoUpstreamStateBeforeConsent(t *testing.T) {
+	g := newGateway(t)
+	b := browser.New(testUser, testPassword)
+	_, err := b.Walk(context.Background(), g.url+"/login/local?state=made-up-state", redirectURI)
+	var pe *browser.PageError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Error(), "expired or was already used") {
+		t.Fatalf("a login with an unknown state must fail: %v", err)
+	}
+}
+
+// DEP-6: the upstream state is single-use: the login form of a finished
+// flow cannot be submitted again.
+func TestDEP6_UpstreamStateSingleUse(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) (*http.Response, string) {
+		resp, err := hc.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	post := func(u string, form url.Values) *http.Response {
+		resp, err := hc.PostForm(u, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	_, page := get(a.URL())
+	resp := post(g.url+"/consent", url.Values{"request_id": {between(page, `name="request_id" value="`, `"`)},
+		"csrf_token": {between(page, `name="csrf_token" value="`, `"`)}, "decision": {"allow"}, "connector": {"local"}})
+	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/login/local?state=") {
+		t.Fatalf("consent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, login := get(g.url + resp.Header.Get("Location"))
+	form := url.Values{"state": {between(login, `name="state" value="`, `"`)}, "csrf_token": {between(login, `name="csrf_token" value="`, `"`)},
+		"username": {testUser}, "password": {testPassword}}
+	if first := post(g.url+"/login/local", form); first.StatusCode != 302 || !strings.HasPrefix(first.Header.Get("Location"), redirectURI) {
+		t.Fatalf("first login: %d %s", first.StatusCode, first.Header.Get("Location"))
+	}
+	if second := post(g.url+"/login/local", form); second.StatusCode != 400 || second.Header.Get("Location") != "" {
+		t.Fatalf("DEP-6: a used state was accepted again: %d", second.StatusCode)
+	}
+}
+
+// Deny sends access_denied with state and iss.
+func TestDEP_DenyGivesAccessDenied(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	b := browser.New(testUser, testPassword)
+	b.Decision = "deny"
+	_, state, iss, err := b.Authorize(context.Background(), a.URL(), a.Redirect)
+	var ae *browser.AuthorizationError
+	if !errors.As(err, &ae) || ae.Code != "access_denied" || state != a.State || iss != g.url {
+		t.Fatalf("%v state=%q iss=%q", err, state, iss)
+	}
+}
+
+// DEP-2: consent is remembered per user and client: the same browser gets
+// its next code without a page; another client asks again.
+func TestDEP2_ConsentRememberedPerClient(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	_, b := g.login(a)
+
+	a2 := g.newAuth(c.ClientID)
+	resp, err := b.Client.Get(a2.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), redirectURI) {
+		t.Fatalf("remembered consent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	other := g.register(nil)
+	a3 := g.newAuth(other.ClientID)
+	resp, err = b.Client.Get(a3.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("DEP-2: a new client must ask for consent, got %d", resp.StatusCode)
+	}
+}
+
+// Wrong password re-shows the form; the flow can still finish.
+func TestLocalLoginWrongPassword(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	b := browser.New(testUser, "wrong")
+	_, err := b.Walk(context.Background(), a.URL(), a.Redirect)
+	if err == nil || !strings.Contains(err.Error(), "Wrong username or password") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func between(s, start, end string) string {
+	i := strings.Index(s, start)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(start):]
+	j := strings.Index(s, end)
+	if j < 0 {
+		return ""
+	}
+	return s[:j]
+}

@@ -1,0 +1,155 @@
+package mcpgate_test
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -run %s -update creates it)", err, t.Name())
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the golden file:\n got:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+// ASM-1, ASM-2, ASM-4, ASM-7: the same RFC 8414 document at both
+// well-known paths, with S256 and the iss parameter advertised.
+func TestASM_MetadataGolden(t *testing.T) {
+	g := newGateway(t)
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		resp, body := g.get(g.url + path)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		name := "metadata-" + strings.TrimPrefix(path, "/.well-known/") + ".json"
+		golden(t, name, []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		if m["issuer"] != g.url {
+			t.Errorf("ASM-3: issuer %v, want %s", m["issuer"], g.url)
+		}
+		if m["authorization_response_iss_parameter_supported"] != true {
+			t.Error("ASM-7: iss parameter support not advertised")
+		}
+		if !containsJSON(m["code_challenge_methods_supported"], "S256") || containsJSON(m["code_challenge_methods_supported"], "plain") {
+			t.Errorf("ASM-4: code_challenge_methods_supported %v", m["code_challenge_methods_supported"])
+		}
+	}
+}
+
+// ASM-3: the issuer follows the loopback name the client used, byte for
+// byte, with no trailing slash; PRM's authorization_servers matches it.
+func TestASM3_IssuerFollowsLoopbackHost(t *testing.T) {
+	g := newGateway(t)
+	for _, base := range []string{g.url, g.localhostURL()} {
+		_, body := g.get(base + "/.well-known/oauth-authorization-server")
+		m := decode[map[string]any](t, body)
+		if m["issuer"] != base {
+			t.Errorf("issuer %v at %s", m["issuer"], base)
+		}
+		_, body = g.get(base + "/.well-known/oauth-protected-resource/mcp")
+		p := decode[map[string]any](t, body)
+		if as := p["authorization_servers"].([]any); len(as) != 1 || as[0] != base {
+			t.Errorf("PRM authorization_servers %v at %s", as, base)
+		}
+		if p["resource"] != base+"/mcp" {
+			t.Errorf("PRM-9: resource %v at %s", p["resource"], base)
+		}
+	}
+}
+
+// A fixed public URL pins the issuer whatever the Host.
+func TestASM3_FixedPublicURL(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.PublicURL = "https://mcp.example.com" })
+	_, body := g.get(g.url + "/.well-known/oauth-authorization-server")
+	if m := decode[map[string]any](t, body); m["issuer"] != "https://mcp.example.com" {
+		t.Fatalf("issuer %v", m["issuer"])
+	}
+}
+
+// PRM-1..4, PRM-8, PRM-9: PRM at the path-inserted and the root URL, the
+// resource's canonical URL, never offline_access.
+func TestPRM_Golden(t *testing.T) {
+	g := newGateway(t)
+	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+		resp, body := g.get(g.url + path)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		golden(t, "prm.json", []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
+		if strings.Contains(string(body), "offline_access") {
+			t.Error("PRM-8: offline_access advertised in PRM")
+		}
+	}
+}
+
+// Discovery paths never fall through to the protected endpoint.
+func TestWellKnownUnknownIs404(t *testing.T) {
+	g := newGateway(t)
+	resp, _ := g.get(g.url + "/.well-known/oauth-protected-resource/other")
+	if resp.StatusCode != 404 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	resp, _ = g.get(g.url + "/mcp/")
+	if resp.StatusCode == 307 || resp.StatusCode == 308 || resp.StatusCode == 301 {
+		t.Fatalf("no trailing-slash redirects on the MCP path: %d", resp.StatusCode)
+	}
+}
+
+// CORS for browser clients (MCP Inspector): preflight on discovery,
+// register, token and /mcp; WWW-Authenticate and Mcp-Session-Id exposed;
+// never credentials with the wildcard origin.
+func TestCORS_Preflight(t *testing.T) {
+	g := newGateway(t)
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration",
+		"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource", "/register", "/token", "/mcp", "/jwks.json"} {
+		req := newReq(t, "OPTIONS", g.url+path)
+		req.Header.Set("Origin", "http://localhost:6274")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
+		resp, _ := g.do(req)
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s: preflight %d, allow-origin %q", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+		if !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+			t.Errorf("%s: Authorization not allowed", path)
+		}
+		if resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: credentials allowed with a wildcard origin", path)
+		}
+	}
+	// The 401 of /mcp must be readable by the browser client.
+	resp, _ := g.mcpInitialize(g.url, "", "Origin", "http://localhost:6274")
+	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") {
+		t.Fatalf("401 CORS: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func containsJSON(v any, s string) bool {
+	list, _ := v.([]any)
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,284 @@
+package mcpgate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+const (
+	testUser     = "alice"
+	testPassword = "correct horse battery staple"
+	redirectURI  = "http://127.0.0.1:33418/callback"
+)
+
+// clock is a settable time source for expiry tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.Write(p) }
+func (b *syncBuffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+type gw struct {
+	t      *testing.T
+	srv    *httptest.Server
+	url    string // http://127.0.0.1:PORT
+	clock  *clock
+	logs   *syncBuffer
+	gw     *mcpgate.Gateway
+	client *http.Client
+}
+
+type gwOption func(*mcpgate.Config)
+
+func newGateway(t *testing.T, opts ...gwOption) *gw {
+	t.Helper()
+	ctx := context.Background()
+	st := memory.New()
+	clk := &clock{now: time.Now()}
+	logs := &syncBuffer{}
+	lc := local.New(st, local.Options{Now: clk.Now})
+	if err := lc.SetUser(ctx, testUser, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mcpgate.Config{
+		Store:      st,
+		SecretKey:  bytes.Repeat([]byte{7}, 32),
+		Connectors: []upstream.Connector{lc},
+		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:        clk.Now,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	g, err := mcpgate.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	return &gw{t: t, srv: srv, url: srv.URL, clock: clk, logs: logs, gw: g,
+		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// localhostURL is the same server reached through the name localhost.
+func (g *gw) localhostURL() string { return strings.Replace(g.url, "127.0.0.1", "localhost", 1) }
+
+func (g *gw) do(req *http.Request) (*http.Response, []byte) {
+	g.t.Helper()
+	resp, err := g.client.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func (g *gw) get(u string, header ...string) (*http.Response, []byte) {
+	g.t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return g.do(req)
+}
+
+func (g *gw) postForm(u string, form url.Values, header ...string) (*http.Response, []byte) {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return g.do(req)
+}
+
+func (g *gw) postJSON(u string, body any) (*http.Response, []byte) {
+	g.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", u, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	return g.do(req)
+}
+
+func decode[T any](t *testing.T, body []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return v
+}
+
+type registered struct {
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret"`
+	RedirectURIs []string `json:"redirect_uris"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+}
+
+// register registers a public client (DCR) with redirectURI.
+func (g *gw) register(extra map[string]any) registered {
+	g.t.Helper()
+	body := map[string]any{
+		"client_name": "Test Client", "redirect_uris": []string{redirectURI},
+		"token_endpoint_auth_method": "none", "application_type": "native",
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	resp, b := g.postJSON(g.url+"/register", body)
+	if resp.StatusCode != 201 {
+		g.t.Fatalf("register: %d %s", resp.StatusCode, b)
+	}
+	return decode[registered](g.t, b)
+}
+
+// authRequest is one /authorize request with its PKCE verifier.
+type authRequest struct {
+	ClientID, Redirect, Verifier, State, Resource, Scope string
+	base                                                 string
+}
+
+func (g *gw) newAuth(clientID string) *authRequest {
+	return &authRequest{ClientID: clientID, Redirect: redirectURI, Verifier: tokens.NewSecret() + "-pkce",
+		State: tokens.NewID(), Resource: g.url + "/mcp", base: g.url}
+}
+
+func (a *authRequest) URL() string {
+	q := url.Values{}
+	q.Set("response_type", "code")
+	q.Set("client_id", a.ClientID)
+	q.Set("redirect_uri", a.Redirect)
+	q.Set("code_challenge", tokens.S256(a.Verifier))
+	q.Set("code_challenge_method", "S256")
+	q.Set("state", a.State)
+	if a.Resource != "" {
+		q.Set("resource", a.Resource)
+	}
+	if a.Scope != "" {
+		q.Set("scope", a.Scope)
+	}
+	return a.base + "/authorize?" + q.Encode()
+}
+
+// login walks the consent and login pages with a fresh browser and
+// returns the code.
+func (g *gw) login(a *authRequest) (code string, b *browser.Browser) {
+	g.t.Helper()
+	b = browser.New(testUser, testPassword)
+	code, state, iss, err := b.Authorize(context.Background(), a.URL(), a.Redirect)
+	if err != nil {
+		g.t.Fatalf("authorize: %v", err)
+	}
+	if state != a.State {
+		g.t.Fatalf("REDIR-5: state %q, want %q", state, a.State)
+	}
+	if iss != a.base {
+		g.t.Fatalf("ISS-1: iss %q, want %q", iss, a.base)
+	}
+	return code, b
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+	Error        string `json:"error"`
+}
+
+func (g *gw) exchange(a *authRequest, code string) (*http.Response, tokenResponse) {
+	g.t.Helper()
+	resp, b := g.postForm(a.base+"/token", url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {a.ClientID},
+		"redirect_uri": {a.Redirect}, "code_verifier": {a.Verifier}, "resource": {a.Resource},
+	})
+	return resp, decode[tokenResponse](g.t, b)
+}
+
+func (g *gw) refresh(clientID, rt string, extra url.Values) (*http.Response, tokenResponse) {
+	g.t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}}
+	for k, v := range extra {
+		form[k] = v
+	}
+	resp, b := g.postForm(g.url+"/token", form)
+	return resp, decode[tokenResponse](g.t, b)
+}
+
+// tokens runs a whole flow for a fresh client and returns its tokens.
+func (g *gw) fullFlow() (registered, *authRequest, tokenResponse) {
+	g.t.Helper()
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	resp, tok := g.exchange(a, code)
+	if resp.StatusCode != 200 || tok.AccessToken == "" {
+		g.t.Fatalf("token: %d %+v", resp.StatusCode, tok)
+	}
+	return c, a, tok
+}
+
+// mcpInitialize posts an MCP initialize with token (if any).
+func (g *gw) mcpInitialize(base, token string, header ...string) (*http.Response, []byte) {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return g.do(req)
+}
+
+type mcpgateConfig = mcpgate.Config
+
+func newReq(t *testing.T, method, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func callerFromContext(r *http.Request) *identity.Caller { return mcpgate.CallerFromContext(r.Context()) }

@@ -1,0 +1,55 @@
+package identity
+
+import (
+	"context"
+	"time"
+)
+
+// User is a person as an upstream identity provider described them.
+// ID is "<upstream>:<subject>" (for example "github:583231", "local:alice")
+// and is the only field that identifies the user; the others are profile.
+type User struct {
+	ID            string   `json:"sub"`
+	Upstream      string   `json:"upstream,omitempty"`
+	Username      string   `json:"preferred_username,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Picture       string   `json:"picture,omitempty"`
+	Profile       string   `json:"profile,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+}
+
+// Caller is the verified identity behind one request to a protected resource.
+type Caller struct {
+	User      User
+	ClientID  string
+	Scopes    []string
+	Resource  string    // the token's audience
+	TokenID   string    // the access token's jti
+	ExpiresAt time.Time // when the access token expires
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context that carries c.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// FromContext returns the caller that the resource middleware verified, or
+// nil when the request did not pass through it.
+func FromContext(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
+}
+
+// HasScope reports whether the caller's token carries scope s.
+func (c *Caller) HasScope(s string) bool {
+	for _, have := range c.Scopes {
+		if have == s {
+			return true
+		}
+	}
+	return false
+}

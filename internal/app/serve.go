@@ -1,0 +1,193 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/github"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+// Version is set at build time with -ldflags "-X …/internal/app.Version=…".
+var Version = "dev"
+
+// Serve runs the gateway until ctx is done. stdout gets the one-time
+// admin password notice and the listening address; logs go to stderr.
+// ready, if not nil, receives the bound address once listening.
+func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, ready chan<- string) error {
+	log := newLogger(cfg, stderr)
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	key, err := tokens.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "secret.key"))
+	if err != nil {
+		return fmt.Errorf("secret key: %w", err)
+	}
+	connectors, err := setupConnectors(ctx, cfg, st, log, stdout)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	addr := ln.Addr().String()
+	var clients []mcpgate.Client
+	for _, c := range cfg.Clients {
+		clients = append(clients, mcpgate.Client{ID: c.ID, Secret: c.Secret, Name: c.Name, RedirectURIs: c.RedirectURIs})
+	}
+	gw, err := mcpgate.New(ctx, mcpgate.Config{
+		PublicURL:       cfg.PublicURL,
+		FallbackURL:     "http://" + addr,
+		Store:           st,
+		SecretKey:       key,
+		Connectors:      connectors,
+		Clients:         clients,
+		Scopes:          cfg.Scopes,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		AccessTokenTTL:  cfg.AccessTokenTTL,
+		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		Logger:          log,
+		Version:         Version,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	public := cfg.PublicURL
+	if public == "" {
+		public = "http://" + addr
+	}
+	fmt.Fprintf(stdout, "mcpgate %s listening on %s\nMCP endpoint: %s/mcp\n", Version, addr, strings.TrimSuffix(public, "/"))
+	log.Info("listening", "addr", addr, "public_url", public, "store", storeKind(cfg.StoreDSN()))
+	if ready != nil {
+		ready <- addr
+	}
+
+	go housekeeping(ctx, st, log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	// In-flight requests finish (and their writes commit) before the store
+	// closes; new connections are refused.
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown: connections still open", "err", err)
+	}
+	return nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	dsn := cfg.StoreDSN()
+	switch {
+	case dsn == "memory":
+		return memory.New(), nil
+	case strings.HasPrefix(dsn, "sqlite:"):
+		st, err := sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("store %q is not supported", storeKind(dsn))
+}
+
+func storeKind(dsn string) string {
+	kind, _, _ := strings.Cut(dsn, ":")
+	return kind
+}
+
+// setupConnectors enables GitHub when configured, and local accounts when
+// users are configured or no other connector is. With local accounts and
+// no user at all, it creates admin and prints its password once.
+func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer) ([]upstream.Connector, error) {
+	var out []upstream.Connector
+	if len(cfg.LocalUsers) > 0 || cfg.GitHubClientID == "" {
+		lc := local.New(st, local.Options{Logger: log})
+		for _, spec := range cfg.LocalUsers {
+			name, pw, err := local.ParseUserSpec(spec)
+			if err != nil {
+				return nil, fmt.Errorf("local user: %w", err)
+			}
+			if err := lc.SetUser(ctx, name, pw); err != nil {
+				return nil, fmt.Errorf("local user %s: %w", name, err)
+			}
+		}
+		pw, created, err := lc.EnsureAdmin(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("create admin: %w", err)
+		}
+		if created {
+			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; it is stored hashed in %s.\n\n", pw, cfg.DataDir)
+		}
+		out = append(out, lc)
+	}
+	if cfg.GitHubClientID != "" {
+		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret})
+		if err != nil {
+			return nil, fmt.Errorf("github: %w", err)
+		}
+		out = append(out, gh)
+	}
+	return out, nil
+}
+
+// housekeeping removes expired records now and then.
+func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := st.DeleteExpired(ctx, time.Now()); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("housekeeping", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,101 @@
+package authserver
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// Cookies of the gateway's own pages. Over https they carry the __Host-
+// prefix, Secure and SameSite=Lax (DEP-4); over loopback http browsers
+// would drop a Secure cookie, so the plain names are used.
+const (
+	sessionCookie = "mcpgate_session"
+	csrfCookie    = "mcpgate_csrf"
+)
+
+func (s *Server) cookieName(r *http.Request, base string) string {
+	if s.site.Secure(r) {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cookieName(r, base),
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   s.site.Secure(r),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// session returns the browser's login session, or nil.
+func (s *Server) session(r *http.Request) *store.Session {
+	c, err := r.Cookie(s.cookieName(r, sessionCookie))
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return nil
+	}
+	sess, err := s.store.GetSession(r.Context(), tokens.Hash(c.Value), s.now())
+	if err != nil {
+		return nil
+	}
+	return sess
+}
+
+// startSession logs the browser in as user.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user identity.User) error {
+	id := tokens.NewSecret()
+	now := s.now()
+	if err := s.store.CreateSession(r.Context(), &store.Session{
+		Hash: tokens.Hash(id), User: user, CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL),
+	}); err != nil {
+		return err
+	}
+	s.setCookie(w, r, sessionCookie, id, int(s.opts.SessionTTL.Seconds()))
+	return nil
+}
+
+// csrfToken returns the form token for purpose and binding (the auth
+// request id or upstream state), tied to the browser's CSRF cookie. The
+// cookie is created on first use and then kept, so that a second GET of
+// the same page does not invalidate the first form.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, purpose, binding string) string {
+	var secret string
+	if c, err := r.Cookie(s.cookieName(r, csrfCookie)); err == nil && len(c.Value) >= 43 && len(c.Value) <= 128 {
+		secret = c.Value
+	} else {
+		secret = tokens.NewSecret()
+		s.setCookie(w, r, csrfCookie, secret, 0)
+	}
+	return s.csrfMAC(purpose, binding, secret)
+}
+
+func (s *Server) csrfMAC(purpose, binding, secret string) string {
+	m := hmac.New(sha256.New, s.opts.CSRFKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(binding))
+	m.Write([]byte{0})
+	m.Write([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// checkCSRF verifies a submitted form token against the browser's cookie,
+// in constant time.
+func (s *Server) checkCSRF(r *http.Request, purpose, binding string) bool {
+	c, err := r.Cookie(s.cookieName(r, csrfCookie))
+	if err != nil || c.Value == "" {
+		return false
+	}
+	want := s.csrfMAC(purpose, binding, c.Value)
+	return tokens.Equal(r.PostForm.Get("csrf_token"), want)
+}

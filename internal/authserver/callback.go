@@ -1,0 +1,24 @@
+package authserver
+
+import (
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// callback is where a callback connector's provider sends the browser back.
+// The state must be one we created after consent, unexpired and unused
+// (DEP-6); anything else is refused with a page.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	cc, ok := s.connectors[r.PathValue("connector")].(upstream.CallbackConnector)
+	state := r.URL.Query().Get("state")
+	if !ok || state == "" || len(state) > 128 {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in response is not valid. Go back to the application and start again.")
+		return
+	}
+	s.completeUpstream(w, r, cc.ID(), state, func() (identity.User, error) {
+		return cc.HandleCallback(r.Context(), s.callbackURL(r, cc.ID()), r)
+	})
+}

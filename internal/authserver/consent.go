@@ -1,0 +1,191 @@
+package authserver
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+const maxFormBody = 16 << 10
+
+// renderConsent shows the consent page (DEP-3): the client's name, where
+// the code will go, the scopes, and a CSRF-protected form.
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *store.Client, req *store.AuthRequest, sess *store.Session) {
+	name := c.Name
+	if name == "" {
+		name = "An unnamed application"
+	}
+	redirectHost, localOnly := redirectDisplay(req.RedirectURI, c.RedirectURIs)
+	data := web.Consent{
+		ClientName:    name,
+		ClientID:      c.ID,
+		RedirectHost:  redirectHost,
+		LocalhostOnly: localOnly,
+		Scopes:        req.Scopes,
+		Resource:      req.Resource,
+		RequestID:     req.ID,
+		CSRF:          s.csrfToken(w, r, "consent", req.ID),
+		FormAction:    "/consent",
+	}
+	if sess != nil {
+		data.User = displayName(sess.User)
+	} else {
+		for _, con := range s.order {
+			data.Connectors = append(data.Connectors, web.Choice{ID: con.ID(), Name: con.DisplayName()})
+		}
+		data.ShowConnectors = len(data.Connectors) > 1
+	}
+	web.Render(w, s.log, http.StatusOK, "consent.html", data)
+}
+
+// redirectDisplay names where the browser will be sent: the host of an
+// http(s) redirect URI, or the scheme of a native app's private-use URI.
+func redirectDisplay(redirectURI string, registered []string) (string, bool) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return "an unknown address", false
+	}
+	host := u.Host
+	if u.Scheme != "http" && u.Scheme != "https" {
+		host = u.Scheme + ": (an application on this computer)"
+	}
+	localOnly := true
+	for _, raw := range registered {
+		ru, err := url.Parse(raw)
+		if err != nil || !(ru.Scheme == "http" && oauth.IsLoopbackHost(ru.Hostname())) {
+			localOnly = false
+		}
+	}
+	return host, localOnly
+}
+
+func displayName(u identity.User) string {
+	if u.Username != "" {
+		return u.Username
+	}
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.ID
+}
+
+// consent handles the consent form: deny sends access_denied to the
+// client; allow either finishes at once (logged-in browser) or, only now,
+// creates the single-use upstream state and sends the person to log in
+// (DEP-6, DEP-7).
+func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	ctx := r.Context()
+	id := r.PostForm.Get("request_id")
+	req, err := s.store.GetAuthRequest(ctx, id, s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("consent: load request", "err", err)
+		}
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired",
+			"Go back to the application and start connecting again.")
+		return
+	}
+	if !s.checkCSRF(r, "consent", req.ID) {
+		s.log.Warn("consent: CSRF check failed", "client_id", req.ClientID)
+		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
+			"This form was not submitted from this browser's consent page. Go back to the application and start again.")
+		return
+	}
+	issuer := s.site.Issuer(r)
+	switch r.PostForm.Get("decision") {
+	case "deny":
+		if s.store.DeleteAuthRequest(ctx, req.ID) != nil {
+			web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
+			return
+		}
+		s.log.Info("consent denied", "client_id", req.ClientID)
+		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, oauth.Errorf(oauth.AccessDenied, "the user denied the request"))
+		return
+	case "allow":
+	default:
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form did not say whether to allow or deny.")
+		return
+	}
+
+	if sess := s.session(r); sess != nil {
+		if err := s.store.DeleteAuthRequest(ctx, req.ID); err != nil {
+			web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
+			return
+		}
+		if err := s.rememberConsent(r, sess.User, req); err != nil {
+			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
+			return
+		}
+		s.issueCode(w, r, req, sess.User)
+		return
+	}
+
+	con := s.order[0]
+	if chosen := r.PostForm.Get("connector"); chosen != "" {
+		c, ok := s.connectors[chosen]
+		if !ok {
+			web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "Unknown sign-in method.")
+			return
+		}
+		con = c
+	}
+	upstreamState := tokens.NewSecret()
+	if err := s.store.AttachUpstreamState(ctx, req.ID, con.ID(), tokens.Hash(upstreamState), s.now()); err != nil {
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
+		return
+	}
+	switch c := con.(type) {
+	case upstream.PasswordConnector:
+		oauth.Redirect(w, "/login/"+url.PathEscape(c.ID()), url.Values{"state": {upstreamState}})
+	case upstream.CallbackConnector:
+		w.Header().Set("Location", c.LoginURL(upstreamState, s.callbackURL(r, c.ID())))
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusFound)
+	}
+}
+
+func (s *Server) callbackURL(r *http.Request, connector string) string {
+	return s.site.Issuer(r) + "/callback/" + url.PathEscape(connector)
+}
+
+// rememberConsent stores the user's approval of the client (DEP-2),
+// widening an earlier approval rather than replacing it.
+func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store.AuthRequest) error {
+	scopes := append([]string(nil), req.Scopes...)
+	if old, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID); err == nil {
+		for _, sc := range old.Scopes {
+			if !oauth.ContainsAll(scopes, []string{sc}) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	return s.store.PutConsent(r.Context(), &store.Consent{UserID: user.ID, ClientID: req.ClientID, Scopes: scopes, CreatedAt: s.now()})
+}
+
+// finishLogin completes a flow once the upstream vouched for user: the
+// browser is logged in, the consent is remembered, the code is issued.
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, user identity.User, req *store.AuthRequest) {
+	issuer := s.site.Issuer(r)
+	if err := s.startSession(w, r, user); err != nil {
+		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
+		return
+	}
+	if err := s.rememberConsent(r, user, req); err != nil {
+		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
+		return
+	}
+	s.log.Info("user logged in", "user", user.ID, "client_id", req.ClientID)
+	s.issueCode(w, r, req, user)
+}

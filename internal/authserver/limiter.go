@@ -1,0 +1,57 @@
+package authserver
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter keeps a token bucket per client address. The map is swept of
+// idle entries so that it stays bounded.
+type limiter struct {
+	mu      sync.Mutex
+	perAddr map[string]*limiterEntry
+	every   rate.Limit
+	burst   int
+	now     func() time.Time
+	swept   time.Time
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimiter(n int, per time.Duration, now func() time.Time) *limiter {
+	return &limiter{perAddr: map[string]*limiterEntry{}, every: rate.Every(per / time.Duration(n)), burst: n, now: now}
+}
+
+// allow reports whether the request's address may proceed. The address is
+// the connection's peer: a client-supplied X-Forwarded-For is not trusted.
+func (l *limiter) allow(r *http.Request) bool {
+	addr, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		addr = r.RemoteAddr
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > time.Minute {
+		for k, e := range l.perAddr {
+			if now.Sub(e.seen) > 10*time.Minute {
+				delete(l.perAddr, k)
+			}
+		}
+		l.swept = now
+	}
+	e, ok := l.perAddr[addr]
+	if !ok {
+		e = &limiterEntry{lim: rate.NewLimiter(l.every, l.burst)}
+		l.perAddr[addr] = e
+	}
+	e.seen = now
+	return e.lim.AllowN(now, 1)
+}

@@ -1,0 +1,100 @@
+package authserver
+
+import (
+	"errors"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"net/http"
+	"net/url"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+func (s *Server) passwordConnector(r *http.Request) (upstream.PasswordConnector, bool) {
+	pc, ok := s.connectors[r.PathValue("connector")].(upstream.PasswordConnector)
+	return pc, ok
+}
+
+// loginForm shows the login form of a password connector. The upstream
+// state travels in the form; it is checked (and consumed) only when the
+// credentials are right.
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	pc, ok := s.passwordConnector(r)
+	state := r.URL.Query().Get("state")
+	if !ok || state == "" || len(state) > 128 {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in link is not valid. Go back to the application and start again.")
+		return
+	}
+	web.Render(w, s.log, http.StatusOK, "login.html", web.Login{
+		FormAction: "/login/" + url.PathEscape(pc.ID()),
+		State:      state,
+		CSRF:       s.csrfToken(w, r, "login", state),
+	})
+}
+
+// loginSubmit checks the posted username and password (login CSRF is
+// refused too: the token is bound to this browser and this state).
+func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	pc, ok := s.passwordConnector(r)
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if !ok || r.ParseForm() != nil {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	state := r.PostForm.Get("state")
+	if state == "" || len(state) > 128 || !s.checkCSRF(r, "login", state) {
+		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
+			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
+		return
+	}
+	username := r.PostForm.Get("username")
+	user, err := pc.Login(r.Context(), username, r.PostForm.Get("password"))
+	if err != nil {
+		msg := "Wrong username or password."
+		if !errors.Is(err, upstream.ErrInvalidCredentials) {
+			s.log.Error("login: connector failed", "connector", pc.ID(), "err", err)
+			msg = "Signing in failed. Try again later."
+		} else {
+			s.log.Info("login failed", "connector", pc.ID(), "username", truncate(username, 64))
+		}
+		web.Render(w, s.log, http.StatusUnauthorized, "login.html", web.Login{
+			FormAction: "/login/" + url.PathEscape(pc.ID()),
+			State:      state,
+			CSRF:       s.csrfToken(w, r, "login", state),
+			Username:   username,
+			Error:      msg,
+		})
+		return
+	}
+	s.completeUpstream(w, r, pc.ID(), state, func() (identity.User, error) { return user, nil })
+}
+
+// completeUpstream consumes the upstream state (single-use, unexpired,
+// issued for this connector: DEP-6) and finishes the login.
+func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, connector, state string, login func() (identity.User, error)) {
+	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), tokens.Hash(state), s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("upstream: take request", "err", err)
+		}
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired or was already used",
+			"Go back to the application and start connecting again.")
+		return
+	}
+	if req.Connector != connector {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
+		return
+	}
+	user, err := login()
+	if err != nil {
+		s.log.Info("upstream login failed", "connector", connector, "err", err.Error())
+		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, s.site.Issuer(r),
+			oauth.Errorf(oauth.AccessDenied, "signing in with the identity provider failed"))
+		return
+	}
+	s.finishLogin(w, r, user, req)
+}

@@ -1,0 +1,89 @@
+package authserver
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Metadata is the RFC 8414 authorization server metadata document.
+// Field order is the order of the golden file.
+type Metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RegistrationEndpoint              string   `json:"registration_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+}
+
+// metadataFor builds the document for the issuer that r reached (ASM-1..4,
+// ASM-7). Endpoints sit at the issuer's root, which also serves 2025-03-26
+// clients that skip discovery (ASM-9).
+func (s *Server) metadataFor(r *http.Request) *Metadata {
+	iss := s.site.Issuer(r)
+	scopes := []string{}
+	seen := map[string]bool{}
+	for _, res := range s.opts.Resources {
+		for _, sc := range res.Scopes {
+			if !seen[sc] {
+				seen[sc] = true
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	// offline_access belongs in the AS metadata (RT-2), never in PRM (PRM-8).
+	scopes = append(scopes, "offline_access")
+	return &Metadata{
+		Issuer:                            iss,
+		AuthorizationEndpoint:             iss + "/authorize",
+		TokenEndpoint:                     iss + "/token",
+		RegistrationEndpoint:              iss + "/register",
+		JWKSURI:                           iss + "/jwks.json",
+		ScopesSupported:                   scopes,
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token"},
+		TokenEndpointAuthMethodsSupported: []string{"none", "client_secret_basic", "client_secret_post"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		AuthorizationResponseISSSupported: true,
+	}
+}
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.metadataFor(r))
+}
+
+// openIDConfiguration serves the same document at the OIDC discovery path
+// (ASM-2), with the two fields OIDC Discovery §3 requires so that strict
+// OIDC parsers accept it.
+func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	m := s.metadataFor(r)
+	m.SubjectTypesSupported = []string{"public"}
+	m.IDTokenSigningAlgValuesSupported = []string{"EdDSA"}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.keys.JWKS())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if status != http.StatusOK || w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,235 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// Resource is one protected resource served under the issuer.
+type Resource struct {
+	Path   string   // "/mcp"
+	Scopes []string // granted when a client asks for none; advertised in PRM
+}
+
+// Options configure a Server. Store, Keys, Site and at least one connector
+// and resource are required; durations default when zero.
+type Options struct {
+	Store         store.Store
+	Keys          *tokens.Keyset
+	Site          *oauth.Site
+	Connectors    []upstream.Connector
+	Resources     []Resource
+	StaticClients []*store.Client // pre-registered clients, never stored
+	// CSRFKey signs CSRF tokens of the consent and login forms (32 bytes).
+	CSRFKey []byte
+	// Revoked is told about grants revoked because of a replayed code or
+	// refresh token, so that their access tokens stop working at once.
+	Revoked func(grantID string)
+
+	AccessTokenTTL  time.Duration // default 1 h
+	RefreshTokenTTL time.Duration // default 30 days
+	CodeTTL         time.Duration // default 60 s
+	RequestTTL      time.Duration // default 10 min (DEP-6)
+	SessionTTL      time.Duration // default 12 h
+
+	// RegistrationRate is the number of registrations per minute one client
+	// address may make (burst the same); default 20.
+	RegistrationRate int
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Server implements the authorization server endpoints.
+type Server struct {
+	opts       Options
+	log        *slog.Logger
+	store      store.Store
+	keys       *tokens.Keyset
+	site       *oauth.Site
+	connectors map[string]upstream.Connector
+	order      []upstream.Connector
+	static     map[string]*store.Client
+	regLimit   *limiter
+}
+
+// New checks opts and returns a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Keys == nil || opts.Site == nil {
+		return nil, errors.New("authserver: Store, Keys and Site are required")
+	}
+	if len(opts.Connectors) == 0 {
+		return nil, errors.New("authserver: at least one upstream connector is required")
+	}
+	if len(opts.Resources) == 0 {
+		return nil, errors.New("authserver: at least one resource is required")
+	}
+	if len(opts.CSRFKey) < 32 {
+		return nil, errors.New("authserver: CSRFKey must be at least 32 bytes")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.AccessTokenTTL, time.Hour)
+	def(&opts.RefreshTokenTTL, 30*24*time.Hour)
+	def(&opts.CodeTTL, 60*time.Second)
+	def(&opts.RequestTTL, 10*time.Minute)
+	def(&opts.SessionTTL, 12*time.Hour)
+	if opts.RegistrationRate <= 0 {
+		opts.RegistrationRate = 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Revoked == nil {
+		opts.Revoked = func(string) {}
+	}
+	s := &Server{
+		opts:       opts,
+		log:        opts.Logger,
+		store:      opts.Store,
+		keys:       opts.Keys,
+		site:       opts.Site,
+		connectors: map[string]upstream.Connector{},
+		static:     map[string]*store.Client{},
+		regLimit:   newLimiter(opts.RegistrationRate, time.Minute, opts.Now),
+	}
+	for _, c := range opts.Connectors {
+		if _, dup := s.connectors[c.ID()]; dup {
+			return nil, errors.New("authserver: duplicate connector " + c.ID())
+		}
+		switch c.(type) {
+		case upstream.PasswordConnector, upstream.CallbackConnector:
+		default:
+			return nil, errors.New("authserver: connector " + c.ID() + " is neither a password nor a callback connector")
+		}
+		s.connectors[c.ID()] = c
+		s.order = append(s.order, c)
+	}
+	for _, c := range opts.StaticClients {
+		s.static[c.ID] = c
+	}
+	return s, nil
+}
+
+// Register adds the endpoints to mux. Endpoints that browser-based clients
+// call directly get CORS.
+func (s *Server) Register(mux *http.ServeMux) {
+	meta := oauth.CORS(http.HandlerFunc(s.metadata))
+	mux.Handle("GET /.well-known/oauth-authorization-server", meta)
+	mux.Handle("OPTIONS /.well-known/oauth-authorization-server", meta)
+	mux.Handle("GET /.well-known/openid-configuration", oauth.CORS(http.HandlerFunc(s.openIDConfiguration)))
+	mux.Handle("OPTIONS /.well-known/openid-configuration", meta)
+	jwks := oauth.CORS(http.HandlerFunc(s.jwks))
+	mux.Handle("GET /jwks.json", jwks)
+	mux.Handle("OPTIONS /jwks.json", jwks)
+	reg := oauth.CORS(http.HandlerFunc(s.register))
+	mux.Handle("POST /register", reg)
+	mux.Handle("OPTIONS /register", reg)
+	tok := oauth.CORS(http.HandlerFunc(s.token))
+	mux.Handle("POST /token", tok)
+	mux.Handle("OPTIONS /token", tok)
+	mux.HandleFunc("GET /authorize", s.authorize)
+	mux.HandleFunc("POST /authorize", s.authorize)
+	mux.HandleFunc("POST /consent", s.consent)
+	mux.HandleFunc("GET /login/{connector}", s.loginForm)
+	mux.HandleFunc("POST /login/{connector}", s.loginSubmit)
+	mux.HandleFunc("GET /callback/{connector}", s.callback)
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// client finds a static or registered client; nil when unknown.
+func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
+	if c, ok := s.static[id]; ok {
+		return c, nil
+	}
+	c, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return c, err
+}
+
+// resourceFor maps a requested resource indicator to a served resource.
+// An empty request selects the first resource (clients such as Claude Code
+// omit it). The comparison accepts an uppercase scheme or host and a
+// trailing slash (RES-2) and returns the canonical URL.
+func (s *Server) resourceFor(r *http.Request, requested string) (Resource, string, bool) {
+	issuer := s.site.Issuer(r)
+	if requested == "" {
+		res := s.opts.Resources[0]
+		return res, issuer + res.Path, true
+	}
+	canon, ok := canonicalResource(requested)
+	if !ok {
+		return Resource{}, "", false
+	}
+	for _, res := range s.opts.Resources {
+		if canon == issuer+res.Path {
+			return res, canon, true
+		}
+	}
+	return Resource{}, "", false
+}
+
+// canonicalResource lowercases scheme and host and drops one trailing
+// slash (RES-2). Fragments are not allowed (RFC 8707 §2).
+func canonicalResource(raw string) (string, bool) {
+	if strings.Contains(raw, "#") || len(raw) > 2048 {
+		return "", false
+	}
+	i := strings.Index(raw, "://")
+	if i <= 0 {
+		return "", false
+	}
+	scheme := strings.ToLower(raw[:i])
+	rest := raw[i+3:]
+	j := strings.IndexAny(rest, "/?")
+	host, path := rest, ""
+	if j >= 0 {
+		host, path = rest[:j], rest[j:]
+	}
+	if host == "" || (scheme != "https" && scheme != "http") {
+		return "", false
+	}
+	path = strings.TrimSuffix(path, "/")
+	return scheme + "://" + strings.ToLower(host) + path, true
+}
+
+// grantScopes decides the scopes of a grant: the requested scopes that the
+// resource offers, plus offline_access when asked for (RT-2). Unknown
+// scopes are dropped rather than refused (SCOPE-7); when nothing known
+// remains the resource's scopes are granted.
+func grantScopes(res Resource, requested []string) []string {
+	var out []string
+	for _, sc := range requested {
+		if sc == "offline_access" {
+			continue
+		}
+		for _, have := range res.Scopes {
+			if sc == have {
+				out = append(out, sc)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, res.Scopes...)
+	}
+	return out
+}

@@ -1,0 +1,123 @@
+package authserver
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// TokenResponse is the RFC 6749 §5.1 success body.
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// token implements the token endpoint. Every answer is no-store (TOK-6).
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		oauth.WriteJSON(w, r, s.log, oauth.Errorf(oauth.InvalidRequest, "the body must be an application/x-www-form-urlencoded form"))
+		return
+	}
+	form := r.PostForm
+	for k, vs := range form {
+		if len(vs) > 1 {
+			oauth.WriteJSON(w, r, s.log, oauth.Errorf(oauth.InvalidRequest, "parameter %s must appear once", truncate(k, 40)))
+			return
+		}
+	}
+	client, oerr := s.authenticateClient(r, form)
+	if oerr != nil {
+		oauth.WriteJSON(w, r, s.log, oerr)
+		return
+	}
+	var resp *TokenResponse
+	switch gt := form.Get("grant_type"); gt {
+	case "authorization_code":
+		resp, oerr = s.exchangeCode(r, client, form)
+	case "refresh_token":
+		resp, oerr = s.refresh(r, client, form)
+	case "":
+		oerr = oauth.Errorf(oauth.InvalidRequest, "grant_type is required")
+	default:
+		oerr = oauth.Errorf(oauth.UnsupportedGrantType, "grant_type must be authorization_code or refresh_token")
+	}
+	if oerr != nil {
+		oauth.WriteJSON(w, r, s.log, oerr)
+		return
+	}
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// authenticateClient identifies the client (RFC 6749 §2.3, §3.2.1): HTTP
+// Basic or client_secret_post for confidential clients, client_id alone
+// for public ones. Secrets are compared as hashes in constant time.
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
+	invalid := &oauth.Error{Code: oauth.InvalidClient, Description: "client authentication failed"}
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1 form-encodes both
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, invalid
+		}
+		if form.Get("client_secret") != "" || (form.Get("client_id") != "" && form.Get("client_id") != id) {
+			return nil, oauth.Errorf(oauth.InvalidRequest, "use one client authentication method")
+		}
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	if id == "" {
+		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
+	}
+	client, err := s.client(r.Context(), id)
+	if err != nil {
+		return nil, oauth.AsError(err)
+	}
+	if client == nil {
+		s.log.Info("token: unknown client", "client_id", truncate(id, 100))
+		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "unknown client: register again"}
+	}
+	if client.Public() {
+		return client, nil
+	}
+	if secret == "" || !tokens.Equal(string(tokens.Hash(secret)), string(client.SecretHash)) {
+		return nil, invalid
+	}
+	return client, nil
+}
+
+// mint issues the access token for a grant, with the scopes given.
+func (s *Server) mint(r *http.Request, grantID, clientID, resource string, user identity.User, scopes []string) (string, int64, error) {
+	now := s.now()
+	ttl := s.opts.AccessTokenTTL
+	at, err := s.keys.Mint(&tokens.Claims{
+		Issuer:    s.site.Issuer(r),
+		Subject:   user.ID,
+		Audience:  resource, // RES-3: the token names its one resource
+		ClientID:  clientID,
+		Scopes:    scopes,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(ttl),
+		ID:        tokens.NewID(),
+		GrantID:   grantID,
+		User:      user,
+	})
+	return at, int64(ttl.Seconds()), err
+}
+
+// wantsRefresh: a refresh token is issued when the client may use the
+// refresh_token grant or asked for offline_access (RT-2).
+func wantsRefresh(c *store.Client, requested []string) bool {
+	return slices.Contains(c.GrantTypes, "refresh_token") || slices.Contains(requested, "offline_access")
+}

@@ -1,0 +1,71 @@
+package embedded
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Handler serves server over streamable HTTP. Sessions are bound to the
+// user who opened them through the auth.TokenInfo that the resource guard
+// puts in the context (SESS-3). The guard validates Host and Origin itself,
+// so the transport's localhost check would only repeat it.
+func Handler(server *mcp.Server, log *slog.Logger) http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Logger: log,
+	})
+}
+
+// WhoamiResult is what the whoami tool returns.
+type WhoamiResult struct {
+	User     identity.User `json:"user"`
+	ClientID string        `json:"client_id"`
+	Scopes   []string      `json:"scopes"`
+	Resource string        `json:"resource"`
+}
+
+// EchoArgs are the arguments of the echo tool.
+type EchoArgs struct {
+	Text string `json:"text" jsonschema:"the text to send back"`
+}
+
+// EchoResult is what the echo tool returns.
+type EchoResult struct {
+	Text string `json:"text"`
+}
+
+// Demo returns the demo MCP server of `mcpgate serve`.
+func Demo(version string) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "mcpgate-demo", Version: version}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "whoami", Description: "Returns the identity of the caller, as mcpgate verified it."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, WhoamiResult, error) {
+			c := CallerOf(ctx, req)
+			if c == nil {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "no verified caller"}}}, WhoamiResult{}, nil
+			}
+			return nil, WhoamiResult{User: c.User, ClientID: c.ClientID, Scopes: c.Scopes, Resource: c.Resource}, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Returns its text argument."},
+		func(ctx context.Context, req *mcp.CallToolRequest, args EchoArgs) (*mcp.CallToolResult, EchoResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: args.Text}}}, EchoResult{Text: args.Text}, nil
+		})
+	return s
+}
+
+// CallerOf finds the verified caller of a tool call. The go-sdk runs tool
+// handlers with the session's context, not the HTTP request's, so the
+// caller is read from the request's extra data when the context lacks it.
+func CallerOf(ctx context.Context, req *mcp.CallToolRequest) *identity.Caller {
+	if c := identity.FromContext(ctx); c != nil {
+		return c
+	}
+	if req != nil && req.Extra != nil && req.Extra.TokenInfo != nil {
+		if c, ok := req.Extra.TokenInfo.Extra["caller"].(*identity.Caller); ok {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,333 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything `mcpgate serve` can be told. Each field is a file
+// key, an MCPGATE_<KEY> environment variable and a --flag (underscores
+// become dashes).
+type Config struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+	DataDir   string `yaml:"data_dir"`
+	Store     string `yaml:"store"` // sqlite:PATH, memory, postgres://…
+
+	LocalUsers []string `yaml:"local_users"` // NAME:PASSWORD or NAME:$2b$… (bcrypt)
+
+	GitHubClientID         string `yaml:"github_client_id"`
+	GitHubClientSecret     string `yaml:"github_client_secret"`
+	GitHubClientSecretFile string `yaml:"github_client_secret_file"`
+
+	OIDCIssuer           string `yaml:"oidc_issuer"`
+	OIDCClientID         string `yaml:"oidc_client_id"`
+	OIDCClientSecret     string `yaml:"oidc_client_secret"`
+	OIDCClientSecretFile string `yaml:"oidc_client_secret_file"`
+
+	Upstream string `yaml:"upstream"` // proxy to this MCP server URL
+	Stdio    string `yaml:"stdio"`    // run this stdio MCP server command
+
+	Scopes          []string      `yaml:"scopes"`
+	AllowedOrigins  []string      `yaml:"allowed_origins"`
+	AccessTokenTTL  time.Duration `yaml:"access_token_ttl"`
+	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
+	LogLevel        string        `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat       string        `yaml:"log_format"` // text, json
+
+	Clients []StaticClient `yaml:"clients"`
+}
+
+// StaticClient is a pre-registered OAuth client (REG-1).
+type StaticClient struct {
+	ID           string   `yaml:"id"`
+	Secret       string   `yaml:"secret"`
+	SecretFile   string   `yaml:"secret_file"`
+	Name         string   `yaml:"name"`
+	RedirectURIs []string `yaml:"redirect_uris"`
+}
+
+// Defaults returns the configuration of `mcpgate serve` with no arguments.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "mcpgate-data",
+		Scopes:          []string{"mcp"},
+		AccessTokenTTL:  time.Hour,
+		RefreshTokenTTL: 30 * 24 * time.Hour,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// StoreDSN is the store to open: the configured one, or the SQLite file in
+// the data directory.
+func (c *Config) StoreDSN() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, "mcpgate.db")
+}
+
+// Load builds the configuration from args (after "serve") and the
+// environment lookup function: defaults, then the file named by --config
+// or MCPGATE_CONFIG, then MCPGATE_* variables, then flags.
+func Load(args []string, getenv func(string) string) (*Config, error) {
+	cfg := Defaults()
+	fs, flags := newFlagSet()
+	fs.SetOutput(new(bytes.Buffer))
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w\nrun 'mcpgate serve -h' for the list of flags", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	path := flags.config
+	if path == "" {
+		path = getenv("MCPGATE_CONFIG")
+	}
+	if path != "" {
+		if err := loadFile(&cfg, path, getenv); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return nil, err
+	}
+	flags.apply(fs, &cfg)
+	if err := cfg.readSecretFiles(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func loadFile(cfg *Config, path string, getenv func(string) string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	// $VAR and ${VAR} are expanded from the environment; $$ is a literal $
+	// (bcrypt hashes in local_users need it).
+	expanded := os.Expand(string(raw), func(name string) string {
+		if name == "$" {
+			return "$"
+		}
+		return getenv(name)
+	})
+	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// envNames maps MCPGATE_ variables to setters.
+func applyEnv(cfg *Config, getenv func(string) string) error {
+	str := map[string]*string{
+		"MCPGATE_LISTEN":                    &cfg.Listen,
+		"MCPGATE_PUBLIC_URL":                &cfg.PublicURL,
+		"MCPGATE_DATA_DIR":                  &cfg.DataDir,
+		"MCPGATE_STORE":                     &cfg.Store,
+		"MCPGATE_GITHUB_CLIENT_ID":          &cfg.GitHubClientID,
+		"MCPGATE_GITHUB_CLIENT_SECRET":      &cfg.GitHubClientSecret,
+		"MCPGATE_GITHUB_CLIENT_SECRET_FILE": &cfg.GitHubClientSecretFile,
+		"MCPGATE_OIDC_ISSUER":               &cfg.OIDCIssuer,
+		"MCPGATE_OIDC_CLIENT_ID":            &cfg.OIDCClientID,
+		"MCPGATE_OIDC_CLIENT_SECRET":        &cfg.OIDCClientSecret,
+		"MCPGATE_OIDC_CLIENT_SECRET_FILE":   &cfg.OIDCClientSecretFile,
+		"MCPGATE_UPSTREAM":                  &cfg.Upstream,
+		"MCPGATE_STDIO":                     &cfg.Stdio,
+		"MCPGATE_LOG_LEVEL":                 &cfg.LogLevel,
+		"MCPGATE_LOG_FORMAT":                &cfg.LogFormat,
+	}
+	// The seed's names for the GitHub app, below the MCPGATE_ ones.
+	if v := getenv("GITHUB_CLIENT"); v != "" {
+		cfg.GitHubClientID = v
+	}
+	if v := getenv("GITHUB_SECRET"); v != "" {
+		cfg.GitHubClientSecret = v
+	}
+	for name, p := range str {
+		if v := getenv(name); v != "" {
+			*p = v
+		}
+	}
+	list := map[string]*[]string{
+		"MCPGATE_LOCAL_USERS":     &cfg.LocalUsers,
+		"MCPGATE_SCOPES":          &cfg.Scopes,
+		"MCPGATE_ALLOWED_ORIGINS": &cfg.AllowedOrigins,
+	}
+	for name, p := range list {
+		if v := getenv(name); v != "" {
+			*p = splitList(v)
+		}
+	}
+	dur := map[string]*time.Duration{
+		"MCPGATE_ACCESS_TOKEN_TTL":  &cfg.AccessTokenTTL,
+		"MCPGATE_REFRESH_TOKEN_TTL": &cfg.RefreshTokenTTL,
+	}
+	var errs []error
+	for name, p := range dur {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration (like 1h or 30m)", name, v))
+				continue
+			}
+			*p = d
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Config) readSecretFiles() error {
+	read := func(path string, dst *string, what string) error {
+		if path == "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		*dst = strings.TrimSpace(string(b))
+		return nil
+	}
+	errs := []error{
+		read(c.GitHubClientSecretFile, &c.GitHubClientSecret, "github_client_secret_file"),
+		read(c.OIDCClientSecretFile, &c.OIDCClientSecret, "oidc_client_secret_file"),
+	}
+	for i := range c.Clients {
+		errs = append(errs, read(c.Clients[i].SecretFile, &c.Clients[i].Secret, "clients["+c.Clients[i].ID+"].secret_file"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate returns every problem of c at once, or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		bad("listen: %q is not HOST:PORT (like 127.0.0.1:8080)", c.Listen)
+	} else if c.PublicURL == "" && host != "" && !isLoopback(host) {
+		bad("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil || !u.IsAbs() || u.Host == "":
+			bad("public_url: %q is not an absolute URL", c.PublicURL)
+		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+			bad("public_url: %q must be https (http only for a loopback host) (COMM-1)", c.PublicURL)
+		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			bad("public_url: %q must be an origin only, like https://mcp.example.com (no path, query or user)", c.PublicURL)
+		}
+	}
+	if c.DataDir == "" {
+		bad("data_dir: must not be empty")
+	}
+	switch dsn := c.StoreDSN(); {
+	case strings.HasPrefix(dsn, "sqlite:") && len(dsn) > len("sqlite:"):
+	case dsn == "memory":
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		bad("store: PostgreSQL is not available in this version; use sqlite:PATH")
+	default:
+		bad("store: %q must be sqlite:PATH or memory", dsn)
+	}
+	for _, u := range c.LocalUsers {
+		name, pw, ok := strings.Cut(u, ":")
+		if !ok || name == "" || pw == "" {
+			bad("local_users: %q must be NAME:PASSWORD", redactUser(u))
+		}
+	}
+	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "") {
+		bad("github: set both github_client_id and github_client_secret, or neither")
+	}
+	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
+		bad("oidc: the OIDC connector is not available in this version; use local users or GitHub")
+	}
+	if c.Upstream != "" {
+		bad("upstream: proxying to an upstream MCP server is not available in this version; the embedded demo server is served at /mcp")
+	}
+	if c.Stdio != "" {
+		bad("stdio: stdio MCP servers are not available in this version; the embedded demo server is served at /mcp")
+	}
+	if len(c.Scopes) == 0 {
+		bad("scopes: at least one scope is required")
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") || s == "offline_access" {
+			bad("scopes: %q is not a valid resource scope", s)
+		}
+	}
+	if c.AccessTokenTTL <= 0 || c.AccessTokenTTL > 24*time.Hour {
+		bad("access_token_ttl: %v must be between 1s and 24h (TOK-5)", c.AccessTokenTTL)
+	}
+	if c.RefreshTokenTTL < c.AccessTokenTTL {
+		bad("refresh_token_ttl: %v must be at least access_token_ttl", c.RefreshTokenTTL)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level: %q must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format: %q must be text or json", c.LogFormat)
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		if cl.ID == "" {
+			bad("clients[%d]: id is required", i)
+		} else if seen[cl.ID] {
+			bad("clients[%d]: id %q is used twice", i, cl.ID)
+		}
+		seen[cl.ID] = true
+		if len(cl.RedirectURIs) == 0 {
+			bad("clients[%d]: redirect_uris is required", i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactUser hides the password part of a NAME:PASSWORD spec in messages.
+func redactUser(spec string) string {
+	if name, _, ok := strings.Cut(spec, ":"); ok {
+		return name + ":***"
+	}
+	return spec
+}

@@ -1,0 +1,117 @@
+package oauth
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Schemes a redirect URI may never use, whatever the client claims.
+var forbiddenSchemes = map[string]bool{
+	"javascript": true, "data": true, "vbscript": true, "file": true,
+	"about": true, "blob": true, "ws": true, "wss": true, "ftp": true,
+}
+
+// ValidateRedirectURI checks a redirect URI offered at registration
+// (RFC 7591 §2, OAuth 2.1 §2.3.1, RFC 8252 §7): absolute, no fragment, and
+// https, http on a loopback host (COMM-2, DCR-3), or a private-use scheme for
+// a native app (e.g. cursor://…, com.example.app:/cb).
+func ValidateRedirectURI(raw string) error {
+	if raw == "" || len(raw) > 2048 {
+		return errors.New("redirect URI is empty or too long")
+	}
+	if strings.ContainsAny(raw, " \t\r\n\\") {
+		return errors.New("redirect URI contains whitespace or a backslash")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("redirect URI is not a valid URI")
+	}
+	if !u.IsAbs() {
+		return errors.New("redirect URI must be absolute")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return errors.New("redirect URI must not contain a fragment")
+	}
+	if u.User != nil {
+		return errors.New("redirect URI must not contain user information")
+	}
+	switch scheme := strings.ToLower(u.Scheme); {
+	case scheme == "https":
+		if u.Hostname() == "" {
+			return errors.New("https redirect URI needs a host")
+		}
+	case scheme == "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return errors.New("http redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, [::1]); use https")
+		}
+	case forbiddenSchemes[scheme]:
+		return errors.New("redirect URI scheme " + scheme + " is not allowed")
+	default:
+		// A private-use URI scheme of a native app (RFC 8252 §7.1).
+		if u.Opaque == "" && u.Host == "" && u.Path == "" {
+			return errors.New("redirect URI with a private-use scheme needs a path")
+		}
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host (without port or brackets) names the
+// loopback interface: "localhost", an address in 127.0.0.0/8, or ::1.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// MatchRedirectURI reports whether requested is one of the registered
+// redirect URIs. The comparison is exact (REDIR-1, DEP-5) except that for
+// http loopback URIs the port is ignored, as RFC 8252 §7.3 requires
+// (REDIR-4): a native app registers http://127.0.0.1/cb or
+// http://127.0.0.1:33418/cb and then listens on whatever port it gets. The
+// host itself must still match (localhost does not match 127.0.0.1).
+func MatchRedirectURI(registered []string, requested string) bool {
+	for _, r := range registered {
+		if r == requested {
+			return true
+		}
+	}
+	req, err := url.Parse(requested)
+	if err != nil || req.Scheme != "http" || !IsLoopbackHost(req.Hostname()) {
+		return false
+	}
+	if req.User != nil || req.Fragment != "" || strings.Contains(requested, "#") {
+		return false
+	}
+	if p := req.Port(); p != "" && !validPort(p) {
+		return false
+	}
+	for _, r := range registered {
+		reg, err := url.Parse(r)
+		if err != nil || reg.Scheme != "http" || !IsLoopbackHost(reg.Hostname()) {
+			continue
+		}
+		if reg.Hostname() == req.Hostname() && reg.EscapedPath() == req.EscapedPath() &&
+			reg.RawQuery == req.RawQuery && reg.User == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func validPort(p string) bool {
+	if len(p) == 0 || len(p) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n > 0 && n <= 65535
+}

@@ -1,0 +1,59 @@
+package oauth
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseScope(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{"", nil, true},
+		{"mcp", []string{"mcp"}, true},
+		{"mcp  offline_access ", []string{"mcp", "offline_access"}, true},
+		{"mcp mcp", []string{"mcp"}, true},
+		{"a:b/c.d", []string{"a:b/c.d"}, true},
+		{"bad\"quote", nil, false},
+		{"back\\slash", nil, false},
+		{"tab\there", nil, false},
+		{"ünicode", nil, false},
+	}
+	for _, c := range cases {
+		got, ok := ParseScope(c.in)
+		if ok != c.ok || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ParseScope(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func FuzzParseScope(f *testing.F) {
+	for _, s := range []string{"", "mcp", "a b  c", "x\"y", "mcp:read mcp:write offline_access", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		scopes, ok := ParseScope(s)
+		if !ok {
+			return
+		}
+		seen := map[string]bool{}
+		for _, sc := range scopes {
+			if sc == "" || strings.ContainsAny(sc, " \"\\") || seen[sc] {
+				t.Fatalf("ParseScope(%q) returned bad token %q", s, sc)
+			}
+			for i := 0; i < len(sc); i++ {
+				if sc[i] < 0x21 || sc[i] > 0x7e {
+					t.Fatalf("ParseScope(%q) returned non-ASCII token %q", s, sc)
+				}
+			}
+			seen[sc] = true
+		}
+		again, ok := ParseScope(JoinScope(scopes))
+		if !ok || !reflect.DeepEqual(again, scopes) {
+			t.Fatalf("round trip of %q: %q", s, again)
+		}
+	})
+}

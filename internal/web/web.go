@@ -1,0 +1,83 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+)
+
+//go:embed templates/*.html
+var files embed.FS
+
+var pages = template.Must(template.ParseFS(files, "templates/*.html"))
+
+// Consent is the data of the consent page.
+type Consent struct {
+	ClientName     string
+	ClientID       string
+	ClientHost     string // host of a URL client_id (CIMD), else ""
+	RedirectHost   string // where the code will be sent (CIMD-11, DEP-3)
+	LocalhostOnly  bool   // warn: only loopback redirects (CIMD-11)
+	Scopes         []string
+	Resource       string
+	User           string // the logged-in user, if any
+	RequestID      string
+	CSRF           string
+	Connectors     []Choice
+	FormAction     string
+	ShowConnectors bool
+}
+
+// Choice is an upstream the person can log in with.
+type Choice struct{ ID, Name string }
+
+// Login is the data of the local login form.
+type Login struct {
+	FormAction string
+	State      string
+	CSRF       string
+	Username   string
+	Error      string
+}
+
+// Error is the data of an error page: a message for the person, never
+// internal detail.
+type Error struct {
+	Title   string
+	Message string
+}
+
+// SetSecurityHeaders marks a response as an uncacheable page that no other
+// site may frame (DEP-3).
+func SetSecurityHeaders(h http.Header) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// Render writes the named page with status.
+func Render(w http.ResponseWriter, log *slog.Logger, status int, name string, data any) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		if log != nil {
+			log.Error("render page", "page", name, "err", err)
+		}
+		SetSecurityHeaders(w.Header())
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>Something went wrong.</p>"))
+		return
+	}
+	SetSecurityHeaders(w.Header())
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// RenderError writes an error page.
+func RenderError(w http.ResponseWriter, log *slog.Logger, status int, title, message string) {
+	Render(w, log, status, "error.html", Error{Title: title, Message: message})
+}

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// Sentinel errors. Backends wrap them with context; compare with errors.Is.
+var (
+	// ErrNotFound: no such record, or it expired.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a record with that key exists already, or a
+	// compare-and-set lost (e.g. an upstream state was attached already).
+	ErrConflict = errors.New("store: conflict")
+	// ErrCodeReused: ConsumeCode found a code that was consumed before.
+	// The returned *Code is still filled in so the caller can revoke its grant
+	// (PKCE-3).
+	ErrCodeReused = errors.New("store: authorization code already used")
+	// ErrRefreshReused: RotateRefresh found a refresh token that was rotated
+	// before. The backend has revoked the grant (the whole family) in the same
+	// transaction (RT-1); the returned *Grant names it.
+	ErrRefreshReused = errors.New("store: refresh token reused")
+)
+
+// Client is a registered OAuth client (RFC 7591 §2 metadata).
+type Client struct {
+	ID                      string
+	SecretHash              []byte // SHA-256 of the client secret; nil for public clients
+	Name                    string
+	RedirectURIs            []string
+	GrantTypes              []string
+	ResponseTypes           []string
+	TokenEndpointAuthMethod string // "none", "client_secret_post", "client_secret_basic"
+	ApplicationType         string // "native" or "web"
+	Scope                   string
+	ClientURI               string
+	LogoURI                 string
+	CreatedAt               time.Time
+}
+
+// Public reports whether the client authenticates with no secret.
+func (c *Client) Public() bool {
+	return c.TokenEndpointAuthMethod == "none" || c.TokenEndpointAuthMethod == ""
+}
+
+// AuthRequest is a validated /authorize request waiting for consent and
+// upstream login. It lives ten minutes and is used once.
+type AuthRequest struct {
+	ID            string // random, appears in the consent form
+	ClientID      string
+	RedirectURI   string
+	State         string // the client's state, echoed verbatim
+	CodeChallenge string // S256 only
+	Resource      string
+	Scopes        []string
+	Connector     string // upstream chosen at consent
+	// UpstreamStateHash is set once, only after consent (DEP-6, DEP-7).
+	UpstreamStateHash []byte
+	CreatedAt         time.Time
+	ExpiresAt         time.Time
+}
+
+// Consent records that a user approved a client for some scopes (DEP-2).
+type Consent struct {
+	UserID    string
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+}
+
+// Code is an issued authorization code with everything it is bound to.
+type Code struct {
+	Hash          []byte // SHA-256 of the code
+	ClientID      string
+	RedirectURI   string
+	CodeChallenge string
+	Resource      string
+	Scopes        []string
+	User          identity.User
+	GrantID       string // the grant that redeeming this code creates
+	ExpiresAt     time.Time
+	UsedAt        time.Time // zero until consumed
+}
+
+// Grant is what one successful code exchange established: a user allowed a
+// client to reach a resource with some scopes. Its refresh tokens form one
+// family; revoking the grant revokes them all.
+type Grant struct {
+	ID        string
+	ClientID  string
+	User      identity.User
+	Resource  string
+	Scopes    []string
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while active
+}
+
+// RefreshToken is one generation of a grant's refresh family.
+type RefreshToken struct {
+	Hash       []byte // SHA-256 of the token
+	GrantID    string
+	Generation int
+	Scopes     []string // may be narrower than the grant's
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	RotatedAt  time.Time // zero until replaced
+}
+
+// Session is a logged-in browser at the gateway's own pages.
+type Session struct {
+	Hash      []byte // SHA-256 of the cookie value
+	User      identity.User
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// LocalUser is an account of the built-in local connector.
+type LocalUser struct {
+	Name         string
+	PasswordHash []byte // bcrypt
+	CreatedAt    time.Time
+}
+
+// SigningKey is a key that signs access tokens. Private is sealed
+// (AES-GCM) by the caller before it reaches the store.
+type SigningKey struct {
+	ID        string // the JWS kid
+	Algorithm string // "EdDSA" or "ES256"
+	Private   []byte // sealed
+	Public    []byte // the public JWK, JSON
+	CreatedAt time.Time
+	RetiredAt time.Time // zero while it signs
+}
+
+// Store is implemented by every backend. Methods that take now use it for
+// expiry so that tests control time. All methods are safe for concurrent use.
+type Store interface {
+	CreateClient(ctx context.Context, c *Client) error // ErrConflict if the id exists
+	GetClient(ctx context.Context, id string) (*Client, error)
+	DeleteClient(ctx context.Context, id string) error
+
+	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string, now time.Time) (*AuthRequest, error)
+	// AttachUpstreamState sets the request's connector and upstream state
+	// hash if none is set yet (ErrConflict otherwise).
+	AttachUpstreamState(ctx context.Context, id, connector string, stateHash []byte, now time.Time) error
+	// TakeAuthRequestByUpstreamState returns and deletes, atomically, the
+	// unexpired request carrying stateHash. A second call gets ErrNotFound.
+	TakeAuthRequestByUpstreamState(ctx context.Context, stateHash []byte, now time.Time) (*AuthRequest, error)
+	// DeleteAuthRequest removes a request; ErrNotFound when already gone, so
+	// that exactly one of two racing callers proceeds.
+	DeleteAuthRequest(ctx context.Context, id string) error
+
+	PutConsent(ctx context.Context, c *Consent) error // insert or replace
+	GetConsent(ctx context.Context, userID, clientID string) (*Consent, error)
+
+	CreateCode(ctx context.Context, c *Code) error
+	// ConsumeCode marks the code used and returns it, atomically: of any
+	// number of concurrent callers exactly one gets a nil error. Later
+	// callers get the code and ErrCodeReused; an unknown or expired code is
+	// ErrNotFound.
+	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*Code, error)
+
+	// CreateGrant stores a grant and its first refresh token in one
+	// transaction (rt may be nil when no refresh token is issued).
+	CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) error
+	GetGrant(ctx context.Context, id string) (*Grant, error) // revoked grants are returned with RevokedAt set
+	// RotateRefresh replaces the refresh token oldHash by next, atomically.
+	// The store fills next.GrantID, next.Generation (old + 1) and
+	// next.Scopes (the old token's) from the old token. It returns the grant
+	// and the old token. Unknown, expired or revoked:
+	// ErrNotFound. Rotated before: the grant is revoked in the same
+	// transaction and ErrRefreshReused is returned. Of concurrent callers
+	// with the same oldHash exactly one succeeds.
+	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, now time.Time) (*Grant, *RefreshToken, error)
+	RevokeGrant(ctx context.Context, id string, now time.Time) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+
+	PutLocalUser(ctx context.Context, u *LocalUser) error // insert or replace
+	GetLocalUser(ctx context.Context, name string) (*LocalUser, error)
+	CountLocalUsers(ctx context.Context) (int, error)
+
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first
+
+	// DeleteExpired removes expired auth requests, codes, sessions and refresh
+	// tokens whose grant is revoked. It is housekeeping, never required for
+	// correctness.
+	DeleteExpired(ctx context.Context, now time.Time) error
+	Close() error
+}

@@ -1,0 +1,37 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// ErrInvalidCredentials is what a PasswordConnector returns for a wrong
+// username or password. The login form shows one generic message for it.
+var ErrInvalidCredentials = errors.New("upstream: invalid username or password")
+
+// Connector is an identity provider. ID names it in URLs and user IDs
+// ("local", "github"); DisplayName is shown on buttons.
+type Connector interface {
+	ID() string
+	DisplayName() string
+}
+
+// PasswordConnector checks credentials typed into mcpgate's login form.
+type PasswordConnector interface {
+	Connector
+	Login(ctx context.Context, username, password string) (identity.User, error)
+}
+
+// CallbackConnector logs people in at the provider's own site.
+type CallbackConnector interface {
+	Connector
+	// LoginURL is where to send the browser. state must come back unchanged
+	// at callbackURL.
+	LoginURL(state, callbackURL string) string
+	// HandleCallback completes the login from the request that arrived at
+	// callbackURL (after mcpgate checked state) and returns the user.
+	HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error)
+}
