@@ -1,0 +1,464 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+type consentKey struct{ user, client string }
+
+// Store is an in-memory store.Store. The zero value is not usable; call New.
+type Store struct {
+	mu       sync.RWMutex
+	clients  map[string]*store.Client
+	requests map[string]*store.AuthRequest
+	byState  map[string]string // upstream state hash -> request id
+	consents map[consentKey]*store.Consent
+	codes    map[string]*store.Code
+	grants   map[string]*store.Grant
+	refresh  map[string]*store.RefreshToken
+	sessions map[string]*store.Session
+	users    map[string]*store.LocalUser
+	keys     []*store.SigningKey // insertion order; sorted on read
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		clients:  make(map[string]*store.Client),
+		requests: make(map[string]*store.AuthRequest),
+		byState:  make(map[string]string),
+		consents: make(map[consentKey]*store.Consent),
+		codes:    make(map[string]*store.Code),
+		grants:   make(map[string]*store.Grant),
+		refresh:  make(map[string]*store.RefreshToken),
+		sessions: make(map[string]*store.Session),
+		users:    make(map[string]*store.LocalUser),
+	}
+}
+
+// live reports whether a record expiring at exp is still usable at now. A
+// zero expiry is treated as already expired: failing closed beats a code or
+// session that never expires because a caller forgot to set it.
+func live(exp, now time.Time) bool { return now.Before(exp) }
+
+// refreshLive differs from live: a refresh token with no expiry lives until
+// its grant is revoked.
+func refreshLive(exp, now time.Time) bool { return exp.IsZero() || now.Before(exp) }
+
+func notFound(op string) error { return fmt.Errorf("memory: %s: %w", op, store.ErrNotFound) }
+func conflict(op string) error { return fmt.Errorf("memory: %s: %w", op, store.ErrConflict) }
+
+func (s *Store) CreateClient(_ context.Context, c *store.Client) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; ok {
+		return conflict("create client")
+	}
+	s.clients[c.ID] = copyClient(c)
+	return nil
+}
+
+func (s *Store) GetClient(_ context.Context, id string) (*store.Client, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, notFound("get client")
+	}
+	return copyClient(c), nil
+}
+
+func (s *Store) DeleteClient(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[id]; !ok {
+		return notFound("delete client")
+	}
+	delete(s.clients, id)
+	return nil
+}
+
+func (s *Store) CreateAuthRequest(_ context.Context, r *store.AuthRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.requests[r.ID]; ok {
+		return conflict("create auth request")
+	}
+	if r.UpstreamStateHash != nil {
+		if _, ok := s.byState[string(r.UpstreamStateHash)]; ok {
+			return conflict("create auth request")
+		}
+		s.byState[string(r.UpstreamStateHash)] = r.ID
+	}
+	s.requests[r.ID] = copyAuthRequest(r)
+	return nil
+}
+
+func (s *Store) GetAuthRequest(_ context.Context, id string, now time.Time) (*store.AuthRequest, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.requests[id]
+	if !ok || !live(r.ExpiresAt, now) {
+		return nil, notFound("get auth request")
+	}
+	return copyAuthRequest(r), nil
+}
+
+func (s *Store) AttachUpstreamState(_ context.Context, id, connector string, stateHash []byte, now time.Time) error {
+	if len(stateHash) == 0 {
+		return fmt.Errorf("memory: attach upstream state: empty state hash")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	if !ok || !live(r.ExpiresAt, now) {
+		return notFound("attach upstream state")
+	}
+	if r.UpstreamStateHash != nil {
+		return conflict("attach upstream state")
+	}
+	if _, taken := s.byState[string(stateHash)]; taken {
+		return conflict("attach upstream state")
+	}
+	r.Connector = connector
+	r.UpstreamStateHash = bytes.Clone(stateHash)
+	s.byState[string(stateHash)] = id
+	return nil
+}
+
+func (s *Store) TakeAuthRequestByUpstreamState(_ context.Context, stateHash []byte, now time.Time) (*store.AuthRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.byState[string(stateHash)]
+	if !ok {
+		return nil, notFound("take auth request")
+	}
+	r := s.requests[id]
+	if !live(r.ExpiresAt, now) {
+		return nil, notFound("take auth request")
+	}
+	s.deleteRequestLocked(r)
+	return r, nil // no longer reachable from the store, so no copy needed
+}
+
+func (s *Store) DeleteAuthRequest(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	if !ok {
+		return notFound("delete auth request")
+	}
+	s.deleteRequestLocked(r)
+	return nil
+}
+
+func (s *Store) deleteRequestLocked(r *store.AuthRequest) {
+	delete(s.requests, r.ID)
+	if r.UpstreamStateHash != nil {
+		delete(s.byState, string(r.UpstreamStateHash))
+	}
+}
+
+func (s *Store) PutConsent(_ context.Context, c *store.Consent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consents[consentKey{c.UserID, c.ClientID}] = copyConsent(c)
+	return nil
+}
+
+func (s *Store) GetConsent(_ context.Context, userID, clientID string) (*store.Consent, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.consents[consentKey{userID, clientID}]
+	if !ok {
+		return nil, notFound("get consent")
+	}
+	return copyConsent(c), nil
+}
+
+func (s *Store) CreateCode(_ context.Context, c *store.Code) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.codes[string(c.Hash)]; ok {
+		return conflict("create code")
+	}
+	s.codes[string(c.Hash)] = copyCode(c)
+	return nil
+}
+
+func (s *Store) ConsumeCode(_ context.Context, hash []byte, now time.Time) (*store.Code, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.codes[string(hash)]
+	if !ok || !live(c.ExpiresAt, now) {
+		return nil, notFound("consume code")
+	}
+	if !c.UsedAt.IsZero() {
+		// PKCE-3: hand back the code so the caller can revoke its grant.
+		return copyCode(c), fmt.Errorf("memory: consume code: %w", store.ErrCodeReused)
+	}
+	c.UsedAt = now
+	return copyCode(c), nil
+}
+
+func (s *Store) CreateGrant(_ context.Context, g *store.Grant, rt *store.RefreshToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.grants[g.ID]; ok {
+		return conflict("create grant")
+	}
+	if rt != nil {
+		if rt.GrantID != "" && rt.GrantID != g.ID {
+			return fmt.Errorf("memory: create grant: refresh token names grant %q, not %q", rt.GrantID, g.ID)
+		}
+		if _, ok := s.refresh[string(rt.Hash)]; ok {
+			return conflict("create grant")
+		}
+		t := copyRefresh(rt)
+		t.GrantID = g.ID
+		s.refresh[string(rt.Hash)] = t
+	}
+	s.grants[g.ID] = copyGrant(g)
+	return nil
+}
+
+func (s *Store) GetGrant(_ context.Context, id string) (*store.Grant, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	g, ok := s.grants[id]
+	if !ok {
+		return nil, notFound("get grant")
+	}
+	return copyGrant(g), nil
+}
+
+// RotateRefresh fills in next.GrantID, next.Generation and next.Scopes, which the caller
+// cannot know before the old token is looked up.
+func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.RefreshToken, now time.Time) (*store.Grant, *store.RefreshToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.refresh[string(oldHash)]
+	if !ok || !refreshLive(old.ExpiresAt, now) {
+		return nil, nil, notFound("rotate refresh")
+	}
+	g, ok := s.grants[old.GrantID]
+	if !ok || !g.RevokedAt.IsZero() {
+		return nil, nil, notFound("rotate refresh")
+	}
+	if !old.RotatedAt.IsZero() {
+		// RT-1: a rotated token came back, so someone holds a copy.
+		g.RevokedAt = now
+		return copyGrant(g), copyRefresh(old), fmt.Errorf("memory: rotate refresh: %w", store.ErrRefreshReused)
+	}
+	if _, ok := s.refresh[string(next.Hash)]; ok {
+		return nil, nil, conflict("rotate refresh")
+	}
+	old.RotatedAt = now
+	next.GrantID = old.GrantID
+	next.Generation = old.Generation + 1
+	next.Scopes = append([]string(nil), old.Scopes...) // RFC 6749 §6: same scope as the old token
+	s.refresh[string(next.Hash)] = copyRefresh(next)
+	return copyGrant(g), copyRefresh(old), nil
+}
+
+func (s *Store) RevokeGrant(_ context.Context, id string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.grants[id]
+	if !ok {
+		return notFound("revoke grant")
+	}
+	if g.RevokedAt.IsZero() {
+		g.RevokedAt = now
+	}
+	return nil
+}
+
+func (s *Store) CreateSession(_ context.Context, ss *store.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[string(ss.Hash)]; ok {
+		return conflict("create session")
+	}
+	s.sessions[string(ss.Hash)] = copySession(ss)
+	return nil
+}
+
+func (s *Store) GetSession(_ context.Context, hash []byte, now time.Time) (*store.Session, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ss, ok := s.sessions[string(hash)]
+	if !ok || !live(ss.ExpiresAt, now) {
+		return nil, notFound("get session")
+	}
+	return copySession(ss), nil
+}
+
+func (s *Store) DeleteSession(_ context.Context, hash []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[string(hash)]; !ok {
+		return notFound("delete session")
+	}
+	delete(s.sessions, string(hash))
+	return nil
+}
+
+func (s *Store) PutLocalUser(_ context.Context, u *store.LocalUser) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[u.Name] = copyLocalUser(u)
+	return nil
+}
+
+func (s *Store) GetLocalUser(_ context.Context, name string) (*store.LocalUser, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.users[name]
+	if !ok {
+		return nil, notFound("get local user")
+	}
+	return copyLocalUser(u), nil
+}
+
+func (s *Store) CountLocalUsers(context.Context) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.users), nil
+}
+
+func (s *Store) CreateSigningKey(_ context.Context, k *store.SigningKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, have := range s.keys {
+		if have.ID == k.ID {
+			return conflict("create signing key")
+		}
+	}
+	s.keys = append(s.keys, copySigningKey(k))
+	return nil
+}
+
+func (s *Store) ListSigningKeys(context.Context) ([]*store.SigningKey, error) {
+	s.mu.RLock()
+	out := make([]*store.SigningKey, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = copySigningKey(k)
+	}
+	s.mu.RUnlock()
+	// Stable, so keys created at the same instant keep insertion order.
+	slices.SortStableFunc(out, func(a, b *store.SigningKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.requests {
+		if !live(r.ExpiresAt, now) {
+			s.deleteRequestLocked(r)
+		}
+	}
+	for k, c := range s.codes {
+		if !live(c.ExpiresAt, now) {
+			delete(s.codes, k)
+		}
+	}
+	for k, ss := range s.sessions {
+		if !live(ss.ExpiresAt, now) {
+			delete(s.sessions, k)
+		}
+	}
+	for k, t := range s.refresh {
+		g, ok := s.grants[t.GrantID]
+		if !refreshLive(t.ExpiresAt, now) || !ok || !g.RevokedAt.IsZero() {
+			delete(s.refresh, k)
+		}
+	}
+	return nil
+}
+
+// Close does nothing; the store stays usable.
+func (s *Store) Close() error { return nil }
+
+// The copies below are deep: every slice a caller could write through is
+// cloned. slices.Clone and bytes.Clone keep nil as nil and empty as empty.
+
+func copyUser(u identity.User) identity.User {
+	u.Groups = slices.Clone(u.Groups)
+	return u
+}
+
+func copyClient(c *store.Client) *store.Client {
+	n := *c
+	n.SecretHash = bytes.Clone(c.SecretHash)
+	n.RedirectURIs = slices.Clone(c.RedirectURIs)
+	n.GrantTypes = slices.Clone(c.GrantTypes)
+	n.ResponseTypes = slices.Clone(c.ResponseTypes)
+	return &n
+}
+
+func copyAuthRequest(r *store.AuthRequest) *store.AuthRequest {
+	n := *r
+	n.Scopes = slices.Clone(r.Scopes)
+	n.UpstreamStateHash = bytes.Clone(r.UpstreamStateHash)
+	return &n
+}
+
+func copyConsent(c *store.Consent) *store.Consent {
+	n := *c
+	n.Scopes = slices.Clone(c.Scopes)
+	return &n
+}
+
+func copyCode(c *store.Code) *store.Code {
+	n := *c
+	n.Hash = bytes.Clone(c.Hash)
+	n.Scopes = slices.Clone(c.Scopes)
+	n.User = copyUser(c.User)
+	return &n
+}
+
+func copyGrant(g *store.Grant) *store.Grant {
+	n := *g
+	n.User = copyUser(g.User)
+	n.Scopes = slices.Clone(g.Scopes)
+	return &n
+}
+
+func copyRefresh(t *store.RefreshToken) *store.RefreshToken {
+	n := *t
+	n.Hash = bytes.Clone(t.Hash)
+	n.Scopes = slices.Clone(t.Scopes)
+	return &n
+}
+
+func copySession(s *store.Session) *store.Session {
+	n := *s
+	n.Hash = bytes.Clone(s.Hash)
+	n.User = copyUser(s.User)
+	return &n
+}
+
+func copyLocalUser(u *store.LocalUser) *store.LocalUser {
+	n := *u
+	n.PasswordHash = bytes.Clone(u.PasswordHash)
+	return &n
+}
+
+func copySigningKey(k *store.SigningKey) *store.SigningKey {
+	n := *k
+	n.Private = bytes.Clone(k.Private)
+	n.Public = bytes.Clone(k.Public)
+	return &n
+}

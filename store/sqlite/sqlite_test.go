@@ -1,0 +1,265 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/storetest"
+)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func newStore(t *testing.T) store.Store {
+	s := open(t, filepath.Join(t.TempDir(), "mcpgate.db"))
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
+
+func TestConcurrency(t *testing.T) { storetest.RunConcurrency(t, newStore) }
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "nested")
+	path := filepath.Join(dir, "mcpgate.db")
+	s := open(t, path)
+	defer s.Close()
+	// A write, so that the WAL exists too.
+	if err := s.CreateClient(t.Context(), &store.Client{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{
+		dir:           0o700 | os.ModeDir,
+		path:          0o600,
+		path + "-wal": 0o600,
+		path + "-shm": 0o600,
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
+		}
+	}
+}
+
+func TestOpenTightensExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open(t, path).Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// The settings that durability and the single-writer design rest on.
+func TestPragmas(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "a b?c#d.db")) // awkward names survive the DSN
+	defer s.Close()
+	ctx := t.Context()
+	for _, tc := range []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+	} {
+		var got string
+		if err := s.w.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("writer %s = %s, want %s", tc.pragma, got, tc.want)
+		}
+	}
+	var qo string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {
+		t.Errorf("reader query_only = %q (%v), want 1", qo, err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(s.path(t)), "a b?c#d.db")); err != nil {
+		t.Errorf("database not at the path given: %v", err)
+	}
+}
+
+// path returns the main database file of s as SQLite sees it.
+func (s *Store) path(t *testing.T) string {
+	t.Helper()
+	var seq int
+	var name, file string
+	if err := s.w.QueryRowContext(t.Context(), "PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestPersistence(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	now := time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+	u := identity.User{ID: "local:alice", Upstream: "local", Username: "alice"}
+
+	s := open(t, path)
+	steps := []error{
+		s.CreateClient(ctx, &store.Client{ID: "c1", Name: "one", RedirectURIs: []string{"https://a.example/cb"}}),
+		s.CreateGrant(ctx, &store.Grant{ID: "g1", ClientID: "c1", User: u, CreatedAt: now},
+			&store.RefreshToken{Hash: []byte("rt1"), Generation: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}),
+		s.CreateCode(ctx, &store.Code{Hash: []byte("code1"), ClientID: "c1", User: u, GrantID: "g2", ExpiresAt: now.Add(time.Minute)}),
+		s.PutLocalUser(ctx, &store.LocalUser{Name: "alice", PasswordHash: []byte("bcrypt"), CreatedAt: now}),
+		s.CreateSigningKey(ctx, &store.SigningKey{ID: "k1", Algorithm: "EdDSA", Private: []byte("sealed"), Public: []byte("{}"), CreatedAt: now}),
+	}
+	if err := errors.Join(steps...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt2"), ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	c, err := s.GetClient(ctx, "c1")
+	if err != nil || c.Name != "one" || c.RedirectURIs[0] != "https://a.example/cb" {
+		t.Errorf("client after reopen: %+v, %v", c, err)
+	}
+	if n, err := s.CountLocalUsers(ctx); err != nil || n != 1 {
+		t.Errorf("local users after reopen: %d, %v", n, err)
+	}
+	if keys, err := s.ListSigningKeys(ctx); err != nil || len(keys) != 1 || string(keys[0].Private) != "sealed" {
+		t.Errorf("signing keys after reopen: %v, %v", keys, err)
+	}
+	// Single use survives a restart: PKCE-3 and RT-1.
+	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); !errors.Is(err, store.ErrCodeReused) {
+		t.Errorf("code after reopen: %v, want ErrCodeReused", err)
+	}
+	if _, _, err := s.RotateRefresh(ctx, []byte("rt2"), &store.RefreshToken{Hash: []byte("rt3"), ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+		t.Errorf("rotating the token issued before reopen: %v", err)
+	}
+	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt4")}, now); !errors.Is(err, store.ErrRefreshReused) {
+		t.Errorf("token rotated before reopen: %v, want ErrRefreshReused", err)
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		s := open(t, path)
+		var n, maxV int
+		if err := s.r.QueryRowContext(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(ms) || maxV != ms[len(ms)-1].version {
+			t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", n, maxV, len(ms), ms[len(ms)-1].version)
+		}
+		// Migrating an up-to-date database again changes nothing.
+		if err := migrate(ctx, s.w); err != nil {
+			t.Errorf("migrate again: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	s := open(t, path)
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(ctx, path); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a database from a newer version")
+	}
+}
+
+func TestOpenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if s, err := Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db")); err == nil {
+		s.Close()
+		t.Error("Open with a cancelled context succeeded")
+	}
+}
+
+// Two stores on one file stand for two mcpgate processes: their writers are
+// separate connections, so BEGIN IMMEDIATE and busy_timeout must keep
+// ConsumeCode single-use across them without SQLITE_BUSY.
+func TestTwoStoresOneFile(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	now := time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+	const racers = 16
+	for round := range 8 {
+		h := []byte{byte(round)}
+		if err := a.CreateCode(ctx, &store.Code{Hash: h, GrantID: "g", ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, racers)
+		start := make(chan struct{})
+		for i := range racers {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			go func() {
+				<-start
+				_, err := s.ConsumeCode(ctx, h, now)
+				errs <- err
+			}()
+		}
+		close(start)
+		wins := 0
+		for range racers {
+			switch err := <-errs; {
+			case err == nil:
+				wins++
+			case !errors.Is(err, store.ErrCodeReused):
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d winners", round, wins)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+const codeCols = `hash, client_id, redirect_uri, code_challenge, resource, scopes, user, grant_id, expires_at, used_at`
+
+func scanCode(row scanner) (*store.Code, error) {
+	var c store.Code
+	err := row.Scan(blob{&c.Hash}, &c.ClientID, &c.RedirectURI, &c.CodeChallenge, &c.Resource,
+		jsonText{&c.Scopes}, jsonText{&c.User}, &c.GrantID, timeCol{&c.ExpiresAt}, timeCol{&c.UsedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
+	scopes, err := encode(c.Scopes)
+	if err != nil {
+		return fmt.Errorf("sqlite: create code: %w", err)
+	}
+	user, err := encode(c.User)
+	if err != nil {
+		return fmt.Errorf("sqlite: create code: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		return inserted(tx.ExecContext(ctx, `INSERT INTO codes (`+codeCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Resource, scopes, user, c.GrantID,
+			nanos(c.ExpiresAt), nanos(c.UsedAt)))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create code: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
+	var c *store.Code
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		// The common case in one statement; only a miss needs the second
+		// look to tell a reused code from an unknown one.
+		c, err = scanCode(tx.QueryRowContext(ctx, `UPDATE codes SET used_at = ?1
+			WHERE hash = ?2 AND expires_at > ?1 AND used_at = 0 RETURNING `+codeCols, nanos(now), hash))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		c, err = scanCode(tx.QueryRowContext(ctx, `SELECT `+codeCols+` FROM codes
+			WHERE hash = ? AND expires_at > ?`, hash, nanos(now)))
+		if err != nil {
+			return err
+		}
+		return store.ErrCodeReused // PKCE-3: c goes back so the caller can revoke its grant
+	})
+	if errors.Is(err, store.ErrCodeReused) {
+		return c, wrap("consume code", err)
+	}
+	if err != nil {
+		return nil, wrap("consume code", err)
+	}
+	return c, nil
+}
+
+const grantCols = `id, client_id, user, resource, scopes, created_at, revoked_at`
+
+func scanGrant(row scanner) (*store.Grant, error) {
+	var g store.Grant
+	err := row.Scan(&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+const refreshCols = `hash, grant_id, generation, scopes, created_at, expires_at, rotated_at`
+
+func scanRefresh(row scanner) (*store.RefreshToken, error) {
+	var t store.RefreshToken
+	err := row.Scan(blob{&t.Hash}, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func insertRefresh(ctx context.Context, tx *sql.Tx, t *store.RefreshToken, grantID string, generation int) error {
+	scopes, err := encode(t.Scopes)
+	if err != nil {
+		return err
+	}
+	return inserted(tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		t.Hash, grantID, generation, scopes, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RotatedAt)))
+}
+
+func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.RefreshToken) error {
+	if rt != nil && rt.GrantID != "" && rt.GrantID != g.ID {
+		return fmt.Errorf("sqlite: create grant: refresh token names grant %q, not %q", rt.GrantID, g.ID)
+	}
+	user, err := encode(g.User)
+	if err != nil {
+		return fmt.Errorf("sqlite: create grant: %w", err)
+	}
+	scopes, err := encode(g.Scopes)
+	if err != nil {
+		return fmt.Errorf("sqlite: create grant: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := inserted(tx.ExecContext(ctx, `INSERT INTO grants (`+grantCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt))); err != nil {
+			return err
+		}
+		if rt == nil {
+			return nil
+		}
+		return insertRefresh(ctx, tx, rt, g.ID, rt.Generation)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create grant: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetGrant(ctx context.Context, id string) (*store.Grant, error) {
+	g, err := scanGrant(s.r.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+	if err != nil {
+		return nil, wrap("get grant", err)
+	}
+	return g, nil
+}
+
+// RotateRefresh fills in next.GrantID, next.Generation and next.Scopes, which the caller
+// cannot know before the old token is looked up.
+func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.RefreshToken, now time.Time) (*store.Grant, *store.RefreshToken, error) {
+	var (
+		g   *store.Grant
+		old *store.RefreshToken
+	)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		old, err = scanRefresh(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
+			WHERE hash = ? AND (expires_at = 0 OR expires_at > ?)`, oldHash, nanos(now)))
+		if err != nil {
+			return err
+		}
+		g, err = scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants
+			WHERE id = ? AND revoked_at = 0`, old.GrantID))
+		if err != nil {
+			return err
+		}
+		if !old.RotatedAt.IsZero() {
+			// RT-1: a rotated token came back, so someone holds a copy.
+			// Revoke the family and keep that even though we report an error.
+			if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ?`, nanos(now), g.ID); err != nil {
+				return err
+			}
+			g.RevokedAt = fromNanos(nanos(now))
+			return errCommitted{store.ErrRefreshReused}
+		}
+		// RFC 6749 §6: the new refresh token has the old one's scope.
+		next.Scopes = append([]string(nil), old.Scopes...)
+		if err := insertRefresh(ctx, tx, next, old.GrantID, old.Generation+1); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`, nanos(now), oldHash)
+		old.RotatedAt = fromNanos(nanos(now))
+		return err
+	})
+	if errors.Is(err, store.ErrRefreshReused) {
+		return g, old, wrap("rotate refresh", err)
+	}
+	if err != nil {
+		return nil, nil, wrap("rotate refresh", err)
+	}
+	next.GrantID = old.GrantID
+	next.Generation = old.Generation + 1
+	return g, old, nil
+}
+
+func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The first revocation's time stands.
+		return affected(tx.ExecContext(ctx, `UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN ? ELSE revoked_at END
+			WHERE id = ?`, nanos(now), id))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: revoke grant: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
+	n := nanos(now)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM auth_requests WHERE expires_at <= ?1`,
+			`DELETE FROM codes WHERE expires_at <= ?1`,
+			`DELETE FROM sessions WHERE expires_at <= ?1`,
+			`DELETE FROM refresh_tokens WHERE (expires_at != 0 AND expires_at <= ?1)
+				OR grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete expired: %w", err)
+	}
+	return nil
+}

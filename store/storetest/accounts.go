@@ -1,0 +1,228 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+func testClient(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := newClient("c1")
+	must(t, "create", s.CreateClient(ctx, c))
+	want := newClient("c1")
+
+	// The store keeps its own copy of what it was given...
+	c.RedirectURIs[0] = "https://evil.example/cb"
+	c.SecretHash[0] ^= 0xff
+	got, err := s.GetClient(ctx, "c1")
+	must(t, "get", err)
+	same(t, "round trip", got, want)
+
+	// ...and hands out copies.
+	got.RedirectURIs[0] = "https://evil.example/cb"
+	got.GrantTypes = append(got.GrantTypes[:0], "implicit")
+	got.SecretHash[0] ^= 0xff
+	again, err := s.GetClient(ctx, "c1")
+	must(t, "get again", err)
+	same(t, "after mutating a returned client", again, want)
+
+	other := newClient("c1")
+	other.Name = "impostor"
+	wantErr(t, "duplicate id", s.CreateClient(ctx, other), store.ErrConflict)
+	again, err = s.GetClient(ctx, "c1")
+	must(t, "get after conflict", err)
+	same(t, "after conflict", again, want)
+
+	_, err = s.GetClient(ctx, "nope")
+	wantErr(t, "unknown", err, store.ErrNotFound)
+
+	// A public client with every optional field empty and a zero time.
+	bare := &store.Client{ID: "bare", TokenEndpointAuthMethod: "none"}
+	must(t, "create bare", s.CreateClient(ctx, bare))
+	got, err = s.GetClient(ctx, "bare")
+	must(t, "get bare", err)
+	same(t, "bare round trip", got, bare)
+	if !got.CreatedAt.IsZero() {
+		t.Errorf("zero CreatedAt came back as %v", got.CreatedAt)
+	}
+	if !got.Public() {
+		t.Error("bare client is not public")
+	}
+
+	must(t, "delete", s.DeleteClient(ctx, "c1"))
+	_, err = s.GetClient(ctx, "c1")
+	wantErr(t, "get deleted", err, store.ErrNotFound)
+	wantErr(t, "delete again", s.DeleteClient(ctx, "c1"), store.ErrNotFound)
+	if _, err := s.GetClient(ctx, "bare"); err != nil {
+		t.Errorf("deleting c1 touched bare: %v", err)
+	}
+}
+
+func testClientSecretNilVsEmpty(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	pub := newClient("public")
+	pub.SecretHash = nil
+	empty := newClient("empty")
+	empty.SecretHash = []byte{}
+	must(t, "create public", s.CreateClient(ctx, pub))
+	must(t, "create empty", s.CreateClient(ctx, empty))
+
+	got, err := s.GetClient(ctx, "public")
+	must(t, "get public", err)
+	if got.SecretHash != nil {
+		t.Errorf("nil SecretHash came back as %#v", got.SecretHash)
+	}
+	got, err = s.GetClient(ctx, "empty")
+	must(t, "get empty", err)
+	if got.SecretHash == nil || len(got.SecretHash) != 0 {
+		t.Errorf("empty SecretHash came back as %#v", got.SecretHash)
+	}
+}
+
+func testConsent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.GetConsent(ctx, "github:1", "c1")
+	wantErr(t, "none yet", err, store.ErrNotFound)
+
+	c := &store.Consent{UserID: "github:1", ClientID: "c1", Scopes: []string{"mcp:read"}, CreatedAt: t0}
+	must(t, "put", s.PutConsent(ctx, c))
+	c.Scopes[0] = "changed"
+	got, err := s.GetConsent(ctx, "github:1", "c1")
+	must(t, "get", err)
+	same(t, "round trip", got, &store.Consent{UserID: "github:1", ClientID: "c1", Scopes: []string{"mcp:read"}, CreatedAt: t0})
+	got.Scopes[0] = "changed"
+
+	// Put replaces: scopes and time are the new ones, not a merge.
+	repl := &store.Consent{UserID: "github:1", ClientID: "c1", Scopes: []string{"mcp:write", "mcp:admin"}, CreatedAt: t0.Add(time.Hour)}
+	must(t, "replace", s.PutConsent(ctx, repl))
+	got, err = s.GetConsent(ctx, "github:1", "c1")
+	must(t, "get replaced", err)
+	same(t, "replaced", got, repl)
+
+	// Consent is per user and client.
+	_, err = s.GetConsent(ctx, "github:1", "c2")
+	wantErr(t, "other client", err, store.ErrNotFound)
+	_, err = s.GetConsent(ctx, "github:2", "c1")
+	wantErr(t, "other user", err, store.ErrNotFound)
+	other := &store.Consent{UserID: "github:2", ClientID: "c1", Scopes: []string{"mcp:read"}, CreatedAt: t0}
+	must(t, "put other user", s.PutConsent(ctx, other))
+	got, err = s.GetConsent(ctx, "github:1", "c1")
+	must(t, "get after other user", err)
+	same(t, "first user untouched", got, repl)
+}
+
+func testSession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ss := &store.Session{Hash: hash("cookie"), User: user("1"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	must(t, "create", s.CreateSession(ctx, ss))
+	want := &store.Session{Hash: hash("cookie"), User: user("1"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	ss.User.Groups[0] = "changed"
+
+	got, err := s.GetSession(ctx, hash("cookie"), t0)
+	must(t, "get", err)
+	same(t, "round trip", got, want)
+	got.User.Groups[0] = "changed"
+	got.Hash[0] ^= 0xff
+	got, err = s.GetSession(ctx, hash("cookie"), t0)
+	must(t, "get again", err)
+	same(t, "after mutating a returned session", got, want)
+
+	wantErr(t, "duplicate", s.CreateSession(ctx, want), store.ErrConflict)
+
+	_, err = s.GetSession(ctx, hash("cookie"), want.ExpiresAt.Add(-time.Nanosecond))
+	must(t, "get just before expiry", err)
+	_, err = s.GetSession(ctx, hash("cookie"), want.ExpiresAt)
+	wantErr(t, "get at expiry", err, store.ErrNotFound)
+	_, err = s.GetSession(ctx, hash("other"), t0)
+	wantErr(t, "unknown", err, store.ErrNotFound)
+
+	must(t, "delete", s.DeleteSession(ctx, hash("cookie")))
+	_, err = s.GetSession(ctx, hash("cookie"), t0)
+	wantErr(t, "get deleted", err, store.ErrNotFound)
+	wantErr(t, "delete again", s.DeleteSession(ctx, hash("cookie")), store.ErrNotFound)
+}
+
+func testLocalUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	n, err := s.CountLocalUsers(ctx)
+	must(t, "count empty", err)
+	if n != 0 {
+		t.Fatalf("count of an empty store = %d", n)
+	}
+	_, err = s.GetLocalUser(ctx, "alice")
+	wantErr(t, "unknown", err, store.ErrNotFound)
+
+	alice := &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$first"), CreatedAt: t0}
+	must(t, "put", s.PutLocalUser(ctx, alice))
+	alice.PasswordHash[0] = 'X'
+	got, err := s.GetLocalUser(ctx, "alice")
+	must(t, "get", err)
+	same(t, "round trip", got, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$first"), CreatedAt: t0})
+	got.PasswordHash[0] = 'X'
+
+	// Put replaces (a password change), and does not add a user.
+	repl := &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$second"), CreatedAt: t0.Add(time.Hour)}
+	must(t, "replace", s.PutLocalUser(ctx, repl))
+	got, err = s.GetLocalUser(ctx, "alice")
+	must(t, "get replaced", err)
+	same(t, "replaced", got, repl)
+	n, err = s.CountLocalUsers(ctx)
+	must(t, "count", err)
+	if n != 1 {
+		t.Errorf("count after put and replace = %d, want 1", n)
+	}
+
+	must(t, "put bob", s.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("$2a$10$bob")}))
+	n, err = s.CountLocalUsers(ctx)
+	must(t, "count", err)
+	if n != 2 {
+		t.Errorf("count with two users = %d, want 2", n)
+	}
+	got, err = s.GetLocalUser(ctx, "bob")
+	must(t, "get bob", err)
+	if !got.CreatedAt.IsZero() {
+		t.Errorf("zero CreatedAt came back as %v", got.CreatedAt)
+	}
+}
+
+func testSigningKey(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	keys, err := s.ListSigningKeys(ctx)
+	must(t, "list empty", err)
+	if len(keys) != 0 {
+		t.Fatalf("empty store lists %d keys", len(keys))
+	}
+
+	mk := func(id string, created time.Time) *store.SigningKey {
+		return &store.SigningKey{
+			ID:        id,
+			Algorithm: "EdDSA",
+			Private:   []byte("sealed-" + id),
+			Public:    []byte(`{"kty":"OKP","crv":"Ed25519","kid":"` + id + `"}`),
+			CreatedAt: created,
+		}
+	}
+	// Inserted out of order; b and b2 share a time and keep insertion order.
+	c := mk("c", t0.Add(2*time.Hour))
+	c.Algorithm = "ES256"
+	c.RetiredAt = t0.Add(3 * time.Hour)
+	a := mk("a", t0)
+	b := mk("b", t0.Add(time.Hour))
+	b2 := mk("b2", t0.Add(time.Hour))
+	for _, k := range []*store.SigningKey{c, a, b, b2} {
+		must(t, "create "+k.ID, s.CreateSigningKey(ctx, k))
+	}
+	wantErr(t, "duplicate kid", s.CreateSigningKey(ctx, mk("a", t0.Add(5*time.Hour))), store.ErrConflict)
+
+	keys, err = s.ListSigningKeys(ctx)
+	must(t, "list", err)
+	same(t, "oldest first", keys, []*store.SigningKey{a, b, b2, c})
+
+	keys[0].Private[0] ^= 0xff
+	keys[0].ID = "changed"
+	again, err := s.ListSigningKeys(ctx)
+	must(t, "list again", err)
+	same(t, "after mutating a returned key", again, []*store.SigningKey{a, b, b2, c})
+}

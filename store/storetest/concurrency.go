@@ -1,0 +1,238 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+const (
+	racers = 16 // goroutines per race
+	rounds = 8  // races per test, each on a fresh record
+)
+
+// RunConcurrency races the single-use verbs: in every round racers
+// goroutines call the same verb on the same record at once, and exactly one
+// of them may succeed. newStore is called once per subtest, as in Run.
+func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("PKCE-3_ConsumeCode", func(t *testing.T) { raceConsumeCode(t, newStore(t)) })
+	t.Run("RT-1_RotateRefresh", func(t *testing.T) { raceRotateRefresh(t, newStore(t)) })
+	t.Run("DEP-6_TakeAuthRequest", func(t *testing.T) { raceTakeAuthRequest(t, newStore(t)) })
+	t.Run("DEP-6_AttachUpstreamState", func(t *testing.T) { raceAttachUpstreamState(t, newStore(t)) })
+	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
+	t.Run("MixedLoad", func(t *testing.T) { mixedLoad(t, newStore(t)) })
+}
+
+// race runs fn(i) for i in [0, racers) in as many goroutines, released at
+// once, and returns their errors.
+func race(fn func(i int) error) []error {
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// oneWinner checks that exactly one error is nil and every other matches one
+// of losers; it returns the winner's index.
+func oneWinner(t *testing.T, round int, errs []error, losers ...error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Fatalf("round %d: racers %d and %d both won", round, winner, i)
+			}
+			winner = i
+			continue
+		}
+		ok := false
+		for _, l := range losers {
+			ok = ok || errors.Is(err, l)
+		}
+		if !ok {
+			t.Fatalf("round %d: racer %d: err = %v, want one of %v", round, i, err, losers)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("round %d: nobody won: %v", round, errs)
+	}
+	return winner
+}
+
+// PKCE-3: of racing exchanges of one code, one gets it; the others learn it
+// was reused and which grant it made.
+func raceConsumeCode(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		c := newCode(fmt.Sprint("race-", round))
+		must(t, "create code", s.CreateCode(ctx, c))
+		now := t0.Add(time.Second)
+		codes := make([]*store.Code, racers)
+		errs := race(func(i int) error {
+			var err error
+			codes[i], err = s.ConsumeCode(ctx, c.Hash, now)
+			return err
+		})
+		w := oneWinner(t, round, errs, store.ErrCodeReused)
+		for i, got := range codes {
+			if got == nil || got.GrantID != c.GrantID {
+				t.Fatalf("round %d: racer %d (winner %v) got code %+v", round, i, i == w, got)
+			}
+			sameTime(t, "UsedAt", got.UsedAt, now)
+		}
+	}
+}
+
+// RT-1: of racing rotations of one refresh token, one gets a new token; the
+// others are reuse, which revokes the family, and the winner's new token
+// dies with it.
+func raceRotateRefresh(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		gid := fmt.Sprint("g-", round)
+		first := newRefresh(fmt.Sprint("race-", round), gid)
+		must(t, "create grant", s.CreateGrant(ctx, newGrant(gid), first))
+		now := t0.Add(time.Second)
+		nexts := make([]*store.RefreshToken, racers)
+		for i := range nexts {
+			nexts[i] = newRefresh(fmt.Sprint("race-", round, "-", i), "")
+		}
+		errs := race(func(i int) error {
+			_, _, err := s.RotateRefresh(ctx, first.Hash, nexts[i], now)
+			return err
+		})
+		// The first loser to run sees a rotated token (reuse); later ones
+		// may find the grant revoked already (not found).
+		w := oneWinner(t, round, errs, store.ErrRefreshReused, store.ErrNotFound)
+		reused := 0
+		for _, err := range errs {
+			if errors.Is(err, store.ErrRefreshReused) {
+				reused++
+			}
+		}
+		if reused == 0 {
+			t.Fatalf("round %d: %d losers and no reuse reported: %v", round, racers-1, errs)
+		}
+		g, err := s.GetGrant(ctx, gid)
+		must(t, "get grant", err)
+		if g.RevokedAt.IsZero() {
+			t.Fatalf("round %d: grant not revoked after reuse", round)
+		}
+		_, _, err = s.RotateRefresh(ctx, nexts[w].Hash, newRefresh(fmt.Sprint("after-", round), ""), now)
+		wantErr(t, "winner's token after reuse", err, store.ErrNotFound)
+	}
+}
+
+// DEP-6: two callbacks with the same upstream state; one proceeds.
+func raceTakeAuthRequest(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		id := fmt.Sprint("r-", round)
+		st := hash("st-" + id)
+		must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest(id)))
+		must(t, "attach", s.AttachUpstreamState(ctx, id, "github", st, t0))
+		got := make([]*store.AuthRequest, racers)
+		errs := race(func(i int) error {
+			var err error
+			got[i], err = s.TakeAuthRequestByUpstreamState(ctx, st, t0)
+			return err
+		})
+		w := oneWinner(t, round, errs, store.ErrNotFound)
+		if got[w] == nil || got[w].ID != id {
+			t.Fatalf("round %d: winner took %+v", round, got[w])
+		}
+	}
+}
+
+// DEP-6: consent submitted twice at once attaches one upstream state.
+func raceAttachUpstreamState(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		id := fmt.Sprint("r-", round)
+		must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest(id)))
+		errs := race(func(i int) error {
+			return s.AttachUpstreamState(ctx, id, fmt.Sprint("conn-", i), hash(fmt.Sprint(id, "-", i)), t0)
+		})
+		w := oneWinner(t, round, errs, store.ErrConflict)
+		got, err := s.GetAuthRequest(ctx, id, t0)
+		must(t, "get", err)
+		if got.Connector != fmt.Sprint("conn-", w) {
+			t.Fatalf("round %d: connector %q, winner was %d", round, got.Connector, w)
+		}
+		for i := range racers {
+			_, err := s.TakeAuthRequestByUpstreamState(ctx, hash(fmt.Sprint(id, "-", i)), t0)
+			if i == w {
+				must(t, "take by the winner's state", err)
+			} else {
+				wantErr(t, "take by a loser's state", err, store.ErrNotFound)
+			}
+		}
+	}
+}
+
+func raceDeleteAuthRequest(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		id := fmt.Sprint("r-", round)
+		must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest(id)))
+		errs := race(func(int) error { return s.DeleteAuthRequest(ctx, id) })
+		oneWinner(t, round, errs, store.ErrNotFound)
+	}
+}
+
+// mixedLoad runs unrelated writes and reads side by side. A backend that
+// lets writers collide (SQLITE_BUSY, deadlocks) fails here.
+func mixedLoad(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const ops = 10
+	errs := race(func(i int) error {
+		for j := range ops {
+			name := fmt.Sprint(i, "-", j)
+			steps := []func() error{
+				func() error { return s.CreateClient(ctx, newClient("c-"+name)) },
+				func() error { _, err := s.GetClient(ctx, "c-"+name); return err },
+				func() error { return s.CreateCode(ctx, newCode(name)) },
+				func() error { _, err := s.ConsumeCode(ctx, hash("code-"+name), t0); return err },
+				func() error { return s.CreateGrant(ctx, newGrant("g-"+name), newRefresh(name, "g-"+name)) },
+				func() error {
+					_, _, err := s.RotateRefresh(ctx, hash("refresh-"+name), newRefresh(name+"-2", ""), t0)
+					return err
+				},
+				func() error {
+					return s.CreateSession(ctx, &store.Session{Hash: hash("s-" + name), User: user(name), ExpiresAt: t0.Add(time.Hour)})
+				},
+				func() error { _, err := s.GetSession(ctx, hash("s-"+name), t0); return err },
+				func() error {
+					return s.PutConsent(ctx, &store.Consent{UserID: user(name).ID, ClientID: "c", Scopes: []string{"mcp:read"}})
+				},
+				func() error { _, err := s.CountLocalUsers(ctx); return err },
+				func() error { return s.DeleteExpired(ctx, t0) },
+			}
+			for k, step := range steps {
+				if err := step(); err != nil {
+					return fmt.Errorf("op %s step %d: %w", name, k, err)
+				}
+			}
+		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+}

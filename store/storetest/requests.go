@@ -1,0 +1,129 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+func testAuthRequest(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := newAuthRequest("r1")
+	must(t, "create", s.CreateAuthRequest(ctx, r))
+	want := newAuthRequest("r1")
+	r.Scopes[0] = "changed"
+
+	got, err := s.GetAuthRequest(ctx, "r1", t0)
+	must(t, "get", err)
+	same(t, "round trip", got, want)
+	if got.UpstreamStateHash != nil {
+		t.Errorf("UpstreamStateHash before consent = %x, want nil", got.UpstreamStateHash)
+	}
+	got.Scopes[0] = "changed"
+	got, err = s.GetAuthRequest(ctx, "r1", t0)
+	must(t, "get again", err)
+	same(t, "after mutating a returned request", got, want)
+
+	wantErr(t, "duplicate id", s.CreateAuthRequest(ctx, newAuthRequest("r1")), store.ErrConflict)
+
+	_, err = s.GetAuthRequest(ctx, "r1", want.ExpiresAt.Add(-time.Nanosecond))
+	must(t, "get just before expiry", err)
+	_, err = s.GetAuthRequest(ctx, "r1", want.ExpiresAt)
+	wantErr(t, "get at expiry", err, store.ErrNotFound)
+	_, err = s.GetAuthRequest(ctx, "r1", want.ExpiresAt.Add(time.Hour))
+	wantErr(t, "get after expiry", err, store.ErrNotFound)
+	_, err = s.GetAuthRequest(ctx, "nope", t0)
+	wantErr(t, "unknown", err, store.ErrNotFound)
+}
+
+// DEP-6: the upstream state is attached once, after consent, and only to a
+// live request.
+func testAttachUpstreamState(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create r1", s.CreateAuthRequest(ctx, newAuthRequest("r1")))
+	must(t, "create r2", s.CreateAuthRequest(ctx, newAuthRequest("r2")))
+
+	wantErr(t, "unknown request", s.AttachUpstreamState(ctx, "nope", "github", hash("st"), t0), store.ErrNotFound)
+	exp := newAuthRequest("r1").ExpiresAt
+	wantErr(t, "expired request", s.AttachUpstreamState(ctx, "r1", "github", hash("st"), exp), store.ErrNotFound)
+
+	st := hash("state-1")
+	must(t, "attach", s.AttachUpstreamState(ctx, "r1", "github", st, t0))
+	st[0] ^= 0xff // the store kept its own copy
+	want := newAuthRequest("r1")
+	want.Connector = "github"
+	want.UpstreamStateHash = hash("state-1")
+	got, err := s.GetAuthRequest(ctx, "r1", t0)
+	must(t, "get", err)
+	same(t, "after attach", got, want)
+
+	wantErr(t, "second attach", s.AttachUpstreamState(ctx, "r1", "google", hash("state-2"), t0), store.ErrConflict)
+	wantErr(t, "same state again", s.AttachUpstreamState(ctx, "r1", "github", hash("state-1"), t0), store.ErrConflict)
+	got, err = s.GetAuthRequest(ctx, "r1", t0)
+	must(t, "get after conflict", err)
+	same(t, "after a refused attach", got, want)
+
+	// One state names one request.
+	wantErr(t, "state of another request", s.AttachUpstreamState(ctx, "r2", "github", hash("state-1"), t0), store.ErrConflict)
+	must(t, "attach r2", s.AttachUpstreamState(ctx, "r2", "google", hash("state-r2"), t0))
+}
+
+// DEP-6: the callback takes the request by its upstream state, once.
+func testTakeAuthRequest(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest("r1")))
+	must(t, "attach", s.AttachUpstreamState(ctx, "r1", "github", hash("st"), t0))
+	want := newAuthRequest("r1")
+	want.Connector = "github"
+	want.UpstreamStateHash = hash("st")
+
+	_, err := s.TakeAuthRequestByUpstreamState(ctx, hash("other"), t0)
+	wantErr(t, "unknown state", err, store.ErrNotFound)
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, nil, t0)
+	wantErr(t, "nil state", err, store.ErrNotFound)
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, hash("st"), want.ExpiresAt)
+	wantErr(t, "take at expiry", err, store.ErrNotFound)
+
+	got, err := s.TakeAuthRequestByUpstreamState(ctx, hash("st"), t0)
+	must(t, "take", err)
+	same(t, "taken", got, want)
+
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, hash("st"), t0)
+	wantErr(t, "second take", err, store.ErrNotFound)
+	_, err = s.GetAuthRequest(ctx, "r1", t0)
+	wantErr(t, "get taken", err, store.ErrNotFound)
+	wantErr(t, "delete taken", s.DeleteAuthRequest(ctx, "r1"), store.ErrNotFound)
+
+	// A request never attached cannot be taken.
+	must(t, "create r2", s.CreateAuthRequest(ctx, newAuthRequest("r2")))
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, []byte{}, t0)
+	wantErr(t, "empty state", err, store.ErrNotFound)
+	if _, err := s.GetAuthRequest(ctx, "r2", t0); err != nil {
+		t.Errorf("r2 after takes of other states: %v", err)
+	}
+}
+
+func testDeleteAuthRequest(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest("r1")))
+	must(t, "create r2", s.CreateAuthRequest(ctx, newAuthRequest("r2")))
+	must(t, "attach", s.AttachUpstreamState(ctx, "r1", "github", hash("st"), t0))
+	must(t, "delete", s.DeleteAuthRequest(ctx, "r1"))
+	err := s.DeleteAuthRequest(ctx, "r1")
+	wantErr(t, "delete again", err, store.ErrNotFound)
+	_, err = s.GetAuthRequest(ctx, "r1", t0)
+	wantErr(t, "get deleted", err, store.ErrNotFound)
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, hash("st"), t0)
+	wantErr(t, "take deleted", err, store.ErrNotFound)
+	wantErr(t, "delete unknown", s.DeleteAuthRequest(ctx, "nope"), store.ErrNotFound)
+
+	// Deleting an expired request still reports that it was there: the
+	// caller racing for it must be able to tell it won.
+	exp := newAuthRequest("r2").ExpiresAt
+	if _, err := s.GetAuthRequest(ctx, "r2", exp); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("r2 at expiry: %v", err)
+	}
+	must(t, "delete expired", s.DeleteAuthRequest(ctx, "r2"))
+}
