@@ -1,0 +1,336 @@
+package github
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/oauth2"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// ID is the connector's ID, the prefix of its users' IDs ("github:583231").
+const ID = "github"
+
+// Defaults for Config.
+const (
+	DefaultAuthURL  = "https://github.com/login/oauth/authorize"
+	DefaultTokenURL = "https://github.com/login/oauth/access_token"
+	DefaultAPIURL   = "https://api.github.com"
+)
+
+// defaultScopes read the profile and the email addresses.
+var defaultScopes = []string{"read:user", "user:email"}
+
+// apiVersion pins the REST API version whose response shapes we decode.
+const apiVersion = "2022-11-28"
+
+// maxBody bounds what we read of any API response.
+const maxBody = 1 << 20
+
+// ErrAccessDenied is returned by HandleCallback when the person declined
+// to authorize the app at GitHub.
+var ErrAccessDenied = errors.New("github: access denied by the user")
+
+// Config configures the connector. ClientID and ClientSecret are required;
+// the zero value of every other field is a working default.
+type Config struct {
+	ClientID     string
+	ClientSecret string
+	// AuthURL, TokenURL and APIURL default to github.com's; set them for
+	// GitHub Enterprise Server or a test fake.
+	AuthURL  string
+	TokenURL string
+	APIURL   string
+	// HTTPClient makes the token and API requests; a client with a 30 s
+	// timeout if nil.
+	HTTPClient *http.Client
+	// Scopes defaults to read:user and user:email. Without user:email (or
+	// user) the identity carries no email.
+	Scopes []string
+	// PKCEKey keys the HMAC that derives a login's PKCE verifier from its
+	// state. A random key is made per process if empty; that breaks logins
+	// that start on one replica (or before a restart) and return to
+	// another, so several replicas without sticky sessions should share a
+	// key of 32 random bytes.
+	PKCEKey []byte
+}
+
+// Connector is the GitHub upstream.
+type Connector struct {
+	oauth   oauth2.Config // RedirectURL is set per call
+	apiURL  string
+	client  *http.Client
+	pkceKey []byte
+}
+
+var _ upstream.CallbackConnector = (*Connector)(nil)
+
+// New validates cfg and returns a connector. All problems are reported at
+// once.
+func New(cfg Config) (*Connector, error) {
+	var errs []error
+	if cfg.ClientID == "" {
+		errs = append(errs, errors.New("client id is required"))
+	}
+	if cfg.ClientSecret == "" {
+		errs = append(errs, errors.New("client secret is required"))
+	}
+	authURL := withDefault(cfg.AuthURL, DefaultAuthURL)
+	tokenURL := withDefault(cfg.TokenURL, DefaultTokenURL)
+	apiURL := strings.TrimRight(withDefault(cfg.APIURL, DefaultAPIURL), "/")
+	for _, u := range []struct{ name, value string }{{"auth URL", authURL}, {"token URL", tokenURL}, {"API URL", apiURL}} {
+		if err := checkURL(u.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("github: config: %w", errors.Join(errs...))
+	}
+
+	scopes := cfg.Scopes
+	if len(scopes) == 0 {
+		scopes = defaultScopes
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	key := cfg.PKCEKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	return &Connector{
+		oauth: oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint: oauth2.Endpoint{
+				AuthURL:  authURL,
+				TokenURL: tokenURL,
+				// GitHub documents client_id and client_secret as body
+				// parameters; saying so spares x/oauth2's probing, which
+				// would send a failing request first.
+				AuthStyle: oauth2.AuthStyleInParams,
+			},
+			Scopes: append([]string(nil), scopes...),
+		},
+		apiURL:  apiURL,
+		client:  client,
+		pkceKey: append([]byte(nil), key...),
+	}, nil
+}
+
+func withDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// ID implements upstream.Connector.
+func (c *Connector) ID() string { return ID }
+
+// DisplayName implements upstream.Connector.
+func (c *Connector) DisplayName() string { return "GitHub" }
+
+// verifier derives the PKCE verifier (RFC 7636 §4.1) for a login from its
+// state. The state is random, single-use and bound server-side to one
+// authorization request, so a verifier bound to it is as fresh as a random
+// one, and the connector needs no storage between LoginURL and
+// HandleCallback. The key keeps the verifier secret although the state
+// travels through the browser: someone who captured a code and its state
+// still cannot redeem the code, and a code injected into another login
+// fails because that login's verifier differs.
+func (c *Connector) verifier(state string) string {
+	m := hmac.New(sha256.New, c.pkceKey)
+	m.Write([]byte("mcpgate github pkce v1\x00"))
+	m.Write([]byte(state))
+	// 32 bytes → 43 base64url characters, the minimum length of §4.1.
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (c *Connector) config(callbackURL string) *oauth2.Config {
+	conf := c.oauth
+	conf.RedirectURL = callbackURL
+	return &conf
+}
+
+// LoginURL implements upstream.CallbackConnector.
+func (c *Connector) LoginURL(state, callbackURL string) string {
+	return c.config(callbackURL).AuthCodeURL(state, oauth2.S256ChallengeOption(c.verifier(state)))
+}
+
+// HandleCallback implements upstream.CallbackConnector: it redeems the code
+// and reads the user from the API. Errors never contain the client secret or
+// the access token.
+func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error) {
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		err := fmt.Errorf("github: authorization failed: %s: %s", clip(e), clip(q.Get("error_description")))
+		if e == "access_denied" {
+			err = fmt.Errorf("%w (%s)", ErrAccessDenied, clip(q.Get("error_description")))
+		}
+		return identity.User{}, err
+	}
+	code := q.Get("code")
+	if code == "" {
+		return identity.User{}, errors.New("github: callback without code")
+	}
+
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.client)
+	tok, err := c.config(callbackURL).Exchange(ctx, code, oauth2.VerifierOption(c.verifier(q.Get("state"))))
+	if err != nil {
+		return identity.User{}, fmt.Errorf("github: exchange code: %w", tokenError(err))
+	}
+
+	var u struct {
+		ID        int64  `json:"id"`
+		Login     string `json:"login"`
+		Name      string `json:"name"`
+		HTMLURL   string `json:"html_url"`
+		AvatarURL string `json:"avatar_url"`
+	}
+	if err := c.get(ctx, tok.AccessToken, "/user", &u); err != nil {
+		return identity.User{}, err
+	}
+	if u.ID <= 0 || u.Login == "" {
+		return identity.User{}, errors.New("github: GET /user: response without id or login")
+	}
+
+	// One page of 100 holds the addresses of anyone but a curiosity; the
+	// primary one is not necessarily first.
+	var emails []struct {
+		Email    string `json:"email"`
+		Primary  bool   `json:"primary"`
+		Verified bool   `json:"verified"`
+	}
+	var email string
+	switch err := c.get(ctx, tok.AccessToken, "/user/emails?per_page=100", &emails); {
+	case err == nil:
+		for _, e := range emails {
+			// Never an unverified address: downstream may trust it.
+			if e.Primary && e.Verified && e.Email != "" {
+				email = e.Email
+				break
+			}
+		}
+	case errors.Is(err, errNoAccess):
+		// The token lacks user:email (Scopes was changed): no email.
+	default:
+		return identity.User{}, err
+	}
+
+	name := u.Name
+	if name == "" {
+		name = u.Login
+	}
+	return identity.User{
+		ID:            ID + ":" + strconv.FormatInt(u.ID, 10),
+		Upstream:      ID,
+		Username:      u.Login,
+		Name:          name,
+		Email:         email,
+		EmailVerified: email != "",
+		Picture:       u.AvatarURL,
+		Profile:       u.HTMLURL,
+	}, nil
+}
+
+// errNoAccess marks a 403 or 404 from the API: the token may not read it.
+var errNoAccess = errors.New("no access")
+
+// get fetches apiURL+path with the token and decodes the JSON answer.
+func (c *Connector) get(ctx context.Context, token, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.apiURL+path, nil)
+	if err != nil {
+		return fmt.Errorf("github: GET %s: %w", path, err)
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	req.Header.Set("X-GitHub-Api-Version", apiVersion)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		// *url.Error names the URL, which holds no secret.
+		return fmt.Errorf("github: GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("github: GET %s: read: %w", path, err)
+	}
+	if len(body) > maxBody {
+		return fmt.Errorf("github: GET %s: response larger than %d bytes", path, maxBody)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		json.Unmarshal(body, &e)
+		err := fmt.Errorf("github: GET %s: %s: %s", path, resp.Status, clip(e.Message))
+		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound {
+			err = fmt.Errorf("%w (%w)", err, errNoAccess)
+		}
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("github: GET %s: decode: %w", path, err)
+	}
+	return nil
+}
+
+// tokenError reduces an x/oauth2 error to what is safe to log.
+// RetrieveError's message quotes the whole response body; GitHub's error
+// bodies carry no secret, but a success body that x/oauth2 could not use
+// would carry the access token, so only the error fields are kept.
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return err
+	}
+	if re.ErrorCode != "" {
+		return fmt.Errorf("%s: %s", clip(re.ErrorCode), clip(re.ErrorDescription))
+	}
+	status := "no response"
+	if re.Response != nil {
+		status = re.Response.Status
+	}
+	return fmt.Errorf("token endpoint answered %s", status)
+}
+
+// clip bounds text that came from the network before it reaches a log.
+func clip(s string) string {
+	n := 200
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

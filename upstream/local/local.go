@@ -1,0 +1,393 @@
+package local
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// ID is the connector's ID, the prefix of its users' IDs ("local:alice").
+const ID = "local"
+
+// AdminName is the account EnsureAdmin creates.
+const AdminName = "admin"
+
+// Throttling. After maxFailures failed logins for one username, each further
+// failure locks that username for a backoff that doubles from baseBackoff up
+// to maxBackoff. A username whose last failure is older than failureWindow is
+// forgotten. maxEntries bounds the memory an attacker can make us spend by
+// trying many usernames.
+const (
+	maxFailures   = 5
+	baseBackoff   = time.Second
+	maxBackoff    = 30 * time.Second
+	failureWindow = 15 * time.Minute
+	maxEntries    = 10000
+)
+
+// maxPasswordLen is bcrypt's limit: it ignores everything past 72 bytes.
+const maxPasswordLen = 72
+
+// ErrThrottled is returned by Login, without looking at the password, while a
+// username is locked after repeated failures. It wraps
+// upstream.ErrInvalidCredentials so the login form treats it the same way.
+var ErrThrottled = fmt.Errorf("local: too many failed logins, try again later: %w", upstream.ErrInvalidCredentials)
+
+// dummyHash is compared against when the user does not exist (or the input
+// cannot match anything), so that such a login costs the same bcrypt work as
+// a wrong password. Its cost is bcrypt.DefaultCost, the cost SetUser uses.
+// The password it hashes was random and thrown away.
+var dummyHash = []byte("$2a$10$ao2L2.4gt8.uffJOmniEj.yzAMeWwmG16KBNXubGr7sKAsvlMDGFK")
+
+// UserStore is the part of store.Store the connector needs; a store.Store
+// satisfies it.
+type UserStore interface {
+	PutLocalUser(ctx context.Context, u *store.LocalUser) error // insert or replace
+	GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error)
+	CountLocalUsers(ctx context.Context) (int, error)
+}
+
+var _ UserStore = store.Store(nil)
+
+// Options holds the connector's optional dependencies.
+type Options struct {
+	// Now is the clock for throttling and CreatedAt; time.Now if nil.
+	Now func() time.Time
+	// Logger receives login failures and account changes, never passwords.
+	// Nothing is logged if nil.
+	Logger *slog.Logger
+}
+
+// Connector checks usernames and passwords against local accounts.
+type Connector struct {
+	users UserStore
+	now   func() time.Time
+	log   *slog.Logger
+
+	adminMu sync.Mutex // serialises EnsureAdmin's count-then-create
+
+	mu        sync.Mutex
+	failures  map[string]*failure // key: throttleKey(username)
+	lastSweep time.Time
+}
+
+type failure struct {
+	count int
+	known bool      // the username exists; only then is it logged
+	last  time.Time // the latest failure
+	until time.Time // locked until; zero while count < maxFailures
+}
+
+var _ upstream.PasswordConnector = (*Connector)(nil)
+
+// New returns a connector over users.
+func New(users UserStore, opts Options) *Connector {
+	c := &Connector{
+		users:    users,
+		now:      opts.Now,
+		log:      opts.Logger,
+		failures: make(map[string]*failure),
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// ID implements upstream.Connector.
+func (c *Connector) ID() string { return ID }
+
+// DisplayName implements upstream.Connector.
+func (c *Connector) DisplayName() string { return "Local account" }
+
+// ValidName reports whether name can be a local account name: 1 to 64 of
+// A-Z a-z 0-9 . _ @ -.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '.', b == '_', b == '@', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ParseUserSpec splits "NAME:PASSWORD" at the first colon, so the password
+// may contain colons. The password may also be a bcrypt hash ("$2a$", "$2b$"
+// or "$2y$"), which SetUser stores as it is. Errors never quote the password.
+func ParseUserSpec(spec string) (name, password string, err error) {
+	name, password, ok := strings.Cut(spec, ":")
+	if !ok {
+		return "", "", errors.New("local: user spec must be NAME:PASSWORD")
+	}
+	if !ValidName(name) {
+		return "", "", fmt.Errorf("local: user spec: invalid name %q: want 1-64 characters of A-Z a-z 0-9 . _ @ -", name)
+	}
+	if err := checkPassword(password); err != nil {
+		return "", "", fmt.Errorf("local: user spec for %q: %w", name, err)
+	}
+	return name, password, nil
+}
+
+func isBcryptHash(s string) bool {
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
+}
+
+// checkPassword validates a clear password or a bcrypt hash.
+func checkPassword(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty password")
+	case isBcryptHash(p):
+		if _, err := bcrypt.Cost([]byte(p)); err != nil {
+			return fmt.Errorf("password looks like a bcrypt hash but is not a valid one: %w", err)
+		}
+	case len(p) > maxPasswordLen:
+		return fmt.Errorf("password longer than %d bytes (bcrypt's limit)", maxPasswordLen)
+	}
+	return nil
+}
+
+// SetUser creates or replaces the account name. passwordOrHash is either a
+// clear password, hashed here with bcrypt.DefaultCost, or a bcrypt hash,
+// stored as it is (see ParseUserSpec).
+func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("local: set user: invalid name %q", name)
+	}
+	if err := checkPassword(passwordOrHash); err != nil {
+		return fmt.Errorf("local: set user %q: %w", name, err)
+	}
+	hash := []byte(passwordOrHash)
+	if !isBcryptHash(passwordOrHash) {
+		var err error
+		hash, err = bcrypt.GenerateFromPassword([]byte(passwordOrHash), bcrypt.DefaultCost)
+		if err != nil {
+			return fmt.Errorf("local: set user %q: hash password: %w", name, err)
+		}
+	}
+	created := c.now()
+	switch old, err := c.users.GetLocalUser(ctx, name); {
+	case err == nil:
+		created = old.CreatedAt // replacing the password keeps the account's age
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("local: set user %q: %w", name, err)
+	}
+	if err := c.users.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: hash, CreatedAt: created}); err != nil {
+		return fmt.Errorf("local: set user %q: %w", name, err)
+	}
+	c.log.InfoContext(ctx, "local user set", "user", name)
+	return nil
+}
+
+// EnsureAdmin bootstraps a fresh install: when the store holds no local
+// user, it creates AdminName with a random password and returns it with
+// created=true, for the caller to show once. When any local user exists it
+// returns created=false and changes nothing.
+//
+// The check and the creation are serialised within this process only; two
+// processes starting on an empty shared store may both create the account,
+// and the one that writes last wins.
+func (c *Connector) EnsureAdmin(ctx context.Context) (password string, created bool, err error) {
+	c.adminMu.Lock()
+	defer c.adminMu.Unlock()
+	n, err := c.users.CountLocalUsers(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("local: ensure admin: count users: %w", err)
+	}
+	if n > 0 {
+		return "", false, nil
+	}
+	password = rand.Text() // 26 base32 characters, 128 bits
+	if err := c.SetUser(ctx, AdminName, password); err != nil {
+		return "", false, fmt.Errorf("local: ensure admin: %w", err)
+	}
+	c.log.InfoContext(ctx, "local admin account created", "user", AdminName)
+	return password, true, nil
+}
+
+// Login implements upstream.PasswordConnector. A wrong password and an
+// unknown user both return upstream.ErrInvalidCredentials after the same
+// bcrypt work; a locked username returns an error wrapping ErrThrottled
+// without checking the password. Other errors come from the store.
+func (c *Connector) Login(ctx context.Context, username, password string) (identity.User, error) {
+	key := throttleKey(username)
+	if wait, known := c.lockedFor(key); wait > 0 {
+		c.log.WarnContext(ctx, "local login throttled", "user", logName(username, known), "retry_after", wait)
+		return identity.User{}, fmt.Errorf("local: login throttled for %s: %w", wait.Round(time.Second), ErrThrottled)
+	}
+
+	hash, reason, known := dummyHash, "", false
+	switch {
+	case !ValidName(username):
+		reason = "invalid username"
+	case len(password) > maxPasswordLen:
+		// SetUser never stores such a password; bcrypt would silently
+		// compare only its first 72 bytes.
+		reason = "password too long"
+	default:
+		u, err := c.users.GetLocalUser(ctx, username)
+		switch {
+		case err == nil:
+			hash, known = u.PasswordHash, true
+		case errors.Is(err, store.ErrNotFound):
+			reason = "unknown user"
+		default:
+			return identity.User{}, fmt.Errorf("local: login: %w", err)
+		}
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	if err == nil && reason == "" {
+		c.succeeded(key)
+		return identity.User{
+			ID:       ID + ":" + username,
+			Upstream: ID,
+			Username: username,
+			Name:     username,
+		}, nil
+	}
+	if reason == "" {
+		reason = "wrong password"
+		if !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			// A corrupt stored hash: the operator needs to know, the
+			// person at the form does not.
+			reason = "unusable password hash"
+			c.log.ErrorContext(ctx, "local user has an unusable password hash", "user", username, "error", err)
+		}
+	}
+	n := c.failed(key, known)
+	c.log.InfoContext(ctx, "local login failed", "user", logName(username, known), "reason", reason, "failures", n)
+	return identity.User{}, fmt.Errorf("local: %w", upstream.ErrInvalidCredentials)
+}
+
+// throttleKey folds case so that "Alice" and "alice" share one budget, and
+// puts every invalid name into one bucket so that an attacker cannot grow
+// the map with long junk names (invalid names never log in anyway).
+func throttleKey(username string) string {
+	if !ValidName(username) {
+		return "\x00invalid"
+	}
+	return strings.ToLower(username)
+}
+
+// logName keeps whatever was typed into the username field out of the log
+// unless it names an existing account: people do type their password there.
+func logName(username string, known bool) string {
+	if known {
+		return username
+	}
+	return "(unknown)"
+}
+
+// lockedFor returns how long key stays locked, or 0, and whether the
+// failures were for an existing account.
+func (c *Connector) lockedFor(key string) (time.Duration, bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.failures[key]
+	if f == nil {
+		return 0, false
+	}
+	if now.Sub(f.last) > failureWindow {
+		delete(c.failures, key)
+		return 0, false
+	}
+	if now.Before(f.until) {
+		return f.until.Sub(now), f.known
+	}
+	return 0, false
+}
+
+// failed records a failure for key and returns the failure count.
+func (c *Connector) failed(key string, known bool) int {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.failures[key]
+	if f != nil && now.Sub(f.last) > failureWindow {
+		f = nil
+	}
+	if f == nil {
+		c.makeRoom(now)
+		f = &failure{}
+		c.failures[key] = f
+	}
+	f.count++
+	f.last = now
+	f.known = known
+	if f.count >= maxFailures {
+		f.until = now.Add(backoff(f.count))
+	}
+	return f.count
+}
+
+func (c *Connector) succeeded(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.failures, key)
+}
+
+// backoff is the lock after the n-th consecutive failure (n >= maxFailures):
+// baseBackoff, doubling, capped at maxBackoff.
+func backoff(n int) time.Duration {
+	shift := n - maxFailures
+	if shift >= 16 { // far past the cap; avoids overflowing the shift
+		return maxBackoff
+	}
+	return min(baseBackoff<<shift, maxBackoff)
+}
+
+// makeRoom keeps the failure map bounded. It drops expired entries at most
+// once a window, or whenever the map is full. If the map is still full it
+// evicts a tenth of it, the entries with the fewest failures and oldest
+// first: a flood of one-failure junk names then evicts junk, not a username
+// under attack. c.mu must be held.
+func (c *Connector) makeRoom(now time.Time) {
+	if len(c.failures) < maxEntries && now.Sub(c.lastSweep) < failureWindow {
+		return
+	}
+	c.lastSweep = now
+	for k, f := range c.failures {
+		if now.Sub(f.last) > failureWindow {
+			delete(c.failures, k)
+		}
+	}
+	if len(c.failures) < maxEntries {
+		return
+	}
+	keys := slices.Collect(maps.Keys(c.failures))
+	slices.SortFunc(keys, func(a, b string) int {
+		fa, fb := c.failures[a], c.failures[b]
+		if fa.count != fb.count {
+			return cmp.Compare(fa.count, fb.count)
+		}
+		return fa.last.Compare(fb.last)
+	})
+	for _, k := range keys[:len(keys)-maxEntries*9/10] {
+		delete(c.failures, k)
+	}
+}

@@ -1,0 +1,563 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// fakeUsers is a UserStore in a map. store/memory is not used so that these
+// tests depend on nothing but the store package's types.
+type fakeUsers struct {
+	mu    sync.Mutex
+	users map[string]store.LocalUser
+}
+
+func newFakeUsers() *fakeUsers { return &fakeUsers{users: make(map[string]store.LocalUser)} }
+
+func (f *fakeUsers) PutLocalUser(_ context.Context, u *store.LocalUser) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := *u
+	c.PasswordHash = bytes.Clone(u.PasswordHash)
+	f.users[u.Name] = c
+	return nil
+}
+
+func (f *fakeUsers) GetLocalUser(_ context.Context, name string) (*store.LocalUser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[name]
+	if !ok {
+		return nil, fmt.Errorf("fake: local user %q: %w", name, store.ErrNotFound)
+	}
+	u.PasswordHash = bytes.Clone(u.PasswordHash)
+	return &u, nil
+}
+
+func (f *fakeUsers) CountLocalUsers(context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.users), nil
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fastHash is a bcrypt hash at the minimum cost, to keep tests quick; SetUser
+// stores it as it is.
+func fastHash(t *testing.T, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func newTestConnector(t *testing.T) (*Connector, *fakeUsers, *clock) {
+	t.Helper()
+	users, clk := newFakeUsers(), newClock()
+	return New(users, Options{Now: clk.Now}), users, clk
+}
+
+func TestConnectorNames(t *testing.T) {
+	t.Parallel()
+	c, _, _ := newTestConnector(t)
+	if c.ID() != "local" || c.DisplayName() != "Local account" {
+		t.Errorf("ID, DisplayName = %q, %q", c.ID(), c.DisplayName())
+	}
+}
+
+func TestLoginSuccess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, users, clk := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := users.GetLocalUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := bcrypt.Cost(stored.PasswordHash); err != nil || cost != bcrypt.DefaultCost {
+		t.Errorf("stored hash cost = %d, %v; want %d", cost, err, bcrypt.DefaultCost)
+	}
+	if !stored.CreatedAt.Equal(clk.Now()) {
+		t.Errorf("CreatedAt = %v, want the injected clock's %v", stored.CreatedAt, clk.Now())
+	}
+
+	got, err := c.Login(ctx, "alice", "correct horse")
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	want := identity.User{ID: "local:alice", Upstream: "local", Username: "alice", Name: "alice"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Login = %+v, want %+v", got, want)
+	}
+}
+
+func TestSetUserKeepsCreatedAt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, users, clk := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "one")); err != nil {
+		t.Fatal(err)
+	}
+	first := clk.Now()
+	clk.Advance(time.Hour)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "two")); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := users.GetLocalUser(ctx, "alice")
+	if !u.CreatedAt.Equal(first) {
+		t.Errorf("CreatedAt = %v after a password change, want %v", u.CreatedAt, first)
+	}
+	if _, err := c.Login(ctx, "alice", "two"); err != nil {
+		t.Errorf("Login with the new password: %v", err)
+	}
+}
+
+func TestLoginFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _, _ := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "secret")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user, password string
+	}{
+		{"wrong password", "alice", "Secret"},
+		{"empty password", "alice", ""},
+		{"unknown user", "bob", "secret"},
+		{"name differs in case", "Alice", "secret"},
+		{"invalid name", "al ice", "secret"},
+		{"password past bcrypt's 72 bytes", "alice", "secret" + strings.Repeat("x", 80)},
+	}
+	var msg string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Login(ctx, tt.user, tt.password)
+			if !errors.Is(err, upstream.ErrInvalidCredentials) {
+				t.Fatalf("Login = %v, want ErrInvalidCredentials", err)
+			}
+			if errors.Is(err, ErrThrottled) {
+				t.Fatalf("Login = %v, throttled already", err)
+			}
+			// An unknown user must look exactly like a wrong password.
+			if msg == "" {
+				msg = err.Error()
+			} else if err.Error() != msg {
+				t.Errorf("error %q differs from %q", err, msg)
+			}
+		})
+	}
+}
+
+// The comparison for an unknown user runs against dummyHash; it must be a
+// usable hash at the cost SetUser uses, or unknown users would answer faster.
+func TestDummyHash(t *testing.T) {
+	t.Parallel()
+	cost, err := bcrypt.Cost(dummyHash)
+	if err != nil || cost != bcrypt.DefaultCost {
+		t.Fatalf("dummyHash cost = %d, %v; want %d", cost, err, bcrypt.DefaultCost)
+	}
+	if err := bcrypt.CompareHashAndPassword(dummyHash, []byte("")); !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+		t.Fatalf("compare against dummyHash = %v, want a plain mismatch", err)
+	}
+}
+
+func TestParseUserSpec(t *testing.T) {
+	t.Parallel()
+	hash := fastHash(t, "pw")
+	tests := []struct {
+		spec, name, password string
+		ok                   bool
+	}{
+		{"alice:secret", "alice", "secret", true},
+		{"alice:se:cr:et", "alice", "se:cr:et", true},
+		{"alice::", "alice", ":", true},
+		{"a.b_c@d-e:x", "a.b_c@d-e", "x", true},
+		{strings.Repeat("n", 64) + ":x", strings.Repeat("n", 64), "x", true},
+		{"bob:" + hash, "bob", hash, true},
+		{"bob:$2y$" + hash[4:], "bob", "$2y$" + hash[4:], true},
+		{"bob:$2b$" + hash[4:], "bob", "$2b$" + hash[4:], true},
+
+		{"alice", "", "", false},
+		{"alice:", "", "", false},
+		{":secret", "", "", false},
+		{strings.Repeat("n", 65) + ":x", "", "", false},
+		{"al ice:x", "", "", false},
+		{"al/ice:x", "", "", false},
+		{"älice:x", "", "", false},
+		{"bob:$2a$10$notahash", "", "", false},
+		{"bob:" + strings.Repeat("p", 73), "", "", false},
+	}
+	for _, tt := range tests {
+		name, password, err := ParseUserSpec(tt.spec)
+		if (err == nil) != tt.ok {
+			t.Errorf("ParseUserSpec(%q) error = %v, want ok=%v", tt.spec, err, tt.ok)
+			continue
+		}
+		if err != nil {
+			// The spec's password part must not leak into the message,
+			// which ends up in logs and on terminals.
+			if _, pw, _ := strings.Cut(tt.spec, ":"); pw != "" && strings.Contains(err.Error(), pw) {
+				t.Errorf("ParseUserSpec(%q) error %q quotes the password", tt.spec, err)
+			}
+			continue
+		}
+		if name != tt.name || password != tt.password {
+			t.Errorf("ParseUserSpec(%q) = %q, %q; want %q, %q", tt.spec, name, password, tt.name, tt.password)
+		}
+	}
+}
+
+// A bcrypt hash from a config file is stored as it is, in all three variants.
+func TestSetUserHashPassthrough(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, users, _ := newTestConnector(t)
+	hash := fastHash(t, "from-config")
+	for _, prefix := range []string{"$2a$", "$2b$", "$2y$"} {
+		h := prefix + hash[4:]
+		name, pw, err := ParseUserSpec("carol:" + h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetUser(ctx, name, pw); err != nil {
+			t.Fatalf("SetUser(%s…): %v", prefix, err)
+		}
+		u, _ := users.GetLocalUser(ctx, "carol")
+		if string(u.PasswordHash) != h {
+			t.Errorf("stored %q, want the hash unchanged %q", u.PasswordHash, h)
+		}
+		if _, err := c.Login(ctx, "carol", "from-config"); err != nil {
+			t.Errorf("Login against a %s hash: %v", prefix, err)
+		}
+		if _, err := c.Login(ctx, "carol", h); err == nil {
+			t.Errorf("the hash itself logged in as a password (%s)", prefix)
+		}
+	}
+}
+
+func TestSetUserRejects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, users, _ := newTestConnector(t)
+	for _, tt := range []struct{ name, pw string }{
+		{"", "pw"},
+		{"bad name", "pw"},
+		{"alice", ""},
+		{"alice", "$2a$12$short"},
+		{"alice", strings.Repeat("p", 73)},
+	} {
+		err := c.SetUser(ctx, tt.name, tt.pw)
+		if err == nil {
+			t.Errorf("SetUser(%q, %q) = nil, want an error", tt.name, tt.pw)
+			continue
+		}
+		if tt.pw != "" && strings.Contains(err.Error(), tt.pw) {
+			t.Errorf("SetUser error %q quotes the password", err)
+		}
+	}
+	if n, _ := users.CountLocalUsers(ctx); n != 0 {
+		t.Errorf("%d users stored after rejected SetUser calls", n)
+	}
+}
+
+func TestEnsureAdmin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _, _ := newTestConnector(t)
+
+	password, created, err := c.EnsureAdmin(ctx)
+	if err != nil || !created {
+		t.Fatalf("EnsureAdmin on an empty store = %v, %v; want created", created, err)
+	}
+	if len(password) < 20 {
+		t.Errorf("generated password has %d characters, want at least 20", len(password))
+	}
+	u, err := c.Login(ctx, "admin", password)
+	if err != nil {
+		t.Fatalf("Login as admin with the returned password: %v", err)
+	}
+	if u.ID != "local:admin" {
+		t.Errorf("admin ID = %q", u.ID)
+	}
+
+	again, created, err := c.EnsureAdmin(ctx)
+	if err != nil || created || again != "" {
+		t.Fatalf("second EnsureAdmin = %q, %v, %v; want nothing created", again, created, err)
+	}
+	if _, err := c.Login(ctx, "admin", password); err != nil {
+		t.Errorf("the first password stopped working: %v", err)
+	}
+
+	// Any configured user, not only admin, means the install is set up.
+	other, users2, _ := newTestConnector(t)
+	if err := other.SetUser(ctx, "alice", fastHash(t, "pw")); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := other.EnsureAdmin(ctx); err != nil || created {
+		t.Errorf("EnsureAdmin with alice present = %v, %v; want nothing created", created, err)
+	}
+	if _, err := users2.GetLocalUser(ctx, "admin"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("admin exists after EnsureAdmin found alice: %v", err)
+	}
+}
+
+func TestEnsureAdminConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _, _ := newTestConnector(t)
+	var wg sync.WaitGroup
+	results := make(chan bool, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, created, err := c.EnsureAdmin(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- created
+		})
+	}
+	wg.Wait()
+	close(results)
+	n := 0
+	for created := range results {
+		if created {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d concurrent EnsureAdmin calls created the admin, want 1", n)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _, clk := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "right")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxFailures {
+		if _, err := c.Login(ctx, "alice", "wrong"); errors.Is(err, ErrThrottled) {
+			t.Fatalf("failure %d throttled already", i+1)
+		}
+	}
+
+	// Locked: even the right password is not checked.
+	_, err := c.Login(ctx, "alice", "right")
+	if !errors.Is(err, ErrThrottled) || !errors.Is(err, upstream.ErrInvalidCredentials) {
+		t.Fatalf("Login after %d failures = %v, want ErrThrottled wrapping ErrInvalidCredentials", maxFailures, err)
+	}
+	// Case variants share the lock.
+	if _, err := c.Login(ctx, "ALICE", "right"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("Login as ALICE = %v, want throttled", err)
+	}
+	// Other users are not affected.
+	if _, err := c.Login(ctx, "bob", "x"); errors.Is(err, ErrThrottled) {
+		t.Errorf("bob is throttled by alice's failures")
+	}
+
+	// The lock lasts baseBackoff after the 5th failure, then one more try.
+	clk.Advance(baseBackoff - time.Millisecond)
+	if _, err := c.Login(ctx, "alice", "right"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Login just before the backoff ends = %v, want throttled", err)
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := c.Login(ctx, "alice", "wrong"); errors.Is(err, ErrThrottled) || err == nil {
+		t.Fatalf("Login after the backoff = %v, want a plain failure", err)
+	}
+	// The 6th failure doubles the lock.
+	clk.Advance(2*baseBackoff - time.Millisecond)
+	if _, err := c.Login(ctx, "alice", "right"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Login within the doubled backoff = %v, want throttled", err)
+	}
+	clk.Advance(time.Millisecond)
+
+	// Success resets the count: five more failures before the next lock.
+	if _, err := c.Login(ctx, "alice", "right"); err != nil {
+		t.Fatalf("Login after the backoff with the right password: %v", err)
+	}
+	for i := range maxFailures - 1 {
+		if _, err := c.Login(ctx, "alice", "wrong"); errors.Is(err, ErrThrottled) {
+			t.Fatalf("failure %d after a success is throttled: the count was not reset", i+1)
+		}
+	}
+	if _, err := c.Login(ctx, "alice", "right"); err != nil {
+		t.Fatalf("Login after 4 failures: %v", err)
+	}
+}
+
+func TestThrottleUnknownUserAlike(t *testing.T) {
+	t.Parallel()
+	// Throttling must not reveal which names exist: unknown names lock too.
+	ctx := context.Background()
+	c, _, _ := newTestConnector(t)
+	for range maxFailures {
+		c.Login(ctx, "ghost", "x")
+	}
+	if _, err := c.Login(ctx, "ghost", "x"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("unknown user after %d failures = %v, want throttled", maxFailures, err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	want := []time.Duration{1, 2, 4, 8, 16, 30, 30}
+	for i, w := range want {
+		if got := backoff(maxFailures + i); got != w*time.Second {
+			t.Errorf("backoff(%d) = %v, want %v", maxFailures+i, got, w*time.Second)
+		}
+	}
+	if got := backoff(1 << 20); got != maxBackoff {
+		t.Errorf("backoff(huge) = %v, want %v", got, maxBackoff)
+	}
+}
+
+func TestThrottleWindowExpires(t *testing.T) {
+	t.Parallel()
+	c, _, clk := newTestConnector(t)
+	for range maxFailures - 1 {
+		c.failed("alice", true)
+	}
+	clk.Advance(failureWindow + time.Second)
+	if n := c.failed("alice", true); n != 1 {
+		t.Errorf("failure count after the window = %d, want 1 (old failures forgotten)", n)
+	}
+	// An idle locked entry is forgotten too.
+	for range 20 {
+		c.failed("bob", true)
+	}
+	clk.Advance(failureWindow + time.Second)
+	if d, _ := c.lockedFor("bob"); d != 0 {
+		t.Errorf("bob still locked for %v after the window", d)
+	}
+	c.mu.Lock()
+	_, ok := c.failures["bob"]
+	c.mu.Unlock()
+	if ok {
+		t.Error("bob's expired entry is still in the map")
+	}
+}
+
+func TestThrottleMapBounded(t *testing.T) {
+	t.Parallel()
+	c, _, clk := newTestConnector(t)
+	// A username under attack...
+	for range 10 {
+		c.failed("alice", true)
+	}
+	// ...then a flood of junk names, one failure each.
+	for i := range maxEntries + 500 {
+		clk.Advance(time.Millisecond)
+		c.failed(fmt.Sprintf("junk%d", i), false)
+	}
+	c.mu.Lock()
+	n := len(c.failures)
+	_, kept := c.failures["alice"]
+	c.mu.Unlock()
+	if n > maxEntries {
+		t.Errorf("failure map holds %d entries, want at most %d", n, maxEntries)
+	}
+	if !kept {
+		t.Error("the flood evicted the username under attack")
+	}
+}
+
+func TestPasswordsNeverLogged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	users, clk := newFakeUsers(), newClock()
+	c := New(users, Options{Now: clk.Now, Logger: logger})
+
+	adminPW, _, err := c.EnsureAdmin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const alicePW, wrongPW, typedInUserField = "alice-Pa55word", "wrong-Guess-77", "oops-my-Pa55word"
+	hashed := fastHash(t, "bob-Pa55word")
+	if err := c.SetUser(ctx, "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetUser(ctx, "bob", hashed); err != nil {
+		t.Fatal(err)
+	}
+	c.SetUser(ctx, "carol", "$2a$10$broken-"+wrongPW) // rejected
+	c.Login(ctx, "admin", adminPW)
+	c.Login(ctx, "alice", alicePW)
+	c.Login(ctx, "bob", "bob-Pa55word")
+	c.Login(ctx, typedInUserField, alicePW)
+	c.Login(ctx, "nobody", wrongPW)
+	if err := c.SetUser(ctx, "erin", fastHash(t, "erin-Pa55word")); err != nil {
+		t.Fatal(err)
+	}
+	for range maxFailures + 2 { // into throttling; erin's cheap hash keeps this quick
+		c.Login(ctx, "erin", wrongPW)
+	}
+	c.Login(ctx, "alice", wrongPW)
+	// A corrupt stored hash is logged as an error; its content must not be.
+	users.PutLocalUser(ctx, &store.LocalUser{Name: "dave", PasswordHash: []byte("$2a$10$" + alicePW)})
+	clk.Advance(time.Hour)
+	c.Login(ctx, "dave", alicePW)
+
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "local login failed") || !strings.Contains(out, "local login throttled") ||
+		!strings.Contains(out, "user=erin") {
+		t.Fatalf("expected failure and throttle records in the log, got:\n%s", out)
+	}
+	for _, secret := range []string{adminPW, alicePW, wrongPW, typedInUserField, "bob-Pa55word", hashed} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains %q:\n%s", secret, out)
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
