@@ -1,0 +1,38 @@
+# mcpgate: common developer and CI entry points. .ci/run calls `make test`.
+
+GO ?= go
+# Where scripts/install-tools.sh puts Node 22 and the MCP conformance suite; e2e tests
+# read it (and $(MCPGATE_TOOLS)/env.sh) to find them.
+MCPGATE_TOOLS ?= $(CURDIR)/.tools
+export MCPGATE_TOOLS
+FUZZTIME ?= 10s
+FUZZPKGS ?= ./...
+
+.PHONY: all test tools vet build bench fuzz run clean
+
+all: build
+
+tools:
+	scripts/install-tools.sh
+
+vet:
+	$(GO) vet ./...
+
+# env.sh also exports NODE22 and CONFORMANCE (the paths install-tools.sh printed).
+test: tools vet
+	. "$(MCPGATE_TOOLS)/env.sh" && $(GO) test -race -count=1 -timeout 15m ./...
+
+build:
+	$(GO) build -o bin/mcpgate ./cmd/mcpgate
+
+bench:
+	$(GO) test -run=NONE -bench=. -benchmem ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh $(FUZZPKGS)
+
+run:
+	$(GO) run ./cmd/mcpgate serve
+
+clean:
+	rm -rf bin

