@@ -48,8 +48,12 @@ type syncBuffer struct {
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.Write(p) }
-func (b *syncBuffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 type gw struct {
 	t      *testing.T
@@ -281,4 +285,6 @@ func newReq(t *testing.T, method, u string) *http.Request {
 	return req
 }
 
-func callerFromContext(r *http.Request) *identity.Caller { return mcpgate.CallerFromContext(r.Context()) }
+func callerFromContext(r *http.Request) *identity.Caller {
+	return mcpgate.CallerFromContext(r.Context())
+}

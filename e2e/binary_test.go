@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mcpgate-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "mcpgate")
+	build := exec.Command("go", "build", "-o", binPath, "../cmd/mcpgate")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building mcpgate failed:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port that was free a moment ago. Tokens are
+// bound to the issuer's port, so a restart must reuse it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// process is a running mcpgate binary.
+type process struct {
+	cmd    *exec.Cmd
+	base   string
+	mu     sync.Mutex
+	stdout strings.Builder
+	stderr strings.Builder
+	done   chan error
+}
+
+func (p *process) Stdout() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stdout.String() }
+func (p *process) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// startBinary runs `mcpgate serve args…` and waits until /healthz answers.
+func startBinary(t *testing.T, port int, args ...string) *process {
+	t.Helper()
+	p := &process{base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
+	p.cmd = exec.Command(binPath, append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
+	p.cmd.Env = append(os.Environ(), "MCPGATE_LOG_FORMAT=json")
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			t.Fatalf("mcpgate exited early: %v\nstdout: %s\nstderr: %s", err, p.Stdout(), p.Stderr())
+		default:
+		}
+		resp, err := http.Get(p.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("mcpgate did not become healthy\nstderr: %s", p.Stderr())
+	return nil
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("mcpgate exited with %v after SIGTERM\nstderr: %s", err, p.Stderr())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("mcpgate did not stop after SIGTERM")
+	}
+}
+
+func refresh(t *testing.T, base, clientID, rt string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.PostForm(base+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// The built binary, end to end: the go-sdk client through DCR, PKCE,
+// login and consent to whoami; then a refresh; then a restart on the same
+// data (SIGTERM, a clean exit), after which the rotated refresh token and
+// the access tokens still work and the replaced refresh token does not.
+func TestBinaryFlowRefreshRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	port := freePort(t)
+	args := []string{"--data-dir", dir, "--local-user", user + ":" + password}
+	p := startBinary(t, port, args...)
+
+	h, _ := oauthClient(t)
+	m := whoami(t, ctx, mcpStreamable{p.base + "/mcp", h}.transport())
+	if u, _ := m["user"].(map[string]any); u["sub"] != "local:alice" {
+		t.Fatalf("whoami: %v", m)
+	}
+	ts, _ := h.TokenSource(ctx)
+	first, err := ts.Token()
+	if err != nil || first.RefreshToken == "" {
+		t.Fatalf("token: %v", err)
+	}
+	clientID := clientIDOf(t, first.AccessToken)
+
+	status, rotated := refresh(t, p.base, clientID, first.RefreshToken)
+	if status != 200 {
+		t.Fatalf("refresh: %d %v", status, rotated)
+	}
+	p.stop(t)
+	if strings.Contains(p.Stderr(), password) || strings.Contains(p.Stderr(), first.RefreshToken) || strings.Contains(p.Stderr(), first.AccessToken) {
+		t.Fatal("TOK-4: a secret reached the log")
+	}
+
+	p2 := startBinary(t, port, args...)
+	// The signing key survived: the access token from before the restart still works.
+	whoami(t, ctx, staticTransport(p2.base+"/mcp", rotated["access_token"].(string)))
+	status, again := refresh(t, p2.base, clientID, rotated["refresh_token"].(string))
+	if status != 200 {
+		t.Fatalf("rotated refresh token after restart: %d %v", status, again)
+	}
+	whoami(t, ctx, staticTransport(p2.base+"/mcp", again["access_token"].(string)))
+	if status, _ := refresh(t, p2.base, clientID, first.RefreshToken); status != 400 {
+		t.Fatalf("RT-1: the replaced refresh token works after restart: %d", status)
+	}
+	p2.stop(t)
+}
+
+// First start with no users: admin is created, its password printed once
+// on stdout, and it logs in; a restart prints no new password.
+func TestBinaryFirstStartAdmin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	port := freePort(t)
+	p := startBinary(t, port, "--data-dir", dir)
+	match := regexp.MustCompile(`Created local user "admin" with password: (\S+)`).FindStringSubmatch(p.Stdout())
+	if match == nil {
+		t.Fatalf("no admin password printed:\n%s", p.Stdout())
+	}
+	if strings.Contains(p.Stderr(), match[1]) {
+		t.Fatal("the admin password reached the log")
+	}
+	h, b := oauthClient(t)
+	b.Username, b.Password = "admin", match[1]
+	m := whoami(t, ctx, mcpStreamable{p.base + "/mcp", h}.transport())
+	if u, _ := m["user"].(map[string]any); u["sub"] != "local:admin" {
+		t.Fatalf("whoami: %v", m)
+	}
+	p.stop(t)
+	p2 := startBinary(t, port, "--data-dir", dir)
+	if strings.Contains(p2.Stdout(), "password") {
+		t.Fatalf("a second start printed a password:\n%s", p2.Stdout())
+	}
+	p2.stop(t)
+	if info, err := os.Stat(filepath.Join(dir, "secret.key")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret key file: %v %v", err, info)
+	}
+}
+
+// A committed write survives SIGTERM: a client registered just before the
+// signal is known after the restart.
+func TestBinaryGracefulShutdownKeepsWrites(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	p := startBinary(t, port, "--data-dir", dir, "--local-user", "a:b")
+	resp, err := http.Post(p.base+"/register", "application/json", strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("register: %v %v", err, resp)
+	}
+	var reg map[string]any
+	json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	p.stop(t)
+	p2 := startBinary(t, port, "--data-dir", dir, "--local-user", "a:b")
+	q := url.Values{"client_id": {reg["client_id"].(string)}, "redirect_uri": {"http://127.0.0.1:5/cb"}, "response_type": {"code"},
+		"code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"}}
+	r, err := http.Get(p2.base + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || !strings.Contains(string(body), "csrf_token") {
+		t.Fatalf("registration lost across restart: %d %s", r.StatusCode, body)
+	}
+	p2.stop(t)
+}
+
+// A bad configuration never starts: every problem is reported, exit 2.
+func TestBinaryRejectsBadConfiguration(t *testing.T) {
+	out, err := exec.Command(binPath, "serve", "--listen", "nonsense", "--public-url", "http://example.com", "--local-user", "nopass", "--store", "mysql://x").CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v\n%s", err, out)
+	}
+	for _, want := range []string{"listen", "public_url", "local_users", "store"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(binPath, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "mcpgate ") {
+		t.Fatalf("version: %v %s", err, out)
+	}
+}

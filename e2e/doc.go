@@ -1,0 +1,5 @@
+// Package e2e holds end-to-end tests: real MCP clients (the go-sdk client
+// with its OAuth handler, the official conformance suite) against the
+// gateway in process and as the built binary, walking the login and
+// consent pages with the headless browser in e2e/browser.
+package e2e

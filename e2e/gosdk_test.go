@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+const (
+	user     = "alice"
+	password = "e2e password 1"
+	callback = "http://127.0.0.1:33419/callback"
+)
+
+// oauthClient is a go-sdk MCP client whose OAuth handler registers (DCR),
+// and whose "browser" logs in and consents headlessly.
+func oauthClient(t *testing.T) (*auth.AuthorizationCodeHandler, *browser.Browser) {
+	t.Helper()
+	b := browser.New(user, password)
+	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		RedirectURL: callback,
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			code, state, iss, err := b.Authorize(ctx, args.URL, callback)
+			if err != nil {
+				return nil, err
+			}
+			return &auth.AuthorizationResult{Code: code, State: state, Iss: iss}, nil
+		},
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName:              "go-sdk e2e",
+			RedirectURIs:            []string{callback},
+			TokenEndpointAuthMethod: "none",
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+		}},
+		RequestRefreshToken: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, b
+}
+
+// whoami connects with transport and returns the user id of the caller.
+func whoami(t *testing.T, ctx context.Context, transport mcp.Transport) map[string]any {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	sess, err := client.Connect(ctx, transport, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer sess.Close()
+	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
+	if err != nil || res.IsError {
+		t.Fatalf("whoami: %v %+v", err, res)
+	}
+	out, _ := json.Marshal(res.StructuredContent)
+	var m map[string]any
+	json.Unmarshal(out, &m)
+	echo, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello"}})
+	if err != nil || echo.IsError || echo.Content[0].(*mcp.TextContent).Text != "hello" {
+		t.Fatalf("echo: %v %+v", err, echo)
+	}
+	return m
+}
+
+// The whole path in process: the go-sdk client discovers (PRM, AS
+// metadata), registers, authorizes with PKCE and resource through the
+// login and consent pages, and calls whoami; SQLite on a real file.
+func TestGoSDKClientInProcess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lc := local.New(st, local.Options{})
+	if err := lc.SetUser(ctx, user, password); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{1}, 32),
+		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	h, _ := oauthClient(t)
+	m := whoami(t, ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", OAuthHandler: h})
+	u, _ := m["user"].(map[string]any)
+	if u["sub"] != "local:alice" || m["resource"] != srv.URL+"/mcp" {
+		t.Fatalf("whoami: %v", m)
+	}
+	ts, _ := h.TokenSource(ctx)
+	tok, err := ts.Token()
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("no refresh token: %v", err)
+	}
+}
+
+// A bearer-token transport for calls made with a token obtained outside
+// the go-sdk's OAuth handler.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+func staticTransport(endpoint, token string) mcp.Transport {
+	return &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}}
+}
+
+func mustContain(t *testing.T, s, sub string) {
+	t.Helper()
+	if !strings.Contains(s, sub) {
+		t.Fatalf("%q does not contain %q", s, sub)
+	}
+}
+
+type mcpStreamable struct {
+	endpoint string
+	h        *auth.AuthorizationCodeHandler
+}
+
+func (m mcpStreamable) transport() mcp.Transport {
+	return &mcp.StreamableClientTransport{Endpoint: m.endpoint, OAuthHandler: m.h}
+}
+
+// clientIDOf reads the client_id claim of an access token (no check: the
+// gateway checks it).
+func clientIDOf(t *testing.T, at string) string {
+	t.Helper()
+	parts := strings.Split(at, ".")
+	if len(parts) != 3 {
+		t.Fatal("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ClientID string `json:"client_id"`
+	}
+	json.Unmarshal(raw, &c)
+	return c.ClientID
+}
