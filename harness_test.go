@@ -63,7 +63,10 @@ type gw struct {
 	logs   *syncBuffer
 	gw     *mcpgate.Gateway
 	client *http.Client
+	local  *local.Connector
 }
+
+func localConnector(g *gw) *local.Connector { return g.local }
 
 type gwOption func(*mcpgate.Config)
 
@@ -94,7 +97,7 @@ func newGateway(t *testing.T, opts ...gwOption) *gw {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	return &gw{t: t, srv: srv, url: srv.URL, clock: clk, logs: logs, gw: g,
-		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, local: lc}
 }
 
 // localhostURL is the same server reached through the name localhost.

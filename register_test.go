@@ -1,0 +1,106 @@
+package mcpgate_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// DCR-1..3, COMM-2: RFC 7591 registration, its defaults and its errors.
+func TestDCR_Registration(t *testing.T) {
+	g := newGateway(t)
+	// Public native client.
+	c := g.register(nil)
+	if c.ClientID == "" || c.ClientSecret != "" || c.AuthMethod != "none" {
+		t.Fatalf("public client: %+v", c)
+	}
+	// RFC 7591 §2: an omitted auth method means client_secret_basic, with a secret.
+	resp, body := g.postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"https://app.example/cb"}})
+	r := decode[map[string]any](t, body)
+	if resp.StatusCode != 201 || r["token_endpoint_auth_method"] != "client_secret_basic" || r["client_secret"] == nil ||
+		r["application_type"] != "web" || r["client_secret_expires_at"] != float64(0) {
+		t.Fatalf("default auth method: %d %v", resp.StatusCode, r)
+	}
+	// DCR-2: Cursor registers a private-use scheme with application_type web.
+	resp, body = g.postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"cursor://anysphere.cursor-mcp/oauth/callback"},
+		"application_type": "web", "token_endpoint_auth_method": "none"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("Cursor: %d %s", resp.StatusCode, body)
+	}
+	// DCR-2: native with a loopback http redirect.
+	resp, body = g.postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"http://127.0.0.1/callback"},
+		"application_type": "native", "token_endpoint_auth_method": "none"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("native loopback: %d %s", resp.StatusCode, body)
+	}
+
+	cases := []struct {
+		body any
+		code string
+	}{
+		{map[string]any{"client_name": "x"}, "invalid_redirect_uri"},
+		{map[string]any{"redirect_uris": []string{"http://app.example/cb"}}, "invalid_redirect_uri"}, // COMM-2
+		{map[string]any{"redirect_uris": []string{"javascript:alert(1)"}}, "invalid_redirect_uri"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb#f"}}, "invalid_redirect_uri"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"implicit"}}, "invalid_client_metadata"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "response_types": []string{"token"}}, "invalid_client_metadata"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "application_type": "desktop"}, "invalid_client_metadata"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "scope": "a\"b"}, "invalid_client_metadata"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "client_name": "a\u0000b"}, "invalid_client_metadata"},
+		{map[string]any{"redirect_uris": "https://a.example/cb"}, "invalid_client_metadata"},
+		{"not an object", "invalid_client_metadata"},
+	}
+	for i, tc := range cases {
+		resp, body := g.postJSON(g.url+"/register", tc.body)
+		e := decode[map[string]string](t, body)
+		if resp.StatusCode != 400 || e["error"] != tc.code || e["error_description"] == "" {
+			t.Errorf("case %d: %d %v", i, resp.StatusCode, e)
+		}
+	}
+}
+
+// The body is limited, must be JSON, and registrations are rate-limited
+// per client address.
+func TestDCR_LimitsAndRateLimit(t *testing.T) {
+	g := newGateway(t)
+	big := `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("x", 70<<10) + `"}`
+	resp, _ := g.do(jsonReq(t, g.url+"/register", big))
+	if resp.StatusCode != 413 {
+		t.Fatalf("oversized body: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", g.url+"/register", strings.NewReader(`{"redirect_uris":["https://a.example/cb"]}`))
+	req.Header.Set("Content-Type", "text/plain")
+	if resp, _ := g.do(req); resp.StatusCode != 400 {
+		t.Fatalf("non-JSON content type: %d", resp.StatusCode)
+	}
+	limited := false
+	for i := 0; i < 40 && !limited; i++ {
+		resp, _ := g.do(jsonReq(t, g.url+"/register", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`))
+		limited = resp.StatusCode == 429 && resp.Header.Get("Retry-After") != ""
+	}
+	if !limited {
+		t.Fatal("40 registrations from one address in a row were all accepted")
+	}
+}
+
+// Registrations are stored: the client works at /authorize afterwards,
+// and its secret is stored only hashed.
+func TestDCR_SecretStoredHashed(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_post"})
+	if strings.Contains(g.logs.String(), c.ClientSecret) {
+		t.Fatal("client secret logged")
+	}
+}
+
+func jsonReq(t *testing.T, u, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("POST", u, bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
