@@ -1,0 +1,166 @@
+package tokens
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestNewSealerKeySize(t *testing.T) {
+	for _, n := range []int{0, 16, 24, 31, 33, 64} {
+		if _, err := NewSealer(make([]byte, n)); err == nil {
+			t.Errorf("accepted a %d-byte key", n)
+		}
+	}
+}
+
+func TestSealerRoundTrip(t *testing.T) {
+	s := testSealer(t)
+	pt := []byte("upstream refresh token")
+	ad := []byte("github:583231")
+	a, b := s.Seal(pt, ad), s.Seal(pt, ad)
+	if bytes.Equal(a, b) {
+		t.Fatal("two seals are equal: nonce reused")
+	}
+	if bytes.Contains(a, pt) {
+		t.Fatal("plaintext visible")
+	}
+	for _, sealed := range [][]byte{a, b} {
+		got, err := s.Open(sealed, ad)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("Open = %q, %v", got, err)
+		}
+	}
+	got, err := s.Open(s.Seal(nil, nil), nil)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("empty: %q %v", got, err)
+	}
+}
+
+func TestSealerRejects(t *testing.T) {
+	s := testSealer(t)
+	ad := []byte("kid-1")
+	sealed := s.Seal([]byte("private key"), ad)
+
+	other, _ := NewSealer(bytes.Repeat([]byte{9}, 32))
+	cases := map[string]func() ([]byte, error){
+		"wrong AD":   func() ([]byte, error) { return s.Open(sealed, []byte("kid-2")) },
+		"missing AD": func() ([]byte, error) { return s.Open(sealed, nil) },
+		"other key":  func() ([]byte, error) { return other.Open(sealed, ad) },
+		"short":      func() ([]byte, error) { return s.Open(sealed[:20], ad) },
+		"empty":      func() ([]byte, error) { return s.Open(nil, ad) },
+		"truncated":  func() ([]byte, error) { return s.Open(sealed[:len(sealed)-1], ad) },
+		"appended":   func() ([]byte, error) { return s.Open(append(bytes.Clone(sealed), 0), ad) },
+		"nonce bit":  func() ([]byte, error) { return s.Open(flip(sealed, 0), ad) },
+		"ciphertext": func() ([]byte, error) { return s.Open(flip(sealed, 13), ad) },
+		"tag bit":    func() ([]byte, error) { return s.Open(flip(sealed, len(sealed)-1), ad) },
+	}
+	for name, open := range cases {
+		if pt, err := open(); !errors.Is(err, ErrOpen) || pt != nil {
+			t.Errorf("%s: %q, %v", name, pt, err)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 1
+	return c
+}
+
+func TestLoadOrCreateKeyFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "sealing.key")
+	k1, err := LoadOrCreateKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k1) != 32 {
+		t.Fatalf("%d-byte key", len(k1))
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Fatalf("file mode %o, want 600", m)
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := di.Mode().Perm(); m != 0o700 {
+		t.Fatalf("dir mode %o, want 700", m)
+	}
+	k2, err := LoadOrCreateKeyFile(path)
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Fatalf("second load: %v, same=%v", err, bytes.Equal(k1, k2))
+	}
+	raw, _ := os.ReadFile(path)
+	if got, _ := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(raw))); !bytes.Equal(got, k1) {
+		t.Fatalf("file holds %q", raw)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+	if _, err := NewSealer(k1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadOrCreateKeyFileMalformed(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"empty":     "",
+		"short":     base64.StdEncoding.EncodeToString(make([]byte, 16)),
+		"long":      base64.StdEncoding.EncodeToString(make([]byte, 33)),
+		"not b64":   "this is not base64 at all!!!!!!!!!!!!!!!!!!!",
+		"raw bytes": string(bytes.Repeat([]byte{0xff}, 32)),
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadOrCreateKeyFile(path); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if got, _ := os.ReadFile(path); string(got) != content {
+			t.Errorf("%s: file was rewritten", name)
+		}
+	}
+	// A key written by hand with a trailing newline, or by an operator
+	// with `openssl rand -base64 32`, loads.
+	path := filepath.Join(dir, "hand")
+	want := bytes.Repeat([]byte{3}, 32)
+	os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(want)+"\r\n"), 0o644)
+	if got, err := LoadOrCreateKeyFile(path); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%v %x", err, got)
+	}
+}
+
+// Processes creating the file at once all get the same key.
+func TestLoadOrCreateKeyFileRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k", "sealing.key")
+	keys := make([][]byte, 16)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			k, err := LoadOrCreateKeyFile(path)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		})
+	}
+	wg.Wait()
+	for i := range keys {
+		if !bytes.Equal(keys[i], keys[0]) {
+			t.Fatalf("racer %d got another key", i)
+		}
+	}
+}

@@ -1,0 +1,481 @@
+package tokens
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func wantInvalid(t *testing.T, c *Claims, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("token accepted: %+v", c)
+	}
+	if !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("error %v is not ErrInvalidToken", err)
+	}
+	if c != nil {
+		t.Fatalf("claims returned with error %v", err)
+	}
+}
+
+func TestMintVerifyRoundTrip(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0.Add(time.Minute))})
+	in := testClaims()
+	tok := mint(t, ks, in)
+
+	header, _, _ := segments(t, tok)
+	var h map[string]any
+	if err := json.Unmarshal(header, &h); err != nil {
+		t.Fatal(err)
+	}
+	if h["alg"] != "EdDSA" || h["typ"] != "at+jwt" || h["kid"] != ks.kid {
+		t.Fatalf("header = %s", header)
+	}
+
+	for i := range 2 { // the second check is served by the cache
+		got, err := v.Verify(tok, issuer, resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, in) {
+			t.Fatalf("pass %d: claims differ\n got %+v\nwant %+v", i, got, in)
+		}
+	}
+}
+
+func TestMintTruncatesToSeconds(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	c := testClaims()
+	c.IssuedAt = t0.Add(700 * time.Millisecond)
+	c.ExpiresAt = c.IssuedAt.Add(time.Hour)
+	got, err := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)}).Verify(mint(t, ks, c), issuer, resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.IssuedAt.Equal(t0) || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("iat %v exp %v", got.IssuedAt, got.ExpiresAt)
+	}
+}
+
+func TestMintRejectsIncompleteClaims(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	for name, edit := range map[string]func(*Claims){
+		"no issuer":     func(c *Claims) { c.Issuer = "" },
+		"no subject":    func(c *Claims) { c.Subject, c.User.ID = "", "" },
+		"no audience":   func(c *Claims) { c.Audience = "" },
+		"no client":     func(c *Claims) { c.ClientID = "" },
+		"no jti":        func(c *Claims) { c.ID = "" },
+		"sub mismatch":  func(c *Claims) { c.User.ID = "local:mallory" },
+		"exp not after": func(c *Claims) { c.ExpiresAt = c.IssuedAt },
+		"scope space":   func(c *Claims) { c.Scopes = []string{"a b"} },
+	} {
+		c := testClaims()
+		edit(c)
+		if _, err := ks.Mint(c); err == nil {
+			t.Errorf("%s: minted", name)
+		}
+	}
+	c := testClaims()
+	c.Subject = "" // taken from User.ID
+	if _, err := ks.Mint(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RES-3: a token for another resource is rejected.
+func TestVerifyWrongAudience(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: -1})
+	tok := mint(t, ks, testClaims())
+	for _, aud := range []string{"https://other.example/mcp", resource + "/", "https://gateway.example", ""} {
+		c, err := v.Verify(tok, issuer, aud)
+		wantInvalid(t, c, err)
+	}
+}
+
+// RES-3: aud may be an array; it must contain the resource.
+func TestVerifyAudienceArray(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	p := wirePayload()
+	p["aud"] = []string{"https://a.example", resource}
+	tok := signRaw(t, ks, p, typAccessToken)
+	c, err := v.Verify(tok, issuer, resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audience != resource {
+		t.Fatalf("Audience = %q", c.Audience)
+	}
+	c, err = v.Verify(tok, issuer, "https://b.example")
+	wantInvalid(t, c, err)
+
+	p["aud"] = []string{}
+	c, err = v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+	wantInvalid(t, c, err)
+}
+
+func TestVerifyWrongIssuer(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	tok := mint(t, ks, testClaims())
+	for _, iss := range []string{"https://evil.example", issuer + "/", ""} {
+		c, err := v.Verify(tok, iss, resource)
+		wantInvalid(t, c, err)
+	}
+}
+
+func TestVerifyExpired(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	tok := mint(t, ks, testClaims()) // exp = t0 + 1h
+	exp := t0.Add(time.Hour)
+	for _, tc := range []struct {
+		now time.Time
+		ok  bool
+	}{
+		{exp.Add(-time.Second), true},
+		{exp.Add(-time.Nanosecond), true},
+		{exp, false}, // RFC 7519 §4.1.4: on or after exp
+		{exp.Add(time.Hour), false},
+	} {
+		v := NewVerifier(ks, VerifierOptions{Now: fixedNow(tc.now)})
+		c, err := v.Verify(tok, issuer, resource)
+		if tc.ok && err != nil {
+			t.Errorf("at exp%+v: %v", tc.now.Sub(exp), err)
+		}
+		if !tc.ok {
+			wantInvalid(t, c, err)
+		}
+	}
+}
+
+func TestVerifyIssuedInTheFuture(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	tok := mint(t, ks, testClaims()) // iat = t0
+	if _, err := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0.Add(-30 * time.Second))}).Verify(tok, issuer, resource); err != nil {
+		t.Fatalf("within the default leeway: %v", err)
+	}
+	c, err := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0.Add(-31 * time.Second))}).Verify(tok, issuer, resource)
+	wantInvalid(t, c, err)
+	c, err = NewVerifier(ks, VerifierOptions{Now: fixedNow(t0.Add(-time.Second)), Leeway: -1}).Verify(tok, issuer, resource)
+	wantInvalid(t, c, err)
+
+	p := wirePayload()
+	p["nbf"] = t0.Add(time.Minute).Unix()
+	c, err = NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)}).Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+	wantInvalid(t, c, err)
+}
+
+func TestVerifyRequiredClaims(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	if _, err := v.Verify(signRaw(t, ks, wirePayload(), typAccessToken), issuer, resource); err != nil {
+		t.Fatalf("baseline: %v", err)
+	}
+	for _, claim := range []string{"iss", "sub", "aud", "client_id", "jti", "iat", "exp"} {
+		p := wirePayload()
+		delete(p, claim)
+		c, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+		wantInvalid(t, c, err)
+	}
+	p := wirePayload()
+	p["exp"] = "tomorrow"
+	c, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+	wantInvalid(t, c, err)
+}
+
+// RFC 9068 §4: typ must be at+jwt (an ID token or other JWT of ours is not
+// an access token).
+func TestVerifyType(t *testing.T) {
+	ks := fixedKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	if _, err := v.Verify(signRaw(t, ks, wirePayload(), "application/at+jwt"), issuer, resource); err != nil {
+		t.Fatalf("application/at+jwt: %v", err)
+	}
+	for _, typ := range []string{"JWT", "jwt", "at+jwt2", ""} {
+		c, err := v.Verify(signRaw(t, ks, wirePayload(), typ), issuer, resource)
+		wantInvalid(t, c, err)
+	}
+}
+
+func TestVerifyOtherKeyset(t *testing.T) {
+	ks := fixedKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+
+	other, _ := newTestKeyset(t) // another key and kid
+	c, err := v.Verify(mint(t, other, testClaims()), issuer, resource)
+	wantInvalid(t, c, err)
+
+	// Another key under our kid: the signature check, not the kid lookup,
+	// must reject it.
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := keysetFromKey(t, priv, testKid)
+	c, err = v.Verify(mint(t, impostor, testClaims()), issuer, resource)
+	wantInvalid(t, c, err)
+	if !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("rejected for %v, want a signature failure", err)
+	}
+}
+
+func TestVerifyAlgNoneAndHMAC(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	payload, err := json.Marshal(wirePayload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := func(alg string) string {
+		return b64(fmt.Appendf(nil, `{"alg":%q,"kid":%q,"typ":"at+jwt"}`, alg, ks.kid))
+	}
+	none := header("none") + "." + b64(payload) + "."
+	c, err := v.Verify(none, issuer, resource)
+	wantInvalid(t, c, err)
+	c, err = v.Verify(header("none")+"."+b64(payload)+".AA", issuer, resource)
+	wantInvalid(t, c, err)
+
+	// The classic confusion: HMAC keyed with the public key.
+	for _, alg := range []string{"HS256", "EdDSA"} {
+		input := header(alg) + "." + b64(payload)
+		m := hmac.New(sha256.New, ks.keys[ks.kid])
+		m.Write([]byte(input))
+		c, err := v.Verify(input+"."+b64(m.Sum(nil)), issuer, resource)
+		wantInvalid(t, c, err)
+	}
+	m := hmac.New(sha256.New, []byte(ks.JWKS()))
+	m.Write([]byte(header("HS256") + "." + b64(payload)))
+	c, err = v.Verify(header("HS256")+"."+b64(payload)+"."+b64(m.Sum(nil)), issuer, resource)
+	wantInvalid(t, c, err)
+}
+
+func TestVerifyTampered(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	tok := mint(t, ks, testClaims())
+	header, payload, sig := segments(t, tok)
+	// Cached first: a tampered token shares the cache key (the signature)
+	// and must still be rejected.
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, edit := range []func(string) string{
+		func(p string) string { return strings.Replace(p, "github:583231", "github:000001", 2) },
+		func(p string) string { return strings.Replace(p, resource, "https://other.example/mcp", 1) },
+		func(p string) string {
+			return strings.Replace(p, `"scope":"mcp:tools mcp:resources"`, `"scope":"admin"`, 1)
+		},
+		func(p string) string { return p + " " },
+	} {
+		p := edit(string(payload))
+		if p == string(payload) {
+			t.Fatal("edit did not apply")
+		}
+		c, err := v.Verify(b64(header)+"."+b64([]byte(p))+"."+sig, issuer, resource)
+		wantInvalid(t, c, err)
+	}
+	// A flipped bit in the signature, and another header under the same
+	// signature.
+	flipped := []byte(sig)
+	if flipped[5] == 'A' {
+		flipped[5] = 'B'
+	} else {
+		flipped[5] = 'A'
+	}
+	c, err := v.Verify(b64(header)+"."+b64(payload)+"."+string(flipped), issuer, resource)
+	wantInvalid(t, c, err)
+	h2 := strings.Replace(string(header), `"typ":"at+jwt"`, `"typ":"application/at+jwt"`, 1)
+	c, err = v.Verify(b64([]byte(h2))+"."+b64(payload)+"."+sig, issuer, resource)
+	wantInvalid(t, c, err)
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.sigChecks.Load(); n != 7 {
+		t.Fatalf("%d signature checks, want 7 (1 valid + 6 tampered, then a hit)", n)
+	}
+}
+
+// One token has one spelling: the base64url decoder skips CR/LF and ignores
+// unused trailing bits, and such variants must not verify.
+func TestVerifyNonCanonical(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: -1})
+	tok := mint(t, ks, testClaims())
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+	// The 64-byte signature is 86 characters: the last carries 4 unused bits.
+	last := tok[len(tok)-1]
+	alt := b64Alphabet[strings.IndexByte(b64Alphabet, last)|1]
+	variants := []string{
+		tok[:len(tok)-1] + string(alt),
+		tok[:20] + "\n" + tok[20:],
+		tok[:20] + "\r" + tok[20:],
+		" " + tok,
+		tok + "=",
+		tok + ".",
+		strings.Replace(tok, ".", "..", 1),
+	}
+	for i, bad := range variants {
+		c, err := v.Verify(bad, issuer, resource)
+		if err == nil {
+			t.Errorf("variant %d accepted", i)
+			continue
+		}
+		wantInvalid(t, c, err)
+	}
+}
+
+const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+func TestVerifyTooLong(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	c := testClaims()
+	c.User.Groups = []string{strings.Repeat("g", MaxTokenSize)}
+	c2, err := v.Verify(mint(t, ks, c), issuer, resource)
+	wantInvalid(t, c2, err)
+	c2, err = v.Verify(strings.Repeat("A", MaxTokenSize+1), issuer, resource)
+	wantInvalid(t, c2, err)
+}
+
+// TOK-5: the cache never extends a token's life.
+func TestVerifyCachedTokenExpires(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	now := t0
+	v := NewVerifier(ks, VerifierOptions{Now: func() time.Time { return now }})
+	tok := mint(t, ks, testClaims())
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(59 * time.Minute)
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.sigChecks.Load(); n != 1 {
+		t.Fatalf("%d signature checks, want 1 (second call from the cache)", n)
+	}
+	now = t0.Add(time.Hour)
+	c, err := v.Verify(tok, issuer, resource)
+	wantInvalid(t, c, err)
+	if v.cache.len() != 0 {
+		t.Fatal("expired token still cached")
+	}
+	c, err = v.Verify(tok, issuer, resource) // and not re-admitted
+	wantInvalid(t, c, err)
+}
+
+// RES-3 through the cache: the expected audience and issuer are checked on
+// every call, not only when the token entered the cache.
+func TestVerifyCachedTokenWrongAudience(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	tok := mint(t, ks, testClaims())
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(tok, issuer, "https://other.example/mcp")
+	wantInvalid(t, c, err)
+	c, err = v.Verify(tok, "https://evil.example", resource)
+	wantInvalid(t, c, err)
+	if _, err := v.Verify(tok, issuer, resource); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.sigChecks.Load(); n != 1 {
+		t.Fatalf("%d signature checks, want 1", n)
+	}
+}
+
+func TestVerifyResultIsACopy(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	tok := mint(t, ks, testClaims())
+	c, err := v.Verify(tok, issuer, resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Scopes[0] = "admin"
+	c.User.Groups[0] = "root"
+	c.Subject = "local:mallory"
+	c, err = v.Verify(tok, issuer, resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Scopes[0] != "mcp:tools" || c.User.Groups[0] != "github-org/admins" || c.Subject != "github:583231" {
+		t.Fatalf("cache entry was modified through a result: %+v", c)
+	}
+}
+
+func TestVerifyCacheBounded(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: 100}) // 2 per shard
+	c := testClaims()
+	for i := range 1000 {
+		c.ID = fmt.Sprint("jti-", i)
+		if _, err := v.Verify(mint(t, ks, c), issuer, resource); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.cache.len(); n > 128 {
+		t.Fatalf("cache holds %d entries, bound is 128", n)
+	}
+}
+
+func TestVerifyCacheDisabled(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: -1})
+	tok := mint(t, ks, testClaims())
+	for range 3 {
+		if _, err := v.Verify(tok, issuer, resource); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.sigChecks.Load(); n != 3 {
+		t.Fatalf("%d signature checks, want 3", n)
+	}
+}
+
+func TestVerifyConcurrent(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: 64})
+	toks := make([]string, 200)
+	c := testClaims()
+	for i := range toks {
+		c.ID = fmt.Sprint("jti-", i)
+		toks[i] = mint(t, ks, c)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 400 {
+				tok := toks[(i*7+g)%len(toks)]
+				aud := resource
+				if i%5 == 0 {
+					aud = "https://other.example"
+				}
+				c, err := v.Verify(tok, issuer, aud)
+				if (err == nil) != (aud == resource) {
+					t.Errorf("aud %s: %v", aud, err)
+					return
+				}
+				if err == nil && c.Audience != resource {
+					t.Errorf("Audience %q", c.Audience)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
