@@ -11,11 +11,13 @@ import (
 
 // Handler serves server over streamable HTTP. Sessions are bound to the
 // user who opened them through the auth.TokenInfo that the resource guard
-// puts in the context (SESS-3). The guard validates Host and Origin itself,
-// so the transport's localhost check would only repeat it.
+// puts in the context (SESS-3). The guard validates Origin and Host itself
+// (TRANS-1); the transport's own localhost check is off because behind a
+// TLS proxy on loopback the Host is the public name, which it would refuse.
 func Handler(server *mcp.Server, log *slog.Logger) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
-		Logger: log,
+		Logger:                     log,
+		DisableLocalhostProtection: true,
 	})
 }
 

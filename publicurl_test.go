@@ -1,0 +1,83 @@
+package mcpgate_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+// Behind a TLS proxy on loopback with --public-url, requests carry the
+// public Host: the whole flow works, the issuer and audience are the public
+// URL, the cookies are __Host- and Secure (DEP-4), and the MCP server
+// accepts the public Host.
+func TestPublicURLBehindProxy(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	lc := local.New(st, local.Options{})
+	lc.SetUser(ctx, testUser, testPassword)
+	const public = "https://mcp.example.com"
+	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{9}, 32), PublicURL: public,
+		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "proxy": TLS on loopback, forwarding the public Host.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Host = "mcp.example.com"
+		g.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	h := &gw{t: t, url: srv.URL, client: srv.Client()}
+	h.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := h.register(nil)
+	a := h.newAuth(c.ClientID)
+	a.Resource = public + "/mcp"
+
+	b := browser.New(testUser, testPassword)
+	b.Client = srv.Client()
+	b.Client.Jar, _ = cookiejar.New(nil)
+	code, state, iss, err := b.Authorize(ctx, a.URL(), a.Redirect)
+	if err != nil || state != a.State || iss != public {
+		t.Fatalf("authorize: %v iss=%q", err, iss)
+	}
+	// DEP-4: over https the cookies carry the __Host- prefix.
+	resp, err := b.Client.Get(a.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var names []string
+	for _, ck := range b.Client.Jar.Cookies(resp.Request.URL) {
+		names = append(names, ck.Name)
+	}
+	if !strings.Contains(strings.Join(names, ","), "__Host-mcpgate_session") {
+		t.Fatalf("cookies %v", names)
+	}
+	_, tok := h.exchange(a, code)
+	if tok.AccessToken == "" {
+		t.Fatalf("token: %+v", tok)
+	}
+	r, _ := h.mcpInitialize(srv.URL, tok.AccessToken)
+	if r.StatusCode != 200 {
+		t.Fatalf("MCP behind the proxy: %d", r.StatusCode)
+	}
+	// TRANS-1 still holds: a foreign Origin is refused.
+	if r, _ := h.mcpInitialize(srv.URL, tok.AccessToken, "Origin", "https://evil.example"); r.StatusCode != 403 {
+		t.Fatalf("foreign origin: %d", r.StatusCode)
+	}
+	if r, _ := h.mcpInitialize(srv.URL, tok.AccessToken, "Origin", public); r.StatusCode != 200 {
+		t.Fatalf("own origin: %d", r.StatusCode)
+	}
+}
