@@ -23,7 +23,8 @@ func redirectQuery(t *testing.T, loc string) url.Values {
 	return u.Query()
 }
 
-// REDIR-2: an unregistered redirect URI gets an HTML page, never a redirect.
+// REDIR-2, DEP-5: a redirect URI that is not exactly a registered one gets
+// an HTML page, never a redirect.
 func TestREDIR2_UnverifiedRedirectIsNeverUsed(t *testing.T) {
 	g := newGateway(t)
 	c := g.register(nil)
@@ -65,7 +66,7 @@ func TestREDIR4_LoopbackAnyPort(t *testing.T) {
 	}
 }
 
-// PKCE-2: no challenge, plain, or an implied plain are refused, back to the
+// GEN-5, PKCE-1, PKCE-2: no challenge, plain, or an implied plain are refused, back to the
 // client with iss (ISS-1) and the state.
 func TestPKCE2_S256Required(t *testing.T) {
 	g := newGateway(t)

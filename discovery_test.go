@@ -29,8 +29,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// ASM-1, ASM-2, ASM-4, ASM-7: the same RFC 8414 document at both
-// well-known paths, with S256 and the iss parameter advertised.
+// ASM-1, ASM-2, ASM-4, ASM-7 (= ISS-2): the same RFC 8414 document at both
+// well-known paths, with S256 and the iss parameter advertised. ASM-6: the
+// registration endpoint signals DCR. ASM-8, ASM-9: the default suffix, and
+// endpoints at the issuer's root, where 2025-03-26 clients look for them.
 func TestASM_MetadataGolden(t *testing.T) {
 	g := newGateway(t)
 	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
@@ -44,6 +46,11 @@ func TestASM_MetadataGolden(t *testing.T) {
 		json.Unmarshal(body, &m)
 		if m["issuer"] != g.url {
 			t.Errorf("ASM-3: issuer %v, want %s", m["issuer"], g.url)
+		}
+		for key, path := range map[string]string{"authorization_endpoint": "/authorize", "token_endpoint": "/token", "registration_endpoint": "/register"} {
+			if m[key] != g.url+path {
+				t.Errorf("ASM-6/ASM-9: %s = %v", key, m[key])
+			}
 		}
 		if m["authorization_response_iss_parameter_supported"] != true {
 			t.Error("ASM-7: iss parameter support not advertised")
@@ -84,8 +91,9 @@ func TestASM3_FixedPublicURL(t *testing.T) {
 	}
 }
 
-// PRM-1..4, PRM-8, PRM-9: PRM at the path-inserted and the root URL, the
-// resource's canonical URL, never offline_access.
+// PRM-1, PRM-2, PRM-3, PRM-4, PRM-7, PRM-8, PRM-9: PRM at the path-inserted
+// and the root URL, naming the authorization server and the resource's
+// canonical URL, with the minimal scope set and never offline_access.
 func TestPRM_Golden(t *testing.T) {
 	g := newGateway(t)
 	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
@@ -94,6 +102,13 @@ func TestPRM_Golden(t *testing.T) {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
 		golden(t, "prm.json", []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
+		p := decode[map[string]any](t, body)
+		if as, _ := p["authorization_servers"].([]any); len(as) != 1 || as[0] != g.url {
+			t.Errorf("PRM-2: authorization_servers %v", p["authorization_servers"])
+		}
+		if sc, _ := p["scopes_supported"].([]any); len(sc) != 1 || sc[0] != "mcp" {
+			t.Errorf("PRM-7: scopes_supported %v", p["scopes_supported"])
+		}
 		if strings.Contains(string(body), "offline_access") {
 			t.Error("PRM-8: offline_access advertised in PRM")
 		}

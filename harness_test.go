@@ -214,7 +214,7 @@ func (g *gw) login(a *authRequest) (code string, b *browser.Browser) {
 	if state != a.State {
 		g.t.Fatalf("REDIR-5: state %q, want %q", state, a.State)
 	}
-	if iss != a.base {
+	if iss != a.base { // ISS-1, ISS-3: exactly the metadata issuer
 		g.t.Fatalf("ISS-1: iss %q, want %q", iss, a.base)
 	}
 	return code, b

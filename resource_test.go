@@ -16,7 +16,7 @@ func TestPRM3_ChallengeWithoutToken(t *testing.T) {
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
 		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	// GET (SSE) and DELETE are guarded too.
+	// SESS-1: every request is verified: GET (SSE) and DELETE too.
 	for _, m := range []string{"GET", "DELETE"} {
 		r, _ := g.do(newReq(t, m, g.url+"/mcp"))
 		if r.StatusCode != 401 {

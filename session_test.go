@@ -53,7 +53,8 @@ func TestSESS3_SessionBoundToUser(t *testing.T) {
 	}
 }
 
-// Pre-registered clients from configuration work without registration.
+// REG-1: pre-registered clients from configuration work without
+// registration.
 func TestStaticClient(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) {
 		c.Clients = []mcpgate.Client{{ID: "static-app", Name: "Static App", RedirectURIs: []string{redirectURI}},

@@ -265,3 +265,25 @@ func TestRefreshExpiry(t *testing.T) {
 		t.Fatalf("expired refresh token accepted: %d", resp.StatusCode)
 	}
 }
+
+// RT-2, SCOPE-7: offline_access is accepted, unknown scopes are dropped
+// rather than refused, and a refresh token is issued when the client may
+// use the refresh_token grant or asked for offline_access.
+func TestRT2_OfflineAccessAndRefreshIssuance(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(map[string]any{"grant_types": []string{"authorization_code"}})
+	a := g.newAuth(c.ClientID)
+	a.Scope = "mcp unknown:scope"
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	if tok.Scope != "mcp" || tok.RefreshToken != "" {
+		t.Fatalf("SCOPE-7/RT-2: %+v", tok)
+	}
+	a = g.newAuth(c.ClientID)
+	a.Scope = "mcp offline_access"
+	code, _ = g.login(a)
+	_, tok = g.exchange(a, code)
+	if tok.Scope != "mcp" || tok.RefreshToken == "" {
+		t.Fatalf("RT-2: offline_access must bring a refresh token: %+v", tok)
+	}
+}

@@ -211,14 +211,18 @@ func canonicalResource(raw string) (string, bool) {
 	return scheme + "://" + strings.ToLower(host) + path, true
 }
 
-// grantScopes decides the scopes of a grant: the requested scopes that the
-// resource offers, plus offline_access when asked for (RT-2). Unknown
-// scopes are dropped rather than refused (SCOPE-7); when nothing known
-// remains the resource's scopes are granted.
+// grantScopes decides the scopes of an authorization: the requested scopes
+// that the resource offers, plus offline_access when asked for (RT-2), which
+// the token endpoint reads as a request for a refresh token and keeps out of
+// the access token. Unknown scopes are dropped rather than refused
+// (SCOPE-7); when no resource scope remains the resource's scopes are
+// granted.
 func grantScopes(res Resource, requested []string) []string {
 	var out []string
+	offline := false
 	for _, sc := range requested {
 		if sc == "offline_access" {
+			offline = true
 			continue
 		}
 		for _, have := range res.Scopes {
@@ -230,6 +234,9 @@ func grantScopes(res Resource, requested []string) []string {
 	}
 	if len(out) == 0 {
 		out = append(out, res.Scopes...)
+	}
+	if offline {
+		out = append(out, "offline_access")
 	}
 	return out
 }

@@ -63,12 +63,13 @@ func (s *Server) exchangeCode(r *http.Request, client *store.Client, form url.Va
 	}
 
 	now := s.now()
-	grant := &store.Grant{ID: c.GrantID, ClientID: client.ID, User: c.User, Resource: c.Resource, Scopes: c.Scopes, CreatedAt: now}
-	resp := &TokenResponse{TokenType: "Bearer", Scope: oauth.JoinScope(c.Scopes)}
+	scopes := withoutOfflineAccess(c.Scopes)
+	grant := &store.Grant{ID: c.GrantID, ClientID: client.ID, User: c.User, Resource: c.Resource, Scopes: scopes, CreatedAt: now}
+	resp := &TokenResponse{TokenType: "Bearer", Scope: oauth.JoinScope(scopes)}
 	var rt *store.RefreshToken
 	if wantsRefresh(client, c.Scopes) {
 		resp.RefreshToken = tokens.NewSecret()
-		rt = &store.RefreshToken{Hash: tokens.Hash(resp.RefreshToken), GrantID: grant.ID, Generation: 1, Scopes: c.Scopes, CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
+		rt = &store.RefreshToken{Hash: tokens.Hash(resp.RefreshToken), GrantID: grant.ID, Generation: 1, Scopes: scopes, CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
 	}
 	if err := s.store.CreateGrant(ctx, grant, rt); err != nil {
 		return nil, oauth.AsError(err)
