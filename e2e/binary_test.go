@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 )
 
 var binPath string
@@ -262,4 +265,40 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "mcpgate ") {
 		t.Fatalf("version: %v %s", err, out)
 	}
+}
+
+// A configuration file with a pre-registered client (REG-1) and a local
+// user whose password comes from the environment ($VAR expansion) drives
+// the binary.
+func TestBinaryConfigFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mcpgate.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+data_dir: %s
+local_users: ["%s:${E2E_PASSWORD}"]
+clients:
+  - id: static-e2e
+    name: Static E2E
+    redirect_uris: ["%s"]
+`, filepath.Join(dir, "data"), user, callback)), 0o600)
+	port := freePort(t)
+	t.Setenv("E2E_PASSWORD", password)
+	p := startBinary(t, port, "--config", cfg)
+	b := browser.New(user, password)
+	verifier := strings.Repeat("v", 50)
+	q := url.Values{"client_id": {"static-e2e"}, "redirect_uri": {callback}, "response_type": {"code"}, "state": {"s1"},
+		"code_challenge": {tokens.S256(verifier)}, "code_challenge_method": {"S256"}}
+	code, state, _, err := b.Authorize(ctx, p.base+"/authorize?"+q.Encode(), callback)
+	if err != nil || state != "s1" {
+		t.Fatalf("authorize with the static client: %v", err)
+	}
+	resp, err := http.PostForm(p.base+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"client_id": {"static-e2e"}, "redirect_uri": {callback}, "code_verifier": {verifier}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("token: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	p.stop(t)
 }
