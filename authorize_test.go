@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
 )
@@ -181,10 +182,10 @@ func TestDEP6_NoUpstreamStateBeforeConsent(t *testing.T) {
 	}
 }
 
-// DEP-6: the upstream state is single-use: the login form of a finished
-// flow cannot be submitted again.
-func TestDEP6_UpstreamStateSingleUse(t *testing.T) {
-	g := newGateway(t)
+// toLoginForm takes a browser through consent to the login form and
+// returns a function that posts that form (with the right password).
+func toLoginForm(t *testing.T, g *gw) (submit func() *http.Response) {
+	t.Helper()
 	c := g.register(nil)
 	a := g.newAuth(c.ClientID)
 	jar, _ := cookiejar.New(nil)
@@ -215,11 +216,29 @@ func TestDEP6_UpstreamStateSingleUse(t *testing.T) {
 	_, login := get(g.url + resp.Header.Get("Location"))
 	form := url.Values{"state": {between(login, `name="state" value="`, `"`)}, "csrf_token": {between(login, `name="csrf_token" value="`, `"`)},
 		"username": {testUser}, "password": {testPassword}}
-	if first := post(g.url+"/login/local", form); first.StatusCode != 302 || !strings.HasPrefix(first.Header.Get("Location"), redirectURI) {
+	return func() *http.Response { return post(g.url+"/login/local", form) }
+}
+
+// DEP-6: the upstream state is single-use: the login form of a finished
+// flow cannot be submitted again.
+func TestDEP6_UpstreamStateSingleUse(t *testing.T) {
+	g := newGateway(t)
+	submit := toLoginForm(t, g)
+	if first := submit(); first.StatusCode != 302 || !strings.HasPrefix(first.Header.Get("Location"), redirectURI) {
 		t.Fatalf("first login: %d %s", first.StatusCode, first.Header.Get("Location"))
 	}
-	if second := post(g.url+"/login/local", form); second.StatusCode != 400 || second.Header.Get("Location") != "" {
+	if second := submit(); second.StatusCode != 400 || second.Header.Get("Location") != "" {
 		t.Fatalf("DEP-6: a used state was accepted again: %d", second.StatusCode)
+	}
+}
+
+// DEP-6: the upstream state expires after ten minutes.
+func TestDEP6_UpstreamStateExpires(t *testing.T) {
+	g := newGateway(t)
+	submit := toLoginForm(t, g)
+	g.clock.Advance(10*time.Minute + time.Second)
+	if late := submit(); late.StatusCode != 400 || late.Header.Get("Location") != "" {
+		t.Fatalf("DEP-6: an expired state was accepted: %d %s", late.StatusCode, late.Header.Get("Location"))
 	}
 }
 
