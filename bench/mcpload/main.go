@@ -1,0 +1,634 @@
+// Command mcpload measures what mcpgate's token check costs an MCP server:
+// the throughput and latency of tools/call through the gateway's /mcp
+// against the same MCP server served directly, in one process.
+//
+// It starts, on loopback listeners:
+//
+//   - A: a Gateway from mcpgate.New with its default MCP handler (the demo
+//     server, tools whoami and echo), a SQLite store on a temporary file and
+//     a local user. The harness gets an access token once through the real
+//     flow: POST /register, /authorize walked by the headless browser of
+//     e2e/browser (login and consent), POST /token. Every MCP request then
+//     carries it, and the gateway checks it on every request.
+//   - B: the same go-sdk server (embedded.Demo served by embedded.Handler,
+//     as mcpgate.MCPHandler does) without any auth.
+//
+// Each of -conns sessions per target does initialize and
+// notifications/initialized once, then loops tools/call of echo with its
+// Mcp-Session-Id, one request in flight, reading and checking every answer
+// (HTTP 200 and the echoed text). After a warm-up of each target, rounds
+// alternate A, B, A, B… and the command prints a Markdown table to stdout:
+// requests/s, p50 and p99 latency per round and in total, and the A/B
+// throughput ratio (the mean of the per-round ratios and the ratio of the
+// totals). Progress goes to stderr.
+//
+// Any failed request (warm-up included) is reported loudly on stderr and
+// makes the command exit with status 1.
+//
+// Usage:
+//
+//	go run ./bench/mcpload [-conns 32] [-rounds 15] [-duration 2s] [-warmup 2s]
+//	go run ./bench/mcpload -conns 1 -rounds 3 -duration 5s   # latency
+//	go run ./bench/mcpload -cpuprofile cpu.pprof
+//	go tool pprof -tagfocus=server=A -top cpu.pprof          # the gateway's share
+//
+// With -cpuprofile, the measured rounds are profiled. The goroutines serving
+// A carry the pprof label server=A, those serving B server=B, and the load
+// generator's load=A and load=B. -memprofile writes an allocation profile
+// at the end.
+//
+// Load and servers share the machine: the figures are for comparing A with
+// B on the same run, not absolute capacity. Each round also reports this
+// process's CPU time per request, which moves much less than requests/s
+// when other processes take CPU, and how much CPU other processes took
+// (from /proc/stat). See docs/benchmarks.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/bench"
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/backend/embedded"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+const (
+	user     = "bench"
+	password = "mcpload bench password 1"
+	callback = "http://127.0.0.1:33420/callback" // never requested: the browser stops at the redirect
+)
+
+type options struct {
+	duration, warmup, timeout time.Duration
+	rounds, conns             int
+	maxRequests               int64
+	cpuprofile, memprofile    string
+	logFormat                 string
+	quiet                     float64
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 2*time.Second, "length of each measured round, per target")
+	flag.IntVar(&o.rounds, "rounds", 15, "measured rounds per target (A and B alternate); many short rounds average out a noisy machine better than a few long ones")
+	flag.IntVar(&o.conns, "conns", 32, "concurrent sessions per target, each with its own keep-alive connection and one request in flight")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per target before the rounds (not reported; errors still count)")
+	flag.Int64Var(&o.maxRequests, "max-requests", 2_000_000, "cap on the requests of one round of one target")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one request")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at the end")
+	flag.Float64Var(&o.quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat); disturbed rounds are marked and left out of a second summary")
+	flag.StringVar(&o.logFormat, "log", "discard", "the gateway's log: discard (mcpgate.New's default), text or json (slog handlers writing to io.Discard: formatting cost, no I/O)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: mcpload [flags]\n\nCompares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpload:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	code, err := run(ctx, o, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcpload:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func (o *options) check() error {
+	switch {
+	case o.duration <= 0 || o.duration > 10*time.Minute:
+		return errors.New("-duration must be in (0, 10m]")
+	case o.warmup < 0 || o.warmup > 10*time.Minute:
+		return errors.New("-warmup must be in [0, 10m]")
+	case o.rounds < 1 || o.rounds > 100:
+		return errors.New("-rounds must be in [1, 100]")
+	case o.conns < 1 || o.conns > 1024:
+		return errors.New("-conns must be in [1, 1024]")
+	case o.maxRequests < 1:
+		return errors.New("-max-requests must be positive")
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	}
+	switch o.logFormat {
+	case "discard", "text", "json":
+	default:
+		return fmt.Errorf("-log %q: want discard, text or json", o.logFormat)
+	}
+	return nil
+}
+
+func (o *options) logger() *slog.Logger {
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	case "json":
+		return slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	return nil // mcpgate.New's default: slog.DiscardHandler
+}
+
+// serve serves h on a fresh loopback listener, its goroutines labelled
+// server=name for the CPU profile, and returns its base URL.
+func serve(ctx context.Context, name string, h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	// As `mcpgate serve` configures its server.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	go pprof.Do(ctx, pprof.Labels("server", name), func(context.Context) { _ = srv.Serve(ln) })
+	shutdown := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}
+	return "http://" + ln.Addr().String(), shutdown, nil
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+
+	// A: the gateway, SQLite on a temporary file, a local user.
+	dir, err := os.MkdirTemp("", "mcpload-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := sqlite.Open(setupCtx, filepath.Join(dir, "mcpgate.db"))
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	lc := local.New(st, local.Options{})
+	if err := lc.SetUser(setupCtx, user, password); err != nil {
+		return 0, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	gw, err := mcpgate.New(setupCtx, mcpgate.Config{
+		Store:      st,
+		SecretKey:  key,
+		Connectors: []upstream.Connector{lc},
+		Logger:     o.logger(),
+		Version:    "bench",
+	})
+	if err != nil {
+		return 0, err
+	}
+	baseA, stopA, err := serve(ctx, "A", gw)
+	if err != nil {
+		return 0, err
+	}
+	defer stopA()
+
+	// B: the same go-sdk server, no auth.
+	baseB, stopB, err := serve(ctx, "B", embedded.Handler(embedded.Demo("bench"), nil))
+	if err != nil {
+		return 0, err
+	}
+	defer stopB()
+
+	token, err := accessToken(setupCtx, baseA)
+	if err != nil {
+		return 0, fmt.Errorf("getting an access token: %w", err)
+	}
+	if err := mustRefuse(setupCtx, baseA+"/mcp"); err != nil {
+		return 0, err
+	}
+	logf("A: %s/mcp through mcpgate (token %d bytes, checked on every request)", baseA, len(token))
+	logf("B: %s/mcp direct, no auth", baseB)
+
+	a := &bench.Target{Name: "A", URL: baseA + "/mcp", Token: token, Client: bench.NewClient(o.conns, o.timeout)}
+	b := &bench.Target{Name: "B", URL: baseB + "/mcp", Client: bench.NewClient(o.conns, o.timeout)}
+	sessA, err := bench.OpenAll(setupCtx, a, o.conns)
+	if err != nil {
+		return 0, err
+	}
+	sessB, err := bench.OpenAll(setupCtx, b, o.conns)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range append(sessA, sessB...) {
+			s.Close(cctx)
+		}
+	}()
+	logf("%d sessions per target; GOMAXPROCS=%d", o.conns, runtime.GOMAXPROCS(0))
+
+	var warmErrs int64
+	var warmFirst string
+	if o.warmup > 0 {
+		for _, t := range []struct {
+			name string
+			ss   []*bench.Session
+		}{{"A", sessA}, {"B", sessB}} {
+			r := bench.Run(ctx, t.name, t.ss, o.warmup, o.maxRequests)
+			logf("warm-up %s: %.0f req/s, %d errors", t.name, r.RPS(), r.Errors)
+			warmErrs += r.Errors
+			if warmFirst == "" {
+				warmFirst = r.FirstError
+			}
+		}
+	}
+
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var rounds [][2]*bench.Result
+	for i := range o.rounds {
+		if ctx.Err() != nil {
+			break
+		}
+		ra := bench.Run(ctx, "A", sessA, o.duration, o.maxRequests)
+		rb := bench.Run(ctx, "B", sessB, o.duration, o.maxRequests)
+		rounds = append(rounds, [2]*bench.Result{ra, rb})
+		logf("round %d: A %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | B %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | A/B %.3f",
+			i+1, ra.RPS(), fmtDur(ra.Latency.Quantile(.5)), fmtDur(ra.Latency.Quantile(.99)), ra.Errors, fmtCPU(ra.CPU),
+			rb.RPS(), fmtDur(rb.Latency.Quantile(.5)), fmtDur(rb.Latency.Quantile(.99)), rb.Errors, fmtCPU(rb.CPU), ratio(ra.RPS(), rb.RPS()))
+	}
+	if o.cpuprofile != "" {
+		pprof.StopCPUProfile()
+		logf("CPU profile: %s (go tool pprof -tagfocus=server=A -top %s)", o.cpuprofile, o.cpuprofile)
+	}
+	if len(rounds) == 0 {
+		return 0, errors.New("interrupted before the first round")
+	}
+	if o.memprofile != "" {
+		if err := writeHeapProfile(o.memprofile); err != nil {
+			return 0, err
+		}
+		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.memprofile, o.memprofile)
+	}
+
+	errs := report(stdout, o, rounds, warmErrs)
+	if errs > 0 {
+		first := warmFirst
+		for _, r := range rounds {
+			for _, x := range r {
+				if first == "" {
+					first = x.FirstError
+				}
+			}
+		}
+		fmt.Fprintf(stderr, "\n!!! mcpload: %d FAILED REQUESTS (warm-up included): the figures are not valid.\n!!! first error: %s\n\n", errs, first)
+		return 1, nil
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "mcpload: interrupted after %d of %d rounds\n", len(rounds), o.rounds)
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// summary sums rounds up.
+type summary struct {
+	n                 int
+	total             [2]bench.Result
+	mean, lo, hi, tot float64 // A/B req/s: mean, min, max of per-round ratios; ratio of totals
+	se, median        float64 // standard error of the mean and median of the per-round ratios
+	cpu               float64 // B/A CPU per request
+}
+
+func summarize(rounds [][2]*bench.Result) summary {
+	s := summary{n: len(rounds), lo: math.Inf(1), hi: math.Inf(-1)}
+	var ratios []float64
+	for _, r := range rounds {
+		for k, x := range r {
+			t := &s.total[k]
+			t.OK += x.OK
+			t.Errors += x.Errors
+			t.Elapsed += x.Elapsed
+			t.Latency.Merge(&x.Latency)
+			t.CPU = addCPU(t.CPU, x.CPU, t.Elapsed-x.Elapsed, x.Elapsed)
+		}
+		x := ratio(r[0].RPS(), r[1].RPS())
+		ratios = append(ratios, x)
+		s.mean += x
+		s.lo, s.hi = min(s.lo, x), max(s.hi, x)
+	}
+	if s.n > 0 {
+		s.mean /= float64(s.n)
+		slices.Sort(ratios)
+		s.median = (ratios[(s.n-1)/2] + ratios[s.n/2]) / 2
+	}
+	if s.n > 1 {
+		var ss float64
+		for _, x := range ratios {
+			ss += (x - s.mean) * (x - s.mean)
+		}
+		s.se = math.Sqrt(ss/float64(s.n-1)) / math.Sqrt(float64(s.n))
+	}
+	s.tot = ratio(s.total[0].RPS(), s.total[1].RPS())
+	s.cpu = ratio(float64(s.total[1].CPUPerRequest()), float64(s.total[0].CPUPerRequest()))
+	return s
+}
+
+// quiet reports whether other processes took at most threshold cores
+// during both halves of a round.
+func quiet(r [2]*bench.Result, threshold float64) bool {
+	return r[0].CPU.OK && r[1].CPU.OK && r[0].CPU.Others <= threshold && r[1].CPU.Others <= threshold
+}
+
+// report prints the Markdown table and returns the number of failed
+// requests, warm-up included.
+func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) int64 {
+	all := summarize(rounds)
+	var clean [][2]*bench.Result
+	for _, r := range rounds {
+		if quiet(r, o.quiet) {
+			clean = append(clean, r)
+		}
+	}
+
+	fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
+	fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file)\n\n",
+		o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel(), o.logFormat)
+	fmt.Fprintf(w, "| round | A req/s | A p50 | A p99 | B req/s | B p50 | B p99 | A/B | CPU/req A | CPU/req B | errors A/B | other processes' CPU A/B |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	row := func(label string, a, b *bench.Result) {
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.0f | %s | %s | %.3f | %s | %s | %d/%d | %s/%s |\n", label,
+			a.RPS(), fmtDur(a.Latency.Quantile(.5)), fmtDur(a.Latency.Quantile(.99)),
+			b.RPS(), fmtDur(b.Latency.Quantile(.5)), fmtDur(b.Latency.Quantile(.99)),
+			ratio(a.RPS(), b.RPS()), fmtDur(a.CPUPerRequest()), fmtDur(b.CPUPerRequest()),
+			a.Errors, b.Errors, fmtCPU(a.CPU), fmtCPU(b.CPU))
+	}
+	for i, r := range rounds {
+		label := fmt.Sprint(i + 1)
+		if !quiet(r, o.quiet) {
+			label += " (disturbed)"
+		}
+		row(label, r[0], r[1])
+	}
+	row("**total**", &all.total[0], &all.total[1])
+	fmt.Fprintf(w, "\n")
+	fmt.Fprintf(w, "- A/B throughput, mean of per-round ratios: **%.3f** ± %.3f (standard error; median %.3f, min %.3f, max %.3f)\n", all.mean, all.se, all.median, all.lo, all.hi)
+	fmt.Fprintf(w, "- A/B throughput, ratio of totals: **%.3f** (A %d requests in %s, B %d in %s)\n",
+		all.tot, all.total[0].OK, all.total[0].Elapsed.Round(time.Millisecond), all.total[1].OK, all.total[1].Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "- latency: A p50 %s, p99 %s, mean %s; B p50 %s, p99 %s, mean %s; A − B at p50: %s\n",
+		fmtDur(all.total[0].Latency.Quantile(.5)), fmtDur(all.total[0].Latency.Quantile(.99)), fmtDur(all.total[0].Latency.Mean()),
+		fmtDur(all.total[1].Latency.Quantile(.5)), fmtDur(all.total[1].Latency.Quantile(.99)), fmtDur(all.total[1].Latency.Mean()),
+		fmtDur(all.total[0].Latency.Quantile(.5)-all.total[1].Latency.Quantile(.5)))
+	if all.total[0].CPU.OK {
+		ca, cb := all.total[0].CPUPerRequest(), all.total[1].CPUPerRequest()
+		fmt.Fprintf(w, "- CPU of this process (load generator and both servers): A rounds %.2f cores, B rounds %.2f, of %d; other processes: A rounds %.2f, B rounds %.2f\n",
+			all.total[0].CPU.Self, all.total[1].CPU.Self, runtime.NumCPU(), all.total[0].CPU.Others, all.total[1].CPU.Others)
+		fmt.Fprintf(w, "- CPU per request (load generator and server): A %s, B %s, the gateway adds %s; B/A = **%.3f**, the throughput ratio to expect when CPU-bound (meaningless when not CPU-bound, as with -conns 1)\n",
+			fmtDur(ca), fmtDur(cb), fmtDur(ca-cb), all.cpu)
+		switch {
+		case len(clean) == len(rounds):
+			fmt.Fprintf(w, "- every round was quiet (other processes ≤ %.2f cores)\n", o.quiet)
+		case len(clean) == 0:
+			fmt.Fprintf(w, "- **no round was quiet: other processes took more than %.2f cores; the req/s ratios are skewed by them, rerun on a quiet machine**\n", o.quiet)
+		default:
+			c := summarize(clean)
+			fmt.Fprintf(w, "- **%d of %d rounds disturbed by other processes (> %.2f cores)**; over the %d quiet rounds only: A/B req/s mean of ratios **%.3f** ± %.3f (median %.3f, min %.3f, max %.3f), ratio of totals **%.3f**, CPU per request B/A **%.3f**\n",
+				len(rounds)-len(clean), len(rounds), o.quiet, len(clean), c.mean, c.se, c.median, c.lo, c.hi, c.tot, c.cpu)
+		}
+	}
+	if o.conns == 32 {
+		verdict := func(x float64) string {
+			if x >= 0.95 {
+				return "met"
+			}
+			return "NOT met"
+		}
+		best := all
+		scope := "all rounds"
+		if len(clean) > 0 && len(clean) < len(rounds) {
+			best, scope = summarize(clean), "quiet rounds"
+		}
+		note := ""
+		if len(clean) == 0 {
+			note = " (inconclusive: no quiet round)"
+		}
+		fmt.Fprintf(w, "- target A/B ≥ 0.95 at 32 connections (%s): req/s ratio of totals %.3f, %s; CPU per request %.3f, %s%s\n",
+			scope, best.tot, verdict(best.tot), best.cpu, verdict(best.cpu), note)
+	}
+	errs := all.total[0].Errors + all.total[1].Errors + warmErrs
+	if errs > 0 {
+		fmt.Fprintf(w, "- **%d FAILED REQUESTS (%d in the warm-up): these figures are not valid**\n", errs, warmErrs)
+	} else {
+		fmt.Fprintf(w, "- failed requests: 0 (every answer was HTTP 200 with the echoed text)\n")
+	}
+	return errs
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// fmtCPU is the CPU other processes used, in cores.
+func fmtCPU(c bench.CPUUse) string {
+	if !c.OK {
+		return "?"
+	}
+	return fmt.Sprintf("%.2f", c.Others)
+}
+
+// addCPU averages CPU use over two consecutive intervals of wall time w1
+// and w2.
+func addCPU(a, b bench.CPUUse, w1, w2 time.Duration) bench.CPUUse {
+	if w1 <= 0 {
+		return b
+	}
+	if !a.OK || !b.OK {
+		return bench.CPUUse{}
+	}
+	t := (w1 + w2).Seconds()
+	return bench.CPUUse{OK: true,
+		Self:   (a.Self*w1.Seconds() + b.Self*w2.Seconds()) / t,
+		Others: (a.Others*w1.Seconds() + b.Others*w2.Seconds()) / t}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func fmtDur(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Millisecond:
+		s = fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		s = fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		s = fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	if neg {
+		s = "−" + s
+	}
+	return s
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return fmt.Sprintf("%s × %d", strings.TrimSpace(v), runtime.NumCPU())
+		}
+	}
+	return runtime.GOARCH
+}
+
+// mustRefuse checks that /mcp of the gateway refuses a request without a
+// token, so that A really goes through the token check.
+func mustRefuse(ctx context.Context, endpoint string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("the gateway answered HTTP %d to a request without a token, want 401", resp.StatusCode)
+	}
+	return nil
+}
+
+// accessToken runs the real flow once against the gateway at base: dynamic
+// client registration, /authorize with PKCE and resource walked by the
+// headless browser (login and consent), and the code exchange at /token.
+func accessToken(ctx context.Context, base string) (string, error) {
+	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(u, contentType string, body []byte) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Content-Type", contentType)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, b, err
+	}
+
+	reg, _ := json.Marshal(map[string]any{
+		"client_name": "mcpload", "redirect_uris": []string{callback},
+		"token_endpoint_auth_method": "none", "application_type": "native",
+	})
+	status, body, err := post(base+"/register", "application/json", reg)
+	if err != nil {
+		return "", fmt.Errorf("register: %w", err)
+	}
+	var registered struct {
+		ClientID string `json:"client_id"`
+	}
+	if status != http.StatusCreated || json.Unmarshal(body, &registered) != nil || registered.ClientID == "" {
+		return "", fmt.Errorf("register: HTTP %d: %s", status, body)
+	}
+
+	verifier, state := random(), random()
+	challenge := sha256.Sum256([]byte(verifier))
+	resource := base + "/mcp"
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {registered.ClientID},
+		"redirect_uri":          {callback},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
+		"code_challenge_method": {"S256"},
+		"state":                 {state},
+		"resource":              {resource},
+	}
+	code, gotState, iss, err := browser.New(user, password).Authorize(ctx, base+"/authorize?"+q.Encode(), callback)
+	if err != nil {
+		return "", fmt.Errorf("authorize: %w", err)
+	}
+	if gotState != state || iss != base {
+		return "", fmt.Errorf("authorize: state %q iss %q, want %q and %q", gotState, iss, state, base)
+	}
+
+	form := url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {registered.ClientID},
+		"redirect_uri": {callback}, "code_verifier": {verifier}, "resource": {resource},
+	}
+	status, body, err = post(base+"/token", "application/x-www-form-urlencoded", []byte(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("token: HTTP %d: %s", status, body)
+	}
+	return tok.AccessToken, nil
+}
+
+// random is 32 random bytes, base64url: a PKCE verifier or a state.
+func random() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
