@@ -8,10 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
-	"unicode"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -104,57 +101,24 @@ func DecodeRegistration(body []byte) (*RegistrationRequest, *oauth.Error) {
 	switch req.ApplicationType {
 	case "native", "web": // DCR-2: either is accepted with any valid redirect URI (Cursor sends web with cursor://)
 	case "":
-		req.ApplicationType = inferApplicationType(req.RedirectURIs)
+		req.ApplicationType = oauth.InferApplicationType(req.RedirectURIs)
 	default:
 		return nil, oauth.Errorf(oauth.InvalidClientMetadata, "application_type must be native or web")
 	}
 	if _, ok := oauth.ParseScope(req.Scope); !ok {
 		return nil, oauth.Errorf(oauth.InvalidClientMetadata, "scope is not a valid scope string")
 	}
-	name, ok := cleanName(req.ClientName)
+	name, ok := oauth.CleanClientName(req.ClientName)
 	if !ok {
 		return nil, oauth.Errorf(oauth.InvalidClientMetadata, "client_name must be at most 200 printable characters")
 	}
 	req.ClientName = name
 	for _, u := range []string{req.ClientURI, req.LogoURI} {
-		if u != "" && !isWebURL(u) {
+		if u != "" && !oauth.IsWebURL(u) {
 			return nil, oauth.Errorf(oauth.InvalidClientMetadata, "client_uri and logo_uri must be http or https URLs")
 		}
 	}
 	return &req, nil
-}
-
-// inferApplicationType calls a client native when all its redirect URIs are
-// loopback or private-use schemes.
-func inferApplicationType(uris []string) string {
-	for _, raw := range uris {
-		u, err := url.Parse(raw)
-		if err != nil {
-			continue
-		}
-		if u.Scheme == "https" || (u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname())) {
-			return "web"
-		}
-	}
-	return "native"
-}
-
-func cleanName(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if len([]rune(s)) > 200 {
-		return "", false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return "", false
-		}
-	}
-	return s, true
-}
-
-func isWebURL(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && len(raw) <= 2048
 }
 
 func truncate(s string, n int) string {

@@ -1,0 +1,250 @@
+package cimd
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// CIMD-6: freshness per RFC 9111, clamped to [MinTTL, MaxTTL].
+func TestLifetime(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	date := now.Add(-time.Minute).Format(http.TimeFormat) // server clock a minute behind
+	f := New(Options{})
+	for _, c := range []struct {
+		name     string
+		header   map[string]string
+		want     time.Duration
+		storable bool
+	}{
+		{"no headers: DefaultTTL", nil, DefaultTTL, true},
+		{"max-age", map[string]string{"Cache-Control": "public, max-age=600"}, 10 * time.Minute, true},
+		{"quoted max-age", map[string]string{"Cache-Control": `max-age="600"`}, 10 * time.Minute, true},
+		{"max-age minus Age", map[string]string{"Cache-Control": "max-age=600", "Age": "120"}, 8 * time.Minute, true},
+		{"max-age below MinTTL", map[string]string{"Cache-Control": "max-age=5"}, DefaultMinTTL, true},
+		{"max-age=0: MinTTL", map[string]string{"Cache-Control": "max-age=0"}, DefaultMinTTL, true},
+		{"max-age above MaxTTL", map[string]string{"Cache-Control": "max-age=31536000"}, DefaultMaxTTL, true},
+		{"max-age overflowing", map[string]string{"Cache-Control": "max-age=99999999999999999999999"}, DefaultMaxTTL, true},
+		{"invalid max-age is stale", map[string]string{"Cache-Control": "max-age=-5"}, DefaultMinTTL, true},
+		{"max-age wins over Expires", map[string]string{"Cache-Control": "max-age=600", "Expires": now.Add(time.Hour).Format(http.TimeFormat)}, 10 * time.Minute, true},
+		{"no-cache: MinTTL", map[string]string{"Cache-Control": "no-cache"}, DefaultMinTTL, true},
+		{"no-cache with max-age", map[string]string{"Cache-Control": "max-age=3600, no-cache"}, DefaultMinTTL, true},
+		{"no-store", map[string]string{"Cache-Control": "max-age=3600, No-Store"}, 0, false},
+		{"Expires relative to Date", map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat), "Date": date}, 61 * time.Minute, true},
+		{"Expires without Date", map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat)}, time.Hour, true},
+		{"Expires: 0", map[string]string{"Expires": "0"}, DefaultMinTTL, true},
+		{"Expires in the past", map[string]string{"Expires": now.Add(-time.Hour).Format(http.TimeFormat)}, DefaultMinTTL, true},
+	} {
+		h := http.Header{}
+		for k, v := range c.header {
+			h.Set(k, v)
+		}
+		got, storable := f.lifetime(h, now)
+		if got != c.want || storable != c.storable {
+			t.Errorf("%s: lifetime = %v, %v; want %v, %v", c.name, got, storable, c.want, c.storable)
+		}
+	}
+}
+
+// CIMD-6: a second call within the lifetime is served from the cache.
+func TestCacheServesSecondCall(t *testing.T) {
+	e := newEnv(t, docHandler, nil)
+	id := e.url("/client.json")
+	for range 3 {
+		if _, err := e.f.Client(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.hitCount("/client.json"); n != 1 {
+		t.Errorf("server hit %d times, want 1", n)
+	}
+}
+
+// CIMD-6: max-age is respected; once it passes the document is fetched again.
+func TestCacheMaxAge(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		docHandler(w, r)
+	}, nil)
+	id := e.url("/client.json")
+	get := func() {
+		t.Helper()
+		if _, err := e.f.Client(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get()
+	e.clock.advance(599 * time.Second)
+	get()
+	if n := e.hitCount("/client.json"); n != 1 {
+		t.Fatalf("within max-age: server hit %d times, want 1", n)
+	}
+	e.clock.advance(2 * time.Second)
+	get()
+	if n := e.hitCount("/client.json"); n != 2 {
+		t.Fatalf("after max-age: server hit %d times, want 2", n)
+	}
+}
+
+// CIMD-6: errors and invalid documents are never cached; the next call
+// fetches again and succeeds once the server is fixed.
+func TestCacheNeverCachesFailures(t *testing.T) {
+	var state atomic.Int32 // 0: 500, 1: invalid document, 2: valid
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		switch state.Load() {
+		case 0:
+			http.Error(w, "down", http.StatusInternalServerError)
+		case 1:
+			serveJSON(w, doc(selfURL(r), func(m map[string]any) { delete(m, "redirect_uris") }))
+		default:
+			docHandler(w, r)
+		}
+	}, nil)
+	id := e.url("/client.json")
+	for s := range int32(2) {
+		state.Store(s)
+		if _, err := e.f.Client(context.Background(), id); err == nil {
+			t.Fatalf("state %d: accepted", s)
+		}
+	}
+	state.Store(2)
+	if _, err := e.f.Client(context.Background(), id); err != nil {
+		t.Fatalf("after the fix: %v", err)
+	}
+	if n := e.hitCount("/client.json"); n != 3 {
+		t.Errorf("server hit %d times, want 3", n)
+	}
+}
+
+// CIMD-6: a no-store document is used but not kept.
+func TestCacheNoStore(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		docHandler(w, r)
+	}, nil)
+	id := e.url("/client.json")
+	for range 2 {
+		if _, err := e.f.Client(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.hitCount("/client.json"); n != 2 {
+		t.Errorf("server hit %d times, want 2", n)
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (f *Fetcher) waiters(clientID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.calls[clientID]; ok {
+		return c.waiters
+	}
+	return 0
+}
+
+// CIMD-6: concurrent calls for one URL collapse into one fetch.
+func TestCacheCollapsesConcurrentFetches(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		docHandler(w, r)
+	}, nil)
+	id := e.url("/client.json")
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := e.f.Client(context.Background(), id)
+			errs <- err
+		})
+	}
+	waitFor(t, "all callers to join the fetch", func() bool { return e.f.waiters(id) == n })
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if hits := e.hitCount("/client.json"); hits != 1 {
+		t.Errorf("server hit %d times, want 1", hits)
+	}
+}
+
+// A caller that gives up does not cancel the fetch others are waiting for.
+func TestCacheCallerCancelDoesNotAbortSharedFetch(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		docHandler(w, r)
+	}, nil)
+	id := e.url("/client.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.f.Client(ctx, id)
+		first <- err
+	}()
+	waitFor(t, "the first caller", func() bool { return e.f.waiters(id) == 1 })
+	second := make(chan error, 1)
+	go func() {
+		_, err := e.f.Client(context.Background(), id)
+		second <- err
+	}()
+	waitFor(t, "the second caller", func() bool { return e.f.waiters(id) == 2 })
+	cancel()
+	if err := <-first; err == nil {
+		t.Error("the cancelled caller got a client")
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Errorf("the waiting caller: %v", err)
+	}
+	if _, err := e.f.Client(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if hits := e.hitCount("/client.json"); hits != 1 {
+		t.Errorf("server hit %d times, want 1", hits)
+	}
+}
+
+// The cache is bounded; when full, the entry closest to expiry goes.
+func TestCacheBounded(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age="+map[string]string{
+			"/a.json": "3600", "/b.json": "600", "/c.json": "7200",
+		}[r.URL.Path])
+		docHandler(w, r)
+	}, func(o *Options) { o.MaxEntries = 2 })
+	for _, p := range []string{"/a.json", "/b.json", "/c.json"} {
+		if _, err := e.f.Client(context.Background(), e.url(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.f.mu.Lock()
+	_, hasA := e.f.cache[e.url("/a.json")]
+	_, hasB := e.f.cache[e.url("/b.json")]
+	_, hasC := e.f.cache[e.url("/c.json")]
+	size := len(e.f.cache)
+	e.f.mu.Unlock()
+	if size != 2 || !hasA || hasB || !hasC {
+		t.Errorf("cache holds %d entries (a=%v b=%v c=%v), want a and c", size, hasA, hasB, hasC)
+	}
+}

@@ -1,0 +1,324 @@
+package cimd
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout    = 5 * time.Second
+	DefaultMaxBytes   = 5 << 10 // the draft recommends 5 KB (CIMD-10)
+	DefaultMinTTL     = time.Minute
+	DefaultMaxTTL     = 24 * time.Hour
+	DefaultTTL        = 5 * time.Minute
+	DefaultMaxEntries = 1000
+)
+
+// Resolver looks up the addresses of a host name. *net.Resolver implements it.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// Options configure a Fetcher. The zero value is ready for production.
+type Options struct {
+	// AllowHosts are exact host names, or host:port, whose addresses are
+	// not checked (CIMD-10): they may resolve to loopback or private
+	// addresses. For local testing only; empty by default.
+	AllowHosts []string
+	// RootCAs adds trust for tests (a test CA); nil means the system roots.
+	RootCAs *x509.CertPool
+	// Timeout bounds a whole fetch: resolve, connect, TLS, headers, body.
+	// Default 5 s.
+	Timeout time.Duration
+	// MaxBytes is the largest document accepted. Default 5 KiB (5120).
+	MaxBytes int64
+	// MinTTL and MaxTTL bound every cache lifetime (CIMD-6). Defaults 1 min
+	// and 24 h. no-cache and max-age=0 get MinTTL.
+	MinTTL, MaxTTL time.Duration
+	// DefaultTTL is the lifetime of a document served without freshness
+	// headers, clamped to [MinTTL, MaxTTL]. Default 5 min.
+	DefaultTTL time.Duration
+	// MaxEntries bounds the cache. Default 1000.
+	MaxEntries int
+	// Now is the clock for cache lifetimes. Default time.Now.
+	Now func() time.Time
+	// Logger receives one line per fetch. Default: discard.
+	Logger *slog.Logger
+	// Resolver resolves client_id hosts. Default net.DefaultResolver.
+	Resolver Resolver
+}
+
+// Fetcher fetches, validates and caches client ID metadata documents. It is
+// safe for concurrent use.
+type Fetcher struct {
+	opts     Options
+	allow    map[string]bool // lower-cased AllowHosts
+	resolver Resolver
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]entry
+	calls map[string]*call
+
+	// testDial, when set, replaces the real dialer (tests only).
+	testDial func(ctx context.Context, ap netip.AddrPort) (net.Conn, error)
+}
+
+type entry struct {
+	client  *store.Client
+	expires time.Time
+}
+
+// call is one fetch shared by every concurrent Client call for its URL.
+type call struct {
+	done    chan struct{}
+	waiters int
+	client  *store.Client
+	err     error
+}
+
+// New returns a Fetcher; zero fields of opts take their defaults.
+func New(opts Options) *Fetcher {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.MinTTL <= 0 {
+		opts.MinTTL = DefaultMinTTL
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = DefaultMaxTTL
+	}
+	if opts.MinTTL > opts.MaxTTL {
+		opts.MinTTL = opts.MaxTTL
+	}
+	if opts.DefaultTTL <= 0 {
+		opts.DefaultTTL = DefaultTTL
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	f := &Fetcher{
+		opts:     opts,
+		allow:    make(map[string]bool),
+		resolver: opts.Resolver,
+		log:      opts.Logger,
+		cache:    make(map[string]entry),
+		calls:    make(map[string]*call),
+	}
+	if f.resolver == nil {
+		f.resolver = net.DefaultResolver
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	for _, h := range opts.AllowHosts {
+		f.allow[strings.ToLower(h)] = true
+	}
+	return f
+}
+
+// Client returns the client that the document at clientID describes,
+// fetching it unless a fresh copy is cached (CIMD-2, CIMD-6). The result
+// is the caller's to keep: ID is the URL, TokenEndpointAuthMethod is
+// "none", CreatedAt is when the document was fetched. Any failure is an
+// *Error (CIMD-9: the caller shows a page, or answers invalid_client).
+//
+// Concurrent calls for the same URL share one fetch. That fetch runs
+// under ctx's values but not its cancellation, bounded by Options.Timeout;
+// a caller whose ctx ends stops waiting for it.
+func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, error) {
+	if err := ValidateClientIDURL(clientID); err != nil {
+		return nil, err
+	}
+	now := f.opts.Now()
+	f.mu.Lock()
+	if e, ok := f.cache[clientID]; ok {
+		if now.Before(e.expires) {
+			f.mu.Unlock()
+			return cloneClient(e.client), nil
+		}
+		delete(f.cache, clientID)
+	}
+	c, ok := f.calls[clientID]
+	if !ok {
+		c = &call{done: make(chan struct{})}
+		f.calls[clientID] = c
+		go f.run(context.WithoutCancel(ctx), clientID, c)
+	}
+	c.waiters++
+	f.mu.Unlock()
+
+	select {
+	case <-c.done:
+		if c.err != nil {
+			return nil, c.err
+		}
+		return cloneClient(c.client), nil
+	case <-ctx.Done():
+		return nil, unreachable(ctx.Err())
+	}
+}
+
+func (f *Fetcher) run(ctx context.Context, clientID string, c *call) {
+	client, ttl, storable, err := f.fetch(ctx, clientID)
+	f.mu.Lock()
+	delete(f.calls, clientID)
+	if err == nil && storable {
+		f.put(clientID, client, f.opts.Now().Add(ttl))
+	}
+	f.mu.Unlock()
+	if err != nil {
+		attrs := []any{"client_id", clientID, "err", err.Error()}
+		var e *Error
+		if errors.As(err, &e) {
+			attrs = []any{"client_id", clientID, "reason", e.Reason}
+			if e.Cause != nil {
+				attrs = append(attrs, "cause", e.Cause.Error())
+			}
+		}
+		f.log.Info("cimd: client metadata rejected", attrs...)
+	} else {
+		f.log.Info("cimd: client metadata fetched", "client_id", clientID, "client_name", client.Name, "cache_ttl", ttl, "cached", storable)
+	}
+	c.client, c.err = client, err
+	close(c.done)
+}
+
+// put stores a document; f.mu is held. When the cache is full, expired
+// entries go first, then the one that would expire soonest.
+func (f *Fetcher) put(clientID string, c *store.Client, expires time.Time) {
+	if _, ok := f.cache[clientID]; !ok && len(f.cache) >= f.opts.MaxEntries {
+		now := f.opts.Now()
+		for k, e := range f.cache {
+			if !now.Before(e.expires) {
+				delete(f.cache, k)
+			}
+		}
+		for len(f.cache) >= f.opts.MaxEntries {
+			var victim string
+			var soonest time.Time
+			for k, e := range f.cache {
+				if victim == "" || e.expires.Before(soonest) {
+					victim, soonest = k, e.expires
+				}
+			}
+			delete(f.cache, victim)
+		}
+	}
+	f.cache[clientID] = entry{client: c, expires: expires}
+}
+
+// fetch does one validated GET of clientID (already checked by
+// ValidateClientIDURL). Its error is always an *Error.
+func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, ttl time.Duration, storable bool, _ error) {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	u, err := url.Parse(clientID)
+	if err != nil {
+		return nil, 0, false, invalid("the client_id cannot be parsed")
+	}
+	host := u.Hostname()
+	port := uint16(443)
+	if p := u.Port(); p != "" {
+		n, _ := strconv.ParseUint(p, 10, 16)
+		port = uint16(n)
+	}
+	allowed := f.allow[strings.ToLower(u.Host)] || f.allow[strings.ToLower(host)]
+
+	// CIMD-10: resolve once, check every answer, dial only those.
+	addrs, err := f.resolve(ctx, host)
+	if err != nil {
+		return nil, 0, false, unreachable(err)
+	}
+	if !allowed {
+		if err := checkAddrs(host, addrs); err != nil {
+			return nil, 0, false, unreachable(err)
+		}
+	}
+	pinned := make([]netip.AddrPort, len(addrs))
+	for i, a := range addrs {
+		pinned[i] = netip.AddrPortFrom(a, port)
+	}
+	hc := f.httpClient(host, pinned, allowed)
+	defer hc.CloseIdleConnections()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
+	if err != nil {
+		return nil, 0, false, invalid("the client_id cannot be fetched")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "mcpgate-cimd")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, 0, false, unreachable(err)
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, 0, false, invalid(fmt.Sprintf("the client metadata URL answered with a redirect (HTTP %d); redirects are not followed", resp.StatusCode))
+	case resp.StatusCode != http.StatusOK:
+		return nil, 0, false, invalid(fmt.Sprintf("the client metadata URL answered HTTP %d instead of 200", resp.StatusCode))
+	}
+	if !jsonMediaType(resp.Header.Get("Content-Type")) {
+		return nil, 0, false, invalid("the client metadata document is not served as application/json")
+	}
+	tooBig := invalid(fmt.Sprintf("the client metadata document is larger than %d bytes", f.opts.MaxBytes))
+	if resp.ContentLength > f.opts.MaxBytes {
+		return nil, 0, false, tooBig
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.MaxBytes+1))
+	if err != nil {
+		return nil, 0, false, unreachable(err)
+	}
+	if int64(len(body)) > f.opts.MaxBytes {
+		return nil, 0, false, tooBig
+	}
+	now := f.opts.Now()
+	client, err := parseDocument(clientID, body, now)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	ttl, storable = f.lifetime(resp.Header, now)
+	return client, ttl, storable, nil
+}
+
+// jsonMediaType accepts application/json and application/*+json (draft §4).
+func jsonMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+func cloneClient(c *store.Client) *store.Client {
+	cp := *c
+	cp.RedirectURIs = slices.Clone(c.RedirectURIs)
+	cp.GrantTypes = slices.Clone(c.GrantTypes)
+	cp.ResponseTypes = slices.Clone(c.ResponseTypes)
+	return &cp
+}
