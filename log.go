@@ -7,26 +7,32 @@ import (
 	"time"
 )
 
-// accessLog writes one line per request. The query string is never logged:
-// it carries codes and states.
-func accessLog(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		remote, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			remote = r.RemoteAddr
-		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.Int64("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", remote),
-		)
-	})
+// ServeHTTP serves every endpoint of the gateway and writes one log line
+// per request. The query string is never logged: it carries codes and
+// states. The MCP path, the hot one, skips the mux.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	if r.URL.Path == g.mcpPath {
+		g.mcp.ServeHTTP(rec, r)
+	} else {
+		g.mux.ServeHTTP(rec, r)
+	}
+	if !g.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
+	remote, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remote = r.RemoteAddr
+	}
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("remote", remote),
+	)
 }
 
 type statusRecorder struct {

@@ -68,7 +68,8 @@ type Client struct {
 // Gateway is an http.Handler serving the whole gateway.
 type Gateway struct {
 	mux      *http.ServeMux
-	handler  http.Handler
+	mcpPath  string
+	mcp      http.Handler // the guarded MCP handler, reached without the mux
 	guard    *resource.Guard
 	denylist *resource.Denylist
 	store    store.Store
@@ -163,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Denylist:       deny,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Logger:         cfg.Logger,
+		Now:            cfg.Now,
 	})
 
 	g := &Gateway{mux: http.NewServeMux(), guard: guard, denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
@@ -172,18 +174,14 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.mux.Handle("GET "+p, prm)
 		g.mux.Handle("OPTIONS "+p, prm)
 	}
-	g.mux.Handle(cfg.MCPPath, oauth.CORS(guard.Protect(cfg.MCP)))
+	g.mcpPath, g.mcp = cfg.MCPPath, guard.Protect(cfg.MCP)
 	g.mux.HandleFunc("GET /healthz", g.healthz)
 	g.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), cfg.MCPPath)
 	})
-	g.handler = accessLog(cfg.Logger, g.mux)
 	return g, nil
 }
-
-// ServeHTTP serves every endpoint of the gateway.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
 // Protect guards any handler with the gateway's token check, as for
 // MCPPath: only requests with a valid access token for that resource pass,

@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
 )
 
 // User is a person as an upstream identity provider described them.
@@ -37,11 +39,22 @@ func WithCaller(ctx context.Context, c *Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 
-// FromContext returns the caller that the resource middleware verified, or
-// nil when the request did not pass through it.
+// TokenInfoKey is the key of the caller in the go-sdk's auth.TokenInfo.Extra,
+// where the resource guard puts it.
+const TokenInfoKey = "mcpgate.caller"
+
+// FromContext returns the caller that the resource guard verified, or nil
+// when the request did not pass through it. The caller is shared by every
+// request with the same token: read it, never modify it.
 func FromContext(ctx context.Context) *Caller {
-	c, _ := ctx.Value(callerKey{}).(*Caller)
-	return c
+	if c, ok := ctx.Value(callerKey{}).(*Caller); ok {
+		return c
+	}
+	if ti := auth.TokenInfoFromContext(ctx); ti != nil {
+		c, _ := ti.Extra[TokenInfoKey].(*Caller)
+		return c
+	}
+	return nil
 }
 
 // HasScope reports whether the caller's token carries scope s.

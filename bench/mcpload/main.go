@@ -104,7 +104,7 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at the end")
 	flag.Float64Var(&o.quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat); disturbed rounds are marked and left out of a second summary")
-	flag.StringVar(&o.logFormat, "log", "discard", "the gateway's log: discard (mcpgate.New's default), text or json (slog handlers writing to io.Discard: formatting cost, no I/O)")
+	flag.StringVar(&o.logFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mcpload [flags]\n\nCompares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\n\n")
 		flag.PrintDefaults()

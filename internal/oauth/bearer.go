@@ -2,6 +2,23 @@ package oauth
 
 import "strings"
 
+// token68 marks the bytes of an RFC 7235 token68, less the trailing "=".
+var token68 = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
+
 // BearerToken extracts the token of an "Authorization: Bearer <token>"
 // header value (RFC 6750 §2.1). The scheme is case-insensitive; the token
 // must be a non-empty token68. ok is false for any other shape, including a
@@ -23,11 +40,7 @@ func BearerToken(header string) (token string, ok bool) {
 		return "", false
 	}
 	for i := 0; i < end; i++ {
-		c := token[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
-		default:
+		if !token68[token[i]] {
 			return "", false
 		}
 	}

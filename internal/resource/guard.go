@@ -1,11 +1,11 @@
 package resource
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -25,6 +25,7 @@ type Options struct {
 	// and loopback ones (TRANS-1).
 	AllowedOrigins []string
 	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Guard protects one resource.
@@ -32,6 +33,8 @@ type Guard struct {
 	opts       Options
 	advertised []string
 	allowed    map[string]bool
+	cache      *verifiedCache
+	now        func() time.Time
 }
 
 // NewGuard returns a Guard for opts.
@@ -39,7 +42,10 @@ func NewGuard(opts Options) *Guard {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{opts: opts, allowed: map[string]bool{}}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	g := &Guard{opts: opts, allowed: map[string]bool{}, cache: newVerifiedCache(10000), now: opts.Now}
 	for _, s := range opts.Scopes {
 		if s != "offline_access" { // PRM-8
 			g.advertised = append(g.advertised, s)
@@ -63,40 +69,45 @@ func (g *Guard) MetadataURL(r *http.Request) string {
 // token for this resource, with the caller in the context
 // (identity.FromContext) and, for the go-sdk's session binding (SESS-3),
 // an auth.TokenInfo whose UserID is the caller.
+// Browser clients get CORS on every answer, 401s included; preflight
+// requests are answered without a token.
 func (g *Guard) Protect(next http.Handler) http.Handler {
-	// The go-sdk's own middleware only transfers what we verified into the
-	// context key its transport reads; the challenge is ours (it omits
-	// error=, see SCOPE-1).
-	bind := auth.RequireBearerToken(tokenInfoFromCaller, nil)(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.originAllowed(r) { // TRANS-1
-			g.opts.Logger.Info("refused origin", "origin", r.Header.Get("Origin"), "host", r.Host)
-			http.Error(w, "origin or host not allowed", http.StatusForbidden)
-			return
-		}
-		caller, status, ch := g.check(r)
-		if status != 0 {
-			ch.ResourceMetadata = g.MetadataURL(r)
-			oauth.WriteChallenge(w, status, ch)
-			return
-		}
-		bind.ServeHTTP(w, r.WithContext(identity.WithCaller(r.Context(), caller)))
-	})
+	return &protected{g: g, next: next}
 }
 
-func tokenInfoFromCaller(_ context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
-	c := identity.FromContext(r.Context())
-	if c == nil {
-		return nil, auth.ErrInvalidToken
+// protected is one handler, not a chain of closures: every frame on the
+// way to the MCP server costs stack on each request.
+type protected struct {
+	g    *Guard
+	next http.Handler
+}
+
+func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if oauth.HandleCORS(w, r) {
+		return
 	}
-	return &auth.TokenInfo{UserID: c.User.ID, Scopes: c.Scopes, Expiration: c.ExpiresAt, Extra: map[string]any{"caller": c}}, nil
+	g := p.g
+	if !g.originAllowed(r) { // TRANS-1
+		g.opts.Logger.Info("refused origin", "origin", r.Header.Get("Origin"), "host", r.Host)
+		http.Error(w, "origin or host not allowed", http.StatusForbidden)
+		return
+	}
+	v, status, ch := g.check(r)
+	if status != 0 {
+		ch.ResourceMetadata = g.MetadataURL(r)
+		oauth.WriteChallenge(w, status, ch)
+		return
+	}
+	p.next.ServeHTTP(w, r.WithContext(&verifiedContext{Context: r.Context(), info: v.info}))
 }
 
 // check verifies the request's token: from the Authorization header only
 // (TOK-1), signature, issuer, audience and expiry (RES-3, TOK-2), not
-// revoked, and carrying every required scope (SCOPE-1, SCOPE-3).
-func (g *Guard) check(r *http.Request) (*identity.Caller, int, oauth.Challenge) {
-	if r.URL.Query().Has("access_token") {
+// revoked, and carrying every required scope (SCOPE-1, SCOPE-3). A token
+// seen before is answered from the cache without allocating; its expiry,
+// issuer and revocation are still checked on every request.
+func (g *Guard) check(r *http.Request) (*verified, int, oauth.Challenge) {
+	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 		return nil, http.StatusBadRequest, oauth.Challenge{Error: oauth.InvalidRequest, ErrorDescription: "access tokens are accepted only in the Authorization header"}
 	}
 	h := r.Header.Get("Authorization")
@@ -108,6 +119,30 @@ func (g *Guard) check(r *http.Request) (*identity.Caller, int, oauth.Challenge) 
 	if !ok {
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the Authorization header is not a Bearer token", Scopes: g.advertised}
 	}
+	key := tokenKey(raw)
+	v := g.cache.get(key)
+	if v == nil || !g.opts.Site.IsIssuer(r, v.issuer) {
+		var status int
+		var ch oauth.Challenge
+		if v, status, ch = g.verify(r, raw); status != 0 {
+			return nil, status, ch
+		}
+		g.cache.put(key, v, g.now())
+	}
+	if !g.now().Before(v.info.Expiration) {
+		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token is invalid or expired", Scopes: g.advertised}
+	}
+	if g.opts.Denylist != nil && g.opts.Denylist.Denied(v.grant) {
+		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token was revoked", Scopes: g.advertised}
+	}
+	if !v.scopesOK {
+		return nil, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope, ErrorDescription: "the access token lacks a required scope", Scopes: g.advertised}
+	}
+	return v, 0, oauth.Challenge{}
+}
+
+// verify checks a token the cache does not know, with the verifier.
+func (g *Guard) verify(r *http.Request, raw string) (*verified, int, oauth.Challenge) {
 	iss := g.opts.Site.Issuer(r)
 	claims, err := g.opts.Verifier.Verify(raw, iss, iss+g.opts.Path)
 	if err != nil {
@@ -118,19 +153,20 @@ func (g *Guard) check(r *http.Request) (*identity.Caller, int, oauth.Challenge) 
 		g.opts.Logger.Info("token refused", "reason", err.Error(), "path", r.URL.Path)
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: desc, Scopes: g.advertised}
 	}
-	if g.opts.Denylist != nil && g.opts.Denylist.Denied(claims.GrantID) {
-		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token was revoked", Scopes: g.advertised}
-	}
-	if !oauth.ContainsAll(claims.Scopes, g.opts.Scopes) {
-		return nil, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope, ErrorDescription: "the access token lacks a required scope", Scopes: g.advertised}
-	}
-	return &identity.Caller{
+	caller := &identity.Caller{
 		User:      claims.User,
 		ClientID:  claims.ClientID,
 		Scopes:    claims.Scopes,
 		Resource:  claims.Audience,
 		TokenID:   claims.ID,
 		ExpiresAt: claims.ExpiresAt,
+	}
+	return &verified{
+		issuer:   iss,
+		grant:    claims.GrantID,
+		scopesOK: oauth.ContainsAll(claims.Scopes, g.opts.Scopes),
+		info: &auth.TokenInfo{UserID: caller.User.ID, Scopes: caller.Scopes, Expiration: caller.ExpiresAt,
+			Extra: map[string]any{identity.TokenInfoKey: caller}},
 	}, 0, oauth.Challenge{}
 }
 

@@ -65,7 +65,7 @@ func CallerOf(ctx context.Context, req *mcp.CallToolRequest) *identity.Caller {
 		return c
 	}
 	if req != nil && req.Extra != nil && req.Extra.TokenInfo != nil {
-		if c, ok := req.Extra.TokenInfo.Extra["caller"].(*identity.Caller); ok {
+		if c, ok := req.Extra.TokenInfo.Extra[identity.TokenInfoKey].(*identity.Caller); ok {
 			return c
 		}
 	}

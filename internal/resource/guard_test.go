@@ -1,0 +1,166 @@
+package resource
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+type fixture struct {
+	guard *Guard
+	keys  *tokens.Keyset
+	now   time.Time
+}
+
+func newFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	sealer, err := tokens.NewSealer(bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &fixture{now: time.Now()}
+	f.keys, err = tokens.LoadKeyset(context.Background(), memory.New(), sealer, f.now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	clock := func() time.Time { return f.now }
+	f.guard = NewGuard(Options{
+		Site:     &oauth.Site{Fallback: "http://127.0.0.1:8080"},
+		Path:     "/mcp",
+		Scopes:   []string{"mcp"},
+		Verifier: tokens.NewVerifier(f.keys, tokens.VerifierOptions{Now: clock}),
+		Denylist: NewDenylist(time.Hour, clock),
+		Now:      clock,
+	})
+	return f
+}
+
+func (f *fixture) mint(tb testing.TB, aud string, scopes ...string) string {
+	tb.Helper()
+	at, err := f.keys.Mint(&tokens.Claims{Issuer: "http://127.0.0.1:8080", Subject: "local:alice", Audience: aud,
+		ClientID: "c1", Scopes: scopes, IssuedAt: f.now, ExpiresAt: f.now.Add(time.Hour), ID: tokens.NewID(), GrantID: "g1",
+		User: identity.User{ID: "local:alice", Username: "alice"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return at
+}
+
+func request(token string) *http.Request {
+	r := httptest.NewRequest("POST", "http://127.0.0.1:8080/mcp", nil)
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
+
+// The cache never serves what the verifier would refuse: a token cached
+// for one issuer is checked again under another, expiry and revocation
+// are checked on every hit (TOK-2, RES-3).
+func TestCachedTokenStillChecked(t *testing.T) {
+	f := newFixture(t)
+	tok := f.mint(t, "http://127.0.0.1:8080/mcp", "mcp")
+	var seen *identity.Caller
+	h := f.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = identity.FromContext(r.Context())
+	}))
+	do := func(r *http.Request) int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if c := do(request(tok)); c != 200 || seen == nil || seen.User.ID != "local:alice" {
+		t.Fatalf("first: %d %+v", c, seen)
+	}
+	if c := do(request(tok)); c != 200 {
+		t.Fatalf("cached: %d", c)
+	}
+	other := request(tok)
+	other.Host = "localhost:8080" // another issuer and audience
+	if c := do(other); c != 401 {
+		t.Fatalf("RES-3: cached token accepted for another audience: %d", c)
+	}
+	f.guard.opts.Denylist.Revoke("g1")
+	if c := do(request(tok)); c != 401 {
+		t.Fatalf("revoked grant accepted from the cache: %d", c)
+	}
+	f2 := newFixture(t)
+	tok2 := f2.mint(t, "http://127.0.0.1:8080/mcp", "mcp")
+	h2 := f2.guard.Protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	w := httptest.NewRecorder()
+	h2.ServeHTTP(w, request(tok2))
+	f2.now = f2.now.Add(time.Hour)
+	w = httptest.NewRecorder()
+	h2.ServeHTTP(w, request(tok2))
+	if w.Code != 401 {
+		t.Fatalf("TOK-2: expired cached token accepted: %d", w.Code)
+	}
+}
+
+// SCOPE-1: a cached token without the required scope stays a 403.
+func TestCachedInsufficientScope(t *testing.T) {
+	f := newFixture(t)
+	tok := f.mint(t, "http://127.0.0.1:8080/mcp", "other")
+	h := f.guard.Protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for i := 0; i < 2; i++ {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, request(tok))
+		if w.Code != 403 {
+			t.Fatalf("round %d: %d", i, w.Code)
+		}
+	}
+}
+
+// The cache is bounded.
+func TestVerifiedCacheBounded(t *testing.T) {
+	c := newVerifiedCache(4)
+	now := time.Now()
+	for i := 0; i < 10; i++ {
+		c.put(tokenKey(string(rune('a'+i))), &verified{info: infoExpiring(now.Add(time.Hour))}, now)
+		if len(c.entries) > 4 {
+			t.Fatalf("%d entries", len(c.entries))
+		}
+	}
+}
+
+// BenchmarkGuardCached is the whole per-request check of a known token,
+// from the header to the go-sdk's TokenInfo in the context.
+func BenchmarkGuardCached(b *testing.B) {
+	f := newFixture(b)
+	tok := f.mint(b, "http://127.0.0.1:8080/mcp", "mcp")
+	h := f.guard.Protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := request(tok)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.ServeHTTP(w, r)
+	}
+}
+
+// SESS-3 relies on this: the go-sdk finds the TokenInfo the guard put in
+// the context, with its UserID, and the caller in it.
+func TestGoSDKSeesTokenInfo(t *testing.T) {
+	f := newFixture(t)
+	tok := f.mint(t, "http://127.0.0.1:8080/mcp", "mcp")
+	var info *auth.TokenInfo
+	var caller *identity.Caller
+	h := f.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info = auth.TokenInfoFromContext(r.Context())
+		caller = identity.FromContext(r.Context())
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), request(tok))
+	if info == nil || info.UserID != "local:alice" || caller == nil || caller.ClientID != "c1" {
+		t.Fatalf("TokenInfo %+v, caller %+v", info, caller)
+	}
+}
