@@ -20,9 +20,16 @@ var (
 	// (PKCE-3).
 	ErrCodeReused = errors.New("store: authorization code already used")
 	// ErrRefreshReused: RotateRefresh found a refresh token that was rotated
-	// before. The backend has revoked the grant (the whole family) in the same
-	// transaction (RT-1); the returned *Grant names it.
+	// before, longer ago than the grace window. The backend has revoked the
+	// grant (the whole family) in the same transaction (RT-1); the returned
+	// *Grant names it.
 	ErrRefreshReused = errors.New("store: refresh token reused")
+	// ErrRefreshRotated: RotateRefresh found a refresh token that was rotated
+	// within the grace window (a client retrying, or sending the same token
+	// from two places at once). Nothing changed; the returned old token's
+	// Successor holds what its rotation issued, so the caller can answer
+	// with the same pair.
+	ErrRefreshRotated = errors.New("store: refresh token rotated moments ago")
 )
 
 // Client is a registered OAuth client (RFC 7591 §2 metadata).
@@ -107,6 +114,9 @@ type RefreshToken struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	RotatedAt  time.Time // zero until replaced
+	// Successor is the token response its rotation issued, sealed by the
+	// caller (it holds the new refresh token); nil until rotated.
+	Successor []byte
 }
 
 // Session is a logged-in browser at the gateway's own pages.
@@ -168,15 +178,25 @@ type Store interface {
 	// transaction (rt may be nil when no refresh token is issued).
 	CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) error
 	GetGrant(ctx context.Context, id string) (*Grant, error) // revoked grants are returned with RevokedAt set
-	// RotateRefresh replaces the refresh token oldHash by next, atomically.
-	// The store fills next.GrantID, next.Generation (old + 1) and
+	// RotateRefresh replaces the refresh token oldHash by next, atomically,
+	// and records successor (the sealed response that carries next) on the
+	// old token. The store fills next.GrantID, next.Generation (old + 1) and
 	// next.Scopes (the old token's) from the old token. It returns the grant
-	// and the old token. Unknown, expired or revoked:
-	// ErrNotFound. Rotated before: the grant is revoked in the same
-	// transaction and ErrRefreshReused is returned. Of concurrent callers
-	// with the same oldHash exactly one succeeds.
-	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, now time.Time) (*Grant, *RefreshToken, error)
+	// and the old token. Unknown, expired or revoked: ErrNotFound. Rotated
+	// less than grace ago: nothing changes, ErrRefreshRotated, and the old
+	// token comes back with its Successor. Rotated longer ago: the grant is
+	// revoked in the same transaction and ErrRefreshReused is returned
+	// (RT-1). Of concurrent callers with the same oldHash exactly one
+	// succeeds; the others get ErrRefreshRotated (within grace).
+	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, successor []byte, now time.Time, grace time.Duration) (*Grant, *RefreshToken, error)
+	// GetRefresh returns a refresh token and its grant, for introspection
+	// and revocation. Unknown or expired: ErrNotFound. A rotated token or a
+	// revoked grant is returned as is; the caller decides.
+	GetRefresh(ctx context.Context, hash []byte, now time.Time) (*RefreshToken, *Grant, error)
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
+	// RevokedGrantsSince lists the ids of grants revoked at or after since,
+	// so that a starting process can deny their unexpired access tokens.
+	RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error)
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)

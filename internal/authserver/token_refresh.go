@@ -36,7 +36,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 	now := s.now()
 	newToken := tokens.NewSecret()
 	next := &store.RefreshToken{Hash: tokens.Hash(newToken), CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
-	grant, prev, err := s.store.RotateRefresh(ctx, tokens.Hash(old), next, now)
+	grant, prev, err := s.store.RotateRefresh(ctx, tokens.Hash(old), next, nil, now, 0)
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
 		s.log.Warn("refresh token reused: family revoked", "client_id", client.ID, "grant", grant.ID)

@@ -244,7 +244,7 @@ func (s *Store) GetGrant(_ context.Context, id string) (*store.Grant, error) {
 
 // RotateRefresh fills in next.GrantID, next.Generation and next.Scopes, which the caller
 // cannot know before the old token is looked up.
-func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.RefreshToken, now time.Time) (*store.Grant, *store.RefreshToken, error) {
+func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.RefreshToken, successor []byte, now time.Time, grace time.Duration) (*store.Grant, *store.RefreshToken, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.refresh[string(oldHash)]
@@ -256,6 +256,11 @@ func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.Ref
 		return nil, nil, notFound("rotate refresh")
 	}
 	if !old.RotatedAt.IsZero() {
+		if now.Before(old.RotatedAt.Add(grace)) {
+			// A retry or a duplicate in flight: the caller answers with
+			// the same pair.
+			return copyGrant(g), copyRefresh(old), fmt.Errorf("memory: rotate refresh: %w", store.ErrRefreshRotated)
+		}
 		// RT-1: a rotated token came back, so someone holds a copy.
 		g.RevokedAt = now
 		return copyGrant(g), copyRefresh(old), fmt.Errorf("memory: rotate refresh: %w", store.ErrRefreshReused)
@@ -264,11 +269,39 @@ func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.Ref
 		return nil, nil, conflict("rotate refresh")
 	}
 	old.RotatedAt = now
+	old.Successor = bytes.Clone(successor)
 	next.GrantID = old.GrantID
 	next.Generation = old.Generation + 1
 	next.Scopes = append([]string(nil), old.Scopes...) // RFC 6749 §6: same scope as the old token
 	s.refresh[string(next.Hash)] = copyRefresh(next)
 	return copyGrant(g), copyRefresh(old), nil
+}
+
+func (s *Store) GetRefresh(_ context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.refresh[string(hash)]
+	if !ok || !refreshLive(t.ExpiresAt, now) {
+		return nil, nil, notFound("get refresh")
+	}
+	g, ok := s.grants[t.GrantID]
+	if !ok {
+		return nil, nil, notFound("get refresh")
+	}
+	return copyRefresh(t), copyGrant(g), nil
+}
+
+func (s *Store) RevokedGrantsSince(_ context.Context, since time.Time) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var ids []string
+	for id, g := range s.grants {
+		if !g.RevokedAt.IsZero() && !g.RevokedAt.Before(since) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func (s *Store) RevokeGrant(_ context.Context, id string, now time.Time) error {
@@ -440,6 +473,7 @@ func copyRefresh(t *store.RefreshToken) *store.RefreshToken {
 	n := *t
 	n.Hash = bytes.Clone(t.Hash)
 	n.Scopes = slices.Clone(t.Scopes)
+	n.Successor = bytes.Clone(t.Successor)
 	return &n
 }
 

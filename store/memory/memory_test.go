@@ -52,7 +52,7 @@ func BenchmarkCreateGrantRotateRefresh(b *testing.B) {
 			b.Fatal(err)
 		}
 		next := &store.RefreshToken{Hash: append([]byte{'n'}, h...), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if _, _, err := s.RotateRefresh(ctx, h, next, now); err != nil {
+		if _, _, err := s.RotateRefresh(ctx, h, next, nil, now, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -54,7 +54,7 @@ func grantRound(b *testing.B, s *Store, n uint64, now time.Time) {
 		b.Fatal(err)
 	}
 	next := &store.RefreshToken{Hash: key('R', n), Scopes: g.Scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	if _, _, err := s.RotateRefresh(b.Context(), rt.Hash, next, now); err != nil {
+	if _, _, err := s.RotateRefresh(b.Context(), rt.Hash, next, nil, now, 0); err != nil {
 		b.Fatal(err)
 	}
 }

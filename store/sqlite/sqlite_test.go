@@ -139,7 +139,7 @@ func TestPersistence(t *testing.T) {
 	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt2"), ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt2"), ExpiresAt: now.Add(time.Hour)}, nil, now, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -162,10 +162,10 @@ func TestPersistence(t *testing.T) {
 	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); !errors.Is(err, store.ErrCodeReused) {
 		t.Errorf("code after reopen: %v, want ErrCodeReused", err)
 	}
-	if _, _, err := s.RotateRefresh(ctx, []byte("rt2"), &store.RefreshToken{Hash: []byte("rt3"), ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+	if _, _, err := s.RotateRefresh(ctx, []byte("rt2"), &store.RefreshToken{Hash: []byte("rt3"), ExpiresAt: now.Add(time.Hour)}, nil, now, 0); err != nil {
 		t.Errorf("rotating the token issued before reopen: %v", err)
 	}
-	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt4")}, now); !errors.Is(err, store.ErrRefreshReused) {
+	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt4")}, nil, now, 0); !errors.Is(err, store.ErrRefreshReused) {
 		t.Errorf("token rotated before reopen: %v, want ErrRefreshReused", err)
 	}
 }

@@ -82,12 +82,12 @@ func scanGrant(row scanner) (*store.Grant, error) {
 	return &g, nil
 }
 
-const refreshCols = `hash, grant_id, generation, scopes, created_at, expires_at, rotated_at`
+const refreshCols = `hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor`
 
 func scanRefresh(row scanner) (*store.RefreshToken, error) {
 	var t store.RefreshToken
 	err := row.Scan(blob{&t.Hash}, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
-		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt})
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt}, blob{&t.Successor})
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +100,8 @@ func insertRefresh(ctx context.Context, tx *sql.Tx, t *store.RefreshToken, grant
 		return err
 	}
 	return inserted(tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		t.Hash, grantID, generation, scopes, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RotatedAt)))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		t.Hash, grantID, generation, scopes, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RotatedAt), t.Successor))
 }
 
 func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.RefreshToken) error {
@@ -143,7 +143,7 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*store.Grant, error) {
 
 // RotateRefresh fills in next.GrantID, next.Generation and next.Scopes, which the caller
 // cannot know before the old token is looked up.
-func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.RefreshToken, now time.Time) (*store.Grant, *store.RefreshToken, error) {
+func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.RefreshToken, successor []byte, now time.Time, grace time.Duration) (*store.Grant, *store.RefreshToken, error) {
 	var (
 		g   *store.Grant
 		old *store.RefreshToken
@@ -161,6 +161,11 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 			return err
 		}
 		if !old.RotatedAt.IsZero() {
+			if now.Before(old.RotatedAt.Add(grace)) {
+				// A retry or a duplicate in flight: the caller answers
+				// with the same pair.
+				return store.ErrRefreshRotated
+			}
 			// RT-1: a rotated token came back, so someone holds a copy.
 			// Revoke the family and keep that even though we report an error.
 			if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ?`, nanos(now), g.ID); err != nil {
@@ -174,11 +179,12 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 		if err := insertRefresh(ctx, tx, next, old.GrantID, old.Generation+1); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`, nanos(now), oldHash)
+		_, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor = ? WHERE hash = ?`, nanos(now), successor, oldHash)
 		old.RotatedAt = fromNanos(nanos(now))
+		old.Successor = append([]byte(nil), successor...)
 		return err
 	})
-	if errors.Is(err, store.ErrRefreshReused) {
+	if errors.Is(err, store.ErrRefreshReused) || errors.Is(err, store.ErrRefreshRotated) {
 		return g, old, wrap("rotate refresh", err)
 	}
 	if err != nil {
@@ -187,6 +193,39 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 	next.GrantID = old.GrantID
 	next.Generation = old.Generation + 1
 	return g, old, nil
+}
+
+func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
+	t, err := scanRefresh(s.r.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
+		WHERE hash = ? AND (expires_at = 0 OR expires_at > ?)`, hash, nanos(now)))
+	if err != nil {
+		return nil, nil, wrap("get refresh", err)
+	}
+	g, err := scanGrant(s.r.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, t.GrantID))
+	if err != nil {
+		return nil, nil, wrap("get refresh", err)
+	}
+	return t, g, nil
+}
+
+func (s *Store) RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM grants WHERE revoked_at != 0 AND revoked_at >= ? ORDER BY id`, nanos(since))
+	if err != nil {
+		return nil, wrap("revoked grants", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("revoked grants", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("revoked grants", err)
+	}
+	return ids, nil
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {

@@ -112,7 +112,7 @@ func raceRotateRefresh(t *testing.T, s store.Store) {
 			nexts[i] = newRefresh(fmt.Sprint("race-", round, "-", i), "")
 		}
 		errs := race(func(i int) error {
-			_, _, err := s.RotateRefresh(ctx, first.Hash, nexts[i], now)
+			_, _, err := s.RotateRefresh(ctx, first.Hash, nexts[i], nil, now, 0)
 			return err
 		})
 		// The first loser to run sees a rotated token (reuse); later ones
@@ -132,7 +132,7 @@ func raceRotateRefresh(t *testing.T, s store.Store) {
 		if g.RevokedAt.IsZero() {
 			t.Fatalf("round %d: grant not revoked after reuse", round)
 		}
-		_, _, err = s.RotateRefresh(ctx, nexts[w].Hash, newRefresh(fmt.Sprint("after-", round), ""), now)
+		_, _, err = s.RotateRefresh(ctx, nexts[w].Hash, newRefresh(fmt.Sprint("after-", round), ""), nil, now, 0)
 		wantErr(t, "winner's token after reuse", err, store.ErrNotFound)
 	}
 }
@@ -209,7 +209,7 @@ func mixedLoad(t *testing.T, s store.Store) {
 				func() error { _, err := s.ConsumeCode(ctx, hash("code-"+name), t0); return err },
 				func() error { return s.CreateGrant(ctx, newGrant("g-"+name), newRefresh(name, "g-"+name)) },
 				func() error {
-					_, _, err := s.RotateRefresh(ctx, hash("refresh-"+name), newRefresh(name+"-2", ""), t0)
+					_, _, err := s.RotateRefresh(ctx, hash("refresh-"+name), newRefresh(name+"-2", ""), nil, t0, 0)
 					return err
 				},
 				func() error {

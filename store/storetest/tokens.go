@@ -103,7 +103,7 @@ func testGrant(t *testing.T, s store.Store) {
 	// The first token round-trips: rotating it returns it.
 	next := newRefresh("r2", "")
 	now := t0.Add(time.Minute)
-	_, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, now)
+	_, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, nil, now, 0)
 	must(t, "rotate first token", err)
 	want := newRefresh("r1", "g1")
 	want.RotatedAt = now
@@ -130,7 +130,7 @@ func testRevokeGrant(t *testing.T, s store.Store) {
 	sameTime(t, "RevokedAt after second revoke", got.RevokedAt, at)
 
 	// The family is dead.
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), at.Add(time.Minute))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), nil, at.Add(time.Minute), 0)
 	wantErr(t, "refresh of revoked grant", err, store.ErrNotFound)
 }
 
@@ -146,7 +146,7 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 	next.CreatedAt = t0.Add(time.Minute)
 	next.ExpiresAt = t0.Add(time.Minute + 30*24*time.Hour)
 	at1 := t0.Add(time.Minute)
-	g, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, at1)
+	g, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, nil, at1, 0)
 	must(t, "rotate", err)
 	same(t, "grant", g, newGrant("g1"))
 	wantOld := newRefresh("r1", "g1")
@@ -160,7 +160,7 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 
 	// The new token works, and round-trips with what the store filled in.
 	at2 := t0.Add(2 * time.Minute)
-	_, old, err = s.RotateRefresh(ctx, hash("refresh-r2"), newRefresh("r3", ""), at2)
+	_, old, err = s.RotateRefresh(ctx, hash("refresh-r2"), newRefresh("r3", ""), nil, at2, 0)
 	must(t, "rotate the new token", err)
 	same(t, "second token", old, &store.RefreshToken{
 		Hash:       hash("refresh-r2"),
@@ -174,9 +174,9 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 
 	// A next hash that exists already is refused and leaves the old token
 	// as it was.
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r3"), newRefresh("r1", ""), t0.Add(3*time.Minute))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r3"), newRefresh("r1", ""), nil, t0.Add(3*time.Minute), 0)
 	wantErr(t, "rotate onto an existing hash", err, store.ErrConflict)
-	_, old, err = s.RotateRefresh(ctx, hash("refresh-r3"), newRefresh("r4", ""), t0.Add(4*time.Minute))
+	_, old, err = s.RotateRefresh(ctx, hash("refresh-r3"), newRefresh("r4", ""), nil, t0.Add(4*time.Minute), 0)
 	must(t, "rotate after a refused rotation", err)
 	if old.Generation != 3 {
 		t.Errorf("generation of r3 = %d, want 3", old.Generation)
@@ -186,7 +186,7 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 	forever := newRefresh("f1", "g2")
 	forever.ExpiresAt = time.Time{}
 	must(t, "create g2", s.CreateGrant(ctx, newGrant("g2"), forever))
-	_, old, err = s.RotateRefresh(ctx, hash("refresh-f1"), newRefresh("f2", ""), t0.Add(100*365*24*time.Hour))
+	_, old, err = s.RotateRefresh(ctx, hash("refresh-f1"), newRefresh("f2", ""), nil, t0.Add(100*365*24*time.Hour), 0)
 	must(t, "rotate a token with no expiry", err)
 	if !old.ExpiresAt.IsZero() {
 		t.Errorf("zero ExpiresAt came back as %v", old.ExpiresAt)
@@ -200,11 +200,11 @@ func testRefreshReuse(t *testing.T, s store.Store) {
 	must(t, "create", s.CreateGrant(ctx, newGrant("g1"), newRefresh("r1", "g1")))
 	must(t, "create bystander", s.CreateGrant(ctx, newGrant("g2"), newRefresh("b1", "g2")))
 	at1 := t0.Add(time.Minute)
-	_, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), at1)
+	_, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), nil, at1, 0)
 	must(t, "rotate", err)
 
 	at2 := t0.Add(2 * time.Minute)
-	g, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r3", ""), at2)
+	g, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r3", ""), nil, at2, 0)
 	wantErr(t, "reuse", err, store.ErrRefreshReused)
 	if g == nil || old == nil {
 		t.Fatalf("reuse returned grant %v and token %v, want both", g, old)
@@ -221,14 +221,14 @@ func testRefreshReuse(t *testing.T, s store.Store) {
 	same(t, "grant after reuse", stored, wantGrant)
 
 	// The token the legitimate rotation issued is dead too.
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r2"), newRefresh("r4", ""), t0.Add(3*time.Minute))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r2"), newRefresh("r4", ""), nil, t0.Add(3*time.Minute), 0)
 	wantErr(t, "newest token of a revoked family", err, store.ErrNotFound)
 	// So is the next token the reuse asked for: it was never stored.
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r3"), newRefresh("r5", ""), t0.Add(3*time.Minute))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r3"), newRefresh("r5", ""), nil, t0.Add(3*time.Minute), 0)
 	wantErr(t, "token offered with the reuse", err, store.ErrNotFound)
 
 	// A third use is refused either way, and the revocation time stands.
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r6", ""), t0.Add(4*time.Minute))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r6", ""), nil, t0.Add(4*time.Minute), 0)
 	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrRefreshReused) {
 		t.Errorf("third use: err = %v, want ErrNotFound or ErrRefreshReused", err)
 	}
@@ -237,25 +237,25 @@ func testRefreshReuse(t *testing.T, s store.Store) {
 	sameTime(t, "RevokedAt after third use", stored.RevokedAt, at2)
 
 	// Other families are untouched.
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-b1"), newRefresh("b2", ""), t0.Add(5*time.Minute))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-b1"), newRefresh("b2", ""), nil, t0.Add(5*time.Minute), 0)
 	must(t, "rotate another grant's token", err)
 }
 
 func testRotateRefreshNotFound(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	_, _, err := s.RotateRefresh(ctx, hash("refresh-none"), newRefresh("n2", ""), t0)
+	_, _, err := s.RotateRefresh(ctx, hash("refresh-none"), newRefresh("n2", ""), nil, t0, 0)
 	wantErr(t, "unknown", err, store.ErrNotFound)
 
 	must(t, "create", s.CreateGrant(ctx, newGrant("g1"), newRefresh("r1", "g1")))
 	exp := newRefresh("r1", "g1").ExpiresAt
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), exp)
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), nil, exp, 0)
 	wantErr(t, "at expiry", err, store.ErrNotFound)
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), exp.Add(-time.Nanosecond))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), nil, exp.Add(-time.Nanosecond), 0)
 	must(t, "just before expiry", err)
 
 	must(t, "create g2", s.CreateGrant(ctx, newGrant("g2"), newRefresh("q1", "g2")))
 	must(t, "revoke g2", s.RevokeGrant(ctx, "g2", t0))
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-q1"), newRefresh("q2", ""), t0.Add(time.Second))
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-q1"), newRefresh("q2", ""), nil, t0.Add(time.Second), 0)
 	wantErr(t, "revoked grant", err, store.ErrNotFound)
 }
 
@@ -319,9 +319,9 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	_, err = s.GetSession(ctx, hash("s-live"), early)
 	must(t, "live session", err)
 
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-old"), newRefresh("x1", ""), early)
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-old"), newRefresh("x1", ""), nil, early, 0)
 	wantErr(t, "expired refresh token", err, store.ErrNotFound)
-	_, _, err = s.RotateRefresh(ctx, hash("refresh-live"), newRefresh("x2", ""), early)
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-live"), newRefresh("x2", ""), nil, early, 0)
 	must(t, "live refresh token", err)
 
 	// Grants stay, revoked or not: GetGrant reports revocation.
