@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/authserver"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
+	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/resource"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -41,6 +43,16 @@ type Config struct {
 
 	Connectors []upstream.Connector
 	Clients    []Client // pre-registered clients
+
+	// Client ID Metadata Documents (CIMD-1): an https client_id is fetched
+	// and validated, unless DisableCIMD.
+	DisableCIMD bool
+	// CIMDAllowHosts may serve documents from loopback or private addresses,
+	// which are otherwise refused (CIMD-10): for local testing only.
+	CIMDAllowHosts []string
+	// CIMDRootCAs replaces the system roots when fetching documents: for a
+	// test CA only.
+	CIMDRootCAs *x509.CertPool
 
 	// MCP is the handler protected at MCPPath; nil serves the demo server
 	// (tools whoami and echo).
@@ -139,7 +151,12 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		static = append(static, sc)
 	}
 
+	var fetcher *cimd.Fetcher
+	if !cfg.DisableCIMD {
+		fetcher = cimd.New(cimd.Options{AllowHosts: cfg.CIMDAllowHosts, RootCAs: cfg.CIMDRootCAs, Now: cfg.Now, Logger: cfg.Logger})
+	}
 	as, err := authserver.New(authserver.Options{
+		CIMD:            fetcher,
 		Store:           cfg.Store,
 		Keys:            keys,
 		Site:            site,

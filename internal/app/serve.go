@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,7 +58,24 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	for _, c := range cfg.Clients {
 		clients = append(clients, mcpgate.Client{ID: c.ID, Secret: c.Secret, Name: c.Name, RedirectURIs: c.RedirectURIs})
 	}
+	var testCAs *x509.CertPool
+	if cfg.CIMDTestCAFile != "" {
+		pem, err := os.ReadFile(cfg.CIMDTestCAFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cimd test CA: %w", err)
+		}
+		testCAs = x509.NewCertPool()
+		testCAs.AppendCertsFromPEM(pem)
+		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)
+	}
+	if len(cfg.CIMDAllowHosts) > 0 {
+		log.Warn("TESTING ONLY: client metadata documents may come from private addresses of these hosts", "hosts", cfg.CIMDAllowHosts)
+	}
 	gw, err := mcpgate.New(ctx, mcpgate.Config{
+		DisableCIMD:     cfg.DisableCIMD,
+		CIMDAllowHosts:  cfg.CIMDAllowHosts,
+		CIMDRootCAs:     testCAs,
 		PublicURL:       cfg.PublicURL,
 		FallbackURL:     "http://" + addr,
 		Store:           st,

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
@@ -30,6 +31,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client, err := s.client(ctx, clientID)
+	var docErr *cimd.Error
+	if errors.As(err, &docErr) {
+		// CIMD-9: the redirect URI cannot be verified: a page, no redirect.
+		s.log.Info("authorize: client metadata document refused", "client_id", truncate(clientID, 200), "err", err.Error())
+		web.RenderError(w, s.log, http.StatusBadRequest, "This application could not be verified",
+			"Its client metadata document at "+truncate(clientID, 200)+" was refused: "+docErr.Reason+".")
+		return
+	}
 	if err != nil {
 		s.log.Error("authorize: load client", "client_id", clientID, "err", err)
 		web.RenderError(w, s.log, http.StatusInternalServerError, "Something went wrong", "The request could not be processed. Try again later.")

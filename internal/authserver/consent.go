@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
@@ -23,7 +24,14 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *store.
 		name = "An unnamed application"
 	}
 	redirectHost, localOnly := redirectDisplay(req.RedirectURI, c.RedirectURIs)
+	var clientHost string
+	if cimd.IsClientIDURL(c.ID) {
+		if u, err := url.Parse(c.ID); err == nil {
+			clientHost = u.Host // CIMD-12: who publishes the document
+		}
+	}
 	data := web.Consent{
+		ClientHost:    clientHost,
 		ClientName:    name,
 		ClientID:      c.ID,
 		RedirectHost:  redirectHost,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -29,6 +30,9 @@ type Options struct {
 	Connectors    []upstream.Connector
 	Resources     []Resource
 	StaticClients []*store.Client // pre-registered clients, never stored
+	// CIMD fetches Client ID Metadata Documents for client_ids that are
+	// https URLs (CIMD-1, CIMD-2); nil turns them off.
+	CIMD *cimd.Fetcher
 	// CSRFKey signs CSRF tokens of the consent and login forms (32 bytes).
 	CSRFKey []byte
 	// Revoked is told about grants revoked because of a replayed code or
@@ -153,10 +157,19 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 func (s *Server) now() time.Time { return s.opts.Now() }
 
-// client finds a static or registered client; nil when unknown.
+// client finds a client, in the order of REG-1: pre-registered, then a
+// Client ID Metadata Document for an https client_id, then a registered
+// one; nil when unknown. A document that cannot be fetched or is invalid
+// is a *cimd.Error.
 func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 	if c, ok := s.static[id]; ok {
 		return c, nil
+	}
+	if cimd.IsClientIDURL(id) {
+		if s.opts.CIMD == nil {
+			return nil, nil
+		}
+		return s.opts.CIMD.Client(ctx, id)
 	}
 	c, err := s.store.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -1,11 +1,13 @@
 package authserver
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -81,6 +83,11 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
 	}
 	client, err := s.client(r.Context(), id)
+	var docErr *cimd.Error
+	if errors.As(err, &docErr) {
+		s.log.Info("token: client metadata document refused", "client_id", truncate(id, 200), "err", err.Error())
+		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "the client metadata document was refused: " + docErr.Reason}
+	}
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,12 @@ type Config struct {
 	LogFormat       string        `yaml:"log_format"` // text, json
 
 	Clients []StaticClient `yaml:"clients"`
+
+	DisableCIMD bool `yaml:"disable_cimd"`
+	// For local testing only: hosts whose metadata documents may live on
+	// loopback or private addresses, and a CA to trust for them.
+	CIMDAllowHosts []string `yaml:"cimd_allow_hosts"`
+	CIMDTestCAFile string   `yaml:"cimd_test_ca_file"`
 }
 
 // StaticClient is a pre-registered OAuth client (REG-1).
@@ -154,6 +161,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"MCPGATE_STDIO":                     &cfg.Stdio,
 		"MCPGATE_LOG_LEVEL":                 &cfg.LogLevel,
 		"MCPGATE_LOG_FORMAT":                &cfg.LogFormat,
+		"MCPGATE_CIMD_TEST_CA_FILE":         &cfg.CIMDTestCAFile,
 	}
 	// The seed's names for the GitHub app, below the MCPGATE_ ones.
 	if v := getenv("GITHUB_CLIENT"); v != "" {
@@ -168,9 +176,10 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		}
 	}
 	list := map[string]*[]string{
-		"MCPGATE_LOCAL_USERS":     &cfg.LocalUsers,
-		"MCPGATE_SCOPES":          &cfg.Scopes,
-		"MCPGATE_ALLOWED_ORIGINS": &cfg.AllowedOrigins,
+		"MCPGATE_LOCAL_USERS":      &cfg.LocalUsers,
+		"MCPGATE_SCOPES":           &cfg.Scopes,
+		"MCPGATE_ALLOWED_ORIGINS":  &cfg.AllowedOrigins,
+		"MCPGATE_CIMD_ALLOW_HOSTS": &cfg.CIMDAllowHosts,
 	}
 	for name, p := range list {
 		if v := getenv(name); v != "" {
@@ -191,6 +200,9 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			}
 			*p = d
 		}
+	}
+	if v := getenv("MCPGATE_DISABLE_CIMD"); v != "" {
+		cfg.DisableCIMD = v == "1" || strings.EqualFold(v, "true")
 	}
 	return errors.Join(errs...)
 }
@@ -300,6 +312,13 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log_format: %q must be text or json", c.LogFormat)
+	}
+	if c.CIMDTestCAFile != "" {
+		if pem, err := os.ReadFile(c.CIMDTestCAFile); err != nil {
+			bad("cimd_test_ca_file: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			bad("cimd_test_ca_file: %s holds no PEM certificate", c.CIMDTestCAFile)
+		}
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {

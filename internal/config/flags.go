@@ -16,6 +16,9 @@ type flagValues struct {
 	upstream, stdio, logLevel, logFormat           string
 	scopes, origins                                listFlag
 	accessTTL, refreshTTL                          time.Duration
+	cimdAllow                                      listFlag
+	cimdCA                                         string
+	disableCIMD                                    bool
 }
 
 type listFlag []string
@@ -47,6 +50,9 @@ func newFlagSet() (*flag.FlagSet, *flagValues) {
 	fs.DurationVar(&v.refreshTTL, "refresh-token-ttl", 0, "refresh token lifetime (default 720h)")
 	fs.StringVar(&v.logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&v.logFormat, "log-format", "", "text or json (default text)")
+	fs.BoolVar(&v.disableCIMD, "disable-cimd", false, "refuse client_ids that are metadata document URLs")
+	fs.Var(&v.cimdAllow, "cimd-allow-host", "TESTING ONLY: a `host` whose client metadata documents may be on a loopback or private address (repeatable)")
+	fs.StringVar(&v.cimdCA, "cimd-test-ca-file", "", "TESTING ONLY: trust this PEM CA `file` when fetching client metadata documents")
 	return fs, v
 }
 
@@ -93,6 +99,12 @@ func (v *flagValues) apply(fs *flag.FlagSet, c *Config) {
 			c.LogLevel = v.logLevel
 		case "log-format":
 			c.LogFormat = v.logFormat
+		case "disable-cimd":
+			c.DisableCIMD = v.disableCIMD
+		case "cimd-allow-host":
+			c.CIMDAllowHosts = v.cimdAllow
+		case "cimd-test-ca-file":
+			c.CIMDTestCAFile = v.cimdCA
 		}
 	})
 }
