@@ -17,8 +17,13 @@ import (
 // redirectQuery reads the error redirect of an /authorize response.
 func redirectQuery(t *testing.T, loc string) url.Values {
 	t.Helper()
+	return redirectQueryTo(t, loc, redirectURI)
+}
+
+func redirectQueryTo(t *testing.T, loc, redirect string) url.Values {
+	t.Helper()
 	u, err := url.Parse(loc)
-	if err != nil || !strings.HasPrefix(loc, redirectURI) {
+	if err != nil || !strings.HasPrefix(loc, redirect) {
 		t.Fatalf("not a redirect to the client: %q", loc)
 	}
 	return u.Query()

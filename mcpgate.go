@@ -56,9 +56,15 @@ type Config struct {
 
 	// MCP is the handler protected at MCPPath; nil serves the demo server
 	// (tools whoami and echo).
-	MCP            http.Handler
-	MCPPath        string   // default "/mcp"
-	Scopes         []string // the resource's scopes; default ["mcp"]
+	MCP     http.Handler
+	MCPPath string   // default "/mcp"
+	Scopes  []string // required by every request, advertised in PRM; default ["mcp"]
+	// OptionalScopes may be granted when a client asks (step-up), and are
+	// never advertised in PRM (PRM-7).
+	OptionalScopes []string
+	// ScopeImplies maps a broader scope to the narrower ones it includes,
+	// e.g. {"mcp:admin": {"mcp:read", "mcp:write"}} (SCOPE-5).
+	ScopeImplies   map[string][]string
 	AllowedOrigins []string // browser origins allowed at MCPPath besides loopback ones
 
 	AccessTokenTTL  time.Duration // default 1h
@@ -161,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Keys:            keys,
 		Site:            site,
 		Connectors:      cfg.Connectors,
-		Resources:       []authserver.Resource{{Path: cfg.MCPPath, Scopes: cfg.Scopes}},
+		Resources:       []authserver.Resource{{Path: cfg.MCPPath, Scopes: cfg.Scopes, Optional: cfg.OptionalScopes, Implies: cfg.ScopeImplies}},
 		StaticClients:   static,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
 		Revoked:         deny.Revoke,
@@ -177,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Site:           site,
 		Path:           cfg.MCPPath,
 		Scopes:         cfg.Scopes,
+		Implies:        cfg.ScopeImplies,
 		Verifier:       tokens.NewVerifier(keys, tokens.VerifierOptions{Now: cfg.Now}),
 		Denylist:       deny,
 		AllowedOrigins: cfg.AllowedOrigins,

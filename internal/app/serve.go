@@ -83,6 +83,8 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		Connectors:      connectors,
 		Clients:         clients,
 		Scopes:          cfg.Scopes,
+		OptionalScopes:  cfg.OptionalScopes,
+		ScopeImplies:    cfg.ScopeImplies,
 		AllowedOrigins:  cfg.AllowedOrigins,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,

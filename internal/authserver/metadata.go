@@ -3,6 +3,7 @@ package authserver
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 // Metadata is the RFC 8414 authorization server metadata document.
@@ -33,7 +34,7 @@ func (s *Server) metadataFor(r *http.Request) *Metadata {
 	scopes := []string{}
 	seen := map[string]bool{}
 	for _, res := range s.opts.Resources {
-		for _, sc := range res.Scopes {
+		for _, sc := range slices.Concat(res.Scopes, res.Optional) {
 			if !seen[sc] {
 				seen[sc] = true
 				scopes = append(scopes, sc)

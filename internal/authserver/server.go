@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,8 +18,16 @@ import (
 
 // Resource is one protected resource served under the issuer.
 type Resource struct {
-	Path   string   // "/mcp"
-	Scopes []string // granted when a client asks for none; advertised in PRM
+	Path string // "/mcp"
+	// Scopes are required by every request and so part of every grant;
+	// the minimal set advertised in PRM (PRM-7).
+	Scopes []string
+	// Optional scopes are granted when asked for (step-up), never
+	// advertised in PRM.
+	Optional []string
+	// Implies maps a broader scope to the narrower ones it includes
+	// (SCOPE-5).
+	Implies oauth.Hierarchy
 }
 
 // Options configure a Server. Store, Keys, Site and at least one connector
@@ -225,28 +234,26 @@ func canonicalResource(raw string) (string, bool) {
 }
 
 // grantScopes decides the scopes of an authorization: the requested scopes
-// that the resource offers, plus offline_access when asked for (RT-2), which
-// the token endpoint reads as a request for a refresh token and keeps out of
+// that the resource offers, plus the scopes it requires unless a granted
+// one implies them, plus offline_access when asked for (RT-2), which the
+// token endpoint reads as a request for a refresh token and keeps out of
 // the access token. Unknown scopes are dropped rather than refused
-// (SCOPE-7); when no resource scope remains the resource's scopes are
-// granted.
+// (SCOPE-7).
 func grantScopes(res Resource, requested []string) []string {
 	var out []string
 	offline := false
 	for _, sc := range requested {
-		if sc == "offline_access" {
+		switch {
+		case sc == "offline_access":
 			offline = true
-			continue
-		}
-		for _, have := range res.Scopes {
-			if sc == have {
-				out = append(out, sc)
-				break
-			}
+		case slices.Contains(res.Scopes, sc) || slices.Contains(res.Optional, sc):
+			out = append(out, sc)
 		}
 	}
-	if len(out) == 0 {
-		out = append(out, res.Scopes...)
+	for _, sc := range res.Scopes {
+		if !res.Implies.Satisfies(out, []string{sc}) {
+			out = append(out, sc)
+		}
 	}
 	if offline {
 		out = append(out, "offline_access")

@@ -40,12 +40,14 @@ type Config struct {
 	Upstream string `yaml:"upstream"` // proxy to this MCP server URL
 	Stdio    string `yaml:"stdio"`    // run this stdio MCP server command
 
-	Scopes          []string      `yaml:"scopes"`
-	AllowedOrigins  []string      `yaml:"allowed_origins"`
-	AccessTokenTTL  time.Duration `yaml:"access_token_ttl"`
-	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
-	LogLevel        string        `yaml:"log_level"`  // debug, info, warn, error
-	LogFormat       string        `yaml:"log_format"` // text, json
+	Scopes          []string            `yaml:"scopes"`
+	OptionalScopes  []string            `yaml:"optional_scopes"`
+	ScopeImplies    map[string][]string `yaml:"scope_implies"`
+	AllowedOrigins  []string            `yaml:"allowed_origins"`
+	AccessTokenTTL  time.Duration       `yaml:"access_token_ttl"`
+	RefreshTokenTTL time.Duration       `yaml:"refresh_token_ttl"`
+	LogLevel        string              `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat       string              `yaml:"log_format"` // text, json
 
 	Clients []StaticClient `yaml:"clients"`
 
@@ -292,9 +294,22 @@ func (c *Config) Validate() error {
 	if len(c.Scopes) == 0 {
 		bad("scopes: at least one scope is required")
 	}
+	validScope := func(s string) bool { return s != "" && !strings.ContainsAny(s, " \"\\") && s != "offline_access" }
 	for _, s := range c.Scopes {
-		if s == "" || strings.ContainsAny(s, " \"\\") || s == "offline_access" {
+		if !validScope(s) {
 			bad("scopes: %q is not a valid resource scope", s)
+		}
+	}
+	for _, s := range c.OptionalScopes {
+		if !validScope(s) {
+			bad("optional_scopes: %q is not a valid resource scope", s)
+		}
+	}
+	for broad, narrow := range c.ScopeImplies {
+		for _, s := range append([]string{broad}, narrow...) {
+			if !validScope(s) {
+				bad("scope_implies: %q is not a valid resource scope", s)
+			}
 		}
 	}
 	if c.AccessTokenTTL <= 0 || c.AccessTokenTTL > 24*time.Hour {

@@ -50,3 +50,29 @@ func ContainsAll(have, want []string) bool {
 	}
 	return true
 }
+
+// Hierarchy says which scopes a broader scope implies (SCOPE-5), e.g.
+// "mcp:admin" → ["mcp:read", "mcp:write"]. Implication is transitive.
+type Hierarchy map[string][]string
+
+// Expand returns scopes with everything they imply, without duplicates.
+func (h Hierarchy) Expand(scopes []string) []string {
+	if len(h) == 0 {
+		return scopes
+	}
+	out := append([]string(nil), scopes...)
+	for i := 0; i < len(out); i++ {
+		for _, implied := range h[out[i]] {
+			if !ContainsAll(out, []string{implied}) {
+				out = append(out, implied)
+			}
+		}
+	}
+	return out
+}
+
+// Satisfies reports whether a token holding have may do what needs need,
+// counting implied scopes.
+func (h Hierarchy) Satisfies(have, need []string) bool {
+	return ContainsAll(h.Expand(have), need)
+}

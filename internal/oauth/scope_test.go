@@ -57,3 +57,21 @@ func FuzzParseScope(f *testing.F) {
 		}
 	})
 }
+
+// SCOPE-5: a broader scope implies narrower ones, transitively.
+func TestSCOPE5_Hierarchy(t *testing.T) {
+	h := Hierarchy{"mcp:admin": {"mcp:write"}, "mcp:write": {"mcp:read"}}
+	if !h.Satisfies([]string{"mcp:admin"}, []string{"mcp:read", "mcp:write"}) {
+		t.Error("admin must imply write and, through it, read")
+	}
+	if h.Satisfies([]string{"mcp:read"}, []string{"mcp:write"}) {
+		t.Error("read must not imply write")
+	}
+	if got := h.Expand([]string{"mcp:write", "mcp:read"}); !reflect.DeepEqual(got, []string{"mcp:write", "mcp:read"}) {
+		t.Errorf("no duplicates: %q", got)
+	}
+	cyc := Hierarchy{"a": {"b"}, "b": {"a"}}
+	if got := cyc.Expand([]string{"a"}); len(got) != 2 {
+		t.Errorf("a cycle terminates: %q", got)
+	}
+}

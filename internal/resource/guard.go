@@ -15,10 +15,13 @@ import (
 
 // Options configure a Guard.
 type Options struct {
-	Site     *oauth.Site
-	Path     string   // the resource's path, e.g. "/mcp"
-	Name     string   // resource_name in PRM
-	Scopes   []string // every request needs all of these (SCOPE-1)
+	Site   *oauth.Site
+	Path   string   // the resource's path, e.g. "/mcp"
+	Name   string   // resource_name in PRM
+	Scopes []string // every request needs all of these (SCOPE-1)
+	// Implies counts a broader scope as the narrower ones it includes
+	// (SCOPE-5).
+	Implies  oauth.Hierarchy
 	Verifier *tokens.Verifier
 	Denylist *Denylist
 	// AllowedOrigins are browser origins allowed besides the gateway's own
@@ -164,7 +167,7 @@ func (g *Guard) verify(r *http.Request, raw string) (*verified, int, oauth.Chall
 	return &verified{
 		issuer:   iss,
 		grant:    claims.GrantID,
-		scopesOK: oauth.ContainsAll(claims.Scopes, g.opts.Scopes),
+		scopesOK: g.opts.Implies.Satisfies(claims.Scopes, g.opts.Scopes),
 		info: &auth.TokenInfo{UserID: caller.User.ID, Scopes: caller.Scopes, Expiration: caller.ExpiresAt,
 			Extra: map[string]any{identity.TokenInfoKey: caller}},
 	}, 0, oauth.Challenge{}

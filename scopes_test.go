@@ -1,0 +1,51 @@
+package mcpgate_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// SCOPE-5, PRM-7, PRM-8, SCOPE-6, SCOPE-7: with a hierarchy, PRM and the
+// challenge name only the minimal scope; a broader optional scope is
+// granted when asked for and satisfies the resource; offline_access is
+// accepted and never advertised in PRM or challenges.
+func TestSCOPE5_HierarchyAndMinimalAdvertising(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Scopes = []string{"mcp:read"}
+		c.OptionalScopes = []string{"mcp:write", "mcp:admin"}
+		c.ScopeImplies = map[string][]string{"mcp:admin": {"mcp:read", "mcp:write"}, "mcp:write": {"mcp:read"}}
+	})
+	_, prm := g.get(g.url + "/.well-known/oauth-protected-resource/mcp")
+	if p := decode[map[string]any](t, prm); len(p["scopes_supported"].([]any)) != 1 || p["scopes_supported"].([]any)[0] != "mcp:read" {
+		t.Fatalf("PRM-7: %v", p["scopes_supported"])
+	}
+	resp, _ := g.mcpInitialize(g.url, "")
+	if h := resp.Header.Get("WWW-Authenticate"); !strings.Contains(h, `scope="mcp:read"`) || strings.Contains(h, "offline_access") {
+		t.Fatalf("PRM-8: challenge %q", h)
+	}
+	_, asm := g.get(g.url + "/.well-known/oauth-authorization-server")
+	for _, want := range []string{"mcp:read", "mcp:write", "mcp:admin", "offline_access"} {
+		if !strings.Contains(string(asm), `"`+want+`"`) {
+			t.Errorf("RT-2: AS metadata lacks %s", want)
+		}
+	}
+
+	c := g.register(nil)
+	for scope, want := range map[string]string{
+		"mcp:admin offline_access": "mcp:admin", // implies mcp:read, so nothing is added
+		"mcp:write":                "mcp:write",
+		"":                         "mcp:read",
+		"other mcp:nope":           "mcp:read", // SCOPE-7: unknown scopes dropped
+	} {
+		a := g.newAuth(c.ClientID)
+		a.Scope = scope
+		code, _ := g.login(a)
+		_, tok := g.exchange(a, code)
+		if tok.Scope != want {
+			t.Errorf("scope %q granted %q, want %q", scope, tok.Scope, want)
+		}
+		if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+			t.Errorf("SCOPE-5: token with %q refused: %d", tok.Scope, r.StatusCode)
+		}
+	}
+}
