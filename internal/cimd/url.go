@@ -1,6 +1,7 @@
 package cimd
 
 import (
+	"github.com/mcpgate/mcpgate/internal/oauth"
 	"net/url"
 	"strings"
 )
@@ -56,7 +57,7 @@ func ValidateClientIDURL(raw string) error {
 	if strings.Contains(host, "%") {
 		return bad("it must not name an IPv6 zone")
 	}
-	if strings.HasSuffix(u.Host, ":") || (u.Port() != "" && !validPort(u.Port())) {
+	if strings.HasSuffix(u.Host, ":") || (u.Port() != "" && !oauth.ValidPort(u.Port())) {
 		return bad("its port is not valid")
 	}
 	p := u.EscapedPath()
@@ -73,18 +74,4 @@ func ValidateClientIDURL(raw string) error {
 		}
 	}
 	return nil
-}
-
-func validPort(p string) bool {
-	if len(p) == 0 || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-		n = n*10 + int(p[i]-'0')
-	}
-	return n > 0 && n <= 65535
 }

@@ -86,7 +86,7 @@ func MatchRedirectURI(registered []string, requested string) bool {
 	if req.User != nil || req.Fragment != "" || strings.Contains(requested, "#") {
 		return false
 	}
-	if p := req.Port(); p != "" && !validPort(p) {
+	if p := req.Port(); p != "" && !ValidPort(p) {
 		return false
 	}
 	for _, r := range registered {
@@ -102,7 +102,8 @@ func MatchRedirectURI(registered []string, requested string) bool {
 	return false
 }
 
-func validPort(p string) bool {
+// ValidPort reports whether p is a decimal port number from 1 to 65535.
+func ValidPort(p string) bool {
 	if len(p) == 0 || len(p) > 5 {
 		return false
 	}
