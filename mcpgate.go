@@ -69,6 +69,11 @@ type Config struct {
 
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
+	// RefreshGrace is how long a rotated refresh token, presented again,
+	// gets the same new pair instead of revoking its family (RT-1: retries,
+	// and clients that refresh from two places at once). Default 30 s;
+	// negative turns it off.
+	RefreshGrace time.Duration
 
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -139,6 +144,13 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	site := &oauth.Site{Fixed: strings.TrimSuffix(cfg.PublicURL, "/"), Fallback: cfg.FallbackURL}
 	deny := resource.NewDenylist(cfg.AccessTokenTTL, cfg.Now)
+	// Grants revoked while their access tokens may still be unexpired stay
+	// denied across a restart.
+	revoked, err := cfg.Store.RevokedGrantsSince(ctx, cfg.Now().Add(-cfg.AccessTokenTTL))
+	if err != nil {
+		return nil, fmt.Errorf("mcpgate: revoked grants: %w", err)
+	}
+	deny.RevokeAll(revoked)
 
 	var static []*store.Client
 	for _, c := range cfg.Clients {
@@ -165,14 +177,17 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		CIMD:            fetcher,
 		Store:           cfg.Store,
 		Keys:            keys,
+		Sealer:          sealer,
 		Site:            site,
 		Connectors:      cfg.Connectors,
 		Resources:       []authserver.Resource{{Path: cfg.MCPPath, Scopes: cfg.Scopes, Optional: cfg.OptionalScopes, Implies: cfg.ScopeImplies}},
 		StaticClients:   static,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
 		Revoked:         deny.Revoke,
+		Denied:          deny.Denied,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		RefreshGrace:    cfg.RefreshGrace,
 		Logger:          cfg.Logger,
 		Now:             cfg.Now,
 	})

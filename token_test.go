@@ -208,7 +208,8 @@ func TestRT1_RotationAndReuseDetection(t *testing.T) {
 	if r, _ := g.mcpInitialize(g.url, second.AccessToken); r.StatusCode != 200 {
 		t.Fatalf("refreshed access token refused: %d", r.StatusCode)
 	}
-	// Reuse of the rotated token.
+	// Reuse of the rotated token, after the grace window.
+	g.clock.Advance(31 * time.Second)
 	if resp, again := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
 		t.Fatalf("old refresh token accepted: %d", resp.StatusCode)
 	}

@@ -150,7 +150,9 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	port := freePort(t)
-	args := []string{"--data-dir", dir, "--local-user", user + ":" + password}
+	// No grace window: the replayed token below must be refused, not
+	// answered with its successor (refresh_grace_test.go covers the window).
+	args := []string{"--data-dir", dir, "--local-user", user + ":" + password, "--refresh-grace", "0s"}
 	p := startBinary(t, port, args...)
 
 	h, _ := oauthClient(t)

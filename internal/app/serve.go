@@ -72,6 +72,10 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if len(cfg.CIMDAllowHosts) > 0 {
 		log.Warn("TESTING ONLY: client metadata documents may come from private addresses of these hosts", "hosts", cfg.CIMDAllowHosts)
 	}
+	grace := cfg.RefreshGrace
+	if grace == 0 {
+		grace = -1 // off; zero would mean the library's default
+	}
 	gw, err := mcpgate.New(ctx, mcpgate.Config{
 		DisableCIMD:     cfg.DisableCIMD,
 		CIMDAllowHosts:  cfg.CIMDAllowHosts,
@@ -88,6 +92,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		AllowedOrigins:  cfg.AllowedOrigins,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		RefreshGrace:    grace,
 		Logger:          log,
 		Version:         Version,
 	})

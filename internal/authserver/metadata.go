@@ -22,8 +22,13 @@ type Metadata struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
-	SubjectTypesSupported             []string `json:"subject_types_supported,omitempty"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	// RFC 8414 §2: the RFC 7009 and RFC 7662 endpoints.
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	SubjectTypesSupported                     []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported,omitempty"`
 }
 
 // metadataFor builds the document for the issuer that r reached (ASM-1..4,
@@ -57,6 +62,11 @@ func (s *Server) metadataFor(r *http.Request) *Metadata {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,
 		ClientIDMetadataDocumentSupported: s.opts.CIMD != nil, // ASM-5
+		RevocationEndpoint:                iss + "/revoke",
+		// Public clients revoke their own tokens with client_id alone.
+		RevocationEndpointAuthMethodsSupported:    []string{"none", "client_secret_basic", "client_secret_post"},
+		IntrospectionEndpoint:                     iss + "/introspect",
+		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}
 }
 

@@ -30,11 +30,14 @@ type Resource struct {
 	Implies oauth.Hierarchy
 }
 
-// Options configure a Server. Store, Keys, Site and at least one connector
-// and resource are required; durations default when zero.
+// Options configure a Server. Store, Keys, Sealer, Site and at least one
+// connector and resource are required; durations default when zero.
 type Options struct {
-	Store         store.Store
-	Keys          *tokens.Keyset
+	Store store.Store
+	Keys  *tokens.Keyset
+	// Sealer seals the token response a refresh rotation issued, kept with
+	// the rotated token so that a retry within RefreshGrace gets it again.
+	Sealer        *tokens.Sealer
 	Site          *oauth.Site
 	Connectors    []upstream.Connector
 	Resources     []Resource
@@ -45,14 +48,23 @@ type Options struct {
 	// CSRFKey signs CSRF tokens of the consent and login forms (32 bytes).
 	CSRFKey []byte
 	// Revoked is told about grants revoked because of a replayed code or
-	// refresh token, so that their access tokens stop working at once.
+	// refresh token, or at /revoke, so that their access tokens stop
+	// working at once.
 	Revoked func(grantID string)
+	// Denied reports whether a grant's access tokens are denied (revoked);
+	// introspection asks it before the store. Nil: only the store is asked.
+	Denied func(grantID string) bool
 
 	AccessTokenTTL  time.Duration // default 1 h
 	RefreshTokenTTL time.Duration // default 30 days
 	CodeTTL         time.Duration // default 60 s
 	RequestTTL      time.Duration // default 10 min (DEP-6)
 	SessionTTL      time.Duration // default 12 h
+	// RefreshGrace is how long a rotated refresh token, presented again,
+	// still gets the pair its rotation issued instead of revoking its family
+	// (RT-1; clients that retry or refresh from two places at once).
+	// Default 30 s; negative disables it.
+	RefreshGrace time.Duration
 
 	// RegistrationRate is the number of registrations per minute one client
 	// address may make (burst the same); default 20.
@@ -68,6 +80,7 @@ type Server struct {
 	log        *slog.Logger
 	store      store.Store
 	keys       *tokens.Keyset
+	verifier   *tokens.Verifier // for revocation and introspection
 	site       *oauth.Site
 	connectors map[string]upstream.Connector
 	order      []upstream.Connector
@@ -77,8 +90,8 @@ type Server struct {
 
 // New checks opts and returns a Server.
 func New(opts Options) (*Server, error) {
-	if opts.Store == nil || opts.Keys == nil || opts.Site == nil {
-		return nil, errors.New("authserver: Store, Keys and Site are required")
+	if opts.Store == nil || opts.Keys == nil || opts.Sealer == nil || opts.Site == nil {
+		return nil, errors.New("authserver: Store, Keys, Sealer and Site are required")
 	}
 	if len(opts.Connectors) == 0 {
 		return nil, errors.New("authserver: at least one upstream connector is required")
@@ -99,6 +112,12 @@ func New(opts Options) (*Server, error) {
 	def(&opts.CodeTTL, 60*time.Second)
 	def(&opts.RequestTTL, 10*time.Minute)
 	def(&opts.SessionTTL, 12*time.Hour)
+	switch {
+	case opts.RefreshGrace == 0:
+		opts.RefreshGrace = 30 * time.Second
+	case opts.RefreshGrace < 0:
+		opts.RefreshGrace = 0
+	}
 	if opts.RegistrationRate <= 0 {
 		opts.RegistrationRate = 20
 	}
@@ -111,11 +130,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Revoked == nil {
 		opts.Revoked = func(string) {}
 	}
+	if opts.Denied == nil {
+		opts.Denied = func(string) bool { return false }
+	}
 	s := &Server{
 		opts:       opts,
 		log:        opts.Logger,
 		store:      opts.Store,
 		keys:       opts.Keys,
+		verifier:   tokens.NewVerifier(opts.Keys, tokens.VerifierOptions{Now: opts.Now}),
 		site:       opts.Site,
 		connectors: map[string]upstream.Connector{},
 		static:     map[string]*store.Client{},
@@ -156,6 +179,12 @@ func (s *Server) Register(mux *http.ServeMux) {
 	tok := oauth.CORS(http.HandlerFunc(s.token))
 	mux.Handle("POST /token", tok)
 	mux.Handle("OPTIONS /token", tok)
+	rev := oauth.CORS(http.HandlerFunc(s.revoke))
+	mux.Handle("POST /revoke", rev)
+	mux.Handle("OPTIONS /revoke", rev)
+	intro := oauth.CORS(http.HandlerFunc(s.introspect))
+	mux.Handle("POST /introspect", intro)
+	mux.Handle("OPTIONS /introspect", intro)
 	mux.HandleFunc("GET /authorize", s.authorize)
 	mux.HandleFunc("POST /authorize", s.authorize)
 	mux.HandleFunc("POST /consent", s.consent)

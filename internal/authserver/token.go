@@ -24,17 +24,10 @@ type TokenResponse struct {
 
 // token implements the token endpoint. Every answer is no-store (TOK-6).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		oauth.WriteJSON(w, r, s.log, oauth.Errorf(oauth.InvalidRequest, "the body must be an application/x-www-form-urlencoded form"))
+	form, oerr := parsePostForm(w, r)
+	if oerr != nil {
+		oauth.WriteJSON(w, r, s.log, oerr)
 		return
-	}
-	form := r.PostForm
-	for k, vs := range form {
-		if len(vs) > 1 {
-			oauth.WriteJSON(w, r, s.log, oauth.Errorf(oauth.InvalidRequest, "parameter %s must appear once", truncate(k, 40)))
-			return
-		}
 	}
 	client, oerr := s.authenticateClient(r, form)
 	if oerr != nil {
@@ -58,6 +51,22 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// parsePostForm reads the form body of the token, revocation and
+// introspection endpoints, where every parameter appears at most once
+// (RFC 6749 §3.2).
+func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		return nil, oauth.Errorf(oauth.InvalidRequest, "the body must be an application/x-www-form-urlencoded form")
+	}
+	for k, vs := range r.PostForm {
+		if len(vs) > 1 {
+			return nil, oauth.Errorf(oauth.InvalidRequest, "parameter %s must appear once", truncate(k, 40))
+		}
+	}
+	return r.PostForm, nil
 }
 
 // authenticateClient identifies the client (RFC 6749 §2.3, §3.2.1): HTTP

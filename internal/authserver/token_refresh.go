@@ -1,7 +1,9 @@
 package authserver
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -13,8 +15,15 @@ import (
 var errBadRefresh = oauth.Errorf(oauth.InvalidGrant, "the refresh token is invalid, expired, revoked or already used")
 
 // refresh implements the refresh_token grant (OAuth 2.1 §4.3) with
-// rotation and reuse detection (RT-1): each refresh token works once; a
-// rotated token presented again revokes its whole family.
+// rotation and reuse detection (RT-1): each refresh token is replaced on
+// use. Presented again within the grace window (a retry after a lost
+// response, or the same token sent from two places at once, as Claude.ai
+// does), it gets the very pair its rotation issued; later, it revokes its
+// whole family.
+//
+// The new pair is minted and sealed before the rotation, so that the store
+// records it with the rotated token in the same step: whichever of racing
+// requests wins, the others answer with the winner's pair.
 func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values) (*TokenResponse, *oauth.Error) {
 	ctx := r.Context()
 	old := form.Get("refresh_token")
@@ -34,25 +43,18 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 		resource = canon
 	}
 	now := s.now()
-	newToken := tokens.NewSecret()
-	next := &store.RefreshToken{Hash: tokens.Hash(newToken), CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
-	grant, prev, err := s.store.RotateRefresh(ctx, tokens.Hash(old), next, nil, now, 0)
+	oldHash := tokens.Hash(old)
+	cur, grant, err := s.store.GetRefresh(ctx, oldHash, now)
 	switch {
-	case errors.Is(err, store.ErrRefreshReused):
-		s.log.Warn("refresh token reused: family revoked", "client_id", client.ID, "grant", grant.ID)
-		s.opts.Revoked(grant.ID)
-		return nil, errBadRefresh
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errBadRefresh
 	case err != nil:
 		return nil, oauth.AsError(err)
+	case !grant.RevokedAt.IsZero():
+		return nil, errBadRefresh
 	}
 	if !tokens.Equal(grant.ClientID, client.ID) {
-		// A refresh token in the hands of another client was stolen: the
-		// family is done.
-		s.log.Warn("refresh token presented by another client: family revoked", "client_id", client.ID, "grant", grant.ID)
-		_ = s.store.RevokeGrant(ctx, grant.ID, now)
-		s.opts.Revoked(grant.ID)
+		s.stolen(r, client, grant.ID, "refresh token presented by another client: family revoked")
 		return nil, errBadRefresh
 	}
 	if resource != "" && resource != grant.Resource {
@@ -60,7 +62,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 	}
 	// The access token's scope may narrow, never widen (RFC 6749 §6); the
 	// new refresh token keeps the old one's scope, as §6 requires.
-	scopes := prev.Scopes
+	scopes := cur.Scopes
 	if len(requested) > 0 {
 		requested = withoutOfflineAccess(requested)
 		if !oauth.ContainsAll(grant.Scopes, requested) {
@@ -70,12 +72,72 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 			scopes = requested
 		}
 	}
-	at, exp, err := s.mint(r, grant.ID, client.ID, grant.Resource, grant.User, scopes)
+
+	resp := &TokenResponse{TokenType: "Bearer", RefreshToken: tokens.NewSecret(), Scope: oauth.JoinScope(scopes)}
+	resp.AccessToken, resp.ExpiresIn, err = s.mint(r, grant.ID, client.ID, grant.Resource, grant.User, scopes)
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}
-	s.log.Info("tokens issued", "grant_type", "refresh_token", "client_id", client.ID, "user", grant.User.ID, "grant", grant.ID, "generation", next.Generation)
-	return &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: exp, RefreshToken: newToken, Scope: oauth.JoinScope(scopes)}, nil
+	plain, err := json.Marshal(resp)
+	if err != nil {
+		return nil, oauth.AsError(err)
+	}
+	next := &store.RefreshToken{Hash: tokens.Hash(resp.RefreshToken), CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
+	// The old token's hash is the additional data: a successor copied to
+	// another row does not open.
+	sealed := s.opts.Sealer.Seal(plain, oldHash)
+	_, prev, err := s.store.RotateRefresh(ctx, oldHash, next, sealed, now, s.opts.RefreshGrace)
+	switch {
+	case err == nil:
+		s.log.Info("tokens issued", "grant_type", "refresh_token", "client_id", client.ID, "user", grant.User.ID, "grant", grant.ID, "generation", next.Generation)
+		return resp, nil
+	case errors.Is(err, store.ErrRefreshRotated):
+		// The caller is the grant's client: checked above, before anything
+		// changed (a token's grant and a grant's client never change).
+		again, err := s.openSuccessor(prev, oldHash)
+		if err != nil {
+			// Rotated without a successor we can open (by an older version,
+			// or under another secret key): the pair cannot be repeated.
+			s.log.Warn("refresh token rotated moments ago, but its successor does not open", "client_id", client.ID, "grant", grant.ID, "err", err.Error())
+			return nil, errBadRefresh
+		}
+		s.log.Info("refresh token retried within the grace window: same tokens again", "client_id", client.ID, "grant", grant.ID)
+		return again, nil
+	case errors.Is(err, store.ErrRefreshReused):
+		s.log.Warn("refresh token reused: family revoked", "client_id", client.ID, "grant", grant.ID)
+		s.opts.Revoked(grant.ID)
+		return nil, errBadRefresh
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errBadRefresh
+	default:
+		return nil, oauth.AsError(err)
+	}
+}
+
+// openSuccessor returns the token response that rotating prev issued.
+func (s *Server) openSuccessor(prev *store.RefreshToken, oldHash []byte) (*TokenResponse, error) {
+	if prev == nil || prev.Successor == nil {
+		return nil, errors.New("no successor recorded")
+	}
+	plain, err := s.opts.Sealer.Open(prev.Successor, oldHash)
+	if err != nil {
+		return nil, err
+	}
+	var resp TokenResponse
+	if err := json.Unmarshal(plain, &resp); err != nil {
+		return nil, fmt.Errorf("successor: %w", err)
+	}
+	return &resp, nil
+}
+
+// stolen ends a grant whose token came from a client other than its own:
+// whoever holds it, the family is done.
+func (s *Server) stolen(r *http.Request, client *store.Client, grantID, msg string) {
+	s.log.Warn(msg, "client_id", client.ID, "grant", grantID)
+	if err := s.store.RevokeGrant(r.Context(), grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("revoke grant", "grant", grantID, "err", err.Error())
+	}
+	s.opts.Revoked(grantID)
 }
 
 func withoutOfflineAccess(scopes []string) []string {

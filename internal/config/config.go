@@ -46,8 +46,9 @@ type Config struct {
 	AllowedOrigins  []string            `yaml:"allowed_origins"`
 	AccessTokenTTL  time.Duration       `yaml:"access_token_ttl"`
 	RefreshTokenTTL time.Duration       `yaml:"refresh_token_ttl"`
-	LogLevel        string              `yaml:"log_level"`  // debug, info, warn, error
-	LogFormat       string              `yaml:"log_format"` // text, json
+	RefreshGrace    time.Duration       `yaml:"refresh_grace"` // RT-1: a retry this soon gets the same pair; 0 disables
+	LogLevel        string              `yaml:"log_level"`     // debug, info, warn, error
+	LogFormat       string              `yaml:"log_format"`    // text, json
 
 	Clients []StaticClient `yaml:"clients"`
 
@@ -75,6 +76,7 @@ func Defaults() Config {
 		Scopes:          []string{"mcp"},
 		AccessTokenTTL:  time.Hour,
 		RefreshTokenTTL: 30 * 24 * time.Hour,
+		RefreshGrace:    30 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
@@ -191,6 +193,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	dur := map[string]*time.Duration{
 		"MCPGATE_ACCESS_TOKEN_TTL":  &cfg.AccessTokenTTL,
 		"MCPGATE_REFRESH_TOKEN_TTL": &cfg.RefreshTokenTTL,
+		"MCPGATE_REFRESH_GRACE":     &cfg.RefreshGrace,
 	}
 	var errs []error
 	for name, p := range dur {
@@ -317,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RefreshTokenTTL < c.AccessTokenTTL {
 		bad("refresh_token_ttl: %v must be at least access_token_ttl", c.RefreshTokenTTL)
+	}
+	if c.RefreshGrace < 0 || c.RefreshGrace > 5*time.Minute {
+		bad("refresh_grace: %v must be between 0 (off) and 5m (RT-1)", c.RefreshGrace)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -15,7 +15,7 @@ type flagValues struct {
 	oidcIssuer, oidcID, oidcSecret, oidcSecretFile string
 	upstream, stdio, logLevel, logFormat           string
 	scopes, origins                                listFlag
-	accessTTL, refreshTTL                          time.Duration
+	accessTTL, refreshTTL, refreshGrace            time.Duration
 	cimdAllow                                      listFlag
 	cimdCA                                         string
 	disableCIMD                                    bool
@@ -48,6 +48,7 @@ func newFlagSet() (*flag.FlagSet, *flagValues) {
 	fs.Var(&v.origins, "allowed-origin", "a browser `origin` allowed to call /mcp besides loopback ones (repeatable)")
 	fs.DurationVar(&v.accessTTL, "access-token-ttl", 0, "access token lifetime (default 1h)")
 	fs.DurationVar(&v.refreshTTL, "refresh-token-ttl", 0, "refresh token lifetime (default 720h)")
+	fs.DurationVar(&v.refreshGrace, "refresh-grace", 0, "a rotated refresh token presented again within this `duration` gets the same new tokens instead of revoking its family; 0 disables (default 30s)")
 	fs.StringVar(&v.logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&v.logFormat, "log-format", "", "text or json (default text)")
 	fs.BoolVar(&v.disableCIMD, "disable-cimd", false, "refuse client_ids that are metadata document URLs")
@@ -95,6 +96,8 @@ func (v *flagValues) apply(fs *flag.FlagSet, c *Config) {
 			c.AccessTokenTTL = v.accessTTL
 		case "refresh-token-ttl":
 			c.RefreshTokenTTL = v.refreshTTL
+		case "refresh-grace":
+			c.RefreshGrace = v.refreshGrace
 		case "log-level":
 			c.LogLevel = v.logLevel
 		case "log-format":

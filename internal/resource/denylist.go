@@ -40,6 +40,18 @@ func (d *Denylist) Revoke(grant string) {
 	}
 }
 
+// RevokeAll denies the access tokens of every grant in ids, as Revoke does
+// for one: at start-up, for the grants revoked within one access-token
+// lifetime.
+func (d *Denylist) RevokeAll(ids []string) {
+	until := d.now().Add(d.ttl)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		d.grants[id] = until
+	}
+}
+
 // Denied reports whether grant was revoked.
 func (d *Denylist) Denied(grant string) bool {
 	d.mu.RLock()

@@ -1,0 +1,142 @@
+package authserver
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// Introspection is the RFC 7662 §2.2 response. Only Active is present for a
+// token that is not active. Field order is the RFC's.
+type Introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Username  string `json:"username,omitempty"`
+	TokenType string `json:"token_type,omitempty"` // "Bearer" or "refresh_token"
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	Aud       string `json:"aud,omitempty"`
+	Iss       string `json:"iss,omitempty"`
+	Jti       string `json:"jti,omitempty"`
+}
+
+var inactive = &Introspection{}
+
+// introspect implements token introspection (RFC 7662), POST /introspect,
+// for confidential clients only (§2.1 requires authorization; a public
+// client's client_id proves nothing): anyone else gets 401 invalid_client.
+//
+// An access token is active when it verifies (signature, this issuer, a
+// served resource, not expired) and its grant is not revoked. A refresh
+// token is active when the store knows it, it has not expired, it has not
+// been rotated (a rotated token only ever gets a retry answered within the
+// grace window; it is no longer a credential of its own) and its grant is
+// not revoked. Anything else is {"active":false}.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	form, oerr := parsePostForm(w, r)
+	if oerr != nil {
+		oauth.WriteJSON(w, r, s.log, oerr)
+		return
+	}
+	client, oerr := s.authenticateClient(r, form)
+	if oerr != nil {
+		oauth.WriteJSON(w, r, s.log, oerr)
+		return
+	}
+	if client.Public() {
+		oauth.WriteJSON(w, r, s.log, &oauth.Error{Code: oauth.InvalidClient, Description: "introspection is for confidential clients: authenticate with a client secret"})
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		oauth.WriteJSON(w, r, s.log, oauth.Errorf(oauth.InvalidRequest, "token is required"))
+		return
+	}
+	var (
+		resp *Introspection
+		err  error
+	)
+	if strings.Contains(tok, ".") {
+		resp, err = s.introspectAccess(r, tok)
+	} else {
+		resp, err = s.introspectRefresh(r, tok)
+	}
+	if err != nil {
+		oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
+		return
+	}
+	s.log.Info("token introspected", "client_id", client.ID, "active", resp.Active, "token_type", resp.TokenType)
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) introspectAccess(r *http.Request, tok string) (*Introspection, error) {
+	c := s.accessToken(r, tok, false)
+	if c == nil {
+		return inactive, nil
+	}
+	if revoked, err := s.grantRevoked(r, c.GrantID); err != nil || revoked {
+		return inactive, err
+	}
+	return &Introspection{
+		Active:    true,
+		Scope:     oauth.JoinScope(c.Scopes),
+		ClientID:  c.ClientID,
+		Username:  c.User.Username,
+		TokenType: "Bearer",
+		Exp:       c.ExpiresAt.Unix(),
+		Iat:       c.IssuedAt.Unix(),
+		Sub:       c.Subject,
+		Aud:       c.Audience,
+		Iss:       c.Issuer,
+		Jti:       c.ID,
+	}, nil
+}
+
+// grantRevoked asks the denylist, then the store, which also knows grants
+// revoked by another process.
+func (s *Server) grantRevoked(r *http.Request, grantID string) (bool, error) {
+	if grantID == "" || s.opts.Denied(grantID) {
+		return true, nil
+	}
+	g, err := s.store.GetGrant(r.Context(), grantID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return !g.RevokedAt.IsZero(), nil
+}
+
+func (s *Server) introspectRefresh(r *http.Request, tok string) (*Introspection, error) {
+	if len(tok) > 128 {
+		return inactive, nil
+	}
+	rt, g, err := s.store.GetRefresh(r.Context(), tokens.Hash(tok), s.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return inactive, nil
+	case err != nil:
+		return nil, err
+	case !rt.RotatedAt.IsZero() || !g.RevokedAt.IsZero():
+		return inactive, nil
+	}
+	resp := &Introspection{
+		Active:    true,
+		Scope:     oauth.JoinScope(rt.Scopes),
+		ClientID:  g.ClientID,
+		TokenType: "refresh_token",
+		Sub:       g.User.ID,
+	}
+	if !rt.ExpiresAt.IsZero() {
+		resp.Exp = rt.ExpiresAt.Unix()
+	}
+	return resp, nil
+}

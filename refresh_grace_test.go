@@ -1,0 +1,266 @@
+package mcpgate_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+)
+
+// refreshResult is one refresh sent from a goroutine (where t.Fatal must
+// not be called).
+type refreshResult struct {
+	status int
+	body   string
+	tok    tokenResponse
+	err    error
+}
+
+// refreshAtOnce sends n refreshes of the same token, released together.
+func (g *gw) refreshAtOnce(clientID, rt string, n int) []refreshResult {
+	out := make([]refreshResult, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}}
+			resp, err := http.PostForm(g.url+"/token", form)
+			if err != nil {
+				out[i].err = err
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			out[i].status, out[i].body = resp.StatusCode, string(b)
+			out[i].err = json.Unmarshal(b, &out[i].tok)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// sameSuccess checks that every answer is a 200 and all carry the same
+// pair, and returns it.
+func sameSuccess(t *testing.T, results []refreshResult) tokenResponse {
+	t.Helper()
+	var first tokenResponse
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("request %d: %v", i, r.err)
+		}
+		if r.status != 200 {
+			t.Fatalf("RT-1: request %d of %d simultaneous refreshes failed: %d %s", i, len(results), r.status, r.body)
+		}
+		if i == 0 {
+			first = r.tok
+			continue
+		}
+		if r.tok.AccessToken != first.AccessToken || r.tok.RefreshToken != first.RefreshToken {
+			t.Fatalf("RT-1: simultaneous refreshes got different pairs:\n%+v\n%+v", first, r.tok)
+		}
+	}
+	if first.AccessToken == "" || first.RefreshToken == "" {
+		t.Fatalf("no pair: %+v", first)
+	}
+	return first
+}
+
+// RT-1, Okta row of CLIENT-QUIRKS: a refresh token presented again within
+// the grace window (a retry after a lost response) gets byte for byte the
+// pair its rotation issued, and the family goes on working.
+func TestRT1_GraceWindowSamePair(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 || first.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh: %d %+v", resp.StatusCode, first)
+	}
+	g.clock.Advance(29 * time.Second)
+	resp, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {c.ClientID}})
+	again := decode[tokenResponse](t, b)
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("RT-1: retry within the grace window: %d %s", resp.StatusCode, b)
+	}
+	if again.AccessToken != first.AccessToken || again.RefreshToken != first.RefreshToken || again.TokenType != "Bearer" || again.Scope != first.Scope {
+		t.Fatalf("RT-1: the retry got another pair:\n%+v\n%+v", first, again)
+	}
+	if r, _ := g.mcpInitialize(g.url, again.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("the repeated access token is refused: %d", r.StatusCode)
+	}
+	// The family goes on.
+	resp, next := g.refresh(c.ClientID, first.RefreshToken, nil)
+	if resp.StatusCode != 200 || next.RefreshToken == first.RefreshToken {
+		t.Fatalf("the family did not survive the retry: %d %+v", resp.StatusCode, next)
+	}
+	if r, _ := g.mcpInitialize(g.url, next.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("next access token refused: %d", r.StatusCode)
+	}
+	// TOK-4: none of it reached the log.
+	logs := g.logs.String()
+	for _, s := range []string{tok.RefreshToken, first.RefreshToken, first.AccessToken, next.RefreshToken, next.AccessToken} {
+		if strings.Contains(logs, s) {
+			t.Fatal("TOK-4: a token reached the log")
+		}
+	}
+}
+
+// RT-1: after the grace window, presenting a rotated refresh token is
+// reuse: invalid_grant, and the whole family is dead, its access tokens at
+// /mcp included.
+func TestRT1_ReuseAfterGraceRevokes(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d", resp.StatusCode)
+	}
+	if r, _ := g.mcpInitialize(g.url, first.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("refreshed access token refused: %d", r.StatusCode)
+	}
+	g.clock.Advance(31 * time.Second)
+	if resp, again := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
+		t.Fatalf("RT-1: reuse after the grace window: %d %+v", resp.StatusCode, again)
+	}
+	if resp, again := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
+		t.Fatalf("RT-1: the family survived a reuse: %d %+v", resp.StatusCode, again)
+	}
+	for name, at := range map[string]string{"first": tok.AccessToken, "refreshed": first.AccessToken} {
+		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 401 {
+			t.Errorf("RT-1: %s access token of a revoked family still works: %d", name, r.StatusCode)
+		}
+	}
+}
+
+// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: 0):
+// the first reuse revokes the family at once.
+func TestRT1_GraceDisabled(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.RefreshGrace = -1 })
+	c, _, tok := g.fullFlow()
+	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d", resp.StatusCode)
+	}
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("immediate reuse accepted with the grace window off: %d", resp.StatusCode)
+	}
+	if resp, _ := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("the family survived a reuse: %d", resp.StatusCode)
+	}
+	if r, _ := g.mcpInitialize(g.url, first.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token of a revoked family still works: %d", r.StatusCode)
+	}
+}
+
+// RT-1: the grace window is for the token's own client. Another client
+// presenting a just-rotated token is theft: invalid_grant, and the family
+// ends.
+func TestRT1_GraceRetryByAnotherClientRevokes(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	other := g.register(nil)
+	_, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if resp, got := g.refresh(other.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || got.AccessToken != "" {
+		t.Fatalf("another client got the pair: %d %+v", resp.StatusCode, got)
+	}
+	if resp, _ := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("the family survived theft: %d", resp.StatusCode)
+	}
+	if r, _ := g.mcpInitialize(g.url, first.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token of a stolen family still works: %d", r.StatusCode)
+	}
+}
+
+// Claude.ai row of CLIENT-QUIRKS (refreshes from two egress IPs): the same
+// refresh token sent twice, then eight times, at once. Every answer is a
+// 200 with the same pair, and that one family goes on.
+func TestClaudeAI_SameRefreshTwiceConcurrently(t *testing.T) {
+	for _, n := range []int{2, 8} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			g := newGateway(t)
+			c, _, tok := g.fullFlow()
+			pair := sameSuccess(t, g.refreshAtOnce(c.ClientID, tok.RefreshToken, n))
+			if r, _ := g.mcpInitialize(g.url, pair.AccessToken); r.StatusCode != 200 {
+				t.Fatalf("the access token all got is refused: %d", r.StatusCode)
+			}
+			resp, next := g.refresh(c.ClientID, pair.RefreshToken, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("the refresh token all got does not work: %d %+v", resp.StatusCode, next)
+			}
+			if r, _ := g.mcpInitialize(g.url, next.AccessToken); r.StatusCode != 200 {
+				t.Fatalf("the family's next access token is refused: %d", r.StatusCode)
+			}
+		})
+	}
+}
+
+// RT-1: duplicates race in every round of a family's life; each round
+// continues one chain only, and all its tokens belong to one family (a
+// reuse of a round's token after the window ends the newest one too).
+func TestRT1_ConcurrentRefreshOneFamily(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	chain := []string{tok.RefreshToken}
+	for round := range 5 {
+		pair := sameSuccess(t, g.refreshAtOnce(c.ClientID, chain[len(chain)-1], 2+round))
+		for _, prev := range chain {
+			if pair.RefreshToken == prev {
+				t.Fatalf("round %d: a refresh token came back twice", round)
+			}
+		}
+		chain = append(chain, pair.RefreshToken)
+		g.clock.Advance(time.Second)
+	}
+	last := chain[len(chain)-1]
+	// Only the newest token continues the chain: once the window has
+	// passed, an older one is reuse and ends the family, newest included.
+	g.clock.Advance(31 * time.Second)
+	if resp, _ := g.refresh(c.ClientID, chain[2], nil); resp.StatusCode != 400 {
+		t.Fatalf("a rotated token of the chain still refreshes: %d", resp.StatusCode)
+	}
+	if resp, _ := g.refresh(c.ClientID, last, nil); resp.StatusCode != 400 {
+		t.Fatalf("RT-1: the newest token survived the reuse of its ancestor: %d", resp.StatusCode)
+	}
+}
+
+// The setting: refresh_grace in the file, MCPGATE_REFRESH_GRACE,
+// --refresh-grace; default 30 s, 0 (off) allowed, at most 5 min.
+func TestRT1_RefreshGraceSetting(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cfg, err := config.Load(nil, env(nil))
+	if err != nil || cfg.RefreshGrace != 30*time.Second {
+		t.Fatalf("default: %v %v", cfg, err)
+	}
+	file := filepath.Join(t.TempDir(), "mcpgate.yaml")
+	if err := os.WriteFile(file, []byte("refresh_grace: 15s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = config.Load([]string{"--config", file}, env(nil))
+	if err != nil || cfg.RefreshGrace != 15*time.Second {
+		t.Fatalf("file: %v", err)
+	}
+	cfg, err = config.Load([]string{"--config", file}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
+	if err != nil || cfg.RefreshGrace != 10*time.Second {
+		t.Fatalf("env: %v", err)
+	}
+	cfg, err = config.Load([]string{"--refresh-grace", "0"}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
+	if err != nil || cfg.RefreshGrace != 0 || cfg.Validate() != nil {
+		t.Fatalf("flag 0: %v %v", err, cfg.Validate())
+	}
+	cfg, err = config.Load([]string{"--refresh-grace", "10m"}, env(nil))
+	if err != nil || cfg.Validate() == nil || !strings.Contains(cfg.Validate().Error(), "refresh_grace") {
+		t.Fatalf("10m must be refused: %v", err)
+	}
+}

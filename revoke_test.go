@@ -1,0 +1,217 @@
+package mcpgate_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// revokeToken posts to /revoke as a public client (client_id in the body)
+// and checks the RFC 7009 §2.2 answer: 200, empty body, no-store.
+func (g *gw) revokeToken(clientID, token, hint string) {
+	g.t.Helper()
+	form := url.Values{"token": {token}, "client_id": {clientID}}
+	if hint != "" {
+		form.Set("token_type_hint", hint)
+	}
+	resp, body := g.postForm(g.url+"/revoke", form)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Cache-Control") != "no-store" {
+		g.t.Fatalf("RFC 7009 §2.2: revoke: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
+// RFC 7009: revoking a refresh token ends its whole family, and the
+// family's access tokens are refused at /mcp at once, even one the guard
+// has verified and cached before.
+func TestRevoke_RefreshTokenKillsFamily(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	_, second := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	for _, at := range []string{tok.AccessToken, second.AccessToken} {
+		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 200 {
+			t.Fatalf("fresh access token refused: %d", r.StatusCode)
+		}
+	}
+	g.revokeToken(c.ClientID, second.RefreshToken, "refresh_token")
+	if resp, _ := g.refresh(c.ClientID, second.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("revoked refresh token still refreshes: %d", resp.StatusCode)
+	}
+	for name, at := range map[string]string{"first": tok.AccessToken, "second": second.AccessToken} {
+		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 401 {
+			t.Errorf("%s access token of a revoked family still works: %d", name, r.StatusCode)
+		}
+	}
+	// The hint is only a hint: the wrong one, or none, still revokes.
+	c2, _, tok2 := g.fullFlow()
+	g.revokeToken(c2.ClientID, tok2.RefreshToken, "access_token")
+	if r, _ := g.mcpInitialize(g.url, tok2.AccessToken); r.StatusCode != 401 {
+		t.Errorf("wrong hint: access token still works: %d", r.StatusCode)
+	}
+}
+
+// RFC 7009: revoking an access token kills it at /mcp at once, and its
+// grant with it: the refresh token stops working too.
+func TestRevoke_AccessTokenKillsGrant(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("fresh access token refused: %d", r.StatusCode)
+	}
+	g.revokeToken(c.ClientID, tok.AccessToken, "")
+	r, _ := g.mcpInitialize(g.url, tok.AccessToken)
+	if r.StatusCode != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("revoked access token: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("the grant of a revoked access token still refreshes: %d", resp.StatusCode)
+	}
+	// Another grant of the same user is untouched.
+	_, _, other := g.fullFlow()
+	if r, _ := g.mcpInitialize(g.url, other.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("another grant was revoked too: %d", r.StatusCode)
+	}
+}
+
+// A client may revoke an access token past its expiry: its grant, whose
+// refresh token still lives, ends.
+func TestRevoke_ExpiredAccessToken(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	g.clock.Advance(2 * time.Hour)
+	g.revokeToken(c.ClientID, tok.AccessToken, "access_token")
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("the grant of a revoked expired access token still refreshes: %d", resp.StatusCode)
+	}
+}
+
+// RFC 7009 §2.1: the server checks that the token was issued to the
+// client asking; another client's request is answered 200 and changes
+// nothing.
+func TestRevoke_OtherClientCannotRevoke(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	thief := g.register(nil)
+	confidential := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	for _, token := range []string{tok.AccessToken, tok.RefreshToken} {
+		g.revokeToken(thief.ClientID, token, "")
+		req, _ := http.NewRequest("POST", g.url+"/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(confidential.ClientID, confidential.ClientSecret)
+		if resp, _ := g.do(req); resp.StatusCode != 200 {
+			t.Fatalf("confidential client: %d", resp.StatusCode)
+		}
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("another client revoked the access token: %d", r.StatusCode)
+	}
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("another client revoked the refresh token: %d", resp.StatusCode)
+	}
+}
+
+// RFC 7009 §2.2: unknown and invalid tokens get 200 too. A request
+// without a token, or from a client that fails authentication, is an
+// error as at /token (§2.2.1).
+func TestRevoke_UnknownTokenAndErrors(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	parts := strings.Split(tok.AccessToken, ".")
+	for _, token := range []string{"unknown", strings.Repeat("x", 500), "a.b.c", parts[0] + "." + parts[1] + ".AAAA"} {
+		g.revokeToken(c.ClientID, token, "refresh_token")
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("a forged token revoked the grant: %d", r.StatusCode)
+	}
+	confidential := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_post"})
+	cases := []struct {
+		form   url.Values
+		status int
+		code   string
+	}{
+		{url.Values{"client_id": {c.ClientID}}, 400, "invalid_request"},
+		{url.Values{"token": {tok.RefreshToken}}, 400, "invalid_request"},
+		{url.Values{"token": {tok.RefreshToken}, "client_id": {"nobody"}}, 401, "invalid_client"},
+		{url.Values{"token": {tok.RefreshToken}, "client_id": {confidential.ClientID}, "client_secret": {"wrong"}}, 401, "invalid_client"},
+		{url.Values{"token": {tok.RefreshToken}, "client_id": {confidential.ClientID}}, 401, "invalid_client"},
+	}
+	for i, tc := range cases {
+		resp, b := g.postForm(g.url+"/revoke", tc.form)
+		if e := decode[map[string]string](t, b); resp.StatusCode != tc.status || e["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("case %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("a failed revocation revoked: %d", resp.StatusCode)
+	}
+}
+
+// MCP Inspector row of CLIENT-QUIRKS: browser clients reach /revoke and
+// /introspect with CORS, preflight included.
+func TestInspector_RevokeAndIntrospectCORS(t *testing.T) {
+	g := newGateway(t)
+	for _, path := range []string{"/revoke", "/introspect"} {
+		req := newReq(t, "OPTIONS", g.url+path)
+		req.Header.Set("Origin", "http://localhost:6274")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, _ := g.do(req)
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s preflight: %d %v", path, resp.StatusCode, resp.Header)
+		}
+		resp, _ = g.postForm(g.url+path, url.Values{"token": {"x"}, "client_id": {"nobody"}}, "Origin", "http://localhost:6274")
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s: no CORS on the answer: %v", path, resp.Header)
+		}
+	}
+}
+
+// A revocation survives a restart: a new gateway on the same store loads
+// the grants revoked within one access-token lifetime into its denylist,
+// so the revoked access token, still unexpired, stays refused there, while
+// an unrevoked one of the same store passes.
+func TestRevoke_SurvivesRestart(t *testing.T) {
+	st := memory.New()
+	g := newGateway(t, func(c *mcpgateConfig) { c.Store = st })
+	c, _, revoked := g.fullFlow()
+	_, _, kept := g.fullFlow()
+	g.revokeToken(c.ClientID, revoked.AccessToken, "access_token")
+
+	g.clock.Advance(10 * time.Minute)
+	restarted, err := mcpgate.New(context.Background(), mcpgate.Config{
+		Store:      st,
+		SecretKey:  g.secretKey(),
+		Connectors: []upstream.Connector{g.local},
+		Now:        g.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same issuer: the request names the first gateway's loopback
+	// host, which the issuer follows.
+	mcp := func(token string) int {
+		req := httptest.NewRequest("POST", g.url+"/mcp", strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		restarted.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := mcp(kept.AccessToken); code != 200 {
+		t.Fatalf("after the restart, an unrevoked access token is refused: %d", code)
+	}
+	if code := mcp(revoked.AccessToken); code != 401 {
+		t.Fatalf("after the restart, the revoked access token works again: %d", code)
+	}
+}
+
+// secretKey is the key newGateway gives every gateway.
+func (g *gw) secretKey() []byte { return []byte(strings.Repeat("\x07", 32)) }
