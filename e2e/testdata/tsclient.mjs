@@ -1,0 +1,184 @@
+// tsclient.mjs: a real MCP TypeScript SDK client (@modelcontextprotocol/sdk, pinned under
+// scripts/tools/tssdk) for e2e/tssdk_test.go. It runs headlessly, but does not walk the
+// authorization itself: the Go test is its browser.
+//
+//   node tsclient.mjs dcr  SERVER_URL REDIRECT_URL
+//   node tsclient.mjs cimd SERVER_URL REDIRECT_URL CLIENT_METADATA_URL
+//
+// The SDK discovers (401 challenge, protected resource metadata, authorization server
+// metadata), then registers (dcr: RFC 7591, a public native client) or uses the https
+// client_id of a Client ID Metadata Document (cimd), and asks for authorization. Its
+// OAuthClientProvider.redirectToAuthorization prints
+//
+//   AUTH_URL <authorization URL>
+//
+// on stdout and reads one line from stdin: the redirect to REDIRECT_URL that the
+// authorization ended with (the Go test walks the consent and login pages to get it).
+// The script checks its state (and error), trades the code (finishAuth: the token
+// request with the PKCE verifier and resource), reconnects, calls the tools whoami and
+// echo, then refreshes the tokens through the SDK (auth() with the stored refresh token)
+// and calls whoami with the new access token. It prints
+//
+//   RESULT <json>
+//
+// and exits 0. Secrets are never printed: the refresh tokens appear only as lengths.
+// Any failure prints "ERROR <message>" on stderr and exits 1.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+
+const [mode, serverArg, redirect, metadataUrl] = process.argv.slice(2);
+if (!['dcr', 'cimd'].includes(mode) || !serverArg || !redirect || (mode === 'cimd' && !metadataUrl)) {
+  console.error('usage: tsclient.mjs dcr|cimd SERVER_URL REDIRECT_URL [CLIENT_METADATA_URL]');
+  process.exit(2);
+}
+const serverUrl = new URL(serverArg);
+
+// A bound on the whole run: the Go test has its own, this one leaves a message.
+setTimeout(() => {
+  console.error('ERROR tsclient: timed out after 50 s');
+  process.exit(1);
+}, 50_000).unref();
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+// readLine returns the next line of stdin; end of input is an error.
+async function readLine() {
+  const { value, done } = await lines.next();
+  if (done) throw new Error('stdin closed before the callback URL arrived');
+  return value.trim();
+}
+
+class HeadlessProvider {
+  info;
+  toks;
+  verifier;
+  code;
+  iss;
+  authURL;
+  st = randomBytes(16).toString('base64url');
+
+  get redirectUrl() {
+    return redirect;
+  }
+  get clientMetadataUrl() {
+    return mode === 'cimd' ? metadataUrl : undefined;
+  }
+  get clientMetadata() {
+    return {
+      client_name: `mcpgate e2e TypeScript SDK (${mode})`,
+      redirect_uris: [redirect],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+    };
+  }
+  state() {
+    return this.st;
+  }
+  // Stored exactly as received: the SDK stamps the issuer into both.
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(i) {
+    this.info = i;
+  }
+  tokens() {
+    return this.toks;
+  }
+  saveTokens(t) {
+    this.toks = t;
+  }
+  saveCodeVerifier(v) {
+    this.verifier = v;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+  // The "browser": hand the URL to the Go test and wait for the redirect it ended with.
+  async redirectToAuthorization(url) {
+    this.authURL = new URL(url.href);
+    process.stdout.write(`AUTH_URL ${url.href}\n`);
+    const back = new URL(await readLine());
+    if (!back.href.startsWith(redirect)) throw new Error(`callback ${back.origin}${back.pathname} is not ${redirect}`);
+    const p = back.searchParams;
+    if (p.get('error')) throw new Error(`authorization error ${p.get('error')}: ${p.get('error_description') ?? ''}`);
+    if (p.get('state') !== this.st) throw new Error('state mismatch');
+    if (!p.get('code')) throw new Error('no code in the callback');
+    this.code = p.get('code');
+    this.iss = p.get('iss');
+  }
+}
+
+async function connect(provider) {
+  const client = new Client({ name: 'mcpgate-e2e-tssdk', version: '0.0.1' });
+  await client.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: provider }));
+  return client;
+}
+
+async function whoami(client) {
+  const r = await client.callTool({ name: 'whoami', arguments: {} });
+  if (r.isError) throw new Error(`whoami: ${JSON.stringify(r.content)}`);
+  return r.structuredContent;
+}
+
+async function main() {
+  const provider = new HeadlessProvider();
+  let client;
+  try {
+    client = await connect(provider);
+    throw new Error('connected without authorization');
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError) || !provider.code) throw e;
+  }
+  const t = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  await t.finishAuth(provider.code);
+  client = new Client({ name: 'mcpgate-e2e-tssdk', version: '0.0.1' });
+  await client.connect(t);
+
+  const who = await whoami(client);
+  const echo = await client.callTool({ name: 'echo', arguments: { text: 'hello from the TypeScript SDK' } });
+  if (echo.isError) throw new Error(`echo: ${JSON.stringify(echo.content)}`);
+  await client.close(); // without it the standalone SSE stream keeps node alive
+
+  // Refresh through the SDK: auth() with a stored refresh token posts grant_type=refresh_token.
+  const first = provider.toks;
+  const outcome = await auth(provider, { serverUrl });
+  const second = provider.toks;
+  const again = await connect(provider);
+  const whoAfterRefresh = await whoami(again);
+  await again.close();
+
+  const q = provider.authURL.searchParams;
+  const result = {
+    mode,
+    client_id: provider.info?.client_id,
+    authorization_request: Object.fromEntries([...q].filter(([k]) => !['code_challenge', 'state'].includes(k))),
+    iss: provider.iss,
+    token_type: first.token_type,
+    scope: first.scope,
+    expires_in: first.expires_in,
+    refresh_token_length: first.refresh_token?.length ?? 0,
+    whoami: who,
+    echo: echo.content?.[0]?.text,
+    refresh: {
+      outcome,
+      rotated: !!second.refresh_token && second.refresh_token !== first.refresh_token,
+      new_access_token: second.access_token !== first.access_token,
+      refresh_token_length: second.refresh_token?.length ?? 0,
+      whoami: whoAfterRefresh,
+    },
+  };
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`ERROR ${e?.stack ?? e}`);
+    process.exit(1);
+  },
+);
