@@ -18,7 +18,7 @@ tools:
 vet:
 	$(GO) vet ./...
 
-# env.sh also exports NODE22 and CONFORMANCE (the paths install-tools.sh printed).
+# env.sh also exports NODE22, CONFORMANCE, TSSDK_DIR and INSPECTOR_CLI (printed by install-tools.sh).
 test: tools vet
 	. "$(MCPGATE_TOOLS)/env.sh" && $(GO) test -race -count=1 -timeout 15m ./...
 
