@@ -1,16 +1,19 @@
-// Package bench is the load generator behind mcpgate's MCP benchmarks.
+// Package bench is the load generator behind mcpgate's benchmarks.
 //
 // It drives MCP streamable-HTTP sessions with a deliberately thin client: a
 // keep-alive net/http transport with one connection per session, request
 // bodies built in a reused buffer, one request in flight per session, and
 // the whole response (JSON or SSE) read and checked before the next one.
-// Latencies go into a log-linear histogram (under 0.8 % relative error), so
-// memory does not grow with the number of requests. Each run also samples
-// the CPU time of this process and of the whole machine (/proc/stat on
-// Linux), so that a report can give CPU time per request and flag runs
-// that other processes disturbed.
+// RunWorkers drives any other operation the same way (the OAuth flows of
+// bench/flowload). Latencies go into a log-linear histogram (under 0.8 %
+// relative error), so memory does not grow with the number of requests.
+// Each run also samples the CPU time of this process and of the whole
+// machine (/proc/stat on Linux), so that a report can give CPU time per
+// request and flag runs that other processes disturbed.
 //
 // The mcpload command (bench/mcpload) uses it to compare tools/call through
-// the gateway's /mcp with the same MCP server served directly;
-// docs/benchmarks.md describes the method and the figures.
+// the gateway's /mcp with the same MCP server served directly; the flowload
+// command (bench/flowload) measures authorization-code flows and refresh
+// rotations per second; docs/benchmarks.md describes the methods and the
+// figures.
 package bench

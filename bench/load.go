@@ -231,8 +231,20 @@ func (r *Result) Total() int64 { return r.OK + r.Errors }
 // of it per session), whichever comes first. Worker goroutines carry the
 // pprof label load=<target name>.
 func Run(ctx context.Context, name string, sessions []*Session, d time.Duration, maxRequests int64) *Result {
-	n := len(sessions)
-	perSession := max((maxRequests+int64(n)-1)/int64(n), 1)
+	return RunWorkers(ctx, name, len(sessions), d, maxRequests, func(ctx context.Context, i int) (time.Duration, error) {
+		return sessions[i].Call(ctx)
+	})
+}
+
+// RunWorkers is Run for any operation: n goroutines each call op(ctx, i),
+// with i its worker number, one call at a time, for d or until maxOps calls
+// in all (a share of it per worker), whichever comes first. op returns the
+// latency to record and an error for a failed operation (counted, the
+// first one kept; the worker goes on). Worker goroutines carry the pprof
+// label load=name. A worker stops early once ctx is done; a failure then
+// is not counted.
+func RunWorkers(ctx context.Context, name string, n int, d time.Duration, maxOps int64, op func(ctx context.Context, worker int) (time.Duration, error)) *Result {
+	perWorker := max((maxOps+int64(n)-1)/int64(n), 1)
 	type workerResult struct {
 		ok, errs int64
 		first    string
@@ -243,12 +255,12 @@ func Run(ctx context.Context, name string, sessions []*Session, d time.Duration,
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for i, s := range sessions {
+	for i := range n {
 		wg.Go(func() {
 			pprof.Do(ctx, pprof.Labels("load", name), func(ctx context.Context) {
 				r := &results[i]
-				for count := int64(0); count < perSession && ctx.Err() == nil && time.Now().Before(deadline); count++ {
-					lat, err := s.Call(ctx)
+				for count := int64(0); count < perWorker && ctx.Err() == nil && time.Now().Before(deadline); count++ {
+					lat, err := op(ctx, i)
 					if err != nil {
 						if ctx.Err() != nil {
 							break // interrupted: not the server's failure

@@ -57,7 +57,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -161,26 +160,6 @@ func (o *options) logger() *slog.Logger {
 	return nil // mcpgate.New's default: slog.DiscardHandler
 }
 
-// serve serves h on a fresh loopback listener, its goroutines labelled
-// server=name for the CPU profile, and returns its base URL.
-func serve(ctx context.Context, name string, h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	// As `mcpgate serve` configures its server.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
-	go pprof.Do(ctx, pprof.Labels("server", name), func(context.Context) { _ = srv.Serve(ln) })
-	shutdown := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
-		}
-	}
-	return "http://" + ln.Addr().String(), shutdown, nil
-}
-
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
@@ -213,14 +192,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	baseA, stopA, err := serve(ctx, "A", gw)
+	baseA, stopA, err := bench.Serve(ctx, "A", gw)
 	if err != nil {
 		return 0, err
 	}
 	defer stopA()
 
 	// B: the same go-sdk server, no auth.
-	baseB, stopB, err := serve(ctx, "B", embedded.Handler(embedded.Demo("bench"), nil))
+	baseB, stopB, err := bench.Serve(ctx, "B", embedded.Handler(embedded.Demo("bench"), nil))
 	if err != nil {
 		return 0, err
 	}
@@ -291,8 +270,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		rb := bench.Run(ctx, "B", sessB, o.duration, o.maxRequests)
 		rounds = append(rounds, [2]*bench.Result{ra, rb})
 		logf("round %d: A %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | B %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | A/B %.3f",
-			i+1, ra.RPS(), fmtDur(ra.Latency.Quantile(.5)), fmtDur(ra.Latency.Quantile(.99)), ra.Errors, fmtCPU(ra.CPU),
-			rb.RPS(), fmtDur(rb.Latency.Quantile(.5)), fmtDur(rb.Latency.Quantile(.99)), rb.Errors, fmtCPU(rb.CPU), ratio(ra.RPS(), rb.RPS()))
+			i+1, ra.RPS(), bench.FmtDur(ra.Latency.Quantile(.5)), bench.FmtDur(ra.Latency.Quantile(.99)), ra.Errors, bench.FmtCPU(ra.CPU),
+			rb.RPS(), bench.FmtDur(rb.Latency.Quantile(.5)), bench.FmtDur(rb.Latency.Quantile(.99)), rb.Errors, bench.FmtCPU(rb.CPU), bench.Ratio(ra.RPS(), rb.RPS()))
 	}
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
@@ -302,7 +281,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		return 0, errors.New("interrupted before the first round")
 	}
 	if o.memprofile != "" {
-		if err := writeHeapProfile(o.memprofile); err != nil {
+		if err := bench.WriteAllocProfile(o.memprofile); err != nil {
 			return 0, err
 		}
 		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.memprofile, o.memprofile)
@@ -347,9 +326,9 @@ func summarize(rounds [][2]*bench.Result) summary {
 			t.Errors += x.Errors
 			t.Elapsed += x.Elapsed
 			t.Latency.Merge(&x.Latency)
-			t.CPU = addCPU(t.CPU, x.CPU, t.Elapsed-x.Elapsed, x.Elapsed)
+			t.CPU = bench.AddCPU(t.CPU, x.CPU, t.Elapsed-x.Elapsed, x.Elapsed)
 		}
-		x := ratio(r[0].RPS(), r[1].RPS())
+		x := bench.Ratio(r[0].RPS(), r[1].RPS())
 		ratios = append(ratios, x)
 		s.mean += x
 		s.lo, s.hi = min(s.lo, x), max(s.hi, x)
@@ -366,8 +345,8 @@ func summarize(rounds [][2]*bench.Result) summary {
 		}
 		s.se = math.Sqrt(ss/float64(s.n-1)) / math.Sqrt(float64(s.n))
 	}
-	s.tot = ratio(s.total[0].RPS(), s.total[1].RPS())
-	s.cpu = ratio(float64(s.total[1].CPUPerRequest()), float64(s.total[0].CPUPerRequest()))
+	s.tot = bench.Ratio(s.total[0].RPS(), s.total[1].RPS())
+	s.cpu = bench.Ratio(float64(s.total[1].CPUPerRequest()), float64(s.total[0].CPUPerRequest()))
 	return s
 }
 
@@ -390,15 +369,15 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 
 	fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
 	fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file)\n\n",
-		o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel(), o.logFormat)
+		o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat)
 	fmt.Fprintf(w, "| round | A req/s | A p50 | A p99 | B req/s | B p50 | B p99 | A/B | CPU/req A | CPU/req B | errors A/B | other processes' CPU A/B |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(label string, a, b *bench.Result) {
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.0f | %s | %s | %.3f | %s | %s | %d/%d | %s/%s |\n", label,
-			a.RPS(), fmtDur(a.Latency.Quantile(.5)), fmtDur(a.Latency.Quantile(.99)),
-			b.RPS(), fmtDur(b.Latency.Quantile(.5)), fmtDur(b.Latency.Quantile(.99)),
-			ratio(a.RPS(), b.RPS()), fmtDur(a.CPUPerRequest()), fmtDur(b.CPUPerRequest()),
-			a.Errors, b.Errors, fmtCPU(a.CPU), fmtCPU(b.CPU))
+			a.RPS(), bench.FmtDur(a.Latency.Quantile(.5)), bench.FmtDur(a.Latency.Quantile(.99)),
+			b.RPS(), bench.FmtDur(b.Latency.Quantile(.5)), bench.FmtDur(b.Latency.Quantile(.99)),
+			bench.Ratio(a.RPS(), b.RPS()), bench.FmtDur(a.CPUPerRequest()), bench.FmtDur(b.CPUPerRequest()),
+			a.Errors, b.Errors, bench.FmtCPU(a.CPU), bench.FmtCPU(b.CPU))
 	}
 	for i, r := range rounds {
 		label := fmt.Sprint(i + 1)
@@ -413,15 +392,15 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 	fmt.Fprintf(w, "- A/B throughput, ratio of totals: **%.3f** (A %d requests in %s, B %d in %s)\n",
 		all.tot, all.total[0].OK, all.total[0].Elapsed.Round(time.Millisecond), all.total[1].OK, all.total[1].Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "- latency: A p50 %s, p99 %s, mean %s; B p50 %s, p99 %s, mean %s; A − B at p50: %s\n",
-		fmtDur(all.total[0].Latency.Quantile(.5)), fmtDur(all.total[0].Latency.Quantile(.99)), fmtDur(all.total[0].Latency.Mean()),
-		fmtDur(all.total[1].Latency.Quantile(.5)), fmtDur(all.total[1].Latency.Quantile(.99)), fmtDur(all.total[1].Latency.Mean()),
-		fmtDur(all.total[0].Latency.Quantile(.5)-all.total[1].Latency.Quantile(.5)))
+		bench.FmtDur(all.total[0].Latency.Quantile(.5)), bench.FmtDur(all.total[0].Latency.Quantile(.99)), bench.FmtDur(all.total[0].Latency.Mean()),
+		bench.FmtDur(all.total[1].Latency.Quantile(.5)), bench.FmtDur(all.total[1].Latency.Quantile(.99)), bench.FmtDur(all.total[1].Latency.Mean()),
+		bench.FmtDur(all.total[0].Latency.Quantile(.5)-all.total[1].Latency.Quantile(.5)))
 	if all.total[0].CPU.OK {
 		ca, cb := all.total[0].CPUPerRequest(), all.total[1].CPUPerRequest()
 		fmt.Fprintf(w, "- CPU of this process (load generator and both servers): A rounds %.2f cores, B rounds %.2f, of %d; other processes: A rounds %.2f, B rounds %.2f\n",
 			all.total[0].CPU.Self, all.total[1].CPU.Self, runtime.NumCPU(), all.total[0].CPU.Others, all.total[1].CPU.Others)
 		fmt.Fprintf(w, "- CPU per request (load generator and server): A %s, B %s, the gateway adds %s; B/A = **%.3f**, the throughput ratio to expect when CPU-bound (meaningless when not CPU-bound, as with -conns 1)\n",
-			fmtDur(ca), fmtDur(cb), fmtDur(ca-cb), all.cpu)
+			bench.FmtDur(ca), bench.FmtDur(cb), bench.FmtDur(ca-cb), all.cpu)
 		switch {
 		case len(clean) == len(rounds):
 			fmt.Fprintf(w, "- every round was quiet (other processes ≤ %.2f cores)\n", o.quiet)
@@ -459,81 +438,6 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 		fmt.Fprintf(w, "- failed requests: 0 (every answer was HTTP 200 with the echoed text)\n")
 	}
 	return errs
-}
-
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// fmtCPU is the CPU other processes used, in cores.
-func fmtCPU(c bench.CPUUse) string {
-	if !c.OK {
-		return "?"
-	}
-	return fmt.Sprintf("%.2f", c.Others)
-}
-
-// addCPU averages CPU use over two consecutive intervals of wall time w1
-// and w2.
-func addCPU(a, b bench.CPUUse, w1, w2 time.Duration) bench.CPUUse {
-	if w1 <= 0 {
-		return b
-	}
-	if !a.OK || !b.OK {
-		return bench.CPUUse{}
-	}
-	t := (w1 + w2).Seconds()
-	return bench.CPUUse{OK: true,
-		Self:   (a.Self*w1.Seconds() + b.Self*w2.Seconds()) / t,
-		Others: (a.Others*w1.Seconds() + b.Others*w2.Seconds()) / t}
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
-
-func fmtDur(d time.Duration) string {
-	neg := d < 0
-	if neg {
-		d = -d
-	}
-	var s string
-	switch {
-	case d < time.Millisecond:
-		s = fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
-	case d < time.Second:
-		s = fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
-	default:
-		s = fmt.Sprintf("%.2f s", d.Seconds())
-	}
-	if neg {
-		s = "−" + s
-	}
-	return s
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for line := range strings.Lines(string(b)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return fmt.Sprintf("%s × %d", strings.TrimSpace(v), runtime.NumCPU())
-		}
-	}
-	return runtime.GOARCH
 }
 
 // mustRefuse checks that /mcp of the gateway refuses a request without a

@@ -11,6 +11,24 @@ import (
 const clientCols = `id, secret_hash, name, redirect_uris, grant_types, response_types,
 	token_endpoint_auth_method, application_type, scope, client_uri, logo_uri, created_at`
 
+var (
+	sqlInsertClient = ws(`INSERT INTO clients (` + clientCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlGetClient    = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
+	sqlDeleteClient = ws(`DELETE FROM clients WHERE id = ?`)
+	sqlPutConsent   = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
+	sqlGetConsent   = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
+	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at`)
+	sqlGetLocalUser     = rs(`SELECT password_hash, created_at FROM local_users WHERE name = ?`)
+	sqlCountLocalUsers  = rs(`SELECT count(*) FROM local_users`)
+	sqlInsertSigningKey = ws(`INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlListSigningKeys = rs(`SELECT id, algorithm, private, public, created_at, retired_at
+		FROM signing_keys ORDER BY created_at, rowid`)
+)
+
 func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 	redirects, err := encode(c.RedirectURIs)
 	if err != nil {
@@ -24,9 +42,8 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create client: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		return inserted(tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return inserted(s.txExec(ctx, tx, sqlInsertClient,
 			c.ID, c.SecretHash, c.Name, redirects, grants, responses,
 			c.TokenEndpointAuthMethod, c.ApplicationType, c.Scope, c.ClientURI, c.LogoURI, nanos(c.CreatedAt)))
 	})
@@ -38,7 +55,7 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 
 func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
 	var c store.Client
-	err := s.r.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id).Scan(
+	err := s.row(ctx, sqlGetClient, id).Scan(
 		&c.ID, blob{&c.SecretHash}, &c.Name, jsonText{&c.RedirectURIs}, jsonText{&c.GrantTypes},
 		jsonText{&c.ResponseTypes}, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scope,
 		&c.ClientURI, &c.LogoURI, timeCol{&c.CreatedAt})
@@ -49,8 +66,8 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 }
 
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return affected(tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id))
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlDeleteClient, id))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete client: %w", err)
@@ -63,10 +80,8 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: put consent: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO consents (user_id, client_id, scopes, created_at)
-			VALUES (?, ?, ?, ?)
-			ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`,
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.txExec(ctx, tx, sqlPutConsent,
 			c.UserID, c.ClientID, scopes, nanos(c.CreatedAt))
 		return err
 	})
@@ -78,8 +93,7 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store.Consent, error) {
 	c := store.Consent{UserID: userID, ClientID: clientID}
-	err := s.r.QueryRowContext(ctx, `SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`,
-		userID, clientID).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
+	err := s.row(ctx, sqlGetConsent, userID, clientID).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
 	if err != nil {
 		return nil, wrap("get consent", err)
 	}
@@ -87,9 +101,8 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store
 }
 
 func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO local_users (name, password_hash, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at`,
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.txExec(ctx, tx, sqlPutLocalUser,
 			u.Name, u.PasswordHash, nanos(u.CreatedAt))
 		return err
 	})
@@ -101,7 +114,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 
 func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
 	u := store.LocalUser{Name: name}
-	err := s.r.QueryRowContext(ctx, `SELECT password_hash, created_at FROM local_users WHERE name = ?`, name).
+	err := s.row(ctx, sqlGetLocalUser, name).
 		Scan(blob{&u.PasswordHash}, timeCol{&u.CreatedAt})
 	if err != nil {
 		return nil, wrap("get local user", err)
@@ -111,16 +124,15 @@ func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser
 
 func (s *Store) CountLocalUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM local_users`).Scan(&n); err != nil {
+	if err := s.row(ctx, sqlCountLocalUsers).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: count local users: %w", err)
 	}
 	return n, nil
 }
 
 func (s *Store) CreateSigningKey(ctx context.Context, k *store.SigningKey) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return inserted(tx.ExecContext(ctx, `INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return inserted(s.txExec(ctx, tx, sqlInsertSigningKey,
 			k.ID, k.Algorithm, k.Private, k.Public, nanos(k.CreatedAt), nanos(k.RetiredAt)))
 	})
 	if err != nil {
@@ -130,8 +142,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *store.SigningKey) error
 }
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, algorithm, private, public, created_at, retired_at
-		FROM signing_keys ORDER BY created_at, rowid`)
+	rows, err := s.rows(ctx, sqlListSigningKeys)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list signing keys: %w", err)
 	}

@@ -13,6 +13,22 @@ import (
 const authRequestCols = `id, client_id, redirect_uri, state, code_challenge, resource, scopes,
 	connector, upstream_state_hash, created_at, expires_at`
 
+var (
+	sqlInsertAuthRequest = ws(`INSERT INTO auth_requests (` + authRequestCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlGetAuthRequest  = rs(`SELECT ` + authRequestCols + ` FROM auth_requests WHERE id = ? AND expires_at > ?`)
+	sqlAttachedState   = ws(`SELECT upstream_state_hash IS NOT NULL FROM auth_requests WHERE id = ? AND expires_at > ?`)
+	sqlStateTaken      = ws(`SELECT count(*) FROM auth_requests WHERE upstream_state_hash = ?`)
+	sqlAttachState     = ws(`UPDATE auth_requests SET connector = ?, upstream_state_hash = ? WHERE id = ?`)
+	sqlTakeAuthRequest = ws(`DELETE FROM auth_requests
+		WHERE upstream_state_hash = ? AND expires_at > ? RETURNING ` + authRequestCols)
+	sqlDeleteAuthRequest = ws(`DELETE FROM auth_requests WHERE id = ?`)
+	sqlInsertSession     = ws(`INSERT INTO sessions (hash, user, created_at, expires_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlGetSession    = rs(`SELECT hash, user, created_at, expires_at FROM sessions WHERE hash = ? AND expires_at > ?`)
+	sqlDeleteSession = ws(`DELETE FROM sessions WHERE hash = ?`)
+)
+
 func scanAuthRequest(row scanner) (*store.AuthRequest, error) {
 	var r store.AuthRequest
 	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.CodeChallenge, &r.Resource,
@@ -28,9 +44,8 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) err
 	if err != nil {
 		return fmt.Errorf("sqlite: create auth request: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		return inserted(tx.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return inserted(s.txExec(ctx, tx, sqlInsertAuthRequest,
 			r.ID, r.ClientID, r.RedirectURI, r.State, r.CodeChallenge, r.Resource, scopes,
 			r.Connector, r.UpstreamStateHash, nanos(r.CreatedAt), nanos(r.ExpiresAt)))
 	})
@@ -41,8 +56,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) err
 }
 
 func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (*store.AuthRequest, error) {
-	r, err := scanAuthRequest(s.r.QueryRowContext(ctx,
-		`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ? AND expires_at > ?`, id, nanos(now)))
+	r, err := scanAuthRequest(s.row(ctx, sqlGetAuthRequest, id, nanos(now)))
 	if err != nil {
 		return nil, wrap("get auth request", err)
 	}
@@ -53,10 +67,9 @@ func (s *Store) AttachUpstreamState(ctx context.Context, id, connector string, s
 	if len(stateHash) == 0 {
 		return errors.New("sqlite: attach upstream state: empty state hash")
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var attached bool
-		err := tx.QueryRowContext(ctx, `SELECT upstream_state_hash IS NOT NULL FROM auth_requests
-			WHERE id = ? AND expires_at > ?`, id, nanos(now)).Scan(&attached)
+		err := s.txRow(ctx, tx, sqlAttachedState, id, nanos(now)).Scan(&attached)
 		if err != nil {
 			return err
 		}
@@ -64,15 +77,13 @@ func (s *Store) AttachUpstreamState(ctx context.Context, id, connector string, s
 			return store.ErrConflict // DEP-6: the state is set once
 		}
 		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM auth_requests WHERE upstream_state_hash = ?`,
-			stateHash).Scan(&taken); err != nil {
+		if err := s.txRow(ctx, tx, sqlStateTaken, stateHash).Scan(&taken); err != nil {
 			return err
 		}
 		if taken > 0 {
 			return store.ErrConflict
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE auth_requests SET connector = ?, upstream_state_hash = ? WHERE id = ?`,
-			connector, stateHash, id)
+		_, err = s.txExec(ctx, tx, sqlAttachState, connector, stateHash, id)
 		return err
 	})
 	if err != nil {
@@ -83,10 +94,9 @@ func (s *Store) AttachUpstreamState(ctx context.Context, id, connector string, s
 
 func (s *Store) TakeAuthRequestByUpstreamState(ctx context.Context, stateHash []byte, now time.Time) (*store.AuthRequest, error) {
 	var r *store.AuthRequest
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		r, err = scanAuthRequest(tx.QueryRowContext(ctx, `DELETE FROM auth_requests
-			WHERE upstream_state_hash = ? AND expires_at > ? RETURNING `+authRequestCols, stateHash, nanos(now)))
+		r, err = scanAuthRequest(s.txRow(ctx, tx, sqlTakeAuthRequest, stateHash, nanos(now)))
 		return err
 	})
 	if err != nil {
@@ -96,8 +106,8 @@ func (s *Store) TakeAuthRequestByUpstreamState(ctx context.Context, stateHash []
 }
 
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return affected(tx.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, id))
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlDeleteAuthRequest, id))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete auth request: %w", err)
@@ -110,9 +120,8 @@ func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create session: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		return inserted(tx.ExecContext(ctx, `INSERT INTO sessions (hash, user, created_at, expires_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return inserted(s.txExec(ctx, tx, sqlInsertSession,
 			ss.Hash, user, nanos(ss.CreatedAt), nanos(ss.ExpiresAt)))
 	})
 	if err != nil {
@@ -123,8 +132,7 @@ func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
 
 func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*store.Session, error) {
 	var ss store.Session
-	err := s.r.QueryRowContext(ctx, `SELECT hash, user, created_at, expires_at FROM sessions
-		WHERE hash = ? AND expires_at > ?`, hash, nanos(now)).
+	err := s.row(ctx, sqlGetSession, hash, nanos(now)).
 		Scan(blob{&ss.Hash}, jsonText{&ss.User}, timeCol{&ss.CreatedAt}, timeCol{&ss.ExpiresAt})
 	if err != nil {
 		return nil, wrap("get session", err)
@@ -133,8 +141,8 @@ func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*st
 }
 
 func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return affected(tx.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash))
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlDeleteSession, hash))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete session: %w", err)

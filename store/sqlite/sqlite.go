@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -21,8 +22,15 @@ var _ store.Store = (*Store)(nil)
 
 // Store is a store.Store on one SQLite file. It is safe for concurrent use.
 type Store struct {
-	w *sql.DB // one connection: every write, in BEGIN IMMEDIATE transactions
-	r *sql.DB // a pool of query_only connections for plain reads
+	w  *sql.DB // one connection: every write, in BEGIN IMMEDIATE transactions
+	r  *sql.DB // a pool of query_only connections for plain reads
+	wr *writer // the group-commit loop that owns w once Open returns
+
+	wst prepared // write statements, prepared on w
+	rst prepared // read statements, prepared on r
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // busyTimeout bounds how long a connection waits for a lock that another
@@ -83,11 +91,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	wst, err := prepareAll(ctx, w, writeSQL)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 
 	rq := cloneValues(common)
 	rq.Set("_query_only", "1")
 	r, err := sql.Open("sqlite", dsn(abs, rq))
 	if err != nil {
+		wst.close()
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -96,10 +110,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(n)
 	if err := r.PingContext(ctx); err != nil {
 		r.Close()
+		wst.close()
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
-	return &Store{w: w, r: r}, nil
+	rst, err := prepareAll(ctx, r, readSQL)
+	if err != nil {
+		r.Close()
+		wst.close()
+		w.Close()
+		return nil, err
+	}
+	return &Store{w: w, r: r, wst: wst, rst: rst, wr: newWriter(w, wst)}, nil
 }
 
 // dsn builds a file: URI so that a path holding '?' or '#' cannot be taken
@@ -117,14 +139,18 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// Close closes the store. The writer goes last so that its close
-// checkpoints the WAL into the main file.
+// Close closes the store: the writes already submitted complete (and are
+// answered), later ones fail. The write connection goes last so that its
+// close checkpoints the WAL into the main file. Closing again returns the
+// first Close's result.
 func (s *Store) Close() error {
-	err := errors.Join(s.r.Close(), s.w.Close())
-	if err != nil {
-		return fmt.Errorf("sqlite: close: %w", err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		s.wr.close()
+		if err := errors.Join(s.rst.close(), s.r.Close(), s.wst.close(), s.w.Close()); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // errCommitted lets a transaction function ask for a commit and still
@@ -133,28 +159,15 @@ type errCommitted struct{ err error }
 
 func (e errCommitted) Error() string { return e.err.Error() }
 
-// tx runs fn in a BEGIN IMMEDIATE transaction on the writer. The write lock
-// is taken before the first read, so the read-check-write of fn cannot
-// interleave with another writer, in this process or another. fn's error
-// rolls back unless it is an errCommitted.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	err = fn(tx)
-	var keep errCommitted
-	if err != nil && !errors.As(err, &keep) {
-		_ = tx.Rollback()
-		return err
-	}
-	if cerr := tx.Commit(); cerr != nil {
-		return cerr
-	}
-	if err != nil {
-		return keep.err
-	}
-	return nil
+// tx runs fn on the write connection, in a savepoint of a BEGIN IMMEDIATE
+// transaction that it may share with other writes (group commit, see
+// writer.go), and returns fn's error once that transaction has committed.
+// The write lock is taken before the first read, so the read-check-write
+// of fn cannot interleave with another writer, in this process or another.
+// fn's error rolls back fn's writes, unless it is an errCommitted. fn gets
+// a context that is never cancelled: once started, it runs to the end.
+func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.wr.do(ctx, fn)
 }
 
 // nanos stores the zero time as 0 (its UnixNano overflows), so "not yet"

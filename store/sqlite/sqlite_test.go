@@ -1,8 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -261,5 +265,143 @@ func TestTwoStoresOneFile(t *testing.T) {
 		if wins != 1 {
 			t.Fatalf("round %d: %d winners", round, wins)
 		}
+	}
+}
+
+// A database written before migration 0003 keeps the successors of its
+// rotated tokens in refresh_tokens.successor; after the upgrade they still
+// come back, byte for byte, and new rotations use refresh_successors.
+func TestUpgradeKeepsSuccessors(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	now := time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+
+	// The schema as migrations 0001 and 0002 left it, with a token
+	// rotated then.
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (
+		version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version > 2 {
+			continue
+		}
+		if _, err := old.ExecContext(ctx, m.sql); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, 0)`, m.version, m.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy := []byte{0, 'l', 'e', 'g', 'a', 'c', 'y', 0, 0xff}
+	for _, q := range []string{
+		`INSERT INTO grants (id, client_id, user, resource, scopes, created_at, revoked_at)
+			VALUES ('g1', 'c1', '{}', 'https://mcp.example/mcp', '["mcp"]', 1, 0)`,
+		`INSERT INTO refresh_tokens (hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor)
+			VALUES (x'01', 'g1', 1, '["mcp"]', 1, 0, ` + fmt.Sprint(now.UnixNano()) + `, x'006c656761637900ff')`,
+		`INSERT INTO refresh_tokens (hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor)
+			VALUES (x'02', 'g1', 2, '["mcp"]', 1, 0, 0, NULL)`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	tok, _, err := s.GetRefresh(ctx, []byte{1}, now)
+	if err != nil || !bytes.Equal(tok.Successor, legacy) {
+		t.Fatalf("legacy successor after upgrade: %x, %v; want %x", tok.Successor, err, legacy)
+	}
+	_, prev, err := s.RotateRefresh(ctx, []byte{1}, &store.RefreshToken{Hash: []byte{9}}, []byte("other"), now.Add(time.Second), 30*time.Second)
+	if !errors.Is(err, store.ErrRefreshRotated) || !bytes.Equal(prev.Successor, legacy) {
+		t.Fatalf("retry of a legacy rotation: %v, successor %x; want ErrRefreshRotated and %x", err, prev.Successor, legacy)
+	}
+	// The token that rotation issued rotates the new way.
+	fresh := []byte("fresh successor")
+	if _, _, err := s.RotateRefresh(ctx, []byte{2}, &store.RefreshToken{Hash: []byte{3}}, fresh, now, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var inTable, inColumn int
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM refresh_successors),
+		(SELECT count(*) FROM refresh_tokens WHERE successor IS NOT NULL)`).Scan(&inTable, &inColumn); err != nil {
+		t.Fatal(err)
+	}
+	if inTable != 1 || inColumn != 1 {
+		t.Errorf("%d successors in refresh_successors, %d in refresh_tokens; want 1 and 1", inTable, inColumn)
+	}
+	tok, _, err = s.GetRefresh(ctx, []byte{2}, now)
+	if err != nil || !bytes.Equal(tok.Successor, fresh) {
+		t.Fatalf("new successor: %q, %v", tok.Successor, err)
+	}
+	// Housekeeping keeps both: their tokens are alive.
+	if err := s.DeleteExpired(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range [][]byte{{1}, {2}} {
+		if tok, _, err := s.GetRefresh(ctx, h, now); err != nil || tok.Successor == nil {
+			t.Errorf("token %x after housekeeping: %v, %v", h, tok, err)
+		}
+	}
+}
+
+// Housekeeping removes the successors of the refresh tokens it deletes,
+// and only those.
+func TestDeleteExpiredSuccessors(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "mcpgate.db"))
+	defer s.Close()
+	now := time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+	u := identity.User{ID: "local:alice"}
+	for _, g := range []string{"live", "revoked", "expired"} {
+		exp := now.Add(time.Hour)
+		if g == "expired" {
+			exp = now.Add(time.Minute)
+		}
+		if err := s.CreateGrant(ctx, &store.Grant{ID: g, ClientID: "c", User: u, CreatedAt: now},
+			&store.RefreshToken{Hash: []byte(g + "-1"), Generation: 1, CreatedAt: now, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.RotateRefresh(ctx, []byte(g+"-1"), &store.RefreshToken{Hash: []byte(g + "-2"), CreatedAt: now, ExpiresAt: exp},
+			[]byte("successor of "+g), now, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeGrant(ctx, "revoked", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteExpired(ctx, now.Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT successor FROM refresh_successors ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var left []string
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, string(b))
+	}
+	if len(left) != 1 || left[0] != "successor of live" {
+		t.Errorf("successors after housekeeping: %q, want only the live grant's", left)
+	}
+	tok, _, err := s.GetRefresh(ctx, []byte("live-1"), now)
+	if err != nil || string(tok.Successor) != "successor of live" {
+		t.Errorf("live token after housekeeping: %v, %v", tok, err)
 	}
 }

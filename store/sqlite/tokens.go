@@ -12,6 +12,16 @@ import (
 
 const codeCols = `hash, client_id, redirect_uri, code_challenge, resource, scopes, user, grant_id, expires_at, used_at`
 
+var (
+	sqlInsertCode = ws(`INSERT INTO codes (` + codeCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	// The common case of ConsumeCode in one statement; only a miss needs
+	// the second look, to tell a reused code from an unknown one.
+	sqlUseCode = ws(`UPDATE codes SET used_at = ?1
+		WHERE hash = ?2 AND expires_at > ?1 AND used_at = 0 RETURNING ` + codeCols)
+	sqlGetCodeW = ws(`SELECT ` + codeCols + ` FROM codes WHERE hash = ? AND expires_at > ?`)
+)
+
 func scanCode(row scanner) (*store.Code, error) {
 	var c store.Code
 	err := row.Scan(blob{&c.Hash}, &c.ClientID, &c.RedirectURI, &c.CodeChallenge, &c.Resource,
@@ -31,9 +41,8 @@ func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create code: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		return inserted(tx.ExecContext(ctx, `INSERT INTO codes (`+codeCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return inserted(s.txExec(ctx, tx, sqlInsertCode,
 			c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Resource, scopes, user, c.GrantID,
 			nanos(c.ExpiresAt), nanos(c.UsedAt)))
 	})
@@ -45,17 +54,13 @@ func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
 
 func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
 	var c *store.Code
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		// The common case in one statement; only a miss needs the second
-		// look to tell a reused code from an unknown one.
-		c, err = scanCode(tx.QueryRowContext(ctx, `UPDATE codes SET used_at = ?1
-			WHERE hash = ?2 AND expires_at > ?1 AND used_at = 0 RETURNING `+codeCols, nanos(now), hash))
+		c, err = scanCode(s.txRow(ctx, tx, sqlUseCode, nanos(now), hash))
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		c, err = scanCode(tx.QueryRowContext(ctx, `SELECT `+codeCols+` FROM codes
-			WHERE hash = ? AND expires_at > ?`, hash, nanos(now)))
+		c, err = scanCode(s.txRow(ctx, tx, sqlGetCodeW, hash, nanos(now)))
 		if err != nil {
 			return err
 		}
@@ -82,6 +87,8 @@ func scanGrant(row scanner) (*store.Grant, error) {
 	return &g, nil
 }
 
+// refreshCols are the columns an INSERT writes; a SELECT reads the
+// successor from refresh_successors as well (see refreshGrantCols).
 const refreshCols = `hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor`
 
 func scanRefresh(row scanner) (*store.RefreshToken, error) {
@@ -94,14 +101,57 @@ func scanRefresh(row scanner) (*store.RefreshToken, error) {
 	return &t, nil
 }
 
-func insertRefresh(ctx context.Context, tx *sql.Tx, t *store.RefreshToken, grantID string, generation int) error {
-	scopes, err := encode(t.Scopes)
+// scanRefreshGrant scans a row of refreshGrantCols.
+func scanRefreshGrant(row scanner) (*store.RefreshToken, *store.Grant, error) {
+	var t store.RefreshToken
+	var g store.Grant
+	err := row.Scan(blob{&t.Hash}, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt}, blob{&t.Successor},
+		&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &t, &g, nil
+}
+
+// A refresh token and its grant, in one statement (one snapshot). The
+// successor is in refresh_successors, or for a token rotated before
+// migration 0003 in refresh_tokens itself; coalesce keeps an empty one
+// apart from none.
+const refreshGrantCols = `r.hash, r.grant_id, r.generation, r.scopes, r.created_at, r.expires_at, r.rotated_at,
+	coalesce(s.successor, r.successor),
+	g.id, g.client_id, g.user, g.resource, g.scopes, g.created_at, g.revoked_at`
+
+const selectLiveRefresh = `SELECT ` + refreshGrantCols + ` FROM refresh_tokens AS r
+	JOIN grants AS g ON g.id = r.grant_id
+	LEFT JOIN refresh_successors AS s ON s.id = r.successor_id
+	WHERE r.hash = ? AND (r.expires_at = 0 OR r.expires_at > ?)`
+
+var (
+	sqlInsertGrant = ws(`INSERT INTO grants (` + grantCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlInsertRefresh = ws(`INSERT INTO refresh_tokens (` + refreshCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlGetGrant     = rs(`SELECT ` + grantCols + ` FROM grants WHERE id = ?`)
+	sqlRotateLookup = ws(selectLiveRefresh)
+	sqlGetRefresh   = rs(selectLiveRefresh)
+	sqlAddSuccessor = ws(`INSERT INTO refresh_successors (successor) VALUES (?)`)
+	sqlMarkRotated  = ws(`UPDATE refresh_tokens SET rotated_at = ?, successor_id = ? WHERE hash = ?`)
+	sqlRevokeFamily = ws(`UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`)
+	sqlRevokedSince = rs(`SELECT id FROM grants WHERE revoked_at != 0 AND revoked_at >= ? ORDER BY id`)
+	// The first revocation's time stands.
+	sqlRevokeGrant = ws(`UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN ? ELSE revoked_at END
+		WHERE id = ?`)
+)
+
+func (s *Store) insertRefresh(ctx context.Context, tx *sql.Tx, t *store.RefreshToken, grantID string, generation int, scopes []string) error {
+	enc, err := encode(scopes)
 	if err != nil {
 		return err
 	}
-	return inserted(tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		t.Hash, grantID, generation, scopes, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RotatedAt), t.Successor))
+	return inserted(s.txExec(ctx, tx, sqlInsertRefresh,
+		t.Hash, grantID, generation, enc, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RotatedAt), t.Successor))
 }
 
 func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.RefreshToken) error {
@@ -116,16 +166,15 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 	if err != nil {
 		return fmt.Errorf("sqlite: create grant: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if err := inserted(tx.ExecContext(ctx, `INSERT INTO grants (`+grantCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := inserted(s.txExec(ctx, tx, sqlInsertGrant,
 			g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt))); err != nil {
 			return err
 		}
 		if rt == nil {
 			return nil
 		}
-		return insertRefresh(ctx, tx, rt, g.ID, rt.Generation)
+		return s.insertRefresh(ctx, tx, rt, g.ID, rt.Generation, rt.Scopes)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create grant: %w", err)
@@ -134,7 +183,7 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 }
 
 func (s *Store) GetGrant(ctx context.Context, id string) (*store.Grant, error) {
-	g, err := scanGrant(s.r.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+	g, err := scanGrant(s.row(ctx, sqlGetGrant, id))
 	if err != nil {
 		return nil, wrap("get grant", err)
 	}
@@ -148,17 +197,14 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 		g   *store.Grant
 		old *store.RefreshToken
 	)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		old, err = scanRefresh(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
-			WHERE hash = ? AND (expires_at = 0 OR expires_at > ?)`, oldHash, nanos(now)))
+		old, g, err = scanRefreshGrant(s.txRow(ctx, tx, sqlRotateLookup, oldHash, nanos(now)))
 		if err != nil {
 			return err
 		}
-		g, err = scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants
-			WHERE id = ? AND revoked_at = 0`, old.GrantID))
-		if err != nil {
-			return err
+		if !g.RevokedAt.IsZero() {
+			return sql.ErrNoRows // a revoked family is gone
 		}
 		if !old.RotatedAt.IsZero() {
 			if now.Before(old.RotatedAt.Add(grace)) {
@@ -168,21 +214,32 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 			}
 			// RT-1: a rotated token came back, so someone holds a copy.
 			// Revoke the family and keep that even though we report an error.
-			if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ?`, nanos(now), g.ID); err != nil {
+			if _, err := s.txExec(ctx, tx, sqlRevokeFamily, nanos(now), g.ID); err != nil {
 				return err
 			}
 			g.RevokedAt = fromNanos(nanos(now))
 			return errCommitted{store.ErrRefreshReused}
 		}
 		// RFC 6749 §6: the new refresh token has the old one's scope.
-		next.Scopes = append([]string(nil), old.Scopes...)
-		if err := insertRefresh(ctx, tx, next, old.GrantID, old.Generation+1); err != nil {
+		if err := s.insertRefresh(ctx, tx, next, old.GrantID, old.Generation+1, old.Scopes); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor = ? WHERE hash = ?`, nanos(now), successor, oldHash)
+		var successorID any // NULL: no successor
+		if successor != nil {
+			res, err := s.txExec(ctx, tx, sqlAddSuccessor, successor)
+			if err != nil {
+				return err
+			}
+			if successorID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		if _, err := s.txExec(ctx, tx, sqlMarkRotated, nanos(now), successorID, oldHash); err != nil {
+			return err
+		}
 		old.RotatedAt = fromNanos(nanos(now))
 		old.Successor = append([]byte(nil), successor...)
-		return err
+		return nil
 	})
 	if errors.Is(err, store.ErrRefreshReused) || errors.Is(err, store.ErrRefreshRotated) {
 		return g, old, wrap("rotate refresh", err)
@@ -192,16 +249,12 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 	}
 	next.GrantID = old.GrantID
 	next.Generation = old.Generation + 1
+	next.Scopes = append([]string(nil), old.Scopes...)
 	return g, old, nil
 }
 
 func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
-	t, err := scanRefresh(s.r.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
-		WHERE hash = ? AND (expires_at = 0 OR expires_at > ?)`, hash, nanos(now)))
-	if err != nil {
-		return nil, nil, wrap("get refresh", err)
-	}
-	g, err := scanGrant(s.r.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, t.GrantID))
+	t, g, err := scanRefreshGrant(s.row(ctx, sqlGetRefresh, hash, nanos(now)))
 	if err != nil {
 		return nil, nil, wrap("get refresh", err)
 	}
@@ -209,7 +262,7 @@ func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*st
 }
 
 func (s *Store) RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM grants WHERE revoked_at != 0 AND revoked_at >= ? ORDER BY id`, nanos(since))
+	rows, err := s.rows(ctx, sqlRevokedSince, nanos(since))
 	if err != nil {
 		return nil, wrap("revoked grants", err)
 	}
@@ -229,10 +282,8 @@ func (s *Store) RevokedGrantsSince(ctx context.Context, since time.Time) ([]stri
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// The first revocation's time stands.
-		return affected(tx.ExecContext(ctx, `UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN ? ELSE revoked_at END
-			WHERE id = ?`, nanos(now), id))
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlRevokeGrant, nanos(now), id))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke grant: %w", err)
@@ -240,17 +291,23 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 	return nil
 }
 
+var sqlDeleteExpired = []string{
+	ws(`DELETE FROM auth_requests WHERE expires_at <= ?1`),
+	ws(`DELETE FROM codes WHERE expires_at <= ?1`),
+	ws(`DELETE FROM sessions WHERE expires_at <= ?1`),
+	ws(`DELETE FROM refresh_tokens WHERE (expires_at != 0 AND expires_at <= ?1)
+		OR grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)`),
+	// Successors whose token is gone. (?1 is unused: every statement
+	// here takes the same argument.)
+	ws(`DELETE FROM refresh_successors WHERE ?1 IS NOT NULL AND id NOT IN
+		(SELECT successor_id FROM refresh_tokens WHERE successor_id IS NOT NULL)`),
+}
+
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
 	n := nanos(now)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM auth_requests WHERE expires_at <= ?1`,
-			`DELETE FROM codes WHERE expires_at <= ?1`,
-			`DELETE FROM sessions WHERE expires_at <= ?1`,
-			`DELETE FROM refresh_tokens WHERE (expires_at != 0 AND expires_at <= ?1)
-				OR grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, n); err != nil {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, q := range sqlDeleteExpired {
+			if _, err := s.txExec(ctx, tx, q, n); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -21,6 +22,7 @@ const (
 func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("PKCE-3_ConsumeCode", func(t *testing.T) { raceConsumeCode(t, newStore(t)) })
 	t.Run("RT-1_RotateRefresh", func(t *testing.T) { raceRotateRefresh(t, newStore(t)) })
+	t.Run("RT-1_RotateRefreshWithinGrace", func(t *testing.T) { raceRotateRefreshGrace(t, newStore(t)) })
 	t.Run("DEP-6_TakeAuthRequest", func(t *testing.T) { raceTakeAuthRequest(t, newStore(t)) })
 	t.Run("DEP-6_AttachUpstreamState", func(t *testing.T) { raceAttachUpstreamState(t, newStore(t)) })
 	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
@@ -134,6 +136,61 @@ func raceRotateRefresh(t *testing.T, s store.Store) {
 		}
 		_, _, err = s.RotateRefresh(ctx, nexts[w].Hash, newRefresh(fmt.Sprint("after-", round), ""), nil, now, 0)
 		wantErr(t, "winner's token after reuse", err, store.ErrNotFound)
+	}
+}
+
+// RT-1 with a grace window: racing rotations of one token are one client
+// sending it twice. One rotates; every other gets ErrRefreshRotated and the
+// winner's successor, byte for byte, so that all answer with the same
+// pair; the family lives on.
+func raceRotateRefreshGrace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		gid := fmt.Sprint("g-", round)
+		first := newRefresh(fmt.Sprint("race-", round), gid)
+		must(t, "create grant", s.CreateGrant(ctx, newGrant(gid), first))
+		now := t0.Add(time.Second)
+		nexts := make([]*store.RefreshToken, racers)
+		successors := make([][]byte, racers)
+		for i := range nexts {
+			nexts[i] = newRefresh(fmt.Sprint("race-", round, "-", i), "")
+			successors[i] = []byte(fmt.Sprintf("sealed response %d/%d\x00\xff", round, i))
+		}
+		olds := make([]*store.RefreshToken, racers)
+		grants := make([]*store.Grant, racers)
+		errs := race(func(i int) error {
+			var err error
+			grants[i], olds[i], err = s.RotateRefresh(ctx, first.Hash, nexts[i], successors[i], now, grace)
+			return err
+		})
+		w := oneWinner(t, round, errs, store.ErrRefreshRotated)
+		for i := range racers {
+			if olds[i] == nil || grants[i] == nil {
+				t.Fatalf("round %d: racer %d (winner %v): old token %v, grant %v", round, i, i == w, olds[i], grants[i])
+			}
+			if !bytes.Equal(olds[i].Successor, successors[w]) {
+				t.Fatalf("round %d: racer %d (winner %v) got successor %q, the winner stored %q", round, i, i == w, olds[i].Successor, successors[w])
+			}
+			sameTime(t, "RotatedAt", olds[i].RotatedAt, now)
+			if !grants[i].RevokedAt.IsZero() {
+				t.Fatalf("round %d: racer %d: grant revoked", round, i)
+			}
+		}
+		g, err := s.GetGrant(ctx, gid)
+		must(t, "get grant", err)
+		if !g.RevokedAt.IsZero() {
+			t.Fatalf("round %d: grant revoked by a retry within the grace window", round)
+		}
+		for i := range racers {
+			_, _, err := s.GetRefresh(ctx, nexts[i].Hash, now)
+			if i == w {
+				must(t, "the winner's token", err)
+			} else {
+				wantErr(t, "a loser's token", err, store.ErrNotFound)
+			}
+		}
+		_, _, err = s.RotateRefresh(ctx, nexts[w].Hash, newRefresh(fmt.Sprint("after-", round), ""), nil, now.Add(time.Second), grace)
+		must(t, "rotate the winner's token", err)
 	}
 }
 

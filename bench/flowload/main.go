@@ -1,0 +1,684 @@
+// Command flowload measures mcpgate's authorization server under load:
+// full authorization-code flows per second and refresh-token rotations per
+// second, on the durable SQLite store (or the in-memory one, to compare).
+//
+// It builds, in this process, a Gateway from mcpgate.New on a store.Store
+// (-store sqlite: store/sqlite on a temporary file, synchronous=FULL, as
+// `mcpgate serve` runs it; -store memory: store/memory), with a local user,
+// served on a loopback listener. It registers a public client (POST
+// /register) and logs in once through the real pages with the headless
+// browser of e2e/browser (login form, consent), which leaves a browser
+// session cookie and the user's consent for that client. Then, with -conns
+// workers (loopback HTTP, keep-alive, one request in flight each):
+//
+//   - flows: each iteration is GET /authorize with the session cookie and a
+//     fresh PKCE challenge, state and resource, which must answer 302
+//     straight to the redirect URI with a code and the state (remembered
+//     consent: store.CreateCode), then POST /token with grant_type
+//     authorization_code and the PKCE verifier (store.ConsumeCode and
+//     store.CreateGrant, an access token minted), which must answer 200 with
+//     an access and a refresh token. The latency is that of both requests.
+//   - refreshes: each worker holds its own refresh-token chain (obtained by
+//     one flow each before the rounds) and loops POST /token with
+//     grant_type refresh_token (store.RotateRefresh, an access token
+//     minted), replacing its refresh token with the new one every time.
+//
+// After a warm-up of each, measured rounds alternate flows, refreshes,
+// flows, refreshes… and the command prints a Markdown table to stdout: per
+// round and in total, operations per second, p50 and p99 latency, this
+// process's CPU time per operation (load generator and gateway together),
+// the CPU other processes took, and with SQLite the commits (fsyncs) and
+// writes per operation from sqlite.Store.Stats. Progress goes to stderr.
+//
+// Anything but the expected answer (another status, a consent page, an
+// error redirect, a missing token) is a failed operation: it is reported
+// loudly on stderr and the command exits with status 1.
+//
+// Usage:
+//
+//	go run ./bench/flowload                           # sqlite, 64 workers
+//	go run ./bench/flowload -store memory             # the same on store/memory
+//	go run ./bench/flowload -only flows -cpuprofile flows.pprof
+//	go tool pprof -tagignore=load=flows -top flows.pprof   # the gateway's share
+//
+// With -cpuprofile the measured rounds are profiled; the load generator's
+// goroutines carry the pprof label load=flows or load=refreshes, the
+// gateway's server=gw (the SQLite writer goroutine has no label).
+//
+// Load and gateway share the machine: the figures are those of a gateway
+// with half of it, or less, not a capacity figure; CPU per operation is
+// the steadier number on a shared machine. See docs/benchmarks.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
+	"strings"
+	"sync"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/bench"
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+const (
+	user          = "bench"
+	password      = "flowload bench password 1"
+	callback      = "http://127.0.0.1:33421/callback" // never requested: answers stop at the redirect
+	sessionCookie = "mcpgate_session"                 // the gateway's login cookie over loopback http
+
+	// The targets of the issue, on 2 cores with SQLite durable.
+	targetFlows     = 2000.0
+	targetRefreshes = 4000.0
+)
+
+// The two loads.
+const (
+	kindFlows     = "flows"
+	kindRefreshes = "refreshes"
+)
+
+type options struct {
+	storeKind, only           string
+	duration, warmup, timeout time.Duration
+	rounds, conns             int
+	maxOps                    int64
+	cpuprofile, memprofile    string
+	tracefile                 string
+	logFormat                 string
+	quiet                     float64
+	dir                       string
+	fdatasync                 bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.storeKind, "store", "sqlite", "sqlite (a temporary file, synchronous=FULL, as mcpgate serve runs it) or memory")
+	flag.StringVar(&o.only, "only", "", "measure only flows or only refreshes (default both, alternating)")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measured round of each load")
+	flag.IntVar(&o.rounds, "rounds", 6, "measured rounds of each load (flows and refreshes alternate)")
+	flag.IntVar(&o.conns, "conns", 64, "concurrent workers, each with one request in flight on a keep-alive connection")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up of each load before the rounds (not reported; errors still count)")
+	flag.Int64Var(&o.maxOps, "max-ops", 1_000_000, "cap on the operations of one round of one load")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one HTTP request")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to this file at the end")
+	flag.StringVar(&o.tracefile, "trace", "", "write an execution trace of the first measured round to this file (go tool trace)")
+	flag.Float64Var(&o.quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat)")
+	flag.StringVar(&o.logFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs), json, or discard; text and json write to io.Discard: formatting cost, no I/O")
+	flag.StringVar(&o.dir, "dir", "", "directory for the SQLite file (default: a new temporary directory); it decides which disk the fsyncs hit")
+	flag.BoolVar(&o.fdatasync, "fdatasync", false, "make SQLite commit with fdatasync(2) instead of fsync(2) (modernc.org/sqlite.Fdatasync; same durability, cheaper on ext4)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: flowload [flags]\n\nMeasures authorization-code flows/s and refresh rotations/s through mcpgate.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "flowload:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	code, err := run(ctx, o, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "flowload:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func (o *options) check() error {
+	switch {
+	case o.storeKind != "sqlite" && o.storeKind != "memory":
+		return fmt.Errorf("-store %q: want sqlite or memory", o.storeKind)
+	case o.only != "" && o.only != kindFlows && o.only != kindRefreshes:
+		return fmt.Errorf("-only %q: want %s or %s", o.only, kindFlows, kindRefreshes)
+	case o.duration <= 0 || o.duration > 10*time.Minute:
+		return errors.New("-duration must be in (0, 10m]")
+	case o.warmup < 0 || o.warmup > 10*time.Minute:
+		return errors.New("-warmup must be in [0, 10m]")
+	case o.rounds < 1 || o.rounds > 100:
+		return errors.New("-rounds must be in [1, 100]")
+	case o.conns < 1 || o.conns > 1024:
+		return errors.New("-conns must be in [1, 1024]")
+	case o.maxOps < 1:
+		return errors.New("-max-ops must be positive")
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	}
+	switch o.logFormat {
+	case "discard", "text", "json":
+	default:
+		return fmt.Errorf("-log %q: want discard, text or json", o.logFormat)
+	}
+	return nil
+}
+
+func (o *options) kinds() []string {
+	if o.only != "" {
+		return []string{o.only}
+	}
+	return []string{kindFlows, kindRefreshes}
+}
+
+func (o *options) logger() *slog.Logger {
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	case "json":
+		return slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	return nil // mcpgate.New's default: slog.DiscardHandler
+}
+
+// harness is the gateway under load and what the workers share.
+type harness struct {
+	base      string // http://127.0.0.1:PORT
+	clientID  string
+	resource  string
+	session   string // the browser session cookie's value
+	authorize string // the /authorize URL up to the per-flow parameters
+	client    *http.Client
+	sqlite    *sqlite.Store // nil with -store memory
+}
+
+// worker is the state of one load goroutine.
+type worker struct {
+	refresh string // the worker's refresh token chain: its latest token
+	body    bytes.Buffer
+	form    []byte
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	setupCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	if o.fdatasync {
+		if _, err := msqlite.Fdatasync(true); err != nil {
+			return 0, fmt.Errorf("-fdatasync: %w", err)
+		}
+		defer msqlite.Fdatasync(false)
+	}
+	h := &harness{}
+	var st store.Store
+	storeDesc := "memory (store/memory)"
+	switch o.storeKind {
+	case "sqlite":
+		dir := o.dir
+		if dir == "" {
+			d, err := os.MkdirTemp("", "flowload-")
+			if err != nil {
+				return 0, err
+			}
+			defer os.RemoveAll(d)
+			dir = d
+		}
+		path := filepath.Join(dir, fmt.Sprintf("flowload-%d.db", os.Getpid()))
+		if o.dir != "" {
+			defer func() {
+				for _, p := range []string{path, path + "-wal", path + "-shm"} {
+					os.Remove(p)
+				}
+			}()
+		}
+		s, err := sqlite.Open(setupCtx, path)
+		if err != nil {
+			return 0, err
+		}
+		defer s.Close()
+		st, h.sqlite = s, s
+		syncCall := "fsync"
+		if o.fdatasync {
+			syncCall = "fdatasync"
+		}
+		storeDesc = fmt.Sprintf("sqlite (store/sqlite, WAL, synchronous=FULL, %s; file on %s)", syncCall, fsType(dir))
+	case "memory":
+		st = memory.New()
+	}
+
+	lc := local.New(st, local.Options{})
+	if err := lc.SetUser(setupCtx, user, password); err != nil {
+		return 0, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	gw, err := mcpgate.New(setupCtx, mcpgate.Config{
+		Store:      st,
+		SecretKey:  key,
+		Connectors: []upstream.Connector{lc},
+		Logger:     o.logger(),
+		Version:    "bench",
+	})
+	if err != nil {
+		return 0, err
+	}
+	base, stopServer, err := bench.Serve(ctx, "gw", gw)
+	if err != nil {
+		return 0, err
+	}
+	defer stopServer()
+	h.base = base
+	h.resource = base + "/mcp"
+	h.client = bench.NewClient(o.conns, o.timeout)
+
+	if err := h.login(setupCtx); err != nil {
+		return 0, fmt.Errorf("logging in through the gateway's pages: %w", err)
+	}
+	logf("gateway %s, store %s; client %s; logged in once through the real pages (session cookie and consent kept)", base, storeDesc, h.clientID)
+
+	workers := make([]*worker, o.conns)
+	for i := range workers {
+		workers[i] = &worker{}
+	}
+	// The first flow of each worker checks the path end to end; with
+	// refreshes, its refresh token starts the worker's chain.
+	if err := h.startChains(setupCtx, workers); err != nil {
+		return 0, fmt.Errorf("first flows: %w", err)
+	}
+	logf("%d workers, each with its own refresh-token chain; GOMAXPROCS=%d", o.conns, runtime.GOMAXPROCS(0))
+
+	ops := map[string]func(ctx context.Context, i int) (time.Duration, error){
+		kindFlows:     func(ctx context.Context, i int) (time.Duration, error) { return h.flow(ctx, workers[i]) },
+		kindRefreshes: func(ctx context.Context, i int) (time.Duration, error) { return h.rotate(ctx, workers[i]) },
+	}
+	var warm bench.Result
+	if o.warmup > 0 {
+		for _, k := range o.kinds() {
+			r := bench.RunWorkers(ctx, k, o.conns, o.warmup, o.maxOps, ops[k])
+			logf("warm-up %s: %.0f/s, %d errors", k, r.RPS(), r.Errors)
+			warm.Add(r)
+		}
+	}
+
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var rounds []round
+	for i := range o.rounds {
+		for _, k := range o.kinds() {
+			if ctx.Err() != nil {
+				break
+			}
+			before := h.stats()
+			stopTrace := startTrace(o.tracefile, len(rounds) == 0)
+			r := bench.RunWorkers(ctx, k, o.conns, o.duration, o.maxOps, ops[k])
+			if err := stopTrace(); err != nil {
+				return 0, err
+			}
+			rd := round{n: i + 1, kind: k, res: r, sqlite: h.sqlite != nil, stats: h.stats().minus(before)}
+			rounds = append(rounds, rd)
+			logf("round %d %-9s %6.0f/s  p50 %-9s p99 %-9s CPU/op %-7s %s errors %d, others' CPU %s",
+				rd.n, k, r.RPS(), bench.FmtDur(r.Latency.Quantile(.5)), bench.FmtDur(r.Latency.Quantile(.99)),
+				bench.FmtDur(r.CPUPerRequest()), rd.commitsText(), r.Errors, bench.FmtCPU(r.CPU))
+		}
+	}
+	if o.cpuprofile != "" {
+		pprof.StopCPUProfile()
+		logf("CPU profile: %s (go tool pprof -tagignore=load=%s -top %s for the gateway)", o.cpuprofile, strings.Join(o.kinds(), "|load="), o.cpuprofile)
+	}
+	if len(rounds) == 0 {
+		return 0, errors.New("interrupted before the first round")
+	}
+	if o.memprofile != "" {
+		if err := bench.WriteAllocProfile(o.memprofile); err != nil {
+			return 0, err
+		}
+		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.memprofile, o.memprofile)
+	}
+
+	errs := report(stdout, o, storeDesc, rounds, &warm)
+	if errs > 0 {
+		first := warm.FirstError
+		for _, r := range rounds {
+			if first == "" {
+				first = r.res.FirstError
+			}
+		}
+		fmt.Fprintf(stderr, "\n!!! flowload: %d FAILED OPERATIONS (warm-up included): the figures are not valid.\n!!! first error: %s\n\n", errs, first)
+		return 1, nil
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "flowload: interrupted after %d rounds\n", len(rounds))
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// startTrace starts an execution trace into path when path is set and on
+// is true, and returns what stops it.
+func startTrace(path string, on bool) func() error {
+	if path == "" || !on {
+		return func() error { return nil }
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() error { return err }
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return func() error { return err }
+	}
+	return func() error {
+		trace.Stop()
+		return f.Close()
+	}
+}
+
+// storeStats is what the SQLite writer did during a round.
+type storeStats struct {
+	commits, writes uint64
+	busy, commit    time.Duration // the writer's time in transactions, and in COMMIT
+}
+
+func (h *harness) stats() storeStats {
+	if h.sqlite == nil {
+		return storeStats{}
+	}
+	s := h.sqlite.Stats()
+	return storeStats{commits: s.Commits, writes: s.Writes, busy: s.Busy, commit: s.Commit}
+}
+
+func (s storeStats) minus(o storeStats) storeStats {
+	return storeStats{commits: s.commits - o.commits, writes: s.writes - o.writes, busy: s.busy - o.busy, commit: s.commit - o.commit}
+}
+
+func (s *storeStats) add(o storeStats) {
+	s.commits += o.commits
+	s.writes += o.writes
+	s.busy += o.busy
+	s.commit += o.commit
+}
+
+// round is one measured round of one load.
+type round struct {
+	n      int
+	kind   string
+	res    *bench.Result
+	sqlite bool
+	stats  storeStats
+}
+
+func (r *round) commitsPerOp() float64 {
+	return bench.Ratio(float64(r.stats.commits), float64(r.res.OK+r.res.Errors))
+}
+
+func (r *round) writesPerCommit() float64 {
+	return bench.Ratio(float64(r.stats.writes), float64(r.stats.commits))
+}
+
+// commitTime is the mean time of a COMMIT.
+func (s storeStats) commitTime() time.Duration {
+	if s.commits == 0 {
+		return 0
+	}
+	return s.commit / time.Duration(s.commits)
+}
+
+func (r *round) commitsText() string {
+	if !r.sqlite {
+		return ""
+	}
+	return fmt.Sprintf("commits/op %.3f (%.1f writes/commit), writer busy %.0f%% (COMMIT %.0f%%, %s per commit)",
+		r.commitsPerOp(), r.writesPerCommit(), 100*r.stats.busy.Seconds()/r.res.Elapsed.Seconds(),
+		100*r.stats.commit.Seconds()/r.res.Elapsed.Seconds(), bench.FmtDur(r.stats.commitTime()))
+}
+
+// login registers the public client and walks one authorization through
+// the gateway's real pages with the headless browser: login form, consent
+// (allow), redirect with a code. The browser's session cookie is kept for
+// the flows, and the consent it gave makes later /authorize requests
+// answer at once.
+func (h *harness) login(ctx context.Context) error {
+	reg, _ := json.Marshal(map[string]any{
+		"client_name": "flowload", "redirect_uris": []string{callback},
+		"token_endpoint_auth_method": "none", "application_type": "native",
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/register", bytes.NewReader(reg))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	status, body, err := h.do(req)
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	var registered struct {
+		ClientID   string   `json:"client_id"`
+		GrantTypes []string `json:"grant_types"`
+	}
+	if status != http.StatusCreated || json.Unmarshal(body, &registered) != nil || registered.ClientID == "" {
+		return fmt.Errorf("register: HTTP %d: %s", status, snippet(body))
+	}
+	h.clientID = registered.ClientID
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {h.clientID},
+		"redirect_uri":          {callback},
+		"code_challenge_method": {"S256"},
+		"resource":              {h.resource},
+	}
+	h.authorize = h.base + "/authorize?" + q.Encode()
+
+	b := browser.New(user, password)
+	verifier, state := random(), random()
+	code, gotState, iss, err := b.Authorize(ctx, h.authorize+"&code_challenge="+s256(verifier)+"&state="+state, callback)
+	if err != nil {
+		return err
+	}
+	if gotState != state || iss != h.base {
+		return fmt.Errorf("authorize: state %q iss %q, want %q and %q", gotState, iss, state, h.base)
+	}
+	u, _ := url.Parse(h.base)
+	for _, c := range b.Client.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			h.session = c.Value
+		}
+	}
+	if h.session == "" {
+		return fmt.Errorf("no %s cookie after logging in", sessionCookie)
+	}
+	var w worker
+	if _, err := h.exchange(ctx, &w, code, verifier); err != nil {
+		return fmt.Errorf("exchanging the browser's code: %w", err)
+	}
+	return nil
+}
+
+// startChains runs one flow per worker, a few at a time, each keeping its
+// refresh token.
+func (h *harness) startChains(ctx context.Context, workers []*worker) error {
+	sem := make(chan struct{}, 8)
+	errs := make([]error, len(workers))
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			_, errs[i] = h.flow(ctx, w)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// flow is one authorization-code flow: /authorize with the session (302
+// to the client with a code), then the code exchange at /token.
+func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
+	verifier, state := random(), random()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.authorize+"&code_challenge="+s256(verifier)+"&state="+state, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Cookie", sessionCookie+"="+h.session)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return time.Since(start), fmt.Errorf("authorize: %w", err)
+	}
+	w.body.Reset()
+	_, err = w.body.ReadFrom(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return time.Since(start), fmt.Errorf("authorize: reading the answer: %w", err)
+	}
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, callback+"?") {
+		return time.Since(start), fmt.Errorf("authorize: HTTP %d, Location %q, want 302 to %s with a code: %s", resp.StatusCode, loc, callback, snippet(w.body.Bytes()))
+	}
+	q, err := url.ParseQuery(loc[len(callback)+1:])
+	if err != nil {
+		return time.Since(start), fmt.Errorf("authorize: redirect %q: %w", loc, err)
+	}
+	code := q.Get("code")
+	if q.Get("error") != "" || code == "" || q.Get("state") != state || q.Get("iss") != h.base {
+		return time.Since(start), fmt.Errorf("authorize: redirect %q: want a code, state %q and iss %q", loc, state, h.base)
+	}
+	if _, err := h.exchange(ctx, w, code, verifier); err != nil {
+		return time.Since(start), err
+	}
+	return time.Since(start), nil
+}
+
+// tokenAnswer is the part of a token response the harness checks.
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// exchange redeems a code at /token; the refresh token becomes the
+// worker's.
+func (h *harness) exchange(ctx context.Context, w *worker, code, verifier string) (time.Duration, error) {
+	w.form = append(w.form[:0], "grant_type=authorization_code&code="...)
+	w.form = append(w.form, url.QueryEscape(code)...)
+	w.form = append(w.form, "&client_id="...)
+	w.form = append(w.form, url.QueryEscape(h.clientID)...)
+	w.form = append(w.form, "&redirect_uri="...)
+	w.form = append(w.form, url.QueryEscape(callback)...)
+	w.form = append(w.form, "&code_verifier="...)
+	w.form = append(w.form, verifier...)
+	w.form = append(w.form, "&resource="...)
+	w.form = append(w.form, url.QueryEscape(h.resource)...)
+	tok, d, err := h.token(ctx, w)
+	if err != nil {
+		return d, fmt.Errorf("token (authorization_code): %w", err)
+	}
+	w.refresh = tok.RefreshToken
+	return d, nil
+}
+
+// rotate is one refresh: the worker's refresh token for a new pair.
+func (h *harness) rotate(ctx context.Context, w *worker) (time.Duration, error) {
+	w.form = append(w.form[:0], "grant_type=refresh_token&refresh_token="...)
+	w.form = append(w.form, url.QueryEscape(w.refresh)...)
+	w.form = append(w.form, "&client_id="...)
+	w.form = append(w.form, url.QueryEscape(h.clientID)...)
+	w.form = append(w.form, "&resource="...)
+	w.form = append(w.form, url.QueryEscape(h.resource)...)
+	tok, d, err := h.token(ctx, w)
+	if err != nil {
+		return d, fmt.Errorf("token (refresh_token): %w", err)
+	}
+	w.refresh = tok.RefreshToken
+	return d, nil
+}
+
+// token posts w.form to /token and checks for 200 with both tokens.
+func (h *harness) token(ctx context.Context, w *worker) (*tokenAnswer, time.Duration, error) {
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/token", bytes.NewReader(w.form))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, time.Since(start), err
+	}
+	w.body.Reset()
+	_, err = w.body.ReadFrom(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	d := time.Since(start)
+	if err != nil {
+		return nil, d, fmt.Errorf("reading the answer: %w", err)
+	}
+	var tok tokenAnswer
+	if resp.StatusCode != http.StatusOK {
+		return nil, d, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(w.body.Bytes()))
+	}
+	if err := json.Unmarshal(w.body.Bytes(), &tok); err != nil || tok.AccessToken == "" || tok.RefreshToken == "" || tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 {
+		return nil, d, fmt.Errorf("want an access and a refresh token: %s", snippet(w.body.Bytes()))
+	}
+	return &tok, d, nil
+}
+
+// do sends a setup request and reads the answer.
+func (h *harness) do(req *http.Request) (int, []byte, error) {
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
+
+// random is 32 random bytes, base64url: a PKCE verifier or a state.
+func random() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// s256 is the PKCE S256 challenge of verifier.
+func s256(verifier string) string {
+	h := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
