@@ -54,8 +54,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -79,6 +77,7 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/sqlite"
@@ -498,8 +497,8 @@ func (h *harness) login(ctx context.Context) error {
 	h.authorize = h.base + "/authorize?" + q.Encode()
 
 	b := browser.New(user, password)
-	verifier, state := random(), random()
-	code, gotState, iss, err := b.Authorize(ctx, h.authorize+"&code_challenge="+s256(verifier)+"&state="+state, callback)
+	verifier, state := tokens.NewSecret(), tokens.NewSecret()
+	code, gotState, iss, err := b.Authorize(ctx, h.authorize+"&code_challenge="+tokens.S256(verifier)+"&state="+state, callback)
 	if err != nil {
 		return err
 	}
@@ -542,9 +541,9 @@ func (h *harness) startChains(ctx context.Context, workers []*worker) error {
 // flow is one authorization-code flow: /authorize with the session (302
 // to the client with a code), then the code exchange at /token.
 func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
-	verifier, state := random(), random()
+	verifier, state := tokens.NewSecret(), tokens.NewSecret()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.authorize+"&code_challenge="+s256(verifier)+"&state="+state, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.authorize+"&code_challenge="+tokens.S256(verifier)+"&state="+state, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -660,19 +659,6 @@ func (h *harness) do(req *http.Request) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, b, err
-}
-
-// random is 32 random bytes, base64url: a PKCE verifier or a state.
-func random() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// s256 is the PKCE S256 challenge of verifier.
-func s256(verifier string) string {
-	h := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 func snippet(b []byte) string {

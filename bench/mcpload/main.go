@@ -71,6 +71,7 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -492,7 +493,7 @@ func accessToken(ctx context.Context, base string) (string, error) {
 		return "", fmt.Errorf("register: HTTP %d: %s", status, body)
 	}
 
-	verifier, state := random(), random()
+	verifier, state := tokens.NewSecret(), tokens.NewSecret()
 	challenge := sha256.Sum256([]byte(verifier))
 	resource := base + "/mcp"
 	q := url.Values{
@@ -530,9 +531,3 @@ func accessToken(ctx context.Context, base string) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// random is 32 random bytes, base64url: a PKCE verifier or a state.
-func random() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}

@@ -39,14 +39,8 @@ var inactive = &Introspection{}
 // grace window; it is no longer a credential of its own) and its grant is
 // not revoked. Anything else is {"active":false}.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	form, oerr := parsePostForm(w, r)
-	if oerr != nil {
-		oauth.WriteJSON(w, r, s.log, oerr)
-		return
-	}
-	client, oerr := s.authenticateClient(r, form)
-	if oerr != nil {
-		oauth.WriteJSON(w, r, s.log, oerr)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	if client.Public() {

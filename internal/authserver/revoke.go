@@ -22,14 +22,8 @@ import (
 // anything was revoked (§2.2): a token that is unknown, invalid, expired
 // or another client's is left alone, and the caller cannot tell.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	form, oerr := parsePostForm(w, r)
-	if oerr != nil {
-		oauth.WriteJSON(w, r, s.log, oerr)
-		return
-	}
-	client, oerr := s.authenticateClient(r, form)
-	if oerr != nil {
-		oauth.WriteJSON(w, r, s.log, oerr)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	tok := form.Get("token")

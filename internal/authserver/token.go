@@ -24,17 +24,12 @@ type TokenResponse struct {
 
 // token implements the token endpoint. Every answer is no-store (TOK-6).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	form, oerr := parsePostForm(w, r)
-	if oerr != nil {
-		oauth.WriteJSON(w, r, s.log, oerr)
-		return
-	}
-	client, oerr := s.authenticateClient(r, form)
-	if oerr != nil {
-		oauth.WriteJSON(w, r, s.log, oerr)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	var resp *TokenResponse
+	var oerr *oauth.Error
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
 		resp, oerr = s.exchangeCode(r, client, form)
@@ -56,6 +51,21 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // parsePostForm reads the form body of the token, revocation and
 // introspection endpoints, where every parameter appears at most once
 // (RFC 6749 §3.2).
+// clientRequest reads the form of a token, revocation or introspection
+// request and authenticates its client; on failure it has answered with
+// the JSON error and ok is false.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form url.Values, client *store.Client, ok bool) {
+	form, oerr := parsePostForm(w, r)
+	if oerr == nil {
+		client, oerr = s.authenticateClient(r, form)
+	}
+	if oerr != nil {
+		oauth.WriteJSON(w, r, s.log, oerr)
+		return nil, nil, false
+	}
+	return form, client, true
+}
+
 func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
