@@ -71,8 +71,8 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -530,4 +530,3 @@ func accessToken(ctx context.Context, base string) (string, error) {
 	}
 	return tok.AccessToken, nil
 }
-
