@@ -116,6 +116,7 @@ type handler struct {
 	maxBody  int64
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
+	sessions *sessionOwners
 }
 
 // New returns the proxy to opts.Upstream. Mount it behind the resource
@@ -149,15 +150,17 @@ func New(opts Options) (http.Handler, error) {
 		ids:      opts.IdentityHeaders.withDefaults(),
 		maxBody:  opts.MaxBodyBytes,
 		log:      opts.Logger,
+		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
 	h.strip = h.ids.names()
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:       h.rewrite,
-		Transport:     &transport{next: opts.Transport, timeout: opts.Timeout},
-		FlushInterval: -1, // every write, so each SSE event leaves at once
-		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		ErrorHandler:  h.upstreamError,
-		BufferPool:    bufferPool{},
+		Rewrite:        h.rewrite,
+		Transport:      &transport{next: opts.Transport, timeout: opts.Timeout},
+		FlushInterval:  -1, // every write, so each SSE event leaves at once
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		ErrorHandler:   h.upstreamError,
+		ModifyResponse: h.recordSession,
+		BufferPool:     bufferPool{},
 	}
 	return h, nil
 }
@@ -180,10 +183,17 @@ func writeError(w http.ResponseWriter, status int, body []byte) {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if identity.FromContext(r.Context()) == nil {
+	caller := identity.FromContext(r.Context())
+	if caller == nil {
 		// The guard did not run: a wiring mistake, never forward.
 		h.log.Error("proxy reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
 		writeError(w, http.StatusInternalServerError, errNoCaller)
+		return
+	}
+	if id := r.Header.Get(sessionHeader); id != "" && !h.sessions.allowed(id, caller.User.ID) {
+		// SESS-3: not a session this user opened through this gateway.
+		h.log.Info("session refused: unknown or opened by another user", "user", caller.User.ID)
+		writeError(w, http.StatusNotFound, errNoSession)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -440,4 +450,15 @@ func (b *cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
+}
+
+// callerOf is the verified user behind a request, or "".
+func callerOf(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
+	if c := identity.FromContext(r.Context()); c != nil {
+		return c.User.ID
+	}
+	return ""
 }

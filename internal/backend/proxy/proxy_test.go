@@ -307,6 +307,8 @@ func TestPASS2_StripsAuthorizationCookieAndHopByHop(t *testing.T) {
 		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	}))
 	fe := front(t, be.URL, Options{}, alice)
+	// The first answer hands out sess-1, which binds it to alice (SESS-3).
+	post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":0,"method":"initialize"}`, nil).Body.Close()
 	resp := post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, map[string]string{
 		"Authorization":        "Bearer gateway-token",
 		"Cookie":               "mcpgate_session=secret",
@@ -691,5 +693,73 @@ func BenchmarkProxyToolsCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// SESS-3: a session an upstream hands out is bound to the user who opened
+// it: another user, an unknown id, and a deleted session get 404.
+func TestSESS3_SessionBoundToOpener(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Mcp-Session-Id") == "" {
+			w.Header().Set("Mcp-Session-Id", "sess-A")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	h, err := New(Options{Upstream: mustURL(t, be.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &identity.Caller{User: identity.User{ID: "local:bob"}}
+	asAlice := httptest.NewServer(asGuard(h, alice))
+	asBob := httptest.NewServer(asGuard(h, bob))
+	t.Cleanup(asAlice.Close)
+	t.Cleanup(asBob.Close)
+
+	resp := post(t, asAlice.URL, `{"jsonrpc":"2.0","id":1,"method":"initialize"}`, nil)
+	resp.Body.Close()
+	if resp.Header.Get("Mcp-Session-Id") != "sess-A" {
+		t.Fatalf("session id not passed through: %q", resp.Header.Get("Mcp-Session-Id"))
+	}
+	status := func(srv *httptest.Server, method, sid string) int {
+		req, _ := http.NewRequest(method, srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Mcp-Session-Id", sid)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if s := status(asBob, "POST", "sess-A"); s != 404 {
+		t.Fatalf("bob used alice's session: %d", s)
+	}
+	if s := status(asAlice, "POST", "sess-unknown"); s != 404 {
+		t.Fatalf("unknown session: %d", s)
+	}
+	if s := status(asAlice, "POST", "sess-A"); s != 200 {
+		t.Fatalf("alice's own session: %d", s)
+	}
+	if s := status(asAlice, "DELETE", "sess-A"); s != 200 {
+		t.Fatalf("delete: %d", s)
+	}
+	if s := status(asAlice, "POST", "sess-A"); s != 404 {
+		t.Fatalf("a deleted session still works: %d", s)
+	}
+}
+
+func TestSessionOwnersBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	s := newSessionOwners(3, time.Hour, func() time.Time { return now })
+	for i := 0; i < 10; i++ {
+		now = now.Add(time.Second)
+		s.bind(string(rune('a'+i)), "u")
+		if len(s.owners) > 3 {
+			t.Fatalf("%d sessions kept", len(s.owners))
+		}
+	}
+	if !s.allowed("j", "u") || s.allowed("a", "u") {
+		t.Fatal("the newest session must stay and the oldest go")
 	}
 }
