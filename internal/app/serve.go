@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -76,7 +78,17 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if grace == 0 {
 		grace = -1 // off; zero would mean the library's default
 	}
+	var backend http.Handler // nil: the embedded demo server
+	if cfg.Upstream != "" {
+		u, _ := url.Parse(cfg.Upstream) // Validate checked it
+		if backend, err = proxy.New(proxy.Options{Upstream: u, Logger: log}); err != nil {
+			ln.Close()
+			return err
+		}
+		log.Info("proxying the MCP endpoint", "upstream", u.Redacted())
+	}
 	gw, err := mcpgate.New(ctx, mcpgate.Config{
+		MCP:             backend,
 		DisableCIMD:     cfg.DisableCIMD,
 		CIMDAllowHosts:  cfg.CIMDAllowHosts,
 		CIMDRootCAs:     testCAs,

@@ -289,7 +289,10 @@ func (c *Config) Validate() error {
 		bad("oidc: the OIDC connector is not available in this version; use local users or GitHub")
 	}
 	if c.Upstream != "" {
-		bad("upstream: proxying to an upstream MCP server is not available in this version; the embedded demo server is served at /mcp")
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			bad("upstream: %q must be the http(s) URL of a streamable-HTTP MCP server, like http://127.0.0.1:3000/mcp", c.Upstream)
+		}
 	}
 	if c.Stdio != "" {
 		bad("stdio: stdio MCP servers are not available in this version; the embedded demo server is served at /mcp")

@@ -140,10 +140,26 @@ func TestPublicURLRules(t *testing.T) {
 
 func TestNotYetAvailableBackendsAreRefused(t *testing.T) {
 	cfg := Defaults()
-	cfg.Upstream = "http://127.0.0.1:3000/mcp"
+	cfg.Stdio = "npx some-server"
 	cfg.OIDCIssuer = "https://idp.example"
 	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "upstream") || !strings.Contains(err.Error(), "oidc") {
+	if err == nil || !strings.Contains(err.Error(), "stdio") || !strings.Contains(err.Error(), "oidc") {
 		t.Fatalf("a half-configured server must not start: %v", err)
+	}
+}
+
+func TestUpstreamURL(t *testing.T) {
+	for u, ok := range map[string]bool{
+		"http://127.0.0.1:3000/mcp":    true,
+		"https://mcp.internal/mcp":     true,
+		"ftp://x/mcp":                  false,
+		"http://user:pw@127.0.0.1/mcp": false,
+		"not a url":                    false,
+	} {
+		cfg := Defaults()
+		cfg.Upstream = u
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("upstream %q: %v", u, err)
+		}
 	}
 }
