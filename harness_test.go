@@ -291,3 +291,12 @@ func newReq(t *testing.T, method, u string) *http.Request {
 func callerFromContext(r *http.Request) *identity.Caller {
 	return mcpgate.CallerFromContext(r.Context())
 }
+
+// withStore fills the required parts of a Config for construction tests.
+func withStore(c mcpgate.Config) mcpgate.Config {
+	st := memory.New()
+	c.Store = st
+	c.SecretKey = bytes.Repeat([]byte{1}, 32)
+	c.Connectors = []upstream.Connector{local.New(st, local.Options{})}
+	return c
+}

@@ -13,8 +13,8 @@ import (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	if r.URL.Path == g.mcpPath {
-		g.mcp.ServeHTTP(rec, r)
+	if h, ok := g.resources[r.URL.Path]; ok {
+		h.ServeHTTP(rec, r)
 	} else {
 		g.mux.ServeHTTP(rec, r)
 	}

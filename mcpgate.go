@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,12 @@ type Config struct {
 	ScopeImplies   map[string][]string
 	AllowedOrigins []string // browser origins allowed at MCPPath besides loopback ones
 
+	// Resources lists several protected MCP endpoints under the one issuer;
+	// when set, MCP, MCPPath, Scopes, OptionalScopes and ScopeImplies are
+	// not used. A token is issued for one resource and refused at the
+	// others (RES-3, RES-4).
+	Resources []Resource
+
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
 	// RefreshGrace is how long a rotated refresh token, presented again,
@@ -80,6 +87,16 @@ type Config struct {
 	Version string
 }
 
+// Resource is one protected MCP endpoint.
+type Resource struct {
+	Path           string       // e.g. "/mcp", "/github/mcp"
+	MCP            http.Handler // nil serves the demo server
+	Name           string       // resource_name in its metadata
+	Scopes         []string     // required by every request; default ["mcp"]
+	OptionalScopes []string
+	ScopeImplies   map[string][]string
+}
+
 // Client is a pre-registered OAuth client. An empty Secret makes it public.
 type Client struct {
 	ID           string
@@ -90,14 +107,13 @@ type Client struct {
 
 // Gateway is an http.Handler serving the whole gateway.
 type Gateway struct {
-	mux      *http.ServeMux
-	mcpPath  string
-	mcp      http.Handler // the guarded MCP handler, reached without the mux
-	guard    *resource.Guard
-	denylist *resource.Denylist
-	store    store.Store
-	log      *slog.Logger
-	now      func() time.Time
+	mux       *http.ServeMux
+	resources map[string]http.Handler // path → guarded MCP handler, reached without the mux
+	guard     *resource.Guard         // the first resource's
+	denylist  *resource.Denylist
+	store     store.Store
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // New builds a Gateway: it loads (or creates, on first start) the signing
@@ -115,23 +131,34 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MCPPath == "" {
-		cfg.MCPPath = "/mcp"
+	if len(cfg.Resources) == 0 {
+		cfg.Resources = []Resource{{Path: cfg.MCPPath, MCP: cfg.MCP, Scopes: cfg.Scopes, OptionalScopes: cfg.OptionalScopes, ScopeImplies: cfg.ScopeImplies}}
 	}
-	if !strings.HasPrefix(cfg.MCPPath, "/") || strings.HasPrefix(cfg.MCPPath, "/.well-known") {
-		return nil, fmt.Errorf("mcpgate: MCPPath %q must start with / and not be under /.well-known", cfg.MCPPath)
-	}
-	if len(cfg.Scopes) == 0 {
-		cfg.Scopes = []string{"mcp"}
+	seen := map[string]bool{}
+	for i := range cfg.Resources {
+		res := &cfg.Resources[i]
+		if res.Path == "" {
+			res.Path = "/mcp"
+		}
+		if err := checkResourcePath(res.Path); err != nil {
+			return nil, err
+		}
+		if seen[res.Path] {
+			return nil, fmt.Errorf("mcpgate: resource path %q is used twice", res.Path)
+		}
+		seen[res.Path] = true
+		if len(res.Scopes) == 0 {
+			res.Scopes = []string{"mcp"}
+		}
+		if res.MCP == nil {
+			res.MCP = MCPHandler(embedded.Demo(cfg.Version))
+		}
 	}
 	if cfg.AccessTokenTTL <= 0 {
 		cfg.AccessTokenTTL = time.Hour
 	}
 	if cfg.FallbackURL == "" {
 		cfg.FallbackURL = "http://127.0.0.1:8080"
-	}
-	if cfg.MCP == nil {
-		cfg.MCP = MCPHandler(embedded.Demo(cfg.Version))
 	}
 
 	sealer, err := tokens.NewSealer(derive(cfg.SecretKey, "mcpgate seal v1"))
@@ -180,7 +207,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Sealer:          sealer,
 		Site:            site,
 		Connectors:      cfg.Connectors,
-		Resources:       []authserver.Resource{{Path: cfg.MCPPath, Scopes: cfg.Scopes, Optional: cfg.OptionalScopes, Implies: cfg.ScopeImplies}},
+		Resources:       authResources(cfg.Resources),
 		StaticClients:   static,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
 		Revoked:         deny.Revoke,
@@ -194,37 +221,47 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	guard := resource.NewGuard(resource.Options{
-		Site:           site,
-		Path:           cfg.MCPPath,
-		Scopes:         cfg.Scopes,
-		Implies:        cfg.ScopeImplies,
-		Verifier:       tokens.NewVerifier(keys, tokens.VerifierOptions{Now: cfg.Now}),
-		Denylist:       deny,
-		AllowedOrigins: cfg.AllowedOrigins,
-		Logger:         cfg.Logger,
-		Now:            cfg.Now,
-	})
-
-	g := &Gateway{mux: http.NewServeMux(), guard: guard, denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
+	g := &Gateway{mux: http.NewServeMux(), resources: map[string]http.Handler{}, denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
 	as.Register(g.mux)
-	prm := oauth.CORS(guard.MetadataHandler())
-	for _, p := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource" + cfg.MCPPath} {
-		g.mux.Handle("GET "+p, prm)
-		g.mux.Handle("OPTIONS "+p, prm)
+	verifier := tokens.NewVerifier(keys, tokens.VerifierOptions{Now: cfg.Now})
+	for i, res := range cfg.Resources {
+		guard := resource.NewGuard(resource.Options{
+			Site:           site,
+			Path:           res.Path,
+			Name:           res.Name,
+			Scopes:         res.Scopes,
+			Implies:        res.ScopeImplies,
+			Verifier:       verifier,
+			Denylist:       deny,
+			AllowedOrigins: cfg.AllowedOrigins,
+			Logger:         cfg.Logger,
+			Now:            cfg.Now,
+		})
+		prm := oauth.CORS(guard.MetadataHandler())
+		paths := []string{"/.well-known/oauth-protected-resource" + res.Path} // RFC 9728 §3.1, path-inserted
+		if i == 0 {
+			// The root document names the first resource (PRM-3, PRM-4).
+			paths = append(paths, "/.well-known/oauth-protected-resource")
+			g.guard = guard
+		}
+		for _, p := range paths {
+			g.mux.Handle("GET "+p, prm)
+			g.mux.Handle("OPTIONS "+p, prm)
+		}
+		g.resources[res.Path] = guard.Protect(res.MCP)
 	}
-	g.mcpPath, g.mcp = cfg.MCPPath, guard.Protect(cfg.MCP)
+	first := cfg.Resources[0].Path
 	g.mux.HandleFunc("GET /healthz", g.healthz)
 	g.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), cfg.MCPPath)
+		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), first)
 	})
 	return g, nil
 }
 
-// Protect guards any handler with the gateway's token check, as for
-// MCPPath: only requests with a valid access token for that resource pass,
-// with the caller in the context.
+// Protect guards any handler with the gateway's token check, as for the
+// first resource: only requests with a valid access token for that
+// resource pass, with the caller in the context.
 func (g *Gateway) Protect(h http.Handler) http.Handler { return g.guard.Protect(h) }
 
 // RevokeGrant ends a grant: its refresh tokens stop working, and its access
@@ -267,4 +304,24 @@ func derive(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
+}
+
+// Paths the authorization server and the gateway itself use.
+var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz"}
+
+func checkResourcePath(p string) error {
+	bad := !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/.well-known") || strings.HasPrefix(p, "/login/") ||
+		strings.HasPrefix(p, "/callback/") || slices.Contains(reservedPaths, p) || strings.ContainsAny(p, "?#{} ")
+	if bad {
+		return fmt.Errorf("mcpgate: resource path %q must start with / and not be one of the gateway's own paths", p)
+	}
+	return nil
+}
+
+func authResources(rs []Resource) []authserver.Resource {
+	out := make([]authserver.Resource, len(rs))
+	for i, r := range rs {
+		out[i] = authserver.Resource{Path: r.Path, Scopes: r.Scopes, Optional: r.OptionalScopes, Implies: r.ScopeImplies}
+	}
+	return out
 }

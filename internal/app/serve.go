@@ -78,17 +78,24 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if grace == 0 {
 		grace = -1 // off; zero would mean the library's default
 	}
-	var backend http.Handler // nil: the embedded demo server
-	if cfg.Upstream != "" {
-		u, _ := url.Parse(cfg.Upstream) // Validate checked it
-		if backend, err = proxy.New(proxy.Options{Upstream: u, Logger: log}); err != nil {
+	backend, err := mcpBackend(cfg.Upstream, "/mcp", log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var resources []mcpgate.Resource
+	for _, r := range cfg.Resources {
+		h, err := mcpBackend(r.Upstream, r.Path, log)
+		if err != nil {
 			ln.Close()
 			return err
 		}
-		log.Info("proxying the MCP endpoint", "upstream", u.Redacted())
+		resources = append(resources, mcpgate.Resource{Path: r.Path, Name: r.Name, MCP: h, Scopes: r.Scopes,
+			OptionalScopes: r.OptionalScopes, ScopeImplies: r.ScopeImplies})
 	}
 	gw, err := mcpgate.New(ctx, mcpgate.Config{
 		MCP:             backend,
+		Resources:       resources,
 		DisableCIMD:     cfg.DisableCIMD,
 		CIMDAllowHosts:  cfg.CIMDAllowHosts,
 		CIMDRootCAs:     testCAs,
@@ -228,4 +235,22 @@ func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// mcpBackend is the handler behind a resource: a proxy to upstream, or nil
+// for the embedded demo server.
+func mcpBackend(upstream, path string, log *slog.Logger) (http.Handler, error) {
+	if upstream == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, fmt.Errorf("upstream of %s: %w", path, err)
+	}
+	h, err := proxy.New(proxy.Options{Upstream: u, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("proxying an MCP endpoint", "path", path, "upstream", u.Redacted())
+	return h, nil
 }

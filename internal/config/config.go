@@ -52,11 +52,26 @@ type Config struct {
 
 	Clients []StaticClient `yaml:"clients"`
 
+	// Resources lists several protected MCP endpoints; when set, upstream,
+	// scopes, optional_scopes and scope_implies at the top level are not
+	// used.
+	Resources []Resource `yaml:"resources"`
+
 	DisableCIMD bool `yaml:"disable_cimd"`
 	// For local testing only: hosts whose metadata documents may live on
 	// loopback or private addresses, and a CA to trust for them.
 	CIMDAllowHosts []string `yaml:"cimd_allow_hosts"`
 	CIMDTestCAFile string   `yaml:"cimd_test_ca_file"`
+}
+
+// Resource is one protected MCP endpoint of the file's resources list.
+type Resource struct {
+	Path           string              `yaml:"path"`
+	Name           string              `yaml:"name"`
+	Upstream       string              `yaml:"upstream"` // empty: the demo server
+	Scopes         []string            `yaml:"scopes"`
+	OptionalScopes []string            `yaml:"optional_scopes"`
+	ScopeImplies   map[string][]string `yaml:"scope_implies"`
 }
 
 // StaticClient is a pre-registered OAuth client (REG-1).
@@ -288,10 +303,34 @@ func (c *Config) Validate() error {
 	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
 		bad("oidc: the OIDC connector is not available in this version; use local users or GitHub")
 	}
-	if c.Upstream != "" {
-		u, err := url.Parse(c.Upstream)
+	checkUpstream := func(key, raw string) {
+		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			bad("upstream: %q must be the http(s) URL of a streamable-HTTP MCP server, like http://127.0.0.1:3000/mcp", c.Upstream)
+			bad("%s: %q must be the http(s) URL of a streamable-HTTP MCP server, like http://127.0.0.1:3000/mcp", key, raw)
+		}
+	}
+	if c.Upstream != "" {
+		checkUpstream("upstream", c.Upstream)
+		if len(c.Resources) > 0 {
+			bad("upstream: with a resources list, give each resource its own upstream")
+		}
+	}
+	paths := map[string]bool{}
+	for i, r := range c.Resources {
+		key := fmt.Sprintf("resources[%d]", i)
+		if !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "/.well-known") {
+			bad("%s.path: %q must start with / (like /github/mcp)", key, r.Path)
+		} else if paths[r.Path] {
+			bad("%s.path: %q is used twice", key, r.Path)
+		}
+		paths[r.Path] = true
+		if r.Upstream != "" {
+			checkUpstream(key+".upstream", r.Upstream)
+		}
+		for _, s := range append(append([]string(nil), r.Scopes...), r.OptionalScopes...) {
+			if s == "" || strings.ContainsAny(s, " \"\\") || s == "offline_access" {
+				bad("%s: %q is not a valid resource scope", key, s)
+			}
 		}
 	}
 	if c.Stdio != "" {

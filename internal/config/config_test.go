@@ -163,3 +163,37 @@ func TestUpstreamURL(t *testing.T) {
 		}
 	}
 }
+
+// A resources list: each with a path, an upstream (or the demo server)
+// and its scopes; mistakes in it are reported with their place.
+func TestResourcesList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`
+resources:
+  - path: /mcp
+  - path: /github/mcp
+    name: GitHub tools
+    upstream: http://127.0.0.1:3001/mcp
+    scopes: [repo:read]
+    optional_scopes: [repo:write]
+    scope_implies: {repo:write: [repo:read]}
+`), 0o600)
+	cfg, err := Load([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Resources) != 2 || cfg.Resources[1].Upstream != "http://127.0.0.1:3001/mcp" || cfg.Resources[1].ScopeImplies["repo:write"][0] != "repo:read" {
+		t.Fatalf("%+v", cfg.Resources)
+	}
+	cfg.Resources = append(cfg.Resources, Resource{Path: "/mcp"}, Resource{Path: "nope", Upstream: "ftp://x"})
+	cfg.Upstream = "http://127.0.0.1:1/mcp"
+	err = cfg.Validate()
+	for _, want := range []string{"resources[2].path", "resources[3].path", "resources[3].upstream", "own upstream"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}

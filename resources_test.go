@@ -1,0 +1,78 @@
+package mcpgate_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate"
+)
+
+// Several resources under one issuer: each has its own path-inserted PRM
+// (PRM-1, PRM-9) and scopes; a token is issued for one resource and
+// refused at the other (RES-3, RES-4); the caller reaches the right one.
+func TestRES4_SeveralResourcesOneIssuer(t *testing.T) {
+	hit := map[string]string{}
+	handler := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hit[name] = callerFromContext(r).Resource
+			w.WriteHeader(204)
+		})
+	}
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Resources = []mcpgate.Resource{
+			{Path: "/mcp", MCP: handler("demo")},
+			{Path: "/github/mcp", MCP: handler("github"), Name: "GitHub tools", Scopes: []string{"repo:read"}},
+		}
+	})
+	_, body := g.get(g.url + "/.well-known/oauth-protected-resource/github/mcp")
+	p := decode[map[string]any](t, body)
+	if p["resource"] != g.url+"/github/mcp" || p["resource_name"] != "GitHub tools" || p["scopes_supported"].([]any)[0] != "repo:read" {
+		t.Fatalf("PRM of the second resource: %v", p)
+	}
+	_, body = g.get(g.url + "/.well-known/oauth-protected-resource")
+	if p := decode[map[string]any](t, body); p["resource"] != g.url+"/mcp" {
+		t.Fatalf("root PRM: %v", p)
+	}
+	resp, _ := g.mcpInitialize(g.url, "")
+	if !strings.Contains(resp.Header.Get("WWW-Authenticate"), "/.well-known/oauth-protected-resource/mcp") {
+		t.Fatal(resp.Header.Get("WWW-Authenticate"))
+	}
+
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Resource = g.url + "/github/mcp"
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	if tok.Scope != "repo:read" {
+		t.Fatalf("granted %q", tok.Scope)
+	}
+	call := func(path string) int {
+		req := newReq(t, "POST", g.url+path)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r, _ := g.do(req)
+		return r.StatusCode
+	}
+	if s := call("/github/mcp"); s != 204 || hit["github"] != g.url+"/github/mcp" {
+		t.Fatalf("own resource: %d %v", s, hit)
+	}
+	if s := call("/mcp"); s != 401 || hit["demo"] != "" {
+		t.Fatalf("RES-4: a token for /github/mcp was accepted at /mcp: %d", s)
+	}
+}
+
+// A resource path may not shadow the gateway's own endpoints.
+func TestResourcePathsChecked(t *testing.T) {
+	for _, p := range []string{"/token", "/.well-known/x", "/login/local", "mcp", "/"} {
+		g := func(c *mcpgateConfig) { c.Resources = []mcpgate.Resource{{Path: p}} }
+		cfg := mcpgate.Config{}
+		g(&cfg)
+		if _, err := mcpgate.New(t.Context(), withStore(cfg)); err == nil {
+			t.Errorf("path %q accepted", p)
+		}
+	}
+	cfg := withStore(mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/a"}, {Path: "/a"}}})
+	if _, err := mcpgate.New(t.Context(), cfg); err == nil {
+		t.Error("a path used twice was accepted")
+	}
+}
