@@ -64,3 +64,10 @@ func inspectorCLI(t *testing.T) string {
 	}
 	return p
 }
+
+// everythingServer is the go-sdk's conformance "everything" server binary
+// (go install .../conformance/everything-server, pinned by
+// scripts/install-tools.sh).
+func everythingServer(t *testing.T) string {
+	return tool(t, "EVERYTHING_SERVER", "bin/everything-server")
+}

