@@ -22,6 +22,20 @@
 // throughput ratio (the mean of the per-round ratios and the ratio of the
 // totals). Progress goes to stderr.
 //
+// With -target proxy, A is instead the gateway as a reverse proxy, as
+// `mcpgate serve --upstream` runs it: Config.MCP is proxy.New to a go-sdk
+// MCP server (embedded.Demo behind a default mcp.NewStreamableHTTPHandler,
+// sessions on) on a loopback listener of its own, and B is that same server
+// called directly. The report adds the A/B targets of the proxy, a check
+// that Mcp-Session-Id flows through (A's session IDs are the backend's, the
+// backend opens no new session during the rounds, foreign and made-up IDs
+// are refused), and mcpgate's CPU per proxied request: every half-round
+// runs under a CPU profile of its own, the gateway's server goroutines
+// carry the pprof label server=gateway and the backend's server=backend,
+// and the gateway is charged with its labelled CPU plus the unlabelled
+// runtime CPU (GC workers, scheduler) a request through it costs beyond a
+// direct one.
+//
 // Any failed request (warm-up included) is reported loudly on stderr and
 // makes the command exit with status 1.
 //
@@ -31,11 +45,16 @@
 //	go run ./bench/mcpload -conns 1 -rounds 3 -duration 5s   # latency
 //	go run ./bench/mcpload -cpuprofile cpu.pprof
 //	go tool pprof -tagfocus=server=A -top cpu.pprof          # the gateway's share
+//	go run ./bench/mcpload -target proxy                      # the reverse proxy
+//	go run ./bench/mcpload -target proxy -cpuprofile cpu.pprof
+//	go tool pprof -tagfocus=server=gateway -top cpu.A*.pprof  # its A half-rounds
 //
 // With -cpuprofile, the measured rounds are profiled. The goroutines serving
-// A carry the pprof label server=A, those serving B server=B, and the load
-// generator's load=A and load=B. -memprofile writes an allocation profile
-// at the end.
+// A carry the pprof label server=A, those serving B server=B (server=gateway
+// and server=backend with -target proxy), and the load generator's load=A
+// and load=B. With -target proxy there is one profile per target and round,
+// cpu.A01.pprof, cpu.B01.pprof, …; go tool pprof merges the files it is
+// given. -memprofile writes an allocation profile at the end.
 //
 // Load and servers share the machine: the figures are for comparing A with
 // B on the same run, not absolute capacity. Each round also reports this
@@ -72,10 +91,12 @@ import (
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
+	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 const (
@@ -91,6 +112,8 @@ type options struct {
 	cpuprofile, memprofile    string
 	logFormat                 string
 	quiet                     float64
+	target                    string // targetEmbedded or targetProxy
+	gwcpu                     bool   // proxy mode: profile each half-round to split CPU by label
 }
 
 func main() {
@@ -104,9 +127,11 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at the end")
 	flag.Float64Var(&o.quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat); disturbed rounds are marked and left out of a second summary")
+	flag.StringVar(&o.target, "target", targetEmbedded, "what A is: embedded (the gateway's own /mcp, the demo server inside it) or proxy (the gateway as a reverse proxy, as with `mcpgate serve --upstream`, to a go-sdk server that B calls directly)")
+	flag.BoolVar(&o.gwcpu, "gwcpu", true, "with -target proxy: take a CPU profile of every half-round and split the CPU by pprof label, to report mcpgate's CPU per proxied request")
 	flag.StringVar(&o.logFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: mcpload [flags]\n\nCompares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: mcpload [flags]\n\nCompares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\nWith -target proxy, A is the gateway proxying to a go-sdk server and B is that server, called directly.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -148,6 +173,13 @@ func (o *options) check() error {
 	default:
 		return fmt.Errorf("-log %q: want discard, text or json", o.logFormat)
 	}
+	switch o.target {
+	case targetEmbedded, targetProxy:
+	case "":
+		o.target = targetEmbedded
+	default:
+		return fmt.Errorf("-target %q: want %s or %s", o.target, targetEmbedded, targetProxy)
+	}
 	return nil
 }
 
@@ -183,28 +215,59 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	gw, err := mcpgate.New(setupCtx, mcpgate.Config{
+	cfg := mcpgate.Config{
 		Store:      st,
 		SecretKey:  key,
 		Connectors: []upstream.Connector{lc},
 		Logger:     o.logger(),
 		Version:    "bench",
-	})
+	}
+
+	// B, and in proxy mode A's upstream: the go-sdk server.
+	var (
+		baseA, baseB string
+		backend      *mcp.Server // proxy mode: the server behind both A and B
+	)
+	if o.target == targetProxy {
+		backend = embedded.Demo("bench")
+		// A stock go-sdk handler, default options (DNS-rebinding
+		// protection on, sessions), as a third-party backend would be.
+		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return backend }, nil)
+		var stopB func()
+		if baseB, stopB, err = bench.Serve(ctx, labelBackend, h); err != nil {
+			return 0, err
+		}
+		defer stopB()
+		up, err := url.Parse(baseB + "/mcp")
+		if err != nil {
+			return 0, err
+		}
+		// As `mcpgate serve --upstream` builds it (internal/app/serve.go).
+		if cfg.MCP, err = proxy.New(proxy.Options{Upstream: up, Logger: cfg.Logger}); err != nil {
+			return 0, err
+		}
+	}
+	gw, err := mcpgate.New(setupCtx, cfg)
 	if err != nil {
 		return 0, err
 	}
-	baseA, stopA, err := bench.Serve(ctx, "A", gw)
+	labelA := "A"
+	if o.target == targetProxy {
+		labelA = labelGateway
+	}
+	baseA, stopA, err := bench.Serve(ctx, labelA, gw)
 	if err != nil {
 		return 0, err
 	}
 	defer stopA()
-
-	// B: the same go-sdk server, no auth.
-	baseB, stopB, err := bench.Serve(ctx, "B", embedded.Handler(embedded.Demo("bench"), nil))
-	if err != nil {
-		return 0, err
+	if o.target == targetEmbedded {
+		// B: the same go-sdk server, no auth.
+		var stopB func()
+		if baseB, stopB, err = bench.Serve(ctx, "B", embedded.Handler(embedded.Demo("bench"), nil)); err != nil {
+			return 0, err
+		}
+		defer stopB()
 	}
-	defer stopB()
 
 	token, err := accessToken(setupCtx, baseA)
 	if err != nil {
@@ -213,8 +276,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if err := mustRefuse(setupCtx, baseA+"/mcp"); err != nil {
 		return 0, err
 	}
-	logf("A: %s/mcp through mcpgate (token %d bytes, checked on every request)", baseA, len(token))
-	logf("B: %s/mcp direct, no auth", baseB)
+	if o.target == targetProxy {
+		logf("A: %s/mcp through mcpgate, proxied to %s/mcp (token %d bytes, checked on every request)", baseA, baseB, len(token))
+		logf("B: %s/mcp, the same go-sdk server direct, no auth", baseB)
+	} else {
+		logf("A: %s/mcp through mcpgate (token %d bytes, checked on every request)", baseA, len(token))
+		logf("B: %s/mcp direct, no auth", baseB)
+	}
 
 	a := &bench.Target{Name: "A", URL: baseA + "/mcp", Token: token, Client: bench.NewClient(o.conns, o.timeout)}
 	b := &bench.Target{Name: "B", URL: baseB + "/mcp", Client: bench.NewClient(o.conns, o.timeout)}
@@ -235,6 +303,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	}()
 	logf("%d sessions per target; GOMAXPROCS=%d", o.conns, runtime.GOMAXPROCS(0))
 
+	var px *proxyInfo
+	if o.target == targetProxy {
+		px = &proxyInfo{upstream: baseB + "/mcp", profiled: o.gwcpu}
+		if px.sessions, err = checkSessions(setupCtx, backend, a, b, sessA, sessB); err != nil {
+			return 0, fmt.Errorf("sessions through the proxy: %w", err)
+		}
+		logf("sessions: %s", px.sessions.summary())
+	}
+
 	var warmErrs int64
 	var warmFirst string
 	if o.warmup > 0 {
@@ -251,7 +328,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		}
 	}
 
-	if o.cpuprofile != "" {
+	// In proxy mode every half-round has its own CPU profile, so that the
+	// CPU no goroutine label explains (GC workers, the scheduler) can be
+	// told apart between A and B rounds. Otherwise one profile covers all
+	// the measured rounds, as before.
+	perRound := px != nil && px.profiled
+	if o.cpuprofile != "" && !perRound {
 		f, err := os.Create(o.cpuprofile)
 		if err != nil {
 			return 0, err
@@ -267,19 +349,46 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		if ctx.Err() != nil {
 			break
 		}
-		ra := bench.Run(ctx, "A", sessA, o.duration, o.maxRequests)
-		rb := bench.Run(ctx, "B", sessB, o.duration, o.maxRequests)
-		rounds = append(rounds, [2]*bench.Result{ra, rb})
-		logf("round %d: A %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | B %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | A/B %.3f",
+		var res [2]*bench.Result
+		for k, t := range []struct {
+			name string
+			ss   []*bench.Session
+		}{{"A", sessA}, {"B", sessB}} {
+			if !perRound {
+				res[k] = bench.Run(ctx, t.name, t.ss, o.duration, o.maxRequests)
+				continue
+			}
+			r, split, err := profiledRun(ctx, o, t.name, i+1, t.ss)
+			if err != nil {
+				return 0, err
+			}
+			res[k] = r
+			px.rounds = append(px.rounds, split)
+		}
+		ra, rb := res[0], res[1]
+		rounds = append(rounds, res)
+		extra := ""
+		if perRound {
+			n := len(px.rounds)
+			extra = fmt.Sprintf(" | mcpgate CPU/req %s", bench.FmtDur(estimateGateway(px.rounds[n-2], px.rounds[n-1]).total))
+		}
+		logf("round %d: A %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | B %.0f req/s (p50 %s, p99 %s, %d errors, others' CPU %s) | A/B %.3f%s",
 			i+1, ra.RPS(), bench.FmtDur(ra.Latency.Quantile(.5)), bench.FmtDur(ra.Latency.Quantile(.99)), ra.Errors, bench.FmtCPU(ra.CPU),
-			rb.RPS(), bench.FmtDur(rb.Latency.Quantile(.5)), bench.FmtDur(rb.Latency.Quantile(.99)), rb.Errors, bench.FmtCPU(rb.CPU), bench.Ratio(ra.RPS(), rb.RPS()))
+			rb.RPS(), bench.FmtDur(rb.Latency.Quantile(.5)), bench.FmtDur(rb.Latency.Quantile(.99)), rb.Errors, bench.FmtCPU(rb.CPU), bench.Ratio(ra.RPS(), rb.RPS()), extra)
 	}
 	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-		logf("CPU profile: %s (go tool pprof -tagfocus=server=A -top %s)", o.cpuprofile, o.cpuprofile)
+		if perRound {
+			logf("CPU profiles: %s (one per target and round; go tool pprof -tagfocus=server=%s -top %s)", roundProfileName(o.cpuprofile, "*", 0), labelGateway, roundProfileName(o.cpuprofile, "A*", 0))
+		} else {
+			pprof.StopCPUProfile()
+			logf("CPU profile: %s (go tool pprof -tagfocus=server=%s -top %s)", o.cpuprofile, labelA, o.cpuprofile)
+		}
 	}
 	if len(rounds) == 0 {
 		return 0, errors.New("interrupted before the first round")
+	}
+	if px != nil {
+		px.sessions.after(backend)
 	}
 	if o.memprofile != "" {
 		if err := bench.WriteAllocProfile(o.memprofile); err != nil {
@@ -288,7 +397,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.memprofile, o.memprofile)
 	}
 
-	errs := report(stdout, o, rounds, warmErrs)
+	errs := report(stdout, o, rounds, warmErrs, px)
 	if errs > 0 {
 		first := warmFirst
 		for _, r := range rounds {
@@ -299,6 +408,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			}
 		}
 		fmt.Fprintf(stderr, "\n!!! mcpload: %d FAILED REQUESTS (warm-up included): the figures are not valid.\n!!! first error: %s\n\n", errs, first)
+		return 1, nil
+	}
+	if px != nil && !px.sessions.ok() {
+		fmt.Fprintf(stderr, "\n!!! mcpload: sessions did not flow through the proxy: %s\n\n", px.sessions.summary())
 		return 1, nil
 	}
 	if ctx.Err() != nil {
@@ -358,8 +471,8 @@ func quiet(r [2]*bench.Result, threshold float64) bool {
 }
 
 // report prints the Markdown table and returns the number of failed
-// requests, warm-up included.
-func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) int64 {
+// requests, warm-up included. px is nil in embedded mode.
+func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, px *proxyInfo) int64 {
 	all := summarize(rounds)
 	var clean [][2]*bench.Result
 	for _, r := range rounds {
@@ -367,17 +480,28 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 			clean = append(clean, r)
 		}
 	}
+	gwCol := px != nil && len(px.rounds) == 2*len(rounds)
 
-	fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
-	fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file)\n\n",
-		o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat)
-	fmt.Fprintf(w, "| round | A req/s | A p50 | A p99 | B req/s | B p50 | B p99 | A/B | CPU/req A | CPU/req B | errors A/B | other processes' CPU A/B |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	row := func(label string, a, b *bench.Result) {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.0f | %s | %s | %.3f | %s | %s | %d/%d | %s/%s |\n", label,
+	if px != nil {
+		fmt.Fprintf(w, "## mcpload -target proxy: tools/call echo through mcpgate as a reverse proxy (A) vs the same go-sdk server direct (B)\n\n")
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file); upstream %s (go-sdk StreamableHTTPHandler, default options, sessions)\n\n",
+			o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat, px.upstream)
+	} else {
+		fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file)\n\n",
+			o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat)
+	}
+	head, align := "", ""
+	if gwCol {
+		head, align = " mcpgate CPU/req |", "---:|"
+	}
+	fmt.Fprintf(w, "| round | A req/s | A p50 | A p99 | B req/s | B p50 | B p99 | A/B | CPU/req A | CPU/req B |%s errors A/B | other processes' CPU A/B |\n", head)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|\n", align)
+	row := func(label string, a, b *bench.Result, gw string) {
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.0f | %s | %s | %.3f | %s | %s |%s %d/%d | %s/%s |\n", label,
 			a.RPS(), bench.FmtDur(a.Latency.Quantile(.5)), bench.FmtDur(a.Latency.Quantile(.99)),
 			b.RPS(), bench.FmtDur(b.Latency.Quantile(.5)), bench.FmtDur(b.Latency.Quantile(.99)),
-			bench.Ratio(a.RPS(), b.RPS()), bench.FmtDur(a.CPUPerRequest()), bench.FmtDur(b.CPUPerRequest()),
+			bench.Ratio(a.RPS(), b.RPS()), bench.FmtDur(a.CPUPerRequest()), bench.FmtDur(b.CPUPerRequest()), gw,
 			a.Errors, b.Errors, bench.FmtCPU(a.CPU), bench.FmtCPU(b.CPU))
 	}
 	for i, r := range rounds {
@@ -385,20 +509,29 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 		if !quiet(r, o.quiet) {
 			label += " (disturbed)"
 		}
-		row(label, r[0], r[1])
+		gw := ""
+		if gwCol {
+			gw = " " + bench.FmtDur(estimateGateway(px.rounds[2*i], px.rounds[2*i+1]).total) + " |"
+		}
+		row(label, r[0], r[1], gw)
 	}
-	row("**total**", &all.total[0], &all.total[1])
+	gw := ""
+	if gwCol {
+		gw = " " + bench.FmtDur(estimateGateway(px.total(0), px.total(1)).total) + " |"
+	}
+	row("**total**", &all.total[0], &all.total[1], gw)
 	fmt.Fprintf(w, "\n")
 	fmt.Fprintf(w, "- A/B throughput, mean of per-round ratios: **%.3f** ± %.3f (standard error; median %.3f, min %.3f, max %.3f)\n", all.mean, all.se, all.median, all.lo, all.hi)
 	fmt.Fprintf(w, "- A/B throughput, ratio of totals: **%.3f** (A %d requests in %s, B %d in %s)\n",
 		all.tot, all.total[0].OK, all.total[0].Elapsed.Round(time.Millisecond), all.total[1].OK, all.total[1].Elapsed.Round(time.Millisecond))
+	addedP50 := all.total[0].Latency.Quantile(.5) - all.total[1].Latency.Quantile(.5)
 	fmt.Fprintf(w, "- latency: A p50 %s, p99 %s, mean %s; B p50 %s, p99 %s, mean %s; A − B at p50: %s\n",
 		bench.FmtDur(all.total[0].Latency.Quantile(.5)), bench.FmtDur(all.total[0].Latency.Quantile(.99)), bench.FmtDur(all.total[0].Latency.Mean()),
 		bench.FmtDur(all.total[1].Latency.Quantile(.5)), bench.FmtDur(all.total[1].Latency.Quantile(.99)), bench.FmtDur(all.total[1].Latency.Mean()),
-		bench.FmtDur(all.total[0].Latency.Quantile(.5)-all.total[1].Latency.Quantile(.5)))
+		bench.FmtDur(addedP50))
 	if all.total[0].CPU.OK {
 		ca, cb := all.total[0].CPUPerRequest(), all.total[1].CPUPerRequest()
-		fmt.Fprintf(w, "- CPU of this process (load generator and both servers): A rounds %.2f cores, B rounds %.2f, of %d; other processes: A rounds %.2f, B rounds %.2f\n",
+		fmt.Fprintf(w, "- CPU of this process (load generator and servers): A rounds %.2f cores, B rounds %.2f, of %d; other processes: A rounds %.2f, B rounds %.2f\n",
 			all.total[0].CPU.Self, all.total[1].CPU.Self, runtime.NumCPU(), all.total[0].CPU.Others, all.total[1].CPU.Others)
 		fmt.Fprintf(w, "- CPU per request (load generator and server): A %s, B %s, the gateway adds %s; B/A = **%.3f**, the throughput ratio to expect when CPU-bound (meaningless when not CPU-bound, as with -conns 1)\n",
 			bench.FmtDur(ca), bench.FmtDur(cb), bench.FmtDur(ca-cb), all.cpu)
@@ -413,9 +546,13 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 				len(rounds)-len(clean), len(rounds), o.quiet, len(clean), c.mean, c.se, c.median, c.lo, c.hi, c.tot, c.cpu)
 		}
 	}
+	goal := 0.95
+	if px != nil {
+		goal = proxyRatioGoal
+	}
 	if o.conns == 32 {
 		verdict := func(x float64) string {
-			if x >= 0.95 {
+			if x >= goal {
 				return "met"
 			}
 			return "NOT met"
@@ -429,8 +566,18 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64) i
 		if len(clean) == 0 {
 			note = " (inconclusive: no quiet round)"
 		}
-		fmt.Fprintf(w, "- target A/B ≥ 0.95 at 32 connections (%s): req/s ratio of totals %.3f, %s; CPU per request %.3f, %s%s\n",
-			scope, best.tot, verdict(best.tot), best.cpu, verdict(best.cpu), note)
+		fmt.Fprintf(w, "- target A/B ≥ %.2f at 32 connections (%s): req/s ratio of totals %.3f, %s; CPU per request %.3f, %s%s\n",
+			goal, scope, best.tot, verdict(best.tot), best.cpu, verdict(best.cpu), note)
+	}
+	if px != nil {
+		if o.conns == 1 {
+			v := "met"
+			if addedP50 > maxAddedP50 {
+				v = "NOT met"
+			}
+			fmt.Fprintf(w, "- target added p50 latency at one connection ≤ %s: %s, %s\n", bench.FmtDur(maxAddedP50), bench.FmtDur(addedP50), v)
+		}
+		px.report(w, &all.total[0], &all.total[1])
 	}
 	errs := all.total[0].Errors + all.total[1].Errors + warmErrs
 	if errs > 0 {
