@@ -1,0 +1,70 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Outcome says how a tools/call ended.
+type Outcome string
+
+const (
+	OK        Outcome = "ok"         // a result, not flagged isError
+	ToolError Outcome = "tool_error" // a result with isError: true
+	Error     Outcome = "error"      // a JSON-RPC error from the backend
+	Denied    Outcome = "denied"     // refused by the gateway's tool policy
+	Failed    Outcome = "failed"     // no JSON-RPC answer: backend down, HTTP error, client gone
+)
+
+// Event is one tools/call.
+type Event struct {
+	User     string // identity.User.ID, "<upstream>:<subject>"
+	Client   string // OAuth client_id
+	Resource string // the resource's path, e.g. /mcp
+	Tool     string
+	Outcome  Outcome
+	Duration time.Duration
+}
+
+// Recorder receives events. A nil *Logger records nothing.
+type Recorder interface {
+	Record(ctx context.Context, e Event)
+}
+
+// Logger writes events as log records with the message "tools/call".
+type Logger struct {
+	log *slog.Logger
+}
+
+// New writes events to log.
+func New(log *slog.Logger) *Logger { return &Logger{log: log} }
+
+// Open appends events as JSON lines to the file at path, created with
+// mode 0600 if missing. Close the returned closer at shutdown.
+func Open(path string) (*Logger, io.Closer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	return New(slog.New(slog.NewJSONHandler(f, nil))), f, nil
+}
+
+// Record writes e.
+func (l *Logger) Record(ctx context.Context, e Event) {
+	if l == nil {
+		return
+	}
+	l.log.LogAttrs(ctx, slog.LevelInfo, "tools/call",
+		slog.String("audit", "tools/call"),
+		slog.String("user", e.User),
+		slog.String("client", e.Client),
+		slog.String("resource", e.Resource),
+		slog.String("tool", e.Tool),
+		slog.String("outcome", string(e.Outcome)),
+		slog.Duration("duration", e.Duration),
+	)
+}

@@ -1,0 +1,70 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestOpenWritesJSONLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(context.Background(), Event{User: "local:alice", Client: "c1", Resource: "/mcp", Tool: "echo", Outcome: Denied, Duration: 1500 * time.Microsecond})
+	l.Record(context.Background(), Event{User: "local:bob", Client: "c2", Resource: "/gh/mcp", Tool: "whoami", Outcome: OK})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(path)
+	var lines []map[string]any
+	for _, ln := range splitLines(data) {
+		var m map[string]any
+		if err := json.Unmarshal(ln, &m); err != nil {
+			t.Fatalf("line %q: %v", ln, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2: %s", len(lines), data)
+	}
+	first := lines[0]
+	for k, want := range map[string]any{"msg": "tools/call", "user": "local:alice", "client": "c1", "resource": "/mcp", "tool": "echo", "outcome": "denied", "duration": float64(1500 * time.Microsecond)} {
+		if first[k] != want {
+			t.Errorf("%s = %v, want %v", k, first[k], want)
+		}
+	}
+	if lines[1]["outcome"] != "ok" || lines[1]["user"] != "local:bob" {
+		t.Errorf("second event %v", lines[1])
+	}
+}
+
+func TestNilLoggerRecordsNothing(t *testing.T) {
+	var l *Logger
+	l.Record(context.Background(), Event{Tool: "x"}) // must not panic
+}
+
+func splitLines(b []byte) [][]byte {
+	var out [][]byte
+	start := 0
+	for i, c := range b {
+		if c == '\n' {
+			if i > start {
+				out = append(out, b[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
