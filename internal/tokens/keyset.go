@@ -36,10 +36,11 @@ var _ KeyStore = store.Store(nil)
 // the JWKS. A Keyset is immutable and safe for concurrent use; a key
 // rotation loads a new one.
 type Keyset struct {
-	kid    string // of the signing key
-	signer jose.Signer
-	keys   map[string]ed25519.PublicKey // kid → key, non-retired keys only
-	jwks   []byte
+	kid     string // of the signing key
+	signKey ed25519.PrivateKey
+	signer  jose.Signer
+	keys    map[string]ed25519.PublicKey // kid → key, non-retired keys only
+	jwks    []byte
 }
 
 // LoadKeyset reads the signing keys from the store and opens each with
@@ -220,6 +221,6 @@ func newKeyset(rows []*store.SigningKey, sealer *Sealer, now time.Time) (*Keyset
 	if err != nil {
 		return nil, fmt.Errorf("tokens: encode JWKS: %w", err)
 	}
-	ks.kid, ks.signer, ks.jwks = newest.ID, signer, jwks
+	ks.kid, ks.signKey, ks.signer, ks.jwks = newest.ID, signBy, signer, jwks
 	return ks, nil
 }
