@@ -1,0 +1,48 @@
+// Package policy stands between the resource guard and an MCP backend: it
+// decides which tools each caller may call, hides the others from
+// tools/list, enforces the MCP request headers against the body (TRANS-2),
+// and records one audit event per tools/call.
+//
+// # Rules
+//
+// A Policy has a Default ("allow", the default when empty, or "deny") and
+// Rules. A rule applies to a caller when every condition it lists holds:
+// Users, the caller's identity.User.ID is in the list; Groups, the caller
+// is in at least one of them; Scopes, the caller's access token carries at
+// least one of them. A rule without conditions applies to everyone.
+//
+// A tool is denied if the Deny of any applying rule matches it (deny
+// wins, whatever the order of the rules); otherwise allowed if the Allow
+// of any applying rule matches it; otherwise Default decides. A pattern is
+// an exact tool name, or holds '*', which matches any run of characters
+// ("delete_*", "*"); there is no other wildcard, and matching is
+// case-sensitive. Validate refuses an unknown default, a rule with
+// neither allow nor deny, and an empty pattern, user, group or scope.
+//
+// # The middleware
+//
+// Wrap checks every POST before the backend sees it:
+//
+//  1. The body (at most Options.MaxBodyBytes, else 413) is parsed with
+//     jsonrpc.Parse, which refuses what another parser could read
+//     differently (duplicate or case-variant keys, invalid UTF-8, trailing
+//     data): 400 with JSON-RPC -32700 or -32600.
+//  2. TRANS-2: Mcp-Method and Mcp-Name must match the body, and are
+//     required from 2026-07-28 clients: else 400 with -32020.
+//  3. A tools/call of a denied tool is answered by the gateway (200, JSON-RPC
+//     -32602 "tool not allowed: NAME") and never forwarded; a batch that
+//     holds one is refused whole.
+//  4. With a policy, the tools/list answer lists only the tools the caller
+//     may call: a JSON answer is held and rewritten (only result.tools
+//     changes), an event stream passes event by event, each written and
+//     flushed as soon as it is complete. An answer that cannot be filtered
+//     is refused unless it holds no tools.
+//  5. Each tools/call gets an audit event: user, client, resource, tool,
+//     outcome (ok, tool_error, error, denied, failed) and duration, read
+//     from the answer as it passes, never delaying it; never the token,
+//     the arguments or the result.
+//
+// The backend receives the body as a *BufferedBody (Bytes returns it
+// without a copy; GetBody and ContentLength are set). GET and DELETE pass
+// untouched; the response writers keep http.Flusher and Unwrap.
+package policy

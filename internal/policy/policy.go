@@ -1,0 +1,244 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// Rule allows or denies tools to the callers it applies to. It applies to
+// a caller when every condition it lists holds; a rule without conditions
+// applies to everyone.
+type Rule struct {
+	Allow  []string `yaml:"allow"`  // tool name patterns
+	Deny   []string `yaml:"deny"`   // tool name patterns
+	Users  []string `yaml:"users"`  // identity.User.ID values, e.g. "github:583231", "local:alice"
+	Groups []string `yaml:"groups"` // the caller is in at least one
+	Scopes []string `yaml:"scopes"` // the caller's token carries at least one
+}
+
+// Policy is a resource's tool rules. A tool is denied if the Deny of any
+// rule that applies to the caller matches it (deny wins; the order of the
+// rules does not matter), else allowed if the Allow of any applying rule
+// matches it, else Default decides.
+type Policy struct {
+	Default string `yaml:"default"` // "allow" (when empty) or "deny"
+	Rules   []Rule `yaml:"rules"`
+}
+
+// Validate reports every problem in p at once.
+func (p *Policy) Validate() error {
+	var errs []error
+	if p.Default != "" && p.Default != "allow" && p.Default != "deny" {
+		errs = append(errs, fmt.Errorf("default: %q is neither allow nor deny", p.Default))
+	}
+	for i, r := range p.Rules {
+		if len(r.Allow) == 0 && len(r.Deny) == 0 {
+			errs = append(errs, fmt.Errorf("rules[%d]: neither allow nor deny", i))
+		}
+		for _, l := range []struct {
+			name string
+			v    []string
+		}{{"allow", r.Allow}, {"deny", r.Deny}, {"users", r.Users}, {"groups", r.Groups}, {"scopes", r.Scopes}} {
+			for j, v := range l.v {
+				if v == "" {
+					errs = append(errs, fmt.Errorf("rules[%d].%s[%d]: empty", i, l.name, j))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Allowed reports whether p lets caller (nil: an unknown caller, to whom
+// only rules without conditions apply) call tool. It matches without
+// precompiling; the middleware uses Compile.
+func (p *Policy) Allowed(caller *identity.Caller, tool string) bool {
+	if p == nil {
+		return true
+	}
+	allowed := false
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if !applies(r.Users, r.Groups, r.Scopes, caller) {
+			continue
+		}
+		for _, pat := range r.Deny {
+			if match(pat, tool) {
+				return false
+			}
+		}
+		if !allowed {
+			for _, pat := range r.Allow {
+				if match(pat, tool) {
+					allowed = true
+					break
+				}
+			}
+		}
+	}
+	return allowed || p.Default != "deny"
+}
+
+// Compiled is a validated Policy prepared for the hot path: Allowed does
+// not allocate. A nil *Compiled allows everything.
+type Compiled struct {
+	rules      []compiledRule
+	defaultYes bool
+}
+
+type compiledRule struct {
+	users, groups, scopes []string
+	allow, deny           patterns
+}
+
+// patterns is a set of tool name patterns: exact names in a map, the
+// others in a list, and "*" as a flag.
+type patterns struct {
+	all   bool
+	exact map[string]struct{}
+	globs []string
+}
+
+func compilePatterns(ps []string) patterns {
+	var out patterns
+	for _, p := range ps {
+		switch {
+		case strings.Trim(p, "*") == "":
+			out.all = true
+		case !strings.Contains(p, "*"):
+			if out.exact == nil {
+				out.exact = make(map[string]struct{}, len(ps))
+			}
+			out.exact[p] = struct{}{}
+		default:
+			out.globs = append(out.globs, p)
+		}
+	}
+	return out
+}
+
+func (ps *patterns) match(tool string) bool {
+	if ps.all {
+		return true
+	}
+	if _, ok := ps.exact[tool]; ok {
+		return true
+	}
+	for _, g := range ps.globs {
+		if match(g, tool) {
+			return true
+		}
+	}
+	return false
+}
+
+// Compile validates p and prepares it for Allowed. A nil p compiles to
+// nil, which allows everything.
+func (p *Policy) Compile() (*Compiled, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Compiled{defaultYes: p.Default != "deny"}
+	for _, r := range p.Rules {
+		c.rules = append(c.rules, compiledRule{
+			users: r.Users, groups: r.Groups, scopes: r.Scopes,
+			allow: compilePatterns(r.Allow), deny: compilePatterns(r.Deny),
+		})
+	}
+	return c, nil
+}
+
+// Allowed reports whether caller may call tool; see Policy.
+func (c *Compiled) Allowed(caller *identity.Caller, tool string) bool {
+	if c == nil {
+		return true
+	}
+	allowed := false
+	for i := range c.rules {
+		r := &c.rules[i]
+		if !applies(r.users, r.groups, r.scopes, caller) {
+			continue
+		}
+		if r.deny.match(tool) {
+			return false
+		}
+		if !allowed && r.allow.match(tool) {
+			allowed = true
+		}
+	}
+	return allowed || c.defaultYes
+}
+
+// applies reports whether a rule with these conditions applies to caller.
+func applies(users, groups, scopes []string, caller *identity.Caller) bool {
+	if len(users)+len(groups)+len(scopes) == 0 {
+		return true
+	}
+	if caller == nil {
+		return false
+	}
+	if len(users) > 0 && !contains(users, caller.User.ID) {
+		return false
+	}
+	if len(groups) > 0 && !intersects(groups, caller.User.Groups) {
+		return false
+	}
+	if len(scopes) > 0 && !intersects(scopes, caller.Scopes) {
+		return false
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func intersects(a, b []string) bool {
+	for _, v := range b {
+		if contains(a, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// match reports whether name matches pattern, in which '*' stands for any
+// run of characters (bytes: a tool name is matched as it was sent) and
+// every other byte for itself.
+func match(pattern, name string) bool {
+	// The classic greedy algorithm: on a mismatch, let the last '*' take
+	// one more byte. Linear in practice, O(len(pattern)·len(name)) at worst.
+	p, n := 0, 0
+	star, mark := -1, 0
+	for n < len(name) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, n
+			p++
+		case p < len(pattern) && pattern[p] == name[n]:
+			p++
+			n++
+		case star >= 0:
+			p = star + 1
+			mark++
+			n = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}

@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+)
+
+// runSSE passes a backend's event stream, in chunks, through the answer
+// writer of a tools/list (id 1) and tools/call (id 2) request by bob.
+func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
+	pol, _ := testPolicy().Compile()
+	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler)}
+	x := &exchange{h: h, caller: bob}
+	x.lists = append(x.list1[:0], []byte("1"))
+	x.calls = append(x.call1[:0], call{id: []byte("2"), name: "fail"})
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Content-Type", "text/event-stream")
+	x.aw.init(rec, x, true)
+	for _, c := range chunks {
+		x.aw.Write(c)
+	}
+	x.aw.finish()
+	return rec, x
+}
+
+func TestSSEFilter(t *testing.T) {
+	in := "id: 7\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\r\n\r\n" +
+		": keep-alive\n\n" +
+		"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"isError\":true}}\n\n"
+	for i := range len(in) + 1 {
+		rec, x := runSSE([]byte(in[:i]), []byte(in[i:]))
+		want := "id: 7\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{\"tools\":[{\"name\":\"fail\"}]}}\r\n\r\n" +
+			": keep-alive\n\n" +
+			"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"isError\":true}}\n\n"
+		if got := rec.Body.String(); got != want {
+			t.Fatalf("split at %d:\n got %q\nwant %q", i, got, want)
+		}
+		if x.calls[0].outcome != audit.ToolError {
+			t.Fatalf("split at %d: outcome %q", i, x.calls[0].outcome)
+		}
+	}
+}
+
+// FuzzSSEFilter: however the stream is cut into writes, the client gets
+// the same bytes, and no event it gets still lists a tool bob may not call.
+func FuzzSSEFilter(f *testing.F) {
+	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n"), uint16(17))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\r\n\r\ndata: x\r\rdata\n\n"), uint16(3))
+	f.Add([]byte("data: [{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}]\n\ndata: {\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}\n\n"), uint16(40))
+	f.Fuzz(func(t *testing.T, stream []byte, split uint16) {
+		whole, _ := runSSE(stream)
+		i := int(split) % (len(stream) + 1)
+		parts, _ := runSSE(stream[:i], stream[i:])
+		if !bytes.Equal(whole.Body.Bytes(), parts.Body.Bytes()) {
+			t.Fatalf("output depends on the writes:\n%q\n%q", whole.Body.Bytes(), parts.Body.Bytes())
+		}
+		x := &exchange{}
+		x.lists = []json.RawMessage{json.RawMessage("1")}
+		keep := func(n string) bool { return n != "nuke" && n != "delete_repo" }
+		for ev := range strings.SplitSeq(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(whole.Body.String()), "\n\n") {
+			data, ok := eventData([]byte(ev))
+			if !ok {
+				continue
+			}
+			out, err := jsonrpc.FilterToolsList(data, x.isList, keep)
+			if err == nil && !bytes.Equal(out, data) {
+				t.Fatalf("an event still lists a denied tool: %q", ev)
+			}
+		}
+	})
+}
+
+// discardWriter is a ResponseWriter that keeps nothing, for benchmarks.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) Flush()                      {}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Record(context.Context, audit.Event) {}
+
+// BenchmarkWrapToolsCall measures the middleware alone on a tools/call
+// with audit and no policy: parse, TRANS-2 headers, body hand-off, answer
+// sniffing. The backend writes a fixed answer.
+func BenchmarkWrapToolsCall(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_issues","arguments":{"query":"is:open label:bug","limit":20},"_meta":{"progressToken":"p-42"}}}`)
+	result := `{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"found 3 issues: #1 #2 #3"}],"isError":false}}`
+	for _, c := range []struct {
+		name, ct, answer string
+		policy           *Policy
+	}{
+		{"json", "application/json", result, nil},
+		{"sse", "text/event-stream", "event: message\ndata: " + result + "\n\n", nil},
+		{"json+policy", "application/json", result, testPolicy()},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			answer := []byte(c.answer)
+			be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", c.ct)
+				w.WriteHeader(200)
+				w.Write(answer)
+			})
+			h := Wrap(be, Options{Audit: nopRecorder{}, Policy: c.policy, Resource: "/mcp"})
+			w := &discardWriter{h: http.Header{}}
+			req := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+			req = req.WithContext(withCaller(req, alice))
+			req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+			req.Header.Set("Mcp-Method", "tools/call")
+			req.Header.Set("Mcp-Name", "search_issues")
+			b.ReportAllocs()
+			for b.Loop() {
+				r := *req
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				r.ContentLength = int64(len(body))
+				clear(w.h)
+				h.ServeHTTP(w, &r)
+			}
+		})
+	}
+}
+
+func withCaller(r *http.Request, c *identity.Caller) context.Context {
+	return identity.WithCaller(r.Context(), c)
+}
