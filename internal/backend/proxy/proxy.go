@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -44,6 +43,9 @@ type IdentityHeaders struct {
 	// ClientID carries the OAuth client the caller uses. Default
 	// X-Forwarded-Client-Id.
 	ClientID string
+	// Token carries the signed identity token of Options.IdentityToken,
+	// when that is set. Default X-Mcpgate-Identity.
+	Token string
 }
 
 func (h IdentityHeaders) withDefaults() IdentityHeaders {
@@ -60,12 +62,13 @@ func (h IdentityHeaders) withDefaults() IdentityHeaders {
 	def(&h.Email, "X-Forwarded-Email")
 	def(&h.Groups, "X-Forwarded-Groups")
 	def(&h.ClientID, "X-Forwarded-Client-Id")
+	def(&h.Token, "X-Mcpgate-Identity")
 	return h
 }
 
 func (h IdentityHeaders) names() []string {
 	var out []string
-	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID} {
+	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
 		if n != "-" {
 			out = append(out, n)
 		}
@@ -79,44 +82,65 @@ type Options struct {
 	// http://127.0.0.1:3000/mcp. Every request goes to exactly this path.
 	Upstream        *url.URL
 	IdentityHeaders IdentityHeaders
+	// IdentityToken, when set, is called for every request and its result
+	// sent in IdentityHeaders.Token: a signed statement of the caller that
+	// the backend can verify. An error answers the request with 500; it is
+	// never forwarded without the token. Not called when
+	// IdentityHeaders.Token is "-". A client's header of that name is
+	// removed whether or not this is set.
+	IdentityToken func(c *identity.Caller) (string, error)
 	// Timeout bounds the wait for the upstream's response headers
 	// (DefaultTimeout); a response body, such as an SSE stream, may then
 	// run as long as it likes.
 	Timeout time.Duration
 	// MaxBodyBytes limits a request body (DefaultMaxBodyBytes).
 	MaxBodyBytes int64
-	// Transport reaches the upstream; nil means NewTransport().
+	// Transport reaches the upstream. nil means the proxy's own HTTP/1.1
+	// client for an http upstream (see doc.go) and NewTransport() for an
+	// https one.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 }
 
-// NewTransport returns the default transport to an upstream: enough idle
-// connections for a busy gateway (http.DefaultTransport keeps 2 per host),
-// keep-alive, a 5 s dial timeout, no proxy from the environment, and no
-// transparent compression, so that encodings pass through unchanged.
+// NewTransport returns the default transport to an https upstream: enough
+// idle connections for a busy gateway (http.DefaultTransport keeps 2 per
+// host), keep-alive, a 5 s dial timeout, no proxy from the environment,
+// and no transparent compression, so that encodings pass through unchanged.
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   maxIdleConns,
+		IdleConnTimeout:       idleConnTimeout,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
 }
 
+// Connection settings, shared by NewTransport and the own client.
+const (
+	dialTimeout     = 5 * time.Second
+	maxIdleConns    = 256
+	idleConnTimeout = 90 * time.Second
+)
+
 // handler is the proxy.
 type handler struct {
 	upstream *url.URL
+	path     string // upstream.EscapedPath()
 	ids      IdentityHeaders
 	strip    []string // identity header names, canonical
+	token    func(*identity.Caller) (string, error)
 	maxBody  int64
 	log      *slog.Logger
-	rp       *httputil.ReverseProxy
 	sessions *sessionOwners
+	// Exactly one of h1 and rt is set: the own HTTP/1.1 client, or a
+	// RoundTripper (https, or Options.Transport) behind a header timer.
+	h1 *h1Client
+	rt *timedTransport
 }
 
 // New returns the proxy to opts.Upstream. Mount it behind the resource
@@ -139,28 +163,26 @@ func New(opts Options) (http.Handler, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if opts.Transport == nil {
-		opts.Transport = NewTransport()
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{
 		upstream: u,
+		path:     u.EscapedPath(),
 		ids:      opts.IdentityHeaders.withDefaults(),
+		token:    opts.IdentityToken,
 		maxBody:  opts.MaxBodyBytes,
 		log:      opts.Logger,
 		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
 	h.strip = h.ids.names()
-	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      &transport{next: opts.Transport, timeout: opts.Timeout},
-		FlushInterval:  -1, // every write, so each SSE event leaves at once
-		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		ErrorHandler:   h.upstreamError,
-		ModifyResponse: h.recordSession,
-		BufferPool:     bufferPool{},
+	switch {
+	case opts.Transport == nil && u.Scheme == "http":
+		h.h1 = newH1Client(u, opts.Timeout)
+	case opts.Transport == nil:
+		h.rt = &timedTransport{next: NewTransport(), timeout: opts.Timeout}
+	default:
+		h.rt = &timedTransport{next: opts.Transport, timeout: opts.Timeout}
 	}
 	return h, nil
 }
@@ -168,7 +190,7 @@ func New(opts Options) (http.Handler, error) {
 // JSON-RPC error bodies; id is null because the proxy does not parse the
 // request.
 var (
-	errNoCaller    = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}` + "\n")
+	errInternal    = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}` + "\n")
 	errTooLarge    = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"request body too large"}}` + "\n")
 	errBadBody     = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"could not read the request body"}}` + "\n")
 	errUnavailable = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"upstream MCP server unavailable"}}` + "\n")
@@ -182,12 +204,22 @@ func writeError(w http.ResponseWriter, status int, body []byte) {
 	w.Write(body)
 }
 
+// outbound is one request to the upstream.
+type outbound struct {
+	method string
+	url    *url.URL    // the upstream's scheme, host and path; the query
+	in     http.Header // the client's header: handler.forward picks from it
+	ids    [12]string  // the identity headers: name, value, name, value…
+	nids   int
+	body   []byte // nil: none
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller := identity.FromContext(r.Context())
 	if caller == nil {
 		// The guard did not run: a wiring mistake, never forward.
 		h.log.Error("proxy reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
-		writeError(w, http.StatusInternalServerError, errNoCaller)
+		writeError(w, http.StatusInternalServerError, errInternal)
 		return
 	}
 	if id := r.Header.Get(sessionHeader); id != "" && !h.sessions.allowed(id, caller.User.ID) {
@@ -196,35 +228,58 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errNoSession)
 		return
 	}
+	var token string
+	if h.token != nil && h.ids.Token != "-" {
+		var err error
+		token, err = h.token(caller)
+		if err == nil && (token == "" || !validValue(token)) {
+			err = errors.New("empty or not a valid header value")
+		}
+		if err != nil {
+			// The backend may rely on the token: never forward without it.
+			h.log.Error("minting the identity token failed", "user", caller.User.ID, "error", err)
+			writeError(w, http.StatusInternalServerError, errInternal)
+			return
+		}
+	}
+	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > h.maxBody {
 			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusRequestEntityTooLarge, errTooLarge)
 			return
 		}
-		body, err := h.readBody(w, r)
-		if err != nil {
-			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		if b, ok := r.Body.(interface{ Bytes() []byte }); ok {
+			// A middleware in front has read the body already.
+			body = b.Bytes()
+			if int64(len(body)) > h.maxBody {
 				writeError(w, http.StatusRequestEntityTooLarge, errTooLarge)
 				return
 			}
-			h.log.Info("reading the request body failed", "error", err)
-			writeError(w, http.StatusBadRequest, errBadBody)
-			return
-		}
-		r2 := new(http.Request)
-		*r2 = *r
-		r2.ContentLength = int64(len(body))
-		r2.TransferEncoding = nil
-		if len(body) == 0 {
-			r2.Body = http.NoBody
 		} else {
-			r2.Body = io.NopCloser(bytes.NewReader(body))
-			r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			var err error
+			if body, err = h.readBody(w, r); err != nil {
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					writeError(w, http.StatusRequestEntityTooLarge, errTooLarge)
+					return
+				}
+				h.log.Info("reading the request body failed", "error", err)
+				writeError(w, http.StatusBadRequest, errBadBody)
+				return
+			}
 		}
-		r = r2
 	}
-	h.rp.ServeHTTP(w, r)
+
+	o := &outbound{method: r.Method, url: h.target(r), in: r.Header, body: body}
+	h.identify(o, caller, token)
+	resp, err := h.exchange(r.Context(), o)
+	if err != nil {
+		h.upstreamError(w, r, err)
+		return
+	}
+	defer resp.Body.Close()
+	h.recordSession(r.Method, r.Header, caller.User.ID, resp)
+	h.respond(w, r, resp)
 }
 
 // readBody reads the whole body, at most maxBody bytes.
@@ -249,65 +304,133 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	return io.ReadAll(rd)
 }
 
-// rewrite builds the outbound request. ReverseProxy has already removed
-// hop-by-hop headers and Forwarded / X-Forwarded-{For,Host,Proto}.
-func (h *handler) rewrite(pr *httputil.ProxyRequest) {
-	out := pr.Out
-	out.URL.Scheme = h.upstream.Scheme
-	out.URL.Host = h.upstream.Host
-	out.URL.Path = h.upstream.Path
-	out.URL.RawPath = h.upstream.RawPath
-	// out.URL.RawQuery is the client's query, cleaned by ReverseProxy.
-	if h.upstream.RawQuery != "" {
-		if out.URL.RawQuery == "" {
-			out.URL.RawQuery = h.upstream.RawQuery
+// target is the upstream URL of r: the upstream's path, its query and then
+// the client's.
+func (h *handler) target(r *http.Request) *url.URL {
+	u := *h.upstream
+	// Like httputil.ReverseProxy, re-encode a query that Go would parse
+	// differently from other servers (semicolons, bad escapes).
+	if q := cleanQueryParams(r.URL.RawQuery); q != "" {
+		if u.RawQuery == "" {
+			u.RawQuery = q
 		} else {
-			out.URL.RawQuery = h.upstream.RawQuery + "&" + out.URL.RawQuery
+			u.RawQuery += "&" + q
 		}
 	}
-	out.Host = h.upstream.Host
-
-	hd := out.Header
-	hd.Del("Authorization") // PASS-2
-	hd.Del("Cookie")
-	hd.Del("Origin")
-	hd.Del("Sec-Fetch-Site")
-	// MCP never upgrades the connection; do not tunnel one.
-	hd.Del("Connection")
-	hd.Del("Upgrade")
-	for _, n := range h.strip {
-		hd.Del(n)
-	}
-	for k := range hd {
-		if strings.IndexByte(k, '_') >= 0 && h.isIdentityName(strings.ReplaceAll(k, "_", "-")) {
-			delete(hd, k)
-		}
-	}
-
-	c := identity.FromContext(pr.In.Context())
-	h.set(hd, h.ids.User, c.User.ID)
-	h.set(hd, h.ids.PreferredUsername, c.User.Username)
-	if c.User.EmailVerified {
-		h.set(hd, h.ids.Email, c.User.Email)
-	}
-	if len(c.User.Groups) > 0 {
-		h.set(hd, h.ids.Groups, joinGroups(c.User.Groups))
-	}
-	h.set(hd, h.ids.ClientID, c.ClientID)
+	return &u
 }
 
-func (h *handler) isIdentityName(name string) bool {
+// dropped are the request headers never forwarded, besides the identity
+// headers and those the client's Connection header names.
+var dropped = map[string]bool{
+	"Authorization": true, // PASS-2
+	"Cookie":        true, // the gateway's
+	// The guard decided on them; a backend comparing them with the
+	// rewritten Host would refuse legitimate browser clients.
+	"Origin":         true,
+	"Sec-Fetch-Site": true,
+	// Hop-by-hop (RFC 9110 §7.6.1). MCP never upgrades the connection.
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	// The proxy cannot tell which proxies in front of it are trusted.
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	// The body is buffered already; framing and Host are the proxy's.
+	"Expect": true, "Content-Length": true, "Host": true,
+}
+
+// hopByHop are the response headers never passed back.
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// forward reports whether the client's header k goes to the upstream:
+// only end-to-end headers that are not the caller's identity. conn is the
+// client's Connection header.
+func (h *handler) forward(k string, conn []string) bool {
+	ck := http.CanonicalHeaderKey(k) // no allocation when canonical already
+	return !dropped[ck] && !h.isIdentityName(ck) && !listed(conn, ck)
+}
+
+// identify adds the caller's identity headers to o.
+func (h *handler) identify(o *outbound, c *identity.Caller, token string) {
+	h.set(o, h.ids.User, c.User.ID)
+	h.set(o, h.ids.PreferredUsername, c.User.Username)
+	if c.User.EmailVerified {
+		h.set(o, h.ids.Email, c.User.Email)
+	}
+	if len(c.User.Groups) > 0 {
+		h.set(o, h.ids.Groups, joinGroups(c.User.Groups))
+	}
+	h.set(o, h.ids.ClientID, c.ClientID)
+	h.set(o, h.ids.Token, token)
+}
+
+// header is the whole header of o, for a RoundTripper; the client's value
+// slices are shared, not copied.
+func (h *handler) header(o *outbound) http.Header {
+	out := make(http.Header, len(o.in)+o.nids/2)
+	conn := o.in["Connection"]
+	for k, vv := range o.in {
+		if h.forward(k, conn) {
+			out[k] = vv
+		}
+	}
+	for i := 0; i < o.nids; i += 2 {
+		out[o.ids[i]] = []string{o.ids[i+1]}
+	}
+	return out
+}
+
+// isIdentityName reports whether k is one of the identity headers, in any
+// case and with '_' for '-' (X_Forwarded_User), which some servers fold
+// into the same name.
+func (h *handler) isIdentityName(k string) bool {
 	for _, n := range h.strip {
-		if strings.EqualFold(n, name) {
+		if len(n) == len(k) && equalFoldDash(k, n) {
 			return true
 		}
 	}
 	return false
 }
 
-// set sets an identity header unless it is disabled, v is empty or v could
+func equalFoldDash(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// listed reports whether a Connection header (its values) names k: such a
+// header is hop-by-hop too.
+func listed(conn []string, k string) bool {
+	for _, v := range conn {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// set adds an identity header unless it is disabled, v is empty or v could
 // not travel in a header (control characters).
-func (h *handler) set(hd http.Header, name, v string) {
+func (h *handler) set(o *outbound, name, v string) {
 	if name == "-" || v == "" {
 		return
 	}
@@ -315,7 +438,8 @@ func (h *handler) set(hd http.Header, name, v string) {
 		h.log.Warn("identity value not forwarded: it holds control characters", "header", name)
 		return
 	}
-	hd[name] = []string{v}
+	o.ids[o.nids], o.ids[o.nids+1] = name, v
+	o.nids += 2
 }
 
 func validValue(v string) bool {
@@ -341,6 +465,181 @@ func joinGroups(groups []string) string {
 	return b.String()
 }
 
+// exchange sends o and returns the upstream's response, following one
+// redirect to the same path with or without a trailing slash (the body is
+// buffered, so it can be sent again).
+func (h *handler) exchange(ctx context.Context, o *outbound) (*http.Response, error) {
+	resp, err := h.send(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	loc := slashRedirect(o.url, resp)
+	if loc == nil {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	o2 := *o
+	o2.url = loc
+	return h.send(ctx, &o2)
+}
+
+func (h *handler) send(ctx context.Context, o *outbound) (*http.Response, error) {
+	if h.h1 != nil {
+		bp := headBuffers.Get().(*[]byte)
+		*bp = h.appendHead((*bp)[:0], o)
+		resp, err := h.h1.do(ctx, o, *bp) // done with the head
+		if cap(*bp) <= 64<<10 {
+			headBuffers.Put(bp)
+		}
+		return resp, err
+	}
+	hd := h.header(o)
+	req := (&http.Request{
+		Method:        o.method,
+		URL:           o.url,
+		Host:          o.url.Host,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hd,
+		Body:          http.NoBody,
+		ContentLength: int64(len(o.body)),
+	}).WithContext(ctx)
+	if _, ok := hd["User-Agent"]; !ok {
+		hd["User-Agent"] = []string{""} // no Go-http-client/1.1 of ours
+	}
+	if len(o.body) > 0 {
+		// io.NopCloser(*bytes.Reader) is a body net/http knows to be in
+		// memory: it writes headers and body at once, not in two writes.
+		req.Body = io.NopCloser(bytes.NewReader(o.body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(o.body)), nil }
+	}
+	return h.rt.RoundTrip(req)
+}
+
+// slashRedirect returns where resp redirects a request to u when it is a
+// 307 or 308 to the same scheme, host and path but for a trailing slash.
+func slashRedirect(u *url.URL, resp *http.Response) *url.URL {
+	if resp.StatusCode != http.StatusTemporaryRedirect && resp.StatusCode != http.StatusPermanentRedirect {
+		return nil
+	}
+	l := resp.Header.Get("Location")
+	if l == "" {
+		return nil
+	}
+	loc, err := u.Parse(l)
+	if err != nil || loc.Scheme != u.Scheme || loc.Host != u.Host || loc.User != nil {
+		return nil
+	}
+	p, lp := u.EscapedPath(), loc.EscapedPath()
+	if lp != p+"/" && p != lp+"/" {
+		return nil
+	}
+	loc.Fragment = ""
+	return loc
+}
+
+// respond passes the upstream's answer to the client.
+func (h *handler) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	dst := w.Header()
+	conn := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if hopByHop[k] || listed(conn, k) {
+			continue
+		}
+		// Added to what the gateway set, as httputil.ReverseProxy does;
+		// the upstream's slice itself when there is nothing to add to.
+		if old := dst[k]; len(old) > 0 {
+			dst[k] = append(old, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	fl := flusherOf(w)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if len(resp.Trailer) > 0 {
+		fl.Flush() // chunked, so that net/http does not send a Content-Length and drop the trailers
+	}
+	if rerr, werr := copyBody(w, fl, resp); rerr != nil || werr != nil {
+		if werr != nil || r.Context().Err() != nil {
+			// The client left, or the gateway ended the stream.
+			h.log.Debug("response not passed on to its end", "read_error", rerr, "write_error", werr)
+			return
+		}
+		// Abort the client's connection: a truncated answer must not look
+		// complete (as httputil.ReverseProxy does).
+		h.log.Warn("upstream answer broke off", "upstream", h.upstream.Redacted(), "error", rerr)
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody copies the upstream's body to the client. It flushes only when
+// the next read might wait for the upstream: an SSE event leaves at once,
+// and a GET stream's headers leave before its first event, but an answer
+// that is already complete goes out with its headers in one write when the
+// handler returns (net/http then also adds a Content-Length when it can).
+func copyBody(w io.Writer, fl http.Flusher, resp *http.Response) (rerr, werr error) {
+	if resp.ContentLength == 0 {
+		return nil, nil // no body (or HEAD, 204, 304): nothing to wait for
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	// Only the own client knows what it has received but not yet read;
+	// with a RoundTripper assume that every read may block, except the
+	// first of a body of known length.
+	bb, _ := resp.Body.(interface{ Buffered() int })
+	mayBlock := func() bool { return bb == nil || bb.Buffered() == 0 }
+	pending := resp.ContentLength < 0 || bb != nil // the headers, unsent
+	for {
+		if pending && mayBlock() {
+			fl.Flush()
+		}
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+		}
+		pending = true
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+type nopFlusher struct{}
+
+func (nopFlusher) Flush() {}
+
+// flusherOf finds the Flusher of w, also through wrappers with Unwrap.
+func flusherOf(w http.ResponseWriter) http.Flusher {
+	for {
+		switch x := w.(type) {
+		case http.Flusher:
+			return x
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nopFlusher{}
+		}
+	}
+}
+
 // upstreamError answers a request that could not reach the upstream.
 func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
@@ -356,73 +655,29 @@ func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	writeError(w, status, errUnavailable)
 }
 
-// bufferPool recycles ReverseProxy's 32 KiB copy buffers, which it would
-// otherwise allocate for every response.
-type bufferPool struct{}
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+// copyBuffers recycles the 32 KiB buffers that copy answers, headBuffers
+// those that hold a request head (a rare big one is left to the GC).
+var (
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	headBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
+)
 
 // errHeaderTimeout is the upstream not sending headers within Timeout.
 var errHeaderTimeout = errors.New("upstream sent no response headers in time")
 
-// transport bounds the wait for response headers and follows one
-// trailing-slash redirect on the upstream.
-type transport struct {
+// timedTransport bounds the wait for response headers of a RoundTripper
+// that is not the proxy's own client.
+type timedTransport struct {
 	next    http.RoundTripper
 	timeout time.Duration
 }
 
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.roundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	loc := slashRedirect(req, resp)
-	if loc == nil || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
-		return resp, nil
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	req2 := req.Clone(req.Context())
-	req2.URL = loc
-	req2.Host = loc.Host
-	if req.GetBody != nil {
-		if req2.Body, err = req.GetBody(); err != nil {
-			return nil, err
-		}
-	}
-	return t.roundTrip(req2)
-}
-
-// slashRedirect returns where resp redirects req when it is a 307 or 308
-// to the same scheme, host and path but for a trailing slash.
-func slashRedirect(req *http.Request, resp *http.Response) *url.URL {
-	if resp.StatusCode != http.StatusTemporaryRedirect && resp.StatusCode != http.StatusPermanentRedirect {
-		return nil
-	}
-	l := resp.Header.Get("Location")
-	if l == "" {
-		return nil
-	}
-	loc, err := req.URL.Parse(l)
-	if err != nil || loc.Scheme != req.URL.Scheme || loc.Host != req.URL.Host || loc.User != nil {
-		return nil
-	}
-	p, lp := req.URL.EscapedPath(), loc.EscapedPath()
-	if lp != p+"/" && p != lp+"/" {
-		return nil
-	}
-	loc.Fragment = ""
-	return loc
-}
-
-// roundTrip is one exchange with the upstream, failing with
+// RoundTrip is one exchange with the upstream, failing with
 // errHeaderTimeout when the headers take longer than t.timeout. The body
-// that follows is not bounded.
-func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
+// that follows is not bounded. (A timer and a context per request: cheap
+// next to what an https or HTTP/2 exchange costs, and it works for any
+// RoundTripper.)
+func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(t.timeout, func() { cancel(errHeaderTimeout) })
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
@@ -452,13 +707,29 @@ func (b *cancelOnClose) Close() error {
 	return err
 }
 
-// callerOf is the verified user behind a request, or "".
-func callerOf(r *http.Request) string {
-	if r == nil {
-		return ""
+// cleanQueryParams is httputil.ReverseProxy's: a query that Go's
+// url.ParseQuery would read differently from other servers is re-encoded.
+func cleanQueryParams(s string) string {
+	reencode := func(s string) string {
+		v, _ := url.ParseQuery(s)
+		return v.Encode()
 	}
-	if c := identity.FromContext(r.Context()); c != nil {
-		return c.User.ID
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case ';':
+			return reencode(s)
+		case '%':
+			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
+				return reencode(s)
+			}
+			i += 3
+		default:
+			i++
+		}
 	}
-	return ""
+	return s
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

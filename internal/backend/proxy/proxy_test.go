@@ -100,6 +100,13 @@ func (rec *recorder) last(t *testing.T) (*http.Request, []byte) {
 	return rec.reqs[len(rec.reqs)-1], rec.body[len(rec.body)-1]
 }
 
+// bothClients runs f with the proxy's own HTTP/1.1 client and with a
+// RoundTripper (the path of https upstreams and Options.Transport).
+func bothClients(t *testing.T, f func(t *testing.T, opts Options)) {
+	t.Run("own client", func(t *testing.T) { f(t, Options{}) })
+	t.Run("round tripper", func(t *testing.T) { f(t, Options{Transport: NewTransport()}) })
+}
+
 func backend(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(h)
@@ -296,6 +303,10 @@ func TestRewriteTargetPathQueryHost(t *testing.T) {
 }
 
 func TestPASS2_StripsAuthorizationCookieAndHopByHop(t *testing.T) {
+	bothClients(t, testPASS2)
+}
+
+func testPASS2(t *testing.T, opts Options) {
 	rec := &recorder{}
 	be := backend(t, rec.handler(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "X-Up-Hop")
@@ -306,7 +317,7 @@ func TestPASS2_StripsAuthorizationCookieAndHopByHop(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	}))
-	fe := front(t, be.URL, Options{}, alice)
+	fe := front(t, be.URL, opts, alice)
 	// The first answer hands out sess-1, which binds it to alice (SESS-3).
 	post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":0,"method":"initialize"}`, nil).Body.Close()
 	resp := post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, map[string]string{
@@ -323,12 +334,14 @@ func TestPASS2_StripsAuthorizationCookieAndHopByHop(t *testing.T) {
 		"Mcp-Protocol-Version": "2025-06-18",
 		"Last-Event-ID":        "ev-7",
 		"X-Custom":             "kept",
+		"X-Forwarded-For":      "10.0.0.1",
+		"Forwarded":            "for=10.0.0.1",
 	})
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, readAll(t, resp))
 	}
 	r, body := rec.last(t)
-	for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization", "X-Client-Hop", "Keep-Alive", "Upgrade", "Origin", "Sec-Fetch-Site"} {
+	for _, h := range []string{"Authorization", "Cookie", "Proxy-Authorization", "X-Client-Hop", "Keep-Alive", "Upgrade", "Origin", "Sec-Fetch-Site", "X-Forwarded-For", "Forwarded"} {
 		if v := r.Header.Values(h); len(v) > 0 {
 			t.Errorf("backend got %s: %q", h, v)
 		}
@@ -431,6 +444,10 @@ func TestNoCallerIs500AndNeverForwarded(t *testing.T) {
 }
 
 func TestSSEEventsFlushedImmediately(t *testing.T) {
+	bothClients(t, testSSEEventsFlushedImmediately)
+}
+
+func testSSEEventsFlushedImmediately(t *testing.T, opts Options) {
 	release := make(chan struct{})
 	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -445,7 +462,8 @@ func TestSSEEventsFlushedImmediately(t *testing.T) {
 		io.WriteString(w, "id: 2\ndata: last\n\n")
 	}))
 	// Timeout shorter than the stream: it bounds only the headers.
-	fe := front(t, be.URL, Options{Timeout: 50 * time.Millisecond}, alice)
+	opts.Timeout = 50 * time.Millisecond
+	fe := front(t, be.URL, opts, alice)
 	req, _ := http.NewRequest("GET", fe.URL+"/mcp", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := http.DefaultClient.Do(req)
@@ -483,6 +501,10 @@ func TestSSEEventsFlushedImmediately(t *testing.T) {
 }
 
 func TestTrailingSlashRedirectFollowedOnce(t *testing.T) {
+	bothClients(t, testTrailingSlashRedirectFollowedOnce)
+}
+
+func testTrailingSlashRedirectFollowedOnce(t *testing.T, opts Options) {
 	for _, tc := range []struct{ name, upstream, target string }{
 		{"add slash", "/mcp", "/mcp/"},
 		{"drop slash", "/mcp/", "/mcp"},
@@ -505,7 +527,7 @@ func TestTrailingSlashRedirectFollowedOnce(t *testing.T) {
 				w.Write(b)
 			})
 			be := backend(t, mux)
-			fe := front(t, be.URL+tc.upstream, Options{}, alice)
+			fe := front(t, be.URL+tc.upstream, opts, alice)
 			resp := post(t, fe.URL+"/mcp?q=1", `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil)
 			body := readAll(t, resp)
 			if resp.StatusCode != 200 || body != `{"jsonrpc":"2.0","id":3,"method":"ping"}` {
@@ -614,6 +636,10 @@ func (s *syncBuffer) String() string {
 }
 
 func TestUpstreamDownIs502Quickly(t *testing.T) {
+	bothClients(t, testUpstreamDownIs502Quickly)
+}
+
+func testUpstreamDownIs502Quickly(t *testing.T, opts Options) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -621,7 +647,8 @@ func TestUpstreamDownIs502Quickly(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	var logs syncBuffer
-	fe := front(t, "http://"+addr+"/mcp", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, alice)
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	fe := front(t, "http://"+addr+"/mcp", opts, alice)
 
 	start := time.Now()
 	resp := post(t, fe.URL+"/mcp", "{}", nil)
@@ -640,6 +667,10 @@ func TestUpstreamDownIs502Quickly(t *testing.T) {
 }
 
 func TestUpstreamHeaderTimeoutIs504(t *testing.T) {
+	bothClients(t, testUpstreamHeaderTimeoutIs504)
+}
+
+func testUpstreamHeaderTimeoutIs504(t *testing.T, opts Options) {
 	release := make(chan struct{})
 	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -648,7 +679,8 @@ func TestUpstreamHeaderTimeoutIs504(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(release) }) // runs before be.Close
-	fe := front(t, be.URL, Options{Timeout: 100 * time.Millisecond}, alice)
+	opts.Timeout = 100 * time.Millisecond
+	fe := front(t, be.URL, opts, alice)
 	start := time.Now()
 	resp := post(t, fe.URL, "{}", nil)
 	checkJSONRPCError(t, resp, 504, -32603)

@@ -81,19 +81,16 @@ var errNoSession = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"me
 
 const sessionHeader = "Mcp-Session-Id"
 
-// recordSession is the proxy's ModifyResponse: it binds a session id the
-// upstream hands out to the caller of the request that got it, and forgets
-// one that a successful DELETE ended.
-func (h *handler) recordSession(resp *http.Response) error {
-	caller := callerOf(resp.Request)
-	if caller == "" {
-		return nil
+// recordSession binds a session id the upstream hands out to the caller of
+// the request that got it, and forgets one that a successful DELETE ended.
+func (h *handler) recordSession(method string, reqHeader http.Header, caller string, resp *http.Response) {
+	if resp.StatusCode >= 300 {
+		return
 	}
-	if id := resp.Header.Get(sessionHeader); id != "" && resp.StatusCode < 300 {
+	if id := resp.Header.Get(sessionHeader); id != "" {
 		h.sessions.bind(id, caller)
 	}
-	if resp.Request.Method == http.MethodDelete && resp.StatusCode < 300 {
-		h.sessions.forget(resp.Request.Header.Get(sessionHeader))
+	if method == http.MethodDelete {
+		h.sessions.forget(reqHeader.Get(sessionHeader))
 	}
-	return nil
 }

@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// bufferedBody is what a middleware in front of the proxy leaves in r.Body
+// after reading it: reading it again fails, so the test sees whether the
+// proxy used Bytes.
+type bufferedBody struct{ b []byte }
+
+func (b *bufferedBody) Bytes() []byte            { return b.b }
+func (b *bufferedBody) Read([]byte) (int, error) { return 0, errors.New("read again") }
+func (b *bufferedBody) Close() error             { return nil }
+
+func preBuffered(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		r.Body, r.ContentLength = &bufferedBody{b}, int64(len(b))
+		h.ServeHTTP(w, r)
+	})
+}
+
+func TestPreBufferedBodyUsedAsIs(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	h, err := New(Options{Upstream: mustURL(t, be.URL), MaxBodyBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := httptest.NewServer(preBuffered(asGuard(h, alice)))
+	defer fe.Close()
+
+	const body = `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	resp := post(t, fe.URL, body, nil)
+	readAll(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r, got := rec.last(t)
+	if string(got) != body || r.ContentLength != int64(len(body)) {
+		t.Fatalf("backend got %q (length %d)", got, r.ContentLength)
+	}
+	checkJSONRPCError(t, post(t, fe.URL, strings.Repeat("x", 65), nil), 413, -32600)
+	if rec.count() != 1 {
+		t.Fatal("an oversized pre-buffered body reached the backend")
+	}
+}
+
+func TestIdentityTokenSetAndSpoofStripped(t *testing.T) {
+	bothClients(t, func(t *testing.T, opts Options) {
+		rec := &recorder{}
+		be := backend(t, rec.handler(nil))
+		var calls atomic.Int32
+		opts.IdentityToken = func(c *identity.Caller) (string, error) {
+			calls.Add(1)
+			return "minted." + c.User.ID, nil
+		}
+		fe := front(t, be.URL, opts, alice)
+		req, _ := http.NewRequest("POST", fe.URL+"/mcp", strings.NewReader("{}"))
+		req.Header.Set("X-Mcpgate-Identity", "forged")
+		req.Header["X_Mcpgate_Identity"] = []string{"forged"}
+		req.Header["x_mcpgate_identity"] = []string{"forged"}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		resp.Body.Close()
+		r, _ := rec.last(t)
+		if got := r.Header.Values("X-Mcpgate-Identity"); len(got) != 1 || got[0] != "minted."+alice.User.ID {
+			t.Fatalf("backend got X-Mcpgate-Identity %q", got)
+		}
+		for k := range r.Header {
+			if strings.Contains(k, "_") {
+				t.Errorf("backend got the underscore spelling %s: %q", k, r.Header[k])
+			}
+		}
+		if calls.Load() != 1 {
+			t.Fatalf("IdentityToken called %d times", calls.Load())
+		}
+	})
+}
+
+func TestIdentityTokenCustomHeaderAndOff(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	mint := func(c *identity.Caller) (string, error) { return "t1", nil }
+	fe := front(t, be.URL, Options{IdentityToken: mint, IdentityHeaders: IdentityHeaders{Token: "x-backend-token"}}, alice)
+	readAll(t, post(t, fe.URL, "{}", map[string]string{"X-Backend-Token": "forged", "X-Mcpgate-Identity": "not ours to strip"}))
+	r, _ := rec.last(t)
+	if got := r.Header.Values("X-Backend-Token"); len(got) != 1 || got[0] != "t1" {
+		t.Fatalf("X-Backend-Token %q", got)
+	}
+	if got := r.Header.Get("X-Mcpgate-Identity"); got != "not ours to strip" {
+		t.Fatalf("X-Mcpgate-Identity %q", got)
+	}
+
+	off := front(t, be.URL, Options{IdentityToken: func(*identity.Caller) (string, error) {
+		return "", errors.New("must not be called")
+	}, IdentityHeaders: IdentityHeaders{Token: "-"}}, alice)
+	resp := post(t, off.URL, "{}", nil)
+	readAll(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("token header off: status %d", resp.StatusCode)
+	}
+}
+
+func TestIdentityTokenErrorIs500AndNeverForwarded(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	var logs syncBuffer
+	for _, mint := range []func(*identity.Caller) (string, error){
+		func(*identity.Caller) (string, error) { return "", errors.New("signing key unavailable") },
+		func(*identity.Caller) (string, error) { return "", nil },
+		func(*identity.Caller) (string, error) { return "a\r\nX-Injected: 1", nil },
+	} {
+		fe := front(t, be.URL, Options{IdentityToken: mint, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, alice)
+		checkJSONRPCError(t, post(t, fe.URL, "{}", nil), 500, -32603)
+	}
+	if rec.count() != 0 {
+		t.Fatal("a request without its identity token reached the backend")
+	}
+	if !strings.Contains(logs.String(), "signing key unavailable") {
+		t.Fatalf("the log lacks the cause: %s", logs.String())
+	}
+}
+
+// A GET event stream's headers reach the client before its first event,
+// and every event before the backend sends the next.
+func TestSSEStreamHeadersAndEventsPrompt(t *testing.T) {
+	bothClients(t, func(t *testing.T, opts Options) {
+		next := make(chan struct{})
+		be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			for i := 1; i <= 2; i++ {
+				select {
+				case <-next:
+				case <-r.Context().Done():
+					return
+				}
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+			}
+			<-r.Context().Done() // a stream the backend never ends
+		}))
+		fe := front(t, be.URL, opts, alice)
+		req, _ := http.NewRequest("GET", fe.URL+"/mcp", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req) // returns with the headers
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
+		}
+		br := bufio.NewReader(resp.Body)
+		for i := 1; i <= 2; i++ {
+			next <- struct{}{}
+			line, err := br.ReadString('\n')
+			if err != nil || line != fmt.Sprintf("data: %d\n", i) {
+				t.Fatalf("event %d: %q %v", i, line, err)
+			}
+			br.ReadString('\n')
+		}
+	})
+}
+
+// When the client leaves, the proxy ends the upstream exchange too.
+func TestClientGoneEndsUpstreamStream(t *testing.T) {
+	bothClients(t, func(t *testing.T, opts Options) {
+		ended := make(chan struct{})
+		be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			io.WriteString(w, "data: 1\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			close(ended)
+		}))
+		fe := front(t, be.URL, opts, alice)
+		req, _ := http.NewRequest("GET", fe.URL+"/mcp", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufio.NewReader(resp.Body).ReadString('\n')
+		resp.Body.Close() // closes the connection: the stream is not at its end
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the backend's stream went on after the client left")
+		}
+	})
+}
+
+// The own client keeps connections alive, and does not use one that the
+// upstream closed while it was idle.
+func TestUpstreamConnectionsReusedAndStaleOnesSkipped(t *testing.T) {
+	start := func(idle time.Duration) (*httptest.Server, *atomic.Int32) {
+		var conns atomic.Int32
+		be := httptest.NewUnstartedServer((&recorder{}).handler(nil))
+		be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		be.Config.IdleTimeout = idle // 0: keeps idle connections
+		be.Start()
+		t.Cleanup(be.Close)
+		return be, &conns
+	}
+	call := func(url string) {
+		t.Helper()
+		resp := post(t, url, "{}", nil)
+		if readAll(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+
+	be, conns := start(0)
+	fe := front(t, be.URL, Options{}, alice)
+	for range 5 {
+		call(fe.URL)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections to the upstream for 5 requests in a row", n)
+	}
+
+	be, conns = start(20 * time.Millisecond) // closes idle connections
+	fe = front(t, be.URL, Options{}, alice)
+	call(fe.URL)
+	time.Sleep(150 * time.Millisecond)
+	call(fe.URL) // on a new connection, not the closed one
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// An answer the upstream breaks off must not reach the client as complete.
+func TestTruncatedAnswerAbortsClientConnection(t *testing.T) {
+	bothClients(t, func(t *testing.T, opts Options) {
+		be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":")
+			brw.Flush()
+			c.Close()
+		}))
+		fe := front(t, be.URL, opts, alice)
+		resp := post(t, fe.URL, "{}", nil)
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Fatal("the client read a truncated answer as complete")
+		}
+	})
+}
+
+func TestTrailersPassed(t *testing.T) {
+	bothClients(t, func(t *testing.T, opts Options) {
+		be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Checksum")
+			w.Write([]byte("body"))
+			w.Header().Set("X-Checksum", "42")
+		}))
+		fe := front(t, be.URL, opts, alice)
+		resp := post(t, fe.URL, "{}", nil)
+		if b := readAll(t, resp); b != "body" || resp.Trailer.Get("X-Checksum") != "42" {
+			t.Fatalf("body %q trailer %v", b, resp.Trailer)
+		}
+	})
+}
+
+func TestAppendHeadSanitises(t *testing.T) {
+	h, err := New(Options{Upstream: mustURL(t, "http://up.example:8080/mcp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &outbound{method: "POST", url: h.(*handler).target(httptest.NewRequest("POST", "/x?a=1&b=2;c=3", nil)),
+		in: http.Header{"X-A": {"1\r\nX-Injected: 2"}, "Bad Name": {"v"}, "Connection": {"X-Hop"}, "X-Hop": {"1"}}, body: []byte("{}")}
+	got := string(h.(*handler).appendHead(nil, o))
+	for _, want := range []string{"POST /mcp?a=1 HTTP/1.1\r\nHost: up.example:8080\r\n", "X-A: 1  X-Injected: 2\r\n", "Content-Length: 2\r\n\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("head %q lacks %q", got, want)
+		}
+	}
+	for _, bad := range []string{"Bad Name", "X-Hop", "Connection"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("head %q has %q", got, bad)
+		}
+	}
+	if bytes.Count([]byte(got), []byte("\r\n\r\n")) != 1 {
+		t.Errorf("head %q", got)
+	}
+}
