@@ -1,6 +1,7 @@
 package mcpgate
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	if h, ok := g.resources[r.URL.Path]; ok {
+		if r.Method == http.MethodGet {
+			// An event stream: it ends with the gateway (EndStreams).
+			ctx, cancel := context.WithCancel(r.Context())
+			stop := context.AfterFunc(g.streams, cancel)
+			defer stop()
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		h.ServeHTTP(rec, r)
 	} else {
 		g.mux.ServeHTTP(rec, r)

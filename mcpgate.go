@@ -9,15 +9,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authserver"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
+	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/backend/stdio"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/resource"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -82,20 +87,58 @@ type Config struct {
 	// negative turns it off.
 	RefreshGrace time.Duration
 
+	// Audit receives one event per tools/call; nil writes them to Logger.
+	Audit audit.Recorder
+
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
 }
 
-// Resource is one protected MCP endpoint.
+// Resource is one protected MCP endpoint. Its backend is MCP, else a
+// proxy to Upstream, else the stdio server Command, else the demo server.
 type Resource struct {
 	Path           string       // e.g. "/mcp", "/github/mcp"
-	MCP            http.Handler // nil serves the demo server
+	MCP            http.Handler // an MCP server in this process
 	Name           string       // resource_name in its metadata
 	Scopes         []string     // required by every request; default ["mcp"]
 	OptionalScopes []string
 	ScopeImplies   map[string][]string
+
+	// Upstream is the URL of a streamable-HTTP MCP server to proxy to. It
+	// gets the caller in IdentityHeaders and, with IdentityToken, in a
+	// signed token it can check with the gateway's JWKS.
+	Upstream        string
+	IdentityHeaders IdentityHeaders
+	IdentityToken   bool
+
+	// Command runs a stdio MCP server (argv), one process per user, with
+	// the user in its environment (see the stdio settings).
+	Command []string
+	Stdio   StdioOptions
+
+	// ToolPolicy allows and denies tools per user, group and scope; nil
+	// allows every tool.
+	ToolPolicy *ToolPolicy
 }
+
+// IdentityHeaders name the headers that carry the caller to an upstream;
+// empty fields take the defaults (X-Forwarded-User, …), "-" sends nothing.
+type IdentityHeaders = proxy.IdentityHeaders
+
+// StdioOptions tune a stdio backend; zero values take the defaults.
+type StdioOptions struct {
+	Env          []string      // KEY=VALUE for every process, besides PATH and the user
+	Dir          string        // each user's working and home directory is created under it
+	MaxProcesses int           // default 16
+	IdleTimeout  time.Duration // default 10 minutes
+}
+
+// ToolPolicy is a resource's allow and deny rules on tool names.
+type ToolPolicy = policy.Policy
+
+// ToolRule is one rule of a ToolPolicy.
+type ToolRule = policy.Rule
 
 // Client is a pre-registered OAuth client. An empty Secret makes it public.
 type Client struct {
@@ -114,6 +157,11 @@ type Gateway struct {
 	store     store.Store
 	log       *slog.Logger
 	now       func() time.Time
+	closers   []func(context.Context) error // backends to stop at Close
+
+	// streams is cancelled by EndStreams: open event streams end.
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
 // New builds a Gateway: it loads (or creates, on first start) the signing
@@ -150,8 +198,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		if len(res.Scopes) == 0 {
 			res.Scopes = []string{"mcp"}
 		}
-		if res.MCP == nil {
-			res.MCP = MCPHandler(embedded.Demo(cfg.Version))
+		if res.ToolPolicy != nil {
+			if err := res.ToolPolicy.Validate(); err != nil {
+				return nil, fmt.Errorf("mcpgate: resource %s: tool policy: %w", res.Path, err)
+			}
 		}
 	}
 	if cfg.AccessTokenTTL <= 0 {
@@ -222,6 +272,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{mux: http.NewServeMux(), resources: map[string]http.Handler{}, denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
+	g.streams, g.endStreams = context.WithCancel(context.Background())
+	if cfg.Audit == nil {
+		cfg.Audit = audit.New(cfg.Logger)
+	}
 	as.Register(g.mux)
 	verifier := tokens.NewVerifier(keys, tokens.VerifierOptions{Now: cfg.Now})
 	for i, res := range cfg.Resources {
@@ -248,7 +302,14 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			g.mux.Handle("GET "+p, prm)
 			g.mux.Handle("OPTIONS "+p, prm)
 		}
-		g.resources[res.Path] = guard.Protect(res.MCP)
+		backend, err := g.backend(&res, keys, cfg)
+		if err != nil {
+			g.Close(ctx)
+			return nil, err
+		}
+		g.resources[res.Path] = guard.Protect(policy.Wrap(backend, policy.Options{
+			Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger,
+		}))
 	}
 	first := cfg.Resources[0].Path
 	g.mux.HandleFunc("GET /healthz", g.healthz)
@@ -257,6 +318,62 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), first)
 	})
 	return g, nil
+}
+
+// backend builds the handler that serves res.
+func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.Handler, error) {
+	switch {
+	case res.MCP != nil:
+		return res.MCP, nil
+	case res.Upstream != "":
+		u, err := url.Parse(res.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("mcpgate: resource %s: upstream: %w", res.Path, err)
+		}
+		opts := proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, Logger: cfg.Logger}
+		if res.IdentityToken {
+			minter, err := tokens.NewIdentityMinter(keys, u.String(), cfg.Now)
+			if err != nil {
+				return nil, err
+			}
+			opts.IdentityToken = minter.Token
+		}
+		h, err := proxy.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
+		}
+		cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
+		return h, nil
+	case len(res.Command) > 0:
+		pool, err := stdio.New(stdio.Options{
+			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
+			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
+			Resource: res.Path, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
+		}
+		g.closers = append(g.closers, pool.Close)
+		cfg.Logger.Info("serving a stdio MCP server", "path", res.Path, "command", res.Command[0])
+		return pool, nil
+	}
+	return MCPHandler(embedded.Demo(cfg.Version)), nil
+}
+
+// EndStreams ends every open event stream (GET on a resource), so that a
+// graceful shutdown does not wait for clients that hold one open; requests
+// in flight go on.
+func (g *Gateway) EndStreams() { g.endStreams() }
+
+// Close stops the gateway's backends (stdio server processes). Call it
+// after the HTTP server has shut down.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.endStreams()
+	var errs []error
+	for _, c := range g.closers {
+		errs = append(errs, c(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Protect guards any handler with the gateway's token check, as for the

@@ -1,6 +1,7 @@
 package mcpgate_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -49,6 +50,8 @@ func TestRES4_SeveralResourcesOneIssuer(t *testing.T) {
 	}
 	call := func(path string) int {
 		req := newReq(t, "POST", g.url+path)
+		req.Body = io.NopCloser(strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		r, _ := g.do(req)
 		return r.StatusCode

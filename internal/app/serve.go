@@ -9,14 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
-	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/backend/stdio"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -78,24 +78,24 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if grace == 0 {
 		grace = -1 // off; zero would mean the library's default
 	}
-	backend, err := mcpBackend(cfg.Upstream, "/mcp", log)
+	resources, err := resourcesOf(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	var resources []mcpgate.Resource
-	for _, r := range cfg.Resources {
-		h, err := mcpBackend(r.Upstream, r.Path, log)
+	var auditLog audit.Recorder
+	if cfg.AuditLog != "" {
+		l, closer, err := audit.Open(cfg.AuditLog)
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		resources = append(resources, mcpgate.Resource{Path: r.Path, Name: r.Name, MCP: h, Scopes: r.Scopes,
-			OptionalScopes: r.OptionalScopes, ScopeImplies: r.ScopeImplies})
+		defer closer.Close()
+		auditLog = l
 	}
 	gw, err := mcpgate.New(ctx, mcpgate.Config{
-		MCP:             backend,
 		Resources:       resources,
+		Audit:           auditLog,
 		DisableCIMD:     cfg.DisableCIMD,
 		CIMDAllowHosts:  cfg.CIMDAllowHosts,
 		CIMDRootCAs:     testCAs,
@@ -105,9 +105,6 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		SecretKey:       key,
 		Connectors:      connectors,
 		Clients:         clients,
-		Scopes:          cfg.Scopes,
-		OptionalScopes:  cfg.OptionalScopes,
-		ScopeImplies:    cfg.ScopeImplies,
 		AllowedOrigins:  cfg.AllowedOrigins,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
@@ -147,11 +144,16 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	log.Info("shutting down")
 	// In-flight requests finish (and their writes commit) before the store
-	// closes; new connections are refused.
+	// closes; new connections are refused. Event streams, which would last
+	// as long as their clients, end now.
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	gw.EndStreams()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown: connections still open", "err", err)
+	}
+	if err := gw.Close(sctx); err != nil {
+		log.Warn("shutdown: stopping backends", "err", err)
 	}
 	return nil
 }
@@ -237,20 +239,29 @@ func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) {
 	}
 }
 
-// mcpBackend is the handler behind a resource: a proxy to upstream, or nil
-// for the embedded demo server.
-func mcpBackend(upstream, path string, log *slog.Logger) (http.Handler, error) {
-	if upstream == "" {
-		return nil, nil
+// resourcesOf lists the protected resources: the resources list of the
+// config file, or /mcp with the top-level backend.
+func resourcesOf(cfg *config.Config) ([]mcpgate.Resource, error) {
+	list := cfg.Resources
+	if len(list) == 0 {
+		list = []config.Resource{{Path: "/mcp", Backend: cfg.Backend, Scopes: cfg.Scopes,
+			OptionalScopes: cfg.OptionalScopes, ScopeImplies: cfg.ScopeImplies}}
 	}
-	u, err := url.Parse(upstream)
-	if err != nil {
-		return nil, fmt.Errorf("upstream of %s: %w", path, err)
+	var out []mcpgate.Resource
+	for _, r := range list {
+		res := mcpgate.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, OptionalScopes: r.OptionalScopes,
+			ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, IdentityToken: r.IdentityToken,
+			IdentityHeaders: mcpgate.IdentityHeaders(r.IdentityHeaders), ToolPolicy: r.ToolPolicy}
+		if r.Stdio != "" {
+			argv, err := stdio.SplitCommand(r.Stdio)
+			if err != nil {
+				return nil, fmt.Errorf("stdio of %s: %w", r.Path, err)
+			}
+			res.Command = argv
+			res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: r.StdioMaxProcesses, IdleTimeout: r.StdioIdleTimeout,
+				Dir: filepath.Join(cfg.DataDir, "stdio", strings.Trim(strings.ReplaceAll(r.Path, "/", "_"), "_"))}
+		}
+		out = append(out, res)
 	}
-	h, err := proxy.New(proxy.Options{Upstream: u, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	log.Info("proxying an MCP endpoint", "path", path, "upstream", u.Redacted())
-	return h, nil
+	return out, nil
 }

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mcpgate/mcpgate/internal/backend/stdio"
+	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
 // Config is everything `mcpgate serve` can be told. Each field is a file
@@ -37,8 +40,13 @@ type Config struct {
 	OIDCClientSecret     string `yaml:"oidc_client_secret"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file"`
 
-	Upstream string `yaml:"upstream"` // proxy to this MCP server URL
-	Stdio    string `yaml:"stdio"`    // run this stdio MCP server command
+	// Backend of /mcp when there is no resources list: the demo server,
+	// an upstream URL or a stdio command, with its policy.
+	Backend `yaml:",inline"`
+
+	// AuditLog is a file that gets one JSON line per tools/call; empty
+	// writes the events to the log.
+	AuditLog string `yaml:"audit_log"`
 
 	Scopes          []string            `yaml:"scopes"`
 	OptionalScopes  []string            `yaml:"optional_scopes"`
@@ -66,12 +74,41 @@ type Config struct {
 
 // Resource is one protected MCP endpoint of the file's resources list.
 type Resource struct {
-	Path           string              `yaml:"path"`
-	Name           string              `yaml:"name"`
-	Upstream       string              `yaml:"upstream"` // empty: the demo server
+	Path           string `yaml:"path"`
+	Name           string `yaml:"name"`
+	Backend        `yaml:",inline"`
 	Scopes         []string            `yaml:"scopes"`
 	OptionalScopes []string            `yaml:"optional_scopes"`
 	ScopeImplies   map[string][]string `yaml:"scope_implies"`
+}
+
+// Backend is what serves a resource: the embedded demo server when both
+// Upstream and Stdio are empty.
+type Backend struct {
+	Upstream string `yaml:"upstream"` // proxy to this streamable-HTTP MCP server URL
+	Stdio    string `yaml:"stdio"`    // run this stdio MCP server command, one process per user
+
+	StdioEnv          []string      `yaml:"stdio_env"`           // KEY=VALUE given to every process
+	StdioMaxProcesses int           `yaml:"stdio_max_processes"` // default 16
+	StdioIdleTimeout  time.Duration `yaml:"stdio_idle_timeout"`  // default 10m
+
+	// IdentityHeaders renames the identity headers sent to an upstream
+	// ("-" turns one off); IdentityToken adds a signed identity token.
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
+	IdentityToken   bool            `yaml:"identity_token"`
+
+	// ToolPolicy allows and denies tools per user, group and scope.
+	ToolPolicy *policy.Policy `yaml:"tool_policy"`
+}
+
+// IdentityHeaders name the headers that carry the caller to an upstream.
+type IdentityHeaders struct {
+	User              string `yaml:"user"`               // default X-Forwarded-User
+	PreferredUsername string `yaml:"preferred_username"` // default X-Forwarded-Preferred-Username
+	Email             string `yaml:"email"`              // default X-Forwarded-Email
+	Groups            string `yaml:"groups"`             // default X-Forwarded-Groups
+	ClientID          string `yaml:"client_id"`          // default X-Forwarded-Client-Id
+	Token             string `yaml:"token"`              // default X-Mcpgate-Identity
 }
 
 // StaticClient is a pre-registered OAuth client (REG-1).
@@ -178,6 +215,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"MCPGATE_OIDC_CLIENT_SECRET_FILE":   &cfg.OIDCClientSecretFile,
 		"MCPGATE_UPSTREAM":                  &cfg.Upstream,
 		"MCPGATE_STDIO":                     &cfg.Stdio,
+		"MCPGATE_AUDIT_LOG":                 &cfg.AuditLog,
 		"MCPGATE_LOG_LEVEL":                 &cfg.LogLevel,
 		"MCPGATE_LOG_FORMAT":                &cfg.LogFormat,
 		"MCPGATE_CIMD_TEST_CA_FILE":         &cfg.CIMDTestCAFile,
@@ -223,6 +261,9 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	}
 	if v := getenv("MCPGATE_DISABLE_CIMD"); v != "" {
 		cfg.DisableCIMD = v == "1" || strings.EqualFold(v, "true")
+	}
+	if v := getenv("MCPGATE_IDENTITY_TOKEN"); v != "" {
+		cfg.IdentityToken = v == "1" || strings.EqualFold(v, "true")
 	}
 	return errors.Join(errs...)
 }
@@ -303,18 +344,10 @@ func (c *Config) Validate() error {
 	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
 		bad("oidc: the OIDC connector is not available in this version; use local users or GitHub")
 	}
-	checkUpstream := func(key, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			bad("%s: %q must be the http(s) URL of a streamable-HTTP MCP server, like http://127.0.0.1:3000/mcp", key, raw)
-		}
+	if len(c.Resources) > 0 && c.Backend.configured() {
+		bad("upstream, stdio, identity_*, tool_policy: with a resources list, give each resource its own")
 	}
-	if c.Upstream != "" {
-		checkUpstream("upstream", c.Upstream)
-		if len(c.Resources) > 0 {
-			bad("upstream: with a resources list, give each resource its own upstream")
-		}
-	}
+	c.Backend.validate("", bad)
 	paths := map[string]bool{}
 	for i, r := range c.Resources {
 		key := fmt.Sprintf("resources[%d]", i)
@@ -324,17 +357,12 @@ func (c *Config) Validate() error {
 			bad("%s.path: %q is used twice", key, r.Path)
 		}
 		paths[r.Path] = true
-		if r.Upstream != "" {
-			checkUpstream(key+".upstream", r.Upstream)
-		}
+		r.Backend.validate(key+".", bad)
 		for _, s := range append(append([]string(nil), r.Scopes...), r.OptionalScopes...) {
 			if s == "" || strings.ContainsAny(s, " \"\\") || s == "offline_access" {
 				bad("%s: %q is not a valid resource scope", key, s)
 			}
 		}
-	}
-	if c.Stdio != "" {
-		bad("stdio: stdio MCP servers are not available in this version; the embedded demo server is served at /mcp")
 	}
 	if len(c.Scopes) == 0 {
 		bad("scopes: at least one scope is required")
@@ -396,6 +424,70 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// configured reports whether any backend setting is set.
+func (b *Backend) configured() bool {
+	return b.Upstream != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
+		b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
+}
+
+// validate reports the problems of b; prefix names its place in the file.
+func (b *Backend) validate(prefix string, bad func(string, ...any)) {
+	if b.Upstream != "" {
+		u, err := url.Parse(b.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			bad("%supstream: %q must be the http(s) URL of a streamable-HTTP MCP server, like http://127.0.0.1:3000/mcp", prefix, b.Upstream)
+		}
+		if b.Stdio != "" {
+			bad("%supstream, %sstdio: a resource has one backend; set one of them", prefix, prefix)
+		}
+	}
+	if b.Stdio != "" {
+		if _, err := stdio.SplitCommand(b.Stdio); err != nil {
+			bad("%sstdio: %v", prefix, err)
+		}
+	} else if len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 {
+		bad("%sstdio_*: set only with stdio", prefix)
+	}
+	for _, kv := range b.StdioEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.HasPrefix(k, "MCPGATE_") {
+			bad("%sstdio_env: %q must be KEY=VALUE, and not an MCPGATE_ variable (those carry the user)", prefix, strings.SplitN(kv, "=", 2)[0])
+		}
+	}
+	if b.StdioMaxProcesses < 0 || b.StdioIdleTimeout < 0 {
+		bad("%sstdio_max_processes, %sstdio_idle_timeout: must not be negative", prefix, prefix)
+	}
+	if b.Upstream == "" && (b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{})) {
+		bad("%sidentity_token, %sidentity_headers: only for an upstream (stdio servers get the user in their environment)", prefix, prefix)
+	}
+	h := b.IdentityHeaders
+	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
+		if n != "" && n != "-" && !validHeaderName(n) {
+			bad("%sidentity_headers: %q is not a header name", prefix, n)
+		}
+	}
+	if b.ToolPolicy != nil {
+		if err := b.ToolPolicy.Validate(); err != nil {
+			bad("%stool_policy: %v", prefix, err)
+		}
+	}
+}
+
+// validHeaderName reports whether n is an HTTP token (RFC 9110 §5.1) that
+// is not a header the proxy needs for itself.
+func validHeaderName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	switch strings.ToLower(n) {
+	case "", "host", "authorization", "cookie", "content-type", "content-length", "accept", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "connection", "transfer-encoding":
+		return false
+	}
+	return true
 }
 
 func isLoopback(host string) bool {

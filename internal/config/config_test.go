@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -138,12 +140,11 @@ func TestPublicURLRules(t *testing.T) {
 	}
 }
 
-func TestNotYetAvailableBackendsAreRefused(t *testing.T) {
+func TestNotYetAvailableConnectorIsRefused(t *testing.T) {
 	cfg := Defaults()
-	cfg.Stdio = "npx some-server"
 	cfg.OIDCIssuer = "https://idp.example"
 	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "stdio") || !strings.Contains(err.Error(), "oidc") {
+	if err == nil || !strings.Contains(err.Error(), "oidc") {
 		t.Fatalf("a half-configured server must not start: %v", err)
 	}
 }
@@ -188,12 +189,97 @@ resources:
 	if len(cfg.Resources) != 2 || cfg.Resources[1].Upstream != "http://127.0.0.1:3001/mcp" || cfg.Resources[1].ScopeImplies["repo:write"][0] != "repo:read" {
 		t.Fatalf("%+v", cfg.Resources)
 	}
-	cfg.Resources = append(cfg.Resources, Resource{Path: "/mcp"}, Resource{Path: "nope", Upstream: "ftp://x"})
+	cfg.Resources = append(cfg.Resources, Resource{Path: "/mcp"}, Resource{Path: "nope", Backend: Backend{Upstream: "ftp://x"}})
 	cfg.Upstream = "http://127.0.0.1:1/mcp"
 	err = cfg.Validate()
-	for _, want := range []string{"resources[2].path", "resources[3].path", "resources[3].upstream", "own upstream"} {
+	for _, want := range []string{"resources[2].path", "resources[3].path", "resources[3].upstream", "give each resource its own"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
+	}
+}
+
+// A backend per resource: an upstream or a stdio command, identity
+// settings for an upstream, and a tool policy; every mistake is named with
+// its place.
+func TestBackendsAndToolPolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`
+audit_log: /var/log/mcpgate/audit.jsonl
+resources:
+  - path: /everything/mcp
+    stdio: npx -y "@modelcontextprotocol/server-everything" stdio
+    stdio_env: [DEBUG=1]
+    stdio_max_processes: 4
+    stdio_idle_timeout: 5m
+    tool_policy:
+      default: deny
+      rules:
+        - allow: [echo, "get_*"]
+        - allow: ["*"]
+          groups: [admins]
+        - deny: [trigger-long-running-operation]
+          scopes: [mcp:limited]
+  - path: /api/mcp
+    upstream: http://127.0.0.1:3001/mcp
+    identity_token: true
+    identity_headers: {user: X-Remote-User, email: "-"}
+`), 0o600)
+	cfg, err := Load([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ev, api := cfg.Resources[0], cfg.Resources[1]
+	if ev.Stdio == "" || ev.StdioMaxProcesses != 4 || ev.StdioIdleTimeout != 5*time.Minute || ev.StdioEnv[0] != "DEBUG=1" ||
+		ev.ToolPolicy == nil || ev.ToolPolicy.Default != "deny" || len(ev.ToolPolicy.Rules) != 3 || ev.ToolPolicy.Rules[1].Groups[0] != "admins" {
+		t.Fatalf("stdio resource: %+v", ev)
+	}
+	if !api.IdentityToken || api.IdentityHeaders.User != "X-Remote-User" || api.IdentityHeaders.Email != "-" || cfg.AuditLog == "" {
+		t.Fatalf("upstream resource: %+v", api)
+	}
+
+	bad := []Resource{
+		{Path: "/a", Backend: Backend{Upstream: "http://127.0.0.1:1/mcp", Stdio: "server"}},
+		{Path: "/b", Backend: Backend{Stdio: `server "unbalanced`}},
+		{Path: "/c", Backend: Backend{StdioEnv: []string{"A=1"}}},
+		{Path: "/d", Backend: Backend{Stdio: "server", StdioEnv: []string{"MCPGATE_USER=admin"}}},
+		{Path: "/e", Backend: Backend{Stdio: "server", IdentityToken: true}},
+		{Path: "/f", Backend: Backend{Upstream: "http://127.0.0.1:1/mcp", IdentityHeaders: IdentityHeaders{User: "Authorization"}}},
+		{Path: "/g", Backend: Backend{ToolPolicy: &policy.Policy{Default: "maybe"}}},
+	}
+	cfg.Resources = bad
+	err = cfg.Validate()
+	for _, want := range []string{"resources[0].upstream, resources[0].stdio", "resources[1].stdio", "resources[2].stdio_*",
+		"resources[3].stdio_env", "resources[4].identity_token", "resources[5].identity_headers", "resources[6].tool_policy"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
+
+func TestTopLevelBackendFlags(t *testing.T) {
+	cfg, err := Load([]string{"--stdio", "python3 server.py --flag 'a b'", "--audit-log", "/tmp/a.jsonl"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Stdio != "python3 server.py --flag 'a b'" || cfg.AuditLog != "/tmp/a.jsonl" {
+		t.Fatalf("%+v", cfg)
+	}
+	cfg, err = Load([]string{"--upstream", "http://127.0.0.1:3000/mcp", "--identity-token"}, env(map[string]string{"MCPGATE_AUDIT_LOG": "/x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.IdentityToken || cfg.AuditLog != "/x" || cfg.Validate() != nil {
+		t.Fatalf("%+v", cfg)
+	}
+	cfg.Resources = []Resource{{Path: "/other"}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "give each resource its own") {
+		t.Fatalf("top-level backend with a resources list: %v", err)
 	}
 }

@@ -18,7 +18,8 @@ type flagValues struct {
 	accessTTL, refreshTTL, refreshGrace            time.Duration
 	cimdAllow                                      listFlag
 	cimdCA                                         string
-	disableCIMD                                    bool
+	disableCIMD, identityToken                     bool
+	auditLog                                       string
 }
 
 type listFlag []string
@@ -43,7 +44,9 @@ func newFlagSet() (*flag.FlagSet, *flagValues) {
 	fs.StringVar(&v.oidcSecret, "oidc-client-secret", "", "OIDC client secret")
 	fs.StringVar(&v.oidcSecretFile, "oidc-client-secret-file", "", "read the OIDC client secret from `file`")
 	fs.StringVar(&v.upstream, "upstream", "", "proxy /mcp to this MCP server `URL`")
-	fs.StringVar(&v.stdio, "stdio", "", "run this stdio MCP server `command` behind /mcp")
+	fs.StringVar(&v.stdio, "stdio", "", "run this stdio MCP server `command` behind /mcp, one process per user (like \"npx -y @modelcontextprotocol/server-everything stdio\")")
+	fs.BoolVar(&v.identityToken, "identity-token", false, "send the upstream a signed identity token (header X-Mcpgate-Identity, verifiable with /jwks.json)")
+	fs.StringVar(&v.auditLog, "audit-log", "", "append one JSON line per tools/call to this `file` (default: the log)")
 	fs.Var(&v.scopes, "scope", "a scope of the resource (repeatable; default mcp)")
 	fs.Var(&v.origins, "allowed-origin", "a browser `origin` allowed to call /mcp besides loopback ones (repeatable)")
 	fs.DurationVar(&v.accessTTL, "access-token-ttl", 0, "access token lifetime (default 1h)")
@@ -88,6 +91,10 @@ func (v *flagValues) apply(fs *flag.FlagSet, c *Config) {
 			c.Upstream = v.upstream
 		case "stdio":
 			c.Stdio = v.stdio
+		case "identity-token":
+			c.IdentityToken = v.identityToken
+		case "audit-log":
+			c.AuditLog = v.auditLog
 		case "scope":
 			c.Scopes = v.scopes
 		case "allowed-origin":

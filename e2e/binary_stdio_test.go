@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// `mcpgate serve --stdio CMD`, as a user runs it, with the reference
+// everything server (TypeScript) as the command: the go-sdk client goes
+// through the OAuth flow and calls echo; the server process runs as alice
+// (its start is logged with her id and its pid), its working directory is
+// under the data directory, and SIGTERM stops it with the gateway.
+func TestBinaryStdio(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	node, entry := node22(t), everythingStdio(t)
+	data := filepath.Join(t.TempDir(), "data")
+	port := freePort(t)
+	p := startBinary(t, port, "--data-dir", data, "--local-user", user+":"+password,
+		"--stdio", shellQuote(node)+" "+shellQuote(entry)+" stdio")
+
+	h, _ := oauthClient(t)
+	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, p.Stderr())
+	}
+	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "through the binary"}})
+	if err != nil || res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "through the binary") {
+		t.Fatalf("echo: %v %+v\n%s", err, res, p.Stderr())
+	}
+	sess.Close()
+
+	started := logRecords(t, p.Stderr(), "stdio server started")
+	if len(started) != 1 || started[0]["user"] != "local:alice" {
+		t.Fatalf("want one stdio server started for local:alice, got %v\n%s", started, p.Stderr())
+	}
+	pid, _ := started[0]["pid"].(float64)
+	if pid <= 0 {
+		t.Fatalf("no pid in %v", started[0])
+	}
+	if err := syscall.Kill(int(pid), 0); err != nil {
+		t.Fatalf("the stdio server (pid %v) is not running: %v", pid, err)
+	}
+	homes, _ := filepath.Glob(filepath.Join(data, "stdio", "mcp", "*"))
+	if len(homes) != 1 {
+		t.Fatalf("want one user directory under %s, got %v", filepath.Join(data, "stdio", "mcp"), homes)
+	}
+	p.stop(t)
+	// The process group was killed before the gateway exited; give the
+	// kernel a moment to reap.
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(int(pid), 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stdio server (pid %v) outlived the gateway", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logRecords returns the JSON log records with message msg.
+func logRecords(t *testing.T, log, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// shellQuote quotes s as one word for --stdio.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
