@@ -27,14 +27,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g.mux.ServeHTTP(rec, r)
 	}
-	if !g.log.Enabled(r.Context(), slog.LevelInfo) {
+	// The handler is called directly: slog.Logger would capture the
+	// source position (runtime.Callers) of a line that is always this one.
+	logh := g.log.Handler()
+	if !logh.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
 	remote, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		remote = r.RemoteAddr
 	}
-	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	line := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	line.AddAttrs(
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.Int("status", rec.status),
@@ -42,6 +46,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Duration("duration", time.Since(start)),
 		slog.String("remote", remote),
 	)
+	_ = logh.Handle(r.Context(), line)
 }
 
 type statusRecorder struct {
