@@ -17,9 +17,9 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authserver"
+	"github.com/mcpgate/mcpgate/internal/backend/bridge"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
-	"github.com/mcpgate/mcpgate/internal/backend/stdio"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
@@ -108,9 +108,14 @@ type Resource struct {
 	// Upstream is the URL of a streamable-HTTP MCP server to proxy to. It
 	// gets the caller in IdentityHeaders and, with IdentityToken, in a
 	// signed token it can check with the gateway's JWKS.
-	Upstream        string
-	IdentityHeaders IdentityHeaders
-	IdentityToken   bool
+	Upstream string
+	// UpstreamTransport is how Upstream speaks: "" or "streamable-http"
+	// (proxied), or "sse" for a legacy HTTP+SSE server (2024-11-05), which
+	// is then Upstream's SSE URL: clients get it over streamable HTTP, one
+	// SSE connection per user opened with the same identity headers.
+	UpstreamTransport string
+	IdentityHeaders   IdentityHeaders
+	IdentityToken     bool
 
 	// Command runs a stdio MCP server (argv), one process per user, with
 	// the user in its environment (see the stdio settings).
@@ -325,6 +330,28 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.
 	switch {
 	case res.MCP != nil:
 		return res.MCP, nil
+	case res.Upstream != "" && res.UpstreamTransport != "" && res.UpstreamTransport != "streamable-http" && res.UpstreamTransport != "sse":
+		return nil, fmt.Errorf("mcpgate: resource %s: upstream transport %q: want streamable-http or sse", res.Path, res.UpstreamTransport)
+	case res.Upstream != "" && res.UpstreamTransport == "sse":
+		u, err := url.Parse(res.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("mcpgate: resource %s: upstream: %w", res.Path, err)
+		}
+		opts := bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, Resource: res.Path, Logger: cfg.Logger}
+		if res.IdentityToken {
+			minter, err := tokens.NewIdentityMinter(keys, u.String(), cfg.Now)
+			if err != nil {
+				return nil, err
+			}
+			opts.IdentityToken = minter.Token
+		}
+		pool, err := bridge.NewSSE(opts)
+		if err != nil {
+			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
+		}
+		g.closers = append(g.closers, pool.Close)
+		cfg.Logger.Info("bridging a legacy HTTP+SSE MCP server", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
+		return pool, nil
 	case res.Upstream != "":
 		u, err := url.Parse(res.Upstream)
 		if err != nil {
@@ -345,7 +372,7 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.
 		cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
 		return h, nil
 	case len(res.Command) > 0:
-		pool, err := stdio.New(stdio.Options{
+		pool, err := bridge.NewStdio(bridge.StdioOptions{
 			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
 			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
 			Resource: res.Path, Logger: cfg.Logger,

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate"
-	"github.com/mcpgate/mcpgate/internal/backend/stdio"
+	"github.com/mcpgate/mcpgate/internal/backend/bridge"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -58,7 +58,7 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 	}
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	pool, err := stdio.New(stdio.Options{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(), Resource: "/mcp", Logger: logger})
+	pool, err := bridge.NewStdio(bridge.StdioOptions{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(), Resource: "/mcp", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

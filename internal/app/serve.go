@@ -16,7 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/backend/stdio"
+	"github.com/mcpgate/mcpgate/internal/backend/bridge"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -250,10 +250,10 @@ func resourcesOf(cfg *config.Config) ([]mcpgate.Resource, error) {
 	var out []mcpgate.Resource
 	for _, r := range list {
 		res := mcpgate.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, OptionalScopes: r.OptionalScopes,
-			ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, IdentityToken: r.IdentityToken,
+			ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, UpstreamTransport: r.UpstreamTransport, IdentityToken: r.IdentityToken,
 			IdentityHeaders: mcpgate.IdentityHeaders(r.IdentityHeaders), ToolPolicy: r.ToolPolicy}
 		if r.Stdio != "" {
-			argv, err := stdio.SplitCommand(r.Stdio)
+			argv, err := bridge.SplitCommand(r.Stdio)
 			if err != nil {
 				return nil, fmt.Errorf("stdio of %s: %w", r.Path, err)
 			}

@@ -16,7 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/mcpgate/mcpgate/internal/backend/stdio"
+	"github.com/mcpgate/mcpgate/internal/backend/bridge"
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
@@ -87,6 +87,11 @@ type Resource struct {
 type Backend struct {
 	Upstream string `yaml:"upstream"` // proxy to this streamable-HTTP MCP server URL
 	Stdio    string `yaml:"stdio"`    // run this stdio MCP server command, one process per user
+
+	// UpstreamTransport is how upstream speaks: "" or "streamable-http"
+	// (proxied), or "sse": a legacy HTTP+SSE server (protocol 2024-11-05)
+	// whose SSE URL upstream is, bridged to streamable HTTP.
+	UpstreamTransport string `yaml:"upstream_transport"`
 
 	StdioEnv          []string      `yaml:"stdio_env"`           // KEY=VALUE given to every process
 	StdioMaxProcesses int           `yaml:"stdio_max_processes"` // default 16
@@ -214,6 +219,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"MCPGATE_OIDC_CLIENT_SECRET":        &cfg.OIDCClientSecret,
 		"MCPGATE_OIDC_CLIENT_SECRET_FILE":   &cfg.OIDCClientSecretFile,
 		"MCPGATE_UPSTREAM":                  &cfg.Upstream,
+		"MCPGATE_UPSTREAM_TRANSPORT":        &cfg.UpstreamTransport,
 		"MCPGATE_STDIO":                     &cfg.Stdio,
 		"MCPGATE_AUDIT_LOG":                 &cfg.AuditLog,
 		"MCPGATE_LOG_LEVEL":                 &cfg.LogLevel,
@@ -428,7 +434,7 @@ func (c *Config) Validate() error {
 
 // configured reports whether any backend setting is set.
 func (b *Backend) configured() bool {
-	return b.Upstream != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
+	return b.Upstream != "" || b.UpstreamTransport != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
 		b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
 }
 
@@ -444,7 +450,7 @@ func (b *Backend) validate(prefix string, bad func(string, ...any)) {
 		}
 	}
 	if b.Stdio != "" {
-		if _, err := stdio.SplitCommand(b.Stdio); err != nil {
+		if _, err := bridge.SplitCommand(b.Stdio); err != nil {
 			bad("%sstdio: %v", prefix, err)
 		}
 	} else if len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 {
@@ -454,6 +460,15 @@ func (b *Backend) validate(prefix string, bad func(string, ...any)) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.HasPrefix(k, "MCPGATE_") {
 			bad("%sstdio_env: %q must be KEY=VALUE, and not an MCPGATE_ variable (those carry the user)", prefix, strings.SplitN(kv, "=", 2)[0])
 		}
+	}
+	switch b.UpstreamTransport {
+	case "", "streamable-http":
+	case "sse":
+		if b.Upstream == "" {
+			bad("%supstream_transport: sse needs upstream (the legacy server's SSE URL)", prefix)
+		}
+	default:
+		bad("%supstream_transport: %q must be streamable-http or sse", prefix, b.UpstreamTransport)
 	}
 	if b.StdioMaxProcesses < 0 || b.StdioIdleTimeout < 0 {
 		bad("%sstdio_max_processes, %sstdio_idle_timeout: must not be negative", prefix, prefix)

@@ -283,3 +283,61 @@ func TestTopLevelBackendFlags(t *testing.T) {
 		t.Fatalf("top-level backend with a resources list: %v", err)
 	}
 }
+
+// upstream_transport: sse bridges a legacy HTTP+SSE upstream; it is set
+// in the file, by flag or by environment, and needs an upstream.
+func TestUpstreamTransport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`
+resources:
+  - path: /legacy/mcp
+    upstream: http://127.0.0.1:3002/sse
+    upstream_transport: sse
+    identity_token: true
+  - path: /modern/mcp
+    upstream: http://127.0.0.1:3001/mcp
+    upstream_transport: streamable-http
+`), 0o600)
+	cfg, err := Load([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Resources[0]; r.UpstreamTransport != "sse" || r.Upstream != "http://127.0.0.1:3002/sse" || !r.IdentityToken {
+		t.Fatalf("legacy resource: %+v", r)
+	}
+	if r := cfg.Resources[1]; r.UpstreamTransport != "streamable-http" {
+		t.Fatalf("modern resource: %+v", r)
+	}
+
+	cfg, err = Load([]string{"--upstream", "http://127.0.0.1:3000/sse", "--upstream-transport", "sse"}, env(nil))
+	if err != nil || cfg.UpstreamTransport != "sse" || cfg.Validate() != nil {
+		t.Fatalf("flag: %+v %v", cfg, err)
+	}
+	cfg, err = Load(nil, env(map[string]string{"MCPGATE_UPSTREAM": "http://127.0.0.1:3000/sse", "MCPGATE_UPSTREAM_TRANSPORT": "sse"}))
+	if err != nil || cfg.UpstreamTransport != "sse" || cfg.Validate() != nil {
+		t.Fatalf("environment: %+v %v", cfg, err)
+	}
+	// A top-level upstream_transport is a backend setting: not with a
+	// resources list.
+	cfg.Upstream = ""
+	cfg.Resources = []Resource{{Path: "/other"}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "give each resource its own") {
+		t.Fatalf("top-level upstream_transport with a resources list: %v", err)
+	}
+
+	cfg.Backend = Backend{}
+	cfg.Resources = []Resource{
+		{Path: "/a", Backend: Backend{UpstreamTransport: "sse"}},
+		{Path: "/b", Backend: Backend{Upstream: "http://127.0.0.1:1/sse", UpstreamTransport: "websocket"}},
+		{Path: "/c", Backend: Backend{Stdio: "server", UpstreamTransport: "sse"}},
+	}
+	err = cfg.Validate()
+	for _, want := range []string{"resources[0].upstream_transport: sse needs upstream", `resources[1].upstream_transport: "websocket"`, "resources[2].upstream_transport"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}

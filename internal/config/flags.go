@@ -14,6 +14,7 @@ type flagValues struct {
 	githubID, githubSecret, githubSecretFile       string
 	oidcIssuer, oidcID, oidcSecret, oidcSecretFile string
 	upstream, stdio, logLevel, logFormat           string
+	upstreamTransport                              string
 	scopes, origins                                listFlag
 	accessTTL, refreshTTL, refreshGrace            time.Duration
 	cimdAllow                                      listFlag
@@ -44,6 +45,7 @@ func newFlagSet() (*flag.FlagSet, *flagValues) {
 	fs.StringVar(&v.oidcSecret, "oidc-client-secret", "", "OIDC client secret")
 	fs.StringVar(&v.oidcSecretFile, "oidc-client-secret-file", "", "read the OIDC client secret from `file`")
 	fs.StringVar(&v.upstream, "upstream", "", "proxy /mcp to this MCP server `URL`")
+	fs.StringVar(&v.upstreamTransport, "upstream-transport", "", "how the upstream speaks: streamable-http (default) or sse, a legacy HTTP+SSE server whose SSE URL --upstream is")
 	fs.StringVar(&v.stdio, "stdio", "", "run this stdio MCP server `command` behind /mcp, one process per user (like \"npx -y @modelcontextprotocol/server-everything stdio\")")
 	fs.BoolVar(&v.identityToken, "identity-token", false, "send the upstream a signed identity token (header X-Mcpgate-Identity, verifiable with /jwks.json)")
 	fs.StringVar(&v.auditLog, "audit-log", "", "append one JSON line per tools/call to this `file` (default: the log)")
@@ -89,6 +91,8 @@ func (v *flagValues) apply(fs *flag.FlagSet, c *Config) {
 			c.OIDCClientSecretFile = v.oidcSecretFile
 		case "upstream":
 			c.Upstream = v.upstream
+		case "upstream-transport":
+			c.UpstreamTransport = v.upstreamTransport
 		case "stdio":
 			c.Stdio = v.stdio
 		case "identity-token":

@@ -1,4 +1,4 @@
-package stdio
+package bridge
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller := identity.FromContext(r.Context())
 	if caller == nil {
 		// The guard did not run: a wiring mistake, never serve.
-		p.log.Error("stdio backend reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
+		p.log.Error("MCP bridge reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
 		writeError(w, http.StatusInternalServerError, nil, codeInternal, "internal error")
 		return
 	}
@@ -68,7 +68,7 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 	}
 	s := p.session(sid, caller.User.ID)
 	if s == nil {
-		p.log.Info("stdio session refused: unknown, ended or another user's", "resource", p.opts.Resource, "user", caller.User.ID)
+		p.log.Info("bridge session refused: unknown, ended or another user's", "resource", p.opts.resource, "user", caller.User.ID)
 		writeError(w, http.StatusNotFound, id, codeNoSession, "session not found")
 		return nil, false
 	}
@@ -82,12 +82,12 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 			return
 		}
 	}
-	if r.ContentLength > p.opts.MaxBodyBytes {
+	if r.ContentLength > p.opts.maxBodyBytes {
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.maxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			writeError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
@@ -132,12 +132,12 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 		p.notification(w, caller, sess, m)
 	case kindResponse:
 		// The client's answer to a server→client request.
-		if pr := p.current(caller.User.ID); pr != nil {
-			pr.mu.Lock()
-			delete(pr.outbound, idKey(m["id"]))
-			pr.mu.Unlock()
-			if err := pr.send(m.encode()); err != nil {
-				p.log.Debug("client response not delivered to the stdio server", "error", err)
+		if l := p.current(caller.User.ID); l != nil {
+			l.mu.Lock()
+			delete(l.outbound, idKey(m["id"]))
+			l.mu.Unlock()
+			if err := l.conn.send(m.encode(), caller); err != nil {
+				l.log.Debug("client response not delivered to the "+p.noun, "error", err)
 			}
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -160,27 +160,27 @@ func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identi
 	if m.paramMember("capabilities", &caps) {
 		init.caps = caps
 	}
-	pr, ok := p.acquireOrAnswer(w, r, caller, init, id)
+	l, ok := p.acquireOrAnswer(w, r, caller, init, id)
 	if !ok {
 		return
 	}
-	defer p.release(pr)
+	defer p.release(l)
 	s := p.newSession(caller.User.ID, init)
-	p.log.Debug("stdio session opened", "resource", p.opts.Resource, "user", caller.User.ID)
+	p.log.Debug("bridge session opened", "resource", p.opts.resource, "user", caller.User.ID)
 	w.Header().Set(sessionHeader, s.id)
-	writeJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": pr.initResult}.encode(), '\n'))
+	writeJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": l.initResult}.encode(), '\n'))
 }
 
 // acquireOrAnswer is acquire that answers the request itself on failure.
-func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *identity.Caller, init initParams, id json.RawMessage) (*process, bool) {
-	pr, err := p.acquire(r.Context(), caller, init)
+func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *identity.Caller, init initParams, id json.RawMessage) (*link, bool) {
+	l, err := p.acquire(r.Context(), caller, init)
 	switch {
 	case err == nil:
-		return pr, true
+		return l, true
 	case errors.Is(err, errBusy):
-		p.log.Warn("stdio server refused: every process is busy", "resource", p.opts.Resource, "user", caller.User.ID, "max_processes", p.opts.MaxProcesses)
+		p.log.Warn(p.noun+" refused: the cap is reached and none is idle", "resource", p.opts.resource, "user", caller.User.ID, "max", p.opts.maxLinks)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP server processes, retry later")
+		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP servers running, retry later")
 	case errors.Is(err, errClosed):
 		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server shutting down")
 	case r.Context().Err() != nil:
@@ -198,18 +198,18 @@ func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess
 	case "notifications/cancelled":
 		var reqID json.RawMessage
 		if sess != nil && m.paramMember("requestId", &reqID) {
-			if c := p.lookupCall(sess, reqID); c != nil && c.proc.take(c.id) != nil {
+			if c := p.lookupCall(sess, reqID); c != nil && c.link.take(c.id) != nil {
 				var reason string
 				m.paramMember("reason", &reason)
-				c.proc.sendCancel(c.id, reason)
+				c.link.sendCancel(c.id, reason)
 				c.fail(codeCancelled, "request cancelled")
 			}
 		}
 		// A stateless client cancels by closing its request's stream.
 	default:
-		if pr := p.current(caller.User.ID); pr != nil {
-			if err := pr.send(m.encode()); err != nil {
-				p.log.Debug("client notification not delivered to the stdio server", "error", err)
+		if l := p.current(caller.User.ID); l != nil {
+			if err := l.conn.send(m.encode(), caller); err != nil {
+				l.log.Debug("client notification not delivered to the "+p.noun, "error", err)
 			}
 		}
 	}
@@ -229,31 +229,37 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 		init = sess.init
 	}
 	for attempt := 0; ; attempt++ {
-		pr, ok := p.acquireOrAnswer(w, r, caller, init, id)
+		l, ok := p.acquireOrAnswer(w, r, caller, init, id)
 		if !ok {
 			return
 		}
-		c, err := pr.forward(m, sess)
+		c, err := l.forward(m, sess, caller)
 		if errors.Is(err, errDead) && attempt == 0 {
-			// It exited between acquire and now: start it again.
-			p.release(pr)
+			// It ended between acquire and now, before the request was
+			// sent: open it again.
+			p.release(l)
 			continue
 		}
-		if err != nil {
-			p.release(pr)
+		switch {
+		case errors.Is(err, errSend):
+			p.release(l)
+			writeError(w, http.StatusBadGateway, id, codeInternal, "MCP server did not accept the request")
+			return
+		case err != nil:
+			p.release(l)
 			writeError(w, http.StatusServiceUnavailable, id, codeBusy, "MCP server busy, retry later")
 			return
 		}
 		if !p.addCall(sess, c) {
-			pr.cancel(c, "duplicate request id")
-			p.release(pr)
+			l.cancel(c, "duplicate request id")
+			p.release(l)
 			writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "a request with this id is already in flight in this session")
 			return
 		}
-		pr.log.Debug("request forwarded to the stdio server", "method", m.method())
+		l.log.Debug("request forwarded to the "+p.noun, "method", m.method())
 		p.await(w, r, c)
 		p.removeCall(sess, c)
-		p.release(pr)
+		p.release(l)
 		return
 	}
 }
@@ -290,8 +296,8 @@ func (p *Pool) await(w http.ResponseWriter, r *http.Request, c *call) {
 			ev.send(bytes.TrimSuffix(b, []byte("\n")))
 			return
 		case <-r.Context().Done():
-			c.proc.cancel(c, "client went away")
-			c.proc.log.Debug("client went away; request cancelled")
+			c.link.cancel(c, "client went away")
+			c.link.log.Debug("client went away; request cancelled")
 			return
 		}
 	}
@@ -392,6 +398,6 @@ func (p *Pool) delete(w http.ResponseWriter, r *http.Request, caller *identity.C
 		return
 	}
 	p.deleteSession(sess)
-	p.log.Debug("stdio session ended by the client", "resource", p.opts.Resource, "user", caller.User.ID)
+	p.log.Debug("bridge session ended by the client", "resource", p.opts.resource, "user", caller.User.ID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,4 +1,4 @@
-package stdio
+package bridge
 
 import (
 	"crypto/rand"
@@ -99,8 +99,8 @@ func (p *Pool) deleteSession(s *session) {
 		st.end()
 	}
 	for _, c := range calls {
-		if c.proc.take(c.id) != nil {
-			c.proc.sendCancel(c.id, "session ended")
+		if c.link.take(c.id) != nil {
+			c.link.sendCancel(c.id, "session ended")
 			c.fail(codeCancelled, "session ended")
 		}
 	}
@@ -178,22 +178,22 @@ func (p *Pool) closeStream(st *stream) {
 	} else {
 		p.streams[user] = list
 	}
-	pr := p.procs[user]
+	l := p.links[user]
 	p.mu.Unlock()
-	if pr == nil {
+	if l == nil {
 		return
 	}
 	var orphans []json.RawMessage
-	pr.mu.Lock()
-	for k, o := range pr.outbound {
+	l.mu.Lock()
+	for k, o := range l.outbound {
 		if o == st {
 			orphans = append(orphans, json.RawMessage(k))
-			delete(pr.outbound, k)
+			delete(l.outbound, k)
 		}
 	}
-	pr.mu.Unlock()
+	l.mu.Unlock()
 	for _, id := range orphans {
-		pr.refuse(id)
+		l.refuse(id)
 	}
 }
 
@@ -201,20 +201,20 @@ func (p *Pool) closeStream(st *stream) {
 // most recently opened GET stream. A request that no stream can take is
 // answered with an error at once, so that the server never waits for it;
 // a notification is dropped.
-func (p *Pool) toClient(pr *process, m message, isRequest bool) {
+func (p *Pool) toClient(l *link, m message, isRequest bool) {
 	p.mu.Lock()
 	var st *stream
-	if list := p.streams[pr.user]; len(list) > 0 {
+	if list := p.streams[l.user]; len(list) > 0 {
 		st = list[len(list)-1]
 	}
 	p.mu.Unlock()
 	if st != nil {
 		if isRequest {
-			pr.mu.Lock()
-			if pr.outbound != nil {
-				pr.outbound[idKey(m["id"])] = st
+			l.mu.Lock()
+			if l.outbound != nil {
+				l.outbound[idKey(m["id"])] = st
 			}
-			pr.mu.Unlock()
+			l.mu.Unlock()
 		}
 		select {
 		case st.ch <- m.encode():
@@ -223,15 +223,15 @@ func (p *Pool) toClient(pr *process, m message, isRequest bool) {
 		default:
 		}
 		if isRequest {
-			pr.mu.Lock()
-			delete(pr.outbound, idKey(m["id"]))
-			pr.mu.Unlock()
+			l.mu.Lock()
+			delete(l.outbound, idKey(m["id"]))
+			l.mu.Unlock()
 		}
 	}
 	if isRequest {
-		pr.log.Debug("server request refused: no open client stream", "method", m.method())
-		pr.refuse(m["id"])
+		l.log.Debug("server request refused: no open client stream", "method", m.method())
+		l.refuse(m["id"])
 		return
 	}
-	pr.log.Debug("server notification dropped: no open client stream", "method", m.method())
+	l.log.Debug("server notification dropped: no open client stream", "method", m.method())
 }

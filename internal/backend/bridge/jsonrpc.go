@@ -1,4 +1,4 @@
-package stdio
+package bridge
 
 import (
 	"bytes"
@@ -108,7 +108,7 @@ func (m message) encode() []byte {
 	b, err := json.Marshal(m)
 	if err != nil {
 		// Every member came from json.Unmarshal or json.Marshal.
-		panic("stdio: encoding a message: " + err.Error())
+		panic("bridge: encoding a message: " + err.Error())
 	}
 	return b
 }

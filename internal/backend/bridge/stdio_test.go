@@ -1,4 +1,4 @@
-package stdio
+package bridge
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ var users = map[string]*identity.Caller{
 
 // newFixture runs the pool with the fake server behind a middleware that
 // plays the resource guard.
-func newFixture(t *testing.T, opts Options) *fixture {
+func newFixture(t *testing.T, opts StdioOptions) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
 	f := &fixture{logs: logs, dir: t.TempDir()}
@@ -64,7 +64,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	opts.Dir = f.dir
 	opts.Resource = "/mcp"
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	pool, err := New(opts)
+	pool, err := NewStdio(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 func TestUsersGetIsolatedProcesses(t *testing.T) {
 	t.Setenv("MCPGATE_TEST_SECRET", "gateway secret")
 	t.Setenv("TMPDIR", os.TempDir())
-	f := newFixture(t, Options{Env: []string{"EXTRA=x=1"}})
+	f := newFixture(t, StdioOptions{Env: []string{"EXTRA=x=1"}})
 	a := envOf(t, f.connect(t, "alice", "2025-11-25", nil))
 	b := envOf(t, f.connect(t, "bob", "", nil))
 	if a.PID == b.PID || a.PID == 0 {
@@ -253,7 +253,7 @@ func TestUsersGetIsolatedProcesses(t *testing.T) {
 
 // A value with a control character is left out, with a warning.
 func TestControlCharactersLeftOut(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	e := envOf(t, f.connect(t, "eve", "2025-11-25", nil))
 	if e.User != "local:eve" || e.Name != "" {
 		t.Fatalf("eve: %+v", e)
@@ -266,7 +266,7 @@ func TestControlCharactersLeftOut(t *testing.T) {
 // The go-sdk client through the bridge, in the legacy (initialize,
 // sessions) and the stateless 2026-07-28 protocol.
 func TestGoSDKClient(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	for _, v := range []string{"2025-11-25", "2025-03-26", ""} {
 		t.Run("version="+v, func(t *testing.T) {
 			cs := f.connect(t, "alice", v, nil)
@@ -308,7 +308,7 @@ func TestGoSDKClient(t *testing.T) {
 // SESS-3: a session is its user's only; unknown, ended and missing ids
 // are refused.
 func TestSessionBoundToUser(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	ctx := context.Background()
 	sid := f.session(t, "alice")
 	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
@@ -355,7 +355,7 @@ func TestSessionBoundToUser(t *testing.T) {
 // Two sessions of one user using the same request ids at once get their
 // own answers.
 func TestRequestIDsDoNotCollide(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	s1, s2 := f.session(t, "alice"), f.session(t, "alice")
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -375,7 +375,7 @@ func TestRequestIDsDoNotCollide(t *testing.T) {
 // An idle process is stopped; the session survives and the next call
 // starts a new process transparently.
 func TestIdleProcessReaped(t *testing.T) {
-	f := newFixture(t, Options{IdleTimeout: 300 * time.Millisecond})
+	f := newFixture(t, StdioOptions{IdleTimeout: 300 * time.Millisecond})
 	cs := f.connect(t, "alice", "2025-11-25", nil)
 	first := envOf(t, cs)
 	waitFor(t, "the idle process to stop", 10*time.Second, func() bool {
@@ -393,7 +393,7 @@ func TestIdleProcessReaped(t *testing.T) {
 // At the cap a new user evicts the least recently used idle process; with
 // none idle the request gets 503 with a JSON-RPC error.
 func TestProcessCap(t *testing.T) {
-	f := newFixture(t, Options{MaxProcesses: 1})
+	f := newFixture(t, StdioOptions{MaxProcesses: 1})
 	a := envOf(t, f.connect(t, "alice", "2025-11-25", nil))
 	bob := f.connect(t, "bob", "2025-11-25", nil)
 	b := envOf(t, bob)
@@ -430,7 +430,7 @@ func TestProcessCap(t *testing.T) {
 // A process that dies mid-request fails the request at once with a
 // JSON-RPC error and no internal detail; the next request restarts it.
 func TestCrashMidRequest(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	sid := f.session(t, "alice")
 	start := time.Now()
 	resp, body := f.rpc(t, context.Background(), "alice", sid, callBody("c1", "crash", nil), nil)
@@ -450,7 +450,7 @@ func TestCrashMidRequest(t *testing.T) {
 
 // The server's stderr reaches the log line by line with the user and pid.
 func TestStderrLogged(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	cs := f.connect(t, "alice", "2025-11-25", nil)
 	pid := envOf(t, cs).PID
 	callText(t, cs, "stderr", map[string]any{"text": "hello from stderr"})
@@ -461,7 +461,7 @@ func TestStderrLogged(t *testing.T) {
 // A client that goes away, or cancels, has its request cancelled in the
 // server; a client's notifications/cancelled ends its request at once.
 func TestCancellation(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	home := userDir(f.dir, "local:alice")
 	sid := f.session(t, "alice")
 
@@ -516,7 +516,7 @@ func TestCancellation(t *testing.T) {
 
 // Close stops the server and the processes it started (its group).
 func TestCloseKillsProcessGroup(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	cs := f.connect(t, "alice", "2025-11-25", nil)
 	pid := envOf(t, cs).PID
 	child, err := strconv.Atoi(callText(t, cs, "spawn", nil))
@@ -538,7 +538,7 @@ func TestCloseKillsProcessGroup(t *testing.T) {
 // Server→client requests go over the session's GET stream and the
 // client's answer comes back; with no stream they fail at once.
 func TestServerToClientRequests(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 	client.AddRoots(&mcp.Root{URI: "file:///work/project", Name: "project"})
 	cs := f.connect(t, "alice", "2025-11-25", client)
@@ -562,7 +562,7 @@ func TestServerToClientRequests(t *testing.T) {
 // With Accept: text/event-stream, progress for the request precedes the
 // answer on its stream, with the client's own token.
 func TestProgressOnRequestStream(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, StdioOptions{})
 	sid := f.session(t, "alice")
 	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":"tok-1"}}}`
 	resp, out := f.rpc(t, context.Background(), "alice", sid, body, nil)
@@ -583,7 +583,7 @@ func TestProgressOnRequestStream(t *testing.T) {
 // Bad input gets a JSON-RPC error with the right status; a request without
 // a verified caller gets 500.
 func TestBadInput(t *testing.T) {
-	f := newFixture(t, Options{MaxBodyBytes: 1 << 10})
+	f := newFixture(t, StdioOptions{MaxBodyBytes: 1 << 10})
 	sid := f.session(t, "alice")
 	ctx := context.Background()
 	cases := []struct {
@@ -630,7 +630,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	for _, o := range []Options{
+	for _, o := range []StdioOptions{
 		{},
 		{Command: []string{""}},
 		{Command: []string{"x"}, Env: []string{"NOEQUALS"}},
@@ -638,7 +638,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{Command: []string{"x"}, Env: []string{"HOME=/"}},
 	} {
 		o.Dir = t.TempDir()
-		if _, err := New(o); err == nil {
+		if _, err := NewStdio(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
 	}
@@ -646,7 +646,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 // A start failure gets 502 with no internal detail.
 func TestStartFailure(t *testing.T) {
-	p, err := New(Options{Command: []string{"/nonexistent/mcp-server"}, Dir: t.TempDir()})
+	p, err := NewStdio(StdioOptions{Command: []string{"/nonexistent/mcp-server"}, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

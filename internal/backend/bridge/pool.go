@@ -1,0 +1,391 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+)
+
+// Defaults of StdioOptions and SSEOptions.
+const (
+	DefaultIdleTimeout  = 10 * time.Minute
+	DefaultMaxProcesses = 16 // StdioOptions.MaxProcesses, SSEOptions.MaxConnections
+	DefaultStartTimeout = 30 * time.Second
+	DefaultMaxBodyBytes = 4 << 20
+	DefaultPostTimeout  = 30 * time.Second
+)
+
+// stopGrace is how long a stopped server has between SIGTERM and SIGKILL.
+const stopGrace = 5 * time.Second
+
+// StdioOptions configure a Pool of stdio server processes. Command is
+// required; zero values of the others take their defaults.
+type StdioOptions struct {
+	// Command is the server's argv; Command[0] is looked up in the
+	// gateway's PATH. See SplitCommand for a command line.
+	Command []string
+	// Env holds KEY=VALUE pairs added to every server's environment, which
+	// otherwise holds only PATH, LANG, TZ, HOME and the MCPGATE_USER*
+	// variables. They may override PATH, LANG and TZ, not the others.
+	Env []string
+	// Dir is the base directory of the users' directories: each user's
+	// server runs in Dir/<hex of the first 16 bytes of sha256(user ID)>,
+	// created 0700, which is also its HOME. Default: mcpgate-stdio under
+	// the system's temporary directory.
+	Dir string
+	// IdleTimeout stops a server that has had no request in flight for
+	// this long (DefaultIdleTimeout). An open GET stream does not count.
+	IdleTimeout time.Duration
+	// MaxProcesses caps the servers running at once (DefaultMaxProcesses).
+	MaxProcesses int
+	// StartTimeout bounds the wait for a new server's initialize answer
+	// (DefaultStartTimeout).
+	StartTimeout time.Duration
+	// MaxBodyBytes limits a request body (DefaultMaxBodyBytes); larger
+	// bodies get 413.
+	MaxBodyBytes int64
+	// Resource names the protected resource in log lines.
+	Resource string
+	Logger   *slog.Logger
+}
+
+// SSEOptions configure a Pool of connections to a legacy HTTP+SSE MCP
+// server (protocol 2024-11-05). URL is required; zero values of the
+// others take their defaults.
+type SSEOptions struct {
+	// URL is the server's SSE endpoint (absolute http or https, without
+	// user info or fragment): a GET there opens a user's connection.
+	URL string
+	// IdentityHeaders name the headers that carry the caller on the GET
+	// and on every POST, with the proxy's defaults (X-Forwarded-User, …);
+	// "-" sends nothing for a field.
+	IdentityHeaders proxy.IdentityHeaders
+	// IdentityToken, when set, is called for the GET and every POST and
+	// its result sent in IdentityHeaders.Token (default X-Mcpgate-Identity).
+	// An error fails that request; it is never sent without the token.
+	IdentityToken func(c *identity.Caller) (string, error)
+	// Transport reaches the server; nil means proxy.NewTransport().
+	// Redirects are never followed.
+	Transport http.RoundTripper
+	// PostTimeout bounds one POST of a message (DefaultPostTimeout).
+	PostTimeout time.Duration
+	// IdleTimeout closes a connection that has had no request in flight
+	// for this long (DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxConnections caps the users' connections open at once
+	// (DefaultMaxProcesses).
+	MaxConnections int
+	// StartTimeout bounds the wait for the endpoint event, and then for
+	// the server's initialize answer (DefaultStartTimeout).
+	StartTimeout time.Duration
+	// MaxBodyBytes limits a request body (DefaultMaxBodyBytes); larger
+	// bodies get 413.
+	MaxBodyBytes int64
+	// Resource names the protected resource in log lines.
+	Resource string
+	Logger   *slog.Logger
+}
+
+// common are the settings both kinds of link share.
+type common struct {
+	idleTimeout  time.Duration
+	maxLinks     int
+	startTimeout time.Duration
+	maxBodyBytes int64
+	resource     string
+	logger       *slog.Logger
+}
+
+func (c *common) defaults() {
+	if c.idleTimeout <= 0 {
+		c.idleTimeout = DefaultIdleTimeout
+	}
+	if c.maxLinks <= 0 {
+		c.maxLinks = DefaultMaxProcesses
+	}
+	if c.startTimeout <= 0 {
+		c.startTimeout = DefaultStartTimeout
+	}
+	if c.maxBodyBytes <= 0 {
+		c.maxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Pool serves one MCP server link per user — a stdio process or an SSE
+// connection — over the streamable HTTP transport. It is an http.Handler
+// to mount behind the resource guard; Close ends every link.
+type Pool struct {
+	opts    common
+	noun    string                 // what a link is, in log lines: "stdio server"
+	lost    string                 // what a call in flight is answered when its link ends
+	newConn func(l *link) linkConn // the kind of link
+	log     *slog.Logger
+	ids     atomic.Int64 // bridge request ids
+
+	mu       sync.Mutex
+	links    map[string]*link     // user ID → link
+	sessions map[string]*session  // Mcp-Session-Id → session
+	streams  map[string][]*stream // user ID → open GET streams, oldest first
+	seq      int64
+	closed   bool
+	sweptAt  time.Time
+}
+
+var _ http.Handler = (*Pool)(nil)
+
+func newPool(opts common, noun, lost string, newConn func(*link) linkConn) *Pool {
+	opts.defaults()
+	return &Pool{
+		opts:     opts,
+		noun:     noun,
+		lost:     lost,
+		newConn:  newConn,
+		log:      opts.logger,
+		links:    map[string]*link{},
+		sessions: map[string]*session{},
+		streams:  map[string][]*stream{},
+	}
+}
+
+// NewStdio checks opts and returns a Pool of stdio server processes. It
+// starts nothing: a user's server starts on that user's first request.
+func NewStdio(opts StdioOptions) (*Pool, error) {
+	if len(opts.Command) == 0 || opts.Command[0] == "" {
+		return nil, errors.New("stdio: no command")
+	}
+	for _, kv := range opts.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsAny(kv, "\x00") {
+			return nil, fmt.Errorf("stdio: environment entry %q is not KEY=VALUE", kv)
+		}
+		switch k {
+		case "HOME", "MCPGATE_USER", "MCPGATE_USER_NAME", "MCPGATE_USER_EMAIL", "MCPGATE_USER_GROUPS":
+			return nil, fmt.Errorf("stdio: environment variable %s is set by mcpgate", k)
+		}
+	}
+	spec := &stdioSpec{
+		command: append([]string(nil), opts.Command...),
+		env:     append([]string(nil), opts.Env...),
+		dir:     opts.Dir,
+	}
+	if spec.dir == "" {
+		spec.dir = filepath.Join(os.TempDir(), "mcpgate-stdio")
+	}
+	dir, err := filepath.Abs(spec.dir)
+	if err != nil {
+		return nil, fmt.Errorf("stdio: directory: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("stdio: directory: %w", err)
+	}
+	spec.dir = dir
+	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxProcesses, startTimeout: opts.StartTimeout,
+		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: opts.Logger}
+	return newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) }), nil
+}
+
+// NewSSE checks opts and returns a Pool of connections to the legacy
+// HTTP+SSE server at opts.URL. It connects to nothing: a user's
+// connection opens on that user's first request.
+func NewSSE(opts SSEOptions) (*Pool, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("sse: upstream %q must be an absolute http or https URL without user info or fragment", opts.URL)
+	}
+	spec := &sseSpec{
+		url:         u,
+		ids:         identityHeaderNames(opts.IdentityHeaders),
+		token:       opts.IdentityToken,
+		postTimeout: opts.PostTimeout,
+	}
+	if spec.postTimeout <= 0 {
+		spec.postTimeout = DefaultPostTimeout
+	}
+	rt := opts.Transport
+	if rt == nil {
+		rt = proxy.NewTransport()
+	}
+	spec.client = &http.Client{
+		Transport: rt,
+		// Identity headers must never follow a redirect elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxConnections, startTimeout: opts.StartTimeout,
+		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: logger.With("upstream", u.Redacted())}
+	return newPool(c, "SSE connection", "MCP server connection lost", func(l *link) linkConn { return newSSEConn(l, spec) }), nil
+}
+
+// acquire returns the user's initialized link, opening it (with init)
+// when there is none, and counts a request in flight on it; release
+// undoes that. At the cap it evicts the least recently used idle link, or
+// fails with errBusy.
+func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams) (*link, error) {
+	user := c.User.ID
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errClosed
+	}
+	l := p.links[user]
+	var victim *link
+	if l == nil {
+		if len(p.links) >= p.opts.maxLinks {
+			for _, q := range p.links {
+				if q.inflight == 0 && (victim == nil || q.useSeq < victim.useSeq) {
+					victim = q
+				}
+			}
+			if victim == nil {
+				p.mu.Unlock()
+				return nil, errBusy
+			}
+			delete(p.links, victim.user)
+			if victim.idle != nil {
+				victim.idle.Stop()
+			}
+		}
+		l = newLink(p, c)
+		p.links[user] = l
+		go l.run(init)
+	}
+	l.inflight++
+	p.seq++
+	l.useSeq = p.seq
+	if l.idle != nil {
+		l.idle.Stop()
+	}
+	p.mu.Unlock()
+	if victim != nil {
+		victim.log.Info(p.noun+" evicted for another user's (cap reached)", "max", p.opts.maxLinks)
+		go victim.conn.stop(stopGrace)
+	}
+	select {
+	case <-l.ready:
+	case <-ctx.Done():
+		p.release(l)
+		return nil, ctx.Err()
+	}
+	if l.initErr != nil {
+		p.release(l)
+		return nil, l.initErr
+	}
+	return l, nil
+}
+
+func (p *Pool) release(l *link) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l.inflight--
+	l.lastUse = time.Now()
+	if l.inflight == 0 && p.links[l.user] == l {
+		p.armIdle(l, p.opts.idleTimeout)
+	}
+}
+
+// armIdle schedules the idle check of l; p.mu is held.
+func (p *Pool) armIdle(l *link, d time.Duration) {
+	if l.idle == nil {
+		l.idle = time.AfterFunc(d, func() { p.reapIfIdle(l) })
+		return
+	}
+	l.idle.Reset(d)
+}
+
+func (p *Pool) reapIfIdle(l *link) {
+	p.mu.Lock()
+	if p.links[l.user] != l || l.inflight > 0 {
+		p.mu.Unlock()
+		return
+	}
+	if left := p.opts.idleTimeout - time.Since(l.lastUse); left > 0 {
+		p.armIdle(l, left)
+		p.mu.Unlock()
+		return
+	}
+	delete(p.links, l.user)
+	p.mu.Unlock()
+	l.log.Info("stopping an idle "+p.noun, "idle_timeout", p.opts.idleTimeout)
+	l.conn.stop(stopGrace)
+}
+
+// forget removes l from the pool if it is still the user's link.
+func (p *Pool) forget(l *link) {
+	p.mu.Lock()
+	if p.links[l.user] == l {
+		delete(p.links, l.user)
+	}
+	if l.idle != nil {
+		l.idle.Stop()
+	}
+	p.mu.Unlock()
+}
+
+// current is the user's link, or nil; it never opens one.
+func (p *Pool) current(user string) *link {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.links[user]
+}
+
+// Close ends every link — a stdio server gets SIGTERM to its process
+// group, SIGKILL after a grace period or when ctx ends first; an SSE
+// connection is closed — and every GET stream. Later requests get 503.
+// It returns ctx.Err() if ctx ended before every link had ended.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	links := make([]*link, 0, len(p.links))
+	for _, l := range p.links {
+		links = append(links, l)
+		if l.idle != nil {
+			l.idle.Stop()
+		}
+	}
+	p.links = map[string]*link{}
+	var streams []*stream
+	for _, ss := range p.streams {
+		streams = append(streams, ss...)
+	}
+	p.mu.Unlock()
+	for _, st := range streams {
+		st.end()
+	}
+	grace := stopGrace
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(dl))
+	}
+	var wg sync.WaitGroup
+	for _, l := range links {
+		wg.Go(func() { l.conn.stop(grace) })
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		for _, l := range links {
+			l.conn.kill()
+		}
+		return ctx.Err()
+	}
+}

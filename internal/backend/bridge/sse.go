@@ -1,0 +1,437 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+)
+
+// sseSpec is what NewSSE checked.
+type sseSpec struct {
+	url         *url.URL
+	client      *http.Client // follows no redirect
+	ids         proxy.IdentityHeaders
+	token       func(*identity.Caller) (string, error)
+	postTimeout time.Duration
+}
+
+// identityHeaderNames fills in the proxy's defaults: an empty name takes
+// its default, "-" stays (nothing is sent for that field).
+func identityHeaderNames(h proxy.IdentityHeaders) proxy.IdentityHeaders {
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+		if *v != "-" {
+			*v = http.CanonicalHeaderKey(*v)
+		}
+	}
+	def(&h.User, "X-Forwarded-User")
+	def(&h.PreferredUsername, "X-Forwarded-Preferred-Username")
+	def(&h.Email, "X-Forwarded-Email")
+	def(&h.Groups, "X-Forwarded-Groups")
+	def(&h.ClientID, "X-Forwarded-Client-Id")
+	def(&h.Token, "X-Mcpgate-Identity")
+	return h
+}
+
+// sseConn is a link to a legacy HTTP+SSE server: one GET stream, whose
+// first event names the endpoint to POST messages to, and whose message
+// events carry what the server sends.
+type sseConn struct {
+	l    *link
+	spec *sseSpec
+
+	ctx    context.Context // the connection's life: cancelled when it ends
+	cancel context.CancelFunc
+
+	endpoint    *url.URL      // set by the reader before gotEndpoint is closed
+	gotEndpoint chan struct{} // closed when the endpoint is known
+	out         chan []byte   // the bridge's own messages, POSTed by writer
+	stopped     atomic.Bool   // stop was called
+	timedOut    atomic.Bool   // no endpoint event within StartTimeout
+}
+
+func newSSEConn(l *link, spec *sseSpec) *sseConn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &sseConn{l: l, spec: spec, ctx: ctx, cancel: cancel,
+		gotEndpoint: make(chan struct{}), out: make(chan []byte, sendQueue)}
+}
+
+// identify sets the caller's identity headers on h.
+func (s *sseConn) identify(h http.Header, c *identity.Caller) error {
+	ids := &s.spec.ids
+	set := func(name, v string) {
+		if name == "-" || v == "" {
+			return
+		}
+		if !validValue(v) {
+			s.l.log.Warn("identity value not sent: it holds control characters", "header", name)
+			return
+		}
+		h.Set(name, v)
+	}
+	set(ids.User, c.User.ID)
+	set(ids.PreferredUsername, c.User.Username)
+	if c.User.EmailVerified {
+		set(ids.Email, c.User.Email)
+	}
+	if len(c.User.Groups) > 0 {
+		set(ids.Groups, joinGroups(c.User.Groups))
+	}
+	set(ids.ClientID, c.ClientID)
+	if s.spec.token != nil && ids.Token != "-" {
+		t, err := s.spec.token(c)
+		if err != nil {
+			return fmt.Errorf("identity token: %w", err)
+		}
+		set(ids.Token, t)
+	}
+	return nil
+}
+
+// open GETs the SSE URL as caller c and waits, at most StartTimeout, for
+// the endpoint event.
+func (s *sseConn) open(c *identity.Caller) error {
+	l := s.l
+	fail := func() error {
+		s.cancel()
+		l.finish()
+		return errStart
+	}
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.spec.url.String(), nil)
+	if err != nil {
+		l.log.Error("SSE connection: bad request", "error", err)
+		return fail()
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-store")
+	if err := s.identify(req.Header, c); err != nil {
+		l.log.Error("SSE connection not opened", "error", err)
+		return fail()
+	}
+	timeout := l.pool.opts.startTimeout
+	timer := time.AfterFunc(timeout, func() { s.timedOut.Store(true); s.cancel() })
+	defer timer.Stop()
+	resp, err := s.spec.client.Do(req)
+	if err != nil {
+		if s.timedOut.Load() {
+			l.log.Error("SSE connection: no answer in time", "timeout", timeout)
+		} else if s.ctx.Err() == nil {
+			l.log.Error("SSE connection could not be opened", "error", err)
+		}
+		return fail()
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mt != "text/event-stream" {
+		l.log.Error("SSE connection refused by the upstream", "status", resp.StatusCode, "content_type", resp.Header.Get("Content-Type"))
+		resp.Body.Close()
+		return fail()
+	}
+	go s.read(resp.Body)
+	select {
+	case <-s.gotEndpoint:
+	case <-l.done:
+		if s.timedOut.Load() {
+			l.log.Error("SSE connection: no endpoint event in time", "timeout", timeout)
+		}
+		return errStart
+	}
+	// The endpoint's query is typically the upstream session's id: a
+	// secret of sorts, kept out of the log.
+	l.log.Info("SSE connection opened", "endpoint_path", s.endpoint.Path)
+	go s.writer()
+	return nil
+}
+
+// resolve resolves the endpoint event's URI against the SSE URL: it must
+// name the same origin (scheme, host, port), so that no user's messages
+// are ever sent elsewhere.
+func (s *sseConn) resolve(data []byte) (*url.URL, error) {
+	ref := strings.TrimSpace(string(data))
+	if ref == "" {
+		return nil, fmt.Errorf("empty endpoint")
+	}
+	u, err := s.spec.url.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint is not a URI: %w", err)
+	}
+	if u.User != nil || !sameOrigin(u, s.spec.url) {
+		return nil, fmt.Errorf("endpoint %s://%s%s is not on the origin of the SSE URL", u.Scheme, u.Host, u.Path)
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u, nil
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "https") {
+			return "443"
+		}
+		return "80"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+// read handles each event of the stream as it arrives; the stream ending
+// ends the link.
+func (s *sseConn) read(body io.ReadCloser) {
+	l := s.l
+	var refused bool
+	err := readEvents(body, maxMessage, func(ev sseEvent) bool {
+		if s.endpoint == nil {
+			if ev.name != "endpoint" {
+				l.log.Warn("SSE connection: an event before the endpoint event; skipped", "event", ev.name)
+				return true
+			}
+			u, err := s.resolve(ev.data)
+			if err != nil {
+				l.log.Error("SSE connection refused: the upstream's endpoint is not on its origin", "error", err)
+				refused = true
+				return false
+			}
+			s.endpoint = u
+			close(s.gotEndpoint)
+			return true
+		}
+		switch ev.name {
+		case "", "message":
+			if ev.tooLarge {
+				l.log.Warn("the SSE upstream sent a message over the size limit; skipped", "limit", maxMessage)
+				return true
+			}
+			l.receive(ev.data)
+		default:
+			l.log.Debug("SSE connection: event ignored", "event", ev.name)
+		}
+		return true
+	})
+	body.Close()
+	switch {
+	case s.endpoint == nil:
+		if !refused && !s.timedOut.Load() && !s.stopped.Load() {
+			l.log.Error("SSE connection: the stream ended before the endpoint event", "error", err)
+		}
+	case s.stopped.Load():
+		l.log.Info("SSE connection closed")
+	default:
+		l.log.Warn("SSE connection ended by the upstream", "error", err)
+	}
+	s.cancel()
+	l.pool.forget(l)
+	l.finish()
+}
+
+// send POSTs one message to the endpoint as caller c and waits for the
+// server to accept it.
+func (s *sseConn) send(b []byte, c *identity.Caller) error {
+	select {
+	case <-s.gotEndpoint:
+	default:
+		return errDead // not open yet: a client's message has no place before initialize
+	}
+	if s.l.isDead() {
+		return errDead
+	}
+	return s.post(b, c)
+}
+
+func (s *sseConn) post(b []byte, c *identity.Caller) error {
+	l := s.l
+	if c == nil {
+		c = l.caller
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.spec.postTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint.String(), bytes.NewReader(b))
+	if err != nil {
+		return errSend
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if err := s.identify(req.Header, c); err != nil {
+		l.log.Error("message not sent to the SSE upstream", "error", err)
+		return errSend
+	}
+	resp, err := s.spec.client.Do(req)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			l.log.Warn("POST to the SSE upstream failed", "error", err, "timeout", s.spec.postTimeout)
+		}
+		return errSend
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	detail, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	l.log.Warn("the SSE upstream refused a message", "status", resp.StatusCode, "body", string(bytes.TrimSpace(detail)))
+	if resp.StatusCode == http.StatusNotFound {
+		// The upstream no longer knows the connection's session: end it,
+		// so that the next request opens a new one.
+		s.cancel()
+	}
+	return errSend
+}
+
+// enqueue queues a message for writer; it never blocks.
+func (s *sseConn) enqueue(b []byte) error {
+	if s.l.isDead() {
+		return errDead
+	}
+	select {
+	case s.out <- b:
+		return nil
+	default:
+		return errQueue
+	}
+}
+
+// writer POSTs the bridge's own messages, in order.
+func (s *sseConn) writer() {
+	for {
+		select {
+		case b := <-s.out:
+			if err := s.post(b, nil); err != nil {
+				s.l.log.Debug("message of the bridge not delivered to the SSE upstream", "error", err)
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// stop closes the connection and returns when it has ended.
+func (s *sseConn) stop(time.Duration) {
+	s.stopped.Store(true)
+	s.cancel()
+	<-s.l.done
+}
+
+func (s *sseConn) kill() { s.cancel() }
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	name     string
+	data     []byte // valid only during the callback
+	tooLarge bool   // its data was over the limit and is left out
+}
+
+// readEvents calls fn with each event of the text/event-stream r as soon
+// as its blank line arrives, until r ends or fn returns false. Lines end
+// in LF or CRLF. An event whose data exceeds max bytes is passed with
+// tooLarge set and no data, so that one bad event never ends the stream.
+// An event cut off by the end of the stream is dropped.
+func readEvents(r io.Reader, max int, fn func(sseEvent) bool) error {
+	br := newLineReader(r, max)
+	var (
+		ev      sseEvent
+		data    []byte
+		hasData bool
+	)
+	for {
+		line, long, err := br.next()
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case long:
+			ev.tooLarge = true
+		case len(line) == 0:
+			if hasData || ev.tooLarge {
+				ev.data = data
+				if ev.tooLarge {
+					ev.data = nil
+				}
+				if !fn(ev) {
+					return nil
+				}
+			}
+			ev, data, hasData = sseEvent{}, data[:0], false
+			if cap(data) > 1<<20 {
+				data = nil // do not keep a huge buffer for the next, small event
+			}
+		case line[0] == ':':
+			// A comment: keep-alive.
+		default:
+			field, value, _ := bytes.Cut(line, []byte(":"))
+			value = bytes.TrimPrefix(value, []byte(" "))
+			switch string(field) {
+			case "event":
+				ev.name = string(value)
+			case "data":
+				if ev.tooLarge {
+					break
+				}
+				if len(data)+len(value)+1 > max {
+					ev.tooLarge = true
+					break
+				}
+				if hasData {
+					data = append(data, '\n')
+				}
+				data = append(data, value...)
+				hasData = true
+			}
+			// id and retry do not matter: a new connection starts afresh.
+		}
+	}
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// lineReader reads lines of at most max bytes.
+type lineReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// next returns the next line without its LF or CRLF, or long set (and no
+// line) when it was longer than max. A last line without LF is dropped.
+func (lr *lineReader) next() (line []byte, long bool, err error) {
+	lr.buf = lr.buf[:0]
+	if cap(lr.buf) > 1<<20 {
+		lr.buf = nil // do not keep a huge buffer for the next, small line
+	}
+	for {
+		chunk, err := lr.r.ReadSlice('\n')
+		if !long {
+			if len(lr.buf)+len(chunk) > lr.max+2 {
+				long = true
+			} else {
+				lr.buf = append(lr.buf, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if long {
+			return nil, true, nil
+		}
+		line = bytes.TrimSuffix(lr.buf, []byte("\n"))
+		return bytes.TrimSuffix(line, []byte("\r")), false, nil
+	}
+}

@@ -1,0 +1,314 @@
+package bridge
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// Limits on what a stdio server writes.
+const (
+	maxStderrLine = 4 << 10 // one log line
+	sendQueue     = 256     // messages waiting for the server's input
+)
+
+// stdioSpec is what NewStdio checked.
+type stdioSpec struct {
+	command []string
+	env     []string
+	dir     string
+}
+
+// stdioConn is a link to a stdio server process.
+type stdioConn struct {
+	l    *link
+	spec *stdioSpec
+
+	out      chan []byte   // lines for stdin, written by writer
+	quit     chan struct{} // closed to close stdin
+	quitOnce sync.Once
+
+	mu      sync.Mutex
+	pid     int
+	stopped bool // stop was called
+}
+
+func newStdioConn(l *link, spec *stdioSpec) *stdioConn {
+	return &stdioConn{l: l, spec: spec, out: make(chan []byte, sendQueue), quit: make(chan struct{})}
+}
+
+// userDir is the user's working and home directory: a hash of the user ID,
+// so that no ID can name a path outside the base directory.
+func userDir(base, user string) string {
+	sum := sha256.Sum256([]byte(user))
+	return filepath.Join(base, hex.EncodeToString(sum[:16]))
+}
+
+// environ is the server's whole environment: nothing of the gateway's
+// (which holds its secrets) but PATH, LANG and TZ, then StdioOptions.Env,
+// then HOME and the user, which StdioOptions.Env cannot override.
+func (s *stdioConn) environ(c *identity.Caller, home string) []string {
+	env := []string{"PATH=" + defaultPath()}
+	for _, k := range []string{"LANG", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, s.spec.env...)
+	env = append(env, "HOME="+home)
+	add := func(k, v string) {
+		if v == "" {
+			return
+		}
+		if !validValue(v) {
+			s.l.log.Warn("identity value left out of the stdio server's environment: it holds control characters", "variable", k)
+			return
+		}
+		env = append(env, k+"="+v)
+	}
+	add("MCPGATE_USER", c.User.ID)
+	add("MCPGATE_USER_NAME", c.User.Username)
+	if c.User.EmailVerified {
+		add("MCPGATE_USER_EMAIL", c.User.Email)
+	}
+	add("MCPGATE_USER_GROUPS", joinGroups(c.User.Groups))
+	return env
+}
+
+func defaultPath() string {
+	if v := os.Getenv("PATH"); v != "" {
+		return v
+	}
+	return "/usr/local/bin:/usr/bin:/bin"
+}
+
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// joinGroups joins group names with ","; a name holding a comma or a
+// control character is left out.
+func joinGroups(groups []string) string {
+	var b strings.Builder
+	for _, g := range groups {
+		if g == "" || strings.IndexByte(g, ',') >= 0 || !validValue(g) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(g)
+	}
+	return b.String()
+}
+
+// open starts the server in the user's directory, with the user in its
+// environment.
+func (s *stdioConn) open(c *identity.Caller) error {
+	l := s.l
+	home := userDir(s.spec.dir, l.user)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		l.log.Error("stdio server: creating the user's directory failed", "error", err)
+		l.finish()
+		return errStart
+	}
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		l.finish()
+		return errStart
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		l.finish()
+		return errStart
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		stdoutR.Close()
+		stdoutW.Close()
+		l.finish()
+		return errStart
+	}
+	cmd := exec.Command(s.spec.command[0], s.spec.command[1:]...)
+	cmd.Env = s.environ(c, home)
+	cmd.Dir = home
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
+	setProcAttrs(cmd)
+
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		for _, f := range []*os.File{stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW} {
+			f.Close()
+		}
+		l.finish()
+		return errClosed
+	}
+	err = cmd.Start()
+	if err == nil {
+		s.pid = cmd.Process.Pid
+	}
+	s.mu.Unlock()
+	// The child has its copies; the parent keeps only its own ends, so
+	// that reads see EOF when the child's side closes.
+	stdinR.Close()
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		stdinW.Close()
+		stdoutR.Close()
+		stderrR.Close()
+		l.log.Error("stdio server could not be started", "command", s.spec.command[0], "error", err)
+		l.finish()
+		return errStart
+	}
+	l.log = l.log.With("pid", s.pid)
+	l.log.Info("stdio server started", "command", s.spec.command[0])
+
+	readerDone := make(chan struct{})
+	go s.writer(stdinW)
+	go s.logStderr(stderrR)
+	go func() {
+		defer close(readerDone)
+		defer stdoutR.Close()
+		s.readStdout(stdoutR)
+	}()
+	go func() {
+		err := cmd.Wait()
+		// Children that outlive the server would hold its pipes open and
+		// run on unsupervised: end the whole group.
+		killGroup(s.pid)
+		// Let the last lines the server wrote be read, briefly.
+		select {
+		case <-readerDone:
+		case <-time.After(time.Second):
+		}
+		s.mu.Lock()
+		stopped := s.stopped
+		s.mu.Unlock()
+		if stopped {
+			l.log.Info("stdio server stopped", "status", exitStatus(err))
+		} else {
+			l.log.Warn("stdio server exited", "status", exitStatus(err))
+		}
+		l.pool.forget(l)
+		s.closeInput()
+		l.finish()
+	}()
+	return nil
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+func (s *stdioConn) closeInput() { s.quitOnce.Do(func() { close(s.quit) }) }
+
+func (s *stdioConn) writer(w *os.File) {
+	defer w.Close()
+	for {
+		select {
+		case b := <-s.out:
+			if _, err := w.Write(b); err != nil {
+				s.l.log.Debug("writing to the stdio server failed", "error", err)
+				return
+			}
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+func (s *stdioConn) logStderr(r *os.File) {
+	defer r.Close()
+	scanLines(r, maxStderrLine, func(line []byte, truncated bool) {
+		if truncated {
+			s.l.log.Info("stdio server stderr", "line", string(line), "truncated", true)
+			return
+		}
+		s.l.log.Info("stdio server stderr", "line", string(line))
+	})
+}
+
+// readStdout routes every message the server writes, one per line.
+func (s *stdioConn) readStdout(r *os.File) {
+	scanLines(r, maxMessage, func(line []byte, truncated bool) {
+		if truncated {
+			s.l.log.Warn("stdio server wrote a message over the size limit; skipped", "limit", maxMessage)
+			return
+		}
+		s.l.receive(line)
+	})
+}
+
+// send queues one message for the server's stdin; it never blocks. The
+// caller is in the server's environment already.
+func (s *stdioConn) send(b []byte, _ *identity.Caller) error { return s.enqueue(b) }
+
+func (s *stdioConn) enqueue(b []byte) error {
+	if s.l.isDead() {
+		return errDead
+	}
+	select {
+	case s.out <- append(b, '\n'):
+		return nil
+	default:
+		return errQueue
+	}
+}
+
+// stop ends the server: SIGTERM to its group and stdin closed, then
+// SIGKILL after grace. It returns when the server has exited.
+func (s *stdioConn) stop(grace time.Duration) {
+	s.mu.Lock()
+	s.stopped = true
+	pid := s.pid
+	s.mu.Unlock()
+	if pid == 0 {
+		// Never started (or start failed): open sees stopped.
+		<-s.l.done
+		return
+	}
+	s.closeInput()
+	terminateGroup(pid)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-s.l.done:
+		return
+	case <-t.C:
+	}
+	if grace > 0 {
+		s.l.log.Warn("stdio server did not stop in time; killing it", "grace", grace)
+	}
+	killGroup(pid)
+	<-s.l.done
+}
+
+func (s *stdioConn) kill() {
+	s.mu.Lock()
+	pid := s.pid
+	s.mu.Unlock()
+	if pid != 0 {
+		killGroup(pid)
+	}
+}
