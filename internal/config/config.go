@@ -443,7 +443,7 @@ func (b *Backend) validate(prefix string, bad func(string, ...any)) {
 	if b.Upstream != "" {
 		u, err := url.Parse(b.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			bad("%supstream: %q must be the http(s) URL of a streamable-HTTP MCP server, like http://127.0.0.1:3000/mcp", prefix, b.Upstream)
+			bad("%supstream: %q must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix, b.Upstream)
 		}
 		if b.Stdio != "" {
 			bad("%supstream, %sstdio: a resource has one backend; set one of them", prefix, prefix)
