@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -65,4 +66,32 @@ func (c *Caller) HasScope(s string) bool {
 		}
 	}
 	return false
+}
+
+// Printable reports whether v can travel in an HTTP header or an
+// environment variable as it is: no control characters but tab.
+func Printable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// JoinGroups joins group names with "," for a header or an environment
+// variable; a name that is empty, holds a comma or is not Printable is
+// left out rather than let it split into, or forge, other names.
+func JoinGroups(groups []string) string {
+	var b strings.Builder
+	for _, g := range groups {
+		if g == "" || strings.IndexByte(g, ',') >= 0 || !Printable(g) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(g)
+	}
+	return b.String()
 }

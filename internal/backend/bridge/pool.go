@@ -209,7 +209,7 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 	}
 	spec := &sseSpec{
 		url:         u,
-		ids:         identityHeaderNames(opts.IdentityHeaders),
+		ids:         opts.IdentityHeaders.WithDefaults(),
 		token:       opts.IdentityToken,
 		postTimeout: opts.PostTimeout,
 	}

@@ -26,26 +26,6 @@ type sseSpec struct {
 	postTimeout time.Duration
 }
 
-// identityHeaderNames fills in the proxy's defaults: an empty name takes
-// its default, "-" stays (nothing is sent for that field).
-func identityHeaderNames(h proxy.IdentityHeaders) proxy.IdentityHeaders {
-	def := func(v *string, d string) {
-		if *v == "" {
-			*v = d
-		}
-		if *v != "-" {
-			*v = http.CanonicalHeaderKey(*v)
-		}
-	}
-	def(&h.User, "X-Forwarded-User")
-	def(&h.PreferredUsername, "X-Forwarded-Preferred-Username")
-	def(&h.Email, "X-Forwarded-Email")
-	def(&h.Groups, "X-Forwarded-Groups")
-	def(&h.ClientID, "X-Forwarded-Client-Id")
-	def(&h.Token, "X-Mcpgate-Identity")
-	return h
-}
-
 // sseConn is a link to a legacy HTTP+SSE server: one GET stream, whose
 // first event names the endpoint to POST messages to, and whose message
 // events carry what the server sends.
@@ -76,7 +56,7 @@ func (s *sseConn) identify(h http.Header, c *identity.Caller) error {
 		if name == "-" || v == "" {
 			return
 		}
-		if !validValue(v) {
+		if !identity.Printable(v) {
 			s.l.log.Warn("identity value not sent: it holds control characters", "header", name)
 			return
 		}
@@ -88,7 +68,7 @@ func (s *sseConn) identify(h http.Header, c *identity.Caller) error {
 		set(ids.Email, c.User.Email)
 	}
 	if len(c.User.Groups) > 0 {
-		set(ids.Groups, joinGroups(c.User.Groups))
+		set(ids.Groups, identity.JoinGroups(c.User.Groups))
 	}
 	set(ids.ClientID, c.ClientID)
 	if s.spec.token != nil && ids.Token != "-" {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -67,7 +66,7 @@ func (s *stdioConn) environ(c *identity.Caller, home string) []string {
 		if v == "" {
 			return
 		}
-		if !validValue(v) {
+		if !identity.Printable(v) {
 			s.l.log.Warn("identity value left out of the stdio server's environment: it holds control characters", "variable", k)
 			return
 		}
@@ -78,7 +77,7 @@ func (s *stdioConn) environ(c *identity.Caller, home string) []string {
 	if c.User.EmailVerified {
 		add("MCPGATE_USER_EMAIL", c.User.Email)
 	}
-	add("MCPGATE_USER_GROUPS", joinGroups(c.User.Groups))
+	add("MCPGATE_USER_GROUPS", identity.JoinGroups(c.User.Groups))
 	return env
 }
 
@@ -87,31 +86,6 @@ func defaultPath() string {
 		return v
 	}
 	return "/usr/local/bin:/usr/bin:/bin"
-}
-
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// joinGroups joins group names with ","; a name holding a comma or a
-// control character is left out.
-func joinGroups(groups []string) string {
-	var b strings.Builder
-	for _, g := range groups {
-		if g == "" || strings.IndexByte(g, ',') >= 0 || !validValue(g) {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(g)
-	}
-	return b.String()
 }
 
 // open starts the server in the user's directory, with the user in its

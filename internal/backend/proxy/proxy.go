@@ -48,7 +48,9 @@ type IdentityHeaders struct {
 	Token string
 }
 
-func (h IdentityHeaders) withDefaults() IdentityHeaders {
+// WithDefaults fills in the default names, canonical; "-" stays (nothing
+// is sent for that field).
+func (h IdentityHeaders) WithDefaults() IdentityHeaders {
 	def := func(v *string, d string) {
 		if *v == "" {
 			*v = d
@@ -169,7 +171,7 @@ func New(opts Options) (http.Handler, error) {
 	h := &handler{
 		upstream: u,
 		path:     u.EscapedPath(),
-		ids:      opts.IdentityHeaders.withDefaults(),
+		ids:      opts.IdentityHeaders.WithDefaults(),
 		token:    opts.IdentityToken,
 		maxBody:  opts.MaxBodyBytes,
 		log:      opts.Logger,
@@ -232,7 +234,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.token != nil && h.ids.Token != "-" {
 		var err error
 		token, err = h.token(caller)
-		if err == nil && (token == "" || !validValue(token)) {
+		if err == nil && (token == "" || !identity.Printable(token)) {
 			err = errors.New("empty or not a valid header value")
 		}
 		if err != nil {
@@ -362,7 +364,7 @@ func (h *handler) identify(o *outbound, c *identity.Caller, token string) {
 		h.set(o, h.ids.Email, c.User.Email)
 	}
 	if len(c.User.Groups) > 0 {
-		h.set(o, h.ids.Groups, joinGroups(c.User.Groups))
+		h.set(o, h.ids.Groups, identity.JoinGroups(c.User.Groups))
 	}
 	h.set(o, h.ids.ClientID, c.ClientID)
 	h.set(o, h.ids.Token, token)
@@ -434,35 +436,12 @@ func (h *handler) set(o *outbound, name, v string) {
 	if name == "-" || v == "" {
 		return
 	}
-	if !validValue(v) {
+	if !identity.Printable(v) {
 		h.log.Warn("identity value not forwarded: it holds control characters", "header", name)
 		return
 	}
 	o.ids[o.nids], o.ids[o.nids+1] = name, v
 	o.nids += 2
-}
-
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func joinGroups(groups []string) string {
-	var b strings.Builder
-	for _, g := range groups {
-		if g == "" || strings.IndexByte(g, ',') >= 0 || !validValue(g) {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(g)
-	}
-	return b.String()
 }
 
 // exchange sends o and returns the upstream's response, following one
