@@ -162,7 +162,7 @@ func (a *answerWriter) refuseList() {
 		id = a.x.lists[0]
 	}
 	a.status = http.StatusBadGateway
-	writeError(a.w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "the MCP server's tools/list answer could not be filtered")
+	jsonrpc.WriteError(a.w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "the MCP server's tools/list answer could not be filtered")
 }
 
 // sseFilter parses an event stream as it passes (text/event-stream, WHATWG
@@ -330,7 +330,7 @@ func listError(x *exchange) []byte {
 	if len(x.lists) == 1 {
 		id = x.lists[0]
 	}
-	return appendError(nil, id, jsonrpc.CodeInternalError, "the MCP server's tools/list answer could not be filtered")
+	return jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, "the MCP server's tools/list answer could not be filtered")
 }
 
 // lines calls fn for each line of ev with its content and its raw bytes

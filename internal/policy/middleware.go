@@ -111,23 +111,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.ContentLength > h.maxBody {
 		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
+		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
 		return
 	}
-	data, err := readBody(w, r, h.maxBody)
+	data, err := jsonrpc.ReadBody(w, r, h.maxBody)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
+			jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
 			return
 		}
 		h.log.Info("reading the request body failed", "error", err)
-		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
 		return
 	}
 	if err := x.msgs.Parse(data); err != nil {
 		e, _ := errors.AsType[*jsonrpc.Error](err)
 		h.log.Debug("request body refused", "error", err)
-		writeError(w, http.StatusBadRequest, nil, e.Code, e.Message)
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, e.Code, e.Message)
 		return
 	}
 	// TRANS-2: the headers a router or gateway may act on must agree with
@@ -139,7 +139,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			id = x.msgs.Messages[0].ID
 		}
 		h.log.Info("request refused: MCP header mismatch", "error", e.Message)
-		writeError(w, http.StatusBadRequest, id, e.Code, e.Message)
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, e.Code, e.Message)
 		return
 	}
 
@@ -149,11 +149,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch m.Method {
 		case "tools/call":
 			if m.Kind != jsonrpc.Request {
-				writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid request: tools/call must have an id")
+				jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid request: tools/call must have an id")
 				return
 			}
 			if !m.HasName {
-				writeError(w, http.StatusOK, m.ID, jsonrpc.CodeInvalidParams, "invalid params: tools/call needs params.name")
+				jsonrpc.WriteError(w, http.StatusOK, m.ID, jsonrpc.CodeInvalidParams, "invalid params: tools/call needs params.name")
 				return
 			}
 			if denied == "" && !h.policy.Allowed(x.caller, m.Name) {
@@ -213,9 +213,9 @@ func (x *exchange) refuse(w http.ResponseWriter, denied string) {
 		}
 		switch {
 		case m.Method == "tools/call" && !x.h.policy.Allowed(x.caller, m.Name):
-			out = appendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+m.Name)
+			out = jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+m.Name)
 		default:
-			out = appendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is not allowed: "+denied)
+			out = jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is not allowed: "+denied)
 		}
 		if !x.msgs.Batch {
 			break
@@ -321,53 +321,6 @@ func (b *BufferedBody) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (b *BufferedBody) Close() error { return nil }
-
-// readBody reads the whole body, at most max bytes.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, max)
-	if r.ContentLength >= 0 {
-		// Known length: one allocation; read one byte more to see a body
-		// longer than announced.
-		buf := make([]byte, r.ContentLength+1)
-		n, err := io.ReadFull(rd, buf)
-		switch {
-		case err == nil:
-			return nil, errors.New("request body longer than its Content-Length")
-		case int64(n) == r.ContentLength && (err == io.ErrUnexpectedEOF || err == io.EOF):
-			return buf[:n:n], nil
-		case err == io.EOF:
-			return nil, io.ErrUnexpectedEOF
-		default:
-			return nil, err
-		}
-	}
-	return io.ReadAll(rd)
-}
-
-// writeError answers with a JSON-RPC error; a nil id is written as null.
-func writeError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string) {
-	out := appendError(nil, id, code, msg)
-	out = append(out, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(status)
-	_, _ = w.Write(out)
-}
-
-func appendError(out []byte, id json.RawMessage, code int, msg string) []byte {
-	out = append(out, `{"jsonrpc":"2.0","id":`...)
-	if len(id) == 0 {
-		out = append(out, "null"...)
-	} else {
-		out = append(out, id...)
-	}
-	out = append(out, `,"error":{"code":`...)
-	out = strconv.AppendInt(out, int64(code), 10)
-	out = append(out, `,"message":`...)
-	m, _ := json.Marshal(msg)
-	out = append(out, m...)
-	return append(out, "}}"...)
-}
 
 // mentionsTools reports whether an answer that could not be parsed might
 // hold tool definitions: then it must not reach the client unfiltered.

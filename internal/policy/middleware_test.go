@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 type events struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 const (
@@ -31,7 +32,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if caller == nil {
 		// The guard did not run: a wiring mistake, never serve.
 		p.log.Error("MCP bridge reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
-		writeError(w, http.StatusInternalServerError, nil, codeInternal, "internal error")
+		jsonrpc.WriteError(w, http.StatusInternalServerError, nil, codeInternal, "internal error")
 		return
 	}
 	switch r.Method {
@@ -43,7 +44,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.delete(w, r, caller)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		writeError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "method not allowed")
+		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "method not allowed")
 	}
 }
 
@@ -63,13 +64,13 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 		if stateless(r) {
 			return nil, true
 		}
-		writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, codeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
 		return nil, false
 	}
 	s := p.session(sid, caller.User.ID)
 	if s == nil {
 		p.log.Info("bridge session refused: unknown, ended or another user's", "resource", p.opts.resource, "user", caller.User.ID)
-		writeError(w, http.StatusNotFound, id, codeNoSession, "session not found")
+		jsonrpc.WriteError(w, http.StatusNotFound, id, codeNoSession, "session not found")
 		return nil, false
 	}
 	return s, true
@@ -78,32 +79,32 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, nil, codeInvalidRequest, "Content-Type must be application/json")
+			jsonrpc.WriteError(w, http.StatusUnsupportedMediaType, nil, codeInvalidRequest, "Content-Type must be application/json")
 			return
 		}
 	}
 	if r.ContentLength > p.opts.maxBodyBytes {
 		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
+		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.maxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
+			jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
 			return
 		}
 		p.log.Debug("reading the request body failed", "error", err)
-		writeError(w, http.StatusBadRequest, nil, codeParseError, "could not read the request body")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeParseError, "could not read the request body")
 		return
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) > 0 && body[0] == '[' {
-		writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
 		return
 	}
 	if !json.Valid(body) {
-		writeError(w, http.StatusBadRequest, nil, codeParseError, "parse error: the body is not JSON")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeParseError, "parse error: the body is not JSON")
 		return
 	}
 	m, k, err := parseMessage(body)
@@ -112,7 +113,7 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 		if m != nil && validID(m["id"]) {
 			id = m["id"]
 		}
-		writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "invalid JSON-RPC message: "+err.Error())
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, codeInvalidRequest, "invalid JSON-RPC message: "+err.Error())
 		return
 	}
 	if k == kindRequest && m.method() == "initialize" {
@@ -152,7 +153,7 @@ func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identi
 	id := m["id"]
 	var version string
 	if !m.paramMember("protocolVersion", &version) || version == "" {
-		writeError(w, http.StatusBadRequest, id, -32602, "initialize needs params.protocolVersion")
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, -32602, "initialize needs params.protocolVersion")
 		return
 	}
 	init := initParams{version: version}
@@ -168,7 +169,7 @@ func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identi
 	s := p.newSession(caller.User.ID, init)
 	p.log.Debug("bridge session opened", "resource", p.opts.resource, "user", caller.User.ID)
 	w.Header().Set(sessionHeader, s.id)
-	writeJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": l.initResult}.encode(), '\n'))
+	jsonrpc.WriteJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": l.initResult}.encode(), '\n'))
 }
 
 // acquireOrAnswer is acquire that answers the request itself on failure.
@@ -180,13 +181,13 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 	case errors.Is(err, errBusy):
 		p.log.Warn(p.noun+" refused: the cap is reached and none is idle", "resource", p.opts.resource, "user", caller.User.ID, "max", p.opts.maxLinks)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP servers running, retry later")
+		jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP servers running, retry later")
 	case errors.Is(err, errClosed):
-		writeError(w, http.StatusServiceUnavailable, id, codeBusy, "server shutting down")
+		jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "server shutting down")
 	case r.Context().Err() != nil:
 		// The client left; nobody reads an answer.
 	default:
-		writeError(w, http.StatusBadGateway, id, codeInternal, "MCP server unavailable")
+		jsonrpc.WriteError(w, http.StatusBadGateway, id, codeInternal, "MCP server unavailable")
 	}
 	return nil, false
 }
@@ -221,7 +222,7 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 	id := m["id"]
 	if m.method() == "ping" {
 		// The bridge is the server the client talks to.
-		writeJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": json.RawMessage(`{}`)}.encode(), '\n'))
+		jsonrpc.WriteJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": json.RawMessage(`{}`)}.encode(), '\n'))
 		return
 	}
 	init := initParams{version: bridgeVersion}
@@ -243,17 +244,17 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 		switch {
 		case errors.Is(err, errSend):
 			p.release(l)
-			writeError(w, http.StatusBadGateway, id, codeInternal, "MCP server did not accept the request")
+			jsonrpc.WriteError(w, http.StatusBadGateway, id, codeInternal, "MCP server did not accept the request")
 			return
 		case err != nil:
 			p.release(l)
-			writeError(w, http.StatusServiceUnavailable, id, codeBusy, "MCP server busy, retry later")
+			jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "MCP server busy, retry later")
 			return
 		}
 		if !p.addCall(sess, c) {
 			l.cancel(c, "duplicate request id")
 			p.release(l)
-			writeError(w, http.StatusBadRequest, id, codeInvalidRequest, "a request with this id is already in flight in this session")
+			jsonrpc.WriteError(w, http.StatusBadRequest, id, codeInvalidRequest, "a request with this id is already in flight in this session")
 			return
 		}
 		l.log.Debug("request forwarded to the "+p.noun, "method", m.method())
@@ -282,7 +283,7 @@ func (p *Pool) await(w http.ResponseWriter, r *http.Request, c *call) {
 			ev.send(b)
 		case b := <-c.resp:
 			if ev == nil {
-				writeJSON(w, http.StatusOK, b)
+				jsonrpc.WriteJSON(w, http.StatusOK, b)
 				return
 			}
 			for more := true; more; {
@@ -349,11 +350,11 @@ func (ev *eventWriter) comment() error {
 func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
 	if stateless(r) {
 		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "no event stream without a session")
+		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "no event stream without a session")
 		return
 	}
 	if !acceptsSSE(r) {
-		writeError(w, http.StatusNotAcceptable, nil, codeInvalidRequest, "GET needs Accept: text/event-stream")
+		jsonrpc.WriteError(w, http.StatusNotAcceptable, nil, codeInvalidRequest, "GET needs Accept: text/event-stream")
 		return
 	}
 	sess, ok := p.sessionOf(w, r, caller, nil)
@@ -362,7 +363,7 @@ func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Call
 	}
 	st := &stream{sess: sess, ch: make(chan []byte, 64), done: make(chan struct{})}
 	if !p.openStream(st) {
-		writeError(w, http.StatusServiceUnavailable, nil, codeBusy, "server shutting down")
+		jsonrpc.WriteError(w, http.StatusServiceUnavailable, nil, codeBusy, "server shutting down")
 		return
 	}
 	defer p.closeStream(st)
@@ -390,7 +391,7 @@ func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Call
 // delete ends a session (not the user's server).
 func (p *Pool) delete(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
 	if r.Header.Get(sessionHeader) == "" {
-		writeError(w, http.StatusBadRequest, nil, codeInvalidRequest, "missing Mcp-Session-Id header")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeInvalidRequest, "missing Mcp-Session-Id header")
 		return
 	}
 	sess, ok := p.sessionOf(w, r, caller, nil)

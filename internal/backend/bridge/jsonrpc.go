@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strconv"
 )
 
@@ -153,29 +152,4 @@ func (m message) paramMember(name string, v any) bool {
 	p := m.params()
 	raw, ok := p[name]
 	return ok && json.Unmarshal(raw, v) == nil
-}
-
-// errorBody is a JSON-RPC error response to id (null when unknown). The
-// message is for the client: short, and never an internal error's text.
-func errorBody(id json.RawMessage, code int, msg string) []byte {
-	if len(id) == 0 {
-		id = json.RawMessage("null")
-	}
-	e, _ := json.Marshal(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{code, msg})
-	return append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "error": e}.encode(), '\n')
-}
-
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-func writeError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string) {
-	writeJSON(w, status, errorBody(id, code, msg))
 }

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 // maxMessage limits one message the server sends (a stdout line, an SSE
@@ -153,7 +153,7 @@ func (l *link) finish() {
 // fail answers the call with a JSON-RPC error.
 func (c *call) fail(code int, msg string) {
 	select {
-	case c.resp <- errorBody(c.clientID, code, msg):
+	case c.resp <- append(jsonrpc.AppendError(nil, c.clientID, code, msg), '\n'):
 	default:
 	}
 }
@@ -227,7 +227,7 @@ func (l *link) sendCancel(id int64, reason string) {
 
 // refuse answers a server→client request that no client can take.
 func (l *link) refuse(id json.RawMessage) {
-	l.conn.enqueue(bytes.TrimSuffix(errorBody(id, codeInternal, "no client connection is open to take this request"), []byte("\n")))
+	l.conn.enqueue(jsonrpc.AppendError(nil, id, codeInternal, "no client connection is open to take this request"))
 }
 
 // initialize performs the MCP handshake for the bridge and caches the

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // seenRequest is what the legacy upstream saw of one HTTP request.

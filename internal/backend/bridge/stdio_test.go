@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/identity"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/identity"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 // Defaults of Options.
@@ -198,14 +199,6 @@ var (
 	errUnavailable = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"upstream MCP server unavailable"}}` + "\n")
 )
 
-func writeError(w http.ResponseWriter, status int, body []byte) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
 // outbound is one request to the upstream.
 type outbound struct {
 	method string
@@ -221,13 +214,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if caller == nil {
 		// The guard did not run: a wiring mistake, never forward.
 		h.log.Error("proxy reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
-		writeError(w, http.StatusInternalServerError, errInternal)
+		jsonrpc.WriteJSON(w, http.StatusInternalServerError, errInternal)
 		return
 	}
 	if id := r.Header.Get(sessionHeader); id != "" && !h.sessions.allowed(id, caller.User.ID) {
 		// SESS-3: not a session this user opened through this gateway.
 		h.log.Info("session refused: unknown or opened by another user", "user", caller.User.ID)
-		writeError(w, http.StatusNotFound, errNoSession)
+		jsonrpc.WriteJSON(w, http.StatusNotFound, errNoSession)
 		return
 	}
 	var token string
@@ -240,7 +233,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// The backend may rely on the token: never forward without it.
 			h.log.Error("minting the identity token failed", "user", caller.User.ID, "error", err)
-			writeError(w, http.StatusInternalServerError, errInternal)
+			jsonrpc.WriteJSON(w, http.StatusInternalServerError, errInternal)
 			return
 		}
 	}
@@ -248,25 +241,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > h.maxBody {
 			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestEntityTooLarge, errTooLarge)
+			jsonrpc.WriteJSON(w, http.StatusRequestEntityTooLarge, errTooLarge)
 			return
 		}
 		if b, ok := r.Body.(interface{ Bytes() []byte }); ok {
 			// A middleware in front has read the body already.
 			body = b.Bytes()
 			if int64(len(body)) > h.maxBody {
-				writeError(w, http.StatusRequestEntityTooLarge, errTooLarge)
+				jsonrpc.WriteJSON(w, http.StatusRequestEntityTooLarge, errTooLarge)
 				return
 			}
 		} else {
 			var err error
-			if body, err = h.readBody(w, r); err != nil {
+			if body, err = jsonrpc.ReadBody(w, r, h.maxBody); err != nil {
 				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-					writeError(w, http.StatusRequestEntityTooLarge, errTooLarge)
+					jsonrpc.WriteJSON(w, http.StatusRequestEntityTooLarge, errTooLarge)
 					return
 				}
 				h.log.Info("reading the request body failed", "error", err)
-				writeError(w, http.StatusBadRequest, errBadBody)
+				jsonrpc.WriteJSON(w, http.StatusBadRequest, errBadBody)
 				return
 			}
 		}
@@ -282,28 +275,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	h.recordSession(r.Method, r.Header, caller.User.ID, resp)
 	h.respond(w, r, resp)
-}
-
-// readBody reads the whole body, at most maxBody bytes.
-func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, h.maxBody)
-	if r.ContentLength >= 0 {
-		// Known length: one allocation; read one byte more to see a body
-		// longer than announced.
-		buf := make([]byte, r.ContentLength+1)
-		n, err := io.ReadFull(rd, buf)
-		switch {
-		case err == nil:
-			return nil, errors.New("request body longer than its Content-Length")
-		case int64(n) == r.ContentLength && (err == io.ErrUnexpectedEOF || err == io.EOF):
-			return buf[:n], nil
-		case err == io.EOF:
-			return nil, io.ErrUnexpectedEOF
-		default:
-			return nil, err
-		}
-	}
-	return io.ReadAll(rd)
 }
 
 // target is the upstream URL of r: the upstream's path, its query and then
@@ -631,7 +602,7 @@ func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		status = http.StatusGatewayTimeout
 	}
 	h.log.Warn("upstream MCP server unavailable", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
-	writeError(w, status, errUnavailable)
+	jsonrpc.WriteJSON(w, status, errUnavailable)
 }
 
 // copyBuffers recycles the 32 KiB buffers that copy answers, headBuffers

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/identity"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/identity"
 )
 
 var alice = &identity.Caller{
