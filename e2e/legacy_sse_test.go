@@ -60,7 +60,7 @@ func TestLegacySSEUpstreamThroughGateway(t *testing.T) {
 	if err := lc.SetUser(ctx, user, password); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs safeBuffer
 	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{1}, 32),
 		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Resources: []mcpgate.Resource{{Path: "/mcp", Upstream: up.URL + "/sse", UpstreamTransport: "sse", IdentityToken: true}}})

@@ -7,35 +7,17 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/backend/bridge"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// lockedBuffer is a log sink safe for the pool's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // The reference "everything" server (TypeScript, over stdio) behind the
 // stdio backend: the go-sdk client goes through the whole OAuth flow, then
@@ -56,7 +38,7 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs := &lockedBuffer{}
+	logs := &safeBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	pool, err := bridge.NewStdio(bridge.StdioOptions{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(), Resource: "/mcp", Logger: logger})
 	if err != nil {
