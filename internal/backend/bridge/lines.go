@@ -9,7 +9,7 @@ import (
 
 // scanLines calls fn with each newline-terminated line of r (without the
 // newline and a trailing carriage return) until r ends. A line longer than
-// max is cut: fn gets its first max bytes with truncated set, and the rest
+// max (counting a carriage return before the newline) is cut: fn gets its first max bytes with truncated set, and the rest
 // of the line is discarded, so one bad line never ends the stream.
 func scanLines(r io.Reader, max int, fn func(line []byte, truncated bool)) error {
 	br := bufio.NewReaderSize(r, 64<<10)

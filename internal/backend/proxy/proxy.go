@@ -475,8 +475,8 @@ func slashRedirect(u *url.URL, resp *http.Response) *url.URL {
 		return nil
 	}
 	l := resp.Header.Get("Location")
-	if l == "" {
-		return nil
+	if l == "" || strings.ContainsAny(l, " \t") {
+		return nil // a space would end up in the request line
 	}
 	loc, err := u.Parse(l)
 	if err != nil || loc.Scheme != u.Scheme || loc.Host != u.Host || loc.User != nil {
