@@ -106,7 +106,8 @@ func FuzzSlashRedirect(f *testing.F) {
 		if err != nil {
 			t.Fatalf("head %q does not parse: %v", head, err)
 		}
-		if req.Host != u.Host || req.RequestURI != got.RequestURI() || req.URL.Path != got.Path || req.URL.RawQuery != got.RawQuery {
+		// An empty query ("?") is not written: the same resource.
+		if req.Host != u.Host || req.RequestURI != strings.TrimSuffix(got.RequestURI(), "?") || req.URL.Path != got.Path || req.URL.RawQuery != got.RawQuery {
 			t.Fatalf("head %q: host %q, URI %q, want %q %q", head, req.Host, req.RequestURI, u.Host, got.RequestURI())
 		}
 	})
