@@ -12,7 +12,12 @@ import (
 // *http.MaxBytesError beyond). With a known Content-Length it allocates
 // once, and refuses a body longer than announced.
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, max)
+	var rd io.Reader = r.Body
+	// The limit cannot be reached reading at most ContentLength+1 bytes:
+	// then the MaxBytesReader (an allocation) is not needed.
+	if r.ContentLength < 0 || r.ContentLength >= max {
+		rd = http.MaxBytesReader(w, r.Body, max)
+	}
 	if r.ContentLength >= 0 {
 		// Read one byte more than announced to see a longer body.
 		buf := make([]byte, r.ContentLength+1)

@@ -33,8 +33,13 @@ type answerWriter struct {
 	sse         sseFilter
 }
 
-func (a *answerWriter) init(w http.ResponseWriter, x *exchange, watchCalls bool) {
-	a.w, a.x, a.watchCalls = w, x, watchCalls
+// init prepares a for x and reports whether the answer must pass through
+// it: when the request holds a tools/call to audit or a tools/list to
+// filter.
+func (a *answerWriter) init(w http.ResponseWriter, x *exchange) bool {
+	a.w, a.x, a.watchCalls = w, x, len(x.calls) > 0 && x.h.audit != nil
+	x.pending = len(x.calls)
+	return a.watchCalls || len(x.lists) > 0
 }
 
 func (a *answerWriter) Header() http.Header { return a.w.Header() }
@@ -49,8 +54,7 @@ func (a *answerWriter) WriteHeader(code int) {
 	}
 	a.wroteHeader, a.status = true, code
 	h := a.w.Header()
-	ct, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	switch {
+	switch ct := mediaType(h.Get("Content-Type")); {
 	case ct == "text/event-stream":
 		a.mode = modeSSE
 		a.sse.init(a)
@@ -66,6 +70,18 @@ func (a *answerWriter) WriteHeader(code int) {
 	a.w.WriteHeader(code)
 }
 
+// mediaType returns the media type of a Content-Type as
+// mime.ParseMediaType does, without its allocations for the values
+// backends send.
+func mediaType(v string) string {
+	switch v {
+	case "text/event-stream", "application/json":
+		return v
+	}
+	ct, _, _ := mime.ParseMediaType(v)
+	return ct
+}
+
 func (a *answerWriter) Write(p []byte) (int, error) {
 	if !a.wroteHeader {
 		a.WriteHeader(http.StatusOK)
@@ -73,7 +89,7 @@ func (a *answerWriter) Write(p []byte) (int, error) {
 	switch a.mode {
 	case modeTee:
 		if room := maxSniff - len(a.head); room > 0 {
-			if a.head == nil {
+			if cap(a.head) == 0 {
 				a.head = make([]byte, 0, min(maxSniff, max(len(p), 512)))
 			}
 			a.head = append(a.head, p[:min(room, len(p))]...)
@@ -191,7 +207,7 @@ func (s *sseFilter) write(p []byte) (int, error) {
 	if !s.holding() {
 		// Pass on at once; parse the copy.
 		n, err := s.a.w.Write(p)
-		if s.a.watchCalls {
+		if s.a.watchCalls && s.a.x.pending > 0 { // once every call is settled, the rest only passes
 			_, _ = s.parse(p)
 		}
 		return n, err
@@ -314,7 +330,7 @@ func (s *sseFilter) close() {
 		_ = s.event()
 		return
 	}
-	if data, ok := eventData(s.ev); ok && s.a.watchCalls {
+	if data, ok := eventData(s.ev); ok && s.a.watchCalls && s.a.x.pending > 0 {
 		_ = jsonrpc.ScanAnswers(data, s.a.x.resolve)
 	}
 }

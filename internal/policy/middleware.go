@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -85,20 +86,45 @@ type call struct {
 	outcome audit.Outcome // "" until the answer says
 }
 
-// exchange is the state of one POST, allocated once.
+// exchange is the state of one POST. It comes from exchangePool and goes
+// back when ServeHTTP returns: nothing in it may outlive the request. The
+// request itself is not part of it (a backend may keep a *http.Request);
+// the answer writer and the body are, as net/http forbids using either
+// after ServeHTTP returns.
 type exchange struct {
-	h      *handler
-	ctx    context.Context
-	caller *identity.Caller
-	start  time.Time
-	msgs   jsonrpc.Body
-	body   BufferedBody
-	req    http.Request
-	aw     answerWriter
-	calls  []call
-	lists  []json.RawMessage // ids of tools/list requests whose answer is filtered
-	call1  [1]call
-	list1  [1]json.RawMessage
+	h       *handler
+	ctx     context.Context
+	caller  *identity.Caller
+	start   time.Time
+	msgs    jsonrpc.Body
+	body    BufferedBody
+	aw      answerWriter
+	calls   []call
+	lists   []json.RawMessage // ids of tools/list requests whose answer is filtered
+	pending int               // calls without an outcome yet: sniffing stops at 0
+	call1   [1]call
+	list1   [1]json.RawMessage
+}
+
+// exchangePool saves the allocation (about 1 KB with its sniff buffers) of
+// every POST: the load harness's GC runs every few milliseconds.
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+// maxPooledBuf is the largest sniff buffer kept in the pool.
+const maxPooledBuf = 64 << 10
+
+// release clears x, keeping its small sniff buffers, and puts it back in
+// the pool.
+func (x *exchange) release() {
+	head, ev := x.aw.head[:0], x.aw.sse.ev[:0]
+	*x = exchange{}
+	if cap(head) <= maxPooledBuf {
+		x.aw.head = head
+	}
+	if cap(ev) <= maxPooledBuf {
+		x.aw.sse.ev = ev
+	}
+	exchangePool.Put(x)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -106,41 +132,58 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	x := &exchange{h: h, start: time.Now(), ctx: r.Context(), caller: identity.FromContext(r.Context())}
-	x.calls, x.lists = x.call1[:0], x.list1[:0]
-
-	if r.ContentLength > h.maxBody {
-		w.Header().Set("Connection", "close")
-		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
+	start := time.Now()
+	data, ok := h.readBody(w, r)
+	if !ok {
 		return
+	}
+	x := exchangePool.Get().(*exchange)
+	x.h, x.start, x.ctx = h, start, r.Context()
+	x.caller = identity.FromContext(x.ctx)
+	x.calls, x.lists = x.call1[:0], x.list1[:0]
+	// Not deferred: after a panic in next, x is simply not reused.
+	if x.admit(w, r, data) {
+		x.forward(w, r, data)
+	}
+	x.release()
+}
+
+// The work around next is split in small functions that are not inlined:
+// only ServeHTTP's and forward's frames stay on the connection goroutine's
+// stack below the backend's, and a deeper stack means more stack growth
+// (copying) after each GC shrinks it.
+
+// readBody reads the body, or answers with an error.
+//
+//go:noinline
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > h.maxBody {
+		h.tooLarge(w)
+		return nil, false
 	}
 	data, err := jsonrpc.ReadBody(w, r, h.maxBody)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
-			return
-		}
-		h.log.Info("reading the request body failed", "error", err)
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
-		return
+		h.readFailed(w, err)
+		return nil, false
 	}
+	return data, true
+}
+
+// admit parses and checks the body, and reports whether it may go to the
+// backend; if not, it has answered.
+//
+//go:noinline
+func (x *exchange) admit(w http.ResponseWriter, r *http.Request, data []byte) bool {
+	h := x.h
 	if err := x.msgs.Parse(data); err != nil {
-		e, _ := errors.AsType[*jsonrpc.Error](err)
-		h.log.Debug("request body refused", "error", err)
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, e.Code, e.Message)
-		return
+		h.badBody(w, err)
+		return false
 	}
 	// TRANS-2: the headers a router or gateway may act on must agree with
 	// the body the backend acts on.
 	if err := jsonrpc.CheckHeaders(r.Header, &x.msgs); err != nil {
-		e, _ := errors.AsType[*jsonrpc.Error](err)
-		var id json.RawMessage
-		if !x.msgs.Batch {
-			id = x.msgs.Messages[0].ID
-		}
-		h.log.Info("request refused: MCP header mismatch", "error", e.Message)
-		jsonrpc.WriteError(w, http.StatusBadRequest, id, e.Code, e.Message)
-		return
+		x.headerMismatch(w, err)
+		return false
 	}
 
 	denied := ""
@@ -148,13 +191,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m := &x.msgs.Messages[i]
 		switch m.Method {
 		case "tools/call":
-			if m.Kind != jsonrpc.Request {
-				jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid request: tools/call must have an id")
-				return
-			}
-			if !m.HasName {
-				jsonrpc.WriteError(w, http.StatusOK, m.ID, jsonrpc.CodeInvalidParams, "invalid params: tools/call needs params.name")
-				return
+			if m.Kind != jsonrpc.Request || !m.HasName {
+				badCall(w, m)
+				return false
 			}
 			if denied == "" && !h.policy.Allowed(x.caller, m.Name) {
 				denied = m.Name
@@ -168,35 +207,84 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if denied != "" {
 		x.refuse(w, denied)
-		return
+		return false
 	}
-
-	x.body.data = data
-	x.req = *r
-	x.req.Body = &x.body
-	x.req.ContentLength = int64(len(data))
-	x.req.TransferEncoding = nil
-	x.req.GetBody = x.getBody
-	watchCalls := len(x.calls) > 0 && h.audit != nil
-	if !watchCalls && len(x.lists) == 0 {
-		h.next.ServeHTTP(w, &x.req)
-		return
-	}
-	x.aw.init(w, x, watchCalls)
-	h.next.ServeHTTP(&x.aw, &x.req)
-	x.aw.finish()
-	if watchCalls {
-		x.record()
-	}
+	return true
 }
 
-func (x *exchange) getBody() (io.ReadCloser, error) {
-	return &BufferedBody{data: x.body.data}, nil
+// forward passes the request to the backend, watching the answer when
+// there is something to learn from it.
+func (x *exchange) forward(w http.ResponseWriter, r *http.Request, data []byte) {
+	// The backend gets the buffered body in r itself (r is already the
+	// guard's copy; a copy here would cost an allocation), restored after.
+	body, cl, te, getBody := r.Body, r.ContentLength, r.TransferEncoding, r.GetBody
+	x.body.data = data
+	r.Body = &x.body
+	r.ContentLength = int64(len(data))
+	r.TransferEncoding = nil
+	r.GetBody = func() (io.ReadCloser, error) { return &BufferedBody{data: data}, nil }
+	if !x.aw.init(w, x) {
+		x.h.next.ServeHTTP(w, r)
+	} else {
+		x.h.next.ServeHTTP(&x.aw, r)
+		x.aw.finish()
+		if x.aw.watchCalls {
+			x.record()
+		}
+	}
+	r.Body, r.ContentLength, r.TransferEncoding, r.GetBody = body, cl, te, getBody
+}
+
+//go:noinline
+func (h *handler) tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
+}
+
+//go:noinline
+func (h *handler) readFailed(w http.ResponseWriter, err error) {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
+		return
+	}
+	h.log.Info("reading the request body failed", "error", err)
+	jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
+}
+
+//go:noinline
+func (h *handler) badBody(w http.ResponseWriter, err error) {
+	e, _ := errors.AsType[*jsonrpc.Error](err)
+	h.log.Debug("request body refused", "error", err)
+	jsonrpc.WriteError(w, http.StatusBadRequest, nil, e.Code, e.Message)
+}
+
+//go:noinline
+func (x *exchange) headerMismatch(w http.ResponseWriter, err error) {
+	e, _ := errors.AsType[*jsonrpc.Error](err)
+	var id json.RawMessage
+	if !x.msgs.Batch {
+		id = x.msgs.Messages[0].ID
+	}
+	x.h.log.Info("request refused: MCP header mismatch", "error", e.Message)
+	jsonrpc.WriteError(w, http.StatusBadRequest, id, e.Code, e.Message)
+}
+
+// badCall refuses a tools/call without an id or without params.name.
+//
+//go:noinline
+func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
+	if m.Kind != jsonrpc.Request {
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid request: tools/call must have an id")
+		return
+	}
+	jsonrpc.WriteError(w, http.StatusOK, m.ID, jsonrpc.CodeInvalidParams, "invalid params: tools/call needs params.name")
 }
 
 // refuse answers a request that calls a denied tool without forwarding
 // any of it: the call gets -32602 "tool not allowed"; in a batch, every
 // other request is refused with it.
+//
+//go:noinline
 func (x *exchange) refuse(w http.ResponseWriter, denied string) {
 	x.h.log.Info("tool call denied by policy", "tool", denied, "user", userID(x.caller), "resource", x.h.resource)
 	var out []byte
@@ -270,7 +358,10 @@ func (x *exchange) resolve(a jsonrpc.Answer) {
 			c.outcome = audit.ToolError
 		case a.Result:
 			c.outcome = audit.OK
+		default:
+			continue
 		}
+		x.pending--
 	}
 }
 

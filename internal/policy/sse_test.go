@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,7 +27,7 @@ func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 	x.calls = append(x.call1[:0], call{id: []byte("2"), name: "fail"})
 	rec := httptest.NewRecorder()
 	rec.Header().Set("Content-Type", "text/event-stream")
-	x.aw.init(rec, x, true)
+	x.aw.init(rec, x)
 	for _, c := range chunks {
 		x.aw.Write(c)
 	}
@@ -102,10 +103,13 @@ func BenchmarkWrapToolsCall(b *testing.B) {
 	for _, c := range []struct {
 		name, ct, answer string
 		policy           *Policy
+		text             bool // audit through slog's TextHandler, as mcpgate serve logs
 	}{
-		{"json", "application/json", result, nil},
-		{"sse", "text/event-stream", "event: message\ndata: " + result + "\n\n", nil},
-		{"json+policy", "application/json", result, testPolicy()},
+		{"json", "application/json", result, nil, false},
+		{"sse", "text/event-stream", "event: message\ndata: " + result + "\n\n", nil, false},
+		{"json+policy", "application/json", result, testPolicy(), false},
+		{"sse+policy", "text/event-stream", "event: message\ndata: " + result + "\n\n", testPolicy(), false},
+		{"sse+textaudit", "text/event-stream", "event: message\ndata: " + result + "\n\n", nil, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			answer := []byte(c.answer)
@@ -115,7 +119,11 @@ func BenchmarkWrapToolsCall(b *testing.B) {
 				w.WriteHeader(200)
 				w.Write(answer)
 			})
-			h := Wrap(be, Options{Audit: nopRecorder{}, Policy: c.policy, Resource: "/mcp"})
+			var rec audit.Recorder = nopRecorder{}
+			if c.text {
+				rec = audit.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			}
+			h := Wrap(be, Options{Audit: rec, Policy: c.policy, Resource: "/mcp"})
 			w := &discardWriter{h: http.Header{}}
 			req := httptest.NewRequest(http.MethodPost, "/mcp", nil)
 			req = req.WithContext(withCaller(req, alice))
@@ -136,4 +144,57 @@ func BenchmarkWrapToolsCall(b *testing.B) {
 
 func withCaller(r *http.Request, c *identity.Caller) context.Context {
 	return identity.WithCaller(r.Context(), c)
+}
+
+// TestExchangeReuse sends requests of different shapes in turn through
+// one handler, so that each gets a pooled exchange another one used: no
+// outcome, filter or body may carry over.
+func TestExchangeReuse(t *testing.T) {
+	ev := &events{}
+	answers := map[string]struct{ ct, body string }{
+		`[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fail"}}]`: {"text/event-stream",
+			"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n" +
+				"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"isError\":true}}\n\n"},
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fail"}}`: {"application/json", `{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"x"}}`},
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fail"}}`: {"text/event-stream",
+			"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{}}\n\n"},
+	}
+	be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		a, ok := answers[string(body)]
+		if !ok {
+			t.Errorf("backend got %q", body)
+		}
+		w.Header().Set("Content-Type", a.ct)
+		io.WriteString(w, a.body)
+	})
+	h := Wrap(be, Options{Audit: ev, Policy: testPolicy(), Resource: "/mcp"})
+	order := []string{
+		`[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fail"}}]`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fail"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fail"}}`,
+	}
+	var want []audit.Outcome
+	for i := 0; i < 3; i++ {
+		for j, body := range order {
+			req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+			req = req.WithContext(withCaller(req, bob))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if j == 0 && (strings.Contains(rec.Body.String(), "nuke") || !strings.Contains(rec.Body.String(), `"fail"`)) {
+				t.Errorf("tools/list answer %q", rec.Body)
+			}
+			if got, _ := io.ReadAll(req.Body); len(got) != 0 {
+				t.Errorf("request body not restored: %q", got)
+			}
+		}
+		want = append(want, audit.ToolError, audit.Error, audit.OK)
+	}
+	var got []audit.Outcome
+	for _, e := range ev.all() {
+		got = append(got, e.Outcome)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
 }
