@@ -27,6 +27,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g.mux.ServeHTTP(rec, r)
 	}
+	g.logRequest(r, rec, start)
+}
+
+// logRequest writes the access log line. It is a function of its own, not
+// inlined, so that its large frame (a slog.Record) is not on the stack
+// while the backend runs: a deeper stack there makes the connection's
+// goroutine grow (copy) its stack again after every GC.
+//
+//go:noinline
+func (g *Gateway) logRequest(r *http.Request, rec *statusRecorder, start time.Time) {
 	// The handler is called directly: slog.Logger would capture the
 	// source position (runtime.Callers) of a line that is always this one.
 	logh := g.log.Handler()

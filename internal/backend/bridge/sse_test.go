@@ -324,7 +324,7 @@ func TestSSEGoSDKClient(t *testing.T) {
 }
 
 // The upstream sees the verified caller on the GET and on every POST,
-// never the client's Authorization, cookies or identity headers; two
+// never the client's Authorization (PASS-2), cookies or identity headers; two
 // users get two SSE connections.
 func TestSSEIdentityHeaders(t *testing.T) {
 	up := newLegacyUpstream(t)
