@@ -170,7 +170,14 @@ tool_policy:
 	// One audit line per tools/call, outcomes as they happened, and no
 	// argument or token in the file.
 	bob.Close()
-	events := readAudit(t, auditPath)
+	// An event is written when the gateway's handler returns, which may be
+	// just after the client has its answer.
+	var events []map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if events = readAudit(t, auditPath); len(events) >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	want := []string{"local:bob delete_notes denied", "local:bob read_notes ok", "local:alice delete_notes ok", "local:alice fail tool_error"}
 	if len(events) != len(want) {
 		t.Fatalf("audit has %d events, want %d: %v", len(events), len(want), events)
