@@ -66,3 +66,41 @@ func TestBinaryUpstreamProxy(t *testing.T) {
 	sess.Close() // ends the client's GET stream, so that shutdown need not wait for it
 	p.stop(t)
 }
+
+// A stateless upstream (the go-sdk's Stateless mode: no Mcp-Session-Id,
+// GET answers 405) through the binary, called by the go-sdk client with its
+// default protocol version (2026-07-28) after the OAuth flow: calls work,
+// no session id is made up on the way, and the upstream sees the caller.
+func TestBinaryUpstreamStateless(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	server := mcp.NewServer(&mcp.Implementation{Name: "stateless", Version: "1"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "who"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: req.Extra.Header.Get("X-Forwarded-User")}}}, nil, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	defer up.Close()
+
+	port := freePort(t)
+	p := startBinary(t, port, "--data-dir", t.TempDir(), "--local-user", user+":"+password, "--upstream", up.URL+"/mcp")
+	h, _ := oauthClient(t)
+	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, p.Stderr())
+	}
+	defer sess.Close()
+	if sess.ID() != "" {
+		t.Fatalf("a stateless upstream got a session id %q through the gateway", sess.ID())
+	}
+	if ir := sess.InitializeResult(); ir == nil || ir.ProtocolVersion != "2026-07-28" {
+		t.Fatalf("want the stateless 2026-07-28 protocol, got %+v", ir)
+	}
+	for range 3 {
+		res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "who"})
+		if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "local:alice" {
+			t.Fatalf("call: %v %+v\n%s", err, res, p.Stderr())
+		}
+	}
+	p.stop(t)
+}
