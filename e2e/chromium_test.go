@@ -22,8 +22,6 @@ import (
 	"github.com/mcpgate/mcpgate/e2e/cdp"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store/memory"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // A real headless Chromium, driven over the DevTools protocol, walks mcpgate's consent
@@ -50,17 +48,7 @@ func TestChromiumConsentAndLogin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	st := memory.New()
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
-	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{5}, 32), Connectors: []upstream.Connector{lc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
+	srv := startGateway(t, ctx, mcpgate.Config{Store: memory.New()})
 
 	// Nothing listens at the redirect URI: Chromium's request for it is the result.
 	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -18,8 +17,6 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/store/memory"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // safeBuffer collects a child process's output while the test reads it.
@@ -43,17 +40,7 @@ func TestConformanceAuthorizationServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	st := memory.New()
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
-	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{3}, 32), Connectors: []upstream.Connector{lc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	defer srv.Close()
+	srv := startGateway(t, ctx, mcpgate.Config{Store: memory.New()})
 
 	port := freePort(t)
 	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", port)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -14,13 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/store/memory"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
-	"github.com/modelcontextprotocol/go-sdk/auth"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // cimdHost is a local TLS host (a test certificate for 127.0.0.1) that
@@ -92,30 +90,19 @@ func (h *cimdHost) roots() *x509.CertPool {
 // The gateway's log goes to the test log when the test fails.
 func realClientGateway(t *testing.T, ctx context.Context, docs *cimdHost) *httptest.Server {
 	t.Helper()
-	st := memory.New()
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
 	logs := &safeBuffer{}
-	cfg := mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{7}, 32), Connectors: []upstream.Connector{lc},
+	t.Cleanup(func() {
+		if t.Failed() && logs.String() != "" {
+			t.Logf("gateway log:\n%s", logs)
+		}
+	})
+	cfg := mcpgate.Config{Store: memory.New(),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if docs != nil {
 		cfg.CIMDAllowHosts = []string{"127.0.0.1"}
 		cfg.CIMDRootCAs = docs.roots()
 	}
-	g, err := mcpgate.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	t.Cleanup(func() {
-		srv.Close()
-		if t.Failed() && logs.String() != "" {
-			t.Logf("gateway log:\n%s", logs)
-		}
-	})
-	return srv
+	return startGateway(t, ctx, cfg)
 }
 
 // The go-sdk client with a Client ID Metadata Document instead of DCR: its

@@ -1,26 +1,21 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate"
-	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/store/sqlite"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
 )
 
 const (
@@ -92,23 +87,8 @@ func whoami(t *testing.T, ctx context.Context, transport mcp.Transport) map[stri
 func TestGoSDKClientInProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{1}, 32),
-		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	defer srv.Close()
+	var logs safeBuffer
+	srv := startGateway(t, ctx, mcpgate.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	h, _ := oauthClient(t)
 	m := whoami(t, ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", OAuthHandler: h})

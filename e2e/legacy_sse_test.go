@@ -1,21 +1,17 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate"
-	"github.com/mcpgate/mcpgate/store/sqlite"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate"
 )
 
 // A legacy HTTP+SSE MCP server (protocol 2024-11-05, the go-sdk's
@@ -49,33 +45,11 @@ func TestLegacySSEUpstreamThroughGateway(t *testing.T) {
 		mu.Unlock()
 		legacy.ServeHTTP(w, r)
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close) // after the gateway's cleanup, which ends its SSE connection to up
 
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
 	var logs safeBuffer
-	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{1}, 32),
-		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	srv := startGateway(t, ctx, mcpgate.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Resources: []mcpgate.Resource{{Path: "/mcp", Upstream: up.URL + "/sse", UpstreamTransport: "sse", IdentityToken: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer ccancel()
-		if err := g.Close(cctx); err != nil {
-			t.Errorf("closing the gateway: %v", err)
-		}
-	}()
-	srv := httptest.NewServer(g)
-	defer srv.Close()
 
 	h, _ := oauthClient(t)
 	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)

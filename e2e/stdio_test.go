@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +11,6 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/backend/bridge"
-	"github.com/mcpgate/mcpgate/store/sqlite"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // The reference "everything" server (TypeScript, over stdio) behind the
@@ -27,17 +21,6 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 	defer cancel()
 	node, entry := node22(t), everythingStdio(t)
 
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	lc := local.New(st, local.Options{})
-	for _, u := range [][2]string{{user, password}, {"bob", "e2e password 2"}} {
-		if err := lc.SetUser(ctx, u[0], u[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
 	logs := &safeBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	pool, err := bridge.NewStdio(bridge.StdioOptions{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(), Resource: "/mcp", Logger: logger})
@@ -51,13 +34,7 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 			t.Errorf("closing the pool: %v", err)
 		}
 	}()
-	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{1}, 32),
-		Connectors: []upstream.Connector{lc}, Logger: logger, MCP: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	defer srv.Close()
+	srv := startGateway(t, ctx, mcpgate.Config{Logger: logger, MCP: pool}, [2]string{"bob", "e2e password 2"})
 
 	connect := func(name, pw string) *mcp.ClientSession {
 		h, _ := oauthClientAs(t, name, pw)
