@@ -15,5 +15,8 @@
 // the gateway's /mcp with the same MCP server served directly; the flowload
 // command (bench/flowload) measures authorization-code flows and refresh
 // rotations per second; docs/benchmarks.md describes the methods and the
-// figures.
+// figures. What the two commands share is here too: their common options
+// (Options), command line and exit codes (Main), the gateway's
+// configuration and the OAuth steps of their setup (GatewayConfig,
+// RegisterClient, Authorize), and report helpers.
 package bench

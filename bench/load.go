@@ -111,7 +111,7 @@ func Open(ctx context.Context, t *Target, n int) (*Session, error) {
 		return nil, fmt.Errorf("%s: initialize: %w", t.Name, err)
 	}
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(buf.Bytes(), []byte(`"protocolVersion"`)) {
-		return nil, fmt.Errorf("%s: initialize: HTTP %d: %s", t.Name, resp.StatusCode, snippet(buf.Bytes()))
+		return nil, fmt.Errorf("%s: initialize: HTTP %d: %s", t.Name, resp.StatusCode, Snippet(buf.Bytes()))
 	}
 	id := resp.Header.Get("Mcp-Session-Id")
 	if id == "" {
@@ -125,7 +125,7 @@ func Open(ctx context.Context, t *Target, n int) (*Session, error) {
 		return nil, fmt.Errorf("%s: notifications/initialized: %w", t.Name, err)
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: notifications/initialized: HTTP %d: %s", t.Name, resp.StatusCode, snippet(buf.Bytes()))
+		return nil, fmt.Errorf("%s: notifications/initialized: HTTP %d: %s", t.Name, resp.StatusCode, Snippet(buf.Bytes()))
 	}
 
 	text := fmt.Sprintf("mcpload %s session %03d", t.Name, n)
@@ -153,10 +153,10 @@ func (s *Session) Call(ctx context.Context) (time.Duration, error) {
 	}
 	b := s.resp.Bytes()
 	if resp.StatusCode != http.StatusOK {
-		return d, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(b))
+		return d, fmt.Errorf("HTTP %d: %s", resp.StatusCode, Snippet(b))
 	}
 	if !bytes.Contains(b, s.want) || bytes.Contains(b, []byte(`"isError":true`)) {
-		return d, fmt.Errorf("unexpected answer: %s", snippet(b))
+		return d, fmt.Errorf("unexpected answer: %s", Snippet(b))
 	}
 	return d, nil
 }
@@ -292,7 +292,8 @@ func RunWorkers(ctx context.Context, name string, n int, d time.Duration, maxOps
 	return res
 }
 
-func snippet(b []byte) string {
+// Snippet is the start of an answer's body, for an error message.
+func Snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if len(s) > 300 {
 		s = s[:300] + "…"

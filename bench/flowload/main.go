@@ -53,20 +53,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"runtime/trace"
 	"strings"
 	"sync"
@@ -81,8 +77,6 @@ import (
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/sqlite"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 const (
@@ -103,56 +97,32 @@ const (
 )
 
 type options struct {
-	storeKind, only           string
-	duration, warmup, timeout time.Duration
-	rounds, conns             int
-	maxOps                    int64
-	cpuprofile, memprofile    string
-	tracefile                 string
-	logFormat                 string
-	quiet                     float64
-	dir                       string
-	fdatasync                 bool
+	bench.Options
+	storeKind, only string
+	tracefile       string
+	dir             string
+	fdatasync       bool
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.storeKind, "store", "sqlite", "sqlite (a temporary file, synchronous=FULL, as mcpgate serve runs it) or memory")
 	flag.StringVar(&o.only, "only", "", "measure only flows or only refreshes (default both, alternating)")
-	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measured round of each load")
-	flag.IntVar(&o.rounds, "rounds", 6, "measured rounds of each load (flows and refreshes alternate)")
-	flag.IntVar(&o.conns, "conns", 64, "concurrent workers, each with one request in flight on a keep-alive connection")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up of each load before the rounds (not reported; errors still count)")
-	flag.Int64Var(&o.maxOps, "max-ops", 1_000_000, "cap on the operations of one round of one load")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one HTTP request")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
-	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to this file at the end")
+	flag.DurationVar(&o.Duration, "duration", 3*time.Second, "length of each measured round of each load")
+	flag.IntVar(&o.Rounds, "rounds", 6, "measured rounds of each load (flows and refreshes alternate)")
+	flag.IntVar(&o.Conns, "conns", 64, "concurrent workers, each with one request in flight on a keep-alive connection")
+	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up of each load before the rounds (not reported; errors still count)")
+	flag.Int64Var(&o.MaxOps, "max-ops", 1_000_000, "cap on the operations of one round of one load")
+	flag.DurationVar(&o.Timeout, "timeout", 10*time.Second, "timeout of one HTTP request")
+	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")
 	flag.StringVar(&o.tracefile, "trace", "", "write an execution trace of the first measured round to this file (go tool trace)")
-	flag.Float64Var(&o.quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat)")
-	flag.StringVar(&o.logFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs), json, or discard; text and json write to io.Discard: formatting cost, no I/O")
+	flag.Float64Var(&o.Quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat)")
+	flag.StringVar(&o.LogFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs), json, or discard; text and json write to io.Discard: formatting cost, no I/O")
 	flag.StringVar(&o.dir, "dir", "", "directory for the SQLite file (default: a new temporary directory); it decides which disk the fsyncs hit")
 	flag.BoolVar(&o.fdatasync, "fdatasync", false, "make SQLite commit with fdatasync(2) instead of fsync(2) (modernc.org/sqlite.Fdatasync; same durability, cheaper on ext4)")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: flowload [flags]\n\nMeasures authorization-code flows/s and refresh rotations/s through mcpgate.\n\n")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	if err := o.check(); err != nil {
-		fmt.Fprintln(os.Stderr, "flowload:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	code, err := run(ctx, o, os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "flowload:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	bench.Main("flowload", "Measures authorization-code flows/s and refresh rotations/s through mcpgate.", o.check,
+		func(ctx context.Context, stdout, stderr io.Writer) (int, error) { return run(ctx, o, stdout, stderr) })
 }
 
 func (o *options) check() error {
@@ -161,25 +131,8 @@ func (o *options) check() error {
 		return fmt.Errorf("-store %q: want sqlite or memory", o.storeKind)
 	case o.only != "" && o.only != kindFlows && o.only != kindRefreshes:
 		return fmt.Errorf("-only %q: want %s or %s", o.only, kindFlows, kindRefreshes)
-	case o.duration <= 0 || o.duration > 10*time.Minute:
-		return errors.New("-duration must be in (0, 10m]")
-	case o.warmup < 0 || o.warmup > 10*time.Minute:
-		return errors.New("-warmup must be in [0, 10m]")
-	case o.rounds < 1 || o.rounds > 100:
-		return errors.New("-rounds must be in [1, 100]")
-	case o.conns < 1 || o.conns > 1024:
-		return errors.New("-conns must be in [1, 1024]")
-	case o.maxOps < 1:
-		return errors.New("-max-ops must be positive")
-	case o.timeout <= 0:
-		return errors.New("-timeout must be positive")
 	}
-	switch o.logFormat {
-	case "discard", "text", "json":
-	default:
-		return fmt.Errorf("-log %q: want discard, text or json", o.logFormat)
-	}
-	return nil
+	return o.Options.Check("-max-ops")
 }
 
 func (o *options) kinds() []string {
@@ -189,25 +142,21 @@ func (o *options) kinds() []string {
 	return []string{kindFlows, kindRefreshes}
 }
 
-func (o *options) logger() *slog.Logger {
-	switch o.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	case "json":
-		return slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	return nil // mcpgate.New's default: slog.DiscardHandler
-}
-
 // harness is the gateway under load and what the workers share.
 type harness struct {
 	base      string // http://127.0.0.1:PORT
 	clientID  string
 	resource  string
-	session   string // the browser session cookie's value
 	authorize string // the /authorize URL up to the per-flow parameters
+	tokenURL  string
+	cookie    string // the Cookie header of /authorize: the browser's session
 	client    *http.Client
 	sqlite    *sqlite.Store // nil with -store memory
+
+	// The form parameters of each grant at /token after the per-request
+	// ones, escaped once.
+	codeParams    string // client_id, redirect_uri, resource
+	refreshParams string // client_id, resource
 }
 
 // worker is the state of one load goroutine.
@@ -265,19 +214,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		st = memory.New()
 	}
 
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(setupCtx, user, password); err != nil {
+	cfg, err := bench.GatewayConfig(setupCtx, st, user, password, o.Logger())
+	if err != nil {
 		return 0, err
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	gw, err := mcpgate.New(setupCtx, mcpgate.Config{
-		Store:      st,
-		SecretKey:  key,
-		Connectors: []upstream.Connector{lc},
-		Logger:     o.logger(),
-		Version:    "bench",
-	})
+	gw, err := mcpgate.New(setupCtx, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -288,14 +229,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	defer stopServer()
 	h.base = base
 	h.resource = base + "/mcp"
-	h.client = bench.NewClient(o.conns, o.timeout)
+	h.tokenURL = base + "/token"
+	h.client = bench.NewClient(o.Conns, o.Timeout)
 
 	if err := h.login(setupCtx); err != nil {
 		return 0, fmt.Errorf("logging in through the gateway's pages: %w", err)
 	}
 	logf("gateway %s, store %s; client %s; logged in once through the real pages (session cookie and consent kept)", base, storeDesc, h.clientID)
 
-	workers := make([]*worker, o.conns)
+	workers := make([]*worker, o.Conns)
 	for i := range workers {
 		workers[i] = &worker{}
 	}
@@ -304,41 +246,38 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if err := h.startChains(setupCtx, workers); err != nil {
 		return 0, fmt.Errorf("first flows: %w", err)
 	}
-	logf("%d workers, each with its own refresh-token chain; GOMAXPROCS=%d", o.conns, runtime.GOMAXPROCS(0))
+	logf("%d workers, each with its own refresh-token chain; GOMAXPROCS=%d", o.Conns, runtime.GOMAXPROCS(0))
 
 	ops := map[string]func(ctx context.Context, i int) (time.Duration, error){
 		kindFlows:     func(ctx context.Context, i int) (time.Duration, error) { return h.flow(ctx, workers[i]) },
 		kindRefreshes: func(ctx context.Context, i int) (time.Duration, error) { return h.rotate(ctx, workers[i]) },
 	}
+	kinds := o.kinds()
 	var warm bench.Result
-	if o.warmup > 0 {
-		for _, k := range o.kinds() {
-			r := bench.RunWorkers(ctx, k, o.conns, o.warmup, o.maxOps, ops[k])
+	if o.Warmup > 0 {
+		for _, k := range kinds {
+			r := bench.RunWorkers(ctx, k, o.Conns, o.Warmup, o.MaxOps, ops[k])
 			logf("warm-up %s: %.0f/s, %d errors", k, r.RPS(), r.Errors)
 			warm.Add(r)
 		}
 	}
 
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
+	stopProfile := func() {}
+	if o.CPUProfile != "" {
+		if stopProfile, err = bench.StartCPUProfile(o.CPUProfile); err != nil {
 			return 0, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, err
-		}
-		defer pprof.StopCPUProfile()
+		defer stopProfile()
 	}
 	var rounds []round
-	for i := range o.rounds {
-		for _, k := range o.kinds() {
+	for i := range o.Rounds {
+		for _, k := range kinds {
 			if ctx.Err() != nil {
 				break
 			}
 			before := h.stats()
 			stopTrace := startTrace(o.tracefile, len(rounds) == 0)
-			r := bench.RunWorkers(ctx, k, o.conns, o.duration, o.maxOps, ops[k])
+			r := bench.RunWorkers(ctx, k, o.Conns, o.Duration, o.MaxOps, ops[k])
 			if err := stopTrace(); err != nil {
 				return 0, err
 			}
@@ -349,18 +288,18 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 				bench.FmtDur(r.CPUPerRequest()), rd.commitsText(), r.Errors, bench.FmtCPU(r.CPU))
 		}
 	}
-	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-		logf("CPU profile: %s (go tool pprof -tagignore=load=%s -top %s for the gateway)", o.cpuprofile, strings.Join(o.kinds(), "|load="), o.cpuprofile)
+	if o.CPUProfile != "" {
+		stopProfile()
+		logf("CPU profile: %s (go tool pprof -tagignore=load=%s -top %s for the gateway)", o.CPUProfile, strings.Join(kinds, "|load="), o.CPUProfile)
 	}
 	if len(rounds) == 0 {
 		return 0, errors.New("interrupted before the first round")
 	}
-	if o.memprofile != "" {
-		if err := bench.WriteAllocProfile(o.memprofile); err != nil {
+	if o.MemProfile != "" {
+		if err := bench.WriteAllocProfile(o.MemProfile); err != nil {
 			return 0, err
 		}
-		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.memprofile, o.memprofile)
+		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.MemProfile, o.MemProfile)
 	}
 
 	errs := report(stdout, o, storeDesc, rounds, &warm)
@@ -426,21 +365,13 @@ func (s *storeStats) add(o storeStats) {
 	s.commit += o.commit
 }
 
-// round is one measured round of one load.
-type round struct {
-	n      int
-	kind   string
-	res    *bench.Result
-	sqlite bool
-	stats  storeStats
+// commitsPer is the commits (fsyncs) per operation, of ops.
+func (s storeStats) commitsPer(ops int64) float64 {
+	return bench.Ratio(float64(s.commits), float64(ops))
 }
 
-func (r *round) commitsPerOp() float64 {
-	return bench.Ratio(float64(r.stats.commits), float64(r.res.OK+r.res.Errors))
-}
-
-func (r *round) writesPerCommit() float64 {
-	return bench.Ratio(float64(r.stats.writes), float64(r.stats.commits))
+func (s storeStats) writesPerCommit() float64 {
+	return bench.Ratio(float64(s.writes), float64(s.commits))
 }
 
 // commitTime is the mean time of a COMMIT.
@@ -451,13 +382,28 @@ func (s storeStats) commitTime() time.Duration {
 	return s.commit / time.Duration(s.commits)
 }
 
+// busyShares are the shares of elapsed, in percent, the writer spent in
+// transactions and in COMMIT.
+func (s storeStats) busyShares(elapsed time.Duration) (busy, commit float64) {
+	return 100 * s.busy.Seconds() / elapsed.Seconds(), 100 * s.commit.Seconds() / elapsed.Seconds()
+}
+
+// round is one measured round of one load.
+type round struct {
+	n      int
+	kind   string
+	res    *bench.Result
+	sqlite bool
+	stats  storeStats
+}
+
 func (r *round) commitsText() string {
 	if !r.sqlite {
 		return ""
 	}
+	busy, commit := r.stats.busyShares(r.res.Elapsed)
 	return fmt.Sprintf("commits/op %.3f (%.1f writes/commit), writer busy %.0f%% (COMMIT %.0f%%, %s per commit)",
-		r.commitsPerOp(), r.writesPerCommit(), 100*r.stats.busy.Seconds()/r.res.Elapsed.Seconds(),
-		100*r.stats.commit.Seconds()/r.res.Elapsed.Seconds(), bench.FmtDur(r.stats.commitTime()))
+		r.stats.commitsPer(r.res.Total()), r.stats.writesPerCommit(), busy, commit, bench.FmtDur(r.stats.commitTime()))
 }
 
 // login registers the public client and walks one authorization through
@@ -466,56 +412,31 @@ func (r *round) commitsText() string {
 // the flows, and the consent it gave makes later /authorize requests
 // answer at once.
 func (h *harness) login(ctx context.Context) error {
-	reg, _ := json.Marshal(map[string]any{
-		"client_name": "flowload", "redirect_uris": []string{callback},
-		"token_endpoint_auth_method": "none", "application_type": "native",
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/register", bytes.NewReader(reg))
-	if err != nil {
+	var err error
+	if h.clientID, err = bench.RegisterClient(ctx, h.client, h.base, "flowload", callback); err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	status, body, err := h.do(req)
-	if err != nil {
-		return fmt.Errorf("register: %w", err)
-	}
-	var registered struct {
-		ClientID   string   `json:"client_id"`
-		GrantTypes []string `json:"grant_types"`
-	}
-	if status != http.StatusCreated || json.Unmarshal(body, &registered) != nil || registered.ClientID == "" {
-		return fmt.Errorf("register: HTTP %d: %s", status, snippet(body))
-	}
-	h.clientID = registered.ClientID
-	q := url.Values{
-		"response_type":         {"code"},
-		"client_id":             {h.clientID},
-		"redirect_uri":          {callback},
-		"code_challenge_method": {"S256"},
-		"resource":              {h.resource},
-	}
-	h.authorize = h.base + "/authorize?" + q.Encode()
+	h.authorize = bench.AuthorizeURL(h.base, h.clientID, callback, h.resource)
+	clientID, resource := url.QueryEscape(h.clientID), url.QueryEscape(h.resource)
+	h.codeParams = "&client_id=" + clientID + "&redirect_uri=" + url.QueryEscape(callback) + "&resource=" + resource
+	h.refreshParams = "&client_id=" + clientID + "&resource=" + resource
 
 	b := browser.New(user, password)
-	verifier, state := tokens.NewSecret(), tokens.NewSecret()
-	code, gotState, iss, err := b.Authorize(ctx, h.authorize+"&code_challenge="+tokens.S256(verifier)+"&state="+state, callback)
+	code, verifier, err := bench.Authorize(ctx, b, h.authorize, callback, h.base)
 	if err != nil {
 		return err
-	}
-	if gotState != state || iss != h.base {
-		return fmt.Errorf("authorize: state %q iss %q, want %q and %q", gotState, iss, state, h.base)
 	}
 	u, _ := url.Parse(h.base)
 	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == sessionCookie {
-			h.session = c.Value
+			h.cookie = sessionCookie + "=" + c.Value
 		}
 	}
-	if h.session == "" {
+	if h.cookie == "" {
 		return fmt.Errorf("no %s cookie after logging in", sessionCookie)
 	}
 	var w worker
-	if _, err := h.exchange(ctx, &w, code, verifier); err != nil {
+	if err := h.exchange(ctx, &w, code, verifier); err != nil {
 		return fmt.Errorf("exchanging the browser's code: %w", err)
 	}
 	return nil
@@ -543,11 +464,11 @@ func (h *harness) startChains(ctx context.Context, workers []*worker) error {
 func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
 	verifier, state := tokens.NewSecret(), tokens.NewSecret()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.authorize+"&code_challenge="+tokens.S256(verifier)+"&state="+state, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bench.AuthorizeRequest(h.authorize, verifier, state), nil)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Cookie", sessionCookie+"="+h.session)
+	req.Header.Set("Cookie", h.cookie)
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return time.Since(start), fmt.Errorf("authorize: %w", err)
@@ -560,7 +481,7 @@ func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
 	}
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, callback+"?") {
-		return time.Since(start), fmt.Errorf("authorize: HTTP %d, Location %q, want 302 to %s with a code: %s", resp.StatusCode, loc, callback, snippet(w.body.Bytes()))
+		return time.Since(start), fmt.Errorf("authorize: HTTP %d, Location %q, want 302 to %s with a code: %s", resp.StatusCode, loc, callback, bench.Snippet(w.body.Bytes()))
 	}
 	q, err := url.ParseQuery(loc[len(callback)+1:])
 	if err != nil {
@@ -570,10 +491,8 @@ func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
 	if q.Get("error") != "" || code == "" || q.Get("state") != state || q.Get("iss") != h.base {
 		return time.Since(start), fmt.Errorf("authorize: redirect %q: want a code, state %q and iss %q", loc, state, h.base)
 	}
-	if _, err := h.exchange(ctx, w, code, verifier); err != nil {
-		return time.Since(start), err
-	}
-	return time.Since(start), nil
+	err = h.exchange(ctx, w, code, verifier)
+	return time.Since(start), err
 }
 
 // tokenAnswer is the part of a token response the harness checks.
@@ -586,33 +505,25 @@ type tokenAnswer struct {
 
 // exchange redeems a code at /token; the refresh token becomes the
 // worker's.
-func (h *harness) exchange(ctx context.Context, w *worker, code, verifier string) (time.Duration, error) {
+func (h *harness) exchange(ctx context.Context, w *worker, code, verifier string) error {
 	w.form = append(w.form[:0], "grant_type=authorization_code&code="...)
 	w.form = append(w.form, url.QueryEscape(code)...)
-	w.form = append(w.form, "&client_id="...)
-	w.form = append(w.form, url.QueryEscape(h.clientID)...)
-	w.form = append(w.form, "&redirect_uri="...)
-	w.form = append(w.form, url.QueryEscape(callback)...)
 	w.form = append(w.form, "&code_verifier="...)
 	w.form = append(w.form, verifier...)
-	w.form = append(w.form, "&resource="...)
-	w.form = append(w.form, url.QueryEscape(h.resource)...)
-	tok, d, err := h.token(ctx, w)
+	w.form = append(w.form, h.codeParams...)
+	tok, _, err := h.token(ctx, w)
 	if err != nil {
-		return d, fmt.Errorf("token (authorization_code): %w", err)
+		return fmt.Errorf("token (authorization_code): %w", err)
 	}
 	w.refresh = tok.RefreshToken
-	return d, nil
+	return nil
 }
 
 // rotate is one refresh: the worker's refresh token for a new pair.
 func (h *harness) rotate(ctx context.Context, w *worker) (time.Duration, error) {
 	w.form = append(w.form[:0], "grant_type=refresh_token&refresh_token="...)
 	w.form = append(w.form, url.QueryEscape(w.refresh)...)
-	w.form = append(w.form, "&client_id="...)
-	w.form = append(w.form, url.QueryEscape(h.clientID)...)
-	w.form = append(w.form, "&resource="...)
-	w.form = append(w.form, url.QueryEscape(h.resource)...)
+	w.form = append(w.form, h.refreshParams...)
 	tok, d, err := h.token(ctx, w)
 	if err != nil {
 		return d, fmt.Errorf("token (refresh_token): %w", err)
@@ -624,7 +535,7 @@ func (h *harness) rotate(ctx context.Context, w *worker) (time.Duration, error) 
 // token posts w.form to /token and checks for 200 with both tokens.
 func (h *harness) token(ctx context.Context, w *worker) (*tokenAnswer, time.Duration, error) {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/token", bytes.NewReader(w.form))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.tokenURL, bytes.NewReader(w.form))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -640,31 +551,12 @@ func (h *harness) token(ctx context.Context, w *worker) (*tokenAnswer, time.Dura
 	if err != nil {
 		return nil, d, fmt.Errorf("reading the answer: %w", err)
 	}
-	var tok tokenAnswer
 	if resp.StatusCode != http.StatusOK {
-		return nil, d, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(w.body.Bytes()))
+		return nil, d, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bench.Snippet(w.body.Bytes()))
 	}
+	var tok tokenAnswer
 	if err := json.Unmarshal(w.body.Bytes(), &tok); err != nil || tok.AccessToken == "" || tok.RefreshToken == "" || tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 {
-		return nil, d, fmt.Errorf("want an access and a refresh token: %s", snippet(w.body.Bytes()))
+		return nil, d, fmt.Errorf("want an access and a refresh token: %s", bench.Snippet(w.body.Bytes()))
 	}
 	return &tok, d, nil
-}
-
-// do sends a setup request and reads the answer.
-func (h *harness) do(req *http.Request) (int, []byte, error) {
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, b, err
-}
-
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate/bench"
+	"github.com/mcpgate/mcpgate/bench/internal/benchtest"
 )
 
 // The whole harness, briefly, on both stores: login through the pages,
@@ -18,27 +20,16 @@ func TestRunSmoke(t *testing.T) {
 	}
 	for _, st := range []string{"sqlite", "memory"} {
 		t.Run(st, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			o := options{storeKind: st, duration: 200 * time.Millisecond, rounds: 1, conns: 4, maxOps: 200,
-				timeout: 5 * time.Second, logFormat: "discard", quiet: 0.1}
-			if err := o.check(); err != nil {
-				t.Fatal(err)
-			}
-			var out, errs bytes.Buffer
-			code, err := run(ctx, o, &out, &errs)
-			if err != nil || code != 0 {
-				t.Fatalf("code %d, err %v\n%s\n%s", code, err, out.String(), errs.String())
-			}
+			o := options{storeKind: st, Options: bench.Options{Duration: 200 * time.Millisecond, Rounds: 1, Conns: 4, MaxOps: 200,
+				Timeout: 5 * time.Second, LogFormat: "discard", Quiet: 0.1}}
+			out := benchtest.Run(t, o.check, func(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+				return run(ctx, o, stdout, stderr)
+			})
 			want := []string{"| **total** | flows |", "| **total** | refreshes |", "failed operations: 0", "target ≥ 2000/s", "target ≥ 4000/s"}
 			if st == "sqlite" {
 				want = append(want, "SQLite:", "writes per commit")
 			}
-			for _, w := range want {
-				if !strings.Contains(out.String(), w) {
-					t.Errorf("report lacks %q:\n%s", w, out.String())
-				}
-			}
+			benchtest.ReportHas(t, out, want...)
 		})
 	}
 }
@@ -48,7 +39,7 @@ func TestReportCountsErrors(t *testing.T) {
 	r.Latency.Record(time.Millisecond)
 	warm := &bench.Result{Errors: 1}
 	var out bytes.Buffer
-	o := options{storeKind: "memory", only: kindFlows, duration: time.Second, rounds: 1, conns: 1, logFormat: "discard", quiet: 0.1}
+	o := options{storeKind: "memory", only: kindFlows, Options: bench.Options{Duration: time.Second, Rounds: 1, Conns: 1, LogFormat: "discard", Quiet: 0.1}}
 	if n := report(&out, o, "memory", []round{{n: 1, kind: kindFlows, res: r}}, warm); n != 3 {
 		t.Fatalf("%d errors, want 3", n)
 	}
@@ -58,16 +49,16 @@ func TestReportCountsErrors(t *testing.T) {
 }
 
 func TestOptionsCheck(t *testing.T) {
-	good := options{storeKind: "sqlite", duration: time.Second, rounds: 1, conns: 1, maxOps: 1, timeout: time.Second, logFormat: "text"}
+	good := options{storeKind: "sqlite", Options: bench.Options{Duration: time.Second, Rounds: 1, Conns: 1, MaxOps: 1, Timeout: time.Second, LogFormat: "text"}}
 	if err := good.check(); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []func(*options){
 		func(o *options) { o.storeKind = "postgres" },
 		func(o *options) { o.only = "everything" },
-		func(o *options) { o.conns = 0 },
-		func(o *options) { o.duration = 0 },
-		func(o *options) { o.logFormat = "xml" },
+		func(o *options) { o.Conns = 0 },
+		func(o *options) { o.Duration = 0 },
+		func(o *options) { o.LogFormat = "xml" },
 	} {
 		o := good
 		bad(&o)

@@ -32,24 +32,22 @@ func sum(rounds []round, kind string, keep func(*round) bool) total {
 // report prints the Markdown table and returns the number of failed
 // operations, warm-up included.
 func report(w io.Writer, o options, storeDesc string, rounds []round, warm *bench.Result) int64 {
-	quiet := func(r *round) bool { return r.res.Quiet(o.quiet) }
+	quiet := func(r *round) bool { return r.res.Quiet(o.Quiet) }
 	all := func(*round) bool { return true }
 
 	fmt.Fprintf(w, "## flowload: authorization-code flows and refresh rotations through mcpgate\n\n")
-	fmt.Fprintf(w, "store: %s; %d workers (loopback HTTP, keep-alive); %d rounds of %s per load (%s alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s\n\n",
-		storeDesc, o.conns, o.rounds, o.duration, joinKinds(o.kinds()), o.warmup,
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat)
+	fmt.Fprintf(w, "store: %s; %d workers (loopback HTTP, keep-alive); %d rounds of %s per load (%s alternating), warm-up %s; %s; gateway log: %s\n\n",
+		storeDesc, o.Conns, o.Rounds, o.Duration, joinKinds(o.kinds()), o.Warmup, bench.Machine(), o.LogFormat)
 	fmt.Fprintf(w, "| round | load | ops/s | p50 | p99 | CPU/op | commits/op | writes/commit | errors | other processes' CPU |\n")
 	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	sqliteCols := func(st storeStats, ops int64) (string, string) {
 		if o.storeKind != "sqlite" {
 			return "–", "–"
 		}
-		return fmt.Sprintf("%.3f", bench.Ratio(float64(st.commits), float64(ops))),
-			fmt.Sprintf("%.1f", bench.Ratio(float64(st.writes), float64(st.commits)))
+		return fmt.Sprintf("%.3f", st.commitsPer(ops)), fmt.Sprintf("%.1f", st.writesPerCommit())
 	}
 	row := func(label, kind string, r *bench.Result, st storeStats) {
-		c, wc := sqliteCols(st, r.OK+r.Errors)
+		c, wc := sqliteCols(st, r.Total())
 		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %d | %s |\n", label, kind,
 			r.RPS(), bench.FmtDur(r.Latency.Quantile(.5)), bench.FmtDur(r.Latency.Quantile(.99)),
 			bench.FmtDur(r.CPUPerRequest()), c, wc, r.Errors, bench.FmtCPU(r.CPU))
@@ -79,10 +77,6 @@ func report(w io.Writer, o options, storeDesc string, rounds []round, warm *benc
 		if q.rounds > 0 && q.rounds < t.rounds {
 			best, scope = q, fmt.Sprintf("the %d quiet rounds", q.rounds)
 		}
-		verdict := "met"
-		if best.res.RPS() < target {
-			verdict = "NOT met"
-		}
 		note := ""
 		if q.rounds == 0 && t.res.CPU.OK {
 			note = " (no round was quiet: other processes took CPU throughout; rerun on a quiet machine)"
@@ -94,13 +88,12 @@ func report(w io.Writer, o options, storeDesc string, rounds []round, warm *benc
 		fmt.Fprintf(w, "- %s: **%.0f/s** over %s (%d in %s%s), p50 %s, p99 %s, CPU %s per operation (this process: load generator and gateway); target ≥ %.0f/s: **%s**%s\n",
 			k, best.res.RPS(), scope, best.res.OK, best.res.Elapsed.Round(1e6), allRounds,
 			bench.FmtDur(best.res.Latency.Quantile(.5)), bench.FmtDur(best.res.Latency.Quantile(.99)),
-			bench.FmtDur(best.res.CPUPerRequest()), target, verdict, note)
+			bench.FmtDur(best.res.CPUPerRequest()), target, bench.Verdict(best.res.RPS() >= target), note)
 		if o.storeKind == "sqlite" {
+			busy, commit := t.stats.busyShares(t.res.Elapsed)
 			fmt.Fprintf(w, "  - SQLite: %d commits for %d writes: %.3f commits (fsyncs) per %s, %.1f writes per commit; the writer was busy %.0f%% of the time, %.0f%% in COMMIT (%s per COMMIT)\n",
-				t.stats.commits, t.stats.writes, bench.Ratio(float64(t.stats.commits), float64(t.res.OK+t.res.Errors)),
-				singular(k), bench.Ratio(float64(t.stats.writes), float64(t.stats.commits)),
-				100*t.stats.busy.Seconds()/t.res.Elapsed.Seconds(), 100*t.stats.commit.Seconds()/t.res.Elapsed.Seconds(),
-				bench.FmtDur(t.stats.commitTime()))
+				t.stats.commits, t.stats.writes, t.stats.commitsPer(t.res.Total()), singular(k), t.stats.writesPerCommit(),
+				busy, commit, bench.FmtDur(t.stats.commitTime()))
 		}
 		if t.res.CPU.OK {
 			fmt.Fprintf(w, "  - CPU: this process %.2f cores of %d, other processes %.2f\n", t.res.CPU.Self, runtime.NumCPU(), t.res.CPU.Others)

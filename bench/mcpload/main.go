@@ -64,25 +64,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -92,10 +85,7 @@ import (
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store/sqlite"
-	"github.com/mcpgate/mcpgate/upstream"
-	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -106,72 +96,32 @@ const (
 )
 
 type options struct {
-	duration, warmup, timeout time.Duration
-	rounds, conns             int
-	maxRequests               int64
-	cpuprofile, memprofile    string
-	logFormat                 string
-	quiet                     float64
-	target                    string // targetEmbedded or targetProxy
-	gwcpu                     bool   // proxy mode: profile each half-round to split CPU by label
+	bench.Options
+	target string // targetEmbedded or targetProxy
+	gwcpu  bool   // proxy mode: profile each half-round to split CPU by label
 }
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 2*time.Second, "length of each measured round, per target")
-	flag.IntVar(&o.rounds, "rounds", 15, "measured rounds per target (A and B alternate); many short rounds average out a noisy machine better than a few long ones")
-	flag.IntVar(&o.conns, "conns", 32, "concurrent sessions per target, each with its own keep-alive connection and one request in flight")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per target before the rounds (not reported; errors still count)")
-	flag.Int64Var(&o.maxRequests, "max-requests", 2_000_000, "cap on the requests of one round of one target")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one request")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
-	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at the end")
-	flag.Float64Var(&o.quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat); disturbed rounds are marked and left out of a second summary")
+	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of each measured round, per target")
+	flag.IntVar(&o.Rounds, "rounds", 15, "measured rounds per target (A and B alternate); many short rounds average out a noisy machine better than a few long ones")
+	flag.IntVar(&o.Conns, "conns", 32, "concurrent sessions per target, each with its own keep-alive connection and one request in flight")
+	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up per target before the rounds (not reported; errors still count)")
+	flag.Int64Var(&o.MaxOps, "max-requests", 2_000_000, "cap on the requests of one round of one target")
+	flag.DurationVar(&o.Timeout, "timeout", 10*time.Second, "timeout of one request")
+	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at the end")
+	flag.Float64Var(&o.Quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat); disturbed rounds are marked and left out of a second summary")
 	flag.StringVar(&o.target, "target", targetEmbedded, "what A is: embedded (the gateway's own /mcp, the demo server inside it) or proxy (the gateway as a reverse proxy, as with `mcpgate serve --upstream`, to a go-sdk server that B calls directly)")
 	flag.BoolVar(&o.gwcpu, "gwcpu", true, "with -target proxy: take a CPU profile of every half-round and split the CPU by pprof label, to report mcpgate's CPU per proxied request")
-	flag.StringVar(&o.logFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: mcpload [flags]\n\nCompares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\nWith -target proxy, A is the gateway proxying to a go-sdk server and B is that server, called directly.\n\n")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	if err := o.check(); err != nil {
-		fmt.Fprintln(os.Stderr, "mcpload:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	code, err := run(ctx, o, os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mcpload:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	flag.StringVar(&o.LogFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O")
+	bench.Main("mcpload", "Compares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\nWith -target proxy, A is the gateway proxying to a go-sdk server and B is that server, called directly.", o.check,
+		func(ctx context.Context, stdout, stderr io.Writer) (int, error) { return run(ctx, o, stdout, stderr) })
 }
 
 func (o *options) check() error {
-	switch {
-	case o.duration <= 0 || o.duration > 10*time.Minute:
-		return errors.New("-duration must be in (0, 10m]")
-	case o.warmup < 0 || o.warmup > 10*time.Minute:
-		return errors.New("-warmup must be in [0, 10m]")
-	case o.rounds < 1 || o.rounds > 100:
-		return errors.New("-rounds must be in [1, 100]")
-	case o.conns < 1 || o.conns > 1024:
-		return errors.New("-conns must be in [1, 1024]")
-	case o.maxRequests < 1:
-		return errors.New("-max-requests must be positive")
-	case o.timeout <= 0:
-		return errors.New("-timeout must be positive")
-	}
-	switch o.logFormat {
-	case "discard", "text", "json":
-	default:
-		return fmt.Errorf("-log %q: want discard, text or json", o.logFormat)
+	if err := o.Options.Check("-max-requests"); err != nil {
+		return err
 	}
 	switch o.target {
 	case targetEmbedded, targetProxy:
@@ -181,16 +131,6 @@ func (o *options) check() error {
 		return fmt.Errorf("-target %q: want %s or %s", o.target, targetEmbedded, targetProxy)
 	}
 	return nil
-}
-
-func (o *options) logger() *slog.Logger {
-	switch o.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	case "json":
-		return slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	return nil // mcpgate.New's default: slog.DiscardHandler
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
@@ -209,18 +149,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		return 0, err
 	}
 	defer st.Close()
-	lc := local.New(st, local.Options{})
-	if err := lc.SetUser(setupCtx, user, password); err != nil {
+	cfg, err := bench.GatewayConfig(setupCtx, st, user, password, o.Logger())
+	if err != nil {
 		return 0, err
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	cfg := mcpgate.Config{
-		Store:      st,
-		SecretKey:  key,
-		Connectors: []upstream.Connector{lc},
-		Logger:     o.logger(),
-		Version:    "bench",
 	}
 
 	// B, and in proxy mode A's upstream: the go-sdk server.
@@ -284,13 +215,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		logf("B: %s/mcp direct, no auth", baseB)
 	}
 
-	a := &bench.Target{Name: "A", URL: baseA + "/mcp", Token: token, Client: bench.NewClient(o.conns, o.timeout)}
-	b := &bench.Target{Name: "B", URL: baseB + "/mcp", Client: bench.NewClient(o.conns, o.timeout)}
-	sessA, err := bench.OpenAll(setupCtx, a, o.conns)
+	a := &bench.Target{Name: "A", URL: baseA + "/mcp", Token: token, Client: bench.NewClient(o.Conns, o.Timeout)}
+	b := &bench.Target{Name: "B", URL: baseB + "/mcp", Client: bench.NewClient(o.Conns, o.Timeout)}
+	sessA, err := bench.OpenAll(setupCtx, a, o.Conns)
 	if err != nil {
 		return 0, err
 	}
-	sessB, err := bench.OpenAll(setupCtx, b, o.conns)
+	sessB, err := bench.OpenAll(setupCtx, b, o.Conns)
 	if err != nil {
 		return 0, err
 	}
@@ -301,7 +232,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			s.Close(cctx)
 		}
 	}()
-	logf("%d sessions per target; GOMAXPROCS=%d", o.conns, runtime.GOMAXPROCS(0))
+	logf("%d sessions per target; GOMAXPROCS=%d", o.Conns, runtime.GOMAXPROCS(0))
 
 	var px *proxyInfo
 	if o.target == targetProxy {
@@ -312,14 +243,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		logf("sessions: %s", px.sessions.summary())
 	}
 
+	// The sessions of A and B, in the order of a round's halves.
+	targets := []struct {
+		name string
+		ss   []*bench.Session
+	}{{"A", sessA}, {"B", sessB}}
 	var warmErrs int64
 	var warmFirst string
-	if o.warmup > 0 {
-		for _, t := range []struct {
-			name string
-			ss   []*bench.Session
-		}{{"A", sessA}, {"B", sessB}} {
-			r := bench.Run(ctx, t.name, t.ss, o.warmup, o.maxRequests)
+	if o.Warmup > 0 {
+		for _, t := range targets {
+			r := bench.Run(ctx, t.name, t.ss, o.Warmup, o.MaxOps)
 			logf("warm-up %s: %.0f req/s, %d errors", t.name, r.RPS(), r.Errors)
 			warmErrs += r.Errors
 			if warmFirst == "" {
@@ -333,29 +266,22 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	// told apart between A and B rounds. Otherwise one profile covers all
 	// the measured rounds, as before.
 	perRound := px != nil && px.profiled
-	if o.cpuprofile != "" && !perRound {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
+	stopProfile := func() {}
+	if o.CPUProfile != "" && !perRound {
+		if stopProfile, err = bench.StartCPUProfile(o.CPUProfile); err != nil {
 			return 0, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, err
-		}
-		defer pprof.StopCPUProfile()
+		defer stopProfile()
 	}
 	var rounds [][2]*bench.Result
-	for i := range o.rounds {
+	for i := range o.Rounds {
 		if ctx.Err() != nil {
 			break
 		}
 		var res [2]*bench.Result
-		for k, t := range []struct {
-			name string
-			ss   []*bench.Session
-		}{{"A", sessA}, {"B", sessB}} {
+		for k, t := range targets {
 			if !perRound {
-				res[k] = bench.Run(ctx, t.name, t.ss, o.duration, o.maxRequests)
+				res[k] = bench.Run(ctx, t.name, t.ss, o.Duration, o.MaxOps)
 				continue
 			}
 			r, split, err := profiledRun(ctx, o, t.name, i+1, t.ss)
@@ -376,12 +302,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			i+1, ra.RPS(), bench.FmtDur(ra.Latency.Quantile(.5)), bench.FmtDur(ra.Latency.Quantile(.99)), ra.Errors, bench.FmtCPU(ra.CPU),
 			rb.RPS(), bench.FmtDur(rb.Latency.Quantile(.5)), bench.FmtDur(rb.Latency.Quantile(.99)), rb.Errors, bench.FmtCPU(rb.CPU), bench.Ratio(ra.RPS(), rb.RPS()), extra)
 	}
-	if o.cpuprofile != "" {
+	if o.CPUProfile != "" {
 		if perRound {
-			logf("CPU profiles: %s (one per target and round; go tool pprof -tagfocus=server=%s -top %s)", roundProfileName(o.cpuprofile, "*", 0), labelGateway, roundProfileName(o.cpuprofile, "A*", 0))
+			logf("CPU profiles: %s (one per target and round; go tool pprof -tagfocus=server=%s -top %s)", roundProfileName(o.CPUProfile, "*", 0), labelGateway, roundProfileName(o.CPUProfile, "A*", 0))
 		} else {
-			pprof.StopCPUProfile()
-			logf("CPU profile: %s (go tool pprof -tagfocus=server=%s -top %s)", o.cpuprofile, labelA, o.cpuprofile)
+			stopProfile()
+			logf("CPU profile: %s (go tool pprof -tagfocus=server=%s -top %s)", o.CPUProfile, labelA, o.CPUProfile)
 		}
 	}
 	if len(rounds) == 0 {
@@ -390,11 +316,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if px != nil {
 		px.sessions.after(backend)
 	}
-	if o.memprofile != "" {
-		if err := bench.WriteAllocProfile(o.memprofile); err != nil {
+	if o.MemProfile != "" {
+		if err := bench.WriteAllocProfile(o.MemProfile); err != nil {
 			return 0, err
 		}
-		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.memprofile, o.memprofile)
+		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.MemProfile, o.MemProfile)
 	}
 
 	errs := report(stdout, o, rounds, warmErrs, px)
@@ -415,7 +341,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		return 1, nil
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintf(stderr, "mcpload: interrupted after %d of %d rounds\n", len(rounds), o.rounds)
+		fmt.Fprintf(stderr, "mcpload: interrupted after %d of %d rounds\n", len(rounds), o.Rounds)
 		return 1, nil
 	}
 	return 0, nil
@@ -467,7 +393,7 @@ func summarize(rounds [][2]*bench.Result) summary {
 // quiet reports whether other processes took at most threshold cores
 // during both halves of a round.
 func quiet(r [2]*bench.Result, threshold float64) bool {
-	return r[0].CPU.OK && r[1].CPU.OK && r[0].CPU.Others <= threshold && r[1].CPU.Others <= threshold
+	return r[0].Quiet(threshold) && r[1].Quiet(threshold)
 }
 
 // report prints the Markdown table and returns the number of failed
@@ -476,7 +402,7 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 	all := summarize(rounds)
 	var clean [][2]*bench.Result
 	for _, r := range rounds {
-		if quiet(r, o.quiet) {
+		if quiet(r, o.Quiet) {
 			clean = append(clean, r)
 		}
 	}
@@ -484,12 +410,12 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 
 	if px != nil {
 		fmt.Fprintf(w, "## mcpload -target proxy: tools/call echo through mcpgate as a reverse proxy (A) vs the same go-sdk server direct (B)\n\n")
-		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file); upstream %s (go-sdk StreamableHTTPHandler, default options, sessions)\n\n",
-			o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat, px.upstream)
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; store: sqlite (temp file); upstream %s (go-sdk StreamableHTTPHandler, default options, sessions)\n\n",
+			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat, px.upstream)
 	} else {
 		fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
-		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s %s/%s, GOMAXPROCS %d, %s; gateway log: %s; store: sqlite (temp file)\n\n",
-			o.conns, len(rounds), o.duration, o.warmup, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), bench.CPUModel(), o.logFormat)
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; store: sqlite (temp file)\n\n",
+			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat)
 	}
 	head, align := "", ""
 	if gwCol {
@@ -506,7 +432,7 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 	}
 	for i, r := range rounds {
 		label := fmt.Sprint(i + 1)
-		if !quiet(r, o.quiet) {
+		if !quiet(r, o.Quiet) {
 			label += " (disturbed)"
 		}
 		gw := ""
@@ -537,26 +463,20 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 			bench.FmtDur(ca), bench.FmtDur(cb), bench.FmtDur(ca-cb), all.cpu)
 		switch {
 		case len(clean) == len(rounds):
-			fmt.Fprintf(w, "- every round was quiet (other processes ≤ %.2f cores)\n", o.quiet)
+			fmt.Fprintf(w, "- every round was quiet (other processes ≤ %.2f cores)\n", o.Quiet)
 		case len(clean) == 0:
-			fmt.Fprintf(w, "- **no round was quiet: other processes took more than %.2f cores; the req/s ratios are skewed by them, rerun on a quiet machine**\n", o.quiet)
+			fmt.Fprintf(w, "- **no round was quiet: other processes took more than %.2f cores; the req/s ratios are skewed by them, rerun on a quiet machine**\n", o.Quiet)
 		default:
 			c := summarize(clean)
 			fmt.Fprintf(w, "- **%d of %d rounds disturbed by other processes (> %.2f cores)**; over the %d quiet rounds only: A/B req/s mean of ratios **%.3f** ± %.3f (median %.3f, min %.3f, max %.3f), ratio of totals **%.3f**, CPU per request B/A **%.3f**\n",
-				len(rounds)-len(clean), len(rounds), o.quiet, len(clean), c.mean, c.se, c.median, c.lo, c.hi, c.tot, c.cpu)
+				len(rounds)-len(clean), len(rounds), o.Quiet, len(clean), c.mean, c.se, c.median, c.lo, c.hi, c.tot, c.cpu)
 		}
 	}
 	goal := 0.95
 	if px != nil {
 		goal = proxyRatioGoal
 	}
-	if o.conns == 32 {
-		verdict := func(x float64) string {
-			if x >= goal {
-				return "met"
-			}
-			return "NOT met"
-		}
+	if o.Conns == 32 {
 		best := all
 		scope := "all rounds"
 		if len(clean) > 0 && len(clean) < len(rounds) {
@@ -567,15 +487,11 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 			note = " (inconclusive: no quiet round)"
 		}
 		fmt.Fprintf(w, "- target A/B ≥ %.2f at 32 connections (%s): req/s ratio of totals %.3f, %s; CPU per request %.3f, %s%s\n",
-			goal, scope, best.tot, verdict(best.tot), best.cpu, verdict(best.cpu), note)
+			goal, scope, best.tot, bench.Verdict(best.tot >= goal), best.cpu, bench.Verdict(best.cpu >= goal), note)
 	}
 	if px != nil {
-		if o.conns == 1 {
-			v := "met"
-			if addedP50 > maxAddedP50 {
-				v = "NOT met"
-			}
-			fmt.Fprintf(w, "- target added p50 latency at one connection ≤ %s: %s, %s\n", bench.FmtDur(maxAddedP50), bench.FmtDur(addedP50), v)
+		if o.Conns == 1 {
+			fmt.Fprintf(w, "- target added p50 latency at one connection ≤ %s: %s, %s\n", bench.FmtDur(maxAddedP50), bench.FmtDur(addedP50), bench.Verdict(addedP50 <= maxAddedP50))
 		}
 		px.report(w, &all.total[0], &all.total[1])
 	}
@@ -610,70 +526,39 @@ func mustRefuse(ctx context.Context, endpoint string) error {
 // headless browser (login and consent), and the code exchange at /token.
 func accessToken(ctx context.Context, base string) (string, error) {
 	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	post := func(u, contentType string, body []byte) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("Content-Type", contentType)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, b, err
-	}
-
-	reg, _ := json.Marshal(map[string]any{
-		"client_name": "mcpload", "redirect_uris": []string{callback},
-		"token_endpoint_auth_method": "none", "application_type": "native",
-	})
-	status, body, err := post(base+"/register", "application/json", reg)
+	clientID, err := bench.RegisterClient(ctx, client, base, "mcpload", callback)
 	if err != nil {
-		return "", fmt.Errorf("register: %w", err)
+		return "", err
 	}
-	var registered struct {
-		ClientID string `json:"client_id"`
-	}
-	if status != http.StatusCreated || json.Unmarshal(body, &registered) != nil || registered.ClientID == "" {
-		return "", fmt.Errorf("register: HTTP %d: %s", status, body)
-	}
-
-	verifier, state := tokens.NewSecret(), tokens.NewSecret()
-	challenge := sha256.Sum256([]byte(verifier))
 	resource := base + "/mcp"
-	q := url.Values{
-		"response_type":         {"code"},
-		"client_id":             {registered.ClientID},
-		"redirect_uri":          {callback},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
-		"code_challenge_method": {"S256"},
-		"state":                 {state},
-		"resource":              {resource},
-	}
-	code, gotState, iss, err := browser.New(user, password).Authorize(ctx, base+"/authorize?"+q.Encode(), callback)
+	code, verifier, err := bench.Authorize(ctx, browser.New(user, password), bench.AuthorizeURL(base, clientID, callback, resource), callback, base)
 	if err != nil {
-		return "", fmt.Errorf("authorize: %w", err)
-	}
-	if gotState != state || iss != base {
-		return "", fmt.Errorf("authorize: state %q iss %q, want %q and %q", gotState, iss, state, base)
+		return "", err
 	}
 
 	form := url.Values{
-		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {registered.ClientID},
+		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {clientID},
 		"redirect_uri": {callback}, "code_verifier": {verifier}, "resource": {resource},
 	}
-	status, body, err = post(base+"/token", "application/x-www-form-urlencoded", []byte(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	var tok struct {
 		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
 	}
-	if status != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("token: HTTP %d: %s", status, body)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("token: HTTP %d: %s", resp.StatusCode, body)
 	}
 	return tok.AccessToken, nil
 }

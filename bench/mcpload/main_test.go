@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/bench"
+	"github.com/mcpgate/mcpgate/bench/internal/benchtest"
 )
 
 // The whole harness, briefly: token flow, sessions, one short round each.
@@ -17,23 +19,12 @@ func TestRunSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a gateway and loads it for a moment")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	o := options{duration: 200 * time.Millisecond, rounds: 1, conns: 2, maxRequests: 500,
-		timeout: 5 * time.Second, logFormat: "discard", quiet: 0.1}
-	if err := o.check(); err != nil {
-		t.Fatal(err)
-	}
-	var out, errs bytes.Buffer
-	code, err := run(ctx, o, &out, &errs)
-	if err != nil || code != 0 {
-		t.Fatalf("code %d, err %v\n%s\n%s", code, err, out.String(), errs.String())
-	}
-	for _, want := range []string{"| **total** |", "failed requests: 0", "A/B throughput, ratio of totals"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
-		}
-	}
+	o := options{Options: bench.Options{Duration: 200 * time.Millisecond, Rounds: 1, Conns: 2, MaxOps: 500,
+		Timeout: 5 * time.Second, LogFormat: "discard", Quiet: 0.1}}
+	out := benchtest.Run(t, o.check, func(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+		return run(ctx, o, stdout, stderr)
+	})
+	benchtest.ReportHas(t, out, "| **total** |", "failed requests: 0", "A/B throughput, ratio of totals")
 }
 
 func TestReportCountsErrors(t *testing.T) {
@@ -42,7 +33,7 @@ func TestReportCountsErrors(t *testing.T) {
 	a.Latency.Record(time.Millisecond)
 	b.Latency.Record(time.Millisecond)
 	var out bytes.Buffer
-	o := options{duration: time.Second, rounds: 1, conns: 1, logFormat: "discard", quiet: 0.1}
+	o := options{Options: bench.Options{Duration: time.Second, Rounds: 1, Conns: 1, LogFormat: "discard", Quiet: 0.1}}
 	if n := report(&out, o, [][2]*bench.Result{{a, b}}, 1, nil); n != 3 {
 		t.Fatalf("%d errors, want 3", n)
 	}
@@ -57,34 +48,23 @@ func TestRunProxySmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a gateway and a backend and loads them for a moment")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	o := options{duration: 300 * time.Millisecond, rounds: 1, conns: 2, maxRequests: 500,
-		timeout: 5 * time.Second, logFormat: "discard", quiet: 0.1, target: targetProxy, gwcpu: true,
-		cpuprofile: filepath.Join(t.TempDir(), "cpu.pprof")}
-	if err := o.check(); err != nil {
-		t.Fatal(err)
-	}
-	var out, errs bytes.Buffer
-	code, err := run(ctx, o, &out, &errs)
-	if err != nil || code != 0 {
-		t.Fatalf("code %d, err %v\n%s\n%s", code, err, out.String(), errs.String())
-	}
-	for _, want := range []string{"-target proxy", "| **total** |", "failed requests: 0", "**flow through**",
-		"the backend held 4 sessions before the rounds and 4 after", "mcpgate CPU per proxied request", "| mcpgate (`server=gateway`"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
-		}
-	}
+	o := options{Options: bench.Options{Duration: 300 * time.Millisecond, Rounds: 1, Conns: 2, MaxOps: 500,
+		Timeout: 5 * time.Second, LogFormat: "discard", Quiet: 0.1, CPUProfile: filepath.Join(t.TempDir(), "cpu.pprof")},
+		target: targetProxy, gwcpu: true}
+	out := benchtest.Run(t, o.check, func(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+		return run(ctx, o, stdout, stderr)
+	})
+	benchtest.ReportHas(t, out, "-target proxy", "| **total** |", "failed requests: 0", "**flow through**",
+		"the backend held 4 sessions before the rounds and 4 after", "mcpgate CPU per proxied request", "| mcpgate (`server=gateway`")
 	for _, f := range []string{"cpu.A01.pprof", "cpu.B01.pprof"} {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(o.cpuprofile), f)); err != nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(o.CPUProfile), f)); err != nil {
 			t.Error(err)
 		}
 	}
 }
 
 func TestCheckTarget(t *testing.T) {
-	o := options{duration: time.Second, rounds: 1, conns: 1, maxRequests: 1, timeout: time.Second, logFormat: "text", target: "sidecar"}
+	o := options{Options: bench.Options{Duration: time.Second, Rounds: 1, Conns: 1, MaxOps: 1, Timeout: time.Second, LogFormat: "text"}, target: "sidecar"}
 	if err := o.check(); err == nil {
 		t.Fatal("-target sidecar accepted")
 	}

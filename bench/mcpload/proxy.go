@@ -162,13 +162,13 @@ func profiledRun(ctx context.Context, o options, name string, round int, ss []*b
 	metrics.Read(allocs)
 	alloc0 := allocs[0].Value.Uint64()
 	r0, w0, ioOK0 := syscallCounts()
-	r := bench.Run(ctx, name, ss, o.duration, o.maxRequests)
+	r := bench.Run(ctx, name, ss, o.Duration, o.MaxOps)
 	r1, w1, ioOK1 := syscallCounts()
 	metrics.Read(allocs)
 	alloc1 := allocs[0].Value.Uint64()
 	pprof.StopCPUProfile()
-	if o.cpuprofile != "" {
-		if err := os.WriteFile(roundProfileName(o.cpuprofile, name, round), buf.Bytes(), 0o644); err != nil {
+	if o.CPUProfile != "" {
+		if err := os.WriteFile(roundProfileName(o.CPUProfile, name, round), buf.Bytes(), 0o644); err != nil {
 			return nil, cpuSplit{}, err
 		}
 	}
@@ -252,12 +252,8 @@ func (p *proxyInfo) report(w io.Writer, a, b *bench.Result) {
 	}
 	ta, tb := p.total(0), p.total(1)
 	e := estimateGateway(ta, tb)
-	verdict := "met"
-	if e.total > maxGatewayCPU {
-		verdict = "NOT met"
-	}
 	fmt.Fprintf(w, "- **mcpgate CPU per proxied request: %s**, target ≤ %s: **%s**. That is its own goroutines (pprof label server=%s, GC assists included) %s, plus the unlabelled runtime CPU a request through it costs beyond a direct one (A − B per request): GC workers %s, scheduler/netpoll %s\n",
-		bench.FmtDur(e.total), bench.FmtDur(maxGatewayCPU), verdict, labelGateway, bench.FmtDur(e.own), bench.FmtDur(e.gc), bench.FmtDur(e.sched))
+		bench.FmtDur(e.total), bench.FmtDur(maxGatewayCPU), bench.Verdict(e.total <= maxGatewayCPU), labelGateway, bench.FmtDur(e.own), bench.FmtDur(e.gc), bench.FmtDur(e.sched))
 	ca, cb := a.CPUPerRequest(), b.CPUPerRequest()
 	fmt.Fprintf(w, "- cross-check, whole process (getrusage) A − B: %s per request: the above plus what the backend and the load generator spend more per request on A (table)\n",
 		bench.FmtDur(ca-cb))
