@@ -32,7 +32,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if caller == nil {
 		// The guard did not run: a wiring mistake, never serve.
 		p.log.Error("MCP bridge reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
-		jsonrpc.WriteError(w, http.StatusInternalServerError, nil, codeInternal, "internal error")
+		jsonrpc.WriteError(w, http.StatusInternalServerError, nil, jsonrpc.CodeInternalError, "internal error")
 		return
 	}
 	switch r.Method {
@@ -44,7 +44,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.delete(w, r, caller)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "method not allowed")
+		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, jsonrpc.CodeInvalidRequest, "method not allowed")
 	}
 }
 
@@ -64,7 +64,7 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 		if stateless(r) {
 			return nil, true
 		}
-		jsonrpc.WriteError(w, http.StatusBadRequest, id, codeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
 		return nil, false
 	}
 	s := p.session(sid, caller.User.ID)
@@ -79,32 +79,32 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			jsonrpc.WriteError(w, http.StatusUnsupportedMediaType, nil, codeInvalidRequest, "Content-Type must be application/json")
+			jsonrpc.WriteError(w, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest, "Content-Type must be application/json")
 			return
 		}
 	}
 	if r.ContentLength > p.opts.maxBodyBytes {
 		w.Header().Set("Connection", "close")
-		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
+		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.maxBodyBytes))
+	body, err := jsonrpc.ReadBody(w, r, p.opts.maxBodyBytes)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "request body too large")
+			jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
 			return
 		}
 		p.log.Debug("reading the request body failed", "error", err)
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeParseError, "could not read the request body")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
 		return
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) > 0 && body[0] == '[' {
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
 		return
 	}
 	if !json.Valid(body) {
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeParseError, "parse error: the body is not JSON")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "parse error: the body is not JSON")
 		return
 	}
 	m, k, err := parseMessage(body)
@@ -113,7 +113,7 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 		if m != nil && validID(m["id"]) {
 			id = m["id"]
 		}
-		jsonrpc.WriteError(w, http.StatusBadRequest, id, codeInvalidRequest, "invalid JSON-RPC message: "+err.Error())
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "invalid JSON-RPC message: "+err.Error())
 		return
 	}
 	if k == kindRequest && m.method() == "initialize" {
@@ -153,7 +153,7 @@ func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identi
 	id := m["id"]
 	var version string
 	if !m.paramMember("protocolVersion", &version) || version == "" {
-		jsonrpc.WriteError(w, http.StatusBadRequest, id, -32602, "initialize needs params.protocolVersion")
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidParams, "initialize needs params.protocolVersion")
 		return
 	}
 	init := initParams{version: version}
@@ -187,7 +187,7 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 	case r.Context().Err() != nil:
 		// The client left; nobody reads an answer.
 	default:
-		jsonrpc.WriteError(w, http.StatusBadGateway, id, codeInternal, "MCP server unavailable")
+		jsonrpc.WriteError(w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "MCP server unavailable")
 	}
 	return nil, false
 }
@@ -244,7 +244,7 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 		switch {
 		case errors.Is(err, errSend):
 			p.release(l)
-			jsonrpc.WriteError(w, http.StatusBadGateway, id, codeInternal, "MCP server did not accept the request")
+			jsonrpc.WriteError(w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "MCP server did not accept the request")
 			return
 		case err != nil:
 			p.release(l)
@@ -254,7 +254,7 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 		if !p.addCall(sess, c) {
 			l.cancel(c, "duplicate request id")
 			p.release(l)
-			jsonrpc.WriteError(w, http.StatusBadRequest, id, codeInvalidRequest, "a request with this id is already in flight in this session")
+			jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "a request with this id is already in flight in this session")
 			return
 		}
 		l.log.Debug("request forwarded to the "+p.noun, "method", m.method())
@@ -350,11 +350,11 @@ func (ev *eventWriter) comment() error {
 func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
 	if stateless(r) {
 		w.Header().Set("Allow", "POST")
-		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, "no event stream without a session")
+		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, jsonrpc.CodeInvalidRequest, "no event stream without a session")
 		return
 	}
 	if !acceptsSSE(r) {
-		jsonrpc.WriteError(w, http.StatusNotAcceptable, nil, codeInvalidRequest, "GET needs Accept: text/event-stream")
+		jsonrpc.WriteError(w, http.StatusNotAcceptable, nil, jsonrpc.CodeInvalidRequest, "GET needs Accept: text/event-stream")
 		return
 	}
 	sess, ok := p.sessionOf(w, r, caller, nil)
@@ -391,7 +391,7 @@ func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Call
 // delete ends a session (not the user's server).
 func (p *Pool) delete(w http.ResponseWriter, r *http.Request, caller *identity.Caller) {
 	if r.Header.Get(sessionHeader) == "" {
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, codeInvalidRequest, "missing Mcp-Session-Id header")
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header")
 		return
 	}
 	sess, ok := p.sessionOf(w, r, caller, nil)

@@ -12,14 +12,12 @@ import (
 // known or not, through unchanged.
 type message map[string]json.RawMessage
 
-// JSON-RPC error codes.
+// JSON-RPC error codes of the bridge's own; the standard ones are
+// internal/jsonrpc's.
 const (
-	codeParseError     = -32700
-	codeInvalidRequest = -32600
-	codeInternal       = -32603
-	codeBusy           = -32000
-	codeNoSession      = -32001
-	codeCancelled      = -32800
+	codeBusy      = -32000
+	codeNoSession = -32001
+	codeCancelled = -32800
 )
 
 type kind int

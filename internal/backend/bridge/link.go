@@ -145,7 +145,7 @@ func (l *link) finish() {
 	l.outbound = nil
 	l.mu.Unlock()
 	for _, c := range pending {
-		c.fail(codeInternal, l.pool.lost)
+		c.fail(jsonrpc.CodeInternalError, l.pool.lost)
 	}
 	close(l.done)
 }
@@ -227,7 +227,7 @@ func (l *link) sendCancel(id int64, reason string) {
 
 // refuse answers a server→client request that no client can take.
 func (l *link) refuse(id json.RawMessage) {
-	l.conn.enqueue(jsonrpc.AppendError(nil, id, codeInternal, "no client connection is open to take this request"))
+	l.conn.enqueue(jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, "no client connection is open to take this request"))
 }
 
 // initialize performs the MCP handshake for the bridge and caches the

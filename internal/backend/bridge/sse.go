@@ -51,33 +51,14 @@ func newSSEConn(l *link, spec *sseSpec) *sseConn {
 
 // identify sets the caller's identity headers on h.
 func (s *sseConn) identify(h http.Header, c *identity.Caller) error {
-	ids := &s.spec.ids
-	set := func(name, v string) {
-		if name == "-" || v == "" {
-			return
-		}
-		if !identity.Printable(v) {
-			s.l.log.Warn("identity value not sent: it holds control characters", "header", name)
-			return
-		}
-		h.Set(name, v)
-	}
-	set(ids.User, c.User.ID)
-	set(ids.PreferredUsername, c.User.Username)
-	if c.User.EmailVerified {
-		set(ids.Email, c.User.Email)
-	}
-	if len(c.User.Groups) > 0 {
-		set(ids.Groups, identity.JoinGroups(c.User.Groups))
-	}
-	set(ids.ClientID, c.ClientID)
-	if s.spec.token != nil && ids.Token != "-" {
-		t, err := s.spec.token(c)
-		if err != nil {
+	var token string
+	if s.spec.token != nil && s.spec.ids.Token != "-" {
+		var err error
+		if token, err = s.spec.token(c); err != nil {
 			return fmt.Errorf("identity token: %w", err)
 		}
-		set(ids.Token, t)
 	}
+	s.spec.ids.Each(c, token, s.l.log, h.Set)
 	return nil
 }
 

@@ -69,6 +69,35 @@ func (h IdentityHeaders) WithDefaults() IdentityHeaders {
 	return h
 }
 
+// Each calls set with the name and value of each header that carries c to
+// the backend, token (the identity token, "" for none) last, in the order
+// of the fields: none for a field named "-" or an empty value, Email only
+// when it is verified. A value that could not travel in a header (not
+// identity.Printable) is left out, with a warning to log. h has its
+// defaults (WithDefaults).
+func (h IdentityHeaders) Each(c *identity.Caller, token string, log *slog.Logger, set func(name, value string)) {
+	add := func(name, v string) {
+		if name == "-" || v == "" {
+			return
+		}
+		if !identity.Printable(v) {
+			log.Warn("identity value not forwarded: it holds control characters", "header", name)
+			return
+		}
+		set(name, v)
+	}
+	add(h.User, c.User.ID)
+	add(h.PreferredUsername, c.User.Username)
+	if c.User.EmailVerified {
+		add(h.Email, c.User.Email)
+	}
+	if len(c.User.Groups) > 0 {
+		add(h.Groups, identity.JoinGroups(c.User.Groups))
+	}
+	add(h.ClientID, c.ClientID)
+	add(h.Token, token)
+}
+
 func (h IdentityHeaders) names() []string {
 	var out []string
 	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
@@ -190,14 +219,19 @@ func New(opts Options) (http.Handler, error) {
 	return h, nil
 }
 
-// JSON-RPC error bodies; id is null because the proxy does not parse the
-// request.
+// JSON-RPC error bodies, built once.
 var (
-	errInternal    = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}` + "\n")
-	errTooLarge    = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"request body too large"}}` + "\n")
-	errBadBody     = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"could not read the request body"}}` + "\n")
-	errUnavailable = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"upstream MCP server unavailable"}}` + "\n")
+	errInternal    = errorBody(jsonrpc.CodeInternalError, "internal error")
+	errTooLarge    = errorBody(jsonrpc.CodeInvalidRequest, "request body too large")
+	errBadBody     = errorBody(jsonrpc.CodeParseError, "could not read the request body")
+	errUnavailable = errorBody(jsonrpc.CodeInternalError, "upstream MCP server unavailable")
 )
+
+// errorBody is a JSON-RPC error response body; its id is null because the
+// proxy does not parse the request.
+func errorBody(code int, msg string) []byte {
+	return append(jsonrpc.AppendError(nil, nil, code, msg), '\n')
+}
 
 // outbound is one request to the upstream.
 type outbound struct {
@@ -329,16 +363,10 @@ func (h *handler) forward(k string, conn []string) bool {
 
 // identify adds the caller's identity headers to o.
 func (h *handler) identify(o *outbound, c *identity.Caller, token string) {
-	h.set(o, h.ids.User, c.User.ID)
-	h.set(o, h.ids.PreferredUsername, c.User.Username)
-	if c.User.EmailVerified {
-		h.set(o, h.ids.Email, c.User.Email)
-	}
-	if len(c.User.Groups) > 0 {
-		h.set(o, h.ids.Groups, identity.JoinGroups(c.User.Groups))
-	}
-	h.set(o, h.ids.ClientID, c.ClientID)
-	h.set(o, h.ids.Token, token)
+	h.ids.Each(c, token, h.log, func(name, v string) {
+		o.ids[o.nids], o.ids[o.nids+1] = name, v
+		o.nids += 2
+	})
 }
 
 // header is the whole header of o, for a RoundTripper; the client's value
@@ -399,20 +427,6 @@ func listed(conn []string, k string) bool {
 		}
 	}
 	return false
-}
-
-// set adds an identity header unless it is disabled, v is empty or v could
-// not travel in a header (control characters).
-func (h *handler) set(o *outbound, name, v string) {
-	if name == "-" || v == "" {
-		return
-	}
-	if !identity.Printable(v) {
-		h.log.Warn("identity value not forwarded: it holds control characters", "header", name)
-		return
-	}
-	o.ids[o.nids], o.ids[o.nids+1] = name, v
-	o.nids += 2
 }
 
 // exchange sends o and returns the upstream's response, following one

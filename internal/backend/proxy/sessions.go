@@ -77,7 +77,7 @@ func (s *sessionOwners) forget(id string) {
 }
 
 // errNoSession is the answer to an unknown or foreign session id.
-var errNoSession = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"session not found"}}` + "\n")
+var errNoSession = errorBody(-32001, "session not found")
 
 const sessionHeader = "Mcp-Session-Id"
 
