@@ -39,6 +39,22 @@ func text(s string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
 }
 
+// rootsTool asks the client for its roots and returns their URIs, joined
+// with ",".
+func rootsTool(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	res, err := req.Session.ListRoots(ctx, nil)
+	if err != nil {
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "roots failed: " + err.Error()}}}, nil, nil
+	}
+	var uris []string
+	for _, r := range res.Roots {
+		uris = append(uris, r.URI)
+	}
+	return text(strings.Join(uris, ",")), nil, nil
+}
+
 // runFakeServer serves tools that report on the process and misbehave on
 // demand.
 func runFakeServer() {
@@ -85,19 +101,7 @@ func runFakeServer() {
 		}
 		return text(fmt.Sprint(cmd.Process.Pid)), nil, nil
 	})
-	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		res, err := req.Session.ListRoots(ctx, nil)
-		if err != nil {
-			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "roots failed: " + err.Error()}}}, nil, nil
-		}
-		var uris []string
-		for _, r := range res.Roots {
-			uris = append(uris, r.URI)
-		}
-		return text(strings.Join(uris, ",")), nil, nil
-	})
+	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, rootsTool)
 	mcp.AddTool(s, &mcp.Tool{Name: "progress", Description: "reports progress, then answers"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
 		if tok := req.Params.GetProgressToken(); tok != nil {
 			req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2, Message: "half"})

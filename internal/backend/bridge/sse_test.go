@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -144,19 +143,7 @@ func (u *legacyUpstream) server(user string) *mcp.Server {
 			return text("unblocked"), nil, nil
 		}
 	})
-	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		res, err := req.Session.ListRoots(ctx, nil)
-		if err != nil {
-			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "roots failed: " + err.Error()}}}, nil, nil
-		}
-		var uris []string
-		for _, r := range res.Roots {
-			uris = append(uris, r.URI)
-		}
-		return text(strings.Join(uris, ",")), nil, nil
-	})
+	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, rootsTool)
 	return s
 }
 
@@ -231,29 +218,15 @@ func (u *legacyUpstream) requests() []seenRequest {
 // newSSEFixture runs an SSE pool to url behind the test guard.
 func newSSEFixture(t *testing.T, sseURL string, opts SSEOptions) *fixture {
 	t.Helper()
-	logs := &syncBuffer{}
+	f := &fixture{logs: &syncBuffer{}}
 	opts.URL = sseURL
 	opts.Resource = "/mcp"
-	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = f.logger()
 	pool, err := NewSSE(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{pool: pool, logs: logs}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c := users[r.Header.Get("X-Test-User")]; c != nil {
-			r = r.WithContext(identity.WithCaller(r.Context(), c))
-		}
-		pool.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		f.srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := pool.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	f.serve(t, pool)
 	return f
 }
 

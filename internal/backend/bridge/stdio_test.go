@@ -58,17 +58,30 @@ var users = map[string]*identity.Caller{
 // plays the resource guard.
 func newFixture(t *testing.T, opts StdioOptions) *fixture {
 	t.Helper()
-	logs := &syncBuffer{}
-	f := &fixture{logs: logs, dir: t.TempDir()}
+	f := &fixture{logs: &syncBuffer{}, dir: t.TempDir()}
 	opts.Command = []string{os.Args[0]}
 	opts.Env = append(opts.Env, fakeEnv+"=server")
 	opts.Dir = f.dir
 	opts.Resource = "/mcp"
-	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = f.logger()
 	pool, err := NewStdio(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.serve(t, pool)
+	return f
+}
+
+// logger logs everything to f.logs.
+func (f *fixture) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// serve runs pool behind a middleware that plays the resource guard (the
+// caller is the one users names in X-Test-User); the end of the test
+// closes both.
+func (f *fixture) serve(t *testing.T, pool *Pool) {
+	t.Helper()
 	f.pool = pool
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c := users[r.Header.Get("X-Test-User")]; c != nil {
@@ -84,7 +97,6 @@ func newFixture(t *testing.T, opts StdioOptions) *fixture {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return f
 }
 
 type userTransport struct{ user string }
