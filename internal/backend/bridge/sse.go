@@ -51,12 +51,9 @@ func newSSEConn(l *link, spec *sseSpec) *sseConn {
 
 // identify sets the caller's identity headers on h.
 func (s *sseConn) identify(h http.Header, c *identity.Caller) error {
-	var token string
-	if s.spec.token != nil && s.spec.ids.Token != "-" {
-		var err error
-		if token, err = s.spec.token(c); err != nil {
-			return fmt.Errorf("identity token: %w", err)
-		}
+	token, err := s.spec.ids.MintToken(s.spec.token, c)
+	if err != nil {
+		return fmt.Errorf("identity token: %w", err)
 	}
 	s.spec.ids.Each(c, token, s.l.log, h.Set)
 	return nil

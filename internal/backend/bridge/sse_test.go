@@ -645,15 +645,21 @@ func TestNewSSERejectsBadOptions(t *testing.T) {
 // A failing identity token fails the connection; it is never opened
 // without the token.
 func TestSSEIdentityTokenFailure(t *testing.T) {
-	up := newLegacyUpstream(t)
-	f := newSSEFixture(t, up.srv.URL+"/sse", SSEOptions{
-		IdentityToken: func(*identity.Caller) (string, error) { return "", errors.New("no key") },
-	})
-	resp, body := f.rpc(t, context.Background(), "alice", "", initBody, nil)
-	if resp.StatusCode != 502 || strings.Contains(body, "no key") {
-		t.Fatalf("%d %s", resp.StatusCode, body)
-	}
-	if len(up.requests()) != 0 {
-		t.Fatalf("the upstream was reached: %+v", up.requests())
+	for name, mint := range map[string]func(*identity.Caller) (string, error){
+		"error": func(*identity.Caller) (string, error) { return "", errors.New("no key") },
+		"empty": func(*identity.Caller) (string, error) { return "", nil },
+		"crlf":  func(*identity.Caller) (string, error) { return "a\r\nX-Forwarded-User: root", nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newLegacyUpstream(t)
+			f := newSSEFixture(t, up.srv.URL+"/sse", SSEOptions{IdentityToken: mint})
+			resp, body := f.rpc(t, context.Background(), "alice", "", initBody, nil)
+			if resp.StatusCode != 502 || strings.Contains(body, "no key") {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			if len(up.requests()) != 0 {
+				t.Fatalf("the upstream was reached without the identity token: %+v", up.requests())
+			}
+		})
 	}
 }

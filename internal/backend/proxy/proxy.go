@@ -69,6 +69,21 @@ func (h IdentityHeaders) WithDefaults() IdentityHeaders {
 	return h
 }
 
+// MintToken returns the identity token for c from mint, or "" when there
+// is no mint function or the token header is off. An error, an empty token
+// or one that cannot travel in a header is an error: a backend may rely on
+// the token, so a request must not go without it.
+func (h IdentityHeaders) MintToken(mint func(*identity.Caller) (string, error), c *identity.Caller) (string, error) {
+	if mint == nil || h.Token == "-" {
+		return "", nil
+	}
+	token, err := mint(c)
+	if err == nil && (token == "" || !identity.Printable(token)) {
+		err = errors.New("empty or not a valid header value")
+	}
+	return token, err
+}
+
 // Each calls set with the name and value of each header that carries c to
 // the backend, token (the identity token, "" for none) last, in the order
 // of the fields: none for a field named "-" or an empty value, Email only
@@ -257,19 +272,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		jsonrpc.WriteJSON(w, http.StatusNotFound, errNoSession)
 		return
 	}
-	var token string
-	if h.token != nil && h.ids.Token != "-" {
-		var err error
-		token, err = h.token(caller)
-		if err == nil && (token == "" || !identity.Printable(token)) {
-			err = errors.New("empty or not a valid header value")
-		}
-		if err != nil {
-			// The backend may rely on the token: never forward without it.
-			h.log.Error("minting the identity token failed", "user", caller.User.ID, "error", err)
-			jsonrpc.WriteJSON(w, http.StatusInternalServerError, errInternal)
-			return
-		}
+	token, err := h.ids.MintToken(h.token, caller)
+	if err != nil {
+		// The backend may rely on the token: never forward without it.
+		h.log.Error("minting the identity token failed", "user", caller.User.ID, "error", err)
+		jsonrpc.WriteJSON(w, http.StatusInternalServerError, errInternal)
+		return
 	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
