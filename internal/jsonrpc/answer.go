@@ -3,7 +3,6 @@ package jsonrpc
 import (
 	"encoding/json"
 	"errors"
-	"slices"
 )
 
 // Answer is what the gateway reads of one message from the backend.
@@ -27,24 +26,7 @@ type Answer struct {
 // end.
 func ScanAnswers(data []byte, fn func(Answer)) error {
 	s := scanner{data: data}
-	var err error
-	switch s.peek() {
-	case '{':
-		err = s.answer(fn)
-	case '[':
-		err = s.array(func() error {
-			if s.peek() != '{' {
-				return s.value()
-			}
-			return s.answer(fn)
-		})
-	default:
-		err = s.value()
-	}
-	if err == nil {
-		err = s.end()
-	}
-	return err
+	return s.messages(func() error { return s.answer(fn) })
 }
 
 func (s *scanner) answer(fn func(Answer)) error {
@@ -53,12 +35,11 @@ func (s *scanner) answer(fn func(Answer)) error {
 	err := s.object(func(key []byte, esc bool) error {
 		switch {
 		case keyIs(key, esc, "id"):
-			s.skipWS()
-			start := s.pos
-			if err := s.value(); err != nil {
+			id, err := s.raw()
+			if err != nil {
 				return err
 			}
-			a.ID = s.data[start:s.pos:s.pos]
+			a.ID = id
 		case keyIs(key, esc, "method"):
 			method = true
 			return s.value()
@@ -120,9 +101,9 @@ func FilterToolsList(data []byte, isList func(id []byte) bool, keep func(name st
 	s := scanner{data: data}
 	one := func() error {
 		var id []byte
-		var tools []cut // kept and dropped tool spans, in order
-		var dropped []bool
-		var listStart, listEnd = -1, -1
+		var kept []cut // the spans of the tools kept, in order
+		dropped := false
+		listStart, listEnd := -1, -1
 		seenResult := false
 		err := s.object(func(key []byte, esc bool) error {
 			i, err := member(key, esc, answerKeys)
@@ -131,13 +112,8 @@ func FilterToolsList(data []byte, isList func(id []byte) bool, keep func(name st
 			}
 			switch i {
 			case 0: // id
-				s.skipWS()
-				start := s.pos
-				if err := s.value(); err != nil {
-					return err
-				}
-				id = s.data[start:s.pos]
-				return nil
+				id, err = s.raw()
+				return err
 			case 1: // result
 				if seenResult {
 					return errDuplicateKey["result"]
@@ -170,8 +146,11 @@ func FilterToolsList(data []byte, isList func(id []byte) bool, keep func(name st
 						if err != nil {
 							return err
 						}
-						tools = append(tools, cut{start, s.pos})
-						dropped = append(dropped, !ok || !keep(name))
+						if ok && keep(name) {
+							kept = append(kept, cut{start, s.pos})
+						} else {
+							dropped = true
+						}
 						return nil
 					})
 					listEnd = s.pos
@@ -186,35 +165,12 @@ func FilterToolsList(data []byte, isList func(id []byte) bool, keep func(name st
 		if listStart < 0 || id != nil && !isList(id) {
 			return nil
 		}
-		if slices.Contains(dropped, true) {
-			e := edit{start: listStart, end: listEnd}
-			for i, t := range tools {
-				if !dropped[i] {
-					e.keep = append(e.keep, t)
-				}
-			}
-			edits = append(edits, e)
+		if dropped {
+			edits = append(edits, edit{start: listStart, end: listEnd, keep: kept})
 		}
 		return nil
 	}
-	var err error
-	switch s.peek() {
-	case '{':
-		err = one()
-	case '[':
-		err = s.array(func() error {
-			if s.peek() != '{' {
-				return s.value()
-			}
-			return one()
-		})
-	default:
-		err = s.value()
-	}
-	if err == nil {
-		err = s.end()
-	}
-	if err != nil {
+	if err := s.messages(one); err != nil {
 		return nil, errors.Join(ErrToolsUnsafe, err)
 	}
 	if len(edits) == 0 {

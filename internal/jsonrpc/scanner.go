@@ -279,64 +279,50 @@ func (s *scanner) value() error {
 // scanner positioned before the value; it must consume the value. A nil
 // member skips every value.
 func (s *scanner) object(member func(key []byte, escaped bool) error) error {
-	s.pos++
-	if s.depth++; s.depth > maxDepth {
-		return s.fail("nested too deep")
-	}
-	if s.peek() == '}' {
-		s.pos++
-		s.depth--
-		return nil
-	}
-	for {
-		if s.peek() != '"' {
-			return s.fail("want a member name")
-		}
-		key, esc, err := s.str()
-		if err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
-			return err
-		}
-		if member != nil {
-			err = member(key, esc)
-		} else {
-			err = s.value()
-		}
-		if err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			s.depth--
-			return nil
-		default:
-			return s.fail("want ',' or '}'")
-		}
-	}
+	return s.container('}', member, nil)
 }
 
 // array consumes an array at s.pos ('['), calling elem (when not nil) with
 // the scanner positioned before each element; it must consume it.
 func (s *scanner) array(elem func() error) error {
+	return s.container(']', nil, elem)
+}
+
+// container consumes an object (close is '}') or an array (']') at s.pos,
+// as object and array say.
+func (s *scanner) container(close byte, member func(key []byte, escaped bool) error, elem func() error) error {
 	s.pos++
 	if s.depth++; s.depth > maxDepth {
 		return s.fail("nested too deep")
 	}
-	if s.peek() == ']' {
+	if s.peek() == close {
 		s.pos++
 		s.depth--
 		return nil
 	}
 	for {
 		var err error
-		if elem != nil {
+		switch {
+		case close == '}':
+			if s.peek() != '"' {
+				return s.fail("want a member name")
+			}
+			var key []byte
+			var esc bool
+			if key, esc, err = s.str(); err != nil {
+				return err
+			}
+			if err := s.expect(':'); err != nil {
+				return err
+			}
+			if member != nil {
+				err = member(key, esc)
+			} else {
+				err = s.value()
+			}
+		case elem != nil:
 			err = elem()
-		} else {
+		default:
 			err = s.value()
 		}
 		if err != nil {
@@ -345,14 +331,51 @@ func (s *scanner) array(elem func() error) error {
 		switch s.peek() {
 		case ',':
 			s.pos++
-		case ']':
+		case close:
 			s.pos++
 			s.depth--
 			return nil
 		default:
+			if close == '}' {
+				return s.fail("want ',' or '}'")
+			}
 			return s.fail("want ',' or ']'")
 		}
 	}
+}
+
+// raw consumes a value after white space and returns its bytes.
+func (s *scanner) raw() ([]byte, error) {
+	s.skipWS()
+	start := s.pos
+	if err := s.value(); err != nil {
+		return nil, err
+	}
+	return s.data[start:s.pos:s.pos], nil
+}
+
+// messages consumes the whole of data, a message or a batch of them,
+// calling one with the scanner at each message object; any other value is
+// validated and skipped.
+func (s *scanner) messages(one func() error) error {
+	var err error
+	switch s.peek() {
+	case '{':
+		err = one()
+	case '[':
+		err = s.array(func() error {
+			if s.peek() != '{' {
+				return s.value()
+			}
+			return one()
+		})
+	default:
+		err = s.value()
+	}
+	if err == nil {
+		err = s.end()
+	}
+	return err
 }
 
 // end checks that only white space follows the document.
