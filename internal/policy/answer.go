@@ -130,7 +130,7 @@ func (a *answerWriter) finish() {
 	x := a.x
 	switch a.mode {
 	case modeTee:
-		_ = jsonrpc.ScanAnswers(a.head, x.resolve)
+		a.sniff(a.head)
 	case modeSSE:
 		a.sse.close()
 	case modeHold:
@@ -162,9 +162,7 @@ func (a *answerWriter) writeHeld() {
 		}
 		out = a.held
 	}
-	if a.watchCalls {
-		_ = jsonrpc.ScanAnswers(out, x.resolve)
-	}
+	a.sniff(out)
 	a.w.WriteHeader(a.status)
 	_, _ = a.w.Write(out)
 }
@@ -178,7 +176,19 @@ func (a *answerWriter) refuseList() {
 		id = a.x.lists[0]
 	}
 	a.status = http.StatusBadGateway
-	jsonrpc.WriteError(a.w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "the MCP server's tools/list answer could not be filtered")
+	jsonrpc.WriteError(a.w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, listUnfiltered)
+}
+
+// listUnfiltered is the error message of a refused tools/list answer.
+const listUnfiltered = "the MCP server's tools/list answer could not be filtered"
+
+// sniff settles the outcome of the tools/calls that data, the backend's
+// messages, answers; it does nothing once none is left to settle or when
+// no audit event is due.
+func (a *answerWriter) sniff(data []byte) {
+	if a.watchCalls && a.x.pending > 0 {
+		_ = jsonrpc.ScanAnswers(data, a.x.resolve)
+	}
 }
 
 // sseFilter parses an event stream as it passes (text/event-stream, WHATWG
@@ -195,7 +205,6 @@ type sseFilter struct {
 	lastCR  bool   // the last byte was a CR, which a LF may complete
 	listDue bool   // the request holds a tools/list: hold and filter events
 	skip    bool   // discarding the rest of an event too large to hold
-	cut     bool   // ev holds only the head of the event
 }
 
 func (s *sseFilter) init(a *answerWriter) {
@@ -278,29 +287,27 @@ func (s *sseFilter) add(p []byte) {
 			s.skip, s.ev = true, s.ev[:0]
 			return
 		}
-		p = p[:max(0, limit-len(s.ev))]
-		s.cut = true
+		p = p[:max(0, limit-len(s.ev))] // keep the event's head
 	}
 	s.ev = append(s.ev, p...)
 }
 
 // event handles the complete event in s.ev.
 func (s *sseFilter) event() error {
-	defer func() { s.ev, s.skip, s.cut = s.ev[:0], false, false }()
+	defer func() { s.ev, s.skip = s.ev[:0], false }()
 	if s.skip {
 		return nil
 	}
 	x := s.a.x
 	data, ok := eventData(s.ev)
+	if ok {
+		s.a.sniff(data)
+	}
 	if !s.listDue {
-		if ok && s.a.watchCalls {
-			_ = jsonrpc.ScanAnswers(data, x.resolve)
-		}
 		return nil
 	}
 	out := s.ev
 	if ok {
-		_ = jsonrpc.ScanAnswers(data, x.resolve)
 		filtered, err := jsonrpc.FilterToolsList(data, x.isList, x.keep)
 		switch {
 		case err != nil && mentionsTools(data):
@@ -330,8 +337,8 @@ func (s *sseFilter) close() {
 		_ = s.event()
 		return
 	}
-	if data, ok := eventData(s.ev); ok && s.a.watchCalls && s.a.x.pending > 0 {
-		_ = jsonrpc.ScanAnswers(data, s.a.x.resolve)
+	if data, ok := eventData(s.ev); ok {
+		s.a.sniff(data)
 	}
 }
 
@@ -346,7 +353,7 @@ func listError(x *exchange) []byte {
 	if len(x.lists) == 1 {
 		id = x.lists[0]
 	}
-	return jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, "the MCP server's tools/list answer could not be filtered")
+	return jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, listUnfiltered)
 }
 
 // lines calls fn for each line of ev with its content and its raw bytes
