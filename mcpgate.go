@@ -330,47 +330,8 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.
 	switch {
 	case res.MCP != nil:
 		return res.MCP, nil
-	case res.Upstream != "" && res.UpstreamTransport != "" && res.UpstreamTransport != "streamable-http" && res.UpstreamTransport != "sse":
-		return nil, fmt.Errorf("mcpgate: resource %s: upstream transport %q: want streamable-http or sse", res.Path, res.UpstreamTransport)
-	case res.Upstream != "" && res.UpstreamTransport == "sse":
-		u, err := url.Parse(res.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("mcpgate: resource %s: upstream: %w", res.Path, err)
-		}
-		opts := bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, Resource: res.Path, Logger: cfg.Logger}
-		if res.IdentityToken {
-			minter, err := tokens.NewIdentityMinter(keys, u.String(), cfg.Now)
-			if err != nil {
-				return nil, err
-			}
-			opts.IdentityToken = minter.Token
-		}
-		pool, err := bridge.NewSSE(opts)
-		if err != nil {
-			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
-		}
-		g.closers = append(g.closers, pool.Close)
-		cfg.Logger.Info("bridging a legacy HTTP+SSE MCP server", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
-		return pool, nil
 	case res.Upstream != "":
-		u, err := url.Parse(res.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("mcpgate: resource %s: upstream: %w", res.Path, err)
-		}
-		opts := proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, Logger: cfg.Logger}
-		if res.IdentityToken {
-			minter, err := tokens.NewIdentityMinter(keys, u.String(), cfg.Now)
-			if err != nil {
-				return nil, err
-			}
-			opts.IdentityToken = minter.Token
-		}
-		h, err := proxy.New(opts)
-		if err != nil {
-			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
-		}
-		cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
-		return h, nil
+		return g.upstream(res, keys, cfg)
 	case len(res.Command) > 0:
 		pool, err := bridge.NewStdio(bridge.StdioOptions{
 			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
@@ -385,6 +346,43 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.
 		return pool, nil
 	}
 	return MCPHandler(embedded.Demo(cfg.Version)), nil
+}
+
+// upstream builds the backend of a resource with an Upstream: a proxy, or
+// a bridge to a legacy HTTP+SSE server, either given the identity token
+// minter when res asks for one.
+func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg Config) (http.Handler, error) {
+	sse := res.UpstreamTransport == "sse"
+	if !sse && res.UpstreamTransport != "" && res.UpstreamTransport != "streamable-http" {
+		return nil, fmt.Errorf("mcpgate: resource %s: upstream transport %q: want streamable-http or sse", res.Path, res.UpstreamTransport)
+	}
+	u, err := url.Parse(res.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("mcpgate: resource %s: upstream: %w", res.Path, err)
+	}
+	var mint func(*identity.Caller) (string, error)
+	if res.IdentityToken {
+		minter, err := tokens.NewIdentityMinter(keys, u.String(), cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		mint = minter.Token
+	}
+	if sse {
+		pool, err := bridge.NewSSE(bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Resource: res.Path, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
+		}
+		g.closers = append(g.closers, pool.Close)
+		cfg.Logger.Info("bridging a legacy HTTP+SSE MCP server", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
+		return pool, nil
+	}
+	h, err := proxy.New(proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
+	}
+	cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
+	return h, nil
 }
 
 // EndStreams ends every open event stream (GET on a resource), so that a
