@@ -365,7 +365,7 @@ func (c *Config) Validate() error {
 		paths[r.Path] = true
 		r.Backend.validate(key+".", bad)
 		for _, s := range append(append([]string(nil), r.Scopes...), r.OptionalScopes...) {
-			if s == "" || strings.ContainsAny(s, " \"\\") || s == "offline_access" {
+			if !validScope(s) {
 				bad("%s: %q is not a valid resource scope", key, s)
 			}
 		}
@@ -373,7 +373,6 @@ func (c *Config) Validate() error {
 	if len(c.Scopes) == 0 {
 		bad("scopes: at least one scope is required")
 	}
-	validScope := func(s string) bool { return s != "" && !strings.ContainsAny(s, " \"\\") && s != "offline_access" }
 	for _, s := range c.Scopes {
 		if !validScope(s) {
 			bad("scopes: %q is not a valid resource scope", s)
@@ -487,6 +486,14 @@ func (b *Backend) validate(prefix string, bad func(string, ...any)) {
 			bad("%stool_policy: %v", prefix, err)
 		}
 	}
+}
+
+// validScope reports whether s may be a resource's scope: not empty, no
+// space, quote or backslash (scopes are space-separated, and quoted in a
+// WWW-Authenticate challenge), and not offline_access, which is the
+// authorization server's (RT-2).
+func validScope(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \"\\") && s != "offline_access"
 }
 
 // validHeaderName reports whether n is an HTTP token (RFC 9110 §5.1) that
