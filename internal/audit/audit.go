@@ -37,16 +37,16 @@ type Recorder interface {
 
 // Logger writes events as log records with the message "tools/call".
 type Logger struct {
-	log *slog.Logger
-	// h is log's handler with the constant first attribute (audit=tools/call)
-	// already added: the handler formats it once, and the record's other six
-	// attributes are fewer to carry. The output is the same.
+	// h is the log's handler with the constant first attribute
+	// (audit=tools/call) already added: the handler formats it once, and
+	// the record's other six attributes are fewer to carry. The output is
+	// the same.
 	h slog.Handler
 }
 
 // New writes events to log.
 func New(log *slog.Logger) *Logger {
-	return &Logger{log: log, h: log.Handler().WithAttrs([]slog.Attr{slog.String("audit", "tools/call")})}
+	return &Logger{h: log.Handler().WithAttrs([]slog.Attr{slog.String("audit", "tools/call")})}
 }
 
 // Open appends events as JSON lines to the file at path, created with

@@ -102,7 +102,7 @@ func (k *Keyset) Mint(c *Claims) (string, error) {
 		}
 	}
 	u := &c.User
-	payload, err := json.Marshal(&wireClaims{
+	tok, err := signJSON(k.signer, &wireClaims{
 		Issuer:        c.Issuer,
 		Subject:       sub,
 		Audience:      audience{c.Audience},
@@ -121,14 +121,6 @@ func (k *Keyset) Mint(c *Claims) (string, error) {
 		Profile:       u.Profile,
 		Groups:        u.Groups,
 	})
-	if err != nil {
-		return "", fmt.Errorf("tokens: mint: %w", err)
-	}
-	jws, err := k.signer.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("tokens: mint: %w", err)
-	}
-	tok, err := jws.CompactSerialize()
 	if err != nil {
 		return "", fmt.Errorf("tokens: mint: %w", err)
 	}

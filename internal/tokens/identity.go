@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -49,7 +48,6 @@ type identityClaims struct {
 // Tokens are reused for half their lifetime per access token, so that the
 // signature (tens of µs) is not paid on every request.
 type IdentityMinter struct {
-	keys     *Keyset
 	signer   jose.Signer
 	audience string
 	now      func() time.Time
@@ -72,17 +70,14 @@ func NewIdentityMinter(k *Keyset, audience string, now func() time.Time) (*Ident
 	if audience == "" {
 		return nil, errors.New("tokens: identity tokens need an audience")
 	}
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: k.signKey, KeyID: k.kid}},
-		(&jose.SignerOptions{}).WithType(TypIdentityToken),
-	)
+	signer, err := newSigner(k.signKey, k.kid, TypIdentityToken)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: identity signer: %w", err)
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &IdentityMinter{keys: k, signer: signer, audience: audience, now: now, cache: map[string]mintedIdentity{}}, nil
+	return &IdentityMinter{signer: signer, audience: audience, now: now, cache: map[string]mintedIdentity{}}, nil
 }
 
 // Token returns an identity token for c. The issuer is the origin of the
@@ -114,20 +109,12 @@ func (m *IdentityMinter) Token(c *identity.Caller) (string, error) {
 	if u.EmailVerified {
 		email = u.Email
 	}
-	payload, err := json.Marshal(&identityClaims{
+	tok, err := signJSON(m.signer, &identityClaims{
 		Issuer: iss, Subject: u.ID, Audience: m.audience, ClientID: c.ClientID,
 		Scope: strings.Join(c.Scopes, " "), IssuedAt: now.Unix(), ExpiresAt: exp.Unix(), ID: NewID(),
 		Upstream: u.Upstream, Username: u.Username, Name: u.Name, Email: email, EmailVerified: u.EmailVerified && email != "",
 		Groups: u.Groups,
 	})
-	if err != nil {
-		return "", fmt.Errorf("tokens: identity token: %w", err)
-	}
-	jws, err := m.signer.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("tokens: identity token: %w", err)
-	}
-	tok, err := jws.CompactSerialize()
 	if err != nil {
 		return "", fmt.Errorf("tokens: identity token: %w", err)
 	}

@@ -210,10 +210,7 @@ func newKeyset(rows []*store.SigningKey, sealer *Sealer, now time.Time) (*Keyset
 	if newest == nil {
 		return nil, errors.New("tokens: no active signing key in the store")
 	}
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: signBy, KeyID: newest.ID}},
-		(&jose.SignerOptions{}).WithType(typAccessToken),
-	)
+	signer, err := newSigner(signBy, newest.ID, typAccessToken)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: signer: %w", err)
 	}
@@ -223,4 +220,27 @@ func newKeyset(rows []*store.SigningKey, sealer *Sealer, now time.Time) (*Keyset
 	}
 	ks.kid, ks.signKey, ks.signer, ks.jwks = newest.ID, signBy, signer, jwks
 	return ks, nil
+}
+
+// newSigner signs with key, named kid, in JWS headers of type typ. The
+// keyset's access token signer is the same with typ at+jwt.
+func newSigner(key ed25519.PrivateKey, kid string, typ jose.ContentType) (jose.Signer, error) {
+	return jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType(typ),
+	)
+}
+
+// signJSON returns claims, encoded as JSON, signed by signer as a compact
+// JWS: the token.
+func signJSON(signer jose.Signer, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
