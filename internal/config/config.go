@@ -369,6 +369,13 @@ func (c *Config) Validate() error {
 				bad("%s: %q is not a valid resource scope", key, s)
 			}
 		}
+		for broad, narrow := range r.ScopeImplies {
+			for _, s := range append([]string{broad}, narrow...) {
+				if !validScope(s) {
+					bad("%s.scope_implies: %q is not a valid resource scope", key, s)
+				}
+			}
+		}
 	}
 	if len(c.Scopes) == 0 {
 		bad("scopes: at least one scope is required")

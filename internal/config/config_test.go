@@ -249,11 +249,13 @@ resources:
 		{Path: "/e", Backend: Backend{Stdio: "server", IdentityToken: true}},
 		{Path: "/f", Backend: Backend{Upstream: "http://127.0.0.1:1/mcp", IdentityHeaders: IdentityHeaders{User: "Authorization"}}},
 		{Path: "/g", Backend: Backend{ToolPolicy: &policy.Policy{Default: "maybe"}}},
+		{Path: "/h", ScopeImplies: map[string][]string{"admin": {"offline_access"}}},
 	}
 	cfg.Resources = bad
 	err = cfg.Validate()
 	for _, want := range []string{"resources[0].upstream, resources[0].stdio", "resources[1].stdio", "resources[2].stdio_*",
-		"resources[3].stdio_env", "resources[4].identity_token", "resources[5].identity_headers", "resources[6].tool_policy"} {
+		"resources[3].stdio_env", "resources[4].identity_token", "resources[5].identity_headers", "resources[6].tool_policy",
+		"resources[7].scope_implies"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
