@@ -10,9 +10,9 @@
 //   - removes the client's Authorization (PASS-2: the gateway's token never
 //     reaches the backend; no token is injected), its Cookie (the gateway's
 //     cookies), hop-by-hop headers (also those its Connection header
-//     names), Expect, and Origin and Sec-Fetch-Site (the guard decided on
-//     them; a backend comparing them with its rewritten Host would refuse
-//     legitimate browser clients);
+//     names), Expect, any protocol upgrade, and Origin and Sec-Fetch-Site
+//     (the guard decided on them; a backend comparing them with its
+//     rewritten Host would refuse legitimate browser clients);
 //   - removes every identity header the client sent, also under an
 //     underscore spelling (X_Forwarded_User), which some servers fold into
 //     the same name, then sets them from the verified caller
@@ -27,25 +27,49 @@
 //     in every request and may key sessions on it as well;
 //   - passes Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Accept,
 //     Content-Type and every other end-to-end header through both ways (and
-//     the answer's trailers), and flushes server-sent events as they arrive: it flushes
-//     whenever the next read could wait for the upstream, so an event or a
-//     stream's headers never wait, while an answer that has fully arrived
-//     goes to the client in one write;
-//   - buffers the request body (at most MaxBodyBytes, else 413; a body that
-//     a middleware in front has read already, with a Bytes method, is used
-//     as it is) so that a 307 or 308 redirect to the same path with or
-//     without a trailing slash on the same host can be followed once by the
-//     proxy itself; any other redirect reaches the client unchanged;
+//     the answer's trailers), and passes server-sent events on one by one
+//     as they arrive (within a millisecond); a stream's headers leave
+//     before its first event; informational answers (1xx) are not passed
+//     on;
+//   - reads the request body first (at most MaxBodyBytes, else 413; a body
+//     that a middleware in front has read already, with a Bytes method, as
+//     internal/policy's, is used as it is) and sends it from memory, so
+//     that a 307 or 308 redirect to the same path with or without a
+//     trailing slash on the same host can be followed once by the proxy
+//     itself; any other redirect reaches the client unchanged;
 //   - answers 502 (504 when the upstream sends no headers within Timeout)
 //     with a JSON-RPC error and no internal detail when the upstream cannot
 //     be reached; the cause goes to the log. An answer that breaks off
 //     midway aborts the client's connection, so it cannot look complete.
-//     When the client goes away, the exchange with the upstream ends too.
+//     When the client goes away, the exchange with the upstream ends too;
+//     a stream that the gateway ends (mcpgate's EndStreams, at shutdown)
+//     ends normally at the client.
 //
-// To an http upstream the proxy speaks HTTP/1.1 with a client of its own
-// (h1.go) on keep-alive connections, in the handler's goroutine; an https
-// upstream, or any Options.Transport, goes through that http.RoundTripper
-// (NewTransport by default, which may use HTTP/2).
+// # Design
+//
+// The proxy is an httputil.ReverseProxy: Rewrite applies the header rules
+// above, ModifyResponse binds sessions, ErrorHandler writes the JSON-RPC
+// errors, and FlushInterval -1 asks for a flush after every write, which a
+// lazyFlusher in front of the client turns into one at most a millisecond
+// later, so that an answer that arrives whole leaves in one write (see
+// flush.go for the figures). Framing, hop-by-hop headers, trailers and the
+// query clean-up are net/http's, which a security gateway should not
+// re-implement: each line of a home-made HTTP client would be a line to
+// audit for request smuggling.
+//
+// Its transport (NewTransport) is tuned for a gateway: http.DefaultTransport
+// keeps 2 idle connections per host, so that under load the proxy would
+// dial and close upstream connections all the time; this one keeps 256.
+// It speaks HTTP/2 to an https upstream that offers it, and bounds the
+// dial (5 s) and the wait for response headers (Options.Timeout, as
+// ResponseHeaderTimeout; the body, an event stream, may last). A small
+// RoundTripper in front of it (slashRedirects) follows the one redirect.
+//
+// The request the upstream gets is a copy of the client's with the body
+// from memory, never the client's r.Body: the transport may still read a
+// body after the handler has returned (net/http's RoundTripper contract),
+// and a body that the server has already closed makes it drop the
+// connection, cutting an event stream in flight (golang/go#40747).
 //
 // The proxy adds no X-Forwarded-For, -Host or -Proto headers and drops the
 // client's, and Forwarded: it does not know which proxies in front of the

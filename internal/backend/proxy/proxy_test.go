@@ -101,11 +101,48 @@ func (rec *recorder) last(t *testing.T) (*http.Request, []byte) {
 	return rec.reqs[len(rec.reqs)-1], rec.body[len(rec.body)-1]
 }
 
-// bothClients runs f with the proxy's own HTTP/1.1 client and with a
-// RoundTripper (the path of https upstreams and Options.Transport).
-func bothClients(t *testing.T, f func(t *testing.T, opts Options)) {
-	t.Run("own client", func(t *testing.T) { f(t, Options{}) })
-	t.Run("round tripper", func(t *testing.T) { f(t, Options{Transport: NewTransport()}) })
+// upstream starts backends that speak one protocol, and gateway fronts
+// that reach them.
+type upstream struct {
+	h2 bool
+	tr http.RoundTripper // trusts the last TLS backend started
+}
+
+// bothProtocols runs f with an http upstream (HTTP/1.1) and an https one
+// that speaks HTTP/2.
+func bothProtocols(t *testing.T, f func(t *testing.T, up *upstream)) {
+	t.Run("http1", func(t *testing.T) { f(t, &upstream{}) })
+	t.Run("h2", func(t *testing.T) { f(t, &upstream{h2: true}) })
+}
+
+func (u *upstream) backend(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	if !u.h2 {
+		return backend(t, h)
+	}
+	s := httptest.NewUnstartedServer(h)
+	s.EnableHTTP2 = true
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	u.tr = s.Client().Transport
+	return s
+}
+
+func (u *upstream) scheme() string {
+	if u.h2 {
+		return "https"
+	}
+	return "http"
+}
+
+// front is the package's front with the transport that reaches u's
+// backends, unless opts has one.
+func (u *upstream) front(t testing.TB, upstream string, opts Options, c *identity.Caller) *httptest.Server {
+	t.Helper()
+	if opts.Transport == nil {
+		opts.Transport = u.tr
+	}
+	return front(t, upstream, opts, c)
 }
 
 func backend(t testing.TB, h http.Handler) *httptest.Server {
@@ -304,12 +341,13 @@ func TestRewriteTargetPathQueryHost(t *testing.T) {
 }
 
 func TestPASS2_StripsAuthorizationCookieAndHopByHop(t *testing.T) {
-	bothClients(t, testPASS2)
+	bothProtocols(t, testPASS2)
 }
 
-func testPASS2(t *testing.T, opts Options) {
+func testPASS2(t *testing.T, up *upstream) {
+	var opts Options
 	rec := &recorder{}
-	be := backend(t, rec.handler(func(w http.ResponseWriter, r *http.Request) {
+	be := up.backend(t, rec.handler(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "X-Up-Hop")
 		w.Header().Set("X-Up-Hop", "1")
 		w.Header().Set("Keep-Alive", "timeout=5")
@@ -318,7 +356,7 @@ func testPASS2(t *testing.T, opts Options) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	}))
-	fe := front(t, be.URL, opts, alice)
+	fe := up.front(t, be.URL, opts, alice)
 	// The first answer hands out sess-1, which binds it to alice (SESS-3).
 	post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":0,"method":"initialize"}`, nil).Body.Close()
 	resp := post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, map[string]string{
@@ -362,7 +400,16 @@ func testPASS2(t *testing.T, opts Options) {
 	if string(body) != `{"jsonrpc":"2.0","id":1,"method":"ping"}` {
 		t.Errorf("backend got body %q", body)
 	}
-	for _, h := range []string{"X-Up-Hop", "Keep-Alive"} {
+	if up.h2 && r.ProtoMajor != 2 {
+		t.Errorf("the https upstream got %s, want HTTP/2", r.Proto)
+	}
+	hops := []string{"X-Up-Hop", "Keep-Alive"}
+	if up.h2 {
+		// HTTP/2 has no connection-specific headers: the upstream's server
+		// drops Connection itself, and X-Up-Hop is an ordinary header.
+		hops = hops[1:]
+	}
+	for _, h := range hops {
 		if v := resp.Header.Values(h); len(v) > 0 {
 			t.Errorf("client got %s: %q", h, v)
 		}
@@ -445,12 +492,13 @@ func TestNoCallerIs500AndNeverForwarded(t *testing.T) {
 }
 
 func TestSSEEventsFlushedImmediately(t *testing.T) {
-	bothClients(t, testSSEEventsFlushedImmediately)
+	bothProtocols(t, testSSEEventsFlushedImmediately)
 }
 
-func testSSEEventsFlushedImmediately(t *testing.T, opts Options) {
+func testSSEEventsFlushedImmediately(t *testing.T, up *upstream) {
+	var opts Options
 	release := make(chan struct{})
-	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := up.backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(200)
 		io.WriteString(w, "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n")
@@ -464,7 +512,7 @@ func testSSEEventsFlushedImmediately(t *testing.T, opts Options) {
 	}))
 	// Timeout shorter than the stream: it bounds only the headers.
 	opts.Timeout = 50 * time.Millisecond
-	fe := front(t, be.URL, opts, alice)
+	fe := up.front(t, be.URL, opts, alice)
 	req, _ := http.NewRequest("GET", fe.URL+"/mcp", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := http.DefaultClient.Do(req)
@@ -502,10 +550,11 @@ func testSSEEventsFlushedImmediately(t *testing.T, opts Options) {
 }
 
 func TestTrailingSlashRedirectFollowedOnce(t *testing.T) {
-	bothClients(t, testTrailingSlashRedirectFollowedOnce)
+	bothProtocols(t, testTrailingSlashRedirectFollowedOnce)
 }
 
-func testTrailingSlashRedirectFollowedOnce(t *testing.T, opts Options) {
+func testTrailingSlashRedirectFollowedOnce(t *testing.T, up *upstream) {
+	var opts Options
 	for _, tc := range []struct{ name, upstream, target string }{
 		{"add slash", "/mcp", "/mcp/"},
 		{"drop slash", "/mcp/", "/mcp"},
@@ -527,8 +576,8 @@ func testTrailingSlashRedirectFollowedOnce(t *testing.T, opts Options) {
 				w.Header().Set("X-Seen", r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-Forwarded-User"))
 				w.Write(b)
 			})
-			be := backend(t, mux)
-			fe := front(t, be.URL+tc.upstream, opts, alice)
+			be := up.backend(t, mux)
+			fe := up.front(t, be.URL+tc.upstream, opts, alice)
 			resp := post(t, fe.URL+"/mcp?q=1", `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil)
 			body := readAll(t, resp)
 			if resp.StatusCode != 200 || body != `{"jsonrpc":"2.0","id":3,"method":"ping"}` {
@@ -637,10 +686,11 @@ func (s *syncBuffer) String() string {
 }
 
 func TestUpstreamDownIs502Quickly(t *testing.T) {
-	bothClients(t, testUpstreamDownIs502Quickly)
+	bothProtocols(t, testUpstreamDownIs502Quickly)
 }
 
-func testUpstreamDownIs502Quickly(t *testing.T, opts Options) {
+func testUpstreamDownIs502Quickly(t *testing.T, up *upstream) {
+	var opts Options
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -649,7 +699,7 @@ func testUpstreamDownIs502Quickly(t *testing.T, opts Options) {
 	l.Close()
 	var logs syncBuffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	fe := front(t, "http://"+addr+"/mcp", opts, alice)
+	fe := up.front(t, up.scheme()+"://"+addr+"/mcp", opts, alice)
 
 	start := time.Now()
 	resp := post(t, fe.URL+"/mcp", "{}", nil)
@@ -668,12 +718,13 @@ func testUpstreamDownIs502Quickly(t *testing.T, opts Options) {
 }
 
 func TestUpstreamHeaderTimeoutIs504(t *testing.T) {
-	bothClients(t, testUpstreamHeaderTimeoutIs504)
+	bothProtocols(t, testUpstreamHeaderTimeoutIs504)
 }
 
-func testUpstreamHeaderTimeoutIs504(t *testing.T, opts Options) {
+func testUpstreamHeaderTimeoutIs504(t *testing.T, up *upstream) {
+	var opts Options
 	release := make(chan struct{})
-	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := up.backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -681,7 +732,7 @@ func testUpstreamHeaderTimeoutIs504(t *testing.T, opts Options) {
 	}))
 	t.Cleanup(func() { close(release) }) // runs before be.Close
 	opts.Timeout = 100 * time.Millisecond
-	fe := front(t, be.URL, opts, alice)
+	fe := up.front(t, be.URL, opts, alice)
 	start := time.Now()
 	resp := post(t, fe.URL, "{}", nil)
 	checkJSONRPCError(t, resp, 504, -32603)
@@ -794,5 +845,44 @@ func TestSessionOwnersBounded(t *testing.T) {
 	}
 	if !s.allowed("j", "u") || s.allowed("a", "u") {
 		t.Fatal("the newest session must stay and the oldest go")
+	}
+}
+
+// BenchmarkProxyCopyBuffers is the reason for copyBuffers: one POST
+// answered with an event, as MCP servers answer tools/call, through the
+// proxy with ReverseProxy's copy buffers recycled, and allocated per
+// answer as it does without a BufferPool.
+func BenchmarkProxyCopyBuffers(b *testing.B) {
+	be := backend(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n")
+	}))
+	for _, pooled := range []bool{true, false} {
+		b.Run(map[bool]string{true: "pooled", false: "allocated"}[pooled], func(b *testing.B) {
+			h, err := New(Options{Upstream: mustURL(b, be.URL)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !pooled {
+				h.(*handler).rp.BufferPool = nil
+			}
+			fe := httptest.NewServer(asGuard(h, alice))
+			defer fe.Close()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Post(fe.URL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
 	}
 }
