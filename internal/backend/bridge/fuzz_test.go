@@ -18,7 +18,8 @@ import (
 )
 
 // Fuzz targets for what the bridge reads from an upstream or a client:
-// JSON-RPC messages, SSE streams, stdio lines and the SSE endpoint event.
+// JSON-RPC messages, stdio lines and the SSE endpoint event (the SSE
+// stream itself is internal/sse's).
 
 // canonicalJSON is how encode writes a raw member: compacted, with HTML
 // characters (and U+2028, U+2029) escaped.
@@ -207,14 +208,14 @@ func FuzzParseMessage(f *testing.F) {
 }
 
 // chunkReader returns data in reads whose sizes the fuzz input chooses,
-// some of them empty, the last one possibly with its error; then err.
+// some of them empty, the last one possibly with err; then err.
 type chunkReader struct {
 	data   []byte
 	sizes  []byte
 	i      int
-	err    error // io.EOF, or a cut
-	zeroed bool  // the previous read was empty
-	scale  int   // sizes are multiplied by it
+	err    error
+	zeroed bool // the previous read was empty
+	scale  int  // sizes are multiplied by it
 }
 
 func newChunkReader(data, sizes []byte, err error) *chunkReader {
@@ -249,8 +250,6 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-
-var errCut = errors.New("cut")
 
 // fuzzMax picks a limit: mostly small, to reach the limits, sometimes
 // above bufio's 64 KiB buffer.
@@ -293,132 +292,6 @@ func within(t *testing.T, what string, fn func()) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s did not return", what)
 	}
-}
-
-type testEvent struct {
-	name, data string
-	tooLarge   bool
-}
-
-func (e testEvent) String() string { return fmt.Sprintf("{%q %q %v}", e.name, e.data, e.tooLarge) }
-
-// modelEvents is readEvents' contract, on the whole input at once: lines
-// end in LF (a CR before it is dropped); a line over max+1 bytes (a CR
-// included) makes its event too large, as does data that would reach max
-// bytes (the separating LF counted even for the first line); a
-// blank line ends an event that has data or is too large; what follows
-// the last LF is dropped.
-func modelEvents(in []byte, max int) []testEvent {
-	lines := bytes.Split(in, []byte("\n"))
-	lines = lines[:len(lines)-1]
-	var (
-		out     []testEvent
-		ev      testEvent
-		data    []byte
-		hasData bool
-	)
-	for _, raw := range lines {
-		if len(raw) > max+1 {
-			ev.tooLarge = true
-			continue
-		}
-		line := bytes.TrimSuffix(raw, []byte("\r"))
-		switch {
-		case len(line) == 0:
-			if hasData || ev.tooLarge {
-				if !ev.tooLarge {
-					ev.data = string(data)
-				}
-				out = append(out, ev)
-			}
-			ev, data, hasData = testEvent{}, nil, false
-		case line[0] == ':':
-		default:
-			field, value, _ := bytes.Cut(line, []byte(":"))
-			value = bytes.TrimPrefix(value, []byte(" "))
-			switch string(field) {
-			case "event":
-				ev.name = string(value)
-			case "data":
-				if ev.tooLarge {
-					break
-				}
-				if len(data)+len(value)+1 > max {
-					ev.tooLarge = true
-					break
-				}
-				if hasData {
-					data = append(data, '\n')
-				}
-				data = append(data, value...)
-				hasData = true
-			}
-		}
-	}
-	return out
-}
-
-func FuzzReadEvents(f *testing.F) {
-	for _, s := range []string{
-		": keep-alive\r\n\r\nevent: endpoint\r\ndata: /m?s=1\r\n\r\n",
-		"data: {\"a\":\ndata:1}\n\nevent: message\ndata: " + strings.Repeat("x", 100) + "\n\n",
-		"id: 7\nretry: 10\nevent: message\ndata: {}\n\ndata: cut off",
-		"data\n\ndata:\n\n\n\nevent:x\n\n:\n\n",
-		"event: a\r\ndata: 1\r\r\n\r\ndata: 2\n\r\n",
-		"data: y\n\ndata: after\n\n",
-		"event: " + strings.Repeat("e", 600) + "\n\ndata: ok\n\n",
-	} {
-		f.Add([]byte(s), []byte{}, uint16(50), uint8(0), uint16(0), uint8(0), uint16(0))
-		f.Add([]byte(s), []byte{1, 0, 3, 0x81, 7}, uint16(0xf000), uint8(1), uint16(10), uint8(255), uint16(7))
-	}
-	f.Fuzz(func(t *testing.T, in, sizes []byte, mx uint16, stopAfter uint8, cut uint16, padK uint8, padAt uint16) {
-		in = fuzzPad(in, padK, padAt)
-		max := fuzzMax(mx)
-		read := func(r io.Reader, stop int) ([]testEvent, error) {
-			var got []testEvent
-			var err error
-			within(t, "readEvents", func() {
-				err = readEvents(r, max, func(ev sseEvent) bool {
-					if len(ev.data) > max {
-						t.Errorf("%d bytes of data, limit %d", len(ev.data), max)
-					}
-					if ev.tooLarge && ev.data != nil {
-						t.Errorf("too large, with %d bytes of data", len(ev.data))
-					}
-					got = append(got, testEvent{ev.name, string(ev.data), ev.tooLarge})
-					return stop == 0 || len(got) < stop
-				})
-			})
-			return got, err
-		}
-		want := modelEvents(in, max)
-
-		// Whole, and split as the input says: the same events.
-		whole, err := read(bytes.NewReader(in), 0)
-		if err != nil || !slices.Equal(whole, want) {
-			t.Fatalf("max %d, %q:\ngot  %v (%v)\nwant %v", max, in, whole, err, want)
-		}
-		got, err := read(newChunkReader(in, sizes, io.EOF), 0)
-		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("split %v, max %d, %q:\ngot  %v (%v)\nwant %v", sizes, max, in, got, err, want)
-		}
-
-		// fn returning false ends the stream at once.
-		if stop := int(stopAfter); stop > 0 && stop <= len(want) {
-			got, err := read(newChunkReader(in, sizes, io.EOF), stop)
-			if err != nil || !slices.Equal(got, want[:stop]) {
-				t.Fatalf("stopped after %d: got %v (%v)", stop, got, err)
-			}
-		}
-
-		// A stream that breaks off gives the events complete before the
-		// break, and the error.
-		c := int(cut) % (len(in) + 1)
-		got, err = read(newChunkReader(in[:c], sizes, errCut), 0)
-		if want := modelEvents(in[:c], max); err != errCut || !slices.Equal(got, want) {
-			t.Fatalf("cut at %d: got %v (%v), want %v", c, got, err, want)
-		}
-	})
 }
 
 type testLine struct {

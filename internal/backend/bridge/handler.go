@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/sse"
 )
 
 const (
@@ -333,7 +333,7 @@ func startEvents(w http.ResponseWriter) *eventWriter {
 }
 
 func (ev *eventWriter) send(b []byte) error {
-	if _, err := fmt.Fprintf(ev.w, "event: message\ndata: %s\n\n", b); err != nil {
+	if _, err := ev.w.Write(sse.AppendEvent(nil, "message", b)); err != nil {
 		return err
 	}
 	return ev.rc.Flush()

@@ -13,7 +13,7 @@ import (
 )
 
 // maxMessage limits one message the server sends (a stdout line, an SSE
-// event's data).
+// event).
 const maxMessage = 16 << 20
 
 var (

@@ -610,27 +610,6 @@ func TestSSEEndpointTimeout(t *testing.T) {
 	}
 }
 
-func TestReadEvents(t *testing.T) {
-	in := ": keep-alive\r\n\r\nevent: endpoint\r\ndata: /m?s=1\r\n\r\n" +
-		"data: {\"a\":\ndata:1}\n\n" +
-		"event: message\ndata: " + strings.Repeat("x", 100) + "\n\n" +
-		"id: 7\nretry: 10\nevent: message\ndata: {}\n\n" +
-		"data: cut off"
-	type ev struct {
-		name, data string
-		tooLarge   bool
-	}
-	var got []ev
-	err := readEvents(strings.NewReader(in), 50, func(e sseEvent) bool {
-		got = append(got, ev{e.name, string(e.data), e.tooLarge})
-		return true
-	})
-	want := []ev{{"endpoint", "/m?s=1", false}, {"", "{\"a\":\n1}", false}, {"message", "", true}, {"message", "{}", false}}
-	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got %+v, %v\nwant %+v", got, err, want)
-	}
-}
-
 func TestNewSSERejectsBadOptions(t *testing.T) {
 	for _, u := range []string{"", "/sse", "ftp://x/sse", "http://user:pw@x/sse", "http://x/sse#f", "http:///sse"} {
 		if _, err := NewSSE(SSEOptions{URL: u}); err == nil {
