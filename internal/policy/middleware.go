@@ -113,16 +113,13 @@ var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 // maxPooledBuf is the largest sniff buffer kept in the pool.
 const maxPooledBuf = 64 << 10
 
-// release clears x, keeping its small sniff buffers, and puts it back in
+// release clears x, keeping its small sniff buffer, and puts it back in
 // the pool.
 func (x *exchange) release() {
-	head, ev := x.aw.head[:0], x.aw.sse.ev[:0]
+	head := x.aw.head[:0]
 	*x = exchange{}
 	if cap(head) <= maxPooledBuf {
 		x.aw.head = head
-	}
-	if cap(ev) <= maxPooledBuf {
-		x.aw.sse.ev = ev
 	}
 	exchangePool.Put(x)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,10 +21,17 @@ import (
 // runSSE passes a backend's event stream, in chunks, through the answer
 // writer of a tools/list (id 1) and tools/call (id 2) request by bob.
 func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
+	return runSSEWith(true, chunks...)
+}
+
+// runSSEWith is runSSE, without the tools/list when list is false.
+func runSSEWith(list bool, chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 	pol, _ := testPolicy().Compile()
 	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler)}
 	x := &exchange{h: h, caller: bob}
-	x.lists = append(x.list1[:0], []byte("1"))
+	if list {
+		x.lists = append(x.list1[:0], []byte("1"))
+	}
 	x.calls = append(x.call1[:0], call{id: []byte("2"), name: "fail"})
 	rec := httptest.NewRecorder()
 	rec.Header().Set("Content-Type", "text/event-stream")
@@ -53,6 +61,46 @@ func TestSSEFilter(t *testing.T) {
 	}
 }
 
+// A stream that starts with a byte order mark: clients ignore it and read
+// the event, so it is filtered too.
+func TestSSEFilterByteOrderMark(t *testing.T) {
+	in := "\xEF\xBB\xBFdata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n"
+	want := "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"fail\"}]}}\n\n"
+	if rec, _ := runSSE([]byte(in)); rec.Body.String() != want {
+		t.Fatalf("got %q, want %q", rec.Body.String(), want)
+	}
+}
+
+// A server message (a log notification, an elicitation request) before a
+// tool's result, in one write or cut anywhere in two or three, with or
+// without a tools/list to filter: the client gets every byte as written,
+// and the call's outcome is read from the result. (The elicitation request
+// has the call's id: a request is no answer.)
+func TestSSEServerMessageThenResult(t *testing.T) {
+	result := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n"
+	for name, first := range map[string]string{
+		"log":         "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"working\"}}\n\n",
+		"elicitation": "event: message\r\nid: 5\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"elicitation/create\",\"params\":{\"message\":\"name?\"}}\r\n\r\n",
+	} {
+		stream := first + result
+		for _, list := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/list=%v", name, list), func(t *testing.T) {
+				for i := 0; i <= len(stream); i++ {
+					for j := i; j <= len(stream); j += 5 {
+						rec, x := runSSEWith(list, []byte(stream[:i]), []byte(stream[i:j]), []byte(stream[j:]))
+						if got := rec.Body.String(); got != stream {
+							t.Fatalf("cuts at %d and %d: the client got %q, want %q", i, j, got, stream)
+						}
+						if got := x.calls[0].outcome; got != audit.OK {
+							t.Fatalf("cuts at %d and %d: outcome %q, want %q", i, j, got, audit.OK)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
 // FuzzSSEFilter: however the stream is cut into writes, the client gets
 // the same bytes, and no event it gets still lists a tool bob may not call.
 func FuzzSSEFilter(f *testing.F) {
@@ -69,17 +117,35 @@ func FuzzSSEFilter(f *testing.F) {
 		x := &exchange{}
 		x.lists = []json.RawMessage{json.RawMessage("1")}
 		keep := func(n string) bool { return n != "nuke" && n != "delete_repo" }
-		for ev := range strings.SplitSeq(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(whole.Body.String()), "\n\n") {
-			data, ok := eventData([]byte(ev))
-			if !ok {
-				continue
-			}
-			out, err := jsonrpc.FilterToolsList(data, x.isList, keep)
-			if err == nil && !bytes.Equal(out, data) {
-				t.Fatalf("an event still lists a denied tool: %q", ev)
+		for _, data := range clientData(whole.Body.String()) {
+			out, err := jsonrpc.FilterToolsList([]byte(data), x.isList, keep)
+			if err == nil && string(out) != data {
+				t.Fatalf("an event still lists a denied tool: %q", data)
 			}
 		}
 	})
+}
+
+// clientData returns the data of each event a client dispatches from
+// stream, read as the specification (WHATWG HTML §9.2.6) says.
+func clientData(stream string) []string {
+	stream = strings.TrimPrefix(stream, "\ufeff")
+	lines := strings.Split(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(stream), "\n")
+	var out, data []string
+	for _, line := range lines[:len(lines)-1] { // a client drops an unterminated event
+		if line == "" {
+			if data != nil {
+				out = append(out, strings.Join(data, "\n"))
+			}
+			data = nil
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		if field == "data" {
+			data = append(data, strings.TrimPrefix(value, " "))
+		}
+	}
+	return out
 }
 
 // discardWriter is a ResponseWriter that keeps nothing, for benchmarks.
