@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 // Fuzz targets for what the bridge reads from an upstream or a client:
@@ -102,8 +104,19 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":1}}}`), "</script>", int64(-7), true)
 	f.Fuzz(func(t *testing.T, b []byte, sid string, nid int64, useString bool) {
 		m, k, err := parseMessage(b)
-		if (err == nil) != (k != kindInvalid) {
-			t.Fatalf("kind %d with error %v", k, err)
+		if (err == nil) != (k != 0) {
+			t.Fatalf("kind %v with error %v", k, err)
+		}
+		// Where readClient (jsonrpc.Parse) accepts a client's message, it
+		// reads it as parseMessage would: the same kind, method, id and
+		// members.
+		if msg, cm, cerr := readClient(b); cerr == nil {
+			if err != nil || msg.Kind != k || msg.Method != m.method() || !bytes.Equal(msg.ID, m["id"]) {
+				t.Fatalf("%q: readClient read %v %q id %q; parseMessage %v %q id %q (%v)", b, msg.Kind, msg.Method, msg.ID, k, m.method(), m["id"], err)
+			}
+			sameMembers(t, "readClient", cm, m)
+		} else if _, ok := errors.AsType[*jsonrpc.Error](cerr); !ok {
+			t.Fatalf("%q: readClient error %v is no *jsonrpc.Error", b, cerr)
 		}
 		if m == nil {
 			if err == nil || json.Valid(b) && bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
@@ -124,20 +137,20 @@ func FuzzParseMessage(f *testing.F) {
 		id, hasID := m["id"]
 		method := m.method()
 		switch k {
-		case kindRequest:
+		case jsonrpc.Request:
 			if method == "" || !hasID || !validID(id) || !isStringOrNumber(id) {
 				t.Fatalf("request with method %q and id %q", method, id)
 			}
-		case kindNotification:
+		case jsonrpc.Notification:
 			if method == "" || hasID {
 				t.Fatalf("notification with method %q and id %q", method, id)
 			}
-		case kindResponse:
+		case jsonrpc.Response:
 			if method != "" || !hasID || m["result"] == nil && m["error"] == nil {
 				t.Fatalf("response with method %q, id %q, %d members", method, id, len(m))
 			}
 		default:
-			t.Fatalf("kind %d", k)
+			t.Fatalf("kind %v", k)
 		}
 		if hasID {
 			// A bridge id is only ever matched in its one canonical form:
@@ -162,11 +175,11 @@ func FuzzParseMessage(f *testing.F) {
 		}
 		m3, k3, err := parseMessage(m2.encode())
 		want := k
-		if k == kindNotification {
-			want = kindRequest // it has an id now
+		if k == jsonrpc.Notification {
+			want = jsonrpc.Request // it has an id now
 		}
 		if err != nil || k3 != want {
-			t.Fatalf("re-encoded %s: kind %d, error %v; want kind %d", m2.encode(), k3, err, want)
+			t.Fatalf("re-encoded %s: kind %v, error %v; want kind %v", m2.encode(), k3, err, want)
 		}
 		if m3.method() != method {
 			t.Fatalf("method %q became %q", method, m3.method())
@@ -190,7 +203,7 @@ func FuzzParseMessage(f *testing.F) {
 		}
 		m5, k5, err := parseMessage(m4.encode())
 		if err != nil || k5 != k {
-			t.Fatalf("with a new token %s: kind %d, error %v", m4.encode(), k5, err)
+			t.Fatalf("with a new token %s: kind %v, error %v; want kind %v", m4.encode(), k5, err, k)
 		}
 		tok2, ok := m5.progressToken()
 		if !ok || canonicalJSON(t, tok2) != canonicalJSON(t, newID) {
