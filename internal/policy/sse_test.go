@@ -212,10 +212,10 @@ func withCaller(r *http.Request, c *identity.Caller) context.Context {
 	return identity.WithCaller(r.Context(), c)
 }
 
-// TestExchangeReuse sends requests of different shapes in turn through
-// one handler, so that each gets a pooled exchange another one used: no
-// outcome, filter or body may carry over.
-func TestExchangeReuse(t *testing.T) {
+// TestRequestsInTurn sends requests of different shapes in turn through
+// one handler: no outcome, filter or body may carry over from one to the
+// next.
+func TestRequestsInTurn(t *testing.T) {
 	ev := &events{}
 	answers := map[string]struct{ ct, body string }{
 		`[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fail"}}]`: {"text/event-stream",
