@@ -56,7 +56,7 @@ func TestSSEFilter(t *testing.T) {
 			t.Fatalf("split at %d:\n got %q\nwant %q", i, got, want)
 		}
 		if x.calls[0].outcome != audit.ToolError {
-			t.Fatalf("split at %d: outcome %q", i, x.calls[0].outcome)
+			t.Fatalf("split at %d: outcome %q, want %q", i, x.calls[0].outcome, audit.ToolError)
 		}
 	}
 }
@@ -229,7 +229,7 @@ func TestRequestsInTurn(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		a, ok := answers[string(body)]
 		if !ok {
-			t.Errorf("backend got %q", body)
+			t.Errorf("backend got %q, want one of the bodies sent", body)
 		}
 		w.Header().Set("Content-Type", a.ct)
 		io.WriteString(w, a.body)
@@ -248,10 +248,10 @@ func TestRequestsInTurn(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if j == 0 && (strings.Contains(rec.Body.String(), "nuke") || !strings.Contains(rec.Body.String(), `"fail"`)) {
-				t.Errorf("tools/list answer %q", rec.Body)
+				t.Errorf("tools/list answer %q, want it filtered: fail, not nuke", rec.Body)
 			}
 			if got, _ := io.ReadAll(req.Body); len(got) != 0 {
-				t.Errorf("request body not restored: %q", got)
+				t.Errorf("request body not restored: %q left to read, want the original, read to its end", got)
 			}
 		}
 		want = append(want, audit.ToolError, audit.Error, audit.OK)
