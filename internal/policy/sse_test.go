@@ -106,6 +106,7 @@ func TestSSEServerMessageThenResult(t *testing.T) {
 func FuzzSSEFilter(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n"), uint16(17))
 	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\r\n\r\ndata: x\r\rdata\n\n"), uint16(3))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}\rdata\n\n"), uint16(5))
 	f.Add([]byte("data: [{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}]\n\ndata: {\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}\n\n"), uint16(40))
 	f.Fuzz(func(t *testing.T, stream []byte, split uint16) {
 		whole, _ := runSSE(stream)
@@ -117,6 +118,9 @@ func FuzzSSEFilter(f *testing.F) {
 		x := &exchange{}
 		x.lists = []json.RawMessage{json.RawMessage("1")}
 		keep := func(n string) bool { return n != "nuke" && n != "delete_repo" }
+		if in, out := len(clientData(string(stream))), len(clientData(whole.Body.String())); in != out {
+			t.Fatalf("the client reads %d events from %q, want %d as from %q", out, whole.Body.Bytes(), in, stream)
+		}
 		for _, data := range clientData(whole.Body.String()) {
 			out, err := jsonrpc.FilterToolsList([]byte(data), x.isList, keep)
 			if err == nil && string(out) != data {

@@ -241,6 +241,9 @@ func TestReplaceData(t *testing.T) {
 		{"data: unterminated", "z", "data: z\n"},
 		{": no data\n\n", "z", ": no data\n\n"},
 		{"datum: 1\ndata:1\n\n", "2", "datum: 1\ndata: 2\n\n"},
+		// A dropped line between a CR and a LF: the blank line stays one.
+		{"data\rdata\n\n", "0", "data: 0\r\n\n"},
+		{"data: a\nid: 1\rdata: b\n\n", "x", "data: x\nid: 1\r\n\n"},
 	} {
 		if got := string(ReplaceData([]byte(c.raw), []byte(c.data))); got != c.want {
 			t.Errorf("ReplaceData(%q, %q) = %q, want %q", c.raw, c.data, got, c.want)

@@ -38,8 +38,10 @@ func appendData(dst, data, end []byte) []byte {
 // ReplaceData returns raw, an event as Event.Raw holds it, with data in
 // place of its data: the lines of data become data fields where its first
 // data field was, each with that field's line end (LF when it had none);
-// its other data fields go; every other line stays as it was. An event
-// without data is returned as it is.
+// its other data fields go; every other line stays as it was, except that
+// an empty line ending in LF that comes to follow a CR gets one more LF:
+// the two would read as one CRLF, and the event could lose its blank line.
+// An event without data is returned as it is.
 func ReplaceData(raw, data []byte) []byte {
 	out := make([]byte, 0, len(raw)+len(data))
 	replaced := false
@@ -47,6 +49,9 @@ func ReplaceData(raw, data []byte) []byte {
 		line, end, rest := cutLine(raw)
 		switch {
 		case !isData(line):
+			if len(line) == 0 && end[0] == '\n' && len(out) > 0 && out[len(out)-1] == '\r' {
+				out = append(out, '\n')
+			}
 			out = append(out, raw[:len(raw)-len(rest)]...)
 		case !replaced:
 			replaced = true
