@@ -10,7 +10,8 @@ import (
 )
 
 // TOK-6: a token response is JSON, no-store, with access_token and a
-// Bearer token_type; the code is single-use (PKCE-3).
+// Bearer token_type; TOK-5: the access token lives an hour.
+// (The code's single use, PKCE-3, is TestPKCE3_ReplayedCodeRevokesGrant's.)
 func TestTOK6_TokenResponse(t *testing.T) {
 	g := newGateway(t)
 	c := g.register(nil)
