@@ -93,7 +93,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(oauth.Errorf(oauth.InvalidRequest, "code_challenge is not a valid S256 challenge"))
 		return
 	}
-	res, resource, ok := s.resourceFor(r, q.Get("resource"))
+	res, resource, ok := s.resourceFor(issuer, q.Get("resource"))
 	if !ok {
 		fail(oauth.Errorf(oauth.InvalidTarget, "the resource is not served by this authorization server"))
 		return
@@ -114,18 +114,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		Resource:      resource,
 		Scopes:        scopes,
 		CreatedAt:     s.now(),
-		ExpiresAt:     s.now().Add(s.opts.RequestTTL),
+		ExpiresAt:     s.now().Add(requestTTL),
 	}
 
 	// A logged-in browser whose user already approved this client for these
 	// scopes gets its code at once (DEP-2: consent is checked before any
 	// upstream flow).
-	sess := s.session(r)
+	sess := s.session(r, issuer)
 	if sess != nil && q.Get("prompt") != "consent" {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, scopes):
-			s.issueCode(w, r, req, sess.User)
+			s.issueCode(w, r, issuer, req, sess.User)
 			return
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			fail(oauth.AsError(err))
@@ -140,13 +140,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(oauth.AsError(err))
 		return
 	}
-	s.renderConsent(w, r, client, req, sess)
+	s.renderConsent(w, r, issuer, client, req, sess)
 }
 
 // issueCode finishes a successful authorization: a single-use code bound to
 // everything the request carried goes back to the client with state and iss.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.AuthRequest, user identity.User) {
-	issuer := s.site.Issuer(r)
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User) {
 	code := tokens.NewSecret()
 	err := s.store.CreateCode(r.Context(), &store.Code{
 		Hash:          tokens.Hash(code),
@@ -157,7 +156,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.Au
 		Scopes:        req.Scopes,
 		User:          user,
 		GrantID:       tokens.NewID(),
-		ExpiresAt:     s.now().Add(s.opts.CodeTTL),
+		ExpiresAt:     s.now().Add(codeTTL),
 	})
 	if err != nil {
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)

@@ -37,7 +37,7 @@ func newFixture(tb testing.TB) *fixture {
 		Site:     &oauth.Site{Fallback: "http://127.0.0.1:8080"},
 		Path:     "/mcp",
 		Scopes:   []string{"mcp"},
-		Verifier: tokens.NewVerifier(f.keys, tokens.VerifierOptions{Now: clock}),
+		Keys:     f.keys,
 		Denylist: NewDenylist(time.Hour, clock),
 		Now:      clock,
 	})
