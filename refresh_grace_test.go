@@ -144,7 +144,7 @@ func TestRT1_ReuseAfterGraceRevokes(t *testing.T) {
 	}
 }
 
-// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: 0):
+// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: off):
 // the first reuse revokes the family at once.
 func TestRT1_GraceDisabled(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.RefreshGrace = -1 })
@@ -236,31 +236,62 @@ func TestRT1_ConcurrentRefreshOneFamily(t *testing.T) {
 }
 
 // The setting: refresh_grace in the file, MCPGATE_REFRESH_GRACE,
-// --refresh-grace; default 30 s, 0 (off) allowed, at most 5 min.
+// --refresh-grace; default 30 s, which 0 also means (zero means the
+// default, for every duration); off turns the window off; at most 5 min.
 func TestRT1_RefreshGraceSetting(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	grace := func(cfg *config.Config) time.Duration {
+		t.Helper()
+		g, err := cfg.Gateway()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.RefreshGrace
+	}
 	cfg, err := config.Load(nil, env(nil))
-	if err != nil || cfg.RefreshGrace != 30*time.Second {
-		t.Fatalf("default: %v %v", cfg, err)
+	if err != nil || grace(cfg) != 30*time.Second {
+		t.Fatalf("default: got %v (%v), want 30s", cfg.RefreshGrace, err)
 	}
 	file := filepath.Join(t.TempDir(), "mcpgate.yaml")
 	if err := os.WriteFile(file, []byte("refresh_grace: 15s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err = config.Load([]string{"--config", file}, env(nil))
-	if err != nil || cfg.RefreshGrace != 15*time.Second {
-		t.Fatalf("file: %v", err)
+	if err != nil || grace(cfg) != 15*time.Second {
+		t.Fatalf("file: got %v (%v), want 15s", cfg.RefreshGrace, err)
 	}
 	cfg, err = config.Load([]string{"--config", file}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
-	if err != nil || cfg.RefreshGrace != 10*time.Second {
-		t.Fatalf("env: %v", err)
+	if err != nil || grace(cfg) != 10*time.Second {
+		t.Fatalf("env: got %v (%v), want 10s", cfg.RefreshGrace, err)
 	}
 	cfg, err = config.Load([]string{"--refresh-grace", "0"}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
-	if err != nil || cfg.RefreshGrace != 0 || cfg.Validate() != nil {
-		t.Fatalf("flag 0: %v %v", err, cfg.Validate())
+	if err != nil || grace(cfg) != 30*time.Second || cfg.Validate() != nil {
+		t.Fatalf("flag 0: got %v (%v, %v), want the default 30s", cfg.RefreshGrace, err, cfg.Validate())
+	}
+	for name, load := range map[string]func() (*config.Config, error){
+		"flag": func() (*config.Config, error) {
+			return config.Load([]string{"--refresh-grace", "off"}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
+		},
+		"env": func() (*config.Config, error) {
+			return config.Load(nil, env(map[string]string{"MCPGATE_REFRESH_GRACE": "off"}))
+		},
+		"file": func() (*config.Config, error) {
+			if err := os.WriteFile(file, []byte("refresh_grace: off\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return config.Load([]string{"--config", file}, env(nil))
+		},
+	} {
+		cfg, err := load()
+		if err != nil || cfg.Validate() != nil || grace(cfg) >= 0 {
+			t.Fatalf("%s off: got %v (%v, %v), want off: a negative RefreshGrace", name, cfg.RefreshGrace, err, cfg.Validate())
+		}
 	}
 	cfg, err = config.Load([]string{"--refresh-grace", "10m"}, env(nil))
 	if err != nil || cfg.Validate() == nil || !strings.Contains(cfg.Validate().Error(), "refresh_grace") {
 		t.Fatalf("10m must be refused: %v", err)
+	}
+	if _, err := config.Load([]string{"--refresh-grace", "-5s"}, env(nil)); err == nil {
+		t.Fatal("a negative duration must be refused: off is the way to turn the window off")
 	}
 }
