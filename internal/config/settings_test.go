@@ -63,7 +63,8 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			for name, load := range sources {
 				cfg, err := load()
 				if err != nil {
-					t.Fatalf("%s: %v", name, err)
+					t.Errorf("%s: %v", name, err)
+					continue
 				}
 				if got := s.field(cfg).Interface(); !reflect.DeepEqual(got, want) {
 					t.Errorf("%s: %s = %#v, want %#v", name, s.key, got, want)

@@ -98,8 +98,10 @@ func TestVerifyWrongAudience(t *testing.T) {
 	v := at(ks, t0)
 	tok := mint(t, ks, testClaims())
 	for _, aud := range []string{"https://other.example/mcp", resource + "/", "https://gateway.example", ""} {
-		c, err := v.Verify(tok, issuer, aud)
-		wantInvalid(t, c, err)
+		t.Run(aud, func(t *testing.T) {
+			c, err := v.Verify(tok, issuer, aud)
+			wantInvalid(t, c, err)
+		})
 	}
 }
 
@@ -130,8 +132,10 @@ func TestVerifyWrongIssuer(t *testing.T) {
 	v := at(ks, t0)
 	tok := mint(t, ks, testClaims())
 	for _, iss := range []string{"https://evil.example", issuer + "/", ""} {
-		c, err := v.Verify(tok, iss, resource)
-		wantInvalid(t, c, err)
+		t.Run(iss, func(t *testing.T) {
+			c, err := v.Verify(tok, iss, resource)
+			wantInvalid(t, c, err)
+		})
 	}
 }
 
@@ -148,14 +152,15 @@ func TestVerifyExpired(t *testing.T) {
 		{exp, false}, // RFC 7519 §4.1.4: on or after exp
 		{exp.Add(time.Hour), false},
 	} {
-		v := at(ks, tc.now)
-		c, err := v.Verify(tok, issuer, resource)
-		if tc.ok && err != nil {
-			t.Errorf("at exp%+v: %v", tc.now.Sub(exp), err)
-		}
-		if !tc.ok {
-			wantInvalid(t, c, err)
-		}
+		t.Run(fmt.Sprintf("exp%+v", tc.now.Sub(exp)), func(t *testing.T) {
+			c, err := at(ks, tc.now).Verify(tok, issuer, resource)
+			if tc.ok && err != nil {
+				t.Errorf("got %v, want the token accepted", err)
+			}
+			if !tc.ok {
+				wantInvalid(t, c, err)
+			}
+		})
 	}
 }
 
@@ -181,10 +186,12 @@ func TestVerifyRequiredClaims(t *testing.T) {
 		t.Fatalf("baseline: %v", err)
 	}
 	for _, claim := range []string{"iss", "sub", "aud", "client_id", "jti", "iat", "exp"} {
-		p := wirePayload()
-		delete(p, claim)
-		c, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
-		wantInvalid(t, c, err)
+		t.Run("no "+claim, func(t *testing.T) {
+			p := wirePayload()
+			delete(p, claim)
+			c, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+			wantInvalid(t, c, err)
+		})
 	}
 	p := wirePayload()
 	p["exp"] = "tomorrow"
@@ -201,8 +208,10 @@ func TestVerifyType(t *testing.T) {
 		t.Fatalf("application/at+jwt: %v", err)
 	}
 	for _, typ := range []string{"JWT", "jwt", "at+jwt2", ""} {
-		c, err := v.Verify(signRaw(t, ks, wirePayload(), typ), issuer, resource)
-		wantInvalid(t, c, err)
+		t.Run("typ "+typ, func(t *testing.T) {
+			c, err := v.Verify(signRaw(t, ks, wirePayload(), typ), issuer, resource)
+			wantInvalid(t, c, err)
+		})
 	}
 }
 
@@ -246,11 +255,13 @@ func TestVerifyAlgNoneAndHMAC(t *testing.T) {
 
 	// The classic confusion: HMAC keyed with the public key.
 	for _, alg := range []string{"HS256", "EdDSA"} {
-		input := header(alg) + "." + b64(payload)
-		m := hmac.New(sha256.New, ks.keys[ks.kid])
-		m.Write([]byte(input))
-		c, err := v.Verify(input+"."+b64(m.Sum(nil)), issuer, resource)
-		wantInvalid(t, c, err)
+		t.Run(alg+" keyed with the public key", func(t *testing.T) {
+			input := header(alg) + "." + b64(payload)
+			m := hmac.New(sha256.New, ks.keys[ks.kid])
+			m.Write([]byte(input))
+			c, err := v.Verify(input+"."+b64(m.Sum(nil)), issuer, resource)
+			wantInvalid(t, c, err)
+		})
 	}
 	m := hmac.New(sha256.New, []byte(ks.JWKS()))
 	m.Write([]byte(header("HS256") + "." + b64(payload)))
@@ -267,20 +278,22 @@ func TestVerifyTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, edit := range []func(string) string{
-		func(p string) string { return strings.Replace(p, "github:583231", "github:000001", 2) },
-		func(p string) string { return strings.Replace(p, resource, "https://other.example/mcp", 1) },
-		func(p string) string {
+	for name, edit := range map[string]func(string) string{
+		"subject":  func(p string) string { return strings.Replace(p, "github:583231", "github:000001", 2) },
+		"audience": func(p string) string { return strings.Replace(p, resource, "https://other.example/mcp", 1) },
+		"scope": func(p string) string {
 			return strings.Replace(p, `"scope":"mcp:tools mcp:resources"`, `"scope":"admin"`, 1)
 		},
-		func(p string) string { return p + " " },
+		"trailing space": func(p string) string { return p + " " },
 	} {
-		p := edit(string(payload))
-		if p == string(payload) {
-			t.Fatal("edit did not apply")
-		}
-		c, err := v.Verify(b64(header)+"."+b64([]byte(p))+"."+sig, issuer, resource)
-		wantInvalid(t, c, err)
+		t.Run(name, func(t *testing.T) {
+			p := edit(string(payload))
+			if p == string(payload) {
+				t.Fatal("edit did not apply")
+			}
+			c, err := v.Verify(b64(header)+"."+b64([]byte(p))+"."+sig, issuer, resource)
+			wantInvalid(t, c, err)
+		})
 	}
 	// A flipped bit in the signature, and another header under the same
 	// signature.
