@@ -326,10 +326,7 @@ func staticClients(clients []Client) ([]*store.Client, error) {
 func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys *tokens.Keyset, cfg *Config) error {
 	guard := resource.NewGuard(resource.Options{
 		Site:           site,
-		Path:           res.Path,
-		Name:           res.Name,
-		Scopes:         res.Scopes,
-		Implies:        res.ScopeImplies,
+		Resource:       res.protocol(),
 		Keys:           keys,
 		Denylist:       g.denylist,
 		AllowedOrigins: cfg.AllowedOrigins,
@@ -509,10 +506,15 @@ func checkResourcePath(p string) error {
 	return nil
 }
 
-func authResources(rs []Resource) []authserver.Resource {
-	out := make([]authserver.Resource, len(rs))
-	for i, r := range rs {
-		out[i] = authserver.Resource{Path: r.Path, Scopes: r.Scopes, Optional: r.OptionalScopes, Implies: r.ScopeImplies}
+// protocol is r as the authorization server and its guard see it.
+func (r *Resource) protocol() oauth.Resource {
+	return oauth.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, Optional: r.OptionalScopes, Implies: r.ScopeImplies}
+}
+
+func authResources(rs []Resource) []oauth.Resource {
+	out := make([]oauth.Resource, len(rs))
+	for i := range rs {
+		out[i] = rs[i].protocol()
 	}
 	return out
 }

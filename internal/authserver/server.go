@@ -16,20 +16,6 @@ import (
 	"github.com/mcpgate/mcpgate/upstream"
 )
 
-// Resource is one protected resource served under the issuer.
-type Resource struct {
-	Path string // "/mcp"
-	// Scopes are required by every request and so part of every grant;
-	// the minimal set advertised in PRM (PRM-7).
-	Scopes []string
-	// Optional scopes are granted when asked for (step-up), never
-	// advertised in PRM.
-	Optional []string
-	// Implies maps a broader scope to the narrower ones it includes
-	// (SCOPE-5).
-	Implies oauth.Hierarchy
-}
-
 // Lifetimes of what the authorization server hands out besides tokens.
 const (
 	codeTTL    = 60 * time.Second // PKCE-3: short-lived
@@ -48,8 +34,8 @@ type Options struct {
 	Sealer        *tokens.Sealer
 	Site          *oauth.Site
 	Connectors    []upstream.Connector
-	Resources     []Resource
-	StaticClients []*store.Client // pre-registered clients, never stored
+	Resources     []oauth.Resource // the first is the one of a request that names none
+	StaticClients []*store.Client  // pre-registered clients, never stored
 	// CIMD fetches Client ID Metadata Documents for client_ids that are
 	// https URLs (CIMD-1, CIMD-2); nil turns them off.
 	CIMD *cimd.Fetcher
@@ -210,21 +196,21 @@ func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 // under issuer. An empty request selects the first resource (clients such
 // as Claude Code omit it). The comparison accepts an uppercase scheme or
 // host and a trailing slash (RES-2) and returns the canonical URL.
-func (s *Server) resourceFor(issuer, requested string) (Resource, string, bool) {
+func (s *Server) resourceFor(issuer, requested string) (oauth.Resource, string, bool) {
 	if requested == "" {
 		res := s.opts.Resources[0]
 		return res, issuer + res.Path, true
 	}
 	canon, ok := canonicalResource(requested)
 	if !ok {
-		return Resource{}, "", false
+		return oauth.Resource{}, "", false
 	}
 	for _, res := range s.opts.Resources {
 		if canon == issuer+res.Path {
 			return res, canon, true
 		}
 	}
-	return Resource{}, "", false
+	return oauth.Resource{}, "", false
 }
 
 // canonicalResource lowercases scheme and host and drops one trailing
@@ -257,7 +243,7 @@ func canonicalResource(raw string) (string, bool) {
 // token endpoint reads as a request for a refresh token and keeps out of
 // the access token. Unknown scopes are dropped rather than refused
 // (SCOPE-7).
-func grantScopes(res Resource, requested []string) []string {
+func grantScopes(res oauth.Resource, requested []string) []string {
 	var out []string
 	offline := false
 	for _, sc := range requested {

@@ -15,13 +15,11 @@ import (
 
 // Options configure a Guard.
 type Options struct {
-	Site   *oauth.Site
-	Path   string   // the resource's path, e.g. "/mcp"
-	Name   string   // resource_name in PRM
-	Scopes []string // every request needs all of these (SCOPE-1)
-	// Implies counts a broader scope as the narrower ones it includes
+	Site *oauth.Site
+	// Resource is the one guarded: every request needs all of its Scopes
+	// (SCOPE-1), a broader scope counting as the narrower ones it implies
 	// (SCOPE-5).
-	Implies  oauth.Hierarchy
+	Resource oauth.Resource
 	Keys     *tokens.Keyset // verifies the tokens
 	Denylist *Denylist
 	// AllowedOrigins are browser origins allowed besides the gateway's own
@@ -49,7 +47,7 @@ func NewGuard(opts Options) *Guard {
 		opts.Now = time.Now
 	}
 	g := &Guard{opts: opts, allowed: map[string]bool{}, cache: newVerifiedCache(10000), now: opts.Now}
-	for _, s := range opts.Scopes {
+	for _, s := range opts.Resource.Scopes {
 		if s != "offline_access" { // PRM-8
 			g.advertised = append(g.advertised, s)
 		}
@@ -65,7 +63,7 @@ func NewGuard(opts Options) *Guard {
 
 // metadataURL is the path-inserted PRM URL under issuer (RFC 9728 §3.1).
 func (g *Guard) metadataURL(issuer string) string {
-	return issuer + "/.well-known/oauth-protected-resource" + g.opts.Path
+	return issuer + "/.well-known/oauth-protected-resource" + g.opts.Resource.Path
 }
 
 // Protect wraps next so that it runs only for requests with a valid access
@@ -149,7 +147,7 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 
 // verify checks a token the cache does not know.
 func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*verified, int, oauth.Challenge) {
-	claims, err := g.opts.Keys.Verify(raw, issuer, issuer+g.opts.Path, now)
+	claims, err := g.opts.Keys.Verify(raw, issuer, issuer+g.opts.Resource.Path, now)
 	if err != nil {
 		desc := "the access token is invalid or expired"
 		if !errors.Is(err, tokens.ErrInvalidToken) {
@@ -169,7 +167,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 	return &verified{
 		issuer:   issuer,
 		grant:    claims.GrantID,
-		scopesOK: g.opts.Implies.Satisfies(claims.Scopes, g.opts.Scopes),
+		scopesOK: g.opts.Resource.Implies.Satisfies(claims.Scopes, g.opts.Resource.Scopes),
 		info: &auth.TokenInfo{UserID: caller.User.ID, Scopes: caller.Scopes, Expiration: caller.ExpiresAt,
 			Extra: map[string]any{identity.TokenInfoKey: caller}},
 	}, 0, oauth.Challenge{}

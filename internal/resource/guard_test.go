@@ -35,8 +35,7 @@ func newFixture(tb testing.TB) *fixture {
 	clock := func() time.Time { return f.now }
 	f.guard = NewGuard(Options{
 		Site:     &oauth.Site{Fallback: "http://127.0.0.1:8080"},
-		Path:     "/mcp",
-		Scopes:   []string{"mcp"},
+		Resource: oauth.Resource{Path: "/mcp", Scopes: []string{"mcp"}},
 		Keys:     f.keys,
 		Denylist: NewDenylist(time.Hour, clock),
 		Now:      clock,
