@@ -19,7 +19,8 @@
 // (Options), command line and exit codes (Main), the MCP server under test
 // (Server), the gateway's configuration and the OAuth steps of their setup
 // (GatewayConfig, RegisterClient, Authorize), the decoding of CPU profiles
-// (ParseCPUProfile), and report helpers.
+// (ParseCPUProfile, with github.com/google/pprof/profile), and report
+// helpers.
 //
 // The harness is a Go module of its own, github.com/mcpgate/mcpgate/bench,
 // so that mcpgate's module does not carry it or its dependencies. It uses

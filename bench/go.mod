@@ -3,6 +3,7 @@ module github.com/mcpgate/mcpgate/bench
 go 1.26.8
 
 require (
+	github.com/google/pprof v0.0.0-20261016150608-1facf8f91b50
 	github.com/mcpgate/mcpgate v0.0.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	golang.org/x/oauth2 v0.38.0
