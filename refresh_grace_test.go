@@ -151,7 +151,7 @@ func TestRT1_ReuseAfterGraceRevokes(t *testing.T) {
 	}
 }
 
-// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: 0):
+// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: off):
 // the first reuse revokes the family at once.
 func TestRT1_GraceDisabled(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.RefreshGrace = -1 })
@@ -243,45 +243,58 @@ func TestRT1_ConcurrentRefreshOneFamily(t *testing.T) {
 }
 
 // The setting: refresh_grace in the file, MCPGATE_REFRESH_GRACE,
-// --refresh-grace; default 30 s, 0 (off) allowed, at most 5 min.
+// --refresh-grace; default 30 s, which 0 also means (zero means the
+// default, for every duration); off turns the window off; at most 5 min.
 func TestRT1_RefreshGraceSetting(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	cfg, err := config.Load(nil, env(nil))
-	if err != nil {
-		t.Fatalf("default: %v", err)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	if cfg.RefreshGrace != 30*time.Second {
-		t.Fatalf("default: refresh_grace %v, want 30s", cfg.RefreshGrace)
-	}
-	file := filepath.Join(t.TempDir(), "mcpgate.yaml")
-	if err := os.WriteFile(file, []byte("refresh_grace: 15s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	seconds, off := file("seconds.yaml", "refresh_grace: 15s\n"), file("off.yaml", "refresh_grace: off\n")
 	for _, tc := range []struct {
 		name string
 		args []string
 		env  map[string]string
-		want time.Duration
+		want time.Duration // as mcpgate.Config gets it; negative: off
 	}{
-		{"file", []string{"--config", file}, nil, 15 * time.Second},
-		{"env over file", []string{"--config", file}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 10 * time.Second},
-		{"flag 0 over env", []string{"--refresh-grace", "0"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 0},
+		{"default", nil, nil, 30 * time.Second},
+		{"file", []string{"--config", seconds}, nil, 15 * time.Second},
+		{"env over file", []string{"--config", seconds}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 10 * time.Second},
+		{"flag 0 over env: the default", []string{"--refresh-grace", "0"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 30 * time.Second},
+		{"flag off over env", []string{"--refresh-grace", "off"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, -1},
+		{"env off", nil, map[string]string{"MCPGATE_REFRESH_GRACE": "off"}, -1},
+		{"file off", []string{"--config", off}, nil, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := config.Load(tc.args, env(tc.env))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.RefreshGrace != tc.want || cfg.Validate() != nil {
-				t.Errorf("refresh_grace %v, Validate %v; want %v and valid", cfg.RefreshGrace, cfg.Validate(), tc.want)
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate: %v, want a valid configuration", err)
+			}
+			g, err := cfg.Gateway()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.RefreshGrace; got != tc.want && !(tc.want < 0 && got < 0) {
+				t.Errorf("RefreshGrace %v, want %v (negative: off)", got, tc.want)
 			}
 		})
 	}
-	cfg, err = config.Load([]string{"--refresh-grace", "10m"}, env(nil))
+	cfg, err := config.Load([]string{"--refresh-grace", "10m"}, env(nil))
 	if err != nil {
 		t.Fatalf("10m: %v", err)
 	}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "refresh_grace") {
 		t.Fatalf("10m: Validate says %v, want it to refuse refresh_grace", err)
+	}
+	if _, err := config.Load([]string{"--refresh-grace", "-5s"}, env(nil)); err == nil {
+		t.Fatal("a negative duration must be refused: off is the way to turn the window off")
 	}
 }

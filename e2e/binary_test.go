@@ -152,7 +152,7 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 	port := freePort(t)
 	// No grace window: the replayed token below must be refused, not
 	// answered with its successor (refresh_grace_test.go covers the window).
-	args := []string{"--data-dir", dir, "--local-user", user + ":" + password, "--refresh-grace", "0s"}
+	args := []string{"--data-dir", dir, "--local-user", user + ":" + password, "--refresh-grace", "off"}
 	p := startBinary(t, port, args...)
 
 	h, _ := oauthClient(t)

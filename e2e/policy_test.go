@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,17 +179,23 @@ tool_policy:
 			break
 		}
 	}
-	want := []string{"local:bob delete_notes denied", "local:bob read_notes ok", "local:alice delete_notes ok", "local:alice fail tool_error"}
+	// Each event is written as its handler returns, after the client has
+	// its answer: a client's next call may be logged first, so the events
+	// are compared in sorted order.
+	want := []string{"local:alice delete_notes ok", "local:alice fail tool_error", "local:bob delete_notes denied", "local:bob read_notes ok"}
 	if len(events) != len(want) {
 		t.Fatalf("audit has %d events, want %d: %v", len(events), len(want), events)
 	}
+	var got []string
 	for i, e := range events {
-		if got := e["user"].(string) + " " + e["tool"].(string) + " " + e["outcome"].(string); got != want[i] {
-			t.Errorf("audit event %d = %q, want %q", i, got, want[i])
-		}
+		got = append(got, e["user"].(string)+" "+e["tool"].(string)+" "+e["outcome"].(string))
 		if e["resource"] != "/mcp" || e["client"] == "" {
 			t.Errorf("audit event %d: %v, want resource /mcp and a client", i, e)
 		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("audit events (sorted) = %q, want %q", got, want)
 	}
 	raw, _ := os.ReadFile(auditPath)
 	if strings.Contains(string(raw), "secret-argument") || strings.Contains(string(raw), tok) {
