@@ -474,6 +474,12 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
+// DemoServer returns the MCP server that `mcpgate serve` protects when no
+// backend is configured: the tools whoami, which answers with the verified
+// caller, and echo, which returns its text argument. Serve it with
+// MCPHandler to try a client against the gateway.
+func DemoServer(version string) *mcp.Server { return embedded.Demo(version) }
+
 // MCPHandler serves a go-sdk MCP server over streamable HTTP, ready to be
 // Config.MCP. Sessions are bound to the user who opened them (SESS-3).
 func MCPHandler(s *mcp.Server) http.Handler { return embedded.Handler(s, nil) }

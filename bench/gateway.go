@@ -21,8 +21,8 @@ import (
 
 // GatewayConfig is the configuration of the gateway under load, for
 // mcpgate.New: the store st, a local user (user, password) as its only
-// connector, a random secret key and logger, and one resource, /mcp, with
-// Server inside the gateway.
+// connector, a random secret key and logger, and, as `mcpgate serve` with
+// no backend, the demo server (mcpgate.DemoServer) at /mcp.
 func GatewayConfig(ctx context.Context, st store.Store, user, password string, logger *slog.Logger) (mcpgate.Config, error) {
 	lc := local.New(st, local.Options{})
 	if err := lc.SetUser(ctx, user, password); err != nil {
@@ -36,7 +36,6 @@ func GatewayConfig(ctx context.Context, st store.Store, user, password string, l
 		Connectors: []upstream.Connector{lc},
 		Logger:     logger,
 		Version:    "bench",
-		Resources:  []mcpgate.Resource{{Path: "/mcp", MCP: mcpgate.MCPHandler(Server("bench"))}},
 	}, nil
 }
 

@@ -5,13 +5,13 @@
 // It starts, on loopback listeners:
 //
 //   - A: a Gateway from mcpgate.New with one resource, /mcp, served by
-//     bench.Server (a go-sdk server with the demo server's tools, whoami
+//     mcpgate.DemoServer (the demo server of mcpgate serve, tools whoami
 //     and echo) through mcpgate.MCPHandler, a SQLite store on a temporary
 //     file and a local user. The harness gets an access token once through the real
 //     flow: POST /register, /authorize walked by the headless browser of
 //     e2e/browser (login and consent), POST /token. Every MCP request then
 //     carries it, and the gateway checks it on every request.
-//   - B: the same go-sdk server (bench.Server served by mcpgate.MCPHandler,
+//   - B: the same go-sdk server (mcpgate.DemoServer served by mcpgate.MCPHandler,
 //     as in A) without any auth.
 //
 // Each of -conns sessions per target does initialize and
@@ -26,7 +26,7 @@
 // With -target proxy, A is instead the gateway as a reverse proxy, as
 // `mcpgate serve --upstream` builds it: mcpgate.New with the resource
 // {Path: "/mcp", Upstream: B's URL}, B being a go-sdk MCP server
-// (bench.Server behind a default mcp.NewStreamableHTTPHandler, sessions on)
+// (mcpgate.DemoServer behind a default mcp.NewStreamableHTTPHandler, sessions on)
 // on a loopback listener of its own, called directly. The report adds the A/B targets of the proxy, a check
 // that Mcp-Session-Id flows through (A's session IDs are the backend's, the
 // backend opens no new session during the rounds, foreign and made-up IDs
@@ -160,7 +160,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		backend      *mcp.Server // proxy mode: the server behind both A and B
 	)
 	if o.target == targetProxy {
-		backend = bench.Server("bench")
+		backend = mcpgate.DemoServer("bench")
 		// A stock go-sdk handler, default options (DNS-rebinding
 		// protection on, sessions), as a third-party backend would be.
 		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return backend }, nil)
@@ -190,7 +190,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if o.target == targetEmbedded {
 		// B: the same go-sdk server, no auth.
 		var stopB func()
-		if baseB, stopB, err = bench.Serve(ctx, "B", mcpgate.MCPHandler(bench.Server("bench"))); err != nil {
+		if baseB, stopB, err = bench.Serve(ctx, "B", mcpgate.MCPHandler(mcpgate.DemoServer("bench"))); err != nil {
 			return 0, err
 		}
 		defer stopB()
