@@ -20,7 +20,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("`mcpgate serve` with no arguments must work: %v", err)
 	}
-	if cfg.Listen != "127.0.0.1:8080" || cfg.StoreDSN() != "sqlite:mcpgate-data/mcpgate.db" || cfg.AccessTokenTTL != time.Hour {
+	if cfg.Listen != "127.0.0.1:8080" || cfg.StoreDSN() != "sqlite:mcpgate-data/mcpgate.db" || time.Duration(cfg.AccessTokenTTL) != time.Hour {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -107,7 +107,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.LocalUsers = []string{"nopassword"}
 	cfg.GitHubClientID = "only-id"
 	cfg.LogLevel = "loud"
-	cfg.AccessTokenTTL = 48 * time.Hour
+	cfg.AccessTokenTTL = Duration(48 * time.Hour)
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
@@ -233,7 +233,7 @@ resources:
 		t.Fatal(err)
 	}
 	ev, api := cfg.Resources[0], cfg.Resources[1]
-	if ev.Stdio == "" || ev.StdioMaxProcesses != 4 || ev.StdioIdleTimeout != 5*time.Minute || ev.StdioEnv[0] != "DEBUG=1" ||
+	if ev.Stdio == "" || ev.StdioMaxProcesses != 4 || time.Duration(ev.StdioIdleTimeout) != 5*time.Minute || ev.StdioEnv[0] != "DEBUG=1" ||
 		ev.ToolPolicy == nil || ev.ToolPolicy.Default != "deny" || len(ev.ToolPolicy.Rules) != 3 || ev.ToolPolicy.Rules[1].Groups[0] != "admins" {
 		t.Fatalf("stdio resource: %+v", ev)
 	}

@@ -35,9 +35,8 @@ func newFixture(tb testing.TB) *fixture {
 	clock := func() time.Time { return f.now }
 	f.guard = NewGuard(Options{
 		Site:     &oauth.Site{Fallback: "http://127.0.0.1:8080"},
-		Path:     "/mcp",
-		Scopes:   []string{"mcp"},
-		Verifier: tokens.NewVerifier(f.keys, tokens.VerifierOptions{Now: clock}),
+		Resource: oauth.Resource{Path: "/mcp", Scopes: []string{"mcp"}},
+		Keys:     f.keys,
 		Denylist: NewDenylist(time.Hour, clock),
 		Now:      clock,
 	})

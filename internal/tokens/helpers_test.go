@@ -200,3 +200,15 @@ func segments(t testing.TB, tok string) (header, payload []byte, sig string) {
 	}
 	return h, pl, p[2]
 }
+
+// verifierAt verifies with a keyset at a fixed time.
+type verifierAt struct {
+	ks  *Keyset
+	now time.Time
+}
+
+func at(ks *Keyset, now time.Time) verifierAt { return verifierAt{ks, now} }
+
+func (v verifierAt) Verify(token, issuer, audience string) (*Claims, error) {
+	return v.ks.Verify(token, issuer, audience, v.now)
+}

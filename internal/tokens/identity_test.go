@@ -64,10 +64,12 @@ func TestIdentityTokenVerifiesWithJWKS(t *testing.T) {
 	}
 
 	// PASS-1: the gateway's verifier refuses it as an access token, at any audience.
-	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	v := at(ks, t0)
 	for _, aud := range []string{resource, "http://127.0.0.1:3000/mcp"} {
-		got, err := v.Verify(tok, issuer, aud)
-		wantInvalid(t, got, err)
+		t.Run(aud, func(t *testing.T) {
+			got, err := v.Verify(tok, issuer, aud)
+			wantInvalid(t, got, err)
+		})
 	}
 }
 

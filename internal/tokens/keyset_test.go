@@ -56,7 +56,7 @@ func TestLoadKeysetRestart(t *testing.T) {
 	if ks2.kid != ks1.kid || !bytes.Equal(ks1.JWKS(), ks2.JWKS()) {
 		t.Fatalf("JWKS changed across restart:\n%s\n%s", ks1.JWKS(), ks2.JWKS())
 	}
-	if _, err := NewVerifier(ks2, VerifierOptions{Now: fixedNow(t0)}).Verify(tok, issuer, resource); err != nil {
+	if _, err := at(ks2, t0).Verify(tok, issuer, resource); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -113,7 +113,7 @@ func TestLoadKeysetRetired(t *testing.T) {
 	if strings.Contains(string(ks2.JWKS()), ks1.kid) {
 		t.Fatal("retired key still in the JWKS")
 	}
-	c, err := NewVerifier(ks2, VerifierOptions{Now: fixedNow(t0)}).Verify(old, issuer, resource)
+	c, err := at(ks2, t0).Verify(old, issuer, resource)
 	wantInvalid(t, c, err)
 }
 
@@ -198,7 +198,7 @@ func TestLoadKeysetRace(t *testing.T) {
 		t.Fatalf("%d creates, %d keys stored; want %d and 1", st.creates, len(st.rows), racers)
 	}
 	tok := mint(t, kss[3], testClaims())
-	if _, err := NewVerifier(kss[5], VerifierOptions{Now: fixedNow(t0)}).Verify(tok, issuer, resource); err != nil {
+	if _, err := at(kss[5], t0).Verify(tok, issuer, resource); err != nil {
 		t.Fatal(err)
 	}
 }
