@@ -188,7 +188,7 @@ func segments(t testing.TB, tok string) (header, payload []byte, sig string) {
 	t.Helper()
 	p := strings.Split(tok, ".")
 	if len(p) != 3 {
-		t.Fatalf("token has %d parts", len(p))
+		t.Fatalf("token has %d parts, want 3", len(p))
 	}
 	h, err := base64.RawURLEncoding.DecodeString(p[0])
 	if err != nil {

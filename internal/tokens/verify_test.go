@@ -17,13 +17,13 @@ import (
 func wantInvalid(t *testing.T, c *Claims, err error) {
 	t.Helper()
 	if err == nil {
-		t.Fatalf("token accepted: %+v", c)
+		t.Fatalf("token accepted: %+v, want ErrInvalidToken", c)
 	}
 	if !errors.Is(err, ErrInvalidToken) {
-		t.Fatalf("error %v is not ErrInvalidToken", err)
+		t.Fatalf("error %v, want ErrInvalidToken", err)
 	}
 	if c != nil {
-		t.Fatalf("claims returned with error %v", err)
+		t.Fatalf("claims returned with error %v, want none", err)
 	}
 }
 
@@ -39,7 +39,7 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if h["alg"] != "EdDSA" || h["typ"] != "at+jwt" || h["kid"] != ks.kid {
-		t.Fatalf("header = %s", header)
+		t.Fatalf("header = %s, want alg EdDSA, typ at+jwt, kid %s", header, ks.kid)
 	}
 
 	for i := range 2 { // the same answer twice
@@ -63,7 +63,7 @@ func TestMintTruncatesToSeconds(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !got.IssuedAt.Equal(t0) || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("iat %v exp %v", got.IssuedAt, got.ExpiresAt)
+		t.Fatalf("iat %v exp %v, want %v and %v (whole seconds)", got.IssuedAt, got.ExpiresAt, t0, t0.Add(time.Hour))
 	}
 }
 
@@ -82,7 +82,7 @@ func TestMintRejectsIncompleteClaims(t *testing.T) {
 		c := testClaims()
 		edit(c)
 		if _, err := ks.Mint(c); err == nil {
-			t.Errorf("%s: minted", name)
+			t.Errorf("%s: minted, want an error", name)
 		}
 	}
 	c := testClaims()
@@ -117,7 +117,7 @@ func TestVerifyAudienceArray(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Audience != resource {
-		t.Fatalf("Audience = %q", c.Audience)
+		t.Fatalf("Audience = %q, want %q", c.Audience, resource)
 	}
 	c, err = v.Verify(tok, issuer, "https://b.example")
 	wantInvalid(t, c, err)
@@ -337,7 +337,7 @@ func TestVerifyNonCanonical(t *testing.T) {
 	for i, bad := range variants {
 		c, err := v.Verify(bad, issuer, resource)
 		if err == nil {
-			t.Errorf("variant %d accepted", i)
+			t.Errorf("variant %d accepted, want it refused", i)
 			continue
 		}
 		wantInvalid(t, c, err)
@@ -373,7 +373,7 @@ func TestVerifyResultIsACopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Scopes[0] != "mcp:tools" || c.User.Groups[0] != "github-org/admins" || c.Subject != "github:583231" {
-		t.Fatalf("cache entry was modified through a result: %+v", c)
+		t.Fatalf("a result was modified through an earlier one: %+v", c)
 	}
 }
 
@@ -398,11 +398,11 @@ func TestVerifyConcurrent(t *testing.T) {
 				}
 				c, err := v.Verify(tok, issuer, aud)
 				if (err == nil) != (aud == resource) {
-					t.Errorf("aud %s: %v", aud, err)
+					t.Errorf("aud %s: %v, want acceptance only for %s", aud, err, resource)
 					return
 				}
 				if err == nil && c.Audience != resource {
-					t.Errorf("Audience %q", c.Audience)
+					t.Errorf("Audience %q, want %q", c.Audience, resource)
 					return
 				}
 			}
