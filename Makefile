@@ -15,16 +15,22 @@ all: build
 tools:
 	scripts/install-tools.sh
 
+# bench/ is a module of its own (the load harness, see docs/benchmarks.md): ./... at the
+# root does not enter it, so it is vetted and tested here by name.
 vet:
 	$(GO) vet ./...
+	$(GO) -C bench vet ./...
 
 # env.sh also exports NODE22, CONFORMANCE, TSSDK_DIR and INSPECTOR_CLI (printed by install-tools.sh).
 test: tools vet
 	. "$(MCPGATE_TOOLS)/env.sh" && $(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) -C bench test -race -count=1 -timeout 5m ./...
 
 build:
 	$(GO) build -o bin/mcpgate ./cmd/mcpgate
 
+# The Go benchmarks of mcpgate's packages. The load harness is run by hand, from its own
+# module: `go -C bench run ./mcpload` (or ./flowload); docs/benchmarks.md has the options.
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem ./...
 

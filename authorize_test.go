@@ -3,6 +3,7 @@ package mcpgate_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -24,7 +25,7 @@ func redirectQueryTo(t *testing.T, loc, redirect string) url.Values {
 	t.Helper()
 	u, err := url.Parse(loc)
 	if err != nil || !strings.HasPrefix(loc, redirect) {
-		t.Fatalf("not a redirect to the client: %q", loc)
+		t.Fatalf("Location %q, want a redirect to the client at %s", loc, redirect)
 	}
 	return u.Query()
 }
@@ -39,10 +40,11 @@ func TestREDIR2_UnverifiedRedirectIsNeverUsed(t *testing.T) {
 		a.Redirect = bad
 		resp, body := g.get(a.URL())
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
-			t.Errorf("%s: %d Location=%q", bad, resp.StatusCode, resp.Header.Get("Location"))
+			t.Errorf("%s: got %d, Location %q, Content-Type %q; want 400, an HTML page and no Location",
+				bad, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"))
 		}
 		if !strings.Contains(string(body), "not one it registered") {
-			t.Errorf("page does not explain: %s", body)
+			t.Errorf("%s: the page does not say the address is %q:\n%s", bad, "not one it registered", body)
 		}
 	}
 }
@@ -53,10 +55,10 @@ func TestUnknownClientPage(t *testing.T) {
 	a := g.newAuth("no-such-client")
 	resp, body := g.get(a.URL())
 	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "register again") {
-		t.Fatalf("%d %s", resp.StatusCode, body)
+		t.Fatalf("got %d, Location %q:\n%s\nwant 400, no Location, a page telling the client to register again", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	if !strings.Contains(g.logs.String(), "unknown client") {
-		t.Fatal("the reason is not in the log")
+		t.Fatalf("the log does not give the reason %q:\n%s", "unknown client", g.logs)
 	}
 }
 
@@ -68,7 +70,7 @@ func TestREDIR4_LoopbackAnyPort(t *testing.T) {
 	a.Redirect = "http://127.0.0.1:49152/callback"
 	code, _ := g.login(a)
 	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("%d %+v", resp.StatusCode, tok)
+		t.Fatalf("token with another loopback port: %d %+v, want 200 with an access token", resp.StatusCode, tok)
 	}
 }
 
@@ -84,19 +86,22 @@ func TestPKCE2_S256Required(t *testing.T) {
 		"bad shape":    func(q url.Values) { q.Set("code_challenge", "short") },
 		"bad response": func(q url.Values) { q.Set("response_type", "token") },
 	} {
-		a := g.newAuth(c.ClientID)
-		u, _ := url.Parse(a.URL())
-		q := u.Query()
-		mutate(q)
-		u.RawQuery = q.Encode()
-		resp, _ := g.get(u.String())
-		if resp.StatusCode != 302 {
-			t.Fatalf("%s: %d", name, resp.StatusCode)
-		}
-		rq := redirectQuery(t, resp.Header.Get("Location"))
-		if rq.Get("error") == "" || rq.Get("iss") != g.url || rq.Get("state") != a.State {
-			t.Errorf("%s: %v", name, rq)
-		}
+		t.Run(name, func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(c.ClientID)
+			u, _ := url.Parse(a.URL())
+			q := u.Query()
+			mutate(q)
+			u.RawQuery = q.Encode()
+			resp, _ := g.get(u.String())
+			if resp.StatusCode != 302 {
+				t.Fatalf("got %d, want 302 back to the client with an error", resp.StatusCode)
+			}
+			rq := redirectQuery(t, resp.Header.Get("Location"))
+			if rq.Get("error") == "" || rq.Get("iss") != g.url || rq.Get("state") != a.State {
+				t.Errorf("redirect carries %v, want an error, iss %q and state %q", rq, g.url, a.State)
+			}
+		})
 	}
 }
 
@@ -109,17 +114,17 @@ func TestRES1_ResourceIndicator(t *testing.T) {
 	a.Resource = "https://other.example/mcp"
 	resp, _ := g.get(a.URL())
 	if q := redirectQuery(t, resp.Header.Get("Location")); q.Get("error") != "invalid_target" {
-		t.Fatalf("got %v", q)
+		t.Fatalf("unknown resource: redirect carries %v, want error invalid_target", q)
 	}
 	a = g.newAuth(c.ClientID)
 	a.Resource = ""
 	code, _ := g.login(a)
 	resp, tok := g.exchange(a, code)
 	if resp.StatusCode != 200 {
-		t.Fatalf("%d %+v", resp.StatusCode, tok)
+		t.Fatalf("token without a resource: %d %+v, want 200", resp.StatusCode, tok)
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("RES-3: token for the default resource refused: %d", r.StatusCode)
+		t.Fatalf("RES-3: token for the default resource refused: %d, want 200", r.StatusCode)
 	}
 	// RES-2: an uppercase host and a trailing slash name the same resource.
 	a = g.newAuth(c.ClientID)
@@ -127,7 +132,7 @@ func TestRES1_ResourceIndicator(t *testing.T) {
 	code, _ = g.login(a)
 	a.Resource = g.url + "/mcp"
 	if resp, _ := g.exchange(a, code); resp.StatusCode != 200 {
-		t.Fatalf("RES-2: %d", resp.StatusCode)
+		t.Fatalf("RES-2: token for the resource spelt HTTP://…/mcp/: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -136,9 +141,12 @@ func TestREDIR5_StateVerbatim(t *testing.T) {
 	g := newGateway(t)
 	c := g.register(nil)
 	for _, st := range []string{"x", "abcdefghijklmnopqrstuvwx", strings.Repeat("é&=+ /", 200)} {
-		a := g.newAuth(c.ClientID)
-		a.State = st
-		g.login(a) // asserts state and iss
+		t.Run(fmt.Sprintf("%d bytes", len(st)), func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(c.ClientID)
+			a.State = st
+			g.login(a) // asserts state and iss
+		})
 	}
 }
 
@@ -151,7 +159,7 @@ func TestDEP3_ConsentPage(t *testing.T) {
 	resp, body := g.get(a.URL())
 	page := string(body)
 	if resp.StatusCode != 200 {
-		t.Fatalf("%d", resp.StatusCode)
+		t.Fatalf("consent page: %d, want 200", resp.StatusCode)
 	}
 	for _, want := range []string{"Acme &lt;b&gt;Agent&lt;/b&gt;", "127.0.0.1:33418", "<code>mcp</code>", `name="csrf_token"`, `value="allow"`, `value="deny"`} {
 		if !strings.Contains(page, want) {
@@ -159,19 +167,20 @@ func TestDEP3_ConsentPage(t *testing.T) {
 		}
 	}
 	if resp.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
-		t.Error("DEP-3: framing not refused")
+		t.Errorf("DEP-3: X-Frame-Options %q, Content-Security-Policy %q; want DENY and frame-ancestors 'none'",
+			resp.Header.Get("X-Frame-Options"), resp.Header.Get("Content-Security-Policy"))
 	}
 	// A form posted without this browser's CSRF cookie is refused.
 	reqID := between(page, `name="request_id" value="`, `"`)
 	csrf := between(page, `name="csrf_token" value="`, `"`)
 	r, _ := g.postForm(g.url+"/consent", url.Values{"request_id": {reqID}, "csrf_token": {csrf}, "decision": {"allow"}})
 	if r.StatusCode != 403 {
-		t.Fatalf("DEP-3: CSRF: %d", r.StatusCode)
+		t.Fatalf("DEP-3: consent posted without the browser's CSRF cookie: %d, want 403", r.StatusCode)
 	}
 	r, _ = g.postForm(g.url+"/consent", url.Values{"request_id": {reqID}, "csrf_token": {"forged"}, "decision": {"allow"}},
 		"Cookie", "mcpgate_csrf="+strings.Repeat("a", 43))
 	if r.StatusCode != 403 {
-		t.Fatalf("DEP-3: forged CSRF token: %d", r.StatusCode)
+		t.Fatalf("DEP-3: forged CSRF token: %d, want 403", r.StatusCode)
 	}
 }
 
@@ -183,7 +192,7 @@ func TestDEP6_NoUpstreamStateBeforeConsent(t *testing.T) {
 	_, err := b.Walk(context.Background(), g.url+"/login/local?state=made-up-state", redirectURI)
 	var pe *browser.PageError
 	if !errors.As(err, &pe) || !strings.Contains(pe.Error(), "expired or was already used") {
-		t.Fatalf("a login with an unknown state must fail: %v", err)
+		t.Fatalf("a login with an unknown state: %v, want a page saying it expired or was already used", err)
 	}
 }
 
@@ -216,7 +225,7 @@ func toLoginForm(t *testing.T, g *gw) (submit func() *http.Response) {
 	resp := post(g.url+"/consent", url.Values{"request_id": {between(page, `name="request_id" value="`, `"`)},
 		"csrf_token": {between(page, `name="csrf_token" value="`, `"`)}, "decision": {"allow"}, "connector": {"local"}})
 	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/login/local?state=") {
-		t.Fatalf("consent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		t.Fatalf("consent: %d, Location %q; want 302 to /login/local?state=…", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	_, login := get(g.url + resp.Header.Get("Location"))
 	form := url.Values{"state": {between(login, `name="state" value="`, `"`)}, "csrf_token": {between(login, `name="csrf_token" value="`, `"`)},
@@ -230,10 +239,10 @@ func TestDEP6_UpstreamStateSingleUse(t *testing.T) {
 	g := newGateway(t)
 	submit := toLoginForm(t, g)
 	if first := submit(); first.StatusCode != 302 || !strings.HasPrefix(first.Header.Get("Location"), redirectURI) {
-		t.Fatalf("first login: %d %s", first.StatusCode, first.Header.Get("Location"))
+		t.Fatalf("first login: %d, Location %q; want 302 to the client", first.StatusCode, first.Header.Get("Location"))
 	}
 	if second := submit(); second.StatusCode != 400 || second.Header.Get("Location") != "" {
-		t.Fatalf("DEP-6: a used state was accepted again: %d", second.StatusCode)
+		t.Fatalf("DEP-6: a used state was accepted again: %d, Location %q; want 400 and no redirect", second.StatusCode, second.Header.Get("Location"))
 	}
 }
 
@@ -243,7 +252,7 @@ func TestDEP6_UpstreamStateExpires(t *testing.T) {
 	submit := toLoginForm(t, g)
 	g.clock.Advance(10*time.Minute + time.Second)
 	if late := submit(); late.StatusCode != 400 || late.Header.Get("Location") != "" {
-		t.Fatalf("DEP-6: an expired state was accepted: %d %s", late.StatusCode, late.Header.Get("Location"))
+		t.Fatalf("DEP-6: an expired state was accepted: %d, Location %q; want 400 and no redirect", late.StatusCode, late.Header.Get("Location"))
 	}
 }
 
@@ -257,7 +266,7 @@ func TestDEP_DenyGivesAccessDenied(t *testing.T) {
 	_, state, iss, err := b.Authorize(context.Background(), a.URL(), a.Redirect)
 	var ae *browser.AuthorizationError
 	if !errors.As(err, &ae) || ae.Code != "access_denied" || state != a.State || iss != g.url {
-		t.Fatalf("%v state=%q iss=%q", err, state, iss)
+		t.Fatalf("got %v, state %q, iss %q; want access_denied with state %q and iss %q", err, state, iss, a.State, g.url)
 	}
 }
 
@@ -276,7 +285,7 @@ func TestDEP2_ConsentRememberedPerClient(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), redirectURI) {
-		t.Fatalf("remembered consent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		t.Fatalf("remembered consent: %d, Location %q; want 302 to the client with no page", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	other := g.register(nil)
 	a3 := g.newAuth(other.ClientID)
@@ -286,7 +295,7 @@ func TestDEP2_ConsentRememberedPerClient(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Fatalf("DEP-2: a new client must ask for consent, got %d", resp.StatusCode)
+		t.Fatalf("DEP-2: a new client must ask for consent: got %d, want 200 (the consent page)", resp.StatusCode)
 	}
 }
 
@@ -298,7 +307,7 @@ func TestLocalLoginWrongPassword(t *testing.T) {
 	b := browser.New(testUser, "wrong")
 	_, err := b.Walk(context.Background(), a.URL(), a.Redirect)
 	if err == nil || !strings.Contains(err.Error(), "Wrong username or password") {
-		t.Fatalf("got %v", err)
+		t.Fatalf("got %v, want the login form again saying %q", err, "Wrong username or password")
 	}
 }
 

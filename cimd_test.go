@@ -73,29 +73,32 @@ func TestClaudeCode_CIMDPortlessLoopback(t *testing.T) {
 	g := newGateway(t, withDocHost(docs))
 	_, body := g.get(g.url + "/.well-known/oauth-authorization-server")
 	if m := decode[map[string]any](t, body); m["client_id_metadata_document_supported"] != true {
-		t.Fatal("ASM-5: CIMD support not advertised")
+		t.Fatalf("ASM-5: client_id_metadata_document_supported is %v, want true", m["client_id_metadata_document_supported"])
 	}
 	id := docs.put("/oauth/claude-code-client-metadata", map[string]any{
 		"client_name": "Claude Code", "redirect_uris": []string{"http://localhost/callback", "http://127.0.0.1/callback"},
 		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}, "token_endpoint_auth_method": "none",
 	})
 	for _, redirect := range []string{"http://localhost:51734/callback", "http://127.0.0.1:40001/callback"} {
-		a := g.newAuth(id)
-		a.Redirect, a.Resource, a.Scope = redirect, "", ""
-		resp, page := g.get(a.URL())
-		host := strings.TrimPrefix(docs.srv.URL, "https://")
-		if resp.StatusCode != 200 || !strings.Contains(string(page), host) || !strings.Contains(string(page), "only sends you back to your own") {
-			t.Fatalf("CIMD-11/12 consent page: %d\n%s", resp.StatusCode, page)
-		}
-		code, _ := g.login(a)
-		a.Resource = g.url + "/mcp"
-		resp, tok := g.exchange(a, code)
-		if resp.StatusCode != 200 || tok.AccessToken == "" {
-			t.Fatalf("token for %s: %d %+v", redirect, resp.StatusCode, tok)
-		}
-		if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-			t.Fatalf("mcp: %d", r.StatusCode)
-		}
+		t.Run(redirect, func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(id)
+			a.Redirect, a.Resource, a.Scope = redirect, "", ""
+			resp, page := g.get(a.URL())
+			host := strings.TrimPrefix(docs.srv.URL, "https://")
+			if resp.StatusCode != 200 || !strings.Contains(string(page), host) || !strings.Contains(string(page), "only sends you back to your own") {
+				t.Fatalf("CIMD-11/12 consent page: %d\n%s\nwant 200, naming %s and warning that only localhost redirects exist", resp.StatusCode, page, host)
+			}
+			code, _ := g.login(a)
+			a.Resource = g.url + "/mcp"
+			resp, tok := g.exchange(a, code)
+			if resp.StatusCode != 200 || tok.AccessToken == "" {
+				t.Fatalf("token: %d %+v, want 200 with an access token", resp.StatusCode, tok)
+			}
+			if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+				t.Fatalf("MCP initialize with the token: %d, want 200", r.StatusCode)
+			}
+		})
 	}
 	if docs.hits != 1 {
 		t.Errorf("CIMD-6: the document was fetched %d times, want 1 (cached)", docs.hits)
@@ -119,11 +122,11 @@ func TestCIMD9_InvalidDocumentIsAPage(t *testing.T) {
 		a := g.newAuth(id)
 		resp, page := g.get(a.URL())
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(string(page), "could not be verified") {
-			t.Errorf("%s: %d %q", path, resp.StatusCode, resp.Header.Get("Location"))
+			t.Errorf("%s: got %d, Location %q; want 400, no Location, a page saying the application could not be verified", path, resp.StatusCode, resp.Header.Get("Location"))
 		}
 		r, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {id}, "code_verifier": {strings.Repeat("a", 43)}})
 		if r.StatusCode != 401 || !strings.Contains(string(b), "invalid_client") {
-			t.Errorf("%s at /token: %d %s", path, r.StatusCode, b)
+			t.Errorf("%s at /token: %d %s, want 401 invalid_client", path, r.StatusCode, b)
 		}
 	}
 	// CIMD-5: a valid document, but the request's redirect URI is not in it.
@@ -131,12 +134,12 @@ func TestCIMD9_InvalidDocumentIsAPage(t *testing.T) {
 	a := g.newAuth(id)
 	resp, _ := g.get(a.URL())
 	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
-		t.Fatalf("CIMD-5: %d", resp.StatusCode)
+		t.Fatalf("CIMD-5: redirect URI not in the document: %d, Location %q; want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// A missing document (404) is refused the same way.
 	a = g.newAuth(docs.srv.URL + "/missing")
 	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
-		t.Fatalf("404 document: %d", resp.StatusCode)
+		t.Fatalf("404 document: %d, Location %q; want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
@@ -148,7 +151,7 @@ func TestCIMD10_LoopbackDocumentRefused(t *testing.T) {
 	id := docs.put("/doc", map[string]any{"client_name": "x", "redirect_uris": []string{redirectURI}})
 	resp, _ := g.get(g.newAuth(id).URL())
 	if resp.StatusCode != 400 || docs.hits != 0 {
-		t.Fatalf("SSRF: %d, %d fetches", resp.StatusCode, docs.hits)
+		t.Fatalf("CIMD-10: got %d after %d fetches, want 400 and no fetch", resp.StatusCode, docs.hits)
 	}
 }
 
@@ -158,11 +161,11 @@ func TestCIMDDisabled(t *testing.T) {
 	g := newGateway(t, withDocHost(docs), func(c *mcpgateConfig) { c.DisableCIMD = true })
 	_, body := g.get(g.url + "/.well-known/oauth-authorization-server")
 	if strings.Contains(string(body), "client_id_metadata_document_supported") {
-		t.Fatal("advertised while off")
+		t.Fatalf("client_id_metadata_document_supported advertised with CIMD off:\n%s", body)
 	}
 	id := docs.put("/doc", map[string]any{"client_name": "x", "redirect_uris": []string{redirectURI}})
 	resp, page := g.get(g.newAuth(id).URL())
 	if resp.StatusCode != 400 || !strings.Contains(string(page), "register again") || docs.hits != 0 {
-		t.Fatalf("%d %d", resp.StatusCode, docs.hits)
+		t.Fatalf("got %d after %d fetches, want 400, a page telling the client to register again, and no fetch", resp.StatusCode, docs.hits)
 	}
 }

@@ -36,28 +36,31 @@ func golden(t *testing.T, name string, got []byte) {
 func TestASM_MetadataGolden(t *testing.T) {
 	g := newGateway(t)
 	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
-		resp, body := g.get(g.url + path)
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
-		}
-		name := "metadata-" + strings.TrimPrefix(path, "/.well-known/") + ".json"
-		golden(t, name, []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
-		var m map[string]any
-		json.Unmarshal(body, &m)
-		if m["issuer"] != g.url {
-			t.Errorf("ASM-3: issuer %v, want %s", m["issuer"], g.url)
-		}
-		for key, path := range map[string]string{"authorization_endpoint": "/authorize", "token_endpoint": "/token", "registration_endpoint": "/register"} {
-			if m[key] != g.url+path {
-				t.Errorf("ASM-6/ASM-9: %s = %v", key, m[key])
+		t.Run(strings.TrimPrefix(path, "/.well-known/"), func(t *testing.T) {
+			g := g.on(t)
+			resp, body := g.get(g.url + path)
+			if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("got %d %s, want 200 application/json", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
-		}
-		if m["authorization_response_iss_parameter_supported"] != true {
-			t.Error("ASM-7: iss parameter support not advertised")
-		}
-		if !containsJSON(m["code_challenge_methods_supported"], "S256") || containsJSON(m["code_challenge_methods_supported"], "plain") {
-			t.Errorf("ASM-4: code_challenge_methods_supported %v", m["code_challenge_methods_supported"])
-		}
+			name := "metadata-" + strings.TrimPrefix(path, "/.well-known/") + ".json"
+			golden(t, name, []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
+			var m map[string]any
+			json.Unmarshal(body, &m)
+			if m["issuer"] != g.url {
+				t.Errorf("ASM-3: issuer %v, want %s", m["issuer"], g.url)
+			}
+			for key, path := range map[string]string{"authorization_endpoint": "/authorize", "token_endpoint": "/token", "registration_endpoint": "/register"} {
+				if m[key] != g.url+path {
+					t.Errorf("ASM-6/ASM-9: %s = %v, want %s", key, m[key], g.url+path)
+				}
+			}
+			if m["authorization_response_iss_parameter_supported"] != true {
+				t.Errorf("ASM-7: authorization_response_iss_parameter_supported is %v, want true", m["authorization_response_iss_parameter_supported"])
+			}
+			if !containsJSON(m["code_challenge_methods_supported"], "S256") || containsJSON(m["code_challenge_methods_supported"], "plain") {
+				t.Errorf("ASM-4: code_challenge_methods_supported %v, want S256 and not plain", m["code_challenge_methods_supported"])
+			}
+		})
 	}
 }
 
@@ -65,20 +68,23 @@ func TestASM_MetadataGolden(t *testing.T) {
 // byte, with no trailing slash; PRM's authorization_servers matches it.
 func TestASM3_IssuerFollowsLoopbackHost(t *testing.T) {
 	g := newGateway(t)
-	for _, base := range []string{g.url, g.localhostURL()} {
-		_, body := g.get(base + "/.well-known/oauth-authorization-server")
-		m := decode[map[string]any](t, body)
-		if m["issuer"] != base {
-			t.Errorf("issuer %v at %s", m["issuer"], base)
-		}
-		_, body = g.get(base + "/.well-known/oauth-protected-resource/mcp")
-		p := decode[map[string]any](t, body)
-		if as := p["authorization_servers"].([]any); len(as) != 1 || as[0] != base {
-			t.Errorf("PRM authorization_servers %v at %s", as, base)
-		}
-		if p["resource"] != base+"/mcp" {
-			t.Errorf("PRM-9: resource %v at %s", p["resource"], base)
-		}
+	for name, base := range map[string]string{"127.0.0.1": g.url, "localhost": g.localhostURL()} {
+		t.Run(name, func(t *testing.T) {
+			g := g.on(t)
+			_, body := g.get(base + "/.well-known/oauth-authorization-server")
+			m := decode[map[string]any](t, body)
+			if m["issuer"] != base {
+				t.Errorf("issuer %v, want %s", m["issuer"], base)
+			}
+			_, body = g.get(base + "/.well-known/oauth-protected-resource/mcp")
+			p := decode[map[string]any](t, body)
+			if as, _ := p["authorization_servers"].([]any); len(as) != 1 || as[0] != base {
+				t.Errorf("PRM authorization_servers %v, want [%s]", p["authorization_servers"], base)
+			}
+			if p["resource"] != base+"/mcp" {
+				t.Errorf("PRM-9: resource %v, want %s/mcp", p["resource"], base)
+			}
+		})
 	}
 }
 
@@ -87,7 +93,7 @@ func TestASM3_FixedPublicURL(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.PublicURL = "https://mcp.example.com" })
 	_, body := g.get(g.url + "/.well-known/oauth-authorization-server")
 	if m := decode[map[string]any](t, body); m["issuer"] != "https://mcp.example.com" {
-		t.Fatalf("issuer %v", m["issuer"])
+		t.Fatalf("issuer %v, want https://mcp.example.com whatever the Host", m["issuer"])
 	}
 }
 
@@ -97,21 +103,24 @@ func TestASM3_FixedPublicURL(t *testing.T) {
 func TestPRM_Golden(t *testing.T) {
 	g := newGateway(t)
 	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
-		resp, body := g.get(g.url + path)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", path, resp.StatusCode)
-		}
-		golden(t, "prm.json", []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
-		p := decode[map[string]any](t, body)
-		if as, _ := p["authorization_servers"].([]any); len(as) != 1 || as[0] != g.url {
-			t.Errorf("PRM-2: authorization_servers %v", p["authorization_servers"])
-		}
-		if sc, _ := p["scopes_supported"].([]any); len(sc) != 1 || sc[0] != "mcp" {
-			t.Errorf("PRM-7: scopes_supported %v", p["scopes_supported"])
-		}
-		if strings.Contains(string(body), "offline_access") {
-			t.Error("PRM-8: offline_access advertised in PRM")
-		}
+		t.Run(strings.TrimPrefix(path, "/.well-known/"), func(t *testing.T) {
+			g := g.on(t)
+			resp, body := g.get(g.url + path)
+			if resp.StatusCode != 200 {
+				t.Fatalf("got %d, want 200", resp.StatusCode)
+			}
+			golden(t, "prm.json", []byte(strings.ReplaceAll(string(body), g.url, "http://ISSUER")))
+			p := decode[map[string]any](t, body)
+			if as, _ := p["authorization_servers"].([]any); len(as) != 1 || as[0] != g.url {
+				t.Errorf("PRM-2: authorization_servers %v, want [%s]", p["authorization_servers"], g.url)
+			}
+			if sc, _ := p["scopes_supported"].([]any); len(sc) != 1 || sc[0] != "mcp" {
+				t.Errorf("PRM-7: scopes_supported %v, want [mcp]", p["scopes_supported"])
+			}
+			if strings.Contains(string(body), "offline_access") {
+				t.Errorf("PRM-8: offline_access advertised in PRM:\n%s", body)
+			}
+		})
 	}
 }
 
@@ -120,11 +129,11 @@ func TestWellKnownUnknownIs404(t *testing.T) {
 	g := newGateway(t)
 	resp, _ := g.get(g.url + "/.well-known/oauth-protected-resource/other")
 	if resp.StatusCode != 404 {
-		t.Fatalf("got %d", resp.StatusCode)
+		t.Fatalf("PRM of an unknown resource: %d, want 404", resp.StatusCode)
 	}
 	resp, _ = g.get(g.url + "/mcp/")
 	if resp.StatusCode == 307 || resp.StatusCode == 308 || resp.StatusCode == 301 {
-		t.Fatalf("no trailing-slash redirects on the MCP path: %d", resp.StatusCode)
+		t.Fatalf("the MCP path with a trailing slash was redirected (%d); want no redirect", resp.StatusCode)
 	}
 }
 
@@ -141,13 +150,13 @@ func TestCORS_Preflight(t *testing.T) {
 		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
 		resp, _ := g.do(req)
 		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-			t.Errorf("%s: preflight %d, allow-origin %q", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+			t.Errorf("%s: preflight %d, Access-Control-Allow-Origin %q; want 204 and *", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 		}
 		if !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
-			t.Errorf("%s: Authorization not allowed", path)
+			t.Errorf("%s: Access-Control-Allow-Headers %q, want authorization among them", path, resp.Header.Get("Access-Control-Allow-Headers"))
 		}
 		if resp.Header.Get("Access-Control-Allow-Credentials") != "" {
-			t.Errorf("%s: credentials allowed with a wildcard origin", path)
+			t.Errorf("%s: Access-Control-Allow-Credentials %q with a wildcard origin, want none", path, resp.Header.Get("Access-Control-Allow-Credentials"))
 		}
 	}
 	// The 401 of /mcp must be readable by the browser client.
@@ -155,7 +164,7 @@ func TestCORS_Preflight(t *testing.T) {
 	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") ||
 		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") {
-		t.Fatalf("401 CORS: %d %v", resp.StatusCode, resp.Header)
+		t.Fatalf("401 CORS: %d %v; want 401 with Access-Control-Allow-Origin * exposing WWW-Authenticate and Mcp-Session-Id", resp.StatusCode, resp.Header)
 	}
 }
 

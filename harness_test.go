@@ -18,6 +18,7 @@ import (
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -64,6 +65,15 @@ type gw struct {
 	gw     *mcpgate.Gateway
 	client *http.Client
 	local  *local.Connector
+	store  store.Store // the gateway's, after the options
+}
+
+// on returns g for subtest t: the helpers then report to t, and a fatal
+// failure in one case ends that case only.
+func (g *gw) on(t *testing.T) *gw {
+	c := *g
+	c.t = t
+	return &c
 }
 
 func localConnector(g *gw) *local.Connector { return g.local }
@@ -97,7 +107,7 @@ func newGateway(t *testing.T, opts ...gwOption) *gw {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	return &gw{t: t, srv: srv, url: srv.URL, clock: clk, logs: logs, gw: g,
-		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, local: lc}
+		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, local: lc, store: cfg.Store}
 }
 
 // localhostURL is the same server reached through the name localhost.
@@ -169,7 +179,7 @@ func (g *gw) register(extra map[string]any) registered {
 	}
 	resp, b := g.postJSON(g.url+"/register", body)
 	if resp.StatusCode != 201 {
-		g.t.Fatalf("register: %d %s", resp.StatusCode, b)
+		g.t.Fatalf("register: %d %s, want 201", resp.StatusCode, b)
 	}
 	return decode[registered](g.t, b)
 }
@@ -256,7 +266,7 @@ func (g *gw) fullFlow() (registered, *authRequest, tokenResponse) {
 	code, _ := g.login(a)
 	resp, tok := g.exchange(a, code)
 	if resp.StatusCode != 200 || tok.AccessToken == "" {
-		g.t.Fatalf("token: %d %+v", resp.StatusCode, tok)
+		g.t.Fatalf("token: %d %+v, want 200 with an access token", resp.StatusCode, tok)
 	}
 	return c, a, tok
 }

@@ -21,6 +21,11 @@ func (g *gw) newIntrospector(method string) *introspector {
 	return &introspector{g: g, c: g.register(map[string]any{"token_endpoint_auth_method": method})}
 }
 
+// on returns in for subtest t, as gw.on does.
+func (in *introspector) on(t *testing.T) *introspector {
+	return &introspector{g: in.g.on(t), c: in.c}
+}
+
 // introspect posts token and returns the decoded RFC 7662 answer, after
 // checking it is a no-store JSON 200.
 func (in *introspector) introspect(token string) map[string]any {
@@ -39,7 +44,7 @@ func (in *introspector) introspect(token string) map[string]any {
 		resp, body = in.g.postForm(in.g.url+"/introspect", form)
 	}
 	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		in.g.t.Fatalf("RFC 7662 §2.2: introspect: %d %v %s", resp.StatusCode, resp.Header, body)
+		in.g.t.Fatalf("RFC 7662 §2.2: introspect: %d %v %s; want a no-store JSON 200", resp.StatusCode, resp.Header, body)
 	}
 	return decode[map[string]any](in.g.t, body)
 }
@@ -70,15 +75,15 @@ func TestIntrospect_ActiveTokens(t *testing.T) {
 	}
 	for _, k := range []string{"sub", "jti"} {
 		if s, _ := at[k].(string); s == "" {
-			t.Errorf("access token: no %s: %v", k, at)
+			t.Errorf("access token: %s missing or empty in %v, want a string", k, at)
 		}
 	}
 	now := g.clock.Now().Unix()
 	if exp, _ := at["exp"].(float64); int64(exp) != now+3600 && int64(exp) != now+3599 {
-		t.Errorf("access token: exp %v, now %d", at["exp"], now)
+		t.Errorf("access token: exp %v, want an hour from now (%d)", at["exp"], now+3600)
 	}
 	if iat, _ := at["iat"].(float64); int64(iat) > now || int64(iat) < now-5 {
-		t.Errorf("access token: iat %v, now %d", at["iat"], now)
+		t.Errorf("access token: iat %v, want now (%d) or up to 5 s before", at["iat"], now)
 	}
 
 	rt := in.introspect(tok.RefreshToken)
@@ -89,12 +94,12 @@ func TestIntrospect_ActiveTokens(t *testing.T) {
 		}
 	}
 	if exp, _ := rt["exp"].(float64); int64(exp) < now+29*24*3600 {
-		t.Errorf("refresh token: exp %v", rt["exp"])
+		t.Errorf("refresh token: exp %v, want at least 29 days from now (%d)", rt["exp"], now+29*24*3600)
 	}
 
 	// client_secret_post works as well.
 	if got := g.newIntrospector("client_secret_post").introspect(tok.AccessToken); got["active"] != true {
-		t.Errorf("client_secret_post: %v", got)
+		t.Errorf("client_secret_post: %v, want active", got)
 	}
 }
 
@@ -110,7 +115,7 @@ func TestIntrospect_InactiveTokens(t *testing.T) {
 	_, second := g.refresh(c.ClientID, tok.RefreshToken, nil)
 	wantInactive(t, "rotated refresh token", in.introspect(tok.RefreshToken))
 	if got := in.introspect(second.RefreshToken); got["active"] != true {
-		t.Errorf("the rotated token's successor: %v", got)
+		t.Errorf("the rotated token's successor: %v, want active", got)
 	}
 
 	// Revoked: the access token and the refresh token of the grant.
@@ -124,7 +129,7 @@ func TestIntrospect_InactiveTokens(t *testing.T) {
 		"unknown": "unknown", "long": strings.Repeat("x", 500), "not a jwt": "a.b.c",
 		"bad signature": parts[0] + "." + parts[1] + ".AAAA",
 	} {
-		wantInactive(t, name, in.introspect(token))
+		t.Run(name, func(t *testing.T) { wantInactive(t, name, in.on(t).introspect(token)) })
 	}
 
 	// Expired access token; the refresh token of the same grant lives on.
@@ -132,7 +137,7 @@ func TestIntrospect_InactiveTokens(t *testing.T) {
 	g.clock.Advance(time.Hour)
 	wantInactive(t, "expired access token", in.introspect(tok.AccessToken))
 	if got := in.introspect(tok.RefreshToken); got["active"] != true {
-		t.Errorf("refresh token of an expired access token: %v", got)
+		t.Errorf("refresh token of an expired access token: %v, want active", got)
 	}
 	// Expired refresh token.
 	g.clock.Advance(30 * 24 * time.Hour)
@@ -164,17 +169,19 @@ func TestIntrospect_PublicClientRefused(t *testing.T) {
 		"no secret":      {"token": {tok.AccessToken}, "client_id": {conf.ClientID}},
 		"unknown client": {"token": {tok.AccessToken}, "client_id": {"nobody"}},
 	} {
-		resp, b := g.postForm(g.url+"/introspect", form)
-		if e := decode[map[string]string](t, b); resp.StatusCode != 401 || e["error"] != "invalid_client" || strings.Contains(string(b), "active") {
-			t.Errorf("%s: %d %s", name, resp.StatusCode, b)
-		}
+		t.Run(name, func(t *testing.T) {
+			resp, b := g.on(t).postForm(g.url+"/introspect", form)
+			if e := decode[map[string]string](t, b); resp.StatusCode != 401 || e["error"] != "invalid_client" || strings.Contains(string(b), "active") {
+				t.Errorf("got %d %s, want 401 invalid_client and nothing about the token", resp.StatusCode, b)
+			}
+		})
 	}
 	// A confidential client without a token: invalid_request.
 	req, _ := http.NewRequest("POST", g.url+"/introspect", strings.NewReader(""))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(conf.ClientID, conf.ClientSecret)
 	if resp, b := g.do(req); resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_request") {
-		t.Errorf("no token: %d %s", resp.StatusCode, b)
+		t.Errorf("no token: %d %s, want 400 invalid_request", resp.StatusCode, b)
 	}
 }
 
@@ -189,6 +196,6 @@ func TestIntrospect_StaticConfidentialClient(t *testing.T) {
 	req.SetBasicAuth("resource-server", "s3cret-of-the-rs")
 	resp, b := g.do(req)
 	if got := decode[map[string]any](t, b); resp.StatusCode != 200 || got["active"] != true {
-		t.Fatalf("%d %s", resp.StatusCode, b)
+		t.Fatalf("static confidential client: %d %s, want 200 with active true", resp.StatusCode, b)
 	}
 }

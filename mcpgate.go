@@ -1,6 +1,7 @@
 package mcpgate
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -79,12 +80,14 @@ type Config struct {
 	// others (RES-3, RES-4).
 	Resources []Resource
 
+	// Durations follow one rule, here and in every setting of mcpgate
+	// serve: zero means the default. Only RefreshGrace can be turned off,
+	// with a negative value.
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
 	// RefreshGrace is how long a rotated refresh token, presented again,
 	// gets the same new pair instead of revoking its family (RT-1: retries,
-	// and clients that refresh from two places at once). Default 30 s;
-	// negative turns it off.
+	// and clients that refresh from two places at once). Default 30 s.
 	RefreshGrace time.Duration
 
 	// Audit receives one event per tools/call; nil writes them to Logger.
@@ -155,14 +158,13 @@ type Client struct {
 
 // Gateway is an http.Handler serving the whole gateway.
 type Gateway struct {
-	mux       *http.ServeMux
-	resources map[string]http.Handler // path → guarded MCP handler, reached without the mux
-	guard     *resource.Guard         // the first resource's
-	denylist  *resource.Denylist
-	store     store.Store
-	log       *slog.Logger
-	now       func() time.Time
-	closers   []func(context.Context) error // backends to stop at Close
+	mux      *http.ServeMux  // every route: the authorization server's, the resources', health
+	guard    *resource.Guard // the first resource's
+	denylist *resource.Denylist
+	store    store.Store
+	log      *slog.Logger
+	now      func() time.Time
+	closers  []func(context.Context) error // backends to stop at Close
 
 	// streams is cancelled by EndStreams: open event streams end.
 	streams    context.Context
@@ -172,50 +174,9 @@ type Gateway struct {
 // New builds a Gateway: it loads (or creates, on first start) the signing
 // key from the store.
 func New(ctx context.Context, cfg Config) (*Gateway, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("mcpgate: Config.Store is required")
+	if err := cfg.complete(); err != nil {
+		return nil, err
 	}
-	if len(cfg.SecretKey) != 32 {
-		return nil, errors.New("mcpgate: Config.SecretKey must be 32 bytes")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if len(cfg.Resources) == 0 {
-		cfg.Resources = []Resource{{Path: cfg.MCPPath, MCP: cfg.MCP, Scopes: cfg.Scopes, OptionalScopes: cfg.OptionalScopes, ScopeImplies: cfg.ScopeImplies}}
-	}
-	seen := map[string]bool{}
-	for i := range cfg.Resources {
-		res := &cfg.Resources[i]
-		if res.Path == "" {
-			res.Path = "/mcp"
-		}
-		if err := checkResourcePath(res.Path); err != nil {
-			return nil, err
-		}
-		if seen[res.Path] {
-			return nil, fmt.Errorf("mcpgate: resource path %q is used twice", res.Path)
-		}
-		seen[res.Path] = true
-		if len(res.Scopes) == 0 {
-			res.Scopes = []string{"mcp"}
-		}
-		if res.ToolPolicy != nil {
-			if err := res.ToolPolicy.Validate(); err != nil {
-				return nil, fmt.Errorf("mcpgate: resource %s: tool policy: %w", res.Path, err)
-			}
-		}
-	}
-	if cfg.AccessTokenTTL <= 0 {
-		cfg.AccessTokenTTL = time.Hour
-	}
-	if cfg.FallbackURL == "" {
-		cfg.FallbackURL = "http://127.0.0.1:8080"
-	}
-
 	sealer, err := tokens.NewSealer(derive(cfg.SecretKey, "mcpgate seal v1"))
 	if err != nil {
 		return nil, err
@@ -224,7 +185,6 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: signing keys: %w", err)
 	}
-	site := &oauth.Site{Fixed: strings.TrimSuffix(cfg.PublicURL, "/"), Fallback: cfg.FallbackURL}
 	deny := resource.NewDenylist(cfg.AccessTokenTTL, cfg.Now)
 	// Grants revoked while their access tokens may still be unexpired stay
 	// denied across a restart.
@@ -233,29 +193,92 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("mcpgate: revoked grants: %w", err)
 	}
 	deny.RevokeAll(revoked)
-
-	var static []*store.Client
-	for _, c := range cfg.Clients {
-		sc := &store.Client{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs,
-			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
-			TokenEndpointAuthMethod: "none", ApplicationType: "web"}
-		if c.Secret != "" {
-			sc.SecretHash = tokens.Hash(c.Secret)
-			sc.TokenEndpointAuthMethod = "client_secret_basic"
-		}
-		for _, u := range c.RedirectURIs {
-			if err := oauth.ValidateRedirectURI(u); err != nil {
-				return nil, fmt.Errorf("mcpgate: client %s: %w", c.ID, err)
-			}
-		}
-		static = append(static, sc)
+	site := &oauth.Site{Fixed: strings.TrimSuffix(cfg.PublicURL, "/"), Fallback: cfg.FallbackURL}
+	as, err := newAuthServer(&cfg, keys, sealer, site, deny)
+	if err != nil {
+		return nil, err
 	}
 
+	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
+	g.streams, g.endStreams = context.WithCancel(context.Background())
+	as.Register(g.mux)
+	for i := range cfg.Resources {
+		if err := g.addResource(&cfg.Resources[i], i == 0, site, keys, &cfg); err != nil {
+			g.Close(ctx)
+			return nil, err
+		}
+	}
+	first := cfg.Resources[0].Path
+	g.mux.HandleFunc("GET /healthz", g.healthz)
+	g.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), first)
+	})
+	return g, nil
+}
+
+// complete checks cfg and fills in its defaults (see Config for the rule
+// on durations).
+func (cfg *Config) complete() error {
+	if cfg.Store == nil {
+		return errors.New("mcpgate: Config.Store is required")
+	}
+	if len(cfg.SecretKey) != 32 {
+		return errors.New("mcpgate: Config.SecretKey must be 32 bytes")
+	}
+	if cfg.AccessTokenTTL < 0 || cfg.RefreshTokenTTL < 0 {
+		return errors.New("mcpgate: token lifetimes must not be negative")
+	}
+	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
+	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
+	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
+	cfg.FallbackURL = cmp.Or(cfg.FallbackURL, "http://127.0.0.1:8080")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.New(cfg.Logger)
+	}
+	if len(cfg.Resources) == 0 {
+		cfg.Resources = []Resource{{Path: cfg.MCPPath, MCP: cfg.MCP, Scopes: cfg.Scopes, OptionalScopes: cfg.OptionalScopes, ScopeImplies: cfg.ScopeImplies}}
+	}
+	seen := map[string]bool{}
+	for i := range cfg.Resources {
+		res := &cfg.Resources[i]
+		res.Path = cmp.Or(res.Path, "/mcp")
+		if err := checkResourcePath(res.Path); err != nil {
+			return err
+		}
+		if seen[res.Path] {
+			return fmt.Errorf("mcpgate: resource path %q is used twice", res.Path)
+		}
+		seen[res.Path] = true
+		if len(res.Scopes) == 0 {
+			res.Scopes = []string{"mcp"}
+		}
+		if res.ToolPolicy != nil {
+			if err := res.ToolPolicy.Validate(); err != nil {
+				return fmt.Errorf("mcpgate: resource %s: tool policy: %w", res.Path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// newAuthServer builds the authorization server of cfg.
+func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site *oauth.Site, deny *resource.Denylist) (*authserver.Server, error) {
+	static, err := staticClients(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
 	var fetcher *cimd.Fetcher
 	if !cfg.DisableCIMD {
 		fetcher = cimd.New(cimd.Options{AllowHosts: cfg.CIMDAllowHosts, RootCAs: cfg.CIMDRootCAs, Now: cfg.Now, Logger: cfg.Logger})
 	}
-	as, err := authserver.New(authserver.Options{
+	return authserver.New(authserver.Options{
 		CIMD:            fetcher,
 		Store:           cfg.Store,
 		Keys:            keys,
@@ -269,64 +292,87 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Denied:          deny.Denied,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
-		RefreshGrace:    cfg.RefreshGrace,
+		RefreshGrace:    max(cfg.RefreshGrace, 0), // negative: off
 		Logger:          cfg.Logger,
 		Now:             cfg.Now,
 	})
-	if err != nil {
-		return nil, err
-	}
-	g := &Gateway{mux: http.NewServeMux(), resources: map[string]http.Handler{}, denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
-	g.streams, g.endStreams = context.WithCancel(context.Background())
-	if cfg.Audit == nil {
-		cfg.Audit = audit.New(cfg.Logger)
-	}
-	as.Register(g.mux)
-	verifier := tokens.NewVerifier(keys, tokens.VerifierOptions{Now: cfg.Now})
-	for i, res := range cfg.Resources {
-		guard := resource.NewGuard(resource.Options{
-			Site:           site,
-			Path:           res.Path,
-			Name:           res.Name,
-			Scopes:         res.Scopes,
-			Implies:        res.ScopeImplies,
-			Verifier:       verifier,
-			Denylist:       deny,
-			AllowedOrigins: cfg.AllowedOrigins,
-			Logger:         cfg.Logger,
-			Now:            cfg.Now,
-		})
-		prm := oauth.CORS(guard.MetadataHandler())
-		paths := []string{"/.well-known/oauth-protected-resource" + res.Path} // RFC 9728 §3.1, path-inserted
-		if i == 0 {
-			// The root document names the first resource (PRM-3, PRM-4).
-			paths = append(paths, "/.well-known/oauth-protected-resource")
-			g.guard = guard
+}
+
+// staticClients turns the pre-registered clients into store records, which
+// are never stored (REG-1).
+func staticClients(clients []Client) ([]*store.Client, error) {
+	var out []*store.Client
+	for _, c := range clients {
+		sc := &store.Client{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+			TokenEndpointAuthMethod: "none", ApplicationType: "web"}
+		if c.Secret != "" {
+			sc.SecretHash = tokens.Hash(c.Secret)
+			sc.TokenEndpointAuthMethod = "client_secret_basic"
 		}
-		for _, p := range paths {
-			g.mux.Handle("GET "+p, prm)
-			g.mux.Handle("OPTIONS "+p, prm)
+		for _, u := range c.RedirectURIs {
+			if err := oauth.ValidateRedirectURI(u); err != nil {
+				return nil, fmt.Errorf("mcpgate: client %s: %w", c.ID, err)
+			}
 		}
-		backend, err := g.backend(&res, keys, cfg)
-		if err != nil {
-			g.Close(ctx)
-			return nil, err
-		}
-		g.resources[res.Path] = guard.Protect(policy.Wrap(backend, policy.Options{
-			Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger,
-		}))
+		out = append(out, sc)
 	}
-	first := cfg.Resources[0].Path
-	g.mux.HandleFunc("GET /healthz", g.healthz)
-	g.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), first)
+	return out, nil
+}
+
+// addResource serves res: its metadata documents, and at its path the
+// guard, the tool policy and the backend. The first resource also owns
+// the root metadata document and Gateway.Protect.
+func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys *tokens.Keyset, cfg *Config) error {
+	guard := resource.NewGuard(resource.Options{
+		Site:           site,
+		Resource:       res.protocol(),
+		Keys:           keys,
+		Denylist:       g.denylist,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Logger:         cfg.Logger,
+		Now:            cfg.Now,
 	})
-	return g, nil
+	prm := oauth.CORS(guard.MetadataHandler())
+	paths := []string{"/.well-known/oauth-protected-resource" + res.Path} // RFC 9728 §3.1, path-inserted
+	if first {
+		// The root document names the first resource (PRM-3, PRM-4).
+		paths = append(paths, "/.well-known/oauth-protected-resource")
+		g.guard = guard
+	}
+	for _, p := range paths {
+		g.mux.Handle("GET "+p, prm)
+		g.mux.Handle("OPTIONS "+p, prm)
+	}
+	backend, err := g.backend(res, keys, cfg)
+	if err != nil {
+		return err
+	}
+	protected := guard.Protect(policy.Wrap(backend, policy.Options{
+		Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger,
+	}))
+	g.mux.Handle(res.Path, g.endingWithGateway(protected))
+	return nil
+}
+
+// endingWithGateway ends an event stream (a GET on a resource) when
+// EndStreams is called, so that a shutdown does not wait for clients that
+// keep one open.
+func (g *Gateway) endingWithGateway(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			ctx, cancel := context.WithCancel(r.Context())
+			stop := context.AfterFunc(g.streams, cancel)
+			defer stop()
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // backend builds the handler that serves res.
-func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.Handler, error) {
+func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http.Handler, error) {
 	switch {
 	case res.MCP != nil:
 		return res.MCP, nil
@@ -351,7 +397,7 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg Config) (http.
 // upstream builds the backend of a resource with an Upstream: a proxy, or
 // a bridge to a legacy HTTP+SSE server, either given the identity token
 // minter when res asks for one.
-func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg Config) (http.Handler, error) {
+func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (http.Handler, error) {
 	sse := res.UpstreamTransport == "sse"
 	if !sse && res.UpstreamTransport != "" && res.UpstreamTransport != "streamable-http" {
 		return nil, fmt.Errorf("mcpgate: resource %s: upstream transport %q: want streamable-http or sse", res.Path, res.UpstreamTransport)
@@ -428,6 +474,12 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
+// DemoServer returns the MCP server that `mcpgate serve` protects when no
+// backend is configured: the tools whoami, which answers with the verified
+// caller, and echo, which returns its text argument. Serve it with
+// MCPHandler to try a client against the gateway.
+func DemoServer(version string) *mcp.Server { return embedded.Demo(version) }
+
 // MCPHandler serves a go-sdk MCP server over streamable HTTP, ready to be
 // Config.MCP. Sessions are bound to the user who opened them (SESS-3).
 func MCPHandler(s *mcp.Server) http.Handler { return embedded.Handler(s, nil) }
@@ -460,10 +512,15 @@ func checkResourcePath(p string) error {
 	return nil
 }
 
-func authResources(rs []Resource) []authserver.Resource {
-	out := make([]authserver.Resource, len(rs))
-	for i, r := range rs {
-		out[i] = authserver.Resource{Path: r.Path, Scopes: r.Scopes, Optional: r.OptionalScopes, Implies: r.ScopeImplies}
+// protocol is r as the authorization server and its guard see it.
+func (r *Resource) protocol() oauth.Resource {
+	return oauth.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, Optional: r.OptionalScopes, Implies: r.ScopeImplies}
+}
+
+func authResources(rs []Resource) []oauth.Resource {
+	out := make([]oauth.Resource, len(rs))
+	for i := range rs {
+		out[i] = rs[i].protocol()
 	}
 	return out
 }

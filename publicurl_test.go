@@ -50,7 +50,7 @@ func TestPublicURLBehindProxy(t *testing.T) {
 	b.Client.Jar, _ = cookiejar.New(nil)
 	code, state, iss, err := b.Authorize(ctx, a.URL(), a.Redirect)
 	if err != nil || state != a.State || iss != public {
-		t.Fatalf("authorize: %v iss=%q", err, iss)
+		t.Fatalf("authorize: %v, state %q, iss %q; want state %q and iss %s", err, state, iss, a.State, public)
 	}
 	// DEP-4: over https the cookies carry the __Host- prefix.
 	resp, err := b.Client.Get(a.URL())
@@ -63,21 +63,21 @@ func TestPublicURLBehindProxy(t *testing.T) {
 		names = append(names, ck.Name)
 	}
 	if !strings.Contains(strings.Join(names, ","), "__Host-mcpgate_session") {
-		t.Fatalf("cookies %v", names)
+		t.Fatalf("cookies %v, want __Host-mcpgate_session among them", names)
 	}
 	_, tok := h.exchange(a, code)
 	if tok.AccessToken == "" {
-		t.Fatalf("token: %+v", tok)
+		t.Fatalf("token: %+v, want an access token", tok)
 	}
 	r, _ := h.mcpInitialize(srv.URL, tok.AccessToken)
 	if r.StatusCode != 200 {
-		t.Fatalf("MCP behind the proxy: %d", r.StatusCode)
+		t.Fatalf("MCP behind the proxy: %d, want 200", r.StatusCode)
 	}
 	// TRANS-1 still holds: a foreign Origin is refused.
 	if r, _ := h.mcpInitialize(srv.URL, tok.AccessToken, "Origin", "https://evil.example"); r.StatusCode != 403 {
-		t.Fatalf("foreign origin: %d", r.StatusCode)
+		t.Fatalf("foreign origin: %d, want 403", r.StatusCode)
 	}
 	if r, _ := h.mcpInitialize(srv.URL, tok.AccessToken, "Origin", public); r.StatusCode != 200 {
-		t.Fatalf("own origin: %d", r.StatusCode)
+		t.Fatalf("own origin: %d, want 200", r.StatusCode)
 	}
 }

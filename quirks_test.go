@@ -20,10 +20,10 @@ func TestClaudeCode_DCRNoResourceNoScope(t *testing.T) {
 	a.Resource = ""
 	resp, tok := g.exchange(a, code)
 	if resp.StatusCode != 200 || tok.Scope != "mcp" {
-		t.Fatalf("%d %+v", resp.StatusCode, tok)
+		t.Fatalf("token: %d %+v, want 200 with scope mcp", resp.StatusCode, tok)
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("RES-1: the defaulted resource is the token's audience: %d", r.StatusCode)
+		t.Fatalf("RES-1: the defaulted resource is the token's audience: got %d, want 200", r.StatusCode)
 	}
 }
 
@@ -34,17 +34,20 @@ func TestClaudeAI_Callbacks(t *testing.T) {
 	callbacks := []string{"https://claude.ai/api/mcp/auth_callback", "https://claude.com/api/mcp/auth_callback"}
 	c := g.register(map[string]any{"redirect_uris": callbacks, "application_type": "web"})
 	for _, cb := range callbacks {
-		a := g.newAuth(c.ClientID)
-		a.Redirect = cb
-		code, _ := g.login(a)
-		if resp, _ := g.exchange(a, code); resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", cb, resp.StatusCode)
-		}
+		t.Run(cb, func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(c.ClientID)
+			a.Redirect = cb
+			code, _ := g.login(a)
+			if resp, _ := g.exchange(a, code); resp.StatusCode != 200 {
+				t.Fatalf("token: %d, want 200", resp.StatusCode)
+			}
+		})
 	}
 	a := g.newAuth(c.ClientID)
 	a.Redirect = "https://claude.ai/api/mcp/auth_callback/"
 	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
-		t.Fatalf("REDIR-1: a trailing slash variant must not match: %d", resp.StatusCode)
+		t.Fatalf("REDIR-1: a trailing slash variant must not match: got %d, Location %q; want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
@@ -58,11 +61,11 @@ func TestCursor_PrivateSchemeWithWebApplicationType(t *testing.T) {
 	a.Redirect = cb
 	resp, page := g.get(a.URL())
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "cursor: (an application on this computer)") {
-		t.Fatalf("consent page: %d", resp.StatusCode)
+		t.Fatalf("consent page: %d, want 200 saying an application on this computer gets the code", resp.StatusCode)
 	}
 	code, _ := g.login(a)
 	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("%d %+v", resp.StatusCode, tok)
+		t.Fatalf("token: %d %+v, want 200 with an access token", resp.StatusCode, tok)
 	}
 }
 
@@ -76,7 +79,7 @@ func TestVSCode_PortFallbackAndShortState(t *testing.T) {
 	a.State = "abcdefghijklmnopqrstuvwx"
 	code, _ := g.login(a) // asserts the state comes back verbatim
 	if resp, _ := g.exchange(a, code); resp.StatusCode != 200 {
-		t.Fatalf("%d", resp.StatusCode)
+		t.Fatalf("token with the fallback port: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -90,14 +93,14 @@ func TestChatGPT_ResourceWithPath(t *testing.T) {
 	a.Resource = g.url + "/mcp"
 	code, _ := g.login(a)
 	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("%d", resp.StatusCode)
+		t.Fatalf("token for the resource with a path: %d %+v, want 200 with an access token", resp.StatusCode, tok)
 	}
 	a = g.newAuth(c.ClientID)
 	a.Redirect = "https://chatgpt.com/connector_platform_oauth_redirect"
 	a.Resource = g.url
 	resp, _ := g.get(a.URL())
 	if q := redirectQueryTo(t, resp.Header.Get("Location"), a.Redirect); q.Get("error") != "invalid_target" {
-		t.Fatalf("origin-only resource: %v", q)
+		t.Fatalf("origin-only resource: redirect carries %v, want error invalid_target", q)
 	}
 }
 
@@ -109,7 +112,7 @@ func TestMCPInspector_CORSOnErrors(t *testing.T) {
 	check := func(name string, resp *http.Response) {
 		t.Helper()
 		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-			t.Errorf("%s: no CORS on a %d", name, resp.StatusCode)
+			t.Errorf("%s: Access-Control-Allow-Origin %q on a %d, want *", name, resp.Header.Get("Access-Control-Allow-Origin"), resp.StatusCode)
 		}
 	}
 	req := jsonReq(t, g.url+"/register", `{"redirect_uris":["http://evil.example/cb"]}`)
@@ -134,10 +137,10 @@ func TestLostRegistration(t *testing.T) {
 	a := g.newAuth("gone-client")
 	_, _, _, err := browser.New(testUser, testPassword).Authorize(context.Background(), a.URL(), a.Redirect)
 	if err == nil || !strings.Contains(err.Error(), "register again") {
-		t.Fatalf("authorize: %v", err)
+		t.Fatalf("authorize: %v, want a page telling the client to register again", err)
 	}
 	resp, tok := g.exchange(a, "some-code")
 	if resp.StatusCode != 401 || tok.Error != "invalid_client" {
-		t.Fatalf("token: %d %+v", resp.StatusCode, tok)
+		t.Fatalf("token: %d %+v, want 401 invalid_client", resp.StatusCode, tok)
 	}
 }

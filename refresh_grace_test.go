@@ -53,27 +53,33 @@ func (g *gw) refreshAtOnce(clientID, rt string, n int) []refreshResult {
 }
 
 // sameSuccess checks that every answer is a 200 and all carry the same
-// pair, and returns it.
+// pair, and returns it. Every bad answer is reported before the test
+// stops.
 func sameSuccess(t *testing.T, results []refreshResult) tokenResponse {
 	t.Helper()
 	var first tokenResponse
+	bad := false
 	for i, r := range results {
-		if r.err != nil {
-			t.Fatalf("request %d: %v", i, r.err)
-		}
-		if r.status != 200 {
-			t.Fatalf("RT-1: request %d of %d simultaneous refreshes failed: %d %s", i, len(results), r.status, r.body)
-		}
-		if i == 0 {
+		switch {
+		case r.err != nil:
+			t.Errorf("request %d of %d: %v (%d %s)", i, len(results), r.err, r.status, r.body)
+		case r.status != 200:
+			t.Errorf("RT-1: request %d of %d simultaneous refreshes failed: %d %s, want 200", i, len(results), r.status, r.body)
+		case i == 0:
 			first = r.tok
 			continue
+		case r.tok.AccessToken != first.AccessToken || r.tok.RefreshToken != first.RefreshToken:
+			t.Errorf("RT-1: simultaneous refreshes got different pairs, want one:\n%+v\n%+v", first, r.tok)
+		default:
+			continue
 		}
-		if r.tok.AccessToken != first.AccessToken || r.tok.RefreshToken != first.RefreshToken {
-			t.Fatalf("RT-1: simultaneous refreshes got different pairs:\n%+v\n%+v", first, r.tok)
-		}
+		bad = true
+	}
+	if bad {
+		t.FailNow()
 	}
 	if first.AccessToken == "" || first.RefreshToken == "" {
-		t.Fatalf("no pair: %+v", first)
+		t.Fatalf("no pair: %+v, want an access and a refresh token", first)
 	}
 	return first
 }
@@ -86,33 +92,34 @@ func TestRT1_GraceWindowSamePair(t *testing.T) {
 	c, _, tok := g.fullFlow()
 	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
 	if resp.StatusCode != 200 || first.RefreshToken == tok.RefreshToken {
-		t.Fatalf("refresh: %d %+v", resp.StatusCode, first)
+		t.Fatalf("refresh: %d %+v, want 200 with a new refresh token", resp.StatusCode, first)
 	}
 	g.clock.Advance(29 * time.Second)
 	resp, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {c.ClientID}})
 	again := decode[tokenResponse](t, b)
 	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("RT-1: retry within the grace window: %d %s", resp.StatusCode, b)
+		t.Fatalf("RT-1: retry within the grace window: %d, Cache-Control %q, %s; want 200 no-store", resp.StatusCode, resp.Header.Get("Cache-Control"), b)
 	}
 	if again.AccessToken != first.AccessToken || again.RefreshToken != first.RefreshToken || again.TokenType != "Bearer" || again.Scope != first.Scope {
-		t.Fatalf("RT-1: the retry got another pair:\n%+v\n%+v", first, again)
+		t.Fatalf("RT-1: the retry got another pair, want the first one again:\n%+v\n%+v", first, again)
 	}
 	if r, _ := g.mcpInitialize(g.url, again.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("the repeated access token is refused: %d", r.StatusCode)
+		t.Fatalf("the repeated access token is refused: %d, want 200", r.StatusCode)
 	}
 	// The family goes on.
 	resp, next := g.refresh(c.ClientID, first.RefreshToken, nil)
 	if resp.StatusCode != 200 || next.RefreshToken == first.RefreshToken {
-		t.Fatalf("the family did not survive the retry: %d %+v", resp.StatusCode, next)
+		t.Fatalf("the family did not survive the retry: %d %+v, want 200 with a new refresh token", resp.StatusCode, next)
 	}
 	if r, _ := g.mcpInitialize(g.url, next.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("next access token refused: %d", r.StatusCode)
+		t.Fatalf("next access token refused: %d, want 200", r.StatusCode)
 	}
 	// TOK-4: none of it reached the log.
 	logs := g.logs.String()
-	for _, s := range []string{tok.RefreshToken, first.RefreshToken, first.AccessToken, next.RefreshToken, next.AccessToken} {
+	for name, s := range map[string]string{"first refresh token": tok.RefreshToken, "retried refresh token": first.RefreshToken,
+		"retried access token": first.AccessToken, "next refresh token": next.RefreshToken, "next access token": next.AccessToken} {
 		if strings.Contains(logs, s) {
-			t.Fatal("TOK-4: a token reached the log")
+			t.Errorf("TOK-4: the %s reached the log, want no token there", name)
 		}
 	}
 }
@@ -125,42 +132,42 @@ func TestRT1_ReuseAfterGraceRevokes(t *testing.T) {
 	c, _, tok := g.fullFlow()
 	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
 	if resp.StatusCode != 200 {
-		t.Fatalf("refresh: %d", resp.StatusCode)
+		t.Fatalf("refresh: %d, want 200", resp.StatusCode)
 	}
 	if r, _ := g.mcpInitialize(g.url, first.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("refreshed access token refused: %d", r.StatusCode)
+		t.Fatalf("refreshed access token refused: %d, want 200", r.StatusCode)
 	}
 	g.clock.Advance(31 * time.Second)
 	if resp, again := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
-		t.Fatalf("RT-1: reuse after the grace window: %d %+v", resp.StatusCode, again)
+		t.Fatalf("RT-1: reuse after the grace window: %d %+v, want 400 invalid_grant", resp.StatusCode, again)
 	}
 	if resp, again := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
-		t.Fatalf("RT-1: the family survived a reuse: %d %+v", resp.StatusCode, again)
+		t.Fatalf("RT-1: the family survived a reuse: %d %+v, want 400 invalid_grant", resp.StatusCode, again)
 	}
 	for name, at := range map[string]string{"first": tok.AccessToken, "refreshed": first.AccessToken} {
 		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 401 {
-			t.Errorf("RT-1: %s access token of a revoked family still works: %d", name, r.StatusCode)
+			t.Errorf("RT-1: %s access token of a revoked family still works: %d, want 401", name, r.StatusCode)
 		}
 	}
 }
 
-// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: 0):
+// RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: off):
 // the first reuse revokes the family at once.
 func TestRT1_GraceDisabled(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.RefreshGrace = -1 })
 	c, _, tok := g.fullFlow()
 	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
 	if resp.StatusCode != 200 {
-		t.Fatalf("refresh: %d", resp.StatusCode)
+		t.Fatalf("refresh: %d, want 200", resp.StatusCode)
 	}
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("immediate reuse accepted with the grace window off: %d", resp.StatusCode)
+		t.Fatalf("immediate reuse accepted with the grace window off: %d, want 400", resp.StatusCode)
 	}
 	if resp, _ := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("the family survived a reuse: %d", resp.StatusCode)
+		t.Fatalf("the family survived a reuse: %d, want 400", resp.StatusCode)
 	}
 	if r, _ := g.mcpInitialize(g.url, first.AccessToken); r.StatusCode != 401 {
-		t.Fatalf("access token of a revoked family still works: %d", r.StatusCode)
+		t.Fatalf("access token of a revoked family still works: %d, want 401", r.StatusCode)
 	}
 }
 
@@ -173,13 +180,13 @@ func TestRT1_GraceRetryByAnotherClientRevokes(t *testing.T) {
 	other := g.register(nil)
 	_, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
 	if resp, got := g.refresh(other.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || got.AccessToken != "" {
-		t.Fatalf("another client got the pair: %d %+v", resp.StatusCode, got)
+		t.Fatalf("another client got the pair: %d %+v, want 400 and no token", resp.StatusCode, got)
 	}
 	if resp, _ := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("the family survived theft: %d", resp.StatusCode)
+		t.Fatalf("the family survived theft: %d, want 400", resp.StatusCode)
 	}
 	if r, _ := g.mcpInitialize(g.url, first.AccessToken); r.StatusCode != 401 {
-		t.Fatalf("access token of a stolen family still works: %d", r.StatusCode)
+		t.Fatalf("access token of a stolen family still works: %d, want 401", r.StatusCode)
 	}
 }
 
@@ -193,14 +200,14 @@ func TestClaudeAI_SameRefreshTwiceConcurrently(t *testing.T) {
 			c, _, tok := g.fullFlow()
 			pair := sameSuccess(t, g.refreshAtOnce(c.ClientID, tok.RefreshToken, n))
 			if r, _ := g.mcpInitialize(g.url, pair.AccessToken); r.StatusCode != 200 {
-				t.Fatalf("the access token all got is refused: %d", r.StatusCode)
+				t.Fatalf("the access token all got is refused: %d, want 200", r.StatusCode)
 			}
 			resp, next := g.refresh(c.ClientID, pair.RefreshToken, nil)
 			if resp.StatusCode != 200 {
-				t.Fatalf("the refresh token all got does not work: %d %+v", resp.StatusCode, next)
+				t.Fatalf("the refresh token all got does not work: %d %+v, want 200", resp.StatusCode, next)
 			}
 			if r, _ := g.mcpInitialize(g.url, next.AccessToken); r.StatusCode != 200 {
-				t.Fatalf("the family's next access token is refused: %d", r.StatusCode)
+				t.Fatalf("the family's next access token is refused: %d, want 200", r.StatusCode)
 			}
 		})
 	}
@@ -215,9 +222,9 @@ func TestRT1_ConcurrentRefreshOneFamily(t *testing.T) {
 	chain := []string{tok.RefreshToken}
 	for round := range 5 {
 		pair := sameSuccess(t, g.refreshAtOnce(c.ClientID, chain[len(chain)-1], 2+round))
-		for _, prev := range chain {
+		for i, prev := range chain {
 			if pair.RefreshToken == prev {
-				t.Fatalf("round %d: a refresh token came back twice", round)
+				t.Fatalf("round %d: refresh token %d of the chain came back, want a new one each round", round, i)
 			}
 		}
 		chain = append(chain, pair.RefreshToken)
@@ -228,39 +235,66 @@ func TestRT1_ConcurrentRefreshOneFamily(t *testing.T) {
 	// passed, an older one is reuse and ends the family, newest included.
 	g.clock.Advance(31 * time.Second)
 	if resp, _ := g.refresh(c.ClientID, chain[2], nil); resp.StatusCode != 400 {
-		t.Fatalf("a rotated token of the chain still refreshes: %d", resp.StatusCode)
+		t.Fatalf("a rotated token of the chain still refreshes: %d, want 400", resp.StatusCode)
 	}
 	if resp, _ := g.refresh(c.ClientID, last, nil); resp.StatusCode != 400 {
-		t.Fatalf("RT-1: the newest token survived the reuse of its ancestor: %d", resp.StatusCode)
+		t.Fatalf("RT-1: the newest token survived the reuse of its ancestor: %d, want 400", resp.StatusCode)
 	}
 }
 
 // The setting: refresh_grace in the file, MCPGATE_REFRESH_GRACE,
-// --refresh-grace; default 30 s, 0 (off) allowed, at most 5 min.
+// --refresh-grace; default 30 s, which 0 also means (zero means the
+// default, for every duration); off turns the window off; at most 5 min.
 func TestRT1_RefreshGraceSetting(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	cfg, err := config.Load(nil, env(nil))
-	if err != nil || cfg.RefreshGrace != 30*time.Second {
-		t.Fatalf("default: %v %v", cfg, err)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	file := filepath.Join(t.TempDir(), "mcpgate.yaml")
-	if err := os.WriteFile(file, []byte("refresh_grace: 15s\n"), 0o600); err != nil {
-		t.Fatal(err)
+	seconds, off := file("seconds.yaml", "refresh_grace: 15s\n"), file("off.yaml", "refresh_grace: off\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want time.Duration // as mcpgate.Config gets it; negative: off
+	}{
+		{"default", nil, nil, 30 * time.Second},
+		{"file", []string{"--config", seconds}, nil, 15 * time.Second},
+		{"env over file", []string{"--config", seconds}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 10 * time.Second},
+		{"flag 0 over env: the default", []string{"--refresh-grace", "0"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 30 * time.Second},
+		{"flag off over env", []string{"--refresh-grace", "off"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, -1},
+		{"env off", nil, map[string]string{"MCPGATE_REFRESH_GRACE": "off"}, -1},
+		{"file off", []string{"--config", off}, nil, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(tc.args, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate: %v, want a valid configuration", err)
+			}
+			g, err := cfg.Gateway()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.RefreshGrace; got != tc.want && !(tc.want < 0 && got < 0) {
+				t.Errorf("RefreshGrace %v, want %v (negative: off)", got, tc.want)
+			}
+		})
 	}
-	cfg, err = config.Load([]string{"--config", file}, env(nil))
-	if err != nil || cfg.RefreshGrace != 15*time.Second {
-		t.Fatalf("file: %v", err)
+	cfg, err := config.Load([]string{"--refresh-grace", "10m"}, env(nil))
+	if err != nil {
+		t.Fatalf("10m: %v", err)
 	}
-	cfg, err = config.Load([]string{"--config", file}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
-	if err != nil || cfg.RefreshGrace != 10*time.Second {
-		t.Fatalf("env: %v", err)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "refresh_grace") {
+		t.Fatalf("10m: Validate says %v, want it to refuse refresh_grace", err)
 	}
-	cfg, err = config.Load([]string{"--refresh-grace", "0"}, env(map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}))
-	if err != nil || cfg.RefreshGrace != 0 || cfg.Validate() != nil {
-		t.Fatalf("flag 0: %v %v", err, cfg.Validate())
-	}
-	cfg, err = config.Load([]string{"--refresh-grace", "10m"}, env(nil))
-	if err != nil || cfg.Validate() == nil || !strings.Contains(cfg.Validate().Error(), "refresh_grace") {
-		t.Fatalf("10m must be refused: %v", err)
+	if _, err := config.Load([]string{"--refresh-grace", "-5s"}, env(nil)); err == nil {
+		t.Fatal("a negative duration must be refused: off is the way to turn the window off")
 	}
 }

@@ -2,9 +2,12 @@ package mcpgate_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/tokens"
 )
 
 // DCR-1..3, COMM-2: RFC 7591 registration, its defaults and its errors.
@@ -13,26 +16,26 @@ func TestDCR_Registration(t *testing.T) {
 	// Public native client.
 	c := g.register(nil)
 	if c.ClientID == "" || c.ClientSecret != "" || c.AuthMethod != "none" {
-		t.Fatalf("public client: %+v", c)
+		t.Fatalf("public client: %+v, want a client_id, no secret and auth method none", c)
 	}
 	// RFC 7591 §2: an omitted auth method means client_secret_basic, with a secret.
 	resp, body := g.postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"https://app.example/cb"}})
 	r := decode[map[string]any](t, body)
 	if resp.StatusCode != 201 || r["token_endpoint_auth_method"] != "client_secret_basic" || r["client_secret"] == nil ||
 		r["application_type"] != "web" || r["client_secret_expires_at"] != float64(0) {
-		t.Fatalf("default auth method: %d %v", resp.StatusCode, r)
+		t.Fatalf("default auth method: %d %v; want 201, client_secret_basic with a secret that never expires (0), application_type web", resp.StatusCode, r)
 	}
 	// DCR-2: Cursor registers a private-use scheme with application_type web.
 	resp, body = g.postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"cursor://anysphere.cursor-mcp/oauth/callback"},
 		"application_type": "web", "token_endpoint_auth_method": "none"})
 	if resp.StatusCode != 201 {
-		t.Fatalf("Cursor: %d %s", resp.StatusCode, body)
+		t.Fatalf("Cursor: %d %s, want 201", resp.StatusCode, body)
 	}
 	// DCR-2: native with a loopback http redirect.
 	resp, body = g.postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"http://127.0.0.1/callback"},
 		"application_type": "native", "token_endpoint_auth_method": "none"})
 	if resp.StatusCode != 201 {
-		t.Fatalf("native loopback: %d %s", resp.StatusCode, body)
+		t.Fatalf("native loopback: %d %s, want 201", resp.StatusCode, body)
 	}
 
 	cases := []struct {
@@ -53,11 +56,13 @@ func TestDCR_Registration(t *testing.T) {
 		{"not an object", "invalid_client_metadata"},
 	}
 	for i, tc := range cases {
-		resp, body := g.postJSON(g.url+"/register", tc.body)
-		e := decode[map[string]string](t, body)
-		if resp.StatusCode != 400 || e["error"] != tc.code || e["error_description"] == "" {
-			t.Errorf("case %d: %d %v", i, resp.StatusCode, e)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			resp, body := g.on(t).postJSON(g.url+"/register", tc.body)
+			e := decode[map[string]string](t, body)
+			if resp.StatusCode != 400 || e["error"] != tc.code || e["error_description"] == "" {
+				t.Errorf("registering %v: got %d %v, want 400 %s with a description", tc.body, resp.StatusCode, e, tc.code)
+			}
+		})
 	}
 }
 
@@ -68,12 +73,12 @@ func TestDCR_LimitsAndRateLimit(t *testing.T) {
 	big := `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("x", 70<<10) + `"}`
 	resp, _ := g.do(jsonReq(t, g.url+"/register", big))
 	if resp.StatusCode != 413 {
-		t.Fatalf("oversized body: %d", resp.StatusCode)
+		t.Fatalf("oversized body: %d, want 413", resp.StatusCode)
 	}
 	req, _ := http.NewRequest("POST", g.url+"/register", strings.NewReader(`{"redirect_uris":["https://a.example/cb"]}`))
 	req.Header.Set("Content-Type", "text/plain")
 	if resp, _ := g.do(req); resp.StatusCode != 400 {
-		t.Fatalf("non-JSON content type: %d", resp.StatusCode)
+		t.Fatalf("non-JSON content type: %d, want 400", resp.StatusCode)
 	}
 	limited := false
 	for i := 0; i < 40 && !limited; i++ {
@@ -81,18 +86,26 @@ func TestDCR_LimitsAndRateLimit(t *testing.T) {
 		limited = resp.StatusCode == 429 && resp.Header.Get("Retry-After") != ""
 	}
 	if !limited {
-		t.Fatal("40 registrations from one address in a row were all accepted")
+		t.Fatal("40 registrations from one address in a row were all accepted, want a 429 with Retry-After")
 	}
 }
 
 // Registrations are stored: the client works at /authorize afterwards,
-// and its secret is stored only hashed.
+// and its secret is stored only hashed (TOK-4), and never logged.
 func TestDCR_SecretStoredHashed(t *testing.T) {
 	g := newGateway(t)
 	c := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_post"})
 	if strings.Contains(g.logs.String(), c.ClientSecret) {
-		t.Fatal("client secret logged")
+		t.Fatal("TOK-4: the client secret reached the log")
 	}
+	stored, err := g.store.GetClient(t.Context(), c.ClientID)
+	if err != nil {
+		t.Fatalf("the registered client is not in the store: %v", err)
+	}
+	if !bytes.Equal(stored.SecretHash, tokens.Hash(c.ClientSecret)) || bytes.Contains(stored.SecretHash, []byte(c.ClientSecret)) {
+		t.Fatalf("TOK-4: stored secret %q, want only the SHA-256 of the secret", stored.SecretHash)
+	}
+	g.login(g.newAuth(c.ClientID))
 }
 
 func jsonReq(t *testing.T, u, body string) *http.Request {

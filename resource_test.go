@@ -14,13 +14,13 @@ func TestPRM3_ChallengeWithoutToken(t *testing.T) {
 	resp, _ := g.mcpInitialize(g.url, "")
 	want := `Bearer scope="mcp", resource_metadata="` + g.url + `/.well-known/oauth-protected-resource/mcp"`
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
-		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		t.Fatalf("got %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
 	}
 	// SESS-1: every request is verified: GET (SSE) and DELETE too.
 	for _, m := range []string{"GET", "DELETE"} {
 		r, _ := g.do(newReq(t, m, g.url+"/mcp"))
 		if r.StatusCode != 401 {
-			t.Errorf("%s /mcp without token: %d", m, r.StatusCode)
+			t.Errorf("%s /mcp without token: %d, want 401", m, r.StatusCode)
 		}
 	}
 }
@@ -42,7 +42,7 @@ func TestTOK2_InvalidTokens(t *testing.T) {
 		resp, body := g.do(req)
 		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) ||
 			!strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata=") {
-			t.Errorf("%s: %d %q %s", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+			t.Errorf("%s: got %d %q %s; want 401 with error=\"invalid_token\" and resource_metadata", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 		}
 	}
 }
@@ -53,7 +53,7 @@ func TestTOK1_NoQueryTokens(t *testing.T) {
 	_, _, tok := g.fullFlow()
 	resp, _ := g.do(newReq(t, "GET", g.url+"/mcp?access_token="+tok.AccessToken))
 	if resp.StatusCode != 400 && resp.StatusCode != 401 {
-		t.Fatalf("query token: %d", resp.StatusCode)
+		t.Fatalf("query token: %d, want 400 or 401", resp.StatusCode)
 	}
 	if strings.Contains(g.logs.String(), tok.AccessToken) {
 		t.Fatal("TOK-4: the token reached the log")
@@ -66,11 +66,11 @@ func TestRES3_AudienceChecked(t *testing.T) {
 	g := newGateway(t)
 	_, _, tok := g.fullFlow() // issued for http://127.0.0.1:PORT/mcp
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("own audience refused: %d", r.StatusCode)
+		t.Fatalf("own audience refused: %d, want 200", r.StatusCode)
 	}
 	r, _ := g.mcpInitialize(g.localhostURL(), tok.AccessToken)
 	if r.StatusCode != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), "invalid_token") {
-		t.Fatalf("RES-3: token for another audience accepted: %d", r.StatusCode)
+		t.Fatalf("RES-3: token for another audience: %d %q, want 401 invalid_token", r.StatusCode, r.Header.Get("WWW-Authenticate"))
 	}
 }
 
@@ -79,11 +79,11 @@ func TestTOK2_ExpiredToken(t *testing.T) {
 	g := newGateway(t)
 	_, _, tok := g.fullFlow()
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 { // now cached
-		t.Fatalf("%d", r.StatusCode)
+		t.Fatalf("fresh token: %d, want 200", r.StatusCode)
 	}
 	g.clock.Advance(time.Hour + time.Minute)
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
-		t.Fatalf("expired token accepted: %d", r.StatusCode)
+		t.Fatalf("expired token: %d, want 401", r.StatusCode)
 	}
 }
 
@@ -96,7 +96,7 @@ func TestSCOPE1_InsufficientScope(t *testing.T) {
 	r, _ := g.mcpInitialize(g.url, narrow.AccessToken)
 	h := r.Header.Get("WWW-Authenticate")
 	if r.StatusCode != 403 || !strings.Contains(h, `error="insufficient_scope"`) || !strings.Contains(h, `scope="mcp mcp:write"`) || !strings.Contains(h, "resource_metadata=") {
-		t.Fatalf("%d %q", r.StatusCode, h)
+		t.Fatalf("got %d %q; want 403 with error=\"insufficient_scope\", scope=\"mcp mcp:write\" and resource_metadata", r.StatusCode, h)
 	}
 }
 
@@ -107,16 +107,16 @@ func TestTRANS1_OriginAndHost(t *testing.T) {
 	g := newGateway(t)
 	_, _, tok := g.fullFlow()
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken, "Origin", "https://evil.example"); r.StatusCode != 403 {
-		t.Fatalf("foreign origin: %d", r.StatusCode)
+		t.Fatalf("foreign origin: %d, want 403", r.StatusCode)
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken, "Origin", "http://localhost:6274"); r.StatusCode != 200 {
-		t.Fatalf("loopback origin: %d", r.StatusCode)
+		t.Fatalf("loopback origin: %d, want 200", r.StatusCode)
 	}
 	req := newReq(t, "POST", g.url+"/mcp")
 	req.Host = "evil.example"
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	if r, _ := g.do(req); r.StatusCode != 403 {
-		t.Fatalf("rebinding host: %d", r.StatusCode)
+		t.Fatalf("rebinding host: %d, want 403", r.StatusCode)
 	}
 }
 
@@ -133,10 +133,10 @@ func TestIdentityReachesHandler(t *testing.T) {
 	})
 	c, _, tok := g.fullFlow()
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 204 {
-		t.Fatalf("%d", r.StatusCode)
+		t.Fatalf("MCP request: %d, want 204 from the handler", r.StatusCode)
 	}
-	if got != "local:alice|"+c.ClientID+"|mcp" {
-		t.Fatalf("caller %q", got)
+	if want := "local:alice|" + c.ClientID + "|mcp"; got != want {
+		t.Fatalf("caller %q, want %q", got, want)
 	}
 }
 
@@ -150,7 +150,7 @@ func TestTOK4_NoSecretsInLogs(t *testing.T) {
 		"client_id": {c.ClientID}, "client_secret": {c.ClientSecret}, "redirect_uri": {a.Redirect}, "code_verifier": {a.Verifier}})
 	tok := decode[tokenResponse](t, b)
 	if resp.StatusCode != 200 {
-		t.Fatal(resp.StatusCode)
+		t.Fatalf("token: %d %s, want 200", resp.StatusCode, b)
 	}
 	g.postForm(g.url+"/token", map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken},
 		"client_id": {c.ClientID}, "client_secret": {c.ClientSecret}})
@@ -159,12 +159,12 @@ func TestTOK4_NoSecretsInLogs(t *testing.T) {
 	g.mcpInitialize(g.url, tok.AccessToken+"x")
 	logs := g.logs.String()
 	if !strings.Contains(logs, "tokens issued") {
-		t.Fatal("the flow was not logged at all")
+		t.Fatalf("the log lacks %q: the flow was not logged at all", "tokens issued")
 	}
 	for name, secret := range map[string]string{"password": testPassword, "code": code, "access token": tok.AccessToken,
 		"refresh token": tok.RefreshToken, "client secret": c.ClientSecret, "verifier": a.Verifier} {
 		if strings.Contains(logs, secret) {
-			t.Errorf("TOK-4: the %s appears in the log", name)
+			t.Errorf("TOK-4: the %s appears in the log, want no secret there", name)
 		}
 	}
 }

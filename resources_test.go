@@ -29,15 +29,15 @@ func TestRES4_SeveralResourcesOneIssuer(t *testing.T) {
 	_, body := g.get(g.url + "/.well-known/oauth-protected-resource/github/mcp")
 	p := decode[map[string]any](t, body)
 	if p["resource"] != g.url+"/github/mcp" || p["resource_name"] != "GitHub tools" || p["scopes_supported"].([]any)[0] != "repo:read" {
-		t.Fatalf("PRM of the second resource: %v", p)
+		t.Fatalf("PRM of the second resource: %v; want resource %s/github/mcp, resource_name GitHub tools, scopes_supported [repo:read]", p, g.url)
 	}
 	_, body = g.get(g.url + "/.well-known/oauth-protected-resource")
 	if p := decode[map[string]any](t, body); p["resource"] != g.url+"/mcp" {
-		t.Fatalf("root PRM: %v", p)
+		t.Fatalf("root PRM: %v, want the first resource, %s/mcp", p, g.url)
 	}
 	resp, _ := g.mcpInitialize(g.url, "")
 	if !strings.Contains(resp.Header.Get("WWW-Authenticate"), "/.well-known/oauth-protected-resource/mcp") {
-		t.Fatal(resp.Header.Get("WWW-Authenticate"))
+		t.Fatalf("challenge at /mcp: %q, want the PRM URL of /mcp", resp.Header.Get("WWW-Authenticate"))
 	}
 
 	c := g.register(nil)
@@ -46,7 +46,7 @@ func TestRES4_SeveralResourcesOneIssuer(t *testing.T) {
 	code, _ := g.login(a)
 	_, tok := g.exchange(a, code)
 	if tok.Scope != "repo:read" {
-		t.Fatalf("granted %q", tok.Scope)
+		t.Fatalf("granted %q, want repo:read", tok.Scope)
 	}
 	call := func(path string) int {
 		req := newReq(t, "POST", g.url+path)
@@ -57,10 +57,10 @@ func TestRES4_SeveralResourcesOneIssuer(t *testing.T) {
 		return r.StatusCode
 	}
 	if s := call("/github/mcp"); s != 204 || hit["github"] != g.url+"/github/mcp" {
-		t.Fatalf("own resource: %d %v", s, hit)
+		t.Fatalf("own resource: %d, callers %v; want 204 with the caller's resource %s/github/mcp", s, hit, g.url)
 	}
 	if s := call("/mcp"); s != 401 || hit["demo"] != "" {
-		t.Fatalf("RES-4: a token for /github/mcp was accepted at /mcp: %d", s)
+		t.Fatalf("RES-4: a token for /github/mcp at /mcp: %d, callers %v; want 401 and no call", s, hit)
 	}
 }
 
@@ -71,11 +71,11 @@ func TestResourcePathsChecked(t *testing.T) {
 		cfg := mcpgate.Config{}
 		g(&cfg)
 		if _, err := mcpgate.New(t.Context(), withStore(cfg)); err == nil {
-			t.Errorf("path %q accepted", p)
+			t.Errorf("resource path %q accepted, want an error", p)
 		}
 	}
 	cfg := withStore(mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/a"}, {Path: "/a"}}})
 	if _, err := mcpgate.New(t.Context(), cfg); err == nil {
-		t.Error("a path used twice was accepted")
+		t.Error("a resource path used twice was accepted, want an error")
 	}
 }

@@ -24,7 +24,7 @@ func (g *gw) revokeToken(clientID, token, hint string) {
 	}
 	resp, body := g.postForm(g.url+"/revoke", form)
 	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Cache-Control") != "no-store" {
-		g.t.Fatalf("RFC 7009 §2.2: revoke: %d %q %v", resp.StatusCode, body, resp.Header)
+		g.t.Fatalf("RFC 7009 §2.2: revoke: %d %q %v; want 200, an empty body, no-store", resp.StatusCode, body, resp.Header)
 	}
 }
 
@@ -35,25 +35,25 @@ func TestRevoke_RefreshTokenKillsFamily(t *testing.T) {
 	g := newGateway(t)
 	c, _, tok := g.fullFlow()
 	_, second := g.refresh(c.ClientID, tok.RefreshToken, nil)
-	for _, at := range []string{tok.AccessToken, second.AccessToken} {
+	for i, at := range []string{tok.AccessToken, second.AccessToken} {
 		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 200 {
-			t.Fatalf("fresh access token refused: %d", r.StatusCode)
+			t.Fatalf("access token %d of the family, before any revocation: %d, want 200", i+1, r.StatusCode)
 		}
 	}
 	g.revokeToken(c.ClientID, second.RefreshToken, "refresh_token")
 	if resp, _ := g.refresh(c.ClientID, second.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("revoked refresh token still refreshes: %d", resp.StatusCode)
+		t.Fatalf("revoked refresh token still refreshes: %d, want 400", resp.StatusCode)
 	}
 	for name, at := range map[string]string{"first": tok.AccessToken, "second": second.AccessToken} {
 		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 401 {
-			t.Errorf("%s access token of a revoked family still works: %d", name, r.StatusCode)
+			t.Errorf("%s access token of a revoked family still works: %d, want 401", name, r.StatusCode)
 		}
 	}
 	// The hint is only a hint: the wrong one, or none, still revokes.
 	c2, _, tok2 := g.fullFlow()
 	g.revokeToken(c2.ClientID, tok2.RefreshToken, "access_token")
 	if r, _ := g.mcpInitialize(g.url, tok2.AccessToken); r.StatusCode != 401 {
-		t.Errorf("wrong hint: access token still works: %d", r.StatusCode)
+		t.Errorf("wrong hint: access token still works: %d, want 401", r.StatusCode)
 	}
 }
 
@@ -63,20 +63,20 @@ func TestRevoke_AccessTokenKillsGrant(t *testing.T) {
 	g := newGateway(t)
 	c, _, tok := g.fullFlow()
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("fresh access token refused: %d", r.StatusCode)
+		t.Fatalf("fresh access token refused: %d, want 200", r.StatusCode)
 	}
 	g.revokeToken(c.ClientID, tok.AccessToken, "")
 	r, _ := g.mcpInitialize(g.url, tok.AccessToken)
 	if r.StatusCode != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-		t.Fatalf("revoked access token: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+		t.Fatalf("revoked access token: %d %q, want 401 invalid_token", r.StatusCode, r.Header.Get("WWW-Authenticate"))
 	}
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("the grant of a revoked access token still refreshes: %d", resp.StatusCode)
+		t.Fatalf("the grant of a revoked access token still refreshes: %d, want 400", resp.StatusCode)
 	}
 	// Another grant of the same user is untouched.
 	_, _, other := g.fullFlow()
 	if r, _ := g.mcpInitialize(g.url, other.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("another grant was revoked too: %d", r.StatusCode)
+		t.Fatalf("another grant was revoked too: %d, want 200", r.StatusCode)
 	}
 }
 
@@ -88,7 +88,7 @@ func TestRevoke_ExpiredAccessToken(t *testing.T) {
 	g.clock.Advance(2 * time.Hour)
 	g.revokeToken(c.ClientID, tok.AccessToken, "access_token")
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("the grant of a revoked expired access token still refreshes: %d", resp.StatusCode)
+		t.Fatalf("the grant of a revoked expired access token still refreshes: %d, want 400", resp.StatusCode)
 	}
 }
 
@@ -100,20 +100,23 @@ func TestRevoke_OtherClientCannotRevoke(t *testing.T) {
 	c, _, tok := g.fullFlow()
 	thief := g.register(nil)
 	confidential := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
-	for _, token := range []string{tok.AccessToken, tok.RefreshToken} {
-		g.revokeToken(thief.ClientID, token, "")
-		req, _ := http.NewRequest("POST", g.url+"/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(confidential.ClientID, confidential.ClientSecret)
-		if resp, _ := g.do(req); resp.StatusCode != 200 {
-			t.Fatalf("confidential client: %d", resp.StatusCode)
-		}
+	for name, token := range map[string]string{"access token": tok.AccessToken, "refresh token": tok.RefreshToken} {
+		t.Run(name, func(t *testing.T) {
+			g := g.on(t)
+			g.revokeToken(thief.ClientID, token, "")
+			req, _ := http.NewRequest("POST", g.url+"/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(confidential.ClientID, confidential.ClientSecret)
+			if resp, _ := g.do(req); resp.StatusCode != 200 {
+				t.Fatalf("revocation by another, confidential client: %d, want 200", resp.StatusCode)
+			}
+		})
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("another client revoked the access token: %d", r.StatusCode)
+		t.Fatalf("another client revoked the access token: %d, want 200", r.StatusCode)
 	}
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
-		t.Fatalf("another client revoked the refresh token: %d", resp.StatusCode)
+		t.Fatalf("another client revoked the refresh token: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -124,32 +127,36 @@ func TestRevoke_UnknownTokenAndErrors(t *testing.T) {
 	g := newGateway(t)
 	c, _, tok := g.fullFlow()
 	parts := strings.Split(tok.AccessToken, ".")
-	for _, token := range []string{"unknown", strings.Repeat("x", 500), "a.b.c", parts[0] + "." + parts[1] + ".AAAA"} {
-		g.revokeToken(c.ClientID, token, "refresh_token")
+	for name, token := range map[string]string{"unknown": "unknown", "long": strings.Repeat("x", 500), "not a jwt": "a.b.c",
+		"bad signature": parts[0] + "." + parts[1] + ".AAAA"} {
+		t.Run(name, func(t *testing.T) { g.on(t).revokeToken(c.ClientID, token, "refresh_token") })
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("a forged token revoked the grant: %d", r.StatusCode)
+		t.Fatalf("a forged token revoked the grant: %d, want 200", r.StatusCode)
 	}
 	confidential := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_post"})
 	cases := []struct {
+		name   string
 		form   url.Values
 		status int
 		code   string
 	}{
-		{url.Values{"client_id": {c.ClientID}}, 400, "invalid_request"},
-		{url.Values{"token": {tok.RefreshToken}}, 400, "invalid_request"},
-		{url.Values{"token": {tok.RefreshToken}, "client_id": {"nobody"}}, 401, "invalid_client"},
-		{url.Values{"token": {tok.RefreshToken}, "client_id": {confidential.ClientID}, "client_secret": {"wrong"}}, 401, "invalid_client"},
-		{url.Values{"token": {tok.RefreshToken}, "client_id": {confidential.ClientID}}, 401, "invalid_client"},
+		{"no token", url.Values{"client_id": {c.ClientID}}, 400, "invalid_request"},
+		{"no client", url.Values{"token": {tok.RefreshToken}}, 400, "invalid_request"},
+		{"unknown client", url.Values{"token": {tok.RefreshToken}, "client_id": {"nobody"}}, 401, "invalid_client"},
+		{"wrong secret", url.Values{"token": {tok.RefreshToken}, "client_id": {confidential.ClientID}, "client_secret": {"wrong"}}, 401, "invalid_client"},
+		{"no secret", url.Values{"token": {tok.RefreshToken}, "client_id": {confidential.ClientID}}, 401, "invalid_client"},
 	}
-	for i, tc := range cases {
-		resp, b := g.postForm(g.url+"/revoke", tc.form)
-		if e := decode[map[string]string](t, b); resp.StatusCode != tc.status || e["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
-			t.Errorf("case %d: %d %s", i, resp.StatusCode, b)
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := g.on(t).postForm(g.url+"/revoke", tc.form)
+			if e := decode[map[string]string](t, b); resp.StatusCode != tc.status || e["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("got %d %s (Cache-Control %q), want %d %s no-store", resp.StatusCode, b, resp.Header.Get("Cache-Control"), tc.status, tc.code)
+			}
+		})
 	}
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
-		t.Fatalf("a failed revocation revoked: %d", resp.StatusCode)
+		t.Fatalf("a failed revocation revoked: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -163,11 +170,11 @@ func TestInspector_RevokeAndIntrospectCORS(t *testing.T) {
 		req.Header.Set("Access-Control-Request-Method", "POST")
 		resp, _ := g.do(req)
 		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-			t.Errorf("%s preflight: %d %v", path, resp.StatusCode, resp.Header)
+			t.Errorf("%s preflight: %d %v, want 204 with Access-Control-Allow-Origin *", path, resp.StatusCode, resp.Header)
 		}
 		resp, _ = g.postForm(g.url+path, url.Values{"token": {"x"}, "client_id": {"nobody"}}, "Origin", "http://localhost:6274")
 		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-			t.Errorf("%s: no CORS on the answer: %v", path, resp.Header)
+			t.Errorf("%s: answer headers %v, want Access-Control-Allow-Origin *", path, resp.Header)
 		}
 	}
 }
@@ -206,10 +213,10 @@ func TestRevoke_SurvivesRestart(t *testing.T) {
 		return rec.Code
 	}
 	if code := mcp(kept.AccessToken); code != 200 {
-		t.Fatalf("after the restart, an unrevoked access token is refused: %d", code)
+		t.Fatalf("after the restart, an unrevoked access token is refused: %d, want 200", code)
 	}
 	if code := mcp(revoked.AccessToken); code != 401 {
-		t.Fatalf("after the restart, the revoked access token works again: %d", code)
+		t.Fatalf("after the restart, the revoked access token works again: %d, want 401", code)
 	}
 }
 

@@ -17,16 +17,16 @@ func TestSCOPE5_HierarchyAndMinimalAdvertising(t *testing.T) {
 	})
 	_, prm := g.get(g.url + "/.well-known/oauth-protected-resource/mcp")
 	if p := decode[map[string]any](t, prm); len(p["scopes_supported"].([]any)) != 1 || p["scopes_supported"].([]any)[0] != "mcp:read" {
-		t.Fatalf("PRM-7: %v", p["scopes_supported"])
+		t.Fatalf("PRM-7: scopes_supported %v, want [mcp:read]", p["scopes_supported"])
 	}
 	resp, _ := g.mcpInitialize(g.url, "")
 	if h := resp.Header.Get("WWW-Authenticate"); !strings.Contains(h, `scope="mcp:read"`) || strings.Contains(h, "offline_access") {
-		t.Fatalf("PRM-8: challenge %q", h)
+		t.Fatalf("PRM-8: challenge %q, want scope=\"mcp:read\" and no offline_access", h)
 	}
 	_, asm := g.get(g.url + "/.well-known/oauth-authorization-server")
 	for _, want := range []string{"mcp:read", "mcp:write", "mcp:admin", "offline_access"} {
 		if !strings.Contains(string(asm), `"`+want+`"`) {
-			t.Errorf("RT-2: AS metadata lacks %s", want)
+			t.Errorf("RT-2: AS metadata lacks %s in scopes_supported:\n%s", want, asm)
 		}
 	}
 
@@ -37,15 +37,18 @@ func TestSCOPE5_HierarchyAndMinimalAdvertising(t *testing.T) {
 		"":                         "mcp:read",
 		"other mcp:nope":           "mcp:read", // SCOPE-7: unknown scopes dropped
 	} {
-		a := g.newAuth(c.ClientID)
-		a.Scope = scope
-		code, _ := g.login(a)
-		_, tok := g.exchange(a, code)
-		if tok.Scope != want {
-			t.Errorf("scope %q granted %q, want %q", scope, tok.Scope, want)
-		}
-		if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-			t.Errorf("SCOPE-5: token with %q refused: %d", tok.Scope, r.StatusCode)
-		}
+		t.Run("scope="+scope, func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(c.ClientID)
+			a.Scope = scope
+			code, _ := g.login(a)
+			_, tok := g.exchange(a, code)
+			if tok.Scope != want {
+				t.Errorf("granted %q, want %q", tok.Scope, want)
+			}
+			if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+				t.Errorf("SCOPE-5: token with %q refused: %d, want 200", tok.Scope, r.StatusCode)
+			}
+		})
 	}
 }

@@ -21,7 +21,7 @@ func TestSESS3_SessionBoundToUser(t *testing.T) {
 	resp, _ := g.mcpInitialize(g.url, alice.AccessToken)
 	sid := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d session %q", resp.StatusCode, sid)
+		t.Fatalf("initialize: %d, session %q; want 200 with an Mcp-Session-Id", resp.StatusCode, sid)
 	}
 	// Bob logs in through the same gateway.
 	if err := localConnector(g).SetUser(context.Background(), "bob", "bob password 1"); err != nil {
@@ -46,10 +46,10 @@ func TestSESS3_SessionBoundToUser(t *testing.T) {
 		return r.StatusCode
 	}
 	if s := call(bob.AccessToken); s == 200 {
-		t.Fatal("SESS-3: bob used alice's session")
+		t.Fatal("SESS-3: bob's token on alice's session got 200, want a refusal")
 	}
 	if s := call(alice.AccessToken); s != 200 {
-		t.Fatalf("alice's own session: %d", s)
+		t.Fatalf("alice's own session: %d, want 200", s)
 	}
 }
 
@@ -63,11 +63,11 @@ func TestStaticClient(t *testing.T) {
 	a := g.newAuth("static-app")
 	code, _ := g.login(a)
 	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("static public client: %d", resp.StatusCode)
+		t.Fatalf("static public client: %d, want 200 with an access token", resp.StatusCode)
 	}
 	a = g.newAuth("static-secret")
 	code, _ = g.login(a)
 	if resp, _ := g.exchange(a, code); resp.StatusCode != 401 {
-		t.Fatalf("confidential static client without its secret: %d", resp.StatusCode)
+		t.Fatalf("confidential static client without its secret: %d, want 401", resp.StatusCode)
 	}
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // TOK-6: a token response is JSON, no-store, with access_token and a
-// Bearer token_type; the code is single-use (PKCE-3).
+// Bearer token_type; TOK-5: the access token lives an hour.
+// (The code's single use, PKCE-3, is TestPKCE3_ReplayedCodeRevokesGrant's.)
 func TestTOK6_TokenResponse(t *testing.T) {
 	g := newGateway(t)
 	c := g.register(nil)
@@ -18,10 +19,10 @@ func TestTOK6_TokenResponse(t *testing.T) {
 	code, _ := g.login(a)
 	resp, tok := g.exchange(a, code)
 	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+		t.Fatalf("got %d %v, want 200 no-store application/json", resp.StatusCode, resp.Header)
 	}
 	if tok.TokenType != "Bearer" || tok.AccessToken == "" || tok.RefreshToken == "" || tok.ExpiresIn != 3600 || tok.Scope != "mcp" {
-		t.Fatalf("%+v", tok)
+		t.Fatalf("got %+v, want a Bearer access token, a refresh token, expires_in 3600 and scope mcp", tok)
 	}
 }
 
@@ -34,17 +35,17 @@ func TestPKCE3_ReplayedCodeRevokesGrant(t *testing.T) {
 	code, _ := g.login(a)
 	_, tok := g.exchange(a, code)
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("fresh token refused: %d", r.StatusCode)
+		t.Fatalf("fresh token refused: %d, want 200", r.StatusCode)
 	}
 	resp, again := g.exchange(a, code)
 	if resp.StatusCode != 400 || again.Error != "invalid_grant" {
-		t.Fatalf("replay: %d %+v", resp.StatusCode, again)
+		t.Fatalf("replay: %d %+v, want 400 invalid_grant", resp.StatusCode, again)
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
-		t.Fatalf("access token of a replayed code still works: %d", r.StatusCode)
+		t.Fatalf("access token of a replayed code still works: %d, want 401", r.StatusCode)
 	}
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("refresh token of a replayed code still works: %d", resp.StatusCode)
+		t.Fatalf("refresh token of a replayed code still works: %d, want 400", resp.StatusCode)
 	}
 }
 
@@ -60,24 +61,30 @@ func TestPKCE2_CodeBindings(t *testing.T) {
 		"wrong client":       func(a *authRequest) { a.ClientID = other.ClientID },
 		"wrong redirect uri": func(a *authRequest) { a.Redirect = "http://127.0.0.1:33418/other" },
 	}
-	var descriptions []string
+	descriptions := map[string]string{}
 	for name, mutate := range cases {
-		a := g.newAuth(c.ClientID)
-		code, _ := g.login(a)
-		mutate(a)
-		resp, b := g.postForm(g.url+"/token", url.Values{
-			"grant_type": {"authorization_code"}, "code": {code}, "client_id": {a.ClientID},
-			"redirect_uri": {a.Redirect}, "code_verifier": {a.Verifier}, "resource": {a.Resource},
+		t.Run(name, func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(c.ClientID)
+			code, _ := g.login(a)
+			mutate(a)
+			resp, b := g.postForm(g.url+"/token", url.Values{
+				"grant_type": {"authorization_code"}, "code": {code}, "client_id": {a.ClientID},
+				"redirect_uri": {a.Redirect}, "code_verifier": {a.Verifier}, "resource": {a.Resource},
+			})
+			e := decode[map[string]string](t, b)
+			if resp.StatusCode != 400 || e["error"] != "invalid_grant" {
+				t.Errorf("got %d %v, want 400 invalid_grant", resp.StatusCode, e)
+			}
+			descriptions[name] = e["error_description"]
 		})
-		e := decode[map[string]string](t, b)
-		if resp.StatusCode != 400 || e["error"] != "invalid_grant" {
-			t.Errorf("%s: %d %v", name, resp.StatusCode, e)
-		}
-		descriptions = append(descriptions, e["error_description"])
 	}
-	for _, d := range descriptions {
-		if d != descriptions[0] {
-			t.Errorf("failures must not say which binding failed: %q vs %q", d, descriptions[0])
+	if len(descriptions) != len(cases) {
+		t.Fatalf("descriptions of %d failures, want %d", len(descriptions), len(cases))
+	}
+	for name, d := range descriptions {
+		if d != descriptions["wrong verifier"] {
+			t.Errorf("failures must not say which binding failed: %s says %q, wrong verifier %q", name, d, descriptions["wrong verifier"])
 		}
 	}
 	// Missing verifier: invalid_request, and no token.
@@ -85,14 +92,14 @@ func TestPKCE2_CodeBindings(t *testing.T) {
 	code, _ := g.login(a)
 	resp, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {c.ClientID}, "redirect_uri": {a.Redirect}})
 	if resp.StatusCode != 400 || strings.Contains(string(b), "access_token") {
-		t.Fatalf("no verifier: %d %s", resp.StatusCode, b)
+		t.Fatalf("no verifier: %d %s, want 400 and no access token", resp.StatusCode, b)
 	}
 	// Expiry.
 	a = g.newAuth(c.ClientID)
 	code, _ = g.login(a)
 	g.clock.Advance(61 * time.Second)
 	if resp, tok := g.exchange(a, code); resp.StatusCode != 400 || tok.Error != "invalid_grant" {
-		t.Fatalf("expired code: %d %+v", resp.StatusCode, tok)
+		t.Fatalf("expired code: %d %+v, want 400 invalid_grant", resp.StatusCode, tok)
 	}
 }
 
@@ -135,24 +142,27 @@ func TestTokenEndpointErrors(t *testing.T) {
 	g := newGateway(t)
 	c := g.register(nil)
 	cases := []struct {
+		name   string
 		form   url.Values
 		status int
 		code   string
 	}{
-		{url.Values{"client_id": {c.ClientID}}, 400, "invalid_request"},
-		{url.Values{"client_id": {c.ClientID}, "grant_type": {"password"}}, 400, "unsupported_grant_type"},
-		{url.Values{"client_id": {"unknown"}, "grant_type": {"authorization_code"}, "code": {"x"}, "code_verifier": {"y"}}, 401, "invalid_client"},
-		{url.Values{"grant_type": {"authorization_code"}}, 400, "invalid_request"},
-		{url.Values{"client_id": {c.ClientID}, "grant_type": {"authorization_code"}, "code": {"nope"}, "code_verifier": {strings.Repeat("a", 43)}}, 400, "invalid_grant"},
-		{url.Values{"client_id": {c.ClientID}, "grant_type": {"authorization_code"}, "code": {"x"}, "code_verifier": {"y"}, "resource": {"https://elsewhere.example/mcp"}}, 400, "invalid_target"},
-		{url.Values{"client_id": {c.ClientID, c.ClientID}, "grant_type": {"authorization_code"}}, 400, "invalid_request"},
+		{"no grant_type", url.Values{"client_id": {c.ClientID}}, 400, "invalid_request"},
+		{"password grant", url.Values{"client_id": {c.ClientID}, "grant_type": {"password"}}, 400, "unsupported_grant_type"},
+		{"unknown client", url.Values{"client_id": {"unknown"}, "grant_type": {"authorization_code"}, "code": {"x"}, "code_verifier": {"y"}}, 401, "invalid_client"},
+		{"no client_id", url.Values{"grant_type": {"authorization_code"}}, 400, "invalid_request"},
+		{"unknown code", url.Values{"client_id": {c.ClientID}, "grant_type": {"authorization_code"}, "code": {"nope"}, "code_verifier": {strings.Repeat("a", 43)}}, 400, "invalid_grant"},
+		{"unknown resource", url.Values{"client_id": {c.ClientID}, "grant_type": {"authorization_code"}, "code": {"x"}, "code_verifier": {"y"}, "resource": {"https://elsewhere.example/mcp"}}, 400, "invalid_target"},
+		{"client_id twice", url.Values{"client_id": {c.ClientID, c.ClientID}, "grant_type": {"authorization_code"}}, 400, "invalid_request"},
 	}
-	for i, tc := range cases {
-		resp, b := g.postForm(g.url+"/token", tc.form)
-		e := decode[map[string]string](t, b)
-		if resp.StatusCode != tc.status || e["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
-			t.Errorf("case %d: %d %v", i, resp.StatusCode, e)
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := g.on(t).postForm(g.url+"/token", tc.form)
+			e := decode[map[string]string](t, b)
+			if resp.StatusCode != tc.status || e["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("got %d %v (Cache-Control %q), want %d %s no-store", resp.StatusCode, e, resp.Header.Get("Cache-Control"), tc.status, tc.code)
+			}
+		})
 	}
 }
 
@@ -161,38 +171,41 @@ func TestTokenEndpointErrors(t *testing.T) {
 func TestConfidentialClientAuthentication(t *testing.T) {
 	g := newGateway(t)
 	for _, method := range []string{"client_secret_basic", "client_secret_post"} {
-		c := g.register(map[string]any{"token_endpoint_auth_method": method})
-		if c.ClientSecret == "" || c.AuthMethod != method {
-			t.Fatalf("%s: %+v", method, c)
-		}
-		a := g.newAuth(c.ClientID)
-		code, _ := g.login(a)
-		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.Redirect}, "code_verifier": {a.Verifier}}
-		wrong := url.Values{}
-		for k, v := range form {
-			wrong[k] = v
-		}
-		wrong.Set("client_id", c.ClientID)
-		wrong.Set("client_secret", "wrong")
-		if resp, b := g.postForm(g.url+"/token", wrong); resp.StatusCode != 401 || !strings.Contains(string(b), "invalid_client") {
-			t.Fatalf("%s wrong secret: %d %s", method, resp.StatusCode, b)
-		}
-		var resp *http.Response
-		if method == "client_secret_basic" {
-			req, _ := http.NewRequest("POST", g.url+"/token", strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
-			resp, _ = g.do(req)
-		} else {
-			form.Set("client_id", c.ClientID)
-			form.Set("client_secret", c.ClientSecret)
-			resp, _ = g.postForm(g.url+"/token", form)
-		}
-		// The failed attempt above did not consume the code: authentication
-		// comes before the code is touched.
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", method, resp.StatusCode)
-		}
+		t.Run(method, func(t *testing.T) {
+			g := g.on(t)
+			c := g.register(map[string]any{"token_endpoint_auth_method": method})
+			if c.ClientSecret == "" || c.AuthMethod != method {
+				t.Fatalf("registered %+v, want a secret and auth method %s", c, method)
+			}
+			a := g.newAuth(c.ClientID)
+			code, _ := g.login(a)
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.Redirect}, "code_verifier": {a.Verifier}}
+			wrong := url.Values{}
+			for k, v := range form {
+				wrong[k] = v
+			}
+			wrong.Set("client_id", c.ClientID)
+			wrong.Set("client_secret", "wrong")
+			if resp, b := g.postForm(g.url+"/token", wrong); resp.StatusCode != 401 || !strings.Contains(string(b), "invalid_client") {
+				t.Fatalf("wrong secret: %d %s, want 401 invalid_client", resp.StatusCode, b)
+			}
+			var resp *http.Response
+			if method == "client_secret_basic" {
+				req, _ := http.NewRequest("POST", g.url+"/token", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+				resp, _ = g.do(req)
+			} else {
+				form.Set("client_id", c.ClientID)
+				form.Set("client_secret", c.ClientSecret)
+				resp, _ = g.postForm(g.url+"/token", form)
+			}
+			// The failed attempt above did not consume the code: authentication
+			// comes before the code is touched.
+			if resp.StatusCode != 200 {
+				t.Fatalf("right secret after a wrong one: %d, want 200", resp.StatusCode)
+			}
+		})
 	}
 }
 
@@ -203,21 +216,21 @@ func TestRT1_RotationAndReuseDetection(t *testing.T) {
 	c, _, tok := g.fullFlow()
 	resp, second := g.refresh(c.ClientID, tok.RefreshToken, nil)
 	if resp.StatusCode != 200 || second.RefreshToken == "" || second.RefreshToken == tok.RefreshToken || second.AccessToken == "" {
-		t.Fatalf("refresh: %d %+v", resp.StatusCode, second)
+		t.Fatalf("refresh: %d %+v, want 200 with new access and refresh tokens", resp.StatusCode, second)
 	}
 	if r, _ := g.mcpInitialize(g.url, second.AccessToken); r.StatusCode != 200 {
-		t.Fatalf("refreshed access token refused: %d", r.StatusCode)
+		t.Fatalf("refreshed access token refused: %d, want 200", r.StatusCode)
 	}
 	// Reuse of the rotated token, after the grace window.
 	g.clock.Advance(31 * time.Second)
 	if resp, again := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
-		t.Fatalf("old refresh token accepted: %d", resp.StatusCode)
+		t.Fatalf("old refresh token: %d %+v, want 400 invalid_grant", resp.StatusCode, again)
 	}
 	if resp, _ := g.refresh(c.ClientID, second.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("RT-1: the family survived a reuse: %d", resp.StatusCode)
+		t.Fatalf("RT-1: the family survived a reuse: %d, want 400", resp.StatusCode)
 	}
 	if r, _ := g.mcpInitialize(g.url, second.AccessToken); r.StatusCode != 401 {
-		t.Fatalf("access token of a revoked family still works: %d", r.StatusCode)
+		t.Fatalf("access token of a revoked family still works: %d, want 401", r.StatusCode)
 	}
 }
 
@@ -228,10 +241,10 @@ func TestRefreshByAnotherClient(t *testing.T) {
 	c, _, tok := g.fullFlow()
 	other := g.register(nil)
 	if resp, _ := g.refresh(other.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("%d", resp.StatusCode)
+		t.Fatalf("refresh by another client: %d, want 400", resp.StatusCode)
 	}
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("family survived theft: %d", resp.StatusCode)
+		t.Fatalf("family survived theft: %d, want 400", resp.StatusCode)
 	}
 }
 
@@ -240,20 +253,20 @@ func TestRefreshScopeNarrowing(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.Scopes = []string{"mcp", "mcp:admin"} })
 	c, _, tok := g.fullFlow()
 	if tok.Scope != "mcp mcp:admin" {
-		t.Fatalf("granted %q", tok.Scope)
+		t.Fatalf("granted %q, want mcp mcp:admin", tok.Scope)
 	}
 	resp, narrow := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"scope": {"mcp"}})
 	if resp.StatusCode != 200 || narrow.Scope != "mcp" {
-		t.Fatalf("narrow: %d %+v", resp.StatusCode, narrow)
+		t.Fatalf("narrow: %d %+v, want 200 with scope mcp", resp.StatusCode, narrow)
 	}
 	// The refresh token keeps the full scope (RFC 6749 §6).
 	resp, full := g.refresh(c.ClientID, narrow.RefreshToken, nil)
 	if resp.StatusCode != 200 || full.Scope != "mcp mcp:admin" {
-		t.Fatalf("after narrowing: %d %+v", resp.StatusCode, full)
+		t.Fatalf("after narrowing: %d %+v, want 200 with scope mcp mcp:admin", resp.StatusCode, full)
 	}
 	resp, wide := g.refresh(c.ClientID, full.RefreshToken, url.Values{"scope": {"mcp other"}})
 	if resp.StatusCode != 400 || wide.Error != "invalid_scope" {
-		t.Fatalf("widen: %d %+v", resp.StatusCode, wide)
+		t.Fatalf("widen: %d %+v, want 400 invalid_scope", resp.StatusCode, wide)
 	}
 }
 
@@ -263,7 +276,7 @@ func TestRefreshExpiry(t *testing.T) {
 	c, _, tok := g.fullFlow()
 	g.clock.Advance(3 * time.Hour)
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
-		t.Fatalf("expired refresh token accepted: %d", resp.StatusCode)
+		t.Fatalf("expired refresh token accepted: %d, want 400", resp.StatusCode)
 	}
 }
 
@@ -278,13 +291,13 @@ func TestRT2_OfflineAccessAndRefreshIssuance(t *testing.T) {
 	code, _ := g.login(a)
 	_, tok := g.exchange(a, code)
 	if tok.Scope != "mcp" || tok.RefreshToken != "" {
-		t.Fatalf("SCOPE-7/RT-2: %+v", tok)
+		t.Fatalf("SCOPE-7/RT-2: got %+v, want scope mcp (the unknown scope dropped) and no refresh token", tok)
 	}
 	a = g.newAuth(c.ClientID)
 	a.Scope = "mcp offline_access"
 	code, _ = g.login(a)
 	_, tok = g.exchange(a, code)
 	if tok.Scope != "mcp" || tok.RefreshToken == "" {
-		t.Fatalf("RT-2: offline_access must bring a refresh token: %+v", tok)
+		t.Fatalf("RT-2: offline_access must bring a refresh token: got %+v, want scope mcp and a refresh token", tok)
 	}
 }

@@ -39,17 +39,17 @@ func TestGitHubUpstreamFlow(t *testing.T) {
 	b := browser.New("", "")
 	code, state, iss, err := b.Authorize(context.Background(), a.URL(), a.Redirect)
 	if err != nil || state != a.State || iss != g.url {
-		t.Fatalf("authorize: %v state=%q iss=%q", err, state, iss)
+		t.Fatalf("authorize: %v, state %q, iss %q; want state %q and iss %s", err, state, iss, a.State, g.url)
 	}
 	resp, tok := g.exchange(a, code)
 	if resp.StatusCode != 200 {
-		t.Fatalf("token: %d %+v", resp.StatusCode, tok)
+		t.Fatalf("token: %d %+v, want 200", resp.StatusCode, tok)
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 204 {
-		t.Fatalf("mcp: %d", r.StatusCode)
+		t.Fatalf("MCP request: %d, want 204 from the handler", r.StatusCode)
 	}
-	if got != "github:583231|octocat|The Octocat|octo@example.com|true|https://avatars.example/u/583231" {
-		t.Fatalf("identity %q", got)
+	if want := "github:583231|octocat|The Octocat|octo@example.com|true|https://avatars.example/u/583231"; got != want {
+		t.Fatalf("identity %q, want %q", got, want)
 	}
 	// DEP-6: the callback with the same state again is refused with a page.
 	r, err := b.Client.Get(g.url + "/callback/github?state=replayed&code=x")
@@ -58,7 +58,7 @@ func TestGitHubUpstreamFlow(t *testing.T) {
 	}
 	r.Body.Close()
 	if r.StatusCode != 400 || r.Header.Get("Location") != "" {
-		t.Fatalf("callback with an unknown state: %d", r.StatusCode)
+		t.Fatalf("callback with an unknown state: %d, Location %q; want 400 and no redirect", r.StatusCode, r.Header.Get("Location"))
 	}
 }
 
@@ -75,7 +75,7 @@ func TestGitHubUpstreamDenied(t *testing.T) {
 	_, _, _, err := browser.New("", "").Authorize(context.Background(), a.URL(), a.Redirect)
 	var ae *browser.AuthorizationError
 	if !asAuthErr(err, &ae) || ae.Code != "access_denied" || ae.Issuer != g.url {
-		t.Fatalf("got %v", err)
+		t.Fatalf("got %v, want access_denied with iss %s", err, g.url)
 	}
 }
 

@@ -16,7 +16,17 @@
 // command (bench/flowload) measures authorization-code flows and refresh
 // rotations per second; docs/benchmarks.md describes the methods and the
 // figures. What the two commands share is here too: their common options
-// (Options), command line and exit codes (Main), the gateway's
-// configuration and the OAuth steps of their setup (GatewayConfig,
-// RegisterClient, Authorize), and report helpers.
+// (Options), command line and exit codes (Main), the MCP server under test
+// (Server), the gateway's configuration and the OAuth steps of their setup
+// (GatewayConfig, RegisterClient, Authorize), the decoding of CPU profiles
+// (ParseCPUProfile, with github.com/google/pprof/profile), and report
+// helpers.
+//
+// The harness is a Go module of its own, github.com/mcpgate/mcpgate/bench,
+// so that mcpgate's module does not carry it or its dependencies. It uses
+// only mcpgate's public API (package mcpgate, store/..., upstream/...,
+// identity, e2e/browser) and the go-sdk, and its go.mod replaces
+// github.com/mcpgate/mcpgate with the parent directory: it always measures
+// the tree it sits in. Run it from this directory (go run ./mcpload) or
+// from the root with go -C bench run ./mcpload.
 package bench

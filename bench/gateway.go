@@ -13,15 +13,16 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
+	"golang.org/x/oauth2"
 )
 
 // GatewayConfig is the configuration of the gateway under load, for
 // mcpgate.New: the store st, a local user (user, password) as its only
-// connector, a random secret key and logger.
+// connector, a random secret key and logger, and, as `mcpgate serve` with
+// no backend, the demo server (mcpgate.DemoServer) at /mcp.
 func GatewayConfig(ctx context.Context, st store.Store, user, password string, logger *slog.Logger) (mcpgate.Config, error) {
 	lc := local.New(st, local.Options{})
 	if err := lc.SetUser(ctx, user, password); err != nil {
@@ -86,7 +87,7 @@ func AuthorizeURL(base, clientID, callback, resource string) string {
 // AuthorizeRequest is authorize, from AuthorizeURL, with the PKCE
 // challenge of verifier and state.
 func AuthorizeRequest(authorize, verifier, state string) string {
-	return authorize + "&code_challenge=" + tokens.S256(verifier) + "&state=" + state
+	return authorize + "&code_challenge=" + oauth2.S256ChallengeFromVerifier(verifier) + "&state=" + state
 }
 
 // Authorize walks one authorization through the pages of the gateway at
@@ -94,7 +95,7 @@ func AuthorizeRequest(authorize, verifier, state string) string {
 // and iss of the redirect to callback, and returns its code and the PKCE
 // verifier to redeem it with. authorize is from AuthorizeURL.
 func Authorize(ctx context.Context, b *browser.Browser, authorize, callback, base string) (code, verifier string, err error) {
-	verifier, state := tokens.NewSecret(), tokens.NewSecret()
+	verifier, state := NewSecret(), NewSecret()
 	code, gotState, iss, err := b.Authorize(ctx, AuthorizeRequest(authorize, verifier, state), callback)
 	if err != nil {
 		return "", "", fmt.Errorf("authorize: %w", err)
@@ -104,3 +105,7 @@ func Authorize(ctx context.Context, b *browser.Browser, authorize, callback, bas
 	}
 	return code, verifier, nil
 }
+
+// NewSecret is a PKCE code verifier (RFC 7636 §4.1) or a state: 32 random
+// bytes, base64url, as clients make them.
+func NewSecret() string { return oauth2.GenerateVerifier() }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/backend/embedded"
+	"github.com/mcpgate/mcpgate"
 )
 
 func TestBuckets(t *testing.T) {
@@ -65,7 +65,7 @@ func TestQuantile(t *testing.T) {
 // A short, bounded load on the demo server: every call is answered and
 // checked.
 func TestRunDemo(t *testing.T) {
-	srv := httptest.NewServer(embedded.Handler(embedded.Demo("test"), nil))
+	srv := httptest.NewServer(mcpgate.MCPHandler(mcpgate.DemoServer("test")))
 	defer srv.Close()
 	ctx := context.Background()
 	tgt := &Target{Name: "T", URL: srv.URL, Client: NewClient(4, 5*time.Second)}

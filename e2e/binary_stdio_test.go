@@ -35,7 +35,7 @@ func TestBinaryStdio(t *testing.T) {
 	}
 	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "through the binary"}})
 	if err != nil || res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "through the binary") {
-		t.Fatalf("echo: %v %+v\n%s", err, res, p.Stderr())
+		t.Fatalf("echo: %v %+v, want the text echoed\n%s", err, res, p.Stderr())
 	}
 	sess.Close()
 
@@ -45,7 +45,7 @@ func TestBinaryStdio(t *testing.T) {
 	}
 	pid, _ := started[0]["pid"].(float64)
 	if pid <= 0 {
-		t.Fatalf("no pid in %v", started[0])
+		t.Fatalf("no pid in %v, want the server's pid logged", started[0])
 	}
 	if err := syscall.Kill(int(pid), 0); err != nil {
 		t.Fatalf("the stdio server (pid %v) is not running: %v", pid, err)

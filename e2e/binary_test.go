@@ -152,28 +152,28 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 	port := freePort(t)
 	// No grace window: the replayed token below must be refused, not
 	// answered with its successor (refresh_grace_test.go covers the window).
-	args := []string{"--data-dir", dir, "--local-user", user + ":" + password, "--refresh-grace", "0s"}
+	args := []string{"--data-dir", dir, "--local-user", user + ":" + password, "--refresh-grace", "off"}
 	p := startBinary(t, port, args...)
 
 	h, _ := oauthClient(t)
 	m := whoami(t, ctx, mcpStreamable{p.base + "/mcp", h}.transport())
 	if u, _ := m["user"].(map[string]any); u["sub"] != "local:alice" {
-		t.Fatalf("whoami: %v", m)
+		t.Fatalf("whoami: %v, want user.sub local:alice", m)
 	}
 	ts, _ := h.TokenSource(ctx)
 	first, err := ts.Token()
 	if err != nil || first.RefreshToken == "" {
-		t.Fatalf("token: %v", err)
+		t.Fatalf("token: %v, want a token with a refresh token", err)
 	}
 	clientID := clientIDOf(t, first.AccessToken)
 
 	status, rotated := refresh(t, p.base, clientID, first.RefreshToken)
 	if status != 200 {
-		t.Fatalf("refresh: %d %v", status, rotated)
+		t.Fatalf("refresh: %d %v, want 200", status, rotated)
 	}
 	p.stop(t)
 	if strings.Contains(p.Stderr(), password) || strings.Contains(p.Stderr(), first.RefreshToken) || strings.Contains(p.Stderr(), first.AccessToken) {
-		t.Fatal("TOK-4: a secret reached the log")
+		t.Fatal("TOK-4: the password or a token reached the log, want none there")
 	}
 
 	p2 := startBinary(t, port, args...)
@@ -181,11 +181,11 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 	whoami(t, ctx, staticTransport(p2.base+"/mcp", rotated["access_token"].(string)))
 	status, again := refresh(t, p2.base, clientID, rotated["refresh_token"].(string))
 	if status != 200 {
-		t.Fatalf("rotated refresh token after restart: %d %v", status, again)
+		t.Fatalf("rotated refresh token after restart: %d %v, want 200", status, again)
 	}
 	whoami(t, ctx, staticTransport(p2.base+"/mcp", again["access_token"].(string)))
 	if status, _ := refresh(t, p2.base, clientID, first.RefreshToken); status != 400 {
-		t.Fatalf("RT-1: the replaced refresh token works after restart: %d", status)
+		t.Fatalf("RT-1: the replaced refresh token after restart: %d, want 400", status)
 	}
 	p2.stop(t)
 }
@@ -203,13 +203,13 @@ func TestBinaryFirstStartAdmin(t *testing.T) {
 		t.Fatalf("no admin password printed:\n%s", p.Stdout())
 	}
 	if strings.Contains(p.Stderr(), match[1]) {
-		t.Fatal("the admin password reached the log")
+		t.Fatal("the admin password reached the log, want it on stdout only")
 	}
 	h, b := oauthClient(t)
 	b.Username, b.Password = "admin", match[1]
 	m := whoami(t, ctx, mcpStreamable{p.base + "/mcp", h}.transport())
 	if u, _ := m["user"].(map[string]any); u["sub"] != "local:admin" {
-		t.Fatalf("whoami: %v", m)
+		t.Fatalf("whoami: %v, want user.sub local:admin", m)
 	}
 	p.stop(t)
 	p2 := startBinary(t, port, "--data-dir", dir)
@@ -218,7 +218,7 @@ func TestBinaryFirstStartAdmin(t *testing.T) {
 	}
 	p2.stop(t)
 	if info, err := os.Stat(filepath.Join(dir, "secret.key")); err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("secret key file: %v %v", err, info)
+		t.Fatalf("secret key file: %v %v, want it with mode 0600", err, info)
 	}
 }
 
@@ -230,7 +230,7 @@ func TestBinaryGracefulShutdownKeepsWrites(t *testing.T) {
 	p := startBinary(t, port, "--data-dir", dir, "--local-user", "a:b")
 	resp, err := http.Post(p.base+"/register", "application/json", strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`))
 	if err != nil || resp.StatusCode != 201 {
-		t.Fatalf("register: %v %v", err, resp)
+		t.Fatalf("register: %v %v, want 201", err, resp)
 	}
 	var reg map[string]any
 	json.NewDecoder(resp.Body).Decode(&reg)
@@ -246,7 +246,7 @@ func TestBinaryGracefulShutdownKeepsWrites(t *testing.T) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
 	if r.StatusCode != 200 || !strings.Contains(string(body), "csrf_token") {
-		t.Fatalf("registration lost across restart: %d %s", r.StatusCode, body)
+		t.Fatalf("registration lost across restart: %d %s, want the consent page (200 with a CSRF token)", r.StatusCode, body)
 	}
 	p2.stop(t)
 }
@@ -256,7 +256,7 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 	out, err := exec.Command(binPath, "serve", "--listen", "nonsense", "--public-url", "http://example.com", "--local-user", "nopass", "--store", "mysql://x").CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 2 {
-		t.Fatalf("exit %v\n%s", err, out)
+		t.Fatalf("exit %v, want exit status 2\n%s", err, out)
 	}
 	for _, want := range []string{"listen", "public_url", "local_users", "store"} {
 		if !strings.Contains(string(out), want) {
@@ -265,7 +265,7 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 	}
 	out, err = exec.Command(binPath, "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "mcpgate ") {
-		t.Fatalf("version: %v %s", err, out)
+		t.Fatalf("version: %v %s, want \"mcpgate …\"", err, out)
 	}
 }
 
@@ -294,12 +294,12 @@ clients:
 		"code_challenge": {tokens.S256(verifier)}, "code_challenge_method": {"S256"}}
 	code, state, _, err := b.Authorize(ctx, p.base+"/authorize?"+q.Encode(), callback)
 	if err != nil || state != "s1" {
-		t.Fatalf("authorize with the static client: %v", err)
+		t.Fatalf("authorize with the static client: %v, state %q; want a code and state s1", err, state)
 	}
 	resp, err := http.PostForm(p.base+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
 		"client_id": {"static-e2e"}, "redirect_uri": {callback}, "code_verifier": {verifier}})
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("token: %v %v", err, resp)
+		t.Fatalf("token: %v %v, want 200", err, resp)
 	}
 	resp.Body.Close()
 	p.stop(t)

@@ -94,7 +94,7 @@ document.addEventListener("securitypolicyviolation", e => window.__cspViolations
 			t.Fatal(err)
 		}
 		if consent.Status != 200 {
-			t.Fatalf("consent page: HTTP %d", consent.Status)
+			t.Fatalf("consent page: HTTP %d, want 200", consent.Status)
 		}
 		checkNoFraming(t, consent.Headers)
 		checkCSPHonoured(t, ctx, b, "consent page")
@@ -154,7 +154,7 @@ document.addEventListener("securitypolicyviolation", e => window.__cspViolations
 		at := a.exchange(t, code)
 		resp, body := chromiumInitialize(t, srv.URL, at)
 		if resp.StatusCode != 200 {
-			t.Fatalf("initialize with the token: %d %s", resp.StatusCode, body)
+			t.Fatalf("initialize with the token: %d %s, want 200", resp.StatusCode, body)
 		}
 	})
 
@@ -225,7 +225,7 @@ document.addEventListener("securitypolicyviolation", e => window.__cspViolations
 			t.Fatalf("the consent page was not loaded in a child frame: %+v (main frame %s)", resp, frames[0].ID)
 		}
 		if resp.Status != 200 {
-			t.Fatalf("framed consent page: HTTP %d", resp.Status)
+			t.Fatalf("framed consent page: HTTP %d, want 200 (refused by its headers, not its status)", resp.Status)
 		}
 		checkNoFraming(t, resp.Headers)
 
@@ -352,7 +352,7 @@ func checkPNG(t *testing.T, path string) {
 	}
 	fi, _ := f.Stat()
 	if cfg.Width == 0 || cfg.Height == 0 || fi.Size() < 1000 {
-		t.Fatalf("screenshot %s: %dx%d, %d bytes", path, cfg.Width, cfg.Height, fi.Size())
+		t.Fatalf("screenshot %s: %dx%d, %d bytes; want a non-empty image of at least 1000 bytes", path, cfg.Width, cfg.Height, fi.Size())
 	}
 	t.Logf("consent page screenshot: %dx%d, %d bytes", cfg.Width, cfg.Height, fi.Size())
 }
@@ -378,7 +378,7 @@ func chromiumRegister(t *testing.T, base, name, redirect string) string {
 		ClientID string `json:"client_id"`
 	}
 	if resp.StatusCode != 201 || json.Unmarshal(body, &c) != nil || c.ClientID == "" {
-		t.Fatalf("register: %d %s", resp.StatusCode, body)
+		t.Fatalf("register: %d %s, want 201 with a client_id", resp.StatusCode, body)
 	}
 	return c.ClientID
 }
@@ -414,7 +414,7 @@ func (a *chromiumAuthz) check(t *testing.T, redirected string) string {
 	}
 	q := u.Query()
 	if q.Get("error") != "" {
-		t.Fatalf("authorization error: %s", redirected)
+		t.Fatalf("authorization error: %s, want a code", redirected)
 	}
 	if q.Get("state") != a.state {
 		t.Fatalf("state %q, want %q", q.Get("state"), a.state)
@@ -423,7 +423,7 @@ func (a *chromiumAuthz) check(t *testing.T, redirected string) string {
 		t.Fatalf("iss %q, want %q", q.Get("iss"), a.base)
 	}
 	if q.Get("code") == "" {
-		t.Fatalf("no code in %s", redirected)
+		t.Fatalf("no code in %s, want one", redirected)
 	}
 	return q.Get("code")
 }
@@ -444,7 +444,7 @@ func (a *chromiumAuthz) exchange(t *testing.T, code string) string {
 		AccessToken string `json:"access_token"`
 	}
 	if resp.StatusCode != 200 || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
-		t.Fatalf("token: %d %s", resp.StatusCode, body)
+		t.Fatalf("token: %d %s, want 200 with an access token", resp.StatusCode, body)
 	}
 	return tok.AccessToken
 }

@@ -57,7 +57,10 @@ func TestConformanceAuthorizationServer(t *testing.T) {
 	resp.Body.Close()
 
 	out := &safeBuffer{}
-	cmd := exec.CommandContext(ctx, node, cli, "authorization", "--url", srv.URL, "--client-id", client.ClientID,
+	// --client-id=ID, not --client-id ID: a client ID may begin with "-"
+	// (base64url), which the suite's option parser would read as a flag
+	// (-V… prints its version and exits).
+	cmd := exec.CommandContext(ctx, node, cli, "authorization", "--url", srv.URL, "--client-id="+client.ClientID,
 		"--resource", srv.URL+"/mcp", "--port", fmt.Sprint(port), "-o", t.TempDir())
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -155,13 +155,13 @@ func TestGoSDKClient_CIMD(t *testing.T) {
 	}
 	tok, err := ts.Token()
 	if err != nil || tok.RefreshToken == "" {
-		t.Fatalf("no refresh token: %v", err)
+		t.Fatalf("no refresh token: %v, want one with the access token", err)
 	}
 	if got := clientIDOf(t, tok.AccessToken); got != clientID {
 		t.Fatalf("access token client_id %q, want %q", got, clientID)
 	}
 	if n := docs.fetches(docPath); n < 1 {
-		t.Fatalf("the gateway never fetched the metadata document")
+		t.Fatal("the gateway never fetched the metadata document, want at least one fetch (CIMD-2)")
 	}
 	q := au.Query()
 	q.Del("code_challenge")

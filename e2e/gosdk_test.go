@@ -69,14 +69,14 @@ func whoami(t *testing.T, ctx context.Context, transport mcp.Transport) map[stri
 	defer sess.Close()
 	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
 	if err != nil || res.IsError {
-		t.Fatalf("whoami: %v %+v", err, res)
+		t.Fatalf("whoami: %v %+v, want a result", err, res)
 	}
 	out, _ := json.Marshal(res.StructuredContent)
 	var m map[string]any
 	json.Unmarshal(out, &m)
 	echo, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello"}})
 	if err != nil || echo.IsError || echo.Content[0].(*mcp.TextContent).Text != "hello" {
-		t.Fatalf("echo: %v %+v", err, echo)
+		t.Fatalf("echo: %v %+v, want \"hello\" back", err, echo)
 	}
 	return m
 }
@@ -94,12 +94,12 @@ func TestGoSDKClientInProcess(t *testing.T) {
 	m := whoami(t, ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", OAuthHandler: h})
 	u, _ := m["user"].(map[string]any)
 	if u["sub"] != "local:alice" || m["resource"] != srv.URL+"/mcp" {
-		t.Fatalf("whoami: %v", m)
+		t.Fatalf("whoami: %v, want local:alice at resource %s/mcp", m, srv.URL)
 	}
 	ts, _ := h.TokenSource(ctx)
 	tok, err := ts.Token()
 	if err != nil || tok.RefreshToken == "" {
-		t.Fatalf("no refresh token: %v", err)
+		t.Fatalf("no refresh token: %v, want one with the access token", err)
 	}
 }
 
@@ -142,7 +142,7 @@ func clientIDOf(t *testing.T, at string) string {
 	t.Helper()
 	parts := strings.Split(at, ".")
 	if len(parts) != 3 {
-		t.Fatal("not a JWT")
+		t.Fatalf("access token with %d parts, want a JWT (3)", len(parts))
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {

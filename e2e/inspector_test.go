@@ -55,18 +55,18 @@ func TestMCPInspectorCLI(t *testing.T) {
 	authURL := p.waitFor(t, ctx, p.stderr, inspectorNavigate)[1]
 	au, err := url.Parse(authURL)
 	if err != nil || !strings.HasPrefix(authURL, gw.base+"/authorize?") {
-		t.Fatalf("authorization URL %q: %v", authURL, err)
+		t.Fatalf("authorization URL %q: %v, want %s/authorize?…", authURL, err, gw.base)
 	}
 	q := au.Query()
 	if q.Get("redirect_uri") != cb || q.Get("code_challenge_method") != "S256" || q.Get("resource") != gw.base+"/mcp" || q.Get("client_id") == "" {
-		t.Errorf("authorization request: %v", q)
+		t.Errorf("authorization request: %v; want redirect_uri %s, S256, resource %s/mcp and a client_id", q, cb, gw.base)
 	}
 	final, err := browser.New(user, password).Walk(ctx, authURL, cb)
 	if err != nil {
 		t.Fatalf("walking %s: %v", authURL, err)
 	}
 	if fq := final.Query(); fq.Get("code") == "" || fq.Get("state") != q.Get("state") || fq.Get("iss") != gw.base {
-		t.Fatalf("the authorization response lacks code, state or iss: %v", fq)
+		t.Fatalf("the authorization response lacks code, state or iss: %v, want a code, state %q and iss %s", fq, q.Get("state"), gw.base)
 	}
 	// Deliver the redirect to the CLI's callback listener, as a browser would.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, final.String(), nil)
@@ -76,7 +76,7 @@ func TestMCPInspectorCLI(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Errorf("the Inspector's callback answered %d", resp.StatusCode)
+		t.Errorf("the Inspector's callback answered %d, want 200", resp.StatusCode)
 	}
 	p.wait(t, ctx)
 	var result struct {

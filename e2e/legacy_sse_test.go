@@ -60,14 +60,14 @@ func TestLegacySSEUpstreamThroughGateway(t *testing.T) {
 	}
 	defer sess.Close()
 	if ir := sess.InitializeResult(); ir == nil || ir.ServerInfo == nil || ir.ServerInfo.Name != "legacy-sse" {
-		t.Fatalf("initialize result: %+v", ir)
+		t.Fatalf("initialize result: %+v, want the server legacy-sse", ir)
 	}
 	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "who"})
 	if err != nil || res.IsError {
-		t.Fatalf("call: %v %+v\n%s", err, res, logs.String())
+		t.Fatalf("call: %v %+v, want a result\n%s", err, res, logs.String())
 	}
 	if text := res.Content[0].(*mcp.TextContent).Text; text != "local:alice" {
-		t.Fatalf("the legacy server's connection was opened for %q", text)
+		t.Fatalf("the legacy server's connection was opened for %q, want local:alice", text)
 	}
 
 	mu.Lock()
@@ -75,7 +75,7 @@ func TestLegacySSEUpstreamThroughGateway(t *testing.T) {
 	var gets, posts int
 	for _, s := range reqs {
 		if s.user != "local:alice" || s.auth != "" || s.token == "" {
-			t.Errorf("the upstream saw %s with user %q, authorization %q, identity token %q", s.method, s.user, s.auth, s.token)
+			t.Errorf("the upstream saw %s with user %q, authorization %q, identity token %q; want local:alice, no Authorization (PASS-2) and an identity token", s.method, s.user, s.auth, s.token)
 		}
 		switch s.method {
 		case http.MethodGet:
@@ -86,6 +86,6 @@ func TestLegacySSEUpstreamThroughGateway(t *testing.T) {
 	}
 	// One SSE connection; initialize, initialized, then at least the call.
 	if gets != 1 || posts < 3 {
-		t.Fatalf("%d GETs, %d POSTs", gets, posts)
+		t.Fatalf("%d GETs, %d POSTs; want one SSE connection (GET) and at least 3 POSTs", gets, posts)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,32 +114,32 @@ tool_policy:
 	}
 	select {
 	case name := <-ran:
-		t.Fatalf("the upstream ran %s for a denied call", name)
+		t.Fatalf("the upstream ran %s for a denied call, want the call stopped at the gateway", name)
 	default:
 	}
 	if res, err := bob.CallTool(ctx, &mcp.CallToolParams{Name: "read_notes", Arguments: map[string]any{"text": "secret-argument"}}); err != nil || res.IsError {
-		t.Fatalf("bob's read_notes: %v %+v", err, res)
+		t.Fatalf("bob's read_notes: %v %+v, want a result", err, res)
 	}
 	<-ran
 	bobToken := idTokens.last()
 
 	alice := connect("alice")
 	if got := toolNames(alice); got != "delete_notes,fail,read_notes" {
-		t.Fatalf("alice's tools/list = %s", got)
+		t.Fatalf("alice's tools/list = %s, want delete_notes,fail,read_notes", got)
 	}
 	if res, err := alice.CallTool(ctx, &mcp.CallToolParams{Name: "delete_notes", Arguments: map[string]any{"text": "x"}}); err != nil || res.IsError {
-		t.Fatalf("alice's delete_notes: %v %+v", err, res)
+		t.Fatalf("alice's delete_notes: %v %+v, want a result", err, res)
 	}
 	<-ran
 	if res, err := alice.CallTool(ctx, &mcp.CallToolParams{Name: "fail", Arguments: map[string]any{"text": "x"}}); err != nil || !res.IsError {
-		t.Fatalf("alice's fail: %v %+v", err, res)
+		t.Fatalf("alice's fail: %v %+v, want a tool error (isError)", err, res)
 	}
 	<-ran
 
 	// The upstream can check who called with the gateway's JWKS.
 	claims := verifyIdentityToken(t, p.base, bobToken)
 	if claims["sub"] != "local:bob" || claims["aud"] != up.URL+"/mcp" || claims["iss"] != p.base {
-		t.Fatalf("identity token claims %v", claims)
+		t.Fatalf("identity token claims %v; want sub local:bob, aud %s/mcp, iss %s", claims, up.URL, p.base)
 	}
 
 	// TRANS-2 through the binary: a Mcp-Name that does not match the body.
@@ -164,7 +165,7 @@ tool_policy:
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 400 || !strings.Contains(string(body), "-32020") {
-		t.Fatalf("TRANS-2 mismatch: %d %s", resp.StatusCode, body)
+		t.Fatalf("TRANS-2 mismatch: %d %s, want 400 with -32020", resp.StatusCode, body)
 	}
 
 	// One audit line per tools/call, outcomes as they happened, and no
@@ -178,21 +179,27 @@ tool_policy:
 			break
 		}
 	}
-	want := []string{"local:bob delete_notes denied", "local:bob read_notes ok", "local:alice delete_notes ok", "local:alice fail tool_error"}
+	// Each event is written as its handler returns, after the client has
+	// its answer: a client's next call may be logged first, so the events
+	// are compared in sorted order.
+	want := []string{"local:alice delete_notes ok", "local:alice fail tool_error", "local:bob delete_notes denied", "local:bob read_notes ok"}
 	if len(events) != len(want) {
 		t.Fatalf("audit has %d events, want %d: %v", len(events), len(want), events)
 	}
+	var got []string
 	for i, e := range events {
-		if got := e["user"].(string) + " " + e["tool"].(string) + " " + e["outcome"].(string); got != want[i] {
-			t.Errorf("audit event %d = %q, want %q", i, got, want[i])
-		}
+		got = append(got, e["user"].(string)+" "+e["tool"].(string)+" "+e["outcome"].(string))
 		if e["resource"] != "/mcp" || e["client"] == "" {
-			t.Errorf("audit event %d: %v", i, e)
+			t.Errorf("audit event %d: %v, want resource /mcp and a client", i, e)
 		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("audit events (sorted) = %q, want %q", got, want)
 	}
 	raw, _ := os.ReadFile(auditPath)
 	if strings.Contains(string(raw), "secret-argument") || strings.Contains(string(raw), tok) {
-		t.Fatal("the audit log holds a tool argument or a token")
+		t.Fatal("the audit log holds a tool argument or a token, want neither")
 	}
 
 	// Graceful shutdown ends an open event stream instead of waiting for
@@ -207,10 +214,10 @@ tool_policy:
 			t.Fatalf("exit: %v\n%s", err, p.Stderr())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("mcpgate did not stop")
+		t.Fatal("mcpgate did not stop within 30 s of SIGTERM")
 	}
 	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("shutdown took %v: the open event stream held it up", took)
+		t.Fatalf("shutdown took %v: the open event stream held it up, want under 10 s", took)
 	}
 }
 
@@ -233,7 +240,7 @@ func verifyIdentityToken(t *testing.T, base, tok string) map[string]any {
 	}
 	h := jws.Signatures[0].Protected
 	if h.ExtraHeaders[jose.HeaderType] != "mcpgate-identity+jwt" {
-		t.Fatalf("typ %v", h.ExtraHeaders[jose.HeaderType])
+		t.Fatalf("typ %v, want mcpgate-identity+jwt", h.ExtraHeaders[jose.HeaderType])
 	}
 	keys := set.Key(h.KeyID)
 	if len(keys) != 1 {
@@ -263,7 +270,7 @@ func readAudit(t *testing.T, path string) []map[string]any {
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
+			t.Fatalf("audit line %q: %v, want a JSON object per line", sc.Text(), err)
 		}
 		out = append(out, m)
 	}

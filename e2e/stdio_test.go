@@ -59,10 +59,10 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 	alice := connect(user, password)
 	defer alice.Close()
 	if ir := alice.InitializeResult(); ir == nil || ir.ServerInfo == nil || !strings.Contains(ir.ServerInfo.Name, "everything") {
-		t.Fatalf("initialize result: %+v", alice.InitializeResult())
+		t.Fatalf("initialize result: %+v, want the everything server", alice.InitializeResult())
 	}
 	if alice.ID() == "" {
-		t.Fatal("no bridge session id")
+		t.Fatal("no bridge session id, want the session the bridge opened")
 	}
 	tools, err := alice.ListTools(ctx, nil)
 	if err != nil {
@@ -73,7 +73,7 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 		found = found || tl.Name == "echo"
 	}
 	if !found {
-		t.Fatalf("no echo tool in %d tools", len(tools.Tools))
+		t.Fatalf("no echo tool in %d tools, want it listed", len(tools.Tools))
 	}
 	echo(alice, "hello from alice")
 

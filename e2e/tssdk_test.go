@@ -205,19 +205,19 @@ func checkTSResult(t *testing.T, r tsResult, base, clientID string) {
 	}
 	if r.AuthorizationRequest["client_id"] != clientID || r.AuthorizationRequest["code_challenge_method"] != "S256" ||
 		r.AuthorizationRequest["resource"] != base+"/mcp" {
-		t.Errorf("authorization request: %v", r.AuthorizationRequest)
+		t.Errorf("authorization request: %v; want client_id %s, S256 and resource %s/mcp", r.AuthorizationRequest, clientID, base)
 	}
 	if r.Iss != base {
 		t.Errorf("iss %q, want %q", r.Iss, base)
 	}
 	if r.Echo != "hello from the TypeScript SDK" {
-		t.Errorf("echo: %q", r.Echo)
+		t.Errorf("echo: %q, want %q", r.Echo, "hello from the TypeScript SDK")
 	}
 	if !strings.EqualFold(r.TokenType, "bearer") || r.RefreshTokenLength == 0 {
-		t.Errorf("tokens: type %q, refresh token of %d bytes", r.TokenType, r.RefreshTokenLength)
+		t.Errorf("tokens: type %q, refresh token of %d bytes; want bearer and a refresh token", r.TokenType, r.RefreshTokenLength)
 	}
 	if r.Refresh.Outcome != "AUTHORIZED" || !r.Refresh.Rotated || !r.Refresh.NewAccessToken {
-		t.Errorf("refresh through the SDK: %+v", r.Refresh)
+		t.Errorf("refresh through the SDK: %+v, want AUTHORIZED, the refresh token rotated and a new access token", r.Refresh)
 	}
 	t.Logf("TypeScript SDK (%s): client_id %s; authorization request %v; token_type %s, scope %q, expires_in %v, refresh token of %d bytes (rotated on refresh: %d bytes)",
 		r.Mode, r.ClientID, r.AuthorizationRequest, r.TokenType, r.Scope, r.ExpiresIn, r.RefreshTokenLength, r.Refresh.RefreshTokenLength)
@@ -238,7 +238,7 @@ func TestTypeScriptSDK_DCR(t *testing.T) {
 
 	r := runTSClient(t, ctx, cb, "dcr", srv.URL+"/mcp", cb)
 	if r.ClientID == "" || strings.HasPrefix(r.ClientID, "https://") {
-		t.Fatalf("DCR client_id %q", r.ClientID)
+		t.Fatalf("DCR client_id %q, want a registered (non-URL) client_id", r.ClientID)
 	}
 	checkTSResult(t, r, srv.URL, r.ClientID)
 }
@@ -262,6 +262,6 @@ func TestTypeScriptSDK_CIMD(t *testing.T) {
 	r := runTSClient(t, ctx, cb, "cimd", srv.URL+"/mcp", cb, clientID)
 	checkTSResult(t, r, srv.URL, clientID)
 	if docs.fetches(docPath) < 1 {
-		t.Fatal("the gateway never fetched the metadata document")
+		t.Fatal("the gateway never fetched the metadata document, want at least one fetch (CIMD-2)")
 	}
 }

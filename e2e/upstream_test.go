@@ -50,18 +50,18 @@ func TestBinaryUpstreamProxy(t *testing.T) {
 		t.Fatalf("connect through the gateway: %v\n%s", err, p.Stderr())
 	}
 	if sess.ID() == "" {
-		t.Fatal("the upstream's session id did not pass through")
+		t.Fatal("the upstream's session id did not pass through, want the client to hold it")
 	}
 	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "who"})
 	if err != nil || res.IsError {
-		t.Fatalf("call: %v %+v", err, res)
+		t.Fatalf("call: %v %+v, want a result", err, res)
 	}
 	s := <-got
 	if s.user != "local:alice" || s.email != "" || s.auth != "" {
-		t.Fatalf("the upstream saw user %q, email %q, authorization %q", s.user, s.email, s.auth)
+		t.Fatalf("the upstream saw user %q, email %q, authorization %q; want local:alice, no spoofed email and no Authorization (PASS-2)", s.user, s.email, s.auth)
 	}
 	if text := res.Content[0].(*mcp.TextContent).Text; !strings.HasPrefix(text, "local:alice") {
-		t.Fatalf("result %q", text)
+		t.Fatalf("result %q, want it to start with local:alice", text)
 	}
 	sess.Close() // ends the client's GET stream, so that shutdown need not wait for it
 	p.stop(t)
@@ -99,7 +99,7 @@ func TestBinaryUpstreamStateless(t *testing.T) {
 	for range 3 {
 		res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "who"})
 		if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "local:alice" {
-			t.Fatalf("call: %v %+v\n%s", err, res, p.Stderr())
+			t.Fatalf("call: %v %+v, want the text local:alice\n%s", err, res, p.Stderr())
 		}
 	}
 	p.stop(t)

@@ -12,7 +12,7 @@ func TestJoinGroupsLeavesOutWhatCouldForgeAGroup(t *testing.T) {
 func TestPrintable(t *testing.T) {
 	for v, want := range map[string]bool{"local:alice": true, "a\tb": true, "é": true, "a\nb": false, "a\x00": false, "a\x7f": false} {
 		if Printable(v) != want {
-			t.Errorf("Printable(%q) = %v", v, !want)
+			t.Errorf("Printable(%q) = %v, want %v", v, !want, want)
 		}
 	}
 }

@@ -138,7 +138,7 @@ type LocalUser struct {
 // (AES-GCM) by the caller before it reaches the store.
 type SigningKey struct {
 	ID        string // the JWS kid
-	Algorithm string // "EdDSA" or "ES256"
+	Algorithm string // "EdDSA", the one algorithm mcpgate signs with
 	Private   []byte // sealed
 	Public    []byte // the public JWK, JSON
 	CreatedAt time.Time
@@ -150,7 +150,6 @@ type SigningKey struct {
 type Store interface {
 	CreateClient(ctx context.Context, c *Client) error // ErrConflict if the id exists
 	GetClient(ctx context.Context, id string) (*Client, error)
-	DeleteClient(ctx context.Context, id string) error
 
 	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
 	GetAuthRequest(ctx context.Context, id string, now time.Time) (*AuthRequest, error)
@@ -200,7 +199,6 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
-	DeleteSession(ctx context.Context, hash []byte) error
 
 	PutLocalUser(ctx context.Context, u *LocalUser) error // insert or replace
 	GetLocalUser(ctx context.Context, name string) (*LocalUser, error)

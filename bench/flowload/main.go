@@ -36,9 +36,10 @@
 //
 // Usage:
 //
-//	go run ./bench/flowload                           # sqlite, 64 workers
-//	go run ./bench/flowload -store memory             # the same on store/memory
-//	go run ./bench/flowload -only flows -cpuprofile flows.pprof
+//	cd bench   # the harness is a module of its own
+//	go run ./flowload                           # sqlite, 64 workers
+//	go run ./flowload -store memory             # the same on store/memory
+//	go run ./flowload -only flows -cpuprofile flows.pprof
 //	go tool pprof -tagignore=load=flows -top flows.pprof   # the gateway's share
 //
 // With -cpuprofile the measured rounds are profiled; the load generator's
@@ -73,7 +74,6 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/sqlite"
@@ -222,6 +222,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	defer gw.Close(context.Background()) // after stopServer below: deferred calls run last first
 	base, stopServer, err := bench.Serve(ctx, "gw", gw)
 	if err != nil {
 		return 0, err
@@ -462,7 +463,7 @@ func (h *harness) startChains(ctx context.Context, workers []*worker) error {
 // flow is one authorization-code flow: /authorize with the session (302
 // to the client with a code), then the code exchange at /token.
 func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
-	verifier, state := tokens.NewSecret(), tokens.NewSecret()
+	verifier, state := bench.NewSecret(), bench.NewSecret()
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bench.AuthorizeRequest(h.authorize, verifier, state), nil)
 	if err != nil {

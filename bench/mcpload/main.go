@@ -4,14 +4,15 @@
 //
 // It starts, on loopback listeners:
 //
-//   - A: a Gateway from mcpgate.New with its default MCP handler (the demo
-//     server, tools whoami and echo), a SQLite store on a temporary file and
-//     a local user. The harness gets an access token once through the real
+//   - A: a Gateway from mcpgate.New with one resource, /mcp, served by
+//     mcpgate.DemoServer (the demo server of mcpgate serve, tools whoami
+//     and echo) through mcpgate.MCPHandler, a SQLite store on a temporary
+//     file and a local user. The harness gets an access token once through the real
 //     flow: POST /register, /authorize walked by the headless browser of
 //     e2e/browser (login and consent), POST /token. Every MCP request then
 //     carries it, and the gateway checks it on every request.
-//   - B: the same go-sdk server (embedded.Demo served by embedded.Handler,
-//     as mcpgate.MCPHandler does) without any auth.
+//   - B: the same go-sdk server (mcpgate.DemoServer served by mcpgate.MCPHandler,
+//     as in A) without any auth.
 //
 // Each of -conns sessions per target does initialize and
 // notifications/initialized once, then loops tools/call of echo with its
@@ -23,10 +24,10 @@
 // totals). Progress goes to stderr.
 //
 // With -target proxy, A is instead the gateway as a reverse proxy, as
-// `mcpgate serve --upstream` runs it: Config.MCP is proxy.New to a go-sdk
-// MCP server (embedded.Demo behind a default mcp.NewStreamableHTTPHandler,
-// sessions on) on a loopback listener of its own, and B is that same server
-// called directly. The report adds the A/B targets of the proxy, a check
+// `mcpgate serve --upstream` builds it: mcpgate.New with the resource
+// {Path: "/mcp", Upstream: B's URL}, B being a go-sdk MCP server
+// (mcpgate.DemoServer behind a default mcp.NewStreamableHTTPHandler, sessions on)
+// on a loopback listener of its own, called directly. The report adds the A/B targets of the proxy, a check
 // that Mcp-Session-Id flows through (A's session IDs are the backend's, the
 // backend opens no new session during the rounds, foreign and made-up IDs
 // are refused), and mcpgate's CPU per proxied request: every half-round
@@ -41,12 +42,13 @@
 //
 // Usage:
 //
-//	go run ./bench/mcpload [-conns 32] [-rounds 15] [-duration 2s] [-warmup 2s]
-//	go run ./bench/mcpload -conns 1 -rounds 3 -duration 5s   # latency
-//	go run ./bench/mcpload -cpuprofile cpu.pprof
+//	cd bench   # the harness is a module of its own
+//	go run ./mcpload [-conns 32] [-rounds 15] [-duration 2s] [-warmup 2s]
+//	go run ./mcpload -conns 1 -rounds 3 -duration 5s   # latency
+//	go run ./mcpload -cpuprofile cpu.pprof
 //	go tool pprof -tagfocus=server=A -top cpu.pprof          # the gateway's share
-//	go run ./bench/mcpload -target proxy                      # the reverse proxy
-//	go run ./bench/mcpload -target proxy -cpuprofile cpu.pprof
+//	go run ./mcpload -target proxy                      # the reverse proxy
+//	go run ./mcpload -target proxy -cpuprofile cpu.pprof
 //	go tool pprof -tagfocus=server=gateway -top cpu.A*.pprof  # its A half-rounds
 //
 // With -cpuprofile, the measured rounds are profiled. The goroutines serving
@@ -83,8 +85,6 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/internal/backend/embedded"
-	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -160,7 +160,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		backend      *mcp.Server // proxy mode: the server behind both A and B
 	)
 	if o.target == targetProxy {
-		backend = embedded.Demo("bench")
+		backend = mcpgate.DemoServer("bench")
 		// A stock go-sdk handler, default options (DNS-rebinding
 		// protection on, sessions), as a third-party backend would be.
 		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return backend }, nil)
@@ -169,19 +169,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			return 0, err
 		}
 		defer stopB()
-		up, err := url.Parse(baseB + "/mcp")
-		if err != nil {
-			return 0, err
-		}
-		// As `mcpgate serve --upstream` builds it (internal/app/serve.go).
-		if cfg.MCP, err = proxy.New(proxy.Options{Upstream: up, Logger: cfg.Logger}); err != nil {
-			return 0, err
-		}
+		// As `mcpgate serve --upstream URL` builds it: one resource, /mcp,
+		// proxied to URL.
+		cfg.Resources = []mcpgate.Resource{{Path: "/mcp", Upstream: baseB + "/mcp"}}
 	}
 	gw, err := mcpgate.New(setupCtx, cfg)
 	if err != nil {
 		return 0, err
 	}
+	defer gw.Close(context.Background()) // after stopA below: deferred calls run last first
 	labelA := "A"
 	if o.target == targetProxy {
 		labelA = labelGateway
@@ -194,7 +190,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	if o.target == targetEmbedded {
 		// B: the same go-sdk server, no auth.
 		var stopB func()
-		if baseB, stopB, err = bench.Serve(ctx, "B", embedded.Handler(embedded.Demo("bench"), nil)); err != nil {
+		if baseB, stopB, err = bench.Serve(ctx, "B", mcpgate.MCPHandler(mcpgate.DemoServer("bench"))); err != nil {
 			return 0, err
 		}
 		defer stopB()

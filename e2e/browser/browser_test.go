@@ -46,7 +46,7 @@ func TestWalkReturnsRedirectWithoutRequestingIt(t *testing.T) {
 		t.Errorf("redirect = %s, want %s?…", u, callback)
 	}
 	if u.Query().Get("code") != fakeCode {
-		t.Errorf("redirect %s has no code %q", u, fakeCode)
+		t.Errorf("redirect %s has no code %q, want it", u, fakeCode)
 	}
 }
 

@@ -85,7 +85,7 @@ func TestFormSubmit(t *testing.T) {
 			}
 			f := chooseForm(doc)
 			if f == nil {
-				t.Fatal("no form chosen")
+				t.Fatal("no form chosen, want one")
 			}
 			bb := *b
 			bb.Decision = tt.decision
@@ -169,7 +169,7 @@ func FuzzFormSubmit(f *testing.F) {
 		}
 		_ = form.fingerprint(page, doc)
 		if req, err := form.submit(page, b.fill); err == nil && req.url == nil {
-			t.Fatal("submit returned a request without a URL")
+			t.Fatal("submit returned a request without a URL, want a URL with every request")
 		}
 	})
 }

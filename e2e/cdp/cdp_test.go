@@ -69,18 +69,18 @@ func TestBrowser(t *testing.T) {
 	}
 	r, err := resp.Wait(ctx)
 	if err != nil || r.Status != 200 || r.Headers.Get("X-Test") != "a" || r.Type != "Document" {
-		t.Fatalf("response %+v, %v", r, err)
+		t.Fatalf("response %+v, %v; want a 200 Document with X-Test: a", r, err)
 	}
 	var title string
 	if err := b.Eval(ctx, `document.title`, &title); err != nil || title != "t" {
-		t.Fatalf("title %q, %v", title, err)
+		t.Fatalf("title %q, %v; want t", title, err)
 	}
 	var ee *EvalError
 	if err := b.Eval(ctx, `null.x`, nil); !errors.As(err, &ee) || !strings.Contains(ee.Text, "TypeError") {
-		t.Fatalf("a throwing expression: %v", err)
+		t.Fatalf("a throwing expression: %v, want an *EvalError naming the TypeError", err)
 	}
 	if err := b.WaitFor(ctx, `false`, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), srv.URL) {
-		t.Fatalf("WaitFor(false): %v", err)
+		t.Fatalf("WaitFor(false): %v, want a timeout naming the page", err)
 	}
 
 	shot := filepath.Join(t.TempDir(), "page.png")
@@ -88,7 +88,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if data, err := os.ReadFile(shot); err != nil || !strings.HasPrefix(string(data), "\x89PNG\r\n\x1a\n") {
-		t.Fatalf("screenshot: %v", err)
+		t.Fatalf("screenshot: %v, want a PNG file", err)
 	}
 
 	req := b.ExpectRequest(nowhere)
@@ -101,12 +101,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.URL != nowhere+"?got=42" || got.RedirectedBy == nil || got.RedirectedBy.Status != 302 || got.Method != "GET" {
-		t.Fatalf("request %+v (redirected by %+v)", got, got.RedirectedBy)
+		t.Fatalf("request %+v (redirected by %+v); want GET %s?got=42 after a 302", got, got.RedirectedBy, nowhere)
 	}
 
 	frames, err := b.Frames(ctx)
 	if err != nil || len(frames) != 1 {
-		t.Fatalf("frames %+v, %v", frames, err)
+		t.Fatalf("frames %+v, %v; want the main frame only", frames, err)
 	}
 
 	// Close kills every process of the browser and removes its profile.
@@ -118,15 +118,15 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if groupRunning(b.proc.pgid) {
-		t.Fatalf("processes of group %d are left", b.proc.pgid)
+		t.Fatalf("processes of group %d are left, want none after Close", b.proc.pgid)
 	}
 	if _, err := os.Stat(b.dir); !os.IsNotExist(err) {
-		t.Fatalf("%s is left: %v", b.dir, err)
+		t.Fatalf("%s is left: %v, want the profile removed", b.dir, err)
 	}
 	if err := b.Eval(ctx, `1`, nil); err == nil {
-		t.Fatal("Eval works after Close")
+		t.Fatal("Eval works after Close, want an error")
 	}
 	if err := b.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
+		t.Fatalf("second Close: %v, want nil", err)
 	}
 }

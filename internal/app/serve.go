@@ -1,22 +1,20 @@
 package app
 
 import (
+	"cmp"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/backend/bridge"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -35,88 +33,58 @@ var Version = "dev"
 // ready, if not nil, receives the bound address once listening.
 func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, ready chan<- string) error {
 	log := newLogger(cfg, stderr)
-
+	gcfg, err := cfg.Gateway()
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
-	key, err := tokens.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "secret.key"))
-	if err != nil {
+	gcfg.Store, gcfg.Logger, gcfg.Version = st, log, Version
+	if gcfg.SecretKey, err = tokens.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "secret.key")); err != nil {
 		return fmt.Errorf("secret key: %w", err)
 	}
-	connectors, err := setupConnectors(ctx, cfg, st, log, stdout)
-	if err != nil {
+	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, stdout); err != nil {
 		return err
 	}
+	if cfg.AuditLog != "" {
+		l, closer, err := audit.Open(cfg.AuditLog)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		gcfg.Audit = l
+	}
+	warnTestingOnly(cfg, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
-	var clients []mcpgate.Client
-	for _, c := range cfg.Clients {
-		clients = append(clients, mcpgate.Client{ID: c.ID, Secret: c.Secret, Name: c.Name, RedirectURIs: c.RedirectURIs})
-	}
-	var testCAs *x509.CertPool
-	if cfg.CIMDTestCAFile != "" {
-		pem, err := os.ReadFile(cfg.CIMDTestCAFile)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("cimd test CA: %w", err)
-		}
-		testCAs = x509.NewCertPool()
-		testCAs.AppendCertsFromPEM(pem)
-		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)
-	}
-	if len(cfg.CIMDAllowHosts) > 0 {
-		log.Warn("TESTING ONLY: client metadata documents may come from private addresses of these hosts", "hosts", cfg.CIMDAllowHosts)
-	}
-	grace := cfg.RefreshGrace
-	if grace == 0 {
-		grace = -1 // off; zero would mean the library's default
-	}
-	resources, err := resourcesOf(cfg)
+	gcfg.FallbackURL = "http://" + addr
+	gw, err := mcpgate.New(ctx, gcfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	var auditLog audit.Recorder
-	if cfg.AuditLog != "" {
-		l, closer, err := audit.Open(cfg.AuditLog)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer closer.Close()
-		auditLog = l
+	public := cmp.Or(strings.TrimSuffix(cfg.PublicURL, "/"), "http://"+addr)
+	fmt.Fprintf(stdout, "mcpgate %s listening on %s\nMCP endpoint: %s/mcp\n", Version, addr, public)
+	log.Info("listening", "addr", addr, "public_url", public, "store", storeKind(cfg.StoreDSN()))
+	if ready != nil {
+		ready <- addr
 	}
-	gw, err := mcpgate.New(ctx, mcpgate.Config{
-		Resources:       resources,
-		Audit:           auditLog,
-		DisableCIMD:     cfg.DisableCIMD,
-		CIMDAllowHosts:  cfg.CIMDAllowHosts,
-		CIMDRootCAs:     testCAs,
-		PublicURL:       cfg.PublicURL,
-		FallbackURL:     "http://" + addr,
-		Store:           st,
-		SecretKey:       key,
-		Connectors:      connectors,
-		Clients:         clients,
-		AllowedOrigins:  cfg.AllowedOrigins,
-		AccessTokenTTL:  cfg.AccessTokenTTL,
-		RefreshTokenTTL: cfg.RefreshTokenTTL,
-		RefreshGrace:    grace,
-		Logger:          log,
-		Version:         Version,
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	go housekeeping(ctx, st, log)
+	return run(ctx, gw, ln, log)
+}
 
+// run serves HTTP on ln until ctx is done, then shuts down: in-flight
+// requests finish (and their writes commit) before the store closes; new
+// connections are refused. Event streams, which would last as long as
+// their clients, end at once.
+func run(ctx context.Context, gw *mcpgate.Gateway, ln net.Listener, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -124,17 +92,6 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	public := cfg.PublicURL
-	if public == "" {
-		public = "http://" + addr
-	}
-	fmt.Fprintf(stdout, "mcpgate %s listening on %s\nMCP endpoint: %s/mcp\n", Version, addr, strings.TrimSuffix(public, "/"))
-	log.Info("listening", "addr", addr, "public_url", public, "store", storeKind(cfg.StoreDSN()))
-	if ready != nil {
-		ready <- addr
-	}
-
-	go housekeeping(ctx, st, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -143,9 +100,6 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	// In-flight requests finish (and their writes commit) before the store
-	// closes; new connections are refused. Event streams, which would last
-	// as long as their clients, end now.
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	gw.EndStreams()
@@ -156,6 +110,16 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		log.Warn("shutdown: stopping backends", "err", err)
 	}
 	return nil
+}
+
+// warnTestingOnly logs the settings that must not be used in production.
+func warnTestingOnly(cfg *config.Config, log *slog.Logger) {
+	if cfg.CIMDTestCAFile != "" {
+		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)
+	}
+	if len(cfg.CIMDAllowHosts) > 0 {
+		log.Warn("TESTING ONLY: client metadata documents may come from private addresses of these hosts", "hosts", cfg.CIMDAllowHosts)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -237,31 +201,4 @@ func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) {
 			}
 		}
 	}
-}
-
-// resourcesOf lists the protected resources: the resources list of the
-// config file, or /mcp with the top-level backend.
-func resourcesOf(cfg *config.Config) ([]mcpgate.Resource, error) {
-	list := cfg.Resources
-	if len(list) == 0 {
-		list = []config.Resource{{Path: "/mcp", Backend: cfg.Backend, Scopes: cfg.Scopes,
-			OptionalScopes: cfg.OptionalScopes, ScopeImplies: cfg.ScopeImplies}}
-	}
-	var out []mcpgate.Resource
-	for _, r := range list {
-		res := mcpgate.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, OptionalScopes: r.OptionalScopes,
-			ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, UpstreamTransport: r.UpstreamTransport, IdentityToken: r.IdentityToken,
-			IdentityHeaders: mcpgate.IdentityHeaders(r.IdentityHeaders), ToolPolicy: r.ToolPolicy}
-		if r.Stdio != "" {
-			argv, err := bridge.SplitCommand(r.Stdio)
-			if err != nil {
-				return nil, fmt.Errorf("stdio of %s: %w", r.Path, err)
-			}
-			res.Command = argv
-			res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: r.StdioMaxProcesses, IdleTimeout: r.StdioIdleTimeout,
-				Dir: filepath.Join(cfg.DataDir, "stdio", strings.Trim(strings.ReplaceAll(r.Path, "/", "_"), "_"))}
-		}
-		out = append(out, res)
-	}
-	return out, nil
 }

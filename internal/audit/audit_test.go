@@ -32,7 +32,7 @@ func TestOpenWritesJSONLines(t *testing.T) {
 	for _, ln := range splitLines(data) {
 		var m map[string]any
 		if err := json.Unmarshal(ln, &m); err != nil {
-			t.Fatalf("line %q: %v", ln, err)
+			t.Fatalf("line %q: %v, want a JSON object per line", ln, err)
 		}
 		lines = append(lines, m)
 	}
@@ -46,7 +46,7 @@ func TestOpenWritesJSONLines(t *testing.T) {
 		}
 	}
 	if lines[1]["outcome"] != "ok" || lines[1]["user"] != "local:bob" {
-		t.Errorf("second event %v", lines[1])
+		t.Errorf("second event %v, want outcome ok for local:bob", lines[1])
 	}
 }
 

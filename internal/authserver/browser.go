@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -19,28 +20,32 @@ const (
 	csrfCookie    = "mcpgate_csrf"
 )
 
-func (s *Server) cookieName(r *http.Request, base string) string {
-	if s.site.Secure(r) {
+// secure reports whether issuer is an https origin: cookies then get
+// Secure and the __Host- prefix.
+func secure(issuer string) bool { return strings.HasPrefix(issuer, "https://") }
+
+func cookieName(issuer, base string) string {
+	if secure(issuer) {
 		return "__Host-" + base
 	}
 	return base
 }
 
-func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge int) {
+func setCookie(w http.ResponseWriter, issuer, base, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.cookieName(r, base),
+		Name:     cookieName(issuer, base),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   s.site.Secure(r),
+		Secure:   secure(issuer),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
 
 // session returns the browser's login session, or nil.
-func (s *Server) session(r *http.Request) *store.Session {
-	c, err := r.Cookie(s.cookieName(r, sessionCookie))
+func (s *Server) session(r *http.Request, issuer string) *store.Session {
+	c, err := r.Cookie(cookieName(issuer, sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil
 	}
@@ -52,15 +57,15 @@ func (s *Server) session(r *http.Request) *store.Session {
 }
 
 // startSession logs the browser in as user.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user identity.User) error {
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, issuer string, user identity.User) error {
 	id := tokens.NewSecret()
 	now := s.now()
 	if err := s.store.CreateSession(r.Context(), &store.Session{
-		Hash: tokens.Hash(id), User: user, CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL),
+		Hash: tokens.Hash(id), User: user, CreatedAt: now, ExpiresAt: now.Add(sessionTTL),
 	}); err != nil {
 		return err
 	}
-	s.setCookie(w, r, sessionCookie, id, int(s.opts.SessionTTL.Seconds()))
+	setCookie(w, issuer, sessionCookie, id, int(sessionTTL.Seconds()))
 	return nil
 }
 
@@ -68,13 +73,13 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user ident
 // request id or upstream state), tied to the browser's CSRF cookie. The
 // cookie is created on first use and then kept, so that a second GET of
 // the same page does not invalidate the first form.
-func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, purpose, binding string) string {
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, issuer, purpose, binding string) string {
 	var secret string
-	if c, err := r.Cookie(s.cookieName(r, csrfCookie)); err == nil && len(c.Value) >= 43 && len(c.Value) <= 128 {
+	if c, err := r.Cookie(cookieName(issuer, csrfCookie)); err == nil && len(c.Value) >= 43 && len(c.Value) <= 128 {
 		secret = c.Value
 	} else {
 		secret = tokens.NewSecret()
-		s.setCookie(w, r, csrfCookie, secret, 0)
+		setCookie(w, issuer, csrfCookie, secret, 0)
 	}
 	return s.csrfMAC(purpose, binding, secret)
 }
@@ -91,8 +96,8 @@ func (s *Server) csrfMAC(purpose, binding, secret string) string {
 
 // checkCSRF verifies a submitted form token against the browser's cookie,
 // in constant time.
-func (s *Server) checkCSRF(r *http.Request, purpose, binding string) bool {
-	c, err := r.Cookie(s.cookieName(r, csrfCookie))
+func (s *Server) checkCSRF(r *http.Request, issuer, purpose, binding string) bool {
+	c, err := r.Cookie(cookieName(issuer, csrfCookie))
 	if err != nil || c.Value == "" {
 		return false
 	}

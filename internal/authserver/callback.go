@@ -18,7 +18,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in response is not valid. Go back to the application and start again.")
 		return
 	}
-	s.completeUpstream(w, r, cc.ID(), state, func() (identity.User, error) {
-		return cc.HandleCallback(r.Context(), s.callbackURL(r, cc.ID()), r)
+	issuer := s.site.Issuer(r)
+	s.completeUpstream(w, r, issuer, cc.ID(), state, func() (identity.User, error) {
+		return cc.HandleCallback(r.Context(), callbackURL(issuer, cc.ID()), r)
 	})
 }

@@ -18,7 +18,7 @@ const maxFormBody = 16 << 10
 
 // renderConsent shows the consent page (DEP-3): the client's name, where
 // the code will go, the scopes, and a CSRF-protected form.
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *store.Client, req *store.AuthRequest, sess *store.Session) {
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session) {
 	name := c.Name
 	if name == "" {
 		name = "An unnamed application"
@@ -39,7 +39,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *store.
 		Scopes:        req.Scopes,
 		Resource:      req.Resource,
 		RequestID:     req.ID,
-		CSRF:          s.csrfToken(w, r, "consent", req.ID),
+		CSRF:          s.csrfToken(w, r, issuer, "consent", req.ID),
 		FormAction:    "/consent",
 	}
 	if sess != nil {
@@ -95,6 +95,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	issuer := s.site.Issuer(r)
 	id := r.PostForm.Get("request_id")
 	req, err := s.store.GetAuthRequest(ctx, id, s.now())
 	if err != nil {
@@ -105,13 +106,12 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 			"Go back to the application and start connecting again.")
 		return
 	}
-	if !s.checkCSRF(r, "consent", req.ID) {
+	if !s.checkCSRF(r, issuer, "consent", req.ID) {
 		s.log.Warn("consent: CSRF check failed", "client_id", req.ClientID)
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this browser's consent page. Go back to the application and start again.")
 		return
 	}
-	issuer := s.site.Issuer(r)
 	switch r.PostForm.Get("decision") {
 	case "deny":
 		if s.store.DeleteAuthRequest(ctx, req.ID) != nil {
@@ -127,7 +127,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if sess := s.session(r); sess != nil {
+	if sess := s.session(r, issuer); sess != nil {
 		if err := s.store.DeleteAuthRequest(ctx, req.ID); err != nil {
 			web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
 			return
@@ -136,7 +136,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 			return
 		}
-		s.issueCode(w, r, req, sess.User)
+		s.issueCode(w, r, issuer, req, sess.User)
 		return
 	}
 
@@ -158,14 +158,14 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	case upstream.PasswordConnector:
 		oauth.Redirect(w, "/login/"+url.PathEscape(c.ID()), url.Values{"state": {upstreamState}})
 	case upstream.CallbackConnector:
-		w.Header().Set("Location", c.LoginURL(upstreamState, s.callbackURL(r, c.ID())))
+		w.Header().Set("Location", c.LoginURL(upstreamState, callbackURL(issuer, c.ID())))
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusFound)
 	}
 }
 
-func (s *Server) callbackURL(r *http.Request, connector string) string {
-	return s.site.Issuer(r) + "/callback/" + url.PathEscape(connector)
+func callbackURL(issuer, connector string) string {
+	return issuer + "/callback/" + url.PathEscape(connector)
 }
 
 // rememberConsent stores the user's approval of the client (DEP-2),
@@ -184,9 +184,8 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 
 // finishLogin completes a flow once the upstream vouched for user: the
 // browser is logged in, the consent is remembered, the code is issued.
-func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, user identity.User, req *store.AuthRequest) {
-	issuer := s.site.Issuer(r)
-	if err := s.startSession(w, r, user); err != nil {
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, req *store.AuthRequest) {
+	if err := s.startSession(w, r, issuer, user); err != nil {
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 		return
 	}
@@ -195,5 +194,5 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, user identi
 		return
 	}
 	s.log.Info("user logged in", "user", user.ID, "client_id", req.ClientID)
-	s.issueCode(w, r, req, user)
+	s.issueCode(w, r, issuer, req, user)
 }

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -57,9 +58,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		err  error
 	)
 	if strings.Contains(tok, ".") {
-		resp, err = s.introspectAccess(r, tok)
+		resp, err = s.introspectAccess(r.Context(), s.site.Issuer(r), tok)
 	} else {
-		resp, err = s.introspectRefresh(r, tok)
+		resp, err = s.introspectRefresh(r.Context(), tok)
 	}
 	if err != nil {
 		oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
@@ -70,12 +71,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) introspectAccess(r *http.Request, tok string) (*Introspection, error) {
-	c := s.accessToken(r, tok, false)
+func (s *Server) introspectAccess(ctx context.Context, issuer, tok string) (*Introspection, error) {
+	c := s.accessToken(issuer, tok, false)
 	if c == nil {
 		return inactive, nil
 	}
-	if revoked, err := s.grantRevoked(r, c.GrantID); err != nil || revoked {
+	if revoked, err := s.grantRevoked(ctx, c.GrantID); err != nil || revoked {
 		return inactive, err
 	}
 	return &Introspection{
@@ -95,11 +96,11 @@ func (s *Server) introspectAccess(r *http.Request, tok string) (*Introspection, 
 
 // grantRevoked asks the denylist, then the store, which also knows grants
 // revoked by another process.
-func (s *Server) grantRevoked(r *http.Request, grantID string) (bool, error) {
+func (s *Server) grantRevoked(ctx context.Context, grantID string) (bool, error) {
 	if grantID == "" || s.opts.Denied(grantID) {
 		return true, nil
 	}
-	g, err := s.store.GetGrant(r.Context(), grantID)
+	g, err := s.store.GetGrant(ctx, grantID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return true, nil
@@ -109,11 +110,11 @@ func (s *Server) grantRevoked(r *http.Request, grantID string) (bool, error) {
 	return !g.RevokedAt.IsZero(), nil
 }
 
-func (s *Server) introspectRefresh(r *http.Request, tok string) (*Introspection, error) {
+func (s *Server) introspectRefresh(ctx context.Context, tok string) (*Introspection, error) {
 	if len(tok) > 128 {
 		return inactive, nil
 	}
-	rt, g, err := s.store.GetRefresh(r.Context(), tokens.Hash(tok), s.now())
+	rt, g, err := s.store.GetRefresh(ctx, tokens.Hash(tok), s.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return inactive, nil

@@ -2,11 +2,10 @@ package authserver
 
 import (
 	"errors"
-
-	"github.com/mcpgate/mcpgate/identity"
 	"net/http"
 	"net/url"
 
+	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
@@ -32,7 +31,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	web.Render(w, s.log, http.StatusOK, "login.html", web.Login{
 		FormAction: "/login/" + url.PathEscape(pc.ID()),
 		State:      state,
-		CSRF:       s.csrfToken(w, r, "login", state),
+		CSRF:       s.csrfToken(w, r, s.site.Issuer(r), "login", state),
 	})
 }
 
@@ -45,8 +44,9 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
+	issuer := s.site.Issuer(r)
 	state := r.PostForm.Get("state")
-	if state == "" || len(state) > 128 || !s.checkCSRF(r, "login", state) {
+	if state == "" || len(state) > 128 || !s.checkCSRF(r, issuer, "login", state) {
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
 		return
@@ -64,18 +64,18 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		web.Render(w, s.log, http.StatusUnauthorized, "login.html", web.Login{
 			FormAction: "/login/" + url.PathEscape(pc.ID()),
 			State:      state,
-			CSRF:       s.csrfToken(w, r, "login", state),
+			CSRF:       s.csrfToken(w, r, issuer, "login", state),
 			Username:   username,
 			Error:      msg,
 		})
 		return
 	}
-	s.completeUpstream(w, r, pc.ID(), state, func() (identity.User, error) { return user, nil })
+	s.completeUpstream(w, r, issuer, pc.ID(), state, func() (identity.User, error) { return user, nil })
 }
 
 // completeUpstream consumes the upstream state (single-use, unexpired,
 // issued for this connector: DEP-6) and finishes the login.
-func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, connector, state string, login func() (identity.User, error)) {
+func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector, state string, login func() (identity.User, error)) {
 	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), tokens.Hash(state), s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -92,9 +92,9 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, connec
 	user, err := login()
 	if err != nil {
 		s.log.Info("upstream login failed", "connector", connector, "err", err.Error())
-		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, s.site.Issuer(r),
+		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer,
 			oauth.Errorf(oauth.AccessDenied, "signing in with the identity provider failed"))
 		return
 	}
-	s.finishLogin(w, r, user, req)
+	s.finishLogin(w, r, issuer, user, req)
 }

@@ -31,11 +31,10 @@ type Metadata struct {
 	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported,omitempty"`
 }
 
-// metadataFor builds the document for the issuer that r reached (ASM-1..4,
-// ASM-7). Endpoints sit at the issuer's root, which also serves 2025-03-26
-// clients that skip discovery (ASM-9).
-func (s *Server) metadataFor(r *http.Request) *Metadata {
-	iss := s.site.Issuer(r)
+// metadataFor builds the document for issuer (ASM-1..4, ASM-7). Endpoints
+// sit at the issuer's root, which also serves 2025-03-26 clients that skip
+// discovery (ASM-9).
+func (s *Server) metadataFor(iss string) *Metadata {
 	scopes := []string{}
 	seen := map[string]bool{}
 	for _, res := range s.opts.Resources {
@@ -71,14 +70,14 @@ func (s *Server) metadataFor(r *http.Request) *Metadata {
 }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.metadataFor(r))
+	writeJSON(w, http.StatusOK, s.metadataFor(s.site.Issuer(r)))
 }
 
 // openIDConfiguration serves the same document at the OIDC discovery path
 // (ASM-2), with the two fields OIDC Discovery §3 requires so that strict
 // OIDC parsers accept it.
 func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	m := s.metadataFor(r)
+	m := s.metadataFor(s.site.Issuer(r))
 	m.SubjectTypesSupported = []string{"public"}
 	m.IDTokenSigningAlgValuesSupported = []string{"EdDSA"}
 	writeJSON(w, http.StatusOK, m)

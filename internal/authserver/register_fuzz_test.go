@@ -24,28 +24,28 @@ func FuzzDecodeRegistration(f *testing.F) {
 			switch oerr.Code {
 			case oauth.InvalidClientMetadata, oauth.InvalidRedirectURI:
 			default:
-				t.Fatalf("unexpected error code %q", oerr.Code)
+				t.Fatalf("error code %q, want invalid_client_metadata or invalid_redirect_uri (RFC 7591 §3.2.2)", oerr.Code)
 			}
 			return
 		}
 		if len(req.RedirectURIs) == 0 || len(req.RedirectURIs) > 20 {
-			t.Fatalf("accepted %d redirect URIs", len(req.RedirectURIs))
+			t.Fatalf("accepted %d redirect URIs, want 1 to 20", len(req.RedirectURIs))
 		}
 		for _, u := range req.RedirectURIs {
 			if err := oauth.ValidateRedirectURI(u); err != nil {
-				t.Fatalf("accepted invalid redirect URI %q: %v", u, err)
+				t.Fatalf("DCR-3: accepted redirect URI %q that ValidateRedirectURI refuses: %v", u, err)
 			}
 		}
 		switch req.TokenEndpointAuthMethod {
 		case "none", "client_secret_basic", "client_secret_post":
 		default:
-			t.Fatalf("accepted auth method %q", req.TokenEndpointAuthMethod)
+			t.Fatalf("accepted auth method %q, want none, client_secret_basic or client_secret_post", req.TokenEndpointAuthMethod)
 		}
 		if req.ApplicationType != "native" && req.ApplicationType != "web" {
-			t.Fatalf("accepted application type %q", req.ApplicationType)
+			t.Fatalf("DCR-2: accepted application type %q, want native or web", req.ApplicationType)
 		}
 		if _, ok := oauth.ParseScope(req.Scope); !ok {
-			t.Fatalf("accepted scope %q", req.Scope)
+			t.Fatalf("accepted scope %q, which ParseScope refuses", req.Scope)
 		}
 	})
 }

@@ -1,8 +1,7 @@
 package authserver
 
 import (
-	"encoding/base64"
-	"encoding/json"
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -34,7 +33,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	// token_type_hint is not needed: an access token is a JWT and a
 	// refresh token never contains a dot, so each is looked up where it
 	// can be, whatever the hint says (§2.1 lets the server search further).
-	grantID, owner, kind, err := s.tokenGrant(r, tok)
+	grantID, owner, kind, err := s.tokenGrant(r.Context(), s.site.Issuer(r), tok)
 	if err != nil {
 		oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
 		return
@@ -67,9 +66,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 // past its expiry, or a refresh token the store knows, even rotated. An
 // unknown or invalid token is grantID "" and no error; only a failing
 // store is an error.
-func (s *Server) tokenGrant(r *http.Request, tok string) (grantID, clientID, kind string, err error) {
+func (s *Server) tokenGrant(ctx context.Context, issuer, tok string) (grantID, clientID, kind string, err error) {
 	if strings.Contains(tok, ".") {
-		c := s.accessToken(r, tok, true)
+		c := s.accessToken(issuer, tok, true)
 		if c == nil || c.GrantID == "" {
 			return "", "", "", nil
 		}
@@ -78,7 +77,7 @@ func (s *Server) tokenGrant(r *http.Request, tok string) (grantID, clientID, kin
 	if len(tok) > 128 {
 		return "", "", "", nil
 	}
-	_, g, err := s.store.GetRefresh(r.Context(), tokens.Hash(tok), s.now())
+	_, g, err := s.store.GetRefresh(ctx, tokens.Hash(tok), s.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return "", "", "", nil
@@ -88,75 +87,34 @@ func (s *Server) tokenGrant(r *http.Request, tok string) (grantID, clientID, kin
 	return g.ID, g.ClientID, "refresh_token", nil
 }
 
-// accessToken verifies tok as an access token this server minted for r's
+// accessToken verifies tok as an access token this server minted for
 // issuer and one of its resources: signature under the keyset, issuer,
 // audience, and, unless expiredOK, expiry. It returns nil for anything
-// else. The claims are not trusted before the signature verifies: the
-// payload is only peeked at to pick the audience to check, and the expiry
-// to verify at.
-func (s *Server) accessToken(r *http.Request, tok string, expiredOK bool) *tokens.Claims {
-	if len(tok) > tokens.MaxTokenSize {
-		return nil
-	}
-	peek, ok := peekClaims(tok)
+// else. The unverified claims are only peeked at to pick the audience to
+// check, and, for an expired token, the time to verify it at: the last
+// second it was valid, when every check but expiry is the same.
+func (s *Server) accessToken(issuer, tok string, expiredOK bool) *tokens.Claims {
+	audiences, exp, ok := tokens.PeekUnverified(tok)
 	if !ok {
 		return nil
 	}
-	iss := s.site.Issuer(r)
 	aud := ""
 	for _, res := range s.opts.Resources {
-		if slices.Contains(peek.Aud, iss+res.Path) {
-			aud = iss + res.Path
+		if slices.Contains(audiences, issuer+res.Path) {
+			aud = issuer + res.Path
 			break
 		}
 	}
 	if aud == "" {
 		return nil
 	}
-	v := s.verifier
-	if expiredOK && s.now().Unix() >= peek.Exp {
-		// Verify as of the last second the token was valid: every check
-		// but expiry is the same then, and a token whose signature does
-		// not verify still fails. No cache: expired tokens are rare here.
-		at := time.Unix(peek.Exp-1, 0)
-		v = tokens.NewVerifier(s.keys, tokens.VerifierOptions{Now: func() time.Time { return at }, CacheSize: -1})
+	at := s.now()
+	if expiredOK && !at.Before(exp) {
+		at = exp.Add(-time.Second)
 	}
-	c, err := v.Verify(tok, iss, aud)
+	c, err := s.keys.Verify(tok, issuer, aud, at)
 	if err != nil {
 		return nil
 	}
 	return c
-}
-
-// peekedClaims are the claims read from an unverified payload.
-type peekedClaims struct {
-	Aud []string
-	Exp int64
-}
-
-func peekClaims(tok string) (peekedClaims, bool) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return peekedClaims{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return peekedClaims{}, false
-	}
-	var w struct {
-		Aud json.RawMessage `json:"aud"`
-		Exp int64           `json:"exp"`
-	}
-	if json.Unmarshal(payload, &w) != nil || w.Exp <= 0 {
-		return peekedClaims{}, false
-	}
-	var p peekedClaims
-	p.Exp = w.Exp
-	var one string
-	if json.Unmarshal(w.Aud, &one) == nil {
-		p.Aud = []string{one}
-	} else if json.Unmarshal(w.Aud, &p.Aud) != nil {
-		return peekedClaims{}, false
-	}
-	return p, true
 }

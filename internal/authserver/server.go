@@ -16,22 +16,16 @@ import (
 	"github.com/mcpgate/mcpgate/upstream"
 )
 
-// Resource is one protected resource served under the issuer.
-type Resource struct {
-	Path string // "/mcp"
-	// Scopes are required by every request and so part of every grant;
-	// the minimal set advertised in PRM (PRM-7).
-	Scopes []string
-	// Optional scopes are granted when asked for (step-up), never
-	// advertised in PRM.
-	Optional []string
-	// Implies maps a broader scope to the narrower ones it includes
-	// (SCOPE-5).
-	Implies oauth.Hierarchy
-}
+// Lifetimes of what the authorization server hands out besides tokens.
+const (
+	codeTTL    = 60 * time.Second // PKCE-3: short-lived
+	requestTTL = 10 * time.Minute // an authorization request, and its upstream state (DEP-6)
+	sessionTTL = 12 * time.Hour   // a browser's login
+)
 
-// Options configure a Server. Store, Keys, Sealer, Site and at least one
-// connector and resource are required; durations default when zero.
+// Options configure a Server. CIMD, Revoked, Denied, RegistrationRate,
+// Logger and Now may be left out; every other field is required
+// (mcpgate.New fills in the defaults of the durations).
 type Options struct {
 	Store store.Store
 	Keys  *tokens.Keyset
@@ -40,8 +34,8 @@ type Options struct {
 	Sealer        *tokens.Sealer
 	Site          *oauth.Site
 	Connectors    []upstream.Connector
-	Resources     []Resource
-	StaticClients []*store.Client // pre-registered clients, never stored
+	Resources     []oauth.Resource // the first is the one of a request that names none
+	StaticClients []*store.Client  // pre-registered clients, never stored
 	// CIMD fetches Client ID Metadata Documents for client_ids that are
 	// https URLs (CIMD-1, CIMD-2); nil turns them off.
 	CIMD *cimd.Fetcher
@@ -55,15 +49,12 @@ type Options struct {
 	// introspection asks it before the store. Nil: only the store is asked.
 	Denied func(grantID string) bool
 
-	AccessTokenTTL  time.Duration // default 1 h
-	RefreshTokenTTL time.Duration // default 30 days
-	CodeTTL         time.Duration // default 60 s
-	RequestTTL      time.Duration // default 10 min (DEP-6)
-	SessionTTL      time.Duration // default 12 h
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
 	// RefreshGrace is how long a rotated refresh token, presented again,
 	// still gets the pair its rotation issued instead of revoking its family
-	// (RT-1; clients that retry or refresh from two places at once).
-	// Default 30 s; negative disables it.
+	// (RT-1; clients that retry or refresh from two places at once); zero
+	// turns the window off.
 	RefreshGrace time.Duration
 
 	// RegistrationRate is the number of registrations per minute one client
@@ -80,7 +71,6 @@ type Server struct {
 	log        *slog.Logger
 	store      store.Store
 	keys       *tokens.Keyset
-	verifier   *tokens.Verifier // for revocation and introspection
 	site       *oauth.Site
 	connectors map[string]upstream.Connector
 	order      []upstream.Connector
@@ -102,21 +92,8 @@ func New(opts Options) (*Server, error) {
 	if len(opts.CSRFKey) < 32 {
 		return nil, errors.New("authserver: CSRFKey must be at least 32 bytes")
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&opts.AccessTokenTTL, time.Hour)
-	def(&opts.RefreshTokenTTL, 30*24*time.Hour)
-	def(&opts.CodeTTL, 60*time.Second)
-	def(&opts.RequestTTL, 10*time.Minute)
-	def(&opts.SessionTTL, 12*time.Hour)
-	switch {
-	case opts.RefreshGrace == 0:
-		opts.RefreshGrace = 30 * time.Second
-	case opts.RefreshGrace < 0:
-		opts.RefreshGrace = 0
+	if opts.AccessTokenTTL <= 0 || opts.RefreshTokenTTL <= 0 || opts.RefreshGrace < 0 {
+		return nil, errors.New("authserver: AccessTokenTTL and RefreshTokenTTL must be positive, RefreshGrace not negative")
 	}
 	if opts.RegistrationRate <= 0 {
 		opts.RegistrationRate = 20
@@ -138,7 +115,6 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		store:      opts.Store,
 		keys:       opts.Keys,
-		verifier:   tokens.NewVerifier(opts.Keys, tokens.VerifierOptions{Now: opts.Now}),
 		site:       opts.Site,
 		connectors: map[string]upstream.Connector{},
 		static:     map[string]*store.Client{},
@@ -216,26 +192,25 @@ func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 	return c, err
 }
 
-// resourceFor maps a requested resource indicator to a served resource.
-// An empty request selects the first resource (clients such as Claude Code
-// omit it). The comparison accepts an uppercase scheme or host and a
-// trailing slash (RES-2) and returns the canonical URL.
-func (s *Server) resourceFor(r *http.Request, requested string) (Resource, string, bool) {
-	issuer := s.site.Issuer(r)
+// resourceFor maps a requested resource indicator to a resource served
+// under issuer. An empty request selects the first resource (clients such
+// as Claude Code omit it). The comparison accepts an uppercase scheme or
+// host and a trailing slash (RES-2) and returns the canonical URL.
+func (s *Server) resourceFor(issuer, requested string) (oauth.Resource, string, bool) {
 	if requested == "" {
 		res := s.opts.Resources[0]
 		return res, issuer + res.Path, true
 	}
 	canon, ok := canonicalResource(requested)
 	if !ok {
-		return Resource{}, "", false
+		return oauth.Resource{}, "", false
 	}
 	for _, res := range s.opts.Resources {
 		if canon == issuer+res.Path {
 			return res, canon, true
 		}
 	}
-	return Resource{}, "", false
+	return oauth.Resource{}, "", false
 }
 
 // canonicalResource lowercases scheme and host and drops one trailing
@@ -268,7 +243,7 @@ func canonicalResource(raw string) (string, bool) {
 // token endpoint reads as a request for a refresh token and keeps out of
 // the access token. Unknown scopes are dropped rather than refused
 // (SCOPE-7).
-func grantScopes(res Resource, requested []string) []string {
+func grantScopes(res oauth.Resource, requested []string) []string {
 	var out []string
 	offline := false
 	for _, sc := range requested {

@@ -28,13 +28,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	issuer := s.site.Issuer(r)
 	var resp *TokenResponse
 	var oerr *oauth.Error
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
-		resp, oerr = s.exchangeCode(r, client, form)
+		resp, oerr = s.exchangeCode(r.Context(), issuer, client, form)
 	case "refresh_token":
-		resp, oerr = s.refresh(r, client, form)
+		resp, oerr = s.refresh(r.Context(), issuer, client, form)
 	case "":
 		oerr = oauth.Errorf(oauth.InvalidRequest, "grant_type is required")
 	default:
@@ -48,9 +49,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// parsePostForm reads the form body of the token, revocation and
-// introspection endpoints, where every parameter appears at most once
-// (RFC 6749 §3.2).
 // clientRequest reads the form of a token, revocation or introspection
 // request and authenticates its client; on failure it has answered with
 // the JSON error and ok is false.
@@ -66,6 +64,9 @@ func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form url
 	return form, client, true
 }
 
+// parsePostForm reads the form body of the token, revocation and
+// introspection endpoints, where every parameter appears at most once
+// (RFC 6749 §3.2).
 func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
@@ -124,11 +125,11 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 }
 
 // mint issues the access token for a grant, with the scopes given.
-func (s *Server) mint(r *http.Request, grantID, clientID, resource string, user identity.User, scopes []string) (string, int64, error) {
+func (s *Server) mint(issuer, grantID, clientID, resource string, user identity.User, scopes []string) (string, int64, error) {
 	now := s.now()
 	ttl := s.opts.AccessTokenTTL
 	at, err := s.keys.Mint(&tokens.Claims{
-		Issuer:    s.site.Issuer(r),
+		Issuer:    issuer,
 		Subject:   user.ID,
 		Audience:  resource, // RES-3: the token names its one resource
 		ClientID:  clientID,

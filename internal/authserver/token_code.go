@@ -1,8 +1,8 @@
 package authserver
 
 import (
+	"context"
 	"errors"
-	"net/http"
 	"net/url"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -15,8 +15,7 @@ import (
 var errBadGrant = oauth.Errorf(oauth.InvalidGrant, "the authorization code is invalid, expired or already used, or does not match this client, redirect URI, PKCE verifier or resource")
 
 // exchangeCode implements the authorization_code grant (OAuth 2.1 §4.1.3).
-func (s *Server) exchangeCode(r *http.Request, client *store.Client, form url.Values) (*TokenResponse, *oauth.Error) {
-	ctx := r.Context()
+func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.Client, form url.Values) (*TokenResponse, *oauth.Error) {
 	code, verifier := form.Get("code"), form.Get("code_verifier")
 	if code == "" || len(code) > 128 {
 		return nil, oauth.Errorf(oauth.InvalidRequest, "code is required")
@@ -26,7 +25,7 @@ func (s *Server) exchangeCode(r *http.Request, client *store.Client, form url.Va
 	}
 	var resource string
 	if raw := form.Get("resource"); raw != "" {
-		_, canon, ok := s.resourceFor(r, raw)
+		_, canon, ok := s.resourceFor(issuer, raw)
 		if !ok {
 			return nil, oauth.Errorf(oauth.InvalidTarget, "the resource is not served by this authorization server")
 		}
@@ -74,7 +73,7 @@ func (s *Server) exchangeCode(r *http.Request, client *store.Client, form url.Va
 	if err := s.store.CreateGrant(ctx, grant, rt); err != nil {
 		return nil, oauth.AsError(err)
 	}
-	resp.AccessToken, resp.ExpiresIn, err = s.mint(r, grant.ID, client.ID, grant.Resource, grant.User, grant.Scopes)
+	resp.AccessToken, resp.ExpiresIn, err = s.mint(issuer, grant.ID, client.ID, grant.Resource, grant.User, grant.Scopes)
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}

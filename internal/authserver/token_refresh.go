@@ -1,10 +1,10 @@
 package authserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -24,8 +24,7 @@ var errBadRefresh = oauth.Errorf(oauth.InvalidGrant, "the refresh token is inval
 // The new pair is minted and sealed before the rotation, so that the store
 // records it with the rotated token in the same step: whichever of racing
 // requests wins, the others answer with the winner's pair.
-func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values) (*TokenResponse, *oauth.Error) {
-	ctx := r.Context()
+func (s *Server) refresh(ctx context.Context, issuer string, client *store.Client, form url.Values) (*TokenResponse, *oauth.Error) {
 	old := form.Get("refresh_token")
 	if old == "" || len(old) > 128 {
 		return nil, oauth.Errorf(oauth.InvalidRequest, "refresh_token is required")
@@ -36,7 +35,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 	}
 	var resource string
 	if raw := form.Get("resource"); raw != "" {
-		_, canon, ok := s.resourceFor(r, raw)
+		_, canon, ok := s.resourceFor(issuer, raw)
 		if !ok {
 			return nil, oauth.Errorf(oauth.InvalidTarget, "the resource is not served by this authorization server")
 		}
@@ -54,7 +53,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 		return nil, errBadRefresh
 	}
 	if !tokens.Equal(grant.ClientID, client.ID) {
-		s.stolen(r, client, grant.ID, "refresh token presented by another client: family revoked")
+		s.stolen(ctx, client, grant.ID, "refresh token presented by another client: family revoked")
 		return nil, errBadRefresh
 	}
 	if resource != "" && resource != grant.Resource {
@@ -74,7 +73,7 @@ func (s *Server) refresh(r *http.Request, client *store.Client, form url.Values)
 	}
 
 	resp := &TokenResponse{TokenType: "Bearer", RefreshToken: tokens.NewSecret(), Scope: oauth.JoinScope(scopes)}
-	resp.AccessToken, resp.ExpiresIn, err = s.mint(r, grant.ID, client.ID, grant.Resource, grant.User, scopes)
+	resp.AccessToken, resp.ExpiresIn, err = s.mint(issuer, grant.ID, client.ID, grant.Resource, grant.User, scopes)
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}
@@ -132,9 +131,9 @@ func (s *Server) openSuccessor(prev *store.RefreshToken, oldHash []byte) (*Token
 
 // stolen ends a grant whose token came from a client other than its own:
 // whoever holds it, the family is done.
-func (s *Server) stolen(r *http.Request, client *store.Client, grantID, msg string) {
+func (s *Server) stolen(ctx context.Context, client *store.Client, grantID, msg string) {
 	s.log.Warn(msg, "client_id", client.ID, "grant", grantID)
-	if err := s.store.RevokeGrant(r.Context(), grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.store.RevokeGrant(ctx, grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("revoke grant", "grant", grantID, "err", err.Error())
 	}
 	s.opts.Revoked(grantID)

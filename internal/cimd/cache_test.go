@@ -53,9 +53,9 @@ func TestLifetime(t *testing.T) {
 func TestCacheServesSecondCall(t *testing.T) {
 	e := newEnv(t, docHandler, nil)
 	id := e.url("/client.json")
-	for range 3 {
+	for i := range 3 {
 		if _, err := e.f.Client(context.Background(), id); err != nil {
-			t.Fatal(err)
+			t.Fatalf("call %d: %v, want the document", i+1, err)
 		}
 	}
 	if n := e.hitCount("/client.json"); n != 1 {
@@ -73,7 +73,7 @@ func TestCacheMaxAge(t *testing.T) {
 	get := func() {
 		t.Helper()
 		if _, err := e.f.Client(context.Background(), id); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v, want the document", err)
 		}
 	}
 	get()
@@ -104,15 +104,15 @@ func TestCacheNeverCachesFailures(t *testing.T) {
 		}
 	}, nil)
 	id := e.url("/client.json")
-	for s := range int32(2) {
-		state.Store(s)
+	for s, what := range []string{"a 500", "an invalid document"} {
+		state.Store(int32(s))
 		if _, err := e.f.Client(context.Background(), id); err == nil {
-			t.Fatalf("state %d: accepted", s)
+			t.Errorf("%s was accepted, want an error", what)
 		}
 	}
 	state.Store(2)
 	if _, err := e.f.Client(context.Background(), id); err != nil {
-		t.Fatalf("after the fix: %v", err)
+		t.Fatalf("after the fix: %v, want the document", err)
 	}
 	if n := e.hitCount("/client.json"); n != 3 {
 		t.Errorf("server hit %d times, want 3", n)
@@ -126,9 +126,9 @@ func TestCacheNoStore(t *testing.T) {
 		docHandler(w, r)
 	}, nil)
 	id := e.url("/client.json")
-	for range 2 {
+	for i := range 2 {
 		if _, err := e.f.Client(context.Background(), id); err != nil {
-			t.Fatal(err)
+			t.Fatalf("call %d: %v, want the document", i+1, err)
 		}
 	}
 	if n := e.hitCount("/client.json"); n != 2 {
@@ -180,7 +180,7 @@ func TestCacheCollapsesConcurrentFetches(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			t.Error(err)
+			t.Errorf("a caller got %v, want the document", err)
 		}
 	}
 	if hits := e.hitCount("/client.json"); hits != 1 {
@@ -211,14 +211,14 @@ func TestCacheCallerCancelDoesNotAbortSharedFetch(t *testing.T) {
 	waitFor(t, "the second caller", func() bool { return e.f.waiters(id) == 2 })
 	cancel()
 	if err := <-first; err == nil {
-		t.Error("the cancelled caller got a client")
+		t.Error("the cancelled caller got a client, want its context's error")
 	}
 	close(release)
 	if err := <-second; err != nil {
-		t.Errorf("the waiting caller: %v", err)
+		t.Errorf("the waiting caller: %v, want the document", err)
 	}
 	if _, err := e.f.Client(context.Background(), id); err != nil {
-		t.Fatal(err)
+		t.Fatalf("a later call: %v, want the cached document", err)
 	}
 	if hits := e.hitCount("/client.json"); hits != 1 {
 		t.Errorf("server hit %d times, want 1", hits)
@@ -235,7 +235,7 @@ func TestCacheBounded(t *testing.T) {
 	}, func(o *Options) { o.MaxEntries = 2 })
 	for _, p := range []string{"/a.json", "/b.json", "/c.json"} {
 		if _, err := e.f.Client(context.Background(), e.url(p)); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v, want the document", p, err)
 		}
 	}
 	e.f.mu.Lock()

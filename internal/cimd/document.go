@@ -14,6 +14,13 @@ import (
 
 const maxRedirectURIs = 20 // as for DCR
 
+// document holds the members of a client metadata document that mcpgate
+// reads.
+type document struct {
+	id, name, method, appType, scope, clientURI, logoURI string
+	redirects, grants, responses                         []string
+}
+
 // parseDocument validates a fetched document for clientID (CIMD-3, CIMD-4,
 // CIMD-8 and the RFC 7591 rules DCR applies) and returns it as a public
 // client. Every failure is an *Error whose Reason names the problem.
@@ -22,121 +29,144 @@ func parseDocument(clientID string, body []byte, now time.Time) (*store.Client, 
 	if err != nil {
 		return nil, err
 	}
-	var (
-		id, name, method, appType, scope, clientURI, logoURI string
-		redirects, grants, responses                         []string
-	)
+	var d document
 	for _, f := range []struct {
 		key string
 		dst any
 	}{
-		{"client_id", &id}, {"client_name", &name}, {"token_endpoint_auth_method", &method},
-		{"application_type", &appType}, {"scope", &scope}, {"client_uri", &clientURI},
-		{"logo_uri", &logoURI}, {"redirect_uris", &redirects}, {"grant_types", &grants},
-		{"response_types", &responses},
+		{"client_id", &d.id}, {"client_name", &d.name}, {"token_endpoint_auth_method", &d.method},
+		{"application_type", &d.appType}, {"scope", &d.scope}, {"client_uri", &d.clientURI},
+		{"logo_uri", &d.logoURI}, {"redirect_uris", &d.redirects}, {"grant_types", &d.grants},
+		{"response_types", &d.responses},
 	} {
 		if err := member(m, f.key, f.dst); err != nil {
 			return nil, err
 		}
 	}
-
-	// CIMD-3: simple string comparison, no normalization.
-	if id == "" {
-		return nil, invalid("the document has no client_id")
-	}
-	if id != clientID {
-		return nil, invalid("the document's client_id does not match its URL exactly")
-	}
-
-	// CIMD-8: there is no way to share a secret with a metadata document.
-	if _, ok := m["client_secret"]; ok {
-		return nil, invalid("the document contains a client_secret; client metadata documents cannot use shared secrets")
-	}
-	if _, ok := m["client_secret_expires_at"]; ok {
-		return nil, invalid("the document contains client_secret_expires_at; client metadata documents cannot use shared secrets")
-	}
-	switch {
-	case method == "" || method == "none":
-	case strings.HasPrefix(method, "client_secret_"):
-		return nil, invalid(fmt.Sprintf("token_endpoint_auth_method %s uses a shared secret, which client metadata documents cannot use", quote(method)))
-	case method == "private_key_jwt":
-		return nil, invalid("confidential CIMD clients are not supported: token_endpoint_auth_method must be none (private_key_jwt is not supported yet)")
-	default:
-		return nil, invalid(fmt.Sprintf("token_endpoint_auth_method %s is not supported; use none", quote(method)))
-	}
-
-	// CIMD-4: client_name and redirect_uris are required.
-	name, ok := oauth.CleanClientName(name)
-	if !ok {
-		return nil, invalid("client_name must be at most 200 printable characters")
-	}
-	if name == "" {
-		return nil, invalid("the document has no client_name")
-	}
-	if len(redirects) == 0 {
-		return nil, invalid("the document has no redirect_uris")
-	}
-	if len(redirects) > maxRedirectURIs {
-		return nil, invalid(fmt.Sprintf("the document has more than %d redirect_uris", maxRedirectURIs))
-	}
-	for _, u := range redirects {
-		if err := oauth.ValidateRedirectURI(u); err != nil {
-			return nil, invalid(fmt.Sprintf("redirect URI %s is not allowed: %v", quote(u), err))
+	for _, check := range []func() error{
+		func() error { return d.checkIdentity(clientID, m) },
+		d.checkNameAndRedirects,
+		d.checkGrants,
+		d.checkRest,
+	} {
+		if err := check(); err != nil {
+			return nil, err
 		}
 	}
+	return &store.Client{
+		ID:                      clientID,
+		Name:                    d.name,
+		RedirectURIs:            d.redirects,
+		GrantTypes:              d.grants,
+		ResponseTypes:           d.responses,
+		TokenEndpointAuthMethod: "none",
+		ApplicationType:         d.appType,
+		Scope:                   d.scope,
+		ClientURI:               d.clientURI,
+		LogoURI:                 d.logoURI,
+		CreatedAt:               now,
+	}, nil
+}
 
-	if len(grants) == 0 {
-		grants = []string{"authorization_code", "refresh_token"}
+// checkIdentity checks that the document is the one of clientID (CIMD-3:
+// simple string comparison, no normalization) and names no shared secret
+// (CIMD-8: there is no way to share one with a metadata document).
+func (d *document) checkIdentity(clientID string, m map[string]json.RawMessage) error {
+	if d.id == "" {
+		return invalid("the document has no client_id")
+	}
+	if d.id != clientID {
+		return invalid("the document's client_id does not match its URL exactly")
+	}
+	if _, ok := m["client_secret"]; ok {
+		return invalid("the document contains a client_secret; client metadata documents cannot use shared secrets")
+	}
+	if _, ok := m["client_secret_expires_at"]; ok {
+		return invalid("the document contains client_secret_expires_at; client metadata documents cannot use shared secrets")
+	}
+	switch {
+	case d.method == "" || d.method == "none":
+		return nil
+	case strings.HasPrefix(d.method, "client_secret_"):
+		return invalid(fmt.Sprintf("token_endpoint_auth_method %s uses a shared secret, which client metadata documents cannot use", quote(d.method)))
+	case d.method == "private_key_jwt":
+		return invalid("confidential CIMD clients are not supported: token_endpoint_auth_method must be none (private_key_jwt is not supported yet)")
+	}
+	return invalid(fmt.Sprintf("token_endpoint_auth_method %s is not supported; use none", quote(d.method)))
+}
+
+// checkNameAndRedirects: client_name and redirect_uris are required
+// (CIMD-4), and each redirect URI must be one DCR would accept.
+func (d *document) checkNameAndRedirects() error {
+	name, ok := oauth.CleanClientName(d.name)
+	switch {
+	case !ok:
+		return invalid("client_name must be at most 200 printable characters")
+	case name == "":
+		return invalid("the document has no client_name")
+	case len(d.redirects) == 0:
+		return invalid("the document has no redirect_uris")
+	case len(d.redirects) > maxRedirectURIs:
+		return invalid(fmt.Sprintf("the document has more than %d redirect_uris", maxRedirectURIs))
+	}
+	d.name = name
+	for _, u := range d.redirects {
+		if err := oauth.ValidateRedirectURI(u); err != nil {
+			return invalid(fmt.Sprintf("redirect URI %s is not allowed: %v", quote(u), err))
+		}
+	}
+	return nil
+}
+
+// checkGrants: the authorization code grant, optionally refresh tokens,
+// and the code response type; absent lists take those defaults.
+func (d *document) checkGrants() error {
+	if len(d.grants) == 0 {
+		d.grants = []string{"authorization_code", "refresh_token"}
 	}
 	hasCode := false
-	for _, g := range grants {
+	for _, g := range d.grants {
 		switch g {
 		case "authorization_code":
 			hasCode = true
 		case "refresh_token":
 		default:
-			return nil, invalid(fmt.Sprintf("grant type %s is not supported", quote(g)))
+			return invalid(fmt.Sprintf("grant type %s is not supported", quote(g)))
 		}
 	}
 	if !hasCode {
-		return nil, invalid("grant_types must include authorization_code")
+		return invalid("grant_types must include authorization_code")
 	}
-	if len(responses) == 0 {
-		responses = []string{"code"}
+	if len(d.responses) == 0 {
+		d.responses = []string{"code"}
 	}
-	for _, rt := range responses {
+	for _, rt := range d.responses {
 		if rt != "code" {
-			return nil, invalid("only the code response type is supported")
+			return invalid("only the code response type is supported")
 		}
 	}
-	switch appType {
+	return nil
+}
+
+// checkRest checks application_type (inferred from the redirect URIs when
+// absent), scope and the URLs.
+func (d *document) checkRest() error {
+	switch d.appType {
 	case "native", "web":
 	case "":
-		appType = oauth.InferApplicationType(redirects)
+		d.appType = oauth.InferApplicationType(d.redirects)
 	default:
-		return nil, invalid("application_type must be native or web")
+		return invalid("application_type must be native or web")
 	}
-	if _, ok := oauth.ParseScope(scope); !ok {
-		return nil, invalid("scope is not a valid scope string")
+	if _, ok := oauth.ParseScope(d.scope); !ok {
+		return invalid("scope is not a valid scope string")
 	}
-	for _, u := range []string{clientURI, logoURI} {
+	for _, u := range []string{d.clientURI, d.logoURI} {
 		if u != "" && !oauth.IsWebURL(u) {
-			return nil, invalid("client_uri and logo_uri must be http or https URLs")
+			return invalid("client_uri and logo_uri must be http or https URLs")
 		}
 	}
-	return &store.Client{
-		ID:                      clientID,
-		Name:                    name,
-		RedirectURIs:            redirects,
-		GrantTypes:              grants,
-		ResponseTypes:           responses,
-		TokenEndpointAuthMethod: "none",
-		ApplicationType:         appType,
-		Scope:                   scope,
-		ClientURI:               clientURI,
-		LogoURI:                 logoURI,
-		CreatedAt:               now,
-	}, nil
+	return nil
 }
 
 // decodeObject reads exactly one JSON object and returns its members by

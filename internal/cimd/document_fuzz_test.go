@@ -45,7 +45,7 @@ func FuzzDocument(f *testing.F) {
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Reason == "" {
-				t.Fatalf("error %v is not an *Error with a Reason", err)
+				t.Fatalf("error %v, want an *Error with a Reason", err)
 			}
 			return
 		}
@@ -53,59 +53,59 @@ func FuzzDocument(f *testing.F) {
 		// case-folding, equals the URL.
 		var m map[string]json.RawMessage
 		if json.Unmarshal(body, &m) != nil {
-			t.Fatal("accepted a body that is not a JSON object")
+			t.Fatal("CIMD-4: accepted a body that is not a JSON object")
 		}
 		var docID string
 		if json.Unmarshal(m["client_id"], &docID) != nil || docID != id || c.ID != id {
-			t.Fatalf("accepted client_id %s for %s", m["client_id"], id)
+			t.Fatalf("CIMD-3: accepted client_id %s (client %q), want exactly %s", m["client_id"], c.ID, id)
 		}
 		// CIMD-8.
 		if _, ok := m["client_secret"]; ok {
-			t.Fatal("accepted a client_secret")
+			t.Fatal("CIMD-8: accepted a client_secret")
 		}
 		if _, ok := m["client_secret_expires_at"]; ok {
-			t.Fatal("accepted client_secret_expires_at")
+			t.Fatal("CIMD-8: accepted client_secret_expires_at")
 		}
 		if c.TokenEndpointAuthMethod != "none" || !c.Public() {
-			t.Fatalf("accepted auth method %q", c.TokenEndpointAuthMethod)
+			t.Fatalf("CIMD-8: accepted auth method %q, want a public client with none", c.TokenEndpointAuthMethod)
 		}
 		// CIMD-4.
 		if name, ok := oauth.CleanClientName(c.Name); !ok || name != c.Name || name == "" {
-			t.Fatalf("accepted client_name %q", c.Name)
+			t.Fatalf("CIMD-4: accepted client_name %q, want a non-empty, clean name", c.Name)
 		}
 		if len(c.RedirectURIs) == 0 || len(c.RedirectURIs) > maxRedirectURIs {
-			t.Fatalf("accepted %d redirect URIs", len(c.RedirectURIs))
+			t.Fatalf("CIMD-4: accepted %d redirect URIs, want 1 to %d", len(c.RedirectURIs), maxRedirectURIs)
 		}
 		for _, u := range c.RedirectURIs {
 			if err := oauth.ValidateRedirectURI(u); err != nil {
-				t.Fatalf("accepted redirect URI %q: %v", u, err)
+				t.Fatalf("CIMD-4: accepted redirect URI %q that ValidateRedirectURI refuses: %v", u, err)
 			}
 		}
 		if !slices.Contains(c.GrantTypes, "authorization_code") {
-			t.Fatalf("accepted grant types %v", c.GrantTypes)
+			t.Fatalf("accepted grant types %v, want authorization_code among them", c.GrantTypes)
 		}
 		for _, g := range c.GrantTypes {
 			if g != "authorization_code" && g != "refresh_token" {
-				t.Fatalf("accepted grant type %q", g)
+				t.Fatalf("accepted grant type %q, want authorization_code or refresh_token", g)
 			}
 		}
 		for _, rt := range c.ResponseTypes {
 			if rt != "code" {
-				t.Fatalf("accepted response type %q", rt)
+				t.Fatalf("accepted response type %q, want code", rt)
 			}
 		}
 		if len(c.ResponseTypes) == 0 {
-			t.Fatal("no response types")
+			t.Fatal("no response types, want [code]")
 		}
 		if c.ApplicationType != "native" && c.ApplicationType != "web" {
-			t.Fatalf("accepted application type %q", c.ApplicationType)
+			t.Fatalf("accepted application type %q, want native or web", c.ApplicationType)
 		}
 		if _, ok := oauth.ParseScope(c.Scope); !ok {
-			t.Fatalf("accepted scope %q", c.Scope)
+			t.Fatalf("accepted scope %q, which ParseScope refuses", c.Scope)
 		}
 		for _, u := range []string{c.ClientURI, c.LogoURI} {
 			if u != "" && !oauth.IsWebURL(u) {
-				t.Fatalf("accepted URL %q", u)
+				t.Fatalf("accepted client_uri or logo_uri %q, want an http(s) URL", u)
 			}
 		}
 	})

@@ -22,16 +22,16 @@ func TestClientValidDocument(t *testing.T) {
 	}
 	if c.ID != id || c.Name != "Example MCP Client" || c.Scope != "mcp" ||
 		c.ClientURI != "https://app.example" || c.LogoURI != "https://app.example/logo.png" {
-		t.Errorf("client = %+v", c)
+		t.Errorf("client = %+v, want the document's client_id, client_name, scope, client_uri and logo_uri", c)
 	}
 	if !slices.Equal(c.RedirectURIs, []string{"https://app.example/callback"}) {
-		t.Errorf("RedirectURIs = %v", c.RedirectURIs)
+		t.Errorf("RedirectURIs = %v, want [https://app.example/callback]", c.RedirectURIs)
 	}
 	if !slices.Equal(c.GrantTypes, []string{"authorization_code", "refresh_token"}) || !slices.Equal(c.ResponseTypes, []string{"code"}) {
 		t.Errorf("GrantTypes = %v, ResponseTypes = %v (want the DCR defaults)", c.GrantTypes, c.ResponseTypes)
 	}
 	if c.TokenEndpointAuthMethod != "none" || !c.Public() || c.SecretHash != nil {
-		t.Errorf("auth method %q: a CIMD client is public", c.TokenEndpointAuthMethod)
+		t.Errorf("auth method %q, public %v, secret hash %x; want none, public, no secret (a CIMD client is public)", c.TokenEndpointAuthMethod, c.Public(), c.SecretHash)
 	}
 	if c.ApplicationType != "web" {
 		t.Errorf("ApplicationType = %q, want web (https redirect)", c.ApplicationType)
@@ -64,10 +64,10 @@ func TestClientClaudeCodeLoopbackDocument(t *testing.T) {
 		t.Errorf("ApplicationType = %q, want native", c.ApplicationType)
 	}
 	if !oauth.MatchRedirectURI(c.RedirectURIs, "http://localhost:53124/callback") {
-		t.Error("loopback redirect on an ephemeral port does not match")
+		t.Errorf("loopback redirect on an ephemeral port does not match %v, want a match (REDIR-4)", c.RedirectURIs)
 	}
 	if oauth.MatchRedirectURI(c.RedirectURIs, "https://evil.example/callback") {
-		t.Error("an unlisted redirect matches")
+		t.Errorf("an unlisted redirect matches %v, want no match", c.RedirectURIs)
 	}
 }
 
@@ -203,7 +203,7 @@ func TestClientDocumentRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := e.f.Client(context.Background(), e.url(fmt.Sprintf("/case/%d", i)))
 			if err == nil {
-				t.Fatal("accepted")
+				t.Fatalf("the document was accepted, want it refused with a reason containing %q", c.want)
 			}
 			if r := asError(t, err).Reason; !strings.Contains(r, c.want) {
 				t.Errorf("Reason = %q, want it to contain %q", r, c.want)
@@ -280,12 +280,12 @@ func TestClientResponseRules(t *testing.T) {
 			_, err := e.f.Client(context.Background(), e.url(fmt.Sprintf("/case/%d", i)))
 			if c.want == "" {
 				if err != nil {
-					t.Fatalf("refused: %v", err)
+					t.Fatalf("refused: %v, want the document accepted", err)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatal("accepted")
+				t.Fatalf("accepted, want it refused with a reason containing %q", c.want)
 			}
 			if r := asError(t, err).Reason; !strings.Contains(r, c.want) {
 				t.Errorf("Reason = %q, want it to contain %q", r, c.want)
@@ -293,7 +293,7 @@ func TestClientResponseRules(t *testing.T) {
 		})
 	}
 	if n := e.hitCount("/target"); n != 0 {
-		t.Errorf("the redirect target was fetched %d times", n)
+		t.Errorf("the redirect target was fetched %d times, want never", n)
 	}
 }
 
@@ -305,10 +305,10 @@ func TestClientTimeout(t *testing.T) {
 	start := time.Now()
 	_, err := e.f.Client(context.Background(), e.url("/slow.json"))
 	if err == nil {
-		t.Fatal("accepted")
+		t.Fatal("a server that never answers: accepted, want a timeout")
 	}
 	if r := asError(t, err).Reason; r != reasonUnreachable {
-		t.Errorf("Reason = %q", r)
+		t.Errorf("Reason = %q, want %q", r, reasonUnreachable)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("gave up after %v, want about 200ms", d)
@@ -322,7 +322,7 @@ func TestErrorReasonHidesNetworkDetail(t *testing.T) {
 	_, err := e.f.Client(context.Background(), e.url("/client.json"))
 	ce := asError(t, err)
 	if ce.Reason != reasonUnreachable || strings.Contains(ce.Reason, "127.0.0.1") {
-		t.Errorf("Reason = %q", ce.Reason)
+		t.Errorf("Reason = %q, want %q, which names no address", ce.Reason, reasonUnreachable)
 	}
 	if !strings.Contains(ce.Error(), "127.0.0.1") {
 		t.Errorf("Error() = %q, want the cause with the address", ce.Error())
@@ -353,9 +353,9 @@ func TestClientInvalidURLNotFetched(t *testing.T) {
 	e := newEnv(t, docHandler, nil)
 	_, err := e.f.Client(context.Background(), "https://example.com:"+e.port()+"/x?y=1")
 	if err == nil || !strings.Contains(asError(t, err).Reason, "query") {
-		t.Fatalf("err = %v", err)
+		t.Fatalf("err = %v, want a refusal naming the query", err)
 	}
-	if e.res.count() != 0 {
-		t.Error("resolver was asked")
+	if n := e.res.count(); n != 0 {
+		t.Errorf("resolver was asked %d times, want never", n)
 	}
 }

@@ -25,11 +25,11 @@ var (
 		netip.MustParsePrefix("127.0.0.0/8"),     // loopback
 		netip.MustParsePrefix("169.254.0.0/16"),  // link-local, cloud metadata
 		netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-		netip.MustParsePrefix("192.0.2.0/24"),    // TEST-NET-1
+		netip.MustParsePrefix("192.0.2.0/24"),    // documentation, RFC 5737 range 1
 		netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast (deprecated)
 		netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-		netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
-		netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
+		netip.MustParsePrefix("198.51.100.0/24"), // documentation, RFC 5737 range 2
+		netip.MustParsePrefix("203.0.113.0/24"),  // documentation, RFC 5737 range 3
 		netip.MustParsePrefix("224.0.0.0/4"),     // multicast
 		netip.MustParsePrefix("240.0.0.0/4"),     // reserved, limited broadcast
 		netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments: Teredo, ORCHID, benchmarking

@@ -49,7 +49,7 @@ func TestPublicAddr(t *testing.T) {
 		}
 	}
 	if publicAddr(netip.Addr{}) {
-		t.Error("the zero Addr is allowed")
+		t.Error("the zero Addr is allowed, want refused")
 	}
 }
 
@@ -79,14 +79,14 @@ func TestClientRefusesInternalAnswers(t *testing.T) {
 			noDial(t, f)
 			_, err := f.Client(context.Background(), "https://victim.example/client.json")
 			if err == nil {
-				t.Fatal("accepted")
+				t.Fatal("accepted, want the address refused")
 			}
 			ce := asError(t, err)
 			if !errors.Is(err, errBlockedAddress) || ce.Reason != reasonUnreachable {
-				t.Errorf("err = %v", err)
+				t.Errorf("err = %v, want errBlockedAddress with Reason %q", err, reasonUnreachable)
 			}
 			if res.count() != 1 {
-				t.Errorf("resolver asked %d times", res.count())
+				t.Errorf("resolver asked %d times, want 1", res.count())
 			}
 		})
 	}
@@ -113,10 +113,10 @@ func TestClientRefusesInternalLiterals(t *testing.T) {
 			noDial(t, f)
 			_, err := f.Client(context.Background(), id)
 			if !errors.Is(err, errBlockedAddress) {
-				t.Fatalf("err = %v", err)
+				t.Fatalf("err = %v, want errBlockedAddress", err)
 			}
-			if res.count() != 0 {
-				t.Error("resolver asked for an IP literal")
+			if n := res.count(); n != 0 {
+				t.Errorf("resolver asked %d times for an IP literal, want never", n)
 			}
 		})
 	}
@@ -132,14 +132,14 @@ func TestClientLoopbackServerNotContacted(t *testing.T) {
 		"https://[::ffff:127.0.0.1]:" + e.port() + "/client.json",
 	} {
 		if _, err := e.f.Client(context.Background(), id); !errors.Is(err, errBlockedAddress) {
-			t.Errorf("%s: err = %v", id, err)
+			t.Errorf("%s: err = %v, want errBlockedAddress", id, err)
 		}
 	}
 	// The server accepts connections in order and counts each before
 	// serving it; after one allowed fetch the count shows any earlier one.
 	ok := New(Options{AllowHosts: []string{"example.com:" + e.port()}, RootCAs: e.f.opts.RootCAs, Resolver: e.res})
 	if _, err := ok.Client(context.Background(), e.url("/client.json")); err != nil {
-		t.Fatalf("allow-listed host:port: %v", err)
+		t.Fatalf("allow-listed host:port: %v, want the document", err)
 	}
 	if n := e.conns.Load(); n != 1 {
 		t.Errorf("server saw %d connections, want only the allow-listed one", n)
@@ -169,7 +169,7 @@ func TestClientDialsTheCheckedAddress(t *testing.T) {
 	}
 	id := e.url("/client.json")
 	if _, err := e.f.Client(context.Background(), id); err != nil {
-		t.Fatal(err)
+		t.Fatalf("first fetch: %v, want the document", err)
 	}
 	want := netip.MustParseAddrPort("93.184.215.14:" + e.port())
 	if len(dialed) != 1 || dialed[0] != want {
@@ -183,10 +183,10 @@ func TestClientDialsTheCheckedAddress(t *testing.T) {
 	// rebinding answer and refuses it without dialing.
 	e.clock.advance(DefaultMaxTTL + time.Second)
 	if _, err := e.f.Client(context.Background(), id); !errors.Is(err, errBlockedAddress) {
-		t.Errorf("after rebinding: err = %v", err)
+		t.Errorf("after rebinding: err = %v, want errBlockedAddress", err)
 	}
 	if len(dialed) != 1 {
-		t.Errorf("dialed %v after rebinding", dialed)
+		t.Errorf("dialed %v after rebinding, want only the first dial", dialed)
 	}
 }
 
@@ -216,7 +216,7 @@ func TestControlRechecksRemoteAddress(t *testing.T) {
 			t.Errorf("control(%v, allowed=%v)(%s) = %v, want ok=%v", c.pinned, c.allowed, c.addr, err, c.ok)
 		}
 		if err != nil && !errors.Is(err, errBlockedAddress) {
-			t.Errorf("error %v is not errBlockedAddress", err)
+			t.Errorf("control(%v, allowed=%v)(%s) = %v, want errBlockedAddress", c.pinned, c.allowed, c.addr, err)
 		}
 	}
 }
@@ -231,7 +231,7 @@ func TestClientResolverError(t *testing.T) {
 	for range 2 {
 		_, err := f.Client(context.Background(), "https://victim.example/client.json")
 		if asError(t, err).Reason != reasonUnreachable {
-			t.Errorf("err = %v", err)
+			t.Errorf("err = %v, want Reason %q", err, reasonUnreachable)
 		}
 	}
 	if res.count() != 2 {

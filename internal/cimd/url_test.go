@@ -80,7 +80,7 @@ func TestIsClientIDURL(t *testing.T) {
 		"":                                false,
 	} {
 		if got := IsClientIDURL(id); got != want {
-			t.Errorf("IsClientIDURL(%q) = %v", id, got)
+			t.Errorf("IsClientIDURL(%q) = %v, want %v", id, got, want)
 		}
 	}
 }

@@ -20,8 +20,8 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("`mcpgate serve` with no arguments must work: %v", err)
 	}
-	if cfg.Listen != "127.0.0.1:8080" || cfg.StoreDSN() != "sqlite:mcpgate-data/mcpgate.db" || cfg.AccessTokenTTL != time.Hour {
-		t.Fatalf("defaults: %+v", cfg)
+	if cfg.Listen != "127.0.0.1:8080" || cfg.StoreDSN() != "sqlite:mcpgate-data/mcpgate.db" || time.Duration(cfg.AccessTokenTTL) != time.Hour {
+		t.Fatalf("defaults: %+v, want listen 127.0.0.1:8080, store sqlite:mcpgate-data/mcpgate.db, access_token_ttl 1h", cfg)
 	}
 }
 
@@ -51,7 +51,7 @@ local_users: ["alice:$$2b$$10$$abcdefghijklmnopqrstuu"]
 		t.Errorf("env must win over the file: %s", cfg.DataDir)
 	}
 	if cfg.LogLevel != "debug" || cfg.GitHubClientID != "gh-client" || cfg.GitHubClientSecret != "from-file" {
-		t.Errorf("file values: %+v", cfg)
+		t.Errorf("file values: %+v, want log_level debug, github_client_id gh-client, the secret from its file", cfg)
 	}
 	if cfg.LocalUsers[0] != "alice:$2b$10$abcdefghijklmnopqrstuu" {
 		t.Errorf("$$ must be a literal $: %q", cfg.LocalUsers[0])
@@ -64,18 +64,18 @@ local_users: ["alice:$$2b$$10$$abcdefghijklmnopqrstuu"]
 func TestLocalUsersFromEnvAndFlags(t *testing.T) {
 	cfg, err := Load(nil, env(map[string]string{"MCPGATE_LOCAL_USERS": "alice:pw1, bob:pw:2"}))
 	if err != nil || len(cfg.LocalUsers) != 2 || cfg.LocalUsers[1] != "bob:pw:2" {
-		t.Fatalf("%v %q", err, cfg.LocalUsers)
+		t.Fatalf("%v %q, want [alice:pw1 bob:pw:2]", err, cfg.LocalUsers)
 	}
 	cfg, err = Load([]string{"--local-user", "a:1", "--local-user", "b:2"}, env(nil))
 	if err != nil || len(cfg.LocalUsers) != 2 {
-		t.Fatalf("%v %q", err, cfg.LocalUsers)
+		t.Fatalf("%v %q, want [a:1 b:2]", err, cfg.LocalUsers)
 	}
 }
 
 func TestSeedGitHubVariables(t *testing.T) {
 	cfg, err := Load(nil, env(map[string]string{"GITHUB_CLIENT": "id", "GITHUB_SECRET": "sec"}))
 	if err != nil || cfg.GitHubClientID != "id" || cfg.GitHubClientSecret != "sec" {
-		t.Fatalf("%v %+v", err, cfg)
+		t.Fatalf("%v %+v, want github_client_id id and github_client_secret sec from the seed's names", err, cfg)
 	}
 }
 
@@ -107,7 +107,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.LocalUsers = []string{"nopassword"}
 	cfg.GitHubClientID = "only-id"
 	cfg.LogLevel = "loud"
-	cfg.AccessTokenTTL = 48 * time.Hour
+	cfg.AccessTokenTTL = Duration(48 * time.Hour)
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
@@ -160,7 +160,7 @@ func TestUpstreamURL(t *testing.T) {
 		cfg := Defaults()
 		cfg.Upstream = u
 		if err := cfg.Validate(); (err == nil) != ok {
-			t.Errorf("upstream %q: %v", u, err)
+			t.Errorf("upstream %q: %v, want ok=%v", u, err, ok)
 		}
 	}
 }
@@ -187,7 +187,7 @@ resources:
 		t.Fatal(err)
 	}
 	if len(cfg.Resources) != 2 || cfg.Resources[1].Upstream != "http://127.0.0.1:3001/mcp" || cfg.Resources[1].ScopeImplies["repo:write"][0] != "repo:read" {
-		t.Fatalf("%+v", cfg.Resources)
+		t.Fatalf("%+v, want two resources, the second with its upstream and scope_implies", cfg.Resources)
 	}
 	cfg.Resources = append(cfg.Resources, Resource{Path: "/mcp"}, Resource{Path: "nope", Backend: Backend{Upstream: "ftp://x"}})
 	cfg.Upstream = "http://127.0.0.1:1/mcp"
@@ -233,12 +233,12 @@ resources:
 		t.Fatal(err)
 	}
 	ev, api := cfg.Resources[0], cfg.Resources[1]
-	if ev.Stdio == "" || ev.StdioMaxProcesses != 4 || ev.StdioIdleTimeout != 5*time.Minute || ev.StdioEnv[0] != "DEBUG=1" ||
+	if ev.Stdio == "" || ev.StdioMaxProcesses != 4 || time.Duration(ev.StdioIdleTimeout) != 5*time.Minute || ev.StdioEnv[0] != "DEBUG=1" ||
 		ev.ToolPolicy == nil || ev.ToolPolicy.Default != "deny" || len(ev.ToolPolicy.Rules) != 3 || ev.ToolPolicy.Rules[1].Groups[0] != "admins" {
-		t.Fatalf("stdio resource: %+v", ev)
+		t.Fatalf("stdio resource: %+v, want its stdio settings and a deny-by-default policy of 3 rules", ev)
 	}
 	if !api.IdentityToken || api.IdentityHeaders.User != "X-Remote-User" || api.IdentityHeaders.Email != "-" || cfg.AuditLog == "" {
-		t.Fatalf("upstream resource: %+v", api)
+		t.Fatalf("upstream resource: %+v, want identity_token, renamed user and dropped email headers, and an audit_log", api)
 	}
 
 	bad := []Resource{
@@ -271,18 +271,18 @@ func TestTopLevelBackendFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Stdio != "python3 server.py --flag 'a b'" || cfg.AuditLog != "/tmp/a.jsonl" {
-		t.Fatalf("%+v", cfg)
+		t.Fatalf("%+v, want the stdio command and audit_log of the flags", cfg)
 	}
 	cfg, err = Load([]string{"--upstream", "http://127.0.0.1:3000/mcp", "--identity-token"}, env(map[string]string{"MCPGATE_AUDIT_LOG": "/x"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !cfg.IdentityToken || cfg.AuditLog != "/x" || cfg.Validate() != nil {
-		t.Fatalf("%+v", cfg)
+		t.Fatalf("%+v, want identity_token from its flag, audit_log from the environment, and valid", cfg)
 	}
 	cfg.Resources = []Resource{{Path: "/other"}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "give each resource its own") {
-		t.Fatalf("top-level backend with a resources list: %v", err)
+		t.Fatalf("top-level backend with a resources list: %v, want \"give each resource its own\"", err)
 	}
 }
 
@@ -308,26 +308,26 @@ resources:
 		t.Fatal(err)
 	}
 	if r := cfg.Resources[0]; r.UpstreamTransport != "sse" || r.Upstream != "http://127.0.0.1:3002/sse" || !r.IdentityToken {
-		t.Fatalf("legacy resource: %+v", r)
+		t.Fatalf("legacy resource: %+v, want sse, its SSE URL and identity_token", r)
 	}
 	if r := cfg.Resources[1]; r.UpstreamTransport != "streamable-http" {
-		t.Fatalf("modern resource: %+v", r)
+		t.Fatalf("modern resource: %+v, want streamable-http", r)
 	}
 
 	cfg, err = Load([]string{"--upstream", "http://127.0.0.1:3000/sse", "--upstream-transport", "sse"}, env(nil))
 	if err != nil || cfg.UpstreamTransport != "sse" || cfg.Validate() != nil {
-		t.Fatalf("flag: %+v %v", cfg, err)
+		t.Fatalf("flag: %+v %v, want upstream_transport sse, valid", cfg, err)
 	}
 	cfg, err = Load(nil, env(map[string]string{"MCPGATE_UPSTREAM": "http://127.0.0.1:3000/sse", "MCPGATE_UPSTREAM_TRANSPORT": "sse"}))
 	if err != nil || cfg.UpstreamTransport != "sse" || cfg.Validate() != nil {
-		t.Fatalf("environment: %+v %v", cfg, err)
+		t.Fatalf("environment: %+v %v, want upstream_transport sse, valid", cfg, err)
 	}
 	// A top-level upstream_transport is a backend setting: not with a
 	// resources list.
 	cfg.Upstream = ""
 	cfg.Resources = []Resource{{Path: "/other"}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "give each resource its own") {
-		t.Fatalf("top-level upstream_transport with a resources list: %v", err)
+		t.Fatalf("top-level upstream_transport with a resources list: %v, want \"give each resource its own\"", err)
 	}
 
 	cfg.Backend = Backend{}

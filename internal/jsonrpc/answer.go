@@ -99,83 +99,94 @@ var ErrToolsUnsafe = errors.New("jsonrpc: cannot filter the tools/list answer")
 func FilterToolsList(data []byte, isList func(id []byte) bool, keep func(name string) bool) ([]byte, error) {
 	var edits []edit
 	s := scanner{data: data}
-	one := func() error {
-		var id []byte
-		var kept []cut // the spans of the tools kept, in order
-		dropped := false
-		listStart, listEnd := -1, -1
-		seenResult := false
-		err := s.object(func(key []byte, esc bool) error {
-			i, err := member(key, esc, answerKeys)
-			if err != nil {
-				return err
-			}
-			switch i {
-			case 0: // id
-				id, err = s.raw()
-				return err
-			case 1: // result
-				if seenResult {
-					return errDuplicateKey["result"]
-				}
-				seenResult = true
-				if s.peek() != '{' {
-					return s.value()
-				}
-				seenTools := false
-				return s.object(func(key []byte, esc bool) error {
-					i, err := member(key, esc, toolsKeys)
-					if err != nil {
-						return err
-					}
-					if i < 0 {
-						return s.value()
-					}
-					if seenTools {
-						return errDuplicateKey["tools"]
-					}
-					seenTools = true
-					if s.peek() != '[' {
-						return s.value()
-					}
-					listStart = s.pos
-					err = s.array(func() error {
-						s.skipWS()
-						start := s.pos
-						name, ok, err := s.toolName()
-						if err != nil {
-							return err
-						}
-						if ok && keep(name) {
-							kept = append(kept, cut{start, s.pos})
-						} else {
-							dropped = true
-						}
-						return nil
-					})
-					listEnd = s.pos
-					return err
-				})
-			}
-			return s.value()
-		})
-		if err != nil {
-			return err
+	err := s.messages(func() error {
+		id, e, dropped, err := s.answerTools(keep)
+		if err == nil && e.start >= 0 && dropped && (id == nil || isList(id)) {
+			edits = append(edits, e)
 		}
-		if listStart < 0 || id != nil && !isList(id) {
-			return nil
-		}
-		if dropped {
-			edits = append(edits, edit{start: listStart, end: listEnd, keep: kept})
-		}
-		return nil
-	}
-	if err := s.messages(one); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, errors.Join(ErrToolsUnsafe, err)
 	}
 	if len(edits) == 0 {
 		return data, nil
 	}
+	return applyEdits(data, edits), nil
+}
+
+// answerTools reads one message at s.pos: its id and, when its
+// result.tools is an array, the edit that keeps the tools keep accepts
+// (e.start is -1 when there is none) and whether that drops any.
+func (s *scanner) answerTools(keep func(name string) bool) (id []byte, e edit, dropped bool, err error) {
+	e.start = -1
+	seenResult := false
+	err = s.object(func(key []byte, esc bool) error {
+		i, err := member(key, esc, answerKeys)
+		if err != nil {
+			return err
+		}
+		switch i {
+		case 0: // id
+			id, err = s.raw()
+			return err
+		case 1: // result
+			if seenResult {
+				return errDuplicateKey["result"]
+			}
+			seenResult = true
+			if s.peek() != '{' {
+				return s.value()
+			}
+			return s.resultTools(keep, &e, &dropped)
+		}
+		return s.value()
+	})
+	return id, e, dropped, err
+}
+
+// resultTools reads a result object, and sets e to its tools array with
+// the tools keep accepts; *dropped tells whether it refused any.
+func (s *scanner) resultTools(keep func(name string) bool, e *edit, dropped *bool) error {
+	seenTools := false
+	return s.object(func(key []byte, esc bool) error {
+		i, err := member(key, esc, toolsKeys)
+		if err != nil {
+			return err
+		}
+		if i < 0 {
+			return s.value()
+		}
+		if seenTools {
+			return errDuplicateKey["tools"]
+		}
+		seenTools = true
+		if s.peek() != '[' {
+			return s.value()
+		}
+		e.start = s.pos
+		err = s.array(func() error {
+			s.skipWS()
+			start := s.pos
+			name, ok, err := s.toolName()
+			if err != nil {
+				return err
+			}
+			if ok && keep(name) {
+				e.keep = append(e.keep, cut{start, s.pos})
+			} else {
+				*dropped = true
+			}
+			return nil
+		})
+		e.end = s.pos
+		return err
+	})
+}
+
+// applyEdits returns data with the tools array of each edit replaced by
+// the tools it keeps.
+func applyEdits(data []byte, edits []edit) []byte {
 	out := make([]byte, 0, len(data))
 	last := 0
 	for _, e := range edits {
@@ -190,7 +201,7 @@ func FilterToolsList(data []byte, isList func(id []byte) bool, keep func(name st
 		out = append(out, ']')
 		last = e.end
 	}
-	return append(out, data[last:]...), nil
+	return append(out, data[last:]...)
 }
 
 type cut struct{ start, end int }

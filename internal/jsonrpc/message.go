@@ -174,10 +174,20 @@ func init() {
 	}
 }
 
-// Members read at the top level of a message and in its params.
+// Members read at the top level of a message, by index, and in its
+// params.
 var (
-	topKeys    = []string{"jsonrpc", "method", "id", "params", "result", "error"}
+	topKeys    = [...]string{keyJSONRPC: "jsonrpc", keyMethod: "method", keyID: "id", keyParams: "params", keyResult: "result", keyError: "error"}
 	paramsKeys = []string{"name", "uri"}
+)
+
+const (
+	keyJSONRPC = iota
+	keyMethod
+	keyID
+	keyParams
+	keyResult
+	keyError
 )
 
 // member identifies a member name among known (exact match, after
@@ -210,10 +220,10 @@ func member(key []byte, escaped bool, known []string) (int, error) {
 
 // message parses one message object at s.pos into m.
 func (s *scanner) message(m *Message) error {
-	var seen [6]bool
+	var seen [len(topKeys)]bool
 	var nameType, uriType byte // first byte of params.name / params.uri, 0 when absent
 	err := s.object(func(key []byte, esc bool) error {
-		i, err := member(key, esc, topKeys)
+		i, err := member(key, esc, topKeys[:])
 		if err != nil {
 			return err
 		}
@@ -224,79 +234,13 @@ func (s *scanner) message(m *Message) error {
 			return errDuplicateKey[topKeys[i]]
 		}
 		seen[i] = true
-		c := s.peek()
-		switch i {
-		case 0: // jsonrpc
-			if c != '"' {
-				return errVersion
-			}
-			raw, _, err := s.str()
-			if err != nil {
-				return err
-			}
-			if string(raw) != "2.0" {
-				return errVersion
-			}
-		case 1: // method
-			if c != '"' {
-				return errMethodType
-			}
-			raw, esc, err := s.str()
-			if err != nil {
-				return err
-			}
-			if m.Method, err = decodeString(raw, esc); err != nil {
-				return err
-			}
-		case 2: // id
-			start := s.pos
-			switch {
-			case c == '"':
-				if _, _, err := s.str(); err != nil {
-					return err
-				}
-			case c == 'n':
-				if err := s.literal("null"); err != nil {
-					return err
-				}
-			case c == '-' || '0' <= c && c <= '9':
-				if err := s.number(); err != nil {
-					return err
-				}
-			default:
-				return errIDType
-			}
-			m.ID = s.data[start:s.pos:s.pos]
-		case 3: // params
-			switch c {
-			case '{':
-				return s.params(m, &nameType, &uriType)
-			case '[':
-				return s.array(nil)
-			case 'n':
-				return s.literal("null")
-			default:
-				return errParamsType
-			}
-		default: // result, error
-			return s.value()
-		}
-		return nil
+		return s.topMember(i, m, &nameType, &uriType)
 	})
 	if err != nil {
 		return err
 	}
-	switch {
-	case !seen[0]:
-		return errVersion
-	case seen[1] && seen[2]:
-		m.Kind = Request
-	case seen[1]:
-		m.Kind = Notification
-	case seen[2] && (seen[4] || seen[5]):
-		m.Kind = Response
-	default:
-		return errNoKind
+	if m.Kind, err = kindOf(&seen); err != nil {
+		return err
 	}
 	switch m.Method {
 	case "tools/call", "prompts/get":
@@ -311,7 +255,89 @@ func (s *scanner) message(m *Message) error {
 	return nil
 }
 
-// params parses the params object of m.
+// topMember parses the value of the member topKeys[i] of a message into
+// m (see params for nameType and uriType).
+func (s *scanner) topMember(i int, m *Message, nameType, uriType *byte) error {
+	c := s.peek()
+	switch i {
+	case keyJSONRPC:
+		if c != '"' {
+			return errVersion
+		}
+		raw, _, err := s.str()
+		if err != nil {
+			return err
+		}
+		if string(raw) != "2.0" {
+			return errVersion
+		}
+	case keyMethod:
+		if c != '"' {
+			return errMethodType
+		}
+		raw, esc, err := s.str()
+		if err != nil {
+			return err
+		}
+		if m.Method, err = decodeString(raw, esc); err != nil {
+			return err
+		}
+	case keyID:
+		start := s.pos
+		if err := s.id(c); err != nil {
+			return err
+		}
+		m.ID = s.data[start:s.pos:s.pos]
+	case keyParams:
+		switch c {
+		case '{':
+			return s.params(m, nameType, uriType)
+		case '[':
+			return s.array(nil)
+		case 'n':
+			return s.literal("null")
+		default:
+			return errParamsType
+		}
+	default: // result, error
+		return s.value()
+	}
+	return nil
+}
+
+// id consumes an id, whose first byte is c: a string, a number or null.
+func (s *scanner) id(c byte) error {
+	switch {
+	case c == '"':
+		_, _, err := s.str()
+		return err
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		return s.number()
+	}
+	return errIDType
+}
+
+// kindOf says what a message with the members seen is.
+func kindOf(seen *[len(topKeys)]bool) (Kind, error) {
+	switch {
+	case !seen[keyJSONRPC]:
+		return 0, errVersion
+	case seen[keyMethod] && seen[keyID]:
+		return Request, nil
+	case seen[keyMethod]:
+		return Notification, nil
+	case seen[keyID] && (seen[keyResult] || seen[keyError]):
+		return Response, nil
+	}
+	return 0, errNoKind
+}
+
+// params parses the params object of m. It sets *nameType and *uriType to
+// the first byte of the name and uri members' values (non-zero when
+// present), so that message can refuse one that is not a string where the
+// method needs a string.
 func (s *scanner) params(m *Message, nameType, uriType *byte) error {
 	return s.object(func(key []byte, esc bool) error {
 		i, err := member(key, esc, paramsKeys)

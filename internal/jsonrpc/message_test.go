@@ -14,11 +14,11 @@ func TestParseSingle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b.Batch || len(b.Messages) != 1 {
-		t.Fatalf("%+v", b)
+		t.Fatalf("%+v, want one message, not a batch", b)
 	}
 	m := b.Messages[0]
 	if m.Kind != Request || m.Method != "tools/call" || string(m.ID) != "7" || m.Name != "echo" || !m.HasName || m.HasURI {
-		t.Fatalf("%+v", m)
+		t.Fatalf("%+v, want the request tools/call, id 7, name echo, no uri", m)
 	}
 }
 
@@ -48,7 +48,7 @@ func TestParseBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !b.Batch || len(b.Messages) != 3 || b.Messages[2].Name != "aé" || string(b.Messages[2].ID) != `"1"` {
-		t.Fatalf("%+v", b)
+		t.Fatalf("%+v, want a batch of three, the third with name aé and id \"1\"", b)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestSameID(t *testing.T) {
 		{`1`, `"1"`, false}, {`1`, `2`, false}, {`null`, `null`, true}, {`9007199254740993`, `9007199254740992`, false},
 	} {
 		if got := SameID([]byte(c.a), []byte(c.b)); got != c.want {
-			t.Errorf("SameID(%s, %s) = %v", c.a, c.b, got)
+			t.Errorf("SameID(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
 		}
 	}
 }
@@ -114,15 +114,15 @@ func TestScanAnswers(t *testing.T) {
 	var got []Answer
 	err := ScanAnswers([]byte(`[{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}},{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"x"}},{"jsonrpc":"2.0","method":"notifications/progress"},{"jsonrpc":"2.0","id":3,"result":{"isError":false}}]`), func(a Answer) { got = append(got, a) })
 	if err != nil || len(got) != 4 {
-		t.Fatalf("%v %+v", err, got)
+		t.Fatalf("%v %+v, want four answers", err, got)
 	}
 	if !got[0].IsError || !got[1].Error || got[2].Kind != Notification || got[3].IsError || !got[3].Result {
-		t.Fatalf("%+v", got)
+		t.Fatalf("%+v, want: a tool error, an error, a notification, a result", got)
 	}
 	got = nil
 	err = ScanAnswers([]byte(`{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"aaaa`), func(a Answer) { got = append(got, a) })
 	if err == nil || len(got) != 1 || !got[0].Truncated || !got[0].Result || string(got[0].ID) != "4" {
-		t.Fatalf("truncated: %v %+v", err, got)
+		t.Fatalf("truncated: %v %+v, want the syntax error and one truncated result for id 4", err, got)
 	}
 }
 
@@ -150,7 +150,7 @@ func TestFilterToolsList(t *testing.T) {
 			t.Errorf("%s:\n got %s %v\nwant %s", c.in, out, err, c.want)
 		}
 		if err == nil && !json.Valid(out) {
-			t.Errorf("invalid output %s", out)
+			t.Errorf("%s: output %s is not JSON", c.in, out)
 		}
 	}
 	for _, in := range []string{
@@ -179,8 +179,8 @@ func TestDecodeHeaderValue(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"=?base64?YQ=?=", "=?base64?!!!!?=", "=?base64?/w==?="} {
-		if _, ok := DecodeHeaderValue(in); ok {
-			t.Errorf("DecodeHeaderValue(%q) ok", in)
+		if v, ok := DecodeHeaderValue(in); ok {
+			t.Errorf("DecodeHeaderValue(%q) = %q, true; want false", in, v)
 		}
 	}
 }
@@ -217,7 +217,8 @@ func TestCheckHeaders(t *testing.T) {
 	} {
 		b, err := Parse([]byte(c.body))
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("Parse(%s): %v", c.body, err)
+			continue
 		}
 		h := http.Header{}
 		for i := 0; i < len(c.headers); i += 2 {
@@ -226,7 +227,7 @@ func TestCheckHeaders(t *testing.T) {
 		err = CheckHeaders(h, b)
 		switch {
 		case c.wantMsg == "" && err != nil:
-			t.Errorf("%s %v: %v", c.body, c.headers, err)
+			t.Errorf("%s %v: %v, want nil", c.body, c.headers, err)
 		case c.wantMsg != "":
 			var e *Error
 			if !errors.As(err, &e) || e.Code != CodeHeaderMismatch || e.Message != "HeaderMismatch: "+c.wantMsg {

@@ -19,7 +19,7 @@ type scanner struct {
 	depth int
 }
 
-// errSyntax is what every syntax error wraps; Parse turns it into a
+// syntaxError is a JSON syntax error at an offset; Parse turns it into a
 // CodeParseError.
 type syntaxError struct {
 	off int

@@ -41,7 +41,7 @@ func FuzzBearerToken(f *testing.F) {
 			return
 		}
 		if tok == "" || strings.ContainsAny(tok, " \t\r\n\"") || !strings.HasSuffix(h, tok) {
-			t.Fatalf("BearerToken(%q) = %q", h, tok)
+			t.Fatalf("BearerToken(%q) = %q, want a non-empty token without whitespace or quotes that ends the header", h, tok)
 		}
 	})
 }

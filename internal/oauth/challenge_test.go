@@ -50,8 +50,8 @@ func TestChallengeGolden(t *testing.T) {
 func TestChallengeQuoting(t *testing.T) {
 	// PRM-10: values are quoted and escaped so parsers cannot be confused.
 	got := Challenge{ErrorDescription: `a "quoted" \ value`}.String()
-	if got != `Bearer error_description="a \"quoted\" \\ value"` {
-		t.Fatalf("got %s", got)
+	if want := `Bearer error_description="a \"quoted\" \\ value"`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
 	}
 }
 
@@ -59,9 +59,9 @@ func TestWriteChallenge(t *testing.T) {
 	w := httptest.NewRecorder()
 	WriteChallenge(w, 403, Challenge{Error: InsufficientScope, Scopes: []string{"mcp"}})
 	if w.Code != 403 || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) {
-		t.Fatalf("SCOPE-1: got %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+		t.Fatalf("SCOPE-1: got %d %q, want 403 with error=\"insufficient_scope\"", w.Code, w.Header().Get("WWW-Authenticate"))
 	}
 	if !strings.Contains(w.Body.String(), `"insufficient_scope"`) {
-		t.Fatalf("body %s", w.Body)
+		t.Fatalf("body %s, want the error code insufficient_scope in it", w.Body)
 	}
 }

@@ -31,13 +31,11 @@ const (
 )
 
 // Error is an OAuth error. Description goes to the client; Cause goes only
-// to the log. NoRedirect marks errors found before the redirect URI was
-// verified: those are never sent to it (REDIR-2).
+// to the log.
 type Error struct {
 	Code        string
 	Description string
 	Status      int // HTTP status for JSON responses; 0 means the code's default
-	NoRedirect  bool
 	Cause       error
 }
 
@@ -53,13 +51,6 @@ func (e *Error) Unwrap() error { return e.Cause }
 // Errorf builds an *Error with a formatted description.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Description: fmt.Sprintf(format, args...)}
-}
-
-// WithCause returns a copy of e that records cause for the log.
-func (e *Error) WithCause(cause error) *Error {
-	c := *e
-	c.Cause = cause
-	return &c
 }
 
 // HTTPStatus is the status for a JSON error response (RFC 6749 §5.2).
@@ -135,8 +126,9 @@ func WriteJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, err err
 
 // WriteRedirect sends err to a redirect URI that has already been verified
 // against the client's registration: error, error_description, the client's
-// state verbatim and iss (RFC 9207, ISS-1). Errors marked NoRedirect must
-// not come here; the caller renders a page instead.
+// state verbatim and iss (RFC 9207, ISS-1). An error found before the
+// redirect URI was verified must not come here: the caller renders a page
+// instead (REDIR-2).
 func WriteRedirect(w http.ResponseWriter, r *http.Request, log *slog.Logger, redirectURI, state, issuer string, err error) {
 	e := AsError(err)
 	logError(log, r, e)

@@ -13,10 +13,10 @@ func TestWriteJSONHidesInternalErrors(t *testing.T) {
 	r := httptest.NewRequest("POST", "/token", nil)
 	WriteJSON(w, r, nil, errors.New("sqlite: disk I/O error at /secret/path"))
 	if w.Code != 500 || strings.Contains(w.Body.String(), "sqlite") || !strings.Contains(w.Body.String(), `"server_error"`) {
-		t.Fatalf("internal error leaked: %d %s", w.Code, w.Body)
+		t.Fatalf("internal error leaked: %d %s, want 500 server_error without the cause", w.Code, w.Body)
 	}
-	if w.Header().Get("Cache-Control") != "no-store" {
-		t.Fatal("TOK-6: error responses must be no-store")
+	if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("TOK-6: error responses must be no-store, got Cache-Control %q", cc)
 	}
 }
 
@@ -37,11 +37,11 @@ func TestWriteRedirectCarriesIssAndState(t *testing.T) {
 	WriteRedirect(w, r, nil, "http://127.0.0.1:9/cb?keep=1", state, "http://127.0.0.1:8080", Errorf(InvalidRequest, "bad"))
 	u, err := url.Parse(w.Header().Get("Location"))
 	if err != nil || w.Code != 302 {
-		t.Fatal(w.Code, err)
+		t.Fatalf("got %d, Location %q (%v); want a 302 with a valid Location", w.Code, w.Header().Get("Location"), err)
 	}
 	q := u.Query()
 	// ISS-1: iss on error responses too; REDIR-5: state verbatim, whatever its length.
 	if q.Get("iss") != "http://127.0.0.1:8080" || q.Get("state") != state || q.Get("error") != InvalidRequest || q.Get("keep") != "1" {
-		t.Fatalf("redirect query %v", q)
+		t.Fatalf("redirect query %v, want iss, the state verbatim, error invalid_request and the registered keep=1", q)
 	}
 }

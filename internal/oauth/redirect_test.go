@@ -29,7 +29,7 @@ func TestValidateRedirectURI(t *testing.T) {
 	}
 	for _, u := range bad {
 		if err := ValidateRedirectURI(u); err == nil {
-			t.Errorf("DCR-3/COMM-2: %q accepted", u)
+			t.Errorf("DCR-3/COMM-2: %q accepted, want refused", u)
 		}
 	}
 }

@@ -42,18 +42,18 @@ func FuzzParseScope(f *testing.F) {
 		seen := map[string]bool{}
 		for _, sc := range scopes {
 			if sc == "" || strings.ContainsAny(sc, " \"\\") || seen[sc] {
-				t.Fatalf("ParseScope(%q) returned bad token %q", s, sc)
+				t.Fatalf("ParseScope(%q) returned token %q, want non-empty, without space, quote or backslash, and not repeated", s, sc)
 			}
 			for i := 0; i < len(sc); i++ {
 				if sc[i] < 0x21 || sc[i] > 0x7e {
-					t.Fatalf("ParseScope(%q) returned non-ASCII token %q", s, sc)
+					t.Fatalf("ParseScope(%q) returned token %q, want printable ASCII only (RFC 6749 §3.3)", s, sc)
 				}
 			}
 			seen[sc] = true
 		}
 		again, ok := ParseScope(JoinScope(scopes))
 		if !ok || !reflect.DeepEqual(again, scopes) {
-			t.Fatalf("round trip of %q: %q", s, again)
+			t.Fatalf("round trip of %q: %q (ok %v), want %q", s, again, ok, scopes)
 		}
 	})
 }
@@ -68,10 +68,10 @@ func TestSCOPE5_Hierarchy(t *testing.T) {
 		t.Error("read must not imply write")
 	}
 	if got := h.Expand([]string{"mcp:write", "mcp:read"}); !reflect.DeepEqual(got, []string{"mcp:write", "mcp:read"}) {
-		t.Errorf("no duplicates: %q", got)
+		t.Errorf("Expand = %q, want [mcp:write mcp:read] with no duplicates", got)
 	}
 	cyc := Hierarchy{"a": {"b"}, "b": {"a"}}
 	if got := cyc.Expand([]string{"a"}); len(got) != 2 {
-		t.Errorf("a cycle terminates: %q", got)
+		t.Errorf("Expand over a cycle = %q, want both scopes once", got)
 	}
 }

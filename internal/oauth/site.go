@@ -33,28 +33,6 @@ func (s *Site) Issuer(r *http.Request) string {
 	return s.Fallback
 }
 
-// IsIssuer reports whether iss is the issuer for r, as Issuer would say,
-// without building the string.
-func (s *Site) IsIssuer(r *http.Request, iss string) bool {
-	if s.Fixed != "" {
-		return iss == s.Fixed
-	}
-	if !LoopbackHostHeader(r.Host) {
-		return iss == s.Fallback
-	}
-	scheme := "http://"
-	if r.TLS != nil {
-		scheme = "https://"
-	}
-	return strings.HasPrefix(iss, scheme) && strings.EqualFold(iss[len(scheme):], r.Host)
-}
-
-// Secure reports whether the public origin is https (cookies get Secure and
-// the __Host- prefix).
-func (s *Site) Secure(r *http.Request) bool {
-	return strings.HasPrefix(s.Issuer(r), "https://")
-}
-
 // LoopbackHostHeader reports whether a Host header value names a loopback
 // host ("localhost", "127.0.0.1:8080", "[::1]:8080").
 func LoopbackHostHeader(hostport string) bool {

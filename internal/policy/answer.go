@@ -1,14 +1,13 @@
 package policy
 
 import (
-	"bytes"
 	"encoding/json"
 	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/sse"
 )
 
 // How the answer is handled, decided when its header is written.
@@ -191,130 +190,64 @@ func (a *answerWriter) sniff(data []byte) {
 	}
 }
 
-// sseFilter parses an event stream as it passes (text/event-stream, WHATWG
-// HTML §9.2.6). When the request holds a tools/list, each event is held
-// until its blank line, filtered if it carries that answer, then written
-// and flushed at once (the stream keeps being filtered after the answer: a
-// second answer with the same id must not leak either); otherwise bytes are
-// written as they come and a copy of each event's head is kept to find
-// outcomes.
+// sseFilter reads an event stream as it passes (internal/sse). When the
+// request holds a tools/list, each event is held until its blank line,
+// filtered if it carries that answer, then written and flushed at once
+// (the stream keeps being filtered after the answer: a second answer with
+// the same id must not leak either); otherwise bytes are written as they
+// come, and the events are read from a copy to find outcomes.
 type sseFilter struct {
-	a       *answerWriter
-	ev      []byte // the current event's bytes (all when holding, else its head)
-	lineLen int    // bytes of the current line so far
-	lastCR  bool   // the last byte was a CR, which a LF may complete
-	listDue bool   // the request holds a tools/list: hold and filter events
-	skip    bool   // discarding the rest of an event too large to hold
+	a    *answerWriter
+	hold bool // the request holds a tools/list: hold and filter events
+	sc   sse.Scanner
 }
 
 func (s *sseFilter) init(a *answerWriter) {
-	s.a = a
-	s.listDue = len(a.x.lists) > 0
+	s.a, s.hold = a, len(a.x.lists) > 0
+	s.sc = sse.Scanner{Max: maxSniff, Handle: s.event}
+	if s.hold {
+		s.sc.Max, s.sc.Raw = maxHold, true
+	}
 }
 
 func (s *sseFilter) write(p []byte) (int, error) {
-	if !s.holding() {
-		// Pass on at once; parse the copy.
-		n, err := s.a.w.Write(p)
-		if s.a.watchCalls && s.a.x.pending > 0 { // once every call is settled, the rest only passes
-			_, _ = s.parse(p)
-		}
-		return n, err
+	if s.hold {
+		return s.sc.Write(p)
 	}
-	rest, err := s.parse(p)
-	if err != nil {
-		return len(p) - len(rest), err
+	n, err := s.a.w.Write(p)
+	if s.a.watchCalls && s.a.x.pending > 0 { // once every call is settled, the rest only passes
+		_, _ = s.sc.Write(p)
 	}
-	if len(rest) > 0 { // the tools/list answer went out mid-write
-		n, err := s.write(rest)
-		return len(p) - len(rest) + n, err
-	}
-	return len(p), nil
+	return n, err
 }
 
-// parse consumes p line by line, handling each event as it completes. It
-// returns the bytes after an event that ended the holding, unconsumed.
-func (s *sseFilter) parse(p []byte) ([]byte, error) {
-	for len(p) > 0 {
-		j := bytes.IndexAny(p, "\r\n")
-		if j < 0 {
-			s.lineLen += len(p)
-			s.add(p)
-			return nil, nil
+// event handles one event of the stream: it finds outcomes in its data
+// and, when holding, writes it, filtered.
+func (s *sseFilter) event(ev sse.Event) error {
+	if !s.hold {
+		if ev.HasData {
+			s.a.sniff(ev.Data) // a prefix when too large: an answer's id and outcome come first
 		}
-		if j == 0 && p[0] == '\n' && s.lastCR { // the LF of a CRLF
-			s.lastCR = false
-			s.add(p[:1])
-			p = p[1:]
-			continue
-		}
-		s.lastCR = p[j] == '\r'
-		s.add(p[:j+1])
-		blank := s.lineLen+j == 0
-		s.lineLen = 0
-		p = p[j+1:]
-		if blank {
-			held := s.holding()
-			if err := s.event(); err != nil {
-				return p, err
-			}
-			if held && !s.holding() {
-				return p, nil
-			}
-		}
-	}
-	return nil, nil
-}
-
-// holding reports whether bytes are held until their event is complete.
-func (s *sseFilter) holding() bool { return s.listDue || s.skip }
-
-// add appends to the current event, within bounds.
-func (s *sseFilter) add(p []byte) {
-	if s.skip {
-		return
-	}
-	limit := maxSniff
-	if s.listDue {
-		limit = maxHold
-	}
-	if len(s.ev)+len(p) > limit {
-		if s.listDue {
-			// Too large to hold: the answer cannot be filtered, so refuse
-			// the tools/list and drop the event.
-			s.a.x.h.log.Error("event too large to filter a tools/list answer; refused", "resource", s.a.x.h.resource)
-			s.writeListError()
-			s.skip, s.ev = true, s.ev[:0]
-			return
-		}
-		p = p[:max(0, limit-len(s.ev))] // keep the event's head
-	}
-	s.ev = append(s.ev, p...)
-}
-
-// event handles the complete event in s.ev.
-func (s *sseFilter) event() error {
-	defer func() { s.ev, s.skip = s.ev[:0], false }()
-	if s.skip {
 		return nil
 	}
 	x := s.a.x
-	data, ok := eventData(s.ev)
-	if ok {
-		s.a.sniff(data)
-	}
-	if !s.listDue {
-		return nil
-	}
-	out := s.ev
-	if ok {
-		filtered, err := jsonrpc.FilterToolsList(data, x.isList, x.keep)
+	out := ev.Raw
+	switch {
+	case ev.TooLarge:
+		// The answer cannot be filtered: refuse the tools/list, and drop
+		// the event (its answer never reaches the client, so it settles
+		// no outcome either).
+		x.h.log.Error("event too large to filter a tools/list answer; refused", "resource", x.h.resource)
+		out = sse.AppendEvent(nil, "message", listError(x))
+	case ev.HasData:
+		s.a.sniff(ev.Data)
+		filtered, err := jsonrpc.FilterToolsList(ev.Data, x.isList, x.keep)
 		switch {
-		case err != nil && mentionsTools(data):
+		case err != nil && mentionsTools(ev.Data):
 			x.h.log.Error("tools/list event could not be filtered; refused", "resource", x.h.resource, "error", err)
-			out = replaceData(s.ev, listError(x))
-		case err == nil && len(filtered) != len(data):
-			out = replaceData(s.ev, filtered)
+			out = sse.ReplaceData(ev.Raw, listError(x))
+		case err == nil && len(filtered) != len(ev.Data):
+			out = sse.ReplaceData(ev.Raw, filtered)
 		}
 	}
 	if _, err := s.a.w.Write(out); err != nil {
@@ -326,27 +259,10 @@ func (s *sseFilter) event() error {
 	return nil
 }
 
-// close handles what is left when the backend returns.
-func (s *sseFilter) close() {
-	if len(s.ev) == 0 || s.skip {
-		return
-	}
-	if s.listDue {
-		// An unfinished event: filter it as if it were complete, but add
-		// no blank line (a client discards it anyway).
-		_ = s.event()
-		return
-	}
-	if data, ok := eventData(s.ev); ok {
-		s.a.sniff(data)
-	}
-}
-
-func (s *sseFilter) writeListError() {
-	ev := append([]byte("event: message\ndata: "), listError(s.a.x)...)
-	ev = append(ev, "\n\n"...)
-	_, _ = s.a.w.Write(ev)
-}
+// close handles the event the backend's answer ended inside, if any: when
+// holding, it is filtered and written as it is, without the blank line it
+// lacks (a client discards it anyway).
+func (s *sseFilter) close() { _ = s.sc.Close() }
 
 func listError(x *exchange) []byte {
 	var id json.RawMessage
@@ -354,89 +270,4 @@ func listError(x *exchange) []byte {
 		id = x.lists[0]
 	}
 	return jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, listUnfiltered)
-}
-
-// lines calls fn for each line of ev with its content and its raw bytes
-// (content and terminator).
-func lines(ev []byte, fn func(content, raw []byte)) {
-	for len(ev) > 0 {
-		j := bytes.IndexAny(ev, "\r\n")
-		if j < 0 {
-			fn(ev, ev)
-			return
-		}
-		end := j + 1
-		if ev[j] == '\r' && end < len(ev) && ev[end] == '\n' {
-			end++
-		}
-		fn(ev[:j], ev[:end])
-		ev = ev[end:]
-	}
-}
-
-// dataValue returns the value of a data field line.
-func dataValue(line []byte) ([]byte, bool) {
-	rest, ok := bytes.CutPrefix(line, []byte("data"))
-	if !ok {
-		return nil, false
-	}
-	if len(rest) == 0 {
-		return rest, true
-	}
-	if rest[0] != ':' {
-		return nil, false
-	}
-	rest = rest[1:]
-	if len(rest) > 0 && rest[0] == ' ' {
-		rest = rest[1:]
-	}
-	return rest, true
-}
-
-// eventData returns the data of an event: its data lines joined by LF.
-func eventData(ev []byte) ([]byte, bool) {
-	var data []byte
-	n := 0
-	lines(ev, func(content, _ []byte) {
-		v, ok := dataValue(content)
-		if !ok {
-			return
-		}
-		if n++; n == 1 {
-			data = v // usually the only one: no copy
-			return
-		}
-		if n == 2 {
-			data = append([]byte(nil), data...)
-		}
-		data = append(append(data, '\n'), v...)
-	})
-	return data, n > 0
-}
-
-// replaceData returns ev with its data lines replaced by data, at the
-// place of the first; every other line is kept.
-func replaceData(ev, data []byte) []byte {
-	out := make([]byte, 0, len(ev)+len(data))
-	done := false
-	lines(ev, func(content, raw []byte) {
-		if _, ok := dataValue(content); !ok {
-			out = append(out, raw...)
-			return
-		}
-		if done {
-			return
-		}
-		done = true
-		term := raw[len(content):]
-		if len(term) == 0 {
-			term = []byte("\n")
-		}
-		for _, l := range strings.FieldsFunc(string(data), func(r rune) bool { return r == '\n' || r == '\r' }) {
-			out = append(out, "data: "...)
-			out = append(out, l...)
-			out = append(out, term...)
-		}
-	})
-	return out
 }

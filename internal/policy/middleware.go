@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -86,11 +85,8 @@ type call struct {
 	outcome audit.Outcome // "" until the answer says
 }
 
-// exchange is the state of one POST. It comes from exchangePool and goes
-// back when ServeHTTP returns: nothing in it may outlive the request. The
-// request itself is not part of it (a backend may keep a *http.Request);
-// the answer writer and the body are, as net/http forbids using either
-// after ServeHTTP returns.
+// exchange is the state of one POST. The request itself is not part of
+// it (a backend may keep a *http.Request).
 type exchange struct {
 	h       *handler
 	ctx     context.Context
@@ -106,27 +102,6 @@ type exchange struct {
 	list1   [1]json.RawMessage
 }
 
-// exchangePool saves the allocation (about 1 KB with its sniff buffers) of
-// every POST: the load harness's GC runs every few milliseconds.
-var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
-
-// maxPooledBuf is the largest sniff buffer kept in the pool.
-const maxPooledBuf = 64 << 10
-
-// release clears x, keeping its small sniff buffers, and puts it back in
-// the pool.
-func (x *exchange) release() {
-	head, ev := x.aw.head[:0], x.aw.sse.ev[:0]
-	*x = exchange{}
-	if cap(head) <= maxPooledBuf {
-		x.aw.head = head
-	}
-	if cap(ev) <= maxPooledBuf {
-		x.aw.sse.ev = ev
-	}
-	exchangePool.Put(x)
-}
-
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		h.next.ServeHTTP(w, r)
@@ -137,25 +112,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	x := exchangePool.Get().(*exchange)
-	x.h, x.start, x.ctx = h, start, r.Context()
+	x := &exchange{h: h, start: start, ctx: r.Context()}
 	x.caller = identity.FromContext(x.ctx)
 	x.calls, x.lists = x.call1[:0], x.list1[:0]
-	// Not deferred: after a panic in next, x is simply not reused.
 	if x.admit(w, r, data) {
 		x.forward(w, r, data)
 	}
-	x.release()
 }
 
-// The work around next is split in small functions that are not inlined:
-// only ServeHTTP's and forward's frames stay on the connection goroutine's
-// stack below the backend's, and a deeper stack means more stack growth
-// (copying) after each GC shrinks it.
-
 // readBody reads the body, or answers with an error.
-//
-//go:noinline
 func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.ContentLength > h.maxBody {
 		h.tooLarge(w)
@@ -171,8 +136,6 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 
 // admit parses and checks the body, and reports whether it may go to the
 // backend; if not, it has answered.
-//
-//go:noinline
 func (x *exchange) admit(w http.ResponseWriter, r *http.Request, data []byte) bool {
 	h := x.h
 	if err := x.msgs.Parse(data); err != nil {
@@ -235,13 +198,11 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, data []byte) 
 	r.Body, r.ContentLength, r.TransferEncoding, r.GetBody = body, cl, te, getBody
 }
 
-//go:noinline
 func (h *handler) tooLarge(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
 }
 
-//go:noinline
 func (h *handler) readFailed(w http.ResponseWriter, err error) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
@@ -251,14 +212,12 @@ func (h *handler) readFailed(w http.ResponseWriter, err error) {
 	jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
 }
 
-//go:noinline
 func (h *handler) badBody(w http.ResponseWriter, err error) {
 	e, _ := errors.AsType[*jsonrpc.Error](err)
 	h.log.Debug("request body refused", "error", err)
 	jsonrpc.WriteError(w, http.StatusBadRequest, nil, e.Code, e.Message)
 }
 
-//go:noinline
 func (x *exchange) headerMismatch(w http.ResponseWriter, err error) {
 	e, _ := errors.AsType[*jsonrpc.Error](err)
 	var id json.RawMessage
@@ -270,8 +229,6 @@ func (x *exchange) headerMismatch(w http.ResponseWriter, err error) {
 }
 
 // badCall refuses a tools/call without an id or without params.name.
-//
-//go:noinline
 func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
 	if m.Kind != jsonrpc.Request {
 		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid request: tools/call must have an id")
@@ -283,8 +240,6 @@ func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
 // refuse answers a request that calls a denied tool without forwarding
 // any of it: the call gets -32602 "tool not allowed"; in a batch, every
 // other request is refused with it.
-//
-//go:noinline
 func (x *exchange) refuse(w http.ResponseWriter, denied string) {
 	x.h.log.Info("tool call denied by policy", "tool", denied, "user", userID(x.caller), "resource", x.h.resource)
 	var out []byte

@@ -106,20 +106,22 @@ func TestToolsListFiltered(t *testing.T) {
 			{bob, []string{"fail"}}, // scope deny, group without rule
 			{carol, []string{"echo", "fail"}},
 		} {
-			var ran sync.Map
-			srv := front(t, mcpBackend(jsonResponse, &ran), Options{Policy: testPolicy()}, c.who)
-			res, err := connect(t, srv.URL, version).ListTools(t.Context(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, tl := range res.Tools {
-				got = append(got, tl.Name)
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, c.want) {
-				t.Errorf("%s sees %v, want %v", c.who.User.ID, got, c.want)
-			}
+			t.Run(c.who.User.ID, func(t *testing.T) {
+				var ran sync.Map
+				srv := front(t, mcpBackend(jsonResponse, &ran), Options{Policy: testPolicy()}, c.who)
+				res, err := connect(t, srv.URL, version).ListTools(t.Context(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, tl := range res.Tools {
+					got = append(got, tl.Name)
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, c.want) {
+					t.Errorf("%s sees %v, want %v", c.who.User.ID, got, c.want)
+				}
+			})
 		}
 	})
 }
@@ -129,7 +131,7 @@ func TestNoPolicyListsEverything(t *testing.T) {
 	srv := front(t, mcpBackend(true, &ran), Options{}, bob)
 	res, err := connect(t, srv.URL, "").ListTools(t.Context(), nil)
 	if err != nil || len(res.Tools) != 5 {
-		t.Fatalf("%v %v", res, err)
+		t.Fatalf("ListTools = %v, %v; want the 5 tools", res, err)
 	}
 }
 
@@ -143,19 +145,19 @@ func TestCallsAndAudit(t *testing.T) {
 		// Allowed, ok.
 		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "fail"})
 		if err != nil || !res.IsError {
-			t.Fatalf("fail: %v %v", res, err)
+			t.Fatalf("fail = %v, %v; want a result with isError", res, err)
 		}
 		// Denied: the gateway answers, the tool never runs.
 		_, err = cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "delete_repo"})
 		if err == nil || !strings.Contains(err.Error(), "tool not allowed: delete_repo") {
-			t.Fatalf("delete_repo: err %v", err)
+			t.Fatalf("delete_repo: error %v, want \"tool not allowed: delete_repo\"", err)
 		}
 		if _, ok := ran.Load("delete_repo"); ok {
 			t.Fatal("the denied tool ran")
 		}
 		// Allowed by the policy, unknown to the backend: a JSON-RPC error.
 		if _, err = cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "missing"}); err == nil {
-			t.Fatal("missing: no error")
+			t.Fatal("missing: no error, want the backend's JSON-RPC error")
 		}
 		want := []audit.Event{
 			{User: "local:bob", Client: "c-bob", Resource: "/mcp", Tool: "fail", Outcome: audit.ToolError},
@@ -186,7 +188,7 @@ func checkEvents(t *testing.T, rec *events, want []audit.Event) {
 	for i := range got {
 		g := got[i]
 		if g.Duration <= 0 {
-			t.Errorf("event %d: duration %v", i, g.Duration)
+			t.Errorf("event %d: duration %v, want it positive", i, g.Duration)
 		}
 		g.Duration = 0
 		if g != want[i] {
@@ -201,7 +203,7 @@ func TestAuditOK(t *testing.T) {
 	srv := front(t, mcpBackend(false, &ran), Options{Audit: rec, Resource: "/mcp"}, alice)
 	res, err := connect(t, srv.URL, "").CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
 	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "hi" {
-		t.Fatalf("%v %v", res, err)
+		t.Fatalf("echo = %v, %v; want the text \"hi\"", res, err)
 	}
 	checkEvents(t, rec, []audit.Event{{User: "local:alice", Client: "c-alice", Resource: "/mcp", Tool: "echo", Outcome: audit.OK}})
 }
@@ -236,7 +238,7 @@ func decodeError(t *testing.T, b []byte) rpcError {
 	t.Helper()
 	var e rpcError
 	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatalf("%s: %v", b, err)
+		t.Fatalf("%s: %v, want a JSON-RPC error", b, err)
 	}
 	return e
 }
@@ -252,13 +254,14 @@ func (s *stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.hits.Add(1)
 	bb, ok := r.Body.(interface{ Bytes() []byte })
 	if !ok || r.ContentLength != int64(len(bb.Bytes())) || r.GetBody == nil {
-		s.t.Errorf("body %T, length %d", r.Body, r.ContentLength)
+		s.t.Errorf("body %T, length %d; want a *BufferedBody, its length and GetBody", r.Body, r.ContentLength)
+		return
 	}
 	read, _ := io.ReadAll(r.Body)
 	again, _ := r.GetBody()
 	read2, _ := io.ReadAll(again)
 	if !bytes.Equal(read, bb.Bytes()) || !bytes.Equal(read2, read) {
-		s.t.Errorf("body reads differ")
+		s.t.Errorf("the body read %q, through GetBody %q; want both %q", read, read2, bb.Bytes())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`)
@@ -284,19 +287,21 @@ func TestHeaderMismatch(t *testing.T) {
 		{"missing method", []string{"Mcp-Protocol-Version", "2026-07-28"}, "HeaderMismatch: missing Mcp-Method header"},
 		{"missing name", []string{"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call"}, "HeaderMismatch: missing Mcp-Name header"},
 	} {
-		before := be.hits.Load()
-		resp, body := post(t, srv.URL, call, c.headers...)
-		forwarded := be.hits.Load() > before
-		if c.wantMsg == "" {
-			if resp.StatusCode != 200 || !forwarded {
-				t.Errorf("%s: status %d, forwarded %v: %s", c.name, resp.StatusCode, forwarded, body)
+		t.Run(c.name, func(t *testing.T) {
+			before := be.hits.Load()
+			resp, body := post(t, srv.URL, call, c.headers...)
+			forwarded := be.hits.Load() > before
+			if c.wantMsg == "" {
+				if resp.StatusCode != 200 || !forwarded {
+					t.Errorf("status %d, forwarded %v: %s; want 200, forwarded", resp.StatusCode, forwarded, body)
+				}
+				return
 			}
-			continue
-		}
-		e := decodeError(t, body)
-		if resp.StatusCode != 400 || forwarded || e.Error.Code != -32020 || e.Error.Message != c.wantMsg || string(e.ID) != "1" {
-			t.Errorf("%s: status %d, forwarded %v: %s", c.name, resp.StatusCode, forwarded, body)
-		}
+			e := decodeError(t, body)
+			if resp.StatusCode != 400 || forwarded || e.Error.Code != -32020 || e.Error.Message != c.wantMsg || string(e.ID) != "1" {
+				t.Errorf("status %d, forwarded %v: %s; want 400, not forwarded, id 1, -32020 %q", resp.StatusCode, forwarded, body, c.wantMsg)
+			}
+		})
 	}
 }
 
@@ -305,20 +310,25 @@ func TestHeaderMismatch(t *testing.T) {
 func TestAmbiguousBodyRefused(t *testing.T) {
 	be := &stub{t: t}
 	srv := front(t, be, Options{Policy: testPolicy()}, bob)
-	for body, code := range map[string]int{
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail","name":"delete_repo"}}`: -32600,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail","NAME":"delete_repo"}}`: -32600,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}`:                         -32600,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail"}} trailing`:             -32700,
-		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"f\xffil\"}}":   -32700,
+	for _, c := range []struct {
+		name, body string
+		code       int
+	}{
+		{"duplicate name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail","name":"delete_repo"}}`, -32600},
+		{"case variant of name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail","NAME":"delete_repo"}}`, -32600},
+		{"case variant of method", `{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}`, -32600},
+		{"trailing data", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail"}} trailing`, -32700},
+		{"invalid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"f\xffil\"}}", -32700},
 	} {
-		resp, b := post(t, srv.URL, body)
-		if e := decodeError(t, b); resp.StatusCode != 400 || e.Error.Code != code || string(e.ID) != "null" {
-			t.Errorf("%s: %d %s", body, resp.StatusCode, b)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			resp, b := post(t, srv.URL, c.body)
+			if e := decodeError(t, b); resp.StatusCode != 400 || e.Error.Code != c.code || string(e.ID) != "null" {
+				t.Errorf("%d %s; want 400, id null, code %d", resp.StatusCode, b, c.code)
+			}
+		})
 	}
-	if be.hits.Load() != 0 {
-		t.Error("an ambiguous body reached the backend")
+	if n := be.hits.Load(); n != 0 {
+		t.Errorf("%d ambiguous bodies reached the backend, want none", n)
 	}
 }
 
@@ -329,16 +339,16 @@ func TestBatchWithDeniedCallRefused(t *testing.T) {
 	resp, b := post(t, srv.URL, `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail"}},{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke"}}]`)
 	var out []rpcError
 	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 || len(out) != 2 {
-		t.Fatalf("%d %s %v", resp.StatusCode, b, err)
+		t.Fatalf("%d %s %v; want 200 and two errors", resp.StatusCode, b, err)
 	}
 	if out[0].Error.Code != -32600 || string(out[1].ID) != "2" || out[1].Error.Code != -32602 || out[1].Error.Message != "tool not allowed: nuke" {
-		t.Errorf("%s", b)
+		t.Errorf("%s; want -32600 for id 1, -32602 \"tool not allowed: nuke\" for id 2", b)
 	}
 	if be.hits.Load() != 0 {
-		t.Error("forwarded")
+		t.Error("forwarded, want the whole batch refused")
 	}
 	if ev := rec.all(); len(ev) != 2 || ev[0].Outcome != audit.Denied || ev[1].Outcome != audit.Denied {
-		t.Errorf("events %+v", ev)
+		t.Errorf("events %+v, want two denied", ev)
 	}
 }
 
@@ -347,7 +357,7 @@ func TestBodyTooLarge(t *testing.T) {
 	srv := front(t, be, Options{MaxBodyBytes: 64}, alice)
 	resp, b := post(t, srv.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+strings.Repeat("x", 100)+`"}}`)
 	if resp.StatusCode != 413 || decodeError(t, b).Error.Code != -32600 || be.hits.Load() != 0 {
-		t.Errorf("%d %s", resp.StatusCode, b)
+		t.Errorf("%d %s, %d forwarded; want 413, -32600, none forwarded", resp.StatusCode, b, be.hits.Load())
 	}
 }
 
@@ -363,7 +373,7 @@ func TestBackendDownIsFailed(t *testing.T) {
 	silent := front(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), Options{Audit: rec, Resource: "/mcp"}, alice)
 	post(t, silent.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`)
 	if resp.StatusCode != 502 {
-		t.Fatal(resp.StatusCode)
+		t.Fatalf("status %d, want 502", resp.StatusCode)
 	}
 	checkEvents(t, rec, []audit.Event{
 		{User: "local:alice", Client: "c-alice", Resource: "/mcp", Tool: "echo", Outcome: audit.Failed},
@@ -393,7 +403,7 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 	out := buf.String()
 	mu.Unlock()
 	if !strings.Contains(out, `"tool":"echo"`) || !strings.Contains(out, `"outcome":"denied"`) {
-		t.Fatalf("audit output %s", out)
+		t.Fatalf("audit output %s, want an echo event and a denied one", out)
 	}
 	for _, secret := range []string{"SECRET-TOKEN", "ARG-VALUE"} {
 		if strings.Contains(out, secret) {
@@ -458,7 +468,7 @@ func TestSSENotHeldBack(t *testing.T) {
 			select {
 			case l := <-got:
 				if !strings.Contains(l, "notifications/progress") {
-					t.Fatalf("first event %q", l)
+					t.Fatalf("first event %q, want the progress notification", l)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("the first event was held back")
@@ -466,7 +476,7 @@ func TestSSENotHeldBack(t *testing.T) {
 			close(release)
 			rest, _ := io.ReadAll(br)
 			if c.method == "tools/list" && (strings.Contains(string(rest), "nuke") || !strings.Contains(string(rest), `"fail"`)) {
-				t.Errorf("rest %q", rest)
+				t.Errorf("rest %q, want the list filtered: fail, not nuke", rest)
 			}
 		})
 	}
@@ -475,26 +485,31 @@ func TestSSENotHeldBack(t *testing.T) {
 // An answer that cannot be filtered never reaches the client if it may
 // hold tools.
 func TestUnfilterableListRefused(t *testing.T) {
-	for body, refused := range map[string]bool{
-		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"nuke"}]`:              true,
-		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"nuke"}],"Tools":[]}}`: true,
-		`not json at all`: false,
-		`{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"internal"}}`: false,
+	for _, c := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"cut short", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"nuke"}]`, true},
+		{"case variant of tools", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"nuke"}],"Tools":[]}}`, true},
+		{"not JSON, no tools", `not json at all`, false},
+		{"an error", `{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"internal"}}`, false},
 	} {
-		be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", "999")
-			io.WriteString(w, body)
-		})
-		srv := front(t, be, Options{Policy: testPolicy()}, bob)
-		resp, b := post(t, srv.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
-		if refused {
-			if resp.StatusCode != 502 || strings.Contains(string(b), "nuke") || string(decodeError(t, b).ID) != "1" {
-				t.Errorf("%s: %d %s", body, resp.StatusCode, b)
+		t.Run(c.name, func(t *testing.T) {
+			be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Content-Length", "999")
+				io.WriteString(w, c.body)
+			})
+			srv := front(t, be, Options{Policy: testPolicy()}, bob)
+			resp, b := post(t, srv.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+			if c.refused {
+				if resp.StatusCode != 502 || strings.Contains(string(b), "nuke") || string(decodeError(t, b).ID) != "1" {
+					t.Errorf("%d %s; want 502 and a JSON-RPC error for id 1", resp.StatusCode, b)
+				}
+			} else if string(b) != c.body {
+				t.Errorf("the answer became %s, want it unchanged", b)
 			}
-		} else if string(b) != body {
-			t.Errorf("%s: changed to %s", body, b)
-		}
+		})
 	}
 }
 
@@ -502,7 +517,7 @@ func TestUnfilterableListRefused(t *testing.T) {
 func TestNonPOSTPasses(t *testing.T) {
 	be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(http.Flusher); !ok {
-			t.Error("no Flusher")
+			t.Error("the backend's writer is no http.Flusher")
 		}
 		w.WriteHeader(http.StatusTeapot)
 	})
@@ -510,9 +525,13 @@ func TestNonPOSTPasses(t *testing.T) {
 	for _, m := range []string{http.MethodGet, http.MethodDelete} {
 		req, _ := http.NewRequest(m, srv.URL, nil)
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusTeapot {
-			t.Errorf("%s: %v %v", m, resp, err)
+		if err != nil {
+			t.Errorf("%s: %v", m, err)
+			continue
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusTeapot {
+			t.Errorf("%s: status %d, want the backend's %d", m, resp.StatusCode, http.StatusTeapot)
+		}
 	}
 }

@@ -52,36 +52,6 @@ func (p *Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Allowed reports whether p lets caller (nil: an unknown caller, to whom
-// only rules without conditions apply) call tool. It matches without
-// precompiling; the middleware uses Compile.
-func (p *Policy) Allowed(caller *identity.Caller, tool string) bool {
-	if p == nil {
-		return true
-	}
-	allowed := false
-	for i := range p.Rules {
-		r := &p.Rules[i]
-		if !applies(r.Users, r.Groups, r.Scopes, caller) {
-			continue
-		}
-		for _, pat := range r.Deny {
-			if match(pat, tool) {
-				return false
-			}
-		}
-		if !allowed {
-			for _, pat := range r.Allow {
-				if match(pat, tool) {
-					allowed = true
-					break
-				}
-			}
-		}
-	}
-	return allowed || p.Default != "deny"
-}
-
 // Compiled is a validated Policy prepared for the hot path: Allowed does
 // not allocate. A nil *Compiled allows everything.
 type Compiled struct {

@@ -24,6 +24,31 @@ func testPolicy() *Policy {
 	}}
 }
 
+// allowed is the Policy's rule read literally, the model Compiled is
+// tested against: deny wins among the rules that apply to the caller (nil:
+// an unknown caller, to whom only rules without conditions apply), then
+// allow, then the default.
+func allowed(p *Policy, caller *identity.Caller, tool string) bool {
+	if p == nil {
+		return true
+	}
+	allow := false
+	for _, r := range p.Rules {
+		if !applies(r.Users, r.Groups, r.Scopes, caller) {
+			continue
+		}
+		for _, pat := range r.Deny {
+			if match(pat, tool) {
+				return false
+			}
+		}
+		for _, pat := range r.Allow {
+			allow = allow || match(pat, tool)
+		}
+	}
+	return allow || p.Default != "deny"
+}
+
 func TestAllowed(t *testing.T) {
 	p := testPolicy()
 	c, err := p.Compile()
@@ -41,33 +66,38 @@ func TestAllowed(t *testing.T) {
 		{nil, "echo", true}, {nil, "whoami", false},
 	} {
 		if got := c.Allowed(tc.who, tc.tool); got != tc.want {
-			t.Errorf("compiled: %v %q = %v, want %v", tc.who, tc.tool, got, tc.want)
+			t.Errorf("%s may call %q: %v, want %v", userID(tc.who), tc.tool, got, tc.want)
 		}
-		if got := p.Allowed(tc.who, tc.tool); got != tc.want {
-			t.Errorf("policy: %v %q = %v, want %v", tc.who, tc.tool, got, tc.want)
+		if got := allowed(p, tc.who, tc.tool); got != tc.want {
+			t.Errorf("the model: %s may call %q: %v, want %v", userID(tc.who), tc.tool, got, tc.want)
 		}
 	}
-	var none *Compiled
-	if !none.Allowed(bob, "anything") || !(*Policy)(nil).Allowed(bob, "x") {
-		t.Error("a nil policy must allow everything")
+	if none, _ := (*Policy)(nil).Compile(); !none.Allowed(bob, "anything") {
+		t.Error("a nil policy denies a tool, want every tool allowed")
 	}
-	if !(&Policy{}).Allowed(bob, "x") {
-		t.Error("empty default must allow")
+	if empty, _ := (&Policy{}).Compile(); !empty.Allowed(bob, "x") {
+		t.Error("an empty default denies a tool, want it to allow")
 	}
 }
 
 // Every condition of a rule must hold; deny wins whatever the order.
 func TestRuleConditions(t *testing.T) {
-	p := &Policy{Rules: []Rule{
+	c, err := (&Policy{Rules: []Rule{
 		{Deny: []string{"x"}, Users: []string{"local:bob"}, Groups: []string{"admins"}},
 		{Allow: []string{"y"}},
 		{Deny: []string{"y"}, Groups: []string{"dev", "ops"}},
-	}}
-	if !p.Allowed(bob, "x") {
-		t.Error("bob is not in admins: the rule does not apply")
+	}}).Compile()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if p.Allowed(bob, "y") || !p.Allowed(alice, "y") {
-		t.Error("deny must win over an earlier allow")
+	if !c.Allowed(bob, "x") {
+		t.Error("bob may not call x, want him allowed: he is not in admins, so the deny rule does not apply")
+	}
+	if c.Allowed(bob, "y") {
+		t.Error("bob may call y, want it denied: a later deny wins over an earlier allow")
+	}
+	if !c.Allowed(alice, "y") {
+		t.Error("alice may not call y, want her allowed: the deny rule names groups she is not in")
 	}
 }
 
@@ -82,7 +112,7 @@ func TestMatch(t *testing.T) {
 		{"echo", "echo2", false}, {"e?ho", "echo", false}, {"**", "x", true}, {"a*", "A", false},
 	} {
 		if got := match(c.pat, c.name); got != c.want {
-			t.Errorf("match(%q, %q) = %v", c.pat, c.name, got)
+			t.Errorf("match(%q, %q) = %v, want %v", c.pat, c.name, got, c.want)
 		}
 	}
 }
@@ -90,18 +120,18 @@ func TestMatch(t *testing.T) {
 func TestValidate(t *testing.T) {
 	err := (&Policy{Default: "maybe", Rules: []Rule{{Users: []string{"local:a"}}, {Allow: []string{""}}, {Deny: []string{"x"}, Groups: []string{""}}}}).Validate()
 	if err == nil {
-		t.Fatal("no error")
+		t.Fatal("Validate() = nil, want an error for each problem")
 	}
 	for _, want := range []string{"default", "rules[0]: neither allow nor deny", "rules[1].allow[0]: empty", "rules[2].groups[0]: empty"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("%v: want %q", err, want)
+			t.Errorf("Validate() = %v, want it to report %q", err, want)
 		}
 	}
 	if err := testPolicy().Validate(); err != nil {
-		t.Error(err)
+		t.Errorf("Validate() of the test policy = %v, want nil", err)
 	}
 	if _, err := (&Policy{Default: "nope"}).Compile(); err == nil {
-		t.Error("Compile accepted an invalid policy")
+		t.Error("Compile() of an invalid policy succeeded, want an error")
 	}
 }
 
@@ -112,11 +142,11 @@ func TestAllowedDoesNotAllocate(t *testing.T) {
 		c.Allowed(alice, "whoami")
 	})
 	if n != 0 {
-		t.Errorf("%v allocations", n)
+		t.Errorf("%v allocations per call, want 0", n)
 	}
 }
 
-// FuzzAllowed: the compiled form decides as the plain one.
+// FuzzAllowed: the compiled form decides as the rule read literally.
 func FuzzAllowed(f *testing.F) {
 	f.Add("delete_*", "delete_repo", "x*y*z", true)
 	f.Add("*", "", "a", false)
@@ -133,8 +163,8 @@ func FuzzAllowed(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, who := range []*identity.Caller{alice, bob, nil} {
-			if c.Allowed(who, tool) != p.Allowed(who, tool) {
-				t.Fatalf("%q %q %q: compiled and plain disagree", p1, p2, tool)
+			if got, want := c.Allowed(who, tool), allowed(p, who, tool); got != want {
+				t.Fatalf("patterns %q %q, tool %q, caller %s: compiled %v, want %v", p1, p2, tool, userID(who), got, want)
 			}
 		}
 	})

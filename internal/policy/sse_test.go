@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,10 +21,17 @@ import (
 // runSSE passes a backend's event stream, in chunks, through the answer
 // writer of a tools/list (id 1) and tools/call (id 2) request by bob.
 func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
+	return runSSEWith(true, chunks...)
+}
+
+// runSSEWith is runSSE, without the tools/list when list is false.
+func runSSEWith(list bool, chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 	pol, _ := testPolicy().Compile()
 	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler)}
 	x := &exchange{h: h, caller: bob}
-	x.lists = append(x.list1[:0], []byte("1"))
+	if list {
+		x.lists = append(x.list1[:0], []byte("1"))
+	}
 	x.calls = append(x.call1[:0], call{id: []byte("2"), name: "fail"})
 	rec := httptest.NewRecorder()
 	rec.Header().Set("Content-Type", "text/event-stream")
@@ -48,7 +56,47 @@ func TestSSEFilter(t *testing.T) {
 			t.Fatalf("split at %d:\n got %q\nwant %q", i, got, want)
 		}
 		if x.calls[0].outcome != audit.ToolError {
-			t.Fatalf("split at %d: outcome %q", i, x.calls[0].outcome)
+			t.Fatalf("split at %d: outcome %q, want %q", i, x.calls[0].outcome, audit.ToolError)
+		}
+	}
+}
+
+// A stream that starts with a byte order mark: clients ignore it and read
+// the event, so it is filtered too.
+func TestSSEFilterByteOrderMark(t *testing.T) {
+	in := "\xEF\xBB\xBFdata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n"
+	want := "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"fail\"}]}}\n\n"
+	if rec, _ := runSSE([]byte(in)); rec.Body.String() != want {
+		t.Fatalf("got %q, want %q", rec.Body.String(), want)
+	}
+}
+
+// A server message (a log notification, an elicitation request) before a
+// tool's result, in one write or cut anywhere in two or three, with or
+// without a tools/list to filter: the client gets every byte as written,
+// and the call's outcome is read from the result. (The elicitation request
+// has the call's id: a request is no answer.)
+func TestSSEServerMessageThenResult(t *testing.T) {
+	result := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n"
+	for name, first := range map[string]string{
+		"log":         "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"working\"}}\n\n",
+		"elicitation": "event: message\r\nid: 5\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"elicitation/create\",\"params\":{\"message\":\"name?\"}}\r\n\r\n",
+	} {
+		stream := first + result
+		for _, list := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/list=%v", name, list), func(t *testing.T) {
+				for i := 0; i <= len(stream); i++ {
+					for j := i; j <= len(stream); j += 5 {
+						rec, x := runSSEWith(list, []byte(stream[:i]), []byte(stream[i:j]), []byte(stream[j:]))
+						if got := rec.Body.String(); got != stream {
+							t.Fatalf("cuts at %d and %d: the client got %q, want %q", i, j, got, stream)
+						}
+						if got := x.calls[0].outcome; got != audit.OK {
+							t.Fatalf("cuts at %d and %d: outcome %q, want %q", i, j, got, audit.OK)
+						}
+					}
+				}
+			})
 		}
 	}
 }
@@ -58,6 +106,7 @@ func TestSSEFilter(t *testing.T) {
 func FuzzSSEFilter(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n"), uint16(17))
 	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\r\n\r\ndata: x\r\rdata\n\n"), uint16(3))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}\rdata\n\n"), uint16(5))
 	f.Add([]byte("data: [{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}]\n\ndata: {\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"}]}}\n\n"), uint16(40))
 	f.Fuzz(func(t *testing.T, stream []byte, split uint16) {
 		whole, _ := runSSE(stream)
@@ -69,17 +118,38 @@ func FuzzSSEFilter(f *testing.F) {
 		x := &exchange{}
 		x.lists = []json.RawMessage{json.RawMessage("1")}
 		keep := func(n string) bool { return n != "nuke" && n != "delete_repo" }
-		for ev := range strings.SplitSeq(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(whole.Body.String()), "\n\n") {
-			data, ok := eventData([]byte(ev))
-			if !ok {
-				continue
-			}
-			out, err := jsonrpc.FilterToolsList(data, x.isList, keep)
-			if err == nil && !bytes.Equal(out, data) {
-				t.Fatalf("an event still lists a denied tool: %q", ev)
+		if in, out := len(clientData(string(stream))), len(clientData(whole.Body.String())); in != out {
+			t.Fatalf("the client reads %d events from %q, want %d as from %q", out, whole.Body.Bytes(), in, stream)
+		}
+		for _, data := range clientData(whole.Body.String()) {
+			out, err := jsonrpc.FilterToolsList([]byte(data), x.isList, keep)
+			if err == nil && string(out) != data {
+				t.Fatalf("an event still lists a denied tool: %q", data)
 			}
 		}
 	})
+}
+
+// clientData returns the data of each event a client dispatches from
+// stream, read as the specification (WHATWG HTML §9.2.6) says.
+func clientData(stream string) []string {
+	stream = strings.TrimPrefix(stream, "\ufeff")
+	lines := strings.Split(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(stream), "\n")
+	var out, data []string
+	for _, line := range lines[:len(lines)-1] { // a client drops an unterminated event
+		if line == "" {
+			if data != nil {
+				out = append(out, strings.Join(data, "\n"))
+			}
+			data = nil
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		if field == "data" {
+			data = append(data, strings.TrimPrefix(value, " "))
+		}
+	}
+	return out
 }
 
 // discardWriter is a ResponseWriter that keeps nothing, for benchmarks.
@@ -146,10 +216,10 @@ func withCaller(r *http.Request, c *identity.Caller) context.Context {
 	return identity.WithCaller(r.Context(), c)
 }
 
-// TestExchangeReuse sends requests of different shapes in turn through
-// one handler, so that each gets a pooled exchange another one used: no
-// outcome, filter or body may carry over.
-func TestExchangeReuse(t *testing.T) {
+// TestRequestsInTurn sends requests of different shapes in turn through
+// one handler: no outcome, filter or body may carry over from one to the
+// next.
+func TestRequestsInTurn(t *testing.T) {
 	ev := &events{}
 	answers := map[string]struct{ ct, body string }{
 		`[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fail"}}]`: {"text/event-stream",
@@ -163,7 +233,7 @@ func TestExchangeReuse(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		a, ok := answers[string(body)]
 		if !ok {
-			t.Errorf("backend got %q", body)
+			t.Errorf("backend got %q, want one of the bodies sent", body)
 		}
 		w.Header().Set("Content-Type", a.ct)
 		io.WriteString(w, a.body)
@@ -182,10 +252,10 @@ func TestExchangeReuse(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if j == 0 && (strings.Contains(rec.Body.String(), "nuke") || !strings.Contains(rec.Body.String(), `"fail"`)) {
-				t.Errorf("tools/list answer %q", rec.Body)
+				t.Errorf("tools/list answer %q, want it filtered: fail, not nuke", rec.Body)
 			}
 			if got, _ := io.ReadAll(req.Body); len(got) != 0 {
-				t.Errorf("request body not restored: %q", got)
+				t.Errorf("request body not restored: %q left to read, want the original, read to its end", got)
 			}
 		}
 		want = append(want, audit.ToolError, audit.Error, audit.OK)

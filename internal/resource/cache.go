@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 )
@@ -20,9 +19,9 @@ type verified struct {
 }
 
 // tokenKey is the cache key of a token: its SHA-256, so the cache holds no
-// usable token (TOK-4). The string is hashed in place, without a copy.
+// usable token (TOK-4).
 func tokenKey(token string) [32]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	return sha256.Sum256([]byte(token))
 }
 
 // verifiedCache is a bounded map of verified tokens. When full, expired

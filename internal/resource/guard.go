@@ -15,14 +15,12 @@ import (
 
 // Options configure a Guard.
 type Options struct {
-	Site   *oauth.Site
-	Path   string   // the resource's path, e.g. "/mcp"
-	Name   string   // resource_name in PRM
-	Scopes []string // every request needs all of these (SCOPE-1)
-	// Implies counts a broader scope as the narrower ones it includes
+	Site *oauth.Site
+	// Resource is the one guarded: every request needs all of its Scopes
+	// (SCOPE-1), a broader scope counting as the narrower ones it implies
 	// (SCOPE-5).
-	Implies  oauth.Hierarchy
-	Verifier *tokens.Verifier
+	Resource oauth.Resource
+	Keys     *tokens.Keyset // verifies the tokens
 	Denylist *Denylist
 	// AllowedOrigins are browser origins allowed besides the gateway's own
 	// and loopback ones (TRANS-1).
@@ -49,7 +47,7 @@ func NewGuard(opts Options) *Guard {
 		opts.Now = time.Now
 	}
 	g := &Guard{opts: opts, allowed: map[string]bool{}, cache: newVerifiedCache(10000), now: opts.Now}
-	for _, s := range opts.Scopes {
+	for _, s := range opts.Resource.Scopes {
 		if s != "offline_access" { // PRM-8
 			g.advertised = append(g.advertised, s)
 		}
@@ -63,9 +61,9 @@ func NewGuard(opts Options) *Guard {
 	return g
 }
 
-// MetadataURL is the path-inserted PRM URL for r (RFC 9728 §3.1).
-func (g *Guard) MetadataURL(r *http.Request) string {
-	return g.opts.Site.Issuer(r) + "/.well-known/oauth-protected-resource" + g.opts.Path
+// metadataURL is the path-inserted PRM URL under issuer (RFC 9728 §3.1).
+func (g *Guard) metadataURL(issuer string) string {
+	return issuer + "/.well-known/oauth-protected-resource" + g.opts.Resource.Path
 }
 
 // Protect wraps next so that it runs only for requests with a valid access
@@ -90,26 +88,28 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := p.g
-	if !g.originAllowed(r) { // TRANS-1
+	issuer := g.opts.Site.Issuer(r)
+	if !g.originAllowed(r, issuer) { // TRANS-1
 		g.opts.Logger.Info("refused origin", "origin", r.Header.Get("Origin"), "host", r.Host)
 		http.Error(w, "origin or host not allowed", http.StatusForbidden)
 		return
 	}
-	v, status, ch := g.check(r)
+	v, status, ch := g.check(r, issuer)
 	if status != 0 {
-		ch.ResourceMetadata = g.MetadataURL(r)
+		ch.ResourceMetadata = g.metadataURL(issuer)
 		oauth.WriteChallenge(w, status, ch)
 		return
 	}
 	p.next.ServeHTTP(w, r.WithContext(&verifiedContext{Context: r.Context(), info: v.info}))
 }
 
-// check verifies the request's token: from the Authorization header only
-// (TOK-1), signature, issuer, audience and expiry (RES-3, TOK-2), not
-// revoked, and carrying every required scope (SCOPE-1, SCOPE-3). A token
-// seen before is answered from the cache without allocating; its expiry,
-// issuer and revocation are still checked on every request.
-func (g *Guard) check(r *http.Request) (*verified, int, oauth.Challenge) {
+// check verifies the request's token for issuer: from the Authorization
+// header only (TOK-1), signature, issuer, audience and expiry (RES-3,
+// TOK-2), not revoked, and carrying every required scope (SCOPE-1,
+// SCOPE-3). A token seen before is answered from the cache without a
+// signature check; its expiry, issuer and revocation are still checked on
+// every request.
+func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Challenge) {
 	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 		return nil, http.StatusBadRequest, oauth.Challenge{Error: oauth.InvalidRequest, ErrorDescription: "access tokens are accepted only in the Authorization header"}
 	}
@@ -122,17 +122,18 @@ func (g *Guard) check(r *http.Request) (*verified, int, oauth.Challenge) {
 	if !ok {
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the Authorization header is not a Bearer token", Scopes: g.advertised}
 	}
+	now := g.now()
 	key := tokenKey(raw)
 	v := g.cache.get(key)
-	if v == nil || !g.opts.Site.IsIssuer(r, v.issuer) {
+	if v == nil || v.issuer != issuer {
 		var status int
 		var ch oauth.Challenge
-		if v, status, ch = g.verify(r, raw); status != 0 {
+		if v, status, ch = g.verify(r, raw, issuer, now); status != 0 {
 			return nil, status, ch
 		}
-		g.cache.put(key, v, g.now())
+		g.cache.put(key, v, now)
 	}
-	if !g.now().Before(v.info.Expiration) {
+	if !now.Before(v.info.Expiration) {
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token is invalid or expired", Scopes: g.advertised}
 	}
 	if g.opts.Denylist != nil && g.opts.Denylist.Denied(v.grant) {
@@ -144,10 +145,9 @@ func (g *Guard) check(r *http.Request) (*verified, int, oauth.Challenge) {
 	return v, 0, oauth.Challenge{}
 }
 
-// verify checks a token the cache does not know, with the verifier.
-func (g *Guard) verify(r *http.Request, raw string) (*verified, int, oauth.Challenge) {
-	iss := g.opts.Site.Issuer(r)
-	claims, err := g.opts.Verifier.Verify(raw, iss, iss+g.opts.Path)
+// verify checks a token the cache does not know.
+func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*verified, int, oauth.Challenge) {
+	claims, err := g.opts.Keys.Verify(raw, issuer, issuer+g.opts.Resource.Path, now)
 	if err != nil {
 		desc := "the access token is invalid or expired"
 		if !errors.Is(err, tokens.ErrInvalidToken) {
@@ -165,9 +165,9 @@ func (g *Guard) verify(r *http.Request, raw string) (*verified, int, oauth.Chall
 		ExpiresAt: claims.ExpiresAt,
 	}
 	return &verified{
-		issuer:   iss,
+		issuer:   issuer,
 		grant:    claims.GrantID,
-		scopesOK: g.opts.Implies.Satisfies(claims.Scopes, g.opts.Scopes),
+		scopesOK: g.opts.Resource.Implies.Satisfies(claims.Scopes, g.opts.Resource.Scopes),
 		info: &auth.TokenInfo{UserID: caller.User.ID, Scopes: caller.Scopes, Expiration: caller.ExpiresAt,
 			Extra: map[string]any{identity.TokenInfoKey: caller}},
 	}, 0, oauth.Challenge{}
@@ -177,7 +177,7 @@ func (g *Guard) verify(r *http.Request, raw string) (*verified, int, oauth.Chall
 // the gateway's own, a configured one, or a loopback origin (local tools
 // such as MCP Inspector); and without a fixed public URL the Host must be
 // a loopback name, which defeats DNS rebinding.
-func (g *Guard) originAllowed(r *http.Request) bool {
+func (g *Guard) originAllowed(r *http.Request, issuer string) bool {
 	if g.opts.Site.Fixed == "" && !oauth.LoopbackHostHeader(r.Host) {
 		return false
 	}
@@ -185,7 +185,7 @@ func (g *Guard) originAllowed(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	if g.allowed[origin] || origin == g.opts.Site.Issuer(r) {
+	if g.allowed[origin] || origin == issuer {
 		return true
 	}
 	u, err := url.Parse(origin)

@@ -35,9 +35,8 @@ func newFixture(tb testing.TB) *fixture {
 	clock := func() time.Time { return f.now }
 	f.guard = NewGuard(Options{
 		Site:     &oauth.Site{Fallback: "http://127.0.0.1:8080"},
-		Path:     "/mcp",
-		Scopes:   []string{"mcp"},
-		Verifier: tokens.NewVerifier(f.keys, tokens.VerifierOptions{Now: clock}),
+		Resource: oauth.Resource{Path: "/mcp", Scopes: []string{"mcp"}},
+		Keys:     f.keys,
 		Denylist: NewDenylist(time.Hour, clock),
 		Now:      clock,
 	})
@@ -79,19 +78,19 @@ func TestCachedTokenStillChecked(t *testing.T) {
 		return w.Code
 	}
 	if c := do(request(tok)); c != 200 || seen == nil || seen.User.ID != "local:alice" {
-		t.Fatalf("first: %d %+v", c, seen)
+		t.Fatalf("first: %d %+v, want 200 and the caller local:alice", c, seen)
 	}
 	if c := do(request(tok)); c != 200 {
-		t.Fatalf("cached: %d", c)
+		t.Fatalf("cached: %d, want 200", c)
 	}
 	other := request(tok)
 	other.Host = "localhost:8080" // another issuer and audience
 	if c := do(other); c != 401 {
-		t.Fatalf("RES-3: cached token accepted for another audience: %d", c)
+		t.Fatalf("RES-3: cached token for another audience: %d, want 401", c)
 	}
 	f.guard.opts.Denylist.Revoke("g1")
 	if c := do(request(tok)); c != 401 {
-		t.Fatalf("revoked grant accepted from the cache: %d", c)
+		t.Fatalf("revoked grant from the cache: %d, want 401", c)
 	}
 	f2 := newFixture(t)
 	tok2 := f2.mint(t, "http://127.0.0.1:8080/mcp", "mcp")
@@ -102,7 +101,7 @@ func TestCachedTokenStillChecked(t *testing.T) {
 	w = httptest.NewRecorder()
 	h2.ServeHTTP(w, request(tok2))
 	if w.Code != 401 {
-		t.Fatalf("TOK-2: expired cached token accepted: %d", w.Code)
+		t.Fatalf("TOK-2: expired cached token: %d, want 401", w.Code)
 	}
 }
 
@@ -115,7 +114,7 @@ func TestCachedInsufficientScope(t *testing.T) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, request(tok))
 		if w.Code != 403 {
-			t.Fatalf("round %d: %d", i, w.Code)
+			t.Fatalf("round %d: %d, want 403 (SCOPE-1)", i, w.Code)
 		}
 	}
 }

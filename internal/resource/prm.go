@@ -22,11 +22,11 @@ func (g *Guard) MetadataHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		iss := g.opts.Site.Issuer(r)
 		m := Metadata{
-			Resource:               iss + g.opts.Path,
+			Resource:               iss + g.opts.Resource.Path,
 			AuthorizationServers:   []string{iss},
 			ScopesSupported:        g.advertised,
 			BearerMethodsSupported: []string{"header"},
-			ResourceName:           g.opts.Name,
+			ResourceName:           g.opts.Resource.Name,
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

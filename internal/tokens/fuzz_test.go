@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
-// FuzzVerify: Verify never panics, fails only with ErrInvalidToken, and
-// accepts no token but the one the keyset minted. The keyset is built from
+// FuzzVerify: Verify and PeekUnverified never panic, Verify fails only
+// with ErrInvalidToken and accepts no token but the one the keyset minted,
+// whose audience and expiry PeekUnverified reads. The keyset is built from
 // a fixed key so that every fuzz worker process mints the same token.
 func FuzzVerify(f *testing.F) {
 	ks := fixedKeyset(f)
@@ -31,26 +33,26 @@ func FuzzVerify(f *testing.F) {
 	f.Add(hsHeader + "." + b64(payload) + "." + b64(m.Sum(nil)))
 	f.Add(`{"payload":"e30","protected":"eyJhbGciOiJFZERTQSJ9","signature":""}`)
 
-	cached := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: 256})
-	uncached := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0), CacheSize: -1})
-	if _, err := uncached.Verify(valid, issuer, resource); err != nil {
+	if _, err := ks.Verify(valid, issuer, resource, t0); err != nil {
 		f.Fatalf("the valid seed does not verify: %v", err)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		for _, v := range []*Verifier{uncached, cached} {
-			c, err := v.Verify(token, issuer, resource)
-			if err != nil {
-				if !errors.Is(err, ErrInvalidToken) || c != nil {
-					t.Fatalf("error %v, claims %v", err, c)
-				}
-				continue
+		aud, exp, peeked := PeekUnverified(token)
+		c, err := ks.Verify(token, issuer, resource, t0)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidToken) || c != nil {
+				t.Fatalf("error %v, claims %v", err, c)
 			}
-			if token != valid {
-				t.Fatalf("accepted a token the keyset did not mint: %q", token)
-			}
-			if c.Subject != "github:583231" || c.Audience != resource {
-				t.Fatalf("claims %+v", c)
-			}
+			return
+		}
+		if token != valid {
+			t.Fatalf("accepted a token the keyset did not mint: %q", token)
+		}
+		if c.Subject != "github:583231" || c.Audience != resource {
+			t.Fatalf("claims %+v, want subject github:583231 and audience %s", c, resource)
+		}
+		if !peeked || !slices.Contains(aud, resource) || !exp.Equal(c.ExpiresAt) {
+			t.Fatalf("PeekUnverified of a valid token: %v %v %v, want %s and %v", aud, exp, peeked, resource, c.ExpiresAt)
 		}
 	})
 }

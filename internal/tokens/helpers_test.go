@@ -188,7 +188,7 @@ func segments(t testing.TB, tok string) (header, payload []byte, sig string) {
 	t.Helper()
 	p := strings.Split(tok, ".")
 	if len(p) != 3 {
-		t.Fatalf("token has %d parts", len(p))
+		t.Fatalf("token has %d parts, want 3", len(p))
 	}
 	h, err := base64.RawURLEncoding.DecodeString(p[0])
 	if err != nil {
@@ -199,4 +199,16 @@ func segments(t testing.TB, tok string) (header, payload []byte, sig string) {
 		t.Fatal(err)
 	}
 	return h, pl, p[2]
+}
+
+// verifierAt verifies with a keyset at a fixed time.
+type verifierAt struct {
+	ks  *Keyset
+	now time.Time
+}
+
+func at(ks *Keyset, now time.Time) verifierAt { return verifierAt{ks, now} }
+
+func (v verifierAt) Verify(token, issuer, audience string) (*Claims, error) {
+	return v.ks.Verify(token, issuer, audience, v.now)
 }

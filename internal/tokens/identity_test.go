@@ -40,11 +40,11 @@ func TestIdentityTokenVerifiesWithJWKS(t *testing.T) {
 	}
 	h := jws.Signatures[0].Protected
 	if typ := h.ExtraHeaders[jose.HeaderType]; typ != TypIdentityToken {
-		t.Fatalf("typ %v", typ)
+		t.Fatalf("typ %v, want %s", typ, TypIdentityToken)
 	}
 	keys := set.Key(h.KeyID)
 	if len(keys) != 1 {
-		t.Fatalf("kid %q not in the JWKS", h.KeyID)
+		t.Fatalf("kid %q not in the JWKS, want the signing key there", h.KeyID)
 	}
 	payload, err := jws.Verify(keys[0].Key)
 	if err != nil {
@@ -60,14 +60,16 @@ func TestIdentityTokenVerifiesWithJWKS(t *testing.T) {
 		}
 	}
 	if g, _ := c["groups"].([]any); len(g) != 1 || g[0] != "dev" {
-		t.Errorf("groups = %v", c["groups"])
+		t.Errorf("groups = %v, want [dev]", c["groups"])
 	}
 
 	// PASS-1: the gateway's verifier refuses it as an access token, at any audience.
-	v := NewVerifier(ks, VerifierOptions{Now: fixedNow(t0)})
+	v := at(ks, t0)
 	for _, aud := range []string{resource, "http://127.0.0.1:3000/mcp"} {
-		got, err := v.Verify(tok, issuer, aud)
-		wantInvalid(t, got, err)
+		t.Run(aud, func(t *testing.T) {
+			got, err := v.Verify(tok, issuer, aud)
+			wantInvalid(t, got, err)
+		})
 	}
 }
 
@@ -105,7 +107,7 @@ func TestIdentityTokenNeverOutlivesTheAccessToken(t *testing.T) {
 	var claims map[string]any
 	json.Unmarshal(payload, &claims)
 	if claims["exp"] != float64(t0.Add(10*time.Second).Unix()) {
-		t.Fatalf("exp = %v", claims["exp"])
+		t.Fatalf("exp = %v, want %d (the access token's expiry, not later)", claims["exp"], t0.Add(10*time.Second).Unix())
 	}
 	c.ExpiresAt = t0
 	c.TokenID = "expired"
@@ -130,6 +132,6 @@ func TestIdentityTokenLeavesUnverifiedEmailOut(t *testing.T) {
 	var claims map[string]any
 	json.Unmarshal(payload, &claims)
 	if _, ok := claims["email"]; ok {
-		t.Fatalf("unverified email sent: %s", payload)
+		t.Fatalf("unverified email sent: %s, want no email claim", payload)
 	}
 }

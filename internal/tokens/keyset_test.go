@@ -16,11 +16,11 @@ import (
 func TestLoadKeysetCreatesOneKey(t *testing.T) {
 	ks, st := newTestKeyset(t)
 	if len(st.rows) != 1 {
-		t.Fatalf("%d keys stored", len(st.rows))
+		t.Fatalf("%d keys stored, want 1", len(st.rows))
 	}
 	r := st.rows[0]
 	if r.ID != ks.kid || r.Algorithm != "EdDSA" || !r.CreatedAt.Equal(t0) || !r.RetiredAt.IsZero() {
-		t.Fatalf("row %+v", r)
+		t.Fatalf("row %+v, want kid %s, EdDSA, created at t0, not retired", r, ks.kid)
 	}
 	// The private key is sealed: no PKCS #8 structure in the clear.
 	if bytes.Contains(r.Private, []byte{0x30, 0x2e, 0x02, 0x01, 0x00}) {
@@ -33,11 +33,11 @@ func TestLoadKeysetCreatesOneKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(jwks.Keys) != 1 {
-		t.Fatalf("JWKS %s", ks.JWKS())
+		t.Fatalf("JWKS %s, want one key", ks.JWKS())
 	}
 	k := jwks.Keys[0]
 	if k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["use"] != "sig" || k["kid"] != ks.kid || k["x"] == "" || k["d"] != "" {
-		t.Fatalf("JWK %v", k)
+		t.Fatalf("JWK %v, want a public OKP Ed25519 signing key (no d) with kid %s", k, ks.kid)
 	}
 }
 
@@ -51,12 +51,12 @@ func TestLoadKeysetRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.creates != 1 || len(st.rows) != 1 {
-		t.Fatalf("%d creates, %d keys", st.creates, len(st.rows))
+		t.Fatalf("%d creates, %d keys, want 1 and 1: the second load reuses the key", st.creates, len(st.rows))
 	}
 	if ks2.kid != ks1.kid || !bytes.Equal(ks1.JWKS(), ks2.JWKS()) {
 		t.Fatalf("JWKS changed across restart:\n%s\n%s", ks1.JWKS(), ks2.JWKS())
 	}
-	if _, err := NewVerifier(ks2, VerifierOptions{Now: fixedNow(t0)}).Verify(tok, issuer, resource); err != nil {
+	if _, err := at(ks2, t0).Verify(tok, issuer, resource); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -108,12 +108,12 @@ func TestLoadKeysetRetired(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ks2.kid == ks1.kid || len(st.rows) != 2 {
-		t.Fatalf("no new key after retirement (%d keys)", len(st.rows))
+		t.Fatalf("%d keys and kid %s, want a second, new key after retirement", len(st.rows), ks2.kid)
 	}
 	if strings.Contains(string(ks2.JWKS()), ks1.kid) {
 		t.Fatal("retired key still in the JWKS")
 	}
-	c, err := NewVerifier(ks2, VerifierOptions{Now: fixedNow(t0)}).Verify(old, issuer, resource)
+	c, err := at(ks2, t0).Verify(old, issuer, resource)
 	wantInvalid(t, c, err)
 }
 
@@ -134,10 +134,10 @@ func TestLoadKeysetNewestSigns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ks.kid != "c-new" { // newest CreatedAt, then the greatest kid
-		t.Fatalf("signs with %q", ks.kid)
+		t.Fatalf("signs with %q, want c-new (newest, then greatest kid)", ks.kid)
 	}
 	if len(ks.keys) != 3 || strings.Count(string(ks.JWKS()), `"kid"`) != 3 {
-		t.Fatalf("JWKS %s", ks.JWKS())
+		t.Fatalf("JWKS %s, want all 3 keys", ks.JWKS())
 	}
 }
 
@@ -198,7 +198,7 @@ func TestLoadKeysetRace(t *testing.T) {
 		t.Fatalf("%d creates, %d keys stored; want %d and 1", st.creates, len(st.rows), racers)
 	}
 	tok := mint(t, kss[3], testClaims())
-	if _, err := NewVerifier(kss[5], VerifierOptions{Now: fixedNow(t0)}).Verify(tok, issuer, resource); err != nil {
+	if _, err := at(kss[5], t0).Verify(tok, issuer, resource); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -210,7 +210,7 @@ func TestNextKeyID(t *testing.T) {
 	s2, _ := NewSealer(bytes.Repeat([]byte{7}, 32))
 	a := nextKeyID(s1, nil)
 	if a == nextKeyID(s2, nil) || len(a) != 22 {
-		t.Fatalf("kid %q", a)
+		t.Fatalf("kid %q, want 22 characters and another kid under another sealing key", a)
 	}
 	if b := nextKeyID(s1, []*store.SigningKey{{ID: a}}); b == a {
 		t.Fatal("second generation reuses the kid")

@@ -32,12 +32,12 @@ func TestSealerRoundTrip(t *testing.T) {
 	for _, sealed := range [][]byte{a, b} {
 		got, err := s.Open(sealed, ad)
 		if err != nil || !bytes.Equal(got, pt) {
-			t.Fatalf("Open = %q, %v", got, err)
+			t.Fatalf("Open = %q, %v; want %q", got, err, pt)
 		}
 	}
 	got, err := s.Open(s.Seal(nil, nil), nil)
 	if err != nil || len(got) != 0 {
-		t.Fatalf("empty: %q %v", got, err)
+		t.Fatalf("empty: %q %v, want an empty plaintext", got, err)
 	}
 }
 
@@ -61,7 +61,7 @@ func TestSealerRejects(t *testing.T) {
 	}
 	for name, open := range cases {
 		if pt, err := open(); !errors.Is(err, ErrOpen) || pt != nil {
-			t.Errorf("%s: %q, %v", name, pt, err)
+			t.Errorf("%s: %q, %v; want nil and ErrOpen", name, pt, err)
 		}
 	}
 }
@@ -80,7 +80,7 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(k1) != 32 {
-		t.Fatalf("%d-byte key", len(k1))
+		t.Fatalf("%d-byte key, want 32", len(k1))
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -98,15 +98,15 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 	}
 	k2, err := LoadOrCreateKeyFile(path)
 	if err != nil || !bytes.Equal(k1, k2) {
-		t.Fatalf("second load: %v, same=%v", err, bytes.Equal(k1, k2))
+		t.Fatalf("second load: %v, same=%v; want the same key", err, bytes.Equal(k1, k2))
 	}
 	raw, _ := os.ReadFile(path)
 	if got, _ := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(raw))); !bytes.Equal(got, k1) {
-		t.Fatalf("file holds %q", raw)
+		t.Fatalf("file holds %q, want the key in base64", raw)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
-		t.Fatalf("temporary files left: %v", entries)
+		t.Fatalf("files %v, want the key file alone (no temporary file left)", entries)
 	}
 	if _, err := NewSealer(k1); err != nil {
 		t.Fatal(err)
@@ -127,10 +127,10 @@ func TestLoadOrCreateKeyFileMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := LoadOrCreateKeyFile(path); err == nil {
-			t.Errorf("%s: accepted", name)
+			t.Errorf("%s: accepted, want an error", name)
 		}
 		if got, _ := os.ReadFile(path); string(got) != content {
-			t.Errorf("%s: file was rewritten", name)
+			t.Errorf("%s: file was rewritten, want it left as it was", name)
 		}
 	}
 	// A key written by hand with a trailing newline, or by an operator
@@ -139,7 +139,7 @@ func TestLoadOrCreateKeyFileMalformed(t *testing.T) {
 	want := bytes.Repeat([]byte{3}, 32)
 	os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(want)+"\r\n"), 0o644)
 	if got, err := LoadOrCreateKeyFile(path); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("%v %x", err, got)
+		t.Fatalf("%v %x, want %x", err, got, want)
 	}
 }
 
@@ -160,7 +160,7 @@ func TestLoadOrCreateKeyFileRace(t *testing.T) {
 	wg.Wait()
 	for i := range keys {
 		if !bytes.Equal(keys[i], keys[0]) {
-			t.Fatalf("racer %d got another key", i)
+			t.Fatalf("racer %d got another key, want every racer the same", i)
 		}
 	}
 }

@@ -13,13 +13,13 @@ func TestNewSecretAndID(t *testing.T) {
 	for range 100 {
 		s, id := NewSecret(), NewID()
 		if len(s) != 43 || len(id) != 22 {
-			t.Fatalf("lengths %d %d", len(s), len(id))
+			t.Fatalf("lengths %d %d, want 43 and 22", len(s), len(id))
 		}
 		if b, err := base64.RawURLEncoding.DecodeString(s); err != nil || len(b) != 32 {
-			t.Fatalf("secret %q: %v", s, err)
+			t.Fatalf("secret %q: %v, want 32 bytes of base64url", s, err)
 		}
 		if b, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(b) != 16 {
-			t.Fatalf("id %q: %v", id, err)
+			t.Fatalf("id %q: %v, want 16 bytes of base64url", id, err)
 		}
 		if seen[s] || seen[id] {
 			t.Fatal("repeated value")
@@ -49,7 +49,7 @@ func TestEqual(t *testing.T) {
 		{strings.Repeat("a", 1000), strings.Repeat("a", 1000), true},
 	} {
 		if got := Equal(tc.a, tc.b); got != tc.want {
-			t.Errorf("Equal(%q, %q) = %v", tc.a, tc.b, got)
+			t.Errorf("Equal(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 	}
 }
@@ -62,7 +62,7 @@ func TestS256AppendixB(t *testing.T) {
 	const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 	const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 	if got := base64.RawURLEncoding.EncodeToString(octets); got != verifier {
-		t.Fatalf("verifier %q", got)
+		t.Fatalf("verifier %q, want %q", got, verifier)
 	}
 	if got := S256(verifier); got != challenge {
 		t.Fatalf("S256 = %q, want %q", got, challenge)
@@ -92,12 +92,12 @@ func TestValidVerifier(t *testing.T) {
 	}
 	for _, v := range ok {
 		if !ValidVerifier(v) {
-			t.Errorf("rejected %q", v)
+			t.Errorf("rejected %q, want it accepted", v)
 		}
 	}
 	for _, v := range bad {
 		if ValidVerifier(v) {
-			t.Errorf("accepted %q", v)
+			t.Errorf("accepted %q, want it refused", v)
 		}
 	}
 }
@@ -121,7 +121,7 @@ func TestValidChallenge(t *testing.T) {
 		strings.Repeat("a", 128),
 	} {
 		if ValidChallenge(bad) {
-			t.Errorf("accepted %q", bad)
+			t.Errorf("accepted %q, want it refused", bad)
 		}
 	}
 }

@@ -78,16 +78,6 @@ func (s *Store) GetClient(_ context.Context, id string) (*store.Client, error) {
 	return copyClient(c), nil
 }
 
-func (s *Store) DeleteClient(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.clients[id]; !ok {
-		return notFound("delete client")
-	}
-	delete(s.clients, id)
-	return nil
-}
-
 func (s *Store) CreateAuthRequest(_ context.Context, r *store.AuthRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -335,16 +325,6 @@ func (s *Store) GetSession(_ context.Context, hash []byte, now time.Time) (*stor
 		return nil, notFound("get session")
 	}
 	return copySession(ss), nil
-}
-
-func (s *Store) DeleteSession(_ context.Context, hash []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.sessions[string(hash)]; !ok {
-		return notFound("delete session")
-	}
-	delete(s.sessions, string(hash))
-	return nil
 }
 
 func (s *Store) PutLocalUser(_ context.Context, u *store.LocalUser) error {

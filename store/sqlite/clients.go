@@ -14,9 +14,8 @@ const clientCols = `id, secret_hash, name, redirect_uris, grant_types, response_
 var (
 	sqlInsertClient = ws(`INSERT INTO clients (` + clientCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	sqlGetClient    = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
-	sqlDeleteClient = ws(`DELETE FROM clients WHERE id = ?`)
-	sqlPutConsent   = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
+	sqlGetClient  = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
+	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
 	sqlGetConsent   = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, created_at) VALUES (?, ?, ?)
@@ -63,16 +62,6 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 		return nil, wrap("get client", err)
 	}
 	return &c, nil
-}
-
-func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return affected(s.txExec(ctx, tx, sqlDeleteClient, id))
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: delete client: %w", err)
-	}
-	return nil
 }
 
 func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {

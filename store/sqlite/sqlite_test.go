@@ -55,13 +55,15 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		path + "-wal": 0o600,
 		path + "-shm": 0o600,
 	} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode() != want {
-			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
-		}
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%v, want the file to exist", err)
+			}
+			if fi.Mode() != want {
+				t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
+			}
+		})
 	}
 }
 
@@ -94,20 +96,22 @@ func TestPragmas(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", "10000"},
 	} {
-		var got string
-		if err := s.w.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != tc.want {
-			t.Errorf("writer %s = %s, want %s", tc.pragma, got, tc.want)
-		}
+		t.Run(tc.pragma, func(t *testing.T) {
+			var got string
+			if err := s.w.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatalf("PRAGMA %s: %v", tc.pragma, err)
+			}
+			if got != tc.want {
+				t.Errorf("writer %s = %s, want %s", tc.pragma, got, tc.want)
+			}
+		})
 	}
 	var qo string
 	if err := s.r.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {
 		t.Errorf("reader query_only = %q (%v), want 1", qo, err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(s.path(t)), "a b?c#d.db")); err != nil {
-		t.Errorf("database not at the path given: %v", err)
+		t.Errorf("database not at the path given: %v, want the file there", err)
 	}
 }
 
@@ -154,20 +158,20 @@ func TestPersistence(t *testing.T) {
 	defer s.Close()
 	c, err := s.GetClient(ctx, "c1")
 	if err != nil || c.Name != "one" || c.RedirectURIs[0] != "https://a.example/cb" {
-		t.Errorf("client after reopen: %+v, %v", c, err)
+		t.Errorf("client after reopen: %+v, %v; want c1 named one with its redirect URI", c, err)
 	}
 	if n, err := s.CountLocalUsers(ctx); err != nil || n != 1 {
-		t.Errorf("local users after reopen: %d, %v", n, err)
+		t.Errorf("local users after reopen: %d, %v; want 1", n, err)
 	}
 	if keys, err := s.ListSigningKeys(ctx); err != nil || len(keys) != 1 || string(keys[0].Private) != "sealed" {
-		t.Errorf("signing keys after reopen: %v, %v", keys, err)
+		t.Errorf("signing keys after reopen: %v, %v; want k1 with its sealed private key", keys, err)
 	}
 	// Single use survives a restart: PKCE-3 and RT-1.
 	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); !errors.Is(err, store.ErrCodeReused) {
 		t.Errorf("code after reopen: %v, want ErrCodeReused", err)
 	}
 	if _, _, err := s.RotateRefresh(ctx, []byte("rt2"), &store.RefreshToken{Hash: []byte("rt3"), ExpiresAt: now.Add(time.Hour)}, nil, now, 0); err != nil {
-		t.Errorf("rotating the token issued before reopen: %v", err)
+		t.Errorf("rotating the token issued before reopen: %v, want success", err)
 	}
 	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt4")}, nil, now, 0); !errors.Is(err, store.ErrRefreshReused) {
 		t.Errorf("token rotated before reopen: %v, want ErrRefreshReused", err)
@@ -192,7 +196,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 		}
 		// Migrating an up-to-date database again changes nothing.
 		if err := migrate(ctx, s.w); err != nil {
-			t.Errorf("migrate again: %v", err)
+			t.Errorf("migrate again: %v, want nothing to do", err)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -210,7 +214,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	s.Close()
 	if s, err := Open(ctx, path); err == nil {
 		s.Close()
-		t.Fatal("Open accepted a database from a newer version")
+		t.Fatal("Open accepted a database from a newer version, want an error")
 	}
 }
 
@@ -219,7 +223,7 @@ func TestOpenCancelled(t *testing.T) {
 	cancel()
 	if s, err := Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db")); err == nil {
 		s.Close()
-		t.Error("Open with a cancelled context succeeded")
+		t.Error("Open with a cancelled context succeeded, want an error")
 	}
 }
 
@@ -259,11 +263,11 @@ func TestTwoStoresOneFile(t *testing.T) {
 			case err == nil:
 				wins++
 			case !errors.Is(err, store.ErrCodeReused):
-				t.Fatalf("round %d: %v", round, err)
+				t.Fatalf("round %d: %v, want nil or ErrCodeReused", round, err)
 			}
 		}
 		if wins != 1 {
-			t.Fatalf("round %d: %d winners", round, wins)
+			t.Fatalf("round %d: %d winners, want 1", round, wins)
 		}
 	}
 }
@@ -321,12 +325,18 @@ func TestUpgradeKeepsSuccessors(t *testing.T) {
 	s := open(t, path)
 	defer s.Close()
 	tok, _, err := s.GetRefresh(ctx, []byte{1}, now)
-	if err != nil || !bytes.Equal(tok.Successor, legacy) {
-		t.Fatalf("legacy successor after upgrade: %x, %v; want %x", tok.Successor, err, legacy)
+	if err != nil {
+		t.Fatalf("legacy token after upgrade: %v", err)
+	}
+	if !bytes.Equal(tok.Successor, legacy) {
+		t.Fatalf("legacy successor after upgrade: %x, want %x", tok.Successor, legacy)
 	}
 	_, prev, err := s.RotateRefresh(ctx, []byte{1}, &store.RefreshToken{Hash: []byte{9}}, []byte("other"), now.Add(time.Second), 30*time.Second)
-	if !errors.Is(err, store.ErrRefreshRotated) || !bytes.Equal(prev.Successor, legacy) {
-		t.Fatalf("retry of a legacy rotation: %v, successor %x; want ErrRefreshRotated and %x", err, prev.Successor, legacy)
+	if !errors.Is(err, store.ErrRefreshRotated) || prev == nil {
+		t.Fatalf("retry of a legacy rotation: %v, old token %v; want ErrRefreshRotated with the old token", err, prev)
+	}
+	if !bytes.Equal(prev.Successor, legacy) {
+		t.Fatalf("retry of a legacy rotation: successor %x, want %x", prev.Successor, legacy)
 	}
 	// The token that rotation issued rotates the new way.
 	fresh := []byte("fresh successor")
@@ -342,8 +352,11 @@ func TestUpgradeKeepsSuccessors(t *testing.T) {
 		t.Errorf("%d successors in refresh_successors, %d in refresh_tokens; want 1 and 1", inTable, inColumn)
 	}
 	tok, _, err = s.GetRefresh(ctx, []byte{2}, now)
-	if err != nil || !bytes.Equal(tok.Successor, fresh) {
-		t.Fatalf("new successor: %q, %v", tok.Successor, err)
+	if err != nil {
+		t.Fatalf("token rotated after the upgrade: %v", err)
+	}
+	if !bytes.Equal(tok.Successor, fresh) {
+		t.Fatalf("new successor: %q, want %q", tok.Successor, fresh)
 	}
 	// Housekeeping keeps both: their tokens are alive.
 	if err := s.DeleteExpired(ctx, now); err != nil {
@@ -351,7 +364,7 @@ func TestUpgradeKeepsSuccessors(t *testing.T) {
 	}
 	for _, h := range [][]byte{{1}, {2}} {
 		if tok, _, err := s.GetRefresh(ctx, h, now); err != nil || tok.Successor == nil {
-			t.Errorf("token %x after housekeeping: %v, %v", h, tok, err)
+			t.Errorf("token %x after housekeeping: %v, %v; want it with its successor", h, tok, err)
 		}
 	}
 }
@@ -402,6 +415,6 @@ func TestDeleteExpiredSuccessors(t *testing.T) {
 	}
 	tok, _, err := s.GetRefresh(ctx, []byte("live-1"), now)
 	if err != nil || string(tok.Successor) != "successor of live" {
-		t.Errorf("live token after housekeeping: %v, %v", tok, err)
+		t.Errorf("live token after housekeeping: %v, %v; want it with its successor", tok, err)
 	}
 }

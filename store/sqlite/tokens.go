@@ -91,16 +91,6 @@ func scanGrant(row scanner) (*store.Grant, error) {
 // successor from refresh_successors as well (see refreshGrantCols).
 const refreshCols = `hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor`
 
-func scanRefresh(row scanner) (*store.RefreshToken, error) {
-	var t store.RefreshToken
-	err := row.Scan(blob{&t.Hash}, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
-		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt}, blob{&t.Successor})
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
-
 // scanRefreshGrant scans a row of refreshGrantCols.
 func scanRefreshGrant(row scanner) (*store.RefreshToken, *store.Grant, error) {
 	var t store.RefreshToken

@@ -92,10 +92,16 @@ func TestGroupCommitFewerCommitsThanWrites(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
+	failed, first := 0, error(nil)
 	for err := range errs {
 		if err != nil {
-			t.Fatal(err)
+			if failed++; first == nil {
+				first = err
+			}
 		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d writes failed, want none; the first: %v", failed, writers*each, first)
 	}
 	st := s.Stats()
 	writes, commits := st.Writes-before.Writes, st.Commits-before.Commits
@@ -104,11 +110,11 @@ func TestGroupCommitFewerCommitsThanWrites(t *testing.T) {
 		t.Fatalf("%d writes counted, want %d", writes, writers*each)
 	}
 	if commits >= writes {
-		t.Fatalf("%d commits for %d concurrent writes: no group commit", commits, writes)
+		t.Fatalf("%d commits for %d concurrent writes: no group commit, want fewer commits than writes", commits, writes)
 	}
 	for i := range writers {
 		if _, err := s.ConsumeCode(ctx, testCode(fmt.Sprint(i, "-", each-1)).Hash, time.Now()); err != nil {
-			t.Fatalf("code %d after the load: %v", i, err)
+			t.Errorf("code %d after the load: %v, want it stored", i, err)
 		}
 	}
 }
@@ -128,9 +134,9 @@ func TestGroupCommitBatches(t *testing.T) {
 		}
 		queued(t, s, n)
 		g.open(t)
-		for _, c := range results {
+		for i, c := range results {
 			if err := <-c; err != nil {
-				t.Fatal(err)
+				t.Errorf("%d queued writes: write %d: %v, want success", n, i, err)
 			}
 		}
 		st := s.Stats()
@@ -139,7 +145,7 @@ func TestGroupCommitBatches(t *testing.T) {
 			t.Errorf("%d queued writes: %d commits, want %d", n, got, wantCommits)
 		}
 		if got := st.Writes - before.Writes; got != uint64(n+1) {
-			t.Errorf("%d queued writes: %d counted", n, got)
+			t.Errorf("%d queued writes: %d counted, want %d (with the gate's)", n, got, n+1)
 		}
 	}
 	if st := s.Stats(); st.MaxBatch != maxBatch {
@@ -204,11 +210,11 @@ func TestGroupCommitFailingOpIsolated(t *testing.T) {
 	for _, name := range []string{"a", "b", "d", "e"} {
 		c, err := s.ConsumeCode(ctx, testCode(name).Hash, now)
 		if err != nil {
-			t.Errorf("code %s: %v", name, err)
+			t.Errorf("code %s: %v, want it stored", name, err)
 			continue
 		}
 		if name == "b" && c.GrantID != "g-b" {
-			t.Errorf("code b is not the one the last op wrote: %+v", c)
+			t.Errorf("code b is not the one the last op wrote: %+v, want grant g-b", c)
 		}
 	}
 }
@@ -273,7 +279,7 @@ func TestGroupCommitContext(t *testing.T) {
 	select {
 	case err := <-waiting:
 		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled while queued: %v", err)
+			t.Fatalf("cancelled while queued: %v, want context.Canceled", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a caller whose op is queued did not return when its context ended")
@@ -284,7 +290,7 @@ func TestGroupCommitContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.ConsumeCode(ctx, testCode("cancelled").Hash, time.Now()); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("the cancelled op ran: %v", err)
+		t.Errorf("the cancelled op ran: ConsumeCode says %v, want ErrNotFound", err)
 	}
 	if st := s.Stats(); st.Skipped-before.Skipped != 1 {
 		t.Errorf("skipped %d, want 1", st.Skipped-before.Skipped)
@@ -298,15 +304,15 @@ func TestGroupCommitContext(t *testing.T) {
 		return inserted(s.txExec(ctx, tx, sqlInsertCode, c.Hash, c.ClientID, "", "", "", `[]`, `{}`, c.GrantID, nanos(c.ExpiresAt), 0))
 	})
 	if err != nil {
-		t.Fatalf("op cancelled while running: %v", err)
+		t.Fatalf("op cancelled while running: %v, want success", err)
 	}
 	if _, err := s.ConsumeCode(ctx, testCode("started").Hash, time.Now()); err != nil {
-		t.Errorf("the op cancelled while running lost its write: %v", err)
+		t.Errorf("the op cancelled while running lost its write: %v, want it stored", err)
 	}
 
 	// Already done: not even queued.
 	if err := s.CreateCode(rctx, testCode("late")); !errors.Is(err, context.Canceled) {
-		t.Errorf("done context: %v", err)
+		t.Errorf("done context: %v, want context.Canceled", err)
 	}
 }
 
@@ -324,13 +330,13 @@ func TestGroupCommitPanic(t *testing.T) {
 	queued(t, s, 2)
 	g.open(t)
 	if err := <-p; err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("panicking op: %v", err)
+		t.Errorf("panicking op: %v, want an error naming the panic", err)
 	}
 	if err := <-a; err == nil {
-		t.Error("an op in the panicking op's batch succeeded")
+		t.Error("an op in the panicking op's batch succeeded, want it failed with the batch")
 	}
 	if err := s.CreateCode(ctx, testCode("a")); err != nil {
-		t.Fatalf("after a panic: %v", err)
+		t.Fatalf("after a panic: %v, want the writer to go on", err)
 	}
 }
 
@@ -359,26 +365,26 @@ func TestGroupCommitCloseDrains(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if err := s.CreateCode(ctx, testCode("too late")); !errors.Is(err, errClosed) {
-		t.Errorf("write after Close: %v", err)
+		t.Errorf("write after Close: %v, want errClosed", err)
 	}
 	g.open(t)
 	for i, c := range results {
 		if err := <-c; err != nil {
-			t.Errorf("op %d queued before Close: %v", i, err)
+			t.Errorf("op %d queued before Close: %v, want it committed", i, err)
 		}
 	}
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
+		t.Errorf("second Close: %v, want nil", err)
 	}
 
 	s = open(t, path)
 	defer s.Close()
 	for i := range n {
 		if _, err := s.ConsumeCode(ctx, testCode(fmt.Sprint(i)).Hash, time.Now()); err != nil {
-			t.Errorf("code %d after reopen: %v", i, err)
+			t.Errorf("code %d after reopen: %v, want it stored", i, err)
 		}
 	}
 }

@@ -45,19 +45,12 @@ func testClient(t *testing.T, s store.Store) {
 	must(t, "get bare", err)
 	same(t, "bare round trip", got, bare)
 	if !got.CreatedAt.IsZero() {
-		t.Errorf("zero CreatedAt came back as %v", got.CreatedAt)
+		t.Errorf("zero CreatedAt came back as %v, want the zero time", got.CreatedAt)
 	}
 	if !got.Public() {
-		t.Error("bare client is not public")
+		t.Errorf("bare client with auth method %q is not public, want public", got.TokenEndpointAuthMethod)
 	}
 
-	must(t, "delete", s.DeleteClient(ctx, "c1"))
-	_, err = s.GetClient(ctx, "c1")
-	wantErr(t, "get deleted", err, store.ErrNotFound)
-	wantErr(t, "delete again", s.DeleteClient(ctx, "c1"), store.ErrNotFound)
-	if _, err := s.GetClient(ctx, "bare"); err != nil {
-		t.Errorf("deleting c1 touched bare: %v", err)
-	}
 }
 
 func testClientSecretNilVsEmpty(t *testing.T, s store.Store) {
@@ -72,12 +65,12 @@ func testClientSecretNilVsEmpty(t *testing.T, s store.Store) {
 	got, err := s.GetClient(ctx, "public")
 	must(t, "get public", err)
 	if got.SecretHash != nil {
-		t.Errorf("nil SecretHash came back as %#v", got.SecretHash)
+		t.Errorf("nil SecretHash came back as %#v, want nil", got.SecretHash)
 	}
 	got, err = s.GetClient(ctx, "empty")
 	must(t, "get empty", err)
 	if got.SecretHash == nil || len(got.SecretHash) != 0 {
-		t.Errorf("empty SecretHash came back as %#v", got.SecretHash)
+		t.Errorf("empty SecretHash came back as %#v, want empty and not nil", got.SecretHash)
 	}
 }
 
@@ -138,10 +131,6 @@ func testSession(t *testing.T, s store.Store) {
 	_, err = s.GetSession(ctx, hash("other"), t0)
 	wantErr(t, "unknown", err, store.ErrNotFound)
 
-	must(t, "delete", s.DeleteSession(ctx, hash("cookie")))
-	_, err = s.GetSession(ctx, hash("cookie"), t0)
-	wantErr(t, "get deleted", err, store.ErrNotFound)
-	wantErr(t, "delete again", s.DeleteSession(ctx, hash("cookie")), store.ErrNotFound)
 }
 
 func testLocalUser(t *testing.T, s store.Store) {
@@ -149,7 +138,7 @@ func testLocalUser(t *testing.T, s store.Store) {
 	n, err := s.CountLocalUsers(ctx)
 	must(t, "count empty", err)
 	if n != 0 {
-		t.Fatalf("count of an empty store = %d", n)
+		t.Fatalf("count of an empty store = %d, want 0", n)
 	}
 	_, err = s.GetLocalUser(ctx, "alice")
 	wantErr(t, "unknown", err, store.ErrNotFound)
@@ -183,7 +172,7 @@ func testLocalUser(t *testing.T, s store.Store) {
 	got, err = s.GetLocalUser(ctx, "bob")
 	must(t, "get bob", err)
 	if !got.CreatedAt.IsZero() {
-		t.Errorf("zero CreatedAt came back as %v", got.CreatedAt)
+		t.Errorf("zero CreatedAt came back as %v, want the zero time", got.CreatedAt)
 	}
 }
 
@@ -192,7 +181,7 @@ func testSigningKey(t *testing.T, s store.Store) {
 	keys, err := s.ListSigningKeys(ctx)
 	must(t, "list empty", err)
 	if len(keys) != 0 {
-		t.Fatalf("empty store lists %d keys", len(keys))
+		t.Fatalf("empty store lists %d keys, want none", len(keys))
 	}
 
 	mk := func(id string, created time.Time) *store.SigningKey {

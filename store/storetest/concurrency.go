@@ -56,7 +56,7 @@ func oneWinner(t *testing.T, round int, errs []error, losers ...error) int {
 	for i, err := range errs {
 		if err == nil {
 			if winner >= 0 {
-				t.Fatalf("round %d: racers %d and %d both won", round, winner, i)
+				t.Fatalf("round %d: racers %d and %d both won, want exactly one winner", round, winner, i)
 			}
 			winner = i
 			continue
@@ -70,7 +70,7 @@ func oneWinner(t *testing.T, round int, errs []error, losers ...error) int {
 		}
 	}
 	if winner < 0 {
-		t.Fatalf("round %d: nobody won: %v", round, errs)
+		t.Fatalf("round %d: nobody won, want exactly one winner: %v", round, errs)
 	}
 	return winner
 }
@@ -92,7 +92,7 @@ func raceConsumeCode(t *testing.T, s store.Store) {
 		w := oneWinner(t, round, errs, store.ErrCodeReused)
 		for i, got := range codes {
 			if got == nil || got.GrantID != c.GrantID {
-				t.Fatalf("round %d: racer %d (winner %v) got code %+v", round, i, i == w, got)
+				t.Fatalf("round %d: racer %d (winner %v) got code %+v, want the code of grant %s", round, i, i == w, got, c.GrantID)
 			}
 			sameTime(t, "UsedAt", got.UsedAt, now)
 		}
@@ -127,12 +127,12 @@ func raceRotateRefresh(t *testing.T, s store.Store) {
 			}
 		}
 		if reused == 0 {
-			t.Fatalf("round %d: %d losers and no reuse reported: %v", round, racers-1, errs)
+			t.Fatalf("round %d: %d losers and no reuse reported, want at least one ErrRefreshReused: %v", round, racers-1, errs)
 		}
 		g, err := s.GetGrant(ctx, gid)
 		must(t, "get grant", err)
 		if g.RevokedAt.IsZero() {
-			t.Fatalf("round %d: grant not revoked after reuse", round)
+			t.Fatalf("round %d: grant not revoked after reuse, want the family revoked", round)
 		}
 		_, _, err = s.RotateRefresh(ctx, nexts[w].Hash, newRefresh(fmt.Sprint("after-", round), ""), nil, now, 0)
 		wantErr(t, "winner's token after reuse", err, store.ErrNotFound)
@@ -166,14 +166,14 @@ func raceRotateRefreshGrace(t *testing.T, s store.Store) {
 		w := oneWinner(t, round, errs, store.ErrRefreshRotated)
 		for i := range racers {
 			if olds[i] == nil || grants[i] == nil {
-				t.Fatalf("round %d: racer %d (winner %v): old token %v, grant %v", round, i, i == w, olds[i], grants[i])
+				t.Fatalf("round %d: racer %d (winner %v): old token %v, grant %v; want both", round, i, i == w, olds[i], grants[i])
 			}
 			if !bytes.Equal(olds[i].Successor, successors[w]) {
 				t.Fatalf("round %d: racer %d (winner %v) got successor %q, the winner stored %q", round, i, i == w, olds[i].Successor, successors[w])
 			}
 			sameTime(t, "RotatedAt", olds[i].RotatedAt, now)
 			if !grants[i].RevokedAt.IsZero() {
-				t.Fatalf("round %d: racer %d: grant revoked", round, i)
+				t.Fatalf("round %d: racer %d: grant revoked, want it alive within the grace window", round, i)
 			}
 		}
 		g, err := s.GetGrant(ctx, gid)
@@ -210,7 +210,7 @@ func raceTakeAuthRequest(t *testing.T, s store.Store) {
 		})
 		w := oneWinner(t, round, errs, store.ErrNotFound)
 		if got[w] == nil || got[w].ID != id {
-			t.Fatalf("round %d: winner took %+v", round, got[w])
+			t.Fatalf("round %d: winner took %+v, want request %s", round, got[w], id)
 		}
 	}
 }
@@ -228,7 +228,7 @@ func raceAttachUpstreamState(t *testing.T, s store.Store) {
 		got, err := s.GetAuthRequest(ctx, id, t0)
 		must(t, "get", err)
 		if got.Connector != fmt.Sprint("conn-", w) {
-			t.Fatalf("round %d: connector %q, winner was %d", round, got.Connector, w)
+			t.Fatalf("round %d: connector %q, want the winner's, conn-%d", round, got.Connector, w)
 		}
 		for i := range racers {
 			_, err := s.TakeAuthRequestByUpstreamState(ctx, hash(fmt.Sprint(id, "-", i)), t0)
@@ -289,7 +289,7 @@ func mixedLoad(t *testing.T, s store.Store) {
 	})
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("racer %d: %v", i, err)
+			t.Errorf("racer %d: %v, want every operation to succeed", i, err)
 		}
 	}
 }

@@ -39,24 +39,26 @@ func testRotateRefreshWithinGrace(t *testing.T, s store.Store) {
 	// Retries inside the window, the same instant included and the last
 	// nanosecond of it: each offers a new token and another successor.
 	for i, at := range []time.Time{at1, at1.Add(10 * time.Second), at1.Add(grace - time.Nanosecond)} {
-		retry := newRefresh(fmt.Sprint("retry-", i), "")
-		g, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), retry, []byte(fmt.Sprint("other successor ", i)), at, grace)
-		wantErr(t, fmt.Sprint("retry ", i), err, store.ErrRefreshRotated)
-		if g == nil || old == nil {
-			t.Fatalf("retry %d: grant %v, old token %v; want both", i, g, old)
-		}
-		same(t, fmt.Sprint("grant on retry ", i), g, newGrant("g1"))
-		same(t, fmt.Sprint("old token on retry ", i), old, wantOld)
-		if !bytes.Equal(old.Successor, wantOld.Successor) {
-			t.Fatalf("retry %d: Successor %x, want %x", i, old.Successor, wantOld.Successor)
-		}
-		old.Successor[0] = 'Z' // must not leak into the stored token
-		if retry.GrantID != "" || retry.Generation != 1 {
-			t.Errorf("retry %d: the store filled in the refused token: GrantID %q Generation %d", i, retry.GrantID, retry.Generation)
-		}
-		// The token offered with the retry was not stored.
-		_, _, err = s.GetRefresh(ctx, retry.Hash, at)
-		wantErr(t, fmt.Sprint("token offered with retry ", i), err, store.ErrNotFound)
+		t.Run(fmt.Sprint("retry after ", at.Sub(at1)), func(t *testing.T) {
+			retry := newRefresh(fmt.Sprint("retry-", i), "")
+			g, old, err := s.RotateRefresh(ctx, hash("refresh-r1"), retry, []byte(fmt.Sprint("other successor ", i)), at, grace)
+			wantErr(t, "retry", err, store.ErrRefreshRotated)
+			if g == nil || old == nil {
+				t.Fatalf("grant %v, old token %v; want both", g, old)
+			}
+			same(t, "grant on retry", g, newGrant("g1"))
+			same(t, "old token on retry", old, wantOld)
+			if !bytes.Equal(old.Successor, wantOld.Successor) {
+				t.Fatalf("Successor %x, want %x", old.Successor, wantOld.Successor)
+			}
+			old.Successor[0] = 'Z' // must not leak into the stored token
+			if retry.GrantID != "" || retry.Generation != 1 {
+				t.Errorf("the store filled in the refused token: GrantID %q Generation %d, want it untouched (\"\", 1)", retry.GrantID, retry.Generation)
+			}
+			// The token offered with the retry was not stored.
+			_, _, err = s.GetRefresh(ctx, retry.Hash, at)
+			wantErr(t, "token offered with the retry", err, store.ErrNotFound)
+		})
 	}
 
 	// Nothing changed: the family is intact, the old token still names the
@@ -79,16 +81,18 @@ func testRotateRefreshWithinGrace(t *testing.T, s store.Store) {
 		name string
 		succ []byte
 	}{{"empty", []byte{}}, {"nil", nil}} {
-		gid := "g-" + tc.name
-		must(t, "create "+gid, s.CreateGrant(ctx, newGrant(gid), newRefresh("first-"+tc.name, gid)))
-		_, _, err := s.RotateRefresh(ctx, hash("refresh-first-"+tc.name), newRefresh("second-"+tc.name, ""), tc.succ, at1, grace)
-		must(t, "rotate "+gid, err)
-		_, old, err := s.RotateRefresh(ctx, hash("refresh-first-"+tc.name), newRefresh("third-"+tc.name, ""), []byte("x"), at1.Add(time.Second), grace)
-		wantErr(t, "retry "+gid, err, store.ErrRefreshRotated)
-		want := newRefresh("first-"+tc.name, gid)
-		want.RotatedAt = at1
-		want.Successor = tc.succ
-		same(t, "old token with an "+tc.name+" successor", old, want)
+		t.Run(tc.name+" successor", func(t *testing.T) {
+			gid := "g-" + tc.name
+			must(t, "create "+gid, s.CreateGrant(ctx, newGrant(gid), newRefresh("first-"+tc.name, gid)))
+			_, _, err := s.RotateRefresh(ctx, hash("refresh-first-"+tc.name), newRefresh("second-"+tc.name, ""), tc.succ, at1, grace)
+			must(t, "rotate "+gid, err)
+			_, old, err := s.RotateRefresh(ctx, hash("refresh-first-"+tc.name), newRefresh("third-"+tc.name, ""), []byte("x"), at1.Add(time.Second), grace)
+			wantErr(t, "retry "+gid, err, store.ErrRefreshRotated)
+			want := newRefresh("first-"+tc.name, gid)
+			want.RotatedAt = at1
+			want.Successor = tc.succ
+			same(t, "old token with an "+tc.name+" successor", old, want)
+		})
 	}
 }
 
@@ -122,8 +126,10 @@ func testRotateRefreshAfterGrace(t *testing.T, s store.Store) {
 	same(t, "grant after reuse", stored, wantGrant)
 
 	for _, name := range []string{"r2", "r3", "r4"} {
-		_, _, err = s.RotateRefresh(ctx, hash("refresh-"+name), newRefresh(name+"-next", ""), nil, late.Add(time.Second), grace)
-		wantErr(t, "token "+name+" of the revoked family", err, store.ErrNotFound)
+		t.Run("family token "+name, func(t *testing.T) {
+			_, _, err := s.RotateRefresh(ctx, hash("refresh-"+name), newRefresh(name+"-next", ""), nil, late.Add(time.Second), grace)
+			wantErr(t, "token "+name+" of the revoked family", err, store.ErrNotFound)
+		})
 	}
 	// Within the window of nothing now: a revoked family is not found, so
 	// no retry can fetch its successor any more.
@@ -201,9 +207,11 @@ func testGetRefresh(t *testing.T, s store.Store) {
 	wantGrant := newGrant("g1")
 	wantGrant.RevokedAt = at2
 	for _, name := range []string{"r1", "r2"} {
-		_, g, err = s.GetRefresh(ctx, hash("refresh-"+name), at2)
-		must(t, "get "+name+" of a revoked grant", err)
-		same(t, "revoked grant via "+name, g, wantGrant)
+		t.Run("revoked grant via "+name, func(t *testing.T) {
+			_, g, err := s.GetRefresh(ctx, hash("refresh-"+name), at2)
+			must(t, "get "+name+" of a revoked grant", err)
+			same(t, "revoked grant via "+name, g, wantGrant)
+		})
 	}
 	// Expiry still applies to a revoked family's tokens.
 	_, _, err = s.GetRefresh(ctx, hash("refresh-r2"), exp.Add(time.Hour))
@@ -217,7 +225,7 @@ func testRevokedGrantsSince(t *testing.T, s store.Store) {
 	ids, err := s.RevokedGrantsSince(ctx, time.Time{})
 	must(t, "empty store", err)
 	if len(ids) != 0 {
-		t.Fatalf("empty store: %q", ids)
+		t.Fatalf("empty store: %q, want no revoked grant", ids)
 	}
 
 	// Created out of order so that insertion order is not sorted order.
@@ -252,10 +260,16 @@ func testRevokedGrantsSince(t *testing.T, s store.Store) {
 		{t0.Add(4*h + time.Nanosecond), nil},
 		{t0.Add(10 * h), nil},
 	} {
-		ids, err := s.RevokedGrantsSince(ctx, tc.since)
-		must(t, "revoked since", err)
-		if !slices.Equal(ids, tc.want) && !(len(ids) == 0 && len(tc.want) == 0) {
-			t.Errorf("revoked since %v: %q, want %q", tc.since.Sub(t0), ids, tc.want)
+		name := fmt.Sprint("since t0+", tc.since.Sub(t0))
+		if tc.since.IsZero() {
+			name = "since the zero time"
 		}
+		t.Run(name, func(t *testing.T) {
+			ids, err := s.RevokedGrantsSince(ctx, tc.since)
+			must(t, "revoked since", err)
+			if !slices.Equal(ids, tc.want) && !(len(ids) == 0 && len(tc.want) == 0) {
+				t.Errorf("revoked since %v: %q, want %q", tc.since.Sub(t0), ids, tc.want)
+			}
+		})
 	}
 }

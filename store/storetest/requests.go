@@ -101,7 +101,7 @@ func testTakeAuthRequest(t *testing.T, s store.Store) {
 	_, err = s.TakeAuthRequestByUpstreamState(ctx, []byte{}, t0)
 	wantErr(t, "empty state", err, store.ErrNotFound)
 	if _, err := s.GetAuthRequest(ctx, "r2", t0); err != nil {
-		t.Errorf("r2 after takes of other states: %v", err)
+		t.Errorf("r2 after takes of other states: %v, want it still there", err)
 	}
 }
 
@@ -123,7 +123,7 @@ func testDeleteAuthRequest(t *testing.T, s store.Store) {
 	// caller racing for it must be able to tell it won.
 	exp := newAuthRequest("r2").ExpiresAt
 	if _, err := s.GetAuthRequest(ctx, "r2", exp); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("r2 at expiry: %v", err)
+		t.Fatalf("r2 at expiry: %v, want ErrNotFound", err)
 	}
 	must(t, "delete expired", s.DeleteAuthRequest(ctx, "r2"))
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,13 +51,15 @@ func testCodeReuse(t *testing.T, s store.Store) {
 
 	want := newCode("k1")
 	want.UsedAt = first
-	for i, at := range []time.Time{first, first.Add(time.Second), first.Add(2 * time.Second)} {
-		got, err := s.ConsumeCode(ctx, hash("code-k1"), at)
-		wantErr(t, "reuse", err, store.ErrCodeReused)
-		if got == nil {
-			t.Fatalf("reuse %d: no code returned with ErrCodeReused", i)
-		}
-		same(t, "reused code", got, want)
+	for _, at := range []time.Time{first, first.Add(time.Second), first.Add(2 * time.Second)} {
+		t.Run(fmt.Sprint("reuse after ", at.Sub(first)), func(t *testing.T) {
+			got, err := s.ConsumeCode(ctx, hash("code-k1"), at)
+			wantErr(t, "reuse", err, store.ErrCodeReused)
+			if got == nil {
+				t.Fatal("no code returned with ErrCodeReused, want the code so that its grant can be revoked")
+			}
+			same(t, "reused code", got, want)
+		})
 	}
 
 	// A used code is still subject to expiry: past it, it is just gone.
@@ -76,7 +79,7 @@ func testGrant(t *testing.T, s store.Store) {
 	must(t, "get", err)
 	same(t, "round trip", got, newGrant("g1"))
 	if !got.RevokedAt.IsZero() {
-		t.Errorf("new grant has RevokedAt %v", got.RevokedAt)
+		t.Errorf("new grant has RevokedAt %v, want the zero time", got.RevokedAt)
 	}
 	got.Scopes[0] = "changed"
 	got.User.Groups[0] = "changed"
@@ -91,7 +94,7 @@ func testGrant(t *testing.T, s store.Store) {
 	// Without a refresh token.
 	must(t, "create without refresh", s.CreateGrant(ctx, newGrant("g2"), nil))
 	if _, err := s.GetGrant(ctx, "g2"); err != nil {
-		t.Errorf("get g2: %v", err)
+		t.Errorf("get g2: %v, want the grant created without a refresh token", err)
 	}
 
 	// Grant and first token are one transaction: a refresh hash that is
@@ -189,7 +192,7 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 	_, old, err = s.RotateRefresh(ctx, hash("refresh-f1"), newRefresh("f2", ""), nil, t0.Add(100*365*24*time.Hour), 0)
 	must(t, "rotate a token with no expiry", err)
 	if !old.ExpiresAt.IsZero() {
-		t.Errorf("zero ExpiresAt came back as %v", old.ExpiresAt)
+		t.Errorf("zero ExpiresAt came back as %v, want the zero time", old.ExpiresAt)
 	}
 }
 
@@ -327,10 +330,10 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	// Grants stay, revoked or not: GetGrant reports revocation.
 	for _, id := range []string{"g1", "g2", "g3"} {
 		if _, err := s.GetGrant(ctx, id); err != nil {
-			t.Errorf("grant %s after housekeeping: %v", id, err)
+			t.Errorf("grant %s after housekeeping: %v, want it kept", id, err)
 		}
 	}
 	if _, err := s.GetClient(ctx, "c1"); err != nil {
-		t.Errorf("client after housekeeping: %v", err)
+		t.Errorf("client after housekeeping: %v, want it kept", err)
 	}
 }

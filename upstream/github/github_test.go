@@ -126,7 +126,7 @@ func (e *env) checkLeaks() {
 	for _, err := range e.errs {
 		for _, s := range secrets {
 			if strings.Contains(err.Error(), s) {
-				e.t.Errorf("error %q contains a secret", err)
+				e.t.Errorf("error %q contains a secret, want neither the client secret nor a token in errors", err)
 			}
 		}
 	}
@@ -135,11 +135,11 @@ func (e *env) checkLeaks() {
 func TestLogin(t *testing.T) {
 	e := newEnv(t, octocat)
 	if e.conn.ID() != "github" || e.conn.DisplayName() != "GitHub" {
-		t.Errorf("ID, DisplayName = %q, %q", e.conn.ID(), e.conn.DisplayName())
+		t.Errorf("ID, DisplayName = %q, %q; want github, GitHub", e.conn.ID(), e.conn.DisplayName())
 	}
 	got, err := e.login(e.conn)
 	if err != nil {
-		t.Fatalf("login: %v", err)
+		t.Fatalf("login: %v, want success", err)
 	}
 	want := identity.User{
 		ID:            "github:583231",
@@ -184,17 +184,17 @@ func TestLoginURL(t *testing.T) {
 		t.Errorf("code_challenge = %q, want 43 characters", q.Get("code_challenge"))
 	}
 	if strings.Contains(u.String(), clientSecret) {
-		t.Error("the login URL contains the client secret")
+		t.Error("the login URL contains the client secret, want it left out")
 	}
 	// The challenge is a function of the state: same state, same challenge;
 	// another state, another one.
 	again, _ := url.Parse(e.conn.LoginURL("the-state", callback))
 	other, _ := url.Parse(e.conn.LoginURL("other-state", callback))
 	if again.Query().Get("code_challenge") != q.Get("code_challenge") {
-		t.Error("the challenge for one state changed between calls")
+		t.Errorf("the challenge for one state changed between calls (%q, %q), want the same", q.Get("code_challenge"), again.Query().Get("code_challenge"))
 	}
 	if other.Query().Get("code_challenge") == q.Get("code_challenge") {
-		t.Error("two states share a challenge")
+		t.Error("two states share a challenge, want one per state")
 	}
 }
 
@@ -266,7 +266,7 @@ func TestWithoutEmailScope(t *testing.T) {
 	c := e.connector(github.Config{Scopes: []string{"read:user"}})
 	got, err := e.login(c)
 	if err != nil {
-		t.Fatalf("login without user:email: %v", err)
+		t.Fatalf("login without user:email: %v, want success", err)
 	}
 	if got.ID != "github:583231" || got.Email != "" {
 		t.Errorf("login = %+v, want the user without email", got)
@@ -287,12 +287,12 @@ func TestCodeIsSingleUse(t *testing.T) {
 	e := newEnv(t, octocat)
 	r := e.authorize(e.conn.LoginURL("s1", callback))
 	if _, err := e.conn.HandleCallback(context.Background(), callback, r); err != nil {
-		t.Fatal(err)
+		t.Fatalf("first use of the code: %v, want success", err)
 	}
 	_, err := e.conn.HandleCallback(context.Background(), callback, r)
 	e.note(err)
 	if err == nil {
-		t.Fatal("a code was redeemed twice")
+		t.Fatal("a code was redeemed twice, want the second use refused")
 	}
 }
 
@@ -302,7 +302,7 @@ func TestMissingCode(t *testing.T) {
 	_, err := e.conn.HandleCallback(context.Background(), callback, r)
 	e.note(err)
 	if err == nil {
-		t.Fatal("HandleCallback without code succeeded")
+		t.Fatal("HandleCallback without code succeeded, want an error")
 	}
 }
 
@@ -314,7 +314,7 @@ func TestWrongClientSecret(t *testing.T) {
 		t.Fatalf("login with a wrong secret = %v, want incorrect_client_credentials", err)
 	}
 	if strings.Contains(err.Error(), "not-the-secret") {
-		t.Errorf("error %q quotes the secret sent", err)
+		t.Errorf("error %q quotes the secret sent, want it left out", err)
 	}
 }
 
@@ -344,7 +344,7 @@ func TestProviderError(t *testing.T) {
 	_, err := e.conn.HandleCallback(context.Background(), callback, r)
 	e.note(err)
 	if err == nil || !strings.Contains(err.Error(), "application_suspended") || errors.Is(err, github.ErrAccessDenied) {
-		t.Fatalf("HandleCallback with error=application_suspended = %v", err)
+		t.Fatalf("HandleCallback with error=application_suspended = %v, want an error naming application_suspended that is not ErrAccessDenied", err)
 	}
 }
 
@@ -359,7 +359,7 @@ func TestPKCEBindsCodeToState(t *testing.T) {
 	_, err := e.conn.HandleCallback(context.Background(), callback, r)
 	e.note(err)
 	if err == nil {
-		t.Fatal("a code was redeemed with another login's verifier")
+		t.Fatal("a code was redeemed with another login's verifier, want the PKCE check to refuse it")
 	}
 }
 
@@ -372,7 +372,7 @@ func TestPKCEKey(t *testing.T) {
 	b := e.connector(github.Config{PKCEKey: key})
 	r := e.authorize(a.LoginURL("s", callback))
 	if _, err := b.HandleCallback(context.Background(), callback, r); err != nil {
-		t.Fatalf("replica with the same key: %v", err)
+		t.Fatalf("replica with the same key: %v, want success", err)
 	}
 
 	c := e.connector(github.Config{})
@@ -380,7 +380,7 @@ func TestPKCEKey(t *testing.T) {
 	_, err := c.HandleCallback(context.Background(), callback, r)
 	e.note(err)
 	if err == nil {
-		t.Fatal("a connector with another key redeemed the code")
+		t.Fatal("a connector with another key redeemed the code, want it refused")
 	}
 }
 
@@ -425,7 +425,7 @@ func TestAPIHeaders(t *testing.T) {
 	defer api.Close()
 	c := e.connector(github.Config{APIURL: api.URL + "/"}) // a trailing slash is fine
 	if _, err := e.login(c); err != nil {
-		t.Fatal(err)
+		t.Fatalf("login: %v, want success", err)
 	}
 	if len(seen) != 2 {
 		t.Fatalf("%d API requests, want 2", len(seen))
@@ -433,7 +433,7 @@ func TestAPIHeaders(t *testing.T) {
 	for _, h := range seen {
 		if h.Get("Accept") != "application/vnd.github+json" || h.Get("X-GitHub-Api-Version") != "2022-11-28" ||
 			!strings.HasPrefix(h.Get("Authorization"), "Bearer gho_") {
-			t.Errorf("API request headers = %v", h)
+			t.Errorf("API request headers = %v; want Accept application/vnd.github+json, X-GitHub-Api-Version 2022-11-28 and a Bearer gho_ token", h)
 		}
 	}
 }
@@ -445,14 +445,14 @@ func TestNewValidates(t *testing.T) {
 	}
 	_, err = github.New(github.Config{ClientID: "id", ClientSecret: "secret", APIURL: "api.github.com"})
 	if err == nil || !strings.Contains(err.Error(), "API URL") {
-		t.Errorf("New with a relative API URL = %v", err)
+		t.Errorf("New with a relative API URL = %v, want an error about the API URL", err)
 	}
 	c, err := github.New(github.Config{ClientID: "id", ClientSecret: "secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u := c.LoginURL("s", callback); !strings.HasPrefix(u, github.DefaultAuthURL+"?") {
-		t.Errorf("default LoginURL = %q", u)
+		t.Errorf("default LoginURL = %q, want it under %s", u, github.DefaultAuthURL)
 	}
 	var _ upstream.CallbackConnector = c
 }

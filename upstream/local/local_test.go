@@ -94,7 +94,7 @@ func TestConnectorNames(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newTestConnector(t)
 	if c.ID() != "local" || c.DisplayName() != "Local account" {
-		t.Errorf("ID, DisplayName = %q, %q", c.ID(), c.DisplayName())
+		t.Errorf("ID, DisplayName = %q, %q; want local, Local account", c.ID(), c.DisplayName())
 	}
 }
 
@@ -143,7 +143,7 @@ func TestSetUserKeepsCreatedAt(t *testing.T) {
 		t.Errorf("CreatedAt = %v after a password change, want %v", u.CreatedAt, first)
 	}
 	if _, err := c.Login(ctx, "alice", "two"); err != nil {
-		t.Errorf("Login with the new password: %v", err)
+		t.Errorf("Login with the new password: %v, want success", err)
 	}
 }
 
@@ -172,13 +172,13 @@ func TestLoginFailures(t *testing.T) {
 				t.Fatalf("Login = %v, want ErrInvalidCredentials", err)
 			}
 			if errors.Is(err, ErrThrottled) {
-				t.Fatalf("Login = %v, throttled already", err)
+				t.Fatalf("Login = %v, throttled already; want a plain failure", err)
 			}
 			// An unknown user must look exactly like a wrong password.
 			if msg == "" {
 				msg = err.Error()
 			} else if err.Error() != msg {
-				t.Errorf("error %q differs from %q", err, msg)
+				t.Errorf("error %q differs from %q, want every failure to read the same", err, msg)
 			}
 		})
 	}
@@ -233,7 +233,7 @@ func TestParseUserSpec(t *testing.T) {
 			// The spec's password part must not leak into the message,
 			// which ends up in logs and on terminals.
 			if _, pw, _ := strings.Cut(tt.spec, ":"); pw != "" && strings.Contains(err.Error(), pw) {
-				t.Errorf("ParseUserSpec(%q) error %q quotes the password", tt.spec, err)
+				t.Errorf("ParseUserSpec(%q) error %q quotes the password, want it left out", tt.spec, err)
 			}
 			continue
 		}
@@ -250,24 +250,26 @@ func TestSetUserHashPassthrough(t *testing.T) {
 	c, users, _ := newTestConnector(t)
 	hash := fastHash(t, "from-config")
 	for _, prefix := range []string{"$2a$", "$2b$", "$2y$"} {
-		h := prefix + hash[4:]
-		name, pw, err := ParseUserSpec("carol:" + h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SetUser(ctx, name, pw); err != nil {
-			t.Fatalf("SetUser(%s…): %v", prefix, err)
-		}
-		u, _ := users.GetLocalUser(ctx, "carol")
-		if string(u.PasswordHash) != h {
-			t.Errorf("stored %q, want the hash unchanged %q", u.PasswordHash, h)
-		}
-		if _, err := c.Login(ctx, "carol", "from-config"); err != nil {
-			t.Errorf("Login against a %s hash: %v", prefix, err)
-		}
-		if _, err := c.Login(ctx, "carol", h); err == nil {
-			t.Errorf("the hash itself logged in as a password (%s)", prefix)
-		}
+		t.Run(prefix, func(t *testing.T) {
+			h := prefix + hash[4:]
+			name, pw, err := ParseUserSpec("carol:" + h)
+			if err != nil {
+				t.Fatalf("ParseUserSpec: %v, want the hash accepted", err)
+			}
+			if err := c.SetUser(ctx, name, pw); err != nil {
+				t.Fatalf("SetUser(%s…): %v, want the hash accepted", prefix, err)
+			}
+			u, _ := users.GetLocalUser(ctx, "carol")
+			if string(u.PasswordHash) != h {
+				t.Errorf("stored %q, want the hash unchanged %q", u.PasswordHash, h)
+			}
+			if _, err := c.Login(ctx, "carol", "from-config"); err != nil {
+				t.Errorf("Login against a %s hash: %v, want success", prefix, err)
+			}
+			if _, err := c.Login(ctx, "carol", h); err == nil {
+				t.Errorf("the hash itself logged in as a password (%s), want a failure", prefix)
+			}
+		})
 	}
 }
 
@@ -288,11 +290,11 @@ func TestSetUserRejects(t *testing.T) {
 			continue
 		}
 		if tt.pw != "" && strings.Contains(err.Error(), tt.pw) {
-			t.Errorf("SetUser error %q quotes the password", err)
+			t.Errorf("SetUser error %q quotes the password, want it left out", err)
 		}
 	}
 	if n, _ := users.CountLocalUsers(ctx); n != 0 {
-		t.Errorf("%d users stored after rejected SetUser calls", n)
+		t.Errorf("%d users stored after rejected SetUser calls, want 0", n)
 	}
 }
 
@@ -313,7 +315,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatalf("Login as admin with the returned password: %v", err)
 	}
 	if u.ID != "local:admin" {
-		t.Errorf("admin ID = %q", u.ID)
+		t.Errorf("admin ID = %q, want local:admin", u.ID)
 	}
 
 	again, created, err := c.EnsureAdmin(ctx)
@@ -321,7 +323,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatalf("second EnsureAdmin = %q, %v, %v; want nothing created", again, created, err)
 	}
 	if _, err := c.Login(ctx, "admin", password); err != nil {
-		t.Errorf("the first password stopped working: %v", err)
+		t.Errorf("the first password stopped working: %v, want success", err)
 	}
 
 	// Any configured user, not only admin, means the install is set up.
@@ -333,7 +335,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Errorf("EnsureAdmin with alice present = %v, %v; want nothing created", created, err)
 	}
 	if _, err := users2.GetLocalUser(ctx, "admin"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("admin exists after EnsureAdmin found alice: %v", err)
+		t.Errorf("admin lookup after EnsureAdmin found alice: %v, want ErrNotFound", err)
 	}
 }
 
@@ -347,7 +349,7 @@ func TestEnsureAdminConcurrent(t *testing.T) {
 		wg.Go(func() {
 			_, created, err := c.EnsureAdmin(ctx)
 			if err != nil {
-				t.Error(err)
+				t.Errorf("EnsureAdmin: %v, want success", err)
 			}
 			results <- created
 		})
@@ -374,7 +376,7 @@ func TestThrottle(t *testing.T) {
 	}
 	for i := range maxFailures {
 		if _, err := c.Login(ctx, "alice", "wrong"); errors.Is(err, ErrThrottled) {
-			t.Fatalf("failure %d throttled already", i+1)
+			t.Fatalf("failure %d throttled already, want the first %d let through", i+1, maxFailures)
 		}
 	}
 
@@ -389,7 +391,7 @@ func TestThrottle(t *testing.T) {
 	}
 	// Other users are not affected.
 	if _, err := c.Login(ctx, "bob", "x"); errors.Is(err, ErrThrottled) {
-		t.Errorf("bob is throttled by alice's failures")
+		t.Errorf("bob is throttled by alice's failures, want him unaffected")
 	}
 
 	// The lock lasts baseBackoff after the 5th failure, then one more try.
@@ -410,15 +412,15 @@ func TestThrottle(t *testing.T) {
 
 	// Success resets the count: five more failures before the next lock.
 	if _, err := c.Login(ctx, "alice", "right"); err != nil {
-		t.Fatalf("Login after the backoff with the right password: %v", err)
+		t.Fatalf("Login after the backoff with the right password: %v, want success", err)
 	}
 	for i := range maxFailures - 1 {
 		if _, err := c.Login(ctx, "alice", "wrong"); errors.Is(err, ErrThrottled) {
-			t.Fatalf("failure %d after a success is throttled: the count was not reset", i+1)
+			t.Fatalf("failure %d after a success is throttled: the count was not reset, want %d failures let through", i+1, maxFailures-1)
 		}
 	}
 	if _, err := c.Login(ctx, "alice", "right"); err != nil {
-		t.Fatalf("Login after 4 failures: %v", err)
+		t.Fatalf("Login after 4 failures: %v, want success", err)
 	}
 }
 
@@ -464,13 +466,13 @@ func TestThrottleWindowExpires(t *testing.T) {
 	}
 	clk.Advance(failureWindow + time.Second)
 	if d, _ := c.lockedFor("bob"); d != 0 {
-		t.Errorf("bob still locked for %v after the window", d)
+		t.Errorf("bob still locked for %v after the window, want 0", d)
 	}
 	c.mu.Lock()
 	_, ok := c.failures["bob"]
 	c.mu.Unlock()
 	if ok {
-		t.Error("bob's expired entry is still in the map")
+		t.Error("bob's expired entry is still in the map, want it forgotten")
 	}
 }
 
@@ -494,7 +496,7 @@ func TestThrottleMapBounded(t *testing.T) {
 		t.Errorf("failure map holds %d entries, want at most %d", n, maxEntries)
 	}
 	if !kept {
-		t.Error("the flood evicted the username under attack")
+		t.Error("the flood evicted the username under attack, want it kept")
 	}
 }
 
@@ -546,7 +548,7 @@ func TestPasswordsNeverLogged(t *testing.T) {
 	}
 	for _, secret := range []string{adminPW, alicePW, wrongPW, typedInUserField, "bob-Pa55word", hashed} {
 		if strings.Contains(out, secret) {
-			t.Errorf("log contains %q:\n%s", secret, out)
+			t.Errorf("log contains %q, want no password or hash:\n%s", secret, out)
 		}
 	}
 }

@@ -66,7 +66,10 @@
 // Several clients share one link, so the bridge rewrites every request id
 // (and progress token, and the requestId of notifications/cancelled) to a
 // pool-unique id and maps it back on the answer. JSON-RPC batches are
-// refused with an error (one message per POST). A request is answered as
+// refused with an error (one message per POST). A client's message is read
+// as the policy in front of the bridge read it (jsonrpc.Parse: both act on
+// the same method and id); the server's are read leniently (a message is
+// the server's to get right, and one dropped would leave a call waiting). A request is answered as
 // application/json, or — when the client accepts text/event-stream and the
 // server reports progress for it first — as an event stream carrying those
 // progress notifications and then the answer. Server→client requests

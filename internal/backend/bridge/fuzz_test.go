@@ -15,10 +15,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 // Fuzz targets for what the bridge reads from an upstream or a client:
-// JSON-RPC messages, SSE streams, stdio lines and the SSE endpoint event.
+// JSON-RPC messages, stdio lines and the SSE endpoint event (the SSE
+// stream itself is internal/sse's).
 
 // canonicalJSON is how encode writes a raw member: compacted, with HTML
 // characters (and U+2028, U+2029) escaped.
@@ -101,8 +104,19 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":1}}}`), "</script>", int64(-7), true)
 	f.Fuzz(func(t *testing.T, b []byte, sid string, nid int64, useString bool) {
 		m, k, err := parseMessage(b)
-		if (err == nil) != (k != kindInvalid) {
-			t.Fatalf("kind %d with error %v", k, err)
+		if (err == nil) != (k != 0) {
+			t.Fatalf("kind %v with error %v", k, err)
+		}
+		// Where readClient (jsonrpc.Parse) accepts a client's message, it
+		// reads it as parseMessage would: the same kind, method, id and
+		// members.
+		if msg, cm, cerr := readClient(b); cerr == nil {
+			if err != nil || msg.Kind != k || msg.Method != m.method() || !bytes.Equal(msg.ID, m["id"]) {
+				t.Fatalf("%q: readClient read %v %q id %q; parseMessage %v %q id %q (%v)", b, msg.Kind, msg.Method, msg.ID, k, m.method(), m["id"], err)
+			}
+			sameMembers(t, "readClient", cm, m)
+		} else if _, ok := errors.AsType[*jsonrpc.Error](cerr); !ok {
+			t.Fatalf("%q: readClient error %v is no *jsonrpc.Error", b, cerr)
 		}
 		if m == nil {
 			if err == nil || json.Valid(b) && bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
@@ -123,20 +137,20 @@ func FuzzParseMessage(f *testing.F) {
 		id, hasID := m["id"]
 		method := m.method()
 		switch k {
-		case kindRequest:
+		case jsonrpc.Request:
 			if method == "" || !hasID || !validID(id) || !isStringOrNumber(id) {
 				t.Fatalf("request with method %q and id %q", method, id)
 			}
-		case kindNotification:
+		case jsonrpc.Notification:
 			if method == "" || hasID {
 				t.Fatalf("notification with method %q and id %q", method, id)
 			}
-		case kindResponse:
+		case jsonrpc.Response:
 			if method != "" || !hasID || m["result"] == nil && m["error"] == nil {
 				t.Fatalf("response with method %q, id %q, %d members", method, id, len(m))
 			}
 		default:
-			t.Fatalf("kind %d", k)
+			t.Fatalf("kind %v", k)
 		}
 		if hasID {
 			// A bridge id is only ever matched in its one canonical form:
@@ -161,11 +175,11 @@ func FuzzParseMessage(f *testing.F) {
 		}
 		m3, k3, err := parseMessage(m2.encode())
 		want := k
-		if k == kindNotification {
-			want = kindRequest // it has an id now
+		if k == jsonrpc.Notification {
+			want = jsonrpc.Request // it has an id now
 		}
 		if err != nil || k3 != want {
-			t.Fatalf("re-encoded %s: kind %d, error %v; want kind %d", m2.encode(), k3, err, want)
+			t.Fatalf("re-encoded %s: kind %v, error %v; want kind %v", m2.encode(), k3, err, want)
 		}
 		if m3.method() != method {
 			t.Fatalf("method %q became %q", method, m3.method())
@@ -189,7 +203,7 @@ func FuzzParseMessage(f *testing.F) {
 		}
 		m5, k5, err := parseMessage(m4.encode())
 		if err != nil || k5 != k {
-			t.Fatalf("with a new token %s: kind %d, error %v", m4.encode(), k5, err)
+			t.Fatalf("with a new token %s: kind %v, error %v; want kind %v", m4.encode(), k5, err, k)
 		}
 		tok2, ok := m5.progressToken()
 		if !ok || canonicalJSON(t, tok2) != canonicalJSON(t, newID) {
@@ -207,14 +221,14 @@ func FuzzParseMessage(f *testing.F) {
 }
 
 // chunkReader returns data in reads whose sizes the fuzz input chooses,
-// some of them empty, the last one possibly with its error; then err.
+// some of them empty, the last one possibly with err; then err.
 type chunkReader struct {
 	data   []byte
 	sizes  []byte
 	i      int
-	err    error // io.EOF, or a cut
-	zeroed bool  // the previous read was empty
-	scale  int   // sizes are multiplied by it
+	err    error
+	zeroed bool // the previous read was empty
+	scale  int  // sizes are multiplied by it
 }
 
 func newChunkReader(data, sizes []byte, err error) *chunkReader {
@@ -249,8 +263,6 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-
-var errCut = errors.New("cut")
 
 // fuzzMax picks a limit: mostly small, to reach the limits, sometimes
 // above bufio's 64 KiB buffer.
@@ -293,132 +305,6 @@ func within(t *testing.T, what string, fn func()) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s did not return", what)
 	}
-}
-
-type testEvent struct {
-	name, data string
-	tooLarge   bool
-}
-
-func (e testEvent) String() string { return fmt.Sprintf("{%q %q %v}", e.name, e.data, e.tooLarge) }
-
-// modelEvents is readEvents' contract, on the whole input at once: lines
-// end in LF (a CR before it is dropped); a line over max+1 bytes (a CR
-// included) makes its event too large, as does data that would reach max
-// bytes (the separating LF counted even for the first line); a
-// blank line ends an event that has data or is too large; what follows
-// the last LF is dropped.
-func modelEvents(in []byte, max int) []testEvent {
-	lines := bytes.Split(in, []byte("\n"))
-	lines = lines[:len(lines)-1]
-	var (
-		out     []testEvent
-		ev      testEvent
-		data    []byte
-		hasData bool
-	)
-	for _, raw := range lines {
-		if len(raw) > max+1 {
-			ev.tooLarge = true
-			continue
-		}
-		line := bytes.TrimSuffix(raw, []byte("\r"))
-		switch {
-		case len(line) == 0:
-			if hasData || ev.tooLarge {
-				if !ev.tooLarge {
-					ev.data = string(data)
-				}
-				out = append(out, ev)
-			}
-			ev, data, hasData = testEvent{}, nil, false
-		case line[0] == ':':
-		default:
-			field, value, _ := bytes.Cut(line, []byte(":"))
-			value = bytes.TrimPrefix(value, []byte(" "))
-			switch string(field) {
-			case "event":
-				ev.name = string(value)
-			case "data":
-				if ev.tooLarge {
-					break
-				}
-				if len(data)+len(value)+1 > max {
-					ev.tooLarge = true
-					break
-				}
-				if hasData {
-					data = append(data, '\n')
-				}
-				data = append(data, value...)
-				hasData = true
-			}
-		}
-	}
-	return out
-}
-
-func FuzzReadEvents(f *testing.F) {
-	for _, s := range []string{
-		": keep-alive\r\n\r\nevent: endpoint\r\ndata: /m?s=1\r\n\r\n",
-		"data: {\"a\":\ndata:1}\n\nevent: message\ndata: " + strings.Repeat("x", 100) + "\n\n",
-		"id: 7\nretry: 10\nevent: message\ndata: {}\n\ndata: cut off",
-		"data\n\ndata:\n\n\n\nevent:x\n\n:\n\n",
-		"event: a\r\ndata: 1\r\r\n\r\ndata: 2\n\r\n",
-		"data: y\n\ndata: after\n\n",
-		"event: " + strings.Repeat("e", 600) + "\n\ndata: ok\n\n",
-	} {
-		f.Add([]byte(s), []byte{}, uint16(50), uint8(0), uint16(0), uint8(0), uint16(0))
-		f.Add([]byte(s), []byte{1, 0, 3, 0x81, 7}, uint16(0xf000), uint8(1), uint16(10), uint8(255), uint16(7))
-	}
-	f.Fuzz(func(t *testing.T, in, sizes []byte, mx uint16, stopAfter uint8, cut uint16, padK uint8, padAt uint16) {
-		in = fuzzPad(in, padK, padAt)
-		max := fuzzMax(mx)
-		read := func(r io.Reader, stop int) ([]testEvent, error) {
-			var got []testEvent
-			var err error
-			within(t, "readEvents", func() {
-				err = readEvents(r, max, func(ev sseEvent) bool {
-					if len(ev.data) > max {
-						t.Errorf("%d bytes of data, limit %d", len(ev.data), max)
-					}
-					if ev.tooLarge && ev.data != nil {
-						t.Errorf("too large, with %d bytes of data", len(ev.data))
-					}
-					got = append(got, testEvent{ev.name, string(ev.data), ev.tooLarge})
-					return stop == 0 || len(got) < stop
-				})
-			})
-			return got, err
-		}
-		want := modelEvents(in, max)
-
-		// Whole, and split as the input says: the same events.
-		whole, err := read(bytes.NewReader(in), 0)
-		if err != nil || !slices.Equal(whole, want) {
-			t.Fatalf("max %d, %q:\ngot  %v (%v)\nwant %v", max, in, whole, err, want)
-		}
-		got, err := read(newChunkReader(in, sizes, io.EOF), 0)
-		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("split %v, max %d, %q:\ngot  %v (%v)\nwant %v", sizes, max, in, got, err, want)
-		}
-
-		// fn returning false ends the stream at once.
-		if stop := int(stopAfter); stop > 0 && stop <= len(want) {
-			got, err := read(newChunkReader(in, sizes, io.EOF), stop)
-			if err != nil || !slices.Equal(got, want[:stop]) {
-				t.Fatalf("stopped after %d: got %v (%v)", stop, got, err)
-			}
-		}
-
-		// A stream that breaks off gives the events complete before the
-		// break, and the error.
-		c := int(cut) % (len(in) + 1)
-		got, err = read(newChunkReader(in[:c], sizes, errCut), 0)
-		if want := modelEvents(in[:c], max); err != errCut || !slices.Equal(got, want) {
-			t.Fatalf("cut at %d: got %v (%v), want %v", c, got, err, want)
-		}
-	})
 }
 
 type testLine struct {

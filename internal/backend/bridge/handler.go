@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/sse"
 )
 
 const (
@@ -98,59 +98,46 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "could not read the request body")
 		return
 	}
-	body = bytes.TrimSpace(body)
-	if len(body) > 0 && body[0] == '[' {
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
-		return
-	}
-	if !json.Valid(body) {
-		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "parse error: the body is not JSON")
-		return
-	}
-	m, k, err := parseMessage(body)
+	msg, m, err := readClient(body)
 	if err != nil {
-		var id json.RawMessage
-		if m != nil && validID(m["id"]) {
-			id = m["id"]
-		}
-		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "invalid JSON-RPC message: "+err.Error())
+		e, _ := errors.AsType[*jsonrpc.Error](err)
+		jsonrpc.WriteError(w, http.StatusBadRequest, msg.ID, e.Code, e.Message)
 		return
 	}
-	if k == kindRequest && m.method() == "initialize" {
-		p.initialize(w, r, caller, m)
+	if msg.Kind == jsonrpc.Request && msg.Method == "initialize" {
+		p.initialize(w, r, caller, msg.ID, m)
 		return
 	}
 	var id json.RawMessage
-	if k == kindRequest {
-		id = m["id"]
+	if msg.Kind == jsonrpc.Request {
+		id = msg.ID
 	}
 	sess, ok := p.sessionOf(w, r, caller, id)
 	if !ok {
 		return
 	}
-	switch k {
-	case kindNotification:
-		p.notification(w, caller, sess, m)
-	case kindResponse:
+	switch msg.Kind {
+	case jsonrpc.Notification:
+		p.notification(w, caller, sess, msg.Method, m)
+	case jsonrpc.Response:
 		// The client's answer to a server→client request.
 		if l := p.current(caller.User.ID); l != nil {
 			l.mu.Lock()
-			delete(l.outbound, idKey(m["id"]))
+			delete(l.outbound, idKey(msg.ID))
 			l.mu.Unlock()
 			if err := l.conn.send(m.encode(), caller); err != nil {
 				l.log.Debug("client response not delivered to the "+p.noun, "error", err)
 			}
 		}
 		w.WriteHeader(http.StatusAccepted)
-	case kindRequest:
-		p.request(w, r, caller, sess, m)
+	case jsonrpc.Request:
+		p.request(w, r, caller, sess, msg, m)
 	}
 }
 
 // initialize answers a client's initialize from the server's cached
 // InitializeResult (starting the server if needed) and opens a session.
-func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identity.Caller, m message) {
-	id := m["id"]
+func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identity.Caller, id json.RawMessage, m message) {
 	var version string
 	if !m.paramMember("protocolVersion", &version) || version == "" {
 		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidParams, "initialize needs params.protocolVersion")
@@ -192,8 +179,8 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 	return nil, false
 }
 
-func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess *session, m message) {
-	switch m.method() {
+func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess *session, method string, m message) {
+	switch method {
 	case "notifications/initialized":
 		// The bridge initialized the server itself.
 	case "notifications/cancelled":
@@ -218,9 +205,9 @@ func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess
 }
 
 // request forwards a client request and relays the answer.
-func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.Caller, sess *session, m message) {
-	id := m["id"]
-	if m.method() == "ping" {
+func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.Caller, sess *session, msg jsonrpc.Message, m message) {
+	id := msg.ID
+	if msg.Method == "ping" {
 		// The bridge is the server the client talks to.
 		jsonrpc.WriteJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": json.RawMessage(`{}`)}.encode(), '\n'))
 		return
@@ -257,7 +244,7 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 			jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "a request with this id is already in flight in this session")
 			return
 		}
-		l.log.Debug("request forwarded to the "+p.noun, "method", m.method())
+		l.log.Debug("request forwarded to the "+p.noun, "method", msg.Method)
 		p.await(w, r, c)
 		p.removeCall(sess, c)
 		p.release(l)
@@ -333,7 +320,7 @@ func startEvents(w http.ResponseWriter) *eventWriter {
 }
 
 func (ev *eventWriter) send(b []byte) error {
-	if _, err := fmt.Fprintf(ev.w, "event: message\ndata: %s\n\n", b); err != nil {
+	if _, err := ev.w.Write(sse.AppendEvent(nil, "message", b)); err != nil {
 		return err
 	}
 	return ev.rc.Flush()

@@ -5,11 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
 // message is one JSON-RPC 2.0 message as a map of raw members, so that the
 // bridge can rewrite an id or a progress token and pass every other member,
-// known or not, through unchanged.
+// known or not, through unchanged. internal/jsonrpc reads messages without
+// decoding them and never rewrites one: rewriting is where the two models
+// part. The bridge reads a client's message through internal/jsonrpc
+// (readClient) and keeps the map for what it rewrites.
 type message map[string]json.RawMessage
 
 // JSON-RPC error codes of the bridge's own; the standard ones are
@@ -20,42 +25,75 @@ const (
 	codeCancelled = -32800
 )
 
-type kind int
-
-const (
-	kindInvalid kind = iota
-	kindRequest
-	kindNotification
-	kindResponse
+// What readClient refuses beyond jsonrpc.Parse.
+var (
+	errBatch = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
+		Message: "JSON-RPC batches are not supported: send one message per request"}
+	errNullID = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
+		Message: "invalid request: the id of a request must be a string or a number"}
+	errNoMethod = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
+		Message: "invalid request: method must not be empty"}
 )
 
-// parseMessage decodes one message and says what it is. A request's id
+// readClient reads a client's message as the policy in front of the bridge
+// read it (jsonrpc.Parse, with its strict rules), so that both act on the
+// same kind, method and id, and returns its members for the bridge to
+// rewrite. It refuses a batch, and adds MCP's rules to JSON-RPC's: a
+// request's id is not null, a method is not empty. The error is a
+// *jsonrpc.Error; the id is returned with it when it is valid.
+func readClient(body []byte) (jsonrpc.Message, message, error) {
+	b, err := jsonrpc.Parse(body)
+	if err != nil {
+		return jsonrpc.Message{}, nil, err
+	}
+	msg := b.Messages[0]
+	switch {
+	case b.Batch:
+		return jsonrpc.Message{}, nil, errBatch
+	case msg.Kind == jsonrpc.Request && string(msg.ID) == "null":
+		return jsonrpc.Message{}, nil, errNullID
+	case msg.Kind != jsonrpc.Response && msg.Method == "":
+		return msg, nil, errNoMethod
+	}
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil {
+		// Parse accepts nothing that encoding/json refuses.
+		return jsonrpc.Message{}, nil, &jsonrpc.Error{Code: jsonrpc.CodeParseError, Message: "parse error"}
+	}
+	return msg, m, nil
+}
+
+// parseMessage reads a message the server sent and says what it is (0 when
+// it is none). It is lenient where jsonrpc.Parse is strict, as
+// jsonrpc.ScanAnswers is: the server is not the adversary here, and an
+// answer dropped for a duplicate member or a byte of invalid UTF-8 that
+// the client would have read would leave its call waiting. A request's id
 // must be a string or a number (MCP forbids null).
-func parseMessage(b []byte) (message, kind, error) {
+func parseMessage(b []byte) (message, jsonrpc.Kind, error) {
 	var m message
 	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return nil, kindInvalid, errors.New("not a JSON object")
+		return nil, 0, errors.New("not a JSON object")
 	}
 	if v, ok := m["jsonrpc"]; !ok || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`)) {
-		return m, kindInvalid, errors.New(`jsonrpc must be "2.0"`)
+		return m, 0, errors.New(`jsonrpc must be "2.0"`)
 	}
 	method := m.method()
 	id, hasID := m["id"]
 	switch {
 	case method != "" && hasID:
 		if !validID(id) {
-			return m, kindInvalid, errors.New("id must be a string or a number")
+			return m, 0, errors.New("id must be a string or a number")
 		}
-		return m, kindRequest, nil
+		return m, jsonrpc.Request, nil
 	case method != "":
-		return m, kindNotification, nil
+		return m, jsonrpc.Notification, nil
 	case hasID && (m["result"] != nil || m["error"] != nil):
-		return m, kindResponse, nil
+		return m, jsonrpc.Response, nil
 	}
 	if _, ok := m["method"]; ok {
-		return m, kindInvalid, errors.New("method must be a non-empty string")
+		return m, 0, errors.New("method must be a non-empty string")
 	}
-	return m, kindInvalid, errors.New("neither a request, a notification nor a response")
+	return m, 0, errors.New("neither a request, a notification nor a response")
 }
 
 func validID(id json.RawMessage) bool {

@@ -13,7 +13,7 @@ import (
 )
 
 // maxMessage limits one message the server sends (a stdout line, an SSE
-// event's data).
+// event).
 const maxMessage = 16 << 20
 
 var (
@@ -308,7 +308,7 @@ func (l *link) receive(b []byte) {
 		return
 	}
 	switch k {
-	case kindResponse:
+	case jsonrpc.Response:
 		id, ok := bridgeID(m["id"])
 		var c *call
 		if ok {
@@ -322,12 +322,12 @@ func (l *link) receive(b []byte) {
 			m = m.with("id", c.clientID)
 		}
 		c.resp <- append(m.encode(), '\n')
-	case kindNotification:
+	case jsonrpc.Notification:
 		if m.method() == "notifications/progress" && l.progress(m) {
 			return
 		}
 		l.pool.toClient(l, m, false)
-	case kindRequest:
+	case jsonrpc.Request:
 		l.pool.toClient(l, m, true)
 	}
 }

@@ -34,7 +34,7 @@ const stopGrace = 5 * time.Second
 // required; zero values of the others take their defaults.
 type StdioOptions struct {
 	// Command is the server's argv; Command[0] is looked up in the
-	// gateway's PATH. See SplitCommand for a command line.
+	// gateway's PATH (config.SplitCommand turns a command line into one).
 	Command []string
 	// Env holds KEY=VALUE pairs added to every server's environment, which
 	// otherwise holds only PATH, LANG, TZ, HOME and the MCPGATE_USER*

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/sse"
 )
 
 // sseSpec is what NewSSE checked.
@@ -149,13 +149,13 @@ func sameOrigin(a, b *url.URL) bool {
 func (s *sseConn) read(body io.ReadCloser) {
 	l := s.l
 	var refused bool
-	err := readEvents(body, maxMessage, func(ev sseEvent) bool {
+	err := sse.Read(body, maxMessage, func(ev sse.Event) bool {
 		if s.endpoint == nil {
-			if ev.name != "endpoint" {
-				l.log.Warn("SSE connection: an event before the endpoint event; skipped", "event", ev.name)
+			if string(ev.Name) != "endpoint" {
+				l.log.Warn("SSE connection: an event before the endpoint event; skipped", "event", string(ev.Name))
 				return true
 			}
-			u, err := s.resolve(ev.data)
+			u, err := s.resolve(ev.Data)
 			if err != nil {
 				l.log.Error("SSE connection refused: the upstream's endpoint is not on its origin", "error", err)
 				refused = true
@@ -165,15 +165,15 @@ func (s *sseConn) read(body io.ReadCloser) {
 			close(s.gotEndpoint)
 			return true
 		}
-		switch ev.name {
+		switch string(ev.Name) {
 		case "", "message":
-			if ev.tooLarge {
+			if ev.TooLarge {
 				l.log.Warn("the SSE upstream sent a message over the size limit; skipped", "limit", maxMessage)
 				return true
 			}
-			l.receive(ev.data)
+			l.receive(ev.Data)
 		default:
-			l.log.Debug("SSE connection: event ignored", "event", ev.name)
+			l.log.Debug("SSE connection: event ignored", "event", string(ev.Name))
 		}
 		return true
 	})
@@ -281,115 +281,3 @@ func (s *sseConn) stop(time.Duration) {
 }
 
 func (s *sseConn) kill() { s.cancel() }
-
-// sseEvent is one server-sent event.
-type sseEvent struct {
-	name     string
-	data     []byte // valid only during the callback
-	tooLarge bool   // its data was over the limit and is left out
-}
-
-// readEvents calls fn with each event of the text/event-stream r as soon
-// as its blank line arrives, until r ends or fn returns false. Lines end
-// in LF or CRLF. An event whose data exceeds max bytes is passed with
-// tooLarge set and no data, so that one bad event never ends the stream.
-// An event cut off by the end of the stream is dropped.
-func readEvents(r io.Reader, max int, fn func(sseEvent) bool) error {
-	br := newLineReader(r, max)
-	var (
-		ev      sseEvent
-		data    []byte
-		hasData bool
-	)
-	for {
-		line, long, err := br.next()
-		if err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		switch {
-		case long:
-			ev.tooLarge = true
-		case len(line) == 0:
-			if hasData || ev.tooLarge {
-				ev.data = data
-				if ev.tooLarge {
-					ev.data = nil
-				}
-				if !fn(ev) {
-					return nil
-				}
-			}
-			ev, data, hasData = sseEvent{}, data[:0], false
-			if cap(data) > 1<<20 {
-				data = nil // do not keep a huge buffer for the next, small event
-			}
-		case line[0] == ':':
-			// A comment: keep-alive.
-		default:
-			field, value, _ := bytes.Cut(line, []byte(":"))
-			value = bytes.TrimPrefix(value, []byte(" "))
-			switch string(field) {
-			case "event":
-				ev.name = string(value)
-			case "data":
-				if ev.tooLarge {
-					break
-				}
-				if len(data)+len(value)+1 > max {
-					ev.tooLarge = true
-					break
-				}
-				if hasData {
-					data = append(data, '\n')
-				}
-				data = append(data, value...)
-				hasData = true
-			}
-			// id and retry do not matter: a new connection starts afresh.
-		}
-	}
-}
-
-func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
-}
-
-// lineReader reads lines of at most max bytes.
-type lineReader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
-}
-
-// next returns the next line without its LF or CRLF, or long set (and no
-// line) when it was longer than max. A last line without LF is dropped.
-func (lr *lineReader) next() (line []byte, long bool, err error) {
-	lr.buf = lr.buf[:0]
-	if cap(lr.buf) > 1<<20 {
-		lr.buf = nil // do not keep a huge buffer for the next, small line
-	}
-	for {
-		chunk, err := lr.r.ReadSlice('\n')
-		if !long {
-			if len(lr.buf)+len(chunk) > lr.max+2 {
-				long = true
-			} else {
-				lr.buf = append(lr.buf, chunk...)
-			}
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if long {
-			return nil, true, nil
-		}
-		line = bytes.TrimSuffix(lr.buf, []byte("\n"))
-		return bytes.TrimSuffix(line, []byte("\r")), false, nil
-	}
-}

@@ -98,94 +98,120 @@ func (s *stdioConn) open(c *identity.Caller) error {
 		l.finish()
 		return errStart
 	}
-	stdinR, stdinW, err := os.Pipe()
+	p, err := openPipes()
 	if err != nil {
-		l.finish()
-		return errStart
-	}
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		l.finish()
-		return errStart
-	}
-	stderrR, stderrW, err := os.Pipe()
-	if err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		stdoutR.Close()
-		stdoutW.Close()
 		l.finish()
 		return errStart
 	}
 	cmd := exec.Command(s.spec.command[0], s.spec.command[1:]...)
 	cmd.Env = s.environ(c, home)
 	cmd.Dir = home
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.child[0], p.child[1], p.child[2]
 	setProcAttrs(cmd)
-
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		for _, f := range []*os.File{stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW} {
-			f.Close()
-		}
-		l.finish()
-		return errClosed
-	}
-	err = cmd.Start()
-	if err == nil {
-		s.pid = cmd.Process.Pid
-	}
-	s.mu.Unlock()
+	err = s.start(cmd)
 	// The child has its copies; the parent keeps only its own ends, so
 	// that reads see EOF when the child's side closes.
-	stdinR.Close()
-	stdoutW.Close()
-	stderrW.Close()
+	closeFiles(p.child[:])
 	if err != nil {
-		stdinW.Close()
-		stdoutR.Close()
-		stderrR.Close()
-		l.log.Error("stdio server could not be started", "command", s.spec.command[0], "error", err)
+		closeFiles(p.parent[:])
+		if err != errClosed {
+			l.log.Error("stdio server could not be started", "command", s.spec.command[0], "error", err)
+			err = errStart
+		}
 		l.finish()
-		return errStart
+		return err
 	}
 	l.log = l.log.With("pid", s.pid)
 	l.log.Info("stdio server started", "command", s.spec.command[0])
+	s.supervise(cmd, p.parent[0], p.parent[1], p.parent[2])
+	return nil
+}
 
+// stdioPipes are the server's stdin, stdout and stderr.
+type stdioPipes struct {
+	child  [3]*os.File // the server's ends: stdin's reading one, stdout's and stderr's writing ones
+	parent [3]*os.File // the gateway's ends
+}
+
+func openPipes() (*stdioPipes, error) {
+	var p stdioPipes
+	for i := range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeFiles(p.child[:])
+			closeFiles(p.parent[:])
+			return nil, err
+		}
+		if i == 0 {
+			p.child[i], p.parent[i] = r, w
+		} else {
+			p.child[i], p.parent[i] = w, r
+		}
+	}
+	return &p, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// start starts cmd, unless stop came first (errClosed).
+func (s *stdioConn) start(cmd *exec.Cmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errClosed
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.pid = cmd.Process.Pid
+	return nil
+}
+
+// supervise runs what a started server needs: a writer for its stdin, a
+// reader for its stdout and one for its stderr, and the wait for its exit,
+// which ends the link.
+func (s *stdioConn) supervise(cmd *exec.Cmd, stdin, stdout, stderr *os.File) {
 	readerDone := make(chan struct{})
-	go s.writer(stdinW)
-	go s.logStderr(stderrR)
+	go s.writer(stdin)
+	go s.logStderr(stderr)
 	go func() {
 		defer close(readerDone)
-		defer stdoutR.Close()
-		s.readStdout(stdoutR)
+		defer stdout.Close()
+		s.readStdout(stdout)
 	}()
-	go func() {
-		err := cmd.Wait()
-		// Children that outlive the server would hold its pipes open and
-		// run on unsupervised: end the whole group.
-		killGroup(s.pid)
-		// Let the last lines the server wrote be read, briefly.
-		select {
-		case <-readerDone:
-		case <-time.After(time.Second):
-		}
-		s.mu.Lock()
-		stopped := s.stopped
-		s.mu.Unlock()
-		if stopped {
-			l.log.Info("stdio server stopped", "status", exitStatus(err))
-		} else {
-			l.log.Warn("stdio server exited", "status", exitStatus(err))
-		}
-		l.pool.forget(l)
-		s.closeInput()
-		l.finish()
-	}()
-	return nil
+	go s.wait(cmd, readerDone)
+}
+
+// wait waits for the server to exit, and ends the link once its last
+// lines are read.
+func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
+	l := s.l
+	err := cmd.Wait()
+	// Children that outlive the server would hold its pipes open and run
+	// on unsupervised: end the whole group.
+	killGroup(s.pid)
+	// Let the last lines the server wrote be read, briefly.
+	select {
+	case <-readerDone:
+	case <-time.After(time.Second):
+	}
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		l.log.Info("stdio server stopped", "status", exitStatus(err))
+	} else {
+		l.log.Warn("stdio server exited", "status", exitStatus(err))
+	}
+	l.pool.forget(l)
+	s.closeInput()
+	l.finish()
 }
 
 func exitStatus(err error) string {

@@ -134,7 +134,7 @@ func callText(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]
 		t.Fatalf("%s: %v", tool, err)
 	}
 	if res.IsError || len(res.Content) == 0 {
-		t.Fatalf("%s: %+v", tool, res)
+		t.Fatalf("%s: %+v, want a result with content", tool, res)
 	}
 	return res.Content[0].(*mcp.TextContent).Text
 }
@@ -193,7 +193,7 @@ func (f *fixture) session(t *testing.T, user string) string {
 	resp, body := f.rpc(t, context.Background(), user, "", initBody, nil)
 	sid := resp.Header.Get(sessionHeader)
 	if resp.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
+		t.Fatalf("initialize: %d %s; want 200 and a session id", resp.StatusCode, body)
 	}
 	return sid
 }
@@ -234,10 +234,10 @@ func TestUsersGetIsolatedProcesses(t *testing.T) {
 	a := envOf(t, f.connect(t, "alice", "2025-11-25", nil))
 	b := envOf(t, f.connect(t, "bob", "", nil))
 	if a.PID == b.PID || a.PID == 0 {
-		t.Fatalf("same process for two users: %d %d", a.PID, b.PID)
+		t.Fatalf("processes %d and %d for two users, want two", a.PID, b.PID)
 	}
 	if a.User != "local:alice" || a.Name != "alice" || a.Email != "alice@example.com" || a.Groups != "dev,ops" {
-		t.Errorf("alice's environment: %+v", a)
+		t.Errorf("alice's environment: %+v, want her id, name, email and groups", a)
 	}
 	if b.User != "local:bob" || b.Email != "" || b.Groups != "" {
 		t.Errorf("bob's environment (unverified email must be absent): %+v", b)
@@ -247,7 +247,7 @@ func TestUsersGetIsolatedProcesses(t *testing.T) {
 			t.Errorf("gateway environment leaked into %s's server: %+v", e.User, e)
 		}
 		if e.Extra != "x=1" {
-			t.Errorf("Options.Env not passed: %+v", e)
+			t.Errorf("Options.Env not passed: %+v, want EXTRA=x=1", e)
 		}
 		want := userDir(f.dir, e.User)
 		if e.Home != want || e.WD != want {
@@ -255,12 +255,12 @@ func TestUsersGetIsolatedProcesses(t *testing.T) {
 		}
 		st, err := os.Stat(want)
 		if err != nil || st.Mode().Perm() != 0o700 {
-			t.Errorf("%s: directory %v %v", e.User, st, err)
+			t.Errorf("%s: directory %v %v, want mode 0700", e.User, st, err)
 		}
 	}
 	// A second session of the same user shares the process.
 	if a2 := envOf(t, f.connect(t, "alice", "2025-06-18", nil)); a2.PID != a.PID {
-		t.Errorf("alice got a second process: %d, %d", a.PID, a2.PID)
+		t.Errorf("alice got a second process: %d, %d; want one", a.PID, a2.PID)
 	}
 }
 
@@ -269,7 +269,7 @@ func TestControlCharactersLeftOut(t *testing.T) {
 	f := newFixture(t, StdioOptions{})
 	e := envOf(t, f.connect(t, "eve", "2025-11-25", nil))
 	if e.User != "local:eve" || e.Name != "" {
-		t.Fatalf("eve: %+v", e)
+		t.Fatalf("eve: %+v, want her id and no name", e)
 	}
 	if !strings.Contains(f.logs.String(), "MCPGATE_USER_NAME") {
 		t.Errorf("no warning logged:\n%s", f.logs)
@@ -285,10 +285,10 @@ func TestGoSDKClient(t *testing.T) {
 			cs := f.connect(t, "alice", v, nil)
 			ir := cs.InitializeResult()
 			if ir == nil || ir.ServerInfo == nil || ir.ServerInfo.Name != "fake-stdio" {
-				t.Fatalf("initialize result: %+v", ir)
+				t.Fatalf("initialize result: %+v, want server fake-stdio", ir)
 			}
 			if v != "" && ir.Instructions != "fake instructions" {
-				t.Errorf("instructions: %q", ir.Instructions)
+				t.Errorf("instructions: %q, want %q", ir.Instructions, "fake instructions")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -301,18 +301,18 @@ func TestGoSDKClient(t *testing.T) {
 				names = append(names, tl.Name)
 			}
 			if !strings.Contains(strings.Join(names, ","), "echo") {
-				t.Fatalf("tools: %v", names)
+				t.Fatalf("tools: %v, want echo among them", names)
 			}
 			if got := callText(t, cs, "echo", map[string]any{"text": "hello " + v}); got != "hello "+v {
-				t.Fatalf("echo: %q", got)
+				t.Fatalf("echo: %q, want %q", got, "hello "+v)
 			}
 			if v == "" && (cs.ID() != "" || ir.ProtocolVersion != "2026-07-28") {
-				t.Errorf("not stateless: session id %q, protocol %s", cs.ID(), ir.ProtocolVersion)
+				t.Errorf("session id %q, protocol %s; want none, 2026-07-28", cs.ID(), ir.ProtocolVersion)
 			}
 			// The bridge answers from the process's cached InitializeResult:
 			// the version the first session (2025-11-25) negotiated.
 			if v != "" && (cs.ID() == "" || ir.ProtocolVersion != "2025-11-25") {
-				t.Errorf("no bridge session: session id %q, protocol %s", cs.ID(), ir.ProtocolVersion)
+				t.Errorf("session id %q, protocol %s; want a bridge session, 2025-11-25", cs.ID(), ir.ProtocolVersion)
 			}
 		})
 	}
@@ -326,17 +326,17 @@ func TestSessionBoundToUser(t *testing.T) {
 	sid := f.session(t, "alice")
 	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
 	if resp, body := f.rpc(t, ctx, "alice", sid, list, nil); resp.StatusCode != 200 || !strings.Contains(body, `"echo"`) {
-		t.Fatalf("alice: %d %s", resp.StatusCode, body)
+		t.Fatalf("alice: %d %s; want 200 and the tools", resp.StatusCode, body)
 	}
 	resp, body := f.rpc(t, ctx, "bob", sid, list, nil)
 	if resp.StatusCode != 404 || !strings.Contains(body, `"code":-32001`) || !strings.Contains(body, `"id":2`) {
-		t.Fatalf("bob with alice's session: %d %s", resp.StatusCode, body)
+		t.Fatalf("bob with alice's session: %d %s; want 404, -32001 for id 2", resp.StatusCode, body)
 	}
 	if resp, _ := f.rpc(t, ctx, "alice", "no-such-session", list, nil); resp.StatusCode != 404 {
-		t.Fatalf("unknown session: %d", resp.StatusCode)
+		t.Fatalf("unknown session: %d, want 404", resp.StatusCode)
 	}
 	if resp, body := f.rpc(t, ctx, "alice", "", list, nil); resp.StatusCode != 400 || !strings.Contains(body, "Mcp-Session-Id") {
-		t.Fatalf("no session: %d %s", resp.StatusCode, body)
+		t.Fatalf("no session: %d %s; want 400 naming Mcp-Session-Id", resp.StatusCode, body)
 	}
 	// Bob cannot end it either.
 	del := func(user string) int {
@@ -351,13 +351,13 @@ func TestSessionBoundToUser(t *testing.T) {
 		return resp.StatusCode
 	}
 	if c := del("bob"); c != 404 {
-		t.Fatalf("bob's DELETE: %d", c)
+		t.Fatalf("bob's DELETE: %d, want 404", c)
 	}
 	if c := del("alice"); c != 204 {
-		t.Fatalf("alice's DELETE: %d", c)
+		t.Fatalf("alice's DELETE: %d, want 204", c)
 	}
 	if resp, _ := f.rpc(t, ctx, "alice", sid, list, nil); resp.StatusCode != 404 {
-		t.Fatalf("ended session: %d", resp.StatusCode)
+		t.Fatalf("ended session: %d, want 404", resp.StatusCode)
 	}
 	// The process outlives the session.
 	if f.pool.current("local:alice") == nil {
@@ -396,7 +396,7 @@ func TestIdleProcessReaped(t *testing.T) {
 	})
 	second := envOf(t, cs)
 	if second.PID == first.PID || !alive(second.PID) {
-		t.Fatalf("not restarted: %d then %d", first.PID, second.PID)
+		t.Fatalf("processes %d then %d, want a new live one", first.PID, second.PID)
 	}
 	if !strings.Contains(f.logs.String(), "stopping an idle stdio server") {
 		t.Errorf("no log line for the reaping")
@@ -434,7 +434,7 @@ func TestProcessCap(t *testing.T) {
 	waitFor(t, "bob's sleep to start", 10*time.Second, func() bool { _, err := os.Stat(filepath.Join(home, "started")); return err == nil })
 	resp, body := f.rpc(t, context.Background(), "alice", "", initBody, nil)
 	if resp.StatusCode != 503 || !strings.Contains(body, `"code":-32000`) || !strings.Contains(body, `"id":1`) || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("at the cap with every process busy: %d %s", resp.StatusCode, body)
+		t.Fatalf("at the cap with every process busy: %d %s; want 503 JSON, -32000 for id 1", resp.StatusCode, body)
 	}
 	cancel()
 	<-done
@@ -448,13 +448,13 @@ func TestCrashMidRequest(t *testing.T) {
 	start := time.Now()
 	resp, body := f.rpc(t, context.Background(), "alice", sid, callBody("c1", "crash", nil), nil)
 	if time.Since(start) > 5*time.Second {
-		t.Fatalf("crash answered after %v", time.Since(start))
+		t.Fatalf("crash answered after %v, want within 5 s", time.Since(start))
 	}
 	if resp.StatusCode != 200 || !strings.Contains(body, `"code":-32603`) || !strings.Contains(body, `"id":"c1"`) || strings.Contains(body, "exit status") {
-		t.Fatalf("crash: %d %s", resp.StatusCode, body)
+		t.Fatalf("crash: %d %s; want 200, -32603 for id c1, no exit status", resp.StatusCode, body)
 	}
 	if resp, body := f.rpc(t, context.Background(), "alice", sid, callBody(2, "echo", map[string]any{"text": "again"}), nil); resp.StatusCode != 200 || !strings.Contains(body, "again") {
-		t.Fatalf("after the crash: %d %s", resp.StatusCode, body)
+		t.Fatalf("after the crash: %d %s; want 200 and the echo", resp.StatusCode, body)
 	}
 	if !strings.Contains(f.logs.String(), "exit status 3") {
 		t.Errorf("exit not logged:\n%s", f.logs)
@@ -513,12 +513,12 @@ func TestCancellation(t *testing.T) {
 		waitFor(t, "the sleep to start", 10*time.Second, func() bool { _, err := os.Stat(filepath.Join(home, "started")); return err == nil })
 		resp, _ := f.rpc(t, context.Background(), "alice", sid, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s1","reason":"user"}}`, nil)
 		if resp.StatusCode != 202 {
-			t.Fatalf("cancel: %d", resp.StatusCode)
+			t.Fatalf("cancel: %d, want 202", resp.StatusCode)
 		}
 		select {
 		case r := <-res:
 			if !strings.Contains(r.body, `"id":"s1"`) || !strings.Contains(r.body, `"code":-32800`) {
-				t.Fatalf("cancelled request: %d %s", r.status, r.body)
+				t.Fatalf("cancelled request: %d %s; want -32800 for id s1", r.status, r.body)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("the cancelled request was not answered")
@@ -534,7 +534,7 @@ func TestCloseKillsProcessGroup(t *testing.T) {
 	pid := envOf(t, cs).PID
 	child, err := strconv.Atoi(callText(t, cs, "spawn", nil))
 	if err != nil || !alive(child) {
-		t.Fatalf("spawn: %v", err)
+		t.Fatalf("spawn: %v, want a live child's pid", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -544,7 +544,7 @@ func TestCloseKillsProcessGroup(t *testing.T) {
 	waitFor(t, "the server and its child to be gone", 10*time.Second, func() bool { return !alive(pid) && !alive(child) })
 	resp, body := f.rpc(t, context.Background(), "alice", "", initBody, nil)
 	if resp.StatusCode != 503 {
-		t.Fatalf("after Close: %d %s", resp.StatusCode, body)
+		t.Fatalf("after Close: %d %s; want 503", resp.StatusCode, body)
 	}
 }
 
@@ -568,7 +568,7 @@ func TestServerToClientRequests(t *testing.T) {
 	start := time.Now()
 	resp, body := f.rpc(t, context.Background(), "bob", sid, callBody(1, "roots", nil), nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, "roots failed") || time.Since(start) > 10*time.Second {
-		t.Fatalf("roots without a stream: %d %s after %v", resp.StatusCode, body, time.Since(start))
+		t.Fatalf("roots without a stream: %d %s after %v; want 200, \"roots failed\", within 10 s", resp.StatusCode, body, time.Since(start))
 	}
 }
 
@@ -580,16 +580,16 @@ func TestProgressOnRequestStream(t *testing.T) {
 	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":"tok-1"}}}`
 	resp, out := f.rpc(t, context.Background(), "alice", sid, body, nil)
 	if resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("content type %q: %s", resp.Header.Get("Content-Type"), out)
+		t.Fatalf("content type %q: %s; want text/event-stream", resp.Header.Get("Content-Type"), out)
 	}
 	p, r := strings.Index(out, `"progressToken":"tok-1"`), strings.Index(out, `"id":5`)
 	if p < 0 || r < p || !strings.Contains(out, `"text":"done"`) {
-		t.Fatalf("stream:\n%s", out)
+		t.Fatalf("stream:\n%s\nwant the progress for tok-1, then the answer to id 5", out)
 	}
 	// JSON only: the answer alone.
 	resp, out = f.rpc(t, context.Background(), "alice", sid, body, map[string]string{"Accept": "application/json"})
 	if resp.Header.Get("Content-Type") != "application/json" || strings.Contains(out, "progress") || !strings.Contains(out, `"text":"done"`) {
-		t.Fatalf("JSON answer: %s", out)
+		t.Fatalf("JSON answer: %s; want application/json, the answer alone", out)
 	}
 }
 
@@ -610,6 +610,9 @@ func TestBadInput(t *testing.T) {
 		{"not JSON", "alice", sid, `{"jsonrpc":`, nil, 400, `"code":-32700`},
 		{"not JSON-RPC", "alice", sid, `{"jsonrpc":"1.0","id":1,"method":"ping"}`, nil, 400, `"code":-32600`},
 		{"bad id", "alice", sid, `{"jsonrpc":"2.0","id":{},"method":"ping"}`, nil, 400, `"code":-32600`},
+		{"null id", "alice", sid, `{"jsonrpc":"2.0","id":null,"method":"ping"}`, nil, 400, `"code":-32600`},
+		{"empty method", "alice", sid, `{"jsonrpc":"2.0","id":3,"method":""}`, nil, 400, `"id":3,"error":{"code":-32600`},
+		{"duplicate method", "alice", sid, `{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}`, nil, 400, `"code":-32600`},
 		{"too large", "alice", sid, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 2<<10) + `"}}`, nil, 413, "too large"},
 		{"content type", "alice", sid, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, map[string]string{"Content-Type": "text/plain"}, 415, "Content-Type"},
 		{"initialize without version", "alice", "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`, nil, 400, `"id":1`},
@@ -620,10 +623,10 @@ func TestBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := f.rpc(t, ctx, c.user, c.sid, c.body, c.hdr)
 			if resp.StatusCode != c.status || !strings.Contains(body, c.want) {
-				t.Fatalf("%d %s", resp.StatusCode, body)
+				t.Fatalf("%d %s; want %d with %q", resp.StatusCode, body, c.status, c.want)
 			}
 			if c.status >= 400 && resp.Header.Get("Content-Type") != "application/json" {
-				t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+				t.Fatalf("content type %q, want application/json", resp.Header.Get("Content-Type"))
 			}
 		})
 	}
@@ -635,7 +638,7 @@ func TestBadInput(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" {
-		t.Fatalf("PUT: %d", resp.StatusCode)
+		t.Fatalf("PUT: %d, want 405 with Allow", resp.StatusCode)
 	}
 	if !strings.Contains(f.logs.String(), "without a verified caller") {
 		t.Error("no log line for the missing caller")
@@ -652,7 +655,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	} {
 		o.Dir = t.TempDir()
 		if _, err := NewStdio(o); err == nil {
-			t.Errorf("New(%+v) succeeded", o)
+			t.Errorf("New(%+v) succeeded, want an error", o)
 		}
 	}
 }
@@ -669,6 +672,6 @@ func TestStartFailure(t *testing.T) {
 	req = req.WithContext(identity.WithCaller(req.Context(), users["alice"]))
 	p.ServeHTTP(rec, req)
 	if rec.Code != 502 || !strings.Contains(rec.Body.String(), `"code":-32603`) || strings.Contains(rec.Body.String(), "nonexistent") {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
+		t.Fatalf("%d %s; want 502, -32603, no detail", rec.Code, rec.Body)
 	}
 }

@@ -58,7 +58,7 @@ func code(t *testing.T, s *githubtest.Server, extra url.Values) string {
 	}
 	status, loc := authorize(t, s, p)
 	if status != http.StatusFound || loc.Query().Get("code") == "" || loc.Query().Get("state") != "st" {
-		t.Fatalf("authorize = %d %v", status, loc)
+		t.Fatalf("authorize = %d %v, want 302 with a code and state st", status, loc)
 	}
 	return loc.Query().Get("code")
 }
@@ -93,25 +93,25 @@ func TestTokenFormats(t *testing.T) {
 
 	h, body := exchange(t, s, form(), "", false)
 	if !strings.HasPrefix(h.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		t.Errorf("default Content-Type = %q", h.Get("Content-Type"))
+		t.Errorf("default Content-Type = %q, want application/x-www-form-urlencoded", h.Get("Content-Type"))
 	}
 	v, _ := url.ParseQuery(body)
 	if !strings.HasPrefix(v.Get("access_token"), "gho_") || v.Get("token_type") != "bearer" || v.Get("scope") != "read:user,user:email" {
-		t.Errorf("form response = %q", body)
+		t.Errorf("form response = %q, want a gho_ bearer token with scope read:user,user:email", body)
 	}
 
 	h, body = exchange(t, s, form(), "application/json", false)
 	var j map[string]string
 	if err := json.Unmarshal([]byte(body), &j); err != nil || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
-		t.Fatalf("JSON response %q (%v), Content-Type %q", body, err, h.Get("Content-Type"))
+		t.Fatalf("JSON response %q (%v), Content-Type %q; want a JSON object as application/json", body, err, h.Get("Content-Type"))
 	}
 	if !strings.HasPrefix(j["access_token"], "gho_") || j["scope"] != "read:user,user:email" {
-		t.Errorf("JSON response = %q", body)
+		t.Errorf("JSON response = %q, want a gho_ token with scope read:user,user:email", body)
 	}
 
 	_, body = exchange(t, s, form(), "application/xml", false)
 	if !strings.HasPrefix(body, "<OAuth><access_token>gho_") {
-		t.Errorf("XML response = %q", body)
+		t.Errorf("XML response = %q, want <OAuth><access_token>gho_…", body)
 	}
 
 	// Client credentials in Basic auth instead of the body.
@@ -120,7 +120,7 @@ func TestTokenFormats(t *testing.T) {
 	f.Del("client_secret")
 	_, body = exchange(t, s, f, "application/json", true)
 	if !strings.Contains(body, `"access_token"`) {
-		t.Errorf("Basic-authenticated exchange = %q", body)
+		t.Errorf("Basic-authenticated exchange = %q, want an access_token", body)
 	}
 }
 
@@ -129,30 +129,30 @@ func TestTokenErrors(t *testing.T) {
 	c := code(t, s, nil)
 	_, body := exchange(t, s, url.Values{"client_id": {id}, "client_secret": {"wrong"}, "code": {c}}, "application/json", false)
 	if !strings.Contains(body, `"error":"incorrect_client_credentials"`) {
-		t.Errorf("wrong secret: %s", body)
+		t.Errorf("wrong secret: %s, want incorrect_client_credentials", body)
 	}
 	// A failed client authentication does not use the code up.
 	good := url.Values{"client_id": {id}, "client_secret": {secret}, "code": {c}}
 	if _, body := exchange(t, s, good, "application/json", false); !strings.Contains(body, "access_token") {
-		t.Fatalf("exchange after a wrong secret: %s", body)
+		t.Fatalf("exchange after a wrong secret: %s, want an access_token", body)
 	}
 	// Single use.
 	_, body = exchange(t, s, good, "", false)
 	if v, _ := url.ParseQuery(body); v.Get("error") != "bad_verification_code" {
-		t.Errorf("second use of a code: %s", body)
+		t.Errorf("second use of a code: %s, want bad_verification_code", body)
 	}
 	// redirect_uri must match the one sent to authorize.
 	c = code(t, s, nil)
 	_, body = exchange(t, s, url.Values{"client_id": {id}, "client_secret": {secret}, "code": {c}, "redirect_uri": {callback + "/x"}}, "application/json", false)
 	if !strings.Contains(body, "redirect_uri_mismatch") {
-		t.Errorf("other redirect_uri: %s", body)
+		t.Errorf("other redirect_uri: %s, want redirect_uri_mismatch", body)
 	}
 	// Codes expire after ten minutes.
 	c = code(t, s, nil)
 	s.Advance(10*time.Minute + time.Second)
 	_, body = exchange(t, s, url.Values{"client_id": {id}, "client_secret": {secret}, "code": {c}}, "application/json", false)
 	if !strings.Contains(body, "bad_verification_code") {
-		t.Errorf("expired code: %s", body)
+		t.Errorf("expired code: %s, want bad_verification_code", body)
 	}
 }
 
@@ -167,13 +167,13 @@ func TestPKCE(t *testing.T) {
 		c := code(t, s, pkce)
 		_, body := exchange(t, s, url.Values{"client_id": {id}, "client_secret": {secret}, "code": {c}, "code_verifier": {v}}, "application/json", false)
 		if !strings.Contains(body, "bad_verification_code") {
-			t.Errorf("verifier %q: %s", v, body)
+			t.Errorf("verifier %q: %s, want bad_verification_code", v, body)
 		}
 	}
 	c := code(t, s, pkce)
 	_, body := exchange(t, s, url.Values{"client_id": {id}, "client_secret": {secret}, "code": {c}, "code_verifier": {verifier}}, "application/json", false)
 	if !strings.Contains(body, "access_token") {
-		t.Errorf("right verifier: %s", body)
+		t.Errorf("right verifier: %s, want an access_token", body)
 	}
 
 	// Only S256, and only with a well-formed challenge.
@@ -205,12 +205,12 @@ func TestAuthorizeErrors(t *testing.T) {
 	// Omitted redirect_uri: the registered callback.
 	status, loc = authorize(t, s, url.Values{"client_id": {id}, "state": {"st"}})
 	if status != http.StatusFound || !strings.HasPrefix(loc.String(), callback+"?") || loc.Query().Get("code") == "" {
-		t.Errorf("no redirect_uri = %d %v", status, loc)
+		t.Errorf("no redirect_uri = %d %v, want 302 with a code to the registered callback", status, loc)
 	}
 	s.SetDeny(true)
 	_, loc = authorize(t, s, url.Values{"client_id": {id}, "redirect_uri": {callback}, "state": {"st"}})
 	if loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "st" || loc.Query().Get("code") != "" {
-		t.Errorf("denied = %v", loc)
+		t.Errorf("denied = %v, want access_denied with state st and no code", loc)
 	}
 }
 
@@ -266,14 +266,14 @@ func TestAPI(t *testing.T) {
 		var u map[string]any
 		json.Unmarshal([]byte(body), &u)
 		if status != 200 || u["login"] != "mona" || u["id"] != float64(1) || u["html_url"] != "https://github.com/mona" {
-			t.Errorf("GET /user with %q = %d %s", strings.Fields(auth)[0], status, body)
+			t.Errorf("GET /user with %q = %d %s, want 200 for mona (id 1)", strings.Fields(auth)[0], status, body)
 		}
 	}
 	if status, _, body := api(t, s, "/user", ""); status != 401 || !strings.Contains(body, "Requires authentication") {
-		t.Errorf("no credentials = %d %s", status, body)
+		t.Errorf("no credentials = %d %s, want 401 Requires authentication", status, body)
 	}
 	if status, _, body := api(t, s, "/user", "Bearer gho_nope"); status != 401 || !strings.Contains(body, `"message":"Bad credentials"`) {
-		t.Errorf("bad token = %d %s", status, body)
+		t.Errorf("bad token = %d %s, want 401 Bad credentials", status, body)
 	}
 	s.RevokeTokens()
 	if status, _, _ := api(t, s, "/user", "Bearer "+tok); status != 401 {
@@ -299,7 +299,7 @@ func TestEmailsPagination(t *testing.T) {
 	var page []map[string]any
 	json.Unmarshal([]byte(body), &page)
 	if status != 200 || len(page) != 30 || !strings.Contains(h.Get("Link"), `rel="next"`) {
-		t.Fatalf("first page = %d, %d entries, Link %q", status, len(page), h.Get("Link"))
+		t.Fatalf("first page = %d, %d entries, Link %q; want 200, 30 entries and a next link", status, len(page), h.Get("Link"))
 	}
 	if page[0]["visibility"] != nil {
 		t.Errorf("visibility of a non-primary address = %v, want null", page[0]["visibility"])
@@ -307,11 +307,11 @@ func TestEmailsPagination(t *testing.T) {
 	_, h, body = api(t, s, "/user/emails?page=2", "Bearer "+tok)
 	json.Unmarshal([]byte(body), &page)
 	if len(page) != 5 || page[4]["primary"] != true || page[4]["visibility"] != "private" || h.Get("Link") != "" {
-		t.Errorf("second page = %s, Link %q", body, h.Get("Link"))
+		t.Errorf("second page = %s, Link %q; want the last 5, the primary private one last, and no Link", body, h.Get("Link"))
 	}
 	_, _, body = api(t, s, "/user/emails?per_page=100", "Bearer "+tok)
 	json.Unmarshal([]byte(body), &page)
 	if len(page) != 35 {
-		t.Errorf("per_page=100 gave %d entries", len(page))
+		t.Errorf("per_page=100 gave %d entries, want 35", len(page))
 	}
 }

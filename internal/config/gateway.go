@@ -1,0 +1,70 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+)
+
+// Gateway is the one conversion from the settings to the library's
+// mcpgate.Config. It leaves out what the caller builds at run time: the
+// store, the secret key, the connectors, the audit recorder, the logger,
+// the version and the fallback URL of the bound address.
+func (c *Config) Gateway() (mcpgate.Config, error) {
+	g := mcpgate.Config{
+		PublicURL:       c.PublicURL,
+		DisableCIMD:     c.DisableCIMD,
+		CIMDAllowHosts:  c.CIMDAllowHosts,
+		AllowedOrigins:  c.AllowedOrigins,
+		AccessTokenTTL:  time.Duration(c.AccessTokenTTL),
+		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
+		RefreshGrace:    time.Duration(c.RefreshGrace), // off is negative in both
+	}
+	if c.CIMDTestCAFile != "" {
+		pool, err := readCAFile(c.CIMDTestCAFile)
+		if err != nil {
+			return mcpgate.Config{}, fmt.Errorf("cimd_test_ca_file: %w", err)
+		}
+		g.CIMDRootCAs = pool
+	}
+	for _, cl := range c.Clients {
+		g.Clients = append(g.Clients, mcpgate.Client{ID: cl.ID, Secret: cl.Secret, Name: cl.Name, RedirectURIs: cl.RedirectURIs})
+	}
+	for _, r := range c.resources() {
+		res, err := c.resource(r)
+		if err != nil {
+			return mcpgate.Config{}, err
+		}
+		g.Resources = append(g.Resources, res)
+	}
+	return g, nil
+}
+
+// resources lists the protected resources: the file's resources list, or
+// /mcp with the top level's settings.
+func (c *Config) resources() []Resource {
+	if len(c.Resources) > 0 {
+		return c.Resources
+	}
+	return []Resource{{Path: "/mcp", Backend: c.Backend, Scopes: c.Scopes, OptionalScopes: c.OptionalScopes, ScopeImplies: c.ScopeImplies}}
+}
+
+func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
+	res := mcpgate.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, OptionalScopes: r.OptionalScopes,
+		ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, UpstreamTransport: r.UpstreamTransport, IdentityToken: r.IdentityToken,
+		IdentityHeaders: mcpgate.IdentityHeaders(r.IdentityHeaders), ToolPolicy: r.ToolPolicy}
+	if r.Stdio == "" {
+		return res, nil
+	}
+	argv, err := SplitCommand(r.Stdio)
+	if err != nil {
+		return mcpgate.Resource{}, fmt.Errorf("stdio of %s: %w", r.Path, err)
+	}
+	res.Command = argv
+	res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: r.StdioMaxProcesses, IdleTimeout: time.Duration(r.StdioIdleTimeout),
+		Dir: filepath.Join(c.DataDir, "stdio", strings.Trim(strings.ReplaceAll(r.Path, "/", "_"), "_"))}
+	return res, nil
+}

@@ -1,0 +1,334 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// setting is one row of the table that Config's tags declare.
+type setting struct {
+	key   string   // file key, e.g. "data_dir"
+	flag  string   // flag name without dashes, e.g. "data-dir"
+	env   []string // environment variables, the MCPGATE_ one first
+	arg   string   // the flag's argument in the help, e.g. "DIR"
+	def   string   // default, written as a user would; "" for none
+	help  string
+	index []int // the field, through inline structs (reflect.Value.FieldByIndex)
+	typ   reflect.Type
+}
+
+// settings is the table, read once from Config's tags.
+var settings = tableOf(reflect.TypeFor[Config](), nil)
+
+func tableOf(t reflect.Type, prefix []int) []setting {
+	var out []setting
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		index := append(append([]int(nil), prefix...), i)
+		if opts == "inline" {
+			out = append(out, tableOf(f.Type, index)...)
+			continue
+		}
+		s := setting{key: key, flag: strings.ReplaceAll(key, "_", "-"), env: []string{"MCPGATE_" + strings.ToUpper(key)},
+			arg: f.Tag.Get("arg"), def: f.Tag.Get("default"), help: f.Tag.Get("help"), index: index, typ: f.Type}
+		if name := f.Tag.Get("flag"); name != "" {
+			s.flag = name
+		}
+		if alias := f.Tag.Get("env"); alias != "" {
+			s.env = append(s.env, alias)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// fileOnly reports whether s is too structured for a flag or a variable:
+// the resources list, clients, maps and nested structs.
+func (s *setting) fileOnly() bool {
+	switch s.typ {
+	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[bool](), reflect.TypeFor[int](), reflect.TypeFor[Duration]():
+		return false
+	}
+	return true
+}
+
+// field is s's field in c.
+func (s *setting) field(c *Config) reflect.Value {
+	return reflect.ValueOf(c).Elem().FieldByIndex(s.index)
+}
+
+// set parses text into s's field of c. A list gets text split at commas,
+// or, with add, text appended as one item (a repeated flag).
+func (s *setting) set(c *Config, text string, add bool) error {
+	switch p := s.field(c).Addr().Interface().(type) {
+	case *string:
+		*p = text
+	case *[]string:
+		if add {
+			*p = append(*p, text)
+		} else {
+			*p = splitList(text)
+		}
+	case *bool:
+		b, err := strconv.ParseBool(text)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", text)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(text)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", text)
+		}
+		*p = n
+	case encoding.TextUnmarshaler:
+		return p.UnmarshalText([]byte(text))
+	default:
+		return fmt.Errorf("%s is set in the configuration file only", s.key)
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Defaults returns the configuration of `mcpgate serve` with no arguments.
+func Defaults() Config {
+	var c Config
+	for _, s := range settings {
+		if s.def != "" {
+			if err := s.set(&c, s.def, false); err != nil {
+				panic("config: default of " + s.key + ": " + err.Error())
+			}
+		}
+	}
+	return c
+}
+
+// Load builds the configuration from args (after "serve") and the
+// environment lookup function: defaults, then the file named by --config
+// or MCPGATE_CONFIG, then MCPGATE_* variables, then flags. A duration left
+// at zero takes its default: zero means the default, for every duration.
+func Load(args []string, getenv func(string) string) (*Config, error) {
+	var flagged Config
+	fs, path := newFlagSet(&flagged)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w\nrun 'mcpgate serve -h' for the list of flags", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Defaults()
+	if *path == "" {
+		*path = getenv("MCPGATE_CONFIG")
+	}
+	if *path != "" {
+		if err := loadFile(&cfg, *path, getenv); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if v, ok := f.Value.(*flagValue); ok {
+			v.s.field(&cfg).Set(v.s.field(&flagged))
+		}
+	})
+	cfg.zeroDurationsToDefaults()
+	if err := cfg.readSecretFiles(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func loadFile(cfg *Config, path string, getenv func(string) string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	// $VAR and ${VAR} are expanded from the environment; $$ is a literal $
+	// (bcrypt hashes in local_users need it).
+	expanded := os.Expand(string(raw), func(name string) string {
+		if name == "$" {
+			return "$"
+		}
+		return getenv(name)
+	})
+	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// applyEnv sets every setting whose variable is set. Of two variables for
+// one setting, the first (MCPGATE_) wins.
+func applyEnv(cfg *Config, getenv func(string) string) error {
+	var errs []error
+	for _, s := range settings {
+		if s.fileOnly() {
+			continue
+		}
+		for i := len(s.env) - 1; i >= 0; i-- {
+			if v := getenv(s.env[i]); v != "" {
+				if err := s.set(cfg, v, false); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", s.env[i], err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// zeroDurationsToDefaults gives every duration left at zero its default.
+func (c *Config) zeroDurationsToDefaults() {
+	for _, s := range settings {
+		if d, ok := s.field(c).Addr().Interface().(*Duration); ok && *d == 0 && s.def != "" {
+			_ = d.UnmarshalText([]byte(s.def)) // checked by Defaults
+		}
+	}
+}
+
+func (c *Config) readSecretFiles() error {
+	read := func(path string, dst *string, what string) error {
+		if path == "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		*dst = strings.TrimSpace(string(b))
+		return nil
+	}
+	errs := []error{
+		read(c.GitHubClientSecretFile, &c.GitHubClientSecret, "github_client_secret_file"),
+		read(c.OIDCClientSecretFile, &c.OIDCClientSecret, "oidc_client_secret_file"),
+	}
+	for i := range c.Clients {
+		errs = append(errs, read(c.Clients[i].SecretFile, &c.Clients[i].Secret, "clients["+c.Clients[i].ID+"].secret_file"))
+	}
+	return errors.Join(errs...)
+}
+
+// flagValue is the flag.Value of one setting, writing into the Config
+// that collects the flags.
+type flagValue struct {
+	s     *setting
+	c     *Config
+	added bool // a repeated list flag appends after its first use
+}
+
+func (v *flagValue) String() string {
+	if v == nil || v.s == nil {
+		return ""
+	}
+	return v.s.def
+}
+
+func (v *flagValue) Set(text string) error {
+	err := v.s.set(v.c, text, v.added)
+	v.added = true
+	return err
+}
+
+func (v *flagValue) IsBoolFlag() bool { return v.s.typ == reflect.TypeFor[bool]() }
+
+// newFlagSet declares a flag for every setting that can have one, writing
+// into c, and --config, whose value the returned pointer receives.
+func newFlagSet(c *Config) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("mcpgate serve", flag.ContinueOnError)
+	path := fs.String("config", "", "YAML configuration `file` (env MCPGATE_CONFIG)")
+	for i := range settings {
+		s := &settings[i]
+		if !s.fileOnly() {
+			fs.Var(&flagValue{s: s, c: c}, s.flag, s.help)
+		}
+	}
+	return fs, path
+}
+
+// Usage is the help text of `mcpgate serve`: every setting, with its
+// flag, environment variable, file key and default.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("Usage: mcpgate serve [flags]\n\n" +
+		"Every setting is a flag, an MCPGATE_ environment variable and a key of the --config file;\n" +
+		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
+		"30m or 1h; 0 means its default.\n\n" +
+		"  --config FILE\n        YAML configuration file [MCPGATE_CONFIG]\n")
+	var fileOnly []string
+	for _, s := range settings {
+		if s.fileOnly() {
+			fileOnly = append(fileOnly, fmt.Sprintf("  %s\n        %s\n", s.key, s.help))
+			continue
+		}
+		fmt.Fprintf(&b, "  --%s", s.flag)
+		if s.arg != "" {
+			fmt.Fprintf(&b, " %s", s.arg)
+		}
+		fmt.Fprintf(&b, "\n        %s", s.help)
+		if s.def != "" {
+			fmt.Fprintf(&b, " (default %s)", s.def)
+		}
+		fmt.Fprintf(&b, "\n        [%s; file: %s]\n", strings.Join(s.env, ", "), s.key)
+	}
+	b.WriteString("\nIn the configuration file only:\n")
+	b.WriteString(strings.Join(fileOnly, ""))
+	return b.String()
+}
+
+// Duration is a duration setting: a Go duration (90s, 30m, 1h), or off,
+// which turns off what can be turned off (Validate says where) and is kept
+// as a negative value, as mcpgate.Config wants it.
+type Duration time.Duration
+
+const off = Duration(-1)
+
+func (d *Duration) UnmarshalText(text []byte) error {
+	if bytes.Equal(text, []byte("off")) {
+		*d = off
+		return nil
+	}
+	v, err := time.ParseDuration(string(text))
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a duration (like 90s, 30m or 1h; off turns off what can be turned off)", text)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string {
+	if d < 0 {
+		return "off"
+	}
+	return time.Duration(d).String()
+}
+
+// Off reports whether the setting was turned off.
+func (d Duration) Off() bool { return d < 0 }

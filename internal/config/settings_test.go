@@ -1,0 +1,172 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sample is a value for a setting of each type, as a user writes it, and
+// what it decodes to.
+func sample(t *testing.T, s *setting) (string, any) {
+	switch s.typ {
+	case reflect.TypeFor[string]():
+		return "x-" + s.key, "x-" + s.key
+	case reflect.TypeFor[[]string]():
+		return "a-" + s.key, []string{"a-" + s.key}
+	case reflect.TypeFor[bool]():
+		return "true", true
+	case reflect.TypeFor[int]():
+		return "7", 7
+	case reflect.TypeFor[Duration]():
+		return "7m", Duration(7 * time.Minute)
+	}
+	t.Fatalf("%s: no sample for %v", s.key, s.typ)
+	return "", nil
+}
+
+// The table drives all three sources: every setting that can be a flag is
+// read from its flag, its MCPGATE_ variable and its file key, and lands in
+// its field.
+func TestEverySettingFromEverySource(t *testing.T) {
+	for i := range settings {
+		s := &settings[i]
+		if s.fileOnly() {
+			continue
+		}
+		t.Run(s.key, func(t *testing.T) {
+			text, want := sample(t, s)
+			if strings.HasSuffix(s.key, "_secret_file") {
+				// Read at once: the secret lands in its setting.
+				text = filepath.Join(t.TempDir(), "secret")
+				want = text
+				if err := os.WriteFile(text, []byte("s3cret\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			file := filepath.Join(t.TempDir(), "c.yaml")
+			yamlText := text
+			if s.typ == reflect.TypeFor[[]string]() {
+				yamlText = "[" + text + "]"
+			}
+			if err := os.WriteFile(file, []byte(s.key+": "+yamlText+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sources := map[string]func() (*Config, error){
+				"flag": func() (*Config, error) { return Load([]string{"--" + s.flag + "=" + text}, env(nil)) },
+				"env":  func() (*Config, error) { return Load(nil, env(map[string]string{s.env[0]: text})) },
+				"file": func() (*Config, error) { return Load([]string{"--config", file}, env(nil)) },
+			}
+			for name, load := range sources {
+				cfg, err := load()
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				if got := s.field(cfg).Interface(); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: %s = %#v, want %#v", name, s.key, got, want)
+				}
+			}
+		})
+	}
+}
+
+// serve -h names every setting: flag, variable and file key, and the
+// file-only ones by key.
+func TestUsageListsEverySetting(t *testing.T) {
+	u := Usage()
+	for _, s := range settings {
+		want := []string{"  " + s.key + "\n"}
+		if !s.fileOnly() {
+			want = []string{"--" + s.flag, s.env[0], "file: " + s.key}
+		}
+		for _, w := range want {
+			if !strings.Contains(u, w) {
+				t.Errorf("serve -h lacks %q (setting %s)", w, s.key)
+			}
+		}
+	}
+}
+
+// The README's configuration table documents every setting.
+func TestREADMEListsEverySetting(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	for _, s := range settings {
+		want := []string{"`" + s.key + "`"}
+		if !s.fileOnly() {
+			want = append(want, "`--"+s.flag, "`"+s.env[0])
+		}
+		for _, w := range want {
+			if !strings.Contains(readme, w) {
+				t.Errorf("README.md lacks %s (setting %s)", w, s.key)
+			}
+		}
+	}
+}
+
+// A later source wins; of two variables for one setting, MCPGATE_'s wins
+// over the seed's name; a repeated list flag replaces the file's list.
+func TestPrecedenceOfSources(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("scopes: [from-file]\ngithub_client_id: file-id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"--config", file, "--scope", "a", "--scope", "b"}, env(map[string]string{
+		"GITHUB_CLIENT": "seed-id", "MCPGATE_GITHUB_CLIENT_ID": "mcpgate-id", "MCPGATE_SCOPES": "from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Scopes, ","); got != "a,b" {
+		t.Errorf("scopes = %s, want a,b (the flags replace the file and the environment)", got)
+	}
+	if cfg.GitHubClientID != "mcpgate-id" {
+		t.Errorf("github_client_id = %s, want mcpgate-id (MCPGATE_ wins over GITHUB_CLIENT)", cfg.GitHubClientID)
+	}
+}
+
+// Zero means the default, for every duration; off is kept as a negative
+// value, and Validate allows it only where something can be turned off.
+func TestDurationRule(t *testing.T) {
+	cfg, err := Load([]string{"--access-token-ttl", "0", "--refresh-token-ttl", "0s"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(cfg.AccessTokenTTL) != time.Hour || time.Duration(cfg.RefreshTokenTTL) != 720*time.Hour {
+		t.Fatalf("zero durations: got %v and %v, want the defaults 1h and 720h", cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	}
+	cfg, err = Load([]string{"--access-token-ttl", "off", "--stdio", "server", "--stdio-idle-timeout", "off"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	for _, want := range []string{"access_token_ttl", "stdio_idle_timeout"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: off must be refused, got %v", want, err)
+		}
+	}
+	for _, bad := range []string{"-1s", "forever", "1"} {
+		if _, err := Load([]string{"--refresh-grace", bad}, env(nil)); err == nil {
+			t.Errorf("refresh_grace %q accepted, want an error", bad)
+		}
+	}
+	if got := Duration(-1).String(); got != "off" {
+		t.Errorf("off prints as %q, want off", got)
+	}
+}
+
+func TestBoolSettingsRefuseNonsense(t *testing.T) {
+	if _, err := Load(nil, env(map[string]string{"MCPGATE_DISABLE_CIMD": "yes please"})); err == nil {
+		t.Fatal("MCPGATE_DISABLE_CIMD=\"yes please\" accepted, want an error")
+	}
+	cfg, err := Load([]string{"--disable-cimd"}, env(nil))
+	if err != nil || !cfg.DisableCIMD {
+		t.Fatalf("--disable-cimd alone: got %v (%v), want true", cfg.DisableCIMD, err)
+	}
+}

@@ -1,0 +1,293 @@
+package config
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// problems collects what is wrong with a configuration, each message
+// naming the setting as the file spells it.
+type problems []error
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
+// Validate returns every problem of c at once, or nil.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateAddresses(&p)
+	c.validateStore(&p)
+	c.validateConnectors(&p)
+	c.validateResources(&p)
+	c.validateTokens(&p)
+	c.validateLog(&p)
+	c.validateCIMD(&p)
+	c.validateClients(&p)
+	return errors.Join(p...)
+}
+
+func (c *Config) validateAddresses(p *problems) {
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		p.add("listen: %q is not HOST:PORT (like 127.0.0.1:8080)", c.Listen)
+	} else if c.PublicURL == "" && host != "" && !isLoopback(host) {
+		p.add("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil || !u.IsAbs() || u.Host == "":
+			p.add("public_url: %q is not an absolute URL", c.PublicURL)
+		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+			p.add("public_url: %q must be https (http only for a loopback host) (COMM-1)", c.PublicURL)
+		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			p.add("public_url: %q must be an origin only, like https://mcp.example.com (no path, query or user)", c.PublicURL)
+		}
+	}
+}
+
+func (c *Config) validateStore(p *problems) {
+	if c.DataDir == "" {
+		p.add("data_dir: must not be empty")
+	}
+	switch dsn := c.StoreDSN(); {
+	case strings.HasPrefix(dsn, "sqlite:") && len(dsn) > len("sqlite:"):
+	case dsn == "memory":
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		p.add("store: PostgreSQL is not available in this version; use sqlite:PATH")
+	default:
+		p.add("store: %q must be sqlite:PATH or memory", dsn)
+	}
+}
+
+func (c *Config) validateConnectors(p *problems) {
+	for _, u := range c.LocalUsers {
+		name, pw, ok := strings.Cut(u, ":")
+		if !ok || name == "" || pw == "" {
+			p.add("local_users: %q must be NAME:PASSWORD", redactUser(u))
+		}
+	}
+	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "") {
+		p.add("github: set both github_client_id and github_client_secret, or neither")
+	}
+	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
+		p.add("oidc: the OIDC connector is not available in this version; use local users or GitHub")
+	}
+}
+
+// validateResources checks the top level's resource settings and each of
+// the resources list.
+func (c *Config) validateResources(p *problems) {
+	if len(c.Resources) > 0 && c.Backend.configured() {
+		p.add("upstream, stdio, identity_*, tool_policy: with a resources list, give each resource its own")
+	}
+	c.Backend.validate("", p)
+	if len(c.Scopes) == 0 {
+		p.add("scopes: at least one scope is required")
+	}
+	validateScopes("", c.Scopes, c.OptionalScopes, c.ScopeImplies, p)
+	paths := map[string]bool{}
+	for i, r := range c.Resources {
+		key := fmt.Sprintf("resources[%d].", i)
+		if !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "/.well-known") {
+			p.add("%spath: %q must start with / (like /github/mcp)", key, r.Path)
+		} else if paths[r.Path] {
+			p.add("%spath: %q is used twice", key, r.Path)
+		}
+		paths[r.Path] = true
+		r.Backend.validate(key, p)
+		validateScopes(key, r.Scopes, r.OptionalScopes, r.ScopeImplies, p)
+	}
+}
+
+// validateScopes checks a resource's scopes; prefix names its place in
+// the file.
+func validateScopes(prefix string, required, optional []string, implies map[string][]string, p *problems) {
+	for _, list := range []struct {
+		key    string
+		scopes []string
+	}{{"scopes", required}, {"optional_scopes", optional}} {
+		for _, s := range list.scopes {
+			if !validScope(s) {
+				p.add("%s%s: %q is not a valid resource scope", prefix, list.key, s)
+			}
+		}
+	}
+	for broad, narrow := range implies {
+		for _, s := range append([]string{broad}, narrow...) {
+			if !validScope(s) {
+				p.add("%sscope_implies: %q is not a valid resource scope", prefix, s)
+			}
+		}
+	}
+}
+
+func (c *Config) validateTokens(p *problems) {
+	if c.AccessTokenTTL.Off() || time.Duration(c.AccessTokenTTL) > 24*time.Hour {
+		p.add("access_token_ttl: %v must be between 1s and 24h (TOK-5)", c.AccessTokenTTL)
+	}
+	if c.RefreshTokenTTL.Off() || c.RefreshTokenTTL < c.AccessTokenTTL {
+		p.add("refresh_token_ttl: %v must be at least access_token_ttl", c.RefreshTokenTTL)
+	}
+	if time.Duration(c.RefreshGrace) > 5*time.Minute {
+		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
+	}
+}
+
+func (c *Config) validateLog(p *problems) {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log_level: %q must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		p.add("log_format: %q must be text or json", c.LogFormat)
+	}
+}
+
+func (c *Config) validateCIMD(p *problems) {
+	if c.CIMDTestCAFile != "" {
+		if _, err := readCAFile(c.CIMDTestCAFile); err != nil {
+			p.add("cimd_test_ca_file: %v", err)
+		}
+	}
+}
+
+// readCAFile reads a PEM file of CA certificates into a pool.
+func readCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+func (c *Config) validateClients(p *problems) {
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		if cl.ID == "" {
+			p.add("clients[%d]: id is required", i)
+		} else if seen[cl.ID] {
+			p.add("clients[%d]: id %q is used twice", i, cl.ID)
+		}
+		seen[cl.ID] = true
+		if len(cl.RedirectURIs) == 0 {
+			p.add("clients[%d]: redirect_uris is required", i)
+		}
+	}
+}
+
+// configured reports whether any backend setting is set.
+func (b *Backend) configured() bool {
+	return b.Upstream != "" || b.UpstreamTransport != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
+		b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
+}
+
+// validate reports the problems of b; prefix names its place in the file.
+func (b *Backend) validate(prefix string, p *problems) {
+	if b.Upstream != "" {
+		u, err := url.Parse(b.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			p.add("%supstream: %q must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix, b.Upstream)
+		}
+		if b.Stdio != "" {
+			p.add("%supstream, %sstdio: a resource has one backend; set one of them", prefix, prefix)
+		}
+	}
+	switch b.UpstreamTransport {
+	case "", "streamable-http":
+	case "sse":
+		if b.Upstream == "" {
+			p.add("%supstream_transport: sse needs upstream (the legacy server's SSE URL)", prefix)
+		}
+	default:
+		p.add("%supstream_transport: %q must be streamable-http or sse", prefix, b.UpstreamTransport)
+	}
+	b.validateStdio(prefix, p)
+	b.validateIdentity(prefix, p)
+	if b.ToolPolicy != nil {
+		if err := b.ToolPolicy.Validate(); err != nil {
+			p.add("%stool_policy: %v", prefix, err)
+		}
+	}
+}
+
+func (b *Backend) validateStdio(prefix string, p *problems) {
+	if b.Stdio != "" {
+		if _, err := SplitCommand(b.Stdio); err != nil {
+			p.add("%sstdio: %v", prefix, err)
+		}
+	} else if len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 {
+		p.add("%sstdio_*: set only with stdio", prefix)
+	}
+	for _, kv := range b.StdioEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.HasPrefix(k, "MCPGATE_") {
+			p.add("%sstdio_env: %q must be KEY=VALUE, and not an MCPGATE_ variable (those carry the user)", prefix, strings.SplitN(kv, "=", 2)[0])
+		}
+	}
+	if b.StdioMaxProcesses < 0 || b.StdioIdleTimeout.Off() {
+		p.add("%sstdio_max_processes, %sstdio_idle_timeout: must not be negative or off", prefix, prefix)
+	}
+}
+
+func (b *Backend) validateIdentity(prefix string, p *problems) {
+	if b.Upstream == "" && (b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{})) {
+		p.add("%sidentity_token, %sidentity_headers: only for an upstream (stdio servers get the user in their environment)", prefix, prefix)
+	}
+	h := b.IdentityHeaders
+	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
+		if n != "" && n != "-" && !validHeaderName(n) {
+			p.add("%sidentity_headers: %q is not a header name", prefix, n)
+		}
+	}
+}
+
+// validScope reports whether s may be a resource's scope: not empty, no
+// space, quote or backslash (scopes are space-separated, and quoted in a
+// WWW-Authenticate challenge), and not offline_access, which is the
+// authorization server's (RT-2).
+func validScope(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \"\\") && s != "offline_access"
+}
+
+// validHeaderName reports whether n is an HTTP token (RFC 9110 §5.1) that
+// is not a header the proxy needs for itself.
+func validHeaderName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	switch strings.ToLower(n) {
+	case "", "host", "authorization", "cookie", "content-type", "content-length", "accept", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "connection", "transfer-encoding":
+		return false
+	}
+	return true
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactUser hides the password part of a NAME:PASSWORD spec in messages.
+func redactUser(spec string) string {
+	if name, _, ok := strings.Cut(spec, ":"); ok {
+		return name + ":***"
+	}
+	return spec
+}

@@ -1,0 +1,86 @@
+package sse
+
+import "bytes"
+
+// AppendEvent appends to dst an event: an event field when name is not
+// empty (it must hold no CR or LF), a data field for each line of data
+// (lines end at CRLF, LF or CR; a client reads them joined by LF), and the
+// blank line.
+func AppendEvent(dst []byte, name string, data []byte) []byte {
+	if name != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, name...)
+		dst = append(dst, '\n')
+	}
+	dst = appendData(dst, data, []byte("\n"))
+	return append(dst, '\n')
+}
+
+// appendData appends a data field for each line of data, each ended with
+// end.
+func appendData(dst, data, end []byte) []byte {
+	for {
+		dst = append(dst, "data: "...)
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			dst = append(dst, data...)
+			return append(dst, end...)
+		}
+		dst = append(dst, data[:i]...)
+		dst = append(dst, end...)
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+}
+
+// ReplaceData returns raw, an event as Event.Raw holds it, with data in
+// place of its data: the lines of data become data fields where its first
+// data field was, each with that field's line end (LF when it had none);
+// its other data fields go; every other line stays as it was, except that
+// an empty line ending in LF that comes to follow a CR gets one more LF:
+// the two would read as one CRLF, and the event could lose its blank line.
+// An event without data is returned as it is.
+func ReplaceData(raw, data []byte) []byte {
+	out := make([]byte, 0, len(raw)+len(data))
+	replaced := false
+	for len(raw) > 0 {
+		line, end, rest := cutLine(raw)
+		switch {
+		case !isData(line):
+			if len(line) == 0 && end[0] == '\n' && len(out) > 0 && out[len(out)-1] == '\r' {
+				out = append(out, '\n')
+			}
+			out = append(out, raw[:len(raw)-len(rest)]...)
+		case !replaced:
+			replaced = true
+			if len(end) == 0 {
+				end = []byte("\n")
+			}
+			out = appendData(out, data, end)
+		}
+		raw = rest
+	}
+	return out
+}
+
+// cutLine returns the first line of b, its line end (CRLF, LF, CR, or
+// none at the end of b), and what follows.
+func cutLine(b []byte) (line, end, rest []byte) {
+	i := bytes.IndexAny(b, "\r\n")
+	if i < 0 {
+		return b, nil, nil
+	}
+	j := i + 1
+	if b[i] == '\r' && j < len(b) && b[j] == '\n' {
+		j++
+	}
+	return b[:i], b[i:j], b[j:]
+}
+
+// isData reports whether line is a data field, as Scanner reads it.
+func isData(line []byte) bool {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	return string(name) == "data"
+}
