@@ -26,3 +26,19 @@ func CPUBetween(from, to CPUSample, wall time.Duration) CPUUse {
 	others := (to.machine - from.machine - (to.self - from.self)).Seconds() / wall.Seconds()
 	return CPUUse{Self: self, Others: max(others, 0), OK: true}
 }
+
+// ProcCPU is the CPU time another process has used, from ProcessCPU.
+type ProcCPU struct {
+	Total        time.Duration // every thread, in nanoseconds
+	User, System time.Duration // the kernel's split, in 10 ms ticks
+}
+
+// Sub is the CPU used between an earlier reading x and c.
+func (c ProcCPU) Sub(x ProcCPU) ProcCPU {
+	return ProcCPU{Total: c.Total - x.Total, User: c.User - x.User, System: c.System - x.System}
+}
+
+// Add is the sum of c and x.
+func (c ProcCPU) Add(x ProcCPU) ProcCPU {
+	return ProcCPU{Total: c.Total + x.Total, User: c.User + x.User, System: c.System + x.System}
+}

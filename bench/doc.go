@@ -12,21 +12,23 @@
 // request and flag runs that other processes disturbed.
 //
 // The mcpload command (bench/mcpload) uses it to compare tools/call through
-// the gateway's /mcp with the same MCP server served directly; the flowload
+// the gateway's /mcp with the same MCP server served directly (the
+// gateway built in this process, or with -gateway a built mcpgate binary
+// in a process of its own, whose CPU time ProcessCPU reads); the flowload
 // command (bench/flowload) measures authorization-code flows and refresh
 // rotations per second; docs/benchmarks.md describes the methods and the
 // figures. What the two commands share is here too: their common options
-// (Options), command line and exit codes (Main), the MCP server under test
-// (Server), the gateway's configuration and the OAuth steps of their setup
-// (GatewayConfig, RegisterClient, Authorize), the decoding of CPU profiles
+// (Options), command line and exit codes (Main), the gateway's
+// configuration and the OAuth steps of their setup (GatewayConfig,
+// RegisterClient, Authorize), the decoding of CPU profiles
 // (ParseCPUProfile, with github.com/google/pprof/profile), and report
-// helpers.
+// helpers. The MCP server under test is mcpgate.DemoServer.
 //
 // The harness is a Go module of its own, github.com/mcpgate/mcpgate/bench,
 // so that mcpgate's module does not carry it or its dependencies. It uses
 // only mcpgate's public API (package mcpgate, store/..., upstream/...,
 // identity, e2e/browser) and the go-sdk, and its go.mod replaces
 // github.com/mcpgate/mcpgate with the parent directory: it always measures
-// the tree it sits in. Run it from this directory (go run ./mcpload) or
+// the tree it sits in (mcpload -gateway: the binary it is given). Run it from this directory (go run ./mcpload) or
 // from the root with go -C bench run ./mcpload.
 package bench

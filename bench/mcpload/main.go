@@ -37,6 +37,21 @@
 // runtime CPU (GC workers, scheduler) a request through it costs beyond a
 // direct one.
 //
+// With -gateway PATH as well, A is a built mcpgate binary in a process of
+// its own, as it runs in production: mcpload starts `PATH serve --listen
+// 127.0.0.1:PORT --data-dir TMP --store memory --local-user bench:…
+// --upstream <B>/mcp --log-format text` (-log json for json), with the
+// binary's log going to a file in TMP, waits until /healthz answers, gets
+// the token through the same flow, and at the end stops it (SIGTERM, then
+// SIGKILL after 10 s) and removes TMP, on failure too. mcpgate's CPU per
+// proxied request is then the CPU time of that process (its CPU-time
+// clock: every thread, in nanoseconds) during the A rounds over their
+// requests; the label split does not apply. That CPU belongs to the
+// system under test: CPU/req A counts it and the "other processes" figure
+// that marks rounds disturbed leaves it out. The sessions check is the
+// same, the backend being in this process still. To compare two trees,
+// build a binary from each and run -gateway OLD and -gateway NEW in turn.
+//
 // Any failed request (warm-up included) is reported loudly on stderr and
 // makes the command exit with status 1.
 //
@@ -50,6 +65,8 @@
 //	go run ./mcpload -target proxy                      # the reverse proxy
 //	go run ./mcpload -target proxy -cpuprofile cpu.pprof
 //	go tool pprof -tagfocus=server=gateway -top cpu.A*.pprof  # its A half-rounds
+//	go -C .. build -o /tmp/new/mcpgate ./cmd/mcpgate
+//	go run ./mcpload -target proxy -gateway /tmp/new/mcpgate  # a binary, its own process
 //
 // With -cpuprofile, the measured rounds are profiled. The goroutines serving
 // A carry the pprof label server=A, those serving B server=B (server=gateway
@@ -97,8 +114,9 @@ const (
 
 type options struct {
 	bench.Options
-	target string // targetEmbedded or targetProxy
-	gwcpu  bool   // proxy mode: profile each half-round to split CPU by label
+	target  string // targetEmbedded or targetProxy
+	gwcpu   bool   // proxy mode: profile each half-round to split CPU by label
+	gateway string // proxy mode: a built mcpgate binary to run as A, instead of mcpgate.New in this process
 }
 
 func main() {
@@ -113,8 +131,9 @@ func main() {
 	flag.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at the end")
 	flag.Float64Var(&o.Quiet, "quiet", 0.1, "a round is quiet when other processes took at most this many cores (from /proc/stat); disturbed rounds are marked and left out of a second summary")
 	flag.StringVar(&o.target, "target", targetEmbedded, "what A is: embedded (the gateway's own /mcp, the demo server inside it) or proxy (the gateway as a reverse proxy, as with `mcpgate serve --upstream`, to a go-sdk server that B calls directly)")
-	flag.BoolVar(&o.gwcpu, "gwcpu", true, "with -target proxy: take a CPU profile of every half-round and split the CPU by pprof label, to report mcpgate's CPU per proxied request")
-	flag.StringVar(&o.LogFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O")
+	flag.BoolVar(&o.gwcpu, "gwcpu", true, "with -target proxy: take a CPU profile of every half-round and split the CPU by pprof label, to report mcpgate's CPU per proxied request (not with -gateway: the gateway is another process, measured whole)")
+	flag.StringVar(&o.gateway, "gateway", "", "with -target proxy: a built mcpgate binary; A is then `PATH serve --upstream B` in a process of its own, and mcpgate's CPU is that process's")
+	flag.StringVar(&o.LogFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O. With -gateway: the binary's --log-format, written to a temporary file")
 	bench.Main("mcpload", "Compares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\nWith -target proxy, A is the gateway proxying to a go-sdk server and B is that server, called directly.", o.check,
 		func(ctx context.Context, stdout, stderr io.Writer) (int, error) { return run(ctx, o, stdout, stderr) })
 }
@@ -130,34 +149,30 @@ func (o *options) check() error {
 	default:
 		return fmt.Errorf("-target %q: want %s or %s", o.target, targetEmbedded, targetProxy)
 	}
+	if o.gateway != "" {
+		switch {
+		case o.target != targetProxy:
+			return errors.New("-gateway needs -target proxy")
+		case o.LogFormat == "discard":
+			return errors.New("-log discard: the mcpgate binary always logs; use text (its default) or json")
+		case runtime.GOOS != "linux":
+			return errors.New("-gateway needs Linux (the gateway's CPU time is read from the kernel)")
+		}
+		o.gwcpu = false
+	}
 	return nil
 }
 
-func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
+func run(ctx context.Context, o options, stdout, stderr io.Writer) (code int, err error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-
-	// A: the gateway, SQLite on a temporary file, a local user.
-	dir, err := os.MkdirTemp("", "mcpload-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
 	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	st, err := sqlite.Open(setupCtx, filepath.Join(dir, "mcpgate.db"))
-	if err != nil {
-		return 0, err
-	}
-	defer st.Close()
-	cfg, err := bench.GatewayConfig(setupCtx, st, user, password, o.Logger())
-	if err != nil {
-		return 0, err
-	}
 
 	// B, and in proxy mode A's upstream: the go-sdk server.
 	var (
 		baseA, baseB string
 		backend      *mcp.Server // proxy mode: the server behind both A and B
+		bin          *binaryInfo // -gateway: A is that binary, in a process of its own
 	)
 	if o.target == targetProxy {
 		backend = mcpgate.DemoServer("bench")
@@ -169,24 +184,29 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			return 0, err
 		}
 		defer stopB()
-		// As `mcpgate serve --upstream URL` builds it: one resource, /mcp,
-		// proxied to URL.
-		cfg.Resources = []mcpgate.Resource{{Path: "/mcp", Upstream: baseB + "/mcp"}}
 	}
-	gw, err := mcpgate.New(setupCtx, cfg)
-	if err != nil {
-		return 0, err
+	if o.gateway != "" {
+		gp, gerr := startGateway(setupCtx, o.gateway, baseB+"/mcp", o.LogFormat)
+		if gerr != nil {
+			return 0, gerr
+		}
+		// Deferred before the sessions' Close below, so run after it:
+		// the sessions through A end while the gateway still runs.
+		defer func() { err = errors.Join(err, gp.stop()) }()
+		bin = &binaryInfo{proc: gp}
+		baseA = gp.base
+		logf("gateway: %s (%s, sha256 %s…), pid %d, log in %s", gp.path, gp.version, gp.sum, gp.cmd.Process.Pid, gp.logPath)
+	} else {
+		upstream := ""
+		if o.target == targetProxy {
+			upstream = baseB + "/mcp"
+		}
+		var stopA func()
+		if baseA, stopA, err = inProcessGateway(ctx, setupCtx, o, upstream); err != nil {
+			return 0, err
+		}
+		defer stopA()
 	}
-	defer gw.Close(context.Background()) // after stopA below: deferred calls run last first
-	labelA := "A"
-	if o.target == targetProxy {
-		labelA = labelGateway
-	}
-	baseA, stopA, err := bench.Serve(ctx, labelA, gw)
-	if err != nil {
-		return 0, err
-	}
-	defer stopA()
 	if o.target == targetEmbedded {
 		// B: the same go-sdk server, no auth.
 		var stopB func()
@@ -232,7 +252,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 
 	var px *proxyInfo
 	if o.target == targetProxy {
-		px = &proxyInfo{upstream: baseB + "/mcp", profiled: o.gwcpu}
+		px = &proxyInfo{upstream: baseB + "/mcp", profiled: o.gwcpu, binary: bin}
 		if px.sessions, err = checkSessions(setupCtx, backend, a, b, sessA, sessB); err != nil {
 			return 0, fmt.Errorf("sessions through the proxy: %w", err)
 		}
@@ -276,21 +296,31 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		}
 		var res [2]*bench.Result
 		for k, t := range targets {
-			if !perRound {
+			switch {
+			case bin != nil:
+				r, err := bin.run(ctx, o, t.name, t.ss)
+				if err != nil {
+					return 0, err
+				}
+				res[k] = r
+			case perRound:
+				r, split, err := profiledRun(ctx, o, t.name, i+1, t.ss)
+				if err != nil {
+					return 0, err
+				}
+				res[k] = r
+				px.rounds = append(px.rounds, split)
+			default:
 				res[k] = bench.Run(ctx, t.name, t.ss, o.Duration, o.MaxOps)
-				continue
 			}
-			r, split, err := profiledRun(ctx, o, t.name, i+1, t.ss)
-			if err != nil {
-				return 0, err
-			}
-			res[k] = r
-			px.rounds = append(px.rounds, split)
 		}
 		ra, rb := res[0], res[1]
 		rounds = append(rounds, res)
 		extra := ""
-		if perRound {
+		switch {
+		case bin != nil:
+			extra = fmt.Sprintf(" | mcpgate process CPU/req %s", bench.FmtDur(bin.perRequest(rounds, i, 0)))
+		case perRound:
 			n := len(px.rounds)
 			extra = fmt.Sprintf(" | mcpgate CPU/req %s", bench.FmtDur(estimateGateway(px.rounds[n-2], px.rounds[n-1]).total))
 		}
@@ -303,7 +333,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			logf("CPU profiles: %s (one per target and round; go tool pprof -tagfocus=server=%s -top %s)", roundProfileName(o.CPUProfile, "*", 0), labelGateway, roundProfileName(o.CPUProfile, "A*", 0))
 		} else {
 			stopProfile()
-			logf("CPU profile: %s (go tool pprof -tagfocus=server=%s -top %s)", o.CPUProfile, labelA, o.CPUProfile)
+			focus := "A"
+			switch {
+			case bin != nil:
+				focus = labelBackend // the gateway is another process
+			case o.target == targetProxy:
+				focus = labelGateway
+			}
+			logf("CPU profile: %s (go tool pprof -tagfocus=server=%s -top %s)", o.CPUProfile, focus, o.CPUProfile)
 		}
 	}
 	if len(rounds) == 0 {
@@ -311,6 +348,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	}
 	if px != nil {
 		px.sessions.after(backend)
+	}
+	if bin != nil {
+		if err := bin.proc.exited(); err != nil {
+			return 0, err
+		}
+		bin.logSize = bin.proc.logSize()
 	}
 	if o.MemProfile != "" {
 		if err := bench.WriteAllocProfile(o.MemProfile); err != nil {
@@ -341,6 +384,53 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// inProcessGateway serves A in this process: a Gateway from mcpgate.New on
+// SQLite (a temporary file) with the local user, and with upstream set, as
+// `mcpgate serve --upstream URL` builds it, one resource, /mcp, proxied to
+// it. stop shuts it down and removes the file.
+func inProcessGateway(ctx, setupCtx context.Context, o options, upstream string) (string, func(), error) {
+	var undo []func() // run last first, as deferred calls
+	stop := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	fail := func(err error) (string, func(), error) {
+		stop()
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "mcpload-")
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { os.RemoveAll(dir) })
+	st, err := sqlite.Open(setupCtx, filepath.Join(dir, "mcpgate.db"))
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { st.Close() })
+	cfg, err := bench.GatewayConfig(setupCtx, st, user, password, o.Logger())
+	if err != nil {
+		return fail(err)
+	}
+	label := "A"
+	if upstream != "" {
+		cfg.Resources = []mcpgate.Resource{{Path: "/mcp", Upstream: upstream}}
+		label = labelGateway
+	}
+	gw, err := mcpgate.New(setupCtx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { gw.Close(context.Background()) })
+	base, stopA, err := bench.Serve(ctx, label, gw)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, stopA)
+	return base, stop, nil
 }
 
 // summary sums rounds up.
@@ -402,13 +492,19 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 			clean = append(clean, r)
 		}
 	}
-	gwCol := px != nil && len(px.rounds) == 2*len(rounds)
+	_, gwCol := px.gatewayCPU(rounds, -1)
 
-	if px != nil {
+	switch {
+	case px != nil && px.binary != nil:
+		gp := px.binary.proc
+		fmt.Fprintf(w, "## mcpload -target proxy -gateway: tools/call echo through the mcpgate binary as a reverse proxy, in a process of its own (A) vs the same go-sdk server direct (B)\n\n")
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway: `%s serve --upstream %s --store memory --log-format %s` (%s, sha256 %s…), its log to a file; upstream: go-sdk StreamableHTTPHandler in this process, default options, sessions\n\n",
+			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), gp.path, px.upstream, o.LogFormat, gp.version, gp.sum)
+	case px != nil:
 		fmt.Fprintf(w, "## mcpload -target proxy: tools/call echo through mcpgate as a reverse proxy (A) vs the same go-sdk server direct (B)\n\n")
 		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; store: sqlite (temp file); upstream %s (go-sdk StreamableHTTPHandler, default options, sessions)\n\n",
 			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat, px.upstream)
-	} else {
+	default:
 		fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
 		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; store: sqlite (temp file)\n\n",
 			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat)
@@ -433,13 +529,15 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 		}
 		gw := ""
 		if gwCol {
-			gw = " " + bench.FmtDur(estimateGateway(px.rounds[2*i], px.rounds[2*i+1]).total) + " |"
+			d, _ := px.gatewayCPU(rounds, i)
+			gw = " " + bench.FmtDur(d) + " |"
 		}
 		row(label, r[0], r[1], gw)
 	}
 	gw := ""
 	if gwCol {
-		gw = " " + bench.FmtDur(estimateGateway(px.total(0), px.total(1)).total) + " |"
+		d, _ := px.gatewayCPU(rounds, -1)
+		gw = " " + bench.FmtDur(d) + " |"
 	}
 	row("**total**", &all.total[0], &all.total[1], gw)
 	fmt.Fprintf(w, "\n")
@@ -453,10 +551,14 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 		bench.FmtDur(addedP50))
 	if all.total[0].CPU.OK {
 		ca, cb := all.total[0].CPUPerRequest(), all.total[1].CPUPerRequest()
-		fmt.Fprintf(w, "- CPU of this process (load generator and servers): A rounds %.2f cores, B rounds %.2f, of %d; other processes: A rounds %.2f, B rounds %.2f\n",
-			all.total[0].CPU.Self, all.total[1].CPU.Self, runtime.NumCPU(), all.total[0].CPU.Others, all.total[1].CPU.Others)
-		fmt.Fprintf(w, "- CPU per request (load generator and server): A %s, B %s, the gateway adds %s; B/A = **%.3f**, the throughput ratio to expect when CPU-bound (meaningless when not CPU-bound, as with -conns 1)\n",
-			bench.FmtDur(ca), bench.FmtDur(cb), bench.FmtDur(ca-cb), all.cpu)
+		self, perReq := "this process (load generator and servers)", "load generator and server"
+		if px != nil && px.binary != nil {
+			self, perReq = "this process and the gateway process (load generator, backend, gateway)", "load generator, backend and the gateway process"
+		}
+		fmt.Fprintf(w, "- CPU of %s: A rounds %.2f cores, B rounds %.2f, of %d; other processes: A rounds %.2f, B rounds %.2f\n",
+			self, all.total[0].CPU.Self, all.total[1].CPU.Self, runtime.NumCPU(), all.total[0].CPU.Others, all.total[1].CPU.Others)
+		fmt.Fprintf(w, "- CPU per request (%s): A %s, B %s, the gateway adds %s; B/A = **%.3f**, the throughput ratio to expect when CPU-bound (meaningless when not CPU-bound, as with -conns 1)\n",
+			perReq, bench.FmtDur(ca), bench.FmtDur(cb), bench.FmtDur(ca-cb), all.cpu)
 		switch {
 		case len(clean) == len(rounds):
 			fmt.Fprintf(w, "- every round was quiet (other processes ≤ %.2f cores)\n", o.Quiet)
@@ -489,7 +591,7 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 		if o.Conns == 1 {
 			fmt.Fprintf(w, "- target added p50 latency at one connection ≤ %s: %s, %s\n", bench.FmtDur(maxAddedP50), bench.FmtDur(addedP50), bench.Verdict(addedP50 <= maxAddedP50))
 		}
-		px.report(w, &all.total[0], &all.total[1])
+		px.report(w, rounds, &all.total[0], &all.total[1])
 	}
 	errs := all.total[0].Errors + all.total[1].Errors + warmErrs
 	if errs > 0 {

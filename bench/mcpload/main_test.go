@@ -5,7 +5,11 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +64,97 @@ func TestRunProxySmoke(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(o.CPUProfile), f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// -gateway, briefly: A is an mcpgate binary built from this tree, in a
+// process of its own; sessions flow through it, its process's CPU is
+// measured, and it is stopped and its directory removed at the end.
+func TestRunGatewayBinarySmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds mcpgate, starts it and a backend and loads them for a moment")
+	}
+	o := options{Options: bench.Options{Duration: 300 * time.Millisecond, Rounds: 1, Conns: 2, MaxOps: 500,
+		Timeout: 5 * time.Second, LogFormat: "text", Quiet: 0.1}, target: targetProxy, gwcpu: true}
+	if runtime.GOOS != "linux" {
+		o.gateway = "mcpgate"
+		if err := o.check(); err == nil {
+			t.Fatal("-gateway accepted off Linux, where the gateway's CPU cannot be read")
+		}
+		return
+	}
+	bin := filepath.Join(t.TempDir(), "mcpgate")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Built by mcpgate's own module, as make build builds it (and as the
+	// e2e tests do, so that the build is usually cached).
+	if out, err := exec.CommandContext(ctx, "go", "build", "-C", "../..", "-o", bin, "./cmd/mcpgate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	o.gateway = bin
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the gateway's directory goes
+
+	out := benchtest.Run(t, o.check, func(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+		return run(ctx, o, stdout, stderr)
+	})
+	benchtest.ReportHas(t, out, "-target proxy -gateway", bin+" serve --upstream", "| **total** |", "failed requests: 0",
+		"**flow through**", "the backend held 4 sessions before the rounds and 4 after",
+		"the pprof-label estimate of mcpgate's CPU does not apply")
+	m := regexp.MustCompile(`mcpgate CPU per proxied request \(the gateway process\): ([0-9.]+) (µs|ms)\*\*`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("report lacks the gateway process's CPU per request:\n%s", out)
+	}
+	if v, err := strconv.ParseFloat(m[1], 64); err != nil || v <= 0 {
+		t.Errorf("the gateway process's CPU per request is %s %s, want a positive figure", m[1], m[2])
+	}
+	if strings.Contains(out, "server=gateway") {
+		t.Errorf("the report gives the in-process pprof-label split, which does not apply to a gateway process:\n%s", out)
+	}
+
+	if left, _ := filepath.Glob(filepath.Join(tmp, "mcpload-gateway-*")); len(left) > 0 {
+		t.Errorf("the gateway's directory is left: %v", left)
+	}
+	if pids := running(bin); len(pids) > 0 {
+		t.Errorf("the gateway is still running after the run: pids %v", pids)
+	}
+}
+
+// running lists the processes that run the executable path.
+func running(path string) []string {
+	var pids []string
+	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, exe := range exes {
+		if target, err := os.Readlink(exe); err == nil && target == path {
+			pids = append(pids, filepath.Base(filepath.Dir(exe)))
+		}
+	}
+	return pids
+}
+
+func TestCheckGateway(t *testing.T) {
+	base := options{Options: bench.Options{Duration: time.Second, Rounds: 1, Conns: 1, MaxOps: 1, Timeout: time.Second, LogFormat: "text"},
+		target: targetProxy, gwcpu: true, gateway: "/tmp/mcpgate"}
+	for _, c := range []struct {
+		name string
+		edit func(*options)
+		ok   bool
+	}{
+		{"proxy", func(*options) {}, runtime.GOOS == "linux"},
+		{"embedded target", func(o *options) { o.target = targetEmbedded }, false},
+		{"log discarded", func(o *options) { o.LogFormat = "discard" }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := base
+			c.edit(&o)
+			err := o.check()
+			if (err == nil) != c.ok {
+				t.Fatalf("check() = %v, want accepted: %v", err, c.ok)
+			}
+			if err == nil && o.gwcpu {
+				t.Error("-gwcpu left on with -gateway: the in-process label split does not apply")
+			}
+		})
 	}
 }
 

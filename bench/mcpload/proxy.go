@@ -231,6 +231,23 @@ type proxyInfo struct {
 	profiled bool
 	rounds   []cpuSplit // A1, B1, A2, B2, …
 	sessions *sessionCheck
+	binary   *binaryInfo // -gateway: the gateway is that process
+}
+
+// gatewayCPU is mcpgate's CPU per proxied request in round i of rounds, or
+// in all of them when i < 0; ok is false when the run did not measure it.
+func (p *proxyInfo) gatewayCPU(rounds [][2]*bench.Result, i int) (d time.Duration, ok bool) {
+	switch {
+	case p == nil:
+		return 0, false
+	case p.binary != nil:
+		return p.binary.perRequest(rounds, i, 0), len(p.binary.rounds) == 2*len(rounds)
+	case len(p.rounds) != 2*len(rounds):
+		return 0, false
+	case i < 0:
+		return estimateGateway(p.total(0), p.total(1)).total, true
+	}
+	return estimateGateway(p.rounds[2*i], p.rounds[2*i+1]).total, true
 }
 
 // total sums the splits of target k (0 A, 1 B).
@@ -242,10 +259,15 @@ func (p *proxyInfo) total(k int) cpuSplit {
 	return c
 }
 
-// report prints the CPU split and the session check.
-func (p *proxyInfo) report(w io.Writer, a, b *bench.Result) {
+// report prints the session check and mcpgate's CPU: the CPU split by
+// label, or with -gateway the gateway process's.
+func (p *proxyInfo) report(w io.Writer, rounds [][2]*bench.Result, a, b *bench.Result) {
 	if p.sessions != nil {
 		fmt.Fprintf(w, "- sessions (Mcp-Session-Id): %s\n", p.sessions.summary())
+	}
+	if p.binary != nil {
+		p.binary.report(w, rounds, a, b)
+		return
 	}
 	if !p.profiled || len(p.rounds) == 0 {
 		return
