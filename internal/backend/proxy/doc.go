@@ -15,7 +15,9 @@
 //     rewritten Host would refuse legitimate browser clients);
 //   - removes every identity header the client sent, also under an
 //     underscore spelling (X_Forwarded_User), which some servers fold into
-//     the same name, then sets them from the verified caller
+//     the same name, and under the default names when the configured ones
+//     differ or are off (a backend written for the defaults may read
+//     them), then sets them from the verified caller
 //     (identity.FromContext): see IdentityHeaders. With
 //     Options.IdentityToken it also sends a signed identity token, minted
 //     per request; when minting fails the request is answered 500 and not
@@ -24,7 +26,10 @@
 //     opened it, and answers 404 to a request with a session id that this
 //     user did not open through this gateway (SESS-3): the upstream sees no
 //     token and cannot do it itself; it also receives the caller's user ID
-//     in every request and may key sessions on it as well;
+//     in every request and may key sessions on it as well. A request with
+//     two Mcp-Session-Id values is refused (400), and other spellings of
+//     the header (Mcp_Session_Id) are removed, so that the upstream reads
+//     the session that was checked;
 //   - passes Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Accept,
 //     Content-Type and every other end-to-end header through both ways (and
 //     the answer's trailers), and passes server-sent events on one by one

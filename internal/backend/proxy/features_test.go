@@ -110,10 +110,12 @@ func TestIdentityTokenCustomHeaderAndOff(t *testing.T) {
 	readAll(t, post(t, fe.URL, "{}", map[string]string{"X-Backend-Token": "forged", "X-Mcpgate-Identity": "not ours to strip"}))
 	r, _ := rec.last(t)
 	if got := r.Header.Values("X-Backend-Token"); len(got) != 1 || got[0] != "t1" {
-		t.Fatalf("X-Backend-Token %q", got)
+		t.Fatalf("X-Backend-Token %q, want the minted t1 alone", got)
 	}
-	if got := r.Header.Get("X-Mcpgate-Identity"); got != "not ours to strip" {
-		t.Fatalf("X-Mcpgate-Identity %q", got)
+	// The default name is stripped too: a backend written for it must not
+	// be handed a client's token under it.
+	if got := r.Header.Values("X-Mcpgate-Identity"); len(got) != 0 {
+		t.Fatalf("X-Mcpgate-Identity %q, want none", got)
 	}
 
 	off := front(t, be.URL, Options{IdentityToken: func(*identity.Caller) (string, error) {
@@ -416,5 +418,42 @@ func TestNoHeaderInjectionAndCleanQuery(t *testing.T) {
 	readAll(t, resp)
 	if r, _ := rec.last(t); resp.StatusCode != 200 || r.URL.RawQuery != "a=1" {
 		t.Fatalf("status %d, the upstream got the query %q, want a=1", resp.StatusCode, r.URL.RawQuery)
+	}
+}
+
+// An informational answer of the upstream (103 Early Hints) stays between
+// it and the proxy, and leaves alone the headers the gateway set before
+// the proxy ran (the guard's CORS headers, which browser clients need).
+func TestInformationalAnswerKeepsGatewayHeaders(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	h, err := New(Options{Upstream: mustURL(t, be.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "http://localhost:3000")
+		w.Header().Set("Access-Control-Expose-Headers", "Mcp-Session-Id")
+		asGuard(h, alice).ServeHTTP(w, r)
+	}))
+	t.Cleanup(fe.Close)
+	resp := post(t, fe.URL, "{}", map[string]string{"Origin": "http://localhost:3000"})
+	body := readAll(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"result"`) {
+		t.Fatalf("status %d, body %q; want 200 and the upstream's result", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" {
+		t.Errorf("Access-Control-Allow-Origin %q after a 103, want the gateway's http://localhost:3000", got)
+	}
+	if got := resp.Header.Get("Access-Control-Expose-Headers"); got != "Mcp-Session-Id" {
+		t.Errorf("Access-Control-Expose-Headers %q after a 103, want Mcp-Session-Id", got)
+	}
+	if got := resp.Header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("Content-Type %q, want the upstream's application/json", got)
 	}
 }

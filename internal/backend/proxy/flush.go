@@ -28,14 +28,28 @@ const flushDelay = time.Millisecond
 // an A/B throughput ratio of 0.67–0.74 (mean 0.71) against 0.64–0.69
 // (mean 0.67).
 type lazyFlusher struct {
-	w       http.ResponseWriter
+	w http.ResponseWriter
+	// header takes the answer's headers until the final status is written,
+	// then joins w's: ReverseProxy clears the header map after passing on
+	// an informational answer (1xx), and must not clear what the gateway
+	// set before the proxy ran (the guard's CORS headers).
+	header  http.Header
+	wrote   bool
 	mu      sync.Mutex // the timer's goroutine flushes
 	timer   *time.Timer
 	pending bool // written, not flushed
 	done    bool // the handler is returning: w is not to be used
 }
 
-func (f *lazyFlusher) Header() http.Header { return f.w.Header() }
+func (f *lazyFlusher) Header() http.Header {
+	if f.wrote {
+		return f.w.Header() // trailers
+	}
+	if f.header == nil {
+		f.header = http.Header{}
+	}
+	return f.header
+}
 
 // WriteHeader passes the final status on; informational answers (1xx),
 // which the ReverseProxy passes on, stay between the proxy and the
@@ -47,12 +61,24 @@ func (f *lazyFlusher) WriteHeader(code int) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.writeHeader(code)
+}
+
+func (f *lazyFlusher) writeHeader(code int) {
+	h := f.w.Header()
+	for k, v := range f.header {
+		h[k] = v
+	}
+	f.wrote = true
 	f.w.WriteHeader(code)
 }
 
 func (f *lazyFlusher) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.wrote {
+		f.writeHeader(http.StatusOK)
+	}
 	return f.w.Write(p)
 }
 

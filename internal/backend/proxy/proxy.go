@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -111,10 +112,22 @@ func (h IdentityHeaders) Each(c *identity.Caller, token string, log *slog.Logger
 	add(h.Token, token)
 }
 
-func (h IdentityHeaders) names() []string {
-	var out []string
+// stripped lists the request headers removed from every request, in any
+// case and underscore spelling: the identity headers under their names in
+// h and under the default ones (a backend that was written for the
+// defaults may still read one the operator renamed or turned off), and
+// Mcp-Session-Id, whose only spelling that passes is the canonical one
+// the session check reads.
+func (h IdentityHeaders) stripped() []string {
+	out := []string{sessionHeader}
 	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
 		if n != "-" {
+			out = append(out, n)
+		}
+	}
+	d := IdentityHeaders{}.WithDefaults()
+	for _, n := range []string{d.User, d.PreferredUsername, d.Email, d.Groups, d.ClientID, d.Token} {
+		if !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
@@ -152,7 +165,7 @@ type Options struct {
 type handler struct {
 	upstream *url.URL
 	ids      IdentityHeaders
-	strip    []string // identity header names, canonical
+	strip    []string // stripped(), canonical
 	token    func(*identity.Caller) (string, error)
 	maxBody  int64
 	log      *slog.Logger
@@ -191,7 +204,7 @@ func New(opts Options) (http.Handler, error) {
 		log:      opts.Logger,
 		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
-	h.strip = h.ids.names()
+	h.strip = h.ids.stripped()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      transportFor(opts.Transport, opts.Timeout),
@@ -210,6 +223,7 @@ var (
 	errTooLarge    = errorBody(jsonrpc.CodeInvalidRequest, "request body too large")
 	errBadBody     = errorBody(jsonrpc.CodeParseError, "could not read the request body")
 	errUnavailable = errorBody(jsonrpc.CodeInternalError, "upstream MCP server unavailable")
+	errTwoSessions = errorBody(jsonrpc.CodeInvalidRequest, "more than one Mcp-Session-Id")
 )
 
 // errorBody is a JSON-RPC error response body; its id is null because the
@@ -227,6 +241,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The guard did not run: a wiring mistake, never forward.
 		h.log.Error("proxy reached without a verified caller; is the resource guard in front?", "path", r.URL.Path)
 		jsonrpc.WriteJSON(w, http.StatusInternalServerError, errInternal)
+		return
+	}
+	if ids := r.Header[sessionHeader]; len(ids) > 1 {
+		// The check reads one: an upstream must not be handed another.
+		jsonrpc.WriteJSON(w, http.StatusBadRequest, errTwoSessions)
 		return
 	}
 	if id := r.Header.Get(sessionHeader); id != "" && !h.sessions.allowed(id, caller.User.ID) {
@@ -348,7 +367,7 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		delete(hd, k)
 	}
 	for k := range hd {
-		if h.isIdentityName(k) {
+		if k != sessionHeader && h.isStripped(k) {
 			delete(hd, k)
 		}
 	}
@@ -373,10 +392,10 @@ func (h *handler) target(u *url.URL) {
 	}
 }
 
-// isIdentityName reports whether k is one of the identity headers, in any
-// case and with '_' for '-' (X_Forwarded_User), which some servers fold
-// into the same name.
-func (h *handler) isIdentityName(k string) bool {
+// isStripped reports whether k is one of the stripped headers, in any case
+// and with '_' for '-' (X_Forwarded_User), which some servers fold into
+// the same name.
+func (h *handler) isStripped(k string) bool {
 	for _, n := range h.strip {
 		if len(n) == len(k) && equalFoldDash(k, n) {
 			return true

@@ -469,14 +469,47 @@ func TestIdentityHeadersCustomNames(t *testing.T) {
 	readAll(t, resp)
 	r, _ := rec.last(t)
 	if got := r.Header.Values("X-Remote-User"); len(got) != 1 || got[0] != alice.User.ID {
-		t.Errorf("X-Remote-User %q", got)
+		t.Errorf("X-Remote-User %q, want %q", got, alice.User.ID)
 	}
 	if got := r.Header.Get("X-Forwarded-Email"); got != alice.User.Email {
-		t.Errorf("verified email %q", got)
+		t.Errorf("verified email %q, want %q", got, alice.User.Email)
 	}
-	// Groups disabled: nothing set; the client's header is not ours to strip.
-	if got := r.Header.Get("X-Forwarded-Groups"); got != "passes-as-unknown" {
-		t.Errorf("X-Forwarded-Groups %q", got)
+	// Groups disabled and the user header renamed: nothing is sent under
+	// the default names, and a client's header of a default name is
+	// removed too: a backend written for the defaults may still read it.
+	for _, k := range []string{"X-Forwarded-Groups", "X-Forwarded-User"} {
+		if got := r.Header.Values(k); len(got) != 0 {
+			t.Errorf("%s %q, want none", k, got)
+		}
+	}
+}
+
+// SESS-3: the session check reads one Mcp-Session-Id; a request with two
+// is refused, and another spelling of the header never reaches the
+// upstream, which might read it as the session.
+func TestOneSessionHeaderOnly(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	fe := front(t, be.URL, Options{}, alice)
+	req, _ := http.NewRequest("POST", fe.URL, strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Add("Mcp-Session-Id", "one")
+	req.Header.Add("Mcp-Session-Id", "two")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJSONRPCError(t, resp, 400, -32600)
+	if rec.count() != 0 {
+		t.Fatal("a request with two session ids reached the backend, want it refused")
+	}
+	resp = post(t, fe.URL, "{}", map[string]string{"Mcp_Session_Id": "alices-session"})
+	readAll(t, resp)
+	r, _ := rec.last(t)
+	for k := range r.Header {
+		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "Mcp-Session-Id") {
+			t.Errorf("backend got %s: %q, want no session header", k, r.Header[k])
+		}
 	}
 }
 
