@@ -80,9 +80,10 @@ type Config struct {
 	// others (RES-3, RES-4).
 	Resources []Resource
 
-	// Durations follow one rule, here and in every setting of mcpgate
-	// serve: zero means the default. Only RefreshGrace can be turned off,
-	// with a negative value.
+	// Durations follow one rule, here and in the settings of mcpgate
+	// serve: zero means "not set", which takes the default. Only
+	// RefreshGrace can be turned off, with a negative value (off in the
+	// settings, which refuse a 0 written out).
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
 	// RefreshGrace is how long a rotated refresh token, presented again,

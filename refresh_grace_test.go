@@ -243,8 +243,9 @@ func TestRT1_ConcurrentRefreshOneFamily(t *testing.T) {
 }
 
 // The setting: refresh_grace in the file, MCPGATE_REFRESH_GRACE,
-// --refresh-grace; default 30 s, which 0 also means (zero means the
-// default, for every duration); off turns the window off; at most 5 min.
+// --refresh-grace; default 30 s when left out; off turns the window off;
+// a 0 written out, which once turned it off, is refused rather than read
+// as the default; at most 5 min.
 func TestRT1_RefreshGraceSetting(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	dir := t.TempDir()
@@ -265,7 +266,6 @@ func TestRT1_RefreshGraceSetting(t *testing.T) {
 		{"default", nil, nil, 30 * time.Second},
 		{"file", []string{"--config", seconds}, nil, 15 * time.Second},
 		{"env over file", []string{"--config", seconds}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 10 * time.Second},
-		{"flag 0 over env: the default", []string{"--refresh-grace", "0"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, 30 * time.Second},
 		{"flag off over env", []string{"--refresh-grace", "off"}, map[string]string{"MCPGATE_REFRESH_GRACE": "10s"}, -1},
 		{"env off", nil, map[string]string{"MCPGATE_REFRESH_GRACE": "off"}, -1},
 		{"file off", []string{"--config", off}, nil, -1},
@@ -294,7 +294,9 @@ func TestRT1_RefreshGraceSetting(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "refresh_grace") {
 		t.Fatalf("10m: Validate says %v, want it to refuse refresh_grace", err)
 	}
-	if _, err := config.Load([]string{"--refresh-grace", "-5s"}, env(nil)); err == nil {
-		t.Fatal("a negative duration must be refused: off is the way to turn the window off")
+	for _, bad := range []string{"-5s", "0", "0s"} {
+		if _, err := config.Load([]string{"--refresh-grace", bad}, env(nil)); err == nil {
+			t.Errorf("--refresh-grace %s accepted, want an error: off is the way to turn the window off", bad)
+		}
 	}
 }

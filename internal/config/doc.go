@@ -25,7 +25,8 @@
 // needs one, its row in README.md (a test checks every setting has one),
 // and its use.
 //
-// Durations follow one rule, as in mcpgate.Config: zero means the default.
-// "off" turns off what can be turned off (refresh_grace), and Validate
-// refuses it elsewhere.
+// Durations follow one rule, as in mcpgate.Config: zero means "not set",
+// which takes the default. A setting left out is not set; a 0 written out
+// is refused (refresh_grace once read it as off). "off" turns off what can
+// be turned off (refresh_grace), and Validate refuses it elsewhere.
 package config

@@ -69,8 +69,8 @@ func (s *setting) field(c *Config) reflect.Value {
 	return reflect.ValueOf(c).Elem().FieldByIndex(s.index)
 }
 
-// set parses text into s's field of c. A list gets text split at commas,
-// or, with add, text appended as one item (a repeated flag).
+// set parses text into s's field of c. A list gets text split at commas
+// (a variable), or, with add, text appended as one item (a flag).
 func (s *setting) set(c *Config, text string, add bool) error {
 	switch p := s.field(c).Addr().Interface().(type) {
 	case *string:
@@ -126,8 +126,7 @@ func Defaults() Config {
 
 // Load builds the configuration from args (after "serve") and the
 // environment lookup function: defaults, then the file named by --config
-// or MCPGATE_CONFIG, then MCPGATE_* variables, then flags. A duration left
-// at zero takes its default: zero means the default, for every duration.
+// or MCPGATE_CONFIG, then MCPGATE_* variables, then flags.
 func Load(args []string, getenv func(string) string) (*Config, error) {
 	var flagged Config
 	fs, path := newFlagSet(&flagged)
@@ -158,7 +157,6 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 			v.s.field(&cfg).Set(v.s.field(&flagged))
 		}
 	})
-	cfg.zeroDurationsToDefaults()
 	if err := cfg.readSecretFiles(); err != nil {
 		return nil, err
 	}
@@ -205,15 +203,6 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
-// zeroDurationsToDefaults gives every duration left at zero its default.
-func (c *Config) zeroDurationsToDefaults() {
-	for _, s := range settings {
-		if d, ok := s.field(c).Addr().Interface().(*Duration); ok && *d == 0 && s.def != "" {
-			_ = d.UnmarshalText([]byte(s.def)) // checked by Defaults
-		}
-	}
-}
-
 func (c *Config) readSecretFiles() error {
 	read := func(path string, dst *string, what string) error {
 		if path == "" {
@@ -237,11 +226,11 @@ func (c *Config) readSecretFiles() error {
 }
 
 // flagValue is the flag.Value of one setting, writing into the Config
-// that collects the flags.
+// that collects the flags, which starts empty: each use of a list flag
+// adds one item, commas and all (a password may hold one).
 type flagValue struct {
-	s     *setting
-	c     *Config
-	added bool // a repeated list flag appends after its first use
+	s *setting
+	c *Config
 }
 
 func (v *flagValue) String() string {
@@ -251,11 +240,7 @@ func (v *flagValue) String() string {
 	return v.s.def
 }
 
-func (v *flagValue) Set(text string) error {
-	err := v.s.set(v.c, text, v.added)
-	v.added = true
-	return err
-}
+func (v *flagValue) Set(text string) error { return v.s.set(v.c, text, true) }
 
 func (v *flagValue) IsBoolFlag() bool { return v.s.typ == reflect.TypeFor[bool]() }
 
@@ -280,7 +265,8 @@ func Usage() string {
 	b.WriteString("Usage: mcpgate serve [flags]\n\n" +
 		"Every setting is a flag, an MCPGATE_ environment variable and a key of the --config file;\n" +
 		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
-		"30m or 1h; 0 means its default.\n\n" +
+		"30m or 1h; leave a setting out for its default (0 is refused), and write off to turn off\n" +
+		"what can be turned off (refresh_grace).\n\n" +
 		"  --config FILE\n        YAML configuration file [MCPGATE_CONFIG]\n")
 	var fileOnly []string
 	for _, s := range settings {
@@ -303,9 +289,12 @@ func Usage() string {
 	return b.String()
 }
 
-// Duration is a duration setting: a Go duration (90s, 30m, 1h), or off,
-// which turns off what can be turned off (Validate says where) and is kept
-// as a negative value, as mcpgate.Config wants it.
+// Duration is a duration setting: a positive Go duration (90s, 30m, 1h),
+// or off, which turns off what can be turned off (Validate says where)
+// and is kept as a negative value, as mcpgate.Config wants it. Zero is
+// mcpgate.Config's "not set, take the default", which a setting left out
+// already is; a 0 written out is refused, since refresh_grace once read
+// it as off and must not silently read it as the default now.
 type Duration time.Duration
 
 const off = Duration(-1)
@@ -316,8 +305,11 @@ func (d *Duration) UnmarshalText(text []byte) error {
 		return nil
 	}
 	v, err := time.ParseDuration(string(text))
-	if err != nil || v < 0 {
+	switch {
+	case err != nil || v < 0:
 		return fmt.Errorf("%q is not a duration (like 90s, 30m or 1h; off turns off what can be turned off)", text)
+	case v == 0:
+		return fmt.Errorf("%q: leave the setting out for its default; off turns off what can be turned off", text)
 	}
 	*d = Duration(v)
 	return nil

@@ -131,15 +131,32 @@ func TestPrecedenceOfSources(t *testing.T) {
 	}
 }
 
-// Zero means the default, for every duration; off is kept as a negative
-// value, and Validate allows it only where something can be turned off.
+// A duration left out takes its default; a 0 written out is refused in
+// every source (refresh_grace once read it as off, and must not silently
+// read it as the default); off is kept as a negative value, and Validate
+// allows it only where something can be turned off.
 func TestDurationRule(t *testing.T) {
-	cfg, err := Load([]string{"--access-token-ttl", "0", "--refresh-token-ttl", "0s"}, env(nil))
+	cfg, err := Load(nil, env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(cfg.AccessTokenTTL) != time.Hour || time.Duration(cfg.RefreshTokenTTL) != 720*time.Hour {
-		t.Fatalf("zero durations: got %v and %v, want the defaults 1h and 720h", cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	if time.Duration(cfg.AccessTokenTTL) != time.Hour || time.Duration(cfg.RefreshTokenTTL) != 720*time.Hour || cfg.StdioIdleTimeout != 0 {
+		t.Fatalf("left out: got %v, %v and %v, want the defaults 1h and 720h, and 0 (the library's default) for stdio_idle_timeout",
+			cfg.AccessTokenTTL, cfg.RefreshTokenTTL, cfg.StdioIdleTimeout)
+	}
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("refresh_grace: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func() (*Config, error){
+		"flag":     func() (*Config, error) { return Load([]string{"--refresh-grace", "0"}, env(nil)) },
+		"flag 0s":  func() (*Config, error) { return Load([]string{"--access-token-ttl", "0s"}, env(nil)) },
+		"variable": func() (*Config, error) { return Load(nil, env(map[string]string{"MCPGATE_REFRESH_GRACE": "0"})) },
+		"file":     func() (*Config, error) { return Load([]string{"--config", file}, env(nil)) },
+	} {
+		if _, err := load(); err == nil || !strings.Contains(err.Error(), "leave the setting out") {
+			t.Errorf("%s: a 0 written out: %v, want it refused", name, err)
+		}
 	}
 	cfg, err = Load([]string{"--access-token-ttl", "off", "--stdio", "server", "--stdio-idle-timeout", "off"}, env(nil))
 	if err != nil {
@@ -168,5 +185,32 @@ func TestBoolSettingsRefuseNonsense(t *testing.T) {
 	cfg, err := Load([]string{"--disable-cimd"}, env(nil))
 	if err != nil || !cfg.DisableCIMD {
 		t.Fatalf("--disable-cimd alone: got %v (%v), want true", cfg.DisableCIMD, err)
+	}
+}
+
+// Each use of a list flag adds one item, as given: a password may hold a
+// comma. Only a variable is a comma-separated list.
+func TestListFlagItemsKeepCommas(t *testing.T) {
+	cfg, err := Load([]string{"--local-user", "alice:pw1,carol:pw2"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.LocalUsers) != 1 || cfg.LocalUsers[0] != "alice:pw1,carol:pw2" {
+		t.Fatalf("local_users %q, want the one user alice with the password pw1,carol:pw2", cfg.LocalUsers)
+	}
+	cfg, err = Load([]string{"--local-user", "a:x,y", "--local-user", "b:z"}, env(nil))
+	if err != nil || len(cfg.LocalUsers) != 2 || cfg.LocalUsers[0] != "a:x,y" || cfg.LocalUsers[1] != "b:z" {
+		t.Fatalf("local_users %q (%v), want [a:x,y b:z]", cfg.LocalUsers, err)
+	}
+}
+
+// A local user spec without a colon may be a password alone: a message
+// about it shows none of it.
+func TestLocalUserMessageHidesPassword(t *testing.T) {
+	cfg := Defaults()
+	cfg.LocalUsers = []string{"aliceMySecretPassword"}
+	err := cfg.Validate()
+	if err == nil || strings.Contains(err.Error(), "MySecret") {
+		t.Fatalf("Validate: %v, want an error that does not show the spec", err)
 	}
 }

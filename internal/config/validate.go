@@ -284,10 +284,11 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// redactUser hides the password part of a NAME:PASSWORD spec in messages.
+// redactUser hides the password part of a NAME:PASSWORD spec in messages,
+// and the whole of a spec without a colon, which may be a password alone.
 func redactUser(spec string) string {
 	if name, _, ok := strings.Cut(spec, ":"); ok {
 		return name + ":***"
 	}
-	return spec
+	return "***"
 }
