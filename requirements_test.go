@@ -17,7 +17,7 @@ import (
 // NET is among the prefixes though no rule uses it, so that the names of
 // the RFC 5737 documentation ranges, which end like an ID, are caught in
 // comments rather than read as prose.
-var citedID = regexp.MustCompile(`\b(ASM|CIMD|COMM|DCR|DEP|GEN|ISS|NET|PASS|PKCE|PRM|REDIR|REG|RES|RT|SCOPE|SESS|TOK|TRANS)-[0-9]{1,2}\b`)
+var citedID = regexp.MustCompile(`\b(ASM|CIMD|COMM|DCR|DEP|GEN|ISS|NET|PASS|PKCE|PRM|REDIR|REG|RES|RT|SCOPE|SEC|SESS|TOK|TRANS)-[0-9]{1,2}\b`)
 
 // definedID is the start of a rule's entry in docs/requirements.md:
 // a list item whose first word is the bold ID.
