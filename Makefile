@@ -8,7 +8,7 @@ export MCPGATE_TOOLS
 FUZZTIME ?= 10s
 FUZZPKGS ?= ./...
 
-.PHONY: all test tools vet build bench fuzz run clean
+.PHONY: all test tools vet build bench fuzz fuzz-long run clean
 
 all: build
 
@@ -34,8 +34,14 @@ build:
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem ./...
 
+# Every fuzz target, $(FUZZTIME) each (10 s): a smoke run, not part of `make test`.
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh $(FUZZPKGS)
+
+# Every fuzz target for 10 minutes, not in CI. FUZZJOBS=4 runs four at a time (with
+# FUZZPARALLEL=1, one worker each); FUZZLOG=DIR keeps each target's output.
+fuzz-long:
+	FUZZTIME=10m GO=$(GO) scripts/fuzz.sh $(FUZZPKGS)
 
 run:
 	$(GO) run ./cmd/mcpgate serve
