@@ -16,15 +16,16 @@ import (
 	"time"
 )
 
-// SEC-42, against SEC-40 and SEC-41 together, on the built binary: from 127.0.0.2,
-// 1,500 connections at once, most sending a 10 kB body a byte a second,
-// the others idle or sending their headers a byte a second, each dialled
-// again when closed (a second later when it was refused at once); the gateway runs under a 1,024
-// open-file limit, as a small server would. Meanwhile, from 127.0.0.1,
-// /healthz answers, the go-sdk client registers, walks the login and
-// consent pages, gets its tokens and calls two tools, and an event stream
-// (GET /mcp) outlives several read timeouts; the slow bodies the gateway
-// took are cut at the read timeout.
+// SEC-42, against SEC-40 and SEC-41 together, on the built binary: from
+// 127.0.0.2, 1,500 connections at once, most sending a 10 kB body a byte
+// a second, the others idle or sending their headers a byte a second,
+// each dialled again when closed (a second later when it was refused at
+// once); the gateway runs under a 1,024 open-file limit, as a small
+// server would. Meanwhile, from 127.0.0.1, /healthz answers, the go-sdk
+// client registers, walks the login and consent pages, gets its tokens
+// and calls two tools, and an event stream (GET /mcp) outlives several
+// read timeouts; the slow bodies the gateway took are cut at the read
+// timeout.
 func TestSEC42_SlowClientsLeaveRoomForOthers(t *testing.T) {
 	const (
 		attackers   = 1500
@@ -36,8 +37,8 @@ func TestSEC42_SlowClientsLeaveRoomForOthers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	port := freePort(t)
-	p := startLimitedBinary(t, port, 1024, []string{"MCPGATE_REQUEST_READ_TIMEOUT=3s", "MCPGATE_REQUEST_HEADER_TIMEOUT=2s"},
-		"--data-dir", t.TempDir(), "--local-user", user+":"+password)
+	p := startLimitedBinary(t, port, 1024, "--data-dir", t.TempDir(), "--local-user", user+":"+password,
+		"--request-read-timeout", readTimeout.String(), "--request-header-timeout", "2s")
 
 	actx, stopAttack := context.WithCancel(ctx)
 	a := &attacker{addr: fmt.Sprintf("127.0.0.1:%d", port), slowBodies: map[net.Conn]time.Time{}}
@@ -102,14 +103,13 @@ func TestSEC42_SlowClientsLeaveRoomForOthers(t *testing.T) {
 }
 
 // startLimitedBinary is startBinary under an open-file limit of nofile
-// (soft and hard: Go raises the soft limit to the hard one at start), with
-// env added to the environment.
-func startLimitedBinary(t *testing.T, port, nofile int, env []string, args ...string) *process {
+// (soft and hard: Go raises the soft limit to the hard one at start).
+func startLimitedBinary(t *testing.T, port, nofile int, args ...string) *process {
 	t.Helper()
 	p := &process{base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
 	argv := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), binPath, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
 	p.cmd = exec.Command("/bin/sh", argv...)
-	p.cmd.Env = append(append(os.Environ(), "MCPGATE_LOG_FORMAT=json"), env...)
+	p.cmd.Env = append(os.Environ(), "MCPGATE_LOG_FORMAT=json")
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
 	if err := p.cmd.Start(); err != nil {
