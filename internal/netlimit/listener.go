@@ -191,6 +191,16 @@ func (c *conn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite half-closes c, as net/http does before closing a connection
+// whose client may still be sending: the client reads the answer, then
+// the end of the stream, rather than a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 type connKey struct{}
 
 // ConnContext is http.Server.ConnContext for a server on a Listener: it

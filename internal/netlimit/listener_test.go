@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -186,5 +187,27 @@ func TestClientKey(t *testing.T) {
 		if got := clientKey(ap).String(); got != want {
 			t.Errorf("clientKey(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A connection keeps what net/http needs of a TCP connection: the answer
+// written before closing on a client still sending (431 to headers too
+// large) ends with a clean end of stream, then the close, rather than a
+// reset that may destroy the answer; that needs CloseWrite.
+func TestConnHalfCloses(t *testing.T) {
+	l, _, _ := serve(t, Options{Max: 10, PerAddress: 10})
+	c := dial(t, l, "127.0.0.1", "GET / HTTP/1.1\r\nHost: x\r\n")
+	go func() {
+		pad := "X-Pad: " + strings.Repeat("a", 64<<10) + "\r\n"
+		for range 64 { // 4 MiB of headers, past MaxHeaderBytes
+			if _, err := io.WriteString(c, pad); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(answer), "HTTP/1.1 431") {
+		t.Fatalf("headers too large: %q, %v; want the 431 answer, then the end of the stream", answer, err)
 	}
 }
