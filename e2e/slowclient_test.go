@@ -37,8 +37,12 @@ func TestSEC42_SlowClientsLeaveRoomForOthers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	port := freePort(t)
-	p := startLimitedBinary(t, port, 1024, "--data-dir", t.TempDir(), "--local-user", user+":"+password,
-		"--request-read-timeout", readTimeout.String(), "--request-header-timeout", "2s")
+	// The timeouts are set by variables, which a gateway without these
+	// settings ignores: run against one, the test shows how it fails
+	// (/healthz and the flow time out).
+	t.Setenv("MCPGATE_REQUEST_READ_TIMEOUT", readTimeout.String())
+	t.Setenv("MCPGATE_REQUEST_HEADER_TIMEOUT", "2s")
+	p := startLimitedBinary(t, port, 1024, "--data-dir", t.TempDir(), "--local-user", user+":"+password)
 
 	actx, stopAttack := context.WithCancel(ctx)
 	a := &attacker{addr: fmt.Sprintf("127.0.0.1:%d", port), slowBodies: map[net.Conn]time.Time{}}
