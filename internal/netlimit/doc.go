@@ -23,6 +23,8 @@
 // the gateway accepting: waiting at the cap would leave new connections,
 // /healthz among them, in the kernel's queue behind the attacker's.
 //
+// # Which connections are being served
+//
 // Handler tells the Listener which connections are being served. It marks
 // a request as read whole where net/http itself does (when it starts its
 // background read to notice a client hanging up): when the body reaches
