@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/netlimit"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
@@ -77,23 +78,17 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		ready <- addr
 	}
 	go housekeeping(ctx, st, log)
-	return run(ctx, gw, ln, log)
+	return run(ctx, gw, ln, limitsOf(cfg, log), log)
 }
 
 // run serves HTTP on ln until ctx is done, then shuts down: in-flight
 // requests finish (and their writes commit) before the store closes; new
 // connections are refused. Event streams, which would last as long as
 // their clients, end at once.
-func run(ctx context.Context, gw *mcpgate.Gateway, ln net.Listener, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+func run(ctx context.Context, gw *mcpgate.Gateway, ln net.Listener, lim limits, log *slog.Logger) error {
+	srv := newServer(gw, lim, log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(lim.listener(ln, log)) }()
 	select {
 	case err := <-errc:
 		return err
@@ -110,6 +105,74 @@ func run(ctx context.Context, gw *mcpgate.Gateway, ln net.Listener, log *slog.Lo
 		log.Warn("shutdown: stopping backends", "err", err)
 	}
 	return nil
+}
+
+// limits are the bounds the server puts on its clients (SEC-40, SEC-41);
+// a cap of 0 is off.
+type limits struct {
+	headerTimeout, readTimeout time.Duration
+	maxConns, perAddress       int
+}
+
+// limitsOf reads the limits from cfg. The overall cap defaults to three
+// quarters of the open-file limit (which Go raised to the hard one at
+// start), leaving the rest to the store, the upstream connections and the
+// stdio servers' pipes: a gateway out of descriptors stops accepting
+// anyone, /healthz included.
+func limitsOf(cfg *config.Config, log *slog.Logger) limits {
+	lim := limits{
+		headerTimeout: time.Duration(cfg.RequestHeaderTimeout),
+		readTimeout:   time.Duration(cfg.RequestReadTimeout),
+		maxConns:      max(int(cfg.MaxConnections), 0),
+		perAddress:    max(int(cfg.MaxConnectionsPerAddress), 0),
+	}
+	files, known := openFileLimit()
+	if cfg.MaxConnections == 0 {
+		lim.maxConns = defaultMaxConns
+		if known {
+			lim.maxConns = int(min(files/4*3, 1<<30))
+		}
+	}
+	if known && lim.maxConns > 0 && uint64(lim.maxConns) >= files {
+		log.Warn("max_connections is at or above the open-file limit: out of descriptors, the gateway stops accepting anyone",
+			"max_connections", lim.maxConns, "open_file_limit", files)
+	}
+	log.Info("client limits", "request_header_timeout", lim.headerTimeout.String(), "request_read_timeout", lim.readTimeout.String(),
+		"max_connections", lim.maxConns, "max_connections_per_address", lim.perAddress)
+	return lim
+}
+
+// defaultMaxConns is the overall cap where the open-file limit is unknown.
+const defaultMaxConns = 4096
+
+// listener caps the connections of ln.
+func (lim limits) listener(ln net.Listener, log *slog.Logger) net.Listener {
+	return netlimit.NewListener(ln, netlimit.Options{Max: lim.maxConns, PerAddress: lim.perAddress, Logger: log})
+}
+
+// newServer is the HTTP server of h, to be served on lim.listener.
+//
+// ReadTimeout bounds the whole request, headers and body, on every route
+// (SEC-40); it does not bound the answer. net/http lifts that deadline
+// itself when the request has been read whole (the body at EOF, or none):
+// it then starts a background read, with no deadline, to notice a client
+// that hangs up. So an event stream, or a long tool call answered as one,
+// lasts as long as it needs. A per-route deadline set from a handler with
+// ResponseController.SetReadDeadline was the alternative, and the wrong
+// one: set once the request has been read, it arms that background read,
+// whose timeout cancels the request's context, which ends the stream.
+// No route reads a request body as a stream (a POST's body is one
+// JSON-RPC message), so nothing needs more than ReadTimeout.
+func newServer(h http.Handler, lim limits, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           netlimit.Handler(h),
+		ConnContext:       netlimit.ConnContext,
+		ReadHeaderTimeout: lim.headerTimeout,
+		ReadTimeout:       lim.readTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // warnTestingOnly logs the settings that must not be used in production.

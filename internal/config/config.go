@@ -41,6 +41,12 @@ type Config struct {
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
 	RefreshGrace    Duration `yaml:"refresh_grace" arg:"DURATION" default:"30s" help:"a rotated refresh token presented again this soon (a retry, or two copies at once) gets the same new tokens instead of revoking its family; off turns this off; at most 5m (RT-1)"`
 
+	// What a client may hold of the server (SEC-40, SEC-41).
+	RequestHeaderTimeout     Duration `yaml:"request_header_timeout" arg:"DURATION" default:"10s" help:"the time a client has to send a request's headers"`
+	RequestReadTimeout       Duration `yaml:"request_read_timeout" arg:"DURATION" default:"30s" help:"the time a client has to send a whole request, headers and body; the answer, an event stream say, may last longer (SEC-40)"`
+	MaxConnections           Limit    `yaml:"max_connections" arg:"N" help:"the most client connections open at once; at the cap the oldest one not being served is closed for the new one; off for no cap (default: three quarters of the open-file limit) (SEC-41)"`
+	MaxConnectionsPerAddress Limit    `yaml:"max_connections_per_address" arg:"N" default:"256" help:"the most connections open at once from one client address (an IPv6 one by its /64); the TCP peer's address, so behind a reverse proxy raise it or set it off (SEC-41)"`
+
 	LogLevel  string `yaml:"log_level" arg:"LEVEL" default:"info" help:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" arg:"FORMAT" default:"text" help:"text or json (one line per request, on stderr)"`
 

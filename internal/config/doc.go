@@ -19,14 +19,16 @@
 //	help     its line in `serve -h`
 //
 // The field's type is its parser: string, []string (a repeated flag, a
-// comma-separated variable, a YAML list), bool, int, Duration. Settings of
-// other types (resources, clients, tool_policy…) are read from the file
-// only. Adding a setting is adding a field, its check in Validate if it
+// comma-separated variable, a YAML list), bool, int, Duration, and Limit
+// (a count that can be off). Settings of other types (resources, clients,
+// tool_policy…) are read from the file only. Adding a setting is adding a field, its check in Validate if it
 // needs one, its row in README.md (a test checks every setting has one),
 // and its use.
 //
 // Durations follow one rule, as in mcpgate.Config: zero means "not set",
 // which takes the default. A setting left out is not set; a 0 written out
 // is refused (refresh_grace once read it as off). "off" turns off what can
-// be turned off (refresh_grace), and Validate refuses it elsewhere.
+// be turned off (refresh_grace), and Validate refuses it elsewhere. A
+// Limit follows the same rule: left out is the default, 0 is refused, off
+// is kept as a negative value (the connection caps).
 package config

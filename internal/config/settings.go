@@ -58,7 +58,7 @@ func tableOf(t reflect.Type, prefix []int) []setting {
 // the resources list, clients, maps and nested structs.
 func (s *setting) fileOnly() bool {
 	switch s.typ {
-	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[bool](), reflect.TypeFor[int](), reflect.TypeFor[Duration]():
+	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[bool](), reflect.TypeFor[int](), reflect.TypeFor[Duration](), reflect.TypeFor[Limit]():
 		return false
 	}
 	return true
@@ -266,7 +266,8 @@ func Usage() string {
 		"Every setting is a flag, an MCPGATE_ environment variable and a key of the --config file;\n" +
 		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
 		"30m or 1h; leave a setting out for its default (0 is refused), and write off to turn off\n" +
-		"what can be turned off (refresh_grace).\n\n" +
+		"what can be turned off (refresh_grace). A count (N) is a whole number above 0, or off for\n" +
+		"the connection caps.\n\n" +
 		"  --config FILE\n        YAML configuration file [MCPGATE_CONFIG]\n")
 	var fileOnly []string
 	for _, s := range settings {
@@ -324,3 +325,32 @@ func (d Duration) String() string {
 
 // Off reports whether the setting was turned off.
 func (d Duration) Off() bool { return d < 0 }
+
+// Limit is a count setting that can be turned off: a whole number above
+// zero, or off, kept as a negative value. Zero is "not set, take the
+// default", as for Duration, and a 0 written out is refused for the same
+// reason: it reads as "none allowed" to some and "no cap" to others.
+type Limit int
+
+func (n *Limit) UnmarshalText(text []byte) error {
+	if bytes.Equal(text, []byte("off")) {
+		*n = -1
+		return nil
+	}
+	v, err := strconv.Atoi(string(text))
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a whole number above 0 (or off)", text)
+	}
+	*n = Limit(v)
+	return nil
+}
+
+func (n Limit) String() string {
+	if n < 0 {
+		return "off"
+	}
+	return strconv.Itoa(int(n))
+}
+
+// Off reports whether the setting was turned off.
+func (n Limit) Off() bool { return n < 0 }

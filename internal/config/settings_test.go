@@ -23,6 +23,8 @@ func sample(t *testing.T, s *setting) (string, any) {
 		return "7", 7
 	case reflect.TypeFor[Duration]():
 		return "7m", Duration(7 * time.Minute)
+	case reflect.TypeFor[Limit]():
+		return "7", Limit(7)
 	}
 	t.Fatalf("%s: no sample for %v", s.key, s.typ)
 	return "", nil
@@ -175,6 +177,46 @@ func TestDurationRule(t *testing.T) {
 	}
 	if got := Duration(-1).String(); got != "off" {
 		t.Errorf("off prints as %q, want off", got)
+	}
+}
+
+// A count that can be turned off takes a whole number above 0 or off; a
+// 0 written out is refused, as for durations. The timeouts of SEC-40
+// cannot be off, and the header timeout is within the whole request's.
+func TestLimitRule(t *testing.T) {
+	cfg, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConnections != 0 || cfg.MaxConnectionsPerAddress != 256 ||
+		time.Duration(cfg.RequestReadTimeout) != 30*time.Second || time.Duration(cfg.RequestHeaderTimeout) != 10*time.Second {
+		t.Fatalf("left out: got %v, %v, %v, %v; want 0 (derived at start), 256, 30s and 10s",
+			cfg.MaxConnections, cfg.MaxConnectionsPerAddress, cfg.RequestReadTimeout, cfg.RequestHeaderTimeout)
+	}
+	cfg, err = Load([]string{"--max-connections-per-address", "off"}, env(map[string]string{"MCPGATE_MAX_CONNECTIONS": "900"}))
+	if err != nil || !cfg.MaxConnectionsPerAddress.Off() || cfg.MaxConnections != 900 || cfg.Validate() != nil {
+		t.Fatalf("off and 900: got %v and %v (%v); want off and 900, valid", cfg.MaxConnectionsPerAddress, cfg.MaxConnections, err)
+	}
+	for _, bad := range []string{"0", "-3", "many", "1.5"} {
+		if _, err := Load([]string{"--max-connections", bad}, env(nil)); err == nil {
+			t.Errorf("max_connections %q accepted, want an error", bad)
+		}
+	}
+	if got := Limit(-1).String(); got != "off" {
+		t.Errorf("off prints as %q, want off", got)
+	}
+	for _, args := range [][]string{
+		{"--request-read-timeout", "off"},
+		{"--request-header-timeout", "off"},
+		{"--request-header-timeout", "1m", "--request-read-timeout", "30s"},
+	} {
+		cfg, err := Load(args, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "request_") {
+			t.Errorf("%v: %v, want it refused", args, err)
+		}
 	}
 }
 

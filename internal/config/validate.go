@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 	c.validateConnectors(&p)
 	c.validateResources(&p)
 	c.validateTokens(&p)
+	c.validateLimits(&p)
 	c.validateLog(&p)
 	c.validateCIMD(&p)
 	c.validateClients(&p)
@@ -135,6 +136,17 @@ func (c *Config) validateTokens(p *problems) {
 	}
 	if time.Duration(c.RefreshGrace) > 5*time.Minute {
 		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
+	}
+}
+
+// validateLimits checks the bounds on clients: the timeouts cannot be
+// turned off, since that is the hole they close (SEC-40), and the header
+// timeout is part of the whole request's.
+func (c *Config) validateLimits(p *problems) {
+	if c.RequestHeaderTimeout.Off() || c.RequestReadTimeout.Off() {
+		p.add("request_header_timeout, request_read_timeout: cannot be off (SEC-40)")
+	} else if c.RequestHeaderTimeout > c.RequestReadTimeout {
+		p.add("request_header_timeout: %v must be at most request_read_timeout (%v), which includes the headers", c.RequestHeaderTimeout, c.RequestReadTimeout)
 	}
 }
 

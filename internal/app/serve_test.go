@@ -1,0 +1,161 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+)
+
+// testHandler stands in for the gateway: a route that reads its body
+// whole, and event streams answering a GET and a POST, as /mcp does.
+func testHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /body", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+		}
+	})
+	stream := func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: %d\n\n", i); err != nil || rc.Flush() != nil {
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+	mux.HandleFunc("GET /stream", stream)
+	mux.HandleFunc("POST /stream", stream)
+	return mux
+}
+
+// serveForTest serves testHandler as run serves the gateway, with lim.
+func serveForTest(t *testing.T, lim limits) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	srv := newServer(testHandler(), lim, log)
+	go srv.Serve(lim.listener(ln, log))
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// SEC-40: a client that sends its headers or its body slowly is cut off
+// at the header timeout, or at the read timeout for the whole request,
+// however steadily it sends.
+func TestSEC40_SlowRequestsCut(t *testing.T) {
+	lim := limits{headerTimeout: time.Second, readTimeout: 2 * time.Second}
+	addr := serveForTest(t, lim)
+	for _, tc := range []struct {
+		name, head string
+		limit      time.Duration
+	}{
+		{"slow headers", "POST /body HTTP/1.1\r\nHost: x\r\nX-Pad: ", lim.headerTimeout},
+		{"slow body", "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n", lim.readTimeout},
+		{"slow body of a stream", "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n", lim.readTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			closed := make(chan struct{})
+			go func() { io.Copy(io.Discard, c); close(closed) }()
+			io.WriteString(c, tc.head)
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			// The margin is for a loaded machine; an uncut client sends on
+			// for ever.
+			giveUp := time.After(tc.limit + 10*time.Second)
+			for {
+				select {
+				case <-closed:
+					if took := time.Since(start); took < tc.limit*9/10 {
+						t.Fatalf("cut after %v, want not before the limit %v", took, tc.limit)
+					}
+					return
+				case <-giveUp:
+					t.Fatalf("still sending after %v, want the connection closed at %v", time.Since(start), tc.limit)
+				case <-tick.C:
+					c.Write([]byte("a"))
+				}
+			}
+		})
+	}
+}
+
+// SEC-40: the read timeout bounds reading the request, not the response:
+// an event stream answering a GET, or a POST whose body came at once,
+// goes on well past it.
+func TestSEC40_StreamsOutliveReadTimeout(t *testing.T) {
+	lim := limits{headerTimeout: time.Second, readTimeout: time.Second}
+	addr := serveForTest(t, lim)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		t.Run(method, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*lim.readTimeout+20*time.Second)
+			defer cancel()
+			var body io.Reader
+			if method == http.MethodPost {
+				body = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`)
+			}
+			req, _ := http.NewRequestWithContext(ctx, method, "http://"+addr+"/stream", body)
+			start := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if time.Since(start) > 3*lim.readTimeout {
+					return
+				}
+			}
+			t.Fatalf("the stream ended after %v (%v), want it going past %v", time.Since(start), sc.Err(), 3*lim.readTimeout)
+		})
+	}
+}
+
+// SEC-41: the overall cap defaults to below the open-file limit, the
+// per-address cap to a few hundred; off is no cap.
+func TestSEC41_LimitDefaults(t *testing.T) {
+	cfg := config.Defaults()
+	lim := limitsOf(&cfg, slog.New(slog.DiscardHandler))
+	files, known := openFileLimit()
+	if !known || lim.maxConns <= 0 || uint64(lim.maxConns) >= files || lim.perAddress != 256 {
+		t.Fatalf("defaults: max %d, per address %d, file limit %d (known %v); want 0 < max < the file limit, and 256",
+			lim.maxConns, lim.perAddress, files, known)
+	}
+	if lim.readTimeout != 30*time.Second || lim.headerTimeout != 10*time.Second {
+		t.Fatalf("defaults: read %v, header %v; want 30s and 10s", lim.readTimeout, lim.headerTimeout)
+	}
+	cfg.MaxConnections, cfg.MaxConnectionsPerAddress = -1, -1
+	if lim := limitsOf(&cfg, slog.New(slog.DiscardHandler)); lim.maxConns != 0 || lim.perAddress != 0 {
+		t.Fatalf("off: max %d, per address %d; want 0 and 0 (no cap)", lim.maxConns, lim.perAddress)
+	}
+}
