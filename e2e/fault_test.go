@@ -366,8 +366,8 @@ func (c *faultCheck) app(ctx context.Context, app *faultApp) {
 
 // orphans checks the clients stored that no client was told of: each must
 // come from a registration in flight at a kill, and be whole (what that
-// request sent). The id of such a client was never answered, so the
-// database is where to find it.
+// request sent; a public one authenticates at /token). The id of such a
+// client was never answered, so the database is where to find it.
 func (c *faultCheck) orphans(ctx context.Context, workers []*faultWorker) {
 	db, err := sql.Open("sqlite", "file:"+c.db+"?mode=ro")
 	if err != nil {
@@ -389,6 +389,7 @@ func (c *faultCheck) orphans(ctx context.Context, workers []*faultWorker) {
 		c.t.Fatal(err)
 	}
 	defer rows.Close()
+	var whole []*faultApp // stored clients of registrations in flight
 	for rows.Next() {
 		var id, name, redirects, method string
 		var hasSecret bool
@@ -408,10 +409,17 @@ func (c *faultCheck) orphans(ctx context.Context, workers []*faultWorker) {
 			c.t.Errorf("SEC-50: client %q, registered in flight at a kill, is stored half: redirect URIs %q, method %s, secret %v", name, uris, method, hasSecret)
 		default:
 			c.orphanIDs[id] = true
+			if r.public { // its secret, if any, reached no one
+				whole = append(whole, &faultApp{id: id, redirect: r.redirect})
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		c.t.Fatal(err)
+	}
+	rows.Close()
+	for _, a := range whole {
+		c.app(ctx, a)
 	}
 }
 
