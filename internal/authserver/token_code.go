@@ -36,10 +36,7 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	case errors.Is(err, store.ErrCodeReused):
 		// PKCE-3: a replayed code revokes what it issued.
 		s.log.Warn("authorization code replayed: revoking its grant", "client_id", c.ClientID, "grant", c.GrantID)
-		if rerr := s.store.RevokeGrant(ctx, c.GrantID, s.now()); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
-			s.log.Error("revoke grant of replayed code", "err", rerr)
-		}
-		s.opts.Revoked(c.GrantID)
+		s.endReplayed(ctx, c)
 		return nil, errBadGrant
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errBadGrant
@@ -70,7 +67,11 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		resp.RefreshToken = tokens.NewSecret()
 		rt = &store.RefreshToken{Hash: tokens.Hash(resp.RefreshToken), GrantID: grant.ID, Generation: 1, Scopes: scopes, CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
 	}
-	if err := s.store.CreateGrant(ctx, grant, rt); err != nil {
+	if err := s.store.CreateGrant(ctx, grant, rt); errors.Is(err, store.ErrConflict) {
+		// A replay of the code stored the grant first, revoked (endReplayed).
+		s.log.Warn("authorization code replayed during its redemption: nothing issued", "client_id", client.ID, "grant", grant.ID)
+		return nil, errBadGrant
+	} else if err != nil {
 		return nil, oauth.AsError(err)
 	}
 	resp.AccessToken, resp.ExpiresIn, err = s.mint(issuer, grant.ID, client.ID, grant.Resource, grant.User, grant.Scopes)
@@ -79,4 +80,28 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	}
 	s.log.Info("tokens issued", "grant_type", "authorization_code", "client_id", client.ID, "user", grant.User.ID, "grant", grant.ID)
 	return resp, nil
+}
+
+// endReplayed revokes the grant of a replayed code (PKCE-3), in the store,
+// so that it stays revoked across a restart. The code's first redemption
+// may still be between spending the code and storing the grant: then
+// there is nothing to revoke yet, and the grant is stored here, revoked,
+// so that the first redemption's CreateGrant conflicts and issues nothing.
+// If that CreateGrant lands between the two steps here, the grant exists
+// by the time of the second revocation.
+func (s *Server) endReplayed(ctx context.Context, c *store.Code) {
+	s.opts.Revoked(c.GrantID)
+	now := s.now()
+	err := s.store.RevokeGrant(ctx, c.GrantID, now)
+	if errors.Is(err, store.ErrNotFound) {
+		ended := &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
+			Scopes: withoutOfflineAccess(c.Scopes), CreatedAt: now, RevokedAt: now}
+		err = s.store.CreateGrant(ctx, ended, nil)
+		if errors.Is(err, store.ErrConflict) {
+			err = s.store.RevokeGrant(ctx, c.GrantID, now)
+		}
+	}
+	if err != nil {
+		s.log.Error("revoke grant of replayed code", "grant", c.GrantID, "err", err)
+	}
 }
