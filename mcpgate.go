@@ -141,6 +141,11 @@ type StdioOptions struct {
 	Dir          string        // each user's working and home directory is created under it
 	MaxProcesses int           // default 16
 	IdleTimeout  time.Duration // default 10 minutes
+	// Isolation confines each process: "" or "auto" (Landlock; New fails
+	// when the kernel offers no isolation) or "none" (unconfined).
+	Isolation string
+	ReadPaths []string // absolute paths the processes may read and execute from, besides the system's
+	Private   []string // paths they must never read (the data directory, logs): New fails when a readable path holds one
 }
 
 // ToolPolicy is a resource's allow and deny rules on tool names.
@@ -383,6 +388,7 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 		pool, err := bridge.NewStdio(bridge.StdioOptions{
 			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
 			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
+			Isolation: res.Stdio.Isolation, ReadPaths: res.Stdio.ReadPaths, Private: res.Stdio.Private,
 			Resource: res.Path, Logger: cfg.Logger,
 		})
 		if err != nil {
