@@ -48,6 +48,7 @@ type attackerSession struct {
 	name string
 	cs   *mcp.ClientSession
 	pid  int
+	uid  int
 	home string
 }
 
@@ -83,13 +84,14 @@ func connectAttacker(t *testing.T, ctx context.Context, p *process, name, pw str
 	a := &attackerSession{t: t, name: name, cs: cs}
 	var who struct {
 		PID  int    `json:"pid"`
+		UID  int    `json:"uid"`
 		Home string `json:"home"`
 		WD   string `json:"wd"`
 	}
 	if err := json.Unmarshal([]byte(a.try(ctx, "whoami", "", "").Data), &who); err != nil || who.PID == 0 || who.Home == "" || who.WD != who.Home {
 		t.Fatalf("%s: whoami %+v %v, want a pid and HOME as the working directory", name, who, err)
 	}
-	a.pid, a.home = who.PID, who.Home
+	a.pid, a.uid, a.home = who.PID, who.UID, who.Home
 	return a
 }
 
@@ -99,6 +101,7 @@ type isolationWorld struct {
 	p          *process
 	data       string
 	alice, bob *attackerSession
+	restart    func() *process // stops p and starts the gateway again on the same data
 }
 
 const bobPassword = "e2e password 2"
@@ -130,8 +133,13 @@ func startIsolationWorld(t *testing.T, ctx context.Context, cred *syscall.Creden
 		}
 	}
 	env := []string{"MCPGATE_LOCAL_USERS=" + user + ":" + password + "," + "bob:" + bobPassword}
-	w.p = startBinaryWith(t, freePort(t), binaryOpts{env: env, cred: cred}, append([]string{"--data-dir", w.data,
-		"--audit-log", filepath.Join(w.data, "audit.jsonl"), "--stdio", shellQuote(bin)}, args...)...)
+	port := freePort(t)
+	args = append([]string{"--data-dir", w.data, "--audit-log", filepath.Join(w.data, "audit.jsonl"), "--stdio", shellQuote(bin)}, args...)
+	w.p = startBinaryWith(t, port, binaryOpts{env: env, cred: cred}, args...)
+	w.restart = func() *process {
+		w.p.stop(t)
+		return startBinaryWith(t, port, binaryOpts{env: env, cred: cred}, args...)
+	}
 	w.alice = connectAttacker(t, ctx, w.p, user, password)
 	w.bob = connectAttacker(t, ctx, w.p, "bob", bobPassword)
 	if w.alice.pid == w.bob.pid || w.alice.home == w.bob.home {
@@ -167,14 +175,42 @@ func (w *isolationWorld) attacks() [][2]string {
 	}
 }
 
-// SEC-20: through the real binary, two users' stdio servers; the
+// checkUIDs holds the servers' uids to the mode: as root, one of the
+// range each, owning its HOME (0700); otherwise the gateway's.
+func (w *isolationWorld) checkUIDs(t *testing.T, cred *syscall.Credential) {
+	t.Helper()
+	for _, a := range []*attackerSession{w.alice, w.bob} {
+		if cred != nil {
+			if a.uid != int(cred.Uid) {
+				t.Errorf("%s's server runs as uid %d, want the gateway's %d", a.name, a.uid, cred.Uid)
+			}
+			continue
+		}
+		if a.uid < 2000000 || a.uid > 2065535 {
+			t.Errorf("%s's server runs as uid %d, want one of the default stdio_uid_range 2000000-2065535", a.name, a.uid)
+		}
+		fi, err := os.Stat(a.home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != a.uid || int(st.Gid) != a.uid || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s's HOME: owner %d:%d mode %v, want %d:%d 0700", a.name, st.Uid, st.Gid, fi.Mode().Perm(), a.uid, a.uid)
+		}
+	}
+	if cred == nil && w.alice.uid == w.bob.uid {
+		t.Errorf("alice and bob share uid %d", w.alice.uid)
+	}
+}
+
+// SEC-20, SEC-22: through the real binary, two users' stdio servers; the
 // attacker as alice's server tries to read the gateway's environment (the
 // users' passwords are in it), key, database and audit log, to read,
 // list and write into bob's HOME, to signal the gateway and bob's server,
 // to write to bob's server's stdin through /proc and to read its
 // environment. The kernel refuses each, with the gateway as root and as
 // an unprivileged user (Landlock alone); alice's own HOME and the system
-// stay hers to use, and bob's server is unharmed.
+// stay hers to use, and bob's server is unharmed. As root each server has
+// a uid of its own, the same after a restart.
 func TestSEC20BinaryStdioIsolation(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs the gateway as root and as nobody: run it as root (CI does)")
@@ -195,6 +231,7 @@ func TestSEC20BinaryStdioIsolation(t *testing.T) {
 					t.Fatalf("stdio server started with isolation %v, want auto\n%s", r["isolation"], w.p.Stderr())
 				}
 			}
+			w.checkUIDs(t, tc.cred)
 			a := w.alice
 			if r := a.try(ctx, "write", filepath.Join(a.home, "mine"), "x"); !r.OK {
 				t.Fatalf("alice cannot write her own HOME: %+v", r)
@@ -213,7 +250,17 @@ func TestSEC20BinaryStdioIsolation(t *testing.T) {
 			if r := w.bob.try(ctx, "read", filepath.Join(w.bob.home, "note"), ""); !r.OK || r.Data != "bob's note" {
 				t.Errorf("bob's server after the attacks: %+v, want his note", r)
 			}
-			w.p.stop(t)
+			// SEC-22: the uid is the user's across a restart (the owner of
+			// the HOME is the record), and the HOME is still theirs.
+			p := w.restart()
+			again := connectAttacker(t, ctx, p, user, password)
+			if again.uid != a.uid || again.home != a.home {
+				t.Errorf("after a restart alice runs as uid %d in %s, want %d in %s", again.uid, again.home, a.uid, a.home)
+			}
+			if r := again.try(ctx, "read", filepath.Join(a.home, "mine"), ""); !r.OK || r.Data != "x" {
+				t.Errorf("after a restart alice cannot read her file: %+v", r)
+			}
+			p.stop(t)
 		})
 	}
 }

@@ -16,7 +16,14 @@
 //     own domain: the gateway, and every other user's server, which has
 //     a domain of its own. From ABI 9 connecting to a pathname unix
 //     socket outside its HOME is refused too. The network is left open.
-//   - A uid of its own, when the gateway runs as root (Cred).
+//   - A uid of its own, when the gateway runs as root (Cred): the same
+//     number as its gid, no supplementary groups, set by the child before
+//     exec (SysProcAttr.Credential), which also drops root's capabilities.
+//     HomeFor picks it from a Range and records it as the owner of the
+//     user's directory: the filesystem is the table, so a restart reads
+//     the same mapping back and nothing else must stay in step with it.
+//     Searchable opens the directories above the users' to search (o+x)
+//     so that those uids can walk to their own.
 //   - The gateway itself: HardenGateway makes it non-dumpable, so that a
 //     process of its uid (an unconfined server, or one whose kernel has
 //     no Landlock) cannot read its memory, /proc/PID/environ or

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -123,3 +124,28 @@ func resolve(p string) string {
 func within(dir, p string) bool {
 	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }
+
+// Range is the uids given to users' servers when the gateway is root,
+// one per user; each user's gid is the same number.
+type Range struct{ First, Last uint32 }
+
+// DefaultRange is stdio_uid_range's default: 65,536 ids far above those
+// of system and login accounts (useradd stops at 60000) and below the
+// 32-bit ranges container runtimes delegate.
+var DefaultRange = Range{First: 2000000, Last: 2065535}
+
+// ParseRange reads "FIRST-LAST".
+func ParseRange(s string) (Range, error) {
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.ParseUint(a, 10, 32)
+	last, err2 := strconv.ParseUint(b, 10, 32)
+	if !ok || err1 != nil || err2 != nil || first < 1000 || last < first || last == 1<<32-1 {
+		return Range{}, fmt.Errorf("%q is not FIRST-LAST with 1000 <= FIRST <= LAST < 4294967295", s)
+	}
+	return Range{First: uint32(first), Last: uint32(last)}, nil
+}
+
+// IsZero reports whether r gives no uids.
+func (r Range) IsZero() bool { return r == Range{} }
+
+func (r Range) contains(id uint32) bool { return id >= r.First && id <= r.Last }

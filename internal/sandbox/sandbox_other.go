@@ -14,3 +14,9 @@ func Start(cmd *exec.Cmd, p Policy) error { return ErrUnavailable }
 
 // HardenGateway does nothing off Linux.
 func HardenGateway() error { return nil }
+
+// HomeFor refuses: separate uids are Linux's here.
+func HomeFor(r Range, home string) (*Cred, error) { return nil, ErrUnavailable }
+
+// Searchable does nothing off Linux.
+func Searchable(dir string, changed func(string)) error { return nil }

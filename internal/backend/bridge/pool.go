@@ -68,6 +68,10 @@ type StdioOptions struct {
 	// may read and execute from besides the system's: where its program,
 	// scripts and data live when that is not under /usr.
 	ReadPaths []string
+	// UIDs, when the gateway runs as root, give each user's server a uid
+	// (and gid) of its own from this range, recorded as the owner of the
+	// user's directory (sandbox.HomeFor); zero gives none.
+	UIDs sandbox.Range
 	// Private are paths no server may read, such as the gateway's data
 	// directory and logs: NewStdio fails when a path servers may read
 	// holds one (Dir is always private).

@@ -27,6 +27,7 @@ type stdioSpec struct {
 	dir       string
 	isolation string // sandbox.Auto or sandbox.None
 	readPaths []string
+	uids      sandbox.Range // zero unless the gateway is root and has a range
 }
 
 // isolate checks and records how servers are confined: it fails when
@@ -49,19 +50,43 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 	if sp.isolation == sandbox.None {
 		return nil
 	}
-	if err := sandbox.Check(sp.isolation, false); err != nil {
+	if _, root := sandbox.Available(); root {
+		sp.uids = opts.UIDs
+	}
+	if err := sandbox.Check(sp.isolation, !sp.uids.IsZero()); err != nil {
 		return fmt.Errorf("stdio: %w", err)
 	}
 	exe, _ := exec.LookPath(sp.command[0]) // not found yet: checked when it starts
-	return sandbox.CheckGrants(exe, sp.readPaths, append([]string{sp.dir}, opts.Private...))
+	if err := sandbox.CheckGrants(exe, sp.readPaths, append([]string{sp.dir}, opts.Private...)); err != nil {
+		return err
+	}
+	if sp.uids.IsZero() {
+		return nil
+	}
+	return sandbox.Searchable(sp.dir, func(d string) {
+		if opts.Logger != nil {
+			opts.Logger.Warn("stdio: made a directory searchable (o+x, not readable) so that the servers' uids reach their own directories below it", "dir", d)
+		}
+	})
 }
 
-// startCmd starts cmd confined to home, unless isolation is off.
-func (sp *stdioSpec) startCmd(cmd *exec.Cmd, home string) error {
+// startCmd starts cmd confined to home, under the user's own uid when
+// there is a range, unless isolation is off. It returns the uid the
+// server runs as.
+func (sp *stdioSpec) startCmd(cmd *exec.Cmd, home string) (int, error) {
 	if sp.isolation == sandbox.None {
-		return cmd.Start()
+		return os.Geteuid(), cmd.Start()
 	}
-	return sandbox.Start(cmd, sandbox.Policy{Home: home, ReadPaths: sp.readPaths})
+	p := sandbox.Policy{Home: home, ReadPaths: sp.readPaths}
+	uid := os.Geteuid()
+	if !sp.uids.IsZero() {
+		cred, err := sandbox.HomeFor(sp.uids, home)
+		if err != nil {
+			return 0, err
+		}
+		p.Cred, uid = cred, int(cred.UID)
+	}
+	return uid, sandbox.Start(cmd, p)
 }
 
 // stdioConn is a link to a stdio server process.
@@ -75,6 +100,7 @@ type stdioConn struct {
 
 	mu      sync.Mutex
 	pid     int
+	uid     int  // the server's
 	stopped bool // stop was called
 }
 
@@ -161,7 +187,7 @@ func (s *stdioConn) open(c *identity.Caller) error {
 		return err
 	}
 	l.log = l.log.With("pid", s.pid)
-	l.log.Info("stdio server started", "command", s.spec.command[0], "isolation", s.spec.isolation)
+	l.log.Info("stdio server started", "command", s.spec.command[0], "isolation", s.spec.isolation, "uid", s.uid)
 	s.supervise(cmd, p.parent[0], p.parent[1], p.parent[2])
 	return nil
 }
@@ -205,10 +231,11 @@ func (s *stdioConn) start(cmd *exec.Cmd, home string) error {
 	if s.stopped {
 		return errClosed
 	}
-	if err := s.spec.startCmd(cmd, home); err != nil {
+	uid, err := s.spec.startCmd(cmd, home)
+	if err != nil {
 		return err
 	}
-	s.pid = cmd.Process.Pid
+	s.pid, s.uid = cmd.Process.Pid, uid
 	return nil
 }
 
