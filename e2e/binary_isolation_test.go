@@ -172,6 +172,7 @@ func (w *isolationWorld) attacks() [][2]string {
 		{"signal", bob},
 		{"append", "/proc/" + bob + "/fd/0"},
 		{"read", "/proc/" + bob + "/environ"},
+		{"list", "/proc"}, // to see the other processes at all
 	}
 }
 

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,11 @@ func attack(args []string) {
 			}
 		case "write":
 			err = os.WriteFile(target, []byte("x"), 0o600)
+		case "connect": // an abstract unix socket: target without its leading @
+			var c net.Conn
+			if c, err = net.Dial("unix", "@"+target); err == nil {
+				c.Close()
+			}
 		case "signal":
 			pid, _ := strconv.Atoi(target)
 			err = syscall.Kill(pid, syscall.SIGCONT)
@@ -87,7 +93,8 @@ func runChild(t *testing.T, p Policy, args ...string) map[string]string {
 
 // SEC-20: a confined child reads and writes its home and reads the
 // system, but cannot read a file outside them (the gateway's key), read
-// the gateway's environment, or signal it.
+// the gateway's environment, signal it, or connect to its abstract unix
+// socket.
 func TestSEC20_ChildConfined(t *testing.T) {
 	needLandlock(t)
 	t.Run("without /proc", func(t *testing.T) { childConfined(t, nil, true) })
@@ -112,7 +119,13 @@ func childConfined(t *testing.T, readPaths []string, environ bool) {
 	os.WriteFile(filepath.Join(home, "mine"), []byte("mine"), 0o600)
 	os.WriteFile(filepath.Join(other, "theirs"), []byte("theirs"), 0o600)
 	self := strconv.Itoa(os.Getpid())
-	got := runChild(t, Policy{Home: home, ReadPaths: readPaths},
+	abstract := fmt.Sprintf("mcpgate-sandbox-test-%d", os.Getpid())
+	ln, err := net.Listen("unix", "@"+abstract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := runChild(t, Policy{Home: home, ReadPaths: readPaths}, "connect:"+abstract,
 		"read:"+filepath.Join(home, "mine"), "write:"+filepath.Join(home, "new"), "read:/etc/passwd", "read:/usr/bin/env",
 		"read:"+key, "read:"+filepath.Join(other, "theirs"), "write:"+filepath.Join(other, "planted"),
 		"read:/proc/"+self+"/environ", "write:/proc/"+self+"/fd/0", "signal:"+self)
@@ -121,7 +134,7 @@ func childConfined(t *testing.T, readPaths []string, environ bool) {
 			t.Errorf("%s: %q, want ok", ok, got[ok])
 		}
 	}
-	for _, bad := range []string{"read:" + key, "read:" + filepath.Join(other, "theirs"), "write:" + filepath.Join(other, "planted"),
+	for _, bad := range []string{"connect:" + abstract, "read:" + key, "read:" + filepath.Join(other, "theirs"), "write:" + filepath.Join(other, "planted"),
 		"read:/proc/" + self + "/environ", "write:/proc/" + self + "/fd/0", "signal:" + self} {
 		if !environ && bad == "read:/proc/"+self+"/environ" {
 			continue
