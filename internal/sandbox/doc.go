@@ -35,11 +35,15 @@
 // # /proc
 //
 // No server gets /proc. With it, a server lists every process and reads
-// their command lines and status; and measured on Linux 6.18, Landlock's
-// cross-domain ptrace rule did not stop a root child from reading the
-// environ of an unconfined process (TestSEC20_ChildConfined's "with
-// /proc" case). Node (the reference everything server), Go and Python
-// servers start without it: readlink(/proc/self/exe) and stat are not
+// their command lines and status. Landlock's ptrace rule (a confined
+// process may only inspect processes in its own domain or below) does
+// hold for /proc/PID/environ: measured on Linux 6.18, a confined child as
+// nobody could not read the environ of an unconfined or differently
+// confined process of its own uid, dumpable or not. But a child that
+// keeps CAP_SYS_PTRACE, as root's children do when stdio_uid_range is off,
+// read both (TestSEC20_ChildConfined's "with /proc" case is such a child).
+// Node (the reference everything server), Go and Python servers start
+// without /proc: readlink(/proc/self/exe) and stat are not
 // Landlock-controlled. An operator can grant it with stdio_read_paths,
 // knowing what it shows.
 //
