@@ -41,7 +41,8 @@
 // nobody could not read the environ of an unconfined or differently
 // confined process of its own uid, dumpable or not. But a child that
 // keeps CAP_SYS_PTRACE, as root's children do when stdio_uid_range is off,
-// read both (TestSEC20_ChildConfined's "with /proc" case is such a child).
+// read both (TestSEC20_ChildConfined's "with /proc" case is such a child);
+// PTRACE_ATTACH to the gateway was refused even to that root child.
 // Node (the reference everything server), Go and Python servers start
 // without /proc: readlink(/proc/self/exe) and stat are not
 // Landlock-controlled. An operator can grant it with stdio_read_paths,
