@@ -25,6 +25,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/resource"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -141,7 +142,18 @@ type StdioOptions struct {
 	Dir          string        // each user's working and home directory is created under it
 	MaxProcesses int           // default 16
 	IdleTimeout  time.Duration // default 10 minutes
+	// Isolation confines each process: "" or "auto" (Landlock; New fails
+	// when the kernel offers no isolation) or "none" (unconfined).
+	Isolation string
+	ReadPaths []string // absolute paths the processes may read and execute from, besides the system's
+	Private   []string // paths they must never read (the data directory, logs): New fails when a readable path holds one
+	// UIDs, when the gateway runs as root, give each user's process a uid
+	// and gid of its own from this range; zero: none.
+	UIDs UIDRange
 }
+
+// UIDRange is a range of uids, First to Last.
+type UIDRange = sandbox.Range
 
 // ToolPolicy is a resource's allow and deny rules on tool names.
 type ToolPolicy = policy.Policy
@@ -383,6 +395,7 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 		pool, err := bridge.NewStdio(bridge.StdioOptions{
 			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
 			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
+			Isolation: res.Stdio.Isolation, ReadPaths: res.Stdio.ReadPaths, Private: res.Stdio.Private, UIDs: res.Stdio.UIDs,
 			Resource: res.Path, Logger: cfg.Logger,
 		})
 		if err != nil {

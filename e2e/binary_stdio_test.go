@@ -15,7 +15,8 @@ import (
 
 // `mcpgate serve --stdio CMD`, as a user runs it, with the reference
 // everything server (TypeScript) as the command: the go-sdk client goes
-// through the OAuth flow and calls echo; the server process runs as alice
+// through the OAuth flow and calls echo; the server process, confined by
+// the sandbox, which the node runtime works within, runs as alice
 // (its start is logged with her id and its pid), its working directory is
 // under the data directory, and SIGTERM stops it with the gateway.
 func TestBinaryStdio(t *testing.T) {
@@ -25,7 +26,7 @@ func TestBinaryStdio(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	port := freePort(t)
 	p := startBinary(t, port, "--data-dir", data, "--local-user", user+":"+password,
-		"--stdio", shellQuote(node)+" "+shellQuote(entry)+" stdio")
+		"--stdio", shellQuote(node)+" "+shellQuote(entry)+" stdio", "--stdio-read-path", packageRoot(entry))
 
 	h, _ := oauthClient(t)
 	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
@@ -40,8 +41,8 @@ func TestBinaryStdio(t *testing.T) {
 	sess.Close()
 
 	started := logRecords(t, p.Stderr(), "stdio server started")
-	if len(started) != 1 || started[0]["user"] != "local:alice" {
-		t.Fatalf("want one stdio server started for local:alice, got %v\n%s", started, p.Stderr())
+	if len(started) != 1 || started[0]["user"] != "local:alice" || started[0]["isolation"] != "auto" {
+		t.Fatalf("want one stdio server started for local:alice, confined (SEC-20), got %v\n%s", started, p.Stderr())
 	}
 	pid, _ := started[0]["pid"].(float64)
 	if pid <= 0 {

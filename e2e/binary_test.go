@@ -80,9 +80,24 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // startBinary runs `mcpgate serve args…` and waits until /healthz answers.
 func startBinary(t *testing.T, port int, args ...string) *process {
 	t.Helper()
+	return startBinaryWith(t, port, binaryOpts{}, args...)
+}
+
+// binaryOpts change how startBinaryWith runs the binary.
+type binaryOpts struct {
+	env  []string            // added to the environment
+	cred *syscall.Credential // the user to run it as (default: the test's)
+}
+
+// startBinaryWith is startBinary with opts.
+func startBinaryWith(t *testing.T, port int, opts binaryOpts, args ...string) *process {
+	t.Helper()
 	p := &process{base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
 	p.cmd = exec.Command(binPath, append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
-	p.cmd.Env = append(os.Environ(), "MCPGATE_LOG_FORMAT=json")
+	p.cmd.Env = append(append(os.Environ(), "MCPGATE_LOG_FORMAT=json"), opts.env...)
+	if opts.cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.cred}
+	}
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
 	if err := p.cmd.Start(); err != nil {

@@ -23,7 +23,8 @@ func TestStdioEverythingServerThroughGateway(t *testing.T) {
 
 	logs := &safeBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	pool, err := bridge.NewStdio(bridge.StdioOptions{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(), Resource: "/mcp", Logger: logger})
+	pool, err := bridge.NewStdio(bridge.StdioOptions{Command: []string{node, entry, "stdio"}, Dir: t.TempDir(),
+		ReadPaths: []string{packageRoot(entry)}, Resource: "/mcp", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

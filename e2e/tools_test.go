@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -77,4 +78,12 @@ func everythingServer(t *testing.T) string {
 // scripts/install-tools.sh), run as "$NODE22 $EVERYTHING_STDIO stdio".
 func everythingStdio(t *testing.T) string {
 	return tool(t, "EVERYTHING_STDIO", "everything-stdio/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+// packageRoot is the directory of the npm install that holds entry (the
+// part before its first node_modules): a sandboxed server reads its
+// code, and its dependencies' code, there (stdio_read_paths).
+func packageRoot(entry string) string {
+	root, _, _ := strings.Cut(entry, string(filepath.Separator)+"node_modules"+string(filepath.Separator))
+	return root
 }

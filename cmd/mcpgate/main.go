@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/app"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -33,7 +34,15 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "mcpgate: unknown command %q\nUsage: mcpgate serve [flags] | mcpgate version\n", args[0])
 		return 2
 	}
-	cfg, err := config.Load(args[1:], os.Getenv)
+	// Before any secret is read: no process of this uid may read this
+	// one's memory, environ or descriptors through /proc (SEC-21).
+	if err := sandbox.HardenGateway(); err != nil {
+		fmt.Fprintf(os.Stderr, "mcpgate: making the process non-dumpable: %v\n", err)
+		return 1
+	}
+	var env readEnv
+	cfg, err := config.Load(args[1:], env.get)
+	env.drop()
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Print(config.Usage())
 		return 0
@@ -52,6 +61,30 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// readEnv reads the environment for config.Load and remembers what it
+// read: every setting's variable and every $VAR of the config file,
+// secrets among them.
+type readEnv struct{ names []string }
+
+func (e *readEnv) get(k string) string {
+	e.names = append(e.names, k)
+	return os.Getenv(k)
+}
+
+// drop removes what was read from the process's environment, so that
+// nothing started later inherits it and os.Environ no longer holds it
+// (SEC-21). The kernel's copy in /proc/PID/environ stays: the process is
+// non-dumpable for that. PATH and the locale are kept for the servers.
+func (e *readEnv) drop() {
+	for _, k := range e.names {
+		switch k {
+		case "PATH", "HOME", "LANG", "TZ", "TMPDIR":
+			continue
+		}
+		os.Unsetenv(k)
+	}
 }
 
 func indent(s string) string {

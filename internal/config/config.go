@@ -83,6 +83,9 @@ type Backend struct {
 	StdioEnv          []string `yaml:"stdio_env" arg:"KEY=VALUE" help:"an environment variable for every stdio server process (repeatable)"`
 	StdioMaxProcesses int      `yaml:"stdio_max_processes" arg:"N" help:"the most stdio server processes at once (default 16)"`
 	StdioIdleTimeout  Duration `yaml:"stdio_idle_timeout" arg:"DURATION" help:"when an idle stdio server process is stopped (default 10m)"`
+	StdioIsolation    string   `yaml:"stdio_isolation" arg:"MODE" help:"how stdio server processes are confined: auto (default: Landlock, and a uid per user when root; refuse to start when neither is available) or none (unconfined, logged as a warning)"`
+	StdioUIDRange     string   `yaml:"stdio_uid_range" arg:"FIRST-LAST" help:"when mcpgate runs as root, each user's stdio server runs as a uid (and gid) of its own from this range (default 2000000-2065535); off runs them as mcpgate's user"`
+	StdioReadPaths    []string `yaml:"stdio_read_paths" flag:"stdio-read-path" arg:"PATH" help:"an absolute file or directory stdio servers may read and execute from besides /usr, /bin, /lib* and the command's own directory, like the directory of a script or its packages (repeatable)"`
 
 	IdentityToken   bool            `yaml:"identity_token" help:"also send the upstream a signed identity token (header X-Mcpgate-Identity, verifiable with /jwks.json)"`
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" help:"rename the identity headers sent to an upstream, or turn one off with \"-\""`

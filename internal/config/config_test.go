@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -250,12 +251,17 @@ resources:
 		{Path: "/f", Backend: Backend{Upstream: "http://127.0.0.1:1/mcp", IdentityHeaders: IdentityHeaders{User: "Authorization"}}},
 		{Path: "/g", Backend: Backend{ToolPolicy: &policy.Policy{Default: "maybe"}}},
 		{Path: "/h", ScopeImplies: map[string][]string{"admin": {"offline_access"}}},
+		{Path: "/i", Backend: Backend{Stdio: "server", StdioIsolation: "partial"}},
+		{Path: "/j", Backend: Backend{Stdio: "server", StdioReadPaths: []string{"relative"}}},
+		{Path: "/k", Backend: Backend{Stdio: "server", StdioUIDRange: "0-100"}},
+		{Path: "/l", Backend: Backend{StdioUIDRange: "off"}},
 	}
 	cfg.Resources = bad
 	err = cfg.Validate()
 	for _, want := range []string{"resources[0].upstream, resources[0].stdio", "resources[1].stdio", "resources[2].stdio_*",
 		"resources[3].stdio_env", "resources[4].identity_token", "resources[5].identity_headers", "resources[6].tool_policy",
-		"resources[7].scope_implies"} {
+		"resources[7].scope_implies", "resources[8].stdio_isolation", "resources[9].stdio_read_paths", "resources[10].stdio_uid_range",
+		"resources[11].stdio_*"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
@@ -341,5 +347,32 @@ resources:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
+	}
+}
+
+// The stdio isolation settings reach the library: by default auto and
+// the default uid range; off gives no range; the data directory, the
+// database and the audit log are private (SEC-20, SEC-22).
+func TestStdioIsolationSettings(t *testing.T) {
+	cfg, err := Load([]string{"--stdio", "server", "--data-dir", "/var/lib/mcpgate", "--audit-log", "/var/log/mcpgate.jsonl",
+		"--stdio-read-path", "/opt/a", "--stdio-read-path", "/opt/b"}, env(nil))
+	if err != nil || cfg.Validate() != nil {
+		t.Fatal(err, cfg.Validate())
+	}
+	g, err := cfg.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := g.Resources[0].Stdio
+	if st.Isolation != "" || st.UIDs != sandbox.DefaultRange || strings.Join(st.ReadPaths, ",") != "/opt/a,/opt/b" ||
+		strings.Join(st.Private, ",") != "/var/lib/mcpgate,/var/lib/mcpgate/mcpgate.db,/var/log/mcpgate.jsonl" {
+		t.Fatalf("stdio options %+v, want auto, the default range, both read paths and the private paths", st)
+	}
+	cfg, err = Load([]string{"--stdio", "server"}, env(map[string]string{"MCPGATE_STDIO_UID_RANGE": "off", "MCPGATE_STDIO_ISOLATION": "none"}))
+	if err != nil || cfg.Validate() != nil {
+		t.Fatal(err, cfg.Validate())
+	}
+	if g, err = cfg.Gateway(); err != nil || !g.Resources[0].Stdio.UIDs.IsZero() || g.Resources[0].Stdio.Isolation != "none" {
+		t.Fatalf("%+v %v, want no uid range and isolation none", g.Resources[0].Stdio, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // Gateway is the one conversion from the settings to the library's
@@ -65,6 +66,30 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 	}
 	res.Command = argv
 	res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: r.StdioMaxProcesses, IdleTimeout: time.Duration(r.StdioIdleTimeout),
-		Dir: filepath.Join(c.DataDir, "stdio", strings.Trim(strings.ReplaceAll(r.Path, "/", "_"), "_"))}
+		Dir:       filepath.Join(c.DataDir, "stdio", strings.Trim(strings.ReplaceAll(r.Path, "/", "_"), "_")),
+		Isolation: r.StdioIsolation, ReadPaths: r.StdioReadPaths, Private: c.private()}
+	switch r.StdioUIDRange {
+	case "":
+		res.Stdio.UIDs = sandbox.DefaultRange
+	case "off":
+	default:
+		if res.Stdio.UIDs, err = sandbox.ParseRange(r.StdioUIDRange); err != nil {
+			return mcpgate.Resource{}, fmt.Errorf("stdio_uid_range of %s: %w", r.Path, err)
+		}
+	}
 	return res, nil
+}
+
+// private lists what no stdio server may read: the data directory (key,
+// database, the servers' own directories), the database and audit log
+// wherever they are.
+func (c *Config) private() []string {
+	out := []string{c.DataDir}
+	if db, ok := strings.CutPrefix(c.StoreDSN(), "sqlite:"); ok {
+		out = append(out, db)
+	}
+	if c.AuditLog != "" {
+		out = append(out, c.AuditLog)
+	}
+	return out
 }

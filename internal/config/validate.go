@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // problems collects what is wrong with a configuration, each message
@@ -202,7 +205,7 @@ func (c *Config) validateClients(p *problems) {
 // configured reports whether any backend setting is set.
 func (b *Backend) configured() bool {
 	return b.Upstream != "" || b.UpstreamTransport != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
-		b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
+		b.StdioIsolation != "" || len(b.StdioReadPaths) > 0 || b.StdioUIDRange != "" || b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
 }
 
 // validate reports the problems of b; prefix names its place in the file.
@@ -239,8 +242,23 @@ func (b *Backend) validateStdio(prefix string, p *problems) {
 		if _, err := SplitCommand(b.Stdio); err != nil {
 			p.add("%sstdio: %v", prefix, err)
 		}
-	} else if len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 {
+	} else if len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 || b.StdioIsolation != "" || len(b.StdioReadPaths) > 0 || b.StdioUIDRange != "" {
 		p.add("%sstdio_*: set only with stdio", prefix)
+	}
+	if b.StdioUIDRange != "" && b.StdioUIDRange != "off" {
+		if _, err := sandbox.ParseRange(b.StdioUIDRange); err != nil {
+			p.add("%sstdio_uid_range: %v, or off", prefix, err)
+		}
+	}
+	switch b.StdioIsolation {
+	case "", "auto", "none":
+	default:
+		p.add("%sstdio_isolation: %q must be auto or none", prefix, b.StdioIsolation)
+	}
+	for _, path := range b.StdioReadPaths {
+		if !filepath.IsAbs(path) {
+			p.add("%sstdio_read_paths: %q must be an absolute path", prefix, path)
+		}
 	}
 	for _, kv := range b.StdioEnv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.HasPrefix(k, "MCPGATE_") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // Defaults of StdioOptions and SSEOptions.
@@ -56,6 +57,25 @@ type StdioOptions struct {
 	// MaxBodyBytes limits a request body (DefaultMaxBodyBytes); larger
 	// bodies get 413.
 	MaxBodyBytes int64
+	// Isolation confines every server (internal/sandbox): "" or "auto"
+	// uses Landlock, restricting a server's filesystem to its directory,
+	// the system's read-only paths and ReadPaths and keeping it from
+	// signalling anything outside its domain; NewStdio fails when the
+	// kernel offers nothing. "none" runs servers unconfined, with a
+	// warning in the log.
+	Isolation string
+	// ReadPaths are absolute paths (files or directories) every server
+	// may read and execute from besides the system's: where its program,
+	// scripts and data live when that is not under /usr.
+	ReadPaths []string
+	// UIDs, when the gateway runs as root, give each user's server a uid
+	// (and gid) of its own from this range, recorded as the owner of the
+	// user's directory (sandbox.HomeFor); zero gives none.
+	UIDs sandbox.Range
+	// Private are paths no server may read, such as the gateway's data
+	// directory and logs: NewStdio fails when a path servers may read
+	// holds one (Dir is always private).
+	Private []string
 	// Resource names the protected resource in log lines.
 	Resource string
 	Logger   *slog.Logger
@@ -194,8 +214,14 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 		return nil, fmt.Errorf("stdio: directory: %w", err)
 	}
 	spec.dir = dir
+	if err := spec.isolate(opts); err != nil {
+		return nil, err
+	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxProcesses, startTimeout: opts.StartTimeout,
 		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: opts.Logger}
+	if spec.isolation == sandbox.None && opts.Logger != nil {
+		opts.Logger.Warn("stdio servers run unconfined (stdio_isolation: none): each can read the gateway's key, database and environment, and reach the other users' servers and files", "resource", opts.Resource)
+	}
 	return newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) }), nil
 }
 

@@ -3,6 +3,7 @@ package bridge
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // Limits on what a stdio server writes.
@@ -20,9 +22,71 @@ const (
 
 // stdioSpec is what NewStdio checked.
 type stdioSpec struct {
-	command []string
-	env     []string
-	dir     string
+	command   []string
+	env       []string
+	dir       string
+	isolation string // sandbox.Auto or sandbox.None
+	readPaths []string
+	uids      sandbox.Range // zero unless the gateway is root and has a range
+}
+
+// isolate checks and records how servers are confined: it fails when
+// they could not be (see sandbox.Check).
+func (sp *stdioSpec) isolate(opts StdioOptions) error {
+	switch opts.Isolation {
+	case "", sandbox.Auto:
+		sp.isolation = sandbox.Auto
+	case sandbox.None:
+		sp.isolation = sandbox.None
+	default:
+		return fmt.Errorf("stdio: isolation %q: want auto or none", opts.Isolation)
+	}
+	for _, p := range opts.ReadPaths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("stdio: read path %q is not absolute", p)
+		}
+		sp.readPaths = append(sp.readPaths, filepath.Clean(p))
+	}
+	if sp.isolation == sandbox.None {
+		return nil
+	}
+	if _, root := sandbox.Available(); root {
+		sp.uids = opts.UIDs
+	}
+	if err := sandbox.Check(sp.isolation, !sp.uids.IsZero()); err != nil {
+		return fmt.Errorf("stdio: %w", err)
+	}
+	exe, _ := exec.LookPath(sp.command[0]) // not found yet: checked when it starts
+	if err := sandbox.CheckGrants(exe, sp.readPaths, append([]string{sp.dir}, opts.Private...)); err != nil {
+		return err
+	}
+	if sp.uids.IsZero() {
+		return nil
+	}
+	return sandbox.Searchable(sp.dir, func(d string) {
+		if opts.Logger != nil {
+			opts.Logger.Warn("stdio: made a directory searchable (o+x, not readable) so that the servers' uids reach their own directories below it", "dir", d)
+		}
+	})
+}
+
+// startCmd starts cmd confined to home, under the user's own uid when
+// there is a range, unless isolation is off. It returns the uid the
+// server runs as.
+func (sp *stdioSpec) startCmd(cmd *exec.Cmd, home string) (int, error) {
+	if sp.isolation == sandbox.None {
+		return os.Geteuid(), cmd.Start()
+	}
+	p := sandbox.Policy{Home: home, ReadPaths: sp.readPaths}
+	uid := os.Geteuid()
+	if !sp.uids.IsZero() {
+		cred, err := sandbox.HomeFor(sp.uids, home)
+		if err != nil {
+			return 0, err
+		}
+		p.Cred, uid = cred, int(cred.UID)
+	}
+	return uid, sandbox.Start(cmd, p)
 }
 
 // stdioConn is a link to a stdio server process.
@@ -36,6 +100,7 @@ type stdioConn struct {
 
 	mu      sync.Mutex
 	pid     int
+	uid     int  // the server's
 	stopped bool // stop was called
 }
 
@@ -108,7 +173,7 @@ func (s *stdioConn) open(c *identity.Caller) error {
 	cmd.Dir = home
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.child[0], p.child[1], p.child[2]
 	setProcAttrs(cmd)
-	err = s.start(cmd)
+	err = s.start(cmd, home)
 	// The child has its copies; the parent keeps only its own ends, so
 	// that reads see EOF when the child's side closes.
 	closeFiles(p.child[:])
@@ -122,7 +187,7 @@ func (s *stdioConn) open(c *identity.Caller) error {
 		return err
 	}
 	l.log = l.log.With("pid", s.pid)
-	l.log.Info("stdio server started", "command", s.spec.command[0])
+	l.log.Info("stdio server started", "command", s.spec.command[0], "isolation", s.spec.isolation, "uid", s.uid)
 	s.supervise(cmd, p.parent[0], p.parent[1], p.parent[2])
 	return nil
 }
@@ -160,16 +225,17 @@ func closeFiles(fs []*os.File) {
 }
 
 // start starts cmd, unless stop came first (errClosed).
-func (s *stdioConn) start(cmd *exec.Cmd) error {
+func (s *stdioConn) start(cmd *exec.Cmd, home string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return errClosed
 	}
-	if err := cmd.Start(); err != nil {
+	uid, err := s.spec.startCmd(cmd, home)
+	if err != nil {
 		return err
 	}
-	s.pid = cmd.Process.Pid
+	s.pid, s.uid = cmd.Process.Pid, uid
 	return nil
 }
 

@@ -660,6 +660,29 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
+// SEC-20: a path every server may read must not hold the users'
+// directories or what the gateway keeps private, or Landlock would open
+// them to all; an unknown isolation mode is refused.
+func TestSEC20_NewRefusesOpenPrivatePaths(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "data", "stdio")
+	exe, _ := os.Executable()
+	for _, o := range []StdioOptions{
+		{Command: []string{exe}, Dir: dir, ReadPaths: []string{base}},
+		{Command: []string{exe}, Dir: dir, ReadPaths: []string{dir}},
+		{Command: []string{exe}, Dir: dir, Private: []string{filepath.Dir(exe)}},
+		{Command: []string{exe}, Dir: dir, ReadPaths: []string{"relative/path"}},
+		{Command: []string{exe}, Dir: dir, Isolation: "bogus"},
+	} {
+		if _, err := NewStdio(o); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", o)
+		}
+	}
+	if _, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: dir, ReadPaths: []string{filepath.Join(base, "elsewhere")}, Private: []string{filepath.Join(base, "data")}}); err != nil {
+		t.Errorf("New with unrelated read and private paths: %v, want it accepted", err)
+	}
+}
+
 // A start failure gets 502 with no internal detail.
 func TestStartFailure(t *testing.T) {
 	p, err := NewStdio(StdioOptions{Command: []string{"/nonexistent/mcp-server"}, Dir: t.TempDir()})

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+// SEC-21: what the configuration read leaves the environment after it is
+// read; PATH, which the stdio servers get, stays.
+func TestSEC21_ReadVariablesDropped(t *testing.T) {
+	t.Setenv("MCPGATE_TEST_SECRET_SETTING", "secret")
+	t.Setenv("PATH", os.Getenv("PATH"))
+	var env readEnv
+	if env.get("MCPGATE_TEST_SECRET_SETTING") != "secret" || env.get("PATH") == "" {
+		t.Fatal("readEnv.get does not read the environment")
+	}
+	env.drop()
+	if _, ok := os.LookupEnv("MCPGATE_TEST_SECRET_SETTING"); ok {
+		t.Error("a variable the configuration read is still in the environment")
+	}
+	if os.Getenv("PATH") == "" {
+		t.Error("PATH was dropped, want it kept for the stdio servers")
+	}
+}

@@ -1,0 +1,151 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// The uid of each user is recorded in the filesystem, not in a table:
+// it is the owner of the user's directories. A user's directory is
+// BASE/<resource>/<hash of the user> (see the bridge), the same name under
+// every resource of one data directory, so the uids in use are the owners
+// of the directories one level below BASE's parent — the users of every
+// resource. A new user's uid is First + (hash mod size), moved on to the
+// next free one when another user's directory has it. A restart finds the
+// same owners, so the mapping is stable, and nothing else has to be kept
+// in step with the directories.
+var uidMu sync.Mutex // one allocation at a time in this process
+
+// HomeFor returns the uid (and gid) of the user whose directory is home,
+// allocating one from r on first use, and makes home that user's: created
+// if missing, owned by the uid (its contents too, when it was not yet),
+// mode 0700.
+func HomeFor(r Range, home string) (*Cred, error) {
+	uidMu.Lock()
+	defer uidMu.Unlock()
+	name := filepath.Base(home)
+	used, mine, err := uidsInUse(r, filepath.Dir(filepath.Dir(home)), name)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := mine, mine != 0
+	if !ok {
+		if id, ok = pick(r, name, used); !ok {
+			return nil, fmt.Errorf("stdio: every uid of %d-%d is taken", r.First, r.Last)
+		}
+	}
+	if err := own(home, id); err != nil {
+		return nil, err
+	}
+	return &Cred{UID: id, GID: id}, nil
+}
+
+// uidsInUse reads the owners of the users' directories under every
+// resource directory of base: the uids of other users, and the one of the
+// user named name, if recorded (0 if not).
+func uidsInUse(r Range, base, name string) (used map[uint32]bool, mine uint32, err error) {
+	used = map[uint32]bool{}
+	resources, err := os.ReadDir(base)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stdio: reading the users' directories: %w", err)
+	}
+	for _, res := range resources {
+		if !res.IsDir() {
+			continue
+		}
+		homes, err := os.ReadDir(filepath.Join(base, res.Name()))
+		if err != nil {
+			continue
+		}
+		for _, h := range homes {
+			fi, err := h.Info()
+			if err != nil || !fi.IsDir() {
+				continue
+			}
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if !ok || !r.contains(st.Uid) {
+				continue
+			}
+			if h.Name() == name {
+				mine = st.Uid
+			} else {
+				used[st.Uid] = true
+			}
+		}
+	}
+	return used, mine, nil
+}
+
+// pick is the user's first free uid, from a start the hash of the name
+// (itself a hash of the user ID) gives.
+func pick(r Range, name string, used map[uint32]bool) (uint32, bool) {
+	size := uint64(r.Last-r.First) + 1
+	sum := sha256.Sum256([]byte(name))
+	start := binary.BigEndian.Uint64(sum[:8]) % size
+	for i := range size {
+		id := r.First + uint32((start+i)%size)
+		if !used[id] {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// own makes home the uid's: everything in it, when home is new or was
+// not the uid's, then home itself, mode 0700.
+func own(home string, id uint32) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fmt.Errorf("stdio: creating the user's directory: %w", err)
+	}
+	fi, err := os.Lstat(home)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != id || st.Gid != id {
+		err := filepath.WalkDir(home, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, int(id), int(id))
+		})
+		if err != nil {
+			return fmt.Errorf("stdio: giving the user's directory to uid %d: %w", id, err)
+		}
+	}
+	return os.Chmod(home, 0o700)
+}
+
+// Searchable makes dir and every directory above it searchable (o+x, not
+// readable) by the users' uids, which must walk through them to their
+// directories: the data directory is created 0700. It changes only
+// directories this process owns, and reports each; one it does not own
+// and cannot walk through is an error.
+func Searchable(dir string, changed func(string)) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("stdio: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if !ok || int(st.Uid) != os.Geteuid() {
+				return fmt.Errorf("stdio: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories, and is not mcpgate's to change", d)
+			}
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				return fmt.Errorf("stdio: %w", err)
+			}
+			changed(d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
