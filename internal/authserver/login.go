@@ -86,7 +86,9 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("login: connector failed", "connector", pc.ID(), "err", err)
 			msg = "Signing in failed. Try again later."
 		} else {
-			s.log.Info("login failed", "connector", pc.ID(), "username", truncate(username, 64))
+			// The connector knows whether the name is an account; here it
+			// may be a password typed into the wrong field (SEC-4).
+			s.log.Info("login failed", "connector", pc.ID(), "username", upstream.LogName(username, false))
 		}
 		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, req, state, web.Login{Username: username, Error: msg})
 		return
