@@ -110,7 +110,7 @@ func wantConsentPage(t *testing.T, resp *http.Response, page string) {
 		t.Fatalf("SEC-1: the link in another browser: %d, Location %q, want 200 and the consent page:\n%s",
 			resp.StatusCode, resp.Header.Get("Location"), page)
 	}
-	for _, want := range []string{"Attacker App", "attacker.example"} {
+	for _, want := range []string{"Attacker App", "attacker.example", "started in another browser"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("SEC-1: the consent page shown instead does not name %q:\n%s", want, page)
 		}
@@ -220,6 +220,9 @@ func TestSEC1_TwoFlowsInOneBrowser(t *testing.T) {
 		c := g.register(map[string]any{"client_name": name})
 		a := g.newAuth(c.ClientID)
 		_, page := b.get(a.URL())
+		if strings.Contains(page, "started in another browser") {
+			t.Fatalf("the consent page of a flow started in this browser warns that it was started in another:\n%s", page)
+		}
 		auths, consentPages = append(auths, a), append(consentPages, page)
 	}
 	for _, page := range consentPages {

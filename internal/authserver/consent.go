@@ -17,8 +17,16 @@ const maxFormBody = 16 << 10
 // renderConsent shows the consent page (DEP-3): the client's name, where
 // the code will go, the scopes, and a CSRF-protected form.
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session) {
+	s.consentPage(w, r, issuer, c, req, sess, false)
+}
+
+// consentPage is renderConsent; elsewhere says that the request was
+// approved in another browser whose login link was opened in this one
+// (SEC-1), and the page warns about it.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, elsewhere bool) {
 	data := web.Consent{
 		App:        appDisplay(c, req),
+		Elsewhere:  elsewhere,
 		Scopes:     req.Scopes,
 		Resource:   req.Resource,
 		RequestID:  req.ID,

@@ -84,7 +84,7 @@ func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer s
 			"Go back to the application and start connecting again.")
 		return
 	}
-	s.renderConsent(w, r, issuer, c, req, s.session(r, issuer))
+	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), true)
 }
 
 // sendToLogin creates the request's upstream state, bound to this browser,

@@ -29,6 +29,7 @@ type Consent struct {
 	Scopes         []string
 	Resource       string
 	User           string // the logged-in user, if any
+	Elsewhere      bool   // warn: approved in another browser, its link opened here (SEC-1)
 	RequestID      string
 	CSRF           string
 	Connectors     []Choice
