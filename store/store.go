@@ -159,6 +159,17 @@ type Store interface {
 	// TakeAuthRequestByUpstreamState returns and deletes, atomically, the
 	// unexpired request carrying stateHash. A second call gets ErrNotFound.
 	TakeAuthRequestByUpstreamState(ctx context.Context, stateHash []byte, now time.Time) (*AuthRequest, error)
+	// GetAuthRequestByUpstreamState returns, without consuming it, the
+	// unexpired request carrying stateHash (ErrNotFound otherwise): a login
+	// step reached from a browser other than the one that consented shows
+	// that request's consent page again instead of going on.
+	GetAuthRequestByUpstreamState(ctx context.Context, stateHash []byte, now time.Time) (*AuthRequest, error)
+	// ReplaceUpstreamState swaps the request's upstream state hash oldHash
+	// for newHash and sets its connector, atomically: of racing callers
+	// with the same oldHash one wins, the others get ErrConflict (as does a
+	// newHash that names a request already); ErrNotFound when the request
+	// is gone or expired. The old state then finds nothing.
+	ReplaceUpstreamState(ctx context.Context, id, connector string, oldHash, newHash []byte, now time.Time) error
 	// DeleteAuthRequest removes a request; ErrNotFound when already gone, so
 	// that exactly one of two racing callers proceeds.
 	DeleteAuthRequest(ctx context.Context, id string) error

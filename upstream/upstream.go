@@ -12,6 +12,17 @@ import (
 // username or password. The login form shows one generic message for it.
 var ErrInvalidCredentials = errors.New("upstream: invalid username or password")
 
+// LogName is what a log may say about a name typed into a login form's
+// username field: the name itself only when the connector found an account
+// by it (known), otherwise a placeholder, because people do type their
+// password there (SEC-4). Whoever cannot tell passes known false.
+func LogName(typed string, known bool) string {
+	if known {
+		return typed
+	}
+	return "(withheld)"
+}
+
 // Connector is an identity provider. ID names it in URLs and user IDs
 // ("local", "github"); DisplayName is shown on buttons.
 type Connector interface {

@@ -74,14 +74,22 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, issuer str
 // cookie is created on first use and then kept, so that a second GET of
 // the same page does not invalidate the first form.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, issuer, purpose, binding string) string {
-	var secret string
-	if c, err := r.Cookie(cookieName(issuer, csrfCookie)); err == nil && len(c.Value) >= 43 && len(c.Value) <= 128 {
-		secret = c.Value
-	} else {
+	secret, ok := csrfSecret(r, issuer)
+	if !ok {
 		secret = tokens.NewSecret()
 		setCookie(w, issuer, csrfCookie, secret, 0)
 	}
 	return s.csrfMAC(purpose, binding, secret)
+}
+
+// csrfSecret returns the browser's CSRF cookie, if it has one of the
+// length csrfToken makes.
+func csrfSecret(r *http.Request, issuer string) (string, bool) {
+	c, err := r.Cookie(cookieName(issuer, csrfCookie))
+	if err != nil || len(c.Value) < 43 || len(c.Value) > 128 {
+		return "", false
+	}
+	return c.Value, true
 }
 
 func (s *Server) csrfMAC(purpose, binding, secret string) string {
@@ -97,10 +105,9 @@ func (s *Server) csrfMAC(purpose, binding, secret string) string {
 // checkCSRF verifies a submitted form token against the browser's cookie,
 // in constant time.
 func (s *Server) checkCSRF(r *http.Request, issuer, purpose, binding string) bool {
-	c, err := r.Cookie(cookieName(issuer, csrfCookie))
-	if err != nil || c.Value == "" {
+	secret, ok := csrfSecret(r, issuer)
+	if !ok {
 		return false
 	}
-	want := s.csrfMAC(purpose, binding, c.Value)
-	return tokens.Equal(r.PostForm.Get("csrf_token"), want)
+	return tokens.Equal(r.PostForm.Get("csrf_token"), s.csrfMAC(purpose, binding, secret))
 }

@@ -10,7 +10,9 @@ import (
 
 // callback is where a callback connector's provider sends the browser back.
 // The state must be one we created after consent, unexpired and unused
-// (DEP-6); anything else is refused with a page.
+// (DEP-6), and bound to this browser (SEC-1): a callback in another browser
+// shows it the consent page and never redeems the provider's code there.
+// Anything else is refused with a page.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	cc, ok := s.connectors[r.PathValue("connector")].(upstream.CallbackConnector)
 	state := r.URL.Query().Get("state")
@@ -19,7 +21,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
-	s.completeUpstream(w, r, issuer, cc.ID(), state, func() (identity.User, error) {
+	req, hash := s.flowRequest(w, r, issuer, cc.ID(), state)
+	if req == nil {
+		return
+	}
+	s.completeUpstream(w, r, issuer, cc.ID(), hash, func() (identity.User, error) {
 		return cc.HandleCallback(r.Context(), callbackURL(issuer, cc.ID()), r)
 	})
 }

@@ -8,10 +8,8 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
-	"github.com/mcpgate/mcpgate/upstream"
 )
 
 const maxFormBody = 16 << 10
@@ -19,6 +17,36 @@ const maxFormBody = 16 << 10
 // renderConsent shows the consent page (DEP-3): the client's name, where
 // the code will go, the scopes, and a CSRF-protected form.
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session) {
+	s.consentPage(w, r, issuer, c, req, sess, false)
+}
+
+// consentPage is renderConsent; elsewhere says that the request was
+// approved in another browser whose login link was opened in this one
+// (SEC-1), and the page warns about it.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, elsewhere bool) {
+	data := web.Consent{
+		App:        appDisplay(c, req),
+		Elsewhere:  elsewhere,
+		Scopes:     req.Scopes,
+		Resource:   req.Resource,
+		RequestID:  req.ID,
+		CSRF:       s.csrfToken(w, r, issuer, "consent", req.ID),
+		FormAction: "/consent",
+	}
+	if sess != nil {
+		data.User = displayName(sess.User)
+	} else {
+		for _, con := range s.order {
+			data.Connectors = append(data.Connectors, web.Choice{ID: con.ID(), Name: con.DisplayName()})
+		}
+		data.ShowConnectors = len(data.Connectors) > 1
+	}
+	web.Render(w, s.log, http.StatusOK, "consent.html", data)
+}
+
+// appDisplay is what the consent and login pages say about the client of
+// req (DEP-3, SEC-3).
+func appDisplay(c *store.Client, req *store.AuthRequest) web.App {
 	name := c.Name
 	if name == "" {
 		name = "An unnamed application"
@@ -30,27 +58,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer st
 			clientHost = u.Host // CIMD-12: who publishes the document
 		}
 	}
-	data := web.Consent{
-		ClientHost:    clientHost,
-		ClientName:    name,
-		ClientID:      c.ID,
-		RedirectHost:  redirectHost,
-		LocalhostOnly: localOnly,
-		Scopes:        req.Scopes,
-		Resource:      req.Resource,
-		RequestID:     req.ID,
-		CSRF:          s.csrfToken(w, r, issuer, "consent", req.ID),
-		FormAction:    "/consent",
-	}
-	if sess != nil {
-		data.User = displayName(sess.User)
-	} else {
-		for _, con := range s.order {
-			data.Connectors = append(data.Connectors, web.Choice{ID: con.ID(), Name: con.DisplayName()})
-		}
-		data.ShowConnectors = len(data.Connectors) > 1
-	}
-	web.Render(w, s.log, http.StatusOK, "consent.html", data)
+	return web.App{ClientName: name, ClientID: c.ID, ClientHost: clientHost, RedirectHost: redirectHost, LocalhostOnly: localOnly}
 }
 
 // redirectDisplay names where the browser will be sent: the host of an
@@ -86,8 +94,8 @@ func displayName(u identity.User) string {
 
 // consent handles the consent form: deny sends access_denied to the
 // client; allow either finishes at once (logged-in browser) or, only now,
-// creates the single-use upstream state and sends the person to log in
-// (DEP-6, DEP-7).
+// creates the single-use upstream state, bound to this browser (SEC-1),
+// and sends the person to log in (DEP-6, DEP-7).
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
@@ -149,19 +157,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		}
 		con = c
 	}
-	upstreamState := tokens.NewSecret()
-	if err := s.store.AttachUpstreamState(ctx, req.ID, con.ID(), tokens.Hash(upstreamState), s.now()); err != nil {
-		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
-		return
-	}
-	switch c := con.(type) {
-	case upstream.PasswordConnector:
-		oauth.Redirect(w, "/login/"+url.PathEscape(c.ID()), url.Values{"state": {upstreamState}})
-	case upstream.CallbackConnector:
-		w.Header().Set("Location", c.LoginURL(upstreamState, callbackURL(issuer, c.ID())))
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusFound)
-	}
+	s.sendToLogin(w, r, issuer, req, con)
 }
 
 func callbackURL(issuer, connector string) string {
@@ -169,7 +165,8 @@ func callbackURL(issuer, connector string) string {
 }
 
 // rememberConsent stores the user's approval of the client (DEP-2),
-// widening an earlier approval rather than replacing it.
+// widening an earlier approval rather than replacing it. Only the consent
+// post of a logged-in browser and finishLogin call it (SEC-2).
 func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store.AuthRequest) error {
 	scopes := append([]string(nil), req.Scopes...)
 	if old, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID); err == nil {
@@ -184,6 +181,9 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 
 // finishLogin completes a flow once the upstream vouched for user: the
 // browser is logged in, the consent is remembered, the code is issued.
+// Callers have checked that this browser is the one that clicked Allow
+// (SEC-1), so the consent recorded is that of the user who gave it, now
+// known (SEC-2).
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, req *store.AuthRequest) {
 	if err := s.startSession(w, r, issuer, user); err != nil {
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)

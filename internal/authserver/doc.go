@@ -9,5 +9,7 @@
 // person consents per client (DEP-1..3); only then is an upstream state
 // created (DEP-6, DEP-7) and the person sent to log in. The login ends in
 // a browser session, the consent is remembered per user and client, and a
-// single-use code goes back to the client.
+// single-use code goes back to the client. Every step after consent is
+// bound to the browser that consented (SEC-1, flow.go): a login link or a
+// callback opened in another browser shows that browser the consent page.
 package authserver

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -18,9 +17,9 @@ func (s *Server) passwordConnector(r *http.Request) (upstream.PasswordConnector,
 	return pc, ok
 }
 
-// loginForm shows the login form of a password connector. The upstream
-// state travels in the form; it is checked (and consumed) only when the
-// credentials are right.
+// loginForm shows the login form of a password connector, to the browser
+// that consented only (SEC-1). The upstream state travels in the form; it
+// is consumed only when the credentials are right.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	pc, ok := s.passwordConnector(r)
 	state := r.URL.Query().Get("state")
@@ -28,15 +27,34 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in link is not valid. Go back to the application and start again.")
 		return
 	}
-	web.Render(w, s.log, http.StatusOK, "login.html", web.Login{
-		FormAction: "/login/" + url.PathEscape(pc.ID()),
-		State:      state,
-		CSRF:       s.csrfToken(w, r, s.site.Issuer(r), "login", state),
-	})
+	issuer := s.site.Issuer(r)
+	req, _ := s.flowRequest(w, r, issuer, pc.ID(), state)
+	if req == nil {
+		return
+	}
+	s.renderLogin(w, r, issuer, http.StatusOK, pc, req, state, web.Login{})
 }
 
-// loginSubmit checks the posted username and password (login CSRF is
-// refused too: the token is bound to this browser and this state).
+// renderLogin shows the login form, naming the application and where the
+// code will go (SEC-3); data carries what the person typed and the error.
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, issuer string, status int, pc upstream.PasswordConnector, req *store.AuthRequest, state string, data web.Login) {
+	c, err := s.client(r.Context(), req.ClientID)
+	if err != nil || c == nil {
+		s.log.Info("login: client of a request gone", "client_id", truncate(req.ClientID, 200), "err", err)
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
+			"Go back to the application and start connecting again.")
+		return
+	}
+	data.App = appDisplay(c, req)
+	data.FormAction = "/login/" + url.PathEscape(pc.ID())
+	data.State = state
+	data.CSRF = s.csrfToken(w, r, issuer, "login", state)
+	web.Render(w, s.log, status, "login.html", data)
+}
+
+// loginSubmit checks the posted username and password, in the browser that
+// consented only (SEC-1); login CSRF is refused too: the token is bound to
+// this browser and this state.
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	pc, ok := s.passwordConnector(r)
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
@@ -46,7 +64,16 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	issuer := s.site.Issuer(r)
 	state := r.PostForm.Get("state")
-	if state == "" || len(state) > 128 || !s.checkCSRF(r, issuer, "login", state) {
+	if state == "" || len(state) > 128 {
+		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
+			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
+		return
+	}
+	req, hash := s.flowRequest(w, r, issuer, pc.ID(), state)
+	if req == nil {
+		return
+	}
+	if !s.checkCSRF(r, issuer, "login", state) {
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
 		return
@@ -59,24 +86,21 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("login: connector failed", "connector", pc.ID(), "err", err)
 			msg = "Signing in failed. Try again later."
 		} else {
-			s.log.Info("login failed", "connector", pc.ID(), "username", truncate(username, 64))
+			// The connector knows whether the name is an account; here it
+			// may be a password typed into the wrong field (SEC-4).
+			s.log.Info("login failed", "connector", pc.ID(), "username", upstream.LogName(username, false))
 		}
-		web.Render(w, s.log, http.StatusUnauthorized, "login.html", web.Login{
-			FormAction: "/login/" + url.PathEscape(pc.ID()),
-			State:      state,
-			CSRF:       s.csrfToken(w, r, issuer, "login", state),
-			Username:   username,
-			Error:      msg,
-		})
+		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, req, state, web.Login{Username: username, Error: msg})
 		return
 	}
-	s.completeUpstream(w, r, issuer, pc.ID(), state, func() (identity.User, error) { return user, nil })
+	s.completeUpstream(w, r, issuer, pc.ID(), hash, func() (identity.User, error) { return user, nil })
 }
 
 // completeUpstream consumes the upstream state (single-use, unexpired,
-// issued for this connector: DEP-6) and finishes the login.
-func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector, state string, login func() (identity.User, error)) {
-	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), tokens.Hash(state), s.now())
+// issued for this connector: DEP-6) and finishes the login. The caller
+// has checked that this browser consented (SEC-1).
+func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, login func() (identity.User, error)) {
+	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), stateHash, s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("upstream: take request", "err", err)

@@ -13,16 +13,23 @@ var files embed.FS
 
 var pages = template.Must(template.ParseFS(files, "templates/*.html"))
 
+// App names the application a page is about and where its code will go:
+// the consent page (DEP-3) and the login page (SEC-3) say the same.
+type App struct {
+	ClientName    string
+	ClientID      string
+	ClientHost    string // host of a URL client_id (CIMD), else ""
+	RedirectHost  string // where the code will be sent (CIMD-11, DEP-3)
+	LocalhostOnly bool   // warn: only loopback redirects (CIMD-11)
+}
+
 // Consent is the data of the consent page.
 type Consent struct {
-	ClientName     string
-	ClientID       string
-	ClientHost     string // host of a URL client_id (CIMD), else ""
-	RedirectHost   string // where the code will be sent (CIMD-11, DEP-3)
-	LocalhostOnly  bool   // warn: only loopback redirects (CIMD-11)
+	App
 	Scopes         []string
 	Resource       string
 	User           string // the logged-in user, if any
+	Elsewhere      bool   // warn: approved in another browser, its link opened here (SEC-1)
 	RequestID      string
 	CSRF           string
 	Connectors     []Choice
@@ -35,6 +42,7 @@ type Choice struct{ ID, Name string }
 
 // Login is the data of the local login form.
 type Login struct {
+	App
 	FormAction string
 	State      string
 	CSRF       string

@@ -141,6 +141,43 @@ func (s *Store) TakeAuthRequestByUpstreamState(_ context.Context, stateHash []by
 	return r, nil // no longer reachable from the store, so no copy needed
 }
 
+func (s *Store) GetAuthRequestByUpstreamState(_ context.Context, stateHash []byte, now time.Time) (*store.AuthRequest, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.byState[string(stateHash)]
+	if !ok {
+		return nil, notFound("get auth request by upstream state")
+	}
+	r := s.requests[id]
+	if !live(r.ExpiresAt, now) {
+		return nil, notFound("get auth request by upstream state")
+	}
+	return copyAuthRequest(r), nil
+}
+
+func (s *Store) ReplaceUpstreamState(_ context.Context, id, connector string, oldHash, newHash []byte, now time.Time) error {
+	if len(oldHash) == 0 || len(newHash) == 0 {
+		return fmt.Errorf("memory: replace upstream state: empty state hash")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	if !ok || !live(r.ExpiresAt, now) {
+		return notFound("replace upstream state")
+	}
+	if !bytes.Equal(r.UpstreamStateHash, oldHash) {
+		return conflict("replace upstream state")
+	}
+	if _, taken := s.byState[string(newHash)]; taken {
+		return conflict("replace upstream state")
+	}
+	delete(s.byState, string(oldHash))
+	r.Connector = connector
+	r.UpstreamStateHash = bytes.Clone(newHash)
+	s.byState[string(newHash)] = id
+	return nil
+}
+
 func (s *Store) DeleteAuthRequest(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -22,6 +23,9 @@ var (
 	sqlAttachState     = ws(`UPDATE auth_requests SET connector = ?, upstream_state_hash = ? WHERE id = ?`)
 	sqlTakeAuthRequest = ws(`DELETE FROM auth_requests
 		WHERE upstream_state_hash = ? AND expires_at > ? RETURNING ` + authRequestCols)
+	sqlGetAuthRequestByState = rs(`SELECT ` + authRequestCols + ` FROM auth_requests
+		WHERE upstream_state_hash = ? AND expires_at > ?`)
+	sqlCurrentState      = ws(`SELECT upstream_state_hash FROM auth_requests WHERE id = ? AND expires_at > ?`)
 	sqlDeleteAuthRequest = ws(`DELETE FROM auth_requests WHERE id = ?`)
 	sqlInsertSession     = ws(`INSERT INTO sessions (hash, user, created_at, expires_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
@@ -102,6 +106,42 @@ func (s *Store) TakeAuthRequestByUpstreamState(ctx context.Context, stateHash []
 		return nil, wrap("take auth request", err)
 	}
 	return r, nil
+}
+
+func (s *Store) GetAuthRequestByUpstreamState(ctx context.Context, stateHash []byte, now time.Time) (*store.AuthRequest, error) {
+	r, err := scanAuthRequest(s.row(ctx, sqlGetAuthRequestByState, stateHash, nanos(now)))
+	if err != nil {
+		return nil, wrap("get auth request by upstream state", err)
+	}
+	return r, nil
+}
+
+func (s *Store) ReplaceUpstreamState(ctx context.Context, id, connector string, oldHash, newHash []byte, now time.Time) error {
+	if len(oldHash) == 0 || len(newHash) == 0 {
+		return errors.New("sqlite: replace upstream state: empty state hash")
+	}
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var current []byte
+		if err := s.txRow(ctx, tx, sqlCurrentState, id, nanos(now)).Scan(blob{&current}); err != nil {
+			return err
+		}
+		if !bytes.Equal(current, oldHash) {
+			return store.ErrConflict // another caller replaced it first
+		}
+		var taken int
+		if err := s.txRow(ctx, tx, sqlStateTaken, newHash).Scan(&taken); err != nil {
+			return err
+		}
+		if taken > 0 {
+			return store.ErrConflict
+		}
+		_, err := s.txExec(ctx, tx, sqlAttachState, connector, newHash, id)
+		return err
+	})
+	if err != nil {
+		return wrap("replace upstream state", err)
+	}
+	return nil
 }
 
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {

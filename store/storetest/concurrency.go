@@ -25,6 +25,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("RT-1_RotateRefreshWithinGrace", func(t *testing.T) { raceRotateRefreshGrace(t, newStore(t)) })
 	t.Run("DEP-6_TakeAuthRequest", func(t *testing.T) { raceTakeAuthRequest(t, newStore(t)) })
 	t.Run("DEP-6_AttachUpstreamState", func(t *testing.T) { raceAttachUpstreamState(t, newStore(t)) })
+	t.Run("SEC-1_ReplaceUpstreamState", func(t *testing.T) { raceReplaceUpstreamState(t, newStore(t)) })
 	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
 	t.Run("MixedLoad", func(t *testing.T) { mixedLoad(t, newStore(t)) })
 }
@@ -236,6 +237,34 @@ func raceAttachUpstreamState(t *testing.T, s store.Store) {
 				must(t, "take by the winner's state", err)
 			} else {
 				wantErr(t, "take by a loser's state", err, store.ErrNotFound)
+			}
+		}
+	}
+}
+
+// SEC-1: consent given again in several places at once: one new state
+// replaces the old one; only it can be taken.
+func raceReplaceUpstreamState(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range rounds {
+		id := fmt.Sprint("r-", round)
+		must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest(id)))
+		must(t, "attach", s.AttachUpstreamState(ctx, id, "github", hash("old-"+id), t0))
+		errs := race(func(i int) error {
+			return s.ReplaceUpstreamState(ctx, id, fmt.Sprint("conn-", i), hash("old-"+id), hash(fmt.Sprint(id, "-", i)), t0)
+		})
+		w := oneWinner(t, round, errs, store.ErrConflict)
+		_, err := s.TakeAuthRequestByUpstreamState(ctx, hash("old-"+id), t0)
+		wantErr(t, "take by the replaced state", err, store.ErrNotFound)
+		for i := range racers {
+			got, err := s.TakeAuthRequestByUpstreamState(ctx, hash(fmt.Sprint(id, "-", i)), t0)
+			if i != w {
+				wantErr(t, "take by a loser's state", err, store.ErrNotFound)
+				continue
+			}
+			must(t, "take by the winner's state", err)
+			if got.Connector != fmt.Sprint("conn-", w) {
+				t.Fatalf("round %d: connector %q, want the winner's, conn-%d", round, got.Connector, w)
 			}
 		}
 	}

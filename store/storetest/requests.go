@@ -105,6 +105,85 @@ func testTakeAuthRequest(t *testing.T, s store.Store) {
 	}
 }
 
+// SEC-1: a login step from another browser finds the request by its
+// upstream state without consuming it.
+func testGetAuthRequestByUpstreamState(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest("r1")))
+	must(t, "create r2", s.CreateAuthRequest(ctx, newAuthRequest("r2")))
+	must(t, "attach", s.AttachUpstreamState(ctx, "r1", "github", hash("st"), t0))
+	want := newAuthRequest("r1")
+	want.Connector = "github"
+	want.UpstreamStateHash = hash("st")
+
+	for range 2 {
+		got, err := s.GetAuthRequestByUpstreamState(ctx, hash("st"), t0)
+		must(t, "get", err)
+		same(t, "by state", got, want)
+		got.Scopes[0] = "changed"
+	}
+	_, err := s.GetAuthRequestByUpstreamState(ctx, hash("other"), t0)
+	wantErr(t, "unknown state", err, store.ErrNotFound)
+	_, err = s.GetAuthRequestByUpstreamState(ctx, nil, t0)
+	wantErr(t, "nil state (r2 has none)", err, store.ErrNotFound)
+	_, err = s.GetAuthRequestByUpstreamState(ctx, hash("st"), want.ExpiresAt)
+	wantErr(t, "get at expiry", err, store.ErrNotFound)
+
+	got, err := s.TakeAuthRequestByUpstreamState(ctx, hash("st"), t0)
+	must(t, "take after gets", err)
+	same(t, "taken after gets", got, want)
+	_, err = s.GetAuthRequestByUpstreamState(ctx, hash("st"), t0)
+	wantErr(t, "get taken", err, store.ErrNotFound)
+}
+
+// SEC-1: consent given again in another browser replaces the upstream
+// state; the old one then finds nothing, the new one is single-use.
+func testReplaceUpstreamState(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest("r1")))
+	must(t, "create r2", s.CreateAuthRequest(ctx, newAuthRequest("r2")))
+	must(t, "create r3", s.CreateAuthRequest(ctx, newAuthRequest("r3")))
+	must(t, "attach", s.AttachUpstreamState(ctx, "r1", "github", hash("old"), t0))
+	must(t, "attach r2", s.AttachUpstreamState(ctx, "r2", "github", hash("r2-state"), t0))
+
+	wantErr(t, "unknown request", s.ReplaceUpstreamState(ctx, "nope", "local", hash("old"), hash("new"), t0), store.ErrNotFound)
+	exp := newAuthRequest("r1").ExpiresAt
+	wantErr(t, "expired request", s.ReplaceUpstreamState(ctx, "r1", "local", hash("old"), hash("new"), exp), store.ErrNotFound)
+	wantErr(t, "wrong old state", s.ReplaceUpstreamState(ctx, "r1", "local", hash("r2-state"), hash("new"), t0), store.ErrConflict)
+	wantErr(t, "request without a state", s.ReplaceUpstreamState(ctx, "r3", "local", hash("old"), hash("new"), t0), store.ErrConflict)
+	wantErr(t, "new state of another request", s.ReplaceUpstreamState(ctx, "r1", "local", hash("old"), hash("r2-state"), t0), store.ErrConflict)
+	if err := s.ReplaceUpstreamState(ctx, "r1", "local", nil, hash("new"), t0); err == nil {
+		t.Error("replace with an empty old state: nil error, want an error")
+	}
+	if err := s.ReplaceUpstreamState(ctx, "r1", "local", hash("old"), nil, t0); err == nil {
+		t.Error("replace with an empty new state: nil error, want an error")
+	}
+
+	st := hash("new")
+	must(t, "replace", s.ReplaceUpstreamState(ctx, "r1", "local", hash("old"), st, t0))
+	st[0] ^= 0xff // the store kept its own copy
+	want := newAuthRequest("r1")
+	want.Connector = "local"
+	want.UpstreamStateHash = hash("new")
+	got, err := s.GetAuthRequest(ctx, "r1", t0)
+	must(t, "get", err)
+	same(t, "after replace", got, want)
+
+	wantErr(t, "replace again from the old state", s.ReplaceUpstreamState(ctx, "r1", "github", hash("old"), hash("newer"), t0), store.ErrConflict)
+	_, err = s.GetAuthRequestByUpstreamState(ctx, hash("old"), t0)
+	wantErr(t, "get by the old state", err, store.ErrNotFound)
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, hash("old"), t0)
+	wantErr(t, "take by the old state", err, store.ErrNotFound)
+	got, err = s.TakeAuthRequestByUpstreamState(ctx, hash("new"), t0)
+	must(t, "take by the new state", err)
+	same(t, "taken", got, want)
+	_, err = s.TakeAuthRequestByUpstreamState(ctx, hash("new"), t0)
+	wantErr(t, "second take", err, store.ErrNotFound)
+	if _, err := s.GetAuthRequestByUpstreamState(ctx, hash("r2-state"), t0); err != nil {
+		t.Errorf("r2 after r1's replace and take: %v, want it still there", err)
+	}
+}
+
 func testDeleteAuthRequest(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, "create", s.CreateAuthRequest(ctx, newAuthRequest("r1")))

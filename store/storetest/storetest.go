@@ -24,6 +24,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuthRequest", testAuthRequest},
 		{"AttachUpstreamState", testAttachUpstreamState},
 		{"TakeAuthRequestByUpstreamState", testTakeAuthRequest},
+		{"SEC-1_GetAuthRequestByUpstreamState", testGetAuthRequestByUpstreamState},
+		{"SEC-1_ReplaceUpstreamState", testReplaceUpstreamState},
 		{"DeleteAuthRequest", testDeleteAuthRequest},
 		{"Consent", testConsent},
 		{"Code", testCode},

@@ -236,7 +236,7 @@ func (c *Connector) EnsureAdmin(ctx context.Context) (password string, created b
 func (c *Connector) Login(ctx context.Context, username, password string) (identity.User, error) {
 	key := throttleKey(username)
 	if wait, known := c.lockedFor(key); wait > 0 {
-		c.log.WarnContext(ctx, "local login throttled", "user", logName(username, known), "retry_after", wait)
+		c.log.WarnContext(ctx, "local login throttled", "user", upstream.LogName(username, known), "retry_after", wait)
 		return identity.User{}, fmt.Errorf("local: login throttled for %s: %w", wait.Round(time.Second), ErrThrottled)
 	}
 
@@ -279,7 +279,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (ident
 		}
 	}
 	n := c.failed(key, known)
-	c.log.InfoContext(ctx, "local login failed", "user", logName(username, known), "reason", reason, "failures", n)
+	c.log.InfoContext(ctx, "local login failed", "user", upstream.LogName(username, known), "reason", reason, "failures", n)
 	return identity.User{}, fmt.Errorf("local: %w", upstream.ErrInvalidCredentials)
 }
 
@@ -291,15 +291,6 @@ func throttleKey(username string) string {
 		return "\x00invalid"
 	}
 	return strings.ToLower(username)
-}
-
-// logName keeps whatever was typed into the username field out of the log
-// unless it names an existing account: people do type their password there.
-func logName(username string, known bool) string {
-	if known {
-		return username
-	}
-	return "(unknown)"
 }
 
 // lockedFor returns how long key stays locked, or 0, and whether the

@@ -1,0 +1,121 @@
+package authserver
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// The upstream state binds every step after consent to the browser that
+// consented (SEC-1). An approved request travels in a link (the login page
+// of a password connector, the provider's page and our callback for the
+// others), and a link can be sent to someone else: signing in there would
+// give the sender a code for that person's account, and record that
+// person's consent. So the state is "random.mac": the store keeps only the
+// hash of random, as before (DEP-6), and mac is an HMAC of random under
+// the CSRF key and the consenting browser's CSRF cookie. Each step
+// recomputes it from the cookie of the browser it runs in; the cookie
+// lasts across flows, so one browser may run several at once.
+
+// newFlowState returns a new upstream state bound to the browser whose CSRF
+// cookie is secret, and the hash the store keeps.
+func (s *Server) newFlowState(secret string) (state string, hash []byte) {
+	random := tokens.NewSecret()
+	return random + "." + s.csrfMAC("flow", random, secret), tokens.Hash(random)
+}
+
+// checkFlow returns the stored hash of state and whether state is bound to
+// this browser, compared in constant time.
+func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, bound bool) {
+	random, mac, ok := strings.Cut(state, ".")
+	hash = tokens.Hash(random)
+	secret, hasCookie := csrfSecret(r, issuer)
+	if !ok || !hasCookie {
+		return hash, false
+	}
+	return hash, tokens.Equal(mac, s.csrfMAC("flow", random, secret))
+}
+
+// flowRequest finds, without consuming it, the request of a login step's
+// upstream state at connector, and the state's stored hash. When the step
+// must not go on it answers itself and returns nil: an unknown or expired
+// state gets an error page, and so does another connector's; a state this
+// browser did not consent to gets the request's consent page, so that
+// whoever opened the link decides for themselves, and allowing there moves
+// the flow to their browser (SEC-1).
+func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, connector, state string) (*store.AuthRequest, []byte) {
+	hash, bound := s.checkFlow(r, issuer, state)
+	req, err := s.store.GetAuthRequestByUpstreamState(r.Context(), hash, s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("upstream: find request", "err", err)
+		}
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired or was already used",
+			"Go back to the application and start connecting again.")
+		return nil, nil
+	}
+	if !bound {
+		s.log.Warn("sign-in link opened in a browser that did not consent: asking for consent there",
+			"client_id", req.ClientID, "connector", connector)
+		s.restartConsent(w, r, issuer, req)
+		return nil, nil
+	}
+	if req.Connector != connector {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
+		return nil, nil
+	}
+	return req, hash
+}
+
+// restartConsent shows this browser the consent page of req, which was
+// approved in another browser.
+func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest) {
+	c, err := s.client(r.Context(), req.ClientID)
+	if err != nil || c == nil {
+		s.log.Info("upstream: client of a request gone", "client_id", truncate(req.ClientID, 200), "err", err)
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
+			"Go back to the application and start connecting again.")
+		return
+	}
+	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), true)
+}
+
+// sendToLogin creates the request's upstream state, bound to this browser,
+// only now that the person allowed (DEP-6, DEP-7), and sends the browser
+// to log in with con.
+func (s *Server) sendToLogin(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, con upstream.Connector) {
+	// checkCSRF passed, so the browser has its CSRF cookie.
+	secret, _ := csrfSecret(r, issuer)
+	upstreamState, hash := s.newFlowState(secret)
+	var err error
+	if req.UpstreamStateHash == nil {
+		err = s.store.AttachUpstreamState(r.Context(), req.ID, con.ID(), hash, s.now())
+	} else {
+		// Allowed again, in this browser, after the login link was opened
+		// here (or the person came back to the consent page): the flow
+		// moves to this browser and the earlier link dies (SEC-1).
+		err = s.store.ReplaceUpstreamState(r.Context(), req.ID, con.ID(), req.UpstreamStateHash, hash, s.now())
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+			s.log.Error("consent: attach upstream state", "err", err)
+		}
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
+		return
+	}
+	switch c := con.(type) {
+	case upstream.PasswordConnector:
+		oauth.Redirect(w, "/login/"+url.PathEscape(c.ID()), url.Values{"state": {upstreamState}})
+	case upstream.CallbackConnector:
+		w.Header().Set("Location", c.LoginURL(upstreamState, callbackURL(issuer, c.ID())))
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusFound)
+	}
+}
