@@ -50,6 +50,11 @@ type Config struct {
 
 	Connectors []upstream.Connector
 	Clients    []Client // pre-registered clients
+	// IntrospectionClients are the IDs of pre-registered confidential
+	// clients (resource servers) that may introspect every access token
+	// the gateway issues. Any other client learns only about its own
+	// tokens, and nobody about another client's refresh token (SEC-10).
+	IntrospectionClients []string
 
 	// Client ID Metadata Documents (CIMD-1): an https client_id is fetched
 	// and validated, unless DisableCIMD.
@@ -230,6 +235,12 @@ func (cfg *Config) complete() error {
 	if cfg.AccessTokenTTL < 0 || cfg.RefreshTokenTTL < 0 {
 		return errors.New("mcpgate: token lifetimes must not be negative")
 	}
+	for _, id := range cfg.IntrospectionClients {
+		i := slices.IndexFunc(cfg.Clients, func(c Client) bool { return c.ID == id })
+		if i < 0 || cfg.Clients[i].Secret == "" {
+			return fmt.Errorf("mcpgate: introspection client %q must be one of Clients, with a secret", id)
+		}
+	}
 	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
 	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
@@ -288,6 +299,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		Connectors:      cfg.Connectors,
 		Resources:       authResources(cfg.Resources),
 		StaticClients:   static,
+		Introspectors:   cfg.IntrospectionClients,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
 		Revoked:         deny.Revoke,
 		Denied:          deny.Denied,

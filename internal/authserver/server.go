@@ -36,6 +36,10 @@ type Options struct {
 	Connectors    []upstream.Connector
 	Resources     []oauth.Resource // the first is the one of a request that names none
 	StaticClients []*store.Client  // pre-registered clients, never stored
+	// Introspectors are the IDs of static confidential clients (resource
+	// servers) that may introspect every access token; any other client
+	// only its own tokens (SEC-10).
+	Introspectors []string
 	// CIMD fetches Client ID Metadata Documents for client_ids that are
 	// https URLs (CIMD-1, CIMD-2); nil turns them off.
 	CIMD *cimd.Fetcher
@@ -75,7 +79,10 @@ type Server struct {
 	connectors map[string]upstream.Connector
 	order      []upstream.Connector
 	static     map[string]*store.Client
-	regLimit   *limiter
+	// introspectors are the static clients that may introspect every
+	// access token (SEC-10).
+	introspectors map[string]bool
+	regLimit      *limiter
 }
 
 // New checks opts and returns a Server.
@@ -134,6 +141,13 @@ func New(opts Options) (*Server, error) {
 	}
 	for _, c := range opts.StaticClients {
 		s.static[c.ID] = c
+	}
+	s.introspectors = map[string]bool{}
+	for _, id := range opts.Introspectors {
+		if c, ok := s.static[id]; !ok || c.Public() {
+			return nil, errors.New("authserver: introspection client " + id + " is not a pre-registered confidential client")
+		}
+		s.introspectors[id] = true
 	}
 	return s, nil
 }

@@ -45,6 +45,8 @@ type Config struct {
 	LogFormat string `yaml:"log_format" arg:"FORMAT" default:"text" help:"text or json (one line per request, on stderr)"`
 
 	Clients []StaticClient `yaml:"clients" help:"pre-registered OAuth clients, each with id, name, redirect_uris and an optional secret or secret_file"`
+	// IntrospectionClients name resource servers among Clients (SEC-10).
+	IntrospectionClients []string `yaml:"introspection_clients" flag:"introspection-client" arg:"ID" help:"a pre-registered client with a secret (a resource server) that may introspect every access token (repeatable); any other client only its own tokens"`
 
 	// Resources lists several protected MCP endpoints; when set, the
 	// backend settings, scopes, optional_scopes and scope_implies of the

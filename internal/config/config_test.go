@@ -343,3 +343,24 @@ resources:
 		}
 	}
 }
+
+// SEC-10: introspection_clients names pre-registered clients with a secret.
+func TestIntrospectionClients(t *testing.T) {
+	for name, tc := range map[string]struct {
+		clients []StaticClient
+		ok      bool
+	}{
+		"with a secret":      {[]StaticClient{{ID: "rs", Secret: "s", RedirectURIs: []string{"https://rs.example/cb"}}}, true},
+		"with a secret file": {[]StaticClient{{ID: "rs", SecretFile: "/run/rs", RedirectURIs: []string{"https://rs.example/cb"}}}, true},
+		"public":             {[]StaticClient{{ID: "rs", RedirectURIs: []string{"https://rs.example/cb"}}}, false},
+		"not a client":       {nil, false},
+	} {
+		cfg := Defaults()
+		cfg.Clients = tc.clients
+		cfg.IntrospectionClients = []string{"rs"}
+		err := cfg.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "introspection_clients")) {
+			t.Errorf("%s: %v, want ok=%v", name, err, tc.ok)
+		}
+	}
+}

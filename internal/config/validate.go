@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -183,6 +184,12 @@ func (c *Config) validateClients(p *problems) {
 		seen[cl.ID] = true
 		if len(cl.RedirectURIs) == 0 {
 			p.add("clients[%d]: redirect_uris is required", i)
+		}
+	}
+	for _, id := range c.IntrospectionClients {
+		i := slices.IndexFunc(c.Clients, func(cl StaticClient) bool { return cl.ID == id })
+		if i < 0 || (c.Clients[i].Secret == "" && c.Clients[i].SecretFile == "") {
+			p.add("introspection_clients: %q must be the id of one of clients, with a secret or secret_file", id)
 		}
 	}
 }
