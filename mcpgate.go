@@ -466,10 +466,14 @@ func (g *Gateway) Close(ctx context.Context) error {
 func (g *Gateway) Protect(h http.Handler) http.Handler { return g.guard.Protect(h) }
 
 // RevokeGrant ends a grant: its refresh tokens stop working, and its access
-// tokens are refused from now on.
+// tokens are refused from now on. When the store fails nothing changes,
+// and the error says so (SEC-12).
 func (g *Gateway) RevokeGrant(ctx context.Context, grantID string) error {
+	if err := g.store.RevokeGrant(ctx, grantID, g.now()); err != nil {
+		return err
+	}
 	g.denylist.Revoke(grantID)
-	return g.store.RevokeGrant(ctx, grantID, g.now())
+	return nil
 }
 
 // healthz answers 200 when the store answers.
