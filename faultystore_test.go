@@ -34,3 +34,10 @@ func (s *faultyStore) RevokeGrant(ctx context.Context, id string, now time.Time)
 	}
 	return s.Store.RevokeGrant(ctx, id, now)
 }
+
+func (s *faultyStore) Ping(ctx context.Context) error {
+	if s.failWrites.Load() {
+		return fmt.Errorf("sqlite: ping: %w", errDiskFull)
+	}
+	return s.Store.Ping(ctx)
+}

@@ -171,6 +171,7 @@ type Gateway struct {
 	log      *slog.Logger
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
+	ready    readiness                     // /readyz's last store check
 
 	// streams is cancelled by EndStreams: open event streams end.
 	streams    context.Context
@@ -216,6 +217,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	first := cfg.Resources[0].Path
 	g.mux.HandleFunc("GET /healthz", g.healthz)
+	g.mux.HandleFunc("GET /readyz", g.readyz)
 	g.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), first)
@@ -476,7 +478,8 @@ func (g *Gateway) RevokeGrant(ctx context.Context, grantID string) error {
 	return nil
 }
 
-// healthz answers 200 when the store answers.
+// healthz answers 200 when the store answers: liveness, for a process
+// supervisor. /readyz (readyz.go) also needs the store to take a write.
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -518,7 +521,7 @@ func derive(secret []byte, purpose string) []byte {
 }
 
 // Paths the authorization server and the gateway itself use.
-var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz"}
+var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz", "/readyz"}
 
 func checkResourcePath(p string) error {
 	bad := !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/.well-known") || strings.HasPrefix(p, "/login/") ||

@@ -207,6 +207,13 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first
 
+	// Ping checks that the store takes a write now: it writes a record and
+	// removes it, committed as durably as any write, and reads. It is for
+	// readiness checks: cheap, and it leaves nothing behind. A store that
+	// cannot write (a full disk, a read-only file, a lock held elsewhere)
+	// returns an error.
+	Ping(ctx context.Context) error
+
 	// DeleteExpired removes expired auth requests, codes, sessions and refresh
 	// tokens whose grant is revoked. It is housekeeping, never required for
 	// correctness.

@@ -401,6 +401,13 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
 	return nil
 }
 
+// Ping has nothing to check: memory always takes a write.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ctx.Err()
+}
+
 // Close does nothing; the store stays usable.
 func (s *Store) Close() error { return nil }
 

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},
+		{"SEC-13_Ping", testPing},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
