@@ -87,14 +87,20 @@ type Config struct {
 
 	// Durations follow one rule, here and in the settings of mcpgate
 	// serve: zero means "not set", which takes the default. Only
-	// RefreshGrace can be turned off, with a negative value (off in the
-	// settings, which refuse a 0 written out).
+	// RefreshGrace and UnusedClientExpiry can be turned off, with a
+	// negative value (off in the settings, which refuse a 0 written out).
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
 	// RefreshGrace is how long a rotated refresh token, presented again,
 	// gets the same new pair instead of revoking its family (RT-1: retries,
 	// and clients that refresh from two places at once). Default 30 s.
 	RefreshGrace time.Duration
+
+	// UnusedClientExpiry is how long a dynamically registered client may
+	// go without coming to /authorize or /token before Housekeeping
+	// deletes it, unless it holds a live grant (an unexpired refresh
+	// token or code). Default 90 days; negative: never (SEC-14).
+	UnusedClientExpiry time.Duration
 
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
@@ -172,6 +178,8 @@ type Gateway struct {
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
 	ready    readiness                     // /readyz's last store check
+	// clientExpiry is Config.UnusedClientExpiry, negative for never.
+	clientExpiry time.Duration
 
 	// streams is cancelled by EndStreams: open event streams end.
 	streams    context.Context
@@ -206,7 +214,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 
-	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
+	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry}
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	as.Register(g.mux)
 	for i := range cfg.Resources {
@@ -246,6 +254,7 @@ func (cfg *Config) complete() error {
 	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
 	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
+	cfg.UnusedClientExpiry = cmp.Or(cfg.UnusedClientExpiry, 90*24*time.Hour)
 	cfg.FallbackURL = cmp.Or(cfg.FallbackURL, "http://127.0.0.1:8080")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -206,6 +206,31 @@ func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 	return c, err
 }
 
+// touchInterval: a client's use is recorded at most this often, so that a
+// busy client costs one store write an hour rather than one a request.
+const touchInterval = time.Hour
+
+// touch records that a registered client was used (SEC-14: housekeeping
+// deletes the ones unused for long). Pre-registered and metadata-document
+// clients are not stored and never expire. A failure is logged only: the
+// request goes on, and the next use records it.
+func (s *Server) touch(ctx context.Context, c *store.Client) {
+	if _, static := s.static[c.ID]; static || cimd.IsClientIDURL(c.ID) {
+		return
+	}
+	now := s.now()
+	last := c.CreatedAt
+	if c.LastUsedAt.After(last) {
+		last = c.LastUsedAt
+	}
+	if now.Sub(last) < touchInterval {
+		return
+	}
+	if err := s.store.TouchClient(ctx, c.ID, now); err != nil {
+		s.log.Warn("record client use", "client_id", c.ID, "err", err.Error())
+	}
+}
+
 // resourceFor maps a requested resource indicator to a resource served
 // under issuer. An empty request selects the first resource (clients such
 // as Claude Code omit it). The comparison accepts an uppercase scheme or

@@ -41,6 +41,8 @@ type Config struct {
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
 	RefreshGrace    Duration `yaml:"refresh_grace" arg:"DURATION" default:"30s" help:"a rotated refresh token presented again this soon (a retry, or two copies at once) gets the same new tokens instead of revoking its family; off turns this off; at most 5m (RT-1)"`
 
+	UnusedClientExpiry Duration `yaml:"unused_client_expiry" arg:"DURATION" default:"2160h" help:"a dynamically registered client that has not come to /authorize or /token for this long, and holds no live refresh token or code, is deleted; off keeps them all; at least 24h (SEC-14)"`
+
 	LogLevel  string `yaml:"log_level" arg:"LEVEL" default:"info" help:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" arg:"FORMAT" default:"text" help:"text or json (one line per request, on stderr)"`
 

@@ -364,3 +364,25 @@ func TestIntrospectionClients(t *testing.T) {
 		}
 	}
 }
+
+// SEC-14: unused_client_expiry is off or at least a day.
+func TestUnusedClientExpiry(t *testing.T) {
+	for text, ok := range map[string]bool{"2160h": true, "24h": true, "off": true, "23h": false, "1m": false} {
+		cfg, err := Load([]string{"--unused-client-expiry", text}, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if (err == nil) != ok {
+			t.Errorf("unused_client_expiry %s: %v, want ok=%v", text, err, ok)
+		}
+	}
+	cfg := Defaults()
+	g, err := cfg.Gateway()
+	if err != nil || g.UnusedClientExpiry != 90*24*time.Hour {
+		t.Errorf("default unused_client_expiry: %v, %v; want 90 days", g.UnusedClientExpiry, err)
+	}
+	cfg.UnusedClientExpiry = off
+	if g, _ := cfg.Gateway(); g.UnusedClientExpiry >= 0 {
+		t.Errorf("unused_client_expiry off: %v, want negative (mcpgate.Config's off)", g.UnusedClientExpiry)
+	}
+}

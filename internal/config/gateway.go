@@ -23,6 +23,8 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
 		RefreshGrace:    time.Duration(c.RefreshGrace), // off is negative in both
 
+		UnusedClientExpiry: time.Duration(c.UnusedClientExpiry), // off is negative in both
+
 		IntrospectionClients: c.IntrospectionClients,
 	}
 	if c.CIMDTestCAFile != "" {

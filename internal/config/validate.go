@@ -137,6 +137,11 @@ func (c *Config) validateTokens(p *problems) {
 	if time.Duration(c.RefreshGrace) > 5*time.Minute {
 		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
 	}
+	if !c.UnusedClientExpiry.Off() && c.UnusedClientExpiry != 0 && time.Duration(c.UnusedClientExpiry) < 24*time.Hour {
+		// A client's use is recorded about hourly, and a person may take
+		// a while between registering and consenting.
+		p.add("unused_client_expiry: %v must be off or at least 24h (SEC-14)", c.UnusedClientExpiry)
+	}
 }
 
 func (c *Config) validateLog(p *problems) {

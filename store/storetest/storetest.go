@@ -42,6 +42,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},
 		{"SEC-13_Ping", testPing},
+		{"SEC-14_TouchClient", testTouchClient},
+		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
