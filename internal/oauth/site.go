@@ -88,9 +88,11 @@ func ParseHostHeader(h string) (host, port string, ok bool) {
 }
 
 // validHostName: dot-separated labels of letters, digits, '-' and '_'
-// (seen in container names), none empty and none over 63 bytes; at most
-// 253 bytes in all. An IPv4 address is such a name too.
+// (seen in container names), none empty and none over 63 bytes, with an
+// optional final dot (a fully qualified name); at most 253 bytes in all.
+// An IPv4 address is such a name too.
 func validHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
 	if s == "" || len(s) > 253 {
 		return false
 	}

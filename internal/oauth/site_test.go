@@ -10,13 +10,14 @@ import (
 // SEC-11: only a plain host[:port] is a Host.
 func TestParseHostHeader(t *testing.T) {
 	for h, want := range map[string][2]string{
-		"localhost":          {"localhost", ""},
-		"localhost:8080":     {"localhost", "8080"},
-		"127.0.0.1:1":        {"127.0.0.1", "1"},
-		"[::1]:65535":        {"::1", "65535"},
-		"[::1]":              {"::1", ""},
-		"MCP.Example.com":    {"MCP.Example.com", ""},
-		"my_service-1.local": {"my_service-1.local", ""},
+		"localhost":            {"localhost", ""},
+		"localhost:8080":       {"localhost", "8080"},
+		"127.0.0.1:1":          {"127.0.0.1", "1"},
+		"[::1]:65535":          {"::1", "65535"},
+		"[::1]":                {"::1", ""},
+		"MCP.Example.com":      {"MCP.Example.com", ""},
+		"my_service-1.local":   {"my_service-1.local", ""},
+		"mcp.example.com.:443": {"mcp.example.com.", "443"},
 	} {
 		host, port, ok := ParseHostHeader(h)
 		if !ok || host != want[0] || port != want[1] {
@@ -26,7 +27,7 @@ func TestParseHostHeader(t *testing.T) {
 	for _, h := range []string{
 		"", "127.0.0.1:8080,evil.com", "127.0.0.1:80/evil", "evil@127.0.0.1", "127.0.0.1:", "127.0.0.1:evil",
 		"127.0.0.1:8080:1", "127.0.0.1:+80", "127.0.0.1:65536", "127.0.0.1:000080", "[::1]x", "[::1", "[127.0.0.1]:80",
-		"[fe80::1%25eth0]:80", "::1", "local..host", ".localhost", "a b", "localhost;x", "localhost\x00",
+		"[fe80::1%25eth0]:80", "::1", "local..host", ".localhost", ".", "localhost..", "a b", "localhost;x", "localhost\x00",
 		"ex\u00e4mple.com", strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 127) + "aa",
 	} {
 		if host, port, ok := ParseHostHeader(h); ok {
