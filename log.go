@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
 )
 
 // ServeHTTP serves every endpoint of the gateway and writes one log line
@@ -13,8 +15,25 @@ import (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	g.mux.ServeHTTP(rec, r)
+	if badHost(r) {
+		// SEC-11: the issuer and every URL the gateway prints may follow
+		// the Host; one that is not a plain host[:port] reaches no handler.
+		oauth.WriteJSON(rec, r, g.log, oauth.Errorf(oauth.InvalidRequest, "the Host header must be a host name or address with an optional port"))
+	} else {
+		g.mux.ServeHTTP(rec, r)
+	}
 	g.logRequest(r, rec, start)
+}
+
+// badHost reports a Host header that is present and not a well-formed
+// host[:port]. An absent one (HTTP/1.0) names nothing: the issuer is then
+// the fallback.
+func badHost(r *http.Request) bool {
+	if r.Host == "" {
+		return false
+	}
+	_, _, ok := oauth.ParseHostHeader(r.Host)
+	return !ok
 }
 
 // logRequest writes the access log line. It is a function of its own so

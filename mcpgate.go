@@ -51,6 +51,11 @@ type Config struct {
 
 	Connectors []upstream.Connector
 	Clients    []Client // pre-registered clients
+	// IntrospectionClients are the IDs of pre-registered confidential
+	// clients (resource servers) that may introspect every access token
+	// the gateway issues. Any other client learns only about its own
+	// tokens, and nobody about another client's refresh token (SEC-10).
+	IntrospectionClients []string
 
 	// Client ID Metadata Documents (CIMD-1): an https client_id is fetched
 	// and validated, unless DisableCIMD.
@@ -83,14 +88,20 @@ type Config struct {
 
 	// Durations follow one rule, here and in the settings of mcpgate
 	// serve: zero means "not set", which takes the default. Only
-	// RefreshGrace can be turned off, with a negative value (off in the
-	// settings, which refuse a 0 written out).
+	// RefreshGrace and UnusedClientExpiry can be turned off, with a
+	// negative value (off in the settings, which refuse a 0 written out).
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
 	// RefreshGrace is how long a rotated refresh token, presented again,
 	// gets the same new pair instead of revoking its family (RT-1: retries,
 	// and clients that refresh from two places at once). Default 30 s.
 	RefreshGrace time.Duration
+
+	// UnusedClientExpiry is how long a dynamically registered client may
+	// go without coming to /authorize or /token before Housekeeping
+	// deletes it, unless it holds a live grant (an unexpired refresh
+	// token or code). Default 90 days; negative: never (SEC-14).
+	UnusedClientExpiry time.Duration
 
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
@@ -178,6 +189,9 @@ type Gateway struct {
 	log      *slog.Logger
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
+	ready    readiness                     // /readyz's last store check
+	// clientExpiry is Config.UnusedClientExpiry, negative for never.
+	clientExpiry time.Duration
 
 	// streams is cancelled by EndStreams: open event streams end.
 	streams    context.Context
@@ -212,7 +226,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 
-	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
+	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry}
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	as.Register(g.mux)
 	for i := range cfg.Resources {
@@ -223,6 +237,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	first := cfg.Resources[0].Path
 	g.mux.HandleFunc("GET /healthz", g.healthz)
+	g.mux.HandleFunc("GET /readyz", g.readyz)
 	g.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "mcpgate: the MCP endpoint is %s%s\n", site.Issuer(r), first)
@@ -242,9 +257,16 @@ func (cfg *Config) complete() error {
 	if cfg.AccessTokenTTL < 0 || cfg.RefreshTokenTTL < 0 {
 		return errors.New("mcpgate: token lifetimes must not be negative")
 	}
+	for _, id := range cfg.IntrospectionClients {
+		i := slices.IndexFunc(cfg.Clients, func(c Client) bool { return c.ID == id })
+		if i < 0 || cfg.Clients[i].Secret == "" {
+			return fmt.Errorf("mcpgate: introspection client %q must be one of Clients, with a secret", id)
+		}
+	}
 	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
 	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
+	cfg.UnusedClientExpiry = cmp.Or(cfg.UnusedClientExpiry, 90*24*time.Hour)
 	cfg.FallbackURL = cmp.Or(cfg.FallbackURL, "http://127.0.0.1:8080")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -300,6 +322,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		Connectors:      cfg.Connectors,
 		Resources:       authResources(cfg.Resources),
 		StaticClients:   static,
+		Introspectors:   cfg.IntrospectionClients,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
 		Revoked:         deny.Revoke,
 		Denied:          deny.Denied,
@@ -467,13 +490,18 @@ func (g *Gateway) Close(ctx context.Context) error {
 func (g *Gateway) Protect(h http.Handler) http.Handler { return g.guard.Protect(h) }
 
 // RevokeGrant ends a grant: its refresh tokens stop working, and its access
-// tokens are refused from now on.
+// tokens are refused from now on. When the store fails nothing changes,
+// and the error says so (SEC-12).
 func (g *Gateway) RevokeGrant(ctx context.Context, grantID string) error {
+	if err := g.store.RevokeGrant(ctx, grantID, g.now()); err != nil {
+		return err
+	}
 	g.denylist.Revoke(grantID)
-	return g.store.RevokeGrant(ctx, grantID, g.now())
+	return nil
 }
 
-// healthz answers 200 when the store answers.
+// healthz answers 200 when the store answers: liveness, for a process
+// supervisor. /readyz (readyz.go) also needs the store to take a write.
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -515,7 +543,7 @@ func derive(secret []byte, purpose string) []byte {
 }
 
 // Paths the authorization server and the gateway itself use.
-var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz"}
+var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz", "/readyz"}
 
 func checkResourcePath(p string) error {
 	bad := !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/.well-known") || strings.HasPrefix(p, "/login/") ||

@@ -222,3 +222,39 @@ func TestRevoke_SurvivesRestart(t *testing.T) {
 
 // secretKey is the key newGateway gives every gateway.
 func (g *gw) secretKey() []byte { return []byte(strings.Repeat("\x07", 32)) }
+
+// SEC-12: a revocation the store could not commit is answered 503
+// temporarily_unavailable with Retry-After (RFC 7009 §2.2.1: the client
+// must then assume the token still exists, and may retry), without the
+// store's error text; and the token does still exist: the gateway does not
+// deny in memory what the store kept, so the access token and the refresh
+// token behave alike, here and in any other process. The retry revokes.
+func TestSEC12_RevokeThatFailsToCommit(t *testing.T) {
+	g := newGateway(t, withFaultyStore)
+	c, _, tok := g.fullFlow()
+	g.faulty().failWrites.Store(true)
+	resp, body := g.postForm(g.url+"/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {c.ClientID}})
+	e := decode[map[string]string](t, body)
+	if resp.StatusCode != 503 || e["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("revoke while the store cannot write: %d %v %s, want 503 temporarily_unavailable with Retry-After, no-store", resp.StatusCode, resp.Header, body)
+	}
+	if strings.Contains(string(body), "disk") || strings.Contains(string(body), "sqlite") {
+		t.Errorf("the store's error reached the client: %s", body)
+	}
+	g.faulty().failWrites.Store(false)
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Errorf("access token after a revocation that was not committed: %d, want 200, as the store says", r.StatusCode)
+	}
+	resp, next := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh token after a revocation that was not committed: %d, want 200", resp.StatusCode)
+	}
+	// The client retries, and this time it holds.
+	g.revokeToken(c.ClientID, next.RefreshToken, "")
+	if r, _ := g.mcpInitialize(g.url, next.AccessToken); r.StatusCode != 401 {
+		t.Errorf("access token after the retried revocation: %d, want 401", r.StatusCode)
+	}
+	if resp, _ := g.refresh(c.ClientID, next.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Errorf("refresh token after the retried revocation: %d, want 400", resp.StatusCode)
+	}
+}

@@ -46,6 +46,9 @@ type Client struct {
 	ClientURI               string
 	LogoURI                 string
 	CreatedAt               time.Time
+	// LastUsedAt is when the client last came to /authorize or /token, as
+	// recorded by TouchClient (at most about once an hour); zero if never.
+	LastUsedAt time.Time
 }
 
 // Public reports whether the client authenticates with no secret.
@@ -150,6 +153,19 @@ type SigningKey struct {
 type Store interface {
 	CreateClient(ctx context.Context, c *Client) error // ErrConflict if the id exists
 	GetClient(ctx context.Context, id string) (*Client, error)
+	// TouchClient records that the client was used at now: LastUsedAt
+	// becomes now unless it is later already. ErrNotFound if no such
+	// client is stored.
+	TouchClient(ctx context.Context, id string, now time.Time) error
+	// DeleteUnusedClients deletes at most limit stored clients whose last
+	// use (LastUsedAt, or CreatedAt if later) is before unusedSince and
+	// that hold no live grant at now: no unexpired, unused code, and no
+	// unrevoked grant whose current (unrotated) refresh token is
+	// unexpired. Their consents go with them. It returns how many it
+	// deleted; fewer than limit means no other client qualifies. Clients
+	// that are not stored (pre-registered, metadata documents) are never
+	// touched (SEC-14).
+	DeleteUnusedClients(ctx context.Context, unusedSince, now time.Time, limit int) (int, error)
 
 	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
 	GetAuthRequest(ctx context.Context, id string, now time.Time) (*AuthRequest, error)
@@ -217,6 +233,13 @@ type Store interface {
 
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first
+
+	// Ping checks that the store takes a write now: it writes a record and
+	// removes it, committed as durably as any write, and reads. It is for
+	// readiness checks: cheap, and it leaves nothing behind. A store that
+	// cannot write (a full disk, a read-only file, a lock held elsewhere)
+	// returns an error.
+	Ping(ctx context.Context) error
 
 	// DeleteExpired removes expired auth requests, codes, sessions and refresh
 	// tokens whose grant is revoked. It is housekeeping, never required for

@@ -77,7 +77,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if ready != nil {
 		ready <- addr
 	}
-	go housekeeping(ctx, st, log)
+	go housekeeping(ctx, gw, log)
 	return run(ctx, gw, ln, limitsOf(cfg, log), log)
 }
 
@@ -250,8 +250,8 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 	return out, nil
 }
 
-// housekeeping removes expired records now and then.
-func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) {
+// housekeeping removes expired records and unused clients now and then.
+func housekeeping(ctx context.Context, gw *mcpgate.Gateway, log *slog.Logger) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
@@ -259,7 +259,7 @@ func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := st.DeleteExpired(ctx, time.Now()); err != nil && !errors.Is(err, context.Canceled) {
+			if err := gw.Housekeeping(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("housekeeping", "err", err)
 			}
 		}

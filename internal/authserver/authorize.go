@@ -102,6 +102,7 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 			"The address this application wants to send you back to is not one it registered. Nothing was sent to it.")
 		return nil, "", false
 	}
+	s.touch(r.Context(), client)
 	return client, redirectURI, true
 }
 

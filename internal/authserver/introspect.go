@@ -38,7 +38,15 @@ var inactive = &Introspection{}
 // token is active when the store knows it, it has not expired, it has not
 // been rotated (a rotated token only ever gets a retry answered within the
 // grace window; it is no longer a credential of its own) and its grant is
-// not revoked. Anything else is {"active":false}.
+// not revoked. Looking a refresh token up only reads it: introspection
+// never rotates a token nor trips reuse detection.
+//
+// SEC-10: an active token is described only to the client it was issued
+// to, and an access token also to the resource servers the operator lists
+// (Options.Introspectors); §2.1 leaves to the server which tokens a caller
+// may ask about. Anything else, another client's token included, is
+// {"active":false}, the answer for a token that does not exist, so that
+// the caller learns nothing (§2.2 asks not to say why).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	form, client, ok := s.clientRequest(w, r)
 	if !ok {
@@ -57,7 +65,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		resp *Introspection
 		err  error
 	)
-	if strings.Contains(tok, ".") {
+	access := strings.Contains(tok, ".")
+	if access {
 		resp, err = s.introspectAccess(r.Context(), s.site.Issuer(r), tok)
 	} else {
 		resp, err = s.introspectRefresh(r.Context(), tok)
@@ -65,6 +74,10 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
 		return
+	}
+	if resp.Active && !tokens.Equal(resp.ClientID, client.ID) && !(access && s.introspectors[client.ID]) {
+		s.log.Warn("introspection: token of another client not described", "client_id", client.ID, "owner", resp.ClientID, "token_type", resp.TokenType)
+		resp = inactive
 	}
 	s.log.Info("token introspected", "client_id", client.ID, "active", resp.Active, "token_type", resp.TokenType)
 	w.Header().Set("Pragma", "no-cache")

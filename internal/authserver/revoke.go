@@ -19,7 +19,8 @@ import (
 // family, and every access token of the grant from this moment (§2.1
 // allows both). The answer is 200 with an empty body whether or not
 // anything was revoked (§2.2): a token that is unknown, invalid, expired
-// or another client's is left alone, and the caller cannot tell.
+// or another client's is left alone, and the caller cannot tell. A store
+// that cannot write is a 503 (§2.2.1), and the token is left valid.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	form, client, ok := s.clientRequest(w, r)
 	if !ok {
@@ -46,13 +47,20 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		// it must not revoke another client's token.
 		s.log.Warn("revocation: token of another client left alone", "client_id", client.ID, "owner", owner, "grant", grantID)
 	default:
-		s.opts.Revoked(grantID)
+		// SEC-12: the store first, the denylist only once the store holds
+		// the revocation, so that the two never disagree: a grant denied in
+		// this process only would still refresh, and would come back at
+		// the next start.
 		if err := s.store.RevokeGrant(r.Context(), grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-			// §2.2.1: the client may retry; the access tokens are denied
-			// in this process already.
-			oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
+			// §2.2.1: with a 503 the client must assume the token still
+			// exists, which it does, and may retry.
+			s.log.Error("revocation: store write failed; the token stays valid", "client_id", client.ID, "grant", grantID, "err", err.Error())
+			w.Header().Set("Retry-After", "5")
+			oauth.WriteJSON(w, r, s.log, &oauth.Error{Code: oauth.TemporarilyUnavailable,
+				Description: "the token could not be revoked now and is still valid: retry later"})
 			return
 		}
+		s.opts.Revoked(grantID)
 		s.log.Info("grant revoked by its client", "client_id", client.ID, "grant", grantID, "token", kind)
 	}
 	h := w.Header()

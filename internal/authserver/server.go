@@ -36,6 +36,10 @@ type Options struct {
 	Connectors    []upstream.Connector
 	Resources     []oauth.Resource // the first is the one of a request that names none
 	StaticClients []*store.Client  // pre-registered clients, never stored
+	// Introspectors are the IDs of static confidential clients (resource
+	// servers) that may introspect every access token; any other client
+	// only its own tokens (SEC-10).
+	Introspectors []string
 	// CIMD fetches Client ID Metadata Documents for client_ids that are
 	// https URLs (CIMD-1, CIMD-2); nil turns them off.
 	CIMD *cimd.Fetcher
@@ -75,7 +79,10 @@ type Server struct {
 	connectors map[string]upstream.Connector
 	order      []upstream.Connector
 	static     map[string]*store.Client
-	regLimit   *limiter
+	// introspectors are the static clients that may introspect every
+	// access token (SEC-10).
+	introspectors map[string]bool
+	regLimit      *limiter
 }
 
 // New checks opts and returns a Server.
@@ -135,6 +142,13 @@ func New(opts Options) (*Server, error) {
 	for _, c := range opts.StaticClients {
 		s.static[c.ID] = c
 	}
+	s.introspectors = map[string]bool{}
+	for _, id := range opts.Introspectors {
+		if c, ok := s.static[id]; !ok || c.Public() {
+			return nil, errors.New("authserver: introspection client " + id + " is not a pre-registered confidential client")
+		}
+		s.introspectors[id] = true
+	}
 	return s, nil
 }
 
@@ -190,6 +204,31 @@ func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 		return nil, nil
 	}
 	return c, err
+}
+
+// touchInterval: a client's use is recorded at most this often, so that a
+// busy client costs one store write an hour rather than one a request.
+const touchInterval = time.Hour
+
+// touch records that a registered client was used (SEC-14: housekeeping
+// deletes the ones unused for long). Pre-registered and metadata-document
+// clients are not stored and never expire. A failure is logged only: the
+// request goes on, and the next use records it.
+func (s *Server) touch(ctx context.Context, c *store.Client) {
+	if _, static := s.static[c.ID]; static || cimd.IsClientIDURL(c.ID) {
+		return
+	}
+	now := s.now()
+	last := c.CreatedAt
+	if c.LastUsedAt.After(last) {
+		last = c.LastUsedAt
+	}
+	if now.Sub(last) < touchInterval {
+		return
+	}
+	if err := s.store.TouchClient(ctx, c.ID, now); err != nil {
+		s.log.Warn("record client use", "client_id", c.ID, "err", err.Error())
+	}
 }
 
 // resourceFor maps a requested resource indicator to a resource served

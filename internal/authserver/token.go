@@ -45,6 +45,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteJSON(w, r, s.log, oerr)
 		return
 	}
+	s.touch(r.Context(), client)
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, resp)
 }

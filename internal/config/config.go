@@ -47,10 +47,14 @@ type Config struct {
 	MaxConnections           Limit    `yaml:"max_connections" arg:"N" help:"the most client connections open at once; at the cap the oldest one not being served is closed for the new one; off for no cap (default: three quarters of the open-file limit) (SEC-41)"`
 	MaxConnectionsPerAddress Limit    `yaml:"max_connections_per_address" arg:"N" default:"256" help:"the most connections open at once from one client address (an IPv6 one by its /64); the TCP peer's address, so behind a reverse proxy raise it or set it off (SEC-41)"`
 
+	UnusedClientExpiry Duration `yaml:"unused_client_expiry" arg:"DURATION" default:"2160h" help:"a dynamically registered client that has not come to /authorize or /token for this long, and holds no live refresh token or code, is deleted; off keeps them all; at least 24h (SEC-14)"`
+
 	LogLevel  string `yaml:"log_level" arg:"LEVEL" default:"info" help:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" arg:"FORMAT" default:"text" help:"text or json (one line per request, on stderr)"`
 
 	Clients []StaticClient `yaml:"clients" help:"pre-registered OAuth clients, each with id, name, redirect_uris and an optional secret or secret_file"`
+	// IntrospectionClients name resource servers among Clients (SEC-10).
+	IntrospectionClients []string `yaml:"introspection_clients" flag:"introspection-client" arg:"ID" help:"a pre-registered client with a secret (a resource server) that may introspect every access token (repeatable); any other client only its own tokens"`
 
 	// Resources lists several protected MCP endpoints; when set, the
 	// backend settings, scopes, optional_scopes and scope_implies of the

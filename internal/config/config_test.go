@@ -376,3 +376,46 @@ func TestStdioIsolationSettings(t *testing.T) {
 		t.Fatalf("%+v %v, want no uid range and isolation none", g.Resources[0].Stdio, err)
 	}
 }
+
+// SEC-10: introspection_clients names pre-registered clients with a secret.
+func TestIntrospectionClients(t *testing.T) {
+	for name, tc := range map[string]struct {
+		clients []StaticClient
+		ok      bool
+	}{
+		"with a secret":      {[]StaticClient{{ID: "rs", Secret: "s", RedirectURIs: []string{"https://rs.example/cb"}}}, true},
+		"with a secret file": {[]StaticClient{{ID: "rs", SecretFile: "/run/rs", RedirectURIs: []string{"https://rs.example/cb"}}}, true},
+		"public":             {[]StaticClient{{ID: "rs", RedirectURIs: []string{"https://rs.example/cb"}}}, false},
+		"not a client":       {nil, false},
+	} {
+		cfg := Defaults()
+		cfg.Clients = tc.clients
+		cfg.IntrospectionClients = []string{"rs"}
+		err := cfg.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "introspection_clients")) {
+			t.Errorf("%s: %v, want ok=%v", name, err, tc.ok)
+		}
+	}
+}
+
+// SEC-14: unused_client_expiry is off or at least a day.
+func TestUnusedClientExpiry(t *testing.T) {
+	for text, ok := range map[string]bool{"2160h": true, "24h": true, "off": true, "23h": false, "1m": false} {
+		cfg, err := Load([]string{"--unused-client-expiry", text}, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if (err == nil) != ok {
+			t.Errorf("unused_client_expiry %s: %v, want ok=%v", text, err, ok)
+		}
+	}
+	cfg := Defaults()
+	g, err := cfg.Gateway()
+	if err != nil || g.UnusedClientExpiry != 90*24*time.Hour {
+		t.Errorf("default unused_client_expiry: %v, %v; want 90 days", g.UnusedClientExpiry, err)
+	}
+	cfg.UnusedClientExpiry = off
+	if g, _ := cfg.Gateway(); g.UnusedClientExpiry >= 0 {
+		t.Errorf("unused_client_expiry off: %v, want negative (mcpgate.Config's off)", g.UnusedClientExpiry)
+	}
+}

@@ -23,6 +23,10 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		AccessTokenTTL:  time.Duration(c.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
 		RefreshGrace:    time.Duration(c.RefreshGrace), // off is negative in both
+
+		UnusedClientExpiry: time.Duration(c.UnusedClientExpiry), // off is negative in both
+
+		IntrospectionClients: c.IntrospectionClients,
 	}
 	if c.CIMDTestCAFile != "" {
 		pool, err := readCAFile(c.CIMDTestCAFile)

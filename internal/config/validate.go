@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,6 +141,11 @@ func (c *Config) validateTokens(p *problems) {
 	if time.Duration(c.RefreshGrace) > 5*time.Minute {
 		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
 	}
+	if !c.UnusedClientExpiry.Off() && c.UnusedClientExpiry != 0 && time.Duration(c.UnusedClientExpiry) < 24*time.Hour {
+		// A client's use is recorded about hourly, and a person may take
+		// a while between registering and consenting.
+		p.add("unused_client_expiry: %v must be off or at least 24h (SEC-14)", c.UnusedClientExpiry)
+	}
 }
 
 // validateLimits checks the bounds on clients: the timeouts cannot be
@@ -198,6 +204,12 @@ func (c *Config) validateClients(p *problems) {
 		seen[cl.ID] = true
 		if len(cl.RedirectURIs) == 0 {
 			p.add("clients[%d]: redirect_uris is required", i)
+		}
+	}
+	for _, id := range c.IntrospectionClients {
+		i := slices.IndexFunc(c.Clients, func(cl StaticClient) bool { return cl.ID == id })
+		if i < 0 || (c.Clients[i].Secret == "" && c.Clients[i].SecretFile == "") {
+			p.add("introspection_clients: %q must be the id of one of clients, with a secret or secret_file", id)
 		}
 	}
 }

@@ -1,8 +1,9 @@
 package oauth
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -18,7 +19,8 @@ type Site struct {
 }
 
 // Issuer returns the issuer identifier for r: an origin, no path, no
-// trailing slash.
+// trailing slash. Only a well-formed loopback Host (SEC-11) becomes part
+// of it.
 func (s *Site) Issuer(r *http.Request) string {
 	if s.Fixed != "" {
 		return s.Fixed
@@ -33,14 +35,90 @@ func (s *Site) Issuer(r *http.Request) string {
 	return s.Fallback
 }
 
-// LoopbackHostHeader reports whether a Host header value names a loopback
-// host ("localhost", "127.0.0.1:8080", "[::1]:8080").
+// LoopbackHostHeader reports whether a Host header value is a well-formed
+// host[:port] (ParseHostHeader) naming a loopback host ("localhost",
+// "127.0.0.1:8080", "[::1]:8080").
 func LoopbackHostHeader(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
+	host, _, ok := ParseHostHeader(hostport)
+	return ok && IsLoopbackHost(host)
+}
+
+// ParseHostHeader splits a Host header value (RFC 9110 §7.2: uri-host
+// [":" port]) into its host, without brackets, and its port, "" when
+// absent. It accepts only what a URL's authority would name without
+// surprise: a DNS name (letters, digits, '-', '_' in dot-separated
+// labels), an IPv4 address or a bracketed IPv6 address without zone, and
+// a port of 1 to 5 digits up to 65535. net/http lets through much more
+// (commas, semicolons, userinfo-like '@'), and "127.0.0.1:80,evil.com"
+// would otherwise be read as a loopback host with port "80,evil.com"
+// (SEC-11).
+func ParseHostHeader(h string) (host, port string, ok bool) {
+	if h == "" || len(h) > 261 { // 253 for a name, ":65535", and brackets
+		return "", "", false
 	}
-	return IsLoopbackHost(host)
+	rest := h
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", "", false
+		}
+		addr, err := netip.ParseAddr(h[1:end])
+		if err != nil || !addr.Is6() || addr.Zone() != "" {
+			return "", "", false
+		}
+		host, rest = h[1:end], h[end+1:]
+	} else {
+		i := strings.IndexByte(h, ':')
+		if i < 0 {
+			i = len(h)
+		}
+		host, rest = h[:i], h[i:]
+		if !validHostName(host) {
+			return "", "", false
+		}
+	}
+	if rest == "" {
+		return host, "", true
+	}
+	port, found := strings.CutPrefix(rest, ":")
+	if !found || !validPort(port) {
+		return "", "", false
+	}
+	return host, port, true
+}
+
+// validHostName: dot-separated labels of letters, digits, '-' and '_'
+// (seen in container names), none empty and none over 63 bytes, with an
+// optional final dot (a fully qualified name); at most 253 bytes in all.
+// An IPv4 address is such a name too.
+func validHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n <= 65535
 }

@@ -78,6 +78,55 @@ func (s *Store) GetClient(_ context.Context, id string) (*store.Client, error) {
 	return copyClient(c), nil
 }
 
+func (s *Store) TouchClient(_ context.Context, id string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return notFound("touch client")
+	}
+	if now.After(c.LastUsedAt) {
+		c.LastUsedAt = now
+	}
+	return nil
+}
+
+func (s *Store) DeleteUnusedClients(_ context.Context, unusedSince, now time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := map[string]bool{} // clients holding a live grant
+	for _, c := range s.codes {
+		if c.UsedAt.IsZero() && now.Before(c.ExpiresAt) {
+			live[c.ClientID] = true
+		}
+	}
+	for _, t := range s.refresh {
+		if g, ok := s.grants[t.GrantID]; ok && g.RevokedAt.IsZero() && t.RotatedAt.IsZero() && refreshLive(t.ExpiresAt, now) {
+			live[g.ClientID] = true
+		}
+	}
+	gone := map[string]bool{}
+	for id, c := range s.clients {
+		if len(gone) >= limit {
+			break
+		}
+		last := c.CreatedAt
+		if c.LastUsedAt.After(last) {
+			last = c.LastUsedAt
+		}
+		if last.Before(unusedSince) && !live[id] {
+			gone[id] = true
+			delete(s.clients, id)
+		}
+	}
+	for k := range s.consents {
+		if gone[k.client] {
+			delete(s.consents, k)
+		}
+	}
+	return len(gone), nil
+}
+
 func (s *Store) CreateAuthRequest(_ context.Context, r *store.AuthRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -436,6 +485,13 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// Ping has nothing to check: memory always takes a write.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ctx.Err()
 }
 
 // Close does nothing; the store stays usable.

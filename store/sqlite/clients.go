@@ -3,17 +3,19 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mcpgate/mcpgate/store"
 )
 
 const clientCols = `id, secret_hash, name, redirect_uris, grant_types, response_types,
-	token_endpoint_auth_method, application_type, scope, client_uri, logo_uri, created_at`
+	token_endpoint_auth_method, application_type, scope, client_uri, logo_uri, created_at, last_used_at`
 
 var (
 	sqlInsertClient = ws(`INSERT INTO clients (` + clientCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	sqlGetClient  = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
 	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
@@ -26,6 +28,21 @@ var (
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	sqlListSigningKeys = rs(`SELECT id, algorithm, private, public, created_at, retired_at
 		FROM signing_keys ORDER BY created_at, rowid`)
+)
+
+// SEC-14: a client's last use, and the deletion of the long unused.
+var (
+	sqlTouchClient = ws(`UPDATE clients SET last_used_at = max(last_used_at, ?2) WHERE id = ?1`)
+	// The clients DeleteUnusedClients may delete: the expression is the
+	// one clients_used_at indexes.
+	sqlUnusedClients = ws(`SELECT id FROM clients AS c
+		WHERE max(c.created_at, c.last_used_at) < ?1
+		AND NOT EXISTS (SELECT 1 FROM codes WHERE client_id = c.id AND used_at = 0 AND expires_at > ?2)
+		AND NOT EXISTS (SELECT 1 FROM grants AS g JOIN refresh_tokens AS rt ON rt.grant_id = g.id
+			WHERE g.client_id = c.id AND g.revoked_at = 0 AND rt.rotated_at = 0 AND (rt.expires_at = 0 OR rt.expires_at > ?2))
+		LIMIT ?3`)
+	sqlDeleteClient         = ws(`DELETE FROM clients WHERE id = ?`)
+	sqlDeleteClientConsents = ws(`DELETE FROM consents WHERE client_id = ?`)
 )
 
 func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
@@ -44,7 +61,7 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return inserted(s.txExec(ctx, tx, sqlInsertClient,
 			c.ID, c.SecretHash, c.Name, redirects, grants, responses,
-			c.TokenEndpointAuthMethod, c.ApplicationType, c.Scope, c.ClientURI, c.LogoURI, nanos(c.CreatedAt)))
+			c.TokenEndpointAuthMethod, c.ApplicationType, c.Scope, c.ClientURI, c.LogoURI, nanos(c.CreatedAt), nanos(c.LastUsedAt)))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create client: %w", err)
@@ -57,11 +74,61 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	err := s.row(ctx, sqlGetClient, id).Scan(
 		&c.ID, blob{&c.SecretHash}, &c.Name, jsonText{&c.RedirectURIs}, jsonText{&c.GrantTypes},
 		jsonText{&c.ResponseTypes}, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scope,
-		&c.ClientURI, &c.LogoURI, timeCol{&c.CreatedAt})
+		&c.ClientURI, &c.LogoURI, timeCol{&c.CreatedAt}, timeCol{&c.LastUsedAt})
 	if err != nil {
 		return nil, wrap("get client", err)
 	}
 	return &c, nil
+}
+
+func (s *Store) TouchClient(ctx context.Context, id string, now time.Time) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlTouchClient, id, nanos(now)))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: touch client: %w", err)
+	}
+	return nil
+}
+
+// DeleteUnusedClients finds and deletes one batch in one write op, so
+// that a client used meanwhile is either seen as used or deleted before
+// that use, never half of both.
+func (s *Store) DeleteUnusedClients(ctx context.Context, unusedSince, now time.Time, limit int) (int, error) {
+	var n int
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		n = 0
+		rows, err := tx.StmtContext(ctx, s.wst[sqlUnusedClients]).QueryContext(ctx, nanos(unusedSince), nanos(now), limit)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := s.txExec(ctx, tx, sqlDeleteClient, id); err != nil {
+				return err
+			}
+			if _, err := s.txExec(ctx, tx, sqlDeleteClientConsents, id); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete unused clients: %w", err)
+	}
+	return n, nil
 }
 
 func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {

@@ -418,3 +418,35 @@ func TestDeleteExpiredSuccessors(t *testing.T) {
 		t.Errorf("live token after housekeeping: %v, %v; want it with its successor", tok, err)
 	}
 }
+
+// SEC-13: Ping fails while the database cannot take a write, as on a
+// read-only file or a full disk (here: the write connection made
+// query_only, which fails every write as a read-only file does), and
+// succeeds again once it can; reads alone would not have noticed.
+func TestPingNeedsAWrite(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "mcpgate.db"))
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping on a writable database: %v", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetClient(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read on a read-only database: %v, want ErrNotFound", err)
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Fatal("Ping on a database that cannot write: nil, want an error")
+	}
+	if _, err := s.w.ExecContext(ctx, `PRAGMA query_only = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping once writable again: %v", err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM ping`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("ping rows left: %d, %v; want none", n, err)
+	}
+}

@@ -43,6 +43,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},
+		{"SEC-13_Ping", testPing},
+		{"SEC-14_TouchClient", testTouchClient},
+		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}

@@ -1,0 +1,43 @@
+package mcpgate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// errDiskFull is what a store that cannot write says; its text must never
+// reach a client.
+var errDiskFull = errors.New("disk I/O error: database or disk is full (/var/lib/mcpgate/mcpgate.db)")
+
+// faultyStore is a store whose writes fail while failWrites is set, as a
+// full disk or a read-only file makes them fail.
+type faultyStore struct {
+	store.Store
+	failWrites atomic.Bool
+}
+
+// withFaultyStore wraps the gateway's store; the test reaches it through
+// gw.store.
+func withFaultyStore(c *mcpgate.Config) { c.Store = &faultyStore{Store: c.Store} }
+
+func (g *gw) faulty() *faultyStore { return g.store.(*faultyStore) }
+
+func (s *faultyStore) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+	if s.failWrites.Load() {
+		return fmt.Errorf("sqlite: revoke grant: %w", errDiskFull)
+	}
+	return s.Store.RevokeGrant(ctx, id, now)
+}
+
+func (s *faultyStore) Ping(ctx context.Context) error {
+	if s.failWrites.Load() {
+		return fmt.Errorf("sqlite: ping: %w", errDiskFull)
+	}
+	return s.Store.Ping(ctx)
+}

@@ -1,0 +1,53 @@
+package mcpgate
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// readiness remembers the last store write check for a second, so that
+// /readyz, which anyone may call, costs at most one committed write a
+// second whatever the rate of calls.
+type readiness struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// readyz answers 200 while the store takes a write, and 503 with a short
+// reason otherwise (SEC-13). Unlike /healthz, which only needs the store
+// to answer, it is the check to route traffic on: a gateway whose store
+// cannot write cannot issue a code, a token or a revocation. The store's
+// error goes to the log only.
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := g.storeWritable(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the store cannot take a write"}` + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// storeWritable pings the store, at most once a second; callers meanwhile
+// share the last answer. The ping does not end with the caller's request,
+// so that a client hanging up is never remembered as a failure.
+func (g *Gateway) storeWritable(ctx context.Context) error {
+	g.ready.mu.Lock()
+	defer g.ready.mu.Unlock()
+	now := g.now()
+	if age := now.Sub(g.ready.at); !g.ready.at.IsZero() && age >= 0 && age < time.Second {
+		return g.ready.err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := g.store.Ping(ctx)
+	if err != nil {
+		g.log.Error("readiness: the store cannot take a write", "err", err.Error())
+	}
+	g.ready.at, g.ready.err = now, err
+	return err
+}

@@ -1,0 +1,39 @@
+package mcpgate_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// SEC-13: /readyz answers 200 only while the store takes a write; a store
+// that cannot write is a 503 with a short reason and none of the store's
+// error text. /healthz (liveness) is not changed by it.
+func TestSEC13_ReadyzReportsUnwritableStore(t *testing.T) {
+	g := newGateway(t, withFaultyStore)
+	resp, body := g.get(g.url + "/readyz")
+	if resp.StatusCode != 200 || decode[map[string]string](t, body)["status"] != "ok" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("/readyz with a working store: %d %v %s, want 200 {\"status\":\"ok\"}, no-store", resp.StatusCode, resp.Header, body)
+	}
+	g.faulty().failWrites.Store(true)
+	g.clock.Advance(2 * time.Second) // past the cached answer
+	resp, body = g.get(g.url + "/readyz")
+	got := decode[map[string]string](t, body)
+	if resp.StatusCode != 503 || got["status"] != "unavailable" || got["reason"] == "" {
+		t.Errorf("/readyz while the store cannot write: %d %s, want 503 with status unavailable and a reason", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "disk") || strings.Contains(string(body), "sqlite") {
+		t.Errorf("/readyz shows the store's error: %s", body)
+	}
+	if !strings.Contains(g.logs.String(), "database or disk is full") {
+		t.Errorf("the log lacks the store's error, which the operator needs:\n%s", g.logs.String())
+	}
+	if resp, _ := g.get(g.url + "/healthz"); resp.StatusCode != 200 {
+		t.Errorf("/healthz while only writes fail: %d, want 200 (liveness: a restart does not free a disk)", resp.StatusCode)
+	}
+	g.faulty().failWrites.Store(false)
+	g.clock.Advance(2 * time.Second)
+	if resp, body := g.get(g.url + "/readyz"); resp.StatusCode != 200 {
+		t.Errorf("/readyz once the store writes again: %d %s, want 200", resp.StatusCode, body)
+	}
+}
