@@ -1,0 +1,48 @@
+package policy
+
+import (
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+)
+
+// allowHeader lists the methods of the streamable HTTP transport: POST for
+// messages, GET for the event stream, DELETE to end a session, OPTIONS for
+// the CORS preflight (answered in front, by the resource guard).
+const allowHeader = "GET, POST, DELETE, OPTIONS"
+
+// admitMethod answers, and reports false for, a request the transport does
+// not define (SEC-30), a GET or DELETE that carries a body (SEC-31: only a
+// POST body is read and checked, so no other may reach a backend), and a
+// request with more than one Mcp-Session-Id (SEC-32: backends read the
+// first, and a proxied upstream might read another).
+func admitMethod(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet, http.MethodDelete:
+		if hasBody(r) {
+			jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "a "+r.Method+" request must not have a body")
+			return false
+		}
+	case http.MethodOptions:
+		w.Header().Set("Allow", allowHeader)
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	default:
+		w.Header().Set("Allow", allowHeader)
+		jsonrpc.WriteError(w, http.StatusMethodNotAllowed, nil, jsonrpc.CodeInvalidRequest, "method not allowed: use POST, GET or DELETE")
+		return false
+	}
+	if len(r.Header["Mcp-Session-Id"]) > 1 {
+		jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "more than one Mcp-Session-Id")
+		return false
+	}
+	return true
+}
+
+// hasBody reports whether r carries a body: a Content-Length above zero,
+// or one of unknown length (chunked, or HTTP/2 without END_STREAM), even
+// if it turns out empty.
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 || (r.Body != nil && r.Body != http.NoBody)
+}
