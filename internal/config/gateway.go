@@ -22,6 +22,9 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		AccessTokenTTL:  time.Duration(c.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
 		RefreshGrace:    time.Duration(c.RefreshGrace), // off is negative in both
+
+		MaxSessionsPerUser: c.MaxSessionsPerUser,
+		MaxStreamsPerUser:  c.MaxStreamsPerUser,
 	}
 	if c.CIMDTestCAFile != "" {
 		pool, err := readCAFile(c.CIMDTestCAFile)

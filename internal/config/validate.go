@@ -136,6 +136,12 @@ func (c *Config) validateTokens(p *problems) {
 	if time.Duration(c.RefreshGrace) > 5*time.Minute {
 		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
 	}
+	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
+		p.add("max_sessions_per_user: %d must be between 1 and 10000", c.MaxSessionsPerUser)
+	}
+	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > 10000 {
+		p.add("max_streams_per_user: %d must be between 1 and 10000", c.MaxStreamsPerUser)
+	}
 }
 
 func (c *Config) validateLog(p *problems) {
