@@ -93,7 +93,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if old := h.add(user, sw.session); old != "" {
 			h.opts.Logger.Info("session ended: the user opened more than allowed", "resource", h.opts.Resource, "user", user, "max", h.opts.MaxSessions)
 			// Not on this request's time: its answer may still be open.
-			go h.end(r, old)
+			// The DELETE is made here: r is not to be read once this
+			// handler has returned.
+			go h.end(h.deleteOf(r, old))
 		}
 	case sid != "" && r.Method == http.MethodDelete && sw.status < 300:
 		h.forget(user, sid)
@@ -174,18 +176,23 @@ func (h *handler) dropIfEmpty(user string, u *holdings) {
 	}
 }
 
-// end ends session id through the backend with a DELETE of the user who
-// owns it: r, the request that went over the cap, carries that user's
-// verified identity, which the backend's own session check reads.
-func (h *handler) end(r *http.Request, id string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), endTimeout)
-	defer cancel()
-	del := r.Clone(ctx)
+// deleteOf is the DELETE that ends session id as the user of r, the
+// request that went over the cap: r carries that user's verified identity,
+// which the backend's own session check reads. It is not cancelled with r.
+func (h *handler) deleteOf(r *http.Request, id string) *http.Request {
+	del := r.Clone(context.WithoutCancel(r.Context()))
 	del.Method = http.MethodDelete
 	del.Header = http.Header{sessionHeader: {id}}
 	del.Body, del.GetBody, del.ContentLength, del.TransferEncoding = http.NoBody, nil, 0, nil
+	return del
+}
+
+// end sends del to the backend, within endTimeout.
+func (h *handler) end(del *http.Request) {
+	ctx, cancel := context.WithTimeout(del.Context(), endTimeout)
+	defer cancel()
 	d := &discard{header: http.Header{}}
-	h.next.ServeHTTP(d, del)
+	h.next.ServeHTTP(d, del.WithContext(ctx))
 	h.opts.Logger.Debug("session over the cap ended", "resource", h.opts.Resource, "status", d.status)
 }
 
