@@ -87,3 +87,25 @@ func TestSEC35_SessionsPerUserCapped(t *testing.T) {
 		})
 	}
 }
+
+// SEC-32 at the embedded server: a request with two Mcp-Session-Id values
+// is refused before the go-sdk, which would read the first.
+func TestSEC32_TwoSessionIDsAtEmbeddedServer(t *testing.T) {
+	g := newGateway(t)
+	_, _, tok := g.fullFlow()
+	resp, _ := g.mcpInitialize(g.url, tok.AccessToken)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d, want 200 with a session", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	req.Header.Add("Mcp-Session-Id", sid)
+	req.Header.Add("Mcp-Session-Id", "another")
+	if resp, body := g.do(req); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "more than one Mcp-Session-Id") {
+		t.Fatalf("two session ids: %d %s, want 400 saying so", resp.StatusCode, body)
+	}
+}

@@ -85,6 +85,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(sessionHeader)
 	if sid != "" {
 		h.touch(user, sid)
+		if r.Method != http.MethodDelete {
+			// Only a request without a session opens one: nothing to
+			// learn from the answer.
+			h.next.ServeHTTP(w, r)
+			return
+		}
 	}
 	sw := &sessionWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
