@@ -31,5 +31,12 @@
 // each other's.
 //
 // Sessions are tracked by the ids a backend answers with; stateless
-// (2026-07-28) clients hold none and count only their streams.
+// (2026-07-28) clients hold none and count only their streams. The caps
+// stand here, in front, because no backend offers them: the go-sdk's
+// StreamableHTTPHandler has an idle SessionTimeout but no cap per user,
+// the bridges and the proxy bound only their totals.
+//
+// A GET or DELETE never carries a body here: internal/policy, in front,
+// refuses one (SEC-31), so the DELETE made to end a session is the same
+// kind of request a client sends.
 package userlimit
