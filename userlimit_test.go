@@ -1,6 +1,7 @@
 package mcpgate_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -107,5 +108,58 @@ func TestSEC32_TwoSessionIDsAtEmbeddedServer(t *testing.T) {
 	req.Header.Add("Mcp-Session-Id", "another")
 	if resp, body := g.do(req); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "more than one Mcp-Session-Id") {
 		t.Fatalf("two session ids: %d %s, want 400 saying so", resp.StatusCode, body)
+	}
+}
+
+// SEC-36 at the embedded server: with one event stream per user, a second
+// session's stream is refused with 429 while the first is open, and
+// allowed once it closes.
+func TestSEC36_StreamsPerUserCapped(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.MaxStreamsPerUser = 1 })
+	_, _, tok := g.fullFlow()
+	session := func() string {
+		resp, _ := g.mcpInitialize(g.url, tok.AccessToken)
+		if resp.StatusCode != 200 || resp.Header.Get("Mcp-Session-Id") == "" {
+			t.Fatalf("initialize: %d, want 200 with a session", resp.StatusCode)
+		}
+		return resp.Header.Get("Mcp-Session-Id")
+	}
+	stream := func(ctx context.Context, sid string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/mcp", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	a, b := session(), session()
+	ctx, cancel := context.WithCancel(t.Context())
+	first := stream(ctx, a)
+	if first.StatusCode != 200 {
+		t.Fatalf("the first stream: %d, want 200", first.StatusCode)
+	}
+	second := stream(t.Context(), b)
+	second.Body.Close()
+	if second.StatusCode != http.StatusTooManyRequests || second.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second stream: %d, Retry-After %q; want 429 with Retry-After", second.StatusCode, second.Header.Get("Retry-After"))
+	}
+	cancel()
+	first.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ctx, cancel := context.WithCancel(t.Context())
+		resp := stream(ctx, b)
+		status := resp.StatusCode
+		cancel()
+		resp.Body.Close()
+		if status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream 10s after the first closed: %d, want 200", status)
+		}
 	}
 }
