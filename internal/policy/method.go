@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"io"
 	"net/http"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -41,8 +42,21 @@ func admitMethod(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // hasBody reports whether r carries a body: a Content-Length above zero,
-// or one of unknown length (chunked, or HTTP/2 without END_STREAM), even
-// if it turns out empty.
+// or a body of unknown length (chunked, or an HTTP/2 stream not ended with
+// its headers) that holds a byte. One that ends at once (a chunked body of
+// no chunk, which a proxy in front may send for an HTTP/2 request whose
+// end came in a frame of its own) is no body, and r gets http.NoBody.
 func hasBody(r *http.Request) bool {
-	return r.ContentLength != 0 || (r.Body != nil && r.Body != http.NoBody)
+	switch {
+	case r.ContentLength > 0:
+		return true
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+		return false
+	}
+	var b [1]byte
+	if n, err := io.ReadFull(r.Body, b[:]); n == 0 && err == io.EOF {
+		r.Body = http.NoBody
+		return false
+	}
+	return true
 }

@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -120,5 +123,29 @@ func TestSEC32_OneSessionIDOnly(t *testing.T) {
 	}
 	if n := be.hits.Load(); n != 0 {
 		t.Errorf("the backend got %d requests with two session ids, want none", n)
+	}
+}
+
+// SEC-31: a GET or DELETE whose body is of unknown length but empty (a
+// chunked body of no chunk, as a proxy in front may send for an HTTP/2
+// request whose end came after its headers) is no body, and passes.
+func TestSEC31_EmptyChunkedBodyPasses(t *testing.T) {
+	be := &counting{}
+	srv := front(t, be, Options{Policy: testPolicy()}, bob)
+	for _, m := range []string{http.MethodGet, http.MethodDelete} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "%s / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n", m)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusTeapot {
+			t.Errorf("%s with an empty chunked body: status %d, want the backend's 418", m, resp.StatusCode)
+		}
 	}
 }
