@@ -139,7 +139,8 @@ func TestWellKnownUnknownIs404(t *testing.T) {
 
 // CORS for browser clients (MCP Inspector): preflight on discovery,
 // register, token and /mcp; WWW-Authenticate and Mcp-Session-Id exposed;
-// never credentials with the wildcard origin.
+// never credentials (with the wildcard origin, or the MCP endpoint's
+// echoed one).
 func TestCORS_Preflight(t *testing.T) {
 	g := newGateway(t)
 	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration",
@@ -149,8 +150,12 @@ func TestCORS_Preflight(t *testing.T) {
 		req.Header.Set("Access-Control-Request-Method", "POST")
 		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
 		resp, _ := g.do(req)
-		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-			t.Errorf("%s: preflight %d, Access-Control-Allow-Origin %q; want 204 and *", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		want := "*"
+		if path == "/mcp" {
+			want = "http://localhost:6274" // an allowed origin, echoed (SEC-34)
+		}
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != want {
+			t.Errorf("%s: preflight %d, Access-Control-Allow-Origin %q; want 204 and %s", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), want)
 		}
 		if !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
 			t.Errorf("%s: Access-Control-Allow-Headers %q, want authorization among them", path, resp.Header.Get("Access-Control-Allow-Headers"))
@@ -161,10 +166,10 @@ func TestCORS_Preflight(t *testing.T) {
 	}
 	// The 401 of /mcp must be readable by the browser client.
 	resp, _ := g.mcpInitialize(g.url, "", "Origin", "http://localhost:6274")
-	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:6274" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") ||
 		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") {
-		t.Fatalf("401 CORS: %d %v; want 401 with Access-Control-Allow-Origin * exposing WWW-Authenticate and Mcp-Session-Id", resp.StatusCode, resp.Header)
+		t.Fatalf("401 CORS: %d %v; want 401 with the allowed origin echoed, exposing WWW-Authenticate and Mcp-Session-Id", resp.StatusCode, resp.Header)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/resource"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/internal/userlimit"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -105,6 +106,14 @@ type Config struct {
 
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
+
+	// MaxSessionsPerUser bounds the sessions one user holds at each
+	// resource (default 32): one more ends that user's least recently used
+	// session. MaxStreamsPerUser bounds the GET event streams one user has
+	// open at each resource (default 16): one more is refused with 429.
+	// See internal/userlimit for why each cap behaves as it does.
+	MaxSessionsPerUser int
+	MaxStreamsPerUser  int
 
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -263,6 +272,9 @@ func (cfg *Config) complete() error {
 			return fmt.Errorf("mcpgate: introspection client %q must be one of Clients, with a secret", id)
 		}
 	}
+	if cfg.MaxSessionsPerUser < 0 || cfg.MaxStreamsPerUser < 0 {
+		return errors.New("mcpgate: per-user session and stream caps must not be negative")
+	}
 	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
 	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
@@ -384,7 +396,10 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 	if err != nil {
 		return err
 	}
-	protected := guard.Protect(policy.Wrap(backend, policy.Options{
+	limited := userlimit.Wrap(backend, userlimit.Options{
+		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Logger: cfg.Logger,
+	})
+	protected := guard.Protect(policy.Wrap(limited, policy.Options{
 		Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger,
 	}))
 	g.mux.Handle(res.Path, g.endingWithGateway(protected))

@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,61 @@ func TestTOK4_NoSecretsInLogs(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("TOK-4: the %s appears in the log, want no secret there", name)
 		}
+	}
+}
+
+// SEC-34: the preflight at /mcp applies the origin rule of the request
+// itself (TRANS-1): an allowed origin is echoed, with Vary: Origin, and
+// granted every request header the transport defines (Mcp-Param-*
+// included); a refused one gets no grant, as its request would get 403.
+func TestSEC34_PreflightFollowsOriginRule(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.AllowedOrigins = []string{"https://app.example"} })
+	preflight := func(origin, headers string) *http.Response {
+		req := newReq(t, "OPTIONS", g.url+"/mcp")
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", headers)
+		resp, _ := g.do(req)
+		return resp
+	}
+	transport := "authorization,content-type,accept,mcp-session-id,mcp-protocol-version,last-event-id,mcp-method,mcp-name,mcp-param-region,mcp-param-x-y"
+	for _, origin := range []string{"https://app.example", "http://localhost:6274"} {
+		resp := preflight(origin, transport)
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != origin || !slices.Contains(resp.Header.Values("Vary"), "Origin") {
+			t.Errorf("%s: preflight %d, Allow-Origin %q, Vary %q; want 204, the origin echoed, Vary: Origin", origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Values("Vary"))
+		}
+		granted := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+		for h := range strings.SplitSeq(transport, ",") {
+			if !slices.Contains(strings.Split(strings.ReplaceAll(granted, " ", ""), ","), h) {
+				t.Errorf("%s: Access-Control-Allow-Headers %q, want %s among them", origin, granted, h)
+			}
+		}
+		if m := resp.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "POST") || !strings.Contains(m, "GET") || !strings.Contains(m, "DELETE") || strings.Contains(m, "PUT") {
+			t.Errorf("%s: Access-Control-Allow-Methods %q, want the transport's GET, POST, DELETE only", origin, m)
+		}
+		if resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: credentials allowed, want never", origin)
+		}
+	}
+	// A header the transport does not define is not granted.
+	if granted := strings.ToLower(preflight("https://app.example", "authorization,x-custom").Header.Get("Access-Control-Allow-Headers")); strings.Contains(granted, "x-custom") {
+		t.Errorf("Access-Control-Allow-Headers %q, want x-custom not granted", granted)
+	}
+	// A refused origin: no grant at the preflight, 403 at the request.
+	resp := preflight("https://evil.example", "authorization,content-type")
+	if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.Header.Get("Access-Control-Allow-Headers") != "" {
+		t.Errorf("refused origin: preflight %d %v; want 403 with no CORS grant", resp.StatusCode, resp.Header)
+	}
+	resp, _ = g.mcpInitialize(g.url, "", "Origin", "https://evil.example")
+	if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("refused origin: request %d, Allow-Origin %q; want 403 with no CORS grant", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	// An allowed origin reads the 401 and its headers.
+	resp, _ = g.mcpInitialize(g.url, "", "Origin", "https://app.example")
+	exposed := resp.Header.Get("Access-Control-Expose-Headers")
+	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(exposed, "WWW-Authenticate") || !strings.Contains(exposed, "Mcp-Session-Id") || !strings.Contains(exposed, "Mcp-Protocol-Version") {
+		t.Errorf("allowed origin, no token: %d, Allow-Origin %q, Expose %q; want 401 readable with WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version exposed",
+			resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), exposed)
 	}
 }

@@ -110,7 +110,14 @@ type Event struct {
 // temporary directory, waits for its DevTools endpoint, connects to its page and
 // enables the Page, Network and Runtime domains. ctx bounds the start only (30 s when
 // it has no deadline); the browser runs until Close, which the caller must call.
-func Launch(ctx context.Context, path string) (_ *Browser, err error) {
+func Launch(ctx context.Context, path string) (*Browser, error) {
+	return LaunchWith(ctx, path)
+}
+
+// LaunchWith is Launch with extra command-line flags, such as
+// --host-resolver-rules, which gives a test page a name (and so an origin)
+// of its own on a loopback server.
+func LaunchWith(ctx context.Context, path string, extra ...string) (_ *Browser, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
@@ -129,7 +136,7 @@ func Launch(ctx context.Context, path string) (_ *Browser, err error) {
 		}
 	}()
 	profile := filepath.Join(dir, "profile")
-	args := append(append([]string(nil), Flags...),
+	args := append(append(append([]string(nil), Flags...), extra...),
 		"--user-data-dir="+profile, "--remote-debugging-port=0", "--remote-allow-origins="+wsOrigin, "about:blank")
 	cmd := exec.Command(path, args...)
 	// Keep the browser off the real home directory (~/.pki, ~/.cache, ~/.config).

@@ -37,6 +37,9 @@ type Config struct {
 	ScopeImplies   map[string][]string `yaml:"scope_implies" help:"a scope hierarchy, like {mcp:admin: [mcp:read, mcp:write]}: a broader scope satisfies the narrower ones"`
 	AllowedOrigins []string            `yaml:"allowed_origins" flag:"allowed-origin" arg:"ORIGIN" help:"a browser origin allowed at /mcp besides loopback ones and mcpgate's own (repeatable)"`
 
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session"`
+	MaxStreamsPerUser  int `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429"`
+
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
 	RefreshGrace    Duration `yaml:"refresh_grace" arg:"DURATION" default:"30s" help:"a rotated refresh token presented again this soon (a retry, or two copies at once) gets the same new tokens instead of revoking its family; off turns this off; at most 5m (RT-1)"`

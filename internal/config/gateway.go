@@ -27,6 +27,8 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		UnusedClientExpiry: time.Duration(c.UnusedClientExpiry), // off is negative in both
 
 		IntrospectionClients: c.IntrospectionClients,
+		MaxSessionsPerUser:   c.MaxSessionsPerUser,
+		MaxStreamsPerUser:    c.MaxStreamsPerUser,
 	}
 	if c.CIMDTestCAFile != "" {
 		pool, err := readCAFile(c.CIMDTestCAFile)

@@ -157,6 +157,12 @@ func (c *Config) validateLimits(p *problems) {
 	} else if c.RequestHeaderTimeout > c.RequestReadTimeout {
 		p.add("request_header_timeout: %v must be at most request_read_timeout (%v), which includes the headers", c.RequestHeaderTimeout, c.RequestReadTimeout)
 	}
+	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
+		p.add("max_sessions_per_user: %d must be between 1 and 10000", c.MaxSessionsPerUser)
+	}
+	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > 10000 {
+		p.add("max_streams_per_user: %d must be between 1 and 10000", c.MaxStreamsPerUser)
+	}
 }
 
 func (c *Config) validateLog(p *problems) {

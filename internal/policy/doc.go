@@ -21,7 +21,13 @@
 //
 // # The middleware
 //
-// Wrap checks every POST before the backend sees it:
+// Wrap lets only the transport's methods through (SEC-30): POST, and GET
+// and DELETE without a body (SEC-31), each with at most one Mcp-Session-Id
+// (SEC-32); anything else is answered here (405, or 400), so that no body
+// reaches a backend without the checks below. It stands behind the
+// resource guard: a caller without a valid token gets the guard's 401
+// whatever the method, and learns nothing of the backend. It checks every
+// POST before the backend sees it:
 //
 //  1. The body (at most Options.MaxBodyBytes, else 413) is parsed with
 //     jsonrpc.Parse, which refuses what another parser could read
@@ -43,6 +49,7 @@
 //     the arguments or the result.
 //
 // The backend receives the body as a *BufferedBody (Bytes returns it
-// without a copy; GetBody and ContentLength are set). GET and DELETE pass
-// untouched; the response writers keep http.Flusher and Unwrap.
+// without a copy; GetBody and ContentLength are set). GET and DELETE
+// without a body pass untouched; the response writers keep http.Flusher
+// and Unwrap.
 package policy

@@ -48,8 +48,10 @@ type Options struct {
 // the context): it parses the body strictly (jsonrpc.Parse), enforces
 // TRANS-2 on the Mcp-Method and Mcp-Name headers, applies the tool policy
 // to tools/call and to the tools/list answer, and records an audit event
-// per tools/call. The body reaches next as a *BufferedBody. Other methods
-// (GET event streams, DELETE) pass untouched.
+// per tools/call. The body reaches next as a *BufferedBody. GET (the event
+// stream) and DELETE pass untouched when they carry no body; every other
+// method, a body on them, and two Mcp-Session-Id values are refused
+// (SEC-30, SEC-31, SEC-32).
 func Wrap(next http.Handler, opts Options) http.Handler {
 	h := &handler{next: next, audit: opts.Audit, resource: opts.Resource, maxBody: opts.MaxBodyBytes, log: opts.Logger}
 	if h.maxBody <= 0 {
@@ -103,6 +105,9 @@ type exchange struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !admitMethod(w, r) {
+		return
+	}
 	if r.Method != http.MethodPost {
 		h.next.ServeHTTP(w, r)
 		return

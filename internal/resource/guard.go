@@ -70,8 +70,9 @@ func (g *Guard) metadataURL(issuer string) string {
 // token for this resource, with the caller in the context
 // (identity.FromContext) and, for the go-sdk's session binding (SESS-3),
 // an auth.TokenInfo whose UserID is the caller.
-// Browser clients get CORS on every answer, 401s included; preflight
-// requests are answered without a token.
+// Browser clients on an allowed origin get CORS on every answer, 401s
+// included; preflight requests are answered without a token, by the same
+// origin rule (SEC-34).
 func (g *Guard) Protect(next http.Handler) http.Handler {
 	return &protected{g: g, next: next}
 }
@@ -84,12 +85,13 @@ type protected struct {
 }
 
 func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if oauth.HandleCORS(w, r) {
-		return
-	}
 	g := p.g
 	issuer := g.opts.Site.Issuer(r)
-	if !g.originAllowed(r, issuer) { // TRANS-1
+	allowed := g.originAllowed(r, issuer)
+	if oauth.HandleResourceCORS(w, r, allowed) { // SEC-34: the preflight says what the request will get
+		return
+	}
+	if !allowed { // TRANS-1
 		g.opts.Logger.Info("refused origin", "origin", r.Header.Get("Origin"), "host", r.Host)
 		http.Error(w, "origin or host not allowed", http.StatusForbidden)
 		return

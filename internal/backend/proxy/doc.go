@@ -77,6 +77,7 @@
 // connection, cutting an event stream in flight (golang/go#40747).
 //
 // The proxy adds no X-Forwarded-For, -Host or -Proto headers and drops the
-// client's, and Forwarded: it does not know which proxies in front of the
-// gateway are trusted.
+// client's X-Real-IP, Forwarded and every X-Forwarded-* (in any case and
+// underscore spelling, SEC-33): it does not know which proxies in front of
+// the gateway are trusted, and an upstream might log or trust them.
 package proxy

@@ -334,8 +334,8 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 
 // dropped are the request headers the proxy removes besides those
 // ReverseProxy removes (hop-by-hop ones, also those the client's
-// Connection header names, Forwarded and X-Forwarded-*) and the identity
-// headers.
+// Connection header names), the client's address headers (addressHeader)
+// and the identity headers.
 var dropped = []string{
 	"Authorization", // PASS-2
 	"Cookie",        // the gateway's
@@ -367,7 +367,7 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		delete(hd, k)
 	}
 	for k := range hd {
-		if k != sessionHeader && h.isStripped(k) {
+		if k != sessionHeader && (h.isStripped(k) || addressHeader(k)) {
 			delete(hd, k)
 		}
 	}
@@ -402,6 +402,20 @@ func (h *handler) isStripped(k string) bool {
 		}
 	}
 	return false
+}
+
+// addressHeader reports whether k is what a client says about its address
+// or the hops before it (SEC-33): X-Real-IP, Forwarded or any
+// X-Forwarded-*, in any case and underscore spelling. The gateway is the
+// first hop an upstream can trust, and it vouches for none of them; the
+// identity headers it sets under X-Forwarded-* names are set after.
+// ReverseProxy removes only the canonical Forwarded, X-Forwarded-For,
+// -Host and -Proto.
+func addressHeader(k string) bool {
+	const prefix = "x-forwarded-"
+	return (len(k) == len("x-real-ip") && equalFoldDash(k, "x-real-ip")) ||
+		(len(k) == len("forwarded") && equalFoldDash(k, "forwarded")) ||
+		(len(k) > len(prefix) && equalFoldDash(k[:len(prefix)], prefix))
 }
 
 func equalFoldDash(a, b string) bool {

@@ -919,3 +919,38 @@ func BenchmarkProxyCopyBuffers(b *testing.B) {
 		})
 	}
 }
+
+// SEC-33: what a client says about its address or the hops before it
+// (X-Real-IP, Forwarded, any X-Forwarded-*, in any spelling) never
+// reaches the upstream, which may log it or trust it; the identity
+// headers the gateway sets under X-Forwarded-* names still do.
+func TestSEC33_ClientAddressHeadersStripped(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	fe := front(t, be.URL, Options{}, alice)
+	req, _ := http.NewRequest("POST", fe.URL, strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	spoofed := []string{"X-Real-IP", "X_Real_IP", "x-real-ip", "Forwarded", "forwarded", "X-Forwarded-For", "X_Forwarded_For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Server", "x_forwarded_prefix", "X-Forwarded-User"}
+	for _, k := range spoofed {
+		req.Header[k] = []string{"10.6.6.6"}
+	}
+	req.Header.Set("X-Forwardedish", "kept") // not one of them
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	r, _ := rec.last(t)
+	for k, v := range r.Header {
+		if strings.Contains(strings.Join(v, ","), "10.6.6.6") {
+			t.Errorf("upstream got %s: %q, want the client's address headers removed", k, v)
+		}
+	}
+	if got := r.Header.Get("X-Forwarded-User"); got != alice.User.ID {
+		t.Errorf("X-Forwarded-User %q, want the gateway's %q", got, alice.User.ID)
+	}
+	if got := r.Header.Get("X-Forwardedish"); got != "kept" {
+		t.Errorf("X-Forwardedish %q, want an unrelated header kept", got)
+	}
+}

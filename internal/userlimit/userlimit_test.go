@@ -1,0 +1,202 @@
+package userlimit
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+var (
+	alice = &identity.Caller{User: identity.User{ID: "local:alice"}}
+	bob   = &identity.Caller{User: identity.User{ID: "local:bob"}}
+)
+
+// front serves h behind Wrap; the caller is named by the X-Test-User
+// header (what the resource guard would have verified).
+func front(t *testing.T, h http.Handler, opts Options) *httptest.Server {
+	t.Helper()
+	w := Wrap(h, opts)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		c := alice
+		if r.Header.Get("X-Test-User") == "bob" {
+			c = bob
+		}
+		w.ServeHTTP(rw, r.WithContext(identity.WithCaller(r.Context(), c)))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, url, session, user, body string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	}
+	if user != "" {
+		req.Header.Set("X-Test-User", user)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+
+func open(t *testing.T, url, user string) string {
+	t.Helper()
+	resp, b := do(t, http.MethodPost, url, "", user, initialize)
+	id := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || id == "" {
+		t.Fatalf("initialize: %d %s, want 200 with a session", resp.StatusCode, b)
+	}
+	return id
+}
+
+func alive(t *testing.T, url, id, user string) bool {
+	t.Helper()
+	resp, b := do(t, http.MethodPost, url, id, user, `{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	switch resp.StatusCode {
+	case 200:
+		return true
+	case 404:
+		return false
+	}
+	t.Fatalf("ping in session: %d %s, want 200 or 404", resp.StatusCode, b)
+	return false
+}
+
+// waitGone polls until session id of user is ended, or fails.
+func waitGone(t *testing.T, url, id, user string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); alive(t, url, id, user); {
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s of %s still alive after 10s, want it ended", id, user)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SEC-35: a user has at most MaxSessions sessions at a resource; a new
+// one ends that user's least recently used (with a DELETE through the
+// backend, which frees what it holds), never another user's.
+func TestSEC35_SessionsPerUserLeastRecentlyUsedEnded(t *testing.T) {
+	server := mcp.NewServer(&mcp.Implementation{Name: "s", Version: "1"}, nil)
+	srv := front(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{JSONResponse: true}), Options{MaxSessions: 3})
+	bobs := open(t, srv.URL, "bob")
+	var ids []string
+	for range 3 {
+		ids = append(ids, open(t, srv.URL, ""))
+	}
+	// The first is used again: the second is now the least recently used.
+	if !alive(t, srv.URL, ids[0], "") {
+		t.Fatal("alice's first session ended below the cap")
+	}
+	ids = append(ids, open(t, srv.URL, ""))
+	waitGone(t, srv.URL, ids[1], "")
+	ids = append(ids, open(t, srv.URL, ""))
+	waitGone(t, srv.URL, ids[2], "")
+	for _, i := range []int{0, 3, 4} {
+		if !alive(t, srv.URL, ids[i], "") {
+			t.Errorf("alice's session %d ended, want the 3 most recently used alive", i)
+		}
+	}
+	if !alive(t, srv.URL, bobs, "bob") {
+		t.Error("bob's session ended by alice's, want each user capped alone")
+	}
+}
+
+// streaming answers a GET with an event stream that stays open until the
+// client leaves.
+func streaming() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+}
+
+// SEC-36: a user holds at most MaxStreams open GET event streams at a
+// resource; one more is refused with 429, Retry-After and a JSON-RPC
+// error, and a stream that closes makes room.
+func TestSEC36_StreamsPerUserRefusedAtCap(t *testing.T) {
+	srv := front(t, streaming(), Options{MaxStreams: 2})
+	get := func(ctx context.Context, user string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("X-Test-User", user)
+		return http.DefaultClient.Do(req)
+	}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels = append(cancels, cancel)
+		resp, err := get(ctx, "alice")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %v %v, want 200 below the cap", i, resp, err)
+		}
+		defer resp.Body.Close()
+	}
+	resp, err := get(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e struct {
+		Error struct{ Code int } `json:"error"`
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || json.Unmarshal(b, &e) != nil || e.Error.Code == 0 {
+		t.Fatalf("stream over the cap: %d, Retry-After %q, %s; want 429 with Retry-After and a JSON-RPC error", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancels = append(cancels, cancel)
+	if resp, err := get(ctx, "bob"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("bob's stream: %v %v, want 200: the cap is per user", resp, err)
+	}
+	cancels[0]() // alice closes one
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels = append(cancels, cancel)
+		resp, err := get(ctx, "alice")
+		if err == nil && resp.StatusCode == 200 {
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream for alice 10s after she closed one: %v %v", resp, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
