@@ -161,10 +161,10 @@ func TestDefinedIDs(t *testing.T) {
 	}
 }
 
-// Every test docs/requirements.md names exists, so that a rule's
-// coverage does not silently vanish when a test is renamed or removed.
+// Every test docs/requirements.md and docs/security.md name exists, so
+// that a rule's coverage does not silently vanish when a test is renamed or
+// removed; and every ID docs/security.md cites is defined.
 func TestRequirementsNameExistingTests(t *testing.T) {
-	doc := readRequirements(t)
 	declared := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Example|Benchmark)[A-Za-z0-9_]*)\(`)
 	exists := map[string]bool{}
 	for _, f := range goFiles(t) {
@@ -179,13 +179,23 @@ func TestRequirementsNameExistingTests(t *testing.T) {
 			exists[string(m[1])] = true
 		}
 	}
-	named := namedTest.FindAllSubmatch(doc, -1)
-	if len(named) == 0 {
-		t.Fatal("docs/requirements.md names no test")
-	}
-	for _, m := range named {
-		if name := string(m[1]); !exists[name] {
-			t.Errorf("docs/requirements.md names %s, but no _test.go file declares it", name)
+	defined, _ := definedIDs(readRequirements(t))
+	for _, name := range []string{"requirements.md", "security.md"} {
+		doc, err := os.ReadFile(filepath.Join("docs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := namedTest.FindAllSubmatch(doc, -1)
+		if len(named) == 0 {
+			t.Errorf("docs/%s names no test", name)
+		}
+		for _, m := range named {
+			if test := string(m[1]); !exists[test] {
+				t.Errorf("docs/%s names %s, but no _test.go file declares it", name, test)
+			}
+		}
+		for _, c := range undefinedCitations("docs/"+name, doc, defined) {
+			t.Errorf("%s is cited but not defined in docs/requirements.md", c)
 		}
 	}
 }
