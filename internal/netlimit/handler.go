@@ -46,7 +46,13 @@ func (rr *request) read() {
 	if !rr.state.CompareAndSwap(reading, served) {
 		return
 	}
+	// Under the listener's lock, so that a connection is never chosen for
+	// eviction (makeRoom, under the same lock) after its request was read:
+	// either the choice came first and the request is cut with its
+	// connection, or the connection counts as served.
+	rr.c.l.mu.Lock()
 	rr.c.serving.Add(1)
+	rr.c.l.mu.Unlock()
 }
 
 func (rr *request) end() {
