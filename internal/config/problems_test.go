@@ -1,0 +1,134 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// problemsOf is what `mcpgate serve` reports for args and vars: what Load
+// could not read, then, when it gave a configuration, what Validate finds
+// in it.
+func problemsOf(t *testing.T, args []string, vars map[string]string) string {
+	t.Helper()
+	cfg, err := Load(args, env(vars))
+	if cfg != nil {
+		err = errors.Join(err, cfg.Validate())
+	}
+	if err == nil {
+		t.Fatalf("%v %v: accepted, want every problem reported", args, vars)
+	}
+	return err.Error()
+}
+
+// wantLines checks that every want is in a line of its own of msg.
+func wantLines(t *testing.T, msg string, want ...string) {
+	t.Helper()
+	lines := strings.Split(msg, "\n")
+	for _, w := range want {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, w)
+		}
+		if !found {
+			t.Errorf("no problem says %q; got:\n%s", w, msg)
+		}
+	}
+}
+
+// Several bad flags at once: every one is reported, each by its flag as
+// `serve -h` writes it, and what could be read is validated too.
+func TestFlagsReportEveryProblem(t *testing.T) {
+	msg := problemsOf(t, []string{"--max-connections", "0", "--request-read-timeout", "0", "--disable-cimd=maybe",
+		"--no-such-flag", "--stdio-isolation", "x", "--unused-client-expiry", "1h", "stray", "--log-level", "loud"}, nil)
+	wantLines(t, msg,
+		`--max-connections: "0" is not a whole number above 0`,
+		`--request-read-timeout: "0": leave the setting out`,
+		`--disable-cimd: "maybe" is not true or false`,
+		`--no-such-flag`,
+		`unexpected argument "stray"`,
+		`stdio_isolation: "x" must be auto or none`,
+		`unused_client_expiry:`,
+		`log_level: "loud"`)
+	for _, one := range []string{" -max-connections", " -request-read-timeout", " -no-such-flag"} {
+		if strings.Contains(msg, one) {
+			t.Errorf("a flag is named with one dash (%q), want --, as serve -h writes it:\n%s", one, msg)
+		}
+	}
+	// A bad value does not stand in for the setting: the read timeout is
+	// not 0 for the check of the header timeout against it.
+	if strings.Contains(msg, "request_header_timeout") {
+		t.Errorf("a refused value was validated as if set:\n%s", msg)
+	}
+}
+
+// Several bad variables at once: the values that could not be read, and
+// the problems of those that could.
+func TestVariablesReportEveryProblem(t *testing.T) {
+	msg := problemsOf(t, nil, map[string]string{
+		"MCPGATE_MAX_CONNECTIONS": "0", "MCPGATE_REQUEST_READ_TIMEOUT": "0", "MCPGATE_DISABLE_CIMD": "maybe",
+		"MCPGATE_STDIO": "server", "MCPGATE_STDIO_ISOLATION": "x", "MCPGATE_UNUSED_CLIENT_EXPIRY": "1h", "MCPGATE_STDIO_UID_RANGE": "5",
+	})
+	wantLines(t, msg,
+		`MCPGATE_MAX_CONNECTIONS: "0" is not a whole number above 0`,
+		`MCPGATE_REQUEST_READ_TIMEOUT: "0": leave the setting out`,
+		`MCPGATE_DISABLE_CIMD: "maybe" is not true or false`,
+		`stdio_isolation: "x" must be auto or none`,
+		`unused_client_expiry:`,
+		`stdio_uid_range:`)
+}
+
+// Several bad keys of a file at once: each is named by its key (its path
+// in a list) and line, the type mismatches in words, and the keys that
+// could be read are validated.
+func TestFileReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.yaml")
+	if err := os.WriteFile(path, []byte(`max_connections: 0
+request_read_timeout: 0
+max_sessions_per_user: off
+disable_cimd: maybe
+unused_client_expiry: 1h
+listne: 1
+resources:
+  - path: /a
+    stdio: server
+    stdio_max_processes: many
+    stdio_idle_timeout: 0
+    stdio_isolation: x
+    scopse: [a]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := problemsOf(t, []string{"--config", path}, nil)
+	at := func(key string, line string) string { return key + " (" + path + ", line " + line + "): " }
+	wantLines(t, msg,
+		at("max_connections", "1")+`"0" is not a whole number above 0`,
+		at("request_read_timeout", "2")+`"0": leave the setting out`,
+		at("max_sessions_per_user", "3")+`"off" is not a whole number`,
+		at("disable_cimd", "4")+`"maybe" is not true or false`,
+		at("listne", "6")+"unknown key",
+		at("resources[0].stdio_max_processes", "10")+`"many" is not a whole number`,
+		at("resources[0].stdio_idle_timeout", "11")+`"0": leave the setting out`,
+		at("resources[0].scopse", "13")+"unknown key",
+		`unused_client_expiry:`,
+		`resources[0].stdio_isolation: "x" must be auto or none`)
+	if strings.Contains(msg, "cannot unmarshal") || strings.Contains(msg, "request_header_timeout") {
+		t.Errorf("a raw YAML message, or a refused value validated as if set:\n%s", msg)
+	}
+}
+
+// A file that is not YAML at all gives nothing to validate: its syntax
+// error, with its line, is the one problem.
+func TestFileNotYAML(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.yaml")
+	if err := os.WriteFile(path, []byte("listen: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"--config", path, "--max-connections", "0"}, env(nil))
+	if cfg != nil || err == nil {
+		t.Fatalf("Load: %v, %v; want no configuration and an error", cfg, err)
+	}
+	wantLines(t, err.Error(), path+": yaml: line", `--max-connections: "0"`)
+}
