@@ -137,9 +137,17 @@ func limitsOf(cfg *config.Config, log *slog.Logger) limits {
 		log.Warn("max_connections is at or above the open-file limit: out of descriptors, the gateway stops accepting anyone",
 			"max_connections", lim.maxConns, "open_file_limit", files)
 	}
-	log.Info("client limits", "request_header_timeout", lim.headerTimeout.String(), "request_read_timeout", lim.readTimeout.String(),
-		"max_connections", lim.maxConns, "max_connections_per_address", lim.perAddress)
+	log.Info("client limits", "request_header_timeout", cfg.RequestHeaderTimeout.String(), "request_read_timeout", cfg.RequestReadTimeout.String(),
+		"max_connections", capValue(lim.maxConns), "max_connections_per_address", capValue(lim.perAddress))
 	return lim
+}
+
+// capValue is a cap as the settings write it: off for none.
+func capValue(n int) any {
+	if n == 0 {
+		return "off"
+	}
+	return n
 }
 
 // defaultMaxConns is the overall cap where the open-file limit is unknown.

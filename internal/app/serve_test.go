@@ -159,3 +159,17 @@ func TestSEC41_LimitDefaults(t *testing.T) {
 		t.Fatalf("off: max %d, per address %d; want 0 and 0 (no cap)", lim.maxConns, lim.perAddress)
 	}
 }
+
+// A connection cap that is off is logged as off, not as 0.
+func TestSEC41_LimitsLoggedAsSet(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.MaxConnections, cfg.MaxConnectionsPerAddress = -1, -1
+	cfg.RequestReadTimeout = config.Duration(time.Hour)
+	var out strings.Builder
+	limitsOf(&cfg, slog.New(slog.NewTextHandler(&out, nil)))
+	for _, want := range []string{"max_connections=off", "max_connections_per_address=off", "request_read_timeout=1h "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the start log lacks %s:\n%s", want, out.String())
+		}
+	}
+}

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // problemsOf is what `mcpgate serve` reports for args and vars: what Load
@@ -131,4 +134,60 @@ func TestFileNotYAML(t *testing.T) {
 		t.Fatalf("Load: %v, %v; want no configuration and an error", cfg, err)
 	}
 	wantLines(t, err.Error(), path+": yaml: line", `--max-connections: "0"`)
+}
+
+// A timeout that is off is named alone, not with the other that is not.
+func TestTimeoutOffNamesTheOneOff(t *testing.T) {
+	for flagName, key := range map[string]string{"--request-read-timeout": "request_read_timeout", "--request-header-timeout": "request_header_timeout"} {
+		msg := problemsOf(t, []string{flagName, "off"}, nil)
+		wantLines(t, msg, key+": cannot be off")
+		if other := map[string]string{"request_read_timeout": "request_header_timeout", "request_header_timeout": "request_read_timeout"}[key]; strings.Contains(msg, other) {
+			t.Errorf("%s off: the message names %s too:\n%s", flagName, other, msg)
+		}
+	}
+}
+
+// A duration is echoed in the short form a person writes: 1h, not 1h0m0s.
+func TestDurationsEchoedShort(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Hour: "1h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m",
+		90 * time.Second: "1m30s", 2160 * time.Hour: "2160h", 1500 * time.Millisecond: "1.5s", 100 * time.Millisecond: "100ms", -1: "off"} {
+		if got := Duration(d).String(); got != want {
+			t.Errorf("Duration(%v) prints as %q, want %q", time.Duration(d), got, want)
+		}
+	}
+	wantLines(t, problemsOf(t, []string{"--unused-client-expiry", "1h"}, nil), "unused_client_expiry: 1h must be")
+}
+
+// The per-user caps' bounds, which Validate enforces, are in serve -h and
+// the README.
+func TestPerUserCapBoundsDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := "1 to " + strconv.Itoa(maxPerUser)
+	for _, key := range []string{"max_sessions_per_user", "max_streams_per_user"} {
+		i := slices.IndexFunc(settings, func(s setting) bool { return s.key == key })
+		if !strings.Contains(settings[i].help, bound) {
+			t.Errorf("serve -h for %s does not say %q: %s", key, bound, settings[i].help)
+		}
+		row := ""
+		for l := range strings.Lines(string(raw)) {
+			if strings.Contains(l, "| `"+key+"` |") {
+				row = l
+			}
+		}
+		if !strings.Contains(row, bound) {
+			t.Errorf("README.md's row of %s does not say %q: %s", key, bound, row)
+		}
+		cfg := Defaults()
+		cfg.MaxSessionsPerUser, cfg.MaxStreamsPerUser = maxPerUser, maxPerUser
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("the bound %d is refused: %v", maxPerUser, err)
+		}
+		cfg.MaxSessionsPerUser, cfg.MaxStreamsPerUser = maxPerUser+1, maxPerUser+1
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%d accepted for %s: %v", maxPerUser+1, key, err)
+		}
+	}
 }

@@ -342,11 +342,20 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	return nil
 }
 
+// String writes d as a person would: off, or the shortest Go duration,
+// 1h rather than time.Duration's 1h0m0s.
 func (d Duration) String() string {
 	if d < 0 {
 		return "off"
 	}
-	return time.Duration(d).String()
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // Off reports whether the setting was turned off.

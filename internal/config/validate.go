@@ -148,20 +148,28 @@ func (c *Config) validateTokens(p *problems) {
 	}
 }
 
+// maxPerUser bounds the per-user caps: a cap is a promise that one user
+// cannot take the gateway's memory, which a higher one no longer keeps.
+const maxPerUser = 10000
+
 // validateLimits checks the bounds on clients: the timeouts cannot be
 // turned off, since that is the hole they close (SEC-40), and the header
 // timeout is part of the whole request's.
 func (c *Config) validateLimits(p *problems) {
-	if c.RequestHeaderTimeout.Off() || c.RequestReadTimeout.Off() {
-		p.add("request_header_timeout, request_read_timeout: cannot be off (SEC-40)")
-	} else if c.RequestHeaderTimeout > c.RequestReadTimeout {
+	if c.RequestHeaderTimeout.Off() {
+		p.add("request_header_timeout: cannot be off (SEC-40)")
+	}
+	if c.RequestReadTimeout.Off() {
+		p.add("request_read_timeout: cannot be off (SEC-40)")
+	}
+	if !c.RequestHeaderTimeout.Off() && !c.RequestReadTimeout.Off() && c.RequestHeaderTimeout > c.RequestReadTimeout {
 		p.add("request_header_timeout: %v must be at most request_read_timeout (%v), which includes the headers", c.RequestHeaderTimeout, c.RequestReadTimeout)
 	}
-	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
-		p.add("max_sessions_per_user: %d must be between 1 and 10000", c.MaxSessionsPerUser)
+	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > maxPerUser {
+		p.add("max_sessions_per_user: %d must be between 1 and %d", c.MaxSessionsPerUser, maxPerUser)
 	}
-	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > 10000 {
-		p.add("max_streams_per_user: %d must be between 1 and 10000", c.MaxStreamsPerUser)
+	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > maxPerUser {
+		p.add("max_streams_per_user: %d must be between 1 and %d", c.MaxStreamsPerUser, maxPerUser)
 	}
 }
 
