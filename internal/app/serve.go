@@ -244,7 +244,11 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 			return nil, fmt.Errorf("create admin: %w", err)
 		}
 		if created {
-			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; it is stored hashed in %s.\n\n", pw, cfg.DataDir)
+			kept := "it is stored hashed in " + cfg.DataDir + "."
+			if cfg.StoreDSN() == "memory" {
+				kept = "the memory store keeps it only until mcpgate stops: a new one is made at every start."
+			}
+			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; %s\n\n", pw, kept)
 		}
 		out = append(out, lc)
 	}
