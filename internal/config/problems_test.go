@@ -191,3 +191,24 @@ func TestPerUserCapBoundsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// With a resources list, the backend settings go on each resource: one at
+// the top level is named, with where it goes, and not refused as a stdio
+// setting without stdio.
+func TestTopLevelBackendSettingWithResources(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.yaml")
+	if err := os.WriteFile(path, []byte(`stdio_read_paths: [/opt/servers]
+stdio_isolation: none
+resources:
+  - path: /a
+    stdio: server
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := problemsOf(t, []string{"--config", path}, nil)
+	wantLines(t, msg, "stdio_read_paths: with a resources list, give each resource its own: set it on the resource (resources[N].stdio_read_paths)",
+		"stdio_isolation: with a resources list, give each resource its own")
+	if strings.Contains(msg, "set only with stdio") {
+		t.Errorf("a top-level stdio setting next to a resources list is refused as if stdio were missing:\n%s", msg)
+	}
+}

@@ -63,6 +63,20 @@ func (s *setting) fileOnly() bool {
 	return true
 }
 
+// backendKeys lists the top level's backend settings that are set, by
+// file key.
+func (c *Config) backendKeys() []string {
+	backend, _ := reflect.TypeFor[Config]().FieldByName("Backend")
+	var out []string
+	for i := range settings {
+		s := &settings[i]
+		if len(s.index) == 2 && s.index[0] == backend.Index[0] && !s.field(c).IsZero() {
+			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
 // field is s's field in c.
 func (s *setting) field(c *Config) reflect.Value {
 	return reflect.ValueOf(c).Elem().FieldByIndex(s.index)

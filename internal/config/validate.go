@@ -87,10 +87,16 @@ func (c *Config) validateConnectors(p *problems) {
 // validateResources checks the top level's resource settings and each of
 // the resources list.
 func (c *Config) validateResources(p *problems) {
-	if len(c.Resources) > 0 && c.Backend.configured() {
-		p.add("upstream, stdio, identity_*, tool_policy: with a resources list, give each resource its own")
+	if len(c.Resources) > 0 {
+		// The top level's are not used: each is named with where it goes
+		// (it is checked there), not refused as, say, a stdio setting
+		// without stdio.
+		for _, key := range c.backendKeys() {
+			p.add("%s: with a resources list, give each resource its own: set it on the resource (resources[N].%s), not at the top level", key, key)
+		}
+	} else {
+		c.Backend.validate("", p)
 	}
-	c.Backend.validate("", p)
 	if len(c.Scopes) == 0 {
 		p.add("scopes: at least one scope is required")
 	}
@@ -226,12 +232,6 @@ func (c *Config) validateClients(p *problems) {
 			p.add("introspection_clients: %q must be the id of one of clients, with a secret or secret_file", id)
 		}
 	}
-}
-
-// configured reports whether any backend setting is set.
-func (b *Backend) configured() bool {
-	return b.Upstream != "" || b.UpstreamTransport != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
-		b.StdioIsolation != "" || len(b.StdioReadPaths) > 0 || b.StdioUIDRange != "" || b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
 }
 
 // validate reports the problems of b; prefix names its place in the file.
