@@ -55,6 +55,9 @@ func TestFlagsReportEveryProblem(t *testing.T) {
 		`stdio_isolation: "x" must be auto or none`,
 		`unused_client_expiry:`,
 		`log_level: "loud"`)
+	if a, b, c := strings.Index(msg, "--disable-cimd"), strings.Index(msg, "--no-such-flag"), strings.Index(msg, `"stray"`); !(a < b && b < c) {
+		t.Errorf("the flags' problems are not in the order of the command line:\n%s", msg)
+	}
 	for _, one := range []string{" -max-connections", " -request-read-timeout", " -no-such-flag"} {
 		if strings.Contains(msg, one) {
 			t.Errorf("a flag is named with one dash (%q), want --, as serve -h writes it:\n%s", one, msg)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -149,11 +148,10 @@ func Defaults() Config {
 func Load(args []string, getenv func(string) string) (*Config, error) {
 	var flagged Config
 	fs, path, bad := newFlagSet(&flagged)
-	errs := parseFlags(fs, args)
-	if slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, flag.ErrHelp) }) {
-		return nil, flag.ErrHelp
+	if err := parseFlags(fs, args, bad); err != nil {
+		return nil, err
 	}
-	errs = append(errs, bad.errs...)
+	errs := bad.errs
 	cfg, checkable := Defaults(), true
 	if *path == "" {
 		*path = getenv("MCPGATE_CONFIG")
@@ -175,17 +173,16 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	return &cfg, errors.Join(errs...)
 }
 
-// parseFlags parses args into fs, going on past every problem to report
-// them all: a flag the flag package refuses, and a stray argument, after
-// which it stops.
-func parseFlags(fs *flag.FlagSet, args []string) []error {
-	var errs []error
+// parseFlags parses args into fs, going on past every problem to record
+// them all in bad, in order: a flag the flag package refuses, and a stray
+// argument, after which it stops. It returns only flag.ErrHelp, for -h.
+func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags) error {
 	for len(args) > 0 {
 		err := fs.Parse(args)
 		rest := fs.Args()
 		switch {
 		case errors.Is(err, flag.ErrHelp):
-			return []error{err}
+			return err
 		case err != nil:
 			msg := err.Error()
 			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
@@ -195,14 +192,14 @@ func parseFlags(fs *flag.FlagSet, args []string) []error {
 			} else if strings.HasPrefix(msg, "bad flag syntax: ") && len(rest) > 0 {
 				rest = rest[1:] // the one error that leaves its argument
 			}
-			errs = append(errs, errors.New(msg))
+			bad.errs = append(bad.errs, errors.New(msg))
 		case len(rest) > 0:
-			errs = append(errs, fmt.Errorf("unexpected argument %q", rest[0]))
+			bad.errs = append(bad.errs, fmt.Errorf("unexpected argument %q", rest[0]))
 			rest = rest[1:]
 		}
 		args = rest
 	}
-	return errs
+	return nil
 }
 
 // applyEnv sets every setting whose variable is set, and returns the
@@ -256,7 +253,8 @@ type flagValue struct {
 	bad *badFlags
 }
 
-// badFlags collects the flags whose value could not be read. Set records
+// badFlags collects the problems of the flags, in order, and the flags
+// whose value could not be read. Set records
 // the problem there and returns nil, so that the flag package goes on to
 // the next flag (it stops at the first error), and Load leaves such a
 // flag's setting as the sources below set it.
