@@ -215,3 +215,19 @@ resources:
 		t.Errorf("a top-level stdio setting next to a resources list is refused as if stdio were missing:\n%s", msg)
 	}
 }
+
+// A secret file that cannot be read is that problem, not also a secret
+// missing.
+func TestUnreadableSecretFileNamedOnce(t *testing.T) {
+	msg := problemsOf(t, []string{"--github-client-id", "id", "--github-client-secret-file", filepath.Join(t.TempDir(), "missing")}, nil)
+	wantLines(t, msg, "github_client_secret_file: open ")
+	if strings.Contains(msg, "set both") {
+		t.Errorf("an unreadable secret file is also reported as no secret:\n%s", msg)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, problemsOf(t, []string{"--github-client-id", "id", "--github-client-secret-file", empty}, nil),
+		"github_client_secret_file: "+empty+" is empty")
+}

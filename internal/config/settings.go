@@ -231,7 +231,11 @@ func (c *Config) readSecretFiles() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		*dst = strings.TrimSpace(string(b))
+		// An empty one is refused here, where it is read, as Validate
+		// takes a secret file for a secret.
+		if *dst = strings.TrimSpace(string(b)); *dst == "" {
+			return fmt.Errorf("%s: %s is empty", what, path)
+		}
 		return nil
 	}
 	errs := []error{

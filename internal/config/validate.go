@@ -76,7 +76,9 @@ func (c *Config) validateConnectors(p *problems) {
 			p.add("local_users: %q must be NAME:PASSWORD", redactUser(u))
 		}
 	}
-	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "") {
+	// A secret file counts as a secret even when it could not be read:
+	// Load reports that.
+	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "" && c.GitHubClientSecretFile == "") {
 		p.add("github: set both github_client_id and github_client_secret, or neither")
 	}
 	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
