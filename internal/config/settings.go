@@ -258,10 +258,10 @@ type flagValue struct {
 }
 
 // badFlags collects the problems of the flags, in order, and the flags
-// whose value could not be read. Set records
-// the problem there and returns nil, so that the flag package goes on to
-// the next flag (it stops at the first error), and Load leaves such a
-// flag's setting as the sources below set it.
+// whose value could not be read. Set records the problem there and returns
+// nil, so that the flag package goes on to the next flag (it stops at the
+// first error), and Load leaves such a flag's setting as the sources below
+// set it.
 type badFlags struct {
 	errs  []error
 	flags map[string]bool
