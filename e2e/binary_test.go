@@ -284,6 +284,45 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 	}
 }
 
+// Several bad values at once, from each source: the binary lists every
+// one, by the flag, variable or file key (and line) that holds it, and the
+// problems of the values it could read, and exits 2.
+func TestBinaryRejectsEveryProblemOfEverySource(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "x.yaml")
+	if err := os.WriteFile(file, []byte("max_connections: 0\nmax_sessions_per_user: off\nstdio_isolation: x\nunused_client_expiry: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"flags", []string{"--max-connections", "0", "--request-read-timeout", "0", "--stdio-isolation", "x", "--unused-client-expiry", "1h"}, nil,
+			[]string{`--max-connections: "0"`, `--request-read-timeout: "0"`, "stdio_isolation:", "unused_client_expiry:"}},
+		{"variables", nil, []string{"MCPGATE_MAX_CONNECTIONS=0", "MCPGATE_REQUEST_READ_TIMEOUT=0", "MCPGATE_STDIO_ISOLATION=x",
+			"MCPGATE_UNUSED_CLIENT_EXPIRY=1h", "MCPGATE_STDIO_UID_RANGE=5"},
+			[]string{`MCPGATE_MAX_CONNECTIONS: "0"`, `MCPGATE_REQUEST_READ_TIMEOUT: "0"`, "stdio_isolation:", "unused_client_expiry:", "stdio_uid_range:"}},
+		{"file", []string{"--config", file}, nil,
+			[]string{"max_connections (" + file + ", line 1)", "max_sessions_per_user (" + file + `, line 2): "off" is not a whole number`,
+				"stdio_isolation:", "unused_client_expiry:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binPath, append([]string{"serve", "--data-dir", t.TempDir()}, tc.args...)...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want exit status 2\n%s", err, out)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(string(out), "  - "+want) {
+					t.Errorf("no problem says %q in:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
 // A configuration file with a pre-registered client (REG-1) and a local
 // user whose password comes from the environment ($VAR expansion) drives
 // the binary.

@@ -47,8 +47,9 @@ func run(args []string) int {
 		fmt.Print(config.Usage())
 		return 0
 	}
-	if err == nil {
-		err = cfg.Validate()
+	// What could be read is checked too: one run lists every problem.
+	if cfg != nil {
+		err = errors.Join(err, cfg.Validate())
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "mcpgate: invalid configuration:\n%s\n", indent(err.Error()))

@@ -137,9 +137,17 @@ func limitsOf(cfg *config.Config, log *slog.Logger) limits {
 		log.Warn("max_connections is at or above the open-file limit: out of descriptors, the gateway stops accepting anyone",
 			"max_connections", lim.maxConns, "open_file_limit", files)
 	}
-	log.Info("client limits", "request_header_timeout", lim.headerTimeout.String(), "request_read_timeout", lim.readTimeout.String(),
-		"max_connections", lim.maxConns, "max_connections_per_address", lim.perAddress)
+	log.Info("client limits", "request_header_timeout", cfg.RequestHeaderTimeout.String(), "request_read_timeout", cfg.RequestReadTimeout.String(),
+		"max_connections", capValue(lim.maxConns), "max_connections_per_address", capValue(lim.perAddress))
 	return lim
+}
+
+// capValue is a cap as the settings write it: off for none.
+func capValue(n int) any {
+	if n == 0 {
+		return "off"
+	}
+	return n
 }
 
 // defaultMaxConns is the overall cap where the open-file limit is unknown.
@@ -236,7 +244,11 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 			return nil, fmt.Errorf("create admin: %w", err)
 		}
 		if created {
-			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; it is stored hashed in %s.\n\n", pw, cfg.DataDir)
+			kept := "it is stored hashed in " + cfg.DataDir + "."
+			if cfg.StoreDSN() == "memory" {
+				kept = "the memory store keeps it only until mcpgate stops: a new one is made at every start."
+			}
+			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; %s\n\n", pw, kept)
 		}
 		out = append(out, lc)
 	}

@@ -159,3 +159,45 @@ func TestSEC41_LimitDefaults(t *testing.T) {
 		t.Fatalf("off: max %d, per address %d; want 0 and 0 (no cap)", lim.maxConns, lim.perAddress)
 	}
 }
+
+// A connection cap that is off is logged as off, not as 0.
+func TestSEC41_LimitsLoggedAsSet(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.MaxConnections, cfg.MaxConnectionsPerAddress = -1, -1
+	cfg.RequestReadTimeout = config.Duration(time.Hour)
+	var out strings.Builder
+	limitsOf(&cfg, slog.New(slog.NewTextHandler(&out, nil)))
+	for _, want := range []string{"max_connections=off", "max_connections_per_address=off", "request_read_timeout=1h "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the start log lacks %s:\n%s", want, out.String())
+		}
+	}
+}
+
+// The admin password notice says what becomes of the password: kept
+// hashed in the data directory, or, in the memory store, gone at exit,
+// with a new one at every start.
+func TestAdminNoticeFollowsTheStore(t *testing.T) {
+	for _, tc := range []struct {
+		store     string
+		want, not string
+	}{
+		{"memory", "a new one is made at every start", "stored hashed"},
+		{"sqlite:" + t.TempDir() + "/db", "it is stored hashed in", "every start"},
+	} {
+		cfg := config.Defaults()
+		cfg.Store, cfg.DataDir = tc.store, t.TempDir()
+		st, err := openStore(t.Context(), &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), &out); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if !strings.Contains(out.String(), "Created local user \"admin\"") || !strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), tc.not) {
+			t.Errorf("store %s: the notice is\n%s\nwant it to say %q, and not %q", tc.store, out.String(), tc.want, tc.not)
+		}
+	}
+}

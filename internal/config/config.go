@@ -37,8 +37,8 @@ type Config struct {
 	ScopeImplies   map[string][]string `yaml:"scope_implies" help:"a scope hierarchy, like {mcp:admin: [mcp:read, mcp:write]}: a broader scope satisfies the narrower ones"`
 	AllowedOrigins []string            `yaml:"allowed_origins" flag:"allowed-origin" arg:"ORIGIN" help:"a browser origin allowed at /mcp besides loopback ones and mcpgate's own (repeatable)"`
 
-	MaxSessionsPerUser int `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session"`
-	MaxStreamsPerUser  int `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429"`
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
+	MaxStreamsPerUser  int `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
 
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`

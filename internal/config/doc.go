@@ -1,9 +1,11 @@
 // Package config is mcpgate's configuration file format and command-line
 // contract: defaults, a YAML file (unknown keys rejected, $VAR expanded,
 // *_file for secrets), MCPGATE_* environment variables and flags, in that
-// order of precedence, lowest first. Validate reports every problem at
-// once so that a bad setting never starts a half-configured server, and
-// Config.Gateway is the one conversion to the library's mcpgate.Config.
+// order of precedence, lowest first. Load reports every value it cannot
+// read, from every source, by its flag, variable or file key and line, and
+// Validate every problem of the values that could be read, so that one run
+// lists them all and a bad setting never starts a half-configured server;
+// and Config.Gateway is the one conversion to the library's mcpgate.Config.
 //
 // Each setting is declared once, as a field of Config (or of its inline
 // Backend) whose tags are a row of the settings table:

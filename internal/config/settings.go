@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // setting is one row of the table that Config's tags declare.
@@ -62,6 +60,20 @@ func (s *setting) fileOnly() bool {
 		return false
 	}
 	return true
+}
+
+// backendKeys lists the top level's backend settings that are set, by
+// file key.
+func (c *Config) backendKeys() []string {
+	backend, _ := reflect.TypeFor[Config]().FieldByName("Backend")
+	var out []string
+	for i := range settings {
+		s := &settings[i]
+		if len(s.index) == 2 && s.index[0] == backend.Index[0] && !s.field(c).IsZero() {
+			out = append(out, s.key)
+		}
+	}
+	return out
 }
 
 // field is s's field in c.
@@ -126,67 +138,74 @@ func Defaults() Config {
 
 // Load builds the configuration from args (after "serve") and the
 // environment lookup function: defaults, then the file named by --config
-// or MCPGATE_CONFIG, then MCPGATE_* variables, then flags.
+// or MCPGATE_CONFIG, then MCPGATE_* variables, then flags. It reads every
+// source whole and reports every value it could not read, each by its
+// flag, variable, or file key and line, so that one run lists them all.
+// The configuration it returns along with them holds what could be read
+// (a value that could not keeps the one below it), for Validate to check
+// too; it is nil only when there is nothing to check: on -h, or when the
+// file cannot be read or is not YAML.
 func Load(args []string, getenv func(string) string) (*Config, error) {
 	var flagged Config
-	fs, path := newFlagSet(&flagged)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w\nrun 'mcpgate serve -h' for the list of flags", err)
+	fs, path, bad := newFlagSet(&flagged)
+	if err := parseFlags(fs, args, bad); err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg := Defaults()
+	errs := bad.errs
+	cfg, checkable := Defaults(), true
 	if *path == "" {
 		*path = getenv("MCPGATE_CONFIG")
 	}
 	if *path != "" {
-		if err := loadFile(&cfg, *path, getenv); err != nil {
-			return nil, err
-		}
+		fileErrs, ok := loadFile(&cfg, *path, getenv)
+		errs, checkable = append(errs, fileErrs...), ok
 	}
-	if err := applyEnv(&cfg, getenv); err != nil {
-		return nil, err
-	}
+	errs = append(errs, applyEnv(&cfg, getenv)...)
 	fs.Visit(func(f *flag.Flag) {
-		if v, ok := f.Value.(*flagValue); ok {
+		if v, ok := f.Value.(*flagValue); ok && !bad.flags[v.s.flag] {
 			v.s.field(&cfg).Set(v.s.field(&flagged))
 		}
 	})
-	if err := cfg.readSecretFiles(); err != nil {
-		return nil, err
+	errs = append(errs, cfg.readSecretFiles())
+	if !checkable {
+		return nil, errors.Join(errs...)
 	}
-	return &cfg, nil
+	return &cfg, errors.Join(errs...)
 }
 
-func loadFile(cfg *Config, path string, getenv func(string) string) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	// $VAR and ${VAR} are expanded from the environment; $$ is a literal $
-	// (bcrypt hashes in local_users need it).
-	expanded := os.Expand(string(raw), func(name string) string {
-		if name == "$" {
-			return "$"
+// parseFlags parses args into fs, going on past every problem to record
+// them all in bad, in order: a flag the flag package refuses, and a stray
+// argument, after which it stops. It returns only flag.ErrHelp, for -h.
+func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags) error {
+	for len(args) > 0 {
+		err := fs.Parse(args)
+		rest := fs.Args()
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return err
+		case err != nil:
+			msg := err.Error()
+			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+				msg = fmt.Sprintf("--%s: no such flag (mcpgate serve -h lists them)", strings.TrimPrefix(name, "-"))
+			} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+				msg = fmt.Sprintf("--%s: needs a value", strings.TrimPrefix(name, "-"))
+			} else if strings.HasPrefix(msg, "bad flag syntax: ") && len(rest) > 0 {
+				rest = rest[1:] // the one error that leaves its argument
+			}
+			bad.errs = append(bad.errs, errors.New(msg))
+		case len(rest) > 0:
+			bad.errs = append(bad.errs, fmt.Errorf("unexpected argument %q", rest[0]))
+			rest = rest[1:]
 		}
-		return getenv(name)
-	})
-	dec := yaml.NewDecoder(strings.NewReader(expanded))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: %w", path, err)
+		args = rest
 	}
 	return nil
 }
 
-// applyEnv sets every setting whose variable is set. Of two variables for
-// one setting, the first (MCPGATE_) wins.
-func applyEnv(cfg *Config, getenv func(string) string) error {
+// applyEnv sets every setting whose variable is set, and returns the
+// variables it could not read. Of two variables for one setting, the
+// first (MCPGATE_) wins.
+func applyEnv(cfg *Config, getenv func(string) string) []error {
 	var errs []error
 	for _, s := range settings {
 		if s.fileOnly() {
@@ -200,7 +219,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c *Config) readSecretFiles() error {
@@ -212,7 +231,11 @@ func (c *Config) readSecretFiles() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		*dst = strings.TrimSpace(string(b))
+		// An empty one is refused here, where it is read, as Validate
+		// takes a secret file for a secret.
+		if *dst = strings.TrimSpace(string(b)); *dst == "" {
+			return fmt.Errorf("%s: %s is empty", what, path)
+		}
 		return nil
 	}
 	errs := []error{
@@ -229,8 +252,19 @@ func (c *Config) readSecretFiles() error {
 // that collects the flags, which starts empty: each use of a list flag
 // adds one item, commas and all (a password may hold one).
 type flagValue struct {
-	s *setting
-	c *Config
+	s   *setting
+	c   *Config
+	bad *badFlags
+}
+
+// badFlags collects the problems of the flags, in order, and the flags
+// whose value could not be read. Set records the problem there and returns
+// nil, so that the flag package goes on to the next flag (it stops at the
+// first error), and Load leaves such a flag's setting as the sources below
+// set it.
+type badFlags struct {
+	errs  []error
+	flags map[string]bool
 }
 
 func (v *flagValue) String() string {
@@ -240,22 +274,30 @@ func (v *flagValue) String() string {
 	return v.s.def
 }
 
-func (v *flagValue) Set(text string) error { return v.s.set(v.c, text, true) }
+func (v *flagValue) Set(text string) error {
+	if err := v.s.set(v.c, text, true); err != nil {
+		v.bad.errs = append(v.bad.errs, fmt.Errorf("--%s: %w", v.s.flag, err))
+		v.bad.flags[v.s.flag] = true
+	}
+	return nil
+}
 
 func (v *flagValue) IsBoolFlag() bool { return v.s.typ == reflect.TypeFor[bool]() }
 
 // newFlagSet declares a flag for every setting that can have one, writing
 // into c, and --config, whose value the returned pointer receives.
-func newFlagSet(c *Config) (*flag.FlagSet, *string) {
+func newFlagSet(c *Config) (*flag.FlagSet, *string, *badFlags) {
 	fs := flag.NewFlagSet("mcpgate serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	path := fs.String("config", "", "YAML configuration `file` (env MCPGATE_CONFIG)")
+	bad := &badFlags{flags: map[string]bool{}}
 	for i := range settings {
 		s := &settings[i]
 		if !s.fileOnly() {
-			fs.Var(&flagValue{s: s, c: c}, s.flag, s.help)
+			fs.Var(&flagValue{s: s, c: c, bad: bad}, s.flag, s.help)
 		}
 	}
-	return fs, path
+	return fs, path, bad
 }
 
 // Usage is the help text of `mcpgate serve`: every setting, with its
@@ -316,11 +358,20 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	return nil
 }
 
+// String writes d as a person would: off, or the shortest Go duration,
+// 1h rather than time.Duration's 1h0m0s.
 func (d Duration) String() string {
 	if d < 0 {
 		return "off"
 	}
-	return time.Duration(d).String()
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // Off reports whether the setting was turned off.

@@ -76,7 +76,9 @@ func (c *Config) validateConnectors(p *problems) {
 			p.add("local_users: %q must be NAME:PASSWORD", redactUser(u))
 		}
 	}
-	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "") {
+	// A secret file counts as a secret even when it could not be read:
+	// Load reports that.
+	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "" && c.GitHubClientSecretFile == "") {
 		p.add("github: set both github_client_id and github_client_secret, or neither")
 	}
 	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
@@ -87,10 +89,16 @@ func (c *Config) validateConnectors(p *problems) {
 // validateResources checks the top level's resource settings and each of
 // the resources list.
 func (c *Config) validateResources(p *problems) {
-	if len(c.Resources) > 0 && c.Backend.configured() {
-		p.add("upstream, stdio, identity_*, tool_policy: with a resources list, give each resource its own")
+	if len(c.Resources) > 0 {
+		// The top level's are not used: each is named with where it goes
+		// (it is checked there), not refused as, say, a stdio setting
+		// without stdio.
+		for _, key := range c.backendKeys() {
+			p.add("%s: with a resources list, give each resource its own: set it on the resource (resources[N].%s), not at the top level", key, key)
+		}
+	} else {
+		c.Backend.validate("", p)
 	}
-	c.Backend.validate("", p)
 	if len(c.Scopes) == 0 {
 		p.add("scopes: at least one scope is required")
 	}
@@ -148,20 +156,28 @@ func (c *Config) validateTokens(p *problems) {
 	}
 }
 
+// maxPerUser bounds the per-user caps: a cap is a promise that one user
+// cannot take the gateway's memory, which a higher one no longer keeps.
+const maxPerUser = 10000
+
 // validateLimits checks the bounds on clients: the timeouts cannot be
 // turned off, since that is the hole they close (SEC-40), and the header
 // timeout is part of the whole request's.
 func (c *Config) validateLimits(p *problems) {
-	if c.RequestHeaderTimeout.Off() || c.RequestReadTimeout.Off() {
-		p.add("request_header_timeout, request_read_timeout: cannot be off (SEC-40)")
-	} else if c.RequestHeaderTimeout > c.RequestReadTimeout {
+	if c.RequestHeaderTimeout.Off() {
+		p.add("request_header_timeout: cannot be off (SEC-40)")
+	}
+	if c.RequestReadTimeout.Off() {
+		p.add("request_read_timeout: cannot be off (SEC-40)")
+	}
+	if !c.RequestHeaderTimeout.Off() && !c.RequestReadTimeout.Off() && c.RequestHeaderTimeout > c.RequestReadTimeout {
 		p.add("request_header_timeout: %v must be at most request_read_timeout (%v), which includes the headers", c.RequestHeaderTimeout, c.RequestReadTimeout)
 	}
-	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 10000 {
-		p.add("max_sessions_per_user: %d must be between 1 and 10000", c.MaxSessionsPerUser)
+	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > maxPerUser {
+		p.add("max_sessions_per_user: %d must be between 1 and %d", c.MaxSessionsPerUser, maxPerUser)
 	}
-	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > 10000 {
-		p.add("max_streams_per_user: %d must be between 1 and 10000", c.MaxStreamsPerUser)
+	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > maxPerUser {
+		p.add("max_streams_per_user: %d must be between 1 and %d", c.MaxStreamsPerUser, maxPerUser)
 	}
 }
 
@@ -218,12 +234,6 @@ func (c *Config) validateClients(p *problems) {
 			p.add("introspection_clients: %q must be the id of one of clients, with a secret or secret_file", id)
 		}
 	}
-}
-
-// configured reports whether any backend setting is set.
-func (b *Backend) configured() bool {
-	return b.Upstream != "" || b.UpstreamTransport != "" || b.Stdio != "" || len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 ||
-		b.StdioIsolation != "" || len(b.StdioReadPaths) > 0 || b.StdioUIDRange != "" || b.IdentityToken || b.IdentityHeaders != (IdentityHeaders{}) || b.ToolPolicy != nil
 }
 
 // validate reports the problems of b; prefix names its place in the file.

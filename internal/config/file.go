@@ -1,0 +1,183 @@
+package config
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// loadFile decodes the YAML file at path into cfg. Every value it cannot
+// decode is reported by its key (its path, in a list) and line, and left
+// as it was; the rest is set. ok is false when the file gives nothing to
+// check: it cannot be read, or is not YAML.
+func loadFile(cfg *Config, path string, getenv func(string) string) (errs []error, ok bool) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return []error{fmt.Errorf("config file: %w", err)}, false
+	}
+	// $VAR and ${VAR} are expanded from the environment; $$ is a literal $
+	// (bcrypt hashes in local_users need it).
+	expanded := os.Expand(string(raw), func(name string) string {
+		if name == "$" {
+			return "$"
+		}
+		return getenv(name)
+	})
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
+		return []error{fmt.Errorf("config file %s: %w", path, err)}, false
+	}
+	// The decoder goes on past a *yaml.TypeError (an unknown key, a type
+	// mismatch, a Duration or Limit it refused) and lists them all, each
+	// by line only; doc tells which key that line holds.
+	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec.KnownFields(true)
+	err = dec.Decode(cfg)
+	var te *yaml.TypeError
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return nil, true
+	case errors.As(err, &te):
+		keys := fileKeys(&doc, "")
+		for _, msg := range te.Errors {
+			errs = append(errs, keys.explain(path, msg))
+		}
+		return errs, true
+	}
+	return []error{fmt.Errorf("config file %s: %w", path, err)}, false
+}
+
+// fileKey is a key of the file, where it and its value are.
+type fileKey struct {
+	path      string // like resources[0].stdio
+	name      string // the key itself: stdio; "" for an item of a list
+	line      int    // the key's, or the item's
+	value     *yaml.Node
+	valueText string // a scalar value's text
+}
+
+type keyIndex []fileKey
+
+// fileKeys lists the keys under n, in the order of the file.
+func fileKeys(n *yaml.Node, prefix string) keyIndex {
+	var out keyIndex
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			out = append(out, fileKeys(c, prefix)...)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			path := fmt.Sprintf("%s[%d]", prefix, i)
+			out = append(out, fileKey{path: path, line: c.Line, value: c, valueText: c.Value})
+			out = append(out, fileKeys(c, path)...)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			out = append(out, fileKey{path: path, name: k.Value, line: k.Line, value: v, valueText: v.Value})
+			out = append(out, fileKeys(v, path)...)
+		}
+	}
+	return out
+}
+
+var (
+	// The decoder's messages (go.yaml.in/yaml/v3 decode.go), and the one
+	// of yamlText, which adds the column.
+	atLine       = regexp.MustCompile(`^line (\d+)(?: column (\d+))?: (.*)$`)
+	notFound     = regexp.MustCompile("^field (.+) not found in type ")
+	cannotDecode = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+)
+
+// explain turns a message of the decoder into one that names the key and
+// says what is wrong in the words the flags and variables use.
+func (keys keyIndex) explain(path, msg string) error {
+	m := atLine.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Errorf("config file %s: %s", path, msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	col, _ := strconv.Atoi(m[2])
+	what := m[3]
+	var k *fileKey
+	if nf := notFound.FindStringSubmatch(what); nf != nil {
+		k = keys.find(func(k *fileKey) bool { return k.line == line && k.name == nf[1] })
+		what = "unknown key"
+	} else if cd := cannotDecode.FindStringSubmatch(what); cd != nil {
+		kind := map[string]yaml.Kind{"map": yaml.MappingNode, "seq": yaml.SequenceNode}[cd[1]]
+		k = keys.find(func(k *fileKey) bool {
+			return k.value.Line == line && (kind == 0 && k.value.Kind == yaml.ScalarNode && k.valueText == cd[2] || k.value.Kind == kind)
+		})
+		what = mismatch(kind, cd[2], cd[3])
+	} else if col > 0 {
+		k = keys.find(func(k *fileKey) bool { return k.value.Line == line && k.value.Column == col })
+	} else {
+		k = keys.find(func(k *fileKey) bool { return k.line == line })
+	}
+	if k == nil {
+		return fmt.Errorf("config file %s, line %d: %s", path, line, what)
+	}
+	return fmt.Errorf("%s (%s, line %d): %s", k.path, path, line, what)
+}
+
+// mismatch says what is wrong with a value of the file that is not of
+// its setting's type (typ, as reflect writes it), in the words the flags
+// and variables use; kind is 0 for a scalar, whose text is text.
+func mismatch(kind yaml.Kind, text, typ string) string {
+	switch {
+	case strings.HasPrefix(typ, "[]"):
+		return "must be a list"
+	case kind != 0 && (typ == "string" || typ == "int" || typ == "bool"):
+		return "must be a single value, not a list or a mapping"
+	case typ == "int":
+		return fmt.Sprintf("%q is not a whole number", text)
+	case typ == "bool":
+		return fmt.Sprintf("%q is not true or false", text)
+	case strings.HasPrefix(typ, "map[") || strings.Contains(typ, "."):
+		return "must be a mapping"
+	}
+	return "must be a " + typ
+}
+
+// find returns the last key that matches: the innermost, of a key and
+// the keys of its value on one line.
+func (keys keyIndex) find(match func(*fileKey) bool) *fileKey {
+	for i := len(keys) - 1; i >= 0; i-- {
+		if match(&keys[i]) {
+			return &keys[i]
+		}
+	}
+	return nil
+}
+
+// yamlText decodes a scalar of the file with u's UnmarshalText. A value
+// it refuses is a *yaml.TypeError, which the decoder collects before it
+// goes on (any other error stops it), so that every bad value of a file
+// is reported; the line and column let explain name the key.
+func yamlText(n *yaml.Node, u encoding.TextUnmarshaler) error {
+	what := "must be a single value, not a list or a mapping"
+	if n.Kind == yaml.ScalarNode {
+		err := u.UnmarshalText([]byte(n.Value))
+		if err == nil {
+			return nil
+		}
+		what = err.Error()
+	}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d column %d: %s", n.Line, n.Column, what)}}
+}
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return yamlText(n, d) }
+
+func (n *Limit) UnmarshalYAML(node *yaml.Node) error { return yamlText(node, n) }
