@@ -48,42 +48,46 @@
 // Landlock-controlled. An operator can grant it with stdio_read_paths,
 // knowing what it shows.
 //
-// # Restricting the child, not the gateway
+// # Restricting the server, never the gateway
 //
-// landlock_restrict_self and PR_SET_NO_NEW_PRIVS act on the calling
-// thread, and a child inherits the credentials of the thread that forked
-// it. Start therefore runs on a goroutine locked to its OS thread with
-// runtime.LockOSThread and never unlocked: it restricts that thread
-// (go-landlock's NewRulesetFD builds the ruleset, downgraded to the
-// kernel's ABI; its syscall package makes the per-thread
-// landlock_restrict_self call, without the TSYNC flag), then calls
-// cmd.Start, whose clone runs on that thread. When the goroutine returns,
-// the runtime ends the thread rather than run other goroutines on it.
-// Meanwhile the runtime never clones a new thread from it: newm hands
-// thread creation to its template thread when the current M has
-// lockedExt set (runtime/proc.go), which LockOSThread sets.
+// landlock_restrict_self, PR_SET_NO_NEW_PRIVS and capabilities act on the
+// calling thread, and a child inherits the credentials of the thread that
+// forked it. The gateway therefore never restricts any thread of its own:
+// Start runs this same binary again (/proc/self/exe) as a launcher, with
+// argv[0] "mcpgate-sandbox", the policy as JSON in argv[1] and the
+// command's argv after it, under the user's uid and gid when there is one
+// (SysProcAttr.Credential). The launcher, a fresh process, sets
+// no_new_privs, enforces the Landlock ruleset (go-landlock's
+// NewRulesetFD, downgraded to the kernel's ABI) and execs the command from that one locked thread: the exec'd image
+// takes that thread's credentials, and the launcher's other threads,
+// which run only the Go runtime, end at the exec. A failure before the
+// exec is written on a close-on-exec pipe that Start reads until EOF, so
+// Start still returns the error itself (a command that cannot be
+// executed, a ruleset the kernel refuses).
 //
-// go-landlock's Restrict and RestrictPaths are not used: they restrict
-// every thread of the process (through libpsx, or TSYNC from ABI 8), the
-// gateway's included.
+// An earlier design restricted a locked thread of the gateway and forked
+// from it. That thread lived on for microseconds after the child's exec,
+// in the child's domain, so a child that started fast enough could signal
+// it (tgkill) and kill the gateway; TestSEC20_ServerCannotSignalGatewayThreads
+// reproduces that against it within a few starts.
 //
-// One exception needs care: the main thread. The runtime cannot end it,
-// so a restricted main thread would be parked, restricted, for good, and
-// the kernel judges a signal or ptrace aimed at the gateway's pid by that
-// thread: every child would then share a domain with its target and could
-// signal the gateway. Start keeps off it (offMainThread: a goroutine that
-// finds itself there holds it while another does the work).
+// The launcher runs from an init function of this package, acting only
+// when argv[0] is exactly "mcpgate-sandbox" and an argument follows, and
+// never returning then (exec or exit 127). An init rather than a call at
+// the top of main: every binary that links this package can start servers
+// (the mcpgate command, programs that use the mcpgate package with a
+// stdio backend, whose main this package cannot reach, and the test
+// binaries of bridge, sandbox, the root package and e2e), and each gets
+// the launcher without a step that could be forgotten. The init runs
+// after the packages this one imports (the standard library's, go-landlock,
+// x/sys) and before main, TestMain and the packages that import it.
 //
-// The other way, re-executing the gateway's binary as a small launcher
-// that restricts itself and execs the command, would avoid the runtime
-// subtleties but puts a second entry point in the binary and an exec per
-// start; the locked thread needs neither and is what go-landlock
-// documents for single-thread enforcement. What it leaves: for the
-// microseconds between the child's exec and the thread's end, the child
-// shares a domain with that one gateway thread. Non-dumpable (and a uid of
-// its own under root) still keep it from the gateway's memory; a guessed
-// tid could be signalled in that window, which is at worst a crash of a
-// gateway that runs as the servers' uid.
+// Cost: starting /bin/true confined took 1.1 ms with the locked thread and
+// takes 3.9 to 4.6 ms with the launcher (BenchmarkStart, 2 shared cores;
+// unconfined, 0.6 to 0.8 ms); through the mcpgate binary, 50 launcher
+// starts of /bin/true take about 5 ms more each than 50 plain ones. A
+// server starts once per user and idle timeout, and node alone takes
+// about 100 ms to start.
 //
 // # Modes
 //
