@@ -39,10 +39,10 @@
 // process may only inspect processes in its own domain or below) does
 // hold for /proc/PID/environ: measured on Linux 6.18, a confined child as
 // nobody could not read the environ of an unconfined or differently
-// confined process of its own uid, dumpable or not. But a child that
-// keeps CAP_SYS_PTRACE, as root's children do when stdio_uid_range is off,
-// read both (TestSEC20_ChildConfined's "with /proc" case is such a child);
-// PTRACE_ATTACH to the gateway was refused even to that root child.
+// confined process of its own uid, dumpable or not, and since the
+// launcher drops every capability a root child (stdio_uid_range off)
+// cannot either (TestSEC20_ChildConfined's "with /proc" case); with
+// CAP_SYS_PTRACE, which it held before, it read them.
 // Node (the reference everything server), Go and Python servers start
 // without /proc: readlink(/proc/self/exe) and stat are not
 // Landlock-controlled. An operator can grant it with stdio_read_paths,
@@ -58,7 +58,8 @@
 // command's argv after it, under the user's uid and gid when there is one
 // (SysProcAttr.Credential). The launcher, a fresh process, sets
 // no_new_privs, enforces the Landlock ruleset (go-landlock's
-// NewRulesetFD, downgraded to the kernel's ABI) and execs the command from that one locked thread: the exec'd image
+// NewRulesetFD, downgraded to the kernel's ABI), drops every capability
+// (bounding, ambient, permitted, effective, inheritable) and execs the command from that one locked thread: the exec'd image
 // takes that thread's credentials, and the launcher's other threads,
 // which run only the Go runtime, end at the exec. A failure before the
 // exec is written on a close-on-exec pipe that Start reads until EOF, so

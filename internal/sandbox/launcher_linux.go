@@ -47,7 +47,7 @@ func runLauncher(spec string, args []string) {
 }
 
 // confine sets no_new_privs, enforces the Landlock ruleset of l when the
-// kernel has Landlock.
+// kernel has Landlock, and drops every capability.
 func confine(l launch) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
@@ -65,6 +65,34 @@ func confine(l launch) error {
 		if err != nil {
 			return fmt.Errorf("landlock_restrict_self: %w", err)
 		}
+	}
+	return dropCapabilities()
+}
+
+// dropCapabilities leaves this thread, and so the command it execs, no
+// capability at all: none in the bounding set (so that exec as uid 0
+// grants none either: a root server with stdio_uid_range off would
+// otherwise keep CAP_NET_RAW, CAP_SYS_MODULE and the rest), none ambient
+// (a gateway given CAP_NET_BIND_SERVICE by systemd would pass it on),
+// inheritable, permitted or effective. Shrinking the bounding set needs
+// CAP_SETPCAP; a process that lacks it is not root, and exec under
+// no_new_privs gives it nothing from that set.
+func dropCapabilities() error {
+	for c := 0; ; c++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL {
+			break // past the last capability this kernel knows
+		}
+		if err != nil && (err != unix.EPERM || os.Geteuid() == 0) {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clearing the ambient capabilities: %w", err)
+	}
+	var none [2]unix.CapUserData
+	if err := unix.Capset(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &none[0]); err != nil {
+		return fmt.Errorf("clearing the capabilities: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,10 @@
 package sandbox
 
 import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +59,71 @@ func TestSEC20_ServerCannotSignalGatewayThreads(t *testing.T) {
 		}
 		if strings.Contains(out.String(), "hit") {
 			t.Fatalf("start %d: the server could signal a thread of the gateway:\n%s", i, out.String())
+		}
+	}
+}
+
+// holdsCapability returns nil when this process holds some capability,
+// in any of its sets, and an error saying it holds none.
+func holdsCapability() error {
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &data[0]); err != nil {
+		return err
+	}
+	for _, d := range data {
+		if d.Effective|d.Permitted|d.Inheritable != 0 {
+			return nil
+		}
+	}
+	for c := 0; ; c++ {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err != nil {
+			break // past the last capability
+		}
+		amb, _ := unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, uintptr(c), 0, 0)
+		if in == 1 || amb == 1 {
+			return nil
+		}
+	}
+	return errors.New("no capability in any set")
+}
+
+// capStatus returns nil when /proc/self/status shows a capability set
+// that is not empty, and an error listing them when all are.
+func capStatus() error {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("cannot tell: %w", err)
+	}
+	var sets []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(line, ":\t"); ok && strings.HasPrefix(name, "Cap") {
+			if strings.Trim(v, "0") != "" {
+				return nil
+			}
+			sets = append(sets, line)
+		}
+	}
+	if len(sets) < 5 {
+		return fmt.Errorf("cannot tell: %q", sets)
+	}
+	return fmt.Errorf("all empty: %q", sets)
+}
+
+// SEC-20: a server started by a root gateway without a uid of its own
+// (stdio_uid_range: off) holds no capability: none effective, permitted,
+// inheritable or ambient, and an empty bounding set, so that it cannot
+// open a packet socket to sniff the loopback traffic of other users.
+func TestSEC20_RootServerHoldsNoCapability(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts a server as root: run it as root (CI does)")
+	}
+	needLandlock(t)
+	// /proc for /proc/self/status (CapInh, CapPrm, CapEff, CapBnd, CapAmb).
+	got := runChild(t, Policy{Home: t.TempDir(), ReadPaths: []string{"/proc"}}, "capability:", "capstatus:", "packet:")
+	for _, k := range []string{"capability:", "capstatus:", "packet:"} {
+		if !strings.HasPrefix(got[k], "denied") || strings.Contains(got[k], "cannot tell") {
+			t.Errorf("%s %q, want denied (all: %v)", k, got[k], got)
 		}
 	}
 }

@@ -49,6 +49,15 @@ func attack(args []string) {
 		case "signal":
 			pid, _ := strconv.Atoi(target)
 			err = syscall.Kill(pid, syscall.SIGCONT)
+		case "capability": // any capability held: bounding, ambient, permitted, effective or inheritable
+			err = holdsCapability()
+		case "capstatus": // the same, as /proc/self/status shows it: ok when a set is not empty
+			err = capStatus()
+		case "packet": // a raw packet socket, which sniffs loopback
+			var fd int
+			if fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, 0x300); err == nil {
+				syscall.Close(fd)
+			}
 		}
 		if err != nil {
 			fmt.Printf("%s denied: %v\n", a, err)
@@ -99,11 +108,10 @@ func TestSEC20_ChildConfined(t *testing.T) {
 	needLandlock(t)
 	t.Run("without /proc", func(t *testing.T) { childConfined(t, nil, true) })
 	// With /proc readable (an operator's choice), the signal scope still
-	// holds and the descriptors stay closed; the environ of an unconfined
-	// process is readable to a child that is root (this test's) or of the
-	// same uid with the target dumpable, so it is the gateway's
-	// non-dumpable flag and uid separation that keep it (the e2e tests).
-	t.Run("with /proc", func(t *testing.T) { childConfined(t, []string{"/proc"}, false) })
+	// holds, the descriptors stay closed, and the environ of this (root,
+	// dumpable) process stays closed to a root child: it holds no
+	// CAP_SYS_PTRACE, and Landlock's ptrace rule refuses the rest.
+	t.Run("with /proc", func(t *testing.T) { childConfined(t, []string{"/proc"}, true) })
 }
 
 func childConfined(t *testing.T, readPaths []string, environ bool) {
