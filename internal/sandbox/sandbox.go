@@ -19,9 +19,16 @@ const (
 	None = "none"
 )
 
-// ErrUnavailable is returned by Check in Auto mode on a system that
-// offers no isolation at all: no Landlock, and the gateway not root.
-var ErrUnavailable = errors.New("stdio isolation: this kernel has no Landlock (ABI 1 or later) and mcpgate is not root, so stdio servers could read the gateway's key, database and environment and each other's files; enable Landlock (lsm=landlock), run mcpgate as root with stdio_uid_range, or set stdio_isolation: none to run them unconfined")
+// ErrUnavailable is what Check's refusal wraps, in Auto mode on a system
+// that cannot keep servers from the gateway and from each other, and what
+// Start returns when there is nothing to confine a server with.
+var ErrUnavailable = errors.New("stdio isolation unavailable")
+
+// ScopedABI is the first Landlock ABI with scopes (Linux 6.12), which
+// keep a server from signalling, or connecting to an abstract unix
+// socket of, any process outside its domain: the gateway and the other
+// users' servers. Below it, Landlock confines the filesystem only.
+const ScopedABI = 6
 
 // Policy is what one sandboxed process may reach besides the system's
 // read-only paths (SystemPaths).
@@ -54,10 +61,21 @@ func Check(mode string, uids bool) error {
 }
 
 func decide(mode string, uids bool, abi int, root bool) error {
-	if mode == None || abi > 0 || (root && uids) {
+	if mode == None || abi >= ScopedABI || (root && uids) {
 		return nil
 	}
-	return ErrUnavailable
+	var kernel, user string
+	if abi == 0 {
+		kernel = "this kernel has no Landlock"
+	} else {
+		kernel = fmt.Sprintf("this kernel's Landlock (ABI %d) confines files but cannot keep a server from signalling the gateway or the other users' servers (that takes ABI %d, Linux 6.12)", abi, ScopedABI)
+	}
+	if root {
+		user = "stdio_uid_range is off, so the servers would all run as root"
+	} else {
+		user = "mcpgate is not root, so the servers cannot have uids of their own"
+	}
+	return fmt.Errorf("%w: %s, and %s: a server could harm the gateway and the other users' servers. Run mcpgate as root with stdio_uid_range (a uid per user), use Linux 6.12 or later with Landlock enabled (lsm=landlock on the kernel command line), or set stdio_isolation: none to run the servers unconfined", ErrUnavailable, kernel, user)
 }
 
 // SystemPaths are the paths every sandboxed process may read (and

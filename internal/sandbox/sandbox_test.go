@@ -193,27 +193,49 @@ func TestSEC20_GatewayUnconfined(t *testing.T) {
 }
 
 // SEC-23: with nothing to confine servers with, auto refuses and says
-// what to set; none is the explicit way out.
+// what is missing and what to set; none is the explicit way out. Landlock
+// alone counts only from ABI 6, whose scopes keep a server from
+// signalling the gateway and other users' servers; below it, servers need
+// uids of their own (root with a range).
 func TestSEC23_RefuseWithoutIsolation(t *testing.T) {
-	for _, c := range []struct {
+	type tc struct {
 		mode       string
 		uids, root bool
 		abi        int
 		ok         bool
-	}{
+	}
+	cases := []tc{
 		{Auto, false, false, 0, false},
 		{Auto, true, false, 0, false}, // a uid range is no use without root
 		{Auto, false, true, 0, false}, // nor root without a range
 		{Auto, true, true, 0, true},
-		{Auto, false, false, 1, true},
 		{None, false, false, 0, true},
-	} {
+	}
+	for abi := 1; abi <= 11; abi++ {
+		cases = append(cases,
+			tc{Auto, false, false, abi, abi >= 6}, // not root
+			tc{Auto, false, true, abi, abi >= 6},  // root, stdio_uid_range off
+			tc{Auto, true, true, abi, true},       // root with a range
+			tc{None, false, false, abi, true})
+	}
+	for _, c := range cases {
 		err := decide(c.mode, c.uids, c.abi, c.root)
 		if (err == nil) != c.ok {
 			t.Errorf("decide(%+v) = %v, want ok %v", c, err, c.ok)
 		}
-		if err != nil && !strings.Contains(err.Error(), "stdio_isolation: none") {
-			t.Errorf("the refusal does not say what to set: %v", err)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("decide(%+v) = %v, want it to wrap ErrUnavailable", c, err)
+		}
+		for _, want := range []string{"stdio_isolation: none", "stdio_uid_range", "6.12"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the refusal does not say %q: %v", want, err)
+			}
+		}
+		if c.abi > 0 && !strings.Contains(err.Error(), fmt.Sprintf("ABI %d", c.abi)) {
+			t.Errorf("the refusal does not name the kernel's ABI %d: %v", c.abi, err)
 		}
 	}
 }
