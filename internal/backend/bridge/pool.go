@@ -221,6 +221,9 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: opts.Logger}
 	if spec.isolation == sandbox.None && opts.Logger != nil {
 		opts.Logger.Warn("stdio servers run unconfined (stdio_isolation: none): each can read the gateway's key, database and environment, and reach the other users' servers and files", "resource", opts.Resource)
+		if os.Geteuid() == 0 {
+			opts.Logger.Warn("stdio servers run as root with every capability (stdio_isolation: none as root): each can do anything on this host", "resource", opts.Resource)
+		}
 	}
 	return newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) }), nil
 }

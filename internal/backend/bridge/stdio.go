@@ -48,6 +48,9 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 		sp.readPaths = append(sp.readPaths, filepath.Clean(p))
 	}
 	if sp.isolation == sandbox.None {
+		if len(sp.readPaths) > 0 {
+			return fmt.Errorf("stdio: read paths with isolation none would be ignored (servers read everything): remove them, or use auto")
+		}
 		return nil
 	}
 	if _, root := sandbox.Available(); root {

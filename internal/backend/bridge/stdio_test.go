@@ -683,6 +683,29 @@ func TestSEC20_NewRefusesOpenPrivatePaths(t *testing.T) {
 	}
 }
 
+// SEC-23: stdio_isolation none is said in the log, and as root says
+// that the servers run as root with every capability; read paths, which
+// only a confined server would be held to, are refused with none rather
+// than silently ignored.
+func TestSEC23_NoneWarnsAndRefusesConfinementSettings(t *testing.T) {
+	exe, _ := os.Executable()
+	if _, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: t.TempDir(), Isolation: "none", ReadPaths: []string{"/opt"}}); err == nil {
+		t.Error("none with read paths accepted, want an error")
+	}
+	logs := &syncBuffer{}
+	p, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: t.TempDir(), Isolation: "none", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+	if !strings.Contains(logs.String(), "stdio servers run unconfined") {
+		t.Errorf("no warning that servers run unconfined: %s", logs)
+	}
+	if root := strings.Contains(logs.String(), "as root with every capability"); root != (os.Geteuid() == 0) {
+		t.Errorf("root warning %v with euid %d: %s", root, os.Geteuid(), logs)
+	}
+}
+
 // A start failure gets 502 with no internal detail.
 func TestStartFailure(t *testing.T) {
 	p, err := NewStdio(StdioOptions{Command: []string{"/nonexistent/mcp-server"}, Dir: t.TempDir()})
