@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,11 +67,25 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 	if sp.uids.IsZero() {
 		return nil
 	}
-	return sandbox.Searchable(sp.dir, func(d string) {
+	return sandbox.Searchable(dataDir(sp.dir, opts.Private), sp.dir, func(d string) {
 		if opts.Logger != nil {
 			opts.Logger.Warn("stdio: made a directory searchable (o+x, not readable) so that the servers' uids reach their own directories below it", "dir", d)
 		}
 	})
+}
+
+// dataDir is the highest of the private paths that holds dir (the
+// gateway's data directory), or dir itself: the directories whose modes
+// the gateway may change.
+func dataDir(dir string, private []string) string {
+	top := dir
+	for _, p := range private {
+		abs, err := filepath.Abs(p)
+		if err == nil && len(abs) < len(top) && (abs == "/" || strings.HasPrefix(dir, abs+"/")) {
+			top = abs
+		}
+	}
+	return top
 }
 
 // startCmd starts cmd confined to home, under the user's own uid when

@@ -20,6 +20,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -703,6 +704,47 @@ func TestSEC23_NoneWarnsAndRefusesConfinementSettings(t *testing.T) {
 	}
 	if root := strings.Contains(logs.String(), "as root with every capability"); root != (os.Geteuid() == 0) {
 		t.Errorf("root warning %v with euid %d: %s", root, os.Geteuid(), logs)
+	}
+}
+
+// SEC-22: as root with uids, the gateway makes its data directory and
+// the directories below it searchable, and never one above it: a data
+// directory under a 0700 directory (as /root) is refused, naming it.
+func TestSEC22_NewChangesOnlyTheDataDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("run this test as root (CI does)")
+	}
+	exe, _ := os.Executable()
+	open, err := os.MkdirTemp("", "mcpgate-bridge-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(open)
+	os.Chmod(open, 0o755)
+	home := filepath.Join(open, "root")
+	data := filepath.Join(home, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700)
+	uids := sandbox.Range{First: 3100000, Last: 3100009}
+	_, err = NewStdio(StdioOptions{Command: []string{exe}, Dir: filepath.Join(data, "stdio", "mcp"), UIDs: uids, Private: []string{data}})
+	if err == nil || !strings.Contains(err.Error(), home+" ") {
+		t.Errorf("NewStdio under a 0700 %s: %v, want a refusal naming it", home, err)
+	}
+	if fi, _ := os.Stat(home); fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: mode %v, want it left 0700", home, fi.Mode().Perm())
+	}
+	os.Chmod(home, 0o755)
+	p, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: filepath.Join(data, "stdio", "mcp"), UIDs: uids, Private: []string{data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+	for _, d := range []string{data, filepath.Join(data, "stdio"), filepath.Join(data, "stdio", "mcp")} {
+		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o701 {
+			t.Errorf("%s: mode %v, want 0701", d, fi.Mode().Perm())
+		}
 	}
 }
 
