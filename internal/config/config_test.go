@@ -379,6 +379,31 @@ func TestStdioIsolationSettings(t *testing.T) {
 	}
 }
 
+// SEC-20: the configuration file and the files secrets are read from are
+// private too: a stdio server must not read the local users' passwords
+// or a client secret from them.
+func TestStdioPrivateHoldsConfigAndSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mcpgate.yaml")
+	secret := filepath.Join(dir, "github.secret")
+	os.WriteFile(secret, []byte("s3cret"), 0o600)
+	os.WriteFile(file, []byte("stdio: server\ngithub_client_id: id\ngithub_client_secret_file: "+secret+"\n"), 0o600)
+	cfg, err := Load([]string{"--config", file, "--data-dir", "/var/lib/mcpgate"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cfg.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := strings.Join(g.Resources[0].Stdio.Private, ",")
+	for _, want := range []string{file, secret} {
+		if !strings.Contains(private, want) {
+			t.Errorf("private paths %q, want %s among them", private, want)
+		}
+	}
+}
+
 // SEC-10: introspection_clients names pre-registered clients with a secret.
 func TestIntrospectionClients(t *testing.T) {
 	for name, tc := range map[string]struct {

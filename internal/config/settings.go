@@ -35,6 +35,9 @@ func tableOf(t reflect.Type, prefix []int) []setting {
 	var out []setting
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue // not a setting: what Load records
+		}
 		key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		index := append(append([]int(nil), prefix...), i)
 		if opts == "inline" {
@@ -148,6 +151,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		if err := loadFile(&cfg, *path, getenv); err != nil {
 			return nil, err
 		}
+		cfg.file = *path
 	}
 	if err := applyEnv(&cfg, getenv); err != nil {
 		return nil, err

@@ -105,10 +105,12 @@ func executableDirs(path string) []string {
 }
 
 // CheckGrants fails when a path every server may read (the system's, the
-// directory of the command exe, readPaths) holds one of private: the
-// users' directories, or the gateway's data, which Landlock would then
-// open to every server. Symbolic links are resolved on both sides where
-// they exist. exe may be empty when the command is not found yet.
+// directory of the command exe, readPaths) holds one of private (the
+// users' directories, the gateway's data, configuration and secret
+// files), which Landlock would then open to every server, or lies inside
+// one: the key, the database or one user's HOME as a read path. Symbolic
+// links are resolved on both sides where they exist. exe may be empty
+// when the command is not found yet.
 func CheckGrants(exe string, readPaths, private []string) error {
 	grants := append(append([]string(nil), SystemPaths...), readPaths...)
 	if exe != "" {
@@ -119,8 +121,12 @@ func CheckGrants(exe string, readPaths, private []string) error {
 			if p == "" {
 				continue
 			}
-			if within(resolve(g), resolve(p)) {
+			rg, rp := resolve(g), resolve(p)
+			if within(rg, rp) {
 				return fmt.Errorf("stdio isolation: every server may read %s, which holds %s; move the command or narrow stdio_read_paths", g, p)
+			}
+			if within(rp, rg) {
+				return fmt.Errorf("stdio isolation: every server may read %s, which is inside %s, private to mcpgate; move the command or remove it from stdio_read_paths", g, p)
 			}
 		}
 	}

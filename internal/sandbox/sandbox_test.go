@@ -239,3 +239,28 @@ func TestSEC23_RefuseWithoutIsolation(t *testing.T) {
 		}
 	}
 }
+
+// SEC-20: a path servers may read must neither hold a private path nor
+// lie inside one: the key, the database, one user's HOME or the data
+// directory itself as a read path are all refused; an unrelated path and
+// a private path's sibling are not.
+func TestSEC20_CheckGrantsBothWays(t *testing.T) {
+	data := t.TempDir()
+	home := filepath.Join(data, "stdio", "mcp", "0123abcd")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, "secret.key"), []byte("k"), 0o600)
+	private := []string{filepath.Join(data, "stdio", "mcp"), data, filepath.Join(data, "mcpgate.db")}
+	for _, read := range []string{filepath.Join(data, "secret.key"), filepath.Join(data, "mcpgate.db"), home, data, filepath.Dir(data)} {
+		if err := CheckGrants("", []string{read}, private); err == nil {
+			t.Errorf("read path %s accepted, want a refusal", read)
+		}
+	}
+	if err := CheckGrants("", []string{filepath.Join(filepath.Dir(data), "elsewhere"), data + "-sibling"}, private); err != nil {
+		t.Errorf("unrelated read paths refused: %v", err)
+	}
+	if err := CheckGrants(filepath.Join(home, "server"), nil, private); err == nil {
+		t.Error("a command in a user's HOME accepted, want a refusal")
+	}
+}

@@ -206,6 +206,17 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	if spec.dir == "" {
 		spec.dir = filepath.Join(os.TempDir(), "mcpgate-stdio")
 	}
+	// A command with a path is the operator's file, relative to the
+	// gateway's working directory: made absolute, it is neither looked up
+	// in the server's working directory (the user's HOME) nor its
+	// directory granted as ".".
+	if strings.Contains(spec.command[0], "/") {
+		abs, err := filepath.Abs(spec.command[0])
+		if err != nil {
+			return nil, fmt.Errorf("stdio: command: %w", err)
+		}
+		spec.command[0] = abs
+	}
 	dir, err := filepath.Abs(spec.dir)
 	if err != nil {
 		return nil, fmt.Errorf("stdio: directory: %w", err)

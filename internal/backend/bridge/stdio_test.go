@@ -748,6 +748,28 @@ func TestSEC22_NewChangesOnlyTheDataDirectory(t *testing.T) {
 	}
 }
 
+// SEC-20: a relative command is the one in the gateway's working
+// directory, made absolute when the pool is made: that file is what runs
+// (not one of that name in the user's HOME, the server's working
+// directory) and its directory is what the servers may read, not ".".
+func TestSEC20_RelativeCommandIsMadeAbsolute(t *testing.T) {
+	wd := t.TempDir()
+	if err := os.Symlink(os.Args[0], filepath.Join(wd, "server")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	f := &fixture{logs: &syncBuffer{}, dir: t.TempDir()}
+	pool, err := NewStdio(StdioOptions{Command: []string{"./server"}, Env: []string{fakeEnv + "=server"}, Dir: f.dir, Resource: "/mcp", Logger: f.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(t, pool)
+	t.Chdir(t.TempDir()) // the pool holds the path it was given
+	if e := envOf(t, f.connect(t, "alice", "", nil)); e.PID == 0 {
+		t.Fatalf("the server did not run: %+v\n%s", e, f.logs)
+	}
+}
+
 // A start failure gets 502 with no internal detail.
 func TestStartFailure(t *testing.T) {
 	p, err := NewStdio(StdioOptions{Command: []string{"/nonexistent/mcp-server"}, Dir: t.TempDir()})
