@@ -78,20 +78,30 @@ func confine(l launch) error {
 // CAP_SETPCAP; a process that lacks it is not root, and exec under
 // no_new_privs gives it nothing from that set.
 func dropCapabilities() error {
-	for c := 0; ; c++ {
-		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
-		if err == unix.EINVAL {
-			break // past the last capability this kernel knows
+	var caps [2]unix.CapUserData
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		return fmt.Errorf("reading the capabilities: %w", err)
+	}
+	// PR_CAPBSET_DROP answers EPERM before EINVAL without CAP_SETPCAP,
+	// so the end of the set is found with PR_CAPBSET_READ.
+	if caps[0].Effective&(1<<unix.CAP_SETPCAP) != 0 {
+		for c := 0; ; c++ {
+			if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
+				break // past the last capability this kernel knows
+			}
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+				return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
+			}
 		}
-		if err != nil && (err != unix.EPERM || os.Geteuid() == 0) {
-			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
-		}
+	} else if os.Geteuid() == 0 {
+		return fmt.Errorf("running as root without CAP_SETPCAP: the bounding set cannot be emptied")
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clearing the ambient capabilities: %w", err)
 	}
 	var none [2]unix.CapUserData
-	if err := unix.Capset(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &none[0]); err != nil {
+	if err := unix.Capset(&hdr, &none[0]); err != nil {
 		return fmt.Errorf("clearing the capabilities: %w", err)
 	}
 	return nil

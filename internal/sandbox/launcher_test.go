@@ -127,3 +127,31 @@ func TestSEC20_RootServerHoldsNoCapability(t *testing.T) {
 		}
 	}
 }
+
+// SEC-22: a server starts under the uid and gid it is given, with no
+// capability, and Start returns as soon as it runs.
+func TestSEC22_StartUnderOwnUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts a server as another uid: run it as root (CI does)")
+	}
+	needLandlock(t)
+	home := filepath.Join(openDir(t), "home") // the test's own temporary directory is 0700
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "id -u; id -g; grep ^CapBnd /proc/self/status || echo no-proc")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := Start(cmd, Policy{Home: home, Cred: &Cred{UID: 65534, GID: 65534}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if got := strings.Fields(out.String()); len(got) < 2 || got[0] != "65534" || got[1] != "65534" {
+		t.Errorf("the server's uid and gid: %q, want 65534 65534", out.String())
+	}
+}
