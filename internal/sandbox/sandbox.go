@@ -19,10 +19,16 @@ const (
 	None = "none"
 )
 
+// ErrRefused marks every refusal to start servers that the operator
+// resolves in the configuration or on the host: `mcpgate serve` exits
+// with status 2 on it, as for an invalid configuration.
+var ErrRefused = errors.New("stdio isolation")
+
 // ErrUnavailable is what Check's refusal wraps, in Auto mode on a system
 // that cannot keep servers from the gateway and from each other, and what
-// Start returns when there is nothing to confine a server with.
-var ErrUnavailable = errors.New("stdio isolation unavailable")
+// Start returns when there is nothing to confine a server with. It wraps
+// ErrRefused.
+var ErrUnavailable = fmt.Errorf("%w unavailable", ErrRefused)
 
 // ScopedABI is the first Landlock ABI with scopes (Linux 6.12), which
 // keep a server from signalling, or connecting to an abstract unix
@@ -123,10 +129,10 @@ func CheckGrants(exe string, readPaths, private []string) error {
 			}
 			rg, rp := resolve(g), resolve(p)
 			if within(rg, rp) {
-				return fmt.Errorf("stdio isolation: every server may read %s, which holds %s; move the command or narrow stdio_read_paths", g, p)
+				return fmt.Errorf("%w: every server may read %s, which holds %s; move the command or narrow stdio_read_paths", ErrRefused, g, p)
 			}
 			if within(rp, rg) {
-				return fmt.Errorf("stdio isolation: every server may read %s, which is inside %s, private to mcpgate; move the command or remove it from stdio_read_paths", g, p)
+				return fmt.Errorf("%w: every server may read %s, which is inside %s, private to mcpgate; move the command or remove it from stdio_read_paths", ErrRefused, g, p)
 			}
 		}
 	}

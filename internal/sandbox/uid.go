@@ -139,11 +139,11 @@ func Searchable(top, dir string, changed func(string)) error {
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
 			if !within(top, d) {
-				return fmt.Errorf("stdio: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories in the data directory %s below it, and mcpgate changes modes only in its data directory: move the data directory (data_dir) to a path every user can traverse, such as /var/lib/mcpgate, or make %s searchable (chmod o+x) yourself", d, top, d)
+				return fmt.Errorf("%w: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories in the data directory %s below it, and mcpgate changes modes only in its data directory: move the data directory (data_dir) to a path every user can traverse, such as /var/lib/mcpgate, or make %s searchable (chmod o+x) yourself", ErrRefused, d, top, d)
 			}
 			st, ok := fi.Sys().(*syscall.Stat_t)
 			if !ok || int(st.Uid) != os.Geteuid() {
-				return fmt.Errorf("stdio: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories, and is not mcpgate's to change", d)
+				return fmt.Errorf("%w: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories, and is not mcpgate's to change", ErrRefused, d)
 			}
 			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
 				return fmt.Errorf("stdio: %w", err)

@@ -230,6 +230,11 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxProcesses, startTimeout: opts.StartTimeout,
 		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: opts.Logger}
+	if spec.isolation == sandbox.Auto && opts.Logger != nil {
+		// Says what the kernel offers, which securityfs may not show.
+		opts.Logger.Info("stdio isolation", "resource", opts.Resource, "landlock_abi", spec.landlock, "scoped", spec.landlock >= sandbox.ScopedABI,
+			"uid_per_user", !spec.uids.IsZero())
+	}
 	if spec.isolation == sandbox.None && opts.Logger != nil {
 		opts.Logger.Warn("stdio servers run unconfined (stdio_isolation: none): each can read the gateway's key, database and environment, and reach the other users' servers and files", "resource", opts.Resource)
 		if os.Geteuid() == 0 {

@@ -770,6 +770,20 @@ func TestSEC20_RelativeCommandIsMadeAbsolute(t *testing.T) {
 	}
 }
 
+// The log says what confines the servers: the kernel's Landlock ABI when
+// the pool is made, and for each server its ABI and uid.
+func TestStartLogNamesConfinement(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	envOf(t, f.connect(t, "alice", "", nil))
+	abi, _ := sandbox.Available()
+	for _, want := range []string{fmt.Sprintf("msg=\"stdio isolation\" resource=/mcp landlock_abi=%d", abi),
+		fmt.Sprintf("confinement=\"landlock ABI %d", abi), "no capabilities\""} {
+		if !strings.Contains(f.logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, f.logs)
+		}
+	}
+}
+
 // A start failure gets 502 with no internal detail.
 func TestStartFailure(t *testing.T) {
 	p, err := NewStdio(StdioOptions{Command: []string{"/nonexistent/mcp-server"}, Dir: t.TempDir()})
