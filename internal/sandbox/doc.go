@@ -92,7 +92,8 @@
 // reads until EOF, so Start still returns the error itself (a command
 // that cannot be executed, a ruleset the kernel refuses). The launcher
 // opens the ruleset's paths as the server's uid, so a path that uid
-// cannot reach is left out, as it would be unreadable anyway.
+// cannot reach is left out, as it would be unreadable anyway; the binary
+// itself must be executable by that uid.
 //
 // An earlier design restricted a locked thread of the gateway and forked
 // from it. That thread lived on for microseconds after the child's exec,

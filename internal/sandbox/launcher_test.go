@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -60,6 +61,21 @@ func TestSEC20_ServerCannotSignalGatewayThreads(t *testing.T) {
 		if strings.Contains(out.String(), "hit") {
 			t.Fatalf("start %d: the server could signal a thread of the gateway:\n%s", i, out.String())
 		}
+	}
+}
+
+func init() {
+	// Any capability held: bounding, ambient, permitted, effective or inheritable.
+	moreAttacks["capability"] = func(string) error { return holdsCapability() }
+	// The same, as /proc/self/status shows it: ok when a set is not empty.
+	moreAttacks["capstatus"] = func(string) error { return capStatus() }
+	// A raw packet socket, which sniffs the loopback.
+	moreAttacks["packet"] = func(string) error {
+		fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, 0x300)
+		if err == nil {
+			syscall.Close(fd)
+		}
+		return err
 	}
 }
 
