@@ -52,7 +52,7 @@ func rules(p Policy, exe string) []landlock.Rule {
 	return out
 }
 
-// launcherName is the launcher's argv[0]: the marker Launch acts on.
+// launcherName is the launcher's argv[0]: the marker this package's init acts on.
 const launcherName = "mcpgate-sandbox"
 
 // launch is what the launcher is told: the policy, the command's
@@ -69,7 +69,7 @@ const startTimeout = 30 * time.Second
 
 // Start starts cmd confined by p, and fails rather than start it
 // unconfined. cmd.Path must be absolute. The process started is this
-// binary again, as the launcher (see Launch and the package
+// binary again, as the launcher (see runLauncher and the package
 // documentation), under p.Cred when set; it confines itself and execs
 // cmd.Path with cmd.Args. Start returns once that exec has happened, or
 // with the launcher's error.
