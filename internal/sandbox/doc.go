@@ -93,7 +93,11 @@
 // that cannot be executed, a ruleset the kernel refuses). The launcher
 // opens the ruleset's paths as the server's uid, so a path that uid
 // cannot reach is left out, as it would be unreadable anyway; the binary
-// itself must be executable by that uid.
+// itself must be executable by that uid. The launcher has the server's
+// environment: a loader variable the operator puts in stdio_env
+// (LD_PRELOAD, with a binary built with cgo) runs in the launcher before
+// it confines itself, under the server's uid; users never set the
+// environment.
 //
 // An earlier design restricted a locked thread of the gateway and forked
 // from it. That thread lived on for microseconds after the child's exec,
