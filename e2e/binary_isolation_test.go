@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,4 +302,22 @@ func TestSEC21BinaryNonDumpable(t *testing.T) {
 		t.Errorf("a server of the gateway's uid read the gateway's environ (%d bytes)", len(r.Data))
 	}
 	w.p.stop(t)
+}
+
+// SEC-23: a stdio backend mcpgate refuses to start is a configuration
+// error: exit status 2, one "mcpgate:" prefix, and the reason.
+func TestSEC23BinaryRefusalExitStatus(t *testing.T) {
+	data := filepath.Join(sharedDir(t), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+		"--stdio", "/bin/cat", "--stdio-read-path", filepath.Join(data, "secret.key"))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2\n%s", err, out)
+	}
+	if strings.Contains(string(out), "mcpgate: mcpgate:") || !strings.Contains(string(out), "secret.key") {
+		t.Errorf("output %q, want one mcpgate: prefix and the refused read path", out)
+	}
 }

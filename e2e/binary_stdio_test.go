@@ -23,7 +23,9 @@ func TestBinaryStdio(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	node, entry := node22(t), everythingStdio(t)
-	data := filepath.Join(t.TempDir(), "data")
+	// Under a directory the servers' uids may traverse: mcpgate opens its
+	// data directory to them, never the directories above it (SEC-22).
+	data := filepath.Join(sharedDir(t), "data")
 	port := freePort(t)
 	p := startBinary(t, port, "--data-dir", data, "--local-user", user+":"+password,
 		"--stdio", shellQuote(node)+" "+shellQuote(entry)+" stdio", "--stdio-read-path", packageRoot(entry))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/mcpgate/mcpgate/internal/app"
@@ -58,7 +59,11 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app.Serve(ctx, cfg, os.Stdout, os.Stderr, nil); err != nil {
-		fmt.Fprintf(os.Stderr, "mcpgate: %v\n", err)
+		// The library's errors name it already.
+		fmt.Fprintf(os.Stderr, "mcpgate: %s\n", strings.TrimPrefix(err.Error(), "mcpgate: "))
+		if errors.Is(err, sandbox.ErrRefused) {
+			return 2 // fixed in the configuration or on the host, as an invalid one
+		}
 		return 1
 	}
 	return 0

@@ -10,6 +10,8 @@ import (
 // table of its settings: each is declared once, here, and settings.go
 // derives the rest from the tags (see the package documentation).
 type Config struct {
+	file string // the --config file, if any: private to the gateway (stdio servers never read it)
+
 	Listen    string `yaml:"listen" arg:"ADDR" default:"127.0.0.1:8080" help:"address to listen on"`
 	PublicURL string `yaml:"public_url" arg:"URL" help:"the issuer and public origin, https unless loopback; an origin only, no path (default: follow the loopback Host)"`
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`

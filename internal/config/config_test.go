@@ -255,13 +255,15 @@ resources:
 		{Path: "/j", Backend: Backend{Stdio: "server", StdioReadPaths: []string{"relative"}}},
 		{Path: "/k", Backend: Backend{Stdio: "server", StdioUIDRange: "0-100"}},
 		{Path: "/l", Backend: Backend{StdioUIDRange: "off"}},
+		{Path: "/m", Backend: Backend{Stdio: "server", StdioIsolation: "none", StdioReadPaths: []string{"/opt"}}},
+		{Path: "/n", Backend: Backend{Stdio: "server", StdioIsolation: "none", StdioUIDRange: "2000000-2000010"}},
 	}
 	cfg.Resources = bad
 	err = cfg.Validate()
 	for _, want := range []string{"resources[0].upstream, resources[0].stdio", "resources[1].stdio", "resources[2].stdio_*",
 		"resources[3].stdio_env", "resources[4].identity_token", "resources[5].identity_headers", "resources[6].tool_policy",
 		"resources[7].scope_implies", "resources[8].stdio_isolation", "resources[9].stdio_read_paths", "resources[10].stdio_uid_range",
-		"resources[11].stdio_*"} {
+		"resources[11].stdio_*", "resources[12].stdio_isolation: none", "resources[13].stdio_isolation: none"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
@@ -374,6 +376,31 @@ func TestStdioIsolationSettings(t *testing.T) {
 	}
 	if g, err = cfg.Gateway(); err != nil || !g.Resources[0].Stdio.UIDs.IsZero() || g.Resources[0].Stdio.Isolation != "none" {
 		t.Fatalf("%+v %v, want no uid range and isolation none", g.Resources[0].Stdio, err)
+	}
+}
+
+// SEC-20: the configuration file and the files secrets are read from are
+// private too: a stdio server must not read the local users' passwords
+// or a client secret from them.
+func TestStdioPrivateHoldsConfigAndSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mcpgate.yaml")
+	secret := filepath.Join(dir, "github.secret")
+	os.WriteFile(secret, []byte("s3cret"), 0o600)
+	os.WriteFile(file, []byte("stdio: server\ngithub_client_id: id\ngithub_client_secret_file: "+secret+"\n"), 0o600)
+	cfg, err := Load([]string{"--config", file, "--data-dir", "/var/lib/mcpgate"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cfg.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := strings.Join(g.Resources[0].Stdio.Private, ",")
+	for _, want := range []string{file, secret} {
+		if !strings.Contains(private, want) {
+			t.Errorf("private paths %q, want %s among them", private, want)
+		}
 	}
 }
 

@@ -88,14 +88,22 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 
 // private lists what no stdio server may read: the data directory (key,
 // database, the servers' own directories), the database and audit log
-// wherever they are.
+// wherever they are, the configuration file and the files secrets are
+// read from.
 func (c *Config) private() []string {
 	out := []string{c.DataDir}
 	if db, ok := strings.CutPrefix(c.StoreDSN(), "sqlite:"); ok {
 		out = append(out, db)
 	}
-	if c.AuditLog != "" {
-		out = append(out, c.AuditLog)
+	for _, f := range []string{c.AuditLog, c.file, c.GitHubClientSecretFile, c.OIDCClientSecretFile} {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	for _, sc := range c.Clients {
+		if sc.SecretFile != "" {
+			out = append(out, sc.SecretFile)
+		}
 	}
 	return out
 }

@@ -33,6 +33,9 @@ func tableOf(t reflect.Type, prefix []int) []setting {
 	var out []setting
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue // not a setting: what Load records
+		}
 		key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		index := append(append([]int(nil), prefix...), i)
 		if opts == "inline" {
@@ -159,6 +162,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	if *path != "" {
 		fileErrs, ok := loadFile(&cfg, *path, getenv)
 		errs, checkable = append(errs, fileErrs...), ok
+		cfg.file = *path
 	}
 	errs = append(errs, applyEnv(&cfg, getenv)...)
 	fs.Visit(func(f *flag.Flag) {

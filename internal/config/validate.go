@@ -278,6 +278,9 @@ func (b *Backend) validateStdio(prefix string, p *problems) {
 			p.add("%sstdio_uid_range: %v, or off", prefix, err)
 		}
 	}
+	if b.StdioIsolation == "none" && (len(b.StdioReadPaths) > 0 || (b.StdioUIDRange != "" && b.StdioUIDRange != "off")) {
+		p.add("%sstdio_isolation: none runs servers unconfined, as mcpgate's user, so stdio_read_paths and stdio_uid_range would be ignored: remove them, or use auto", prefix)
+	}
 	switch b.StdioIsolation {
 	case "", "auto", "none":
 	default:

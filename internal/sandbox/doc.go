@@ -1,7 +1,8 @@
 // Package sandbox confines the stdio MCP servers the gateway starts, one
 // per user, with the kernel's mechanisms rather than path checks: a
-// server cannot read the gateway's environment, key, database or logs,
-// nor see, signal or write to another user's server or HOME (SEC-20).
+// server cannot read the gateway's environment, key, database, logs or
+// configuration, nor see, signal or write to another user's server or
+// HOME (SEC-20).
 //
 // # What confines a server
 //
@@ -11,19 +12,38 @@
 //     files of /etc, /dev/null, /dev/urandom…), the directory of its
 //     command's executable and the operator's stdio_read_paths, all
 //     read-only. Everything else, /proc included, cannot be opened.
-//     From ABI 6 Landlock's scopes also keep it from signalling, or
-//     connecting to an abstract unix socket of, any process outside its
-//     own domain: the gateway, and every other user's server, which has
-//     a domain of its own. From ABI 9 connecting to a pathname unix
-//     socket outside its HOME is refused too. The network is left open.
+//     From ABI 6 (Linux 6.12) Landlock's scopes also keep it from
+//     signalling, or connecting to an abstract unix socket of, any
+//     process outside its own domain: the gateway, and every other
+//     user's server, which has a domain of its own. The network is left
+//     open.
+//   - Pathname unix sockets: connecting to one is a filesystem access
+//     Landlock controls only from ABI 9 (LANDLOCK_ACCESS_FS_RESOLVE_UNIX).
+//     Below ABI 9 a server connects to any socket file whose path it can
+//     resolve and whose mode lets its uid write it, inside its granted
+//     paths or not: /run/user/UID/bus, an ssh-agent socket,
+//     /var/run/docker.sock (root's, so reachable only by a server that
+//     runs as root, i.e. stdio_uid_range off), a database's socket. Under
+//     a uid of its own a server reaches only the sockets open to every
+//     user; the operator should run mcpgate as root with stdio_uid_range
+//     on such kernels, and not run it as a user whose session has agents
+//     and buses (a service account rather than a login).
 //   - A uid of its own, when the gateway runs as root (Cred): the same
-//     number as its gid, no supplementary groups, set by the child before
-//     exec (SysProcAttr.Credential), which also drops root's capabilities.
-//     HomeFor picks it from a Range and records it as the owner of the
-//     user's directory: the filesystem is the table, so a restart reads
-//     the same mapping back and nothing else must stay in step with it.
-//     Searchable opens the directories above the users' to search (o+x)
-//     so that those uids can walk to their own.
+//     number as its gid, no supplementary groups, set on the launcher
+//     (below) before its exec (SysProcAttr.Credential). HomeFor picks it
+//     from a Range and records it as the owner of the user's directory:
+//     the filesystem is the table, so a restart reads the same mapping
+//     back and nothing else must stay in step with it. Searchable opens
+//     the data directory and the directories below it to search (o+x) so
+//     that those uids can walk to their own; it never changes a directory
+//     above the data directory, and refuses, naming it, one that others
+//     cannot search.
+//   - No capability: the launcher empties the bounding set (when it holds
+//     CAP_SETPCAP, as root does) and clears the ambient, inheritable,
+//     permitted and effective sets, so that a server of a root gateway
+//     with stdio_uid_range off is root without any of root's powers (no
+//     CAP_NET_RAW to sniff the loopback, no CAP_SYS_MODULE, no
+//     CAP_DAC_OVERRIDE past file modes).
 //   - The gateway itself: HardenGateway makes it non-dumpable, so that a
 //     process of its uid (an unconfined server, or one whose kernel has
 //     no Landlock) cannot read its memory, /proc/PID/environ or
@@ -32,6 +52,11 @@
 //     environment for /proc/PID/environ, which unsetting does not touch:
 //     non-dumpable is what protects that.
 //
+// CheckGrants refuses, before any server starts, a path every server may
+// read that holds a private path (the data directory, the database, the
+// audit log, the configuration and secret files) or lies inside one (the
+// key, one user's HOME).
+//
 // # /proc
 //
 // No server gets /proc. With it, a server lists every process and reads
@@ -39,56 +64,74 @@
 // process may only inspect processes in its own domain or below) does
 // hold for /proc/PID/environ: measured on Linux 6.18, a confined child as
 // nobody could not read the environ of an unconfined or differently
-// confined process of its own uid, dumpable or not. But a child that
-// keeps CAP_SYS_PTRACE, as root's children do when stdio_uid_range is off,
-// read both (TestSEC20_ChildConfined's "with /proc" case is such a child);
-// PTRACE_ATTACH to the gateway was refused even to that root child.
-// Node (the reference everything server), Go and Python servers start
-// without /proc: readlink(/proc/self/exe) and stat are not
-// Landlock-controlled. An operator can grant it with stdio_read_paths,
-// knowing what it shows.
+// confined process of its own uid, dumpable or not, and since the
+// launcher drops every capability a root child (stdio_uid_range off)
+// cannot either (TestSEC20_ChildConfined's "with /proc" case); with
+// CAP_SYS_PTRACE, which it held before, it read them. Node (the
+// reference everything server), Go and Python servers start without
+// /proc: readlink(/proc/self/exe) and stat are not Landlock-controlled.
+// An operator can grant it with stdio_read_paths, knowing what it shows.
 //
-// # Restricting the child, not the gateway
+// # Restricting the server, never the gateway
 //
-// landlock_restrict_self and PR_SET_NO_NEW_PRIVS act on the calling
-// thread, and a child inherits the credentials of the thread that forked
-// it. Start therefore runs on a goroutine locked to its OS thread with
-// runtime.LockOSThread and never unlocked: it restricts that thread
-// (go-landlock's NewRulesetFD builds the ruleset, downgraded to the
-// kernel's ABI; its syscall package makes the per-thread
-// landlock_restrict_self call, without the TSYNC flag), then calls
-// cmd.Start, whose clone runs on that thread. When the goroutine returns,
-// the runtime ends the thread rather than run other goroutines on it.
-// Meanwhile the runtime never clones a new thread from it: newm hands
-// thread creation to its template thread when the current M has
-// lockedExt set (runtime/proc.go), which LockOSThread sets.
+// landlock_restrict_self, PR_SET_NO_NEW_PRIVS and capabilities act on the
+// calling thread, and a child inherits the credentials of the thread that
+// forked it. The gateway therefore never restricts any thread of its own:
+// Start runs this same binary again (/proc/self/exe, which also works
+// when the binary was replaced on disk or sits in a directory the
+// server's uid cannot search) as a launcher, with argv[0]
+// "mcpgate-sandbox", the policy as JSON in argv[1] and the command's argv
+// after it, under the user's uid and gid when there is one. The launcher,
+// a fresh process, sets no_new_privs, enforces the Landlock ruleset
+// (go-landlock's NewRulesetFD, downgraded to the kernel's ABI), drops
+// every capability and execs the command, all from one locked thread: the
+// exec'd image takes that thread's credentials, and the launcher's other
+// threads, which run only the Go runtime, end at the exec (so
+// go-landlock's process-wide Restrict, and its libpsx, are not needed). A
+// failure before the exec is written on a close-on-exec pipe that Start
+// reads until EOF, so Start still returns the error itself (a command
+// that cannot be executed, a ruleset the kernel refuses). The launcher
+// opens the ruleset's paths as the server's uid, so a path that uid
+// cannot reach is left out, as it would be unreadable anyway; the binary
+// itself must be executable by that uid. The launcher has the server's
+// environment: a loader variable the operator puts in stdio_env
+// (LD_PRELOAD, with a binary built with cgo) runs in the launcher before
+// it confines itself, under the server's uid; users never set the
+// environment.
 //
-// go-landlock's Restrict and RestrictPaths are not used: they restrict
-// every thread of the process (through libpsx, or TSYNC from ABI 8), the
-// gateway's included.
+// An earlier design restricted a locked thread of the gateway and forked
+// from it. That thread lived on for microseconds after the child's exec,
+// in the child's domain, so a child that started fast enough could signal
+// it (tgkill) and kill the gateway: TestSEC20_ServerCannotSignalGatewayThreads
+// reproduced that at the second start.
 //
-// One exception needs care: the main thread. The runtime cannot end it,
-// so a restricted main thread would be parked, restricted, for good, and
-// the kernel judges a signal or ptrace aimed at the gateway's pid by that
-// thread: every child would then share a domain with its target and could
-// signal the gateway. Start keeps off it (offMainThread: a goroutine that
-// finds itself there holds it while another does the work).
+// The launcher runs from an init function of this package, acting only
+// when argv[0] is exactly "mcpgate-sandbox" and an argument follows, and
+// never returning then (exec, or exit 127). An init rather than a call at
+// the top of main: every binary that links this package can start servers
+// (the mcpgate command; programs that use the mcpgate package with a
+// stdio backend, whose main cannot call into this internal package; the
+// test binaries of bridge, sandbox, the root package and e2e), and each
+// gets the launcher without a step that could be forgotten. The init runs
+// after the packages this one imports (the standard library's,
+// go-landlock, x/sys) and before main, TestMain and every package that
+// imports this one.
 //
-// The other way, re-executing the gateway's binary as a small launcher
-// that restricts itself and execs the command, would avoid the runtime
-// subtleties but puts a second entry point in the binary and an exec per
-// start; the locked thread needs neither and is what go-landlock
-// documents for single-thread enforcement. What it leaves: for the
-// microseconds between the child's exec and the thread's end, the child
-// shares a domain with that one gateway thread. Non-dumpable (and a uid of
-// its own under root) still keep it from the gateway's memory; a guessed
-// tid could be signalled in that window, which is at worst a crash of a
-// gateway that runs as the servers' uid.
+// Cost: starting /bin/true confined and waiting for it took 1.1 ms with
+// the locked thread and takes 3.1 to 4.6 ms with the launcher
+// (BenchmarkStart, 50 starts, 2 shared cores; unconfined, 0.6 to 0.8 ms);
+// through the mcpgate binary, 50 launcher starts of /bin/true took about
+// 5 ms more each than 50 plain ones. A server starts once per user and
+// idle timeout, and node alone takes about 85 ms to start.
 //
 // # Modes
 //
-// Auto, the default, uses all of the above that is available and
-// refuses to start servers when nothing is (Check, SEC-23): no Landlock
-// and not root. None runs them unconfined, as the gateway's user, and the
-// bridge logs a warning.
+// Auto, the default, uses all of the above that is available, and
+// refuses to start servers (Check, SEC-23) unless they are kept from the
+// gateway and from each other: Landlock from ABI 6, or a uid per user
+// (root with a Range). Landlock 1 to 5 alone confines files but not
+// signals, so a non-root gateway, or a root one with the range off,
+// refuses there. None runs servers unconfined, as the gateway's user, and
+// the bridge logs a warning (two as root: they have every capability).
+// Every refusal wraps ErrRefused; `mcpgate serve` exits 2 on it.
 package sandbox

@@ -1,12 +1,14 @@
 package sandbox
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"runtime"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -50,12 +52,37 @@ func rules(p Policy, exe string) []landlock.Rule {
 	return out
 }
 
+// launcherName is the launcher's argv[0]: the marker this package's init acts on.
+const launcherName = "mcpgate-sandbox"
+
+// launch is what the launcher is told: the policy, the command's
+// executable, and the descriptor on which to report a failure.
+type launch struct {
+	Home      string   `json:"home"`
+	ReadPaths []string `json:"read_paths,omitempty"`
+	Path      string   `json:"path"`
+	StatusFD  int      `json:"status_fd"`
+}
+
+// startTimeout bounds the wait for the launcher's exec of the command.
+const startTimeout = 30 * time.Second
+
 // Start starts cmd confined by p, and fails rather than start it
-// unconfined. With Landlock, the ruleset is enforced on a locked OS
-// thread of this process that is never unlocked (see the package
-// documentation for why that confines the child and nothing else).
-// Without it, only p.Cred applies.
+// unconfined. cmd.Path must be absolute. The process started is this
+// binary again, as the launcher (see runLauncher and the package
+// documentation), under p.Cred when set; it confines itself and execs
+// cmd.Path with cmd.Args. Start returns once that exec has happened, or
+// with the launcher's error.
 func Start(cmd *exec.Cmd, p Policy) error {
+	if cmd.Err != nil {
+		return cmd.Err
+	}
+	if !filepath.IsAbs(cmd.Path) {
+		return fmt.Errorf("stdio: command %q: the path must be absolute", cmd.Path)
+	}
+	if landlockVersion() == 0 && p.Cred == nil {
+		return ErrUnavailable
+	}
 	if p.Cred != nil {
 		if cmd.SysProcAttr == nil {
 			cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -63,64 +90,57 @@ func Start(cmd *exec.Cmd, p Policy) error {
 		// No supplementary groups: the gateway's (root's) are not the user's.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: p.Cred.UID, Gid: p.Cred.GID, Groups: []uint32{}}
 	}
-	if landlockVersion() == 0 {
-		if p.Cred == nil {
-			return ErrUnavailable
-		}
-		return cmd.Start()
-	}
-	fd, flags, err := handled.NewRulesetFD(rules(p, cmd.Path)...)
+	self, err := executable()
 	if err != nil {
-		return fmt.Errorf("landlock ruleset: %w", err)
+		return err
 	}
-	if fd < 0 {
-		return errors.New("landlock ruleset: nothing to enforce")
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
 	}
-	defer unix.Close(fd)
-	errc := make(chan error, 1)
-	go offMainThread(func() {
-		// Never unlocked: when this goroutine returns, the runtime ends
-		// the thread instead of running other goroutines on it.
-		runtime.LockOSThread()
-		errc <- startRestricted(cmd, fd, flags)
-	})
-	return <-errc
+	defer r.Close()
+	arg, err := json.Marshal(launch{Home: p.Home, ReadPaths: p.ReadPaths, Path: cmd.Path, StatusFD: 3 + len(cmd.ExtraFiles)})
+	if err != nil {
+		w.Close()
+		return err
+	}
+	cmd.Path, cmd.Args = self, append([]string{launcherName, string(arg)}, cmd.Args...)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
+	err = cmd.Start()
+	w.Close()
+	cmd.ExtraFiles = cmd.ExtraFiles[:len(cmd.ExtraFiles)-1]
+	if err != nil {
+		return err
+	}
+	// Nothing before EOF: the launcher's end closed at its exec.
+	r.SetReadDeadline(time.Now().Add(startTimeout))
+	msg, err := io.ReadAll(io.LimitReader(r, 4<<10))
+	if err == nil && len(msg) == 0 {
+		return nil
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		return fmt.Errorf("stdio sandbox: waiting for the launcher: %w", err)
+	}
+	return fmt.Errorf("stdio sandbox: %s", msg)
 }
 
-// offMainThread runs f in a goroutine that is not on the process's main
-// thread. The runtime cannot end the main thread, so a goroutine locked
-// there that exits leaves it restricted, and the kernel judges signals
-// and ptrace aimed at the process's pid by that thread: the child would
-// share a domain with its target. Holding the main thread while f starts
-// keeps f off it.
-func offMainThread(f func()) {
-	runtime.LockOSThread()
-	if unix.Gettid() != unix.Getpid() {
-		f() // still locked here: the goroutine cannot move to the main thread
-		return
+// executable is this binary: /proc/self/exe, which the kernel resolves
+// to the running file even when it was replaced or deleted since, and
+// which the launcher can exec under another uid without searching the
+// directories above it (the binary must be executable by that uid). Off
+// /proc, the path os.Executable finds.
+func executable() (string, error) {
+	const self = "/proc/self/exe"
+	if _, err := os.Stat(self); err == nil {
+		return self, nil
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
-	runtime.UnlockOSThread()
-}
-
-// startRestricted restricts the calling (locked) thread and starts cmd
-// from it; the child inherits the thread's credentials, Landlock domain
-// and no_new_privs included.
-func startRestricted(cmd *exec.Cmd, fd int, flags uint32) error {
-	// Per thread, as landlock_restrict_self without TSYNC is: prctl acts
-	// on the calling thread only.
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("no_new_privs: %w", err)
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("stdio sandbox: finding this binary to start the launcher: %w", err)
 	}
-	if err := ll.LandlockRestrictSelf(fd, flags); err != nil {
-		return fmt.Errorf("landlock_restrict_self: %w", err)
-	}
-	return cmd.Start()
+	return exe, nil
 }
 
 // HardenGateway makes this process non-dumpable: no process of the same

@@ -19,9 +19,22 @@ const (
 	None = "none"
 )
 
-// ErrUnavailable is returned by Check in Auto mode on a system that
-// offers no isolation at all: no Landlock, and the gateway not root.
-var ErrUnavailable = errors.New("stdio isolation: this kernel has no Landlock (ABI 1 or later) and mcpgate is not root, so stdio servers could read the gateway's key, database and environment and each other's files; enable Landlock (lsm=landlock), run mcpgate as root with stdio_uid_range, or set stdio_isolation: none to run them unconfined")
+// ErrRefused marks every refusal to start servers that the operator
+// resolves in the configuration or on the host: `mcpgate serve` exits
+// with status 2 on it, as for an invalid configuration.
+var ErrRefused = errors.New("stdio isolation")
+
+// ErrUnavailable is what Check's refusal wraps, in Auto mode on a system
+// that cannot keep servers from the gateway and from each other, and what
+// Start returns when there is nothing to confine a server with. It wraps
+// ErrRefused.
+var ErrUnavailable = fmt.Errorf("%w unavailable", ErrRefused)
+
+// ScopedABI is the first Landlock ABI with scopes (Linux 6.12), which
+// keep a server from signalling, or connecting to an abstract unix
+// socket of, any process outside its domain: the gateway and the other
+// users' servers. Below it, Landlock confines the filesystem only.
+const ScopedABI = 6
 
 // Policy is what one sandboxed process may reach besides the system's
 // read-only paths (SystemPaths).
@@ -54,10 +67,21 @@ func Check(mode string, uids bool) error {
 }
 
 func decide(mode string, uids bool, abi int, root bool) error {
-	if mode == None || abi > 0 || (root && uids) {
+	if mode == None || abi >= ScopedABI || (root && uids) {
 		return nil
 	}
-	return ErrUnavailable
+	var kernel, user string
+	if abi == 0 {
+		kernel = "this kernel has no Landlock"
+	} else {
+		kernel = fmt.Sprintf("this kernel's Landlock (ABI %d) confines files but cannot keep a server from signalling the gateway or the other users' servers (that takes ABI %d, Linux 6.12)", abi, ScopedABI)
+	}
+	if root {
+		user = "stdio_uid_range is off, so the servers would all run as root"
+	} else {
+		user = "mcpgate is not root, so the servers cannot have uids of their own"
+	}
+	return fmt.Errorf("%w: %s, and %s: a server could harm the gateway and the other users' servers. Run mcpgate as root with stdio_uid_range (a uid per user), use Linux 6.12 or later with Landlock enabled (lsm=landlock on the kernel command line), or set stdio_isolation: none to run the servers unconfined", ErrUnavailable, kernel, user)
 }
 
 // SystemPaths are the paths every sandboxed process may read (and
@@ -87,10 +111,12 @@ func executableDirs(path string) []string {
 }
 
 // CheckGrants fails when a path every server may read (the system's, the
-// directory of the command exe, readPaths) holds one of private: the
-// users' directories, or the gateway's data, which Landlock would then
-// open to every server. Symbolic links are resolved on both sides where
-// they exist. exe may be empty when the command is not found yet.
+// directory of the command exe, readPaths) holds one of private (the
+// users' directories, the gateway's data, configuration and secret
+// files), which Landlock would then open to every server, or lies inside
+// one: the key, the database or one user's HOME as a read path. Symbolic
+// links are resolved on both sides where they exist. exe may be empty
+// when the command is not found yet.
 func CheckGrants(exe string, readPaths, private []string) error {
 	grants := append(append([]string(nil), SystemPaths...), readPaths...)
 	if exe != "" {
@@ -101,8 +127,12 @@ func CheckGrants(exe string, readPaths, private []string) error {
 			if p == "" {
 				continue
 			}
-			if within(resolve(g), resolve(p)) {
-				return fmt.Errorf("stdio isolation: every server may read %s, which holds %s; move the command or narrow stdio_read_paths", g, p)
+			rg, rp := resolve(g), resolve(p)
+			if within(rg, rp) {
+				return fmt.Errorf("%w: every server may read %s, which holds %s; move the command or narrow stdio_read_paths", ErrRefused, g, p)
+			}
+			if within(rp, rg) {
+				return fmt.Errorf("%w: every server may read %s, which is inside %s, private to mcpgate; move the command or remove it from stdio_read_paths", ErrRefused, g, p)
 			}
 		}
 	}

@@ -19,4 +19,4 @@ func HardenGateway() error { return nil }
 func HomeFor(r Range, home string) (*Cred, error) { return nil, ErrUnavailable }
 
 // Searchable does nothing off Linux.
-func Searchable(dir string, changed func(string)) error { return nil }
+func Searchable(top, dir string, changed func(string)) error { return nil }

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// moreAttacks are the kinds of attack only some systems have, by name.
+var moreAttacks = map[string]func(target string) error{}
+
 // attack tries each "kind:target" of args.
 func attack(args []string) {
 	for _, a := range args {
@@ -49,6 +52,12 @@ func attack(args []string) {
 		case "signal":
 			pid, _ := strconv.Atoi(target)
 			err = syscall.Kill(pid, syscall.SIGCONT)
+		default:
+			if f := moreAttacks[kind]; f != nil {
+				err = f(target)
+			} else {
+				err = fmt.Errorf("unknown attack %q", kind)
+			}
 		}
 		if err != nil {
 			fmt.Printf("%s denied: %v\n", a, err)
@@ -99,11 +108,10 @@ func TestSEC20_ChildConfined(t *testing.T) {
 	needLandlock(t)
 	t.Run("without /proc", func(t *testing.T) { childConfined(t, nil, true) })
 	// With /proc readable (an operator's choice), the signal scope still
-	// holds and the descriptors stay closed; the environ of an unconfined
-	// process is readable to a child that is root (this test's) or of the
-	// same uid with the target dumpable, so it is the gateway's
-	// non-dumpable flag and uid separation that keep it (the e2e tests).
-	t.Run("with /proc", func(t *testing.T) { childConfined(t, []string{"/proc"}, false) })
+	// holds, the descriptors stay closed, and the environ of this (root,
+	// dumpable) process stays closed to a root child: it holds no
+	// CAP_SYS_PTRACE, and Landlock's ptrace rule refuses the rest.
+	t.Run("with /proc", func(t *testing.T) { childConfined(t, []string{"/proc"}, true) })
 }
 
 func childConfined(t *testing.T, readPaths []string, environ bool) {
@@ -185,27 +193,74 @@ func TestSEC20_GatewayUnconfined(t *testing.T) {
 }
 
 // SEC-23: with nothing to confine servers with, auto refuses and says
-// what to set; none is the explicit way out.
+// what is missing and what to set; none is the explicit way out. Landlock
+// alone counts only from ABI 6, whose scopes keep a server from
+// signalling the gateway and other users' servers; below it, servers need
+// uids of their own (root with a range).
 func TestSEC23_RefuseWithoutIsolation(t *testing.T) {
-	for _, c := range []struct {
+	type tc struct {
 		mode       string
 		uids, root bool
 		abi        int
 		ok         bool
-	}{
+	}
+	cases := []tc{
 		{Auto, false, false, 0, false},
 		{Auto, true, false, 0, false}, // a uid range is no use without root
 		{Auto, false, true, 0, false}, // nor root without a range
 		{Auto, true, true, 0, true},
-		{Auto, false, false, 1, true},
 		{None, false, false, 0, true},
-	} {
+	}
+	for abi := 1; abi <= 11; abi++ {
+		cases = append(cases,
+			tc{Auto, false, false, abi, abi >= 6}, // not root
+			tc{Auto, false, true, abi, abi >= 6},  // root, stdio_uid_range off
+			tc{Auto, true, true, abi, true},       // root with a range
+			tc{None, false, false, abi, true})
+	}
+	for _, c := range cases {
 		err := decide(c.mode, c.uids, c.abi, c.root)
 		if (err == nil) != c.ok {
 			t.Errorf("decide(%+v) = %v, want ok %v", c, err, c.ok)
 		}
-		if err != nil && !strings.Contains(err.Error(), "stdio_isolation: none") {
-			t.Errorf("the refusal does not say what to set: %v", err)
+		if err == nil {
+			continue
 		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("decide(%+v) = %v, want it to wrap ErrUnavailable", c, err)
+		}
+		for _, want := range []string{"stdio_isolation: none", "stdio_uid_range", "6.12"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the refusal does not say %q: %v", want, err)
+			}
+		}
+		if c.abi > 0 && !strings.Contains(err.Error(), fmt.Sprintf("ABI %d", c.abi)) {
+			t.Errorf("the refusal does not name the kernel's ABI %d: %v", c.abi, err)
+		}
+	}
+}
+
+// SEC-20: a path servers may read must neither hold a private path nor
+// lie inside one: the key, the database, one user's HOME or the data
+// directory itself as a read path are all refused; an unrelated path and
+// a private path's sibling are not.
+func TestSEC20_CheckGrantsBothWays(t *testing.T) {
+	data := t.TempDir()
+	home := filepath.Join(data, "stdio", "mcp", "0123abcd")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, "secret.key"), []byte("k"), 0o600)
+	private := []string{filepath.Join(data, "stdio", "mcp"), data, filepath.Join(data, "mcpgate.db")}
+	for _, read := range []string{filepath.Join(data, "secret.key"), filepath.Join(data, "mcpgate.db"), home, data, filepath.Dir(data)} {
+		if err := CheckGrants("", []string{read}, private); err == nil {
+			t.Errorf("read path %s accepted, want a refusal", read)
+		}
+	}
+	if err := CheckGrants("", []string{filepath.Join(filepath.Dir(data), "elsewhere"), data + "-sibling"}, private); err != nil {
+		t.Errorf("unrelated read paths refused: %v", err)
+	}
+	if err := CheckGrants(filepath.Join(home, "server"), nil, private); err == nil {
+		t.Error("a command in a user's HOME accepted, want a refusal")
 	}
 }

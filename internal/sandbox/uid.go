@@ -123,21 +123,27 @@ func own(home string, id uint32) error {
 	return os.Chmod(home, 0o700)
 }
 
-// Searchable makes dir and every directory above it searchable (o+x, not
-// readable) by the users' uids, which must walk through them to their
-// directories: the data directory is created 0700. It changes only
-// directories this process owns, and reports each; one it does not own
-// and cannot walk through is an error.
-func Searchable(dir string, changed func(string)) error {
-	for d := dir; ; d = filepath.Dir(d) {
+// Searchable makes dir and every directory above it up to top, the
+// data directory, searchable (o+x, not readable) by the users' uids,
+// which must walk through them to their directories: the data directory
+// is created 0700. It changes only directories this process owns, and
+// reports each. Above top it changes nothing, whoever owns the directory
+// (a data directory under /root must not open /root): a directory there
+// that others cannot search is an error that names it.
+func Searchable(top, dir string, changed func(string)) error {
+	top = filepath.Clean(top)
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {
 			return fmt.Errorf("stdio: %w", err)
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
+			if !within(top, d) {
+				return fmt.Errorf("%w: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories in the data directory %s below it, and mcpgate changes modes only in its data directory: move the data directory (data_dir) to a path every user can traverse, such as /var/lib/mcpgate, or make %s searchable (chmod o+x) yourself", ErrRefused, d, top, d)
+			}
 			st, ok := fi.Sys().(*syscall.Stat_t)
 			if !ok || int(st.Uid) != os.Geteuid() {
-				return fmt.Errorf("stdio: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories, and is not mcpgate's to change", d)
+				return fmt.Errorf("%w: %s is not searchable by other users (o+x), which the servers' uids need to reach their directories, and is not mcpgate's to change", ErrRefused, d)
 			}
 			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
 				return fmt.Errorf("stdio: %w", err)

@@ -64,28 +64,70 @@ func TestSEC22_HomeFor(t *testing.T) {
 	}
 }
 
-// SEC-22: the directories above the users' become searchable (o+x) and
-// nothing more, so the servers' uids reach their HOMEs.
+// openDir is a new directory every user may traverse (0755), outside the
+// test's own temporary directory, which is 0700.
+func openDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mcpgate-searchable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// SEC-22: the directories from the data directory down to the users'
+// become searchable (o+x) and nothing more, so the servers' uids reach
+// their HOMEs.
 func TestSEC22_Searchable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("run this test as root (CI does)")
 	}
-	top := t.TempDir()
-	dir := filepath.Join(top, "data", "stdio", "mcp")
+	top := openDir(t)
+	data := filepath.Join(top, "data")
+	dir := filepath.Join(data, "stdio", "mcp")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	var changed []string
-	if err := Searchable(dir, func(d string) { changed = append(changed, d) }); err != nil {
+	if err := Searchable(data, dir, func(d string) { changed = append(changed, d) }); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{dir, filepath.Dir(dir), filepath.Join(top, "data")} {
+	for _, d := range []string{dir, filepath.Dir(dir), data} {
 		if _, _, mode := owner(t, d); mode != 0o701 {
 			t.Errorf("%s: mode %v, want 0701 (searchable, not readable)", d, mode)
 		}
 	}
-	if len(changed) < 3 {
-		t.Errorf("changed %v, want every directory reported", changed)
+	if len(changed) != 3 {
+		t.Errorf("changed %v, want the three directories reported", changed)
+	}
+}
+
+// SEC-22: a directory above the data directory is never changed: one that
+// other users cannot search is named in the refusal, with what to do, and
+// keeps its mode (as /root would, holding a relative data directory).
+func TestSEC22_SearchableLeavesAncestors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("run this test as root (CI does)")
+	}
+	home := filepath.Join(openDir(t), "root")
+	data := filepath.Join(home, "data")
+	dir := filepath.Join(data, "stdio", "mcp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := Searchable(data, dir, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), home+" ") || !strings.Contains(err.Error(), "data directory") {
+		t.Errorf("Searchable under a 0700 %s: %v, want a refusal naming it and saying what to do", home, err)
+	}
+	if _, _, mode := owner(t, home); mode != 0o700 {
+		t.Errorf("%s: mode %v, want it left 0700", home, mode)
 	}
 }
 

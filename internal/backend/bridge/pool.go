@@ -206,6 +206,17 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	if spec.dir == "" {
 		spec.dir = filepath.Join(os.TempDir(), "mcpgate-stdio")
 	}
+	// A command with a path is the operator's file, relative to the
+	// gateway's working directory: made absolute, it is neither looked up
+	// in the server's working directory (the user's HOME) nor its
+	// directory granted as ".".
+	if strings.Contains(spec.command[0], "/") {
+		abs, err := filepath.Abs(spec.command[0])
+		if err != nil {
+			return nil, fmt.Errorf("stdio: command: %w", err)
+		}
+		spec.command[0] = abs
+	}
 	dir, err := filepath.Abs(spec.dir)
 	if err != nil {
 		return nil, fmt.Errorf("stdio: directory: %w", err)
@@ -219,8 +230,16 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxProcesses, startTimeout: opts.StartTimeout,
 		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: opts.Logger}
+	if spec.isolation == sandbox.Auto && opts.Logger != nil {
+		// Says what the kernel offers, which securityfs may not show.
+		opts.Logger.Info("stdio isolation", "resource", opts.Resource, "landlock_abi", spec.landlock, "scoped", spec.landlock >= sandbox.ScopedABI,
+			"uid_per_user", !spec.uids.IsZero())
+	}
 	if spec.isolation == sandbox.None && opts.Logger != nil {
 		opts.Logger.Warn("stdio servers run unconfined (stdio_isolation: none): each can read the gateway's key, database and environment, and reach the other users' servers and files", "resource", opts.Resource)
+		if os.Geteuid() == 0 {
+			opts.Logger.Warn("stdio servers run as root with every capability (stdio_isolation: none as root): each can do anything on this host", "resource", opts.Resource)
+		}
 	}
 	return newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) }), nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type stdioSpec struct {
 	isolation string // sandbox.Auto or sandbox.None
 	readPaths []string
 	uids      sandbox.Range // zero unless the gateway is root and has a range
+	landlock  int           // the kernel's Landlock ABI, 0 without
 }
 
 // isolate checks and records how servers are confined: it fails when
@@ -48,9 +50,14 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 		sp.readPaths = append(sp.readPaths, filepath.Clean(p))
 	}
 	if sp.isolation == sandbox.None {
+		if len(sp.readPaths) > 0 {
+			return fmt.Errorf("stdio: %w: read paths with isolation none would be ignored (servers read everything): remove them, or use auto", sandbox.ErrRefused)
+		}
 		return nil
 	}
-	if _, root := sandbox.Available(); root {
+	abi, root := sandbox.Available()
+	sp.landlock = abi
+	if root {
 		sp.uids = opts.UIDs
 	}
 	if err := sandbox.Check(sp.isolation, !sp.uids.IsZero()); err != nil {
@@ -63,11 +70,25 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 	if sp.uids.IsZero() {
 		return nil
 	}
-	return sandbox.Searchable(sp.dir, func(d string) {
+	return sandbox.Searchable(dataDir(sp.dir, opts.Private), sp.dir, func(d string) {
 		if opts.Logger != nil {
 			opts.Logger.Warn("stdio: made a directory searchable (o+x, not readable) so that the servers' uids reach their own directories below it", "dir", d)
 		}
 	})
+}
+
+// dataDir is the highest of the private paths that holds dir (the
+// gateway's data directory), or dir itself: the directories whose modes
+// the gateway may change.
+func dataDir(dir string, private []string) string {
+	top := dir
+	for _, p := range private {
+		abs, err := filepath.Abs(p)
+		if err == nil && len(abs) < len(top) && (abs == "/" || strings.HasPrefix(dir, abs+"/")) {
+			top = abs
+		}
+	}
+	return top
 }
 
 // startCmd starts cmd confined to home, under the user's own uid when
@@ -87,6 +108,26 @@ func (sp *stdioSpec) startCmd(cmd *exec.Cmd, home string) (int, error) {
 		p.Cred, uid = cred, int(cred.UID)
 	}
 	return uid, sandbox.Start(cmd, p)
+}
+
+// confinement says what holds a server of uid: "landlock ABI 7 + uid
+// 2000123" for one under a uid of its own, "landlock ABI 7, gateway's uid
+// 0" for one under the gateway's. Capabilities are always dropped.
+func (sp *stdioSpec) confinement(uid int) string {
+	if sp.isolation == sandbox.None {
+		return fmt.Sprintf("none: uid %d, unconfined", uid)
+	}
+	out := "no landlock"
+	if sp.landlock > 0 {
+		out = fmt.Sprintf("landlock ABI %d", sp.landlock)
+		if sp.landlock < sandbox.ScopedABI {
+			out += " (files only)"
+		}
+	}
+	if !sp.uids.IsZero() {
+		return fmt.Sprintf("%s + uid %d, no capabilities", out, uid)
+	}
+	return fmt.Sprintf("%s, gateway's uid %d, no capabilities", out, uid)
 }
 
 // stdioConn is a link to a stdio server process.
@@ -187,7 +228,7 @@ func (s *stdioConn) open(c *identity.Caller) error {
 		return err
 	}
 	l.log = l.log.With("pid", s.pid)
-	l.log.Info("stdio server started", "command", s.spec.command[0], "isolation", s.spec.isolation, "uid", s.uid)
+	l.log.Info("stdio server started", "command", s.spec.command[0], "isolation", s.spec.isolation, "uid", s.uid, "confinement", s.spec.confinement(s.uid))
 	s.supervise(cmd, p.parent[0], p.parent[1], p.parent[2])
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -680,6 +681,106 @@ func TestSEC20_NewRefusesOpenPrivatePaths(t *testing.T) {
 	}
 	if _, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: dir, ReadPaths: []string{filepath.Join(base, "elsewhere")}, Private: []string{filepath.Join(base, "data")}}); err != nil {
 		t.Errorf("New with unrelated read and private paths: %v, want it accepted", err)
+	}
+}
+
+// SEC-23: stdio_isolation none is said in the log, and as root says
+// that the servers run as root with every capability; read paths, which
+// only a confined server would be held to, are refused with none rather
+// than silently ignored.
+func TestSEC23_NoneWarnsAndRefusesConfinementSettings(t *testing.T) {
+	exe, _ := os.Executable()
+	if _, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: t.TempDir(), Isolation: "none", ReadPaths: []string{"/opt"}}); err == nil {
+		t.Error("none with read paths accepted, want an error")
+	}
+	logs := &syncBuffer{}
+	p, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: t.TempDir(), Isolation: "none", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+	if !strings.Contains(logs.String(), "stdio servers run unconfined") {
+		t.Errorf("no warning that servers run unconfined: %s", logs)
+	}
+	if root := strings.Contains(logs.String(), "as root with every capability"); root != (os.Geteuid() == 0) {
+		t.Errorf("root warning %v with euid %d: %s", root, os.Geteuid(), logs)
+	}
+}
+
+// SEC-22: as root with uids, the gateway makes its data directory and
+// the directories below it searchable, and never one above it: a data
+// directory under a 0700 directory (as /root) is refused, naming it.
+func TestSEC22_NewChangesOnlyTheDataDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("run this test as root (CI does)")
+	}
+	exe, _ := os.Executable()
+	open, err := os.MkdirTemp("", "mcpgate-bridge-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(open)
+	os.Chmod(open, 0o755)
+	home := filepath.Join(open, "root")
+	data := filepath.Join(home, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700)
+	uids := sandbox.Range{First: 3100000, Last: 3100009}
+	_, err = NewStdio(StdioOptions{Command: []string{exe}, Dir: filepath.Join(data, "stdio", "mcp"), UIDs: uids, Private: []string{data}})
+	if err == nil || !strings.Contains(err.Error(), home+" ") {
+		t.Errorf("NewStdio under a 0700 %s: %v, want a refusal naming it", home, err)
+	}
+	if fi, _ := os.Stat(home); fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: mode %v, want it left 0700", home, fi.Mode().Perm())
+	}
+	os.Chmod(home, 0o755)
+	p, err := NewStdio(StdioOptions{Command: []string{exe}, Dir: filepath.Join(data, "stdio", "mcp"), UIDs: uids, Private: []string{data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+	for _, d := range []string{data, filepath.Join(data, "stdio"), filepath.Join(data, "stdio", "mcp")} {
+		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o701 {
+			t.Errorf("%s: mode %v, want 0701", d, fi.Mode().Perm())
+		}
+	}
+}
+
+// SEC-20: a relative command is the one in the gateway's working
+// directory, made absolute when the pool is made: that file is what runs
+// (not one of that name in the user's HOME, the server's working
+// directory) and its directory is what the servers may read, not ".".
+func TestSEC20_RelativeCommandIsMadeAbsolute(t *testing.T) {
+	wd := t.TempDir()
+	if err := os.Symlink(os.Args[0], filepath.Join(wd, "server")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	f := &fixture{logs: &syncBuffer{}, dir: t.TempDir()}
+	pool, err := NewStdio(StdioOptions{Command: []string{"./server"}, Env: []string{fakeEnv + "=server"}, Dir: f.dir, Resource: "/mcp", Logger: f.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(t, pool)
+	t.Chdir(t.TempDir()) // the pool holds the path it was given
+	if e := envOf(t, f.connect(t, "alice", "", nil)); e.PID == 0 {
+		t.Fatalf("the server did not run: %+v\n%s", e, f.logs)
+	}
+}
+
+// The log says what confines the servers: the kernel's Landlock ABI when
+// the pool is made, and for each server its ABI and uid.
+func TestStartLogNamesConfinement(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	envOf(t, f.connect(t, "alice", "", nil))
+	abi, _ := sandbox.Available()
+	for _, want := range []string{fmt.Sprintf("msg=\"stdio isolation\" resource=/mcp landlock_abi=%d", abi),
+		fmt.Sprintf("confinement=\"landlock ABI %d", abi), "no capabilities\""} {
+		if !strings.Contains(f.logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, f.logs)
+		}
 	}
 }
 
