@@ -19,7 +19,8 @@
 #
 # and, first, the headless browser of e2e/chromium_test.go: Debian's chromium package,
 # installed with apt-get (as root) when neither `chromium` is on the PATH nor
-# /usr/bin/chromium exists; set CHROMIUM to use another one (the tests read it).
+# /usr/bin/chromium exists; set CHROMIUM to use another one (the tests read it); and a C
+# compiler that links statically (Debian's gcc and libc6-dev), for internal/sandbox's tests.
 #
 # Last, the go-sdk's conformance "everything" server (e2e/conformance_server_test.go puts
 # mcpgate in front of it and runs the suite's server scenarios through the gateway), built
@@ -34,7 +35,7 @@
 # EVERYTHING_STDIO and EVERYTHING_SERVER, and prints the paths.
 #
 # Needs only bash, coreutils, npm (any Node that runs npm; Node 20 is fine) and go, plus
-# root and apt-get when Chromium is missing.
+# root and apt-get when Chromium or the static C compiler is missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
