@@ -28,7 +28,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
-	req, _ := s.flowRequest(w, r, issuer, pc.ID(), state)
+	req, _ := s.flowRequest(w, r, issuer, pc.ID(), state, fromConsentPage(r))
 	if req == nil {
 		return
 	}
@@ -69,7 +69,8 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
 		return
 	}
-	req, hash := s.flowRequest(w, r, issuer, pc.ID(), state)
+	// browserOnly checked that the post came from the login page (SEC-5).
+	req, hash := s.flowRequest(w, r, issuer, pc.ID(), state, true)
 	if req == nil {
 		return
 	}
