@@ -98,11 +98,8 @@ func fromConsentPage(r *http.Request) bool {
 // restartConsent shows this browser the consent page of req, which was
 // approved in another browser.
 func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest) {
-	c, err := s.client(r.Context(), req.ClientID)
-	if err != nil || c == nil {
-		s.log.Info("upstream: client of a request gone", "client_id", truncate(req.ClientID, 200), "err", err)
-		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
-			"Go back to the application and start connecting again.")
+	c := s.requestClient(w, r, req)
+	if c == nil {
 		return
 	}
 	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), true)
