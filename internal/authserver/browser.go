@@ -202,7 +202,11 @@ func expireCookies(w http.ResponseWriter, r *http.Request, issuer string, names 
 
 // browserOnly guards a route of the gateway's own pages: a browser with a
 // planted cookie is refused, and so is a form post from a page of another
-// origin when post is true (SEC-5).
+// origin when post is true (SEC-5). A login link opened with two CSRF
+// cookies is refused too rather than restarted at consent: the consent
+// page would bind its form to the cookie sent first at the link's path,
+// the planter's choice, and its post to /consent carries another set.
+// Dropping both lets the person's next try start clean.
 func (s *Server) browserOnly(post bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		issuer := s.site.Issuer(r)
