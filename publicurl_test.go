@@ -32,9 +32,15 @@ func TestPublicURLBehindProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The "proxy": TLS on loopback, forwarding the public Host.
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The "proxy": TLS on loopback, forwarding the public Host; and the
+	// Origin of a page there is the one a browser at the public URL
+	// sends (SEC-5 compares it with the issuer).
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Host = "mcp.example.com"
+		if r.Header.Get("Origin") == srv.URL {
+			r.Header.Set("Origin", public)
+		}
 		g.ServeHTTP(w, r)
 	}))
 	defer srv.Close()

@@ -4,11 +4,15 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -110,4 +114,115 @@ func (s *Server) checkCSRF(r *http.Request, issuer, purpose, binding string) boo
 		return false
 	}
 	return tokens.Equal(r.PostForm.Get("csrf_token"), s.csrfMAC(purpose, binding, secret))
+}
+
+// On a loopback gateway over plain http, a page on another port of the
+// same machine shares the gateway's cookies (browsers separate cookies by
+// host, not port, and same-site rules ignore ports too): it can plant a
+// CSRF cookie whose value it knows, and make the browser post the
+// gateway's forms with every cookie attached. Over https the __Host-
+// prefix and SameSite stop this; on http the gateway checks what a page
+// cannot forge, the browser's own account of where a request comes from,
+// and refuses a browser that carries two cookies of one of its names, the
+// trace of a planted one beside its own (SEC-5). A planted cookie that is
+// the browser's only one cannot be told from its own: see flow.go's
+// fromConsentPage for the login link, and docs/security.md for what is
+// left to the operator.
+
+// fromOwnPage reports whether a browser says that r comes from a page of
+// the issuer's origin (scheme, host and port): a present Origin must be
+// it, a present Sec-Fetch-Site must be same-origin. Browsers send Origin
+// with every POST; a request with neither header comes from a client that
+// is no browser, which carries no victim's cookies (SEC-5).
+func fromOwnPage(r *http.Request, issuer string) bool {
+	if o := r.Header.Values("Origin"); len(o) > 0 {
+		own, ok := originOf(issuer)
+		if got, gok := originOf(o[0]); len(o) != 1 || !ok || !gok || got != own {
+			return false
+		}
+	}
+	if f := r.Header.Values("Sec-Fetch-Site"); len(f) > 0 && (len(f) != 1 || f[0] != "same-origin") {
+		return false
+	}
+	return true
+}
+
+// originOf returns the serialized origin of an http(s) URL, with the
+// default port made explicit so that "http://h" and "http://h:80" agree;
+// "null" and anything without a host are no origin.
+func originOf(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+		return "", false
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
+}
+
+// plantedCookies returns the names of the CSRF and session cookies that r
+// carries more than once: the browser sends its own and one set
+// elsewhere, and which of them a handler would read is the planter's
+// choice (SEC-5).
+func plantedCookies(r *http.Request, issuer string) []string {
+	var dup []string
+	for _, name := range []string{cookieName(issuer, csrfCookie), cookieName(issuer, sessionCookie)} {
+		if len(r.CookiesNamed(name)) > 1 {
+			dup = append(dup, name)
+		}
+	}
+	return dup
+}
+
+// expireCookies tells the browser to drop every cookie called one of
+// names that it could have sent with r: one for each path that matches
+// r's (RFC 6265 §5.1.4), since the planter chose the path. The browser's
+// own goes too, so that the person's next try starts clean.
+func expireCookies(w http.ResponseWriter, r *http.Request, issuer string, names []string) {
+	p := r.URL.Path
+	paths := []string{p}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			paths = append(paths, p[:i+1])
+			if i > 0 {
+				paths = append(paths, p[:i])
+			}
+		}
+	}
+	slices.Sort(paths)
+	for _, name := range names {
+		for _, path := range slices.Compact(paths) {
+			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1,
+				HttpOnly: true, Secure: secure(issuer), SameSite: http.SameSiteLaxMode})
+		}
+	}
+}
+
+// browserOnly guards a route of the gateway's own pages: a browser with a
+// planted cookie is refused, and so is a form post from a page of another
+// origin when post is true (SEC-5). A login link opened with two CSRF
+// cookies is refused too rather than restarted at consent: the consent
+// page would bind its form to the cookie sent first at the link's path,
+// the planter's choice, and its post to /consent carries another set.
+// Dropping both lets the person's next try start clean.
+func (s *Server) browserOnly(post bool, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		issuer := s.site.Issuer(r)
+		reason := ""
+		if post && !fromOwnPage(r, issuer) {
+			reason = "form posted from another origin"
+		} else if dup := plantedCookies(r, issuer); dup != nil {
+			reason = "two cookies of the same name"
+			expireCookies(w, r, issuer, dup)
+		}
+		if reason != "" {
+			s.log.Warn("browser request refused", "path", r.URL.Path, "reason", reason)
+			web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
+				"This request did not come from this server's own pages, or another site set a cookie for this server in this browser. Go back to the application and start again.")
+			return
+		}
+		h(w, r)
+	}
 }

@@ -21,7 +21,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
-	req, hash := s.flowRequest(w, r, issuer, cc.ID(), state)
+	// The provider sends the browser here from its own site: only the
+	// cookie binds a callback to the browser that consented (SEC-5).
+	req, hash := s.flowRequest(w, r, issuer, cc.ID(), state, true)
 	if req == nil {
 		return
 	}

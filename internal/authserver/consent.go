@@ -51,7 +51,7 @@ func appDisplay(c *store.Client, req *store.AuthRequest) web.App {
 	if name == "" {
 		name = "An unnamed application"
 	}
-	redirectHost, localOnly := redirectDisplay(req.RedirectURI, c.RedirectURIs)
+	redirectHost, localOnly := redirectDisplay(req.RedirectURI)
 	var clientHost string
 	if cimd.IsClientIDURL(c.ID) {
 		if u, err := url.Parse(c.ID); err == nil {
@@ -62,8 +62,11 @@ func appDisplay(c *store.Client, req *store.AuthRequest) web.App {
 }
 
 // redirectDisplay names where the browser will be sent: the host of an
-// http(s) redirect URI, or the scheme of a native app's private-use URI.
-func redirectDisplay(redirectURI string, registered []string) (string, bool) {
+// http(s) redirect URI, or the scheme of a native app's private-use URI;
+// and whether that is this computer (an http loopback URI), which the
+// pages warn about (CIMD-11). Both describe this request's redirect URI,
+// where the code goes, not the client's list (SEC-6).
+func redirectDisplay(redirectURI string) (string, bool) {
 	u, err := url.Parse(redirectURI)
 	if err != nil {
 		return "an unknown address", false
@@ -72,14 +75,30 @@ func redirectDisplay(redirectURI string, registered []string) (string, bool) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		host = u.Scheme + ": (an application on this computer)"
 	}
-	localOnly := true
-	for _, raw := range registered {
-		ru, err := url.Parse(raw)
-		if err != nil || !(ru.Scheme == "http" && oauth.IsLoopbackHost(ru.Hostname())) {
-			localOnly = false
-		}
+	return host, u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname())
+}
+
+// requestClient loads the client of a stored request and checks that the
+// request's redirect URI is still one the client lists: a metadata
+// document can change after /authorize, and every later step sends the
+// code, or an error, only where the client's current record allows
+// (REDIR-1, SEC-6). On failure it answers with a page, never a redirect
+// (REDIR-2), and returns nil.
+func (s *Server) requestClient(w http.ResponseWriter, r *http.Request, req *store.AuthRequest) *store.Client {
+	c, err := s.client(r.Context(), req.ClientID)
+	if err != nil || c == nil {
+		s.log.Info("client of a request gone", "client_id", truncate(req.ClientID, 200), "err", err)
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
+			"Go back to the application and start connecting again.")
+		return nil
 	}
-	return host, localOnly
+	if !oauth.MatchRedirectURI(c.RedirectURIs, req.RedirectURI) {
+		s.log.Warn("redirect_uri of a request no longer registered", "client_id", truncate(req.ClientID, 200))
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
+			"The application no longer lists the address it asked to send you back to, so nothing was sent there. Go back to the application and start again.")
+		return nil
+	}
+	return c
 }
 
 func displayName(u identity.User) string {
@@ -118,6 +137,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("consent: CSRF check failed", "client_id", req.ClientID)
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this browser's consent page. Go back to the application and start again.")
+		return
+	}
+	if s.requestClient(w, r, req) == nil {
 		return
 	}
 	switch r.PostForm.Get("decision") {

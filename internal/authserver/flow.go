@@ -49,8 +49,10 @@ func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, 
 // state gets an error page, and so does another connector's; a state this
 // browser did not consent to gets the request's consent page, so that
 // whoever opened the link decides for themselves, and allowing there moves
-// the flow to their browser (SEC-1).
-func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, connector, state string) (*store.AuthRequest, []byte) {
+// the flow to their browser (SEC-1). A step that did not arrive the way
+// the consent page sends a browser (arrived false) is treated the same,
+// whatever its cookie says (SEC-5).
+func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, connector, state string, arrived bool) (*store.AuthRequest, []byte) {
 	hash, bound := s.checkFlow(r, issuer, state)
 	req, err := s.store.GetAuthRequestByUpstreamState(r.Context(), hash, s.now())
 	if err != nil {
@@ -61,9 +63,9 @@ func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, con
 			"Go back to the application and start connecting again.")
 		return nil, nil
 	}
-	if !bound {
-		s.log.Warn("sign-in link opened in a browser that did not consent: asking for consent there",
-			"client_id", req.ClientID, "connector", connector)
+	if !bound || !arrived {
+		s.log.Warn("sign-in link opened in a browser that did not consent, or not from its consent page: asking for consent there",
+			"client_id", req.ClientID, "connector", connector, "bound", bound)
 		s.restartConsent(w, r, issuer, req)
 		return nil, nil
 	}
@@ -74,14 +76,30 @@ func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, con
 	return req, hash
 }
 
+// fromConsentPage reports whether a login link was reached the way the
+// consent page sends a browser to it: by a same-origin redirect (a
+// browser that sends Sec-Fetch-Site says same-origin) to a URL that
+// carries the state alone. A link clicked in a mail, on another site or on
+// a page at another loopback port is not, nor a client's redirect URI
+// that names the login page, to which the gateway adds iss. On plain http
+// the CSRF cookie that binds the state may have been planted by a page
+// at another port (SEC-5), so only the browser's word about where the
+// navigation came from tells the consenting browser from a tricked one.
+// Callbacks come from the provider's site and cannot be told apart so.
+func fromConsentPage(r *http.Request) bool {
+	q := r.URL.Query()
+	if len(q) != 1 || len(q["state"]) != 1 {
+		return false
+	}
+	f := r.Header.Values("Sec-Fetch-Site")
+	return len(f) == 0 || (len(f) == 1 && f[0] == "same-origin")
+}
+
 // restartConsent shows this browser the consent page of req, which was
 // approved in another browser.
 func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest) {
-	c, err := s.client(r.Context(), req.ClientID)
-	if err != nil || c == nil {
-		s.log.Info("upstream: client of a request gone", "client_id", truncate(req.ClientID, 200), "err", err)
-		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
-			"Go back to the application and start connecting again.")
+	c := s.requestClient(w, r, req)
+	if c == nil {
 		return
 	}
 	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), true)

@@ -28,23 +28,20 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
-	req, _ := s.flowRequest(w, r, issuer, pc.ID(), state)
+	req, _ := s.flowRequest(w, r, issuer, pc.ID(), state, fromConsentPage(r))
 	if req == nil {
 		return
 	}
-	s.renderLogin(w, r, issuer, http.StatusOK, pc, req, state, web.Login{})
+	c := s.requestClient(w, r, req)
+	if c == nil {
+		return
+	}
+	s.renderLogin(w, r, issuer, http.StatusOK, pc, c, req, state, web.Login{})
 }
 
 // renderLogin shows the login form, naming the application and where the
 // code will go (SEC-3); data carries what the person typed and the error.
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, issuer string, status int, pc upstream.PasswordConnector, req *store.AuthRequest, state string, data web.Login) {
-	c, err := s.client(r.Context(), req.ClientID)
-	if err != nil || c == nil {
-		s.log.Info("login: client of a request gone", "client_id", truncate(req.ClientID, 200), "err", err)
-		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request can no longer be used",
-			"Go back to the application and start connecting again.")
-		return
-	}
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, issuer string, status int, pc upstream.PasswordConnector, c *store.Client, req *store.AuthRequest, state string, data web.Login) {
 	data.App = appDisplay(c, req)
 	data.FormAction = "/login/" + url.PathEscape(pc.ID())
 	data.State = state
@@ -69,13 +66,18 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
 		return
 	}
-	req, hash := s.flowRequest(w, r, issuer, pc.ID(), state)
+	// browserOnly checked that the post came from the login page (SEC-5).
+	req, hash := s.flowRequest(w, r, issuer, pc.ID(), state, true)
 	if req == nil {
 		return
 	}
 	if !s.checkCSRF(r, issuer, "login", state) {
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
+		return
+	}
+	c := s.requestClient(w, r, req)
+	if c == nil {
 		return
 	}
 	username := r.PostForm.Get("username")
@@ -90,7 +92,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			// may be a password typed into the wrong field (SEC-4).
 			s.log.Info("login failed", "connector", pc.ID(), "username", upstream.LogName(username, false))
 		}
-		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, req, state, web.Login{Username: username, Error: msg})
+		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, c, req, state, web.Login{Username: username, Error: msg})
 		return
 	}
 	s.completeUpstream(w, r, issuer, pc.ID(), hash, func() (identity.User, error) { return user, nil })
@@ -111,6 +113,9 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 	}
 	if req.Connector != connector {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
+		return
+	}
+	if s.requestClient(w, r, req) == nil { // SEC-6: before any redirect to it
 		return
 	}
 	user, err := login()

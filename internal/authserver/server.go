@@ -175,12 +175,15 @@ func (s *Server) Register(mux *http.ServeMux) {
 	intro := oauth.CORS(http.HandlerFunc(s.introspect))
 	mux.Handle("POST /introspect", intro)
 	mux.Handle("OPTIONS /introspect", intro)
-	mux.HandleFunc("GET /authorize", s.authorize)
-	mux.HandleFunc("POST /authorize", s.authorize)
-	mux.HandleFunc("POST /consent", s.consent)
-	mux.HandleFunc("GET /login/{connector}", s.loginForm)
-	mux.HandleFunc("POST /login/{connector}", s.loginSubmit)
-	mux.HandleFunc("GET /callback/{connector}", s.callback)
+	// A client may post its authorization request from its own page
+	// (RFC 6749 §3.1); the gateway's own forms come from its own pages
+	// only (SEC-5).
+	mux.HandleFunc("GET /authorize", s.browserOnly(false, s.authorize))
+	mux.HandleFunc("POST /authorize", s.browserOnly(false, s.authorize))
+	mux.HandleFunc("POST /consent", s.browserOnly(true, s.consent))
+	mux.HandleFunc("GET /login/{connector}", s.browserOnly(false, s.loginForm))
+	mux.HandleFunc("POST /login/{connector}", s.browserOnly(true, s.loginSubmit))
+	mux.HandleFunc("GET /callback/{connector}", s.browserOnly(false, s.callback))
 }
 
 func (s *Server) now() time.Time { return s.opts.Now() }

@@ -58,13 +58,16 @@ type Error struct {
 }
 
 // SetSecurityHeaders marks a response as an uncacheable page that no other
-// site may frame (DEP-3).
+// site may frame (DEP-3). No Referer leaves for another origin (the pages'
+// URLs carry a request's state); a form the page posts to the gateway
+// keeps its Origin, which the gateway checks (SEC-5), where no-referrer
+// would make browsers send "Origin: null".
 func SetSecurityHeaders(h http.Header) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
