@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -14,10 +15,23 @@ import (
 // puts in the context (SESS-3). The guard validates Origin and Host itself
 // (TRANS-1); the transport's own localhost check is off because behind a
 // TLS proxy on loopback the Host is the public name, which it would refuse.
+//
+// A session left idle for SessionIdle ends, as the proxy forgets its
+// session bindings and the bridges stop their processes: clients often
+// leave without a DELETE, and the per-user cap (SEC-35) alone would keep
+// up to that many sessions per user until the gateway restarts.
 func Handler(server *mcp.Server, log *slog.Logger) http.Handler {
+	return handler(server, log, SessionIdle)
+}
+
+// SessionIdle is how long an idle session of the embedded server lives.
+const SessionIdle = 24 * time.Hour
+
+func handler(server *mcp.Server, log *slog.Logger, idle time.Duration) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 		Logger:                     log,
 		DisableLocalhostProtection: true,
+		SessionTimeout:             idle,
 	})
 }
 
