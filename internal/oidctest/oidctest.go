@@ -59,6 +59,10 @@ type User struct {
 	Groups        []string
 	Roles         []string
 	Password      string
+	// Extra claims (Google's "hd", Entra's "tid", Auth0's namespaced
+	// claims) come with the openid scope, in every ID token. Their names
+	// must be known at Start: SetUser may change their values, not add names.
+	Extra map[string]any
 }
 
 // Provider is a running oidc-provider.
@@ -75,19 +79,20 @@ type wireClient struct {
 }
 
 type wireUser struct {
-	Sub           string   `json:"sub"`
-	Email         string   `json:"email,omitempty"`
-	EmailVerified bool     `json:"email_verified"`
-	Name          string   `json:"name,omitempty"`
-	Username      string   `json:"username,omitempty"`
-	Groups        []string `json:"groups"`
-	Roles         []string `json:"roles"`
-	Password      string   `json:"password,omitempty"`
+	Sub           string         `json:"sub"`
+	Email         string         `json:"email,omitempty"`
+	EmailVerified bool           `json:"email_verified"`
+	Name          string         `json:"name,omitempty"`
+	Username      string         `json:"username,omitempty"`
+	Groups        []string       `json:"groups"`
+	Roles         []string       `json:"roles"`
+	Password      string         `json:"password,omitempty"`
+	Extra         map[string]any `json:"extra,omitempty"`
 }
 
 func toWire(u User) wireUser {
 	return wireUser{u.Sub, u.Email, u.EmailVerified, u.Name, u.Username,
-		nonNil(u.Groups), nonNil(u.Roles), u.Password}
+		nonNil(u.Groups), nonNil(u.Roles), u.Password, u.Extra}
 }
 
 func nonNil(s []string) []string {

@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
 )
 
@@ -275,5 +276,52 @@ func TestSetUserAndRevokeGrants(t *testing.T) {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 		t.Fatalf("refresh after RevokeGrants: %v, want invalid_grant", err)
+	}
+}
+
+// The login form is plain HTML that the e2e tests' form follower (and so a
+// person, or Chromium) can fill: username and password inputs.
+func TestLoginFormWalkedByBrowser(t *testing.T) {
+	p := start(t, oidctest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	op, err := oidc.NewProvider(ctx, p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: "pub", Endpoint: op.Endpoint(), RedirectURL: redirect, Scopes: []string{oidc.ScopeOpenID}}
+	v := oauth2.GenerateVerifier()
+	code, state, iss, err := browser.FollowAuthorization(ctx, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(v)), redirect, alice.Sub, alice.Password)
+	if err != nil || code == "" || state != "st" || iss != p.Issuer() {
+		t.Fatalf("walk: code %q state %q iss %q: %v", code, state, iss, err)
+	}
+	if _, err := conf.Exchange(ctx, code, oauth2.VerifierOption(v)); err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	_, _, _, err = browser.FollowAuthorization(ctx, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(v)), redirect, alice.Sub, "wrong")
+	var ae *browser.AuthorizationError
+	if !errors.As(err, &ae) || ae.Code != "access_denied" {
+		t.Fatalf("walk with a wrong password: %v, want an access_denied authorization error", err)
+	}
+}
+
+// Extra claims ride in the ID token: a Google-like hd, an Entra-like tid.
+func TestExtraClaims(t *testing.T) {
+	carol := oidctest.User{Sub: "carol-3", Email: "carol@corp.example", EmailVerified: true,
+		Extra: map[string]any{"hd": "corp.example", "tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}}
+	p := start(t, oidctest.Options{Users: []oidctest.User{carol}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conf := oauth2.Config{ClientID: "conf", ClientSecret: "conf-secret"}
+	idt, _ := flow(t, ctx, p, &conf, carol.Sub)
+	var c struct {
+		HD  string `json:"hd"`
+		TID string `json:"tid"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.HD != "corp.example" || c.TID != carol.Extra["tid"] {
+		t.Fatalf("ID token hd %q tid %q, want %v", c.HD, c.TID, carol.Extra)
 	}
 }

@@ -8,7 +8,9 @@
 // with OIDC_PROVIDER_DIR naming the pinned install (scripts/install-tools.sh).
 // CONFIG_JSON: {"port": 0, "clients": [{"id", "secret", "redirect_uris"}],
 // "users": [{"sub", "email", "email_verified", "name", "username", "groups",
-// "roles", "password"}], "id_token_claims_only_at_userinfo": false}.
+// "roles", "password", "extra"}], "id_token_claims_only_at_userinfo": false}.
+// A user's "extra" claims (Google's hd, Entra's tid, Auth0's namespaced ones)
+// come with the openid scope, so they are in every ID token.
 // When ready it prints one line: "oidctest: ready <issuer>".
 //
 // Test-only admin endpoints (loopback, no auth):
@@ -35,6 +37,8 @@ const { default: Provider } = await import(pathToFileURL(entry).href);
 const config = JSON.parse(process.argv[2] ?? '{}');
 const users = new Map();
 for (const u of config.users ?? []) users.set(u.sub, u);
+// The extra claim names known at start: a claim must be declared to be issued.
+const extraClaims = [...new Set((config.users ?? []).flatMap((u) => Object.keys(u.extra ?? {})))];
 
 function claimsOf(u) {
   const c = {
@@ -47,7 +51,7 @@ function claimsOf(u) {
     realm_access: { roles: u.roles ?? [] },
   };
   for (const k of Object.keys(c)) if (c[k] === undefined || c[k] === '') delete c[k];
-  return c;
+  return { ...(u.extra ?? {}), ...c };
 }
 
 const clients = (config.clients ?? []).map((c) => {
@@ -87,7 +91,7 @@ const provider = new Provider(issuer, {
   cookies: { keys: [randomBytes(32).toString('hex')] },
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
   claims: {
-    openid: ['sub'],
+    openid: ['sub', ...extraClaims],
     profile: ['name', 'preferred_username'],
     email: ['email', 'email_verified'],
     groups: ['groups', 'realm_access'],
@@ -133,20 +137,20 @@ async function readBody(req) {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-// interaction logs in and consents at once: login=<sub> (and password= when
-// the user has one) from the query or a form post; without login it shows
-// the form.
+// interaction logs in and consents at once: login=<sub> (or username=, the
+// name the e2e form follower fills) and password= when the user has one, from
+// the query or a form post; without either it shows the form.
 async function interaction(req, res, uid) {
   const url = new URL(req.url, issuer);
   let form = url.searchParams;
   if (req.method === 'POST') form = new URLSearchParams(await readBody(req));
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) return page(res, 400, 'interaction mismatch');
-  const login = form.get('login');
+  const login = form.get('login') || form.get('username');
   if (!login) {
     return page(res, 200, `<h1>Sign in to oidctest</h1>
 <form method="post" action="/interaction/${escape(uid)}">
-<label>User <input name="login" id="login"></label>
+<label>User <input name="username" id="username"></label>
 <label>Password <input name="password" id="password" type="password"></label>
 <button type="submit" id="submit">Sign in</button></form>`);
   }
