@@ -40,7 +40,10 @@ type Options struct {
 // (token_endpoint_auth_method none, PKCE alone); a confidential client may
 // authenticate with client_secret_basic or client_secret_post. Every client
 // may use authorization_code and refresh_token, and gets a refresh token
-// with every code exchange.
+// with every code exchange (no offline_access or prompt=consent needed). A
+// public client's refresh token rotates at every refresh, and presenting a
+// rotated one again revokes the grant (oidc-provider's reuse detection); a
+// confidential client's stays the same until 70% of its 14 days have passed.
 type Client struct {
 	ID, Secret   string
 	RedirectURIs []string
