@@ -64,8 +64,8 @@ type Config struct {
 	ClientID    string
 	// ClientSecret is empty for a public client, which PKCE alone protects.
 	ClientSecret string
-	// Scopes defaults to openid, profile and email; openid is added if
-	// missing.
+	// Scopes defaults to openid, profile and email, and groups when the
+	// provider advertises it; openid is added if missing.
 	Scopes []string
 	Claims Claims
 	// HTTPClient makes the discovery, key, token and userinfo requests; a
@@ -119,6 +119,14 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = defaultScopes
+		// Many providers put groups behind a scope of that name, but some
+		// refuse a scope they do not know: ask only when advertised.
+		var meta struct {
+			Scopes []string `json:"scopes_supported"`
+		}
+		if provider.Claims(&meta) == nil && slices.Contains(meta.Scopes, "groups") {
+			scopes = append(slices.Clone(scopes), "groups")
+		}
 	}
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
 		scopes = append([]string{oidc.ScopeOpenID}, scopes...)

@@ -32,6 +32,7 @@ type fakeIdP struct {
 	srv    *httptest.Server
 	key    *ecdsa.PrivateKey
 	issuer string // what discovery says; the server's URL unless set
+	scopes []string
 
 	mu        sync.Mutex
 	challenge string         // from the last authorization URL
@@ -56,7 +57,7 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 		json.NewEncoder(w).Encode(map[string]any{
 			"issuer": iss, "authorization_endpoint": f.srv.URL + "/auth", "token_endpoint": f.srv.URL + "/token",
 			"jwks_uri": f.srv.URL + "/jwks", "userinfo_endpoint": f.srv.URL + "/userinfo",
-			"id_token_signing_alg_values_supported": []string{"ES256"},
+			"id_token_signing_alg_values_supported": []string{"ES256"}, "scopes_supported": f.scopes,
 		})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
@@ -317,5 +318,26 @@ func TestDiscovery(t *testing.T) {
 	c := newFakeIdP(t).connector(t, nil)
 	if c.ID() != "oidc" || c.DisplayName() != "127.0.0.1" {
 		t.Fatalf("ID %q, display name %q", c.ID(), c.DisplayName())
+	}
+}
+
+// The groups scope is asked for only when the provider advertises it.
+func TestDefaultScopes(t *testing.T) {
+	for _, advertised := range [][]string{nil, {"openid", "email", "groups"}} {
+		f := newFakeIdP(t)
+		f.scopes = advertised
+		u, _ := url.Parse(f.connector(t, nil).LoginURL("s", callback))
+		want := "openid profile email"
+		if advertised != nil {
+			want += " groups"
+		}
+		if got := u.Query().Get("scope"); got != want {
+			t.Errorf("advertised %v: scope %q, want %q", advertised, got, want)
+		}
+	}
+	f := newFakeIdP(t)
+	u, _ := url.Parse(f.connector(t, func(c *oidc.Config) { c.Scopes = []string{"email"} }).LoginURL("s", callback))
+	if got := u.Query().Get("scope"); got != "openid email" {
+		t.Errorf("configured scopes: %q, want openid added", got)
 	}
 }
