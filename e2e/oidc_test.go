@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,9 @@ func TestBinaryOIDCUpstream(t *testing.T) {
 			p := startBinary(t, port, args...)
 			defer p.stop(t)
 			m := oidcWhoami(t, ctx, p, op, tc.sub)
+			if strings.Contains(p.Stderr(), "op-s3cret") {
+				t.Fatal("the client secret reached the log")
+			}
 			u, _ := m["user"].(map[string]any)
 			var groups []string
 			for _, g := range asSlice(u["groups"]) {
@@ -67,6 +71,25 @@ func TestBinaryOIDCUpstream(t *testing.T) {
 				t.Fatalf("whoami user %v; want sub oidc:%s, email %q (verified), groups %v", u, tc.sub, tc.email, tc.groups)
 			}
 		})
+	}
+}
+
+// A provider that keeps the ID token to sub (oidc-provider's default,
+// conformIdTokenClaims): the profile, email and groups come from userinfo.
+func TestBinaryOIDCUserinfo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	port := freePort(t)
+	op := oidctest.Start(t, oidctest.Options{
+		ClaimsOnlyAtUserinfo: true,
+		Clients:              []oidctest.Client{{ID: "mcpgate", RedirectURIs: []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/callback/oidc"}}},
+		Users:                []oidctest.User{{Sub: "u-7", Email: "g@corp.example", EmailVerified: true, Username: "gus", Groups: []string{"admins"}}},
+	})
+	p := startBinary(t, port, "--data-dir", t.TempDir(), "--oidc-issuer", op.Issuer(), "--oidc-client-id", "mcpgate")
+	defer p.stop(t)
+	u, _ := oidcWhoami(t, ctx, p, op, "u-7")["user"].(map[string]any)
+	if u["sub"] != "oidc:u-7" || u["email"] != "g@corp.example" || u["preferred_username"] != "gus" || len(asSlice(u["groups"])) != 1 {
+		t.Fatalf("whoami user %v; want oidc:u-7 with the email, username and groups from userinfo", u)
 	}
 }
 
