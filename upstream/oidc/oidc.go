@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,6 +29,12 @@ const DefaultName = "oidc"
 
 // defaultScopes ask for the standard claims the connector maps.
 var defaultScopes = []string{oidc.ScopeOpenID, "profile", "email"}
+
+// flowParams are the authorization request parameters the connector sets;
+// extra parameters may not replace them. resource is among them because an
+// upstream audience is not ours to ask for (Entra would mint a token for it).
+var flowParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+	"code_challenge", "code_challenge_method", "resource", "request", "request_uri"}
 
 // ErrAccessDenied is returned by HandleCallback when the person declined
 // at the provider.
@@ -68,6 +75,9 @@ type Config struct {
 	// provider advertises it; openid is added if missing.
 	Scopes []string
 	Claims Claims
+	// AuthParams are extra authorization request parameters (prompt,
+	// login_hint, hd, …). The ones the flow sets itself are refused.
+	AuthParams map[string]string
 	// HTTPClient makes the discovery, key, token and userinfo requests; a
 	// client with a 30 s timeout if nil.
 	HTTPClient *http.Client
@@ -84,6 +94,7 @@ type Connector struct {
 	provider      *oidc.Provider
 	verifier      *oidc.IDTokenVerifier
 	claims        Claims
+	authParams    []oauth2.AuthCodeOption
 	client        *http.Client
 	key           []byte
 }
@@ -102,6 +113,13 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" {
 		errs = append(errs, fmt.Errorf("issuer %q is not an absolute http(s) URL", cfg.Issuer))
+	}
+	var params []oauth2.AuthCodeOption
+	for _, k := range slices.Sorted(maps.Keys(cfg.AuthParams)) {
+		if slices.Contains(flowParams, k) {
+			errs = append(errs, fmt.Errorf("authorization parameter %q is set by the login flow itself", k))
+		}
+		params = append(params, oauth2.SetAuthURLParam(k, cfg.AuthParams[k]))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s: config: %w", name, errors.Join(errs...))
@@ -150,10 +168,11 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		provider: provider,
 		// go-oidc checks the signature, iss, aud (string or array) and exp;
 		// the nonce is ours to check.
-		verifier: provider.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
-		claims:   cfg.Claims.withDefaults(),
-		client:   client,
-		key:      append([]byte(nil), key...),
+		verifier:   provider.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
+		claims:     cfg.Claims.withDefaults(),
+		authParams: params,
+		client:     client,
+		key:        append([]byte(nil), key...),
 	}, nil
 }
 
@@ -222,9 +241,10 @@ func (c *Connector) config(callbackURL string) *oauth2.Config {
 
 // LoginURL implements upstream.CallbackConnector.
 func (c *Connector) LoginURL(state, callbackURL string) string {
-	return c.config(callbackURL).AuthCodeURL(state,
+	opts := append(slices.Clone(c.authParams),
 		oauth2.S256ChallengeOption(c.derive("pkce", state)),
 		oidc.Nonce(c.derive("nonce", state)))
+	return c.config(callbackURL).AuthCodeURL(state, opts...)
 }
 
 // HandleCallback implements upstream.CallbackConnector: it redeems the

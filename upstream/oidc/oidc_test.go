@@ -341,3 +341,22 @@ func TestDefaultScopes(t *testing.T) {
 		t.Errorf("configured scopes: %q, want openid added", got)
 	}
 }
+
+// Extra authorization parameters go upstream; the flow's own cannot be
+// replaced by them.
+func TestAuthParams(t *testing.T) {
+	f := newFakeIdP(t)
+	u, _ := url.Parse(f.connector(t, func(c *oidc.Config) {
+		c.AuthParams = map[string]string{"prompt": "select_account", "login_hint": "jane@corp.example"}
+	}).LoginURL("s", callback))
+	if q := u.Query(); q.Get("prompt") != "select_account" || q.Get("login_hint") != "jane@corp.example" || q.Get("state") != "s" {
+		t.Fatalf("login URL %s lacks the extra parameters", u)
+	}
+	for _, k := range []string{"state", "nonce", "redirect_uri", "resource", "code_challenge"} {
+		_, err := oidc.New(context.Background(), oidc.Config{Issuer: f.srv.URL, ClientID: "c", HTTPClient: f.srv.Client(),
+			AuthParams: map[string]string{k: "x"}})
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("extra parameter %s: %v, want refused", k, err)
+		}
+	}
+}
