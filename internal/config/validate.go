@@ -101,7 +101,7 @@ func (c *Config) validateOIDC(p *problems) {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		p.add("oidc_issuer: %q is not an absolute URL", c.OIDCIssuer)
 	case u.Scheme != "https" && !isLoopback(u.Hostname()):
-		p.add("oidc_issuer: %q must be https (http only for a loopback host)", c.OIDCIssuer)
+		p.add("oidc_issuer: %q must be https (http only for a loopback host) (COMM-1)", c.OIDCIssuer)
 	case u.RawQuery != "" || u.Fragment != "":
 		p.add("oidc_issuer: %q must have no query or fragment", c.OIDCIssuer)
 	}

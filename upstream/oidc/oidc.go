@@ -103,7 +103,7 @@ var _ upstream.CallbackConnector = (*Connector)(nil)
 
 // New validates cfg and fetches the provider's discovery document
 // (OpenID Connect Discovery §4); it fails when the issuer cannot be reached
-// or the document names another issuer (§4.3).
+// or the document names another issuer (§4.3, ASM-3).
 func New(ctx context.Context, cfg Config) (*Connector, error) {
 	name := withDefault(cfg.Name, DefaultName)
 	var errs []error

@@ -295,7 +295,7 @@ func TestProviderError(t *testing.T) {
 	}
 }
 
-// OpenID Connect Discovery §4.3: the document must name the issuer asked.
+// ASM-3 (OpenID Connect Discovery §4.3): the document must name the issuer asked.
 func TestDiscovery(t *testing.T) {
 	f := newFakeIdP(t)
 	f.issuer = f.srv.URL + "/"
