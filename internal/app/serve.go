@@ -3,6 +3,8 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/github"
 	"github.com/mcpgate/mcpgate/upstream/local"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
 
 // Version is set at build time with -ldflags "-X …/internal/app.Version=…".
@@ -47,7 +50,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if gcfg.SecretKey, err = tokens.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "secret.key")); err != nil {
 		return fmt.Errorf("secret key: %w", err)
 	}
-	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, stdout); err != nil {
+	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, stdout, gcfg.SecretKey); err != nil {
 		return err
 	}
 	if cfg.AuditLog != "" {
@@ -223,12 +226,13 @@ func storeKind(dsn string) string {
 	return kind
 }
 
-// setupConnectors enables GitHub when configured, and local accounts when
-// users are configured or no other connector is. With local accounts and
-// no user at all, it creates admin and prints its password once.
-func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer) ([]upstream.Connector, error) {
+// setupConnectors enables GitHub and OIDC when configured, and local
+// accounts when users are configured or no other connector is. With local
+// accounts and no user at all, it creates admin and prints its password
+// once. secretKey keys what connectors derive per login.
+func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
-	if len(cfg.LocalUsers) > 0 || cfg.GitHubClientID == "" {
+	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "") {
 		lc := local.New(st, local.Options{Logger: log})
 		for _, spec := range cfg.LocalUsers {
 			name, pw, err := local.ParseUserSpec(spec)
@@ -258,6 +262,18 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 			return nil, fmt.Errorf("github: %w", err)
 		}
 		out = append(out, gh)
+	}
+	if cfg.OIDCIssuer != "" {
+		// Derived from the secret key, so a login that starts before a
+		// restart, or on another replica, still completes.
+		m := hmac.New(sha256.New, secretKey)
+		m.Write([]byte("mcpgate oidc login key v1"))
+		oc, err := oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
+			ClientSecret: cfg.OIDCClientSecret, Key: m.Sum(nil)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, oc)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -192,12 +193,43 @@ func TestAdminNoticeFollowsTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out strings.Builder
-		if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), &out); err != nil {
+		if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), &out, nil); err != nil {
 			t.Fatal(err)
 		}
 		st.Close()
 		if !strings.Contains(out.String(), "Created local user \"admin\"") || !strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), tc.not) {
 			t.Errorf("store %s: the notice is\n%s\nwant it to say %q, and not %q", tc.store, out.String(), tc.want, tc.not)
+		}
+	}
+}
+
+// The OIDC provider is found at start; a wrong issuer stops mcpgate there,
+// with a message that says what to fix, not at the first login.
+func TestOIDCDiscoveryAtStart(t *testing.T) {
+	doc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"issuer":"http://%s/other","authorization_endpoint":"http://%[1]s/a","token_endpoint":"http://%[1]s/t","jwks_uri":"http://%[1]s/k"}`, r.Host)
+	}))
+	defer doc.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	for issuer, want := range map[string]string{
+		doc.URL:            `names issuer "` + doc.URL + `/other"`,
+		doc.URL + "/other": "",
+		gone.URL:           "oidc: discovery at " + gone.URL,
+	} {
+		cfg := config.Defaults()
+		cfg.OIDCIssuer, cfg.OIDCClientID = issuer, "mcpgate"
+		var out strings.Builder
+		cons, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), &out, make([]byte, 32))
+		switch {
+		case want == "" && (err != nil || len(cons) != 1 || cons[0].ID() != "oidc"):
+			t.Errorf("issuer %s: %v, %d connectors; want only oidc", issuer, err, len(cons))
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("issuer %s: %v; want an error saying %q", issuer, err, want)
 		}
 	}
 }

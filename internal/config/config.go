@@ -23,10 +23,10 @@ type Config struct {
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`
 	GitHubClientSecretFile string `yaml:"github_client_secret_file" arg:"FILE" help:"read the GitHub client secret from this file"`
 
-	OIDCIssuer           string `yaml:"oidc_issuer" arg:"URL" help:"OIDC provider issuer URL (not available yet)"`
-	OIDCClientID         string `yaml:"oidc_client_id" arg:"ID" help:"OIDC client ID (not available yet)"`
-	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"OIDC client secret (not available yet)"`
-	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file (not available yet)"`
+	OIDCIssuer           string `yaml:"oidc_issuer" arg:"URL" help:"the issuer URL of an OpenID Connect provider to log in with (provider \"oidc\"); https, http only for loopback"`
+	OIDCClientID         string `yaml:"oidc_client_id" arg:"ID" help:"the client ID registered at the OIDC provider, with the callback PUBLIC_URL/callback/oidc"`
+	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"the OIDC client secret; none for a public client (PKCE alone)"`
+	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file"`
 
 	// The backend of /mcp when there is no resources list: the demo
 	// server, an upstream URL or a stdio command, with its policy.

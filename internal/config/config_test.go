@@ -141,12 +141,33 @@ func TestPublicURLRules(t *testing.T) {
 	}
 }
 
-func TestNotYetAvailableConnectorIsRefused(t *testing.T) {
+func TestHalfConfiguredOIDCIsRefused(t *testing.T) {
 	cfg := Defaults()
 	cfg.OIDCIssuer = "https://idp.example"
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "oidc") {
 		t.Fatalf("a half-configured server must not start: %v", err)
+	}
+}
+
+func TestOIDCSettings(t *testing.T) {
+	for _, tc := range []struct {
+		issuer, id, secret, want string
+	}{
+		{"https://idp.example/realms/corp", "mcpgate", "s3cret", ""},
+		{"https://idp.example", "mcpgate", "", ""}, // a public client
+		{"http://127.0.0.1:9000", "mcpgate", "s", ""},
+		{"http://idp.example", "mcpgate", "s", "must be https"},
+		{"idp.example", "mcpgate", "s", "not an absolute URL"},
+		{"https://idp.example", "", "s", "needs oidc_client_id"},
+		{"", "mcpgate", "s", "need oidc_issuer"},
+	} {
+		cfg := Defaults()
+		cfg.OIDCIssuer, cfg.OIDCClientID, cfg.OIDCClientSecret = tc.issuer, tc.id, tc.secret
+		err := cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q %q %q: %v, want %q", tc.issuer, tc.id, tc.secret, err, tc.want)
+		}
 	}
 }
 

@@ -81,8 +81,29 @@ func (c *Config) validateConnectors(p *problems) {
 	if (c.GitHubClientID == "") != (c.GitHubClientSecret == "" && c.GitHubClientSecretFile == "") {
 		p.add("github: set both github_client_id and github_client_secret, or neither")
 	}
-	if c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecret != "" {
-		p.add("oidc: the OIDC connector is not available in this version; use local users or GitHub")
+	c.validateOIDC(p)
+}
+
+// validateOIDC checks the one provider of the oidc_* settings. A secret is
+// optional: a public client upstream relies on PKCE alone.
+func (c *Config) validateOIDC(p *problems) {
+	if c.OIDCIssuer == "" {
+		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" {
+			p.add("oidc: oidc_client_id and oidc_client_secret need oidc_issuer")
+		}
+		return
+	}
+	if c.OIDCClientID == "" {
+		p.add("oidc: oidc_issuer needs oidc_client_id")
+	}
+	u, err := url.Parse(c.OIDCIssuer)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		p.add("oidc_issuer: %q is not an absolute URL", c.OIDCIssuer)
+	case u.Scheme != "https" && !isLoopback(u.Hostname()):
+		p.add("oidc_issuer: %q must be https (http only for a loopback host) (COMM-1)", c.OIDCIssuer)
+	case u.RawQuery != "" || u.Fragment != "":
+		p.add("oidc_issuer: %q must have no query or fragment", c.OIDCIssuer)
 	}
 }
 

@@ -1,0 +1,104 @@
+package oidc
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// maxSubject bounds the subject; OpenID Connect Core §2 says 255 ASCII
+// characters.
+const maxSubject = 255
+
+// user maps verified claims to a user.
+func (c *Connector) user(claims map[string]any) (identity.User, error) {
+	sub := str(claims, c.claims.Subject)
+	if sub == "" || len(sub) > maxSubject || !identity.Printable(sub) {
+		return identity.User{}, fmt.Errorf("%s: claim %q is missing, too long or not printable", c.name, c.claims.Subject)
+	}
+	u := identity.User{
+		ID:       c.name + ":" + sub,
+		Upstream: c.name,
+		Username: str(claims, c.claims.Username),
+		Name:     str(claims, "name"),
+		Picture:  str(claims, "picture"),
+		Profile:  str(claims, "profile"),
+		Groups:   strs(claims, c.claims.Groups),
+	}
+	// Never an unverified address: downstream may trust it.
+	if email := str(claims, c.claims.Email); email != "" && verified(claims) {
+		u.Email, u.EmailVerified = email, true
+	}
+	if u.Name == "" {
+		u.Name = u.Username
+	}
+	return u, nil
+}
+
+// verified reads email_verified, which some providers send as a string.
+func verified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
+// lookup finds a claim by its name at the top level, else by walking the
+// dots of the name through nested objects.
+func lookup(claims map[string]any, name string) (any, bool) {
+	if v, ok := claims[name]; ok {
+		return v, true
+	}
+	var cur any = claims
+	for _, part := range strings.Split(name, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// str reads a string claim; an integral number (some providers' numeric
+// IDs) is formatted, anything else is absent.
+func str(claims map[string]any, name string) string {
+	v, _ := lookup(claims, name)
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return strconv.FormatInt(int64(v), 10)
+		}
+	}
+	return ""
+}
+
+// strs reads a list of strings, or one string as a list of one; entries
+// that are not printable strings are skipped.
+func strs(claims map[string]any, name string) []string {
+	v, _ := lookup(claims, name)
+	var out []string
+	switch v := v.(type) {
+	case string:
+		if v != "" && identity.Printable(v) {
+			out = append(out, v)
+		}
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && s != "" && identity.Printable(s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

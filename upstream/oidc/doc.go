@@ -1,0 +1,32 @@
+// Package oidc is the upstream connector for any OpenID Connect provider
+// (Keycloak, Okta, Entra ID, Google, GitLab, Auth0, …), found by discovery
+// from its issuer URL.
+//
+// A login is the authorization code flow of OpenID Connect Core §3.1 with
+// PKCE S256 (RFC 7636): LoginURL sends state, nonce and the code challenge;
+// HandleCallback redeems the code with the verifier (and the client secret,
+// if there is one: a public client relies on PKCE alone), then verifies the
+// ID token with go-oidc: signature against the provider's published keys,
+// iss, aud (a string or an array holding the client ID), exp, and the nonce.
+//
+// The verifier and the nonce are derived from the state with an HMAC under
+// the connector's key rather than kept server-side. The state is random,
+// single-use and bound by the authorization server to one authorization
+// request, so values derived from it are as fresh and unique as random
+// ones, and the connector needs no storage and no expiry sweep between
+// LoginURL and HandleCallback: the authorization server's state already
+// expires. The key keeps both secret although the state crosses the
+// browser: a stolen code cannot be redeemed without the verifier, and an ID
+// token minted for another login carries another nonce. Replicas that share
+// no sticky sessions must share the key (Config.Key).
+//
+// Claims come from the ID token; when it lacks one the connector maps
+// (username, email, groups, name), the userinfo response fills it in, and
+// only when userinfo's sub equals the ID token's (Core §5.3.2). A claim name
+// may be a path into nested objects ("realm_access.roles"); a name that
+// exists as it is at the top level wins, so namespaced claims such as
+// "https://example.com/groups" work too. The email is kept only when
+// email_verified is true: downstream servers may trust it.
+//
+// Users are "<name>:<sub>", so two providers' subjects never collide.
+package oidc

@@ -1,0 +1,362 @@
+package oidc
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// DefaultName is the name of the provider configured by the oidc_* flags,
+// the prefix of its users' IDs ("oidc:248289761001").
+const DefaultName = "oidc"
+
+// defaultScopes ask for the standard claims the connector maps.
+var defaultScopes = []string{oidc.ScopeOpenID, "profile", "email"}
+
+// flowParams are the authorization request parameters the connector sets;
+// extra parameters may not replace them. resource is among them because an
+// upstream audience is not ours to ask for (Entra would mint a token for it).
+var flowParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+	"code_challenge", "code_challenge_method", "resource", "request", "request_uri"}
+
+// ErrAccessDenied is returned by HandleCallback when the person declined
+// at the provider.
+var ErrAccessDenied = errors.New("oidc: access denied by the user")
+
+// Claims names the claims a user is read from. The zero value of each
+// field is the standard claim; a name may be a dotted path into nested
+// objects ("realm_access.roles").
+type Claims struct {
+	Subject  string // default "sub"
+	Username string // default "preferred_username"
+	Email    string // default "email"
+	Groups   string // default "groups"
+}
+
+func (c Claims) withDefaults() Claims {
+	return Claims{
+		Subject:  withDefault(c.Subject, "sub"),
+		Username: withDefault(c.Username, "preferred_username"),
+		Email:    withDefault(c.Email, "email"),
+		Groups:   withDefault(c.Groups, "groups"),
+	}
+}
+
+// Config configures the connector. Issuer and ClientID are required;
+// the zero value of every other field is a working default.
+type Config struct {
+	// Name is the connector's ID, in the callback URL and user IDs;
+	// DefaultName if empty.
+	Name string
+	// DisplayName is shown on the sign-in button; the issuer's host if empty.
+	DisplayName string
+	Issuer      string
+	ClientID    string
+	// ClientSecret is empty for a public client, which PKCE alone protects.
+	ClientSecret string
+	// Scopes defaults to openid, profile and email, and groups when the
+	// provider advertises it; openid is added if missing.
+	Scopes []string
+	Claims Claims
+	// AuthParams are extra authorization request parameters (prompt,
+	// login_hint, hd, …). The ones the flow sets itself are refused.
+	AuthParams map[string]string
+	// HTTPClient makes the discovery, key, token and userinfo requests; a
+	// client with a 30 s timeout if nil.
+	HTTPClient *http.Client
+	// Key keys the HMAC that derives a login's PKCE verifier and nonce from
+	// its state (see the package doc). A random key is made per process if
+	// empty; replicas without sticky sessions should share 32 random bytes.
+	Key []byte
+}
+
+// Connector is one OpenID Connect provider.
+type Connector struct {
+	name, display string
+	oauth         oauth2.Config // RedirectURL is set per call
+	provider      *oidc.Provider
+	verifier      *oidc.IDTokenVerifier
+	claims        Claims
+	authParams    []oauth2.AuthCodeOption
+	client        *http.Client
+	key           []byte
+}
+
+var _ upstream.CallbackConnector = (*Connector)(nil)
+
+// New validates cfg and fetches the provider's discovery document
+// (OpenID Connect Discovery §4); it fails when the issuer cannot be reached
+// or the document names another issuer (§4.3, ASM-3).
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	name := withDefault(cfg.Name, DefaultName)
+	var errs []error
+	if cfg.ClientID == "" {
+		errs = append(errs, errors.New("client id is required"))
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" {
+		errs = append(errs, fmt.Errorf("issuer %q is not an absolute http(s) URL", cfg.Issuer))
+	}
+	var params []oauth2.AuthCodeOption
+	for _, k := range slices.Sorted(maps.Keys(cfg.AuthParams)) {
+		if slices.Contains(flowParams, k) {
+			errs = append(errs, fmt.Errorf("authorization parameter %q is set by the login flow itself", k))
+		}
+		params = append(params, oauth2.SetAuthURLParam(k, cfg.AuthParams[k]))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s: config: %w", name, errors.Join(errs...))
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 30*time.Second)
+	defer cancel()
+	provider, err := oidc.NewProvider(dctx, cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, discoveryError(err))
+	}
+	scopes := cfg.Scopes
+	if len(scopes) == 0 {
+		scopes = defaultScopes
+		// Many providers put groups behind a scope of that name, but some
+		// refuse a scope they do not know: ask only when advertised.
+		var meta struct {
+			Scopes []string `json:"scopes_supported"`
+		}
+		if provider.Claims(&meta) == nil && slices.Contains(meta.Scopes, "groups") {
+			scopes = append(slices.Clone(scopes), "groups")
+		}
+	}
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
+	}
+	key := cfg.Key
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	endpoint := provider.Endpoint()
+	endpoint.AuthStyle = authStyle(provider, cfg.ClientSecret)
+	return &Connector{
+		name:    name,
+		display: withDefault(cfg.DisplayName, iss.Hostname()),
+		oauth: oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint:     endpoint,
+			Scopes:       append([]string(nil), scopes...),
+		},
+		provider: provider,
+		// go-oidc checks the signature, iss, aud (string or array) and exp;
+		// the nonce is ours to check.
+		verifier:   provider.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
+		claims:     cfg.Claims.withDefaults(),
+		authParams: params,
+		client:     client,
+		key:        append([]byte(nil), key...),
+	}, nil
+}
+
+// discoveryError keeps go-oidc's issuer mismatch readable and drops the
+// response body it quotes for other statuses.
+func discoveryError(err error) error {
+	var mm *oidc.IssuerMismatchError
+	if errors.As(err, &mm) {
+		return fmt.Errorf("the discovery document names issuer %q, not %q; set the issuer exactly as the provider publishes it", mm.Discovered, mm.Provided)
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i > 0 && msg[0] >= '1' && msg[0] <= '5' {
+		msg = msg[:i] + " (not a discovery document)" // "404 Not Found: <body>"
+	}
+	return errors.New(clip(msg))
+}
+
+// authStyle picks how the client authenticates at the token endpoint
+// without x/oauth2's probing, which would send a failing request first:
+// a public client sends only client_id in the body (RFC 6749 §2.3, PKCE
+// protects it); a confidential one uses client_secret_basic, the default of
+// OpenID Connect Discovery, unless the provider lists only
+// client_secret_post.
+func authStyle(p *oidc.Provider, secret string) oauth2.AuthStyle {
+	if secret == "" {
+		return oauth2.AuthStyleInParams
+	}
+	var meta struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	p.Claims(&meta)
+	if len(meta.Methods) > 0 && !slices.Contains(meta.Methods, "client_secret_basic") && slices.Contains(meta.Methods, "client_secret_post") {
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleInHeader
+}
+
+func withDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// ID implements upstream.Connector.
+func (c *Connector) ID() string { return c.name }
+
+// DisplayName implements upstream.Connector.
+func (c *Connector) DisplayName() string { return c.display }
+
+// derive returns 32 bytes of HMAC of the state under the connector's key,
+// separated by purpose, base64url-encoded: 43 characters, the minimum
+// length of a PKCE verifier (RFC 7636 §4.1).
+func (c *Connector) derive(purpose, state string) string {
+	m := hmac.New(sha256.New, c.key)
+	m.Write([]byte("mcpgate oidc " + purpose + " v1\x00"))
+	m.Write([]byte(state))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (c *Connector) config(callbackURL string) *oauth2.Config {
+	conf := c.oauth
+	conf.RedirectURL = callbackURL
+	return &conf
+}
+
+// LoginURL implements upstream.CallbackConnector.
+func (c *Connector) LoginURL(state, callbackURL string) string {
+	opts := append(slices.Clone(c.authParams),
+		oauth2.S256ChallengeOption(c.derive("pkce", state)),
+		oidc.Nonce(c.derive("nonce", state)))
+	return c.config(callbackURL).AuthCodeURL(state, opts...)
+}
+
+// HandleCallback implements upstream.CallbackConnector: it redeems the
+// code, verifies the ID token and maps its claims (and userinfo's) to a
+// user. Errors never contain the client secret or a token.
+func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error) {
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		if e == "access_denied" {
+			return identity.User{}, fmt.Errorf("%w (%s)", ErrAccessDenied, clip(q.Get("error_description")))
+		}
+		return identity.User{}, fmt.Errorf("%s: authorization failed: %s: %s", c.name, clip(e), clip(q.Get("error_description")))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return identity.User{}, fmt.Errorf("%s: callback without code", c.name)
+	}
+	state := q.Get("state")
+	ctx = oidc.ClientContext(ctx, c.client)
+	tok, err := c.config(callbackURL).Exchange(ctx, code, oauth2.VerifierOption(c.derive("pkce", state)))
+	if err != nil {
+		return identity.User{}, fmt.Errorf("%s: exchange code: %w", c.name, tokenError(err))
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return identity.User{}, fmt.Errorf("%s: the token response has no id_token", c.name)
+	}
+	idt, err := c.verifier.Verify(ctx, raw)
+	if err != nil {
+		return identity.User{}, fmt.Errorf("%s: ID token: %w", c.name, err)
+	}
+	if idt.Subject == "" {
+		return identity.User{}, fmt.Errorf("%s: ID token without sub", c.name)
+	}
+	// OpenID Connect Core §3.1.3.7 (11); constant time as any secret.
+	if !hmac.Equal([]byte(idt.Nonce), []byte(c.derive("nonce", state))) {
+		return identity.User{}, fmt.Errorf("%s: ID token: nonce does not match this login", c.name)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return identity.User{}, fmt.Errorf("%s: ID token claims: %w", c.name, err)
+	}
+	if c.needUserinfo(claims) {
+		if err := c.mergeUserinfo(ctx, tok, idt.Subject, claims); err != nil {
+			return identity.User{}, err
+		}
+	}
+	return c.user(claims)
+}
+
+// needUserinfo reports whether a claim the connector maps is missing from
+// the ID token and the provider has a userinfo endpoint to ask.
+func (c *Connector) needUserinfo(claims map[string]any) bool {
+	if c.provider.UserInfoEndpoint() == "" {
+		return false
+	}
+	for _, name := range []string{c.claims.Username, c.claims.Email, c.claims.Groups, "name"} {
+		if _, ok := lookup(claims, name); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeUserinfo adds userinfo's claims that the ID token lacks; the ID
+// token's own win, as they are signed.
+func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub string, claims map[string]any) error {
+	ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return fmt.Errorf("%s: userinfo: %w", c.name, err)
+	}
+	// Core §5.3.2: a response for another subject must not be used.
+	if ui.Subject != sub {
+		return fmt.Errorf("%s: userinfo: sub %q differs from the ID token's", c.name, clip(ui.Subject))
+	}
+	var extra map[string]any
+	if err := ui.Claims(&extra); err != nil {
+		return fmt.Errorf("%s: userinfo claims: %w", c.name, err)
+	}
+	for k, v := range extra {
+		if _, ok := claims[k]; !ok {
+			claims[k] = v
+		}
+	}
+	return nil
+}
+
+// tokenError reduces an x/oauth2 error to what is safe to log: a body that
+// x/oauth2 could not use may carry a token, so only the error fields stay.
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return err
+	}
+	if re.ErrorCode != "" {
+		return fmt.Errorf("%s: %s", clip(re.ErrorCode), clip(re.ErrorDescription))
+	}
+	status := "no response"
+	if re.Response != nil {
+		status = re.Response.Status
+	}
+	return fmt.Errorf("token endpoint answered %s", status)
+}
+
+// clip bounds text that came from the network before it reaches a log.
+func clip(s string) string {
+	n := 200
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

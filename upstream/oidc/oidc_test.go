@@ -1,0 +1,362 @@
+package oidc_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// fakeIdP forges what a real provider will not produce: ID tokens with a
+// wrong nonce, audience or signature, and claim shapes of particular
+// providers. The happy path against a real provider is in the root tests.
+type fakeIdP struct {
+	t      *testing.T
+	srv    *httptest.Server
+	key    *ecdsa.PrivateKey
+	issuer string // what discovery says; the server's URL unless set
+	scopes []string
+
+	mu        sync.Mutex
+	challenge string         // from the last authorization URL
+	nonce     string         // from the last authorization URL
+	idClaims  map[string]any // merged over the standard ones
+	userinfo  map[string]any // nil: no userinfo call expected
+	signWith  *ecdsa.PrivateKey
+	tokenReq  *http.Request
+	tokenForm url.Values
+	uiCalls   int
+}
+
+func newFakeIdP(t *testing.T) *fakeIdP {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := &fakeIdP{t: t, key: key}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		iss := f.issuer
+		if iss == "" {
+			iss = f.srv.URL
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": iss, "authorization_endpoint": f.srv.URL + "/auth", "token_endpoint": f.srv.URL + "/token",
+			"jwks_uri": f.srv.URL + "/jwks", "userinfo_endpoint": f.srv.URL + "/userinfo",
+			"id_token_signing_alg_values_supported": []string{"ES256"}, "scopes_supported": f.scopes,
+		})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &f.key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	})
+	mux.HandleFunc("POST /token", f.token)
+	mux.HandleFunc("GET /userinfo", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.uiCalls++
+		if r.Header.Get("Authorization") != "Bearer at-1" || f.userinfo == nil {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(f.userinfo)
+	})
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeIdP) token(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r.ParseForm()
+	f.tokenReq, f.tokenForm = r, r.PostForm
+	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+	if r.PostForm.Get("code") != "code-1" || base64.RawURLEncoding.EncodeToString(sum[:]) != f.challenge {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"error":"invalid_grant"}`))
+		return
+	}
+	now := time.Now()
+	claims := map[string]any{"iss": f.srv.URL, "aud": "client-1", "sub": "248289761001", "nonce": f.nonce,
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+	for k, v := range f.idClaims {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
+	}
+	signKey := f.key
+	if f.signWith != nil {
+		signKey = f.signWith
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: signKey}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	if err != nil {
+		f.t.Error(err)
+		return
+	}
+	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		f.t.Error(err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "id_token": raw})
+}
+
+const callback = "http://127.0.0.1:9/callback/oidc"
+
+func (f *fakeIdP) connector(t *testing.T, mod func(*oidc.Config)) *oidc.Connector {
+	cfg := oidc.Config{Issuer: f.srv.URL, ClientID: "client-1", ClientSecret: "secret-1", HTTPClient: f.srv.Client()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := oidc.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// login runs LoginURL and HandleCallback as the authorization server does.
+func (f *fakeIdP) login(t *testing.T, c *oidc.Connector) (string, error) {
+	t.Helper()
+	state := "state-" + t.Name()
+	u, err := url.Parse(c.LoginURL(state, callback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if u.Path != "/auth" || q.Get("state") != state || q.Get("code_challenge_method") != "S256" || q.Get("nonce") == "" ||
+		q.Get("redirect_uri") != callback || !slices.Contains(strings.Fields(q.Get("scope")), "openid") {
+		t.Fatalf("login URL %s lacks state, S256 challenge, nonce, redirect_uri or openid", u)
+	}
+	f.mu.Lock()
+	f.challenge, f.nonce = q.Get("code_challenge"), q.Get("nonce")
+	f.mu.Unlock()
+	r := httptest.NewRequest("GET", callback+"?code=code-1&state="+url.QueryEscape(state), nil)
+	user, err := c.HandleCallback(context.Background(), callback, r)
+	if err != nil {
+		return "", err
+	}
+	b, _ := json.Marshal(user)
+	return string(b), nil
+}
+
+func TestClaimMapping(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		claims oidc.Claims
+		id     map[string]any
+		want   string
+	}{
+		{"defaults, aud array", oidc.Claims{},
+			map[string]any{"aud": []string{"other", "client-1"}, "preferred_username": "jane", "name": "Jane Doe",
+				"email": "jane@example.com", "email_verified": true, "groups": []string{"admins", "devs"}},
+			`{"sub":"oidc:248289761001","upstream":"oidc","preferred_username":"jane","name":"Jane Doe","email":"jane@example.com","email_verified":true,"groups":["admins","devs"]}`},
+		{"email not verified", oidc.Claims{},
+			map[string]any{"preferred_username": "jane", "name": "J", "email": "jane@example.com", "email_verified": false, "groups": []string{}},
+			`{"sub":"oidc:248289761001","upstream":"oidc","preferred_username":"jane","name":"J"}`},
+		{"email_verified missing", oidc.Claims{},
+			map[string]any{"preferred_username": "jane", "name": "J", "email": "jane@example.com", "groups": []string{}},
+			`{"sub":"oidc:248289761001","upstream":"oidc","preferred_username":"jane","name":"J"}`},
+		{"email_verified as a string", oidc.Claims{},
+			map[string]any{"preferred_username": "jane", "name": "J", "email": "j@x.example", "email_verified": "true", "groups": []string{}},
+			`{"sub":"oidc:248289761001","upstream":"oidc","preferred_username":"jane","name":"J","email":"j@x.example","email_verified":true}`},
+		{"nested groups, other claims", oidc.Claims{Subject: "oid", Username: "upn", Email: "mail", Groups: "realm_access.roles"},
+			map[string]any{"oid": "0f1e", "upn": "jane@corp", "name": "Jane", "mail": "jane@corp.example", "email_verified": true,
+				"realm_access": map[string]any{"roles": []any{"admin", 7, "dev"}}},
+			`{"sub":"oidc:0f1e","upstream":"oidc","preferred_username":"jane@corp","name":"Jane","email":"jane@corp.example","email_verified":true,"groups":["admin","dev"]}`},
+		{"namespaced claim with dots", oidc.Claims{Groups: "https://example.com/groups"},
+			map[string]any{"preferred_username": "jane", "name": "Jane", "email": "x@y.example", "email_verified": true,
+				"https://example.com/groups": []string{"ops"}},
+			`{"sub":"oidc:248289761001","upstream":"oidc","preferred_username":"jane","name":"Jane","email":"x@y.example","email_verified":true,"groups":["ops"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims = tc.id
+			got, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.Claims = tc.claims }))
+			if err != nil || got != tc.want {
+				t.Fatalf("got %s, %v\nwant %s", got, err, tc.want)
+			}
+			if f.uiCalls != 0 {
+				t.Fatalf("userinfo asked %d times although the ID token has every claim", f.uiCalls)
+			}
+		})
+	}
+}
+
+// Claims the ID token lacks come from userinfo; the signed ones win.
+func TestUserinfoMerge(t *testing.T) {
+	f := newFakeIdP(t)
+	f.idClaims = map[string]any{"name": "Signed Name"}
+	f.userinfo = map[string]any{"sub": "248289761001", "name": "Other", "preferred_username": "jane",
+		"email": "jane@example.com", "email_verified": true, "groups": []string{"g"}}
+	got, err := f.login(t, f.connector(t, nil))
+	want := `{"sub":"oidc:248289761001","upstream":"oidc","preferred_username":"jane","name":"Signed Name","email":"jane@example.com","email_verified":true,"groups":["g"]}`
+	if err != nil || got != want || f.uiCalls != 1 {
+		t.Fatalf("got %s, %v, %d userinfo calls\nwant %s", got, err, f.uiCalls, want)
+	}
+
+	f.userinfo["sub"] = "someone-else"
+	if got, err := f.login(t, f.connector(t, nil)); err == nil || !strings.Contains(err.Error(), "userinfo: sub") {
+		t.Fatalf("userinfo for another subject: got %s, %v; want refused", got, err)
+	}
+}
+
+// The checks of the ID token (OpenID Connect Core §3.1.3.7).
+func TestForgedIDTokenRefused(t *testing.T) {
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, tc := range []struct {
+		name string
+		mod  func(f *fakeIdP)
+		want string
+	}{
+		{"wrong nonce", func(f *fakeIdP) { f.idClaims = map[string]any{"nonce": "n-of-another-login"} }, "nonce"},
+		{"no nonce", func(f *fakeIdP) { f.idClaims = map[string]any{"nonce": nil} }, "nonce"},
+		{"wrong aud", func(f *fakeIdP) { f.idClaims = map[string]any{"aud": []string{"other"}} }, "audience"},
+		{"wrong iss", func(f *fakeIdP) { f.idClaims = map[string]any{"iss": "https://evil.example"} }, "different provider"},
+		{"expired", func(f *fakeIdP) { f.idClaims = map[string]any{"exp": time.Now().Add(-time.Hour).Unix()} }, "expired"},
+		{"bad signature", func(f *fakeIdP) { f.signWith = other }, "signature"},
+		{"no sub", func(f *fakeIdP) { f.idClaims = map[string]any{"sub": nil} }, "without sub"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			tc.mod(f)
+			got, err := f.login(t, f.connector(t, nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %s, %v; want an error about %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// A public client sends client_id in the body and no secret: PKCE alone
+// binds the code; a confidential one authenticates with HTTP Basic.
+func TestClientAuthentication(t *testing.T) {
+	f := newFakeIdP(t)
+	f.idClaims = map[string]any{"preferred_username": "j", "name": "J", "email": "e@x.example", "groups": []string{}}
+	if _, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.ClientSecret = "" })); err != nil {
+		t.Fatal(err)
+	}
+	if f.tokenReq.Header.Get("Authorization") != "" || f.tokenForm.Get("client_id") != "client-1" || f.tokenForm.Has("client_secret") {
+		t.Fatalf("public client: Authorization %q, form %v", f.tokenReq.Header.Get("Authorization"), f.tokenForm)
+	}
+	if _, err := f.login(t, f.connector(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if id, secret, ok := f.tokenReq.BasicAuth(); !ok || id != "client-1" || secret != "secret-1" {
+		t.Fatalf("confidential client: basic auth %q %q %v", id, secret, ok)
+	}
+}
+
+// PKCE: the verifier belongs to the login's state, so a code redeemed
+// under another state fails at the provider.
+func TestVerifierBoundToState(t *testing.T) {
+	f := newFakeIdP(t)
+	c := f.connector(t, nil)
+	u, _ := url.Parse(c.LoginURL("state-a", callback))
+	f.challenge, f.nonce = u.Query().Get("code_challenge"), u.Query().Get("nonce")
+	r := httptest.NewRequest("GET", callback+"?code=code-1&state=state-b", nil)
+	if _, err := c.HandleCallback(context.Background(), callback, r); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("code under another state: %v; want invalid_grant", err)
+	}
+	u2, _ := url.Parse(c.LoginURL("state-b", callback))
+	if u2.Query().Get("code_challenge") == f.challenge || u2.Query().Get("nonce") == f.nonce {
+		t.Fatal("two states share a challenge or nonce")
+	}
+}
+
+func TestProviderError(t *testing.T) {
+	f := newFakeIdP(t)
+	c := f.connector(t, nil)
+	r := httptest.NewRequest("GET", callback+"?error=access_denied&error_description=no&state=s", nil)
+	if _, err := c.HandleCallback(context.Background(), callback, r); !errors.Is(err, oidc.ErrAccessDenied) {
+		t.Fatalf("got %v, want ErrAccessDenied", err)
+	}
+	r = httptest.NewRequest("GET", callback+"?error=server_error&state=s", nil)
+	if _, err := c.HandleCallback(context.Background(), callback, r); err == nil || !strings.Contains(err.Error(), "server_error") {
+		t.Fatalf("got %v, want server_error", err)
+	}
+}
+
+// ASM-3 (OpenID Connect Discovery §4.3): the document must name the issuer asked.
+func TestDiscovery(t *testing.T) {
+	f := newFakeIdP(t)
+	f.issuer = f.srv.URL + "/"
+	_, err := oidc.New(context.Background(), oidc.Config{Issuer: f.srv.URL, ClientID: "c", HTTPClient: f.srv.Client()})
+	if err == nil || !strings.Contains(err.Error(), "names issuer") {
+		t.Fatalf("issuer mismatch: %v", err)
+	}
+	_, err = oidc.New(context.Background(), oidc.Config{Issuer: f.srv.URL + "/nowhere", ClientID: "c", HTTPClient: f.srv.Client()})
+	if err == nil || !strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "page not found") {
+		t.Fatalf("no discovery document: %v", err)
+	}
+	f.srv.Close()
+	if _, err := oidc.New(context.Background(), oidc.Config{Issuer: f.srv.URL, ClientID: "c"}); err == nil || !strings.Contains(err.Error(), "discovery") {
+		t.Fatalf("unreachable issuer: %v", err)
+	}
+	if _, err := oidc.New(context.Background(), oidc.Config{Issuer: "idp.example"}); err == nil ||
+		!strings.Contains(err.Error(), "client id") || !strings.Contains(err.Error(), "absolute") {
+		t.Fatalf("bad config: %v", err)
+	}
+	c := newFakeIdP(t).connector(t, nil)
+	if c.ID() != "oidc" || c.DisplayName() != "127.0.0.1" {
+		t.Fatalf("ID %q, display name %q", c.ID(), c.DisplayName())
+	}
+}
+
+// The groups scope is asked for only when the provider advertises it.
+func TestDefaultScopes(t *testing.T) {
+	for _, advertised := range [][]string{nil, {"openid", "email", "groups"}} {
+		f := newFakeIdP(t)
+		f.scopes = advertised
+		u, _ := url.Parse(f.connector(t, nil).LoginURL("s", callback))
+		want := "openid profile email"
+		if advertised != nil {
+			want += " groups"
+		}
+		if got := u.Query().Get("scope"); got != want {
+			t.Errorf("advertised %v: scope %q, want %q", advertised, got, want)
+		}
+	}
+	f := newFakeIdP(t)
+	u, _ := url.Parse(f.connector(t, func(c *oidc.Config) { c.Scopes = []string{"email"} }).LoginURL("s", callback))
+	if got := u.Query().Get("scope"); got != "openid email" {
+		t.Errorf("configured scopes: %q, want openid added", got)
+	}
+}
+
+// Extra authorization parameters go upstream; the flow's own cannot be
+// replaced by them.
+func TestAuthParams(t *testing.T) {
+	f := newFakeIdP(t)
+	u, _ := url.Parse(f.connector(t, func(c *oidc.Config) {
+		c.AuthParams = map[string]string{"prompt": "select_account", "login_hint": "jane@corp.example"}
+	}).LoginURL("s", callback))
+	if q := u.Query(); q.Get("prompt") != "select_account" || q.Get("login_hint") != "jane@corp.example" || q.Get("state") != "s" {
+		t.Fatalf("login URL %s lacks the extra parameters", u)
+	}
+	for _, k := range []string{"state", "nonce", "redirect_uri", "resource", "code_challenge"} {
+		_, err := oidc.New(context.Background(), oidc.Config{Issuer: f.srv.URL, ClientID: "c", HTTPClient: f.srv.Client(),
+			AuthParams: map[string]string{k: "x"}})
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("extra parameter %s: %v, want refused", k, err)
+		}
+	}
+}
