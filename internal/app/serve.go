@@ -232,7 +232,7 @@ func storeKind(dsn string) string {
 // once. secretKey keys what connectors derive per login.
 func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
-	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "") {
+	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "" && len(cfg.OIDCProviders) == 0) {
 		lc := local.New(st, local.Options{Logger: log})
 		for _, spec := range cfg.LocalUsers {
 			name, pw, err := local.ParseUserSpec(spec)
@@ -264,18 +264,37 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, gh)
 	}
 	if cfg.OIDCIssuer != "" {
-		// Derived from the secret key, so a login that starts before a
-		// restart, or on another replica, still completes.
-		m := hmac.New(sha256.New, secretKey)
-		m.Write([]byte("mcpgate oidc login key v1"))
 		oc, err := oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
-			ClientSecret: cfg.OIDCClientSecret, Key: m.Sum(nil)})
+			ClientSecret: cfg.OIDCClientSecret, Key: oidcLoginKey(secretKey, oidc.DefaultName)})
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, oc)
 	}
+	for i, op := range cfg.OIDCProviders {
+		oc, err := oidc.New(ctx, oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
+			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
+			Claims: oidc.Claims(op.Claims), Key: oidcLoginKey(secretKey, op.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("oidc_providers[%d]: %w", i, err)
+		}
+		out = append(out, oc)
+	}
 	return out, nil
+}
+
+// oidcLoginKey is the key of provider name's login state, derived from the
+// secret key so that a login that starts before a restart, or on another
+// replica, still completes; one key per provider, so that no provider's
+// state serves another's. The flags' provider keeps the derivation it had
+// alone, so logins under way at an upgrade complete.
+func oidcLoginKey(secretKey []byte, name string) []byte {
+	m := hmac.New(sha256.New, secretKey)
+	m.Write([]byte("mcpgate oidc login key v1"))
+	if name != oidc.DefaultName {
+		m.Write([]byte("\x00" + name))
+	}
+	return m.Sum(nil)
 }
 
 // housekeeping removes expired records and unused clients now and then.

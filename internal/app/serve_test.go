@@ -233,3 +233,41 @@ func TestOIDCDiscoveryAtStart(t *testing.T) {
 		}
 	}
 }
+
+// The flags' provider and the file's oidc_providers are all connectors, in
+// that order, each under its own name and display name; with them only,
+// there are no local accounts. A provider's problem at start names it.
+func TestOIDCProvidersAreConnectors(t *testing.T) {
+	doc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iss, ok := strings.CutSuffix(r.URL.Path, "/.well-known/openid-configuration")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"issuer":"http://%s%s","authorization_endpoint":"http://%[1]s/a","token_endpoint":"http://%[1]s/t","jwks_uri":"http://%[1]s/k"}`, r.Host, iss)
+	}))
+	defer doc.Close()
+	cfg := config.Defaults()
+	cfg.OIDCIssuer, cfg.OIDCClientID = doc.URL+"/flags", "mcpgate"
+	cfg.OIDCProviders = []config.OIDCProvider{
+		{Name: "corp-a", DisplayName: "Corp A", Issuer: doc.URL + "/a", ClientID: "a"},
+		{Name: "corp-b", DisplayName: "Corp B", Issuer: doc.URL + "/b", ClientID: "b", ClientSecret: "s"},
+	}
+	cons, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cons {
+		got = append(got, c.ID()+"="+c.DisplayName())
+	}
+	if want := "oidc=127.0.0.1 corp-a=Corp A corp-b=Corp B"; strings.Join(got, " ") != want {
+		t.Fatalf("connectors %q, want %q", strings.Join(got, " "), want)
+	}
+
+	cfg.OIDCProviders[1].AuthParams = map[string]string{"state": "x"}
+	if _, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil ||
+		!strings.Contains(err.Error(), "oidc_providers[1]") || !strings.Contains(err.Error(), `"state"`) {
+		t.Fatalf("a flow parameter in auth_params: %v, want an error naming oidc_providers[1] and the parameter", err)
+	}
+}

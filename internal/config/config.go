@@ -28,6 +28,8 @@ type Config struct {
 	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"the OIDC client secret; none for a public client (PKCE alone)"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file"`
 
+	OIDCProviders []OIDCProvider `yaml:"oidc_providers" help:"OpenID Connect providers to log in with, each with name, display_name, issuer, client_id, client_secret or client_secret_file, scopes, claims, preset and auth_params"`
+
 	// The backend of /mcp when there is no resources list: the demo
 	// server, an upstream URL or a stdio command, with its policy.
 	Backend `yaml:",inline"`
@@ -111,6 +113,30 @@ type IdentityHeaders struct {
 	Groups            string `yaml:"groups"`             // default X-Forwarded-Groups
 	ClientID          string `yaml:"client_id"`          // default X-Forwarded-Client-Id
 	Token             string `yaml:"token"`              // default X-Mcpgate-Identity
+}
+
+// OIDCProvider is one OpenID Connect provider of the file's oidc_providers
+// list. Its users are NAME:<sub>, its callback PUBLIC_URL/callback/NAME.
+type OIDCProvider struct {
+	Name             string            `yaml:"name"`
+	DisplayName      string            `yaml:"display_name"`
+	Preset           string            `yaml:"preset"`
+	Issuer           string            `yaml:"issuer"`
+	ClientID         string            `yaml:"client_id"`
+	ClientSecret     string            `yaml:"client_secret"`
+	ClientSecretFile string            `yaml:"client_secret_file"`
+	Scopes           []string          `yaml:"scopes"`
+	Claims           OIDCClaims        `yaml:"claims"`
+	AuthParams       map[string]string `yaml:"auth_params"`
+}
+
+// OIDCClaims name the claims a provider's users are read from; empty for
+// the standard claim, a dotted path for a nested one (realm_access.roles).
+type OIDCClaims struct {
+	Subject  string `yaml:"subject"`
+	Username string `yaml:"username"`
+	Email    string `yaml:"email"`
+	Groups   string `yaml:"groups"`
 }
 
 // StaticClient is a pre-registered OAuth client (REG-1).

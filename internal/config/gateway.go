@@ -100,6 +100,11 @@ func (c *Config) private() []string {
 			out = append(out, f)
 		}
 	}
+	for _, op := range c.OIDCProviders {
+		if op.ClientSecretFile != "" {
+			out = append(out, op.ClientSecretFile)
+		}
+	}
 	for _, sc := range c.Clients {
 		if sc.SecretFile != "" {
 			out = append(out, sc.SecretFile)

@@ -246,6 +246,9 @@ func (c *Config) readSecretFiles() error {
 		read(c.GitHubClientSecretFile, &c.GitHubClientSecret, "github_client_secret_file"),
 		read(c.OIDCClientSecretFile, &c.OIDCClientSecret, "oidc_client_secret_file"),
 	}
+	for i := range c.OIDCProviders {
+		errs = append(errs, read(c.OIDCProviders[i].ClientSecretFile, &c.OIDCProviders[i].ClientSecret, fmt.Sprintf("oidc_providers[%d].client_secret_file", i)))
+	}
 	for i := range c.Clients {
 		errs = append(errs, read(c.Clients[i].SecretFile, &c.Clients[i].Secret, "clients["+c.Clients[i].ID+"].secret_file"))
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -82,7 +83,12 @@ func (c *Config) validateConnectors(p *problems) {
 		p.add("github: set both github_client_id and github_client_secret, or neither")
 	}
 	c.validateOIDC(p)
+	c.validateOIDCProviders(p)
 }
+
+// oidcFlagsName is the name of the provider of the oidc_* settings
+// (upstream/oidc.DefaultName).
+const oidcFlagsName = "oidc"
 
 // validateOIDC checks the one provider of the oidc_* settings. A secret is
 // optional: a public client upstream relies on PKCE alone.
@@ -96,14 +102,79 @@ func (c *Config) validateOIDC(p *problems) {
 	if c.OIDCClientID == "" {
 		p.add("oidc: oidc_issuer needs oidc_client_id")
 	}
-	u, err := url.Parse(c.OIDCIssuer)
+	checkIssuer("oidc_issuer", c.OIDCIssuer, p)
+}
+
+func checkIssuer(key, issuer string, p *problems) {
+	u, err := url.Parse(issuer)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		p.add("oidc_issuer: %q is not an absolute URL", c.OIDCIssuer)
+		p.add("%s: %q is not an absolute URL", key, issuer)
 	case u.Scheme != "https" && !isLoopback(u.Hostname()):
-		p.add("oidc_issuer: %q must be https (http only for a loopback host) (COMM-1)", c.OIDCIssuer)
+		p.add("%s: %q must be https (http only for a loopback host) (COMM-1)", key, issuer)
 	case u.RawQuery != "" || u.Fragment != "":
-		p.add("oidc_issuer: %q must have no query or fragment", c.OIDCIssuer)
+		p.add("%s: %q must have no query or fragment", key, issuer)
+	}
+}
+
+// presets are the provider presets oidc_providers[N].preset may name.
+var presets = []string{"google", "entra", "okta", "keycloak", "gitlab", "auth0"}
+
+// providerName is a connector name: a path segment of its callback URL
+// and the prefix of its users' IDs, so nothing that needs escaping and no
+// ":" (user IDs split at the first one).
+var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// validateOIDCProviders checks the file's oidc_providers list. Names are
+// unique across every connector: two providers under one name would share
+// user IDs, and one person would be another.
+func (c *Config) validateOIDCProviders(p *problems) {
+	seen := map[string]bool{}
+	if c.OIDCIssuer != "" {
+		seen[oidcFlagsName] = true
+	}
+	for i, op := range c.OIDCProviders {
+		key := fmt.Sprintf("oidc_providers[%d].", i)
+		switch {
+		case op.Name == "":
+			p.add("%sname: is required", key)
+		case !providerName.MatchString(op.Name):
+			p.add("%sname: %q must be lowercase letters, digits and -, at most 63, starting with a letter or digit (it is a path segment of the callback URL)", key, op.Name)
+		case op.Name == "local":
+			p.add("%sname: %q is taken by local accounts", key, op.Name)
+		case op.Name == "github":
+			p.add("%sname: %q is taken by GitHub", key, op.Name)
+		case op.Name == oidcFlagsName && c.OIDCIssuer != "":
+			p.add("%sname: %q is the provider of oidc_issuer; give this one another name", key, op.Name)
+		case seen[op.Name]:
+			p.add("%sname: %q is used twice", key, op.Name)
+		}
+		seen[op.Name] = true
+		if op.Issuer == "" {
+			p.add("%sissuer: is required", key)
+		} else {
+			checkIssuer(key+"issuer", op.Issuer, p)
+		}
+		if op.ClientID == "" {
+			p.add("%sclient_id: is required", key)
+		}
+		for _, s := range op.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\n\"\\") {
+				p.add("%sscopes: %q is not a scope", key, s)
+			}
+		}
+		for k := range op.AuthParams {
+			if k == "" {
+				p.add("%sauth_params: a parameter name is empty", key)
+			}
+		}
+		switch {
+		case op.Preset == "":
+		case slices.Contains(presets, op.Preset):
+			p.add("%spreset: %q is not available yet; configure the provider with issuer, scopes and claims", key, op.Preset)
+		default:
+			p.add("%spreset: %q must be one of %s", key, op.Preset, strings.Join(presets, ", "))
+		}
 	}
 }
 
