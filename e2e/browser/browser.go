@@ -36,6 +36,9 @@ type Browser struct {
 	// Decision is what the consent form submits as "decision": "allow" (the default
 	// when empty) or "deny".
 	Decision string
+	// Fields are further controls' values, by name, as a person would choose
+	// them: "connector" picks a sign-in method on the consent page.
+	Fields map[string]string
 	// MaxSteps bounds the HTTP requests one Walk sends; zero means 20.
 	MaxSteps int
 }
@@ -167,7 +170,8 @@ func (b *Browser) fill(name, typ string) (string, bool) {
 	case name == "decision":
 		return b.decision(), true
 	}
-	return "", false
+	v, ok := b.Fields[name]
+	return v, ok
 }
 
 func (b *Browser) decision() string {
