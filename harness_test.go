@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -82,6 +83,13 @@ type gwOption func(*mcpgate.Config)
 
 func newGateway(t *testing.T, opts ...gwOption) *gw {
 	t.Helper()
+	return newGatewayOn(t, nil, opts...)
+}
+
+// newGatewayOn is newGateway serving on ln, when a test must know the
+// gateway's URL before it is built (an upstream's registered callback).
+func newGatewayOn(t *testing.T, ln net.Listener, opts ...gwOption) *gw {
+	t.Helper()
 	ctx := context.Background()
 	st := memory.New()
 	clk := &clock{now: time.Now()}
@@ -104,7 +112,12 @@ func newGateway(t *testing.T, opts ...gwOption) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(g)
+	srv := httptest.NewUnstartedServer(g)
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &gw{t: t, srv: srv, url: srv.URL, clock: clk, logs: logs, gw: g,
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, local: lc, store: cfg.Store}

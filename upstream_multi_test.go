@@ -1,0 +1,97 @@
+package mcpgate_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/oidctest"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/github"
+	"github.com/mcpgate/mcpgate/upstream/github/githubtest"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// Several providers at once keep their users apart: GitHub's user 1, the
+// OpenID provider's sub 1 as corp and the same provider's sub 1 as oidc
+// are three people, github:1, corp:1 and oidc:1, each the choice on the
+// consent page leads to. Users are <connector>:<subject>, so no provider
+// can name another's user.
+func TestProvidersKeepUsersApart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/corp", base + "/callback/oidc"}}},
+		Users:   []oidctest.User{{Sub: "1", Email: "one@corp.example", EmailVerified: true, Password: "pw"}},
+	})
+	fake := githubtest.NewServer(t, "gh-client", "gh-secret")
+	fake.AddUser(githubtest.User{ID: 1, Login: "one"})
+	gh, err := github.New(github.Config{ClientID: "gh-client", ClientSecret: "gh-secret",
+		AuthURL: fake.AuthURL(), TokenURL: fake.TokenURL(), APIURL: fake.APIURL(), HTTPClient: fake.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cons []upstream.Connector
+	for _, name := range []string{"corp", "oidc"} {
+		c, err := oidc.New(ctx, oidc.Config{Name: name, Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons = append(cons, c)
+	}
+	var mu sync.Mutex
+	var seen []string
+	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
+		c.Connectors = append([]upstream.Connector{gh}, cons...)
+		c.MCP = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, callerFromContext(r).User.ID)
+			mu.Unlock()
+			w.WriteHeader(204)
+		})
+	})
+	client := g.register(nil)
+	for _, connector := range []string{"github", "corp", "oidc"} {
+		a := g.newAuth(client.ClientID)
+		b := browser.New("", "")
+		b.Fields = map[string]string{"connector": connector}
+		var code string
+		if connector == "github" {
+			if code, _, _, err = b.Authorize(ctx, a.URL(), a.Redirect); err != nil {
+				t.Fatalf("github: %v", err)
+			}
+		} else {
+			toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
+			if err != nil {
+				t.Fatalf("%s: authorize: %v", connector, err)
+			}
+			done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "1").String(), a.Redirect)
+			if err != nil {
+				t.Fatalf("%s: callback: %v", connector, err)
+			}
+			code = done.Query().Get("code")
+		}
+		resp, tok := g.exchange(a, code)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: token: %d %+v", connector, resp.StatusCode, tok)
+		}
+		if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 204 {
+			t.Fatalf("%s: MCP request: %d, want 204", connector, r.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"github:1", "corp:1", "oidc:1"}; !slices.Equal(seen, want) {
+		t.Fatalf("users %v, want %v: each provider's user 1 is a person of their own", seen, want)
+	}
+}
