@@ -226,10 +226,10 @@ func storeKind(dsn string) string {
 	return kind
 }
 
-// setupConnectors enables GitHub and OIDC when configured, and local
-// accounts when users are configured or no other connector is. With local
-// accounts and no user at all, it creates admin and prints its password
-// once. secretKey keys what connectors derive per login.
+// setupConnectors enables GitHub, the oidc_* settings' provider and each
+// of oidc_providers when configured, and local accounts when users are
+// configured or no other connector is. With local accounts and no user at
+// all, it creates admin and prints its password once. secretKey keys what connectors derive per login.
 func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
 	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "" && len(cfg.OIDCProviders) == 0) {
@@ -274,7 +274,8 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 	for i, op := range cfg.OIDCProviders {
 		oc, err := oidc.New(ctx, oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
 			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
-			Claims: oidc.Claims(op.Claims), Key: oidcLoginKey(secretKey, op.Name)})
+			Claims: oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
+			Key:    oidcLoginKey(secretKey, op.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("oidc_providers[%d]: %w", i, err)
 		}
