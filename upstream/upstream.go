@@ -46,3 +46,25 @@ type CallbackConnector interface {
 	// callbackURL (after mcpgate checked state) and returns the user.
 	HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error)
 }
+
+// ErrSessionEnded is returned by RefreshingConnector.Refresh when the
+// provider refuses the refresh token (invalid_grant): the user's session at
+// the provider is over, and so is their grant at the gateway (RT-3).
+var ErrSessionEnded = errors.New("upstream: the provider ended the session")
+
+// RefreshingConnector is a CallbackConnector whose provider issues refresh
+// tokens, so the gateway can recheck a user while their grant lives (RT-3).
+// Connectors without one (local accounts, GitHub) keep the identity of the
+// login for the grant's life.
+type RefreshingConnector interface {
+	CallbackConnector
+	// HandleCallbackSession is HandleCallback that also returns the
+	// provider's refresh token ("" when the provider issued none). The
+	// token is a secret: the caller stores it sealed and never logs it.
+	HandleCallbackSession(ctx context.Context, callbackURL string, r *http.Request) (identity.User, string, error)
+	// Refresh redeems refreshToken at the provider and returns the user as
+	// the provider now describes them, and the refresh token to keep (a new
+	// one if the provider rotated it). The caller must check that the
+	// user's ID is the grant's. A refused token is ErrSessionEnded.
+	Refresh(ctx context.Context, refreshToken string) (identity.User, string, error)
+}

@@ -268,6 +268,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	if err != nil {
 		return identity.User{}, fmt.Errorf("%s: exchange code: %w", c.name, tokenError(err))
 	}
+	keepToken(ctx, tok)
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		return identity.User{}, fmt.Errorf("%s: the token response has no id_token", c.name)
