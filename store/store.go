@@ -122,6 +122,18 @@ type RefreshToken struct {
 	Successor []byte
 }
 
+// UpstreamSession is the identity provider's side of a grant whose user
+// logged in through a connector that issues refresh tokens (RT-3): the
+// provider's refresh token, sealed (AES-GCM) by the caller, and the user as
+// the provider last described them.
+type UpstreamSession struct {
+	GrantID   string
+	Connector string
+	User      identity.User
+	Token     []byte // sealed
+	CheckedAt time.Time
+}
+
 // Session is a logged-in browser at the gateway's own pages.
 type Session struct {
 	Hash      []byte // SHA-256 of the cookie value
@@ -224,6 +236,14 @@ type Store interface {
 	// so that a starting process can deny their unexpired access tokens.
 	RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error)
 
+	// PutUpstreamSession inserts or replaces the upstream session of
+	// u.GrantID. It is stored when the code is issued, before its grant
+	// exists.
+	PutUpstreamSession(ctx context.Context, u *UpstreamSession) error
+	// GetUpstreamSession returns the grant's upstream session; ErrNotFound
+	// when it has none.
+	GetUpstreamSession(ctx context.Context, grantID string) (*UpstreamSession, error)
+
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
 
@@ -242,7 +262,8 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	// DeleteExpired removes expired auth requests, codes, sessions and refresh
-	// tokens whose grant is revoked. It is housekeeping, never required for
+	// tokens whose grant is revoked, and upstream sessions whose grant is
+	// revoked or was never created (no grant and no unexpired code for it). It is housekeeping, never required for
 	// correctness.
 	DeleteExpired(ctx context.Context, now time.Time) error
 	Close() error

@@ -27,6 +27,7 @@ type Store struct {
 	grants   map[string]*store.Grant
 	refresh  map[string]*store.RefreshToken
 	sessions map[string]*store.Session
+	upstream map[string]*store.UpstreamSession // by grant id
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
 }
@@ -42,6 +43,7 @@ func New() *Store {
 		grants:   make(map[string]*store.Grant),
 		refresh:  make(map[string]*store.RefreshToken),
 		sessions: make(map[string]*store.Session),
+		upstream: make(map[string]*store.UpstreamSession),
 		users:    make(map[string]*store.LocalUser),
 	}
 }
@@ -484,7 +486,42 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
 			delete(s.refresh, k)
 		}
 	}
+	pending := make(map[string]bool)
+	for _, c := range s.codes {
+		pending[c.GrantID] = true
+	}
+	for id := range s.upstream {
+		g, ok := s.grants[id]
+		if (ok && !g.RevokedAt.IsZero()) || (!ok && !pending[id]) {
+			delete(s.upstream, id)
+		}
+	}
 	return nil
+}
+
+// PutUpstreamSession implements store.Store.
+func (s *Store) PutUpstreamSession(_ context.Context, u *store.UpstreamSession) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *u
+	c.User = copyUser(u.User)
+	c.Token = bytes.Clone(u.Token)
+	s.upstream[u.GrantID] = &c
+	return nil
+}
+
+// GetUpstreamSession implements store.Store.
+func (s *Store) GetUpstreamSession(_ context.Context, grantID string) (*store.UpstreamSession, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.upstream[grantID]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	c := *u
+	c.User = copyUser(u.User)
+	c.Token = bytes.Clone(u.Token)
+	return &c, nil
 }
 
 // Ping has nothing to check: memory always takes a write.

@@ -291,6 +291,11 @@ var sqlDeleteExpired = []string{
 	// here takes the same argument.)
 	ws(`DELETE FROM refresh_successors WHERE ?1 IS NOT NULL AND id NOT IN
 		(SELECT successor_id FROM refresh_tokens WHERE successor_id IS NOT NULL)`),
+	// Upstream sessions of revoked grants, and of codes gone unredeemed
+	// (after the codes' own deletion above). ?1 is unused, as above.
+	ws(`DELETE FROM upstream_sessions WHERE ?1 IS NOT NULL AND
+		(grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)
+		OR (grant_id NOT IN (SELECT id FROM grants) AND grant_id NOT IN (SELECT grant_id FROM codes)))`),
 }
 
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {

@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},
+		{"RT-3_UpstreamSession", testUpstreamSession},
+		{"RT-3_DeleteExpiredUpstreamSessions", testDeleteExpiredUpstreamSessions},
 		{"SEC-13_Ping", testPing},
 		{"SEC-14_TouchClient", testTouchClient},
 		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},

@@ -1,0 +1,80 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+func newUpstreamSession(grantID string) *store.UpstreamSession {
+	return &store.UpstreamSession{
+		GrantID:   grantID,
+		Connector: "oidc",
+		User:      user(grantID),
+		Token:     []byte("sealed-" + grantID),
+		CheckedAt: t0,
+	}
+}
+
+// RT-3: a grant's upstream session round-trips, is replaced whole, and
+// what a caller does to a value it passed or got never reaches the store.
+func testUpstreamSession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.GetUpstreamSession(ctx, "g1")
+	wantErr(t, "none yet", err, store.ErrNotFound)
+
+	// Stored before its grant exists: at code issue.
+	u := newUpstreamSession("g1")
+	must(t, "put", s.PutUpstreamSession(ctx, u))
+	u.Token[0] = 'X'
+	u.User.Groups[0] = "changed"
+	got, err := s.GetUpstreamSession(ctx, "g1")
+	must(t, "get", err)
+	same(t, "round trip", got, newUpstreamSession("g1"))
+	got.Token[0] = 'X'
+	got.User.Groups[0] = "changed"
+	got, err = s.GetUpstreamSession(ctx, "g1")
+	must(t, "get again", err)
+	same(t, "after mutating a returned session", got, newUpstreamSession("g1"))
+
+	// A recheck replaces token, user and time.
+	next := newUpstreamSession("g1")
+	next.Token = []byte("sealed-next")
+	next.User.Groups = []string{"staff"}
+	next.CheckedAt = t0.Add(time.Hour)
+	must(t, "replace", s.PutUpstreamSession(ctx, next))
+	got, err = s.GetUpstreamSession(ctx, "g1")
+	must(t, "get replaced", err)
+	same(t, "replaced", got, next)
+
+	_, err = s.GetUpstreamSession(ctx, "g2")
+	wantErr(t, "another grant", err, store.ErrNotFound)
+}
+
+// RT-3: housekeeping drops the upstream sessions of revoked grants and of
+// codes that expired unredeemed, and keeps those of live grants and of
+// codes still pending.
+func testDeleteExpiredUpstreamSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	cut := t0.Add(time.Hour)
+	must(t, "create live grant", s.CreateGrant(ctx, newGrant("live"), newRefresh("live", "live")))
+	must(t, "create revoked grant", s.CreateGrant(ctx, newGrant("revoked"), newRefresh("revoked", "revoked")))
+	must(t, "revoke", s.RevokeGrant(ctx, "revoked", t0))
+	pending := newCode("pending") // GrantID grant-pending
+	pending.ExpiresAt = cut.Add(time.Minute)
+	must(t, "create pending code", s.CreateCode(ctx, pending))
+	must(t, "create expired code", s.CreateCode(ctx, newCode("expired"))) // expires before cut
+	for _, id := range []string{"live", "revoked", "grant-pending", "grant-expired", "orphan"} {
+		must(t, "put "+id, s.PutUpstreamSession(ctx, newUpstreamSession(id)))
+	}
+	must(t, "delete expired", s.DeleteExpired(ctx, cut))
+	for id, kept := range map[string]bool{"live": true, "grant-pending": true, "revoked": false, "grant-expired": false, "orphan": false} {
+		_, err := s.GetUpstreamSession(ctx, id)
+		if kept {
+			must(t, "kept "+id, err)
+		} else {
+			wantErr(t, "deleted "+id, err, store.ErrNotFound)
+		}
+	}
+}
