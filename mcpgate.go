@@ -89,7 +89,7 @@ type Config struct {
 
 	// Durations follow one rule, here and in the settings of mcpgate
 	// serve: zero means "not set", which takes the default. Only
-	// RefreshGrace and UnusedClientExpiry can be turned off, with a
+	// RefreshGrace, UpstreamRecheck and UnusedClientExpiry can be turned off, with a
 	// negative value (off in the settings, which refuse a 0 written out).
 	AccessTokenTTL  time.Duration // default 1h
 	RefreshTokenTTL time.Duration // default 30 days
@@ -97,6 +97,13 @@ type Config struct {
 	// gets the same new pair instead of revoking its family (RT-1: retries,
 	// and clients that refresh from two places at once). Default 30 s.
 	RefreshGrace time.Duration
+	// UpstreamRecheck is how old a grant's upstream tokens may grow before
+	// a refresh renews them at the identity provider and re-reads the
+	// user's groups from it (RT-3): a user removed from a group, or whose
+	// session the provider ended, loses it at their next refresh after
+	// this. Only connectors whose provider issues refresh tokens (OpenID
+	// Connect) are rechecked. Default 1h.
+	UpstreamRecheck time.Duration
 
 	// UnusedClientExpiry is how long a dynamically registered client may
 	// go without coming to /authorize or /token before Housekeeping
@@ -278,6 +285,7 @@ func (cfg *Config) complete() error {
 	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
 	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
+	cfg.UpstreamRecheck = cmp.Or(cfg.UpstreamRecheck, time.Hour)
 	cfg.UnusedClientExpiry = cmp.Or(cfg.UnusedClientExpiry, 90*24*time.Hour)
 	cfg.FallbackURL = cmp.Or(cfg.FallbackURL, "http://127.0.0.1:8080")
 	if cfg.Logger == nil {
@@ -340,7 +348,8 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		Denied:          deny.Denied,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
-		RefreshGrace:    max(cfg.RefreshGrace, 0), // negative: off
+		RefreshGrace:    max(cfg.RefreshGrace, 0),    // negative: off
+		UpstreamRecheck: max(cfg.UpstreamRecheck, 0), // negative: off
 		Logger:          cfg.Logger,
 		Now:             cfg.Now,
 	})

@@ -42,7 +42,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
-			s.issueCode(w, r, issuer, req, sess.User)
+			s.issueCode(w, r, issuer, req, sess.User, "")
 			return
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			fail(err)
@@ -152,9 +152,16 @@ func (s *Server) authRequest(issuer string, client *store.Client, redirectURI st
 
 // issueCode finishes a successful authorization: a single-use code bound to
 // everything the request carried goes back to the client with state and iss.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User) {
-	code := tokens.NewSecret()
-	err := s.store.CreateCode(r.Context(), &store.Code{
+// upstreamToken, the provider's refresh token of the login just made ("" if
+// none), is kept with the grant the code will create (RT-3).
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User, upstreamToken string) {
+	code, grantID := tokens.NewSecret(), tokens.NewID()
+	err := s.keepUpstream(r.Context(), grantID, req.Connector, user, upstreamToken)
+	if err != nil {
+		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
+		return
+	}
+	err = s.store.CreateCode(r.Context(), &store.Code{
 		Hash:          tokens.Hash(code),
 		ClientID:      req.ClientID,
 		RedirectURI:   req.RedirectURI,
@@ -162,7 +169,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string
 		Resource:      req.Resource,
 		Scopes:        req.Scopes,
 		User:          user,
-		GrantID:       tokens.NewID(),
+		GrantID:       grantID,
 		ExpiresAt:     s.now().Add(codeTTL),
 	})
 	if err != nil {

@@ -27,7 +27,13 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	if req == nil {
 		return
 	}
-	s.completeUpstream(w, r, issuer, cc.ID(), hash, func() (identity.User, error) {
-		return cc.HandleCallback(r.Context(), callbackURL(issuer, cc.ID()), r)
+	s.completeUpstream(w, r, issuer, cc.ID(), hash, func() (identity.User, string, error) {
+		// A provider that issues refresh tokens is rechecked at refreshes
+		// (RT-3): its token is kept with the grant.
+		if rc, ok := cc.(upstream.RefreshingConnector); ok {
+			return rc.HandleCallbackSession(r.Context(), callbackURL(issuer, cc.ID()), r)
+		}
+		user, err := cc.HandleCallback(r.Context(), callbackURL(issuer, cc.ID()), r)
+		return user, "", err
 	})
 }

@@ -166,7 +166,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 			return
 		}
-		s.issueCode(w, r, issuer, req, sess.User)
+		s.issueCode(w, r, issuer, req, sess.User, "")
 		return
 	}
 
@@ -206,7 +206,7 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 // Callers have checked that this browser is the one that clicked Allow
 // (SEC-1), so the consent recorded is that of the user who gave it, now
 // known (SEC-2).
-func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, req *store.AuthRequest) {
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest) {
 	if err := s.startSession(w, r, issuer, user); err != nil {
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 		return
@@ -216,5 +216,5 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer stri
 		return
 	}
 	s.log.Info("user logged in", "user", user.ID, "client_id", req.ClientID)
-	s.issueCode(w, r, issuer, req, user)
+	s.issueCode(w, r, issuer, req, user, upstreamToken)
 }

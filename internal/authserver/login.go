@@ -95,13 +95,13 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, c, req, state, web.Login{Username: username, Error: msg})
 		return
 	}
-	s.completeUpstream(w, r, issuer, pc.ID(), hash, func() (identity.User, error) { return user, nil })
+	s.completeUpstream(w, r, issuer, pc.ID(), hash, func() (identity.User, string, error) { return user, "", nil })
 }
 
 // completeUpstream consumes the upstream state (single-use, unexpired,
 // issued for this connector: DEP-6) and finishes the login. The caller
 // has checked that this browser consented (SEC-1).
-func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, login func() (identity.User, error)) {
+func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, login func() (identity.User, string, error)) {
 	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), stateHash, s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -118,12 +118,12 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 	if s.requestClient(w, r, req) == nil { // SEC-6: before any redirect to it
 		return
 	}
-	user, err := login()
+	user, upstreamToken, err := login()
 	if err != nil {
 		s.log.Info("upstream login failed", "connector", connector, "err", err.Error())
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer,
 			oauth.Errorf(oauth.AccessDenied, "signing in with the identity provider failed"))
 		return
 	}
-	s.finishLogin(w, r, issuer, user, req)
+	s.finishLogin(w, r, issuer, user, upstreamToken, req)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -60,6 +62,10 @@ type Options struct {
 	// (RT-1; clients that retry or refresh from two places at once); zero
 	// turns the window off.
 	RefreshGrace time.Duration
+	// UpstreamRecheck is how old a grant's upstream session may grow
+	// before a refresh renews it at the provider (RT-3); zero turns the
+	// recheck off.
+	UpstreamRecheck time.Duration
 
 	// RegistrationRate is the number of registrations per minute one client
 	// address may make (burst the same); default 20.
@@ -83,6 +89,9 @@ type Server struct {
 	// access token (SEC-10).
 	introspectors map[string]bool
 	regLimit      *limiter
+	// recheck makes concurrent refreshes of one grant share one upstream
+	// refresh (RT-3).
+	recheck singleflight.Group
 }
 
 // New checks opts and returns a Server.

@@ -59,21 +59,19 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	if resource != "" && resource != grant.Resource {
 		return nil, oauth.Errorf(oauth.InvalidTarget, "the refresh token was not issued for this resource")
 	}
-	// The access token's scope may narrow, never widen (RFC 6749 §6); the
-	// new refresh token keeps the old one's scope, as §6 requires.
-	scopes := cur.Scopes
-	if len(requested) > 0 {
-		requested = withoutOfflineAccess(requested)
-		if !oauth.ContainsAll(grant.Scopes, requested) {
-			return nil, oauth.Errorf(oauth.InvalidScope, "the requested scope exceeds what was granted")
-		}
-		if len(requested) > 0 {
-			scopes = requested
+	scopes, oerr := refreshScopes(grant, cur, requested)
+	if oerr != nil {
+		return nil, oerr
+	}
+	user := grant.User
+	if cur.RotatedAt.IsZero() { // a retry within grace gets its successor below
+		if user, oerr = s.currentUser(ctx, grant); oerr != nil {
+			return nil, oerr
 		}
 	}
 
 	resp := &TokenResponse{TokenType: "Bearer", RefreshToken: tokens.NewSecret(), Scope: oauth.JoinScope(scopes)}
-	resp.AccessToken, resp.ExpiresIn, err = s.mint(issuer, grant.ID, client.ID, grant.Resource, grant.User, scopes)
+	resp.AccessToken, resp.ExpiresIn, err = s.mint(issuer, grant.ID, client.ID, grant.Resource, user, scopes)
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}
@@ -111,6 +109,23 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	default:
 		return nil, oauth.AsError(err)
 	}
+}
+
+// refreshScopes is the scope of a refresh's access token: it may narrow,
+// never widen (RFC 6749 §6); the new refresh token keeps the old one's
+// scope, as §6 requires.
+func refreshScopes(grant *store.Grant, cur *store.RefreshToken, requested []string) ([]string, *oauth.Error) {
+	if len(requested) == 0 {
+		return cur.Scopes, nil
+	}
+	requested = withoutOfflineAccess(requested)
+	if !oauth.ContainsAll(grant.Scopes, requested) {
+		return nil, oauth.Errorf(oauth.InvalidScope, "the requested scope exceeds what was granted")
+	}
+	if len(requested) == 0 {
+		return cur.Scopes, nil
+	}
+	return requested, nil
 }
 
 // openSuccessor returns the token response that rotating prev issued.

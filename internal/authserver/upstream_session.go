@@ -1,0 +1,121 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// upstreamTimeout bounds one refresh at the identity provider: it runs
+// detached from the request that started it, as other requests wait on it.
+const upstreamTimeout = 30 * time.Second
+
+var errUpstreamDown = oauth.Errorf(oauth.TemporarilyUnavailable, "the identity provider could not be reached; try again later")
+
+// upstreamAD binds a sealed upstream token to its grant: copied to another
+// grant's row, it does not open.
+func upstreamAD(grantID string) []byte { return []byte("mcpgate upstream session v1 " + grantID) }
+
+// keepUpstream stores the provider's refresh token, sealed, with the grant
+// that the code being issued will create (RT-3). Without a token the grant
+// keeps the login's identity for its life, as with connectors that cannot
+// refresh.
+func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, user identity.User, token string) error {
+	if token == "" || s.opts.UpstreamRecheck <= 0 {
+		return nil
+	}
+	return s.store.PutUpstreamSession(ctx, &store.UpstreamSession{
+		GrantID: grantID, Connector: connector, User: user,
+		Token: s.opts.Sealer.Seal([]byte(token), upstreamAD(grantID)), CheckedAt: s.now(),
+	})
+}
+
+// currentUser is the user a refresh of grant issues tokens for (RT-3): the
+// login's, or the provider's latest description, renewed at the provider
+// when older than UpstreamRecheck. Concurrent refreshes of one grant share
+// one upstream refresh. When the provider has ended the session (or it can
+// no longer be checked) the grant is revoked and the refresh fails with
+// invalid_grant, so the user logs in again.
+func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.User, *oauth.Error) {
+	if s.opts.UpstreamRecheck <= 0 {
+		return grant.User, nil
+	}
+	sess, err := s.store.GetUpstreamSession(ctx, grant.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return grant.User, nil
+	case err != nil:
+		return identity.User{}, oauth.AsError(err)
+	case s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck:
+		return sess.User, nil
+	}
+	v, err, _ := s.recheck.Do(grant.ID, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamTimeout)
+		defer cancel()
+		return s.renewUpstream(ctx, grant)
+	})
+	if err == nil {
+		return v.(identity.User), nil
+	}
+	if errors.Is(err, errUpstreamDown) {
+		return identity.User{}, errUpstreamDown
+	}
+	if errors.Is(err, upstream.ErrSessionEnded) {
+		s.endUpstream(ctx, grant, err)
+		return identity.User{}, errBadRefresh
+	}
+	return identity.User{}, oauth.AsError(err)
+}
+
+// renewUpstream refreshes the grant's upstream session at its provider and
+// stores the outcome. It reads the session again: a flight that finished
+// just before this one started has renewed it already.
+func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identity.User, error) {
+	sess, err := s.store.GetUpstreamSession(ctx, grant.ID)
+	if err != nil {
+		return identity.User{}, err
+	}
+	if s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
+		return sess.User, nil
+	}
+	rc, ok := s.connectors[sess.Connector].(upstream.RefreshingConnector)
+	if !ok {
+		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("its connector is no longer configured"))
+	}
+	token, err := s.opts.Sealer.Open(sess.Token, upstreamAD(grant.ID))
+	if err != nil {
+		// Sealed under another secret key: the session cannot be checked.
+		return identity.User{}, errors.Join(upstream.ErrSessionEnded, err)
+	}
+	user, next, err := rc.Refresh(ctx, string(token))
+	switch {
+	case errors.Is(err, upstream.ErrSessionEnded):
+		return identity.User{}, err
+	case err != nil:
+		s.log.Warn("upstream refresh failed", "connector", sess.Connector, "grant", grant.ID, "err", err.Error())
+		return identity.User{}, errUpstreamDown
+	case user.ID != grant.User.ID:
+		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("the provider answered for another user"))
+	}
+	sess.User, sess.CheckedAt = user, s.now()
+	sess.Token = s.opts.Sealer.Seal([]byte(next), upstreamAD(grant.ID))
+	if err := s.store.PutUpstreamSession(ctx, sess); err != nil {
+		return identity.User{}, err
+	}
+	s.log.Info("upstream session renewed", "connector", sess.Connector, "user", user.ID, "grant", grant.ID)
+	return user, nil
+}
+
+// endUpstream revokes a grant whose upstream session is over.
+func (s *Server) endUpstream(ctx context.Context, grant *store.Grant, why error) {
+	s.log.Info("upstream session ended: grant revoked", "user", grant.User.ID, "grant", grant.ID, "err", why.Error())
+	if err := s.store.RevokeGrant(ctx, grant.ID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("revoke grant", "grant", grant.ID, "err", err.Error())
+	}
+	s.opts.Revoked(grant.ID)
+}

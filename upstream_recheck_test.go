@@ -1,0 +1,211 @@
+package mcpgate_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oidctest"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// tokenCalls counts the requests a connector makes to the provider's token
+// endpoint and keeps the refresh tokens the provider answers with.
+type tokenCalls struct {
+	n      atomic.Int32
+	mu     sync.Mutex
+	issued []string
+}
+
+func (c *tokenCalls) RoundTrip(r *http.Request) (*http.Response, error) {
+	isToken := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token")
+	if isToken {
+		c.n.Add(1)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !isToken {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var tr struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if json.Unmarshal(body, &tr) == nil && tr.RefreshToken != "" {
+		c.mu.Lock()
+		c.issued = append(c.issued, tr.RefreshToken)
+		c.mu.Unlock()
+	}
+	return resp, nil
+}
+
+// RT-3: a grant that stands on an OpenID provider's login is rechecked
+// there once its upstream tokens are older than UpstreamRecheck: a group
+// removed at the provider is gone from the next access token, concurrent
+// refreshes of one family make one upstream refresh, and a grant the
+// provider revoked ends the family with invalid_grant. The provider's
+// refresh token is stored sealed, never in clear.
+func TestRT3_UpstreamRecheck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	alice := oidctest.User{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"admins", "devs"}, Password: "pw"}
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
+		Users:   []oidctest.User{alice},
+	})
+	calls := &tokenCalls{}
+	con, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		HTTPClient: &http.Client{Transport: calls, Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(t.TempDir(), "mcpgate.db")
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var mu sync.Mutex
+	var seen []identity.User
+	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
+		c.Store = st
+		c.Connectors = []upstream.Connector{con}
+		c.UpstreamRecheck = time.Hour
+		c.MCP = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, callerFromContext(r).User)
+			mu.Unlock()
+			w.WriteHeader(204)
+		})
+	})
+	groupsOf := func(access string) []string {
+		t.Helper()
+		if r, _ := g.mcpInitialize(g.url, access); r.StatusCode != 204 {
+			t.Fatalf("MCP request: %d, want 204", r.StatusCode)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[len(seen)-1].Groups
+	}
+
+	client := g.register(nil)
+	a := g.newAuth(client.ClientID)
+	b := browser.New("", "")
+	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "alice").String(), a.Redirect)
+	if err != nil {
+		t.Fatalf("callback: %v", err)
+	}
+	resp, tok := g.exchange(a, done.Query().Get("code"))
+	if resp.StatusCode != 200 || tok.RefreshToken == "" {
+		t.Fatalf("token: %d %+v, want 200 with a refresh token", resp.StatusCode, tok)
+	}
+	if got := groupsOf(tok.AccessToken); !slices.Contains(got, "admins") {
+		t.Fatalf("groups at login %v, want admins", got)
+	}
+	_, grant, err := st.GetRefresh(ctx, tokens.Hash(tok.RefreshToken), g.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Sealed at rest: the provider's refresh token is nowhere in the row.
+	var raw []byte
+	if err := rawDB(t, dbPath).QueryRowContext(ctx, `SELECT token FROM upstream_sessions WHERE grant_id = ?`, grant.ID).Scan(&raw); err != nil {
+		t.Fatalf("upstream session row: %v", err)
+	}
+	calls.mu.Lock()
+	issued := slices.Clone(calls.issued)
+	calls.mu.Unlock()
+	if len(issued) != 1 || len(raw) == 0 || bytes.Contains(raw, []byte(issued[0])) {
+		t.Fatalf("provider issued %d refresh tokens; stored %d bytes; want one, stored sealed (not in clear)", len(issued), len(raw))
+	}
+
+	// Removed from admins at the provider: unseen until the recheck is due.
+	alice.Groups = []string{"devs"}
+	op.SetUser(t, alice)
+	before := calls.n.Load()
+	resp, tok = g.refresh(client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 || calls.n.Load() != before {
+		t.Fatalf("refresh within the recheck period: %d, %d upstream calls; want 200 and none", resp.StatusCode, calls.n.Load()-before)
+	}
+
+	// Due: five refreshes of one token at once make one upstream refresh,
+	// and every answer carries the provider's current groups.
+	g.clock.Advance(2 * time.Hour)
+	var wg sync.WaitGroup
+	answers := make([]tokenResponse, 5)
+	codes := make([]int, 5)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, tr := g.refresh(client.ClientID, tok.RefreshToken, nil)
+			codes[i], answers[i] = r.StatusCode, tr
+		}()
+	}
+	wg.Wait()
+	if n := calls.n.Load() - before; n != 1 {
+		t.Fatalf("%d upstream refreshes for five concurrent refreshes of one family, want 1", n)
+	}
+	for i, tr := range answers {
+		if codes[i] != 200 {
+			t.Fatalf("concurrent refresh %d: %d %+v, want 200", i, codes[i], tr)
+		}
+		if got := groupsOf(tr.AccessToken); slices.Contains(got, "admins") || !slices.Contains(got, "devs") {
+			t.Fatalf("groups after the recheck %v, want devs without admins", got)
+		}
+	}
+	tok = answers[0]
+
+	// Revoked at the provider: the next due recheck ends the family.
+	op.RevokeGrants(t, "alice")
+	g.clock.Advance(2 * time.Hour)
+	resp, tr := g.refresh(client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 400 || tr.Error != "invalid_grant" {
+		t.Fatalf("refresh after the provider revoked the grant: %d %+v, want 400 invalid_grant", resp.StatusCode, tr)
+	}
+	if got, err := st.GetGrant(ctx, grant.ID); err != nil || got.RevokedAt.IsZero() {
+		t.Fatalf("grant after the provider ended the session: %+v, %v; want it revoked", got, err)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token of the ended family: %d, want 401", r.StatusCode)
+	}
+}
+
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
