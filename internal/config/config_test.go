@@ -467,3 +467,25 @@ func TestUnusedClientExpiry(t *testing.T) {
 		t.Errorf("unused_client_expiry off: %v, want negative (mcpgate.Config's off)", g.UnusedClientExpiry)
 	}
 }
+
+// RT-3: upstream_recheck is off or at most a day; 1h by default.
+func TestUpstreamRecheck(t *testing.T) {
+	for text, ok := range map[string]bool{"1h": true, "1s": true, "24h": true, "off": true, "25h": false} {
+		cfg, err := Load([]string{"--upstream-recheck", text}, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if (err == nil) != ok {
+			t.Errorf("upstream_recheck %s: %v, want ok=%v", text, err, ok)
+		}
+	}
+	cfg := Defaults()
+	g, err := cfg.Gateway()
+	if err != nil || g.UpstreamRecheck != time.Hour {
+		t.Errorf("default upstream_recheck: %v, %v; want 1h", g.UpstreamRecheck, err)
+	}
+	cfg.UpstreamRecheck = off
+	if g, _ := cfg.Gateway(); g.UpstreamRecheck >= 0 {
+		t.Errorf("upstream_recheck off: %v, want negative (mcpgate.Config's off)", g.UpstreamRecheck)
+	}
+}

@@ -22,7 +22,8 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		AllowedOrigins:  c.AllowedOrigins,
 		AccessTokenTTL:  time.Duration(c.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
-		RefreshGrace:    time.Duration(c.RefreshGrace), // off is negative in both
+		RefreshGrace:    time.Duration(c.RefreshGrace),    // off is negative in both
+		UpstreamRecheck: time.Duration(c.UpstreamRecheck), // off is negative in both
 
 		UnusedClientExpiry: time.Duration(c.UnusedClientExpiry), // off is negative in both
 

@@ -241,6 +241,9 @@ func (c *Config) validateTokens(p *problems) {
 	if time.Duration(c.RefreshGrace) > 5*time.Minute {
 		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
 	}
+	if time.Duration(c.UpstreamRecheck) > 24*time.Hour {
+		p.add("upstream_recheck: %v must be off or at most 24h (RT-3)", c.UpstreamRecheck)
+	}
 	if !c.UnusedClientExpiry.Off() && c.UnusedClientExpiry != 0 && time.Duration(c.UnusedClientExpiry) < 24*time.Hour {
 		// A client's use is recorded about hourly, and a person may take
 		// a while between registering and consenting.
