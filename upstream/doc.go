@@ -5,5 +5,8 @@
 // back. Connectors come in two shapes, after dex: a PasswordConnector checks
 // a username and password typed into mcpgate's own login form; a
 // CallbackConnector sends the browser to the provider and finishes at
-// /callback/{id}.
+// /callback/{id}. A CallbackConnector whose provider issues refresh tokens
+// is also a RefreshingConnector: the gateway keeps the provider's refresh
+// token with the grant, sealed, and renews it at refreshes to re-read the
+// user's groups, ending the grant when the provider refuses (RT-3).
 package upstream
