@@ -68,6 +68,9 @@ type Config struct {
 	// top level are not used.
 	Resources []Resource `yaml:"resources" help:"several protected MCP endpoints, each with path, name, scopes, optional_scopes, scope_implies and a backend"`
 
+	// Access says who may log in at all; a resource's access narrows it.
+	Access Access `yaml:"access" help:"who may log in: users (IDs like local:alice or github:583231), email_domains (verified emails only) and groups; one match lets a person in (default: everyone who can log in)"`
+
 	DisableCIMD    bool     `yaml:"disable_cimd" help:"refuse client_ids that are Client ID Metadata Document URLs"`
 	CIMDAllowHosts []string `yaml:"cimd_allow_hosts" flag:"cimd-allow-host" arg:"HOST" help:"TESTING ONLY: a host whose client metadata documents may be on a loopback or private address (repeatable)"`
 	CIMDTestCAFile string   `yaml:"cimd_test_ca_file" arg:"FILE" help:"TESTING ONLY: trust this PEM CA when fetching client metadata documents"`
@@ -81,6 +84,16 @@ type Resource struct {
 	Scopes         []string            `yaml:"scopes"`
 	OptionalScopes []string            `yaml:"optional_scopes"`
 	ScopeImplies   map[string][]string `yaml:"scope_implies"`
+	// Access says who may get a token for this resource, besides the top
+	// level's access.
+	Access Access `yaml:"access"`
+}
+
+// Access lists who may enter (see mcpgate.Access).
+type Access struct {
+	Users        []string `yaml:"users"`
+	EmailDomains []string `yaml:"email_domains"`
+	Groups       []string `yaml:"groups"`
 }
 
 // Backend is what serves a resource: the embedded demo server when both

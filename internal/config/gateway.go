@@ -29,6 +29,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		IntrospectionClients: c.IntrospectionClients,
 		MaxSessionsPerUser:   c.MaxSessionsPerUser,
 		MaxStreamsPerUser:    c.MaxStreamsPerUser,
+		Access:               c.Access.rules(),
 	}
 	if c.CIMDTestCAFile != "" {
 		pool, err := readCAFile(c.CIMDTestCAFile)
@@ -63,6 +64,7 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 	res := mcpgate.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, OptionalScopes: r.OptionalScopes,
 		ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, UpstreamTransport: r.UpstreamTransport, IdentityToken: r.IdentityToken,
 		IdentityHeaders: mcpgate.IdentityHeaders(r.IdentityHeaders), ToolPolicy: r.ToolPolicy}
+	res.Access = r.Access.rules()
 	if r.Stdio == "" {
 		return res, nil
 	}
@@ -84,6 +86,10 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 		}
 	}
 	return res, nil
+}
+
+func (a Access) rules() mcpgate.Access {
+	return mcpgate.Access{Users: a.Users, EmailDomains: a.EmailDomains, Groups: a.Groups}
 }
 
 // private lists what no stdio server may read: the data directory (key,

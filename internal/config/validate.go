@@ -34,7 +34,25 @@ func (c *Config) Validate() error {
 	c.validateLog(&p)
 	c.validateCIMD(&p)
 	c.validateClients(&p)
+	c.validateAccess(&p)
 	return errors.Join(p...)
+}
+
+// validateAccess checks the rules of who may enter, at the top level and
+// of each resource.
+func (c *Config) validateAccess(p *problems) {
+	check := func(prefix string, a Access) {
+		// Validate joins its problems; each is listed on its own.
+		if joined, ok := a.rules().Validate().(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				p.add("%saccess.%v", prefix, e)
+			}
+		}
+	}
+	check("", c.Access)
+	for i, r := range c.Resources {
+		check(fmt.Sprintf("resources[%d].", i), r.Access)
+	}
 }
 
 func (c *Config) validateAddresses(p *problems) {
