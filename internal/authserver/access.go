@@ -3,10 +3,16 @@ package authserver
 import (
 	"errors"
 	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // Access says who may log in at all, or get a token for one resource. A
@@ -89,12 +95,16 @@ func (a Access) Allows(user identity.User) bool {
 	return false
 }
 
-// refusal names the rule that keeps user from a token for the resource
-// at path: "access" (who may log in), "resources[PATH].access", or ""
+// refusal names the rule that keeps user from a token for resource (a
+// resource URL; its path names it, whatever origin it was issued under): "access" (who may log in), "resources[PATH].access", or ""
 // when both let the user in. Both are read from the configuration on
 // every call, so that a narrower rule after a restart applies to grants
 // made before it (RT-3).
-func (s *Server) refusal(user identity.User, path string) string {
+func (s *Server) refusal(user identity.User, resource string) string {
+	path := ""
+	if u, err := url.Parse(resource); err == nil {
+		path = u.Path
+	}
 	if !s.opts.Access.Allows(user) {
 		return "access"
 	}
@@ -102,4 +112,47 @@ func (s *Server) refusal(user identity.User, path string) string {
 		return "resources[" + path + "].access"
 	}
 	return ""
+}
+
+// admitted reports whether user may get a code for req. When not, the
+// person gets a page that says so and names the account they used, so
+// that they can go back and log in with another, and a link that takes
+// access_denied to the client (its redirect URI is verified by now); the
+// log names the rule. Nothing is remembered for the account: no consent,
+// and finishLogin starts no browser session, which would hold the browser
+// to the refused account.
+func (s *Server) admitted(w http.ResponseWriter, issuer string, req *store.AuthRequest, user identity.User) bool {
+	rule := s.refusal(user, req.Resource)
+	if rule == "" {
+		return true
+	}
+	s.log.Warn("access refused", "user", user.ID, "rule", rule, "client_id", req.ClientID, "resource", req.Resource)
+	what := "this server"
+	if rule != "access" {
+		what = req.Resource
+	}
+	data := web.Error{
+		Title: "This account may not use " + what,
+		Message: "You signed in as " + displayName(user) + " (" + s.providerName(user) + "), and this account is not allowed to use " + what +
+			". To use another account, go back to the application and connect again.",
+		BackText: "Back to the application",
+	}
+	back, err := oauth.ErrorRedirectURL(req.RedirectURI, req.State, issuer, oauth.Errorf(oauth.AccessDenied, "this user is not allowed to use this resource"))
+	if err == nil {
+		data.Back = template.URL(back) // a verified redirect URI (REDIR-1)
+	}
+	web.Render(w, s.log, http.StatusForbidden, "error.html", data)
+	return false
+}
+
+// providerName is the display name of the provider user logged in with.
+func (s *Server) providerName(user identity.User) string {
+	id := user.Upstream
+	if id == "" {
+		id, _, _ = strings.Cut(user.ID, ":")
+	}
+	if c, ok := s.connectors[id]; ok {
+		return c.DisplayName()
+	}
+	return id
 }

@@ -151,8 +151,12 @@ func (s *Server) authRequest(issuer string, client *store.Client, redirectURI st
 }
 
 // issueCode finishes a successful authorization: a single-use code bound to
-// everything the request carried goes back to the client with state and iss.
+// everything the request carried goes back to the client with state and iss,
+// unless the access rules keep the user out.
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User) {
+	if !s.admitted(w, issuer, req, user) {
+		return
+	}
 	code := tokens.NewSecret()
 	err := s.store.CreateCode(r.Context(), &store.Code{
 		Hash:          tokens.Hash(code),
