@@ -203,6 +203,16 @@ func TestAccessPerResource(t *testing.T) {
 	admin = g.newAuth(c.ClientID)
 	admin.Resource = g.url + "/admin/mcp"
 	refused(t, g, b, admin, testUser)
+
+	// prompt=none shows no page: access_denied goes to the client at once.
+	admin = g.newAuth(c.ClientID)
+	admin.Resource = g.url + "/admin/mcp"
+	b.Client.Transport = nil
+	_, _, _, err := b.Authorize(context.Background(), admin.URL()+"&prompt=none", admin.Redirect)
+	var ae *browser.AuthorizationError
+	if !errors.As(err, &ae) || ae.Code != "access_denied" || ae.State != admin.State || ae.Issuer != g.url {
+		t.Fatalf("prompt=none for a resource the user may not use: %v; want access_denied with state and iss", err)
+	}
 }
 
 // RT-3: the rules are checked again at every refresh. After a restart on

@@ -42,6 +42,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
+			if rule := s.refusal(sess.User, req.Resource); rule != "" && q.Get("prompt") == "none" {
+				// No page may be shown: the refusal goes to the client.
+				s.log.Warn("access refused", "user", sess.User.ID, "rule", rule, "client_id", client.ID, "resource", req.Resource)
+				fail(oauth.Errorf(oauth.AccessDenied, "this user is not allowed to use this resource"))
+				return
+			}
 			s.issueCode(w, r, issuer, req, sess.User)
 			return
 		case err != nil && !errors.Is(err, store.ErrNotFound):
