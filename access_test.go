@@ -257,3 +257,19 @@ func TestRT3_RefreshCheckedAgainstAccess(t *testing.T) {
 		t.Errorf("the log does not name the resource's rule:\n%s", closed.logs.String())
 	}
 }
+
+// A library user's malformed rule is refused by New, naming its place.
+func TestAccessValidatedByNew(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  mcpgate.Config
+		want string
+	}{
+		{mcpgate.Config{Access: mcpgate.Access{Users: []string{"alice"}}}, `access: users: "alice" is not a user ID`},
+		{mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/mcp", Access: mcpgate.Access{EmailDomains: []string{"@example.com"}}}}},
+			`resource /mcp: access: email_domains: "@example.com"`},
+	} {
+		if _, err := mcpgate.New(context.Background(), withStore(tt.cfg)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New: %v, want an error saying %q", err, tt.want)
+		}
+	}
+}
