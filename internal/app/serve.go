@@ -253,7 +253,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, lc)
 	}
 	if cfg.GitHubClientID != "" {
-		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret})
+		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, Groups: cfg.GitHubGroups})
 		if err != nil {
 			return nil, fmt.Errorf("github: %w", err)
 		}

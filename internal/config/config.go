@@ -22,6 +22,7 @@ type Config struct {
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`
 	GitHubClientSecretFile string `yaml:"github_client_secret_file" arg:"FILE" help:"read the GitHub client secret from this file"`
+	GitHubGroups           bool   `yaml:"github_groups" help:"make the user's GitHub organizations and teams their groups (org, org/team); asks GitHub for the read:org scope"`
 
 	OIDCIssuer           string `yaml:"oidc_issuer" arg:"URL" help:"OIDC provider issuer URL (not available yet)"`
 	OIDCClientID         string `yaml:"oidc_client_id" arg:"ID" help:"OIDC client ID (not available yet)"`
