@@ -499,3 +499,34 @@ func TestGroupsErrorFailsLogin(t *testing.T) {
 		t.Errorf("login with groups but a token without read:org: %v, want an error naming /user/orgs and read:org", err)
 	}
 }
+
+// linkRewriter points the Link header of /user/orgs elsewhere and records
+// every host the connector sends a request to.
+type linkRewriter struct {
+	next  http.RoundTripper
+	hosts []string
+}
+
+func (l *linkRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.hosts = append(l.hosts, r.URL.Host)
+	resp, err := l.next.RoundTrip(r)
+	if err == nil && r.URL.Path == "/user/orgs" {
+		resp.Header.Set("Link", `<https://evil.example/user/orgs?per_page=100&page=2>; rel="next"`)
+	}
+	return resp, err
+}
+
+// The token goes with every page, so a next page away from the API URL is
+// refused, not fetched.
+func TestGroupsNextPageStaysAtTheAPI(t *testing.T) {
+	e := newEnv(t, octocat)
+	lr := &linkRewriter{next: e.fake.Client().Transport}
+	c := e.connector(github.Config{Groups: true, HTTPClient: &http.Client{Transport: lr}})
+	_, err := e.login(c)
+	if err == nil || !strings.Contains(err.Error(), "not under the API URL") {
+		t.Errorf("login with a next page at another host: %v, want an error saying it is not under the API URL", err)
+	}
+	if slices.Contains(lr.hosts, "evil.example") {
+		t.Error("the connector sent a request to evil.example, want none")
+	}
+}
