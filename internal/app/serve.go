@@ -235,11 +235,11 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "" && len(cfg.OIDCProviders) == 0) {
 		lc := local.New(st, local.Options{Logger: log})
 		for _, spec := range cfg.LocalUsers {
-			name, pw, err := local.ParseUserSpec(spec)
+			name, pw, groups, err := local.ParseUserSpecGroups(spec)
 			if err != nil {
 				return nil, fmt.Errorf("local user: %w", err)
 			}
-			if err := lc.SetUser(ctx, name, pw); err != nil {
+			if err := lc.SetUser(ctx, name, pw, groups...); err != nil {
 				return nil, fmt.Errorf("local user %s: %w", name, err)
 			}
 		}
@@ -257,7 +257,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, lc)
 	}
 	if cfg.GitHubClientID != "" {
-		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret})
+		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, Groups: cfg.GitHubGroups})
 		if err != nil {
 			return nil, fmt.Errorf("github: %w", err)
 		}

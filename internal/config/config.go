@@ -17,11 +17,12 @@ type Config struct {
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`
 	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
-	LocalUsers []string `yaml:"local_users" flag:"local-user" arg:"NAME:PASSWORD" help:"a local account (repeatable); a bcrypt hash ($2b$…) may replace the password"`
+	LocalUsers []string `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password"`
 
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`
 	GitHubClientSecretFile string `yaml:"github_client_secret_file" arg:"FILE" help:"read the GitHub client secret from this file"`
+	GitHubGroups           bool   `yaml:"github_groups" help:"make the user's GitHub organizations and teams their groups (org, org/team); asks GitHub for the read:org scope"`
 
 	OIDCIssuer           string `yaml:"oidc_issuer" arg:"URL" help:"the issuer URL of an OpenID Connect provider to log in with (provider \"oidc\"); https, http only for loopback"`
 	OIDCClientID         string `yaml:"oidc_client_id" arg:"ID" help:"the client ID registered at the OIDC provider, with the callback PUBLIC_URL/callback/oidc"`
