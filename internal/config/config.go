@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
@@ -29,7 +31,14 @@ type Config struct {
 	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"the OIDC client secret; none for a public client (PKCE alone)"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file"`
 
-	OIDCProviders []OIDCProvider `yaml:"oidc_providers" help:"OpenID Connect providers to log in with, each with name, display_name, issuer, client_id, client_secret or client_secret_file, scopes, claims, preset and auth_params"`
+	// A provider named google with the google preset, a shortcut for
+	// its entry in oidc_providers.
+	GoogleClientID         string   `yaml:"google_client_id" arg:"ID" help:"the OAuth client ID of a Google Cloud web application: log in with Google (provider \"google\", callback PUBLIC_URL/callback/google)"`
+	GoogleClientSecret     string   `yaml:"google_client_secret" arg:"SECRET" help:"its client secret"`
+	GoogleClientSecretFile string   `yaml:"google_client_secret_file" arg:"FILE" help:"read the Google client secret from this file"`
+	GoogleHostedDomain     []string `yaml:"google_hosted_domain" arg:"DOMAIN" help:"a Google Workspace domain whose accounts alone may log in with Google, checked in the ID token's hd claim (repeatable)"`
+
+	OIDCProviders []OIDCProvider `yaml:"oidc_providers" help:"OpenID Connect providers to log in with, each with name, display_name, issuer, client_id, client_secret or client_secret_file, scopes, claims, preset and auth_params (and the presets' hosted_domain, tenant, allowed_tenants)"`
 
 	// The backend of /mcp when there is no resources list: the demo
 	// server, an upstream URL or a stdio command, with its policy.
@@ -142,6 +151,35 @@ type OIDCProvider struct {
 	Scopes           []string          `yaml:"scopes"`
 	Claims           OIDCClaims        `yaml:"claims"`
 	AuthParams       map[string]string `yaml:"auth_params"`
+
+	// Preset settings: Google's Workspace domains (preset google), and
+	// Entra ID's tenant and the tenants a multi-tenant app lets in
+	// (preset entra).
+	HostedDomain   StringList `yaml:"hosted_domain"`
+	Tenant         string     `yaml:"tenant"`
+	AllowedTenants []string   `yaml:"allowed_tenants"`
+}
+
+// StringList is a list that the file may also give as one string
+// (hosted_domain: example.com).
+type StringList []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*l = StringList{s}
+		return nil
+	}
+	var ss []string
+	if err := n.Decode(&ss); err != nil {
+		return err
+	}
+	*l = ss
+	return nil
 }
 
 // OIDCClaims name the claims a provider's users are read from; empty for

@@ -101,7 +101,7 @@ func (c *Config) private() []string {
 	if db, ok := strings.CutPrefix(c.StoreDSN(), "sqlite:"); ok {
 		out = append(out, db)
 	}
-	for _, f := range []string{c.AuditLog, c.file, c.GitHubClientSecretFile, c.OIDCClientSecretFile} {
+	for _, f := range []string{c.AuditLog, c.file, c.GitHubClientSecretFile, c.OIDCClientSecretFile, c.GoogleClientSecretFile} {
 		if f != "" {
 			out = append(out, f)
 		}
