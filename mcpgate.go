@@ -87,6 +87,13 @@ type Config struct {
 	// others (RES-3, RES-4).
 	Resources []Resource
 
+	// Access says who may log in at all (each resource's Access narrows
+	// it further): checked at login, whatever the provider, and again at
+	// every refresh, so that someone taken out of a rule loses access at
+	// their next refresh (RT-3). The zero value lets everyone in who can
+	// log in.
+	Access Access
+
 	// Durations follow one rule, here and in the settings of mcpgate
 	// serve: zero means "not set", which takes the default. Only
 	// RefreshGrace, UpstreamRecheck and UnusedClientExpiry can be turned off, with a
@@ -157,7 +164,16 @@ type Resource struct {
 	// ToolPolicy allows and denies tools per user, group and scope; nil
 	// allows every tool.
 	ToolPolicy *ToolPolicy
+
+	// Access says who may get a token for this resource, besides
+	// Config.Access; the zero value: everyone who may log in.
+	Access Access
 }
+
+// Access lists who may enter: user IDs ("local:alice", "github:583231"),
+// domains of verified emails, and groups; anyone matching one rule is let
+// in. See the fields for how each is compared.
+type Access = authserver.Access
 
 // IdentityHeaders name the headers that carry the caller to an upstream;
 // empty fields take the defaults (X-Forwarded-User, …), "-" sends nothing.
@@ -319,6 +335,12 @@ func (cfg *Config) complete() error {
 				return fmt.Errorf("mcpgate: resource %s: tool policy: %w", res.Path, err)
 			}
 		}
+		if err := res.Access.Validate(); err != nil {
+			return fmt.Errorf("mcpgate: resource %s: access: %w", res.Path, err)
+		}
+	}
+	if err := cfg.Access.Validate(); err != nil {
+		return fmt.Errorf("mcpgate: access: %w", err)
 	}
 	return nil
 }
@@ -341,6 +363,8 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		Site:            site,
 		Connectors:      cfg.Connectors,
 		Resources:       authResources(cfg.Resources),
+		Access:          cfg.Access,
+		ResourceAccess:  resourceAccess(cfg.Resources),
 		StaticClients:   static,
 		Introspectors:   cfg.IntrospectionClients,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
@@ -581,6 +605,17 @@ func checkResourcePath(p string) error {
 // protocol is r as the authorization server and its guard see it.
 func (r *Resource) protocol() oauth.Resource {
 	return oauth.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, Optional: r.OptionalScopes, Implies: r.ScopeImplies}
+}
+
+// resourceAccess maps the path of each resource with an Access rule to it.
+func resourceAccess(rs []Resource) map[string]Access {
+	out := map[string]Access{}
+	for _, r := range rs {
+		if !r.Access.Open() {
+			out[r.Path] = r.Access
+		}
+	}
+	return out
 }
 
 func authResources(rs []Resource) []oauth.Resource {

@@ -59,6 +59,86 @@ func (c *tokenCalls) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// recheckGateway is a gateway whose one connector is an OpenID provider
+// with alice in admins and devs, her login done: it returns her tokens.
+type recheckGateway struct {
+	*gw
+	op     *oidctest.Provider
+	alice  oidctest.User
+	calls  *tokenCalls
+	st     *sqlite.Store
+	dbPath string
+	client registered
+	mu     sync.Mutex
+	seen   []identity.User
+}
+
+func newRecheckGateway(t *testing.T, ctx context.Context, mod func(*mcpgateConfig)) (*recheckGateway, tokenResponse) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	r := &recheckGateway{calls: &tokenCalls{}, dbPath: filepath.Join(t.TempDir(), "mcpgate.db")}
+	r.alice = oidctest.User{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"admins", "devs"}, Password: "pw"}
+	r.op = oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
+		Users:   []oidctest.User{r.alice},
+	})
+	con, err := oidc.New(ctx, oidc.Config{Issuer: r.op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		HTTPClient: &http.Client{Transport: r.calls, Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.st, err = sqlite.Open(ctx, r.dbPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.st.Close() })
+	r.gw = newGatewayOn(t, ln, func(c *mcpgateConfig) {
+		c.Store = r.st
+		c.Connectors = []upstream.Connector{con}
+		c.UpstreamRecheck = time.Hour
+		c.MCP = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.mu.Lock()
+			r.seen = append(r.seen, callerFromContext(req).User)
+			r.mu.Unlock()
+			w.WriteHeader(204)
+		})
+		if mod != nil {
+			mod(c)
+		}
+	})
+	r.client = r.register(nil)
+	a := r.newAuth(r.client.ClientID)
+	b := browser.New("", "")
+	toProvider, err := b.Walk(ctx, a.URL(), r.op.Issuer()+"/")
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	done, err := b.Walk(ctx, r.op.Login(t, b.Client, toProvider.String(), "alice").String(), a.Redirect)
+	if err != nil {
+		t.Fatalf("callback: %v", err)
+	}
+	resp, tok := r.exchange(a, done.Query().Get("code"))
+	if resp.StatusCode != 200 || tok.RefreshToken == "" {
+		t.Fatalf("token: %d %+v, want 200 with a refresh token", resp.StatusCode, tok)
+	}
+	return r, tok
+}
+
+// groupsOf calls the MCP endpoint with access and returns the groups the
+// backend saw.
+func (r *recheckGateway) groupsOf(t *testing.T, access string) []string {
+	t.Helper()
+	if resp, _ := r.mcpInitialize(r.url, access); resp.StatusCode != 204 {
+		t.Fatalf("MCP request: %d, want 204", resp.StatusCode)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[len(r.seen)-1].Groups
+}
+
 // RT-3: a grant that stands on an OpenID provider's login is rechecked
 // there once its upstream tokens are older than UpstreamRecheck: a group
 // removed at the provider is gone from the next access token, concurrent
@@ -68,66 +148,9 @@ func (c *tokenCalls) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestRT3_UpstreamRecheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	alice := oidctest.User{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"admins", "devs"}, Password: "pw"}
-	op := oidctest.Start(t, oidctest.Options{
-		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
-		Users:   []oidctest.User{alice},
-	})
-	calls := &tokenCalls{}
-	con, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
-		HTTPClient: &http.Client{Transport: calls, Timeout: 30 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbPath := filepath.Join(t.TempDir(), "mcpgate.db")
-	st, err := sqlite.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	var mu sync.Mutex
-	var seen []identity.User
-	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
-		c.Store = st
-		c.Connectors = []upstream.Connector{con}
-		c.UpstreamRecheck = time.Hour
-		c.MCP = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			seen = append(seen, callerFromContext(r).User)
-			mu.Unlock()
-			w.WriteHeader(204)
-		})
-	})
-	groupsOf := func(access string) []string {
-		t.Helper()
-		if r, _ := g.mcpInitialize(g.url, access); r.StatusCode != 204 {
-			t.Fatalf("MCP request: %d, want 204", r.StatusCode)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return seen[len(seen)-1].Groups
-	}
-
-	client := g.register(nil)
-	a := g.newAuth(client.ClientID)
-	b := browser.New("", "")
-	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
-	if err != nil {
-		t.Fatalf("authorize: %v", err)
-	}
-	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "alice").String(), a.Redirect)
-	if err != nil {
-		t.Fatalf("callback: %v", err)
-	}
-	resp, tok := g.exchange(a, done.Query().Get("code"))
-	if resp.StatusCode != 200 || tok.RefreshToken == "" {
-		t.Fatalf("token: %d %+v, want 200 with a refresh token", resp.StatusCode, tok)
-	}
+	g, tok := newRecheckGateway(t, ctx, nil)
+	op, st, calls, client, alice, dbPath := g.op, g.st, g.calls, g.client, g.alice, g.dbPath
+	groupsOf := func(access string) []string { t.Helper(); return g.groupsOf(t, access) }
 	if got := groupsOf(tok.AccessToken); !slices.Contains(got, "admins") {
 		t.Fatalf("groups at login %v, want admins", got)
 	}
@@ -152,7 +175,7 @@ func TestRT3_UpstreamRecheck(t *testing.T) {
 	alice.Groups = []string{"devs"}
 	op.SetUser(t, alice)
 	before := calls.n.Load()
-	resp, tok = g.refresh(client.ClientID, tok.RefreshToken, nil)
+	resp, tok := g.refresh(client.ClientID, tok.RefreshToken, nil)
 	if resp.StatusCode != 200 || calls.n.Load() != before {
 		t.Fatalf("refresh within the recheck period: %d, %d upstream calls; want 200 and none", resp.StatusCode, calls.n.Load()-before)
 	}
@@ -208,4 +231,28 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// RT-3 with the access rules: a user the provider takes out of the only
+// group let in loses access at the first refresh after the recheck, and the
+// family ends.
+func TestRT3_RecheckAppliesAccessRules(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, tok := newRecheckGateway(t, ctx, func(c *mcpgateConfig) { c.Access.Groups = []string{"admins"} })
+	g.alice.Groups = []string{"devs"}
+	g.op.SetUser(t, g.alice)
+	if resp, tr := g.refresh(g.client.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("refresh within the recheck period: %d %+v, want 200 (the provider is not asked yet)", resp.StatusCode, tr)
+	} else {
+		tok = tr
+	}
+	g.clock.Advance(2 * time.Hour)
+	resp, tr := g.refresh(g.client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 400 || tr.Error != "invalid_grant" {
+		t.Fatalf("refresh after leaving the allowed group upstream: %d %+v, want 400 invalid_grant", resp.StatusCode, tr)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token of the ended family: %d, want 401", r.StatusCode)
+	}
 }

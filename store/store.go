@@ -145,7 +145,8 @@ type Session struct {
 // LocalUser is an account of the built-in local connector.
 type LocalUser struct {
 	Name         string
-	PasswordHash []byte // bcrypt
+	PasswordHash []byte   // bcrypt
+	Groups       []string // given to the user at login; nil for none
 	CreatedAt    time.Time
 }
 

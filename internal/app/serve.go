@@ -226,20 +226,20 @@ func storeKind(dsn string) string {
 	return kind
 }
 
-// setupConnectors enables GitHub, the oidc_* settings' provider and each
-// of oidc_providers when configured, and local accounts when users are
+// setupConnectors enables GitHub, the oidc_* settings' provider, the
+// google_* settings' and each of oidc_providers when configured, and local accounts when users are
 // configured or no other connector is. With local accounts and no user at
 // all, it creates admin and prints its password once. secretKey keys what connectors derive per login.
 func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
-	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "" && len(cfg.OIDCProviders) == 0) {
+	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "" && cfg.GoogleClientID == "" && len(cfg.OIDCProviders) == 0) {
 		lc := local.New(st, local.Options{Logger: log})
 		for _, spec := range cfg.LocalUsers {
-			name, pw, err := local.ParseUserSpec(spec)
+			name, pw, groups, err := local.ParseUserSpecGroups(spec)
 			if err != nil {
 				return nil, fmt.Errorf("local user: %w", err)
 			}
-			if err := lc.SetUser(ctx, name, pw); err != nil {
+			if err := lc.SetUser(ctx, name, pw, groups...); err != nil {
 				return nil, fmt.Errorf("local user %s: %w", name, err)
 			}
 		}
@@ -257,7 +257,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, lc)
 	}
 	if cfg.GitHubClientID != "" {
-		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret})
+		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, Groups: cfg.GitHubGroups})
 		if err != nil {
 			return nil, fmt.Errorf("github: %w", err)
 		}
@@ -271,13 +271,19 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		}
 		out = append(out, oc)
 	}
-	for i, op := range cfg.OIDCProviders {
+	providers := cfg.ResolvedOIDCProviders()
+	for i, op := range providers {
 		oc, err := oidc.New(ctx, oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
 			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
-			Claims: oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
-			Key:    oidcLoginKey(secretKey, op.Name)})
+			Claims:        oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
+			HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants,
+			Key: oidcLoginKey(secretKey, op.Name)})
 		if err != nil {
-			return nil, fmt.Errorf("oidc_providers[%d]: %w", i, err)
+			// The google_* settings' provider comes first.
+			if j := i - (len(providers) - len(cfg.OIDCProviders)); j >= 0 {
+				return nil, fmt.Errorf("oidc_providers[%d]: %w", j, err)
+			}
+			return nil, fmt.Errorf("google: %w", err)
 		}
 		out = append(out, oc)
 	}

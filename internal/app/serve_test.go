@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // testHandler stands in for the gateway: a route that reads its body
@@ -269,5 +272,60 @@ func TestOIDCProvidersAreConnectors(t *testing.T) {
 	if _, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil ||
 		!strings.Contains(err.Error(), "oidc_providers[1]") || !strings.Contains(err.Error(), `"state"`) {
 		t.Fatalf("a flow parameter in auth_params: %v, want an error naming oidc_providers[1] and the parameter", err)
+	}
+}
+
+// Local users get their groups from each form of the setting: the flag
+// with commas or pluses, the variable (split at commas, so with pluses),
+// and the file; a spec without groups keeps its colons and commas in the
+// password.
+func TestLocalUserGroupsFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/mcpgate.yaml"
+	if err := os.WriteFile(file, []byte("local_users:\n  - \"dora[ops]:pw4\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want map[string][]string // user -> groups, each with the password "pw" + its number
+	}{
+		{args: []string{"--local-user", "alice[admins,devs]:pw1", "--local-user", "bob[admins+acme/platform]:pw2"},
+			want: map[string][]string{"alice": {"admins", "devs"}, "bob": {"admins", "acme/platform"}}},
+		{env: map[string]string{"MCPGATE_LOCAL_USERS": "alice[admins+devs]:pw1, carol:pw3"},
+			want: map[string][]string{"alice": {"admins", "devs"}, "carol": nil}},
+		{args: []string{"--config", file}, want: map[string][]string{"dora": {"ops"}}},
+	} {
+		cfg, err := config.Load(append(tc.args, "--store", "memory", "--data-dir", dir), func(k string) string { return tc.env[k] })
+		if err != nil {
+			t.Fatalf("%q %q: %v", tc.args, tc.env, err)
+		}
+		st, err := openStore(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns, err := setupConnectors(t.Context(), cfg, st, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+		if err != nil {
+			t.Fatalf("%q %q: setupConnectors: %v", tc.args, tc.env, err)
+		}
+		lc := conns[0].(*local.Connector)
+		for name, groups := range tc.want {
+			pw := map[string]string{"alice": "pw1", "bob": "pw2", "carol": "pw3", "dora": "pw4"}[name]
+			u, err := lc.Login(t.Context(), name, pw)
+			if err != nil || !slices.Equal(u.Groups, groups) {
+				t.Errorf("%q %q: login %s = groups %q, %v; want %q", tc.args, tc.env, name, u.Groups, err, groups)
+			}
+		}
+		st.Close()
+	}
+	cfg := config.Defaults()
+	cfg.Store, cfg.DataDir, cfg.LocalUsers = "memory", dir, []string{"alice[bad group]:pw"}
+	st, err := openStore(t.Context(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil || !strings.Contains(err.Error(), "invalid group") || strings.Contains(err.Error(), ":pw") {
+		t.Errorf("a bad group: %v, want an error naming the invalid group and not the password", err)
 	}
 }

@@ -42,6 +42,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
+			if rule := s.refusal(sess.User, req.Resource); rule != "" && q.Get("prompt") == "none" {
+				// No page may be shown: the refusal goes to the client.
+				s.log.Warn("access refused", "user", sess.User.ID, "rule", rule, "client_id", client.ID, "resource", req.Resource)
+				fail(oauth.Errorf(oauth.AccessDenied, "this user is not allowed to use this resource"))
+				return
+			}
 			s.issueCode(w, r, issuer, req, sess.User, "")
 			return
 		case err != nil && !errors.Is(err, store.ErrNotFound):
@@ -151,10 +157,14 @@ func (s *Server) authRequest(issuer string, client *store.Client, redirectURI st
 }
 
 // issueCode finishes a successful authorization: a single-use code bound to
-// everything the request carried goes back to the client with state and iss.
-// upstreamToken, the provider's refresh token of the login just made ("" if
-// none), is kept with the grant the code will create (RT-3).
+// everything the request carried goes back to the client with state and iss,
+// unless the access rules keep the user out. upstreamToken, the provider's
+// refresh token of the login just made ("" if none), is kept with the grant
+// the code will create (RT-3).
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User, upstreamToken string) {
+	if !s.admitted(w, issuer, req, user) {
+		return
+	}
 	code, grantID := tokens.NewSecret(), tokens.NewID()
 	err := s.keepUpstream(r.Context(), grantID, req.Connector, user, upstreamToken)
 	if err != nil {

@@ -162,6 +162,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 			web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
 			return
 		}
+		if !s.admitted(w, issuer, req, sess.User) {
+			return
+		}
 		if err := s.rememberConsent(r, sess.User, req); err != nil {
 			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 			return
@@ -201,12 +204,16 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 	return s.store.PutConsent(r.Context(), &store.Consent{UserID: user.ID, ClientID: req.ClientID, Scopes: scopes, CreatedAt: s.now()})
 }
 
-// finishLogin completes a flow once the upstream vouched for user: the
-// browser is logged in, the consent is remembered, the code is issued.
+// finishLogin completes a flow once the upstream vouched for user and
+// the access rules let them in: the browser is logged in, the consent is
+// remembered, the code is issued.
 // Callers have checked that this browser is the one that clicked Allow
 // (SEC-1), so the consent recorded is that of the user who gave it, now
 // known (SEC-2).
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest) {
+	if !s.admitted(w, issuer, req, user) {
+		return
+	}
 	if err := s.startSession(w, r, issuer, user); err != nil {
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 		return

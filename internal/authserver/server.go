@@ -55,6 +55,12 @@ type Options struct {
 	// introspection asks it before the store. Nil: only the store is asked.
 	Denied func(grantID string) bool
 
+	// Access says who may log in at all; ResourceAccess, by resource path,
+	// who may get a token for that resource. Both are checked when a code
+	// is issued and at every refresh (RT-3); zero values let everyone in.
+	Access         Access
+	ResourceAccess map[string]Access
+
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	// RefreshGrace is how long a rotated refresh token, presented again,

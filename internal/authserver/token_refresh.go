@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -52,8 +53,7 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	case !grant.RevokedAt.IsZero():
 		return nil, errBadRefresh
 	}
-	if !tokens.Equal(grant.ClientID, client.ID) {
-		s.stolen(ctx, client, grant.ID, "refresh token presented by another client: family revoked")
+	if !s.mayRefresh(ctx, client, grant) {
 		return nil, errBadRefresh
 	}
 	if resource != "" && resource != grant.Resource {
@@ -65,7 +65,7 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	}
 	user := grant.User
 	if cur.RotatedAt.IsZero() { // a retry within grace gets its successor below
-		if user, oerr = s.currentUser(ctx, grant); oerr != nil {
+		if user, oerr = s.refreshUser(ctx, client, grant); oerr != nil {
 			return nil, oerr
 		}
 	}
@@ -128,6 +128,39 @@ func refreshScopes(grant *store.Grant, cur *store.RefreshToken, requested []stri
 	return requested, nil
 }
 
+// mayRefresh reports whether client may refresh grant, and ends the grant
+// when not: the token came from another client, or the access rules no
+// longer let the user in (a narrower rule since a restart, a group they
+// left), who so loses access at their next refresh (RT-3).
+func (s *Server) mayRefresh(ctx context.Context, client *store.Client, grant *store.Grant) bool {
+	if !tokens.Equal(grant.ClientID, client.ID) {
+		s.stolen(ctx, client, grant.ID, "refresh token presented by another client: family revoked")
+		return false
+	}
+	if rule := s.refusal(grant.User, grant.Resource); rule != "" {
+		s.log.Warn("refresh refused: the user is no longer allowed: grant ended", "user", grant.User.ID, "rule", rule, "client_id", client.ID, "grant", grant.ID)
+		s.endGrant(ctx, grant.ID)
+		return false
+	}
+	return true
+}
+
+// refreshUser is the user a refresh issues tokens for: as the identity
+// provider describes them now (RT-3), and still let in by the access rules
+// with the groups it gives now; when not, the grant ends.
+func (s *Server) refreshUser(ctx context.Context, client *store.Client, grant *store.Grant) (identity.User, *oauth.Error) {
+	user, oerr := s.currentUser(ctx, grant)
+	if oerr != nil {
+		return identity.User{}, oerr
+	}
+	if rule := s.refusal(user, grant.Resource); rule != "" {
+		s.log.Warn("refresh refused: the user is no longer allowed: grant ended", "user", user.ID, "rule", rule, "client_id", client.ID, "grant", grant.ID)
+		s.endGrant(ctx, grant.ID)
+		return identity.User{}, errBadRefresh
+	}
+	return user, nil
+}
+
 // openSuccessor returns the token response that rotating prev issued.
 func (s *Server) openSuccessor(prev *store.RefreshToken, oldHash []byte) (*TokenResponse, error) {
 	if prev == nil || prev.Successor == nil {
@@ -148,6 +181,11 @@ func (s *Server) openSuccessor(prev *store.RefreshToken, oldHash []byte) (*Token
 // whoever holds it, the family is done.
 func (s *Server) stolen(ctx context.Context, client *store.Client, grantID, msg string) {
 	s.log.Warn(msg, "client_id", client.ID, "grant", grantID)
+	s.endGrant(ctx, grantID)
+}
+
+// endGrant revokes a grant in the store and its access tokens at once.
+func (s *Server) endGrant(ctx context.Context, grantID string) {
 	if err := s.store.RevokeGrant(ctx, grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("revoke grant", "grant", grantID, "err", err.Error())
 	}

@@ -66,7 +66,8 @@ func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.
 		return identity.User{}, errUpstreamDown
 	}
 	if errors.Is(err, upstream.ErrSessionEnded) {
-		s.endUpstream(ctx, grant, err)
+		s.log.Info("upstream session ended: grant revoked", "user", grant.User.ID, "grant", grant.ID, "err", err.Error())
+		s.endGrant(ctx, grant.ID)
 		return identity.User{}, errBadRefresh
 	}
 	return identity.User{}, oauth.AsError(err)
@@ -109,13 +110,4 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 	}
 	s.log.Info("upstream session renewed", "connector", sess.Connector, "user", user.ID, "grant", grant.ID)
 	return user, nil
-}
-
-// endUpstream revokes a grant whose upstream session is over.
-func (s *Server) endUpstream(ctx context.Context, grant *store.Grant, why error) {
-	s.log.Info("upstream session ended: grant revoked", "user", grant.User.ID, "grant", grant.ID, "err", why.Error())
-	if err := s.store.RevokeGrant(ctx, grant.ID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Error("revoke grant", "grant", grant.ID, "err", err.Error())
-	}
-	s.opts.Revoked(grant.ID)
 }

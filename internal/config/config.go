@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
@@ -17,18 +19,26 @@ type Config struct {
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`
 	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
-	LocalUsers []string `yaml:"local_users" flag:"local-user" arg:"NAME:PASSWORD" help:"a local account (repeatable); a bcrypt hash ($2b$…) may replace the password"`
+	LocalUsers []string `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password"`
 
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`
 	GitHubClientSecretFile string `yaml:"github_client_secret_file" arg:"FILE" help:"read the GitHub client secret from this file"`
+	GitHubGroups           bool   `yaml:"github_groups" help:"make the user's GitHub organizations and teams their groups (org, org/team); asks GitHub for the read:org scope"`
 
 	OIDCIssuer           string `yaml:"oidc_issuer" arg:"URL" help:"the issuer URL of an OpenID Connect provider to log in with (provider \"oidc\"); https, http only for loopback"`
 	OIDCClientID         string `yaml:"oidc_client_id" arg:"ID" help:"the client ID registered at the OIDC provider, with the callback PUBLIC_URL/callback/oidc"`
 	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"the OIDC client secret; none for a public client (PKCE alone)"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file"`
 
-	OIDCProviders []OIDCProvider `yaml:"oidc_providers" help:"OpenID Connect providers to log in with, each with name, display_name, issuer, client_id, client_secret or client_secret_file, scopes, claims, preset and auth_params"`
+	// A provider named google with the google preset, a shortcut for
+	// its entry in oidc_providers.
+	GoogleClientID         string   `yaml:"google_client_id" arg:"ID" help:"the OAuth client ID of a Google Cloud web application: log in with Google (provider \"google\", callback PUBLIC_URL/callback/google)"`
+	GoogleClientSecret     string   `yaml:"google_client_secret" arg:"SECRET" help:"its client secret"`
+	GoogleClientSecretFile string   `yaml:"google_client_secret_file" arg:"FILE" help:"read the Google client secret from this file"`
+	GoogleHostedDomain     []string `yaml:"google_hosted_domain" arg:"DOMAIN" help:"a Google Workspace domain whose accounts alone may log in with Google, checked in the ID token's hd claim (repeatable)"`
+
+	OIDCProviders []OIDCProvider `yaml:"oidc_providers" help:"OpenID Connect providers to log in with, each with name, display_name, issuer, client_id, client_secret or client_secret_file, scopes, claims, preset and auth_params (and the presets' hosted_domain, tenant, allowed_tenants)"`
 
 	// The backend of /mcp when there is no resources list: the demo
 	// server, an upstream URL or a stdio command, with its policy.
@@ -69,6 +79,9 @@ type Config struct {
 	// top level are not used.
 	Resources []Resource `yaml:"resources" help:"several protected MCP endpoints, each with path, name, scopes, optional_scopes, scope_implies and a backend"`
 
+	// Access says who may log in at all; a resource's access narrows it.
+	Access Access `yaml:"access" help:"who may log in: users (IDs like local:alice or github:583231), email_domains (verified emails only) and groups; one match lets a person in (default: everyone who can log in)"`
+
 	DisableCIMD    bool     `yaml:"disable_cimd" help:"refuse client_ids that are Client ID Metadata Document URLs"`
 	CIMDAllowHosts []string `yaml:"cimd_allow_hosts" flag:"cimd-allow-host" arg:"HOST" help:"TESTING ONLY: a host whose client metadata documents may be on a loopback or private address (repeatable)"`
 	CIMDTestCAFile string   `yaml:"cimd_test_ca_file" arg:"FILE" help:"TESTING ONLY: trust this PEM CA when fetching client metadata documents"`
@@ -82,6 +95,16 @@ type Resource struct {
 	Scopes         []string            `yaml:"scopes"`
 	OptionalScopes []string            `yaml:"optional_scopes"`
 	ScopeImplies   map[string][]string `yaml:"scope_implies"`
+	// Access says who may get a token for this resource, besides the top
+	// level's access.
+	Access Access `yaml:"access"`
+}
+
+// Access lists who may enter (see mcpgate.Access).
+type Access struct {
+	Users        []string `yaml:"users"`
+	EmailDomains []string `yaml:"email_domains"`
+	Groups       []string `yaml:"groups"`
 }
 
 // Backend is what serves a resource: the embedded demo server when both
@@ -129,6 +152,35 @@ type OIDCProvider struct {
 	Scopes           []string          `yaml:"scopes"`
 	Claims           OIDCClaims        `yaml:"claims"`
 	AuthParams       map[string]string `yaml:"auth_params"`
+
+	// Preset settings: Google's Workspace domains (preset google), and
+	// Entra ID's tenant and the tenants a multi-tenant app lets in
+	// (preset entra).
+	HostedDomain   StringList `yaml:"hosted_domain"`
+	Tenant         string     `yaml:"tenant"`
+	AllowedTenants []string   `yaml:"allowed_tenants"`
+}
+
+// StringList is a list that the file may also give as one string
+// (hosted_domain: example.com).
+type StringList []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*l = StringList{s}
+		return nil
+	}
+	var ss []string
+	if err := n.Decode(&ss); err != nil {
+		return err
+	}
+	*l = ss
+	return nil
 }
 
 // OIDCClaims name the claims a provider's users are read from; empty for

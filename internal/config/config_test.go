@@ -489,3 +489,21 @@ func TestUpstreamRecheck(t *testing.T) {
 		t.Errorf("upstream_recheck off: %v, want negative (mcpgate.Config's off)", g.UpstreamRecheck)
 	}
 }
+
+// github_groups is off unless set, by the flag, the variable or the file.
+func TestGitHubGroupsSetting(t *testing.T) {
+	if cfg, err := Load(nil, env(nil)); err != nil || cfg.GitHubGroups {
+		t.Errorf("default github_groups = %v (%v), want off", cfg.GitHubGroups, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"--github-groups"}},
+		{env: map[string]string{"MCPGATE_GITHUB_GROUPS": "true"}},
+	} {
+		if cfg, err := Load(tc.args, env(tc.env)); err != nil || !cfg.GitHubGroups {
+			t.Errorf("%q %q: github_groups = %v (%v), want on", tc.args, tc.env, cfg.GitHubGroups, err)
+		}
+	}
+}

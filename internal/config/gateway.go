@@ -30,6 +30,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		IntrospectionClients: c.IntrospectionClients,
 		MaxSessionsPerUser:   c.MaxSessionsPerUser,
 		MaxStreamsPerUser:    c.MaxStreamsPerUser,
+		Access:               c.Access.rules(),
 	}
 	if c.CIMDTestCAFile != "" {
 		pool, err := readCAFile(c.CIMDTestCAFile)
@@ -64,6 +65,7 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 	res := mcpgate.Resource{Path: r.Path, Name: r.Name, Scopes: r.Scopes, OptionalScopes: r.OptionalScopes,
 		ScopeImplies: r.ScopeImplies, Upstream: r.Upstream, UpstreamTransport: r.UpstreamTransport, IdentityToken: r.IdentityToken,
 		IdentityHeaders: mcpgate.IdentityHeaders(r.IdentityHeaders), ToolPolicy: r.ToolPolicy}
+	res.Access = r.Access.rules()
 	if r.Stdio == "" {
 		return res, nil
 	}
@@ -87,6 +89,10 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 	return res, nil
 }
 
+func (a Access) rules() mcpgate.Access {
+	return mcpgate.Access{Users: a.Users, EmailDomains: a.EmailDomains, Groups: a.Groups}
+}
+
 // private lists what no stdio server may read: the data directory (key,
 // database, the servers' own directories), the database and audit log
 // wherever they are, the configuration file and the files secrets are
@@ -96,7 +102,7 @@ func (c *Config) private() []string {
 	if db, ok := strings.CutPrefix(c.StoreDSN(), "sqlite:"); ok {
 		out = append(out, db)
 	}
-	for _, f := range []string{c.AuditLog, c.file, c.GitHubClientSecretFile, c.OIDCClientSecretFile} {
+	for _, f := range []string{c.AuditLog, c.file, c.GitHubClientSecretFile, c.OIDCClientSecretFile, c.GoogleClientSecretFile} {
 		if f != "" {
 			out = append(out, f)
 		}

@@ -81,7 +81,6 @@ func TestOIDCProvidersProblems(t *testing.T) {
 		"http issuer":    {[]OIDCProvider{{Name: "corp", Issuer: "http://a.example", ClientID: "x"}}, false, `oidc_providers[0].issuer: "http://a.example" must be https`},
 		"no client id":   {[]OIDCProvider{{Name: "corp", Issuer: "https://a.example"}}, false, "oidc_providers[0].client_id: is required"},
 		"bad scope":      {[]OIDCProvider{{Name: "corp", Issuer: "https://a.example", ClientID: "x", Scopes: []string{"openid email"}}}, false, `oidc_providers[0].scopes: "openid email" is not a scope`},
-		"preset later":   {[]OIDCProvider{{Name: "corp", Preset: "okta", Issuer: "https://a.example", ClientID: "x"}}, false, `oidc_providers[0].preset: "okta" is not available yet`},
 		"unknown preset": {[]OIDCProvider{{Name: "corp", Preset: "ping", Issuer: "https://a.example", ClientID: "x"}}, false, `oidc_providers[0].preset: "ping" must be one of google, entra, okta, keycloak, gitlab, auth0`},
 		"empty param":    {[]OIDCProvider{{Name: "corp", Issuer: "https://a.example", ClientID: "x", AuthParams: map[string]string{"": "x"}}}, false, "oidc_providers[0].auth_params: a parameter name is empty"},
 	} {

@@ -245,6 +245,7 @@ func (c *Config) readSecretFiles() error {
 	errs := []error{
 		read(c.GitHubClientSecretFile, &c.GitHubClientSecret, "github_client_secret_file"),
 		read(c.OIDCClientSecretFile, &c.OIDCClientSecret, "oidc_client_secret_file"),
+		read(c.GoogleClientSecretFile, &c.GoogleClientSecret, "google_client_secret_file"),
 	}
 	for i := range c.OIDCProviders {
 		errs = append(errs, read(c.OIDCProviders[i].ClientSecretFile, &c.OIDCProviders[i].ClientSecret, fmt.Sprintf("oidc_providers[%d].client_secret_file", i)))

@@ -34,7 +34,25 @@ func (c *Config) Validate() error {
 	c.validateLog(&p)
 	c.validateCIMD(&p)
 	c.validateClients(&p)
+	c.validateAccess(&p)
 	return errors.Join(p...)
+}
+
+// validateAccess checks the rules of who may enter, at the top level and
+// of each resource.
+func (c *Config) validateAccess(p *problems) {
+	check := func(prefix string, a Access) {
+		// Validate joins its problems; each is listed on its own.
+		if joined, ok := a.rules().Validate().(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				p.add("%saccess.%v", prefix, e)
+			}
+		}
+	}
+	check("", c.Access)
+	for i, r := range c.Resources {
+		check(fmt.Sprintf("resources[%d].", i), r.Access)
+	}
 }
 
 func (c *Config) validateAddresses(p *problems) {
@@ -83,6 +101,7 @@ func (c *Config) validateConnectors(p *problems) {
 		p.add("github: set both github_client_id and github_client_secret, or neither")
 	}
 	c.validateOIDC(p)
+	c.validateGoogle(p)
 	c.validateOIDCProviders(p)
 }
 
@@ -133,6 +152,9 @@ func (c *Config) validateOIDCProviders(p *problems) {
 	if c.OIDCIssuer != "" {
 		seen[oidcFlagsName] = true
 	}
+	if c.GoogleClientID != "" {
+		seen[googleName] = true
+	}
 	for i, op := range c.OIDCProviders {
 		key := fmt.Sprintf("oidc_providers[%d].", i)
 		switch {
@@ -146,15 +168,22 @@ func (c *Config) validateOIDCProviders(p *problems) {
 			p.add("%sname: %q is taken by GitHub", key, op.Name)
 		case op.Name == oidcFlagsName && c.OIDCIssuer != "":
 			p.add("%sname: %q is the provider of oidc_issuer; give this one another name", key, op.Name)
+		case op.Name == googleName && c.GoogleClientID != "":
+			p.add("%sname: %q is the provider of google_client_id; give this one another name", key, op.Name)
 		case seen[op.Name]:
 			p.add("%sname: %q is used twice", key, op.Name)
 		}
 		seen[op.Name] = true
-		if op.Issuer == "" {
+		switch issuer := op.WithPreset().Issuer; {
+		case issuer != "":
+			checkIssuer(key+"issuer", issuer, p)
+		case op.Preset == "":
 			p.add("%sissuer: is required", key)
-		} else {
-			checkIssuer(key+"issuer", op.Issuer, p)
+		case op.Preset == "entra": // validatePreset asks for the tenant
+		case slices.Contains(presets, op.Preset):
+			p.add("%sissuer: is required (the %s preset has no default: give the provider's own issuer URL)", key, op.Preset)
 		}
+		validatePreset(key, op, p)
 		if op.ClientID == "" {
 			p.add("%sclient_id: is required", key)
 		}
@@ -171,7 +200,6 @@ func (c *Config) validateOIDCProviders(p *problems) {
 		switch {
 		case op.Preset == "":
 		case slices.Contains(presets, op.Preset):
-			p.add("%spreset: %q is not available yet; configure the provider with issuer, scopes and claims", key, op.Preset)
 		default:
 			p.add("%spreset: %q must be one of %s", key, op.Preset, strings.Join(presets, ", "))
 		}

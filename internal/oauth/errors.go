@@ -132,6 +132,17 @@ func WriteJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, err err
 func WriteRedirect(w http.ResponseWriter, r *http.Request, log *slog.Logger, redirectURI, state, issuer string, err error) {
 	e := AsError(err)
 	logError(log, r, e)
+	Redirect(w, redirectURI, errorParams(e, state, issuer))
+}
+
+// ErrorRedirectURL is where WriteRedirect would send err, for a page that
+// explains the error before the person goes back to the client (the same
+// rules apply: only a verified redirect URI). err is not logged.
+func ErrorRedirectURL(redirectURI, state, issuer string, err error) (string, error) {
+	return RedirectURL(redirectURI, errorParams(AsError(err), state, issuer))
+}
+
+func errorParams(e *Error, state, issuer string) url.Values {
 	q := url.Values{}
 	q.Set("error", e.Code)
 	if e.Description != "" {
@@ -141,16 +152,28 @@ func WriteRedirect(w http.ResponseWriter, r *http.Request, log *slog.Logger, red
 		q.Set("state", state)
 	}
 	q.Set("iss", issuer)
-	Redirect(w, redirectURI, q)
+	return q
 }
 
 // Redirect sends a 302 to base with params added to its query. Existing
 // query parameters of a registered redirect URI are kept (RFC 6749 §3.1.2).
 func Redirect(w http.ResponseWriter, base string, params url.Values) {
-	u, err := url.Parse(base)
+	loc, err := RedirectURL(base, params)
 	if err != nil {
 		http.Error(w, "bad redirect", http.StatusInternalServerError)
 		return
+	}
+	w.Header().Set("Location", loc)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusFound)
+}
+
+// RedirectURL is base with params added to its query, keeping the query
+// base has.
+func RedirectURL(base string, params url.Values) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
 	}
 	q := u.Query()
 	for k, vs := range params {
@@ -159,7 +182,5 @@ func Redirect(w http.ResponseWriter, base string, params url.Values) {
 		}
 	}
 	u.RawQuery = q.Encode()
-	w.Header().Set("Location", u.String())
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusFound)
+	return u.String(), nil
 }

@@ -55,6 +55,11 @@ type Login struct {
 type Error struct {
 	Title   string
 	Message string
+	// Back, when set, is a link back to the application with an error
+	// response (only ever a redirect URI the client registered, which
+	// refuses javascript: and the like); BackText is its text.
+	Back     template.URL
+	BackText string
 }
 
 // SetSecurityHeaders marks a response as an uncacheable page that no other

@@ -597,6 +597,7 @@ func copySession(s *store.Session) *store.Session {
 func copyLocalUser(u *store.LocalUser) *store.LocalUser {
 	n := *u
 	n.PasswordHash = bytes.Clone(u.PasswordHash)
+	n.Groups = slices.Clone(u.Groups)
 	return &n
 }
 

@@ -20,9 +20,9 @@ var (
 	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
 	sqlGetConsent   = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
-	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at`)
-	sqlGetLocalUser     = rs(`SELECT password_hash, created_at FROM local_users WHERE name = ?`)
+	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`)
+	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at FROM local_users WHERE name = ?`)
 	sqlCountLocalUsers  = rs(`SELECT count(*) FROM local_users`)
 	sqlInsertSigningKey = ws(`INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
@@ -157,9 +157,13 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store
 }
 
 func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	groups, err := encode(u.Groups)
+	if err != nil {
+		return fmt.Errorf("sqlite: put local user: %w", err)
+	}
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, sqlPutLocalUser,
-			u.Name, u.PasswordHash, nanos(u.CreatedAt))
+			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt))
 		return err
 	})
 	if err != nil {
@@ -171,9 +175,12 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
 	u := store.LocalUser{Name: name}
 	err := s.row(ctx, sqlGetLocalUser, name).
-		Scan(blob{&u.PasswordHash}, timeCol{&u.CreatedAt})
+		Scan(blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt})
 	if err != nil {
 		return nil, wrap("get local user", err)
+	}
+	if len(u.Groups) == 0 {
+		u.Groups = nil // "[]" of a row from before groups, "null" of one put without
 	}
 	return &u, nil
 }

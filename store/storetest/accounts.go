@@ -163,6 +163,19 @@ func testLocalUser(t *testing.T, s store.Store) {
 		t.Errorf("count after put and replace = %d, want 1", n)
 	}
 
+	// Groups come back as they were put, and a copy: the caller's slice
+	// is not the store's.
+	grouped := &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$third"), Groups: []string{"admins", "devs"}, CreatedAt: t0}
+	must(t, "put with groups", s.PutLocalUser(ctx, grouped))
+	grouped.Groups[0] = "changed"
+	got, err = s.GetLocalUser(ctx, "alice")
+	must(t, "get with groups", err)
+	same(t, "groups", got, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$third"), Groups: []string{"admins", "devs"}, CreatedAt: t0})
+	got.Groups[0] = "changed"
+	got, err = s.GetLocalUser(ctx, "alice")
+	must(t, "get with groups again", err)
+	same(t, "groups after the caller changed its copy", got, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$third"), Groups: []string{"admins", "devs"}, CreatedAt: t0})
+
 	must(t, "put bob", s.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("$2a$10$bob")}))
 	n, err = s.CountLocalUsers(ctx)
 	must(t, "count", err)

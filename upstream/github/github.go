@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,9 +60,13 @@ type Config struct {
 	// HTTPClient makes the token and API requests; a client with a 30 s
 	// timeout if nil.
 	HTTPClient *http.Client
-	// Scopes defaults to read:user and user:email. Without user:email (or
-	// user) the identity carries no email.
+	// Scopes defaults to read:user and user:email, and read:org with
+	// Groups. Without user:email (or user) the identity carries no email.
 	Scopes []string
+	// Groups makes the user's organizations and teams their groups, "org"
+	// and "org/team", read at every login. It needs read:org, which GitHub
+	// shows the person on its consent page: off by default.
+	Groups bool
 	// PKCEKey keys the HMAC that derives a login's PKCE verifier from its
 	// state. A random key is made per process if empty; that breaks logins
 	// that start on one replica (or before a restart) and return to
@@ -76,6 +81,7 @@ type Connector struct {
 	apiURL  string
 	client  *http.Client
 	pkceKey []byte
+	groups  bool
 }
 
 var _ upstream.CallbackConnector = (*Connector)(nil)
@@ -105,6 +111,9 @@ func New(cfg Config) (*Connector, error) {
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = defaultScopes
+		if cfg.Groups {
+			scopes = append(slices.Clone(defaultScopes), "read:org")
+		}
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -132,6 +141,7 @@ func New(cfg Config) (*Connector, error) {
 		apiURL:  apiURL,
 		client:  client,
 		pkceKey: append([]byte(nil), key...),
+		groups:  cfg.Groups,
 	}, nil
 }
 
@@ -246,11 +256,19 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		return identity.User{}, err
 	}
 
+	var groups []string
+	if c.groups {
+		if groups, err = c.readGroups(ctx, tok.AccessToken); err != nil {
+			return identity.User{}, err
+		}
+	}
+
 	name := u.Name
 	if name == "" {
 		name = u.Login
 	}
 	return identity.User{
+		Groups:        groups,
 		ID:            ID + ":" + strconv.FormatInt(u.ID, 10),
 		Upstream:      ID,
 		Username:      u.Login,
@@ -262,14 +280,106 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	}, nil
 }
 
+// maxGroupPages bounds the pages of 100 read of each of /user/orgs and
+// /user/teams: a login never costs more than 2×maxGroupPages requests.
+const maxGroupPages = 10
+
+// readGroups lists the user's organizations ("org") and teams
+// ("org/team"). Any failure fails the login rather than let the user in
+// without groups: tool_policy deny rules and access rules name groups, and
+// a user missing one would get past them.
+func (c *Connector) readGroups(ctx context.Context, token string) ([]string, error) {
+	type org struct {
+		Login string `json:"login"`
+	}
+	orgs, err := getAll[org](ctx, c, token, "/user/orgs")
+	if err != nil {
+		return nil, groupsError(err)
+	}
+	type team struct {
+		Slug         string `json:"slug"`
+		Organization org    `json:"organization"`
+	}
+	teams, err := getAll[team](ctx, c, token, "/user/teams")
+	if err != nil {
+		return nil, groupsError(err)
+	}
+	groups := make([]string, 0, len(orgs)+len(teams))
+	for _, o := range orgs {
+		if o.Login != "" {
+			groups = append(groups, o.Login)
+		}
+	}
+	for _, t := range teams {
+		if t.Slug != "" && t.Organization.Login != "" {
+			groups = append(groups, t.Organization.Login+"/"+t.Slug)
+		}
+	}
+	return groups, nil
+}
+
+func groupsError(err error) error {
+	if errors.Is(err, errNoAccess) {
+		return fmt.Errorf("%w; reading groups needs the read:org scope", err)
+	}
+	return err
+}
+
+// getAll reads every page of a list (100 a page), following the Link
+// header's next URL only when it stays under apiURL: the token goes with
+// each request. More than maxGroupPages pages is an error, not a cut list.
+func getAll[T any](ctx context.Context, c *Connector, token, path string) ([]T, error) {
+	var all []T
+	next := path + "?per_page=100"
+	for range maxGroupPages {
+		var page []T
+		link, err := c.getPage(ctx, token, next, &page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if link == "" {
+			return all, nil
+		}
+		rest, ok := strings.CutPrefix(link, c.apiURL+"/")
+		if !ok {
+			return nil, fmt.Errorf("github: GET %s: next page %q is not under the API URL", path, clip(link))
+		}
+		next = "/" + rest
+	}
+	return nil, fmt.Errorf("github: GET %s: more than %d pages", path, maxGroupPages)
+}
+
+// nextLink is the rel="next" URL of a Link header (RFC 8288), or "".
+func nextLink(h string) string {
+	for _, part := range strings.Split(h, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+		if !ok || !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+			continue
+		}
+		for _, p := range strings.Split(params, ";") {
+			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "rel" && strings.Trim(v, `"`) == "next" {
+				return target[1 : len(target)-1]
+			}
+		}
+	}
+	return ""
+}
+
 // errNoAccess marks a 403 or 404 from the API: the token may not read it.
 var errNoAccess = errors.New("no access")
 
 // get fetches apiURL+path with the token and decodes the JSON answer.
 func (c *Connector) get(ctx context.Context, token, path string, v any) error {
+	_, err := c.getPage(ctx, token, path, v)
+	return err
+}
+
+// getPage is get that also returns the Link header's next page, if any.
+func (c *Connector) getPage(ctx context.Context, token, path string, v any) (next string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.apiURL+path, nil)
 	if err != nil {
-		return fmt.Errorf("github: GET %s: %w", path, err)
+		return "", fmt.Errorf("github: GET %s: %w", path, err)
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("X-GitHub-Api-Version", apiVersion)
@@ -277,15 +387,15 @@ func (c *Connector) get(ctx context.Context, token, path string, v any) error {
 	resp, err := c.client.Do(req)
 	if err != nil {
 		// *url.Error names the URL, which holds no secret.
-		return fmt.Errorf("github: GET %s: %w", path, err)
+		return "", fmt.Errorf("github: GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return fmt.Errorf("github: GET %s: read: %w", path, err)
+		return "", fmt.Errorf("github: GET %s: read: %w", path, err)
 	}
 	if len(body) > maxBody {
-		return fmt.Errorf("github: GET %s: response larger than %d bytes", path, maxBody)
+		return "", fmt.Errorf("github: GET %s: response larger than %d bytes", path, maxBody)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -296,12 +406,12 @@ func (c *Connector) get(ctx context.Context, token, path string, v any) error {
 		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound {
 			err = fmt.Errorf("%w (%w)", err, errNoAccess)
 		}
-		return err
+		return "", err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("github: GET %s: decode: %w", path, err)
+		return "", fmt.Errorf("github: GET %s: decode: %w", path, err)
 	}
-	return nil
+	return nextLink(resp.Header.Get("Link")), nil
 }
 
 // tokenError reduces an x/oauth2 error to what is safe to log.

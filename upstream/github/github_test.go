@@ -3,9 +3,11 @@ package github_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -455,4 +457,76 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("default LoginURL = %q, want it under %s", u, github.DefaultAuthURL)
 	}
 	var _ upstream.CallbackConnector = c
+}
+
+// With Groups, the user's organizations and teams are groups ("org" and
+// "org/team"), past the first page of each list; the login URL then asks
+// for read:org, which it does not without.
+func TestGroups(t *testing.T) {
+	u := octocat
+	for i := range 105 {
+		u.Orgs = append(u.Orgs, fmt.Sprintf("org%03d", i))
+	}
+	u.Teams = []githubtest.Team{{Org: "org000", Slug: "platform"}, {Org: "acme", Slug: "sre"}}
+	e := newEnv(t, u)
+	if strings.Contains(e.conn.LoginURL("s", callback), "read%3Aorg") {
+		t.Error("the login URL asks for read:org without Groups, want only read:user and user:email")
+	}
+	c := e.connector(github.Config{Groups: true})
+	if !strings.Contains(c.LoginURL("s", callback), "read%3Aorg") {
+		t.Errorf("the login URL %s lacks read:org with Groups", c.LoginURL("s", callback))
+	}
+	got, err := e.login(c)
+	if err != nil {
+		t.Fatalf("login: %v, want success", err)
+	}
+	want := append(slices.Clone(u.Orgs), "org000/platform", "acme/sre")
+	if !slices.Equal(got.Groups, want) {
+		t.Errorf("groups: %d %q…, want the %d orgs and the 2 teams", len(got.Groups), got.Groups[min(len(got.Groups), 100):], len(want))
+	}
+	if got, err := e.login(e.conn); err != nil || got.Groups != nil {
+		t.Errorf("login without Groups: groups %q, %v; want none", got.Groups, err)
+	}
+}
+
+// A failure reading the groups fails the login: a user let in without
+// their groups would dodge the deny rules of tool_policy that name them.
+func TestGroupsErrorFailsLogin(t *testing.T) {
+	e := newEnv(t, octocat)
+	c := e.connector(github.Config{Groups: true, Scopes: []string{"read:user", "user:email"}})
+	_, err := e.login(c)
+	if err == nil || !strings.Contains(err.Error(), "/user/orgs") || !strings.Contains(err.Error(), "read:org") {
+		t.Errorf("login with groups but a token without read:org: %v, want an error naming /user/orgs and read:org", err)
+	}
+}
+
+// linkRewriter points the Link header of /user/orgs elsewhere and records
+// every host the connector sends a request to.
+type linkRewriter struct {
+	next  http.RoundTripper
+	hosts []string
+}
+
+func (l *linkRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.hosts = append(l.hosts, r.URL.Host)
+	resp, err := l.next.RoundTrip(r)
+	if err == nil && r.URL.Path == "/user/orgs" {
+		resp.Header.Set("Link", `<https://evil.example/user/orgs?per_page=100&page=2>; rel="next"`)
+	}
+	return resp, err
+}
+
+// The token goes with every page, so a next page away from the API URL is
+// refused, not fetched.
+func TestGroupsNextPageStaysAtTheAPI(t *testing.T) {
+	e := newEnv(t, octocat)
+	lr := &linkRewriter{next: e.fake.Client().Transport}
+	c := e.connector(github.Config{Groups: true, HTTPClient: &http.Client{Transport: lr}})
+	_, err := e.login(c)
+	if err == nil || !strings.Contains(err.Error(), "not under the API URL") {
+		t.Errorf("login with a next page at another host: %v, want an error saying it is not under the API URL", err)
+	}
+	if slices.Contains(lr.hosts, "evil.example") {
+		t.Error("the connector sent a request to evil.example, want none")
+	}
 }

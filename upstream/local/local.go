@@ -152,6 +152,67 @@ func ParseUserSpec(spec string) (name, password string, err error) {
 	return name, password, nil
 }
 
+// maxGroupLen bounds one group name; maxGroups the groups of one account.
+const (
+	maxGroupLen = 128
+	maxGroups   = 100
+)
+
+// ValidGroup reports whether g can be a local account's group: 1 to 128 of
+// A-Z a-z 0-9 . _ @ - /, so that it never holds the separators of a spec
+// (, + [ ] :) nor of X-Forwarded-Groups, and "org/team" names, as GitHub's
+// groups are written, are possible.
+func ValidGroup(g string) bool {
+	if len(g) == 0 || len(g) > maxGroupLen {
+		return false
+	}
+	for i := 0; i < len(g); i++ {
+		if g[i] != '/' && !ValidName(g[i:i+1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseUserSpecGroups parses "NAME:PASSWORD" as ParseUserSpec does, or
+// "NAME[GROUPS]:PASSWORD", GROUPS separated by "," or "+" (the form for
+// MCPGATE_LOCAL_USERS, whose items are split at commas). The groups sit
+// with the name because any text after the first colon is already a valid
+// password ("alice:pw:admins" is the password "pw:admins"), while brackets
+// were never valid in a name, so no spec that worked before changes
+// meaning. Duplicate groups are dropped; errors never quote the password.
+func ParseUserSpecGroups(spec string) (name, password string, groups []string, err error) {
+	head, rest, _ := strings.Cut(spec, ":")
+	open := strings.IndexByte(head, '[')
+	if open < 0 {
+		name, password, err = ParseUserSpec(spec)
+		return name, password, nil, err
+	}
+	name, list := head[:open], head[open+1:]
+	inner, ok := strings.CutSuffix(list, "]")
+	if !ok || strings.ContainsAny(inner, "[]") {
+		return "", "", nil, fmt.Errorf("local: user spec %q: want NAME[GROUP,GROUP]:PASSWORD", head)
+	}
+	for _, g := range strings.Split(strings.ReplaceAll(inner, "+", ","), ",") {
+		if !ValidGroup(g) {
+			return "", "", nil, fmt.Errorf("local: user spec %q: invalid group %q: want 1-%d characters of A-Z a-z 0-9 . _ @ - /", head, g, maxGroupLen)
+		}
+		if !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) > maxGroups {
+		return "", "", nil, fmt.Errorf("local: user spec %q: more than %d groups", name, maxGroups)
+	}
+	if !strings.Contains(spec, ":") {
+		return "", "", nil, errors.New("local: user spec must be NAME[GROUPS]:PASSWORD")
+	}
+	if name, password, err = ParseUserSpec(name + ":" + rest); err != nil {
+		return "", "", nil, err
+	}
+	return name, password, groups, nil
+}
+
 func isBcryptHash(s string) bool {
 	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
 }
@@ -171,12 +232,21 @@ func checkPassword(p string) error {
 	return nil
 }
 
-// SetUser creates or replaces the account name. passwordOrHash is either a
-// clear password, hashed here with bcrypt.DefaultCost, or a bcrypt hash,
-// stored as it is (see ParseUserSpec).
-func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string) error {
+// SetUser creates or replaces the account name, with groups (see
+// ValidGroup) that replace any it had. passwordOrHash is either a clear
+// password, hashed here with bcrypt.DefaultCost, or a bcrypt hash, stored as
+// it is (see ParseUserSpec).
+func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string, groups ...string) error {
 	if !ValidName(name) {
 		return fmt.Errorf("local: set user: invalid name %q", name)
+	}
+	if len(groups) > maxGroups {
+		return fmt.Errorf("local: set user %q: more than %d groups", name, maxGroups)
+	}
+	for _, g := range groups {
+		if !ValidGroup(g) {
+			return fmt.Errorf("local: set user %q: invalid group %q", name, g)
+		}
 	}
 	if err := checkPassword(passwordOrHash); err != nil {
 		return fmt.Errorf("local: set user %q: %w", name, err)
@@ -196,10 +266,10 @@ func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string) er
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
-	if err := c.users.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: hash, CreatedAt: created}); err != nil {
+	if err := c.users.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created}); err != nil {
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
-	c.log.InfoContext(ctx, "local user set", "user", name)
+	c.log.InfoContext(ctx, "local user set", "user", name, "groups", groups)
 	return nil
 }
 
@@ -241,6 +311,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (ident
 	}
 
 	hash, reason, known := dummyHash, "", false
+	var groups []string
 	switch {
 	case !ValidName(username):
 		reason = "invalid username"
@@ -252,7 +323,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (ident
 		u, err := c.users.GetLocalUser(ctx, username)
 		switch {
 		case err == nil:
-			hash, known = u.PasswordHash, true
+			hash, known, groups = u.PasswordHash, true, u.Groups
 		case errors.Is(err, store.ErrNotFound):
 			reason = "unknown user"
 		default:
@@ -267,6 +338,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (ident
 			Upstream: ID,
 			Username: username,
 			Name:     username,
+			Groups:   groups,
 		}, nil
 	}
 	if reason == "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,7 @@ func (f *fakeUsers) GetLocalUser(_ context.Context, name string) (*store.LocalUs
 		return nil, fmt.Errorf("fake: local user %q: %w", name, store.ErrNotFound)
 	}
 	u.PasswordHash = bytes.Clone(u.PasswordHash)
+	u.Groups = slices.Clone(u.Groups)
 	return &u, nil
 }
 
@@ -562,4 +564,83 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestParseUserSpecGroups(t *testing.T) {
+	t.Parallel()
+	hash := fastHash(t, "pw")
+	tests := []struct {
+		spec, name, password string
+		groups               []string
+		ok                   bool
+	}{
+		// Without brackets, exactly ParseUserSpec: colons and commas
+		// belong to the password.
+		{"alice:secret", "alice", "secret", nil, true},
+		{"alice:se:cr:et", "alice", "se:cr:et", nil, true},
+		{"alice:pw1,carol:pw2", "alice", "pw1,carol:pw2", nil, true},
+		{"alice[admins,devs]:PW", "alice", "PW", []string{"admins", "devs"}, true},
+		{"alice[admins+devs]:PW", "alice", "PW", []string{"admins", "devs"}, true},
+		{"alice[admins]:p:w,x", "alice", "p:w,x", []string{"admins"}, true},
+		{"alice[acme/platform,acme]:pw", "alice", "pw", []string{"acme/platform", "acme"}, true},
+		{"alice[devs,devs]:pw", "alice", "pw", []string{"devs"}, true},
+		{"bob[ops]:" + hash, "bob", hash, []string{"ops"}, true},
+
+		{"alice[]:pw", "", "", nil, false},
+		{"alice[admins,,devs]:pw", "", "", nil, false},
+		{"alice[admins:pw", "", "", nil, false},
+		{"alice[a]b]:pw", "", "", nil, false},
+		{"alice[a b]:pw", "", "", nil, false},
+		{"[admins]:pw", "", "", nil, false},
+		{"alice[admins]", "", "", nil, false},
+		{"alice[admins]:", "", "", nil, false},
+		{"alice[" + strings.Repeat("g", 129) + "]:pw", "", "", nil, false},
+		{"alice[admins]:" + strings.Repeat("p", 73), "", "", nil, false},
+	}
+	for _, tt := range tests {
+		name, password, groups, err := ParseUserSpecGroups(tt.spec)
+		if (err == nil) != tt.ok {
+			t.Errorf("ParseUserSpecGroups(%q) error = %v, want ok=%v", tt.spec, err, tt.ok)
+			continue
+		}
+		if err != nil {
+			if _, pw, _ := strings.Cut(tt.spec, ":"); pw != "" && strings.Contains(err.Error(), pw) {
+				t.Errorf("ParseUserSpecGroups(%q) error %q quotes the password, want it left out", tt.spec, err)
+			}
+			continue
+		}
+		if name != tt.name || password != tt.password || !slices.Equal(groups, tt.groups) {
+			t.Errorf("ParseUserSpecGroups(%q) = %q, %q, %q; want %q, %q, %q", tt.spec, name, password, groups, tt.name, tt.password, tt.groups)
+		}
+	}
+}
+
+// The groups given to SetUser are the user's at login, stored with the
+// account; setting the user again replaces them.
+func TestLoginGroups(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, users, _ := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "pw"), "admins", "devs"); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := users.GetLocalUser(ctx, "alice"); !slices.Equal(u.Groups, []string{"admins", "devs"}) {
+		t.Errorf("stored groups %q, want [admins devs]", u.Groups)
+	}
+	got, err := c.Login(ctx, "alice", "pw")
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if !slices.Equal(got.Groups, []string{"admins", "devs"}) {
+		t.Errorf("Login groups %q, want [admins devs]", got.Groups)
+	}
+	if err := c.SetUser(ctx, "alice", fastHash(t, "pw")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Login(ctx, "alice", "pw"); err != nil || got.Groups != nil {
+		t.Errorf("Login after SetUser without groups = %q, %v; want no groups", got.Groups, err)
+	}
+	if err := c.SetUser(ctx, "alice", "pw", "bad group"); err == nil {
+		t.Error("SetUser with the group \"bad group\" succeeded, want an error")
+	}
 }

@@ -28,5 +28,14 @@
 // "https://example.com/groups" work too. The email is kept only when
 // email_verified is true: downstream servers may trust it.
 //
+// Two provider-specific checks apply to the verified ID token when
+// configured. HostedDomains (Google) requires its hd claim to be one of the
+// domains: the hd authorization parameter is only a hint the person can
+// edit. TenantIssuer (Entra ID) accepts a discovery issuer with a
+// {tenantid} placeholder, as the common and organizations endpoints
+// publish. That issuer is no token's iss, so go-oidc's issuer check gives
+// way to the connector's own: iss must be the placeholder filled with the
+// token's tid, and tid one of AllowedTenants when that list is set.
+//
 // Users are "<name>:<sub>", so two providers' subjects never collide.
 package oidc

@@ -81,6 +81,18 @@ type Config struct {
 	// HTTPClient makes the discovery, key, token and userinfo requests; a
 	// client with a 30 s timeout if nil.
 	HTTPClient *http.Client
+	// HostedDomains restrict logins to these Google Workspace domains: sent
+	// upstream as hd (the domain, or * for several) and checked in the ID
+	// token's hd claim, since the parameter alone is a hint the person can
+	// edit.
+	HostedDomains []string
+	// TenantIssuer accepts a discovery issuer with Entra ID's {tenantid}
+	// placeholder (the common and organizations endpoints): each ID token's
+	// iss must then be that issuer filled with the token's tid.
+	TenantIssuer bool
+	// AllowedTenants, when not empty, are the only tids an ID token may
+	// carry.
+	AllowedTenants []string
 	// Key keys the HMAC that derives a login's PKCE verifier and nonce from
 	// its state (see the package doc). A random key is made per process if
 	// empty; replicas without sticky sessions should share 32 random bytes.
@@ -97,6 +109,11 @@ type Connector struct {
 	authParams    []oauth2.AuthCodeOption
 	client        *http.Client
 	key           []byte
+	hostedDomains []string
+	// tenantIssuer is the discovery issuer with its {tenantid}
+	// placeholder; empty for a provider of one issuer.
+	tenantIssuer   string
+	allowedTenants []string
 }
 
 var _ upstream.CallbackConnector = (*Connector)(nil)
@@ -130,9 +147,14 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	}
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 30*time.Second)
 	defer cancel()
-	provider, err := oidc.NewProvider(dctx, cfg.Issuer)
+	provider, tenantIssuer, err := discover(dctx, cfg.Issuer, cfg.TenantIssuer)
 	if err != nil {
 		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, discoveryError(err))
+	}
+	if len(cfg.HostedDomains) > 0 {
+		if _, set := cfg.AuthParams["hd"]; !set {
+			params = append(params, oauth2.SetAuthURLParam("hd", hostedDomainParam(cfg.HostedDomains)))
+		}
 	}
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
@@ -168,11 +190,14 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		provider: provider,
 		// go-oidc checks the signature, iss, aud (string or array) and exp;
 		// the nonce is ours to check.
-		verifier:   provider.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
-		claims:     cfg.Claims.withDefaults(),
-		authParams: params,
-		client:     client,
-		key:        append([]byte(nil), key...),
+		verifier:       provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: tenantIssuer != ""}),
+		claims:         cfg.Claims.withDefaults(),
+		authParams:     params,
+		client:         client,
+		key:            append([]byte(nil), key...),
+		hostedDomains:  lower(cfg.HostedDomains),
+		tenantIssuer:   tenantIssuer,
+		allowedTenants: slices.Clone(cfg.AllowedTenants),
 	}, nil
 }
 
@@ -287,6 +312,9 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return identity.User{}, fmt.Errorf("%s: ID token claims: %w", c.name, err)
+	}
+	if err := c.checkRestrictions(idt.Issuer, claims); err != nil {
+		return identity.User{}, fmt.Errorf("%s: ID token: %w", c.name, err)
 	}
 	if c.needUserinfo(claims) {
 		if err := c.mergeUserinfo(ctx, tok, idt.Subject, claims); err != nil {

@@ -360,3 +360,102 @@ func TestAuthParams(t *testing.T) {
 		}
 	}
 }
+
+// profile is an ID token's claims with every claim the connector maps, so
+// that no userinfo call is made, and extra's.
+func profile(extra map[string]any) map[string]any {
+	c := map[string]any{"preferred_username": "jane", "name": "J", "email": "j@x.example", "email_verified": true, "groups": []string{}}
+	for k, v := range extra {
+		c[k] = v
+	}
+	return c
+}
+
+// Google's hosted domain goes upstream as hd and is checked in the ID
+// token: hd at the authorization request is only a hint the person can
+// edit, so a token without hd or with another domain is refused.
+func TestHostedDomain(t *testing.T) {
+	f := newFakeIdP(t)
+	one := f.connector(t, func(c *oidc.Config) { c.HostedDomains = []string{"example.com"} })
+	if u, _ := url.Parse(one.LoginURL("s", callback)); u.Query().Get("hd") != "example.com" {
+		t.Errorf("login URL %s: want hd=example.com", u)
+	}
+	two := f.connector(t, func(c *oidc.Config) { c.HostedDomains = []string{"example.com", "example.org"} })
+	if u, _ := url.Parse(two.LoginURL("s", callback)); u.Query().Get("hd") != "*" {
+		t.Errorf("login URL %s: want hd=* for several domains", u)
+	}
+	for _, tc := range []struct {
+		hd   any
+		c    *oidc.Connector
+		want string // "" for refused
+	}{
+		{"example.com", one, "example.com"},
+		{"example.org", two, "example.org"},
+		{"example.org", one, ""},
+		{"EXAMPLE.COM", one, "example.com"},
+		{nil, one, ""},
+		{[]string{"example.com"}, one, ""},
+	} {
+		f.idClaims = profile(map[string]any{"hd": tc.hd})
+		got, err := f.login(t, tc.c)
+		if tc.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "hosted domain") {
+				t.Errorf("hd %v: %s, %v; want refused for its hosted domain", tc.hd, got, err)
+			}
+		} else if err != nil {
+			t.Errorf("hd %v: %v", tc.hd, err)
+		}
+	}
+	f.idClaims = profile(nil)
+	if _, err := f.login(t, f.connector(t, nil)); err != nil {
+		t.Errorf("without hosted domains a token without hd: %v", err)
+	}
+}
+
+// Entra's multi-tenant endpoints publish an issuer with a {tenantid}
+// placeholder: each ID token's iss must be that issuer with the token's
+// own tid, and tid among the allowed tenants when there is a list.
+func TestTenantIssuer(t *testing.T) {
+	f := newFakeIdP(t)
+	f.issuer = f.srv.URL + "/{tenantid}/v2.0"
+	if _, err := oidc.New(context.Background(), oidc.Config{Issuer: f.srv.URL, ClientID: "client-1", HTTPClient: f.srv.Client()}); err == nil {
+		t.Fatal("a placeholder issuer accepted without TenantIssuer")
+	}
+	c := f.connector(t, func(c *oidc.Config) { c.TenantIssuer = true })
+	tenant := func(tid any, iss string) { f.idClaims = profile(map[string]any{"tid": tid, "iss": iss}) }
+	tenant("t1", f.srv.URL+"/t1/v2.0")
+	if got, err := f.login(t, c); err != nil || !strings.Contains(got, `"sub":"oidc:248289761001"`) {
+		t.Fatalf("token of tenant t1: %s, %v", got, err)
+	}
+	for name, set := range map[string]func(){
+		"another tenant's iss": func() { tenant("t1", f.srv.URL+"/t2/v2.0") },
+		"no tid":               func() { tenant(nil, f.srv.URL+"/t1/v2.0") },
+		"empty tid":            func() { tenant("", f.srv.URL+"//v2.0") },
+		"tid not a string":     func() { tenant(7, f.srv.URL+"/7/v2.0") },
+		"placeholder as iss":   func() { tenant("{tenantid}", f.srv.URL+"/{tenantid}/v2.0") },
+		"tid with a slash":     func() { tenant("a/b", f.srv.URL+"/a/b/v2.0") },
+	} {
+		set()
+		if got, err := f.login(t, c); err == nil || !strings.Contains(err.Error(), "tenant") {
+			t.Errorf("%s: %s, %v; want refused", name, got, err)
+		}
+	}
+	only := f.connector(t, func(c *oidc.Config) { c.TenantIssuer, c.AllowedTenants = true, []string{"t2"} })
+	tenant("t1", f.srv.URL+"/t1/v2.0")
+	if _, err := f.login(t, only); err == nil || !strings.Contains(err.Error(), "not allowed") {
+		t.Errorf("tenant t1 outside the allowed t2: %v, want refused", err)
+	}
+	tenant("t2", f.srv.URL+"/t2/v2.0")
+	if _, err := f.login(t, only); err != nil {
+		t.Errorf("allowed tenant t2: %v", err)
+	}
+	// A single-tenant issuer is checked exactly as ever with TenantIssuer.
+	f.issuer, f.idClaims = "", profile(map[string]any{"tid": "t1"})
+	if _, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.TenantIssuer = true })); err != nil {
+		t.Errorf("single-tenant issuer: %v", err)
+	}
+	f.idClaims = profile(map[string]any{"tid": "t1", "iss": f.srv.URL + "/x"})
+	if _, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.TenantIssuer = true })); err == nil {
+		t.Error("single-tenant issuer: another iss accepted")
+	}
+}

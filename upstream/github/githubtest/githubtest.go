@@ -48,6 +48,17 @@ type User struct {
 	// AvatarURL defaults to https://avatars.githubusercontent.com/u/{id}?v=4.
 	AvatarURL string
 	Emails    []Email
+	// Orgs are the logins of the organizations the user belongs to (GET
+	// /user/orgs); Teams the teams (GET /user/teams). Both need the token
+	// to carry read:org (or user, or admin:org).
+	Orgs  []string
+	Teams []Team
+}
+
+// Team is a team the user is on: its organization's login and its slug.
+type Team struct {
+	Org  string
+	Slug string
 }
 
 // Server is a running fake. Its methods are safe for concurrent use.
@@ -101,6 +112,8 @@ func NewServer(t testing.TB, clientID, clientSecret string) *Server {
 	mux.HandleFunc("POST /login/oauth/access_token", s.accessToken)
 	mux.HandleFunc("GET /user", s.user)
 	mux.HandleFunc("GET /user/emails", s.emails)
+	mux.HandleFunc("GET /user/orgs", s.orgs)
+	mux.HandleFunc("GET /user/teams", s.teams)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest")
 	})
@@ -360,6 +373,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*User, *a
 	}
 	u := *s.users[tok.userID]
 	u.Emails = slices.Clone(u.Emails)
+	u.Orgs = slices.Clone(u.Orgs)
+	u.Teams = slices.Clone(u.Teams)
 	t := *tok
 	w.Header().Set("X-OAuth-Scopes", strings.Join(tok.scopes, ", "))
 	w.Header().Set("X-GitHub-Api-Version-Selected", APIVersion)
@@ -453,6 +468,72 @@ func (s *Server) emails(w http.ResponseWriter, r *http.Request) {
 		link := func(p int) string {
 			return fmt.Sprintf("<%s/user/emails?per_page=%d&page=%d>", s.URL, perPage, p)
 		}
+		w.Header().Set("Link", link(page+1)+`; rel="next", `+link(last)+`; rel="last"`)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// orgs is GET /user/orgs, paged like emails. GitHub lists only public
+// memberships to a token without read:org; the fake answers 403 instead,
+// so that a connector asking for groups without the scope fails visibly.
+func (s *Server) orgs(w http.ResponseWriter, r *http.Request) {
+	u, _, ok := s.orgScope(w, r, "https://docs.github.com/rest/orgs/orgs#list-organizations-for-the-authenticated-user")
+	if !ok {
+		return
+	}
+	out := make([]any, len(u.Orgs))
+	for i, o := range u.Orgs {
+		out[i] = map[string]any{"login": o, "id": 1000 + i, "url": s.URL + "/orgs/" + o, "description": nil}
+	}
+	s.page(w, r, "/user/orgs", out)
+}
+
+// teams is GET /user/teams, paged like emails.
+func (s *Server) teams(w http.ResponseWriter, r *http.Request) {
+	u, _, ok := s.orgScope(w, r, "https://docs.github.com/rest/teams/teams#list-teams-for-the-authenticated-user")
+	if !ok {
+		return
+	}
+	out := make([]any, len(u.Teams))
+	for i, t := range u.Teams {
+		out[i] = map[string]any{
+			"id": 2000 + i, "slug": t.Slug, "name": t.Slug, "privacy": "closed",
+			"organization": map[string]any{"login": t.Org, "url": s.URL + "/orgs/" + t.Org},
+		}
+	}
+	s.page(w, r, "/user/teams", out)
+}
+
+// orgScope authenticates a request that needs read:org, user or admin:org.
+func (s *Server) orgScope(w http.ResponseWriter, r *http.Request, doc string) (*User, *accessToken, bool) {
+	u, tok, ok := s.authenticate(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	w.Header().Set("X-Accepted-OAuth-Scopes", "admin:org, read:org, repo, user, write:org")
+	if !slices.Contains(tok.scopes, "read:org") && !slices.Contains(tok.scopes, "user") && !slices.Contains(tok.scopes, "admin:org") {
+		writeAPIError(w, http.StatusForbidden, "You need at least read:org scope or user scope to list your organizations.", doc)
+		return nil, nil, false
+	}
+	return u, tok, true
+}
+
+// page writes the page of items that per_page (default 30, at most 100)
+// and page select, with GitHub's Link header when more pages follow.
+func (s *Server) page(w http.ResponseWriter, r *http.Request, path string, items []any) {
+	perPage, page := 30, 1
+	if v, err := strconv.Atoi(r.URL.Query().Get("per_page")); err == nil && v > 0 {
+		perPage = min(v, 100)
+	}
+	if v, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil && v > 0 {
+		page = v
+	}
+	out := []any{}
+	for i := (page - 1) * perPage; i < len(items) && i < page*perPage; i++ {
+		out = append(out, items[i])
+	}
+	if last := (len(items) + perPage - 1) / perPage; page < last {
+		link := func(p int) string { return fmt.Sprintf("<%s%s?per_page=%d&page=%d>", s.URL, path, perPage, p) }
 		w.Header().Set("Link", link(page+1)+`; rel="next", `+link(last)+`; rel="last"`)
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -1,0 +1,80 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// tenantPlaceholder is how Entra ID's multi-tenant discovery documents
+// name the tenant in their issuer.
+const tenantPlaceholder = "{tenantid}"
+
+// discover fetches the discovery document. With tenants, a document whose
+// issuer differs from the configured one only by the {tenantid}
+// placeholder is accepted, and that issuer is returned: the configured URL
+// (…/common/v2.0) is not what any token will carry.
+func discover(ctx context.Context, issuer string, tenants bool) (*oidc.Provider, string, error) {
+	provider, err := oidc.NewProvider(ctx, issuer)
+	var mm *oidc.IssuerMismatchError
+	if !tenants || !errors.As(err, &mm) || !strings.Contains(mm.Discovered, tenantPlaceholder) {
+		return provider, "", err
+	}
+	provider, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(ctx, mm.Discovered), issuer)
+	if err != nil {
+		return nil, "", err
+	}
+	return provider, mm.Discovered, nil
+}
+
+// hostedDomainParam is Google's hd parameter: one domain preselects it;
+// with several, "*" asks for any Workspace account and the ID token's hd
+// claim decides.
+func hostedDomainParam(domains []string) string {
+	if len(domains) == 1 {
+		return domains[0]
+	}
+	return "*"
+}
+
+func lower(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, strings.ToLower(s))
+	}
+	return out
+}
+
+// checkRestrictions applies the hosted domain and tenant rules to a
+// verified ID token's claims.
+func (c *Connector) checkRestrictions(iss string, claims map[string]any) error {
+	if len(c.hostedDomains) > 0 {
+		hd, _ := claims["hd"].(string)
+		if !slices.Contains(c.hostedDomains, strings.ToLower(hd)) {
+			if hd == "" {
+				return errors.New("no hosted domain (hd): not an account of an allowed Google Workspace domain")
+			}
+			return fmt.Errorf("hosted domain %q is not allowed", clip(hd))
+		}
+	}
+	if c.tenantIssuer == "" && len(c.allowedTenants) == 0 {
+		return nil
+	}
+	tid, _ := claims["tid"].(string)
+	if tid == "" || strings.ContainsAny(tid, "/{}?#") {
+		return errors.New("no usable tenant (tid) claim")
+	}
+	// go-oidc skipped its iss check for a placeholder issuer: this is it,
+	// so that one tenant's token never passes for another's.
+	if c.tenantIssuer != "" && iss != strings.ReplaceAll(c.tenantIssuer, tenantPlaceholder, tid) {
+		return fmt.Errorf("issuer %q is not the issuer of its tenant %q", clip(iss), clip(tid))
+	}
+	if len(c.allowedTenants) > 0 && !slices.Contains(c.allowedTenants, tid) {
+		return fmt.Errorf("tenant %q is not allowed", clip(tid))
+	}
+	return nil
+}
