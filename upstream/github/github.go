@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -202,9 +201,9 @@ func (c *Connector) LoginURL(state, callbackURL string) string {
 func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error) {
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		err := fmt.Errorf("github: authorization failed: %s: %s", clip(e), clip(q.Get("error_description")))
+		err := fmt.Errorf("github: authorization failed: %s: %s", upstream.Clip(e), upstream.Clip(q.Get("error_description")))
 		if e == "access_denied" {
-			err = fmt.Errorf("%w (%s)", ErrAccessDenied, clip(q.Get("error_description")))
+			err = fmt.Errorf("%w (%s)", ErrAccessDenied, upstream.Clip(q.Get("error_description")))
 		}
 		return identity.User{}, err
 	}
@@ -216,7 +215,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.client)
 	tok, err := c.config(callbackURL).Exchange(ctx, code, oauth2.VerifierOption(c.verifier(q.Get("state"))))
 	if err != nil {
-		return identity.User{}, fmt.Errorf("github: exchange code: %w", tokenError(err))
+		return identity.User{}, fmt.Errorf("github: exchange code: %w", upstream.TokenError(err))
 	}
 
 	var u struct {
@@ -343,7 +342,7 @@ func getAll[T any](ctx context.Context, c *Connector, token, path string) ([]T, 
 		}
 		rest, ok := strings.CutPrefix(link, c.apiURL+"/")
 		if !ok {
-			return nil, fmt.Errorf("github: GET %s: next page %q is not under the API URL", path, clip(link))
+			return nil, fmt.Errorf("github: GET %s: next page %q is not under the API URL", path, upstream.Clip(link))
 		}
 		next = "/" + rest
 	}
@@ -402,7 +401,7 @@ func (c *Connector) getPage(ctx context.Context, token, path string, v any) (nex
 			Message string `json:"message"`
 		}
 		json.Unmarshal(body, &e)
-		err := fmt.Errorf("github: GET %s: %s: %s", path, resp.Status, clip(e.Message))
+		err := fmt.Errorf("github: GET %s: %s: %s", path, resp.Status, upstream.Clip(e.Message))
 		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound {
 			err = fmt.Errorf("%w (%w)", err, errNoAccess)
 		}
@@ -412,35 +411,4 @@ func (c *Connector) getPage(ctx context.Context, token, path string, v any) (nex
 		return "", fmt.Errorf("github: GET %s: decode: %w", path, err)
 	}
 	return nextLink(resp.Header.Get("Link")), nil
-}
-
-// tokenError reduces an x/oauth2 error to what is safe to log.
-// RetrieveError's message quotes the whole response body; GitHub's error
-// bodies carry no secret, but a success body that x/oauth2 could not use
-// would carry the access token, so only the error fields are kept.
-func tokenError(err error) error {
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) {
-		return err
-	}
-	if re.ErrorCode != "" {
-		return fmt.Errorf("%s: %s", clip(re.ErrorCode), clip(re.ErrorDescription))
-	}
-	status := "no response"
-	if re.Response != nil {
-		status = re.Response.Status
-	}
-	return fmt.Errorf("token endpoint answered %s", status)
-}
-
-// clip bounds text that came from the network before it reaches a log.
-func clip(s string) string {
-	n := 200
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

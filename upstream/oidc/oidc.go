@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -212,7 +211,7 @@ func discoveryError(err error) error {
 	if i := strings.Index(msg, ": "); i > 0 && msg[0] >= '1' && msg[0] <= '5' {
 		msg = msg[:i] + " (not a discovery document)" // "404 Not Found: <body>"
 	}
-	return errors.New(clip(msg))
+	return errors.New(upstream.Clip(msg))
 }
 
 // authStyle picks how the client authenticates at the token endpoint
@@ -279,9 +278,9 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
 		if e == "access_denied" {
-			return identity.User{}, fmt.Errorf("%w (%s)", ErrAccessDenied, clip(q.Get("error_description")))
+			return identity.User{}, fmt.Errorf("%w (%s)", ErrAccessDenied, upstream.Clip(q.Get("error_description")))
 		}
-		return identity.User{}, fmt.Errorf("%s: authorization failed: %s: %s", c.name, clip(e), clip(q.Get("error_description")))
+		return identity.User{}, fmt.Errorf("%s: authorization failed: %s: %s", c.name, upstream.Clip(e), upstream.Clip(q.Get("error_description")))
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -291,7 +290,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	ctx = oidc.ClientContext(ctx, c.client)
 	tok, err := c.config(callbackURL).Exchange(ctx, code, oauth2.VerifierOption(c.derive("pkce", state)))
 	if err != nil {
-		return identity.User{}, fmt.Errorf("%s: exchange code: %w", c.name, tokenError(err))
+		return identity.User{}, fmt.Errorf("%s: exchange code: %w", c.name, upstream.TokenError(err))
 	}
 	keepToken(ctx, tok)
 	raw, _ := tok.Extra("id_token").(string)
@@ -347,7 +346,7 @@ func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub st
 	}
 	// Core §5.3.2: a response for another subject must not be used.
 	if ui.Subject != sub {
-		return fmt.Errorf("%s: userinfo: sub %q differs from the ID token's", c.name, clip(ui.Subject))
+		return fmt.Errorf("%s: userinfo: sub %q differs from the ID token's", c.name, upstream.Clip(ui.Subject))
 	}
 	var extra map[string]any
 	if err := ui.Claims(&extra); err != nil {
@@ -359,33 +358,4 @@ func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub st
 		}
 	}
 	return nil
-}
-
-// tokenError reduces an x/oauth2 error to what is safe to log: a body that
-// x/oauth2 could not use may carry a token, so only the error fields stay.
-func tokenError(err error) error {
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) {
-		return err
-	}
-	if re.ErrorCode != "" {
-		return fmt.Errorf("%s: %s", clip(re.ErrorCode), clip(re.ErrorDescription))
-	}
-	status := "no response"
-	if re.Response != nil {
-		status = re.Response.Status
-	}
-	return fmt.Errorf("token endpoint answered %s", status)
-}
-
-// clip bounds text that came from the network before it reaches a log.
-func clip(s string) string {
-	n := 200
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -51,9 +51,9 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-			return identity.User{}, "", fmt.Errorf("%s: refresh: %w (%s)", c.name, upstream.ErrSessionEnded, clip(re.ErrorDescription))
+			return identity.User{}, "", fmt.Errorf("%s: refresh: %w (%s)", c.name, upstream.ErrSessionEnded, upstream.Clip(re.ErrorDescription))
 		}
-		return identity.User{}, "", fmt.Errorf("%s: refresh: %w", c.name, tokenError(err))
+		return identity.User{}, "", fmt.Errorf("%s: refresh: %w", c.name, upstream.TokenError(err))
 	}
 	claims := map[string]any{}
 	sub := ""

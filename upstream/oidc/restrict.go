@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/mcpgate/mcpgate/upstream"
 )
 
 // tenantPlaceholder is how Entra ID's multi-tenant discovery documents
@@ -58,7 +60,7 @@ func (c *Connector) checkRestrictions(iss string, claims map[string]any) error {
 			if hd == "" {
 				return errors.New("no hosted domain (hd): not an account of an allowed Google Workspace domain")
 			}
-			return fmt.Errorf("hosted domain %q is not allowed", clip(hd))
+			return fmt.Errorf("hosted domain %q is not allowed", upstream.Clip(hd))
 		}
 	}
 	if c.tenantIssuer == "" && len(c.allowedTenants) == 0 {
@@ -71,10 +73,10 @@ func (c *Connector) checkRestrictions(iss string, claims map[string]any) error {
 	// go-oidc skipped its iss check for a placeholder issuer: this is it,
 	// so that one tenant's token never passes for another's.
 	if c.tenantIssuer != "" && iss != strings.ReplaceAll(c.tenantIssuer, tenantPlaceholder, tid) {
-		return fmt.Errorf("issuer %q is not the issuer of its tenant %q", clip(iss), clip(tid))
+		return fmt.Errorf("issuer %q is not the issuer of its tenant %q", upstream.Clip(iss), upstream.Clip(tid))
 	}
 	if len(c.allowedTenants) > 0 && !slices.Contains(c.allowedTenants, tid) {
-		return fmt.Errorf("tenant %q is not allowed", clip(tid))
+		return fmt.Errorf("tenant %q is not allowed", upstream.Clip(tid))
 	}
 	return nil
 }
