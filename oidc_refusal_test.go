@@ -3,6 +3,8 @@ package mcpgate_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -32,7 +34,10 @@ import (
 //   - "aud": the code is redeemed as the provider's other client, so the
 //     provider signs a real ID token whose aud is "other";
 //   - "sig": the ID token's payload is altered (sub changed) and its
-//     signature kept, as an attacker in the middle would.
+//     signature kept, as an attacker in the middle would;
+//   - "hs256": the same claims signed with HS256 keyed by the client
+//     secret, which an attacker who knows it could (algorithm confusion);
+//   - "none": the same claims unsigned (alg none).
 type forger struct {
 	mu   sync.Mutex
 	mode string
@@ -85,17 +90,28 @@ func (f *forger) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	parts := strings.Split(tr["id_token"].(string), ".")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, err
+	b64 := base64.RawURLEncoding.EncodeToString
+	switch mode {
+	case "sig":
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			return nil, err
+		}
+		var claims map[string]any
+		if err := json.Unmarshal(payload, &claims); err != nil {
+			return nil, err
+		}
+		claims["sub"] = "u-someone-else"
+		payload, _ = json.Marshal(claims)
+		parts[1] = b64(payload)
+	case "hs256":
+		parts[0] = b64([]byte(`{"alg":"HS256","kid":"oidctest-1","typ":"JWT"}`))
+		m := hmac.New(sha256.New, []byte("op-secret"))
+		m.Write([]byte(parts[0] + "." + parts[1]))
+		parts[2] = b64(m.Sum(nil))
+	case "none":
+		parts[0], parts[2] = b64([]byte(`{"alg":"none","typ":"JWT"}`)), ""
 	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return nil, err
-	}
-	claims["sub"] = "u-someone-else"
-	payload, _ = json.Marshal(claims)
-	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
 	tr["id_token"] = strings.Join(parts, ".")
 	body, _ = json.Marshal(tr)
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -232,6 +248,8 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 		{name: "wrong aud", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("client_id", "other") }, forge: "aud", log: "audience"},
 		{name: "wrong nonce", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("nonce", "nonce-of-another-login") }, log: "nonce does not match this login"},
 		{name: "wrong signature", sub: "u-staff", password: "sam-pw", forge: "sig", log: "failed to verify signature"},
+		{name: "HS256 with the client secret", sub: "u-staff", password: "sam-pw", forge: "hs256", log: `unexpected signature algorithm \"HS256\"`},
+		{name: "alg none", sub: "u-staff", password: "sam-pw", forge: "none", log: `unexpected signature algorithm \"none\"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forge.set(tc.forge)
