@@ -78,12 +78,18 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, issuer str
 // cookie is created on first use and then kept, so that a second GET of
 // the same page does not invalidate the first form.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, issuer, purpose, binding string) string {
+	return s.csrfMAC(purpose, binding, browserSecret(w, r, issuer))
+}
+
+// browserSecret returns the browser's CSRF cookie, and sets a new one
+// when it has none.
+func browserSecret(w http.ResponseWriter, r *http.Request, issuer string) string {
 	secret, ok := csrfSecret(r, issuer)
 	if !ok {
 		secret = tokens.NewSecret()
 		setCookie(w, issuer, csrfCookie, secret, 0)
 	}
-	return s.csrfMAC(purpose, binding, secret)
+	return secret
 }
 
 // csrfSecret returns the browser's CSRF cookie, if it has one of the
