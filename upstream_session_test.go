@@ -281,3 +281,20 @@ func TestRT3_RecheckOffIssuesFromTheSession(t *testing.T) {
 		t.Fatalf("the same client again, recheck off: ended at %s through %v; want a code from /authorize at once", done, visited)
 	}
 }
+
+// A browser session from a provider the gateway no longer has (removed
+// from the configuration, with the grants it made: they can no longer be
+// checked there) logs nobody in: the browser is asked to choose a login
+// again rather than given a code for a user of a provider that is gone.
+func TestRT3_SessionOfAProviderNoLongerConfigured(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, _ := newRecheckGateway(t, ctx, nil)
+	without := newGateway(t, func(c *mcpgateConfig) { c.Store = g.st }) // the local connector only
+	a := without.newAuth(g.client.ClientID)
+	resp, body := getIn(t, ctx, g.browser, a.URL())
+	if resp.StatusCode != 200 || !strings.Contains(body, `action="/consent"`) || strings.Contains(body, "Signed in as") {
+		t.Fatalf("authorize after the provider was removed: %d %s %s; want the consent page of a browser logged in as nobody",
+			resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}

@@ -47,7 +47,9 @@ func setCookie(w http.ResponseWriter, issuer, base, value string, maxAge int) {
 	})
 }
 
-// session returns the browser's login session, or nil.
+// session returns the browser's login session, or nil. A login through a
+// provider no longer configured counts for nothing, as the grants it made
+// (renewUpstream ends them): the browser logs in again.
 func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	c, err := r.Cookie(cookieName(issuer, sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
@@ -55,6 +57,9 @@ func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	}
 	sess, err := s.store.GetSession(r.Context(), tokens.Hash(c.Value), s.now())
 	if err != nil {
+		return nil
+	}
+	if _, ok := s.connectors[connectorID(sess.User)]; !ok {
 		return nil
 	}
 	return sess

@@ -25,15 +25,20 @@ import (
 
 // rechecked returns the connector user logged in with when its grants are
 // rechecked at the provider, or nil: local accounts, GitHub, or the
-// recheck turned off, whose sessions issue grants as before. The user ID's
-// prefix names the connector, as it names the user.
+// recheck turned off, whose sessions issue grants as before.
 func (s *Server) rechecked(user identity.User) upstream.RefreshingConnector {
 	if s.opts.UpstreamRecheck <= 0 {
 		return nil
 	}
-	id, _, _ := strings.Cut(user.ID, ":")
-	rc, _ := s.connectors[id].(upstream.RefreshingConnector)
+	rc, _ := s.connectors[connectorID(user)].(upstream.RefreshingConnector)
 	return rc
+}
+
+// connectorID is the ID of the connector user logged in with: the prefix
+// of their ID, which names the connector as it names the user.
+func connectorID(user identity.User) string {
+	id, _, _ := strings.Cut(user.ID, ":")
+	return id
 }
 
 // relogin sends a browser logged in through con, whose user approved req's
