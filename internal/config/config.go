@@ -19,7 +19,7 @@ type Config struct {
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`
 	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
-	LocalUsers []string `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password"`
+	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; the file also takes {name, password or password_hash, groups}"`
 
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`

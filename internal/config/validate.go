@@ -89,10 +89,9 @@ func (c *Config) validateStore(p *problems) {
 }
 
 func (c *Config) validateConnectors(p *problems) {
-	for _, u := range c.LocalUsers {
-		name, pw, ok := strings.Cut(u, ":")
-		if !ok || name == "" || pw == "" {
-			p.add("local_users: %q must be NAME:PASSWORD", redactUser(u))
+	for i, u := range c.LocalUsers {
+		if problem := specProblem(u); problem != "" {
+			p.add("local_users[%d]: %s", i, problem)
 		}
 	}
 	// A secret file counts as a secret even when it could not be read:
