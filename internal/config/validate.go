@@ -111,16 +111,51 @@ const oidcFlagsName = "oidc"
 // validateOIDC checks the one provider of the oidc_* settings. A secret is
 // optional: a public client upstream relies on PKCE alone.
 func (c *Config) validateOIDC(p *problems) {
-	if c.OIDCIssuer == "" {
+	op, on := c.OIDCFlagsProvider()
+	if !on {
 		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" {
 			p.add("oidc: oidc_client_id and oidc_client_secret need oidc_issuer")
 		}
 		return
 	}
-	if c.OIDCClientID == "" {
+	switch {
+	case c.OIDCClientID == "" && c.OIDCIssuer != "":
 		p.add("oidc: oidc_issuer needs oidc_client_id")
+	case c.OIDCClientID == "":
+		p.add("oidc: oidc_preset needs oidc_client_id")
 	}
-	checkIssuer("oidc_issuer", c.OIDCIssuer, p)
+	if c.validateOIDCPreset(p) && op.Issuer == "" {
+		p.add("oidc_issuer: is required (the %s preset has no default: give the provider's own issuer URL)", c.OIDCPreset)
+	}
+	if op.Issuer != "" {
+		checkIssuer("oidc_issuer", op.Issuer, p)
+	}
+}
+
+// validateOIDCPreset checks oidc_preset, and reports whether it may be
+// used. The settings have no field for what google and entra need beyond
+// an issuer: google's hosted domains are google_client_id's provider's
+// (google_hosted_domain), and entra's tenant can only be part of
+// oidc_issuer; its allowed_tenants, for a multi-tenant app, are the file's.
+func (c *Config) validateOIDCPreset(p *problems) bool {
+	switch c.OIDCPreset {
+	case "":
+		return true
+	case "google":
+		p.add("oidc_preset: google has its own settings, google_client_id, google_client_secret and google_hosted_domain (provider \"google\"); use them instead")
+		return false
+	case "entra":
+		if c.OIDCIssuer == "" {
+			p.add("oidc_preset: the entra preset needs the tenant: set oidc_issuer to https://login.microsoftonline.com/TENANT/v2.0, or configure the provider in the file's oidc_providers with tenant (and allowed_tenants for a multi-tenant app)")
+			return false
+		}
+		return true
+	}
+	if !slices.Contains(presets, c.OIDCPreset) {
+		p.add("oidc_preset: %q must be one of entra, okta, keycloak, gitlab, auth0", c.OIDCPreset)
+		return false
+	}
+	return true
 }
 
 func checkIssuer(key, issuer string, p *problems) {
@@ -148,7 +183,8 @@ var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // user IDs, and one person would be another.
 func (c *Config) validateOIDCProviders(p *problems) {
 	seen := map[string]bool{}
-	if c.OIDCIssuer != "" {
+	_, flags := c.OIDCFlagsProvider()
+	if flags {
 		seen[oidcFlagsName] = true
 	}
 	if c.GoogleClientID != "" {
@@ -165,7 +201,7 @@ func (c *Config) validateOIDCProviders(p *problems) {
 			p.add("%sname: %q is taken by local accounts", key, op.Name)
 		case op.Name == "github":
 			p.add("%sname: %q is taken by GitHub", key, op.Name)
-		case op.Name == oidcFlagsName && c.OIDCIssuer != "":
+		case op.Name == oidcFlagsName && flags:
 			p.add("%sname: %q is the provider of oidc_issuer; give this one another name", key, op.Name)
 		case op.Name == googleName && c.GoogleClientID != "":
 			p.add("%sname: %q is the provider of google_client_id; give this one another name", key, op.Name)
