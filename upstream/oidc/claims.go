@@ -84,18 +84,21 @@ func str(claims map[string]any, name string) string {
 }
 
 // strs reads a list of strings, or one string as a list of one; entries
-// that are not printable strings are skipped.
+// that are not strings, or empty, are skipped. A string with a control
+// character is kept: the gateway refuses a user with such a group
+// (SEC-71), where skipping it would let them in without it, past a rule
+// that denies that group.
 func strs(claims map[string]any, name string) []string {
 	v, _ := lookup(claims, name)
 	var out []string
 	switch v := v.(type) {
 	case string:
-		if v != "" && identity.Printable(v) {
+		if v != "" {
 			out = append(out, v)
 		}
 	case []any:
 		for _, e := range v {
-			if s, ok := e.(string); ok && s != "" && identity.Printable(s) {
+			if s, ok := e.(string); ok && s != "" {
 				out = append(out, s)
 			}
 		}
