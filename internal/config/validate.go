@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/sandbox"
+	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // problems collects what is wrong with a configuration, each message
@@ -92,6 +93,8 @@ func (c *Config) validateConnectors(p *problems) {
 	for i, u := range c.LocalUsers {
 		if problem := specProblem(u); problem != "" {
 			p.add("local_users[%d]: %s", i, problem)
+		} else if name, _, groups, _ := local.ParseUserSpecGroups(u); len(groups) > c.MaxGroups && c.MaxGroups > 0 {
+			p.add("local_users[%d]: %d groups, more than max_groups (%d): %s could never log in (SEC-70)", i, len(groups), c.MaxGroups, name)
 		}
 	}
 	// A secret file counts as a secret even when it could not be read:
@@ -314,6 +317,11 @@ func (c *Config) validateTokens(p *problems) {
 	}
 }
 
+// maxGroups bounds max_groups: the groups of a user travel in every
+// access token, and a thousand of them already make one far larger than
+// the 8 KiB a header may be at many proxies.
+const maxGroups = 1000
+
 // maxPerUser bounds the per-user caps: a cap is a promise that one user
 // cannot take the gateway's memory, which a higher one no longer keeps.
 const maxPerUser = 10000
@@ -336,6 +344,9 @@ func (c *Config) validateLimits(p *problems) {
 	}
 	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > maxPerUser {
 		p.add("max_streams_per_user: %d must be between 1 and %d", c.MaxStreamsPerUser, maxPerUser)
+	}
+	if c.MaxGroups < 1 || c.MaxGroups > maxGroups {
+		p.add("max_groups: %d must be between 1 and %d (SEC-70)", c.MaxGroups, maxGroups)
 	}
 }
 
