@@ -16,11 +16,11 @@ import (
 // DefaultMaxGroups is Options.MaxGroups when it is zero.
 const DefaultMaxGroups = 100
 
-// MaxGroupLen bounds one group name, in bytes (SEC-71).
-const MaxGroupLen = 256
+// maxGroupLen bounds one group name, in bytes (SEC-71).
+const maxGroupLen = 256
 
 // groupsProblem says what is wrong with user's groups, or "": more than
-// MaxGroups (SEC-70), a name longer than MaxGroupLen or holding a control
+// MaxGroups (SEC-70), a name longer than maxGroupLen or holding a control
 // character (SEC-71). Groups travel in every access token, the identity
 // token, X-Forwarded-Groups and MCPGATE_USER_GROUPS, so they are bounded;
 // and they are never cut to fit: a tool_policy rule or an upstream that
@@ -34,8 +34,8 @@ func (s *Server) groupsProblem(user identity.User) (problem string, logAttrs []a
 	}
 	for i, g := range user.Groups {
 		switch {
-		case len(g) > MaxGroupLen:
-			return fmt.Sprintf("the account is in a group whose name is longer than %d bytes", MaxGroupLen),
+		case len(g) > maxGroupLen:
+			return fmt.Sprintf("the account is in a group whose name is longer than %d bytes", maxGroupLen),
 				[]any{"group_index", i, "group_len", len(g), "group", upstream.Clip(g)}
 		case hasControl(g):
 			return "the account is in a group whose name holds a control character",
