@@ -101,6 +101,9 @@ func (a Access) Allows(user identity.User) bool {
 // every call, so that a narrower rule after a restart applies to grants
 // made before it (RT-3).
 func (s *Server) refusal(user identity.User, resource string) string {
+	if problem, _ := s.groupsProblem(user); problem != "" {
+		return "max_groups: " + problem // SEC-70, SEC-71
+	}
 	path := ""
 	if u, err := url.Parse(resource); err == nil {
 		path = u.Path

@@ -125,5 +125,8 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 			oauth.Errorf(oauth.AccessDenied, "signing in with the identity provider failed"))
 		return
 	}
+	if !s.groupsAdmitted(w, issuer, req, user) { // SEC-70, SEC-71
+		return
+	}
 	s.finishLogin(w, r, issuer, user, upstreamToken, req, kind)
 }
