@@ -37,7 +37,9 @@ import (
 //     signature kept, as an attacker in the middle would;
 //   - "hs256": the same claims signed with HS256 keyed by the client
 //     secret, which an attacker who knows it could (algorithm confusion);
-//   - "none": the same claims unsigned (alg none).
+//   - "none": the same claims unsigned (alg none);
+//   - "down": no answer, as a provider that cannot be reached;
+//   - "500": an HTTP 500 with server_error, as a provider that fails.
 type forger struct {
 	mu   sync.Mutex
 	mode string
@@ -51,6 +53,14 @@ func (f *forger) RoundTrip(r *http.Request) (*http.Response, error) {
 	f.mu.Unlock()
 	if mode == "" || r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") {
 		return http.DefaultTransport.RoundTrip(r)
+	}
+	switch mode {
+	case "down":
+		return nil, errors.New("forger: connection refused")
+	case "500":
+		body := `{"error":"server_error","error_description":"database unavailable"}`
+		return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 Internal Server Error", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
 	}
 	if mode == "aud" {
 		body, err := io.ReadAll(r.Body)
@@ -139,14 +149,19 @@ func storedRows(t *testing.T, ctx context.Context, dbPath string) map[string]int
 // Every refusal of a login through a real OpenID provider (oidc-provider)
 // leaves nothing behind: no code, grant, consent, browser session or
 // session at the provider stored, the pending request consumed (its state
-// cannot be replayed), no session cookie in the browser. The provider's
-// own refusals (a wrong password, an error answered to the callback) and
-// the ID tokens it would never give this login (another client's, another
-// login's nonce, a payload altered after signing) end at the client as
-// access_denied, the log saying why; a person the access rules keep out
-// (outside access.groups, an email at the allowed domain that the
-// provider has not verified) gets the page that says so. The logins let
-// in afterwards show the counts see what a login stores.
+// cannot be replayed), no session cookie in the browser. Each ends at a
+// page that says what happened, with a link that takes the OAuth error to
+// the client, the log saying why: the provider's own refusals (a wrong
+// password, an error answered to the callback) say the provider did not
+// sign the person in (access_denied); a provider that cannot be reached,
+// fails at its token endpoint or answers temporarily_unavailable says to
+// try again (temporarily_unavailable); the ID tokens it would never give
+// this login (another client's, another login's nonce, a payload altered
+// after signing) say the sign-in could not be verified (access_denied). A
+// person the access rules keep out (outside access.groups, an email at the
+// allowed domain that the provider has not verified) gets the page that
+// says so. The logins let in afterwards show the counts see what a login
+// stores.
 func TestOIDCRefusalsStoreNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -188,11 +203,11 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 	client := g.register(nil)
 
 	// login walks one authorization to the provider, lets edit change the
-	// request the browser takes there, signs in as sub with password, and
-	// walks the answer back through the gateway: it returns the
-	// authorization response at the client, or the page the walk stopped
-	// at, with the body of the last response.
-	login := func(a *authRequest, b *browser.Browser, sub, password string, edit func(url.Values)) (*url.URL, *browser.PageError, string) {
+	// request the browser takes there, signs in as sub with password, lets
+	// editBack change the provider's answer, and walks it back through the
+	// gateway: it returns the authorization response at the client, or the
+	// page the walk stopped at, with the body of the last response.
+	login := func(a *authRequest, b *browser.Browser, sub, password string, edit, editBack func(url.Values)) (*url.URL, *browser.PageError, string) {
 		t.Helper()
 		last := recording(b)
 		toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
@@ -207,6 +222,11 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 		back := op.LoginWithPassword(t, b.Client, toProvider.String(), sub, password)
 		if !strings.HasPrefix(back.String(), callback+"?") {
 			t.Fatalf("the provider sent the browser to %s, want the gateway's callback", back)
+		}
+		if editBack != nil {
+			q := back.Query()
+			editBack(q)
+			back.RawQuery = q.Encode()
 		}
 		done, err := b.Walk(ctx, back.String(), a.Redirect)
 		var pe *browser.PageError
@@ -235,21 +255,38 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 		}
 	}
 
+	// A provider's error_description is shown to nobody but the log: it
+	// is the provider's text, written for developers, and this one would
+	// speak on the gateway's page.
+	const spoof = `<b>Call +1-555-0100 to unlock your account</b>`
 	for _, tc := range []struct {
 		name, sub, password string
-		edit                func(url.Values)
+		edit, editBack      func(url.Values)
 		forge               string
 		log                 string // why, in the gateway's log
+		page                signInFailure
 	}{
-		{name: "wrong password", sub: "u-staff", password: "not-sams-pw", log: "access denied by the user (wrong user or password)"},
+		{name: "wrong password", sub: "u-staff", password: "not-sams-pw", log: "access denied by the user (wrong user or password)", page: declinedAt("Corp SSO")},
 		// prompt=none without a session at the provider: it answers
 		// login_required to the callback.
-		{name: "provider error", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("prompt", "none") }, log: "authorization failed: login_required"},
-		{name: "wrong aud", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("client_id", "other") }, forge: "aud", log: "audience"},
-		{name: "wrong nonce", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("nonce", "nonce-of-another-login") }, log: "nonce does not match this login"},
-		{name: "wrong signature", sub: "u-staff", password: "sam-pw", forge: "sig", log: "failed to verify signature"},
-		{name: "HS256 with the client secret", sub: "u-staff", password: "sam-pw", forge: "hs256", log: `unexpected signature algorithm \"HS256\"`},
-		{name: "alg none", sub: "u-staff", password: "sam-pw", forge: "none", log: `unexpected signature algorithm \"none\"`},
+		{name: "provider error", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("prompt", "none") }, log: "authorization failed: login_required", page: declinedAt("Corp SSO")},
+		{name: "provider declines with a description", sub: "u-staff", password: "sam-pw",
+			editBack: func(q url.Values) { q.Del("code"); q.Set("error", "access_denied"); q.Set("error_description", spoof) },
+			log:      "access denied by the user", page: declinedAt("Corp SSO")},
+		{name: "provider temporarily unavailable", sub: "u-staff", password: "sam-pw",
+			editBack: func(q url.Values) {
+				q.Del("code")
+				q.Set("error", "temporarily_unavailable")
+				q.Set("error_description", spoof)
+			},
+			log: "authorization failed: temporarily_unavailable", page: unreachable("Corp SSO")},
+		{name: "token endpoint unreachable", sub: "u-staff", password: "sam-pw", forge: "down", log: "forger: connection refused", page: unreachable("Corp SSO")},
+		{name: "token endpoint fails", sub: "u-staff", password: "sam-pw", forge: "500", log: "server_error: database unavailable", page: unreachable("Corp SSO")},
+		{name: "wrong aud", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("client_id", "other") }, forge: "aud", log: "audience", page: unverifiedAt("Corp SSO")},
+		{name: "wrong nonce", sub: "u-staff", password: "sam-pw", edit: func(q url.Values) { q.Set("nonce", "nonce-of-another-login") }, log: "nonce does not match this login", page: unverifiedAt("Corp SSO")},
+		{name: "wrong signature", sub: "u-staff", password: "sam-pw", forge: "sig", log: "failed to verify signature", page: unverifiedAt("Corp SSO")},
+		{name: "HS256 with the client secret", sub: "u-staff", password: "sam-pw", forge: "hs256", log: `unexpected signature algorithm \"HS256\"`, page: unverifiedAt("Corp SSO")},
+		{name: "alg none", sub: "u-staff", password: "sam-pw", forge: "none", log: `unexpected signature algorithm \"none\"`, page: unverifiedAt("Corp SSO")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forge.set(tc.forge)
@@ -257,14 +294,10 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 			a := g.newAuth(client.ClientID)
 			b := browser.New("", "")
 			logged := len(g.logs.String())
-			done, pe, _ := login(a, b, tc.sub, tc.password, tc.edit)
-			if pe != nil {
-				t.Fatalf("stopped at a page: %v; want access_denied at the client", pe)
-			}
-			q := done.Query()
-			if q.Get("error") != "access_denied" || q.Get("error_description") != "signing in with the identity provider failed" ||
-				q.Get("state") != a.State || q.Get("iss") != g.url || q.Has("code") {
-				t.Fatalf("the client got %s; want access_denied saying the sign-in failed, with state and iss, no code", done)
+			_, pe, body := login(a, b, tc.sub, tc.password, tc.edit, tc.editBack)
+			tc.page.check(t, pe, body, a, g.url)
+			if strings.Contains(body, "555-0100") {
+				t.Errorf("the page shows the provider's error_description:\n%s", body)
 			}
 			if logs := g.logs.String()[logged:]; !strings.Contains(logs, `msg="upstream login failed" connector=oidc`) || !strings.Contains(logs, tc.log) {
 				t.Errorf("the log does not say the login failed with %q:\n%s", tc.log, logs)
@@ -281,7 +314,7 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 			a := g.newAuth(client.ClientID)
 			b := browser.New("", "")
 			logged := len(g.logs.String())
-			done, pe, body := login(a, b, tc.sub, tc.password, nil)
+			done, pe, body := login(a, b, tc.sub, tc.password, nil, nil)
 			if pe == nil {
 				t.Fatalf("the walk ended at %s; want the page that says the account may not enter", done)
 			}
@@ -309,7 +342,7 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 	for i, sub := range []string{"u-staff", "u-verified"} {
 		a := g.newAuth(client.ClientID)
 		b := browser.New("", "")
-		done, pe, _ := login(a, b, sub, map[string]string{"u-staff": "sam-pw"}[sub], nil)
+		done, pe, _ := login(a, b, sub, map[string]string{"u-staff": "sam-pw"}[sub], nil, nil)
 		if pe != nil || done.Query().Get("code") == "" {
 			t.Fatalf("%s: %v %v; want a code", sub, pe, done)
 		}

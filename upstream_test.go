@@ -2,6 +2,8 @@ package mcpgate_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,7 +64,8 @@ func TestGitHubUpstreamFlow(t *testing.T) {
 	}
 }
 
-// A denial at GitHub goes back to the client as access_denied.
+// A denial at GitHub ends at a page that says GitHub did not sign the
+// person in, whose link takes access_denied back to the client.
 func TestGitHubUpstreamDenied(t *testing.T) {
 	fake := githubtest.NewServer(t, "gh-client", "gh-secret")
 	fake.AddUser(githubtest.User{ID: 1, Login: "u"})
@@ -72,11 +75,46 @@ func TestGitHubUpstreamDenied(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.Connectors = []upstream.Connector{gh} })
 	c := g.register(nil)
 	a := g.newAuth(c.ClientID)
-	_, _, _, err := browser.New("", "").Authorize(context.Background(), a.URL(), a.Redirect)
-	var ae *browser.AuthorizationError
-	if !asAuthErr(err, &ae) || ae.Code != "access_denied" || ae.Issuer != g.url {
-		t.Fatalf("got %v, want access_denied with iss %s", err, g.url)
+	pe, body := walkToPage(t, browser.New("", ""), a)
+	declinedAt("GitHub").check(t, pe, body, a, g.url)
+}
+
+// GitHub out of reach when the gateway redeems the code: a page that says
+// to try again, whose link takes temporarily_unavailable to the client.
+func TestGitHubUpstreamUnreachable(t *testing.T) {
+	fake := githubtest.NewServer(t, "gh-client", "gh-secret")
+	fake.AddUser(githubtest.User{ID: 1, Login: "u"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	closed := "http://" + ln.Addr().String() + "/login/oauth/access_token"
+	ln.Close()
+	gh, _ := github.New(github.Config{ClientID: "gh-client", ClientSecret: "gh-secret",
+		AuthURL: fake.AuthURL(), TokenURL: closed, APIURL: fake.APIURL(), HTTPClient: fake.Client()})
+	g := newGateway(t, func(c *mcpgateConfig) { c.Connectors = []upstream.Connector{gh} })
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	pe, body := walkToPage(t, browser.New("", ""), a)
+	unreachable("GitHub").check(t, pe, body, a, g.url)
+	if logs := g.logs.String(); !strings.Contains(logs, `msg="upstream login failed" connector=github`) || !strings.Contains(logs, "exchange code") {
+		t.Errorf("the log does not say the code exchange failed:\n%s", logs)
+	}
+}
+
+// walkToPage walks b through a's authorization and returns the page it
+// stopped at, with that page's HTML.
+func walkToPage(t *testing.T, b *browser.Browser, a *authRequest) (*browser.PageError, string) {
+	t.Helper()
+	last := recording(b)
+	done, err := b.Walk(context.Background(), a.URL(), a.Redirect)
+	var pe *browser.PageError
+	if !errors.As(err, &pe) {
+		t.Fatalf("the walk ended at %v (%v); want a page", done, err)
+	}
+	last.mu.Lock()
+	defer last.mu.Unlock()
+	return pe, last.body
 }
 
 func boolStr(b bool) string {

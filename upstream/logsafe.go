@@ -11,20 +11,27 @@ import (
 // TokenError reduces an error of x/oauth2's token exchange to what is safe
 // to log. RetrieveError's message quotes the whole response body, and a
 // success body that x/oauth2 could not use would carry the access token,
-// so only the OAuth error fields (or the HTTP status) are kept.
+// so only the OAuth error fields (or the HTTP status) are kept. A token
+// endpoint out of reach or answering 5xx is marked ErrUnavailable.
 func TokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
-		return err
+		return Unreachable(err)
 	}
+	var out error
 	if re.ErrorCode != "" {
-		return fmt.Errorf("%s: %s", Clip(re.ErrorCode), Clip(re.ErrorDescription))
+		out = fmt.Errorf("%s: %s", Clip(re.ErrorCode), Clip(re.ErrorDescription))
+	} else {
+		status := "no response"
+		if re.Response != nil {
+			status = re.Response.Status
+		}
+		out = fmt.Errorf("token endpoint answered %s", status)
 	}
-	status := "no response"
-	if re.Response != nil {
-		status = re.Response.Status
+	if re.Response != nil && re.Response.StatusCode >= 500 {
+		return Mark(out, ErrUnavailable)
 	}
-	return fmt.Errorf("token endpoint answered %s", status)
+	return out
 }
 
 // Clip bounds text that came from the network before it reaches a log:

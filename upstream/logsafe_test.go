@@ -3,6 +3,7 @@ package upstream
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -37,5 +38,42 @@ func TestClip(t *testing.T) {
 	got := Clip(long)
 	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || len(got) > 200+len("…") {
 		t.Errorf("Clip of 300 bytes = %d bytes %q, want valid UTF-8 of at most 200 bytes and …", len(got), got)
+	}
+}
+
+// Mark adds a kind without changing what the log says.
+func TestMark(t *testing.T) {
+	base := errors.New("oidc: ID token: nonce does not match this login")
+	err := Mark(base, ErrRefused)
+	if err.Error() != base.Error() || !errors.Is(err, base) || !errors.Is(err, ErrRefused) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("Mark = %q; want the same text, both base and ErrRefused, not ErrUnavailable", err)
+	}
+	if Mark(nil, ErrRefused) != nil {
+		t.Error("Mark(nil) is not nil")
+	}
+}
+
+// A token endpoint out of reach or answering 5xx is ErrUnavailable; one
+// that answers an OAuth error below 500 is not.
+func TestTokenErrorKinds(t *testing.T) {
+	down := &url.Error{Op: "Post", URL: "http://127.0.0.1:9/token", Err: errors.New("connection refused")}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{down, true},
+		{&oauth2.RetrieveError{Response: &http.Response{Status: "503 Service Unavailable", StatusCode: 503}}, true},
+		{&oauth2.RetrieveError{Response: &http.Response{Status: "500 Internal Server Error", StatusCode: 500}, ErrorCode: "server_error"}, true},
+		{&oauth2.RetrieveError{Response: &http.Response{Status: "400 Bad Request", StatusCode: 400}, ErrorCode: "invalid_grant"}, false},
+		{&url.Error{Op: "parse", URL: "::", Err: errors.New("missing protocol scheme")}, false},
+		{errors.New("oauth2: server response missing access_token"), false},
+	} {
+		got := TokenError(tc.err)
+		if errors.Is(got, ErrUnavailable) != tc.want || errors.Is(got, ErrRefused) {
+			t.Errorf("TokenError(%v) = %v; ErrUnavailable %v, want %v", tc.err, got, errors.Is(got, ErrUnavailable), tc.want)
+		}
+	}
+	if got := TokenError(down); got.Error() != down.Error() {
+		t.Errorf("TokenError(%q) = %q; want the same text", down, got)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 
 	"github.com/mcpgate/mcpgate/identity"
-	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -121,8 +120,7 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 	user, upstreamToken, err := login()
 	if err != nil {
 		s.log.Info("upstream login failed", "connector", connector, "err", err.Error())
-		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer,
-			oauth.Errorf(oauth.AccessDenied, "signing in with the identity provider failed"))
+		s.loginFailed(w, issuer, connector, req, err)
 		return
 	}
 	if !s.groupsAdmitted(w, issuer, req, user) { // SEC-70, SEC-71

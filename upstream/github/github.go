@@ -43,8 +43,8 @@ const apiVersion = "2022-11-28"
 const maxBody = 1 << 20
 
 // ErrAccessDenied is returned by HandleCallback when the person declined
-// to authorize the app at GitHub.
-var ErrAccessDenied = errors.New("github: access denied by the user")
+// to authorize the app at GitHub; it is an upstream.ErrRefused.
+var ErrAccessDenied = upstream.Mark(errors.New("github: access denied by the user"), upstream.ErrRefused)
 
 // Config configures the connector. ClientID and ClientSecret are required;
 // the zero value of every other field is a working default.
@@ -201,7 +201,8 @@ func (c *Connector) LoginURL(state, callbackURL string) string {
 func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error) {
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		err := fmt.Errorf("github: authorization failed: %s: %s", upstream.Clip(e), upstream.Clip(q.Get("error_description")))
+		err := upstream.Mark(fmt.Errorf("github: authorization failed: %s: %s", upstream.Clip(e), upstream.Clip(q.Get("error_description"))),
+			upstream.CallbackErrorKind(e))
 		if e == "access_denied" {
 			err = fmt.Errorf("%w (%s)", ErrAccessDenied, upstream.Clip(q.Get("error_description")))
 		}
@@ -386,7 +387,7 @@ func (c *Connector) getPage(ctx context.Context, token, path string, v any) (nex
 	resp, err := c.client.Do(req)
 	if err != nil {
 		// *url.Error names the URL, which holds no secret.
-		return "", fmt.Errorf("github: GET %s: %w", path, err)
+		return "", upstream.Unreachable(fmt.Errorf("github: GET %s: %w", path, err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -402,8 +403,11 @@ func (c *Connector) getPage(ctx context.Context, token, path string, v any) (nex
 		}
 		json.Unmarshal(body, &e)
 		err := fmt.Errorf("github: GET %s: %s: %s", path, resp.Status, upstream.Clip(e.Message))
-		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound {
+		switch {
+		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound:
 			err = fmt.Errorf("%w (%w)", err, errNoAccess)
+		case resp.StatusCode >= 500:
+			err = upstream.Mark(err, upstream.ErrUnavailable)
 		}
 		return "", err
 	}

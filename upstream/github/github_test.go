@@ -530,3 +530,48 @@ func TestGroupsNextPageStaysAtTheAPI(t *testing.T) {
 		t.Error("the connector sent a request to evil.example, want none")
 	}
 }
+
+// Why a login failed, for the page the person sees: GitHub's own refusals
+// are upstream.ErrRefused; its server errors, a token endpoint out of reach
+// and an API answering 5xx are upstream.ErrUnavailable; an API that
+// refuses the token is neither.
+func TestFailureKinds(t *testing.T) {
+	e := newEnv(t, octocat)
+	e.fake.SetDeny(true)
+	if _, err := e.login(e.conn); !errors.Is(err, upstream.ErrRefused) || errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("declined: %v; want ErrRefused", err)
+	}
+	e.fake.SetDeny(false)
+	for _, tc := range []struct {
+		code      string
+		kind, not error
+	}{
+		{"application_suspended", upstream.ErrRefused, upstream.ErrUnavailable},
+		{"server_error", upstream.ErrUnavailable, upstream.ErrRefused},
+		{"temporarily_unavailable", upstream.ErrUnavailable, upstream.ErrRefused},
+	} {
+		r := httptest.NewRequest(http.MethodGet, callback+"?error="+tc.code+"&state=s", nil)
+		_, err := e.conn.HandleCallback(context.Background(), callback, r)
+		e.note(err)
+		if !errors.Is(err, tc.kind) || errors.Is(err, tc.not) {
+			t.Errorf("error=%s: %v; want %v, not %v", tc.code, err, tc.kind, tc.not)
+		}
+	}
+
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	if _, err := e.login(e.connector(github.Config{TokenURL: down.URL + "/login/oauth/access_token"})); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("token endpoint down: %v; want ErrUnavailable", err)
+	}
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"Server Error"}`, http.StatusBadGateway)
+	}))
+	defer failing.Close()
+	if _, err := e.login(e.connector(github.Config{APIURL: failing.URL})); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("API answering 502: %v; want ErrUnavailable", err)
+	}
+	other := githubtest.NewServer(t, clientID, clientSecret)
+	if _, err := e.login(e.connector(github.Config{APIURL: other.APIURL()})); err == nil || errors.Is(err, upstream.ErrUnavailable) || errors.Is(err, upstream.ErrRefused) {
+		t.Errorf("API refusing the token: %v; want an error of neither kind", err)
+	}
+}

@@ -36,8 +36,8 @@ var flowParams = []string{"response_type", "client_id", "redirect_uri", "scope",
 	"code_challenge", "code_challenge_method", "resource", "request", "request_uri"}
 
 // ErrAccessDenied is returned by HandleCallback when the person declined
-// at the provider.
-var ErrAccessDenied = errors.New("oidc: access denied by the user")
+// at the provider; it is an upstream.ErrRefused.
+var ErrAccessDenied = upstream.Mark(errors.New("oidc: access denied by the user"), upstream.ErrRefused)
 
 // Claims names the claims a user is read from. The zero value of each
 // field is the standard claim; a name may be a dotted path into nested
@@ -280,7 +280,8 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		if e == "access_denied" {
 			return identity.User{}, fmt.Errorf("%w (%s)", ErrAccessDenied, upstream.Clip(q.Get("error_description")))
 		}
-		return identity.User{}, fmt.Errorf("%s: authorization failed: %s: %s", c.name, upstream.Clip(e), upstream.Clip(q.Get("error_description")))
+		return identity.User{}, upstream.Mark(fmt.Errorf("%s: authorization failed: %s: %s", c.name, upstream.Clip(e), upstream.Clip(q.Get("error_description"))),
+			upstream.CallbackErrorKind(e))
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -342,7 +343,7 @@ func (c *Connector) needUserinfo(claims map[string]any) bool {
 func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub string, claims map[string]any) error {
 	ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil {
-		return fmt.Errorf("%s: userinfo: %w", c.name, err)
+		return upstream.Unreachable(fmt.Errorf("%s: userinfo: %w", c.name, err))
 	}
 	// Core §5.3.2: a response for another subject must not be used.
 	if ui.Subject != sub {

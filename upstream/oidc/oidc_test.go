@@ -485,3 +485,39 @@ func TestGroupsOverageRefused(t *testing.T) {
 		t.Fatalf("another claim elsewhere, groups present: got %s, %v; want the user with groups devs", got, err)
 	}
 }
+
+// Why a login failed, for the page the person sees: the provider's own
+// refusals are upstream.ErrRefused, its server errors and a token endpoint
+// out of reach upstream.ErrUnavailable, and an answer the connector will
+// not accept is neither.
+func TestFailureKinds(t *testing.T) {
+	f := newFakeIdP(t)
+	c := f.connector(t, nil)
+	for _, tc := range []struct {
+		query      string
+		kind, not  error
+		accessDeny bool
+	}{
+		{"error=access_denied", upstream.ErrRefused, upstream.ErrUnavailable, true},
+		{"error=login_required", upstream.ErrRefused, upstream.ErrUnavailable, false},
+		{"error=interaction_required", upstream.ErrRefused, upstream.ErrUnavailable, false},
+		{"error=server_error", upstream.ErrUnavailable, upstream.ErrRefused, false},
+		{"error=temporarily_unavailable", upstream.ErrUnavailable, upstream.ErrRefused, false},
+	} {
+		r := httptest.NewRequest("GET", callback+"?"+tc.query+"&error_description=why&state=s", nil)
+		_, err := c.HandleCallback(context.Background(), callback, r)
+		if !errors.Is(err, tc.kind) || errors.Is(err, tc.not) || errors.Is(err, oidc.ErrAccessDenied) != tc.accessDeny {
+			t.Errorf("%s: %v; want %v, not %v, ErrAccessDenied %v", tc.query, err, tc.kind, tc.not, tc.accessDeny)
+		}
+	}
+	// A code the provider refuses (invalid_grant) is an answer, not an outage.
+	r := httptest.NewRequest("GET", callback+"?code=not-a-code&state=s", nil)
+	if _, err := c.HandleCallback(context.Background(), callback, r); err == nil || errors.Is(err, upstream.ErrRefused) || errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("a refused code: %v; want an error of neither kind", err)
+	}
+	f.srv.Close()
+	r = httptest.NewRequest("GET", callback+"?code=code-1&state=s", nil)
+	if _, err := c.HandleCallback(context.Background(), callback, r); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("token endpoint down: %v; want ErrUnavailable", err)
+	}
+}
