@@ -265,7 +265,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 	}
 	if cfg.OIDCIssuer != "" {
 		oc, err := oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
-			ClientSecret: cfg.OIDCClientSecret, Key: oidcLoginKey(secretKey, oidc.DefaultName)})
+			ClientSecret: cfg.OIDCClientSecret, OfflineAccess: cfg.OIDCOfflineAccess(), Key: oidcLoginKey(secretKey, oidc.DefaultName)})
 		if err != nil {
 			return nil, err
 		}
@@ -274,7 +274,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 	providers := cfg.ResolvedOIDCProviders()
 	for i, op := range providers {
 		oc, err := oidc.New(ctx, oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
-			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
+			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams, OfflineAccess: op.OfflineAccess,
 			Claims:        oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
 			HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants,
 			Key: oidcLoginKey(secretKey, op.Name)})
