@@ -22,10 +22,19 @@ var errUpstreamDown = oauth.Errorf(oauth.TemporarilyUnavailable, "the identity p
 func upstreamAD(grantID string) []byte { return []byte("mcpgate upstream session v1 " + grantID) }
 
 // errNoUpstreamToken is why a grant whose login brought no refresh token
-// ends when its recheck is due: for the log, and the operator.
-var errNoUpstreamToken = errors.New("the provider gave no refresh token at login, so the user cannot be rechecked there: " +
-	"add offline_access to the provider's scopes (Okta, Entra ID, Auth0; Google: access_type=offline and prompt=consent) " +
-	"and let the client use refresh tokens there, or set upstream_recheck off to keep the login's groups for the grant's life")
+// ends when its recheck is due: for the log, and the operator. It is an
+// upstream.ErrSessionEnded, which ends the grant.
+var errNoUpstreamToken error = noUpstreamToken{}
+
+type noUpstreamToken struct{}
+
+func (noUpstreamToken) Error() string {
+	return "the provider gave no refresh token at login, so the user cannot be rechecked there: " +
+		"add offline_access to the provider's scopes (Okta, Entra ID, Auth0; Google: access_type=offline and prompt=consent) " +
+		"and let the client use refresh tokens there, or set upstream_recheck off to keep the login's groups for the grant's life"
+}
+
+func (noUpstreamToken) Is(target error) bool { return target == upstream.ErrSessionEnded }
 
 // keepUpstream stores the provider's refresh token, sealed, with the grant
 // that the code being issued will create (RT-3). A rechecked provider that
@@ -110,7 +119,7 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 		return identity.User{}, errors.Join(upstream.ErrSessionEnded, err)
 	}
 	if len(token) == 0 {
-		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errNoUpstreamToken)
+		return identity.User{}, errNoUpstreamToken
 	}
 	user, next, err := rc.Refresh(ctx, string(token))
 	switch {
