@@ -108,8 +108,8 @@ func (c *Config) OIDCOfflineAccess() oidc.OfflineAccess {
 // token that the recheck redeems (RT-3), the way its provider needs;
 // own says the operator set the scopes, which are then theirs to
 // complete. Many providers issue one only when asked:
-//   - okta, entra, auth0: with the offline_access scope (Auth0 also needs
-//     the API's Allow Offline Access);
+//   - okta, entra, auth0: with the offline_access scope (and, for Auth0
+//     with an audience, that API's Allow Offline Access);
 //   - google: with access_type=offline, and at a consent only, so with
 //     prompt=consent at every login, added to the operator's prompt;
 //   - a provider without a preset: with offline_access when its discovery
