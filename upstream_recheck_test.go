@@ -78,6 +78,18 @@ type recheckGateway struct {
 
 func newRecheckGateway(t *testing.T, ctx context.Context, mod func(*mcpgateConfig)) (*recheckGateway, tokenResponse) {
 	t.Helper()
+	return newRecheckGatewayAt(t, ctx, recheckProvider{}, mod)
+}
+
+// recheckProvider changes the provider's options and the connector's
+// config of a recheckGateway.
+type recheckProvider struct {
+	options   func(*oidctest.Options)
+	connector func(*oidc.Config)
+}
+
+func newRecheckGatewayAt(t *testing.T, ctx context.Context, rp recheckProvider, mod func(*mcpgateConfig)) (*recheckGateway, tokenResponse) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,12 +97,20 @@ func newRecheckGateway(t *testing.T, ctx context.Context, mod func(*mcpgateConfi
 	base := "http://" + ln.Addr().String()
 	r := &recheckGateway{calls: &tokenCalls{}, dbPath: filepath.Join(t.TempDir(), "mcpgate.db")}
 	r.alice = oidctest.User{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"admins", "devs"}, Password: "pw"}
-	r.op = oidctest.Start(t, oidctest.Options{
+	opts := oidctest.Options{
 		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
 		Users:   []oidctest.User{r.alice},
-	})
-	con, err := oidc.New(ctx, oidc.Config{Issuer: r.op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
-		HTTPClient: &http.Client{Transport: r.calls, Timeout: 30 * time.Second}})
+	}
+	if rp.options != nil {
+		rp.options(&opts)
+	}
+	r.op = oidctest.Start(t, opts)
+	conCfg := oidc.Config{Issuer: r.op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		HTTPClient: &http.Client{Transport: r.calls, Timeout: 30 * time.Second}}
+	if rp.connector != nil {
+		rp.connector(&conCfg)
+	}
+	con, err := oidc.New(ctx, conCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,5 +278,81 @@ func TestRT3_RecheckAppliesAccessRules(t *testing.T) {
 	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
 		t.Fatalf("access token of the ended family: %d, want 401", r.StatusCode)
+	}
+}
+
+// RT-3 at a provider that issues refresh tokens only for offline_access
+// (Okta, Entra ID, Auth0) and lists the scope in discovery: the connector
+// asks for it, the provider's refresh token is kept with the grant, and a
+// user the provider takes out of the only group let in loses access at
+// the first refresh after the recheck.
+func TestRT3_OfflineAccessBringsTheRecheck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, tok := newRecheckGatewayAt(t, ctx, recheckProvider{
+		options:   func(o *oidctest.Options) { o.RefreshTokens = oidctest.RefreshWithOfflineAccess },
+		connector: func(c *oidc.Config) { c.OfflineAccess = oidc.OfflineAccessIfListed },
+	}, func(c *mcpgateConfig) { c.Access.Groups = []string{"admins"} })
+	g.calls.mu.Lock()
+	issued := len(g.calls.issued)
+	g.calls.mu.Unlock()
+	if issued != 1 {
+		t.Fatalf("the provider issued %d refresh tokens at login, want 1 (offline_access asked for)", issued)
+	}
+	if strings.Contains(g.logs.String(), "no refresh token") {
+		t.Fatalf("a login that got a refresh token was logged as one without:\n%s", g.logs.String())
+	}
+	g.alice.Groups = []string{"devs"}
+	g.op.SetUser(t, g.alice)
+	g.clock.Advance(2 * time.Hour)
+	resp, tr := g.refresh(g.client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 400 || tr.Error != "invalid_grant" {
+		t.Fatalf("refresh after leaving the allowed group upstream: %d %+v, want 400 invalid_grant", resp.StatusCode, tr)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token of the ended family: %d, want 401", r.StatusCode)
+	}
+}
+
+// RT-3 fails closed: a provider that gives no refresh token at login,
+// even when asked for offline_access, cannot be rechecked, so the grant
+// holds only until the recheck is due; its refresh then fails with
+// invalid_grant (the user logs in again, with the provider deciding anew),
+// rather than keeping the login's groups for the grant's life. The log
+// says why, at the login and at the refusal.
+func TestRT3_NoUpstreamRefreshTokenEndsTheGrantAtTheRecheck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, tok := newRecheckGatewayAt(t, ctx, recheckProvider{
+		options:   func(o *oidctest.Options) { o.RefreshTokens = oidctest.RefreshNever },
+		connector: func(c *oidc.Config) { c.OfflineAccess = oidc.OfflineAccessIfListed },
+	}, nil)
+	if !strings.Contains(g.logs.String(), "the provider gave no refresh token at login") {
+		t.Fatalf("no warning at a login without the provider's refresh token:\n%s", g.logs.String())
+	}
+	before := g.calls.n.Load()
+	resp, tr := g.refresh(g.client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 || g.calls.n.Load() != before {
+		t.Fatalf("refresh within the recheck period: %d %+v, %d upstream calls; want 200 and none", resp.StatusCode, tr, g.calls.n.Load()-before)
+	}
+	tok = tr
+	_, grant, err := g.st.GetRefresh(ctx, tokens.Hash(tok.RefreshToken), g.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	g.clock.Advance(2 * time.Hour)
+	resp, tr = g.refresh(g.client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 400 || tr.Error != "invalid_grant" {
+		t.Fatalf("refresh once the recheck is due, with no upstream refresh token: %d %+v, want 400 invalid_grant", resp.StatusCode, tr)
+	}
+	if got, err := g.st.GetGrant(ctx, grant.ID); err != nil || got.RevokedAt.IsZero() {
+		t.Fatalf("grant that could not be rechecked: %+v, %v; want it revoked", got, err)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token of the ended family: %d, want 401", r.StatusCode)
+	}
+	if logs := g.logs.String(); !strings.Contains(logs, "upstream session ended") || !strings.Contains(logs, "offline_access") {
+		t.Fatalf("the log does not say the grant ended for want of an upstream refresh token:\n%s", logs)
 	}
 }

@@ -60,7 +60,10 @@ func tenantFront(t *testing.T, op *oidctest.Provider) *httptest.Server {
 //     a user whose tid fills it to the token's iss gets in, one of another
 //     tenant does not; no resource parameter goes upstream;
 //   - keycloak: groups are realm_access.roles;
-//   - auth0: groups from a namespaced claim, the username from nickname.
+//   - auth0: groups from a namespaced claim, the username from nickname;
+//   - and the refresh token of the recheck (RT-3) asked for as each
+//     provider needs: Google's access_type=offline and prompt=consent,
+//     Entra's and Auth0's offline_access, nothing at Keycloak.
 func TestBinaryOIDCPresets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -127,6 +130,14 @@ func TestBinaryOIDCPresets(t *testing.T) {
 		q := toProvider.Query()
 		if q.Has("resource") || (tc.connector == "gw") != (q.Get("hd") == "example.com") {
 			t.Fatalf("%s: sent to the provider with %s; want hd=example.com for google alone, never resource", name, toProvider)
+		}
+		// RT-3: each asks for a refresh token as its provider needs:
+		// Google with access_type=offline and prompt=consent, Entra ID and
+		// Auth0 with offline_access; Keycloak never (an offline session).
+		google := q.Get("access_type") == "offline" && q.Get("prompt") == "consent"
+		offline := slices.Contains(strings.Fields(q.Get("scope")), "offline_access")
+		if google != (tc.connector == "gw") || offline != (tc.connector == "ms" || tc.connector == "a0") {
+			t.Fatalf("%s: sent to the provider with %s; want access_type=offline and prompt=consent for google alone, offline_access for entra and auth0 alone", name, toProvider)
 		}
 		back := op.Login(t, br.Client, toProvider.String(), tc.sub)
 		if tc.refused != "" {
@@ -210,8 +221,10 @@ func TestBinaryOIDCPresetsOktaGitLab(t *testing.T) {
 		scope     string // sent to the provider
 		groups    []string
 	}{
-		{"ok", okta, "00u1", "openid profile email groups", []string{"Everyone", "okta-admins"}},
-		{"plain", okta, "00u1", "openid profile email", nil},
+		// offline_access, for the refresh token of the recheck (RT-3): the
+		// preset always asks, the generic connector as discovery lists it.
+		{"ok", okta, "00u1", "openid profile email groups offline_access", []string{"Everyone", "okta-admins"}},
+		{"plain", okta, "00u1", "openid profile email offline_access", nil},
 		{"gl", gitlab, "4242", "openid profile email groups", []string{"corp", "corp/devs"}},
 	} {
 		redirect := "http://127.0.0.1:1/oidc-presets/cb"

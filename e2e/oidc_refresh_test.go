@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,9 +21,21 @@ import (
 // sub, in a fresh browser, and returns the client and its refresh token.
 func oidcLogin(t *testing.T, ctx context.Context, p *process, op *oidctest.Provider, sub string) (clientID, refreshToken string) {
 	t.Helper()
+	clientID, refreshToken, _ = oidcLoginWith(t, ctx, p, op, "", sub)
+	return clientID, refreshToken
+}
+
+// oidcLoginWith is oidcLogin through the provider named connector on the
+// chooser ("" when there is one provider); it also returns the
+// authorization request that mcpgate sent to the provider.
+func oidcLoginWith(t *testing.T, ctx context.Context, p *process, op *oidctest.Provider, connector, sub string) (clientID, refreshToken string, toProvider *url.URL) {
+	t.Helper()
 	redirect := "http://127.0.0.1:1/oidc-refresh/cb"
 	a := newChromiumAuthz(p.base, chromiumRegister(t, p.base, "oidc-refresh", redirect), redirect)
 	b := browser.New("", "")
+	if connector != "" {
+		b.Fields = map[string]string{"connector": connector}
+	}
 	toProvider, err := b.Walk(ctx, a.url(), op.Issuer()+"/")
 	if err != nil {
 		t.Fatalf("%s: authorize at mcpgate: %v\n%s", sub, err, p.Stderr())
@@ -45,7 +58,7 @@ func oidcLogin(t *testing.T, ctx context.Context, p *process, op *oidctest.Provi
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 || tok.RefreshToken == "" {
 		t.Fatalf("%s: token: %d (%v), want 200 with a refresh token", sub, resp.StatusCode, err)
 	}
-	return a.clientID, tok.RefreshToken
+	return a.clientID, tok.RefreshToken, toProvider
 }
 
 // refreshUntilRefused refreshes, keeping each new refresh token, until
@@ -143,5 +156,55 @@ func TestBinaryOIDCUpstreamRecheck(t *testing.T) {
 	}
 	if strings.Contains(p.Stderr(), "op-s3cret") {
 		t.Fatal("the client secret reached the log")
+	}
+}
+
+// RT-3 at a provider that issues refresh tokens only to logins that asked
+// for offline_access and lists the scope (Okta, Entra ID, Auth0), through
+// the binary with upstream_recheck 1s and access.groups [admins]: the
+// oidc_* provider (no preset) and an okta preset provider each ask for
+// offline_access, get the refresh token the recheck redeems, and a user
+// the provider takes out of admins is refused at a refresh once the
+// recheck is due, the log saying the access rule refused them.
+func TestBinaryOIDCOfflineAccessRecheck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	vera := oidctest.User{Sub: "u-vera", Email: "vera@corp.example", EmailVerified: true, Username: "vera", Groups: []string{"admins"}}
+	kim := oidctest.User{Sub: "u-kim", Email: "kim@corp.example", EmailVerified: true, Username: "kim", Groups: []string{"admins"}}
+	op := oidctest.Start(t, oidctest.Options{
+		RefreshTokens: oidctest.RefreshWithOfflineAccess,
+		Clients:       []oidctest.Client{{ID: "mcpgate", Secret: "op-s3cret", RedirectURIs: []string{base + "/callback/oidc", base + "/callback/ok"}}},
+		Users:         []oidctest.User{vera, kim},
+	})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mcpgate.yaml")
+	yaml := "upstream_recheck: 1s\naccess:\n  groups: [admins]\noidc_providers:\n" +
+		"  - {name: ok, preset: okta, issuer: " + op.Issuer() + ", client_id: mcpgate, client_secret: op-s3cret}\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startBinary(t, port, "--config", file, "--data-dir", filepath.Join(dir, "data"),
+		"--oidc-issuer", op.Issuer(), "--oidc-client-id", "mcpgate", "--oidc-client-secret", "op-s3cret")
+	defer p.stop(t)
+
+	for _, tc := range []struct {
+		connector string
+		user      *oidctest.User
+	}{{"oidc", &vera}, {"ok", &kim}} {
+		clientID, rt, toProvider := oidcLoginWith(t, ctx, p, op, tc.connector, tc.user.Sub)
+		if scope := strings.Fields(toProvider.Query().Get("scope")); !slices.Contains(scope, "offline_access") {
+			t.Fatalf("%s: scope %v sent to the provider, want offline_access among them", tc.connector, scope)
+		}
+		if strings.Contains(p.Stderr(), "no refresh token") {
+			t.Fatalf("%s: a login logged as one without the provider's refresh token:\n%s", tc.connector, p.Stderr())
+		}
+		tc.user.Groups = []string{"devs"}
+		op.SetUser(t, *tc.user)
+		refreshUntilRefused(t, p, clientID, rt)
+		if !hasLogRecord(t, p, "refresh refused: the user is no longer allowed: grant ended", "user", tc.connector+":"+tc.user.Sub, "rule", "access") {
+			t.Fatalf("%s: the log does not say rule access refused %s at a refresh:\n%s", tc.connector, tc.user.Sub, p.Stderr())
+		}
 	}
 }

@@ -290,7 +290,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 // applied.
 func oidcConfig(op config.OIDCProvider, key []byte) oidc.Config {
 	return oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
-		ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
+		ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams, OfflineAccess: op.OfflineAccess,
 		Claims:        oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
 		HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants,
 		Key: key}

@@ -21,13 +21,38 @@ var errUpstreamDown = oauth.Errorf(oauth.TemporarilyUnavailable, "the identity p
 // grant's row, it does not open.
 func upstreamAD(grantID string) []byte { return []byte("mcpgate upstream session v1 " + grantID) }
 
+// errNoUpstreamToken is why a grant whose login brought no refresh token
+// ends when its recheck is due: for the log, and the operator. It is an
+// upstream.ErrSessionEnded, which ends the grant.
+var errNoUpstreamToken error = noUpstreamToken{}
+
+type noUpstreamToken struct{}
+
+func (noUpstreamToken) Error() string {
+	return "the provider gave no refresh token at login, so the user cannot be rechecked there: " +
+		"add offline_access to the provider's scopes (Okta, Entra ID, Auth0; Google: access_type=offline and prompt=consent) " +
+		"and let the client use refresh tokens there, or set upstream_recheck off to keep the login's groups for the grant's life"
+}
+
+func (noUpstreamToken) Is(target error) bool { return target == upstream.ErrSessionEnded }
+
 // keepUpstream stores the provider's refresh token, sealed, with the grant
-// that the code being issued will create (RT-3). Without a token the grant
-// keeps the login's identity for its life, as with connectors that cannot
-// refresh.
+// that the code being issued will create (RT-3). A rechecked provider that
+// gave none still gets a session, without a token: the grant holds until
+// its recheck is due and then ends, so that a person the provider no
+// longer lets in (or no longer puts in a group) never keeps the login's
+// access for the grant's life. Connectors that cannot refresh (local
+// accounts, GitHub) keep the login's identity.
 func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, user identity.User, token string) error {
-	if token == "" || s.opts.UpstreamRecheck <= 0 {
+	if s.opts.UpstreamRecheck <= 0 {
 		return nil
+	}
+	if _, ok := s.connectors[connector].(upstream.RefreshingConnector); !ok {
+		return nil
+	}
+	if token == "" {
+		s.log.Warn("the provider gave no refresh token at login: the grant ends when upstream_recheck is due",
+			"connector", connector, "user", user.ID, "grant", grantID, "upstream_recheck", s.opts.UpstreamRecheck.String(), "why", errNoUpstreamToken.Error())
 	}
 	return s.store.PutUpstreamSession(ctx, &store.UpstreamSession{
 		GrantID: grantID, Connector: connector, User: user,
@@ -92,6 +117,9 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 	if err != nil {
 		// Sealed under another secret key: the session cannot be checked.
 		return identity.User{}, errors.Join(upstream.ErrSessionEnded, err)
+	}
+	if len(token) == 0 {
+		return identity.User{}, errNoUpstreamToken
 	}
 	user, next, err := rc.Refresh(ctx, string(token))
 	switch {

@@ -6,6 +6,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
 
 // Config is everything `mcpgate serve` can be told, and its fields are the
@@ -161,6 +162,10 @@ type OIDCProvider struct {
 	HostedDomain   StringList `yaml:"hosted_domain"`
 	Tenant         string     `yaml:"tenant"`
 	AllowedTenants []string   `yaml:"allowed_tenants"`
+
+	// OfflineAccess is not read from the file: ResolvedOIDCProviders sets
+	// when the provider is asked for offline_access (RT-3).
+	OfflineAccess oidc.OfflineAccess `yaml:"-"`
 }
 
 // StringList is a list that the file may also give as one string

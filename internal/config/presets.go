@@ -1,9 +1,13 @@
 package config
 
 import (
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
 
 // googleIssuer is the only issuer of Google accounts.
@@ -70,28 +74,91 @@ func withDefault(v, def string) string {
 }
 
 // OIDCFlagsProvider is the provider of the oidc_* settings, named oidc,
-// its preset applied, and whether they configure one: an issuer, or a
+// resolved as the file's providers are (preset, refresh token), and whether they configure one: an issuer, or a
 // preset, which may give the issuer (gitlab) or is told that it cannot.
 func (c *Config) OIDCFlagsProvider() (OIDCProvider, bool) {
 	if c.OIDCIssuer == "" && c.OIDCPreset == "" {
 		return OIDCProvider{}, false
 	}
-	return OIDCProvider{Name: oidcFlagsName, Preset: c.OIDCPreset, Issuer: c.OIDCIssuer,
-		ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret}.WithPreset(), true
+	return c.resolve(OIDCProvider{Name: oidcFlagsName, Preset: c.OIDCPreset, Issuer: c.OIDCIssuer,
+		ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret}), true
 }
 
 // ResolvedOIDCProviders is every provider but the oidc_* settings' one,
-// presets applied: the google_* settings' google, then oidc_providers.
+// presets applied, each asking its provider for a refresh token as
+// askRefreshToken says: the google_* settings' google, then
+// oidc_providers.
 func (c *Config) ResolvedOIDCProviders() []OIDCProvider {
 	var out []OIDCProvider
 	if c.GoogleClientID != "" {
-		out = append(out, OIDCProvider{Name: googleName, Preset: "google", ClientID: c.GoogleClientID,
-			ClientSecret: c.GoogleClientSecret, HostedDomain: slices.Clone(c.GoogleHostedDomain)}.WithPreset())
+		out = append(out, c.resolve(OIDCProvider{Name: googleName, Preset: "google", ClientID: c.GoogleClientID,
+			ClientSecret: c.GoogleClientSecret, HostedDomain: slices.Clone(c.GoogleHostedDomain)}))
 	}
 	for _, op := range c.OIDCProviders {
-		out = append(out, op.WithPreset())
+		out = append(out, c.resolve(op))
 	}
 	return out
+}
+
+func (c *Config) resolve(op OIDCProvider) OIDCProvider {
+	own := len(op.Scopes) > 0
+	op = op.WithPreset()
+	if !c.UpstreamRecheck.Off() {
+		op = op.askRefreshToken(own)
+	}
+	return op
+}
+
+// askRefreshToken makes a login at op's provider ask for the refresh
+// token that the recheck redeems (RT-3), the way its provider needs;
+// own says the operator set the scopes, which are then theirs to
+// complete. Many providers issue one only when asked:
+//   - okta, entra, auth0: with the offline_access scope (and, for Auth0
+//     with an audience, that API's Allow Offline Access);
+//   - google: with access_type=offline, and at a consent only, so with
+//     prompt=consent at every login, added to the operator's prompt;
+//   - a provider without a preset: with offline_access when its discovery
+//     lists it (a provider that does not know the scope may refuse it).
+//
+// Keycloak and GitLab issue one unasked, and Keycloak's offline_access
+// makes an offline session, which outlives the user's session there:
+// never asked for. A provider that still gives none makes grants that end
+// when their recheck is due (the gateway logs why).
+func (op OIDCProvider) askRefreshToken(own bool) OIDCProvider {
+	switch op.Preset {
+	case "okta", "entra", "auth0":
+		if !own {
+			op.OfflineAccess = oidc.OfflineAccessAlways
+		}
+	case "":
+		if !own {
+			op.OfflineAccess = oidc.OfflineAccessIfListed
+		}
+	case "google":
+		params := maps.Clone(op.AuthParams)
+		if params == nil {
+			params = map[string]string{}
+		}
+		if _, set := params["access_type"]; !set {
+			params["access_type"] = "offline"
+		}
+		params["prompt"] = withConsent(params["prompt"])
+		op.AuthParams = params
+	}
+	return op
+}
+
+// withConsent adds consent to a prompt parameter (a space-separated
+// list), unless it is there or the prompt is none, which admits no other.
+func withConsent(prompt string) string {
+	values := strings.Fields(prompt)
+	switch {
+	case len(values) == 0:
+		return "consent"
+	case slices.Contains(values, "consent"), slices.Contains(values, "none"):
+		return prompt
+	}
+	return prompt + " consent"
 }
 
 // domainName is a DNS name as Google's hd claim carries it.

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
 
 // Each preset fills what its provider needs and the generic defaults do
@@ -155,5 +158,89 @@ func TestGoogleFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)
 		}
+	}
+}
+
+// RT-3: with upstream_recheck on, each provider asks for the refresh token
+// the recheck redeems the way it needs: okta, entra and auth0 add
+// offline_access to their scopes; google sends access_type=offline and
+// prompt=consent (it gives a refresh token only at a consent), keeping an
+// operator's other prompt; a provider without a preset adds offline_access
+// when its discovery lists it; keycloak (whose offline_access makes an
+// offline session) and gitlab (which issues them unasked) ask for nothing.
+// Scopes the operator set are theirs, and with the recheck off nothing
+// more is asked.
+func TestOIDCPresetsAskForARefreshToken(t *testing.T) {
+	google := map[string]string{"access_type": "offline", "prompt": "consent"}
+	for _, tc := range []struct {
+		name    string
+		off     bool // upstream_recheck off
+		in      OIDCProvider
+		offline oidc.OfflineAccess
+		params  map[string]string
+	}{
+		{"okta", false, OIDCProvider{Preset: "okta", Issuer: "https://corp.okta.com"}, oidc.OfflineAccessAlways, nil},
+		{"entra", false, OIDCProvider{Preset: "entra", Tenant: "common"}, oidc.OfflineAccessAlways, nil},
+		{"auth0", false, OIDCProvider{Preset: "auth0", Issuer: "https://corp.eu.auth0.com"}, oidc.OfflineAccessAlways, nil},
+		{"no preset", false, OIDCProvider{Issuer: "https://idp.example"}, oidc.OfflineAccessIfListed, nil},
+		{"keycloak", false, OIDCProvider{Preset: "keycloak", Issuer: "https://kc.example/realms/corp"}, oidc.OfflineAccessNever, nil},
+		{"gitlab", false, OIDCProvider{Preset: "gitlab"}, oidc.OfflineAccessNever, nil},
+		{"google", false, OIDCProvider{Preset: "google"}, oidc.OfflineAccessNever, google},
+		{"google, hint kept", false, OIDCProvider{Preset: "google", AuthParams: map[string]string{"login_hint": "a@example.com"}},
+			oidc.OfflineAccessNever, map[string]string{"access_type": "offline", "prompt": "consent", "login_hint": "a@example.com"}},
+		{"google, own prompt", false, OIDCProvider{Preset: "google", AuthParams: map[string]string{"prompt": "select_account"}},
+			oidc.OfflineAccessNever, map[string]string{"access_type": "offline", "prompt": "select_account consent"}},
+		{"google, own consent", false, OIDCProvider{Preset: "google", AuthParams: map[string]string{"prompt": "consent select_account"}},
+			oidc.OfflineAccessNever, map[string]string{"access_type": "offline", "prompt": "consent select_account"}},
+		{"google, own access_type", false, OIDCProvider{Preset: "google", AuthParams: map[string]string{"access_type": "online"}},
+			oidc.OfflineAccessNever, map[string]string{"access_type": "online", "prompt": "consent"}},
+		{"okta, own scopes", false, OIDCProvider{Preset: "okta", Issuer: "https://corp.okta.com", Scopes: []string{"openid", "groups"}}, oidc.OfflineAccessNever, nil},
+		{"entra, own scopes", false, OIDCProvider{Preset: "entra", Tenant: "common", Scopes: []string{"openid", "email"}}, oidc.OfflineAccessNever, nil},
+		{"no preset, own scopes", false, OIDCProvider{Issuer: "https://idp.example", Scopes: []string{"openid"}}, oidc.OfflineAccessNever, nil},
+		{"okta, recheck off", true, OIDCProvider{Preset: "okta", Issuer: "https://corp.okta.com"}, oidc.OfflineAccessNever, nil},
+		{"no preset, recheck off", true, OIDCProvider{Issuer: "https://idp.example"}, oidc.OfflineAccessNever, nil},
+		{"google, recheck off", true, OIDCProvider{Preset: "google"}, oidc.OfflineAccessNever, nil},
+	} {
+		cfg := Defaults()
+		if tc.off {
+			cfg.UpstreamRecheck = off
+		}
+		in := tc.in
+		in.AuthParams = maps.Clone(tc.in.AuthParams)
+		cfg.OIDCProviders = []OIDCProvider{in}
+		got := cfg.ResolvedOIDCProviders()[0]
+		want := tc.params
+		if want == nil {
+			want = tc.in.AuthParams
+		}
+		if got.OfflineAccess != tc.offline || !maps.Equal(got.AuthParams, want) {
+			t.Errorf("%s: offline_access %v, auth params %v; want %v, %v", tc.name, got.OfflineAccess, got.AuthParams, tc.offline, want)
+		}
+		if !maps.Equal(in.AuthParams, tc.in.AuthParams) {
+			t.Errorf("%s: the file's auth params changed to %v", tc.name, in.AuthParams)
+		}
+		if tc.in.Scopes != nil && !slices.Equal(got.Scopes, tc.in.Scopes) {
+			t.Errorf("%s: scopes %v, want the operator's %v", tc.name, got.Scopes, tc.in.Scopes)
+		}
+	}
+	// The oidc_* settings' provider, without a preset and with okta's.
+	cfg := Defaults()
+	cfg.OIDCIssuer = "https://idp.example"
+	if got, _ := cfg.OIDCFlagsProvider(); got.OfflineAccess != oidc.OfflineAccessIfListed {
+		t.Errorf("oidc_* provider: offline_access %v, want if listed", got.OfflineAccess)
+	}
+	cfg.OIDCPreset = "okta"
+	if got, _ := cfg.OIDCFlagsProvider(); got.OfflineAccess != oidc.OfflineAccessAlways {
+		t.Errorf("oidc_* provider, okta preset: offline_access %v, want always", got.OfflineAccess)
+	}
+	cfg.UpstreamRecheck = off
+	if got, _ := cfg.OIDCFlagsProvider(); got.OfflineAccess != oidc.OfflineAccessNever {
+		t.Errorf("oidc_* provider, recheck off: offline_access %v, want never", got.OfflineAccess)
+	}
+	// The google_* settings' provider is the google preset's.
+	cfg = Defaults()
+	cfg.GoogleClientID, cfg.GoogleClientSecret = "g", "s"
+	if got := cfg.ResolvedOIDCProviders()[0]; !maps.Equal(got.AuthParams, google) {
+		t.Errorf("google_* provider: auth params %v, want %v", got.AuthParams, google)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,13 +42,45 @@ type Options struct {
 	// IDTokenOmits are claims left out of ID tokens and still answered at
 	// userinfo, as GitLab's groups are.
 	IDTokenOmits []string
+	// RefreshTokens says which code exchanges bring a refresh token.
+	RefreshTokens RefreshTokens
+}
+
+// RefreshTokens is when the provider issues a refresh token with a code.
+// Discovery lists offline_access in every case.
+type RefreshTokens int
+
+const (
+	// RefreshAlways gives one with every code exchange, as Keycloak and
+	// GitLab do.
+	RefreshAlways RefreshTokens = iota
+	// RefreshWithOfflineAccess gives one only when the login asked for
+	// the offline_access scope, as Okta, Entra ID and Auth0 do (and
+	// oidc-provider by default).
+	RefreshWithOfflineAccess
+	// RefreshNever gives none, even when asked for offline_access: a
+	// provider (or an app registration) that does not let the client
+	// refresh.
+	RefreshNever
+)
+
+func (r RefreshTokens) String() string {
+	switch r {
+	case RefreshAlways:
+		return "always"
+	case RefreshWithOfflineAccess:
+		return "offline_access"
+	case RefreshNever:
+		return "never"
+	}
+	return "RefreshTokens(" + strconv.Itoa(int(r)) + ")"
 }
 
 // Client is a registered client. An empty Secret makes it public
 // (token_endpoint_auth_method none, PKCE alone); a confidential client may
 // authenticate with client_secret_basic or client_secret_post. Every client
 // may use authorization_code and refresh_token, and gets a refresh token
-// with every code exchange (no offline_access or prompt=consent needed). A
+// with every code exchange unless Options.RefreshTokens says otherwise. A
 // public client's refresh token rotates at every refresh, and presenting a
 // rotated one again revokes the grant (oidc-provider's reuse detection); a
 // confidential client's stays the same until 70% of its 14 days have passed.
@@ -171,7 +204,8 @@ func Start(t testing.TB, opts Options) *Provider {
 		ClaimsOnlyAtUserinfo bool         `json:"id_token_claims_only_at_userinfo"`
 		UnadvertisedScopes   []string     `json:"unadvertised_scopes"`
 		IDTokenOmits         []string     `json:"id_token_omit_claims"`
-	}{Clients: []wireClient{}, Users: []wireUser{}, ClaimsOnlyAtUserinfo: opts.ClaimsOnlyAtUserinfo,
+		RefreshTokens        string       `json:"refresh_tokens"`
+	}{RefreshTokens: opts.RefreshTokens.String(), Clients: []wireClient{}, Users: []wireUser{}, ClaimsOnlyAtUserinfo: opts.ClaimsOnlyAtUserinfo,
 		UnadvertisedScopes: nonNil(opts.UnadvertisedScopes), IDTokenOmits: nonNil(opts.IDTokenOmits)}
 	p := &Provider{users: map[string]User{}}
 	for _, c := range opts.Clients {

@@ -58,7 +58,9 @@ func flow(t *testing.T, ctx context.Context, p *oidctest.Provider, conf *oauth2.
 	conf.Endpoint = op.Endpoint()
 	conf.Endpoint.AuthStyle = style
 	conf.RedirectURL = redirect
-	conf.Scopes = []string{oidc.ScopeOpenID, "profile", "email", "groups"}
+	if conf.Scopes == nil {
+		conf.Scopes = []string{oidc.ScopeOpenID, "profile", "email", "groups"}
+	}
 	verifier, state, nonce := oauth2.GenerateVerifier(), "st-"+sub, "n-"+sub
 	auth := conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
 	cb := p.Login(t, &http.Client{}, auth, sub)
@@ -360,4 +362,44 @@ func TestUnadvertisedScopesAndIDTokenOmits(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAlice(t, "userinfo", c)
+}
+
+// RefreshTokens: by default every code exchange brings a refresh token (as
+// Keycloak and GitLab give one); RefreshWithOfflineAccess gives one only to
+// a login that asked for offline_access, which discovery lists (as Okta,
+// Entra ID and Auth0 do); RefreshNever gives none, even when asked.
+func TestRefreshTokens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		policy             oidctest.RefreshTokens
+		without, withScope bool // a refresh token without offline_access, with it
+	}{
+		{oidctest.RefreshAlways, true, true},
+		{oidctest.RefreshWithOfflineAccess, false, true},
+		{oidctest.RefreshNever, false, false},
+	} {
+		p := start(t, oidctest.Options{RefreshTokens: tc.policy})
+		op, err := oidc.NewProvider(ctx, p.Issuer())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Scopes []string `json:"scopes_supported"`
+		}
+		if err := op.Claims(&d); err != nil || !slices.Contains(d.Scopes, "offline_access") {
+			t.Fatalf("policy %v: scopes_supported %v (%v); want offline_access listed", tc.policy, d.Scopes, err)
+		}
+		for _, offline := range []bool{false, true} {
+			conf := oauth2.Config{ClientID: "conf", ClientSecret: "conf-secret",
+				Scopes: []string{oidc.ScopeOpenID, "profile", "email", "groups"}}
+			if offline {
+				conf.Scopes = append(conf.Scopes, "offline_access")
+			}
+			_, tok := flow(t, ctx, p, &conf, alice.Sub)
+			if want := map[bool]bool{false: tc.without, true: tc.withScope}[offline]; (tok.RefreshToken != "") != want {
+				t.Fatalf("policy %v, offline_access asked %v: refresh token given %v, want %v", tc.policy, offline, tok.RefreshToken != "", want)
+			}
+		}
+	}
 }

@@ -9,13 +9,17 @@
 // CONFIG_JSON: {"port": 0, "clients": [{"id", "secret", "redirect_uris"}],
 // "users": [{"sub", "email", "email_verified", "name", "username", "groups",
 // "roles", "password", "extra"}], "id_token_claims_only_at_userinfo": false,
-// "unadvertised_scopes": [], "id_token_omit_claims": []}.
+// "unadvertised_scopes": [], "id_token_omit_claims": [],
+// "refresh_tokens": "always"}.
 // A user's "extra" claims (Google's hd, Entra's tid, Auth0's namespaced ones)
 // come with the openid scope, so they are in every ID token.
 // unadvertised_scopes are left out of the discovery document's
 // scopes_supported but still honoured (an Okta authorization server that
 // answers a groups scope it does not list); id_token_omit_claims are left
 // out of ID tokens but still at userinfo (GitLab's groups).
+// refresh_tokens is when a code exchange brings a refresh token: "always"
+// (Keycloak, GitLab), "offline_access" (only when the login asked for that
+// scope: Okta, Entra ID, Auth0, and oidc-provider's default) or "never".
 // When ready it prints one line: "oidctest: ready <issuer>".
 //
 // Test-only admin endpoints (loopback, no auth):
@@ -105,9 +109,17 @@ const provider = new Provider(issuer, {
   // Keycloak do); true: oidc-provider's default, only at userinfo.
   conformIdTokenClaims: !!config.id_token_claims_only_at_userinfo,
   pkce: { required: () => true },
-  // Issue a refresh token whenever the client may refresh, as Keycloak does,
-  // without oidc-provider's default demand for offline_access + prompt=consent.
-  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  // "always": whenever the client may refresh, as Keycloak does, without
+  // oidc-provider's default demand for offline_access; "offline_access":
+  // when the login asked for that scope; "never": not even then.
+  issueRefreshToken: async (ctx, client, code) => {
+    if (!client.grantTypeAllowed('refresh_token')) return false;
+    switch (config.refresh_tokens ?? 'always') {
+      case 'always': return true;
+      case 'offline_access': return code.scopes.has('offline_access') || offlineChallenges.has(code.codeChallenge);
+      default: return false;
+    }
+  },
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
@@ -130,6 +142,18 @@ const provider = new Provider(issuer, {
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = `oidctest error: ${out.error}: ${out.error_description ?? ''}`;
   },
+});
+// oidc-provider keeps offline_access only with prompt=consent (OpenID
+// Connect Core §11); Okta, Entra ID and Auth0 honour it without. The PKCE
+// challenges of the authorization requests that asked for it (PKCE is
+// required) mark their codes, whatever the scope became.
+const offlineChallenges = new Set();
+provider.use(async (ctx, next) => {
+  const scope = String(ctx.query?.scope ?? '').split(' ');
+  if (ctx.path === '/auth' && scope.includes('offline_access') && ctx.query.code_challenge) {
+    offlineChallenges.add(String(ctx.query.code_challenge));
+  }
+  await next();
 });
 const unadvertised = config.unadvertised_scopes ?? [];
 if (unadvertised.length) {

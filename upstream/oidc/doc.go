@@ -37,5 +37,15 @@
 // way to the connector's own: iss must be the placeholder filled with the
 // token's tid, and tid one of AllowedTenants when that list is set.
 //
+// The connector is an upstream.RefreshingConnector: a login hands back the
+// provider's refresh token, and Refresh redeems it to read the user again
+// (RT-3). Many providers issue one only when asked: OfflineAccess adds the
+// offline_access scope (Core §11) for them, always or when discovery lists
+// it; Google's way, access_type=offline with prompt=consent, is a pair of
+// AuthParams. Without a prompt of consent, Core §11 lets a provider drop
+// the scope; Okta, Entra ID and Auth0 do not, and a strict one that does
+// makes the login one without a refresh token, which the gateway treats
+// as a grant it cannot recheck.
+//
 // Users are "<name>:<sub>", so two providers' subjects never collide.
 package oidc

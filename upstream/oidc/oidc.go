@@ -73,7 +73,11 @@ type Config struct {
 	// Scopes defaults to openid, profile and email, and groups when the
 	// provider advertises it; openid is added if missing.
 	Scopes []string
-	Claims Claims
+	// OfflineAccess is when offline_access is added to the scopes: the
+	// scope that makes Okta, Entra ID and Auth0 issue the refresh token
+	// the gateway's recheck redeems (RT-3). The zero value never adds it.
+	OfflineAccess OfflineAccess
+	Claims        Claims
 	// AuthParams are extra authorization request parameters (prompt,
 	// login_hint, hd, …). The ones the flow sets itself are refused.
 	AuthParams map[string]string
@@ -96,6 +100,36 @@ type Config struct {
 	// its state (see the package doc). A random key is made per process if
 	// empty; replicas without sticky sessions should share 32 random bytes.
 	Key []byte
+}
+
+// OfflineAccess is when the connector asks for the offline_access scope
+// (OpenID Connect Core §11).
+type OfflineAccess int
+
+const (
+	// OfflineAccessNever leaves the scopes as they are: the recheck is
+	// off, or the provider issues refresh tokens unasked (Keycloak,
+	// GitLab) or makes something else of the scope (Keycloak's offline
+	// sessions, which outlive the user's session there).
+	OfflineAccessNever OfflineAccess = iota
+	// OfflineAccessIfListed adds it to the default scopes when the
+	// discovery document lists it, as a provider that does not know the
+	// scope may refuse it; scopes set in Config are kept as they are.
+	OfflineAccessIfListed
+	// OfflineAccessAlways adds it to the scopes, default or set.
+	OfflineAccessAlways
+)
+
+func (o OfflineAccess) String() string {
+	switch o {
+	case OfflineAccessNever:
+		return "never"
+	case OfflineAccessIfListed:
+		return "if listed"
+	case OfflineAccessAlways:
+		return "always"
+	}
+	return fmt.Sprintf("OfflineAccess(%d)", int(o))
 }
 
 // Connector is one OpenID Connect provider.
@@ -155,21 +189,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 			params = append(params, oauth2.SetAuthURLParam("hd", hostedDomainParam(cfg.HostedDomains)))
 		}
 	}
-	scopes := cfg.Scopes
-	if len(scopes) == 0 {
-		scopes = defaultScopes
-		// Many providers put groups behind a scope of that name, but some
-		// refuse a scope they do not know: ask only when advertised.
-		var meta struct {
-			Scopes []string `json:"scopes_supported"`
-		}
-		if provider.Claims(&meta) == nil && slices.Contains(meta.Scopes, "groups") {
-			scopes = append(slices.Clone(scopes), "groups")
-		}
-	}
-	if !slices.Contains(scopes, oidc.ScopeOpenID) {
-		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
-	}
+	scopes := loginScopes(cfg, provider)
 	key := cfg.Key
 	if len(key) == 0 {
 		key = make([]byte, 32)
@@ -184,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 			ClientID:     cfg.ClientID,
 			ClientSecret: cfg.ClientSecret,
 			Endpoint:     endpoint,
-			Scopes:       append([]string(nil), scopes...),
+			Scopes:       scopes,
 		},
 		provider: provider,
 		// go-oidc checks the signature, iss, aud (string or array) and exp;
@@ -198,6 +218,33 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		tenantIssuer:   tenantIssuer,
 		allowedTenants: slices.Clone(cfg.AllowedTenants),
 	}, nil
+}
+
+// loginScopes are the scopes a login asks for: cfg's, or the defaults
+// with what the provider lists of groups and offline_access, which some
+// providers refuse when they do not know them; openid always.
+func loginScopes(cfg Config, p *oidc.Provider) []string {
+	var meta struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	p.Claims(&meta)
+	scopes := slices.Clone(cfg.Scopes)
+	if len(scopes) == 0 {
+		scopes = slices.Clone(defaultScopes)
+		// Many providers put groups behind a scope of that name.
+		if slices.Contains(meta.Scopes, "groups") {
+			scopes = append(scopes, "groups")
+		}
+	}
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
+	}
+	offline := cfg.OfflineAccess == OfflineAccessAlways ||
+		cfg.OfflineAccess == OfflineAccessIfListed && len(cfg.Scopes) == 0 && slices.Contains(meta.Scopes, oidc.ScopeOfflineAccess)
+	if offline && !slices.Contains(scopes, oidc.ScopeOfflineAccess) {
+		scopes = append(scopes, oidc.ScopeOfflineAccess)
+	}
+	return scopes
 }
 
 // discoveryError keeps go-oidc's issuer mismatch readable and drops the

@@ -343,6 +343,38 @@ func TestDefaultScopes(t *testing.T) {
 	}
 }
 
+// RT-3: the recheck redeems a refresh token, which many providers (Okta,
+// Entra ID, Auth0) issue only for the offline_access scope. IfListed asks
+// for it with the default scopes when discovery lists it, never with
+// scopes the operator chose; Always adds it to any scopes (a preset's);
+// the zero value never asks.
+func TestOfflineAccess(t *testing.T) {
+	listed := []string{"openid", "profile", "email", "offline_access"}
+	for _, tc := range []struct {
+		mode       oidc.OfflineAccess
+		advertised []string
+		scopes     []string
+		want       string
+	}{
+		{oidc.OfflineAccessIfListed, listed, nil, "openid profile email offline_access"},
+		{oidc.OfflineAccessIfListed, append(slices.Clone(listed), "groups"), nil, "openid profile email groups offline_access"},
+		{oidc.OfflineAccessIfListed, []string{"openid", "profile", "email"}, nil, "openid profile email"},
+		{oidc.OfflineAccessIfListed, nil, nil, "openid profile email"},
+		{oidc.OfflineAccessIfListed, listed, []string{"openid", "email"}, "openid email"},
+		{oidc.OfflineAccessAlways, nil, nil, "openid profile email offline_access"},
+		{oidc.OfflineAccessAlways, nil, []string{"openid", "groups"}, "openid groups offline_access"},
+		{oidc.OfflineAccessAlways, nil, []string{"offline_access", "openid"}, "offline_access openid"},
+		{oidc.OfflineAccessNever, listed, nil, "openid profile email"},
+	} {
+		f := newFakeIdP(t)
+		f.scopes = tc.advertised
+		u, _ := url.Parse(f.connector(t, func(c *oidc.Config) { c.OfflineAccess, c.Scopes = tc.mode, tc.scopes }).LoginURL("s", callback))
+		if got := u.Query().Get("scope"); got != tc.want {
+			t.Errorf("mode %v, advertised %v, scopes %v: scope %q, want %q", tc.mode, tc.advertised, tc.scopes, got, tc.want)
+		}
+	}
+}
+
 // Extra authorization parameters go upstream; the flow's own cannot be
 // replaced by them.
 func TestAuthParams(t *testing.T) {

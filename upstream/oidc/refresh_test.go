@@ -55,3 +55,36 @@ func TestRefreshRereadsGroupsAndEndsWithTheProvider(t *testing.T) {
 		t.Fatalf("refresh after the provider revoked the grant: %v, want ErrSessionEnded", err)
 	}
 }
+
+// RT-3 at a provider that issues refresh tokens only for offline_access
+// and lists the scope (Okta, Entra ID, Auth0): asking for it brings the
+// refresh token the recheck redeems; without it the login brings none.
+func TestOfflineAccessBringsARefreshToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	op := oidctest.Start(t, oidctest.Options{
+		RefreshTokens: oidctest.RefreshWithOfflineAccess,
+		Clients:       []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
+		Users:         []oidctest.User{{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"admins"}}},
+	})
+	for _, mode := range []oidc.OfflineAccess{oidc.OfflineAccessIfListed, oidc.OfflineAccessNever} {
+		c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret", OfflineAccess: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := "state-offline-" + mode.String()
+		back := op.Login(t, nil, c.LoginURL(state, callback), "alice")
+		user, rt, err := c.HandleCallbackSession(ctx, callback, httptest.NewRequest("GET", back.String(), nil))
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		if want := mode == oidc.OfflineAccessIfListed; user.ID != "oidc:alice" || (rt != "") != want {
+			t.Fatalf("offline_access %v: user %q, refresh token given %v; want oidc:alice, a refresh token %v", mode, user.ID, rt != "", want)
+		}
+		if mode == oidc.OfflineAccessIfListed {
+			if _, _, err := c.Refresh(ctx, rt); err != nil {
+				t.Fatalf("refresh with the token offline_access brought: %v", err)
+			}
+		}
+	}
+}
