@@ -55,3 +55,50 @@ func TestRefreshRereadsGroupsAndEndsWithTheProvider(t *testing.T) {
 		t.Fatalf("refresh after the provider revoked the grant: %v, want ErrSessionEnded", err)
 	}
 }
+
+// SEC-60: the hosted domain and tenant rules hold at a refresh as at the
+// login: a refreshed ID token whose hd or tid the connector would refuse
+// at login ends the session, rather than keep a person the restriction
+// now excludes.
+func TestSEC60_RefreshChecksHostedDomainAndTenant(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	alice := oidctest.User{Sub: "alice", Email: "alice@example.com", EmailVerified: true, Username: "alice", Name: "Alice",
+		Groups: []string{"devs"}, Extra: map[string]any{"hd": "example.com", "tid": "t1"}}
+	bob := oidctest.User{Sub: "bob", Email: "bob@example.com", EmailVerified: true, Username: "bob", Name: "Bob",
+		Groups: []string{"devs"}, Extra: map[string]any{"hd": "example.com", "tid": "t1"}}
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
+		Users:   []oidctest.User{alice, bob},
+	})
+	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		HostedDomains: []string{"example.com"}, AllowedTenants: []string{"t1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(sub string) string {
+		t.Helper()
+		state := "state-" + sub
+		back := op.Login(t, nil, c.LoginURL(state, callback), sub)
+		_, rt, err := c.HandleCallbackSession(ctx, callback, httptest.NewRequest("GET", back.String(), nil))
+		if err != nil || rt == "" {
+			t.Fatalf("login of %s: refresh token given %v, %v", sub, rt != "", err)
+		}
+		return rt
+	}
+	rtAlice, rtBob := login("alice"), login("bob")
+	if _, _, err := c.Refresh(ctx, rtAlice); err != nil {
+		t.Fatalf("refresh with hd and tid unchanged: %v", err)
+	}
+
+	alice.Extra = map[string]any{"hd": "other.example", "tid": "t1"}
+	op.SetUser(t, alice)
+	if u, _, err := c.Refresh(ctx, rtAlice); !errors.Is(err, upstream.ErrSessionEnded) {
+		t.Errorf("refresh whose ID token has hd other.example: user %+v, %v; want ErrSessionEnded", u, err)
+	}
+	bob.Extra = map[string]any{"hd": "example.com", "tid": "t2"}
+	op.SetUser(t, bob)
+	if u, _, err := c.Refresh(ctx, rtBob); !errors.Is(err, upstream.ErrSessionEnded) {
+		t.Errorf("refresh whose ID token has tid t2: user %+v, %v; want ErrSessionEnded", u, err)
+	}
+}
