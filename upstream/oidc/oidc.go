@@ -352,10 +352,29 @@ func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub st
 	if err := ui.Claims(&extra); err != nil {
 		return fmt.Errorf("%s: userinfo claims: %w", c.name, err)
 	}
+	pairEmail(claims, extra)
 	for k, v := range extra {
 		if _, ok := claims[k]; !ok {
 			claims[k] = v
 		}
 	}
 	return nil
+}
+
+// pairEmail keeps email and email_verified together through the merge
+// (SEC-61): a verdict speaks of the address it came with, so the source
+// that gives the address gives the verdict, and userinfo's verdict about
+// another address than the ID token's is dropped.
+func pairEmail(claims, extra map[string]any) {
+	signed, ok := claims["email"]
+	if !ok {
+		if _, ok := extra["email"]; ok {
+			delete(claims, "email_verified")
+		}
+		return
+	}
+	a, _ := signed.(string)
+	if b, _ := extra["email"].(string); a == "" || a != b {
+		delete(extra, "email_verified")
+	}
 }

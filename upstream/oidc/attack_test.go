@@ -1,0 +1,39 @@
+package oidc_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// SEC-61: email_verified speaks of the email claim it came with (OpenID
+// Connect Core §5.1). An address from another claim, or from the ID token
+// when the verdict came from userinfo about another address, is not
+// verified by it: access rules' email_domains would trust it.
+func TestSEC61_EmailVerifiedVouchesForItsOwnAddressOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		claims oidc.Claims
+		id, ui map[string]any
+	}{
+		{"configured claim holds another address", oidc.Claims{Email: "mail"},
+			map[string]any{"preferred_username": "mallory", "name": "M", "groups": []string{},
+				"mail": "boss@corp.example", "email": "mallory@else.example", "email_verified": true}, nil},
+		{"verdict from userinfo about another address", oidc.Claims{},
+			map[string]any{"preferred_username": "mallory", "name": "M", "email": "boss@corp.example"},
+			map[string]any{"sub": "248289761001", "email": "mallory@else.example", "email_verified": true, "groups": []string{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims, f.userinfo = tc.id, tc.ui
+			got, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.Claims = tc.claims }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(got, "boss@corp.example") || strings.Contains(got, "email_verified") {
+				t.Fatalf("got %s; want no verified email", got)
+			}
+		})
+	}
+}
