@@ -37,3 +37,19 @@ func TestSEC61_EmailVerifiedVouchesForItsOwnAddressOnly(t *testing.T) {
 		})
 	}
 }
+
+// SEC-62: an ID token with an authorized party (azp) other than this
+// client was issued to that other client, even when this client is among
+// its audiences (OpenID Connect Core §3.1.3.7 (5)): it is refused.
+func TestSEC62_IDTokenForAnotherAuthorizedPartyRefused(t *testing.T) {
+	f := newFakeIdP(t)
+	c := f.connector(t, nil)
+	f.idClaims = profile(map[string]any{"aud": []string{"other", "client-1"}, "azp": "other"})
+	if got, err := f.login(t, c); err == nil || !strings.Contains(err.Error(), "azp") {
+		t.Fatalf("azp of another client: %s, %v; want refused", got, err)
+	}
+	f.idClaims = profile(map[string]any{"aud": []string{"other", "client-1"}, "azp": "client-1"})
+	if _, err := f.login(t, c); err != nil {
+		t.Fatalf("azp of this client: %v", err)
+	}
+}

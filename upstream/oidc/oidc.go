@@ -297,7 +297,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	if raw == "" {
 		return identity.User{}, fmt.Errorf("%s: the token response has no id_token", c.name)
 	}
-	idt, err := c.verifier.Verify(ctx, raw)
+	idt, err := c.verify(ctx, raw)
 	if err != nil {
 		return identity.User{}, fmt.Errorf("%s: ID token: %w", c.name, err)
 	}
@@ -321,6 +321,27 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		}
 	}
 	return c.user(claims)
+}
+
+// verify checks an ID token as go-oidc does (signature, iss, aud as a
+// string or an array, exp) and its authorized party: a token with an azp
+// other than this client was issued to that client, whatever its aud lists
+// (OpenID Connect Core §3.1.3.7 (5), SEC-62).
+func (c *Connector) verify(ctx context.Context, raw string) (*oidc.IDToken, error) {
+	idt, err := c.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	var party struct {
+		AZP any `json:"azp"`
+	}
+	if err := idt.Claims(&party); err != nil {
+		return nil, err
+	}
+	if party.AZP != nil && party.AZP != any(c.oauth.ClientID) {
+		return nil, fmt.Errorf("azp %q is another client", upstream.Clip(fmt.Sprint(party.AZP)))
+	}
+	return idt, nil
 }
 
 // needUserinfo reports whether a claim the connector maps is missing from

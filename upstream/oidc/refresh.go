@@ -60,7 +60,7 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.
 	claims := map[string]any{}
 	sub := ""
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		idt, err := c.verifier.Verify(ctx, raw)
+		idt, err := c.verify(ctx, raw)
 		if err != nil {
 			return identity.User{}, "", fmt.Errorf("%s: refreshed ID token: %w", c.name, err)
 		}
