@@ -1,6 +1,7 @@
 package oidc_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -51,5 +52,38 @@ func TestSEC62_IDTokenForAnotherAuthorizedPartyRefused(t *testing.T) {
 	f.idClaims = profile(map[string]any{"aud": []string{"other", "client-1"}, "azp": "client-1"})
 	if _, err := f.login(t, c); err != nil {
 		t.Fatalf("azp of this client: %v", err)
+	}
+}
+
+// SEC-63: what a provider answers is read up to a bound, and its text
+// reaches the log clipped: a provider (or whatever answers at its URLs)
+// cannot exhaust the gateway's memory or fill its log with one answer.
+func TestSEC63_ProviderAnswersBounded(t *testing.T) {
+	huge, long := strings.Repeat("x", 2<<20), strings.Repeat("x", 100<<10) // past the bound; within it
+	for _, tc := range []struct {
+		name string
+		set  func(f *fakeIdP)
+	}{
+		{"userinfo of 2 MiB", func(f *fakeIdP) {
+			f.uiStatus, f.uiRaw = http.StatusOK, []byte(`{"sub":"248289761001","groups":["g"],"pad":"`+huge+`"}`)
+		}},
+		{"userinfo error of 100 KiB", func(f *fakeIdP) { f.uiStatus, f.uiRaw = http.StatusInternalServerError, []byte(long) }},
+		{"key set error of 100 KiB", func(f *fakeIdP) {
+			f.jwksStatus, f.jwksRaw = http.StatusInternalServerError, []byte(long)
+			f.idClaims = profile(nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims = map[string]any{"name": "N"} // userinfo is asked for the rest
+			tc.set(f)
+			got, err := f.login(t, f.connector(t, nil))
+			if err == nil {
+				t.Fatalf("got %s; want the login refused", got)
+			}
+			if n := len(err.Error()); n > 1000 {
+				t.Fatalf("error of %d bytes: %.300s…", n, err)
+			}
+		})
 	}
 }

@@ -78,7 +78,7 @@ type Config struct {
 	// login_hint, hd, …). The ones the flow sets itself are refused.
 	AuthParams map[string]string
 	// HTTPClient makes the discovery, key, token and userinfo requests; a
-	// client with a 30 s timeout if nil.
+	// client with a 30 s timeout if nil. Answers are read up to 1 MiB.
 	HTTPClient *http.Client
 	// HostedDomains restrict logins to these Google Workspace domains: sent
 	// upstream as hd (the domain, or * for several) and checked in the ID
@@ -140,10 +140,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s: config: %w", name, errors.Join(errs...))
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
+	client := bounded(cfg.HTTPClient)
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 30*time.Second)
 	defer cancel()
 	provider, tenantIssuer, err := discover(dctx, cfg.Issuer, cfg.TenantIssuer)
@@ -198,6 +195,37 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		tenantIssuer:   tenantIssuer,
 		allowedTenants: slices.Clone(cfg.AllowedTenants),
 	}, nil
+}
+
+// maxAnswer bounds what is read of any answer of the provider (SEC-63),
+// as x/oauth2 bounds the token endpoint's: go-oidc reads discovery, key
+// set and userinfo answers whole.
+const maxAnswer = 1 << 20
+
+// bounded returns a copy of client (a client with a 30 s timeout if nil)
+// whose answers' bodies fail past maxAnswer bytes.
+func bounded(client *http.Client) *http.Client {
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	c := *client
+	base := client.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = boundedTransport{base}
+	return &c
+}
+
+type boundedTransport struct{ base http.RoundTripper }
+
+func (t boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		// A nil ResponseWriter: MaxBytesReader only limits.
+		resp.Body = http.MaxBytesReader(nil, resp.Body, maxAnswer)
+	}
+	return resp, err
 }
 
 // discoveryError keeps go-oidc's issuer mismatch readable and drops the
@@ -330,7 +358,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 func (c *Connector) verify(ctx context.Context, raw string) (*oidc.IDToken, error) {
 	idt, err := c.verifier.Verify(ctx, raw)
 	if err != nil {
-		return nil, err
+		return nil, clipped(err) // a failed key fetch quotes the answer's body
 	}
 	var party struct {
 		AZP any `json:"azp"`
@@ -343,6 +371,19 @@ func (c *Connector) verify(ctx context.Context, raw string) (*oidc.IDToken, erro
 	}
 	return idt, nil
 }
+
+// userinfo asks the userinfo endpoint with tok (OpenID Connect Core
+// §5.3).
+func (c *Connector) userinfo(ctx context.Context, tok *oauth2.Token) (*oidc.UserInfo, error) {
+	ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return nil, clipped(err) // go-oidc quotes the whole answer of a failure
+	}
+	return ui, nil
+}
+
+// clipped is err with its text clipped for the log (SEC-63).
+func clipped(err error) error { return errors.New(upstream.Clip(err.Error())) }
 
 // needUserinfo reports whether a claim the connector maps is missing from
 // the ID token and the provider has a userinfo endpoint to ask.
@@ -361,7 +402,7 @@ func (c *Connector) needUserinfo(claims map[string]any) bool {
 // mergeUserinfo adds userinfo's claims that the ID token lacks; the ID
 // token's own win, as they are signed.
 func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub string, claims map[string]any) error {
-	ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	ui, err := c.userinfo(ctx, tok)
 	if err != nil {
 		return fmt.Errorf("%s: userinfo: %w", c.name, err)
 	}

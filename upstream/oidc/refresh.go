@@ -74,7 +74,7 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.
 		}
 		sub = idt.Subject
 	} else {
-		ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		ui, err := c.userinfo(ctx, tok)
 		if err != nil {
 			return identity.User{}, "", fmt.Errorf("%s: userinfo after refresh: %w", c.name, err)
 		}
