@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -101,9 +100,14 @@ func (a Access) Allows(user identity.User) bool {
 // every call, so that a narrower rule after a restart applies to grants
 // made before it (RT-3).
 func (s *Server) refusal(user identity.User, resource string) string {
+	// resource is canonical (resourceFor): its path is the configured one
+	// as written, which url.Parse would decode ("%41" to "A"), and a rule
+	// looked up under another spelling would let everyone in (SEC-64).
 	path := ""
-	if u, err := url.Parse(resource); err == nil {
-		path = u.Path
+	if _, rest, ok := strings.Cut(resource, "://"); ok {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			path = rest[i:]
+		}
 	}
 	if !s.opts.Access.Allows(user) {
 		return "access"
