@@ -1,7 +1,10 @@
 package oidc_test
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -85,5 +88,35 @@ func TestSEC63_ProviderAnswersBounded(t *testing.T) {
 				t.Fatalf("error of %d bytes: %.300s…", n, err)
 			}
 		})
+	}
+}
+
+// SEC-65 with Entra's {tenantid} issuer: an authorization response's iss
+// may name any tenant (the ID token's check decides which), but nothing
+// else.
+func TestSEC65_TenantIssuerInAuthorizationResponse(t *testing.T) {
+	f := newFakeIdP(t)
+	f.issuer = f.srv.URL + "/{tenantid}/v2.0"
+	c := f.connector(t, func(c *oidc.Config) { c.TenantIssuer = true })
+	f.idClaims = profile(map[string]any{"tid": "t1", "iss": f.srv.URL + "/t1/v2.0"})
+	for iss, ok := range map[string]bool{
+		f.srv.URL + "/t1/v2.0":   true,
+		f.srv.URL + "/a/b/v2.0":  false,
+		f.srv.URL + "//v2.0":     false,
+		"https://other.example":  false,
+		f.srv.URL + "/t1/v2.0/x": false,
+	} {
+		state := "state-" + iss
+		u, _ := url.Parse(c.LoginURL(state, callback))
+		f.mu.Lock()
+		f.challenge, f.nonce = u.Query().Get("code_challenge"), u.Query().Get("nonce")
+		f.mu.Unlock()
+		q := url.Values{"code": {"code-1"}, "state": {state}, "iss": {iss}}
+		_, err := c.HandleCallback(context.Background(), callback, httptest.NewRequest("GET", callback+"?"+q.Encode(), nil))
+		if ok && err != nil {
+			t.Errorf("iss %s: %v", iss, err)
+		} else if !ok && (err == nil || !strings.Contains(err.Error(), "iss")) {
+			t.Errorf("iss %s: %v; want refused", iss, err)
+		}
 	}
 }

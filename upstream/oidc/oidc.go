@@ -113,6 +113,10 @@ type Connector struct {
 	// placeholder; empty for a provider of one issuer.
 	tenantIssuer   string
 	allowedTenants []string
+	// issuer is the discovery document's; issInResponse says the provider
+	// puts it in authorization responses (RFC 9207).
+	issuer        string
+	issInResponse bool
 }
 
 var _ upstream.CallbackConnector = (*Connector)(nil)
@@ -172,6 +176,11 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
+	var meta struct {
+		Issuer        string `json:"issuer"`
+		IssInResponse bool   `json:"authorization_response_iss_parameter_supported"`
+	}
+	provider.Claims(&meta)
 	endpoint := provider.Endpoint()
 	endpoint.AuthStyle = authStyle(provider, cfg.ClientSecret)
 	return &Connector{
@@ -194,6 +203,8 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		hostedDomains:  lower(cfg.HostedDomains),
 		tenantIssuer:   tenantIssuer,
 		allowedTenants: slices.Clone(cfg.AllowedTenants),
+		issuer:         meta.Issuer,
+		issInResponse:  meta.IssInResponse,
 	}, nil
 }
 
@@ -309,6 +320,9 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 			return identity.User{}, fmt.Errorf("%w (%s)", ErrAccessDenied, upstream.Clip(q.Get("error_description")))
 		}
 		return identity.User{}, fmt.Errorf("%s: authorization failed: %s: %s", c.name, upstream.Clip(e), upstream.Clip(q.Get("error_description")))
+	}
+	if err := c.checkResponseIssuer(q); err != nil {
+		return identity.User{}, fmt.Errorf("%s: %w", c.name, err)
 	}
 	code := q.Get("code")
 	if code == "" {

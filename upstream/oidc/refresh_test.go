@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +102,43 @@ func TestSEC60_RefreshChecksHostedDomainAndTenant(t *testing.T) {
 	op.SetUser(t, bob)
 	if u, _, err := c.Refresh(ctx, rtBob); !errors.Is(err, upstream.ErrSessionEnded) {
 		t.Errorf("refresh whose ID token has tid t2: user %+v, %v; want ErrSessionEnded", u, err)
+	}
+}
+
+// SEC-65: the issuer in the authorization response (RFC 9207 §2.4) is
+// compared with the provider's: a response whose iss names another
+// issuer is refused before its code is redeemed, and so is one without
+// iss from a provider that says it sends one.
+func TestSEC65_AuthorizationResponseIssuerChecked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
+		Users:   []oidctest.User{{Sub: "alice", Email: "alice@corp.example", EmailVerified: true}},
+	})
+	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(q url.Values){
+		"another issuer": func(q url.Values) { q.Set("iss", "https://other.example") },
+		"no issuer":      func(q url.Values) { q.Del("iss") },
+	} {
+		state := "state-" + strings.ReplaceAll(name, " ", "-")
+		back := op.Login(t, nil, c.LoginURL(state, callback), "alice")
+		q := back.Query()
+		if q.Get("iss") != op.Issuer() || q.Get("code") == "" {
+			t.Fatalf("the provider's callback %s lacks its iss or code", back)
+		}
+		edit(q)
+		back.RawQuery = q.Encode()
+		if u, err := c.HandleCallback(ctx, callback, httptest.NewRequest("GET", back.String(), nil)); err == nil || !strings.Contains(err.Error(), "iss") {
+			t.Errorf("%s: user %+v, %v; want refused for its iss", name, u, err)
+		}
+	}
+	state := "state-genuine"
+	back := op.Login(t, nil, c.LoginURL(state, callback), "alice")
+	if _, err := c.HandleCallback(ctx, callback, httptest.NewRequest("GET", back.String(), nil)); err != nil {
+		t.Fatalf("the provider's own callback: %v", err)
 	}
 }
