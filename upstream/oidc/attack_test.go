@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -117,6 +118,26 @@ func TestSEC65_TenantIssuerInAuthorizationResponse(t *testing.T) {
 			t.Errorf("iss %s: %v", iss, err)
 		} else if !ok && (err == nil || !strings.Contains(err.Error(), "iss")) {
 			t.Errorf("iss %s: %v; want refused", iss, err)
+		}
+	}
+}
+
+// SEC-66: an https provider whose discovery document sends the client to
+// an http endpoint would have the client secret, codes and tokens travel
+// in clear: the connector refuses it at start.
+func TestSEC66_PlainHTTPEndpointOfHTTPSIssuerRefused(t *testing.T) {
+	for _, field := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"} {
+		var srv *httptest.Server
+		srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			doc := map[string]any{"issuer": srv.URL, "authorization_endpoint": srv.URL + "/auth", "token_endpoint": srv.URL + "/token",
+				"jwks_uri": srv.URL + "/jwks", "userinfo_endpoint": srv.URL + "/userinfo", "id_token_signing_alg_values_supported": []string{"ES256"}}
+			doc[field] = "http://idp.example/" + field
+			json.NewEncoder(w).Encode(doc)
+		}))
+		_, err := oidc.New(context.Background(), oidc.Config{Issuer: srv.URL, ClientID: "c", ClientSecret: "s", HTTPClient: srv.Client()})
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s over http at an https issuer: %v; want refused, naming it", field, err)
 		}
 	}
 }

@@ -151,6 +151,9 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, discoveryError(err))
 	}
+	if err := httpsEndpoints(provider, cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, err)
+	}
 	if len(cfg.HostedDomains) > 0 {
 		if _, set := cfg.AuthParams["hd"]; !set {
 			params = append(params, oauth2.SetAuthURLParam("hd", hostedDomainParam(cfg.HostedDomains)))
@@ -237,6 +240,28 @@ func (t boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Body = http.MaxBytesReader(nil, resp.Body, maxAnswer)
 	}
 	return resp, err
+}
+
+// httpsEndpoints refuses an https issuer's discovery document that names
+// an endpoint over plain http, where the client secret, codes and tokens
+// would travel in clear (SEC-66). An http issuer is a loopback test
+// provider (the configuration allows no other).
+func httpsEndpoints(p *oidc.Provider, issuer string) error {
+	if u, err := url.Parse(issuer); err != nil || u.Scheme != "https" {
+		return nil
+	}
+	var meta map[string]any
+	if err := p.Claims(&meta); err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"} {
+		v, _ := meta[k].(string)
+		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("%s %q is not https", k, upstream.Clip(v)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // discoveryError keeps go-oidc's issuer mismatch readable and drops the
