@@ -128,6 +128,10 @@ func TestBinaryOIDCPresets(t *testing.T) {
 		if q.Has("resource") || (tc.connector == "gw") != (q.Get("hd") == "example.com") {
 			t.Fatalf("%s: sent to the provider with %s; want hd=example.com for google alone, never resource", name, toProvider)
 		}
+		// SEC-67: a refresh token asked for where the provider gives one only on request.
+		if (tc.connector == "gw") != (q.Get("access_type") == "offline") || (tc.connector == "ms") != slices.Contains(strings.Fields(q.Get("scope")), "offline_access") {
+			t.Fatalf("%s: sent to the provider with %s; want access_type=offline for google alone, offline_access for entra alone", name, toProvider)
+		}
 		back := op.Login(t, br.Client, toProvider.String(), tc.sub)
 		done, err := br.Walk(ctx, back.String(), redirect)
 		if err != nil {

@@ -276,7 +276,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		oc, err := oidc.New(ctx, oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
 			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
 			Claims:        oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
-			HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants,
+			HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants, OfflineAccess: op.Preset == "entra",
 			Key: oidcLoginKey(secretKey, op.Name)})
 		if err != nil {
 			// The google_* settings' provider comes first.

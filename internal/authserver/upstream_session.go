@@ -26,7 +26,17 @@ func upstreamAD(grantID string) []byte { return []byte("mcpgate upstream session
 // keeps the login's identity for its life, as with connectors that cannot
 // refresh.
 func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, user identity.User, token string) error {
-	if token == "" || s.opts.UpstreamRecheck <= 0 {
+	if s.opts.UpstreamRecheck <= 0 {
+		return nil
+	}
+	if token == "" {
+		// A provider that could be rechecked but gave nothing to recheck
+		// with: the operator must hear of it, or a person removed from a
+		// group there keeps access for the grant's life (SEC-67).
+		if _, ok := s.connectors[connector].(upstream.RefreshingConnector); ok {
+			s.log.Warn("the identity provider issued no refresh token: this grant keeps the login's identity and groups for its life, never rechecked there; ask the provider for one (offline_access, or access_type=offline at Google)",
+				"connector", connector, "user", user.ID, "grant", grantID)
+		}
 		return nil
 	}
 	return s.store.PutUpstreamSession(ctx, &store.UpstreamSession{

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -17,9 +18,16 @@ const googleName = "google"
 // openid profile email, claims sub, preferred_username, email, groups) is
 // here; the entra and auth0 issuers are made from the provider's fields.
 var presetDefaults = map[string]OIDCProvider{
-	// Google's ID tokens have no preferred_username and no groups.
-	"google": {DisplayName: "Google", Issuer: googleIssuer, Claims: OIDCClaims{Username: "email"}},
-	"entra":  {DisplayName: "Microsoft"},
+	// Google's ID tokens have no preferred_username and no groups. Its
+	// refresh token, which the recheck of RT-3 needs, comes with
+	// access_type=offline only (and, after a person's first consent, with
+	// prompt=consent only: the operator's choice, as it shows Google's
+	// consent page at every login).
+	"google": {DisplayName: "Google", Issuer: googleIssuer, Claims: OIDCClaims{Username: "email"},
+		AuthParams: map[string]string{"access_type": "offline"}},
+	// Entra ID issues a refresh token with offline_access only: the
+	// connector asks for it (oidc.Config.OfflineAccess).
+	"entra": {DisplayName: "Microsoft"},
 	// Okta's org authorization server answers the groups scope with a
 	// groups claim; a custom one needs a groups claim of that name.
 	"okta": {Scopes: []string{"openid", "profile", "email", "groups"}},
@@ -54,6 +62,15 @@ func (op OIDCProvider) WithPreset() OIDCProvider {
 	}
 	if len(op.Scopes) == 0 {
 		op.Scopes = slices.Clone(d.Scopes)
+	}
+	for k, v := range d.AuthParams {
+		if _, set := op.AuthParams[k]; !set {
+			op.AuthParams = maps.Clone(op.AuthParams)
+			if op.AuthParams == nil {
+				op.AuthParams = map[string]string{}
+			}
+			op.AuthParams[k] = v
+		}
 	}
 	op.Claims.Subject = withDefault(op.Claims.Subject, d.Claims.Subject)
 	op.Claims.Username = withDefault(op.Claims.Username, d.Claims.Username)

@@ -157,3 +157,23 @@ func TestGoogleFlags(t *testing.T) {
 		}
 	}
 }
+
+// SEC-67: the google preset asks Google for a refresh token, which it
+// issues with access_type=offline only, so that its grants are rechecked
+// at Google (RT-3); what the operator sets wins. (Entra ID's
+// offline_access is the connector's: oidc.Config.OfflineAccess.)
+func TestSEC67_GooglePresetAsksForARefreshToken(t *testing.T) {
+	if g := (OIDCProvider{Preset: "google"}).WithPreset(); g.AuthParams["access_type"] != "offline" {
+		t.Errorf("google auth params %v; want access_type=offline", g.AuthParams)
+	}
+	in := OIDCProvider{Preset: "google", AuthParams: map[string]string{"access_type": "online", "prompt": "consent"}}
+	if g := in.WithPreset(); g.AuthParams["access_type"] != "online" || g.AuthParams["prompt"] != "consent" {
+		t.Errorf("google with its own auth params: %v; want them kept", g.AuthParams)
+	}
+	if in.AuthParams["access_type"] != "online" || len(in.AuthParams) != 2 {
+		t.Errorf("WithPreset changed the provider's own map: %v", in.AuthParams)
+	}
+	if g := (OIDCProvider{Preset: "google", AuthParams: map[string]string{"prompt": "consent"}}).WithPreset(); g.AuthParams["access_type"] != "offline" || g.AuthParams["prompt"] != "consent" {
+		t.Errorf("google with prompt=consent: %v; want access_type=offline added", g.AuthParams)
+	}
+}

@@ -141,3 +141,25 @@ func TestSEC66_PlainHTTPEndpointOfHTTPSIssuerRefused(t *testing.T) {
 		}
 	}
 }
+
+// SEC-67: OfflineAccess adds offline_access to the default scopes (Entra
+// ID issues a refresh token only then, and without one a grant is never
+// rechecked at the provider); scopes the operator lists are kept as they
+// are.
+func TestSEC67_OfflineAccessAsksForARefreshToken(t *testing.T) {
+	f := newFakeIdP(t)
+	f.scopes = []string{"openid", "email", "groups", "offline_access"}
+	scope := func(mod func(*oidc.Config)) string {
+		u, _ := url.Parse(f.connector(t, mod).LoginURL("s", callback))
+		return u.Query().Get("scope")
+	}
+	if got := scope(func(c *oidc.Config) { c.OfflineAccess = true }); got != "openid profile email groups offline_access" {
+		t.Errorf("OfflineAccess: scope %q, want the defaults, groups and offline_access", got)
+	}
+	if got := scope(nil); got != "openid profile email groups" {
+		t.Errorf("without OfflineAccess: scope %q, want no offline_access", got)
+	}
+	if got := scope(func(c *oidc.Config) { c.OfflineAccess, c.Scopes = true, []string{"openid", "email"} }); got != "openid email" {
+		t.Errorf("OfflineAccess with configured scopes: scope %q, want them as they are", got)
+	}
+}

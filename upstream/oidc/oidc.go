@@ -92,6 +92,11 @@ type Config struct {
 	// AllowedTenants, when not empty, are the only tids an ID token may
 	// carry.
 	AllowedTenants []string
+	// OfflineAccess adds offline_access to the default scopes, for a
+	// provider that issues a refresh token only then (Entra ID): without
+	// one, a grant is never rechecked at the provider (RT-3, SEC-67).
+	// Scopes, when set, are used as they are.
+	OfflineAccess bool
 	// Key keys the HMAC that derives a login's PKCE verifier and nonce from
 	// its state (see the package doc). A random key is made per process if
 	// empty; replicas without sticky sessions should share 32 random bytes.
@@ -169,6 +174,9 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		}
 		if provider.Claims(&meta) == nil && slices.Contains(meta.Scopes, "groups") {
 			scopes = append(slices.Clone(scopes), "groups")
+		}
+		if cfg.OfflineAccess {
+			scopes = append(slices.Clone(scopes), "offline_access")
 		}
 	}
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
