@@ -129,6 +129,13 @@ type Config struct {
 	MaxSessionsPerUser int
 	MaxStreamsPerUser  int
 
+	// MaxGroups bounds the groups one user may carry (default 100): a
+	// login with more is refused, with a page that says so, and a refresh
+	// that finds more ends the grant, rather than drop some, which would
+	// get the user past a rule that denies a dropped group (SEC-70). A
+	// group name is at most 256 bytes without control characters (SEC-71).
+	MaxGroups int
+
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
@@ -298,6 +305,9 @@ func (cfg *Config) complete() error {
 	if cfg.MaxSessionsPerUser < 0 || cfg.MaxStreamsPerUser < 0 {
 		return errors.New("mcpgate: per-user session and stream caps must not be negative")
 	}
+	if cfg.MaxGroups < 0 {
+		return errors.New("mcpgate: MaxGroups must not be negative")
+	}
 	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, time.Hour)
 	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, 30*24*time.Hour)
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
@@ -365,6 +375,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		Resources:       authResources(cfg.Resources),
 		Access:          cfg.Access,
 		ResourceAccess:  resourceAccess(cfg.Resources),
+		MaxGroups:       cfg.MaxGroups, // zero: authserver.DefaultMaxGroups
 		StaticClients:   static,
 		Introspectors:   cfg.IntrospectionClients,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +22,8 @@ import (
 // Several providers at once keep their users apart: GitHub's user 1, the
 // OpenID provider's sub 1 as corp and the same provider's sub 1 as oidc
 // are three people, github:1, corp:1 and oidc:1, each the choice on the
-// consent page leads to. Users are <connector>:<subject>, so no provider
-// can name another's user.
+// consent page leads to, where the chooser offers all three by name.
+// Users are <connector>:<subject>, so no provider can name another's user.
 func TestProvidersKeepUsersApart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -43,7 +45,8 @@ func TestProvidersKeepUsersApart(t *testing.T) {
 	}
 	var cons []upstream.Connector
 	for _, name := range []string{"corp", "oidc"} {
-		c, err := oidc.New(ctx, oidc.Config{Name: name, Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+		display := map[string]string{"corp": "Corp SSO"}[name] // oidc: the issuer's host
+		c, err := oidc.New(ctx, oidc.Config{Name: name, DisplayName: display, Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,6 +64,15 @@ func TestProvidersKeepUsersApart(t *testing.T) {
 		})
 	})
 	client := g.register(nil)
+	// The chooser on the consent page offers each provider by its name.
+	resp, page := g.get(g.newAuth(client.ClientID).URL())
+	var offered []string
+	for _, m := range regexp.MustCompile(`<option value="([^"]*)">([^<]*)</option>`).FindAllStringSubmatch(string(page), -1) {
+		offered = append(offered, m[1]+"="+m[2])
+	}
+	if want := "github=GitHub,corp=Corp SSO,oidc=127.0.0.1"; resp.StatusCode != 200 || strings.Join(offered, ",") != want {
+		t.Fatalf("consent page: %d offering %q; want 200 offering %q", resp.StatusCode, strings.Join(offered, ","), want)
+	}
 	for _, connector := range []string{"github", "corp", "oidc"} {
 		a := g.newAuth(client.ClientID)
 		b := browser.New("", "")

@@ -69,8 +69,11 @@ type recheckGateway struct {
 	st     *sqlite.Store
 	dbPath string
 	client registered
-	mu     sync.Mutex
-	seen   []identity.User
+	// browser is the one alice logged in with: it holds the gateway's
+	// session and the provider's.
+	browser *browser.Browser
+	mu      sync.Mutex
+	seen    []identity.User
 }
 
 func newRecheckGateway(t *testing.T, ctx context.Context, mod func(*mcpgateConfig)) (*recheckGateway, tokenResponse) {
@@ -124,6 +127,7 @@ func newRecheckGateway(t *testing.T, ctx context.Context, mod func(*mcpgateConfi
 	if resp.StatusCode != 200 || tok.RefreshToken == "" {
 		t.Fatalf("token: %d %+v, want 200 with a refresh token", resp.StatusCode, tok)
 	}
+	r.browser = b
 	return r, tok
 }
 

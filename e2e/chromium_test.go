@@ -386,6 +386,15 @@ func chromiumRegister(t *testing.T, base, name, redirect string) string {
 // chromiumAuthz is one authorization request with its PKCE verifier.
 type chromiumAuthz struct {
 	base, clientID, redirect, verifier, state string
+	path                                      string // the resource's path; /mcp when empty
+}
+
+// resource is the resource URL asked for at /authorize and /token.
+func (a *chromiumAuthz) resource() string {
+	if a.path == "" {
+		return a.base + "/mcp"
+	}
+	return a.base + a.path
 }
 
 func newChromiumAuthz(base, clientID, redirect string) *chromiumAuthz {
@@ -396,7 +405,7 @@ func (a *chromiumAuthz) url() string {
 	q := url.Values{
 		"response_type": {"code"}, "client_id": {a.clientID}, "redirect_uri": {a.redirect},
 		"code_challenge": {tokens.S256(a.verifier)}, "code_challenge_method": {"S256"},
-		"state": {a.state}, "resource": {a.base + "/mcp"},
+		"state": {a.state}, "resource": {a.resource()},
 	}
 	return a.base + "/authorize?" + q.Encode()
 }
@@ -433,7 +442,7 @@ func (a *chromiumAuthz) exchange(t *testing.T, code string) string {
 	t.Helper()
 	resp, err := http.PostForm(a.base+"/token", url.Values{
 		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {a.clientID},
-		"redirect_uri": {a.redirect}, "code_verifier": {a.verifier}, "resource": {a.base + "/mcp"},
+		"redirect_uri": {a.redirect}, "code_verifier": {a.verifier}, "resource": {a.resource()},
 	})
 	if err != nil {
 		t.Fatal(err)

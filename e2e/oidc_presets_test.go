@@ -166,3 +166,78 @@ func waitLog(t *testing.T, p *process, text string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The okta and gitlab presets against providers that behave as theirs do,
+// each difference against the generic connector seen by whoami:
+//   - okta: an authorization server that answers a groups scope it does
+//     not list in discovery; the okta preset asks for groups anyway and
+//     gets them, the generic connector at the same provider does not ask
+//     and gets none;
+//   - gitlab: groups only at userinfo (every group, inherited ones too),
+//     the ID token carrying groups_direct alone; the gitlab preset's
+//     groups are userinfo's groups, not groups_direct.
+func TestBinaryOIDCPresetsOktaGitLab(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	okta := oidctest.Start(t, oidctest.Options{
+		UnadvertisedScopes: []string{"groups"},
+		Clients:            []oidctest.Client{{ID: "mcpgate", Secret: "op-s3cret", RedirectURIs: []string{base + "/callback/ok", base + "/callback/plain"}}},
+		Users:              []oidctest.User{{Sub: "00u1", Email: "kim@corp.example", EmailVerified: true, Username: "kim@corp.example", Groups: []string{"Everyone", "okta-admins"}}},
+	})
+	gitlab := oidctest.Start(t, oidctest.Options{
+		IDTokenOmits: []string{"groups"},
+		Clients:      []oidctest.Client{{ID: "mcpgate", Secret: "op-s3cret", RedirectURIs: []string{base + "/callback/gl"}}},
+		Users: []oidctest.User{{Sub: "4242", Email: "gil@corp.example", EmailVerified: true, Username: "gil", Groups: []string{"corp", "corp/devs"},
+			Extra: map[string]any{"groups_direct": []string{"corp/devs"}}}},
+	})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mcpgate.yaml")
+	yaml := fmt.Sprintf(`oidc_providers:
+  - {name: ok, preset: okta, issuer: %[1]s, client_id: mcpgate, client_secret: op-s3cret}
+  - {name: plain, issuer: %[1]s, client_id: mcpgate, client_secret: op-s3cret}
+  - {name: gl, preset: gitlab, issuer: %[2]s, client_id: mcpgate, client_secret: op-s3cret}
+`, okta.Issuer(), gitlab.Issuer())
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startBinary(t, port, "--config", file, "--data-dir", filepath.Join(dir, "data"))
+	defer p.stop(t)
+
+	for _, tc := range []struct {
+		connector string
+		op        *oidctest.Provider
+		sub       string
+		scope     string // sent to the provider
+		groups    []string
+	}{
+		{"ok", okta, "00u1", "openid profile email groups", []string{"Everyone", "okta-admins"}},
+		{"plain", okta, "00u1", "openid profile email", nil},
+		{"gl", gitlab, "4242", "openid profile email groups", []string{"corp", "corp/devs"}},
+	} {
+		redirect := "http://127.0.0.1:1/oidc-presets/cb"
+		authz := newChromiumAuthz(p.base, chromiumRegister(t, p.base, "oidc-presets", redirect), redirect)
+		br := browser.New("", "")
+		br.Fields = map[string]string{"connector": tc.connector}
+		toProvider, err := br.Walk(ctx, authz.url(), tc.op.Issuer()+"/")
+		if err != nil {
+			t.Fatalf("%s: authorize at mcpgate: %v\n%s", tc.connector, err, p.Stderr())
+		}
+		if got := toProvider.Query().Get("scope"); got != tc.scope {
+			t.Fatalf("%s: scope %q sent to the provider, want %q", tc.connector, got, tc.scope)
+		}
+		done, err := br.Walk(ctx, tc.op.Login(t, br.Client, toProvider.String(), tc.sub).String(), redirect)
+		if err != nil {
+			t.Fatalf("%s: callback at mcpgate: %v\n%s", tc.connector, err, p.Stderr())
+		}
+		u, _ := whoami(t, ctx, staticTransport(p.base+"/mcp", authz.exchange(t, authz.check(t, done.String()))))["user"].(map[string]any)
+		var groups []string
+		for _, g := range asSlice(u["groups"]) {
+			groups = append(groups, g.(string))
+		}
+		if u["sub"] != tc.connector+":"+tc.sub || !slices.Equal(groups, tc.groups) {
+			t.Fatalf("%s: whoami user %v; want %s:%s with groups %v", tc.connector, u, tc.connector, tc.sub, tc.groups)
+		}
+	}
+}

@@ -232,7 +232,8 @@ func storeKind(dsn string) string {
 // all, it creates admin and prints its password once. secretKey keys what connectors derive per login.
 func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
-	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && cfg.OIDCIssuer == "" && cfg.GoogleClientID == "" && len(cfg.OIDCProviders) == 0) {
+	flagsOIDC, flagsOIDCOn := cfg.OIDCFlagsProvider()
+	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && !flagsOIDCOn && cfg.GoogleClientID == "" && len(cfg.OIDCProviders) == 0) {
 		lc := local.New(st, local.Options{Logger: log})
 		for _, spec := range cfg.LocalUsers {
 			name, pw, groups, err := local.ParseUserSpecGroups(spec)
@@ -263,9 +264,8 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		}
 		out = append(out, gh)
 	}
-	if cfg.OIDCIssuer != "" {
-		oc, err := oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
-			ClientSecret: cfg.OIDCClientSecret, Key: oidcLoginKey(secretKey, oidc.DefaultName)})
+	if flagsOIDCOn {
+		oc, err := oidc.New(ctx, oidcConfig(flagsOIDC, oidcLoginKey(secretKey, oidc.DefaultName)))
 		if err != nil {
 			return nil, err
 		}
@@ -273,11 +273,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 	}
 	providers := cfg.ResolvedOIDCProviders()
 	for i, op := range providers {
-		oc, err := oidc.New(ctx, oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
-			ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
-			Claims:        oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
-			HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants, OfflineAccess: op.Preset == "entra",
-			Key: oidcLoginKey(secretKey, op.Name)})
+		oc, err := oidc.New(ctx, oidcConfig(op, oidcLoginKey(secretKey, op.Name)))
 		if err != nil {
 			// The google_* settings' provider comes first.
 			if j := i - (len(providers) - len(cfg.OIDCProviders)); j >= 0 {
@@ -288,6 +284,16 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, oc)
 	}
 	return out, nil
+}
+
+// oidcConfig is the connector configuration of a provider, its preset
+// applied.
+func oidcConfig(op config.OIDCProvider, key []byte) oidc.Config {
+	return oidc.Config{Name: op.Name, DisplayName: op.DisplayName, Issuer: op.Issuer,
+		ClientID: op.ClientID, ClientSecret: op.ClientSecret, Scopes: op.Scopes, AuthParams: op.AuthParams,
+		Claims:        oidc.Claims{Subject: op.Claims.Subject, Username: op.Claims.Username, Email: op.Claims.Email, Groups: op.Claims.Groups},
+		HostedDomains: op.HostedDomain, TenantIssuer: op.Preset == "entra", AllowedTenants: op.AllowedTenants, OfflineAccess: op.Preset == "entra",
+		Key: key}
 }
 
 // oidcLoginKey is the key of provider name's login state, derived from the

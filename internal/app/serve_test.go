@@ -329,3 +329,31 @@ func TestLocalUserGroupsFromConfig(t *testing.T) {
 		t.Errorf("a bad group: %v, want an error naming the invalid group and not the password", err)
 	}
 }
+
+// --oidc-preset reaches the flags' connector: with entra, the common
+// endpoint's discovery issuer, whose tenant is the {tenantid} placeholder,
+// is accepted (each token is then checked against its tid), which the
+// generic connector refuses; and the display name is the preset's.
+func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
+	doc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/common/v2.0/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"issuer":"http://%s/{tenantid}/v2.0","authorization_endpoint":"http://%[1]s/a","token_endpoint":"http://%[1]s/t","jwks_uri":"http://%[1]s/k"}`, r.Host)
+	}))
+	defer doc.Close()
+	cfg := config.Defaults()
+	cfg.OIDCIssuer, cfg.OIDCClientID = doc.URL+"/common/v2.0", "mcpgate"
+	if _, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil {
+		t.Fatal("without the preset, a {tenantid} issuer was accepted; the test proves nothing")
+	}
+	cfg.OIDCPreset = "entra"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+	if err != nil || len(cons) != 1 || cons[0].ID() != "oidc" || cons[0].DisplayName() != "Microsoft" {
+		t.Fatalf("--oidc-preset entra: %v, %d connectors; want the one connector oidc, shown as Microsoft", err, len(cons))
+	}
+}

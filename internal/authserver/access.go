@@ -100,6 +100,9 @@ func (a Access) Allows(user identity.User) bool {
 // every call, so that a narrower rule after a restart applies to grants
 // made before it (RT-3).
 func (s *Server) refusal(user identity.User, resource string) string {
+	if problem, _ := s.groupsProblem(user); problem != "" {
+		return "max_groups: " + problem // SEC-70, SEC-71
+	}
 	// resource is canonical (resourceFor): its path is the configured one
 	// as written, which url.Parse would decode ("%41" to "A"), and a rule
 	// looked up under another spelling would let everyone in (SEC-64).

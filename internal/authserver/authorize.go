@@ -35,13 +35,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 
 	// A logged-in browser whose user already approved this client for these
 	// scopes gets its code at once (DEP-2: consent is checked before any
-	// upstream flow).
+	// upstream flow), or, logged in through a provider that is rechecked,
+	// goes to log in there again for this grant (RT-3).
 	ctx := r.Context()
 	sess := s.session(r, issuer)
 	if sess != nil && q.Get("prompt") != "consent" {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
+			if con := s.rechecked(sess.User); con != nil {
+				s.relogin(w, r, issuer, req, con, fail)
+				return
+			}
 			if rule := s.refusal(sess.User, req.Resource); rule != "" && q.Get("prompt") == "none" {
 				// No page may be shown: the refusal goes to the client.
 				s.log.Warn("access refused", "user", sess.User.ID, "rule", rule, "client_id", client.ID, "resource", req.Resource)

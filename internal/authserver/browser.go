@@ -47,7 +47,9 @@ func setCookie(w http.ResponseWriter, issuer, base, value string, maxAge int) {
 	})
 }
 
-// session returns the browser's login session, or nil.
+// session returns the browser's login session, or nil. A login through a
+// provider no longer configured counts for nothing, as the grants it made
+// (renewUpstream ends them): the browser logs in again.
 func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	c, err := r.Cookie(cookieName(issuer, sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
@@ -55,6 +57,9 @@ func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	}
 	sess, err := s.store.GetSession(r.Context(), tokens.Hash(c.Value), s.now())
 	if err != nil {
+		return nil
+	}
+	if _, ok := s.connectors[connectorID(sess.User)]; !ok {
 		return nil
 	}
 	return sess
@@ -78,12 +83,18 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, issuer str
 // cookie is created on first use and then kept, so that a second GET of
 // the same page does not invalidate the first form.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, issuer, purpose, binding string) string {
+	return s.csrfMAC(purpose, binding, browserSecret(w, r, issuer))
+}
+
+// browserSecret returns the browser's CSRF cookie, and sets a new one
+// when it has none.
+func browserSecret(w http.ResponseWriter, r *http.Request, issuer string) string {
 	secret, ok := csrfSecret(r, issuer)
 	if !ok {
 		secret = tokens.NewSecret()
 		setCookie(w, issuer, csrfCookie, secret, 0)
 	}
-	return s.csrfMAC(purpose, binding, secret)
+	return secret
 }
 
 // csrfSecret returns the browser's CSRF cookie, if it has one of the

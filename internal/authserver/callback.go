@@ -23,11 +23,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	issuer := s.site.Issuer(r)
 	// The provider sends the browser here from its own site: only the
 	// cookie binds a callback to the browser that consented (SEC-5).
-	req, hash := s.flowRequest(w, r, issuer, cc.ID(), state, true)
+	req, hash, kind := s.flowRequest(w, r, issuer, cc.ID(), state, true)
 	if req == nil {
 		return
 	}
-	s.completeUpstream(w, r, issuer, cc.ID(), hash, func() (identity.User, string, error) {
+	s.completeUpstream(w, r, issuer, cc.ID(), hash, kind, func() (identity.User, string, error) {
 		// A provider that issues refresh tokens is rechecked at refreshes
 		// (RT-3): its token is kept with the grant.
 		if rc, ok := cc.(upstream.RefreshingConnector); ok {

@@ -101,6 +101,14 @@ func (s *Server) requestClient(w http.ResponseWriter, r *http.Request, req *stor
 	return c
 }
 
+// userOf is the user of a browser session, the zero User without one.
+func userOf(sess *store.Session) identity.User {
+	if sess == nil {
+		return identity.User{}
+	}
+	return sess.User
+}
+
 func displayName(u identity.User) string {
 	if u.Username != "" {
 		return u.Username
@@ -114,7 +122,9 @@ func displayName(u identity.User) string {
 // consent handles the consent form: deny sends access_denied to the
 // client; allow either finishes at once (logged-in browser) or, only now,
 // creates the single-use upstream state, bound to this browser (SEC-1),
-// and sends the person to log in (DEP-6, DEP-7).
+// and sends the person to log in (DEP-6, DEP-7): a browser logged in
+// through a provider that is rechecked goes to log in there again, for
+// this grant (RT-3).
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
@@ -157,7 +167,18 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if sess := s.session(r, issuer); sess != nil {
+	sess := s.session(r, issuer)
+	if con := s.rechecked(userOf(sess)); con != nil {
+		// The consent is this user's (SEC-2); the grant needs a login of
+		// its own at the provider, which decides who comes back (RT-3).
+		if err := s.rememberConsent(r, sess.User, req); err != nil {
+			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
+			return
+		}
+		s.sendToLogin(w, r, issuer, req, con, flowRelogin)
+		return
+	}
+	if sess != nil {
 		if err := s.store.DeleteAuthRequest(ctx, req.ID); err != nil {
 			web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
 			return
@@ -182,7 +203,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		}
 		con = c
 	}
-	s.sendToLogin(w, r, issuer, req, con)
+	s.sendToLogin(w, r, issuer, req, con, flowLogin)
 }
 
 func callbackURL(issuer, connector string) string {
@@ -209,9 +230,14 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 // remembered, the code is issued.
 // Callers have checked that this browser is the one that clicked Allow
 // (SEC-1), so the consent recorded is that of the user who gave it, now
-// known (SEC-2).
-func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest) {
+// known (SEC-2). A relogin flow (RT-3) began with a consent given before,
+// and finishRelogin records none.
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest, kind flowKind) {
 	if !s.admitted(w, issuer, req, user) {
+		return
+	}
+	if kind == flowRelogin {
+		s.finishRelogin(w, r, issuer, user, upstreamToken, req)
 		return
 	}
 	if err := s.startSession(w, r, issuer, user); err != nil {

@@ -24,23 +24,48 @@ import (
 // recomputes it from the cookie of the browser it runs in; the cookie
 // lasts across flows, so one browser may run several at once.
 
-// newFlowState returns a new upstream state bound to the browser whose CSRF
-// cookie is secret, and the hash the store keeps.
-func (s *Server) newFlowState(secret string) (state string, hash []byte) {
+// A flow's kind is bound into its state's MAC, so that the step that
+// finishes it knows, unforgeably, how it began.
+type flowKind string
+
+const (
+	// flowLogin began with a person who allowed before anyone was known
+	// here: the login records their consent (SEC-2).
+	flowLogin flowKind = "flow"
+	// flowRelogin began in a browser logged in through a provider whose
+	// grants are rechecked there (RT-3): every grant needs a login of its
+	// own at the provider, normally a silent round trip. The consent it
+	// stands on was recorded before, for the user logged in then; a login
+	// that comes back as another user has not approved the client and is
+	// asked to (SEC-2).
+	flowRelogin flowKind = "reflow"
+)
+
+// newFlowState returns a new upstream state of kind, bound to the browser
+// whose CSRF cookie is secret, and the hash the store keeps.
+func (s *Server) newFlowState(secret string, kind flowKind) (state string, hash []byte) {
 	random := tokens.NewSecret()
-	return random + "." + s.csrfMAC("flow", random, secret), tokens.Hash(random)
+	return random + "." + s.csrfMAC(string(kind), random, secret), tokens.Hash(random)
 }
 
-// checkFlow returns the stored hash of state and whether state is bound to
-// this browser, compared in constant time.
-func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, bound bool) {
+// checkFlow returns the stored hash of state and its kind, "" when state
+// is not bound to this browser; the MACs are compared in constant time.
+func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, kind flowKind) {
 	random, mac, ok := strings.Cut(state, ".")
 	hash = tokens.Hash(random)
 	secret, hasCookie := csrfSecret(r, issuer)
 	if !ok || !hasCookie {
-		return hash, false
+		return hash, ""
 	}
-	return hash, tokens.Equal(mac, s.csrfMAC("flow", random, secret))
+	login := tokens.Equal(mac, s.csrfMAC(string(flowLogin), random, secret))
+	relogin := tokens.Equal(mac, s.csrfMAC(string(flowRelogin), random, secret))
+	switch {
+	case login:
+		return hash, flowLogin
+	case relogin:
+		return hash, flowRelogin
+	}
+	return hash, ""
 }
 
 // flowRequest finds, without consuming it, the request of a login step's
@@ -51,9 +76,9 @@ func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, 
 // whoever opened the link decides for themselves, and allowing there moves
 // the flow to their browser (SEC-1). A step that did not arrive the way
 // the consent page sends a browser (arrived false) is treated the same,
-// whatever its cookie says (SEC-5).
-func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, connector, state string, arrived bool) (*store.AuthRequest, []byte) {
-	hash, bound := s.checkFlow(r, issuer, state)
+// whatever its cookie says (SEC-5). It returns the flow's kind too.
+func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, connector, state string, arrived bool) (*store.AuthRequest, []byte, flowKind) {
+	hash, kind := s.checkFlow(r, issuer, state)
 	req, err := s.store.GetAuthRequestByUpstreamState(r.Context(), hash, s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -61,19 +86,19 @@ func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, con
 		}
 		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired or was already used",
 			"Go back to the application and start connecting again.")
-		return nil, nil
+		return nil, nil, ""
 	}
-	if !bound || !arrived {
+	if kind == "" || !arrived {
 		s.log.Warn("sign-in link opened in a browser that did not consent, or not from its consent page: asking for consent there",
-			"client_id", req.ClientID, "connector", connector, "bound", bound)
+			"client_id", req.ClientID, "connector", connector, "bound", kind != "")
 		s.restartConsent(w, r, issuer, req)
-		return nil, nil
+		return nil, nil, ""
 	}
 	if req.Connector != connector {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
-		return nil, nil
+		return nil, nil, ""
 	}
-	return req, hash
+	return req, hash, kind
 }
 
 // fromConsentPage reports whether a login link was reached the way the
@@ -105,13 +130,13 @@ func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer s
 	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), true)
 }
 
-// sendToLogin creates the request's upstream state, bound to this browser,
-// only now that the person allowed (DEP-6, DEP-7), and sends the browser
-// to log in with con.
-func (s *Server) sendToLogin(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, con upstream.Connector) {
-	// checkCSRF passed, so the browser has its CSRF cookie.
-	secret, _ := csrfSecret(r, issuer)
-	upstreamState, hash := s.newFlowState(secret)
+// sendToLogin creates the request's upstream state of kind, bound to this
+// browser, only now that the person allowed (DEP-6, DEP-7), and sends the
+// browser to log in with con.
+func (s *Server) sendToLogin(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, con upstream.Connector, kind flowKind) {
+	// After the consent post the browser has its CSRF cookie; a
+	// remembered consent at /authorize may find none.
+	upstreamState, hash := s.newFlowState(browserSecret(w, r, issuer), kind)
 	var err error
 	if req.UpstreamStateHash == nil {
 		err = s.store.AttachUpstreamState(r.Context(), req.ID, con.ID(), hash, s.now())

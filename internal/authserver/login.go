@@ -28,7 +28,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
-	req, _ := s.flowRequest(w, r, issuer, pc.ID(), state, fromConsentPage(r))
+	req, _, _ := s.flowRequest(w, r, issuer, pc.ID(), state, fromConsentPage(r))
 	if req == nil {
 		return
 	}
@@ -67,7 +67,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// browserOnly checked that the post came from the login page (SEC-5).
-	req, hash := s.flowRequest(w, r, issuer, pc.ID(), state, true)
+	req, hash, kind := s.flowRequest(w, r, issuer, pc.ID(), state, true)
 	if req == nil {
 		return
 	}
@@ -95,13 +95,13 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, c, req, state, web.Login{Username: username, Error: msg})
 		return
 	}
-	s.completeUpstream(w, r, issuer, pc.ID(), hash, func() (identity.User, string, error) { return user, "", nil })
+	s.completeUpstream(w, r, issuer, pc.ID(), hash, kind, func() (identity.User, string, error) { return user, "", nil })
 }
 
 // completeUpstream consumes the upstream state (single-use, unexpired,
-// issued for this connector: DEP-6) and finishes the login. The caller
-// has checked that this browser consented (SEC-1).
-func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, login func() (identity.User, string, error)) {
+// issued for this connector: DEP-6) and finishes the login, a flow of
+// kind. The caller has checked that this browser consented (SEC-1).
+func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, kind flowKind, login func() (identity.User, string, error)) {
 	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), stateHash, s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -125,5 +125,8 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 			oauth.Errorf(oauth.AccessDenied, "signing in with the identity provider failed"))
 		return
 	}
-	s.finishLogin(w, r, issuer, user, upstreamToken, req)
+	if !s.groupsAdmitted(w, issuer, req, user) { // SEC-70, SEC-71
+		return
+	}
+	s.finishLogin(w, r, issuer, user, upstreamToken, req, kind)
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// is issued and at every refresh (RT-3); zero values let everyone in.
 	Access         Access
 	ResourceAccess map[string]Access
+	// MaxGroups bounds the groups a user may carry; zero is
+	// DefaultMaxGroups. A login with more is refused, a refresh that finds
+	// more ends the grant (SEC-70).
+	MaxGroups int
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration

@@ -19,7 +19,7 @@ type Config struct {
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`
 	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
-	LocalUsers []string `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password"`
+	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; the file also takes {name, password or password_hash, groups}"`
 
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`
@@ -30,6 +30,7 @@ type Config struct {
 	OIDCClientID         string `yaml:"oidc_client_id" arg:"ID" help:"the client ID registered at the OIDC provider, with the callback PUBLIC_URL/callback/oidc"`
 	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"the OIDC client secret; none for a public client (PKCE alone)"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file"`
+	OIDCPreset           string `yaml:"oidc_preset" arg:"NAME" help:"a preset for the provider \"oidc\", as oidc_providers' preset: entra (give its tenant in oidc_issuer), okta, keycloak, gitlab (issuer https://gitlab.com unless oidc_issuer) or auth0; google has its own settings (google_client_id)"`
 
 	// A provider named google with the google preset, a shortcut for
 	// its entry in oidc_providers.
@@ -53,6 +54,7 @@ type Config struct {
 
 	MaxSessionsPerUser int `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
 	MaxStreamsPerUser  int `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
+	MaxGroups          int `yaml:"max_groups" arg:"N" default:"100" help:"the most groups one user may carry (they travel in access tokens, the identity token, X-Forwarded-Groups and MCPGATE_USER_GROUPS); a login with more is refused with a page that says so, and a refresh that finds more ends the grant, since dropping one would get past a rule that denies it; 1 to 1000 (SEC-70)"`
 
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`

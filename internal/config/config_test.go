@@ -37,7 +37,7 @@ data_dir: /from/file
 log_level: debug
 github_client_id: ${GH_ID}
 github_client_secret_file: `+secretFile+`
-local_users: ["alice:$$2b$$10$$abcdefghijklmnopqrstuu"]
+local_users: ["alice:$$2b$$10$$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"]
 `), 0o600)
 	cfg, err := Load([]string{"--config", path, "--listen", "127.0.0.1:9100"}, env(map[string]string{
 		"MCPGATE_DATA_DIR": "/from/env", "GH_ID": "gh-client",
@@ -54,7 +54,7 @@ local_users: ["alice:$$2b$$10$$abcdefghijklmnopqrstuu"]
 	if cfg.LogLevel != "debug" || cfg.GitHubClientID != "gh-client" || cfg.GitHubClientSecret != "from-file" {
 		t.Errorf("file values: %+v, want log_level debug, github_client_id gh-client, the secret from its file", cfg)
 	}
-	if cfg.LocalUsers[0] != "alice:$2b$10$abcdefghijklmnopqrstuu" {
+	if cfg.LocalUsers[0] != "alice:$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy" {
 		t.Errorf("$$ must be a literal $: %q", cfg.LocalUsers[0])
 	}
 	if err := cfg.Validate(); err != nil {

@@ -21,7 +21,8 @@
 //	help     its line in `serve -h`
 //
 // The field's type is its parser: string, []string (a repeated flag, a
-// comma-separated variable, a YAML list), bool, int, Duration, and Limit
+// comma-separated variable, a YAML list), LocalUsers (a []string whose
+// file items may also be mappings, kept as the spec they stand for), bool, int, Duration, and Limit
 // (a count that can be off). Settings of other types (resources, clients,
 // tool_policy…) are read from the file only. Adding a setting is adding a field, its check in Validate if it
 // needs one, its row in README.md (a test checks every setting has one),

@@ -30,6 +30,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		IntrospectionClients: c.IntrospectionClients,
 		MaxSessionsPerUser:   c.MaxSessionsPerUser,
 		MaxStreamsPerUser:    c.MaxStreamsPerUser,
+		MaxGroups:            c.MaxGroups,
 		Access:               c.Access.rules(),
 	}
 	if c.CIMDTestCAFile != "" {

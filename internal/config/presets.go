@@ -86,6 +86,17 @@ func withDefault(v, def string) string {
 	return v
 }
 
+// OIDCFlagsProvider is the provider of the oidc_* settings, named oidc,
+// its preset applied, and whether they configure one: an issuer, or a
+// preset, which may give the issuer (gitlab) or is told that it cannot.
+func (c *Config) OIDCFlagsProvider() (OIDCProvider, bool) {
+	if c.OIDCIssuer == "" && c.OIDCPreset == "" {
+		return OIDCProvider{}, false
+	}
+	return OIDCProvider{Name: oidcFlagsName, Preset: c.OIDCPreset, Issuer: c.OIDCIssuer,
+		ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret}.WithPreset(), true
+}
+
 // ResolvedOIDCProviders is every provider but the oidc_* settings' one,
 // presets applied: the google_* settings' google, then oidc_providers.
 func (c *Config) ResolvedOIDCProviders() []OIDCProvider {

@@ -59,7 +59,7 @@ func tableOf(t reflect.Type, prefix []int) []setting {
 // the resources list, clients, maps and nested structs.
 func (s *setting) fileOnly() bool {
 	switch s.typ {
-	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[bool](), reflect.TypeFor[int](), reflect.TypeFor[Duration](), reflect.TypeFor[Limit]():
+	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[LocalUsers](), reflect.TypeFor[bool](), reflect.TypeFor[int](), reflect.TypeFor[Duration](), reflect.TypeFor[Limit]():
 		return false
 	}
 	return true
@@ -90,12 +90,10 @@ func (s *setting) set(c *Config, text string, add bool) error {
 	switch p := s.field(c).Addr().Interface().(type) {
 	case *string:
 		*p = text
+	case *LocalUsers:
+		setList((*[]string)(p), text, add)
 	case *[]string:
-		if add {
-			*p = append(*p, text)
-		} else {
-			*p = splitList(text)
-		}
+		setList(p, text, add)
 	case *bool:
 		b, err := strconv.ParseBool(text)
 		if err != nil {
@@ -114,6 +112,14 @@ func (s *setting) set(c *Config, text string, add bool) error {
 		return fmt.Errorf("%s is set in the configuration file only", s.key)
 	}
 	return nil
+}
+
+func setList(p *[]string, text string, add bool) {
+	if add {
+		*p = append(*p, text)
+	} else {
+		*p = splitList(text)
+	}
 }
 
 func splitList(v string) []string {

@@ -17,6 +17,8 @@ func sample(t *testing.T, s *setting) (string, any) {
 		return "x-" + s.key, "x-" + s.key
 	case reflect.TypeFor[[]string]():
 		return "a-" + s.key, []string{"a-" + s.key}
+	case reflect.TypeFor[LocalUsers](): // the file checks each as it reads it
+		return "a:" + s.key, LocalUsers{"a:" + s.key}
 	case reflect.TypeFor[bool]():
 		return "true", true
 	case reflect.TypeFor[int]():
@@ -51,7 +53,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			}
 			file := filepath.Join(t.TempDir(), "c.yaml")
 			yamlText := text
-			if s.typ == reflect.TypeFor[[]string]() {
+			if s.typ == reflect.TypeFor[[]string]() || s.typ == reflect.TypeFor[LocalUsers]() {
 				yamlText = "[" + text + "]"
 			}
 			if err := os.WriteFile(file, []byte(s.key+": "+yamlText+"\n"), 0o600); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/sandbox"
+	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // problems collects what is wrong with a configuration, each message
@@ -89,10 +90,11 @@ func (c *Config) validateStore(p *problems) {
 }
 
 func (c *Config) validateConnectors(p *problems) {
-	for _, u := range c.LocalUsers {
-		name, pw, ok := strings.Cut(u, ":")
-		if !ok || name == "" || pw == "" {
-			p.add("local_users: %q must be NAME:PASSWORD", redactUser(u))
+	for i, u := range c.LocalUsers {
+		if problem := specProblem(u); problem != "" {
+			p.add("local_users[%d]: %s", i, problem)
+		} else if name, _, groups, _ := local.ParseUserSpecGroups(u); len(groups) > c.MaxGroups && c.MaxGroups > 0 {
+			p.add("local_users[%d]: %d groups, more than max_groups (%d): %s could never log in (SEC-70)", i, len(groups), c.MaxGroups, name)
 		}
 	}
 	// A secret file counts as a secret even when it could not be read:
@@ -112,16 +114,51 @@ const oidcFlagsName = "oidc"
 // validateOIDC checks the one provider of the oidc_* settings. A secret is
 // optional: a public client upstream relies on PKCE alone.
 func (c *Config) validateOIDC(p *problems) {
-	if c.OIDCIssuer == "" {
+	op, on := c.OIDCFlagsProvider()
+	if !on {
 		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" {
 			p.add("oidc: oidc_client_id and oidc_client_secret need oidc_issuer")
 		}
 		return
 	}
-	if c.OIDCClientID == "" {
+	switch {
+	case c.OIDCClientID == "" && c.OIDCIssuer != "":
 		p.add("oidc: oidc_issuer needs oidc_client_id")
+	case c.OIDCClientID == "":
+		p.add("oidc: oidc_preset needs oidc_client_id")
 	}
-	checkIssuer("oidc_issuer", c.OIDCIssuer, p)
+	if c.validateOIDCPreset(p) && op.Issuer == "" {
+		p.add("oidc_issuer: is required (the %s preset has no default: give the provider's own issuer URL)", c.OIDCPreset)
+	}
+	if op.Issuer != "" {
+		checkIssuer("oidc_issuer", op.Issuer, p)
+	}
+}
+
+// validateOIDCPreset checks oidc_preset, and reports whether it may be
+// used. The settings have no field for what google and entra need beyond
+// an issuer: google's hosted domains are google_client_id's provider's
+// (google_hosted_domain), and entra's tenant can only be part of
+// oidc_issuer; its allowed_tenants, for a multi-tenant app, are the file's.
+func (c *Config) validateOIDCPreset(p *problems) bool {
+	switch c.OIDCPreset {
+	case "":
+		return true
+	case "google":
+		p.add("oidc_preset: google has its own settings, google_client_id, google_client_secret and google_hosted_domain (provider \"google\"); use them instead")
+		return false
+	case "entra":
+		if c.OIDCIssuer == "" {
+			p.add("oidc_preset: the entra preset needs the tenant: set oidc_issuer to https://login.microsoftonline.com/TENANT/v2.0, or configure the provider in the file's oidc_providers with tenant (and allowed_tenants for a multi-tenant app)")
+			return false
+		}
+		return true
+	}
+	if !slices.Contains(presets, c.OIDCPreset) {
+		p.add("oidc_preset: %q must be one of entra, okta, keycloak, gitlab, auth0", c.OIDCPreset)
+		return false
+	}
+	return true
 }
 
 func checkIssuer(key, issuer string, p *problems) {
@@ -149,7 +186,8 @@ var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // user IDs, and one person would be another.
 func (c *Config) validateOIDCProviders(p *problems) {
 	seen := map[string]bool{}
-	if c.OIDCIssuer != "" {
+	_, flags := c.OIDCFlagsProvider()
+	if flags {
 		seen[oidcFlagsName] = true
 	}
 	if c.GoogleClientID != "" {
@@ -166,7 +204,7 @@ func (c *Config) validateOIDCProviders(p *problems) {
 			p.add("%sname: %q is taken by local accounts", key, op.Name)
 		case op.Name == "github":
 			p.add("%sname: %q is taken by GitHub", key, op.Name)
-		case op.Name == oidcFlagsName && c.OIDCIssuer != "":
+		case op.Name == oidcFlagsName && flags:
 			p.add("%sname: %q is the provider of oidc_issuer; give this one another name", key, op.Name)
 		case op.Name == googleName && c.GoogleClientID != "":
 			p.add("%sname: %q is the provider of google_client_id; give this one another name", key, op.Name)
@@ -279,6 +317,11 @@ func (c *Config) validateTokens(p *problems) {
 	}
 }
 
+// maxGroups bounds max_groups: the groups of a user travel in every
+// access token, and a thousand of them already make one far larger than
+// the 8 KiB a header may be at many proxies.
+const maxGroups = 1000
+
 // maxPerUser bounds the per-user caps: a cap is a promise that one user
 // cannot take the gateway's memory, which a higher one no longer keeps.
 const maxPerUser = 10000
@@ -301,6 +344,9 @@ func (c *Config) validateLimits(p *problems) {
 	}
 	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > maxPerUser {
 		p.add("max_streams_per_user: %d must be between 1 and %d", c.MaxStreamsPerUser, maxPerUser)
+	}
+	if c.MaxGroups < 1 || c.MaxGroups > maxGroups {
+		p.add("max_groups: %d must be between 1 and %d (SEC-70)", c.MaxGroups, maxGroups)
 	}
 }
 

@@ -34,6 +34,13 @@ type Options struct {
 	// and groups claims come from userinfo only (oidc-provider's default,
 	// conformIdTokenClaims).
 	ClaimsOnlyAtUserinfo bool
+	// UnadvertisedScopes are left out of the discovery document's
+	// scopes_supported and still honoured, as an Okta authorization
+	// server may answer a groups scope it does not list.
+	UnadvertisedScopes []string
+	// IDTokenOmits are claims left out of ID tokens and still answered at
+	// userinfo, as GitLab's groups are.
+	IDTokenOmits []string
 }
 
 // Client is a registered client. An empty Secret makes it public
@@ -162,7 +169,10 @@ func Start(t testing.TB, opts Options) *Provider {
 		Clients              []wireClient `json:"clients"`
 		Users                []wireUser   `json:"users"`
 		ClaimsOnlyAtUserinfo bool         `json:"id_token_claims_only_at_userinfo"`
-	}{Clients: []wireClient{}, Users: []wireUser{}, ClaimsOnlyAtUserinfo: opts.ClaimsOnlyAtUserinfo}
+		UnadvertisedScopes   []string     `json:"unadvertised_scopes"`
+		IDTokenOmits         []string     `json:"id_token_omit_claims"`
+	}{Clients: []wireClient{}, Users: []wireUser{}, ClaimsOnlyAtUserinfo: opts.ClaimsOnlyAtUserinfo,
+		UnadvertisedScopes: nonNil(opts.UnadvertisedScopes), IDTokenOmits: nonNil(opts.IDTokenOmits)}
 	p := &Provider{users: map[string]User{}}
 	for _, c := range opts.Clients {
 		cfg.Clients = append(cfg.Clients, wireClient{c.ID, c.Secret, nonNil(c.RedirectURIs)})

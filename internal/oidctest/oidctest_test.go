@@ -325,3 +325,39 @@ func TestExtraClaims(t *testing.T) {
 		t.Fatalf("ID token hd %q tid %q, want %v", c.HD, c.TID, carol.Extra)
 	}
 }
+
+// UnadvertisedScopes hides a scope from discovery, still honoured;
+// IDTokenOmits keeps a claim out of ID tokens, still at userinfo.
+func TestUnadvertisedScopesAndIDTokenOmits(t *testing.T) {
+	p := start(t, oidctest.Options{UnadvertisedScopes: []string{"groups"}, IDTokenOmits: []string{"groups"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	op, err := oidc.NewProvider(ctx, p.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := op.Claims(&d); err != nil || slices.Contains(d.Scopes, "groups") || !slices.Contains(d.Scopes, "email") {
+		t.Fatalf("scopes_supported %v (%v); want email listed, groups not", d.Scopes, err)
+	}
+	conf := oauth2.Config{ClientID: "conf", ClientSecret: "conf-secret"}
+	idt, tok := flow(t, ctx, p, &conf, alice.Sub)
+	var c claims
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Groups != nil || c.Email != alice.Email || !slices.Equal(c.RealmAccess.Roles, alice.Roles) {
+		t.Fatalf("ID token claims %+v; want the email and roles, no groups", c)
+	}
+	ui, err := op.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	c = claims{}
+	if err := ui.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	checkAlice(t, "userinfo", c)
+}

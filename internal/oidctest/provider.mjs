@@ -8,9 +8,14 @@
 // with OIDC_PROVIDER_DIR naming the pinned install (scripts/install-tools.sh).
 // CONFIG_JSON: {"port": 0, "clients": [{"id", "secret", "redirect_uris"}],
 // "users": [{"sub", "email", "email_verified", "name", "username", "groups",
-// "roles", "password", "extra"}], "id_token_claims_only_at_userinfo": false}.
+// "roles", "password", "extra"}], "id_token_claims_only_at_userinfo": false,
+// "unadvertised_scopes": [], "id_token_omit_claims": []}.
 // A user's "extra" claims (Google's hd, Entra's tid, Auth0's namespaced ones)
 // come with the openid scope, so they are in every ID token.
+// unadvertised_scopes are left out of the discovery document's
+// scopes_supported but still honoured (an Okta authorization server that
+// answers a groups scope it does not list); id_token_omit_claims are left
+// out of ID tokens but still at userinfo (GitLab's groups).
 // When ready it prints one line: "oidctest: ready <issuer>".
 //
 // Test-only admin endpoints (loopback, no auth):
@@ -112,13 +117,29 @@ const provider = new Provider(issuer, {
   async findAccount(ctx, sub) {
     const u = users.get(sub);
     if (!u) return undefined;
-    return { accountId: sub, claims: async () => claimsOf(users.get(sub) ?? u) };
+    return {
+      accountId: sub,
+      claims: async (use) => {
+        const c = claimsOf(users.get(sub) ?? u);
+        if (use === 'id_token') for (const k of config.id_token_omit_claims ?? []) delete c[k];
+        return c;
+      },
+    };
   },
   renderError(ctx, out) {
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = `oidctest error: ${out.error}: ${out.error_description ?? ''}`;
   },
 });
+const unadvertised = config.unadvertised_scopes ?? [];
+if (unadvertised.length) {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/.well-known/openid-configuration' && Array.isArray(ctx.body?.scopes_supported)) {
+      ctx.body.scopes_supported = ctx.body.scopes_supported.filter((s) => !unadvertised.includes(s));
+    }
+  });
+}
 const callback = provider.callback();
 
 function page(res, status, body) {

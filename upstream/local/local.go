@@ -152,11 +152,11 @@ func ParseUserSpec(spec string) (name, password string, err error) {
 	return name, password, nil
 }
 
-// maxGroupLen bounds one group name; maxGroups the groups of one account.
-const (
-	maxGroupLen = 128
-	maxGroups   = 100
-)
+// maxGroupLen bounds one group name.
+const maxGroupLen = 128
+
+// MaxGroups bounds the groups of one account.
+const MaxGroups = 100
 
 // ValidGroup reports whether g can be a local account's group: 1 to 128 of
 // A-Z a-z 0-9 . _ @ - /, so that it never holds the separators of a spec
@@ -201,8 +201,8 @@ func ParseUserSpecGroups(spec string) (name, password string, groups []string, e
 			groups = append(groups, g)
 		}
 	}
-	if len(groups) > maxGroups {
-		return "", "", nil, fmt.Errorf("local: user spec %q: more than %d groups", name, maxGroups)
+	if len(groups) > MaxGroups {
+		return "", "", nil, fmt.Errorf("local: user spec %q: more than %d groups", name, MaxGroups)
 	}
 	if !strings.Contains(spec, ":") {
 		return "", "", nil, errors.New("local: user spec must be NAME[GROUPS]:PASSWORD")
@@ -240,8 +240,8 @@ func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string, gr
 	if !ValidName(name) {
 		return fmt.Errorf("local: set user: invalid name %q", name)
 	}
-	if len(groups) > maxGroups {
-		return fmt.Errorf("local: set user %q: more than %d groups", name, maxGroups)
+	if len(groups) > MaxGroups {
+		return fmt.Errorf("local: set user %q: more than %d groups", name, MaxGroups)
 	}
 	for _, g := range groups {
 		if !ValidGroup(g) {

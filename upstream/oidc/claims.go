@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/upstream"
 )
 
 // maxSubject bounds the subject; OpenID Connect Core §2 says 255 ASCII
@@ -18,6 +19,9 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 	sub := str(claims, c.claims.Subject)
 	if sub == "" || len(sub) > maxSubject || !identity.Printable(sub) {
 		return identity.User{}, fmt.Errorf("%s: claim %q is missing, too long or not printable", c.name, c.claims.Subject)
+	}
+	if err := c.groupsElsewhere(claims); err != nil {
+		return identity.User{}, err
 	}
 	u := identity.User{
 		ID:       c.name + ":" + sub,
@@ -36,6 +40,25 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 		u.Name = u.Username
 	}
 	return u, nil
+}
+
+// groupsElsewhere refuses claims whose groups claim is absent because the
+// provider put it at another source (OpenID Connect Core §5.6.2
+// distributed claims, named in _claim_names): Entra ID's groups overage,
+// for a user in more groups than fit in its token. mcpgate does not fetch
+// it (Microsoft Graph), and a user let in without their groups would get
+// past a rule that denies one (SEC-70). It is an ended session, so that a
+// refresh that meets it ends the grant, and the next login is refused too.
+func (c *Connector) groupsElsewhere(claims map[string]any) error {
+	if _, ok := lookup(claims, c.claims.Groups); ok {
+		return nil
+	}
+	names, _ := claims["_claim_names"].(map[string]any)
+	if _, ok := names[c.claims.Groups]; !ok {
+		return nil
+	}
+	return fmt.Errorf("%s: the %q claim is not in the token but at another source (_claim_names; Entra ID's groups overage: the user is in more groups than fit), which is not read: %w",
+		c.name, c.claims.Groups, upstream.ErrSessionEnded)
 }
 
 // verified reads email_verified, which some providers send as a string,
@@ -90,18 +113,21 @@ func str(claims map[string]any, name string) string {
 }
 
 // strs reads a list of strings, or one string as a list of one; entries
-// that are not printable strings are skipped.
+// that are not strings, or empty, are skipped. A string with a control
+// character is kept: the gateway refuses a user with such a group
+// (SEC-71), where skipping it would let them in without it, past a rule
+// that denies that group.
 func strs(claims map[string]any, name string) []string {
 	v, _ := lookup(claims, name)
 	var out []string
 	switch v := v.(type) {
 	case string:
-		if v != "" && identity.Printable(v) {
+		if v != "" {
 			out = append(out, v)
 		}
 	case []any:
 		for _, e := range v {
-			if s, ok := e.(string); ok && s != "" && identity.Printable(s) {
+			if s, ok := e.(string); ok && s != "" {
 				out = append(out, s)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
 
@@ -470,5 +471,30 @@ func TestTenantIssuer(t *testing.T) {
 	f.idClaims = profile(map[string]any{"tid": "t1", "iss": f.srv.URL + "/x"})
 	if _, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.TenantIssuer = true })); err == nil {
 		t.Error("single-tenant issuer: another iss accepted")
+	}
+}
+
+// SEC-70: a groups claim the provider moved elsewhere (OpenID Connect Core
+// §5.6.2 distributed claims: Entra ID's groups overage names it in
+// _claim_names) is not read, so the login fails rather than let the user
+// in without groups, past a rule that denies one; at a refresh the session
+// ends. Another claim's source, with groups present, changes nothing.
+func TestGroupsOverageRefused(t *testing.T) {
+	overage := map[string]any{"preferred_username": "jane", "name": "Jane",
+		"_claim_names":   map[string]any{"groups": "src1"},
+		"_claim_sources": map[string]any{"src1": map[string]any{"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}}
+	f := newFakeIdP(t)
+	f.idClaims = overage
+	f.userinfo = map[string]any{"sub": "248289761001", "name": "Jane"} // Entra's userinfo has no groups either
+	got, err := f.login(t, f.connector(t, nil))
+	if err == nil || !strings.Contains(err.Error(), "_claim_names") || !errors.Is(err, upstream.ErrSessionEnded) {
+		t.Fatalf("a groups overage: got %s, %v; want refused, naming _claim_names, as an ended session", got, err)
+	}
+
+	f = newFakeIdP(t)
+	f.idClaims = map[string]any{"preferred_username": "jane", "name": "Jane", "email": "j@x.example", "groups": []string{"devs"},
+		"_claim_names": map[string]any{"roles": "src1"}, "_claim_sources": map[string]any{"src1": map[string]any{"endpoint": "https://x.example"}}}
+	if got, err := f.login(t, f.connector(t, nil)); err != nil || !strings.Contains(got, `"groups":["devs"]`) {
+		t.Fatalf("another claim elsewhere, groups present: got %s, %v; want the user with groups devs", got, err)
 	}
 }

@@ -1,0 +1,90 @@
+package authserver
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// DefaultMaxGroups is Options.MaxGroups when it is zero.
+const DefaultMaxGroups = 100
+
+// maxGroupLen bounds one group name, in bytes (SEC-71).
+const maxGroupLen = 256
+
+// groupsProblem says what is wrong with user's groups, or "": more than
+// MaxGroups (SEC-70), a name longer than maxGroupLen or holding a control
+// character (SEC-71). Groups travel in every access token, the identity
+// token, X-Forwarded-Groups and MCPGATE_USER_GROUPS, so they are bounded;
+// and they are never cut to fit: a tool_policy rule or an upstream that
+// denies a group would let in the user it was written to keep out. Such a
+// user is refused instead, with the reason.
+func (s *Server) groupsProblem(user identity.User) (problem string, logAttrs []any) {
+	limit := s.maxGroups()
+	if n := len(user.Groups); n > limit {
+		return fmt.Sprintf("the account is in %d groups; this server accepts at most %d", n, limit),
+			[]any{"groups", n, "max_groups", limit}
+	}
+	for i, g := range user.Groups {
+		switch {
+		case len(g) > maxGroupLen:
+			return fmt.Sprintf("the account is in a group whose name is longer than %d bytes", maxGroupLen),
+				[]any{"group_index", i, "group_len", len(g), "group", upstream.Clip(g)}
+		case hasControl(g):
+			return "the account is in a group whose name holds a control character",
+				[]any{"group_index", i, "group", strconv.Quote(upstream.Clip(g))}
+		}
+	}
+	return "", nil
+}
+
+func (s *Server) maxGroups() int {
+	if s.opts.MaxGroups > 0 {
+		return s.opts.MaxGroups
+	}
+	return DefaultMaxGroups
+}
+
+// hasControl reports whether g holds a C0 control character (tab too) or
+// DEL: a group name is one line of a header and of a log.
+func hasControl(g string) bool {
+	for i := 0; i < len(g); i++ {
+		if g[i] < 0x20 || g[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// groupsAdmitted reports whether user's groups may be carried; when not,
+// the person gets a page that says why (the count and the limit, or the
+// bad name), with a link that takes access_denied to the client (its
+// redirect URI is verified by now), and the log says why. Nothing is
+// stored for the login: no code, no session, no upstream token.
+func (s *Server) groupsAdmitted(w http.ResponseWriter, issuer string, req *store.AuthRequest, user identity.User) bool {
+	problem, attrs := s.groupsProblem(user)
+	if problem == "" {
+		return true
+	}
+	s.log.Warn("login refused: the user's groups cannot be carried (max_groups)",
+		append([]any{"user", user.ID, "reason", problem, "client_id", req.ClientID}, attrs...)...)
+	data := web.Error{
+		Title: "This account's groups cannot be accepted here",
+		Message: "You signed in as " + displayName(user) + " (" + s.providerName(user) + "), and " + problem +
+			". Ask the administrator of this server, or of your identity provider, to change that; or go back to the application and connect with another account.",
+		BackText: "Back to the application",
+	}
+	back, err := oauth.ErrorRedirectURL(req.RedirectURI, req.State, issuer, oauth.Errorf(oauth.AccessDenied, "the user's groups exceed what this server accepts"))
+	if err == nil {
+		data.Back = template.URL(back) // a verified redirect URI (REDIR-1)
+	}
+	web.Render(w, s.log, http.StatusForbidden, "error.html", data)
+	return false
+}
