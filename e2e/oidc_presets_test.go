@@ -131,7 +131,7 @@ func TestBinaryOIDCPresets(t *testing.T) {
 		if q.Has("resource") || (tc.connector == "gw") != (q.Get("hd") == "example.com") {
 			t.Fatalf("%s: sent to the provider with %s; want hd=example.com for google alone, never resource", name, toProvider)
 		}
-		// RT-3: each asks for a refresh token as its provider needs:
+		// RT-3, SEC-67: each asks for a refresh token as its provider needs:
 		// Google with access_type=offline and prompt=consent, Entra ID and
 		// Auth0 with offline_access; Keycloak never (an offline session).
 		google := q.Get("access_type") == "offline" && q.Get("prompt") == "consent"

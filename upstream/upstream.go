@@ -53,9 +53,9 @@ type CallbackConnector interface {
 var ErrSessionEnded = errors.New("upstream: the provider ended the session")
 
 // RefreshingConnector is a CallbackConnector whose provider issues refresh
-// tokens, so the gateway can recheck a user while their grant lives (RT-3).
-// Connectors without one (local accounts, GitHub) keep the identity of the
-// login for the grant's life.
+// tokens (or, as GitHub, a token that serves as one), so the gateway can
+// recheck a user while their grant lives (RT-3). Connectors without one
+// (local accounts) keep the identity of the login for the grant's life.
 type RefreshingConnector interface {
 	CallbackConnector
 	// HandleCallbackSession is HandleCallback that also returns the

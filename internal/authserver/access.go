@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -104,9 +103,14 @@ func (s *Server) refusal(user identity.User, resource string) string {
 	if problem, _ := s.groupsProblem(user); problem != "" {
 		return "max_groups: " + problem // SEC-70, SEC-71
 	}
+	// resource is canonical (resourceFor): its path is the configured one
+	// as written, which url.Parse would decode ("%41" to "A"), and a rule
+	// looked up under another spelling would let everyone in (SEC-64).
 	path := ""
-	if u, err := url.Parse(resource); err == nil {
-		path = u.Path
+	if _, rest, ok := strings.Cut(resource, "://"); ok {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			path = rest[i:]
+		}
 	}
 	if !s.opts.Access.Allows(user) {
 		return "access"

@@ -24,8 +24,9 @@ import (
 // page.
 
 // rechecked returns the connector user logged in with when its grants are
-// rechecked at the provider, or nil: local accounts, GitHub, or the
-// recheck turned off, whose sessions issue grants as before.
+// rechecked at the provider (OpenID providers, GitHub: SEC-68), or nil:
+// local accounts, or the recheck turned off, whose sessions issue grants
+// as before.
 func (s *Server) rechecked(user identity.User) upstream.RefreshingConnector {
 	if s.opts.UpstreamRecheck <= 0 {
 		return nil

@@ -21,9 +21,12 @@ const googleName = "google"
 // openid profile email, claims sub, preferred_username, email, groups) is
 // here; the entra and auth0 issuers are made from the provider's fields.
 var presetDefaults = map[string]OIDCProvider{
-	// Google's ID tokens have no preferred_username and no groups.
+	// Google's ID tokens have no preferred_username and no groups; how it
+	// is asked for a refresh token: askRefreshToken.
 	"google": {DisplayName: "Google", Issuer: googleIssuer, Claims: OIDCClaims{Username: "email"}},
-	"entra":  {DisplayName: "Microsoft"},
+	// Entra ID issues a refresh token with offline_access only
+	// (askRefreshToken).
+	"entra": {DisplayName: "Microsoft"},
 	// Okta's org authorization server answers the groups scope with a
 	// groups claim; a custom one needs a groups claim of that name.
 	"okta": {Scopes: []string{"openid", "profile", "email", "groups"}},
@@ -58,6 +61,15 @@ func (op OIDCProvider) WithPreset() OIDCProvider {
 	}
 	if len(op.Scopes) == 0 {
 		op.Scopes = slices.Clone(d.Scopes)
+	}
+	for k, v := range d.AuthParams {
+		if _, set := op.AuthParams[k]; !set {
+			op.AuthParams = maps.Clone(op.AuthParams)
+			if op.AuthParams == nil {
+				op.AuthParams = map[string]string{}
+			}
+			op.AuthParams[k] = v
+		}
 	}
 	op.Claims.Subject = withDefault(op.Claims.Subject, d.Claims.Subject)
 	op.Claims.Username = withDefault(op.Claims.Username, d.Claims.Username)

@@ -161,7 +161,7 @@ func TestGoogleFlags(t *testing.T) {
 	}
 }
 
-// RT-3: with upstream_recheck on, each provider asks for the refresh token
+// RT-3, SEC-67: with upstream_recheck on, each provider asks for the refresh token
 // the recheck redeems the way it needs: okta, entra and auth0 add
 // offline_access to their scopes; google sends access_type=offline and
 // prompt=consent (it gives a refresh token only at a consent), keeping an

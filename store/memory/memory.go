@@ -486,13 +486,17 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
 			delete(s.refresh, k)
 		}
 	}
-	pending := make(map[string]bool)
+	pending, refreshes := make(map[string]bool), make(map[string]bool)
 	for _, c := range s.codes {
 		pending[c.GrantID] = true
 	}
+	for _, t := range s.refresh {
+		refreshes[t.GrantID] = true
+	}
+	// A grant without a refresh token left never uses its session (SEC-69).
 	for id := range s.upstream {
 		g, ok := s.grants[id]
-		if (ok && !g.RevokedAt.IsZero()) || (!ok && !pending[id]) {
+		if (ok && (!g.RevokedAt.IsZero() || !refreshes[id])) || (!ok && !pending[id]) {
 			delete(s.upstream, id)
 		}
 	}

@@ -291,10 +291,12 @@ var sqlDeleteExpired = []string{
 	// here takes the same argument.)
 	ws(`DELETE FROM refresh_successors WHERE ?1 IS NOT NULL AND id NOT IN
 		(SELECT successor_id FROM refresh_tokens WHERE successor_id IS NOT NULL)`),
-	// Upstream sessions of revoked grants, and of codes gone unredeemed
-	// (after the codes' own deletion above). ?1 is unused, as above.
+	// Upstream sessions of revoked grants, of grants left without a
+	// refresh token (none issued, or all expired: SEC-69), and of codes
+	// gone unredeemed (after the deletions above). ?1 is unused, as above.
 	ws(`DELETE FROM upstream_sessions WHERE ?1 IS NOT NULL AND
 		(grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)
+		OR (grant_id IN (SELECT id FROM grants) AND grant_id NOT IN (SELECT grant_id FROM refresh_tokens))
 		OR (grant_id NOT IN (SELECT id FROM grants) AND grant_id NOT IN (SELECT grant_id FROM codes)))`),
 }
 

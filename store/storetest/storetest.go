@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"RT-3_UpstreamSession", testUpstreamSession},
 		{"RT-3_DeleteExpiredUpstreamSessions", testDeleteExpiredUpstreamSessions},
+		{"SEC-69_DeleteUpstreamSessionsWithoutRefresh", testDeleteUpstreamSessionsWithoutRefresh},
 		{"SEC-13_Ping", testPing},
 		{"SEC-14_TouchClient", testTouchClient},
 		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},

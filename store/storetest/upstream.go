@@ -78,3 +78,32 @@ func testDeleteExpiredUpstreamSessions(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// SEC-69: an upstream session serves only a grant's refreshes, so it is
+// kept no longer than the grant can refresh: housekeeping drops it when
+// the grant has no refresh token left (none issued, or every one expired),
+// rather than keep the provider's token, sealed but valid there, forever.
+func testDeleteUpstreamSessionsWithoutRefresh(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	cut := t0.Add(time.Hour)
+	must(t, "create live grant", s.CreateGrant(ctx, newGrant("live"), newRefresh("live", "live")))
+	must(t, "create grant without refresh", s.CreateGrant(ctx, newGrant("norefresh"), nil))
+	ended := newRefresh("ended", "ended")
+	ended.ExpiresAt = cut.Add(-time.Minute)
+	must(t, "create grant whose refresh expired", s.CreateGrant(ctx, newGrant("ended"), ended))
+	for _, id := range []string{"live", "norefresh", "ended"} {
+		must(t, "put "+id, s.PutUpstreamSession(ctx, newUpstreamSession(id)))
+	}
+	must(t, "delete expired", s.DeleteExpired(ctx, cut))
+	for _, tc := range []struct {
+		id   string
+		kept bool
+	}{{"live", true}, {"ended", false}, {"norefresh", false}} {
+		_, err := s.GetUpstreamSession(ctx, tc.id)
+		if tc.kept {
+			must(t, "kept "+tc.id, err)
+		} else {
+			wantErr(t, "deleted "+tc.id, err, store.ErrNotFound)
+		}
+	}
+}

@@ -83,7 +83,7 @@ type Connector struct {
 	groups  bool
 }
 
-var _ upstream.CallbackConnector = (*Connector)(nil)
+var _ upstream.RefreshingConnector = (*Connector)(nil)
 
 // New validates cfg and returns a connector. All problems are reported at
 // once.
@@ -199,6 +199,14 @@ func (c *Connector) LoginURL(state, callbackURL string) string {
 // and reads the user from the API. Errors never contain the client secret or
 // the access token.
 func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *http.Request) (identity.User, error) {
+	user, _, err := c.HandleCallbackSession(ctx, callbackURL, r)
+	return user, err
+}
+
+// HandleCallbackSession implements upstream.RefreshingConnector. An OAuth
+// app's token does not expire and comes without a refresh token: the
+// token itself is what the gateway keeps, sealed, to read the user again.
+func (c *Connector) HandleCallbackSession(ctx context.Context, callbackURL string, r *http.Request) (identity.User, string, error) {
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
 		err := upstream.Mark(fmt.Errorf("github: authorization failed: %s: %s", upstream.Clip(e), upstream.Clip(q.Get("error_description"))),
@@ -206,19 +214,47 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		if e == "access_denied" {
 			err = fmt.Errorf("%w (%s)", ErrAccessDenied, upstream.Clip(q.Get("error_description")))
 		}
-		return identity.User{}, err
+		return identity.User{}, "", err
 	}
 	code := q.Get("code")
 	if code == "" {
-		return identity.User{}, errors.New("github: callback without code")
+		return identity.User{}, "", errors.New("github: callback without code")
 	}
 
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.client)
 	tok, err := c.config(callbackURL).Exchange(ctx, code, oauth2.VerifierOption(c.verifier(q.Get("state"))))
 	if err != nil {
-		return identity.User{}, fmt.Errorf("github: exchange code: %w", upstream.TokenError(err))
+		return identity.User{}, "", fmt.Errorf("github: exchange code: %w", upstream.TokenError(err))
 	}
+	user, err := c.readUser(ctx, tok.AccessToken)
+	if err != nil {
+		return identity.User{}, "", err
+	}
+	return user, tok.AccessToken, nil
+}
 
+// Refresh implements upstream.RefreshingConnector (RT-3, SEC-68): it reads
+// the user again with the token of their login, so that organizations and
+// teams they left are gone from their groups. A token GitHub no longer
+// accepts (the person revoked the app's authorization, or GitHub revoked
+// the token) is upstream.ErrSessionEnded.
+func (c *Connector) Refresh(ctx context.Context, token string) (identity.User, string, error) {
+	if token == "" {
+		return identity.User{}, "", fmt.Errorf("github: no token: %w", upstream.ErrSessionEnded)
+	}
+	user, err := c.readUser(ctx, token)
+	if errors.Is(err, errBadCredentials) {
+		return identity.User{}, "", fmt.Errorf("%w: %w", upstream.ErrSessionEnded, err)
+	}
+	if err != nil {
+		return identity.User{}, "", err
+	}
+	return user, token, nil
+}
+
+// readUser reads the user, their verified primary email and, with
+// Groups, their groups, with token.
+func (c *Connector) readUser(ctx context.Context, token string) (identity.User, error) {
 	var u struct {
 		ID        int64  `json:"id"`
 		Login     string `json:"login"`
@@ -226,7 +262,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		HTMLURL   string `json:"html_url"`
 		AvatarURL string `json:"avatar_url"`
 	}
-	if err := c.get(ctx, tok.AccessToken, "/user", &u); err != nil {
+	if err := c.get(ctx, token, "/user", &u); err != nil {
 		return identity.User{}, err
 	}
 	if u.ID <= 0 || u.Login == "" {
@@ -241,7 +277,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		Verified bool   `json:"verified"`
 	}
 	var email string
-	switch err := c.get(ctx, tok.AccessToken, "/user/emails?per_page=100", &emails); {
+	switch err := c.get(ctx, token, "/user/emails?per_page=100", &emails); {
 	case err == nil:
 		for _, e := range emails {
 			// Never an unverified address: downstream may trust it.
@@ -258,7 +294,8 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 
 	var groups []string
 	if c.groups {
-		if groups, err = c.readGroups(ctx, tok.AccessToken); err != nil {
+		var err error
+		if groups, err = c.readGroups(ctx, token); err != nil {
 			return identity.User{}, err
 		}
 	}
@@ -369,6 +406,10 @@ func nextLink(h string) string {
 // errNoAccess marks a 403 or 404 from the API: the token may not read it.
 var errNoAccess = errors.New("no access")
 
+// errBadCredentials marks a 401 from the API: GitHub no longer accepts
+// the token.
+var errBadCredentials = errors.New("bad credentials")
+
 // get fetches apiURL+path with the token and decodes the JSON answer.
 func (c *Connector) get(ctx context.Context, token, path string, v any) error {
 	_, err := c.getPage(ctx, token, path, v)
@@ -406,6 +447,8 @@ func (c *Connector) getPage(ctx context.Context, token, path string, v any) (nex
 		switch {
 		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound:
 			err = fmt.Errorf("%w (%w)", err, errNoAccess)
+		case resp.StatusCode == http.StatusUnauthorized:
+			err = fmt.Errorf("%w (%w)", err, errBadCredentials)
 		case resp.StatusCode >= 500:
 			err = upstream.Mark(err, upstream.ErrUnavailable)
 		}

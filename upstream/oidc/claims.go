@@ -33,7 +33,7 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 		Groups:   strs(claims, c.claims.Groups),
 	}
 	// Never an unverified address: downstream may trust it.
-	if email := str(claims, c.claims.Email); email != "" && verified(claims) {
+	if email := str(claims, c.claims.Email); email != "" && verified(claims, email) {
 		u.Email, u.EmailVerified = email, true
 	}
 	if u.Name == "" {
@@ -61,8 +61,14 @@ func (c *Connector) groupsElsewhere(claims map[string]any) error {
 		c.name, c.claims.Groups, upstream.ErrSessionEnded)
 }
 
-// verified reads email_verified, which some providers send as a string.
-func verified(claims map[string]any) bool {
+// verified reads email_verified, which some providers send as a string,
+// for email. The claim speaks of the email claim (OpenID Connect Core
+// §5.1): an address from another claim is verified by it only when the
+// token has no email claim, or the same address there (SEC-61).
+func verified(claims map[string]any, email string) bool {
+	if std, ok := claims["email"]; ok && std != any(email) {
+		return false
+	}
 	switch v := claims["email_verified"].(type) {
 	case bool:
 		return v

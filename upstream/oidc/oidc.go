@@ -82,7 +82,7 @@ type Config struct {
 	// login_hint, hd, …). The ones the flow sets itself are refused.
 	AuthParams map[string]string
 	// HTTPClient makes the discovery, key, token and userinfo requests; a
-	// client with a 30 s timeout if nil.
+	// client with a 30 s timeout if nil. Answers are read up to 1 MiB.
 	HTTPClient *http.Client
 	// HostedDomains restrict logins to these Google Workspace domains: sent
 	// upstream as hd (the domain, or * for several) and checked in the ID
@@ -147,6 +147,10 @@ type Connector struct {
 	// placeholder; empty for a provider of one issuer.
 	tenantIssuer   string
 	allowedTenants []string
+	// issuer is the discovery document's; issInResponse says the provider
+	// puts it in authorization responses (RFC 9207).
+	issuer        string
+	issInResponse bool
 }
 
 var _ upstream.CallbackConnector = (*Connector)(nil)
@@ -174,15 +178,15 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s: config: %w", name, errors.Join(errs...))
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
+	client := bounded(cfg.HTTPClient)
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 30*time.Second)
 	defer cancel()
 	provider, tenantIssuer, err := discover(dctx, cfg.Issuer, cfg.TenantIssuer)
 	if err != nil {
 		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, discoveryError(err))
+	}
+	if err := httpsEndpoints(provider, cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, err)
 	}
 	if len(cfg.HostedDomains) > 0 {
 		if _, set := cfg.AuthParams["hd"]; !set {
@@ -195,6 +199,11 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
+	var meta struct {
+		Issuer        string `json:"issuer"`
+		IssInResponse bool   `json:"authorization_response_iss_parameter_supported"`
+	}
+	provider.Claims(&meta)
 	endpoint := provider.Endpoint()
 	endpoint.AuthStyle = authStyle(provider, cfg.ClientSecret)
 	return &Connector{
@@ -217,6 +226,8 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		hostedDomains:  lower(cfg.HostedDomains),
 		tenantIssuer:   tenantIssuer,
 		allowedTenants: slices.Clone(cfg.AllowedTenants),
+		issuer:         meta.Issuer,
+		issInResponse:  meta.IssInResponse,
 	}, nil
 }
 
@@ -245,6 +256,59 @@ func loginScopes(cfg Config, p *oidc.Provider) []string {
 		scopes = append(scopes, oidc.ScopeOfflineAccess)
 	}
 	return scopes
+}
+
+// maxAnswer bounds what is read of any answer of the provider (SEC-63),
+// as x/oauth2 bounds the token endpoint's: go-oidc reads discovery, key
+// set and userinfo answers whole.
+const maxAnswer = 1 << 20
+
+// bounded returns a copy of client (a client with a 30 s timeout if nil)
+// whose answers' bodies fail past maxAnswer bytes.
+func bounded(client *http.Client) *http.Client {
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	c := *client
+	base := client.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = boundedTransport{base}
+	return &c
+}
+
+type boundedTransport struct{ base http.RoundTripper }
+
+func (t boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		// A nil ResponseWriter: MaxBytesReader only limits.
+		resp.Body = http.MaxBytesReader(nil, resp.Body, maxAnswer)
+	}
+	return resp, err
+}
+
+// httpsEndpoints refuses an https issuer's discovery document that names
+// an endpoint over plain http, where the client secret, codes and tokens
+// would travel in clear (SEC-66). An http issuer is a loopback test
+// provider (the configuration allows no other).
+func httpsEndpoints(p *oidc.Provider, issuer string) error {
+	if u, err := url.Parse(issuer); err != nil || u.Scheme != "https" {
+		return nil
+	}
+	var meta map[string]any
+	if err := p.Claims(&meta); err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"} {
+		v, _ := meta[k].(string)
+		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("%s %q is not https", k, upstream.Clip(v)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // discoveryError keeps go-oidc's issuer mismatch readable and drops the
@@ -330,6 +394,9 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		return identity.User{}, upstream.Mark(fmt.Errorf("%s: authorization failed: %s: %s", c.name, upstream.Clip(e), upstream.Clip(q.Get("error_description"))),
 			upstream.CallbackErrorKind(e))
 	}
+	if err := c.checkResponseIssuer(q); err != nil {
+		return identity.User{}, fmt.Errorf("%s: %w", c.name, err)
+	}
 	code := q.Get("code")
 	if code == "" {
 		return identity.User{}, fmt.Errorf("%s: callback without code", c.name)
@@ -345,7 +412,7 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	if raw == "" {
 		return identity.User{}, fmt.Errorf("%s: the token response has no id_token", c.name)
 	}
-	idt, err := c.verifier.Verify(ctx, raw)
+	idt, err := c.verify(ctx, raw)
 	if err != nil {
 		return identity.User{}, fmt.Errorf("%s: ID token: %w", c.name, err)
 	}
@@ -371,6 +438,40 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 	return c.user(claims)
 }
 
+// verify checks an ID token as go-oidc does (signature, iss, aud as a
+// string or an array, exp) and its authorized party: a token with an azp
+// other than this client was issued to that client, whatever its aud lists
+// (OpenID Connect Core §3.1.3.7 (5), SEC-62).
+func (c *Connector) verify(ctx context.Context, raw string) (*oidc.IDToken, error) {
+	idt, err := c.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, clipped(err) // a failed key fetch quotes the answer's body
+	}
+	var party struct {
+		AZP any `json:"azp"`
+	}
+	if err := idt.Claims(&party); err != nil {
+		return nil, err
+	}
+	if party.AZP != nil && party.AZP != any(c.oauth.ClientID) {
+		return nil, fmt.Errorf("azp %q is another client", upstream.Clip(fmt.Sprint(party.AZP)))
+	}
+	return idt, nil
+}
+
+// userinfo asks the userinfo endpoint with tok (OpenID Connect Core
+// §5.3).
+func (c *Connector) userinfo(ctx context.Context, tok *oauth2.Token) (*oidc.UserInfo, error) {
+	ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return nil, clipped(err) // go-oidc quotes the whole answer of a failure
+	}
+	return ui, nil
+}
+
+// clipped is err with its text clipped for the log (SEC-63).
+func clipped(err error) error { return errors.New(upstream.Clip(err.Error())) }
+
 // needUserinfo reports whether a claim the connector maps is missing from
 // the ID token and the provider has a userinfo endpoint to ask.
 func (c *Connector) needUserinfo(claims map[string]any) bool {
@@ -388,7 +489,7 @@ func (c *Connector) needUserinfo(claims map[string]any) bool {
 // mergeUserinfo adds userinfo's claims that the ID token lacks; the ID
 // token's own win, as they are signed.
 func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub string, claims map[string]any) error {
-	ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	ui, err := c.userinfo(ctx, tok)
 	if err != nil {
 		return upstream.Unreachable(fmt.Errorf("%s: userinfo: %w", c.name, err))
 	}
@@ -400,10 +501,29 @@ func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub st
 	if err := ui.Claims(&extra); err != nil {
 		return fmt.Errorf("%s: userinfo claims: %w", c.name, err)
 	}
+	pairEmail(claims, extra)
 	for k, v := range extra {
 		if _, ok := claims[k]; !ok {
 			claims[k] = v
 		}
 	}
 	return nil
+}
+
+// pairEmail keeps email and email_verified together through the merge
+// (SEC-61): a verdict speaks of the address it came with, so the source
+// that gives the address gives the verdict, and userinfo's verdict about
+// another address than the ID token's is dropped.
+func pairEmail(claims, extra map[string]any) {
+	signed, ok := claims["email"]
+	if !ok {
+		if _, ok := extra["email"]; ok {
+			delete(claims, "email_verified")
+		}
+		return
+	}
+	a, _ := signed.(string)
+	if b, _ := extra["email"].(string); a == "" || a != b {
+		delete(extra, "email_verified")
+	}
 }

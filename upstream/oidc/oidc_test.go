@@ -44,6 +44,9 @@ type fakeIdP struct {
 	tokenReq  *http.Request
 	tokenForm url.Values
 	uiCalls   int
+	// raw answers replace userinfo's and the key set's when set
+	uiRaw, jwksRaw       []byte
+	uiStatus, jwksStatus int
 }
 
 func newFakeIdP(t *testing.T) *fakeIdP {
@@ -62,6 +65,11 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 		})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		if f.jwksRaw != nil {
+			w.WriteHeader(f.jwksStatus)
+			w.Write(f.jwksRaw)
+			return
+		}
 		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &f.key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 	})
 	mux.HandleFunc("POST /token", f.token)
@@ -69,6 +77,11 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.uiCalls++
+		if f.uiRaw != nil {
+			w.WriteHeader(f.uiStatus)
+			w.Write(f.uiRaw)
+			return
+		}
 		if r.Header.Get("Authorization") != "Bearer at-1" || f.userinfo == nil {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return

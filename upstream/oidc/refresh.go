@@ -37,9 +37,11 @@ func (c *Connector) HandleCallbackSession(ctx context.Context, callbackURL strin
 }
 
 // Refresh implements upstream.RefreshingConnector (OpenID Connect Core
-// §12). The refreshed ID token is verified as at login but for the nonce,
-// which §12.2 does not require a refresh's ID token to carry; without one,
-// the claims come from userinfo alone.
+// §12). The refreshed ID token is verified as at login, hosted domain and
+// tenant included, but for the nonce, which §12.2 does not require a
+// refresh's ID token to carry; without one, the claims come from userinfo
+// alone, and the restrictions stay as the login's ID token decided them:
+// userinfo is not signed, and only an ID token decides them.
 func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.User, string, error) {
 	if refreshToken == "" {
 		return identity.User{}, "", fmt.Errorf("%s: no refresh token: %w", c.name, upstream.ErrSessionEnded)
@@ -58,16 +60,21 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.
 	claims := map[string]any{}
 	sub := ""
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		idt, err := c.verifier.Verify(ctx, raw)
+		idt, err := c.verify(ctx, raw)
 		if err != nil {
 			return identity.User{}, "", fmt.Errorf("%s: refreshed ID token: %w", c.name, err)
 		}
 		if err := idt.Claims(&claims); err != nil {
 			return identity.User{}, "", fmt.Errorf("%s: refreshed ID token claims: %w", c.name, err)
 		}
+		// SEC-60: the person left the hosted domain or tenant the login
+		// was restricted to: the session ends as at a refusal.
+		if err := c.checkRestrictions(idt.Issuer, claims); err != nil {
+			return identity.User{}, "", fmt.Errorf("%s: refreshed ID token: %w: %w", c.name, upstream.ErrSessionEnded, err)
+		}
 		sub = idt.Subject
 	} else {
-		ui, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		ui, err := c.userinfo(ctx, tok)
 		if err != nil {
 			return identity.User{}, "", fmt.Errorf("%s: userinfo after refresh: %w", c.name, err)
 		}

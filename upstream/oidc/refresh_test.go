@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +88,90 @@ func TestOfflineAccessBringsARefreshToken(t *testing.T) {
 				t.Fatalf("refresh with the token offline_access brought: %v", err)
 			}
 		}
+	}
+}
+
+// SEC-60: the hosted domain and tenant rules hold at a refresh as at the
+// login: a refreshed ID token whose hd or tid the connector would refuse
+// at login ends the session, rather than keep a person the restriction
+// now excludes.
+func TestSEC60_RefreshChecksHostedDomainAndTenant(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	alice := oidctest.User{Sub: "alice", Email: "alice@example.com", EmailVerified: true, Username: "alice", Name: "Alice",
+		Groups: []string{"devs"}, Extra: map[string]any{"hd": "example.com", "tid": "t1"}}
+	bob := oidctest.User{Sub: "bob", Email: "bob@example.com", EmailVerified: true, Username: "bob", Name: "Bob",
+		Groups: []string{"devs"}, Extra: map[string]any{"hd": "example.com", "tid": "t1"}}
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
+		Users:   []oidctest.User{alice, bob},
+	})
+	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		HostedDomains: []string{"example.com"}, AllowedTenants: []string{"t1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(sub string) string {
+		t.Helper()
+		state := "state-" + sub
+		back := op.Login(t, nil, c.LoginURL(state, callback), sub)
+		_, rt, err := c.HandleCallbackSession(ctx, callback, httptest.NewRequest("GET", back.String(), nil))
+		if err != nil || rt == "" {
+			t.Fatalf("login of %s: refresh token given %v, %v", sub, rt != "", err)
+		}
+		return rt
+	}
+	rtAlice, rtBob := login("alice"), login("bob")
+	if _, _, err := c.Refresh(ctx, rtAlice); err != nil {
+		t.Fatalf("refresh with hd and tid unchanged: %v", err)
+	}
+
+	alice.Extra = map[string]any{"hd": "other.example", "tid": "t1"}
+	op.SetUser(t, alice)
+	if u, _, err := c.Refresh(ctx, rtAlice); !errors.Is(err, upstream.ErrSessionEnded) {
+		t.Errorf("refresh whose ID token has hd other.example: user %+v, %v; want ErrSessionEnded", u, err)
+	}
+	bob.Extra = map[string]any{"hd": "example.com", "tid": "t2"}
+	op.SetUser(t, bob)
+	if u, _, err := c.Refresh(ctx, rtBob); !errors.Is(err, upstream.ErrSessionEnded) {
+		t.Errorf("refresh whose ID token has tid t2: user %+v, %v; want ErrSessionEnded", u, err)
+	}
+}
+
+// SEC-65: the issuer in the authorization response (RFC 9207 §2.4) is
+// compared with the provider's: a response whose iss names another
+// issuer is refused before its code is redeemed, and so is one without
+// iss from a provider that says it sends one.
+func TestSEC65_AuthorizationResponseIssuerChecked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
+		Users:   []oidctest.User{{Sub: "alice", Email: "alice@corp.example", EmailVerified: true}},
+	})
+	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(q url.Values){
+		"another issuer": func(q url.Values) { q.Set("iss", "https://other.example") },
+		"no issuer":      func(q url.Values) { q.Del("iss") },
+	} {
+		state := "state-" + strings.ReplaceAll(name, " ", "-")
+		back := op.Login(t, nil, c.LoginURL(state, callback), "alice")
+		q := back.Query()
+		if q.Get("iss") != op.Issuer() || q.Get("code") == "" {
+			t.Fatalf("the provider's callback %s lacks its iss or code", back)
+		}
+		edit(q)
+		back.RawQuery = q.Encode()
+		if u, err := c.HandleCallback(ctx, callback, httptest.NewRequest("GET", back.String(), nil)); err == nil || !strings.Contains(err.Error(), "iss") {
+			t.Errorf("%s: user %+v, %v; want refused for its iss", name, u, err)
+		}
+	}
+	state := "state-genuine"
+	back := op.Login(t, nil, c.LoginURL(state, callback), "alice")
+	if _, err := c.HandleCallback(ctx, callback, httptest.NewRequest("GET", back.String(), nil)); err != nil {
+		t.Fatalf("the provider's own callback: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -79,4 +80,35 @@ func (c *Connector) checkRestrictions(iss string, claims map[string]any) error {
 		return fmt.Errorf("tenant %q is not allowed", upstream.Clip(tid))
 	}
 	return nil
+}
+
+// checkResponseIssuer compares the authorization response's iss with the
+// provider's (RFC 9207 §2.4, SEC-65), so that a response of another
+// provider is refused before its code goes to this one's token endpoint;
+// without iss, it is refused when the provider says it sends one. With a
+// {tenantid} issuer, any tenant's issuer matches: the ID token's check
+// decides which.
+func (c *Connector) checkResponseIssuer(q url.Values) error {
+	iss, sent := q["iss"]
+	switch {
+	case !sent && c.issInResponse:
+		return errors.New("the authorization response has no iss, which the provider says it sends (RFC 9207)")
+	case !sent:
+		return nil
+	case len(iss) != 1 || !c.issuerMatches(iss[0]):
+		return fmt.Errorf("the authorization response's iss %q is not the provider's (RFC 9207)", upstream.Clip(strings.Join(iss, " ")))
+	}
+	return nil
+}
+
+func (c *Connector) issuerMatches(iss string) bool {
+	if c.tenantIssuer == "" {
+		return iss == c.issuer
+	}
+	pre, post, _ := strings.Cut(c.tenantIssuer, tenantPlaceholder)
+	tid, ok := strings.CutPrefix(iss, pre)
+	if tid, ok2 := strings.CutSuffix(tid, post); ok && ok2 {
+		return tid != "" && !strings.ContainsAny(tid, "/{}?#")
+	}
+	return false
 }

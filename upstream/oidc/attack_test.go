@@ -1,0 +1,143 @@
+package oidc_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// SEC-61: email_verified speaks of the email claim it came with (OpenID
+// Connect Core §5.1). An address from another claim, or from the ID token
+// when the verdict came from userinfo about another address, is not
+// verified by it: access rules' email_domains would trust it.
+func TestSEC61_EmailVerifiedVouchesForItsOwnAddressOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		claims oidc.Claims
+		id, ui map[string]any
+	}{
+		{"configured claim holds another address", oidc.Claims{Email: "mail"},
+			map[string]any{"preferred_username": "mallory", "name": "M", "groups": []string{},
+				"mail": "boss@corp.example", "email": "mallory@else.example", "email_verified": true}, nil},
+		{"verdict from userinfo about another address", oidc.Claims{},
+			map[string]any{"preferred_username": "mallory", "name": "M", "email": "boss@corp.example"},
+			map[string]any{"sub": "248289761001", "email": "mallory@else.example", "email_verified": true, "groups": []string{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims, f.userinfo = tc.id, tc.ui
+			got, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.Claims = tc.claims }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(got, "boss@corp.example") || strings.Contains(got, "email_verified") {
+				t.Fatalf("got %s; want no verified email", got)
+			}
+		})
+	}
+}
+
+// SEC-62: an ID token with an authorized party (azp) other than this
+// client was issued to that other client, even when this client is among
+// its audiences (OpenID Connect Core §3.1.3.7 (5)): it is refused.
+func TestSEC62_IDTokenForAnotherAuthorizedPartyRefused(t *testing.T) {
+	f := newFakeIdP(t)
+	c := f.connector(t, nil)
+	f.idClaims = profile(map[string]any{"aud": []string{"other", "client-1"}, "azp": "other"})
+	if got, err := f.login(t, c); err == nil || !strings.Contains(err.Error(), "azp") {
+		t.Fatalf("azp of another client: %s, %v; want refused", got, err)
+	}
+	f.idClaims = profile(map[string]any{"aud": []string{"other", "client-1"}, "azp": "client-1"})
+	if _, err := f.login(t, c); err != nil {
+		t.Fatalf("azp of this client: %v", err)
+	}
+}
+
+// SEC-63: what a provider answers is read up to a bound, and its text
+// reaches the log clipped: a provider (or whatever answers at its URLs)
+// cannot exhaust the gateway's memory or fill its log with one answer.
+func TestSEC63_ProviderAnswersBounded(t *testing.T) {
+	huge, long := strings.Repeat("x", 2<<20), strings.Repeat("x", 100<<10) // past the bound; within it
+	for _, tc := range []struct {
+		name string
+		set  func(f *fakeIdP)
+	}{
+		{"userinfo of 2 MiB", func(f *fakeIdP) {
+			f.uiStatus, f.uiRaw = http.StatusOK, []byte(`{"sub":"248289761001","groups":["g"],"pad":"`+huge+`"}`)
+		}},
+		{"userinfo error of 100 KiB", func(f *fakeIdP) { f.uiStatus, f.uiRaw = http.StatusInternalServerError, []byte(long) }},
+		{"key set error of 100 KiB", func(f *fakeIdP) {
+			f.jwksStatus, f.jwksRaw = http.StatusInternalServerError, []byte(long)
+			f.idClaims = profile(nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims = map[string]any{"name": "N"} // userinfo is asked for the rest
+			tc.set(f)
+			got, err := f.login(t, f.connector(t, nil))
+			if err == nil {
+				t.Fatalf("got %s; want the login refused", got)
+			}
+			if n := len(err.Error()); n > 1000 {
+				t.Fatalf("error of %d bytes: %.300s…", n, err)
+			}
+		})
+	}
+}
+
+// SEC-65 with Entra's {tenantid} issuer: an authorization response's iss
+// may name any tenant (the ID token's check decides which), but nothing
+// else.
+func TestSEC65_TenantIssuerInAuthorizationResponse(t *testing.T) {
+	f := newFakeIdP(t)
+	f.issuer = f.srv.URL + "/{tenantid}/v2.0"
+	c := f.connector(t, func(c *oidc.Config) { c.TenantIssuer = true })
+	f.idClaims = profile(map[string]any{"tid": "t1", "iss": f.srv.URL + "/t1/v2.0"})
+	for iss, ok := range map[string]bool{
+		f.srv.URL + "/t1/v2.0":   true,
+		f.srv.URL + "/a/b/v2.0":  false,
+		f.srv.URL + "//v2.0":     false,
+		"https://other.example":  false,
+		f.srv.URL + "/t1/v2.0/x": false,
+	} {
+		state := "state-" + iss
+		u, _ := url.Parse(c.LoginURL(state, callback))
+		f.mu.Lock()
+		f.challenge, f.nonce = u.Query().Get("code_challenge"), u.Query().Get("nonce")
+		f.mu.Unlock()
+		q := url.Values{"code": {"code-1"}, "state": {state}, "iss": {iss}}
+		_, err := c.HandleCallback(context.Background(), callback, httptest.NewRequest("GET", callback+"?"+q.Encode(), nil))
+		if ok && err != nil {
+			t.Errorf("iss %s: %v", iss, err)
+		} else if !ok && (err == nil || !strings.Contains(err.Error(), "iss")) {
+			t.Errorf("iss %s: %v; want refused", iss, err)
+		}
+	}
+}
+
+// SEC-66: an https provider whose discovery document sends the client to
+// an http endpoint would have the client secret, codes and tokens travel
+// in clear: the connector refuses it at start.
+func TestSEC66_PlainHTTPEndpointOfHTTPSIssuerRefused(t *testing.T) {
+	for _, field := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"} {
+		var srv *httptest.Server
+		srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			doc := map[string]any{"issuer": srv.URL, "authorization_endpoint": srv.URL + "/auth", "token_endpoint": srv.URL + "/token",
+				"jwks_uri": srv.URL + "/jwks", "userinfo_endpoint": srv.URL + "/userinfo", "id_token_signing_alg_values_supported": []string{"ES256"}}
+			doc[field] = "http://idp.example/" + field
+			json.NewEncoder(w).Encode(doc)
+		}))
+		_, err := oidc.New(context.Background(), oidc.Config{Issuer: srv.URL, ClientID: "c", ClientSecret: "s", HTTPClient: srv.Client()})
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s over http at an https issuer: %v; want refused, naming it", field, err)
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package mcpgate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/oidctest"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// noRefreshToken drops refresh_token from the provider's token answers,
+// as Entra ID, Okta and Auth0 do without offline_access, and Google
+// without access_type=offline.
+type noRefreshToken struct{}
+
+func (noRefreshToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") {
+		return resp, err
+	}
+	var body map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	delete(body, "refresh_token")
+	b, _ := json.Marshal(body)
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// SEC-67: a login at a provider that issued no refresh token makes a
+// grant that can never be rechecked there (RT-3): the log says so, naming
+// the provider and what to ask it for, since otherwise a person removed
+// from a group or disabled at the provider keeps their access for as long
+// as the grant's refresh tokens live.
+func TestSEC67_LoginWithoutUpstreamRefreshTokenWarns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/corp"}}},
+		Users:   []oidctest.User{{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Password: "pw"}},
+	})
+	con, err := oidc.New(ctx, oidc.Config{Name: "corp", Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		HTTPClient: &http.Client{Transport: noRefreshToken{}, Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
+		c.Connectors = []upstream.Connector{con}
+		c.UpstreamRecheck = time.Hour
+	})
+	a := g.newAuth(g.register(nil).ClientID)
+	b := browser.New("", "")
+	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "alice").String(), a.Redirect)
+	if err != nil || done.Query().Get("code") == "" {
+		t.Fatalf("callback: %v, %v; want a code", done, err)
+	}
+	logs := g.logs.String()
+	if !strings.Contains(logs, "gave no refresh token at login") || !strings.Contains(logs, "connector=corp") || !strings.Contains(logs, "offline_access") {
+		t.Fatalf("the log does not warn that corp issued no refresh token:\n%s", logs)
+	}
+}
