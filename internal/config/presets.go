@@ -176,10 +176,15 @@ func withConsent(prompt string) string {
 // domainName is a DNS name as Google's hd claim carries it.
 var domainName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$`)
 
-// tenantID is an Entra ID tenant: a GUID, a domain, or common,
-// organizations, consumers. It becomes a path segment of the issuer and
-// fills the {tenantid} placeholder, so nothing else.
+// tenantID is a tid an Entra ID token may carry (allowed_tenants). It
+// fills the {tenantid} placeholder of the issuer, so nothing else.
 var tenantID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
+
+// entraTenant is the tenant of the entra preset's issuer: the directory's
+// ID (a GUID), or common or organizations for a multi-tenant app. Not a
+// domain: the discovery document at a domain's issuer names the GUID's
+// issuer, which the connector then refuses as another issuer.
+var entraTenant = regexp.MustCompile(`^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|common|organizations)$`)
 
 // validateGoogle checks the google_* settings.
 func (c *Config) validateGoogle(p *problems) {
@@ -230,10 +235,10 @@ func validatePreset(key string, op OIDCProvider, p *problems) {
 		}
 	case "entra":
 		if op.Tenant == "" && op.Issuer == "" {
-			p.add("%stenant: the entra preset needs the tenant (its ID or domain, or common or organizations for a multi-tenant app), or the issuer", key)
+			p.add("%stenant: the entra preset needs the tenant (the Directory (tenant) ID, or common or organizations for a multi-tenant app), or the issuer", key)
 		}
-		if op.Tenant != "" && !tenantID.MatchString(op.Tenant) {
-			p.add("%stenant: %q is not a tenant (an ID, a domain, common or organizations)", key, op.Tenant)
+		if op.Tenant != "" && !entraTenant.MatchString(op.Tenant) {
+			p.add("%stenant: %q is not a tenant: give the Directory (tenant) ID, a GUID (a domain's discovery names the ID's issuer, which mcpgate would refuse), or common or organizations", key, op.Tenant)
 		}
 		for _, t := range op.AllowedTenants {
 			if !tenantID.MatchString(t) {
