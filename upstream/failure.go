@@ -24,10 +24,10 @@ var (
 
 // Mark returns err marked as kind, for errors.Is, with err's text
 // unchanged: the log says what happened, the kind what to tell the person.
-// Mark(nil, kind) is nil.
+// Mark(nil, kind) is nil; Mark(err, nil) is err.
 func Mark(err, kind error) error {
-	if err == nil {
-		return nil
+	if err == nil || kind == nil {
+		return err
 	}
 	return &marked{err: err, kind: kind}
 }
@@ -39,10 +39,18 @@ func (m *marked) Unwrap() []error { return []error{m.err, m.kind} }
 
 // CallbackErrorKind is the kind of an error a provider answered to the
 // callback (its error parameter): server_error and temporarily_unavailable
-// are outages, any other code a refusal.
+// are outages; the codes a request that the configuration makes wrong
+// draws (RFC 6749 §4.1.2.1: a client, scope or parameter the provider
+// does not accept) are neither, since trying again fails the same way and
+// only the operator can fix it; any other code is a refusal.
 func CallbackErrorKind(code string) error {
-	if code == "server_error" || code == "temporarily_unavailable" {
+	switch code {
+	case "server_error", "temporarily_unavailable":
 		return ErrUnavailable
+	case "invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope",
+		"invalid_client", "invalid_request_uri", "invalid_request_object", "request_not_supported",
+		"request_uri_not_supported", "registration_not_supported":
+		return nil
 	}
 	return ErrRefused
 }

@@ -51,6 +51,25 @@ func TestMark(t *testing.T) {
 	if Mark(nil, ErrRefused) != nil {
 		t.Error("Mark(nil) is not nil")
 	}
+	if err := Mark(base, nil); err != base {
+		t.Errorf("Mark(err, nil) = %v; want err itself", err)
+	}
+}
+
+// A callback error the configuration causes is for the operator: neither
+// a refusal (the person would try again, and fail again) nor an outage.
+func TestCallbackErrorKind(t *testing.T) {
+	for code, want := range map[string]error{
+		"access_denied": ErrRefused, "login_required": ErrRefused, "interaction_required": ErrRefused,
+		"consent_required": ErrRefused, "something_new": ErrRefused,
+		"server_error": ErrUnavailable, "temporarily_unavailable": ErrUnavailable,
+		"invalid_request": nil, "invalid_scope": nil, "unauthorized_client": nil,
+		"unsupported_response_type": nil, "invalid_client": nil,
+	} {
+		if got := CallbackErrorKind(code); got != want {
+			t.Errorf("CallbackErrorKind(%q) = %v; want %v", code, got, want)
+		}
+	}
 }
 
 // A token endpoint out of reach or answering 5xx is ErrUnavailable; one
