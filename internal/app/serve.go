@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -77,6 +78,9 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	public := cmp.Or(strings.TrimSuffix(cfg.PublicURL, "/"), "http://"+addr)
 	fmt.Fprintf(stdout, "mcpgate %s listening on %s\nMCP endpoint: %s/mcp\n", Version, addr, public)
 	log.Info("listening", "addr", addr, "public_url", public, "store", storeKind(cfg.StoreDSN()))
+	for _, w := range setupWarnings(cfg, addr) {
+		log.Warn(w)
+	}
 	if ready != nil {
 		ready <- addr
 	}
@@ -187,6 +191,35 @@ func newServer(h http.Handler, lim limits, log *slog.Logger) *http.Server {
 }
 
 // warnTestingOnly logs the settings that must not be used in production.
+// setupWarnings are what a setting that starts fine but does not do what
+// its operator most likely meant deserves: a loopback public_url on
+// another port than the one mcpgate listens on (nothing answers there
+// unless a proxy forwards it), and an Entra ID provider open to every
+// tenant.
+func setupWarnings(cfg *config.Config, addr string) []string {
+	var out []string
+	if u, err := url.Parse(cfg.PublicURL); err == nil && cfg.PublicURL != "" {
+		_, port, _ := net.SplitHostPort(addr)
+		pub := cmp.Or(u.Port(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		if h := u.Hostname(); (h == "localhost" || net.ParseIP(h).IsLoopback()) && pub != port {
+			out = append(out, fmt.Sprintf("public_url %s is on port %s of this machine, but mcpgate listens on %s: "+
+				"clients and providers reach nothing there unless a proxy forwards that port; set listen to 127.0.0.1:%s", cfg.PublicURL, pub, addr, pub))
+		}
+	}
+	providers := cfg.ResolvedOIDCProviders()
+	if op, on := cfg.OIDCFlagsProvider(); on {
+		providers = append(providers, op)
+	}
+	for _, op := range providers {
+		if op.Preset == "entra" && len(op.AllowedTenants) == 0 && (op.Tenant == "common" || op.Tenant == "organizations" ||
+			strings.Contains(op.Issuer, "/common/") || strings.Contains(op.Issuer, "/organizations/")) {
+			out = append(out, fmt.Sprintf("provider %s lets in an account of any Microsoft Entra ID tenant: "+
+				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
+		}
+	}
+	return out
+}
+
 func warnTestingOnly(cfg *config.Config, log *slog.Logger) {
 	if cfg.CIMDTestCAFile != "" {
 		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)

@@ -357,3 +357,46 @@ func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
 		t.Fatalf("--oidc-preset entra: %v, %d connectors; want the one connector oidc, shown as Microsoft", err, len(cons))
 	}
 }
+
+// A setting that starts fine but likely does not do what was meant is
+// warned about: a loopback public_url on a port mcpgate does not listen
+// on, and an Entra ID provider open to every tenant.
+func TestSetupWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Config)
+		addr string
+		want []string // one substring per warning, in order
+	}{
+		{"defaults", func(*config.Config) {}, "127.0.0.1:8080", nil},
+		{"public url on the listen port", func(c *config.Config) { c.PublicURL = "http://127.0.0.1:8080" }, "127.0.0.1:8080", nil},
+		{"public url on another port", func(c *config.Config) { c.PublicURL = "http://127.0.0.1:54023" }, "127.0.0.1:8080",
+			[]string{"public_url http://127.0.0.1:54023 is on port 54023 of this machine, but mcpgate listens on 127.0.0.1:8080"}},
+		{"localhost without a port", func(c *config.Config) { c.PublicURL = "http://localhost" }, "127.0.0.1:8080",
+			[]string{"is on port 80 of this machine"}},
+		{"public host elsewhere", func(c *config.Config) { c.PublicURL = "https://mcp.example.com" }, "127.0.0.1:8080", nil},
+		{"entra common", func(c *config.Config) {
+			c.OIDCProviders = []config.OIDCProvider{{Name: "ms", Preset: "entra", Tenant: "common", ClientID: "x"}}
+		}, "127.0.0.1:8080", []string{"provider ms lets in an account of any Microsoft Entra ID tenant"}},
+		{"entra common, tenants listed", func(c *config.Config) {
+			c.OIDCProviders = []config.OIDCProvider{{Name: "ms", Preset: "entra", Tenant: "common", ClientID: "x", AllowedTenants: []string{"t1"}}}
+		}, "127.0.0.1:8080", nil},
+		{"entra one tenant", func(c *config.Config) {
+			c.OIDCProviders = []config.OIDCProvider{{Name: "ms", Preset: "entra", Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "x"}}
+		}, "127.0.0.1:8080", nil},
+		{"entra through the flags", func(c *config.Config) {
+			c.OIDCPreset, c.OIDCIssuer = "entra", "https://login.microsoftonline.com/organizations/v2.0"
+		}, "127.0.0.1:8080", []string{"provider oidc lets in an account of any Microsoft Entra ID tenant"}},
+	} {
+		cfg := config.Defaults()
+		tc.edit(&cfg)
+		got := setupWarnings(&cfg, tc.addr)
+		ok := len(got) == len(tc.want)
+		for i := 0; ok && i < len(got); i++ {
+			ok = strings.Contains(got[i], tc.want[i])
+		}
+		if !ok {
+			t.Errorf("%s: warnings %q; want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -30,8 +30,8 @@ type noUpstreamToken struct{}
 
 func (noUpstreamToken) Error() string {
 	return "the provider gave no refresh token at login, so the user cannot be rechecked there: " +
-		"add offline_access to the provider's scopes (Okta, Entra ID, Auth0; Google: access_type=offline and prompt=consent) " +
-		"and let the client use refresh tokens there, or set upstream_recheck off to keep the login's groups for the grant's life"
+		"let the provider's app use refresh tokens (with scopes of your own, include offline_access where the provider needs it), " +
+		"or set upstream_recheck off to keep the login's groups for the grant's life"
 }
 
 func (noUpstreamToken) Is(target error) bool { return target == upstream.ErrSessionEnded }
@@ -42,7 +42,7 @@ func (noUpstreamToken) Is(target error) bool { return target == upstream.ErrSess
 // its recheck is due and then ends, so that a person the provider no
 // longer lets in (or no longer puts in a group) never keeps the login's
 // access for the grant's life. Connectors that cannot refresh (local
-// accounts, GitHub) keep the login's identity.
+// accounts) keep the login's identity.
 func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, user identity.User, token string) error {
 	if s.opts.UpstreamRecheck <= 0 {
 		return nil
@@ -51,8 +51,8 @@ func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, us
 		return nil
 	}
 	if token == "" {
-		s.log.Warn("the provider gave no refresh token at login: the grant ends when upstream_recheck is due",
-			"connector", connector, "user", user.ID, "grant", grantID, "upstream_recheck", s.opts.UpstreamRecheck.String(), "why", errNoUpstreamToken.Error())
+		s.log.Warn(errNoUpstreamToken.Error()+"; this grant ends when its recheck is due",
+			"connector", connector, "user", user.ID, "grant", grantID, "upstream_recheck", s.opts.UpstreamRecheck.String())
 	}
 	return s.store.PutUpstreamSession(ctx, &store.UpstreamSession{
 		GrantID: grantID, Connector: connector, User: user,
