@@ -32,6 +32,7 @@ type Config struct {
 	OIDCClientSecret     string `yaml:"oidc_client_secret" arg:"SECRET" help:"the OIDC client secret; none for a public client (PKCE alone)"`
 	OIDCClientSecretFile string `yaml:"oidc_client_secret_file" arg:"FILE" help:"read the OIDC client secret from this file"`
 	OIDCPreset           string `yaml:"oidc_preset" arg:"NAME" help:"a preset for the provider \"oidc\", as oidc_providers' preset: entra (give its tenant in oidc_issuer), okta, keycloak, gitlab (issuer https://gitlab.com unless oidc_issuer) or auth0; google has its own settings (google_client_id)"`
+	OIDCDisplayName      string `yaml:"oidc_display_name" arg:"NAME" help:"the name the consent and error pages give the provider \"oidc\" (default: its preset's, or the issuer's host)"`
 
 	// A provider named google with the google preset, a shortcut for
 	// its entry in oidc_providers.

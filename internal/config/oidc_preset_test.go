@@ -23,6 +23,8 @@ func TestOIDCFlagsPreset(t *testing.T) {
 			"https://corp.okta.com", "", []string{"openid", "profile", "email", "groups"}},
 		// gitlab.com needs no issuer.
 		{[]string{"--oidc-preset", "gitlab", "--oidc-client-id", "x"}, nil, "https://gitlab.com", "", nil},
+		// The display name is the flags' own, over the preset's.
+		{[]string{"--oidc-preset", "gitlab", "--oidc-client-id", "x", "--oidc-display-name", "Corp GitLab"}, nil, "https://gitlab.com", "", nil},
 		// A single-tenant Entra ID app: the tenant is in the issuer.
 		{[]string{"--oidc-preset", "entra", "--oidc-issuer", "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0", "--oidc-client-id", "x"}, nil,
 			"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0", "", nil},
@@ -36,6 +38,13 @@ func TestOIDCFlagsPreset(t *testing.T) {
 			continue
 		}
 		op, on := cfg.OIDCFlagsProvider()
+		wantName := "GitLab"
+		if i := slices.Index(tc.args, "--oidc-display-name"); i >= 0 {
+			wantName = tc.args[i+1]
+		}
+		if tc.args != nil && tc.args[1] == "gitlab" && op.DisplayName != wantName {
+			t.Errorf("%q: display name %q, want %q", tc.args, op.DisplayName, wantName)
+		}
 		if !on || op.Name != "oidc" || op.Issuer != tc.issuer || op.Claims.Groups != tc.groups || !slices.Equal(op.Scopes, tc.scopes) {
 			t.Errorf("%q %v: provider %+v (on %v); want oidc at %s, groups claim %q, scopes %q", tc.args, tc.vars, op, on, tc.issuer, tc.groups, tc.scopes)
 		}

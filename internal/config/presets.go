@@ -92,7 +92,7 @@ func (c *Config) OIDCFlagsProvider() (OIDCProvider, bool) {
 	if c.OIDCIssuer == "" && c.OIDCPreset == "" {
 		return OIDCProvider{}, false
 	}
-	return c.resolve(OIDCProvider{Name: oidcFlagsName, Preset: c.OIDCPreset, Issuer: c.OIDCIssuer,
+	return c.resolve(OIDCProvider{Name: oidcFlagsName, DisplayName: c.OIDCDisplayName, Preset: c.OIDCPreset, Issuer: c.OIDCIssuer,
 		ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret}), true
 }
 

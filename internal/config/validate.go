@@ -116,8 +116,8 @@ const oidcFlagsName = "oidc"
 func (c *Config) validateOIDC(p *problems) {
 	op, on := c.OIDCFlagsProvider()
 	if !on {
-		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" {
-			p.add("oidc: oidc_client_id and oidc_client_secret need oidc_issuer")
+		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" || c.OIDCDisplayName != "" {
+			p.add("oidc: oidc_client_id, oidc_client_secret and oidc_display_name need oidc_issuer")
 		}
 		return
 	}
