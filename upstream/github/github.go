@@ -233,6 +233,10 @@ func (c *Connector) HandleCallbackSession(ctx context.Context, callbackURL strin
 	return user, tok.AccessToken, nil
 }
 
+// TokenIssuer implements upstream.RefreshingConnector: the API the token
+// is sent to, and the OAuth app it was issued to.
+func (c *Connector) TokenIssuer() (issuer, clientID string) { return c.apiURL, c.oauth.ClientID }
+
 // Refresh implements upstream.RefreshingConnector (RT-3, SEC-68): it reads
 // the user again with the token of their login, so that organizations and
 // teams they left are gone from their groups. A token GitHub no longer

@@ -151,6 +151,9 @@ type Connector struct {
 	// puts it in authorization responses (RFC 9207).
 	issuer        string
 	issInResponse bool
+	// configuredIssuer is Config.Issuer, which the gateway binds the
+	// refresh tokens it keeps to (SEC-72).
+	configuredIssuer string
 }
 
 var _ upstream.CallbackConnector = (*Connector)(nil)
@@ -218,16 +221,17 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		provider: provider,
 		// go-oidc checks the signature, iss, aud (string or array) and exp;
 		// the nonce is ours to check.
-		verifier:       provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: tenantIssuer != ""}),
-		claims:         cfg.Claims.withDefaults(),
-		authParams:     params,
-		client:         client,
-		key:            append([]byte(nil), key...),
-		hostedDomains:  lower(cfg.HostedDomains),
-		tenantIssuer:   tenantIssuer,
-		allowedTenants: slices.Clone(cfg.AllowedTenants),
-		issuer:         meta.Issuer,
-		issInResponse:  meta.IssInResponse,
+		verifier:         provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: tenantIssuer != ""}),
+		claims:           cfg.Claims.withDefaults(),
+		authParams:       params,
+		client:           client,
+		key:              append([]byte(nil), key...),
+		hostedDomains:    lower(cfg.HostedDomains),
+		tenantIssuer:     tenantIssuer,
+		allowedTenants:   slices.Clone(cfg.AllowedTenants),
+		issuer:           meta.Issuer,
+		issInResponse:    meta.IssInResponse,
+		configuredIssuer: cfg.Issuer,
 	}, nil
 }
 
