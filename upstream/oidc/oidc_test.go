@@ -201,7 +201,7 @@ func TestClaimMapping(t *testing.T) {
 		{"nested groups, other claims", oidc.Claims{Subject: "oid", Username: "upn", Email: "mail", Groups: "realm_access.roles"},
 			map[string]any{"oid": "0f1e", "upn": "jane@corp", "name": "Jane", "mail": "jane@corp.example", "email_verified": true,
 				"realm_access": map[string]any{"roles": []any{"admin", 7, "dev"}}},
-			`{"sub":"oidc:0f1e","upstream":"oidc","preferred_username":"jane@corp","name":"Jane","email":"jane@corp.example","email_verified":true,"groups":["admin","dev"]}`},
+			`{"sub":"oidc:0f1e","upstream":"oidc","preferred_username":"jane@corp","name":"Jane","email":"jane@corp.example","email_verified":true,"groups":["admin","7","dev"]}`},
 		{"namespaced claim with dots", oidc.Claims{Groups: "https://example.com/groups"},
 			map[string]any{"preferred_username": "jane", "name": "Jane", "email": "x@y.example", "email_verified": true,
 				"https://example.com/groups": []string{"ops"}},
