@@ -44,7 +44,7 @@ func (s *Server) openUpstream(grantID string, sess *store.UpstreamSession) (upst
 	token, err := s.opts.Sealer.Open(sess.Token, upstreamAD(grantID, sess.Connector, rc))
 	if err != nil {
 		return nil, nil, errors.Join(upstream.ErrSessionEnded,
-			errors.New("its provider token was kept for another provider, client or secret key (the connector was changed)"), err)
+			errors.New("its provider token was sealed for another provider, client or secret key"), err)
 	}
 	return rc, token, nil
 }

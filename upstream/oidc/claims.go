@@ -119,10 +119,10 @@ func str(claims map[string]any, name string) string {
 // groupNames reads the groups claim: a list, or one value as a list of
 // one. A string is a name (empty ones are skipped: no rule can name
 // them); an integral number, a provider's numeric group ID, is its
-// decimal text, as a numeric subject is. Any other entry is an error,
-// never skipped (SEC-74), and so is a string with a control character
-// kept (SEC-71): the gateway refuses such a user, where dropping the
-// group would let them in past a rule that denies it.
+// decimal text, as a numeric subject is. Any other entry is an error
+// rather than skipped (SEC-74), and a string with a control character is
+// kept for the gateway to refuse (SEC-71): dropping either would let the
+// user in past a rule that denies that group.
 func groupNames(claims map[string]any, name string) ([]string, error) {
 	v, _ := lookup(claims, name)
 	list, ok := v.([]any)
