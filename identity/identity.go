@@ -80,18 +80,35 @@ func Printable(v string) bool {
 }
 
 // JoinGroups joins group names with "," for a header or an environment
-// variable; a name that is empty, holds a comma or is not Printable is
-// left out rather than let it split into, or forge, other names.
+// variable (X-Forwarded-Groups, MCPGATE_USER_GROUPS). A name is never
+// left out (SEC-74: a backend that denies a group would let its holder
+// in), nor read as another or as two: "%", ",", control characters and a
+// space at either end of a name (which a list parser trims) are
+// percent-encoded (%XX, RFC 3986 §2.1), so a reader splits at "," and
+// percent-decodes each item. Every other byte stays as it is, so that
+// ordinary names ("org/team", "Sales Team", UTF-8) read as written, which
+// url.PathEscape would not keep. An empty name, which is none, is left
+// out.
 func JoinGroups(groups []string) string {
+	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	for _, g := range groups {
-		if g == "" || strings.IndexByte(g, ',') >= 0 || !Printable(g) {
+		if g == "" {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(g)
+		for i := 0; i < len(g); i++ {
+			c := g[i]
+			if c == '%' || c == ',' || c < 0x20 || c == 0x7f || c == ' ' && (i == 0 || i == len(g)-1) {
+				b.WriteByte('%')
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&15])
+				continue
+			}
+			b.WriteByte(c)
+		}
 	}
 	return b.String()
 }

@@ -67,4 +67,11 @@ type RefreshingConnector interface {
 	// one if the provider rotated it). The caller must check that the
 	// user's ID is the grant's. A refused token is ErrSessionEnded.
 	Refresh(ctx context.Context, refreshToken string) (identity.User, string, error)
+	// TokenIssuer names where the connector's refresh tokens come from:
+	// the provider (an OpenID issuer as configured; GitHub's API URL) and
+	// the gateway's client ID there. The gateway binds each token it keeps
+	// to them (SEC-72), so that a connector pointed at another provider,
+	// or another client, under the same name is never handed a token of
+	// the old one, nor its users taken for the old one's.
+	TokenIssuer() (issuer, clientID string)
 }

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -17,9 +18,36 @@ const upstreamTimeout = 30 * time.Second
 
 var errUpstreamDown = oauth.Errorf(oauth.TemporarilyUnavailable, "the identity provider could not be reached; try again later")
 
-// upstreamAD binds a sealed upstream token to its grant: copied to another
-// grant's row, it does not open.
-func upstreamAD(grantID string) []byte { return []byte("mcpgate upstream session v1 " + grantID) }
+// upstreamAD binds a sealed upstream token to its grant (copied to another
+// grant's row, it does not open) and to where it is valid: the connector's
+// name, its provider and the gateway's client there (SEC-72). After the
+// operator points the name at another provider or client, the token no
+// longer opens: it is never sent there, and the user the new provider
+// describes under the old ID is never taken for the old one's. Sessions
+// sealed as v1 (the grant alone) end at their next refresh; the user logs
+// in again.
+func upstreamAD(grantID, connector string, rc upstream.RefreshingConnector) []byte {
+	issuer, clientID := rc.TokenIssuer()
+	// JSON: no field can run into the next.
+	ad, _ := json.Marshal([]string{"mcpgate upstream session v2", grantID, connector, issuer, clientID})
+	return ad
+}
+
+// openUpstream returns the connector of grantID's session sess and its
+// token, opened; a connector no longer configured, or a token sealed for
+// another provider, client or secret key, is upstream.ErrSessionEnded.
+func (s *Server) openUpstream(grantID string, sess *store.UpstreamSession) (upstream.RefreshingConnector, []byte, error) {
+	rc, ok := s.connectors[sess.Connector].(upstream.RefreshingConnector)
+	if !ok {
+		return nil, nil, errors.Join(upstream.ErrSessionEnded, errors.New("its connector is no longer configured"))
+	}
+	token, err := s.opts.Sealer.Open(sess.Token, upstreamAD(grantID, sess.Connector, rc))
+	if err != nil {
+		return nil, nil, errors.Join(upstream.ErrSessionEnded,
+			errors.New("its provider token was sealed for another provider, client or secret key"), err)
+	}
+	return rc, token, nil
+}
 
 // errNoUpstreamToken is why a grant whose login brought no refresh token
 // ends when its recheck is due: for the log, and the operator. It is an
@@ -47,7 +75,8 @@ func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, us
 	if s.opts.UpstreamRecheck <= 0 {
 		return nil
 	}
-	if _, ok := s.connectors[connector].(upstream.RefreshingConnector); !ok {
+	rc, ok := s.connectors[connector].(upstream.RefreshingConnector)
+	if !ok {
 		return nil
 	}
 	if token == "" {
@@ -56,7 +85,7 @@ func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, us
 	}
 	return s.store.PutUpstreamSession(ctx, &store.UpstreamSession{
 		GrantID: grantID, Connector: connector, User: user,
-		Token: s.opts.Sealer.Seal([]byte(token), upstreamAD(grantID)), CheckedAt: s.now(),
+		Token: s.opts.Sealer.Seal([]byte(token), upstreamAD(grantID, connector, rc)), CheckedAt: s.now(),
 	})
 }
 
@@ -76,16 +105,10 @@ func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.
 		return grant.User, nil
 	case err != nil:
 		return identity.User{}, oauth.AsError(err)
-	case s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck:
-		return sess.User, nil
 	}
-	v, err, _ := s.recheck.Do(grant.ID, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamTimeout)
-		defer cancel()
-		return s.renewUpstream(ctx, grant)
-	})
+	user, err := s.upstreamUser(ctx, grant, sess)
 	if err == nil {
-		return v.(identity.User), nil
+		return user, nil
 	}
 	if errors.Is(err, errUpstreamDown) {
 		return identity.User{}, errUpstreamDown
@@ -96,6 +119,28 @@ func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.
 		return identity.User{}, errBadRefresh
 	}
 	return identity.User{}, oauth.AsError(err)
+}
+
+// upstreamUser is the user of grant's upstream session sess: as stored
+// while the recheck is not due, renewed at the provider once it is.
+func (s *Server) upstreamUser(ctx context.Context, grant *store.Grant, sess *store.UpstreamSession) (identity.User, error) {
+	// The binding is checked at every refresh, not only at the recheck:
+	// the session of a connector since repointed ends at once (SEC-72).
+	if _, _, err := s.openUpstream(grant.ID, sess); err != nil {
+		return identity.User{}, err
+	}
+	if s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
+		return sess.User, nil
+	}
+	v, err, _ := s.recheck.Do(grant.ID, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamTimeout)
+		defer cancel()
+		return s.renewUpstream(ctx, grant)
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	return v.(identity.User), nil
 }
 
 // renewUpstream refreshes the grant's upstream session at its provider and
@@ -109,14 +154,9 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 	if s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
 		return sess.User, nil
 	}
-	rc, ok := s.connectors[sess.Connector].(upstream.RefreshingConnector)
-	if !ok {
-		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("its connector is no longer configured"))
-	}
-	token, err := s.opts.Sealer.Open(sess.Token, upstreamAD(grant.ID))
+	rc, token, err := s.openUpstream(grant.ID, sess)
 	if err != nil {
-		// Sealed under another secret key: the session cannot be checked.
-		return identity.User{}, errors.Join(upstream.ErrSessionEnded, err)
+		return identity.User{}, err
 	}
 	if len(token) == 0 {
 		return identity.User{}, errNoUpstreamToken
@@ -132,7 +172,7 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("the provider answered for another user"))
 	}
 	sess.User, sess.CheckedAt = user, s.now()
-	sess.Token = s.opts.Sealer.Seal([]byte(next), upstreamAD(grant.ID))
+	sess.Token = s.opts.Sealer.Seal([]byte(next), upstreamAD(grant.ID, sess.Connector, rc))
 	if err := s.store.PutUpstreamSession(ctx, sess); err != nil {
 		return identity.User{}, err
 	}

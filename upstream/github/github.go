@@ -42,6 +42,9 @@ const apiVersion = "2022-11-28"
 // maxBody bounds what we read of any API response.
 const maxBody = 1 << 20
 
+// callTimeout bounds each call to GitHub (SEC-73).
+var callTimeout = 30 * time.Second
+
 // ErrAccessDenied is returned by HandleCallback when the person declined
 // to authorize the app at GitHub; it is an upstream.ErrRefused.
 var ErrAccessDenied = upstream.Mark(errors.New("github: access denied by the user"), upstream.ErrRefused)
@@ -56,8 +59,9 @@ type Config struct {
 	AuthURL  string
 	TokenURL string
 	APIURL   string
-	// HTTPClient makes the token and API requests; a client with a 30 s
-	// timeout if nil.
+	// HTTPClient makes the token and API requests (http.DefaultClient's
+	// transport if nil); each ends after 30 s unless it sets a Timeout of
+	// its own.
 	HTTPClient *http.Client
 	// Scopes defaults to read:user and user:email, and read:org with
 	// Groups. Without user:email (or user) the identity carries no email.
@@ -114,9 +118,15 @@ func New(cfg Config) (*Connector, error) {
 			scopes = append(slices.Clone(defaultScopes), "read:org")
 		}
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+	// A copy: the caller's client is not ours to change. Without a Timeout
+	// of its own, a GitHub that hangs would hold a login (under the
+	// callback's request) for good (SEC-73).
+	client := &http.Client{}
+	if cfg.HTTPClient != nil {
+		*client = *cfg.HTTPClient
+	}
+	if client.Timeout <= 0 {
+		client.Timeout = callTimeout
 	}
 	key := cfg.PKCEKey
 	if len(key) == 0 {
@@ -232,6 +242,10 @@ func (c *Connector) HandleCallbackSession(ctx context.Context, callbackURL strin
 	}
 	return user, tok.AccessToken, nil
 }
+
+// TokenIssuer implements upstream.RefreshingConnector: the API the token
+// is sent to, and the OAuth app it was issued to.
+func (c *Connector) TokenIssuer() (issuer, clientID string) { return c.apiURL, c.oauth.ClientID }
 
 // Refresh implements upstream.RefreshingConnector (RT-3, SEC-68): it reads
 // the user again with the token of their login, so that organizations and

@@ -3,12 +3,14 @@ package oidc_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
 
@@ -139,5 +141,40 @@ func TestSEC66_PlainHTTPEndpointOfHTTPSIssuerRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s over http at an https issuer: %v; want refused, naming it", field, err)
 		}
+	}
+}
+
+// SEC-74: no entry of a groups claim is dropped: a number (a provider's
+// numeric group ID) is its decimal text, as a numeric subject is, and any
+// other entry that is not a string refuses the login (an ended session at
+// a refresh), as a group with a control character does (SEC-71): let in
+// without it, the user would get past a rule that denies it.
+func TestSEC74_GroupsClaimEntriesNeverDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups any
+		want   string // the user's groups; "" for refused
+	}{
+		{"numbers", []any{"devs", 42, 7.0, -3}, `"groups":["devs","42","7","-3"]`},
+		{"one number", 1234567890123, `"groups":["1234567890123"]`},
+		{"a fraction", []any{"devs", 1.5}, ""},
+		{"a number past 2^53", []any{"devs", 1e300}, ""},
+		{"a boolean", []any{"devs", true}, ""},
+		{"an object", []any{"devs", map[string]any{"id": "admins"}}, ""},
+		{"a list", []any{"devs", []any{"admins"}}, ""},
+		{"a null entry", []any{"devs", nil}, ""},
+		{"an object as the claim", map[string]any{"admins": true}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims = profile(map[string]any{"groups": tc.groups})
+			got, err := f.login(t, f.connector(t, nil))
+			switch {
+			case tc.want != "" && (err != nil || !strings.Contains(got, tc.want)):
+				t.Fatalf("got %s, %v; want %s", got, err, tc.want)
+			case tc.want == "" && (err == nil || !errors.Is(err, upstream.ErrSessionEnded) || !strings.Contains(err.Error(), "groups")):
+				t.Fatalf("got %s, %v; want the login refused, naming the groups claim, as an ended session", got, err)
+			}
+		})
 	}
 }

@@ -23,6 +23,10 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 	if err := c.groupsElsewhere(claims); err != nil {
 		return identity.User{}, err
 	}
+	groups, err := groupNames(claims, c.claims.Groups)
+	if err != nil {
+		return identity.User{}, fmt.Errorf("%s: the %q claim: %w: %w", c.name, c.claims.Groups, err, upstream.ErrSessionEnded)
+	}
 	u := identity.User{
 		ID:       c.name + ":" + sub,
 		Upstream: c.name,
@@ -30,7 +34,7 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 		Name:     str(claims, "name"),
 		Picture:  str(claims, "picture"),
 		Profile:  str(claims, "profile"),
-		Groups:   strs(claims, c.claims.Groups),
+		Groups:   groups,
 	}
 	// Never an unverified address: downstream may trust it.
 	if email := str(claims, c.claims.Email); email != "" && verified(claims, email) {
@@ -112,25 +116,52 @@ func str(claims map[string]any, name string) string {
 	return ""
 }
 
-// strs reads a list of strings, or one string as a list of one; entries
-// that are not strings, or empty, are skipped. A string with a control
-// character is kept: the gateway refuses a user with such a group
-// (SEC-71), where skipping it would let them in without it, past a rule
-// that denies that group.
-func strs(claims map[string]any, name string) []string {
+// groupNames reads the groups claim: a list, or one value as a list of
+// one. A string is a name (empty ones are skipped: no rule can name
+// them); an integral number, a provider's numeric group ID, is its
+// decimal text, as a numeric subject is. Any other entry is an error
+// rather than skipped (SEC-74), and a string with a control character is
+// kept for the gateway to refuse (SEC-71): dropping either would let the
+// user in past a rule that denies that group.
+func groupNames(claims map[string]any, name string) ([]string, error) {
 	v, _ := lookup(claims, name)
+	list, ok := v.([]any)
+	switch {
+	case v == nil:
+		return nil, nil
+	case !ok:
+		list = []any{v}
+	}
 	var out []string
-	switch v := v.(type) {
-	case string:
-		if v != "" {
-			out = append(out, v)
-		}
-	case []any:
-		for _, e := range v {
-			if s, ok := e.(string); ok && s != "" {
-				out = append(out, s)
+	for i, e := range list {
+		switch e := e.(type) {
+		case string:
+			if e != "" {
+				out = append(out, e)
 			}
+		case float64:
+			if e != math.Trunc(e) || math.Abs(e) >= 1<<53 {
+				return nil, fmt.Errorf("entry %d is a number that is not a whole group ID", i)
+			}
+			out = append(out, strconv.FormatInt(int64(e), 10))
+		default:
+			return nil, fmt.Errorf("entry %d is a %s, not a group name", i, jsonType(e))
 		}
 	}
-	return out
+	return out, nil
+}
+
+// jsonType names the JSON type of a decoded value, for an error.
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "list"
+	}
+	return fmt.Sprintf("%T", v)
 }

@@ -81,8 +81,9 @@ type Config struct {
 	// AuthParams are extra authorization request parameters (prompt,
 	// login_hint, hd, …). The ones the flow sets itself are refused.
 	AuthParams map[string]string
-	// HTTPClient makes the discovery, key, token and userinfo requests; a
-	// client with a 30 s timeout if nil. Answers are read up to 1 MiB.
+	// HTTPClient makes the discovery, key, token and userinfo requests
+	// (http.DefaultClient's transport if nil); each ends after 30 s unless
+	// it sets a Timeout of its own. Answers are read up to 1 MiB.
 	HTTPClient *http.Client
 	// HostedDomains restrict logins to these Google Workspace domains: sent
 	// upstream as hd (the domain, or * for several) and checked in the ID
@@ -151,6 +152,9 @@ type Connector struct {
 	// puts it in authorization responses (RFC 9207).
 	issuer        string
 	issInResponse bool
+	// configuredIssuer is Config.Issuer, which the gateway binds the
+	// refresh tokens it keeps to (SEC-72).
+	configuredIssuer string
 }
 
 var _ upstream.CallbackConnector = (*Connector)(nil)
@@ -218,16 +222,17 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		provider: provider,
 		// go-oidc checks the signature, iss, aud (string or array) and exp;
 		// the nonce is ours to check.
-		verifier:       provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: tenantIssuer != ""}),
-		claims:         cfg.Claims.withDefaults(),
-		authParams:     params,
-		client:         client,
-		key:            append([]byte(nil), key...),
-		hostedDomains:  lower(cfg.HostedDomains),
-		tenantIssuer:   tenantIssuer,
-		allowedTenants: slices.Clone(cfg.AllowedTenants),
-		issuer:         meta.Issuer,
-		issInResponse:  meta.IssInResponse,
+		verifier:         provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, SkipIssuerCheck: tenantIssuer != ""}),
+		claims:           cfg.Claims.withDefaults(),
+		authParams:       params,
+		client:           client,
+		key:              append([]byte(nil), key...),
+		hostedDomains:    lower(cfg.HostedDomains),
+		tenantIssuer:     tenantIssuer,
+		allowedTenants:   slices.Clone(cfg.AllowedTenants),
+		issuer:           meta.Issuer,
+		issInResponse:    meta.IssInResponse,
+		configuredIssuer: cfg.Issuer,
 	}, nil
 }
 
@@ -263,13 +268,22 @@ func loginScopes(cfg Config, p *oidc.Provider) []string {
 // set and userinfo answers whole.
 const maxAnswer = 1 << 20
 
-// bounded returns a copy of client (a client with a 30 s timeout if nil)
-// whose answers' bodies fail past maxAnswer bytes.
+// callTimeout bounds each call to a provider (SEC-73).
+var callTimeout = 30 * time.Second
+
+// bounded returns a copy of client (a new client if nil) whose answers'
+// bodies fail past maxAnswer bytes, and whose calls end after callTimeout
+// when client sets no Timeout (SEC-73): go-oidc fetches the key set under
+// a context without deadline, and a login's token and userinfo calls run
+// under the callback's request, which a hung provider would hold for good.
 func bounded(client *http.Client) *http.Client {
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		client = &http.Client{}
 	}
 	c := *client
+	if c.Timeout <= 0 {
+		c.Timeout = callTimeout
+	}
 	base := client.Transport
 	if base == nil {
 		base = http.DefaultTransport

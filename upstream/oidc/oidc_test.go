@@ -47,6 +47,8 @@ type fakeIdP struct {
 	// raw answers replace userinfo's and the key set's when set
 	uiRaw, jwksRaw       []byte
 	uiStatus, jwksStatus int
+	// moved replaces endpoints of the discovery document
+	moved map[string]string
 }
 
 func newFakeIdP(t *testing.T) *fakeIdP {
@@ -58,11 +60,15 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 		if iss == "" {
 			iss = f.srv.URL
 		}
-		json.NewEncoder(w).Encode(map[string]any{
+		doc := map[string]any{
 			"issuer": iss, "authorization_endpoint": f.srv.URL + "/auth", "token_endpoint": f.srv.URL + "/token",
 			"jwks_uri": f.srv.URL + "/jwks", "userinfo_endpoint": f.srv.URL + "/userinfo",
 			"id_token_signing_alg_values_supported": []string{"ES256"}, "scopes_supported": f.scopes,
-		})
+		}
+		for k, v := range f.moved {
+			doc[k] = v
+		}
+		json.NewEncoder(w).Encode(doc)
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		if f.jwksRaw != nil {
@@ -195,7 +201,7 @@ func TestClaimMapping(t *testing.T) {
 		{"nested groups, other claims", oidc.Claims{Subject: "oid", Username: "upn", Email: "mail", Groups: "realm_access.roles"},
 			map[string]any{"oid": "0f1e", "upn": "jane@corp", "name": "Jane", "mail": "jane@corp.example", "email_verified": true,
 				"realm_access": map[string]any{"roles": []any{"admin", 7, "dev"}}},
-			`{"sub":"oidc:0f1e","upstream":"oidc","preferred_username":"jane@corp","name":"Jane","email":"jane@corp.example","email_verified":true,"groups":["admin","dev"]}`},
+			`{"sub":"oidc:0f1e","upstream":"oidc","preferred_username":"jane@corp","name":"Jane","email":"jane@corp.example","email_verified":true,"groups":["admin","7","dev"]}`},
 		{"namespaced claim with dots", oidc.Claims{Groups: "https://example.com/groups"},
 			map[string]any{"preferred_username": "jane", "name": "Jane", "email": "x@y.example", "email_verified": true,
 				"https://example.com/groups": []string{"ops"}},

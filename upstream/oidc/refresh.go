@@ -26,6 +26,13 @@ func keepToken(ctx context.Context, tok *oauth2.Token) {
 	}
 }
 
+// TokenIssuer implements upstream.RefreshingConnector: the issuer as
+// configured (for Entra's common or organizations endpoints, which issuer
+// the tokens name depends on the tenant).
+func (c *Connector) TokenIssuer() (issuer, clientID string) {
+	return c.configuredIssuer, c.oauth.ClientID
+}
+
 // HandleCallbackSession implements upstream.RefreshingConnector.
 func (c *Connector) HandleCallbackSession(ctx context.Context, callbackURL string, r *http.Request) (identity.User, string, error) {
 	var tok *oauth2.Token

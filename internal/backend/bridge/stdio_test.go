@@ -53,6 +53,7 @@ var users = map[string]*identity.Caller{
 	"alice": {User: identity.User{ID: "local:alice", Username: "alice", Email: "alice@example.com", EmailVerified: true, Groups: []string{"dev", "ops"}}, ClientID: "c1"},
 	"bob":   {User: identity.User{ID: "local:bob", Username: "bob", Email: "bob@example.com", EmailVerified: false}, ClientID: "c2"},
 	"eve":   {User: identity.User{ID: "local:eve", Username: "eve\nx"}, ClientID: "c3"},
+	"carol": {User: identity.User{ID: "oidc:carol", Groups: []string{"Sales, EMEA", "org/team", "100%"}}, ClientID: "c4"},
 }
 
 // newFixture runs the pool with the fake server behind a middleware that
@@ -223,6 +224,16 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SEC-74: MCPGATE_USER_GROUPS holds every group, encoded as
+// X-Forwarded-Groups is: a comma in a name does not leave it out.
+func TestSEC74_StdioGroupsEncoded(t *testing.T) {
+	t.Setenv("TMPDIR", os.TempDir())
+	f := newFixture(t, StdioOptions{})
+	if got := envOf(t, f.connect(t, "carol", "", nil)).Groups; got != "Sales%2C EMEA,org/team,100%25" {
+		t.Fatalf("MCPGATE_USER_GROUPS = %q, want %q", got, "Sales%2C EMEA,org/team,100%25")
 	}
 }
 

@@ -37,8 +37,8 @@ type IdentityHeaders struct {
 	// Email carries User.Email only when User.EmailVerified. Default
 	// X-Forwarded-Email.
 	Email string
-	// Groups carries User.Groups joined with ","; a group whose name holds
-	// a comma is left out. Default X-Forwarded-Groups.
+	// Groups carries User.Groups as identity.JoinGroups joins them: with
+	// ",", a comma in a name percent-encoded. Default X-Forwarded-Groups.
 	Groups string
 	// ClientID carries the OAuth client the caller uses. Default
 	// X-Forwarded-Client-Id.

@@ -443,7 +443,7 @@ func TestIdentityHeadersReplaceSpoofedOnes(t *testing.T) {
 	want := http.Header{
 		"X-Forwarded-User":               {"local:bob"},
 		"X-Forwarded-Preferred-Username": {"bob"},
-		"X-Forwarded-Groups":             {"dev,qa"},
+		"X-Forwarded-Groups":             {"dev,a%2Cb,qa"}, // SEC-74: encoded, never dropped
 		"X-Forwarded-Client-Id":          {"client-1"},
 	}
 	for k, v := range want {

@@ -1,0 +1,12 @@
+package oidc
+
+import "time"
+
+// SetCallTimeout bounds each call to a provider of the connectors made
+// from now on to d, until restore is called: a test of the bound need not
+// wait 30 s.
+func SetCallTimeout(d time.Duration) (restore func()) {
+	old := callTimeout
+	callTimeout = d
+	return func() { callTimeout = old }
+}
