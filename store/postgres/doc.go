@@ -23,7 +23,9 @@
 // that replicas starting at once apply each exactly once; a database whose
 // schema is newer than the binary is refused. Times are unix nanoseconds
 // (bigint; timestamptz keeps only microseconds), lists and users JSON text,
-// hashes and sealed values bytea exactly as the callers give them.
+// hashes and sealed values bytea exactly as the callers give them, and so is
+// the client's state, which may hold any bytes (a text column refuses a NUL
+// and what is not UTF-8).
 //
 // Errors wrap the store's sentinels as the sqlite store does (no row is
 // store.ErrNotFound, a unique violation store.ErrConflict); a server error

@@ -92,6 +92,20 @@ func (j jsonText) Scan(src any) error {
 	return json.Unmarshal([]byte(s), j.v)
 }
 
+// byteString scans a bytea column into a string: for text a client sent
+// that must come back byte for byte, which a text column refuses when it
+// holds a NUL or is not UTF-8.
+type byteString struct{ s *string }
+
+func (b byteString) Scan(src any) error {
+	p, ok := src.([]byte)
+	if !ok {
+		return fmt.Errorf("bytea column: cannot scan %T", src)
+	}
+	*b.s = string(p)
+	return nil
+}
+
 // timeCol scans a unix-nanosecond bigint column.
 type timeCol struct{ t *time.Time }
 

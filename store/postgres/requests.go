@@ -37,7 +37,7 @@ const (
 
 func scanAuthRequest(row pgx.Row) (*store.AuthRequest, error) {
 	var r store.AuthRequest
-	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.CodeChallenge, &r.Resource,
+	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, byteString{&r.State}, &r.CodeChallenge, &r.Resource,
 		jsonText{&r.Scopes}, &r.Connector, &r.UpstreamStateHash, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt})
 	if err != nil {
 		return nil, err
@@ -51,7 +51,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) err
 		return fmt.Errorf("postgres: create auth request: %w", err)
 	}
 	err = inserted(s.pool.Exec(ctx, sqlInsertAuthRequest,
-		r.ID, r.ClientID, r.RedirectURI, r.State, r.CodeChallenge, r.Resource, scopes,
+		r.ID, r.ClientID, r.RedirectURI, []byte(r.State), r.CodeChallenge, r.Resource, scopes,
 		r.Connector, r.UpstreamStateHash, nanos(r.CreatedAt), nanos(r.ExpiresAt)))
 	if err != nil {
 		return wrap("create auth request", err)

@@ -22,6 +22,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Client", testClient},
 		{"ClientSecretHashNilVsEmpty", testClientSecretNilVsEmpty},
 		{"AuthRequest", testAuthRequest},
+		{"AuthRequestStateBytes", testAuthRequestStateBytes},
 		{"AttachUpstreamState", testAttachUpstreamState},
 		{"TakeAuthRequestByUpstreamState", testTakeAuthRequest},
 		{"SEC-1_GetAuthRequestByUpstreamState", testGetAuthRequestByUpstreamState},

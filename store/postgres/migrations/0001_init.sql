@@ -24,7 +24,7 @@ CREATE TABLE auth_requests (
 	id                  text   NOT NULL PRIMARY KEY,
 	client_id           text   NOT NULL,
 	redirect_uri        text   NOT NULL,
-	state               text   NOT NULL,
+	state               bytea  NOT NULL, -- the client's, verbatim: any bytes, NUL included
 	code_challenge      text   NOT NULL,
 	resource            text   NOT NULL,
 	scopes              text   NOT NULL,
