@@ -72,6 +72,9 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	if !storable(id) {
+		return nil, wrap("get client", store.ErrNotFound)
+	}
 	var c store.Client
 	err := s.pool.QueryRow(ctx, sqlGetClient, id).Scan(
 		&c.ID, &c.SecretHash, &c.Name, jsonText{&c.RedirectURIs}, jsonText{&c.GrantTypes},
@@ -84,6 +87,9 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 }
 
 func (s *Store) TouchClient(ctx context.Context, id string, now time.Time) error {
+	if !storable(id) {
+		return wrap("touch client", store.ErrNotFound)
+	}
 	if err := affected(s.pool.Exec(ctx, sqlTouchClient, id, nanos(now))); err != nil {
 		return wrap("touch client", err)
 	}
@@ -110,6 +116,9 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 }
 
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store.Consent, error) {
+	if !storable(userID, clientID) {
+		return nil, wrap("get consent", store.ErrNotFound)
+	}
 	c := store.Consent{UserID: userID, ClientID: clientID}
 	err := s.pool.QueryRow(ctx, sqlGetConsent, userID, clientID).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
 	if err != nil {
@@ -130,6 +139,9 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 }
 
 func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
+	if !storable(name) {
+		return nil, wrap("get local user", store.ErrNotFound)
+	}
 	u := store.LocalUser{Name: name}
 	err := s.pool.QueryRow(ctx, sqlGetLocalUser, name).Scan(&u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt})
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -90,6 +92,19 @@ func (j jsonText) Scan(src any) error {
 		return fmt.Errorf("json column: cannot scan %T", src)
 	}
 	return json.Unmarshal([]byte(s), j.v)
+}
+
+// storable reports whether a text column can hold s: PostgreSQL refuses a
+// NUL and what is not UTF-8, in a parameter as in a row. A key that is not
+// storable names no stored row, so lookups answer ErrNotFound for it, as
+// the other stores do, instead of failing.
+func storable(keys ...string) bool {
+	for _, k := range keys {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // byteString scans a bytea column into a string: for text a client sent

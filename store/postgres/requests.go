@@ -60,6 +60,9 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) err
 }
 
 func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (*store.AuthRequest, error) {
+	if !storable(id) {
+		return nil, wrap("get auth request", store.ErrNotFound)
+	}
 	r, err := scanAuthRequest(s.pool.QueryRow(ctx, sqlGetAuthRequest, id, nanos(now)))
 	if err != nil {
 		return nil, wrap("get auth request", err)
@@ -73,6 +76,9 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (*
 // (ErrConflict): a second statement, which sees any racing writer's
 // commit, tells the two apart.
 func (s *Store) updateState(ctx context.Context, id string, now time.Time, q string, args ...any) error {
+	if !storable(id) {
+		return store.ErrNotFound
+	}
 	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil || tag.RowsAffected() > 0 {
 		return err
@@ -121,6 +127,9 @@ func (s *Store) ReplaceUpstreamState(ctx context.Context, id, connector string, 
 }
 
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	if !storable(id) {
+		return wrap("delete auth request", store.ErrNotFound)
+	}
 	if err := affected(s.pool.Exec(ctx, sqlDeleteAuthRequest, id)); err != nil {
 		return wrap("delete auth request", err)
 	}

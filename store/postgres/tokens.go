@@ -171,6 +171,9 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 }
 
 func (s *Store) GetGrant(ctx context.Context, id string) (*store.Grant, error) {
+	if !storable(id) {
+		return nil, wrap("get grant", store.ErrNotFound)
+	}
 	g, err := scanGrant(s.pool.QueryRow(ctx, sqlGetGrant, id))
 	if err != nil {
 		return nil, wrap("get grant", err)
@@ -230,6 +233,9 @@ func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*st
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+	if !storable(id) {
+		return wrap("revoke grant", store.ErrNotFound)
+	}
 	if err := affected(s.pool.Exec(ctx, sqlRevokeGrant, id, nanos(now))); err != nil {
 		return wrap("revoke grant", err)
 	}

@@ -29,6 +29,9 @@ func (s *Store) PutUpstreamSession(ctx context.Context, u *store.UpstreamSession
 
 // GetUpstreamSession implements store.Store.
 func (s *Store) GetUpstreamSession(ctx context.Context, grantID string) (*store.UpstreamSession, error) {
+	if !storable(grantID) {
+		return nil, wrap("get upstream session", store.ErrNotFound)
+	}
 	var u store.UpstreamSession
 	err := s.pool.QueryRow(ctx, sqlGetUpstream, grantID).
 		Scan(&u.GrantID, &u.Connector, jsonText{&u.User}, &u.Token, timeCol{&u.CheckedAt})
