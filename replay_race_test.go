@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/postgres"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 )
 
@@ -79,14 +81,22 @@ func postToken(a *authRequest, code string) <-chan tokenAnswer {
 // only in this process's denylist: whatever the first redemption was
 // answered, its refresh token is refused with its access token, and the
 // grant is revoked where a restart reads it. Both orders of the two
-// requests' grant writes, on both stores.
+// requests' grant writes, on every persistent store.
 func TestPKCE3_ReplayDuringRedemptionEndsGrant(t *testing.T) {
-	for _, backend := range []string{"memory", "sqlite"} {
+	for _, backend := range []string{"memory", "sqlite", "postgres"} {
 		for _, order := range []string{"replay writes first", "redemption writes first"} {
 			t.Run(backend+"/"+order, func(t *testing.T) {
 				var st store.Store
-				if backend == "sqlite" {
+				switch backend {
+				case "sqlite":
 					s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "mcpgate.db"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { s.Close() })
+					st = s
+				case "postgres":
+					s, err := postgres.Open(t.Context(), pgtest.Start(t))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 )
 
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: building mcpgate failed:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -161,6 +162,26 @@ func refresh(t *testing.T, base, clientID, rt string) (int, map[string]any) {
 // data (SIGTERM, a clean exit), after which the rotated refresh token and
 // the access tokens still work and the replaced refresh token does not.
 func TestBinaryFlowRefreshRestart(t *testing.T) {
+	flowRefreshRestart(t, binaryOpts{})
+}
+
+// The same on PostgreSQL, its DSN (with a password) in MCPGATE_STORE: the
+// store is the database, and the password never reaches the log.
+func TestBinaryFlowRefreshRestartPostgres(t *testing.T) {
+	const pgPassword = "pg-s3cret-pw" // the test server trusts loopback and ignores it
+	dsn := strings.Replace(pgtest.Start(t), "postgres://postgres@", "postgres://postgres:"+pgPassword+"@", 1)
+	p := flowRefreshRestart(t, binaryOpts{env: []string{"MCPGATE_STORE=" + dsn}})
+	if strings.Contains(p.Stderr()+p.Stdout(), pgPassword) {
+		t.Fatal("the store DSN's password reached the log or stdout, want it nowhere")
+	}
+	if !strings.Contains(p.Stderr(), `"store":"postgres"`) {
+		t.Errorf("log does not name the postgres store:\n%s", p.Stderr())
+	}
+}
+
+// flowRefreshRestart runs the test above with opts and returns the
+// process after the restart, stopped.
+func flowRefreshRestart(t *testing.T, opts binaryOpts) *process {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -168,7 +189,7 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 	// No grace window: the replayed token below must be refused, not
 	// answered with its successor (refresh_grace_test.go covers the window).
 	args := []string{"--data-dir", dir, "--local-user", user + ":" + password, "--refresh-grace", "off"}
-	p := startBinary(t, port, args...)
+	p := startBinaryWith(t, port, opts, args...)
 
 	h, _ := oauthClient(t)
 	m := whoami(t, ctx, mcpStreamable{p.base + "/mcp", h}.transport())
@@ -191,7 +212,7 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 		t.Fatal("TOK-4: the password or a token reached the log, want none there")
 	}
 
-	p2 := startBinary(t, port, args...)
+	p2 := startBinaryWith(t, port, opts, args...)
 	// The signing key survived: the access token from before the restart still works.
 	whoami(t, ctx, staticTransport(p2.base+"/mcp", rotated["access_token"].(string)))
 	status, again := refresh(t, p2.base, clientID, rotated["refresh_token"].(string))
@@ -203,6 +224,7 @@ func TestBinaryFlowRefreshRestart(t *testing.T) {
 		t.Fatalf("RT-1: the replaced refresh token after restart: %d, want 400", status)
 	}
 	p2.stop(t)
+	return p2
 }
 
 // First start with no users: admin is created, its password printed once

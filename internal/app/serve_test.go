@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/upstream/local"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 // testHandler stands in for the gateway: a route that reads its body
 // whole, and event streams answering a GET and a POST, as /mcp does.
@@ -188,6 +191,7 @@ func TestAdminNoticeFollowsTheStore(t *testing.T) {
 	}{
 		{"memory", "a new one is made at every start", "stored hashed"},
 		{"sqlite:" + t.TempDir() + "/db", "it is stored hashed in", "every start"},
+		{pgtest.Start(t), "it is stored hashed in the PostgreSQL database", "every start"},
 	} {
 		cfg := config.Defaults()
 		cfg.Store, cfg.DataDir = tc.store, t.TempDir()

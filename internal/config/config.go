@@ -18,7 +18,7 @@ type Config struct {
 	Listen    string `yaml:"listen" arg:"ADDR" default:"127.0.0.1:8080" help:"address to listen on"`
 	PublicURL string `yaml:"public_url" arg:"URL" help:"the issuer and public origin, https unless loopback; an origin only, no path (default: follow the loopback Host)"`
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`
-	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
+	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, postgres://USER:PASSWORD@HOST[:PORT]/DATABASE (several replicas on one database), or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
 	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; the file also takes {name, password or password_hash, groups}"`
 

@@ -507,3 +507,49 @@ func TestGitHubGroupsSetting(t *testing.T) {
 		}
 	}
 }
+
+// A PostgreSQL store is a postgres:// URL naming a host, from the flag or
+// MCPGATE_STORE; a bad one is refused without echoing it (it may hold a
+// password).
+func TestPostgresStore(t *testing.T) {
+	const pw = "pg-s3cret"
+	for _, dsn := range []string{
+		"postgres://mcpgate:" + pw + "@db.internal/mcpgate",
+		"postgresql://mcpgate:" + pw + "@10.0.0.5:5433/mcpgate?sslmode=verify-full&pool_max_conns=20",
+	} {
+		cfg, err := Load([]string{"--store", dsn}, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil {
+			t.Errorf("--store %s: %v, want it accepted", strings.ReplaceAll(dsn, pw, "PW"), err)
+			continue
+		}
+		if cfg.StoreDSN() != dsn {
+			t.Errorf("StoreDSN = %q, want the DSN as given", cfg.StoreDSN())
+		}
+		cfg, err = Load(nil, env(map[string]string{"MCPGATE_STORE": dsn}))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil || cfg.StoreDSN() != dsn {
+			t.Errorf("MCPGATE_STORE: %v, %q; want the DSN as given", err, cfg.StoreDSN())
+		}
+	}
+	for _, dsn := range []string{
+		"postgres://mcpgate:" + pw + "@/mcpgate", // no host
+		"postgres://mcpgate:" + pw + "@db:port/mcpgate",
+		"postgres://mcpgate:" + pw + "@db.internal/mcpgate#frag",
+	} {
+		cfg := Defaults()
+		cfg.Store = dsn
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "store:") {
+			t.Errorf("store %s: %v, want a store problem", strings.ReplaceAll(dsn, pw, "PW"), err)
+			continue
+		}
+		if strings.Contains(err.Error(), pw) {
+			t.Errorf("the problem echoes the password: %v", err)
+		}
+	}
+}

@@ -83,9 +83,12 @@ func (c *Config) validateStore(p *problems) {
 	case strings.HasPrefix(dsn, "sqlite:") && len(dsn) > len("sqlite:"):
 	case dsn == "memory":
 	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
-		p.add("store: PostgreSQL is not available in this version; use sqlite:PATH")
+		if u, err := url.Parse(dsn); err != nil || u.Hostname() == "" || u.Fragment != "" {
+			// Not echoed: the DSN may hold a password.
+			p.add("store: a PostgreSQL store is postgres://USER:PASSWORD@HOST[:PORT]/DATABASE[?OPTIONS]")
+		}
 	default:
-		p.add("store: %q must be sqlite:PATH or memory", dsn)
+		p.add("store: %q must be sqlite:PATH, postgres://USER:PASSWORD@HOST/DATABASE or memory", dsn)
 	}
 }
 

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -205,4 +206,27 @@ func testDeleteAuthRequest(t *testing.T, s store.Store) {
 		t.Fatalf("r2 at expiry: %v, want ErrNotFound", err)
 	}
 	must(t, "delete expired", s.DeleteAuthRequest(ctx, "r2"))
+}
+
+// The client's state is echoed verbatim (RFC 6749 §4.1.2), whatever bytes
+// it sent: a NUL or bytes that are not UTF-8 come back as they went in,
+// and do not make the request fail to store.
+func testAuthRequestStateBytes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i, state := range []string{"a\x00b", "\xff\xfe not UTF-8", "\x00"} {
+		r := newAuthRequest(fmt.Sprint("r", i))
+		r.State = state
+		must(t, "create", s.CreateAuthRequest(ctx, r))
+		got, err := s.GetAuthRequest(ctx, r.ID, t0)
+		must(t, "get", err)
+		if got.State != state {
+			t.Errorf("state %q came back as %q, want it byte for byte", state, got.State)
+		}
+		must(t, "attach", s.AttachUpstreamState(ctx, r.ID, "github", hash(r.ID), t0))
+		got, err = s.TakeAuthRequestByUpstreamState(ctx, hash(r.ID), t0)
+		must(t, "take", err)
+		if got.State != state {
+			t.Errorf("state %q taken as %q, want it byte for byte", state, got.State)
+		}
+	}
 }

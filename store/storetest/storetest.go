@@ -22,6 +22,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Client", testClient},
 		{"ClientSecretHashNilVsEmpty", testClientSecretNilVsEmpty},
 		{"AuthRequest", testAuthRequest},
+		{"AuthRequestStateBytes", testAuthRequestStateBytes},
 		{"AttachUpstreamState", testAttachUpstreamState},
 		{"TakeAuthRequestByUpstreamState", testTakeAuthRequest},
 		{"SEC-1_GetAuthRequestByUpstreamState", testGetAuthRequestByUpstreamState},
@@ -49,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SEC-13_Ping", testPing},
 		{"SEC-14_TouchClient", testTouchClient},
 		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},
+		{"OddKeysNotFound", testOddKeysNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}

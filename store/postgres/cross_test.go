@@ -1,0 +1,214 @@
+package postgres
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/pgtest"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// The single-use verbs race across replicas: two stores, each with a pool
+// of its own (as two mcpgate processes have), on one database. Nothing in
+// the process can serialise them; only the statements can.
+
+const (
+	crossRacers = 16 // half on each store
+	crossRounds = 12
+)
+
+var tc0 = time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.UTC)
+
+func sum(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// replicas opens two stores on one new database.
+func replicas(t *testing.T) [2]*Store {
+	dsn := pgtest.Start(t)
+	return [2]*Store{open(t, dsn), open(t, dsn)}
+}
+
+// crossRace runs fn(i, store) for every racer at once, racer i on store
+// i%2, and returns their errors.
+func crossRace(stores [2]*Store, fn func(i int, s *Store) error) []error {
+	errs := make([]error, crossRacers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range crossRacers {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i, stores[i%2])
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// winner checks that exactly one error is nil and every other is one of
+// losers, and returns the winner.
+func winner(t *testing.T, round int, errs []error, losers ...error) int {
+	t.Helper()
+	w := -1
+	for i, err := range errs {
+		if err == nil {
+			if w >= 0 {
+				t.Fatalf("round %d: racers %d and %d both won (stores %d and %d), want exactly one winner", round, w, i, w%2, i%2)
+			}
+			w = i
+			continue
+		}
+		if !slicesAny(losers, func(l error) bool { return errors.Is(err, l) }) {
+			t.Fatalf("round %d: racer %d: err = %v, want one of %v", round, i, err, losers)
+		}
+	}
+	if w < 0 {
+		t.Fatalf("round %d: nobody won: %v", round, errs)
+	}
+	return w
+}
+
+func slicesAny[T any](s []T, f func(T) bool) bool {
+	for _, v := range s {
+		if f(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func grant(id string) *store.Grant {
+	return &store.Grant{ID: id, ClientID: "c", User: identity.User{ID: "github:1"}, Scopes: []string{"mcp"}, CreatedAt: tc0}
+}
+
+func refresh(name string) *store.RefreshToken {
+	return &store.RefreshToken{Hash: sum("refresh-" + name), Generation: 1, Scopes: []string{"mcp"},
+		CreatedAt: tc0, ExpiresAt: tc0.Add(24 * time.Hour)}
+}
+
+// PKCE-3 across replicas: one exchange of a code wins; every other, on
+// either replica, learns it was used.
+func TestCrossReplicaConsumeCode(t *testing.T) {
+	st := replicas(t)
+	ctx := t.Context()
+	for round := range crossRounds {
+		h := sum(fmt.Sprint("code-", round))
+		must(t, st[round%2].CreateCode(ctx, &store.Code{Hash: h, ClientID: "c", GrantID: fmt.Sprint("g-", round),
+			User: identity.User{ID: "github:1"}, ExpiresAt: tc0.Add(time.Minute)}))
+		now := tc0.Add(time.Second)
+		codes := make([]*store.Code, crossRacers)
+		errs := crossRace(st, func(i int, s *Store) error {
+			var err error
+			codes[i], err = s.ConsumeCode(ctx, h, now)
+			return err
+		})
+		winner(t, round, errs, store.ErrCodeReused)
+		for i, c := range codes {
+			if c == nil || c.GrantID != fmt.Sprint("g-", round) || !c.UsedAt.Equal(now) {
+				t.Fatalf("round %d: racer %d got %+v, want the code, used at %v", round, i, c, now)
+			}
+		}
+	}
+}
+
+// RT-1 across replicas, no grace: one rotation wins, the others are reuse
+// (or find the family revoked by a reuse), and the family is revoked.
+func TestCrossReplicaRotateRefresh(t *testing.T) {
+	st := replicas(t)
+	ctx := t.Context()
+	for round := range crossRounds {
+		gid := fmt.Sprint("g-", round)
+		first := refresh(gid)
+		must(t, st[round%2].CreateGrant(ctx, grant(gid), first))
+		now := tc0.Add(time.Second)
+		errs := crossRace(st, func(i int, s *Store) error {
+			_, _, err := s.RotateRefresh(ctx, first.Hash, refresh(fmt.Sprint(gid, "-", i)), nil, now, 0)
+			return err
+		})
+		w := winner(t, round, errs, store.ErrRefreshReused, store.ErrNotFound)
+		if !slicesAny(errs, func(err error) bool { return errors.Is(err, store.ErrRefreshReused) }) {
+			t.Fatalf("round %d: no racer saw reuse: %v", round, errs)
+		}
+		for _, s := range st {
+			g, err := s.GetGrant(ctx, gid)
+			must(t, err)
+			if g.RevokedAt.IsZero() {
+				t.Fatalf("round %d: family alive after reuse, want it revoked", round)
+			}
+		}
+		_, _, err := st[(w+1)%2].RotateRefresh(ctx, refresh(fmt.Sprint(gid, "-", w)).Hash, refresh(gid+"-after"), nil, now, 0)
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("round %d: the winner's token after reuse: %v, want ErrNotFound", round, err)
+		}
+	}
+}
+
+// RT-1 across replicas within the grace window: one client's duplicate
+// refreshes reach both replicas. One rotates; all others get its
+// successor, byte for byte; the family lives and exactly one next token
+// exists.
+func TestCrossReplicaRotateRefreshGrace(t *testing.T) {
+	st := replicas(t)
+	ctx := t.Context()
+	for round := range crossRounds {
+		gid := fmt.Sprint("g-", round)
+		first := refresh(gid)
+		must(t, st[round%2].CreateGrant(ctx, grant(gid), first))
+		now := tc0.Add(time.Second)
+		olds := make([]*store.RefreshToken, crossRacers)
+		errs := crossRace(st, func(i int, s *Store) error {
+			var err error
+			_, olds[i], err = s.RotateRefresh(ctx, first.Hash, refresh(fmt.Sprint(gid, "-", i)),
+				[]byte(fmt.Sprint("sealed ", i)), now, 30*time.Second)
+			return err
+		})
+		w := winner(t, round, errs, store.ErrRefreshRotated)
+		for i, old := range olds {
+			if old == nil || string(old.Successor) != fmt.Sprint("sealed ", w) {
+				t.Fatalf("round %d: racer %d got old token %+v, want the winner's successor %q", round, i, old, fmt.Sprint("sealed ", w))
+			}
+		}
+		for i := range crossRacers {
+			_, _, err := st[i%2].GetRefresh(ctx, refresh(fmt.Sprint(gid, "-", i)).Hash, now)
+			if (i == w) != (err == nil) {
+				t.Fatalf("round %d: next token of racer %d (winner %d): %v", round, i, w, err)
+			}
+		}
+		g, err := st[0].GetGrant(ctx, gid)
+		must(t, err)
+		if !g.RevokedAt.IsZero() {
+			t.Fatalf("round %d: family revoked by duplicates within the grace window", round)
+		}
+	}
+}
+
+// DEP-6 across replicas: one callback takes the request.
+func TestCrossReplicaTakeAuthRequest(t *testing.T) {
+	st := replicas(t)
+	ctx := t.Context()
+	for round := range crossRounds {
+		id := fmt.Sprint("r-", round)
+		state := sum("state-" + id)
+		must(t, st[0].CreateAuthRequest(ctx, &store.AuthRequest{ID: id, ClientID: "c", CreatedAt: tc0, ExpiresAt: tc0.Add(time.Minute)}))
+		must(t, st[1].AttachUpstreamState(ctx, id, "github", state, tc0))
+		errs := crossRace(st, func(i int, s *Store) error {
+			_, err := s.TakeAuthRequestByUpstreamState(ctx, state, tc0)
+			return err
+		})
+		winner(t, round, errs, store.ErrNotFound)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,35 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	sqlPingWrite  = `INSERT INTO ping (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+	sqlPingDelete = `DELETE FROM ping WHERE id = 1`
+	sqlPingRead   = `SELECT count(*) FROM ping`
+)
+
+// Ping writes and deletes the ping row in one transaction, whose commit
+// waits for the WAL flush as every write's does (a read-only standby, a
+// full disk or a lost primary fail it), then reads (SEC-13).
+func (s *Store) Ping(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlPingWrite, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlPingDelete)
+		return err
+	})
+	if err != nil {
+		return wrap("ping", err)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, sqlPingRead).Scan(&n); err != nil {
+		return wrap("ping", err)
+	}
+	return nil
+}

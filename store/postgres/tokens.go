@@ -1,0 +1,284 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+const codeCols = `hash, client_id, redirect_uri, code_challenge, resource, scopes, user_json, grant_id, expires_at, used_at`
+
+const (
+	sqlInsertCode = `INSERT INTO codes (` + codeCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`
+	// PKCE-3: of racing consumers the first marks the code; the others
+	// wait for its commit, re-check used_at and match nothing.
+	sqlUseCode = `UPDATE codes SET used_at = $1
+		WHERE hash = $2 AND expires_at > $1 AND used_at = 0 RETURNING ` + codeCols
+	sqlGetCode = `SELECT ` + codeCols + ` FROM codes WHERE hash = $1 AND expires_at > $2`
+)
+
+func scanCode(row pgx.Row) (*store.Code, error) {
+	var c store.Code
+	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.CodeChallenge, &c.Resource,
+		jsonText{&c.Scopes}, jsonText{&c.User}, &c.GrantID, timeCol{&c.ExpiresAt}, timeCol{&c.UsedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
+	scopes, err := encode(c.Scopes)
+	if err != nil {
+		return fmt.Errorf("postgres: create code: %w", err)
+	}
+	user, err := encode(c.User)
+	if err != nil {
+		return fmt.Errorf("postgres: create code: %w", err)
+	}
+	err = inserted(s.pool.Exec(ctx, sqlInsertCode,
+		c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Resource, scopes, user, c.GrantID,
+		nanos(c.ExpiresAt), nanos(c.UsedAt)))
+	if err != nil {
+		return wrap("create code", err)
+	}
+	return nil
+}
+
+func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
+	for range raceRetries {
+		c, err := scanCode(s.pool.QueryRow(ctx, sqlUseCode, nanos(now), hash))
+		if !errors.Is(err, pgx.ErrNoRows) {
+			if err != nil {
+				return nil, wrap("consume code", err)
+			}
+			return c, nil
+		}
+		// Unknown, expired, or used: this read sees the commit of whoever
+		// used it, since the UPDATE waited for it.
+		c, err = scanCode(s.pool.QueryRow(ctx, sqlGetCode, hash, nanos(now)))
+		if err != nil {
+			return nil, wrap("consume code", err)
+		}
+		if !c.UsedAt.IsZero() {
+			return c, wrap("consume code", store.ErrCodeReused) // PKCE-3: c names the grant to revoke
+		}
+	}
+	return nil, errors.New("postgres: consume code: the code changed under every attempt")
+}
+
+const grantCols = `id, client_id, user_json, resource, scopes, created_at, revoked_at`
+
+func scanGrant(row pgx.Row) (*store.Grant, error) {
+	var g store.Grant
+	err := row.Scan(&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// A refresh token and its grant, read in one statement (one snapshot). The
+// grant's columns are renamed so that sqlRotate's CTE has unique names.
+const refreshGrantCols = `r.hash, r.grant_id, r.generation, r.scopes, r.created_at, r.expires_at, r.rotated_at, r.successor,
+	g.id AS g_id, g.client_id AS g_client_id, g.user_json AS g_user_json, g.resource AS g_resource,
+	g.scopes AS g_scopes, g.created_at AS g_created_at, g.revoked_at AS g_revoked_at`
+
+func scanRefreshGrant(row pgx.Row) (*store.RefreshToken, *store.Grant, error) {
+	var t store.RefreshToken
+	var g store.Grant
+	err := row.Scan(&t.Hash, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt}, &t.Successor,
+		&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &t, &g, nil
+}
+
+const (
+	sqlInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
+	// A grant and its first refresh token in one statement: a grant id
+	// taken already inserts nothing (no row), a refresh hash taken
+	// already is a unique violation that undoes the grant too.
+	sqlInsertGrantRefresh = `WITH g AS (
+		INSERT INTO grants (` + grantCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id
+	)
+	INSERT INTO refresh_tokens (hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor)
+	SELECT $8::bytea, id, $9::integer, $10::text, $11::bigint, $12::bigint, $13::bigint, $14::bytea FROM g`
+	sqlGetGrant   = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
+	sqlGetRefresh = `SELECT ` + refreshGrantCols + ` FROM refresh_tokens AS r JOIN grants AS g ON g.id = r.grant_id
+		WHERE r.hash = $1 AND (r.expires_at = 0 OR r.expires_at > $2)`
+	// RT-1, the winning path in one statement: mark the live, unrotated
+	// token of a live grant rotated, with its successor, and insert the
+	// next token. Racing rotations of one token queue on its row and
+	// re-check rotated_at: one matches. A next hash taken already is a
+	// unique violation that undoes the mark.
+	sqlRotate = `WITH old AS (
+		UPDATE refresh_tokens AS r SET rotated_at = $2, successor = $3
+		FROM grants AS g
+		WHERE r.hash = $1 AND r.rotated_at = 0 AND (r.expires_at = 0 OR r.expires_at > $2)
+			AND g.id = r.grant_id AND g.revoked_at = 0
+		RETURNING ` + refreshGrantCols + `
+	), next AS (
+		INSERT INTO refresh_tokens (hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor)
+		SELECT $4::bytea, grant_id, generation + 1, scopes, $5::bigint, $6::bigint, $7::bigint, $8::bytea FROM old
+	)
+	SELECT * FROM old`
+	// RT-1: reuse revokes the family, once; the first revocation's time
+	// stands.
+	sqlRevokeFamily = `UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`
+	sqlRevokeGrant  = `UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN $2 ELSE revoked_at END WHERE id = $1`
+	// COLLATE "C": byte order whatever the database's collation, as the
+	// sqlite store lists them.
+	sqlRevokedSince = `SELECT id FROM grants WHERE revoked_at <> 0 AND revoked_at >= $1 ORDER BY id COLLATE "C"`
+)
+
+func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.RefreshToken) error {
+	if rt != nil && rt.GrantID != "" && rt.GrantID != g.ID {
+		return fmt.Errorf("postgres: create grant: refresh token names grant %q, not %q", rt.GrantID, g.ID)
+	}
+	user, err := encode(g.User)
+	if err != nil {
+		return fmt.Errorf("postgres: create grant: %w", err)
+	}
+	scopes, err := encode(g.Scopes)
+	if err != nil {
+		return fmt.Errorf("postgres: create grant: %w", err)
+	}
+	args := []any{g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt)}
+	q := sqlInsertGrant
+	if rt != nil {
+		rtScopes, err := encode(rt.Scopes)
+		if err != nil {
+			return fmt.Errorf("postgres: create grant: %w", err)
+		}
+		q = sqlInsertGrantRefresh
+		args = append(args, rt.Hash, rt.Generation, rtScopes, nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.RotatedAt), rt.Successor)
+	}
+	if err := inserted(s.pool.Exec(ctx, q, args...)); err != nil {
+		return wrap("create grant", err)
+	}
+	return nil
+}
+
+func (s *Store) GetGrant(ctx context.Context, id string) (*store.Grant, error) {
+	if !storable(id) {
+		return nil, wrap("get grant", store.ErrNotFound)
+	}
+	g, err := scanGrant(s.pool.QueryRow(ctx, sqlGetGrant, id))
+	if err != nil {
+		return nil, wrap("get grant", err)
+	}
+	return g, nil
+}
+
+// RotateRefresh fills in next.GrantID, next.Generation and next.Scopes,
+// which the caller cannot know before the old token is looked up.
+func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.RefreshToken, successor []byte, now time.Time, grace time.Duration) (*store.Grant, *store.RefreshToken, error) {
+	for range raceRetries {
+		old, g, err := scanRefreshGrant(s.pool.QueryRow(ctx, sqlRotate, oldHash, nanos(now), successor,
+			next.Hash, nanos(next.CreatedAt), nanos(next.ExpiresAt), nanos(next.RotatedAt), next.Successor))
+		if err == nil {
+			next.GrantID = old.GrantID
+			next.Generation = old.Generation + 1
+			next.Scopes = append([]string(nil), old.Scopes...)
+			return g, old, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil, wrap("rotate refresh", err)
+		}
+		// Unknown, expired, revoked or rotated. This read sees the
+		// commit of a racing rotation, which the UPDATE waited for.
+		old, g, err = scanRefreshGrant(s.pool.QueryRow(ctx, sqlGetRefresh, oldHash, nanos(now)))
+		switch {
+		case err != nil:
+			return nil, nil, wrap("rotate refresh", err)
+		case !g.RevokedAt.IsZero():
+			return nil, nil, wrap("rotate refresh", store.ErrNotFound) // a revoked family is gone
+		case old.RotatedAt.IsZero():
+			continue
+		case now.Before(old.RotatedAt.Add(grace)):
+			// A retry or a duplicate in flight: the caller answers with
+			// the same pair.
+			return g, old, wrap("rotate refresh", store.ErrRefreshRotated)
+		}
+		// RT-1: a rotated token came back, so someone holds a copy.
+		// rotated_at never changes once set, so the verdict stands; the
+		// revocation is conditional, and one that finds the family
+		// revoked already by a racing reuse reports it gone.
+		if err := affected(s.pool.Exec(ctx, sqlRevokeFamily, g.ID, nanos(now))); err != nil {
+			return nil, nil, wrap("rotate refresh", err)
+		}
+		g.RevokedAt = fromNanos(nanos(now))
+		return g, old, wrap("rotate refresh", store.ErrRefreshReused)
+	}
+	return nil, nil, errors.New("postgres: rotate refresh: the token changed under every attempt")
+}
+
+func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
+	t, g, err := scanRefreshGrant(s.pool.QueryRow(ctx, sqlGetRefresh, hash, nanos(now)))
+	if err != nil {
+		return nil, nil, wrap("get refresh", err)
+	}
+	return t, g, nil
+}
+
+func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+	if !storable(id) {
+		return wrap("revoke grant", store.ErrNotFound)
+	}
+	if err := affected(s.pool.Exec(ctx, sqlRevokeGrant, id, nanos(now))); err != nil {
+		return wrap("revoke grant", err)
+	}
+	return nil
+}
+
+func (s *Store) RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, sqlRevokedSince, nanos(since))
+	if err != nil {
+		return nil, wrap("revoked grants", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrap("revoked grants", err)
+	}
+	return ids, nil
+}
+
+// Housekeeping, one statement at a time: each commits on its own, so none
+// holds locks for the others' duration. The order matters: upstream
+// sessions go after the codes and refresh tokens they hang on.
+var sqlDeleteExpired = []string{
+	`DELETE FROM auth_requests WHERE expires_at <= $1`,
+	`DELETE FROM codes WHERE expires_at <= $1`,
+	`DELETE FROM sessions WHERE expires_at <= $1`,
+	`DELETE FROM refresh_tokens WHERE (expires_at <> 0 AND expires_at <= $1)
+		OR grant_id IN (SELECT id FROM grants WHERE revoked_at <> 0)`,
+	// Upstream sessions of revoked grants, of grants left without a
+	// refresh token (none issued, or all expired: SEC-69), and of codes
+	// gone unredeemed. $1 is unused: every statement here takes it.
+	`DELETE FROM upstream_sessions AS u WHERE $1::bigint IS NOT NULL AND (
+		EXISTS (SELECT 1 FROM grants AS g WHERE g.id = u.grant_id AND g.revoked_at <> 0)
+		OR (EXISTS (SELECT 1 FROM grants AS g WHERE g.id = u.grant_id)
+			AND NOT EXISTS (SELECT 1 FROM refresh_tokens AS r WHERE r.grant_id = u.grant_id))
+		OR (NOT EXISTS (SELECT 1 FROM grants AS g WHERE g.id = u.grant_id)
+			AND NOT EXISTS (SELECT 1 FROM codes AS c WHERE c.grant_id = u.grant_id)))`,
+}
+
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
+	for _, q := range sqlDeleteExpired {
+		if _, err := s.pool.Exec(ctx, q, nanos(now)); err != nil {
+			return wrap("delete expired", err)
+		}
+	}
+	return nil
+}
