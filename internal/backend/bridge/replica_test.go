@@ -8,17 +8,34 @@ import (
 	"testing"
 )
 
-// A stdio server lives in the replica of the gateway that started it, two
-// Pools here: a session opened through one and presented to the other is
-// refused by every method with 404 and a JSON-RPC error that says it
-// belongs to another replica (SESS-3: never served there), and the other
-// replica starts no server for it, neither then nor for its user. The
-// session goes on through its own replica; an id no replica made gets
-// the plain answer.
+// A stdio server, or a legacy SSE connection, lives in the replica of the
+// gateway that opened it, two Pools here: a session opened through one and
+// presented to the other is refused by every method with 404 and a
+// JSON-RPC error that says it belongs to another replica (SESS-3: never
+// served there), and the other replica starts no server and opens no
+// connection for it, neither then nor for its user. The session goes on
+// through its own replica; an id no replica made gets the plain answer.
 func TestSessionOfAnotherReplica(t *testing.T) {
-	a, b := newFixture(t, StdioOptions{}), newFixture(t, StdioOptions{})
+	t.Run("stdio", func(t *testing.T) {
+		a, b := newFixture(t, StdioOptions{}), newFixture(t, StdioOptions{})
+		testSessionOfAnotherReplica(t, a, b, func() int {
+			entries, _ := os.ReadDir(b.dir) // a user's directory is made when their server starts
+			return len(entries)
+		})
+	})
+	t.Run("sse", func(t *testing.T) {
+		up := newLegacyUpstream(t)
+		a, b := newSSEFixture(t, up.srv.URL+"/sse", SSEOptions{}), newSSEFixture(t, up.srv.URL+"/sse", SSEOptions{})
+		testSessionOfAnotherReplica(t, a, b, up.getCount)
+	})
+}
+
+// testSessionOfAnotherReplica runs on two replicas' fixtures; opened
+// counts the servers or connections that exist, which b must not add to.
+func testSessionOfAnotherReplica(t *testing.T, a, b *fixture, opened func() int) {
 	ctx := context.Background()
 	sid := a.session(t, "alice")
+	before := opened()
 	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
 
 	refused := func(what string, resp *http.Response, body string) {
@@ -42,12 +59,10 @@ func TestSessionOfAnotherReplica(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sb strings.Builder
 		buf := make([]byte, 4096)
 		n, _ := resp.Body.Read(buf)
-		sb.Write(buf[:n])
 		resp.Body.Close()
-		refused(method, resp, sb.String())
+		refused(method, resp, string(buf[:n]))
 	}
 	if !strings.Contains(b.logs.String(), "another replica") {
 		t.Errorf("the other replica's log does not say why: %s", b.logs.String())
@@ -55,8 +70,8 @@ func TestSessionOfAnotherReplica(t *testing.T) {
 	b.pool.mu.Lock()
 	links := len(b.pool.links)
 	b.pool.mu.Unlock()
-	if entries, _ := os.ReadDir(b.dir); links != 0 || len(entries) != 0 {
-		t.Errorf("the other replica holds %d servers and %d user directories; want none", links, len(entries))
+	if now := opened(); links != 0 || now != before {
+		t.Errorf("the other replica holds %d links and opened %d servers or connections; want none", links, now-before)
 	}
 
 	if resp, body := a.rpc(t, ctx, "alice", sid, list, nil); resp.StatusCode != 200 || !strings.Contains(body, `"echo"`) {
