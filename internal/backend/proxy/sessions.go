@@ -35,8 +35,8 @@ const storeRefresh = time.Hour
 // it make no store call (only its start, its end and, once an hour, the
 // move of its expiry do). The store is read only for an id the map does
 // not know. An entry only says who opened the session, which never
-// changes: one that another replica ended stays here until it is idle,
-// and the upstream, which ended the session, answers its requests 404.
+// changes; one that another replica ended stays here until the upstream,
+// which ended the session, answers it 404, which forgets it.
 //
 // The map is bounded: idle sessions are forgotten, and a forgotten or
 // unknown session (in the store too) is answered 404, after which MCP
@@ -68,27 +68,15 @@ func sessionHash(id string) []byte {
 	return h[:]
 }
 
-// allowed reports whether user may use session id, and marks it used. An
-// error is the store's: nothing is known.
+// allowed reports whether user may use session id. An error is the
+// store's: nothing is known.
 func (s *sessionOwners) allowed(ctx context.Context, id, user string) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
 	o, ok := s.owners[id]
 	if ok {
-		if o.user != user {
-			s.mu.Unlock()
-			return false, nil
-		}
-		o.seen = now
-		refresh := s.store != nil && now.Sub(o.stored) >= storeRefresh
-		if refresh {
-			o.stored = now
-		}
 		s.mu.Unlock()
-		if refresh {
-			s.put(ctx, id, user, now)
-		}
-		return true, nil
+		return o.user == user, nil
 	}
 	s.mu.Unlock()
 	if s.store == nil {
@@ -104,9 +92,32 @@ func (s *sessionOwners) allowed(ctx context.Context, id, user string) (bool, err
 	// Opened through another replica (or forgotten here): cached with its
 	// owner, whoever asks, so that neither asks the store again.
 	s.mu.Lock()
-	s.add(id, &sessionOwner{user: m.UserID, seen: now, stored: m.ExpiresAt.Add(-s.idle)}, now)
+	if _, ok := s.owners[id]; !ok {
+		s.add(id, &sessionOwner{user: m.UserID, seen: now, stored: m.ExpiresAt.Add(-s.idle)}, now)
+	}
 	s.mu.Unlock()
 	return m.UserID == user, nil
+}
+
+// used marks session id used by user, whose request the upstream has
+// just answered: the upstream, which knows whether the session lives,
+// vouches for it, so that its expiry in the store (moved once an hour)
+// is never moved for a session that ended.
+func (s *sessionOwners) used(ctx context.Context, id, user string) {
+	now := s.now()
+	s.mu.Lock()
+	o, ok := s.owners[id]
+	refresh := ok && o.user == user && s.store != nil && now.Sub(o.stored) >= storeRefresh
+	if ok && o.user == user {
+		o.seen = now
+	}
+	if refresh {
+		o.stored = now
+	}
+	s.mu.Unlock()
+	if refresh {
+		s.put(ctx, id, user, now)
+	}
 }
 
 // bind records that user opened session id.
@@ -193,15 +204,26 @@ var errNoSession = errorBody(-32001, "session not found")
 const sessionHeader = "Mcp-Session-Id"
 
 // recordSession binds a session id the upstream hands out to the caller of
-// the request that got it, and forgets one that a successful DELETE ended.
+// the request that got it, marks a session used, and forgets one that a
+// successful DELETE ended or that the upstream answered 404 (it ended it,
+// perhaps through another replica, or forgot it).
 func (h *handler) recordSession(ctx context.Context, method string, reqHeader http.Header, caller string, resp *http.Response) {
+	sid := reqHeader.Get(sessionHeader)
+	if sid != "" && resp.StatusCode == http.StatusNotFound {
+		h.sessions.forget(ctx, sid)
+		return
+	}
 	if resp.StatusCode >= 300 {
 		return
 	}
 	if id := resp.Header.Get(sessionHeader); id != "" {
 		h.sessions.bind(ctx, id, caller)
 	}
-	if method == http.MethodDelete {
-		h.sessions.forget(ctx, reqHeader.Get(sessionHeader))
+	switch {
+	case sid == "":
+	case method == http.MethodDelete:
+		h.sessions.forget(ctx, sid)
+	default:
+		h.sessions.used(ctx, sid, caller)
 	}
 }

@@ -64,14 +64,23 @@ func (s *countingStore) DeleteMCPSession(ctx context.Context, resource string, h
 	return s.Store.DeleteMCPSession(ctx, resource, hash)
 }
 
-// sessionUpstream hands out a new session id to every initialize, and
-// repeats the session's id on every answer, as the go-sdk does. It counts
-// the requests that reach it.
+// sessionUpstream hands out a new session id to every request without
+// one, repeats the session's id on every answer, and answers 404 to a
+// session a DELETE ended, as the go-sdk does. It counts the requests that
+// reach it.
 func sessionUpstream(t *testing.T, reached *atomic.Int64) string {
 	var n atomic.Int64
+	var ended sync.Map
 	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reached.Add(1)
 		sid := r.Header.Get(sessionHeader)
+		if _, gone := ended.Load(sid); gone {
+			http.Error(w, "session not found", http.StatusNotFound)
+			return
+		}
+		if r.Method == http.MethodDelete {
+			ended.Store(sid, true)
+		}
 		if sid == "" {
 			sid = "sess-" + string(rune('A'+n.Add(1)))
 		}
@@ -154,6 +163,17 @@ func TestSESS3_SessionBindingInStore(t *testing.T) {
 	}
 	if _, err := st.Store.GetMCPSession(t.Context(), "/mcp", h[:], time.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the binding after the DELETE: %v, want ErrNotFound", err)
+	}
+	// A, which still knew it, passes the upstream's 404 on, and then
+	// refuses it itself.
+	for i := range 2 {
+		before := reached.Load()
+		if status, _, _ := sessionRequest(t, aliceA, http.MethodPost, sid); status != 404 {
+			t.Fatalf("the session ended through B, through A, request %d: %d, want 404", i, status)
+		}
+		if forwarded := reached.Load() - before; forwarded != int64(1-i) {
+			t.Fatalf("request %d through A after the end: %d reached the upstream, want %d", i, forwarded, 1-i)
+		}
 	}
 	// A third replica, which never saw it, refuses it.
 	hC := mustNew(t, Options{Upstream: up, Sessions: st, Resource: "/mcp"})
