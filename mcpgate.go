@@ -519,7 +519,8 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 		cfg.Logger.Info("bridging a legacy HTTP+SSE MCP server", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
 		return pool, nil
 	}
-	h, err := proxy.New(proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Logger: cfg.Logger})
+	h, err := proxy.New(proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint,
+		Sessions: cfg.Store, Resource: res.Path, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 	}

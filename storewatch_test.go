@@ -149,6 +149,18 @@ func (s *watchedStore) GetSession(ctx context.Context, hash []byte, now time.Tim
 	s.saw("GetSession")
 	return s.inner.GetSession(ctx, hash, now)
 }
+func (s *watchedStore) PutMCPSession(ctx context.Context, m *store.MCPSession, now time.Time) error {
+	s.saw("PutMCPSession")
+	return s.inner.PutMCPSession(ctx, m, now)
+}
+func (s *watchedStore) GetMCPSession(ctx context.Context, resource string, hash []byte, now time.Time) (*store.MCPSession, error) {
+	s.saw("GetMCPSession")
+	return s.inner.GetMCPSession(ctx, resource, hash, now)
+}
+func (s *watchedStore) DeleteMCPSession(ctx context.Context, resource string, hash []byte) error {
+	s.saw("DeleteMCPSession")
+	return s.inner.DeleteMCPSession(ctx, resource, hash)
+}
 func (s *watchedStore) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	s.saw("PutLocalUser")
 	return s.inner.PutLocalUser(ctx, u)

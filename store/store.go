@@ -142,6 +142,17 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
+// MCPSession binds an Mcp-Session-Id that a proxied MCP server handed out
+// to the user whose request opened it (SESS-3), so that every replica of
+// the gateway can check a session another one opened. Only the id's
+// SHA-256 is stored: a session id is a bearer-like handle at the upstream.
+type MCPSession struct {
+	Resource  string // the protected resource's path: two upstreams may hand out the same id
+	Hash      []byte // SHA-256 of the session id
+	UserID    string // identity.User.ID of its opener
+	ExpiresAt time.Time
+}
+
 // LocalUser is an account of the built-in local connector.
 type LocalUser struct {
 	Name         string
@@ -247,6 +258,17 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+
+	// PutMCPSession records s, or moves the ExpiresAt of the same
+	// binding (same Resource, Hash and UserID). A binding of the id to
+	// another user that is live at now stays as it is: ErrConflict (an
+	// upstream that hands an id out again keeps its first owner).
+	PutMCPSession(ctx context.Context, s *MCPSession, now time.Time) error
+	// GetMCPSession returns the binding live at now; ErrNotFound otherwise.
+	GetMCPSession(ctx context.Context, resource string, hash []byte, now time.Time) (*MCPSession, error)
+	// DeleteMCPSession removes a binding; ErrNotFound when there is none.
+	// DeleteExpired removes the expired ones too.
+	DeleteMCPSession(ctx context.Context, resource string, hash []byte) error
 
 	PutLocalUser(ctx context.Context, u *LocalUser) error // insert or replace
 	GetLocalUser(ctx context.Context, name string) (*LocalUser, error)

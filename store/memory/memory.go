@@ -28,6 +28,7 @@ type Store struct {
 	refresh  map[string]*store.RefreshToken
 	sessions map[string]*store.Session
 	upstream map[string]*store.UpstreamSession // by grant id
+	mcp      map[mcpKey]store.MCPSession
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
 }
@@ -44,6 +45,7 @@ func New() *Store {
 		refresh:  make(map[string]*store.RefreshToken),
 		sessions: make(map[string]*store.Session),
 		upstream: make(map[string]*store.UpstreamSession),
+		mcp:      make(map[mcpKey]store.MCPSession),
 		users:    make(map[string]*store.LocalUser),
 	}
 }
@@ -415,6 +417,46 @@ func (s *Store) GetSession(_ context.Context, hash []byte, now time.Time) (*stor
 	return copySession(ss), nil
 }
 
+type mcpKey struct{ resource, hash string }
+
+// PutMCPSession implements store.Store.
+func (s *Store) PutMCPSession(_ context.Context, m *store.MCPSession, now time.Time) error {
+	k := mcpKey{m.Resource, string(m.Hash)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.mcp[k]; ok && old.UserID != m.UserID && live(old.ExpiresAt, now) {
+		return conflict("put mcp session")
+	}
+	c := *m
+	c.Hash = slices.Clone(m.Hash)
+	s.mcp[k] = c
+	return nil
+}
+
+// GetMCPSession implements store.Store.
+func (s *Store) GetMCPSession(_ context.Context, resource string, hash []byte, now time.Time) (*store.MCPSession, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, ok := s.mcp[mcpKey{resource, string(hash)}]
+	if !ok || !live(m.ExpiresAt, now) {
+		return nil, notFound("get mcp session")
+	}
+	m.Hash = slices.Clone(m.Hash)
+	return &m, nil
+}
+
+// DeleteMCPSession implements store.Store.
+func (s *Store) DeleteMCPSession(_ context.Context, resource string, hash []byte) error {
+	k := mcpKey{resource, string(hash)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.mcp[k]; !ok {
+		return notFound("delete mcp session")
+	}
+	delete(s.mcp, k)
+	return nil
+}
+
 func (s *Store) PutLocalUser(_ context.Context, u *store.LocalUser) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -478,6 +520,11 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
 	for k, ss := range s.sessions {
 		if !live(ss.ExpiresAt, now) {
 			delete(s.sessions, k)
+		}
+	}
+	for k, m := range s.mcp {
+		if !live(m.ExpiresAt, now) {
+			delete(s.mcp, k)
 		}
 	}
 	for k, t := range s.refresh {

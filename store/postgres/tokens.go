@@ -261,6 +261,7 @@ var sqlDeleteExpired = []string{
 	`DELETE FROM auth_requests WHERE expires_at <= $1`,
 	`DELETE FROM codes WHERE expires_at <= $1`,
 	`DELETE FROM sessions WHERE expires_at <= $1`,
+	`DELETE FROM mcp_sessions WHERE expires_at <= $1`,
 	`DELETE FROM refresh_tokens WHERE (expires_at <> 0 AND expires_at <= $1)
 		OR grant_id IN (SELECT id FROM grants WHERE revoked_at <> 0)`,
 	// Upstream sessions of revoked grants, of grants left without a

@@ -285,6 +285,7 @@ var sqlDeleteExpired = []string{
 	ws(`DELETE FROM auth_requests WHERE expires_at <= ?1`),
 	ws(`DELETE FROM codes WHERE expires_at <= ?1`),
 	ws(`DELETE FROM sessions WHERE expires_at <= ?1`),
+	ws(`DELETE FROM mcp_sessions WHERE expires_at <= ?1`),
 	ws(`DELETE FROM refresh_tokens WHERE (expires_at != 0 AND expires_at <= ?1)
 		OR grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)`),
 	// Successors whose token is gone. (?1 is unused: every statement

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RT-1_GetRefresh", testGetRefresh},
 		{"RT-1_RevokedGrantsSince", testRevokedGrantsSince},
 		{"Session", testSession},
+		{"SESS-3_MCPSession", testMCPSession},
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},

@@ -59,7 +59,10 @@
 // independently of the link, which can then be reaped or end (a crash, a
 // dropped SSE stream) without any client noticing: bridge sessions
 // (Mcp-Session-Id, bound to the user, SESS-3) outlive links, and the next
-// request opens a new link and initializes it. Stateless 2026-07-28
+// request opens a new link and initializes it. A bridge session lives in
+// the gateway process that opened it, whose random tag starts its id
+// ("<tag>.<random>"): another replica answers it 404 with an error that
+// says so, and opens no link for it. Stateless 2026-07-28
 // clients (Mcp-Protocol-Version of 2026-07-28 or later, no session) need
 // no initialize: their requests, _meta included, go to the same link,
 // which the bridge initializes with the newest version that still has an

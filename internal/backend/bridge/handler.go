@@ -68,6 +68,14 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 		return nil, false
 	}
 	s := p.session(sid, caller.User.ID)
+	if s == nil && p.elsewhere(sid) {
+		// Its server runs in the replica that opened it; one started
+		// here would be another process, without the session's state.
+		p.log.Warn("bridge session refused: it was opened through another replica, which runs its "+p.noun+"; route a session's requests to one replica (affinity by Mcp-Session-Id)",
+			"resource", p.opts.resource, "user", caller.User.ID)
+		jsonrpc.WriteError(w, http.StatusNotFound, id, codeNoSession, "session not found: it belongs to another replica of the gateway")
+		return nil, false
+	}
 	if s == nil {
 		p.log.Info("bridge session refused: unknown, ended or another user's", "resource", p.opts.resource, "user", caller.User.ID)
 		jsonrpc.WriteError(w, http.StatusNotFound, id, codeNoSession, "session not found")

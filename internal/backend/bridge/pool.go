@@ -156,6 +156,7 @@ type Pool struct {
 	newConn func(l *link) linkConn // the kind of link
 	log     *slog.Logger
 	ids     atomic.Int64 // bridge request ids
+	replica string       // the first part of its session ids, random
 
 	mu       sync.Mutex
 	links    map[string]*link     // user ID → link
@@ -176,6 +177,7 @@ func newPool(opts common, noun, lost string, newConn func(*link) linkConn) *Pool
 		lost:     lost,
 		newConn:  newConn,
 		log:      opts.logger,
+		replica:  newReplicaID(),
 		links:    map[string]*link{},
 		sessions: map[string]*session{},
 		streams:  map[string][]*stream{},

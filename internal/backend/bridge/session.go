@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 )
@@ -37,15 +38,39 @@ type stream struct {
 
 func (st *stream) end() { st.once.Do(func() { close(st.done) }) }
 
-func newSessionID() string {
-	b := make([]byte, 16)
+// A session id is "<replica>.<random>": replica names the Pool, and so the
+// gateway process, that holds the session's server, random is 128 bits
+// (SESS-2). Another replica, which cannot serve the session, reads from
+// the id that it belongs elsewhere, and says so, without a store: a load
+// balancer can route on it too.
+const replicaLen = 8 // base64url of 6 random bytes
+
+func newReplicaID() string {
+	b := make([]byte, 6)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+func newSessionID(replica string) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return replica + "." + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// elsewhere reports whether session id has the form of one another
+// replica made.
+func (p *Pool) elsewhere(id string) bool {
+	replica, _, ok := strings.Cut(id, ".")
+	if !ok || len(replica) != replicaLen || replica == p.replica {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(replica)
+	return err == nil
+}
+
 // newSession creates a session of user.
 func (p *Pool) newSession(user string, init initParams) *session {
-	s := &session{id: newSessionID(), user: user, init: init, calls: map[string]*call{}, seen: time.Now()}
+	s := &session{id: newSessionID(p.replica), user: user, init: init, calls: map[string]*call{}, seen: time.Now()}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := s.seen

@@ -25,11 +25,13 @@
 //   - binds each Mcp-Session-Id the upstream hands out to the user who
 //     opened it, and answers 404 to a request with a session id that this
 //     user did not open through this gateway (SESS-3): the upstream sees no
-//     token and cannot do it itself; it also receives the caller's user ID
-//     in every request and may key sessions on it as well. A request with
-//     two Mcp-Session-Id values is refused (400), and other spellings of
-//     the header (Mcp_Session_Id) are removed, so that the upstream reads
-//     the session that was checked;
+//     token and cannot do it itself. With Options.Sessions the binding is
+//     kept in the store too, so that every replica of the gateway finds a
+//     session another one opened (see sessions.go). The upstream also
+//     receives the caller's user ID in every request and may key sessions
+//     on it as well. A request with two Mcp-Session-Id values is refused
+//     (400), and other spellings of the header (Mcp_Session_Id) are
+//     removed, so that the upstream reads the session that was checked;
 //   - passes Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Accept,
 //     Content-Type and every other end-to-end header through both ways (and
 //     the answer's trailers), and passes server-sent events on one by one

@@ -158,7 +158,12 @@ type Options struct {
 	// Timeout, unless it has one; any other RoundTripper must bound the
 	// wait for headers itself.
 	Transport http.RoundTripper
-	Logger    *slog.Logger
+	// Sessions, when set, keeps the sessions' bindings to their users
+	// (SESS-3) where every replica of the gateway finds them, under
+	// Resource; nil keeps them in this process only.
+	Sessions SessionStore
+	Resource string
+	Logger   *slog.Logger
 }
 
 // handler is the proxy.
@@ -204,6 +209,7 @@ func New(opts Options) (http.Handler, error) {
 		log:      opts.Logger,
 		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
+	h.sessions.store, h.sessions.resource, h.sessions.log = opts.Sessions, opts.Resource, opts.Logger
 	h.strip = h.ids.stripped()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -224,6 +230,7 @@ var (
 	errBadBody     = errorBody(jsonrpc.CodeParseError, "could not read the request body")
 	errUnavailable = errorBody(jsonrpc.CodeInternalError, "upstream MCP server unavailable")
 	errTwoSessions = errorBody(jsonrpc.CodeInvalidRequest, "more than one Mcp-Session-Id")
+	errNoCheck     = errorBody(jsonrpc.CodeInternalError, "the session cannot be checked now, retry later")
 )
 
 // errorBody is a JSON-RPC error response body; its id is null because the
@@ -248,11 +255,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		jsonrpc.WriteJSON(w, http.StatusBadRequest, errTwoSessions)
 		return
 	}
-	if id := r.Header.Get(sessionHeader); id != "" && !h.sessions.allowed(id, caller.User.ID) {
-		// SESS-3: not a session this user opened through this gateway.
-		h.log.Info("session refused: unknown or opened by another user", "user", caller.User.ID)
-		jsonrpc.WriteJSON(w, http.StatusNotFound, errNoSession)
-		return
+	if id := r.Header.Get(sessionHeader); id != "" {
+		ok, err := h.sessions.allowed(r.Context(), id, caller.User.ID)
+		if err != nil {
+			h.log.Error("checking a session in the store failed", "user", caller.User.ID, "error", err)
+			w.Header().Set("Retry-After", "1")
+			jsonrpc.WriteJSON(w, http.StatusServiceUnavailable, errNoCheck)
+			return
+		}
+		if !ok {
+			// SESS-3: not a session this user opened through this gateway.
+			h.log.Info("session refused: unknown or opened by another user", "user", caller.User.ID)
+			jsonrpc.WriteJSON(w, http.StatusNotFound, errNoSession)
+			return
+		}
 	}
 	token, err := h.ids.MintToken(h.token, caller)
 	if err != nil {
@@ -452,7 +468,7 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		resp.Header.Del("Content-Length")
 	}
 	req := resp.Request
-	h.recordSession(req.Method, req.Header, identity.FromContext(req.Context()).User.ID, resp)
+	h.recordSession(req.Context(), req.Method, req.Header, identity.FromContext(req.Context()).User.ID, resp)
 	return nil
 }
 

@@ -871,13 +871,16 @@ func TestSessionOwnersBounded(t *testing.T) {
 	s := newSessionOwners(3, time.Hour, func() time.Time { return now })
 	for i := 0; i < 10; i++ {
 		now = now.Add(time.Second)
-		s.bind(string(rune('a'+i)), "u")
+		s.bind(t.Context(), string(rune('a'+i)), "u")
 		if len(s.owners) > 3 {
 			t.Fatalf("%d sessions kept", len(s.owners))
 		}
 	}
-	if !s.allowed("j", "u") || s.allowed("a", "u") {
-		t.Fatal("the newest session must stay and the oldest go")
+	if ok, _ := s.allowed(t.Context(), "j", "u"); !ok {
+		t.Fatal("the newest session must stay")
+	}
+	if ok, _ := s.allowed(t.Context(), "a", "u"); ok {
+		t.Fatal("the oldest session must go")
 	}
 }
 
