@@ -169,13 +169,11 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 
 	sess := s.session(r, issuer)
 	if con := s.rechecked(userOf(sess)); con != nil {
-		// The consent is this user's (SEC-2); the grant needs a login of
-		// its own at the provider, which decides who comes back (RT-3).
-		if err := s.rememberConsent(r, sess.User, req); err != nil {
-			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
-			return
-		}
-		s.sendToLogin(w, r, issuer, req, con, flowRelogin)
+		// The grant needs a login of its own at the provider, which
+		// decides who comes back (RT-3); the consent is recorded then, as
+		// the person who allowed may prove to be someone else there
+		// (SEC-2, SEC-75).
+		s.sendToLogin(w, r, issuer, req, con, flowReconsent)
 		return
 	}
 	if sess != nil {
@@ -231,13 +229,14 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 // Callers have checked that this browser is the one that clicked Allow
 // (SEC-1), so the consent recorded is that of the user who gave it, now
 // known (SEC-2). A relogin flow (RT-3) began with a consent given before,
-// and finishRelogin records none.
+// or with one given on the page that named the browser's user, which
+// finishRelogin records only for that user (SEC-75).
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest, kind flowKind) {
 	if !s.admitted(w, issuer, req, user) {
 		return
 	}
-	if kind == flowRelogin {
-		s.finishRelogin(w, r, issuer, user, upstreamToken, req)
+	if kind != flowLogin {
+		s.finishRelogin(w, r, issuer, user, upstreamToken, req, kind)
 		return
 	}
 	if err := s.startSession(w, r, issuer, user); err != nil {

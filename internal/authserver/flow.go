@@ -39,6 +39,11 @@ const (
 	// that comes back as another user has not approved the client and is
 	// asked to (SEC-2).
 	flowRelogin flowKind = "reflow"
+	// flowReconsent is a flowRelogin that began with the browser's user
+	// allowing on the consent page. Who allowed is known only once the
+	// provider says who came back: the consent is recorded then, for that
+	// user if they are the one the page named (SEC-75).
+	flowReconsent flowKind = "reconsent"
 )
 
 // newFlowState returns a new upstream state of kind, bound to the browser
@@ -57,15 +62,12 @@ func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, 
 	if !ok || !hasCookie {
 		return hash, ""
 	}
-	login := tokens.Equal(mac, s.csrfMAC(string(flowLogin), random, secret))
-	relogin := tokens.Equal(mac, s.csrfMAC(string(flowRelogin), random, secret))
-	switch {
-	case login:
-		return hash, flowLogin
-	case relogin:
-		return hash, flowRelogin
+	for _, k := range []flowKind{flowLogin, flowRelogin, flowReconsent} {
+		if tokens.Equal(mac, s.csrfMAC(string(k), random, secret)) {
+			kind = k
+		}
 	}
-	return hash, ""
+	return hash, kind
 }
 
 // flowRequest finds, without consuming it, the request of a login step's

@@ -59,18 +59,32 @@ func (s *Server) relogin(w http.ResponseWriter, r *http.Request, issuer string, 
 	s.sendToLogin(w, r, issuer, req, con, flowRelogin)
 }
 
-// finishRelogin completes a relogin flow for user, whom the provider
-// vouched for and the access rules let in. The consent it stands on was
-// given before, by the user logged in then; a provider may send back
-// another user (the person switched accounts there), who gets the consent
-// page rather than a code, and a consent is recorded only when they allow
-// (SEC-2). The browser's session follows the provider's user.
-func (s *Server) finishRelogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest) {
-	if sess := s.session(r, issuer); sess == nil || sess.User.ID != user.ID {
+// finishRelogin completes a relogin flow of kind for user, whom the
+// provider vouched for and the access rules let in. The consent it stands
+// on was given before, by the user logged in then, or (flowReconsent) on
+// the consent page that named the browser's user, and is recorded now if
+// that user came back. A provider may send back another user (the person
+// switched accounts there): the consent given under the other name is not
+// theirs, and they get the consent page rather than a code unless they
+// approved the client before; a consent is recorded only when they allow
+// (SEC-2, SEC-75). The browser's session follows the provider's user.
+func (s *Server) finishRelogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest, kind flowKind) {
+	sess := s.session(r, issuer)
+	allowed := kind == flowReconsent && sess != nil && sess.User.ID == user.ID
+	if sess == nil || sess.User.ID != user.ID {
 		if err := s.startSession(w, r, issuer, user); err != nil {
 			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 			return
 		}
+	}
+	if allowed {
+		if err := s.rememberConsent(r, user, req); err != nil {
+			oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
+			return
+		}
+		s.log.Info("user allowed and logged in again at the provider for a new grant", "user", user.ID, "client_id", req.ClientID)
+		s.issueCode(w, r, issuer, req, user, upstreamToken)
+		return
 	}
 	consent, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID)
 	switch {
