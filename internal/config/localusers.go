@@ -84,6 +84,10 @@ func localUserSpec(m *yaml.Node) (spec string, problems []string) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		switch {
+		case !slices.Contains(localUserKeys, k.Value) && strings.Contains(k.Value, ":"):
+			// A spec written as a key ({alice:pw}): explain would name
+			// the key, password and all (SEC-76).
+			at(m, "%q is not a key of an account (name, password, password_hash, groups)", shown(k.Value))
 		case !slices.Contains(localUserKeys, k.Value):
 			// The decoder's own words, which explain turns into "unknown key".
 			problems = append(problems, fmt.Sprintf("line %d: field %s not found in type config.LocalUser", k.Line, k.Value))
@@ -98,7 +102,7 @@ func localUserSpec(m *yaml.Node) (spec string, problems []string) {
 	case fields["name"] == nil:
 		at(m, "an account needs a name (name: alice)")
 	case name != "" && !local.ValidName(name):
-		at(fields["name"], "%q is not an account name: want 1-64 characters of A-Z a-z 0-9 . _ @ -", name)
+		at(fields["name"], "%q is not an account name: want 1-64 characters of A-Z a-z 0-9 . _ @ -", shown(name))
 	}
 	var groups []string
 	if g := fields["groups"]; g != nil {
@@ -108,7 +112,7 @@ func localUserSpec(m *yaml.Node) (spec string, problems []string) {
 		for _, item := range g.Content {
 			s := scalar(item, at)
 			if item.Kind == yaml.ScalarNode && !local.ValidGroup(s) {
-				at(item, "%q is not a group: want 1-128 characters of A-Z a-z 0-9 . _ @ - /", s)
+				at(item, "%q is not a group: want 1-128 characters of A-Z a-z 0-9 . _ @ - /", shown(s))
 			}
 			groups = append(groups, s)
 		}
@@ -149,6 +153,17 @@ func localUserSpec(m *yaml.Node) (spec string, problems []string) {
 		return "", problems
 	}
 	return spec, nil
+}
+
+// shown is a name, group or key of an account's mapping as a problem
+// quotes it: one with a colon is most likely a NAME:PASSWORD spec written
+// where the mapping wants a name, and what follows the colon is cut
+// (SEC-76).
+func shown(v string) string {
+	if name, _, ok := strings.Cut(v, ":"); ok {
+		return name + ":***"
+	}
+	return v
 }
 
 // scalar is the text of a scalar node, or "" with a problem for a list or

@@ -100,3 +100,27 @@ func TestLocalUsersStringProblemsNamed(t *testing.T) {
 		t.Errorf("a message shows a password: %v", err)
 	}
 }
+
+// SEC-76: a NAME:PASSWORD spec written where a mapping wants a name, a
+// group or a key (the string form pasted into the mapping form) is
+// refused without its password: what follows the colon never reaches the
+// message, which the operator's terminal, a service log or CI output keeps.
+func TestSEC76_SpecInAMappingNeverShowsItsPassword(t *testing.T) {
+	file := writeConfig(t, `local_users:
+  - {name: "alice:secret1", password: x}
+  - {name: "bob:secret2"}
+  - {carol:secret3}
+  - {name: dan, dan:secret4}
+  - {name: erin, password: x, groups: [admins, "devs:secret5"]}
+`)
+	msg := problemsOf(t, []string{"--config", file}, nil)
+	wantLines(t, msg,
+		`local_users[0].name (`+file+`, line 2): "alice:***" is not an account name`,
+		`local_users[1].name (`+file+`, line 3): "bob:***" is not an account name`,
+		`local_users[2] (`+file+`, line 4): "carol:***" is not a key of an account`,
+		`local_users[3] (`+file+`, line 5): "dan:***" is not a key of an account`,
+		`local_users[4].groups[1] (`+file+`, line 6): "devs:***" is not a group`)
+	if strings.Contains(msg, "secret") {
+		t.Errorf("a message shows a password:\n%s", msg)
+	}
+}
