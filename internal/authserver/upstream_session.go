@@ -64,6 +64,21 @@ func (noUpstreamToken) Error() string {
 
 func (noUpstreamToken) Is(target error) bool { return target == upstream.ErrSessionEnded }
 
+// errNoUpstreamSession is why a grant of a rechecked provider without an
+// upstream session ends at its recheck (SEC-77).
+var errNoUpstreamSession = errors.New("the grant was made while upstream_recheck was off, so its user cannot be rechecked at the provider")
+
+// uncheckable reports whether grant, which has no upstream session, is
+// due a recheck it cannot have: its user's provider is rechecked now, so
+// the grant was made while the recheck was off (keepUpstream gives every
+// other grant of such a provider a session), and it is older than
+// UpstreamRecheck. Taken for a checked grant, it would keep the login's
+// groups for its life (SEC-77).
+func (s *Server) uncheckable(grant *store.Grant) bool {
+	_, rc := s.connectors[connectorID(grant.User)].(upstream.RefreshingConnector)
+	return rc && s.now().Sub(grant.CreatedAt) >= s.opts.UpstreamRecheck
+}
+
 // keepUpstream stores the provider's refresh token, sealed, with the grant
 // that the code being issued will create (RT-3). A rechecked provider that
 // gave none still gets a session, without a token: the grant holds until
@@ -101,6 +116,10 @@ func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.
 	}
 	sess, err := s.store.GetUpstreamSession(ctx, grant.ID)
 	switch {
+	case errors.Is(err, store.ErrNotFound) && s.uncheckable(grant):
+		s.log.Info("upstream session ended: grant revoked", "user", grant.User.ID, "grant", grant.ID, "err", errNoUpstreamSession.Error())
+		s.endGrant(ctx, grant.ID)
+		return identity.User{}, errBadRefresh
 	case errors.Is(err, store.ErrNotFound):
 		return grant.User, nil
 	case err != nil:
