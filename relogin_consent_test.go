@@ -129,3 +129,27 @@ func postConsent(t *testing.T, ctx context.Context, base string, c *http.Client,
 	}
 	return resp.Header.Get("Location")
 }
+
+// SEC-75: nor is anything remembered for a person who allows a new client
+// and then does not sign in at the provider (a wrong password there
+// answers access_denied): the login failed, and so did the consent.
+func TestSEC75_NoConsentFromAFailedRelogin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, _ := newRecheckGateway(t, ctx, nil)
+	b := gatewayCookiesOnly(t, g)
+	newClient := g.register(nil)
+	a := g.newAuth(newClient.ClientID)
+	resp, body := getWith(t, ctx, b, a.URL())
+	if resp.StatusCode != 200 || !strings.Contains(body, `action="/consent"`) {
+		t.Fatalf("authorize of a new client: %d %s; want the consent page", resp.StatusCode, body)
+	}
+	toProvider := postConsent(t, ctx, g.url, b, body, "allow")
+	callback := g.op.LoginWithPassword(t, b, toProvider, "alice", "wrong")
+	if resp, body = getWith(t, ctx, b, callback.String()); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("back from a failed login at the provider: %d %s; want the 403 page", resp.StatusCode, body)
+	}
+	if c, err := g.st.GetConsent(ctx, "oidc:alice", newClient.ClientID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("alice's consent after her login at the provider failed: %+v %v; want none", c, err)
+	}
+}
