@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/cimd"
@@ -39,7 +41,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// goes to log in there again for this grant (RT-3).
 	ctx := r.Context()
 	sess := s.session(r, issuer)
-	if sess != nil && q.Get("prompt") != "consent" {
+	if sess != nil && !hasPrompt(q, "consent") {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
@@ -47,7 +49,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 				s.relogin(w, r, issuer, req, con, fail)
 				return
 			}
-			if rule := s.refusal(sess.User, req.Resource); rule != "" && q.Get("prompt") == "none" {
+			if rule := s.refusal(sess.User, req.Resource); rule != "" && hasPrompt(q, "none") {
 				// No page may be shown: the refusal goes to the client.
 				s.log.Warn("access refused", "user", sess.User.ID, "rule", rule, "client_id", client.ID, "resource", req.Resource)
 				fail(oauth.Errorf(oauth.AccessDenied, "this user is not allowed to use this resource"))
@@ -60,7 +62,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if q.Get("prompt") == "none" {
+	if hasPrompt(q, "none") {
 		fail(oauth.Errorf("consent_required", "the user must approve this application"))
 		return
 	}
@@ -69,6 +71,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.renderConsent(w, r, issuer, client, req, sess)
+}
+
+// hasPrompt reports whether the request's prompt, a space-separated list
+// (OpenID Connect Core §3.1.2.1), holds v: a client asking for consent
+// among other values gets the consent page (SEC-78).
+func hasPrompt(q url.Values, v string) bool {
+	return slices.Contains(strings.Fields(q.Get("prompt")), v)
 }
 
 // verifiedRedirect finds the request's client and checks its redirect URI.
@@ -120,10 +129,15 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 // authRequest checks the rest of an authorization request whose client
 // and redirect URI are verified, and returns it with the scopes to grant.
 func (s *Server) authRequest(issuer string, client *store.Client, redirectURI string, q url.Values) (*store.AuthRequest, *oauth.Error) {
-	for _, p := range []string{"response_type", "code_challenge", "code_challenge_method", "scope", "state", "resource"} {
+	for _, p := range []string{"response_type", "code_challenge", "code_challenge_method", "scope", "state", "resource", "prompt"} {
 		if len(q[p]) > 1 {
 			return nil, oauth.Errorf(oauth.InvalidRequest, "%s must appear once", p)
 		}
+	}
+	if hasPrompt(q, "none") && len(strings.Fields(q.Get("prompt"))) > 1 {
+		// OpenID Connect Core §3.1.2.1: none forbids every page the
+		// others ask for (SEC-78).
+		return nil, oauth.Errorf(oauth.InvalidRequest, "prompt none cannot be combined with other values")
 	}
 	if rt := q.Get("response_type"); rt != "code" {
 		return nil, oauth.Errorf(oauth.UnsupportedResponseType, "response_type must be code")

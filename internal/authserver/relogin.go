@@ -48,7 +48,7 @@ func connectorID(user identity.User) string {
 // be over): login_required goes to the client, which may ask again with
 // a prompt.
 func (s *Server) relogin(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, con upstream.Connector, fail func(error)) {
-	if r.Form.Get("prompt") == "none" {
+	if hasPrompt(r.Form, "none") {
 		fail(oauth.Errorf("login_required", "the user must sign in with the identity provider again"))
 		return
 	}
