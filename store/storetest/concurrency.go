@@ -306,7 +306,7 @@ func mixedLoad(t *testing.T, s store.Store) {
 					return s.PutConsent(ctx, &store.Consent{UserID: user(name).ID, ClientID: "c", Scopes: []string{"mcp:read"}})
 				},
 				func() error { _, err := s.CountLocalUsers(ctx); return err },
-				func() error { return s.DeleteExpired(ctx, t0) },
+				func() error { _, err := s.DeleteExpired(ctx, t0, t0.Add(-time.Hour), 100); return err },
 			}
 			for k, step := range steps {
 				if err := step(); err != nil {
