@@ -255,6 +255,14 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first
 
+	// AddRateHit counts one event under key in the window that starts at
+	// window and returns the window's count, this event included:
+	// atomically, across every process sharing the store, so that of n
+	// concurrent callers with one key and window each gets a different
+	// count (a rate limit that holds across replicas). The window's record
+	// is kept until expires; DeleteExpired removes it after.
+	AddRateHit(ctx context.Context, key string, window, expires time.Time) (int, error)
+
 	// Ping checks that the store takes a write now: it writes a record and
 	// removes it, committed as durably as any write, and reads. It is for
 	// readiness checks: cheap, and it leaves nothing behind. A store that
@@ -271,7 +279,7 @@ type Store interface {
 	// token they issued is still valid (now minus the access-token
 	// lifetime; the zero time keeps every grant); and upstream sessions
 	// whose grant is revoked or has no refresh token left, or that belong
-	// to no grant and no code. Consents, clients, local users and signing
+	// to no grant and no code; and rate counters past their expiry. Consents, clients, local users and signing
 	// keys are never touched. The bound keeps each call a short write, so
 	// that housekeeping (the caller loops until fewer than limit come
 	// back) never holds the store against requests for long. It is never

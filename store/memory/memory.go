@@ -30,6 +30,17 @@ type Store struct {
 	upstream map[string]*store.UpstreamSession // by grant id
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
+	rates    map[rateKey]*rateCounter
+}
+
+type rateKey struct {
+	key    string
+	window int64 // unix nanoseconds
+}
+
+type rateCounter struct {
+	count   int
+	expires time.Time
 }
 
 // New returns an empty store.
@@ -45,6 +56,7 @@ func New() *Store {
 		sessions: make(map[string]*store.Session),
 		upstream: make(map[string]*store.UpstreamSession),
 		users:    make(map[string]*store.LocalUser),
+		rates:    make(map[rateKey]*rateCounter),
 	}
 }
 
@@ -481,6 +493,12 @@ func (s *Store) DeleteExpired(_ context.Context, now, grantsBefore time.Time, li
 	}
 	n += deleteWhere(s.codes, limit-n, func(c *store.Code) bool { return !live(c.ExpiresAt, now) })
 	n += deleteWhere(s.sessions, limit-n, func(ss *store.Session) bool { return !live(ss.ExpiresAt, now) })
+	for k, c := range s.rates {
+		if n < limit && !live(c.expires, now) {
+			delete(s.rates, k)
+			n++
+		}
+	}
 	n += deleteWhere(s.refresh, limit-n, func(t *store.RefreshToken) bool {
 		g, ok := s.grants[t.GrantID]
 		return !refreshLive(t.ExpiresAt, now) || !ok || !g.RevokedAt.IsZero()
@@ -520,6 +538,19 @@ func deleteWhere[V any](m map[string]V, most int, dead func(V) bool) int {
 		}
 	}
 	return n
+}
+
+func (s *Store) AddRateHit(_ context.Context, key string, window, expires time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := rateKey{key, window.UnixNano()}
+	c, ok := s.rates[k]
+	if !ok {
+		c = &rateCounter{expires: expires}
+		s.rates[k] = c
+	}
+	c.count++
+	return c.count, nil
 }
 
 // PutUpstreamSession implements store.Store.

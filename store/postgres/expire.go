@@ -24,6 +24,8 @@ var sqlDeleteExpired = []string{
 		WHERE expires_at <= $1 AND $3::bigint IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 	`DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions
 		WHERE expires_at <= $1 AND $3::bigint IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+	`DELETE FROM rate_counters WHERE (key, window_start) IN (SELECT key, window_start FROM rate_counters
+		WHERE expires_at <= $1 AND $3::bigint IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 	`DELETE FROM refresh_tokens WHERE hash IN (SELECT r.hash FROM grants AS g
 		JOIN refresh_tokens AS r ON r.grant_id = g.id
 		WHERE g.revoked_at <> 0 AND $1::bigint IS NOT NULL AND $3::bigint IS NOT NULL

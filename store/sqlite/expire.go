@@ -26,6 +26,8 @@ var (
 		(SELECT hash FROM codes WHERE expires_at <= ?1 LIMIT ?2)`)
 	sqlExpireSessions = ws(`DELETE FROM sessions WHERE hash IN
 		(SELECT hash FROM sessions WHERE expires_at <= ?1 LIMIT ?2)`)
+	sqlExpireRates = ws(`DELETE FROM rate_counters WHERE (key, window_start) IN
+		(SELECT key, window_start FROM rate_counters WHERE expires_at <= ?1 LIMIT ?2)`)
 	// Refresh tokens of revoked grants, then expired ones; each returns
 	// the successors to delete with them. (?1 is unused in the first:
 	// every statement of the op takes the same arguments.)
@@ -89,7 +91,7 @@ func (s *Store) expireIndexed(ctx context.Context, now time.Time, limit int) (in
 	var n int
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n = 0
-		for _, q := range []string{sqlExpireRequests, sqlExpireCodes, sqlExpireSessions} {
+		for _, q := range []string{sqlExpireRequests, sqlExpireCodes, sqlExpireSessions, sqlExpireRates} {
 			if n == limit {
 				return nil
 			}

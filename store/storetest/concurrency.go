@@ -27,6 +27,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("DEP-6_AttachUpstreamState", func(t *testing.T) { raceAttachUpstreamState(t, newStore(t)) })
 	t.Run("SEC-1_ReplaceUpstreamState", func(t *testing.T) { raceReplaceUpstreamState(t, newStore(t)) })
 	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
+	t.Run("AddRateHit", func(t *testing.T) { raceAddRateHit(t, newStore(t)) })
 	t.Run("MixedLoad", func(t *testing.T) { mixedLoad(t, newStore(t)) })
 }
 

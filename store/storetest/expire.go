@@ -42,7 +42,11 @@ func testDeleteExpiredBatches(t *testing.T, s store.Store) {
 		must(t, "create grant without refresh", s.CreateGrant(ctx, newGrant(name("norefresh", i)), nil))
 		// An upstream session of a code that expired unredeemed.
 		must(t, "put orphan upstream", s.PutUpstreamSession(ctx, newUpstreamSession("grant-"+name("code", i))))
-		dead += 1 + 1 + 1 + 3 + 2 + 1 + 1
+		// A rate counter of a window that has ended.
+		if _, err := s.AddRateHit(ctx, name("addr", i), t0, t0.Add(time.Minute)); err != nil {
+			t.Fatalf("add rate hit: %v", err)
+		}
+		dead += 1 + 1 + 1 + 3 + 2 + 1 + 1 + 1
 	}
 
 	// What stays: one live record of each kind, and grants that are dead
@@ -67,6 +71,10 @@ func testDeleteExpiredBatches(t *testing.T, s store.Store) {
 	young := newGrant("young")
 	young.CreatedAt = grantsBefore.Add(time.Minute)
 	must(t, "create young grant without refresh", s.CreateGrant(ctx, young, nil))
+
+	if _, err := s.AddRateHit(ctx, "addr-live", cut, cut.Add(time.Minute)); err != nil {
+		t.Fatalf("add live rate hit: %v", err)
+	}
 
 	const limit = 7
 	batches, total := 0, 0
@@ -137,6 +145,16 @@ func testDeleteExpiredBatches(t *testing.T, s store.Store) {
 	}
 	_, err = s.ConsumeCode(ctx, hash("code-live"), early)
 	must(t, "live code", err)
+
+	for i := range 2 {
+		// An expired window's count started again; the live one went on.
+		if n, err := s.AddRateHit(ctx, name("addr", i), t0, t0.Add(time.Minute)); err != nil || n != 1 {
+			t.Errorf("expired window's counter after housekeeping: %d, %v; want 1", n, err)
+		}
+	}
+	if n, err := s.AddRateHit(ctx, "addr-live", cut, cut.Add(time.Minute)); err != nil || n != 2 {
+		t.Errorf("live window's counter after housekeeping: %d, %v; want 2", n, err)
+	}
 
 	// A limit that is not positive is refused, never taken as "no limit".
 	if _, err := s.DeleteExpired(ctx, cut, grantsBefore, 0); err == nil || errors.Is(err, store.ErrNotFound) {

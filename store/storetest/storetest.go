@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredBatches", testDeleteExpiredBatches},
+		{"AddRateHit", testAddRateHit},
 		{"RT-3_UpstreamSession", testUpstreamSession},
 		{"RT-3_DeleteExpiredUpstreamSessions", testDeleteExpiredUpstreamSessions},
 		{"SEC-69_DeleteUpstreamSessionsWithoutRefresh", testDeleteUpstreamSessionsWithoutRefresh},
