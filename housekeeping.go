@@ -24,7 +24,8 @@ const (
 const expireBatch = 500
 
 // Housekeeping removes what is no longer needed: expired authorization
-// requests, codes, sessions and dead refresh tokens (Store.DeleteExpired),
+// requests, codes, sessions and rate counters, dead refresh tokens, grants
+// and upstream sessions (Store.DeleteExpired, in batches of expireBatch),
 // and registered clients unused for Config.UnusedClientExpiry that hold no
 // live grant (SEC-14). `mcpgate serve` runs it every five minutes; a
 // program that embeds the gateway should run it now and then too.

@@ -272,18 +272,18 @@ type Store interface {
 
 	// DeleteExpired deletes at most limit records that nothing needs any
 	// more at now, and returns how many it deleted; fewer than limit means
-	// none is left. Those are: expired auth requests, codes and sessions;
-	// refresh tokens that expired or whose grant is revoked; grants left
-	// without a refresh token that were created (and, if revoked, revoked)
-	// at or before grantsBefore, which the caller sets so that no access
-	// token they issued is still valid (now minus the access-token
-	// lifetime; the zero time keeps every grant); and upstream sessions
-	// whose grant is revoked or has no refresh token left, or that belong
-	// to no grant and no code; and rate counters past their expiry. Consents, clients, local users and signing
-	// keys are never touched. The bound keeps each call a short write, so
-	// that housekeeping (the caller loops until fewer than limit come
-	// back) never holds the store against requests for long. It is never
-	// required for correctness; limit must be positive.
+	// none was left. Those are: expired auth requests, codes, sessions and
+	// rate counters; refresh tokens that expired or whose grant is revoked;
+	// grants left without a refresh token that were created (and, if
+	// revoked, revoked) at or before grantsBefore, which the caller sets so
+	// that no access token they issued is still valid (now minus the
+	// access-token lifetime; the zero time keeps every grant); and upstream
+	// sessions whose grant is revoked or has no refresh token left, or that
+	// belong to no grant and no code. Consents, clients, local users and
+	// signing keys are never touched. The bound keeps each call a short
+	// write, so that housekeeping (the caller loops until fewer than limit
+	// come back) never holds the store against requests for long. It is
+	// never required for correctness; limit must be positive.
 	DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error)
 	Close() error
 }
