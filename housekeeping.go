@@ -14,18 +14,63 @@ const (
 	maxClientBatches = 50
 )
 
+// Expired records are deleted expireBatch at a time: on SQLite each batch
+// is one op of its single writer, which every request that writes waits
+// behind, and 500 rows by primary key take it a few milliseconds; on
+// PostgreSQL each statement holds the row locks of at most that many
+// rows. Between batches the loop rests as long as the batch took, so that
+// housekeeping takes at most about half of the writer's time while it
+// catches up on a backlog.
+const expireBatch = 500
+
 // Housekeeping removes what is no longer needed: expired authorization
-// requests, codes, sessions and dead refresh tokens (Store.DeleteExpired),
+// requests, codes, sessions and rate counters, dead refresh tokens, grants
+// and upstream sessions (Store.DeleteExpired, in batches of expireBatch),
 // and registered clients unused for Config.UnusedClientExpiry that hold no
 // live grant (SEC-14). `mcpgate serve` runs it every five minutes; a
 // program that embeds the gateway should run it now and then too.
 func (g *Gateway) Housekeeping(ctx context.Context) error {
 	now := g.now()
-	err := g.store.DeleteExpired(ctx, now)
+	err := g.deleteExpired(ctx, now)
 	if g.clientExpiry > 0 {
 		err = errors.Join(err, g.expireClients(ctx, now))
 	}
 	return err
+}
+
+// deleteExpired deletes the records nothing needs any more, a batch at a
+// time, until a batch comes back short. A grant goes once no access token
+// it issued can still be valid: it has no refresh token left and was
+// created (or revoked) an access-token lifetime ago. Its last access token
+// came with its last refresh token, which has then expired, so that holds
+// only when refresh tokens outlive access tokens (the settings require
+// it; a Config may not): otherwise grants are kept.
+func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
+	var grantsBefore time.Time
+	if g.refreshTTL >= g.accessTTL {
+		grantsBefore = now.Add(-g.accessTTL)
+	}
+	total := 0
+	defer func() {
+		if total > 0 {
+			g.log.Debug("expired records deleted", "count", total)
+		}
+	}()
+	for {
+		start := time.Now()
+		n, err := g.store.DeleteExpired(ctx, now, grantsBefore, expireBatch)
+		total += n
+		if err != nil || n < expireBatch {
+			return err
+		}
+		rest := time.NewTimer(time.Since(start))
+		select {
+		case <-ctx.Done():
+			rest.Stop()
+			return ctx.Err()
+		case <-rest.C:
+		}
+	}
 }
 
 // expireClients deletes the clients unused since now - clientExpiry. A

@@ -231,6 +231,9 @@ type Gateway struct {
 	ready    readiness                     // /readyz's last store check
 	// clientExpiry is Config.UnusedClientExpiry, negative for never.
 	clientExpiry time.Duration
+	// accessTTL and refreshTTL are the Config's: housekeeping keeps a
+	// grant while an access token it issued may be valid.
+	accessTTL, refreshTTL time.Duration
 
 	// streams is cancelled by EndStreams: open event streams end.
 	streams    context.Context
@@ -265,7 +268,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 
-	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry}
+	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
+		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL}
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	as.Register(g.mux)
 	for i := range cfg.Resources {

@@ -185,9 +185,13 @@ func (s *watchedStore) Ping(ctx context.Context) error {
 	s.saw("Ping")
 	return s.inner.Ping(ctx)
 }
-func (s *watchedStore) DeleteExpired(ctx context.Context, now time.Time) error {
+func (s *watchedStore) AddRateHit(ctx context.Context, key string, window, expires time.Time) (int, error) {
+	s.saw("AddRateHit")
+	return s.inner.AddRateHit(ctx, key, window, expires)
+}
+func (s *watchedStore) DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error) {
 	s.saw("DeleteExpired")
-	return s.inner.DeleteExpired(ctx, now)
+	return s.inner.DeleteExpired(ctx, now, grantsBefore, limit)
 }
 func (s *watchedStore) Close() error {
 	s.saw("Close")

@@ -277,6 +277,14 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first
 
+	// AddRateHit counts one event under key in the window that starts at
+	// window and returns the window's count, this event included:
+	// atomically, across every process sharing the store, so that of n
+	// concurrent callers with one key and window each gets a different
+	// count (a rate limit that holds across replicas). The window's record
+	// is kept until expires; DeleteExpired removes it after.
+	AddRateHit(ctx context.Context, key string, window, expires time.Time) (int, error)
+
 	// Ping checks that the store takes a write now: it writes a record and
 	// removes it, committed as durably as any write, and reads. It is for
 	// readiness checks: cheap, and it leaves nothing behind. A store that
@@ -284,10 +292,20 @@ type Store interface {
 	// returns an error.
 	Ping(ctx context.Context) error
 
-	// DeleteExpired removes expired auth requests, codes, sessions and refresh
-	// tokens whose grant is revoked, and upstream sessions whose grant is
-	// revoked or was never created (no grant and no unexpired code for it). It is housekeeping, never required for
-	// correctness.
-	DeleteExpired(ctx context.Context, now time.Time) error
+	// DeleteExpired deletes at most limit records that nothing needs any
+	// more at now, and returns how many it deleted; fewer than limit means
+	// none was left. Those are: expired auth requests, codes, sessions and
+	// rate counters; refresh tokens that expired or whose grant is revoked;
+	// grants left without a refresh token that were created (and, if
+	// revoked, revoked) at or before grantsBefore, which the caller sets so
+	// that no access token they issued is still valid (now minus the
+	// access-token lifetime; the zero time keeps every grant); and upstream
+	// sessions whose grant is revoked or has no refresh token left, or that
+	// belong to no grant and no code. Consents, clients, local users and
+	// signing keys are never touched. The bound keeps each call a short
+	// write, so that housekeeping (the caller loops until fewer than limit
+	// come back) never holds the store against requests for long. It is
+	// never required for correctness; limit must be positive.
+	DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error)
 	Close() error
 }

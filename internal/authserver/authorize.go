@@ -185,12 +185,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string
 		return
 	}
 	code, grantID := tokens.NewSecret(), tokens.NewID()
-	err := s.keepUpstream(r.Context(), grantID, req.Connector, user, upstreamToken)
-	if err != nil {
-		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
-		return
-	}
-	err = s.store.CreateCode(r.Context(), &store.Code{
+	err := s.store.CreateCode(r.Context(), &store.Code{
 		Hash:          tokens.Hash(code),
 		ClientID:      req.ClientID,
 		RedirectURI:   req.RedirectURI,
@@ -201,6 +196,12 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string
 		GrantID:       grantID,
 		ExpiresAt:     s.now().Add(codeTTL),
 	})
+	if err == nil {
+		// After the code: housekeeping deletes an upstream session that
+		// has neither a grant nor a code to hang on. If this fails, the
+		// code is never handed out and expires unused.
+		err = s.keepUpstream(r.Context(), grantID, req.Connector, user, upstreamToken)
+	}
 	if err != nil {
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, err)
 		return

@@ -29,13 +29,18 @@ func newLimiter(n int, per time.Duration, now func() time.Time) *limiter {
 	return &limiter{perAddr: map[string]*limiterEntry{}, every: rate.Every(per / time.Duration(n)), burst: n, now: now}
 }
 
-// allow reports whether the request's address may proceed. The address is
-// the connection's peer: a client-supplied X-Forwarded-For is not trusted.
-func (l *limiter) allow(r *http.Request) bool {
+// peerAddr is the address a request is limited by: the connection's
+// peer, as a client-supplied X-Forwarded-For is not trusted.
+func peerAddr(r *http.Request) string {
 	addr, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		addr = r.RemoteAddr
 	}
+	return addr
+}
+
+// allow reports whether addr may proceed.
+func (l *limiter) allow(addr string) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

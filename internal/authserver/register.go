@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -128,11 +130,37 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// registrationWait says how long the request's address must wait before
+// it may register again, zero if it may now. Two limits of
+// RegistrationRate a minute: this process's token bucket first, which
+// turns a flood away without a write; then the address's count in the
+// store for the current minute, which every replica sharing the store
+// adds to, so that spreading registrations over replicas gains nothing.
+func (s *Server) registrationWait(r *http.Request) (time.Duration, error) {
+	addr := peerAddr(r)
+	if !s.regLimit.allow(addr) {
+		return time.Minute, nil
+	}
+	now := s.now()
+	window := now.Truncate(time.Minute)
+	n, err := s.store.AddRateHit(r.Context(), "register "+addr, window, window.Add(time.Minute))
+	if err != nil {
+		return 0, err
+	}
+	if n <= s.opts.RegistrationRate {
+		return 0, nil
+	}
+	return max(window.Add(time.Minute).Sub(now).Round(time.Second), time.Second), nil
+}
+
 // register implements RFC 7591 §3 (DCR-1..3).
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
-	if !s.regLimit.allow(r) {
-		w.Header().Set("Retry-After", "60")
-		oauth.WriteJSON(w, r, s.log, &oauth.Error{Code: oauth.TemporarilyUnavailable, Description: "too many registrations from this address; try again later", Status: http.StatusTooManyRequests})
+	if wait, err := s.registrationWait(r); err != nil || wait > 0 {
+		if err == nil {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+			err = &oauth.Error{Code: oauth.TemporarilyUnavailable, Description: "too many registrations from this address; try again later", Status: http.StatusTooManyRequests}
+		}
+		oauth.WriteJSON(w, r, s.log, err)
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {

@@ -31,6 +31,17 @@ type Store struct {
 	mcp      map[mcpKey]store.MCPSession
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
+	rates    map[rateKey]*rateCounter
+}
+
+type rateKey struct {
+	key    string
+	window int64 // unix nanoseconds
+}
+
+type rateCounter struct {
+	count   int
+	expires time.Time
 }
 
 // New returns an empty store.
@@ -47,6 +58,7 @@ func New() *Store {
 		upstream: make(map[string]*store.UpstreamSession),
 		mcp:      make(map[mcpKey]store.MCPSession),
 		users:    make(map[string]*store.LocalUser),
+		rates:    make(map[rateKey]*rateCounter),
 	}
 }
 
@@ -504,50 +516,89 @@ func (s *Store) ListSigningKeys(context.Context) ([]*store.SigningKey, error) {
 	return out, nil
 }
 
-func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
+// DeleteExpired goes through the kinds in the order the other stores
+// do, so that a call that comes back under limit has seen the deletions
+// of each kind before judging the next.
+func (s *Store) DeleteExpired(_ context.Context, now, grantsBefore time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("memory: delete expired: limit %d is not positive", limit)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0
+	room := func() bool { return n < limit }
 	for _, r := range s.requests {
-		if !live(r.ExpiresAt, now) {
+		if room() && !live(r.ExpiresAt, now) {
 			s.deleteRequestLocked(r)
+			n++
 		}
 	}
-	for k, c := range s.codes {
-		if !live(c.ExpiresAt, now) {
-			delete(s.codes, k)
-		}
-	}
-	for k, ss := range s.sessions {
-		if !live(ss.ExpiresAt, now) {
-			delete(s.sessions, k)
+	n += deleteWhere(s.codes, limit-n, func(c *store.Code) bool { return !live(c.ExpiresAt, now) })
+	n += deleteWhere(s.sessions, limit-n, func(ss *store.Session) bool { return !live(ss.ExpiresAt, now) })
+	for k, c := range s.rates {
+		if n < limit && !live(c.expires, now) {
+			delete(s.rates, k)
+			n++
 		}
 	}
 	for k, m := range s.mcp {
-		if !live(m.ExpiresAt, now) {
+		if n < limit && !live(m.ExpiresAt, now) {
 			delete(s.mcp, k)
+			n++
 		}
 	}
-	for k, t := range s.refresh {
+	n += deleteWhere(s.refresh, limit-n, func(t *store.RefreshToken) bool {
 		g, ok := s.grants[t.GrantID]
-		if !refreshLive(t.ExpiresAt, now) || !ok || !g.RevokedAt.IsZero() {
-			delete(s.refresh, k)
-		}
-	}
-	pending, refreshes := make(map[string]bool), make(map[string]bool)
-	for _, c := range s.codes {
-		pending[c.GrantID] = true
-	}
+		return !refreshLive(t.ExpiresAt, now) || !ok || !g.RevokedAt.IsZero()
+	})
+	refreshes := make(map[string]bool)
 	for _, t := range s.refresh {
 		refreshes[t.GrantID] = true
 	}
+	if !grantsBefore.IsZero() {
+		n += deleteWhere(s.grants, limit-n, func(g *store.Grant) bool {
+			return !refreshes[g.ID] && !g.CreatedAt.After(grantsBefore) && !g.RevokedAt.After(grantsBefore)
+		})
+	}
+	pending := make(map[string]bool)
+	for _, c := range s.codes {
+		pending[c.GrantID] = true
+	}
 	// A grant without a refresh token left never uses its session (SEC-69).
-	for id := range s.upstream {
-		g, ok := s.grants[id]
-		if (ok && (!g.RevokedAt.IsZero() || !refreshes[id])) || (!ok && !pending[id]) {
-			delete(s.upstream, id)
+	n += deleteWhere(s.upstream, limit-n, func(u *store.UpstreamSession) bool {
+		g, ok := s.grants[u.GrantID]
+		return (ok && (!g.RevokedAt.IsZero() || !refreshes[u.GrantID])) || (!ok && !pending[u.GrantID])
+	})
+	return n, nil
+}
+
+// deleteWhere deletes at most "most" entries of m for which dead holds and
+// returns how many.
+func deleteWhere[V any](m map[string]V, most int, dead func(V) bool) int {
+	n := 0
+	for k, v := range m {
+		if n >= most {
+			break
+		}
+		if dead(v) {
+			delete(m, k)
+			n++
 		}
 	}
-	return nil
+	return n
+}
+
+func (s *Store) AddRateHit(_ context.Context, key string, window, expires time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := rateKey{key, window.UnixNano()}
+	c, ok := s.rates[k]
+	if !ok {
+		c = &rateCounter{expires: expires}
+		s.rates[k] = c
+	}
+	c.count++
+	return c.count, nil
 }
 
 // PutUpstreamSession implements store.Store.

@@ -253,33 +253,3 @@ func (s *Store) RevokedGrantsSince(ctx context.Context, since time.Time) ([]stri
 	}
 	return ids, nil
 }
-
-// Housekeeping, one statement at a time: each commits on its own, so none
-// holds locks for the others' duration. The order matters: upstream
-// sessions go after the codes and refresh tokens they hang on.
-var sqlDeleteExpired = []string{
-	`DELETE FROM auth_requests WHERE expires_at <= $1`,
-	`DELETE FROM codes WHERE expires_at <= $1`,
-	`DELETE FROM sessions WHERE expires_at <= $1`,
-	`DELETE FROM mcp_sessions WHERE expires_at <= $1`,
-	`DELETE FROM refresh_tokens WHERE (expires_at <> 0 AND expires_at <= $1)
-		OR grant_id IN (SELECT id FROM grants WHERE revoked_at <> 0)`,
-	// Upstream sessions of revoked grants, of grants left without a
-	// refresh token (none issued, or all expired: SEC-69), and of codes
-	// gone unredeemed. $1 is unused: every statement here takes it.
-	`DELETE FROM upstream_sessions AS u WHERE $1::bigint IS NOT NULL AND (
-		EXISTS (SELECT 1 FROM grants AS g WHERE g.id = u.grant_id AND g.revoked_at <> 0)
-		OR (EXISTS (SELECT 1 FROM grants AS g WHERE g.id = u.grant_id)
-			AND NOT EXISTS (SELECT 1 FROM refresh_tokens AS r WHERE r.grant_id = u.grant_id))
-		OR (NOT EXISTS (SELECT 1 FROM grants AS g WHERE g.id = u.grant_id)
-			AND NOT EXISTS (SELECT 1 FROM codes AS c WHERE c.grant_id = u.grant_id)))`,
-}
-
-func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
-	for _, q := range sqlDeleteExpired {
-		if _, err := s.pool.Exec(ctx, q, nanos(now)); err != nil {
-			return wrap("delete expired", err)
-		}
-	}
-	return nil
-}

@@ -359,7 +359,7 @@ func TestUpgradeKeepsSuccessors(t *testing.T) {
 		t.Fatalf("new successor: %q, want %q", tok.Successor, fresh)
 	}
 	// Housekeeping keeps both: their tokens are alive.
-	if err := s.DeleteExpired(ctx, now); err != nil {
+	if _, err := s.DeleteExpired(ctx, now, time.Time{}, 1000); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range [][]byte{{1}, {2}} {
@@ -394,7 +394,7 @@ func TestDeleteExpiredSuccessors(t *testing.T) {
 	if err := s.RevokeGrant(ctx, "revoked", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteExpired(ctx, now.Add(30*time.Minute)); err != nil {
+	if _, err := s.DeleteExpired(ctx, now.Add(30*time.Minute), time.Time{}, 1000); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT successor FROM refresh_successors ORDER BY id`)

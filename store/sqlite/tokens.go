@@ -280,39 +280,3 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 	}
 	return nil
 }
-
-var sqlDeleteExpired = []string{
-	ws(`DELETE FROM auth_requests WHERE expires_at <= ?1`),
-	ws(`DELETE FROM codes WHERE expires_at <= ?1`),
-	ws(`DELETE FROM sessions WHERE expires_at <= ?1`),
-	ws(`DELETE FROM mcp_sessions WHERE expires_at <= ?1`),
-	ws(`DELETE FROM refresh_tokens WHERE (expires_at != 0 AND expires_at <= ?1)
-		OR grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)`),
-	// Successors whose token is gone. (?1 is unused: every statement
-	// here takes the same argument.)
-	ws(`DELETE FROM refresh_successors WHERE ?1 IS NOT NULL AND id NOT IN
-		(SELECT successor_id FROM refresh_tokens WHERE successor_id IS NOT NULL)`),
-	// Upstream sessions of revoked grants, of grants left without a
-	// refresh token (none issued, or all expired: SEC-69), and of codes
-	// gone unredeemed (after the deletions above). ?1 is unused, as above.
-	ws(`DELETE FROM upstream_sessions WHERE ?1 IS NOT NULL AND
-		(grant_id IN (SELECT id FROM grants WHERE revoked_at != 0)
-		OR (grant_id IN (SELECT id FROM grants) AND grant_id NOT IN (SELECT grant_id FROM refresh_tokens))
-		OR (grant_id NOT IN (SELECT id FROM grants) AND grant_id NOT IN (SELECT grant_id FROM codes)))`),
-}
-
-func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
-	n := nanos(now)
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		for _, q := range sqlDeleteExpired {
-			if _, err := s.txExec(ctx, tx, q, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: delete expired: %w", err)
-	}
-	return nil
-}

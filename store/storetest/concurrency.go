@@ -27,6 +27,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("DEP-6_AttachUpstreamState", func(t *testing.T) { raceAttachUpstreamState(t, newStore(t)) })
 	t.Run("SEC-1_ReplaceUpstreamState", func(t *testing.T) { raceReplaceUpstreamState(t, newStore(t)) })
 	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
+	t.Run("AddRateHit", func(t *testing.T) { raceAddRateHit(t, newStore(t)) })
 	t.Run("MixedLoad", func(t *testing.T) { mixedLoad(t, newStore(t)) })
 }
 
@@ -306,7 +307,7 @@ func mixedLoad(t *testing.T, s store.Store) {
 					return s.PutConsent(ctx, &store.Consent{UserID: user(name).ID, ClientID: "c", Scopes: []string{"mcp:read"}})
 				},
 				func() error { _, err := s.CountLocalUsers(ctx); return err },
-				func() error { return s.DeleteExpired(ctx, t0) },
+				func() error { _, err := s.DeleteExpired(ctx, t0, t0.Add(-time.Hour), 100); return err },
 			}
 			for k, step := range steps {
 				if err := step(); err != nil {

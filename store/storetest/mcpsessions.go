@@ -76,7 +76,7 @@ func testMCPSession(t *testing.T, s store.Store) {
 	if err := s.PutMCPSession(ctx, live, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteExpired(ctx, t0.Add(2*time.Hour)); err != nil {
+	if _, err := s.DeleteExpired(ctx, t0.Add(2*time.Hour), time.Time{}, 100); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteMCPSession(ctx, "/other/mcp", hash("session-1")); !errors.Is(err, store.ErrNotFound) {

@@ -45,6 +45,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
 		{"DeleteExpired", testDeleteExpired},
+		{"DeleteExpiredBatches", testDeleteExpiredBatches},
+		{"AddRateHit", testAddRateHit},
 		{"RT-3_UpstreamSession", testUpstreamSession},
 		{"RT-3_DeleteExpiredUpstreamSessions", testDeleteExpiredUpstreamSessions},
 		{"SEC-69_DeleteUpstreamSessionsWithoutRefresh", testDeleteUpstreamSessionsWithoutRefresh},
@@ -220,5 +222,24 @@ func sameTime(t *testing.T, what string, got, want time.Time) {
 	t.Helper()
 	if !got.Equal(want) {
 		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// expireAll runs DeleteExpired in batches until one comes back short, as
+// housekeeping does, and returns how many records it deleted.
+func expireAll(t *testing.T, s store.Store, now, grantsBefore time.Time) int {
+	t.Helper()
+	const limit = 100
+	total := 0
+	for {
+		n, err := s.DeleteExpired(t.Context(), now, grantsBefore, limit)
+		must(t, "delete expired", err)
+		if n < 0 || n > limit {
+			t.Fatalf("DeleteExpired deleted %d, want at most its limit %d", n, limit)
+		}
+		total += n
+		if n < limit {
+			return total
+		}
 	}
 }

@@ -68,7 +68,7 @@ func testDeleteExpiredUpstreamSessions(t *testing.T, s store.Store) {
 	for _, id := range []string{"live", "revoked", "grant-pending", "grant-expired", "orphan"} {
 		must(t, "put "+id, s.PutUpstreamSession(ctx, newUpstreamSession(id)))
 	}
-	must(t, "delete expired", s.DeleteExpired(ctx, cut))
+	expireAll(t, s, cut, time.Time{})
 	for id, kept := range map[string]bool{"live": true, "grant-pending": true, "revoked": false, "grant-expired": false, "orphan": false} {
 		_, err := s.GetUpstreamSession(ctx, id)
 		if kept {
@@ -94,7 +94,7 @@ func testDeleteUpstreamSessionsWithoutRefresh(t *testing.T, s store.Store) {
 	for _, id := range []string{"live", "norefresh", "ended"} {
 		must(t, "put "+id, s.PutUpstreamSession(ctx, newUpstreamSession(id)))
 	}
-	must(t, "delete expired", s.DeleteExpired(ctx, cut))
+	expireAll(t, s, cut, time.Time{})
 	for _, tc := range []struct {
 		id   string
 		kept bool

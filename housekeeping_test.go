@@ -1,0 +1,88 @@
+package mcpgate_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// countingExpiry records the DeleteExpired calls a store gets.
+type countingExpiry struct {
+	store.Store
+	mu    sync.Mutex
+	calls []expiryCall
+}
+
+type expiryCall struct {
+	now, grantsBefore time.Time
+	limit, deleted    int
+}
+
+func (s *countingExpiry) DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error) {
+	n, err := s.Store.DeleteExpired(ctx, now, grantsBefore, limit)
+	s.mu.Lock()
+	s.calls = append(s.calls, expiryCall{now, grantsBefore, limit, n})
+	s.mu.Unlock()
+	return n, err
+}
+
+// Housekeeping deletes a backlog in bounded batches until one comes back
+// short, never in one write, and keeps a grant until its last access token
+// has expired: grants go an access-token lifetime after they were created
+// (or revoked), and not at all when refresh tokens could expire before
+// the access tokens they came with.
+func TestHousekeepingBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		refreshTTL time.Duration
+		grants     bool
+	}{{"default lifetimes", 0, true}, {"refresh tokens shorter than access tokens", 10 * time.Minute, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st *countingExpiry
+			g := newGateway(t, func(c *mcpgate.Config) {
+				st = &countingExpiry{Store: c.Store}
+				c.Store = st
+				c.AccessTokenTTL = time.Hour
+				c.RefreshTokenTTL = tc.refreshTTL
+			})
+			ctx := context.Background()
+			now := g.clock.Now()
+			const backlog = 1234
+			for i := range backlog {
+				if err := st.CreateSession(ctx, &store.Session{Hash: []byte(fmt.Sprint("s", i)), User: identity.User{ID: "local:alice"},
+					CreatedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.clock.Advance(2 * time.Minute)
+			if err := g.gw.Housekeeping(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			total := 0
+			for i, c := range st.calls {
+				total += c.deleted
+				if c.limit <= 0 || c.limit > 1000 || (i < len(st.calls)-1 && c.deleted != c.limit) {
+					t.Errorf("call %d: limit %d, deleted %d; want full batches of at most 1000 until the last", i, c.limit, c.deleted)
+				}
+				wantBefore := time.Time{}
+				if tc.grants {
+					wantBefore = c.now.Add(-time.Hour)
+				}
+				if !c.grantsBefore.Equal(wantBefore) {
+					t.Errorf("call %d: grants before %v, want %v", i, c.grantsBefore, wantBefore)
+				}
+			}
+			if len(st.calls) < 2 || total != backlog || st.calls[len(st.calls)-1].deleted >= st.calls[0].limit {
+				t.Errorf("%d calls deleted %d of a backlog of %d, want several batches, the last one short", len(st.calls), total, backlog)
+			}
+		})
+	}
+}
