@@ -5,10 +5,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
@@ -173,5 +176,75 @@ func TestSEC80_RevokedOnOneGatewayRefusedByTheOthers(t *testing.T) {
 				t.Logf("%s, %s: refused by the other gateways after %v", backend, how, delays)
 			}
 		})
+	}
+}
+
+// listeners returns the pids of the connections listening for revocations
+// on the database of conn.
+func listeners(t *testing.T, conn *pgx.Conn) []int32 {
+	t.Helper()
+	rows, _ := conn.Query(t.Context(), `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN mcpgate_revoked' ORDER BY pid`)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
+}
+
+// waitListeners polls until n connections other than those in old listen.
+func waitListeners(t *testing.T, conn *pgx.Conn, n int, old []int32) []int32 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pids := listeners(t, conn)
+		if len(pids) == n && !slices.ContainsFunc(pids, func(p int32) bool { return slices.Contains(old, p) }) {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listening connections %v after 30 s, want %d new ones (old: %v)", pids, n, old)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SEC-80: a gateway whose listening connection the database ends listens
+// again on a new one, by itself: with the reload blinded, a revocation
+// made after that reaches it by NOTIFY within the bound. The failure is
+// logged as a warning.
+func TestSEC80_ListenerReconnects(t *testing.T) {
+	dsn := pgtest.Start(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	var stores []store.Store
+	for range 2 {
+		s, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, notifyOnly{s})
+	}
+	gws := newReplicas(t, stores)
+	old := waitListeners(t, conn, 2, nil)
+	if _, err := conn.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1)`, old); err != nil {
+		t.Fatal(err)
+	}
+	waitListeners(t, conn, 2, old)
+
+	client, _, tok := gws[0].fullFlow()
+	if got := guardAnswer(t, gws[1].url, tok.AccessToken); got == http.StatusUnauthorized {
+		t.Fatalf("the other gateway refuses a live grant's access token: %d", got)
+	}
+	revokedAt := time.Now()
+	gws[0].revokeToken(client.ClientID, tok.AccessToken, "access_token")
+	t.Logf("after its listener was ended, refused by the other gateway after %v", refusedWithin(t, gws[1].url, tok.AccessToken, revokedAt))
+	for _, g := range gws {
+		if !strings.Contains(g.logs.String(), "listening for other gateways' revocations failed") {
+			t.Errorf("a gateway's log says nothing of its listener's failure:\n%s", g.logs.String())
+		}
 	}
 }
