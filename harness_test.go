@@ -112,6 +112,13 @@ func newGatewayOn(t *testing.T, ln net.Listener, opts ...gwOption) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// After the server's close, registered below: Close wants no request
+	// in flight. Its follower of revocations (SEC-80) ends with it.
+	t.Cleanup(func() {
+		if err := g.Close(context.Background()); err != nil {
+			t.Errorf("closing the gateway: %v", err)
+		}
+	})
 	srv := httptest.NewUnstartedServer(g)
 	if ln != nil {
 		srv.Listener.Close()

@@ -257,7 +257,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	deny := resource.NewDenylist(cfg.AccessTokenTTL, cfg.Now)
 	// Grants revoked while their access tokens may still be unexpired stay
 	// denied across a restart.
-	revoked, err := cfg.Store.RevokedGrantsSince(ctx, cfg.Now().Add(-cfg.AccessTokenTTL))
+	loadedAt := cfg.Now()
+	revoked, err := cfg.Store.RevokedGrantsSince(ctx, loadedAt.Add(-cfg.AccessTokenTTL))
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: revoked grants: %w", err)
 	}
@@ -271,6 +272,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL}
 	g.streams, g.endStreams = context.WithCancel(context.Background())
+	// Grants revoked through other gateways on the same store (SEC-80).
+	g.closers = append(g.closers, followRevocations(cfg.Store, deny, cfg.Now, cfg.Logger, loadedAt).close)
 	as.Register(g.mux)
 	for i := range cfg.Resources {
 		if err := g.addResource(&cfg.Resources[i], i == 0, site, keys, &cfg); err != nil {
@@ -537,8 +540,9 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 // in flight go on.
 func (g *Gateway) EndStreams() { g.endStreams() }
 
-// Close stops the gateway's backends (stdio server processes). Call it
-// after the HTTP server has shut down.
+// Close stops the gateway's backends (stdio server processes) and its
+// following of revocations made elsewhere. Call it after the HTTP server
+// has shut down.
 func (g *Gateway) Close(ctx context.Context) error {
 	g.endStreams()
 	var errs []error

@@ -200,6 +200,7 @@ func TestRevoke_SurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { restarted.Close(context.Background()) })
 	// The same issuer: the request names the first gateway's loopback
 	// host, which the issuer follows.
 	mcp := func(token string) int {

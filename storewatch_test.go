@@ -30,6 +30,9 @@ type watchedStore struct {
 	armed atomic.Bool
 	mu    sync.Mutex
 	calls []string
+	// background counts the revocation follower's calls, which are no
+	// request's.
+	background atomic.Int64
 }
 
 var _ store.Store = (*watchedStore)(nil)
@@ -129,7 +132,15 @@ func (s *watchedStore) RevokeGrant(ctx context.Context, id string, now time.Time
 	s.saw("RevokeGrant")
 	return s.inner.RevokeGrant(ctx, id, now)
 }
+
+// RevokedGrantsSince is also the revocation follower's, every half second
+// in the background (SEC-80): a call outside any request's context (which
+// net/http marks with its server) is that one, not a request's.
 func (s *watchedStore) RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error) {
+	if ctx.Value(http.ServerContextKey) == nil {
+		s.background.Add(1)
+		return s.inner.RevokedGrantsSince(ctx, since)
+	}
 	s.saw("RevokedGrantsSince")
 	return s.inner.RevokedGrantsSince(ctx, since)
 }
@@ -331,5 +342,13 @@ func TestTOK2_MCPNeverTouchesTheStore(t *testing.T) {
 	}
 	if len(ws.seen()) == 0 {
 		t.Fatal("a refresh made no store call the watch saw: the watch is not in the gateway's path")
+	}
+	// SEC-80: what keeps the denylist current runs beside the requests.
+	deadline := time.Now().Add(30 * time.Second)
+	for ws.background.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("SEC-80: no background reload of the revoked grants within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -172,6 +172,22 @@ type SigningKey struct {
 	RetiredAt time.Time // zero while it signs
 }
 
+// RevocationFeed is implemented by a store that several processes share and
+// that can tell each of them at once of a grant another revoked
+// (PostgreSQL's LISTEN/NOTIFY). Every revocation made through the store is
+// announced when it commits: RevokeGrant, and the family RotateRefresh
+// revokes on reuse (RT-1). A gateway checks for it with a type assertion;
+// a store without it is followed by RevokedGrantsSince alone (SEC-80).
+type RevocationFeed interface {
+	// FollowRevocations calls listening once it is subscribed, then
+	// revoked with the id of each grant revoked by any process from then
+	// on, one call at a time, until ctx ends (it returns ctx's error) or
+	// the subscription fails (it returns why). Revocations made while no
+	// subscription is in place are not replayed: the caller reloads with
+	// RevokedGrantsSince for those.
+	FollowRevocations(ctx context.Context, listening func(), revoked func(grantID string)) error
+}
+
 // Store is implemented by every backend. Methods that take now use it for
 // expiry so that tests control time. All methods are safe for concurrent use.
 type Store interface {

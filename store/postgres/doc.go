@@ -27,6 +27,14 @@
 // the client's state, which may hold any bytes (a text column refuses a NUL
 // and what is not UTF-8).
 //
+// A revocation is announced to the other replicas (store.RevocationFeed):
+// the statements that revoke a grant (RevokeGrant, and RotateRefresh's on
+// reuse) select pg_notify('mcpgate_revoked', id) from the rows they change,
+// so the notification leaves exactly when, and only if, the revocation
+// commits; FollowRevocations LISTENs on a connection of its own, outside
+// the pool. NOTIFY is best effort to a listener that is not connected at
+// that moment, which is why the gateway also rereads RevokedGrantsSince.
+//
 // Errors wrap the store's sentinels as the sqlite store does (no row is
 // store.ErrNotFound, a unique violation store.ErrConflict); a server error
 // keeps PostgreSQL's message, which names no statement text, and a DSN that

@@ -134,9 +134,14 @@ const (
 	)
 	SELECT * FROM old`
 	// RT-1: reuse revokes the family, once; the first revocation's time
-	// stands.
-	sqlRevokeFamily = `UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`
-	sqlRevokeGrant  = `UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN $2 ELSE revoked_at END WHERE id = $1`
+	// stands. Both revoking statements announce the grant on
+	// revokedChannel, delivered when they commit (SEC-80).
+	sqlRevokeFamily = `WITH r AS (UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0 RETURNING id)
+		SELECT pg_notify('` + revokedChannel + `', id) FROM r`
+	sqlRevokeGrant = `WITH r AS (
+		UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN $2 ELSE revoked_at END WHERE id = $1 RETURNING id
+	)
+	SELECT pg_notify('` + revokedChannel + `', id) FROM r`
 	// COLLATE "C": byte order whatever the database's collation, as the
 	// sqlite store lists them.
 	sqlRevokedSince = `SELECT id FROM grants WHERE revoked_at <> 0 AND revoked_at >= $1 ORDER BY id COLLATE "C"`
