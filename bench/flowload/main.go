@@ -209,7 +209,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		if o.fdatasync {
 			syncCall = "fdatasync"
 		}
-		storeDesc = fmt.Sprintf("sqlite (store/sqlite, WAL, synchronous=FULL, %s; file on %s)", syncCall, fsType(dir))
+		storeDesc = fmt.Sprintf("sqlite (store/sqlite, WAL, synchronous=FULL, %s; file on %s)", syncCall, bench.FSType(dir))
 	case "memory":
 		st = memory.New()
 	}
