@@ -257,7 +257,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	}
 	// The first flow of each worker checks the path end to end; with
 	// refreshes, its refresh token starts the worker's chain.
-	if err := h.startChains(setupCtx, workers); err != nil {
+	// A setup bound of its own: seeding grants may take minutes.
+	chainCtx, cancelChains := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelChains()
+	if err := h.startChains(chainCtx, workers); err != nil {
 		return 0, fmt.Errorf("first flows: %w", err)
 	}
 	logf("%d workers, each with its own refresh-token chain; GOMAXPROCS=%d", o.Conns, runtime.GOMAXPROCS(0))
