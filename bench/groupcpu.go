@@ -53,21 +53,25 @@ func ChildrenCPU(pid int) (time.Duration, error) {
 }
 
 // ProcessRSS is the resident set of process pid (VmRSS), in bytes.
-func ProcessRSS(pid int) (int64, error) {
+func ProcessRSS(pid int) (int64, error) { return ProcessStatus(pid, "VmRSS") }
+
+// ProcessStatus is a size field of /proc/PID/status (VmRSS, VmHWM…), in
+// bytes.
+func ProcessStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: VmRSS %q", pid, v)
+				return 0, fmt.Errorf("/proc/%d/status: %s %q", pid, field, v)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // Pid is the postmaster's process ID.

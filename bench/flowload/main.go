@@ -16,7 +16,9 @@
 // and token steps, and a chain's successive refreshes, land on different
 // replicas. -grants N stores N grants with refresh tokens through
 // CreateGrant before the rounds, so that the lookups of the load search
-// among them. The PostgreSQL server's CPU (the postmaster and its
+// among them. With -gateway PATH the replicas are `PATH serve --store DSN`
+// processes sharing one --data-dir (so one secret.key), their CPU counted
+// as the harness's and their RSS reported. The PostgreSQL server's CPU (the postmaster and its
 // backends) is reported per round and is not counted as another process's.
 // It registers a public client (POST
 // /register) and logs in once through the real pages with the headless
@@ -116,8 +118,9 @@ type options struct {
 	dsn        string // an existing PostgreSQL database (-store postgres)
 	pgFsyncOff bool   // the harness's own PostgreSQL server without flushes
 	replicas   int
-	pool       int // pool_max_conns of each replica's pool; 0: the DSN's or pgx's default
-	grants     int // grants seeded before the rounds
+	gateway    string // a built mcpgate binary: the replicas are processes
+	pool       int    // pool_max_conns of each replica's pool; 0: the DSN's or pgx's default
+	grants     int    // grants seeded before the rounds
 }
 
 func main() {
@@ -127,6 +130,7 @@ func main() {
 	flag.BoolVar(&o.pgFsyncOff, "pg-fsync-off", false, "with -store postgres and no -dsn: run the harness's server with fsync=off and synchronous_commit=off (not a durable figure)")
 	flag.IntVar(&o.replicas, "replicas", 1, "with -store postgres: gateways on the same database, each with its own pool and listener, one secret key; requests go to them round robin")
 	flag.IntVar(&o.pool, "pool", 0, "with -store postgres: pool_max_conns of each replica's pool (default: the DSN's, else pgx's: the greater of 4 and the number of CPUs)")
+	flag.StringVar(&o.gateway, "gateway", "", "with -store postgres: run the replicas as `PATH serve --store DSN` processes sharing one --data-dir (so one secret.key), and report each one's RSS")
 	flag.IntVar(&o.grants, "grants", 0, "grants (each with a refresh token) stored through the store's CreateGrant before the rounds, so that the load's lookups search among them")
 	flag.StringVar(&o.only, "only", "", "measure only flows or only refreshes (default both, alternating)")
 	flag.DurationVar(&o.Duration, "duration", 3*time.Second, "length of each measured round of each load")
@@ -150,8 +154,8 @@ func (o *options) check() error {
 	switch {
 	case o.storeKind != "sqlite" && o.storeKind != "memory" && o.storeKind != "postgres":
 		return fmt.Errorf("-store %q: want sqlite, memory or postgres", o.storeKind)
-	case o.storeKind != "postgres" && (o.dsn != "" || o.pgFsyncOff || o.replicas != 1 || o.pool != 0):
-		return errors.New("-dsn, -pg-fsync-off, -pool and -replicas need -store postgres")
+	case o.storeKind != "postgres" && (o.dsn != "" || o.pgFsyncOff || o.replicas != 1 || o.pool != 0 || o.gateway != ""):
+		return errors.New("-dsn, -pg-fsync-off, -pool, -replicas and -gateway need -store postgres")
 	case o.pool < 0 || o.pool > 256:
 		return errors.New("-pool must be in [0, 256]")
 	case o.dsn != "" && o.pgFsyncOff:
@@ -180,8 +184,10 @@ type harness struct {
 	resource  string
 	authorize string // the /authorize URL up to the per-flow parameters
 	route     *router
-	pgPid     int    // the harness's PostgreSQL server (its postmaster), 0 if none
-	cookie    string // the Cookie header of /authorize: the browser's session
+	pgPid     int               // the harness's PostgreSQL server (its postmaster), 0 if none
+	dsn       string            // with -store postgres, each replica's (with -pool's pool_max_conns)
+	procs     []*gatewayProcess // with -gateway
+	cookie    string            // the Cookie header of /authorize: the browser's session
 	client    *http.Client
 	sqlite    *sqlite.Store // nil with -store memory
 
@@ -215,11 +221,26 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		return 0, err
 	}
 	defer closeStore()
-	reps, closeReps, err := startReplicas(setupCtx, o.replicas, open, o.Logger)
-	if err != nil {
-		return 0, err
+	var reps []*replica
+	if o.gateway == "" {
+		var closeReps func()
+		reps, closeReps, err = startReplicas(setupCtx, o.replicas, open, o.Logger)
+		if err != nil {
+			return 0, err
+		}
+		defer closeReps()
+	} else {
+		var stopAll func()
+		h.procs, stopAll, err = startBinaries(setupCtx, o.gateway, h.dsn, o.replicas, o.LogFormat)
+		if err != nil {
+			return 0, err
+		}
+		defer stopAll()
+		for _, g := range h.procs {
+			reps = append(reps, &replica{base: g.base})
+		}
+		storeDesc += fmt.Sprintf("; the replicas are `%s serve` processes (their CPU counts as this process's)", o.gateway)
 	}
-	defer closeReps()
 	h.route = newRouter(reps)
 	base := reps[0].base
 	h.base = base
@@ -230,11 +251,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		return 0, fmt.Errorf("logging in through the gateway's pages: %w", err)
 	}
 	if o.replicas > 1 {
-		storeDesc += fmt.Sprintf("; %d replicas in this process (%s), one secret key, each with its own pool and listener, requests round robin across them with Host %s", o.replicas, strings.Join(h.route.bases, ", "), h.route.host)
+		where := "in this process"
+		if o.gateway != "" {
+			where = "as processes"
+		}
+		storeDesc += fmt.Sprintf("; %d replicas %s (%s), one secret key, each with its own pool and listener, requests round robin across them with Host %s", o.replicas, where, strings.Join(h.route.bases, ", "), h.route.host)
 	}
 	if o.grants > 0 {
 		st := reps[0].st
-		if seedStore != nil {
+		if seedStore != nil { // PostgreSQL: a pool of its own
 			if st, err = seedStore(ctx); err != nil {
 				return 0, err
 			}
@@ -292,7 +317,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			if ctx.Err() != nil {
 				break
 			}
-			before, pg0 := h.stats(), h.pgCPU()
+			before, pg0, gw0 := h.stats(), h.pgCPU(), binariesCPU(h.procs)
 			stopTrace := startTrace(o.tracefile, len(rounds) == 0)
 			r := bench.RunWorkers(ctx, k, o.Conns, o.Duration, o.MaxOps, ops[k])
 			if err := stopTrace(); err != nil {
@@ -300,6 +325,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			}
 			rd := round{n: i + 1, kind: k, res: r, sqlite: h.sqlite != nil, stats: h.stats().minus(before)}
 			rd.pgCPU(pg0, h.pgCPU())
+			rd.gatewaysCPU(gw0, binariesCPU(h.procs))
 			rounds = append(rounds, rd)
 			logf("round %d %-9s %6.0f/s  p50 %-9s p99 %-9s CPU/op %-7s %s%s errors %d, others' CPU %s",
 				rd.n, k, r.RPS(), bench.FmtDur(r.Latency.Quantile(.5)), bench.FmtDur(r.Latency.Quantile(.99)),
@@ -320,7 +346,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.MemProfile, o.MemProfile)
 	}
 
-	errs := report(stdout, o, storeDesc, memoryText(o.replicas), rounds, &warm)
+	mem := memoryText(o.replicas)
+	if h.procs != nil {
+		if mem, err = binariesMemory(h.procs); err != nil {
+			return 0, err
+		}
+		logf("memory: %s", mem)
+	}
+	errs := report(stdout, o, storeDesc, mem, rounds, &warm)
 	if errs > 0 {
 		first := warm.FirstError
 		for _, r := range rounds {

@@ -69,6 +69,7 @@ func TestOptionsCheck(t *testing.T) {
 		func(o *options) { o.replicas = 3 }, // replicas share a PostgreSQL database only
 		func(o *options) { o.dsn = "postgres://x@127.0.0.1/db" },
 		func(o *options) { o.pool = 8 },
+		func(o *options) { o.gateway = "/usr/bin/mcpgate" },
 		func(o *options) { o.storeKind, o.replicas = "postgres", 0 },
 		func(o *options) { o.storeKind, o.replicas = "postgres", 17 },
 		func(o *options) { o.storeKind, o.pool = "postgres", -1 },

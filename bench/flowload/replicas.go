@@ -257,6 +257,9 @@ func openStore(ctx context.Context, o options, h *harness, logf func(string, ...
 		params = url.Values{"pool_max_conns": {strconv.Itoa(o.pool)}}
 		desc += fmt.Sprintf("; pool_max_conns=%d per replica", o.pool)
 	}
+	if h.dsn, err = withPostgresParams(dsn, params); err != nil {
+		return nil, nil, "", closeStore, err
+	}
 	return openPostgres(dsn, params), openPostgres(dsn, seedParams), desc, closeStore, nil
 }
 
@@ -313,4 +316,16 @@ func (r *round) pgText() string {
 		return ""
 	}
 	return fmt.Sprintf("PostgreSQL %.2f cores (%s/op), ", r.pg, bench.FmtDur(r.pgPerOp()))
+}
+
+// gatewaysCPU moves the gateway processes' CPU between two readings from
+// the other processes' share to this process's: with -gateway they are
+// what is measured, as the in-process gateways are.
+func (r *round) gatewaysCPU(from, to time.Duration) {
+	if from < 0 || to < 0 || !r.res.CPU.OK || r.res.Elapsed <= 0 {
+		return
+	}
+	c := (to - from).Seconds() / r.res.Elapsed.Seconds()
+	r.res.CPU.Self += c
+	r.res.CPU.Others = max(r.res.CPU.Others-c, 0)
 }
