@@ -18,9 +18,9 @@
 // CreateGrant before the rounds, so that the lookups of the load search
 // among them. With -gateway PATH the replicas are `PATH serve --store DSN`
 // processes sharing one --data-dir (so one secret.key), their CPU counted
-// as the harness's and their RSS reported. The PostgreSQL server's CPU (the postmaster and its
-// backends) is reported per round and is not counted as another process's.
-// It registers a public client (POST
+// as the harness's and their RSS reported. The PostgreSQL server's CPU
+// (the postmaster and its backends) is reported per round and is not
+// counted as another process's. It registers a public client (POST
 // /register) and logs in once through the real pages with the headless
 // browser of e2e/browser (login form, consent), which leaves a browser
 // session cookie and the user's consent for that client. Then, with -conns
