@@ -16,8 +16,9 @@
 // gateway built in this process, or with -gateway a built mcpgate binary
 // in a process of its own, whose CPU time ProcessCPU reads); the flowload
 // command (bench/flowload) measures authorization-code flows and refresh
-// rotations per second; docs/benchmarks.md describes the methods and the
-// figures. What the two commands share is here too: their common options
+// rotations per second, on SQLite, in memory or on PostgreSQL with one or
+// several replicas (StartPostgres runs a throwaway server for it);
+// docs/benchmarks.md describes the methods and the figures. What the two commands share is here too: their common options
 // (Options), command line and exit codes (Main), the gateway's
 // configuration and the OAuth steps of their setup (GatewayConfig,
 // RegisterClient, Authorize), the decoding of CPU profiles
@@ -27,7 +28,7 @@
 // The harness is a Go module of its own, github.com/mcpgate/mcpgate/bench,
 // so that mcpgate's module does not carry it or its dependencies. It uses
 // only mcpgate's public API (package mcpgate, store/..., upstream/...,
-// identity, e2e/browser) and the go-sdk, and its go.mod replaces
+// identity, e2e/browser), the go-sdk and pgx, and its go.mod replaces
 // github.com/mcpgate/mcpgate with the parent directory: it always measures
 // the tree it sits in (mcpload -gateway: the binary it is given). Run it from this directory (go run ./mcpload) or
 // from the root with go -C bench run ./mcpload.

@@ -1,11 +1,26 @@
 // Command flowload measures mcpgate's authorization server under load:
 // full authorization-code flows per second and refresh-token rotations per
-// second, on the durable SQLite store (or the in-memory one, to compare).
+// second, on the durable SQLite store (or the in-memory one, to compare),
+// or on PostgreSQL with one or several replicas.
 //
 // It builds, in this process, a Gateway from mcpgate.New on a store.Store
 // (-store sqlite: store/sqlite on a temporary file, synchronous=FULL, as
 // `mcpgate serve` runs it; -store memory: store/memory), with a local user,
-// served on a loopback listener. It registers a public client (POST
+// served on a loopback listener. -store postgres starts a PostgreSQL server
+// of its own (bench.StartPostgres: Debian's binaries, a temporary
+// directory, a loopback port, fsync on) or uses -dsn's database; with
+// -replicas N it builds N gateways on that database, each with its own
+// pool (-pool sets pool_max_conns) and listener and all with one secret
+// key, and sends the requests to them round robin, request by request, all
+// with the first one's Host as a load balancer would: a flow's authorize
+// and token steps, and a chain's successive refreshes, land on different
+// replicas. -grants N stores N grants with refresh tokens through
+// CreateGrant before the rounds, so that the lookups of the load search
+// among them. With -gateway PATH the replicas are `PATH serve --store DSN`
+// processes sharing one --data-dir (so one secret.key), their CPU counted
+// as the harness's and their RSS reported. The PostgreSQL server's CPU
+// (the postmaster and its backends) is reported per round and is not
+// counted as another process's. It registers a public client (POST
 // /register) and logs in once through the real pages with the headless
 // browser of e2e/browser (login form, consent), which leaves a browser
 // session cookie and the user's consent for that client. Then, with -conns
@@ -39,6 +54,7 @@
 //	cd bench   # the harness is a module of its own
 //	go run ./flowload                           # sqlite, 64 workers
 //	go run ./flowload -store memory             # the same on store/memory
+//	go run ./flowload -store postgres -replicas 3 -pool 16 -grants 1000000
 //	go run ./flowload -only flows -cpuprofile flows.pprof
 //	go tool pprof -tagignore=load=flows -top flows.pprof   # the gateway's share
 //
@@ -62,7 +78,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/trace"
 	"strings"
@@ -71,11 +86,8 @@ import (
 
 	msqlite "modernc.org/sqlite"
 
-	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/bench"
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/store"
-	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 )
 
@@ -102,11 +114,24 @@ type options struct {
 	tracefile       string
 	dir             string
 	fdatasync       bool
+
+	dsn        string // an existing PostgreSQL database (-store postgres)
+	pgFsyncOff bool   // the harness's own PostgreSQL server without flushes
+	replicas   int
+	gateway    string // a built mcpgate binary: the replicas are processes
+	pool       int    // pool_max_conns of each replica's pool; 0: the DSN's or pgx's default
+	grants     int    // grants seeded before the rounds
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.storeKind, "store", "sqlite", "sqlite (a temporary file, synchronous=FULL, as mcpgate serve runs it) or memory")
+	flag.StringVar(&o.storeKind, "store", "sqlite", "sqlite (a temporary file, synchronous=FULL, as mcpgate serve runs it), memory, or postgres (a throwaway server of the harness's own, fsync on, or -dsn)")
+	flag.StringVar(&o.dsn, "dsn", "", "with -store postgres: the database to use (postgres://USER:PASSWORD@HOST:PORT/DATABASE; pool_max_conns=N sizes each replica's pool) instead of a server of the harness's own; it must be empty or mcpgate's")
+	flag.BoolVar(&o.pgFsyncOff, "pg-fsync-off", false, "with -store postgres and no -dsn: run the harness's server with fsync=off and synchronous_commit=off (not a durable figure)")
+	flag.IntVar(&o.replicas, "replicas", 1, "with -store postgres: gateways on the same database, each with its own pool and listener, one secret key; requests go to them round robin")
+	flag.IntVar(&o.pool, "pool", 0, "with -store postgres: pool_max_conns of each replica's pool (default: the DSN's, else pgx's: the greater of 4 and the number of CPUs)")
+	flag.StringVar(&o.gateway, "gateway", "", "with -store postgres: run the replicas as `PATH serve --store DSN` processes sharing one --data-dir (so one secret.key), and report each one's RSS")
+	flag.IntVar(&o.grants, "grants", 0, "grants (each with a refresh token) stored through the store's CreateGrant before the rounds, so that the load's lookups search among them")
 	flag.StringVar(&o.only, "only", "", "measure only flows or only refreshes (default both, alternating)")
 	flag.DurationVar(&o.Duration, "duration", 3*time.Second, "length of each measured round of each load")
 	flag.IntVar(&o.Rounds, "rounds", 6, "measured rounds of each load (flows and refreshes alternate)")
@@ -127,8 +152,18 @@ func main() {
 
 func (o *options) check() error {
 	switch {
-	case o.storeKind != "sqlite" && o.storeKind != "memory":
-		return fmt.Errorf("-store %q: want sqlite or memory", o.storeKind)
+	case o.storeKind != "sqlite" && o.storeKind != "memory" && o.storeKind != "postgres":
+		return fmt.Errorf("-store %q: want sqlite, memory or postgres", o.storeKind)
+	case o.storeKind != "postgres" && (o.dsn != "" || o.pgFsyncOff || o.replicas != 1 || o.pool != 0 || o.gateway != ""):
+		return errors.New("-dsn, -pg-fsync-off, -pool, -replicas and -gateway need -store postgres")
+	case o.pool < 0 || o.pool > 256:
+		return errors.New("-pool must be in [0, 256]")
+	case o.dsn != "" && o.pgFsyncOff:
+		return errors.New("-pg-fsync-off is for the harness's own server: it cannot change -dsn's")
+	case o.replicas < 1 || o.replicas > 16:
+		return errors.New("-replicas must be in [1, 16]")
+	case o.grants < 0 || o.grants > 10_000_000:
+		return errors.New("-grants must be in [0, 10000000]")
 	case o.only != "" && o.only != kindFlows && o.only != kindRefreshes:
 		return fmt.Errorf("-only %q: want %s or %s", o.only, kindFlows, kindRefreshes)
 	}
@@ -148,8 +183,11 @@ type harness struct {
 	clientID  string
 	resource  string
 	authorize string // the /authorize URL up to the per-flow parameters
-	tokenURL  string
-	cookie    string // the Cookie header of /authorize: the browser's session
+	route     *router
+	pgPid     int               // the harness's PostgreSQL server (its postmaster), 0 if none
+	dsn       string            // with -store postgres, each replica's (with -pool's pool_max_conns)
+	procs     []*gatewayProcess // with -gateway
+	cookie    string            // the Cookie header of /authorize: the browser's session
 	client    *http.Client
 	sqlite    *sqlite.Store // nil with -store memory
 
@@ -178,63 +216,63 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		defer msqlite.Fdatasync(false)
 	}
 	h := &harness{}
-	var st store.Store
-	storeDesc := "memory (store/memory)"
-	switch o.storeKind {
-	case "sqlite":
-		dir := o.dir
-		if dir == "" {
-			d, err := os.MkdirTemp("", "flowload-")
-			if err != nil {
-				return 0, err
-			}
-			defer os.RemoveAll(d)
-			dir = d
-		}
-		path := filepath.Join(dir, fmt.Sprintf("flowload-%d.db", os.Getpid()))
-		if o.dir != "" {
-			defer func() {
-				for _, p := range []string{path, path + "-wal", path + "-shm"} {
-					os.Remove(p)
-				}
-			}()
-		}
-		s, err := sqlite.Open(setupCtx, path)
+	open, seedStore, storeDesc, closeStore, err := openStore(setupCtx, o, h, logf)
+	if err != nil {
+		return 0, err
+	}
+	defer closeStore()
+	var reps []*replica
+	if o.gateway == "" {
+		var closeReps func()
+		reps, closeReps, err = startReplicas(setupCtx, o.replicas, open, o.Logger)
 		if err != nil {
 			return 0, err
 		}
-		defer s.Close()
-		st, h.sqlite = s, s
-		syncCall := "fsync"
-		if o.fdatasync {
-			syncCall = "fdatasync"
+		defer closeReps()
+	} else {
+		var stopAll func()
+		h.procs, stopAll, err = startBinaries(setupCtx, o.gateway, h.dsn, o.replicas, o.LogFormat)
+		if err != nil {
+			return 0, err
 		}
-		storeDesc = fmt.Sprintf("sqlite (store/sqlite, WAL, synchronous=FULL, %s; file on %s)", syncCall, fsType(dir))
-	case "memory":
-		st = memory.New()
+		defer stopAll()
+		for _, g := range h.procs {
+			reps = append(reps, &replica{base: g.base})
+		}
+		storeDesc += fmt.Sprintf("; the replicas are `%s serve` processes (their CPU counts as this process's)", o.gateway)
 	}
-
-	cfg, err := bench.GatewayConfig(setupCtx, st, user, password, o.Logger())
-	if err != nil {
-		return 0, err
-	}
-	gw, err := mcpgate.New(setupCtx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer gw.Close(context.Background()) // after stopServer below: deferred calls run last first
-	base, stopServer, err := bench.Serve(ctx, "gw", gw)
-	if err != nil {
-		return 0, err
-	}
-	defer stopServer()
+	h.route = newRouter(reps)
+	base := reps[0].base
 	h.base = base
 	h.resource = base + "/mcp"
-	h.tokenURL = base + "/token"
 	h.client = bench.NewClient(o.Conns, o.Timeout)
 
 	if err := h.login(setupCtx); err != nil {
 		return 0, fmt.Errorf("logging in through the gateway's pages: %w", err)
+	}
+	if o.replicas > 1 {
+		where := "in this process"
+		if o.gateway != "" {
+			where = "as processes"
+		}
+		storeDesc += fmt.Sprintf("; %d replicas %s (%s), one secret key, each with its own pool and listener, requests round robin across them with Host %s", o.replicas, where, strings.Join(h.route.bases, ", "), h.route.host)
+	}
+	if o.grants > 0 {
+		st := reps[0].st
+		if seedStore != nil { // PostgreSQL: a pool of its own
+			if st, err = seedStore(ctx); err != nil {
+				return 0, err
+			}
+		}
+		took, err := seedGrants(ctx, st, h.clientID, h.resource, o.grants, stderr)
+		if seedStore != nil {
+			st.Close()
+		}
+		if err != nil {
+			return 0, err
+		}
+		logf("seeded %d grants through CreateGrant in %s (%.0f/s)", o.grants, took.Round(time.Second), float64(o.grants)/took.Seconds())
+		storeDesc += fmt.Sprintf("; %d grants seeded before the rounds", o.grants)
 	}
 	logf("gateway %s, store %s; client %s; logged in once through the real pages (session cookie and consent kept)", base, storeDesc, h.clientID)
 
@@ -244,7 +282,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 	}
 	// The first flow of each worker checks the path end to end; with
 	// refreshes, its refresh token starts the worker's chain.
-	if err := h.startChains(setupCtx, workers); err != nil {
+	// A setup bound of its own: seeding grants may take minutes.
+	chainCtx, cancelChains := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelChains()
+	if err := h.startChains(chainCtx, workers); err != nil {
 		return 0, fmt.Errorf("first flows: %w", err)
 	}
 	logf("%d workers, each with its own refresh-token chain; GOMAXPROCS=%d", o.Conns, runtime.GOMAXPROCS(0))
@@ -276,17 +317,19 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 			if ctx.Err() != nil {
 				break
 			}
-			before := h.stats()
+			before, pg0, gw0 := h.stats(), h.pgCPU(), binariesCPU(h.procs)
 			stopTrace := startTrace(o.tracefile, len(rounds) == 0)
 			r := bench.RunWorkers(ctx, k, o.Conns, o.Duration, o.MaxOps, ops[k])
 			if err := stopTrace(); err != nil {
 				return 0, err
 			}
 			rd := round{n: i + 1, kind: k, res: r, sqlite: h.sqlite != nil, stats: h.stats().minus(before)}
+			rd.pgCPU(pg0, h.pgCPU())
+			rd.gatewaysCPU(gw0, binariesCPU(h.procs))
 			rounds = append(rounds, rd)
-			logf("round %d %-9s %6.0f/s  p50 %-9s p99 %-9s CPU/op %-7s %s errors %d, others' CPU %s",
+			logf("round %d %-9s %6.0f/s  p50 %-9s p99 %-9s CPU/op %-7s %s%s errors %d, others' CPU %s",
 				rd.n, k, r.RPS(), bench.FmtDur(r.Latency.Quantile(.5)), bench.FmtDur(r.Latency.Quantile(.99)),
-				bench.FmtDur(r.CPUPerRequest()), rd.commitsText(), r.Errors, bench.FmtCPU(r.CPU))
+				bench.FmtDur(r.CPUPerRequest()), rd.commitsText(), rd.pgText(), r.Errors, bench.FmtCPU(r.CPU))
 		}
 	}
 	if o.CPUProfile != "" {
@@ -303,7 +346,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) 
 		logf("allocation profile: %s (go tool pprof -sample_index=alloc_space -top %s)", o.MemProfile, o.MemProfile)
 	}
 
-	errs := report(stdout, o, storeDesc, rounds, &warm)
+	mem := memoryText(o.replicas)
+	if h.procs != nil {
+		if mem, err = binariesMemory(h.procs); err != nil {
+			return 0, err
+		}
+		logf("memory: %s", mem)
+	}
+	errs := report(stdout, o, storeDesc, mem, rounds, &warm)
 	if errs > 0 {
 		first := warm.FirstError
 		for _, r := range rounds {
@@ -396,6 +446,7 @@ type round struct {
 	res    *bench.Result
 	sqlite bool
 	stats  storeStats
+	pg     float64 // cores the harness's PostgreSQL server took; -1 when not known
 }
 
 func (r *round) commitsText() string {
@@ -414,7 +465,8 @@ func (r *round) commitsText() string {
 // answer at once.
 func (h *harness) login(ctx context.Context) error {
 	var err error
-	if h.clientID, err = bench.RegisterClient(ctx, h.client, h.base, "flowload", callback); err != nil {
+	// With replicas, registered on the last, logged in on the first.
+	if h.clientID, err = bench.RegisterClient(ctx, h.client, h.route.bases[len(h.route.bases)-1], "flowload", callback); err != nil {
 		return err
 	}
 	h.authorize = bench.AuthorizeURL(h.base, h.clientID, callback, h.resource)
@@ -465,10 +517,11 @@ func (h *harness) startChains(ctx context.Context, workers []*worker) error {
 func (h *harness) flow(ctx context.Context, w *worker) (time.Duration, error) {
 	verifier, state := bench.NewSecret(), bench.NewSecret()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, bench.AuthorizeRequest(h.authorize, verifier, state), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.route.pick()+bench.AuthorizeRequest(h.authorize[len(h.base):], verifier, state), nil)
 	if err != nil {
 		return 0, err
 	}
+	req.Host = h.route.host
 	req.Header.Set("Cookie", h.cookie)
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -536,10 +589,11 @@ func (h *harness) rotate(ctx context.Context, w *worker) (time.Duration, error) 
 // token posts w.form to /token and checks for 200 with both tokens.
 func (h *harness) token(ctx context.Context, w *worker) (*tokenAnswer, time.Duration, error) {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.tokenURL, bytes.NewReader(w.form))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.route.pick()+"/token", bytes.NewReader(w.form))
 	if err != nil {
 		return nil, 0, err
 	}
+	req.Host = h.route.host
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := h.client.Do(req)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"time"
 
 	"github.com/mcpgate/mcpgate/bench"
 )
@@ -13,10 +14,14 @@ type total struct {
 	res    bench.Result
 	stats  storeStats
 	rounds int
+	pgSecs float64 // the PostgreSQL server's CPU seconds; -1 when not known
 }
 
 func sum(rounds []round, kind string, keep func(*round) bool) total {
 	var t total
+	if len(rounds) > 0 && rounds[0].pg < 0 {
+		t.pgSecs = -1
+	}
 	for i := range rounds {
 		r := &rounds[i]
 		if r.kind != kind || !keep(r) {
@@ -25,32 +30,41 @@ func sum(rounds []round, kind string, keep func(*round) bool) total {
 		t.res.Add(r.res)
 		t.stats.add(r.stats)
 		t.rounds++
+		if r.pg >= 0 && t.pgSecs >= 0 {
+			t.pgSecs += r.pg * r.res.Elapsed.Seconds()
+		} else {
+			t.pgSecs = -1
+		}
 	}
 	return t
 }
 
 // report prints the Markdown table and returns the number of failed
 // operations, warm-up included.
-func report(w io.Writer, o options, storeDesc string, rounds []round, warm *bench.Result) int64 {
+func report(w io.Writer, o options, storeDesc, mem string, rounds []round, warm *bench.Result) int64 {
 	quiet := func(r *round) bool { return r.res.Quiet(o.Quiet) }
 	all := func(*round) bool { return true }
 
 	fmt.Fprintf(w, "## flowload: authorization-code flows and refresh rotations through mcpgate\n\n")
 	fmt.Fprintf(w, "store: %s; %d workers (loopback HTTP, keep-alive); %d rounds of %s per load (%s alternating), warm-up %s; %s; gateway log: %s\n\n",
 		storeDesc, o.Conns, o.Rounds, o.Duration, joinKinds(o.kinds()), o.Warmup, bench.Machine(), o.LogFormat)
-	fmt.Fprintf(w, "| round | load | ops/s | p50 | p99 | CPU/op | commits/op | writes/commit | errors | other processes' CPU |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| round | load | ops/s | p50 | p99 | CPU/op | PostgreSQL CPU/op | commits/op | writes/commit | errors | other processes' CPU |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	sqliteCols := func(st storeStats, ops int64) (string, string) {
 		if o.storeKind != "sqlite" {
 			return "–", "–"
 		}
 		return fmt.Sprintf("%.3f", st.commitsPer(ops)), fmt.Sprintf("%.1f", st.writesPerCommit())
 	}
-	row := func(label, kind string, r *bench.Result, st storeStats) {
+	row := func(label, kind string, r *bench.Result, st storeStats, pgSecs float64) {
 		c, wc := sqliteCols(st, r.Total())
-		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %d | %s |\n", label, kind,
+		pg := "–"
+		if pgSecs >= 0 && r.OK > 0 {
+			pg = bench.FmtDur(time.Duration(pgSecs * 1e9 / float64(r.OK)))
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %s |\n", label, kind,
 			r.RPS(), bench.FmtDur(r.Latency.Quantile(.5)), bench.FmtDur(r.Latency.Quantile(.99)),
-			bench.FmtDur(r.CPUPerRequest()), c, wc, r.Errors, bench.FmtCPU(r.CPU))
+			bench.FmtDur(r.CPUPerRequest()), pg, c, wc, r.Errors, bench.FmtCPU(r.CPU))
 	}
 	for i := range rounds {
 		r := &rounds[i]
@@ -58,11 +72,15 @@ func report(w io.Writer, o options, storeDesc string, rounds []round, warm *benc
 		if !quiet(r) {
 			label += " (disturbed)"
 		}
-		row(label, r.kind, r.res, r.stats)
+		pgSecs := -1.0
+		if r.pg >= 0 {
+			pgSecs = r.pg * r.res.Elapsed.Seconds()
+		}
+		row(label, r.kind, r.res, r.stats, pgSecs)
 	}
 	for _, k := range o.kinds() {
 		t := sum(rounds, k, all)
-		row("**total**", k, &t.res, t.stats)
+		row("**total**", k, &t.res, t.stats, t.pgSecs)
 	}
 	fmt.Fprintf(w, "\n")
 
@@ -96,8 +114,15 @@ func report(w io.Writer, o options, storeDesc string, rounds []round, warm *benc
 				busy, commit, bench.FmtDur(t.stats.commitTime()))
 		}
 		if t.res.CPU.OK {
-			fmt.Fprintf(w, "  - CPU: this process %.2f cores of %d, other processes %.2f\n", t.res.CPU.Self, runtime.NumCPU(), t.res.CPU.Others)
+			pg := ""
+			if t.pgSecs >= 0 {
+				pg = fmt.Sprintf(", the PostgreSQL server %.2f", t.pgSecs/t.res.Elapsed.Seconds())
+			}
+			fmt.Fprintf(w, "  - CPU: this process %.2f cores of %d%s, other processes %.2f\n", t.res.CPU.Self, runtime.NumCPU(), pg, t.res.CPU.Others)
 		}
+	}
+	if mem != "" {
+		fmt.Fprintf(w, "- memory after the rounds: %s\n", mem)
 	}
 	var errs int64
 	for _, r := range rounds {

@@ -1,13 +1,13 @@
-package main
+package bench
 
 import (
 	"fmt"
 	"syscall"
 )
 
-// fsType names the file system holding dir, so that a report shows
+// FSType names the file system holding dir, so that a report shows
 // whether its fsyncs reach a disk (tmpfs would make them free).
-func fsType(dir string) string {
+func FSType(dir string) string {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return "?"
