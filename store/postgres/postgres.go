@@ -27,9 +27,13 @@ type Store struct {
 	closeOnce sync.Once
 }
 
+// defaultMaxConns is the pool's size unless the DSN sets pool_max_conns.
+const defaultMaxConns = 16
+
 // Open connects to the database that dsn names (a postgres:// URL or a
-// key=value string, as libpq takes; pgxpool's pool_* options size the pool)
-// and applies any pending migrations. Its errors never contain dsn.
+// key=value string, as libpq takes; pgxpool's pool_* options size the pool,
+// 16 connections unless pool_max_conns says otherwise) and applies any
+// pending migrations. Its errors never contain dsn.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -39,6 +43,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "mcpgate"
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default, max(4, cores), queues a gateway's requests on a
+		// small machine: bench/flowload measured 329–337 flows/s with 4
+		// against 674–688 with 16 on 2 cores (32 gave no more). 16 per
+		// replica leaves room for several under PostgreSQL's default
+		// max_connections of 100.
+		cfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

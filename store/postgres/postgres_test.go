@@ -165,3 +165,20 @@ func TestSecretColumnsAreBytea(t *testing.T) {
 		}
 	}
 }
+
+// The pool holds 16 connections unless the DSN's pool_max_conns says
+// otherwise: pgx's own default (4 on two cores) halved the flows/s that
+// bench/flowload measured.
+func TestPoolSize(t *testing.T) {
+	dsn := pgtest.Start(t)
+	if got := open(t, dsn).pool.Config().MaxConns; got != defaultMaxConns {
+		t.Errorf("pool size %d, want %d", got, defaultMaxConns)
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	if got := open(t, dsn+sep+"pool_max_conns=3").pool.Config().MaxConns; got != 3 {
+		t.Errorf("pool size with pool_max_conns=3: %d, want 3", got)
+	}
+}
