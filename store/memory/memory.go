@@ -30,6 +30,7 @@ type Store struct {
 	upstream map[string]*store.UpstreamSession // by grant id
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
+	meta     map[string][]byte
 }
 
 // New returns an empty store.
@@ -460,6 +461,19 @@ func (s *Store) ListSigningKeys(context.Context) ([]*store.SigningKey, error) {
 	// Stable, so keys created at the same instant keep insertion order.
 	slices.SortStableFunc(out, func(a, b *store.SigningKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
+}
+
+func (s *Store) PutMetaOnce(_ context.Context, name string, value []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.meta == nil {
+		s.meta = make(map[string][]byte)
+	}
+	if have, ok := s.meta[name]; ok {
+		return bytes.Clone(have), nil
+	}
+	s.meta[name] = bytes.Clone(value)
+	return bytes.Clone(value), nil
 }
 
 func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {

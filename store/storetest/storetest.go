@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Session", testSession},
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
+		{"PutMetaOnce", testPutMetaOnce},
 		{"DeleteExpired", testDeleteExpired},
 		{"RT-3_UpstreamSession", testUpstreamSession},
 		{"RT-3_DeleteExpiredUpstreamSessions", testDeleteExpiredUpstreamSessions},
