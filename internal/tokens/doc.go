@@ -4,6 +4,8 @@
 // rest, the Ed25519 signing keys kept sealed in the store and published as a
 // JWKS (rotated: Keyset.Rotate, RotateIfDue, and reloads that pick up
 // another process's rotation), and RFC 9068 JWT access tokens: Keyset.Mint issues them and
-// Keyset.Verify checks them at a given time, without the database. It keeps
-// nothing between calls: the resource guard caches the tokens it verified.
+// Keyset.Verify checks them at a given time, without the database (but for
+// a token with a kid the Keyset does not know yet, which makes it read the
+// keys again). It caches no token: the resource guard caches the tokens it
+// verified.
 package tokens
