@@ -254,7 +254,12 @@ func TestReplacedKeyLeavesJWKSAfterItsTokensExpire(t *testing.T) {
 // replicas, two rotations go by and no request fails: every token minted
 // on one replica across the switch is accepted by the other.
 func TestKeyRotationUnderLoad(t *testing.T) {
-	st := sharedStore(t, "sqlite")
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testKeyRotationUnderLoad(t, sharedStore(t, backend)) })
+	}
+}
+
+func testKeyRotationUnderLoad(t *testing.T, st store.Store) {
 	rs := replicas(t, st, []time.Duration{100 * time.Millisecond, 300 * time.Millisecond})
 	const workers = 4
 	type worker struct {
@@ -369,5 +374,47 @@ func TestSecretKeyMismatchRefusesToStart(t *testing.T) {
 				t.Fatalf("the winner's key again: %v", err)
 			}
 		})
+	}
+}
+
+// The key rotates by itself once it is KeyRotation old; of two replicas
+// that find it due at the same moment one makes the new key, and both sign
+// with it.
+func TestAutomaticKeyRotationOnce(t *testing.T) {
+	st := sharedStore(t, "sqlite")
+	rs := replicas(t, st, []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
+		func(c *mcpgate.Config) { c.KeyRotation = time.Hour })
+	before, err := st.ListSigningKeys(t.Context())
+	if err != nil || len(before) != 1 {
+		t.Fatalf("%d keys, %v; want 1", len(before), err)
+	}
+	oldKid := before[0].ID
+	clients, rts := make([]string, len(rs)), make([]string, len(rs))
+	for i, g := range rs {
+		c, _, tok := g.fullFlow()
+		clients[i], rts[i] = c.ClientID, tok.RefreshToken
+	}
+	for _, g := range rs {
+		g.clock.Advance(time.Hour)
+	}
+	kids := make([]string, len(rs))
+	for i, g := range rs {
+		eventually(t, 10*time.Second, "a replica signing with a new key", func() bool {
+			code, tok := g.on(t).refreshAt(g.srv.URL, clients[i], rts[i])
+			if code != 200 {
+				t.Fatalf("refresh at replica %d: %d %s", i, code, tok.Error)
+			}
+			rts[i], kids[i] = tok.RefreshToken, kidOf(t, tok.AccessToken)
+			return kids[i] != oldKid
+		})
+	}
+	after, err := st.ListSigningKeys(t.Context())
+	if err != nil || len(after) != 2 {
+		t.Fatalf("%d keys after both replicas found the key due, want 2: one rotation", len(after))
+	}
+	for i := range rs {
+		if kids[i] != after[1].ID {
+			t.Fatalf("replica %d signs with %s, want the one new key %s", i, kids[i], after[1].ID)
+		}
 	}
 }
