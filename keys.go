@@ -122,6 +122,19 @@ func (g *Gateway) followKeys(keys *tokens.Keyset, cfg *Config) {
 	}()
 }
 
+// CheckSecretKey returns ErrSecretKeyMismatch when secretKey is not the
+// one st's data was sealed with, as New does, for a caller that sets up
+// more than the Gateway before New (a command that creates accounts): a
+// replica with the wrong key then changes nothing. On a new store it
+// records the key's check value and makes the first signing key.
+func CheckSecretKey(ctx context.Context, st store.Store, secretKey []byte) error {
+	if len(secretKey) != 32 {
+		return errors.New("mcpgate: the secret key must be 32 bytes")
+	}
+	_, _, err := openKeys(ctx, st, secretKey, time.Now, tokens.KeysetOptions{})
+	return err
+}
+
 // RotateSigningKey makes a new signing key in st, sealed with secretKey,
 // and returns its kid. Every gateway on st signs with it within its
 // KeyReload; the previous keys go on verifying until the tokens they

@@ -50,6 +50,9 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if gcfg.SecretKey, err = secretKey(cfg, true); err != nil {
 		return err
 	}
+	if err := mcpgate.CheckSecretKey(ctx, st, gcfg.SecretKey); err != nil {
+		return err // before the connectors write to the store
+	}
 	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, stdout, gcfg.SecretKey); err != nil {
 		return err
 	}
