@@ -197,8 +197,10 @@ func (k *Keyset) Rotate(ctx context.Context, now time.Time) (string, error) {
 }
 
 // RotateIfDue rotates when the signing key is at least every old, and
-// reloads the keys in any case. Of processes that find the same key due at
-// once, one creates its successor and all sign with it.
+// reloads the keys in any case; it reports whether the signing key changed
+// (by this rotation, or by another process's that the reload found). Of
+// processes that find the same key due at once, one creates its successor
+// and all sign with it.
 func (k *Keyset) RotateIfDue(ctx context.Context, now time.Time, every time.Duration) (rotated bool, err error) {
 	before := k.gen().kid
 	kid, err := k.rotate(ctx, now, every)
