@@ -19,6 +19,7 @@ type consentKey struct{ user, client string }
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
 	mu       sync.RWMutex
+	meta     map[string][]byte // PutMetaOnce's, made at the first put
 	clients  map[string]*store.Client
 	requests map[string]*store.AuthRequest
 	byState  map[string]string // upstream state hash -> request id
@@ -30,7 +31,6 @@ type Store struct {
 	upstream map[string]*store.UpstreamSession // by grant id
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
-	meta     map[string][]byte
 }
 
 // New returns an empty store.
@@ -461,19 +461,6 @@ func (s *Store) ListSigningKeys(context.Context) ([]*store.SigningKey, error) {
 	// Stable, so keys created at the same instant keep insertion order.
 	slices.SortStableFunc(out, func(a, b *store.SigningKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
-}
-
-func (s *Store) PutMetaOnce(_ context.Context, name string, value []byte) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.meta == nil {
-		s.meta = make(map[string][]byte)
-	}
-	if have, ok := s.meta[name]; ok {
-		return bytes.Clone(have), nil
-	}
-	s.meta[name] = bytes.Clone(value)
-	return bytes.Clone(value), nil
 }
 
 func (s *Store) DeleteExpired(_ context.Context, now time.Time) error {
