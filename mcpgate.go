@@ -118,6 +118,20 @@ type Config struct {
 	// token or code). Default 90 days; negative: never (SEC-14).
 	UnusedClientExpiry time.Duration
 
+	// KeyRotation is how old the signing key grows before a new one
+	// replaces it (default 30 days; negative: never, `mcpgate keys rotate`
+	// still can). The old key goes on verifying, and stays in the JWKS,
+	// until every token it signed has expired: AccessTokenTTL plus
+	// KeyReload plus 5 minutes after the new one was made. Of the gateways on one store that find the key due at
+	// once, one makes the new key and all sign with it.
+	KeyRotation time.Duration
+	// KeyReload is how often the gateway reads the signing keys from the
+	// store again (default 15 s): a key another replica, or `mcpgate keys
+	// rotate`, made signs here within this time. A token signed by a key
+	// this gateway does not know yet makes it read them at once (at most
+	// once a second), so it is never refused for that.
+	KeyReload time.Duration
+
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
 
@@ -246,13 +260,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
 	}
-	sealer, err := tokens.NewSealer(derive(cfg.SecretKey, "mcpgate seal v1"))
+	keys, sealer, err := openKeys(ctx, cfg.Store, cfg.SecretKey, cfg.Now, tokens.KeysetOptions{Keep: cfg.keyKeep(), Now: cfg.Now})
 	if err != nil {
 		return nil, err
-	}
-	keys, err := tokens.LoadKeyset(ctx, cfg.Store, sealer, cfg.Now())
-	if err != nil {
-		return nil, fmt.Errorf("mcpgate: signing keys: %w", err)
 	}
 	deny := resource.NewDenylist(cfg.AccessTokenTTL, cfg.Now)
 	// Grants revoked while their access tokens may still be unexpired stay
@@ -275,6 +285,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	// Grants revoked through other gateways on the same store (SEC-80).
 	g.closers = append(g.closers, followRevocations(cfg.Store, deny, cfg.Now, cfg.Logger, loadedAt).close)
 	as.Register(g.mux)
+	g.followKeys(keys, &cfg)
 	for i := range cfg.Resources {
 		if err := g.addResource(&cfg.Resources[i], i == 0, site, keys, &cfg); err != nil {
 			g.Close(ctx)
@@ -300,6 +311,9 @@ func (cfg *Config) complete() error {
 	if len(cfg.SecretKey) != 32 {
 		return errors.New("mcpgate: Config.SecretKey must be 32 bytes")
 	}
+	if cfg.KeyReload < 0 {
+		return errors.New("mcpgate: KeyReload must not be negative")
+	}
 	if cfg.AccessTokenTTL < 0 || cfg.RefreshTokenTTL < 0 {
 		return errors.New("mcpgate: token lifetimes must not be negative")
 	}
@@ -320,6 +334,8 @@ func (cfg *Config) complete() error {
 	cfg.RefreshGrace = cmp.Or(cfg.RefreshGrace, 30*time.Second)
 	cfg.UpstreamRecheck = cmp.Or(cfg.UpstreamRecheck, time.Hour)
 	cfg.UnusedClientExpiry = cmp.Or(cfg.UnusedClientExpiry, 90*24*time.Hour)
+	cfg.KeyRotation = cmp.Or(cfg.KeyRotation, 30*24*time.Hour)
+	cfg.KeyReload = cmp.Or(cfg.KeyReload, 15*time.Second)
 	cfg.FallbackURL = cmp.Or(cfg.FallbackURL, "http://127.0.0.1:8080")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

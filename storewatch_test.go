@@ -192,6 +192,10 @@ func (s *watchedStore) ListSigningKeys(ctx context.Context) ([]*store.SigningKey
 	s.saw("ListSigningKeys")
 	return s.inner.ListSigningKeys(ctx)
 }
+func (s *watchedStore) PutMetaOnce(ctx context.Context, name string, value []byte) ([]byte, error) {
+	s.saw("PutMetaOnce")
+	return s.inner.PutMetaOnce(ctx, name, value)
+}
 func (s *watchedStore) Ping(ctx context.Context) error {
 	s.saw("Ping")
 	return s.inner.Ping(ctx)

@@ -324,4 +324,12 @@ type Store interface {
 	// never required for correctness; limit must be positive.
 	DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error)
 	Close() error
+
+	// PutMetaOnce stores value under name unless a value is stored there
+	// already, and returns the value stored under name: value itself, or
+	// the one stored first. Of racing callers with different values, all
+	// get the same one back. A stored value never changes: it records a
+	// fact of the installation, such as the check value of the secret key
+	// that seals its data, which every process compares with its own.
+	PutMetaOnce(ctx context.Context, name string, value []byte) ([]byte, error)
 }

@@ -1,4 +1,6 @@
-// Command mcpgate runs the gateway: `mcpgate serve [flags]`, `mcpgate version`.
+// Command mcpgate runs the gateway: `mcpgate serve [flags]`, `mcpgate version`,
+// and manages its keys: `mcpgate keys rotate [serve flags]`, `mcpgate keys
+// new-secret`.
 package main
 
 import (
@@ -20,7 +22,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, "Usage: mcpgate serve [flags] | mcpgate version\n")
+		fmt.Fprint(os.Stderr, usage)
 		return 2
 	}
 	switch args[0] {
@@ -28,33 +30,18 @@ func run(args []string) int {
 		fmt.Println("mcpgate", app.Version)
 		return 0
 	case "serve":
+	case "keys":
+		return keys(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(config.Usage())
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "mcpgate: unknown command %q\nUsage: mcpgate serve [flags] | mcpgate version\n", args[0])
+		fmt.Fprintf(os.Stderr, "mcpgate: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
-	// Before any secret is read: no process of this uid may read this
-	// one's memory, environ or descriptors through /proc (SEC-21).
-	if err := sandbox.HardenGateway(); err != nil {
-		fmt.Fprintf(os.Stderr, "mcpgate: making the process non-dumpable: %v\n", err)
-		return 1
-	}
-	var env readEnv
-	cfg, err := config.Load(args[1:], env.get)
-	env.drop()
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(config.Usage())
-		return 0
-	}
-	// What could be read is checked too: one run lists every problem.
-	if cfg != nil {
-		err = errors.Join(err, cfg.Validate())
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mcpgate: invalid configuration:\n%s\n", indent(err.Error()))
-		return 2
+	cfg, code := load(args[1:])
+	if cfg == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -67,6 +54,70 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+const usage = "Usage: mcpgate serve [flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n"
+
+// load reads and checks the settings of serve (and of the commands that
+// use its store and key) from args and the environment. It returns nil and
+// the exit status when there is nothing to run: -h, or a problem.
+func load(args []string) (*config.Config, int) {
+	// Before any secret is read: no process of this uid may read this
+	// one's memory, environ or descriptors through /proc (SEC-21).
+	if err := sandbox.HardenGateway(); err != nil {
+		fmt.Fprintf(os.Stderr, "mcpgate: making the process non-dumpable: %v\n", err)
+		return nil, 1
+	}
+	var env readEnv
+	cfg, err := config.Load(args, env.get)
+	env.drop()
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(config.Usage())
+		return nil, 0
+	}
+	// What could be read is checked too: one run lists every problem.
+	if cfg != nil {
+		err = errors.Join(err, cfg.Validate())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mcpgate: invalid configuration:\n%s\n", indent(err.Error()))
+		return nil, 2
+	}
+	return cfg, 0
+}
+
+// keys runs `mcpgate keys rotate` and `mcpgate keys new-secret`.
+func keys(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "new-secret":
+		if len(args) > 1 {
+			fmt.Fprintf(os.Stderr, "mcpgate: keys new-secret takes no arguments\n%s", usage)
+			return 2
+		}
+		if err := app.NewSecret(os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "mcpgate: %v\n", err)
+			return 1
+		}
+		return 0
+	case "rotate":
+		cfg, code := load(args[1:])
+		if cfg == nil {
+			return code
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := app.RotateKeys(ctx, cfg, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "mcpgate: %s\n", strings.TrimPrefix(err.Error(), "mcpgate: "))
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "mcpgate: unknown command keys %q\n%s", args[0], usage)
+	return 2
 }
 
 // readEnv reads the environment for config.Load and remembers what it

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/netlimit"
-	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/postgres"
@@ -49,8 +47,11 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	defer st.Close()
 	gcfg.Store, gcfg.Logger, gcfg.Version = st, log, Version
-	if gcfg.SecretKey, err = tokens.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "secret.key")); err != nil {
-		return fmt.Errorf("secret key: %w", err)
+	if gcfg.SecretKey, err = secretKey(cfg, true); err != nil {
+		return err
+	}
+	if err := mcpgate.CheckSecretKey(ctx, st, gcfg.SecretKey); err != nil {
+		return err // before the connectors write to the store
 	}
 	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, stdout, gcfg.SecretKey); err != nil {
 		return err

@@ -18,7 +18,9 @@ type Config struct {
 	Listen    string `yaml:"listen" arg:"ADDR" default:"127.0.0.1:8080" help:"address to listen on"`
 	PublicURL string `yaml:"public_url" arg:"URL" help:"the issuer and public origin, https unless loopback; an origin only, no path (default: follow the loopback Host)"`
 	DataDir   string `yaml:"data_dir" arg:"DIR" default:"mcpgate-data" help:"directory of the database and the secret key file secret.key"`
-	Store     string `yaml:"store" arg:"DSN" help:"sqlite:PATH, postgres://USER:PASSWORD@HOST[:PORT]/DATABASE (several replicas on one database), or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
+	// SecretKeyFile is the secret key of several replicas on one store.
+	SecretKeyFile string `yaml:"secret_key_file" arg:"FILE" help:"read the secret key, which seals the signing keys and which every replica on one store must share, from this file: 32 bytes in standard base64 (what mcpgate keys new-secret prints, and DATA-DIR/secret.key holds); never created (default: DATA-DIR/secret.key, created at first start)"`
+	Store         string `yaml:"store" arg:"DSN" help:"sqlite:PATH, postgres://USER:PASSWORD@HOST[:PORT]/DATABASE (several replicas on one database), or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
 	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; the file also takes {name, password or password_hash, groups}"`
 
@@ -61,6 +63,7 @@ type Config struct {
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
 	RefreshGrace    Duration `yaml:"refresh_grace" arg:"DURATION" default:"30s" help:"a rotated refresh token presented again this soon (a retry, or two copies at once) gets the same new tokens instead of revoking its family; off turns this off; at most 5m (RT-1)"`
+	KeyRotation     Duration `yaml:"key_rotation" arg:"DURATION" default:"720h" help:"make a new signing key when the current one is this old; the old one stays in the JWKS until the tokens it signed have expired (access_token_ttl + 5m); off leaves it to mcpgate keys rotate; at least 1h"`
 	UpstreamRecheck Duration `yaml:"upstream_recheck" arg:"DURATION" default:"1h" help:"a refresh renews the user's session at their OpenID provider, and re-reads their groups, once it is this old: a user removed from a group or ended at the provider loses it at their next refresh after this; off keeps the login's groups for the grant's life; at most 24h (RT-3)"`
 
 	// What a client may hold of the server (SEC-40, SEC-41).

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -551,5 +552,35 @@ func TestPostgresStore(t *testing.T) {
 		if strings.Contains(err.Error(), pw) {
 			t.Errorf("the problem echoes the password: %v", err)
 		}
+	}
+}
+
+// key_rotation is off or at least an hour, 30 days by default; the secret
+// key file is one of the files no stdio server may read.
+func TestKeyRotationAndSecretKeyFile(t *testing.T) {
+	for text, ok := range map[string]bool{"1h": true, "720h": true, "off": true, "59m": false} {
+		cfg, err := Load([]string{"--key-rotation", text}, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if (err == nil) != ok {
+			t.Errorf("key_rotation %s: %v, want ok=%v", text, err, ok)
+		}
+	}
+	cfg := Defaults()
+	g, err := cfg.Gateway()
+	if err != nil || g.KeyRotation != 30*24*time.Hour {
+		t.Errorf("default key_rotation: %v, %v; want 720h", g.KeyRotation, err)
+	}
+	cfg.KeyRotation = off
+	if g, _ := cfg.Gateway(); g.KeyRotation >= 0 {
+		t.Errorf("key_rotation off: %v, want negative (mcpgate.Config's off)", g.KeyRotation)
+	}
+	loaded, err := Load(nil, env(map[string]string{"MCPGATE_SECRET_KEY_FILE": "/run/secrets/mcpgate.key"}))
+	if err != nil || loaded.SecretKeyFile != "/run/secrets/mcpgate.key" {
+		t.Fatalf("MCPGATE_SECRET_KEY_FILE: %v", err)
+	}
+	if !slices.Contains(loaded.private(), "/run/secrets/mcpgate.key") {
+		t.Errorf("private paths %v lack the secret key file", loaded.private())
 	}
 }

@@ -24,6 +24,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
 		RefreshGrace:    time.Duration(c.RefreshGrace),    // off is negative in both
 		UpstreamRecheck: time.Duration(c.UpstreamRecheck), // off is negative in both
+		KeyRotation:     time.Duration(c.KeyRotation),     // off is negative in both
 
 		UnusedClientExpiry: time.Duration(c.UnusedClientExpiry), // off is negative in both
 
@@ -103,7 +104,7 @@ func (c *Config) private() []string {
 	if db, ok := strings.CutPrefix(c.StoreDSN(), "sqlite:"); ok {
 		out = append(out, db)
 	}
-	for _, f := range []string{c.AuditLog, c.file, c.GitHubClientSecretFile, c.OIDCClientSecretFile, c.GoogleClientSecretFile} {
+	for _, f := range []string{c.AuditLog, c.file, c.SecretKeyFile, c.GitHubClientSecretFile, c.OIDCClientSecretFile, c.GoogleClientSecretFile} {
 		if f != "" {
 			out = append(out, f)
 		}

@@ -310,6 +310,9 @@ func (c *Config) validateTokens(p *problems) {
 	if time.Duration(c.RefreshGrace) > 5*time.Minute {
 		p.add("refresh_grace: %v must be off or at most 5m (RT-1)", c.RefreshGrace)
 	}
+	if !c.KeyRotation.Off() && c.KeyRotation != 0 && time.Duration(c.KeyRotation) < time.Hour {
+		p.add("key_rotation: %v must be off or at least 1h", c.KeyRotation)
+	}
 	if time.Duration(c.UpstreamRecheck) > 24*time.Hour {
 		p.add("upstream_recheck: %v must be off or at most 24h (RT-3)", c.UpstreamRecheck)
 	}

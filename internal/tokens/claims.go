@@ -102,7 +102,7 @@ func (k *Keyset) Mint(c *Claims) (string, error) {
 		}
 	}
 	u := &c.User
-	tok, err := signJSON(k.signer, &wireClaims{
+	tok, err := signJSON(k.gen().signer, &wireClaims{
 		Issuer:        c.Issuer,
 		Subject:       sub,
 		Audience:      audience{c.Audience},

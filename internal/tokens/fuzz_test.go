@@ -22,7 +22,7 @@ func FuzzVerify(f *testing.F) {
 	}
 	noneHeader := b64([]byte(`{"alg":"none","kid":"test-kid","typ":"at+jwt"}`))
 	hsHeader := b64([]byte(`{"alg":"HS256","kid":"test-kid","typ":"at+jwt"}`))
-	m := hmac.New(sha256.New, ks.keys[testKid])
+	m := hmac.New(sha256.New, ks.gen().keys[testKid])
 	m.Write([]byte(hsHeader + "." + b64(payload)))
 
 	f.Add(valid)

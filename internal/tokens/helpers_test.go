@@ -24,6 +24,7 @@ type memKeys struct {
 	mu      sync.Mutex
 	rows    []*store.SigningKey
 	creates int
+	listed  int
 }
 
 func (m *memKeys) CreateSigningKey(_ context.Context, k *store.SigningKey) error {
@@ -43,6 +44,7 @@ func (m *memKeys) CreateSigningKey(_ context.Context, k *store.SigningKey) error
 func (m *memKeys) ListSigningKeys(context.Context) ([]*store.SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.listed++
 	out := make([]*store.SigningKey, len(m.rows))
 	for i, r := range m.rows {
 		c := *r
@@ -137,10 +139,10 @@ func signRaw(t testing.TB, ks *Keyset, payload any, typ string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := ks.signer // reuse the private key via a fresh signer with another typ
+	s := ks.gen().signer // reuse the private key via a fresh signer with another typ
 	if typ != typAccessToken {
 		priv := signerKey(t, ks)
-		s, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: priv, KeyID: ks.kid}},
+		s, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: priv, KeyID: ks.gen().kid}},
 			(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 		if err != nil {
 			t.Fatal(err)
@@ -167,7 +169,7 @@ func fixedKeyset(t testing.TB) *Keyset { return keysetFromKey(t, testPriv, testK
 
 func signerKey(t testing.TB, ks *Keyset) ed25519.PrivateKey {
 	t.Helper()
-	if ks.kid != testKid {
+	if ks.gen().kid != testKid {
 		t.Fatal("signRaw with a custom typ needs fixedKeyset")
 	}
 	return testPriv
@@ -211,4 +213,27 @@ func at(ks *Keyset, now time.Time) verifierAt { return verifierAt{ks, now} }
 
 func (v verifierAt) Verify(token, issuer, audience string) (*Claims, error) {
 	return v.ks.Verify(token, issuer, audience, v.now)
+}
+
+// lists counts the listings of the keys so far.
+func (m *memKeys) lists() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listed
+}
+
+// signRawKid signs testClaims with the keyset's signing key under another
+// kid.
+func signRawKid(t testing.TB, ks *Keyset, kid string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: ks.gen().signKey, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType(typAccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := signJSON(s, wirePayload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

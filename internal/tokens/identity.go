@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/mcpgate/mcpgate/identity"
 )
 
@@ -48,7 +46,7 @@ type identityClaims struct {
 // Tokens are reused for half their lifetime per access token, so that the
 // signature (tens of µs) is not paid on every request.
 type IdentityMinter struct {
-	signer   jose.Signer
+	keys     *Keyset // signs with its signing key of the moment
 	audience string
 	now      func() time.Time
 
@@ -64,20 +62,17 @@ type mintedIdentity struct {
 // maxIdentityCache bounds the cache; past it the cache starts over.
 const maxIdentityCache = 10_000
 
-// NewIdentityMinter signs with the keyset's signing key for audience, the
+// NewIdentityMinter signs with the keyset's signing key (after a
+// rotation, the new one) for audience, the
 // backend's URL. now may be nil.
 func NewIdentityMinter(k *Keyset, audience string, now func() time.Time) (*IdentityMinter, error) {
 	if audience == "" {
 		return nil, errors.New("tokens: identity tokens need an audience")
 	}
-	signer, err := newSigner(k.signKey, k.kid, TypIdentityToken)
-	if err != nil {
-		return nil, fmt.Errorf("tokens: identity signer: %w", err)
-	}
 	if now == nil {
 		now = time.Now
 	}
-	return &IdentityMinter{signer: signer, audience: audience, now: now, cache: map[string]mintedIdentity{}}, nil
+	return &IdentityMinter{keys: k, audience: audience, now: now, cache: map[string]mintedIdentity{}}, nil
 }
 
 // Token returns an identity token for c. The issuer is the origin of the
@@ -109,7 +104,7 @@ func (m *IdentityMinter) Token(c *identity.Caller) (string, error) {
 	if u.EmailVerified {
 		email = u.Email
 	}
-	tok, err := signJSON(m.signer, &identityClaims{
+	tok, err := signJSON(m.keys.gen().idSigner, &identityClaims{
 		Issuer: iss, Subject: u.ID, Audience: m.audience, ClientID: c.ClientID,
 		Scope: strings.Join(c.Scopes, " "), IssuedAt: now.Unix(), ExpiresAt: exp.Unix(), ID: NewID(),
 		Upstream: u.Upstream, Username: u.Username, Name: u.Name, Email: email, EmailVerified: u.EmailVerified && email != "",

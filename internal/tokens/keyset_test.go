@@ -19,8 +19,8 @@ func TestLoadKeysetCreatesOneKey(t *testing.T) {
 		t.Fatalf("%d keys stored, want 1", len(st.rows))
 	}
 	r := st.rows[0]
-	if r.ID != ks.kid || r.Algorithm != "EdDSA" || !r.CreatedAt.Equal(t0) || !r.RetiredAt.IsZero() {
-		t.Fatalf("row %+v, want kid %s, EdDSA, created at t0, not retired", r, ks.kid)
+	if r.ID != ks.gen().kid || r.Algorithm != "EdDSA" || !r.CreatedAt.Equal(t0) || !r.RetiredAt.IsZero() {
+		t.Fatalf("row %+v, want kid %s, EdDSA, created at t0, not retired", r, ks.gen().kid)
 	}
 	// The private key is sealed: no PKCS #8 structure in the clear.
 	if bytes.Contains(r.Private, []byte{0x30, 0x2e, 0x02, 0x01, 0x00}) {
@@ -36,8 +36,8 @@ func TestLoadKeysetCreatesOneKey(t *testing.T) {
 		t.Fatalf("JWKS %s, want one key", ks.JWKS())
 	}
 	k := jwks.Keys[0]
-	if k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["use"] != "sig" || k["kid"] != ks.kid || k["x"] == "" || k["d"] != "" {
-		t.Fatalf("JWK %v, want a public OKP Ed25519 signing key (no d) with kid %s", k, ks.kid)
+	if k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["use"] != "sig" || k["kid"] != ks.gen().kid || k["x"] == "" || k["d"] != "" {
+		t.Fatalf("JWK %v, want a public OKP Ed25519 signing key (no d) with kid %s", k, ks.gen().kid)
 	}
 }
 
@@ -53,7 +53,7 @@ func TestLoadKeysetRestart(t *testing.T) {
 	if st.creates != 1 || len(st.rows) != 1 {
 		t.Fatalf("%d creates, %d keys, want 1 and 1: the second load reuses the key", st.creates, len(st.rows))
 	}
-	if ks2.kid != ks1.kid || !bytes.Equal(ks1.JWKS(), ks2.JWKS()) {
+	if ks2.gen().kid != ks1.gen().kid || !bytes.Equal(ks1.JWKS(), ks2.JWKS()) {
 		t.Fatalf("JWKS changed across restart:\n%s\n%s", ks1.JWKS(), ks2.JWKS())
 	}
 	if _, err := at(ks2, t0).Verify(tok, issuer, resource); err != nil {
@@ -98,7 +98,7 @@ func TestLoadKeysetRetired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks.kid != ks1.kid || len(st.rows) != 1 {
+	if ks.gen().kid != ks1.gen().kid || len(st.rows) != 1 {
 		t.Fatal("a key retiring later was replaced early")
 	}
 
@@ -107,10 +107,10 @@ func TestLoadKeysetRetired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks2.kid == ks1.kid || len(st.rows) != 2 {
-		t.Fatalf("%d keys and kid %s, want a second, new key after retirement", len(st.rows), ks2.kid)
+	if ks2.gen().kid == ks1.gen().kid || len(st.rows) != 2 {
+		t.Fatalf("%d keys and kid %s, want a second, new key after retirement", len(st.rows), ks2.gen().kid)
 	}
-	if strings.Contains(string(ks2.JWKS()), ks1.kid) {
+	if strings.Contains(string(ks2.JWKS()), ks1.gen().kid) {
 		t.Fatal("retired key still in the JWKS")
 	}
 	c, err := at(ks2, t0).Verify(old, issuer, resource)
@@ -133,10 +133,10 @@ func TestLoadKeysetNewestSigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks.kid != "c-new" { // newest CreatedAt, then the greatest kid
-		t.Fatalf("signs with %q, want c-new (newest, then greatest kid)", ks.kid)
+	if ks.gen().kid != "c-new" { // newest CreatedAt, then the greatest kid
+		t.Fatalf("signs with %q, want c-new (newest, then greatest kid)", ks.gen().kid)
 	}
-	if len(ks.keys) != 3 || strings.Count(string(ks.JWKS()), `"kid"`) != 3 {
+	if len(ks.gen().keys) != 3 || strings.Count(string(ks.JWKS()), `"kid"`) != 3 {
 		t.Fatalf("JWKS %s, want all 3 keys", ks.JWKS())
 	}
 }
@@ -190,8 +190,8 @@ func TestLoadKeysetRace(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if kss[i].kid != kss[0].kid || !bytes.Equal(kss[i].JWKS(), kss[0].JWKS()) {
-			t.Fatalf("racer %d signs with %s, racer 0 with %s", i, kss[i].kid, kss[0].kid)
+		if kss[i].gen().kid != kss[0].gen().kid || !bytes.Equal(kss[i].JWKS(), kss[0].JWKS()) {
+			t.Fatalf("racer %d signs with %s, racer 0 with %s", i, kss[i].gen().kid, kss[0].gen().kid)
 		}
 	}
 	if st.creates != racers || len(st.rows) != 1 {

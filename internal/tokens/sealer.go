@@ -101,6 +101,26 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	return readKeyFile(path)
 }
 
+// ReadKeyFile returns the 32-byte key kept, base64 encoded, in the file at
+// path, as LoadOrCreateKeyFile does, but never creates it: for a key that
+// several processes share, made once by the operator. A missing file is an
+// error that wraps fs.ErrNotExist.
+func ReadKeyFile(path string) ([]byte, error) {
+	key, err := readKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("tokens: key file: %w", err)
+	}
+	return key, err
+}
+
+// NewKeyText returns a new random key as a key file holds it: standard
+// base64 and a newline.
+func NewKeyText() string {
+	key := make([]byte, KeySize)
+	rand.Read(key) // never fails (Go 1.24+)
+	return base64.StdEncoding.EncodeToString(key) + "\n"
+}
+
 func readKeyFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -91,7 +91,10 @@ func (k *Keyset) verifySignature(token string) (*wireClaims, error) {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, typAccessToken) && !strings.EqualFold(typ, "application/"+typAccessToken) {
 		return nil, invalid("typ %q", typ) // RFC 9068 §4
 	}
-	pub, ok := k.keys[h.KeyID]
+	pub, ok := k.gen().keys[h.KeyID]
+	if !ok && k.opts.Now != nil {
+		pub, ok = k.reloadForUnknownKid(h.KeyID).keys[h.KeyID]
+	}
 	if !ok {
 		return nil, invalid("unknown kid")
 	}

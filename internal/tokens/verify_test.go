@@ -38,8 +38,8 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(header, &h); err != nil {
 		t.Fatal(err)
 	}
-	if h["alg"] != "EdDSA" || h["typ"] != "at+jwt" || h["kid"] != ks.kid {
-		t.Fatalf("header = %s, want alg EdDSA, typ at+jwt, kid %s", header, ks.kid)
+	if h["alg"] != "EdDSA" || h["typ"] != "at+jwt" || h["kid"] != ks.gen().kid {
+		t.Fatalf("header = %s, want alg EdDSA, typ at+jwt, kid %s", header, ks.gen().kid)
 	}
 
 	for i := range 2 { // the same answer twice
@@ -245,7 +245,7 @@ func TestVerifyAlgNoneAndHMAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	header := func(alg string) string {
-		return b64(fmt.Appendf(nil, `{"alg":%q,"kid":%q,"typ":"at+jwt"}`, alg, ks.kid))
+		return b64(fmt.Appendf(nil, `{"alg":%q,"kid":%q,"typ":"at+jwt"}`, alg, ks.gen().kid))
 	}
 	none := header("none") + "." + b64(payload) + "."
 	c, err := v.Verify(none, issuer, resource)
@@ -257,7 +257,7 @@ func TestVerifyAlgNoneAndHMAC(t *testing.T) {
 	for _, alg := range []string{"HS256", "EdDSA"} {
 		t.Run(alg+" keyed with the public key", func(t *testing.T) {
 			input := header(alg) + "." + b64(payload)
-			m := hmac.New(sha256.New, ks.keys[ks.kid])
+			m := hmac.New(sha256.New, ks.gen().keys[ks.gen().kid])
 			m.Write([]byte(input))
 			c, err := v.Verify(input+"."+b64(m.Sum(nil)), issuer, resource)
 			wantInvalid(t, c, err)

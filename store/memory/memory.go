@@ -19,6 +19,7 @@ type consentKey struct{ user, client string }
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
 	mu       sync.RWMutex
+	meta     map[string][]byte // PutMetaOnce's, made at the first put
 	clients  map[string]*store.Client
 	requests map[string]*store.AuthRequest
 	byState  map[string]string // upstream state hash -> request id

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +229,43 @@ func testSigningKey(t *testing.T, s store.Store) {
 	again, err := s.ListSigningKeys(ctx)
 	must(t, "list again", err)
 	same(t, "after mutating a returned key", again, []*store.SigningKey{a, b, b2, c})
+}
+
+// The first value put under a name stays: a later put returns it, and of
+// racing puts with different values all get the same one back.
+func testPutMetaOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := []byte{0, 1, 2, 0xff, 'k'}
+	got, err := s.PutMetaOnce(ctx, "secret_key_check", first)
+	must(t, "put", err)
+	if !bytes.Equal(got, first) {
+		t.Fatalf("first put returned %x, want %x", got, first)
+	}
+	got, err = s.PutMetaOnce(ctx, "secret_key_check", []byte("other"))
+	must(t, "put again", err)
+	if !bytes.Equal(got, first) {
+		t.Fatalf("second put returned %q, want the first value %x", got, first)
+	}
+	got[0] = 9
+	if got, err = s.PutMetaOnce(ctx, "secret_key_check", []byte("x")); err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("after mutating a returned value: %x, %v; want %x", got, err, first)
+	}
+	if got, err = s.PutMetaOnce(ctx, "another", []byte("b")); err != nil || string(got) != "b" {
+		t.Fatalf("another name: %q, %v; want b", got, err)
+	}
+
+	const racers = 8
+	var wg sync.WaitGroup
+	results := make([][]byte, racers)
+	errs := make([]error, racers)
+	for i := range racers {
+		wg.Go(func() { results[i], errs[i] = s.PutMetaOnce(ctx, "raced", []byte{byte('a' + i)}) })
+	}
+	wg.Wait()
+	for i := range racers {
+		must(t, "racing put", errs[i])
+		if len(results[i]) != 1 || !bytes.Equal(results[i], results[0]) {
+			t.Fatalf("racer %d got %q, racer 0 %q: want one value for all", i, results[i], results[0])
+		}
+	}
 }

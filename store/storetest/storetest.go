@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SESS-3_MCPSession", testMCPSession},
 		{"LocalUser", testLocalUser},
 		{"SigningKey", testSigningKey},
+		{"PutMetaOnce", testPutMetaOnce},
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredBatches", testDeleteExpiredBatches},
 		{"AddRateHit", testAddRateHit},

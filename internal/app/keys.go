@@ -1,0 +1,75 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+)
+
+// secretKey reads the secret key: from secret_key_file, which is never
+// created, or from DATA-DIR/secret.key, which serve creates at first start
+// (create) and other commands only read.
+func secretKey(cfg *config.Config, create bool) ([]byte, error) {
+	if cfg.SecretKeyFile != "" {
+		key, err := tokens.ReadKeyFile(cfg.SecretKeyFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("secret_key_file: %s does not exist: make it once with `mcpgate keys new-secret > FILE` and give every replica the same one", cfg.SecretKeyFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secret_key_file: %w", err)
+		}
+		return key, nil
+	}
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	var (
+		key []byte
+		err error
+	)
+	if create {
+		key, err = tokens.LoadOrCreateKeyFile(path)
+	} else if key, err = tokens.ReadKeyFile(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("secret key: %s does not exist: give the store's key with --secret-key-file, or the data directory mcpgate serve uses", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	return key, nil
+}
+
+// RotateKeys makes a new signing key in the store that cfg names, as
+// `mcpgate keys rotate` does, and says on stdout what follows.
+func RotateKeys(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+	if cfg.StoreDSN() == "memory" {
+		return errors.New("keys rotate: the memory store lives inside one mcpgate serve: there is nothing to rotate from outside")
+	}
+	key, err := secretKey(cfg, false)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kid, err := mcpgate.RotateSigningKey(ctx, st, key, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "New signing key %s. Every mcpgate on this store signs with it within 15 s; the previous key verifies until the tokens it signed have expired (access_token_ttl + 5 min).\n", kid)
+	return nil
+}
+
+// NewSecret writes a new secret key as a secret key file holds it, for
+// `mcpgate keys new-secret`.
+func NewSecret(stdout io.Writer) error {
+	_, err := io.WriteString(stdout, tokens.NewKeyText())
+	return err
+}
