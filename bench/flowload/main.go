@@ -119,7 +119,7 @@ type options struct {
 	pgFsyncOff bool   // the harness's own PostgreSQL server without flushes
 	replicas   int
 	gateway    string // a built mcpgate binary: the replicas are processes
-	pool       int    // pool_max_conns of each replica's pool; 0: the DSN's or pgx's default
+	pool       int    // pool_max_conns of each replica's pool; 0: the DSN's, else the store's default (16)
 	grants     int    // grants seeded before the rounds
 }
 
