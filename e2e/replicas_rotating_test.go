@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,6 +262,8 @@ func TestBinaryThreeReplicasRotatingFlow(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var delays [2]time.Duration
+	var nextID atomic.Int64
+	nextID.Store(100)
 	for i, r := range []int{A, B} {
 		wg.Go(func() {
 			for {
@@ -269,12 +272,14 @@ func TestBinaryThreeReplicasRotatingFlow(t *testing.T) {
 					t.Errorf("SEC-80: replica %c still takes the token %v after it was revoked on C, want refused within 1s", 'A'+r, delays[i].Round(time.Millisecond))
 					return
 				}
-				status, _, _ := rpc(t, lb.on(r), endpoint, at, session, `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`)
+				// An id of its own: two requests in flight with one id in
+				// one session would collide at the upstream.
+				status, _, _ := rpc(t, lb.on(r), endpoint, at, session, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/list"}`, nextID.Add(1)))
 				if status == http.StatusUnauthorized || status == 0 {
 					return
 				}
 				if status != 200 {
-					t.Errorf("replica %c before the revocation reached it: %d, want 200 or 401", 'A'+r, status)
+					t.Errorf("replica %c before the revocation reached it: %d, want 200 or 401\n%s", 'A'+r, status, stderr())
 					return
 				}
 				time.Sleep(5 * time.Millisecond) // the poll's pace
