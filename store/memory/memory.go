@@ -349,7 +349,7 @@ func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.Ref
 		return nil, nil, notFound("rotate refresh")
 	}
 	if !old.RotatedAt.IsZero() {
-		if now.Before(old.RotatedAt.Add(grace)) {
+		if grace > 0 && now.Before(old.RotatedAt.Add(grace)) {
 			// A retry or a duplicate in flight: the caller answers with
 			// the same pair.
 			return copyGrant(g), copyRefresh(old), fmt.Errorf("memory: rotate refresh: %w", store.ErrRefreshRotated)

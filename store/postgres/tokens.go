@@ -211,7 +211,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 			return nil, nil, wrap("rotate refresh", store.ErrNotFound) // a revoked family is gone
 		case old.RotatedAt.IsZero():
 			continue
-		case now.Before(old.RotatedAt.Add(grace)):
+		case grace > 0 && now.Before(old.RotatedAt.Add(grace)):
 			// A retry or a duplicate in flight: the caller answers with
 			// the same pair.
 			return g, old, wrap("rotate refresh", store.ErrRefreshRotated)

@@ -197,7 +197,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, next *store.R
 			return sql.ErrNoRows // a revoked family is gone
 		}
 		if !old.RotatedAt.IsZero() {
-			if now.Before(old.RotatedAt.Add(grace)) {
+			if grace > 0 && now.Before(old.RotatedAt.Add(grace)) {
 				// A retry or a duplicate in flight: the caller answers
 				// with the same pair.
 				return store.ErrRefreshRotated

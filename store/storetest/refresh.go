@@ -139,6 +139,21 @@ func testRotateRefreshAfterGrace(t *testing.T, s store.Store) {
 	must(t, "rotate another grant's token", err)
 }
 
+// RT-1 with no grace window: a rotated token that comes back is reuse,
+// also when the caller's clock is behind the one that rotated it (another
+// replica's), which must not read as "rotated moments ago".
+func testRotateRefreshNoGraceClockBehind(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateGrant(ctx, newGrant("g1"), newRefresh("r1", "g1")))
+	at1 := t0.Add(time.Minute)
+	_, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r2", ""), []byte("sealed r2"), at1, 0)
+	must(t, "rotate", err)
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r3", ""), []byte("sealed r3"), at1.Add(-time.Second), 0)
+	wantErr(t, "reuse from a clock a second behind, no grace window", err, store.ErrRefreshReused)
+	_, _, err = s.RotateRefresh(ctx, hash("refresh-r2"), newRefresh("r4", ""), nil, at1.Add(time.Second), 0)
+	wantErr(t, "the successor after the reuse", err, store.ErrNotFound)
+}
+
 // GetRefresh reads a token and its grant and changes nothing: rotated
 // tokens and revoked grants come back as they are, for the caller to
 // judge; unknown and expired tokens are not found.

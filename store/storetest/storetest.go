@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateRefreshNotFound", testRotateRefreshNotFound},
 		{"RT-1_RotateRefreshWithinGrace", testRotateRefreshWithinGrace},
 		{"RT-1_RotateRefreshAfterGrace", testRotateRefreshAfterGrace},
+		{"RT-1_RotateRefreshNoGraceClockBehind", testRotateRefreshNoGraceClockBehind},
 		{"RT-1_GetRefresh", testGetRefresh},
 		{"RT-1_RevokedGrantsSince", testRevokedGrantsSince},
 		{"Session", testSession},
