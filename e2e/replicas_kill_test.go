@@ -13,9 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +23,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/internal/pgtest"
 )
 
 // killChain is one grant as its client saw it: every token response it
@@ -241,24 +237,7 @@ func TestBinaryKillReplicaUnderLoad(t *testing.T) {
 	server := mcp.NewServer(&mcp.Implementation{Name: "upstream", Version: "1"}, nil)
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
 	defer up.Close()
-	keyFile := filepath.Join(t.TempDir(), "secret.key")
-	key, err := exec.Command(binPath, "keys", "new-secret").Output()
-	if err != nil {
-		t.Fatalf("mcpgate keys new-secret: %v", err)
-	}
-	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts := binaryOpts{env: []string{"MCPGATE_STORE=" + pgtest.Start(t)}}
-	ports := [3]int{freePort(t), freePort(t), freePort(t)}
-	public := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
-	var addrs [3]string
-	var procs [3]*process
-	for i := range procs {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
-		procs[i] = startBinaryWith(t, ports[i], opts, "--data-dir", t.TempDir(), "--local-user", user+":"+password,
-			"--public-url", public, "--secret-key-file", keyFile, "--upstream", up.URL+"/mcp")
-	}
+	procs, addrs, public := startThreeReplicas(t, up.URL+"/mcp")
 	const A, B, C = 0, 1, 2
 	lb := newReplicaRouter(addrs)
 	defer lb.close()

@@ -140,24 +140,7 @@ func TestBinaryThreeReplicasRotatingFlow(t *testing.T) {
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
 	defer up.Close()
 
-	keyFile := filepath.Join(t.TempDir(), "secret.key")
-	key, err := exec.Command(binPath, "keys", "new-secret").Output()
-	if err != nil {
-		t.Fatalf("mcpgate keys new-secret: %v", err)
-	}
-	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts := binaryOpts{env: []string{"MCPGATE_STORE=" + pgtest.Start(t)}}
-	ports := [3]int{freePort(t), freePort(t), freePort(t)}
-	public := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
-	var addrs [3]string
-	var procs [3]*process
-	for i := range procs {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
-		procs[i] = startBinaryWith(t, ports[i], opts, "--data-dir", t.TempDir(), "--local-user", user+":"+password,
-			"--public-url", public, "--secret-key-file", keyFile, "--upstream", up.URL+"/mcp")
-	}
+	procs, addrs, public := startThreeReplicas(t, up.URL+"/mcp")
 	const A, B, C = 0, 1, 2
 	lb := newReplicaRouter(addrs)
 	defer lb.close()
@@ -292,4 +275,29 @@ func TestBinaryThreeReplicasRotatingFlow(t *testing.T) {
 	for _, p := range procs {
 		p.stop(t)
 	}
+}
+
+// startThreeReplicas starts three mcpgate serve processes on one fresh
+// PostgreSQL database, sharing a secret key file made by `mcpgate keys
+// new-secret`, the public URL of the third, the local user and upstream:
+// the processes, their listen addresses and the public URL.
+func startThreeReplicas(t *testing.T, upstream string) (procs [3]*process, addrs [3]string, public string) {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "secret.key")
+	key, err := exec.Command(binPath, "keys", "new-secret").Output()
+	if err != nil {
+		t.Fatalf("mcpgate keys new-secret: %v", err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := binaryOpts{env: []string{"MCPGATE_STORE=" + pgtest.Start(t)}}
+	ports := [3]int{freePort(t), freePort(t), freePort(t)}
+	public = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	for i := range procs {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		procs[i] = startBinaryWith(t, ports[i], opts, "--data-dir", t.TempDir(), "--local-user", user+":"+password,
+			"--public-url", public, "--secret-key-file", keyFile, "--upstream", upstream)
+	}
+	return procs, addrs, public
 }
