@@ -118,16 +118,7 @@ func New(cfg Config) (*Connector, error) {
 			scopes = append(slices.Clone(defaultScopes), "read:org")
 		}
 	}
-	// A copy: the caller's client is not ours to change. Without a Timeout
-	// of its own, a GitHub that hangs would hold a login (under the
-	// callback's request) for good (SEC-73).
-	client := &http.Client{}
-	if cfg.HTTPClient != nil {
-		*client = *cfg.HTTPClient
-	}
-	if client.Timeout <= 0 {
-		client.Timeout = callTimeout
-	}
+	client := upstream.Client(cfg.HTTPClient, callTimeout) // SEC-73
 	key := cfg.PKCEKey
 	if len(key) == 0 {
 		key = make([]byte, 32)

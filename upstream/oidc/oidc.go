@@ -277,19 +277,13 @@ var callTimeout = 30 * time.Second
 // a context without deadline, and a login's token and userinfo calls run
 // under the callback's request, which a hung provider would hold for good.
 func bounded(client *http.Client) *http.Client {
-	if client == nil {
-		client = &http.Client{}
-	}
-	c := *client
-	if c.Timeout <= 0 {
-		c.Timeout = callTimeout
-	}
-	base := client.Transport
+	c := upstream.Client(client, callTimeout)
+	base := c.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	c.Transport = boundedTransport{base}
-	return &c
+	return c
 }
 
 type boundedTransport struct{ base http.RoundTripper }
