@@ -176,6 +176,9 @@ type handler struct {
 	log      *slog.Logger
 	sessions *sessionOwners
 	rp       *httputil.ReverseProxy
+	// streams proxies the GETs: event streams that may stay open and idle
+	// for hours, with small buffers (see idleStreams).
+	streams *httputil.ReverseProxy
 }
 
 // New returns the proxy to opts.Upstream. Mount it behind the resource
@@ -220,6 +223,10 @@ func New(opts Options) (http.Handler, error) {
 		ErrorHandler:   h.upstreamError,
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	streams := *h.rp
+	streams.Transport = transportFor(streamTransport(opts.Transport), opts.Timeout)
+	streams.BufferPool = streamBuffers{}
+	h.streams = &streams
 	return h, nil
 }
 
@@ -299,6 +306,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer endStream(r)
 	lw := &lazyFlusher{w: w}
 	defer lw.stop()
+	if r.Method == http.MethodGet {
+		h.streams.ServeHTTP(lw, in)
+		return
+	}
 	h.rp.ServeHTTP(lw, in)
 }
 
