@@ -143,7 +143,9 @@ func TestRunStreamsSmoke(t *testing.T) {
 		return run(ctx, o, stdout, stderr)
 	})
 	benchtest.ReportHas(t, out, "## mcpload -streams", "| 20 | 20 streams open |", "| 20 | streams closed |",
-		"KB of gateway RSS per idle stream", "Go heap live after the last GC", "tool calls with 20 streams open against without")
+		"KB of gateway RSS per idle stream", "tool calls with 20 streams open against without")
+	// The Go heap comes from the gateway's gctrace, which has a line only
+	// once a collection has run: not in every phase of a run this short.
 	if strings.Contains(out, "ended while they should have stayed open") {
 		t.Errorf("streams ended early:\n%s", out)
 	}
