@@ -155,8 +155,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// Transport reaches the upstream; nil means NewTransport(). An
 	// *http.Transport is used as a copy whose ResponseHeaderTimeout is
-	// Timeout, unless it has one; any other RoundTripper must bound the
-	// wait for headers itself.
+	// Timeout, unless it has one, and the GETs (event streams) go through
+	// a second copy with small buffers (SEC-81), whose connections are its
+	// own; any other RoundTripper is used as it is for both, and must
+	// bound the wait for headers itself.
 	Transport http.RoundTripper
 	// Sessions, when set, keeps the sessions' bindings to their users
 	// (SESS-3) where every replica of the gateway finds them, under
@@ -177,7 +179,7 @@ type handler struct {
 	sessions *sessionOwners
 	rp       *httputil.ReverseProxy
 	// streams proxies the GETs: event streams that may stay open and idle
-	// for hours, with small buffers (see idleStreams).
+	// for hours, with small buffers (streamTransport, streamBuffers).
 	streams *httputil.ReverseProxy
 }
 
