@@ -45,8 +45,9 @@ type gatewayProcess struct {
 // would run in production, on a free loopback port, with the in-memory
 // store, the harness's local user, and its log (format logFormat, text by
 // default, as the binary's) written to a file in a temporary directory,
-// and waits until it answers /healthz. On failure nothing is left running.
-func startGateway(ctx context.Context, path, upstream, logFormat string) (*gatewayProcess, error) {
+// and waits until it answers /healthz. extra are more arguments of serve,
+// env more environment variables. On failure nothing is left running.
+func startGateway(ctx context.Context, path, upstream, logFormat string, extra, env []string) (*gatewayProcess, error) {
 	path, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -82,7 +83,8 @@ func startGateway(ctx context.Context, path, upstream, logFormat string) (*gatew
 		"--local-user", user+":"+password,
 		"--upstream", upstream,
 		"--log-format", logFormat)
-	g.cmd.Env = gatewayEnv(os.Environ())
+	g.cmd.Args = append(g.cmd.Args, extra...)
+	g.cmd.Env = append(gatewayEnv(os.Environ()), env...)
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
 	g.cmd.SysProcAttr = childAttr()
 	if err := g.cmd.Start(); err != nil {

@@ -52,6 +52,22 @@
 // same, the backend being in this process still. To compare two trees,
 // build a binary from each and run -gateway OLD and -gateway NEW in turn.
 //
+// With -streams N,… as well (-target proxy -gateway PATH), mcpload
+// measures idle GET event streams instead of the A/B rounds (streams.go):
+// for each N, on a fresh backend and gateway (started with a second local
+// user whose sessions hold the streams, per-user caps of 10,000 sessions
+// and streams, no cap per address, and GODEBUG=gctrace=1), it runs -rounds
+// rounds of tool calls at -conns connections, reads the gateway's RSS
+// (VmRSS, once it stops moving) and Go memory (the last gctrace line of its
+// log: live heap and stacks), opens N real MCP sessions (initialize,
+// notifications/initialized) each with its GET stream (Accept:
+// text/event-stream, Mcp-Session-Id) on a connection of its own, reads
+// them again, runs the calls again with the streams open, closes the
+// streams and runs the calls a third time; it reports the memory per
+// stream and the calls with streams against without. It raises the
+// open-file limit first (the gateway inherits it); each stream takes two
+// descriptors in each process.
+//
 // Any failed request (warm-up included) is reported loudly on stderr and
 // makes the command exit with status 1.
 //
@@ -67,6 +83,7 @@
 //	go tool pprof -tagfocus=server=gateway -top cpu.A*.pprof  # its A half-rounds
 //	go -C .. build -o /tmp/new/mcpgate ./cmd/mcpgate
 //	go run ./mcpload -target proxy -gateway /tmp/new/mcpgate  # a binary, its own process
+//	go run ./mcpload -target proxy -gateway /tmp/new/mcpgate -streams 1000,9000 -rounds 3
 //
 // With -cpuprofile, the measured rounds are profiled. The goroutines serving
 // A carry the pprof label server=A, those serving B server=B (server=gateway
@@ -114,9 +131,11 @@ const (
 
 type options struct {
 	bench.Options
-	target  string // targetEmbedded or targetProxy
-	gwcpu   bool   // proxy mode: profile each half-round to split CPU by label
-	gateway string // proxy mode: a built mcpgate binary to run as A, instead of mcpgate.New in this process
+	target      string // targetEmbedded or targetProxy
+	gwcpu       bool   // proxy mode: profile each half-round to split CPU by label
+	gateway     string // proxy mode: a built mcpgate binary to run as A, instead of mcpgate.New in this process
+	streamsFlag string
+	streams     []int // with gateway: counts of idle event streams to measure, instead of the A/B rounds
 }
 
 func main() {
@@ -133,6 +152,7 @@ func main() {
 	flag.StringVar(&o.target, "target", targetEmbedded, "what A is: embedded (the gateway's own /mcp, the demo server inside it) or proxy (the gateway as a reverse proxy, as with `mcpgate serve --upstream`, to a go-sdk server that B calls directly)")
 	flag.BoolVar(&o.gwcpu, "gwcpu", true, "with -target proxy: take a CPU profile of every half-round and split the CPU by pprof label, to report mcpgate's CPU per proxied request (not with -gateway: the gateway is another process, measured whole)")
 	flag.StringVar(&o.gateway, "gateway", "", "with -target proxy: a built mcpgate binary; A is then `PATH serve --upstream B` in a process of its own, and mcpgate's CPU is that process's")
+	flag.StringVar(&o.streamsFlag, "streams", "", "with -target proxy -gateway: counts of idle GET event streams, like 1000,10000; for each, on a fresh gateway, the gateway's memory per stream and tool calls at -conns connections with and without them open (-rounds rounds of -duration in each state), instead of the A/B rounds")
 	flag.StringVar(&o.LogFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O. With -gateway: the binary's --log-format, written to a temporary file")
 	bench.Main("mcpload", "Compares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\nWith -target proxy, A is the gateway proxying to a go-sdk server and B is that server, called directly.", o.check,
 		func(ctx context.Context, stdout, stderr io.Writer) (int, error) { return run(ctx, o, stdout, stderr) })
@@ -160,10 +180,22 @@ func (o *options) check() error {
 		}
 		o.gwcpu = false
 	}
+	if o.streamsFlag != "" {
+		if o.gateway == "" {
+			return errors.New("-streams needs -target proxy -gateway PATH")
+		}
+		var err error
+		if o.streams, err = parseStreams(o.streamsFlag); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (code int, err error) {
+	if len(o.streams) > 0 {
+		return runStreams(ctx, o, stdout, stderr)
+	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -186,7 +218,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (code int, er
 		defer stopB()
 	}
 	if o.gateway != "" {
-		gp, gerr := startGateway(setupCtx, o.gateway, baseB+"/mcp", o.LogFormat)
+		gp, gerr := startGateway(setupCtx, o.gateway, baseB+"/mcp", o.LogFormat, nil, nil)
 		if gerr != nil {
 			return 0, gerr
 		}
@@ -216,7 +248,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (code int, er
 		defer stopB()
 	}
 
-	token, err := accessToken(setupCtx, baseA)
+	token, err := accessToken(setupCtx, baseA, user, password)
 	if err != nil {
 		return 0, fmt.Errorf("getting an access token: %w", err)
 	}
@@ -622,7 +654,7 @@ func mustRefuse(ctx context.Context, endpoint string) error {
 // accessToken runs the real flow once against the gateway at base: dynamic
 // client registration, /authorize with PKCE and resource walked by the
 // headless browser (login and consent), and the code exchange at /token.
-func accessToken(ctx context.Context, base string) (string, error) {
+func accessToken(ctx context.Context, base, user, password string) (string, error) {
 	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	clientID, err := bench.RegisterClient(ctx, client, base, "mcpload", callback)
 	if err != nil {

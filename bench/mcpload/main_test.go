@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,6 +122,41 @@ func TestRunGatewayBinarySmoke(t *testing.T) {
 	}
 }
 
+// -streams, briefly: 20 idle streams through an mcpgate binary built from
+// this tree, the calls around them, the memory per stream reported, and
+// nothing left running.
+func TestRunStreamsSmoke(t *testing.T) {
+	if testing.Short() || runtime.GOOS != "linux" {
+		t.Skip("builds mcpgate, starts it and a backend, opens streams through it")
+	}
+	bin := filepath.Join(t.TempDir(), "mcpgate")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-C", "../..", "-o", bin, "./cmd/mcpgate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	o := options{Options: bench.Options{Duration: 200 * time.Millisecond, Rounds: 1, Conns: 2, MaxOps: 500,
+		Timeout: 5 * time.Second, LogFormat: "text", Quiet: 0.1}, target: targetProxy, gateway: bin, streamsFlag: "20"}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out := benchtest.Run(t, o.check, func(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+		return run(ctx, o, stdout, stderr)
+	})
+	benchtest.ReportHas(t, out, "## mcpload -streams", "| 20 | 20 streams open |", "| 20 | streams closed |",
+		"KB of gateway RSS per idle stream", "tool calls with 20 streams open against without")
+	// The Go heap comes from the gateway's gctrace, which has a line only
+	// once a collection has run: not in every phase of a run this short.
+	if strings.Contains(out, "ended while they should have stayed open") {
+		t.Errorf("streams ended early:\n%s", out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "mcpload-gateway-*")); len(left) > 0 {
+		t.Errorf("the gateway's directory is left: %v", left)
+	}
+	if pids := running(bin); len(pids) > 0 {
+		t.Errorf("the gateway is still running after the run: pids %v", pids)
+	}
+}
+
 // running lists the processes that run the executable path.
 func running(path string) []string {
 	var pids []string
@@ -219,6 +256,55 @@ func TestClassify(t *testing.T) {
 	} {
 		if got := classify(&c.s); got != c.want {
 			t.Errorf("%+v: %s, want %s", c.s, got, c.want)
+		}
+	}
+}
+
+// The arithmetic of -streams: the bytes per stream, the gctrace line, the
+// list of counts.
+func TestStreamsArithmetic(t *testing.T) {
+	for _, c := range []struct {
+		before, after int64
+		n             int
+		want          float64
+	}{
+		{26 << 20, 266 << 20, 5000, 50331.648}, // the 26 → 266 MB for 5,000 streams: 48 KiB each
+		{34_000_000, 50_000_000, 1000, 16_000},
+		{50_000_000, 49_000_000, 1000, -1000}, // it fell
+		{1, 2, 0, 0},
+	} {
+		if got := perStream(c.before, c.after, c.n); math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("perStream(%d, %d, %d) = %v, want %v", c.before, c.after, c.n, got, c.want)
+		}
+	}
+
+	log := []byte("time=2026-12-06T17:00:00Z level=INFO msg=listening\n" +
+		"gc 1 @0.011s 1%: 0.012+0.51+0.003 ms clock, 0.024+0.1/0.4/0+0.006 ms cpu, 3->3->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P\n" +
+		"gc 2 @9.5s 2%: 0.02+12+0.01 ms clock, 0.04+1/11/0+0.02 ms cpu, 70->71->66 MB, 132 MB goal, 8 MB stacks, 1 MB globals, 2 P\n" +
+		"gc 3 @9.9s 2%: 0.02+1+0.01 ms clock, garbage that is not a trace line\n")
+	g, ok := lastGC(log)
+	if !ok || g != (gcTrace{live: 66, goal: 132, stacks: 8}) {
+		t.Errorf("lastGC = %+v, %v; want the second line's live 66, goal 132, stacks 8", g, ok)
+	}
+	if _, ok := lastGC([]byte("no trace\n")); ok {
+		t.Error("lastGC found a line in a log without gctrace")
+	}
+
+	// Two descriptors per stream in each process: 9,000 fit under a hard
+	// limit of 20,000, 10,000 do not.
+	if got := filesNeeded(9000); got != 18_512 {
+		t.Errorf("filesNeeded(9000) = %d, want 18512", got)
+	}
+	if got := filesNeeded(10_000); got <= 20_000 {
+		t.Errorf("filesNeeded(10000) = %d, want more than 20000", got)
+	}
+
+	if got, err := parseStreams("1000, 10000"); err != nil || !slices.Equal(got, []int{1000, 10000}) {
+		t.Errorf("parseStreams = %v, %v; want [1000 10000]", got, err)
+	}
+	for _, bad := range []string{"", "0", "10001", "1000,x", "-5"} {
+		if _, err := parseStreams(bad); err == nil {
+			t.Errorf("parseStreams(%q) took it", bad)
 		}
 	}
 }

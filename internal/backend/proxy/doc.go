@@ -72,6 +72,13 @@
 // ResponseHeaderTimeout; the body, an event stream, may last). A small
 // RoundTripper in front of it (slashRedirects) follows the one redirect.
 //
+// A GET, an event stream that a client may hold open and idle for hours,
+// goes through a second ReverseProxy with small buffers of its own: a
+// 4 KiB copy buffer and a copy of the transport with 1 KiB and 2 KiB
+// connection buffers (SEC-81); the other answers, a tool's few megabytes
+// among them, keep the transport's buffers and pooled 32 KiB copy buffers.
+// See transport.go for the figures.
+//
 // The request the upstream gets is a copy of the client's with the body
 // from memory, never the client's r.Body: the transport may still read a
 // body after the handler has returned (net/http's RoundTripper contract),

@@ -155,8 +155,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// Transport reaches the upstream; nil means NewTransport(). An
 	// *http.Transport is used as a copy whose ResponseHeaderTimeout is
-	// Timeout, unless it has one; any other RoundTripper must bound the
-	// wait for headers itself.
+	// Timeout, unless it has one, and the GETs (event streams) go through
+	// a second copy with small buffers (SEC-81), whose connections are its
+	// own; any other RoundTripper is used as it is for both, and must
+	// bound the wait for headers itself.
 	Transport http.RoundTripper
 	// Sessions, when set, keeps the sessions' bindings to their users
 	// (SESS-3) where every replica of the gateway finds them, under
@@ -176,6 +178,9 @@ type handler struct {
 	log      *slog.Logger
 	sessions *sessionOwners
 	rp       *httputil.ReverseProxy
+	// streams proxies the GETs: event streams that may stay open and idle
+	// for hours, with small buffers (streamTransport, streamBuffers).
+	streams *httputil.ReverseProxy
 }
 
 // New returns the proxy to opts.Upstream. Mount it behind the resource
@@ -220,6 +225,10 @@ func New(opts Options) (http.Handler, error) {
 		ErrorHandler:   h.upstreamError,
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	streams := *h.rp
+	streams.Transport = transportFor(streamTransport(opts.Transport), opts.Timeout)
+	streams.BufferPool = streamBuffers{}
+	h.streams = &streams
 	return h, nil
 }
 
@@ -299,6 +308,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer endStream(r)
 	lw := &lazyFlusher{w: w}
 	defer lw.stop()
+	if r.Method == http.MethodGet {
+		h.streams.ServeHTTP(lw, in)
+		return
+	}
 	h.rp.ServeHTTP(lw, in)
 }
 
