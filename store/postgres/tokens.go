@@ -263,6 +263,39 @@ func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*st
 	return t, g, nil
 }
 
+// sqlGetRefreshSession is sqlGetRefresh with the grant's upstream session,
+// if any, in the same snapshot: a refresh's one read (RT-3).
+const sqlGetRefreshSession = `SELECT ` + refreshGrantCols + `,
+		u.connector, u.user_json, u.token, u.checked_at
+	FROM refresh_tokens AS r JOIN grants AS g ON g.id = r.grant_id
+	LEFT JOIN upstream_sessions AS u ON u.grant_id = g.id
+	WHERE r.hash = $1 AND (r.expires_at = 0 OR r.expires_at > $2)`
+
+// GetRefreshSession implements store.RefreshSessionGetter.
+func (s *Store) GetRefreshSession(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, *store.UpstreamSession, error) {
+	var t store.RefreshToken
+	var g store.Grant
+	var connector, user *string
+	var token []byte
+	var checked *int64
+	err := s.pool.QueryRow(ctx, sqlGetRefreshSession, hash, nanos(now)).Scan(&t.Hash, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt}, &t.Successor,
+		&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt},
+		&connector, &user, &token, &checked)
+	if err != nil {
+		return nil, nil, nil, wrap("get refresh", err)
+	}
+	if connector == nil {
+		return &t, &g, nil, nil
+	}
+	u := &store.UpstreamSession{GrantID: g.ID, Connector: *connector, Token: token, CheckedAt: fromNanos(*checked)}
+	if err := (jsonText{&u.User}).Scan(*user); err != nil {
+		return nil, nil, nil, fmt.Errorf("postgres: get refresh: upstream session: %w", err)
+	}
+	return &t, &g, u, nil
+}
+
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
 	if !storable(id) {
 		return wrap("revoke grant", store.ErrNotFound)
