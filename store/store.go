@@ -333,3 +333,14 @@ type Store interface {
 	// that seals its data, which every process compares with its own.
 	PutMetaOnce(ctx context.Context, name string, value []byte) ([]byte, error)
 }
+
+// RefreshSessionGetter is implemented by stores that read a refresh token,
+// its grant and the grant's upstream session in one step (one statement on
+// PostgreSQL), so that a refresh that rechecks its user (RT-3) makes one
+// read fewer. It is optional: without it the caller makes GetRefresh then
+// GetUpstreamSession.
+type RefreshSessionGetter interface {
+	// GetRefreshSession is GetRefresh, which also returns the grant's
+	// upstream session as GetUpstreamSession would: nil when it has none.
+	GetRefreshSession(ctx context.Context, hash []byte, now time.Time) (*RefreshToken, *Grant, *UpstreamSession, error)
+}

@@ -99,6 +99,8 @@ type Server struct {
 	// access token (SEC-10).
 	introspectors map[string]bool
 	regLimit      *limiter
+	// clients holds registered clients read lately (SEC-85).
+	clients *clientCache
 	// recheck makes concurrent refreshes of one grant share one upstream
 	// refresh (RT-3).
 	recheck singleflight.Group
@@ -145,6 +147,7 @@ func New(opts Options) (*Server, error) {
 		connectors: map[string]upstream.Connector{},
 		static:     map[string]*store.Client{},
 		regLimit:   newLimiter(opts.RegistrationRate, time.Minute, opts.Now),
+		clients:    newClientCache(),
 	}
 	for _, c := range opts.Connectors {
 		if _, dup := s.connectors[c.ID()]; dup {
@@ -210,7 +213,9 @@ func (s *Server) now() time.Time { return s.opts.Now() }
 // client finds a client, in the order of REG-1: pre-registered, then a
 // Client ID Metadata Document for an https client_id, then a registered
 // one; nil when unknown. A document that cannot be fetched or is invalid
-// is a *cimd.Error.
+// is a *cimd.Error. A registered client read within clientTTL is not read
+// again (SEC-85); the *store.Client returned may be shared and must not be
+// modified.
 func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 	if c, ok := s.static[id]; ok {
 		return c, nil
@@ -221,11 +226,19 @@ func (s *Server) client(ctx context.Context, id string) (*store.Client, error) {
 		}
 		return s.opts.CIMD.Client(ctx, id)
 	}
+	at := s.now()
+	if c := s.clients.get(id, at); c != nil {
+		return c, nil
+	}
 	c, err := s.store.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	s.clients.put(c, at, s.now())
+	return c, nil
 }
 
 // touchInterval: a client's use is recorded at most this often, so that a
@@ -248,6 +261,8 @@ func (s *Server) touch(ctx context.Context, c *store.Client) {
 	if now.Sub(last) < touchInterval {
 		return
 	}
+	// Before the write: the requests meanwhile see the use recorded.
+	s.clients.touched(c, now)
 	if err := s.store.TouchClient(ctx, c.ID, now); err != nil {
 		s.log.Warn("record client use", "client_id", c.ID, "err", err.Error())
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -44,7 +45,7 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	}
 	now := s.now()
 	oldHash := tokens.Hash(old)
-	cur, grant, err := s.store.GetRefresh(ctx, oldHash, now)
+	cur, grant, pre, err := s.readRefresh(ctx, oldHash, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errBadRefresh
@@ -65,7 +66,7 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	}
 	user := grant.User
 	if cur.RotatedAt.IsZero() { // a retry within grace gets its successor below
-		if user, oerr = s.refreshUser(ctx, client, grant); oerr != nil {
+		if user, oerr = s.refreshUser(ctx, client, grant, pre); oerr != nil {
 			return nil, oerr
 		}
 	}
@@ -111,6 +112,26 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	}
 }
 
+// upstreamRead is a grant's upstream session as read with its refresh
+// token: sess is nil when the grant has none; read is false when it was not
+// read (then currentUser reads it).
+type upstreamRead struct {
+	sess *store.UpstreamSession
+	read bool
+}
+
+// readRefresh reads a refresh token and its grant and, when the recheck is
+// on and the store can, the grant's upstream session in the same read
+// (RT-3): one statement fewer per refresh on PostgreSQL.
+func (s *Server) readRefresh(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, upstreamRead, error) {
+	if rs, ok := s.store.(store.RefreshSessionGetter); ok && s.opts.UpstreamRecheck > 0 {
+		cur, grant, sess, err := rs.GetRefreshSession(ctx, hash, now)
+		return cur, grant, upstreamRead{sess: sess, read: true}, err
+	}
+	cur, grant, err := s.store.GetRefresh(ctx, hash, now)
+	return cur, grant, upstreamRead{}, err
+}
+
 // refreshScopes is the scope of a refresh's access token: it may narrow,
 // never widen (RFC 6749 §6); the new refresh token keeps the old one's
 // scope, as §6 requires.
@@ -148,8 +169,8 @@ func (s *Server) mayRefresh(ctx context.Context, client *store.Client, grant *st
 // refreshUser is the user a refresh issues tokens for: as the identity
 // provider describes them now (RT-3), and still let in by the access rules
 // with the groups it gives now; when not, the grant ends.
-func (s *Server) refreshUser(ctx context.Context, client *store.Client, grant *store.Grant) (identity.User, *oauth.Error) {
-	user, oerr := s.currentUser(ctx, grant)
+func (s *Server) refreshUser(ctx context.Context, client *store.Client, grant *store.Grant, pre upstreamRead) (identity.User, *oauth.Error) {
+	user, oerr := s.currentUser(ctx, grant, pre)
 	if oerr != nil {
 		return identity.User{}, oerr
 	}

@@ -110,11 +110,11 @@ func (s *Server) keepUpstream(ctx context.Context, grantID, connector string, us
 // one upstream refresh. When the provider has ended the session (or it can
 // no longer be checked) the grant is revoked and the refresh fails with
 // invalid_grant, so the user logs in again.
-func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.User, *oauth.Error) {
+func (s *Server) currentUser(ctx context.Context, grant *store.Grant, pre upstreamRead) (identity.User, *oauth.Error) {
 	if s.opts.UpstreamRecheck <= 0 {
 		return grant.User, nil
 	}
-	sess, err := s.store.GetUpstreamSession(ctx, grant.ID)
+	sess, err := s.upstreamSession(ctx, grant.ID, pre)
 	switch {
 	case errors.Is(err, store.ErrNotFound) && s.uncheckable(grant):
 		s.log.Info("upstream session ended: grant revoked", "user", grant.User.ID, "grant", grant.ID, "err", errNoUpstreamSession.Error())
@@ -138,6 +138,18 @@ func (s *Server) currentUser(ctx context.Context, grant *store.Grant) (identity.
 		return identity.User{}, errBadRefresh
 	}
 	return identity.User{}, oauth.AsError(err)
+}
+
+// upstreamSession is the grant's upstream session: the one read with its
+// refresh token, else read now; ErrNotFound when it has none.
+func (s *Server) upstreamSession(ctx context.Context, grantID string, pre upstreamRead) (*store.UpstreamSession, error) {
+	switch {
+	case !pre.read:
+		return s.store.GetUpstreamSession(ctx, grantID)
+	case pre.sess == nil:
+		return nil, store.ErrNotFound
+	}
+	return pre.sess, nil
 }
 
 // upstreamUser is the user of grant's upstream session sess: as stored

@@ -12,7 +12,10 @@ import (
 	"github.com/mcpgate/mcpgate/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store                = (*Store)(nil)
+	_ store.RefreshSessionGetter = (*Store)(nil)
+)
 
 type consentKey struct{ user, client string }
 
@@ -373,6 +376,25 @@ func (s *Store) RotateRefresh(_ context.Context, oldHash []byte, next *store.Ref
 func (s *Store) GetRefresh(_ context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.getRefresh(hash, now)
+}
+
+// GetRefreshSession implements store.RefreshSessionGetter.
+func (s *Store) GetRefreshSession(_ context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, *store.UpstreamSession, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, g, err := s.getRefresh(hash, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	u, ok := s.upstream[g.ID]
+	if !ok {
+		return t, g, nil, nil
+	}
+	return t, g, copyUpstream(u), nil
+}
+
+func (s *Store) getRefresh(hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
 	t, ok := s.refresh[string(hash)]
 	if !ok || !refreshLive(t.ExpiresAt, now) {
 		return nil, nil, notFound("get refresh")
@@ -621,10 +643,14 @@ func (s *Store) GetUpstreamSession(_ context.Context, grantID string) (*store.Up
 	if !ok {
 		return nil, store.ErrNotFound
 	}
+	return copyUpstream(u), nil
+}
+
+func copyUpstream(u *store.UpstreamSession) *store.UpstreamSession {
 	c := *u
 	c.User = copyUser(u.User)
 	c.Token = bytes.Clone(u.Token)
-	return &c, nil
+	return &c
 }
 
 // Ping has nothing to check: memory always takes a write.

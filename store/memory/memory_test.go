@@ -19,6 +19,8 @@ func newStore(t *testing.T) store.Store {
 
 func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
 
+func TestRefreshSession(t *testing.T) { storetest.RunRefreshSession(t, newStore) }
+
 func TestConcurrency(t *testing.T) { storetest.RunConcurrency(t, newStore) }
 
 func BenchmarkCreateConsumeCode(b *testing.B) {

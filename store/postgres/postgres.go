@@ -17,7 +17,10 @@ import (
 	"github.com/mcpgate/mcpgate/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store                = (*Store)(nil)
+	_ store.RefreshSessionGetter = (*Store)(nil)
+)
 
 // Store is a store.Store on one PostgreSQL database. It is safe for
 // concurrent use, by any number of goroutines and processes.

@@ -32,6 +32,8 @@ func newStore(t *testing.T) store.Store { return open(t, pgtest.Start(t)) }
 
 func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
 
+func TestRefreshSession(t *testing.T) { storetest.RunRefreshSession(t, newStore) }
+
 func TestConcurrency(t *testing.T) { storetest.RunConcurrency(t, newStore) }
 
 // Replicas starting at once on a new database: every Open succeeds and each

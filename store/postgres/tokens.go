@@ -13,12 +13,31 @@ import (
 
 const codeCols = `hash, client_id, redirect_uri, code_challenge, resource, scopes, user_json, grant_id, expires_at, used_at`
 
+// asyncCommit, joined into a statement, makes its own transaction commit
+// without waiting for the WAL flush (SEC-86), in the same round trip; the
+// setting is the transaction's (set_config's is_local) and never outlives
+// it on the pooled connection. Only a code's two statements use it:
+//
+//   - CreateCode: a code lost by a crash fails one flow at /token with
+//     invalid_grant and issues nothing; the client starts the flow again.
+//   - ConsumeCode: the exchange that consumed the code answers only after
+//     CreateGrant, whose commit waits for the WAL flush, and a flush covers
+//     every record before it, from any connection or replica: the
+//     consumption is durable before any token is answered. A consumption
+//     lost by a crash issued nothing (the crash came before CreateGrant's
+//     commit), so the code, still within its minute, can be exchanged once.
+//
+// Visibility is not affected: a consumption is seen by every other
+// session, on every replica, as soon as it commits (PKCE-3).
+const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`
+
 const (
 	sqlInsertCode = `INSERT INTO codes (` + codeCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`
+		SELECT $1::bytea, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::bigint
+		FROM ` + asyncCommit + ` ON CONFLICT DO NOTHING`
 	// PKCE-3: of racing consumers the first marks the code; the others
 	// wait for its commit, re-check used_at and match nothing.
-	sqlUseCode = `UPDATE codes SET used_at = $1
+	sqlUseCode = `UPDATE codes SET used_at = $1 FROM ` + asyncCommit + `
 		WHERE hash = $2 AND expires_at > $1 AND used_at = 0 RETURNING ` + codeCols
 	sqlGetCode = `SELECT ` + codeCols + ` FROM codes WHERE hash = $1 AND expires_at > $2`
 )
@@ -33,19 +52,26 @@ func scanCode(row pgx.Row) (*store.Code, error) {
 	return &c, nil
 }
 
-func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
+// codeArgs are sqlInsertCode's arguments for c.
+func codeArgs(c *store.Code) ([]any, error) {
 	scopes, err := encode(c.Scopes)
 	if err != nil {
-		return fmt.Errorf("postgres: create code: %w", err)
+		return nil, err
 	}
 	user, err := encode(c.User)
 	if err != nil {
+		return nil, err
+	}
+	return []any{c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Resource, scopes, user, c.GrantID,
+		nanos(c.ExpiresAt), nanos(c.UsedAt)}, nil
+}
+
+func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
+	args, err := codeArgs(c)
+	if err != nil {
 		return fmt.Errorf("postgres: create code: %w", err)
 	}
-	err = inserted(s.pool.Exec(ctx, sqlInsertCode,
-		c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Resource, scopes, user, c.GrantID,
-		nanos(c.ExpiresAt), nanos(c.UsedAt)))
-	if err != nil {
+	if err := inserted(s.pool.Exec(ctx, sqlInsertCode, args...)); err != nil {
 		return wrap("create code", err)
 	}
 	return nil
@@ -235,6 +261,39 @@ func (s *Store) GetRefresh(ctx context.Context, hash []byte, now time.Time) (*st
 		return nil, nil, wrap("get refresh", err)
 	}
 	return t, g, nil
+}
+
+// sqlGetRefreshSession is sqlGetRefresh with the grant's upstream session,
+// if any, in the same snapshot: a refresh's one read (RT-3).
+const sqlGetRefreshSession = `SELECT ` + refreshGrantCols + `,
+		u.connector, u.user_json, u.token, u.checked_at
+	FROM refresh_tokens AS r JOIN grants AS g ON g.id = r.grant_id
+	LEFT JOIN upstream_sessions AS u ON u.grant_id = g.id
+	WHERE r.hash = $1 AND (r.expires_at = 0 OR r.expires_at > $2)`
+
+// GetRefreshSession implements store.RefreshSessionGetter.
+func (s *Store) GetRefreshSession(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, *store.UpstreamSession, error) {
+	var t store.RefreshToken
+	var g store.Grant
+	var connector, user *string
+	var token []byte
+	var checked *int64
+	err := s.pool.QueryRow(ctx, sqlGetRefreshSession, hash, nanos(now)).Scan(&t.Hash, &t.GrantID, &t.Generation, jsonText{&t.Scopes},
+		timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RotatedAt}, &t.Successor,
+		&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt},
+		&connector, &user, &token, &checked)
+	if err != nil {
+		return nil, nil, nil, wrap("get refresh", err)
+	}
+	if connector == nil {
+		return &t, &g, nil, nil
+	}
+	u := &store.UpstreamSession{GrantID: g.ID, Connector: *connector, Token: token, CheckedAt: fromNanos(*checked)}
+	if err := (jsonText{&u.User}).Scan(*user); err != nil {
+		return nil, nil, nil, fmt.Errorf("postgres: get refresh: upstream session: %w", err)
+	}
+	return &t, &g, u, nil
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
