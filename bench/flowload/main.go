@@ -129,7 +129,7 @@ func main() {
 	flag.StringVar(&o.dsn, "dsn", "", "with -store postgres: the database to use (postgres://USER:PASSWORD@HOST:PORT/DATABASE; pool_max_conns=N sizes each replica's pool) instead of a server of the harness's own; it must be empty or mcpgate's")
 	flag.BoolVar(&o.pgFsyncOff, "pg-fsync-off", false, "with -store postgres and no -dsn: run the harness's server with fsync=off and synchronous_commit=off (not a durable figure)")
 	flag.IntVar(&o.replicas, "replicas", 1, "with -store postgres: gateways on the same database, each with its own pool and listener, one secret key; requests go to them round robin")
-	flag.IntVar(&o.pool, "pool", 0, "with -store postgres: pool_max_conns of each replica's pool (default: the DSN's, else pgx's: the greater of 4 and the number of CPUs)")
+	flag.IntVar(&o.pool, "pool", 0, "with -store postgres: pool_max_conns of each replica's pool (default: the DSN's, else the store's default, 16)")
 	flag.StringVar(&o.gateway, "gateway", "", "with -store postgres: run the replicas as `PATH serve --store DSN` processes sharing one --data-dir (so one secret.key), and report each one's RSS")
 	flag.IntVar(&o.grants, "grants", 0, "grants (each with a refresh token) stored through the store's CreateGrant before the rounds, so that the load's lookups search among them")
 	flag.StringVar(&o.only, "only", "", "measure only flows or only refreshes (default both, alternating)")
