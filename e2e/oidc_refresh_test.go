@@ -85,8 +85,22 @@ func refreshUntilRefused(t *testing.T, p *process, clientID, rt string) {
 }
 
 // hasLogRecord reports whether the binary logged msg with the given
-// attribute values (key, value, key, value...).
+// attribute values (key, value, key, value...), waiting up to 10 s: the
+// line may still be in the pipe from the binary when the answer that
+// followed it has arrived.
 func hasLogRecord(t *testing.T, p *process, msg string, kv ...string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !loggedNow(t, p, msg, kv...) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// loggedNow is hasLogRecord on what the binary has logged so far.
+func loggedNow(t *testing.T, p *process, msg string, kv ...string) bool {
 	for _, r := range logRecords(t, p.Stderr(), msg) {
 		match := true
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -143,7 +157,7 @@ func TestBinaryOIDCUpstreamRecheck(t *testing.T) {
 
 	// One still in admins at the provider refreshes, through a recheck.
 	deadline := time.Now().Add(30 * time.Second)
-	for !hasLogRecord(t, p, "upstream session renewed", "user", "oidc:u-kept") {
+	for !loggedNow(t, p, "upstream session renewed", "user", "oidc:u-kept") {
 		status, body := refresh(t, p.base, keptClient, keptRT)
 		if status != 200 {
 			t.Fatalf("refresh of a user still let in: %d %v, want 200\n%s", status, body, p.Stderr())
