@@ -547,6 +547,10 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 	}
+	// Its two transports' idle connections would otherwise outlive Close.
+	if c, ok := h.(interface{ CloseIdleConnections() }); ok {
+		g.closers = append(g.closers, func(context.Context) error { c.CloseIdleConnections(); return nil })
+	}
 	cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
 	return h, nil
 }
@@ -556,8 +560,9 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 // in flight go on.
 func (g *Gateway) EndStreams() { g.endStreams() }
 
-// Close stops the gateway's backends (stdio server processes) and its
-// following of revocations made elsewhere. Call it after the HTTP server
+// Close stops the gateway's backends (stdio server processes, the proxies'
+// idle connections to their upstreams) and its following of revocations
+// made elsewhere. Call it after the HTTP server
 // has shut down.
 func (g *Gateway) Close(ctx context.Context) error {
 	g.endStreams()

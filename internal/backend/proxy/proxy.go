@@ -232,6 +232,20 @@ func New(opts Options) (http.Handler, error) {
 	return h, nil
 }
 
+// CloseIdleConnections closes the idle connections of both transports, the
+// answers' and the event streams' (SEC-81), whose pools are separate: the
+// gateway calls it when it closes, so that no connection to the upstream
+// outlives it by IdleConnTimeout. Connections in use are left alone; a
+// Transport given in Options has its idle connections closed too, as
+// http.Client's CloseIdleConnections does.
+func (h *handler) CloseIdleConnections() {
+	for _, rp := range []*httputil.ReverseProxy{h.rp, h.streams} {
+		if c, ok := rp.Transport.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
 // JSON-RPC error bodies, built once.
 var (
 	errInternal    = errorBody(jsonrpc.CodeInternalError, "internal error")

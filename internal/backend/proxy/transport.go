@@ -137,6 +137,14 @@ func (t slashRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(again)
 }
 
+// CloseIdleConnections passes the call on to the transport behind, as
+// http.Client's does.
+func (t slashRedirects) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // slashRedirect returns where resp redirects a request to u when it is a
 // 307 or 308 to the same scheme, host and path but for a trailing slash.
 func slashRedirect(u *url.URL, resp *http.Response) *url.URL {
