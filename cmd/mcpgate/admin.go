@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mcpgate/mcpgate/internal/app"
+	"github.com/mcpgate/mcpgate/internal/config"
 )
 
 const adminUsage = `Usage, with the settings of mcpgate serve (--data-dir, --store, --config, MCPGATE_*) to find its store:
@@ -75,7 +76,7 @@ func admin(noun string, args []string) int {
 			fmt.Print(adminUsage)
 			return 0
 		}
-		if len(args) == 0 {
+		if len(args) == 0 || isFlag(args[0], spec.flags) {
 			fmt.Fprintf(os.Stderr, "mcpgate: %s %s needs its %s first\n%s", noun, verb, spec.arg, adminUsage)
 			return 2
 		}
@@ -105,6 +106,16 @@ func admin(noun string, args []string) int {
 }
 
 var errHelp = errors.New("help")
+
+// isFlag reports whether a is one of own or of serve's flags, rather than
+// an id that starts with "-".
+func isFlag(a string, own []string) bool {
+	if !strings.HasPrefix(a, "-") {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	return slices.Contains(own, name) || config.IsFlag(name)
+}
 
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" || a == "help" }
 

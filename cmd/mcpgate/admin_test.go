@@ -36,3 +36,14 @@ func TestAdminFlags(t *testing.T) {
 		t.Error("--json=maybe: no error")
 	}
 }
+
+// An id may start with "-" (base64url); a flag where the id goes is a
+// missing id.
+func TestAdminArgIsNotAFlag(t *testing.T) {
+	own := adminVerbs["grants revoke"].flags
+	for a, want := range map[string]bool{"--data-dir": true, "-store=x": true, "--json": true, "-AbC_dEf": false, "--x1y2": false, "g1": false} {
+		if got := isFlag(a, own); got != want {
+			t.Errorf("isFlag(%q) = %v, want %v", a, got, want)
+		}
+	}
+}

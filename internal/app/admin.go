@@ -151,7 +151,7 @@ func (a *admin) listUsers(ctx context.Context) error {
 	return a.answer(views, func(w io.Writer) {
 		fmt.Fprintln(w, "NAME\tGROUPS\tCREATED\tSTATE\tFROM")
 		for _, v := range views {
-			state, from := "active", "mcpgate users add"
+			state, from := "active", "store"
 			if v.DisabledAt != "" {
 				state = "disabled " + v.DisabledAt
 			}
