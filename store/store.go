@@ -178,8 +178,9 @@ type SigningKey struct {
 // RevocationFeed is implemented by a store that several processes share and
 // that can tell each of them at once of a grant another revoked
 // (PostgreSQL's LISTEN/NOTIFY). Every revocation made through the store is
-// announced when it commits: RevokeGrant, and the family RotateRefresh
-// revokes on reuse (RT-1). A gateway checks for it with a type assertion;
+// announced when it commits: RevokeGrant, the family RotateRefresh
+// revokes on reuse (RT-1), and the grants DeleteClient and
+// DisableLocalUser revoke (SEC-93, SEC-94). A gateway checks for it with a type assertion;
 // a store without it is followed by RevokedGrantsSince alone (SEC-80).
 type RevocationFeed interface {
 	// FollowRevocations calls listening once it is subscribed, then
