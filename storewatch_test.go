@@ -184,6 +184,26 @@ func (s *watchedStore) CountLocalUsers(ctx context.Context) (int, error) {
 	s.saw("CountLocalUsers")
 	return s.inner.CountLocalUsers(ctx)
 }
+func (s *watchedStore) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, error) {
+	s.saw("ListLocalUsers")
+	return s.inner.ListLocalUsers(ctx)
+}
+func (s *watchedStore) DisableLocalUser(ctx context.Context, name string, now time.Time) ([]string, error) {
+	s.saw("DisableLocalUser")
+	return s.inner.DisableLocalUser(ctx, name, now)
+}
+func (s *watchedStore) ListClients(ctx context.Context) ([]*store.Client, error) {
+	s.saw("ListClients")
+	return s.inner.ListClients(ctx)
+}
+func (s *watchedStore) DeleteClient(ctx context.Context, id string, now time.Time) ([]string, error) {
+	s.saw("DeleteClient")
+	return s.inner.DeleteClient(ctx, id, now)
+}
+func (s *watchedStore) ListGrants(ctx context.Context, userID string) ([]*store.Grant, error) {
+	s.saw("ListGrants")
+	return s.inner.ListGrants(ctx, userID)
+}
 func (s *watchedStore) CreateSigningKey(ctx context.Context, k *store.SigningKey) error {
 	s.saw("CreateSigningKey")
 	return s.inner.CreateSigningKey(ctx, k)

@@ -159,6 +159,9 @@ type LocalUser struct {
 	PasswordHash []byte   // bcrypt
 	Groups       []string // given to the user at login; nil for none
 	CreatedAt    time.Time
+	// DisabledAt is when DisableLocalUser disabled the account; zero while
+	// it may log in (SEC-93).
+	DisabledAt time.Time
 }
 
 // SigningKey is a key that signs access tokens. Private is sealed
@@ -175,8 +178,9 @@ type SigningKey struct {
 // RevocationFeed is implemented by a store that several processes share and
 // that can tell each of them at once of a grant another revoked
 // (PostgreSQL's LISTEN/NOTIFY). Every revocation made through the store is
-// announced when it commits: RevokeGrant, and the family RotateRefresh
-// revokes on reuse (RT-1). A gateway checks for it with a type assertion;
+// announced when it commits: RevokeGrant, the family RotateRefresh
+// revokes on reuse (RT-1), and the grants DeleteClient and
+// DisableLocalUser revoke (SEC-93, SEC-94). A gateway checks for it with a type assertion;
 // a store without it is followed by RevokedGrantsSince alone (SEC-80).
 type RevocationFeed interface {
 	// FollowRevocations calls listening once it is subscribed, then
@@ -206,6 +210,15 @@ type Store interface {
 	// that are not stored (pre-registered, metadata documents) are never
 	// touched (SEC-14).
 	DeleteUnusedClients(ctx context.Context, unusedSince, now time.Time, limit int) (int, error)
+	// ListClients returns every stored client, oldest first (ties by id).
+	// Pre-registered and metadata-document clients are not stored.
+	ListClients(ctx context.Context) ([]*Client, error)
+	// DeleteClient deletes a stored client with its consents and unused
+	// codes and, in the same transaction, revokes each of its unrevoked
+	// grants at now, announced as RevokeGrant's are (RevocationFeed). It
+	// returns the ids of the grants it revoked, in byte order; ErrNotFound
+	// when no such client is stored (SEC-94).
+	DeleteClient(ctx context.Context, id string, now time.Time) ([]string, error)
 
 	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
 	GetAuthRequest(ctx context.Context, id string, now time.Time) (*AuthRequest, error)
@@ -260,6 +273,10 @@ type Store interface {
 	// revoked grant is returned as is; the caller decides.
 	GetRefresh(ctx context.Context, hash []byte, now time.Time) (*RefreshToken, *Grant, error)
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
+	// ListGrants returns the grants of the user whose identity.User.ID is
+	// userID, or every grant for "", revoked ones included (until
+	// DeleteExpired removes them), newest first (ties by id).
+	ListGrants(ctx context.Context, userID string) ([]*Grant, error)
 	// RevokedGrantsSince lists the ids of grants revoked at or after since,
 	// so that a starting process can deny their unexpired access tokens.
 	RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error)
@@ -286,9 +303,23 @@ type Store interface {
 	// DeleteExpired removes the expired ones too.
 	DeleteMCPSession(ctx context.Context, resource string, hash []byte) error
 
-	PutLocalUser(ctx context.Context, u *LocalUser) error // insert or replace
+	// PutLocalUser inserts or replaces an account, but for the DisabledAt
+	// of an existing one, which only DisableLocalUser changes: setting a
+	// password, or the configuration's accounts written at every start,
+	// never enable an account an operator disabled (SEC-93).
+	PutLocalUser(ctx context.Context, u *LocalUser) error
 	GetLocalUser(ctx context.Context, name string) (*LocalUser, error)
 	CountLocalUsers(ctx context.Context) (int, error)
+	// ListLocalUsers returns every account, disabled ones included, by name.
+	ListLocalUsers(ctx context.Context) ([]*LocalUser, error)
+	// DisableLocalUser disables the account name at now (an earlier
+	// DisabledAt stands) and, in the same transaction, ends what its user
+	// (identity.User.ID "local:"+name, as the local connector names it)
+	// holds: their browser sessions and unused codes are deleted and each
+	// of their unrevoked grants is revoked at now, announced as RevokeGrant's are
+	// (RevocationFeed). It returns the ids of the grants it revoked, in
+	// byte order; ErrNotFound when there is no such account (SEC-93).
+	DisableLocalUser(ctx context.Context, name string, now time.Time) ([]string, error)
 
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first

@@ -1,6 +1,8 @@
 // Command mcpgate runs the gateway: `mcpgate serve [flags]`, `mcpgate version`,
 // and manages its keys: `mcpgate keys rotate [serve flags]`, `mcpgate keys
-// new-secret`.
+// new-secret`, and its store's users, clients and grants: `mcpgate users
+// add|list|passwd|disable`, `mcpgate clients list|remove`, `mcpgate grants
+// list|revoke` (admin.go).
 package main
 
 import (
@@ -32,6 +34,8 @@ func run(args []string) int {
 	case "serve":
 	case "keys":
 		return keys(args[1:])
+	case "users", "clients", "grants":
+		return admin(args[0], args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(config.Usage())
 		return 0
@@ -56,7 +60,8 @@ func run(args []string) int {
 	return 0
 }
 
-const usage = "Usage: mcpgate serve [flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n"
+const usage = "Usage: mcpgate serve [flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n" +
+	"       mcpgate users|clients|grants … [serve flags] (mcpgate users -h)\n"
 
 // load reads and checks the settings of serve (and of the commands that
 // use its store and key) from args and the environment. It returns nil and

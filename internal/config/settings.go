@@ -314,6 +314,14 @@ func newFlagSet(c *Config) (*flag.FlagSet, *string, *badFlags) {
 	return fs, path, bad
 }
 
+// IsFlag reports whether name, without its dashes, is a flag of serve, so
+// that a command taking serve's flags after an argument of its own can
+// tell a missing argument from one that starts with "-".
+func IsFlag(name string) bool {
+	fs, _, _ := newFlagSet(&Config{})
+	return fs.Lookup(name) != nil
+}
+
 // Usage is the help text of `mcpgate serve`: every setting, with its
 // flag, environment variable, file key and default.
 func Usage() string {

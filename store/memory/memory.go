@@ -495,7 +495,11 @@ func (s *Store) DeleteMCPSession(_ context.Context, resource string, hash []byte
 func (s *Store) PutLocalUser(_ context.Context, u *store.LocalUser) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users[u.Name] = copyLocalUser(u)
+	n := copyLocalUser(u)
+	if old, ok := s.users[u.Name]; ok {
+		n.DisabledAt = old.DisabledAt // SEC-93: only DisableLocalUser changes it
+	}
+	s.users[u.Name] = n
 	return nil
 }
 

@@ -19,10 +19,11 @@ const (
 	sqlGetClient  = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
 	sqlPutConsent = `INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`
-	sqlGetConsent   = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
-	sqlPutLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at) VALUES ($1, $2, $3, $4)
+	sqlGetConsent = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
+	// SEC-93: an existing account's disabled_at is never written here.
+	sqlPutLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`
-	sqlGetLocalUser     = `SELECT password_hash, groups, created_at FROM local_users WHERE name = $1`
+	sqlGetLocalUser     = `SELECT password_hash, groups, created_at, disabled_at FROM local_users WHERE name = $1`
 	sqlCountLocalUsers  = `SELECT count(*) FROM local_users`
 	sqlInsertSigningKey = `INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
@@ -75,15 +76,11 @@ func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error)
 	if !storable(id) {
 		return nil, wrap("get client", store.ErrNotFound)
 	}
-	var c store.Client
-	err := s.pool.QueryRow(ctx, sqlGetClient, id).Scan(
-		&c.ID, &c.SecretHash, &c.Name, jsonText{&c.RedirectURIs}, jsonText{&c.GrantTypes},
-		jsonText{&c.ResponseTypes}, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scope,
-		&c.ClientURI, &c.LogoURI, timeCol{&c.CreatedAt}, timeCol{&c.LastUsedAt})
+	c, err := scanClient(s.pool.QueryRow(ctx, sqlGetClient, id))
 	if err != nil {
 		return nil, wrap("get client", err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 func (s *Store) TouchClient(ctx context.Context, id string, now time.Time) error {
@@ -132,7 +129,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put local user: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, sqlPutLocalUser, u.Name, u.PasswordHash, groups, nanos(u.CreatedAt)); err != nil {
+	if _, err := s.pool.Exec(ctx, sqlPutLocalUser, u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt)); err != nil {
 		return wrap("put local user", err)
 	}
 	return nil
@@ -143,7 +140,7 @@ func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser
 		return nil, wrap("get local user", store.ErrNotFound)
 	}
 	u := store.LocalUser{Name: name}
-	err := s.pool.QueryRow(ctx, sqlGetLocalUser, name).Scan(&u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt})
+	err := s.pool.QueryRow(ctx, sqlGetLocalUser, name).Scan(&u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt})
 	if err != nil {
 		return nil, wrap("get local user", err)
 	}

@@ -28,8 +28,9 @@
 // and what is not UTF-8).
 //
 // A revocation is announced to the other replicas (store.RevocationFeed):
-// the statements that revoke a grant (RevokeGrant, and RotateRefresh's on
-// reuse) select pg_notify('mcpgate_revoked', id) from the rows they change,
+// the statements that revoke a grant (RevokeGrant, RotateRefresh's on
+// reuse, DeleteClient and DisableLocalUser) select
+// pg_notify('mcpgate_revoked', id) from the rows they change,
 // so the notification leaves exactly when, and only if, the revocation
 // commits; FollowRevocations LISTENs on a connection of its own, outside
 // the pool. NOTIFY is best effort to a listener that is not connected at

@@ -19,10 +19,11 @@ var (
 	sqlGetClient  = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
 	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
-	sqlGetConsent   = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
-	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at) VALUES (?, ?, ?, ?)
+	sqlGetConsent = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
+	// SEC-93: an existing account's disabled_at is never written here.
+	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`)
-	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at FROM local_users WHERE name = ?`)
+	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at, disabled_at FROM local_users WHERE name = ?`)
 	sqlCountLocalUsers  = rs(`SELECT count(*) FROM local_users`)
 	sqlInsertSigningKey = ws(`INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
@@ -70,15 +71,11 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (*store.Client, error) {
-	var c store.Client
-	err := s.row(ctx, sqlGetClient, id).Scan(
-		&c.ID, blob{&c.SecretHash}, &c.Name, jsonText{&c.RedirectURIs}, jsonText{&c.GrantTypes},
-		jsonText{&c.ResponseTypes}, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scope,
-		&c.ClientURI, &c.LogoURI, timeCol{&c.CreatedAt}, timeCol{&c.LastUsedAt})
+	c, err := scanClient(s.row(ctx, sqlGetClient, id))
 	if err != nil {
 		return nil, wrap("get client", err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 func (s *Store) TouchClient(ctx context.Context, id string, now time.Time) error {
@@ -163,7 +160,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, sqlPutLocalUser,
-			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt))
+			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt))
 		return err
 	})
 	if err != nil {
@@ -175,7 +172,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
 	u := store.LocalUser{Name: name}
 	err := s.row(ctx, sqlGetLocalUser, name).
-		Scan(blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt})
+		Scan(blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt})
 	if err != nil {
 		return nil, wrap("get local user", err)
 	}

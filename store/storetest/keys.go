@@ -35,5 +35,13 @@ func testOddKeysNotFound(t *testing.T, s store.Store) {
 		wantErr(t, "get local user", err, store.ErrNotFound)
 		_, err = s.GetUpstreamSession(ctx, key)
 		wantErr(t, "get upstream session", err, store.ErrNotFound)
+		_, err = s.DeleteClient(ctx, key, t0)
+		wantErr(t, "delete client", err, store.ErrNotFound)
+		_, err = s.DisableLocalUser(ctx, key, t0)
+		wantErr(t, "disable local user", err, store.ErrNotFound)
+		grants, err := s.ListGrants(ctx, key)
+		if err != nil || len(grants) != 0 {
+			t.Errorf("list grants of %q: %v %v, want none", key, grants, err)
+		}
 	}
 }

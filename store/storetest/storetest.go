@@ -55,6 +55,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SEC-13_Ping", testPing},
 		{"SEC-14_TouchClient", testTouchClient},
 		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},
+		{"SEC-94_DeleteClient", testDeleteClient},
+		{"ListGrants", testListGrants},
+		{"SEC-93_DisableLocalUser", testDisableLocalUser},
 		{"OddKeysNotFound", testOddKeysNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

@@ -259,14 +259,16 @@ func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string, gr
 			return fmt.Errorf("local: set user %q: hash password: %w", name, err)
 		}
 	}
-	created := c.now()
+	created, disabled := c.now(), time.Time{}
 	switch old, err := c.users.GetLocalUser(ctx, name); {
 	case err == nil:
-		created = old.CreatedAt // replacing the password keeps the account's age
+		// Replacing the password keeps the account's age, and never
+		// enables a disabled account (SEC-93).
+		created, disabled = old.CreatedAt, old.DisabledAt
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
-	if err := c.users.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created}); err != nil {
+	if err := c.users.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created, DisabledAt: disabled}); err != nil {
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
 	c.log.InfoContext(ctx, "local user set", "user", name, "groups", groups)
@@ -324,6 +326,12 @@ func (c *Connector) Login(ctx context.Context, username, password string) (ident
 		switch {
 		case err == nil:
 			hash, known, groups = u.PasswordHash, true, u.Groups
+			if !u.DisabledAt.IsZero() {
+				// SEC-93: refused as a wrong password is, after the same
+				// work, so that the form does not tell which accounts
+				// exist and are disabled.
+				reason = "disabled account"
+			}
 		case errors.Is(err, store.ErrNotFound):
 			reason = "unknown user"
 		default:

@@ -644,3 +644,39 @@ func TestLoginGroups(t *testing.T) {
 		t.Error("SetUser with the group \"bad group\" succeeded, want an error")
 	}
 }
+
+// SEC-93: a disabled account is refused with its right password, as a
+// wrong password is, and setting its password (as the configuration's
+// accounts are at every start) does not enable it.
+func TestSEC93_DisabledAccountRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var logs bytes.Buffer
+	users, clk := newFakeUsers(), newClock()
+	c := New(users, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := c.SetUser(ctx, "alice", fastHash(t, "right")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, "alice", "right"); err != nil {
+		t.Fatalf("Login before disabling: %v, want success", err)
+	}
+	users.mu.Lock()
+	u := users.users["alice"]
+	u.DisabledAt = clk.Now()
+	users.users["alice"] = u
+	users.mu.Unlock()
+
+	_, err := c.Login(ctx, "alice", "right")
+	if !errors.Is(err, upstream.ErrInvalidCredentials) || errors.Is(err, ErrThrottled) {
+		t.Fatalf("Login of a disabled account: %v, want ErrInvalidCredentials", err)
+	}
+	if !strings.Contains(logs.String(), `reason="disabled account"`) {
+		t.Errorf("log does not say why:\n%s", logs.String())
+	}
+	if err := c.SetUser(ctx, "alice", fastHash(t, "new")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, "alice", "new"); !errors.Is(err, upstream.ErrInvalidCredentials) {
+		t.Fatalf("Login after a new password: %v, want the account still disabled", err)
+	}
+}

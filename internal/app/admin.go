@@ -1,0 +1,392 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+// AdminCommand is one of the operator's commands on the store that serve
+// uses: `mcpgate users|clients|grants VERB [ARG] [flags] [serve flags]`.
+// They change the store only, which every running gateway follows within a
+// second (SEC-80, SEC-85, SEC-93, SEC-94), so they are safe while serve runs.
+type AdminCommand struct {
+	Noun, Verb string   // "users", "add"
+	Arg        string   // the NAME or ID of the verbs that take one
+	Groups     []string // users add --groups
+	User       string   // grants list --user: a user ID, or a local account's name
+	All        bool     // grants list --all: revoked grants too
+	JSON       bool     // answer in JSON on stdout
+	// Password asks for a new password (users add, users passwd): from
+	// stdin or a terminal, never from the command line (SEC-95).
+	Password func() (string, error)
+}
+
+// Admin runs cmd on the store cfg names and writes its answer to stdout.
+func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.Writer) error {
+	dsn := cfg.StoreDSN()
+	if dsn == "memory" {
+		return fmt.Errorf("%s %s: the memory store lives inside one mcpgate serve: there is nothing to change from outside", cmd.Noun, cmd.Verb)
+	}
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		// SEC-95: never a new, empty store in a mistyped directory.
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
+		}
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if cmd.Password == nil {
+		cmd.Password = func() (string, error) { return "", errors.New("no way to ask for a password") }
+	}
+	a := &admin{st: st, cfg: cfg, cmd: cmd, out: stdout, now: time.Now()}
+	run, ok := map[string]func(context.Context) error{
+		"users add":      a.addUser,
+		"users list":     a.listUsers,
+		"users passwd":   a.passwd,
+		"users disable":  a.disable,
+		"clients list":   a.listClients,
+		"clients remove": a.removeClient,
+		"grants list":    a.listGrants,
+		"grants revoke":  a.revoke,
+	}[cmd.Noun+" "+cmd.Verb]
+	if !ok {
+		return fmt.Errorf("unknown command %s %s", cmd.Noun, cmd.Verb)
+	}
+	return run(ctx)
+}
+
+type admin struct {
+	st  store.Store
+	cfg *config.Config
+	cmd AdminCommand
+	out io.Writer
+	now time.Time
+}
+
+// configured reports whether local_users holds an account name.
+func (a *admin) configured(name string) bool {
+	for _, spec := range a.cfg.LocalUsers {
+		if n, _, _, err := local.ParseUserSpecGroups(spec); err == nil && n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// answer writes v as JSON with --json, or text otherwise.
+func (a *admin) answer(v any, text func(w io.Writer)) error {
+	if a.cmd.JSON {
+		enc := json.NewEncoder(a.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	text(tw)
+	return tw.Flush()
+}
+
+// shown is s fit for a terminal: what a client registered or a provider
+// said may hold control characters, which could rewrite the operator's
+// screen (SEC-95).
+func shown(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return '\uFFFD'
+	}, s)
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type userView struct {
+	Name       string   `json:"name"`
+	Groups     []string `json:"groups"`
+	CreatedAt  string   `json:"created_at"`
+	DisabledAt string   `json:"disabled_at,omitempty"`
+	// Configured: local_users holds the account, and sets its password
+	// and groups at every start of serve.
+	Configured bool `json:"configured"`
+}
+
+func (a *admin) listUsers(ctx context.Context) error {
+	users, err := a.st.ListLocalUsers(ctx)
+	if err != nil {
+		return err
+	}
+	views := []userView{}
+	for _, u := range users {
+		views = append(views, userView{Name: u.Name, Groups: nonNil(u.Groups), CreatedAt: stamp(u.CreatedAt),
+			DisabledAt: stamp(u.DisabledAt), Configured: a.configured(u.Name)})
+	}
+	return a.answer(views, func(w io.Writer) {
+		fmt.Fprintln(w, "NAME\tGROUPS\tCREATED\tSTATE\tFROM")
+		for _, v := range views {
+			state, from := "active", "store"
+			if v.DisabledAt != "" {
+				state = "disabled " + v.DisabledAt
+			}
+			if v.Configured {
+				from = "local_users"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", v.Name, orDash(strings.Join(v.Groups, ",")), v.CreatedAt, state, from)
+		}
+	})
+}
+
+// The configuration's accounts are written at every start of serve
+// (setupConnectors): a password or groups set here would not last.
+func (a *admin) refuseConfigured(name string) error {
+	if a.configured(name) {
+		return fmt.Errorf("%s is one of the configuration's local_users, which sets its password and groups at every start of mcpgate serve: change it there", name)
+	}
+	return nil
+}
+
+func (a *admin) addUser(ctx context.Context) error {
+	name := a.cmd.Arg
+	if !local.ValidName(name) {
+		return fmt.Errorf("invalid user name %q: want 1-64 characters of A-Z a-z 0-9 . _ @ -", shown(name))
+	}
+	if err := a.refuseConfigured(name); err != nil {
+		return err
+	}
+	switch _, err := a.st.GetLocalUser(ctx, name); {
+	case err == nil:
+		return fmt.Errorf("local user %s exists already: mcpgate users passwd %s sets a new password", name, name)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	pw, err := a.cmd.Password()
+	if err != nil {
+		return err
+	}
+	if err := local.New(a.st, local.Options{}).SetUser(ctx, name, pw, a.cmd.Groups...); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "local: "))
+	}
+	note := ""
+	if !localAccountsOn(a.cfg) {
+		note = "local accounts are off in this configuration (another identity provider is configured and local_users is empty): " +
+			"they log in once local_users lists at least one account"
+	}
+	return a.answer(struct {
+		Added  string   `json:"added"`
+		Groups []string `json:"groups"`
+		Note   string   `json:"note,omitempty"`
+	}{name, nonNil(a.cmd.Groups), note}, func(w io.Writer) {
+		fmt.Fprintf(w, "Added local user %s", name)
+		if len(a.cmd.Groups) > 0 {
+			fmt.Fprintf(w, " in groups %s", strings.Join(a.cmd.Groups, ", "))
+		}
+		fmt.Fprintln(w, ".")
+		if note != "" {
+			fmt.Fprintf(w, "Note: %s.\n", note)
+		}
+	})
+}
+
+func (a *admin) passwd(ctx context.Context) error {
+	name := a.cmd.Arg
+	if err := a.refuseConfigured(name); err != nil {
+		return err
+	}
+	u, err := a.st.GetLocalUser(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no local user %s: mcpgate users list shows them", shown(name))
+	}
+	if err != nil {
+		return err
+	}
+	pw, err := a.cmd.Password()
+	if err != nil {
+		return err
+	}
+	if err := local.New(a.st, local.Options{}).SetUser(ctx, name, pw, u.Groups...); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "local: "))
+	}
+	return a.answer(struct {
+		Updated string `json:"password_set"`
+	}{name}, func(w io.Writer) {
+		fmt.Fprintf(w, "Set a new password for %s. The grants the account holds stay; mcpgate users disable %s would end them.\n", name, name)
+	})
+}
+
+func (a *admin) disable(ctx context.Context) error {
+	name := a.cmd.Arg
+	revoked, err := a.st.DisableLocalUser(ctx, name, a.now)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no local user %s: mcpgate users list shows them", shown(name))
+	}
+	if err != nil {
+		return err
+	}
+	return a.answer(struct {
+		Disabled string   `json:"disabled"`
+		Revoked  []string `json:"revoked_grants"`
+	}{name, revoked}, func(w io.Writer) {
+		fmt.Fprintf(w, "Disabled local user %s: their logins are refused, their browser sessions ended, and %d grants revoked: "+
+			"every gateway on this store refuses those grants' access and refresh tokens within 1 s.\n", name, len(revoked))
+		if a.configured(name) {
+			fmt.Fprintln(w, "The account stays disabled although local_users lists it.")
+		}
+	})
+}
+
+type clientView struct {
+	ID           string   `json:"client_id"`
+	Name         string   `json:"client_name"`
+	RedirectURIs []string `json:"redirect_uris"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+	CreatedAt    string   `json:"created_at"`
+	LastUsedAt   string   `json:"last_used_at,omitempty"`
+}
+
+func (a *admin) listClients(ctx context.Context) error {
+	clients, err := a.st.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	views := []clientView{}
+	for _, c := range clients {
+		views = append(views, clientView{ID: c.ID, Name: c.Name, RedirectURIs: nonNil(c.RedirectURIs),
+			AuthMethod: c.TokenEndpointAuthMethod, CreatedAt: stamp(c.CreatedAt), LastUsedAt: stamp(c.LastUsedAt)})
+	}
+	return a.answer(views, func(w io.Writer) {
+		fmt.Fprintln(w, "CLIENT ID\tNAME\tCREATED\tLAST USED\tREDIRECT URIS")
+		for _, v := range views {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", shown(v.ID), orDash(shown(v.Name)), v.CreatedAt, orDash(v.LastUsedAt), shown(strings.Join(v.RedirectURIs, " ")))
+		}
+	})
+}
+
+func (a *admin) removeClient(ctx context.Context) error {
+	id := a.cmd.Arg
+	if slices.ContainsFunc(a.cfg.Clients, func(c config.StaticClient) bool { return c.ID == id }) {
+		return fmt.Errorf("client %s is pre-registered in the configuration (clients): remove it there and restart mcpgate serve", shown(id))
+	}
+	if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "http://") {
+		return fmt.Errorf("client %s is a client metadata document: such clients are not stored, there is nothing to remove; "+
+			"mcpgate grants list shows its grants and mcpgate grants revoke ends them", shown(id))
+	}
+	revoked, err := a.st.DeleteClient(ctx, id, a.now)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no registered client %s: mcpgate clients list shows them", shown(id))
+	}
+	if err != nil {
+		return err
+	}
+	return a.answer(struct {
+		Removed string   `json:"removed"`
+		Revoked []string `json:"revoked_grants"`
+	}{id, revoked}, func(w io.Writer) {
+		fmt.Fprintf(w, "Removed client %s and revoked its %d grants: every gateway on this store refuses it at /authorize, /token and refresh, "+
+			"and its access tokens, within 1 s.\n", id, len(revoked))
+	})
+}
+
+type grantView struct {
+	ID        string   `json:"grant_id"`
+	ClientID  string   `json:"client_id"`
+	UserID    string   `json:"user_id"`
+	Username  string   `json:"username,omitempty"`
+	Resource  string   `json:"resource"`
+	Scopes    []string `json:"scopes"`
+	CreatedAt string   `json:"created_at"`
+	RevokedAt string   `json:"revoked_at,omitempty"`
+}
+
+func (a *admin) listGrants(ctx context.Context) error {
+	userID := a.cmd.User
+	if userID != "" && !strings.Contains(userID, ":") {
+		userID = local.ID + ":" + userID // a local account's name
+	}
+	grants, err := a.st.ListGrants(ctx, userID)
+	if err != nil {
+		return err
+	}
+	views := []grantView{}
+	for _, g := range grants {
+		if !g.RevokedAt.IsZero() && !a.cmd.All {
+			continue
+		}
+		views = append(views, grantView{ID: g.ID, ClientID: g.ClientID, UserID: g.User.ID, Username: g.User.Username,
+			Resource: g.Resource, Scopes: nonNil(g.Scopes), CreatedAt: stamp(g.CreatedAt), RevokedAt: stamp(g.RevokedAt)})
+	}
+	return a.answer(views, func(w io.Writer) {
+		fmt.Fprintln(w, "GRANT\tCLIENT ID\tUSER\tRESOURCE\tSCOPES\tCREATED\tSTATE")
+		for _, v := range views {
+			state := "active"
+			if v.RevokedAt != "" {
+				state = "revoked " + v.RevokedAt
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(v.ID), shown(v.ClientID), shown(v.UserID), shown(v.Resource),
+				orDash(shown(strings.Join(v.Scopes, " "))), v.CreatedAt, state)
+		}
+	})
+}
+
+func (a *admin) revoke(ctx context.Context) error {
+	id := a.cmd.Arg
+	g, err := a.st.GetGrant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no grant %s: mcpgate grants list shows them", shown(id))
+	}
+	if err != nil {
+		return err
+	}
+	// The store's revocation, as /revoke's: announced to every gateway
+	// (NOTIFY on PostgreSQL) and read by their reload (SEC-80).
+	if err := a.st.RevokeGrant(ctx, id, a.now); err != nil {
+		return err
+	}
+	at := a.now
+	if !g.RevokedAt.IsZero() {
+		at = g.RevokedAt // the first revocation's time stands
+	}
+	return a.answer(struct {
+		Revoked   string `json:"revoked"`
+		RevokedAt string `json:"revoked_at"`
+	}{id, stamp(at)}, func(w io.Writer) {
+		if !g.RevokedAt.IsZero() {
+			fmt.Fprintf(w, "Grant %s was revoked already, at %s.\n", id, stamp(at))
+			return
+		}
+		fmt.Fprintf(w, "Revoked grant %s: every gateway on this store refuses its access and refresh tokens within 1 s.\n", id)
+	})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// The operator's verbs (SEC-93, SEC-94), each one statement. A user's
+// grants, sessions and codes are found by the "sub" of the user's JSON: a
+// scan of the table, which these rare commands afford, rather than an
+// index that every grant's insertion would pay for. The revoking verbs
+// announce each grant they revoke as RevokeGrant does, when they commit
+// (SEC-80); n is read whole (array_agg), and a CTE that calls pg_notify,
+// a volatile function, is evaluated once and in full.
+const (
+	sqlListClients  = `SELECT ` + clientCols + ` FROM clients ORDER BY created_at, id COLLATE "C"`
+	sqlDeleteClient = `WITH c AS (DELETE FROM clients WHERE id = $1 RETURNING id),
+	k AS (DELETE FROM consents WHERE client_id = $1 AND EXISTS (SELECT 1 FROM c)),
+	d AS (DELETE FROM codes WHERE client_id = $1 AND used_at = 0 AND EXISTS (SELECT 1 FROM c)),
+	r AS (UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at = 0 AND EXISTS (SELECT 1 FROM c) RETURNING id),
+	n AS (SELECT id, pg_notify('` + revokedChannel + `', id) FROM r)
+	SELECT EXISTS (SELECT 1 FROM c), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
+	sqlListGrants = `SELECT ` + grantCols + ` FROM grants
+		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
+	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name COLLATE "C"`
+	sqlDisableLocalUser = `WITH u AS (
+		UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN $2 ELSE disabled_at END WHERE name = $1 RETURNING name
+	),
+	s AS (DELETE FROM sessions WHERE (user_json::jsonb)->>'sub' = $3 AND EXISTS (SELECT 1 FROM u)),
+	d AS (DELETE FROM codes WHERE used_at = 0 AND (user_json::jsonb)->>'sub' = $3 AND EXISTS (SELECT 1 FROM u)),
+	r AS (UPDATE grants SET revoked_at = $2 WHERE revoked_at = 0 AND (user_json::jsonb)->>'sub' = $3 AND EXISTS (SELECT 1 FROM u) RETURNING id),
+	n AS (SELECT id, pg_notify('` + revokedChannel + `', id) FROM r)
+	SELECT EXISTS (SELECT 1 FROM u), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
+)
+
+func scanClient(row pgx.Row) (*store.Client, error) {
+	var c store.Client
+	err := row.Scan(
+		&c.ID, &c.SecretHash, &c.Name, jsonText{&c.RedirectURIs}, jsonText{&c.GrantTypes},
+		jsonText{&c.ResponseTypes}, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scope,
+		&c.ClientURI, &c.LogoURI, timeCol{&c.CreatedAt}, timeCol{&c.LastUsedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ListClients implements store.Store.
+func (s *Store) ListClients(ctx context.Context) ([]*store.Client, error) {
+	rows, err := s.pool.Query(ctx, sqlListClients)
+	if err != nil {
+		return nil, wrap("list clients", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.Client, error) { return scanClient(r) })
+	if err != nil {
+		return nil, wrap("list clients", err)
+	}
+	return nonNil(out), nil
+}
+
+// DeleteClient implements store.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) ([]string, error) {
+	if !storable(id) {
+		return nil, wrap("delete client", store.ErrNotFound)
+	}
+	return s.revoking(ctx, "delete client", sqlDeleteClient, id, nanos(now))
+}
+
+// revoking runs q, which answers whether its subject existed and the ids
+// of the grants it revoked.
+func (s *Store) revoking(ctx context.Context, op, q string, args ...any) ([]string, error) {
+	var found bool
+	var ids []string
+	if err := s.pool.QueryRow(ctx, q, args...).Scan(&found, &ids); err != nil {
+		return nil, wrap(op, err)
+	}
+	if !found {
+		return nil, wrap(op, store.ErrNotFound)
+	}
+	return nonNil(ids), nil
+}
+
+// ListGrants implements store.Store.
+func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, error) {
+	if !storable(userID) {
+		return []*store.Grant{}, nil
+	}
+	rows, err := s.pool.Query(ctx, sqlListGrants, userID)
+	if err != nil {
+		return nil, wrap("list grants", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.Grant, error) { return scanGrant(r) })
+	if err != nil {
+		return nil, wrap("list grants", err)
+	}
+	return nonNil(out), nil
+}
+
+// ListLocalUsers implements store.Store.
+func (s *Store) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, error) {
+	rows, err := s.pool.Query(ctx, sqlListLocalUsers)
+	if err != nil {
+		return nil, wrap("list local users", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.LocalUser, error) {
+		var u store.LocalUser
+		if err := r.Scan(&u.Name, &u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}); err != nil {
+			return nil, err
+		}
+		if len(u.Groups) == 0 {
+			u.Groups = nil
+		}
+		return &u, nil
+	})
+	if err != nil {
+		return nil, wrap("list local users", err)
+	}
+	return nonNil(out), nil
+}
+
+// DisableLocalUser implements store.Store.
+func (s *Store) DisableLocalUser(ctx context.Context, name string, now time.Time) ([]string, error) {
+	if !storable(name) {
+		return nil, wrap("disable local user", store.ErrNotFound)
+	}
+	return s.revoking(ctx, "disable local user", sqlDisableLocalUser, name, nanos(now), "local:"+name)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

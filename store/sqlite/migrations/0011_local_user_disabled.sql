@@ -1,0 +1,2 @@
+-- When an operator disabled a local account (0: it may log in), SEC-93.
+ALTER TABLE local_users ADD COLUMN disabled_at INTEGER NOT NULL DEFAULT 0;
