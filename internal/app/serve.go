@@ -274,7 +274,7 @@ func storeKind(dsn string) string {
 func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
 	flagsOIDC, flagsOIDCOn := cfg.OIDCFlagsProvider()
-	if len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && !flagsOIDCOn && cfg.GoogleClientID == "" && len(cfg.OIDCProviders) == 0) {
+	if localAccounts(cfg) {
 		lc := local.New(st, local.Options{Logger: log})
 		for _, spec := range cfg.LocalUsers {
 			name, pw, groups, err := local.ParseUserSpecGroups(spec)
@@ -328,6 +328,13 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, oc)
 	}
 	return out, nil
+}
+
+// localAccounts reports whether serve lets people log in with local
+// accounts: when some are configured, or no other provider is.
+func localAccounts(cfg *config.Config) bool {
+	_, flagsOIDCOn := cfg.OIDCFlagsProvider()
+	return len(cfg.LocalUsers) > 0 || (cfg.GitHubClientID == "" && !flagsOIDCOn && cfg.GoogleClientID == "" && len(cfg.OIDCProviders) == 0)
 }
 
 // oidcConfig is the connector configuration of a provider, its preset
