@@ -20,6 +20,9 @@ var errDiskFull = errors.New("disk I/O error: database or disk is full (/var/lib
 type faultyStore struct {
 	store.Store
 	failWrites atomic.Bool
+	// failKeys makes ListSigningKeys fail, as a table the gateway may not
+	// read would.
+	failKeys atomic.Bool
 }
 
 // withFaultyStore wraps the gateway's store; the test reaches it through
@@ -40,4 +43,11 @@ func (s *faultyStore) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite: ping: %w", errDiskFull)
 	}
 	return s.Store.Ping(ctx)
+}
+
+func (s *faultyStore) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
+	if s.failKeys.Load() {
+		return nil, fmt.Errorf("sqlite: list signing keys: %w", errDiskFull)
+	}
+	return s.Store.ListSigningKeys(ctx)
 }

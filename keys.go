@@ -103,15 +103,20 @@ func (g *Gateway) followKeys(keys *tokens.Keyset, cfg *Config) {
 				return
 			case <-t.C:
 			}
-			before := keys.SigningKeyID()
+			before, now := keys.SigningKeyID(), g.now()
 			rctx, cancel := context.WithTimeout(ctx, max(cfg.KeyReload, 10*time.Second))
 			var err error
 			if every > 0 {
-				_, err = keys.RotateIfDue(rctx, g.now(), every)
+				_, err = keys.RotateIfDue(rctx, now, every)
 			} else {
-				err = keys.Reload(rctx, g.now())
+				err = keys.Reload(rctx, now)
 			}
 			cancel()
+			if err == nil {
+				// The time taken before the listing: a listing that
+				// fails after it can never look fresher than it is.
+				g.keysReadAt.Store(now.UnixNano())
+			}
 			switch kid := keys.SigningKeyID(); {
 			case err != nil && ctx.Err() == nil:
 				log.Warn("signing keys: reading them from the store", "err", err)

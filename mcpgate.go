@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -243,6 +244,11 @@ type Gateway struct {
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
 	ready    readiness                     // /readyz's last store check
+	// keysReadAt is when the signing keys were last read from the store
+	// (UnixNano of now), keysStale how old that may grow before /readyz
+	// says no (SEC-97).
+	keysReadAt atomic.Int64
+	keysStale  time.Duration
 	// clientExpiry is Config.UnusedClientExpiry, negative for never.
 	clientExpiry time.Duration
 	// accessTTL and refreshTTL are the Config's: housekeeping keeps a
@@ -280,7 +286,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 
 	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
-		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL}
+		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute)}
+	g.keysReadAt.Store(loadedAt.UnixNano())
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	// Grants revoked through other gateways on the same store (SEC-80).
 	g.closers = append(g.closers, followRevocations(cfg.Store, deny, cfg.Now, cfg.Logger, loadedAt).close)

@@ -16,11 +16,11 @@ type readiness struct {
 	err error
 }
 
-// readyz answers 200 while the store takes a write, and 503 with a short
-// reason otherwise (SEC-13). Unlike /healthz, which only needs the store
-// to answer, it is the check to route traffic on: a gateway whose store
-// cannot write cannot issue a code, a token or a revocation. The store's
-// error goes to the log only.
+// readyz answers 200 while the store takes a write and the signing keys
+// are fresh, and 503 with a short reason otherwise (SEC-13, SEC-97).
+// Unlike /healthz, which only needs the store to answer, it is the check
+// to route traffic on: a gateway whose store cannot write cannot issue a
+// code, a token or a revocation. The store's error goes to the log only.
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -29,7 +29,25 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the store cannot take a write"}` + "\n"))
 		return
 	}
+	if !g.keysFresh() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the signing keys could not be read from the store"}` + "\n"))
+		return
+	}
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// keysFresh reports whether the signing keys were read from the store
+// within keysStale (SEC-97). A gateway that cannot read them goes on
+// signing with the key it holds, which other replicas, or `mcpgate keys
+// rotate`, may have replaced: once KeyReload plus five minutes have passed
+// after the replacement, the others no longer verify what it signs. So it
+// leaves the traffic well before then, at four KeyReloads (one minute at
+// least, so that one slow listing is no outage). The reason of each
+// failed reading is in the log already.
+func (g *Gateway) keysFresh() bool {
+	age := g.now().Sub(time.Unix(0, g.keysReadAt.Load()))
+	return age < g.keysStale
 }
 
 // storeWritable pings the store, at most once a second; callers meanwhile

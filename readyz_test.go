@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate"
 )
 
 // SEC-13: /readyz answers 200 only while the store takes a write; a store
@@ -35,5 +37,41 @@ func TestSEC13_ReadyzReportsUnwritableStore(t *testing.T) {
 	g.clock.Advance(2 * time.Second)
 	if resp, body := g.get(g.url + "/readyz"); resp.StatusCode != 200 {
 		t.Errorf("/readyz once the store writes again: %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// SEC-97: a gateway that cannot read its signing keys from the store for
+// four KeyReloads (a minute at least) says it is not ready, since another
+// replica may have replaced the key it signs with; once it reads them
+// again it is ready again.
+func TestSEC97_ReadyzReportsStaleSigningKeys(t *testing.T) {
+	g := newGateway(t, withFaultyStore, func(c *mcpgate.Config) { c.KeyReload = 20 * time.Millisecond })
+	if resp, body := g.get(g.url + "/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("/readyz with keys just read: %d %s, want 200", resp.StatusCode, body)
+	}
+	g.faulty().failKeys.Store(true)
+	g.clock.Advance(2 * time.Minute)
+	resp, body := g.get(g.url + "/readyz")
+	got := decode[map[string]string](t, body)
+	if resp.StatusCode != 503 || got["status"] != "unavailable" || !strings.Contains(got["reason"], "signing keys") {
+		t.Errorf("/readyz after 2m without reading the signing keys: %d %s, want 503 naming the signing keys", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "disk") || strings.Contains(string(body), "sqlite") {
+		t.Errorf("/readyz shows the store's error: %s", body)
+	}
+	if resp, _ := g.get(g.url + "/healthz"); resp.StatusCode != 200 {
+		t.Errorf("/healthz while the keys cannot be read: %d, want 200", resp.StatusCode)
+	}
+	g.faulty().failKeys.Store(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, body := g.get(g.url + "/readyz")
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz once the keys can be read again: still %d %s after 15 s, want 200", resp.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

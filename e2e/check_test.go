@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/oidctest"
+)
+
+// runCheck runs `mcpgate check args…` and returns its output and exit
+// status.
+func runCheck(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"check"}, args...)...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("running mcpgate check: %v", err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+// wantLines fails t unless every line of want is a line of out.
+func wantLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for _, w := range want {
+		found := false
+		for _, l := range lines {
+			found = found || l == w
+		}
+		if !found {
+			t.Errorf("no line %q in the output:\n%s", w, out)
+		}
+	}
+}
+
+// deleteCounter serves h and counts the DELETEs that ended a session.
+type deleteCounter struct {
+	h       http.Handler
+	deletes atomic.Int32
+}
+
+func (d *deleteCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodDelete && r.Header.Get("Mcp-Session-Id") != "" {
+		d.deletes.Add(1)
+	}
+	d.h.ServeHTTP(w, r)
+}
+
+// `mcpgate check` green: the settings, the store and its key (before the
+// first start and while serve runs on it), local accounts, a real OpenID
+// provider's discovery, an upstream MCP server (initialize, then the
+// session ended with DELETE) and the demo server each get an ok line, and
+// it exits 0.
+func TestBinaryCheckGreen(t *testing.T) {
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-s3cret", RedirectURIs: []string{"http://127.0.0.1:1/callback/oidc"}}},
+	})
+	server := mcp.NewServer(&mcp.Implementation{Name: "check-upstream", Version: "1.2.3"}, nil)
+	up := &deleteCounter{h: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)}
+	ups := httptest.NewServer(up)
+	defer ups.Close()
+
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "mcpgate.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
+local_users: ["%s:%s"]
+oidc_issuer: %s
+oidc_client_id: mcpgate
+oidc_client_secret: op-s3cret
+resources:
+  - {path: /mcp, upstream: %s/mcp}
+  - {path: /demo}
+`, data, user, password, op.Issuer(), ups.URL)), 0o600)
+
+	common := []string{
+		"ok   config valid",
+		"ok   store  sqlite " + filepath.Join(data, "mcpgate.db"),
+		"ok   provider local accounts, in the store",
+		"ok   provider oidc " + op.Issuer() + ": discovery",
+		"ok   upstream /demo the demo server, in mcpgate",
+	}
+	key := filepath.Join(data, "secret.key")
+	out, errOut, code := runCheck(t, "--config", cfg)
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Fatalf("check before the first start: exit %d, want 0 and no FAIL\n%s\nstderr: %s", code, out, errOut)
+	}
+	wantLines(t, out, append(common, "ok   key    "+key+": none yet, and a new store: mcpgate serve makes both at its first start")...)
+
+	p := startBinary(t, freePort(t), "--config", cfg)
+	defer p.stop(t)
+	before := up.deletes.Load()
+	out, errOut, code = runCheck(t, "--config", cfg)
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Fatalf("check while serve runs: exit %d, want 0 and no FAIL\n%s\nstderr: %s", code, out, errOut)
+	}
+	wantLines(t, out, append(common, "ok   key    "+key+" opens the store's signing keys")...)
+	if !strings.Contains(out, "ok   upstream /mcp "+ups.URL+"/mcp: check-upstream 1.2.3, protocol ") {
+		t.Errorf("no ok line for the upstream with its name and version:\n%s", out)
+	}
+	if n := up.deletes.Load() - before; n != 1 {
+		t.Errorf("the upstream got %d DELETEs of a session from the check, want 1: the session it opened ended", n)
+	}
+	if strings.Contains(out+errOut, "op-s3cret") || strings.Contains(out+errOut, password) {
+		t.Errorf("SEC-98: a secret in the output of check:\n%s\n%s", out, errOut)
+	}
+}
+
+// `mcpgate check` red: an upstream on a closed port and an OpenID issuer
+// that answers 404 each get a FAIL line saying why, the other checks still
+// run, no secret is printed (SEC-98), and the exit status is 1; settings
+// serve refuses exit 2, as serve.
+func TestBinaryCheckRed(t *testing.T) {
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	closed := freePort(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "mcpgate.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
+local_users: ["%s:%s"]
+oidc_providers:
+  - {name: corp, issuer: %s, client_id: mcpgate, client_secret: op-s3cret}
+resources:
+  - {path: /mcp, upstream: "http://127.0.0.1:%d/mcp"}
+`, data, user, password, notFound.URL, closed)), 0o600)
+
+	out, errOut, code := runCheck(t, "--config", cfg)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\nstderr: %s", code, out, errOut)
+	}
+	wantLines(t, out,
+		"ok   config valid",
+		"ok   store  sqlite "+filepath.Join(data, "mcpgate.db"),
+		fmt.Sprintf("FAIL upstream /mcp http://127.0.0.1:%d/mcp: connection refused", closed),
+		"FAIL provider corp: discovery at "+notFound.URL+": 404 Not Found (not a discovery document)",
+	)
+	for _, secret := range []string{"op-s3cret", password} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("SEC-98: %q in the output of check:\n%s\n%s", secret, out, errOut)
+		}
+	}
+
+	out, _, code = runCheck(t, "--data-dir", data, "--listen", "nonsense")
+	if code != 2 {
+		t.Fatalf("invalid settings: exit %d, want 2 as serve\n%s", code, out)
+	}
+	wantLines(t, out, "FAIL config invalid: each problem is listed on standard error")
+}

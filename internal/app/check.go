@@ -1,0 +1,269 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/github"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// checkTimeout bounds each check that reaches another server.
+const checkTimeout = 15 * time.Second
+
+// githubAPI is the GitHub endpoint the check reaches: serve's connector
+// uses github.com's fixed endpoints and fetches nothing at start, so the
+// API a login reads the user from stands for them.
+var githubAPI = github.DefaultAPIURL
+
+// Check runs the checks of `mcpgate check` on cfg, which load has
+// validated as for serve, and prints one line per check on out: "ok"
+// or "FAIL", what was checked, and the reason of a failure. It reports
+// whether every check passed. It reaches what serve reaches at start
+// (the store, each OpenID provider's discovery) and what it reaches at
+// the first request (each upstream MCP server), and writes to the store
+// only what serve would write there with the same key (SEC-98: it prints
+// no secret).
+func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
+	c := &checker{out: out, ok: true}
+	gcfg, err := cfg.Gateway()
+	if err != nil {
+		c.fail("config", "%v", err)
+		return false
+	}
+	c.pass("config", "valid")
+	c.checkStore(ctx, cfg)
+	c.checkProviders(ctx, cfg)
+	for _, res := range gcfg.Resources {
+		c.checkResource(ctx, res)
+	}
+	return c.ok
+}
+
+// checker prints the lines of Check and remembers a failure.
+type checker struct {
+	out io.Writer
+	ok  bool
+}
+
+func (c *checker) pass(kind, format string, args ...any) { c.line("ok", kind, format, args...) }
+
+func (c *checker) fail(kind, format string, args ...any) {
+	c.ok = false
+	c.line("FAIL", kind, format, args...)
+}
+
+func (c *checker) line(status, kind, format string, args ...any) {
+	fmt.Fprintf(c.out, "%-4s %-6s %s\n", status, kind, fmt.Sprintf(format, args...))
+}
+
+// checkStore opens the store as serve does, asks it to take a write, and
+// checks that the secret key is the one its data was sealed with.
+func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
+	name := storeName(cfg.StoreDSN())
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		c.fail("store", "%s: %v", name, err)
+		return
+	}
+	defer st.Close()
+	if err := st.Ping(ctx); err != nil {
+		c.fail("store", "%s: it does not take a write: %v", name, err)
+		return
+	}
+	c.pass("store", "%s", name)
+	c.checkKey(ctx, cfg, st)
+}
+
+// checkKey checks the secret key against the store, as serve does at
+// start, except on a store with no signing key yet: there serve records
+// the key it is given at its first start, and the check leaves that to
+// it (and DATA-DIR/secret.key, which serve creates then, may not exist).
+func (c *checker) checkKey(ctx context.Context, cfg *config.Config, st store.Store) {
+	where := cfg.SecretKeyFile
+	if where == "" {
+		where = filepath.Join(cfg.DataDir, "secret.key")
+	}
+	rows, err := st.ListSigningKeys(ctx)
+	if err != nil {
+		c.fail("key", "%s: reading the store's signing keys: %v", where, err)
+		return
+	}
+	_, statErr := os.Stat(where)
+	if len(rows) == 0 && cfg.SecretKeyFile == "" && errors.Is(statErr, fs.ErrNotExist) {
+		c.pass("key", "%s: none yet, and a new store: mcpgate serve makes both at its first start", where)
+		return
+	}
+	key, err := secretKey(cfg, false)
+	if err != nil {
+		c.fail("key", "%v", err)
+		return
+	}
+	if len(rows) == 0 {
+		c.pass("key", "%s: a new store, which mcpgate serve seals with this key at its first start", where)
+		return
+	}
+	if err := mcpgate.CheckSecretKey(ctx, st, key); err != nil {
+		c.fail("key", "%s: %s", where, strings.TrimPrefix(err.Error(), "mcpgate: "))
+		return
+	}
+	c.pass("key", "%s opens the store's signing keys", where)
+}
+
+// checkProviders checks every identity provider serve sets up: OpenID
+// providers by their discovery, as serve reads it at start; GitHub by its
+// API.
+func (c *checker) checkProviders(ctx context.Context, cfg *config.Config) {
+	flagsOIDC, flagsOIDCOn := cfg.OIDCFlagsProvider()
+	if localAccountsOn(cfg) {
+		c.pass("provider", "local accounts, in the store")
+	}
+	if cfg.GitHubClientID != "" {
+		c.checkGitHub(ctx, cfg)
+	}
+	providers := cfg.ResolvedOIDCProviders()
+	if flagsOIDCOn {
+		providers = append([]config.OIDCProvider{flagsOIDC}, providers...)
+	}
+	for _, op := range providers {
+		octx, cancel := context.WithTimeout(ctx, checkTimeout)
+		// The login key matters to logins only; none happens here.
+		_, err := oidc.New(octx, oidcConfig(op, nil))
+		cancel()
+		if err != nil {
+			c.fail("provider", "%s", upstream.Clip(err.Error())) // begins with the provider's name
+			continue
+		}
+		c.pass("provider", "%s %s: discovery", op.Name, op.Issuer)
+	}
+}
+
+func (c *checker) checkGitHub(ctx context.Context, cfg *config.Config) {
+	if _, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret}); err != nil {
+		c.fail("provider", "%v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, githubAPI, nil)
+	if err != nil {
+		c.fail("provider", "github %s: %v", githubAPI, err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.fail("provider", "github %s: %s", githubAPI, reason(err))
+		return
+	}
+	resp.Body.Close()
+	c.pass("provider", "github %s: answers (HTTP %d)", githubAPI, resp.StatusCode)
+}
+
+// checkResource checks the backend of one resource: an upstream MCP
+// server answers initialize, a stdio server's command is found.
+func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
+	switch {
+	case res.Upstream != "":
+		c.checkUpstream(ctx, res)
+	case len(res.Command) > 0:
+		path, err := exec.LookPath(res.Command[0])
+		if err != nil {
+			c.fail("upstream", "%s stdio %s: %s", res.Path, res.Command[0], reason(err))
+			return
+		}
+		c.pass("upstream", "%s stdio %s", res.Path, path)
+	default:
+		c.pass("upstream", "%s the demo server, in mcpgate", res.Path)
+	}
+}
+
+// checkUpstream opens a session at the resource's upstream MCP server,
+// as a fresh client does (initialize, then notifications/initialized),
+// and closes it: the go-sdk client sends the DELETE that ends a
+// streamable-HTTP session, and closes a legacy server's SSE stream.
+func (c *checker) checkUpstream(ctx context.Context, res mcpgate.Resource) {
+	shown := res.Upstream
+	if u, err := url.Parse(res.Upstream); err == nil {
+		shown = u.Redacted()
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	hc := &http.Client{Timeout: checkTimeout}
+	var t mcp.Transport = &mcp.StreamableClientTransport{Endpoint: res.Upstream, HTTPClient: hc, MaxRetries: -1, DisableStandaloneSSE: true}
+	if res.UpstreamTransport == "sse" {
+		t = &mcp.SSEClientTransport{Endpoint: res.Upstream, HTTPClient: &http.Client{}} // the stream outlives any client timeout
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgate-check", Version: Version}, nil)
+	sess, err := client.Connect(ctx, t, nil)
+	if err != nil {
+		c.fail("upstream", "%s %s: %s", res.Path, shown, reason(err))
+		return
+	}
+	server, protocol := "a server", "unknown"
+	if ir := sess.InitializeResult(); ir != nil {
+		protocol = ir.ProtocolVersion
+		if ir.ServerInfo != nil {
+			server = strings.TrimSpace(ir.ServerInfo.Name + " " + ir.ServerInfo.Version)
+		}
+	}
+	if err := sess.Close(); err != nil {
+		c.fail("upstream", "%s %s: closing the session: %s", res.Path, shown, reason(err))
+		return
+	}
+	c.pass("upstream", "%s %s: %s, protocol %s", res.Path, shown, upstream.Clip(server), upstream.Clip(protocol))
+}
+
+// reason is err in the fewest words that still say what to fix: the
+// system's error ("connection refused") rather than the chain of calls
+// that led to it.
+func reason(err error) string {
+	var errno syscall.Errno
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.As(err, &dns):
+		return dns.Error()
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return fmt.Sprintf("no answer within %s", checkTimeout)
+	}
+	return upstream.Clip(err.Error())
+}
+
+// storeName is the store as the check prints it: no password, nor any
+// other part of a PostgreSQL DSN but its host and database (SEC-98).
+func storeName(dsn string) string {
+	switch kind := storeKind(dsn); {
+	case dsn == "memory":
+		return "memory (nothing survives a restart)"
+	case kind == "sqlite":
+		return "sqlite " + strings.TrimPrefix(dsn, "sqlite:")
+	case strings.HasPrefix(kind, "postgres"):
+		if u, err := url.Parse(dsn); err == nil {
+			return "postgres " + u.Host + u.Path
+		}
+		return "postgres"
+	default:
+		return kind
+	}
+}
