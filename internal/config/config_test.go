@@ -584,3 +584,28 @@ func TestKeyRotationAndSecretKeyFile(t *testing.T) {
 		t.Errorf("private paths %v lack the secret key file", loaded.private())
 	}
 }
+
+// An upstream or public URL with credentials in it is refused without
+// echoing the password: the message goes to stderr and logs (SEC-79).
+func TestSEC79_URLWithPasswordRefusedWithoutEcho(t *testing.T) {
+	const pw = "up-s3cret"
+	for _, args := range [][]string{
+		{"--upstream", "http://svc:" + pw + "@127.0.0.1:3000/mcp"},
+		{"--public-url", "https://gw:" + pw + "@mcp.example.com"},
+	} {
+		cfg, err := Load(args, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil {
+			t.Errorf("%s with a password: accepted, want refused", args[0])
+			continue
+		}
+		if strings.Contains(err.Error(), pw) {
+			t.Errorf("%s: the error echoes the password: %v", args[0], err)
+		}
+		if !strings.Contains(err.Error(), "user or password") {
+			t.Errorf("%s: %v, want it to say a user or password is not allowed", args[0], err)
+		}
+	}
+}

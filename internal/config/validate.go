@@ -66,11 +66,14 @@ func (c *Config) validateAddresses(p *problems) {
 		u, err := url.Parse(c.PublicURL)
 		switch {
 		case err != nil || !u.IsAbs() || u.Host == "":
-			p.add("public_url: %q is not an absolute URL", c.PublicURL)
+			p.add("public_url: is not an absolute URL like https://mcp.example.com (not echoed: it may hold a password)")
+		case u.User != nil:
+			// Redacted: the message goes to stderr and logs (SEC-79).
+			p.add("public_url: %q must not carry a user or password", u.Redacted())
 		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
 			p.add("public_url: %q must be https (http only for a loopback host) (COMM-1)", c.PublicURL)
-		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			p.add("public_url: %q must be an origin only, like https://mcp.example.com (no path, query or user)", c.PublicURL)
+		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			p.add("public_url: %q must be an origin only, like https://mcp.example.com (no path or query)", c.PublicURL)
 		}
 	}
 }
@@ -415,7 +418,12 @@ func (c *Config) validateClients(p *problems) {
 func (b *Backend) validate(prefix string, p *problems) {
 	if b.Upstream != "" {
 		u, err := url.Parse(b.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		if err == nil && u.User != nil {
+			// Redacted: the message goes to stderr and logs (SEC-79).
+			p.add("%supstream: %q must not carry a user or password; give the upstream's credentials another way", prefix, u.Redacted())
+		} else if err != nil {
+			p.add("%supstream: is not a URL; it must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix)
+		} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
 			p.add("%supstream: %q must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix, b.Upstream)
 		}
 		if b.Stdio != "" {
