@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -78,7 +79,7 @@ func (s *Server) overLimit(w http.ResponseWriter, r *http.Request, endpoint stri
 	if wait <= 0 {
 		return false
 	}
-	secs := strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1))
+	secs := strconv.Itoa(ratelimit.RetryAfter(wait))
 	s.log.Info("rate limited", "endpoint", endpoint, "client_id", truncate(client.ID, 200), "retry_after", secs)
 	w.Header().Set("Retry-After", secs)
 	oauth.WriteJSON(w, r, s.log, &oauth.Error{Code: oauth.TemporarilyUnavailable,

@@ -30,7 +30,7 @@ const (
 const (
 	MaxCount = 1_000_000 // requests in a Rate, and a Burst
 	// DefaultMaxKeys bounds the buckets held at once unless Options say
-	// otherwise: about 200 bytes each.
+	// otherwise: a few hundred bytes each.
 	DefaultMaxKeys = 100_000
 	sweepEvery     = time.Minute
 )
