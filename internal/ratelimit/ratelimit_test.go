@@ -1,7 +1,10 @@
 package ratelimit
 
 import (
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -243,5 +246,24 @@ func TestBoundedMemory(t *testing.T) {
 	l.Tools("u4", "c", []string{"t"})
 	if n := l.Len(); n != 1 {
 		t.Errorf("%d buckets after 2 idle minutes, want 1", n)
+	}
+}
+
+// Callers at once get exactly the burst between them, never more: the
+// decision and the taking are one step.
+func TestConcurrentCallersGetTheBurst(t *testing.T) {
+	l, _ := newLimiter(t, 0, Rule{Tools: []string{"*"}, Per: PerClient, Rate: Rate{1, time.Hour}, Burst: 50})
+	var wg sync.WaitGroup
+	var admitted atomic.Int32
+	for i := range 200 {
+		wg.Go(func() {
+			if tool, _ := l.Tools("u"+strconv.Itoa(i), "c", []string{"t", "t"}[:1+i%2]); tool == "" {
+				admitted.Add(int32(1 + i%2))
+			}
+		})
+	}
+	wg.Wait()
+	if n := admitted.Load(); n < 49 || n > 50 {
+		t.Errorf("%d calls admitted, want the burst, 50 (49 if the last admission was a pair refused for want of one token)", n)
 	}
 }
