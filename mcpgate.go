@@ -25,6 +25,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/internal/resource"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -144,6 +145,13 @@ type Config struct {
 	MaxSessionsPerUser int
 	MaxStreamsPerUser  int
 
+	// RateLimits are token buckets per user or per client on tools/call,
+	// by tool name, and per client at /token and /authorize (SEC-100,
+	// SEC-101, SEC-102); see internal/ratelimit. New refuses an invalid
+	// one. They are counted in each process: with N replicas a caller may
+	// get N times a rate.
+	RateLimits []RateLimit
+
 	// MaxGroups bounds the groups one user may carry (default 100): a
 	// login with more is refused, with a page that says so, and a refresh
 	// that finds more ends the grant, rather than drop some, which would
@@ -226,6 +234,17 @@ type ToolPolicy = policy.Policy
 // ToolRule is one rule of a ToolPolicy.
 type ToolRule = policy.Rule
 
+// RateLimit is one rate limit: Tools (patterns as a ToolPolicy's) or
+// Endpoints ("token", "authorize"), Per "user" or "client", a Rate and a
+// Burst (0: the rate's count).
+type RateLimit = ratelimit.Rule
+
+// Rate is N requests per second, minute or hour (ParseRate reads "10/s").
+type Rate = ratelimit.Rate
+
+// ParseRate reads a Rate written "N/s", "N/m" or "N/h".
+func ParseRate(s string) (Rate, error) { return ratelimit.ParseRate(s) }
+
 // Client is a pre-registered OAuth client. An empty Secret makes it public.
 type Client struct {
 	ID           string
@@ -249,6 +268,7 @@ type Gateway struct {
 	// says no (SEC-97).
 	keysReadAt atomic.Int64
 	keysStale  time.Duration
+	limits     *ratelimit.Limiter // nil: no rate limits
 	// clientExpiry is Config.UnusedClientExpiry, negative for never.
 	clientExpiry time.Duration
 	// accessTTL and refreshTTL are the Config's: housekeeping keeps a
@@ -280,13 +300,18 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	deny.RevokeAll(revoked)
 	site := &oauth.Site{Fixed: strings.TrimSuffix(cfg.PublicURL, "/"), Fallback: cfg.FallbackURL}
-	as, err := newAuthServer(&cfg, keys, sealer, site, deny)
+	limits, err := ratelimit.New(ratelimit.Options{Rules: cfg.RateLimits, Now: cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("mcpgate: %w", err)
+	}
+	as, err := newAuthServer(&cfg, keys, sealer, site, deny, limits)
 	if err != nil {
 		return nil, err
 	}
 
 	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
-		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute)}
+		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute),
+		limits: limits}
 	g.keysReadAt.Store(loadedAt.UnixNano())
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	// Grants revoked through other gateways on the same store (SEC-80).
@@ -386,7 +411,7 @@ func (cfg *Config) complete() error {
 }
 
 // newAuthServer builds the authorization server of cfg.
-func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site *oauth.Site, deny *resource.Denylist) (*authserver.Server, error) {
+func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site *oauth.Site, deny *resource.Denylist, limits *ratelimit.Limiter) (*authserver.Server, error) {
 	static, err := staticClients(cfg.Clients)
 	if err != nil {
 		return nil, err
@@ -395,7 +420,12 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 	if !cfg.DisableCIMD {
 		fetcher = cimd.New(cimd.Options{AllowHosts: cfg.CIMDAllowHosts, RootCAs: cfg.CIMDRootCAs, Now: cfg.Now, Logger: cfg.Logger})
 	}
+	var endpointLimit func(endpoint, clientID string) time.Duration
+	if limits != nil {
+		endpointLimit = limits.Endpoint
+	}
 	return authserver.New(authserver.Options{
+		EndpointLimit:   endpointLimit,
 		CIMD:            fetcher,
 		Store:           cfg.Store,
 		Keys:            keys,
@@ -473,9 +503,11 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 	limited := userlimit.Wrap(backend, userlimit.Options{
 		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Logger: cfg.Logger,
 	})
-	protected := guard.Protect(policy.Wrap(limited, policy.Options{
-		Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger,
-	}))
+	popts := policy.Options{Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger}
+	if g.limits != nil {
+		popts.Limit = g.limits.Tools
+	}
+	protected := guard.Protect(policy.Wrap(limited, popts))
 	g.mux.Handle(res.Path, g.endingWithGateway(protected))
 	return nil
 }

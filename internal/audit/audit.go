@@ -17,7 +17,10 @@ const (
 	ToolError Outcome = "tool_error" // a result with isError: true
 	Error     Outcome = "error"      // a JSON-RPC error from the backend
 	Denied    Outcome = "denied"     // refused by the gateway's tool policy
-	Failed    Outcome = "failed"     // no JSON-RPC answer: backend down, HTTP error, client gone
+	// RateLimited: refused by an operator's rate limit (SEC-101), never
+	// forwarded.
+	RateLimited Outcome = "rate_limited"
+	Failed      Outcome = "failed" // no JSON-RPC answer: backend down, HTTP error, client gone
 )
 
 // Event is one tools/call.

@@ -10,6 +10,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
@@ -23,7 +24,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	issuer := s.site.Issuer(r)
 	client, redirectURI, ok := s.verifiedRedirect(w, r)
-	if !ok {
+	if !ok || s.overLimit(w, r, ratelimit.EndpointAuthorize, client) {
 		return
 	}
 	// From here on errors go back to the client, with state and iss (ISS-1).

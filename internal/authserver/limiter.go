@@ -3,10 +3,15 @@ package authserver
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // limiter keeps a token bucket per client address. The map is swept of
@@ -59,4 +64,25 @@ func (l *limiter) allow(addr string) bool {
 	}
 	e.seen = now
 	return e.lim.AllowN(now, 1)
+}
+
+// overLimit answers 429 with Retry-After when client is over a rate limit
+// of endpoint (SEC-102), and reports whether it did. It is asked only
+// about a client the endpoint knows (at /token, authenticated), so that
+// requests naming a client they cannot act for do not spend its tokens,
+// and made-up client_ids make no buckets.
+func (s *Server) overLimit(w http.ResponseWriter, r *http.Request, endpoint string, client *store.Client) bool {
+	if s.opts.EndpointLimit == nil {
+		return false
+	}
+	wait := s.opts.EndpointLimit(endpoint, client.ID)
+	if wait <= 0 {
+		return false
+	}
+	secs := strconv.Itoa(ratelimit.RetryAfter(wait))
+	s.log.Info("rate limited", "endpoint", endpoint, "client_id", truncate(client.ID, 200), "retry_after", secs)
+	w.Header().Set("Retry-After", secs)
+	oauth.WriteJSON(w, r, s.log, &oauth.Error{Code: oauth.TemporarilyUnavailable,
+		Description: "too many requests from this client; try again in " + secs + " s", Status: http.StatusTooManyRequests})
+	return true
 }

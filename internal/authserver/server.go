@@ -81,6 +81,12 @@ type Options struct {
 	// address may make (burst the same); default 20.
 	RegistrationRate int
 
+	// EndpointLimit, when set, is asked before /token and /authorize serve
+	// a client they know (at /token, authenticated): a positive wait
+	// answers 429 with Retry-After (SEC-102). ratelimit.Limiter.Endpoint
+	// is one.
+	EndpointLimit func(endpoint, clientID string) time.Duration
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -25,7 +26,7 @@ type TokenResponse struct {
 // token implements the token endpoint. Every answer is no-store (TOK-6).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	form, client, ok := s.clientRequest(w, r)
-	if !ok {
+	if !ok || s.overLimit(w, r, ratelimit.EndpointToken, client) {
 		return
 	}
 	issuer := s.site.Issuer(r)

@@ -2,9 +2,11 @@ package config
 
 import (
 	"path/filepath"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
@@ -56,9 +58,10 @@ type Config struct {
 	ScopeImplies   map[string][]string `yaml:"scope_implies" help:"a scope hierarchy, like {mcp:admin: [mcp:read, mcp:write]}: a broader scope satisfies the narrower ones"`
 	AllowedOrigins []string            `yaml:"allowed_origins" flag:"allowed-origin" arg:"ORIGIN" help:"a browser origin allowed at /mcp besides loopback ones and mcpgate's own (repeatable)"`
 
-	MaxSessionsPerUser int `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
-	MaxStreamsPerUser  int `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
-	MaxGroups          int `yaml:"max_groups" arg:"N" default:"100" help:"the most groups one user may carry (they travel in access tokens, the identity token, X-Forwarded-Groups and MCPGATE_USER_GROUPS); a login with more is refused with a page that says so, and a refresh that finds more ends the grant, since dropping one would get past a rule that denies it; 1 to 1000 (SEC-70)"`
+	MaxSessionsPerUser int         `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
+	MaxStreamsPerUser  int         `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
+	RateLimits         []RateLimit `yaml:"rate_limits" help:"token buckets, each with tools (name patterns, * for any run of characters) or endpoints (token, authorize), per (user or client; endpoints: client), rate (N/s, N/m or N/h) and burst (default: the rate's N); a tools/call over one gets a JSON-RPC error, /token and /authorize 429 (SEC-100)"`
+	MaxGroups          int         `yaml:"max_groups" arg:"N" default:"100" help:"the most groups one user may carry (they travel in access tokens, the identity token, X-Forwarded-Groups and MCPGATE_USER_GROUPS); a login with more is refused with a page that says so, and a refresh that finds more ends the grant, since dropping one would get past a rule that denies it; 1 to 1000 (SEC-70)"`
 
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
@@ -134,6 +137,26 @@ type Backend struct {
 
 	// ToolPolicy allows and denies tools per user, group and scope.
 	ToolPolicy *policy.Policy `yaml:"tool_policy" help:"allow and deny rules on tool names (default: every tool)"`
+}
+
+// RateLimit is one entry of the file's rate_limits (see mcpgate.RateLimit).
+type RateLimit struct {
+	Tools     []string `yaml:"tools"`
+	Endpoints []string `yaml:"endpoints"`
+	Per       string   `yaml:"per"`
+	Rate      string   `yaml:"rate"`
+	Burst     int      `yaml:"burst"`
+}
+
+// rule is r as the gateway takes it; a rate that does not parse is an
+// error, and the rule then has a placeholder rate, so that its other
+// fields can still be checked.
+func (r RateLimit) rule() (mcpgate.RateLimit, error) {
+	rate, err := mcpgate.ParseRate(r.Rate)
+	if err != nil {
+		rate = mcpgate.Rate{N: 1, Per: time.Second}
+	}
+	return mcpgate.RateLimit{Tools: r.Tools, Endpoints: r.Endpoints, Per: r.Per, Rate: rate, Burst: r.Burst}, err
 }
 
 // IdentityHeaders name the headers that carry the caller to an upstream.

@@ -41,6 +41,13 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		}
 		g.CIMDRootCAs = pool
 	}
+	for i, r := range c.RateLimits {
+		rule, err := r.rule()
+		if err != nil {
+			return mcpgate.Config{}, fmt.Errorf("rate_limits[%d]: %w", i, err)
+		}
+		g.RateLimits = append(g.RateLimits, rule)
+	}
 	for _, cl := range c.Clients {
 		g.Clients = append(g.Clients, mcpgate.Client{ID: cl.ID, Secret: cl.Secret, Name: cl.Name, RedirectURIs: cl.RedirectURIs})
 	}

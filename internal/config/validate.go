@@ -36,7 +36,22 @@ func (c *Config) Validate() error {
 	c.validateCIMD(&p)
 	c.validateClients(&p)
 	c.validateAccess(&p)
+	c.validateRateLimits(&p)
 	return errors.Join(p...)
+}
+
+// validateRateLimits checks each rate limit, naming it by its index in
+// the file's list (SEC-100).
+func (c *Config) validateRateLimits(p *problems) {
+	for i, r := range c.RateLimits {
+		rule, err := r.rule()
+		if err != nil {
+			p.add("rate_limits[%d]: %v", i, err)
+		}
+		if err := rule.Validate(); err != nil {
+			p.add("rate_limits[%d]: %v", i, err)
+		}
+	}
 }
 
 // validateAccess checks the rules of who may enter, at the top level and

@@ -14,6 +14,10 @@ const (
 	CodeInvalidParams  = -32602
 	CodeInternalError  = -32603
 	CodeHeaderMismatch = -32020 // MCP 2026-07-28 (SEP-2243): Mcp-Method or Mcp-Name disagree with the body
+	// CodeRateLimited answers a tools/call over an operator's rate limit
+	// (SEC-101): a server error of JSON-RPC's implementation-defined range,
+	// as MCP defines none; 29 as in HTTP's 429.
+	CodeRateLimited = -32029
 )
 
 // Error is a request that cannot be forwarded: Code is the JSON-RPC error

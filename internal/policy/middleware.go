@@ -40,7 +40,12 @@ type Options struct {
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes); a longer
 	// one gets 413.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// Limit, when set, is asked about every POST that holds a tools/call,
+	// once the policy allowed them all, with one tool name per call: a
+	// name returned refuses every call of the request (SEC-101), which
+	// then must wait. ratelimit.Limiter.Tools is one.
+	Limit  func(user, client string, tools []string) (limited string, wait time.Duration)
+	Logger *slog.Logger
 }
 
 // Wrap returns a handler that checks each POST to next, the backend of one
@@ -53,7 +58,7 @@ type Options struct {
 // method, a body on them, and two Mcp-Session-Id values are refused
 // (SEC-30, SEC-31, SEC-32).
 func Wrap(next http.Handler, opts Options) http.Handler {
-	h := &handler{next: next, audit: opts.Audit, resource: opts.Resource, maxBody: opts.MaxBodyBytes, log: opts.Logger}
+	h := &handler{next: next, audit: opts.Audit, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -77,6 +82,7 @@ type handler struct {
 	audit    audit.Recorder
 	resource string
 	maxBody  int64
+	limit    func(user, client string, tools []string) (string, time.Duration)
 	log      *slog.Logger
 }
 
@@ -177,7 +183,38 @@ func (x *exchange) admit(w http.ResponseWriter, r *http.Request, data []byte) bo
 		x.refuse(w, denied)
 		return false
 	}
-	return true
+	return x.withinLimits(w)
+}
+
+// withinLimits asks the rate limits about the request's calls; if one is
+// over, every call is answered with a JSON-RPC error and none forwarded.
+func (x *exchange) withinLimits(w http.ResponseWriter) bool {
+	if x.h.limit == nil || len(x.calls) == 0 {
+		return true
+	}
+	tools := make([]string, len(x.calls))
+	for i, c := range x.calls {
+		tools[i] = c.name
+	}
+	var user, client string
+	if x.caller != nil {
+		user, client = x.caller.User.ID, x.caller.ClientID
+	}
+	tool, wait := x.h.limit(user, client, tools)
+	if tool == "" {
+		return true
+	}
+	secs := max(int((wait+time.Second-1)/time.Second), 1)
+	x.h.log.Info("tool call rate limited", "tool", tool, "user", user, "client_id", client, "resource", x.h.resource, "retry_after", secs)
+	msg := "rate limited: " + tool + "; try again in " + strconv.Itoa(secs) + " s"
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	x.answerAll(w, audit.RateLimited, func(out []byte, m *jsonrpc.Message) []byte {
+		if m.Method == "tools/call" {
+			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeRateLimited, msg)
+		}
+		return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is rate limited: "+tool)
+	})
+	return false
 }
 
 // forward passes the request to the backend, watching the answer when
@@ -247,24 +284,32 @@ func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
 // other request is refused with it.
 func (x *exchange) refuse(w http.ResponseWriter, denied string) {
 	x.h.log.Info("tool call denied by policy", "tool", denied, "user", userID(x.caller), "resource", x.h.resource)
+	x.answerAll(w, audit.Denied, func(out []byte, m *jsonrpc.Message) []byte {
+		if m.Method == "tools/call" && !x.h.policy.Allowed(x.caller, m.Name) {
+			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+m.Name)
+		}
+		return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is not allowed: "+denied)
+	})
+}
+
+// answerAll answers every request of the body, 200, with the error
+// appendError gives it, forwards nothing, and records each tools/call
+// with outcome.
+func (x *exchange) answerAll(w http.ResponseWriter, outcome audit.Outcome, appendError func(out []byte, m *jsonrpc.Message) []byte) {
 	var out []byte
 	if x.msgs.Batch {
 		out = append(out, '[')
 	}
 	n := 0
-	for _, m := range x.msgs.Messages {
+	for i := range x.msgs.Messages {
+		m := &x.msgs.Messages[i]
 		if m.Kind != jsonrpc.Request {
 			continue
 		}
 		if n++; n > 1 {
 			out = append(out, ',')
 		}
-		switch {
-		case m.Method == "tools/call" && !x.h.policy.Allowed(x.caller, m.Name):
-			out = jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+m.Name)
-		default:
-			out = jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is not allowed: "+denied)
-		}
+		out = appendError(out, m)
 		if !x.msgs.Batch {
 			break
 		}
@@ -278,7 +323,7 @@ func (x *exchange) refuse(w http.ResponseWriter, denied string) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 	for i := range x.calls {
-		x.calls[i].outcome = audit.Denied
+		x.calls[i].outcome = outcome
 	}
 	x.record()
 }

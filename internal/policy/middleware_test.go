@@ -535,3 +535,50 @@ func TestNonPOSTPasses(t *testing.T) {
 		}
 	}
 }
+
+// A request whose calls Limit refuses is answered whole by the gateway:
+// every call of a batch gets the rate limited error with its id, the
+// other requests -32600, nothing is forwarded, each call is audited
+// rate_limited, and Limit was asked once with every call (SEC-101).
+func TestBatchRateLimitedRefusedWhole(t *testing.T) {
+	be := &stub{t: t}
+	rec := &events{}
+	var asked []string
+	limit := func(user, client string, tools []string) (string, time.Duration) {
+		asked = append(asked, user+" "+client+" "+strings.Join(tools, ","))
+		if slices.Contains(tools, "slow") {
+			return "slow", 2500 * time.Millisecond
+		}
+		return "", 0
+	}
+	srv := front(t, be, Options{Policy: testPolicy(), Audit: rec, Limit: limit}, bob)
+	resp, b := post(t, srv.URL, `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail"}},{"jsonrpc":"2.0","id":"l","method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow"}}]`)
+	var out []rpcError
+	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 || len(out) != 3 || resp.Header.Get("Retry-After") != "3" {
+		t.Fatalf("%d Retry-After %q %s %v; want 200, Retry-After 3 and three errors", resp.StatusCode, resp.Header.Get("Retry-After"), b, err)
+	}
+	const msg = "rate limited: slow; try again in 3 s"
+	if string(out[0].ID) != "1" || out[0].Error.Code != -32029 || out[0].Error.Message != msg || out[1].Error.Code != -32600 ||
+		string(out[2].ID) != "2" || out[2].Error.Code != -32029 || out[2].Error.Message != msg {
+		t.Errorf("%s; want -32029 %q for ids 1 and 2, -32600 for the list", b, msg)
+	}
+	if be.hits.Load() != 0 {
+		t.Error("forwarded, want the whole batch refused")
+	}
+	if ev := rec.all(); len(ev) != 2 || ev[0].Outcome != audit.RateLimited || ev[1].Outcome != audit.RateLimited || ev[1].Tool != "slow" {
+		t.Errorf("events %+v, want two rate_limited", ev)
+	}
+	if want := []string{bob.User.ID + " " + bob.ClientID + " fail,slow"}; !slices.Equal(asked, want) {
+		t.Errorf("Limit asked %q, want %q", asked, want)
+	}
+	// Within the limits the call goes through; a request without a call
+	// does not ask.
+	asked = nil
+	if resp, b := post(t, srv.URL, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fail"}}`); be.hits.Load() != 1 {
+		t.Errorf("a call within the limits: %d %s, not forwarded", resp.StatusCode, b)
+	}
+	post(t, srv.URL, `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`)
+	if len(asked) != 1 {
+		t.Errorf("Limit asked %q, want once (the call, not the list)", asked)
+	}
+}

@@ -183,6 +183,10 @@ func intersects(a, b []string) bool {
 	return false
 }
 
+// Match reports whether the tool name matches pattern as a rule's allow
+// and deny do: the same patterns name tools elsewhere (rate limits).
+func Match(pattern, name string) bool { return match(pattern, name) }
+
 // match reports whether name matches pattern, in which '*' stands for any
 // run of characters (bytes: a tool name is matched as it was sent) and
 // every other byte for itself.
