@@ -13,11 +13,12 @@ import (
 	"testing"
 )
 
-// citedID is a requirement ID as code, tests and commit messages cite it.
+// citedID is a requirement ID as code, tests and commit messages cite it,
+// with up to three digits (SEC-100 and on).
 // NET is among the prefixes though no rule uses it, so that the names of
 // the RFC 5737 documentation ranges, which end like an ID, are caught in
 // comments rather than read as prose.
-var citedID = regexp.MustCompile(`\b(ASM|CIMD|COMM|DCR|DEP|GEN|ISS|NET|PASS|PKCE|PRM|REDIR|REG|RES|RT|SCOPE|SEC|SESS|TOK|TRANS)-[0-9]{1,2}\b`)
+var citedID = regexp.MustCompile(`\b(ASM|CIMD|COMM|DCR|DEP|GEN|ISS|NET|PASS|PKCE|PRM|REDIR|REG|RES|RT|SCOPE|SEC|SESS|TOK|TRANS)-[0-9]{1,3}\b`)
 
 // definedID is the start of a rule's entry in docs/requirements.md:
 // a list item whose first word is the bold ID.
@@ -127,7 +128,7 @@ func sample(s string) string { return strings.ReplaceAll(s, "#", "-") }
 func TestUndefinedCitations(t *testing.T) {
 	defined := map[string]bool{sample("PKCE#2"): true, sample("RT#1"): true}
 	src := []byte(sample("// PKCE#2: defined\n" +
-		"// PKCE#99, and not IDs: XPKCE#2, PKCE#2x, PKCE#100, pkce#3\n" +
+		"// PKCE#99, and not IDs: XPKCE#2, PKCE#2x, PKCE#1000, pkce#3\n" +
 		"// RT#1 and RT#7 (RFC 5737 range TEST#NET#1)\n"))
 	got := undefinedCitations("sample.go", src, defined)
 	want := []string{sample("sample.go:2: PKCE#99"), sample("sample.go:3: RT#7"), sample("sample.go:3: NET#1")}
