@@ -22,6 +22,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/resource"
@@ -135,6 +136,11 @@ type Config struct {
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
 
+	// Metrics, from NewMetrics, counts requests, the OAuth steps, token
+	// checks, tool calls and backend errors; serve its Handler on a
+	// listener of its own, never the gateway's (SEC-89). Nil: none.
+	Metrics *Metrics
+
 	// MaxSessionsPerUser bounds the sessions one user holds at each
 	// resource (default 32): one more ends that user's least recently used
 	// session. MaxStreamsPerUser bounds the GET event streams one user has
@@ -219,6 +225,14 @@ type StdioOptions struct {
 // UIDRange is a range of uids, First to Last.
 type UIDRange = sandbox.Range
 
+// Metrics are the gateway's Prometheus collectors, on a registry of their
+// own (internal/metrics).
+type Metrics = metrics.Metrics
+
+// NewMetrics returns collectors for Config.Metrics, with the Go runtime's
+// and the process's. Serve m.Handler() on the operator's listener.
+func NewMetrics() *Metrics { return metrics.New() }
+
 // ToolPolicy is a resource's allow and deny rules on tool names.
 type ToolPolicy = policy.Policy
 
@@ -240,6 +254,7 @@ type Gateway struct {
 	denylist *resource.Denylist
 	store    store.Store
 	log      *slog.Logger
+	metrics  *metrics.Metrics // nil: none
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
 	ready    readiness                     // /readyz's last store check
@@ -279,7 +294,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 
-	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
+	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL}
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	// Grants revoked through other gateways on the same store (SEC-80).
