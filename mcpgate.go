@@ -423,6 +423,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshGrace:    max(cfg.RefreshGrace, 0),    // negative: off
 		UpstreamRecheck: max(cfg.UpstreamRecheck, 0), // negative: off
+		Metrics:         cfg.Metrics,
 		Logger:          cfg.Logger,
 		Now:             cfg.Now,
 	})
@@ -460,6 +461,7 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 		Keys:           keys,
 		Denylist:       g.denylist,
 		AllowedOrigins: cfg.AllowedOrigins,
+		Metrics:        cfg.Metrics,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
 	})
@@ -479,10 +481,10 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 		return err
 	}
 	limited := userlimit.Wrap(backend, userlimit.Options{
-		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Logger: cfg.Logger,
+		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 	})
 	protected := guard.Protect(policy.Wrap(limited, policy.Options{
-		Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger,
+		Policy: res.ToolPolicy, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, Logger: cfg.Logger,
 	}))
 	g.mux.Handle(res.Path, g.endingWithGateway(protected))
 	return nil
@@ -516,7 +518,7 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
 			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
 			Isolation: res.Stdio.Isolation, ReadPaths: res.Stdio.ReadPaths, Private: res.Stdio.Private, UIDs: res.Stdio.UIDs,
-			Resource: res.Path, Logger: cfg.Logger,
+			Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
@@ -549,7 +551,7 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 		mint = minter.Token
 	}
 	if sse {
-		pool, err := bridge.NewSSE(bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Resource: res.Path, Logger: cfg.Logger})
+		pool, err := bridge.NewSSE(bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 		}
@@ -558,7 +560,7 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 		return pool, nil
 	}
 	h, err := proxy.New(proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint,
-		Sessions: cfg.Store, Resource: res.Path, Logger: cfg.Logger})
+		Sessions: cfg.Store, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 	}
