@@ -22,6 +22,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g.mux.ServeHTTP(rec, r)
 	}
+	g.metrics.Request(r, rec.status, time.Since(start))
 	g.logRequest(r, rec, start)
 }
 

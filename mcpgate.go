@@ -23,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/ratelimit"
@@ -137,6 +138,11 @@ type Config struct {
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
 
+	// Metrics, from NewMetrics, counts requests, the OAuth steps, token
+	// checks, tool calls and backend errors; serve its Handler on a
+	// listener of its own, never the gateway's (SEC-89). Nil: none.
+	Metrics *Metrics
+
 	// MaxSessionsPerUser bounds the sessions one user holds at each
 	// resource (default 32): one more ends that user's least recently used
 	// session. MaxStreamsPerUser bounds the GET event streams one user has
@@ -228,6 +234,14 @@ type StdioOptions struct {
 // UIDRange is a range of uids, First to Last.
 type UIDRange = sandbox.Range
 
+// Metrics are the gateway's Prometheus collectors, on a registry of their
+// own (internal/metrics).
+type Metrics = metrics.Metrics
+
+// NewMetrics returns collectors for Config.Metrics, with the Go runtime's
+// and the process's. Serve m.Handler() on the operator's listener.
+func NewMetrics() *Metrics { return metrics.New() }
+
 // ToolPolicy is a resource's allow and deny rules on tool names.
 type ToolPolicy = policy.Policy
 
@@ -260,6 +274,7 @@ type Gateway struct {
 	denylist *resource.Denylist
 	store    store.Store
 	log      *slog.Logger
+	metrics  *metrics.Metrics // nil: none
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
 	ready    readiness                     // /readyz's last store check
@@ -309,7 +324,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 
-	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
+	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute),
 		limits: limits}
 	g.keysReadAt.Store(loadedAt.UnixNano())
@@ -445,6 +460,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshGrace:    max(cfg.RefreshGrace, 0),    // negative: off
 		UpstreamRecheck: max(cfg.UpstreamRecheck, 0), // negative: off
+		Metrics:         cfg.Metrics,
 		Logger:          cfg.Logger,
 		Now:             cfg.Now,
 	})
@@ -482,6 +498,7 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 		Keys:           keys,
 		Denylist:       g.denylist,
 		AllowedOrigins: cfg.AllowedOrigins,
+		Metrics:        cfg.Metrics,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
 	})
@@ -501,9 +518,9 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 		return err
 	}
 	limited := userlimit.Wrap(backend, userlimit.Options{
-		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Logger: cfg.Logger,
+		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 	})
-	popts := policy.Options{Policy: res.ToolPolicy, Audit: cfg.Audit, Resource: res.Path, Logger: cfg.Logger}
+	popts := policy.Options{Policy: res.ToolPolicy, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, Logger: cfg.Logger}
 	if g.limits != nil {
 		popts.Limit = g.limits.Tools
 	}
@@ -540,7 +557,7 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
 			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
 			Isolation: res.Stdio.Isolation, ReadPaths: res.Stdio.ReadPaths, Private: res.Stdio.Private, UIDs: res.Stdio.UIDs,
-			Resource: res.Path, Logger: cfg.Logger,
+			Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
@@ -573,7 +590,7 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 		mint = minter.Token
 	}
 	if sse {
-		pool, err := bridge.NewSSE(bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Resource: res.Path, Logger: cfg.Logger})
+		pool, err := bridge.NewSSE(bridge.SSEOptions{URL: res.Upstream, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 		}
@@ -582,7 +599,7 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 		return pool, nil
 	}
 	h, err := proxy.New(proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint,
-		Sessions: cfg.Store, Resource: res.Path, Logger: cfg.Logger})
+		Sessions: cfg.Store, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 	}

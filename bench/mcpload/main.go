@@ -136,6 +136,7 @@ type options struct {
 	gateway     string // proxy mode: a built mcpgate binary to run as A, instead of mcpgate.New in this process
 	streamsFlag string
 	streams     []int // with gateway: counts of idle event streams to measure, instead of the A/B rounds
+	metrics     bool  // the in-process gateway counts in Prometheus metrics (Config.Metrics)
 }
 
 func main() {
@@ -153,6 +154,7 @@ func main() {
 	flag.BoolVar(&o.gwcpu, "gwcpu", true, "with -target proxy: take a CPU profile of every half-round and split the CPU by pprof label, to report mcpgate's CPU per proxied request (not with -gateway: the gateway is another process, measured whole)")
 	flag.StringVar(&o.gateway, "gateway", "", "with -target proxy: a built mcpgate binary; A is then `PATH serve --upstream B` in a process of its own, and mcpgate's CPU is that process's")
 	flag.StringVar(&o.streamsFlag, "streams", "", "with -target proxy -gateway: counts of idle GET event streams, like 1000,10000; for each, on a fresh gateway, the gateway's memory per stream and tool calls at -conns connections with and without them open (-rounds rounds of -duration in each state), instead of the A/B rounds")
+	flag.BoolVar(&o.metrics, "metrics", false, "the in-process gateway (not -gateway) keeps Prometheus metrics (mcpgate.Config.Metrics, as --metrics-listen does), to measure what they cost")
 	flag.StringVar(&o.LogFormat, "log", "text", "the gateway's log: text (as mcpgate serve logs, one line per request), json, or discard (mcpgate.New's default); text and json write to io.Discard: formatting cost, no I/O. With -gateway: the binary's --log-format, written to a temporary file")
 	bench.Main("mcpload", "Compares tools/call through mcpgate's /mcp (A) with the same MCP server without auth (B).\nWith -target proxy, A is the gateway proxying to a go-sdk server and B is that server, called directly.", o.check,
 		func(ctx context.Context, stdout, stderr io.Writer) (int, error) { return run(ctx, o, stdout, stderr) })
@@ -447,6 +449,9 @@ func inProcessGateway(ctx, setupCtx context.Context, o options, upstream string)
 	if err != nil {
 		return fail(err)
 	}
+	if o.metrics {
+		cfg.Metrics = mcpgate.NewMetrics()
+	}
 	label := "A"
 	if upstream != "" {
 		cfg.Resources = []mcpgate.Resource{{Path: "/mcp", Upstream: upstream}}
@@ -534,12 +539,12 @@ func report(w io.Writer, o options, rounds [][2]*bench.Result, warmErrs int64, p
 			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), gp.path, px.upstream, o.LogFormat, gp.version, gp.sum)
 	case px != nil:
 		fmt.Fprintf(w, "## mcpload -target proxy: tools/call echo through mcpgate as a reverse proxy (A) vs the same go-sdk server direct (B)\n\n")
-		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; store: sqlite (temp file); upstream %s (go-sdk StreamableHTTPHandler, default options, sessions)\n\n",
-			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat, px.upstream)
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; metrics: %v; store: sqlite (temp file); upstream %s (go-sdk StreamableHTTPHandler, default options, sessions)\n\n",
+			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat, o.metrics, px.upstream)
 	default:
 		fmt.Fprintf(w, "## mcpload: tools/call echo through mcpgate /mcp (A) vs the same server direct (B)\n\n")
-		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; store: sqlite (temp file)\n\n",
-			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat)
+		fmt.Fprintf(w, "%d connections per target, %d rounds of %s per target (A, B alternating), warm-up %s; %s; gateway log: %s; metrics: %v; store: sqlite (temp file)\n\n",
+			o.Conns, len(rounds), o.Duration, o.Warmup, bench.Machine(), o.LogFormat, o.metrics)
 	}
 	head, align := "", ""
 	if gwCol {

@@ -72,10 +72,21 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	addr := ln.Addr().String()
 	gcfg.FallbackURL = "http://" + addr
-	gw, err := mcpgate.New(ctx, gcfg)
+	mln, err := openMetrics(cfg, &gcfg)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	gw, err := mcpgate.New(ctx, gcfg)
+	if err != nil {
+		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
+		return err
+	}
+	if mln != nil {
+		defer serveMetrics(mln, gcfg.Metrics, log)()
 	}
 	public := cmp.Or(strings.TrimSuffix(cfg.PublicURL, "/"), "http://"+addr)
 	fmt.Fprintf(stdout, "mcpgate %s listening on %s\nMCP endpoint: %s/mcp\n", Version, addr, public)
@@ -88,6 +99,51 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	go housekeeping(ctx, gw, log)
 	return run(ctx, gw, ln, limitsOf(cfg, log), log)
+}
+
+// openMetrics opens the metrics listener of cfg, if any, and gives gcfg
+// the collectors it serves.
+func openMetrics(cfg *config.Config, gcfg *mcpgate.Config) (net.Listener, error) {
+	if cfg.MetricsListen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen: %w", err)
+	}
+	gcfg.Metrics = mcpgate.NewMetrics()
+	return ln, nil
+}
+
+// serveMetrics serves m at /metrics on ln, a listener of its own: the
+// public one never serves them (SEC-89). The returned function stops it,
+// when serve returns.
+func serveMetrics(ln net.Listener, m *mcpgate.Metrics, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics listener", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
 }
 
 // run serves HTTP on ln until ctx is done, then shuts down: in-flight

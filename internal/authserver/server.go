@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -76,6 +77,9 @@ type Options struct {
 	// before a refresh renews it at the provider (RT-3); zero turns the
 	// recheck off.
 	UpstreamRecheck time.Duration
+
+	// Metrics counts each step of the flow with its outcome; nil: none.
+	Metrics *metrics.Metrics
 
 	// RegistrationRate is the number of registrations per minute one client
 	// address may make (burst the same); default 20.
@@ -191,27 +195,28 @@ func (s *Server) Register(mux *http.ServeMux) {
 	jwks := oauth.CORS(http.HandlerFunc(s.jwks))
 	mux.Handle("GET /jwks.json", jwks)
 	mux.Handle("OPTIONS /jwks.json", jwks)
-	reg := oauth.CORS(http.HandlerFunc(s.register))
+	reg := oauth.CORS(s.counted("register", s.register))
 	mux.Handle("POST /register", reg)
 	mux.Handle("OPTIONS /register", reg)
-	tok := oauth.CORS(http.HandlerFunc(s.token))
+	tok := oauth.CORS(s.counted(stepToken, s.token))
 	mux.Handle("POST /token", tok)
 	mux.Handle("OPTIONS /token", tok)
-	rev := oauth.CORS(http.HandlerFunc(s.revoke))
+	rev := oauth.CORS(s.counted("revoke", s.revoke))
 	mux.Handle("POST /revoke", rev)
 	mux.Handle("OPTIONS /revoke", rev)
-	intro := oauth.CORS(http.HandlerFunc(s.introspect))
+	intro := oauth.CORS(s.counted("introspect", s.introspect))
 	mux.Handle("POST /introspect", intro)
 	mux.Handle("OPTIONS /introspect", intro)
 	// A client may post its authorization request from its own page
 	// (RFC 6749 §3.1); the gateway's own forms come from its own pages
 	// only (SEC-5).
-	mux.HandleFunc("GET /authorize", s.browserOnly(false, s.authorize))
-	mux.HandleFunc("POST /authorize", s.browserOnly(false, s.authorize))
-	mux.HandleFunc("POST /consent", s.browserOnly(true, s.consent))
+	authz := s.counted("authorize", s.browserOnly(false, s.authorize))
+	mux.HandleFunc("GET /authorize", authz)
+	mux.HandleFunc("POST /authorize", authz)
+	mux.HandleFunc("POST /consent", s.counted("consent", s.browserOnly(true, s.consent)))
 	mux.HandleFunc("GET /login/{connector}", s.browserOnly(false, s.loginForm))
-	mux.HandleFunc("POST /login/{connector}", s.browserOnly(true, s.loginSubmit))
-	mux.HandleFunc("GET /callback/{connector}", s.browserOnly(false, s.callback))
+	mux.HandleFunc("POST /login/{connector}", s.counted("login", s.browserOnly(true, s.loginSubmit)))
+	mux.HandleFunc("GET /callback/{connector}", s.counted("callback", s.browserOnly(false, s.callback)))
 }
 
 func (s *Server) now() time.Time { return s.opts.Now() }

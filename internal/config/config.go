@@ -24,6 +24,10 @@ type Config struct {
 	SecretKeyFile string `yaml:"secret_key_file" arg:"FILE" help:"read the secret key, which seals the signing keys and which every replica on one store must share, from this file: 32 bytes in standard base64 (what mcpgate keys new-secret prints, and DATA-DIR/secret.key holds); never created (default: DATA-DIR/secret.key, created at first start)"`
 	Store         string `yaml:"store" arg:"DSN" help:"sqlite:PATH, postgres://USER:PASSWORD@HOST[:PORT]/DATABASE (several replicas on one database), or memory (nothing survives a restart) (default sqlite:DATA-DIR/mcpgate.db)"`
 
+	// MetricsListen is a listener of its own: the series describe every
+	// user's traffic, for the operator's Prometheus only (SEC-89).
+	MetricsListen string `yaml:"metrics_listen" arg:"ADDR" help:"serve Prometheus metrics at /metrics on this address, a listener of its own and never the public one (SEC-89) (default: off)"`
+
 	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; the file also takes {name, password or password_hash, groups}"`
 
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`

@@ -77,6 +77,13 @@ func (c *Config) validateAddresses(p *problems) {
 	} else if c.PublicURL == "" && host != "" && !isLoopback(host) {
 		p.add("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
 	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
+			p.add("metrics_listen: %q is not HOST:PORT (like 127.0.0.1:9464)", c.MetricsListen)
+		} else if c.MetricsListen == c.Listen {
+			p.add("metrics_listen: %q is the public listener's address; metrics are never served there (SEC-89)", c.MetricsListen)
+		}
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		switch {

@@ -100,12 +100,26 @@ func logError(log *slog.Logger, r *http.Request, e *Error) {
 	log.Log(r.Context(), level, "oauth error", attrs...)
 }
 
+// ErrorNoter is a ResponseWriter that wants the code of the OAuth error
+// answered through it: the metrics of the OAuth steps count it as the
+// step's outcome. WriteJSON and WriteRedirect tell it.
+type ErrorNoter interface {
+	NoteOAuthError(code string)
+}
+
+func noteError(w http.ResponseWriter, e *Error) {
+	if n, ok := w.(ErrorNoter); ok {
+		n.NoteOAuthError(e.Code)
+	}
+}
+
 // WriteJSON writes err as an RFC 6749 §5.2 JSON error body, with
 // Cache-Control: no-store. An invalid_client answer to a request that used
 // HTTP Basic gets a WWW-Authenticate: Basic challenge (§5.2).
 func WriteJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := AsError(err)
 	logError(log, r, e)
+	noteError(w, e)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -132,6 +146,7 @@ func WriteJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, err err
 func WriteRedirect(w http.ResponseWriter, r *http.Request, log *slog.Logger, redirectURI, state, issuer string, err error) {
 	e := AsError(err)
 	logError(log, r, e)
+	noteError(w, e)
 	Redirect(w, redirectURI, errorParams(e, state, issuer))
 }
 

@@ -36,7 +36,7 @@ type answerWriter struct {
 // it: when the request holds a tools/call to audit or a tools/list to
 // filter.
 func (a *answerWriter) init(w http.ResponseWriter, x *exchange) bool {
-	a.w, a.x, a.watchCalls = w, x, len(x.calls) > 0 && x.h.audit != nil
+	a.w, a.x, a.watchCalls = w, x, len(x.calls) > 0 && (x.h.audit != nil || x.h.metrics != nil)
 	x.pending = len(x.calls)
 	return a.watchCalls || len(x.lists) > 0
 }

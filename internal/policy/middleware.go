@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 )
 
 // Limits.
@@ -35,6 +36,9 @@ type Options struct {
 	Policy *Policy
 	// Audit receives one event per tools/call; nil records nothing.
 	Audit audit.Recorder
+	// Metrics counts each tools/call and learns the tool names a
+	// tools/list answer lists; nil: none.
+	Metrics *metrics.Metrics
 	// Resource is the resource's path (e.g. /mcp), for audit events.
 	Resource string
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes); a longer
@@ -58,7 +62,7 @@ type Options struct {
 // method, a body on them, and two Mcp-Session-Id values are refused
 // (SEC-30, SEC-31, SEC-32).
 func Wrap(next http.Handler, opts Options) http.Handler {
-	h := &handler{next: next, audit: opts.Audit, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger}
+	h := &handler{next: next, audit: opts.Audit, metrics: opts.Metrics, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -80,6 +84,7 @@ type handler struct {
 	next     http.Handler
 	policy   *Compiled // nil: no policy
 	audit    audit.Recorder
+	metrics  *metrics.Metrics
 	resource string
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
@@ -328,15 +333,17 @@ func (x *exchange) answerAll(w http.ResponseWriter, outcome audit.Outcome, appen
 	x.record()
 }
 
-// record sends one audit event per tools/call.
+// record counts each tools/call and sends one audit event for it.
 func (x *exchange) record() {
-	if x.h.audit == nil {
-		return
-	}
 	d := time.Since(x.start)
 	for _, c := range x.calls {
 		if c.outcome == "" {
 			c.outcome = audit.Failed
+		}
+		// A result, isError or not, shows the backend has the tool.
+		x.h.metrics.ToolCall(x.h.resource, c.name, toolOutcome(c.outcome), c.outcome == audit.OK || c.outcome == audit.ToolError, d)
+		if x.h.audit == nil {
+			continue
 		}
 		e := audit.Event{Tool: c.name, Outcome: c.outcome, Duration: d, Resource: x.h.resource}
 		if x.caller != nil {
@@ -380,7 +387,25 @@ func (x *exchange) isList(id []byte) bool {
 	return false
 }
 
-func (x *exchange) keep(name string) bool { return x.h.policy.Allowed(x.caller, name) }
+// keep decides whether a tool the backend listed is shown to the caller;
+// every name listed is a known tool for the metrics.
+func (x *exchange) keep(name string) bool {
+	x.h.metrics.ListedTool(x.h.resource, name)
+	return x.h.policy.Allowed(x.caller, name)
+}
+
+// toolOutcome is the metrics' outcome of a call.
+func toolOutcome(o audit.Outcome) string {
+	switch o {
+	case audit.OK:
+		return metrics.ToolOK
+	case audit.Denied:
+		return metrics.ToolDenied
+	case audit.RateLimited:
+		return metrics.ToolRateLimited
+	}
+	return metrics.ToolError
+}
 
 func userID(c *identity.Caller) string {
 	if c == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -25,8 +26,11 @@ type Options struct {
 	// AllowedOrigins are browser origins allowed besides the gateway's own
 	// and loopback ones (TRANS-1).
 	AllowedOrigins []string
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Metrics counts every check by outcome (the Check* constants); nil:
+	// none.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Guard protects one resource.
@@ -96,7 +100,8 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin or host not allowed", http.StatusForbidden)
 		return
 	}
-	v, status, ch := g.check(r, issuer)
+	v, status, ch, outcome := g.check(r, issuer)
+	g.opts.Metrics.TokenCheck(outcome)
 	if status != 0 {
 		ch.ResourceMetadata = g.metadataURL(issuer)
 		oauth.WriteChallenge(w, status, ch)
@@ -111,18 +116,18 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // SCOPE-3). A token seen before is answered from the cache without a
 // signature check; its expiry, issuer and revocation are still checked on
 // every request.
-func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Challenge) {
+func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Challenge, string) {
 	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
-		return nil, http.StatusBadRequest, oauth.Challenge{Error: oauth.InvalidRequest, ErrorDescription: "access tokens are accepted only in the Authorization header"}
+		return nil, http.StatusBadRequest, oauth.Challenge{Error: oauth.InvalidRequest, ErrorDescription: "access tokens are accepted only in the Authorization header"}, CheckBadRequest
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		// No token presented: no error code (RFC 6750 §3.1).
-		return nil, http.StatusUnauthorized, oauth.Challenge{Scopes: g.advertised}
+		return nil, http.StatusUnauthorized, oauth.Challenge{Scopes: g.advertised}, CheckMissing
 	}
 	raw, ok := oauth.BearerToken(h)
 	if !ok {
-		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the Authorization header is not a Bearer token", Scopes: g.advertised}
+		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the Authorization header is not a Bearer token", Scopes: g.advertised}, CheckMalformed
 	}
 	now := g.now()
 	key := tokenKey(raw)
@@ -130,25 +135,50 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 	if v == nil || v.issuer != issuer {
 		var status int
 		var ch oauth.Challenge
-		if v, status, ch = g.verify(r, raw, issuer, now); status != 0 {
-			return nil, status, ch
+		var outcome string
+		if v, status, ch, outcome = g.verify(r, raw, issuer, now); status != 0 {
+			return nil, status, ch, outcome
 		}
 		g.cache.put(key, v, now)
 	}
 	if !now.Before(v.info.Expiration) {
-		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token is invalid or expired", Scopes: g.advertised}
+		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token is invalid or expired", Scopes: g.advertised}, CheckExpired
 	}
 	if g.opts.Denylist != nil && g.opts.Denylist.Denied(v.grant) {
-		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token was revoked", Scopes: g.advertised}
+		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token was revoked", Scopes: g.advertised}, CheckRevoked
 	}
 	if !v.scopesOK {
-		return nil, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope, ErrorDescription: "the access token lacks a required scope", Scopes: g.advertised}
+		return nil, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope, ErrorDescription: "the access token lacks a required scope", Scopes: g.advertised}, CheckInsufficientScope
 	}
-	return v, 0, oauth.Challenge{}
+	return v, 0, oauth.Challenge{}, CheckOK
+}
+
+// Outcomes of a token check, as the metrics count them.
+const (
+	CheckOK                = "ok"
+	CheckMissing           = "missing"     // no Authorization header
+	CheckBadRequest        = "bad_request" // a token in the query
+	CheckMalformed         = "malformed"   // not a Bearer token
+	CheckInvalid           = "invalid"     // signature, issuer, claims…
+	CheckExpired           = "expired"
+	CheckWrongAudience     = "wrong_audience" // a token for another resource (RES-3)
+	CheckRevoked           = "revoked"
+	CheckInsufficientScope = "insufficient_scope"
+)
+
+// refusal is the outcome of a token Verify refused.
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, tokens.ErrExpired):
+		return CheckExpired
+	case errors.Is(err, tokens.ErrWrongAudience):
+		return CheckWrongAudience
+	}
+	return CheckInvalid
 }
 
 // verify checks a token the cache does not know.
-func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*verified, int, oauth.Challenge) {
+func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*verified, int, oauth.Challenge, string) {
 	claims, err := g.opts.Keys.Verify(raw, issuer, issuer+g.opts.Resource.Path, now)
 	if err != nil {
 		desc := "the access token is invalid or expired"
@@ -156,7 +186,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 			desc = "the access token could not be checked"
 		}
 		g.opts.Logger.Info("token refused", "reason", err.Error(), "path", r.URL.Path)
-		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: desc, Scopes: g.advertised}
+		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: desc, Scopes: g.advertised}, refusal(err)
 	}
 	caller := &identity.Caller{
 		User:      claims.User,
@@ -172,7 +202,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 		scopesOK: g.opts.Resource.Implies.Satisfies(claims.Scopes, g.opts.Resource.Scopes),
 		info: &auth.TokenInfo{UserID: caller.User.ID, Scopes: caller.Scopes, Expiration: caller.ExpiresAt,
 			Extra: map[string]any{identity.TokenInfoKey: caller}},
-	}, 0, oauth.Challenge{}
+	}, 0, oauth.Challenge{}, CheckOK
 }
 
 // originAllowed implements TRANS-1 for a gateway: a present Origin must be

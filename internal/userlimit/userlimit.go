@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 )
 
 // Defaults of Options.
@@ -32,7 +33,9 @@ type Options struct {
 	MaxSessions int // per user (DefaultMaxSessions)
 	MaxStreams  int // open GET streams per user (DefaultMaxStreams)
 	Resource    string
-	Logger      *slog.Logger
+	// Metrics counts the event streams open; nil: none.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Wrap returns next with the limits of opts per user; it must stand behind
@@ -116,6 +119,7 @@ func (h *handler) openStream(user string) bool {
 		return false
 	}
 	u.streams++
+	h.opts.Metrics.EventStreams(h.opts.Resource, 1)
 	return true
 }
 
@@ -125,6 +129,7 @@ func (h *handler) closeStream(user string) {
 	u := h.users[user]
 	u.streams--
 	h.dropIfEmpty(user, u)
+	h.opts.Metrics.EventStreams(h.opts.Resource, -1)
 }
 
 // touch marks session id of user used now, if it is one being tracked.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
@@ -78,7 +79,10 @@ type StdioOptions struct {
 	Private []string
 	// Resource names the protected resource in log lines.
 	Resource string
-	Logger   *slog.Logger
+	// Metrics counts the processes running and the backend's failures;
+	// nil: none.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // SSEOptions configure a Pool of connections to a legacy HTTP+SSE MCP
@@ -115,7 +119,9 @@ type SSEOptions struct {
 	MaxBodyBytes int64
 	// Resource names the protected resource in log lines.
 	Resource string
-	Logger   *slog.Logger
+	// Metrics counts the backend's failures; nil: none.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // common are the settings both kinds of link share.
@@ -125,6 +131,7 @@ type common struct {
 	startTimeout time.Duration
 	maxBodyBytes int64
 	resource     string
+	metrics      *metrics.Metrics
 	logger       *slog.Logger
 }
 
@@ -231,7 +238,7 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 		return nil, err
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxProcesses, startTimeout: opts.StartTimeout,
-		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: opts.Logger}
+		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, metrics: opts.Metrics, logger: opts.Logger}
 	if spec.isolation == sandbox.Auto && opts.Logger != nil {
 		// Says what the kernel offers, which securityfs may not show.
 		opts.Logger.Info("stdio isolation", "resource", opts.Resource, "landlock_abi", spec.landlock, "scoped", spec.landlock >= sandbox.ScopedABI,
@@ -277,7 +284,7 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxConnections, startTimeout: opts.StartTimeout,
-		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, logger: logger.With("upstream", u.Redacted())}
+		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, metrics: opts.Metrics, logger: logger.With("upstream", u.Redacted())}
 	return newPool(c, "SSE connection", "MCP server connection lost", func(l *link) linkConn { return newSSEConn(l, spec) }), nil
 }
 

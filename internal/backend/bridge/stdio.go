@@ -277,6 +277,7 @@ func (s *stdioConn) start(cmd *exec.Cmd, home string) error {
 		return err
 	}
 	s.pid, s.uid = cmd.Process.Pid, uid
+	s.l.pool.opts.metrics.StdioProcesses(s.l.pool.opts.resource, 1)
 	return nil
 }
 
@@ -300,6 +301,8 @@ func (s *stdioConn) supervise(cmd *exec.Cmd, stdin, stdout, stderr *os.File) {
 func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
 	l := s.l
 	err := cmd.Wait()
+	m, resource := l.pool.opts.metrics, l.pool.opts.resource
+	m.StdioProcesses(resource, -1)
 	// Children that outlive the server would hold its pipes open and run
 	// on unsupervised: end the whole group.
 	killGroup(s.pid)
@@ -315,6 +318,7 @@ func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
 		l.log.Info("stdio server stopped", "status", exitStatus(err))
 	} else {
 		l.log.Warn("stdio server exited", "status", exitStatus(err))
+		m.BackendError(resource, "exited")
 	}
 	l.pool.forget(l)
 	s.closeInput()

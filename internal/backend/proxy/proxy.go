@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
+	"github.com/mcpgate/mcpgate/internal/metrics"
 )
 
 // Defaults of Options.
@@ -165,7 +166,10 @@ type Options struct {
 	// Resource; nil keeps them in this process only.
 	Sessions SessionStore
 	Resource string
-	Logger   *slog.Logger
+	// Metrics counts the requests that could not reach the upstream;
+	// nil: none.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // handler is the proxy.
@@ -176,6 +180,8 @@ type handler struct {
 	token    func(*identity.Caller) (string, error)
 	maxBody  int64
 	log      *slog.Logger
+	metrics  *metrics.Metrics
+	resource string
 	sessions *sessionOwners
 	rp       *httputil.ReverseProxy
 	// streams proxies the GETs: event streams that may stay open and idle
@@ -212,6 +218,8 @@ func New(opts Options) (http.Handler, error) {
 		token:    opts.IdentityToken,
 		maxBody:  opts.MaxBodyBytes,
 		log:      opts.Logger,
+		metrics:  opts.Metrics,
+		resource: opts.Resource,
 		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
 	h.sessions.store, h.sessions.resource, h.sessions.log = opts.Sessions, opts.Resource, opts.Logger
@@ -508,10 +516,11 @@ func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		h.log.Debug("client went away before the upstream answered", "error", err)
 		return
 	}
-	status := http.StatusBadGateway
+	status, kind := http.StatusBadGateway, "unavailable"
 	if headerTimeout(err) {
-		status = http.StatusGatewayTimeout
+		status, kind = http.StatusGatewayTimeout, "timeout"
 	}
+	h.metrics.BackendError(h.resource, kind)
 	h.log.Warn("upstream MCP server unavailable", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
 	jsonrpc.WriteJSON(w, status, errUnavailable)
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/metrics/metricstest"
 )
 
 var alice = &identity.Caller{
@@ -732,6 +734,7 @@ func testUpstreamDownIs502Quickly(t *testing.T, up *upstream) {
 	l.Close()
 	var logs syncBuffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	opts.Metrics, opts.Resource = metrics.New(), "/mcp"
 	fe := up.front(t, up.scheme()+"://"+addr+"/mcp", opts, alice)
 
 	start := time.Now()
@@ -747,6 +750,9 @@ func testUpstreamDownIs502Quickly(t *testing.T, up *upstream) {
 	checkJSONRPCError(t, resp, 502, -32603)
 	if !strings.Contains(logs.String(), "connection refused") {
 		t.Fatalf("the log lacks the cause: %s", logs.String())
+	}
+	if got := metricstest.Gather(t, opts.Metrics.Registry()).Value("mcpgate_backend_errors_total", "resource", "/mcp", "kind", "unavailable"); got != 1 {
+		t.Errorf("backend_errors{/mcp,unavailable} = %v, want 1", got)
 	}
 }
 

@@ -1,0 +1,82 @@
+package authserver
+
+import (
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
+)
+
+// stepToken is the token endpoint's step, counted per grant type.
+const stepToken = "token"
+
+// counted counts each request to h as one step of the OAuth flow, with
+// its outcome (Options.Metrics): "ok", the OAuth error code answered,
+// "refused" for a page that said no (a wrong password, a request from
+// another site) or server_error. Without metrics h is served as it is.
+func (s *Server) counted(step string, h http.HandlerFunc) http.HandlerFunc {
+	m := s.opts.Metrics
+	if m == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		sw := &stepWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		name := step
+		if step == stepToken {
+			name = tokenStep(r.PostForm.Get("grant_type"))
+		}
+		m.OAuthStep(name, sw.outcome())
+	}
+}
+
+// tokenStep names the step of a token request by its grant type; one
+// the server does not support is token_other, so that the label stays
+// bounded whatever a client sends.
+func tokenStep(grantType string) string {
+	switch grantType {
+	case "authorization_code":
+		return "token_authorization_code"
+	case "refresh_token":
+		return "token_refresh_token"
+	}
+	return "token_other"
+}
+
+// stepWriter records what a step answered.
+type stepWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+	code   string // the OAuth error code, if one was answered
+}
+
+var _ oauth.ErrorNoter = (*stepWriter)(nil)
+
+func (w *stepWriter) NoteOAuthError(code string) { w.code = code }
+
+func (w *stepWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *stepWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *stepWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *stepWriter) outcome() string {
+	switch {
+	case w.code != "":
+		return w.code
+	case w.status >= 500:
+		return oauth.ServerError
+	case w.status >= 400:
+		return "refused"
+	}
+	return "ok"
+}
