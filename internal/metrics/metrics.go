@@ -85,7 +85,7 @@ func New() *Metrics {
 	}, []string{"outcome"})
 	m.toolCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mcpgate_tool_calls_total",
-		Help: "tools/call requests, by resource, tool (a name the backend listed or answered, else other) and outcome: ok, error or denied.",
+		Help: "tools/call requests, by resource, tool (a name the backend listed or answered, else other) and outcome: ok, error, denied or rate_limited.",
 	}, []string{"resource", "tool", "outcome"})
 	m.toolLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mcpgate_tool_call_duration_seconds",
