@@ -188,6 +188,11 @@ func (s *watchedStore) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, 
 	s.saw("ListLocalUsers")
 	return s.inner.ListLocalUsers(ctx)
 }
+func (s *watchedStore) EnableLocalUser(ctx context.Context, name string) error {
+	s.saw("EnableLocalUser")
+	return s.inner.EnableLocalUser(ctx, name)
+}
+
 func (s *watchedStore) DisableLocalUser(ctx context.Context, name string, now time.Time) ([]string, error) {
 	s.saw("DisableLocalUser")
 	return s.inner.DisableLocalUser(ctx, name, now)

@@ -276,6 +276,25 @@ func adminCLI(t *testing.T, env []string) {
 		t.Fatalf("users list after disable: %+v, want bob disabled", users)
 	}
 
+	// users enable: bob logs in again; the grant disabling revoked stays revoked.
+	ok(t, "users enable", cli("", "users", "enable", "bob", "--json"))
+	back, _ := oauthClientAs(t, "bob", "bob pw 2")
+	ectx, ecancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ecancel()
+	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ectx, mcpStreamable{p.base + "/mcp", back}.transport(), nil)
+	if err != nil {
+		t.Fatalf("the enabled user's login and MCP session: %v", err)
+	}
+	sess.Close()
+	if got := guardStatus(t, p.base, bobTok.AccessToken); got != http.StatusUnauthorized {
+		t.Errorf("the token of the grant disabling revoked: %d after users enable, want 401", got)
+	}
+	users = decode[[]listedUser](t, "users list", ok(t, "users list", cli("", "users", "list", "--json")))
+	if len(users) != 2 || users[1].DisabledAt != "" {
+		t.Fatalf("users list after enable: %+v, want bob enabled", users)
+	}
+	refusedRun(t, "users enable of nobody", cli("", "users", "enable", "nobody"), "no local user")
+
 	if env == nil {
 		// SEC-95: a mistyped data directory is not made a new store.
 		code, out, errOut := runAdmin(t, nil, "", "users", "list", "--data-dir", filepath.Join(dir, "nope"))

@@ -304,7 +304,7 @@ type Store interface {
 	DeleteMCPSession(ctx context.Context, resource string, hash []byte) error
 
 	// PutLocalUser inserts or replaces an account, but for the DisabledAt
-	// of an existing one, which only DisableLocalUser changes: setting a
+	// of an existing one, which only DisableLocalUser and EnableLocalUser change: setting a
 	// password, or the configuration's accounts written at every start,
 	// never enable an account an operator disabled (SEC-93).
 	PutLocalUser(ctx context.Context, u *LocalUser) error
@@ -320,6 +320,10 @@ type Store interface {
 	// (RevocationFeed). It returns the ids of the grants it revoked, in
 	// byte order; ErrNotFound when there is no such account (SEC-93).
 	DisableLocalUser(ctx context.Context, name string, now time.Time) ([]string, error)
+	// EnableLocalUser lets a disabled account log in again; what disabling
+	// ended (sessions, codes, grants) stays ended. ErrNotFound when there is
+	// no such account.
+	EnableLocalUser(ctx context.Context, name string) error
 
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error) // oldest first

@@ -24,6 +24,7 @@ const adminUsage = `Usage, with the settings of mcpgate serve (--data-dir, --sto
   mcpgate users list [--json] [serve flags]
   mcpgate users passwd NAME [--password-stdin] [--json] [serve flags]
   mcpgate users disable NAME [--json] [serve flags]
+  mcpgate users enable NAME [--json] [serve flags]
   mcpgate clients list [--json] [serve flags]
   mcpgate clients remove CLIENT_ID [--json] [serve flags]
   mcpgate grants list [--user USER_ID|NAME] [--all] [--json] [serve flags]
@@ -43,6 +44,7 @@ var adminVerbs = map[string]adminVerb{
 	"users list":     {"", []string{"json"}},
 	"users passwd":   {"NAME", []string{"password-stdin", "json"}},
 	"users disable":  {"NAME", []string{"json"}},
+	"users enable":   {"NAME", []string{"json"}},
 	"clients list":   {"", []string{"json"}},
 	"clients remove": {"CLIENT_ID", []string{"json"}},
 	"grants list":    {"", []string{"user", "all", "json"}},

@@ -61,6 +61,7 @@ func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.
 		"users list":     a.listUsers,
 		"users passwd":   a.passwd,
 		"users disable":  a.disable,
+		"users enable":   a.enable,
 		"clients list":   a.listClients,
 		"clients remove": a.removeClient,
 		"grants list":    a.listGrants,
@@ -258,6 +259,22 @@ func (a *admin) disable(ctx context.Context) error {
 		if a.configured(name) {
 			fmt.Fprintln(w, "The account stays disabled although local_users lists it.")
 		}
+	})
+}
+
+func (a *admin) enable(ctx context.Context) error {
+	name := a.cmd.Arg
+	err := a.st.EnableLocalUser(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no local user %s: mcpgate users list shows them", shown(name))
+	}
+	if err != nil {
+		return err
+	}
+	return a.answer(struct {
+		Enabled string `json:"enabled"`
+	}{name}, func(w io.Writer) {
+		fmt.Fprintf(w, "Enabled local user %s: they may log in again; the grants disabling revoked stay revoked.\n", shown(name))
 	})
 }
 

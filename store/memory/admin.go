@@ -111,6 +111,18 @@ func (s *Store) DisableLocalUser(_ context.Context, name string, now time.Time) 
 	return s.revokeLocked(func(g *store.Grant) bool { return g.User.ID == userID }, now), nil
 }
 
+// EnableLocalUser implements store.Store.
+func (s *Store) EnableLocalUser(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[name]
+	if !ok {
+		return notFound("enable local user")
+	}
+	u.DisabledAt = time.Time{}
+	return nil
+}
+
 // localUserID is the identity.User.ID of the local account name, as the
 // local connector gives it.
 func localUserID(name string) string { return "local:" + name }

@@ -27,6 +27,7 @@ const (
 	sqlListGrants = `SELECT ` + grantCols + ` FROM grants
 		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
 	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name COLLATE "C"`
+	sqlEnableLocalUser  = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	sqlDisableLocalUser = `WITH u AS (
 		UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN $2 ELSE disabled_at END WHERE name = $1 RETURNING name
 	),
@@ -120,6 +121,17 @@ func (s *Store) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, error) 
 		return nil, wrap("list local users", err)
 	}
 	return nonNil(out), nil
+}
+
+// EnableLocalUser implements store.Store.
+func (s *Store) EnableLocalUser(ctx context.Context, name string) error {
+	if !storable(name) {
+		return wrap("enable local user", store.ErrNotFound)
+	}
+	if err := affected(s.pool.Exec(ctx, sqlEnableLocalUser, name)); err != nil {
+		return wrap("enable local user", err)
+	}
+	return nil
 }
 
 // DisableLocalUser implements store.Store.

@@ -22,6 +22,7 @@ var (
 	sqlListGrants                = rs(`SELECT ` + grantCols + ` FROM grants
 		WHERE ?1 = '' OR json_extract(user, '$.sub') = ?1 ORDER BY created_at DESC, id`)
 	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name`)
+	sqlEnableLocalUser    = ws(`UPDATE local_users SET disabled_at = 0 WHERE name = ?`)
 	sqlDisableLocalUser   = ws(`UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN ? ELSE disabled_at END WHERE name = ?`)
 	sqlDeleteUserSessions = ws(`DELETE FROM sessions WHERE json_extract(user, '$.sub') = ?`)
 	sqlDeleteUserCodes    = ws(`DELETE FROM codes WHERE used_at = 0 AND json_extract(user, '$.sub') = ?`)
@@ -130,6 +131,17 @@ func (s *Store) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, error) 
 }
 
 // DisableLocalUser implements store.Store.
+// EnableLocalUser implements store.Store.
+func (s *Store) EnableLocalUser(ctx context.Context, name string) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlEnableLocalUser, name))
+	})
+	if err != nil {
+		return wrap("enable local user", err)
+	}
+	return nil
+}
+
 func (s *Store) DisableLocalUser(ctx context.Context, name string, now time.Time) ([]string, error) {
 	userID := "local:" + name
 	var revoked []string

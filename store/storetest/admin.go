@@ -228,4 +228,13 @@ func testDisableLocalUser(t *testing.T, s store.Store) {
 	})
 	_, err = s.DisableLocalUser(ctx, "nobody", at)
 	wantErr(t, "unknown", err, store.ErrNotFound)
+
+	// Enabled again: the account logs in; what disabling ended stays ended.
+	must(t, "enable", s.EnableLocalUser(ctx, "alice"))
+	u, err := s.GetLocalUser(ctx, "alice")
+	must(t, "get enabled", err)
+	if !u.DisabledAt.IsZero() {
+		t.Errorf("enabled alice: DisabledAt = %v, want zero", u.DisabledAt)
+	}
+	wantErr(t, "enable unknown", s.EnableLocalUser(ctx, "nobody"), store.ErrNotFound)
 }
