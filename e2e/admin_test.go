@@ -22,10 +22,10 @@ import (
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 )
 
-// runAdmin runs `mcpgate args…` with env added to the environment and
+// runBinaryWith runs `mcpgate args…` with env added to the environment and
 // stdin as its standard input (none when empty), and returns its exit
 // status, stdout and stderr.
-func runAdmin(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+func runBinaryWith(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -155,7 +155,7 @@ func adminCLI(t *testing.T, env []string) {
 	p := startBinaryWith(t, freePort(t), binaryOpts{env: env}, settings...)
 	cli := func(stdin string, args ...string) adminRun {
 		t.Helper()
-		code, out, errOut := runAdmin(t, env, stdin, append(args, settings...)...)
+		code, out, errOut := runBinaryWith(t, env, stdin, append(args, settings...)...)
 		return adminRun{code, out, errOut}
 	}
 
@@ -297,7 +297,7 @@ func adminCLI(t *testing.T, env []string) {
 
 	if env == nil {
 		// SEC-95: a mistyped data directory is not made a new store.
-		code, out, errOut := runAdmin(t, nil, "", "users", "list", "--data-dir", filepath.Join(dir, "nope"))
+		code, out, errOut := runBinaryWith(t, nil, "", "users", "list", "--data-dir", filepath.Join(dir, "nope"))
 		refusedRun(t, "users list in a directory with no store", adminRun{code, out, errOut}, "no store at")
 		if _, err := os.Stat(filepath.Join(dir, "nope")); err == nil {
 			t.Error("users list created the directory it was wrongly given")
