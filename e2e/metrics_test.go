@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,8 +32,9 @@ func scrape(t *testing.T, u string) (int, string) {
 }
 
 // The binary with --metrics-listen (SEC-89, SEC-90): after a go-sdk
-// client's whole flow and four tool calls (ok, denied by the tool policy,
-// a tool error, a tool the backend does not have), /metrics on the
+// client's whole flow and five tool calls (ok, denied by the tool policy,
+// a tool error, a tool the backend does not have, one over a rate limit),
+// and a refresh over the token endpoint's rate limit, /metrics on the
 // metrics listener shows the funnel and the tool counters with the
 // values of what happened, and the open event stream while the session
 // lasts; the public listener has no /metrics; and nothing in the whole
@@ -63,6 +65,9 @@ tool_policy:
   rules:
     - deny: ["delete_*"]
       users: ["local:bob"]
+rate_limits:
+  - {tools: ["fail"], per: user, rate: 1/h}
+  - {endpoints: [token], per: client, rate: 1/h}
 `
 	cfgPath := filepath.Join(dir, "mcpgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -96,6 +101,9 @@ tool_policy:
 	if _, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "no_such_tool", Arguments: map[string]any{}}); err == nil {
 		t.Fatal("no_such_tool: no error")
 	}
+	if _, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "fail", Arguments: map[string]any{"text": "x"}}); err == nil || !strings.Contains(err.Error(), "rate limited") {
+		t.Fatalf("fail, a second time: %v, want rate limited", err)
+	}
 
 	// The counters move as each handler returns, which may be just after
 	// the client has its answer: poll.
@@ -115,10 +123,10 @@ tool_policy:
 			}
 		}
 	}
-	f, _ := poll("four tool calls and the open event stream", func(f metricstest.Families) bool {
+	f, _ := poll("five tool calls and the open event stream", func(f metricstest.Families) bool {
 		// Each collector is read in turn, not at one instant: wait for
 		// every family the checks below read.
-		return f.Value("mcpgate_tool_call_duration_seconds", "resource", "/mcp") == 4 && f.Value("mcpgate_tool_calls_total") == 4 &&
+		return f.Value("mcpgate_tool_call_duration_seconds", "resource", "/mcp") == 5 && f.Value("mcpgate_tool_calls_total") == 5 &&
 			f.Value("mcpgate_event_streams_open", "resource", "/mcp") == 1 && f.Value("mcpgate_oauth_steps_total", "step", "token_authorization_code") == 1
 	})
 	for _, tc := range []struct {
@@ -143,6 +151,7 @@ tool_policy:
 		{"delete_notes", "denied", 1},
 		{"fail", "error", 1},
 		{"other", "error", 1},
+		{"fail", "rate_limited", 1},
 	} {
 		if got := f.Value("mcpgate_tool_calls_total", "resource", "/mcp", "tool", tc.tool, "outcome", tc.outcome); got != tc.want {
 			t.Errorf("tool_calls{%s,%s} = %v, want %v", tc.tool, tc.outcome, got, tc.want)
@@ -163,9 +172,20 @@ tool_policy:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The client's one token request spent the endpoint's bucket: a
+	// refresh is answered 429 and counted as rate_limited (SEC-102).
+	resp, err := http.PostForm(p.base+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {clientIDOf(t, tok.AccessToken)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("refresh over the token endpoint's limit: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	sess.Close()
-	_, body := poll("the event stream ended", func(f metricstest.Families) bool {
-		return f.Value("mcpgate_event_streams_open", "resource", "/mcp") == 0
+	_, body := poll("the event stream ended and the refused refresh counted", func(f metricstest.Families) bool {
+		return f.Value("mcpgate_event_streams_open", "resource", "/mcp") == 0 &&
+			f.Value("mcpgate_oauth_steps_total", "step", "token_refresh_token", "outcome", "rate_limited") == 1
 	})
 	for _, secret := range []string{"local:bob", `"bob"`, clientIDOf(t, tok.AccessToken), tok.AccessToken, tok.RefreshToken, callback, password, "no_such_tool"} {
 		if secret != "" && strings.Contains(body, secret) {

@@ -11,8 +11,9 @@ const stepToken = "token"
 
 // counted counts each request to h as one step of the OAuth flow, with
 // its outcome (Options.Metrics): "ok", the OAuth error code answered,
-// "refused" for a page that said no (a wrong password, a request from
-// another site) or server_error. Without metrics h is served as it is.
+// "rate_limited" for a 429 (its body's temporarily_unavailable would
+// hide an operator's limit among outages), "refused" for a page that said
+// no (a wrong password, a request from another site) or server_error. Without metrics h is served as it is.
 func (s *Server) counted(step string, h http.HandlerFunc) http.HandlerFunc {
 	m := s.opts.Metrics
 	if m == nil {
@@ -71,6 +72,8 @@ func (w *stepWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *stepWriter) outcome() string {
 	switch {
+	case w.status == http.StatusTooManyRequests:
+		return "rate_limited"
 	case w.code != "":
 		return w.code
 	case w.status >= 500:
