@@ -1,0 +1,339 @@
+package mcpgate_test
+
+import (
+	"context"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+)
+
+// pageLogin signs name in at path through /signin, as a person who opens
+// path without a session does, and returns a client with the browser's
+// cookies that follows no redirect.
+func (g *gw) pageLogin(name, password, path string) *http.Client {
+	g.t.Helper()
+	b := browser.New(name, password)
+	loc, err := b.Walk(context.Background(), g.url+path, g.url+path)
+	if err != nil {
+		g.t.Fatalf("SEC-107: signing in at %s: %v", path, err)
+	}
+	if loc.String() != g.url+path {
+		g.t.Fatalf("SEC-107: the login went back to %s, want %s", loc, g.url+path)
+	}
+	c := *b.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// page sends one request with c; a form is posted.
+func page(t *testing.T, c *http.Client, method, u string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// hiddenValue reads the first hidden input called name from a page.
+func hiddenValue(body, name string) string {
+	_, rest, ok := strings.Cut(body, `name="`+name+`" value="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return html.UnescapeString(v)
+}
+
+// grantIDOf returns the ID of the live grant that token's client holds
+// for user.
+func (g *gw) grantIDOf(user, clientID string) string {
+	g.t.Helper()
+	list, err := g.store.ListGrants(context.Background(), "local:"+user)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, gr := range list {
+		if gr.ClientID == clientID && gr.RevokedAt.IsZero() {
+			return gr.ID
+		}
+	}
+	g.t.Fatalf("no live grant of %s for client %s", user, clientID)
+	return ""
+}
+
+// framingRefused checks the headers every console page carries (SEC-108).
+func framingRefused(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	if h.Get("X-Frame-Options") != "DENY" || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+		h.Get("Cache-Control") != "no-store" {
+		t.Errorf("%s: X-Frame-Options %q, CSP %q, Cache-Control %q; want DENY, frame-ancestors 'none', no-store", what,
+			h.Get("X-Frame-Options"), h.Get("Content-Security-Policy"), h.Get("Cache-Control"))
+	}
+}
+
+// SEC-107: /account without a session sends the browser to sign in, and
+// the login comes back to the page asked for; a return target that is
+// not one of the gateway's own pages is never followed.
+func TestSEC107_PageLoginReturnsToPage(t *testing.T) {
+	g := newGateway(t)
+	resp, _ := g.get(g.url + "/admin/users?x=1")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin?return=%2Fadmin%2Fusers%3Fx%3D1" {
+		t.Fatalf("GET /admin/users without a session: %d, Location %q; want 303 to /signin with the page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	c := g.pageLogin(testUser, testPassword, "/account")
+	resp, body := page(t, c, "GET", g.url+"/account", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, testUser) {
+		t.Fatalf("/account after signing in: %d, want 200 naming %s:\n%s", resp.StatusCode, testUser, body)
+	}
+	framingRefused(t, "/account", resp.Header)
+
+	for _, bad := range []string{"https://evil.example/", "//evil.example/account", "/\\evil.example", "/login/local", "/account/../authorize",
+		"/admin/%2e%2e/authorize", "javascript:alert(1)", "/account\r\nX: y"} {
+		anon := &http.Client{CheckRedirect: g.client.CheckRedirect}
+		resp, body := page(t, anon, "GET", g.url+"/signin?"+url.Values{"return": {bad}}.Encode(), nil)
+		if resp.StatusCode != 200 || hiddenValue(body, "return") != "/account" {
+			t.Errorf("SEC-107: /signin?return=%q: %d, return field %q; want /account", bad, resp.StatusCode, hiddenValue(body, "return"))
+		}
+		// A forged form with that target is refused before any login.
+		resp, _ = page(t, anon, "POST", g.url+"/signin", url.Values{"return": {bad}, "connector": {"local"}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("SEC-107: POST /signin with return=%q: %d, want 403", bad, resp.StatusCode)
+		}
+	}
+	// Signed in already: /signin goes straight back, to a safe target only.
+	resp, _ = page(t, c, "GET", g.url+"/signin?return=https://evil.example/", nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account" {
+		t.Errorf("SEC-107: signed-in /signin?return=https://evil.example/: %d, Location %q; want 303 to /account", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// SEC-109: the account page lists the client that acts for the person,
+// and one click revokes it: the client's access token is refused at
+// once, its refresh token too.
+func TestSEC109_AccountRevokeIsImmediate(t *testing.T) {
+	g := newGateway(t)
+	reg, _, tok := g.fullFlow()
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 200 {
+		t.Fatalf("the client's token before: %d, want 200", resp.StatusCode)
+	}
+	c := g.pageLogin(testUser, testPassword, "/account")
+	resp, body := page(t, c, "GET", g.url+"/account", nil)
+	id := g.grantIDOf(testUser, reg.ClientID)
+	if resp.StatusCode != 200 || !strings.Contains(body, "Test Client") || !strings.Contains(body, `data-grant="`+id+`"`) ||
+		!strings.Contains(body, ">registered<") || !strings.Contains(body, g.url+"/mcp") {
+		t.Fatalf("/account: %d, want the grant's row naming Test Client, registered, the resource:\n%s", resp.StatusCode, body)
+	}
+	resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account?revoked=1" {
+		t.Fatalf("revoke: %d, Location %q; want 303 to /account?revoked=1", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("SEC-109: the client's access token after the revocation: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := g.refresh(reg.ClientID, tok.RefreshToken, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("SEC-109: the client's refresh token after the revocation: %d, want 400", resp.StatusCode)
+	}
+	if _, body = page(t, c, "GET", g.url+"/account", nil); strings.Contains(body, `data-grant="`+id+`"`) {
+		t.Errorf("the revoked grant is still listed:\n%s", body)
+	}
+}
+
+// SEC-110: a person revokes only their own grants: another user's grant
+// id, posted with a valid form token, is answered 404 and stays live.
+func TestSEC110_OtherUsersGrantRefused(t *testing.T) {
+	g := newGateway(t)
+	if err := g.local.SetUser(context.Background(), "bob", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	reg := g.register(nil)
+	a := g.newAuth(reg.ClientID)
+	code, _, _, err := browser.New("bob", testPassword).Authorize(context.Background(), a.URL(), a.Redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bobTok := g.exchange(a, code)
+	bobGrant := g.grantIDOf("bob", reg.ClientID)
+
+	c := g.pageLogin(testUser, testPassword, "/account")
+	_, body := page(t, c, "GET", g.url+"/account", nil)
+	if strings.Contains(body, bobGrant) {
+		t.Fatalf("SEC-110: alice's account page shows bob's grant:\n%s", body)
+	}
+	for _, id := range []string{bobGrant, "no-such-grant"} {
+		resp, _ := page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("SEC-110: alice revoking grant %q: %d, want 404", id, resp.StatusCode)
+		}
+	}
+	gr, err := g.store.GetGrant(context.Background(), bobGrant)
+	if err != nil || !gr.RevokedAt.IsZero() {
+		t.Fatalf("SEC-110: bob's grant after alice's attempt: %v, revoked at %v; want live", err, gr.RevokedAt)
+	}
+	if resp, _ := g.mcpInitialize(g.url, bobTok.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("SEC-110: bob's token after alice's attempt: %d, want 200", resp.StatusCode)
+	}
+}
+
+// SEC-108: every change is a POST with the page's form token: none, a
+// wrong one, or one of another session is refused with 403 and nothing
+// changes; a GET changes nothing.
+func TestSEC108_ConsolePostsNeedFormToken(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	reg, _, tok := g.fullFlow()
+	id := g.grantIDOf(testUser, reg.ClientID)
+	alice := g.pageLogin(testUser, testPassword, "/account")
+	admin := g.pageLogin("admin", testPassword, "/admin/grants")
+	_, adminPage := page(t, admin, "GET", g.url+"/admin/grants", nil)
+	otherToken := hiddenValue(adminPage, "csrf_token") // another browser's, another session's
+	for _, tc := range []struct {
+		c    *http.Client
+		path string
+		form url.Values
+	}{
+		{alice, "/account/revoke", url.Values{"grant_id": {id}}},
+		{alice, "/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {"wrong"}}},
+		{alice, "/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {otherToken}}},
+		{admin, "/admin/grants/revoke", url.Values{"id": {id}}},
+		{admin, "/admin/grants/revoke", url.Values{"id": {id}, "csrf_token": {"wrong"}}},
+		{admin, "/admin/users/disable", url.Values{"id": {testUser}, "csrf_token": {"wrong"}}},
+		{admin, "/admin/clients/remove", url.Values{"id": {reg.ClientID}}},
+		{alice, "/signout", url.Values{}},
+	} {
+		resp, _ := page(t, tc.c, "POST", g.url+tc.path, tc.form)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("SEC-108: POST %s %v: %d, want 403", tc.path, tc.form, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{"/account/revoke", "/admin/grants/revoke"} {
+		if resp, _ := page(t, admin, "GET", g.url+path+"?id="+id+"&grant_id="+id, nil); resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s: %d, want 405", path, resp.StatusCode)
+		}
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("SEC-108: the token after refused posts: %d, want 200", resp.StatusCode)
+	}
+	if u, err := g.store.GetLocalUser(ctx, testUser); err != nil || !u.DisabledAt.IsZero() {
+		t.Errorf("SEC-108: alice after a refused disable: %v %+v", err, u)
+	}
+	if _, err := g.store.GetClient(ctx, reg.ClientID); err != nil {
+		t.Errorf("SEC-108: the client after a refused remove: %v", err)
+	}
+	// Signing out with the page's token ends the browser's session.
+	_, body := page(t, alice, "GET", g.url+"/account", nil)
+	if resp, _ := page(t, alice, "POST", g.url+"/signout", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %d, want 303", resp.StatusCode)
+	}
+	if resp, _ := page(t, alice, "GET", g.url+"/account", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("/account after signing out: %d, want 303 to sign in", resp.StatusCode)
+	}
+}
+
+// SEC-111: the admin console is for the local account admin and members
+// of admin_groups; anyone else signed in gets 403. An administrator sees
+// users, clients, grants and the recent tool calls, and revokes a grant,
+// whose access token is refused at once.
+func TestSEC111_AdminConsole(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.AdminGroups = []string{"ops"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.local.SetUser(ctx, "carol", testPassword, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	reg, _, tok := g.fullFlow()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: g.url + "/mcp", HTTPClient: &http.Client{Transport: bearer(tok.AccessToken)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	alice := g.pageLogin(testUser, testPassword, "/admin")
+	for _, path := range []string{"/admin", "/admin/users", "/admin/grants", "/admin/calls", "/admin/clients"} {
+		resp, _ := page(t, alice, "GET", g.url+path, nil)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("SEC-111: alice at %s: %d, want 403", path, resp.StatusCode)
+		}
+		framingRefused(t, "403 at "+path, resp.Header)
+	}
+	if resp, _ := page(t, g.pageLogin("carol", testPassword, "/admin"), "GET", g.url+"/admin", nil); resp.StatusCode != 200 {
+		t.Errorf("SEC-111: carol of admin group ops at /admin: %d, want 200", resp.StatusCode)
+	}
+
+	admin := g.pageLogin("admin", testPassword, "/admin")
+	id := g.grantIDOf(testUser, reg.ClientID)
+	for path, want := range map[string][]string{
+		"/admin/users":   {`data-user="alice"`, `data-user="carol"`, `data-user="local:alice"`},
+		"/admin/clients": {`data-client="` + reg.ClientID + `"`, "Test Client"},
+		"/admin/grants":  {`data-grant="` + id + `"`, "local:alice"},
+		"/admin/calls":   {"<td>echo</td>", "<td>ok</td>", "local:alice", reg.ClientID},
+	} {
+		resp, body := page(t, admin, "GET", g.url+path, nil)
+		framingRefused(t, path, resp.Header)
+		for _, w := range want {
+			if resp.StatusCode != 200 || !strings.Contains(body, w) {
+				t.Errorf("SEC-111: the admin at %s: %d, want %q in:\n%s", path, resp.StatusCode, w, body)
+			}
+		}
+	}
+	_, body := page(t, admin, "GET", g.url+"/admin/grants", nil)
+	resp, _ := page(t, admin, "POST", g.url+"/admin/grants/revoke", url.Values{"id": {id}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the admin's revoke: %d, want 303", resp.StatusCode)
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("SEC-109: the token after the admin's revoke: %d, want 401", resp.StatusCode)
+	}
+}
+
+// README's example resource at /admin/mcp stays a resource: the console's
+// routes are exact paths, the resource's is more specific than any of
+// them.
+func TestConsoleKeepsAdminMCPResource(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.MCPPath = "/admin/mcp" })
+	reg := g.register(nil)
+	a := g.newAuth(reg.ClientID)
+	a.Resource = g.url + "/admin/mcp"
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	if resp, body := g.mcpInitialize(g.url+"/admin", tok.AccessToken); resp.StatusCode != 200 || !strings.Contains(string(body), "protocolVersion") {
+		t.Fatalf("initialize at /admin/mcp: %d %s, want the MCP server's answer", resp.StatusCode, body)
+	}
+	if resp, _ := g.mcpInitialize(g.url+"/admin", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/admin/mcp without a token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := g.get(g.url + "/admin"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("/admin beside the resource: %d, want 303 to sign in", resp.StatusCode)
+	}
+}
