@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -31,6 +32,14 @@ func (g *gw) pageLogin(name, password, path string) *http.Client {
 	c := *b.Client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
+}
+
+func newJar(t *testing.T) http.CookieJar {
+	j, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 // page sends one request with c; a form is posted.
@@ -244,13 +253,20 @@ func TestSEC108_ConsolePostsNeedFormToken(t *testing.T) {
 	if _, err := g.store.GetClient(ctx, reg.ClientID); err != nil {
 		t.Errorf("SEC-108: the client after a refused remove: %v", err)
 	}
-	// Signing out with the page's token ends the browser's session.
+	// Signing out with the page's token ends the browser's session, in
+	// the store too: a copy of its cookie logs no one in.
 	_, body := page(t, alice, "GET", g.url+"/account", nil)
+	u, _ := url.Parse(g.url)
+	copied := &http.Client{Jar: newJar(t), CheckRedirect: g.client.CheckRedirect}
+	copied.Jar.SetCookies(u, alice.Jar.Cookies(u))
 	if resp, _ := page(t, alice, "POST", g.url+"/signout", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign out: %d, want 303", resp.StatusCode)
 	}
 	if resp, _ := page(t, alice, "GET", g.url+"/account", nil); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("/account after signing out: %d, want 303 to sign in", resp.StatusCode)
+	}
+	if resp, _ := page(t, copied, "GET", g.url+"/account", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("/account with a copy of the cookie after signing out: %d, want 303 to sign in", resp.StatusCode)
 	}
 }
 

@@ -298,6 +298,10 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	// DeleteSession ends the browser session hash (a sign-out): the
+	// cookie that holds it logs no one in any more. ErrNotFound when there
+	// is none.
+	DeleteSession(ctx context.Context, hash []byte) error
 
 	// PutMCPSession records s, or moves the ExpiresAt of the same
 	// binding (same Resource, Hash and UserID). A binding of the id to

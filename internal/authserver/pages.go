@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -152,8 +153,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	s.sendToLogin(w, r, issuer, req, con, flowPage)
 }
 
-// signOut ends the browser's login: the session cookie is dropped. The
-// stored session lasts until it expires, but nothing sends it any more.
+// signOut ends the browser's login: the stored session is deleted, so
+// that its cookie, wherever a copy went, logs no one in, and the cookie is
+// dropped.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if r.ParseForm() != nil {
@@ -164,6 +166,11 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	if !s.CheckPageCSRF(r, sess) {
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this server's own pages. Open the page again.")
+		return
+	}
+	if err := s.store.DeleteSession(r.Context(), sess.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("sign out: delete session", "err", err)
+		web.RenderError(w, s.log, http.StatusServiceUnavailable, "You are still signed in", "Signing out failed. Try again later.")
 		return
 	}
 	setCookie(w, s.site.Issuer(r), sessionCookie, "", -1)
