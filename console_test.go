@@ -8,12 +8,14 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/console"
 )
 
 // pageLogin signs name in at path through /signin, as a person who opens
@@ -351,5 +353,72 @@ func TestConsoleKeepsAdminMCPResource(t *testing.T) {
 	}
 	if resp, _ := g.get(g.url + "/admin"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("/admin beside the resource: %d, want 303 to sign in", resp.StatusCode)
+	}
+}
+
+// A page mounted with MountAdminPage is behind the console's check: sent
+// to sign in without a session, 403 for a non-administrator, listed in
+// the navigation, and its posts refused without the form token
+// console.FormToken gives it (SEC-108, SEC-111). A path that is not
+// /admin/NAME, or is taken, is refused.
+func TestMountAdminPage(t *testing.T) {
+	g := newGateway(t)
+	if err := g.local.SetUser(context.Background(), "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	var posted atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posted.Add(1)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<form method="post"><input type="hidden" name="csrf_token" value="`+html.EscapeString(console.FormToken(r))+`"></form>`+r.URL.Path)
+	})
+	if err := g.gw.MountAdminPage("/admin/flows", "Flows", h); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"/admin/flows", "/admin/users", "/admin", "/flows", "/admin/Flows", "/admin/a/b"} {
+		if err := g.gw.MountAdminPage(bad, "X", h); err == nil {
+			t.Errorf("MountAdminPage(%q): no error", bad)
+		}
+	}
+	if resp, _ := g.get(g.url + "/admin/flows?client=x"); resp.StatusCode != http.StatusSeeOther ||
+		resp.Header.Get("Location") != "/signin?return=%2Fadmin%2Fflows%3Fclient%3Dx" {
+		t.Fatalf("the mounted page without a session: %d %q, want 303 to sign in", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := page(t, g.pageLogin(testUser, testPassword, "/account"), "GET", g.url+"/admin/flows", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("SEC-111: alice at the mounted page: %d, want 403", resp.StatusCode)
+	}
+	admin := g.pageLogin("admin", testPassword, "/admin/flows")
+	resp, body := page(t, admin, "GET", g.url+"/admin/flows/one", nil)
+	if resp.StatusCode != 200 || !strings.HasSuffix(body, "/admin/flows/one") {
+		t.Fatalf("the admin at /admin/flows/one: %d %s", resp.StatusCode, body)
+	}
+	framingRefused(t, "the mounted page", resp.Header)
+	if _, nav := page(t, admin, "GET", g.url+"/admin", nil); !strings.Contains(nav, `<a href="/admin/flows">Flows</a>`) {
+		t.Errorf("the console's navigation does not list the mounted page:\n%s", nav)
+	}
+	for _, token := range []string{"", "wrong"} {
+		if resp, _ := page(t, admin, "POST", g.url+"/admin/flows", url.Values{"csrf_token": {token}}); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("SEC-108: a post to the mounted page with token %q: %d, want 403", token, resp.StatusCode)
+		}
+	}
+	// With the page's token, but posted from a page of another origin.
+	req, _ := http.NewRequest("POST", g.url+"/admin/flows", strings.NewReader(url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://127.0.0.1:1")
+	resp, err := admin.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("SEC-5: a post to the mounted page from another origin: %d, want 403", resp.StatusCode)
+	}
+	if n := posted.Load(); n != 0 {
+		t.Fatalf("SEC-108: %d refused posts reached the mounted handler", n)
+	}
+	if resp, _ := page(t, admin, "POST", g.url+"/admin/flows", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != 200 || posted.Load() != 1 {
+		t.Errorf("a post with the page's token: %d, %d posts reached the handler; want 200 and 1", resp.StatusCode, posted.Load())
 	}
 }

@@ -129,7 +129,15 @@ func (c *Console) Mount(path, title string, h http.Handler) error {
 	if c.mux == nil {
 		return fmt.Errorf("console: mount %s: Register the console first", path)
 	}
-	wrapped := c.opts.Browser.GuardPage(false, c.mountedPage(h))
+	page := c.mountedPage(h)
+	read, write := c.opts.Browser.GuardPage(false, page), c.opts.Browser.GuardPage(true, page)
+	wrapped := func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			read(w, r)
+			return
+		}
+		write(w, r) // a form posted from another origin is refused too (SEC-5)
+	}
 	if err := handle(c.mux, path, wrapped); err != nil {
 		return err
 	}
