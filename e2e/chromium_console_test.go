@@ -277,12 +277,14 @@ func TestChromiumAdminConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	signInAt(t, ctx, b, p.base, "/admin/users", "admin")
-	for path, want := range map[string]string{
-		"/admin/users":   `document.querySelector("table#local tr[data-user=bob]") && document.querySelector("table#seen tr[data-user='local:bob']")`,
-		"/admin/clients": `[...document.querySelectorAll("table#clients tr[data-client]")].some(r => r.innerText.includes("go-sdk e2e"))`,
-		"/admin/calls":   `[...document.querySelectorAll("table#calls tbody tr")].some(r => r.innerText.includes("echo") && r.innerText.includes("local:bob") && r.innerText.includes("ok"))`,
-		"/admin/grants":  `document.querySelectorAll("table#grants tr[data-grant] button").length === 1`,
+	// In this order: the grants page, last, is where the admin clicks.
+	for _, page := range []struct{ path, want string }{
+		{"/admin/users", `document.querySelector("table#local tr[data-user=bob]") && document.querySelector("table#seen tr[data-user='local:bob']")`},
+		{"/admin/clients", `[...document.querySelectorAll("table#clients tr[data-client]")].some(r => r.innerText.includes("go-sdk e2e"))`},
+		{"/admin/calls", `[...document.querySelectorAll("table#calls tbody tr")].some(r => r.innerText.includes("echo") && r.innerText.includes("local:bob") && r.innerText.includes("ok"))`},
+		{"/admin/grants", `document.querySelectorAll("table#grants tr[data-grant] button").length === 1`},
 	} {
+		path, want := page.path, page.want
 		if err := b.Navigate(ctx, p.base+path); err != nil {
 			t.Fatal(err)
 		}
