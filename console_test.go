@@ -14,8 +14,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
-	"github.com/mcpgate/mcpgate/internal/console"
 )
 
 // pageLogin signs name in at path through /signin, as a person who opens
@@ -359,7 +359,7 @@ func TestConsoleKeepsAdminMCPResource(t *testing.T) {
 // A page mounted with MountAdminPage is behind the console's check: sent
 // to sign in without a session, 403 for a non-administrator, listed in
 // the navigation, and its posts refused without the form token
-// console.FormToken gives it (SEC-108, SEC-111). A path that is not
+// AdminFormToken gives it (SEC-108, SEC-111). A path that is not
 // /admin/NAME, or is taken, is refused.
 func TestMountAdminPage(t *testing.T) {
 	g := newGateway(t)
@@ -372,7 +372,7 @@ func TestMountAdminPage(t *testing.T) {
 			posted.Add(1)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, `<form method="post"><input type="hidden" name="csrf_token" value="`+html.EscapeString(console.FormToken(r))+`"></form>`+r.URL.Path)
+		io.WriteString(w, `<form method="post"><input type="hidden" name="csrf_token" value="`+html.EscapeString(mcpgate.AdminFormToken(r))+`"></form>`+r.URL.Path)
 	})
 	if err := g.gw.MountAdminPage("/admin/flows", "Flows", h); err != nil {
 		t.Fatal(err)

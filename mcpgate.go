@@ -382,10 +382,14 @@ func newConsole(cfg *Config, as *authserver.Server, deny *resource.Denylist) *co
 // MountAdminPage serves h at path (and under path+"/") as a page of the
 // admin console: behind its administrator check, listed in its
 // navigation as title, its non-GET requests refused without the form
-// token that console.FormToken(r) gives the page. path is /admin/NAME.
+// token that AdminFormToken(r) gives the page. path is /admin/NAME.
 func (g *Gateway) MountAdminPage(path, title string, h http.Handler) error {
 	return g.console.Mount(path, title, h)
 }
+
+// AdminFormToken is the form token that a mounted admin page's forms post
+// as csrf_token; "" outside a mounted page's request.
+func AdminFormToken(r *http.Request) string { return console.FormToken(r) }
 
 // complete checks cfg and fills in its defaults (see Config for the rule
 // on durations).
