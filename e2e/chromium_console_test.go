@@ -159,6 +159,7 @@ func TestChromiumAccountPage(t *testing.T) {
 		!strings.Contains(shown.Row, p.base+"/mcp") || !shown.Viewport {
 		t.Fatalf("SEC-109: /account shows %+v, want one row naming go-sdk e2e, registered, %s/mcp, and a viewport meta", shown, p.base)
 	}
+	phoneFits(t, ctx, b, p.base+"/account")
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
 	resp, err := account.Wait(wctx)
@@ -207,6 +208,35 @@ func TestChromiumAccountPage(t *testing.T) {
 	waitFor(t, ctx, b, `document.querySelector("#done") && document.querySelector("#none") && !document.querySelector("tr[data-grant]")`)
 	if code := mcpStatus(t, p.base, token); code != http.StatusUnauthorized {
 		t.Fatalf("SEC-109: the client's next MCP call after the revocation: %d, want 401", code)
+	}
+}
+
+// phoneFits opens u at a phone's width and checks that the page itself
+// does not scroll sideways (a wide table scrolls in its own box) and its
+// buttons are there; the window is as before after.
+func phoneFits(t *testing.T, ctx context.Context, b *cdp.Browser, u string) {
+	t.Helper()
+	if err := b.Call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := b.Call(ctx, "Emulation.clearDeviceMetricsOverride", nil, nil); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := b.Navigate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, b, `document.readyState === "complete" && document.querySelector("table#grants button[name=revoke]")`)
+	var fit struct {
+		Width  int `json:"width"`
+		Scroll int `json:"scroll"`
+	}
+	if err := b.Eval(ctx, `({width: window.innerWidth, scroll: document.documentElement.scrollWidth})`, &fit); err != nil {
+		t.Fatal(err)
+	}
+	if fit.Width != 390 || fit.Scroll > fit.Width {
+		t.Fatalf("%s at a phone's width: window %d px, page %d px wide; want 390 and no wider", u, fit.Width, fit.Scroll)
 	}
 }
 
