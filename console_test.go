@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // pageLogin signs name in at path through /signin, as a person who opens
@@ -420,5 +423,27 @@ func TestMountAdminPage(t *testing.T) {
 	}
 	if resp, _ := page(t, admin, "POST", g.url+"/admin/flows", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != 200 || posted.Load() != 1 {
 		t.Errorf("a post with the page's token: %d, %d posts reached the handler; want 200 and 1", resp.StatusCode, posted.Load())
+	}
+}
+
+// The grants page shows the newest 500 grants and says how many there
+// are: a store with many grants makes no page without end.
+func TestAdminGrantsPageBounded(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 501 {
+		gr := &store.Grant{ID: fmt.Sprintf("grant-%03d", i), ClientID: "c", User: identity.User{ID: "local:bob"},
+			Resource: g.url + "/mcp", CreatedAt: g.clock.Now().Add(time.Duration(i) * time.Second)}
+		if err := g.store.CreateGrant(ctx, gr, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, body := page(t, g.pageLogin("admin", testPassword, "/admin/grants"), "GET", g.url+"/admin/grants", nil)
+	if resp.StatusCode != 200 || strings.Count(body, "data-grant=") != 500 || !strings.Contains(body, "The newest 500 of 501 grants") ||
+		!strings.Contains(body, `data-grant="grant-500"`) || strings.Contains(body, `data-grant="grant-000"`) {
+		t.Fatalf("/admin/grants with 501 grants: %d, %d rows; want the newest 500 and the total", resp.StatusCode, strings.Count(body, "data-grant="))
 	}
 }

@@ -27,7 +27,12 @@ type adminPage struct {
 	Grants  []grantRow
 	Calls   []callRow
 	Recent  int
+	Total   int // grants in the store, of which Grants shows the newest
 }
+
+// maxGrantRows bounds the grants page: the newest, with the total; the
+// admin CLI lists them all.
+const maxGrantRows = 500
 
 type localRow struct {
 	Name, Groups, Created, Disabled string
@@ -130,9 +135,9 @@ func (c *Console) adminGrants(w http.ResponseWriter, r *http.Request, sess *stor
 		c.storeFailed(w, "admin: list grants", err)
 		return
 	}
-	data := adminPage{Section: "grants"}
+	data := adminPage{Section: "grants", Total: len(grants)}
 	seen := map[string]clientInfo{}
-	for _, g := range grants {
+	for _, g := range grants[:min(len(grants), maxGrantRows)] {
 		data.Grants = append(data.Grants, c.row(r.Context(), seen, g))
 	}
 	c.render(w, r, sess, data)
