@@ -23,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/backend/embedded"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/console"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
@@ -33,6 +34,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/userlimit"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -137,6 +139,11 @@ type Config struct {
 
 	// Audit receives one event per tools/call; nil writes them to Logger.
 	Audit audit.Recorder
+
+	// AdminGroups: a member of any of these groups may use the admin
+	// console at /admin; so may the local account named "admin" (user ID
+	// local:admin) when the local connector is configured (SEC-111).
+	AdminGroups []string
 
 	// Metrics, from NewMetrics, counts requests, the OAuth steps, token
 	// checks, tool calls and backend errors; serve its Handler on a
@@ -284,6 +291,7 @@ type Gateway struct {
 	keysReadAt atomic.Int64
 	keysStale  time.Duration
 	limits     *ratelimit.Limiter // nil: no rate limits
+	console    *console.Console   // /account and /admin
 	// clientExpiry is Config.UnusedClientExpiry, negative for never.
 	clientExpiry time.Duration
 	// accessTTL and refreshTTL are the Config's: housekeeping keeps a
@@ -332,6 +340,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	// Grants revoked through other gateways on the same store (SEC-80).
 	g.closers = append(g.closers, followRevocations(cfg.Store, deny, cfg.Now, cfg.Logger, loadedAt).close)
 	as.Register(g.mux)
+	g.console = newConsole(&cfg, as, deny)
+	g.console.Register(g.mux)
 	g.followKeys(keys, &cfg)
 	for i := range cfg.Resources {
 		if err := g.addResource(&cfg.Resources[i], i == 0, site, keys, &cfg); err != nil {
@@ -348,6 +358,38 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	})
 	return g, nil
 }
+
+// newConsole builds the account page and admin console of cfg. It tees
+// the audit events into the console's ring of recent tool calls, before
+// the resources take cfg.Audit.
+func newConsole(cfg *Config, as *authserver.Server, deny *resource.Denylist) *console.Console {
+	recent := audit.NewRecent(console.RecentCalls, cfg.Now)
+	cfg.Audit = audit.Tee(cfg.Audit, recent)
+	static := map[string]string{}
+	for _, c := range cfg.Clients {
+		static[c.ID] = c.Name
+	}
+	localAdmin := slices.ContainsFunc(cfg.Connectors, func(c upstream.Connector) bool {
+		_, ok := c.(*local.Connector)
+		return ok
+	})
+	return console.New(console.Options{
+		Store: cfg.Store, Browser: as, Revoked: deny.RevokeAll, AdminGroups: cfg.AdminGroups, LocalAdmin: localAdmin,
+		StaticClients: static, Recent: recent, Logger: cfg.Logger, Now: cfg.Now,
+	})
+}
+
+// MountAdminPage serves h at path (and under path+"/") as a page of the
+// admin console: behind its administrator check, listed in its
+// navigation as title, its non-GET requests refused without the form
+// token that AdminFormToken(r) gives the page. path is /admin/NAME.
+func (g *Gateway) MountAdminPage(path, title string, h http.Handler) error {
+	return g.console.Mount(path, title, h)
+}
+
+// AdminFormToken is the form token that a mounted admin page's forms post
+// as csrf_token; "" outside a mounted page's request.
+func AdminFormToken(r *http.Request) string { return console.FormToken(r) }
 
 // complete checks cfg and fills in its defaults (see Config for the rule
 // on durations).
@@ -692,7 +734,8 @@ var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register
 
 func checkResourcePath(p string) error {
 	bad := !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/.well-known") || strings.HasPrefix(p, "/login/") ||
-		strings.HasPrefix(p, "/callback/") || slices.Contains(reservedPaths, p) || strings.ContainsAny(p, "?#{} ")
+		strings.HasPrefix(p, "/callback/") || slices.Contains(reservedPaths, p) || slices.Contains(console.Paths, p) ||
+		strings.ContainsAny(p, "?#{} ")
 	if bad {
 		return fmt.Errorf("mcpgate: resource path %q must start with / and not be one of the gateway's own paths", p)
 	}

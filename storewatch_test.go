@@ -160,6 +160,10 @@ func (s *watchedStore) GetSession(ctx context.Context, hash []byte, now time.Tim
 	s.saw("GetSession")
 	return s.inner.GetSession(ctx, hash, now)
 }
+func (s *watchedStore) DeleteSession(ctx context.Context, hash []byte) error {
+	s.saw("DeleteSession")
+	return s.inner.DeleteSession(ctx, hash)
+}
 func (s *watchedStore) PutMCPSession(ctx context.Context, m *store.MCPSession, now time.Time) error {
 	s.saw("PutMCPSession")
 	return s.inner.PutMCPSession(ctx, m, now)

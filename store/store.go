@@ -106,6 +106,12 @@ type Grant struct {
 	Scopes    []string
 	CreatedAt time.Time
 	RevokedAt time.Time // zero while active
+	// LastIssuedAt is when the grant last issued tokens: the creation of
+	// its newest refresh token still stored (its code exchange or latest
+	// rotation), else zero. ListGrants fills it, from what the token
+	// endpoint writes anyway, so that a use is known without a write per
+	// request; other methods leave it zero.
+	LastIssuedAt time.Time
 }
 
 // RefreshToken is one generation of a grant's refresh family.
@@ -275,7 +281,8 @@ type Store interface {
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
 	// ListGrants returns the grants of the user whose identity.User.ID is
 	// userID, or every grant for "", revoked ones included (until
-	// DeleteExpired removes them), newest first (ties by id).
+	// DeleteExpired removes them), newest first (ties by id), each with
+	// its LastIssuedAt.
 	ListGrants(ctx context.Context, userID string) ([]*Grant, error)
 	// RevokedGrantsSince lists the ids of grants revoked at or after since,
 	// so that a starting process can deny their unexpired access tokens.
@@ -291,6 +298,10 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	// DeleteSession ends the browser session hash (a sign-out): the
+	// cookie that holds it logs no one in any more. ErrNotFound when there
+	// is none.
+	DeleteSession(ctx context.Context, hash []byte) error
 
 	// PutMCPSession records s, or moves the ExpiresAt of the same
 	// binding (same Resource, Hash and UserID). A binding of the id to

@@ -62,7 +62,7 @@ func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, 
 	if !ok || !hasCookie {
 		return hash, ""
 	}
-	for _, k := range []flowKind{flowLogin, flowRelogin, flowReconsent} {
+	for _, k := range []flowKind{flowLogin, flowRelogin, flowReconsent, flowPage} {
 		if tokens.Equal(mac, s.csrfMAC(string(k), random, secret)) {
 			kind = k
 		}
@@ -100,6 +100,12 @@ func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, con
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
 		return nil, nil, ""
 	}
+	if (kind == flowPage) != pageRequest(req) {
+		// Both are the server's own: never expected, never followed.
+		s.log.Error("sign-in state and request disagree on whether it is a page login", "client_id", req.ClientID)
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in link is not valid. Start again.")
+		return nil, nil, ""
+	}
 	return req, hash, kind
 }
 
@@ -125,6 +131,12 @@ func fromConsentPage(r *http.Request) bool {
 // restartConsent shows this browser the consent page of req, which was
 // approved in another browser.
 func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest) {
+	if pageRequest(req) {
+		// A page login has no consent to ask again: it starts over here.
+		web.RenderError(w, s.log, http.StatusForbidden, "This sign-in link was not opened from this browser's sign-in page",
+			"Open the page you wanted again to sign in.")
+		return
+	}
 	c := s.requestClient(w, r, req)
 	if c == nil {
 		return

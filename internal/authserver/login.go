@@ -31,17 +31,30 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	if req == nil {
 		return
 	}
-	c := s.requestClient(w, r, req)
-	if c == nil {
+	c, ok := s.loginClient(w, r, req)
+	if !ok {
 		return
 	}
 	s.renderLogin(w, r, issuer, http.StatusOK, pc, c, req, state, web.Login{})
 }
 
+// loginClient is requestClient, but for a page login, which has no
+// client: nil and true.
+func (s *Server) loginClient(w http.ResponseWriter, r *http.Request, req *store.AuthRequest) (*store.Client, bool) {
+	if pageRequest(req) {
+		return nil, true
+	}
+	c := s.requestClient(w, r, req)
+	return c, c != nil
+}
+
 // renderLogin shows the login form, naming the application and where the
-// code will go (SEC-3); data carries what the person typed and the error.
+// code will go (SEC-3), or none for a page login (c nil); data carries
+// what the person typed and the error.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, issuer string, status int, pc upstream.PasswordConnector, c *store.Client, req *store.AuthRequest, state string, data web.Login) {
-	data.App = appDisplay(c, req)
+	if c != nil {
+		data.App = appDisplay(c, req)
+	}
 	data.FormAction = "/login/" + url.PathEscape(pc.ID())
 	data.State = state
 	data.CSRF = s.csrfToken(w, r, issuer, "login", state)
@@ -75,8 +88,8 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			"This form was not submitted from this browser's sign-in page. Go back to the application and start again.")
 		return
 	}
-	c := s.requestClient(w, r, req)
-	if c == nil {
+	c, ok := s.loginClient(w, r, req)
+	if !ok {
 		return
 	}
 	username := r.PostForm.Get("username")
@@ -112,6 +125,14 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 	}
 	if req.Connector != connector {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
+		return
+	}
+	if (kind == flowPage) != pageRequest(req) {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in link is not valid. Start again.")
+		return
+	}
+	if kind == flowPage {
+		s.finishPage(w, r, issuer, connector, req, login)
 		return
 	}
 	if s.requestClient(w, r, req) == nil { // SEC-6: before any redirect to it

@@ -217,6 +217,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login/{connector}", s.browserOnly(false, s.loginForm))
 	mux.HandleFunc("POST /login/{connector}", s.counted("login", s.browserOnly(true, s.loginSubmit)))
 	mux.HandleFunc("GET /callback/{connector}", s.counted("callback", s.browserOnly(false, s.callback)))
+	s.registerPages(mux)
 }
 
 func (s *Server) now() time.Time { return s.opts.Now() }

@@ -88,6 +88,9 @@ type Config struct {
 	// IntrospectionClients name resource servers among Clients (SEC-10).
 	IntrospectionClients []string `yaml:"introspection_clients" flag:"introspection-client" arg:"ID" help:"a pre-registered client with a secret (a resource server) that may introspect every access token (repeatable); any other client only its own tokens"`
 
+	// AdminGroups may use the admin console (SEC-111).
+	AdminGroups []string `yaml:"admin_groups" flag:"admin-group" arg:"GROUP" help:"a group whose members may use the admin console at /admin (repeatable); the local account named admin may too (SEC-111)"`
+
 	// Resources lists several protected MCP endpoints; when set, the
 	// backend settings, scopes, optional_scopes and scope_implies of the
 	// top level are not used.

@@ -32,6 +32,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		MaxSessionsPerUser:   c.MaxSessionsPerUser,
 		MaxStreamsPerUser:    c.MaxStreamsPerUser,
 		MaxGroups:            c.MaxGroups,
+		AdminGroups:          c.AdminGroups,
 		Access:               c.Access.rules(),
 	}
 	if c.CIMDTestCAFile != "" {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -32,6 +33,7 @@ func (c *Config) Validate() error {
 	c.validateResources(&p)
 	c.validateTokens(&p)
 	c.validateLimits(&p)
+	c.validateAdminGroups(&p)
 	c.validateLog(&p)
 	c.validateCIMD(&p)
 	c.validateClients(&p)
@@ -378,6 +380,16 @@ func (c *Config) validateLimits(p *problems) {
 	}
 	if c.MaxGroups < 1 || c.MaxGroups > maxGroups {
 		p.add("max_groups: %d must be between 1 and %d (SEC-70)", c.MaxGroups, maxGroups)
+	}
+}
+
+// validateAdminGroups refuses an admin group that no user can carry: an
+// empty name, or one that a login's groups never hold (SEC-71).
+func (c *Config) validateAdminGroups(p *problems) {
+	for i, g := range c.AdminGroups {
+		if strings.TrimSpace(g) == "" || len(g) > 256 || strings.ContainsFunc(g, unicode.IsControl) {
+			p.add("admin_groups[%d]: a group name is not empty, at most 256 bytes, without control characters", i)
+		}
 	}
 }
 

@@ -50,6 +50,14 @@ type Login struct {
 	Error      string
 }
 
+// SignIn is the data of the page that starts a login for the gateway's
+// own pages: one form per connector, each going back to Return.
+type SignIn struct {
+	Return     string
+	CSRF       string
+	Connectors []Choice
+}
+
 // Error is the data of an error page: a message for the person, never
 // internal detail.
 type Error struct {

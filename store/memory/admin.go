@@ -63,9 +63,17 @@ func (s *Store) ListGrants(_ context.Context, userID string) ([]*store.Grant, er
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []*store.Grant{}
+	index := map[string]*store.Grant{}
 	for _, g := range s.grants {
 		if userID == "" || g.User.ID == userID {
-			out = append(out, copyGrant(g))
+			c := copyGrant(g)
+			index[g.ID] = c
+			out = append(out, c)
+		}
+	}
+	for _, t := range s.refresh {
+		if g, ok := index[t.GrantID]; ok && t.CreatedAt.After(g.LastIssuedAt) {
+			g.LastIssuedAt = t.CreatedAt
 		}
 	}
 	slices.SortFunc(out, func(a, b *store.Grant) int {

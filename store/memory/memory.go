@@ -452,6 +452,17 @@ func (s *Store) GetSession(_ context.Context, hash []byte, now time.Time) (*stor
 	return copySession(ss), nil
 }
 
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(_ context.Context, hash []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[string(hash)]; !ok {
+		return notFound("delete session")
+	}
+	delete(s.sessions, string(hash))
+	return nil
+}
+
 type mcpKey struct{ resource, hash string }
 
 // PutMCPSession implements store.Store.

@@ -24,7 +24,8 @@ const (
 	r AS (UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at = 0 AND EXISTS (SELECT 1 FROM c) RETURNING id),
 	n AS (SELECT id, pg_notify('` + revokedChannel + `', id) FROM r)
 	SELECT EXISTS (SELECT 1 FROM c), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
-	sqlListGrants = `SELECT ` + grantCols + ` FROM grants
+	sqlListGrants = `SELECT ` + grantCols + `,
+		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
 		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
 	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser  = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
@@ -94,7 +95,12 @@ func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, 
 	if err != nil {
 		return nil, wrap("list grants", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.Grant, error) { return scanGrant(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.Grant, error) {
+		var g store.Grant
+		err := r.Scan(&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+			timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt}, timeCol{&g.LastIssuedAt})
+		return &g, err
+	})
 	if err != nil {
 		return nil, wrap("list grants", err)
 	}

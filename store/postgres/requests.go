@@ -32,7 +32,8 @@ const (
 	sqlDeleteAuthRequest = `DELETE FROM auth_requests WHERE id = $1`
 	sqlInsertSession     = `INSERT INTO sessions (hash, user_json, created_at, expires_at)
 		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
-	sqlGetSession = `SELECT hash, user_json, created_at, expires_at FROM sessions WHERE hash = $1 AND expires_at > $2`
+	sqlGetSession    = `SELECT hash, user_json, created_at, expires_at FROM sessions WHERE hash = $1 AND expires_at > $2`
+	sqlDeleteSession = `DELETE FROM sessions WHERE hash = $1`
 )
 
 func scanAuthRequest(row pgx.Row) (*store.AuthRequest, error) {
@@ -156,4 +157,12 @@ func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*st
 		return nil, wrap("get session", err)
 	}
 	return &ss, nil
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
+	if err := affected(s.pool.Exec(ctx, sqlDeleteSession, hash)); err != nil {
+		return wrap("delete session", err)
+	}
+	return nil
 }

@@ -19,7 +19,8 @@ var (
 	sqlListClients               = rs(`SELECT ` + clientCols + ` FROM clients ORDER BY created_at, id`)
 	sqlDeleteUnusedCodesOfClient = ws(`DELETE FROM codes WHERE client_id = ? AND used_at = 0`)
 	sqlRevokeClientGrants        = ws(`UPDATE grants SET revoked_at = ? WHERE client_id = ? AND revoked_at = 0 RETURNING id`)
-	sqlListGrants                = rs(`SELECT ` + grantCols + ` FROM grants
+	sqlListGrants                = rs(`SELECT ` + grantCols + `,
+		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
 		WHERE ?1 = '' OR json_extract(user, '$.sub') = ?1 ORDER BY created_at DESC, id`)
 	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name`)
 	sqlEnableLocalUser    = ws(`UPDATE local_users SET disabled_at = 0 WHERE name = ?`)
@@ -101,7 +102,12 @@ func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
-	out, err := collect(rows, scanGrant)
+	out, err := collect(rows, func(r scanner) (*store.Grant, error) {
+		var g store.Grant
+		err := r.Scan(&g.ID, &g.ClientID, jsonText{&g.User}, &g.Resource, jsonText{&g.Scopes},
+			timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt}, timeCol{&g.LastIssuedAt})
+		return &g, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}

@@ -29,7 +29,8 @@ var (
 	sqlDeleteAuthRequest = ws(`DELETE FROM auth_requests WHERE id = ?`)
 	sqlInsertSession     = ws(`INSERT INTO sessions (hash, user, created_at, expires_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	sqlGetSession = rs(`SELECT hash, user, created_at, expires_at FROM sessions WHERE hash = ? AND expires_at > ?`)
+	sqlGetSession    = rs(`SELECT hash, user, created_at, expires_at FROM sessions WHERE hash = ? AND expires_at > ?`)
+	sqlDeleteSession = ws(`DELETE FROM sessions WHERE hash = ?`)
 )
 
 func scanAuthRequest(row scanner) (*store.AuthRequest, error) {
@@ -177,4 +178,15 @@ func (s *Store) GetSession(ctx context.Context, hash []byte, now time.Time) (*st
 		return nil, wrap("get session", err)
 	}
 	return &ss, nil
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return affected(s.txExec(ctx, tx, sqlDeleteSession, hash))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	return nil
 }

@@ -133,6 +133,15 @@ func testSession(t *testing.T, s store.Store) {
 	_, err = s.GetSession(ctx, hash("other"), t0)
 	wantErr(t, "unknown", err, store.ErrNotFound)
 
+	// A sign-out: the session is gone, the others stay.
+	must(t, "create another", s.CreateSession(ctx, &store.Session{Hash: hash("cookie 2"), User: user("1"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	must(t, "delete", s.DeleteSession(ctx, hash("cookie")))
+	_, err = s.GetSession(ctx, hash("cookie"), t0)
+	wantErr(t, "get after delete", err, store.ErrNotFound)
+	wantErr(t, "delete again", s.DeleteSession(ctx, hash("cookie")), store.ErrNotFound)
+	_, err = s.GetSession(ctx, hash("cookie 2"), t0)
+	must(t, "the other session after the delete", err)
+
 }
 
 func testLocalUser(t *testing.T, s store.Store) {

@@ -150,6 +150,31 @@ func testListGrants(t *testing.T, s store.Store) {
 	wantIDs(t, "nobody's", ids(list), []string{})
 }
 
+// ListGrants says when each grant last issued tokens: its newest refresh
+// token's creation, the code exchange's or the latest rotation's, and
+// zero for a grant that issued no refresh token. The account page shows
+// it as the grant's last use without a write per request.
+func testListGrantsLastIssued(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	rotated, plain := newGrant("rotated"), newGrant("plain")
+	must(t, "create rotated", s.CreateGrant(ctx, rotated, newRefresh("r1", "rotated")))
+	must(t, "create plain", s.CreateGrant(ctx, plain, nil))
+	at := t0.Add(2 * time.Hour)
+	next := newRefresh("r2", "")
+	next.CreatedAt = at
+	_, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, []byte("s2"), at, 0)
+	must(t, "rotate", err)
+	list, err := s.ListGrants(ctx, "")
+	must(t, "list", err)
+	got := map[string]time.Time{}
+	for _, g := range list {
+		got[g.ID] = g.LastIssuedAt
+	}
+	if !got["rotated"].Equal(at) || !got["plain"].IsZero() {
+		t.Fatalf("LastIssuedAt: rotated %v, plain %v; want %v and zero", got["rotated"], got["plain"], at)
+	}
+}
+
 // SEC-93: a disabled account stays disabled whatever PutLocalUser writes,
 // and its user's sessions, unused codes and live grants end with it.
 func testDisableLocalUser(t *testing.T, s store.Store) {

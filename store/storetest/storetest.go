@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SEC-14_DeleteUnusedClients", testDeleteUnusedClients},
 		{"SEC-94_DeleteClient", testDeleteClient},
 		{"ListGrants", testListGrants},
+		{"ListGrantsLastIssued", testListGrantsLastIssued},
 		{"SEC-93_DisableLocalUser", testDisableLocalUser},
 		{"OddKeysNotFound", testOddKeysNotFound},
 	} {

@@ -1,0 +1,152 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/web"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// grantRow is one grant as the pages show it: one row per live grant.
+type grantRow struct {
+	ID, ShortID string
+	User        string
+	Client      string // its name, or its ID when it has none
+	ClientID    string
+	From        string // "pre-registered", "registered", "metadata document at HOST"
+	Resource    string
+	Scopes      string
+	FirstUse    string // the grant's creation
+	LastUse     string // the last token issued for it
+	Revoked     string
+	CanRevoke   bool
+}
+
+type accountPage struct {
+	User   string
+	Admin  bool
+	CSRF   string
+	Grants []grantRow
+	Done   string
+}
+
+// account shows the signed-in person's live grants, each with a revoke
+// form (SEC-109).
+func (c *Console) account(w http.ResponseWriter, r *http.Request) {
+	sess, ok := c.session(w, r)
+	if !ok {
+		return
+	}
+	grants, err := c.opts.Store.ListGrants(r.Context(), sess.User.ID)
+	if err != nil {
+		c.log.Error("account: list grants", "err", err)
+		web.RenderError(w, c.log, http.StatusServiceUnavailable, "The page could not be shown", "Try again later.")
+		return
+	}
+	data := accountPage{User: displayName(sess.User), Admin: c.IsAdmin(sess.User), CSRF: c.opts.Browser.PageCSRF(w, r, sess)}
+	clients := map[string]clientInfo{}
+	for _, g := range grants {
+		if g.RevokedAt.IsZero() {
+			data.Grants = append(data.Grants, c.row(r.Context(), clients, g))
+		}
+	}
+	if r.URL.Query().Get("revoked") != "" {
+		data.Done = "The application's access was revoked."
+	}
+	web.Render(w, c.log, http.StatusOK, "account.html", data)
+}
+
+// accountRevoke revokes one of the signed-in person's grants. A grant of
+// anyone else is answered as one that does not exist, and nothing
+// changes (SEC-110).
+func (c *Console) accountRevoke(w http.ResponseWriter, r *http.Request) {
+	sess, ok := c.session(w, r)
+	if !ok || !c.checkForm(w, r, sess) {
+		return
+	}
+	id := r.PostForm.Get("grant_id")
+	g, err := c.opts.Store.GetGrant(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && g.User.ID != sess.User.ID):
+		if err == nil {
+			c.log.Warn("account: revoke of another user's grant refused", "user", sess.User.ID, "grant", id)
+		}
+		web.RenderError(w, c.log, http.StatusNotFound, "No such application access",
+			"This access does not exist, or is not yours. Open your account page again.")
+		return
+	case err != nil:
+		c.storeFailed(w, "account: get grant", err)
+		return
+	}
+	if err := c.revoke(r.Context(), id); err != nil {
+		c.storeFailed(w, "account: revoke grant", err)
+		return
+	}
+	c.log.Info("grant revoked on the account page", "user", sess.User.ID, "grant", id, "client_id", g.ClientID)
+	http.Redirect(w, r, "/account?revoked=1", http.StatusSeeOther)
+}
+
+// revoke ends a grant in the store, then on this replica at once.
+func (c *Console) revoke(ctx context.Context, id string) error {
+	if err := c.opts.Store.RevokeGrant(ctx, id, c.opts.Now()); err != nil {
+		return err
+	}
+	c.opts.Revoked([]string{id})
+	return nil
+}
+
+func (c *Console) storeFailed(w http.ResponseWriter, what string, err error) {
+	c.log.Error(what, "err", err)
+	web.RenderError(w, c.log, http.StatusServiceUnavailable, "Nothing was changed",
+		"The change could not be saved. Try again later.")
+}
+
+// clientInfo is what the pages say about a client.
+type clientInfo struct{ Name, From string }
+
+// describe names the client id and says where it comes from, without
+// fetching a metadata document: its host is what a person can check.
+func (c *Console) describe(ctx context.Context, seen map[string]clientInfo, id string) clientInfo {
+	if ci, ok := seen[id]; ok {
+		return ci
+	}
+	ci := clientInfo{Name: id}
+	switch name, static := c.opts.StaticClients[id]; {
+	case static:
+		ci.From = "pre-registered"
+		if name != "" {
+			ci.Name = name
+		}
+	case cimd.IsClientIDURL(id):
+		u, _ := url.Parse(id)
+		ci.From = "metadata document at " + u.Host
+	default:
+		ci.From = "registered"
+		cl, err := c.opts.Store.GetClient(ctx, id)
+		switch {
+		case err == nil && cl.Name != "":
+			ci.Name = cl.Name
+		case errors.Is(err, store.ErrNotFound):
+			ci.From = "registered (removed since)"
+		}
+	}
+	seen[id] = ci
+	return ci
+}
+
+func (c *Console) row(ctx context.Context, seen map[string]clientInfo, g *store.Grant) grantRow {
+	ci := c.describe(ctx, seen, g.ClientID)
+	last := g.LastIssuedAt
+	if last.Before(g.CreatedAt) {
+		last = g.CreatedAt
+	}
+	return grantRow{
+		ID: g.ID, ShortID: short(g.ID), User: g.User.ID, Client: ci.Name, ClientID: g.ClientID, From: ci.From,
+		Resource: g.Resource, Scopes: joinScopes(g.Scopes), FirstUse: when(g.CreatedAt), LastUse: when(last),
+		Revoked: when(g.RevokedAt), CanRevoke: g.RevokedAt.IsZero(),
+	}
+}
