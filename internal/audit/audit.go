@@ -31,6 +31,10 @@ type Event struct {
 	Tool     string
 	Outcome  Outcome
 	Duration time.Duration
+	// RequestID is the gateway's id of the HTTP request that carried the
+	// call (internal/requestid): the access log line and the trace span
+	// have the same.
+	RequestID string
 }
 
 // Recorder receives events. A nil *Logger records nothing.
@@ -81,6 +85,7 @@ func (l *Logger) Record(ctx context.Context, e Event) {
 		slog.String("tool", e.Tool),
 		slog.String("outcome", string(e.Outcome)),
 		slog.Duration("duration", e.Duration),
+		slog.String("request_id", e.RequestID),
 	)
 	_ = h.Handle(ctx, r)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 )
 
 // Limits.
@@ -345,7 +346,7 @@ func (x *exchange) record() {
 		if x.h.audit == nil {
 			continue
 		}
-		e := audit.Event{Tool: c.name, Outcome: c.outcome, Duration: d, Resource: x.h.resource}
+		e := audit.Event{Tool: c.name, Outcome: c.outcome, Duration: d, Resource: x.h.resource, RequestID: requestid.From(x.ctx)}
 		if x.caller != nil {
 			e.User, e.Client = x.caller.User.ID, x.caller.ClientID
 		}
