@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // ServeHTTP serves every endpoint of the gateway and writes one log line
@@ -19,7 +23,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := requestid.New()
 	w.Header().Set(requestid.Header, id)
-	r = r.WithContext(requestid.With(r.Context(), id))
+	ctx := requestid.With(r.Context(), id)
+	var span trace.Span
+	if g.tracer != nil {
+		ctx, span = tracing.StartRequest(ctx, g.tracer, r, id)
+	}
+	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	if badHost(r) {
 		// SEC-11: the issuer and every URL the gateway prints may follow
@@ -29,6 +38,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mux.ServeHTTP(rec, r)
 	}
 	g.metrics.Request(r, rec.status, time.Since(start))
+	if span != nil {
+		tracing.EndRequest(span, metrics.RouteOf(r), r.Pattern, rec.status)
+	}
 	g.logRequest(r, rec, start, id)
 }
 

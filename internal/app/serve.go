@@ -19,6 +19,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/netlimit"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/postgres"
@@ -27,6 +28,8 @@ import (
 	"github.com/mcpgate/mcpgate/upstream/github"
 	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Version is set at build time with -ldflags "-X …/internal/app.Version=…".
@@ -65,6 +68,18 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		gcfg.Audit = l
 	}
 	warnTestingOnly(cfg, log)
+	tp, err := tracing.FromEnv(ctx, Version)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		gcfg.TracerProvider = tp
+		defer stopTracing(tp, log)
+		// The SDK reports a failed export here; by default it would print
+		// past the gateway's log format.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+		log.Info("tracing: exporting spans over OTLP/HTTP as the OTEL_* environment says")
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -99,6 +114,17 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	go housekeeping(ctx, gw, log)
 	return run(ctx, gw, ln, limitsOf(cfg, log), log)
+}
+
+// stopTracing sends the spans the tracer provider still holds, waiting at
+// most 5 s for the collector: an unreachable one must not hold up the
+// gateway's exit.
+func stopTracing(tp *sdktrace.TracerProvider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("tracing: flushing spans at exit", "err", err)
+	}
 }
 
 // openMetrics opens the metrics listener of cfg, if any, and gives gcfg

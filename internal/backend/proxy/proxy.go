@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // Defaults of Options.
@@ -427,6 +428,8 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	h.ids.Each(identity.FromContext(ctx), token, h.log, func(name, v string) {
 		hd[name] = []string{v}
 	})
+	// The upstream's request is a child of the gateway's span, when traced.
+	tracing.Inject(ctx, hd)
 }
 
 // target makes u, the client's URL, the upstream's: its scheme, host and
