@@ -18,6 +18,7 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/logbuf"
 	"github.com/mcpgate/mcpgate/internal/netlimit"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/store"
@@ -39,7 +40,11 @@ var Version = "dev"
 // admin password notice and the listening address; logs go to stderr.
 // ready, if not nil, receives the bound address once listening.
 func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, ready chan<- string) error {
-	log := newLogger(cfg, stderr)
+	// Buffered (SEC-105): a write system call per access line would cost
+	// each request about 10 µs; warnings and errors are written at once.
+	logw := logbuf.New(stderr, logbuf.DefaultDelay)
+	defer logw.Close()
+	log := newLogger(cfg, logw)
 	gcfg, err := cfg.Gateway()
 	if err != nil {
 		return err
@@ -109,6 +114,8 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	for _, w := range setupWarnings(cfg, addr) {
 		log.Warn(w)
 	}
+	// At once, not within the delay: operators and scripts wait for these.
+	_ = logw.Flush()
 	if ready != nil {
 		ready <- addr
 	}
@@ -313,14 +320,15 @@ func warnTestingOnly(cfg *config.Config, log *slog.Logger) {
 	}
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *config.Config, w *logbuf.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logbuf.NewHandler(h, w))
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {

@@ -68,3 +68,24 @@ func splitLines(b []byte) [][]byte {
 	}
 	return out
 }
+
+// SEC-105: an event reaches the file within the buffer's bound, with no
+// later event and no Close to push it out.
+func TestOpenFlushesWithinTheBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l.Record(context.Background(), Event{User: "local:alice", Tool: "echo", Outcome: OK})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		data, _ := os.ReadFile(path)
+		if len(splitLines(data)) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event is not in the file after 10 s: %q", data)
+		}
+	}
+}
