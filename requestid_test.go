@@ -31,7 +31,7 @@ func (t *requestIDs) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultTransport.RoundTrip(r)
 	if err == nil {
 		t.mu.Lock()
-		t.ids = append(t.ids, resp.Header.Get("X-Request-Id"))
+		t.ids = append(t.ids, strings.Join(resp.Header.Values("X-Request-Id"), ","))
 		t.mu.Unlock()
 	}
 	return resp, err
@@ -49,7 +49,13 @@ func TestSEC103_RequestIDOnEveryRequest(t *testing.T) {
 	mcp.AddTool(server, &mcp.Tool{Name: "echo"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
 	})
-	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	// An upstream with request ids of its own: the client gets the
+	// gateway's alone.
+	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "upstream-id")
+		sdk.ServeHTTP(w, r)
+	}))
 	t.Cleanup(up.Close)
 	events := &auditLog{}
 	g := newGateway(t, func(c *mcpgateConfig) {
@@ -92,6 +98,11 @@ func TestSEC103_RequestIDOnEveryRequest(t *testing.T) {
 	for _, e := range events.events() {
 		if e.Tool == "echo" {
 			audited = append(audited, e.RequestID)
+		}
+	}
+	for _, id := range ids {
+		if !requestIDPattern.MatchString(id) {
+			t.Errorf("an answer from /mcp has X-Request-Id %q, want the gateway's alone", id)
 		}
 	}
 	if len(audited) != 1 || !requestIDPattern.MatchString(audited[0]) || !slices.Contains(ids, audited[0]) {

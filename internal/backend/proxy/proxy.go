@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
@@ -505,6 +506,9 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		// HTTP/2 upstream sends one with trailers) would prevent.
 		resp.Header.Del("Content-Length")
 	}
+	// The answer's X-Request-Id is the gateway's (SEC-103), which the
+	// upstream's would replace; the upstream keeps its own in its logs.
+	delete(resp.Header, requestid.Header)
 	req := resp.Request
 	h.recordSession(req.Context(), req.Method, req.Header, identity.FromContext(req.Context()).User.ID, resp)
 	return nil
