@@ -74,9 +74,14 @@ func TestSEC103_RequestIDOnEveryRequest(t *testing.T) {
 			t.Fatalf("X-Request-Id %q given twice", id)
 		}
 		seen[id] = true
-		if !strings.Contains(g.logs.String(), "request_id="+id) {
-			t.Errorf("no access log line with request_id=%s:\n%s", id, g.logs.String())
+		if !strings.Contains(g.logs.String(), "request_id="+id+" client_request_id=chosen-by-the-client") {
+			t.Errorf("no access log line with request_id=%s and the client's beside it:\n%s", id, g.logs.String())
 		}
+	}
+	// A client's id that could forge a line is not logged at all.
+	resp, _ := g.get(g.url+"/.well-known/oauth-authorization-server", "X-Request-Id", "x level=ERROR msg=forged")
+	if id := resp.Header.Get("X-Request-Id"); !requestIDPattern.MatchString(id) || strings.Contains(g.logs.String(), "forged") {
+		t.Errorf("X-Request-Id %q; the client's malformed id reached the log:\n%s", id, g.logs.String())
 	}
 
 	_, _, tok := g.fullFlow()

@@ -285,3 +285,34 @@ func TestBinaryTracing(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// The spans still in the batch when the binary is stopped reach the
+// collector before it exits: with a batch delay of ten minutes, only the
+// flush at shutdown can send them (SEC-104).
+func TestBinaryTracingFlushedAtExit(t *testing.T) {
+	recv := &otlpReceiver{}
+	collector := httptest.NewServer(recv)
+	defer collector.Close()
+	p := startBinaryWith(t, freePort(t), binaryOpts{env: []string{
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + collector.URL + "/v1/traces",
+		"OTEL_BSP_SCHEDULE_DELAY=600000",
+	}}, "--data-dir", t.TempDir())
+	resp, err := http.Get(p.base + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	if spans, _ := recv.received(); len(spans) != 0 {
+		t.Fatalf("%d spans before the exit, with a batch delay of 10 minutes", len(spans))
+	}
+	p.stop(t)
+	spans, services := recv.received()
+	found := false
+	for i, s := range spans {
+		found = found || s.Name == "GET /.well-known/oauth-authorization-server" && attr(s.Attributes, "mcpgate.request_id") == id && services[i] == "mcpgate"
+	}
+	if !found {
+		t.Errorf("no span of the request %s (service mcpgate) after exit; %d spans", id, len(spans))
+	}
+}
