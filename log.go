@@ -6,14 +6,29 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // ServeHTTP serves every endpoint of the gateway and writes one log line
 // per request. The query string is never logged: it carries codes and
-// states.
+// states. Every request gets an id of the gateway's own (SEC-103), in
+// its context, its answer's X-Request-Id, its log line and its audit
+// events.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	id := requestid.New()
+	w.Header().Set(requestid.Header, id)
+	ctx := requestid.With(r.Context(), id)
+	var span trace.Span
+	if g.tracer != nil {
+		ctx, span = tracing.StartRequest(ctx, g.tracer, r, id)
+	}
+	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	if badHost(r) {
 		// SEC-11: the issuer and every URL the gateway prints may follow
@@ -23,7 +38,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mux.ServeHTTP(rec, r)
 	}
 	g.metrics.Request(r, rec.status, time.Since(start))
-	g.logRequest(r, rec, start)
+	if span != nil {
+		tracing.EndRequest(span, metrics.RouteOf(r), r.Pattern, rec.status)
+	}
+	g.logRequest(r, rec, start, id)
 }
 
 // badHost reports a Host header that is present and not a well-formed
@@ -43,7 +61,7 @@ func badHost(r *http.Request) bool {
 // (copy) its stack again after every GC (docs/benchmarks.md, "Stack depth
 // matters"). The compiler does not inline it: `go build -gcflags=-m=2 .`
 // reports a cost of 584 against the inliner's budget of 80.
-func (g *Gateway) logRequest(r *http.Request, rec *statusRecorder, start time.Time) {
+func (g *Gateway) logRequest(r *http.Request, rec *statusRecorder, start time.Time, id string) {
 	// The handler is called directly: slog.Logger would capture the
 	// source position (runtime.Callers) of a line that is always this one.
 	logh := g.log.Handler()
@@ -62,7 +80,13 @@ func (g *Gateway) logRequest(r *http.Request, rec *statusRecorder, start time.Ti
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("remote", remote),
+		slog.String("request_id", id),
 	)
+	// The client's own id, if it sent a plain one, beside ours: never
+	// instead of it (SEC-103).
+	if cid := requestid.Client(r.Header.Get(requestid.Header)); cid != "" {
+		line.AddAttrs(slog.String("client_request_id", cid))
+	}
 	_ = logh.Handle(r.Context(), line)
 }
 

@@ -31,11 +31,13 @@ import (
 	"github.com/mcpgate/mcpgate/internal/resource"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/userlimit"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Gateway. Store, SecretKey and at least one connector
@@ -149,6 +151,12 @@ type Config struct {
 	// checks, tool calls and backend errors; serve its Handler on a
 	// listener of its own, never the gateway's (SEC-89). Nil: none.
 	Metrics *Metrics
+
+	// TracerProvider, when set, traces every request and tools/call
+	// (internal/tracing says which attributes a span may carry, SEC-104)
+	// and passes the W3C trace context to upstreams. Nil: no tracing, at
+	// no cost.
+	TracerProvider trace.TracerProvider
 
 	// MaxSessionsPerUser bounds the sessions one user holds at each
 	// resource (default 32): one more ends that user's least recently used
@@ -282,6 +290,7 @@ type Gateway struct {
 	store    store.Store
 	log      *slog.Logger
 	metrics  *metrics.Metrics // nil: none
+	tracer   trace.Tracer     // nil: no tracing
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
 	ready    readiness                     // /readyz's last store check
@@ -335,6 +344,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute),
 		limits: limits}
+	if cfg.TracerProvider != nil {
+		g.tracer = cfg.TracerProvider.Tracer(tracing.Scope)
+	}
 	g.keysReadAt.Store(loadedAt.UnixNano())
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	// Grants revoked through other gateways on the same store (SEC-80).

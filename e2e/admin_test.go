@@ -268,7 +268,7 @@ func adminCLI(t *testing.T, env []string) {
 		sess.Close()
 		t.Fatal("SEC-93: the disabled user logged in again")
 	}
-	if !strings.Contains(p.Stderr(), `"reason":"disabled account"`) {
+	if !p.stderrHas(`"reason":"disabled account"`) {
 		t.Errorf("the log does not say the login was refused for a disabled account:\n%s", p.Stderr())
 	}
 	users = decode[[]listedUser](t, "users list", ok(t, "users list", cli("", "users", "list", "--json")))

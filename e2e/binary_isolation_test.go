@@ -228,7 +228,7 @@ func TestSEC20BinaryStdioIsolation(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			w := startIsolationWorld(t, ctx, tc.cred)
-			for _, r := range logRecords(t, w.p.Stderr(), "stdio server started") {
+			for _, r := range logRecords(t, w.p.settledStderr(t), "stdio server started") {
 				if r["isolation"] != "auto" {
 					t.Fatalf("stdio server started with isolation %v, want auto\n%s", r["isolation"], w.p.Stderr())
 				}

@@ -42,7 +42,7 @@ func TestBinaryStdio(t *testing.T) {
 	}
 	sess.Close()
 
-	started := logRecords(t, p.Stderr(), "stdio server started")
+	started := logRecords(t, p.settledStderr(t), "stdio server started")
 	if len(started) != 1 || started[0]["user"] != "local:alice" || started[0]["isolation"] != "auto" {
 		t.Fatalf("want one stdio server started for local:alice, confined (SEC-20), got %v\n%s", started, p.Stderr())
 	}

@@ -67,6 +67,36 @@ type process struct {
 func (p *process) Stdout() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stdout.String() }
 func (p *process) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
 
+// stderrHas reports whether the binary's log holds s within 10 s: an info
+// line reaches stderr within the log buffer's delay (200 ms), not at once.
+func (p *process) stderrHas(s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.Stderr(), s); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// settledStderr returns the binary's log once every line logged before
+// the call is in it, for a check that a line is not there: the log is
+// buffered, so it asks /healthz and waits for that request's access line
+// (found by its X-Request-Id), which the buffer writes after every
+// earlier line.
+func (p *process) settledStderr(t *testing.T) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(p.base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	if id == "" || !p.stderrHas(`"request_id":"`+id+`"`) {
+		t.Fatalf("the access line of GET /healthz (X-Request-Id %q) did not reach the log in 10 s", id)
+	}
+	return p.Stderr()
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	b  *strings.Builder

@@ -71,7 +71,7 @@ func checkOIDCUser(t *testing.T, what string, u identity.User) {
 // binary's log.
 func checkNoSecretLogged(t *testing.T, p *process) {
 	t.Helper()
-	if strings.Contains(p.Stderr(), "op-s3cret") {
+	if strings.Contains(p.settledStderr(t), "op-s3cret") {
 		t.Error("the provider's client secret reached the log")
 	}
 }

@@ -99,7 +99,7 @@ func TestBinaryOIDCSeveralProviders(t *testing.T) {
 			t.Fatalf("chose %s: whoami user %v; want sub %s:u-1 with %s", tc.connector, u, tc.connector, tc.email)
 		}
 	}
-	if strings.Contains(p.Stderr(), "a-s3cret") {
+	if strings.Contains(p.settledStderr(t), "a-s3cret") {
 		t.Fatal("a client secret reached the log")
 	}
 }

@@ -168,7 +168,7 @@ func TestBinaryOIDCUpstreamRecheck(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if strings.Contains(p.Stderr(), "op-s3cret") {
+	if strings.Contains(p.settledStderr(t), "op-s3cret") {
 		t.Fatal("the client secret reached the log")
 	}
 }
@@ -211,7 +211,7 @@ func TestBinaryOIDCOfflineAccessRecheck(t *testing.T) {
 		if scope := strings.Fields(toProvider.Query().Get("scope")); !slices.Contains(scope, "offline_access") {
 			t.Fatalf("%s: scope %v sent to the provider, want offline_access among them", tc.connector, scope)
 		}
-		if strings.Contains(p.Stderr(), "no refresh token") {
+		if strings.Contains(p.settledStderr(t), "no refresh token") {
 			t.Fatalf("%s: a login logged as one without the provider's refresh token:\n%s", tc.connector, p.Stderr())
 		}
 		tc.user.Groups = []string{"devs"}

@@ -59,7 +59,7 @@ func TestBinaryOIDCUpstream(t *testing.T) {
 			p := startBinary(t, port, args...)
 			defer p.stop(t)
 			m := oidcWhoami(t, ctx, p, op, tc.sub)
-			if strings.Contains(p.Stderr(), "op-s3cret") {
+			if strings.Contains(p.settledStderr(t), "op-s3cret") {
 				t.Fatal("the client secret reached the log")
 			}
 			u, _ := m["user"].(map[string]any)

@@ -18,7 +18,9 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/logbuf"
 	"github.com/mcpgate/mcpgate/internal/netlimit"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/store/postgres"
@@ -27,6 +29,8 @@ import (
 	"github.com/mcpgate/mcpgate/upstream/github"
 	"github.com/mcpgate/mcpgate/upstream/local"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Version is set at build time with -ldflags "-X …/internal/app.Version=…".
@@ -36,7 +40,11 @@ var Version = "dev"
 // admin password notice and the listening address; logs go to stderr.
 // ready, if not nil, receives the bound address once listening.
 func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, ready chan<- string) error {
-	log := newLogger(cfg, stderr)
+	// Buffered (SEC-105): a write system call per access line would cost
+	// each request about 10 µs; warnings and errors are written at once.
+	logw := logbuf.New(stderr, logbuf.DefaultDelay)
+	defer logw.Close()
+	log := newLogger(cfg, logw)
 	gcfg, err := cfg.Gateway()
 	if err != nil {
 		return err
@@ -65,6 +73,18 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		gcfg.Audit = l
 	}
 	warnTestingOnly(cfg, log)
+	tp, err := tracing.FromEnv(ctx, Version)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		gcfg.TracerProvider = tp
+		defer stopTracing(tp, log)
+		// The SDK reports a failed export here; by default it would print
+		// past the gateway's log format.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+		log.Info("tracing: exporting spans over OTLP/HTTP as the OTEL_* environment says")
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -94,11 +114,24 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	for _, w := range setupWarnings(cfg, addr) {
 		log.Warn(w)
 	}
+	// At once, not within the delay: operators and scripts wait for these.
+	_ = logw.Flush()
 	if ready != nil {
 		ready <- addr
 	}
 	go housekeeping(ctx, gw, log)
 	return run(ctx, gw, ln, limitsOf(cfg, log), log)
+}
+
+// stopTracing sends the spans the tracer provider still holds, waiting at
+// most 5 s for the collector: an unreachable one must not hold up the
+// gateway's exit.
+func stopTracing(tp *sdktrace.TracerProvider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("tracing: flushing spans at exit", "err", err)
+	}
 }
 
 // openMetrics opens the metrics listener of cfg, if any, and gives gcfg
@@ -287,14 +320,15 @@ func warnTestingOnly(cfg *config.Config, log *slog.Logger) {
 	}
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *config.Config, w *logbuf.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logbuf.NewHandler(h, w))
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {

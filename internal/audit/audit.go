@@ -2,11 +2,14 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/logbuf"
 )
 
 // Outcome says how a tools/call ended.
@@ -31,6 +34,10 @@ type Event struct {
 	Tool     string
 	Outcome  Outcome
 	Duration time.Duration
+	// RequestID is the gateway's id of the HTTP request that carried the
+	// call (internal/requestid): the access log line and the trace span
+	// have the same.
+	RequestID string
 }
 
 // Recorder receives events. A nil *Logger records nothing.
@@ -53,13 +60,26 @@ func New(log *slog.Logger) *Logger {
 }
 
 // Open appends events as JSON lines to the file at path, created with
-// mode 0600 if missing. Close the returned closer at shutdown.
+// mode 0600 if missing. The lines are buffered (SEC-105): each reaches the
+// file within logbuf.DefaultDelay, not in a write system call of its own.
+// Close the returned closer at shutdown: it writes what is buffered.
 func Open(path string) (*Logger, io.Closer, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log: %w", err)
 	}
-	return New(slog.New(slog.NewJSONHandler(f, nil))), f, nil
+	w := logbuf.New(f, logbuf.DefaultDelay)
+	return New(slog.New(logbuf.NewHandler(slog.NewJSONHandler(w, nil), w))), fileCloser{w, f}, nil
+}
+
+// fileCloser flushes the buffer, then closes the file.
+type fileCloser struct {
+	w *logbuf.Writer
+	f *os.File
+}
+
+func (c fileCloser) Close() error {
+	return errors.Join(c.w.Close(), c.f.Close())
 }
 
 // Record writes e. It goes to the handler directly: the source position
@@ -81,6 +101,7 @@ func (l *Logger) Record(ctx context.Context, e Event) {
 		slog.String("tool", e.Tool),
 		slog.String("outcome", string(e.Outcome)),
 		slog.Duration("duration", e.Duration),
+		slog.String("request_id", e.RequestID),
 	)
 	_ = h.Handle(ctx, r)
 }

@@ -15,7 +15,7 @@ func TestOpenWritesJSONLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Record(context.Background(), Event{User: "local:alice", Client: "c1", Resource: "/mcp", Tool: "echo", Outcome: Denied, Duration: 1500 * time.Microsecond})
+	l.Record(context.Background(), Event{User: "local:alice", Client: "c1", Resource: "/mcp", Tool: "echo", Outcome: Denied, Duration: 1500 * time.Microsecond, RequestID: "0123456789abcdef0123456789abcdef"})
 	l.Record(context.Background(), Event{User: "local:bob", Client: "c2", Resource: "/gh/mcp", Tool: "whoami", Outcome: OK})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestOpenWritesJSONLines(t *testing.T) {
 		t.Fatalf("%d lines, want 2: %s", len(lines), data)
 	}
 	first := lines[0]
-	for k, want := range map[string]any{"msg": "tools/call", "user": "local:alice", "client": "c1", "resource": "/mcp", "tool": "echo", "outcome": "denied", "duration": float64(1500 * time.Microsecond)} {
+	for k, want := range map[string]any{"msg": "tools/call", "user": "local:alice", "client": "c1", "resource": "/mcp", "tool": "echo", "outcome": "denied", "duration": float64(1500 * time.Microsecond), "request_id": "0123456789abcdef0123456789abcdef"} {
 		if first[k] != want {
 			t.Errorf("%s = %v, want %v", k, first[k], want)
 		}
@@ -67,4 +67,25 @@ func splitLines(b []byte) [][]byte {
 		}
 	}
 	return out
+}
+
+// SEC-105: an event reaches the file within the buffer's bound, with no
+// later event and no Close to push it out.
+func TestOpenFlushesWithinTheBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l.Record(context.Background(), Event{User: "local:alice", Tool: "echo", Outcome: OK})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		data, _ := os.ReadFile(path)
+		if len(splitLines(data)) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event is not in the file after 10 s: %q", data)
+		}
+	}
 }

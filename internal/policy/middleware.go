@@ -15,6 +15,8 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // Limits.
@@ -342,14 +344,14 @@ func (x *exchange) record() {
 		}
 		// A result, isError or not, shows the backend has the tool.
 		x.h.metrics.ToolCall(x.h.resource, c.name, toolOutcome(c.outcome), c.outcome == audit.OK || c.outcome == audit.ToolError, d)
-		if x.h.audit == nil {
-			continue
-		}
-		e := audit.Event{Tool: c.name, Outcome: c.outcome, Duration: d, Resource: x.h.resource}
+		e := audit.Event{Tool: c.name, Outcome: c.outcome, Duration: d, Resource: x.h.resource, RequestID: requestid.From(x.ctx)}
 		if x.caller != nil {
 			e.User, e.Client = x.caller.User.ID, x.caller.ClientID
 		}
-		x.h.audit.Record(x.ctx, e)
+		tracing.ToolCall(x.ctx, x.start, e)
+		if x.h.audit != nil {
+			x.h.audit.Record(x.ctx, e)
+		}
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // Defaults of Options.
@@ -427,6 +429,8 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	h.ids.Each(identity.FromContext(ctx), token, h.log, func(name, v string) {
 		hd[name] = []string{v}
 	})
+	// The upstream's request is a child of the gateway's span, when traced.
+	tracing.Inject(ctx, hd)
 }
 
 // target makes u, the client's URL, the upstream's: its scheme, host and
@@ -502,6 +506,9 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		// HTTP/2 upstream sends one with trailers) would prevent.
 		resp.Header.Del("Content-Length")
 	}
+	// The answer's X-Request-Id is the gateway's (SEC-103), which the
+	// upstream's would replace; the upstream keeps its own in its logs.
+	delete(resp.Header, requestid.Header)
 	req := resp.Request
 	h.recordSession(req.Context(), req.Method, req.Header, identity.FromContext(req.Context()).User.ID, resp)
 	return nil
