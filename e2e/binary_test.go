@@ -272,7 +272,8 @@ func flowRefreshRestart(t *testing.T, opts binaryOpts) *process {
 }
 
 // First start with no users: admin is created, its password printed once
-// on stdout, and it logs in; a restart prints no new password.
+// on stdout with the addresses of the MCP endpoint and the account page,
+// and it logs in; a restart prints no new password.
 func TestBinaryFirstStartAdmin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -282,6 +283,11 @@ func TestBinaryFirstStartAdmin(t *testing.T) {
 	match := regexp.MustCompile(`Created local user "admin" with password: (\S+)`).FindStringSubmatch(p.Stdout())
 	if match == nil {
 		t.Fatalf("no admin password printed:\n%s", p.Stdout())
+	}
+	for _, want := range []string{"MCP endpoint: " + p.base + "/mcp\n", "Account page: " + p.base + "/account (admin console: " + p.base + "/admin)\n"} {
+		if !strings.Contains(p.Stdout(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, p.Stdout())
+		}
 	}
 	if strings.Contains(p.Stderr(), match[1]) {
 		t.Fatal("the admin password reached the log, want it on stdout only")
