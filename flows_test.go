@@ -407,3 +407,29 @@ func TestSEC114_HousekeepingBoundsFlowEvents(t *testing.T) {
 		t.Fatalf("%d events older than 24 h left after housekeeping", len(all))
 	}
 }
+
+// SEC-117: introspection, a resource server's question asked per request,
+// is no step of a client's attempt and is not recorded; a revocation is,
+// in the attempt of its grant.
+func TestSEC117_IntrospectionNotRecorded(t *testing.T) {
+	g := newGateway(t, withFlows, withResourceServer)
+	c, _, tok := g.fullFlow()
+	if resp, _ := g.resourceServer().post("/introspect", url.Values{"token": {tok.AccessToken}}); resp.StatusCode != 200 {
+		t.Fatalf("/introspect: %d", resp.StatusCode)
+	}
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	// The queue is written in order: once the revocation is in, so is
+	// anything recorded before it.
+	e, all := g.flowEvent("revoke", "ok")
+	for _, x := range all {
+		if x.Step == "introspect" {
+			t.Errorf("an introspection was recorded: %+v", x)
+		}
+	}
+	if steps := stepsOf(all, e.Attempt); !strings.HasPrefix(steps, "authorize:ok") || !strings.HasSuffix(steps, "token_code:ok revoke:ok") {
+		t.Errorf("the revocation is not in its grant's attempt: %s", steps)
+	}
+	noSecrets(t, all, tok.AccessToken, tok.RefreshToken, resourceServerSecret)
+}

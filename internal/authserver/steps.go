@@ -24,7 +24,9 @@ func (s *Server) counted(step string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sw := &stepWriter{ResponseWriter: w, status: http.StatusOK}
 		var note *flowNote
-		if s.opts.Flows != nil {
+		// Introspection is a resource server's question about a token,
+		// asked per request, not a step of a client's attempt.
+		if s.opts.Flows != nil && step != "introspect" {
 			note = &flowNote{}
 			r = r.WithContext(context.WithValue(r.Context(), flowNoteKey{}, note))
 		}
