@@ -433,3 +433,21 @@ func TestSEC117_IntrospectionNotRecorded(t *testing.T) {
 	}
 	noSecrets(t, all, tok.AccessToken, tok.RefreshToken, resourceServerSecret)
 }
+
+// SEC-117: an access token whose grant was revoked, refused at /mcp.
+func TestSEC117_RevokedTokenAtTheResource(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, a, tok := g.fullFlow()
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 401 {
+		t.Fatalf("a revoked grant's token at /mcp: %d, want 401", resp.StatusCode)
+	}
+	e, all := g.flowEvent("resource", "revoked")
+	wantReason(t, e, "the access token's grant "+e.Attempt+" was revoked: the client must authorize again")
+	if steps := stepsOf(all, e.Attempt); !strings.HasSuffix(steps, "token_code:ok revoke:ok resource:revoked") || e.UserID != "local:"+testUser {
+		t.Errorf("the attempt: %s, event %+v", steps, e)
+	}
+	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken)...)
+}
