@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/flows"
 )
 
 // Unused clients are deleted in batches of clientBatch, each its own
@@ -26,12 +28,14 @@ const expireBatch = 500
 // Housekeeping removes what is no longer needed: expired authorization
 // requests, codes, sessions and rate counters, dead refresh tokens, grants
 // and upstream sessions (Store.DeleteExpired, in batches of expireBatch),
-// and registered clients unused for Config.UnusedClientExpiry that hold no
-// live grant (SEC-14). `mcpgate serve` runs it every five minutes; a
-// program that embeds the gateway should run it now and then too.
+// registered clients unused for Config.UnusedClientExpiry that hold no
+// live grant (SEC-14), and the flow debugger's events older than 24 hours
+// or beyond the latest 100,000 (SEC-114), whichever gateway recorded them.
+// `mcpgate serve` runs it every five minutes; a program that embeds the
+// gateway should run it now and then too.
 func (g *Gateway) Housekeeping(ctx context.Context) error {
 	now := g.now()
-	err := g.deleteExpired(ctx, now)
+	err := errors.Join(g.deleteExpired(ctx, now), g.deleteFlowEvents(ctx, now))
 	if g.clientExpiry > 0 {
 		err = errors.Join(err, g.expireClients(ctx, now))
 	}
@@ -60,6 +64,28 @@ func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 		start := time.Now()
 		n, err := g.store.DeleteExpired(ctx, now, grantsBefore, expireBatch)
 		total += n
+		if err != nil || n < expireBatch {
+			return err
+		}
+		rest := time.NewTimer(time.Since(start))
+		select {
+		case <-ctx.Done():
+			rest.Stop()
+			return ctx.Err()
+		case <-rest.C:
+		}
+	}
+}
+
+// deleteFlowEvents bounds the flow debugger's events (SEC-114), a batch at
+// a time as deleteExpired does: by their time's index and by the append
+// order's primary key, so that each batch is cheap whatever the table
+// holds.
+func (g *Gateway) deleteFlowEvents(ctx context.Context, now time.Time) error {
+	before := now.Add(-flows.Retention)
+	for {
+		start := time.Now()
+		n, err := g.store.DeleteFlowEvents(ctx, before, flows.MaxEvents, expireBatch)
 		if err != nil || n < expireBatch {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/console"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/policy"
@@ -146,6 +147,13 @@ type Config struct {
 	// console at /admin; so may the local account named "admin" (user ID
 	// local:admin) when the local connector is configured (SEC-111).
 	AdminGroups []string
+	// RecordFlows turns on the flow debugger: every step of every
+	// authorization attempt is recorded in the store with the reason an
+	// attempt stopped (internal/flows), from a queue written in batches,
+	// never on a request's path (SEC-115); Close writes what is queued.
+	// Housekeeping keeps the last 24 hours, at most 100,000 events
+	// (SEC-114). FlowsHandler shows them.
+	RecordFlows bool
 
 	// Metrics, from NewMetrics, counts requests, the OAuth steps, token
 	// checks, tool calls and backend errors; serve its Handler on a
@@ -291,6 +299,7 @@ type Gateway struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics // nil: none
 	tracer   trace.Tracer     // nil: no tracing
+	flows    *flows.Recorder  // nil: the flow debugger is off
 	now      func() time.Time
 	closers  []func(context.Context) error // backends to stop at Close
 	ready    readiness                     // /readyz's last store check
@@ -336,14 +345,19 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: %w", err)
 	}
-	as, err := newAuthServer(&cfg, keys, sealer, site, deny, limits)
+	var rec *flows.Recorder
+	if cfg.RecordFlows {
+		rec = flows.NewRecorder(flows.Options{Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now})
+	}
+	as, err := newAuthServer(&cfg, keys, sealer, site, deny, limits, rec)
 	if err != nil {
+		rec.Close(ctx)
 		return nil, err
 	}
 
 	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute),
-		limits: limits}
+		limits: limits, flows: rec}
 	if cfg.TracerProvider != nil {
 		g.tracer = cfg.TracerProvider.Tracer(tracing.Scope)
 	}
@@ -480,7 +494,7 @@ func (cfg *Config) complete() error {
 }
 
 // newAuthServer builds the authorization server of cfg.
-func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site *oauth.Site, deny *resource.Denylist, limits *ratelimit.Limiter) (*authserver.Server, error) {
+func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site *oauth.Site, deny *resource.Denylist, limits *ratelimit.Limiter, rec *flows.Recorder) (*authserver.Server, error) {
 	static, err := staticClients(cfg.Clients)
 	if err != nil {
 		return nil, err
@@ -494,6 +508,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		endpointLimit = limits.Endpoint
 	}
 	return authserver.New(authserver.Options{
+		Flows:           rec,
 		EndpointLimit:   endpointLimit,
 		CIMD:            fetcher,
 		Store:           cfg.Store,
@@ -553,6 +568,7 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 		Denylist:       g.denylist,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Metrics:        cfg.Metrics,
+		Flows:          g.flows,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
 	})
@@ -680,8 +696,18 @@ func (g *Gateway) Close(ctx context.Context) error {
 	for _, c := range g.closers {
 		errs = append(errs, c(ctx))
 	}
+	// Last: the closers may have ended requests whose steps are queued.
+	errs = append(errs, g.flows.Close(ctx))
 	return errors.Join(errs...)
 }
+
+// FlowsHandler serves the flow debugger's page (internal/flows.Handler):
+// every authorization attempt of the last 24 hours on the gateway's
+// store, every replica's, with the reason each stopped. It does no
+// authorization of its own: mount it only behind the admin check
+// (/admin/flows). It reads the store whether or not this gateway records
+// (RecordFlows).
+func (g *Gateway) FlowsHandler() http.Handler { return flows.Handler(g.store, g.log, g.now) }
 
 // Protect guards any handler with the gateway's token check, as for the
 // first resource: only requests with a valid access token for that

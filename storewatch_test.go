@@ -33,6 +33,9 @@ type watchedStore struct {
 	// background counts the revocation follower's calls, which are no
 	// request's.
 	background atomic.Int64
+	// flowAppends counts the flow recorder's writes, made from its own
+	// goroutine in batches, never on a request's path.
+	flowAppends atomic.Int64
 }
 
 var _ store.Store = (*watchedStore)(nil)
@@ -236,6 +239,18 @@ func (s *watchedStore) AddRateHit(ctx context.Context, key string, window, expir
 func (s *watchedStore) DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error) {
 	s.saw("DeleteExpired")
 	return s.inner.DeleteExpired(ctx, now, grantsBefore, limit)
+}
+func (s *watchedStore) AppendFlowEvents(ctx context.Context, events []store.FlowEvent) error {
+	s.flowAppends.Add(1)
+	return s.inner.AppendFlowEvents(ctx, events)
+}
+func (s *watchedStore) ListFlowEvents(ctx context.Context, f store.FlowFilter) ([]store.FlowEvent, error) {
+	s.saw("ListFlowEvents")
+	return s.inner.ListFlowEvents(ctx, f)
+}
+func (s *watchedStore) DeleteFlowEvents(ctx context.Context, before time.Time, keep, limit int) (int, error) {
+	s.saw("DeleteFlowEvents")
+	return s.inner.DeleteFlowEvents(ctx, before, keep, limit)
 }
 func (s *watchedStore) Close() error {
 	s.saw("Close")

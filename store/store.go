@@ -181,6 +181,39 @@ type SigningKey struct {
 	RetiredAt time.Time // zero while it signs
 }
 
+// FlowEvent is one step of an authorization attempt, as the flow debugger
+// records it (internal/flows): what a client did, how it ended and why,
+// in words an operator can act on. It never holds a secret: no code,
+// verifier, token, client secret, state, password or cookie.
+type FlowEvent struct {
+	Time time.Time
+	// Attempt groups the steps of one attempt: the authorization
+	// request's id from /authorize on, which the grant the attempt
+	// creates takes as its id, so that its token and refresh steps join
+	// it; a new id for a lone step.
+	Attempt  string
+	ClientID string
+	UserID   string // identity.User.ID once known
+	Step     string // register, authorize, login, token_code, resource…
+	Outcome  string // "ok", or the OAuth error code or refusal
+	Reason   string // why it stopped, for an operator; "" when ok
+	// Details are the step's parameters that are not secret:
+	// redirect_uri, resource, scope, the PKCE method, prompt…
+	Details map[string]string
+}
+
+// FlowFilter selects attempts for ListFlowEvents. Empty fields select
+// every attempt.
+type FlowFilter struct {
+	ClientID string
+	UserID   string
+	// Outcome selects attempts with a step of that outcome; "failed"
+	// those with a step whose outcome is not "ok".
+	Outcome string
+	Since   time.Time // events before are not returned
+	Limit   int       // at most this many attempts, the latest; 0: no bound
+}
+
 // RevocationFeed is implemented by a store that several processes share and
 // that can tell each of them at once of a grant another revoked
 // (PostgreSQL's LISTEN/NOTIFY). Every revocation made through the store is
@@ -371,6 +404,21 @@ type Store interface {
 	DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error)
 	Close() error
 
+	// AppendFlowEvents stores events in one write (one multi-row insert
+	// where the backend has it). Events carry no unique key: appending the
+	// same one twice stores it twice.
+	AppendFlowEvents(ctx context.Context, events []FlowEvent) error
+	// ListFlowEvents returns every event at or after f.Since of the
+	// attempts that have, at or after f.Since, an event matching each set
+	// field of f (ClientID, UserID, Outcome); of those attempts the f.Limit
+	// whose last event is the latest. Events come in the order they were
+	// appended, which is time order for one process's recorder.
+	ListFlowEvents(ctx context.Context, f FlowFilter) ([]FlowEvent, error)
+	// DeleteFlowEvents deletes at most limit events that are older than
+	// before, or that are beyond the keep latest appended, and returns how
+	// many; fewer than limit means none was left. limit must be positive.
+	DeleteFlowEvents(ctx context.Context, before time.Time, keep, limit int) (int, error)
+
 	// PutMetaOnce stores value under name unless a value is stored there
 	// already, and returns the value stored under name: value itself, or
 	// the one stored first. Of racing callers with different values, all
@@ -389,4 +437,20 @@ type RefreshSessionGetter interface {
 	// GetRefreshSession is GetRefresh, which also returns the grant's
 	// upstream session as GetUpstreamSession would: nil when it has none.
 	GetRefreshSession(ctx context.Context, hash []byte, now time.Time) (*RefreshToken, *Grant, *UpstreamSession, error)
+}
+
+// MatchFlowEvent reports whether e matches every set field of f but Since
+// and Limit, as ListFlowEvents selects attempts: for stores that filter in
+// Go rather than in a query.
+func MatchFlowEvent(e *FlowEvent, f FlowFilter) bool {
+	switch {
+	case f.ClientID != "" && e.ClientID != f.ClientID,
+		f.UserID != "" && e.UserID != f.UserID:
+		return false
+	case f.Outcome == "failed":
+		return e.Outcome != "ok"
+	case f.Outcome != "":
+		return e.Outcome == f.Outcome
+	}
+	return true
 }

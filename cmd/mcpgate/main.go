@@ -3,7 +3,8 @@
 // and manages its keys: `mcpgate keys rotate [serve flags]`, `mcpgate keys
 // new-secret`, and its store's users, clients and grants: `mcpgate users
 // add|list|passwd|disable`, `mcpgate clients list|remove`, `mcpgate grants
-// list|revoke` (admin.go).
+// list|revoke` (admin.go), and shows the flow debugger's authorization
+// attempts: `mcpgate flows` (flows.go).
 package main
 
 import (
@@ -37,6 +38,8 @@ func run(args []string) int {
 		return keys(args[1:])
 	case "users", "clients", "grants":
 		return admin(args[0], args[1:])
+	case "flows":
+		return flowsCmd(args[1:])
 	case "check":
 		return check(args[1:])
 	case "help", "-h", "--help":
@@ -64,7 +67,8 @@ func run(args []string) int {
 }
 
 const usage = "Usage: mcpgate serve [flags] | mcpgate check [serve flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n" +
-	"       mcpgate users|clients|grants … [serve flags] (mcpgate users -h)\n"
+	"       mcpgate users|clients|grants … [serve flags] (mcpgate users -h)\n" +
+	"       mcpgate flows [--client ID] [--user U] [--outcome O] [--since D] [--json] [serve flags] (mcpgate flows -h)\n"
 
 // load reads and checks the settings of serve (and of the commands that
 // use its store and key) from args and the environment. It returns nil and

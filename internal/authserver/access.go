@@ -128,12 +128,15 @@ func (s *Server) refusal(user identity.User, resource string) string {
 // log names the rule. Nothing is remembered for the account: no consent,
 // and finishLogin starts no browser session, which would hold the browser
 // to the refused account.
-func (s *Server) admitted(w http.ResponseWriter, issuer string, req *store.AuthRequest, user identity.User) bool {
+func (s *Server) admitted(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User) bool {
 	rule := s.refusal(user, req.Resource)
 	if rule == "" {
 		return true
 	}
 	s.log.Warn("access refused", "user", user.ID, "rule", rule, "client_id", req.ClientID, "resource", req.Resource)
+	note := noteOf(r.Context())
+	note.attemptOf(req.ID, req.ClientID, user.ID)
+	note.stop(oauth.AccessDenied, refusalReason(user, rule, req.Resource))
 	what := "this server"
 	if rule != "access" {
 		what = req.Resource

@@ -23,6 +23,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
+	note := noteOf(r.Context())
+	if note != nil {
+		note.params(r.Form, "redirect_uri", "resource", "scope", "prompt", "response_type")
+		note.pkce(r.Form)
+	}
 	client, redirectURI, ok := s.verifiedRedirect(w, r)
 	if !ok || s.overLimit(w, r, ratelimit.EndpointAuthorize, client) {
 		return
@@ -32,9 +37,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	fail := func(e error) { oauth.WriteRedirect(w, r, s.log, redirectURI, q.Get("state"), issuer, e) }
 	req, oerr := s.authRequest(issuer, client, redirectURI, q)
 	if oerr != nil {
+		if oerr.Code == oauth.InvalidTarget {
+			note.stop("", "resource "+q.Get("resource")+" is not served by this gateway; it serves: "+listed(s.servedResources(issuer)))
+		}
 		fail(oerr)
 		return
 	}
+	note.attemptOf(req.ID, client.ID, "")
 
 	// A logged-in browser whose user already approved this client for these
 	// scopes gets its code at once (DEP-2: consent is checked before any
@@ -42,6 +51,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	// goes to log in there again for this grant (RT-3).
 	ctx := r.Context()
 	sess := s.session(r, issuer)
+	note.user(userOf(sess).ID)
 	if sess != nil && !hasPrompt(q, "consent") {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
 		switch {
@@ -53,6 +63,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			if rule := s.refusal(sess.User, req.Resource); rule != "" && hasPrompt(q, "none") {
 				// No page may be shown: the refusal goes to the client.
 				s.log.Warn("access refused", "user", sess.User.ID, "rule", rule, "client_id", client.ID, "resource", req.Resource)
+				note.stop("", refusalReason(sess.User, rule, req.Resource))
 				fail(oauth.Errorf(oauth.AccessDenied, "this user is not allowed to use this resource"))
 				return
 			}
@@ -91,12 +102,15 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The application did not say who it is (client_id is missing).")
 		return nil, "", false
 	}
+	note := noteOf(r.Context())
+	note.client(clientID)
 	client, err := s.client(r.Context(), clientID)
 	var docErr *cimd.Error
 	switch {
 	case errors.As(err, &docErr):
 		// CIMD-9: the redirect URI cannot be verified: a page, no redirect.
 		s.log.Info("authorize: client metadata document refused", "client_id", truncate(clientID, 200), "err", err.Error())
+		note.documentRefused(clientID, docErr)
 		web.RenderError(w, s.log, http.StatusBadRequest, "This application could not be verified",
 			"Its client metadata document at "+truncate(clientID, 200)+" was refused: "+docErr.Reason+".")
 		return nil, "", false
@@ -106,6 +120,7 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 		return nil, "", false
 	case client == nil:
 		s.log.Info("authorize: unknown client", "client_id", truncate(clientID, 100), "reason", "not registered, deleted, or registered with another server")
+		note.stop(oauth.InvalidClient, unknownClientReason(clientID))
 		web.RenderError(w, s.log, http.StatusBadRequest, "Unknown application",
 			"This application is not registered with this server. It must register again: remove the server from the application and add it back.")
 		return nil, "", false
@@ -119,6 +134,7 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 	}
 	if !oauth.MatchRedirectURI(client.RedirectURIs, redirectURI) { // REDIR-1, REDIR-4, DEP-5
 		s.log.Info("authorize: redirect_uri not registered", "client_id", client.ID)
+		note.stop(oauth.InvalidRedirectURI, redirectReason(q, client.RedirectURIs))
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid redirect address",
 			"The address this application wants to send you back to is not one it registered. Nothing was sent to it.")
 		return nil, "", false
@@ -182,10 +198,16 @@ func (s *Server) authRequest(issuer string, client *store.Client, redirectURI st
 // refresh token of the login just made ("" if none), is kept with the grant
 // the code will create (RT-3).
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User, upstreamToken string) {
-	if !s.admitted(w, issuer, req, user) {
+	if !s.admitted(w, r, issuer, req, user) {
 		return
 	}
-	code, grantID := tokens.NewSecret(), tokens.NewID()
+	// The grant takes the request's id, so that the flow debugger finds
+	// its token and refresh steps in the attempt that began at /authorize.
+	// Both are random ids that nobody holds as a secret, and a request
+	// issues at most one code: it is taken from the store, or never
+	// stored, by the step that issues it.
+	code, grantID := tokens.NewSecret(), req.ID
+	noteOf(r.Context()).attemptOf(req.ID, req.ClientID, user.ID)
 	err := s.store.CreateCode(r.Context(), &store.Code{
 		Hash:          tokens.Hash(code),
 		ClientID:      req.ClientID,

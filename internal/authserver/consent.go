@@ -135,16 +135,20 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	issuer := s.site.Issuer(r)
 	id := r.PostForm.Get("request_id")
 	req, err := s.store.GetAuthRequest(ctx, id, s.now())
+	note := noteOf(ctx)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("consent: load request", "err", err)
 		}
+		note.stop("expired", "the authorization request expired (it lives 10 minutes) or was already used: the person must start again from the application")
 		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired",
 			"Go back to the application and start connecting again.")
 		return
 	}
+	note.attemptOf(req.ID, req.ClientID, "")
 	if !s.checkCSRF(r, issuer, "consent", req.ID) {
 		s.log.Warn("consent: CSRF check failed", "client_id", req.ClientID)
+		note.stop("refused", "the consent form was not posted from this browser's consent page (CSRF check failed)")
 		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this browser's consent page. Go back to the application and start again.")
 		return
@@ -159,6 +163,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("consent denied", "client_id", req.ClientID)
+		note.stop("", "the person denied the application on the consent page")
 		oauth.WriteRedirect(w, r, s.log, req.RedirectURI, req.State, issuer, oauth.Errorf(oauth.AccessDenied, "the user denied the request"))
 		return
 	case "allow":
@@ -168,6 +173,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sess := s.session(r, issuer)
+	note.user(userOf(sess).ID)
 	if con := s.rechecked(userOf(sess)); con != nil {
 		// The grant needs a login of its own at the provider, which
 		// decides who comes back (RT-3); the consent is recorded then, as
@@ -181,7 +187,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 			web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request was already used", "Go back to the application and start again.")
 			return
 		}
-		if !s.admitted(w, issuer, req, sess.User) {
+		if !s.admitted(w, r, issuer, req, sess.User) {
 			return
 		}
 		if err := s.rememberConsent(r, sess.User, req); err != nil {
@@ -232,7 +238,7 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 // or with one given on the page that named the browser's user, which
 // finishRelogin records only for that user (SEC-75).
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, issuer string, user identity.User, upstreamToken string, req *store.AuthRequest, kind flowKind) {
-	if !s.admitted(w, issuer, req, user) {
+	if !s.admitted(w, r, issuer, req, user) {
 		return
 	}
 	if kind != flowLogin {

@@ -82,15 +82,20 @@ func (s *Server) checkFlow(r *http.Request, issuer, state string) (hash []byte, 
 func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, connector, state string, arrived bool) (*store.AuthRequest, []byte, flowKind) {
 	hash, kind := s.checkFlow(r, issuer, state)
 	req, err := s.store.GetAuthRequestByUpstreamState(r.Context(), hash, s.now())
+	note := noteOf(r.Context())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("upstream: find request", "err", err)
 		}
+		note.stop("expired", "the sign-in link is unknown, expired (a request lives 10 minutes) or already used: the person must start again from the application")
 		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired or was already used",
 			"Go back to the application and start connecting again.")
 		return nil, nil, ""
 	}
+	note.attemptOf(req.ID, req.ClientID, "")
+	note.detail("connector", connector)
 	if kind == "" || !arrived {
+		note.stop("reconsent", "the sign-in link was opened in a browser that did not consent, or not from the consent page: the consent page was shown there again (SEC-1)")
 		s.log.Warn("sign-in link opened in a browser that did not consent, or not from its consent page: asking for consent there",
 			"client_id", req.ClientID, "connector", connector, "bound", kind != "")
 		s.restartConsent(w, r, issuer, req)

@@ -68,11 +68,14 @@ func hasControl(g string) bool {
 // bad name), with a link that takes access_denied to the client (its
 // redirect URI is verified by now), and the log says why. Nothing is
 // stored for the login: no code, no session, no upstream token.
-func (s *Server) groupsAdmitted(w http.ResponseWriter, issuer string, req *store.AuthRequest, user identity.User) bool {
+func (s *Server) groupsAdmitted(w http.ResponseWriter, r *http.Request, issuer string, req *store.AuthRequest, user identity.User) bool {
 	problem, attrs := s.groupsProblem(user)
 	if problem == "" {
 		return true
 	}
+	note := noteOf(r.Context())
+	note.attemptOf(req.ID, req.ClientID, user.ID)
+	note.stop(oauth.AccessDenied, "user "+user.ID+" is refused: "+problem+" (max_groups)")
 	s.log.Warn("login refused: the user's groups cannot be carried (max_groups)",
 		append([]any{"user", user.ID, "reason", problem, "client_id", req.ClientID}, attrs...)...)
 	data := web.Error{

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -99,10 +100,12 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, upstream.ErrInvalidCredentials) {
 			s.log.Error("login: connector failed", "connector", pc.ID(), "err", err)
 			msg = "Signing in failed. Try again later."
+			noteOf(r.Context()).stop(oauth.ServerError, "the sign-in at "+pc.ID()+" failed: "+err.Error())
 		} else {
 			// The connector knows whether the name is an account; here it
 			// may be a password typed into the wrong field (SEC-4).
 			s.log.Info("login failed", "connector", pc.ID(), "username", upstream.LogName(username, false))
+			noteOf(r.Context()).stop("refused", "wrong username or password at "+pc.ID()+"; the person may try again")
 		}
 		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, c, req, state, web.Login{Username: username, Error: msg})
 		return
@@ -115,10 +118,12 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 // kind. The caller has checked that this browser consented (SEC-1).
 func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, kind flowKind, login func() (identity.User, string, error)) {
 	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), stateHash, s.now())
+	note := noteOf(r.Context())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("upstream: take request", "err", err)
 		}
+		note.stop("expired", "the sign-in request expired (it lives 10 minutes) or was already used: the person must start again from the application")
 		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired or was already used",
 			"Go back to the application and start connecting again.")
 		return
@@ -141,10 +146,12 @@ func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer
 	user, upstreamToken, err := login()
 	if err != nil {
 		s.log.Info("upstream login failed", "connector", connector, "err", err.Error())
+		note.stop("", "the sign-in at "+connector+" failed: "+err.Error())
 		s.loginFailed(w, issuer, connector, req, err)
 		return
 	}
-	if !s.groupsAdmitted(w, issuer, req, user) { // SEC-70, SEC-71
+	note.attemptOf(req.ID, req.ClientID, user.ID)
+	if !s.groupsAdmitted(w, r, issuer, req, user) { // SEC-70, SEC-71
 		return
 	}
 	s.finishLogin(w, r, issuer, user, upstreamToken, req, kind)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -179,6 +180,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	req, oerr := DecodeRegistration(body)
 	if oerr != nil {
+		if note := noteOf(r.Context()); note != nil {
+			// What the client asked for, for the operator, as far as it
+			// reads as JSON.
+			var asked RegistrationRequest
+			if json.Unmarshal(body, &asked) == nil {
+				note.detail("client_name", asked.ClientName)
+				note.detail("redirect_uris", strings.Join(asked.RedirectURIs, " "))
+			}
+		}
 		oauth.WriteJSON(w, r, s.log, oerr)
 		return
 	}
@@ -206,6 +216,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("client registered", "client_id", c.ID, "client_name", c.Name, "auth_method", c.TokenEndpointAuthMethod, "application_type", c.ApplicationType)
+	if note := noteOf(r.Context()); note != nil {
+		note.client(c.ID)
+		note.detail("client_name", c.Name)
+		note.detail("redirect_uris", strings.Join(c.RedirectURIs, " "))
+	}
 	resp := RegistrationResponse{
 		ClientID:                c.ID,
 		ClientSecret:            secret,

@@ -35,6 +35,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	// refresh token never contains a dot, so each is looked up where it
 	// can be, whatever the hint says (§2.1 lets the server search further).
 	grantID, owner, kind, err := s.tokenGrant(r.Context(), s.site.Issuer(r), tok)
+	if grantID != "" {
+		noteOf(r.Context()).attemptOf(grantID, client.ID, "")
+	}
 	if err != nil {
 		oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
 		return

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -80,6 +81,9 @@ type Options struct {
 
 	// Metrics counts each step of the flow with its outcome; nil: none.
 	Metrics *metrics.Metrics
+	// Flows records each step of every attempt, with the reason it
+	// stopped, for the flow debugger; nil: none.
+	Flows *flows.Recorder
 
 	// RegistrationRate is the number of registrations per minute one client
 	// address may make (burst the same); default 20.

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -13,20 +14,34 @@ const stepToken = "token"
 // its outcome (Options.Metrics): "ok", the OAuth error code answered,
 // "rate_limited" for a 429 (its body's temporarily_unavailable would
 // hide an operator's limit among outages), "refused" for a page that said
-// no (a wrong password, a request from another site) or server_error. Without metrics h is served as it is.
+// no (a wrong password, a request from another site) or server_error; and
+// records it for the flow debugger (Options.Flows) with what the handler
+// noted (flowNote). Without either h is served as it is.
 func (s *Server) counted(step string, h http.HandlerFunc) http.HandlerFunc {
 	m := s.opts.Metrics
-	if m == nil {
+	if m == nil && s.opts.Flows == nil {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		sw := &stepWriter{ResponseWriter: w, status: http.StatusOK}
-		h(sw, r)
-		name := step
-		if step == stepToken {
-			name = tokenStep(r.PostForm.Get("grant_type"))
+		var note *flowNote
+		// Introspection is a resource server's question about a token,
+		// asked per request, not a step of a client's attempt.
+		if s.opts.Flows != nil && step != "introspect" {
+			note = &flowNote{}
+			r = r.WithContext(context.WithValue(r.Context(), flowNoteKey{}, note))
 		}
-		m.OAuthStep(name, sw.outcome())
+		h(sw, r)
+		if m != nil {
+			name := step
+			if step == stepToken {
+				name = tokenStep(r.PostForm.Get("grant_type"))
+			}
+			m.OAuthStep(name, sw.outcome())
+		}
+		if note != nil {
+			s.record(note, flowStep(step, r), sw)
+		}
 	}
 }
 
@@ -49,11 +64,19 @@ type stepWriter struct {
 	status int
 	wrote  bool
 	code   string // the OAuth error code, if one was answered
+	// description is the OAuth error's description, for the flow
+	// debugger.
+	description string
 }
 
-var _ oauth.ErrorNoter = (*stepWriter)(nil)
+var (
+	_ oauth.ErrorNoter            = (*stepWriter)(nil)
+	_ oauth.ErrorDescriptionNoter = (*stepWriter)(nil)
+)
 
 func (w *stepWriter) NoteOAuthError(code string) { w.code = code }
+
+func (w *stepWriter) NoteOAuthErrorDescription(d string) { w.description = d }
 
 func (w *stepWriter) WriteHeader(code int) {
 	if !w.wrote {

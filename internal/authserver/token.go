@@ -26,6 +26,7 @@ type TokenResponse struct {
 // token implements the token endpoint. Every answer is no-store (TOK-6).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	form, client, ok := s.clientRequest(w, r)
+	noteOf(r.Context()).params(r.PostForm, "grant_type", "redirect_uri", "resource", "scope")
 	if !ok || s.overLimit(w, r, ratelimit.EndpointToken, client) {
 		return
 	}
@@ -104,10 +105,13 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 	if id == "" {
 		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
 	}
+	note := noteOf(r.Context())
+	note.client(id)
 	client, err := s.client(r.Context(), id)
 	var docErr *cimd.Error
 	if errors.As(err, &docErr) {
 		s.log.Info("token: client metadata document refused", "client_id", truncate(id, 200), "err", err.Error())
+		note.documentRefused(id, docErr)
 		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "the client metadata document was refused: " + docErr.Reason}
 	}
 	if err != nil {
@@ -115,12 +119,14 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 	}
 	if client == nil {
 		s.log.Info("token: unknown client", "client_id", truncate(id, 100))
+		note.stop("", unknownClientReason(id))
 		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "unknown client: register again"}
 	}
 	if client.Public() {
 		return client, nil
 	}
 	if secret == "" || !tokens.Equal(string(tokens.Hash(secret)), string(client.SecretHash)) {
+		note.stop("", "the client secret is missing or wrong for this confidential client")
 		return nil, invalid
 	}
 	return client, nil

@@ -16,6 +16,7 @@ var errBadGrant = oauth.Errorf(oauth.InvalidGrant, "the authorization code is in
 
 // exchangeCode implements the authorization_code grant (OAuth 2.1 §4.1.3).
 func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.Client, form url.Values) (*TokenResponse, *oauth.Error) {
+	note := noteOf(ctx)
 	code, verifier := form.Get("code"), form.Get("code_verifier")
 	if code == "" || len(code) > 128 {
 		return nil, oauth.Errorf(oauth.InvalidRequest, "code is required")
@@ -27,6 +28,7 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	if raw := form.Get("resource"); raw != "" {
 		_, canon, ok := s.resourceFor(issuer, raw)
 		if !ok {
+			note.stop("", "resource "+raw+" is not served by this gateway; it serves: "+listed(s.servedResources(issuer)))
 			return nil, oauth.Errorf(oauth.InvalidTarget, "the resource is not served by this authorization server")
 		}
 		resource = canon
@@ -36,9 +38,12 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	case errors.Is(err, store.ErrCodeReused):
 		// PKCE-3: a replayed code revokes what it issued.
 		s.log.Warn("authorization code replayed: revoking its grant", "client_id", c.ClientID, "grant", c.GrantID)
+		note.attemptOf(c.GrantID, client.ID, c.User.ID)
+		note.stop("", "authorization code used a second time (replayed): the grant it created, "+c.GrantID+", is revoked and its tokens refused (PKCE-3)")
 		s.endReplayed(ctx, c)
 		return nil, errBadGrant
 	case errors.Is(err, store.ErrNotFound):
+		note.stop("", "authorization code expired or unknown: a code lives 60 s and is used once; it was redeemed too late, or never issued by this gateway (or its store was reset since)")
 		return nil, errBadGrant
 	case err != nil:
 		return nil, oauth.AsError(err)
@@ -53,8 +58,10 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	okRedirect := tokens.Equal(c.RedirectURI, redirect)
 	okPKCE := tokens.ValidVerifier(verifier) && tokens.Equal(tokens.S256(verifier), c.CodeChallenge) // PKCE-2
 	okResource := resource == "" || tokens.Equal(resource, c.Resource)
+	note.attemptOf(c.GrantID, client.ID, c.User.ID)
 	if !(okClient && okRedirect && okPKCE && okResource) {
 		s.log.Info("code exchange refused", "client_id", client.ID, "client_ok", okClient, "redirect_ok", okRedirect, "pkce_ok", okPKCE, "resource_ok", okResource)
+		note.stop("", codeMismatch(c, client.ID, redirect, resource, okClient, okRedirect, okPKCE, okResource))
 		return nil, errBadGrant
 	}
 

@@ -46,18 +46,25 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	now := s.now()
 	oldHash := tokens.Hash(old)
 	cur, grant, pre, err := s.readRefresh(ctx, oldHash, now)
+	note := noteOf(ctx)
+	if err == nil {
+		note.attemptOf(grant.ID, client.ID, grant.User.ID)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		note.stop("", "refresh token unknown or expired (or its grant was deleted, or the store reset): the client must authorize again")
 		return nil, errBadRefresh
 	case err != nil:
 		return nil, oauth.AsError(err)
 	case !grant.RevokedAt.IsZero():
+		note.stop("", "the refresh token's grant "+grant.ID+" was revoked at "+grant.RevokedAt.UTC().Format(time.RFC3339)+": the client must authorize again")
 		return nil, errBadRefresh
 	}
 	if !s.mayRefresh(ctx, client, grant) {
 		return nil, errBadRefresh
 	}
 	if resource != "" && resource != grant.Resource {
+		note.stop("", "the refresh token was issued for resource "+grant.Resource+", not "+resource)
 		return nil, oauth.Errorf(oauth.InvalidTarget, "the refresh token was not issued for this resource")
 	}
 	scopes, oerr := refreshScopes(grant, cur, requested)
@@ -97,15 +104,18 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 			// Rotated without a successor we can open (by an older version,
 			// or under another secret key): the pair cannot be repeated.
 			s.log.Warn("refresh token rotated moments ago, but its successor does not open", "client_id", client.ID, "grant", grant.ID, "err", err.Error())
+			note.stop("", "refresh token retried within the grace window, but the pair its rotation issued cannot be opened (another secret key?)")
 			return nil, errBadRefresh
 		}
 		s.log.Info("refresh token retried within the grace window: same tokens again", "client_id", client.ID, "grant", grant.ID)
 		return again, nil
 	case errors.Is(err, store.ErrRefreshReused):
 		s.log.Warn("refresh token reused: family revoked", "client_id", client.ID, "grant", grant.ID)
+		note.stop("", "refresh token reused after the grace window ("+s.opts.RefreshGrace.String()+"): family revoked (grant "+grant.ID+"); the client must authorize again")
 		s.opts.Revoked(grant.ID)
 		return nil, errBadRefresh
 	case errors.Is(err, store.ErrNotFound):
+		note.stop("", "refresh token expired, or its grant was revoked, while it was being used")
 		return nil, errBadRefresh
 	default:
 		return nil, oauth.AsError(err)
@@ -155,10 +165,12 @@ func refreshScopes(grant *store.Grant, cur *store.RefreshToken, requested []stri
 // left), who so loses access at their next refresh (RT-3).
 func (s *Server) mayRefresh(ctx context.Context, client *store.Client, grant *store.Grant) bool {
 	if !tokens.Equal(grant.ClientID, client.ID) {
+		noteOf(ctx).stop("", "refresh token of client "+grant.ClientID+" presented by client "+client.ID+": family revoked")
 		s.stolen(ctx, client, grant.ID, "refresh token presented by another client: family revoked")
 		return false
 	}
 	if rule := s.refusal(grant.User, grant.Resource); rule != "" {
+		noteOf(ctx).stop("", refusalReason(grant.User, rule, grant.Resource)+": grant ended")
 		s.log.Warn("refresh refused: the user is no longer allowed: grant ended", "user", grant.User.ID, "rule", rule, "client_id", client.ID, "grant", grant.ID)
 		s.endGrant(ctx, grant.ID)
 		return false
@@ -175,6 +187,7 @@ func (s *Server) refreshUser(ctx context.Context, client *store.Client, grant *s
 		return identity.User{}, oerr
 	}
 	if rule := s.refusal(user, grant.Resource); rule != "" {
+		noteOf(ctx).stop("", refusalReason(user, rule, grant.Resource)+": grant ended")
 		s.log.Warn("refresh refused: the user is no longer allowed: grant ended", "user", user.ID, "rule", rule, "client_id", client.ID, "grant", grant.ID)
 		s.endGrant(ctx, grant.ID)
 		return identity.User{}, errBadRefresh

@@ -99,9 +99,13 @@ type Config struct {
 	// Access says who may log in at all; a resource's access narrows it.
 	Access Access `yaml:"access" help:"who may log in: users (IDs like local:alice or github:583231), email_domains (verified emails only) and groups; one match lets a person in (default: everyone who can log in)"`
 
-	DisableCIMD    bool     `yaml:"disable_cimd" help:"refuse client_ids that are Client ID Metadata Document URLs"`
-	CIMDAllowHosts []string `yaml:"cimd_allow_hosts" flag:"cimd-allow-host" arg:"HOST" help:"TESTING ONLY: a host whose client metadata documents may be on a loopback or private address (repeatable)"`
-	CIMDTestCAFile string   `yaml:"cimd_test_ca_file" arg:"FILE" help:"TESTING ONLY: trust this PEM CA when fetching client metadata documents"`
+	DisableCIMD bool `yaml:"disable_cimd" help:"refuse client_ids that are Client ID Metadata Document URLs"`
+	// DisableFlowDebugger stops recording authorization attempts for the
+	// flow debugger (mcpgate flows, the admin console); what is stored
+	// stays readable until housekeeping removes it.
+	DisableFlowDebugger bool     `yaml:"disable_flow_debugger" help:"record no authorization attempts for the flow debugger (mcpgate flows, /admin/flows)"`
+	CIMDAllowHosts      []string `yaml:"cimd_allow_hosts" flag:"cimd-allow-host" arg:"HOST" help:"TESTING ONLY: a host whose client metadata documents may be on a loopback or private address (repeatable)"`
+	CIMDTestCAFile      string   `yaml:"cimd_test_ca_file" arg:"FILE" help:"TESTING ONLY: trust this PEM CA when fetching client metadata documents"`
 }
 
 // Resource is one protected MCP endpoint of the file's resources list.

@@ -18,6 +18,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 	g := mcpgate.Config{
 		PublicURL:       c.PublicURL,
 		DisableCIMD:     c.DisableCIMD,
+		RecordFlows:     !c.DisableFlowDebugger,
 		CIMDAllowHosts:  c.CIMDAllowHosts,
 		AllowedOrigins:  c.AllowedOrigins,
 		AccessTokenTTL:  time.Duration(c.AccessTokenTTL),

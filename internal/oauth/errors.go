@@ -107,9 +107,20 @@ type ErrorNoter interface {
 	NoteOAuthError(code string)
 }
 
+// ErrorDescriptionNoter is an ErrorNoter that wants the description
+// answered too: the flow debugger records it as the reason of a step that
+// names none of its own. A description is written for the client, so it
+// holds no internal detail and no secret.
+type ErrorDescriptionNoter interface {
+	NoteOAuthErrorDescription(description string)
+}
+
 func noteError(w http.ResponseWriter, e *Error) {
 	if n, ok := w.(ErrorNoter); ok {
 		n.NoteOAuthError(e.Code)
+	}
+	if n, ok := w.(ErrorDescriptionNoter); ok {
+		n.NoteOAuthErrorDescription(e.Description)
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -29,8 +31,12 @@ type Options struct {
 	// Metrics counts every check by outcome (the Check* constants); nil:
 	// none.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Flows records, for the flow debugger, the tokens refused because
+	// they are for another resource, lack a scope or were revoked: the
+	// refusals a client cannot recover from by refreshing. Nil: none.
+	Flows  *flows.Recorder
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Guard protects one resource.
@@ -145,9 +151,16 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token is invalid or expired", Scopes: g.advertised}, CheckExpired
 	}
 	if g.opts.Denylist != nil && g.opts.Denylist.Denied(v.grant) {
+		if g.opts.Flows != nil {
+			g.refused(issuer, v, CheckRevoked, "the access token's grant "+v.grant+" was revoked: the client must authorize again")
+		}
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: "the access token was revoked", Scopes: g.advertised}, CheckRevoked
 	}
 	if !v.scopesOK {
+		if g.opts.Flows != nil {
+			g.refused(issuer, v, CheckInsufficientScope, "the access token lacks a scope "+issuer+g.opts.Resource.Path+" requires: it needs "+
+				strings.Join(g.opts.Resource.Scopes, " ")+" and carries "+strings.Join(v.info.Scopes, " "))
+		}
 		return nil, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope, ErrorDescription: "the access token lacks a required scope", Scopes: g.advertised}, CheckInsufficientScope
 	}
 	return v, 0, oauth.Challenge{}, CheckOK
@@ -186,6 +199,13 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 			desc = "the access token could not be checked"
 		}
 		g.opts.Logger.Info("token refused", "reason", err.Error(), "path", r.URL.Path)
+		var aud *tokens.AudienceError
+		if g.opts.Flows != nil && errors.As(err, &aud) {
+			g.opts.Flows.Record(flows.Event{Attempt: aud.GrantID, ClientID: aud.ClientID, UserID: aud.Subject, Step: flows.StepResource,
+				Outcome: CheckWrongAudience, Details: map[string]string{"resource_requested": issuer + g.opts.Resource.Path},
+				Reason: "the access token was issued for " + strings.Join(aud.Audience, ", ") + ", not " + issuer + g.opts.Resource.Path +
+					": the client must ask for a token for this resource (the resource parameter, RFC 8707)"})
+		}
 		return nil, http.StatusUnauthorized, oauth.Challenge{Error: oauth.InvalidToken, ErrorDescription: desc, Scopes: g.advertised}, refusal(err)
 	}
 	caller := &identity.Caller{
@@ -225,4 +245,14 @@ func (g *Guard) originAllowed(r *http.Request, issuer string) bool {
 		return false
 	}
 	return (u.Scheme == "http" || u.Scheme == "https") && oauth.IsLoopbackHost(u.Hostname())
+}
+
+// refused records a token check the client cannot pass by refreshing.
+func (g *Guard) refused(issuer string, v *verified, outcome, reason string) {
+	e := flows.Event{Attempt: v.grant, Step: flows.StepResource, Outcome: outcome, Reason: reason,
+		Details: map[string]string{"resource_requested": issuer + g.opts.Resource.Path}}
+	if c, ok := v.info.Extra[identity.TokenInfoKey].(*identity.Caller); ok {
+		e.ClientID, e.UserID = c.ClientID, c.User.ID
+	}
+	g.opts.Flows.Record(e)
 }

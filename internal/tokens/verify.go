@@ -27,6 +27,23 @@ var (
 	ErrWrongAudience = errors.New("wrong audience")
 )
 
+// AudienceError is the error of a token whose signature and issuer are
+// good but whose audience is another resource (RES-3): it says, for the
+// flow debugger, which resources the token names and whose it is. It
+// matches ErrInvalidToken and ErrWrongAudience.
+type AudienceError struct {
+	Audience []string
+	ClientID string
+	Subject  string
+	GrantID  string
+}
+
+func (e *AudienceError) Error() string {
+	return ErrInvalidToken.Error() + ": " + ErrWrongAudience.Error()
+}
+
+func (e *AudienceError) Unwrap() []error { return []error{ErrInvalidToken, ErrWrongAudience} }
+
 // MaxTokenSize bounds the tokens Verify will parse. Ours are well under 2
 // KiB even with many groups.
 const MaxTokenSize = 8 << 10
@@ -74,7 +91,7 @@ func (k *Keyset) Verify(token, issuer, audience string, now time.Time) (*Claims,
 	case w.Issuer != issuer:
 		return nil, invalid("wrong issuer")
 	case !slices.Contains(w.Audience, audience):
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrWrongAudience) // RES-3
+		return nil, &AudienceError{Audience: w.Audience, ClientID: w.ClientID, Subject: w.Subject, GrantID: w.GrantID} // RES-3
 	}
 	return w.claims(audience), nil
 }

@@ -36,6 +36,11 @@ type Store struct {
 	users    map[string]*store.LocalUser
 	keys     []*store.SigningKey // insertion order; sorted on read
 	rates    map[rateKey]*rateCounter
+
+	// The flow debugger's events, in append order, under a lock of their
+	// own: recording never waits behind the flow it records.
+	flowMu sync.Mutex
+	flows  []store.FlowEvent
 }
 
 type rateKey struct {

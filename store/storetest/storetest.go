@@ -60,6 +60,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListGrantsLastIssued", testListGrantsLastIssued},
 		{"SEC-93_DisableLocalUser", testDisableLocalUser},
 		{"OddKeysNotFound", testOddKeysNotFound},
+		{"SEC-114_FlowEvents", testFlowEvents},
+		{"SEC-114_DeleteFlowEvents", testDeleteFlowEvents},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}

@@ -1,0 +1,453 @@
+package mcpgate_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// The flow debugger's tests: each drives a real failure through the
+// gateway and reads back, from the store, the reason the attempt stopped
+// (SEC-117), and checks that none of the flow's secrets was recorded
+// (SEC-113).
+
+func withFlows(c *mcpgateConfig) { c.RecordFlows = true }
+
+// flowEvent waits for the recorder to have written an event of step
+// with outcome, and returns it with every event recorded so far.
+func (g *gw) flowEvent(step, outcome string) (store.FlowEvent, []store.FlowEvent) {
+	g.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all, err := g.store.ListFlowEvents(context.Background(), store.FlowFilter{})
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		for _, e := range all {
+			if e.Step == step && e.Outcome == outcome {
+				return e, all
+			}
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("no %s event with outcome %s recorded within 30 s; recorded: %+v", step, outcome, all)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// noSecrets fails if any event holds one of secrets (SEC-113).
+func noSecrets(t *testing.T, events []store.FlowEvent, secrets ...string) {
+	t.Helper()
+	for _, e := range events {
+		s := fmt.Sprintf("%+v", e)
+		for _, secret := range secrets {
+			if secret != "" && strings.Contains(s, secret) {
+				t.Errorf("SEC-113: a secret (%.6s…) was recorded: %s", secret, s)
+			}
+		}
+	}
+}
+
+func wantReason(t *testing.T, e store.FlowEvent, want string) {
+	t.Helper()
+	if e.Reason != want {
+		t.Errorf("reason:\n got %q\nwant %q", e.Reason, want)
+	}
+}
+
+func wantReasonPrefix(t *testing.T, e store.FlowEvent, want string) {
+	t.Helper()
+	if !strings.HasPrefix(e.Reason, want) {
+		t.Errorf("reason:\n got %q\nwant it to start with %q", e.Reason, want)
+	}
+}
+
+// The secrets of a flow that went as far as a code: every one a test
+// can hold.
+func flowSecrets(a *authRequest, code string, more ...string) []string {
+	return append([]string{a.Verifier, tokens.S256(a.Verifier), a.State, code, testPassword}, more...)
+}
+
+// SEC-117: the successful flow's timeline, every step ok, in one attempt
+// from /authorize to the refresh, and no secret in it.
+func TestSEC117_SuccessfulFlowTimeline(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Scope = "mcp offline_access"
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	_, next := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if next.AccessToken == "" {
+		t.Fatalf("refresh failed: %+v", next)
+	}
+	e, all := g.flowEvent("token_refresh", "ok")
+	var steps []string
+	for _, x := range all {
+		if x.Attempt == e.Attempt {
+			steps = append(steps, x.Step+":"+x.Outcome)
+			if x.ClientID != c.ClientID {
+				t.Errorf("step %s names client %q, want %q", x.Step, x.ClientID, c.ClientID)
+			}
+		}
+	}
+	if got := strings.Join(steps, " "); got != "authorize:ok consent:ok login:ok token_code:ok token_refresh:ok" {
+		t.Errorf("the attempt's steps: %s, want authorize, consent, login, token_code, token_refresh, all ok", got)
+	}
+	if e.UserID != "local:"+testUser {
+		t.Errorf("user %q, want local:%s", e.UserID, testUser)
+	}
+	auth, _ := g.flowEvent("authorize", "ok")
+	for k, want := range map[string]string{"redirect_uri": redirectURI, "resource": g.url + "/mcp", "scope": "mcp offline_access", "pkce": "S256"} {
+		if auth.Details[k] != want {
+			t.Errorf("authorize detail %s = %q, want %q", k, auth.Details[k], want)
+		}
+	}
+	reg, _ := g.flowEvent("register", "ok")
+	if reg.ClientID != c.ClientID || reg.Details["redirect_uris"] != redirectURI {
+		t.Errorf("register event: %+v", reg)
+	}
+	noSecrets(t, all, flowSecrets(a, code, tok.AccessToken, tok.RefreshToken, next.AccessToken, next.RefreshToken)...)
+}
+
+// SEC-117: a redirect URI the client did not register.
+func TestSEC117_UnregisteredRedirectURI(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Redirect = "http://127.0.0.1:33419/cb"
+	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 {
+		t.Fatalf("/authorize: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("authorize", "invalid_redirect_uri")
+	wantReason(t, e, "redirect_uri http://127.0.0.1:33419/cb is not registered for this client; registered: "+redirectURI)
+	if e.ClientID != c.ClientID || e.Details["redirect_uri"] != a.Redirect {
+		t.Errorf("event: %+v", e)
+	}
+	noSecrets(t, all, flowSecrets(a, "")...)
+}
+
+// SEC-117: a client whose registration the gateway lost (here: another
+// gateway with a fresh store, as after a store reset).
+func TestSEC117_LostRegistration(t *testing.T) {
+	old := newGateway(t)
+	c := old.register(nil)
+	g := newGateway(t, withFlows)
+	a := g.newAuth(c.ClientID)
+	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 {
+		t.Fatalf("/authorize: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("authorize", "invalid_client")
+	wantReasonPrefix(t, e, "client_id "+c.ClientID+" is not registered here: the registration was lost")
+	if !strings.Contains(e.Reason, "must register again") {
+		t.Errorf("reason does not say what to do: %q", e.Reason)
+	}
+	noSecrets(t, all, flowSecrets(a, "")...)
+}
+
+// SEC-117: a metadata document that cannot be fetched.
+func TestSEC117_MetadataDocumentUnreachable(t *testing.T) {
+	docs := newDocHost(t)
+	g := newGateway(t, withFlows, withDocHost(docs))
+	id := "https://127.0.0.1:1/client.json" // nothing listens on port 1
+	a := g.newAuth(id)
+	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 {
+		t.Fatalf("/authorize: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("metadata_document", "invalid_client")
+	wantReasonPrefix(t, e, "the metadata document at "+id+" was refused: the application's client metadata document could not be fetched (")
+	if !strings.Contains(e.Reason, "refused") || e.Details["metadata_document"] != id {
+		t.Errorf("event: %+v", e)
+	}
+	noSecrets(t, all, flowSecrets(a, "")...)
+}
+
+// SEC-117: a metadata document that answers, but is not valid: the
+// reason says what is wrong with it.
+func TestSEC117_MetadataDocumentInvalid(t *testing.T) {
+	docs := newDocHost(t)
+	g := newGateway(t, withFlows, withDocHost(docs))
+	id := docs.put("/no-name.json", map[string]any{"redirect_uris": []string{redirectURI}})
+	a := g.newAuth(id)
+	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 {
+		t.Fatalf("/authorize: %d, want 400", resp.StatusCode)
+	}
+	e, _ := g.flowEvent("metadata_document", "invalid_client")
+	wantReason(t, e, "the metadata document at "+id+" was refused: the document has no client_name")
+
+	missing := docs.srv.URL + "/missing.json"
+	resp, _ := g.postForm(g.url+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {"c0de"}, "client_id": {missing}, "code_verifier": {a.Verifier}})
+	if resp.StatusCode != 401 {
+		t.Fatalf("/token: %d, want 401", resp.StatusCode)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all, _ := g.store.ListFlowEvents(context.Background(), store.FlowFilter{ClientID: missing})
+		if len(all) == 1 {
+			wantReason(t, all[0], "the metadata document at "+missing+" was refused: the client metadata URL answered HTTP 404 instead of 200")
+			if all[0].Step != "metadata_document" || all[0].Details["grant_type"] != "authorization_code" {
+				t.Errorf("event at /token: %+v", all[0])
+			}
+			noSecrets(t, all, a.Verifier, "c0de")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event for the document at /token within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SEC-117: a code exchanged with another PKCE verifier.
+func TestSEC117_PKCEMismatch(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	right := a.Verifier
+	a.Verifier = strings.Repeat("w", 50)
+	if resp, _ := g.exchange(a, code); resp.StatusCode != 400 {
+		t.Fatalf("/token: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("token_code", "invalid_grant")
+	wantReason(t, e, "PKCE code_verifier does not match the code_challenge sent to /authorize; the code is spent: the client must start again")
+	if e.UserID != "local:"+testUser || e.ClientID != c.ClientID {
+		t.Errorf("event: %+v", e)
+	}
+	if steps := stepsOf(all, e.Attempt); steps != "authorize:ok consent:ok login:ok token_code:invalid_grant" {
+		t.Errorf("the attempt: %s, want every step from authorize to the failed token_code", steps)
+	}
+	noSecrets(t, all, flowSecrets(a, code, right)...)
+}
+
+func stepsOf(all []store.FlowEvent, attempt string) string {
+	var steps []string
+	for _, e := range all {
+		if e.Attempt == attempt {
+			steps = append(steps, e.Step+":"+e.Outcome)
+		}
+	}
+	return strings.Join(steps, " ")
+}
+
+// SEC-117: a code redeemed after its 60 s.
+func TestSEC117_ExpiredCode(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	g.clock.Advance(61 * time.Second)
+	if resp, _ := g.exchange(a, code); resp.StatusCode != 400 {
+		t.Fatalf("/token: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("token_code", "invalid_grant")
+	wantReasonPrefix(t, e, "authorization code expired or unknown: a code lives 60 s and is used once; it was redeemed too late")
+	noSecrets(t, all, flowSecrets(a, code)...)
+}
+
+// SEC-117: a code redeemed twice.
+func TestSEC117_CodeReplay(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	if resp, _ := g.exchange(a, code); resp.StatusCode != 400 {
+		t.Fatalf("second /token: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("token_code", "invalid_grant")
+	wantReason(t, e, "authorization code used a second time (replayed): the grant it created, "+e.Attempt+
+		", is revoked and its tokens refused (PKCE-3)")
+	if steps := stepsOf(all, e.Attempt); !strings.HasSuffix(steps, "token_code:ok token_code:invalid_grant") {
+		t.Errorf("the attempt: %s, want the good exchange then the replay", steps)
+	}
+	noSecrets(t, all, flowSecrets(a, code, tok.AccessToken, tok.RefreshToken)...)
+}
+
+// SEC-117: a rotated refresh token used again after the grace window.
+func TestSEC117_RefreshReuse(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, a, tok := g.fullFlow()
+	_, next := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if next.RefreshToken == "" {
+		t.Fatalf("first refresh: %+v", next)
+	}
+	g.clock.Advance(31 * time.Second)
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("reuse: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("token_refresh", "invalid_grant")
+	wantReason(t, e, "refresh token reused after the grace window (30s): family revoked (grant "+e.Attempt+"); the client must authorize again")
+	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken, next.AccessToken, next.RefreshToken)...)
+}
+
+// SEC-117: a token for one resource presented at another, and a resource
+// /authorize does not serve.
+func TestSEC117_WrongResource(t *testing.T) {
+	g := newGateway(t, withFlows, func(c *mcpgateConfig) {
+		c.Resources = []mcpgate.Resource{{Path: "/mcp"}, {Path: "/github/mcp", Scopes: []string{"repo:read"}}}
+	})
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Resource = g.url + "/github/mcp"
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 401 {
+		t.Fatalf("a /github/mcp token at /mcp: %d, want 401", resp.StatusCode)
+	}
+	e, all := g.flowEvent("resource", "wrong_audience")
+	wantReason(t, e, "the access token was issued for "+g.url+"/github/mcp, not "+g.url+
+		"/mcp: the client must ask for a token for this resource (the resource parameter, RFC 8707)")
+	if e.ClientID != c.ClientID || e.UserID != "local:"+testUser {
+		t.Errorf("event: %+v", e)
+	}
+	if steps := stepsOf(all, e.Attempt); !strings.HasPrefix(steps, "authorize:ok") || !strings.HasSuffix(steps, "resource:wrong_audience") {
+		t.Errorf("the refused token is not in its attempt: %s", steps)
+	}
+	noSecrets(t, all, flowSecrets(a, code, tok.AccessToken, tok.RefreshToken)...)
+
+	b := g.newAuth(c.ClientID)
+	b.Resource = "http://127.0.0.1:1/elsewhere"
+	if resp, _ := g.get(b.URL()); resp.StatusCode != 302 {
+		t.Fatalf("/authorize with an unserved resource: %d, want 302 with invalid_target", resp.StatusCode)
+	}
+	e, all = g.flowEvent("authorize", "invalid_target")
+	wantReason(t, e, "resource http://127.0.0.1:1/elsewhere is not served by this gateway; it serves: "+g.url+"/mcp, "+g.url+"/github/mcp")
+	noSecrets(t, all, flowSecrets(b, "")...)
+}
+
+// SEC-117: a token without a scope the resource requires.
+func TestSEC117_InsufficientScope(t *testing.T) {
+	g := newGateway(t, withFlows, func(c *mcpgateConfig) { c.Scopes = []string{"mcp", "mcp:write"} })
+	c, a, tok := g.fullFlow()
+	_, narrow := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"scope": {"mcp"}})
+	if resp, _ := g.mcpInitialize(g.url, narrow.AccessToken); resp.StatusCode != 403 {
+		t.Fatalf("narrow token: %d, want 403", resp.StatusCode)
+	}
+	e, all := g.flowEvent("resource", "insufficient_scope")
+	wantReason(t, e, "the access token lacks a scope "+g.url+"/mcp requires: it needs mcp mcp:write and carries mcp")
+	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken, narrow.AccessToken, narrow.RefreshToken)...)
+}
+
+// SEC-117: a user the access rules keep out, at login.
+func TestSEC117_AccessPolicyRefusal(t *testing.T) {
+	g := newGateway(t, withFlows, func(c *mcpgateConfig) { c.Access = mcpgate.Access{Users: []string{"local:bob"}} })
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	b := browser.New(testUser, testPassword)
+	if _, _, _, err := b.Authorize(context.Background(), a.URL(), a.Redirect); err == nil {
+		t.Fatal("a refused user got a code")
+	}
+	e, all := g.flowEvent("login", "access_denied")
+	wantReason(t, e, "user local:"+testUser+" is refused by the access rules (access): not a listed user, email domain or group")
+	if steps := stepsOf(all, e.Attempt); steps != "authorize:ok consent:ok login:access_denied" {
+		t.Errorf("the attempt: %s", steps)
+	}
+	noSecrets(t, all, flowSecrets(a, "")...)
+}
+
+// SEC-115: recording adds no store call to a request: a whole flow, and
+// a refused /authorize, make the same store calls with the flow debugger
+// on as off; the recorder's batched writes, from its own goroutine, are
+// the only ones it adds.
+func TestSEC115_RecordingAddsNoStoreCall(t *testing.T) {
+	run := func(record bool) ([]string, *watchedStore) {
+		ws := &watchedStore{}
+		g := newGateway(t, func(c *mcpgateConfig) { c.RecordFlows = record; ws.inner = c.Store; c.Store = ws })
+		c := g.register(nil)
+		bad := g.newAuth(c.ClientID)
+		bad.Redirect = "http://127.0.0.1:33419/cb"
+		ws.armed.Store(true)
+		g.get(bad.URL())
+		a := g.newAuth(c.ClientID)
+		a.Scope = "mcp offline_access"
+		code, b := g.login(a)
+		_, tok := g.exchange(a, code)
+		g.refresh(c.ClientID, tok.RefreshToken, nil)
+		// Again in the same browser: its session and consent give a code
+		// at once.
+		again := g.newAuth(c.ClientID)
+		if _, _, _, err := b.Authorize(context.Background(), again.URL(), again.Redirect); err != nil {
+			t.Fatalf("second authorization: %v", err)
+		}
+		ws.armed.Store(false)
+		if record {
+			g.flowEvent("token_refresh", "ok")
+		}
+		return ws.seen(), ws
+	}
+	off, _ := run(false)
+	on, ws := run(true)
+	if strings.Join(on, " ") != strings.Join(off, " ") {
+		t.Errorf("store calls of a flow with the flow debugger on:\n%v\nwith it off:\n%v", on, off)
+	}
+	if ws.flowAppends.Load() == 0 {
+		t.Error("the events were not written through the store")
+	}
+}
+
+// SEC-114: housekeeping deletes events older than 24 hours.
+func TestSEC114_HousekeepingBoundsFlowEvents(t *testing.T) {
+	g := newGateway(t, withFlows)
+	g.register(nil)
+	g.flowEvent("register", "ok")
+	g.clock.Advance(24*time.Hour + time.Minute)
+	if err := g.gw.Housekeeping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := g.store.ListFlowEvents(context.Background(), store.FlowFilter{}); len(all) != 0 {
+		t.Fatalf("%d events older than 24 h left after housekeeping", len(all))
+	}
+}
+
+// SEC-117: introspection, a resource server's question asked per request,
+// is no step of a client's attempt and is not recorded; a revocation is,
+// in the attempt of its grant.
+func TestSEC117_IntrospectionNotRecorded(t *testing.T) {
+	g := newGateway(t, withFlows, withResourceServer)
+	c, _, tok := g.fullFlow()
+	if resp, _ := g.resourceServer().post("/introspect", url.Values{"token": {tok.AccessToken}}); resp.StatusCode != 200 {
+		t.Fatalf("/introspect: %d", resp.StatusCode)
+	}
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	// The queue is written in order: once the revocation is in, so is
+	// anything recorded before it.
+	e, all := g.flowEvent("revoke", "ok")
+	for _, x := range all {
+		if x.Step == "introspect" {
+			t.Errorf("an introspection was recorded: %+v", x)
+		}
+	}
+	if steps := stepsOf(all, e.Attempt); !strings.HasPrefix(steps, "authorize:ok") || !strings.HasSuffix(steps, "token_code:ok revoke:ok") {
+		t.Errorf("the revocation is not in its grant's attempt: %s", steps)
+	}
+	noSecrets(t, all, tok.AccessToken, tok.RefreshToken, resourceServerSecret)
+}
+
+// SEC-117: an access token whose grant was revoked, refused at /mcp.
+func TestSEC117_RevokedTokenAtTheResource(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, a, tok := g.fullFlow()
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 401 {
+		t.Fatalf("a revoked grant's token at /mcp: %d, want 401", resp.StatusCode)
+	}
+	e, all := g.flowEvent("resource", "revoked")
+	wantReason(t, e, "the access token's grant "+e.Attempt+" was revoked: the client must authorize again")
+	if steps := stepsOf(all, e.Attempt); !strings.HasSuffix(steps, "token_code:ok revoke:ok resource:revoked") || e.UserID != "local:"+testUser {
+		t.Errorf("the attempt: %s, event %+v", steps, e)
+	}
+	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken)...)
+}

@@ -1,0 +1,77 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/flows"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream/local"
+)
+
+// FlowsCommand is `mcpgate flows [--client ID] [--user U] [--outcome O]
+// [--since DURATION] [--limit N] [--json] [serve flags]`: the flow
+// debugger's attempts from the store that serve uses, every replica's.
+type FlowsCommand struct {
+	ClientID string
+	// User is a user ID, or a local account's name.
+	User    string
+	Outcome string        // an outcome, or "failed" for any failure
+	Since   time.Duration // how far back; at most flows.Retention
+	Limit   int           // the most attempts, the latest; 0: 100
+	JSON    bool
+}
+
+// Flows prints the attempts cmd selects, one block each, its steps in
+// time order and how it ended last (or, with JSON, a list of
+// flows.AttemptView). It only reads the store.
+func Flows(ctx context.Context, cfg *config.Config, cmd FlowsCommand, stdout io.Writer) error {
+	dsn := cfg.StoreDSN()
+	if dsn == "memory" {
+		return errors.New("flows: the memory store lives inside one mcpgate serve: its flows are on its admin console")
+	}
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
+		}
+	}
+	if cmd.Since <= 0 || cmd.Since > flows.Retention {
+		cmd.Since = flows.Retention
+	}
+	if cmd.Limit <= 0 {
+		cmd.Limit = 100
+	}
+	user := cmd.User
+	if user != "" && !strings.Contains(user, ":") {
+		user = local.ID + ":" + user // a local account's name
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	events, err := st.ListFlowEvents(ctx, store.FlowFilter{ClientID: cmd.ClientID, UserID: user, Outcome: cmd.Outcome,
+		Since: time.Now().Add(-cmd.Since), Limit: cmd.Limit})
+	if err != nil {
+		return err
+	}
+	attempts := flows.Group(events)
+	if cmd.JSON {
+		views := []flows.AttemptView{}
+		for _, a := range attempts {
+			views = append(views, a.View())
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(views)
+	}
+	return flows.WriteText(stdout, attempts)
+}

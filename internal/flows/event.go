@@ -1,0 +1,95 @@
+package flows
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// Event is one step of an attempt (see store.FlowEvent).
+type Event = store.FlowEvent
+
+// The steps of an attempt, in the order a client meets them.
+const (
+	StepRegister         = "register"          // POST /register
+	StepMetadataDocument = "metadata_document" // a Client ID Metadata Document fetched at /authorize or /token
+	StepAuthorize        = "authorize"
+	StepConsent          = "consent"
+	StepLogin            = "login"    // a password login
+	StepCallback         = "callback" // an identity provider's redirect back
+	StepTokenCode        = "token_code"
+	StepTokenRefresh     = "token_refresh"
+	StepToken            = "token" // a token request of another or no grant type
+	StepRevoke           = "revoke"
+	StepResource         = "resource" // an access token refused at an MCP endpoint
+)
+
+// OutcomeOK is the outcome of a step that went through.
+const OutcomeOK = "ok"
+
+// Bounds of what is kept.
+const (
+	// Retention is how long the store keeps an event.
+	Retention = 24 * time.Hour
+	// MaxEvents is how many events the store keeps at most, the latest.
+	MaxEvents = 100_000
+	// MaxField is the longest string an event keeps, in bytes; a longer
+	// one is cut at a rune boundary and ends with "…".
+	MaxField = 512
+)
+
+// DetailKeys are the only details an event keeps: parameters of a step
+// that are never secret (SEC-113). A code, a code_verifier or
+// code_challenge, a token, a client_secret, a state, a password or a
+// cookie has no key here, so a caller that passes one loses it.
+var DetailKeys = map[string]bool{
+	"redirect_uri":       true, // as the request named it
+	"redirect_uris":      true, // as a registration or a metadata document named them
+	"resource":           true,
+	"scope":              true,
+	"pkce":               true, // the code_challenge_method, or "missing"
+	"prompt":             true,
+	"response_type":      true,
+	"grant_type":         true,
+	"client_name":        true,
+	"connector":          true, // the identity provider chosen
+	"metadata_document":  true, // the URL of a client's metadata document
+	"token_type_hint":    true,
+	"resource_requested": true, // the resource a refused token was presented at
+}
+
+// clean makes e fit for the store: details outside DetailKeys dropped,
+// every string copied and cut to MaxField, the time set if missing.
+func clean(e Event, now time.Time) Event {
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Attempt, e.ClientID, e.UserID = cut(e.Attempt), cut(e.ClientID), cut(e.UserID)
+	e.Step, e.Outcome, e.Reason = cut(e.Step), cut(e.Outcome), cut(e.Reason)
+	var d map[string]string
+	for k, v := range e.Details {
+		if DetailKeys[k] && v != "" {
+			if d == nil {
+				d = make(map[string]string, len(e.Details))
+			}
+			d[k] = cut(v)
+		}
+	}
+	e.Details = d
+	return e
+}
+
+// cut copies s, so that an event never keeps alive the request it was
+// taken from (a form value may be a slice of a whole request body).
+func cut(s string) string {
+	if len(s) <= MaxField {
+		return strings.Clone(s)
+	}
+	i := MaxField - len("…")
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return strings.Clone(s[:i]) + "…"
+}

@@ -1,0 +1,157 @@
+package flows
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// Appender is the part of store.Store a Recorder writes to.
+type Appender interface {
+	AppendFlowEvents(ctx context.Context, events []store.FlowEvent) error
+}
+
+// Options configure a Recorder. Store is required.
+type Options struct {
+	Store Appender
+	// Interval is how long an event waits at most before it is written,
+	// unless the store is slow; default 250 ms.
+	Interval time.Duration
+	// Batch is the most events one write carries; default 100.
+	Batch int
+	// Queue is the most events held in memory, waiting for their write;
+	// more are dropped and counted. Default 10,000.
+	Queue int
+	// WriteTimeout bounds one write; default 10 s.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Recorder queues events and writes them to the store in batches, from a
+// goroutine of its own, so that recording costs a request no store round
+// trip and never waits (SEC-115). A nil *Recorder records nothing.
+type Recorder struct {
+	opts    Options
+	queue   chan Event
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	dropped atomic.Uint64
+}
+
+// NewRecorder starts a Recorder; Close stops it.
+func NewRecorder(opts Options) *Recorder {
+	if opts.Interval <= 0 {
+		opts.Interval = 250 * time.Millisecond
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 100
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 10_000
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+// Record queues e; it never blocks. Details outside DetailKeys are
+// dropped (SEC-113). A full queue drops e and counts it.
+func (r *Recorder) Record(e Event) {
+	if r == nil {
+		return
+	}
+	select {
+	case r.queue <- clean(e, r.opts.Now()):
+	default:
+		r.dropped.Add(1)
+	}
+}
+
+// Dropped is how many events were dropped: the queue was full, or their
+// write failed.
+func (r *Recorder) Dropped() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.dropped.Load()
+}
+
+// Close writes what is queued and stops the Recorder; it returns ctx's
+// error if ctx ends first (what is still queued is then lost). Events
+// recorded after Close are dropped.
+func (r *Recorder) Close(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	r.once.Do(func() { close(r.stop) })
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Recorder) run() {
+	defer close(r.done)
+	batch := make([]Event, 0, r.opts.Batch)
+	tick := time.NewTicker(r.opts.Interval)
+	defer tick.Stop()
+	flush := func() {
+		if len(batch) > 0 {
+			r.write(batch)
+			batch = batch[:0]
+		}
+	}
+	for {
+		select {
+		case e := <-r.queue:
+			batch = append(batch, e)
+			if len(batch) == r.opts.Batch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-r.stop:
+			for {
+				select {
+				case e := <-r.queue:
+					batch = append(batch, e)
+					if len(batch) == r.opts.Batch {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// write stores one batch. A failure drops it: the flow debugger is a
+// diagnostic, and a retry would hold the queue behind a store that is
+// down.
+func (r *Recorder) write(batch []Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.WriteTimeout)
+	defer cancel()
+	if err := r.opts.Store.AppendFlowEvents(ctx, batch); err != nil {
+		r.dropped.Add(uint64(len(batch)))
+		r.opts.Logger.Warn("flow events not recorded", "count", len(batch), "err", err.Error())
+	}
+}

@@ -1,0 +1,175 @@
+package flows
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/memory"
+)
+
+// gatedStore holds every write until open is closed, and records the
+// batches it wrote.
+type gatedStore struct {
+	open    chan struct{}
+	mu      sync.Mutex
+	batches [][]store.FlowEvent
+}
+
+func (s *gatedStore) AppendFlowEvents(ctx context.Context, events []store.FlowEvent) error {
+	select {
+	case <-s.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batches = append(s.batches, append([]store.FlowEvent(nil), events...))
+	return nil
+}
+
+func (s *gatedStore) written() (batches, events int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.batches {
+		events += len(b)
+	}
+	return len(s.batches), events
+}
+
+// SEC-113: a detail outside the allowlist never reaches the store, and
+// every string is bounded.
+func TestSEC113_DetailsAllowlist(t *testing.T) {
+	st := memory.New()
+	r := NewRecorder(Options{Store: st})
+	r.Record(Event{Attempt: "a", Step: StepTokenCode, Outcome: "invalid_grant", ClientID: strings.Repeat("é", 600),
+		Details: map[string]string{
+			"code": "the-code", "code_verifier": "the-verifier", "code_challenge": "the-challenge",
+			"client_secret": "the-secret", "state": "the-state", "password": "the-password",
+			"refresh_token": "the-refresh", "access_token": "the-access", "cookie": "the-cookie",
+			"redirect_uri": "http://127.0.0.1:1/cb", "grant_type": "authorization_code",
+		}})
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ListFlowEvents(context.Background(), store.FlowFilter{})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ListFlowEvents: %v, %d events", err, len(got))
+	}
+	e := got[0]
+	if s := fmt.Sprintf("%+v", e); strings.Contains(s, "the-") {
+		t.Errorf("a secret was recorded: %s", s)
+	}
+	if len(e.Details) != 2 || e.Details["redirect_uri"] != "http://127.0.0.1:1/cb" || e.Details["grant_type"] != "authorization_code" {
+		t.Errorf("details = %v, want redirect_uri and grant_type only", e.Details)
+	}
+	if len(e.ClientID) > MaxField || !strings.HasSuffix(e.ClientID, "…") || !strings.HasPrefix(e.ClientID, "é") {
+		t.Errorf("client id not cut to %d bytes at a rune: %d bytes", MaxField, len(e.ClientID))
+	}
+	if e.Time.IsZero() {
+		t.Error("no time set")
+	}
+}
+
+// SEC-115: Record never waits for the store: with every write held, the
+// queue fills, the rest is dropped and counted, and the recording
+// goroutine carries on. Once the store answers, Close writes what was
+// queued, in batches of at most Batch, in order.
+func TestSEC115_RecordNeverBlocks(t *testing.T) {
+	st := &gatedStore{open: make(chan struct{})}
+	r := NewRecorder(Options{Store: st, Queue: 50, Batch: 10, Interval: time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 1000 {
+			r.Record(Event{Attempt: fmt.Sprint(i), Step: StepRegister, Outcome: OutcomeOK})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Record blocked behind a store that does not answer")
+	}
+	// One batch is taken by the writer, held at the store; the queue
+	// holds 50 more.
+	if d := r.Dropped(); d < 1000-50-10 || d > 1000-50 {
+		t.Errorf("dropped %d, want between %d and %d", d, 1000-50-10, 1000-50)
+	}
+	close(st.open)
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	batches, events := st.written()
+	if events != 1000-int(r.Dropped()) {
+		t.Errorf("wrote %d events, want the %d not dropped", events, 1000-r.Dropped())
+	}
+	prev := -1
+	for _, b := range st.batches {
+		if len(b) > 10 {
+			t.Errorf("a batch of %d events, more than Batch", len(b))
+		}
+		for _, e := range b {
+			var n int
+			fmt.Sscan(e.Attempt, &n)
+			if n <= prev {
+				t.Fatalf("event %d written after %d", n, prev)
+			}
+			prev = n
+		}
+	}
+	if batches == 0 {
+		t.Fatal("nothing written")
+	}
+	r.Record(Event{Attempt: "late"})
+	if _, after := st.written(); after != events {
+		t.Error("an event recorded after Close was written")
+	}
+}
+
+// SEC-115: an event is written within the interval, without Close; a
+// hundred at once go in one write.
+func TestRecorderWritesInBatchesWithinTheInterval(t *testing.T) {
+	st := &gatedStore{open: make(chan struct{})}
+	close(st.open)
+	r := NewRecorder(Options{Store: st, Interval: 20 * time.Millisecond, Queue: 1000})
+	defer r.Close(context.Background())
+	r.Record(Event{Attempt: "one"})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, n := st.written(); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a lone event was not written within 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 100 {
+		r.Record(Event{Attempt: fmt.Sprint(i)})
+	}
+	for {
+		if _, n := st.written(); n == 101 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a hundred events were not written within 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b, _ := st.written(); b > 3 {
+		t.Errorf("%d writes for 101 events, want at most 3 (batches of 100)", b)
+	}
+}
+
+// A nil Recorder records nothing and costs nothing.
+func TestNilRecorder(t *testing.T) {
+	var r *Recorder
+	r.Record(Event{Attempt: "x"})
+	if r.Dropped() != 0 || r.Close(context.Background()) != nil {
+		t.Fatal("nil recorder")
+	}
+}
