@@ -377,37 +377,37 @@ func TestMountAdminPage(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, `<form method="post"><input type="hidden" name="csrf_token" value="`+html.EscapeString(mcpgate.AdminFormToken(r))+`"></form>`+r.URL.Path)
 	})
-	if err := g.gw.MountAdminPage("/admin/flows", "Flows", h); err != nil {
+	if err := g.gw.MountAdminPage("/admin/extra", "Extra", h); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"/admin/flows", "/admin/users", "/admin", "/flows", "/admin/Flows", "/admin/a/b"} {
+	for _, bad := range []string{"/admin/extra", "/admin/flows", "/admin/users", "/admin", "/flows", "/admin/Flows", "/admin/a/b"} {
 		if err := g.gw.MountAdminPage(bad, "X", h); err == nil {
 			t.Errorf("MountAdminPage(%q): no error", bad)
 		}
 	}
-	if resp, _ := g.get(g.url + "/admin/flows?client=x"); resp.StatusCode != http.StatusSeeOther ||
-		resp.Header.Get("Location") != "/signin?return=%2Fadmin%2Fflows%3Fclient%3Dx" {
+	if resp, _ := g.get(g.url + "/admin/extra?client=x"); resp.StatusCode != http.StatusSeeOther ||
+		resp.Header.Get("Location") != "/signin?return=%2Fadmin%2Fextra%3Fclient%3Dx" {
 		t.Fatalf("the mounted page without a session: %d %q, want 303 to sign in", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp, _ := page(t, g.pageLogin(testUser, testPassword, "/account"), "GET", g.url+"/admin/flows", nil); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := page(t, g.pageLogin(testUser, testPassword, "/account"), "GET", g.url+"/admin/extra", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("SEC-111: alice at the mounted page: %d, want 403", resp.StatusCode)
 	}
-	admin := g.pageLogin("admin", testPassword, "/admin/flows")
-	resp, body := page(t, admin, "GET", g.url+"/admin/flows/one", nil)
-	if resp.StatusCode != 200 || !strings.HasSuffix(body, "/admin/flows/one") {
-		t.Fatalf("the admin at /admin/flows/one: %d %s", resp.StatusCode, body)
+	admin := g.pageLogin("admin", testPassword, "/admin/extra")
+	resp, body := page(t, admin, "GET", g.url+"/admin/extra/one", nil)
+	if resp.StatusCode != 200 || !strings.HasSuffix(body, "/admin/extra/one") {
+		t.Fatalf("the admin at /admin/extra/one: %d %s", resp.StatusCode, body)
 	}
 	framingRefused(t, "the mounted page", resp.Header)
-	if _, nav := page(t, admin, "GET", g.url+"/admin", nil); !strings.Contains(nav, `<a href="/admin/flows">Flows</a>`) {
+	if _, nav := page(t, admin, "GET", g.url+"/admin", nil); !strings.Contains(nav, `<a href="/admin/extra">Extra</a>`) {
 		t.Errorf("the console's navigation does not list the mounted page:\n%s", nav)
 	}
 	for _, token := range []string{"", "wrong"} {
-		if resp, _ := page(t, admin, "POST", g.url+"/admin/flows", url.Values{"csrf_token": {token}}); resp.StatusCode != http.StatusForbidden {
+		if resp, _ := page(t, admin, "POST", g.url+"/admin/extra", url.Values{"csrf_token": {token}}); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("SEC-108: a post to the mounted page with token %q: %d, want 403", token, resp.StatusCode)
 		}
 	}
 	// With the page's token, but posted from a page of another origin.
-	req, _ := http.NewRequest("POST", g.url+"/admin/flows", strings.NewReader(url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}.Encode()))
+	req, _ := http.NewRequest("POST", g.url+"/admin/extra", strings.NewReader(url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", "http://127.0.0.1:1")
 	resp, err := admin.Do(req)
@@ -421,7 +421,7 @@ func TestMountAdminPage(t *testing.T) {
 	if n := posted.Load(); n != 0 {
 		t.Fatalf("SEC-108: %d refused posts reached the mounted handler", n)
 	}
-	if resp, _ := page(t, admin, "POST", g.url+"/admin/flows", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != 200 || posted.Load() != 1 {
+	if resp, _ := page(t, admin, "POST", g.url+"/admin/extra", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != 200 || posted.Load() != 1 {
 		t.Errorf("a post with the page's token: %d, %d posts reached the handler; want 200 and 1", resp.StatusCode, posted.Load())
 	}
 }
@@ -445,5 +445,44 @@ func TestAdminGrantsPageBounded(t *testing.T) {
 	if resp.StatusCode != 200 || strings.Count(body, "data-grant=") != 500 || !strings.Contains(body, "The newest 500 of 501 grants") ||
 		!strings.Contains(body, `data-grant="grant-500"`) || strings.Contains(body, `data-grant="grant-000"`) {
 		t.Fatalf("/admin/grants with 501 grants: %d, %d rows; want the newest 500 and the total", resp.StatusCode, strings.Count(body, "data-grant="))
+	}
+}
+
+// The flow debugger's page is part of the admin console (SEC-111,
+// SEC-117): /admin/flows shows an administrator a failed attempt with its
+// reason, and is in the console's navigation; anyone else gets 403; and a
+// resource cannot take its path.
+func TestAdminConsoleShowsFlows(t *testing.T) {
+	g := newGateway(t, withFlows)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Redirect = "http://127.0.0.1:33419/cb"
+	if resp, _ := g.get(a.URL()); resp.StatusCode != 400 {
+		t.Fatalf("/authorize: %d, want 400", resp.StatusCode)
+	}
+	g.flowEvent("authorize", "invalid_redirect_uri")
+
+	alice := g.pageLogin(testUser, testPassword, "/admin")
+	if resp, _ := page(t, alice, "GET", g.url+"/admin/flows", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("SEC-111: alice at /admin/flows: %d, want 403", resp.StatusCode)
+	}
+	admin := g.pageLogin("admin", testPassword, "/admin")
+	if _, body := page(t, admin, "GET", g.url+"/admin", nil); !strings.Contains(body, `href="/admin/flows"`) {
+		t.Errorf("the console's navigation lacks /admin/flows:\n%s", body)
+	}
+	resp, body := page(t, admin, "GET", g.url+"/admin/flows?client="+url.QueryEscape(c.ClientID), nil)
+	framingRefused(t, "/admin/flows", resp.Header)
+	if want := "redirect_uri http://127.0.0.1:33419/cb is not registered for this client"; resp.StatusCode != 200 || !strings.Contains(body, want) {
+		t.Errorf("the admin at /admin/flows: %d, want %q in:\n%s", resp.StatusCode, want, body)
+	}
+
+	cfg := withStore(mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/admin/flows"}}})
+	if _, err := mcpgate.New(ctx, cfg); err == nil || !strings.Contains(err.Error(), "/admin/flows") {
+		t.Errorf("a resource at /admin/flows: %v, want an error naming the path", err)
 	}
 }

@@ -368,6 +368,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	as.Register(g.mux)
 	g.console = newConsole(&cfg, as, deny)
 	g.console.Register(g.mux)
+	if err := g.MountAdminPage(flowsPage, "Flows", g.FlowsHandler()); err != nil {
+		g.Close(ctx)
+		return nil, err
+	}
 	g.followKeys(keys, &cfg)
 	for i := range cfg.Resources {
 		if err := g.addResource(&cfg.Resources[i], i == 0, site, keys, &cfg); err != nil {
@@ -768,7 +772,10 @@ func derive(secret []byte, purpose string) []byte {
 }
 
 // Paths the authorization server and the gateway itself use.
-var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz", "/readyz"}
+var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register", "/revoke", "/introspect", "/jwks.json", "/healthz", "/readyz", flowsPage}
+
+// flowsPage is the admin console's page of the flow debugger.
+const flowsPage = "/admin/flows"
 
 func checkResourcePath(p string) error {
 	bad := !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/.well-known") || strings.HasPrefix(p, "/login/") ||
