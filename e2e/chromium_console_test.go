@@ -312,6 +312,7 @@ func TestChromiumAdminConsole(t *testing.T) {
 		{"/admin/users", `document.querySelector("table#local tr[data-user=bob]") && document.querySelector("table#seen tr[data-user='local:bob']")`},
 		{"/admin/clients", `[...document.querySelectorAll("table#clients tr[data-client]")].some(r => r.innerText.includes("go-sdk e2e"))`},
 		{"/admin/calls", `[...document.querySelectorAll("table#calls tbody tr")].some(r => r.innerText.includes("echo") && r.innerText.includes("local:bob") && r.innerText.includes("ok"))`},
+		{"/admin/flows", `[...document.querySelectorAll("section.ok")].some(s => s.innerText.includes("token_code") && s.innerText.includes("local:bob"))`},
 		{"/admin/grants", `document.querySelectorAll("table#grants tr[data-grant] button").length === 1`},
 	} {
 		path, want := page.path, page.want
