@@ -484,3 +484,26 @@ func TestAdminGrantsPageBounded(t *testing.T) {
 		t.Fatalf("/admin/grants with 501 grants: %d, %d rows; want the newest 500 and the total", resp.StatusCode, strings.Count(body, "data-grant="))
 	}
 }
+
+// The clients page shows the newest 500 registered clients and says how
+// many there are: anyone may register one at /register, and a store with
+// many makes no page without end.
+func TestAdminClientsPageBounded(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 501 {
+		c := &store.Client{ID: fmt.Sprintf("client-%03d", i), Name: "spam", RedirectURIs: []string{redirectURI},
+			TokenEndpointAuthMethod: "none", CreatedAt: g.clock.Now().Add(time.Duration(i) * time.Second)}
+		if err := g.store.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, body := page(t, g.pageLogin("admin", testPassword, "/admin/clients"), "GET", g.url+"/admin/clients", nil)
+	if resp.StatusCode != 200 || strings.Count(body, "data-client=") != 500 || !strings.Contains(body, "The newest 500 of 501 registered clients") ||
+		!strings.Contains(body, `data-client="client-500"`) || strings.Contains(body, `data-client="client-000"`) {
+		t.Fatalf("/admin/clients with 501 clients: %d, %d rows; want the newest 500 and the total", resp.StatusCode, strings.Count(body, "data-client="))
+	}
+}
