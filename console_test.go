@@ -174,6 +174,43 @@ func TestSEC109_AccountRevokeIsImmediate(t *testing.T) {
 	}
 }
 
+// SEC-109: revoking on the account page also forgets the person's
+// approval of the client, as the page says ("the application must ask
+// you again"): the client's next authorization in a browser still signed
+// in gets the consent page, not a code at once.
+func TestSEC109_AccountRevokeAsksAgain(t *testing.T) {
+	g := newGateway(t)
+	reg, _, _ := g.fullFlow()
+	c := g.pageLogin(testUser, testPassword, "/account")
+	// Approved before and signed in: the client gets its code at once.
+	resp, _ := page(t, c, "GET", g.newAuth(reg.ClientID).URL(), nil)
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, redirectURI+"?code=") {
+		t.Fatalf("authorization of an approved client: %d, Location %q; want a code at once", resp.StatusCode, loc)
+	}
+	_, body := page(t, c, "GET", g.url+"/account", nil)
+	for _, gr := range mustListGrants(t, g.store, "local:"+testUser) {
+		if gr.RevokedAt.IsZero() {
+			resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {gr.ID}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("revoke: %d, want 303", resp.StatusCode)
+			}
+		}
+	}
+	resp, body = page(t, c, "GET", g.newAuth(reg.ClientID).URL(), nil)
+	if resp.StatusCode != http.StatusOK || hiddenValue(body, "request_id") == "" {
+		t.Errorf("SEC-109: authorization after the revocation: %d, Location %q; want the consent page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func mustListGrants(t *testing.T, s store.Store, userID string) []*store.Grant {
+	t.Helper()
+	list, err := s.ListGrants(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
 // SEC-110: a person revokes only their own grants: another user's grant
 // id, posted with a valid form token, is answered 404 and stays live.
 func TestSEC110_OtherUsersGrantRefused(t *testing.T) {
@@ -484,5 +521,28 @@ func TestAdminConsoleShowsFlows(t *testing.T) {
 	cfg := withStore(mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/admin/flows"}}})
 	if _, err := mcpgate.New(ctx, cfg); err == nil || !strings.Contains(err.Error(), "/admin/flows") {
 		t.Errorf("a resource at /admin/flows: %v, want an error naming the path", err)
+	}
+}
+
+// The clients page shows the newest 500 registered clients and says how
+// many there are: anyone may register one at /register, and a store with
+// many makes no page without end.
+func TestAdminClientsPageBounded(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 501 {
+		c := &store.Client{ID: fmt.Sprintf("client-%03d", i), Name: "spam", RedirectURIs: []string{redirectURI},
+			TokenEndpointAuthMethod: "none", CreatedAt: g.clock.Now().Add(time.Duration(i) * time.Second)}
+		if err := g.store.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, body := page(t, g.pageLogin("admin", testPassword, "/admin/clients"), "GET", g.url+"/admin/clients", nil)
+	if resp.StatusCode != 200 || strings.Count(body, "data-client=") != 500 || !strings.Contains(body, "The newest 500 of 501 registered clients") ||
+		!strings.Contains(body, `data-client="client-500"`) || strings.Contains(body, `data-client="client-000"`) {
+		t.Fatalf("/admin/clients with 501 clients: %d, %d rows; want the newest 500 and the total", resp.StatusCode, strings.Count(body, "data-client="))
 	}
 }

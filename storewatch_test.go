@@ -107,6 +107,10 @@ func (s *watchedStore) GetConsent(ctx context.Context, userID, clientID string) 
 	s.saw("GetConsent")
 	return s.inner.GetConsent(ctx, userID, clientID)
 }
+func (s *watchedStore) DeleteConsent(ctx context.Context, userID, clientID string) error {
+	s.saw("DeleteConsent")
+	return s.inner.DeleteConsent(ctx, userID, clientID)
+}
 func (s *watchedStore) CreateCode(ctx context.Context, c *store.Code) error {
 	s.saw("CreateCode")
 	return s.inner.CreateCode(ctx, c)

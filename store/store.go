@@ -284,6 +284,10 @@ type Store interface {
 
 	PutConsent(ctx context.Context, c *Consent) error // insert or replace
 	GetConsent(ctx context.Context, userID, clientID string) (*Consent, error)
+	// DeleteConsent forgets userID's approval of clientID, so that the
+	// client's next authorization asks the person again (SEC-109); nil
+	// when there is none.
+	DeleteConsent(ctx context.Context, userID, clientID string) error
 
 	CreateCode(ctx context.Context, c *Code) error
 	// ConsumeCode marks the code used and returns it, atomically: of any

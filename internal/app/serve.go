@@ -308,6 +308,12 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
 		}
 	}
+	if cfg.GitHubClientID != "" && cfg.GitHubGroups && len(cfg.AdminGroups) > 0 {
+		// The providers share one namespace of groups (README, "Who may
+		// enter"), and anyone can create a GitHub organization (SEC-111).
+		out = append(out, fmt.Sprintf("admin_groups %q: with github_groups on, every member of a GitHub organization or team of that name "+
+			"is an administrator, whoever created it: make sure each is a team of your own GitHub organization (org/team) or a group only your identity provider gives", cfg.AdminGroups))
+	}
 	return out
 }
 

@@ -391,6 +391,17 @@ func TestSetupWarnings(t *testing.T) {
 		{"entra through the flags", func(c *config.Config) {
 			c.OIDCPreset, c.OIDCIssuer = "entra", "https://login.microsoftonline.com/organizations/v2.0"
 		}, "127.0.0.1:8080", []string{"provider oidc lets in an account of any Microsoft Entra ID tenant"}},
+		// SEC-111: the providers share one namespace of groups, and anyone
+		// can create a GitHub organization named as an admin group.
+		{"admin groups with github groups", func(c *config.Config) {
+			c.GitHubClientID, c.GitHubClientSecret, c.GitHubGroups, c.AdminGroups = "id", "secret", true, []string{"admins", "acme/ops"}
+		}, "127.0.0.1:8080", []string{`admin_groups ["admins" "acme/ops"]: with github_groups on, every member of a GitHub organization or team of that name is an administrator`}},
+		{"admin groups without github groups", func(c *config.Config) {
+			c.GitHubClientID, c.GitHubClientSecret, c.AdminGroups = "id", "secret", []string{"admins"}
+		}, "127.0.0.1:8080", nil},
+		{"github groups without admin groups", func(c *config.Config) {
+			c.GitHubClientID, c.GitHubClientSecret, c.GitHubGroups = "id", "secret", true
+		}, "127.0.0.1:8080", nil},
 	} {
 		cfg := config.Defaults()
 		tc.edit(&cfg)

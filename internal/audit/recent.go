@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Recent keeps the last events it was given, at most its bound, in
@@ -17,6 +18,12 @@ type Recent struct {
 	full bool // every slot holds one
 	now  func() time.Time
 }
+
+// MaxRecentText bounds each text an Entry keeps (tool, user, client,
+// resource, outcome, request id): a tool name is the client's text, as
+// long as a request body, and the ring's bound must hold for its bytes
+// as for its events (SEC-112). A longer text is cut, marked with "…".
+const MaxRecentText = 256
 
 // Entry is one recorded event and when it was recorded.
 type Entry struct {
@@ -36,6 +43,8 @@ func NewRecent(n int, now func() time.Time) *Recent {
 // Record keeps e, dropping the oldest event when full.
 func (r *Recent) Record(_ context.Context, e Event) {
 	at := r.now()
+	e.Tool, e.User, e.Client, e.Resource, e.RequestID = clip(e.Tool), clip(e.User), clip(e.Client), clip(e.Resource), clip(e.RequestID)
+	e.Outcome = Outcome(clip(string(e.Outcome)))
 	r.mu.Lock()
 	r.ring[r.next] = Entry{Event: e, At: at}
 	r.next++
@@ -43,6 +52,19 @@ func (r *Recent) Record(_ context.Context, e Event) {
 		r.next, r.full = 0, true
 	}
 	r.mu.Unlock()
+}
+
+// clip cuts s to MaxRecentText bytes on a character's boundary; the cut
+// is a new string, so that the long one is not kept alive through it.
+func clip(s string) string {
+	if len(s) <= MaxRecentText {
+		return s
+	}
+	n := MaxRecentText
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // Last returns the events kept, newest first.

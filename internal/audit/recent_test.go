@@ -3,8 +3,10 @@ package audit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // SEC-112: Recent keeps the last n events, newest first, and no more
@@ -36,5 +38,29 @@ func TestTee(t *testing.T) {
 	Tee(a, b).Record(context.Background(), Event{Tool: "x"})
 	if len(a.Last()) != 1 || len(b.Last()) != 1 {
 		t.Fatalf("tee: %d and %d events, want 1 and 1", len(a.Last()), len(b.Last()))
+	}
+}
+
+// SEC-112: the ring's bound is on bytes too: a tool name is the client's
+// text, as long as a request body, and each kept text is cut at
+// MaxRecentText bytes (on a character's boundary, marked with "…"), so
+// that 200 calls with megabyte names hold kilobytes, not 200 MB.
+func TestSEC112_RecentTextIsBounded(t *testing.T) {
+	r := NewRecent(2, nil)
+	long := strings.Repeat("é", 1<<19) // 1 MiB, two bytes a character
+	r.Record(context.Background(), Event{Tool: "a" + long, User: long, Client: long, Resource: long, RequestID: long, Outcome: Outcome(long)})
+	r.Record(context.Background(), Event{Tool: "search", User: "local:alice"})
+	got := r.Last()
+	if got[0].Tool != "search" || got[0].User != "local:alice" {
+		t.Errorf("short texts changed: %+v", got[0].Event)
+	}
+	e := got[1]
+	for name, v := range map[string]string{"tool": e.Tool, "user": e.User, "client": e.Client, "resource": e.Resource, "request id": e.RequestID, "outcome": string(e.Outcome)} {
+		if len(v) > MaxRecentText+len("…") || !strings.HasSuffix(v, "…") || !utf8.ValidString(v) {
+			t.Errorf("%s kept %d bytes (valid UTF-8 %v), want at most %d and cut with …", name, len(v), utf8.ValidString(v), MaxRecentText+len("…"))
+		}
+	}
+	if !strings.HasPrefix(e.Tool, "aéé") {
+		t.Errorf("tool %.10q…, want the name's beginning kept", e.Tool)
 	}
 }

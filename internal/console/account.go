@@ -60,9 +60,9 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request) {
 	web.Render(w, c.log, http.StatusOK, "account.html", data)
 }
 
-// accountRevoke revokes one of the signed-in person's grants. A grant of
-// anyone else is answered as one that does not exist, and nothing
-// changes (SEC-110).
+// accountRevoke revokes one of the signed-in person's grants and forgets
+// their approval of its client. A grant of anyone else is answered as one
+// that does not exist, and nothing changes (SEC-110).
 func (c *Console) accountRevoke(w http.ResponseWriter, r *http.Request) {
 	sess, ok := c.session(w, r)
 	if !ok || !c.checkForm(w, r, sess) {
@@ -80,6 +80,13 @@ func (c *Console) accountRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		c.storeFailed(w, "account: get grant", err)
+		return
+	}
+	// The approval goes first, so that no authorization after the
+	// revocation finds it: the client must ask the person again (SEC-109),
+	// never get a code at once from a browser still signed in.
+	if err := c.opts.Store.DeleteConsent(r.Context(), sess.User.ID, g.ClientID); err != nil {
+		c.storeFailed(w, "account: forget consent", err)
 		return
 	}
 	if err := c.revoke(r.Context(), id); err != nil {

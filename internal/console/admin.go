@@ -27,12 +27,16 @@ type adminPage struct {
 	Grants  []grantRow
 	Calls   []callRow
 	Recent  int
-	Total   int // grants in the store, of which Grants shows the newest
+	Total   int // grants, or registered clients, in the store, of which the page shows the newest
 }
 
-// maxGrantRows bounds the grants page: the newest, with the total; the
-// admin CLI lists them all.
-const maxGrantRows = 500
+// maxGrantRows bounds the grants page, and maxClientRows the clients
+// page, which anyone may fill through /register: the newest, with the
+// total; the admin CLI lists them all.
+const (
+	maxGrantRows  = 500
+	maxClientRows = 500
+)
 
 type localRow struct {
 	Name, Groups, Created, Disabled string
@@ -116,8 +120,10 @@ func (c *Console) adminClients(w http.ResponseWriter, r *http.Request, sess *sto
 		c.storeFailed(w, "admin: list clients", err)
 		return
 	}
-	data := adminPage{Section: "clients"}
-	for _, cl := range clients {
+	data := adminPage{Section: "clients", Total: len(clients)}
+	// ListClients is oldest first; the page is newest first, as grants.
+	for i := len(clients) - 1; i >= max(len(clients)-maxClientRows, 0); i-- {
+		cl := clients[i]
 		data.Clients = append(data.Clients, clientRow{ID: cl.ID, Name: cl.Name, From: "registered",
 			Redirects: strings.Join(cl.RedirectURIs, " "), Created: when(cl.CreatedAt), LastUsed: when(cl.LastUsedAt)})
 	}

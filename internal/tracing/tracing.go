@@ -73,9 +73,15 @@ func FromEnv(ctx context.Context, version string) (*sdktrace.TracerProvider, err
 }
 
 // Extract returns ctx with the remote parent h's traceparent names, if
-// any and well-formed.
+// any and well-formed, without the caller's tracestate: that is the
+// caller's text, which the spans would export and Inject would pass to
+// the upstream as if the gateway had written it (SEC-104).
 func Extract(ctx context.Context, h http.Header) context.Context {
-	return propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(h))
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(h)))
+	if !sc.IsValid() {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc.WithTraceState(trace.TraceState{}))
 }
 
 // Inject replaces h's trace context with ctx's span's, when ctx holds

@@ -125,3 +125,35 @@ func TestRequestSpan(t *testing.T) {
 		t.Errorf("upstream traceparent %q, want %q", out["Traceparent"], want)
 	}
 }
+
+// SEC-104: a caller's tracestate is its own text; it is neither kept in
+// the gateway's spans (their exported trace state) nor passed to the
+// upstream, where a tracing vendor would read it as the gateway's. The
+// caller's traceparent still makes the request's span its child.
+func TestSEC104_CallerTracestateDropped(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	r, _ := http.NewRequest(http.MethodPost, "http://gw/mcp", nil)
+	r.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	r.Header.Set("Tracestate", "vendor=caller-chosen,dd=s:2")
+	ctx, span := StartRequest(context.Background(), tp.Tracer(Scope), r, "0123")
+	out := http.Header{"Tracestate": {"vendor=caller-chosen"}}
+	Inject(ctx, out)
+	ToolCall(ctx, time.Now().Add(-time.Millisecond), audit.Event{User: "local:alice", Tool: "echo", Outcome: audit.OK, Duration: time.Millisecond})
+	EndRequest(span, "POST /mcp", "/mcp", 200)
+	if got := out.Values("Tracestate"); len(got) != 0 {
+		t.Errorf("upstream tracestate %q, want none", got)
+	}
+	ended := rec.Ended()
+	if len(ended) != 2 {
+		t.Fatalf("%d spans, want 2", len(ended))
+	}
+	for _, s := range ended {
+		if ts := s.SpanContext().TraceState().String(); ts != "" {
+			t.Errorf("span %q trace state %q, want empty", s.Name(), ts)
+		}
+		if s.SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("span %q trace %s, want the caller's", s.Name(), s.SpanContext().TraceID())
+		}
+	}
+}

@@ -287,6 +287,14 @@ func (s *Store) GetConsent(_ context.Context, userID, clientID string) (*store.C
 	return copyConsent(c), nil
 }
 
+// DeleteConsent implements store.Store.
+func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.consents, consentKey{userID, clientID})
+	return nil
+}
+
 func (s *Store) CreateCode(_ context.Context, c *store.Code) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

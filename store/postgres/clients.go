@@ -19,7 +19,8 @@ const (
 	sqlGetClient  = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
 	sqlPutConsent = `INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`
-	sqlGetConsent = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
+	sqlGetConsent    = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
+	sqlDeleteConsent = `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
 	sqlPutLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`
@@ -122,6 +123,17 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store
 		return nil, wrap("get consent", err)
 	}
 	return &c, nil
+}
+
+// DeleteConsent implements store.Store.
+func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
+	if !storable(userID, clientID) {
+		return nil // no such consent can be stored
+	}
+	if _, err := s.pool.Exec(ctx, sqlDeleteConsent, userID, clientID); err != nil {
+		return wrap("delete consent", err)
+	}
+	return nil
 }
 
 func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {

@@ -19,7 +19,8 @@ var (
 	sqlGetClient  = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
 	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
-	sqlGetConsent = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
+	sqlGetConsent    = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
+	sqlDeleteConsent = ws(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`)
 	// SEC-93: an existing account's disabled_at is never written here.
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`)
@@ -151,6 +152,18 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store
 		return nil, wrap("get consent", err)
 	}
 	return &c, nil
+}
+
+// DeleteConsent implements store.Store.
+func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.txExec(ctx, tx, sqlDeleteConsent, userID, clientID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete consent: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {

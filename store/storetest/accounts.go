@@ -106,6 +106,16 @@ func testConsent(t *testing.T, s store.Store) {
 	got, err = s.GetConsent(ctx, "github:1", "c1")
 	must(t, "get after other user", err)
 	same(t, "first user untouched", got, repl)
+
+	// DeleteConsent forgets one user's approval of one client, and
+	// deleting none is no error (SEC-109).
+	must(t, "delete", s.DeleteConsent(ctx, "github:1", "c1"))
+	_, err = s.GetConsent(ctx, "github:1", "c1")
+	wantErr(t, "deleted", err, store.ErrNotFound)
+	got, err = s.GetConsent(ctx, "github:2", "c1")
+	must(t, "other user after delete", err)
+	same(t, "other user untouched", got, other)
+	must(t, "delete again", s.DeleteConsent(ctx, "github:1", "c1"))
 }
 
 func testSession(t *testing.T, s store.Store) {

@@ -429,6 +429,13 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	h.ids.Each(identity.FromContext(ctx), token, h.log, func(name, v string) {
 		hd[name] = []string{v}
 	})
+	// An upstream takes X-Request-Id for its request's id: the gateway's
+	// (SEC-103), which its access line and audit events carry, never one
+	// the client chose.
+	delete(hd, requestid.Header)
+	if id := requestid.From(ctx); id != "" {
+		hd[requestid.Header] = []string{id}
+	}
 	// The upstream's request is a child of the gateway's span, when traced.
 	tracing.Inject(ctx, hd)
 }
