@@ -546,3 +546,26 @@ func TestAdminClientsPageBounded(t *testing.T) {
 		t.Fatalf("/admin/clients with 501 clients: %d, %d rows; want the newest 500 and the total", resp.StatusCode, strings.Count(body, "data-client="))
 	}
 }
+
+// An administrator's revocation (the console's, as the CLI's) also
+// forgets the person's approval of that client: "revoke that laptop"
+// must not let the client back in silently from a browser still signed
+// in (SEC-109, SEC-95).
+func TestAdminRevokeAsksAgain(t *testing.T) {
+	g := newGateway(t)
+	if err := g.local.SetUser(context.Background(), "admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	reg, _, _ := g.fullFlow()
+	alice := g.pageLogin(testUser, testPassword, "/account")
+	admin := g.pageLogin("admin", testPassword, "/admin/grants")
+	_, body := page(t, admin, "GET", g.url+"/admin/grants", nil)
+	resp, _ := page(t, admin, "POST", g.url+"/admin/grants/revoke", url.Values{"id": {g.grantIDOf(testUser, reg.ClientID)}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the admin's revoke: %d, want 303", resp.StatusCode)
+	}
+	resp, body = page(t, alice, "GET", g.newAuth(reg.ClientID).URL(), nil)
+	if resp.StatusCode != http.StatusOK || hiddenValue(body, "request_id") == "" {
+		t.Errorf("authorization after the admin's revocation: %d, Location %q; want the consent page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

@@ -380,8 +380,14 @@ func (a *admin) revoke(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The store's revocation, as /revoke's: announced to every gateway
-	// (NOTIFY on PostgreSQL) and read by their reload (SEC-80).
+	// The person's approval of the client goes first, so that the client
+	// must ask them again rather than get a code at once from a browser
+	// still signed in (SEC-109). Then the store's revocation, as /revoke's:
+	// announced to every gateway (NOTIFY on PostgreSQL) and read by their
+	// reload (SEC-80).
+	if err := a.st.DeleteConsent(ctx, g.User.ID, g.ClientID); err != nil {
+		return err
+	}
 	if err := a.st.RevokeGrant(ctx, id, a.now); err != nil {
 		return err
 	}
