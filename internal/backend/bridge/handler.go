@@ -126,14 +126,14 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 	}
 	switch msg.Kind {
 	case jsonrpc.Notification:
-		p.notification(w, caller, sess, msg.Method, m)
+		p.notification(w, r, caller, sess, msg.Method, m)
 	case jsonrpc.Response:
 		// The client's answer to a server→client request.
 		if l := p.current(caller.User.ID); l != nil {
 			l.mu.Lock()
 			delete(l.outbound, idKey(msg.ID))
 			l.mu.Unlock()
-			if err := l.conn.send(m.encode(), caller); err != nil {
+			if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
 				l.log.Debug("client response not delivered to the "+p.noun, "error", err)
 			}
 		}
@@ -189,7 +189,7 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 	return nil, false
 }
 
-func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess *session, method string, m message) {
+func (p *Pool) notification(w http.ResponseWriter, r *http.Request, caller *identity.Caller, sess *session, method string, m message) {
 	switch method {
 	case "notifications/initialized":
 		// The bridge initialized the server itself.
@@ -206,7 +206,7 @@ func (p *Pool) notification(w http.ResponseWriter, caller *identity.Caller, sess
 		// A stateless client cancels by closing its request's stream.
 	default:
 		if l := p.current(caller.User.ID); l != nil {
-			if err := l.conn.send(m.encode(), caller); err != nil {
+			if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
 				l.log.Debug("client notification not delivered to the "+p.noun, "error", err)
 			}
 		}
@@ -231,7 +231,7 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 		if !ok {
 			return
 		}
-		c, err := l.forward(m, sess, caller)
+		c, err := l.forward(r.Context(), m, sess, caller)
 		if errors.Is(err, errDead) && attempt == 0 {
 			// It ended between acquire and now, before the request was
 			// sent: open it again.

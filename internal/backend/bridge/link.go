@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,9 +35,10 @@ type linkConn interface {
 	open(c *identity.Caller) error
 	// send delivers one message on behalf of c (nil: the caller that
 	// opened the link). A process queues it for its stdin; an SSE
-	// connection POSTs it and returns once the server has accepted it
-	// (errSend when it did not).
-	send(b []byte, c *identity.Caller) error
+	// connection POSTs it, with the trace context of ctx (the client's
+	// request; only its span is used, not its cancellation), and returns
+	// once the server has accepted it (errSend when it did not).
+	send(ctx context.Context, b []byte, c *identity.Caller) error
 	// enqueue sends a message of the bridge's own (a cancellation, a
 	// refusal) without waiting: it never blocks.
 	enqueue(b []byte) error
@@ -160,7 +162,7 @@ func (c *call) fail(code int, msg string) {
 
 // forward sends a client's request to the server under a bridge id, on
 // behalf of caller, and returns its call.
-func (l *link) forward(m message, sess *session, caller *identity.Caller) (*call, error) {
+func (l *link) forward(ctx context.Context, m message, sess *session, caller *identity.Caller) (*call, error) {
 	c := &call{
 		id:       l.pool.ids.Add(1),
 		clientID: m["id"],
@@ -178,7 +180,7 @@ func (l *link) forward(m message, sess *session, caller *identity.Caller) (*call
 	if err := l.register(c); err != nil {
 		return nil, err
 	}
-	if err := l.conn.send(out.encode(), caller); err != nil {
+	if err := l.conn.send(ctx, out.encode(), caller); err != nil {
 		pending := l.take(c.id) != nil
 		if errors.Is(err, errSend) {
 			if !pending {
@@ -249,7 +251,7 @@ func (l *link) initialize(init initParams) error {
 	}
 	req := message{"jsonrpc": json.RawMessage(`"2.0"`), "id": json.RawMessage(fmt.Sprint(c.id)),
 		"method": json.RawMessage(`"initialize"`), "params": params}
-	if err := l.conn.send(req.encode(), nil); err != nil {
+	if err := l.conn.send(context.Background(), req.encode(), nil); err != nil {
 		l.take(c.id)
 		return errStart
 	}
@@ -291,7 +293,7 @@ func (l *link) initialize(init initParams) error {
 		}
 	}
 	l.initResult, _ = json.Marshal(kept)
-	if err := l.conn.send(message{"jsonrpc": json.RawMessage(`"2.0"`), "method": json.RawMessage(`"notifications/initialized"`)}.encode(), nil); err != nil {
+	if err := l.conn.send(context.Background(), message{"jsonrpc": json.RawMessage(`"2.0"`), "method": json.RawMessage(`"notifications/initialized"`)}.encode(), nil); err != nil {
 		return errStart
 	}
 	var v string

@@ -15,6 +15,8 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/sse"
+	"github.com/mcpgate/mcpgate/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // sseSpec is what NewSSE checked.
@@ -195,7 +197,7 @@ func (s *sseConn) read(body io.ReadCloser) {
 
 // send POSTs one message to the endpoint as caller c and waits for the
 // server to accept it.
-func (s *sseConn) send(b []byte, c *identity.Caller) error {
+func (s *sseConn) send(ctx context.Context, b []byte, c *identity.Caller) error {
 	select {
 	case <-s.gotEndpoint:
 	default:
@@ -204,10 +206,11 @@ func (s *sseConn) send(b []byte, c *identity.Caller) error {
 	if s.l.isDead() {
 		return errDead
 	}
-	return s.post(b, c)
+	return s.post(trace.SpanContextFromContext(ctx), b, c)
 }
 
-func (s *sseConn) post(b []byte, c *identity.Caller) error {
+// post sends b as c, in the trace of span (none when it is not valid).
+func (s *sseConn) post(span trace.SpanContext, b []byte, c *identity.Caller) error {
 	l := s.l
 	if c == nil {
 		c = l.caller
@@ -220,6 +223,7 @@ func (s *sseConn) post(b []byte, c *identity.Caller) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	tracing.Inject(trace.ContextWithSpanContext(ctx, span), req.Header)
 	if err := s.identify(req.Header, c); err != nil {
 		l.log.Error("message not sent to the SSE upstream", "error", err)
 		return errSend
@@ -264,7 +268,7 @@ func (s *sseConn) writer() {
 	for {
 		select {
 		case b := <-s.out:
-			if err := s.post(b, nil); err != nil {
+			if err := s.post(trace.SpanContext{}, b, nil); err != nil {
 				s.l.log.Debug("message of the bridge not delivered to the SSE upstream", "error", err)
 			}
 		case <-s.ctx.Done():

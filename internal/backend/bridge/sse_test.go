@@ -25,6 +25,7 @@ import (
 type seenRequest struct {
 	method, user, email, groups, clientID, token, auth, cookie string
 	spoofed                                                    bool
+	traceparent                                                string
 }
 
 // legacyUpstream is a real legacy HTTP+SSE MCP server (the go-sdk's
@@ -55,7 +56,7 @@ func newLegacyUpstream(t *testing.T) *legacyUpstream {
 		h := r.Header
 		s := seenRequest{method: r.Method, user: h.Get("X-Forwarded-User"), email: h.Get("X-Forwarded-Email"),
 			groups: h.Get("X-Forwarded-Groups"), clientID: h.Get("X-Forwarded-Client-Id"), token: h.Get("X-Mcpgate-Identity"),
-			auth: h.Get("Authorization"), cookie: h.Get("Cookie")}
+			auth: h.Get("Authorization"), cookie: h.Get("Cookie"), traceparent: h.Get("Traceparent")}
 		for k, vv := range h {
 			for _, v := range vv {
 				if strings.Contains(v, "admin") || strings.Contains(v, "evil") || strings.EqualFold(k, "X_Forwarded_User") {
@@ -348,6 +349,52 @@ func TestSSEIdentityHeaders(t *testing.T) {
 	}
 	if gets != 2 || posts < 6 {
 		t.Errorf("%d GETs, %d POSTs; want 2 GETs, at least 6 POSTs", gets, posts)
+	}
+}
+
+// tracedTransport is userTransport with the W3C trace context of one
+// trace, as a gateway's request span would give the bridge.
+type tracedTransport struct{ user, traceparent string }
+
+func (tt tracedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Test-User", tt.user)
+	r.Header.Set("Traceparent", tt.traceparent)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A client's message reaches a legacy server in the client request's
+// trace (SEC-104): the POST that carries a tools/call has a traceparent
+// of the same trace id, and the bridge's own messages (the connection's
+// GET) carry none made up.
+func TestSSETraceContext(t *testing.T) {
+	up := newLegacyUpstream(t)
+	f := newSSEFixture(t, up.srv.URL+"/sse", SSEOptions{})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: f.srv.URL, HTTPClient: &http.Client{Transport: tracedTransport{"alice", "00-" + traceID + "-00f067aa0ba902b7-01"}}},
+		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	callText(t, cs, "echo", map[string]any{"text": "traced"})
+	var traced int
+	for _, s := range up.requests() {
+		switch {
+		case s.method == http.MethodGet && s.traceparent != "":
+			t.Errorf("the connection's GET carries traceparent %q, want none", s.traceparent)
+		case s.method == http.MethodPost && s.traceparent != "":
+			if parts := strings.Split(s.traceparent, "-"); len(parts) != 4 || parts[1] != traceID {
+				t.Errorf("a POST's traceparent %q, want trace id %s", s.traceparent, traceID)
+			}
+			traced++
+		}
+	}
+	if traced == 0 {
+		t.Fatalf("no POST to the legacy server carried the client's trace; saw %+v", up.requests())
 	}
 }
 

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -373,7 +374,7 @@ func (s *stdioConn) readStdout(r *os.File) {
 
 // send queues one message for the server's stdin; it never blocks. The
 // caller is in the server's environment already.
-func (s *stdioConn) send(b []byte, _ *identity.Caller) error { return s.enqueue(b) }
+func (s *stdioConn) send(_ context.Context, b []byte, _ *identity.Caller) error { return s.enqueue(b) }
 
 func (s *stdioConn) enqueue(b []byte) error {
 	if s.l.isDead() {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -89,6 +90,8 @@ func (f *fixture) serve(t *testing.T, pool *Pool) {
 		if c := users[r.Header.Get("X-Test-User")]; c != nil {
 			r = r.WithContext(identity.WithCaller(r.Context(), c))
 		}
+		// A caller's trace context, as the gateway's request span gives it.
+		r = r.WithContext(tracing.Extract(r.Context(), r.Header))
 		pool.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() {
