@@ -54,24 +54,33 @@ func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 	if g.refreshTTL >= g.accessTTL {
 		grantsBefore = now.Add(-g.accessTTL)
 	}
+	total, err := inBatches(ctx, func() (int, error) {
+		return g.store.DeleteExpired(ctx, now, grantsBefore, expireBatch)
+	})
+	if total > 0 {
+		g.log.Debug("expired records deleted", "count", total)
+	}
+	return err
+}
+
+// inBatches calls deleteBatch until a batch comes back short of
+// expireBatch, resting between two batches as long as the last one took,
+// so that a long clean-up takes at most half of the store's time. It
+// returns how many were deleted in all.
+func inBatches(ctx context.Context, deleteBatch func() (int, error)) (int, error) {
 	total := 0
-	defer func() {
-		if total > 0 {
-			g.log.Debug("expired records deleted", "count", total)
-		}
-	}()
 	for {
 		start := time.Now()
-		n, err := g.store.DeleteExpired(ctx, now, grantsBefore, expireBatch)
+		n, err := deleteBatch()
 		total += n
 		if err != nil || n < expireBatch {
-			return err
+			return total, err
 		}
 		rest := time.NewTimer(time.Since(start))
 		select {
 		case <-ctx.Done():
 			rest.Stop()
-			return ctx.Err()
+			return total, ctx.Err()
 		case <-rest.C:
 		}
 	}
@@ -83,20 +92,10 @@ func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 // holds.
 func (g *Gateway) deleteFlowEvents(ctx context.Context, now time.Time) error {
 	before := now.Add(-flows.Retention)
-	for {
-		start := time.Now()
-		n, err := g.store.DeleteFlowEvents(ctx, before, flows.MaxEvents, expireBatch)
-		if err != nil || n < expireBatch {
-			return err
-		}
-		rest := time.NewTimer(time.Since(start))
-		select {
-		case <-ctx.Done():
-			rest.Stop()
-			return ctx.Err()
-		case <-rest.C:
-		}
-	}
+	_, err := inBatches(ctx, func() (int, error) {
+		return g.store.DeleteFlowEvents(ctx, before, flows.MaxEvents, expireBatch)
+	})
+	return err
 }
 
 // expireClients deletes the clients unused since now - clientExpiry. A
