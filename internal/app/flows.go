@@ -14,7 +14,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/store"
-	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // FlowsCommand is `mcpgate flows [--client ID] [--user U] [--outcome O]
@@ -49,10 +48,7 @@ func Flows(ctx context.Context, cfg *config.Config, cmd FlowsCommand, stdout io.
 	if cmd.Limit <= 0 {
 		cmd.Limit = 100
 	}
-	user := cmd.User
-	if user != "" && !strings.Contains(user, ":") {
-		user = local.ID + ":" + user // a local account's name
-	}
+	user := flows.UserFilter(cmd.User)
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err

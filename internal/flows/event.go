@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // Event is one step of an attempt (see store.FlowEvent).
@@ -92,4 +93,14 @@ func cut(s string) string {
 		i--
 	}
 	return strings.Clone(s[:i]) + "…"
+}
+
+// UserFilter is the user ID a search for user means: the name of a local
+// account ("alice") stands for its user ID ("local:alice"), as people know
+// their accounts by name; an ID with its provider is taken as it is.
+func UserFilter(user string) string {
+	if user != "" && !strings.Contains(user, ":") {
+		return local.ID + ":" + user
+	}
+	return user
 }

@@ -65,7 +65,7 @@ func Handler(st Lister, log *slog.Logger, now func() time.Time) http.Handler {
 		q := r.URL.Query()
 		data := pageData{Client: cut(q.Get("client")), User: cut(q.Get("user")), Outcome: cut(q.Get("outcome")), Limit: PageAttempts}
 		status := http.StatusOK
-		events, err := st.ListFlowEvents(r.Context(), store.FlowFilter{ClientID: data.Client, UserID: data.User,
+		events, err := st.ListFlowEvents(r.Context(), store.FlowFilter{ClientID: data.Client, UserID: UserFilter(data.User),
 			Outcome: data.Outcome, Since: now().Add(-Retention), Limit: PageAttempts})
 		if err != nil {
 			log.Error("flow debugger: list events", "err", err)

@@ -68,6 +68,8 @@ func TestSEC116_HandlerEscapesAndSearches(t *testing.T) {
 
 	for target, want := range map[string][2]bool{ // [shows a1, shows a2]
 		"/admin/flows?user=local:alice":   {false, true},
+		"/admin/flows?user=alice":         {false, true}, // a local account by its name, as mcpgate flows --user
+		"/admin/flows?user=github:alice":  {false, false},
 		"/admin/flows?outcome=failed":     {true, false},
 		"/admin/flows?client=good":        {false, true},
 		"/admin/flows?client=nobody":      {false, false},
