@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,7 +102,13 @@ resources:
 	if code != 0 || strings.Contains(out, "FAIL") {
 		t.Fatalf("check before the first start: exit %d, want 0 and no FAIL\n%s\nstderr: %s", code, out, errOut)
 	}
-	wantLines(t, out, append(common, "ok   key    "+key+": none yet, and a new store: mcpgate serve makes both at its first start")...)
+	wantLines(t, out, append([]string{common[0], "ok   store  sqlite " + filepath.Join(data, "mcpgate.db") + ": none yet: mcpgate serve creates it at its first start",
+		"ok   key    " + key + ": none yet, and a new store: mcpgate serve makes both at its first start"}, common[2:]...)...)
+	// A check leaves no store behind: a mistyped --data-dir must not
+	// become an empty store.
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the check before the first start made %s (%v), want nothing made", data, err)
+	}
 
 	p := startBinary(t, freePort(t), "--config", cfg)
 	defer p.stop(t)
@@ -146,10 +154,18 @@ resources:
 	}
 	wantLines(t, out,
 		"ok   config valid",
-		"ok   store  sqlite "+filepath.Join(data, "mcpgate.db"),
+		"ok   store  sqlite "+filepath.Join(data, "mcpgate.db")+": none yet: mcpgate serve creates it at its first start",
 		fmt.Sprintf("FAIL upstream /mcp http://127.0.0.1:%d/mcp: connection refused", closed),
 		"FAIL provider corp: discovery at "+notFound.URL+": 404 Not Found (not a discovery document)",
 	)
+	// A data directory that cannot be made (under a file): the store
+	// fails, and nothing is made.
+	file := filepath.Join(dir, "a-file")
+	os.WriteFile(file, nil, 0o600)
+	bad, _, code := runCheck(t, "--config", cfg, "--data-dir", filepath.Join(file, "data"))
+	if want := "FAIL store  sqlite " + filepath.Join(file, "data", "mcpgate.db") + ": "; code != 1 || !strings.Contains(bad, want) || !strings.Contains(bad, "not a directory") {
+		t.Errorf("a data directory under a file: exit %d, want 1 and a line starting %q:\n%s", code, want, bad)
+	}
 	for _, secret := range []string{"op-s3cret", password} {
 		if strings.Contains(out+errOut, secret) {
 			t.Errorf("SEC-98: %q in the output of check:\n%s\n%s", secret, out, errOut)

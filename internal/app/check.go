@@ -79,6 +79,12 @@ func (c *checker) line(status, kind, format string, args ...any) {
 // checks that the secret key is the one its data was sealed with.
 func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 	name := storeName(cfg.StoreDSN())
+	if path, ok := strings.CutPrefix(cfg.StoreDSN(), "sqlite:"); ok {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			c.checkNewSQLite(cfg, name, path)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	st, err := openStore(ctx, cfg)
@@ -95,15 +101,53 @@ func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 	c.checkKey(ctx, cfg, st)
 }
 
+// checkNewSQLite checks a SQLite store that does not exist yet without
+// making it (a mistyped --data-dir must not leave an empty store
+// behind): serve can create it if the nearest directory on its path that
+// exists takes a new file.
+func (c *checker) checkNewSQLite(cfg *config.Config, name, path string) {
+	dir := filepath.Dir(path)
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	f, err := os.CreateTemp(dir, ".mcpgate-check-*")
+	if err != nil {
+		c.fail("store", "%s: none yet, and mcpgate serve cannot create it: %v", name, err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+	c.pass("store", "%s: none yet: mcpgate serve creates it at its first start", name)
+	where := keyFile(cfg)
+	if _, err := os.Stat(where); errors.Is(err, fs.ErrNotExist) && cfg.SecretKeyFile == "" {
+		c.pass("key", "%s: none yet, and a new store: mcpgate serve makes both at its first start", where)
+		return
+	}
+	if _, err := secretKey(cfg, false); err != nil {
+		c.fail("key", "%v", err)
+		return
+	}
+	c.pass("key", "%s: a new store, which mcpgate serve seals with this key at its first start", where)
+}
+
+// keyFile is where the secret key is read from, or made at serve's first
+// start.
+func keyFile(cfg *config.Config) string {
+	if cfg.SecretKeyFile != "" {
+		return cfg.SecretKeyFile
+	}
+	return filepath.Join(cfg.DataDir, "secret.key")
+}
+
 // checkKey checks the secret key against the store, as serve does at
 // start, except on a store with no signing key yet: there serve records
 // the key it is given at its first start, and the check leaves that to
 // it (and DATA-DIR/secret.key, which serve creates then, may not exist).
 func (c *checker) checkKey(ctx context.Context, cfg *config.Config, st store.Store) {
-	where := cfg.SecretKeyFile
-	if where == "" {
-		where = filepath.Join(cfg.DataDir, "secret.key")
-	}
+	where := keyFile(cfg)
 	rows, err := st.ListSigningKeys(ctx)
 	if err != nil {
 		c.fail("key", "%s: reading the store's signing keys: %v", where, err)
