@@ -3,6 +3,7 @@ package mcpgate_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -450,4 +451,15 @@ func TestSEC117_RevokedTokenAtTheResource(t *testing.T) {
 		t.Errorf("the attempt: %s, event %+v", steps, e)
 	}
 	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken)...)
+}
+
+// SEC-117: a consent form without its authorization request is not
+// explained as an expired request (it never named one).
+func TestSEC117_ConsentWithoutRequest(t *testing.T) {
+	g := newGateway(t, withFlows)
+	if resp, _ := g.postForm(g.url+"/consent", url.Values{"request_id": {""}, "action": {"allow"}}, "Origin", g.url); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("/consent without request_id: %d, want 400", resp.StatusCode)
+	}
+	e, _ := g.flowEvent("consent", "invalid_request")
+	wantReason(t, e, "the consent form came without its authorization request (request_id): it was not posted from the gateway's consent page")
 }

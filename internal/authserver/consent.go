@@ -134,11 +134,20 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	issuer := s.site.Issuer(r)
 	id := r.PostForm.Get("request_id")
-	req, err := s.store.GetAuthRequest(ctx, id, s.now())
 	note := noteOf(ctx)
+	if id == "" {
+		note.stop(oauth.InvalidRequest, "the consent form came without its authorization request (request_id): it was not posted from the gateway's consent page")
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form came without its sign-in request. Go back to the application and start connecting again.")
+		return
+	}
+	req, err := s.store.GetAuthRequest(ctx, id, s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("consent: load request", "err", err)
+			note.stop(oauth.ServerError, "the store could not be read (the gateway's log has the error)")
+			web.RenderError(w, s.log, http.StatusServiceUnavailable, "Try again",
+				"The sign-in request could not be read. Try again in a moment.")
+			return
 		}
 		note.stop("expired", "the authorization request expired (it lives 10 minutes) or was already used: the person must start again from the application")
 		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired",
