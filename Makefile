@@ -27,8 +27,12 @@ test: tools vet
 	. "$(MCPGATE_TOOLS)/env.sh" && $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) -C bench test -race -count=1 -timeout 5m ./...
 
+# The version `mcpgate version` and the start banner print: the checkout's tag or commit
+# (`dev` outside a git checkout). make build VERSION=1.2.3 names another.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o bin/mcpgate ./cmd/mcpgate
+	$(GO) build -ldflags "-X github.com/mcpgate/mcpgate/internal/app.Version=$(VERSION)" -o bin/mcpgate ./cmd/mcpgate
 
 # The Go benchmarks of mcpgate's packages. The load harness is run by hand, from its own
 # module: `go -C bench run ./mcpload` (or ./flowload); docs/benchmarks.md has the options.
