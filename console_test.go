@@ -509,12 +509,12 @@ func TestAdminConsoleShowsFlows(t *testing.T) {
 		t.Errorf("SEC-111: alice at /admin/flows: %d, want 403", resp.StatusCode)
 	}
 	admin := g.pageLogin("admin", testPassword, "/admin")
-	if _, body := page(t, admin, "GET", g.url+"/admin", nil); !strings.Contains(body, `href="/admin/flows"`) {
-		t.Errorf("the console's navigation lacks /admin/flows:\n%s", body)
+	if _, body := page(t, admin, "GET", g.url+"/admin", nil); !strings.Contains(body, `href="/admin/flows"`) || !strings.Contains(body, "saw last, and Flows.") {
+		t.Errorf("the console's navigation or its first page lacks the flows page:\n%s", body)
 	}
 	resp, body := page(t, admin, "GET", g.url+"/admin/flows?client="+url.QueryEscape(c.ClientID), nil)
 	framingRefused(t, "/admin/flows", resp.Header)
-	if want := "redirect_uri http://127.0.0.1:33419/cb is not registered for this client"; resp.StatusCode != 200 || !strings.Contains(body, want) {
+	if want := "redirect_uri http://127.0.0.1:33419/cb is not registered for this client"; resp.StatusCode != 200 || !strings.Contains(body, want) || !strings.Contains(body, `<a href="/admin">Admin console</a>`) {
 		t.Errorf("the admin at /admin/flows: %d, want %q in:\n%s", resp.StatusCode, want, body)
 	}
 
