@@ -91,8 +91,8 @@ resources:
 `, data, user, password, op.Issuer(), ups.URL)), 0o600)
 
 	common := []string{
-		"ok   config valid",
-		"ok   store  sqlite " + filepath.Join(data, "mcpgate.db"),
+		"ok   config   valid",
+		"ok   store    sqlite " + filepath.Join(data, "mcpgate.db"),
 		"ok   provider local accounts, in the store",
 		"ok   provider oidc " + op.Issuer() + ": discovery",
 		"ok   upstream /demo the demo server, in mcpgate",
@@ -102,8 +102,8 @@ resources:
 	if code != 0 || strings.Contains(out, "FAIL") {
 		t.Fatalf("check before the first start: exit %d, want 0 and no FAIL\n%s\nstderr: %s", code, out, errOut)
 	}
-	wantLines(t, out, append([]string{common[0], "ok   store  sqlite " + filepath.Join(data, "mcpgate.db") + ": none yet: mcpgate serve creates it at its first start",
-		"ok   key    " + key + ": none yet, and a new store: mcpgate serve makes both at its first start"}, common[2:]...)...)
+	wantLines(t, out, append([]string{common[0], "ok   store    sqlite " + filepath.Join(data, "mcpgate.db") + ": none yet: mcpgate serve creates it at its first start",
+		"ok   key      " + key + ": none yet, and a new store: mcpgate serve makes both at its first start"}, common[2:]...)...)
 	// A check leaves no store behind: a mistyped --data-dir must not
 	// become an empty store.
 	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
@@ -117,7 +117,7 @@ resources:
 	if code != 0 || strings.Contains(out, "FAIL") {
 		t.Fatalf("check while serve runs: exit %d, want 0 and no FAIL\n%s\nstderr: %s", code, out, errOut)
 	}
-	wantLines(t, out, append(common, "ok   key    "+key+" opens the store's signing keys")...)
+	wantLines(t, out, append(common, "ok   key      "+key+" opens the store's signing keys")...)
 	if !strings.Contains(out, "ok   upstream /mcp "+ups.URL+"/mcp: check-upstream 1.2.3, protocol ") {
 		t.Errorf("no ok line for the upstream with its name and version:\n%s", out)
 	}
@@ -153,8 +153,8 @@ resources:
 		t.Fatalf("exit %d, want 1\n%s\nstderr: %s", code, out, errOut)
 	}
 	wantLines(t, out,
-		"ok   config valid",
-		"ok   store  sqlite "+filepath.Join(data, "mcpgate.db")+": none yet: mcpgate serve creates it at its first start",
+		"ok   config   valid",
+		"ok   store    sqlite "+filepath.Join(data, "mcpgate.db")+": none yet: mcpgate serve creates it at its first start",
 		fmt.Sprintf("FAIL upstream /mcp http://127.0.0.1:%d/mcp: connection refused", closed),
 		"FAIL provider corp: discovery at "+notFound.URL+": 404 Not Found (not a discovery document)",
 	)
@@ -163,7 +163,7 @@ resources:
 	file := filepath.Join(dir, "a-file")
 	os.WriteFile(file, nil, 0o600)
 	bad, _, code := runCheck(t, "--config", cfg, "--data-dir", filepath.Join(file, "data"))
-	if want := "FAIL store  sqlite " + filepath.Join(file, "data", "mcpgate.db") + ": "; code != 1 || !strings.Contains(bad, want) || !strings.Contains(bad, "not a directory") {
+	if want := "FAIL store    sqlite " + filepath.Join(file, "data", "mcpgate.db") + ": "; code != 1 || !strings.Contains(bad, want) || !strings.Contains(bad, "not a directory") {
 		t.Errorf("a data directory under a file: exit %d, want 1 and a line starting %q:\n%s", code, want, bad)
 	}
 	for _, secret := range []string{"op-s3cret", password} {
@@ -176,5 +176,5 @@ resources:
 	if code != 2 {
 		t.Fatalf("invalid settings: exit %d, want 2 as serve\n%s", code, out)
 	}
-	wantLines(t, out, "FAIL config invalid: each problem is listed on standard error")
+	wantLines(t, out, "FAIL config   invalid: each problem is listed on standard error")
 }

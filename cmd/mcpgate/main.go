@@ -104,7 +104,7 @@ func check(args []string) int {
 	cfg, code := load(args)
 	if cfg == nil {
 		if code != 0 {
-			fmt.Printf("%-4s %-6s %s\n", "FAIL", "config", "invalid: each problem is listed on standard error")
+			fmt.Printf("%-4s %-8s %s\n", "FAIL", "config", "invalid: each problem is listed on standard error")
 		}
 		return code
 	}

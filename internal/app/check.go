@@ -72,7 +72,7 @@ func (c *checker) fail(kind, format string, args ...any) {
 }
 
 func (c *checker) line(status, kind, format string, args ...any) {
-	fmt.Fprintf(c.out, "%-4s %-6s %s\n", status, kind, fmt.Sprintf(format, args...))
+	fmt.Fprintf(c.out, "%-4s %-8s %s\n", status, kind, fmt.Sprintf(format, args...))
 }
 
 // checkStore opens the store as serve does, asks it to take a write, and
