@@ -70,16 +70,6 @@ func page(t *testing.T, c *http.Client, method, u string, form url.Values) (*htt
 	return resp, string(b)
 }
 
-// hiddenValue reads the first hidden input called name from a page.
-func hiddenValue(body, name string) string {
-	_, rest, ok := strings.Cut(body, `name="`+name+`" value="`)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, `"`)
-	return html.UnescapeString(v)
-}
-
 // grantIDOf returns the ID of the live grant that token's client holds
 // for user.
 func (g *gw) grantIDOf(user, clientID string) string {
@@ -127,11 +117,11 @@ func TestSEC107_PageLoginReturnsToPage(t *testing.T) {
 		"/admin/%2e%2e/authorize", "javascript:alert(1)", "/account\r\nX: y"} {
 		anon := &http.Client{CheckRedirect: g.client.CheckRedirect}
 		resp, body := page(t, anon, "GET", g.url+"/signin?"+url.Values{"return": {bad}}.Encode(), nil)
-		if resp.StatusCode != 200 || hiddenValue(body, "return") != "/account" {
-			t.Errorf("SEC-107: /signin?return=%q: %d, return field %q; want /account", bad, resp.StatusCode, hiddenValue(body, "return"))
+		if resp.StatusCode != 200 || browser.InputValue(body, "return") != "/account" {
+			t.Errorf("SEC-107: /signin?return=%q: %d, return field %q; want /account", bad, resp.StatusCode, browser.InputValue(body, "return"))
 		}
 		// A forged form with that target is refused before any login.
-		resp, _ = page(t, anon, "POST", g.url+"/signin", url.Values{"return": {bad}, "connector": {"local"}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+		resp, _ = page(t, anon, "POST", g.url+"/signin", url.Values{"return": {bad}, "connector": {"local"}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("SEC-107: POST /signin with return=%q: %d, want 403", bad, resp.StatusCode)
 		}
@@ -159,7 +149,7 @@ func TestSEC109_AccountRevokeIsImmediate(t *testing.T) {
 		!strings.Contains(body, ">registered<") || !strings.Contains(body, g.url+"/mcp") {
 		t.Fatalf("/account: %d, want the grant's row naming Test Client, registered, the resource:\n%s", resp.StatusCode, body)
 	}
-	resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+	resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account?revoked=1" {
 		t.Fatalf("revoke: %d, Location %q; want 303 to /account?revoked=1", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -190,14 +180,14 @@ func TestSEC109_AccountRevokeAsksAgain(t *testing.T) {
 	_, body := page(t, c, "GET", g.url+"/account", nil)
 	for _, gr := range mustListGrants(t, g.store, "local:"+testUser) {
 		if gr.RevokedAt.IsZero() {
-			resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {gr.ID}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+			resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {gr.ID}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("revoke: %d, want 303", resp.StatusCode)
 			}
 		}
 	}
 	resp, body = page(t, c, "GET", g.newAuth(reg.ClientID).URL(), nil)
-	if resp.StatusCode != http.StatusOK || hiddenValue(body, "request_id") == "" {
+	if resp.StatusCode != http.StatusOK || browser.InputValue(body, "request_id") == "" {
 		t.Errorf("SEC-109: authorization after the revocation: %d, Location %q; want the consent page", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
@@ -233,7 +223,7 @@ func TestSEC110_OtherUsersGrantRefused(t *testing.T) {
 		t.Fatalf("SEC-110: alice's account page shows bob's grant:\n%s", body)
 	}
 	for _, id := range []string{bobGrant, "no-such-grant"} {
-		resp, _ := page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+		resp, _ := page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {id}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("SEC-110: alice revoking grant %q: %d, want 404", id, resp.StatusCode)
 		}
@@ -261,7 +251,7 @@ func TestSEC108_ConsolePostsNeedFormToken(t *testing.T) {
 	alice := g.pageLogin(testUser, testPassword, "/account")
 	admin := g.pageLogin("admin", testPassword, "/admin/grants")
 	_, adminPage := page(t, admin, "GET", g.url+"/admin/grants", nil)
-	otherToken := hiddenValue(adminPage, "csrf_token") // another browser's, another session's
+	otherToken := browser.InputValue(adminPage, "csrf_token") // another browser's, another session's
 	for _, tc := range []struct {
 		c    *http.Client
 		path string
@@ -301,7 +291,7 @@ func TestSEC108_ConsolePostsNeedFormToken(t *testing.T) {
 	u, _ := url.Parse(g.url)
 	copied := &http.Client{Jar: newJar(t), CheckRedirect: g.client.CheckRedirect}
 	copied.Jar.SetCookies(u, alice.Jar.Cookies(u))
-	if resp, _ := page(t, alice, "POST", g.url+"/signout", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != http.StatusSeeOther {
+	if resp, _ := page(t, alice, "POST", g.url+"/signout", url.Values{"csrf_token": {browser.InputValue(body, "csrf_token")}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign out: %d, want 303", resp.StatusCode)
 	}
 	if resp, _ := page(t, alice, "GET", g.url+"/account", nil); resp.StatusCode != http.StatusSeeOther {
@@ -366,7 +356,7 @@ func TestSEC111_AdminConsole(t *testing.T) {
 		}
 	}
 	_, body := page(t, admin, "GET", g.url+"/admin/grants", nil)
-	resp, _ := page(t, admin, "POST", g.url+"/admin/grants/revoke", url.Values{"id": {id}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+	resp, _ := page(t, admin, "POST", g.url+"/admin/grants/revoke", url.Values{"id": {id}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the admin's revoke: %d, want 303", resp.StatusCode)
 	}
@@ -444,7 +434,7 @@ func TestMountAdminPage(t *testing.T) {
 		}
 	}
 	// With the page's token, but posted from a page of another origin.
-	req, _ := http.NewRequest("POST", g.url+"/admin/extra", strings.NewReader(url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}.Encode()))
+	req, _ := http.NewRequest("POST", g.url+"/admin/extra", strings.NewReader(url.Values{"csrf_token": {browser.InputValue(body, "csrf_token")}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", "http://127.0.0.1:1")
 	resp, err := admin.Do(req)
@@ -458,7 +448,7 @@ func TestMountAdminPage(t *testing.T) {
 	if n := posted.Load(); n != 0 {
 		t.Fatalf("SEC-108: %d refused posts reached the mounted handler", n)
 	}
-	if resp, _ := page(t, admin, "POST", g.url+"/admin/extra", url.Values{"csrf_token": {hiddenValue(body, "csrf_token")}}); resp.StatusCode != 200 || posted.Load() != 1 {
+	if resp, _ := page(t, admin, "POST", g.url+"/admin/extra", url.Values{"csrf_token": {browser.InputValue(body, "csrf_token")}}); resp.StatusCode != 200 || posted.Load() != 1 {
 		t.Errorf("a post with the page's token: %d, %d posts reached the handler; want 200 and 1", resp.StatusCode, posted.Load())
 	}
 }
@@ -560,12 +550,12 @@ func TestAdminRevokeAsksAgain(t *testing.T) {
 	alice := g.pageLogin(testUser, testPassword, "/account")
 	admin := g.pageLogin("admin", testPassword, "/admin/grants")
 	_, body := page(t, admin, "GET", g.url+"/admin/grants", nil)
-	resp, _ := page(t, admin, "POST", g.url+"/admin/grants/revoke", url.Values{"id": {g.grantIDOf(testUser, reg.ClientID)}, "csrf_token": {hiddenValue(body, "csrf_token")}})
+	resp, _ := page(t, admin, "POST", g.url+"/admin/grants/revoke", url.Values{"id": {g.grantIDOf(testUser, reg.ClientID)}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the admin's revoke: %d, want 303", resp.StatusCode)
 	}
 	resp, body = page(t, alice, "GET", g.newAuth(reg.ClientID).URL(), nil)
-	if resp.StatusCode != http.StatusOK || hiddenValue(body, "request_id") == "" {
+	if resp.StatusCode != http.StatusOK || browser.InputValue(body, "request_id") == "" {
 		t.Errorf("authorization after the admin's revocation: %d, Location %q; want the consent page", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/e2e/cdp"
 	"github.com/mcpgate/mcpgate/store/memory"
 )
@@ -49,7 +50,7 @@ func TestChromiumSEC5_CrossPortPageRefused(t *testing.T) {
 	_, consentPage := fetch(t, attacker, "GET", newChromiumAuthz(srv.URL, attackerID, stolen).url(), nil)
 	_, page := fetch(t, attacker, "GET", newChromiumAuthz(srv.URL, attackerID, stolen).url(), nil)
 	resp, _ := fetch(t, attacker, "POST", srv.URL+"/consent", url.Values{"decision": {"allow"},
-		"request_id": {formValue(page, "request_id")}, "csrf_token": {formValue(page, "csrf_token")}})
+		"request_id": {browser.InputValue(page, "request_id")}, "csrf_token": {browser.InputValue(page, "csrf_token")}})
 	link := srv.URL + resp.Header.Get("Location")
 	if resp.StatusCode != 302 || !strings.HasPrefix(link, srv.URL+"/login/local?state=") {
 		t.Fatalf("the attacker's consent: %d, Location %q, want 302 to a login link", resp.StatusCode, link)
@@ -73,7 +74,7 @@ func TestChromiumSEC5_CrossPortPageRefused(t *testing.T) {
 			fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/consent">
 <input type="hidden" name="request_id" value="%s"><input type="hidden" name="csrf_token" value="%s">
 <input type="hidden" name="decision" value="allow"></form><script>document.forms[0].submit()</script>`,
-				html.EscapeString(srv.URL), html.EscapeString(formValue(consentPage, "request_id")), html.EscapeString(formValue(consentPage, "csrf_token")))
+				html.EscapeString(srv.URL), html.EscapeString(browser.InputValue(consentPage, "request_id")), html.EscapeString(browser.InputValue(consentPage, "csrf_token")))
 		case "/link":
 			fmt.Fprintf(w, `<!doctype html><script>location.href = %s</script>`, jsString(link))
 		default:

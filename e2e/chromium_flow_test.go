@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/e2e/cdp"
 	"github.com/mcpgate/mcpgate/store/memory"
 )
@@ -36,7 +36,7 @@ func TestChromiumSEC1_LoginLinkInAnotherBrowser(t *testing.T) {
 	attacker := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	_, page := fetch(t, attacker, "GET", a.url(), nil)
 	resp, _ := fetch(t, attacker, "POST", srv.URL+"/consent", url.Values{"decision": {"allow"},
-		"request_id": {formValue(page, "request_id")}, "csrf_token": {formValue(page, "csrf_token")}})
+		"request_id": {browser.InputValue(page, "request_id")}, "csrf_token": {browser.InputValue(page, "csrf_token")}})
 	link := srv.URL + resp.Header.Get("Location")
 	if resp.StatusCode != 302 || !strings.HasPrefix(link, srv.URL+"/login/local?state=") {
 		t.Fatalf("the attacker's consent: %d, Location %q, want 302 to a login link", resp.StatusCode, link)
@@ -116,14 +116,4 @@ func fetch(t *testing.T, c *http.Client, method, u string, form url.Values) (*ht
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body)
-}
-
-// formValue reads the value of the hidden input name from a page.
-func formValue(page, name string) string {
-	_, rest, ok := strings.Cut(page, `name="`+name+`" value="`)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, `"`)
-	return html.UnescapeString(v)
 }

@@ -382,3 +382,22 @@ func attr(n *html.Node, key string) (string, bool) {
 	}
 	return "", false
 }
+
+// InputValue returns the value of the first input called name on page, as
+// a browser would submit it (entities decoded); "" when there is none.
+func InputValue(page, name string) string {
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		return ""
+	}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode || n.DataAtom != atom.Input {
+			continue
+		}
+		if got, _ := attr(n, "name"); got == name {
+			v, _ := attr(n, "value")
+			return v
+		}
+	}
+	return ""
+}

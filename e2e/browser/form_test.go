@@ -173,3 +173,15 @@ func FuzzFormSubmit(f *testing.F) {
 		}
 	})
 }
+
+// InputValue finds an input by name wherever its attributes stand and
+// decodes entities; a missing input is "".
+func TestInputValue(t *testing.T) {
+	page := `<form><input type="hidden" value="a&amp;b" name="csrf_token"><input name="other" value="x"></form>`
+	if got := InputValue(page, "csrf_token"); got != "a&b" {
+		t.Errorf("csrf_token = %q, want a&b", got)
+	}
+	if got := InputValue(page, "missing"); got != "" {
+		t.Errorf("missing = %q, want empty", got)
+	}
+}
