@@ -54,17 +54,20 @@ func (r *Recent) Record(_ context.Context, e Event) {
 	r.mu.Unlock()
 }
 
-// clip cuts s to MaxRecentText bytes on a character's boundary; the cut
-// is a new string, so that the long one is not kept alive through it.
-func clip(s string) string {
-	if len(s) <= MaxRecentText {
+// clip cuts s to MaxRecentText bytes (Cut).
+func clip(s string) string { return Cut(s, MaxRecentText) }
+
+// Cut returns s cut to at most max bytes on a character's boundary and
+// marked with "…" when it was longer.
+func Cut(s string, max int) string {
+	if len(s) <= max {
 		return s
 	}
-	n := MaxRecentText
+	n := max
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return s[:n] + "…"
+	return s[:n] + "…" // a new string: the long one is not kept alive
 }
 
 // Last returns the events kept, newest first.

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -580,5 +581,27 @@ func TestBatchRateLimitedRefusedWhole(t *testing.T) {
 	post(t, srv.URL, `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`)
 	if len(asked) != 1 {
 		t.Errorf("Limit asked %q, want once (the call, not the list)", asked)
+	}
+}
+
+// A client's tool name is its own text, as long as the body allows: the
+// audit event (and so the audit log line, the console's list and the
+// span) keeps at most audit.MaxToolName bytes of it, cut on a character
+// and marked, so that one call cannot write megabytes into the log.
+func TestAuditToolNameBounded(t *testing.T) {
+	var ran sync.Map
+	rec := &events{}
+	srv := front(t, mcpBackend(false, &ran), Options{Audit: rec, Resource: "/mcp"}, alice)
+	long := strings.Repeat("é", 5000)
+	cs := connect(t, srv.URL, "")
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: long}); err == nil {
+		t.Fatal("a tool the backend does not have: no error")
+	}
+	ev := rec.all()
+	if len(ev) != 1 {
+		t.Fatalf("events %+v, want one", ev)
+	}
+	if got := ev[0].Tool; len(got) > audit.MaxToolName+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
+		t.Errorf("the audit event's tool: %d bytes %q…, want at most %d bytes of the name, cut on a character, marked", len(got), got[:min(len(got), 20)], audit.MaxToolName)
 	}
 }
