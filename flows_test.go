@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -462,4 +463,41 @@ func TestSEC117_ConsentWithoutRequest(t *testing.T) {
 	}
 	e, _ := g.flowEvent("consent", "invalid_request")
 	wantReason(t, e, "the consent form came without its authorization request (request_id): it was not posted from the gateway's consent page")
+}
+
+// SEC-119: steps that belong to no authorization request or grant (here
+// /authorize with made-up client_ids, which anyone can send without
+// credentials) are recorded from one address only up to a rate, so that
+// one caller cannot fill the store's 100,000 events between two
+// housekeeping runs and push every real attempt out of the bound; the
+// steps of a real attempt from that same address are still recorded.
+func TestSEC119_JunkStepsDoNotCrowdOutAttempts(t *testing.T) {
+	g := newGateway(t, withFlows)
+	const junk = 400
+	for i := range junk {
+		a := g.newAuth(fmt.Sprintf("made-up-%d", i))
+		if resp, _ := g.get(a.URL()); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("/authorize with a made-up client: %d, want 400", resp.StatusCode)
+		}
+	}
+	_, _, tok := g.fullFlow()
+	if tok.AccessToken == "" {
+		t.Fatal("the flow after the junk failed")
+	}
+	// The queue is written in order: once the code's exchange is in, so
+	// is everything recorded before it.
+	e, all := g.flowEvent("token_code", "ok")
+	if steps := stepsOf(all, e.Attempt); steps != "authorize:ok consent:ok login:ok token_code:ok" {
+		t.Errorf("the real attempt after the junk: %s", steps)
+	}
+	n := 0
+	for _, x := range all {
+		if x.Step == "authorize" && x.Outcome == "invalid_client" {
+			n++
+		}
+	}
+	// The test's clock stands still: no token comes back to the bucket.
+	if n != flows.UnattributedBurst {
+		t.Errorf("%d of %d junk /authorize steps from one address recorded, want %d", n, junk, flows.UnattributedBurst)
+	}
 }

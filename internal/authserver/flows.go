@@ -112,7 +112,7 @@ func (n *flowNote) pkce(q url.Values) {
 }
 
 // record hands the step to the flow debugger once its handler returned.
-func (s *Server) record(n *flowNote, step string, sw *stepWriter) {
+func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWriter) {
 	if n.step != "" {
 		step = n.step
 	}
@@ -127,12 +127,16 @@ func (s *Server) record(n *flowNote, step string, sw *stepWriter) {
 	if outcome == flows.OutcomeOK {
 		reason = ""
 	}
-	attempt := n.attempt
-	if attempt == "" {
-		attempt = tokens.NewID()
+	e := flows.Event{Time: s.now(), Attempt: n.attempt, ClientID: n.clientID, UserID: n.userID,
+		Step: step, Outcome: outcome, Reason: reason, Details: n.details}
+	if e.Attempt != "" {
+		s.opts.Flows.Record(e)
+		return
 	}
-	s.opts.Flows.Record(flows.Event{Time: s.now(), Attempt: attempt, ClientID: n.clientID, UserID: n.userID,
-		Step: step, Outcome: outcome, Reason: reason, Details: n.details})
+	// No request or grant vouches for this step: anyone can send it, so
+	// it is recorded only up to a rate per address (SEC-119).
+	e.Attempt = tokens.NewID()
+	s.opts.Flows.RecordUnattributed(peerAddr(r), e)
 }
 
 // flowStep is the flow debugger's name of a step: the token endpoint's

@@ -36,4 +36,9 @@
 // (Retention, MaxEvents): housekeeping deletes the rest (SEC-114). Every
 // replica writes to the same store, so `mcpgate flows` and the page show
 // every replica's attempts.
+//
+// A step that no authorization request or grant vouches for can be sent
+// by anyone, as fast as they like; [Recorder.RecordUnattributed] keeps
+// those per address to a rate, so that a flood of them cannot push the
+// real attempts out of the bound (SEC-119).
 package flows

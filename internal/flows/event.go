@@ -41,6 +41,20 @@ const (
 	MaxField = 512
 )
 
+// A step that belongs to no authorization request or grant (a
+// registration, /authorize or /token naming an unknown client, a junk
+// code, an expired sign-in link) is recorded from one source address at
+// most UnattributedBurst at once and then one every UnattributedEvery:
+// anyone can send those steps without a credential, and without a bound
+// one caller could fill the store's MaxEvents between two housekeeping
+// runs and push every real attempt out (SEC-119). At most MaxSources
+// addresses are tracked at once.
+const (
+	UnattributedBurst = 120
+	UnattributedEvery = 5 * time.Second
+	MaxSources        = 10_000
+)
+
 // DetailKeys are the only details an event keeps: parameters of a step
 // that are never secret (SEC-113). A code, a code_verifier or
 // code_challenge, a token, a client_secret, a state, a password or a

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -42,6 +44,11 @@ type Recorder struct {
 	done    chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
+	limited atomic.Uint64
+
+	mu      sync.Mutex
+	sources map[string]*rate.Limiter // by address, for RecordUnattributed
+	swept   time.Time
 }
 
 // NewRecorder starts a Recorder; Close stops it.
@@ -64,7 +71,8 @@ func NewRecorder(opts Options) *Recorder {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{}),
+		sources: map[string]*rate.Limiter{}}
 	go r.run()
 	return r
 }
@@ -80,6 +88,58 @@ func (r *Recorder) Record(e Event) {
 	default:
 		r.dropped.Add(1)
 	}
+}
+
+// RecordUnattributed records e, a step of no known authorization request
+// or grant that came from the address source, unless source is over its
+// rate (UnattributedBurst, UnattributedEvery); an event left out is
+// counted (Limited). Steps of a known attempt go to Record, unlimited, so
+// that a flood of junk from an address never hides a real attempt made
+// from it (SEC-119).
+func (r *Recorder) RecordUnattributed(source string, e Event) {
+	if r == nil {
+		return
+	}
+	if !r.allow(source) {
+		r.limited.Add(1)
+		return
+	}
+	r.Record(e)
+}
+
+// allow takes a token of source's bucket. Buckets full again are
+// forgotten at most once a minute, as a new one would decide the same;
+// while MaxSources are held, a new address records nothing.
+func (r *Recorder) allow(source string) bool {
+	now := r.opts.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.swept) > time.Minute {
+		for k, l := range r.sources {
+			if l.TokensAt(now) >= UnattributedBurst {
+				delete(r.sources, k)
+			}
+		}
+		r.swept = now
+	}
+	l, ok := r.sources[source]
+	if !ok {
+		if len(r.sources) >= MaxSources {
+			return false
+		}
+		l = rate.NewLimiter(rate.Every(UnattributedEvery), UnattributedBurst)
+		r.sources[source] = l
+	}
+	return l.AllowN(now, 1)
+}
+
+// Limited is how many steps RecordUnattributed left out, their address
+// over its rate.
+func (r *Recorder) Limited() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.limited.Load()
 }
 
 // Dropped is how many events were dropped: the queue was full, or their

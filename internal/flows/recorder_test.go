@@ -173,3 +173,53 @@ func TestNilRecorder(t *testing.T) {
 		t.Fatal("nil recorder")
 	}
 }
+
+// SEC-119: unattributed steps are kept per address up to the burst, then
+// one per UnattributedEvery; another address has its own bucket; what is
+// left out is counted; at MaxSources addresses a new one records nothing,
+// and buckets full again are forgotten.
+func TestSEC119_UnattributedPerAddress(t *testing.T) {
+	st := memory.New()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	r := NewRecorder(Options{Store: st, Now: clock})
+	junk := func(source string, n int) {
+		for i := range n {
+			r.RecordUnattributed(source, Event{Attempt: fmt.Sprintf("%s-%d", source, i), Step: StepAuthorize, Outcome: "invalid_client"})
+		}
+	}
+	junk("192.0.2.1", UnattributedBurst+50)
+	junk("192.0.2.2", 3)
+	advance(2 * UnattributedEvery)
+	junk("192.0.2.1", 5)
+	if got, want := r.Limited(), uint64(50+5-2); got != want {
+		t.Errorf("Limited() = %d, want %d", got, want)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ListFlowEvents(context.Background(), store.FlowFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := UnattributedBurst + 2 + 3; len(got) != want {
+		t.Errorf("%d events stored, want %d", len(got), want)
+	}
+
+	r = NewRecorder(Options{Store: memory.New(), Now: clock})
+	defer r.Close(context.Background())
+	for i := range MaxSources {
+		if !r.allow(fmt.Sprint(i)) {
+			t.Fatalf("address %d of %d refused", i, MaxSources)
+		}
+	}
+	if r.allow("one more") {
+		t.Errorf("a new address was tracked past MaxSources")
+	}
+	advance(UnattributedEvery + time.Minute)
+	if !r.allow("one more") {
+		t.Errorf("the buckets full again were not forgotten")
+	}
+}
