@@ -45,6 +45,7 @@ type Recorder struct {
 	once    sync.Once
 	dropped atomic.Uint64
 	limited atomic.Uint64
+	warned  atomic.Int64 // when lost was last logged, in Unix nanoseconds
 
 	mu      sync.Mutex
 	sources map[string]*rate.Limiter // by address, for RecordUnattributed
@@ -84,10 +85,30 @@ func (r *Recorder) Record(e Event) {
 		return
 	}
 	select {
+	case <-r.done: // nothing reads the queue any more
+		r.dropped.Add(1)
+		return
+	default:
+	}
+	select {
 	case r.queue <- clean(e, r.opts.Now()):
 	default:
 		r.dropped.Add(1)
+		r.lost()
 	}
+}
+
+// lost warns that events were left out, at most once a minute: an
+// operator who reads no attempt in the debugger must be able to tell
+// that it lost some, and a flood must not become a flood of log lines.
+func (r *Recorder) lost() {
+	now := r.opts.Now().UnixNano()
+	last := r.warned.Load()
+	if last != 0 && now-last < int64(time.Minute) || !r.warned.CompareAndSwap(last, now) {
+		return
+	}
+	r.opts.Logger.Warn("flow events dropped: the store is slow or down, or an address sent more steps of no known attempt than its rate",
+		"dropped", r.dropped.Load(), "limited", r.limited.Load())
 }
 
 // RecordUnattributed records e, a step of no known authorization request
@@ -102,6 +123,7 @@ func (r *Recorder) RecordUnattributed(source string, e Event) {
 	}
 	if !r.allow(source) {
 		r.limited.Add(1)
+		r.lost()
 		return
 	}
 	r.Record(e)

@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +222,70 @@ func TestSEC119_UnattributedPerAddress(t *testing.T) {
 	advance(UnattributedEvery + time.Minute)
 	if !r.allow("one more") {
 		t.Errorf("the buckets full again were not forgotten")
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// SEC-115: events dropped at a full queue, or left out over an address's
+// rate (SEC-119), are not lost silently: the recorder warns with the
+// counts, at most once a minute however many are dropped.
+func TestSEC115_DropsAreLogged(t *testing.T) {
+	st := &gatedStore{open: make(chan struct{})}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var logs lockedBuffer
+	r := NewRecorder(Options{Store: st, Queue: 1, Batch: 1, Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer func() {
+		close(st.open)
+		if err := r.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	for i := range 20 {
+		r.Record(Event{Attempt: fmt.Sprint(i), Step: StepRegister, Outcome: OutcomeOK})
+	}
+	if n := strings.Count(logs.String(), "flow events dropped"); n != 1 {
+		t.Fatalf("%d warnings for %d dropped events, want 1:\n%s", n, r.Dropped(), logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "dropped=1") {
+		t.Errorf("the warning does not carry the count:\n%s", logs.String())
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	r.Record(Event{Attempt: "later", Step: StepRegister, Outcome: OutcomeOK})
+	if n := strings.Count(logs.String(), "flow events dropped"); n != 2 {
+		t.Errorf("%d warnings after a minute more of drops, want 2:\n%s", n, logs.String())
+	}
+}
+
+// SEC-115: an event recorded after Close is counted as dropped, as Close
+// promises, not left in a queue nothing reads.
+func TestRecordAfterCloseIsCounted(t *testing.T) {
+	r := NewRecorder(Options{Store: memory.New()})
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Record(Event{Attempt: "late", Step: StepRegister, Outcome: OutcomeOK})
+	if got := r.Dropped(); got != 1 {
+		t.Errorf("Dropped() = %d after an event recorded after Close, want 1", got)
 	}
 }
