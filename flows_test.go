@@ -497,7 +497,53 @@ func TestSEC119_JunkStepsDoNotCrowdOutAttempts(t *testing.T) {
 		}
 	}
 	// The test's clock stands still: no token comes back to the bucket.
-	if n != flows.UnattributedBurst {
-		t.Errorf("%d of %d junk /authorize steps from one address recorded, want %d", n, junk, flows.UnattributedBurst)
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d junk /authorize steps from one address recorded, want %d", n, junk, flows.KeyBurst)
+	}
+}
+
+// SEC-119: a client that keeps presenting a refused token (here a revoked
+// grant's, at /mcp, as a client that does not read the 401 does) has its
+// refusals recorded up to the same rate, per grant, and not one per
+// request, which would push every other attempt out of the bound.
+func TestSEC119_RefusedTokenLoopIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	const tries = 300
+	for range tries {
+		if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 401 {
+			t.Fatalf("a revoked grant's token at /mcp: %d, want 401", resp.StatusCode)
+		}
+	}
+	// A step recorded after the loop: once it is in, so is the loop.
+	late := g.register(nil)
+	var all []store.FlowEvent
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if all, err = g.store.ListFlowEvents(context.Background(), store.FlowFilter{ClientID: late.ClientID}); err != nil {
+			t.Fatal(err)
+		}
+		if len(all) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registration after the loop was not recorded within 30 s")
+		}
+	}
+	all, err := g.store.ListFlowEvents(context.Background(), store.FlowFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range all {
+		if x.Step == "resource" && x.Outcome == "revoked" {
+			n++
+		}
+	}
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d refusals of one revoked grant's token recorded, want %d", n, tries, flows.KeyBurst)
 	}
 }

@@ -136,7 +136,7 @@ func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWrite
 	// No request or grant vouches for this step: anyone can send it, so
 	// it is recorded only up to a rate per address (SEC-119).
 	e.Attempt = tokens.NewID()
-	s.opts.Flows.RecordUnattributed(peerAddr(r), e)
+	s.opts.Flows.RecordLimited("address "+peerAddr(r), e)
 }
 
 // flowStep is the flow debugger's name of a step: the token endpoint's

@@ -41,18 +41,19 @@ const (
 	MaxField = 512
 )
 
-// A step that belongs to no authorization request or grant (a
+// Steps that anyone can repeat as fast as they like are recorded per key
+// at most KeyBurst at once and then one every KeyEvery (Recorder.
+// RecordLimited): a step of no known authorization request or grant (a
 // registration, /authorize or /token naming an unknown client, a junk
-// code, an expired sign-in link) is recorded from one source address at
-// most UnattributedBurst at once and then one every UnattributedEvery:
-// anyone can send those steps without a credential, and without a bound
-// one caller could fill the store's MaxEvents between two housekeeping
-// runs and push every real attempt out (SEC-119). At most MaxSources
-// addresses are tracked at once.
+// code, an expired sign-in link) per client address, and a token refused
+// at an MCP endpoint per grant, as a client that does not read the 401
+// sends it again and again. Without a bound one caller could fill the
+// store's MaxEvents between two housekeeping runs and push every real
+// attempt out (SEC-119). At most MaxKeys keys are tracked at once.
 const (
-	UnattributedBurst = 120
-	UnattributedEvery = 5 * time.Second
-	MaxSources        = 10_000
+	KeyBurst = 120
+	KeyEvery = 5 * time.Second
+	MaxKeys  = 10_000
 )
 
 // DetailKeys are the only details an event keeps: parameters of a step

@@ -47,9 +47,9 @@ type Recorder struct {
 	limited atomic.Uint64
 	warned  atomic.Int64 // when lost was last logged, in Unix nanoseconds
 
-	mu      sync.Mutex
-	sources map[string]*rate.Limiter // by address, for RecordUnattributed
-	swept   time.Time
+	mu    sync.Mutex
+	keys  map[string]*rate.Limiter // RecordLimited's buckets
+	swept time.Time
 }
 
 // NewRecorder starts a Recorder; Close stops it.
@@ -73,7 +73,7 @@ func NewRecorder(opts Options) *Recorder {
 		opts.Now = time.Now
 	}
 	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{}),
-		sources: map[string]*rate.Limiter{}}
+		keys: map[string]*rate.Limiter{}}
 	go r.run()
 	return r
 }
@@ -107,21 +107,20 @@ func (r *Recorder) lost() {
 	if last != 0 && now-last < int64(time.Minute) || !r.warned.CompareAndSwap(last, now) {
 		return
 	}
-	r.opts.Logger.Warn("flow events dropped: the store is slow or down, or an address sent more steps of no known attempt than its rate",
+	r.opts.Logger.Warn("flow events dropped: the store is slow or down, or a client sent the same junk steps faster than their rate",
 		"dropped", r.dropped.Load(), "limited", r.limited.Load())
 }
 
-// RecordUnattributed records e, a step of no known authorization request
-// or grant that came from the address source, unless source is over its
-// rate (UnattributedBurst, UnattributedEvery); an event left out is
-// counted (Limited). Steps of a known attempt go to Record, unlimited, so
-// that a flood of junk from an address never hides a real attempt made
-// from it (SEC-119).
-func (r *Recorder) RecordUnattributed(source string, e Event) {
+// RecordLimited records e unless key (a client address, a grant) is over
+// its rate (KeyBurst, KeyEvery); an event left out is counted (Limited).
+// Steps of an attempt in progress go to Record, unlimited, so that a flood
+// of junk from an address never hides a real attempt made from it
+// (SEC-119).
+func (r *Recorder) RecordLimited(key string, e Event) {
 	if r == nil {
 		return
 	}
-	if !r.allow(source) {
+	if !r.allow(key) {
 		r.limited.Add(1)
 		r.lost()
 		return
@@ -129,34 +128,34 @@ func (r *Recorder) RecordUnattributed(source string, e Event) {
 	r.Record(e)
 }
 
-// allow takes a token of source's bucket. Buckets full again are
-// forgotten at most once a minute, as a new one would decide the same;
-// while MaxSources are held, a new address records nothing.
-func (r *Recorder) allow(source string) bool {
+// allow takes a token of key's bucket. Buckets full again are forgotten
+// at most once a minute, as a new one would decide the same; while
+// MaxKeys are held, a new key records nothing.
+func (r *Recorder) allow(key string) bool {
 	now := r.opts.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if now.Sub(r.swept) > time.Minute {
-		for k, l := range r.sources {
-			if l.TokensAt(now) >= UnattributedBurst {
-				delete(r.sources, k)
+		for k, l := range r.keys {
+			if l.TokensAt(now) >= KeyBurst {
+				delete(r.keys, k)
 			}
 		}
 		r.swept = now
 	}
-	l, ok := r.sources[source]
+	l, ok := r.keys[key]
 	if !ok {
-		if len(r.sources) >= MaxSources {
+		if len(r.keys) >= MaxKeys {
 			return false
 		}
-		l = rate.NewLimiter(rate.Every(UnattributedEvery), UnattributedBurst)
-		r.sources[source] = l
+		l = rate.NewLimiter(rate.Every(KeyEvery), KeyBurst)
+		r.keys[key] = l
 	}
 	return l.AllowN(now, 1)
 }
 
-// Limited is how many steps RecordUnattributed left out, their address
-// over its rate.
+// Limited is how many steps RecordLimited left out, their key over its
+// rate.
 func (r *Recorder) Limited() uint64 {
 	if r == nil {
 		return 0

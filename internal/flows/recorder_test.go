@@ -176,8 +176,8 @@ func TestNilRecorder(t *testing.T) {
 }
 
 // SEC-119: unattributed steps are kept per address up to the burst, then
-// one per UnattributedEvery; another address has its own bucket; what is
-// left out is counted; at MaxSources addresses a new one records nothing,
+// one per KeyEvery; another address has its own bucket; what is
+// left out is counted; at MaxKeys addresses a new one records nothing,
 // and buckets full again are forgotten.
 func TestSEC119_UnattributedPerAddress(t *testing.T) {
 	st := memory.New()
@@ -188,12 +188,12 @@ func TestSEC119_UnattributedPerAddress(t *testing.T) {
 	r := NewRecorder(Options{Store: st, Now: clock})
 	junk := func(source string, n int) {
 		for i := range n {
-			r.RecordUnattributed(source, Event{Attempt: fmt.Sprintf("%s-%d", source, i), Step: StepAuthorize, Outcome: "invalid_client"})
+			r.RecordLimited(source, Event{Attempt: fmt.Sprintf("%s-%d", source, i), Step: StepAuthorize, Outcome: "invalid_client"})
 		}
 	}
-	junk("192.0.2.1", UnattributedBurst+50)
+	junk("192.0.2.1", KeyBurst+50)
 	junk("192.0.2.2", 3)
-	advance(2 * UnattributedEvery)
+	advance(2 * KeyEvery)
 	junk("192.0.2.1", 5)
 	if got, want := r.Limited(), uint64(50+5-2); got != want {
 		t.Errorf("Limited() = %d, want %d", got, want)
@@ -205,21 +205,21 @@ func TestSEC119_UnattributedPerAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := UnattributedBurst + 2 + 3; len(got) != want {
+	if want := KeyBurst + 2 + 3; len(got) != want {
 		t.Errorf("%d events stored, want %d", len(got), want)
 	}
 
 	r = NewRecorder(Options{Store: memory.New(), Now: clock})
 	defer r.Close(context.Background())
-	for i := range MaxSources {
+	for i := range MaxKeys {
 		if !r.allow(fmt.Sprint(i)) {
-			t.Fatalf("address %d of %d refused", i, MaxSources)
+			t.Fatalf("address %d of %d refused", i, MaxKeys)
 		}
 	}
 	if r.allow("one more") {
-		t.Errorf("a new address was tracked past MaxSources")
+		t.Errorf("a new address was tracked past MaxKeys")
 	}
-	advance(UnattributedEvery + time.Minute)
+	advance(KeyEvery + time.Minute)
 	if !r.allow("one more") {
 		t.Errorf("the buckets full again were not forgotten")
 	}
