@@ -547,3 +547,33 @@ func TestSEC119_RefusedTokenLoopIsBounded(t *testing.T) {
 		t.Errorf("%d of %d refusals of one revoked grant's token recorded, want %d", n, tries, flows.KeyBurst)
 	}
 }
+
+// SEC-119: /authorize with a real client and good parameters, sent in a
+// loop without ever signing in, starts a new attempt each time; those
+// steps, which no signed-in person vouches for, are kept to the rate per
+// address too, and a junk flood does not spend the bucket of real
+// attempts' first steps, nor the other way round.
+func TestSEC119_AuthorizeLoopIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	const tries = 300
+	for range tries {
+		if resp, _ := g.get(g.newAuth(c.ClientID).URL()); resp.StatusCode != http.StatusOK {
+			t.Fatalf("/authorize: %d, want 200 (the consent page)", resp.StatusCode)
+		}
+	}
+	if resp, _ := g.get(g.newAuth("made-up").URL()); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("/authorize with a made-up client: %d, want 400", resp.StatusCode)
+	}
+	// The queue is written in order: the loop is in.
+	_, all := g.flowEvent("authorize", "invalid_client")
+	n := 0
+	for _, x := range all {
+		if x.Step == "authorize" && x.Outcome == "ok" {
+			n++
+		}
+	}
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d /authorize steps without a sign-in recorded, want %d", n, tries, flows.KeyBurst)
+	}
+}

@@ -129,14 +129,20 @@ func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWrite
 	}
 	e := flows.Event{Time: s.now(), Attempt: n.attempt, ClientID: n.clientID, UserID: n.userID,
 		Step: step, Outcome: outcome, Reason: reason, Details: n.details}
-	if e.Attempt != "" {
+	// A step no signed-in person vouches for can be sent by anyone, as
+	// fast as they like: it is recorded up to a rate per address
+	// (SEC-119), junk (no request or grant) and the start of an attempt
+	// (a request no one has signed in to yet) in buckets of their own, so
+	// that a flood of the one does not hide the other.
+	switch {
+	case e.Attempt == "":
+		e.Attempt = tokens.NewID()
+		s.opts.Flows.RecordLimited("junk from "+peerAddr(r), e)
+	case e.UserID == "":
+		s.opts.Flows.RecordLimited("attempts from "+peerAddr(r), e)
+	default:
 		s.opts.Flows.Record(e)
-		return
 	}
-	// No request or grant vouches for this step: anyone can send it, so
-	// it is recorded only up to a rate per address (SEC-119).
-	e.Attempt = tokens.NewID()
-	s.opts.Flows.RecordLimited("address "+peerAddr(r), e)
 }
 
 // flowStep is the flow debugger's name of a step: the token endpoint's

@@ -45,7 +45,8 @@ const (
 // at most KeyBurst at once and then one every KeyEvery (Recorder.
 // RecordLimited): a step of no known authorization request or grant (a
 // registration, /authorize or /token naming an unknown client, a junk
-// code, an expired sign-in link) per client address, and a token refused
+// code, an expired sign-in link) per client address, a step of an
+// attempt nobody has signed in to yet per address too, and a token refused
 // at an MCP endpoint per grant, as a client that does not read the 401
 // sends it again and again. Without a bound one caller could fill the
 // store's MaxEvents between two housekeeping runs and push every real
