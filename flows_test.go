@@ -577,3 +577,35 @@ func TestSEC119_AuthorizeLoopIsBounded(t *testing.T) {
 		t.Errorf("%d of %d /authorize steps without a sign-in recorded, want %d", n, tries, flows.KeyBurst)
 	}
 }
+
+// SEC-119: a client that retries a refused step of its attempt in a loop
+// (here the refresh of a revoked grant, as a client that does not read
+// invalid_grant does) has those failures recorded up to the rate per
+// attempt, not one per request.
+func TestSEC119_FailureLoopOfAnAttemptIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	const tries = 300
+	for range tries {
+		if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a revoked grant's refresh: %d, want 400", resp.StatusCode)
+		}
+	}
+	if resp, _ := g.get(g.newAuth("made-up").URL()); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("/authorize with a made-up client: %d, want 400", resp.StatusCode)
+	}
+	// The queue is written in order: the loop is in.
+	_, all := g.flowEvent("authorize", "invalid_client")
+	n := 0
+	for _, x := range all {
+		if x.Step == "token_refresh" && x.Outcome == "invalid_grant" {
+			n++
+		}
+	}
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d refused refreshes of one grant recorded, want %d", n, tries, flows.KeyBurst)
+	}
+}
