@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -462,4 +463,149 @@ func TestSEC117_ConsentWithoutRequest(t *testing.T) {
 	}
 	e, _ := g.flowEvent("consent", "invalid_request")
 	wantReason(t, e, "the consent form came without its authorization request (request_id): it was not posted from the gateway's consent page")
+}
+
+// SEC-119: steps that belong to no authorization request or grant (here
+// /authorize with made-up client_ids, which anyone can send without
+// credentials) are recorded from one address only up to a rate, so that
+// one caller cannot fill the store's 100,000 events between two
+// housekeeping runs and push every real attempt out of the bound; the
+// steps of a real attempt from that same address are still recorded.
+func TestSEC119_JunkStepsDoNotCrowdOutAttempts(t *testing.T) {
+	g := newGateway(t, withFlows)
+	const junk = 400
+	for i := range junk {
+		a := g.newAuth(fmt.Sprintf("made-up-%d", i))
+		if resp, _ := g.get(a.URL()); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("/authorize with a made-up client: %d, want 400", resp.StatusCode)
+		}
+	}
+	_, _, tok := g.fullFlow()
+	if tok.AccessToken == "" {
+		t.Fatal("the flow after the junk failed")
+	}
+	// The queue is written in order: once the code's exchange is in, so
+	// is everything recorded before it.
+	e, all := g.flowEvent("token_code", "ok")
+	if steps := stepsOf(all, e.Attempt); steps != "authorize:ok consent:ok login:ok token_code:ok" {
+		t.Errorf("the real attempt after the junk: %s", steps)
+	}
+	n := 0
+	for _, x := range all {
+		if x.Step == "authorize" && x.Outcome == "invalid_client" {
+			n++
+		}
+	}
+	// The test's clock stands still: no token comes back to the bucket.
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d junk /authorize steps from one address recorded, want %d", n, junk, flows.KeyBurst)
+	}
+}
+
+// SEC-119: a client that keeps presenting a refused token (here a revoked
+// grant's, at /mcp, as a client that does not read the 401 does) has its
+// refusals recorded up to the same rate, per grant, and not one per
+// request, which would push every other attempt out of the bound.
+func TestSEC119_RefusedTokenLoopIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	const tries = 300
+	for range tries {
+		if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 401 {
+			t.Fatalf("a revoked grant's token at /mcp: %d, want 401", resp.StatusCode)
+		}
+	}
+	// A step recorded after the loop: once it is in, so is the loop.
+	late := g.register(nil)
+	var all []store.FlowEvent
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if all, err = g.store.ListFlowEvents(context.Background(), store.FlowFilter{ClientID: late.ClientID}); err != nil {
+			t.Fatal(err)
+		}
+		if len(all) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registration after the loop was not recorded within 30 s")
+		}
+	}
+	all, err := g.store.ListFlowEvents(context.Background(), store.FlowFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range all {
+		if x.Step == "resource" && x.Outcome == "revoked" {
+			n++
+		}
+	}
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d refusals of one revoked grant's token recorded, want %d", n, tries, flows.KeyBurst)
+	}
+}
+
+// SEC-119: /authorize with a real client and good parameters, sent in a
+// loop without ever signing in, starts a new attempt each time; those
+// steps, which no signed-in person vouches for, are kept to the rate per
+// address too, and a junk flood does not spend the bucket of real
+// attempts' first steps, nor the other way round.
+func TestSEC119_AuthorizeLoopIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c := g.register(nil)
+	const tries = 300
+	for range tries {
+		if resp, _ := g.get(g.newAuth(c.ClientID).URL()); resp.StatusCode != http.StatusOK {
+			t.Fatalf("/authorize: %d, want 200 (the consent page)", resp.StatusCode)
+		}
+	}
+	if resp, _ := g.get(g.newAuth("made-up").URL()); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("/authorize with a made-up client: %d, want 400", resp.StatusCode)
+	}
+	// The queue is written in order: the loop is in.
+	_, all := g.flowEvent("authorize", "invalid_client")
+	n := 0
+	for _, x := range all {
+		if x.Step == "authorize" && x.Outcome == "ok" {
+			n++
+		}
+	}
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d /authorize steps without a sign-in recorded, want %d", n, tries, flows.KeyBurst)
+	}
+}
+
+// SEC-119: a client that retries a refused step of its attempt in a loop
+// (here the refresh of a revoked grant, as a client that does not read
+// invalid_grant does) has those failures recorded up to the rate per
+// attempt, not one per request.
+func TestSEC119_FailureLoopOfAnAttemptIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {c.ClientID}}); resp.StatusCode != 200 {
+		t.Fatalf("/revoke: %d", resp.StatusCode)
+	}
+	const tries = 300
+	for range tries {
+		if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a revoked grant's refresh: %d, want 400", resp.StatusCode)
+		}
+	}
+	if resp, _ := g.get(g.newAuth("made-up").URL()); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("/authorize with a made-up client: %d, want 400", resp.StatusCode)
+	}
+	// The queue is written in order: the loop is in.
+	_, all := g.flowEvent("authorize", "invalid_client")
+	n := 0
+	for _, x := range all {
+		if x.Step == "token_refresh" && x.Outcome == "invalid_grant" {
+			n++
+		}
+	}
+	if n != flows.KeyBurst {
+		t.Errorf("%d of %d refused refreshes of one grant recorded, want %d", n, tries, flows.KeyBurst)
+	}
 }

@@ -112,7 +112,7 @@ func (n *flowNote) pkce(q url.Values) {
 }
 
 // record hands the step to the flow debugger once its handler returned.
-func (s *Server) record(n *flowNote, step string, sw *stepWriter) {
+func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWriter) {
 	if n.step != "" {
 		step = n.step
 	}
@@ -127,12 +127,26 @@ func (s *Server) record(n *flowNote, step string, sw *stepWriter) {
 	if outcome == flows.OutcomeOK {
 		reason = ""
 	}
-	attempt := n.attempt
-	if attempt == "" {
-		attempt = tokens.NewID()
+	e := flows.Event{Time: s.now(), Attempt: n.attempt, ClientID: n.clientID, UserID: n.userID,
+		Step: step, Outcome: outcome, Reason: reason, Details: n.details}
+	// A step no signed-in person vouches for can be sent by anyone, as
+	// fast as they like: it is recorded up to a rate per address
+	// (SEC-119), junk (no request or grant) and the start of an attempt
+	// (a request no one has signed in to yet) in buckets of their own, so
+	// that a flood of the one does not hide the other. A failure of an
+	// attempt a person signed in to is a client's retry loop when it
+	// comes again and again: up to the rate per attempt.
+	switch {
+	case e.Attempt == "":
+		e.Attempt = tokens.NewID()
+		s.opts.Flows.RecordLimited("junk from "+peerAddr(r), e)
+	case e.UserID == "":
+		s.opts.Flows.RecordLimited("attempts from "+peerAddr(r), e)
+	case e.Outcome != flows.OutcomeOK:
+		s.opts.Flows.RecordLimited("failures of "+e.Attempt, e)
+	default:
+		s.opts.Flows.Record(e)
 	}
-	s.opts.Flows.Record(flows.Event{Time: s.now(), Attempt: attempt, ClientID: n.clientID, UserID: n.userID,
-		Step: step, Outcome: outcome, Reason: reason, Details: n.details})
 }
 
 // flowStep is the flow debugger's name of a step: the token endpoint's

@@ -40,7 +40,7 @@ func (s *Server) counted(step string, h http.HandlerFunc) http.HandlerFunc {
 			m.OAuthStep(name, sw.outcome())
 		}
 		if note != nil {
-			s.record(note, flowStep(step, r), sw)
+			s.record(r, note, flowStep(step, r), sw)
 		}
 	}
 }

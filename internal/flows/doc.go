@@ -36,4 +36,10 @@
 // (Retention, MaxEvents): housekeeping deletes the rest (SEC-114). Every
 // replica writes to the same store, so `mcpgate flows` and the page show
 // every replica's attempts.
+//
+// A step that no authorization request or grant vouches for can be sent
+// by anyone, as fast as they like, and a refused token by a client that
+// does not read the 401 over and over; [Recorder.RecordLimited] keeps
+// those to a rate per address or per grant, so that a flood of them
+// cannot push the real attempts out of the bound (SEC-119).
 package flows

@@ -41,6 +41,23 @@ const (
 	MaxField = 512
 )
 
+// Steps that anyone can repeat as fast as they like are recorded per key
+// at most KeyBurst at once and then one every KeyEvery (Recorder.
+// RecordLimited): a step of no known authorization request or grant (a
+// registration, /authorize or /token naming an unknown client, a junk
+// code, an expired sign-in link) per client address, a step of an
+// attempt nobody has signed in to yet per address too, the failed steps
+// of an attempt after a sign-in per attempt, and a token refused
+// at an MCP endpoint per grant, as a client that does not read the 401
+// sends it again and again. Without a bound one caller could fill the
+// store's MaxEvents between two housekeeping runs and push every real
+// attempt out (SEC-119). At most MaxKeys keys are tracked at once.
+const (
+	KeyBurst = 120
+	KeyEvery = 5 * time.Second
+	MaxKeys  = 10_000
+)
+
 // DetailKeys are the only details an event keeps: parameters of a step
 // that are never secret (SEC-113). A code, a code_verifier or
 // code_challenge, a token, a client_secret, a state, a password or a

@@ -71,7 +71,8 @@ func Handler(st Lister, log *slog.Logger, now func() time.Time) http.Handler {
 			log.Error("flow debugger: list events", "err", err)
 			status, data.Error = http.StatusInternalServerError, "The events could not be read. Try again later."
 		}
-		attempts := Group(events)
+		attempts := Group(printableEvents(events))
+		data.Client, data.User, data.Outcome = printable(data.Client), printable(data.User), printable(data.Outcome)
 		slices.Reverse(attempts) // latest first
 		for _, a := range attempts {
 			_, failed := a.Stopped()
@@ -87,4 +88,25 @@ func Handler(st Lister, log *slog.Logger, now func() time.Time) http.Handler {
 		w.WriteHeader(status)
 		_, _ = w.Write(buf.Bytes())
 	})
+}
+
+// printableEvents is events with every non-printable character of what a
+// client sent replaced, as WriteText does: html/template escapes markup
+// but keeps a bidi override or an escape sequence, which would reorder or
+// hide what the operator reads (SEC-116).
+func printableEvents(events []Event) []Event {
+	out := make([]Event, len(events))
+	for i, e := range events {
+		e.Attempt, e.ClientID, e.UserID = printable(e.Attempt), printable(e.ClientID), printable(e.UserID)
+		e.Step, e.Outcome, e.Reason = printable(e.Step), printable(e.Outcome), printable(e.Reason)
+		if e.Details != nil {
+			d := make(map[string]string, len(e.Details))
+			for k, v := range e.Details {
+				d[printable(k)] = printable(v)
+			}
+			e.Details = d
+		}
+		out[i] = e
+	}
+	return out
 }

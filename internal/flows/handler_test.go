@@ -128,3 +128,28 @@ func TestWriteText(t *testing.T) {
 		t.Errorf("steps out of order:\n%s", blocks[1])
 	}
 }
+
+// SEC-116: a bidi override or a control character a client sent (here in
+// a made-up client_id, a redirect URI and the search) cannot reorder or
+// hide what the page shows: it is replaced, as mcpgate flows replaces it.
+func TestSEC116_HandlerReplacesBidiAndControls(t *testing.T) {
+	st := memory.New()
+	err := st.AppendFlowEvents(context.Background(), []store.FlowEvent{{Time: at, Attempt: "a\u202e1", ClientID: "evil\u202egood\u2066",
+		Step: StepAuthorize, Outcome: "invalid_client", Reason: "client_id evil\u202egood\x1b[2K is not registered here",
+		Details: map[string]string{"redirect_uri": "http://127.0.0.1:1/\u200fcb\x00"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Handler(st, nil, func() time.Time { return at.Add(time.Hour) })
+	_, body := get(t, h, "/admin/flows")
+	_, searched := get(t, h, "/admin/flows?user=%E2%80%AEx%1B")
+	body += searched
+	for _, bad := range []string{"\u202e", "\u2066", "\u200f", "\x1b", "\x00"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the page holds %+q", bad)
+		}
+	}
+	if !strings.Contains(body, "evil\uFFFDgood") {
+		t.Errorf("the client id is not shown with its controls replaced:\n%s", body)
+	}
+}

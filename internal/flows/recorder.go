@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -42,6 +44,12 @@ type Recorder struct {
 	done    chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
+	limited atomic.Uint64
+	warned  atomic.Int64 // when lost was last logged, in Unix nanoseconds
+
+	mu    sync.Mutex
+	keys  map[string]*rate.Limiter // RecordLimited's buckets
+	swept time.Time
 }
 
 // NewRecorder starts a Recorder; Close stops it.
@@ -64,7 +72,8 @@ func NewRecorder(opts Options) *Recorder {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{}),
+		keys: map[string]*rate.Limiter{}}
 	go r.run()
 	return r
 }
@@ -76,10 +85,82 @@ func (r *Recorder) Record(e Event) {
 		return
 	}
 	select {
+	case <-r.done: // nothing reads the queue any more
+		r.dropped.Add(1)
+		return
+	default:
+	}
+	select {
 	case r.queue <- clean(e, r.opts.Now()):
 	default:
 		r.dropped.Add(1)
+		r.lost()
 	}
+}
+
+// lost warns that events were left out, at most once a minute: an
+// operator who reads no attempt in the debugger must be able to tell
+// that it lost some, and a flood must not become a flood of log lines.
+func (r *Recorder) lost() {
+	now := r.opts.Now().UnixNano()
+	last := r.warned.Load()
+	if last != 0 && now-last < int64(time.Minute) || !r.warned.CompareAndSwap(last, now) {
+		return
+	}
+	r.opts.Logger.Warn("flow events dropped: the store is slow or down, or a client sent the same junk steps faster than their rate",
+		"dropped", r.dropped.Load(), "limited", r.limited.Load())
+}
+
+// RecordLimited records e unless key (a client address, a grant) is over
+// its rate (KeyBurst, KeyEvery); an event left out is counted (Limited).
+// Steps of an attempt in progress go to Record, unlimited, so that a flood
+// of junk from an address never hides a real attempt made from it
+// (SEC-119).
+func (r *Recorder) RecordLimited(key string, e Event) {
+	if r == nil {
+		return
+	}
+	if !r.allow(key) {
+		r.limited.Add(1)
+		r.lost()
+		return
+	}
+	r.Record(e)
+}
+
+// allow takes a token of key's bucket. Buckets full again are forgotten
+// at most once a minute, as a new one would decide the same; while
+// MaxKeys are held, a new key records nothing.
+func (r *Recorder) allow(key string) bool {
+	now := r.opts.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.swept) > time.Minute {
+		for k, l := range r.keys {
+			if l.TokensAt(now) >= KeyBurst {
+				delete(r.keys, k)
+			}
+		}
+		r.swept = now
+	}
+	l, ok := r.keys[key]
+	if !ok {
+		if len(r.keys) >= MaxKeys {
+			return false
+		}
+		l = rate.NewLimiter(rate.Every(KeyEvery), KeyBurst)
+		r.keys[key] = l
+	}
+	return l.AllowN(now, 1)
+}
+
+// Limited is how many steps RecordLimited left out, their key over its
+// rate.
+func (r *Recorder) Limited() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.limited.Load()
 }
 
 // Dropped is how many events were dropped: the queue was full, or their

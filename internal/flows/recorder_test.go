@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +172,120 @@ func TestNilRecorder(t *testing.T) {
 	r.Record(Event{Attempt: "x"})
 	if r.Dropped() != 0 || r.Close(context.Background()) != nil {
 		t.Fatal("nil recorder")
+	}
+}
+
+// SEC-119: unattributed steps are kept per address up to the burst, then
+// one per KeyEvery; another address has its own bucket; what is
+// left out is counted; at MaxKeys addresses a new one records nothing,
+// and buckets full again are forgotten.
+func TestSEC119_UnattributedPerAddress(t *testing.T) {
+	st := memory.New()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	r := NewRecorder(Options{Store: st, Now: clock})
+	junk := func(source string, n int) {
+		for i := range n {
+			r.RecordLimited(source, Event{Attempt: fmt.Sprintf("%s-%d", source, i), Step: StepAuthorize, Outcome: "invalid_client"})
+		}
+	}
+	junk("192.0.2.1", KeyBurst+50)
+	junk("192.0.2.2", 3)
+	advance(2 * KeyEvery)
+	junk("192.0.2.1", 5)
+	if got, want := r.Limited(), uint64(50+5-2); got != want {
+		t.Errorf("Limited() = %d, want %d", got, want)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ListFlowEvents(context.Background(), store.FlowFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := KeyBurst + 2 + 3; len(got) != want {
+		t.Errorf("%d events stored, want %d", len(got), want)
+	}
+
+	r = NewRecorder(Options{Store: memory.New(), Now: clock})
+	defer r.Close(context.Background())
+	for i := range MaxKeys {
+		if !r.allow(fmt.Sprint(i)) {
+			t.Fatalf("address %d of %d refused", i, MaxKeys)
+		}
+	}
+	if r.allow("one more") {
+		t.Errorf("a new address was tracked past MaxKeys")
+	}
+	advance(KeyEvery + time.Minute)
+	if !r.allow("one more") {
+		t.Errorf("the buckets full again were not forgotten")
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// SEC-115: events dropped at a full queue, or left out over an address's
+// rate (SEC-119), are not lost silently: the recorder warns with the
+// counts, at most once a minute however many are dropped.
+func TestSEC115_DropsAreLogged(t *testing.T) {
+	st := &gatedStore{open: make(chan struct{})}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var logs lockedBuffer
+	r := NewRecorder(Options{Store: st, Queue: 1, Batch: 1, Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer func() {
+		close(st.open)
+		if err := r.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	for i := range 20 {
+		r.Record(Event{Attempt: fmt.Sprint(i), Step: StepRegister, Outcome: OutcomeOK})
+	}
+	if n := strings.Count(logs.String(), "flow events dropped"); n != 1 {
+		t.Fatalf("%d warnings for %d dropped events, want 1:\n%s", n, r.Dropped(), logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "dropped=1") {
+		t.Errorf("the warning does not carry the count:\n%s", logs.String())
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	r.Record(Event{Attempt: "later", Step: StepRegister, Outcome: OutcomeOK})
+	if n := strings.Count(logs.String(), "flow events dropped"); n != 2 {
+		t.Errorf("%d warnings after a minute more of drops, want 2:\n%s", n, logs.String())
+	}
+}
+
+// SEC-115: an event recorded after Close is counted as dropped, as Close
+// promises, not left in a queue nothing reads.
+func TestRecordAfterCloseIsCounted(t *testing.T) {
+	r := NewRecorder(Options{Store: memory.New()})
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Record(Event{Attempt: "late", Step: StepRegister, Outcome: OutcomeOK})
+	if got := r.Dropped(); got != 1 {
+		t.Errorf("Dropped() = %d after an event recorded after Close, want 1", got)
 	}
 }

@@ -201,7 +201,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 		g.opts.Logger.Info("token refused", "reason", err.Error(), "path", r.URL.Path)
 		var aud *tokens.AudienceError
 		if g.opts.Flows != nil && errors.As(err, &aud) {
-			g.opts.Flows.Record(flows.Event{Attempt: aud.GrantID, ClientID: aud.ClientID, UserID: aud.Subject, Step: flows.StepResource,
+			g.opts.Flows.RecordLimited("grant "+aud.GrantID, flows.Event{Attempt: aud.GrantID, ClientID: aud.ClientID, UserID: aud.Subject, Step: flows.StepResource,
 				Outcome: CheckWrongAudience, Details: map[string]string{"resource_requested": issuer + g.opts.Resource.Path},
 				Reason: "the access token was issued for " + strings.Join(aud.Audience, ", ") + ", not " + issuer + g.opts.Resource.Path +
 					": the client must ask for a token for this resource (the resource parameter, RFC 8707)"})
@@ -254,5 +254,7 @@ func (g *Guard) refused(issuer string, v *verified, outcome, reason string) {
 	if c, ok := v.info.Extra[identity.TokenInfoKey].(*identity.Caller); ok {
 		e.ClientID, e.UserID = c.ClientID, c.User.ID
 	}
-	g.opts.Flows.Record(e)
+	// A client that does not read the 401 presents the token again and
+	// again: one grant's refusals are kept to a rate (SEC-119).
+	g.opts.Flows.RecordLimited("grant "+v.grant, e)
 }
