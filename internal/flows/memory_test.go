@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/mcpgate/mcpgate/store"
@@ -84,3 +85,44 @@ func TestFlowDebuggerMemory(t *testing.T) {
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// largest is an event whose every field and allowed detail a client
+// filled to MaxField: what a caller who wants the queue to hold as much
+// as it can sends.
+func largest(i int) Event {
+	long := func(c byte) string { return fmt.Sprintf("%08d", i) + strings.Repeat(string(c), 2*MaxField) }
+	e := Event{Attempt: long('a'), ClientID: long('c'), UserID: long('u'), Step: StepAuthorize, Outcome: long('o'), Reason: long('r'),
+		Details: map[string]string{}}
+	for k := range DetailKeys {
+		e.Details[k] = long('d')
+	}
+	return e
+}
+
+// The queue's bound holds for the bytes of its events too: a full queue
+// of the largest events a client can make holds no more than about its
+// byte budget (QueueBytes, 8 MiB), where the count alone (10,000) would
+// let it hold over 100 MiB; the events over the budget are dropped and
+// counted (SEC-115).
+func TestFlowDebuggerMemoryLargestEvents(t *testing.T) {
+	const queue = 10_000
+	st := &gatedStore{open: make(chan struct{})}
+	before := heap()
+	r := NewRecorder(Options{Store: st, Queue: queue})
+	for i := range queue + 200 {
+		r.Record(largest(i))
+	}
+	held := heap() - before
+	dropped := r.Dropped()
+	close(st.open)
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorder, queue full of the largest events: %.1f MiB, %d of %d dropped", mib(held), dropped, queue+200)
+	if held > 16<<20 {
+		t.Errorf("a queue of the largest events holds %.1f MiB, more than 16", mib(held))
+	}
+	if dropped == 0 {
+		t.Error("no event dropped, want those over the byte budget")
+	}
+}

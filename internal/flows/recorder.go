@@ -28,6 +28,11 @@ type Options struct {
 	// Queue is the most events held in memory, waiting for their write;
 	// more are dropped and counted. Default 10,000.
 	Queue int
+	// QueueBytes bounds the text those events hold (eventBytes): an event
+	// whose every field a client filled to MaxField is twenty times a
+	// typical one, and the count alone would then let the queue hold over
+	// 100 MiB. More are dropped and counted. Default 8 MiB.
+	QueueBytes int64
 	// WriteTimeout bounds one write; default 10 s.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -45,6 +50,7 @@ type Recorder struct {
 	once    sync.Once
 	dropped atomic.Uint64
 	limited atomic.Uint64
+	held    atomic.Int64 // eventBytes of the events queued or being written
 	warned  atomic.Int64 // when lost was last logged, in Unix nanoseconds
 
 	mu    sync.Mutex
@@ -62,6 +68,9 @@ func NewRecorder(opts Options) *Recorder {
 	}
 	if opts.Queue <= 0 {
 		opts.Queue = 10_000
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = 8 << 20
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
@@ -90,12 +99,31 @@ func (r *Recorder) Record(e Event) {
 		return
 	default:
 	}
+	e = clean(e, r.opts.Now())
+	size := eventBytes(e)
+	if r.held.Add(size) > r.opts.QueueBytes {
+		r.held.Add(-size)
+		r.dropped.Add(1)
+		r.lost()
+		return
+	}
 	select {
-	case r.queue <- clean(e, r.opts.Now()):
+	case r.queue <- e:
 	default:
+		r.held.Add(-size)
 		r.dropped.Add(1)
 		r.lost()
 	}
+}
+
+// eventBytes is what e holds in memory, near enough to bound the queue
+// by: its strings, and a map entry's overhead per detail.
+func eventBytes(e Event) int64 {
+	n := 200 + len(e.Attempt) + len(e.ClientID) + len(e.UserID) + len(e.Step) + len(e.Outcome) + len(e.Reason)
+	for k, v := range e.Details {
+		n += 48 + len(k) + len(v)
+	}
+	return int64(n)
 }
 
 // lost warns that events were left out, at most once a minute: an
@@ -231,7 +259,13 @@ func (r *Recorder) run() {
 func (r *Recorder) write(batch []Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.WriteTimeout)
 	defer cancel()
-	if err := r.opts.Store.AppendFlowEvents(ctx, batch); err != nil {
+	err := r.opts.Store.AppendFlowEvents(ctx, batch)
+	var size int64
+	for _, e := range batch {
+		size += eventBytes(e)
+	}
+	r.held.Add(-size)
+	if err != nil {
 		r.dropped.Add(uint64(len(batch)))
 		r.opts.Logger.Warn("flow events not recorded", "count", len(batch), "err", err.Error())
 	}
