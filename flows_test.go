@@ -2,8 +2,11 @@ package mcpgate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
@@ -608,4 +612,57 @@ func TestSEC119_FailureLoopOfAnAttemptIsBounded(t *testing.T) {
 	if n != flows.KeyBurst {
 		t.Errorf("%d of %d refused refreshes of one grant recorded, want %d", n, tries, flows.KeyBurst)
 	}
+}
+
+// otherConnector is a second password connector, so that a sign-in can
+// come back at a provider it did not start with.
+type otherConnector struct{}
+
+func (otherConnector) ID() string          { return "other" }
+func (otherConnector) DisplayName() string { return "Other" }
+func (otherConnector) Login(context.Context, string, string) (identity.User, error) {
+	return identity.User{}, errors.New("no one signs in here")
+}
+
+// SEC-117: a sign-in link of one provider opened at another's login
+// page is refused with a reason, not a bare "refused".
+func TestSEC117_SignInAtAnotherProvider(t *testing.T) {
+	g := newGateway(t, withFlows, func(c *mcpgateConfig) { c.Connectors = append(c.Connectors, otherConnector{}) })
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(a.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", g.url+"/consent", strings.NewReader(url.Values{
+		"request_id": {browser.InputValue(string(page), "request_id")}, "csrf_token": {browser.InputValue(string(page), "csrf_token")},
+		"connector": {"local"}, "decision": {"allow"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", g.url)
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/login/local?state=") {
+		t.Fatalf("consent: %d to %q, want the local login", resp.StatusCode, loc)
+	}
+	state := strings.TrimPrefix(loc, "/login/local?state=")
+	req, _ = http.NewRequest("POST", g.url+"/login/other", strings.NewReader(url.Values{"state": {state}, "username": {testUser}, "password": {testPassword}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", g.url)
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the local sign-in posted at /login/other: %d, want 400", resp.StatusCode)
+	}
+	e, all := g.flowEvent("login", "refused")
+	wantReason(t, e, "the sign-in came back at provider other, but started with local: a link or callback of another provider's sign-in")
+	noSecrets(t, all, flowSecrets(a, "", state)...)
 }

@@ -102,12 +102,14 @@ func (s *Server) flowRequest(w http.ResponseWriter, r *http.Request, issuer, con
 		return nil, nil, ""
 	}
 	if req.Connector != connector {
+		note.stop("refused", "the sign-in came back at provider "+connector+", but started with "+req.Connector+": a link or callback of another provider's sign-in")
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in did not start with this provider.")
 		return nil, nil, ""
 	}
 	if (kind == flowPage) != pageRequest(req) {
 		// Both are the server's own: never expected, never followed.
 		s.log.Error("sign-in state and request disagree on whether it is a page login", "client_id", req.ClientID)
+		note.stop("refused", "the sign-in link's state and its request disagree on whether it signs in to the gateway's pages or authorizes a client: never followed")
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "This sign-in link is not valid. Start again.")
 		return nil, nil, ""
 	}
