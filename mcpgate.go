@@ -348,6 +348,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	var rec *flows.Recorder
 	if cfg.RecordFlows {
 		rec = flows.NewRecorder(flows.Options{Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now})
+		cfg.Metrics.FlowEventsLost(rec.Dropped, rec.Limited)
 	}
 	as, err := newAuthServer(&cfg, keys, sealer, site, deny, limits, rec)
 	if err != nil {

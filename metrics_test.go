@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics/metricstest"
 )
 
@@ -129,5 +130,26 @@ func TestSEC90_FunnelAndTokenChecks(t *testing.T) {
 		if strings.Contains(body, secret) {
 			t.Errorf("the scrape holds %q", secret)
 		}
+	}
+}
+
+// The flow debugger's lost events are in the metrics (SEC-119): a flood
+// of junk /authorize steps from one address is recorded up to the
+// address's burst, and the rest are counted as limited.
+func TestFlowEventsLostInMetrics(t *testing.T) {
+	m := mcpgate.NewMetrics()
+	g := newGateway(t, withFlows, func(c *mcpgate.Config) { c.Metrics = m })
+	for i := range flows.KeyBurst + 30 {
+		a := g.newAuth(fmt.Sprintf("junk-%d", i))
+		if resp, _ := g.get(a.URL()); resp.StatusCode != 400 {
+			t.Fatalf("/authorize of an unknown client: %d, want 400", resp.StatusCode)
+		}
+	}
+	f := metricstest.Parse(t, scrapeMetrics(t, m))
+	if got := f.Value("mcpgate_flow_events_limited_total"); got < 30 {
+		t.Errorf("mcpgate_flow_events_limited_total = %v, want at least the 30 steps over the burst", got)
+	}
+	if _, ok := f["mcpgate_flow_events_dropped_total"]; !ok {
+		t.Error("mcpgate_flow_events_dropped_total is not exported")
 	}
 }

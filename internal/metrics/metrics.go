@@ -114,6 +114,26 @@ func New() *Metrics {
 	return m
 }
 
+// FlowEventsLost exports the flow debugger's counts of events it did not
+// keep (internal/flows.Recorder): dropped (its queue full, a write failed)
+// and limited (a caller over the recording rate, SEC-119), read at each
+// scrape. Call it once, with the gateway's recorder.
+func (m *Metrics) FlowEventsLost(dropped, limited func() uint64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mcpgate_flow_events_dropped_total",
+			Help: "Flow debugger events dropped: its queue was full (the store slow or down) or their write failed.",
+		}, func() float64 { return float64(dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mcpgate_flow_events_limited_total",
+			Help: "Flow debugger events left out because their caller (an address, an attempt, a grant) was over the recording rate.",
+		}, func() float64 { return float64(limited()) }),
+	)
+}
+
 // Handler serves the metrics in the Prometheus exposition format; on nil,
 // 404. Serve it on the metrics listener only (SEC-89).
 func (m *Metrics) Handler() http.Handler {
