@@ -597,7 +597,12 @@ func TestAuditToolNameBounded(t *testing.T) {
 	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: long}); err == nil {
 		t.Fatal("a tool the backend does not have: no error")
 	}
-	ev := rec.all()
+	// The event is recorded as the handler returns, which may be just
+	// after the client has its answer.
+	var ev []audit.Event
+	for deadline := time.Now().Add(30 * time.Second); len(ev) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ev = rec.all()
+	}
 	if len(ev) != 1 {
 		t.Fatalf("events %+v, want one", ev)
 	}
