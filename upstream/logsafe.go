@@ -3,7 +3,7 @@ package upstream
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 
 	"golang.org/x/oauth2"
 )
@@ -36,13 +36,4 @@ func TokenError(err error) error {
 
 // Clip bounds text that came from the network before it reaches a log:
 // at most 200 bytes, cut at a rune boundary, with "…" when cut.
-func Clip(s string) string {
-	n := 200
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
+func Clip(s string) string { return safetext.Clip(s, 200) }

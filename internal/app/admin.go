@@ -12,9 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream/local"
 )
@@ -106,15 +106,6 @@ func (a *admin) answer(v any, text func(w io.Writer)) error {
 // shown is s fit for a terminal: what a client registered or a provider
 // said may hold control characters, which could rewrite the operator's
 // screen (SEC-95).
-func shown(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return '\uFFFD'
-	}, s)
-}
-
 func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -176,7 +167,7 @@ func (a *admin) refuseConfigured(name string) error {
 func (a *admin) addUser(ctx context.Context) error {
 	name := a.cmd.Arg
 	if !local.ValidName(name) {
-		return fmt.Errorf("invalid user name %q: want 1-64 characters of A-Z a-z 0-9 . _ @ -", shown(name))
+		return fmt.Errorf("invalid user name %q: want 1-64 characters of A-Z a-z 0-9 . _ @ -", safetext.Printable(name))
 	}
 	if err := a.refuseConfigured(name); err != nil {
 		return err
@@ -222,7 +213,7 @@ func (a *admin) passwd(ctx context.Context) error {
 	}
 	u, err := a.st.GetLocalUser(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no local user %s: mcpgate users list shows them", shown(name))
+		return fmt.Errorf("no local user %s: mcpgate users list shows them", safetext.Printable(name))
 	}
 	if err != nil {
 		return err
@@ -245,7 +236,7 @@ func (a *admin) disable(ctx context.Context) error {
 	name := a.cmd.Arg
 	revoked, err := a.st.DisableLocalUser(ctx, name, a.now)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no local user %s: mcpgate users list shows them", shown(name))
+		return fmt.Errorf("no local user %s: mcpgate users list shows them", safetext.Printable(name))
 	}
 	if err != nil {
 		return err
@@ -266,7 +257,7 @@ func (a *admin) enable(ctx context.Context) error {
 	name := a.cmd.Arg
 	err := a.st.EnableLocalUser(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no local user %s: mcpgate users list shows them", shown(name))
+		return fmt.Errorf("no local user %s: mcpgate users list shows them", safetext.Printable(name))
 	}
 	if err != nil {
 		return err
@@ -274,7 +265,7 @@ func (a *admin) enable(ctx context.Context) error {
 	return a.answer(struct {
 		Enabled string `json:"enabled"`
 	}{name}, func(w io.Writer) {
-		fmt.Fprintf(w, "Enabled local user %s: they may log in again; the grants disabling revoked stay revoked.\n", shown(name))
+		fmt.Fprintf(w, "Enabled local user %s: they may log in again; the grants disabling revoked stay revoked.\n", safetext.Printable(name))
 	})
 }
 
@@ -300,7 +291,7 @@ func (a *admin) listClients(ctx context.Context) error {
 	return a.answer(views, func(w io.Writer) {
 		fmt.Fprintln(w, "CLIENT ID\tNAME\tCREATED\tLAST USED\tREDIRECT URIS")
 		for _, v := range views {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", shown(v.ID), orDash(shown(v.Name)), v.CreatedAt, orDash(v.LastUsedAt), shown(strings.Join(v.RedirectURIs, " ")))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", safetext.Printable(v.ID), orDash(safetext.Printable(v.Name)), v.CreatedAt, orDash(v.LastUsedAt), safetext.Printable(strings.Join(v.RedirectURIs, " ")))
 		}
 	})
 }
@@ -308,15 +299,15 @@ func (a *admin) listClients(ctx context.Context) error {
 func (a *admin) removeClient(ctx context.Context) error {
 	id := a.cmd.Arg
 	if slices.ContainsFunc(a.cfg.Clients, func(c config.StaticClient) bool { return c.ID == id }) {
-		return fmt.Errorf("client %s is pre-registered in the configuration (clients): remove it there and restart mcpgate serve", shown(id))
+		return fmt.Errorf("client %s is pre-registered in the configuration (clients): remove it there and restart mcpgate serve", safetext.Printable(id))
 	}
 	if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "http://") {
 		return fmt.Errorf("client %s is a client metadata document: such clients are not stored, there is nothing to remove; "+
-			"mcpgate grants list shows its grants and mcpgate grants revoke ends them", shown(id))
+			"mcpgate grants list shows its grants and mcpgate grants revoke ends them", safetext.Printable(id))
 	}
 	revoked, err := a.st.DeleteClient(ctx, id, a.now)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no registered client %s: mcpgate clients list shows them", shown(id))
+		return fmt.Errorf("no registered client %s: mcpgate clients list shows them", safetext.Printable(id))
 	}
 	if err != nil {
 		return err
@@ -365,8 +356,8 @@ func (a *admin) listGrants(ctx context.Context) error {
 			if v.RevokedAt != "" {
 				state = "revoked " + v.RevokedAt
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(v.ID), shown(v.ClientID), shown(v.UserID), shown(v.Resource),
-				orDash(shown(strings.Join(v.Scopes, " "))), v.CreatedAt, state)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Printable(v.ID), safetext.Printable(v.ClientID), safetext.Printable(v.UserID), safetext.Printable(v.Resource),
+				orDash(safetext.Printable(strings.Join(v.Scopes, " "))), v.CreatedAt, state)
 		}
 	})
 }
@@ -375,7 +366,7 @@ func (a *admin) revoke(ctx context.Context) error {
 	id := a.cmd.Arg
 	g, err := a.st.GetGrant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no grant %s: mcpgate grants list shows them", shown(id))
+		return fmt.Errorf("no grant %s: mcpgate grants list shows them", safetext.Printable(id))
 	}
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ const (
 	Failed      Outcome = "failed" // no JSON-RPC answer: backend down, HTTP error, client gone
 )
 
-// MaxToolName bounds the tool name an Event carries (Cut): the name is
+// MaxToolName bounds the tool name an Event carries (safetext.Clip): the name is
 // the client's text, as long as a request body allows, and every audit
 // line, trace span and console entry repeats it. Real tool names are far
 // shorter (MCP suggests at most 128 characters).

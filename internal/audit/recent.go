@@ -2,9 +2,9 @@ package audit
 
 import (
 	"context"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // Recent keeps the last events it was given, at most its bound, in
@@ -54,21 +54,8 @@ func (r *Recent) Record(_ context.Context, e Event) {
 	r.mu.Unlock()
 }
 
-// clip cuts s to MaxRecentText bytes (Cut).
-func clip(s string) string { return Cut(s, MaxRecentText) }
-
-// Cut returns s cut to at most max bytes on a character's boundary and
-// marked with "…" when it was longer.
-func Cut(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	n := max
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…" // a new string: the long one is not kept alive
-}
+// clip cuts s to MaxRecentText bytes.
+func clip(s string) string { return safetext.Clip(s, MaxRecentText) }
 
 // Last returns the events kept, newest first.
 func (r *Recent) Last() []Entry {

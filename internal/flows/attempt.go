@@ -7,7 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/mcpgate/mcpgate/internal/safetext"
 )
 
 // Attempt is the timeline of one authorization attempt: its steps in the
@@ -131,34 +132,25 @@ func WriteText(w io.Writer, attempts []Attempt) error {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "attempt %s  client %s", printable(a.ID), orDash(printable(a.ClientID())))
+		fmt.Fprintf(&b, "attempt %s  client %s", safetext.Printable(a.ID), orDash(safetext.Printable(a.ClientID())))
 		if u := a.UserID(); u != "" {
-			fmt.Fprintf(&b, "  user %s", printable(u))
+			fmt.Fprintf(&b, "  user %s", safetext.Printable(u))
 		}
 		b.WriteByte('\n')
 		for _, e := range a.Events {
-			fmt.Fprintf(&b, "  %s  %-17s %s", e.Time.UTC().Format("2006-01-02 15:04:05.000"), printable(e.Step), printable(e.Outcome))
+			fmt.Fprintf(&b, "  %s  %-17s %s", e.Time.UTC().Format("2006-01-02 15:04:05.000"), safetext.Printable(e.Step), safetext.Printable(e.Outcome))
 			if e.Reason != "" {
-				fmt.Fprintf(&b, ": %s", printable(e.Reason))
+				fmt.Fprintf(&b, ": %s", safetext.Printable(e.Reason))
 			}
 			b.WriteByte('\n')
 			if d := DetailList(e); len(d) > 0 {
-				fmt.Fprintf(&b, "      %s\n", printable(strings.Join(d, " ")))
+				fmt.Fprintf(&b, "      %s\n", safetext.Printable(strings.Join(d, " ")))
 			}
 		}
-		fmt.Fprintf(&b, "  => %s\n", printable(a.Summary()))
+		fmt.Fprintf(&b, "  => %s\n", safetext.Printable(a.Summary()))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return '\uFFFD'
-	}, s)
 }
 
 func orDash(s string) string {

@@ -3,8 +3,8 @@ package flows
 import (
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream/local"
 )
@@ -105,11 +105,7 @@ func cut(s string) string {
 	if len(s) <= MaxField {
 		return strings.Clone(s)
 	}
-	i := MaxField - len("…")
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return strings.Clone(s[:i]) + "…"
+	return safetext.Clip(s, MaxField-len("…"))
 }
 
 // UserFilter is the user ID a search for user means: the name of a local

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -72,7 +73,7 @@ func Handler(st Lister, log *slog.Logger, now func() time.Time) http.Handler {
 			status, data.Error = http.StatusInternalServerError, "The events could not be read. Try again later."
 		}
 		attempts := Group(printableEvents(events))
-		data.Client, data.User, data.Outcome = printable(data.Client), printable(data.User), printable(data.Outcome)
+		data.Client, data.User, data.Outcome = safetext.Printable(data.Client), safetext.Printable(data.User), safetext.Printable(data.Outcome)
 		slices.Reverse(attempts) // latest first
 		for _, a := range attempts {
 			_, failed := a.Stopped()
@@ -97,12 +98,12 @@ func Handler(st Lister, log *slog.Logger, now func() time.Time) http.Handler {
 func printableEvents(events []Event) []Event {
 	out := make([]Event, len(events))
 	for i, e := range events {
-		e.Attempt, e.ClientID, e.UserID = printable(e.Attempt), printable(e.ClientID), printable(e.UserID)
-		e.Step, e.Outcome, e.Reason = printable(e.Step), printable(e.Outcome), printable(e.Reason)
+		e.Attempt, e.ClientID, e.UserID = safetext.Printable(e.Attempt), safetext.Printable(e.ClientID), safetext.Printable(e.UserID)
+		e.Step, e.Outcome, e.Reason = safetext.Printable(e.Step), safetext.Printable(e.Outcome), safetext.Printable(e.Reason)
 		if e.Details != nil {
 			d := make(map[string]string, len(e.Details))
 			for k, v := range e.Details {
-				d[printable(k)] = printable(v)
+				d[safetext.Printable(k)] = safetext.Printable(v)
 			}
 			e.Details = d
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
@@ -212,7 +213,7 @@ func (x *exchange) withinLimits(w http.ResponseWriter) bool {
 		return true
 	}
 	secs := max(int((wait+time.Second-1)/time.Second), 1)
-	x.h.log.Info("tool call rate limited", "tool", audit.Cut(tool, audit.MaxToolName), "user", user, "client_id", client, "resource", x.h.resource, "retry_after", secs)
+	x.h.log.Info("tool call rate limited", "tool", safetext.Clip(tool, audit.MaxToolName), "user", user, "client_id", client, "resource", x.h.resource, "retry_after", secs)
 	msg := "rate limited: " + tool + "; try again in " + strconv.Itoa(secs) + " s"
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	x.answerAll(w, audit.RateLimited, func(out []byte, m *jsonrpc.Message) []byte {
@@ -344,7 +345,7 @@ func (x *exchange) record() {
 		}
 		// A result, isError or not, shows the backend has the tool.
 		x.h.metrics.ToolCall(x.h.resource, c.name, toolOutcome(c.outcome), c.outcome == audit.OK || c.outcome == audit.ToolError, d)
-		e := audit.Event{Tool: audit.Cut(c.name, audit.MaxToolName), Outcome: c.outcome, Duration: d, Resource: x.h.resource, RequestID: requestid.From(x.ctx)}
+		e := audit.Event{Tool: safetext.Clip(c.name, audit.MaxToolName), Outcome: c.outcome, Duration: d, Resource: x.h.resource, RequestID: requestid.From(x.ctx)}
 		if x.caller != nil {
 			e.User, e.Client = x.caller.User.ID, x.caller.ClientID
 		}
