@@ -458,3 +458,14 @@ func MatchFlowEvent(e *FlowEvent, f FlowFilter) bool {
 	}
 	return true
 }
+
+// EndGrant forgets the approval of g's user for g's client, first, so that
+// no authorization after the revocation finds it and the client must ask
+// the person again rather than get a code at once from a browser still
+// signed in (SEC-109); then it revokes g at now.
+func EndGrant(ctx context.Context, s Store, g *Grant, now time.Time) error {
+	if err := s.DeleteConsent(ctx, g.User.ID, g.ClientID); err != nil {
+		return err
+	}
+	return s.RevokeGrant(ctx, g.ID, now)
+}

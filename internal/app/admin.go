@@ -35,19 +35,35 @@ type AdminCommand struct {
 	Password func() (string, error)
 }
 
-// Admin runs cmd on the store cfg names and writes its answer to stdout.
-func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.Writer) error {
+// openExistingStore opens the store of a running or stopped mcpgate serve
+// for a command: the memory store is refused with onMemory (it lives
+// inside one serve), and a SQLite file that does not exist is never made
+// a new, empty store in a mistyped directory (SEC-95).
+func openExistingStore(ctx context.Context, cfg *config.Config, onMemory string) (store.Store, error) {
 	dsn := cfg.StoreDSN()
 	if dsn == "memory" {
-		return fmt.Errorf("%s %s: the memory store lives inside one mcpgate serve: there is nothing to change from outside", cmd.Noun, cmd.Verb)
+		return nil, errors.New(onMemory)
 	}
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		// SEC-95: never a new, empty store in a mistyped directory.
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
-		}
+	if path, missing := missingSQLite(dsn); missing {
+		return nil, fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
 	}
-	st, err := openStore(ctx, cfg)
+	return openStore(ctx, cfg)
+}
+
+// missingSQLite reports a SQLite store whose file does not exist yet, and
+// its path.
+func missingSQLite(dsn string) (string, bool) {
+	path, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok {
+		return "", false
+	}
+	_, err := os.Stat(path)
+	return path, errors.Is(err, fs.ErrNotExist)
+}
+
+// Admin runs cmd on the store cfg names and writes its answer to stdout.
+func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.Writer) error {
+	st, err := openExistingStore(ctx, cfg, fmt.Sprintf("%s %s: the memory store lives inside one mcpgate serve: there is nothing to change from outside", cmd.Noun, cmd.Verb))
 	if err != nil {
 		return err
 	}
@@ -371,15 +387,10 @@ func (a *admin) revoke(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The person's approval of the client goes first, so that the client
-	// must ask them again rather than get a code at once from a browser
-	// still signed in (SEC-109). Then the store's revocation, as /revoke's:
-	// announced to every gateway (NOTIFY on PostgreSQL) and read by their
-	// reload (SEC-80).
-	if err := a.st.DeleteConsent(ctx, g.User.ID, g.ClientID); err != nil {
-		return err
-	}
-	if err := a.st.RevokeGrant(ctx, id, a.now); err != nil {
+	// The store's revocation, as /revoke's, announced to every gateway
+	// (NOTIFY on PostgreSQL) and read by their reload (SEC-80), with the
+	// person's approval of the client forgotten (SEC-109).
+	if err := store.EndGrant(ctx, a.st, g, a.now); err != nil {
 		return err
 	}
 	at := a.now

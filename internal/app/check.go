@@ -79,11 +79,9 @@ func (c *checker) line(status, kind, format string, args ...any) {
 // checks that the secret key is the one its data was sealed with.
 func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 	name := storeName(cfg.StoreDSN())
-	if path, ok := strings.CutPrefix(cfg.StoreDSN(), "sqlite:"); ok {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			c.checkNewSQLite(cfg, name, path)
-			return
-		}
+	if path, missing := missingSQLite(cfg.StoreDSN()); missing {
+		c.checkNewSQLite(cfg, name, path)
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()

@@ -3,12 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -33,15 +28,6 @@ type FlowsCommand struct {
 // time order and how it ended last (or, with JSON, a list of
 // flows.AttemptView). It only reads the store.
 func Flows(ctx context.Context, cfg *config.Config, cmd FlowsCommand, stdout io.Writer) error {
-	dsn := cfg.StoreDSN()
-	if dsn == "memory" {
-		return errors.New("flows: the memory store lives inside one mcpgate serve: its flows are on its admin console")
-	}
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
-		}
-	}
 	if cmd.Since <= 0 || cmd.Since > flows.Retention {
 		cmd.Since = flows.Retention
 	}
@@ -49,7 +35,7 @@ func Flows(ctx context.Context, cfg *config.Config, cmd FlowsCommand, stdout io.
 		cmd.Limit = 100
 	}
 	user := flows.UserFilter(cmd.User)
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg, "flows: the memory store lives inside one mcpgate serve: its flows are on its admin console")
 	if err != nil {
 		return err
 	}

@@ -82,28 +82,13 @@ func (c *Console) accountRevoke(w http.ResponseWriter, r *http.Request) {
 		c.storeFailed(w, "account: get grant", err)
 		return
 	}
-	// The approval goes first, so that no authorization after the
-	// revocation finds it: the client must ask the person again (SEC-109),
-	// never get a code at once from a browser still signed in.
-	if err := c.opts.Store.DeleteConsent(r.Context(), sess.User.ID, g.ClientID); err != nil {
-		c.storeFailed(w, "account: forget consent", err)
-		return
-	}
-	if err := c.revoke(r.Context(), id); err != nil {
+	if err := store.EndGrant(r.Context(), c.opts.Store, g, c.opts.Now()); err != nil {
 		c.storeFailed(w, "account: revoke grant", err)
 		return
 	}
+	c.opts.Revoked([]string{id}) // at once on this replica
 	c.log.Info("grant revoked on the account page", "user", sess.User.ID, "grant", id, "client_id", g.ClientID)
 	http.Redirect(w, r, "/account?revoked=1", http.StatusSeeOther)
-}
-
-// revoke ends a grant in the store, then on this replica at once.
-func (c *Console) revoke(ctx context.Context, id string) error {
-	if err := c.opts.Store.RevokeGrant(ctx, id, c.opts.Now()); err != nil {
-		return err
-	}
-	c.opts.Revoked([]string{id})
-	return nil
 }
 
 func (c *Console) storeFailed(w http.ResponseWriter, what string, err error) {

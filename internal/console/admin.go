@@ -210,12 +210,7 @@ func (c *Console) revokeGrant(ctx context.Context, id string) ([]string, error) 
 	if !g.RevokedAt.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	// As on the account page: the approval goes first, so that the client
-	// must ask the person again (SEC-109).
-	if err := c.opts.Store.DeleteConsent(ctx, g.User.ID, g.ClientID); err != nil {
-		return nil, err
-	}
-	if err := c.opts.Store.RevokeGrant(ctx, id, c.opts.Now()); err != nil {
+	if err := store.EndGrant(ctx, c.opts.Store, g, c.opts.Now()); err != nil {
 		return nil, err
 	}
 	return []string{id}, nil
