@@ -234,6 +234,17 @@ func TestSEC117_PKCEMismatch(t *testing.T) {
 	noSecrets(t, all, flowSecrets(a, code, right)...)
 }
 
+// countSteps counts the events of step with outcome.
+func countSteps(all []store.FlowEvent, step, outcome string) int {
+	n := 0
+	for _, e := range all {
+		if e.Step == step && e.Outcome == outcome {
+			n++
+		}
+	}
+	return n
+}
+
 func stepsOf(all []store.FlowEvent, attempt string) string {
 	var steps []string
 	for _, e := range all {
@@ -494,12 +505,7 @@ func TestSEC119_JunkStepsDoNotCrowdOutAttempts(t *testing.T) {
 	if steps := stepsOf(all, e.Attempt); steps != "authorize:ok consent:ok login:ok token_code:ok" {
 		t.Errorf("the real attempt after the junk: %s", steps)
 	}
-	n := 0
-	for _, x := range all {
-		if x.Step == "authorize" && x.Outcome == "invalid_client" {
-			n++
-		}
-	}
+	n := countSteps(all, "authorize", "invalid_client")
 	// The test's clock stands still: no token comes back to the bucket.
 	if n != flows.KeyBurst {
 		t.Errorf("%d of %d junk /authorize steps from one address recorded, want %d", n, junk, flows.KeyBurst)
@@ -541,12 +547,7 @@ func TestSEC119_RefusedTokenLoopIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, x := range all {
-		if x.Step == "resource" && x.Outcome == "revoked" {
-			n++
-		}
-	}
+	n := countSteps(all, "resource", "revoked")
 	if n != flows.KeyBurst {
 		t.Errorf("%d of %d refusals of one revoked grant's token recorded, want %d", n, tries, flows.KeyBurst)
 	}
@@ -571,12 +572,7 @@ func TestSEC119_AuthorizeLoopIsBounded(t *testing.T) {
 	}
 	// The queue is written in order: the loop is in.
 	_, all := g.flowEvent("authorize", "invalid_client")
-	n := 0
-	for _, x := range all {
-		if x.Step == "authorize" && x.Outcome == "ok" {
-			n++
-		}
-	}
+	n := countSteps(all, "authorize", "ok")
 	if n != flows.KeyBurst {
 		t.Errorf("%d of %d /authorize steps without a sign-in recorded, want %d", n, tries, flows.KeyBurst)
 	}
@@ -603,12 +599,7 @@ func TestSEC119_FailureLoopOfAnAttemptIsBounded(t *testing.T) {
 	}
 	// The queue is written in order: the loop is in.
 	_, all := g.flowEvent("authorize", "invalid_client")
-	n := 0
-	for _, x := range all {
-		if x.Step == "token_refresh" && x.Outcome == "invalid_grant" {
-			n++
-		}
-	}
+	n := countSteps(all, "token_refresh", "invalid_grant")
 	if n != flows.KeyBurst {
 		t.Errorf("%d of %d refused refreshes of one grant recorded, want %d", n, tries, flows.KeyBurst)
 	}
