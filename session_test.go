@@ -2,7 +2,6 @@ package mcpgate_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 )
-
-func asAuthErr(err error, target **browser.AuthorizationError) bool { return errors.As(err, target) }
 
 // SESS-3: an MCP session opened by one user cannot be used with another
 // user's token.

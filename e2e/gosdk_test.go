@@ -120,13 +120,6 @@ func staticTransport(endpoint, token string) mcp.Transport {
 	return &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}}
 }
 
-func mustContain(t *testing.T, s, sub string) {
-	t.Helper()
-	if !strings.Contains(s, sub) {
-		t.Fatalf("%q does not contain %q", s, sub)
-	}
-}
-
 type mcpStreamable struct {
 	endpoint string
 	h        *auth.AuthorizationCodeHandler

@@ -481,7 +481,7 @@ func canonicalID(id []byte) string {
 	case 'n':
 		return "null"
 	default:
-		if bytes.IndexAny(id, ".eE") < 0 {
+		if !bytes.ContainsAny(id, ".eE") {
 			if string(id) == "-0" {
 				return "0"
 			}

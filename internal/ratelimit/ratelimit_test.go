@@ -25,15 +25,6 @@ func newLimiter(t *testing.T, maxKeys int, rules ...Rule) (*Limiter, *clock) {
 	return l, c
 }
 
-func mustRate(t *testing.T, s string) Rate {
-	t.Helper()
-	r, err := ParseRate(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func TestParseRate(t *testing.T) {
 	for s, want := range map[string]Rate{"10/s": {10, time.Second}, "600/m": {600, time.Minute}, "1/h": {1, time.Hour}, "1000000/s": {MaxCount, time.Second}} {
 		got, err := ParseRate(s)

@@ -54,7 +54,7 @@ func TestFromEnvServiceName(t *testing.T) {
 		ro := span.(sdktrace.ReadOnlySpan)
 		attrs := map[attribute.Key]string{}
 		for _, kv := range ro.Resource().Attributes() {
-			attrs[kv.Key] = kv.Value.Emit()
+			attrs[kv.Key] = kv.Value.String()
 		}
 		want := name
 		if want == "" {
@@ -113,8 +113,8 @@ func TestRequestSpan(t *testing.T) {
 		if kv.Key == "http.request.method" && kv.Value.AsString() != "_OTHER" {
 			t.Errorf("method %q, want _OTHER for a made-up one", kv.Value.AsString())
 		}
-		if strings.Contains(kv.Value.Emit(), "secret") {
-			t.Errorf("%s = %q carries the query", kv.Key, kv.Value.Emit())
+		if strings.Contains(kv.Value.String(), "secret") {
+			t.Errorf("%s = %q carries the query", kv.Key, kv.Value.String())
 		}
 	}
 	if call.Name() != "tools/call" || call.Parent().SpanID() != req.SpanContext().SpanID() || call.EndTime().Sub(call.StartTime()) != time.Millisecond {
