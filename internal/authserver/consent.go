@@ -126,43 +126,11 @@ func displayName(u identity.User) string {
 // through a provider that is rechecked goes to log in there again, for
 // this grant (RT-3).
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form could not be read.")
-		return
-	}
 	ctx := r.Context()
 	issuer := s.site.Issuer(r)
-	id := r.PostForm.Get("request_id")
 	note := noteOf(ctx)
-	if id == "" {
-		note.stop(oauth.InvalidRequest, "the consent form came without its authorization request (request_id): it was not posted from the gateway's consent page")
-		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form came without its sign-in request. Go back to the application and start connecting again.")
-		return
-	}
-	req, err := s.store.GetAuthRequest(ctx, id, s.now())
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("consent: load request", "err", err)
-			note.stop(oauth.ServerError, "the store could not be read (the gateway's log has the error)")
-			web.RenderError(w, s.log, http.StatusServiceUnavailable, "Try again",
-				"The sign-in request could not be read. Try again in a moment.")
-			return
-		}
-		note.stop("expired", "the authorization request expired (it lives 10 minutes) or was already used: the person must start again from the application")
-		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired",
-			"Go back to the application and start connecting again.")
-		return
-	}
-	note.attemptOf(req.ID, req.ClientID, "")
-	if !s.checkCSRF(r, issuer, "consent", req.ID) {
-		s.log.Warn("consent: CSRF check failed", "client_id", req.ClientID)
-		note.stop("refused", "the consent form was not posted from this browser's consent page (CSRF check failed)")
-		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
-			"This form was not submitted from this browser's consent page. Go back to the application and start again.")
-		return
-	}
-	if s.requestClient(w, r, req) == nil {
+	req := s.consentRequest(w, r, issuer)
+	if req == nil {
 		return
 	}
 	switch r.PostForm.Get("decision") {
@@ -217,6 +185,52 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		con = c
 	}
 	s.sendToLogin(w, r, issuer, req, con, flowLogin)
+}
+
+// consentRequest reads the consent form and returns the authorization
+// request it answers, once the form is known to come from this browser's
+// consent page and the request's client still stands; otherwise it
+// answers the browser itself and returns nil.
+func (s *Server) consentRequest(w http.ResponseWriter, r *http.Request, issuer string) *store.AuthRequest {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return nil
+	}
+	ctx := r.Context()
+	id := r.PostForm.Get("request_id")
+	note := noteOf(ctx)
+	if id == "" {
+		note.stop(oauth.InvalidRequest, "the consent form came without its authorization request (request_id): it was not posted from the gateway's consent page")
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The form came without its sign-in request. Go back to the application and start connecting again.")
+		return nil
+	}
+	req, err := s.store.GetAuthRequest(ctx, id, s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("consent: load request", "err", err)
+			note.stop(oauth.ServerError, "the store could not be read (the gateway's log has the error)")
+			web.RenderError(w, s.log, http.StatusServiceUnavailable, "Try again",
+				"The sign-in request could not be read. Try again in a moment.")
+			return nil
+		}
+		note.stop("expired", "the authorization request expired (it lives 10 minutes) or was already used: the person must start again from the application")
+		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired",
+			"Go back to the application and start connecting again.")
+		return nil
+	}
+	note.attemptOf(req.ID, req.ClientID, "")
+	if !s.checkCSRF(r, issuer, "consent", req.ID) {
+		s.log.Warn("consent: CSRF check failed", "client_id", req.ClientID)
+		note.stop("refused", "the consent form was not posted from this browser's consent page (CSRF check failed)")
+		web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
+			"This form was not submitted from this browser's consent page. Go back to the application and start again.")
+		return nil
+	}
+	if s.requestClient(w, r, req) == nil {
+		return nil
+	}
+	return req
 }
 
 func callbackURL(issuer, connector string) string {

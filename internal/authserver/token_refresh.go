@@ -83,6 +83,15 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}
+	return s.rotate(ctx, client, grant, oldHash, resp, now)
+}
+
+// rotate replaces the refresh token oldHash of grant by resp's, with resp
+// sealed beside it so that a retry within the grace window gets the same
+// pair again, and answers what the rotation found: resp, that pair, or
+// invalid_grant when the token was reused later or ended meanwhile.
+func (s *Server) rotate(ctx context.Context, client *store.Client, grant *store.Grant, oldHash []byte, resp *TokenResponse, now time.Time) (*TokenResponse, *oauth.Error) {
+	note := noteOf(ctx)
 	plain, err := json.Marshal(resp)
 	if err != nil {
 		return nil, oauth.AsError(err)
