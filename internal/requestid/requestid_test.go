@@ -48,6 +48,21 @@ func TestClient(t *testing.T) {
 	}
 }
 
+// Whatever a client sends as X-Request-Id: it is logged as it is only
+// when short and plain, and otherwise not at all (SEC-103).
+func FuzzClient(f *testing.F) {
+	for _, h := range []string{"", "req-1.A_b", "x\nlevel=ERROR", "é", strings.Repeat("a", 65)} {
+		f.Add(h)
+	}
+	plain := regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	f.Fuzz(func(t *testing.T, h string) {
+		got := Client(h)
+		if want := plain.MatchString(h); want && got != h || !want && got != "" {
+			t.Fatalf("Client(%q) = %q, want it kept only when short and plain", h, got)
+		}
+	})
+}
+
 func BenchmarkNew(b *testing.B) {
 	for b.Loop() {
 		_ = New()

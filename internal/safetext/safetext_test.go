@@ -3,6 +3,7 @@ package safetext
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -40,4 +41,40 @@ func TestSEC95_PrintableHasNoControls(t *testing.T) {
 			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// Whatever an outsider sends: Clip keeps a prefix of it within the bound
+// (plus the mark of the cut) and never splits a character of valid text;
+// Printable leaves valid UTF-8 in which every character is printable and
+// changes nothing of text that was printable already (SEC-95).
+func FuzzText(f *testing.F) {
+	for _, s := range []string{"", "plain", "évian ☃", "evil\x1b]0;x\x07", "bidi\u202e", "bad \xff", strings.Repeat("é", 40)} {
+		f.Add(s, uint16(10))
+	}
+	// A bound is a small constant of the code: never negative.
+	f.Fuzz(func(t *testing.T, s string, bound uint16) {
+		max := int(bound)
+		c := Clip(s, max)
+		if c != s {
+			kept, cut := strings.CutSuffix(c, "…")
+			if !cut || len(kept) > max || !strings.HasPrefix(s, kept) {
+				t.Fatalf("Clip(%q, %d) = %q, want a prefix of at most %d bytes and the mark", s, max, c, max)
+			}
+			if utf8.ValidString(s) && !utf8.ValidString(c) {
+				t.Fatalf("Clip(%q, %d) = %q splits a character", s, max, c)
+			}
+		}
+		p := Printable(s)
+		if !utf8.ValidString(p) {
+			t.Fatalf("Printable(%q) = %q is not valid UTF-8", s, p)
+		}
+		for _, r := range p {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("Printable(%q) = %q keeps %U", s, p, r)
+			}
+		}
+		if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 && p != s {
+			t.Fatalf("Printable(%q) = %q changed printable text", s, p)
+		}
+	})
 }
