@@ -1,6 +1,11 @@
 # mcpgate: common developer and CI entry points. .ci/run calls `make test`.
 
 GO ?= go
+# go.mod's toolchain line names the Go release whose standard library has every security
+# fix we know of (`make vulncheck`); auto lets the go command fetch it when the machine's
+# Go is older, even where the installation says local. An explicit GOTOOLCHAIN wins.
+GOTOOLCHAIN ?= auto
+export GOTOOLCHAIN
 # Where scripts/install-tools.sh puts Node 22 and the MCP conformance suite; e2e tests
 # read it (and $(MCPGATE_TOOLS)/env.sh) to find them.
 MCPGATE_TOOLS ?= $(CURDIR)/.tools
@@ -8,7 +13,7 @@ export MCPGATE_TOOLS
 FUZZTIME ?= 10s
 FUZZPKGS ?= ./...
 
-.PHONY: all test tools vet build bench fuzz fuzz-long run clean
+.PHONY: all test tools vet vulncheck build bench fuzz fuzz-long run clean
 
 all: build
 
@@ -23,9 +28,14 @@ vet:
 
 # env.sh also exports NODE22, CONFORMANCE, TSSDK_DIR, INSPECTOR_CLI, EVERYTHING_STDIO, EVERYTHING_SERVER
 # and OIDC_PROVIDER_DIR (printed by install-tools.sh).
-test: tools vet
+test: tools vet vulncheck
 	. "$(MCPGATE_TOOLS)/env.sh" && $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) -C bench test -race -count=1 -timeout 5m ./...
+
+# govulncheck over both modules against a pinned copy of the Go vulnerability database
+# (scripts/vulncheck.sh says how to move it on).
+vulncheck:
+	GO=$(GO) scripts/vulncheck.sh
 
 # The version `mcpgate version` and the start banner print: the checkout's tag or commit
 # (`dev` outside a git checkout). make build VERSION=1.2.3 names another.

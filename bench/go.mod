@@ -2,6 +2,8 @@ module github.com/mcpgate/mcpgate/bench
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/google/pprof v0.0.0-20261016150608-1facf8f91b50
 	github.com/jackc/pgx/v5 v5.13.0
