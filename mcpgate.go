@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -628,12 +629,9 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 	case res.Upstream != "":
 		return g.upstream(res, keys, cfg)
 	case len(res.Command) > 0:
-		pool, err := bridge.NewStdio(bridge.StdioOptions{
-			Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
-			MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
-			Isolation: res.Stdio.Isolation, ReadPaths: res.Stdio.ReadPaths, Private: res.Stdio.Private, UIDs: res.Stdio.UIDs,
-			Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
-		})
+		opts := stdioOptions(res)
+		opts.Metrics, opts.Logger = cfg.Metrics, cfg.Logger
+		pool, err := bridge.NewStdio(opts)
 		if err != nil {
 			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 		}
@@ -642,6 +640,43 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 		return pool, nil
 	}
 	return MCPHandler(embedded.Demo(cfg.Version)), nil
+}
+
+// stdioOptions are the options of the pool of res's stdio servers.
+func stdioOptions(res *Resource) bridge.StdioOptions {
+	return bridge.StdioOptions{
+		Command: res.Command, Env: res.Stdio.Env, Dir: res.Stdio.Dir,
+		MaxProcesses: res.Stdio.MaxProcesses, IdleTimeout: res.Stdio.IdleTimeout,
+		Isolation: res.Stdio.Isolation, ReadPaths: res.Stdio.ReadPaths, Private: res.Stdio.Private, UIDs: res.Stdio.UIDs,
+		Resource: res.Path,
+	}
+}
+
+// ProbeStdio starts res's stdio server once, as the gateway does for a
+// user's first request (the same command, environment, isolation and
+// directory), asks it to initialize, and stops it: `mcpgate check`'s test
+// of a stdio backend. It returns the server's name and version and the
+// protocol version it answered with; an error says how a server that
+// failed ended and quotes its last lines of standard error.
+func ProbeStdio(ctx context.Context, res Resource) (server, protocol string, err error) {
+	if len(res.Command) == 0 {
+		return "", "", errors.New("mcpgate: the resource has no stdio command")
+	}
+	raw, err := bridge.ProbeStdio(ctx, stdioOptions(&res))
+	if err != nil {
+		return "", "", err
+	}
+	var init struct {
+		ProtocolVersion string `json:"protocolVersion"`
+		ServerInfo      struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+		} `json:"serverInfo"`
+	}
+	if err := json.Unmarshal(raw, &init); err != nil {
+		return "", "", fmt.Errorf("mcpgate: the server's initialize result: %w", err)
+	}
+	return strings.TrimSpace(init.ServerInfo.Name + " " + init.ServerInfo.Version), init.ProtocolVersion, nil
 }
 
 // upstream builds the backend of a resource with an Upstream: a proxy, or

@@ -178,3 +178,35 @@ resources:
 	}
 	wantLines(t, out, "FAIL config   invalid: each problem is listed on standard error")
 }
+
+// `mcpgate check` starts a stdio server as serve would (the same sandbox,
+// uid and read paths) and hears its initialize answer: ok for the
+// reference everything server with the read path of its code; FAIL, with
+// the server's own last words, for a script that does not exist and for
+// the same server without the read path its code needs, which serve
+// would answer 502 at the first request. The check makes no data
+// directory.
+func TestBinaryCheckStdio(t *testing.T) {
+	node, entry := node22(t), everythingStdio(t)
+	data := filepath.Join(sharedDir(t), "data")
+	cmd := shellQuote(node) + " " + shellQuote(entry) + " stdio"
+
+	out, errOut, code := runCheck(t, "--data-dir", data, "--stdio", cmd, "--stdio-read-path", packageRoot(entry))
+	if code != 0 || !strings.Contains(out, "ok   upstream /mcp stdio "+node+": ") || !strings.Contains(out, ", protocol ") {
+		t.Fatalf("the everything server with its read path: exit %d, want 0 and an ok line with its name and protocol\n%s\nstderr: %s", code, out, errOut)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the check made %s (%v), want nothing made", data, err)
+	}
+
+	missing := filepath.Join(t.TempDir(), "missing.js")
+	out, errOut, code = runCheck(t, "--data-dir", data, "--stdio", shellQuote(node)+" "+shellQuote(missing))
+	if code != 1 || !strings.Contains(out, "FAIL upstream /mcp stdio "+node+": the server ended: exit status 1") || !strings.Contains(out, "Cannot find module") {
+		t.Errorf("a script that does not exist: exit %d, want 1 and a FAIL line with the exit status and node's complaint\n%s\nstderr: %s", code, out, errOut)
+	}
+
+	out, errOut, code = runCheck(t, "--data-dir", data, "--stdio", cmd)
+	if code != 1 || !strings.Contains(out, "FAIL upstream /mcp stdio "+node+": the server ended:") || !strings.Contains(out, "add where its code and data are with --stdio-read-path") {
+		t.Errorf("the everything server without the read path of its code: exit %d, want 1 and a FAIL line that says to add the read path\n%s\nstderr: %s", code, out, errOut)
+	}
+}

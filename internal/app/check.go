@@ -222,7 +222,8 @@ func (c *checker) checkGitHub(ctx context.Context, cfg *config.Config) {
 }
 
 // checkResource checks the backend of one resource: an upstream MCP
-// server answers initialize, a stdio server's command is found.
+// server, or a stdio server started as serve starts one, answers
+// initialize.
 func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
 	switch {
 	case res.Upstream != "":
@@ -233,7 +234,18 @@ func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
 			c.fail("upstream", "%s stdio %s: %s", res.Path, res.Command[0], reason(err))
 			return
 		}
-		c.pass("upstream", "%s stdio %s", res.Path, path)
+		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		server, protocol, err := mcpgate.ProbeStdio(ctx, res)
+		if err != nil {
+			hint := ""
+			if denied := strings.Contains(err.Error(), "EACCES") || strings.Contains(err.Error(), "ermission denied"); denied && res.Stdio.Isolation != "none" {
+				hint = " (a confined server reads only the system's directories, its own and stdio_read_paths: add where its code and data are with --stdio-read-path)"
+			}
+			c.fail("upstream", "%s stdio %s: %s%s", res.Path, path, err, hint)
+			return
+		}
+		c.pass("upstream", "%s stdio %s: %s, protocol %s", res.Path, path, upstream.Clip(server), upstream.Clip(protocol))
 	default:
 		c.pass("upstream", "%s the demo server, in mcpgate", res.Path)
 	}

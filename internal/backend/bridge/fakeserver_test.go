@@ -16,7 +16,8 @@ import (
 
 // fakeEnv selects what the test binary does when run as a child: "server"
 // is a real go-sdk MCP server on stdin/stdout; "sleeper" just sleeps (the
-// server's own child, for the process-group test).
+// server's own child, for the process-group test); "dies" says why on
+// standard error and exits 3, as a server missing its script does.
 const fakeEnv = "STDIO_TEST_FAKE"
 
 func TestMain(m *testing.M) {
@@ -27,6 +28,9 @@ func TestMain(m *testing.M) {
 	case "sleeper":
 		time.Sleep(time.Hour)
 		os.Exit(0)
+	case "dies":
+		fmt.Fprint(os.Stderr, "loader:1228\n  throw err;\n\nError: Cannot find module '/srv/missing.js'\n    at resolve\n    at load\n}\n\nNode.js v22\n")
+		os.Exit(3)
 	}
 	os.Exit(m.Run())
 }

@@ -164,6 +164,7 @@ type Pool struct {
 	log     *slog.Logger
 	ids     atomic.Int64 // bridge request ids
 	replica string       // the first part of its session ids, random
+	dir     string       // a stdio pool's base of the users' directories
 
 	mu       sync.Mutex
 	links    map[string]*link     // user ID → link
@@ -250,7 +251,9 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 			opts.Logger.Warn("stdio servers run as root with every capability (stdio_isolation: none as root): each can do anything on this host", "resource", opts.Resource)
 		}
 	}
-	return newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) }), nil
+	p := newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) })
+	p.dir = spec.dir
+	return p, nil
 }
 
 // NewSSE checks opts and returns a Pool of connections to the legacy

@@ -286,15 +286,19 @@ func (s *stdioConn) start(cmd *exec.Cmd, home string) error {
 // reader for its stdout and one for its stderr, and the wait for its exit,
 // which ends the link.
 func (s *stdioConn) supervise(cmd *exec.Cmd, stdin, stdout, stderr *os.File) {
-	readerDone := make(chan struct{})
+	var readers sync.WaitGroup
 	go s.writer(stdin)
-	go s.logStderr(stderr)
-	go func() {
-		defer close(readerDone)
+	readers.Go(func() { s.logStderr(stderr) })
+	readers.Go(func() {
 		defer stdout.Close()
 		s.readStdout(stdout)
+	})
+	readersDone := make(chan struct{})
+	go func() {
+		readers.Wait()
+		close(readersDone)
 	}()
-	go s.wait(cmd, readerDone)
+	go s.wait(cmd, readersDone)
 }
 
 // wait waits for the server to exit, and ends the link once its last
@@ -307,7 +311,8 @@ func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
 	// Children that outlive the server would hold its pipes open and run
 	// on unsupervised: end the whole group.
 	killGroup(s.pid)
-	// Let the last lines the server wrote be read, briefly.
+	// Let the last lines the server wrote be read, briefly: its last words
+	// on stderr come before the line that says it exited.
 	select {
 	case <-readerDone:
 	case <-time.After(time.Second):

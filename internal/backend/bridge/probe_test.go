@@ -1,0 +1,84 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func probeOptions(t *testing.T, mode string) StdioOptions {
+	return StdioOptions{Command: []string{os.Args[0]}, Env: []string{fakeEnv + "=" + mode}, Dir: t.TempDir(), Resource: "/mcp"}
+}
+
+// `mcpgate check` starts a stdio server as serve would and hears its
+// initialize answer; neither the probe's directory nor the directories
+// made for it stay behind.
+func TestProbeStdio(t *testing.T) {
+	opts := probeOptions(t, "server")
+	opts.Dir = filepath.Join(opts.Dir, "data", "stdio", "mcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := ProbeStdio(ctx, opts)
+	if err != nil {
+		t.Fatalf("ProbeStdio: %v", err)
+	}
+	var res struct {
+		ProtocolVersion string `json:"protocolVersion"`
+		ServerInfo      struct{ Name string }
+	}
+	if err := json.Unmarshal(raw, &res); err != nil || res.ProtocolVersion == "" || res.ServerInfo.Name != "fake-stdio" {
+		t.Errorf("initialize result %s (%v), want a protocolVersion and the fake server's name", raw, err)
+	}
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(opts.Dir))); !os.IsNotExist(err) {
+		t.Errorf("the data directory the probe made: %v, want it removed", err)
+	}
+	if entries, err := os.ReadDir(filepath.Dir(filepath.Dir(filepath.Dir(opts.Dir)))); err != nil || len(entries) != 0 {
+		t.Errorf("left behind: %v (%v), want nothing", entries, err)
+	}
+}
+
+// A server that dies at start fails the probe with its exit status and
+// what it wrote on standard error that says what to fix: the line that
+// names the failure, and the last lines.
+func TestProbeStdioServerDies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := probeOptions(t, "dies")
+	_, err := ProbeStdio(ctx, opts)
+	if err == nil {
+		t.Fatal("ProbeStdio of a server that exits: no error")
+	}
+	if _, err := os.Stat(userDir(opts.Dir, probeUser)); !os.IsNotExist(err) {
+		t.Errorf("the probe's directory: %v, want it removed", err)
+	}
+	if _, err := os.Stat(opts.Dir); err != nil {
+		t.Errorf("the directory that was there before: %v, want it kept", err)
+	}
+	for _, want := range []string{"the server ended: exit status 3", "its standard error: Error: Cannot find module '/srv/missing.js' | … | } | Node.js v22"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q, want it to say %q", err, want)
+		}
+	}
+}
+
+// A server that never answers initialize fails the probe by its context's
+// deadline, not the bridge's 30 s.
+func TestProbeStdioNoAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := ProbeStdio(ctx, probeOptions(t, "sleeper"))
+	if err == nil {
+		t.Fatal("ProbeStdio of a server that never answers: no error")
+	}
+	if !strings.Contains(err.Error(), "no answer to initialize in time") {
+		t.Errorf("error %q, want it to say that no answer came in time", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the probe took %s, want it to end soon after its 2 s deadline", d)
+	}
+}
