@@ -153,3 +153,37 @@ func TestFlowEventsLostInMetrics(t *testing.T) {
 		t.Error("mcpgate_flow_events_dropped_total is not exported")
 	}
 }
+
+// Each backend's failure series are in the first scrape at zero, before any
+// request (and the stdio processes' gauge for a stdio server): an alert on
+// their rate sees the first failure, and the scrape names every backend.
+// The demo server has none.
+func TestBackendSeriesFromTheStart(t *testing.T) {
+	m := mcpgate.NewMetrics()
+	newGateway(t, func(c *mcpgate.Config) {
+		c.Metrics = m
+		c.Resources = []mcpgate.Resource{
+			{Path: "/mcp"},
+			{Path: "/api/mcp", Upstream: "http://127.0.0.1:1/mcp"},
+			{Path: "/legacy/mcp", Upstream: "http://127.0.0.1:1/sse", UpstreamTransport: "sse"},
+			{Path: "/files/mcp", Command: []string{"/bin/cat"}, Stdio: mcpgate.StdioOptions{Dir: t.TempDir(), Isolation: "none"}},
+		}
+	})
+	scrape := scrapeMetrics(t, m)
+	for _, want := range []string{
+		`mcpgate_backend_errors_total{kind="unavailable",resource="/api/mcp"} 0`,
+		`mcpgate_backend_errors_total{kind="timeout",resource="/api/mcp"} 0`,
+		`mcpgate_backend_errors_total{kind="unavailable",resource="/legacy/mcp"} 0`,
+		`mcpgate_backend_errors_total{kind="send",resource="/legacy/mcp"} 0`,
+		`mcpgate_backend_errors_total{kind="exited",resource="/files/mcp"} 0`,
+		`mcpgate_backend_errors_total{kind="busy",resource="/files/mcp"} 0`,
+		`mcpgate_stdio_processes{resource="/files/mcp"} 0`,
+	} {
+		if !strings.Contains(scrape, want) {
+			t.Errorf("no line %q in the first scrape", want)
+		}
+	}
+	if strings.Contains(scrape, `mcpgate_backend_errors_total{kind="unavailable",resource="/mcp"}`) {
+		t.Errorf("the demo server has backend error series:\n%s", scrape)
+	}
+}

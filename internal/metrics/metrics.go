@@ -246,6 +246,22 @@ func (m *Metrics) ToolCall(resource, tool, outcome string, answered bool, d time
 	m.toolLatency.WithLabelValues(resource).Observe(d.Seconds())
 }
 
+// Backend makes resource's backend series at zero, one per kind of
+// failure its backend reports, and the stdio processes' gauge when stdio:
+// a series that is there before its first failure shows that failure to
+// rate() and to an alert, and a scrape shows every backend from the start.
+func (m *Metrics) Backend(resource string, stdio bool, kinds ...string) {
+	if m == nil {
+		return
+	}
+	for _, k := range kinds {
+		m.backendErrors.WithLabelValues(resource, k)
+	}
+	if stdio {
+		m.stdio.WithLabelValues(resource)
+	}
+}
+
 // BackendError counts a failure to reach or keep resource's backend;
 // kind is a constant of the reporting package.
 func (m *Metrics) BackendError(resource, kind string) {

@@ -253,6 +253,7 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	}
 	p := newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) })
 	p.dir = spec.dir
+	opts.Metrics.Backend(opts.Resource, true, "unavailable", "busy", "send", "exited")
 	return p, nil
 }
 
@@ -288,6 +289,7 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxConnections, startTimeout: opts.StartTimeout,
 		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, metrics: opts.Metrics, logger: logger.With("upstream", u.Redacted())}
+	opts.Metrics.Backend(opts.Resource, false, "unavailable", "busy", "send")
 	return newPool(c, "SSE connection", "MCP server connection lost", func(l *link) linkConn { return newSSEConn(l, spec) }), nil
 }
 

@@ -225,6 +225,7 @@ func New(opts Options) (http.Handler, error) {
 		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
 	h.sessions.store, h.sessions.resource, h.sessions.log = opts.Sessions, opts.Resource, opts.Logger
+	opts.Metrics.Backend(opts.Resource, false, "unavailable", "timeout") // upstreamError's kinds
 	h.strip = h.ids.stripped()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
