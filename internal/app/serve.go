@@ -286,7 +286,7 @@ func newServer(h http.Handler, lim limits, log *slog.Logger) *http.Server {
 // its operator most likely meant deserves: a loopback public_url on
 // another port than the one mcpgate listens on (nothing answers there
 // unless a proxy forwards it), and an Entra ID provider open to every
-// tenant.
+// tenant, a shared store without one public_url.
 func setupWarnings(cfg *config.Config, addr string) []string {
 	var out []string
 	if u, err := url.Parse(cfg.PublicURL); err == nil && cfg.PublicURL != "" {
@@ -307,6 +307,13 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 			out = append(out, fmt.Sprintf("provider %s lets in an account of any Microsoft Entra ID tenant: "+
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
 		}
+	}
+	if strings.HasPrefix(storeKind(cfg.StoreDSN()), "postgres") && cfg.PublicURL == "" {
+		// The issuer is the origin a request came to: replicas reached
+		// under different names or ports issue tokens for different
+		// issuers, which the others refuse.
+		out = append(out, "the store is PostgreSQL, which replicas share, and public_url is not set: each replica's issuer follows the host and port "+
+			"it is reached at, and a token one issues is refused by a replica reached at another; give every replica the same public_url (the load balancer's URL)")
 	}
 	if cfg.GitHubClientID != "" && cfg.GitHubGroups && len(cfg.AdminGroups) > 0 {
 		// The providers share one namespace of groups (README, "Who may

@@ -399,6 +399,11 @@ func TestSetupWarnings(t *testing.T) {
 		{"admin groups without github groups", func(c *config.Config) {
 			c.GitHubClientID, c.GitHubClientSecret, c.AdminGroups = "id", "secret", []string{"admins"}
 		}, "127.0.0.1:8080", nil},
+		{"postgres without a public url", func(c *config.Config) { c.Store = "postgres://mcpgate@127.0.0.1/mcpgate" }, "127.0.0.1:8080",
+			[]string{"the store is PostgreSQL, which replicas share, and public_url is not set"}},
+		{"postgres with a public url", func(c *config.Config) {
+			c.Store, c.PublicURL = "postgres://mcpgate@127.0.0.1/mcpgate", "https://mcp.example.com"
+		}, "127.0.0.1:8080", nil},
 		{"github groups without admin groups", func(c *config.Config) {
 			c.GitHubClientID, c.GitHubClientSecret, c.GitHubGroups = "id", "secret", true
 		}, "127.0.0.1:8080", nil},
