@@ -112,6 +112,12 @@ resources:
 
 	p := startBinary(t, freePort(t), "--config", cfg)
 	defer p.stop(t)
+	// The start banner names every resource's endpoint.
+	for _, want := range []string{"MCP endpoint: " + p.base + "/mcp\n", "MCP endpoint: " + p.base + "/demo\n"} {
+		if !strings.Contains(p.Stdout(), want) {
+			t.Errorf("the start banner lacks %q:\n%s", want, p.Stdout())
+		}
+	}
 	before := up.deletes.Load()
 	out, errOut, code = runCheck(t, "--config", cfg)
 	if code != 0 || strings.Contains(out, "FAIL") {

@@ -109,7 +109,11 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		defer serveMetrics(mln, gcfg.Metrics, log)()
 	}
 	public := cmp.Or(strings.TrimSuffix(cfg.PublicURL, "/"), "http://"+addr)
-	fmt.Fprintf(stdout, "mcpgate %s listening on %s\nMCP endpoint: %s/mcp\nAccount page: %s/account (admin console: %s/admin)\n", Version, addr, public, public, public)
+	fmt.Fprintf(stdout, "mcpgate %s listening on %s\n", Version, addr)
+	for _, res := range gcfg.Resources {
+		fmt.Fprintf(stdout, "MCP endpoint: %s%s\n", public, res.Path)
+	}
+	fmt.Fprintf(stdout, "Account page: %s/account (admin console: %s/admin)\n", public, public)
 	log.Info("listening", "addr", addr, "public_url", public, "store", storeKind(cfg.StoreDSN()))
 	for _, w := range setupWarnings(cfg, addr) {
 		log.Warn(w)
