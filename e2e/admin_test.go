@@ -310,3 +310,33 @@ func adminCLI(t *testing.T, env []string) {
 		}
 	}
 }
+
+// The admin commands and mcpgate flows refuse the memory store, which only
+// a running serve holds, saying so once under the command's name.
+func TestBinaryAdminRefusesMemory(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"users", "list"}, "mcpgate: users list: the memory store lives inside one mcpgate serve: there is nothing to change from outside\n"},
+		{[]string{"grants", "revoke", "g1"}, "mcpgate: grants revoke: the memory store lives inside one mcpgate serve: there is nothing to change from outside\n"},
+		{[]string{"flows"}, "mcpgate: flows: the memory store lives inside one mcpgate serve: its flows are on its admin console\n"},
+	} {
+		code, _, stderr := runBinary(t, append(tc.args, "--store", "memory", "--data-dir", t.TempDir())...)
+		if code == 0 || stderr != tc.want {
+			t.Errorf("mcpgate %s --store memory: exit %d, stderr %q; want a failure and %q", strings.Join(tc.args, " "), code, stderr, tc.want)
+		}
+	}
+}
+
+// mcpgate help lists the commands, and exits 0; serve -h lists the settings.
+func TestBinaryHelp(t *testing.T) {
+	code, stdout, _ := runBinary(t, "help")
+	if code != 0 || !strings.Contains(stdout, "mcpgate check [serve flags]") || !strings.Contains(stdout, "mcpgate users|clients|grants") || !strings.Contains(stdout, "mcpgate serve -h lists every setting") {
+		t.Errorf("mcpgate help: exit %d, stdout %q; want 0 and the list of commands", code, stdout)
+	}
+	code, stdout, _ = runBinary(t, "serve", "-h")
+	if code != 0 || !strings.Contains(stdout, "--public-url") {
+		t.Errorf("mcpgate serve -h: exit %d; want 0 and the settings\n%s", code, stdout)
+	}
+}

@@ -43,7 +43,7 @@ func run(args []string) int {
 	case "check":
 		return check(args[1:])
 	case "help", "-h", "--help":
-		fmt.Print(config.Usage())
+		fmt.Print(usage + "Each command's own -h lists its flags; mcpgate serve -h lists every setting.\n")
 		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "mcpgate: unknown command %q\n%s", args[0], usage)

@@ -63,7 +63,8 @@ func missingSQLite(dsn string) (string, bool) {
 
 // Admin runs cmd on the store cfg names and writes its answer to stdout.
 func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.Writer) error {
-	st, err := openExistingStore(ctx, cfg, fmt.Sprintf("%s %s: the memory store lives inside one mcpgate serve: there is nothing to change from outside", cmd.Noun, cmd.Verb))
+	// The command's line names it ("mcpgate: users list: …").
+	st, err := openExistingStore(ctx, cfg, "the memory store lives inside one mcpgate serve: there is nothing to change from outside")
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,8 @@
 // Durations follow one rule, as in mcpgate.Config: zero means "not set",
 // which takes the default. A setting left out is not set; a 0 written out
 // is refused (refresh_grace once read it as off). "off" turns off what can
-// be turned off (refresh_grace, upstream_recheck, unused_client_expiry),
+// be turned off (refresh_grace, key_rotation, upstream_recheck,
+// unused_client_expiry),
 // and Validate refuses it elsewhere. A Limit follows the same rule: left out is the default, 0
 // is refused, off is kept as a negative value (the connection caps).
 package config

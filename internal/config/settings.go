@@ -330,8 +330,8 @@ func Usage() string {
 		"Every setting is a flag, an MCPGATE_ environment variable and a key of the --config file;\n" +
 		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
 		"30m or 1h; leave a setting out for its default (0 is refused), and write off to turn off\n" +
-		"what can be turned off (refresh_grace, upstream_recheck, unused_client_expiry). A count (N) is a whole number\n" +
-		"above 0, or off for the connection caps.\n\n" +
+		"what can be turned off (refresh_grace, key_rotation, upstream_recheck, unused_client_expiry).\n" +
+		"A count (N) is a whole number above 0, or off for the connection caps.\n\n" +
 		"  --config FILE\n        YAML configuration file [MCPGATE_CONFIG]\n")
 	var fileOnly []string
 	for _, s := range settings {
