@@ -57,9 +57,7 @@ func ProbeStdio(ctx context.Context, opts StdioOptions) (json.RawMessage, error)
 	}
 	p, err := NewStdio(opts)
 	if err != nil {
-		if made != "" {
-			os.RemoveAll(made)
-		}
+		removeEmpty(opts.Dir, made)
 		return nil, err
 	}
 	home := userDir(p.dir, probeUser)
@@ -68,9 +66,7 @@ func ProbeStdio(ctx context.Context, opts StdioOptions) (json.RawMessage, error)
 		defer cancel()
 		p.Close(cctx)
 		os.RemoveAll(home)
-		if made != "" {
-			os.RemoveAll(made) // a check leaves no data directory behind
-		}
+		removeEmpty(p.dir, made) // a check leaves no data directory behind
 	}()
 	caller := &identity.Caller{User: identity.User{ID: probeUser, Username: probeUser, Name: "mcpgate check"}, ClientID: probeUser, Resource: opts.Resource}
 	l, err := p.acquire(ctx, caller, initParams{version: bridgeVersion})
@@ -117,6 +113,24 @@ func quote(lines []string) string {
 		sep = " | … | "
 	}
 	return lines[first] + sep + strings.Join(lines[last:], " | ")
+}
+
+// removeEmpty removes dir and its parents up to made, the outermost one
+// the probe made, while they are empty: a directory something else has
+// put a file in meanwhile (a serve starting at the same time) stays.
+func removeEmpty(dir, made string) {
+	if made == "" {
+		return
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	for d := dir; strings.HasPrefix(d, made); d = filepath.Dir(d) {
+		if os.Remove(d) != nil || d == made {
+			return
+		}
+	}
 }
 
 // stderrTail is the slog.Handler of a probe's pool: it keeps the server's

@@ -82,3 +82,24 @@ func TestProbeStdioNoAnswer(t *testing.T) {
 		t.Errorf("the probe took %s, want it to end soon after its 2 s deadline", d)
 	}
 }
+
+// The probe removes only the empty directories it made: one that
+// something else wrote to meanwhile stays, with what is in it.
+func TestProbeRemovesOnlyEmptyDirectories(t *testing.T) {
+	made := filepath.Join(t.TempDir(), "data")
+	dir := filepath.Join(made, "stdio", "mcp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(made, "mcpgate.db")
+	if err := os.WriteFile(db, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removeEmpty(dir, made)
+	if _, err := os.Stat(filepath.Join(made, "stdio")); !os.IsNotExist(err) {
+		t.Errorf("the empty stdio directory: %v, want it removed", err)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Errorf("the file another process wrote: %v, want it kept", err)
+	}
+}
