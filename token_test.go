@@ -1,6 +1,7 @@
 package mcpgate_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -206,6 +207,35 @@ func TestConfidentialClientAuthentication(t *testing.T) {
 				t.Fatalf("right secret after a wrong one: %d, want 200", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// A client that tried HTTP Basic and got it wrong is answered 401
+// invalid_client with a Basic challenge (RFC 6749 §5.2: "If the client
+// attempted to authenticate via the Authorization request header field …
+// MUST … include the WWW-Authenticate response header field"), even when
+// the header is not valid Basic at all; the body's client_id does not stand
+// in for a header that failed, for a public client either.
+func TestMalformedBasicIsInvalidClientWithChallenge(t *testing.T) {
+	g := newGateway(t)
+	confidential := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	public := g.register(nil)
+	for _, c := range []registered{confidential, public} {
+		a := g.newAuth(c.ClientID)
+		code, _ := g.login(a)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.Redirect},
+			"code_verifier": {a.Verifier}, "client_id": {c.ClientID}}
+		for _, h := range []string{"Basic !!!", "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID)), "basic", "Basic  "} {
+			req, _ := http.NewRequest("POST", g.url+"/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", h)
+			resp, b := g.do(req)
+			if resp.StatusCode != 401 || !strings.Contains(string(b), `"invalid_client"`) ||
+				!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+				t.Errorf("%s client, Authorization %q: %d %s, WWW-Authenticate %q; want 401 invalid_client with a Basic challenge",
+					c.AuthMethod, h, resp.StatusCode, b, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
 	}
 }
 

@@ -99,6 +99,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 		if form.Get("client_secret") != "" || (form.Get("client_id") != "" && form.Get("client_id") != id) {
 			return nil, oauth.Errorf(oauth.InvalidRequest, "use one client authentication method")
 		}
+	} else if oauth.AttemptedBasic(r) {
+		return nil, invalid // not valid Basic: the body does not stand in for it
 	} else {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2, RFC 8707 §2,
@@ -124,6 +125,16 @@ func noteError(w http.ResponseWriter, e *Error) {
 	}
 }
 
+// AttemptedBasic reports whether r's Authorization header names the Basic
+// scheme, whether or not what follows is valid: RFC 6749 §5.2 asks for
+// the challenge from a client that "attempted to authenticate via the
+// Authorization request header field", and a header that fails is never
+// to be passed over for the body's client_id.
+func AttemptedBasic(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.EqualFold(scheme, "Basic")
+}
+
 // WriteJSON writes err as an RFC 6749 §5.2 JSON error body, with
 // Cache-Control: no-store. An invalid_client answer to a request that used
 // HTTP Basic gets a WWW-Authenticate: Basic challenge (§5.2).
@@ -136,10 +147,8 @@ func WriteJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, err err
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	status := e.HTTPStatus()
-	if e.Code == InvalidClient {
-		if _, _, ok := r.BasicAuth(); ok {
-			h.Set("WWW-Authenticate", `Basic realm="mcpgate"`)
-		}
+	if e.Code == InvalidClient && AttemptedBasic(r) {
+		h.Set("WWW-Authenticate", `Basic realm="mcpgate"`)
 	}
 	w.WriteHeader(status)
 	body := map[string]string{"error": e.Code}

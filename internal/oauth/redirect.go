@@ -14,15 +14,24 @@ var forbiddenSchemes = map[string]bool{
 }
 
 // ValidateRedirectURI checks a redirect URI offered at registration
-// (RFC 7591 §2, OAuth 2.1 §2.3.1, RFC 8252 §7): absolute, no fragment, and
-// https, http on a loopback host (COMM-2, DCR-3), or a private-use scheme for
-// a native app (e.g. cursor://…, com.example.app:/cb).
+// (RFC 7591 §2, OAuth 2.1 §2.3.1, RFC 8252 §7): ASCII as RFC 3986 says,
+// absolute, no fragment, and https, http on a loopback host (COMM-2,
+// DCR-3), or a private-use scheme for a native app (e.g. cursor://…,
+// com.example.app:/cb).
 func ValidateRedirectURI(raw string) error {
 	if raw == "" || len(raw) > 2048 {
 		return errors.New("redirect URI is empty or too long")
 	}
 	if strings.ContainsAny(raw, " \t\r\n\\") {
 		return errors.New("redirect URI contains whitespace or a backslash")
+	}
+	// The pages name this URI's host as where the code goes: a look-alike
+	// letter, a bidi override or an invisible character would make it read
+	// as another host than the one the browser is sent to (SEC-120).
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c < ' ' || c >= 0x7f {
+			return errors.New("redirect URI must be ASCII without control characters (an international host in its punycode form, xn--…)")
+		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -101,3 +101,37 @@ func FuzzMatchRedirectURI(f *testing.F) {
 		}
 	})
 }
+
+// SEC-120: a redirect URI is ASCII, an IDN host in its punycode form, as
+// a client ID metadata URL must be (CIMD-7). The consent and login pages
+// name the redirect URI's host as where the code will go: a Cyrillic "а"
+// in "аpple.com" reads as apple.com while the browser goes to
+// xn--pple-43d.com, and a bidi override or an invisible character makes
+// the host read as another. The punycode form is taken: it names the
+// same host plainly.
+func TestSEC120_RedirectURIIsASCII(t *testing.T) {
+	for _, u := range []string{
+		"https://\u0430pple.com/cb",         // Cyrillic a
+		"https://\u202emoc.elgoog.evil/cb",  // right-to-left override
+		"https://evil\u200b.example/cb",     // zero-width space
+		"https://ex\u00adample.com/cb",      // soft hyphen
+		"http://127.0.0.1:9/\u202ecb",       // in the path too
+		"https://a.example/cb?next=\u2066x", // and the query
+		"com.example.app:/\u0441b",          // a private-use URI
+		"https://\uff45xample.com/cb",       // fullwidth e
+		"https://a.example/\u0085",          // a C1 control
+	} {
+		if err := ValidateRedirectURI(u); err == nil {
+			t.Errorf("SEC-120: %q accepted, want refused", u)
+		}
+	}
+	for _, u := range []string{
+		"https://xn--pple-43d.com/cb",
+		"https://a.example/caf%C3%A9?x=%E2%80%AE",
+		"http://localhost:8080/cb",
+	} {
+		if err := ValidateRedirectURI(u); err != nil {
+			t.Errorf("SEC-120: %q refused: %v", u, err)
+		}
+	}
+}

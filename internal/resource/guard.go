@@ -126,6 +126,11 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 		return nil, http.StatusBadRequest, oauth.Challenge{Error: oauth.InvalidRequest, ErrorDescription: "access tokens are accepted only in the Authorization header"}, CheckBadRequest
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Whichever one a proxy or log in front reads, it is not
+		// certainly the one checked here (RFC 6750 §3.1).
+		return nil, http.StatusBadRequest, oauth.Challenge{Error: oauth.InvalidRequest, ErrorDescription: "send one Authorization header"}, CheckBadRequest
+	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		// No token presented: no error code (RFC 6750 §3.1).
@@ -170,7 +175,7 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 const (
 	CheckOK                = "ok"
 	CheckMissing           = "missing"     // no Authorization header
-	CheckBadRequest        = "bad_request" // a token in the query
+	CheckBadRequest        = "bad_request" // a token in the query, or two Authorization headers
 	CheckMalformed         = "malformed"   // not a Bearer token
 	CheckInvalid           = "invalid"     // signature, issuer, claims…
 	CheckExpired           = "expired"

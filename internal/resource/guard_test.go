@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,30 @@ func TestCachedTokenStillChecked(t *testing.T) {
 	h2.ServeHTTP(w, request(tok2))
 	if w.Code != 401 {
 		t.Fatalf("TOK-2: expired cached token: %d, want 401", w.Code)
+	}
+}
+
+// TOK-1: a request with two Authorization headers is refused with 400
+// invalid_request (RFC 6750 §3.1: more than one method, or otherwise
+// malformed), whichever of them holds a valid token: a proxy or log in
+// front that reads the other one would judge a different token than the
+// gateway lets in.
+func TestTOK1_OneAuthorizationHeader(t *testing.T) {
+	f := newFixture(t)
+	tok := f.mint(t, "http://127.0.0.1:8080/mcp", "mcp")
+	reached := false
+	h := f.guard.Protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+	for _, pair := range [][2]string{{"Bearer " + tok, "Bearer junk"}, {"Bearer junk", "Bearer " + tok}, {"Bearer " + tok, "Bearer " + tok}} {
+		reached = false
+		r := request("")
+		r.Header.Add("Authorization", pair[0])
+		r.Header.Add("Authorization", pair[1])
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 400 || reached || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_request"`) {
+			t.Errorf("two Authorization headers: %d, WWW-Authenticate %q, reached %v; want 400 invalid_request, not reached",
+				w.Code, w.Header().Get("WWW-Authenticate"), reached)
+		}
 	}
 }
 

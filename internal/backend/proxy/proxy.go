@@ -400,6 +400,9 @@ var dropped = []string{
 	"Expect",
 	// ReverseProxy passes a protocol upgrade on; MCP never upgrades.
 	"Connection", "Upgrade",
+	// The client's text, which an upstream's OpenTelemetry propagator
+	// would take as context the gateway vouched for (SEC-104).
+	"Baggage",
 }
 
 // rewrite makes the upstream request: exactly the upstream's path, its
