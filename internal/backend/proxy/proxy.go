@@ -520,6 +520,10 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 	// The answer's X-Request-Id is the gateway's (SEC-103), which the
 	// upstream's would replace; the upstream keeps its own in its logs.
 	delete(resp.Header, requestid.Header)
+	// The answer comes from the gateway's origin, where its own cookies
+	// live, and the client's cookies never reach the upstream (SEC-121).
+	delete(resp.Header, "Set-Cookie")
+	delete(resp.Header, "Set-Cookie2")
 	req := resp.Request
 	h.recordSession(req.Context(), req.Method, req.Header, identity.FromContext(req.Context()).User.ID, resp)
 	return nil

@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+// SEC-121: an upstream's cookies never reach the client, on an answer or
+// on an event stream: the answer comes from the gateway's origin, where
+// the gateway's own cookies (the browser's sign-in session) live.
+func TestSEC121_UpstreamCookiesDropped(t *testing.T) {
+	var calls atomic.Int32
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Add("Set-Cookie", "mcpgate_session=planted; Path=/")
+		w.Header().Add("Set-Cookie", "AWSALB=x; Path=/")
+		w.Header().Set("Set-Cookie2", "old=1")
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "text/event-stream")
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Write([]byte("{}"))
+	}))
+	h, err := New(Options{Upstream: mustURL(t, be.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := httptest.NewServer(asGuard(h, &identity.Caller{User: identity.User{ID: "local:bob"}, ClientID: "client-1"}))
+	t.Cleanup(fe.Close)
+	for _, method := range []string{http.MethodPost, http.MethodGet} {
+		var body *strings.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+		} else {
+			body = strings.NewReader("")
+		}
+		req, _ := http.NewRequest(method, fe.URL+"/mcp", body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d, want the upstream's 200", method, resp.StatusCode)
+		}
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 0 || resp.Header.Get("Set-Cookie2") != "" {
+			t.Errorf("%s: the client got the upstream's cookies %q %q, want none", method, got, resp.Header.Get("Set-Cookie2"))
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the upstream answered %d requests, want both", n)
+	}
+}
