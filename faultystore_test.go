@@ -23,6 +23,9 @@ type faultyStore struct {
 	// failKeys makes ListSigningKeys fail, as a table the gateway may not
 	// read would.
 	failKeys atomic.Bool
+	// failTake makes TakeAuthRequestByUpstreamState fail, as a login
+	// meets a store it cannot read.
+	failTake atomic.Bool
 }
 
 // withFaultyStore wraps the gateway's store; the test reaches it through
@@ -50,4 +53,11 @@ func (s *faultyStore) ListSigningKeys(ctx context.Context) ([]*store.SigningKey,
 		return nil, fmt.Errorf("sqlite: list signing keys: %w", errDiskFull)
 	}
 	return s.Store.ListSigningKeys(ctx)
+}
+
+func (s *faultyStore) TakeAuthRequestByUpstreamState(ctx context.Context, hash []byte, now time.Time) (*store.AuthRequest, error) {
+	if s.failTake.Load() {
+		return nil, fmt.Errorf("sqlite: take auth request: %w", errDiskFull)
+	}
+	return s.Store.TakeAuthRequestByUpstreamState(ctx, hash, now)
 }

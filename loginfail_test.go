@@ -1,7 +1,9 @@
 package mcpgate_test
 
 import (
+	"context"
 	"html"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -55,5 +57,24 @@ func (want signInFailure) check(t *testing.T, pe *browser.PageError, body string
 	if q := back.Query(); q.Get("error") != want.code || q.Get("error_description") != want.desc ||
 		q.Get("state") != a.State || q.Get("iss") != issuer || q.Has("code") {
 		t.Fatalf("the link back gives the client %v; want %s (%q) with state %q and iss %s, no code", q, want.code, want.desc, a.State, issuer)
+	}
+}
+
+// A login that meets a store it cannot read gets 503 and "Try again",
+// with no internal text, not the page of an expired request: the request
+// is still there, and the same login goes through once the store is back.
+func TestLoginStoreFailureIsTryAgain(t *testing.T) {
+	g := newGateway(t, withFaultyStore)
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	g.faulty().failTake.Store(true)
+	_, _, _, err := browser.New(testUser, testPassword).Authorize(context.Background(), a.URL(), redirectURI)
+	pe, ok := err.(*browser.PageError)
+	if !ok || pe.Status != http.StatusServiceUnavailable || !strings.Contains(pe.Text, "Try again") || strings.Contains(pe.Text, "disk") {
+		t.Fatalf("login with the store failing: %v; want the 503 page \"Try again\" without the store's error", err)
+	}
+	g.faulty().failTake.Store(false)
+	if code, _ := g.login(g.newAuth(c.ClientID)); code == "" {
+		t.Fatal("a login once the store is back: no code")
 	}
 }

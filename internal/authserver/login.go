@@ -119,10 +119,18 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, kind flowKind, login func() (identity.User, string, error)) {
 	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), stateHash, s.now())
 	note := noteOf(r.Context())
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("upstream: take request", "err", err)
-		}
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		// The browser went away while the store was asked: nobody reads
+		// an answer, and nothing is wrong with the store.
+		s.log.Debug("upstream: the browser left during the sign-in", "err", err)
+		return
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		s.log.Error("upstream: take request", "err", err)
+		note.stop(oauth.ServerError, "the store could not be read (the gateway's log has the error)")
+		web.RenderError(w, s.log, http.StatusServiceUnavailable, "Try again", "The sign-in request could not be read. Try again in a moment.")
+		return
+	case err != nil:
 		note.stop("expired", "the sign-in request expired (it lives 10 minutes) or was already used: the person must start again from the application")
 		web.RenderError(w, s.log, http.StatusBadRequest, "This sign-in request has expired or was already used",
 			"Go back to the application and start connecting again.")
