@@ -331,3 +331,19 @@ func TestRT2_OfflineAccessAndRefreshIssuance(t *testing.T) {
 		t.Fatalf("RT-2: offline_access must bring a refresh token: got %+v, want scope mcp and a refresh token", tok)
 	}
 }
+
+// A /token body over the limit is refused as too large, not as a body
+// that is not a form; an /authorize with two client_ids says so.
+func TestOversizedTokenBodyAndTwoClientIDs(t *testing.T) {
+	g := newGateway(t)
+	resp, body := g.postForm(g.url+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {strings.Repeat("x", 20<<10)}})
+	if e := decode[map[string]string](t, body); resp.StatusCode != 400 || e["error"] != "invalid_request" || !strings.Contains(e["error_description"], "the body is over") {
+		t.Errorf("/token with a 20 KB body: %d %s; want 400 invalid_request saying the body is too large", resp.StatusCode, body)
+	}
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	resp, page := g.get(a.URL() + "&client_id=" + url.QueryEscape(c.ClientID))
+	if resp.StatusCode != 400 || !strings.Contains(string(page), "client_id is given more than once") {
+		t.Errorf("/authorize with two client_ids: %d; want 400 and a page saying client_id is given more than once\n%s", resp.StatusCode, page)
+	}
+}

@@ -99,7 +99,11 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 	q := r.Form
 	clientID := q.Get("client_id")
 	if clientID == "" || len(q["client_id"]) != 1 {
-		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The application did not say who it is (client_id is missing).")
+		what := "client_id is missing"
+		if len(q["client_id"]) > 1 {
+			what = "client_id is given more than once"
+		}
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The application did not say who it is ("+what+").")
 		return nil, "", false
 	}
 	note := noteOf(r.Context())

@@ -73,6 +73,9 @@ func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form url
 func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
+		if _, big := errors.AsType[*http.MaxBytesError](err); big {
+			return nil, oauth.Errorf(oauth.InvalidRequest, "the body is over %d bytes", maxFormBody)
+		}
 		return nil, oauth.Errorf(oauth.InvalidRequest, "the body must be an application/x-www-form-urlencoded form")
 	}
 	for k, vs := range r.PostForm {
