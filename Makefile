@@ -3,8 +3,9 @@
 GO ?= go
 # go.mod's toolchain line names the Go release whose standard library has every security
 # fix we know of (`make vulncheck`); auto lets the go command fetch it when the machine's
-# Go is older, even where the installation says local. An explicit GOTOOLCHAIN wins.
-GOTOOLCHAIN ?= auto
+# Go is older, even where the installation or the environment says local (the golang
+# images set GOTOOLCHAIN=local). `make GOTOOLCHAIN=local …` builds with the machine's Go.
+GOTOOLCHAIN := auto
 export GOTOOLCHAIN
 # Where scripts/install-tools.sh puts Node 22 and the MCP conformance suite; e2e tests
 # read it (and $(MCPGATE_TOOLS)/env.sh) to find them.

@@ -212,7 +212,7 @@ func TestBinaryCheckStdio(t *testing.T) {
 	}
 
 	out, errOut, code = runCheck(t, "--data-dir", data, "--stdio", cmd)
-	if code != 1 || !strings.Contains(out, "FAIL upstream /mcp stdio "+node+": the server ended:") || !strings.Contains(out, "add where its code and data are with --stdio-read-path") {
+	if code != 1 || !strings.Contains(out, "FAIL upstream /mcp stdio "+node+": the server ended:") || !strings.Contains(out, "for Node the one with node_modules, with --stdio-read-path") {
 		t.Errorf("the everything server without the read path of its code: exit %d, want 1 and a FAIL line that says to add the read path\n%s\nstderr: %s", code, out, errOut)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -239,8 +240,8 @@ func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
 		server, protocol, err := mcpgate.ProbeStdio(ctx, res)
 		if err != nil {
 			hint := ""
-			if denied := strings.Contains(err.Error(), "EACCES") || strings.Contains(err.Error(), "ermission denied"); denied && res.Stdio.Isolation != "none" {
-				hint = " (a confined server reads only the system's directories, its own and stdio_read_paths: add where its code and data are with --stdio-read-path)"
+			if res.Stdio.Isolation != "none" && hidden.MatchString(err.Error()) {
+				hint = " (a confined server reads only the system's directories, its own and stdio_read_paths, and sees no other file: if the file it names exists, add the directory that holds its code and data, for Node the one with node_modules, with --stdio-read-path)"
 			}
 			c.fail("upstream", "%s stdio %s: %s%s", res.Path, path, err, hint)
 			return
@@ -250,6 +251,11 @@ func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
 		c.pass("upstream", "%s the demo server, in mcpgate", res.Path)
 	}
 }
+
+// hidden is a server's complaint that a file is out of its reach or
+// absent, which under the sandbox is what a file outside its read paths
+// looks like.
+var hidden = regexp.MustCompile(`EACCES|ermission denied|ENOENT|Cannot find module|MODULE_NOT_FOUND|No such file`)
 
 // checkUpstream opens a session at the resource's upstream MCP server,
 // as a fresh client does (initialize, then notifications/initialized),

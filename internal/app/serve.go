@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -290,7 +291,8 @@ func newServer(h http.Handler, lim limits, log *slog.Logger) *http.Server {
 // its operator most likely meant deserves: a loopback public_url on
 // another port than the one mcpgate listens on (nothing answers there
 // unless a proxy forwards it), and an Entra ID provider open to every
-// tenant, a shared store without one public_url.
+// tenant, a secret key file others may read, a shared store without one
+// public_url.
 func setupWarnings(cfg *config.Config, addr string) []string {
 	var out []string
 	if u, err := url.Parse(cfg.PublicURL); err == nil && cfg.PublicURL != "" {
@@ -310,6 +312,11 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 			strings.Contains(op.Issuer, "/common/") || strings.Contains(op.Issuer, "/organizations/")) {
 			out = append(out, fmt.Sprintf("provider %s lets in an account of any Microsoft Entra ID tenant: "+
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
+		}
+	}
+	if f := cfg.SecretKeyFile; f != "" {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			out = append(out, fmt.Sprintf("secret_key_file %s is readable by others (mode %04o): whoever reads it and the database can mint tokens; make it readable by mcpgate alone (chmod 600)", f, fi.Mode().Perm()))
 		}
 	}
 	if strings.HasPrefix(storeKind(cfg.StoreDSN()), "postgres") && cfg.PublicURL == "" {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -366,6 +367,15 @@ func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
 // warned about: a loopback public_url on a port mcpgate does not listen
 // on, and an Entra ID provider open to every tenant.
 func TestSetupWarnings(t *testing.T) {
+	openKey, privateKey := filepath.Join(t.TempDir(), "open.key"), filepath.Join(t.TempDir(), "private.key")
+	for path, mode := range map[string]os.FileMode{openKey: 0o644, privateKey: 0o600} {
+		if err := os.WriteFile(path, []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*config.Config)
@@ -399,6 +409,9 @@ func TestSetupWarnings(t *testing.T) {
 		{"admin groups without github groups", func(c *config.Config) {
 			c.GitHubClientID, c.GitHubClientSecret, c.AdminGroups = "id", "secret", []string{"admins"}
 		}, "127.0.0.1:8080", nil},
+		{"a secret key file others may read", func(c *config.Config) { c.SecretKeyFile = openKey }, "127.0.0.1:8080",
+			[]string{"secret_key_file " + openKey + " is readable by others (mode 0644)"}},
+		{"a private secret key file", func(c *config.Config) { c.SecretKeyFile = privateKey }, "127.0.0.1:8080", nil},
 		{"postgres without a public url", func(c *config.Config) { c.Store = "postgres://mcpgate@127.0.0.1/mcpgate" }, "127.0.0.1:8080",
 			[]string{"the store is PostgreSQL, which replicas share, and public_url is not set"}},
 		{"postgres with a public url", func(c *config.Config) {

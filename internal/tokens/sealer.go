@@ -88,8 +88,14 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
+	// The directory is the gateway's alone; parents made for it are
+	// searchable, as mkdir -p makes them, so that stdio servers with uids
+	// of their own reach their directories below it (SEC-22).
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("tokens: key file: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("tokens: key file: %w", err)
 	}
 	key = make([]byte, KeySize)

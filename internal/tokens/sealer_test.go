@@ -73,7 +73,7 @@ func flip(b []byte, i int) []byte {
 }
 
 func TestLoadOrCreateKeyFile(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
+	dir := filepath.Join(t.TempDir(), "parent", "data")
 	path := filepath.Join(dir, "sealing.key")
 	k1, err := LoadOrCreateKeyFile(path)
 	if err != nil {
@@ -95,6 +95,12 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 	}
 	if m := di.Mode().Perm(); m != 0o700 {
 		t.Fatalf("dir mode %o, want 700", m)
+	}
+	// A parent made for it is searchable, as mkdir -p makes it (SEC-22).
+	if pi, err := os.Stat(filepath.Dir(dir)); err != nil {
+		t.Fatal(err)
+	} else if pi.Mode().Perm()&0o001 == 0 {
+		t.Fatalf("the parent made for the directory: %v, want it searchable by others", pi.Mode())
 	}
 	k2, err := LoadOrCreateKeyFile(path)
 	if err != nil || !bytes.Equal(k1, k2) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,8 +38,35 @@ type Store struct {
 // process (a second mcpgate, the sqlite3 shell) holds on the same file.
 const busyTimeout = 10 * time.Second
 
-// Open opens or creates the database at path, creating its directory (0700)
-// and the file (0600) if needed, and applies any pending migrations.
+// createPrivate makes the database file abs, and its directory, readable by
+// the gateway alone.
+func createPrivate(abs string) error {
+	// The directory is the gateway's alone; parents made for it are
+	// searchable, as mkdir -p makes them, so that stdio servers with uids
+	// of their own reach their directories below it (SEC-22).
+	dir := filepath.Dir(abs)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// Create the file ourselves: SQLite would create it with 0644 less the
+	// umask, and it holds client secret hashes and sealed signing keys. The
+	// -wal and -shm files SQLite creates copy this mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(abs, 0o600)
+}
+
+// Open opens or creates the database at path, creating its directory (0700,
+// its missing parents 0755) and the file (0600) if needed, and applies any
+// pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: open: empty path")
@@ -47,20 +75,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
-	// Create the file ourselves: SQLite would create it with 0644 less the
-	// umask, and it holds client secret hashes and sealed signing keys. The
-	// -wal and -shm files SQLite creates copy this mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
-	if err := os.Chmod(abs, 0o600); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 

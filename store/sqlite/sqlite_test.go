@@ -65,6 +65,12 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 			}
 		})
 	}
+	// A parent made for it is searchable, as mkdir -p makes it (SEC-22).
+	if fi, err := os.Stat(filepath.Dir(dir)); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm()&0o001 == 0 {
+		t.Errorf("the parent made for the data directory: %v, want it searchable by others", fi.Mode())
+	}
 }
 
 func TestOpenTightensExistingFile(t *testing.T) {
