@@ -168,6 +168,11 @@ type LocalUser struct {
 	// DisabledAt is when DisableLocalUser disabled the account; zero while
 	// it may log in (SEC-93).
 	DisabledAt time.Time
+	// Configured marks an account that mcpgate serve's configuration
+	// (local_users) set at its last start, and sets again at every start:
+	// the admin commands refuse to change it, whatever settings they are
+	// given (SEC-93).
+	Configured bool
 }
 
 // SigningKey is a key that signs access tokens. Private is sealed

@@ -155,7 +155,7 @@ func (a *admin) listUsers(ctx context.Context) error {
 	views := []userView{}
 	for _, u := range users {
 		views = append(views, userView{Name: u.Name, Groups: nonNil(u.Groups), CreatedAt: stamp(u.CreatedAt),
-			DisabledAt: stamp(u.DisabledAt), Configured: a.configured(u.Name)})
+			DisabledAt: stamp(u.DisabledAt), Configured: u.Configured || a.configured(u.Name)})
 	}
 	return a.answer(views, func(w io.Writer) {
 		fmt.Fprintln(w, "NAME\tGROUPS\tCREATED\tSTATE\tFROM")
@@ -173,10 +173,20 @@ func (a *admin) listUsers(ctx context.Context) error {
 }
 
 // The configuration's accounts are written at every start of serve
-// (setupConnectors): a password or groups set here would not last.
-func (a *admin) refuseConfigured(name string) error {
-	if a.configured(name) {
-		return fmt.Errorf("%s is one of the configuration's local_users, which sets its password and groups at every start of mcpgate serve: change it there", name)
+// (setConfiguredUsers): a password or groups set here would not last.
+// They are the ones this command's settings list, and those the store
+// marks as set by serve's configuration at its last start.
+func (a *admin) refuseConfigured(ctx context.Context, name string) error {
+	configured := a.configured(name)
+	if !configured {
+		u, err := a.st.GetLocalUser(ctx, name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		configured = err == nil && u.Configured
+	}
+	if configured {
+		return fmt.Errorf("%s is one of the configuration's local_users (or --local-user), which mcpgate serve sets again, password and groups, at every start: change it there", name)
 	}
 	return nil
 }
@@ -186,7 +196,7 @@ func (a *admin) addUser(ctx context.Context) error {
 	if !local.ValidName(name) {
 		return fmt.Errorf("invalid user name %q: want 1-64 characters of A-Z a-z 0-9 . _ @ -", safetext.Printable(name))
 	}
-	if err := a.refuseConfigured(name); err != nil {
+	if err := a.refuseConfigured(ctx, name); err != nil {
 		return err
 	}
 	switch _, err := a.st.GetLocalUser(ctx, name); {
@@ -225,7 +235,7 @@ func (a *admin) addUser(ctx context.Context) error {
 
 func (a *admin) passwd(ctx context.Context) error {
 	name := a.cmd.Arg
-	if err := a.refuseConfigured(name); err != nil {
+	if err := a.refuseConfigured(ctx, name); err != nil {
 		return err
 	}
 	u, err := a.st.GetLocalUser(ctx, name)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +53,50 @@ func TestGrantsRevokeForgetsConsent(t *testing.T) {
 	}
 	if c, err := st.GetConsent(ctx, user.ID, "c1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the consent after revoke: %+v %v, want it forgotten (ErrNotFound)", c, err)
+	}
+}
+
+// SEC-93: an account serve's local_users set is refused by users passwd
+// even when the command is not given the same settings (serve would put
+// the configured password back at its next start); once local_users no
+// longer lists it, serve's next start takes the mark off and it is the
+// store's to change.
+func TestConfiguredAccountRefusedWithoutItsSettings(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	serveCfg := config.Defaults()
+	serveCfg.DataDir, serveCfg.LocalUsers = dir, []string{"alice:a-configured-password"}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "mcpgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setConfiguredUsers(ctx, &serveCfg, st, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	bare := config.Defaults()
+	bare.DataDir = dir
+	passwd := AdminCommand{Noun: "users", Verb: "passwd", Arg: "alice", Password: func() (string, error) { return "a new password here", nil }}
+	err = Admin(ctx, &bare, passwd, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "one of the configuration's local_users") {
+		t.Fatalf("users passwd of a configured account without serve's settings: %v, want it refused", err)
+	}
+	var out strings.Builder
+	if err := Admin(ctx, &bare, AdminCommand{Noun: "users", Verb: "list"}, &out); err != nil || !strings.Contains(out.String(), "local_users") {
+		t.Errorf("users list without serve's settings: %v\n%s\nwant alice FROM local_users", err, out.String())
+	}
+
+	serveCfg.LocalUsers = nil // taken out of the file, then a restart
+	st, err = sqlite.Open(ctx, filepath.Join(dir, "mcpgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setConfiguredUsers(ctx, &serveCfg, st, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := Admin(ctx, &bare, passwd, io.Discard); err != nil {
+		t.Errorf("users passwd once local_users no longer lists the account: %v, want it done", err)
 	}
 }

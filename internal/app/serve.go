@@ -381,6 +381,38 @@ func storeKind(dsn string) string {
 	return kind
 }
 
+// setConfiguredUsers writes local_users' accounts into the store, marked as
+// the configuration's (the admin commands refuse to change them, since the
+// next start would put them back), and takes the mark off an account that
+// local_users no longer lists, which is then the store's alone.
+func setConfiguredUsers(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) error {
+	lc := local.New(st, local.Options{Logger: log})
+	listed := map[string]bool{}
+	for _, spec := range cfg.LocalUsers {
+		name, pw, groups, err := local.ParseUserSpecGroups(spec)
+		if err != nil {
+			return fmt.Errorf("local user: %w", err)
+		}
+		if err := lc.SetConfiguredUser(ctx, name, pw, groups...); err != nil {
+			return fmt.Errorf("local user %s: %w", name, err)
+		}
+		listed[name] = true
+	}
+	users, err := st.ListLocalUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("local users: %w", err)
+	}
+	for _, u := range users {
+		if u.Configured && !listed[u.Name] {
+			u.Configured = false
+			if err := st.PutLocalUser(ctx, u); err != nil {
+				return fmt.Errorf("local user %s: %w", u.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // setupConnectors enables GitHub, the oidc_* settings' provider, the
 // google_* settings' and each of oidc_providers when configured, and local accounts when users are
 // configured or no other connector is. With local accounts and no user at
@@ -388,17 +420,11 @@ func storeKind(dsn string) string {
 func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
 	flagsOIDC, flagsOIDCOn := cfg.OIDCFlagsProvider()
+	if err := setConfiguredUsers(ctx, cfg, st, log); err != nil {
+		return nil, err
+	}
 	if localAccountsOn(cfg) {
 		lc := local.New(st, local.Options{Logger: log})
-		for _, spec := range cfg.LocalUsers {
-			name, pw, groups, err := local.ParseUserSpecGroups(spec)
-			if err != nil {
-				return nil, fmt.Errorf("local user: %w", err)
-			}
-			if err := lc.SetUser(ctx, name, pw, groups...); err != nil {
-				return nil, fmt.Errorf("local user %s: %w", name, err)
-			}
-		}
 		pw, created, err := lc.EnsureAdmin(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("create admin: %w", err)

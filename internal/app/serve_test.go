@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
+	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
@@ -232,7 +233,7 @@ func TestOIDCDiscoveryAtStart(t *testing.T) {
 		cfg := config.Defaults()
 		cfg.OIDCIssuer, cfg.OIDCClientID = issuer, "mcpgate"
 		var out strings.Builder
-		cons, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), &out, make([]byte, 32))
+		cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), &out, make([]byte, 32))
 		switch {
 		case want == "" && (err != nil || len(cons) != 1 || cons[0].ID() != "oidc"):
 			t.Errorf("issuer %s: %v, %d connectors; want only oidc", issuer, err, len(cons))
@@ -261,7 +262,7 @@ func TestOIDCProvidersAreConnectors(t *testing.T) {
 		{Name: "corp-a", DisplayName: "Corp A", Issuer: doc.URL + "/a", ClientID: "a"},
 		{Name: "corp-b", DisplayName: "Corp B", Issuer: doc.URL + "/b", ClientID: "b", ClientSecret: "s"},
 	}
-	cons, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+	cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestOIDCProvidersAreConnectors(t *testing.T) {
 	}
 
 	cfg.OIDCProviders[1].AuthParams = map[string]string{"state": "x"}
-	if _, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil ||
+	if _, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil ||
 		!strings.Contains(err.Error(), "oidc_providers[1]") || !strings.Contains(err.Error(), `"state"`) {
 		t.Fatalf("a flow parameter in auth_params: %v, want an error naming oidc_providers[1] and the parameter", err)
 	}
@@ -350,14 +351,14 @@ func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
 	defer doc.Close()
 	cfg := config.Defaults()
 	cfg.OIDCIssuer, cfg.OIDCClientID = doc.URL+"/common/v2.0", "mcpgate"
-	if _, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil {
+	if _, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil {
 		t.Fatal("without the preset, a {tenantid} issuer was accepted; the test proves nothing")
 	}
 	cfg.OIDCPreset = "entra"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := setupConnectors(t.Context(), &cfg, nil, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+	cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
 	if err != nil || len(cons) != 1 || cons[0].ID() != "oidc" || cons[0].DisplayName() != "Microsoft" {
 		t.Fatalf("--oidc-preset entra: %v, %d connectors; want the one connector oidc, shown as Microsoft", err, len(cons))
 	}

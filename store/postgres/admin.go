@@ -27,7 +27,7 @@ const (
 	sqlListGrants = `SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
 		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
-	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name COLLATE "C"`
+	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser  = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	sqlDisableLocalUser = `WITH u AS (
 		UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN $2 ELSE disabled_at END WHERE name = $1 RETURNING name
@@ -115,7 +115,7 @@ func (s *Store) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, error) 
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.LocalUser, error) {
 		var u store.LocalUser
-		if err := r.Scan(&u.Name, &u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}); err != nil {
+		if err := r.Scan(&u.Name, &u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}, &u.Configured); err != nil {
 			return nil, err
 		}
 		if len(u.Groups) == 0 {

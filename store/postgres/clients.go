@@ -22,9 +22,10 @@ const (
 	sqlGetConsent    = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
 	sqlDeleteConsent = `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
-	sqlPutLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`
-	sqlGetLocalUser     = `SELECT password_hash, groups, created_at, disabled_at FROM local_users WHERE name = $1`
+	sqlPutLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
+			configured = excluded.configured`
+	sqlGetLocalUser     = `SELECT password_hash, groups, created_at, disabled_at, configured FROM local_users WHERE name = $1`
 	sqlCountLocalUsers  = `SELECT count(*) FROM local_users`
 	sqlInsertSigningKey = `INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
@@ -141,7 +142,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put local user: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, sqlPutLocalUser, u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt)); err != nil {
+	if _, err := s.pool.Exec(ctx, sqlPutLocalUser, u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt), u.Configured); err != nil {
 		return wrap("put local user", err)
 	}
 	return nil
@@ -152,7 +153,7 @@ func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser
 		return nil, wrap("get local user", store.ErrNotFound)
 	}
 	u := store.LocalUser{Name: name}
-	err := s.pool.QueryRow(ctx, sqlGetLocalUser, name).Scan(&u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt})
+	err := s.pool.QueryRow(ctx, sqlGetLocalUser, name).Scan(&u.PasswordHash, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}, &u.Configured)
 	if err != nil {
 		return nil, wrap("get local user", err)
 	}

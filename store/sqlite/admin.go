@@ -22,7 +22,7 @@ var (
 	sqlListGrants                = rs(`SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
 		WHERE ?1 = '' OR json_extract(user, '$.sub') = ?1 ORDER BY created_at DESC, id`)
-	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at FROM local_users ORDER BY name`)
+	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name`)
 	sqlEnableLocalUser    = ws(`UPDATE local_users SET disabled_at = 0 WHERE name = ?`)
 	sqlDisableLocalUser   = ws(`UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN ? ELSE disabled_at END WHERE name = ?`)
 	sqlDeleteUserSessions = ws(`DELETE FROM sessions WHERE json_extract(user, '$.sub') = ?`)
@@ -122,7 +122,7 @@ func (s *Store) ListLocalUsers(ctx context.Context) ([]*store.LocalUser, error) 
 	}
 	out, err := collect(rows, func(r scanner) (*store.LocalUser, error) {
 		var u store.LocalUser
-		if err := r.Scan(&u.Name, blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}); err != nil {
+		if err := r.Scan(&u.Name, blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}, &u.Configured); err != nil {
 			return nil, err
 		}
 		if len(u.Groups) == 0 {

@@ -22,9 +22,10 @@ var (
 	sqlGetConsent    = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
 	sqlDeleteConsent = ws(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`)
 	// SEC-93: an existing account's disabled_at is never written here.
-	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at`)
-	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at, disabled_at FROM local_users WHERE name = ?`)
+	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
+			configured = excluded.configured`)
+	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at, disabled_at, configured FROM local_users WHERE name = ?`)
 	sqlCountLocalUsers  = rs(`SELECT count(*) FROM local_users`)
 	sqlInsertSigningKey = ws(`INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
@@ -173,7 +174,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, sqlPutLocalUser,
-			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt))
+			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt), u.Configured)
 		return err
 	})
 	if err != nil {
@@ -185,7 +186,7 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 func (s *Store) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
 	u := store.LocalUser{Name: name}
 	err := s.row(ctx, sqlGetLocalUser, name).
-		Scan(blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt})
+		Scan(blob{&u.PasswordHash}, jsonText{&u.Groups}, timeCol{&u.CreatedAt}, timeCol{&u.DisabledAt}, &u.Configured)
 	if err != nil {
 		return nil, wrap("get local user", err)
 	}

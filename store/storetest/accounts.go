@@ -197,6 +197,21 @@ func testLocalUser(t *testing.T, s store.Store) {
 	must(t, "get with groups again", err)
 	same(t, "groups after the caller changed its copy", got, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$third"), Groups: []string{"admins", "devs"}, CreatedAt: t0})
 
+	// Configured, the mark of an account serve's configuration sets,
+	// comes back as put, and a later put sets it again either way.
+	for _, configured := range []bool{true, false} {
+		put := &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$third"), Groups: []string{"admins", "devs"}, CreatedAt: t0, Configured: configured}
+		must(t, "put configured", s.PutLocalUser(ctx, put))
+		got, err = s.GetLocalUser(ctx, "alice")
+		must(t, "get configured", err)
+		same(t, "configured", got, put)
+		list, err := s.ListLocalUsers(ctx)
+		must(t, "list configured", err)
+		if len(list) != 1 || list[0].Configured != configured {
+			t.Errorf("listed %+v, want alice with Configured %v", list, configured)
+		}
+	}
+
 	must(t, "put bob", s.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("$2a$10$bob")}))
 	n, err = s.CountLocalUsers(ctx)
 	must(t, "count", err)

@@ -237,6 +237,18 @@ func checkPassword(p string) error {
 // password, hashed here with bcrypt.DefaultCost, or a bcrypt hash, stored as
 // it is (see ParseUserSpec).
 func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string, groups ...string) error {
+	return c.set(ctx, name, passwordOrHash, false, groups)
+}
+
+// SetConfiguredUser is SetUser for an account of the gateway's
+// configuration, which sets it again at every start: the account is
+// marked so (store.LocalUser.Configured), and the admin commands refuse
+// to change it.
+func (c *Connector) SetConfiguredUser(ctx context.Context, name, passwordOrHash string, groups ...string) error {
+	return c.set(ctx, name, passwordOrHash, true, groups)
+}
+
+func (c *Connector) set(ctx context.Context, name, passwordOrHash string, configured bool, groups []string) error {
 	if !ValidName(name) {
 		return fmt.Errorf("local: set user: invalid name %q", name)
 	}
@@ -268,7 +280,8 @@ func (c *Connector) SetUser(ctx context.Context, name, passwordOrHash string, gr
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
-	if err := c.users.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created, DisabledAt: disabled}); err != nil {
+	u := &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created, DisabledAt: disabled, Configured: configured}
+	if err := c.users.PutLocalUser(ctx, u); err != nil {
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
 	c.log.InfoContext(ctx, "local user set", "user", name, "groups", groups)
