@@ -216,3 +216,20 @@ func TestBinaryCheckStdio(t *testing.T) {
 		t.Errorf("the everything server without the read path of its code: exit %d, want 1 and a FAIL line that says to add the read path\n%s\nstderr: %s", code, out, errOut)
 	}
 }
+
+// A stdio server's initialize answer is its own text: `mcpgate check`
+// prints its name, version and protocol version with every control
+// character replaced, so that a server cannot write escape sequences to
+// the operator's terminal (retitle it, clear it, rewrite the lines above).
+func TestBinaryCheckStdioNamePrintable(t *testing.T) {
+	script := `read line; id=$(printf %s "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); ` +
+		`printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18\u001b[2J","capabilities":{},"serverInfo":{"name":"evil\u001b]0;owned\u0007","version":"1\u009b2J"}}}\n' "$id"; cat >/dev/null`
+	data := filepath.Join(sharedDir(t), "data")
+	out, errOut, code := runCheck(t, "--data-dir", data, "--stdio", "/bin/sh -c "+shellQuote(script))
+	if code != 0 || !strings.Contains(out, "ok   upstream /mcp stdio /bin/sh: evil") {
+		t.Fatalf("the server: exit %d, want 0 and an ok line with its name\n%q\nstderr: %s", code, out, errOut)
+	}
+	if strings.ContainsAny(out, "\x1b\x07\u009b") {
+		t.Errorf("check's output carries the server's control characters: %q", out)
+	}
+}

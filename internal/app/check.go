@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/github"
@@ -194,7 +195,7 @@ func (c *checker) checkProviders(ctx context.Context, cfg *config.Config) {
 		_, err := oidc.New(octx, oidcConfig(op, nil))
 		cancel()
 		if err != nil {
-			c.fail("provider", "%s", upstream.Clip(err.Error())) // begins with the provider's name
+			c.fail("provider", "%s", theirs(err.Error())) // begins with the provider's name
 			continue
 		}
 		c.pass("provider", "%s %s: discovery", op.Name, op.Issuer)
@@ -246,7 +247,7 @@ func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
 			c.fail("upstream", "%s stdio %s: %s%s", res.Path, path, err, hint)
 			return
 		}
-		c.pass("upstream", "%s stdio %s: %s, protocol %s", res.Path, path, upstream.Clip(server), upstream.Clip(protocol))
+		c.pass("upstream", "%s stdio %s: %s, protocol %s", res.Path, path, theirs(server), theirs(protocol))
 	default:
 		c.pass("upstream", "%s the demo server, in mcpgate", res.Path)
 	}
@@ -290,8 +291,14 @@ func (c *checker) checkUpstream(ctx context.Context, res mcpgate.Resource) {
 		c.fail("upstream", "%s %s: closing the session: %s", res.Path, shown, reason(err))
 		return
 	}
-	c.pass("upstream", "%s %s: %s, protocol %s", res.Path, shown, upstream.Clip(server), upstream.Clip(protocol))
+	c.pass("upstream", "%s %s: %s, protocol %s", res.Path, shown, theirs(server), theirs(protocol))
 }
+
+// theirs is text a server chose (its name, versions, the words of its
+// errors) as check prints it: bounded, and with its control characters
+// replaced, so that it writes no escape sequence to the operator's
+// terminal.
+func theirs(s string) string { return safetext.Printable(upstream.Clip(s)) }
 
 // reason is err in the fewest words that still say what to fix: the
 // system's error ("connection refused") rather than the chain of calls
@@ -307,7 +314,7 @@ func reason(err error) string {
 	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
 		return fmt.Sprintf("no answer within %s", checkTimeout)
 	}
-	return upstream.Clip(err.Error())
+	return theirs(err.Error())
 }
 
 // storeName is the store as the check prints it: no password, nor any
