@@ -231,16 +231,10 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stdio: directory: %w", err)
 	}
-	// Parents made above the data directory are searchable, as mkdir -p
-	// (and the store) makes them; inside it, 0700, of which the sandbox
-	// opens to search only what the servers' uids traverse (SEC-22).
-	if err := os.MkdirAll(filepath.Dir(dataDir(dir, opts.Private)), 0o755); err != nil {
-		return nil, fmt.Errorf("stdio: directory: %w", err)
+	spec.dir, spec.private = dir, opts.Private
+	if err := spec.makeDir(); err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("stdio: directory: %w", err)
-	}
-	spec.dir = dir
 	if err := spec.isolate(opts); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
 )
 
 func probeOptions(t *testing.T, mode string) StdioOptions {
@@ -101,5 +103,54 @@ func TestProbeRemovesOnlyEmptyDirectories(t *testing.T) {
 	}
 	if _, err := os.Stat(db); err != nil {
 		t.Errorf("the file another process wrote: %v, want it kept", err)
+	}
+}
+
+// A serve that starts while a check's probe runs on a new data directory
+// finds its directory gone when the probe ends (the probe made it, and it
+// is empty until a user's first request): the user's first server then
+// makes it again with the modes NewStdio gives it, searchable above the
+// data directory, not 0700 all the way, which under a uid of the user's
+// own would leave the server unable to reach its home (SEC-22).
+func TestProbeBesideAStartingServe(t *testing.T) {
+	opts := probeOptions(t, "sleeper")
+	top := filepath.Join(opts.Dir, "data")
+	opts.Dir = filepath.Join(top, "stdio", "mcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	probed := make(chan error, 1)
+	go func() {
+		_, err := ProbeStdio(ctx, opts)
+		probed <- err
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(userDir(opts.Dir, probeUser)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the probe made no directory of its own")
+		}
+	}
+	serve := opts
+	serve.Env = []string{fakeEnv + "=server"}
+	pool, err := NewStdio(serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+	<-probed
+	caller := &identity.Caller{User: identity.User{ID: "local:alice"}, ClientID: "c"}
+	l, err := pool.acquire(context.Background(), caller, initParams{version: bridgeVersion})
+	if err != nil {
+		t.Fatalf("the serve's first server: %v", err)
+	}
+	pool.release(l)
+	for dir, want := range map[string]os.FileMode{top: 0o755, filepath.Join(top, "stdio"): 0o755, opts.Dir: 0o700} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Errorf("%s: %v", dir, err)
+		} else if fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, want %v", dir, fi.Mode().Perm(), want)
+		}
 	}
 }

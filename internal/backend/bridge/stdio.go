@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +30,8 @@ type stdioSpec struct {
 	command   []string
 	env       []string
 	dir       string
-	isolation string // sandbox.Auto or sandbox.None
+	private   []string // StdioOptions.Private
+	isolation string   // sandbox.Auto or sandbox.None
 	readPaths []string
 	uids      sandbox.Range // zero unless the gateway is root and has a range
 	landlock  int           // the kernel's Landlock ABI, 0 without
@@ -75,6 +79,36 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 		if opts.Logger != nil {
 			opts.Logger.Warn("stdio: made a directory searchable (o+x, not readable) so that the servers' uids reach their own directories below it", "dir", d)
 		}
+	})
+}
+
+// makeDir makes the servers' base directory. Parents made above the data
+// directory are searchable, as mkdir -p (and the store) makes them;
+// inside it, 0700, of which the sandbox opens to search only what the
+// servers' uids traverse (SEC-22).
+func (sp *stdioSpec) makeDir() error {
+	if err := os.MkdirAll(filepath.Dir(dataDir(sp.dir, sp.private)), 0o755); err != nil {
+		return fmt.Errorf("stdio: directory: %w", err)
+	}
+	if err := os.MkdirAll(sp.dir, 0o700); err != nil {
+		return fmt.Errorf("stdio: directory: %w", err)
+	}
+	return nil
+}
+
+// remakeDir makes the base directory again, as NewStdio made it, when it
+// is gone: a check's probe that ran while the gateway started removes the
+// directories it made, which the gateway had found there and which stay
+// empty until a user's first server.
+func (sp *stdioSpec) remakeDir(log *slog.Logger) error {
+	if _, err := os.Stat(sp.dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := sp.makeDir(); err != nil || sp.uids.IsZero() {
+		return err
+	}
+	return sandbox.Searchable(dataDir(sp.dir, sp.private), sp.dir, func(d string) {
+		log.Warn("stdio: made a directory searchable (o+x, not readable) so that the servers' uids reach their own directories below it", "dir", d)
 	})
 }
 
@@ -200,6 +234,11 @@ func defaultPath() string {
 func (s *stdioConn) open(c *identity.Caller) error {
 	l := s.l
 	home := userDir(s.spec.dir, l.user)
+	if err := s.spec.remakeDir(l.log); err != nil {
+		l.log.Error("stdio server: creating the servers' directory failed", "error", err)
+		l.finish()
+		return errStart
+	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		l.log.Error("stdio server: creating the user's directory failed", "error", err)
 		l.finish()
