@@ -503,6 +503,26 @@ func equalFoldDash(a, b string) bool {
 	return true
 }
 
+// dropCookies removes the cookies an upstream set in h (SEC-121).
+func dropCookies(h http.Header) {
+	delete(h, "Set-Cookie")
+	delete(h, "Set-Cookie2")
+}
+
+// cookielessEnd is an answer's body whose trailers, which reading its end
+// fills in, lose the upstream's cookies when the ReverseProxy closes it,
+// before it passes them on (SEC-121).
+type cookielessEnd struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b cookielessEnd) Close() error {
+	err := b.ReadCloser.Close()
+	dropCookies(b.resp.Trailer)
+	return err
+}
+
 // modifyResponse refuses an answer the proxy cannot pass on, and binds a
 // session id the upstream hands out to the caller (SESS-3).
 func (h *handler) modifyResponse(resp *http.Response) error {
@@ -522,8 +542,11 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 	delete(resp.Header, requestid.Header)
 	// The answer comes from the gateway's origin, where its own cookies
 	// live, and the client's cookies never reach the upstream (SEC-121).
-	delete(resp.Header, "Set-Cookie")
-	delete(resp.Header, "Set-Cookie2")
+	dropCookies(resp.Header)
+	// Trailers too: a chunked answer may carry fields its Trailer header
+	// never announced, which come in as its end is read.
+	dropCookies(resp.Trailer)
+	resp.Body = cookielessEnd{resp.Body, resp}
 	req := resp.Request
 	h.recordSession(req.Context(), req.Method, req.Header, identity.FromContext(req.Context()).User.ID, resp)
 	return nil
