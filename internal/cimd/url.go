@@ -57,6 +57,13 @@ func ValidateClientIDURL(raw string) error {
 	if strings.Contains(host, "%") {
 		return bad("it must not name an IPv6 zone")
 	}
+	// url.Parse decodes a percent-encoded host, which the consent page
+	// would show as the letters it spells (SEC-120).
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return bad("its host must be ASCII, not percent-encoded (an international host in its punycode form)")
+		}
+	}
 	if strings.HasSuffix(u.Host, ":") || (u.Port() != "" && !oauth.ValidPort(u.Port())) {
 		return bad("its port is not valid")
 	}

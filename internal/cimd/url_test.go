@@ -84,3 +84,19 @@ func TestIsClientIDURL(t *testing.T) {
 		}
 	}
 }
+
+// CIMD-7, SEC-120: the consent page names a client metadata URL's host as
+// who publishes the document; one written percent-encoded is decoded by
+// url.Parse to the look-alike letters it spells, and is refused as the
+// raw form is.
+func TestValidateClientIDURLPercentEncodedHost(t *testing.T) {
+	for _, u := range []string{
+		"https://%D0%B0pple.com/client.json",
+		"https://apple.com%E2%80%AE.evil/client.json",
+		"https://%EF%BD%85xample.com:8443/client.json",
+	} {
+		if err := ValidateClientIDURL(u); err == nil {
+			t.Errorf("%q accepted, want refused", u)
+		}
+	}
+}

@@ -40,6 +40,13 @@ func ValidateRedirectURI(raw string) error {
 	if !u.IsAbs() {
 		return errors.New("redirect URI must be absolute")
 	}
+	// url.Parse decodes a percent-encoded host (only non-ASCII bytes may
+	// be written so): the pages would show the letters it spells.
+	for i := 0; i < len(u.Host); i++ {
+		if u.Host[i] >= 0x80 {
+			return errors.New("redirect URI's host must be ASCII, not percent-encoded (an international host in its punycode form, xn--…)")
+		}
+	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return errors.New("redirect URI must not contain a fragment")
 	}

@@ -135,3 +135,23 @@ func TestSEC120_RedirectURIIsASCII(t *testing.T) {
 		}
 	}
 }
+
+// SEC-120 holds for a host written percent-encoded: url.Parse decodes
+// %D0%B0 in a host to the Cyrillic "а" the pages would show, and a
+// browser goes to its punycode form; the path and query keep their
+// percent-encoding, which names no host.
+func TestSEC120_PercentEncodedHostIsASCII(t *testing.T) {
+	for _, u := range []string{
+		"https://%D0%B0pple.com/cb",           // Cyrillic a
+		"https://apple.com%E2%80%AE.evil/cb",  // right-to-left override
+		"https://evil%E2%80%8B.example/cb",    // zero-width space
+		"https://%EF%BD%85xample.com:8443/cb", // fullwidth e, with a port
+	} {
+		if err := ValidateRedirectURI(u); err == nil {
+			t.Errorf("SEC-120: %q accepted, want refused", u)
+		}
+	}
+	if err := ValidateRedirectURI("https://a.example/caf%C3%A9?x=%E2%80%AE"); err != nil {
+		t.Errorf("SEC-120: a percent-encoded path and query refused: %v", err)
+	}
+}
