@@ -239,7 +239,9 @@ func (s *stdioConn) open(c *identity.Caller) error {
 		l.finish()
 		return errStart
 	}
-	if err := os.MkdirAll(home, 0o700); err != nil {
+	// Mkdir, not MkdirAll: a base directory gone again meanwhile fails
+	// this start, and the next makes it as NewStdio did, never 0700 above.
+	if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		l.log.Error("stdio server: creating the user's directory failed", "error", err)
 		l.finish()
 		return errStart
