@@ -32,8 +32,9 @@
 //     on it as well. A request with two Mcp-Session-Id values is refused
 //     (400), and other spellings of the header (Mcp_Session_Id) are
 //     removed, so that the upstream reads the session that was checked;
-//   - removes the upstream's Set-Cookie from its answers (SEC-121): they
-//     come from the gateway's origin, where its own cookies live;
+//   - removes the upstream's Set-Cookie from its answers and their
+//     trailers (SEC-121): they come from the gateway's origin, where its
+//     own cookies live;
 //   - passes Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Accept,
 //     Content-Type and every other end-to-end header through both ways (and
 //     the answer's trailers), and passes server-sent events on one by one
