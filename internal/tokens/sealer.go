@@ -89,10 +89,12 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 		return key, err
 	}
 	// The directory is the gateway's alone; parents made for it are
-	// searchable, as mkdir -p makes them, so that stdio servers with uids
-	// of their own reach their directories below it (SEC-22).
+	// searchable, so that stdio servers with uids of their own reach their
+	// directories below it (SEC-22), but not readable: one of them may be
+	// the data directory itself (data/keys/…), whose names are no one
+	// else's to list.
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
 		return nil, fmt.Errorf("tokens: key file: %w", err)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {

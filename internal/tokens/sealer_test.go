@@ -170,3 +170,21 @@ func TestLoadOrCreateKeyFileRace(t *testing.T) {
 		}
 	}
 }
+
+// A key file named one level below a data directory that does not exist
+// yet (data/keys/secret.key) makes the data directory as a parent: it is
+// searchable for the stdio servers' uids, but nobody else lists what the
+// gateway keeps in it (SEC-22).
+func TestLoadOrCreateKeyFileParentsNotListable(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if _, err := LoadOrCreateKeyFile(filepath.Join(data, "keys", "secret.key")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m&0o044 != 0 || m&0o001 == 0 {
+		t.Errorf("the parent made for the key's directory: mode %04o, want searchable by others but not readable (0711)", m)
+	}
+}

@@ -42,10 +42,12 @@ const busyTimeout = 10 * time.Second
 // the gateway alone.
 func createPrivate(abs string) error {
 	// The directory is the gateway's alone; parents made for it are
-	// searchable, as mkdir -p makes them, so that stdio servers with uids
-	// of their own reach their directories below it (SEC-22).
+	// searchable, so that stdio servers with uids of their own reach their
+	// directories below it (SEC-22), but not readable: one of them may be
+	// the data directory itself (data/keys/…), whose names are no one
+	// else's to list.
 	dir := filepath.Dir(abs)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
 		return err
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -65,7 +67,7 @@ func createPrivate(abs string) error {
 }
 
 // Open opens or creates the database at path, creating its directory (0700,
-// its missing parents 0755) and the file (0600) if needed, and applies any
+// its missing parents 0711) and the file (0600) if needed, and applies any
 // pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {

@@ -456,3 +456,20 @@ func TestPingNeedsAWrite(t *testing.T) {
 		t.Errorf("ping rows left: %d, %v; want none", n, err)
 	}
 }
+
+// A database named one level below a data directory that does not exist
+// yet (data/db/mcpgate.db) makes the data directory as a parent: it is
+// searchable for the stdio servers' uids, but nobody else lists what the
+// gateway keeps in it (SEC-22).
+func TestOpenParentsNotListable(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := open(t, filepath.Join(data, "db", "mcpgate.db"))
+	defer s.Close()
+	fi, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m&0o044 != 0 || m&0o001 == 0 {
+		t.Errorf("the parent made for the database's directory: mode %04o, want searchable by others but not readable (0711)", m)
+	}
+}
