@@ -4,14 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/mcpgate/mcpgate/identity"
 )
 
 // SEC-121: an upstream's cookies never reach the client, on an answer or
@@ -31,12 +28,7 @@ func TestSEC121_UpstreamCookiesDropped(t *testing.T) {
 		}
 		w.Write([]byte("{}"))
 	}))
-	h, err := New(Options{Upstream: mustURL(t, be.URL)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe := httptest.NewServer(asGuard(h, &identity.Caller{User: identity.User{ID: "local:bob"}, ClientID: "client-1"}))
-	t.Cleanup(fe.Close)
+	fe := front(t, be.URL, Options{}, alice)
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		var body *strings.Reader
 		if method == http.MethodPost {
@@ -81,12 +73,7 @@ func TestSEC121_UpstreamCookiesInTrailersAnd1xxDropped(t *testing.T) {
 		w.Header().Set("X-Checksum", "abc")
 		w.Header().Set(http.TrailerPrefix+"Set-Cookie2", "old=1")
 	}))
-	h, err := New(Options{Upstream: mustURL(t, be.URL)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe := httptest.NewServer(asGuard(h, &identity.Caller{User: identity.User{ID: "local:bob"}, ClientID: "client-1"}))
-	t.Cleanup(fe.Close)
+	fe := front(t, be.URL, Options{}, alice)
 	var early []string
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		early = append(early, h.Values("Set-Cookie")...)
