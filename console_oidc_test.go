@@ -2,7 +2,6 @@ package mcpgate_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -21,11 +20,7 @@ import (
 func TestSEC111_AdminGroupsThroughOIDC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	ln, base := loopback(t)
 	op := oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
 		Users: []oidctest.User{

@@ -86,6 +86,17 @@ func newGateway(t *testing.T, opts ...gwOption) *gw {
 	return newGatewayOn(t, nil, opts...)
 }
 
+// loopback is a listener on a free loopback port and its http:// URL, for
+// a test that must know a gateway's address before it is built.
+func loopback(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
 // newGatewayOn is newGateway serving on ln, when a test must know the
 // gateway's URL before it is built (an upstream's registered callback).
 func newGatewayOn(t *testing.T, ln net.Listener, opts ...gwOption) *gw {

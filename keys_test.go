@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,11 +53,7 @@ func sharedStore(t *testing.T, backend string) store.Store {
 // behind a load balancer; reload[i] is replica i's KeyReload.
 func replicas(t *testing.T, st store.Store, reload []time.Duration, opts ...gwOption) []*gw {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := "http://" + ln.Addr().String()
+	ln, public := loopback(t)
 	out := make([]*gw, len(reload))
 	for i := range reload {
 		o := append([]gwOption{func(c *mcpgate.Config) {

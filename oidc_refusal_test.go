@@ -10,7 +10,6 @@ import (
 	"errors"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -165,11 +164,7 @@ func storedRows(t *testing.T, ctx context.Context, dbPath string) map[string]int
 func TestOIDCRefusalsStoreNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	ln, base := loopback(t)
 	callback := base + "/callback/oidc"
 	op := oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{

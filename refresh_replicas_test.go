@@ -63,11 +63,7 @@ func pgReplicas(t *testing.T, grace time.Duration) ([]*gw, *pgx.Conn) {
 		t.Cleanup(func() { s.Close() })
 		stores[i] = s
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := "http://" + ln.Addr().String()
+	ln, public := loopback(t)
 	gws := make([]*gw, len(stores))
 	for i, st := range stores {
 		var on net.Listener

@@ -78,11 +78,7 @@ func replicaStores(t *testing.T, backend string, n int) []store.Store {
 // (the first gateway's, where the flows run), as behind a load balancer.
 func newReplicas(t *testing.T, stores []store.Store) []*gw {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := "http://" + ln.Addr().String()
+	ln, public := loopback(t)
 	gws := make([]*gw, len(stores))
 	for i, st := range stores {
 		var on net.Listener

@@ -3,7 +3,6 @@ package mcpgate_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"reflect"
 	"sync"
@@ -272,11 +271,7 @@ func (s *watchedStore) Close() error {
 func TestTOK2_MCPNeverTouchesTheStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	ln, base := loopback(t)
 	mira := oidctest.User{Sub: "u-31337", Email: "mira@corp.example", EmailVerified: true, Username: "mira", Name: "Mira Mendes",
 		Groups: []string{"devs", "sre"}, Password: "mira-pw"}
 	op := oidctest.Start(t, oidctest.Options{

@@ -2,7 +2,6 @@ package mcpgate_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -27,11 +26,7 @@ import (
 func TestProvidersKeepUsersApart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	ln, base := loopback(t)
 	op := oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/corp", base + "/callback/oidc"}}},
 		Users:   []oidctest.User{{Sub: "1", Email: "one@corp.example", EmailVerified: true, Password: "pw"}},

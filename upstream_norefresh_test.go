@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -48,11 +47,7 @@ func (noRefreshToken) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestSEC67_LoginWithoutUpstreamRefreshTokenWarns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	ln, base := loopback(t)
 	op := oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/corp"}}},
 		Users:   []oidctest.User{{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Password: "pw"}},

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -90,11 +89,7 @@ type recheckProvider struct {
 
 func newRecheckGatewayAt(t *testing.T, ctx context.Context, rp recheckProvider, mod func(*mcpgateConfig)) (*recheckGateway, tokenResponse) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	ln, base := loopback(t)
 	r := &recheckGateway{calls: &tokenCalls{}, dbPath: filepath.Join(t.TempDir(), "mcpgate.db")}
 	r.alice = oidctest.User{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"admins", "devs"}, Password: "pw"}
 	opts := oidctest.Options{
