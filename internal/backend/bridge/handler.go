@@ -174,7 +174,7 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 	case err == nil:
 		return l, true
 	case errors.Is(err, errBusy):
-		p.opts.metrics.BackendError(p.opts.resource, "busy")
+		p.opts.metrics.BackendError(p.opts.resource, failBusy)
 		p.log.Warn(p.noun+" refused: the cap is reached and none is idle", "resource", p.opts.resource, "user", caller.User.ID, "max", p.opts.maxLinks)
 		w.Header().Set("Retry-After", "5")
 		jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP servers running, retry later")
@@ -183,7 +183,7 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 	case r.Context().Err() != nil:
 		// The client left; nobody reads an answer.
 	default:
-		p.opts.metrics.BackendError(p.opts.resource, "unavailable")
+		p.opts.metrics.BackendError(p.opts.resource, failUnavailable)
 		jsonrpc.WriteError(w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "MCP server unavailable")
 	}
 	return nil, false
@@ -241,7 +241,7 @@ func (p *Pool) request(w http.ResponseWriter, r *http.Request, caller *identity.
 		switch {
 		case errors.Is(err, errSend):
 			p.release(l)
-			p.opts.metrics.BackendError(p.opts.resource, "send")
+			p.opts.metrics.BackendError(p.opts.resource, failSend)
 			jsonrpc.WriteError(w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "MCP server did not accept the request")
 			return
 		case err != nil:

@@ -20,6 +20,22 @@ import (
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
+// The kinds of backend failure the bridge counts (metrics.BackendError);
+// a pool's series of each start at zero.
+const (
+	failUnavailable = "unavailable" // a server or connection that could not start
+	failBusy        = "busy"        // the cap reached, none idle
+	failSend        = "send"        // a message the server did not take
+	failExited      = "exited"      // a stdio server that exited unasked
+)
+
+// Log messages of a stdio server's life that ProbeStdio reads back.
+const (
+	msgStderr  = "stdio server stderr"
+	msgExited  = "stdio server exited"
+	msgStopped = "stdio server stopped"
+)
+
 // Defaults of StdioOptions and SSEOptions.
 const (
 	DefaultIdleTimeout  = 10 * time.Minute
@@ -253,7 +269,7 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 	}
 	p := newPool(c, "stdio server", "MCP server exited", func(l *link) linkConn { return newStdioConn(l, spec) })
 	p.dir = spec.dir
-	opts.Metrics.Backend(opts.Resource, true, "unavailable", "busy", "send", "exited")
+	opts.Metrics.Backend(opts.Resource, true, failUnavailable, failBusy, failSend, failExited)
 	return p, nil
 }
 
@@ -289,7 +305,7 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxConnections, startTimeout: opts.StartTimeout,
 		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, metrics: opts.Metrics, logger: logger.With("upstream", u.Redacted())}
-	opts.Metrics.Backend(opts.Resource, false, "unavailable", "busy", "send")
+	opts.Metrics.Backend(opts.Resource, false, failUnavailable, failBusy, failSend)
 	return newPool(c, "SSE connection", "MCP server connection lost", func(l *link) linkConn { return newSSEConn(l, spec) }), nil
 }
 

@@ -161,11 +161,11 @@ func (t *stderrTail) Handle(_ context.Context, r slog.Record) error {
 		return v
 	}
 	switch {
-	case r.Message == "stdio server stderr":
+	case r.Message == msgStderr:
 		if line := strings.TrimSpace(attr("line")); line != "" && len(t.lines) < probeKeptLines {
 			t.lines = append(t.lines, line)
 		}
-	case r.Message == "stdio server exited" || r.Message == "stdio server stopped":
+	case r.Message == msgExited || r.Message == msgStopped:
 		t.status = attr("status")
 	case r.Level >= slog.LevelWarn && t.failed == "":
 		t.failed = r.Message

@@ -362,10 +362,10 @@ func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
 	stopped := s.stopped
 	s.mu.Unlock()
 	if stopped {
-		l.log.Info("stdio server stopped", "status", exitStatus(err))
+		l.log.Info(msgStopped, "status", exitStatus(err))
 	} else {
-		l.log.Warn("stdio server exited", "status", exitStatus(err))
-		m.BackendError(resource, "exited")
+		l.log.Warn(msgExited, "status", exitStatus(err))
+		m.BackendError(resource, failExited)
 	}
 	l.pool.forget(l)
 	s.closeInput()
@@ -400,10 +400,10 @@ func (s *stdioConn) logStderr(r *os.File) {
 	defer r.Close()
 	scanLines(r, maxStderrLine, func(line []byte, truncated bool) {
 		if truncated {
-			s.l.log.Info("stdio server stderr", "line", string(line), "truncated", true)
+			s.l.log.Info(msgStderr, "line", string(line), "truncated", true)
 			return
 		}
-		s.l.log.Info("stdio server stderr", "line", string(line))
+		s.l.log.Info(msgStderr, "line", string(line))
 	})
 }
 

@@ -225,7 +225,7 @@ func New(opts Options) (http.Handler, error) {
 		sessions: newSessionOwners(100_000, 24*time.Hour, time.Now),
 	}
 	h.sessions.store, h.sessions.resource, h.sessions.log = opts.Sessions, opts.Resource, opts.Logger
-	opts.Metrics.Backend(opts.Resource, false, "unavailable", "timeout") // upstreamError's kinds
+	opts.Metrics.Backend(opts.Resource, false, failUnavailable, failTimeout)
 	h.strip = h.ids.stripped()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -552,6 +552,13 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
+// The kinds of backend failure upstreamError counts (metrics.BackendError);
+// a proxy's series of each start at zero.
+const (
+	failUnavailable = "unavailable" // the upstream could not be reached
+	failTimeout     = "timeout"     // it sent no headers in time
+)
+
 // upstreamError answers a request that could not reach the upstream: 504
 // when it sent no headers within Timeout, else 502, with no internal
 // detail; the cause goes to the log.
@@ -561,9 +568,9 @@ func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		h.log.Debug("client went away before the upstream answered", "error", err)
 		return
 	}
-	status, kind := http.StatusBadGateway, "unavailable"
+	status, kind := http.StatusBadGateway, failUnavailable
 	if headerTimeout(err) {
-		status, kind = http.StatusGatewayTimeout, "timeout"
+		status, kind = http.StatusGatewayTimeout, failTimeout
 	}
 	h.metrics.BackendError(h.resource, kind)
 	h.log.Warn("upstream MCP server unavailable", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
