@@ -66,6 +66,36 @@ func TestDCR_Registration(t *testing.T) {
 	}
 }
 
+// DCR-1, RFC 7591 §3.2.1: a registered scope keeps only the scopes the
+// gateway serves (its scopes_supported); the answer and the record say
+// what a grant can carry, not what the client wished for.
+func TestDCR_RegisteredScopeNarrowed(t *testing.T) {
+	g := newGateway(t)
+	_, body := g.get(g.url + "/.well-known/oauth-authorization-server")
+	supported := decode[struct {
+		Scopes []string `json:"scopes_supported"`
+	}](t, body).Scopes
+	if len(supported) < 2 {
+		t.Fatalf("scopes_supported %v, want at least a resource's scope and offline_access", supported)
+	}
+	cases := []struct{ asked, want string }{
+		{"made:up " + supported[0] + " offline_access other", supported[0] + " offline_access"},
+		{"made:up other", ""},
+		{"", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.asked, func(t *testing.T) {
+			resp, body := g.on(t).postJSON(g.url+"/register", map[string]any{"redirect_uris": []string{"https://a.example/cb"},
+				"token_endpoint_auth_method": "none", "scope": tc.asked})
+			r := decode[map[string]any](t, body)
+			got, present := r["scope"]
+			if resp.StatusCode != 201 || (tc.want == "" && present) || (tc.want != "" && got != tc.want) {
+				t.Errorf("registering scope %q: %d, scope %v (present %v); want 201 and scope %q (omitted when empty)", tc.asked, resp.StatusCode, got, present, tc.want)
+			}
+		})
+	}
+}
+
 // The body is limited, must be JSON, and registrations are rate-limited
 // per client address.
 func TestDCR_LimitsAndRateLimit(t *testing.T) {

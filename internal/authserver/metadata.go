@@ -35,18 +35,7 @@ type Metadata struct {
 // sit at the issuer's root, which also serves 2025-03-26 clients that skip
 // discovery (ASM-9).
 func (s *Server) metadataFor(iss string) *Metadata {
-	scopes := []string{}
-	seen := map[string]bool{}
-	for _, res := range s.opts.Resources {
-		for _, sc := range slices.Concat(res.Scopes, res.Optional) {
-			if !seen[sc] {
-				seen[sc] = true
-				scopes = append(scopes, sc)
-			}
-		}
-	}
-	// offline_access belongs in the AS metadata (RT-2), never in PRM (PRM-8).
-	scopes = append(scopes, "offline_access")
+	scopes := s.supportedScopes()
 	return &Metadata{
 		Issuer:                            iss,
 		AuthorizationEndpoint:             iss + "/authorize",
@@ -67,6 +56,21 @@ func (s *Server) metadataFor(iss string) *Metadata {
 		IntrospectionEndpoint:                     iss + "/introspect",
 		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}
+}
+
+// supportedScopes lists every scope a client can be granted here: those of
+// every resource, then offline_access, which belongs in the AS metadata
+// (RT-2), never in PRM (PRM-8).
+func (s *Server) supportedScopes() []string {
+	scopes := []string{}
+	for _, res := range s.opts.Resources {
+		for _, sc := range slices.Concat(res.Scopes, res.Optional) {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	return append(scopes, "offline_access")
 }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {

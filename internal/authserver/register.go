@@ -124,6 +124,14 @@ func DecodeRegistration(body []byte) (*RegistrationRequest, *oauth.Error) {
 	return &req, nil
 }
 
+// servedScope is scope without the scopes this server does not serve, in
+// the client's order; scope is already known to parse.
+func (s *Server) servedScope(scope string) string {
+	asked, _ := oauth.ParseScope(scope)
+	supported := s.supportedScopes()
+	return strings.Join(slices.DeleteFunc(asked, func(sc string) bool { return !slices.Contains(supported, sc) }), " ")
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
@@ -192,6 +200,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteJSON(w, r, s.log, oerr)
 		return
 	}
+	// RFC 7591 §3.2.1 lets the server replace what it will not honour: the
+	// registered scope keeps only scopes served here, so the answer never
+	// promises one that no grant would carry (/authorize drops the others).
+	req.Scope = s.servedScope(req.Scope)
 	now := s.now()
 	c := &store.Client{
 		ID:                      tokens.NewID(),
