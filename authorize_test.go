@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // redirectQuery reads the error redirect of an /authorize response.
@@ -46,6 +47,26 @@ func TestREDIR2_UnverifiedRedirectIsNeverUsed(t *testing.T) {
 		if !strings.Contains(string(body), "not one it registered") {
 			t.Errorf("%s: the page does not say the address is %q:\n%s", bad, "not one it registered", body)
 		}
+	}
+}
+
+// SEC-120, REDIR-2: a client registered before redirect URIs had to be
+// ASCII keeps its record, but /authorize refuses its look-alike URI with a
+// page, never a redirect and never a consent page that names the host.
+func TestSEC120_StoredNonASCIIRedirectRefused(t *testing.T) {
+	g := newGateway(t)
+	lookalike := "https://\u0430pple.com/cb" // a Cyrillic а
+	c := &store.Client{ID: "old-client", Name: "Old", RedirectURIs: []string{lookalike}, TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"}, ApplicationType: "web", CreatedAt: g.clock.Now()}
+	if err := g.store.CreateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	a := g.newAuth(c.ID)
+	a.Redirect = lookalike
+	resp, body := g.get(a.URL())
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "no longer accepted") {
+		t.Fatalf("/authorize with a stored non-ASCII redirect URI: %d, Location %q; want 400 and a page that says it is no longer accepted:\n%s",
+			resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }
 

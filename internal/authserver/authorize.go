@@ -143,6 +143,15 @@ func (s *Server) verifiedRedirect(w http.ResponseWriter, r *http.Request) (clien
 			"The address this application wants to send you back to is not one it registered. Nothing was sent to it.")
 		return nil, "", false
 	}
+	if err := oauth.ValidateRedirectURI(redirectURI); err != nil {
+		// Registered before a rule that now refuses it (SEC-120): the
+		// pages would name a host the browser is not sent to.
+		s.log.Info("authorize: registered redirect_uri no longer accepted", "client_id", client.ID, "err", err.Error())
+		note.stop(oauth.InvalidRedirectURI, "the registered redirect URI is no longer accepted: "+err.Error())
+		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid redirect address",
+			"The address this application registered to send you back to is no longer accepted. Nothing was sent to it. It must register again: remove the server from the application and add it back.")
+		return nil, "", false
+	}
 	s.touch(r.Context(), client)
 	return client, redirectURI, true
 }
