@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/mcpgate/mcpgate/internal/privatedir"
 )
 
 // KeySize is the length of a sealing key: AES-256.
@@ -88,16 +90,7 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
-	// The directory is the gateway's alone; parents made for it are
-	// searchable, so that stdio servers with uids of their own reach their
-	// directories below it (SEC-22), but not readable: one of them may be
-	// the data directory itself (data/keys/…), whose names are no one
-	// else's to list.
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
-		return nil, fmt.Errorf("tokens: key file: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := privatedir.Make(filepath.Dir(path), filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("tokens: key file: %w", err)
 	}
 	key = make([]byte, KeySize)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/mcpgate/mcpgate/internal/privatedir"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -41,16 +41,8 @@ const busyTimeout = 10 * time.Second
 // createPrivate makes the database file abs, and its directory, readable by
 // the gateway alone.
 func createPrivate(abs string) error {
-	// The directory is the gateway's alone; parents made for it are
-	// searchable, so that stdio servers with uids of their own reach their
-	// directories below it (SEC-22), but not readable: one of them may be
-	// the data directory itself (data/keys/…), whose names are no one
-	// else's to list.
 	dir := filepath.Dir(abs)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := privatedir.Make(dir, dir); err != nil {
 		return err
 	}
 	// Create the file ourselves: SQLite would create it with 0644 less the

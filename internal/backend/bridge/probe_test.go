@@ -145,7 +145,7 @@ func TestProbeBesideAStartingServe(t *testing.T) {
 		t.Fatalf("the serve's first server: %v", err)
 	}
 	pool.release(l)
-	for dir, want := range map[string]os.FileMode{top: 0o755, filepath.Join(top, "stdio"): 0o755, opts.Dir: 0o700} {
+	for dir, want := range map[string]os.FileMode{top: 0o711, filepath.Join(top, "stdio"): 0o711, opts.Dir: 0o700} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Errorf("%s: %v", dir, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/privatedir"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
@@ -82,15 +83,12 @@ func (sp *stdioSpec) isolate(opts StdioOptions) error {
 	})
 }
 
-// makeDir makes the servers' base directory. Parents made above the data
-// directory are searchable, as mkdir -p (and the store) makes them;
-// inside it, 0700, of which the sandbox opens to search only what the
-// servers' uids traverse (SEC-22).
+// makeDir makes the servers' base directory as the store and the key file
+// make theirs: parents made above the data directory searchable, inside
+// it 0700, of which the sandbox opens to search only what the servers'
+// uids traverse (SEC-22).
 func (sp *stdioSpec) makeDir() error {
-	if err := os.MkdirAll(filepath.Dir(dataDir(sp.dir, sp.private)), 0o755); err != nil {
-		return fmt.Errorf("stdio: directory: %w", err)
-	}
-	if err := os.MkdirAll(sp.dir, 0o700); err != nil {
+	if err := privatedir.Make(dataDir(sp.dir, sp.private), sp.dir); err != nil {
 		return fmt.Errorf("stdio: directory: %w", err)
 	}
 	return nil

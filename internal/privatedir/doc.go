@@ -1,0 +1,5 @@
+// Package privatedir makes the directories that hold the gateway's own
+// files (the database, the key file, the stdio servers' homes) one way:
+// the directories themselves readable by the gateway alone, the parents
+// made for them searchable by everyone but readable by no one else.
+package privatedir

@@ -1,0 +1,20 @@
+package privatedir
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Make creates dir and the directories between top and dir 0700, and the
+// missing parents of top 0711. top is dir itself or a directory above it,
+// such as the data directory. The parents are searchable so that stdio
+// servers under uids of their own reach their directories below (SEC-22),
+// but not readable: one of them may be the data directory itself, whose
+// names are no one else's to list. Directories that exist keep their
+// modes.
+func Make(top, dir string) error {
+	if err := os.MkdirAll(filepath.Dir(top), 0o711); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o700)
+}
