@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -231,5 +233,65 @@ func TestBinaryCheckStdioNamePrintable(t *testing.T) {
 	}
 	if strings.ContainsAny(out, "\x1b\x07\u009b") {
 		t.Errorf("check's output carries the server's control characters: %q", out)
+	}
+}
+
+// sleepers are the live (not zombie) processes whose command line is
+// `sleep SECONDS` or `setsid sleep SECONDS`, with their uids.
+func sleepers(t *testing.T, seconds string) map[int]string {
+	t.Helper()
+	found := map[int]string{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.HasSuffix(string(cmdline), "sleep\x00"+seconds+"\x00") {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil || strings.Contains(string(status), "State:\tZ") {
+			continue
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "Uid:"); ok {
+				var pid int
+				fmt.Sscan(e.Name(), &pid)
+				found[pid] = strings.Fields(v)[0]
+			}
+		}
+	}
+	return found
+}
+
+// SEC-22: a check's probe runs its server under a uid of its own, which a
+// real user may get once the probe's directory is gone: every process of
+// that uid ends with the probe, one that left the server's process group
+// (setsid) included.
+func TestBinaryCheckStdioEndsTheProbesUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs the stdio servers' uids: run it as root (CI does)")
+	}
+	seconds := fmt.Sprint(3000 + os.Getpid()%1000) // marks this test's process
+	t.Cleanup(func() {
+		for pid := range sleepers(t, seconds) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	script := `setsid sleep ` + seconds + ` </dev/null >/dev/null 2>&1 & ` +
+		`read line; id=$(printf %s "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); ` +
+		`printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"daemon","version":"1"}}}\n' "$id"; cat >/dev/null`
+	data := filepath.Join(sharedDir(t), "data")
+	out, errOut, code := runCheck(t, "--data-dir", data, "--stdio", "/bin/sh -c "+shellQuote(script))
+	if code != 0 || !strings.Contains(out, "ok   upstream /mcp stdio /bin/sh: daemon") {
+		t.Fatalf("the server: exit %d, want 0 and an ok line with its name\n%s\nstderr: %s", code, out, errOut)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for left := sleepers(t, seconds); len(left) > 0; left = sleepers(t, seconds) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the check, the server's setsid child lives on: pid and uid %v, want it ended with the probe's uid", left)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

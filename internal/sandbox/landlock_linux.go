@@ -62,6 +62,9 @@ type launch struct {
 	ReadPaths []string `json:"read_paths,omitempty"`
 	Path      string   `json:"path"`
 	StatusFD  int      `json:"status_fd"`
+	// KillUID, when set, makes the launcher a killer instead (killAll):
+	// it runs as that uid, kills every other process of it, and exits.
+	KillUID uint32 `json:"kill_uid,omitempty"`
 }
 
 // startTimeout bounds the wait for the launcher's exec of the command.

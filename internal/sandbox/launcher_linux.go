@@ -15,7 +15,7 @@ import (
 // TestMain, in every binary that links it: see the package documentation
 // for why an init rather than a call in main.
 func init() {
-	if len(os.Args) < 3 || os.Args[0] != launcherName {
+	if len(os.Args) < 2 || os.Args[0] != launcherName {
 		return
 	}
 	runLauncher(os.Args[1], os.Args[2:])
@@ -30,7 +30,11 @@ func runLauncher(spec string, args []string) {
 	// threads run only the Go runtime and end at the exec.
 	runtime.LockOSThread()
 	var l launch
-	if err := json.Unmarshal([]byte(spec), &l); err != nil || l.StatusFD < 3 {
+	err := json.Unmarshal([]byte(spec), &l)
+	if err == nil && l.KillUID != 0 {
+		os.Exit(killAllAs(l.KillUID))
+	}
+	if err != nil || l.StatusFD < 3 || len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "mcpgate-sandbox: started with an unreadable policy; this is mcpgate's stdio launcher, not a command")
 		os.Exit(127)
 	}
@@ -41,9 +45,27 @@ func runLauncher(spec string, args []string) {
 		fmt.Fprint(status, err.Error())
 		os.Exit(127)
 	}
-	err := syscall.Exec(l.Path, args, os.Environ())
+	err = syscall.Exec(l.Path, args, os.Environ())
 	fmt.Fprintf(status, "exec %s: %v", l.Path, err)
 	os.Exit(127)
+}
+
+// killAllAs kills every process of uid but this one, and returns the exit
+// status: kill(2) with pid -1 signals, in one pass that a fork cannot
+// outrun, every process this one may signal, which for a process of an
+// unprivileged uid without capabilities is exactly that uid's. It refuses
+// unless this process is that uid, really and effectively, and never as
+// root, for whom pid -1 would mean every process on the machine.
+func killAllAs(uid uint32) int {
+	if uid == 0 || uint32(unix.Getuid()) != uid || uint32(unix.Geteuid()) != uid {
+		fmt.Fprintf(os.Stderr, "mcpgate-sandbox: refusing to end the processes of uid %d from a process of uid %d (it must run as that uid, never as root)\n", uid, unix.Getuid())
+		return 127
+	}
+	if err := unix.Kill(-1, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		fmt.Fprintf(os.Stderr, "mcpgate-sandbox: ending the processes of uid %d: %v\n", uid, err)
+		return 1
+	}
+	return 0
 }
 
 // confine sets no_new_privs, enforces the Landlock ruleset of l when the

@@ -2,7 +2,10 @@
 
 package sandbox
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
 
 // Landlock is Linux's, and so is the uid separation here.
 func landlockVersion() int { return 0 }
@@ -17,6 +20,9 @@ func HardenGateway() error { return nil }
 
 // HomeFor refuses: separate uids are Linux's here.
 func HomeFor(r Range, home string) (*Cred, error) { return nil, ErrUnavailable }
+
+// ReleaseHome removes home: off Linux no uid was given to it.
+func ReleaseHome(r Range, home string) error { return os.RemoveAll(home) }
 
 // Searchable does nothing off Linux.
 func Searchable(top, dir string, changed func(string)) error { return nil }

@@ -3,12 +3,17 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -46,6 +51,53 @@ func HomeFor(r Range, home string) (*Cred, error) {
 		return nil, err
 	}
 	return &Cred{UID: id, GID: id}, nil
+}
+
+// ReleaseHome gives up the uid that owns home, a directory HomeFor made:
+// every process running as that uid is killed, then home is removed, and
+// the uid is free for another user. It is for a uid whose only user is
+// ending for good (a check's probe): a process that left its server's
+// process group would otherwise live on under a uid that a later user
+// gets, with that user's files. On an error home stays, and with it the
+// uid's owner. A home that is gone, or not owned by a uid of r, is only
+// removed.
+func ReleaseHome(r Range, home string) error {
+	fi, err := os.Lstat(home)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && st.Uid != 0 && r.contains(st.Uid) {
+		if err := killAll(st.Uid); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(home)
+}
+
+// killAll kills every process of uid, from a process of that uid: this
+// binary as the launcher, in its killer's role (killAllAs).
+func killAll(uid uint32) error {
+	self, err := executable()
+	if err != nil {
+		return err
+	}
+	spec, err := json.Marshal(launch{KillUID: uid})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, string(spec))
+	cmd.Args[0] = launcherName
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stdio: ending the processes of uid %d: %v: %s", uid, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // uidsInUse reads the owners of the users' directories under every

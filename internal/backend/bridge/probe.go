@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/safetext"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // probeUser is the user a probe's server runs for. No identity provider
@@ -43,9 +44,11 @@ var failureLine = regexp.MustCompile(`(?i)error|cannot|denied|not found|no such|
 // A server that cannot start, exits or does not answer fails with its
 // exit status and its last lines of standard error. The probe's own
 // directory under opts.Dir is removed afterwards, and so is every
-// directory the probe had to make for opts.Dir; opts.Logger and
-// opts.Metrics are not used.
-func ProbeStdio(ctx context.Context, opts StdioOptions) (json.RawMessage, error) {
+// directory the probe had to make for opts.Dir; under a uid of its own,
+// every process of that uid is ended first (sandbox.ReleaseHome), since
+// the uid is free for a real user once the directory is gone. opts.Logger
+// and opts.Metrics are not used.
+func ProbeStdio(ctx context.Context, opts StdioOptions) (result json.RawMessage, err error) {
 	tail := &stderrTail{}
 	opts.Logger, opts.Metrics, opts.MaxProcesses = slog.New(tail), nil, 1
 	if deadline, ok := ctx.Deadline(); ok && (opts.StartTimeout == 0 || time.Until(deadline) < opts.StartTimeout) {
@@ -65,7 +68,9 @@ func ProbeStdio(ctx context.Context, opts StdioOptions) (json.RawMessage, error)
 		cctx, cancel := context.WithTimeout(context.Background(), stopGrace+time.Second)
 		defer cancel()
 		p.Close(cctx)
-		os.RemoveAll(home)
+		if rerr := sandbox.ReleaseHome(opts.UIDs, home); rerr != nil && err == nil {
+			result, err = nil, rerr
+		}
 		removeEmpty(p.dir, made) // a check leaves no data directory behind
 	}()
 	caller := &identity.Caller{User: identity.User{ID: probeUser, Username: probeUser, Name: "mcpgate check"}, ClientID: probeUser, Resource: opts.Resource}
