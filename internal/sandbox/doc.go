@@ -37,7 +37,10 @@
 //     the data directory and the directories below it to search (o+x) so
 //     that those uids can walk to their own; it never changes a directory
 //     above the data directory, and refuses, naming it, one that others
-//     cannot search.
+//     cannot search. ReleaseHome gives a uid up (a check's probe): the
+//     launcher, started as that uid in a killer's role, kills every
+//     process of it with kill(-1), then the directory goes, and with it
+//     the record.
 //   - No capability: the launcher empties the bounding set (when it holds
 //     CAP_SETPCAP, as root does) and clears the ambient, inheritable,
 //     permitted and effective sets, so that a server of a root gateway
