@@ -34,7 +34,11 @@
 //     removed, so that the upstream reads the session that was checked;
 //   - removes the upstream's Set-Cookie from its answers and their
 //     trailers (SEC-121): they come from the gateway's origin, where its
-//     own cookies live;
+//     own cookies live; and every other header by which it would speak
+//     for that origin (SEC-123: WWW-Authenticate, Access-Control-*,
+//     Strict-Transport-Security, Clear-Site-Data, Alt-Svc, the reporting
+//     headers); its 401 or 407, about a token it never saw, becomes a
+//     502;
 //   - passes Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Accept,
 //     Content-Type and every other end-to-end header through both ways (and
 //     the answer's trailers), and passes server-sent events on one by one
