@@ -27,9 +27,10 @@
 //     user did not open through this gateway (SESS-3): the upstream sees no
 //     token and cannot do it itself. With Options.Sessions the binding is
 //     kept in the store too, so that every replica of the gateway finds a
-//     session another one opened (see sessions.go). The upstream also
-//     receives the caller's user ID in every request and may key sessions
-//     on it as well. A request with two Mcp-Session-Id values is refused
+//     session another one opened (see sessions.go). Ids are kept by
+//     their SHA-256, whatever length the upstream gives them (SEC-124).
+//     The upstream also receives the caller's user ID in every request
+//     and may key sessions on it as well. A request with two Mcp-Session-Id values is refused
 //     (400), and other spellings of the header (Mcp_Session_Id) are
 //     removed, so that the upstream reads the session that was checked;
 //   - removes the upstream's Set-Cookie from its answers and their
