@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
@@ -14,8 +15,8 @@ import (
 const (
 	modePass = iota // nothing to learn from it
 	modeTee         // passed on at once; its head is kept to find outcomes
-	modeHold        // a JSON tools/list answer: held whole, filtered, then written
-	modeSSE         // an event stream: events pass at once, the tools/list answer filtered
+	modeHold        // a JSON answer under a policy: held whole, its tools filtered, then written
+	modeSSE         // an event stream: events pass at once, under a policy each one filtered
 )
 
 // answerWriter stands between the backend and the client.
@@ -29,16 +30,17 @@ type answerWriter struct {
 	head        []byte // modeTee: the first maxSniff bytes
 	held        []byte // modeHold
 	overflow    bool   // modeHold: more than maxHold bytes
+	packed      bool   // modeHold: a Content-Encoding the policy cannot read
 	sse         sseFilter
 }
 
 // init prepares a for x and reports whether the answer must pass through
-// it: when the request holds a tools/call to audit or a tools/list to
-// filter.
+// it: when the request holds a tools/call to audit, or a policy filters
+// the tools of every answer (SEC-122).
 func (a *answerWriter) init(w http.ResponseWriter, x *exchange) bool {
 	a.w, a.x, a.watchCalls = w, x, len(x.calls) > 0 && (x.h.audit != nil || x.h.metrics != nil)
 	x.pending = len(x.calls)
-	return a.watchCalls || len(x.lists) > 0
+	return a.watchCalls || x.h.policy != nil
 }
 
 func (a *answerWriter) Header() http.Header { return a.w.Header() }
@@ -53,20 +55,36 @@ func (a *answerWriter) WriteHeader(code int) {
 	}
 	a.wroteHeader, a.status = true, code
 	h := a.w.Header()
+	filter := a.x.h.policy != nil
 	switch ct := mediaType(h.Get("Content-Type")); {
+	case filter && packed(h):
+		// Refused whole, whatever it is: its tools cannot be read.
+		a.mode, a.packed = modeHold, true
+		return
 	case ct == "text/event-stream":
 		a.mode = modeSSE
 		a.sse.init(a)
-		if len(a.x.lists) > 0 {
+		if filter {
 			h.Del("Content-Length")
 		}
-	case len(a.x.lists) > 0:
+	case filter:
 		a.mode = modeHold
 		return // written with the filtered answer
 	case a.watchCalls && code < 400:
 		a.mode = modeTee
 	}
 	a.w.WriteHeader(code)
+}
+
+// packed reports whether h, an answer's header, names a Content-Encoding
+// other than identity.
+func packed(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
+			return true
+		}
+	}
+	return false
 }
 
 // mediaType returns the media type of a Content-Type as
@@ -147,12 +165,17 @@ func (a *answerWriter) writeHeld() {
 	x := a.x
 	h := a.w.Header()
 	h.Del("Content-Length")
-	if a.overflow {
-		x.h.log.Error("tools/list answer too large to filter; refused", "resource", x.h.resource)
+	if a.packed {
+		x.h.log.Error("answer packed (Content-Encoding); refused, its tools cannot be filtered", "resource", x.h.resource)
 		a.refuseList()
 		return
 	}
-	out, err := jsonrpc.FilterToolsList(a.held, x.isList, x.keep)
+	if a.overflow {
+		x.h.log.Error("answer too large to filter its tools; refused", "resource", x.h.resource)
+		a.refuseList()
+		return
+	}
+	out, err := jsonrpc.FilterToolsList(a.held, anyID, x.keep)
 	if err != nil {
 		if mentionsTools(a.held) {
 			x.h.log.Error("tools/list answer could not be filtered; refused", "resource", x.h.resource, "error", err)
@@ -169,6 +192,7 @@ func (a *answerWriter) writeHeld() {
 // refuseList answers the tools/list request(s) with an error instead of an
 // answer that might list tools the caller may not call.
 func (a *answerWriter) refuseList() {
+	a.w.Header().Del("Content-Encoding")
 	a.w.Header().Set("Content-Type", "application/json")
 	var id json.RawMessage
 	if len(a.x.lists) == 1 && !a.x.msgs.Batch {
@@ -203,7 +227,7 @@ type sseFilter struct {
 }
 
 func (s *sseFilter) init(a *answerWriter) {
-	s.a, s.hold = a, len(a.x.lists) > 0
+	s.a, s.hold = a, a.x.h.policy != nil
 	s.sc = sse.Scanner{Max: maxSniff, Handle: s.event}
 	if s.hold {
 		s.sc.Max, s.sc.Raw = maxHold, true
@@ -241,7 +265,7 @@ func (s *sseFilter) event(ev sse.Event) error {
 		out = sse.AppendEvent(nil, "message", listError(x))
 	case ev.HasData:
 		s.a.sniff(ev.Data)
-		filtered, err := jsonrpc.FilterToolsList(ev.Data, x.isList, x.keep)
+		filtered, err := jsonrpc.FilterToolsList(ev.Data, anyID, x.keep)
 		switch {
 		case err != nil && mentionsTools(ev.Data):
 			x.h.log.Error("tools/list event could not be filtered; refused", "resource", x.h.resource, "error", err)

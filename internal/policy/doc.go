@@ -38,11 +38,17 @@
 //  3. A tools/call of a denied tool is answered by the gateway (200, JSON-RPC
 //     -32602 "tool not allowed: NAME") and never forwarded; a batch that
 //     holds one is refused whole.
-//  4. With a policy, the tools/list answer lists only the tools the caller
+//  4. With a policy, a tools/list answer lists only the tools the caller
 //     may call: a JSON answer is held and rewritten (only result.tools
 //     changes), an event stream passes event by event, each written and
 //     flushed as soon as it is complete. An answer that cannot be filtered
-//     is refused unless it holds no tools.
+//     is refused unless it holds no tools. Every answer is read so, a
+//     GET's event stream too, and every response in it whatever its id
+//     (SEC-122): a client takes an answer for its tools/list by the id
+//     alone, whichever stream it comes on, so a backend could otherwise
+//     list a denied tool on another request's stream or under another
+//     id. The client's Accept-Encoding is removed and a packed answer
+//     (Content-Encoding) refused, since its tools cannot be read.
 //  5. Each tools/call gets an audit event: user, client, resource, tool,
 //     outcome (ok, tool_error, error, denied, failed) and duration, read
 //     from the answer as it passes, never delaying it; never the token,
@@ -50,6 +56,6 @@
 //
 // The backend receives the body as a *BufferedBody (Bytes returns it
 // without a copy; GetBody and ContentLength are set). GET and DELETE
-// without a body pass untouched; the response writers keep http.Flusher
-// and Unwrap.
+// without a body pass unchecked, their answers filtered as above under a
+// policy; the response writers keep http.Flusher and Unwrap.
 package policy

@@ -123,7 +123,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		h.next.ServeHTTP(w, r)
+		h.passStream(w, r)
 		return
 	}
 	start := time.Now()
@@ -137,6 +137,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.admit(w, r, data) {
 		x.forward(w, r, data)
 	}
+}
+
+// passStream passes a GET or DELETE to the backend; with a policy, its
+// answer is filtered as a POST's is (SEC-122): a GET's event stream, the
+// standalone one or a POST's resumed, may carry a tools/list answer.
+func (h *handler) passStream(w http.ResponseWriter, r *http.Request) {
+	if h.policy == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	x := &exchange{h: h, ctx: r.Context(), caller: identity.FromContext(r.Context())}
+	x.aw.init(w, x)
+	r.Header.Del("Accept-Encoding")
+	h.next.ServeHTTP(&x.aw, r)
+	x.aw.finish()
 }
 
 // readBody reads the body, or answers with an error.
@@ -236,6 +251,10 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, data []byte) 
 	r.ContentLength = int64(len(data))
 	r.TransferEncoding = nil
 	r.GetBody = func() (io.ReadCloser, error) { return &BufferedBody{data: data}, nil }
+	if x.h.policy != nil {
+		// An answer packed is one the policy cannot filter (SEC-122).
+		r.Header.Del("Accept-Encoding")
+	}
 	if !x.aw.init(w, x) {
 		x.h.next.ServeHTTP(w, r)
 	} else {
@@ -380,15 +399,12 @@ func (x *exchange) resolve(a jsonrpc.Answer) {
 	}
 }
 
-// isList reports whether id is that of a tools/list request of x.
-func (x *exchange) isList(id []byte) bool {
-	for _, l := range x.lists {
-		if jsonrpc.SameID(l, id) {
-			return true
-		}
-	}
-	return false
-}
+// anyID makes FilterToolsList filter every answer's tools, whatever its
+// id (SEC-122): a client takes an answer for its tools/list by the id
+// alone, whichever request's answer or stream it comes in, so a backend
+// could otherwise list a denied tool under the id of a tools/list that
+// it answers elsewhere, or later.
+func anyID([]byte) bool { return true }
 
 // keep decides whether a tool the backend listed is shown to the caller;
 // every name listed is a known tool for the metrics.

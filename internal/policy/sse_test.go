@@ -3,7 +3,6 @@ package policy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,7 +101,8 @@ func TestSSEServerMessageThenResult(t *testing.T) {
 }
 
 // FuzzSSEFilter: however the stream is cut into writes, the client gets
-// the same bytes, and no event it gets still lists a tool bob may not call.
+// the same bytes, and no event it gets still lists a tool bob may not
+// call, under any id.
 func FuzzSSEFilter(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"nuke\"},{\"name\":\"fail\"}]}}\n\n"), uint16(17))
 	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\r\n\r\ndata: x\r\rdata\n\n"), uint16(3))
@@ -115,14 +115,12 @@ func FuzzSSEFilter(f *testing.F) {
 		if !bytes.Equal(whole.Body.Bytes(), parts.Body.Bytes()) {
 			t.Fatalf("output depends on the writes:\n%q\n%q", whole.Body.Bytes(), parts.Body.Bytes())
 		}
-		x := &exchange{}
-		x.lists = []json.RawMessage{json.RawMessage("1")}
 		keep := func(n string) bool { return n != "nuke" && n != "delete_repo" }
 		if in, out := len(clientData(string(stream))), len(clientData(whole.Body.String())); in != out {
 			t.Fatalf("the client reads %d events from %q, want %d as from %q", out, whole.Body.Bytes(), in, stream)
 		}
 		for _, data := range clientData(whole.Body.String()) {
-			out, err := jsonrpc.FilterToolsList([]byte(data), x.isList, keep)
+			out, err := jsonrpc.FilterToolsList([]byte(data), anyID, keep) // any id: SEC-122
 			if err == nil && string(out) != data {
 				t.Fatalf("an event still lists a denied tool: %q", data)
 			}

@@ -92,5 +92,7 @@
 // that goes away has its request cancelled (notifications/cancelled), and
 // no error text of the gateway's or the upstream's reaches a client. A
 // stdio server's stderr is logged line by line with the resource, user and
-// pid; message bodies are never logged.
+// pid; message bodies are never logged. A server's own text (stderr lines,
+// what it sends that is no message) is logged at most logBurst lines at
+// once and then logRate a second, the rest counted (SEC-124).
 package bridge

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,14 @@ func runFakeServer() {
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "stderr", Description: "writes text to stderr"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
 		fmt.Fprintln(os.Stderr, in.Text)
+		return text("ok"), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "noise", Description: "floods stderr and stdout with lines"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
+		n, _ := strconv.Atoi(in.Text)
+		for i := range n {
+			fmt.Fprintf(os.Stderr, "noise %d\n", i)
+			fmt.Fprintf(os.Stdout, "not json %d\n", i)
+		}
 		return text("ok"), nil, nil
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "spawn", Description: "starts a child process"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {

@@ -5,6 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
 )
 
 // scanLines calls fn with each newline-terminated line of r (without the
@@ -48,5 +52,37 @@ func scanLines(r io.Reader, max int, fn func(line []byte, truncated bool)) error
 			}
 			return err
 		}
+	}
+}
+
+// logBudget bounds what one server makes the gateway log of its own text
+// (SEC-124): logBurst lines at once, then logRate a second. Each line is
+// bounded already; without this, a server writing lines as fast as it can
+// would write the gateway's log as fast as the disk takes it, and a Warn
+// waits for its write (SEC-105). The lines left out are counted, and the
+// count logged when logging resumes and when the server ends.
+type logBudget struct {
+	lim  *rate.Limiter
+	left atomic.Int64 // since the last report
+}
+
+func newLogBudget() *logBudget { return &logBudget{lim: rate.NewLimiter(logRate, logBurst)} }
+
+// allow reports whether one more line may go to log; before it, the count
+// of the lines left out, if any.
+func (b *logBudget) allow(log *slog.Logger) bool {
+	if !b.lim.Allow() {
+		b.left.Add(1)
+		return false
+	}
+	b.report(log)
+	return true
+}
+
+// report logs the count of the lines left out since the last report, if
+// any.
+func (b *logBudget) report(log *slog.Logger) {
+	if n := b.left.Swap(0); n > 0 {
+		log.Warn(msgLeftOut, "lines", n)
 	}
 }

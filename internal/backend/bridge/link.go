@@ -64,6 +64,7 @@ type link struct {
 	user   string
 	caller *identity.Caller // who opened it
 	log    *slog.Logger     // the conn may add to it before ready is closed
+	noise  *logBudget       // what the server makes log of its own text (SEC-124)
 	conn   linkConn
 
 	ready chan struct{} // closed when initialized, or when that failed
@@ -102,6 +103,7 @@ func newLink(pool *Pool, c *identity.Caller) *link {
 		user:     c.User.ID,
 		caller:   c,
 		log:      pool.log.With("resource", pool.opts.resource, "user", c.User.ID),
+		noise:    newLogBudget(),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 		pending:  map[int64]*call{},
@@ -142,6 +144,7 @@ func (l *link) finish() {
 		return
 	}
 	l.dead = true
+	l.noise.report(l.log)
 	pending := l.pending
 	l.pending = nil
 	l.outbound = nil
@@ -306,7 +309,9 @@ func (l *link) initialize(init initParams) error {
 func (l *link) receive(b []byte) {
 	m, k, err := parseMessage(b)
 	if err != nil {
-		l.log.Warn(l.pool.noun+" sent something that is not a JSON-RPC message; skipped", "bytes", len(b), "error", err)
+		if l.noise.allow(l.log) {
+			l.log.Warn(l.pool.noun+" sent something that is not a JSON-RPC message; skipped", "bytes", len(b), "error", err)
+		}
 		return
 	}
 	switch k {
@@ -317,7 +322,9 @@ func (l *link) receive(b []byte) {
 			c = l.take(id)
 		}
 		if c == nil {
-			l.log.Debug(l.pool.noun + " answered an unknown or abandoned request")
+			if l.noise.allow(l.log) {
+				l.log.Debug(l.pool.noun + " answered an unknown or abandoned request")
+			}
 			return
 		}
 		if c.clientID != nil {

@@ -34,6 +34,15 @@ const (
 	msgStderr  = "stdio server stderr"
 	msgExited  = "stdio server exited"
 	msgStopped = "stdio server stopped"
+	msgLeftOut = "server's lines left out of the log"
+)
+
+// What one server (a stdio process, an SSE connection) makes the gateway
+// log of its own text, its stderr lines and what it sent that is no
+// message, at most: logBurst lines at once, then logRate a second.
+const (
+	logBurst = 100
+	logRate  = 10
 )
 
 // Defaults of StdioOptions and SSEOptions.

@@ -396,7 +396,11 @@ func (s *stdioConn) writer(w *os.File) {
 
 func (s *stdioConn) logStderr(r *os.File) {
 	defer r.Close()
+	defer func() { s.l.noise.report(s.l.log) }()
 	scanLines(r, maxStderrLine, func(line []byte, truncated bool) {
+		if !s.l.noise.allow(s.l.log) {
+			return
+		}
 		if truncated {
 			s.l.log.Info(msgStderr, "line", string(line), "truncated", true)
 			return
@@ -409,7 +413,9 @@ func (s *stdioConn) logStderr(r *os.File) {
 func (s *stdioConn) readStdout(r *os.File) {
 	scanLines(r, maxMessage, func(line []byte, truncated bool) {
 		if truncated {
-			s.l.log.Warn("stdio server wrote a message over the size limit; skipped", "limit", maxMessage)
+			if s.l.noise.allow(s.l.log) {
+				s.l.log.Warn("stdio server wrote a message over the size limit; skipped", "limit", maxMessage)
+			}
 			return
 		}
 		s.l.receive(line)

@@ -27,14 +27,19 @@
 //     user did not open through this gateway (SESS-3): the upstream sees no
 //     token and cannot do it itself. With Options.Sessions the binding is
 //     kept in the store too, so that every replica of the gateway finds a
-//     session another one opened (see sessions.go). The upstream also
-//     receives the caller's user ID in every request and may key sessions
-//     on it as well. A request with two Mcp-Session-Id values is refused
+//     session another one opened (see sessions.go). Ids are kept by
+//     their SHA-256, whatever length the upstream gives them (SEC-124).
+//     The upstream also receives the caller's user ID in every request
+//     and may key sessions on it as well. A request with two Mcp-Session-Id values is refused
 //     (400), and other spellings of the header (Mcp_Session_Id) are
 //     removed, so that the upstream reads the session that was checked;
 //   - removes the upstream's Set-Cookie from its answers and their
 //     trailers (SEC-121): they come from the gateway's origin, where its
-//     own cookies live;
+//     own cookies live; and every other header by which it would speak
+//     for that origin (SEC-123: WWW-Authenticate, Access-Control-*,
+//     Strict-Transport-Security, Clear-Site-Data, Alt-Svc, the reporting
+//     headers); its 401 or 407, about a token it never saw, becomes a
+//     502;
 //   - passes Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Accept,
 //     Content-Type and every other end-to-end header through both ways (and
 //     the answer's trailers), and passes server-sent events on one by one

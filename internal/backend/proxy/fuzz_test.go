@@ -208,6 +208,8 @@ func FuzzUpstreamResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
 		"HTTP/1.1 999 X\r\nProxy-Connection: x\r\nTe: y\r\nProxy-Authenticate: z\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nWWW-Authenticate: Bearer x\r\nAccess-Control-Allow-Origin: *\r\nSet-Cookie: a=1\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer resource_metadata=\"https://evil.example/\"\r\nContent-Length: 0\r\n\r\n",
 		"garbage\r\n\r\n", "",
 	} {
 		f.Add([]byte(s), false)
@@ -239,7 +241,8 @@ func FuzzUpstreamResponse(f *testing.F) {
 			for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != 101 {
 				resp, err = http.ReadResponse(br, req)
 			}
-			if err == nil && resp.StatusCode >= 200 && resp.StatusCode <= 999 {
+			// An upstream's 401 or 407 is refused too (SEC-123).
+			if err == nil && resp.StatusCode >= 200 && resp.StatusCode <= 999 && resp.StatusCode != 401 && resp.StatusCode != 407 {
 				want, wantStatus = resp, resp.StatusCode
 				wantBody, wantErr = io.ReadAll(resp.Body)
 			}
@@ -280,14 +283,15 @@ func FuzzUpstreamResponse(f *testing.F) {
 		if !aborted && !isHead && !bytes.Equal(rec.Body.Bytes(), wantBody) {
 			t.Fatalf("%q: body %q passed as %q", raw, wantBody, rec.Body.Bytes())
 		}
-		// No hop-by-hop header passes, nor one that Connection names;
-		// every other one passes unchanged.
+		// No hop-by-hop header passes, nor one that Connection names, nor
+		// one by which the upstream speaks for the gateway's origin
+		// (SEC-121, SEC-123); every other one passes unchanged.
 		upConn := want.Header["Connection"]
 		for k, vv := range res.Header {
 			if k == "Trailer" && len(want.Trailer) > 0 {
 				continue // the proxy's own, for the trailers it passes
 			}
-			if hopByHop[k] || listed(upConn, k) {
+			if hopByHop[k] || listed(upConn, k) || originHeader(k) {
 				t.Fatalf("%q: header %s: %q passed", raw, k, vv)
 			}
 			if !slices.Equal(vv, want.Header[k]) {
@@ -295,7 +299,7 @@ func FuzzUpstreamResponse(f *testing.F) {
 			}
 		}
 		for k := range want.Header {
-			if _, ok := res.Header[k]; !ok && !hopByHop[k] && !listed(upConn, k) {
+			if _, ok := res.Header[k]; !ok && !hopByHop[k] && !listed(upConn, k) && !originHeader(k) {
 				t.Fatalf("%q: header %s dropped", raw, k)
 			}
 		}

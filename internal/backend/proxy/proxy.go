@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -503,10 +504,36 @@ func equalFoldDash(a, b string) bool {
 	return true
 }
 
-// dropCookies removes the cookies an upstream set in h (SEC-121).
+// dropCookies removes the cookies an upstream set in h (SEC-121), and what
+// else it says about the gateway's origin beyond its answer (SEC-123).
 func dropCookies(h http.Header) {
-	delete(h, "Set-Cookie")
-	delete(h, "Set-Cookie2")
+	for k := range h {
+		if originHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// originHeaders are the answer headers, canonical, by which a server speaks
+// for its origin beyond one answer; the gateway's origin is not an
+// upstream's to speak for (SEC-123): cookies (SEC-121); another server's
+// OAuth challenge, which would make a client drop its token or take it,
+// and its user, to another authorization server; an order to clear the
+// origin's cookies and storage; HSTS for every subdomain of the gateway's
+// host; another host for the origin (Alt-Svc); reports of the origin's
+// traffic, URLs with codes among them, sent elsewhere. Access-Control-*
+// (originHeader) would replace the gateway's CORS (SEC-34).
+var originHeaders = map[string]bool{
+	"Set-Cookie": true, "Set-Cookie2": true,
+	"Www-Authenticate": true, "Proxy-Authenticate": true, "Authentication-Info": true,
+	"Clear-Site-Data": true, "Strict-Transport-Security": true, "Alt-Svc": true,
+	"Nel": true, "Report-To": true, "Reporting-Endpoints": true,
+}
+
+// originHeader reports whether k, canonical, is one of originHeaders or a
+// CORS header.
+func originHeader(k string) bool {
+	return originHeaders[k] || strings.HasPrefix(k, "Access-Control-")
 }
 
 // cookielessEnd is an answer's body whose trailers, which reading its end
@@ -529,6 +556,11 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 	switch s := resp.StatusCode; {
 	case s == http.StatusSwitchingProtocols:
 		return errors.New("upstream switched protocols, which the proxy never asks for")
+	case s == http.StatusUnauthorized || s == http.StatusProxyAuthRequired:
+		// The upstream never sees the client's token (PASS-2), so this is
+		// no verdict on it; passed on, it would make the client drop its
+		// token or authorize again (SEC-123).
+		return fmt.Errorf("upstream answered with status %d, which no token of the client's caused", s)
 	case s < 200 || s > 999: // net/http's server refuses to write it
 		return fmt.Errorf("upstream answered with status %d", s)
 	}
@@ -541,7 +573,8 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 	// upstream's would replace; the upstream keeps its own in its logs.
 	delete(resp.Header, requestid.Header)
 	// The answer comes from the gateway's origin, where its own cookies
-	// live, and the client's cookies never reach the upstream (SEC-121).
+	// live, and the client's cookies never reach the upstream (SEC-121);
+	// nor does the upstream speak for that origin otherwise (SEC-123).
 	dropCookies(resp.Header)
 	// Trailers too: a chunked answer may carry fields its Trailer header
 	// never announced, which come in as its end is read.

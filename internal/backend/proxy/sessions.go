@@ -40,10 +40,13 @@ const storeRefresh = time.Hour
 //
 // The map is bounded: idle sessions are forgotten, and a forgotten or
 // unknown session (in the store too) is answered 404, after which MCP
-// clients open a new one.
+// clients open a new one. It is keyed by the id's SHA-256 too, never the
+// id, whose length the upstream chooses (SEC-124): ids of 256 KiB, which
+// an answer's head can hold, would otherwise make its 100,000 entries
+// hold gigabytes.
 type sessionOwners struct {
 	mu       sync.Mutex
-	owners   map[string]*sessionOwner
+	owners   map[sessionKey]*sessionOwner
 	max      int
 	idle     time.Duration
 	now      func() time.Time
@@ -60,20 +63,25 @@ type sessionOwner struct {
 }
 
 func newSessionOwners(max int, idle time.Duration, now func() time.Time) *sessionOwners {
-	return &sessionOwners{owners: map[string]*sessionOwner{}, max: max, idle: idle, now: now, log: slog.New(slog.DiscardHandler)}
+	return &sessionOwners{owners: map[sessionKey]*sessionOwner{}, max: max, idle: idle, now: now, log: slog.New(slog.DiscardHandler)}
 }
 
+// sessionKey is a session id's SHA-256, under which it is kept.
+type sessionKey [sha256.Size]byte
+
+func keyOf(id string) sessionKey { return sha256.Sum256([]byte(id)) }
+
 func sessionHash(id string) []byte {
-	h := sha256.Sum256([]byte(id))
+	h := keyOf(id)
 	return h[:]
 }
 
 // allowed reports whether user may use session id. An error is the
 // store's: nothing is known.
 func (s *sessionOwners) allowed(ctx context.Context, id, user string) (bool, error) {
-	now := s.now()
+	now, key := s.now(), keyOf(id)
 	s.mu.Lock()
-	o, ok := s.owners[id]
+	o, ok := s.owners[key]
 	if ok {
 		s.mu.Unlock()
 		return o.user == user, nil
@@ -82,7 +90,7 @@ func (s *sessionOwners) allowed(ctx context.Context, id, user string) (bool, err
 	if s.store == nil {
 		return false, nil
 	}
-	m, err := s.store.GetMCPSession(ctx, s.resource, sessionHash(id), now)
+	m, err := s.store.GetMCPSession(ctx, s.resource, key[:], now)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -92,8 +100,8 @@ func (s *sessionOwners) allowed(ctx context.Context, id, user string) (bool, err
 	// Opened through another replica (or forgotten here): cached with its
 	// owner, whoever asks, so that neither asks the store again.
 	s.mu.Lock()
-	if _, ok := s.owners[id]; !ok {
-		s.add(id, &sessionOwner{user: m.UserID, seen: now, stored: m.ExpiresAt.Add(-s.idle)}, now)
+	if _, ok := s.owners[key]; !ok {
+		s.add(key, &sessionOwner{user: m.UserID, seen: now, stored: m.ExpiresAt.Add(-s.idle)}, now)
 	}
 	s.mu.Unlock()
 	return m.UserID == user, nil
@@ -106,7 +114,7 @@ func (s *sessionOwners) allowed(ctx context.Context, id, user string) (bool, err
 func (s *sessionOwners) used(ctx context.Context, id, user string) {
 	now := s.now()
 	s.mu.Lock()
-	o, ok := s.owners[id]
+	o, ok := s.owners[keyOf(id)]
 	refresh := ok && o.user == user && s.store != nil && now.Sub(o.stored) >= storeRefresh
 	if ok && o.user == user {
 		o.seen = now
@@ -122,9 +130,9 @@ func (s *sessionOwners) used(ctx context.Context, id, user string) {
 
 // bind records that user opened session id.
 func (s *sessionOwners) bind(ctx context.Context, id, user string) {
-	now := s.now()
+	now, key := s.now(), keyOf(id)
 	s.mu.Lock()
-	if o, ok := s.owners[id]; ok {
+	if o, ok := s.owners[key]; ok {
 		// Known: an upstream that repeats the id on every answer makes
 		// no store call. One reusing an id for another user keeps the
 		// first owner.
@@ -134,13 +142,13 @@ func (s *sessionOwners) bind(ctx context.Context, id, user string) {
 		s.mu.Unlock()
 		return
 	}
-	s.add(id, &sessionOwner{user: user, seen: now, stored: now}, now)
+	s.add(key, &sessionOwner{user: user, seen: now, stored: now}, now)
 	s.mu.Unlock()
 	if s.store != nil && !s.put(ctx, id, user, now) {
 		// The store holds the id for another user: so must the map.
 		s.mu.Lock()
-		if o := s.owners[id]; o != nil && o.user == user {
-			delete(s.owners, id)
+		if o := s.owners[key]; o != nil && o.user == user {
+			delete(s.owners, key)
 		}
 		s.mu.Unlock()
 	}
@@ -161,8 +169,8 @@ func (s *sessionOwners) put(ctx context.Context, id, user string, now time.Time)
 	return true
 }
 
-// add puts o in the map under id, making room first; s.mu is held.
-func (s *sessionOwners) add(id string, o *sessionOwner, now time.Time) {
+// add puts o in the map under key, making room first; s.mu is held.
+func (s *sessionOwners) add(key sessionKey, o *sessionOwner, now time.Time) {
 	if len(s.owners) >= s.max || now.Sub(s.lastGC) > time.Minute {
 		for k, o := range s.owners {
 			if now.Sub(o.seen) > s.idle {
@@ -171,29 +179,31 @@ func (s *sessionOwners) add(id string, o *sessionOwner, now time.Time) {
 		}
 		s.lastGC = now
 	}
-	if _, ok := s.owners[id]; !ok && len(s.owners) >= s.max {
+	if _, ok := s.owners[key]; !ok && len(s.owners) >= s.max {
 		// Still full: forget the session idle the longest.
-		var oldest string
+		var oldest *sessionOwner
+		var oldestKey sessionKey
 		for k, o := range s.owners {
-			if oldest == "" || o.seen.Before(s.owners[oldest].seen) {
-				oldest = k
+			if oldest == nil || o.seen.Before(oldest.seen) {
+				oldest, oldestKey = o, k
 			}
 		}
-		delete(s.owners, oldest)
+		delete(s.owners, oldestKey)
 	}
-	s.owners[id] = o
+	s.owners[key] = o
 }
 
 // forget removes the binding of a session the upstream ended, here and in
 // the store.
 func (s *sessionOwners) forget(ctx context.Context, id string) {
+	key := keyOf(id)
 	s.mu.Lock()
-	delete(s.owners, id)
+	delete(s.owners, key)
 	s.mu.Unlock()
 	if s.store == nil {
 		return
 	}
-	if err := s.store.DeleteMCPSession(ctx, s.resource, sessionHash(id)); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.store.DeleteMCPSession(ctx, s.resource, key[:]); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("removing an ended session from the store failed; it expires there", "resource", s.resource, "error", err)
 	}
 }

@@ -1,0 +1,76 @@
+package policy
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// SEC-122: a backend that lists a denied tool where the policy would not
+// look, on the stream of another request, under another id, on the GET
+// stream or compressed, never gets it to the client: a client matches an
+// answer to its tools/list by id, whatever stream it came on, and
+// net/http's client unpacks gzip by itself.
+func TestSEC122_ToolsListedAnywhereFiltered(t *testing.T) {
+	const list = `{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"nuke"},{"name":"fail"}]}}`
+	listed := func(id string) string { return strings.Replace(list, "%s", id, 1) }
+	for _, c := range []struct {
+		name, method, body string
+		backend            func(w http.ResponseWriter, r *http.Request)
+	}{
+		{"the stream of a tools/call", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fail"}}`,
+			func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: "+listed(`"x9"`)+"\n\n")
+				io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n")
+			}},
+		{"the JSON answer of a ping, under another id", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+			func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `[`+listed("7")+`,{"jsonrpc":"2.0","id":1,"result":{}}]`)
+			}},
+		{"a tools/list answered under another id", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+			func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, listed(`"zzz"`))
+			}},
+		{"the GET stream", http.MethodGet, "",
+			func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "event: message\ndata: "+listed("3")+"\n\n")
+			}},
+		{"a gzip answer", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+			func(w http.ResponseWriter, r *http.Request) {
+				if ae := r.Header.Get("Accept-Encoding"); ae != "" {
+					t.Errorf("the backend got Accept-Encoding %q, want none: an answer it packs cannot be filtered", ae)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Content-Encoding", "gzip")
+				zw := gzip.NewWriter(w)
+				io.WriteString(zw, listed("1"))
+				zw.Close()
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := front(t, http.HandlerFunc(c.backend), Options{Policy: testPolicy()}, bob)
+			var body io.Reader
+			if c.body != "" {
+				body = strings.NewReader(c.body)
+			}
+			req, _ := http.NewRequestWithContext(t.Context(), c.method, srv.URL, body)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err := http.DefaultClient.Do(req) // asks for gzip and unpacks it, as clients do
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if strings.Contains(string(b), "nuke") {
+				t.Fatalf("%d %s: the denied tool nuke reached the client", resp.StatusCode, b)
+			}
+		})
+	}
+}
