@@ -563,6 +563,10 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		return fmt.Errorf("upstream answered with status %d, which no token of the client's caused", s)
 	case s < 200 || s > 999: // net/http's server refuses to write it
 		return fmt.Errorf("upstream answered with status %d", s)
+	case len(resp.Header.Values(sessionHeader)) > 1:
+		// Only one could be bound to the user (SESS-3): the client would
+		// be handed an id the gateway then refuses.
+		return errors.New("upstream answered with more than one Mcp-Session-Id")
 	}
 	if len(resp.Trailer) > 0 {
 		// Trailers need a chunked answer, which a Content-Length (an

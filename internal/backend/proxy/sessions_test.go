@@ -249,3 +249,22 @@ func serveAs(t *testing.T, h http.Handler, c *identity.Caller) *httptest.Server 
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// SESS-3: an answer with two Mcp-Session-Id values is the upstream's
+// mistake, and only one of them could be bound to the user: the client
+// gets a 502, never an id the gateway would then refuse as unknown.
+func TestSESS3_TwoSessionIDsFromUpstreamRefused(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Mcp-Session-Id", "first")
+		w.Header().Add("Mcp-Session-Id", "second")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	fe := front(t, be.URL, Options{}, alice)
+	resp := post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`, nil)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || len(resp.Header.Values("Mcp-Session-Id")) != 0 {
+		t.Errorf("an upstream answer with two session ids: %d, Mcp-Session-Id %q, %s; want 502 and none", resp.StatusCode, resp.Header.Values("Mcp-Session-Id"), b)
+	}
+}
