@@ -178,7 +178,7 @@ func (a *answerWriter) writeHeld() {
 	out, err := jsonrpc.FilterToolsList(a.held, anyID, x.keep)
 	if err != nil {
 		if mentionsTools(a.held) {
-			x.h.log.Error("tools/list answer could not be filtered; refused", "resource", x.h.resource, "error", err)
+			x.h.log.Error("answer could not be checked against the tool policy; refused", "resource", x.h.resource, "error", err)
 			a.refuseList()
 			return
 		}
@@ -203,7 +203,7 @@ func (a *answerWriter) refuseList() {
 }
 
 // listUnfiltered is the error message of a refused tools/list answer.
-const listUnfiltered = "the MCP server's tools/list answer could not be filtered"
+const listUnfiltered = "the MCP server's answer could not be checked against the tool policy"
 
 // sniff settles the outcome of the tools/calls that data, the backend's
 // messages, answers; it does nothing once none is left to settle or when
@@ -268,7 +268,7 @@ func (s *sseFilter) event(ev sse.Event) error {
 		filtered, err := jsonrpc.FilterToolsList(ev.Data, anyID, x.keep)
 		switch {
 		case err != nil && mentionsTools(ev.Data):
-			x.h.log.Error("tools/list event could not be filtered; refused", "resource", x.h.resource, "error", err)
+			x.h.log.Error("event could not be checked against the tool policy; refused", "resource", x.h.resource, "error", err)
 			out = sse.ReplaceData(ev.Raw, listError(x))
 		case err == nil && len(filtered) != len(ev.Data):
 			out = sse.ReplaceData(ev.Raw, filtered)
