@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -86,3 +88,45 @@ func logRecords(t *testing.T, log, msg string) []map[string]any {
 
 // shellQuote quotes s as one word for --stdio.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// SEC-22: under a uid of the user's own, what a stdio server leaves
+// running outside its process group (a setsid child) ends with the
+// user's last server, here at the gateway's stop; it never runs on under
+// the uid, unsupervised and beyond stdio_max_processes.
+func TestBinaryStdioEscapedChildEnds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs the stdio servers' uids: run it as root (CI does)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seconds := fmt.Sprint(4000 + os.Getpid()%1000) // marks this test's process
+	t.Cleanup(func() {
+		for pid := range sleepers(t, seconds) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	// Every request gets initialize's result: the client asks no more.
+	script := `setsid sleep ` + seconds + ` </dev/null >/dev/null 2>&1 & ` +
+		`while read line; do case "$line" in *'"id":'*) id=$(printf %s "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); ` +
+		`printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"daemon","version":"1"}}}\n' "$id";; esac; done`
+	data := filepath.Join(sharedDir(t), "data")
+	p := startBinary(t, freePort(t), "--data-dir", data, "--local-user", user+":"+password, "--stdio", "/bin/sh -c "+shellQuote(script))
+	h, _ := oauthClient(t)
+	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, p.Stderr())
+	}
+	sess.Close()
+	for deadline := time.Now().Add(10 * time.Second); len(sleepers(t, seconds)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's setsid child never ran\n%s", p.Stderr())
+		}
+	}
+	p.stop(t)
+	for deadline := time.Now().Add(10 * time.Second); len(sleepers(t, seconds)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the gateway's stop, the server's setsid child lives on: pid and uid %v\n%s", sleepers(t, seconds), p.Stderr())
+		}
+	}
+}

@@ -75,7 +75,8 @@ const startTimeout = 30 * time.Second
 // binary again, as the launcher (see runLauncher and the package
 // documentation), under p.Cred when set; it confines itself and execs
 // cmd.Path with cmd.Args. Start returns once that exec has happened, or
-// with the launcher's error.
+// with the launcher's error. A command started under p.Cred is reported
+// with Ended once it has exited and been waited for.
 func Start(cmd *exec.Cmd, p Policy) error {
 	if cmd.Err != nil {
 		return cmd.Err
@@ -92,7 +93,19 @@ func Start(cmd *exec.Cmd, p Policy) error {
 		}
 		// No supplementary groups: the gateway's (root's) are not the user's.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: p.Cred.UID, Gid: p.Cred.GID, Groups: []uint32{}}
+		if err := servers.started(p.Cred, p.Home); err != nil {
+			return err
+		}
 	}
+	err := start(cmd, p)
+	if err != nil && p.Cred != nil {
+		Ended(p.Cred)
+	}
+	return err
+}
+
+// start starts cmd as the launcher, as Start says.
+func start(cmd *exec.Cmd, p Policy) error {
 	self, err := executable()
 	if err != nil {
 		return err

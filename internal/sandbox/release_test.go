@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // processesOf lists the live (not zombie) processes whose real uid is uid.
@@ -48,6 +51,13 @@ func processesOf(t *testing.T, uid uint32) []int {
 	return pids
 }
 
+// killUID kills what a failed test left running as uid.
+func killUID(t *testing.T, uid uint32) {
+	for _, pid := range processesOf(t, uid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
 // SEC-22: releasing a home kills every process of its uid, one that left
 // the server's process group (setsid) included, before the home and with
 // it the uid go; a process of another uid lives on.
@@ -68,6 +78,7 @@ func TestSEC22_ReleaseHomeEndsTheUID(t *testing.T) {
 	if pids := processesOf(t, cred.UID); len(pids) != 0 {
 		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
 	}
+	t.Cleanup(func() { killUID(t, cred.UID) })
 	server := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
 	if err := Start(server, Policy{Home: home, Cred: cred}); err != nil {
 		t.Fatal(err)
@@ -108,5 +119,107 @@ func TestKillAllAsRefusesAnotherUID(t *testing.T) {
 		if got := killAllAs(uid); got != 127 {
 			t.Errorf("killAllAs(%d) in a process of uid %d: exit %d, want 127 and nothing killed", uid, os.Getuid(), got)
 		}
+	}
+}
+
+// SEC-22: the end of a user's last server kills what its servers left
+// running under the uid (children that left the process group), and the
+// end of one server while another of the same uid runs kills nothing.
+func TestSEC22_EndedKillsWhatTheLastServerLeft(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+	r := Range{First: 2_097_200, Last: 2_097_209} // far from any system account
+	home := filepath.Join(openDir(t), "stdio", "mcp", "user")
+	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := HomeFor(r, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids := processesOf(t, cred.UID); len(pids) != 0 {
+		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
+	}
+	t.Cleanup(func() { killUID(t, cred.UID) })
+	start := func() *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
+		if err := Start(cmd, Policy{Home: home, Cred: cred}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	end := func(cmd *exec.Cmd) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if err := Ended(cred); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what string, done func(n int) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !done(len(processesOf(t, cred.UID))); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: uid %d runs %v", what, cred.UID, processesOf(t, cred.UID))
+			}
+		}
+	}
+	first, second := start(), start()
+	waitFor("two servers, each with a setsid child", func(n int) bool { return n == 4 })
+	end(first)
+	time.Sleep(100 * time.Millisecond) // what a wrongful kill would need to show
+	if n := len(processesOf(t, cred.UID)); n != 3 {
+		t.Fatalf("after the first server's end, uid %d runs %d processes %v, want 3: the second server and both children", cred.UID, n, processesOf(t, cred.UID))
+	}
+	end(second)
+	waitFor("after the last server's end, want none", func(n int) bool { return n == 0 })
+}
+
+// SEC-22: replicas on one host share the data directory and so a user's
+// uid: the end of the user's last server in one process kills nothing
+// while another process holds the uid's lock (it runs a server of the
+// user's).
+func TestSEC22_EndedSparesAnotherProcessesServers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+	r := Range{First: 2_097_300, Last: 2_097_309} // far from any system account
+	home := filepath.Join(openDir(t), "stdio", "mcp", "user")
+	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := HomeFor(r, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killUID(t, cred.UID) })
+	// Another replica's server of the user's: its own open of the lock,
+	// held shared, as its servers.started takes it.
+	other, err := os.OpenFile(filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", cred.UID)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
+	if err := Start(cmd, Policy{Home: home, Cred: cred}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(processesOf(t, cred.UID)) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("uid %d runs %v, want the server and its setsid child", cred.UID, processesOf(t, cred.UID))
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := Ended(cred); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // what a wrongful kill would need to show
+	if n := len(processesOf(t, cred.UID)); n != 1 {
+		t.Errorf("after this process's last server ended while another holds the uid's lock, uid %d runs %v, want its setsid child (1): another replica's server would have been killed", cred.UID, processesOf(t, cred.UID))
 	}
 }

@@ -24,5 +24,8 @@ func HomeFor(r Range, home string) (*Cred, error) { return nil, ErrUnavailable }
 // ReleaseHome removes home: off Linux no uid was given to it.
 func ReleaseHome(r Range, home string) error { return os.RemoveAll(home) }
 
+// Ended does nothing off Linux, where Start starts nothing.
+func Ended(c *Cred) error { return nil }
+
 // Searchable does nothing off Linux.
 func Searchable(top, dir string, changed func(string)) error { return nil }

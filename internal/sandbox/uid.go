@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The uid of each user is recorded in the filesystem, not in a table:
@@ -75,6 +77,97 @@ func ReleaseHome(r Range, home string) error {
 		}
 	}
 	return os.RemoveAll(home)
+}
+
+// servers holds, for each uid, this process's servers that Start started
+// under it and that have not Ended, and an open lock file of the uid's,
+// which it holds shared while there are any. Every gateway process on a
+// data directory takes the same file (replicas on one host share it), so
+// the end of a user's last server here kills what is left under the uid
+// only when no process holds the lock: none has a live server of the
+// user's. The lock file lies beside the resources' directories, where no
+// server writes.
+var servers = liveServers{n: map[uint32]*uidServers{}}
+
+type liveServers struct {
+	mu sync.Mutex
+	n  map[uint32]*uidServers
+}
+
+type uidServers struct {
+	count int
+	lock  *os.File
+}
+
+// started counts one more server of c's uid, whose home is home: the
+// first takes the uid's lock shared, waiting while another process kills
+// what the uid's last server there left.
+func (s *liveServers) started(c *Cred, home string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.n[c.UID]; u != nil {
+		u.count++
+		return nil
+	}
+	f, err := lockUID(filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", c.UID)), unix.LOCK_SH)
+	if err != nil {
+		return fmt.Errorf("stdio: the uid's lock: %w", err)
+	}
+	s.n[c.UID] = &uidServers{count: 1, lock: f}
+	return nil
+}
+
+// lockUID opens the lock file name and locks it with how. The file is
+// removed by the process that ended the uid's last server (Ended), so a
+// lock taken on a file that was removed meanwhile is taken again on the
+// new one: every process must lock the same file.
+func lockUID(name string, how int) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), how); err != nil {
+			f.Close()
+			return nil, err
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(name)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// Ended tells the sandbox that a server Start started under c has exited
+// and been waited for. When it was the user's last one in every gateway
+// process on the data directory (a user's servers under every resource
+// share the uid), every process still running as that uid is killed:
+// children that left the server's process group (setsid), which would
+// otherwise run on unsupervised, beyond stdio_max_processes, holding the
+// server's pipes.
+func Ended(c *Cred) error {
+	servers.mu.Lock()
+	defer servers.mu.Unlock()
+	u := servers.n[c.UID]
+	if u == nil {
+		return nil
+	}
+	if u.count--; u.count > 0 {
+		return nil
+	}
+	delete(servers.n, c.UID)
+	defer u.lock.Close()
+	// Exclusive only when no other process holds it shared; a server
+	// starting meanwhile waits for the kill to end, then finds the file
+	// gone and locks a new one.
+	if err := unix.Flock(int(u.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil // another process runs a server of the user's
+	}
+	err := killAll(c.UID)
+	os.Remove(u.lock.Name())
+	return err
 }
 
 // killAll kills every process of uid, from a process of that uid: this

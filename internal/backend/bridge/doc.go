@@ -21,7 +21,9 @@
 // ID can name a path), and an environment built from scratch — PATH, LANG,
 // TZ, StdioOptions.Env and MCPGATE_USER* — never the gateway's own, which
 // holds its secrets. Each runs in its own process group so that stopping it
-// also stops what it spawned, and confined by internal/sandbox (Landlock:
+// also stops what it spawned (and under a uid of the user's own, the end
+// of the user's last server kills every process of that uid: what left
+// the group), and confined by internal/sandbox (Landlock:
 // its HOME, the system's read-only paths and StdioOptions.ReadPaths), so
 // that it reaches neither the gateway's files nor another user's process. A legacy SSE server learns who its user is
 // from the identity headers of the connection's GET — the proxy's

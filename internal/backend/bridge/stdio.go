@@ -126,21 +126,27 @@ func dataDir(dir string, private []string) string {
 
 // startCmd starts cmd confined to home, under the user's own uid when
 // there is a range, unless isolation is off. It returns the uid the
-// server runs as.
-func (sp *stdioSpec) startCmd(cmd *exec.Cmd, home string) (int, error) {
+// server runs as, and that uid's credentials when it is the user's own
+// (nil under the gateway's), which sandbox.Ended takes once it exits.
+func (sp *stdioSpec) startCmd(cmd *exec.Cmd, home string) (int, *sandbox.Cred, error) {
 	if sp.isolation == sandbox.None {
-		return os.Geteuid(), cmd.Start()
+		return os.Geteuid(), nil, cmd.Start()
 	}
 	p := sandbox.Policy{Home: home, ReadPaths: sp.readPaths}
-	uid := os.Geteuid()
 	if !sp.uids.IsZero() {
 		cred, err := sandbox.HomeFor(sp.uids, home)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
-		p.Cred, uid = cred, int(cred.UID)
+		p.Cred = cred
 	}
-	return uid, sandbox.Start(cmd, p)
+	if err := sandbox.Start(cmd, p); err != nil {
+		return 0, nil, err
+	}
+	if p.Cred != nil {
+		return int(p.Cred.UID), p.Cred, nil
+	}
+	return os.Geteuid(), nil, nil
 }
 
 // confinement says what holds a server of uid: "landlock ABI 7 + uid
@@ -174,8 +180,9 @@ type stdioConn struct {
 
 	mu      sync.Mutex
 	pid     int
-	uid     int  // the server's
-	stopped bool // stop was called
+	uid     int           // the server's
+	cred    *sandbox.Cred // the user's own uid, when the server runs under it
+	stopped bool          // stop was called
 }
 
 func newStdioConn(l *link, spec *stdioSpec) *stdioConn {
@@ -312,11 +319,11 @@ func (s *stdioConn) start(cmd *exec.Cmd, home string) error {
 	if s.stopped {
 		return errClosed
 	}
-	uid, err := s.spec.startCmd(cmd, home)
+	uid, cred, err := s.spec.startCmd(cmd, home)
 	if err != nil {
 		return err
 	}
-	s.pid, s.uid = cmd.Process.Pid, uid
+	s.pid, s.uid, s.cred = cmd.Process.Pid, uid, cred
 	s.l.pool.opts.metrics.StdioProcesses(s.l.pool.opts.resource, 1)
 	return nil
 }
@@ -348,8 +355,14 @@ func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
 	m, resource := l.pool.opts.metrics, l.pool.opts.resource
 	m.StdioProcesses(resource, -1)
 	// Children that outlive the server would hold its pipes open and run
-	// on unsupervised: end the whole group.
+	// on unsupervised: end the whole group, and under the user's own uid
+	// every process of it once no server of the user's runs (SEC-22).
 	killGroup(s.pid)
+	if s.cred != nil {
+		if err := sandbox.Ended(s.cred); err != nil {
+			l.log.Warn("stdio: ending what the server left running under its uid failed", "uid", s.uid, "error", err)
+		}
+	}
 	// Let the last lines the server wrote be read, briefly: its last words
 	// on stderr come before the line that says it exited.
 	select {
