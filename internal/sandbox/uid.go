@@ -185,6 +185,7 @@ func killAll(uid uint32) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self, string(spec))
 	cmd.Args[0] = launcherName
+	cmd.Env = []string{} // nothing of the gateway's, in a process of the user's uid
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
