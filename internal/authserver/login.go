@@ -54,7 +54,7 @@ func (s *Server) loginClient(w http.ResponseWriter, r *http.Request, req *store.
 // what the person typed and the error.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, issuer string, status int, pc upstream.PasswordConnector, c *store.Client, req *store.AuthRequest, state string, data web.Login) {
 	if c != nil {
-		data.App = appDisplay(c, req)
+		data.App = s.appDisplay(c, req)
 	}
 	data.FormAction = "/login/" + url.PathEscape(pc.ID())
 	data.State = state
