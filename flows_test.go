@@ -690,3 +690,50 @@ func TestSEC117_RevocationOfAnotherClientsToken(t *testing.T) {
 	}
 	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken)...)
 }
+
+// SEC-127: the steps that go through of one person's attempts (here a
+// client refreshing in a loop, each refresh a good one) are recorded up to
+// the rate per person, not one per request, which would let one person
+// push every other person's attempts out of the bound; another person's
+// attempt is recorded whole meanwhile.
+func TestSEC127_SignedInLoopIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	const tries = 300
+	rt := tok.RefreshToken
+	for i := range tries {
+		resp, next := g.refresh(c.ClientID, rt, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("refresh %d: %d %+v, want 200", i+1, resp.StatusCode, next)
+		}
+		rt = next.RefreshToken
+	}
+	if err := g.local.SetUser(context.Background(), "bob", "bob-password"); err != nil {
+		t.Fatal(err)
+	}
+	other := g.register(nil)
+	a := g.newAuth(other.ClientID)
+	code, _, _, err := browser.New("bob", "bob-password").Authorize(context.Background(), a.URL(), a.Redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, tok := g.exchange(a, code); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's code: %d %+v", resp.StatusCode, tok)
+	}
+	all := g.flowsWritten()
+	// The test's clock stands still: no token comes back to the bucket.
+	// The person's bucket also paid for the first flow's steps from the
+	// sign-in on (login, token_code).
+	if n := countSteps(all, "token_refresh", "ok"); n != flows.KeyBurst-2 {
+		t.Errorf("%d of %d refreshes of one person recorded, want %d", n, tries, flows.KeyBurst-2)
+	}
+	var bobs string
+	for _, e := range all {
+		if e.UserID == "local:bob" && e.Step == "token_code" {
+			bobs = stepsOf(all, e.Attempt)
+		}
+	}
+	if bobs != "authorize:ok consent:ok login:ok token_code:ok" {
+		t.Errorf("bob's attempt after the loop: %q, want it whole", bobs)
+	}
+}
