@@ -646,3 +646,94 @@ func TestSEC117_SignInAtAnotherProvider(t *testing.T) {
 	wantReason(t, e, "the sign-in came back at provider other, but started with local: a link or callback of another provider's sign-in")
 	noSecrets(t, all, flowSecrets(a, "", state)...)
 }
+
+// SEC-117: a client that asks to revoke another client's token revokes
+// nothing (RFC 7009 §2.1), and its request is its own step, never a
+// "revoke: ok" in the timeline of the grant it named, whose person and
+// client it is not.
+func TestSEC117_RevocationOfAnotherClientsToken(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, a, tok := g.fullFlow()
+	other := g.register(nil)
+	for _, token := range []string{tok.RefreshToken, tok.AccessToken} {
+		if resp, _ := g.postForm(g.url+"/revoke", url.Values{"token": {token}, "client_id": {other.ClientID}}); resp.StatusCode != 200 {
+			t.Fatalf("/revoke by another client: %d, want 200", resp.StatusCode)
+		}
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 200 {
+		t.Fatalf("the grant's token after another client's revocation: %d, want 200", resp.StatusCode)
+	}
+	all := g.flowsWritten()
+	var grant string
+	for _, e := range all {
+		if e.Step == "token_code" && e.ClientID == c.ClientID {
+			grant = e.Attempt
+		}
+	}
+	if steps := stepsOf(all, grant); grant == "" || strings.Contains(steps, "revoke") {
+		t.Errorf("the grant's attempt %q: %s, want no revocation in it", grant, steps)
+	}
+	n := 0
+	for _, e := range all {
+		if e.Step != "revoke" {
+			continue
+		}
+		n++
+		if e.Attempt == grant || e.ClientID != other.ClientID || e.Outcome != "refused" {
+			t.Errorf("revocation recorded as %+v; want client %s's own attempt, outcome refused", e, other.ClientID)
+		}
+		wantReason(t, e, "client "+other.ClientID+" asked to revoke a token issued to client "+c.ClientID+
+			" (grant "+grant+"): left alone (RFC 7009 §2.1); the token has reached a client it was not issued to")
+	}
+	if n != 2 {
+		t.Errorf("%d revocations recorded, want 2", n)
+	}
+	noSecrets(t, all, flowSecrets(a, "", tok.AccessToken, tok.RefreshToken)...)
+}
+
+// SEC-127: the steps that go through of one person's attempts (here a
+// client refreshing in a loop, each refresh a good one) are recorded up to
+// the rate per person, not one per request, which would let one person
+// push every other person's attempts out of the bound; another person's
+// attempt is recorded whole meanwhile.
+func TestSEC127_SignedInLoopIsBounded(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	const tries = 300
+	rt := tok.RefreshToken
+	for i := range tries {
+		resp, next := g.refresh(c.ClientID, rt, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("refresh %d: %d %+v, want 200", i+1, resp.StatusCode, next)
+		}
+		rt = next.RefreshToken
+	}
+	if err := g.local.SetUser(context.Background(), "bob", "bob-password"); err != nil {
+		t.Fatal(err)
+	}
+	other := g.register(nil)
+	a := g.newAuth(other.ClientID)
+	code, _, _, err := browser.New("bob", "bob-password").Authorize(context.Background(), a.URL(), a.Redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, tok := g.exchange(a, code); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's code: %d %+v", resp.StatusCode, tok)
+	}
+	all := g.flowsWritten()
+	// The test's clock stands still: no token comes back to the bucket.
+	// The person's bucket also paid for the first flow's steps from the
+	// sign-in on (login, token_code).
+	if n := countSteps(all, "token_refresh", "ok"); n != flows.KeyBurst-2 {
+		t.Errorf("%d of %d refreshes of one person recorded, want %d", n, tries, flows.KeyBurst-2)
+	}
+	var bobs string
+	for _, e := range all {
+		if e.UserID == "local:bob" && e.Step == "token_code" {
+			bobs = stepsOf(all, e.Attempt)
+		}
+	}
+	if bobs != "authorize:ok consent:ok login:ok token_code:ok" {
+		t.Errorf("bob's attempt after the loop: %q, want it whole", bobs)
+	}
+}

@@ -36,6 +36,19 @@ type PasswordConnector interface {
 	Login(ctx context.Context, username, password string) (identity.User, error)
 }
 
+// KnownDeviceConnector is a PasswordConnector that throttles failed logins
+// per username and tells apart a browser that signed in as the username
+// before (SEC-125): failures typed into other browsers, anyone's, lock the
+// name there, never in that browser, whose own failures are throttled on a
+// budget of their own. Without it, anyone could keep a person out of every
+// browser by failing logins under their name.
+type KnownDeviceConnector interface {
+	PasswordConnector
+	// LoginKnownDevice is Login from the browser device, which the caller
+	// verified has signed in as username before.
+	LoginKnownDevice(ctx context.Context, username, password, device string) (identity.User, error)
+}
+
 // CallbackConnector logs people in at the provider's own site.
 type CallbackConnector interface {
 	Connector

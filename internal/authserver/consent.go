@@ -4,6 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/secure/precis"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/cimd"
@@ -25,7 +29,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer st
 // (SEC-1), and the page warns about it.
 func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, elsewhere bool) {
 	data := web.Consent{
-		App:        appDisplay(c, req),
+		App:        s.appDisplay(c, req),
 		Elsewhere:  elsewhere,
 		Scopes:     req.Scopes,
 		Resource:   req.Resource,
@@ -45,8 +49,8 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer stri
 }
 
 // appDisplay is what the consent and login pages say about the client of
-// req (DEP-3, SEC-3).
-func appDisplay(c *store.Client, req *store.AuthRequest) web.App {
+// req (DEP-3, SEC-3), and who registered it (SEC-126).
+func (s *Server) appDisplay(c *store.Client, req *store.AuthRequest) web.App {
 	name := c.Name
 	if name == "" {
 		name = "An unnamed application"
@@ -58,7 +62,28 @@ func appDisplay(c *store.Client, req *store.AuthRequest) web.App {
 			clientHost = u.Host // CIMD-12: who publishes the document
 		}
 	}
-	return web.App{ClientName: name, ClientID: c.ID, ClientHost: clientHost, RedirectHost: redirectHost, LocalhostOnly: localOnly}
+	_, static := s.static[c.ID]
+	return web.App{ClientName: name, ClientID: c.ID, ClientHost: clientHost, RedirectHost: redirectHost, LocalhostOnly: localOnly,
+		Preregistered: static, SelfRegistered: !static && clientHost == "",
+		Namesake: !static && c.Name != "" && s.staticNames[nameKey(c.Name)]}
+}
+
+// nameKey folds a client's name for comparing it with another: the PRECIS
+// nickname profile (RFC 8266: width, compatibility forms, case, spaces),
+// after the invisible format characters are dropped, so that a name that
+// only looks like another still differs from it in nothing a person sees
+// on the page.
+func nameKey(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, name)
+	if k, err := precis.Nickname.CompareKey(name); err == nil {
+		return k
+	}
+	return strings.ToLower(strings.Join(strings.Fields(name), " "))
 }
 
 // redirectDisplay names where the browser will be sent: the host of an

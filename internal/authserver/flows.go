@@ -135,7 +135,9 @@ func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWrite
 	// (a request no one has signed in to yet) in buckets of their own, so
 	// that a flood of the one does not hide the other. A failure of an
 	// attempt a person signed in to is a client's retry loop when it
-	// comes again and again: up to the rate per attempt.
+	// comes again and again: up to the rate per attempt. What went through
+	// of it is its person's doing: up to the rate per person, so that one
+	// person's loop cannot push everyone else's attempts out (SEC-127).
 	switch {
 	case e.Attempt == "":
 		e.Attempt = tokens.NewID()
@@ -145,7 +147,7 @@ func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWrite
 	case e.Outcome != flows.OutcomeOK:
 		s.opts.Flows.RecordLimited("failures of "+e.Attempt, e)
 	default:
-		s.opts.Flows.Record(e)
+		s.opts.Flows.RecordSignedIn(e.UserID, e)
 	}
 }
 

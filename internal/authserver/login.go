@@ -54,7 +54,7 @@ func (s *Server) loginClient(w http.ResponseWriter, r *http.Request, req *store.
 // what the person typed and the error.
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, issuer string, status int, pc upstream.PasswordConnector, c *store.Client, req *store.AuthRequest, state string, data web.Login) {
 	if c != nil {
-		data.App = appDisplay(c, req)
+		data.App = s.appDisplay(c, req)
 	}
 	data.FormAction = "/login/" + url.PathEscape(pc.ID())
 	data.State = state
@@ -94,7 +94,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := r.PostForm.Get("username")
-	user, err := pc.Login(r.Context(), username, r.PostForm.Get("password"))
+	user, err := s.passwordLogin(r, issuer, pc, username, r.PostForm.Get("password"))
 	if err != nil {
 		msg := "Wrong username or password."
 		if !errors.Is(err, upstream.ErrInvalidCredentials) {
@@ -110,6 +110,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, c, req, state, web.Login{Username: username, Error: msg})
 		return
 	}
+	s.rememberDevice(w, r, issuer, username)
 	s.completeUpstream(w, r, issuer, pc.ID(), hash, kind, func() (identity.User, string, error) { return user, "", nil })
 }
 

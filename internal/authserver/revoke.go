@@ -35,9 +35,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	// refresh token never contains a dot, so each is looked up where it
 	// can be, whatever the hint says (§2.1 lets the server search further).
 	grantID, owner, kind, err := s.tokenGrant(r.Context(), s.site.Issuer(r), tok)
-	if grantID != "" {
-		noteOf(r.Context()).attemptOf(grantID, client.ID, "")
-	}
+	noteRevocation(noteOf(r.Context()), client.ID, grantID, owner)
 	if err != nil {
 		oauth.WriteJSON(w, r, s.log, oauth.AsError(err))
 		return
@@ -70,6 +68,24 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
+}
+
+// noteRevocation tells the flow debugger whose step a revocation is: the
+// grant's attempt when its own client asks; when another client does, that
+// client's own step, refused (SEC-117): nothing of the grant changed, and a
+// "revoke: ok" in its timeline would say otherwise, written by a client
+// that is not its person's.
+func noteRevocation(note *flowNote, clientID, grantID, owner string) {
+	switch {
+	case grantID == "":
+		note.client(clientID)
+	case tokens.Equal(owner, clientID):
+		note.attemptOf(grantID, clientID, "")
+	default:
+		note.client(clientID)
+		note.stop("refused", "client "+clientID+" asked to revoke a token issued to client "+owner+" (grant "+grantID+
+			"): left alone (RFC 7009 §2.1); the token has reached a client it was not issued to")
+	}
 }
 
 // tokenGrant finds the grant a presented token belongs to and the client

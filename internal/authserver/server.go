@@ -109,6 +109,9 @@ type Server struct {
 	connectors map[string]upstream.Connector
 	order      []upstream.Connector
 	static     map[string]*store.Client
+	// staticNames are the nameKeys of the static clients' names, which a
+	// client of another origin is shown not to be (SEC-126).
+	staticNames map[string]bool
 	// introspectors are the static clients that may introspect every
 	// access token (SEC-10).
 	introspectors map[string]bool
@@ -175,8 +178,12 @@ func New(opts Options) (*Server, error) {
 		s.connectors[c.ID()] = c
 		s.order = append(s.order, c)
 	}
+	s.staticNames = map[string]bool{}
 	for _, c := range opts.StaticClients {
 		s.static[c.ID] = c
+		if c.Name != "" {
+			s.staticNames[nameKey(c.Name)] = true
+		}
 	}
 	s.introspectors = map[string]bool{}
 	for _, id := range opts.Introspectors {

@@ -53,9 +53,10 @@ type Recorder struct {
 	held    atomic.Int64 // eventBytes of the events queued or being written
 	warned  atomic.Int64 // when lost was last logged, in Unix nanoseconds
 
-	mu    sync.Mutex
-	keys  map[string]*rate.Limiter // RecordLimited's buckets
-	swept time.Time
+	mu     sync.Mutex
+	keys   map[string]*rate.Limiter // RecordLimited's buckets
+	people map[string]*rate.Limiter // RecordSignedIn's buckets, by user
+	swept  time.Time
 }
 
 // NewRecorder starts a Recorder; Close stops it.
@@ -82,7 +83,7 @@ func NewRecorder(opts Options) *Recorder {
 		opts.Now = time.Now
 	}
 	r := &Recorder{opts: opts, queue: make(chan Event, opts.Queue), stop: make(chan struct{}), done: make(chan struct{}),
-		keys: map[string]*rate.Limiter{}}
+		keys: map[string]*rate.Limiter{}, people: map[string]*rate.Limiter{}}
 	go r.run()
 	return r
 }
@@ -141,9 +142,9 @@ func (r *Recorder) lost() {
 
 // RecordLimited records e unless key (a client address, a grant) is over
 // its rate (KeyBurst, KeyEvery); an event left out is counted (Limited).
-// Steps of an attempt in progress go to Record, unlimited, so that a flood
-// of junk from an address never hides a real attempt made from it
-// (SEC-119).
+// Steps that went through of an attempt in progress go to RecordSignedIn,
+// by their person, so that a flood of junk from an address never hides a
+// real attempt made from it (SEC-119).
 func (r *Recorder) RecordLimited(key string, e Event) {
 	if r == nil {
 		return
@@ -156,28 +157,55 @@ func (r *Recorder) RecordLimited(key string, e Event) {
 	r.Record(e)
 }
 
-// allow takes a token of key's bucket. Buckets full again are forgotten
-// at most once a minute, as a new one would decide the same; while
-// MaxKeys are held, a new key records nothing.
-func (r *Recorder) allow(key string) bool {
+// RecordSignedIn records e, a step that went through of an attempt the
+// person userID signed in to, unless that person is over the same rate
+// (SEC-127): one person's client that loops on good refreshes, or a
+// script that signs in again and again, would otherwise write every step
+// and push every other person's attempts out of the events kept (SEC-114).
+// A person's bucket is apart from the addresses' and attempts', so that
+// junk sent from their address never hides their steps; and a person the
+// held buckets leave no room for is recorded all the same, since
+// made-up keys can fill those but not sign anyone in.
+func (r *Recorder) RecordSignedIn(userID string, e Event) {
+	if r == nil {
+		return
+	}
+	if !r.allowIn(r.people, userID, true) {
+		r.limited.Add(1)
+		r.lost()
+		return
+	}
+	r.Record(e)
+}
+
+// allow takes a token of key's bucket; while MaxKeys are held, a new key
+// records nothing.
+func (r *Recorder) allow(key string) bool { return r.allowIn(r.keys, key, false) }
+
+// allowIn takes a token of key's bucket in m; a new key while MaxKeys are
+// held gets whenFull. Buckets full again are forgotten at most once a
+// minute, as a new one would decide the same.
+func (r *Recorder) allowIn(m map[string]*rate.Limiter, key string, whenFull bool) bool {
 	now := r.opts.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if now.Sub(r.swept) > time.Minute {
-		for k, l := range r.keys {
-			if l.TokensAt(now) >= KeyBurst {
-				delete(r.keys, k)
+		for _, held := range []map[string]*rate.Limiter{r.keys, r.people} {
+			for k, l := range held {
+				if l.TokensAt(now) >= KeyBurst {
+					delete(held, k)
+				}
 			}
 		}
 		r.swept = now
 	}
-	l, ok := r.keys[key]
+	l, ok := m[key]
 	if !ok {
-		if len(r.keys) >= MaxKeys {
-			return false
+		if len(m) >= MaxKeys {
+			return whenFull
 		}
 		l = rate.NewLimiter(rate.Every(KeyEvery), KeyBurst)
-		r.keys[key] = l
+		m[key] = l
 	}
 	return l.AllowN(now, 1)
 }

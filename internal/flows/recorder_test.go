@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 )
@@ -287,5 +289,34 @@ func TestRecordAfterCloseIsCounted(t *testing.T) {
 	r.Record(Event{Attempt: "late", Step: StepRegister, Outcome: OutcomeOK})
 	if got := r.Dropped(); got != 1 {
 		t.Errorf("Dropped() = %d after an event recorded after Close, want 1", got)
+	}
+}
+
+// SEC-127: a person's steps are kept up to the same rate, in a bucket
+// apart from the addresses' (junk from their address spends none of it),
+// and a new person is recorded even when made-up keys fill every bucket
+// RecordLimited may hold.
+func TestSEC127_SignedInPerPerson(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	r := NewRecorder(Options{Store: memory.New(), Now: func() time.Time { return now }})
+	defer r.Close(context.Background())
+	for i := range MaxKeys {
+		r.RecordLimited(fmt.Sprint(i), Event{Attempt: "junk", Step: StepAuthorize, Outcome: "invalid_client"})
+	}
+	r.RecordLimited("local:alice", Event{Attempt: "junk", Step: StepAuthorize, Outcome: "invalid_client"})
+	before := r.Limited()
+	for range KeyBurst + 10 {
+		r.RecordSignedIn("local:mallory", Event{Attempt: "m", UserID: "local:mallory", Step: StepTokenRefresh, Outcome: OutcomeOK})
+	}
+	if got := r.Limited() - before; got != 10 {
+		t.Errorf("%d of mallory's %d steps left out, want 10", got, KeyBurst+10)
+	}
+	for i := range MaxKeys {
+		r.people[fmt.Sprint("made-up-", i)] = rate.NewLimiter(rate.Every(KeyEvery), KeyBurst)
+	}
+	before = r.Limited()
+	r.RecordSignedIn("local:alice", Event{Attempt: "a", UserID: "local:alice", Step: StepLogin, Outcome: OutcomeOK})
+	if r.Limited() != before {
+		t.Errorf("alice's step was left out while every bucket was taken; want it recorded")
 	}
 }

@@ -14,7 +14,8 @@
 // that served the request, or "unmatched"; a step, an outcome and a kind
 // are constants of the code that reports them; a resource is a configured
 // path; a tool is a name the backend listed in a tools/list answer or
-// answered a call to with a result, at most MaxToolNames per resource,
+// answered a call to with a result that is no error (some servers answer
+// a call to any name with an isError result), at most MaxToolNames per resource,
 // else "other". No label carries a user, a client, a token, a redirect URI
 // or anything else a client chooses.
 //

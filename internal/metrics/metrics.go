@@ -231,9 +231,10 @@ func (m *Metrics) ListedTool(resource, name string) {
 }
 
 // ToolCall counts one tools/call of tool at resource, and its time.
-// answered says that the backend answered it with a result (isError or
-// not), which shows that the tool exists: its name may then become a
-// label. outcome is ToolOK, ToolError or ToolDenied.
+// answered says that the backend answered it with a result that is no
+// error, which shows that the tool exists: its name may then become a
+// label. A result with isError shows nothing: some servers answer a call
+// to any name with one (SEC-90). outcome is ToolOK, ToolError or ToolDenied.
 func (m *Metrics) ToolCall(resource, tool, outcome string, answered bool, d time.Duration) {
 	if m == nil {
 		return

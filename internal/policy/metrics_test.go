@@ -1,6 +1,10 @@
 package policy
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -93,5 +97,50 @@ func TestToolCallMetricsRateLimited(t *testing.T) {
 	}
 	if be.hits.Load() != 0 {
 		t.Error("forwarded, want refused")
+	}
+}
+
+// SEC-90: a result with isError is no proof that a tool exists: a server
+// built on the TypeScript SDK answers a call to any name with one ("Tool
+// X not found"). Such a call is counted under "other", so that a caller
+// who makes up names cannot take the resource's label values from the
+// tools it has.
+func TestSEC90_ErrorResultMakesNoLabel(t *testing.T) {
+	m := metrics.New()
+	be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Params struct{ Name string } `json:"params"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &req)
+		w.Header().Set("Content-Type", "application/json")
+		if req.Params.Name == "real" {
+			io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`)
+			return
+		}
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Tool not found"}],"isError":true}}`)
+	})
+	srv := front(t, be, Options{Metrics: m, Resource: "/mcp"}, bob)
+	const junk = metrics.MaxToolNames + 20
+	for i := range junk {
+		if resp, b := post(t, srv.URL, fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"made-up-%d"}}`, i)); resp.StatusCode != 200 {
+			t.Fatalf("call %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if resp, b := post(t, srv.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"real"}}`); resp.StatusCode != 200 {
+		t.Fatalf("real: %d %s", resp.StatusCode, b)
+	}
+	var f metricstest.Families
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		f = metricstest.Gather(t, m.Registry())
+		if f.Value("mcpgate_tool_calls_total") >= junk+1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got := f.Value("mcpgate_tool_calls_total", "resource", "/mcp", "tool", metrics.OtherTool, "outcome", metrics.ToolError); got != junk {
+		t.Errorf("tool_calls{other,error} = %v, want all %d made-up names", got, junk)
+	}
+	if got := f.Value("mcpgate_tool_calls_total", "resource", "/mcp", "tool", "real", "outcome", metrics.ToolOK); got != 1 {
+		t.Errorf("tool_calls{real,ok} = %v, want 1: the made-up names took the label values", got)
 	}
 }

@@ -362,8 +362,10 @@ func (x *exchange) record() {
 		if c.outcome == "" {
 			c.outcome = audit.Failed
 		}
-		// A result, isError or not, shows the backend has the tool.
-		x.h.metrics.ToolCall(x.h.resource, c.name, toolOutcome(c.outcome), c.outcome == audit.OK || c.outcome == audit.ToolError, d)
+		// A result that is no error shows the backend has the tool; one
+		// with isError does not: servers of the TypeScript SDK answer a
+		// call to any name with one, "Tool X not found" (SEC-90).
+		x.h.metrics.ToolCall(x.h.resource, c.name, toolOutcome(c.outcome), c.outcome == audit.OK, d)
 		e := audit.Event{Tool: safetext.Clip(c.name, audit.MaxToolName), Outcome: c.outcome, Duration: d, Resource: x.h.resource, RequestID: requestid.From(x.ctx)}
 		if x.caller != nil {
 			e.User, e.Client = x.caller.User.ID, x.caller.ClientID

@@ -21,6 +21,12 @@ type App struct {
 	ClientHost    string // host of a URL client_id (CIMD), else ""
 	RedirectHost  string // where the code will be sent (CIMD-11, DEP-3)
 	LocalhostOnly bool   // warn: only loopback redirects (CIMD-11)
+	// Where the client comes from (SEC-126): registered by the operator,
+	// or by itself at /register, its name then its own claim; and, for one
+	// not the operator's, whether it bears the name of one that is.
+	Preregistered  bool
+	SelfRegistered bool
+	Namesake       bool
 }
 
 // Consent is the data of the consent page.

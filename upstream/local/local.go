@@ -30,7 +30,9 @@ const AdminName = "admin"
 // failure locks that username for a backoff that doubles from baseBackoff up
 // to maxBackoff. A username whose last failure is older than failureWindow is
 // forgotten. maxEntries bounds the memory an attacker can make us spend by
-// trying many usernames.
+// trying many usernames. A browser that signed in as the username before
+// (LoginKnownDevice) has a count of its own under the name, so that
+// failures sent from elsewhere cannot lock its person out of it (SEC-125).
 const (
 	maxFailures   = 5
 	baseBackoff   = time.Second
@@ -92,7 +94,7 @@ type failure struct {
 	until time.Time // locked until; zero while count < maxFailures
 }
 
-var _ upstream.PasswordConnector = (*Connector)(nil)
+var _ upstream.KnownDeviceConnector = (*Connector)(nil)
 
 // New returns a connector over users.
 func New(users UserStore, opts Options) *Connector {
@@ -319,7 +321,23 @@ func (c *Connector) EnsureAdmin(ctx context.Context) (password string, created b
 // bcrypt work; a locked username returns an error wrapping ErrThrottled
 // without checking the password. Other errors come from the store.
 func (c *Connector) Login(ctx context.Context, username, password string) (identity.User, error) {
+	return c.login(ctx, username, password, throttleKey(username))
+}
+
+// LoginKnownDevice implements upstream.KnownDeviceConnector: Login, with
+// the failures counted for username in device only (SEC-125), so that the
+// failures sent from elsewhere under the name, which lock it there, leave
+// the browser its person signed in with alone.
+func (c *Connector) LoginKnownDevice(ctx context.Context, username, password, device string) (identity.User, error) {
 	key := throttleKey(username)
+	if device != "" && ValidName(username) {
+		key += "\x00" + device
+	}
+	return c.login(ctx, username, password, key)
+}
+
+// login is Login with the failures counted under key.
+func (c *Connector) login(ctx context.Context, username, password, key string) (identity.User, error) {
 	if wait, known := c.lockedFor(key); wait > 0 {
 		c.log.WarnContext(ctx, "local login throttled", "user", upstream.LogName(username, known), "retry_after", wait)
 		return identity.User{}, fmt.Errorf("local: login throttled for %s: %w", wait.Round(time.Second), ErrThrottled)

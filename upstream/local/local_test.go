@@ -680,3 +680,41 @@ func TestSEC93_DisabledAccountRefused(t *testing.T) {
 		t.Fatalf("Login after a new password: %v, want the account still disabled", err)
 	}
 }
+
+// SEC-125: a known device's logins have a failure count of their own under
+// the name: the name's lock, made by anyone's failures, does not reach
+// them, and theirs does not reach the name or another device.
+func TestSEC125_KnownDeviceThrottledOnItsOwn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _, _ := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "right")); err != nil {
+		t.Fatal(err)
+	}
+	for range maxFailures {
+		if _, err := c.Login(ctx, "alice", "wrong"); err == nil {
+			t.Fatal("a wrong password signed in")
+		}
+	}
+	if _, err := c.Login(ctx, "alice", "right"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Login after %d failures = %v, want throttled", maxFailures, err)
+	}
+	if _, err := c.LoginKnownDevice(ctx, "alice", "right", "dev1"); err != nil {
+		t.Fatalf("LoginKnownDevice while the name is locked = %v, want success", err)
+	}
+	for range maxFailures {
+		if _, err := c.LoginKnownDevice(ctx, "alice", "wrong", "dev1"); errors.Is(err, ErrThrottled) || err == nil {
+			t.Fatalf("a known device's failure = %v, want a plain failure", err)
+		}
+	}
+	if _, err := c.LoginKnownDevice(ctx, "alice", "right", "dev1"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("LoginKnownDevice after its own %d failures = %v, want throttled", maxFailures, err)
+	}
+	if _, err := c.LoginKnownDevice(ctx, "alice", "right", "dev2"); err != nil {
+		t.Fatalf("another known device = %v, want success", err)
+	}
+	// An empty device is no device: the name's lock.
+	if _, err := c.LoginKnownDevice(ctx, "alice", "right", ""); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("LoginKnownDevice without a device = %v, want the name's lock", err)
+	}
+}

@@ -1,0 +1,60 @@
+package mcpgate_test
+
+import (
+	"html"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate"
+)
+
+// pageText is a page's visible text, its tags dropped and spaces folded.
+func pageText(body []byte) string {
+	t := regexp.MustCompile(`<[^>]*>`).ReplaceAllString(string(body), " ")
+	return strings.Join(strings.Fields(html.UnescapeString(t)), " ")
+}
+
+// SEC-126: the consent page says whether the operator registered the
+// client or it registered itself, whose name is then its own claim; and a
+// client that registered itself under the name of one the operator
+// registered is shown as not that one.
+func TestSEC126_ConsentPageSaysWhoRegisteredTheClient(t *testing.T) {
+	g := newGateway(t, func(c *mcpgate.Config) {
+		c.Clients = append(c.Clients, mcpgate.Client{ID: "corp-assistant", Name: "Corp Assistant", RedirectURIs: []string{redirectURI}})
+	})
+	const (
+		byOperator = "This application was registered by the administrator of this server."
+		selfNamed  = "This application registered itself with this server: its name is its own claim, which nobody checked."
+		notIt      = "The administrator registered another application of this name: this one is not it."
+	)
+	for _, tc := range []struct {
+		name, clientID string
+		want, not      []string
+	}{
+		{"pre-registered", "corp-assistant", []string{byOperator}, []string{selfNamed, notIt}},
+		{"self-registered", g.register(map[string]any{"client_name": "Notes"}).ClientID, []string{selfNamed}, []string{byOperator, notIt}},
+		{"self-registered under the operator's client's name", g.register(map[string]any{"client_name": "corp  ASSISTANT"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
+		{"self-registered under a look-alike of the name", g.register(map[string]any{"client_name": "Ｃｏｒｐ Assis\u200btant"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := g.get(g.newAuth(tc.clientID).URL())
+			text := pageText(body)
+			if resp.StatusCode != 200 || !strings.Contains(text, "Client ID: "+tc.clientID) {
+				t.Fatalf("/authorize: %d %q, want the consent page", resp.StatusCode, text)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("the consent page does not say %q: %q", w, text)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(text, n) {
+					t.Errorf("the consent page says %q: %q", n, text)
+				}
+			}
+		})
+	}
+}

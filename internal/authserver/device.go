@@ -1,0 +1,72 @@
+package authserver
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/upstream"
+)
+
+// A browser that signed in with a password keeps a device cookie naming it
+// and the username, signed with the CSRF key, for deviceTTL (SEC-125, the
+// "device cookie" of OWASP's guidance on lockouts). Its logins as that name
+// go to the connector as a known device's, which counts their failures on
+// their own: failures anyone sends under the name from anywhere else lock
+// the name there, never in the browser its person uses.
+const (
+	deviceCookie = "mcpgate_device"
+	deviceTTL    = 30 * 24 * time.Hour
+)
+
+// passwordLogin checks username and password at pc, as the browser of r's
+// known device for username when its device cookie proves one.
+func (s *Server) passwordLogin(r *http.Request, issuer string, pc upstream.PasswordConnector, username, password string) (identity.User, error) {
+	if kd, ok := pc.(upstream.KnownDeviceConnector); ok {
+		if device := s.knownDevice(r, issuer, username); device != "" {
+			return kd.LoginKnownDevice(r.Context(), username, password, device)
+		}
+	}
+	return pc.Login(r.Context(), username, password)
+}
+
+// rememberDevice gives the browser a device cookie for username after a
+// login with its password, keeping the device it had for that name.
+func (s *Server) rememberDevice(w http.ResponseWriter, r *http.Request, issuer, username string) {
+	device := s.knownDevice(r, issuer, username)
+	if device == "" {
+		device = tokens.NewID()
+	}
+	exp := strconv.FormatInt(s.now().Add(deviceTTL).Unix(), 10)
+	setCookie(w, issuer, deviceCookie, device+"."+exp+"."+s.deviceMAC(device, exp, username), int(deviceTTL.Seconds()))
+}
+
+// knownDevice is the device the browser's cookie proves for username,
+// unexpired and signed by this gateway; "" when there is none.
+func (s *Server) knownDevice(r *http.Request, issuer, username string) string {
+	c, err := r.Cookie(cookieName(issuer, deviceCookie))
+	if err != nil || len(c.Value) > 200 {
+		return ""
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 || parts[0] == "" {
+		return ""
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || !s.now().Before(time.Unix(exp, 0)) {
+		return ""
+	}
+	if !tokens.Equal(parts[2], s.deviceMAC(parts[0], parts[1], username)) {
+		return ""
+	}
+	return parts[0]
+}
+
+// deviceMAC binds a device, its expiry and a username folded to lower
+// case, as the connector's throttling folds it.
+func (s *Server) deviceMAC(device, exp, username string) string {
+	return s.csrfMAC("device", strings.ToLower(username)+"\x00"+exp, device)
+}
