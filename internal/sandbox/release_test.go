@@ -223,3 +223,102 @@ func TestSEC22_EndedSparesAnotherProcessesServers(t *testing.T) {
 		t.Errorf("after this process's last server ended while another holds the uid's lock, uid %d runs %v, want its setsid child (1): another replica's server would have been killed", cred.UID, processesOf(t, cred.UID))
 	}
 }
+
+// lockWaiter reports whether /proc/locks shows a request blocked on the
+// file name (an inode), so a test knows a Start waits for a lock.
+func lockWaiter(t *testing.T, name string) bool {
+	t.Helper()
+	fi, err := os.Stat(name)
+	if err != nil {
+		return false
+	}
+	ino := ":" + strconv.FormatUint(fi.Sys().(*syscall.Stat_t).Ino, 10)
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(locks), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 6 && fields[1] == "->" && strings.HasSuffix(fields[6], ino) {
+			return true
+		}
+	}
+	return false
+}
+
+// SEC-22: while another gateway process on the data directory ends what
+// one user's last server left (it holds the uid's lock exclusively), a
+// start of that user's server waits, and a start of another user's does
+// not: the wait is the uid's, never the whole gateway's.
+func TestSEC22_ALockedUIDDelaysNoOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+	r := Range{First: 2_097_400, Last: 2_097_409} // far from any system account
+	base := filepath.Join(openDir(t), "stdio")
+	alice, bob := filepath.Join(base, "mcp", "alice"), filepath.Join(base, "mcp", "bob")
+	if err := os.MkdirAll(filepath.Join(base, "mcp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	credA, err := HomeFor(r, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	credB, err := HomeFor(r, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killUID(t, credA.UID); killUID(t, credB.UID) })
+	// Another replica, killing what alice's last server there left.
+	lock := filepath.Join(base, fmt.Sprintf(".uid-%d.lock", credA.UID))
+	other, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	// start starts a server of cred's in the background; its channel
+	// closes once Start returned, with *err its error.
+	start := func(home string, cred *Cred) (<-chan struct{}, *error) {
+		done, err := make(chan struct{}), new(error)
+		cmd := exec.Command("/bin/sleep", "300")
+		go func() {
+			defer close(done)
+			*err = Start(cmd, Policy{Home: home, Cred: cred})
+		}()
+		t.Cleanup(func() {
+			other.Close()
+			if <-done; *err == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				Ended(cred)
+			}
+		})
+		return done, err
+	}
+	startedA, errA := start(alice, credA)
+	for deadline := time.Now().Add(10 * time.Second); !lockWaiter(t, lock); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's start does not wait for her uid's lock, held by another process")
+		}
+	}
+	startedB, errB := start(bob, credB)
+	select {
+	case <-startedB:
+		if *errB != nil {
+			t.Fatal(*errB)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob's server did not start within 15 s while another process held alice's uid's lock: one uid's wait held up every user's start")
+	}
+	select {
+	case <-startedA:
+		t.Fatalf("alice's start returned (%v) while another process held her uid's lock exclusively", *errA)
+	default:
+	}
+	other.Close()
+	if <-startedA; *errA != nil {
+		t.Fatal(*errA)
+	}
+}

@@ -89,23 +89,42 @@ func ReleaseHome(r Range, home string) error {
 // server writes.
 var servers = liveServers{n: map[uint32]*uidServers{}}
 
+// liveServers' mutex guards only the map: the waits of a uid (for its lock
+// while another process kills under it, for the killer) hold that uid's
+// own mutex, so that they delay that user's starts and no other user's.
+// An entry stays once made, one per uid this process ran a server as.
 type liveServers struct {
 	mu sync.Mutex
 	n  map[uint32]*uidServers
 }
 
 type uidServers struct {
+	mu    sync.Mutex
 	count int
 	lock  *os.File
+}
+
+// of returns the entry of uid, made if missing when create is set (nil
+// otherwise).
+func (s *liveServers) of(uid uint32, create bool) *uidServers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.n[uid]
+	if u == nil && create {
+		u = &uidServers{}
+		s.n[uid] = u
+	}
+	return u
 }
 
 // started counts one more server of c's uid, whose home is home: the
 // first takes the uid's lock shared, waiting while another process kills
 // what the uid's last server there left.
 func (s *liveServers) started(c *Cred, home string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u := s.n[c.UID]; u != nil {
+	u := s.of(c.UID, true)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.count > 0 {
 		u.count++
 		return nil
 	}
@@ -113,7 +132,7 @@ func (s *liveServers) started(c *Cred, home string) error {
 	if err != nil {
 		return fmt.Errorf("stdio: the uid's lock: %w", err)
 	}
-	s.n[c.UID] = &uidServers{count: 1, lock: f}
+	u.count, u.lock = 1, f
 	return nil
 }
 
@@ -148,25 +167,29 @@ func lockUID(name string, how int) (*os.File, error) {
 // otherwise run on unsupervised, beyond stdio_max_processes, holding the
 // server's pipes.
 func Ended(c *Cred) error {
-	servers.mu.Lock()
-	defer servers.mu.Unlock()
-	u := servers.n[c.UID]
+	u := servers.of(c.UID, false)
 	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.count == 0 {
 		return nil
 	}
 	if u.count--; u.count > 0 {
 		return nil
 	}
-	delete(servers.n, c.UID)
-	defer u.lock.Close()
+	lock := u.lock
+	u.lock = nil
+	defer lock.Close()
 	// Exclusive only when no other process holds it shared; a server
 	// starting meanwhile waits for the kill to end, then finds the file
 	// gone and locks a new one.
-	if err := unix.Flock(int(u.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another process runs a server of the user's
 	}
 	err := killAll(c.UID)
-	os.Remove(u.lock.Name())
+	os.Remove(lock.Name())
 	return err
 }
 
