@@ -322,3 +322,61 @@ func TestSEC22_ALockedUIDDelaysNoOtherUser(t *testing.T) {
 		t.Fatal(*errA)
 	}
 }
+
+func init() {
+	// "release:FIRST-LAST=HOME" releases HOME as a gateway of the child's
+	// uid would, with stdio_uid_range FIRST-LAST.
+	moreAttacks["release"] = func(target string) error {
+		rs, home, _ := strings.Cut(target, "=")
+		r, err := ParseRange(rs)
+		if err != nil {
+			return err
+		}
+		return ReleaseHome(r, home)
+	}
+}
+
+// SEC-22: a gateway that is not root runs its servers as its own uid,
+// whatever stdio_uid_range says; when that uid lies in the range, the
+// release of a probe's home (which that uid owns) ends no process of it
+// (the gateway's own, and those of whoever else runs as it) and removes
+// the home.
+func TestSEC22_ReleaseHomeSparesTheGatewaysOwnUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs a child as another uid: run it as root (CI does)")
+	}
+	const uid = 2_097_505 // far from any system account
+	if pids := processesOf(t, uid); len(pids) != 0 {
+		t.Fatalf("uid %d already runs processes %v: pick another uid for this test", uid, pids)
+	}
+	t.Cleanup(func() { killUID(t, uid) })
+	base := filepath.Join(openDir(t), "stdio")
+	home := filepath.Join(base, "mcp", "probe")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{base, filepath.Dir(home), home} {
+		if err := os.Chown(d, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cred := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	other := exec.Command("/bin/sleep", "300") // another process of the gateway's uid
+	other.SysProcAttr = cred
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	gateway := exec.Command("/proc/self/exe", fmt.Sprintf("release:%d-%d=%s", uid-5, uid+5, home))
+	gateway.Env, gateway.Dir, gateway.SysProcAttr = []string{childEnv + "=1"}, "/", cred
+	out, err := gateway.CombinedOutput()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), " ok") {
+		t.Fatalf("ReleaseHome in a gateway of uid %d with the uid in its range: %v, %s; want it done and no process of its uid killed", uid, err, out)
+	}
+	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("another process of the gateway's uid %d after ReleaseHome: %v, want it alive", uid, err)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
+	}
+}

@@ -62,7 +62,9 @@ func HomeFor(r Range, home string) (*Cred, error) {
 // process group would otherwise live on under a uid that a later user
 // gets, with that user's files. On an error home stays, and with it the
 // uid's owner. A home that is gone, or not owned by a uid of r, is only
-// removed.
+// removed; so is one owned by this process's own uid, which a gateway
+// that is not root gives its servers whatever r says: pid -1 would end
+// the gateway itself and whatever else runs as it.
 func ReleaseHome(r Range, home string) error {
 	fi, err := os.Lstat(home)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -71,7 +73,7 @@ func ReleaseHome(r Range, home string) error {
 	if err != nil {
 		return err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && st.Uid != 0 && r.contains(st.Uid) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && st.Uid != 0 && int(st.Uid) != os.Geteuid() && r.contains(st.Uid) {
 		if err := killAll(st.Uid); err != nil {
 			return err
 		}
@@ -194,8 +196,12 @@ func Ended(c *Cred) error {
 }
 
 // killAll kills every process of uid, from a process of that uid: this
-// binary as the launcher, in its killer's role (killAllAs).
+// binary as the launcher, in its killer's role (killAllAs). Never this
+// process's uid, nor root's: only a uid given to users' servers.
 func killAll(uid uint32) error {
+	if uid == 0 || int(uid) == os.Geteuid() {
+		return fmt.Errorf("stdio: refusing to end every process of uid %d, which is root's or the gateway's own", uid)
+	}
 	self, err := executable()
 	if err != nil {
 		return err
