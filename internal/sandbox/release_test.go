@@ -380,3 +380,22 @@ func TestSEC22_ReleaseHomeSparesTheGatewaysOwnUID(t *testing.T) {
 		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
 	}
 }
+
+// SEC-20: the killer runs as a server's uid, whose processes may read its
+// /proc/PID/environ, so it takes nothing of the gateway's environment
+// (where a variable the configuration never read, PGPASSWORD for pgx,
+// stays). A malformed GOMEMLIMIT, which the Go runtime of any process that
+// inherits it refuses at start, shows whether it got any.
+func TestSEC20_KillerTakesNoneOfTheGatewaysEnvironment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+	const uid = 2_097_515 // far from any system account
+	if pids := processesOf(t, uid); len(pids) != 0 {
+		t.Fatalf("uid %d already runs processes %v: pick another uid for this test", uid, pids)
+	}
+	t.Setenv("GOMEMLIMIT", "the-gateway's-own")
+	if err := killAll(uid); err != nil {
+		t.Fatalf("killAll with the gateway's environment holding a variable a Go process refuses: %v; want the killer started without it", err)
+	}
+}

@@ -214,6 +214,9 @@ func killAll(uid uint32) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self, string(spec))
 	cmd.Args[0] = launcherName
+	// It runs as the uid whose processes it ends, which may read its
+	// environ: nothing of the gateway's (SEC-20).
+	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
