@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -397,5 +398,52 @@ func TestSEC20_KillerTakesNoneOfTheGatewaysEnvironment(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "the-gateway's-own")
 	if err := killAll(uid); err != nil {
 		t.Fatalf("killAll with the gateway's environment holding a variable a Go process refuses: %v; want the killer started without it", err)
+	}
+}
+
+// pipeHeldUID is the uid whose killer, in this test binary, leaves a
+// process of the uid holding its output and exits without killing: what a
+// server's process that stopped the killer before its kill and opened
+// /proc/PID/fd/1 (a kernel without Landlock keeps /proc open) would do.
+const pipeHeldUID = 2_097_525
+
+// The killer's role starts in the init of this package, after every
+// package-level variable: this one runs first, in the killer of
+// pipeHeldUID only.
+var _ = holdKillersPipe()
+
+func holdKillersPipe() bool {
+	var l launch
+	if len(os.Args) < 2 || os.Args[0] != launcherName || json.Unmarshal([]byte(os.Args[1]), &l) != nil || l.KillUID != pipeHeldUID {
+		return false
+	}
+	holder := exec.Command("/bin/sleep", "300")
+	holder.Stdout, holder.Stderr = os.Stdout, os.Stderr
+	if err := holder.Start(); err != nil {
+		os.Exit(1)
+	}
+	os.Exit(0)
+	return true
+}
+
+// SEC-22: the end of what a uid's servers left waits for the killer, not
+// for every process that holds its output: a server's process could hold
+// it for ever, and with it the uid's lock and every later start of the
+// user's servers, here and in every replica.
+func TestSEC22_KillAllWaitsNotForItsOutputsHolders(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+	if pids := processesOf(t, pipeHeldUID); len(pids) != 0 {
+		t.Fatalf("uid %d already runs processes %v: pick another uid for this test", pipeHeldUID, pids)
+	}
+	t.Cleanup(func() { killUID(t, pipeHeldUID) })
+	done := make(chan error, 1)
+	go func() { done <- killAll(pipeHeldUID) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		killUID(t, pipeHeldUID) // lets killAll return
+		t.Fatal("killAll still waited 30 s after the killer exited, for a process of the uid that holds its output")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -195,6 +196,10 @@ func Ended(c *Cred) error {
 	return err
 }
 
+// killerWaitDelay bounds the wait for the killer's output once it has
+// exited or been killed.
+const killerWaitDelay = 5 * time.Second
+
 // killAll kills every process of uid, from a process of that uid: this
 // binary as the launcher, in its killer's role (killAllAs). Never this
 // process's uid, nor root's: only a uid given to users' servers.
@@ -217,6 +222,11 @@ func killAll(uid uint32) error {
 	// It runs as the uid whose processes it ends, which may read its
 	// environ: nothing of the gateway's (SEC-20).
 	cmd.Env = []string{}
+	// Its output is a pipe that a process of the uid may hold (one that
+	// stopped it before its kill and opened /proc/PID/fd/1, where /proc
+	// is open to it): once the killer is gone, that process is waited
+	// for no longer, which would hold the uid's lock for ever.
+	cmd.WaitDelay = killerWaitDelay
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
