@@ -108,8 +108,8 @@ func TestSEC22_ReleaseHomeEndsTheUID(t *testing.T) {
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
 	}
-	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
-		t.Errorf("the process of uid %d after releasing uid %d's home: %v, want it alive", cred.UID+1, cred.UID, err)
+	if pids := processesOf(t, cred.UID+1); len(pids) != 1 || pids[0] != other.Process.Pid { // a zombie, killed, is not listed
+		t.Errorf("uid %d after releasing uid %d's home runs %v, want its process %d alive", cred.UID+1, cred.UID, pids, other.Process.Pid)
 	}
 }
 
@@ -374,8 +374,8 @@ func TestSEC22_ReleaseHomeSparesTheGatewaysOwnUID(t *testing.T) {
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), " ok") {
 		t.Fatalf("ReleaseHome in a gateway of uid %d with the uid in its range: %v, %s; want it done and no process of its uid killed", uid, err, out)
 	}
-	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
-		t.Errorf("another process of the gateway's uid %d after ReleaseHome: %v, want it alive", uid, err)
+	if pids := processesOf(t, uid); len(pids) != 1 || pids[0] != other.Process.Pid { // a zombie, killed, is not listed
+		t.Errorf("the gateway's uid %d after ReleaseHome runs %v, want its other process %d alive", uid, pids, other.Process.Pid)
 	}
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
@@ -445,5 +445,55 @@ func TestSEC22_KillAllWaitsNotForItsOutputsHolders(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		killUID(t, pipeHeldUID) // lets killAll return
 		t.Fatal("killAll still waited 30 s after the killer exited, for a process of the uid that holds its output")
+	}
+}
+
+// SEC-22: releasing a home kills nothing of its uid while another gateway
+// process on the data directory holds the uid's lock (it runs a server of
+// that uid: the uid is another user's too, which two processes allocating
+// at once can make), and the home goes all the same.
+func TestSEC22_ReleaseHomeSparesAnotherProcessesServers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+	r := Range{First: 2_097_600, Last: 2_097_609} // far from any system account
+	base := filepath.Join(openDir(t), "stdio")
+	home := filepath.Join(base, "mcp", "probe")
+	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := HomeFor(r, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids := processesOf(t, cred.UID); len(pids) != 0 {
+		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
+	}
+	t.Cleanup(func() { killUID(t, cred.UID) })
+	// Another replica's server of that uid, and its hold on the lock.
+	other, err := os.OpenFile(filepath.Join(base, fmt.Sprintf(".uid-%d.lock", cred.UID)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	server := exec.Command("/bin/sleep", "300")
+	server.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: cred.UID, Gid: cred.GID, Groups: []uint32{}}}
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { server.Process.Kill(); server.Wait() }()
+
+	if err := ReleaseHome(r, home); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)                                                     // what a wrongful kill would need to show
+	if pids := processesOf(t, cred.UID); len(pids) != 1 || pids[0] != server.Process.Pid { // a zombie, killed, is not listed
+		t.Errorf("uid %d after ReleaseHome runs %v, want another process's server %d alive", cred.UID, pids, server.Process.Pid)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
 	}
 }

@@ -75,11 +75,45 @@ func ReleaseHome(r Range, home string) error {
 		return err
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && st.Uid != 0 && int(st.Uid) != os.Geteuid() && r.contains(st.Uid) {
-		if err := killAll(st.Uid); err != nil {
+		if err := killUnlocked(st.Uid, uidLock(home, st.Uid)); err != nil {
 			return err
 		}
 	}
 	return os.RemoveAll(home)
+}
+
+// uidLock is the name of uid's lock file, for a home of uid: beside the
+// resources' directories (see servers).
+func uidLock(home string, uid uint32) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", uid))
+}
+
+// killUnlocked kills every process of uid unless another gateway process
+// holds its lock file name: it runs a server of that uid, which is then
+// another user's too (two processes on one data directory that allocate
+// at once can give one uid to two users). This process's own servers of
+// uid, which hold it too, are killed.
+func killUnlocked(uid uint32, name string) error {
+	if u := servers.of(uid, false); u != nil {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.count > 0 {
+			// Whether another process holds the lock too cannot be told
+			// from this one's hold: the uid is this process's user's.
+			return killAll(uid)
+		}
+	}
+	lock, err := lockUID(name, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stdio: the uid's lock: %w", err)
+	}
+	defer lock.Close()
+	err = killAll(uid)
+	os.Remove(name)
+	return err
 }
 
 // servers holds, for each uid, this process's servers that Start started
@@ -131,7 +165,7 @@ func (s *liveServers) started(c *Cred, home string) error {
 		u.count++
 		return nil
 	}
-	f, err := lockUID(filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", c.UID)), unix.LOCK_SH)
+	f, err := lockUID(uidLock(home, c.UID), unix.LOCK_SH)
 	if err != nil {
 		return fmt.Errorf("stdio: the uid's lock: %w", err)
 	}
