@@ -194,12 +194,20 @@ func (a *answerWriter) writeHeld() {
 func (a *answerWriter) refuseList() {
 	a.w.Header().Del("Content-Encoding")
 	a.w.Header().Set("Content-Type", "application/json")
-	var id json.RawMessage
-	if len(a.x.lists) == 1 && !a.x.msgs.Batch {
-		id = a.x.lists[0]
-	}
 	a.status = http.StatusBadGateway
-	jsonrpc.WriteError(a.w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, listUnfiltered)
+	jsonrpc.WriteError(a.w, http.StatusBadGateway, a.x.refusedID(), jsonrpc.CodeInternalError, listUnfiltered)
+}
+
+// refusedID is the id of the request whose answer the policy refused: the
+// POST's one request, whatever its method, since every answer is read
+// under a policy (SEC-122) and a client whose request gets no answer under
+// its id waits on; nil (null) for a batch or a GET's stream, where which
+// request an answer was for cannot be told.
+func (x *exchange) refusedID() json.RawMessage {
+	if m := x.msgs.Messages; !x.msgs.Batch && len(m) == 1 && m[0].Kind == jsonrpc.Request {
+		return m[0].ID
+	}
+	return nil
 }
 
 // listUnfiltered is the error message of a refused tools/list answer.
@@ -289,9 +297,9 @@ func (s *sseFilter) event(ev sse.Event) error {
 func (s *sseFilter) close() { _ = s.sc.Close() }
 
 func listError(x *exchange) []byte {
-	var id json.RawMessage
-	if len(x.lists) == 1 {
-		id = x.lists[0]
+	id := x.refusedID()
+	if id == nil && len(x.lists) == 1 {
+		id = x.lists[0] // a batch's one tools/list
 	}
 	return jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, listUnfiltered)
 }

@@ -74,3 +74,48 @@ func TestSEC122_ToolsListedAnywhereFiltered(t *testing.T) {
 		})
 	}
 }
+
+// SEC-122: an answer the policy cannot read (packed, or beyond what it
+// holds) is replaced by an error that carries the id of the request it
+// answers, whatever its method, so that the client's request ends with it
+// instead of waiting for an answer that never comes.
+func TestSEC122_RefusedAnswerKeepsTheRequestsID(t *testing.T) {
+	big := `{"jsonrpc":"2.0","id":42,"result":{"contents":[{"uri":"file:///big","text":"` + strings.Repeat("a", maxHold) + `"}]}}`
+	for _, c := range []struct {
+		name    string
+		backend func(w http.ResponseWriter, r *http.Request)
+	}{
+		{"packed", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "gzip") // whatever the request asked for
+			zw := gzip.NewWriter(w)
+			io.WriteString(zw, `{"jsonrpc":"2.0","id":42,"result":{"contents":[]}}`)
+			zw.Close()
+		}},
+		{"too large to hold", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, big)
+		}},
+		{"an event too large to hold", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: message\ndata: "+big+"\n\n")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := front(t, http.HandlerFunc(c.backend), Options{Policy: testPolicy()}, bob)
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL,
+				strings.NewReader(`{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///big"}}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(b), `"id":42`) || !strings.Contains(string(b), listUnfiltered) {
+				t.Fatalf("%d %.300s: want the policy's error under the request's id 42", resp.StatusCode, b)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,7 +63,9 @@ func HomeFor(r Range, home string) (*Cred, error) {
 // process group would otherwise live on under a uid that a later user
 // gets, with that user's files. On an error home stays, and with it the
 // uid's owner. A home that is gone, or not owned by a uid of r, is only
-// removed.
+// removed; so is one owned by this process's own uid, which a gateway
+// that is not root gives its servers whatever r says: pid -1 would end
+// the gateway itself and whatever else runs as it.
 func ReleaseHome(r Range, home string) error {
 	fi, err := os.Lstat(home)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -71,12 +74,46 @@ func ReleaseHome(r Range, home string) error {
 	if err != nil {
 		return err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && st.Uid != 0 && r.contains(st.Uid) {
-		if err := killAll(st.Uid); err != nil {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && st.Uid != 0 && int(st.Uid) != os.Geteuid() && r.contains(st.Uid) {
+		if err := killUnlocked(st.Uid, uidLock(home, st.Uid)); err != nil {
 			return err
 		}
 	}
 	return os.RemoveAll(home)
+}
+
+// uidLock is the name of uid's lock file, for a home of uid: beside the
+// resources' directories (see servers).
+func uidLock(home string, uid uint32) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", uid))
+}
+
+// killUnlocked kills every process of uid unless another gateway process
+// holds its lock file name: it runs a server of that uid, which is then
+// another user's too (two processes on one data directory that allocate
+// at once can give one uid to two users). This process's own servers of
+// uid, which hold it too, are killed.
+func killUnlocked(uid uint32, name string) error {
+	if u := servers.of(uid, false); u != nil {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.count > 0 {
+			// Whether another process holds the lock too cannot be told
+			// from this one's hold: the uid is this process's user's.
+			return killAll(uid)
+		}
+	}
+	lock, err := lockUID(name, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stdio: the uid's lock: %w", err)
+	}
+	defer lock.Close()
+	err = killAll(uid)
+	os.Remove(name)
+	return err
 }
 
 // servers holds, for each uid, this process's servers that Start started
@@ -89,31 +126,50 @@ func ReleaseHome(r Range, home string) error {
 // server writes.
 var servers = liveServers{n: map[uint32]*uidServers{}}
 
+// liveServers' mutex guards only the map: the waits of a uid (for its lock
+// while another process kills under it, for the killer) hold that uid's
+// own mutex, so that they delay that user's starts and no other user's.
+// An entry stays once made, one per uid this process ran a server as.
 type liveServers struct {
 	mu sync.Mutex
 	n  map[uint32]*uidServers
 }
 
 type uidServers struct {
+	mu    sync.Mutex
 	count int
 	lock  *os.File
+}
+
+// of returns the entry of uid, made if missing when create is set (nil
+// otherwise).
+func (s *liveServers) of(uid uint32, create bool) *uidServers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.n[uid]
+	if u == nil && create {
+		u = &uidServers{}
+		s.n[uid] = u
+	}
+	return u
 }
 
 // started counts one more server of c's uid, whose home is home: the
 // first takes the uid's lock shared, waiting while another process kills
 // what the uid's last server there left.
 func (s *liveServers) started(c *Cred, home string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u := s.n[c.UID]; u != nil {
+	u := s.of(c.UID, true)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.count > 0 {
 		u.count++
 		return nil
 	}
-	f, err := lockUID(filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", c.UID)), unix.LOCK_SH)
+	f, err := lockUID(uidLock(home, c.UID), unix.LOCK_SH)
 	if err != nil {
 		return fmt.Errorf("stdio: the uid's lock: %w", err)
 	}
-	s.n[c.UID] = &uidServers{count: 1, lock: f}
+	u.count, u.lock = 1, f
 	return nil
 }
 
@@ -148,31 +204,43 @@ func lockUID(name string, how int) (*os.File, error) {
 // otherwise run on unsupervised, beyond stdio_max_processes, holding the
 // server's pipes.
 func Ended(c *Cred) error {
-	servers.mu.Lock()
-	defer servers.mu.Unlock()
-	u := servers.n[c.UID]
+	u := servers.of(c.UID, false)
 	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.count == 0 {
 		return nil
 	}
 	if u.count--; u.count > 0 {
 		return nil
 	}
-	delete(servers.n, c.UID)
-	defer u.lock.Close()
+	lock := u.lock
+	u.lock = nil
+	defer lock.Close()
 	// Exclusive only when no other process holds it shared; a server
 	// starting meanwhile waits for the kill to end, then finds the file
 	// gone and locks a new one.
-	if err := unix.Flock(int(u.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // another process runs a server of the user's
 	}
 	err := killAll(c.UID)
-	os.Remove(u.lock.Name())
+	os.Remove(lock.Name())
 	return err
 }
 
+// killerWaitDelay bounds the wait for the killer's output once it has
+// exited or been killed.
+const killerWaitDelay = 5 * time.Second
+
 // killAll kills every process of uid, from a process of that uid: this
-// binary as the launcher, in its killer's role (killAllAs).
+// binary as the launcher, in its killer's role (killAllAs). Never this
+// process's uid, nor root's: only a uid given to users' servers.
 func killAll(uid uint32) error {
+	if uid == 0 || int(uid) == os.Geteuid() {
+		return fmt.Errorf("stdio: refusing to end every process of uid %d, which is root's or the gateway's own", uid)
+	}
 	self, err := executable()
 	if err != nil {
 		return err
@@ -185,7 +253,14 @@ func killAll(uid uint32) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self, string(spec))
 	cmd.Args[0] = launcherName
-	cmd.Env = []string{} // nothing of the gateway's, in a process of the user's uid
+	// It runs as the uid whose processes it ends, which may read its
+	// environ: nothing of the gateway's (SEC-20).
+	cmd.Env = []string{}
+	// Its output is a pipe that a process of the uid may hold (one that
+	// stopped it before its kill and opened /proc/PID/fd/1, where /proc
+	// is open to it): once the killer is gone, that process is waited
+	// for no longer, which would hold the uid's lock for ever.
+	cmd.WaitDelay = killerWaitDelay
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -18,7 +18,8 @@ import (
 // fakeEnv selects what the test binary does when run as a child: "server"
 // is a real go-sdk MCP server on stdin/stdout; "sleeper" just sleeps (the
 // server's own child, for the process-group test); "dies" says why on
-// standard error and exits 3, as a server missing its script does.
+// standard error and exits 3, as a server missing its script does
+// ("dies-loud" after many lines).
 const fakeEnv = "STDIO_TEST_FAKE"
 
 func TestMain(m *testing.M) {
@@ -30,6 +31,12 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Hour)
 		os.Exit(0)
 	case "dies":
+		fmt.Fprint(os.Stderr, "loader:1228\n  throw err;\n\nError: Cannot find module '/srv/missing.js'\n    at resolve\n    at load\n}\n\nNode.js v22\n")
+		os.Exit(3)
+	case "dies-loud": // as "dies", after more notices than the log takes at once
+		for i := range logBurst + 50 {
+			fmt.Fprintf(os.Stderr, "npm notice %d\n", i)
+		}
 		fmt.Fprint(os.Stderr, "loader:1228\n  throw err;\n\nError: Cannot find module '/srv/missing.js'\n    at resolve\n    at load\n}\n\nNode.js v22\n")
 		os.Exit(3)
 	}

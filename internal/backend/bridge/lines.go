@@ -66,7 +66,15 @@ type logBudget struct {
 	left atomic.Int64 // since the last report
 }
 
-func newLogBudget() *logBudget { return &logBudget{lim: rate.NewLimiter(logRate, logBurst)} }
+// newLogBudget returns the budget of a server whose lines go to the
+// gateway's log, or, when tail is set, to a probe's tail, which keeps a
+// bounded number of them by itself and must see the last: no budget.
+func newLogBudget(tail bool) *logBudget {
+	if tail {
+		return &logBudget{lim: rate.NewLimiter(rate.Inf, 0)}
+	}
+	return &logBudget{lim: rate.NewLimiter(logRate, logBurst)}
+}
 
 // allow reports whether one more line may go to log; before it, the count
 // of the lines left out, if any.

@@ -103,7 +103,7 @@ func newLink(pool *Pool, c *identity.Caller) *link {
 		user:     c.User.ID,
 		caller:   c,
 		log:      pool.log.With("resource", pool.opts.resource, "user", c.User.ID),
-		noise:    newLogBudget(),
+		noise:    newLogBudget(pool.opts.tail),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 		pending:  map[int64]*call{},

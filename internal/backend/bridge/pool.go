@@ -158,6 +158,7 @@ type common struct {
 	resource     string
 	metrics      *metrics.Metrics
 	logger       *slog.Logger
+	tail         bool // logger is a probe's tail of the server's lines, not the gateway's log
 }
 
 func (c *common) defaults() {

@@ -63,6 +63,7 @@ func ProbeStdio(ctx context.Context, opts StdioOptions) (result json.RawMessage,
 		removeEmpty(opts.Dir, made)
 		return nil, err
 	}
+	p.opts.tail = true
 	home := userDir(p.dir, probeUser)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), stopGrace+time.Second)

@@ -67,6 +67,23 @@ func TestProbeStdioServerDies(t *testing.T) {
 	}
 }
 
+// A server that writes more lines at start than the gateway's log takes at
+// once (SEC-124) still fails the probe with the lines that say what to
+// fix: the probe's tail is bounded by itself and is no log to spare.
+func TestProbeStdioLoudServerDies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := ProbeStdio(ctx, probeOptions(t, "dies-loud"))
+	if err == nil {
+		t.Fatal("ProbeStdio of a server that exits: no error")
+	}
+	for _, want := range []string{"the server ended: exit status 3", "its standard error: ", "} | Node.js v22"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q, want it to say %q", err, want)
+		}
+	}
+}
+
 // A server that never answers initialize fails the probe by its context's
 // deadline, not the bridge's 30 s.
 func TestProbeStdioNoAnswer(t *testing.T) {
