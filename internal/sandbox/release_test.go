@@ -497,3 +497,47 @@ func TestSEC22_ReleaseHomeSparesAnotherProcessesServers(t *testing.T) {
 		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
 	}
 }
+
+// SEC-22: a uid is allocated under a lock that every gateway process on
+// the data directory takes, so that two replicas on one host allocating
+// at once cannot both read a uid as free and give it to two users.
+func TestSEC22_HomeForWaitsForAnotherProcessesAllocation(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test gives directories to other uids: run it as root (CI does)")
+	}
+	r := Range{First: 2_097_400, Last: 2_097_409}
+	base := filepath.Join(openDir(t), "stdio")
+	if err := os.MkdirAll(filepath.Join(base, "mcp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica allocating: its own open of the lock, held.
+	other, err := os.OpenFile(filepath.Join(base, ".uids.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := HomeFor(r, filepath.Join(base, "mcp", "alice"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("HomeFor returned (%v) while another process held the allocation lock, want it to wait", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	other.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("HomeFor still waits 10 s after the other process let the lock go")
+	}
+	if _, err := os.Stat(filepath.Join(base, ".uids.lock")); !os.IsNotExist(err) {
+		t.Errorf("the allocation lock after HomeFor: %v, want it removed (a check leaves nothing)", err)
+	}
+}

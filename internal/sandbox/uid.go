@@ -30,7 +30,11 @@ import (
 // next free one when another user's directory has it. A restart finds the
 // same owners, so the mapping is stable, and nothing else has to be kept
 // in step with the directories.
-var uidMu sync.Mutex // one allocation at a time in this process
+// One allocation at a time: uidMu in this process, and a lock file beside
+// the resources' directories across the gateway processes on one data
+// directory (replicas on one host), which would otherwise both read a uid
+// as free and give it to two users.
+var uidMu sync.Mutex
 
 // HomeFor returns the uid (and gid) of the user whose directory is home,
 // allocating one from r on first use, and makes home that user's: created
@@ -39,8 +43,18 @@ var uidMu sync.Mutex // one allocation at a time in this process
 func HomeFor(r Range, home string) (*Cred, error) {
 	uidMu.Lock()
 	defer uidMu.Unlock()
+	base := filepath.Dir(filepath.Dir(home))
+	alloc := filepath.Join(base, ".uids.lock")
+	lock, err := lockUID(alloc, unix.LOCK_EX)
+	if err != nil {
+		return nil, fmt.Errorf("stdio: the uids' lock: %w", err)
+	}
+	defer func() {
+		os.Remove(alloc) // under the lock: the next taker finds it gone and makes its own
+		lock.Close()
+	}()
 	name := filepath.Base(home)
-	used, mine, err := uidsInUse(r, filepath.Dir(filepath.Dir(home)), name)
+	used, mine, err := uidsInUse(r, base, name)
 	if err != nil {
 		return nil, err
 	}
