@@ -52,6 +52,81 @@ func processesOf(t *testing.T, uid uint32) []int {
 	return pids
 }
 
+// needRoot fails t unless it runs as root, which starting processes and
+// giving directories to other uids takes (CI runs as root).
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
+	}
+}
+
+// newBase is a new stdio base directory (DATA-DIR/stdio) with a resource's
+// directory mcp in it, under a directory every uid may traverse.
+func newBase(t *testing.T) string {
+	t.Helper()
+	base := filepath.Join(openDir(t), "stdio")
+	if err := os.MkdirAll(filepath.Join(base, "mcp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+// userHome gives the user name a home under base and a uid of r, far from
+// any system account, that runs nothing yet; what the test leaves running
+// as it is killed at the end.
+func userHome(t *testing.T, base string, r Range, name string) (string, *Cred) {
+	t.Helper()
+	home := filepath.Join(base, "mcp", name)
+	cred, err := HomeFor(r, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids := processesOf(t, cred.UID); len(pids) != 0 {
+		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
+	}
+	t.Cleanup(func() { killUID(t, cred.UID) })
+	return home, cred
+}
+
+// holdLock opens the lock file name as another gateway process would, and
+// locks it with how until the test ends or the caller closes it.
+func holdLock(t *testing.T, name string, how int) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// startLeaver starts, as cred in home, a server that leaves a setsid child
+// running outside its process group.
+func startLeaver(t *testing.T, home string, cred *Cred) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
+	if err := Start(cmd, Policy{Home: home, Cred: cred}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// waitProcesses waits until done holds for the number of processes uid
+// runs, and fails t with what after 10 s.
+func waitProcesses(t *testing.T, uid uint32, what string, done func(n int) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !done(len(processesOf(t, uid))); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: uid %d runs %v", what, uid, processesOf(t, uid))
+		}
+	}
+}
+
 // killUID kills what a failed test left running as uid.
 func killUID(t *testing.T, uid uint32) {
 	for _, pid := range processesOf(t, uid) {
@@ -63,48 +138,22 @@ func killUID(t *testing.T, uid uint32) {
 // the server's process group (setsid) included, before the home and with
 // it the uid go; a process of another uid lives on.
 func TestSEC22_ReleaseHomeEndsTheUID(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
-	r := Range{First: 2_097_100, Last: 2_097_109} // far from any system account
-	base := filepath.Join(openDir(t), "stdio")
-	home := filepath.Join(base, "mcp", "probe")
-	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cred, err := HomeFor(r, home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pids := processesOf(t, cred.UID); len(pids) != 0 {
-		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
-	}
-	t.Cleanup(func() { killUID(t, cred.UID) })
-	server := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
-	if err := Start(server, Policy{Home: home, Cred: cred}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { server.Process.Kill(); server.Wait() }()
+	needRoot(t)
+	r := Range{First: 2_097_100, Last: 2_097_109}
+	home, cred := userHome(t, newBase(t), r, "probe")
+	startLeaver(t, home, cred)
 	other := exec.Command("sleep", "300")
 	other.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: cred.UID + 1, Gid: cred.UID + 1, Groups: []uint32{}}}
 	if err := other.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { other.Process.Kill(); other.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); len(processesOf(t, cred.UID)) < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("uid %d runs %v, want the server and its setsid child", cred.UID, processesOf(t, cred.UID))
-		}
-	}
+	waitProcesses(t, cred.UID, "want the server and its setsid child", func(n int) bool { return n == 2 })
 
 	if err := ReleaseHome(r, home); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(processesOf(t, cred.UID)) > 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after ReleaseHome, uid %d still runs %v, want none", cred.UID, processesOf(t, cred.UID))
-		}
-	}
+	waitProcesses(t, cred.UID, "after ReleaseHome, want none", func(n int) bool { return n == 0 })
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Errorf("the home after ReleaseHome: %v, want it removed", err)
 	}
@@ -127,30 +176,8 @@ func TestKillAllAsRefusesAnotherUID(t *testing.T) {
 // running under the uid (children that left the process group), and the
 // end of one server while another of the same uid runs kills nothing.
 func TestSEC22_EndedKillsWhatTheLastServerLeft(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
-	r := Range{First: 2_097_200, Last: 2_097_209} // far from any system account
-	home := filepath.Join(openDir(t), "stdio", "mcp", "user")
-	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cred, err := HomeFor(r, home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pids := processesOf(t, cred.UID); len(pids) != 0 {
-		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
-	}
-	t.Cleanup(func() { killUID(t, cred.UID) })
-	start := func() *exec.Cmd {
-		cmd := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
-		if err := Start(cmd, Policy{Home: home, Cred: cred}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	needRoot(t)
+	home, cred := userHome(t, newBase(t), Range{First: 2_097_200, Last: 2_097_209}, "user")
 	end := func(cmd *exec.Cmd) {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -158,23 +185,15 @@ func TestSEC22_EndedKillsWhatTheLastServerLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor := func(what string, done func(n int) bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !done(len(processesOf(t, cred.UID))); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: uid %d runs %v", what, cred.UID, processesOf(t, cred.UID))
-			}
-		}
-	}
-	first, second := start(), start()
-	waitFor("two servers, each with a setsid child", func(n int) bool { return n == 4 })
+	first, second := startLeaver(t, home, cred), startLeaver(t, home, cred)
+	waitProcesses(t, cred.UID, "want two servers, each with a setsid child", func(n int) bool { return n == 4 })
 	end(first)
 	time.Sleep(100 * time.Millisecond) // what a wrongful kill would need to show
 	if n := len(processesOf(t, cred.UID)); n != 3 {
 		t.Fatalf("after the first server's end, uid %d runs %d processes %v, want 3: the second server and both children", cred.UID, n, processesOf(t, cred.UID))
 	}
 	end(second)
-	waitFor("after the last server's end, want none", func(n int) bool { return n == 0 })
+	waitProcesses(t, cred.UID, "after the last server's end, want none", func(n int) bool { return n == 0 })
 }
 
 // SEC-22: replicas on one host share the data directory and so a user's
@@ -182,38 +201,13 @@ func TestSEC22_EndedKillsWhatTheLastServerLeft(t *testing.T) {
 // while another process holds the uid's lock (it runs a server of the
 // user's).
 func TestSEC22_EndedSparesAnotherProcessesServers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
-	r := Range{First: 2_097_300, Last: 2_097_309} // far from any system account
-	home := filepath.Join(openDir(t), "stdio", "mcp", "user")
-	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cred, err := HomeFor(r, home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { killUID(t, cred.UID) })
+	needRoot(t)
+	home, cred := userHome(t, newBase(t), Range{First: 2_097_300, Last: 2_097_309}, "user")
 	// Another replica's server of the user's: its own open of the lock,
 	// held shared, as its servers.started takes it.
-	other, err := os.OpenFile(filepath.Join(filepath.Dir(filepath.Dir(home)), fmt.Sprintf(".uid-%d.lock", cred.UID)), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := unix.Flock(int(other.Fd()), unix.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("/bin/sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & exec sleep 300")
-	if err := Start(cmd, Policy{Home: home, Cred: cred}); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); len(processesOf(t, cred.UID)) < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("uid %d runs %v, want the server and its setsid child", cred.UID, processesOf(t, cred.UID))
-		}
-	}
+	holdLock(t, uidLock(home, cred.UID), unix.LOCK_SH)
+	cmd := startLeaver(t, home, cred)
+	waitProcesses(t, cred.UID, "want the server and its setsid child", func(n int) bool { return n == 2 })
 	cmd.Process.Kill()
 	cmd.Wait()
 	if err := Ended(cred); err != nil {
@@ -252,33 +246,14 @@ func lockWaiter(t *testing.T, name string) bool {
 // start of that user's server waits, and a start of another user's does
 // not: the wait is the uid's, never the whole gateway's.
 func TestSEC22_ALockedUIDDelaysNoOtherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
-	r := Range{First: 2_097_400, Last: 2_097_409} // far from any system account
-	base := filepath.Join(openDir(t), "stdio")
-	alice, bob := filepath.Join(base, "mcp", "alice"), filepath.Join(base, "mcp", "bob")
-	if err := os.MkdirAll(filepath.Join(base, "mcp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	credA, err := HomeFor(r, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	credB, err := HomeFor(r, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { killUID(t, credA.UID); killUID(t, credB.UID) })
+	needRoot(t)
+	r := Range{First: 2_097_400, Last: 2_097_409}
+	base := newBase(t)
+	alice, credA := userHome(t, base, r, "alice")
+	bob, credB := userHome(t, base, r, "bob")
 	// Another replica, killing what alice's last server there left.
-	lock := filepath.Join(base, fmt.Sprintf(".uid-%d.lock", credA.UID))
-	other, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	lock := uidLock(alice, credA.UID)
+	other := holdLock(t, lock, unix.LOCK_EX)
 	// start starts a server of cred's in the background; its channel
 	// closes once Start returned, with *err its error.
 	start := func(home string, cred *Cred) (<-chan struct{}, *error) {
@@ -343,9 +318,7 @@ func init() {
 // (the gateway's own, and those of whoever else runs as it) and removes
 // the home.
 func TestSEC22_ReleaseHomeSparesTheGatewaysOwnUID(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test runs a child as another uid: run it as root (CI does)")
-	}
+	needRoot(t)
 	const uid = 2_097_505 // far from any system account
 	if pids := processesOf(t, uid); len(pids) != 0 {
 		t.Fatalf("uid %d already runs processes %v: pick another uid for this test", uid, pids)
@@ -388,9 +361,7 @@ func TestSEC22_ReleaseHomeSparesTheGatewaysOwnUID(t *testing.T) {
 // stays). A malformed GOMEMLIMIT, which the Go runtime of any process that
 // inherits it refuses at start, shows whether it got any.
 func TestSEC20_KillerTakesNoneOfTheGatewaysEnvironment(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
+	needRoot(t)
 	const uid = 2_097_515 // far from any system account
 	if pids := processesOf(t, uid); len(pids) != 0 {
 		t.Fatalf("uid %d already runs processes %v: pick another uid for this test", uid, pids)
@@ -431,9 +402,7 @@ func holdKillersPipe() bool {
 // it for ever, and with it the uid's lock and every later start of the
 // user's servers, here and in every replica.
 func TestSEC22_KillAllWaitsNotForItsOutputsHolders(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
+	needRoot(t)
 	if pids := processesOf(t, pipeHeldUID); len(pids) != 0 {
 		t.Fatalf("uid %d already runs processes %v: pick another uid for this test", pipeHeldUID, pids)
 	}
@@ -453,32 +422,11 @@ func TestSEC22_KillAllWaitsNotForItsOutputsHolders(t *testing.T) {
 // that uid: the uid is another user's too, which two processes allocating
 // at once can make), and the home goes all the same.
 func TestSEC22_ReleaseHomeSparesAnotherProcessesServers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test starts processes as other uids: run it as root (CI does)")
-	}
-	r := Range{First: 2_097_600, Last: 2_097_609} // far from any system account
-	base := filepath.Join(openDir(t), "stdio")
-	home := filepath.Join(base, "mcp", "probe")
-	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cred, err := HomeFor(r, home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pids := processesOf(t, cred.UID); len(pids) != 0 {
-		t.Fatalf("uid %d already runs processes %v: pick another range for this test", cred.UID, pids)
-	}
-	t.Cleanup(func() { killUID(t, cred.UID) })
+	needRoot(t)
+	r := Range{First: 2_097_600, Last: 2_097_609}
+	home, cred := userHome(t, newBase(t), r, "probe")
 	// Another replica's server of that uid, and its hold on the lock.
-	other, err := os.OpenFile(filepath.Join(base, fmt.Sprintf(".uid-%d.lock", cred.UID)), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := unix.Flock(int(other.Fd()), unix.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
+	holdLock(t, uidLock(home, cred.UID), unix.LOCK_SH)
 	server := exec.Command("/bin/sleep", "300")
 	server.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: cred.UID, Gid: cred.GID, Groups: []uint32{}}}
 	if err := server.Start(); err != nil {
@@ -502,22 +450,11 @@ func TestSEC22_ReleaseHomeSparesAnotherProcessesServers(t *testing.T) {
 // the data directory takes, so that two replicas on one host allocating
 // at once cannot both read a uid as free and give it to two users.
 func TestSEC22_HomeForWaitsForAnotherProcessesAllocation(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test gives directories to other uids: run it as root (CI does)")
-	}
-	r := Range{First: 2_097_400, Last: 2_097_409}
-	base := filepath.Join(openDir(t), "stdio")
-	if err := os.MkdirAll(filepath.Join(base, "mcp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	needRoot(t)
+	r := Range{First: 2_097_700, Last: 2_097_709}
+	base := newBase(t)
 	// Another replica allocating: its own open of the lock, held.
-	other, err := os.OpenFile(filepath.Join(base, ".uids.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	other := holdLock(t, filepath.Join(base, ".uids.lock"), unix.LOCK_EX)
 	done := make(chan error, 1)
 	go func() {
 		_, err := HomeFor(r, filepath.Join(base, "mcp", "alice"))
