@@ -33,8 +33,8 @@ func TestMain(m *testing.M) {
 	case "dies":
 		fmt.Fprint(os.Stderr, "loader:1228\n  throw err;\n\nError: Cannot find module '/srv/missing.js'\n    at resolve\n    at load\n}\n\nNode.js v22\n")
 		os.Exit(3)
-	case "dies-loud": // as "dies", after more notices than the log takes at once
-		for i := range logBurst + 50 {
+	case "dies-loud": // as "dies", after more notices than the log takes at once, and hundreds
+		for i := range max(logBurst+50, 500) {
 			fmt.Fprintf(os.Stderr, "npm notice %d\n", i)
 		}
 		fmt.Fprint(os.Stderr, "loader:1228\n  throw err;\n\nError: Cannot find module '/srv/missing.js'\n    at resolve\n    at load\n}\n\nNode.js v22\n")

@@ -26,12 +26,9 @@ const probeUser = "mcpgate-check"
 
 // A probe's error quotes a failed server's standard error: the first line
 // that names a failure (a stack trace puts it after a few lines of
-// where) and the last probeLastLines lines, of the first probeKeptLines
-// it wrote.
-const (
-	probeLastLines = 2
-	probeKeptLines = 200
-)
+// where), however many lines came before it, and the last probeLastLines
+// lines.
+const probeLastLines = 2
 
 // failureLine is a line of standard error that names what went wrong.
 var failureLine = regexp.MustCompile(`(?i)error|cannot|denied|not found|no such|permission|refused|failed`)
@@ -106,19 +103,32 @@ func firstMissing(dir string) (string, error) {
 	}
 }
 
-// quote is the first line of lines that names a failure, then the last
-// probeLastLines lines, joined with " | " and "…" where lines are left out.
-func quote(lines []string) string {
-	first := slices.IndexFunc(lines, failureLine.MatchString)
-	last := max(len(lines)-probeLastLines, 0)
-	if first < 0 || first >= last {
-		return strings.Join(lines[last:], " | ")
+// quote is the first line the server wrote that names a failure, then its
+// last probeLastLines lines, joined with " | " and "…" where lines are
+// left out.
+func (t *stderrTail) quote() string {
+	lastFrom := t.seen - len(t.last) + 1 // the number of the first line in last
+	if t.first == "" || t.firstAt >= lastFrom {
+		return strings.Join(t.last, " | ")
 	}
 	sep := " | "
-	if first+1 < last {
+	if t.firstAt+1 < lastFrom {
 		sep = " | … | "
 	}
-	return lines[first] + sep + strings.Join(lines[last:], " | ")
+	return t.first + sep + strings.Join(t.last, " | ")
+}
+
+// add takes the server's next line of standard error: counted, kept if it
+// is the first that names a failure, and among the last ones.
+func (t *stderrTail) add(line string) {
+	t.seen++
+	if t.first == "" && failureLine.MatchString(line) {
+		t.first, t.firstAt = line, t.seen
+	}
+	t.last = append(t.last, line)
+	if len(t.last) > probeLastLines {
+		t.last = slices.Delete(t.last, 0, 1)
+	}
 }
 
 // removeEmpty removes dir and its parents up to made, the outermost one
@@ -143,10 +153,13 @@ func removeEmpty(dir, made string) {
 // lines of standard error, how it exited, and the first error the bridge
 // logged about it.
 type stderrTail struct {
-	mu     sync.Mutex
-	lines  []string
-	status string
-	failed string
+	mu      sync.Mutex
+	seen    int      // lines of standard error
+	first   string   // the first that names a failure
+	firstAt int      // its number, from 1
+	last    []string // the last probeLastLines
+	status  string
+	failed  string
 }
 
 func (t *stderrTail) Enabled(context.Context, slog.Level) bool { return true }
@@ -168,8 +181,8 @@ func (t *stderrTail) Handle(_ context.Context, r slog.Record) error {
 	}
 	switch {
 	case r.Message == msgStderr:
-		if line := strings.TrimSpace(attr("line")); line != "" && len(t.lines) < probeKeptLines {
-			t.lines = append(t.lines, line)
+		if line := strings.TrimSpace(attr("line")); line != "" {
+			t.add(line)
 		}
 	case r.Message == msgExited || r.Message == msgStopped:
 		t.status = attr("status")
@@ -195,7 +208,7 @@ func (t *stderrTail) explain(err error) error {
 	default:
 		what = append(what, err.Error())
 	}
-	if quoted := quote(t.lines); quoted != "" {
+	if quoted := t.quote(); quoted != "" {
 		what = append(what, "its standard error: "+quoted)
 	}
 	return errors.New(safetext.Printable(safetext.Clip(strings.Join(what, "; "), 600)))
