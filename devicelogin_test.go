@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
@@ -52,8 +53,11 @@ func TestSEC125_KnownBrowserNotLockedOutByOthersFailures(t *testing.T) {
 	if _, _, _, err := mallory.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err == nil {
 		t.Fatal("mallory's browser signed in as alice while her name is locked; want it refused")
 	}
-	if _, _, _, err := browser.New(testUser, testPassword).Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err == nil {
-		t.Fatal("a new browser signed in as alice while her name is locked; want it refused")
+	_, _, _, err := browser.New(testUser, testPassword).Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI)
+	if pe := (*browser.PageError)(nil); !errors.As(err, &pe) || pe.Status != http.StatusUnauthorized ||
+		!strings.HasPrefix(pe.Text, "Too many failed sign-ins under this name. Wait half a minute") {
+		// Not "Wrong username or password": her password is right.
+		t.Fatalf("a new browser signing in as alice while her name is locked: %v; want it refused, saying to wait", err)
 	}
 
 	if _, _, _, err := alice.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err != nil {

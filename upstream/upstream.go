@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -11,6 +12,13 @@ import (
 // ErrInvalidCredentials is what a PasswordConnector returns for a wrong
 // username or password. The login form shows one generic message for it.
 var ErrInvalidCredentials = errors.New("upstream: invalid username or password")
+
+// ErrThrottled is what a PasswordConnector returns, wrapping
+// ErrInvalidCredentials, while a username is locked after repeated failed
+// logins, without looking at the password. The login form then says to
+// wait: that tells nothing of whether the name is an account, since every
+// name typed is locked alike.
+var ErrThrottled = fmt.Errorf("upstream: too many failed logins, try again later: %w", ErrInvalidCredentials)
 
 // LogName is what a log may say about a name typed into a login form's
 // username field: the name itself only when the connector found an account

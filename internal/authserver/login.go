@@ -97,6 +97,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	user, err := s.passwordLogin(r, issuer, pc, username, r.PostForm.Get("password"))
 	if err != nil {
 		msg := "Wrong username or password."
+		if errors.Is(err, upstream.ErrThrottled) {
+			// Else a person locked out by others' guesses reads that their
+			// right password is wrong.
+			msg = "Too many failed sign-ins under this name. Wait half a minute, then try again."
+		}
 		if !errors.Is(err, upstream.ErrInvalidCredentials) {
 			s.log.Error("login: connector failed", "connector", pc.ID(), "err", err)
 			msg = "Signing in failed. Try again later."

@@ -45,9 +45,9 @@ const (
 const maxPasswordLen = 72
 
 // ErrThrottled is returned by Login, without looking at the password, while a
-// username is locked after repeated failures. It wraps
-// upstream.ErrInvalidCredentials so the login form treats it the same way.
-var ErrThrottled = fmt.Errorf("local: too many failed logins, try again later: %w", upstream.ErrInvalidCredentials)
+// username is locked after repeated failures. It wraps upstream.ErrThrottled,
+// and so upstream.ErrInvalidCredentials.
+var ErrThrottled = fmt.Errorf("local: %w", upstream.ErrThrottled)
 
 // dummyHash is compared against when the user does not exist (or the input
 // cannot match anything), so that such a login costs the same bcrypt work as
