@@ -264,6 +264,7 @@ var (
 	errTooLarge    = errorBody(jsonrpc.CodeInvalidRequest, "request body too large")
 	errBadBody     = errorBody(jsonrpc.CodeParseError, "could not read the request body")
 	errUnavailable = errorBody(jsonrpc.CodeInternalError, "upstream MCP server unavailable")
+	errBadAnswer   = errorBody(jsonrpc.CodeInternalError, "the upstream MCP server's answer cannot be passed on")
 	errTwoSessions = errorBody(jsonrpc.CodeInvalidRequest, "more than one Mcp-Session-Id")
 	errNoCheck     = errorBody(jsonrpc.CodeInternalError, "the session cannot be checked now, retry later")
 )
@@ -552,21 +553,25 @@ func (b cookielessEnd) Close() error {
 
 // modifyResponse refuses an answer the proxy cannot pass on, and binds a
 // session id the upstream hands out to the caller (SESS-3).
+// badAnswer is an answer of the upstream's that the proxy does not pass on:
+// the upstream is there, and the client is told so.
+type badAnswer struct{ error }
+
 func (h *handler) modifyResponse(resp *http.Response) error {
 	switch s := resp.StatusCode; {
 	case s == http.StatusSwitchingProtocols:
-		return errors.New("upstream switched protocols, which the proxy never asks for")
+		return badAnswer{errors.New("upstream switched protocols, which the proxy never asks for")}
 	case s == http.StatusUnauthorized || s == http.StatusProxyAuthRequired:
 		// The upstream never sees the client's token (PASS-2), so this is
 		// no verdict on it; passed on, it would make the client drop its
 		// token or authorize again (SEC-123).
-		return fmt.Errorf("upstream answered with status %d, which no token of the client's caused", s)
+		return badAnswer{fmt.Errorf("upstream answered with status %d, which no token of the client's caused", s)}
 	case s < 200 || s > 999: // net/http's server refuses to write it
-		return fmt.Errorf("upstream answered with status %d", s)
+		return badAnswer{fmt.Errorf("upstream answered with status %d", s)}
 	case len(resp.Header.Values(sessionHeader)) > 1:
 		// Only one could be bound to the user (SESS-3): the client would
 		// be handed an id the gateway then refuses.
-		return errors.New("upstream answered with more than one Mcp-Session-Id")
+		return badAnswer{errors.New("upstream answered with more than one Mcp-Session-Id")}
 	}
 	if len(resp.Trailer) > 0 {
 		// Trailers need a chunked answer, which a Content-Length (an
@@ -610,6 +615,11 @@ func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		status, kind = http.StatusGatewayTimeout, failTimeout
 	}
 	h.metrics.BackendError(h.resource, kind)
+	if errors.As(err, new(badAnswer)) {
+		h.log.Warn("upstream MCP server's answer not passed on", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
+		jsonrpc.WriteJSON(w, status, errBadAnswer)
+		return
+	}
 	h.log.Warn("upstream MCP server unavailable", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
 	jsonrpc.WriteJSON(w, status, errUnavailable)
 }
