@@ -38,6 +38,18 @@ func TestSEC126_ConsentPageSaysWhoRegisteredTheClient(t *testing.T) {
 			[]string{selfNamed, notIt}, []string{byOperator}},
 		{"self-registered under a look-alike of the name", g.register(map[string]any{"client_name": "Ｃｏｒｐ Assis\u200btant"}).ClientID,
 			[]string{selfNamed, notIt}, []string{byOperator}},
+		// Characters a page shows as nothing, or as a space, or as a mark
+		// a reader does not see on a letter, fold as nothing does.
+		{"self-registered under the name with a combining grapheme joiner", g.register(map[string]any{"client_name": "Corp Assis\u034ftant"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
+		{"self-registered under the name with a variation selector", g.register(map[string]any{"client_name": "Corp Assistant\ufe0f"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
+		{"self-registered under the name with a Hangul filler for its space", g.register(map[string]any{"client_name": "Corp\u3164Assistant"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
+		{"self-registered under the name with a braille blank", g.register(map[string]any{"client_name": "Corp Assistant\u2800"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
+		{"self-registered under the name with combining marks", g.register(map[string]any{"client_name": "Co\u0323rp Assistant\u0331"}).ClientID,
+			[]string{selfNamed, notIt}, []string{byOperator}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := g.get(g.newAuth(tc.clientID).URL())

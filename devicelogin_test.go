@@ -77,3 +77,35 @@ func TestSEC125_KnownBrowserNotLockedOutByOthersFailures(t *testing.T) {
 		t.Fatal("alice's browser signed in right after five failures of its own; want it throttled")
 	}
 }
+
+// SEC-125: local names are case-sensitive, so "Alice" may be mallory's
+// account and "alice" another person's. A device cookie mallory earned as
+// "Alice" proves nothing for "alice": her browser stays under alice's lock,
+// or every new sign-in as "Alice" would be a fresh budget of guesses.
+func TestSEC125_DeviceCookieNotMovedToANameThatDiffersInCase(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	reg := g.register(nil)
+	base, _ := url.Parse(g.url)
+	if err := g.local.SetUser(ctx, "Alice", "mallory-password"); err != nil {
+		t.Fatal(err)
+	}
+
+	mallory := browser.New("Alice", "mallory-password")
+	if _, _, _, err := mallory.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err != nil {
+		t.Fatalf("mallory's sign-in as Alice: %v", err)
+	}
+	mallory.Client.Jar.SetCookies(base, []*http.Cookie{{Name: "mcpgate_session", Value: "x", Path: "/", MaxAge: -1}})
+
+	// alice's name is locked by failures from a browser that never signed in.
+	other := browser.New(testUser, "wrong")
+	for i := range 6 {
+		if _, _, _, err := other.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err == nil {
+			t.Fatalf("failure %d signed in", i+1)
+		}
+	}
+	mallory.Username, mallory.Password = testUser, testPassword
+	if _, _, _, err := mallory.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err == nil {
+		t.Fatal("mallory's browser, known as Alice's, signed in as alice while her name is locked; want it refused")
+	}
+}

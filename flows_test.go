@@ -737,3 +737,25 @@ func TestSEC127_SignedInLoopIsBounded(t *testing.T) {
 		t.Errorf("bob's attempt after the loop: %q, want it whole", bobs)
 	}
 }
+
+// SEC-127: the failures of the attempts a person signed in to are kept to
+// the rate per person, not per attempt: a person who signs in again and
+// again makes a new attempt each time, and a fresh bucket of failures with
+// it, and could push everyone else's attempts out all the same.
+func TestSEC127_SignedInFailuresBoundedPerPerson(t *testing.T) {
+	g := newGateway(t, withFlows)
+	const grants, tries = 3, flows.KeyBurst + 10
+	for range grants {
+		c, _, tok := g.fullFlow()
+		for i := range tries {
+			resp, body := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"scope": {"made-up-scope"}})
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("refresh %d for a scope never granted: %d %+v, want 400", i+1, resp.StatusCode, body)
+			}
+		}
+	}
+	// The test's clock stands still: no token comes back to the bucket.
+	if n := countSteps(g.flowsWritten(), "token_refresh", "invalid_scope"); n != flows.KeyBurst {
+		t.Errorf("%d of one person's %d failures over %d attempts recorded, want %d", n, grants*tries, grants, flows.KeyBurst)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"golang.org/x/text/secure/precis"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/cimd"
@@ -69,21 +70,26 @@ func (s *Server) appDisplay(c *store.Client, req *store.AuthRequest) web.App {
 }
 
 // nameKey folds a client's name for comparing it with another: the PRECIS
-// nickname profile (RFC 8266: width, compatibility forms, case, spaces),
-// after the invisible format characters are dropped, so that a name that
+// nickname profile (RFC 8266: width, compatibility forms, case), after what
+// a page shows as nothing or as a blank is dropped, so that a name that
 // only looks like another still differs from it in nothing a person sees
-// on the page.
+// on the page. Dropped are the spaces, blanks included (a Hangul filler,
+// the braille blank), the default-ignorable characters (format controls,
+// variation selectors, the combining grapheme joiner), and the combining
+// marks of the compatibility decomposition, which a reader takes for a
+// speck on a letter: a name shown a warning it need not have is the price.
 func nameKey(name string) string {
 	name = strings.Map(func(r rune) rune {
-		if unicode.Is(unicode.Cf, r) {
+		if unicode.IsSpace(r) || r == '\u2800' || unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me,
+			unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
 			return -1
 		}
 		return r
-	}, name)
+	}, norm.NFKD.String(name))
 	if k, err := precis.Nickname.CompareKey(name); err == nil {
 		return k
 	}
-	return strings.ToLower(strings.Join(strings.Fields(name), " "))
+	return strings.ToLower(name)
 }
 
 // redirectDisplay names where the browser will be sent: the host of an

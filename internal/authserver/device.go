@@ -65,8 +65,10 @@ func (s *Server) knownDevice(r *http.Request, issuer, username string) string {
 	return parts[0]
 }
 
-// deviceMAC binds a device, its expiry and a username folded to lower
-// case, as the connector's throttling folds it.
+// deviceMAC binds a device, its expiry and the username as it signed in,
+// unfolded: local names are case-sensitive, so "Alice" may be another
+// person's account than "alice", and a cookie earned as one must not be a
+// budget of guesses of its own against the other.
 func (s *Server) deviceMAC(device, exp, username string) string {
-	return s.csrfMAC("device", strings.ToLower(username)+"\x00"+exp, device)
+	return s.csrfMAC("device", username+"\x00"+exp, device)
 }

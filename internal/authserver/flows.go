@@ -133,19 +133,18 @@ func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWrite
 	// fast as they like: it is recorded up to a rate per address
 	// (SEC-119), junk (no request or grant) and the start of an attempt
 	// (a request no one has signed in to yet) in buckets of their own, so
-	// that a flood of the one does not hide the other. A failure of an
-	// attempt a person signed in to is a client's retry loop when it
-	// comes again and again: up to the rate per attempt. What went through
-	// of it is its person's doing: up to the rate per person, so that one
-	// person's loop cannot push everyone else's attempts out (SEC-127).
+	// that a flood of the one does not hide the other. The steps of an
+	// attempt a person signed in to, what went through and, apart, what
+	// failed (a client's retry loop when it comes again and again), are
+	// its person's doing: up to the rate per person, never per attempt,
+	// as signing in again makes a new attempt, so that one person's loop
+	// cannot push everyone else's attempts out (SEC-127).
 	switch {
 	case e.Attempt == "":
 		e.Attempt = tokens.NewID()
 		s.opts.Flows.RecordLimited("junk from "+peerAddr(r), e)
 	case e.UserID == "":
 		s.opts.Flows.RecordLimited("attempts from "+peerAddr(r), e)
-	case e.Outcome != flows.OutcomeOK:
-		s.opts.Flows.RecordLimited("failures of "+e.Attempt, e)
 	default:
 		s.opts.Flows.RecordSignedIn(e.UserID, e)
 	}

@@ -46,12 +46,13 @@ const (
 // RecordLimited): a step of no known authorization request or grant (a
 // registration, /authorize or /token naming an unknown client, a junk
 // code, an expired sign-in link) per client address, a step of an
-// attempt nobody has signed in to yet per address too, the failed steps
-// of an attempt after a sign-in per attempt, and a token refused
+// attempt nobody has signed in to yet per address too, and a token refused
 // at an MCP endpoint per grant, as a client that does not read the 401
 // sends it again and again. Without a bound one caller could fill the
 // store's MaxEvents between two housekeeping runs and push every real
-// attempt out (SEC-119). At most MaxKeys keys are tracked at once.
+// attempt out (SEC-119). At most MaxKeys keys are tracked at once. The
+// steps of an attempt after a sign-in are recorded per person instead
+// (Recorder.RecordSignedIn, SEC-127).
 const (
 	KeyBurst = 120
 	KeyEvery = 5 * time.Second

@@ -55,7 +55,7 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	keys   map[string]*rate.Limiter // RecordLimited's buckets
-	people map[string]*rate.Limiter // RecordSignedIn's buckets, by user
+	people map[string]*rate.Limiter // RecordSignedIn's buckets, by user and outcome
 	swept  time.Time
 }
 
@@ -157,20 +157,27 @@ func (r *Recorder) RecordLimited(key string, e Event) {
 	r.Record(e)
 }
 
-// RecordSignedIn records e, a step that went through of an attempt the
-// person userID signed in to, unless that person is over the same rate
-// (SEC-127): one person's client that loops on good refreshes, or a
-// script that signs in again and again, would otherwise write every step
-// and push every other person's attempts out of the events kept (SEC-114).
-// A person's bucket is apart from the addresses' and attempts', so that
-// junk sent from their address never hides their steps; and a person the
-// held buckets leave no room for is recorded all the same, since
+// RecordSignedIn records e, a step of an attempt the person userID signed
+// in to, unless that person is over the same rate (SEC-127): one person's
+// client that loops on good refreshes, or a script that signs in again and
+// again, would otherwise write every step and push every other person's
+// attempts out of the events kept (SEC-114). A person's failures have a
+// bucket of their own, so that a client of theirs failing in a loop never
+// hides what went through; it is the person's, not the attempt's, since a
+// person who signs in again makes a new attempt, and would make a new
+// bucket with it. A person's buckets are apart from the addresses', so
+// that junk sent from their address never hides their steps; and a person
+// the held buckets leave no room for is recorded all the same, since
 // made-up keys can fill those but not sign anyone in.
 func (r *Recorder) RecordSignedIn(userID string, e Event) {
 	if r == nil {
 		return
 	}
-	if !r.allowIn(r.people, userID, true) {
+	key := userID
+	if e.Outcome != OutcomeOK {
+		key = "failures\x00" + userID
+	}
+	if !r.allowIn(r.people, key, true) {
 		r.limited.Add(1)
 		r.lost()
 		return
