@@ -168,6 +168,7 @@ func adminCLI(t *testing.T, env []string) {
 	}
 	refusedRun(t, "users add of a local_users account", cli("x\n", "users", "add", user, "--password-stdin"), "local_users")
 	refusedRun(t, "users add of an existing account", cli("x\n", "users", "add", "bob", "--password-stdin"), "exists already")
+	refusedRun(t, "users add of a name that differs from an account's only in case", cli("x\n", "users", "add", "Bob", "--password-stdin"), "only in case")
 	refusedRun(t, "users add with no terminal and no --password-stdin", cli("", "users", "add", "carol"), "--password-stdin")
 	if r := cli("", "users", "add", "carol", "--password", "pw"); r.code != 2 || !strings.Contains(r.stderr, "--password: no such flag") {
 		t.Fatalf("users add --password: exit %d %q, want 2: a password is never taken from the command line", r.code, r.stderr)

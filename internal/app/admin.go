@@ -205,6 +205,9 @@ func (a *admin) addUser(ctx context.Context) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
+	if err := a.refuseNamesake(ctx, name); err != nil {
+		return err
+	}
 	pw, err := a.cmd.Password()
 	if err != nil {
 		return err
@@ -231,6 +234,22 @@ func (a *admin) addUser(ctx context.Context) error {
 			fmt.Fprintf(w, "Note: %s.\n", note)
 		}
 	})
+}
+
+// refuseNamesake refuses a new account whose name differs from an
+// existing one's only in case: two people would sign in under names that
+// read the same, and share the failed-login pause, which folds case.
+func (a *admin) refuseNamesake(ctx context.Context, name string) error {
+	users, err := a.st.ListLocalUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if strings.EqualFold(u.Name, name) {
+			return fmt.Errorf("local user %s exists already, and %s differs from it only in case: choose another name", u.Name, name)
+		}
+	}
+	return nil
 }
 
 func (a *admin) passwd(ctx context.Context) error {
