@@ -27,13 +27,18 @@ func TestSEC126_ConsentPageSaysWhoRegisteredTheClient(t *testing.T) {
 		byOperator = "This application was registered by the administrator of this server."
 		selfNamed  = "This application registered itself with this server: its name is its own claim, which nobody checked."
 		notIt      = "The administrator registered another application of this name: this one is not it."
+		mixed      = "This application's name mixes letters of different alphabets, as names made to look like another do."
 	)
 	for _, tc := range []struct {
 		name, clientID string
 		want, not      []string
 	}{
-		{"pre-registered", "corp-assistant", []string{byOperator}, []string{selfNamed, notIt}},
-		{"self-registered", g.register(map[string]any{"client_name": "Notes"}).ClientID, []string{selfNamed}, []string{byOperator, notIt}},
+		{"pre-registered", "corp-assistant", []string{byOperator}, []string{selfNamed, notIt, mixed}},
+		{"self-registered", g.register(map[string]any{"client_name": "Notes"}).ClientID, []string{selfNamed}, []string{byOperator, notIt, mixed}},
+		// A look-alike in another alphabet folds to another name, but
+		// mixes scripts as no name a person writes does.
+		{"self-registered under the name with a Cyrillic letter", g.register(map[string]any{"client_name": "\u0421orp Assistant"}).ClientID,
+			[]string{selfNamed, mixed}, []string{byOperator}},
 		{"self-registered under the operator's client's name", g.register(map[string]any{"client_name": "corp  ASSISTANT"}).ClientID,
 			[]string{selfNamed, notIt}, []string{byOperator}},
 		{"self-registered under a look-alike of the name", g.register(map[string]any{"client_name": "Ｃｏｒｐ Assis\u200btant"}).ClientID,

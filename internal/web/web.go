@@ -23,10 +23,12 @@ type App struct {
 	LocalhostOnly bool   // warn: only loopback redirects (CIMD-11)
 	// Where the client comes from (SEC-126): registered by the operator,
 	// or by itself at /register, its name then its own claim; and, for one
-	// not the operator's, whether it bears the name of one that is.
+	// not the operator's, whether it bears the name of one that is, and
+	// whether its name mixes alphabets as a look-alike of another does.
 	Preregistered  bool
 	SelfRegistered bool
 	Namesake       bool
+	MixedScripts   bool
 }
 
 // Consent is the data of the consent page.
