@@ -117,6 +117,15 @@ func killUnlocked(uid uint32, name string) error {
 			return killAll(uid)
 		}
 	}
+	return killIfUnheld(uid, name)
+}
+
+// killIfUnheld kills every process of uid unless another gateway process
+// holds the uid's lock file name (it runs a server of that uid), and then
+// removes the file, under the lock: a process that starts a server
+// meanwhile waits for the kill to end, then finds the file gone and locks
+// a new one.
+func killIfUnheld(uid uint32, name string) error {
 	lock, err := lockUID(name, unix.LOCK_EX|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return nil
@@ -230,18 +239,11 @@ func Ended(c *Cred) error {
 	if u.count--; u.count > 0 {
 		return nil
 	}
-	lock := u.lock
+	// This process's hold goes first; a start here waits on u.mu.
+	name := u.lock.Name()
+	u.lock.Close()
 	u.lock = nil
-	defer lock.Close()
-	// Exclusive only when no other process holds it shared; a server
-	// starting meanwhile waits for the kill to end, then finds the file
-	// gone and locks a new one.
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil // another process runs a server of the user's
-	}
-	err := killAll(c.UID)
-	os.Remove(lock.Name())
-	return err
+	return killIfUnheld(c.UID, name)
 }
 
 // killerWaitDelay bounds the wait for the killer's output once it has
