@@ -40,12 +40,20 @@ type Client struct {
 	RedirectURIs            []string
 	GrantTypes              []string
 	ResponseTypes           []string
-	TokenEndpointAuthMethod string // "none", "client_secret_post", "client_secret_basic"
-	ApplicationType         string // "native" or "web"
-	Scope                   string
-	ClientURI               string
-	LogoURI                 string
-	CreatedAt               time.Time
+	TokenEndpointAuthMethod string // "none", "client_secret_post", "client_secret_basic", "private_key_jwt"
+	// JWKSURI, JWKS and SigningAlg say how a private_key_jwt client's
+	// assertions are checked: the URL of its key set, or the set itself,
+	// and the one JWS algorithm it signs with if it named one. Only clients
+	// from a metadata document have them (registration refuses
+	// private_key_jwt), and those are never stored.
+	JWKSURI         string
+	JWKS            []byte
+	SigningAlg      string
+	ApplicationType string // "native" or "web"
+	Scope           string
+	ClientURI       string
+	LogoURI         string
+	CreatedAt       time.Time
 	// LastUsedAt is when the client last came to /authorize or /token, as
 	// recorded by TouchClient (at most about once an hour); zero if never.
 	LastUsedAt time.Time

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+
+	"github.com/mcpgate/mcpgate/internal/assertion"
 )
 
 // Metadata is the RFC 8414 authorization server metadata document.
@@ -19,16 +21,20 @@ type Metadata struct {
 	ResponseModesSupported            []string `json:"response_modes_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
-	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
-	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
+	// RFC 8414 §2: present when private_key_jwt is listed (SEC-128).
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseISSSupported          bool     `json:"authorization_response_iss_parameter_supported"`
+	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported,omitempty"`
 	// RFC 8414 §2: the RFC 7009 and RFC 7662 endpoints.
-	RevocationEndpoint                        string   `json:"revocation_endpoint"`
-	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
-	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
-	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
-	SubjectTypesSupported                     []string `json:"subject_types_supported,omitempty"`
-	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	RevocationEndpoint                                 string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpoint                              string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	SubjectTypesSupported                              []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported                   []string `json:"id_token_signing_alg_values_supported,omitempty"`
 }
 
 // metadataFor builds the document for issuer (ASM-1..4, ASM-7). Endpoints
@@ -36,7 +42,7 @@ type Metadata struct {
 // discovery (ASM-9).
 func (s *Server) metadataFor(iss string) *Metadata {
 	scopes := s.supportedScopes()
-	return &Metadata{
+	m := &Metadata{
 		Issuer:                            iss,
 		AuthorizationEndpoint:             iss + "/authorize",
 		TokenEndpoint:                     iss + "/token",
@@ -56,6 +62,18 @@ func (s *Server) metadataFor(iss string) *Metadata {
 		IntrospectionEndpoint:                     iss + "/introspect",
 		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}
+	if s.opts.CIMD != nil {
+		// Clients from a metadata document may sign assertions with their
+		// own keys (SEC-128); registration offers no such method.
+		algs := assertion.AlgorithmNames()
+		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, "private_key_jwt")
+		m.TokenEndpointAuthSigningAlgValuesSupported = algs
+		m.RevocationEndpointAuthMethodsSupported = append(m.RevocationEndpointAuthMethodsSupported, "private_key_jwt")
+		m.RevocationEndpointAuthSigningAlgValuesSupported = algs
+		m.IntrospectionEndpointAuthMethodsSupported = append(m.IntrospectionEndpointAuthMethodsSupported, "private_key_jwt")
+		m.IntrospectionEndpointAuthSigningAlgValuesSupported = algs
+	}
+	return m
 }
 
 // supportedScopes lists every scope a client can be granted here: those of

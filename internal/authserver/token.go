@@ -87,12 +87,20 @@ func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.E
 }
 
 // authenticateClient identifies the client (RFC 6749 §2.3, §3.2.1): HTTP
-// Basic or client_secret_post for confidential clients, client_id alone
+// Basic or client_secret_post for confidential clients with a secret, a
+// signed JWT for private_key_jwt clients (RFC 7523 §2.2), client_id alone
 // for public ones. Secrets are compared as hashes in constant time.
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
 	invalid := &oauth.Error{Code: oauth.InvalidClient, Description: "client authentication failed"}
 	id, secret, basic := r.BasicAuth()
-	if basic {
+	oneMethod := oauth.Errorf(oauth.InvalidRequest, "use one client authentication method")
+	switch {
+	case usesAssertion(form):
+		if basic || oauth.AttemptedBasic(r) || form.Has("client_secret") {
+			return nil, oneMethod
+		}
+		return s.authenticateAssertion(r, form)
+	case basic:
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1 form-encodes both
 		secret, err2 = url.QueryUnescape(secret)
@@ -100,16 +108,38 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 			return nil, invalid
 		}
 		if form.Get("client_secret") != "" || (form.Get("client_id") != "" && form.Get("client_id") != id) {
-			return nil, oauth.Errorf(oauth.InvalidRequest, "use one client authentication method")
+			return nil, oneMethod
 		}
-	} else if oauth.AttemptedBasic(r) {
+	case oauth.AttemptedBasic(r):
 		return nil, invalid // not valid Basic: the body does not stand in for it
-	} else {
+	default:
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	if id == "" {
 		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
 	}
+	client, oerr := s.knownClient(r, id)
+	if oerr != nil {
+		return nil, oerr
+	}
+	note := noteOf(r.Context())
+	switch {
+	case client.Public():
+		return client, nil
+	case client.TokenEndpointAuthMethod == "private_key_jwt":
+		note.stop("", "this client authenticates with a signed client assertion (private_key_jwt) and the request has none")
+		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "this client authenticates with a client assertion (private_key_jwt)"}
+	case secret == "" || !tokens.Equal(string(tokens.Hash(secret)), string(client.SecretHash)):
+		note.stop("", "the client secret is missing or wrong for this confidential client")
+		return nil, invalid
+	}
+	return client, nil
+}
+
+// knownClient finds the client id names for an endpoint where it
+// authenticates, or answers why it cannot: invalid_client for an unknown
+// client or a refused metadata document.
+func (s *Server) knownClient(r *http.Request, id string) (*store.Client, *oauth.Error) {
 	note := noteOf(r.Context())
 	note.client(id)
 	client, err := s.client(r.Context(), id)
@@ -126,13 +156,6 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 		s.log.Info("token: unknown client", "client_id", truncate(id, 100))
 		note.stop("", unknownClientReason(id))
 		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "unknown client: register again"}
-	}
-	if client.Public() {
-		return client, nil
-	}
-	if secret == "" || !tokens.Equal(string(tokens.Hash(secret)), string(client.SecretHash)) {
-		note.stop("", "the client secret is missing or wrong for this confidential client")
-		return nil, invalid
 	}
 	return client, nil
 }

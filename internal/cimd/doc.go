@@ -35,9 +35,11 @@
 // members; client_id equal to the URL by simple string comparison; a
 // client_name; redirect_uris that each pass oauth.ValidateRedirectURI (at
 // most 20, as for DCR). No client_secret or client_secret_expires_at; the
-// token_endpoint_auth_method is absent or "none". private_key_jwt is refused
-// too for now: mcpgate has no client-assertion support, so confidential CIMD
-// clients are not supported. grant_types ⊆ {authorization_code,
+// token_endpoint_auth_method is absent, "none", or "private_key_jwt" (SEC-128)
+// with the client's public keys named by jwks_uri (an https URL under the
+// client_id's rules) or jwks, not both; Fetcher.Keys reads them, fetching
+// jwks_uri like a document (package assertion checks the client's signed
+// assertions). grant_types ⊆ {authorization_code,
 // refresh_token} and must include authorization_code (default: both);
 // response_types ⊆ {code}; application_type native or web, inferred like DCR
 // when absent; scope, client_uri and logo_uri follow the DCR rules. Unknown

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/assertion"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -18,6 +19,8 @@ const maxRedirectURIs = 20 // as for DCR
 // reads.
 type document struct {
 	id, name, method, appType, scope, clientURI, logoURI string
+	jwksURI, signingAlg                                  string
+	jwks                                                 json.RawMessage
 	redirects, grants, responses                         []string
 }
 
@@ -37,7 +40,8 @@ func parseDocument(clientID string, body []byte, now time.Time) (*store.Client, 
 		{"client_id", &d.id}, {"client_name", &d.name}, {"token_endpoint_auth_method", &d.method},
 		{"application_type", &d.appType}, {"scope", &d.scope}, {"client_uri", &d.clientURI},
 		{"logo_uri", &d.logoURI}, {"redirect_uris", &d.redirects}, {"grant_types", &d.grants},
-		{"response_types", &d.responses},
+		{"response_types", &d.responses}, {"jwks_uri", &d.jwksURI},
+		{"token_endpoint_auth_signing_alg", &d.signingAlg},
 	} {
 		if err := member(m, f.key, f.dst); err != nil {
 			return nil, err
@@ -45,6 +49,7 @@ func parseDocument(clientID string, body []byte, now time.Time) (*store.Client, 
 	}
 	for _, check := range []func() error{
 		func() error { return d.checkIdentity(clientID, m) },
+		func() error { return d.checkKeys(m) },
 		d.checkNameAndRedirects,
 		d.checkGrants,
 		d.checkRest,
@@ -53,19 +58,23 @@ func parseDocument(clientID string, body []byte, now time.Time) (*store.Client, 
 			return nil, err
 		}
 	}
-	return &store.Client{
+	c := &store.Client{
 		ID:                      clientID,
 		Name:                    d.name,
 		RedirectURIs:            d.redirects,
 		GrantTypes:              d.grants,
 		ResponseTypes:           d.responses,
-		TokenEndpointAuthMethod: "none",
+		TokenEndpointAuthMethod: d.method,
 		ApplicationType:         d.appType,
 		Scope:                   d.scope,
 		ClientURI:               d.clientURI,
 		LogoURI:                 d.logoURI,
 		CreatedAt:               now,
-	}, nil
+	}
+	if d.method == privateKeyJWT {
+		c.JWKSURI, c.JWKS, c.SigningAlg = d.jwksURI, d.jwks, d.signingAlg
+	}
+	return c, nil
 }
 
 // checkIdentity checks that the document is the one of clientID (CIMD-3:
@@ -86,13 +95,46 @@ func (d *document) checkIdentity(clientID string, m map[string]json.RawMessage) 
 	}
 	switch {
 	case d.method == "" || d.method == "none":
+		d.method = "none"
 		return nil
 	case strings.HasPrefix(d.method, "client_secret_"):
 		return invalid(fmt.Sprintf("token_endpoint_auth_method %s uses a shared secret, which client metadata documents cannot use", quote(d.method)))
-	case d.method == "private_key_jwt":
-		return invalid("confidential CIMD clients are not supported: token_endpoint_auth_method must be none (private_key_jwt is not supported yet)")
+	case d.method == privateKeyJWT:
+		return nil
 	}
-	return invalid(fmt.Sprintf("token_endpoint_auth_method %s is not supported; use none", quote(d.method)))
+	return invalid(fmt.Sprintf("token_endpoint_auth_method %s is not supported; use none or private_key_jwt", quote(d.method)))
+}
+
+// privateKeyJWT is the method of a confidential client that signs an
+// assertion with its own key (RFC 7523 §2.2, CIMD-8; SEC-128).
+const privateKeyJWT = "private_key_jwt"
+
+// checkKeys: a private_key_jwt client names its keys, by jwks_uri (an
+// https URL with the client_id's rules, fetched under the same SSRF rules)
+// or as jwks, not both (RFC 7591 §2); a signing algorithm it names must be
+// one mcpgate verifies. The keys of a public client are not read.
+func (d *document) checkKeys(m map[string]json.RawMessage) error {
+	if d.method != privateKeyJWT {
+		return nil
+	}
+	if raw, ok := m["jwks"]; ok && string(raw) != "null" {
+		d.jwks = raw
+	}
+	switch {
+	case d.jwksURI != "" && d.jwks != nil:
+		return invalid("the document has both jwks_uri and jwks; a client names its keys one way (RFC 7591 §2)")
+	case d.jwksURI == "" && d.jwks == nil:
+		return invalid("a private_key_jwt client must name its keys with jwks_uri or jwks")
+	case d.signingAlg != "" && !assertion.Supported(d.signingAlg):
+		return invalid(fmt.Sprintf("token_endpoint_auth_signing_alg %s is not supported; use one of %v", quote(d.signingAlg), assertion.AlgorithmNames()))
+	}
+	if d.jwksURI != "" {
+		return validateKeysURL(d.jwksURI)
+	}
+	if _, err := assertion.ParseKeySet(d.jwks); err != nil {
+		return invalid("jwks: " + err.Error())
+	}
+	return nil
 }
 
 // checkNameAndRedirects: client_name and redirect_uris are required

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/assertion"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 )
 
-// FuzzDocument: any body either fails with an *Error or yields a public
-// client that satisfies every CIMD-3, CIMD-4 and CIMD-8 rule.
+// FuzzDocument: any body either fails with an *Error or yields a client
+// that satisfies every CIMD-3, CIMD-4 and CIMD-8 rule: public with none, or
+// private_key_jwt with one valid way to find its keys (SEC-128).
 func FuzzDocument(f *testing.F) {
 	const id = "https://client.example/oauth/metadata.json"
 	for _, s := range []string{
@@ -29,6 +31,11 @@ func FuzzDocument(f *testing.F) {
 		doc(id, func(m map[string]any) {
 			m["token_endpoint_auth_method"] = "private_key_jwt"
 			m["jwks_uri"] = "https://client.example/jwks"
+		}),
+		doc(id, func(m map[string]any) {
+			m["token_endpoint_auth_method"] = "private_key_jwt"
+			m["token_endpoint_auth_signing_alg"] = "RS256"
+			m["jwks"] = map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}}
 		}),
 		doc(id, func(m map[string]any) { delete(m, "client_name") }),
 		doc(id, func(m map[string]any) { m["redirect_uris"] = []string{"javascript:alert(1)"} }),
@@ -66,8 +73,31 @@ func FuzzDocument(f *testing.F) {
 		if _, ok := m["client_secret_expires_at"]; ok {
 			t.Fatal("CIMD-8: accepted client_secret_expires_at")
 		}
-		if c.TokenEndpointAuthMethod != "none" || !c.Public() {
-			t.Fatalf("CIMD-8: accepted auth method %q, want a public client with none", c.TokenEndpointAuthMethod)
+		switch c.TokenEndpointAuthMethod {
+		case "none":
+			if !c.Public() || c.JWKSURI != "" || c.JWKS != nil || c.SigningAlg != "" {
+				t.Fatalf("CIMD-8: a public client with keys: %+v", c)
+			}
+		case "private_key_jwt":
+			if c.Public() {
+				t.Fatal("SEC-128: a private_key_jwt client counts as public")
+			}
+			if (c.JWKSURI == "") == (c.JWKS == nil) {
+				t.Fatalf("SEC-128: jwks_uri %q and jwks %q: want exactly one", c.JWKSURI, c.JWKS)
+			}
+			if c.JWKSURI != "" && validateKeysURL(c.JWKSURI) != nil {
+				t.Fatalf("SEC-128: accepted jwks_uri %q", c.JWKSURI)
+			}
+			if c.JWKS != nil {
+				if _, err := assertion.ParseKeySet(c.JWKS); err != nil {
+					t.Fatalf("SEC-128: accepted jwks that ParseKeySet refuses: %v", err)
+				}
+			}
+			if c.SigningAlg != "" && !assertion.Supported(c.SigningAlg) {
+				t.Fatalf("SEC-128: accepted signing alg %q", c.SigningAlg)
+			}
+		default:
+			t.Fatalf("CIMD-8: accepted auth method %q, want none or private_key_jwt", c.TokenEndpointAuthMethod)
 		}
 		// CIMD-4.
 		if name, ok := oauth.CleanClientName(c.Name); !ok || name != c.Name || name == "" {

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -49,6 +51,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBytes is the largest document accepted. Default 5 KiB (5120).
 	MaxBytes int64
+	// MaxKeyBytes is the largest key set (jwks_uri) accepted. Default
+	// 32 KiB.
+	MaxKeyBytes int64
 	// MinTTL and MaxTTL bound every cache lifetime (CIMD-6). Defaults 1 min
 	// and 24 h. no-cache and max-age=0 get MinTTL.
 	MinTTL, MaxTTL time.Duration
@@ -76,6 +81,9 @@ type Fetcher struct {
 	mu    sync.Mutex
 	cache map[string]entry
 	calls map[string]*call
+	keys  map[string]keyEntry // by jwks_uri
+
+	keyFetches singleflight.Group
 
 	// testDial, when set, replaces the real dialer (tests only).
 	testDial func(ctx context.Context, ap netip.AddrPort) (net.Conn, error)
@@ -102,6 +110,9 @@ func New(opts Options) *Fetcher {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
+	if opts.MaxKeyBytes <= 0 {
+		opts.MaxKeyBytes = DefaultMaxKeyBytes
+	}
 	if opts.MinTTL <= 0 {
 		opts.MinTTL = DefaultMinTTL
 	}
@@ -127,6 +138,7 @@ func New(opts Options) *Fetcher {
 		log:      opts.Logger,
 		cache:    make(map[string]entry),
 		calls:    make(map[string]*call),
+		keys:     make(map[string]keyEntry),
 	}
 	if f.resolver == nil {
 		f.resolver = net.DefaultResolver
@@ -207,38 +219,68 @@ func (f *Fetcher) run(ctx context.Context, clientID string, c *call) {
 	close(c.done)
 }
 
-// put stores a document; f.mu is held. When the cache is full, expired
-// entries go first, then the one that would expire soonest.
+// put stores a document; f.mu is held.
 func (f *Fetcher) put(clientID string, c *store.Client, expires time.Time) {
-	if _, ok := f.cache[clientID]; !ok && len(f.cache) >= f.opts.MaxEntries {
-		now := f.opts.Now()
-		for k, e := range f.cache {
-			if !now.Before(e.expires) {
-				delete(f.cache, k)
-			}
-		}
-		for len(f.cache) >= f.opts.MaxEntries {
-			var victim string
-			var soonest time.Time
-			for k, e := range f.cache {
-				if victim == "" || e.expires.Before(soonest) {
-					victim, soonest = k, e.expires
-				}
-			}
-			delete(f.cache, victim)
-		}
+	if _, ok := f.cache[clientID]; !ok {
+		evictOne(f.cache, f.opts.MaxEntries, f.opts.Now(), func(e entry) time.Time { return e.expires })
 	}
 	f.cache[clientID] = entry{client: c, expires: expires}
 }
 
+// evictOne makes room for one more entry in m, which holds at most max:
+// expired entries go first, then the one that would expire soonest.
+func evictOne[V any](m map[string]V, max int, now time.Time, expires func(V) time.Time) {
+	if len(m) < max {
+		return
+	}
+	for k, v := range m {
+		if !now.Before(expires(v)) {
+			delete(m, k)
+		}
+	}
+	for len(m) >= max {
+		var victim string
+		var soonest time.Time
+		for k, v := range m {
+			if victim == "" || expires(v).Before(soonest) {
+				victim, soonest = k, expires(v)
+			}
+		}
+		delete(m, victim)
+	}
+}
+
 // fetch does one validated GET of clientID (already checked by
-// ValidateClientIDURL). Its error is always an *Error.
+// ValidateClientIDURL) and reads the document. Its error is always an
+// *Error.
 func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, ttl time.Duration, storable bool, _ error) {
+	body, header, err := f.get(ctx, clientID, f.opts.MaxBytes, documentNames)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	now := f.opts.Now()
+	client, err := parseDocument(clientID, body, now)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	ttl, storable = f.lifetime(header, now)
+	return client, ttl, storable, nil
+}
+
+// names are what a Reason calls the URL fetched and the JSON it serves.
+type names struct{ url, body string }
+
+var documentNames = names{"client metadata URL", "client metadata document"}
+
+// get does one GET of rawURL, a URL that passes ValidateClientIDURL, under
+// the SSRF rules (CIMD-10), and returns a 200 answer's JSON body of at most
+// maxBytes with its headers. Its error is always an *Error.
+func (f *Fetcher) get(ctx context.Context, rawURL string, maxBytes int64, what names) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
-	u, err := url.Parse(clientID)
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, 0, false, invalid("the client_id cannot be parsed")
+		return nil, nil, invalid("the " + what.url + " cannot be parsed")
 	}
 	host := u.Hostname()
 	port := uint16(443)
@@ -251,11 +293,11 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, 
 	// CIMD-10: resolve once, check every answer, dial only those.
 	addrs, err := f.resolve(ctx, host)
 	if err != nil {
-		return nil, 0, false, unreachable(err)
+		return nil, nil, unreachable(err)
 	}
 	if !allowed {
 		if err := checkAddrs(host, addrs); err != nil {
-			return nil, 0, false, unreachable(err)
+			return nil, nil, unreachable(err)
 		}
 	}
 	pinned := make([]netip.AddrPort, len(addrs))
@@ -265,45 +307,39 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, 
 	hc := f.httpClient(host, pinned, allowed)
 	defer hc.CloseIdleConnections()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, 0, false, invalid("the client_id cannot be fetched")
+		return nil, nil, invalid("the " + what.url + " cannot be fetched")
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "mcpgate-cimd")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, 0, false, unreachable(err)
+		return nil, nil, unreachable(err)
 	}
 	defer resp.Body.Close()
 
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return nil, 0, false, invalid(fmt.Sprintf("the client metadata URL answered with a redirect (HTTP %d); redirects are not followed", resp.StatusCode))
+		return nil, nil, invalid(fmt.Sprintf("the %s answered with a redirect (HTTP %d); redirects are not followed", what.url, resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:
-		return nil, 0, false, invalid(fmt.Sprintf("the client metadata URL answered HTTP %d instead of 200", resp.StatusCode))
+		return nil, nil, invalid(fmt.Sprintf("the %s answered HTTP %d instead of 200", what.url, resp.StatusCode))
 	}
 	if !jsonMediaType(resp.Header.Get("Content-Type")) {
-		return nil, 0, false, invalid("the client metadata document is not served as application/json")
+		return nil, nil, invalid("the " + what.body + " is not served as application/json")
 	}
-	tooBig := invalid(fmt.Sprintf("the client metadata document is larger than %d bytes", f.opts.MaxBytes))
-	if resp.ContentLength > f.opts.MaxBytes {
-		return nil, 0, false, tooBig
+	tooBig := invalid(fmt.Sprintf("the %s is larger than %d bytes", what.body, maxBytes))
+	if resp.ContentLength > maxBytes {
+		return nil, nil, tooBig
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.MaxBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
-		return nil, 0, false, unreachable(err)
+		return nil, nil, unreachable(err)
 	}
-	if int64(len(body)) > f.opts.MaxBytes {
-		return nil, 0, false, tooBig
+	if int64(len(body)) > maxBytes {
+		return nil, nil, tooBig
 	}
-	now := f.opts.Now()
-	client, err := parseDocument(clientID, body, now)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	ttl, storable = f.lifetime(resp.Header, now)
-	return client, ttl, storable, nil
+	return body, resp.Header, nil
 }
 
 // jsonMediaType accepts application/json and application/*+json (draft §4).
@@ -320,5 +356,6 @@ func cloneClient(c *store.Client) *store.Client {
 	cp.RedirectURIs = slices.Clone(c.RedirectURIs)
 	cp.GrantTypes = slices.Clone(c.GrantTypes)
 	cp.ResponseTypes = slices.Clone(c.ResponseTypes)
+	cp.JWKS = slices.Clone(c.JWKS)
 	return &cp
 }

@@ -153,15 +153,62 @@ func TestClientDocumentRules(t *testing.T) {
 		{"CIMD-8 client_secret_expires_at present", func(id string) string {
 			return doc(id, func(m map[string]any) { m["client_secret_expires_at"] = 0 })
 		}, "client_secret_expires_at"},
-		{"CIMD-8 private_key_jwt is not supported yet", func(id string) string {
+		{"SEC-128 private_key_jwt without keys", func(id string) string {
+			return doc(id, func(m map[string]any) { m["token_endpoint_auth_method"] = "private_key_jwt" })
+		}, "must name its keys with jwks_uri or jwks"},
+		{"SEC-128 private_key_jwt with jwks_uri and jwks", func(id string) string {
 			return doc(id, func(m map[string]any) {
 				m["token_endpoint_auth_method"] = "private_key_jwt"
 				m["jwks_uri"] = "https://app.example/jwks.json"
+				m["jwks"] = testKeySet
 			})
-		}, "confidential CIMD clients are not supported"},
+		}, "has both jwks_uri and jwks"},
+		{"SEC-128 jwks_uri over http", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks_uri"] = "http://app.example/jwks.json"
+			})
+		}, "jwks_uri is not a valid key set URL: it must start with https://"},
+		{"SEC-128 jwks_uri with a query", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks_uri"] = "https://app.example/jwks.json?v=1"
+			})
+		}, "jwks_uri is not a valid key set URL: it must not have a query"},
+		{"SEC-128 jwks wrong type", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks_uri"] = []string{"https://app.example/jwks.json"}
+			})
+		}, "jwks_uri has the wrong type"},
+		{"SEC-128 jwks with a private key", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks"] = testPrivateKeySet
+			})
+		}, "jwks: key 1 of the key set is private or symmetric key material"},
+		{"SEC-128 jwks with a shared secret", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks"] = map[string]any{"keys": []any{map[string]any{"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}}}
+			})
+		}, "is private or symmetric key material"},
+		{"SEC-128 jwks without keys", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks"] = map[string]any{"keys": []any{}}
+			})
+		}, "jwks: the key set has no keys"},
+		{"SEC-128 signing alg HS256", func(id string) string {
+			return doc(id, func(m map[string]any) {
+				m["token_endpoint_auth_method"] = "private_key_jwt"
+				m["jwks_uri"] = "https://app.example/jwks.json"
+				m["token_endpoint_auth_signing_alg"] = "HS256"
+			})
+		}, `token_endpoint_auth_signing_alg "HS256" is not supported`},
 		{"CIMD-8 other auth method", func(id string) string {
 			return doc(id, func(m map[string]any) { m["token_endpoint_auth_method"] = "tls_client_auth" })
-		}, "is not supported; use none"},
+		}, "is not supported; use none or private_key_jwt"},
 		{"grant type implicit", func(id string) string {
 			return doc(id, func(m map[string]any) { m["grant_types"] = []string{"authorization_code", "implicit"} })
 		}, `grant type "implicit" is not supported`},

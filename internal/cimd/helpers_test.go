@@ -177,3 +177,10 @@ func asError(t *testing.T, err error) *Error {
 	}
 	return e
 }
+
+// testKeySet is a public Ed25519 key set; testPrivateKeySet the same key
+// with its private part, which a document must never publish.
+var (
+	testKeySet        = map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}}
+	testPrivateKeySet = map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}}}
+)

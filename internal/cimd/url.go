@@ -23,8 +23,18 @@ func IsClientIDURL(clientID string) bool {
 // punycode form) without spaces, control characters or backslashes, and at
 // most 2048 bytes. A failure is an *Error whose Reason says what is wrong.
 func ValidateClientIDURL(raw string) error {
+	return validateURL(raw, "the client_id is not a valid client metadata URL: ")
+}
+
+// validateKeysURL checks a private_key_jwt client's jwks_uri by the same
+// rules: it is fetched the same way.
+func validateKeysURL(raw string) error {
+	return validateURL(raw, "jwks_uri is not a valid key set URL: ")
+}
+
+func validateURL(raw, prefix string) error {
 	bad := func(why string) error {
-		return &Error{Reason: "the client_id is not a valid client metadata URL: " + why}
+		return &Error{Reason: prefix + why}
 	}
 	if len(raw) > maxURLLength {
 		return bad("it is longer than 2048 characters")

@@ -1,0 +1,263 @@
+package assertion
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Type is the client_assertion_type of a JWT assertion (RFC 7523 §2.2).
+const Type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Algorithms are the JWS algorithms an assertion may be signed with.
+var Algorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.EdDSA,
+}
+
+// AlgorithmNames are Algorithms as the strings metadata lists.
+func AlgorithmNames() []string {
+	names := make([]string, len(Algorithms))
+	for i, a := range Algorithms {
+		names[i] = string(a)
+	}
+	return names
+}
+
+// Supported reports whether alg is one of Algorithms.
+func Supported(alg string) bool {
+	return slices.Contains(Algorithms, jose.SignatureAlgorithm(alg))
+}
+
+const (
+	// MaxLifetime is the furthest ahead an assertion's exp may be.
+	MaxLifetime = 10 * time.Minute
+	// Leeway allows for clocks that differ, on exp, nbf and iat.
+	Leeway = time.Minute
+	// MaxKeys bounds the keys one verification tries.
+	MaxKeys = 16
+	// minRSABits is the smallest RSA key accepted (RFC 7518 §3.3).
+	minRSABits = 2048
+	maxJTI     = 256
+)
+
+// ErrNoKey says that no key of the set verified the assertion. The client
+// may have rotated its keys: a caller that fetched the set may fetch it
+// again and retry once.
+var ErrNoKey = errors.New("no key of the client's key set verifies the client assertion")
+
+// ParseKeySet reads a JWK Set of public signing keys.
+func ParseKeySet(b []byte) (*jose.JSONWebKeySet, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, errors.New("the key set is not a valid JWK Set")
+	}
+	if len(set.Keys) == 0 {
+		return nil, errors.New("the key set has no keys")
+	}
+	for i := range set.Keys {
+		k := &set.Keys[i]
+		switch {
+		case !k.IsPublic():
+			return nil, fmt.Errorf("key %d of the key set is private or symmetric key material, which must never be published", i+1)
+		case k.Use != "" && k.Use != "sig":
+			return nil, fmt.Errorf("key %d of the key set is for use %q, not sig", i+1, k.Use)
+		case !k.Valid():
+			return nil, fmt.Errorf("key %d of the key set is not a valid key", i+1)
+		}
+		if pub, ok := k.Key.(*rsa.PublicKey); ok && pub.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("key %d of the key set is an RSA key under %d bits", i+1, minRSABits)
+		}
+	}
+	return &set, nil
+}
+
+// Issuer returns the iss claim of an assertion without verifying anything,
+// to find its client when the request names none (RFC 7521 §4.2). Nothing
+// else may be read from it before Verify.
+func Issuer(token string) (string, error) {
+	tok, err := jwt.ParseSigned(token, Algorithms)
+	if err != nil {
+		return "", errMalformed(err)
+	}
+	var c jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return "", errors.New("the client assertion's claims are not valid JSON")
+	}
+	return c.Issuer, nil
+}
+
+// Expected is what Verify requires of an assertion.
+type Expected struct {
+	ClientID  string
+	Audiences []string // aud must hold at least one
+	Alg       string   // the one algorithm the client signs with; "" for any of Algorithms
+	Now       time.Time
+}
+
+// Verified is what a checked assertion says.
+type Verified struct {
+	ID     string // jti
+	Expiry time.Time
+}
+
+// Verify checks token against keys as the package documentation says.
+// An error says what is wrong, for the client's developer; ErrNoKey is
+// wrapped when no key verified the signature.
+func Verify(token string, keys *jose.JSONWebKeySet, want Expected) (*Verified, error) {
+	tok, err := jwt.ParseSigned(token, Algorithms)
+	if err != nil {
+		return nil, errMalformed(err)
+	}
+	hdr := tok.Headers[0]
+	if want.Alg != "" && hdr.Algorithm != want.Alg {
+		return nil, fmt.Errorf("the client assertion is signed with %s; the client's metadata names %s", hdr.Algorithm, want.Alg)
+	}
+	var c jwt.Claims
+	verified := false
+	for _, k := range candidates(keys, hdr) {
+		if tok.Claims(k.Key, &c) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, ErrNoKey
+	}
+	if err := checkClaims(&c, want); err != nil {
+		return nil, err
+	}
+	return &Verified{ID: c.ID, Expiry: c.Expiry.Time()}, nil
+}
+
+func errMalformed(err error) error {
+	if errors.Is(err, jose.ErrUnsupportedAlgorithm) {
+		return fmt.Errorf("the client assertion must be signed with one of %v", AlgorithmNames())
+	}
+	return errors.New("the client assertion is not a signed JWT in compact form")
+}
+
+// candidates are the keys of set that may have signed a JWS with hdr: the
+// ones its kid names, or all without a kid; of the algorithm's key type,
+// and of the same alg when the key names one. At most MaxKeys.
+func candidates(set *jose.JSONWebKeySet, hdr jose.Header) []jose.JSONWebKey {
+	keys := set.Keys
+	if hdr.KeyID != "" {
+		keys = set.Key(hdr.KeyID)
+	}
+	var out []jose.JSONWebKey
+	for _, k := range keys {
+		if (k.Algorithm == "" || k.Algorithm == hdr.Algorithm) && fits(k.Key, hdr.Algorithm) && len(out) < MaxKeys {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// fits reports whether key is of the type and curve alg signs with.
+func fits(key any, alg string) bool {
+	switch jose.SignatureAlgorithm(alg) {
+	case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
+		_, ok := key.(*rsa.PublicKey)
+		return ok
+	case jose.ES256, jose.ES384, jose.ES512:
+		k, ok := key.(*ecdsa.PublicKey)
+		if !ok {
+			return false
+		}
+		curve := map[jose.SignatureAlgorithm]elliptic.Curve{jose.ES256: elliptic.P256(), jose.ES384: elliptic.P384(), jose.ES512: elliptic.P521()}
+		return k.Curve == curve[jose.SignatureAlgorithm(alg)]
+	case jose.EdDSA:
+		_, ok := key.(ed25519.PublicKey)
+		return ok
+	}
+	return false
+}
+
+func checkClaims(c *jwt.Claims, want Expected) error {
+	now := want.Now
+	switch {
+	case want.ClientID == "":
+		return errors.New("the client is unknown")
+	case c.Issuer != want.ClientID:
+		return errors.New("the client assertion's iss is not the client_id")
+	case c.Subject != want.ClientID:
+		return errors.New("the client assertion's sub is not the client_id")
+	case !slices.ContainsFunc(want.Audiences, c.Audience.Contains):
+		return errors.New("the client assertion's aud does not name this authorization server (its issuer or token endpoint)")
+	case c.Expiry == nil:
+		return errors.New("the client assertion has no exp")
+	case !now.Before(c.Expiry.Time().Add(Leeway)):
+		return errors.New("the client assertion has expired")
+	case c.Expiry.Time().After(now.Add(MaxLifetime + Leeway)):
+		return fmt.Errorf("the client assertion's exp is more than %v ahead", MaxLifetime)
+	case c.NotBefore != nil && now.Add(Leeway).Before(c.NotBefore.Time()):
+		return errors.New("the client assertion is not valid yet (nbf)")
+	case c.IssuedAt != nil && now.Add(Leeway).Before(c.IssuedAt.Time()):
+		return errors.New("the client assertion's iat is in the future")
+	case c.ID == "":
+		return errors.New("the client assertion has no jti")
+	case len(c.ID) > maxJTI:
+		return fmt.Errorf("the client assertion's jti is over %d bytes", maxJTI)
+	}
+	return nil
+}
+
+// Replays remembers the assertions accepted, each until it expires, so
+// that each is accepted once. The zero value is not ready: use NewReplays.
+type Replays struct {
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	max   int
+	swept time.Time
+}
+
+// NewReplays holds at most max assertions at once.
+func NewReplays(max int) *Replays {
+	return &Replays{seen: map[string]time.Time{}, max: max}
+}
+
+// ErrReplayed and ErrReplaysFull are the refusals of Use.
+var (
+	ErrReplayed    = errors.New("the client assertion was used before: make a new one for each request (a new jti)")
+	ErrReplaysFull = errors.New("too many client assertions at once; try again in a minute")
+)
+
+// Use records the assertion v of clientID, or says why it cannot be
+// accepted. Only verified assertions come here, so only a holder of a
+// client's key can fill the table: it is then refused, not the others'
+// assertions forgotten.
+func (r *Replays) Use(clientID string, v *Verified, now time.Time) error {
+	key := clientID + "\x00" + v.ID
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if until, ok := r.seen[key]; ok && now.Before(until) {
+		return ErrReplayed
+	}
+	if len(r.seen) >= r.max || now.Sub(r.swept) > time.Minute {
+		for k, until := range r.seen {
+			if !now.Before(until) {
+				delete(r.seen, k)
+			}
+		}
+		r.swept = now
+	}
+	if len(r.seen) >= r.max {
+		return ErrReplaysFull
+	}
+	// Remembered for as long as Verify would accept it.
+	r.seen[key] = v.Expiry.Add(Leeway)
+	return nil
+}

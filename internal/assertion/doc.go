@@ -1,0 +1,33 @@
+// Package assertion checks the JWTs with which a private_key_jwt client
+// authenticates at the token, revocation and introspection endpoints
+// (RFC 7521 §4.2, RFC 7523 §2.2 and §3, OpenID Connect Core §9;
+// SEC-128). ChatGPT's client metadata document names this method.
+//
+// An assertion is accepted when:
+//
+//   - it is a compact JWS signed with an asymmetric algorithm (Algorithms),
+//     the client's token_endpoint_auth_signing_alg if it named one; never
+//     "none" nor a shared-secret HMAC, which a metadata document cannot
+//     share (CIMD-8);
+//   - a key of the client's set verifies it: the one its kid names, or,
+//     without a kid, any key of the algorithm's type (the TypeScript SDK
+//     sends none); a key whose own alg is another is not tried;
+//   - iss and sub are both the client_id;
+//   - aud holds one of the values the caller passes: the issuer, or the URL
+//     of the token endpoint or of the endpoint called;
+//   - exp is present and not past, and at most MaxLifetime ahead, which
+//     bounds how long its jti is remembered; nbf and iat, when present, are
+//     not in the future; Leeway allows for clocks that differ;
+//   - jti is present: Replays accepts each (client, jti) once until the
+//     assertion expires.
+//
+// ParseKeySet reads a client's JWK Set and refuses one that holds private
+// or symmetric key material (published, such a key is no longer secret),
+// a key for another use than "sig", or an RSA key under 2048 bits.
+//
+// Replays lives in one process: with several replicas an assertion could be
+// used once on each within its lifetime. That is accepted because an
+// assertion only authenticates the client: a code, a refresh token or a
+// token to revoke must come with it, and those are single-use or bound to
+// the client wherever they are presented.
+package assertion

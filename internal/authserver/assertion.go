@@ -1,0 +1,96 @@
+package authserver
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/mcpgate/mcpgate/internal/assertion"
+	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// maxAssertionsRemembered bounds the jti values kept against replay: at
+// 10 minutes each, 100,000 is over 160 assertions a second.
+const maxAssertionsRemembered = 100_000
+
+// usesAssertion reports whether a request authenticates its client with a
+// JWT assertion (RFC 7521 §4.2).
+func usesAssertion(form url.Values) bool {
+	return form.Has("client_assertion") || form.Has("client_assertion_type")
+}
+
+// authenticateAssertion identifies a private_key_jwt client by the JWT it
+// signed (RFC 7523 §2.2, §3; SEC-128). client_id may be absent (RFC 7521
+// §4.2): the assertion's iss names the client, and is trusted only once its
+// signature verifies with that client's keys.
+func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
+	note := noteOf(r.Context())
+	refuse := func(why string) *oauth.Error {
+		note.stop("", why)
+		return &oauth.Error{Code: oauth.InvalidClient, Description: why}
+	}
+	token := form.Get("client_assertion")
+	switch {
+	case form.Get("client_assertion_type") != assertion.Type:
+		return nil, refuse("client_assertion_type must be " + assertion.Type)
+	case token == "":
+		return nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion is required with client_assertion_type")
+	}
+	iss, err := assertion.Issuer(token)
+	if err != nil {
+		return nil, refuse(err.Error())
+	}
+	id := form.Get("client_id")
+	if id == "" {
+		id = iss
+	}
+	if id == "" {
+		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
+	}
+	client, oerr := s.knownClient(r, id)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if client.TokenEndpointAuthMethod != "private_key_jwt" || s.opts.CIMD == nil {
+		return nil, refuse("this client does not authenticate with a client assertion")
+	}
+	issuer := s.site.Issuer(r)
+	want := assertion.Expected{
+		ClientID:  client.ID,
+		Audiences: []string{issuer, issuer + "/token", issuer + r.URL.Path},
+		Alg:       client.SigningAlg,
+		Now:       s.now(),
+	}
+	v, err := s.verifyAssertion(r, client, token, want)
+	if err != nil {
+		if docErr, ok := errors.AsType[*cimd.Error](err); ok {
+			s.log.Info("client key set refused", "client_id", truncate(client.ID, 200), "err", err.Error())
+			return nil, refuse("the client's keys could not be read: " + docErr.Reason)
+		}
+		return nil, refuse(err.Error())
+	}
+	if err := s.replays.Use(client.ID, v, want.Now); err != nil {
+		return nil, refuse(err.Error())
+	}
+	return client, nil
+}
+
+// verifyAssertion checks token with the client's keys, and once more with
+// a new copy of a jwks_uri set when no cached key verified it: the client
+// may have rotated its keys.
+func (s *Server) verifyAssertion(r *http.Request, client *store.Client, token string, want assertion.Expected) (*assertion.Verified, error) {
+	keys, err := s.opts.CIMD.Keys(r.Context(), client, false)
+	if err != nil {
+		return nil, err
+	}
+	v, err := assertion.Verify(token, keys, want)
+	if !errors.Is(err, assertion.ErrNoKey) || client.JWKSURI == "" {
+		return v, err
+	}
+	if keys, err = s.opts.CIMD.Keys(r.Context(), client, true); err != nil {
+		return nil, err
+	}
+	return assertion.Verify(token, keys, want)
+}

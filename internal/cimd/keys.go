@@ -1,0 +1,94 @@
+package cimd
+
+import (
+	"context"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mcpgate/mcpgate/internal/assertion"
+	"github.com/mcpgate/mcpgate/store"
+)
+
+// DefaultMaxKeyBytes bounds a fetched key set: a few RSA keys take 2–3 KB.
+const DefaultMaxKeyBytes = 32 << 10
+
+// keyRefetchEvery: a set is fetched again on a caller's demand (an
+// assertion that no cached key verifies) at most this often per URL, so
+// that made-up assertions cannot make the gateway fetch for them.
+const keyRefetchEvery = 30 * time.Second
+
+var keySetNames = names{"client's jwks_uri", "client's key set"}
+
+type keyEntry struct {
+	set              *jose.JSONWebKeySet
+	fetched, expires time.Time
+}
+
+// Keys returns the public keys with which c, a private_key_jwt client from
+// Client, signs its assertions (SEC-128): the document's jwks, or the set
+// at its jwks_uri. That set is fetched under the rules of documents (CIMD-10:
+// the address checks, no redirects, a JSON media type; at most
+// Options.MaxKeyBytes) and cached as they are (CIMD-6). fresh asks for a new
+// fetch, which is made unless the last one was under 30 s ago: the client
+// may have rotated its keys since the cached copy. Any failure is an
+// *Error.
+func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.JSONWebKeySet, error) {
+	if c.JWKS != nil {
+		set, err := assertion.ParseKeySet(c.JWKS)
+		if err != nil {
+			return nil, invalid("jwks: " + err.Error())
+		}
+		return set, nil
+	}
+	if c.JWKSURI == "" {
+		return nil, invalid("the client has no keys")
+	}
+	u := c.JWKSURI
+	now := f.opts.Now()
+	f.mu.Lock()
+	e, ok := f.keys[u]
+	f.mu.Unlock()
+	if ok && now.Before(e.expires) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery) {
+		return e.set, nil
+	}
+	ch := f.keyFetches.DoChan(u, func() (any, error) {
+		return f.fetchKeys(context.WithoutCancel(ctx), u)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*jose.JSONWebKeySet), nil
+	case <-ctx.Done():
+		return nil, unreachable(ctx.Err())
+	}
+}
+
+// fetchKeys fetches, checks and caches the set at u. Its error is an *Error.
+func (f *Fetcher) fetchKeys(ctx context.Context, u string) (*jose.JSONWebKeySet, error) {
+	if err := validateKeysURL(u); err != nil {
+		return nil, err
+	}
+	body, header, err := f.get(ctx, u, f.opts.MaxKeyBytes, keySetNames)
+	if err == nil {
+		var set *jose.JSONWebKeySet
+		if set, err = assertion.ParseKeySet(body); err == nil {
+			now := f.opts.Now()
+			if ttl, storable := f.lifetime(header, now); storable {
+				f.mu.Lock()
+				if _, ok := f.keys[u]; !ok {
+					evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) time.Time { return e.expires })
+				}
+				f.keys[u] = keyEntry{set: set, fetched: now, expires: now.Add(ttl)}
+				f.mu.Unlock()
+			}
+			f.log.Info("cimd: client key set fetched", "jwks_uri", u, "keys", len(set.Keys))
+			return set, nil
+		}
+		err = invalid("the client's key set at jwks_uri: " + err.Error())
+	}
+	f.log.Info("cimd: client key set rejected", "jwks_uri", u, "err", err.Error())
+	return nil, err
+}
