@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,7 +92,7 @@ func ParseKeySet(b []byte) (*jose.JSONWebKeySet, error) {
 func Issuer(token string) (string, error) {
 	tok, err := jwt.ParseSigned(token, Algorithms)
 	if err != nil {
-		return "", errMalformed(err)
+		return "", errMalformed(token)
 	}
 	var c jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
@@ -119,7 +121,7 @@ type Verified struct {
 func Verify(token string, keys *jose.JSONWebKeySet, want Expected) (*Verified, error) {
 	tok, err := jwt.ParseSigned(token, Algorithms)
 	if err != nil {
-		return nil, errMalformed(err)
+		return nil, errMalformed(token)
 	}
 	hdr := tok.Headers[0]
 	if want.Alg != "" && hdr.Algorithm != want.Alg {
@@ -142,9 +144,15 @@ func Verify(token string, keys *jose.JSONWebKeySet, want Expected) (*Verified, e
 	return &Verified{ID: c.ID, Expiry: c.Expiry.Time()}, nil
 }
 
-func errMalformed(err error) error {
-	if errors.Is(err, jose.ErrUnsupportedAlgorithm) {
-		return fmt.Errorf("the client assertion must be signed with one of %v", AlgorithmNames())
+// errMalformed says why a token did not parse: an algorithm refused (its
+// header is read for that alone), or not a compact JWS at all.
+func errMalformed(token string) error {
+	head, _, _ := strings.Cut(token, ".")
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(head); err == nil && json.Unmarshal(b, &h) == nil && h.Alg != "" && !Supported(h.Alg) {
+		return fmt.Errorf("the client assertion must be signed with one of %v, not %.20q", AlgorithmNames(), h.Alg)
 	}
 	return errors.New("the client assertion is not a signed JWT in compact form")
 }

@@ -1,0 +1,176 @@
+package cimd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// keysEnv serves a private_key_jwt document at /client.json naming the
+// key set at /jwks.json, which keys serves.
+func keysEnv(t *testing.T, keys http.HandlerFunc, edit func(*Options)) *env {
+	t.Helper()
+	return newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/jwks.json" {
+			keys(w, r)
+			return
+		}
+		serveJSON(w, doc(selfURL(r), func(m map[string]any) {
+			m["token_endpoint_auth_method"] = "private_key_jwt"
+			m["token_endpoint_auth_signing_alg"] = "EdDSA"
+			m["jwks_uri"] = "https://" + r.Host + "/jwks.json"
+		}))
+	}, edit)
+}
+
+func serveKeySet(w http.ResponseWriter, _ *http.Request) {
+	b, _ := json.Marshal(testKeySet)
+	serveJSON(w, string(b))
+}
+
+// SEC-128, CIMD-8: ChatGPT's kind of document (private_key_jwt, a signing
+// algorithm, a jwks_uri) gives a confidential client whose keys Keys
+// fetches from the jwks_uri.
+func TestKeysFromJWKSURI(t *testing.T) {
+	e := keysEnv(t, serveKeySet, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenEndpointAuthMethod != "private_key_jwt" || c.Public() || c.SigningAlg != "EdDSA" || c.JWKSURI != e.url("/jwks.json") || c.JWKS != nil {
+		t.Fatalf("client = %+v, want a confidential private_key_jwt client with EdDSA and the document's jwks_uri", c)
+	}
+	set, err := e.f.Keys(context.Background(), c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Keys) != 1 || set.Keys[0].KeyID != "k1" {
+		t.Fatalf("keys = %+v, want the one key k1 of the served set", set.Keys)
+	}
+}
+
+// SEC-128: the set is cached as documents are (CIMD-6); a caller that asks
+// for a fresh copy gets one at most every 30 s, so made-up assertions
+// cannot make the gateway fetch for them.
+func TestKeysCachedAndRefetchedAtMostEvery30s(t *testing.T) {
+	e := keysEnv(t, serveKeySet, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(fresh bool) {
+		t.Helper()
+		if _, err := e.f.Keys(context.Background(), c, fresh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get(false)
+	get(false)
+	get(true)
+	if n := e.hitCount("/jwks.json"); n != 1 {
+		t.Fatalf("the key set was fetched %d times, want 1 (cached, and a fresh copy was fetched under 30 s ago)", n)
+	}
+	e.clock.advance(31 * time.Second)
+	get(false)
+	if n := e.hitCount("/jwks.json"); n != 1 {
+		t.Fatalf("the key set was fetched %d times, want 1: a set within its lifetime is served from the cache", n)
+	}
+	get(true)
+	if n := e.hitCount("/jwks.json"); n != 2 {
+		t.Fatalf("the key set was fetched %d times, want 2: a fresh copy asked for 31 s after the last fetch", n)
+	}
+	e.clock.advance(DefaultTTL)
+	get(false)
+	if n := e.hitCount("/jwks.json"); n != 3 {
+		t.Fatalf("the key set was fetched %d times, want 3: the cached copy expired", n)
+	}
+}
+
+// SEC-128: a document's own jwks is read without any fetch.
+func TestKeysInline(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		serveJSON(w, doc(selfURL(r), func(m map[string]any) {
+			m["token_endpoint_auth_method"] = "private_key_jwt"
+			m["jwks"] = testKeySet
+		}))
+	}, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWKSURI != "" || c.JWKS == nil {
+		t.Fatalf("client = %+v, want its inline jwks and no jwks_uri", c)
+	}
+	set, err := e.f.Keys(context.Background(), c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Keys) != 1 || set.Keys[0].KeyID != "k1" {
+		t.Fatalf("keys = %+v, want the document's key k1", set.Keys)
+	}
+}
+
+// SEC-128, CIMD-10: a jwks_uri answer is held to the rules of documents,
+// and a refused set is not cached.
+func TestKeysResponseRules(t *testing.T) {
+	private, _ := json.Marshal(testPrivateKeySet)
+	big := fmt.Sprintf(`{"keys":[],"pad":%q}`, strings.Repeat("x", DefaultMaxKeyBytes))
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+		want string
+	}{
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://elsewhere.example/jwks.json", http.StatusFound)
+		}, "the client's jwks_uri answered with a redirect (HTTP 302); redirects are not followed"},
+		{"404", http.NotFound, "the client's jwks_uri answered HTTP 404 instead of 200"},
+		{"not JSON", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html>"))
+		}, "the client's key set is not served as application/json"},
+		{"too big", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, big) }, "the client's key set is larger than 32768 bytes"},
+		{"private key", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, string(private)) },
+			"the client's key set at jwks_uri: key 1 of the key set is private or symmetric key material"},
+		{"not a key set", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, `{"keys":"no"}`) },
+			"the client's key set at jwks_uri: the key set is not a valid JWK Set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := keysEnv(t, tc.h, nil)
+			c, err := e.f.Client(context.Background(), e.url("/client.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				_, err = e.f.Keys(context.Background(), c, false)
+				if got := asError(t, err).Reason; !strings.Contains(got, tc.want) {
+					t.Fatalf("Reason = %q, want it to contain %q", got, tc.want)
+				}
+				if n := e.hitCount("/jwks.json"); n != i+1 {
+					t.Fatalf("after %d calls the key set was fetched %d times, want %d: a refused set is not cached", i+1, n, i+1)
+				}
+			}
+		})
+	}
+}
+
+// SEC-128, CIMD-10: a jwks_uri that resolves to a private address is not
+// fetched; the Reason is the generic one.
+func TestKeysSSRFRefused(t *testing.T) {
+	e := keysEnv(t, serveKeySet, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.JWKSURI = "https://internal.example:" + e.port() + "/jwks.json" // not allow-listed, resolves to 127.0.0.1
+	_, err = e.f.Keys(context.Background(), c, false)
+	if got := asError(t, err).Reason; got != reasonUnreachable {
+		t.Fatalf("Reason = %q, want the generic %q", got, reasonUnreachable)
+	}
+	if n := e.hitCount("/jwks.json"); n != 0 {
+		t.Fatalf("the key set was fetched %d times from a loopback address, want 0", n)
+	}
+}
