@@ -2,20 +2,32 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 )
 
 // nodeProc is a Node process of a real-client test, in its own process
@@ -129,6 +141,25 @@ type tsResult struct {
 		RefreshTokenLength int          `json:"refresh_token_length"`
 		Whoami             whoamiOutput `json:"whoami"`
 	} `json:"refresh"`
+	ClientAuth []tsClientAuth `json:"client_auth"`
+}
+
+// tsClientAuth is one token request that tsclient.mjs authenticated with
+// its private key: the parameter names it sent, and its assertion's header
+// and claims.
+type tsClientAuth struct {
+	Endpoint  string         `json:"endpoint"`
+	GrantType string         `json:"grant_type"`
+	Params    []string       `json:"params"`
+	Header    map[string]any `json:"header"`
+	Claims    struct {
+		Iss string  `json:"iss"`
+		Sub string  `json:"sub"`
+		Aud string  `json:"aud"`
+		Jti string  `json:"jti"`
+		Exp float64 `json:"exp"`
+		Iat float64 `json:"iat"`
+	} `json:"claims"`
 }
 
 var (
@@ -283,4 +314,243 @@ func TestTypeScriptSDK_CIMD(t *testing.T) {
 	if docs.fetches(docPath) < 1 {
 		t.Fatal("the gateway never fetched the metadata document, want at least one fetch (CIMD-2)")
 	}
+}
+
+// The MCP TypeScript SDK's client as ChatGPT connects (SEC-128, CIMD-8): its
+// metadata document says token_endpoint_auth_method private_key_jwt,
+// token_endpoint_auth_signing_alg RS256 and a jwks_uri on the same https
+// host, which serves the public half of an RSA-2048 key the test made. The
+// SDK signs each token request with createPrivateKeyJwtAuth (no client_id,
+// no kid, aud the issuer): the code exchange, the tools and the refresh go
+// through, the gateway having fetched the key set once (CIMD-10, CIMD-6).
+// Then the same client from Go (checkAssertionRefusals): without an
+// assertion, with another key's, or with an assertion used before, it is
+// refused invalid_client.
+func TestTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
+	begin := time.Now()
+	defer func() {
+		t.Logf("TestTypeScriptSDK_SEC128_PrivateKeyJWT took %v", time.Since(begin).Round(time.Millisecond))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := newCIMDHost(t)
+	const docPath, keysPath = "/oauth/tssdk-e2e-pkj.json", "/oauth/tssdk-e2e-pkj-jwks.json"
+	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
+	clientID := docs.publishPrivateKeyJWT(t, docPath, keysPath, "TypeScript SDK e2e (private_key_jwt)", &key.PublicKey, cb)
+	srv := realClientGateway(t, ctx, docs)
+	checkPrivateKeyJWTMetadata(t, srv.URL)
+
+	r := runTSClient(t, ctx, cb, "cimd", srv.URL+"/mcp", cb, clientID, writePKCS8(t, key))
+	checkTSResult(t, r, srv.URL, clientID)
+	checkTSAssertions(t, r.ClientAuth, srv.URL, clientID)
+	// Both token requests were checked with one copy of the set, cached
+	// for its max-age as documents are.
+	if n := docs.fetches(keysPath); n != 1 {
+		t.Fatalf("the gateway fetched the client's jwks_uri %d times for the SDK's code exchange and refresh, want once (SEC-128)", n)
+	}
+	checkAssertionRefusals(t, ctx, srv.URL, clientID, cb, key, func() int { return docs.fetches(keysPath) })
+}
+
+// checkAssertionRefusals walks a new authorization of the private_key_jwt
+// client clientID at base, then posts to /token as the client would
+// (SEC-128): the code without an assertion is refused invalid_client naming
+// private_key_jwt, as it is with an assertion another key signed (two such,
+// which make the gateway fetch the key set again at most once: the client
+// may have rotated its keys, but made-up assertions do not make it fetch
+// for each); the code is then still good with an assertion of key; the same
+// assertion is refused with the refresh token it bought, which a new
+// assertion then renews; and a new assertion for the revocation endpoint
+// (aud its URL) revokes it.
+func checkAssertionRefusals(t *testing.T, ctx context.Context, base, clientID, cb string, key *rsa.PrivateKey, keyFetches func() int) {
+	t.Helper()
+	verifier := tokens.NewSecret()
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {cb}, "response_type": {"code"}, "state": {"pkj"},
+		"code_challenge": {tokens.S256(verifier)}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
+	code, _, _, err := browser.New(user, password).Authorize(ctx, base+"/authorize?"+q.Encode(), cb)
+	if err != nil {
+		t.Fatalf("authorizing the private_key_jwt client from Go: %v", err)
+	}
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {cb},
+		"code_verifier": {verifier}, "resource": {base + "/mcp"}}
+	post := func(path string, form url.Values) (int, string, map[string]any) {
+		status, body := postForm(t, http.DefaultClient, base+path, form)
+		return status, oauthOutcome(body), body
+	}
+
+	if status, got, body := post("/token", withForm(exchange, "client_id", clientID)); status != http.StatusUnauthorized ||
+		body["error"] != "invalid_client" || !strings.Contains(got, "private_key_jwt") {
+		t.Fatalf("code exchange with client_id and no assertion: %d %s, want 401 invalid_client naming private_key_jwt", status, got)
+	}
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := keyFetches()
+	for range 2 {
+		if status, got, body := post("/token", withAssertion(exchange, signAssertion(t, other, clientID, base))); status != http.StatusUnauthorized ||
+			body["error"] != "invalid_client" {
+			t.Fatalf("code exchange with an assertion another key signed: %d %s, want 401 invalid_client", status, got)
+		}
+	}
+	if n := keyFetches() - before; n > 1 {
+		t.Fatalf("two assertions no key of the set verifies made the gateway fetch the set %d times, want at most once", n)
+	}
+
+	first := signAssertion(t, key, clientID, base)
+	status, got, body := post("/token", withAssertion(exchange, first))
+	refresh, _ := body["refresh_token"].(string)
+	if status != http.StatusOK || refresh == "" {
+		t.Fatalf("code exchange with the client's assertion, after the refusals: %d %s, want 200 and a refresh token", status, got)
+	}
+	renew := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
+	if status, got, body := post("/token", withAssertion(renew, first)); status != http.StatusUnauthorized ||
+		body["error"] != "invalid_client" || !strings.Contains(got, "used before") {
+		t.Fatalf("refresh with the code exchange's assertion sent again: %d %s, want 401 invalid_client, used before", status, got)
+	}
+	status, got, body = post("/token", withAssertion(renew, signAssertion(t, key, clientID, base)))
+	renewed, _ := body["refresh_token"].(string)
+	if status != http.StatusOK || renewed == "" || renewed == refresh {
+		t.Fatalf("refresh with a new assertion after the replay's refusal: %d %s, want 200 and a new refresh token", status, got)
+	}
+	if status, got, _ := post("/revoke", withAssertion(url.Values{"token": {renewed}}, signAssertion(t, key, clientID, base+"/revoke"))); status != http.StatusOK {
+		t.Fatalf("revocation with an assertion for the revocation endpoint: %d %s, want 200", status, got)
+	}
+	renew.Set("refresh_token", renewed)
+	if status, got, body := post("/token", withAssertion(renew, signAssertion(t, key, clientID, base))); status != http.StatusBadRequest ||
+		body["error"] != "invalid_grant" {
+		t.Fatalf("refresh with the revoked refresh token: %d %s, want 400 invalid_grant", status, got)
+	}
+}
+
+// oauthOutcome says what a token endpoint answered without its tokens:
+// the error and its description, or the names of the members.
+func oauthOutcome(body map[string]any) string {
+	if e, ok := body["error"]; ok {
+		return fmt.Sprintf("%v: %v", e, body["error_description"])
+	}
+	return fmt.Sprintf("members %v", slices.Sorted(maps.Keys(body)))
+}
+
+// publishPrivateKeyJWT serves, at docPath, the document of a confidential
+// client as ChatGPT's reads (private_key_jwt, RS256, a jwks_uri on the same
+// host), and at keysPath the JWK Set of pub; it returns the client_id.
+func (h *cimdHost) publishPrivateKeyJWT(t *testing.T, docPath, keysPath, name string, pub *rsa.PublicKey, redirectURIs ...string) string {
+	t.Helper()
+	raw, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: pub, KeyID: "e2e-" + tokens.NewID(), Algorithm: string(jose.RS256), Use: "sig"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set map[string]any
+	if err := json.Unmarshal(raw, &set); err != nil {
+		t.Fatal(err)
+	}
+	id := h.publish(docPath, name, redirectURIs...)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	doc := h.docs[docPath]
+	doc["token_endpoint_auth_method"] = "private_key_jwt"
+	doc["token_endpoint_auth_signing_alg"] = "RS256"
+	doc["jwks_uri"] = h.srv.URL + keysPath
+	h.docs[keysPath] = set
+	return id
+}
+
+// writePKCS8 writes key as PKCS#8 PEM, as the TypeScript SDK imports it,
+// to a file only the test's user reads, and returns its path.
+func writePKCS8(t *testing.T, key *rsa.PrivateKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "client-key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// signAssertion is a private_key_jwt assertion of clientID for aud, as the
+// TypeScript SDK makes them (RS256, no kid), with a new jti.
+func signAssertion(t *testing.T, key *rsa.PrivateKey, clientID, aud string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: clientID, Subject: clientID, Audience: jwt.Audience{aud},
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)), ID: tokens.NewID()}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// withForm is a copy of form with key set to value.
+func withForm(form url.Values, key, value string) url.Values {
+	c := maps.Clone(form)
+	c.Set(key, value)
+	return c
+}
+
+// withAssertion is a copy of form authenticated by the assertion a,
+// without client_id as the TypeScript SDK sends it.
+func withAssertion(form url.Values, a string) url.Values {
+	return withForm(withForm(form, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), "client_assertion", a)
+}
+
+// checkPrivateKeyJWTMetadata checks that the authorization server metadata
+// offers private_key_jwt with RS256 at the token endpoint (SEC-128).
+func checkPrivateKeyJWTMetadata(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+		Algs    []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("authorization server metadata: %v", err)
+	}
+	if !slices.Contains(m.Methods, "private_key_jwt") || !slices.Contains(m.Algs, "RS256") {
+		t.Fatalf("metadata: methods %v, algorithms %v; want private_key_jwt and RS256", m.Methods, m.Algs)
+	}
+}
+
+// checkTSAssertions checks the SDK's two token requests (the code, the
+// refresh): each sent an assertion and its type, no client_id and no
+// secret; RS256 without a kid; iss and sub the client_id, aud the issuer,
+// a new jti each time.
+func checkTSAssertions(t *testing.T, sent []tsClientAuth, base, clientID string) {
+	t.Helper()
+	if len(sent) != 2 || sent[0].GrantType != "authorization_code" || sent[1].GrantType != "refresh_token" {
+		t.Fatalf("the SDK's token requests with an assertion: %+v, want the code exchange and the refresh", sent)
+	}
+	for _, a := range sent {
+		if a.Endpoint != base+"/token" || !slices.Contains(a.Params, "client_assertion") || !slices.Contains(a.Params, "client_assertion_type") ||
+			slices.Contains(a.Params, "client_id") || slices.Contains(a.Params, "client_secret") {
+			t.Errorf("%s request to %s sent %v; want %s/token with client_assertion and its type, no client_id and no client_secret",
+				a.GrantType, a.Endpoint, a.Params, base)
+		}
+		if _, kid := a.Header["kid"]; a.Header["alg"] != "RS256" || kid {
+			t.Errorf("%s assertion header %v, want RS256 without a kid", a.GrantType, a.Header)
+		}
+		if c := a.Claims; c.Iss != clientID || c.Sub != clientID || c.Aud != base || c.Jti == "" || c.Exp <= c.Iat {
+			t.Errorf("%s assertion claims %+v, want iss and sub %s, aud %s, a jti and exp after iat", a.GrantType, c, clientID, base)
+		}
+	}
+	if sent[0].Claims.Jti == sent[1].Claims.Jti {
+		t.Errorf("the SDK sent the jti %q twice", sent[0].Claims.Jti)
+	}
+	t.Logf("TypeScript SDK private_key_jwt: %s sent %v with header %v", sent[0].GrantType, sent[0].Params, sent[0].Header)
 }

@@ -3,7 +3,7 @@
 // authorization itself: the Go test is its browser.
 //
 //   node tsclient.mjs dcr  SERVER_URL REDIRECT_URL
-//   node tsclient.mjs cimd SERVER_URL REDIRECT_URL CLIENT_METADATA_URL
+//   node tsclient.mjs cimd SERVER_URL REDIRECT_URL CLIENT_METADATA_URL [PRIVATE_KEY_FILE]
 //
 // The SDK discovers (401 challenge, protected resource metadata, authorization server
 // metadata), then registers (dcr: RFC 7591, a public native client) or uses the https
@@ -17,7 +17,16 @@
 // The script checks its state (and error), trades the code (finishAuth: the token
 // request with the PKCE verifier and resource), reconnects, calls the tools whoami and
 // echo, then refreshes the tokens through the SDK (auth() with the stored refresh token)
-// and calls whoami with the new access token. It prints
+// and calls whoami with the new access token.
+//
+// With PRIVATE_KEY_FILE (cimd only: an RSA key in PKCS#8 PEM), the client is confidential
+// with private_key_jwt, as ChatGPT's document says: the provider's addClientAuthentication
+// is the SDK's createPrivateKeyJwtAuth (issuer and subject the client_id, RS256), which
+// signs a new assertion for each token request and sends no client_id and no kid. Each
+// such request is listed in the result's client_auth: its parameter names, the
+// assertion's header and claims (never the assertion itself).
+//
+// It prints
 //
 //   RESULT <json>
 //
@@ -26,15 +35,50 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { createPrivateKeyJwtAuth } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
-const [mode, serverArg, redirect, metadataUrl] = process.argv.slice(2);
-if (!['dcr', 'cimd'].includes(mode) || !serverArg || !redirect || (mode === 'cimd' && !metadataUrl)) {
-  console.error('usage: tsclient.mjs dcr|cimd SERVER_URL REDIRECT_URL [CLIENT_METADATA_URL]');
+const [mode, serverArg, redirect, metadataUrl, keyFile] = process.argv.slice(2);
+if (
+  !['dcr', 'cimd'].includes(mode) ||
+  !serverArg ||
+  !redirect ||
+  (mode === 'cimd' && !metadataUrl) ||
+  (keyFile && mode !== 'cimd')
+) {
+  console.error('usage: tsclient.mjs dcr|cimd SERVER_URL REDIRECT_URL [CLIENT_METADATA_URL [PRIVATE_KEY_FILE]]');
   process.exit(2);
 }
 const serverUrl = new URL(serverArg);
+
+// The token requests' client authentication with a private key, and what each sent.
+const clientAuth = [];
+let privateKeyAuth;
+if (keyFile) {
+  const sign = createPrivateKeyJwtAuth({
+    issuer: metadataUrl,
+    subject: metadataUrl,
+    privateKey: readFileSync(keyFile, 'utf8'),
+    alg: 'RS256',
+  });
+  privateKeyAuth = async (headers, params, url, metadata) => {
+    await sign(headers, params, url, metadata);
+    const [header, claims] = params
+      .get('client_assertion')
+      .split('.')
+      .slice(0, 2)
+      .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
+    clientAuth.push({
+      endpoint: String(url),
+      grant_type: params.get('grant_type'),
+      params: [...params.keys()].sort(),
+      header,
+      claims,
+    });
+  };
+}
 
 // A bound on the whole run: the Go test has its own, this one leaves a message.
 setTimeout(() => {
@@ -59,6 +103,8 @@ class HeadlessProvider {
   iss;
   authURL;
   st = randomBytes(16).toString('base64url');
+  // Undefined unless a private key was given: the SDK then authenticates as a public client.
+  addClientAuthentication = privateKeyAuth;
 
   get redirectUrl() {
     return redirect;
@@ -72,7 +118,7 @@ class HeadlessProvider {
       redirect_uris: [redirect],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      token_endpoint_auth_method: 'none',
+      token_endpoint_auth_method: keyFile ? 'private_key_jwt' : 'none',
       application_type: 'native',
     };
   }
@@ -171,6 +217,7 @@ async function main() {
       refresh_token_length: second.refresh_token?.length ?? 0,
       whoami: whoAfterRefresh,
     },
+    client_auth: clientAuth,
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
