@@ -255,7 +255,13 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	jsonSerialized := jws.FullSerialize()
 
+	unsigned := b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(mustJSON(t, claims(nil))) + "."
+	// A client that shares a secret could sign with it; a metadata
+	// document cannot share one (CIMD-8), so HMAC is never accepted.
+	hmac := sign(t, jose.HS256, []byte("a secret of thirty-two bytes, ok"), "ed", claims(nil))
+
 	const noKey = "no key of the client's key set verifies the client assertion"
+	const algs = "the client assertion must be signed with one of [RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA]"
 	tests := []struct {
 		name  string
 		token string
@@ -294,6 +300,8 @@ func TestVerifyRefuses(t *testing.T) {
 			msg: "the client assertion has no jti"},
 		{name: "jti over 256 bytes", token: ed(func(c map[string]any) { c["jti"] = strings.Repeat("j", maxJTI+1) }),
 			msg: "the client assertion's jti is over 256 bytes"},
+		{name: "alg none, unsigned", token: unsigned, msg: algs},
+		{name: "HS256, an HMAC by some bytes", token: hmac, msg: algs},
 		{name: "header alg not the one the metadata names", token: sign(t, jose.RS256, k.rsa, "r1", claims(nil)), keys: rsaSet,
 			edit: func(e *Expected) { e.Alg = "PS256" },
 			msg:  "the client assertion is signed with RS256; the client's metadata names PS256"},
@@ -362,6 +370,13 @@ func TestIssuer(t *testing.T) {
 	}
 	if iss, err := Issuer("not.a.jwt"); err == nil {
 		t.Errorf("Issuer of a broken token = %q, want an error", iss)
+	}
+	// The authorization server reads iss first: its refusal is the one the
+	// client sees.
+	hmac := sign(t, jose.HS256, []byte("a secret of thirty-two bytes, ok"), "", claims(nil))
+	const algs = "the client assertion must be signed with one of [RS256"
+	if iss, err := Issuer(hmac); err == nil || !strings.Contains(err.Error(), algs) {
+		t.Errorf("Issuer of an HS256 token = %q, %v; want an error with %q", iss, err, algs)
 	}
 }
 
