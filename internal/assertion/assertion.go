@@ -60,6 +60,11 @@ const (
 // again and retry once.
 var ErrNoKey = errors.New("no key of the client's key set verifies the client assertion")
 
+// errClaims: the claims are not a JSON object go-jose decodes (RFC 7519
+// §4.1 types; it refuses a member named twice).
+var errClaims = errors.New("the client assertion's claims are not valid: a JSON object with each claim once, " +
+	"iss, sub and jti strings, aud a string or an array of strings, exp, nbf and iat numbers")
+
 // ParseKeySet reads a JWK Set of public signing keys.
 func ParseKeySet(b []byte) (*jose.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
@@ -96,7 +101,7 @@ func Issuer(token string) (string, error) {
 	}
 	var c jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		return "", errors.New("the client assertion's claims are not valid JSON")
+		return "", errClaims
 	}
 	return c.Issuer, nil
 }
@@ -127,16 +132,22 @@ func Verify(token string, keys *jose.JSONWebKeySet, want Expected) (*Verified, e
 	if want.Alg != "" && hdr.Algorithm != want.Alg {
 		return nil, fmt.Errorf("the client assertion is signed with %s; the client's metadata names %s", hdr.Algorithm, want.Alg)
 	}
-	var c jwt.Claims
 	verified := false
 	for _, k := range candidates(keys, hdr) {
-		if tok.Claims(k.Key, &c) == nil {
+		if tok.Claims(k.Key) == nil {
 			verified = true
 			break
 		}
 	}
 	if !verified {
 		return nil, ErrNoKey
+	}
+	// Decoded apart from the signature, so that signed claims that do not
+	// decode are not taken for a key the set lacks; the payload is the one
+	// just verified.
+	var c jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return nil, errClaims
 	}
 	if err := checkClaims(&c, want); err != nil {
 		return nil, err

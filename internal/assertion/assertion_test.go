@@ -262,6 +262,9 @@ func TestVerifyRefuses(t *testing.T) {
 
 	const noKey = "no key of the client's key set verifies the client assertion"
 	const algs = "the client assertion must be signed with one of [RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA]"
+	// A key verified these: the caller must not take them for a key it
+	// lacks and fetch the set again.
+	const claimsInvalid = "the client assertion's claims are not valid"
 	tests := []struct {
 		name  string
 		token string
@@ -302,6 +305,15 @@ func TestVerifyRefuses(t *testing.T) {
 			msg: "the client assertion's jti is over 256 bytes"},
 		{name: "alg none, unsigned", token: unsigned, msg: algs},
 		{name: "HS256, an HMAC by some bytes", token: hmac, msg: algs},
+		{name: "exp a string, signed by the client's key", token: ed(func(c map[string]any) { c["exp"] = "soon" }),
+			msg: claimsInvalid},
+		{name: "aud a number, signed by the client's key", token: ed(func(c map[string]any) { c["aud"] = 7 }),
+			msg: claimsInvalid},
+		{name: "iss twice, signed by the client's key",
+			token: signEd(k.ed, []byte(`{"alg":"EdDSA","kid":"ed"}`), []byte(`{"iss":"`+testClient+`","iss":"https://evil.example"}`)),
+			msg:   claimsInvalid},
+		{name: "claims an array, signed by the client's key", token: signEd(k.ed, []byte(`{"alg":"EdDSA"}`), []byte(`[]`)),
+			msg: claimsInvalid},
 		{name: "header alg not the one the metadata names", token: sign(t, jose.RS256, k.rsa, "r1", claims(nil)), keys: rsaSet,
 			edit: func(e *Expected) { e.Alg = "PS256" },
 			msg:  "the client assertion is signed with RS256; the client's metadata names PS256"},
