@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -421,6 +422,9 @@ func TestParseKeySet(t *testing.T) {
 	}
 
 	const private = "is private or symmetric key material, which must never be published"
+	// go-jose reads no RSA modulus over 4096 bits: that bounds what MaxKeys
+	// verifications of a set the client chose can cost.
+	huge := &rsa.PublicKey{N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 8191), big.NewInt(1)), E: 65537}
 	refuses := []struct {
 		name, set, msg string
 	}{
@@ -431,6 +435,7 @@ func TestParseKeySet(t *testing.T) {
 		{"oct key", `{"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","alg":"HS256"}]}`, "key 1 of the key set " + private},
 		{"use enc", set(jose.JSONWebKey{Key: k.rsa.Public(), KeyID: "r1", Use: "enc"}), `key 1 of the key set is for use "enc", not sig`},
 		{"RSA-1024", set(public(k.rsa1024, "r1", "")), "key 1 of the key set is an RSA key under 2048 bits"},
+		{"RSA over 4096 bits", set(jose.JSONWebKey{Key: huge}), "the key set is not a valid JWK Set"},
 		{"empty keys array", `{"keys":[]}`, "the key set has no keys"},
 		{"no keys member", `{}`, "the key set has no keys"},
 		{"not JSON", `<html>not found</html>`, "the key set is not a valid JWK Set"},
