@@ -238,14 +238,18 @@ func checkClaims(c *jwt.Claims, want Expected) error {
 // that each is accepted once. The zero value is not ready: use NewReplays.
 type Replays struct {
 	mu    sync.Mutex
-	seen  map[string]time.Time
+	seen  map[replayKey]time.Time
 	max   int
 	swept time.Time
 }
 
+// replayKey is an assertion's client and jti: each client's jti values
+// are its own.
+type replayKey struct{ clientID, jti string }
+
 // NewReplays holds at most max assertions at once.
 func NewReplays(max int) *Replays {
-	return &Replays{seen: map[string]time.Time{}, max: max}
+	return &Replays{seen: map[replayKey]time.Time{}, max: max}
 }
 
 // ErrReplayed and ErrReplaysFull are the refusals of Use.
@@ -259,7 +263,7 @@ var (
 // client's key can fill the table: it is then refused, not the others'
 // assertions forgotten.
 func (r *Replays) Use(clientID string, v *Verified, now time.Time) error {
-	key := clientID + "\x00" + v.ID
+	key := replayKey{clientID, v.ID}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if until, ok := r.seen[key]; ok && now.Before(until) {
