@@ -65,30 +65,58 @@ var ErrNoKey = errors.New("no key of the client's key set verifies the client as
 var errClaims = errors.New("the client assertion's claims are not valid: a JSON object with each claim once, " +
 	"iss, sub and jti strings, aud a string or an array of strings, exp, nbf and iat numbers")
 
-// ParseKeySet reads a JWK Set of public signing keys.
+// ParseKeySet reads a client's JWK Set of public signing keys. As RFC 7517
+// §5 asks, it leaves out the keys it cannot use: an unknown kty, a key that
+// does not parse or is invalid, one for another use than "sig", an RSA key
+// under 2048 bits (or over the 4096 go-jose reads). A set that publishes
+// private or symmetric key material is refused whole: that key is a secret
+// no more, and whoever read the set could sign as the client. A set left
+// with no key is refused.
 func ParseKeySet(b []byte) (*jose.JSONWebKeySet, error) {
+	notSet := errors.New("the key set is not a valid JWK Set")
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, notSet
+	}
 	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(b, &set); err != nil {
-		return nil, errors.New("the key set is not a valid JWK Set")
-	}
-	if len(set.Keys) == 0 {
-		return nil, errors.New("the key set has no keys")
-	}
-	for i := range set.Keys {
-		k := &set.Keys[i]
-		switch {
-		case !k.IsPublic():
+	for i, r := range raw.Keys {
+		var members map[string]json.RawMessage
+		if json.Unmarshal(r, &members) != nil {
+			return nil, notSet
+		}
+		if secretMaterial(members) {
 			return nil, fmt.Errorf("key %d of the key set is private or symmetric key material, which must never be published", i+1)
-		case k.Use != "" && k.Use != "sig":
-			return nil, fmt.Errorf("key %d of the key set is for use %q, not sig", i+1, k.Use)
-		case !k.Valid():
-			return nil, fmt.Errorf("key %d of the key set is not a valid key", i+1)
+		}
+		var k jose.JSONWebKey
+		if k.UnmarshalJSON(r) != nil || !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+			continue
 		}
 		if pub, ok := k.Key.(*rsa.PublicKey); ok && pub.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("key %d of the key set is an RSA key under %d bits", i+1, minRSABits)
+			continue
 		}
+		set.Keys = append(set.Keys, k)
+	}
+	if len(set.Keys) == 0 {
+		return nil, errors.New("the key set has no key to verify signatures with (RSA of 2048 to 4096 bits, EC P-256, P-384 or P-521, or Ed25519; for use sig)")
 	}
 	return &set, nil
+}
+
+// secretMaterial reports whether a JWK holds what must stay private: a
+// symmetric key (kty oct, its k), or the private part of an RSA, EC or OKP
+// key (d, and RSA's p, q, dp, dq, qi, oth).
+func secretMaterial(members map[string]json.RawMessage) bool {
+	if string(members["kty"]) == `"oct"` {
+		return true
+	}
+	for _, m := range []string{"k", "d", "p", "q", "dp", "dq", "qi", "oth"} {
+		if _, ok := members[m]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Issuer returns the iss claim of an assertion without verifying anything,

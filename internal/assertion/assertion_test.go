@@ -408,6 +408,11 @@ func TestParseKeySet(t *testing.T) {
 	}{
 		{"RSA-2048 public key", set(public(k.rsa, "r1", "RS256")), 1},
 		{"RSA, EC and OKP public keys", mixed, 4},
+		// RFC 7517 §5: keys it cannot use are left out, not the set.
+		{"beside keys it cannot use", set(jose.JSONWebKey{Key: k.rsa.Public(), KeyID: "enc", Use: "enc"}, public(k.rsa1024, "short", ""),
+			public(k.rsa, "r1", "RS256")), 1},
+		{"beside an unknown kty and an invalid EC point", `{"keys":[{"kty":"AKP","alg":"ML-DSA-44","pub":"AAAA"},` +
+			`{"kty":"EC","crv":"P-256","x":"AQ","y":"AQ"},` + strings.TrimPrefix(strings.TrimSuffix(set(public(k.rsa, "r1", "")), "]}"), `{"keys":[`) + `]}`, 1},
 	}
 	for _, tt := range accepts {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,6 +427,7 @@ func TestParseKeySet(t *testing.T) {
 	}
 
 	const private = "is private or symmetric key material, which must never be published"
+	const noKey = "the key set has no key to verify signatures with"
 	// go-jose reads no RSA modulus over 4096 bits: that bounds what MaxKeys
 	// verifications of a set the client chose can cost.
 	huge := &rsa.PublicKey{N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 8191), big.NewInt(1)), E: 65537}
@@ -433,15 +439,17 @@ func TestParseKeySet(t *testing.T) {
 			"key 2 of the key set " + private},
 		{"private OKP key", set(jose.JSONWebKey{Key: k.ed, KeyID: "ed"}), "key 1 of the key set " + private},
 		{"oct key", `{"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","alg":"HS256"}]}`, "key 1 of the key set " + private},
-		{"use enc", set(jose.JSONWebKey{Key: k.rsa.Public(), KeyID: "r1", Use: "enc"}), `key 1 of the key set is for use "enc", not sig`},
-		{"RSA-1024", set(public(k.rsa1024, "r1", "")), "key 1 of the key set is an RSA key under 2048 bits"},
-		{"RSA over 4096 bits", set(jose.JSONWebKey{Key: huge}), "the key set is not a valid JWK Set"},
-		{"empty keys array", `{"keys":[]}`, "the key set has no keys"},
-		{"no keys member", `{}`, "the key set has no keys"},
+		{"private RSA key given by its primes only", `{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","p":"AQ"}]}`, "key 1 of the key set " + private},
+		{"only a key for use enc", set(jose.JSONWebKey{Key: k.rsa.Public(), KeyID: "r1", Use: "enc"}), noKey},
+		{"only RSA-1024", set(public(k.rsa1024, "r1", "")), noKey},
+		{"only RSA over 4096 bits", set(jose.JSONWebKey{Key: huge}), noKey},
+		{"empty keys array", `{"keys":[]}`, noKey},
+		{"no keys member", `{}`, noKey},
+		{"a key that is not an object", `{"keys":["RSA"]}`, "the key set is not a valid JWK Set"},
 		{"not JSON", `<html>not found</html>`, "the key set is not a valid JWK Set"},
 		{"keys not an array", `{"keys":{"kty":"OKP"}}`, "the key set is not a valid JWK Set"},
-		{"unknown kty", `{"keys":[{"kty":"XYZ","x":"AAAA"}]}`, "the key set is not a valid JWK Set"},
-		{"EC point off the curve", `{"keys":[{"kty":"EC","crv":"P-256","x":"AQ","y":"AQ"}]}`, "the key set is not a valid JWK Set"},
+		{"only an unknown kty", `{"keys":[{"kty":"XYZ","x":"AAAA"}]}`, noKey},
+		{"only an EC point off the curve", `{"keys":[{"kty":"EC","crv":"P-256","x":"AQ","y":"AQ"}]}`, noKey},
 	}
 	for _, tt := range refuses {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,9 +21,10 @@
 //   - jti is present: Replays accepts each (client, jti) once until the
 //     assertion expires.
 //
-// ParseKeySet reads a client's JWK Set and refuses one that holds private
-// or symmetric key material (published, such a key is no longer secret),
-// a key for another use than "sig", or an RSA key under 2048 bits.
+// ParseKeySet reads a client's JWK Set, leaving out the keys it cannot use
+// (RFC 7517 §5: an unknown type, another use than "sig", RSA under 2048
+// bits), and refuses one that holds private or symmetric key material
+// (published, such a key is no longer secret).
 //
 // Replays lives in one process: with several replicas an assertion could be
 // used once on each within its lifetime. That is accepted because an

@@ -198,7 +198,7 @@ func TestClientDocumentRules(t *testing.T) {
 				m["token_endpoint_auth_method"] = "private_key_jwt"
 				m["jwks"] = map[string]any{"keys": []any{}}
 			})
-		}, "jwks: the key set has no keys"},
+		}, "jwks: the key set has no key to verify signatures with"},
 		{"SEC-128 signing alg HS256", func(id string) string {
 			return doc(id, func(m map[string]any) {
 				m["token_endpoint_auth_method"] = "private_key_jwt"
