@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -262,5 +263,30 @@ func TestSEC128_KeyRotationFetchesTheSetAgain(t *testing.T) {
 	g.clock.Advance(31 * time.Second)
 	if status, _, body := c.exchange(a, code, c.assertionWith(rotated, jose.RS256, "k2", nil)); status != 200 {
 		t.Fatalf("the new key 31 s later: %d %s, want 200 after the set is fetched again", status, body)
+	}
+}
+
+// SEC-128, SEC-113: the flow debugger says why an assertion was refused,
+// under the client it names, and never records an assertion.
+func TestSEC128_FlowDebuggerRecordsRefusalNotAssertion(t *testing.T) {
+	docs := newDocHost(t)
+	g := newGateway(t, withDocHost(docs), withFlows)
+	c := newPKJClient(t, g, docs)
+	a, code := c.code()
+	replayed := c.assertion()
+	if status, _, body := c.exchange(a, code, replayed); status != 200 {
+		t.Fatalf("code exchange: %d %s, want 200", status, body)
+	}
+	if status, _, _ := c.exchange(a, code, replayed); status != 401 {
+		t.Fatalf("the assertion replayed: %d, want 401", status)
+	}
+	e, _ := g.flowEvent("token_code", "invalid_client")
+	if e.ClientID != c.id || !strings.Contains(e.Reason, "used before") {
+		t.Fatalf("recorded %+v, want the client %s and a reason saying the assertion was used before", e, c.id)
+	}
+	for _, ev := range g.flowsWritten() {
+		if b, _ := json.Marshal(ev); strings.Contains(string(b), replayed[:40]) || strings.Contains(string(b), strings.Split(replayed, ".")[2]) {
+			t.Fatalf("a recorded step holds the client assertion: %s", b)
+		}
 	}
 }
