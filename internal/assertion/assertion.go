@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -259,56 +258,5 @@ func checkClaims(c *jwt.Claims, want Expected) error {
 	case len(c.ID) > maxJTI:
 		return fmt.Errorf("the client assertion's jti is over %d bytes", maxJTI)
 	}
-	return nil
-}
-
-// Replays remembers the assertions accepted, each until it expires, so
-// that each is accepted once. The zero value is not ready: use NewReplays.
-type Replays struct {
-	mu    sync.Mutex
-	seen  map[replayKey]time.Time
-	max   int
-	swept time.Time
-}
-
-// replayKey is an assertion's client and jti: each client's jti values
-// are its own.
-type replayKey struct{ clientID, jti string }
-
-// NewReplays holds at most max assertions at once.
-func NewReplays(max int) *Replays {
-	return &Replays{seen: map[replayKey]time.Time{}, max: max}
-}
-
-// ErrReplayed and ErrReplaysFull are the refusals of Use.
-var (
-	ErrReplayed    = errors.New("the client assertion was used before: make a new one for each request (a new jti)")
-	ErrReplaysFull = errors.New("too many client assertions at once; try again in a minute")
-)
-
-// Use records the assertion v of clientID, or says why it cannot be
-// accepted. Only verified assertions come here, so only a holder of a
-// client's key can fill the table: it is then refused, not the others'
-// assertions forgotten.
-func (r *Replays) Use(clientID string, v *Verified, now time.Time) error {
-	key := replayKey{clientID, v.ID}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if until, ok := r.seen[key]; ok && now.Before(until) {
-		return ErrReplayed
-	}
-	if len(r.seen) >= r.max || now.Sub(r.swept) > time.Minute {
-		for k, until := range r.seen {
-			if !now.Before(until) {
-				delete(r.seen, k)
-			}
-		}
-		r.swept = now
-	}
-	if len(r.seen) >= r.max {
-		return ErrReplaysFull
-	}
-	// Remembered for as long as Verify would accept it.
-	r.seen[key] = v.Expiry.Add(Leeway)
 	return nil
 }

@@ -494,18 +494,33 @@ func TestReplays(t *testing.T) {
 		// would take room for nothing.
 		use(t, r, testClient, "a", exp, exp.Add(Leeway), nil)
 	})
+	// A full table refuses no one (a flood would refuse every other
+	// client): the client holding the most gives up its oldest assertion.
 	t.Run("full of live assertions, then room once they expired", func(t *testing.T) {
 		r := NewReplays(3)
-		for _, jti := range []string{"a", "b", "c"} {
-			use(t, r, testClient, jti, exp, t0, nil)
+		held := func(t *testing.T) {
+			t.Helper()
+			if n := len(r.seen); n > 3 {
+				t.Fatalf("Replays(3) holds %d assertions", n)
+			}
 		}
-		use(t, r, testClient, "d", exp, t0.Add(time.Minute), ErrReplaysFull)
-		use(t, r, other, "a", exp, t0.Add(2*time.Minute), ErrReplaysFull)
-		use(t, r, testClient, "a", exp, t0.Add(2*time.Minute), ErrReplayed)
-		later := exp.Add(Leeway)
+		for i, jti := range []string{"a", "b", "c"} {
+			use(t, r, testClient, jti, exp.Add(time.Duration(i)*time.Second), t0, nil)
+		}
+		use(t, r, testClient, "d", exp.Add(3*time.Second), t0.Add(time.Minute), nil) // "a" goes
+		held(t)
+		use(t, r, other, "a", exp, t0.Add(2*time.Minute), nil) // "b" goes
+		held(t)
+		use(t, r, other, "a", exp, t0.Add(2*time.Minute), ErrReplayed)
+		use(t, r, testClient, "c", exp, t0.Add(2*time.Minute), ErrReplayed)
+		use(t, r, testClient, "d", exp, t0.Add(2*time.Minute), ErrReplayed)
+		later := exp.Add(4*time.Second + Leeway)
 		for _, jti := range []string{"d", "e", "f"} {
 			use(t, r, testClient, jti, later.Add(5*time.Minute), later, nil)
 		}
-		use(t, r, testClient, "g", later.Add(5*time.Minute), later, ErrReplaysFull)
+		held(t)
+		use(t, r, testClient, "g", later.Add(6*time.Minute), later, nil) // "d", "e" or "f" goes
+		held(t)
+		use(t, r, testClient, "g", later.Add(6*time.Minute), later, ErrReplayed)
 	})
 }

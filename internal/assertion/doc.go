@@ -19,7 +19,9 @@
 //     bounds how long its jti is remembered; nbf and iat, when present, are
 //     not in the future; Leeway allows for clocks that differ;
 //   - jti is present: Replays accepts each (client, jti) once until the
-//     assertion expires.
+//     assertion expires. Its table is bounded; when full, the client that
+//     holds the most gives up its oldest entry, so that one client's flood
+//     of assertions (anyone may publish a document) refuses no other.
 //
 // ParseKeySet reads a client's JWK Set, leaving out the keys it cannot use
 // (RFC 7517 §5: an unknown type, another use than "sig", RSA under 2048
