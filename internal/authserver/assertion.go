@@ -89,8 +89,12 @@ func (s *Server) verifyAssertion(r *http.Request, client *store.Client, token st
 	if !errors.Is(err, assertion.ErrNoKey) || client.JWKSURI == "" {
 		return v, err
 	}
-	if keys, err = s.opts.CIMD.Keys(r.Context(), client, true); err != nil {
-		return nil, err
+	again, ferr := s.opts.CIMD.Keys(r.Context(), client, true)
+	switch {
+	case ferr != nil:
+		return nil, ferr
+	case again == keys:
+		return v, err // the same set, not fetched again: no use checking twice
 	}
-	return assertion.Verify(token, keys, want)
+	return assertion.Verify(token, again, want)
 }

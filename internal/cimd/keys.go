@@ -30,9 +30,9 @@ type keyEntry struct {
 // at its jwks_uri. That set is fetched under the rules of documents (CIMD-10:
 // the address checks, no redirects, a JSON media type; at most
 // Options.MaxKeyBytes) and cached as they are (CIMD-6). fresh asks for a new
-// fetch, which is made unless the last one was under 30 s ago: the client
-// may have rotated its keys since the cached copy. Any failure is an
-// *Error.
+// fetch, which is made unless the last one was under 30 s ago, even of a
+// set not to be stored: the client may have rotated its keys since the
+// cached copy. Any failure is an *Error.
 func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.JSONWebKeySet, error) {
 	if c.JWKS != nil {
 		set, err := assertion.ParseKeySet(c.JWKS)
@@ -49,7 +49,7 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 	f.mu.Lock()
 	e, ok := f.keys[u]
 	f.mu.Unlock()
-	if ok && now.Before(e.expires) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery) {
+	if ok && (now.Before(e.expires) || fresh) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery) {
 		return e.set, nil
 	}
 	ch := f.keyFetches.DoChan(u, func() (any, error) {
@@ -76,14 +76,17 @@ func (f *Fetcher) fetchKeys(ctx context.Context, u string) (*jose.JSONWebKeySet,
 		var set *jose.JSONWebKeySet
 		if set, err = assertion.ParseKeySet(body); err == nil {
 			now := f.opts.Now()
-			if ttl, storable := f.lifetime(header, now); storable {
-				f.mu.Lock()
-				if _, ok := f.keys[u]; !ok {
-					evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) time.Time { return e.expires })
-				}
-				f.keys[u] = keyEntry{set: set, fetched: now, expires: now.Add(ttl)}
-				f.mu.Unlock()
+			// A set not to be stored is kept all the same, expired, for a
+			// caller that asks for a fresh copy within 30 s of this fetch:
+			// fetching it again so soon would only serve made-up
+			// assertions.
+			ttl, _ := f.lifetime(header, now)
+			f.mu.Lock()
+			if _, ok := f.keys[u]; !ok {
+				evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) time.Time { return e.expires })
 			}
+			f.keys[u] = keyEntry{set: set, fetched: now, expires: now.Add(ttl)}
+			f.mu.Unlock()
 			f.log.Info("cimd: client key set fetched", "jwks_uri", u, "keys", len(set.Keys))
 			return set, nil
 		}

@@ -174,3 +174,33 @@ func TestKeysSSRFRefused(t *testing.T) {
 		t.Fatalf("the key set was fetched %d times from a loopback address, want 0", n)
 	}
 }
+
+// SEC-128: a set served with no-store is fetched for each assertion, as
+// its owner asks, but a fresh copy asked for right after that fetch (an
+// assertion no key verified) is not fetched again before 30 s: made-up
+// assertions cost one fetch each, not two. Fails before this change: the
+// set was fetched twice.
+func TestKeysNoStoreRefetchedAtMostEvery30s(t *testing.T) {
+	e := keysEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		serveKeySet(w, r)
+	}, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(fresh bool, want int) {
+		t.Helper()
+		if _, err := e.f.Keys(context.Background(), c, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.hitCount("/jwks.json"); n != want {
+			t.Fatalf("Keys(fresh=%v): the key set was fetched %d times, want %d", fresh, n, want)
+		}
+	}
+	get(false, 1)
+	get(true, 1)
+	get(false, 2) // no-store: not served from a cache
+	e.clock.advance(31 * time.Second)
+	get(true, 3)
+}
