@@ -95,7 +95,9 @@ func ParseKeySet(b []byte) (*jose.JSONWebKeySet, error) {
 		if pub, ok := k.Key.(*rsa.PublicKey); ok && pub.N.BitLen() < minRSABits {
 			continue
 		}
-		set.Keys = append(set.Keys, k)
+		// Nothing checks x5c: its certificates, five times the bytes once
+		// parsed, would only fill the cache of sets.
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.Key, KeyID: k.KeyID, Algorithm: k.Algorithm, Use: k.Use})
 	}
 	if len(set.Keys) == 0 {
 		return nil, errors.New("the key set has no key to verify signatures with (RSA of 2048 to 4096 bits, EC P-256, P-384 or P-521, or Ed25519; for use sig)")
