@@ -42,7 +42,8 @@ type Resolver interface {
 type Options struct {
 	// AllowHosts are exact host names, or host:port, whose addresses are
 	// not checked (CIMD-10): they may resolve to loopback or private
-	// addresses. For local testing only; empty by default.
+	// addresses. A jwks_uri on one is exempt only for a client whose
+	// document is on one too. For local testing only; empty by default.
 	AllowHosts []string
 	// RootCAs adds trust for tests (a test CA); nil means the system roots.
 	RootCAs *x509.CertPool
@@ -81,7 +82,7 @@ type Fetcher struct {
 	mu    sync.Mutex
 	cache map[string]entry
 	calls map[string]*call
-	keys  map[string]keyEntry // by jwks_uri
+	keys  map[string]keyEntry // by jwks_uri, as Keys says
 
 	keyFetches singleflight.Group
 
@@ -254,7 +255,7 @@ func evictOne[V any](m map[string]V, max int, now time.Time, expires func(V) tim
 // ValidateClientIDURL) and reads the document. Its error is always an
 // *Error.
 func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, ttl time.Duration, storable bool, _ error) {
-	body, header, err := f.get(ctx, clientID, f.opts.MaxBytes, documentNames)
+	body, header, err := f.get(ctx, clientID, f.allowed(clientID), f.opts.MaxBytes, documentNames)
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -272,10 +273,17 @@ type names struct{ url, body string }
 
 var documentNames = names{"client metadata URL", "client metadata document"}
 
+// allowed reports whether rawURL's host is in AllowHosts.
+func (f *Fetcher) allowed(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && (f.allow[strings.ToLower(u.Host)] || f.allow[strings.ToLower(u.Hostname())])
+}
+
 // get does one GET of rawURL, a URL that passes ValidateClientIDURL, under
 // the SSRF rules (CIMD-10), and returns a 200 answer's JSON body of at most
-// maxBytes with its headers. Its error is always an *Error.
-func (f *Fetcher) get(ctx context.Context, rawURL string, maxBytes int64, what names) ([]byte, http.Header, error) {
+// maxBytes with its headers. allowed skips the address checks, for a host
+// in AllowHosts. Its error is always an *Error.
+func (f *Fetcher) get(ctx context.Context, rawURL string, allowed bool, maxBytes int64, what names) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
 	u, err := url.Parse(rawURL)
@@ -288,7 +296,6 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, maxBytes int64, what n
 		n, _ := strconv.ParseUint(p, 10, 16)
 		port = uint16(n)
 	}
-	allowed := f.allow[strings.ToLower(u.Host)] || f.allow[strings.ToLower(host)]
 
 	// CIMD-10: resolve once, check every answer, dial only those.
 	addrs, err := f.resolve(ctx, host)

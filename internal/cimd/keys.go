@@ -45,15 +45,23 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 		return nil, invalid("the client has no keys")
 	}
 	u := c.JWKSURI
+	// AllowHosts exempts a host's own documents from the address checks;
+	// anyone may name any jwks_uri in a document, so a set on such a host
+	// is fetched as allowed only for a client whose document is there
+	// too, and is then cached apart.
+	allowed, key := f.allowed(u) && f.allowed(c.ID), u
+	if f.allowed(u) && !allowed {
+		key = "checked " + u
+	}
 	now := f.opts.Now()
 	f.mu.Lock()
-	e, ok := f.keys[u]
+	e, ok := f.keys[key]
 	f.mu.Unlock()
 	if ok && (now.Before(e.expires) || fresh) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery) {
 		return e.set, nil
 	}
-	ch := f.keyFetches.DoChan(u, func() (any, error) {
-		return f.fetchKeys(context.WithoutCancel(ctx), u)
+	ch := f.keyFetches.DoChan(key, func() (any, error) {
+		return f.fetchKeys(context.WithoutCancel(ctx), u, key, allowed)
 	})
 	select {
 	case r := <-ch:
@@ -66,12 +74,13 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 	}
 }
 
-// fetchKeys fetches, checks and caches the set at u. Its error is an *Error.
-func (f *Fetcher) fetchKeys(ctx context.Context, u string) (*jose.JSONWebKeySet, error) {
+// fetchKeys fetches, checks and caches under key the set at u. Its error
+// is an *Error.
+func (f *Fetcher) fetchKeys(ctx context.Context, u, key string, allowed bool) (*jose.JSONWebKeySet, error) {
 	if err := validateKeysURL(u); err != nil {
 		return nil, err
 	}
-	body, header, err := f.get(ctx, u, f.opts.MaxKeyBytes, keySetNames)
+	body, header, err := f.get(ctx, u, allowed, f.opts.MaxKeyBytes, keySetNames)
 	if err == nil {
 		var set *jose.JSONWebKeySet
 		if set, err = assertion.ParseKeySet(body); err == nil {
@@ -82,10 +91,10 @@ func (f *Fetcher) fetchKeys(ctx context.Context, u string) (*jose.JSONWebKeySet,
 			// assertions.
 			ttl, _ := f.lifetime(header, now)
 			f.mu.Lock()
-			if _, ok := f.keys[u]; !ok {
+			if _, ok := f.keys[key]; !ok {
 				evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) time.Time { return e.expires })
 			}
-			f.keys[u] = keyEntry{set: set, fetched: now, expires: now.Add(ttl)}
+			f.keys[key] = keyEntry{set: set, fetched: now, expires: now.Add(ttl)}
 			f.mu.Unlock()
 			f.log.Info("cimd: client key set fetched", "jwks_uri", u, "keys", len(set.Keys))
 			return set, nil

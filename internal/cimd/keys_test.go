@@ -204,3 +204,37 @@ func TestKeysNoStoreRefetchedAtMostEvery30s(t *testing.T) {
 	e.clock.advance(31 * time.Second)
 	get(true, 3)
 }
+
+// SEC-128, CIMD-10: AllowHosts exempts a host's own documents from the
+// address checks (testing only), but anyone may name any jwks_uri in a
+// document: a client whose document is not on an allow-listed host cannot
+// have a set fetched from one at a private address, nor use the set an
+// allow-listed client fetched. Fails before this change: the set was
+// fetched from 127.0.0.1 for a client on another host.
+func TestKeysAllowHostsOnlyForTheirOwnClients(t *testing.T) {
+	e := keysEnv(t, serveKeySet, nil)
+	own, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := *own
+	elsewhere.ID = "https://public.example/client.json" // not allow-listed
+	refused := func(when string) {
+		t.Helper()
+		_, err := e.f.Keys(context.Background(), &elsewhere, false)
+		if got := asError(t, err).Reason; got != reasonUnreachable {
+			t.Fatalf("%s: Reason = %q, want the generic %q", when, got, reasonUnreachable)
+		}
+	}
+	refused("first")
+	if n := e.hitCount("/jwks.json"); n != 0 {
+		t.Fatalf("the key set was fetched %d times from 127.0.0.1 for a client on another host, want 0", n)
+	}
+	if _, err := e.f.Keys(context.Background(), own, false); err != nil {
+		t.Fatalf("the allow-listed client's own set: %v", err)
+	}
+	refused("once the allow-listed client's set is cached")
+	if n := e.hitCount("/jwks.json"); n != 1 {
+		t.Fatalf("the key set was fetched %d times, want 1: for the allow-listed client only", n)
+	}
+}
