@@ -51,7 +51,12 @@ const (
 	MaxKeys = 16
 	// minRSABits is the smallest RSA key accepted (RFC 7518 §3.3).
 	minRSABits = 2048
-	maxJTI     = 256
+	// maxRSAExponent bounds, with go-jose's 4096 bits, what verifying
+	// with a key of a client's own choosing costs: up to 2^31-1 (what Go
+	// verifies with), each verification takes 2.6 times as long, for no
+	// key anyone makes.
+	maxRSAExponent = 65537
+	maxJTI         = 256
 )
 
 // ErrNoKey says that no key of the set verified the assertion. The client
@@ -67,7 +72,8 @@ var errClaims = errors.New("the client assertion's claims are not valid: a JSON 
 // ParseKeySet reads a client's JWK Set of public signing keys. As RFC 7517
 // §5 asks, it leaves out the keys it cannot use: an unknown kty, a key that
 // does not parse or is invalid, one for another use than "sig", an RSA key
-// under 2048 bits (or over the 4096 go-jose reads). A set that publishes
+// under 2048 bits (or over the 4096 go-jose reads) or whose exponent is over
+// 65537. A set that publishes
 // private or symmetric key material is refused whole: that key is a secret
 // no more, and whoever read the set could sign as the client. A set left
 // with no key is refused.
@@ -92,7 +98,7 @@ func ParseKeySet(b []byte) (*jose.JSONWebKeySet, error) {
 		if k.UnmarshalJSON(r) != nil || !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
 			continue
 		}
-		if pub, ok := k.Key.(*rsa.PublicKey); ok && pub.N.BitLen() < minRSABits {
+		if pub, ok := k.Key.(*rsa.PublicKey); ok && (pub.N.BitLen() < minRSABits || pub.E > maxRSAExponent) {
 			continue
 		}
 		// Nothing checks x5c: its certificates, five times the bytes once

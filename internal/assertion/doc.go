@@ -25,9 +25,10 @@
 //
 // ParseKeySet reads a client's JWK Set, leaving out the keys it cannot use
 // (RFC 7517 §5: an unknown type, another use than "sig", RSA under 2048
-// bits), and refuses one that holds private or symmetric key material
-// (published, such a key is no longer secret). It keeps each key's public
-// key, kid, alg and use, not its x5c certificates, which nothing checks.
+// bits or with an exponent over 65537), and refuses one that holds private
+// or symmetric key material (published, such a key is no longer secret).
+// It keeps each key's public key, kid, alg and use, not its x5c
+// certificates, which nothing checks.
 //
 // Replays lives in one process: with several replicas an assertion could be
 // used once on each within its lifetime. That is accepted because an

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -79,5 +80,34 @@ func TestSEC128_ParseKeySetKeepsOnlyKeys(t *testing.T) {
 	runtime.KeepAlive(sets)
 	if per > int64(len(raw)) {
 		t.Fatalf("a parsed set of %d bytes holds %d bytes, want no more than its size", len(raw), per)
+	}
+}
+
+// SEC-128: what a client's own set can cost in verifications is bounded
+// by the modulus (at most 4096 bits) and by the exponent: an RSA key whose
+// exponent is over 65537 is left out. With e = 2^31-1, the largest Go
+// verifies with, each of MaxKeys verifications of a 4096-bit key costs
+// 2.6 times as much, some 12 ms of CPU for one made-up assertion. Fails
+// before this change: the key of exponent 2^31-1 was kept.
+func TestSEC128_ParseKeySetLeavesOutLargeRSAExponents(t *testing.T) {
+	n := keysFor(t).rsa.N
+	for _, tt := range []struct {
+		e    int
+		keep bool
+	}{{3, true}, {65537, true}, {65539, false}, {1<<31 - 1, false}} {
+		b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: &rsa.PublicKey{N: n, E: tt.e}, KeyID: "big-e", Use: "sig"},
+			public(keysFor(t).p256, "ec", ""),
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := ParseKeySet(b)
+		if err != nil {
+			t.Fatalf("e=%d: %v", tt.e, err)
+		}
+		if kept := len(set.Key("big-e")) == 1; kept != tt.keep {
+			t.Errorf("RSA key with e=%d kept: %v, want %v", tt.e, kept, tt.keep)
+		}
 	}
 }
