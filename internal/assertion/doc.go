@@ -11,7 +11,8 @@
 //     share (CIMD-8);
 //   - a key of the client's set verifies it: the one its kid names, or,
 //     without a kid, any key of the algorithm's type (the TypeScript SDK
-//     sends none); a key whose own alg is another is not tried;
+//     sends none); a key whose own alg is another is not tried, and no
+//     more keys than MaxKeys, fewer of the kinds costly to verify with;
 //   - iss and sub are both the client_id;
 //   - aud holds one of the values the caller passes: the issuer, or the URL
 //     of the token endpoint or of the endpoint called;
