@@ -18,6 +18,11 @@ const DefaultMaxKeyBytes = 32 << 10
 // that made-up assertions cannot make the gateway fetch for them.
 const keyRefetchEvery = 30 * time.Second
 
+// maxKeySetTTL bounds how long a fetched set is used, whatever its cache
+// headers allow (documents may be kept a day): a key the client took out
+// of its set, a leaked one, stops verifying within this time.
+const maxKeySetTTL = 5 * time.Minute
+
 var keySetNames = names{"client's jwks_uri", "client's key set"}
 
 type keyEntry struct {
@@ -29,7 +34,8 @@ type keyEntry struct {
 // Client, signs its assertions (SEC-128): the document's jwks, or the set
 // at its jwks_uri. That set is fetched under the rules of documents (CIMD-10:
 // the address checks, no redirects, a JSON media type; at most
-// Options.MaxKeyBytes) and cached as they are (CIMD-6). fresh asks for a new
+// Options.MaxKeyBytes) and cached as they are (CIMD-6), for 5 minutes at
+// most. fresh asks for a new
 // fetch, which is made unless the last one was under 30 s ago, even of a
 // set not to be stored: the client may have rotated its keys since the
 // cached copy. Any failure is an *Error.
@@ -90,6 +96,7 @@ func (f *Fetcher) fetchKeys(ctx context.Context, u, key string, allowed bool) (*
 			// fetching it again so soon would only serve made-up
 			// assertions.
 			ttl, _ := f.lifetime(header, now)
+			ttl = min(ttl, maxKeySetTTL)
 			f.mu.Lock()
 			if _, ok := f.keys[key]; !ok {
 				evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) time.Time { return e.expires })

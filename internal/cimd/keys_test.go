@@ -238,3 +238,33 @@ func TestKeysAllowHostsOnlyForTheirOwnClients(t *testing.T) {
 		t.Fatalf("the key set was fetched %d times, want 1: for the allow-listed client only", n)
 	}
 }
+
+// SEC-128: a set is used for 5 minutes at most, whatever its cache headers
+// allow, so that a key the client took out of it (a leaked one) stops
+// verifying within that time. Fails before this change: a set served with
+// max-age=86400 was still served from the cache 6 minutes later.
+func TestKeysKeptFiveMinutesAtMost(t *testing.T) {
+	e := keysEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		serveKeySet(w, r)
+	}, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := e.f.Keys(context.Background(), c, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.hitCount("/jwks.json"); n != 1 {
+		t.Fatalf("the key set was fetched %d times, want 1 (cached)", n)
+	}
+	e.clock.advance(6 * time.Minute)
+	if _, err := e.f.Keys(context.Background(), c, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.hitCount("/jwks.json"); n != 2 {
+		t.Fatalf("6 minutes later the key set was fetched %d times in all, want 2: a set is kept 5 minutes at most", n)
+	}
+}
