@@ -26,6 +26,10 @@ func (e *Error) Unwrap() error { return e.Cause }
 // a person does not reveal which internal names exist.
 const reasonUnreachable = "the application's client metadata document could not be fetched"
 
+// reasonKeysUnreachable is the same for a private_key_jwt client's key set
+// (SEC-128).
+const reasonKeysUnreachable = "the application's key set (its jwks_uri) could not be fetched"
+
 // errBlockedAddress marks a refused destination (CIMD-10).
 var errBlockedAddress = errors.New("address is not a public unicast address")
 

@@ -268,10 +268,14 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, 
 	return client, ttl, storable, nil
 }
 
-// names are what a Reason calls the URL fetched and the JSON it serves.
-type names struct{ url, body string }
+// names are what a Reason calls the URL fetched and the JSON it serves, and
+// the one Reason of every network failure of a fetch (reasonUnreachable's
+// rule).
+type names struct{ url, body, failed string }
 
-var documentNames = names{"client metadata URL", "client metadata document"}
+var documentNames = names{"client metadata URL", "client metadata document", reasonUnreachable}
+
+func (n names) unreachable(cause error) *Error { return &Error{Reason: n.failed, Cause: cause} }
 
 // allowed reports whether rawURL's host is in AllowHosts.
 func (f *Fetcher) allowed(rawURL string) bool {
@@ -300,11 +304,11 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, allowed bool, maxBytes
 	// CIMD-10: resolve once, check every answer, dial only those.
 	addrs, err := f.resolve(ctx, host)
 	if err != nil {
-		return nil, nil, unreachable(err)
+		return nil, nil, what.unreachable(err)
 	}
 	if !allowed {
 		if err := checkAddrs(host, addrs); err != nil {
-			return nil, nil, unreachable(err)
+			return nil, nil, what.unreachable(err)
 		}
 	}
 	pinned := make([]netip.AddrPort, len(addrs))
@@ -322,7 +326,7 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, allowed bool, maxBytes
 	req.Header.Set("User-Agent", "mcpgate-cimd")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, nil, unreachable(err)
+		return nil, nil, what.unreachable(err)
 	}
 	defer resp.Body.Close()
 
@@ -341,7 +345,7 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, allowed bool, maxBytes
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
-		return nil, nil, unreachable(err)
+		return nil, nil, what.unreachable(err)
 	}
 	if int64(len(body)) > maxBytes {
 		return nil, nil, tooBig

@@ -23,7 +23,7 @@ const keyRefetchEvery = 30 * time.Second
 // of its set, a leaked one, stops verifying within this time.
 const maxKeySetTTL = 5 * time.Minute
 
-var keySetNames = names{"client's jwks_uri", "client's key set"}
+var keySetNames = names{"client's jwks_uri", "client's key set", reasonKeysUnreachable}
 
 type keyEntry struct {
 	set              *jose.JSONWebKeySet
@@ -76,7 +76,7 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 		}
 		return r.Val.(*jose.JSONWebKeySet), nil
 	case <-ctx.Done():
-		return nil, unreachable(ctx.Err())
+		return nil, keySetNames.unreachable(ctx.Err())
 	}
 }
 

@@ -167,8 +167,8 @@ func TestKeysSSRFRefused(t *testing.T) {
 	}
 	c.JWKSURI = "https://internal.example:" + e.port() + "/jwks.json" // not allow-listed, resolves to 127.0.0.1
 	_, err = e.f.Keys(context.Background(), c, false)
-	if got := asError(t, err).Reason; got != reasonUnreachable {
-		t.Fatalf("Reason = %q, want the generic %q", got, reasonUnreachable)
+	if got := asError(t, err).Reason; got != reasonKeysUnreachable {
+		t.Fatalf("Reason = %q, want the generic %q", got, reasonKeysUnreachable)
 	}
 	if n := e.hitCount("/jwks.json"); n != 0 {
 		t.Fatalf("the key set was fetched %d times from a loopback address, want 0", n)
@@ -222,8 +222,8 @@ func TestKeysAllowHostsOnlyForTheirOwnClients(t *testing.T) {
 	refused := func(when string) {
 		t.Helper()
 		_, err := e.f.Keys(context.Background(), &elsewhere, false)
-		if got := asError(t, err).Reason; got != reasonUnreachable {
-			t.Fatalf("%s: Reason = %q, want the generic %q", when, got, reasonUnreachable)
+		if got := asError(t, err).Reason; got != reasonKeysUnreachable {
+			t.Fatalf("%s: Reason = %q, want the generic %q", when, got, reasonKeysUnreachable)
 		}
 	}
 	refused("first")
