@@ -63,20 +63,14 @@ func TestSEC128_ParseKeySetKeepsOnlyKeys(t *testing.T) {
 			t.Fatalf("key %d = %+v, want its public key, kid and use without certificates", i, k)
 		}
 	}
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	before := heap()
+	before := liveHeap()
 	sets := make([]*jose.JSONWebKeySet, 100)
 	for i := range sets {
 		if sets[i], err = ParseKeySet(raw); err != nil {
 			t.Fatal(err)
 		}
 	}
-	per := (int64(heap()) - int64(before)) / int64(len(sets))
+	per := (int64(liveHeap()) - int64(before)) / int64(len(sets))
 	runtime.KeepAlive(sets)
 	if per > int64(len(raw)) {
 		t.Fatalf("a parsed set of %d bytes holds %d bytes, want no more than its size", len(raw), per)

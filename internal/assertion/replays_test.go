@@ -54,13 +54,7 @@ func TestSEC128_ReplaysFullOfOneClient(t *testing.T) {
 func TestSEC128_ReplaysHoldDigests(t *testing.T) {
 	r := NewReplays(100_000)
 	long := "https://c.example/" + strings.Repeat("p", 2000)
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	before := heap()
+	before := liveHeap()
 	for i := range 1000 {
 		client := fmt.Sprintf("%s/%d", long, i)
 		jti := fmt.Sprintf("%0256d", i)
@@ -68,7 +62,7 @@ func TestSEC128_ReplaysHoldDigests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held := int64(heap()) - int64(before)
+	held := int64(liveHeap()) - int64(before)
 	runtime.KeepAlive(r)
 	if held > 1<<20 {
 		t.Fatalf("1,000 remembered assertions hold %d bytes, want under 1 MiB: the strings are kept, not digests", held)
@@ -145,4 +139,13 @@ func TestSEC128_ReplaysStayConsistent(t *testing.T) {
 	if evictions < 100 || replays < 100 {
 		t.Fatalf("%d evictions and %d replays: the mix does not test a full table and replays", evictions, replays)
 	}
+}
+
+// liveHeap is the heap in use once the collector has run: what the values
+// still referenced hold.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
