@@ -355,6 +355,35 @@ func TestTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 	checkAssertionRefusals(t, ctx, srv.URL, clientID, cb, key, func() int { return docs.fetches(keysPath) })
 }
 
+// The same client against the built binary, run as an operator would run
+// it for a client like ChatGPT: mcpgate serve with a local account,
+// trusting the document host's test CA (SEC-128, CIMD-8).
+func TestBinaryTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := newCIMDHost(t)
+	const docPath, keysPath = "/oauth/binary-pkj.json", "/oauth/binary-pkj-jwks.json"
+	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
+	clientID := docs.publishPrivateKeyJWT(t, docPath, keysPath, "TypeScript SDK against the binary (private_key_jwt)", &key.PublicKey, cb)
+	ca := filepath.Join(t.TempDir(), "docs-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := startBinary(t, freePort(t), "--data-dir", t.TempDir(), "--local-user", user+":"+password,
+		"--cimd-allow-host", "127.0.0.1", "--cimd-test-ca-file", ca)
+	checkPrivateKeyJWTMetadata(t, gw.base)
+	r := runTSClient(t, ctx, cb, "cimd", gw.base+"/mcp", cb, clientID, writePKCS8(t, key))
+	checkTSResult(t, r, gw.base, clientID)
+	checkTSAssertions(t, r.ClientAuth, gw.base, clientID)
+	if n := docs.fetches(keysPath); n != 1 {
+		t.Fatalf("the binary fetched the client's jwks_uri %d times for the code exchange and the refresh, want once", n)
+	}
+}
+
 // checkAssertionRefusals walks a new authorization of the private_key_jwt
 // client clientID at base, then posts to /token as the client would
 // (SEC-128): the code without an assertion is refused invalid_client naming
