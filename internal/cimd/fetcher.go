@@ -265,6 +265,11 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, 
 		return nil, 0, false, err
 	}
 	ttl, storable = f.lifetime(header, now)
+	if client.JWKS != nil {
+		// The document is then its keys' only copy: held no longer than
+		// a jwks_uri set, for the same reason (SEC-128).
+		ttl = min(ttl, maxKeySetTTL)
+	}
 	return client, ttl, storable, nil
 }
 

@@ -18,9 +18,10 @@ const DefaultMaxKeyBytes = 32 << 10
 // that made-up assertions cannot make the gateway fetch for them.
 const keyRefetchEvery = 30 * time.Second
 
-// maxKeySetTTL bounds how long a fetched set is used, whatever its cache
-// headers allow (documents may be kept a day): a key the client took out
-// of its set, a leaked one, stops verifying within this time.
+// maxKeySetTTL bounds how long a fetched set, or a document that holds its
+// keys (jwks), is used, whatever its cache headers allow (documents may be
+// kept a day): a key the client took out of its set, a leaked one, stops
+// verifying within this time.
 const maxKeySetTTL = 5 * time.Minute
 
 var keySetNames = names{"client's jwks_uri", "client's key set", reasonKeysUnreachable}

@@ -268,3 +268,35 @@ func TestKeysKeptFiveMinutesAtMost(t *testing.T) {
 		t.Fatalf("6 minutes later the key set was fetched %d times in all, want 2: a set is kept 5 minutes at most", n)
 	}
 }
+
+// SEC-128: a document that holds its keys (jwks) is those keys' only
+// copy, so it is kept 5 minutes at most whatever its cache headers allow,
+// as a jwks_uri set is: a key the client took out of it (a leaked one)
+// stops verifying within that time, and one it added starts to. Fails
+// before this change: a document served with max-age=86400 was still used
+// 6 minutes later.
+func TestKeysInlineKeptFiveMinutesAtMost(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		serveJSON(w, doc(selfURL(r), func(m map[string]any) {
+			m["token_endpoint_auth_method"] = "private_key_jwt"
+			m["jwks"] = testKeySet
+		}))
+	}, nil)
+	get := func() {
+		t.Helper()
+		if _, err := e.f.Client(context.Background(), e.url("/client.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get()
+	get()
+	if n := e.hitCount("/client.json"); n != 1 {
+		t.Fatalf("the document was fetched %d times, want 1 (cached)", n)
+	}
+	e.clock.advance(6 * time.Minute)
+	get()
+	if n := e.hitCount("/client.json"); n != 2 {
+		t.Fatalf("6 minutes later the document with its keys was fetched %d times in all, want 2: its keys are kept 5 minutes at most", n)
+	}
+}
