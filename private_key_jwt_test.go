@@ -184,6 +184,9 @@ func TestSEC128_BadAssertionsRefused(t *testing.T) {
 		{"no jti", c.assertionWith(c.key, jose.RS256, c.kid, func(cl *jwt.Claims) { cl.ID = "" }), "has no jti"},
 		{"sub another client", c.assertionWith(c.key, jose.RS256, c.kid, func(cl *jwt.Claims) { cl.Subject = "https://other.example/c.json" }), "sub is not the client_id"},
 		{"not a JWT", "not.a.jwt", "not a signed JWT"},
+		// RFC 7521 §4.2.1: without client_id the assertion must name the
+		// client; one that does not is an invalid assertion.
+		{"no iss and no client_id", c.assertionWith(c.key, jose.RS256, c.kid, func(cl *jwt.Claims) { cl.Issuer = "" }), "has no iss"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, tok, body := c.exchange(a, code, tc.assertion)

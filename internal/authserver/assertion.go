@@ -47,7 +47,9 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 		id = iss
 	}
 	if id == "" {
-		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
+		// Nothing names the client but the assertion, which must then
+		// (RFC 7523 §3): it is an invalid one (RFC 7521 §4.2.1).
+		return nil, refuse("the client assertion has no iss: it must be the client_id")
 	}
 	client, oerr := s.knownClient(r, id)
 	if oerr != nil {
