@@ -207,6 +207,8 @@ func TestSEC128_BadAssertionsRefused(t *testing.T) {
 		{"client_id another client than iss", c.form(c.assertion(), "client_id", docs.srv.URL+"/other.json"), 401, "invalid_client"},
 		{"another assertion type", c.form(c.assertion(), "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"), 401, "client_assertion_type must be"},
 		{"a type without assertion", url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}, 400, "client_assertion is required"},
+		// RFC 6749 §5.2: a required parameter missing, as above.
+		{"an assertion without its type", url.Values{"client_assertion": {c.assertion()}}, 400, "client_assertion_type is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.form

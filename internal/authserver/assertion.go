@@ -31,9 +31,13 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 		note.stop("", why)
 		return &oauth.Error{Code: oauth.InvalidClient, Description: why}
 	}
-	token := form.Get("client_assertion")
+	token, typ := form.Get("client_assertion"), form.Get("client_assertion_type")
+	// RFC 6749 §5.2: a parameter missing is invalid_request; another
+	// type of assertion is a method not supported, invalid_client.
 	switch {
-	case form.Get("client_assertion_type") != assertion.Type:
+	case typ == "":
+		return nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion_type is required with client_assertion")
+	case typ != assertion.Type:
 		return nil, refuse("client_assertion_type must be " + assertion.Type)
 	case token == "":
 		return nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion is required with client_assertion_type")
