@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // pkjClient is a private_key_jwt client published on a document host, the
@@ -293,5 +294,44 @@ func TestSEC128_FlowDebuggerRecordsRefusalNotAssertion(t *testing.T) {
 		if b, _ := json.Marshal(ev); strings.Contains(string(b), replayed[:40]) || strings.Contains(string(b), strings.Split(replayed, ".")[2]) {
 			t.Fatalf("a recorded step holds the client assertion: %s", b)
 		}
+	}
+}
+
+// SEC-128: once metadata documents are turned off (disable_cimd), a
+// private_key_jwt client from one is an unknown client wherever it holds
+// tokens: its refresh is invalid_client with an assertion or without, and
+// consumes nothing (the same store, with documents on, still refreshes).
+func TestSEC128_DisabledCIMDRefusesDocumentClients(t *testing.T) {
+	docs := newDocHost(t)
+	var shared store.Store
+	g := newGateway(t, withDocHost(docs), func(c *mcpgateConfig) { shared = c.Store })
+	c := newPKJClient(t, g, docs)
+	a, code := c.code()
+	status, tok, body := c.exchange(a, code, c.assertion())
+	if status != 200 || tok.RefreshToken == "" {
+		t.Fatalf("code exchange with an assertion: %d %s, want 200 with a refresh token", status, body)
+	}
+	off := newGateway(t, withDocHost(docs), func(cfg *mcpgateConfig) { cfg.Store, cfg.DisableCIMD = shared, true })
+	toOff := c.assertionWith(c.key, jose.RS256, c.kid, func(cl *jwt.Claims) { cl.Audience = jwt.Audience{off.url} })
+	docs.mu.Lock()
+	hits := docs.hits
+	docs.mu.Unlock()
+	for name, f := range map[string]url.Values{
+		"with an assertion": c.form(toOff, "grant_type", "refresh_token", "refresh_token", tok.RefreshToken),
+		"client_id alone":   {"client_id": {c.id}, "grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}},
+	} {
+		if resp, b := off.postForm(off.url+"/token", f); resp.StatusCode != 401 || !strings.Contains(string(b), `"invalid_client"`) || strings.Contains(string(b), "access_token") {
+			t.Fatalf("refresh %s with documents off: %d %s, want 401 invalid_client", name, resp.StatusCode, b)
+		}
+	}
+	docs.mu.Lock()
+	after := docs.hits
+	docs.mu.Unlock()
+	if after != hits {
+		t.Fatalf("the document host was hit %d times with documents off, want none", after-hits)
+	}
+	resp, b := g.postForm(g.url+"/token", c.form(c.assertion(), "grant_type", "refresh_token", "refresh_token", tok.RefreshToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("the refresh token with documents on again: %d %s, want 200: the refusals consumed nothing", resp.StatusCode, b)
 	}
 }
