@@ -3,6 +3,7 @@ package cimd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -298,5 +299,47 @@ func TestKeysInlineKeptFiveMinutesAtMost(t *testing.T) {
 	get()
 	if n := e.hitCount("/client.json"); n != 2 {
 		t.Fatalf("6 minutes later the document with its keys was fetched %d times in all, want 2: its keys are kept 5 minutes at most", n)
+	}
+}
+
+// SEC-128: a caller whose request ends while the key set is being fetched
+// gets the one reason of a set that could not be fetched at once, and
+// the fetch goes on for the others: the set it brings is cached, not
+// fetched again.
+func TestKeysCallerGoneFetchGoesOn(t *testing.T) {
+	release := make(chan struct{})
+	e := keysEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		serveKeySet(w, r)
+	}, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.f.Keys(ctx, c, false)
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); e.hitCount("/jwks.json") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the key set was never asked for")
+		}
+	}
+	cancel()
+	err = <-done
+	close(release)
+	var e1 *Error
+	if !errors.As(err, &e1) || e1.Reason != reasonKeysUnreachable || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Keys whose context ended: %v, want the key set's unreachable reason caused by the cancellation", err)
+	}
+	set, err := e.f.Keys(context.Background(), c, false)
+	if err != nil || len(set.Keys) != 1 {
+		t.Fatalf("Keys after the fetch ended: %v, %v; want the set", set, err)
+	}
+	if n := e.hitCount("/jwks.json"); n != 1 {
+		t.Fatalf("the key set was fetched %d times, want 1: the first fetch went on and was cached", n)
 	}
 }
