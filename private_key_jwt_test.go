@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -333,5 +334,40 @@ func TestSEC128_DisabledCIMDRefusesDocumentClients(t *testing.T) {
 	resp, b := g.postForm(g.url+"/token", c.form(c.assertion(), "grant_type", "refresh_token", "refresh_token", tok.RefreshToken))
 	if resp.StatusCode != 200 {
 		t.Fatalf("the refresh token with documents on again: %d %s, want 200: the refusals consumed nothing", resp.StatusCode, b)
+	}
+}
+
+// SEC-128, RFC 6749 §5.2: a client with a secret, pre-registered or
+// registered, cannot authenticate with an assertion (invalid_client, 401,
+// at every endpoint), and an assertion with its secret beside it, in the
+// body or by HTTP Basic, is more than one method (invalid_request, 400).
+func TestSEC128_AssertionRefusedForClientsWithASecret(t *testing.T) {
+	docs := newDocHost(t)
+	g := newGateway(t, withDocHost(docs), withResourceServer)
+	c := newPKJClient(t, g, docs)
+	dcr := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	for _, tc := range []struct{ name, id, secret string }{
+		{"pre-registered", resourceServer, resourceServerSecret},
+		{"registered", dcr.ClientID, dcr.ClientSecret},
+	} {
+		as := func() string {
+			return c.assertionWith(c.key, jose.RS256, c.kid, func(cl *jwt.Claims) { cl.Issuer, cl.Subject = tc.id, tc.id })
+		}
+		for _, path := range []string{"/token", "/revoke", "/introspect"} {
+			f := c.form(as(), "grant_type", "refresh_token", "refresh_token", "junk", "token", "junk")
+			if resp, b := g.postForm(g.url+path, f); resp.StatusCode != 401 || !strings.Contains(string(b), `"invalid_client"`) ||
+				!strings.Contains(string(b), "does not authenticate with a client assertion") {
+				t.Errorf("%s client, an assertion at %s: %d %s, want 401 invalid_client", tc.name, path, resp.StatusCode, b)
+			}
+			f = c.form(as(), "grant_type", "refresh_token", "refresh_token", "junk", "token", "junk", "client_secret", tc.secret)
+			if resp, b := g.postForm(g.url+path, f); resp.StatusCode != 400 || !strings.Contains(string(b), "use one client authentication method") {
+				t.Errorf("%s client, an assertion and its secret at %s: %d %s, want 400 invalid_request", tc.name, path, resp.StatusCode, b)
+			}
+			f = c.form(as(), "grant_type", "refresh_token", "refresh_token", "junk", "token", "junk")
+			basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(tc.id)+":"+url.QueryEscape(tc.secret)))
+			if resp, b := g.postForm(g.url+path, f, "Authorization", basic); resp.StatusCode != 400 || !strings.Contains(string(b), "use one client authentication method") {
+				t.Errorf("%s client, an assertion and Basic at %s: %d %s, want 400 invalid_request", tc.name, path, resp.StatusCode, b)
+			}
+		}
 	}
 }
