@@ -52,17 +52,29 @@ func NewReplays(limit int) *Replays {
 // ErrReplayed is the refusal of Use.
 var ErrReplayed = errors.New("the client assertion was used before: make a new one for each request (a new jti)")
 
-// Use records the assertion v of clientID, or refuses it as used before.
-// Only verified assertions come here.
+// errExpired refuses an assertion that expired before the last sweep.
+var errExpired = errors.New("the client assertion has expired")
+
+// Use records the assertion v of clientID, or refuses it as used before,
+// or as expired at the time of a request that came before it. Only
+// verified assertions come here.
 func (r *Replays) Use(clientID string, v *Verified, now time.Time) error {
 	client := digest(sha256.Sum256([]byte(clientID)))
 	// The client's digest has a fixed length: each client's jti values
 	// are its own, whatever bytes either holds.
 	key := digest(sha256.Sum256(append(client[:], v.ID...)))
+	// Remembered for as long as Verify would accept it.
+	until := v.Expiry.Add(Leeway).UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if until, ok := r.seen[key]; ok {
-		if now.UnixNano() < until {
+	if until <= r.swept.UnixNano() {
+		// A request may come with a time read before a sweep's (it
+		// waited for its client's keys): the sweep may have dropped this
+		// very assertion, which had expired by then.
+		return errExpired
+	}
+	if was, ok := r.seen[key]; ok {
+		if now.UnixNano() < was {
 			return ErrReplayed
 		}
 		delete(r.seen, key)
@@ -80,8 +92,6 @@ func (r *Replays) Use(clientID string, v *Verified, now time.Time) error {
 		r.clients[client] = h
 		heap.Push(&r.byMost, h)
 	}
-	// Remembered for as long as Verify would accept it.
-	until := v.Expiry.Add(Leeway).UnixNano()
 	r.seen[key] = until
 	h.queue = append(h.queue, held{key, until})
 	h.live++

@@ -134,3 +134,24 @@ func TestSEC128_ReplaysOneWinner(t *testing.T) {
 		}
 	}
 }
+
+// SEC-128: requests reach Use in another order than their clocks were
+// read (one waited for its client's key set): an assertion that a sweep
+// at a later time dropped as expired is not accepted again by a request
+// whose time was read before. Fails before this change: the replay was
+// accepted.
+func TestSEC128_ReplaysSweptNotAcceptedAgain(t *testing.T) {
+	r := NewReplays(100)
+	v := &Verified{ID: "j1", Expiry: t0}
+	if err := r.Use("https://c.example/c.json", v, t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Another request, its time read once the assertion expired, sweeps.
+	if err := r.Use("https://other.example/c.json", &Verified{ID: "x", Expiry: t0.Add(5 * time.Minute)}, t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// The replay, its time read while the assertion still lived.
+	if err := r.Use("https://c.example/c.json", v, t0.Add(30*time.Second)); err == nil {
+		t.Fatal("an assertion used once, then swept at a later time, was accepted again by a request of an earlier time")
+	}
+}
