@@ -205,13 +205,18 @@ func errMalformed(token string) error {
 }
 
 // candidates are the keys of set that may have signed a JWS with hdr: the
-// ones its kid names, or all without a kid; of the algorithm's key type,
+// ones its kid names (or, if none, those without a kid), or all when hdr
+// has no kid; of the algorithm's key type,
 // and of the same alg when the key names one. Their verifications cost at
 // most those of MaxKeys keys of the cheapest kinds.
 func candidates(set *jose.JSONWebKeySet, hdr jose.Header) []jose.JSONWebKey {
 	keys := set.Keys
 	if hdr.KeyID != "" {
-		keys = set.Key(hdr.KeyID)
+		if keys = set.Key(hdr.KeyID); len(keys) == 0 {
+			// A kid the set does not hold: its keys that name none, as a
+			// signer may name a key its published set leaves unnamed.
+			keys = set.Key("")
+		}
 	}
 	var out []jose.JSONWebKey
 	spent := 0

@@ -177,6 +177,11 @@ func TestVerifyAccepts(t *testing.T) {
 		{name: "EdDSA without kid, as the TypeScript SDK signs",
 			token: sign(t, jose.EdDSA, k.ed, "", claims(nil)),
 			keys:  keySet(public(k.rsa, "r1", ""), public(k.p256, "e1", ""), public(k.ed, "ed", ""))},
+		// A kid the set does not name falls back on its keys without a
+		// kid: a client's signer may name its key where its set does not.
+		{name: "a kid, in a set whose keys have none",
+			token: sign(t, jose.RS256, k.rsa, "signer-1", claims(nil)),
+			keys:  keySet(public(k.rsaOther, "", ""), public(k.rsa, "", ""))},
 		{name: "no kid, the second key of the type verifies",
 			token: sign(t, jose.RS256, k.rsa, "", claims(nil)),
 			keys:  keySet(public(k.rsaOther, "r0", ""), public(k.rsa, "r1", ""))},

@@ -9,9 +9,9 @@
 //     the client's token_endpoint_auth_signing_alg if it named one; never
 //     "none" nor a shared-secret HMAC, which a metadata document cannot
 //     share (CIMD-8);
-//   - a key of the client's set verifies it: the one its kid names, or,
-//     without a kid, any key of the algorithm's type (the TypeScript SDK
-//     sends none); a key whose own alg is another is not tried, and no
+//   - a key of the client's set verifies it: the one its kid names (the
+//     set's keys without a kid if none has it), or, without a kid, any key
+//     of the algorithm's type (the TypeScript SDK sends none); a key whose own alg is another is not tried, and no
 //     more keys than MaxKeys, fewer of the kinds costly to verify with;
 //   - iss and sub are both the client_id;
 //   - aud holds one of the values the caller passes: the issuer, or the URL
