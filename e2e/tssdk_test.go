@@ -333,26 +333,13 @@ func TestTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
 	docs := newCIMDHost(t)
-	const docPath, keysPath = "/oauth/tssdk-e2e-pkj.json", "/oauth/tssdk-e2e-pkj-jwks.json"
-	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
-	clientID := docs.publishPrivateKeyJWT(t, docPath, keysPath, "TypeScript SDK e2e (private_key_jwt)", &key.PublicKey, cb)
-	srv := realClientGateway(t, ctx, docs)
-	checkPrivateKeyJWTMetadata(t, srv.URL)
-
-	r := runTSClient(t, ctx, cb, "cimd", srv.URL+"/mcp", cb, clientID, writePKCS8(t, key))
-	checkTSResult(t, r, srv.URL, clientID)
-	checkTSAssertions(t, r.ClientAuth, srv.URL, clientID)
-	// Both token requests were checked with one copy of the set, cached
-	// for its max-age as documents are.
-	if n := docs.fetches(keysPath); n != 1 {
-		t.Fatalf("the gateway fetched the client's jwks_uri %d times for the SDK's code exchange and refresh, want once (SEC-128)", n)
-	}
-	checkAssertionRefusals(t, ctx, srv.URL, clientID, cb, key, func() int { return docs.fetches(keysPath) })
+	var base string
+	run := runPrivateKeyJWTClient(t, ctx, docs, "TypeScript SDK e2e (private_key_jwt)", func() string {
+		base = realClientGateway(t, ctx, docs).URL
+		return base
+	})
+	checkAssertionRefusals(t, ctx, base, run.clientID, run.callback, run.key, func() int { return docs.fetches(run.keysPath) })
 }
 
 // The same client against the built binary, run as an operator would run
@@ -361,27 +348,47 @@ func TestTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 func TestBinaryTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	docs := newCIMDHost(t)
+	runPrivateKeyJWTClient(t, ctx, docs, "TypeScript SDK against the binary (private_key_jwt)", func() string {
+		ca := filepath.Join(t.TempDir(), "docs-ca.pem")
+		if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.srv.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return startBinary(t, freePort(t), "--data-dir", t.TempDir(), "--local-user", user+":"+password,
+			"--cimd-allow-host", "127.0.0.1", "--cimd-test-ca-file", ca).base
+	})
+}
+
+// privateKeyJWTRun is a private_key_jwt client that runPrivateKeyJWTClient
+// published and ran.
+type privateKeyJWTRun struct {
+	key                          *rsa.PrivateKey
+	clientID, callback, keysPath string
+}
+
+// runPrivateKeyJWTClient publishes on docs a private_key_jwt client named
+// name with a key of its own, starts the gateway (start returns its base
+// URL), and runs the SDK's client through the whole flow with it: the
+// metadata, the run, the assertions it sent, and the key set fetched once
+// for its two token requests, cached for its max-age as documents are.
+func runPrivateKeyJWTClient(t *testing.T, ctx context.Context, docs *cimdHost, name string, start func() string) privateKeyJWTRun {
+	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := newCIMDHost(t)
-	const docPath, keysPath = "/oauth/binary-pkj.json", "/oauth/binary-pkj-jwks.json"
+	const docPath, keysPath = "/oauth/tssdk-e2e-pkj.json", "/oauth/tssdk-e2e-pkj-jwks.json"
 	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
-	clientID := docs.publishPrivateKeyJWT(t, docPath, keysPath, "TypeScript SDK against the binary (private_key_jwt)", &key.PublicKey, cb)
-	ca := filepath.Join(t.TempDir(), "docs-ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	gw := startBinary(t, freePort(t), "--data-dir", t.TempDir(), "--local-user", user+":"+password,
-		"--cimd-allow-host", "127.0.0.1", "--cimd-test-ca-file", ca)
-	checkPrivateKeyJWTMetadata(t, gw.base)
-	r := runTSClient(t, ctx, cb, "cimd", gw.base+"/mcp", cb, clientID, writePKCS8(t, key))
-	checkTSResult(t, r, gw.base, clientID)
-	checkTSAssertions(t, r.ClientAuth, gw.base, clientID)
+	clientID := docs.publishPrivateKeyJWT(t, docPath, keysPath, name, &key.PublicKey, cb)
+	base := start()
+	checkPrivateKeyJWTMetadata(t, base)
+	r := runTSClient(t, ctx, cb, "cimd", base+"/mcp", cb, clientID, writePKCS8(t, key))
+	checkTSResult(t, r, base, clientID)
+	checkTSAssertions(t, r.ClientAuth, base, clientID)
 	if n := docs.fetches(keysPath); n != 1 {
-		t.Fatalf("the binary fetched the client's jwks_uri %d times for the code exchange and the refresh, want once", n)
+		t.Fatalf("the gateway fetched the client's jwks_uri %d times for the SDK's code exchange and refresh, want once (SEC-128)", n)
 	}
+	return privateKeyJWTRun{key: key, clientID: clientID, callback: cb, keysPath: keysPath}
 }
 
 // checkAssertionRefusals walks a new authorization of the private_key_jwt
