@@ -20,6 +20,10 @@ import (
 // Type is the client_assertion_type of a JWT assertion (RFC 7523 §2.2).
 const Type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
+// Method is the token_endpoint_auth_method of a client that authenticates
+// with such assertions (RFC 7591 §2).
+const Method = "private_key_jwt"
+
 // Algorithms are the JWS algorithms an assertion may be signed with.
 var Algorithms = []jose.SignatureAlgorithm{
 	jose.RS256, jose.RS384, jose.RS512,
@@ -206,9 +210,9 @@ func errMalformed(token string) error {
 
 // candidates are the keys of set that may have signed a JWS with hdr: the
 // ones its kid names (or, if none, those without a kid), or all when hdr
-// has no kid; of the algorithm's key type,
-// and of the same alg when the key names one. Their verifications cost at
-// most those of MaxKeys keys of the cheapest kinds.
+// has no kid; of the algorithm's key type, and of the same alg when the
+// key names one. Their verifications cost at most those of MaxKeys keys of
+// the cheapest kinds.
 func candidates(set *jose.JSONWebKeySet, hdr jose.Header) []jose.JSONWebKey {
 	keys := set.Keys
 	if hdr.KeyID != "" {
@@ -261,16 +265,23 @@ func fits(key any, alg string) bool {
 		return ok
 	case jose.ES256, jose.ES384, jose.ES512:
 		k, ok := key.(*ecdsa.PublicKey)
-		if !ok {
-			return false
-		}
-		curve := map[jose.SignatureAlgorithm]elliptic.Curve{jose.ES256: elliptic.P256(), jose.ES384: elliptic.P384(), jose.ES512: elliptic.P521()}
-		return k.Curve == curve[jose.SignatureAlgorithm(alg)]
+		return ok && k.Curve == curveOf(jose.SignatureAlgorithm(alg))
 	case jose.EdDSA:
 		_, ok := key.(ed25519.PublicKey)
 		return ok
 	}
 	return false
+}
+
+// curveOf is the curve an ECDSA algorithm signs on.
+func curveOf(alg jose.SignatureAlgorithm) elliptic.Curve {
+	switch alg {
+	case jose.ES384:
+		return elliptic.P384()
+	case jose.ES512:
+		return elliptic.P521()
+	}
+	return elliptic.P256()
 }
 
 func checkClaims(c *jwt.Claims, want Expected) error {

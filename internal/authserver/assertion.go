@@ -61,7 +61,7 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 	if oerr != nil {
 		return nil, oerr
 	}
-	if client.TokenEndpointAuthMethod != "private_key_jwt" || s.opts.CIMD == nil {
+	if client.TokenEndpointAuthMethod != assertion.Method || s.opts.CIMD == nil {
 		return nil, refuse("this client does not authenticate with a client assertion")
 	}
 	issuer := s.site.Issuer(r)

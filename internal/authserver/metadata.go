@@ -66,11 +66,11 @@ func (s *Server) metadataFor(iss string) *Metadata {
 		// Clients from a metadata document may sign assertions with their
 		// own keys (SEC-128); registration offers no such method.
 		algs := assertion.AlgorithmNames()
-		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, "private_key_jwt")
+		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, assertion.Method)
 		m.TokenEndpointAuthSigningAlgValuesSupported = algs
-		m.RevocationEndpointAuthMethodsSupported = append(m.RevocationEndpointAuthMethodsSupported, "private_key_jwt")
+		m.RevocationEndpointAuthMethodsSupported = append(m.RevocationEndpointAuthMethodsSupported, assertion.Method)
 		m.RevocationEndpointAuthSigningAlgValuesSupported = algs
-		m.IntrospectionEndpointAuthMethodsSupported = append(m.IntrospectionEndpointAuthMethodsSupported, "private_key_jwt")
+		m.IntrospectionEndpointAuthMethodsSupported = append(m.IntrospectionEndpointAuthMethodsSupported, assertion.Method)
 		m.IntrospectionEndpointAuthSigningAlgValuesSupported = algs
 	}
 	return m

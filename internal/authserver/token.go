@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/assertion"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/ratelimit"
@@ -126,7 +127,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 	switch {
 	case client.Public():
 		return client, nil
-	case client.TokenEndpointAuthMethod == "private_key_jwt":
+	case client.TokenEndpointAuthMethod == assertion.Method:
 		note.stop("", "this client authenticates with a signed client assertion (private_key_jwt) and the request has none")
 		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "this client authenticates with a client assertion (private_key_jwt)"}
 	case secret == "" || !tokens.Equal(string(tokens.Hash(secret)), string(client.SecretHash)):

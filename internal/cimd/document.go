@@ -71,7 +71,7 @@ func parseDocument(clientID string, body []byte, now time.Time) (*store.Client, 
 		LogoURI:                 d.logoURI,
 		CreatedAt:               now,
 	}
-	if d.method == privateKeyJWT {
+	if d.method == assertion.Method {
 		c.JWKSURI, c.JWKS, c.SigningAlg = d.jwksURI, d.jwks, d.signingAlg
 	}
 	return c, nil
@@ -99,22 +99,18 @@ func (d *document) checkIdentity(clientID string, m map[string]json.RawMessage) 
 		return nil
 	case strings.HasPrefix(d.method, "client_secret_"):
 		return invalid(fmt.Sprintf("token_endpoint_auth_method %s uses a shared secret, which client metadata documents cannot use", quote(d.method)))
-	case d.method == privateKeyJWT:
+	case d.method == assertion.Method: // a confidential client signs with its own keys (CIMD-8; SEC-128)
 		return nil
 	}
 	return invalid(fmt.Sprintf("token_endpoint_auth_method %s is not supported; use none or private_key_jwt", quote(d.method)))
 }
-
-// privateKeyJWT is the method of a confidential client that signs an
-// assertion with its own key (RFC 7523 §2.2, CIMD-8; SEC-128).
-const privateKeyJWT = "private_key_jwt"
 
 // checkKeys: a private_key_jwt client names its keys, by jwks_uri (an
 // https URL with the client_id's rules, fetched under the same SSRF rules)
 // or as jwks, not both (RFC 7591 §2); a signing algorithm it names must be
 // one mcpgate verifies. The keys of a public client are not read.
 func (d *document) checkKeys(m map[string]json.RawMessage) error {
-	if d.method != privateKeyJWT {
+	if d.method != assertion.Method {
 		return nil
 	}
 	if raw, ok := m["jwks"]; ok && string(raw) != "null" {

@@ -33,6 +33,4 @@ const reasonKeysUnreachable = "the application's key set (its jwks_uri) could no
 // errBlockedAddress marks a refused destination (CIMD-10).
 var errBlockedAddress = errors.New("address is not a public unicast address")
 
-func unreachable(cause error) *Error { return &Error{Reason: reasonUnreachable, Cause: cause} }
-
 func invalid(reason string) *Error { return &Error{Reason: reason} }

@@ -191,7 +191,7 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, e
 		}
 		return cloneClient(c.client), nil
 	case <-ctx.Done():
-		return nil, unreachable(ctx.Err())
+		return nil, documentNames.unreachable(ctx.Err())
 	}
 }
 
