@@ -334,17 +334,15 @@ func TestTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	docs := newCIMDHost(t)
-	var base string
-	run := runPrivateKeyJWTClient(t, ctx, docs, "TypeScript SDK e2e (private_key_jwt)", func() string {
-		base = realClientGateway(t, ctx, docs).URL
-		return base
+	runPrivateKeyJWTClient(t, ctx, docs, "TypeScript SDK e2e (private_key_jwt)", func() string {
+		return realClientGateway(t, ctx, docs).URL
 	})
-	checkAssertionRefusals(t, ctx, base, run.clientID, run.callback, run.key, func() int { return docs.fetches(run.keysPath) })
 }
 
 // The same client against the built binary, run as an operator would run
 // it for a client like ChatGPT: mcpgate serve with a local account,
-// trusting the document host's test CA (SEC-128, CIMD-8).
+// trusting the document host's test CA; and the same attempts of a client
+// without the key, refused by the binary (SEC-128, CIMD-8).
 func TestBinaryTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -359,19 +357,13 @@ func TestBinaryTypeScriptSDK_SEC128_PrivateKeyJWT(t *testing.T) {
 	})
 }
 
-// privateKeyJWTRun is a private_key_jwt client that runPrivateKeyJWTClient
-// published and ran.
-type privateKeyJWTRun struct {
-	key                          *rsa.PrivateKey
-	clientID, callback, keysPath string
-}
-
 // runPrivateKeyJWTClient publishes on docs a private_key_jwt client named
 // name with a key of its own, starts the gateway (start returns its base
 // URL), and runs the SDK's client through the whole flow with it: the
 // metadata, the run, the assertions it sent, and the key set fetched once
-// for its two token requests, cached for its max-age as documents are.
-func runPrivateKeyJWTClient(t *testing.T, ctx context.Context, docs *cimdHost, name string, start func() string) privateKeyJWTRun {
+// for its two token requests, cached for its max-age as documents are;
+// then, from Go, what a client without the key tries (checkAssertionRefusals).
+func runPrivateKeyJWTClient(t *testing.T, ctx context.Context, docs *cimdHost, name string, start func() string) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -388,7 +380,7 @@ func runPrivateKeyJWTClient(t *testing.T, ctx context.Context, docs *cimdHost, n
 	if n := docs.fetches(keysPath); n != 1 {
 		t.Fatalf("the gateway fetched the client's jwks_uri %d times for the SDK's code exchange and refresh, want once (SEC-128)", n)
 	}
-	return privateKeyJWTRun{key: key, clientID: clientID, callback: cb, keysPath: keysPath}
+	checkAssertionRefusals(t, ctx, base, clientID, cb, key, func() int { return docs.fetches(keysPath) })
 }
 
 // checkAssertionRefusals walks a new authorization of the private_key_jwt
