@@ -69,8 +69,15 @@ func (p *process) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.s
 
 // stderrHas reports whether the binary's log holds s within 10 s: an info
 // line reaches stderr within the log buffer's delay (200 ms), not at once.
-func (p *process) stderrHas(s string) bool {
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.Stderr(), s); time.Sleep(20 * time.Millisecond) {
+func (p *process) stderrHas(s string) bool { return within10s(p.Stderr, s) }
+
+// stdoutHas reports whether the binary's standard output holds s within
+// 10 s: what it printed before it answered /healthz may still be in the
+// pipe to this process.
+func (p *process) stdoutHas(s string) bool { return within10s(p.Stdout, s) }
+
+func within10s(read func() string, s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(read(), s); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -280,14 +287,15 @@ func TestBinaryFirstStartAdmin(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	p := startBinary(t, port, "--data-dir", dir)
+	// The banner's lines, printed after the password's.
+	for _, want := range []string{"MCP endpoint: " + p.base + "/mcp\n", "Account page: " + p.base + "/account (admin console: " + p.base + "/admin)\n"} {
+		if !p.stdoutHas(want) {
+			t.Errorf("stdout lacks %q:\n%s", want, p.Stdout())
+		}
+	}
 	match := regexp.MustCompile(`Created local user "admin" with password: (\S+)`).FindStringSubmatch(p.Stdout())
 	if match == nil {
 		t.Fatalf("no admin password printed:\n%s", p.Stdout())
-	}
-	for _, want := range []string{"MCP endpoint: " + p.base + "/mcp\n", "Account page: " + p.base + "/account (admin console: " + p.base + "/admin)\n"} {
-		if !strings.Contains(p.Stdout(), want) {
-			t.Errorf("stdout lacks %q:\n%s", want, p.Stdout())
-		}
 	}
 	if strings.Contains(p.Stderr(), match[1]) {
 		t.Fatal("the admin password reached the log, want it on stdout only")
@@ -300,10 +308,10 @@ func TestBinaryFirstStartAdmin(t *testing.T) {
 	}
 	p.stop(t)
 	p2 := startBinary(t, port, "--data-dir", dir)
+	p2.stop(t) // its whole output read
 	if strings.Contains(p2.Stdout(), "password") {
 		t.Fatalf("a second start printed a password:\n%s", p2.Stdout())
 	}
-	p2.stop(t)
 	if info, err := os.Stat(filepath.Join(dir, "secret.key")); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("secret key file: %v %v, want it with mode 0600", err, info)
 	}

@@ -116,7 +116,7 @@ resources:
 	defer p.stop(t)
 	// The start banner names every resource's endpoint.
 	for _, want := range []string{"MCP endpoint: " + p.base + "/mcp\n", "MCP endpoint: " + p.base + "/demo\n"} {
-		if !strings.Contains(p.Stdout(), want) {
+		if !p.stdoutHas(want) {
 			t.Errorf("the start banner lacks %q:\n%s", want, p.Stdout())
 		}
 	}
