@@ -26,6 +26,9 @@ type faultyStore struct {
 	// failTake makes TakeAuthRequestByUpstreamState fail, as a login
 	// meets a store it cannot read.
 	failTake atomic.Bool
+	// failCount makes AddRateHit fail, as a store that cannot write
+	// fails to count a registration or a client assertion's use.
+	failCount atomic.Bool
 }
 
 // withFaultyStore wraps the gateway's store; the test reaches it through
@@ -39,6 +42,13 @@ func (s *faultyStore) RevokeGrant(ctx context.Context, id string, now time.Time)
 		return fmt.Errorf("sqlite: revoke grant: %w", errDiskFull)
 	}
 	return s.Store.RevokeGrant(ctx, id, now)
+}
+
+func (s *faultyStore) AddRateHit(ctx context.Context, key string, window, expires time.Time) (int, error) {
+	if s.failCount.Load() {
+		return 0, fmt.Errorf("sqlite: add rate hit: %w", errDiskFull)
+	}
+	return s.Store.AddRateHit(ctx, key, window, expires)
 }
 
 func (s *faultyStore) Ping(ctx context.Context) error {

@@ -75,8 +75,9 @@ func replicaStores(t *testing.T, backend string, n int) []store.Store {
 }
 
 // newReplicas starts a gateway on each store, all behind one public URL
-// (the first gateway's, where the flows run), as behind a load balancer.
-func newReplicas(t *testing.T, stores []store.Store) []*gw {
+// (the first gateway's, where the flows run), as behind a load balancer,
+// each with opts too.
+func newReplicas(t *testing.T, stores []store.Store, opts ...gwOption) []*gw {
 	t.Helper()
 	ln, public := loopback(t)
 	gws := make([]*gw, len(stores))
@@ -85,10 +86,10 @@ func newReplicas(t *testing.T, stores []store.Store) []*gw {
 		if i == 0 {
 			on = ln
 		}
-		gws[i] = newGatewayOn(t, on, func(c *mcpgate.Config) {
+		gws[i] = newGatewayOn(t, on, append(opts, func(c *mcpgate.Config) {
 			c.Store = st
 			c.PublicURL = public
-		})
+		})...)
 	}
 	return gws
 }

@@ -469,63 +469,29 @@ func TestParseKeySet(t *testing.T) {
 	}
 }
 
-// SEC-128: each (client, jti) is accepted once while Verify would accept
-// its assertion, and no more at once than Replays holds.
-func TestReplays(t *testing.T) {
+// SEC-129: the count of an assertion's uses is keyed by its client and
+// jti, each client's jti values its own even where the bytes of one
+// client_id and jti run on into another's, and is kept past the last
+// moment Verify accepts the assertion.
+func TestUse(t *testing.T) {
 	exp := t0.Add(5 * time.Minute)
-	use := func(t *testing.T, r *Replays, client, jti string, exp, now time.Time, want error) {
-		t.Helper()
-		if err := r.Use(client, &Verified{ID: jti, Expiry: exp}, now); !errors.Is(err, want) {
-			t.Errorf("Use(%q, %q) at t0+%v: %v, want %v", client, jti, now.Sub(t0), err, want)
+	key := func(client, jti string) string {
+		k, _ := Use(client, &Verified{ID: jti, Expiry: exp})
+		return k
+	}
+	if a, b := key(testClient, "a"), key(testClient, "a"); a != b {
+		t.Errorf("one assertion, two keys: %q and %q", a, b)
+	}
+	for _, other := range [][2]string{{testClient, "b"}, {"https://other.example/client.json", "a"}, {testClient + "a", ""}} {
+		if key(other[0], other[1]) == key(testClient, "a") {
+			t.Errorf("client %q with jti %q has the key of %q with %q", other[0], other[1], testClient, "a")
 		}
 	}
-	const other = "https://other.example/client.json"
-	t.Run("a jti once", func(t *testing.T) {
-		r := NewReplays(10)
-		use(t, r, testClient, "a", exp, t0, nil)
-		use(t, r, testClient, "a", exp, t0.Add(time.Second), ErrReplayed)
-		use(t, r, testClient, "a", exp, exp.Add(Leeway-time.Nanosecond), ErrReplayed)
-	})
-	t.Run("the same jti of another client", func(t *testing.T) {
-		r := NewReplays(10)
-		use(t, r, testClient, "a", exp, t0, nil)
-		use(t, r, other, "a", exp, t0, nil)
-		use(t, r, other, "a", exp, t0, ErrReplayed)
-	})
-	t.Run("accepted again once expired", func(t *testing.T) {
-		r := NewReplays(10)
-		use(t, r, testClient, "a", exp, t0, nil)
-		// Verify refuses the assertion from here on: remembering it longer
-		// would take room for nothing.
-		use(t, r, testClient, "a", exp, exp.Add(Leeway), nil)
-	})
-	// A full table refuses no one (a flood would refuse every other
-	// client): the client holding the most gives up its oldest assertion.
-	t.Run("full of live assertions, then room once they expired", func(t *testing.T) {
-		r := NewReplays(3)
-		held := func(t *testing.T) {
-			t.Helper()
-			if n := len(r.seen); n > 3 {
-				t.Fatalf("Replays(3) holds %d assertions", n)
-			}
-		}
-		for i, jti := range []string{"a", "b", "c"} {
-			use(t, r, testClient, jti, exp.Add(time.Duration(i)*time.Second), t0, nil)
-		}
-		use(t, r, testClient, "d", exp.Add(3*time.Second), t0.Add(time.Minute), nil) // "a" goes
-		held(t)
-		use(t, r, other, "a", exp, t0.Add(2*time.Minute), nil) // "b" goes
-		held(t)
-		use(t, r, other, "a", exp, t0.Add(2*time.Minute), ErrReplayed)
-		use(t, r, testClient, "c", exp, t0.Add(2*time.Minute), ErrReplayed)
-		use(t, r, testClient, "d", exp, t0.Add(2*time.Minute), ErrReplayed)
-		later := exp.Add(4*time.Second + Leeway)
-		for _, jti := range []string{"d", "e", "f"} {
-			use(t, r, testClient, jti, later.Add(5*time.Minute), later, nil)
-		}
-		held(t)
-		use(t, r, testClient, "g", later.Add(6*time.Minute), later, nil) // "d", "e" or "f" goes
-		held(t)
-		use(t, r, testClient, "g", later.Add(6*time.Minute), later, ErrReplayed)
-	})
+	if k := key(testClient, "a"); len(k) > 100 || strings.Contains(k, "example") {
+		t.Errorf("key %q: want a digest, not the client_id and jti", k)
+	}
+	_, until := Use(testClient, &Verified{ID: "a", Expiry: exp})
+	if last := exp.Add(Leeway); !until.After(last) {
+		t.Errorf("counted until t0+%v, want past t0+%v, when Verify stops accepting it", until.Sub(t0), last.Sub(t0))
+	}
 }

@@ -19,10 +19,9 @@
 //   - exp is present and not past, and at most MaxLifetime ahead, which
 //     bounds how long its jti is remembered; nbf and iat, when present, are
 //     not in the future; Leeway allows for clocks that differ;
-//   - jti is present: Replays accepts each (client, jti) once until the
-//     assertion expires. Its table is bounded; when full, the client that
-//     holds the most gives up its oldest entry, so that one client's flood
-//     of assertions (anyone may publish a document) refuses no other.
+//   - jti is present, and the assertion was not used before: Use names
+//     each (client, jti) for a count kept in the store, which every
+//     replica shares (SEC-129), past the assertion's expiry.
 //
 // ParseKeySet reads a client's JWK Set, leaving out the keys it cannot use
 // (RFC 7517 §5: an unknown type, another use than "sig", RSA under 2048
@@ -31,9 +30,8 @@
 // It keeps each key's public key, kid, alg and use, not its x5c
 // certificates, which nothing checks.
 //
-// Replays lives in one process: with several replicas an assertion could be
-// used once on each within its lifetime. That is accepted because an
-// assertion only authenticates the client: a code, a refresh token or a
-// token to revoke must come with it, and those are single-use or bound to
-// the client wherever they are presented.
+// The count is shared because a replay is worth most on another replica:
+// a refresh request copied whole (its refresh token and its assertion)
+// and sent again within the refresh grace window would get the first
+// request's new tokens (RT-1) if only the assertion stood in its way.
 package assertion

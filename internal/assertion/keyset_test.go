@@ -105,3 +105,12 @@ func TestSEC128_ParseKeySetLeavesOutLargeRSAExponents(t *testing.T) {
 		}
 	}
 }
+
+// liveHeap is the heap in use once the collector has run: what the values
+// still referenced hold.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}

@@ -4,18 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/assertion"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/store"
 )
-
-// maxAssertionsRemembered bounds the jti values kept against replay: each
-// is kept up to 12 minutes (MaxLifetime and twice Leeway), so 100,000 hold
-// a steady 139 token requests a second of private_key_jwt clients; beyond,
-// the busiest client's oldest are forgotten first (assertion.Replays).
-const maxAssertionsRemembered = 100_000
 
 // usesAssertion reports whether a request authenticates its client with a
 // JWT assertion (RFC 7521 §4.2).
@@ -79,8 +74,16 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 		}
 		return nil, refuse(err.Error())
 	}
-	if err := s.replays.Use(client.ID, v, want.Now); err != nil {
-		return nil, refuse(err.Error())
+	// Once, wherever it is presented: the count is the store's, which
+	// every replica adds to (SEC-129).
+	key, until := assertion.Use(client.ID, v)
+	switch n, err := s.store.AddRateHit(r.Context(), key, time.Unix(0, 0), until); {
+	case err != nil:
+		// Uncounted, the assertion could be used again.
+		note.stop(oauth.ServerError, "the store could not count the client assertion's use (the gateway's log has the error)")
+		return nil, oauth.AsError(err)
+	case n > 1:
+		return nil, refuse(assertion.ErrReplayed.Error())
 	}
 	return client, nil
 }

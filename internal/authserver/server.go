@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/mcpgate/mcpgate/internal/assertion"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics"
@@ -122,9 +121,6 @@ type Server struct {
 	// recheck makes concurrent refreshes of one grant share one upstream
 	// refresh (RT-3).
 	recheck singleflight.Group
-	// replays holds the private_key_jwt assertions accepted lately, each
-	// accepted once (SEC-128).
-	replays *assertion.Replays
 }
 
 // New checks opts and returns a Server.
@@ -169,7 +165,6 @@ func New(opts Options) (*Server, error) {
 		static:     map[string]*store.Client{},
 		regLimit:   newLimiter(opts.RegistrationRate, time.Minute, opts.Now),
 		clients:    newClientCache(),
-		replays:    assertion.NewReplays(maxAssertionsRemembered),
 	}
 	for _, c := range opts.Connectors {
 		if _, dup := s.connectors[c.ID()]; dup {
