@@ -190,3 +190,33 @@ func pagesWritten(b *testing.B, s *Store) int {
 	}
 	return n
 }
+
+// One client assertion's use counted (SEC-129): a new key each time, as
+// every assertion has a jti of its own, so each is an insert; one caller,
+// then 64 at once, whose commits group.
+func BenchmarkAddRateHit(b *testing.B) {
+	count := func(b *testing.B, s *Store, n uint64, now time.Time) {
+		if _, err := s.AddRateHit(b.Context(), fmt.Sprintf("client assertion %x", key('a', n)), time.Unix(0, 0), now.Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("callers=1", func(b *testing.B) {
+		s, now := benchStore(b), time.Now()
+		var n uint64
+		for b.Loop() {
+			n++
+			count(b, s, n, now)
+		}
+	})
+	b.Run("callers=64", func(b *testing.B) {
+		s, now := benchStore(b), time.Now()
+		var n atomic.Uint64
+		b.SetParallelism(32) // × GOMAXPROCS 2
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				count(b, s, n.Add(1), now)
+			}
+		})
+		reportCommits(b, s)
+	})
+}
