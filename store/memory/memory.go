@@ -576,32 +576,30 @@ func (s *Store) DeleteExpired(_ context.Context, now, grantsBefore time.Time, li
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Each step stops once limit entries are deleted, and none runs after
+	// that: housekeeping calls again for the next batch, and a walk of
+	// every map per batch would make a large backlog cost its square.
 	n := 0
-	room := func() bool { return n < limit }
 	for _, r := range s.requests {
-		if room() && !live(r.ExpiresAt, now) {
+		if n >= limit {
+			return n, nil
+		}
+		if !live(r.ExpiresAt, now) {
 			s.deleteRequestLocked(r)
 			n++
 		}
 	}
 	n += deleteWhere(s.codes, limit-n, func(c *store.Code) bool { return !live(c.ExpiresAt, now) })
 	n += deleteWhere(s.sessions, limit-n, func(ss *store.Session) bool { return !live(ss.ExpiresAt, now) })
-	for k, c := range s.rates {
-		if n < limit && !live(c.expires, now) {
-			delete(s.rates, k)
-			n++
-		}
-	}
-	for k, m := range s.mcp {
-		if n < limit && !live(m.ExpiresAt, now) {
-			delete(s.mcp, k)
-			n++
-		}
-	}
+	n += deleteWhere(s.rates, limit-n, func(c *rateCounter) bool { return !live(c.expires, now) })
+	n += deleteWhere(s.mcp, limit-n, func(m store.MCPSession) bool { return !live(m.ExpiresAt, now) })
 	n += deleteWhere(s.refresh, limit-n, func(t *store.RefreshToken) bool {
 		g, ok := s.grants[t.GrantID]
 		return !refreshLive(t.ExpiresAt, now) || !ok || !g.RevokedAt.IsZero()
 	})
+	if n >= limit {
+		return n, nil
+	}
 	refreshes := make(map[string]bool)
 	for _, t := range s.refresh {
 		refreshes[t.GrantID] = true
@@ -625,7 +623,7 @@ func (s *Store) DeleteExpired(_ context.Context, now, grantsBefore time.Time, li
 
 // deleteWhere deletes at most "most" entries of m for which dead holds and
 // returns how many.
-func deleteWhere[V any](m map[string]V, most int, dead func(V) bool) int {
+func deleteWhere[K comparable, V any](m map[K]V, most int, dead func(V) bool) int {
 	n := 0
 	for k, v := range m {
 		if n >= most {

@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"encoding/binary"
+	"strconv"
 	"testing"
 	"time"
 
@@ -56,6 +57,36 @@ func BenchmarkCreateGrantRotateRefresh(b *testing.B) {
 		next := &store.RefreshToken{Hash: append([]byte{'n'}, h...), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		if _, _, err := s.RotateRefresh(ctx, h, next, nil, now, 0); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// One housekeeping batch (500 deletions, housekeeping's size) in a backlog
+// of 200,000 expired rate counters, as a flood of counted client
+// assertions leaves (SEC-129), beside 10,000 live grants: each batch must
+// stop once it has deleted its 500, not walk every map under the lock.
+func BenchmarkDeleteExpiredBatch(b *testing.B) {
+	s, ctx, now := memory.New(), b.Context(), time.Now()
+	for i := range 10_000 {
+		h := make([]byte, 32)
+		binary.BigEndian.PutUint64(h, uint64(i))
+		g := &store.Grant{ID: string(h), ClientID: "client", User: identity.User{ID: "github:1"}, CreatedAt: now}
+		if err := s.CreateGrant(ctx, g, &store.RefreshToken{Hash: h, Generation: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		for ; n < 200_000; n++ {
+			if _, err := s.AddRateHit(ctx, "client assertion "+strconv.Itoa(n), time.Unix(0, 0), now.Add(-time.Second)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n -= 500
+		b.StartTimer()
+		if got, err := s.DeleteExpired(ctx, now, time.Time{}, 500); err != nil || got != 500 {
+			b.Fatalf("DeleteExpired: %d, %v; want 500 deleted", got, err)
 		}
 	}
 }
