@@ -29,6 +29,8 @@ type faultyStore struct {
 	// failCount makes AddRateHit fail, as a store that cannot write
 	// fails to count a registration or a client assertion's use.
 	failCount atomic.Bool
+	// counts is how many times AddRateHit was called.
+	counts atomic.Int64
 }
 
 // withFaultyStore wraps the gateway's store; the test reaches it through
@@ -45,6 +47,7 @@ func (s *faultyStore) RevokeGrant(ctx context.Context, id string, now time.Time)
 }
 
 func (s *faultyStore) AddRateHit(ctx context.Context, key string, window, expires time.Time) (int, error) {
+	s.counts.Add(1)
 	if s.failCount.Load() {
 		return 0, fmt.Errorf("sqlite: add rate hit: %w", errDiskFull)
 	}

@@ -273,8 +273,8 @@ type ToolPolicy = policy.Policy
 type ToolRule = policy.Rule
 
 // RateLimit is one rate limit: Tools (patterns as a ToolPolicy's) or
-// Endpoints ("token", "authorize"), Per "user" or "client", a Rate and a
-// Burst (0: the rate's count).
+// Endpoints ("token", "authorize", "revoke", "introspect"), Per "user" or
+// "client", a Rate and a Burst (0: the rate's count).
 type RateLimit = ratelimit.Rule
 
 // Rate is N requests per second, minute or hour (ParseRate reads "10/s").

@@ -6,7 +6,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -107,5 +111,69 @@ func TestSEC129_UncountedAssertionRefused(t *testing.T) {
 	g.faulty().failCount.Store(false)
 	if status, tok, body := c.exchange(ar, code, c.assertion()); status != 200 || tok.AccessToken == "" {
 		t.Fatalf("the same code with a new assertion once the store counts: %d %s, want 200", status, body)
+	}
+}
+
+// SEC-129: only an assertion that verifies, from a client within its rate
+// limits, is counted, since each count is a row in the store: a made-up
+// or tampered one writes nothing, nor one over a limit of /token, /revoke
+// or /introspect (SEC-102), which an operator may then use to bound what a
+// client's flood of its own assertions adds to the store. A counted
+// assertion stays refused as long as it could verify, past the minute
+// boundaries a count per window would reset at.
+func TestSEC129_CountedOnlyWhenVerifiedAndWithinLimits(t *testing.T) {
+	docs := newDocHost(t)
+	g := newGateway(t, withDocHost(docs), withFaultyStore, func(c *mcpgateConfig) {
+		for _, ep := range []string{"token", "revoke", "introspect"} {
+			c.RateLimits = append(c.RateLimits, mcpgate.RateLimit{Endpoints: []string{ep}, Per: "client", Rate: mcpgate.Rate{N: 1, Per: time.Hour}})
+		}
+	})
+	c := newPKJClient(t, g, docs)
+	counts := func() int64 { return g.faulty().counts.Load() }
+
+	ar, code := c.code()
+	before := counts()
+	forged := c.assertionWith(newRSAKey(t), jose.RS256, c.kid, nil)
+	if status, _, body := c.exchange(ar, code, forged); status != 401 {
+		t.Fatalf("an assertion signed by another key: %d %s, want 401", status, body)
+	}
+	if n := counts() - before; n != 0 {
+		t.Errorf("a refused assertion made %d counts in the store, want none", n)
+	}
+	status, tok, body := c.exchange(ar, code, c.assertion())
+	if status != 200 {
+		t.Fatalf("code exchange: %d %s, want 200", status, body)
+	}
+	for _, ep := range []string{"/introspect", "/revoke"} {
+		if resp, body := g.postForm(g.url+ep, c.form(c.assertion(), "token", tok.AccessToken)); resp.StatusCode != 200 {
+			t.Fatalf("first %s of the hour: %d %s, want 200", ep, resp.StatusCode, body)
+		}
+	}
+	before = counts()
+	for _, ep := range []string{"/token", "/introspect", "/revoke"} {
+		f := c.form(c.assertion(), "token", tok.AccessToken, "grant_type", "refresh_token", "refresh_token", tok.RefreshToken)
+		if resp, body := g.postForm(g.url+ep, f); resp.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("second %s of the hour: %d %s, want 429 (SEC-102)", ep, resp.StatusCode, body)
+		}
+	}
+	if n := counts() - before; n != 0 {
+		t.Errorf("requests over their limit made %d counts in the store, want none", n)
+	}
+
+	// Past a minute's boundary, within the assertion's life: on a gateway
+	// without limits, so that only the count can refuse it.
+	h := newGateway(t, withDocHost(docs))
+	d := newPKJClient(t, h, docs)
+	ar, code = d.code()
+	if status, tok, body = d.exchange(ar, code, d.assertion()); status != 200 {
+		t.Fatalf("code exchange: %d %s, want 200", status, body)
+	}
+	used := d.assertion()
+	if resp, body := h.postForm(h.url+"/introspect", d.form(used, "token", tok.AccessToken)); resp.StatusCode != 200 {
+		t.Fatalf("introspection: %d %s, want 200", resp.StatusCode, body)
+	}
+	h.clock.Advance(2 * time.Minute)
+	if resp, body := h.postForm(h.url+"/introspect", d.form(used, "token", tok.AccessToken)); resp.StatusCode != 401 || !strings.Contains(string(body), "used before") {
+		t.Errorf("the same assertion 2 minutes later: %d %s, want 401, used before", resp.StatusCode, body)
 	}
 }

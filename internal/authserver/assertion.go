@@ -19,10 +19,11 @@ func usesAssertion(form url.Values) bool {
 }
 
 // authenticateAssertion identifies a private_key_jwt client by the JWT it
-// signed (RFC 7523 §2.2, §3; SEC-128). client_id may be absent (RFC 7521
-// §4.2): the assertion's iss names the client, and is trusted only once its
-// signature verifies with that client's keys.
-func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
+// signed (RFC 7523 §2.2, §3; SEC-128), and returns the assertion verified,
+// for countAssertion. client_id may be absent (RFC 7521 §4.2): the
+// assertion's iss names the client, and is trusted only once its signature
+// verifies with that client's keys.
+func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store.Client, *assertion.Verified, *oauth.Error) {
 	note := noteOf(r.Context())
 	refuse := func(why string) *oauth.Error {
 		note.stop("", why)
@@ -33,15 +34,15 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 	// type of assertion is a method not supported, invalid_client.
 	switch {
 	case typ == "":
-		return nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion_type is required with client_assertion")
+		return nil, nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion_type is required with client_assertion")
 	case typ != assertion.Type:
-		return nil, refuse("client_assertion_type must be " + assertion.Type)
+		return nil, nil, refuse("client_assertion_type must be " + assertion.Type)
 	case token == "":
-		return nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion is required with client_assertion_type")
+		return nil, nil, oauth.Errorf(oauth.InvalidRequest, "client_assertion is required with client_assertion_type")
 	}
 	iss, err := assertion.Issuer(token)
 	if err != nil {
-		return nil, refuse(err.Error())
+		return nil, nil, refuse(err.Error())
 	}
 	id := form.Get("client_id")
 	if id == "" {
@@ -50,14 +51,14 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 	if id == "" {
 		// Nothing names the client but the assertion, which must then
 		// (RFC 7523 §3): it is an invalid one (RFC 7521 §4.2.1).
-		return nil, refuse("the client assertion has no iss: it must be the client_id")
+		return nil, nil, refuse("the client assertion has no iss: it must be the client_id")
 	}
 	client, oerr := s.knownClient(r, id)
 	if oerr != nil {
-		return nil, oerr
+		return nil, nil, oerr
 	}
 	if client.TokenEndpointAuthMethod != assertion.Method || s.opts.CIMD == nil {
-		return nil, refuse("this client does not authenticate with a client assertion")
+		return nil, nil, refuse("this client does not authenticate with a client assertion")
 	}
 	issuer := s.site.Issuer(r)
 	want := assertion.Expected{
@@ -70,22 +71,29 @@ func (s *Server) authenticateAssertion(r *http.Request, form url.Values) (*store
 	if err != nil {
 		if docErr, ok := errors.AsType[*cimd.Error](err); ok {
 			s.log.Info("client key set refused", "client_id", truncate(client.ID, 200), "err", err.Error())
-			return nil, refuse("the client's keys could not be read: " + docErr.Reason)
+			return nil, nil, refuse("the client's keys could not be read: " + docErr.Reason)
 		}
-		return nil, refuse(err.Error())
+		return nil, nil, refuse(err.Error())
 	}
-	// Once, wherever it is presented: the count is the store's, which
-	// every replica adds to (SEC-129).
+	return client, v, nil
+}
+
+// countAssertion accepts client's verified assertion v once, wherever it
+// is presented: its use is counted in the store, which every replica adds
+// to (SEC-129).
+func (s *Server) countAssertion(r *http.Request, client *store.Client, v *assertion.Verified) *oauth.Error {
+	note := noteOf(r.Context())
 	key, until := assertion.Use(client.ID, v)
 	switch n, err := s.store.AddRateHit(r.Context(), key, time.Unix(0, 0), until); {
 	case err != nil:
 		// Uncounted, the assertion could be used again.
 		note.stop(oauth.ServerError, "the store could not count the client assertion's use (the gateway's log has the error)")
-		return nil, oauth.AsError(err)
+		return oauth.AsError(err)
 	case n > 1:
-		return nil, refuse(assertion.ErrReplayed.Error())
+		note.stop("", assertion.ErrReplayed.Error())
+		return &oauth.Error{Code: oauth.InvalidClient, Description: assertion.ErrReplayed.Error()}
 	}
-	return client, nil
+	return nil
 }
 
 // verifyAssertion checks token with the client's keys, and once more with

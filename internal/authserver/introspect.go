@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -48,7 +49,7 @@ var inactive = &Introspection{}
 // {"active":false}, the answer for a token that does not exist, so that
 // the caller learns nothing (§2.2 asks not to say why).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	form, client, ok := s.clientRequest(w, r)
+	form, client, ok := s.clientRequest(w, r, ratelimit.EndpointIntrospect)
 	if !ok {
 		return
 	}

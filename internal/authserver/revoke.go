@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -22,7 +23,7 @@ import (
 // or another client's is left alone, and the caller cannot tell. A store
 // that cannot write is a 503 (§2.2.1), and the token is left valid.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	form, client, ok := s.clientRequest(w, r)
+	form, client, ok := s.clientRequest(w, r, ratelimit.EndpointRevoke)
 	if !ok {
 		return
 	}

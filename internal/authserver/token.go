@@ -26,9 +26,9 @@ type TokenResponse struct {
 
 // token implements the token endpoint. Every answer is no-store (TOK-6).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	form, client, ok := s.clientRequest(w, r)
+	form, client, ok := s.clientRequest(w, r, ratelimit.EndpointToken)
 	noteOf(r.Context()).params(r.PostForm, "grant_type", "redirect_uri", "resource", "scope")
-	if !ok || s.overLimit(w, r, ratelimit.EndpointToken, client) {
+	if !ok {
 		return
 	}
 	issuer := s.site.Issuer(r)
@@ -54,16 +54,28 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientRequest reads the form of a token, revocation or introspection
-// request and authenticates its client; on failure it has answered with
-// the JSON error and ok is false.
-func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form url.Values, client *store.Client, ok bool) {
+// request, authenticates its client and holds it to the rate limits of
+// endpoint; on failure it has answered (a JSON error, or 429) and ok is
+// false. A client assertion's use is counted last (SEC-129), a write to
+// the store that a client over its limit does not make.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request, endpoint string) (form url.Values, client *store.Client, ok bool) {
 	form, oerr := parsePostForm(w, r)
+	var signed *assertion.Verified
 	if oerr == nil {
-		client, oerr = s.authenticateClient(r, form)
+		client, signed, oerr = s.authenticateClient(r, form)
 	}
 	if oerr != nil {
 		oauth.WriteJSON(w, r, s.log, oerr)
 		return nil, nil, false
+	}
+	if s.overLimit(w, r, endpoint, client) {
+		return nil, nil, false
+	}
+	if signed != nil {
+		if oerr := s.countAssertion(r, client, signed); oerr != nil {
+			oauth.WriteJSON(w, r, s.log, oerr)
+			return nil, nil, false
+		}
 	}
 	return form, client, true
 }
@@ -90,15 +102,17 @@ func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.E
 // authenticateClient identifies the client (RFC 6749 §2.3, §3.2.1): HTTP
 // Basic or client_secret_post for confidential clients with a secret, a
 // signed JWT for private_key_jwt clients (RFC 7523 §2.2), client_id alone
-// for public ones. Secrets are compared as hashes in constant time.
-func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *oauth.Error) {
+// for public ones. Secrets are compared as hashes in constant time. A
+// client that signed an assertion comes with it, verified but not yet
+// counted (countAssertion).
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Client, *assertion.Verified, *oauth.Error) {
 	invalid := &oauth.Error{Code: oauth.InvalidClient, Description: "client authentication failed"}
 	id, secret, basic := r.BasicAuth()
 	oneMethod := oauth.Errorf(oauth.InvalidRequest, "use one client authentication method")
 	switch {
 	case usesAssertion(form):
 		if basic || oauth.AttemptedBasic(r) || form.Has("client_secret") {
-			return nil, oneMethod
+			return nil, nil, oneMethod
 		}
 		return s.authenticateAssertion(r, form)
 	case basic:
@@ -106,35 +120,35 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1 form-encodes both
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return nil, invalid
+			return nil, nil, invalid
 		}
 		if form.Get("client_secret") != "" || (form.Get("client_id") != "" && form.Get("client_id") != id) {
-			return nil, oneMethod
+			return nil, nil, oneMethod
 		}
 	case oauth.AttemptedBasic(r):
-		return nil, invalid // not valid Basic: the body does not stand in for it
+		return nil, nil, invalid // not valid Basic: the body does not stand in for it
 	default:
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	if id == "" {
-		return nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
+		return nil, nil, oauth.Errorf(oauth.InvalidRequest, "client_id is required")
 	}
 	client, oerr := s.knownClient(r, id)
 	if oerr != nil {
-		return nil, oerr
+		return nil, nil, oerr
 	}
 	note := noteOf(r.Context())
 	switch {
 	case client.Public():
-		return client, nil
+		return client, nil, nil
 	case client.TokenEndpointAuthMethod == assertion.Method:
 		note.stop("", "this client authenticates with a signed client assertion (private_key_jwt) and the request has none")
-		return nil, &oauth.Error{Code: oauth.InvalidClient, Description: "this client authenticates with a client assertion (private_key_jwt)"}
+		return nil, nil, &oauth.Error{Code: oauth.InvalidClient, Description: "this client authenticates with a client assertion (private_key_jwt)"}
 	case secret == "" || !tokens.Equal(string(tokens.Hash(secret)), string(client.SecretHash)):
 		note.stop("", "the client secret is missing or wrong for this confidential client")
-		return nil, invalid
+		return nil, nil, invalid
 	}
-	return client, nil
+	return client, nil, nil
 }
 
 // knownClient finds the client id names for an endpoint where it

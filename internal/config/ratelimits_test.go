@@ -68,7 +68,7 @@ rate_limits:
 		`rate_limits[5]: an endpoint rule counts clients`,
 		`rate_limits[6]: needs tools or endpoints`,
 		`rate_limits[7]: rate "" must be N/s, N/m or N/h`,
-		`rate_limits[8]: endpoint "register" must be token or authorize`)
+		`rate_limits[8]: endpoint "register" must be token, authorize, revoke or introspect`)
 	if strings.Contains(msg, "rate_limits[0]") {
 		t.Errorf("the valid entry was refused:\n%s", msg)
 	}

@@ -1,11 +1,13 @@
 // Package ratelimit holds the operator's rate limits (SEC-100): token
 // buckets per user or per client on tools/call, by tool name, and per
-// client at the OAuth endpoints /token and /authorize.
+// client at the OAuth endpoints /token, /authorize, /revoke and
+// /introspect.
 //
 // # Rules and buckets
 //
 // A Rule names either tools (patterns as in a tool policy: '*' stands for
-// any run of characters) or endpoints ("token", "authorize"), whom it
+// any run of characters) or endpoints ("token", "authorize", "revoke",
+// "introspect"), whom it
 // counts (Per: "user" or "client"; the endpoints know no user before the
 // grant, so an endpoint rule counts clients), and a Rate with a Burst.
 // Each (rule, user or client) has its own bucket: it holds Burst tokens

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +23,13 @@ const (
 
 // The OAuth endpoints a rule may limit.
 const (
-	EndpointToken     = "token"
-	EndpointAuthorize = "authorize"
+	EndpointToken      = "token"
+	EndpointAuthorize  = "authorize"
+	EndpointRevoke     = "revoke"
+	EndpointIntrospect = "introspect"
 )
+
+var endpoints = []string{EndpointToken, EndpointAuthorize, EndpointRevoke, EndpointIntrospect}
 
 // Bounds of what a rule may say.
 const (
@@ -68,7 +73,7 @@ func (r Rate) limit() rate.Limit { return rate.Limit(float64(r.N) / r.Per.Second
 // Rule is one rate limit. Exactly one of Tools and Endpoints is set.
 type Rule struct {
 	Tools     []string // tool name patterns ('*': any run of characters)
-	Endpoints []string // EndpointToken, EndpointAuthorize
+	Endpoints []string // EndpointToken, EndpointAuthorize, EndpointRevoke, EndpointIntrospect
 	Per       string   // PerUser or PerClient (endpoints: PerClient)
 	Rate      Rate
 	Burst     int // the most requests at once; 0: Rate.N
@@ -96,8 +101,8 @@ func (r *Rule) Validate() error {
 		}
 	}
 	for _, e := range r.Endpoints {
-		if e != EndpointToken && e != EndpointAuthorize {
-			return fmt.Errorf("endpoint %q must be token or authorize", e)
+		if !slices.Contains(endpoints, e) {
+			return fmt.Errorf("endpoint %q must be token, authorize, revoke or introspect", e)
 		}
 	}
 	return nil

@@ -50,7 +50,7 @@ func TestRuleValidate(t *testing.T) {
 		`per "" must be user or client`:   func(r *Rule) { r.Per = "" },
 		`per "ip" must be user or client`: func(r *Rule) { r.Per = "ip" },
 		"endpoint rule counts clients":    func(r *Rule) { r.Tools, r.Endpoints = nil, []string{"token"} },
-		`endpoint "revoke" must be`:       func(r *Rule) { r.Tools, r.Endpoints, r.Per = nil, []string{"token", "revoke"}, PerClient },
+		`endpoint "register" must be`:     func(r *Rule) { r.Tools, r.Endpoints, r.Per = nil, []string{"token", "register"}, PerClient },
 		"rate must be":                    func(r *Rule) { r.Rate = Rate{} },
 		"rate must be N/s":                func(r *Rule) { r.Rate.Per = 2 * time.Second },
 		"burst -1 must be":                func(r *Rule) { r.Burst = -1 },
