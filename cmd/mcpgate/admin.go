@@ -94,7 +94,7 @@ func admin(noun string, args []string) int {
 		return 2
 	}
 	cmd.Password = func() (string, error) { return readPassword(passwordStdin) }
-	cfg, code := load(rest)
+	cfg, code := load("mcpgate "+noun+" "+verb, rest)
 	if cfg == nil {
 		return code
 	}

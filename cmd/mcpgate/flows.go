@@ -62,7 +62,7 @@ func flowsCmd(args []string) int {
 			return 2
 		}
 	}
-	cfg, code := load(rest)
+	cfg, code := load("mcpgate flows", rest)
 	if cfg == nil {
 		return code
 	}

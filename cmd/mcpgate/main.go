@@ -49,7 +49,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "mcpgate: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
-	cfg, code := load(args[1:])
+	cfg, code := load("mcpgate serve", args[1:])
 	if cfg == nil {
 		return code
 	}
@@ -72,8 +72,9 @@ const usage = "Usage: mcpgate serve [flags] | mcpgate check [serve flags] | mcpg
 
 // load reads and checks the settings of serve (and of the commands that
 // use its store and key) from args and the environment. It returns nil and
-// the exit status when there is nothing to run: -h, or a problem.
-func load(args []string) (*config.Config, int) {
+// the exit status when there is nothing to run: -h, which prints the
+// settings under command's name, or a problem.
+func load(command string, args []string) (*config.Config, int) {
 	// Before any secret is read: no process of this uid may read this
 	// one's memory, environ or descriptors through /proc (SEC-21).
 	if err := sandbox.HardenGateway(); err != nil {
@@ -84,7 +85,7 @@ func load(args []string) (*config.Config, int) {
 	cfg, err := config.Load(args, env.get)
 	env.drop()
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(config.Usage())
+		fmt.Print(config.Usage(command))
 		return nil, 0
 	}
 	// What could be read is checked too: one run lists every problem.
@@ -101,7 +102,7 @@ func load(args []string) (*config.Config, int) {
 // check runs `mcpgate check`: exit status 0 when every check passed, 1
 // when one failed, 2 for settings serve would refuse, as serve.
 func check(args []string) int {
-	cfg, code := load(args)
+	cfg, code := load("mcpgate check", args)
 	if cfg == nil {
 		if code != 0 {
 			fmt.Printf("%-4s %-8s %s\n", "FAIL", "config", "invalid: each problem is listed on standard error")
@@ -134,7 +135,7 @@ func keys(args []string) int {
 		}
 		return 0
 	case "rotate":
-		cfg, code := load(args[1:])
+		cfg, code := load("mcpgate keys rotate", args[1:])
 		if cfg == nil {
 			return code
 		}

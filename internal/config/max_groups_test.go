@@ -27,7 +27,7 @@ func TestMaxGroupsSetting(t *testing.T) {
 	if g, _ := cfg2.Gateway(); g.MaxGroups != 250 {
 		t.Errorf("the library gets %d, want 250", g.MaxGroups)
 	}
-	if !strings.Contains(Usage(), "1 to 1000 (SEC-70)") {
+	if !strings.Contains(Usage("mcpgate serve"), "1 to 1000 (SEC-70)") {
 		t.Error("serve -h does not give max_groups' bounds")
 	}
 }

@@ -322,11 +322,12 @@ func IsFlag(name string) bool {
 	return fs.Lookup(name) != nil
 }
 
-// Usage is the help text of `mcpgate serve`: every setting, with its
+// Usage is the help text of command (`mcpgate serve`, or one that takes
+// serve's settings to find its store and keys): every setting, with its
 // flag, environment variable, file key and default.
-func Usage() string {
+func Usage(command string) string {
 	var b strings.Builder
-	b.WriteString("Usage: mcpgate serve [flags]\n\n" +
+	b.WriteString("Usage: " + command + " [flags]\n\n" +
 		"Every setting is a flag, an MCPGATE_ environment variable and a key of the --config file;\n" +
 		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
 		"30m or 1h; leave a setting out for its default (0 is refused), and write off to turn off\n" +

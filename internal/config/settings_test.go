@@ -81,7 +81,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 // serve -h names every setting: flag, variable and file key, and the
 // file-only ones by key.
 func TestUsageListsEverySetting(t *testing.T) {
-	u := Usage()
+	u := Usage("mcpgate serve")
 	for _, s := range settings {
 		want := []string{"  " + s.key + "\n"}
 		if !s.fileOnly() {
@@ -256,5 +256,15 @@ func TestLocalUserMessageHidesPassword(t *testing.T) {
 	err := cfg.Validate()
 	if err == nil || strings.Contains(err.Error(), "MySecret") {
 		t.Fatalf("Validate: %v, want an error that does not show the spec", err)
+	}
+}
+
+// A command that takes serve's settings (check, keys rotate) names itself
+// in its help, not serve.
+func TestUsageNamesItsCommand(t *testing.T) {
+	for _, cmd := range []string{"mcpgate serve", "mcpgate check", "mcpgate keys rotate"} {
+		if u := Usage(cmd); !strings.HasPrefix(u, "Usage: "+cmd+" [flags]\n") {
+			t.Errorf("Usage(%q) begins %q, want the usage line of %s", cmd, u[:min(len(u), 40)], cmd)
+		}
 	}
 }
