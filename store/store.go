@@ -367,7 +367,11 @@ type Store interface {
 	// PutLocalUser inserts or replaces an account, but for the DisabledAt
 	// of an existing one, which only DisableLocalUser and EnableLocalUser change: setting a
 	// password, or the configuration's accounts written at every start,
-	// never enable an account an operator disabled (SEC-93).
+	// never enable an account an operator disabled (SEC-93). When it
+	// replaces an account's password hash or groups, the same write ends
+	// the account's browser sessions (SEC-130): a session keeps the groups
+	// it began with, and one a stolen password opened must not outlive the
+	// new password.
 	PutLocalUser(ctx context.Context, u *LocalUser) error
 	GetLocalUser(ctx context.Context, name string) (*LocalUser, error)
 	CountLocalUsers(ctx context.Context) (int, error)

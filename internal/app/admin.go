@@ -274,7 +274,7 @@ func (a *admin) passwd(ctx context.Context) error {
 	return a.answer(struct {
 		Updated string `json:"password_set"`
 	}{name}, func(w io.Writer) {
-		fmt.Fprintf(w, "Set a new password for %s. The grants the account holds stay; mcpgate users disable %s would end them.\n", name, name)
+		fmt.Fprintf(w, "Set a new password for %s: its sign-ins to the gateway's pages have ended (SEC-130). The grants the account holds stay; mcpgate users disable %s would end them.\n", name, name)
 	})
 }
 

@@ -106,11 +106,7 @@ func (s *Store) DisableLocalUser(_ context.Context, name string, now time.Time) 
 		u.DisabledAt = now
 	}
 	userID := localUserID(name)
-	for h, ss := range s.sessions {
-		if ss.User.ID == userID {
-			delete(s.sessions, h)
-		}
-	}
+	s.endSessionsLocked(userID)
 	for h, c := range s.codes {
 		if c.User.ID == userID && c.UsedAt.IsZero() {
 			delete(s.codes, h)
@@ -134,3 +130,12 @@ func (s *Store) EnableLocalUser(_ context.Context, name string) error {
 // localUserID is the identity.User.ID of the local account name, as the
 // local connector gives it.
 func localUserID(name string) string { return "local:" + name }
+
+// endSessionsLocked deletes userID's browser sessions.
+func (s *Store) endSessionsLocked(userID string) {
+	for h, ss := range s.sessions {
+		if ss.User.ID == userID {
+			delete(s.sessions, h)
+		}
+	}
+}

@@ -522,6 +522,9 @@ func (s *Store) PutLocalUser(_ context.Context, u *store.LocalUser) error {
 	n := copyLocalUser(u)
 	if old, ok := s.users[u.Name]; ok {
 		n.DisabledAt = old.DisabledAt // SEC-93: only DisableLocalUser changes it
+		if !bytes.Equal(old.PasswordHash, n.PasswordHash) || !slices.Equal(old.Groups, n.Groups) {
+			s.endSessionsLocked(localUserID(u.Name)) // SEC-130
+		}
 	}
 	s.users[u.Name] = n
 	return nil

@@ -22,7 +22,12 @@ const (
 	sqlGetConsent    = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
 	sqlDeleteConsent = `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
-	sqlPutLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES ($1, $2, $3, $4, $5, $6)
+	// SEC-130: the account's sessions end when its password hash or groups
+	// change; the DELETE's subquery sees the row as it was before the
+	// statement.
+	sqlPutLocalUser = `WITH s AS (DELETE FROM sessions WHERE (user_json::jsonb)->>'sub' = 'local:' || $1::text
+		AND EXISTS (SELECT 1 FROM local_users WHERE name = $1 AND (password_hash IS DISTINCT FROM $2 OR groups <> $3)))
+	INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
 			configured = excluded.configured`
 	sqlGetLocalUser     = `SELECT password_hash, groups, created_at, disabled_at, configured FROM local_users WHERE name = $1`

@@ -25,6 +25,9 @@ var (
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
 			configured = excluded.configured`)
+	// SEC-130: run before the put, it compares the account as stored.
+	sqlEndChangedUserSessions = ws(`DELETE FROM sessions WHERE json_extract(user, '$.sub') = 'local:' || ?1
+		AND EXISTS (SELECT 1 FROM local_users WHERE name = ?1 AND (password_hash IS NOT ?2 OR groups IS NOT ?3))`)
 	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at, disabled_at, configured FROM local_users WHERE name = ?`)
 	sqlCountLocalUsers  = rs(`SELECT count(*) FROM local_users`)
 	sqlInsertSigningKey = ws(`INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
@@ -173,6 +176,9 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 		return fmt.Errorf("sqlite: put local user: %w", err)
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.txExec(ctx, tx, sqlEndChangedUserSessions, u.Name, u.PasswordHash, groups); err != nil {
+			return err
+		}
 		_, err := s.txExec(ctx, tx, sqlPutLocalUser,
 			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt), u.Configured)
 		return err

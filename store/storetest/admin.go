@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -262,4 +264,52 @@ func testDisableLocalUser(t *testing.T, s store.Store) {
 		t.Errorf("enabled alice: DisabledAt = %v, want zero", u.DisabledAt)
 	}
 	wantErr(t, "enable unknown", s.EnableLocalUser(ctx, "nobody"), store.ErrNotFound)
+}
+
+// SEC-130: PutLocalUser ends an account's browser sessions when it
+// replaces the account's password hash or its groups, and only then: the
+// same account put again (the configuration's, at every start) keeps
+// them, and so does every other user's.
+func testPutLocalUserEndsSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	local := func(name string) identity.User {
+		return identity.User{ID: "local:" + name, Upstream: "local", Username: name, Name: name}
+	}
+	sessions := 0
+	signIn := func(name string) []byte {
+		sessions++
+		h := hash(fmt.Sprintf("cookie-%s-%d", name, sessions))
+		must(t, "session of "+name, s.CreateSession(ctx, &store.Session{Hash: h, User: local(name), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+		return h
+	}
+	live := func(what string, h []byte, want bool) {
+		t.Helper()
+		_, err := s.GetSession(ctx, h, t0)
+		switch {
+		case want && err != nil:
+			t.Errorf("%s: %v, want the session live", what, err)
+		case !want && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("%s: %v, want it ended (ErrNotFound)", what, err)
+		}
+	}
+	alice := &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$alice"), Groups: []string{"admins"}, CreatedAt: t0}
+	must(t, "put alice", s.PutLocalUser(ctx, alice))
+	must(t, "put bob", s.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("$2a$10$bob"), CreatedAt: t0}))
+	bob := signIn("bob")
+	gh := hash("cookie-github-alice")
+	must(t, "github session", s.CreateSession(ctx, &store.Session{Hash: gh, User: identity.User{ID: "github:alice", Upstream: "github"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+
+	first := signIn("alice")
+	must(t, "put the same", s.PutLocalUser(ctx, alice))
+	live("her session after the same account is put again", first, true)
+
+	must(t, "new password", s.PutLocalUser(ctx, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$other"), Groups: []string{"admins"}, CreatedAt: t0}))
+	live("her session after a new password", first, false)
+
+	second := signIn("alice")
+	must(t, "out of admins", s.PutLocalUser(ctx, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$other"), CreatedAt: t0}))
+	live("her session after her groups changed", second, false)
+
+	live("bob's session", bob, true)
+	live("the GitHub user alice's session", gh, true)
 }

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListGrants", testListGrants},
 		{"ListGrantsLastIssued", testListGrantsLastIssued},
 		{"SEC-93_DisableLocalUser", testDisableLocalUser},
+		{"SEC-130_PutLocalUserEndsSessions", testPutLocalUserEndsSessions},
 		{"OddKeysNotFound", testOddKeysNotFound},
 		{"SEC-114_FlowEvents", testFlowEvents},
 		{"SEC-114_DeleteFlowEvents", testDeleteFlowEvents},

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,22 +266,30 @@ func (c *Connector) set(ctx context.Context, name, passwordOrHash string, config
 	if err := checkPassword(passwordOrHash); err != nil {
 		return fmt.Errorf("local: set user %q: %w", name, err)
 	}
-	hash := []byte(passwordOrHash)
-	if !isBcryptHash(passwordOrHash) {
-		var err error
-		hash, err = bcrypt.GenerateFromPassword([]byte(passwordOrHash), bcrypt.DefaultCost)
-		if err != nil {
-			return fmt.Errorf("local: set user %q: hash password: %w", name, err)
-		}
-	}
 	created, disabled := c.now(), time.Time{}
+	var hash []byte
 	switch old, err := c.users.GetLocalUser(ctx, name); {
 	case err == nil:
 		// Replacing the password keeps the account's age, and never
 		// enables a disabled account (SEC-93).
 		created, disabled = old.CreatedAt, old.DisabledAt
+		if samePassword(old.PasswordHash, passwordOrHash) {
+			// The same password keeps its hash: a new one would end the
+			// account's sessions (SEC-130), as at every start for the
+			// configuration's accounts.
+			hash = old.PasswordHash
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("local: set user %q: %w", name, err)
+	}
+	if hash == nil {
+		var err error
+		if hash, err = hashPassword(passwordOrHash); err != nil {
+			return fmt.Errorf("local: set user %q: hash password: %w", name, err)
+		}
+	}
+	if len(groups) == 0 {
+		groups = nil // one spelling of none, so that none is never a change (SEC-130)
 	}
 	u := &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created, DisabledAt: disabled, Configured: configured}
 	if err := c.users.PutLocalUser(ctx, u); err != nil {
@@ -288,6 +297,24 @@ func (c *Connector) set(ctx context.Context, name, passwordOrHash string, config
 	}
 	c.log.InfoContext(ctx, "local user set", "user", name, "groups", groups)
 	return nil
+}
+
+// hashPassword returns the bcrypt hash of passwordOrHash, or the hash
+// itself when it is one.
+func hashPassword(passwordOrHash string) ([]byte, error) {
+	if isBcryptHash(passwordOrHash) {
+		return []byte(passwordOrHash), nil
+	}
+	return bcrypt.GenerateFromPassword([]byte(passwordOrHash), bcrypt.DefaultCost)
+}
+
+// samePassword reports whether passwordOrHash, a password or a bcrypt
+// hash, is the password that stored hashes.
+func samePassword(stored []byte, passwordOrHash string) bool {
+	if isBcryptHash(passwordOrHash) {
+		return subtle.ConstantTimeCompare(stored, []byte(passwordOrHash)) == 1
+	}
+	return bcrypt.CompareHashAndPassword(stored, []byte(passwordOrHash)) == nil
 }
 
 // EnsureAdmin bootstraps a fresh install: when the store holds no local

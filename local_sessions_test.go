@@ -1,0 +1,69 @@
+package mcpgate_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+)
+
+// SEC-130: a local account's new password, or its removal from a group,
+// ends its browser sessions: a console session opened with a stolen admin
+// password no longer opens /admin once the operator sets a new one, a
+// person taken out of admin_groups no longer sees the console, and a
+// browser signed in before a password change must sign in again to
+// approve a client. The same password set again, as the configuration's
+// accounts are at every start, keeps the sessions. Fails before this
+// change: the old sessions worked for their whole 12 hours.
+func TestSEC130_CredentialChangeEndsSessions(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.AdminGroups = []string{"ops"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	set := func(name, password string, groups ...string) {
+		t.Helper()
+		if err := g.local.SetUser(ctx, name, password, groups...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	console := func(c *http.Client) int {
+		t.Helper()
+		resp, _ := page(t, c, "GET", g.url+"/admin/users", nil)
+		return resp.StatusCode
+	}
+	set("admin", testPassword)
+	set("carol", testPassword, "ops")
+	thief := g.pageLogin("admin", testPassword, "/admin")
+	carol := g.pageLogin("carol", testPassword, "/admin")
+
+	set("admin", testPassword) // the same password, as at a restart
+	set("carol", testPassword, "ops")
+	if s := console(thief); s != 200 {
+		t.Fatalf("/admin after the same password is set again: %d, want 200 (the session kept)", s)
+	}
+	if s := console(carol); s != 200 {
+		t.Fatalf("carol's /admin after her account is set again unchanged: %d, want 200", s)
+	}
+
+	set("admin", "a-completely-new-password-42")
+	if s := console(thief); s != http.StatusSeeOther {
+		t.Errorf("/admin with the session opened before the new password: %d, want 303 to sign in", s)
+	}
+	set("carol", testPassword) // out of ops
+	if s := console(carol); s != http.StatusSeeOther {
+		t.Errorf("carol's /admin once out of ops: %d, want 303 to sign in (and then 403)", s)
+	}
+
+	// A browser signed in to approve a client must sign in again.
+	reg := g.register(nil)
+	b := browser.New(testUser, testPassword)
+	if _, _, _, err := b.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err != nil {
+		t.Fatal(err)
+	}
+	set(testUser, "a-completely-new-password-42")
+	b.Password = testPassword // what a thief who no longer has the password tries
+	if _, _, _, err := b.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err == nil {
+		t.Errorf("a code for a browser signed in before the new password, with the old password: want the login to fail")
+	}
+}
