@@ -326,6 +326,10 @@ func TestSEC111_AdminConsole(t *testing.T) {
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A name whose right-to-left override would make its row read as
+	// another tool's ("echo" spelled backwards after "exe."): shown with
+	// the override replaced, never as it came (SEC-116).
+	_, _ = cs.CallTool(ctx, &mcp.CallToolParams{Name: "exe.\u202eohce"})
 
 	alice := g.pageLogin(testUser, testPassword, "/admin")
 	for _, path := range []string{"/admin", "/admin/users", "/admin/grants", "/admin/calls", "/admin/clients"} {
@@ -345,7 +349,7 @@ func TestSEC111_AdminConsole(t *testing.T) {
 		"/admin/users":   {`data-user="alice"`, `data-user="carol"`, `data-user="local:alice"`},
 		"/admin/clients": {`data-client="` + reg.ClientID + `"`, "Test Client"},
 		"/admin/grants":  {`data-grant="` + id + `"`, "local:alice"},
-		"/admin/calls":   {"<td>echo</td>", "<td>ok</td>", "local:alice", reg.ClientID},
+		"/admin/calls":   {"<td>echo</td>", "<td>ok</td>", "local:alice", reg.ClientID, "<td>exe.\ufffdohce</td>"},
 	} {
 		resp, body := page(t, admin, "GET", g.url+path, nil)
 		framingRefused(t, path, resp.Header)

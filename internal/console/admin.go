@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -154,8 +155,11 @@ func (c *Console) adminCalls(w http.ResponseWriter, r *http.Request, sess *store
 	data := adminPage{Section: "calls", Recent: RecentCalls}
 	if c.opts.Recent != nil {
 		for _, e := range c.opts.Recent.Last() {
-			data.Calls = append(data.Calls, callRow{At: e.At.UTC().Format("2006-01-02 15:04:05 UTC"), User: e.User, Client: e.Client,
-				Resource: e.Resource, Tool: e.Tool, Outcome: string(e.Outcome), Duration: e.Duration.String()})
+			// The tool's name is the caller's text, the user's a provider's:
+			// no invisible or direction-changing character may make a row
+			// read as another (as the flow debugger's, SEC-116).
+			data.Calls = append(data.Calls, callRow{At: e.At.UTC().Format("2006-01-02 15:04:05 UTC"), User: safetext.Printable(e.User),
+				Client: safetext.Printable(e.Client), Resource: e.Resource, Tool: safetext.Printable(e.Tool), Outcome: string(e.Outcome), Duration: e.Duration.String()})
 		}
 	}
 	c.render(w, r, sess, data)

@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authserver"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -256,13 +257,16 @@ func (c *Console) checkForm(w http.ResponseWriter, r *http.Request, sess *store.
 	return true
 }
 
+// displayName is how a page names u: its username or name, as a provider
+// gave them, with invisible and direction-changing characters shown as
+// such, so that one cannot read as another.
 func displayName(u identity.User) string {
 	for _, s := range []string{u.Username, u.Name} {
 		if s != "" {
-			return s
+			return safetext.Printable(s)
 		}
 	}
-	return u.ID
+	return safetext.Printable(u.ID)
 }
 
 func when(t time.Time) string {
