@@ -226,8 +226,15 @@ func checkPassword(p string) error {
 	case p == "":
 		return errors.New("empty password")
 	case isBcryptHash(p):
-		if _, err := bcrypt.Cost([]byte(p)); err != nil {
+		cost, err := bcrypt.Cost([]byte(p))
+		if err != nil {
 			return fmt.Errorf("password looks like a bcrypt hash but is not a valid one: %w", err)
+		}
+		if cost < bcrypt.DefaultCost {
+			// A cheaper hash is quicker to crack, and its wrong passwords
+			// answer faster than a name that is no account's (compared
+			// with dummyHash), which tells the name is one (SEC-131).
+			return fmt.Errorf("bcrypt hash of cost %d: the cost must be at least %d (htpasswd -nB -C %d NAME)", cost, bcrypt.DefaultCost, bcrypt.DefaultCost)
 		}
 	case len(p) > maxPasswordLen:
 		return fmt.Errorf("password longer than %d bytes (bcrypt's limit)", maxPasswordLen)

@@ -75,11 +75,11 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// fastHash is a bcrypt hash at the minimum cost, to keep tests quick; SetUser
+// fastHash is a bcrypt hash at the lowest cost SetUser takes; SetUser
 // stores it as it is.
 func fastHash(t *testing.T, password string) string {
 	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,5 +716,24 @@ func TestSEC125_KnownDeviceThrottledOnItsOwn(t *testing.T) {
 	// An empty device is no device: the name's lock.
 	if _, err := c.LoginKnownDevice(ctx, "alice", "right", ""); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("LoginKnownDevice without a device = %v, want the name's lock", err)
+	}
+}
+
+// SEC-131: a bcrypt hash cheaper than the connector's own is refused: it is
+// quicker to crack, and a wrong password for its name would answer faster
+// than for a name that is no account, which tells that the name is one.
+func TestSEC131_CheapHashRefused(t *testing.T) {
+	t.Parallel()
+	c, _, _ := newTestConnector(t)
+	cheap, err := bcrypt.GenerateFromPassword([]byte("s3cret-pw"), 5) // htpasswd -B's default
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.SetUser(context.Background(), "alice", string(cheap))
+	if err == nil || !strings.Contains(err.Error(), "cost 5") || !strings.Contains(err.Error(), "at least 10") {
+		t.Errorf("SetUser with a hash of cost 5: %v, want it refused, naming the cost and the least one", err)
+	}
+	if _, _, err := ParseUserSpec("alice:" + string(cheap)); err == nil {
+		t.Errorf("ParseUserSpec with a hash of cost 5: accepted, want it refused at start")
 	}
 }
