@@ -178,3 +178,21 @@ func TestSEC74_GroupsClaimEntriesNeverDropped(t *testing.T) {
 		})
 	}
 }
+
+// SEC-132: the signed ID token's claims win over userinfo's, nested
+// ones too: userinfo's key spelled "realm_access.roles" does not replace
+// the ID token's realm_access.roles, the groups of the keycloak preset.
+// Fails before this change: the user had userinfo's groups ["admins"].
+func TestSEC132_SignedNestedClaimWinsOverUserinfo(t *testing.T) {
+	f := newFakeIdP(t)
+	f.idClaims = map[string]any{"preferred_username": "jane", "email": "jane@corp.example", "email_verified": true,
+		"realm_access": map[string]any{"roles": []string{"contractors"}}} // no name: userinfo is asked
+	f.userinfo = map[string]any{"sub": "248289761001", "name": "J", "realm_access.roles": []string{"admins"}}
+	got, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.Claims = oidc.Claims{Groups: "realm_access.roles"} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, `"contractors"`) || strings.Contains(got, "admins") {
+		t.Fatalf("got %s; want the ID token's groups [contractors], not userinfo's", got)
+	}
+}

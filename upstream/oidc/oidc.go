@@ -495,7 +495,9 @@ func (c *Connector) needUserinfo(claims map[string]any) bool {
 }
 
 // mergeUserinfo adds userinfo's claims that the ID token lacks; the ID
-// token's own win, as they are signed.
+// token's own win, as they are signed, nested ones too: a userinfo key
+// spelled "realm_access.roles" never stands in for the ID token's
+// realm_access.roles, which lookup would find under that name.
 func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub string, claims map[string]any) error {
 	ui, err := c.userinfo(ctx, tok)
 	if err != nil {
@@ -511,7 +513,7 @@ func (c *Connector) mergeUserinfo(ctx context.Context, tok *oauth2.Token, sub st
 	}
 	pairEmail(claims, extra)
 	for k, v := range extra {
-		if _, ok := claims[k]; !ok {
+		if _, ok := lookup(claims, k); !ok {
 			claims[k] = v
 		}
 	}
