@@ -2,7 +2,9 @@ package policy
 
 import (
 	"io"
+	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
@@ -16,10 +18,16 @@ const allowHeader = "GET, POST, DELETE, OPTIONS"
 // not define (SEC-30), a GET or DELETE that carries a body (SEC-31: only a
 // POST body is read and checked, so no other may reach a backend), and a
 // request with more than one Mcp-Session-Id (SEC-32: backends read the
-// first, and a proxied upstream might read another).
+// first, and a proxied upstream might read another), and a POST whose body
+// a backend would decode otherwise than as the UTF-8 JSON the policy reads
+// (SEC-133).
 func admitMethod(w http.ResponseWriter, r *http.Request) bool {
 	switch r.Method {
 	case http.MethodPost:
+		if why := otherEncoding(r.Header); why != "" {
+			jsonrpc.WriteError(w, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest, why)
+			return false
+		}
 	case http.MethodGet, http.MethodDelete:
 		if hasBody(r) {
 			jsonrpc.WriteError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "a "+r.Method+" request must not have a body")
@@ -59,4 +67,34 @@ func hasBody(r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// otherEncoding says why a POST's body would not reach a backend as the
+// bytes the policy reads, or "" when it would: the policy parses them as
+// UTF-8 JSON, and a server that honours a charset (the TypeScript SDK's
+// express.json takes any "utf-*", UTF-7 among them) or a Content-Encoding
+// would read another message from the same bytes, a denied tool's name
+// hidden in an allowed one's arguments (SEC-133). Without a Content-Type
+// the body is JSON as it is, as the servers take it.
+func otherEncoding(h http.Header) string {
+	if ce := h.Values("Content-Encoding"); len(ce) > 1 || (len(ce) == 1 && !strings.EqualFold(strings.TrimSpace(ce[0]), "identity")) {
+		return "a request body must not be encoded (Content-Encoding)"
+	}
+	cts := h.Values("Content-Type")
+	switch {
+	case len(cts) == 0:
+		return ""
+	case len(cts) > 1:
+		return "more than one Content-Type"
+	}
+	mt, params, err := mime.ParseMediaType(cts[0])
+	if err != nil || mt != "application/json" {
+		return "the request body must be application/json"
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return "the request body must be application/json in UTF-8, with no other parameter"
+		}
+	}
+	return ""
 }

@@ -149,3 +149,43 @@ func TestSEC31_EmptyChunkedBodyPasses(t *testing.T) {
 		}
 	}
 }
+
+// SEC-133: a POST reaches the backend only as the UTF-8 JSON the policy
+// read: a charset other than UTF-8, another media type or parameter, two
+// Content-Types, or a Content-Encoding are refused with 415, before the
+// body is read; without a Content-Type, or labelled as JSON in UTF-8 in
+// any case, it passes.
+func TestSEC133_OnlyUTF8JSONBodiesPass(t *testing.T) {
+	be := &counting{}
+	srv := front(t, be, Options{Policy: testPolicy()}, bob)
+	call := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	for _, h := range [][]string{
+		{"Content-Type", "application/json; charset=utf-7"},
+		{"Content-Type", "application/json; charset=UTF-16"},
+		{"Content-Type", "application/json;charset=iso-8859-1"},
+		{"Content-Type", "application/json; charset=utf-8; boundary=x"},
+		{"Content-Type", "text/plain"},
+		{"Content-Type", "application/json; charset="},
+		{"Content-Type", "application/json", "Content-Type", "application/json; charset=utf-7"},
+		{"Content-Type", "application/json", "Content-Encoding", "gzip"},
+		{"Content-Type", "application/json", "Content-Encoding", "identity", "Content-Encoding", "br"},
+	} {
+		resp, b := send(t, http.MethodPost, srv.URL, strings.NewReader(call), h...)
+		if resp.StatusCode != http.StatusUnsupportedMediaType || decodeError(t, b).Error.Code != -32600 {
+			t.Errorf("POST with %q: %d %s, want 415 with a JSON-RPC -32600", h, resp.StatusCode, b)
+		}
+	}
+	if n := be.hits.Load(); n != 0 {
+		t.Fatalf("the backend got %d of the refused requests", n)
+	}
+	for _, h := range [][]string{
+		nil,
+		{"Content-Type", "application/json"},
+		{"Content-Type", "Application/JSON; Charset=UTF-8"},
+		{"Content-Type", "application/json", "Content-Encoding", "identity"},
+	} {
+		if resp, b := send(t, http.MethodPost, srv.URL, strings.NewReader(call), h...); resp.StatusCode != http.StatusTeapot {
+			t.Errorf("POST with %q: %d %s, want the backend's 418", h, resp.StatusCode, b)
+		}
+	}
+}
