@@ -88,17 +88,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get(sessionHeader)
 	if sid != "" {
 		h.touch(user, sid)
-		if r.Method != http.MethodDelete {
-			// Only a request without a session opens one: nothing to
-			// learn from the answer.
-			h.next.ServeHTTP(w, r)
-			return
-		}
 	}
+	// Every answer is read for a session id: one that differs from the
+	// request's is a new session, whatever the request carried (a backend
+	// may open one for an initialize that names a session it never had).
 	sw := &sessionWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
 	switch {
-	case sid == "" && sw.session != "":
+	case sw.session != "" && sw.session != sid:
 		if old := h.add(user, sw.session); old != "" {
 			h.opts.Logger.Info("session ended: the user opened more than allowed", "resource", h.opts.Resource, "user", user, "max", h.opts.MaxSessions)
 			// Not on this request's time: its answer may still be open.

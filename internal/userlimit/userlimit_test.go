@@ -3,10 +3,12 @@ package userlimit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,5 +200,39 @@ func TestSEC36_StreamsPerUserRefusedAtCap(t *testing.T) {
 			t.Fatalf("no stream for alice 10s after she closed one: %v %v", resp, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SEC-35: a session is counted whenever an answer hands out one that
+// differs from the request's, also for a request that named a session (a
+// backend may open a new one for an initialize that carries a stale or
+// made-up id): over the cap, the least recently used still ends. Fails
+// before this change: only requests without a session were counted, and
+// alice held every session such initializes opened.
+func TestSEC35_NewSessionCountedWhateverTheRequestNamed(t *testing.T) {
+	var next, deleted atomic.Int32
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			deleted.Add(1)
+			return
+		}
+		// Every POST opens a new session, whatever it names.
+		w.Header().Set("Mcp-Session-Id", fmt.Sprintf("s%d", next.Add(1)))
+		w.WriteHeader(http.StatusOK)
+	})
+	srv := front(t, backend, Options{MaxSessions: 2})
+	for i := range 5 {
+		named := ""
+		if i > 0 {
+			named = "made-up"
+		}
+		if resp, b := do(t, http.MethodPost, srv.URL, named, "", initialize); resp.StatusCode != 200 {
+			t.Fatalf("initialize %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); deleted.Load() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions ended after 5 opened with a cap of 2, want 3", deleted.Load())
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +102,19 @@ func TestBridgeSessionOverCapEndsOldest(t *testing.T) {
 	if r, _ := f.rpc(t, t.Context(), "bob", bobs, ping, nil); r.StatusCode != 200 {
 		t.Errorf("bob's session: %d, want 200: alice's sessions never end his", r.StatusCode)
 	}
+}
+
+// SEC-35 at the stdio bridge: an initialize that names a session is
+// refused (400) rather than served as a new session the per-user cap
+// would not count; one without is served. Fails before this change: ten
+// initializes with a made-up id gave alice ten live sessions, cap 2.
+func TestSEC35_BridgeInitializeWithSessionRefused(t *testing.T) {
+	f := newFrontedFixture(t, userlimit.Options{MaxSessions: 2})
+	for range 3 {
+		resp, body := f.rpc(t, t.Context(), "alice", "made-up", initBody, nil)
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get(sessionHeader) != "" || !strings.Contains(body, "without Mcp-Session-Id") {
+			t.Fatalf("initialize naming a session: %d %q %s, want 400 and no session", resp.StatusCode, resp.Header.Get(sessionHeader), body)
+		}
+	}
+	f.session(t, "alice") // without one, a session opens
 }

@@ -113,6 +113,14 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 		return
 	}
 	if msg.Kind == jsonrpc.Request && msg.Method == "initialize" {
+		if r.Header.Get(sessionHeader) != "" {
+			// A session begins with an initialize without one (the
+			// streamable HTTP transport); one that names a session is
+			// not a new session's, and the per-user cap would not see it
+			// (SEC-35).
+			jsonrpc.WriteError(w, http.StatusBadRequest, msg.ID, jsonrpc.CodeInvalidRequest, "initialize opens a session: send it without Mcp-Session-Id")
+			return
+		}
 		p.initialize(w, r, caller, msg.ID, m)
 		return
 	}
