@@ -8,15 +8,34 @@ import (
 	"strconv"
 )
 
+// preallocated is the largest announced body ReadBody allocates for before
+// it arrives; a larger one grows as its bytes come, so that a client that
+// announces megabytes and sends nothing holds no more than this.
+const preallocated = 64 << 10
+
 // ReadBody reads a request body of at most max bytes (an
-// *http.MaxBytesError beyond). With a known Content-Length it allocates
-// once, and refuses a body longer than announced.
+// *http.MaxBytesError beyond). With a known Content-Length it refuses a
+// body longer or shorter than announced, and allocates once up to
+// preallocated.
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	var rd io.Reader = r.Body
 	// The limit cannot be reached reading at most ContentLength+1 bytes:
 	// then the MaxBytesReader (an allocation) is not needed.
 	if r.ContentLength < 0 || r.ContentLength >= max {
 		rd = http.MaxBytesReader(w, r.Body, max)
+	}
+	if r.ContentLength >= preallocated {
+		// Read one byte more than announced to see a longer body.
+		buf, err := io.ReadAll(io.LimitReader(rd, r.ContentLength+1))
+		switch {
+		case err != nil:
+			return nil, err
+		case int64(len(buf)) > r.ContentLength:
+			return nil, errors.New("request body longer than its Content-Length")
+		case int64(len(buf)) < r.ContentLength:
+			return nil, io.ErrUnexpectedEOF
+		}
+		return buf, nil
 	}
 	if r.ContentLength >= 0 {
 		// Read one byte more than announced to see a longer body.

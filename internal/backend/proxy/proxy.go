@@ -421,6 +421,10 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		// writes the request's head and body in two system calls.
 		pr.Out.Body = pr.In.Body
 	}
+	// The client's trailers stay here: an HTTP/2 upstream would get them,
+	// under names the identity headers use too, after the body the gateway
+	// has read whole.
+	pr.Out.Trailer = nil
 	hd := pr.Out.Header
 	for _, k := range dropped {
 		delete(hd, k)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -962,4 +963,33 @@ func TestSEC33_ClientAddressHeadersStripped(t *testing.T) {
 	if got := r.Header.Get("X-Forwardedish"); got != "kept" {
 		t.Errorf("X-Forwardedish %q, want an unrelated header kept", got)
 	}
+}
+
+// PASS-2: a client's request trailers never reach the upstream, over
+// HTTP/1.1 or HTTP/2, where they would carry identity header names the
+// gateway did not set. Fails before this change over HTTP/2: the upstream
+// got X-Forwarded-User: local:admin as a trailer.
+func TestClientTrailersNeverForwarded(t *testing.T) {
+	bothProtocols(t, func(t *testing.T, up *upstream) {
+		rec := &recorder{}
+		be := up.backend(t, rec.handler(nil))
+		gw := up.front(t, be.URL+"/mcp", Options{}, &identity.Caller{User: identity.User{ID: "local:mallory"}, ClientID: "c"})
+		conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		body := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+		fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Forwarded-User\r\n\r\n"+
+			"%x\r\n%s\r\n0\r\nX-Forwarded-User: local:admin\r\nX-Mcpgate-Identity: forged\r\n\r\n", len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		r, _ := rec.last(t)
+		if len(r.Trailer) != 0 || r.Header.Get("X-Forwarded-User") != "local:mallory" {
+			t.Errorf("the upstream got trailers %v and X-Forwarded-User %q, want no trailer and local:mallory", r.Trailer, r.Header.Get("X-Forwarded-User"))
+		}
+	})
 }
