@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/github"
@@ -204,12 +205,25 @@ func TestAccessPerResource(t *testing.T) {
 	admin.Resource = g.url + "/admin/mcp"
 	refused(t, g, b, admin, testUser)
 
-	// prompt=none shows no page: access_denied goes to the client at once.
+	// prompt=none shows no page. The approval of /mcp is not one of
+	// /admin/mcp (SEC-134): consent_required.
 	admin = g.newAuth(c.ClientID)
 	admin.Resource = g.url + "/admin/mcp"
 	b.Client.Transport = nil
 	_, _, _, err := b.Authorize(context.Background(), admin.URL()+"&prompt=none", admin.Redirect)
 	var ae *browser.AuthorizationError
+	if !errors.As(err, &ae) || ae.Code != "consent_required" || ae.State != admin.State {
+		t.Fatalf("prompt=none for a resource the user never approved: %v; want consent_required with state", err)
+	}
+	// An approval of /admin/mcp itself (the rule came after it) does not
+	// bypass the rule either: access_denied goes to the client at once.
+	if err := g.store.PutConsent(context.Background(), &store.Consent{UserID: "local:" + testUser, ClientID: c.ClientID,
+		Resource: g.url + "/admin/mcp", Scopes: []string{"mcp"}, CreatedAt: g.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	admin = g.newAuth(c.ClientID)
+	admin.Resource = g.url + "/admin/mcp"
+	_, _, _, err = b.Authorize(context.Background(), admin.URL()+"&prompt=none", admin.Redirect)
 	if !errors.As(err, &ae) || ae.Code != "access_denied" || ae.State != admin.State || ae.Issuer != g.url {
 		t.Fatalf("prompt=none for a resource the user may not use: %v; want access_denied with state and iss", err)
 	}

@@ -98,7 +98,7 @@ func attackerFlow(t *testing.T, g *gw, connector string) (registered, *authReque
 // noConsentFor fails the test when consent for clientID is recorded under userID.
 func noConsentFor(t *testing.T, g *gw, userID, clientID string) {
 	t.Helper()
-	if c, err := g.store.GetConsent(t.Context(), userID, clientID); !errors.Is(err, store.ErrNotFound) {
+	if c, err := g.store.GetConsent(t.Context(), userID, clientID, g.url+"/mcp"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("SEC-2: consent recorded under %s for the attacker's client: %+v, %v; want none", userID, c, err)
 	}
 }
@@ -158,7 +158,7 @@ func TestSEC1_LoginLinkInAnotherBrowser(t *testing.T) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || !strings.HasPrefix(loc, attackerRedirect) || !strings.Contains(loc, "code=") {
 		t.Fatalf("sign-in after allowing: %d, Location %q, want a code for the client the person allowed", resp.StatusCode, loc)
 	}
-	if _, err := g.store.GetConsent(t.Context(), "local:"+victimUser, c.ClientID); err != nil {
+	if _, err := g.store.GetConsent(t.Context(), "local:"+victimUser, c.ClientID, g.url+"/mcp"); err != nil {
 		t.Fatalf("SEC-2: the person who allowed and signed in has no consent recorded: %v", err)
 	}
 }

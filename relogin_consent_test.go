@@ -49,7 +49,7 @@ func TestSEC75_ConsentOfAReloginIsRecordedForWhoCameBack(t *testing.T) {
 		t.Fatalf("bob back from the provider: %d %s; want bob's consent page", resp.StatusCode, body)
 	}
 
-	if c, err := g.st.GetConsent(ctx, "oidc:alice", newClient.ClientID); !errors.Is(err, store.ErrNotFound) {
+	if c, err := g.st.GetConsent(ctx, "oidc:alice", newClient.ClientID, a.Resource); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("alice's consent to a client bob allowed: %+v %v; want none", c, err)
 	}
 	// alice's own browser (her sessions at the gateway and the provider).
@@ -149,7 +149,7 @@ func TestSEC75_NoConsentFromAFailedRelogin(t *testing.T) {
 	if resp, body = getWith(t, ctx, b, callback.String()); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("back from a failed login at the provider: %d %s; want the 403 page", resp.StatusCode, body)
 	}
-	if c, err := g.st.GetConsent(ctx, "oidc:alice", newClient.ClientID); !errors.Is(err, store.ErrNotFound) {
+	if c, err := g.st.GetConsent(ctx, "oidc:alice", newClient.ClientID, a.Resource); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("alice's consent after her login at the provider failed: %+v %v; want none", c, err)
 	}
 }

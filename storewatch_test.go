@@ -102,9 +102,9 @@ func (s *watchedStore) PutConsent(ctx context.Context, c *store.Consent) error {
 	s.saw("PutConsent")
 	return s.inner.PutConsent(ctx, c)
 }
-func (s *watchedStore) GetConsent(ctx context.Context, userID, clientID string) (*store.Consent, error) {
+func (s *watchedStore) GetConsent(ctx context.Context, userID, clientID, resource string) (*store.Consent, error) {
 	s.saw("GetConsent")
-	return s.inner.GetConsent(ctx, userID, clientID)
+	return s.inner.GetConsent(ctx, userID, clientID, resource)
 }
 func (s *watchedStore) DeleteConsent(ctx context.Context, userID, clientID string) error {
 	s.saw("DeleteConsent")

@@ -83,8 +83,12 @@ type AuthRequest struct {
 
 // Consent records that a user approved a client for some scopes (DEP-2).
 type Consent struct {
-	UserID    string
-	ClientID  string
+	UserID   string
+	ClientID string
+	// Resource is what the person approved the client to call: the
+	// consent page names it, and an approval covers that resource only
+	// (SEC-134).
+	Resource  string
 	Scopes    []string
 	CreatedAt time.Time
 }
@@ -295,11 +299,11 @@ type Store interface {
 	// that exactly one of two racing callers proceeds.
 	DeleteAuthRequest(ctx context.Context, id string) error
 
-	PutConsent(ctx context.Context, c *Consent) error // insert or replace
-	GetConsent(ctx context.Context, userID, clientID string) (*Consent, error)
-	// DeleteConsent forgets userID's approval of clientID, so that the
-	// client's next authorization asks the person again (SEC-109); nil
-	// when there is none.
+	PutConsent(ctx context.Context, c *Consent) error // insert or replace, by user, client and resource
+	GetConsent(ctx context.Context, userID, clientID, resource string) (*Consent, error)
+	// DeleteConsent forgets userID's approvals of clientID, for every
+	// resource, so that the client's next authorization asks the person
+	// again (SEC-109); nil when there is none.
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 
 	CreateCode(ctx context.Context, c *Code) error

@@ -32,7 +32,7 @@ func TestGrantsRevokeForgetsConsent(t *testing.T) {
 	if err := st.CreateClient(ctx, &store.Client{ID: "c1", RedirectURIs: []string{"http://127.0.0.1:1/cb"}, TokenEndpointAuthMethod: "none", CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutConsent(ctx, &store.Consent{UserID: user.ID, ClientID: "c1", Scopes: []string{"mcp"}, CreatedAt: now}); err != nil {
+	if err := st.PutConsent(ctx, &store.Consent{UserID: user.ID, ClientID: "c1", Resource: "/mcp", Scopes: []string{"mcp"}, CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateGrant(ctx, &store.Grant{ID: "g1", ClientID: "c1", User: user, Resource: "/mcp", CreatedAt: now}, nil); err != nil {
@@ -51,7 +51,7 @@ func TestGrantsRevokeForgetsConsent(t *testing.T) {
 	if g, err := st.GetGrant(ctx, "g1"); err != nil || g.RevokedAt.IsZero() {
 		t.Fatalf("the grant after revoke: %+v %v, want revoked", g, err)
 	}
-	if c, err := st.GetConsent(ctx, user.ID, "c1"); !errors.Is(err, store.ErrNotFound) {
+	if c, err := st.GetConsent(ctx, user.ID, "c1", "/mcp"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the consent after revoke: %+v %v, want it forgotten (ErrNotFound)", c, err)
 	}
 }

@@ -45,15 +45,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	note.attemptOf(req.ID, client.ID, "")
 
-	// A logged-in browser whose user already approved this client for these
-	// scopes gets its code at once (DEP-2: consent is checked before any
+	// A logged-in browser whose user already approved this client for this
+	// resource (SEC-134) and these scopes gets its code at once (DEP-2: consent is checked before any
 	// upstream flow), or, logged in through a provider that is rechecked,
 	// goes to log in there again for this grant (RT-3).
 	ctx := r.Context()
 	sess := s.session(r, issuer)
 	note.user(userOf(sess).ID)
 	if sess != nil && !hasPrompt(q, "consent") {
-		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID)
+		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID, req.Resource)
 		switch {
 		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
 			if con := s.rechecked(sess.User); con != nil {

@@ -314,19 +314,20 @@ func callbackURL(issuer, connector string) string {
 	return issuer + "/callback/" + url.PathEscape(connector)
 }
 
-// rememberConsent stores the user's approval of the client (DEP-2),
-// widening an earlier approval rather than replacing it. Only the consent
+// rememberConsent stores the user's approval of the client for the
+// request's resource (DEP-2, SEC-134), widening an earlier approval of it
+// rather than replacing it. Only the consent
 // post of a logged-in browser and finishLogin call it (SEC-2).
 func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store.AuthRequest) error {
 	scopes := append([]string(nil), req.Scopes...)
-	if old, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID); err == nil {
+	if old, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID, req.Resource); err == nil {
 		for _, sc := range old.Scopes {
 			if !oauth.ContainsAll(scopes, []string{sc}) {
 				scopes = append(scopes, sc)
 			}
 		}
 	}
-	return s.store.PutConsent(r.Context(), &store.Consent{UserID: user.ID, ClientID: req.ClientID, Scopes: scopes, CreatedAt: s.now()})
+	return s.store.PutConsent(r.Context(), &store.Consent{UserID: user.ID, ClientID: req.ClientID, Resource: req.Resource, Scopes: scopes, CreatedAt: s.now()})
 }
 
 // finishLogin completes a flow once the upstream vouched for user and

@@ -86,7 +86,7 @@ func (s *Server) finishRelogin(w http.ResponseWriter, r *http.Request, issuer st
 		s.issueCode(w, r, issuer, req, user, upstreamToken)
 		return
 	}
-	consent, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID)
+	consent, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID, req.Resource)
 	switch {
 	case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
 		s.log.Info("user logged in again at the provider for a new grant", "user", user.ID, "client_id", req.ClientID)

@@ -17,7 +17,7 @@ var (
 	_ store.RefreshSessionGetter = (*Store)(nil)
 )
 
-type consentKey struct{ user, client string }
+type consentKey struct{ user, client, resource string }
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
@@ -273,14 +273,14 @@ func (s *Store) deleteRequestLocked(r *store.AuthRequest) {
 func (s *Store) PutConsent(_ context.Context, c *store.Consent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.consents[consentKey{c.UserID, c.ClientID}] = copyConsent(c)
+	s.consents[consentKey{c.UserID, c.ClientID, c.Resource}] = copyConsent(c)
 	return nil
 }
 
-func (s *Store) GetConsent(_ context.Context, userID, clientID string) (*store.Consent, error) {
+func (s *Store) GetConsent(_ context.Context, userID, clientID, resource string) (*store.Consent, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	c, ok := s.consents[consentKey{userID, clientID}]
+	c, ok := s.consents[consentKey{userID, clientID, resource}]
 	if !ok {
 		return nil, notFound("get consent")
 	}
@@ -291,7 +291,11 @@ func (s *Store) GetConsent(_ context.Context, userID, clientID string) (*store.C
 func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.consents, consentKey{userID, clientID})
+	for k := range s.consents {
+		if k.user == userID && k.client == clientID {
+			delete(s.consents, k)
+		}
+	}
 	return nil
 }
 

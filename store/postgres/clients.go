@@ -17,9 +17,9 @@ const (
 	sqlInsertClient = `INSERT INTO clients (` + clientCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`
 	sqlGetClient  = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
-	sqlPutConsent = `INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`
-	sqlGetConsent    = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2`
+	sqlPutConsent = `INSERT INTO consents (user_id, client_id, resource, scopes, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`
+	sqlGetConsent    = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
 	sqlDeleteConsent = `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
 	// SEC-130: the account's sessions end when its password hash or groups
@@ -113,18 +113,18 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put consent: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, sqlPutConsent, c.UserID, c.ClientID, scopes, nanos(c.CreatedAt)); err != nil {
+	if _, err := s.pool.Exec(ctx, sqlPutConsent, c.UserID, c.ClientID, c.Resource, scopes, nanos(c.CreatedAt)); err != nil {
 		return wrap("put consent", err)
 	}
 	return nil
 }
 
-func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store.Consent, error) {
-	if !storable(userID, clientID) {
+func (s *Store) GetConsent(ctx context.Context, userID, clientID, resource string) (*store.Consent, error) {
+	if !storable(userID, clientID, resource) {
 		return nil, wrap("get consent", store.ErrNotFound)
 	}
-	c := store.Consent{UserID: userID, ClientID: clientID}
-	err := s.pool.QueryRow(ctx, sqlGetConsent, userID, clientID).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
+	c := store.Consent{UserID: userID, ClientID: clientID, Resource: resource}
+	err := s.pool.QueryRow(ctx, sqlGetConsent, userID, clientID, resource).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
 	if err != nil {
 		return nil, wrap("get consent", err)
 	}

@@ -17,9 +17,9 @@ var (
 	sqlInsertClient = ws(`INSERT INTO clients (` + clientCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	sqlGetClient  = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
-	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
-	sqlGetConsent    = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ?`)
+	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, resource, scopes, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
+	sqlGetConsent    = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?`)
 	sqlDeleteConsent = ws(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`)
 	// SEC-93: an existing account's disabled_at is never written here.
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
@@ -140,7 +140,7 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, sqlPutConsent,
-			c.UserID, c.ClientID, scopes, nanos(c.CreatedAt))
+			c.UserID, c.ClientID, c.Resource, scopes, nanos(c.CreatedAt))
 		return err
 	})
 	if err != nil {
@@ -149,9 +149,9 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 	return nil
 }
 
-func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*store.Consent, error) {
-	c := store.Consent{UserID: userID, ClientID: clientID}
-	err := s.row(ctx, sqlGetConsent, userID, clientID).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
+func (s *Store) GetConsent(ctx context.Context, userID, clientID, resource string) (*store.Consent, error) {
+	c := store.Consent{UserID: userID, ClientID: clientID, Resource: resource}
+	err := s.row(ctx, sqlGetConsent, userID, clientID, resource).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
 	if err != nil {
 		return nil, wrap("get consent", err)
 	}

@@ -473,3 +473,37 @@ func TestOpenParentsNotListable(t *testing.T) {
 		t.Errorf("the parent made for the database's directory: mode %04o, want searchable by others but not readable (0711)", m)
 	}
 }
+
+// SEC-134: a database from before approvals named their resource keeps
+// its approvals through migration 14, under no resource (''), which no
+// request names: each person is asked once more, and nothing is lost.
+func TestConsentResourceMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	s := open(t, path)
+	for _, q := range []string{
+		`DROP TABLE consents`,
+		`CREATE TABLE consents (user_id TEXT NOT NULL, client_id TEXT NOT NULL, scopes TEXT NOT NULL, created_at INTEGER NOT NULL,
+			PRIMARY KEY (user_id, client_id)) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX consents_client_id ON consents (client_id)`,
+		`INSERT INTO consents VALUES ('github:1', 'c1', '["mcp"]', 7)`,
+		`DELETE FROM schema_migrations WHERE version = 14`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	if _, err := s.GetConsent(ctx, "github:1", "c1", "https://mcp.example/mcp"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an approval from before, for a resource: %v, want ErrNotFound (asked again)", err)
+	}
+	c, err := s.GetConsent(ctx, "github:1", "c1", "")
+	if err != nil || len(c.Scopes) != 1 || c.Scopes[0] != "mcp" {
+		t.Errorf("the approval from before, kept under no resource: %+v, %v", c, err)
+	}
+	if err := s.DeleteConsent(ctx, "github:1", "c1"); err != nil {
+		t.Fatal(err)
+	}
+}

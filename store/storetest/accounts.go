@@ -78,41 +78,48 @@ func testClientSecretNilVsEmpty(t *testing.T, s store.Store) {
 
 func testConsent(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	_, err := s.GetConsent(ctx, "github:1", "c1")
+	const notes, ops = "https://mcp.example/notes", "https://mcp.example/ops"
+	_, err := s.GetConsent(ctx, "github:1", "c1", notes)
 	wantErr(t, "none yet", err, store.ErrNotFound)
 
-	c := &store.Consent{UserID: "github:1", ClientID: "c1", Scopes: []string{"mcp:read"}, CreatedAt: t0}
+	c := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"}, CreatedAt: t0}
 	must(t, "put", s.PutConsent(ctx, c))
 	c.Scopes[0] = "changed"
-	got, err := s.GetConsent(ctx, "github:1", "c1")
+	got, err := s.GetConsent(ctx, "github:1", "c1", notes)
 	must(t, "get", err)
-	same(t, "round trip", got, &store.Consent{UserID: "github:1", ClientID: "c1", Scopes: []string{"mcp:read"}, CreatedAt: t0})
+	same(t, "round trip", got, &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"}, CreatedAt: t0})
 	got.Scopes[0] = "changed"
 
 	// Put replaces: scopes and time are the new ones, not a merge.
-	repl := &store.Consent{UserID: "github:1", ClientID: "c1", Scopes: []string{"mcp:write", "mcp:admin"}, CreatedAt: t0.Add(time.Hour)}
+	repl := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:write", "mcp:admin"}, CreatedAt: t0.Add(time.Hour)}
 	must(t, "replace", s.PutConsent(ctx, repl))
-	got, err = s.GetConsent(ctx, "github:1", "c1")
+	got, err = s.GetConsent(ctx, "github:1", "c1", notes)
 	must(t, "get replaced", err)
 	same(t, "replaced", got, repl)
 
-	// Consent is per user and client.
-	_, err = s.GetConsent(ctx, "github:1", "c2")
+	// Consent is per user, client and resource (SEC-134).
+	_, err = s.GetConsent(ctx, "github:1", "c2", notes)
 	wantErr(t, "other client", err, store.ErrNotFound)
-	_, err = s.GetConsent(ctx, "github:2", "c1")
+	_, err = s.GetConsent(ctx, "github:2", "c1", notes)
 	wantErr(t, "other user", err, store.ErrNotFound)
-	other := &store.Consent{UserID: "github:2", ClientID: "c1", Scopes: []string{"mcp:read"}, CreatedAt: t0}
+	_, err = s.GetConsent(ctx, "github:1", "c1", ops)
+	wantErr(t, "other resource", err, store.ErrNotFound)
+	other := &store.Consent{UserID: "github:2", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"}, CreatedAt: t0}
 	must(t, "put other user", s.PutConsent(ctx, other))
-	got, err = s.GetConsent(ctx, "github:1", "c1")
-	must(t, "get after other user", err)
-	same(t, "first user untouched", got, repl)
+	opsToo := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: ops, Scopes: []string{"mcp:read"}, CreatedAt: t0}
+	must(t, "put other resource", s.PutConsent(ctx, opsToo))
+	got, err = s.GetConsent(ctx, "github:1", "c1", notes)
+	must(t, "get after other user and resource", err)
+	same(t, "first approval untouched", got, repl)
 
-	// DeleteConsent forgets one user's approval of one client, and
-	// deleting none is no error (SEC-109).
+	// DeleteConsent forgets one user's approvals of one client, for every
+	// resource, and deleting none is no error (SEC-109).
 	must(t, "delete", s.DeleteConsent(ctx, "github:1", "c1"))
-	_, err = s.GetConsent(ctx, "github:1", "c1")
-	wantErr(t, "deleted", err, store.ErrNotFound)
-	got, err = s.GetConsent(ctx, "github:2", "c1")
+	for _, r := range []string{notes, ops} {
+		_, err = s.GetConsent(ctx, "github:1", "c1", r)
+		wantErr(t, "deleted "+r, err, store.ErrNotFound)
+	}
+	got, err = s.GetConsent(ctx, "github:2", "c1", notes)
 	must(t, "other user after delete", err)
 	same(t, "other user untouched", got, other)
 	must(t, "delete again", s.DeleteConsent(ctx, "github:1", "c1"))

@@ -75,7 +75,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	wantIDs(t, "grants revoked", revoked, []string{"g-a1", "g-a2"})
 	_, err = s.GetClient(ctx, "c-a")
 	wantErr(t, "deleted client", err, store.ErrNotFound)
-	_, err = s.GetConsent(ctx, "github:1", "c-a")
+	_, err = s.GetConsent(ctx, "github:1", "c-a", "")
 	wantErr(t, "its consent", err, store.ErrNotFound)
 	_, err = s.ConsumeCode(ctx, code.Hash, t0)
 	wantErr(t, "its code", err, store.ErrNotFound)
@@ -97,7 +97,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	if got := revokedAt(t, s, "g-b"); !got.IsZero() {
 		t.Errorf("the other client's grant was revoked at %v", got)
 	}
-	_, err = s.GetConsent(ctx, "github:1", "c-b")
+	_, err = s.GetConsent(ctx, "github:1", "c-b", "")
 	must(t, "other consent", err)
 	_, err = s.ConsumeCode(ctx, otherCode.Hash, t0)
 	must(t, "other code", err)

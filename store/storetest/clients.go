@@ -119,14 +119,14 @@ func testDeleteUnusedClients(t *testing.T, s store.Store) {
 	for _, id := range []string{"unused", "revoked", "expired-refresh", "rotated", "expired-code", "used-code"} {
 		_, err := s.GetClient(ctx, id)
 		wantErr(t, "client "+id, err, store.ErrNotFound)
-		_, err = s.GetConsent(ctx, "github:1", id)
+		_, err = s.GetConsent(ctx, "github:1", id, "")
 		wantErr(t, "consent of "+id, err, store.ErrNotFound)
 	}
 	for _, id := range []string{"used-since", "created-since", "live-refresh", "refresh-forever", "live-code"} {
 		_, err := s.GetClient(ctx, id)
 		must(t, "client "+id+" kept", err)
 	}
-	_, err = s.GetConsent(ctx, "github:1", "live-refresh")
+	_, err = s.GetConsent(ctx, "github:1", "live-refresh", "")
 	must(t, "consent of a kept client", err)
 	// The kept clients' grants are untouched.
 	_, _, err = s.GetRefresh(ctx, hash("refresh-live-refresh"), now)
