@@ -31,6 +31,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/internal/resource"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/tracing"
@@ -705,7 +706,7 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 			return nil, fmt.Errorf("mcpgate: resource %s: %w", res.Path, err)
 		}
 		g.closers = append(g.closers, pool.Close)
-		cfg.Logger.Info("bridging a legacy HTTP+SSE MCP server", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
+		cfg.Logger.Info("bridging a legacy HTTP+SSE MCP server", "path", res.Path, "upstream", safetext.URL(u), "identity_token", res.IdentityToken)
 		return pool, nil
 	}
 	h, err := proxy.New(proxy.Options{Upstream: u, IdentityHeaders: res.IdentityHeaders, IdentityToken: mint,
@@ -717,7 +718,7 @@ func (g *Gateway) upstream(res *Resource, keys *tokens.Keyset, cfg *Config) (htt
 	if c, ok := h.(interface{ CloseIdleConnections() }); ok {
 		g.closers = append(g.closers, func(context.Context) error { c.CloseIdleConnections(); return nil })
 	}
-	cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", u.Redacted(), "identity_token", res.IdentityToken)
+	cfg.Logger.Info("proxying an MCP endpoint", "path", res.Path, "upstream", safetext.URL(u), "identity_token", res.IdentityToken)
 	return h, nil
 }
 

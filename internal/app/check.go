@@ -265,7 +265,7 @@ var hidden = regexp.MustCompile(`EACCES|ermission denied|ENOENT|Cannot find modu
 func (c *checker) checkUpstream(ctx context.Context, res mcpgate.Resource) {
 	shown := res.Upstream
 	if u, err := url.Parse(res.Upstream); err == nil {
-		shown = u.Redacted()
+		shown = safetext.URL(u)
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()

@@ -1,6 +1,8 @@
 package safetext
 
 import (
+	"fmt"
+	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -31,4 +33,32 @@ func Printable(s string) string {
 		}
 		return '\uFFFD'
 	}, s)
+}
+
+// URL is u as a log line may show it: scheme, host and path, and "?…"
+// for a query, never its text. An upstream's URL may carry its API key in
+// the query (hosted MCP servers take one so), and a legacy SSE endpoint
+// carries its session's id there; url.URL.Redacted hides only a password.
+func URL(u *url.URL) string {
+	shown := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	s := shown.String()
+	if u.RawQuery != "" || u.ForceQuery {
+		s += "?…"
+	}
+	return s
+}
+
+// URLError is err, as http.Client.Do returns it, with the URL of its
+// *url.Error shown as URL shows it; it still unwraps to the cause. Any
+// other error is returned as it is.
+func URLError(err error) error {
+	ue, ok := err.(*url.Error)
+	if !ok {
+		return err
+	}
+	shown := "(unparsable URL)"
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		shown = URL(u)
+	}
+	return fmt.Errorf("%s %s: %w", ue.Op, shown, ue.Err)
 }

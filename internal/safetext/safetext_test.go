@@ -1,6 +1,8 @@
 package safetext
 
 import (
+	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode"
@@ -77,4 +79,31 @@ func FuzzText(f *testing.F) {
 			t.Fatalf("Printable(%q) = %q changed printable text", s, p)
 		}
 	})
+}
+
+// URL shows where an upstream is, never its query (an API key, a legacy
+// SSE session's id) nor a password; URLError shows a client's error so too.
+func TestURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://mcp.example/sse?api_key=SECRET":   "https://mcp.example/sse?…",
+		"http://127.0.0.1:8080/mcp":                "http://127.0.0.1:8080/mcp",
+		"https://user:pw@mcp.example/mcp?x=1#frag": "https://mcp.example/mcp?…",
+		"https://mcp.example/a%2Fb?":               "https://mcp.example/a%2Fb?…",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := URL(u); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	cause := errors.New("connection refused")
+	err := URLError(&url.Error{Op: "Post", URL: "http://up.example/sse?sessionid=ABC", Err: cause})
+	if strings.Contains(err.Error(), "ABC") || !strings.Contains(err.Error(), "Post http://up.example/sse?…: connection refused") || !errors.Is(err, cause) {
+		t.Errorf("URLError: %q, want the URL without its query and the cause kept", err)
+	}
+	if other := errors.New("x"); URLError(other) != other {
+		t.Error("URLError changed an error that is no *url.Error")
+	}
 }

@@ -191,6 +191,11 @@ func ParseUserSpecGroups(spec string) (name, password string, groups []string, e
 		name, password, err = ParseUserSpec(spec)
 		return name, password, nil, err
 	}
+	if !strings.Contains(spec, ":") {
+		// Without a colon, head is the whole spec, password and all: it
+		// must not be quoted below.
+		return "", "", nil, errors.New("local: user spec must be NAME[GROUPS]:PASSWORD")
+	}
 	name, list := head[:open], head[open+1:]
 	inner, ok := strings.CutSuffix(list, "]")
 	if !ok || strings.ContainsAny(inner, "[]") {
@@ -206,9 +211,6 @@ func ParseUserSpecGroups(spec string) (name, password string, groups []string, e
 	}
 	if len(groups) > MaxGroups {
 		return "", "", nil, fmt.Errorf("local: user spec %q: more than %d groups", name, MaxGroups)
-	}
-	if !strings.Contains(spec, ":") {
-		return "", "", nil, errors.New("local: user spec must be NAME[GROUPS]:PASSWORD")
 	}
 	if name, password, err = ParseUserSpec(name + ":" + rest); err != nil {
 		return "", "", nil, err

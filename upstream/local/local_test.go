@@ -737,3 +737,13 @@ func TestSEC131_CheapHashRefused(t *testing.T) {
 		t.Errorf("ParseUserSpec with a hash of cost 5: accepted, want it refused at start")
 	}
 }
+
+// SEC-76: a spec with groups and no colon is refused without quoting it:
+// all of it after the groups is the password someone forgot to separate.
+func TestSEC76_SpecWithoutColonNotQuoted(t *testing.T) {
+	for _, spec := range []string{"alice[admins]hunter2", "alice[admins,x]hunter2", "alice[adm]ins]hunter2"} {
+		if _, _, _, err := ParseUserSpecGroups(spec); err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("ParseUserSpecGroups(%q): %v, want an error that does not quote the password", spec, err)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
@@ -314,7 +315,7 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := common{idleTimeout: opts.IdleTimeout, maxLinks: opts.MaxConnections, startTimeout: opts.StartTimeout,
-		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, metrics: opts.Metrics, logger: logger.With("upstream", u.Redacted())}
+		maxBodyBytes: opts.MaxBodyBytes, resource: opts.Resource, metrics: opts.Metrics, logger: logger.With("upstream", safetext.URL(u))}
 	opts.Metrics.Backend(opts.Resource, false, failUnavailable, failBusy, failSend)
 	return newPool(c, "SSE connection", "MCP server connection lost", func(l *link) linkConn { return newSSEConn(l, spec) }), nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sse"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"go.opentelemetry.io/otel/trace"
@@ -89,7 +90,7 @@ func (s *sseConn) open(c *identity.Caller) error {
 		if s.timedOut.Load() {
 			l.log.Error("SSE connection: no answer in time", "timeout", timeout)
 		} else if s.ctx.Err() == nil {
-			l.log.Error("SSE connection could not be opened", "error", err)
+			l.log.Error("SSE connection could not be opened", "error", safetext.URLError(err))
 		}
 		return fail()
 	}
@@ -231,7 +232,9 @@ func (s *sseConn) post(span trace.SpanContext, b []byte, c *identity.Caller) err
 	resp, err := s.spec.client.Do(req)
 	if err != nil {
 		if s.ctx.Err() == nil {
-			l.log.Warn("POST to the SSE upstream failed", "error", err, "timeout", s.spec.postTimeout)
+			// The error names the endpoint, whose query is the upstream
+			// session's id.
+			l.log.Warn("POST to the SSE upstream failed", "error", safetext.URLError(err), "timeout", s.spec.postTimeout)
 		}
 		return errSend
 	}

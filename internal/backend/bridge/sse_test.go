@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type legacyUpstream struct {
 	streams map[*http.Request]context.CancelFunc
 	gets    int
 	refuse  atomic.Bool // answer tool POSTs with 500
+	drop    atomic.Bool // close the connection of tool POSTs unanswered
 }
 
 func newLegacyUpstream(t *testing.T) *legacyUpstream {
@@ -67,9 +69,12 @@ func newLegacyUpstream(t *testing.T) *legacyUpstream {
 		u.mu.Lock()
 		u.seen = append(u.seen, s)
 		u.mu.Unlock()
-		if r.Method == http.MethodPost && u.refuse.Load() {
+		if r.Method == http.MethodPost && (u.refuse.Load() || u.drop.Load()) {
 			body, _ := io.ReadAll(r.Body)
 			if bytes.Contains(body, []byte(`"tools/call"`)) {
+				if u.drop.Load() {
+					panic(http.ErrAbortHandler)
+				}
 				http.Error(w, "secret upstream detail", http.StatusInternalServerError)
 				return
 			}
@@ -689,5 +694,24 @@ func TestSSEIdentityTokenFailure(t *testing.T) {
 				t.Fatalf("the upstream was reached without the identity token: %+v", up.requests())
 			}
 		})
+	}
+}
+
+// SEC-135: the bridge's log never holds an upstream URL's query (a hosted
+// server's API key) nor the legacy session's id, which its endpoint's query
+// carries, also when a POST fails. Fails before this change: the key was
+// on every line of the bridge, the session id in the failed POST's error.
+func TestSEC135_UpstreamQueryAndSessionIDNotLogged(t *testing.T) {
+	up := newLegacyUpstream(t)
+	f := newSSEFixture(t, up.srv.URL+"/sse?api_key=SUPERSECRET", SSEOptions{})
+	sid := f.session(t, "alice")
+	up.drop.Store(true)
+	f.rpc(t, context.Background(), "alice", sid, callBody(3, "echo", map[string]any{"text": "x"}), nil)
+	logs := f.logs.String()
+	if !strings.Contains(logs, "POST to the SSE upstream failed") {
+		t.Fatalf("no failed POST was logged:\n%s", logs)
+	}
+	if strings.Contains(logs, "SUPERSECRET") || regexp.MustCompile(`sessionid=[A-Za-z0-9]`).MatchString(logs) {
+		t.Errorf("the upstream's API key or session id in the log:\n%s", logs)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
@@ -620,10 +621,10 @@ func (h *handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	h.metrics.BackendError(h.resource, kind)
 	if errors.As(err, new(badAnswer)) {
-		h.log.Warn("upstream MCP server's answer not passed on", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
+		h.log.Warn("upstream MCP server's answer not passed on", "upstream", safetext.URL(h.upstream), "method", r.Method, "status", status, "error", err)
 		jsonrpc.WriteJSON(w, status, errBadAnswer)
 		return
 	}
-	h.log.Warn("upstream MCP server unavailable", "upstream", h.upstream.Redacted(), "method", r.Method, "status", status, "error", err)
+	h.log.Warn("upstream MCP server unavailable", "upstream", safetext.URL(h.upstream), "method", r.Method, "status", status, "error", err)
 	jsonrpc.WriteJSON(w, status, errUnavailable)
 }
