@@ -3,8 +3,10 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -41,6 +43,10 @@ func runLauncher(spec string, args []string) {
 	// The status descriptor closes at a successful exec: Start reads EOF.
 	unix.CloseOnExec(l.StatusFD)
 	status := os.NewFile(uintptr(l.StatusFD), "status")
+	if err := closeInherited(); err != nil {
+		fmt.Fprint(status, err.Error())
+		os.Exit(127)
+	}
 	if err := confine(l); err != nil {
 		fmt.Fprint(status, err.Error())
 		os.Exit(127)
@@ -48,6 +54,28 @@ func runLauncher(spec string, args []string) {
 	err = syscall.Exec(l.Path, args, os.Environ())
 	fmt.Fprintf(status, "exec %s: %v", l.Path, err)
 	os.Exit(127)
+}
+
+// closeInherited marks every descriptor from 3 up close-on-exec, the
+// status descriptor among them. One the gateway inherited without the
+// flag (a wrapper's `exec 3>>log`, a supervisor's pipe) would otherwise
+// reach the server already open, past Landlock, which checks only at
+// open (SEC-136).
+func closeInherited() error {
+	const closeRangeCloexec = 1 << 2 // CLOSE_RANGE_CLOEXEC of linux/close_range.h, Linux 5.11
+	if err := unix.CloseRange(3, math.MaxUint32, closeRangeCloexec); err == nil {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("marking inherited descriptors close-on-exec: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // killAllAs kills every process of uid but this one, and returns the exit

@@ -52,6 +52,13 @@ func attack(args []string) {
 		case "signal":
 			pid, _ := strconv.Atoi(target)
 			err = syscall.Kill(pid, syscall.SIGCONT)
+		case "readfd": // a descriptor open before the child started
+			fd, _ := strconv.Atoi(target)
+			var b [64]byte
+			var n int
+			if n, err = syscall.Read(fd, b[:]); err == nil && n == 0 {
+				err = errors.New("empty")
+			}
 		default:
 			if f := moreAttacks[kind]; f != nil {
 				err = f(target)
@@ -153,6 +160,30 @@ func childConfined(t *testing.T, readPaths []string, environ bool) {
 	}
 	if _, err := os.Stat(filepath.Join(other, "planted")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the child planted a file outside its home: %v", err)
+	}
+}
+
+// SEC-136: a descriptor the gateway holds without close-on-exec (one it
+// inherited: a wrapper's `exec 3>>log`) does not reach a confined server,
+// which would read it past Landlock, which checks only at open. Fails
+// before this change: the child read the key through it.
+func TestSEC136_InheritedDescriptorsNotPassedOn(t *testing.T) {
+	needLandlock(t)
+	home := t.TempDir()
+	key := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(key, []byte("TOP-SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(key, syscall.O_RDONLY, 0) // no O_CLOEXEC, as an inherited one
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	got := runChild(t, Policy{Home: home}, "read:"+key, "readfd:"+strconv.Itoa(fd))
+	for _, a := range []string{"read:" + key, "readfd:" + strconv.Itoa(fd)} {
+		if !strings.HasPrefix(got[a], "denied") {
+			t.Errorf("%s: %q, want denied (all: %v)", a, got[a], got)
+		}
 	}
 }
 
