@@ -121,10 +121,24 @@ func runFakeServer() {
 		}
 		return text(fmt.Sprint(cmd.Process.Pid)), nil, nil
 	})
+	mcp.AddTool(s, &mcp.Tool{Name: "flood", Description: "writes N log notifications of 1 MiB to its client"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
+		n, _ := strconv.Atoi(in.Text)
+		pad := strings.Repeat("x", 1<<20)
+		for range n {
+			// Written raw: the SDK sends log messages only at a level the
+			// client set, and a hostile server asks no one.
+			fmt.Fprintf(os.Stdout, `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"%s"}}`+"\n", pad)
+		}
+		return text("ok"), nil, nil
+	})
 	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, rootsTool)
-	mcp.AddTool(s, &mcp.Tool{Name: "progress", Description: "reports progress, then answers"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+	mcp.AddTool(s, &mcp.Tool{Name: "progress", Description: "reports progress, then answers; text: the message's length, else \"half\""}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
+		msg := "half"
+		if n, err := strconv.Atoi(in.Text); err == nil {
+			msg = strings.Repeat("x", n)
+		}
 		if tok := req.Params.GetProgressToken(); tok != nil {
-			req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2, Message: "half"})
+			req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2, Message: msg})
 		}
 		return text("done"), nil, nil
 	})

@@ -380,7 +380,7 @@ func (p *Pool) get(w http.ResponseWriter, r *http.Request, caller *identity.Call
 		var err error
 		select {
 		case b := <-st.ch:
-			err = ev.send(b)
+			err = ev.send(st.take(b))
 		case <-tick.C:
 			err = ev.comment()
 		case <-st.done:

@@ -17,6 +17,10 @@ import (
 // event).
 const maxMessage = 16 << 20
 
+// maxProgress limits the params of a progress notification relayed to a
+// client, whose call queues up to 32 of them.
+const maxProgress = 64 << 10
+
 var (
 	errDead   = errors.New("MCP server link ended")
 	errQueue  = errors.New("MCP server is not taking messages")
@@ -357,6 +361,12 @@ func (l *link) progress(m message) bool {
 	}
 	params["progressToken"] = c.token
 	b, _ := json.Marshal(params)
+	if len(b) > maxProgress {
+		// Progress is a number and a short message: a server that sends
+		// megabytes of it would fill the call's queue with them (SEC-137).
+		l.log.Debug("progress notification over its size limit; dropped", "limit", maxProgress)
+		return true
+	}
 	select {
 	case c.notes <- m.with("params", b).encode():
 	default: // the client is slow: progress is advisory

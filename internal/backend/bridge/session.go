@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,9 +35,40 @@ type stream struct {
 	ch   chan []byte
 	done chan struct{}
 	once sync.Once
+	// queued is the bytes in ch, at most streamBudget: a server that writes
+	// faster than its client reads fills a budget, not the gateway's memory.
+	queued atomic.Int64
 }
 
+// streamBudget bounds the bytes of server messages waiting for one client
+// stream: one message of the largest size, or many small ones (SEC-137).
+const streamBudget = maxMessage
+
 func (st *stream) end() { st.once.Do(func() { close(st.done) }) }
+
+// offer queues b for the stream's client, unless the stream has ended or
+// its queue is full, in messages or in bytes; it reports whether it did.
+func (st *stream) offer(b []byte) bool {
+	n := int64(len(b))
+	if st.queued.Add(n) > streamBudget {
+		st.queued.Add(-n)
+		return false
+	}
+	select {
+	case st.ch <- b:
+		return true
+	case <-st.done:
+	default:
+	}
+	st.queued.Add(-n)
+	return false
+}
+
+// take is what the stream's writer received from ch, leaving the budget.
+func (st *stream) take(b []byte) []byte {
+	st.queued.Add(-int64(len(b)))
+	return b
+}
 
 // A session id is "<replica>.<random>": replica names the Pool, and so the
 // gateway process, that holds the session's server, random is 128 bits
@@ -241,11 +273,8 @@ func (p *Pool) toClient(l *link, m message, isRequest bool) {
 			}
 			l.mu.Unlock()
 		}
-		select {
-		case st.ch <- m.encode():
+		if st.offer(m.encode()) {
 			return
-		case <-st.done:
-		default:
 		}
 		if isRequest {
 			l.mu.Lock()
