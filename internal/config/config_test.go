@@ -609,3 +609,29 @@ func TestSEC79_URLWithPasswordRefusedWithoutEcho(t *testing.T) {
 		}
 	}
 }
+
+// SEC-22: each stdio resource keeps its people's homes in a directory of
+// its own under data_dir/stdio: a path that names none ("/_"), which would
+// put them where the resources' directories are, or two paths that name
+// one ("/a/b", "/a_b") are refused; an upstream resource needs none.
+func TestStdioDirectoryNamedAndOwn(t *testing.T) {
+	cfg := Defaults()
+	cfg.Resources = []Resource{
+		{Path: "/_", Backend: Backend{Stdio: "server"}},
+		{Path: "/a/b", Backend: Backend{Stdio: "server"}},
+		{Path: "/a_b", Backend: Backend{Stdio: "server"}},
+		{Path: "//", Backend: Backend{Upstream: "http://127.0.0.1:1/mcp"}},
+		{Path: "/c", Backend: Backend{Stdio: "server"}},
+	}
+	err := cfg.Validate()
+	for _, want := range []string{`resources[0].path: "/_" names no directory`, `resources[2].path: "/a_b" and "/a/b" would keep their stdio servers' homes in one directory`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	for _, ok := range []string{"resources[3]", "resources[4]", "resources[1]"} {
+		if err != nil && strings.Contains(err.Error(), ok+".path") {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+}

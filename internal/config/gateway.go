@@ -86,7 +86,7 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 	}
 	res.Command = argv
 	res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: r.StdioMaxProcesses, IdleTimeout: time.Duration(r.StdioIdleTimeout),
-		Dir:       filepath.Join(c.DataDir, "stdio", strings.Trim(strings.ReplaceAll(r.Path, "/", "_"), "_")),
+		Dir:       filepath.Join(c.DataDir, "stdio", stdioDirName(r.Path)),
 		Isolation: r.StdioIsolation, ReadPaths: r.StdioReadPaths, Private: c.private()}
 	switch r.StdioUIDRange {
 	case "":
@@ -129,4 +129,14 @@ func (c *Config) private() []string {
 		}
 	}
 	return out
+}
+
+// stdioDirName is the directory under DATA-DIR/stdio of a resource's stdio
+// servers, one HOME per person in it: the path with "_" for "/", trimmed
+// of "_" ("/github/mcp": github_mcp). validateResources refuses a path
+// whose name is empty or another stdio resource's: the people's HOMEs
+// would then sit where the resources' directories do, or in another
+// resource's (SEC-22).
+func stdioDirName(path string) string {
+	return strings.Trim(strings.ReplaceAll(path, "/", "_"), "_")
 }

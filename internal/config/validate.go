@@ -291,7 +291,7 @@ func (c *Config) validateResources(p *problems) {
 		p.add("scopes: at least one scope is required")
 	}
 	validateScopes("", c.Scopes, c.OptionalScopes, c.ScopeImplies, p)
-	paths := map[string]bool{}
+	paths, stdioDirs := map[string]bool{}, map[string]string{}
 	for i, r := range c.Resources {
 		key := fmt.Sprintf("resources[%d].", i)
 		if !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "/.well-known") {
@@ -300,6 +300,16 @@ func (c *Config) validateResources(p *problems) {
 			p.add("%spath: %q is used twice", key, r.Path)
 		}
 		paths[r.Path] = true
+		if r.Stdio != "" {
+			switch dir, other := stdioDirName(r.Path), stdioDirs[stdioDirName(r.Path)]; {
+			case dir == "":
+				p.add("%spath: %q names no directory for its stdio servers (data_dir/stdio/NAME, NAME the path with _ for /): give it a name", key, r.Path)
+			case other != "":
+				p.add("%spath: %q and %q would keep their stdio servers' homes in one directory, data_dir/stdio/%s: rename one", key, r.Path, other, dir)
+			default:
+				stdioDirs[dir] = r.Path
+			}
+		}
 		r.Backend.validate(key, p)
 		validateScopes(key, r.Scopes, r.OptionalScopes, r.ScopeImplies, p)
 	}
