@@ -635,3 +635,28 @@ func TestStdioDirectoryNamedAndOwn(t *testing.T) {
 		}
 	}
 }
+
+// A listen address on every interface (":8080", 0.0.0.0, [::]) without
+// public_url is refused as any non-loopback one is: clients elsewhere
+// would reach the sign-in pages over plain HTTP. Fails before this change
+// for ":8080", which was taken for loopback.
+func TestListenOnEveryInterfaceNeedsPublicURL(t *testing.T) {
+	for _, listen := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "192.0.2.1:8080"} {
+		cfg, err := Load([]string{"--listen", listen, "--store", "memory"}, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "not a loopback address; set public_url") {
+			t.Errorf("listen %s without public_url: %v, want it refused", listen, err)
+		}
+	}
+	for _, listen := range []string{"127.0.0.1:8080", "localhost:8080", "[::1]:8080"} {
+		cfg, err := Load([]string{"--listen", listen, "--store", "memory"}, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "listen") {
+			t.Errorf("listen %s: %v, want it accepted", listen, err)
+		}
+	}
+}

@@ -76,7 +76,8 @@ func (c *Config) validateAccess(p *problems) {
 func (c *Config) validateAddresses(p *problems) {
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		p.add("listen: %q is not HOST:PORT (like 127.0.0.1:8080)", c.Listen)
-	} else if c.PublicURL == "" && host != "" && !isLoopback(host) {
+	} else if c.PublicURL == "" && !isLoopback(host) {
+		// An empty host (":8080") listens on every interface, as 0.0.0.0 does.
 		p.add("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
 	}
 	if c.MetricsListen != "" {
