@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -90,6 +91,12 @@ type Config struct {
 	// e.g. {"mcp:admin": {"mcp:read", "mcp:write"}} (SCOPE-5).
 	ScopeImplies   map[string][]string
 	AllowedOrigins []string // browser origins allowed at MCPPath besides loopback ones
+
+	// TrustedProxies are the reverse proxies in front of the gateway: a
+	// request from one names its client by the last X-Forwarded-For entry
+	// that is none of them, for the per-address registration limit and
+	// the flow debugger (SEC-138). Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 
 	// Resources lists several protected MCP endpoints under the one issuer;
 	// when set, MCP, MCPPath, Scopes, OptionalScopes and ScopeImplies are
@@ -529,6 +536,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 		MaxGroups:       cfg.MaxGroups, // zero: authserver.DefaultMaxGroups
 		StaticClients:   static,
 		Introspectors:   cfg.IntrospectionClients,
+		TrustedProxies:  cfg.TrustedProxies,
 		CSRFKey:         derive(cfg.SecretKey, "mcpgate csrf v1"),
 		Revoked:         deny.Revoke,
 		Denied:          deny.Denied,

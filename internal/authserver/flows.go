@@ -142,9 +142,9 @@ func (s *Server) record(r *http.Request, n *flowNote, step string, sw *stepWrite
 	switch {
 	case e.Attempt == "":
 		e.Attempt = tokens.NewID()
-		s.opts.Flows.RecordLimited("junk from "+peerAddr(r), e)
+		s.opts.Flows.RecordLimited("junk from "+s.clientAddr(r), e)
 	case e.UserID == "":
-		s.opts.Flows.RecordLimited("attempts from "+peerAddr(r), e)
+		s.opts.Flows.RecordLimited("attempts from "+s.clientAddr(r), e)
 	default:
 		s.opts.Flows.RecordSignedIn(e.UserID, e)
 	}

@@ -3,7 +3,9 @@ package authserver
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +44,49 @@ func peerAddr(r *http.Request) string {
 		addr = r.RemoteAddr
 	}
 	return addr
+}
+
+// clientAddr is the address of the request's client (SEC-138): the TCP
+// peer, or, when that is a trusted proxy, the last X-Forwarded-For entry
+// that is no trusted proxy. Each proxy appends the address it saw, so the
+// entries a client wrote itself come before those and are never read; an
+// entry that is no address ends the walk at the proxy before it.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := peerAddr(r)
+	if !s.trustedProxy(peer) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = a.Unmap().String()
+		if !s.trustedProxy(client) {
+			break
+		}
+	}
+	return client
+}
+
+// trustedProxy reports whether addr is one of Options.TrustedProxies.
+func (s *Server) trustedProxy(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // allow reports whether addr may proceed.

@@ -146,7 +146,7 @@ func truncate(s string, n int) string {
 // store for the current minute, which every replica sharing the store
 // adds to, so that spreading registrations over replicas gains nothing.
 func (s *Server) registrationWait(r *http.Request) (time.Duration, error) {
-	addr := peerAddr(r)
+	addr := s.clientAddr(r)
 	if !s.regLimit.allow(addr) {
 		return time.Minute, nil
 	}

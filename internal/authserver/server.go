@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -88,6 +89,9 @@ type Options struct {
 	// RegistrationRate is the number of registrations per minute one client
 	// address may make (burst the same); default 20.
 	RegistrationRate int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (clientAddr).
+	TrustedProxies []netip.Prefix
 
 	// EndpointLimit, when set, is asked before /token and /authorize serve
 	// a client they know (at /token, authenticated): a positive wait

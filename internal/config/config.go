@@ -78,6 +78,7 @@ type Config struct {
 	RequestReadTimeout       Duration `yaml:"request_read_timeout" arg:"DURATION" default:"30s" help:"the time a client has to send a whole request, headers and body; the answer, an event stream say, may last longer (SEC-40)"`
 	MaxConnections           Limit    `yaml:"max_connections" arg:"N" help:"the most client connections open at once; at the cap the oldest one not being served is closed for the new one; off for no cap (default: three quarters of the open-file limit) (SEC-41)"`
 	MaxConnectionsPerAddress Limit    `yaml:"max_connections_per_address" arg:"N" default:"256" help:"the most connections open at once from one client address (an IPv6 one by its /64); the TCP peer's address, so behind a reverse proxy raise it or set it off (SEC-41)"`
+	TrustedProxies           []string `yaml:"trusted_proxies" flag:"trusted-proxy" arg:"CIDR" help:"the address or network (like 127.0.0.1/32) of a reverse proxy in front of mcpgate (repeatable): a request from one names its client by the last X-Forwarded-For entry that is no trusted proxy, for the registration limit and the flow debugger (SEC-138); the connection caps count the TCP peer"`
 
 	UnusedClientExpiry Duration `yaml:"unused_client_expiry" arg:"DURATION" default:"2160h" help:"a dynamically registered client that has not come to /authorize or /token for this long, and holds no live refresh token or code, is deleted; off keeps them all; at least 24h (SEC-14)"`
 

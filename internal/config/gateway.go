@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		MaxGroups:            c.MaxGroups,
 		AdminGroups:          c.AdminGroups,
 		Access:               c.Access.rules(),
+		TrustedProxies:       trustedProxies(c.TrustedProxies),
 	}
 	if c.CIMDTestCAFile != "" {
 		pool, err := readCAFile(c.CIMDTestCAFile)
@@ -139,4 +141,27 @@ func (c *Config) private() []string {
 // resource's (SEC-22).
 func stdioDirName(path string) string {
 	return strings.Trim(strings.ReplaceAll(path, "/", "_"), "_")
+}
+
+// trustedProxies reads trusted_proxies, each a network or a single
+// address; validateAddresses has refused any other.
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, ok := parseProxy(s); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseProxy reads "10.0.0.0/8" or "127.0.0.1" (as 127.0.0.1/32).
+func parseProxy(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }

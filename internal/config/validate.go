@@ -80,6 +80,11 @@ func (c *Config) validateAddresses(p *problems) {
 		// An empty host (":8080") listens on every interface, as 0.0.0.0 does.
 		p.add("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
 	}
+	for _, s := range c.TrustedProxies {
+		if _, ok := parseProxy(s); !ok {
+			p.add("trusted_proxies: %q is not an address or a network like 127.0.0.1/32", s)
+		}
+	}
 	if c.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
 			p.add("metrics_listen: %q is not HOST:PORT (like 127.0.0.1:9464)", c.MetricsListen)

@@ -475,7 +475,7 @@ func TestOpenParentsNotListable(t *testing.T) {
 }
 
 // SEC-134: a database from before approvals named their resource keeps
-// its approvals through migration 14, under no resource (''), which no
+// its approvals through migration 14, under no resource (”), which no
 // request names: each person is asked once more, and nothing is lost.
 func TestConsentResourceMigration(t *testing.T) {
 	ctx := t.Context()
