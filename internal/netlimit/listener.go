@@ -15,6 +15,11 @@ import (
 type Options struct {
 	Max        int // connections open at once
 	PerAddress int // connections open at once from one client address
+	// WriteStall bounds how long one write to a client may wait for it to
+	// take bytes (DefaultWriteStall when 0): a client that stops reading
+	// holds its connection, served and so never closed for another, only
+	// this long (SEC-139).
+	WriteStall time.Duration
 	// Logger gets a warning, at most once a minute, with the connections
 	// refused and evicted since the last one.
 	Logger *slog.Logger
@@ -36,6 +41,9 @@ type Listener struct {
 
 // NewListener wraps ln.
 func NewListener(ln net.Listener, opts Options) *Listener {
+	if opts.WriteStall <= 0 {
+		opts.WriteStall = DefaultWriteStall
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -180,6 +188,23 @@ type conn struct {
 	// at most one on HTTP/1.1.
 	serving atomic.Int32
 	once    sync.Once
+}
+
+// DefaultWriteStall is Options.WriteStall's default: an answer of 4 MiB
+// reaches a client that reads 140 KB/s; an event stream's writes are
+// small, each with the time again.
+const DefaultWriteStall = 30 * time.Second
+
+// Write writes to the client, giving up once it has taken nothing for
+// WriteStall: net/http's server sets no write deadline of its own (an
+// event stream may last hours), so without one a client that never reads
+// its answer keeps its connection served for good, and enough of them
+// fill the cap with connections nothing may close (SEC-139).
+func (c *conn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.l.opts.WriteStall)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *conn) Close() error {

@@ -31,6 +31,14 @@ func serve(t *testing.T, opts Options) (l *Listener, held chan struct{}, release
 		<-release
 		io.WriteString(w, "held")
 	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { // 64 MiB, more than any socket buffers
+		chunk := make([]byte, 1<<20)
+		for range 64 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	srv := &http.Server{Handler: Handler(mux), ConnContext: ConnContext}
 	go srv.Serve(l)
@@ -209,5 +217,32 @@ func TestConnHalfCloses(t *testing.T) {
 	answer, err := io.ReadAll(c)
 	if err != nil || !strings.HasPrefix(string(answer), "HTTP/1.1 431") {
 		t.Fatalf("headers too large: %q, %v; want the 431 answer, then the end of the stream", answer, err)
+	}
+}
+
+// SEC-139: a client that stops reading its answer holds its connection,
+// served and so never closed for another, only WriteStall: then the write
+// gives up and the connection closes, and the cap has room again. Fails
+// before this change: at the cap of 1, the unread answer's connection
+// stayed served for good and every new connection was closed.
+func TestSEC139_UnreadAnswerReleasedAfterWriteStall(t *testing.T) {
+	l, _, _ := serve(t, Options{Max: 1, WriteStall: 200 * time.Millisecond})
+	c := dial(t, l, "127.0.0.1", "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The answer has begun (the connection is served); then nothing more
+	// is read.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b := make([]byte, 12); func() bool { _, err := io.ReadFull(c, b); return err != nil || string(b) != "HTTP/1.1 200" }() {
+		t.Fatal("no answer began")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body, err := get(t, l, "/")
+		if err == nil && body == "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new connection 20 s after the unread answer began: %q %v, want it served once the write stalled", body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
