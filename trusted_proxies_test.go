@@ -1,8 +1,11 @@
 package mcpgate_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +60,34 @@ func TestSEC138_RegistrationLimitPerClientBehindProxy(t *testing.T) {
 	}
 	if s := register(plain, "203.0.113.101"); s != http.StatusTooManyRequests {
 		t.Errorf("without trusted proxies, a registration naming another address in X-Forwarded-For: %d, want 429 (the header is not read)", s)
+	}
+}
+
+// An IPv6 client counts by its /64, as the connection caps count it: 200
+// registrations from as many addresses of one /64 are held to the 20 a
+// minute of one client; another /64 is another client. Fails before this
+// change: all 200 were accepted.
+func TestSEC138_IPv6CountedByItsSlash64(t *testing.T) {
+	g := newGateway(t)
+	g.clock.Advance(time.Now().Truncate(time.Minute).Add(time.Minute + time.Second).Sub(g.clock.Now()))
+	register := func(remote string) int {
+		req := httptest.NewRequest(http.MethodPost, g.url+"/register", strings.NewReader(`{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		g.gw.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	created := 0
+	for i := 1; i <= 200; i++ {
+		if register(fmt.Sprintf("[2001:db8:1:2::%x]:40000", i)) == http.StatusCreated {
+			created++
+		}
+	}
+	if created != 20 {
+		t.Errorf("%d of 200 registrations from one /64 accepted, want 20", created)
+	}
+	if s := register("[2001:db8:1:3::1]:40000"); s != http.StatusCreated {
+		t.Errorf("a registration from another /64: %d, want 201", s)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/mcpgate/mcpgate/internal/netlimit"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/store"
@@ -46,40 +47,38 @@ func peerAddr(r *http.Request) string {
 	return addr
 }
 
-// clientAddr is the address of the request's client (SEC-138): the TCP
-// peer, or, when that is a trusted proxy, the last X-Forwarded-For entry
-// that is no trusted proxy. Each proxy appends the address it saw, so the
-// entries a client wrote itself come before those and are never read; an
-// entry that is no address ends the walk at the proxy before it.
+// clientAddr is the request's client as the per-address limits count it
+// (SEC-138): the TCP peer, or, when that is a trusted proxy, the last
+// X-Forwarded-For entry that is no trusted proxy. Each proxy appends the
+// address it saw, so the entries a client wrote itself come before those
+// and are never read; an entry that is no address ends the walk at the
+// proxy before it. An IPv6 client counts by its /64 (netlimit.Client).
 func (s *Server) clientAddr(r *http.Request) string {
 	peer := peerAddr(r)
-	if !s.trustedProxy(peer) {
+	client, err := netip.ParseAddr(peer)
+	if err != nil {
 		return peer
 	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
+	if s.trustedProxy(client) {
+		var hops []string
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			hops = append(hops, strings.Split(v, ",")...)
 		}
-		client = a.Unmap().String()
-		if !s.trustedProxy(client) {
-			break
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			if client = a; !s.trustedProxy(a) {
+				break
+			}
 		}
 	}
-	return client
+	return netlimit.Client(client).String()
 }
 
-// trustedProxy reports whether addr is one of Options.TrustedProxies.
-func (s *Server) trustedProxy(addr string) bool {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return false
-	}
+// trustedProxy reports whether a is one of Options.TrustedProxies.
+func (s *Server) trustedProxy(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range s.opts.TrustedProxies {
 		if p.Contains(a) {

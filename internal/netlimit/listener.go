@@ -166,11 +166,21 @@ func clientKey(a net.Addr) netip.Addr {
 	var ip netip.Addr
 	switch a := a.(type) {
 	case *net.TCPAddr:
-		ip = a.AddrPort().Addr().Unmap()
+		ip = a.AddrPort().Addr()
 	default:
 		ap, _ := netip.ParseAddrPort(a.String())
-		ip = ap.Addr().Unmap()
+		ip = ap.Addr()
 	}
+	return Client(ip)
+}
+
+// Client is what counts as one client of address ip: an IPv4 address
+// (also one mapped into IPv6), or the /64 of an IPv6 one, which one host
+// usually holds whole and may spend address by address. Every limit per
+// client address counts this, so that none is escaped by another address
+// of the same /64.
+func Client(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.Addr()
