@@ -690,3 +690,32 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// SEC-140: a configuration file's $VAR and ${VAR} must be set: one unset or empty,
+// or a $ that names none (a password's "$1"), stops the load with its
+// line, rather than leave a password shorter than written or a setting
+// empty. $$ is a literal $. Fails before this change: "k9$1q$2w-Long"
+// loaded as "k9qw-Long", and an unset ${GH_SECRET} as "".
+func TestSEC140_FileVariablesMustBeSet(t *testing.T) {
+	write := func(body string) string {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte(body), 0o600)
+		return path
+	}
+	vars := env(map[string]string{"GH_ID": "Iv1.abc", "EMPTY": ""})
+	for body, want := range map[string]string{
+		"github_client_id: ${GH_ID}\ngithub_client_secret: ${GH_SECRET}\n": "line 2: $GH_SECRET is not set",
+		"log_level: info\nlocal_users: [\"alice:k9$1q$2w-Long\"]\n":         "line 2: a $ that names no variable",
+		"github_client_id: $EMPTY\n":                                        "line 1: $EMPTY is not set (or empty)",
+		"github_client_id: ${GH_ID\n":                                       "line 1: a $ that names no variable",
+	} {
+		_, err := Load([]string{"--config", write(body)}, vars)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("file %q: %v, want an error with %q", body, err, want)
+		}
+	}
+	cfg, err := Load([]string{"--config", write("github_client_id: ${GH_ID}-$$1\n")}, vars)
+	if err != nil || cfg.GitHubClientID != "Iv1.abc-$1" {
+		t.Fatalf("set variable and $$: %v %q, want Iv1.abc-$1", err, cfg.GitHubClientID)
+	}
+}

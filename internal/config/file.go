@@ -22,14 +22,13 @@ func loadFile(cfg *Config, path string, getenv func(string) string) (errs []erro
 	if err != nil {
 		return []error{fmt.Errorf("config file: %w", err)}, false
 	}
-	// $VAR and ${VAR} are expanded from the environment; $$ is a literal $
-	// (bcrypt hashes in local_users need it).
-	expanded := os.Expand(string(raw), func(name string) string {
-		if name == "$" {
-			return "$"
+	expanded, errs := expandEnv(string(raw), getenv)
+	if len(errs) > 0 {
+		for i, e := range errs {
+			errs[i] = fmt.Errorf("config file %s: %w", path, e)
 		}
-		return getenv(name)
-	})
+		return errs, false
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
 		return []error{fmt.Errorf("config file %s: %w", path, err)}, false
@@ -52,6 +51,41 @@ func loadFile(cfg *Config, path string, getenv func(string) string) (errs []erro
 		return errs, true
 	}
 	return []error{fmt.Errorf("config file %s: %w", path, err)}, false
+}
+
+// envRef is what a $ may begin in a configuration file: $$, ${NAME} or
+// $NAME.
+var envRef = regexp.MustCompile(`\$(\$|\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)?`)
+
+// expandEnv replaces $VAR and ${VAR} in a file's text with the
+// environment's values, and $$ with a literal $ (bcrypt hashes need it).
+// A variable that is unset or empty, or a $ that begins none of these (a
+// password's "$1"), is an error naming its line: an empty value there
+// would pass for the setting, a password silently shorter than written.
+func expandEnv(text string, getenv func(string) string) (string, []error) {
+	var errs []error
+	var b strings.Builder
+	last := 0
+	for _, m := range envRef.FindAllStringIndex(text, -1) {
+		b.WriteString(text[last:m[0]])
+		last = m[1]
+		ref := text[m[0]:m[1]]
+		line := 1 + strings.Count(text[:m[0]], "\n")
+		switch name := strings.Trim(ref[1:], "{}"); {
+		case ref == "$$":
+			b.WriteString("$")
+		case name == "":
+			errs = append(errs, fmt.Errorf("line %d: a $ that names no variable: write $$ for a literal $, or ${NAME}", line))
+		default:
+			v := getenv(name)
+			if v == "" {
+				errs = append(errs, fmt.Errorf("line %d: $%s is not set (or empty) in the environment: set it, or write $$ for a literal $", line, name))
+			}
+			b.WriteString(v)
+		}
+	}
+	b.WriteString(text[last:])
+	return b.String(), errs
 }
 
 // fileKey is a key of the file, where it and its value are.
