@@ -43,7 +43,7 @@ vulncheck:
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 build:
-	$(GO) build -ldflags "-X github.com/mcpgate/mcpgate/internal/app.Version=$(VERSION)" -o bin/mcpgate ./cmd/mcpgate
+	$(GO) build -trimpath -ldflags "-X github.com/mcpgate/mcpgate/internal/app.Version=$(VERSION)" -o bin/mcpgate ./cmd/mcpgate
 
 # The Go benchmarks of mcpgate's packages. The load harness is run by hand, from its own
 # module: `go -C bench run ./mcpload` (or ./flowload); docs/benchmarks.md has the options.
