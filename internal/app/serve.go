@@ -73,7 +73,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		defer closer.Close()
 		gcfg.Audit = l
 	}
-	warnTestingOnly(cfg, log)
+	warnOnStart(cfg, log)
 	tp, err := tracing.FromEnv(ctx, Version)
 	if err != nil {
 		return err
@@ -286,7 +286,7 @@ func newServer(h http.Handler, lim limits, log *slog.Logger) *http.Server {
 	}
 }
 
-// warnTestingOnly logs the settings that must not be used in production.
+// warnOnStart logs the settings that must not be used in production.
 // setupWarnings are what a setting that starts fine but does not do what
 // its operator most likely meant deserves: a loopback public_url on
 // another port than the one mcpgate listens on (nothing answers there
@@ -335,7 +335,10 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 	return out
 }
 
-func warnTestingOnly(cfg *config.Config, log *slog.Logger) {
+func warnOnStart(cfg *config.Config, log *slog.Logger) {
+	if flags := cfg.SecretsOnCommandLine(); len(flags) > 0 {
+		log.Warn("a secret is on the command line, which every user of this machine can read (ps, /proc/PID/cmdline): give it in the environment, a *_file setting or the configuration file instead", "flags", flags)
+	}
 	if cfg.CIMDTestCAFile != "" {
 		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)
 	}

@@ -16,6 +16,8 @@ import (
 // derives the rest from the tags (see the package documentation).
 type Config struct {
 	file string // the --config file, if any: private to the gateway (stdio servers never read it)
+	// cmdlineSecrets are the flags given that hold a secret (SEC-141).
+	cmdlineSecrets []string
 
 	Listen    string `yaml:"listen" arg:"ADDR" default:"127.0.0.1:8080" help:"address to listen on"`
 	PublicURL string `yaml:"public_url" arg:"URL" help:"the issuer and public origin, https unless loopback; an origin only, no path (default: follow the loopback Host)"`

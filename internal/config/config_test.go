@@ -719,3 +719,25 @@ func TestSEC140_FileVariablesMustBeSet(t *testing.T) {
 		t.Fatalf("set variable and $$: %v %q, want Iv1.abc-$1", err, cfg.GitHubClientID)
 	}
 }
+
+// SEC-141: the flags that hold a secret in clear are named, for serve to
+// warn of them (every user of the machine can read a command line): a
+// client secret, a local account's password but not its bcrypt hash, a
+// store DSN's password; the same secrets from the environment are not.
+func TestSEC141_SecretsOnCommandLine(t *testing.T) {
+	cfg, err := Load([]string{"--local-user", "alice:hunter2-long", "--github-client-secret", "s", "--store", "postgres://u:pw@db/x",
+		"--scope", "mcp"}, env(map[string]string{"MCPGATE_OIDC_CLIENT_SECRET": "from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.SecretsOnCommandLine(), []string{"--github-client-secret", "--local-user", "--store"}; !slices.Equal(got, want) {
+		t.Errorf("SecretsOnCommandLine() = %v, want %v", got, want)
+	}
+	cfg, err = Load([]string{"--local-user", "alice:$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", "--store", "postgres://u@db/x"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.SecretsOnCommandLine(); len(got) != 0 {
+		t.Errorf("a bcrypt hash and a DSN without password: %v, want none", got)
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,12 +178,55 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 			v.s.field(&cfg).Set(v.s.field(&flagged))
 		}
 	})
+	cfg.cmdlineSecrets = secretFlags(fs, &flagged)
 	errs = append(errs, cfg.readSecretFiles())
 	if !checkable {
 		return nil, errors.Join(errs...)
 	}
 	return &cfg, errors.Join(errs...)
 }
+
+// secretFlags names the flags set in fs that hold a secret in clear: a
+// client secret, a local account's password (not its bcrypt hash), a
+// store DSN's password.
+func secretFlags(fs *flag.FlagSet, flagged *Config) []string {
+	var out []string
+	fs.Visit(func(f *flag.Flag) {
+		v, ok := f.Value.(*flagValue)
+		if !ok {
+			return
+		}
+		switch {
+		case v.s.arg == "SECRET",
+			v.s.flag == "store" && storePassword(flagged.Store),
+			v.s.flag == "local-user" && slices.ContainsFunc(flagged.LocalUsers, clearPassword):
+			out = append(out, "--"+v.s.flag)
+		}
+	})
+	return out
+}
+
+// storePassword reports whether dsn, a URL, carries a password.
+func storePassword(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
+}
+
+// clearPassword reports whether a NAME[GROUPS]:PASSWORD spec holds a
+// password rather than a bcrypt hash.
+func clearPassword(spec string) bool {
+	_, pw, ok := strings.Cut(spec, ":")
+	return ok && !strings.HasPrefix(pw, "$2")
+}
+
+// SecretsOnCommandLine names the flags given that hold a secret in clear:
+// every user of the machine can read a process's command line
+// (/proc/PID/cmdline, ps), so serve warns of them (SEC-141).
+func (c *Config) SecretsOnCommandLine() []string { return c.cmdlineSecrets }
 
 // parseFlags parses args into fs, going on past every problem to record
 // them all in bad, in order: a flag the flag package refuses, and a stray
