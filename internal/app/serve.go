@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
@@ -314,10 +316,9 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
 		}
 	}
-	if f := cfg.SecretKeyFile; f != "" {
-		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			out = append(out, fmt.Sprintf("secret_key_file %s is readable by others (mode %04o): whoever reads it and the database can mint tokens; make it readable by mcpgate alone (chmod 600)", f, fi.Mode().Perm()))
-		}
+	if f := cfg.SecretKeyFile; f != "" && readableByOthers(f) {
+		fi, _ := os.Stat(f)
+		out = append(out, fmt.Sprintf("secret_key_file %s is readable by others (mode %04o): whoever reads it and the database can mint tokens; make it readable by mcpgate alone (chmod 600)", f, fi.Mode().Perm()))
 	}
 	if strings.HasPrefix(storeKind(cfg.StoreDSN()), "postgres") && cfg.PublicURL == "" {
 		// The issuer is the origin a request came to: replicas reached
@@ -333,6 +334,30 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 			"is an administrator, whoever created it: make sure each is a team of your own GitHub organization (org/team) or a group only your identity provider gives", cfg.AdminGroups))
 	}
 	return out
+}
+
+// readableByOthers reports whether users other than mcpgate's may read
+// file: any user, or a group that is none of this process's. A group of
+// its own is no other user (Kubernetes mounts a Secret as root:fsGroup,
+// 0440, for a process in fsGroup).
+func readableByOthers(file string) bool {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return false
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o007 != 0 {
+		return true
+	}
+	if perm&0o070 == 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	return int(st.Gid) != os.Getgid() && !slices.Contains(groups, int(st.Gid))
 }
 
 func warnOnStart(cfg *config.Config, log *slog.Logger) {

@@ -369,13 +369,21 @@ func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
 // on, and an Entra ID provider open to every tenant.
 func TestSetupWarnings(t *testing.T) {
 	openKey, privateKey := filepath.Join(t.TempDir(), "open.key"), filepath.Join(t.TempDir(), "private.key")
-	for path, mode := range map[string]os.FileMode{openKey: 0o644, privateKey: 0o600} {
+	// Group-readable: by this process's own group (a Kubernetes Secret,
+	// root:fsGroup 0440), or by another's.
+	ownGroupKey, otherGroupKey := filepath.Join(t.TempDir(), "own-group.key"), filepath.Join(t.TempDir(), "other-group.key")
+	for path, mode := range map[string]os.FileMode{openKey: 0o644, privateKey: 0o600, ownGroupKey: 0o440, otherGroupKey: 0o640} {
 		if err := os.WriteFile(path, []byte("x"), mode); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(path, mode); err != nil { // past the umask
 			t.Fatal(err)
 		}
+	}
+	// A group none of this process's (the tests run as root, who may
+	// give a file away).
+	if err := os.Chown(otherGroupKey, -1, 54321); err != nil {
+		t.Fatalf("giving the key file to another group: %v (the tests run as root)", err)
 	}
 	for _, tc := range []struct {
 		name string
@@ -413,6 +421,9 @@ func TestSetupWarnings(t *testing.T) {
 		{"a secret key file others may read", func(c *config.Config) { c.SecretKeyFile = openKey }, "127.0.0.1:8080",
 			[]string{"secret_key_file " + openKey + " is readable by others (mode 0644)"}},
 		{"a private secret key file", func(c *config.Config) { c.SecretKeyFile = privateKey }, "127.0.0.1:8080", nil},
+		{"a secret key file its own group may read", func(c *config.Config) { c.SecretKeyFile = ownGroupKey }, "127.0.0.1:8080", nil},
+		{"a secret key file another group may read", func(c *config.Config) { c.SecretKeyFile = otherGroupKey }, "127.0.0.1:8080",
+			[]string{"secret_key_file " + otherGroupKey + " is readable by others (mode 0640)"}},
 		{"postgres without a public url", func(c *config.Config) { c.Store = "postgres://mcpgate@127.0.0.1/mcpgate" }, "127.0.0.1:8080",
 			[]string{"the store is PostgreSQL, which replicas share, and public_url is not set"}},
 		{"postgres with a public url", func(c *config.Config) {
