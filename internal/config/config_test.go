@@ -705,9 +705,9 @@ func TestSEC140_FileVariablesMustBeSet(t *testing.T) {
 	vars := env(map[string]string{"GH_ID": "Iv1.abc", "EMPTY": ""})
 	for body, want := range map[string]string{
 		"github_client_id: ${GH_ID}\ngithub_client_secret: ${GH_SECRET}\n": "line 2: $GH_SECRET is not set",
-		"log_level: info\nlocal_users: [\"alice:k9$1q$2w-Long\"]\n":         "line 2: a $ that names no variable",
-		"github_client_id: $EMPTY\n":                                        "line 1: $EMPTY is not set (or empty)",
-		"github_client_id: ${GH_ID\n":                                       "line 1: a $ that names no variable",
+		"log_level: info\nlocal_users: [\"alice:k9$1q$2w-Long\"]\n":        "line 2: a $ that names no variable",
+		"github_client_id: $EMPTY\n":                                       "line 1: $EMPTY is not set (or empty)",
+		"github_client_id: ${GH_ID\n":                                      "line 1: a $ that names no variable",
 	} {
 		_, err := Load([]string{"--config", write(body)}, vars)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -13,6 +13,7 @@ import (
 // verifies a signature nor allocates.
 type verified struct {
 	issuer   string // the issuer it was verified for
+	kid      string // the key that verified it, trusted again at every use
 	grant    string // for the revocation denylist
 	scopesOK bool   // carries every scope the resource requires
 	info     *auth.TokenInfo

@@ -143,7 +143,9 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 	now := g.now()
 	key := tokenKey(raw)
 	v := g.cache.get(key)
-	if v == nil || v.issuer != issuer {
+	// A key dropped since (rotated out after a leak) no longer vouches for
+	// what it verified: the token is checked again, and refused.
+	if v == nil || v.issuer != issuer || !g.opts.Keys.Trusts(v.kid) {
 		var status int
 		var ch oauth.Challenge
 		var outcome string
@@ -223,6 +225,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 	}
 	return &verified{
 		issuer:   issuer,
+		kid:      claims.KeyID,
 		grant:    claims.GrantID,
 		scopesOK: g.opts.Resource.Implies.Satisfies(claims.Scopes, g.opts.Resource.Scopes),
 		info: &auth.TokenInfo{UserID: caller.User.ID, Scopes: caller.Scopes, Expiration: caller.ExpiresAt,

@@ -188,3 +188,51 @@ func TestGoSDKSeesTokenInfo(t *testing.T) {
 		t.Fatalf("TokenInfo %+v, caller %+v", info, caller)
 	}
 }
+
+// SEC-142: a token verified with a key that has since been dropped (rotated
+// out, as after a leak) is checked again, and refused, rather than trusted
+// from the guard's cache for the rest of its life. Fails before this
+// change: the cached token answered 200 after its key was gone.
+func TestSEC142_CachedTokenOfADroppedKeyRefused(t *testing.T) {
+	ctx := context.Background()
+	sealer, err := tokens.NewSealer(bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	keys, err := tokens.OpenKeyset(ctx, memory.New(), sealer, now, tokens.KeysetOptions{Keep: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return now }
+	g := NewGuard(Options{Site: &oauth.Site{Fallback: "http://127.0.0.1:8080"}, Resource: oauth.Resource{Path: "/mcp", Scopes: []string{"mcp"}},
+		Keys: keys, Denylist: NewDenylist(time.Hour, clock), Now: clock})
+	tok, err := keys.Mint(&tokens.Claims{Issuer: "http://127.0.0.1:8080", Subject: "local:alice", Audience: "http://127.0.0.1:8080/mcp",
+		ClientID: "c1", Scopes: []string{"mcp"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour), ID: tokens.NewID(), GrantID: "g1",
+		User: identity.User{ID: "local:alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := g.Protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	do := func() int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, request(tok))
+		return w.Code
+	}
+	if c := do(); c != 200 {
+		t.Fatalf("the token before the rotation: %d, want 200", c)
+	}
+	if _, err := keys.Rotate(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute) // past Keep: the old key is dropped
+	if err := keys.Reload(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Verify(tok, "http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp", now); err == nil {
+		t.Fatal("the dropped key still verifies: the test proves nothing")
+	}
+	if c := do(); c != 401 {
+		t.Errorf("the cached token of the dropped key: %d, want 401", c)
+	}
+}

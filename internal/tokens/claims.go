@@ -27,6 +27,9 @@ type Claims struct {
 	// GrantID is the private claim "gid": the grant the token was issued
 	// under, so that revoking the grant can deny its access tokens.
 	GrantID string
+	// KeyID is the kid of the key that verified the token (Verify sets
+	// it; Mint ignores it): a cache of verified tokens asks Trusts of it.
+	KeyID string
 	// User carries the profile claims: preferred_username, name, email,
 	// email_verified, picture, profile, groups, upstream. User.ID is sub.
 	User identity.User
@@ -53,6 +56,7 @@ type wireClaims struct {
 	Picture       string   `json:"picture,omitempty"`
 	Profile       string   `json:"profile,omitempty"`
 	Groups        []string `json:"groups,omitempty"`
+	kid           string   // the header's, set by verifySignature
 }
 
 // audience is "aud": a string or an array of strings (RFC 7519 §4.1.3).

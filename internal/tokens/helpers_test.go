@@ -180,7 +180,7 @@ func wirePayload() map[string]any {
 	return map[string]any{
 		"iss": issuer, "sub": "github:583231", "aud": resource,
 		"client_id": "client-1", "scope": "mcp:tools",
-		"iat": t0.Unix(), "exp": t0.Add(time.Hour).Unix(), "jti": "jti-1",
+		"iat": t0.Unix(), "exp": t0.Add(time.Hour).Unix(), "jti": "jti-1", "gid": "grant-1",
 	}
 }
 

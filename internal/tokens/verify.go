@@ -82,6 +82,14 @@ func (k *Keyset) Verify(token, issuer, audience string, now time.Time) (*Claims,
 		return nil, invalid("missing iss, sub, aud, client_id or jti")
 	case w.ExpiresAt == 0 || w.IssuedAt == 0:
 		return nil, invalid("missing exp or iat")
+	case w.GrantID == "":
+		// Every access token the gateway mints names its grant, which
+		// revocation denies: one without could never be revoked.
+		return nil, invalid("missing gid")
+	case w.ExpiresAt-w.IssuedAt > int64(MaxLifetime/time.Second):
+		// No access token the gateway mints lives longer: one signed with
+		// a leaked key for years would outlive any rotation in a cache.
+		return nil, invalid("lives longer than %v", MaxLifetime)
 	case now.Unix() >= w.ExpiresAt:
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrExpired)
 	case w.IssuedAt > now.Add(clockSkew).Unix():
@@ -93,7 +101,21 @@ func (k *Keyset) Verify(token, issuer, audience string, now time.Time) (*Claims,
 	case !slices.Contains(w.Audience, audience):
 		return nil, &AudienceError{Audience: w.Audience, ClientID: w.ClientID, Subject: w.Subject, GrantID: w.GrantID} // RES-3
 	}
-	return w.claims(audience), nil
+	c := w.claims(audience)
+	c.KeyID = w.kid
+	return c, nil
+}
+
+// MaxLifetime is the longest an access token may live, exp − iat: the
+// most access_token_ttl may be (TOK-5).
+const MaxLifetime = 24 * time.Hour
+
+// Trusts reports whether kid is the ID of a key that verifies tokens now:
+// a token verified earlier with a key since dropped must be checked again
+// (and is then refused) rather than trusted from a cache.
+func (k *Keyset) Trusts(kid string) bool {
+	_, ok := k.gen().keys[kid]
+	return ok
 }
 
 // verifySignature checks the token's form, header and signature, and
@@ -131,6 +153,7 @@ func (k *Keyset) verifySignature(token string) (*wireClaims, error) {
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return nil, invalid("claims: %v", err)
 	}
+	w.kid = h.KeyID
 	return &w, nil
 }
 

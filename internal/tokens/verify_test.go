@@ -47,8 +47,10 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(got, in) {
-			t.Fatalf("pass %d: claims differ\n got %+v\nwant %+v", i, got, in)
+		want := *in
+		want.KeyID = ks.gen().kid // the key that verified it
+		if !reflect.DeepEqual(got, &want) {
+			t.Fatalf("pass %d: claims differ\n got %+v\nwant %+v", i, got, &want)
 		}
 	}
 }
@@ -185,7 +187,7 @@ func TestVerifyRequiredClaims(t *testing.T) {
 	if _, err := v.Verify(signRaw(t, ks, wirePayload(), typAccessToken), issuer, resource); err != nil {
 		t.Fatalf("baseline: %v", err)
 	}
-	for _, claim := range []string{"iss", "sub", "aud", "client_id", "jti", "iat", "exp"} {
+	for _, claim := range []string{"iss", "sub", "aud", "client_id", "jti", "iat", "exp", "gid"} {
 		t.Run("no "+claim, func(t *testing.T) {
 			p := wirePayload()
 			delete(p, claim)
@@ -436,4 +438,21 @@ func TestPeekUnverified(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A token that lives longer than any the gateway mints (MaxLifetime, the
+// most access_token_ttl may be) is refused: one signed with a leaked key
+// for years would outlive the key's rotation in a cache of verified
+// tokens.
+func TestVerifyLifetimeBounded(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	v := at(ks, t0)
+	p := wirePayload()
+	p["exp"] = t0.Add(MaxLifetime).Unix()
+	if _, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource); err != nil {
+		t.Fatalf("a token of the longest lifetime: %v", err)
+	}
+	p["exp"] = t0.Add(MaxLifetime + time.Second).Unix()
+	c, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+	wantInvalid(t, c, err)
 }
