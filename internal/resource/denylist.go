@@ -30,26 +30,35 @@ func (d *Denylist) Revoke(grant string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.grants[grant] = now.Add(d.ttl)
-	if now.Sub(d.lastGC) > time.Minute {
-		for g, until := range d.grants {
-			if now.After(until) {
-				delete(d.grants, g)
-			}
-		}
-		d.lastGC = now
+	d.sweepLocked(now)
+}
+
+// sweepLocked drops, at most once a minute, the grants whose tokens have
+// all expired.
+func (d *Denylist) sweepLocked(now time.Time) {
+	if now.Sub(d.lastGC) <= time.Minute {
+		return
 	}
+	for g, until := range d.grants {
+		if now.After(until) {
+			delete(d.grants, g)
+		}
+	}
+	d.lastGC = now
 }
 
 // RevokeAll denies the access tokens of every grant in ids, as Revoke does
 // for one: at start-up, for the grants revoked within one access-token
-// lifetime.
+// lifetime, and for those other gateways revoked (SEC-80).
 func (d *Denylist) RevokeAll(ids []string) {
-	until := d.now().Add(d.ttl)
+	now := d.now()
+	until := now.Add(d.ttl)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, id := range ids {
 		d.grants[id] = until
 	}
+	d.sweepLocked(now)
 }
 
 // Denied reports whether grant was revoked.

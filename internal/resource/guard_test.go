@@ -236,3 +236,18 @@ func TestSEC142_CachedTokenOfADroppedKeyRefused(t *testing.T) {
 		t.Errorf("the cached token of the dropped key: %d, want 401", c)
 	}
 }
+
+// The denylist forgets a grant once its tokens have all expired, whether
+// this gateway revoked it or learnt of it from another (RevokeAll, which
+// a replica that revokes nothing itself calls alone): it never grows
+// past the revocations of one access-token lifetime.
+func TestDenylistForgetsExpiredGrants(t *testing.T) {
+	now := time.Now()
+	d := NewDenylist(time.Hour, func() time.Time { return now })
+	d.RevokeAll([]string{"a", "b"})
+	now = now.Add(2 * time.Hour)
+	d.RevokeAll([]string{"c"})
+	if d.Denied("a") || d.Denied("b") || !d.Denied("c") || len(d.grants) != 1 {
+		t.Errorf("after their tokens expired: a %v, b %v, c %v, %d held; want only c", d.Denied("a"), d.Denied("b"), d.Denied("c"), len(d.grants))
+	}
+}
