@@ -170,10 +170,12 @@ func adminCLI(t *testing.T, env []string) {
 	refusedRun(t, "users add of an existing account", cli("x\n", "users", "add", "bob", "--password-stdin"), "exists already")
 	refusedRun(t, "users add of a name that differs from an account's only in case", cli("x\n", "users", "add", "Bob", "--password-stdin"), "only in case")
 	refusedRun(t, "users add with no terminal and no --password-stdin", cli("", "users", "add", "carol"), "--password-stdin")
+	refusedRun(t, "SEC-143: users add with a password of 7 characters", cli("bob pw1\n", "users", "add", "carol", "--password-stdin"), "at least 8")
 	if r := cli("", "users", "add", "carol", "--password", "pw"); r.code != 2 || !strings.Contains(r.stderr, "--password: no such flag") {
 		t.Fatalf("users add --password: exit %d %q, want 2: a password is never taken from the command line", r.code, r.stderr)
 	}
 
+	refusedRun(t, "SEC-143: users passwd with a password of 7 characters", cli("bob pw2\n", "users", "passwd", "bob", "--password-stdin"), "at least 8")
 	ok(t, "users passwd bob", cli("bob pw 2\n", "users", "passwd", "bob", "--password-stdin"))
 	bobH, _ := oauthClientAs(t, "bob", "bob pw 2")
 	if m := whoami(t, ctx, mcpStreamable{p.base + "/mcp", bobH}.transport()); m["user"].(map[string]any)["sub"] != "local:bob" {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/safetext"
@@ -208,7 +209,7 @@ func (a *admin) addUser(ctx context.Context) error {
 	if err := a.refuseNamesake(ctx, name); err != nil {
 		return err
 	}
-	pw, err := a.cmd.Password()
+	pw, err := a.newPassword()
 	if err != nil {
 		return err
 	}
@@ -234,6 +235,25 @@ func (a *admin) addUser(ctx context.Context) error {
 			fmt.Fprintf(w, "Note: %s.\n", note)
 		}
 	})
+}
+
+// minPasswordLen is the fewest characters a password chosen with users
+// add or users passwd may have (SEC-143), as NIST SP 800-63B asks of
+// passwords people choose. The configuration's local_users are the
+// operator's own choice and are not held to it.
+const minPasswordLen = 8
+
+// newPassword asks for the account's new password and refuses one too
+// short to resist guessing.
+func (a *admin) newPassword() (string, error) {
+	pw, err := a.cmd.Password()
+	if err != nil {
+		return "", err
+	}
+	if utf8.RuneCountInString(pw) < minPasswordLen {
+		return "", fmt.Errorf("the password has %d characters: choose one of at least %d", utf8.RuneCountInString(pw), minPasswordLen)
+	}
+	return pw, nil
 }
 
 // refuseNamesake refuses a new account whose name differs from an
@@ -264,7 +284,7 @@ func (a *admin) passwd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pw, err := a.cmd.Password()
+	pw, err := a.newPassword()
 	if err != nil {
 		return err
 	}
