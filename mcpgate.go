@@ -342,9 +342,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	deny := resource.NewDenylist(cfg.AccessTokenTTL, cfg.Now)
 	// Grants revoked while their access tokens may still be unexpired stay
-	// denied across a restart.
+	// denied across a restart, reaching back as the reload does for a
+	// revoking gateway whose clock runs behind (revocationOverlap).
 	loadedAt := cfg.Now()
-	revoked, err := cfg.Store.RevokedGrantsSince(ctx, loadedAt.Add(-cfg.AccessTokenTTL))
+	revoked, err := cfg.Store.RevokedGrantsSince(ctx, loadedAt.Add(-cfg.AccessTokenTTL-revocationOverlap))
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: revoked grants: %w", err)
 	}

@@ -221,6 +221,49 @@ func TestRevoke_SurvivesRestart(t *testing.T) {
 	}
 }
 
+// SEC-80: a gateway that starts reads the grants revoked while their
+// access tokens may still be unexpired, reaching back as far before that
+// as its periodic reload does: revoked_at is the revoking gateway's clock,
+// which may run behind this one's, and a grant it revoked must not be
+// missed for that.
+func TestSEC80_RestartReadsRevocationsOfALaggingClock(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	g := newGateway(t, func(c *mcpgateConfig) { c.Store = st })
+	_, _, tok := g.fullFlow()
+	grants := mustListGrants(t, st, "local:"+testUser)
+	if len(grants) != 1 {
+		t.Fatalf("grants after one flow: %d, want 1", len(grants))
+	}
+	// Revoked by a gateway whose clock ran 30 s behind, at the moment the
+	// token was minted; this gateway restarts 10 s before the token
+	// expires (the default lifetime, 1 h).
+	if err := st.RevokeGrant(ctx, grants[0].ID, g.clock.Now().Add(-30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	g.clock.Advance(time.Hour - 10*time.Second)
+	restarted, err := mcpgate.New(ctx, mcpgate.Config{
+		Store:      st,
+		SecretKey:  g.secretKey(),
+		Connectors: []upstream.Connector{g.local},
+		Now:        g.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restarted.Close(context.Background()) })
+	req := httptest.NewRequest("POST", g.url+"/mcp", strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	rec := httptest.NewRecorder()
+	restarted.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("after the restart, the access token of a grant revoked by a lagging clock: %d, want 401", rec.Code)
+	}
+}
+
 // secretKey is the key newGateway gives every gateway.
 func (g *gw) secretKey() []byte { return []byte(strings.Repeat("\x07", 32)) }
 
