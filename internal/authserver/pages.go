@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -57,6 +58,25 @@ func ReturnPath(raw string) string {
 		}
 	}
 	return fallback
+}
+
+// AdminSignInAge is how old a sign-in may be for the admin console
+// (SEC-144): the groups that make an administrator are those of the
+// login, and a provider's account taken out of an admin group would keep
+// the console for its session's 12 hours. An older session is sent to
+// sign in again, which gives a provider's account its groups of now.
+const AdminSignInAge = time.Hour
+
+// StaleForAdmin reports whether sess signed in too long ago for the admin
+// console.
+func StaleForAdmin(sess *store.Session, now time.Time) bool {
+	return now.Sub(sess.CreatedAt) > AdminSignInAge
+}
+
+// adminPath reports whether path, one ReturnPath let through, is the
+// admin console's.
+func adminPath(path string) bool {
+	return path == "/admin" || strings.HasPrefix(path, "/admin/") || strings.HasPrefix(path, "/admin?")
 }
 
 // SignInURL is where a page sends a browser without a session: /signin,
@@ -111,7 +131,7 @@ func (s *Server) registerPages(mux *http.ServeMux) {
 func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	issuer := s.site.Issuer(r)
 	back := ReturnPath(r.URL.Query().Get("return"))
-	if s.session(r, issuer) != nil {
+	if sess := s.session(r, issuer); sess != nil && !(adminPath(back) && StaleForAdmin(sess, s.now())) {
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
@@ -195,10 +215,18 @@ func (s *Server) finishPage(w http.ResponseWriter, r *http.Request, issuer, conn
 			"You signed in as "+displayName(user)+" ("+s.providerName(user)+"), and this account is not allowed to use this server.")
 		return
 	}
+	old := s.session(r, issuer)
 	if err := s.startSession(w, r, issuer, user); err != nil {
 		s.log.Error("page login: start session", "err", err)
 		web.RenderError(w, s.log, http.StatusServiceUnavailable, "Signing in failed", "Try again later.")
 		return
+	}
+	if old != nil {
+		// A sign-in again (SEC-144) replaces the session: the old one's
+		// cookie, wherever a copy went, signs no one in.
+		if err := s.store.DeleteSession(r.Context(), old.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("page login: delete the session it replaces", "err", err)
+		}
 	}
 	s.log.Info("user logged in", "user", user.ID, "page", req.RedirectURI)
 	http.Redirect(w, r, ReturnPath(req.RedirectURI), http.StatusSeeOther)

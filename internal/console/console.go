@@ -231,6 +231,17 @@ func (c *Console) adminSession(w http.ResponseWriter, r *http.Request) (*store.S
 	if !ok {
 		return nil, false
 	}
+	if authserver.StaleForAdmin(sess, c.opts.Now()) {
+		// SEC-144: the groups are the login's; an old login signs in again.
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			web.SetSecurityHeaders(w.Header())
+			http.Redirect(w, r, authserver.SignInURL(r.URL.RequestURI()), http.StatusSeeOther)
+			return nil, false
+		}
+		web.RenderError(w, c.log, http.StatusForbidden, "Sign in again",
+			"The admin console asks for a sign-in of the last hour. Open the page again to sign in, then repeat what you did.")
+		return nil, false
+	}
 	if !c.IsAdmin(sess.User) {
 		c.log.Warn("admin console refused", "user", sess.User.ID, "path", r.URL.Path)
 		web.RenderError(w, c.log, http.StatusForbidden, "Not an administrator",
