@@ -130,3 +130,57 @@ func TestBinaryStdioEscapedChildEnds(t *testing.T) {
 		}
 	}
 }
+
+// SEC-145: a stdio server does not outlive a gateway killed outright (SIGKILL, the
+// OOM killer), which has no chance to stop it: the kernel sends it SIGKILL
+// when the gateway dies (PR_SET_PDEATHSIG), through the launcher's exec
+// and the change to the person's uid. A server that ignores the end of
+// its stdin would otherwise run on, unsupervised, and the next start
+// would add another.
+func TestSEC145_StdioServerEndsWithKilledGateway(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	marker := fmt.Sprintf("mcpgate-orphan-%d", os.Getpid())
+	servers := func() []string {
+		var pids []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			status, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+			if err == nil && strings.Contains(string(cmdline), marker) && !strings.Contains(string(status), "State:\tZ") {
+				pids = append(pids, e.Name())
+			}
+		}
+		return pids
+	}
+	t.Cleanup(func() {
+		for _, pid := range servers() {
+			var n int
+			fmt.Sscan(pid, &n)
+			syscall.Kill(n, syscall.SIGKILL)
+		}
+	})
+	// Answers every request with initialize's result, and ignores the end
+	// of its stdin (trap, then a loop that never ends on EOF).
+	script := `: ` + marker + `; trap '' TERM HUP PIPE; while :; do if read line; then case "$line" in *'"id":'*) id=$(printf %s "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); ` +
+		`printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"stubborn","version":"1"}}}\n' "$id";; esac; else sleep 0.2; fi; done`
+	data := filepath.Join(sharedDir(t), "data")
+	p := startBinary(t, freePort(t), "--data-dir", data, "--local-user", user+":"+password, "--stdio", "/bin/sh -c "+shellQuote(script))
+	h, _ := oauthClient(t)
+	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, p.Stderr())
+	}
+	defer sess.Close()
+	if len(servers()) == 0 {
+		t.Fatalf("no process of the stdio server (%s) runs after initialize\n%s", marker, p.Stderr())
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	for deadline := time.Now().Add(10 * time.Second); len(servers()) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the gateway's SIGKILL, its stdio server lives on: pids %v", servers())
+		}
+	}
+}
