@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -407,6 +408,12 @@ func (c *Connector) login(ctx context.Context, username, password, key string) (
 	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
 	if err == nil && reason == "" {
+		if changed, err := c.changedSince(ctx, username, hash, groups); err != nil {
+			return identity.User{}, fmt.Errorf("local: login: %w", err)
+		} else if changed {
+			c.log.InfoContext(ctx, "local login refused: the account changed while its password was checked", "user", username)
+			return identity.User{}, fmt.Errorf("local: the account changed during the login: %w", upstream.ErrInvalidCredentials)
+		}
 		c.succeeded(key)
 		return identity.User{
 			ID:       ID + ":" + username,
@@ -428,6 +435,23 @@ func (c *Connector) login(ctx context.Context, username, password, key string) (
 	n := c.failed(key, known)
 	c.log.InfoContext(ctx, "local login failed", "user", upstream.LogName(username, known), "reason", reason, "failures", n)
 	return identity.User{}, fmt.Errorf("local: %w", upstream.ErrInvalidCredentials)
+}
+
+// changedSince reports whether the account name no longer has the hash
+// and groups a login read before it checked the password, or was
+// disabled since (SEC-130). A new password or new groups end the sessions
+// that exist when they are stored; a login whose bcrypt check (~100 ms)
+// straddled the change would otherwise start one after, with the old
+// password or groups, for its 12 hours.
+func (c *Connector) changedSince(ctx context.Context, name string, hash []byte, groups []string) (bool, error) {
+	u, err := c.users.GetLocalUser(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return !bytes.Equal(u.PasswordHash, hash) || !slices.Equal(u.Groups, groups) || !u.DisabledAt.IsZero(), nil
 }
 
 // throttleKey folds case so that "Alice" and "alice" share one budget, and

@@ -747,3 +747,54 @@ func TestSEC76_SpecWithoutColonNotQuoted(t *testing.T) {
 		}
 	}
 }
+
+// changingUsers is a UserStore on which a change lands while a login
+// checks the password: right after the login's first read of the account.
+type changingUsers struct {
+	*fakeUsers
+	change func()
+	once   sync.Once
+}
+
+func (c *changingUsers) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
+	u, err := c.fakeUsers.GetLocalUser(ctx, name)
+	c.once.Do(c.change)
+	return u, err
+}
+
+// SEC-130: a login whose password check straddles a change of the account
+// (a new password, groups, or its disabling: the store then ends the
+// sessions that exist, not the one this login would start) is refused, as
+// a wrong password is but without counting against the name; once the
+// change is in, a login with what is now right succeeds.
+func TestSEC130_ChangeDuringLoginRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	oldHash, newHash := fastHash(t, "old password"), fastHash(t, "new password")
+	for _, tc := range []struct {
+		name     string
+		changed  store.LocalUser
+		password string // right after the change
+	}{
+		{"new password", store.LocalUser{Name: "alice", PasswordHash: []byte(newHash), Groups: []string{"ops"}}, "new password"},
+		{"out of a group", store.LocalUser{Name: "alice", PasswordHash: []byte(oldHash)}, "old password"},
+		{"disabled", store.LocalUser{Name: "alice", PasswordHash: []byte(oldHash), Groups: []string{"ops"}, DisabledAt: time.Unix(1, 0)}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			users := &changingUsers{fakeUsers: newFakeUsers()}
+			users.change = func() { users.PutLocalUser(ctx, &tc.changed) }
+			c := New(users, Options{Now: newClock().Now})
+			users.PutLocalUser(ctx, &store.LocalUser{Name: "alice", PasswordHash: []byte(oldHash), Groups: []string{"ops"}})
+			if u, err := c.Login(ctx, "alice", "old password"); !errors.Is(err, upstream.ErrInvalidCredentials) {
+				t.Fatalf("a login across the change: %+v, %v; want ErrInvalidCredentials", u, err)
+			}
+			if tc.password == "" {
+				return
+			}
+			u, err := c.Login(ctx, "alice", tc.password)
+			if err != nil || !slices.Equal(u.Groups, tc.changed.Groups) {
+				t.Fatalf("the next login: %+v, %v; want success in groups %v", u, err, tc.changed.Groups)
+			}
+		})
+	}
+}
