@@ -115,7 +115,7 @@ type Config struct {
 	// serve: zero means "not set", which takes the default. Only
 	// RefreshGrace, UpstreamRecheck and UnusedClientExpiry can be turned off, with a
 	// negative value (off in the settings, which refuse a 0 written out).
-	AccessTokenTTL  time.Duration // default 1h
+	AccessTokenTTL  time.Duration // default 1h, at most 24h (tokens.MaxLifetime)
 	RefreshTokenTTL time.Duration // default 30 days
 	// RefreshGrace is how long a rotated refresh token, presented again,
 	// gets the same new pair instead of revoking its family (RT-1: retries,
@@ -446,6 +446,10 @@ func (cfg *Config) complete() error {
 	}
 	if cfg.AccessTokenTTL < 0 || cfg.RefreshTokenTTL < 0 {
 		return errors.New("mcpgate: token lifetimes must not be negative")
+	}
+	if cfg.AccessTokenTTL > tokens.MaxLifetime {
+		// The guard refuses a token that lives longer (SEC-142).
+		return fmt.Errorf("mcpgate: AccessTokenTTL %v is longer than the most an access token may live, %v", cfg.AccessTokenTTL, tokens.MaxLifetime)
 	}
 	for _, id := range cfg.IntrospectionClients {
 		i := slices.IndexFunc(cfg.Clients, func(c Client) bool { return c.ID == id })

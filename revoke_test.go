@@ -302,3 +302,14 @@ func TestSEC12_RevokeThatFailsToCommit(t *testing.T) {
 		t.Errorf("refresh token after the retried revocation: %d, want 400", resp.StatusCode)
 	}
 }
+
+// SEC-142: an access token lifetime the guard would refuse is refused by
+// New, with a message, instead of a gateway whose every token is 401.
+func TestAccessTokenTTLBounded(t *testing.T) {
+	_, err := mcpgate.New(context.Background(), mcpgate.Config{
+		Store: memory.New(), SecretKey: make([]byte, 32), AccessTokenTTL: 48 * time.Hour,
+	})
+	if err == nil || !strings.Contains(err.Error(), "AccessTokenTTL 48h0m0s is longer than") {
+		t.Fatalf("New with AccessTokenTTL 48h: %v, want it refused naming AccessTokenTTL", err)
+	}
+}
