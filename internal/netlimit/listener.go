@@ -200,21 +200,34 @@ type conn struct {
 	once    sync.Once
 }
 
-// DefaultWriteStall is Options.WriteStall's default: an answer of 4 MiB
-// reaches a client that reads 140 KB/s; an event stream's writes are
-// small, each with the time again.
+// DefaultWriteStall is Options.WriteStall's default: a client must take
+// a writePiece of its answer in that time, 2 KB/s.
 const DefaultWriteStall = 30 * time.Second
+
+// writePiece is how much of one Write must reach the client within
+// WriteStall: a large write (a tool's answer of many MB, written at once)
+// gets the time again for each piece, so that a slow client that keeps
+// reading is never cut, only one that stops.
+const writePiece = 64 << 10
 
 // Write writes to the client, giving up once it has taken nothing for
 // WriteStall: net/http's server sets no write deadline of its own (an
 // event stream may last hours), so without one a client that never reads
 // its answer keeps its connection served for good, and enough of them
 // fill the cap with connections nothing may close (SEC-139).
-func (c *conn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.l.opts.WriteStall)); err != nil {
-		return 0, err
+func (c *conn) Write(p []byte) (n int, err error) {
+	for len(p) > 0 {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.l.opts.WriteStall)); err != nil {
+			return n, err
+		}
+		m, err := c.Conn.Write(p[:min(len(p), writePiece)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
 	}
-	return c.Conn.Write(p)
+	return n, nil
 }
 
 func (c *conn) Close() error {

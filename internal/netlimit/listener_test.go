@@ -9,10 +9,14 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
+
+// largeAnswer is the size of /large's answer, written at once.
+const largeAnswer = 4 << 20
 
 // serve runs an HTTP server on a Listener with opts: /hold answers once
 // release is closed, after telling held; / answers at once.
@@ -22,6 +26,12 @@ func serve(t *testing.T, opts Options) (l *Listener, held chan struct{}, release
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, opts)
+}
+
+// serveOn is serve on ln.
+func serveOn(t *testing.T, ln net.Listener, opts Options) (l *Listener, held chan struct{}, release chan struct{}) {
+	t.Helper()
 	l = NewListener(ln, opts)
 	held, release = make(chan struct{}, 10), make(chan struct{})
 	mux := http.NewServeMux()
@@ -38,6 +48,10 @@ func serve(t *testing.T, opts Options) (l *Listener, held chan struct{}, release
 				return
 			}
 		}
+	})
+	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) { // 4 MiB in one write
+		w.Header().Set("Content-Length", strconv.Itoa(largeAnswer))
+		w.Write(make([]byte, largeAnswer))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	srv := &http.Server{Handler: Handler(mux), ConnContext: ConnContext}
@@ -245,4 +259,47 @@ func TestSEC139_UnreadAnswerReleasedAfterWriteStall(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// SEC-139: the write stall is time without progress, not time for a whole
+// write: a client that keeps reading an answer written at once (a tool's
+// result of many MB), only slowly, gets all of it. Fails before this
+// change: the deadline covered the whole 4 MiB write, and the client was
+// cut after what the socket buffers held.
+func TestSEC139_SlowReaderThatKeepsReadingGetsAll(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small socket buffers on both sides, so that what the kernel holds
+	// does not stand in for the client's reading: the server's write
+	// waits for the client at every few KB.
+	l, _, _ := serveOn(t, smallSendBuffers{ln}, Options{Max: 4, WriteStall: 500 * time.Millisecond})
+	c := dial(t, l, "127.0.0.1", "GET /large HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	c.(*net.TCPConn).SetReadBuffer(32 << 10)
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	buf, total := make([]byte, 64<<10), 0
+	for {
+		n, err := c.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // a slow reader: well under 2 MB/s
+	}
+	if total < largeAnswer {
+		t.Fatalf("a client reading every 20 ms got %d bytes of an answer of %d (with its head), want all of it", total, largeAnswer)
+	}
+}
+
+// smallSendBuffers is a listener whose connections have a send buffer of
+// 32 KiB.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(32 << 10)
+	}
+	return c, err
 }
