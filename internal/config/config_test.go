@@ -541,6 +541,7 @@ func TestPostgresStore(t *testing.T) {
 		"postgres://mcpgate:" + pw + "@/mcpgate", // no host
 		"postgres://mcpgate:" + pw + "@db:port/mcpgate",
 		"postgres://mcpgate:" + pw + "@db.internal/mcpgate#frag",
+		"postgres://mcpgate:" + pw + "@db.internal/mcpgate?sslmode=verify-full\n", // a secret written with echo
 	} {
 		cfg := Defaults()
 		cfg.Store = dsn

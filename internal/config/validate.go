@@ -113,6 +113,9 @@ func (c *Config) validateStore(p *problems) {
 		p.add("data_dir: must not be empty")
 	}
 	switch dsn := c.StoreDSN(); {
+	case strings.TrimSpace(dsn) != dsn:
+		// Not echoed either. A secret made with echo ends so.
+		p.add("store: the address begins or ends with a space or a line break (a file or secret written with echo, not printf %%s?): remove it")
 	case strings.HasPrefix(dsn, "sqlite:") && len(dsn) > len("sqlite:"):
 	case dsn == "memory":
 	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
