@@ -553,6 +553,9 @@ func TestPostgresStore(t *testing.T) {
 		if strings.Contains(err.Error(), pw) {
 			t.Errorf("the problem echoes the password: %v", err)
 		}
+		if strings.HasSuffix(dsn, "\n") && !strings.Contains(err.Error(), "line break") {
+			t.Errorf("a store address ending with a newline: %v, want the problem named", err)
+		}
 	}
 }
 
