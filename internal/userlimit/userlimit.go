@@ -89,13 +89,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sid != "" {
 		h.touch(user, sid)
 	}
-	// Every answer is read for a session id: one that differs from the
-	// request's is a new session, whatever the request carried (a backend
-	// may open one for an initialize that names a session it never had).
+	// Every answer is read for a session id: one the user does not hold
+	// yet is a new session, whatever the request carried (a backend may
+	// open one for an initialize that names a session it never had, or
+	// take the id the request named as the new session's).
 	sw := &sessionWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
 	switch {
-	case sw.session != "" && sw.session != sid:
+	case sw.session != "" && !h.holds(user, sw.session):
 		if old := h.add(user, sw.session); old != "" {
 			h.opts.Logger.Info("session ended: the user opened more than allowed", "resource", h.opts.Resource, "user", user, "max", h.opts.MaxSessions)
 			// Not on this request's time: its answer may still be open.
@@ -158,6 +159,18 @@ func (h *handler) add(user, id string) string {
 	}
 	delete(u.sessions, oldest)
 	return oldest
+}
+
+// holds reports whether user holds the session id.
+func (h *handler) holds(user, id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u := h.users[user]
+	if u == nil {
+		return false
+	}
+	_, ok := u.sessions[id]
+	return ok
 }
 
 func (h *handler) forget(user, id string) {

@@ -236,3 +236,40 @@ func TestSEC35_NewSessionCountedWhateverTheRequestNamed(t *testing.T) {
 		}
 	}
 }
+
+// SEC-35: a backend that takes the id a request named as its new
+// session's (an initialize carrying a made-up Mcp-Session-Id, answered
+// with the same) opens a session all the same: counted, and over the cap
+// the least recently used ends. Fails before this change: an answer's id
+// equal to the request's was never counted, and alice held as many
+// sessions as she made up ids.
+func TestSEC35_AdoptedSessionIDCounted(t *testing.T) {
+	var deleted atomic.Int32
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			deleted.Add(1)
+			return
+		}
+		w.Header().Set("Mcp-Session-Id", r.Header.Get("Mcp-Session-Id"))
+		w.WriteHeader(http.StatusOK)
+	})
+	srv := front(t, backend, Options{MaxSessions: 2})
+	for i := range 5 {
+		if resp, b := do(t, http.MethodPost, srv.URL, fmt.Sprintf("made-up-%d", i), "", initialize); resp.StatusCode != 200 {
+			t.Fatalf("initialize %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	// Used again, a held session is not counted again.
+	if resp, b := do(t, http.MethodPost, srv.URL, "made-up-4", "", initialize); resp.StatusCode != 200 {
+		t.Fatalf("a held session used again: %d %s", resp.StatusCode, b)
+	}
+	for deadline := time.Now().Add(10 * time.Second); deleted.Load() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions ended after 5 adopted with a cap of 2, want 3", deleted.Load())
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := deleted.Load(); n != 3 {
+		t.Fatalf("%d sessions ended, want 3: a held session used again was counted as new", n)
+	}
+}
