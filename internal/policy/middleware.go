@@ -229,13 +229,19 @@ func (x *exchange) withinLimits(w http.ResponseWriter) bool {
 	}
 	secs := max(int((wait+time.Second-1)/time.Second), 1)
 	x.h.log.Info("tool call rate limited", "tool", safetext.Clip(tool, audit.MaxToolName), "user", user, "client_id", client, "resource", x.h.resource, "retry_after", secs)
-	msg := "rate limited: " + tool + "; try again in " + strconv.Itoa(secs) + " s"
+	// Every call gets the rate limited error, to retry after the wait;
+	// only the limited tool's own calls name it (clipped), as in refuse.
+	again := "; try again in " + strconv.Itoa(secs) + " s"
+	limited := "rate limited: " + safetext.Clip(tool, audit.MaxToolName) + again
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	x.answerAll(w, audit.RateLimited, func(out []byte, m *jsonrpc.Message) []byte {
-		if m.Method == "tools/call" {
-			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeRateLimited, msg)
+		switch {
+		case m.Method == "tools/call" && m.Name == tool:
+			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeRateLimited, limited)
+		case m.Method == "tools/call":
+			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeRateLimited, "rate limited: the batch calls a tool that is"+again)
 		}
-		return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is rate limited: "+tool)
+		return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is rate limited")
 	})
 	return false
 }
@@ -308,14 +314,16 @@ func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
 
 // refuse answers a request that calls a denied tool without forwarding
 // any of it: the call gets -32602 "tool not allowed"; in a batch, every
-// other request is refused with it.
+// other request is refused with it. An answer names a tool only in the
+// answer to its own call, clipped: a name repeated in every other
+// request's answer would make one small batch an answer of gigabytes.
 func (x *exchange) refuse(w http.ResponseWriter, denied string) {
-	x.h.log.Info("tool call denied by policy", "tool", denied, "user", userID(x.caller), "resource", x.h.resource)
+	x.h.log.Info("tool call denied by policy", "tool", safetext.Clip(denied, audit.MaxToolName), "user", userID(x.caller), "resource", x.h.resource)
 	x.answerAll(w, audit.Denied, func(out []byte, m *jsonrpc.Message) []byte {
 		if m.Method == "tools/call" && !x.h.policy.Allowed(x.caller, m.Name) {
-			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+m.Name)
+			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+safetext.Clip(m.Name, audit.MaxToolName))
 		}
-		return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is not allowed: "+denied)
+		return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidRequest, "batch refused: it calls a tool that is not allowed")
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -558,10 +559,10 @@ func TestBatchRateLimitedRefusedWhole(t *testing.T) {
 	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 || len(out) != 3 || resp.Header.Get("Retry-After") != "3" {
 		t.Fatalf("%d Retry-After %q %s %v; want 200, Retry-After 3 and three errors", resp.StatusCode, resp.Header.Get("Retry-After"), b, err)
 	}
-	const msg = "rate limited: slow; try again in 3 s"
-	if string(out[0].ID) != "1" || out[0].Error.Code != -32029 || out[0].Error.Message != msg || out[1].Error.Code != -32600 ||
+	const msg, other = "rate limited: slow; try again in 3 s", "rate limited: the batch calls a tool that is; try again in 3 s"
+	if string(out[0].ID) != "1" || out[0].Error.Code != -32029 || out[0].Error.Message != other || out[1].Error.Code != -32600 ||
 		string(out[2].ID) != "2" || out[2].Error.Code != -32029 || out[2].Error.Message != msg {
-		t.Errorf("%s; want -32029 %q for ids 1 and 2, -32600 for the list", b, msg)
+		t.Errorf("%s; want -32029 %q for id 2, %q for id 1, -32600 for the list", b, msg, other)
 	}
 	if be.hits.Load() != 0 {
 		t.Error("forwarded, want the whole batch refused")
@@ -608,5 +609,45 @@ func TestAuditToolNameBounded(t *testing.T) {
 	}
 	if got := ev[0].Tool; len(got) > audit.MaxToolName+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
 		t.Errorf("the audit event's tool: %d bytes %q…, want at most %d bytes of the name, cut on a character, marked", len(got), got[:min(len(got), 20)], audit.MaxToolName)
+	}
+}
+
+// A refused batch's answer is about as large as the batch, whatever the
+// names it calls: a long denied or rate limited name is named, clipped,
+// only in the answer to its own call. Fails before this change: every
+// other request's error repeated the whole name, and a batch of 150 KB
+// was answered with over 250 MB.
+func TestRefusedBatchAnswerBounded(t *testing.T) {
+	limit := func(user, client string, tools []string) (string, time.Duration) { return tools[0], time.Second }
+	for _, tc := range []struct {
+		what string
+		opts Options
+	}{
+		{"denied", Options{Policy: testPolicy()}},
+		{"rate limited", Options{Limit: limit}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Error("forwarded, want the batch refused") }), tc.opts)
+			var b bytes.Buffer
+			b.WriteString(`[{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"`)
+			b.WriteString(strings.Repeat("x", 64<<10))
+			b.WriteString(`"}}`)
+			for i := 1; i <= 1000; i++ {
+				fmt.Fprintf(&b, `,{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"a"}},{"jsonrpc":"2.0","id":"p%d","method":"ping"}`, i, i)
+			}
+			b.WriteString("]")
+			req := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(b.Bytes()))
+			req.Header.Set("Content-Type", "application/json")
+			req = req.WithContext(identity.WithCaller(req.Context(), bob))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			var out []rpcError
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out) != 2001 {
+				t.Fatalf("%d answers (%v), want 2001 errors", len(out), err)
+			}
+			if n := rec.Body.Len(); n > 2*b.Len() {
+				t.Errorf("a batch of %d bytes answered with %d, want at most twice its size", b.Len(), n)
+			}
+		})
 	}
 }
