@@ -40,7 +40,10 @@ const (
 	baseBackoff   = time.Second
 	maxBackoff    = 30 * time.Second
 	failureWindow = 15 * time.Minute
-	maxEntries    = 10000
+	// checkingWait is the wait a login is told when as many of its name
+	// are being checked as its failures left allow: about one check.
+	checkingWait = time.Second
+	maxEntries   = 10000
 )
 
 // maxPasswordLen is bcrypt's limit: it ignores everything past 72 bytes.
@@ -86,6 +89,7 @@ type Connector struct {
 
 	mu        sync.Mutex
 	failures  map[string]*failure // key: throttleKey(username)
+	checking  map[string]int      // logins of a key whose password is being checked
 	lastSweep time.Time
 }
 
@@ -105,6 +109,7 @@ func New(users UserStore, opts Options) *Connector {
 		now:      opts.Now,
 		log:      opts.Logger,
 		failures: make(map[string]*failure),
+		checking: make(map[string]int),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -375,10 +380,12 @@ func (c *Connector) LoginKnownDevice(ctx context.Context, username, password, de
 
 // login is Login with the failures counted under key.
 func (c *Connector) login(ctx context.Context, username, password, key string) (identity.User, error) {
-	if wait, known := c.lockedFor(key); wait > 0 {
+	wait, known := c.begin(key)
+	if wait > 0 {
 		c.log.WarnContext(ctx, "local login throttled", "user", upstream.LogName(username, known), "retry_after", wait)
 		return identity.User{}, fmt.Errorf("local: login throttled for %s: %w", wait.Round(time.Second), ErrThrottled)
 	}
+	defer c.end(key)
 
 	hash, reason, known := dummyHash, "", false
 	var groups []string
@@ -464,24 +471,40 @@ func throttleKey(username string) string {
 	return strings.ToLower(username)
 }
 
-// lockedFor returns how long key stays locked, or 0, and whether the
-// failures were for an existing account.
-func (c *Connector) lockedFor(key string) (time.Duration, bool) {
+// begin starts a login's check of key, or returns how long key stays
+// locked (with whether the failures were for an existing account). The
+// logins being checked count as failures to come: no more run at once
+// than the failures key has left before its pause, and one once it has
+// none, so that guesses posted together are not all checked before the
+// first of them fails (SEC-125). end must follow a begin that returns 0.
+func (c *Connector) begin(key string) (time.Duration, bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f := c.failures[key]
-	if f == nil {
-		return 0, false
+	count, known := 0, false
+	if f := c.failures[key]; f != nil {
+		if now.Sub(f.last) > failureWindow {
+			delete(c.failures, key)
+		} else if now.Before(f.until) {
+			return f.until.Sub(now), f.known
+		} else {
+			count, known = f.count, f.known
+		}
 	}
-	if now.Sub(f.last) > failureWindow {
-		delete(c.failures, key)
-		return 0, false
+	if c.checking[key] >= max(maxFailures-count, 1) {
+		return checkingWait, known
 	}
-	if now.Before(f.until) {
-		return f.until.Sub(now), f.known
-	}
+	c.checking[key]++
 	return 0, false
+}
+
+// end ends a login's check that begin started.
+func (c *Connector) end(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.checking[key]--; c.checking[key] <= 0 {
+		delete(c.checking, key)
+	}
 }
 
 // failed records a failure for key and returns the failure count.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,8 +468,10 @@ func TestThrottleWindowExpires(t *testing.T) {
 		c.failed("bob", true)
 	}
 	clk.Advance(failureWindow + time.Second)
-	if d, _ := c.lockedFor("bob"); d != 0 {
+	if d, _ := c.begin("bob"); d != 0 {
 		t.Errorf("bob still locked for %v after the window, want 0", d)
+	} else {
+		c.end("bob")
 	}
 	c.mu.Lock()
 	_, ok := c.failures["bob"]
@@ -796,5 +799,48 @@ func TestSEC130_ChangeDuringLoginRefused(t *testing.T) {
 				t.Fatalf("the next login: %+v, %v; want success in groups %v", u, err, tc.changed.Groups)
 			}
 		})
+	}
+}
+
+// SEC-125: guesses posted together are not all checked before the first
+// of them fails: no more are checked at once than the failures the name
+// has left before its pause, and the others are told to wait, so that a
+// burst of 50 gets no more than 5 guesses checked, the right password
+// among the rest not at all. Fails before this change: all 50 were
+// checked, the lock being read before any of them had failed.
+func TestSEC125_ParallelGuessesCheckedNoFasterThanOneByOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _, _ := newTestConnector(t)
+	if err := c.SetUser(ctx, "alice", fastHash(t, "right password")); err != nil {
+		t.Fatal(err)
+	}
+	var wrong, throttled, in atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 50 {
+		wg.Go(func() {
+			<-start
+			pw := fmt.Sprintf("guess %d", i)
+			if i == 49 {
+				pw = "right password"
+			}
+			_, err := c.Login(ctx, "alice", pw)
+			switch {
+			case err == nil:
+				in.Add(1)
+			case errors.Is(err, ErrThrottled):
+				throttled.Add(1)
+			case errors.Is(err, upstream.ErrInvalidCredentials):
+				wrong.Add(1)
+			default:
+				t.Errorf("guess %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := wrong.Load() + in.Load(); n > maxFailures {
+		t.Errorf("%d of 50 guesses posted together were checked (%d wrong, %d right), want at most %d; %d told to wait", n, wrong.Load(), in.Load(), maxFailures, throttled.Load())
 	}
 }
