@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -870,6 +871,68 @@ func TestSESS3_SessionBoundToOpener(t *testing.T) {
 	}
 	if s := status(asAlice, "POST", "sess-A"); s != 404 {
 		t.Fatalf("a deleted session still works: %d", s)
+	}
+}
+
+// SEC-35, SESS-3: a DELETE ends the session's binding whatever the
+// upstream answers short of failing: one that refuses DELETE (405, as MCP
+// allows) keeps the session on its side, but the gateway no longer lets
+// anyone use it, so that the per-user cap, which ends sessions with a
+// DELETE, holds. A failed DELETE (5xx) keeps the binding. Fails before
+// this change: after the 405 the session still worked.
+func TestDeleteRefusedByUpstreamEndsBinding(t *testing.T) {
+	var fail atomic.Bool
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			if fail.Load() {
+				http.Error(w, "down", http.StatusBadGateway)
+				return
+			}
+			http.Error(w, "sessions end on their own", http.StatusMethodNotAllowed)
+			return
+		}
+		if sid := r.Header.Get("Mcp-Session-Id"); sid == "" {
+			w.Header().Set("Mcp-Session-Id", "sess-"+r.URL.Query().Get("n"))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	h, err := New(Options{Upstream: mustURL(t, be.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(asGuard(h, alice))
+	t.Cleanup(srv.Close)
+	status := func(method, query, sid string) int {
+		req, _ := http.NewRequest(method, srv.URL+query, strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	for _, n := range []string{"A", "B"} {
+		if s := status("POST", "?n="+n, ""); s != 200 {
+			t.Fatalf("opening session %s: %d", n, s)
+		}
+	}
+	if s := status("DELETE", "", "sess-A"); s != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE refused by the upstream: %d, want its 405", s)
+	}
+	if s := status("POST", "", "sess-A"); s != 404 {
+		t.Errorf("a session whose DELETE the upstream refused: %d, want 404 (the binding ended)", s)
+	}
+	fail.Store(true)
+	if s := status("DELETE", "", "sess-B"); s != http.StatusBadGateway {
+		t.Fatalf("DELETE failing upstream: %d, want its 502", s)
+	}
+	if s := status("POST", "", "sess-B"); s != 200 {
+		t.Errorf("a session whose DELETE failed upstream: %d, want 200 (still bound)", s)
 	}
 }
 

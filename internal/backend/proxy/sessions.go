@@ -214,12 +214,16 @@ var errNoSession = errorBody(-32001, "session not found")
 const sessionHeader = "Mcp-Session-Id"
 
 // recordSession binds a session id the upstream hands out to the caller of
-// the request that got it, marks a session used, and forgets one that a
-// successful DELETE ended or that the upstream answered 404 (it ended it,
-// perhaps through another replica, or forgot it).
+// the request that got it, marks a session used, and forgets one that the
+// upstream answered 404 (it ended it, perhaps through another replica, or
+// forgot it) or that a DELETE asked to end, whatever the upstream said
+// short of failing: a DELETE says the client is done with it, and the
+// per-user cap ends sessions with one (SEC-35), which an upstream that
+// refuses DELETE (405, as MCP allows) must not turn into sessions a user
+// keeps beyond the cap.
 func (h *handler) recordSession(ctx context.Context, method string, reqHeader http.Header, caller string, resp *http.Response) {
 	sid := reqHeader.Get(sessionHeader)
-	if sid != "" && resp.StatusCode == http.StatusNotFound {
+	if sid != "" && (resp.StatusCode == http.StatusNotFound || method == http.MethodDelete && resp.StatusCode < 500) {
 		h.sessions.forget(ctx, sid)
 		return
 	}
@@ -229,11 +233,7 @@ func (h *handler) recordSession(ctx context.Context, method string, reqHeader ht
 	if id := resp.Header.Get(sessionHeader); id != "" {
 		h.sessions.bind(ctx, id, caller)
 	}
-	switch {
-	case sid == "":
-	case method == http.MethodDelete:
-		h.sessions.forget(ctx, sid)
-	default:
+	if sid != "" {
 		h.sessions.used(ctx, sid, caller)
 	}
 }
