@@ -98,6 +98,7 @@ type entry struct {
 // call is one fetch shared by every concurrent Client call for its URL.
 type call struct {
 	done    chan struct{}
+	cancel  context.CancelFunc // ends the fetch once no caller waits
 	waiters int
 	client  *store.Client
 	err     error
@@ -161,7 +162,10 @@ func New(opts Options) *Fetcher {
 //
 // Concurrent calls for the same URL share one fetch. That fetch runs
 // under ctx's values but not its cancellation, bounded by Options.Timeout;
-// a caller whose ctx ends stops waiting for it.
+// a caller whose ctx ends stops waiting for it, and the fetch ends when
+// no caller waits any more: a request dropped at once must not leave the
+// gateway fetching (made-up URLs, each a fetch of its own, would keep any
+// number of them running for one connection at a time).
 func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, error) {
 	if err := ValidateClientIDURL(clientID); err != nil {
 		return nil, err
@@ -177,9 +181,10 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, e
 	}
 	c, ok := f.calls[clientID]
 	if !ok {
-		c = &call{done: make(chan struct{})}
+		fetchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		c = &call{done: make(chan struct{}), cancel: cancel}
 		f.calls[clientID] = c
-		go f.run(context.WithoutCancel(ctx), clientID, c)
+		go f.run(fetchCtx, clientID, c)
 	}
 	c.waiters++
 	f.mu.Unlock()
@@ -191,19 +196,34 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, e
 		}
 		return cloneClient(c.client), nil
 	case <-ctx.Done():
+		f.mu.Lock()
+		if c.waiters--; c.waiters == 0 {
+			// Nobody waits: the fetch ends, and a later call starts anew.
+			c.cancel()
+			if f.calls[clientID] == c {
+				delete(f.calls, clientID)
+			}
+		}
+		f.mu.Unlock()
 		return nil, documentNames.unreachable(ctx.Err())
 	}
 }
 
 func (f *Fetcher) run(ctx context.Context, clientID string, c *call) {
+	defer c.cancel()
 	client, ttl, storable, err := f.fetch(ctx, clientID)
 	f.mu.Lock()
-	delete(f.calls, clientID)
+	if f.calls[clientID] == c {
+		delete(f.calls, clientID)
+	}
 	if err == nil && storable {
 		f.put(clientID, client, f.opts.Now().Add(ttl))
 	}
 	f.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		f.log.Debug("cimd: fetch abandoned: no caller waits for it", "client_id", clientID)
+	case err != nil:
 		attrs := []any{"client_id", clientID, "err", err.Error()}
 		var e *Error
 		if errors.As(err, &e) {
@@ -213,7 +233,7 @@ func (f *Fetcher) run(ctx context.Context, clientID string, c *call) {
 			}
 		}
 		f.log.Info("cimd: client metadata rejected", attrs...)
-	} else {
+	default:
 		f.log.Info("cimd: client metadata fetched", "client_id", clientID, "client_name", client.Name, "cache_ttl", ttl, "cached", storable)
 	}
 	c.client, c.err = client, err
