@@ -59,8 +59,8 @@ func TestGrantsRevokeForgetsConsent(t *testing.T) {
 // SEC-93: an account serve's local_users set is refused by users passwd
 // even when the command is not given the same settings (serve would put
 // the configured password back at its next start); once local_users no
-// longer lists it, serve's next start takes the mark off and it is the
-// store's to change.
+// longer lists it, serve's next start takes the mark off, disables it and
+// revokes its grants (SEC-147), and it is the store's to change.
 func TestConfiguredAccountRefusedWithoutItsSettings(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -92,11 +92,29 @@ func TestConfiguredAccountRefusedWithoutItsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
+	if err := st.CreateClient(ctx, &store.Client{ID: "c1", RedirectURIs: []string{"http://127.0.0.1:1/cb"}, TokenEndpointAuthMethod: "none", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateGrant(ctx, &store.Grant{ID: "g1", ClientID: "c1", User: identity.User{ID: "local:alice"}, Resource: "/mcp", CreatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := setConfiguredUsers(ctx, &serveCfg, st, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
+	}
+	// SEC-147: out of the list, the account is disabled and its grants
+	// revoked.
+	if u, err := st.GetLocalUser(ctx, "alice"); err != nil || u.DisabledAt.IsZero() || u.Configured {
+		t.Errorf("alice once local_users no longer lists her: %+v %v, want disabled and no longer marked", u, err)
+	}
+	if g, err := st.GetGrant(ctx, "g1"); err != nil || g.RevokedAt.IsZero() {
+		t.Errorf("alice's grant once local_users no longer lists her: %+v %v, want revoked", g, err)
 	}
 	st.Close()
 	if err := Admin(ctx, &bare, passwd, io.Discard); err != nil {
 		t.Errorf("users passwd once local_users no longer lists the account: %v, want it done", err)
+	}
+	if err := Admin(ctx, &bare, AdminCommand{Noun: "users", Verb: "enable", Arg: "alice"}, io.Discard); err != nil {
+		t.Errorf("users enable once local_users no longer lists the account: %v, want it done", err)
 	}
 }

@@ -411,8 +411,10 @@ func storeKind(dsn string) string {
 
 // setConfiguredUsers writes local_users' accounts into the store, marked as
 // the configuration's (the admin commands refuse to change them, since the
-// next start would put them back), and takes the mark off an account that
-// local_users no longer lists, which is then the store's alone.
+// next start would put them back). An account that local_users no longer
+// lists is disabled, its grants revoked and its sessions ended (SEC-147):
+// taking someone out of the list takes away their access, as an operator
+// expects; `mcpgate users enable` keeps the account as the store's own.
 func setConfiguredUsers(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) error {
 	lc := local.New(st, local.Options{Logger: log})
 	listed := map[string]bool{}
@@ -431,12 +433,22 @@ func setConfiguredUsers(ctx context.Context, cfg *config.Config, st store.Store,
 		return fmt.Errorf("local users: %w", err)
 	}
 	for _, u := range users {
-		if u.Configured && !listed[u.Name] {
-			u.Configured = false
-			if err := st.PutLocalUser(ctx, u); err != nil {
-				return fmt.Errorf("local user %s: %w", u.Name, err)
-			}
+		if !u.Configured || listed[u.Name] {
+			continue
 		}
+		u.Configured = false
+		if err := st.PutLocalUser(ctx, u); err != nil {
+			return fmt.Errorf("local user %s: %w", u.Name, err)
+		}
+		if !u.DisabledAt.IsZero() {
+			continue
+		}
+		revoked, err := st.DisableLocalUser(ctx, u.Name, time.Now())
+		if err != nil {
+			return fmt.Errorf("local user %s: disabling it: %w", u.Name, err)
+		}
+		log.Warn("local user no longer in local_users: disabled, its grants revoked; mcpgate users enable keeps it as the store's own",
+			"user", u.Name, "grants_revoked", len(revoked))
 	}
 	return nil
 }
