@@ -22,22 +22,10 @@ import (
 func TestSEC111_AdminGroupsThroughOIDC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, base := loopback(t)
-	op := oidctest.Start(t, oidctest.Options{
-		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
-		Users: []oidctest.User{
-			{Sub: "u-ops", Email: "olga@corp.example", EmailVerified: true, Username: "olga", Groups: []string{"ops"}, Password: "olga-pw"},
-			{Sub: "admin", Email: "adam@corp.example", EmailVerified: true, Username: "admin", Groups: []string{"devs"}, Password: "adam-pw"},
-		},
-	})
-	con, err := oidc.New(ctx, oidc.Config{Name: "oidc", Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
-		c.Connectors = []upstream.Connector{con}
-		c.AdminGroups = []string{"ops"}
-	})
+	g, _, base := adminConsoleThroughOIDC(t, ctx,
+		oidctest.User{Sub: "u-ops", Email: "olga@corp.example", EmailVerified: true, Username: "olga", Groups: []string{"ops"}, Password: "olga-pw"},
+		oidctest.User{Sub: "admin", Email: "adam@corp.example", EmailVerified: true, Username: "admin", Groups: []string{"devs"}, Password: "adam-pw"},
+	)
 	signIn := func(sub, pw string) *http.Client {
 		t.Helper()
 		b := browser.New(sub, pw)
@@ -68,20 +56,8 @@ func TestSEC111_AdminGroupsThroughOIDC(t *testing.T) {
 func TestSEC144_AdminConsoleAsksForARecentSignIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ln, base := loopback(t)
 	olga := oidctest.User{Sub: "u-ops", Email: "olga@corp.example", EmailVerified: true, Username: "olga", Groups: []string{"ops"}, Password: "olga-pw"}
-	op := oidctest.Start(t, oidctest.Options{
-		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
-		Users:   []oidctest.User{olga},
-	})
-	con, err := oidc.New(ctx, oidc.Config{Name: "oidc", Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
-		c.Connectors = []upstream.Connector{con}
-		c.AdminGroups = []string{"ops"}
-	})
+	g, op, base := adminConsoleThroughOIDC(t, ctx, olga)
 	b := browser.New("u-ops", "olga-pw")
 	walk := func() {
 		t.Helper()
@@ -129,6 +105,27 @@ func TestSEC144_AdminConsoleAsksForARecentSignIn(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+}
+
+// adminConsoleThroughOIDC starts an OpenID provider with users and a
+// gateway that logs people in there only, with admin group ops; it
+// returns the gateway, the provider and the gateway's base URL.
+func adminConsoleThroughOIDC(t *testing.T, ctx context.Context, users ...oidctest.User) (*gw, *oidctest.Provider, string) {
+	t.Helper()
+	ln, base := loopback(t)
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
+		Users:   users,
+	})
+	con, err := oidc.New(ctx, oidc.Config{Name: "oidc", Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
+		c.Connectors = []upstream.Connector{con}
+		c.AdminGroups = []string{"ops"}
+	})
+	return g, op, base
 }
 
 // sessionCookieOf returns the gateway's session cookie in c's jar.

@@ -201,22 +201,10 @@ func TestRevoke_SurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { restarted.Close(context.Background()) })
-	// The same issuer: the request names the first gateway's loopback
-	// host, which the issuer follows.
-	mcp := func(token string) int {
-		req := httptest.NewRequest("POST", g.url+"/mcp", strings.NewReader(
-			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Authorization", "Bearer "+token)
-		rec := httptest.NewRecorder()
-		restarted.ServeHTTP(rec, req)
-		return rec.Code
-	}
-	if code := mcp(kept.AccessToken); code != 200 {
+	if code := initializeStatus(restarted, g.url, kept.AccessToken); code != 200 {
 		t.Fatalf("after the restart, an unrevoked access token is refused: %d, want 200", code)
 	}
-	if code := mcp(revoked.AccessToken); code != 401 {
+	if code := initializeStatus(restarted, g.url, revoked.AccessToken); code != 401 {
 		t.Fatalf("after the restart, the revoked access token works again: %d, want 401", code)
 	}
 }
@@ -252,16 +240,24 @@ func TestSEC80_RestartReadsRevocationsOfALaggingClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { restarted.Close(context.Background()) })
-	req := httptest.NewRequest("POST", g.url+"/mcp", strings.NewReader(
+	if code := initializeStatus(restarted, g.url, tok.AccessToken); code != http.StatusUnauthorized {
+		t.Fatalf("after the restart, the access token of a grant revoked by a lagging clock: %d, want 401", code)
+	}
+}
+
+// initializeStatus sends an MCP initialize with token to gateway, at
+// base's /mcp (the same issuer as the gateway that minted the token: the
+// request names its loopback host, which the issuer follows), and
+// returns the status.
+func initializeStatus(gateway http.Handler, base, token string) int {
+	req := httptest.NewRequest("POST", base+"/mcp", strings.NewReader(
 		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	rec := httptest.NewRecorder()
-	restarted.ServeHTTP(rec, req)
-	if rec.Code != http.StatusUnauthorized {
-		t.Fatalf("after the restart, the access token of a grant revoked by a lagging clock: %d, want 401", rec.Code)
-	}
+	gateway.ServeHTTP(rec, req)
+	return rec.Code
 }
 
 // secretKey is the key newGateway gives every gateway.

@@ -846,17 +846,7 @@ func TestSESS3_SessionBoundToOpener(t *testing.T) {
 	if resp.Header.Get("Mcp-Session-Id") != "sess-A" {
 		t.Fatalf("session id not passed through: %q", resp.Header.Get("Mcp-Session-Id"))
 	}
-	status := func(srv *httptest.Server, method, sid string) int {
-		req, _ := http.NewRequest(method, srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Mcp-Session-Id", sid)
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		return r.StatusCode
-	}
+	status := func(srv *httptest.Server, method, sid string) int { return sessionStatus(t, srv.URL, method, sid) }
 	if s := status(asBob, "POST", "sess-A"); s != 404 {
 		t.Fatalf("bob used alice's session: %d", s)
 	}
@@ -903,19 +893,7 @@ func TestDeleteRefusedByUpstreamEndsBinding(t *testing.T) {
 	}
 	srv := httptest.NewServer(asGuard(h, alice))
 	t.Cleanup(srv.Close)
-	status := func(method, query, sid string) int {
-		req, _ := http.NewRequest(method, srv.URL+query, strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
-		req.Header.Set("Content-Type", "application/json")
-		if sid != "" {
-			req.Header.Set("Mcp-Session-Id", sid)
-		}
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		return r.StatusCode
-	}
+	status := func(method, query, sid string) int { return sessionStatus(t, srv.URL+query, method, sid) }
 	for _, n := range []string{"A", "B"} {
 		if s := status("POST", "?n="+n, ""); s != 200 {
 			t.Fatalf("opening session %s: %d", n, s)
@@ -934,6 +912,23 @@ func TestDeleteRefusedByUpstreamEndsBinding(t *testing.T) {
 	if s := status("POST", "", "sess-B"); s != 200 {
 		t.Errorf("a session whose DELETE failed upstream: %d, want 200 (still bound)", s)
 	}
+}
+
+// sessionStatus sends a ping with method to u in session sid (none if
+// empty) and returns the status.
+func sessionStatus(t *testing.T, u, method, sid string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	return r.StatusCode
 }
 
 func TestSessionOwnersBounded(t *testing.T) {
