@@ -32,12 +32,7 @@ func TestBinaryStdio(t *testing.T) {
 	p := startBinary(t, port, "--data-dir", data, "--local-user", user+":"+password,
 		"--stdio", shellQuote(node)+" "+shellQuote(entry)+" stdio", "--stdio-read-path", packageRoot(entry))
 
-	h, _ := oauthClient(t)
-	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, p.Stderr())
-	}
+	sess := connectWithOAuth(t, ctx, p)
 	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "through the binary"}})
 	if err != nil || res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "through the binary") {
 		t.Fatalf("echo: %v %+v, want the text echoed\n%s", err, res, p.Stderr())
@@ -111,12 +106,7 @@ func TestBinaryStdioEscapedChildEnds(t *testing.T) {
 		`printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"daemon","version":"1"}}}\n' "$id";; esac; done`
 	data := filepath.Join(sharedDir(t), "data")
 	p := startBinary(t, freePort(t), "--data-dir", data, "--local-user", user+":"+password, "--stdio", "/bin/sh -c "+shellQuote(script))
-	h, _ := oauthClient(t)
-	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, p.Stderr())
-	}
+	sess := connectWithOAuth(t, ctx, p)
 	sess.Close()
 	for deadline := time.Now().Add(10 * time.Second); len(sleepers(t, seconds)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -166,12 +156,7 @@ func TestSEC145_StdioServerEndsWithKilledGateway(t *testing.T) {
 		`printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"stubborn","version":"1"}}}\n' "$id";; esac; else sleep 0.2; fi; done`
 	data := filepath.Join(sharedDir(t), "data")
 	p := startBinary(t, freePort(t), "--data-dir", data, "--local-user", user+":"+password, "--stdio", "/bin/sh -c "+shellQuote(script))
-	h, _ := oauthClient(t)
-	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, p.Stderr())
-	}
+	sess := connectWithOAuth(t, ctx, p)
 	defer sess.Close()
 	if len(servers()) == 0 {
 		t.Fatalf("no process of the stdio server (%s) runs after initialize\n%s", marker, p.Stderr())

@@ -31,6 +31,19 @@ func oauthClient(t *testing.T) (*auth.AuthorizationCodeHandler, *browser.Browser
 	return oauthClientAs(t, user, password)
 }
 
+// connectWithOAuth connects a go-sdk client to p's /mcp as alice, through
+// the whole OAuth flow of oauthClient; the caller closes the session.
+func connectWithOAuth(t *testing.T, ctx context.Context, p *process) *mcp.ClientSession {
+	t.Helper()
+	h, _ := oauthClient(t)
+	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, p.Stderr())
+	}
+	return sess
+}
+
 // oauthClientAs is oauthClient for another local user.
 func oauthClientAs(t *testing.T, name, pw string) (*auth.AuthorizationCodeHandler, *browser.Browser) {
 	t.Helper()

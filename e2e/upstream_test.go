@@ -83,12 +83,7 @@ func TestBinaryUpstreamStateless(t *testing.T) {
 
 	port := freePort(t)
 	p := startBinary(t, port, "--data-dir", t.TempDir(), "--local-user", user+":"+password, "--upstream", up.URL+"/mcp")
-	h, _ := oauthClient(t)
-	sess, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", OAuthHandler: h}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, p.Stderr())
-	}
+	sess := connectWithOAuth(t, ctx, p)
 	defer sess.Close()
 	if sess.ID() != "" {
 		t.Fatalf("a stateless upstream got a session id %q through the gateway", sess.ID())
