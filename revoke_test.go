@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream"
 )
@@ -191,16 +192,7 @@ func TestRevoke_SurvivesRestart(t *testing.T) {
 	g.revokeToken(c.ClientID, revoked.AccessToken, "access_token")
 
 	g.clock.Advance(10 * time.Minute)
-	restarted, err := mcpgate.New(context.Background(), mcpgate.Config{
-		Store:      st,
-		SecretKey:  g.secretKey(),
-		Connectors: []upstream.Connector{g.local},
-		Now:        g.clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restarted.Close(context.Background()) })
+	restarted := g.restartOn(st)
 	if code := initializeStatus(restarted, g.url, kept.AccessToken); code != 200 {
 		t.Fatalf("after the restart, an unrevoked access token is refused: %d, want 200", code)
 	}
@@ -230,19 +222,27 @@ func TestSEC80_RestartReadsRevocationsOfALaggingClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.clock.Advance(time.Hour - 10*time.Second)
-	restarted, err := mcpgate.New(ctx, mcpgate.Config{
+	restarted := g.restartOn(st)
+	if code := initializeStatus(restarted, g.url, tok.AccessToken); code != http.StatusUnauthorized {
+		t.Fatalf("after the restart, the access token of a grant revoked by a lagging clock: %d, want 401", code)
+	}
+}
+
+// restartOn starts another gateway on st with g's key, connector and
+// clock: g restarted.
+func (g *gw) restartOn(st store.Store) *mcpgate.Gateway {
+	g.t.Helper()
+	restarted, err := mcpgate.New(context.Background(), mcpgate.Config{
 		Store:      st,
 		SecretKey:  g.secretKey(),
 		Connectors: []upstream.Connector{g.local},
 		Now:        g.clock.Now,
 	})
 	if err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
-	t.Cleanup(func() { restarted.Close(context.Background()) })
-	if code := initializeStatus(restarted, g.url, tok.AccessToken); code != http.StatusUnauthorized {
-		t.Fatalf("after the restart, the access token of a grant revoked by a lagging clock: %d, want 401", code)
-	}
+	g.t.Cleanup(func() { restarted.Close(context.Background()) })
+	return restarted
 }
 
 // initializeStatus sends an MCP initialize with token to gateway, at
