@@ -97,7 +97,7 @@ func whoami(seen *string) func(*mcpgateConfig) {
 func TestAccessLoginByUserID(t *testing.T) {
 	var seen string
 	g := newGateway(t, whoami(&seen), func(c *mcpgateConfig) { c.Access = mcpgate.Access{Users: []string{"local:bob"}} })
-	if err := g.local.SetUser(context.Background(), "bob", bobPassword); err != nil {
+	if err := g.local.SetUser(context.Background(), "bob", hashed(bobPassword)); err != nil {
 		t.Fatal(err)
 	}
 	c := g.register(nil)
@@ -173,7 +173,7 @@ func TestAccessLoginByGroup(t *testing.T) {
 		c.Connectors = []upstream.Connector{groupsConnector{lc, map[string][]string{"local:alice": {"devs", "staff"}, "local:bob": {"devs"}}}}
 		c.Access = mcpgate.Access{Groups: []string{"staff"}}
 	})
-	if err := g.local.SetUser(context.Background(), "bob", bobPassword); err != nil {
+	if err := g.local.SetUser(context.Background(), "bob", hashed(bobPassword)); err != nil {
 		t.Fatal(err)
 	}
 	g.fullFlow() // alice, in staff

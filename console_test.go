@@ -205,7 +205,7 @@ func mustListGrants(t *testing.T, s store.Store, userID string) []*store.Grant {
 // id, posted with a valid form token, is answered 404 and stays live.
 func TestSEC110_OtherUsersGrantRefused(t *testing.T) {
 	g := newGateway(t)
-	if err := g.local.SetUser(context.Background(), "bob", testPassword); err != nil {
+	if err := g.local.SetUser(context.Background(), "bob", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	reg := g.register(nil)
@@ -243,7 +243,7 @@ func TestSEC110_OtherUsersGrantRefused(t *testing.T) {
 func TestSEC108_ConsolePostsNeedFormToken(t *testing.T) {
 	g := newGateway(t)
 	ctx := context.Background()
-	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+	if err := g.local.SetUser(ctx, "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	reg, _, tok := g.fullFlow()
@@ -310,10 +310,10 @@ func TestSEC111_AdminConsole(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.AdminGroups = []string{"ops"} })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+	if err := g.local.SetUser(ctx, "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.local.SetUser(ctx, "carol", testPassword, "ops"); err != nil {
+	if err := g.local.SetUser(ctx, "carol", hashed(testPassword), "ops"); err != nil {
 		t.Fatal(err)
 	}
 	reg, _, tok := g.fullFlow()
@@ -397,7 +397,7 @@ func TestConsoleKeepsAdminMCPResource(t *testing.T) {
 // /admin/NAME, or is taken, is refused.
 func TestMountAdminPage(t *testing.T) {
 	g := newGateway(t)
-	if err := g.local.SetUser(context.Background(), "admin", testPassword); err != nil {
+	if err := g.local.SetUser(context.Background(), "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	var posted atomic.Int32
@@ -462,7 +462,7 @@ func TestMountAdminPage(t *testing.T) {
 func TestAdminGrantsPageBounded(t *testing.T) {
 	g := newGateway(t)
 	ctx := context.Background()
-	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+	if err := g.local.SetUser(ctx, "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 501 {
@@ -487,7 +487,7 @@ func TestAdminConsoleShowsFlows(t *testing.T) {
 	g := newGateway(t, withFlows)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+	if err := g.local.SetUser(ctx, "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	c := g.register(nil)
@@ -524,7 +524,7 @@ func TestAdminConsoleShowsFlows(t *testing.T) {
 func TestAdminClientsPageBounded(t *testing.T) {
 	g := newGateway(t)
 	ctx := context.Background()
-	if err := g.local.SetUser(ctx, "admin", testPassword); err != nil {
+	if err := g.local.SetUser(ctx, "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 501 {
@@ -547,7 +547,7 @@ func TestAdminClientsPageBounded(t *testing.T) {
 // in (SEC-109, SEC-95).
 func TestAdminRevokeAsksAgain(t *testing.T) {
 	g := newGateway(t)
-	if err := g.local.SetUser(context.Background(), "admin", testPassword); err != nil {
+	if err := g.local.SetUser(context.Background(), "admin", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	reg, _, _ := g.fullFlow()

@@ -34,10 +34,10 @@ func manyGroups(n int) []string {
 func TestSEC70_TooManyGroupsRefusedAtLogin(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) { c.MaxGroups = 3 })
 	ctx := context.Background()
-	if err := g.local.SetUser(ctx, testUser, testPassword, "a", "b", "c", "d"); err != nil {
+	if err := g.local.SetUser(ctx, testUser, hashed(testPassword), "a", "b", "c", "d"); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.local.SetUser(ctx, "bob", bobPassword, "a", "b", "c"); err != nil {
+	if err := g.local.SetUser(ctx, "bob", hashed(bobPassword), "a", "b", "c"); err != nil {
 		t.Fatal(err)
 	}
 	c := g.register(nil)
@@ -61,7 +61,7 @@ func TestSEC70_DefaultMaxGroups(t *testing.T) {
 		lc := c.Connectors[0].(*local.Connector)
 		c.Connectors = []upstream.Connector{groupsConnector{lc, map[string][]string{"local:alice": manyGroups(101), "local:bob": manyGroups(100)}}}
 	})
-	if err := g.local.SetUser(context.Background(), "bob", bobPassword); err != nil {
+	if err := g.local.SetUser(context.Background(), "bob", hashed(bobPassword)); err != nil {
 		t.Fatal(err)
 	}
 	c := g.register(nil)

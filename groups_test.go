@@ -42,10 +42,10 @@ func TestLocalUserGroupsReachBackends(t *testing.T) {
 				{Allow: []string{"read"}},
 			}}}}
 	})
-	if err := g.local.SetUser(ctx, testUser, testPassword, "admins", "devs"); err != nil {
+	if err := g.local.SetUser(ctx, testUser, hashed(testPassword), "admins", "devs"); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.local.SetUser(ctx, "bob", testPassword, "devs"); err != nil {
+	if err := g.local.SetUser(ctx, "bob", hashed(testPassword), "devs"); err != nil {
 		t.Fatal(err)
 	}
 	c := g.register(nil)

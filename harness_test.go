@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/identity"
@@ -97,6 +99,22 @@ func loopback(t *testing.T) (net.Listener, string) {
 	return ln, "http://" + ln.Addr().String()
 }
 
+// hashed returns a bcrypt hash of password, made once per test binary:
+// SetUser stores a hash as it is, and under the race detector a hash at
+// bcrypt's cost of 10 takes about a second to make.
+func hashed(password string) string {
+	f, _ := hashes.LoadOrStore(password, sync.OnceValue(func() string {
+		h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+		if err != nil {
+			panic(err)
+		}
+		return string(h)
+	}))
+	return f.(func() string)()
+}
+
+var hashes sync.Map // password → func() string, its hash made once
+
 // newGatewayOn is newGateway serving on ln, when a test must know the
 // gateway's URL before it is built (an upstream's registered callback).
 func newGatewayOn(t *testing.T, ln net.Listener, opts ...gwOption) *gw {
@@ -106,7 +124,7 @@ func newGatewayOn(t *testing.T, ln net.Listener, opts ...gwOption) *gw {
 	clk := &clock{now: time.Now()}
 	logs := &syncBuffer{}
 	lc := local.New(st, local.Options{Now: clk.Now})
-	if err := lc.SetUser(ctx, testUser, testPassword); err != nil {
+	if err := lc.SetUser(ctx, testUser, hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := mcpgate.Config{

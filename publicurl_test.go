@@ -25,7 +25,7 @@ func TestPublicURLBehindProxy(t *testing.T) {
 	ctx := context.Background()
 	st := memory.New()
 	lc := local.New(st, local.Options{})
-	lc.SetUser(ctx, testUser, testPassword)
+	lc.SetUser(ctx, testUser, hashed(testPassword))
 	const public = "https://mcp.example.com"
 	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{9}, 32), PublicURL: public,
 		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.DiscardHandler)})

@@ -64,7 +64,7 @@ func TestSEC101_ToolCallRateLimited(t *testing.T) {
 		c.Audit = events
 		c.RateLimits = []mcpgate.RateLimit{{Tools: []string{"search_*"}, Per: "user", Rate: mcpgate.Rate{N: 2, Per: time.Hour}}}
 	})
-	if err := g.local.SetUser(ctx, "bob", testPassword); err != nil {
+	if err := g.local.SetUser(ctx, "bob", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	c := g.register(nil)

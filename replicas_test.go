@@ -100,7 +100,7 @@ func testSessionsAcrossReplicas(t *testing.T, backend string) {
 	}
 	a := newGateway(t, replica(watch))
 	b := newGateway(t, replica(stB))
-	if err := a.local.SetUser(ctx, "bob", testPassword); err != nil {
+	if err := a.local.SetUser(ctx, "bob", hashed(testPassword)); err != nil {
 		t.Fatal(err)
 	}
 	_, _, alice := a.fullFlow()

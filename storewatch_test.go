@@ -293,7 +293,7 @@ func TestTOK2_MCPNeverTouchesTheStore(t *testing.T) {
 			{Allow: []string{"echo"}, Groups: []string{"sre"}},
 		}}}}
 	})
-	if err := g.local.SetUser(ctx, testUser, testPassword, "admins"); err != nil {
+	if err := g.local.SetUser(ctx, testUser, hashed(testPassword), "admins"); err != nil {
 		t.Fatal(err)
 	}
 	client := g.register(nil)
