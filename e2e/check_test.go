@@ -144,6 +144,8 @@ resources:
 func TestBinaryCheckRed(t *testing.T) {
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	defer notFound.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler()) // a certificate no one signed
+	defer untrusted.Close()
 	closed := freePort(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -154,7 +156,8 @@ oidc_providers:
   - {name: corp, issuer: %s, client_id: mcpgate, client_secret: op-s3cret}
 resources:
   - {path: /mcp, upstream: "http://127.0.0.1:%d/mcp"}
-`, data, user, password, notFound.URL, closed)), 0o600)
+  - {path: /tls, upstream: "%s/mcp?api_key=query-s3cret"}
+`, data, user, password, notFound.URL, closed, untrusted.URL)), 0o600)
 
 	out, errOut, code := runCheck(t, "--config", cfg)
 	if code != 1 {
@@ -166,6 +169,10 @@ resources:
 		fmt.Sprintf("FAIL upstream /mcp http://127.0.0.1:%d/mcp: connection refused", closed),
 		"FAIL provider corp: discovery at "+notFound.URL+": 404 Not Found (not a discovery document)",
 	)
+	// The TLS error quotes the URL: its query is hidden there too.
+	if want := "FAIL upstream /tls " + untrusted.URL + "/mcp?…: "; !strings.Contains(out, want) {
+		t.Errorf("no line beginning %q in the output:\n%s", want, out)
+	}
 	// A data directory that cannot be made (under a file): the store
 	// fails, and nothing is made.
 	file := filepath.Join(dir, "a-file")
@@ -174,7 +181,7 @@ resources:
 	if want := "FAIL store    sqlite " + filepath.Join(file, "data", "mcpgate.db") + ": "; code != 1 || !strings.Contains(bad, want) || !strings.Contains(bad, "not a directory") {
 		t.Errorf("a data directory under a file: exit %d, want 1 and a line starting %q:\n%s", code, want, bad)
 	}
-	for _, secret := range []string{"op-s3cret", password} {
+	for _, secret := range []string{"op-s3cret", password, "query-s3cret"} {
 		if strings.Contains(out+errOut, secret) {
 			t.Errorf("SEC-98: %q in the output of check:\n%s\n%s", secret, out, errOut)
 		}

@@ -275,9 +275,11 @@ func (c *checker) checkUpstream(ctx context.Context, res mcpgate.Resource) {
 		t = &mcp.SSEClientTransport{Endpoint: res.Upstream, HTTPClient: &http.Client{}} // the stream outlives any client timeout
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgate-check", Version: Version}, nil)
+	// An error may quote the URL whole; its query may hold a token.
+	hide := strings.NewReplacer(res.Upstream, shown)
 	sess, err := client.Connect(ctx, t, nil)
 	if err != nil {
-		c.fail("upstream", "%s %s: %s", res.Path, shown, reason(err))
+		c.fail("upstream", "%s %s: %s", res.Path, shown, reason(hiding(err, hide)))
 		return
 	}
 	server, protocol := "a server", "unknown"
@@ -288,7 +290,7 @@ func (c *checker) checkUpstream(ctx context.Context, res mcpgate.Resource) {
 		}
 	}
 	if err := sess.Close(); err != nil {
-		c.fail("upstream", "%s %s: closing the session: %s", res.Path, shown, reason(err))
+		c.fail("upstream", "%s %s: closing the session: %s", res.Path, shown, reason(hiding(err, hide)))
 		return
 	}
 	c.pass("upstream", "%s %s: %s, protocol %s", res.Path, shown, theirs(server), theirs(protocol))
@@ -299,6 +301,19 @@ func (c *checker) checkUpstream(ctx context.Context, res mcpgate.Resource) {
 // replaced, so that it writes no escape sequence to the operator's
 // terminal.
 func theirs(s string) string { return safetext.Printable(upstream.Clip(s)) }
+
+// rewordedError is an error whose text has had something replaced, and
+// which still unwraps to the error it was made from.
+type rewordedError struct {
+	error
+	text string
+}
+
+func (e rewordedError) Error() string { return e.text }
+func (e rewordedError) Unwrap() error { return e.error }
+
+// hiding returns err with its text passed through r.
+func hiding(err error, r *strings.Replacer) error { return rewordedError{err, r.Replace(err.Error())} }
 
 // reason is err in the fewest words that still say what to fix: the
 // system's error ("connection refused") rather than the chain of calls

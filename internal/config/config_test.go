@@ -542,6 +542,8 @@ func TestPostgresStore(t *testing.T) {
 		"postgres://mcpgate:" + pw + "@db:port/mcpgate",
 		"postgres://mcpgate:" + pw + "@db.internal/mcpgate#frag",
 		"postgres://mcpgate:" + pw + "@db.internal/mcpgate?sslmode=verify-full\n", // a secret written with echo
+		"Postgres://mcpgate:" + pw + "@db.internal/mcpgate",                       // a scheme in capitals
+		"host=db.internal user=mcpgate password=" + pw + " dbname=mcpgate",        // libpq's keyword form
 	} {
 		cfg := Defaults()
 		cfg.Store = dsn
@@ -730,11 +732,11 @@ func TestSEC140_FileVariablesMustBeSet(t *testing.T) {
 // store DSN's password; the same secrets from the environment are not.
 func TestSEC141_SecretsOnCommandLine(t *testing.T) {
 	cfg, err := Load([]string{"--local-user", "alice:hunter2-long", "--github-client-secret", "s", "--store", "postgres://u:pw@db/x",
-		"--scope", "mcp"}, env(map[string]string{"MCPGATE_OIDC_CLIENT_SECRET": "from-env"}))
+		"--scope", "mcp", "--stdio-env", "GITHUB_TOKEN=ghp_x"}, env(map[string]string{"MCPGATE_OIDC_CLIENT_SECRET": "from-env"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cfg.SecretsOnCommandLine(), []string{"--github-client-secret", "--local-user", "--store"}; !slices.Equal(got, want) {
+	if got, want := cfg.SecretsOnCommandLine(), []string{"--github-client-secret", "--local-user", "--stdio-env", "--store"}; !slices.Equal(got, want) {
 		t.Errorf("SecretsOnCommandLine() = %v, want %v", got, want)
 	}
 	cfg, err = Load([]string{"--local-user", "alice:$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", "--store", "postgres://u@db/x"}, env(nil))

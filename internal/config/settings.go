@@ -199,7 +199,8 @@ func secretFlags(fs *flag.FlagSet, flagged *Config) []string {
 		switch {
 		case v.s.arg == "SECRET",
 			v.s.flag == "store" && storePassword(flagged.Store),
-			v.s.flag == "local-user" && slices.ContainsFunc(flagged.LocalUsers, clearPassword):
+			v.s.flag == "local-user" && slices.ContainsFunc(flagged.LocalUsers, clearPassword),
+			v.s.flag == "stdio-env": // a stdio server's token, as often as not
 			out = append(out, "--"+v.s.flag)
 		}
 	})

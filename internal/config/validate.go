@@ -124,7 +124,9 @@ func (c *Config) validateStore(p *problems) {
 			p.add("store: a PostgreSQL store is postgres://USER:PASSWORD@HOST[:PORT]/DATABASE[?OPTIONS]")
 		}
 	default:
-		p.add("store: %q must be sqlite:PATH, postgres://USER:PASSWORD@HOST/DATABASE or memory", dsn)
+		// Not echoed: a DSN of another form (a libpq keyword string, a
+		// scheme in capitals, a typo) may hold a password as well.
+		p.add("store: must be sqlite:PATH, postgres://USER:PASSWORD@HOST/DATABASE (the scheme in lower case) or memory; the value given is not shown, as it may hold a password")
 	}
 }
 
