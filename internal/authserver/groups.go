@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -61,6 +62,29 @@ func hasControl(g string) bool {
 		}
 	}
 	return false
+}
+
+// storableUser returns user without a NUL (U+0000) in its profile, which
+// a provider's claims may hold and no store keeps alike: PostgreSQL's
+// jsonb refuses it, and every query that reads users' JSON then fails
+// (the account pages, users disable, a start that disables an account).
+// A name keeps its other characters, a NUL shown as U+FFFD; an email,
+// picture or profile URL with one is dropped, being no address at all.
+// The ID and groups are checked elsewhere (a provider's sub, SEC-71).
+func storableUser(u identity.User) identity.User {
+	const nul = "\x00"
+	u.Name = strings.ReplaceAll(u.Name, nul, "\uFFFD")
+	u.Username = strings.ReplaceAll(u.Username, nul, "\uFFFD")
+	if strings.Contains(u.Email, nul) {
+		u.Email, u.EmailVerified = "", false
+	}
+	if strings.Contains(u.Picture, nul) {
+		u.Picture = ""
+	}
+	if strings.Contains(u.Profile, nul) {
+		u.Profile = ""
+	}
+	return u
 }
 
 // groupsAdmitted reports whether user's groups may be carried; when not,

@@ -122,7 +122,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 // completeUpstream consumes the upstream state (single-use, unexpired,
 // issued for this connector: DEP-6) and finishes the login, a flow of
 // kind. The caller has checked that this browser consented (SEC-1).
-func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, kind flowKind, login func() (identity.User, string, error)) {
+func (s *Server) completeUpstream(w http.ResponseWriter, r *http.Request, issuer, connector string, stateHash []byte, kind flowKind, providerLogin func() (identity.User, string, error)) {
+	login := func() (identity.User, string, error) {
+		user, token, err := providerLogin()
+		return storableUser(user), token, err
+	}
 	req, err := s.store.TakeAuthRequestByUpstreamState(r.Context(), stateHash, s.now())
 	note := noteOf(r.Context())
 	switch {

@@ -202,6 +202,7 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 	case user.ID != grant.User.ID:
 		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("the provider answered for another user"))
 	}
+	user = storableUser(user)
 	sess.User, sess.CheckedAt = user, s.now()
 	sess.Token = s.opts.Sealer.Seal([]byte(next), upstreamAD(grant.ID, sess.Connector, rc))
 	if err := s.store.PutUpstreamSession(ctx, sess); err != nil {

@@ -1,0 +1,67 @@
+package mcpgate_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/internal/oidctest"
+	"github.com/mcpgate/mcpgate/internal/pgtest"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/postgres"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/oidc"
+)
+
+// SEC-148: a provider's display name holding U+0000 is stored with the NUL shown
+// as U+FFFD: PostgreSQL's jsonb refuses a NUL, and with one stored every
+// query that reads users' JSON failed (users disable, the account pages,
+// a start that disables an account) for as long as the person's grant
+// lived. Fails before this change: the grant kept the NUL and
+// DisableLocalUser failed.
+func TestProviderProfileStoredWithoutNUL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := postgres.Open(ctx, pgtest.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ln, base := loopback(t)
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
+		Users:   []oidctest.User{{Sub: "bob", Name: "Bob\x00", Email: "bob@corp.example", EmailVerified: true}},
+	})
+	con, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGatewayOn(t, ln, func(c *mcpgateConfig) {
+		c.Store = st
+		c.Connectors = []upstream.Connector{con}
+	})
+	a := g.newAuth(g.register(nil).ClientID)
+	b := browser.New("", "")
+	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "bob").String(), a.Redirect)
+	if err != nil {
+		t.Fatalf("the provider's callback: %v", err)
+	}
+	if resp, tok := g.exchange(a, done.Query().Get("code")); resp.StatusCode != 200 {
+		t.Fatalf("bob's token: %d %+v", resp.StatusCode, tok)
+	}
+	grants, err := st.ListGrants(ctx, "")
+	if err != nil || len(grants) != 1 || grants[0].User.Name != "Bob\uFFFD" {
+		t.Fatalf("grants: %+v %v, want bob's, named Bob\\uFFFD", grants, err)
+	}
+	if err := st.PutLocalUser(ctx, &store.LocalUser{Name: "carol", PasswordHash: []byte(hashed(testPassword)), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DisableLocalUser(ctx, "carol", time.Now()); err != nil {
+		t.Errorf("users disable with bob's grant stored: %v", err)
+	}
+}
