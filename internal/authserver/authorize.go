@@ -18,6 +18,9 @@ import (
 
 // authorize implements the authorization endpoint (OAuth 2.1 §4.1.1).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	// A POSTed request is as small as one in a URL could be; without a
+	// bound, net/http reads a form of 10 MB, whose state is then stored.
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
 		return

@@ -7,6 +7,7 @@ import "strings"
 // %x21 / %x23-5B / %x5D-7E. Runs of spaces are tolerated (clients send them);
 // any other character makes the whole value invalid (ok is false).
 func ParseScope(s string) (scopes []string, ok bool) {
+	seen := map[string]bool{} // a set, not a scan of scopes: a request may hold thousands
 	for _, tok := range strings.Split(s, " ") {
 		if tok == "" {
 			continue
@@ -17,14 +18,8 @@ func ParseScope(s string) (scopes []string, ok bool) {
 				return nil, false
 			}
 		}
-		dup := false
-		for _, have := range scopes {
-			if have == tok {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		if !seen[tok] {
+			seen[tok] = true
 			scopes = append(scopes, tok)
 		}
 	}
