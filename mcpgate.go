@@ -447,6 +447,14 @@ func (cfg *Config) complete() error {
 	if cfg.AccessTokenTTL < 0 || cfg.RefreshTokenTTL < 0 {
 		return errors.New("mcpgate: token lifetimes must not be negative")
 	}
+	if cfg.PublicURL != "" {
+		// The issuer is the origin: the resources' paths, their access
+		// rules among them, are matched under it.
+		if u, err := url.Parse(cfg.PublicURL); err != nil || u.Scheme == "" || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return errors.New("mcpgate: PublicURL must be an origin only, like https://mcp.example.com (no path, query or user)")
+		}
+	}
 	if cfg.AccessTokenTTL > tokens.MaxLifetime {
 		// The guard refuses a token that lives longer (SEC-142).
 		return fmt.Errorf("mcpgate: AccessTokenTTL %v is longer than the most an access token may live, %v", cfg.AccessTokenTTL, tokens.MaxLifetime)

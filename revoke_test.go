@@ -309,3 +309,15 @@ func TestAccessTokenTTLBounded(t *testing.T) {
 		t.Fatalf("New with AccessTokenTTL 48h: %v, want it refused naming AccessTokenTTL", err)
 	}
 }
+
+// New refuses a PublicURL with a path, as serve's settings do: the
+// resources' paths are matched under the origin, and their access rules
+// would otherwise apply to no request.
+func TestPublicURLIsAnOrigin(t *testing.T) {
+	for _, u := range []string{"https://mcp.example.com/base", "https://mcp.example.com/?x=1", "https://user:pw@mcp.example.com", "mcp.example.com"} {
+		_, err := mcpgate.New(context.Background(), mcpgate.Config{Store: memory.New(), SecretKey: make([]byte, 32), PublicURL: u})
+		if err == nil || !strings.Contains(err.Error(), "PublicURL must be an origin") {
+			t.Errorf("New with PublicURL %s: %v, want it refused", u, err)
+		}
+	}
+}
