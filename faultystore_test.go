@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
@@ -73,4 +75,38 @@ func (s *faultyStore) TakeAuthRequestByUpstreamState(ctx context.Context, hash [
 		return nil, fmt.Errorf("sqlite: take auth request: %w", errDiskFull)
 	}
 	return s.Store.TakeAuthRequestByUpstreamState(ctx, hash, now)
+}
+
+// SEC-12: a grant ended for a misused token while the store refused
+// writes is denied in memory at once, its refresh token too, and revoked
+// in the store as soon as the store takes writes again: a gateway started
+// afterwards refuses its access token. Fails before this change: once the
+// store recovered, the refresh token refreshed, and the restarted gateway
+// accepted the access token.
+func TestSEC12_MisuseRevokedOnceTheStoreTakesIt(t *testing.T) {
+	g := newGateway(t, withFaultyStore)
+	c, _, tok := g.fullFlow()
+	other := g.register(nil)
+	g.faulty().failWrites.Store(true)
+	if resp, _ := g.refresh(other.ClientID, tok.RefreshToken, nil); resp.StatusCode < 400 {
+		t.Fatalf("a refresh by another client: %d, want refused", resp.StatusCode)
+	}
+	g.faulty().failWrites.Store(false)
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the family's refresh after the misuse: %d, want 400 invalid_grant", resp.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		grants, err := g.store.ListGrants(context.Background(), "local:"+testUser)
+		if err == nil && len(grants) == 1 && !grants[0].RevokedAt.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the store took writes again, the grant: %+v %v, want revoked there", grants, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := initializeStatus(g.restartOn(g.store), g.url, tok.AccessToken); code != http.StatusUnauthorized {
+		t.Errorf("a gateway started afterwards, the access token: %d, want 401", code)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -98,17 +99,50 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 // by the time of the second revocation.
 func (s *Server) endReplayed(ctx context.Context, c *store.Code) {
 	s.opts.Revoked(c.GrantID)
-	now := s.now()
-	err := s.store.RevokeGrant(ctx, c.GrantID, now)
-	if errors.Is(err, store.ErrNotFound) {
-		ended := &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
-			Scopes: withoutOfflineAccess(c.Scopes), CreatedAt: now, RevokedAt: now}
-		err = s.store.CreateGrant(ctx, ended, nil)
-		if errors.Is(err, store.ErrConflict) {
-			err = s.store.RevokeGrant(ctx, c.GrantID, now)
+	s.revokeUntilStored(ctx, c.GrantID, "replayed code", func(ctx context.Context) error {
+		now := s.now()
+		err := s.store.RevokeGrant(ctx, c.GrantID, now)
+		if errors.Is(err, store.ErrNotFound) {
+			ended := &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
+				Scopes: withoutOfflineAccess(c.Scopes), CreatedAt: now, RevokedAt: now}
+			err = s.store.CreateGrant(ctx, ended, nil)
+			if errors.Is(err, store.ErrConflict) {
+				err = s.store.RevokeGrant(ctx, c.GrantID, now)
+			}
 		}
+		return err
+	})
+}
+
+// revokeRetryFor is how long a revocation the store refused is tried
+// again, ever less often up to revokeRetryMax apart.
+const (
+	revokeRetryFor = time.Hour
+	revokeRetryMax = 30 * time.Second
+)
+
+// revokeUntilStored runs revoke, a revocation of grantID in the store
+// that this process already denies in memory, and when the store refuses
+// it, runs it again in the background until it is stored (SEC-12): the
+// other replicas, and this one after a restart or once its denylist entry
+// lapses, know of it only from the store.
+func (s *Server) revokeUntilStored(ctx context.Context, grantID, why string, revoke func(context.Context) error) {
+	err := revoke(ctx)
+	if err == nil {
+		return
 	}
-	if err != nil {
-		s.log.Error("revoke grant of replayed code", "grant", c.GrantID, "err", err)
-	}
+	s.log.Error("revoking a grant failed; trying again in the background", "grant", grantID, "why", why, "err", err)
+	go func() {
+		ctx := context.WithoutCancel(ctx)
+		wait, giveUp := time.Second, time.Now().Add(revokeRetryFor)
+		for time.Now().Before(giveUp) {
+			time.Sleep(wait)
+			if err = revoke(ctx); err == nil {
+				s.log.Info("revoked the grant once the store took it", "grant", grantID, "why", why)
+				return
+			}
+			wait = min(2*wait, revokeRetryMax)
+		}
+		s.log.Error("revoking a grant failed for an hour; revoke it with mcpgate grants revoke", "grant", grantID, "why", why, "err", err)
+	}()
 }

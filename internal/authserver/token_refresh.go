@@ -59,6 +59,10 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	case !grant.RevokedAt.IsZero():
 		note.stop("", "the refresh token's grant "+grant.ID+" was revoked at "+grant.RevokedAt.UTC().Format(time.RFC3339)+": the client must authorize again")
 		return nil, errBadRefresh
+	case s.opts.Denied(grant.ID):
+		// Revoked here, its store write not yet taken (revokeUntilStored).
+		note.stop("", "the refresh token's grant "+grant.ID+" was revoked: the client must authorize again")
+		return nil, errBadRefresh
 	}
 	if !s.mayRefresh(ctx, client, grant) {
 		return nil, errBadRefresh
@@ -229,10 +233,13 @@ func (s *Server) stolen(ctx context.Context, client *store.Client, grantID, msg 
 
 // endGrant revokes a grant in the store and its access tokens at once.
 func (s *Server) endGrant(ctx context.Context, grantID string) {
-	if err := s.store.RevokeGrant(ctx, grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Error("revoke grant", "grant", grantID, "err", err.Error())
-	}
 	s.opts.Revoked(grantID)
+	s.revokeUntilStored(ctx, grantID, "token misused", func(ctx context.Context) error {
+		if err := s.store.RevokeGrant(ctx, grantID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
 }
 
 func withoutOfflineAccess(scopes []string) []string {
