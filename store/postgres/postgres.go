@@ -63,6 +63,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	if err := checkIsolation(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
@@ -191,3 +195,21 @@ func affected(tag pgconn.CommandTag, err error) error {
 // change between them in a way no committed history explains (a row that
 // became visible in between); it never loops on a steady state.
 const raceRetries = 3
+
+// checkIsolation refuses a database whose transactions are not READ
+// COMMITTED by default: the single-use steps (a code's redemption, a
+// refresh token's rotation, a login's state) are single statements whose
+// losers, under READ COMMITTED, see the winner's row; under REPEATABLE READ
+// or SERIALIZABLE they fail with a serialization error instead, and a
+// replayed code or refresh token would no longer end its grant.
+func checkIsolation(ctx context.Context, pool *pgxpool.Pool) error {
+	var level string
+	if err := pool.QueryRow(ctx, "SHOW default_transaction_isolation").Scan(&level); err != nil {
+		return fmt.Errorf("postgres: open: %w", err)
+	}
+	if level != "read committed" {
+		return fmt.Errorf("postgres: open: the database's transactions are %s by default; mcpgate needs read committed, PostgreSQL's default: "+
+			"ALTER DATABASE <name> SET default_transaction_isolation = 'read committed' (or the same for mcpgate's role)", level)
+	}
+	return nil
+}

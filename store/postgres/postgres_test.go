@@ -184,3 +184,26 @@ func TestPoolSize(t *testing.T) {
 		t.Errorf("pool size with pool_max_conns=3: %d, want 3", got)
 	}
 }
+
+// A database whose transactions are REPEATABLE READ by default is refused
+// at Open, saying what to change: the single-use steps need READ
+// COMMITTED (under REPEATABLE READ, a concurrent code replay failed with a
+// serialization error and no longer ended its grant).
+func TestOpenRefusesAnotherIsolation(t *testing.T) {
+	dsn := pgtest.Start(t)
+	s := open(t, dsn)
+	var db string
+	if err := s.pool.QueryRow(t.Context(), "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(t.Context(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" SET default_transaction_isolation = 'repeatable read'"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(t.Context(), dsn); err == nil || !strings.Contains(err.Error(), "read committed") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open on a repeatable read database: %v, want it refused naming read committed", err)
+	}
+}
