@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -360,6 +361,9 @@ func TestDeployKubernetesManifests(t *testing.T) {
 		t.Fatalf("%d container ports, want 1", len(c.Ports))
 	}
 	portName, port := c.Ports[0].Name, c.Ports[0].ContainerPort
+	if argValue(t, c.Args, "--max-connections-per-address") == "off" && !slices.Contains(c.Args, "--trusted-proxy") {
+		t.Error("the per-address cap is off for the ingress, but --trusted-proxy does not name it: every client would share its limits")
+	}
 	if listen := argValue(t, c.Args, "--listen"); listen != fmt.Sprintf("0.0.0.0:%d", port) {
 		t.Errorf("--listen %s, want 0.0.0.0:%d, the container port", listen, port)
 	}
