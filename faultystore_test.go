@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,5 +110,38 @@ func TestSEC12_MisuseRevokedOnceTheStoreTakesIt(t *testing.T) {
 	}
 	if code := initializeStatus(g.restartOn(g.store), g.url, tok.AccessToken); code != http.StatusUnauthorized {
 		t.Errorf("a gateway started afterwards, the access token: %d, want 401", code)
+	}
+}
+
+// disablingStore disables the local account whose code it consumes, right
+// after consuming it: an operator's users disable that lands while the
+// code's redemption is on its way to storing the grant.
+type disablingStore struct{ store.Store }
+
+func (s disablingStore) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
+	c, err := s.Store.ConsumeCode(ctx, hash, now)
+	if err == nil {
+		if name, ok := strings.CutPrefix(c.User.ID, "local:"); ok {
+			s.Store.DisableLocalUser(ctx, name, now)
+		}
+	}
+	return c, err
+}
+
+// SEC-93: an account disabled while its code is being redeemed gets no
+// grant: the token request is invalid_grant and nothing live is stored.
+// Fails before this change: the grant was stored after the disabling had
+// revoked the account's grants, and lived, refreshing, for good.
+func TestSEC93_DisabledDuringRedemption(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) { c.Store = disablingStore{c.Store} })
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	if resp, tok := g.exchange(a, code); resp.StatusCode != http.StatusBadRequest || tok.Error != "invalid_grant" {
+		t.Fatalf("the redemption of a code whose account was disabled meanwhile: %d %+v, want 400 invalid_grant", resp.StatusCode, tok)
+	}
+	grants, err := g.store.ListGrants(context.Background(), "local:"+testUser)
+	if err != nil || slices.ContainsFunc(grants, func(gr *store.Grant) bool { return gr.RevokedAt.IsZero() }) {
+		t.Fatalf("grants of the disabled account: %+v %v, want none live", grants, err)
 	}
 }

@@ -15,6 +15,10 @@ var (
 	// ErrConflict: a record with that key exists already, or a
 	// compare-and-set lost (e.g. an upstream state was attached already).
 	ErrConflict = errors.New("store: conflict")
+	// ErrAccountDisabled: CreateGrant was asked for a live grant of a local
+	// account that is disabled (SEC-93): a redemption that began before
+	// DisableLocalUser must not end with a grant the disabling missed.
+	ErrAccountDisabled = errors.New("store: the account is disabled")
 	// ErrCodeReused: ConsumeCode found a code that was consumed before.
 	// The returned *Code is still filled in so the caller can revoke its grant
 	// (PKCE-3).
@@ -314,7 +318,11 @@ type Store interface {
 	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*Code, error)
 
 	// CreateGrant stores a grant and its first refresh token in one
-	// transaction (rt may be nil when no refresh token is issued).
+	// transaction (rt may be nil when no refresh token is issued). A live
+	// grant of a disabled local account (user ID "local:NAME") is refused
+	// with ErrAccountDisabled, serialised with DisableLocalUser: a grant
+	// either exists when DisableLocalUser revokes the account's grants, or
+	// is refused after.
 	CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) error
 	GetGrant(ctx context.Context, id string) (*Grant, error) // revoked grants are returned with RevokedAt set
 	// RotateRefresh replaces the refresh token oldHash by next, atomically,

@@ -79,6 +79,10 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		// A replay of the code stored the grant first, revoked (endReplayed).
 		s.log.Warn("authorization code replayed during its redemption: nothing issued", "client_id", client.ID, "grant", grant.ID)
 		return nil, errBadGrant
+	} else if errors.Is(err, store.ErrAccountDisabled) {
+		// Disabled while this code was on its way (SEC-93).
+		s.log.Warn("authorization code of an account disabled since: nothing issued", "client_id", client.ID, "user", grant.User.ID)
+		return nil, errBadGrant
 	} else if err != nil {
 		return nil, oauth.AsError(err)
 	}

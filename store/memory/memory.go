@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -329,6 +330,11 @@ func (s *Store) CreateGrant(_ context.Context, g *store.Grant, rt *store.Refresh
 	defer s.mu.Unlock()
 	if _, ok := s.grants[g.ID]; ok {
 		return conflict("create grant")
+	}
+	if name, ok := localName(g); ok {
+		if u := s.users[name]; u != nil && !u.DisabledAt.IsZero() {
+			return fmt.Errorf("memory: create grant: %w", store.ErrAccountDisabled)
+		}
 	}
 	if rt != nil {
 		if rt.GrantID != "" && rt.GrantID != g.ID {
@@ -783,4 +789,12 @@ func copySigningKey(k *store.SigningKey) *store.SigningKey {
 	n.Private = bytes.Clone(k.Private)
 	n.Public = bytes.Clone(k.Public)
 	return &n
+}
+
+// localName is the local account whose live grant g would be, if any.
+func localName(g *store.Grant) (string, bool) {
+	if !g.RevokedAt.IsZero() {
+		return "", false
+	}
+	return strings.CutPrefix(g.User.ID, "local:")
 }

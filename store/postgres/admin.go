@@ -29,14 +29,15 @@ const (
 		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
 	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser  = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
-	sqlDisableLocalUser = `WITH u AS (
-		UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN $2 ELSE disabled_at END WHERE name = $1 RETURNING name
-	),
-	s AS (DELETE FROM sessions WHERE (user_json::jsonb)->>'sub' = $3 AND EXISTS (SELECT 1 FROM u)),
-	d AS (DELETE FROM codes WHERE used_at = 0 AND (user_json::jsonb)->>'sub' = $3 AND EXISTS (SELECT 1 FROM u)),
-	r AS (UPDATE grants SET revoked_at = $2 WHERE revoked_at = 0 AND (user_json::jsonb)->>'sub' = $3 AND EXISTS (SELECT 1 FROM u) RETURNING id),
+	// Disabling is two statements in one transaction: the account's row
+	// first, which waits for a CreateGrant that holds it FOR SHARE, then
+	// the rest under a snapshot taken after, which sees that grant.
+	sqlDisableAccount = `UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN $2 ELSE disabled_at END WHERE name = $1 RETURNING name`
+	sqlEndAccount     = `WITH s AS (DELETE FROM sessions WHERE (user_json::jsonb)->>'sub' = $2),
+	d AS (DELETE FROM codes WHERE used_at = 0 AND (user_json::jsonb)->>'sub' = $2),
+	r AS (UPDATE grants SET revoked_at = $1 WHERE revoked_at = 0 AND (user_json::jsonb)->>'sub' = $2 RETURNING id),
 	n AS (SELECT id, pg_notify('` + revokedChannel + `', id) FROM r)
-	SELECT EXISTS (SELECT 1 FROM u), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
+	SELECT coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
 )
 
 func scanClient(row pgx.Row) (*store.Client, error) {
@@ -145,7 +146,18 @@ func (s *Store) DisableLocalUser(ctx context.Context, name string, now time.Time
 	if !storable(name) {
 		return nil, wrap("disable local user", store.ErrNotFound)
 	}
-	return s.revoking(ctx, "disable local user", sqlDisableLocalUser, name, nanos(now), "local:"+name)
+	var ids []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var found string
+		if err := tx.QueryRow(ctx, sqlDisableAccount, name, nanos(now)).Scan(&found); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, sqlEndAccount, nanos(now), "local:"+name).Scan(&ids)
+	})
+	if err != nil {
+		return nil, wrap("disable local user", err)
+	}
+	return nonNil(ids), nil
 }
 
 func nonNil[T any](s []T) []T {

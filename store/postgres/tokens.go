@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,15 +132,30 @@ func scanRefreshGrant(row pgx.Row) (*store.RefreshToken, *store.Grant, error) {
 }
 
 const (
-	sqlInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
-	// A grant and its first refresh token in one statement: a grant id
-	// taken already inserts nothing (no row), a refresh hash taken
-	// already is a unique violation that undoes the grant too.
-	sqlInsertGrantRefresh = `WITH g AS (
-		INSERT INTO grants (` + grantCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id
+	// A grant, refused for a disabled local account ($8 names it, "" for
+	// none): the account's row is read FOR SHARE, so that a disabling in
+	// progress is waited for and seen, and one that comes after waits for
+	// this grant, which its revocation then sees (DisableLocalUser revokes
+	// in a statement of its own, after it has the row). A grant id taken
+	// already inserts nothing.
+	grantUnlessDisabled = `WITH u AS (
+		SELECT disabled_at FROM local_users WHERE name = $8::text FOR SHARE
+	), g AS (
+		INSERT INTO grants (` + grantCols + `)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::bigint
+		WHERE NOT EXISTS (SELECT 1 FROM u WHERE disabled_at <> 0)
+		ON CONFLICT DO NOTHING RETURNING id
+	)`
+	sqlInsertGrant = grantUnlessDisabled + `
+	SELECT EXISTS (SELECT 1 FROM u WHERE disabled_at <> 0), EXISTS (SELECT 1 FROM g)`
+	// A grant and its first refresh token in one statement: a refresh
+	// hash taken already is a unique violation that undoes the grant too.
+	sqlInsertGrantRefresh = grantUnlessDisabled + `, r AS (
+		INSERT INTO refresh_tokens (hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor)
+		SELECT $9::bytea, id, $10::integer, $11::text, $12::bigint, $13::bigint, $14::bigint, $15::bytea FROM g
+		RETURNING 1
 	)
-	INSERT INTO refresh_tokens (hash, grant_id, generation, scopes, created_at, expires_at, rotated_at, successor)
-	SELECT $8::bytea, id, $9::integer, $10::text, $11::bigint, $12::bigint, $13::bigint, $14::bytea FROM g`
+	SELECT EXISTS (SELECT 1 FROM u WHERE disabled_at <> 0), EXISTS (SELECT 1 FROM r)`
 	sqlGetGrant   = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
 	sqlGetRefresh = `SELECT ` + refreshGrantCols + ` FROM refresh_tokens AS r JOIN grants AS g ON g.id = r.grant_id
 		WHERE r.hash = $1 AND (r.expires_at = 0 OR r.expires_at > $2)`
@@ -185,7 +201,14 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 	if err != nil {
 		return fmt.Errorf("postgres: create grant: %w", err)
 	}
-	args := []any{g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt)}
+	local := ""
+	if g.RevokedAt.IsZero() {
+		local, _ = strings.CutPrefix(g.User.ID, "local:")
+		if local == g.User.ID {
+			local = ""
+		}
+	}
+	args := []any{g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt), local}
 	q := sqlInsertGrant
 	if rt != nil {
 		rtScopes, err := encode(rt.Scopes)
@@ -195,8 +218,14 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 		q = sqlInsertGrantRefresh
 		args = append(args, rt.Hash, rt.Generation, rtScopes, nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.RotatedAt), rt.Successor)
 	}
-	if err := inserted(s.pool.Exec(ctx, q, args...)); err != nil {
+	var disabled, done bool
+	switch err := s.pool.QueryRow(ctx, q, args...).Scan(&disabled, &done); {
+	case err != nil:
 		return wrap("create grant", err)
+	case disabled:
+		return wrap("create grant", store.ErrAccountDisabled)
+	case !done:
+		return wrap("create grant", store.ErrConflict)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/store"
@@ -121,6 +122,7 @@ const selectLiveRefresh = `SELECT ` + refreshGrantCols + ` FROM refresh_tokens A
 var (
 	sqlInsertGrant = ws(`INSERT INTO grants (` + grantCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	sqlLocalDisabled = ws(`SELECT disabled_at FROM local_users WHERE name = ?`)
 	sqlInsertRefresh = ws(`INSERT INTO refresh_tokens (` + refreshCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	sqlGetGrant     = rs(`SELECT ` + grantCols + ` FROM grants WHERE id = ?`)
@@ -157,6 +159,17 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 		return fmt.Errorf("sqlite: create grant: %w", err)
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// In the write transaction, which DisableLocalUser's queues behind
+		// or ahead of: the account is read as the disabling left it.
+		if name, ok := localName(g); ok {
+			var disabled int64
+			switch err := s.txRow(ctx, tx, sqlLocalDisabled, name).Scan(&disabled); {
+			case err == nil && disabled != 0:
+				return store.ErrAccountDisabled
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		if err := inserted(s.txExec(ctx, tx, sqlInsertGrant,
 			g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt))); err != nil {
 			return err
@@ -279,4 +292,12 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 		return fmt.Errorf("sqlite: revoke grant: %w", err)
 	}
 	return nil
+}
+
+// localName is the local account whose live grant g would be, if any.
+func localName(g *store.Grant) (string, bool) {
+	if !g.RevokedAt.IsZero() {
+		return "", false
+	}
+	return strings.CutPrefix(g.User.ID, "local:")
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -28,6 +29,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("SEC-1_ReplaceUpstreamState", func(t *testing.T) { raceReplaceUpstreamState(t, newStore(t)) })
 	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
 	t.Run("AddRateHit", func(t *testing.T) { raceAddRateHit(t, newStore(t)) })
+	t.Run("SEC-93_DisableWhileGranting", func(t *testing.T) { raceDisableWhileGranting(t, newStore(t)) })
 	t.Run("MixedLoad", func(t *testing.T) { mixedLoad(t, newStore(t)) })
 }
 
@@ -322,4 +324,44 @@ func mixedLoad(t *testing.T, s store.Store) {
 			t.Errorf("racer %d: %v, want every operation to succeed", i, err)
 		}
 	}
+}
+
+// SEC-93: an account disabled while a grant of it is being stored (a
+// code's redemption that began before) never keeps a live grant: either
+// the grant exists when DisableLocalUser revokes the account's grants, or
+// CreateGrant refuses it with ErrAccountDisabled. Each of 40 rounds races
+// the two, released together.
+func raceDisableWhileGranting(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range 40 {
+		name := fmt.Sprintf("racer%d", round)
+		must(t, "put "+name, s.PutLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: []byte("$2a$10$x"), CreatedAt: t0}))
+		g := newGrant("grant-" + name)
+		g.User = identity.User{ID: "local:" + name, Upstream: "local", Username: name}
+		var createErr, disableErr error
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { <-start; createErr = s.CreateGrant(ctx, g, newRefresh(name, g.ID)) })
+		wg.Go(func() { <-start; _, disableErr = s.DisableLocalUser(ctx, name, t0.Add(time.Minute)) })
+		close(start)
+		wg.Wait()
+		must(t, "disable "+name, disableErr)
+		got, err := s.GetGrant(ctx, g.ID)
+		switch {
+		case createErr == nil && err == nil && got.RevokedAt.IsZero():
+			t.Fatalf("round %d: the grant stored while its account was disabled is live: %+v", round, got)
+		case createErr != nil && !errors.Is(createErr, store.ErrAccountDisabled):
+			t.Fatalf("round %d: CreateGrant: %v, want nil or ErrAccountDisabled", round, createErr)
+		}
+	}
+	// A revoked grant (a replayed code's) is stored all the same, and so
+	// is a live grant of an account that is not disabled, or not local.
+	ended := newGrant("ended")
+	ended.User, ended.RevokedAt = identity.User{ID: "local:racer0"}, t0
+	must(t, "a revoked grant of a disabled account", s.CreateGrant(ctx, ended, nil))
+	must(t, "put bob", s.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("$2a$10$x"), CreatedAt: t0}))
+	bob := newGrant("bob")
+	bob.User = identity.User{ID: "local:bob"}
+	must(t, "a grant of an enabled account", s.CreateGrant(ctx, bob, nil))
+	must(t, "a grant of another provider's account", s.CreateGrant(ctx, newGrant("other"), nil))
 }
