@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"runtime"
 	"sync"
 	"time"
@@ -45,17 +46,27 @@ func createPrivate(abs string) error {
 	if err := privatedir.Make(dir, dir); err != nil {
 		return err
 	}
+	// A directory anyone may write to lets anyone put a link where the
+	// database goes, and have it made, or its mode changed, elsewhere.
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("the directory %s may be written by every user (mode %#o): chmod o-w it, or choose another", dir, fi.Mode().Perm())
+	}
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link: the database must be a file of its own", abs)
+	}
 	// Create the file ourselves: SQLite would create it with 0644 less the
 	// umask, and it holds client secret hashes and sealed signing keys. The
-	// -wal and -shm files SQLite creates copy this mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	// -wal and -shm files SQLite creates copy this mode. O_NOFOLLOW: a link
+	// put there since is not followed either.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
+	if err := f.Chmod(0o600); err != nil { // the file opened, not a path
+		f.Close()
 		return err
 	}
-	return os.Chmod(abs, 0o600)
+	return f.Close()
 }
 
 // Open opens or creates the database at path, creating its directory (0700,

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +86,47 @@ func TestOpenTightensExistingFile(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// SEC-150: a database opened through a symbolic link, or in a directory every user
+// may write to, is refused with the reason: anyone who could write there
+// could put a link where the database goes, and have it made, or another
+// file's mode changed, elsewhere. The file the link names is untouched.
+// Fails before this change: the link was followed, and its target made
+// 0600.
+func TestOpenRefusesLinkAndOpenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	if err := os.WriteFile(target, []byte("not a database"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "mcpgate.db")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(t.Context(), link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("Open through a link: %v, want it refused", err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the link's target after Open: %v %v, want it as it was, 0644", fi.Mode(), err)
+	}
+
+	openDir := filepath.Join(dir, "open")
+	if err := os.Mkdir(openDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openDir, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if s, err := Open(t.Context(), filepath.Join(openDir, "mcpgate.db")); err == nil || !strings.Contains(err.Error(), "every user") {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("Open in a directory every user may write to: %v, want it refused", err)
 	}
 }
 
