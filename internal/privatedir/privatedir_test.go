@@ -3,6 +3,7 @@ package privatedir
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -35,5 +36,22 @@ func TestMakeModes(t *testing.T) {
 	}
 	if err := Make(top, dir); err != nil {
 		t.Errorf("making the same directories again: %v, want nil", err)
+	}
+}
+
+// SEC-22: the parents made are 0711 under a umask of 077 too (a hardened
+// root's), rather than 0700, which the stdio servers' uids could not
+// pass: serve then refused to start, naming directories it had made.
+func TestMakeModesUnderStrictUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	top := filepath.Join(t.TempDir(), "a", "b", "data")
+	if err := Make(top, top); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Dir(top), filepath.Dir(filepath.Dir(top))} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s under umask 077: %v %v, want 0711", p, fi.Mode().Perm(), err)
+		}
 	}
 }
