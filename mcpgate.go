@@ -835,6 +835,27 @@ var reservedPaths = []string{"/", "/authorize", "/consent", "/token", "/register
 // flowsPage is the admin console's page of the flow debugger.
 const flowsPage = "/admin/flows"
 
+// CheckSettings reports what New would refuse in cfg's resources and
+// pre-registered clients, without a store or a network: a resource path
+// that is one of the gateway's own or is used twice, a client's invalid
+// redirect URI. mcpgate check asks it, so that a configuration it passes
+// is one serve starts with.
+func CheckSettings(cfg Config) error {
+	seen := map[string]bool{}
+	for _, res := range cfg.Resources {
+		p := cmp.Or(res.Path, "/mcp")
+		if err := checkResourcePath(p); err != nil {
+			return err
+		}
+		if seen[p] {
+			return fmt.Errorf("mcpgate: resource path %q is used twice", p)
+		}
+		seen[p] = true
+	}
+	_, err := staticClients(cfg.Clients)
+	return err
+}
+
 func checkResourcePath(p string) error {
 	bad := !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/.well-known") || strings.HasPrefix(p, "/login/") ||
 		strings.HasPrefix(p, "/callback/") || slices.Contains(reservedPaths, p) || slices.Contains(console.Paths, p) ||

@@ -187,6 +187,20 @@ resources:
 		}
 	}
 
+	// What serve refuses only once it builds the gateway (a resource at
+	// one of its own paths, a client's invalid redirect URI) check
+	// refuses too.
+	for i, extra := range []string{
+		"resources:\n  - {path: /token, upstream: \"http://127.0.0.1:1/mcp\"}\n",
+		"clients:\n  - {id: app, redirect_uris: [\"not a uri\"]}\n",
+	} {
+		bad := filepath.Join(dir, fmt.Sprintf("serve-refuses-%d.yaml", i))
+		os.WriteFile(bad, []byte(fmt.Sprintf("data_dir: %s\nlocal_users: [\"%s:%s\"]\n%s", data, user, password, extra)), 0o600)
+		if out, errOut, code := runCheck(t, "--config", bad); code != 1 || !strings.Contains(out, "FAIL config") {
+			t.Errorf("check of a configuration serve refuses (%q): exit %d, want 1 and FAIL config\n%s\n%s", extra, code, out, errOut)
+		}
+	}
+
 	out, _, code = runCheck(t, "--data-dir", data, "--listen", "nonsense")
 	if code != 2 {
 		t.Fatalf("invalid settings: exit %d, want 2 as serve\n%s", code, out)

@@ -47,6 +47,9 @@ var githubAPI = github.DefaultAPIURL
 func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 	c := &checker{out: out, ok: true}
 	gcfg, err := cfg.Gateway()
+	if err == nil {
+		err = mcpgate.CheckSettings(gcfg)
+	}
 	if err != nil {
 		c.fail("config", "%v", err)
 		return false
