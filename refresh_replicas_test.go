@@ -83,7 +83,9 @@ func pgReplicas(t *testing.T, grace time.Duration) ([]*gw, *pgx.Conn) {
 	t.Cleanup(func() { conn.Close(t.Context()) })
 	now := gws[0].clock.Now()
 	for _, g := range gws {
-		g.clock.Set(now)
+		g.clock.mu.Lock()
+		g.clock.now = now
+		g.clock.mu.Unlock()
 	}
 	return gws, conn
 }

@@ -158,10 +158,6 @@ func (s *watchedStore) GetUpstreamSession(ctx context.Context, grantID string) (
 	s.saw("GetUpstreamSession")
 	return s.inner.GetUpstreamSession(ctx, grantID)
 }
-func (s *watchedStore) ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, to time.Time) (bool, error) {
-	s.saw("ClaimUpstreamRecheck")
-	return s.inner.ClaimUpstreamRecheck(ctx, grantID, checkedAt, to)
-}
 func (s *watchedStore) CreateSession(ctx context.Context, sess *store.Session) error {
 	s.saw("CreateSession")
 	return s.inner.CreateSession(ctx, sess)

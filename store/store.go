@@ -357,13 +357,6 @@ type Store interface {
 	// GetUpstreamSession returns the grant's upstream session; ErrNotFound
 	// when it has none.
 	GetUpstreamSession(ctx context.Context, grantID string) (*UpstreamSession, error)
-	// ClaimUpstreamRecheck moves the CheckedAt of the grant's upstream
-	// session from checkedAt to to, and reports whether it did: false when
-	// the session's CheckedAt is no longer checkedAt (another process
-	// claimed or renewed it), ErrNotFound when there is none. Of processes
-	// that read the same session, exactly one claims its recheck: the
-	// others must not send the provider the same refresh token again.
-	ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, to time.Time) (bool, error)
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)

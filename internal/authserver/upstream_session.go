@@ -192,28 +192,12 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 	if len(token) == 0 {
 		return identity.User{}, errNoUpstreamToken
 	}
-	// One process of those sharing the store rechecks: another that sent
-	// the provider the same refresh token would look to a provider that
-	// rotates them like its thief, and end the person's session there
-	// (a client's duplicate refresh sent to two replicas, RT-1). The
-	// others go on with the user as last checked.
-	claimed, checkedAt := s.now(), sess.CheckedAt
-	switch ok, err := s.store.ClaimUpstreamRecheck(ctx, grant.ID, checkedAt, claimed); {
-	case err != nil:
-		return identity.User{}, err
-	case !ok:
-		return sess.User, nil
-	}
 	user, next, err := rc.Refresh(ctx, string(token))
 	switch {
 	case errors.Is(err, upstream.ErrSessionEnded):
 		return identity.User{}, err
 	case err != nil:
 		s.log.Warn("upstream refresh failed", "connector", sess.Connector, "grant", grant.ID, "err", err.Error())
-		// Handed back: the next refresh rechecks.
-		if _, err := s.store.ClaimUpstreamRecheck(ctx, grant.ID, claimed, checkedAt); err != nil {
-			s.log.Warn("upstream session: handing back the recheck failed", "grant", grant.ID, "err", err)
-		}
 		return identity.User{}, errUpstreamDown
 	case user.ID != grant.User.ID:
 		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("the provider answered for another user"))

@@ -685,21 +685,6 @@ func (s *Store) GetUpstreamSession(_ context.Context, grantID string) (*store.Up
 	return copyUpstream(u), nil
 }
 
-// ClaimUpstreamRecheck implements store.Store.
-func (s *Store) ClaimUpstreamRecheck(_ context.Context, grantID string, checkedAt, to time.Time) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.upstream[grantID]
-	if !ok {
-		return false, store.ErrNotFound
-	}
-	if !u.CheckedAt.Equal(checkedAt) {
-		return false, nil
-	}
-	u.CheckedAt = to
-	return true, nil
-}
-
 func copyUpstream(u *store.UpstreamSession) *store.UpstreamSession {
 	c := *u
 	c.User = copyUser(u.User)

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -13,30 +12,8 @@ const (
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (grant_id) DO UPDATE SET connector = excluded.connector, user_json = excluded.user_json,
 			token = excluded.token, checked_at = excluded.checked_at`
-	sqlGetUpstream   = `SELECT grant_id, connector, user_json, token, checked_at FROM upstream_sessions WHERE grant_id = $1`
-	sqlClaimUpstream = `UPDATE upstream_sessions SET checked_at = $3 WHERE grant_id = $1 AND checked_at = $2`
-	sqlHasUpstream   = `SELECT 1 FROM upstream_sessions WHERE grant_id = $1`
+	sqlGetUpstream = `SELECT grant_id, connector, user_json, token, checked_at FROM upstream_sessions WHERE grant_id = $1`
 )
-
-// ClaimUpstreamRecheck implements store.Store: one statement, which the
-// database serialises with any other's on the row.
-func (s *Store) ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, to time.Time) (bool, error) {
-	if !storable(grantID) {
-		return false, wrap("claim upstream recheck", store.ErrNotFound)
-	}
-	tag, err := s.pool.Exec(ctx, sqlClaimUpstream, grantID, nanos(checkedAt), nanos(to))
-	if err != nil {
-		return false, wrap("claim upstream recheck", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return true, nil
-	}
-	var one int
-	if err := s.pool.QueryRow(ctx, sqlHasUpstream, grantID).Scan(&one); err != nil {
-		return false, wrap("claim upstream recheck", err)
-	}
-	return false, nil
-}
 
 // PutUpstreamSession implements store.Store.
 func (s *Store) PutUpstreamSession(ctx context.Context, u *store.UpstreamSession) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -12,31 +11,8 @@ import (
 var (
 	sqlPutUpstream = ws(`INSERT OR REPLACE INTO upstream_sessions (grant_id, connector, user, token, checked_at)
 		VALUES (?, ?, ?, ?, ?)`)
-	sqlGetUpstream   = rs(`SELECT grant_id, connector, user, token, checked_at FROM upstream_sessions WHERE grant_id = ?`)
-	sqlClaimUpstream = ws(`UPDATE upstream_sessions SET checked_at = ? WHERE grant_id = ? AND checked_at = ?`)
-	sqlHasUpstream   = ws(`SELECT 1 FROM upstream_sessions WHERE grant_id = ?`)
+	sqlGetUpstream = rs(`SELECT grant_id, connector, user, token, checked_at FROM upstream_sessions WHERE grant_id = ?`)
 )
-
-// ClaimUpstreamRecheck implements store.Store, in one write transaction.
-func (s *Store) ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, to time.Time) (bool, error) {
-	claimed := false
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, sqlClaimUpstream, nanos(to), grantID, nanos(checkedAt))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			claimed = n == 1
-			return err
-		}
-		var one int
-		return s.txRow(ctx, tx, sqlHasUpstream, grantID).Scan(&one)
-	})
-	if err != nil {
-		return false, wrap("claim upstream recheck", err)
-	}
-	return claimed, nil
-}
 
 // PutUpstreamSession implements store.Store.
 func (s *Store) PutUpstreamSession(ctx context.Context, u *store.UpstreamSession) error {

@@ -52,32 +52,6 @@ func testUpstreamSession(t *testing.T, s store.Store) {
 	wantErr(t, "another grant", err, store.ErrNotFound)
 }
 
-// RT-3: of processes that read one upstream session, one claims its
-// recheck; a claim from a CheckedAt no longer stored is refused, and a
-// grant without a session is ErrNotFound.
-func testClaimUpstreamRecheck(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	_, err := s.ClaimUpstreamRecheck(ctx, "g1", t0, t0.Add(time.Hour))
-	wantErr(t, "no session", err, store.ErrNotFound)
-	must(t, "put", s.PutUpstreamSession(ctx, newUpstreamSession("g1")))
-	claimed := t0.Add(time.Hour)
-	if ok, err := s.ClaimUpstreamRecheck(ctx, "g1", t0, claimed); err != nil || !ok {
-		t.Fatalf("the first claim: %v %v, want it made", ok, err)
-	}
-	if ok, err := s.ClaimUpstreamRecheck(ctx, "g1", t0, t0.Add(2*time.Hour)); err != nil || ok {
-		t.Fatalf("a second claim from the same CheckedAt: %v %v, want it refused", ok, err)
-	}
-	got, err := s.GetUpstreamSession(ctx, "g1")
-	must(t, "get", err)
-	want := newUpstreamSession("g1")
-	want.CheckedAt = claimed
-	same(t, "claimed: only CheckedAt moved", got, want)
-	// Handed back (a recheck that failed at the provider).
-	if ok, err := s.ClaimUpstreamRecheck(ctx, "g1", claimed, t0); err != nil || !ok {
-		t.Fatalf("handing the claim back: %v %v, want it made", ok, err)
-	}
-}
-
 // RT-3: housekeeping drops the upstream sessions of revoked grants and of
 // codes that expired unredeemed, and keeps those of live grants and of
 // codes still pending.
