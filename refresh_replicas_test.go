@@ -83,9 +83,7 @@ func pgReplicas(t *testing.T, grace time.Duration) ([]*gw, *pgx.Conn) {
 	t.Cleanup(func() { conn.Close(t.Context()) })
 	now := gws[0].clock.Now()
 	for _, g := range gws {
-		g.clock.mu.Lock()
-		g.clock.now = now
-		g.clock.mu.Unlock()
+		g.clock.Set(now)
 	}
 	return gws, conn
 }

@@ -158,6 +158,10 @@ func (s *watchedStore) GetUpstreamSession(ctx context.Context, grantID string) (
 	s.saw("GetUpstreamSession")
 	return s.inner.GetUpstreamSession(ctx, grantID)
 }
+func (s *watchedStore) ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, now, until time.Time) (bool, error) {
+	s.saw("ClaimUpstreamRecheck")
+	return s.inner.ClaimUpstreamRecheck(ctx, grantID, checkedAt, now, until)
+}
 func (s *watchedStore) CreateSession(ctx context.Context, sess *store.Session) error {
 	s.saw("CreateSession")
 	return s.inner.CreateSession(ctx, sess)

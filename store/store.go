@@ -357,6 +357,14 @@ type Store interface {
 	// GetUpstreamSession returns the grant's upstream session; ErrNotFound
 	// when it has none.
 	GetUpstreamSession(ctx context.Context, grantID string) (*UpstreamSession, error)
+	// ClaimUpstreamRecheck marks the grant's upstream session as rechecked
+	// by the caller until until, and reports whether it did: false when
+	// another claim holds at now, or the session is no longer the one read
+	// (its CheckedAt is not checkedAt). PutUpstreamSession ends the claim;
+	// ErrNotFound when there is no session. Of processes that read the same
+	// session, one claims its recheck and the others wait for its outcome:
+	// the provider must not get the same refresh token twice (RT-3).
+	ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, now, until time.Time) (bool, error)
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)

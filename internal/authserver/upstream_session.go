@@ -174,37 +174,98 @@ func (s *Server) upstreamUser(ctx context.Context, grant *store.Grant, sess *sto
 	return v.(identity.User), nil
 }
 
-// renewUpstream refreshes the grant's upstream session at its provider and
-// stores the outcome. It reads the session again: a flight that finished
-// just before this one started has renewed it already.
-func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identity.User, error) {
-	sess, err := s.store.GetUpstreamSession(ctx, grant.ID)
-	if err != nil {
-		return identity.User{}, err
+// claimRecheck returns the grant's upstream session once this process
+// holds its recheck (claimed), or once none is needed any more: the
+// session was renewed within UpstreamRecheck, by another process or an
+// earlier flight.
+func (s *Server) claimRecheck(ctx context.Context, grantID string) (sess *store.UpstreamSession, claimed bool, err error) {
+	tick := time.NewTicker(recheckPoll)
+	defer tick.Stop()
+	for {
+		sess, err := s.store.GetUpstreamSession(ctx, grantID)
+		if err == nil && s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
+			return sess, false, nil
+		}
+		if err == nil {
+			now := s.now()
+			claimed, err = s.store.ClaimUpstreamRecheck(ctx, grantID, sess.CheckedAt, now, now.Add(upstreamTimeout))
+			if err == nil && claimed {
+				return sess, true, nil
+			}
+		}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, false, errUpstreamDown
+		case err != nil:
+			return nil, false, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, errUpstreamDown
+		case <-tick.C:
+		}
 	}
-	if s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
-		return sess.User, nil
-	}
+}
+
+// recheckAtProvider refreshes sess at its provider and returns the user
+// as the provider now describes them, and the refresh token to keep,
+// sealed for the session.
+func (s *Server) recheckAtProvider(ctx context.Context, grant *store.Grant, sess *store.UpstreamSession) (identity.User, []byte, error) {
 	rc, token, err := s.openUpstream(grant.ID, sess)
 	if err != nil {
-		return identity.User{}, err
+		return identity.User{}, nil, err
 	}
 	if len(token) == 0 {
-		return identity.User{}, errNoUpstreamToken
+		return identity.User{}, nil, errNoUpstreamToken
 	}
 	user, next, err := rc.Refresh(ctx, string(token))
 	switch {
 	case errors.Is(err, upstream.ErrSessionEnded):
-		return identity.User{}, err
+		return identity.User{}, nil, err
 	case err != nil:
 		s.log.Warn("upstream refresh failed", "connector", sess.Connector, "grant", grant.ID, "err", err.Error())
-		return identity.User{}, errUpstreamDown
+		return identity.User{}, nil, errUpstreamDown
 	case user.ID != grant.User.ID:
-		return identity.User{}, errors.Join(upstream.ErrSessionEnded, errors.New("the provider answered for another user"))
+		return identity.User{}, nil, errors.Join(upstream.ErrSessionEnded, errors.New("the provider answered for another user"))
+	}
+	return user, s.opts.Sealer.Seal([]byte(next), upstreamAD(grant.ID, sess.Connector, rc)), nil
+}
+
+// recheckPoll is how often a process waiting for another's recheck of an
+// upstream session reads it again.
+const recheckPoll = 50 * time.Millisecond
+
+// renewUpstream refreshes the grant's upstream session at its provider and
+// stores the outcome. It reads the session again: a flight that finished
+// just before this one started has renewed it already.
+//
+// One process of those sharing the store rechecks a session at a time
+// (store.ClaimUpstreamRecheck); the others read it again every
+// recheckPoll until it is renewed, or claim it once the claim ended (its
+// holder failed, or its time lapsed). Another that sent the provider the
+// same refresh token would look to a provider that rotates them like its
+// thief, and end the person's session there (a client's duplicate refresh
+// sent to two replicas, RT-1). The wait ends with ctx (the recheck's
+// time): errUpstreamDown, and the client retries.
+func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identity.User, error) {
+	sess, claimed, err := s.claimRecheck(ctx, grant.ID)
+	switch {
+	case err != nil:
+		return identity.User{}, err
+	case !claimed:
+		return sess.User, nil
+	}
+	user, sealed, err := s.recheckAtProvider(ctx, grant, sess)
+	if err != nil {
+		// The claim ends, the session unchanged: the next refresh, here
+		// or elsewhere, rechecks.
+		if perr := s.store.PutUpstreamSession(context.WithoutCancel(ctx), sess); perr != nil {
+			s.log.Warn("upstream session: ending the recheck's claim failed; it lapses", "grant", grant.ID, "err", perr)
+		}
+		return identity.User{}, err
 	}
 	user = storableUser(user)
-	sess.User, sess.CheckedAt = user, s.now()
-	sess.Token = s.opts.Sealer.Seal([]byte(next), upstreamAD(grant.ID, sess.Connector, rc))
+	sess.User, sess.CheckedAt, sess.Token = user, s.now(), sealed
 	if err := s.store.PutUpstreamSession(ctx, sess); err != nil {
 		return identity.User{}, err
 	}

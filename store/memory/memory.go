@@ -35,7 +35,8 @@ type Store struct {
 	upstream map[string]*store.UpstreamSession // by grant id
 	mcp      map[mcpKey]store.MCPSession
 	users    map[string]*store.LocalUser
-	keys     []*store.SigningKey // insertion order; sorted on read
+	claims   map[string]time.Time // grant id → until when its upstream recheck is claimed
+	keys     []*store.SigningKey  // insertion order; sorted on read
 	rates    map[rateKey]*rateCounter
 
 	// The flow debugger's events, in append order, under a lock of their
@@ -68,6 +69,7 @@ func New() *Store {
 		upstream: make(map[string]*store.UpstreamSession),
 		mcp:      make(map[mcpKey]store.MCPSession),
 		users:    make(map[string]*store.LocalUser),
+		claims:   make(map[string]time.Time),
 		rates:    make(map[rateKey]*rateCounter),
 	}
 }
@@ -671,6 +673,7 @@ func (s *Store) PutUpstreamSession(_ context.Context, u *store.UpstreamSession) 
 	c.User = copyUser(u.User)
 	c.Token = bytes.Clone(u.Token)
 	s.upstream[u.GrantID] = &c
+	delete(s.claims, u.GrantID)
 	return nil
 }
 
@@ -683,6 +686,21 @@ func (s *Store) GetUpstreamSession(_ context.Context, grantID string) (*store.Up
 		return nil, store.ErrNotFound
 	}
 	return copyUpstream(u), nil
+}
+
+// ClaimUpstreamRecheck implements store.Store.
+func (s *Store) ClaimUpstreamRecheck(_ context.Context, grantID string, checkedAt, now, until time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.upstream[grantID]
+	if !ok {
+		return false, store.ErrNotFound
+	}
+	if !u.CheckedAt.Equal(checkedAt) || now.Before(s.claims[grantID]) {
+		return false, nil
+	}
+	s.claims[grantID] = until
+	return true, nil
 }
 
 func copyUpstream(u *store.UpstreamSession) *store.UpstreamSession {

@@ -27,8 +27,8 @@ const (
 	sqlListGrants = `SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
 		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
-	sqlListLocalUsers   = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
-	sqlEnableLocalUser  = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
+	sqlListLocalUsers  = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
+	sqlEnableLocalUser = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	// Disabling is two statements in one transaction: the account's row
 	// first, which waits for a CreateGrant that holds it FOR SHARE, then
 	// the rest under a snapshot taken after, which sees that grant.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -11,8 +12,33 @@ import (
 var (
 	sqlPutUpstream = ws(`INSERT OR REPLACE INTO upstream_sessions (grant_id, connector, user, token, checked_at)
 		VALUES (?, ?, ?, ?, ?)`)
-	sqlGetUpstream = rs(`SELECT grant_id, connector, user, token, checked_at FROM upstream_sessions WHERE grant_id = ?`)
+	sqlGetUpstream   = rs(`SELECT grant_id, connector, user, token, checked_at FROM upstream_sessions WHERE grant_id = ?`)
+	sqlClaimUpstream = ws(`UPDATE upstream_sessions SET claimed_until = ? WHERE grant_id = ? AND checked_at = ? AND claimed_until <= ?`)
+	sqlHasUpstream   = ws(`SELECT 1 FROM upstream_sessions WHERE grant_id = ?`)
 )
+
+// ClaimUpstreamRecheck implements store.Store, in one write transaction.
+// PutUpstreamSession's INSERT OR REPLACE writes a whole row, whose
+// claimed_until is then its default, 0: the claim ends.
+func (s *Store) ClaimUpstreamRecheck(ctx context.Context, grantID string, checkedAt, now, until time.Time) (bool, error) {
+	claimed := false
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, sqlClaimUpstream, nanos(until), grantID, nanos(checkedAt), nanos(now))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			claimed = n == 1
+			return err
+		}
+		var one int
+		return s.txRow(ctx, tx, sqlHasUpstream, grantID).Scan(&one)
+	})
+	if err != nil {
+		return false, wrap("claim upstream recheck", err)
+	}
+	return claimed, nil
+}
 
 // PutUpstreamSession implements store.Store.
 func (s *Store) PutUpstreamSession(ctx context.Context, u *store.UpstreamSession) error {

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpiredBatches", testDeleteExpiredBatches},
 		{"AddRateHit", testAddRateHit},
 		{"RT-3_UpstreamSession", testUpstreamSession},
+		{"RT-3_ClaimUpstreamRecheck", testClaimUpstreamRecheck},
 		{"RT-3_DeleteExpiredUpstreamSessions", testDeleteExpiredUpstreamSessions},
 		{"SEC-69_DeleteUpstreamSessionsWithoutRefresh", testDeleteUpstreamSessionsWithoutRefresh},
 		{"SEC-13_Ping", testPing},

@@ -52,6 +52,35 @@ func testUpstreamSession(t *testing.T, s store.Store) {
 	wantErr(t, "another grant", err, store.ErrNotFound)
 }
 
+// RT-3: of processes that read one upstream session, one claims its
+// recheck; the claim holds until it lapses or the session is renewed
+// (PutUpstreamSession), and never takes a session changed since it was
+// read. A grant without a session is ErrNotFound.
+func testClaimUpstreamRecheck(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := t0.Add(2 * time.Hour)
+	_, err := s.ClaimUpstreamRecheck(ctx, "g1", t0, now, now.Add(time.Minute))
+	wantErr(t, "no session", err, store.ErrNotFound)
+	must(t, "put", s.PutUpstreamSession(ctx, newUpstreamSession("g1")))
+	claim := func(what string, checkedAt, at time.Time, want bool) {
+		t.Helper()
+		if ok, err := s.ClaimUpstreamRecheck(ctx, "g1", checkedAt, at, at.Add(time.Minute)); err != nil || ok != want {
+			t.Fatalf("%s: %v %v, want %v", what, ok, err, want)
+		}
+	}
+	claim("the first claim", t0, now, true)
+	claim("a second claim while the first holds", t0, now.Add(30*time.Second), false)
+	got, err := s.GetUpstreamSession(ctx, "g1")
+	must(t, "get", err)
+	same(t, "a claim changes nothing a reader sees", got, newUpstreamSession("g1"))
+	claim("a claim once the first lapsed", t0, now.Add(time.Minute), true)
+	renewed := newUpstreamSession("g1")
+	renewed.CheckedAt = now.Add(time.Minute)
+	must(t, "renew", s.PutUpstreamSession(ctx, renewed))
+	claim("a claim from the session as it was before its renewal", t0, now.Add(90*time.Second), false)
+	claim("a claim of the renewed session (the renewal ended the last)", renewed.CheckedAt, now.Add(90*time.Second), true)
+}
+
 // RT-3: housekeeping drops the upstream sessions of revoked grants and of
 // codes that expired unredeemed, and keeps those of live grants and of
 // codes still pending.
