@@ -20,6 +20,7 @@ import (
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oidctest"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
@@ -359,4 +360,21 @@ func withStore(c mcpgate.Config) mcpgate.Config {
 	c.SecretKey = bytes.Repeat([]byte{1}, 32)
 	c.Connectors = []upstream.Connector{local.New(st, local.Options{})}
 	return c
+}
+
+// codeAtProvider walks the authorization request a with a fresh browser
+// to the OpenID provider op, signs sub in there, and returns the code the
+// gateway's callback sent to the client.
+func codeAtProvider(t *testing.T, ctx context.Context, op *oidctest.Provider, a *authRequest, sub string) string {
+	t.Helper()
+	b := browser.New("", "")
+	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), sub).String(), a.Redirect)
+	if err != nil || done.Query().Get("code") == "" {
+		t.Fatalf("the provider's callback: %v, %v; want a code", done, err)
+	}
+	return done.Query().Get("code")
 }

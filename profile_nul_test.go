@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/store"
@@ -42,16 +41,7 @@ func TestProviderProfileStoredWithoutNUL(t *testing.T) {
 		c.Connectors = []upstream.Connector{con}
 	})
 	a := g.newAuth(g.register(nil).ClientID)
-	b := browser.New("", "")
-	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
-	if err != nil {
-		t.Fatalf("authorize: %v", err)
-	}
-	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "bob").String(), a.Redirect)
-	if err != nil {
-		t.Fatalf("the provider's callback: %v", err)
-	}
-	if resp, tok := g.exchange(a, done.Query().Get("code")); resp.StatusCode != 200 {
+	if resp, tok := g.exchange(a, codeAtProvider(t, ctx, op, a, "bob")); resp.StatusCode != 200 {
 		t.Fatalf("bob's token: %d %+v", resp.StatusCode, tok)
 	}
 	grants, err := st.ListGrants(ctx, "")

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/internal/tokens"
@@ -58,16 +57,7 @@ func TestRT3_DuplicateRefreshAcrossReplicasRechecksOnce(t *testing.T) {
 		gws[1].clock.Set(gws[0].clock.Now())
 		client := gws[0].register(nil)
 		a := gws[0].newAuth(client.ClientID)
-		b := browser.New("", "")
-		toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
-		if err != nil {
-			t.Fatalf("authorize: %v", err)
-		}
-		done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "alice").String(), a.Redirect)
-		if err != nil {
-			t.Fatalf("the provider's callback: %v", err)
-		}
-		resp, tok := gws[0].exchange(a, done.Query().Get("code"))
+		resp, tok := gws[0].exchange(a, codeAtProvider(t, ctx, op, a, "alice"))
 		if resp.StatusCode != 200 || tok.RefreshToken == "" {
 			t.Fatalf("token: %d %+v", resp.StatusCode, tok)
 		}

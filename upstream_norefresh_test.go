@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
@@ -62,15 +61,7 @@ func TestSEC67_LoginWithoutUpstreamRefreshTokenWarns(t *testing.T) {
 		c.UpstreamRecheck = time.Hour
 	})
 	a := g.newAuth(g.register(nil).ClientID)
-	b := browser.New("", "")
-	toProvider, err := b.Walk(ctx, a.URL(), op.Issuer()+"/")
-	if err != nil {
-		t.Fatalf("authorize: %v", err)
-	}
-	done, err := b.Walk(ctx, op.Login(t, b.Client, toProvider.String(), "alice").String(), a.Redirect)
-	if err != nil || done.Query().Get("code") == "" {
-		t.Fatalf("callback: %v, %v; want a code", done, err)
-	}
+	codeAtProvider(t, ctx, op, a, "alice")
 	logs := g.logs.String()
 	if !strings.Contains(logs, "gave no refresh token at login") || !strings.Contains(logs, "connector=corp") || !strings.Contains(logs, "offline_access") {
 		t.Fatalf("the log does not warn that corp issued no refresh token:\n%s", logs)
