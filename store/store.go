@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -505,4 +506,14 @@ func EndGrant(ctx context.Context, s Store, g *Grant, now time.Time) error {
 		return err
 	}
 	return s.RevokeGrant(ctx, g.ID, now)
+}
+
+// LiveLocalAccount names the local account whose live grant g is (user
+// ID "local:NAME"): the account CreateGrant checks is not disabled. ok is
+// false for a grant stored revoked, or of another provider's user.
+func LiveLocalAccount(g *Grant) (name string, ok bool) {
+	if !g.RevokedAt.IsZero() {
+		return "", false
+	}
+	return strings.CutPrefix(g.User.ID, "local:")
 }

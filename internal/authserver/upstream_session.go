@@ -183,11 +183,11 @@ func (s *Server) claimRecheck(ctx context.Context, grantID string) (sess *store.
 	defer tick.Stop()
 	for {
 		sess, err := s.store.GetUpstreamSession(ctx, grantID)
-		if err == nil && s.now().Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
-			return sess, false, nil
-		}
 		if err == nil {
 			now := s.now()
+			if now.Sub(sess.CheckedAt) < s.opts.UpstreamRecheck {
+				return sess, false, nil
+			}
 			claimed, err = s.store.ClaimUpstreamRecheck(ctx, grantID, sess.CheckedAt, now, now.Add(upstreamTimeout))
 			if err == nil && claimed {
 				return sess, true, nil

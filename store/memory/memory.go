@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -333,7 +332,7 @@ func (s *Store) CreateGrant(_ context.Context, g *store.Grant, rt *store.Refresh
 	if _, ok := s.grants[g.ID]; ok {
 		return conflict("create grant")
 	}
-	if name, ok := localName(g); ok {
+	if name, ok := store.LiveLocalAccount(g); ok {
 		if u := s.users[name]; u != nil && !u.DisabledAt.IsZero() {
 			return fmt.Errorf("memory: create grant: %w", store.ErrAccountDisabled)
 		}
@@ -792,12 +791,4 @@ func copySigningKey(k *store.SigningKey) *store.SigningKey {
 	n.Private = bytes.Clone(k.Private)
 	n.Public = bytes.Clone(k.Public)
 	return &n
-}
-
-// localName is the local account whose live grant g would be, if any.
-func localName(g *store.Grant) (string, bool) {
-	if !g.RevokedAt.IsZero() {
-		return "", false
-	}
-	return strings.CutPrefix(g.User.ID, "local:")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -201,13 +200,7 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 	if err != nil {
 		return fmt.Errorf("postgres: create grant: %w", err)
 	}
-	local := ""
-	if g.RevokedAt.IsZero() {
-		local, _ = strings.CutPrefix(g.User.ID, "local:")
-		if local == g.User.ID {
-			local = ""
-		}
-	}
+	local, _ := store.LiveLocalAccount(g) // "" names no account
 	args := []any{g.ID, g.ClientID, user, g.Resource, scopes, nanos(g.CreatedAt), nanos(g.RevokedAt), local}
 	q := sqlInsertGrant
 	if rt != nil {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/store"
@@ -161,7 +160,7 @@ func (s *Store) CreateGrant(ctx context.Context, g *store.Grant, rt *store.Refre
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// In the write transaction, which DisableLocalUser's queues behind
 		// or ahead of: the account is read as the disabling left it.
-		if name, ok := localName(g); ok {
+		if name, ok := store.LiveLocalAccount(g); ok {
 			var disabled int64
 			switch err := s.txRow(ctx, tx, sqlLocalDisabled, name).Scan(&disabled); {
 			case err == nil && disabled != 0:
@@ -292,12 +291,4 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 		return fmt.Errorf("sqlite: revoke grant: %w", err)
 	}
 	return nil
-}
-
-// localName is the local account whose live grant g would be, if any.
-func localName(g *store.Grant) (string, bool) {
-	if !g.RevokedAt.IsZero() {
-		return "", false
-	}
-	return strings.CutPrefix(g.User.ID, "local:")
 }
