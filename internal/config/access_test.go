@@ -21,17 +21,7 @@ resources:
     access:
       groups: [admins]
 `), 0o600)
-	cfg, err := Load([]string{"--config", path}, env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := cfg.Gateway()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := validGateway(t, []string{"--config", path}, nil)
 	if !slices.Equal(g.Access.Users, []string{"github:583231", "local:alice"}) || !slices.Equal(g.Access.EmailDomains, []string{"example.com"}) ||
 		!slices.Equal(g.Access.Groups, []string{"staff"}) {
 		t.Errorf("top-level access %+v, want the file's", g.Access)

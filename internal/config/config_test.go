@@ -8,11 +8,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// validGateway loads args and environ, checks the settings valid and
+// returns the library's configuration they make; any error fails t.
+func validGateway(t *testing.T, args []string, environ map[string]string) mcpgate.Config {
+	t.Helper()
+	cfg, err := Load(args, env(environ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := cfg.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
 
 func TestDefaultsAreValid(t *testing.T) {
 	cfg, err := Load(nil, env(nil))
@@ -670,17 +689,7 @@ func TestListenOnEveryInterfaceNeedsPublicURL(t *testing.T) {
 // SEC-138: trusted_proxies takes networks and single addresses, and
 // refuses anything else by its value.
 func TestTrustedProxies(t *testing.T) {
-	cfg, err := Load([]string{"--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.1.2.3/8", "--trusted-proxy", "::1"}, env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := cfg.Gateway()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := validGateway(t, []string{"--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.1.2.3/8", "--trusted-proxy", "::1"}, nil)
 	var got []string
 	for _, p := range g.TrustedProxies {
 		got = append(got, p.String())
@@ -688,8 +697,9 @@ func TestTrustedProxies(t *testing.T) {
 	if want := []string{"127.0.0.1/32", "10.0.0.0/8", "::1/128"}; !slices.Equal(got, want) {
 		t.Errorf("TrustedProxies %v, want %v", got, want)
 	}
+	cfg := Defaults()
 	cfg.TrustedProxies = []string{"nginx", "10.0.0.0/33", "fe80::1%eth0"}
-	err = cfg.Validate()
+	err := cfg.Validate()
 	for _, bad := range cfg.TrustedProxies {
 		if err == nil || !strings.Contains(err.Error(), `trusted_proxies: "`+bad+`" is not an address or a network`) {
 			t.Errorf("trusted_proxies %q: %v, want it refused", bad, err)

@@ -21,17 +21,7 @@ rate_limits:
   - {tools: ["*"], per: client, rate: 600/m}
   - {endpoints: [token, authorize], per: client, rate: 30/m, burst: 10}
 `), 0o600)
-	cfg, err := Load([]string{"--config", path}, env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := cfg.Gateway()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := validGateway(t, []string{"--config", path}, nil)
 	want := []mcpgate.RateLimit{
 		{Tools: []string{"search_*"}, Per: "user", Rate: mcpgate.Rate{N: 10, Per: time.Second}, Burst: 20},
 		{Tools: []string{"*"}, Per: "client", Rate: mcpgate.Rate{N: 600, Per: time.Minute}},
