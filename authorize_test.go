@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -361,5 +363,82 @@ func TestAuthorizePostBounded(t *testing.T) {
 	form.Set("state", strings.Repeat("s", 1<<20))
 	if resp, body := g.postForm(g.url+"/authorize", form); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a POSTed authorization request of 1 MB: %d, want 400\n%.300s", resp.StatusCode, body)
+	}
+}
+
+// REDIR-3 (RFC 9700 §4.11.2): an error found at /authorize before the
+// person saw any page goes to the client at once only where the gateway
+// can trust its redirect URI: a pre-registered client, a loopback URI, or a
+// client the person signed in here approved before. Any other client's
+// error is a page whose link names where it goes, so that a self-registered
+// client's link cannot use the gateway to send people to a site of its
+// choice.
+func TestREDIR3_UntrustedErrorIsAPage(t *testing.T) {
+	const web, edge = "https://app.example/cb", "microsoft-edge:https://evil.example/"
+	g := newGateway(t, func(c *mcpgate.Config) {
+		c.Clients = append(c.Clients, mcpgate.Client{ID: "corp-app", Name: "Corp App", RedirectURIs: []string{web}})
+	})
+	dcr := g.register(map[string]any{"client_name": "Web App", "redirect_uris": []string{web, edge}, "application_type": "web"})
+	bad := func(clientID, redirect string, change func(url.Values)) string {
+		a := g.newAuth(clientID)
+		a.Redirect = redirect
+		u, _ := url.Parse(a.URL())
+		q := u.Query()
+		change(q)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	badType := func(q url.Values) { q.Set("response_type", "token") }
+	silent := func(q url.Values) { q.Set("prompt", "none") }
+
+	for _, tc := range []struct {
+		name, redirect, host, code string
+		change                     func(url.Values)
+	}{
+		{"unsupported response type", web, "app.example", "unsupported_response_type", badType},
+		{"prompt none, never approved", web, "app.example", "consent_required", silent},
+		{"private-use scheme", edge, "microsoft-edge:", "unsupported_response_type", badType},
+	} {
+		resp, body := g.get(bad(dcr.ClientID, tc.redirect, tc.change))
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d, Location %q; want 400, a page and no redirect", tc.name, resp.StatusCode, resp.Header.Get("Location"))
+			continue
+		}
+		page := string(body)
+		if !strings.Contains(page, "Go back to "+tc.host) || !strings.Contains(page, "“Web App”") {
+			t.Errorf("%s: the page does not name the application and %q:\n%s", tc.name, tc.host, page)
+		}
+		// The link carries the error as the redirect would have.
+		i := strings.Index(page, `id="back" href="`)
+		if i < 0 {
+			t.Errorf("%s: no link back on the page:\n%s", tc.name, page)
+			continue
+		}
+		href := html.UnescapeString(page[i+len(`id="back" href="`):])
+		href = href[:strings.IndexByte(href, '"')]
+		if q := redirectQueryTo(t, href, tc.redirect); q.Get("error") != tc.code || q.Get("iss") != g.url || q.Get("state") == "" {
+			t.Errorf("%s: the link carries %v, want error %s with state and iss", tc.name, q, tc.code)
+		}
+	}
+
+	// Trusted: the administrator's client, and a loopback redirect URI.
+	resp, _ := g.get(bad("corp-app", web, badType))
+	if q := redirectQueryTo(t, resp.Header.Get("Location"), web); q.Get("error") != "unsupported_response_type" {
+		t.Errorf("pre-registered client: %d %v, want a redirect with unsupported_response_type", resp.StatusCode, q)
+	}
+	native := g.register(nil)
+	resp, _ = g.get(bad(native.ClientID, redirectURI, badType))
+	if q := redirectQuery(t, resp.Header.Get("Location")); q.Get("error") != "unsupported_response_type" {
+		t.Errorf("loopback redirect URI: %d %v, want a redirect with unsupported_response_type", resp.StatusCode, q)
+	}
+
+	// Trusted once the person approved the client in this browser.
+	a := g.newAuth(dcr.ClientID)
+	a.Redirect = web
+	_, b := g.login(a)
+	_, _, _, err := b.Authorize(context.Background(), bad(dcr.ClientID, web, badType), web)
+	var ae *browser.AuthorizationError
+	if !errors.As(err, &ae) || ae.Code != "unsupported_response_type" {
+		t.Errorf("client the person approved: %v, want a redirect with unsupported_response_type", err)
 	}
 }

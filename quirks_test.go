@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -91,16 +92,18 @@ func TestChatGPT_ResourceWithPath(t *testing.T) {
 	a := g.newAuth(c.ClientID)
 	a.Redirect = "https://chatgpt.com/connector_platform_oauth_redirect"
 	a.Resource = g.url + "/mcp"
-	code, _ := g.login(a)
+	code, b := g.login(a)
 	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 || tok.AccessToken == "" {
 		t.Fatalf("token for the resource with a path: %d %+v, want 200 with an access token", resp.StatusCode, tok)
 	}
+	// In the browser that approved ChatGPT, whose errors now go to it at
+	// once (REDIR-3).
 	a = g.newAuth(c.ClientID)
 	a.Redirect = "https://chatgpt.com/connector_platform_oauth_redirect"
 	a.Resource = g.url
-	resp, _ := g.get(a.URL())
-	if q := redirectQueryTo(t, resp.Header.Get("Location"), a.Redirect); q.Get("error") != "invalid_target" {
-		t.Fatalf("origin-only resource: redirect carries %v, want error invalid_target", q)
+	_, _, _, err := b.Authorize(context.Background(), a.URL(), a.Redirect)
+	if ae := (*browser.AuthorizationError)(nil); !errors.As(err, &ae) || ae.Code != "invalid_target" {
+		t.Fatalf("origin-only resource: %v, want a redirect with error invalid_target", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -35,9 +36,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if !ok || s.overLimit(w, r, ratelimit.EndpointAuthorize, client) {
 		return
 	}
-	// From here on errors go back to the client, with state and iss (ISS-1).
+	// From here on errors go back to the client, with state and iss
+	// (ISS-1), at once or through a page (REDIR-3).
 	q := r.Form
-	fail := func(e error) { oauth.WriteRedirect(w, r, s.log, redirectURI, q.Get("state"), issuer, e) }
+	fail := func(e error) { s.refuseRequest(w, r, issuer, client, redirectURI, q.Get("state"), e) }
 	req, oerr := s.authRequest(issuer, client, redirectURI, q)
 	if oerr != nil {
 		if oerr.Code == oauth.InvalidTarget {
@@ -86,6 +88,61 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.renderConsent(w, r, issuer, client, req, sess)
+}
+
+// refuseRequest answers an error that /authorize found before the person
+// saw any page of the gateway. It goes to the client's verified redirect
+// URI at once only where the gateway can trust it (REDIR-3): anywhere
+// else, whoever registered a client and crafted the link could use the
+// gateway to send people to a site of their choice (an open redirector,
+// RFC 9700 §4.11.2). There the person sees the error and a link that
+// names where it goes, and decides.
+func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, issuer string, client *store.Client, redirectURI, state string, err error) {
+	if s.trustedRedirect(r, issuer, client, redirectURI) {
+		oauth.WriteRedirect(w, r, s.log, redirectURI, state, issuer, err)
+		return
+	}
+	e := oauth.Report(w, r, s.log, err)
+	name := "An application"
+	if client.Name != "" {
+		name = "The application “" + client.Name + "”"
+	}
+	host, _ := redirectDisplay(redirectURI)
+	data := web.Error{
+		Title: "This request was refused",
+		Message: name + " asked to connect, and this server refused the request: " + e.Description + ". " +
+			"You were not sent back to it, because nobody approved it here. Follow the link only if you started connecting this application yourself, just now.",
+		BackText: "Go back to " + host,
+	}
+	if back, err := oauth.ErrorRedirectURL(redirectURI, state, issuer, e); err == nil {
+		data.Back = template.URL(back) // a verified redirect URI (REDIR-1)
+	}
+	web.Render(w, s.log, e.HTTPStatus(), "error.html", data)
+}
+
+// trustedRedirect reports whether an error may go to redirectURI without
+// the person's say: the administrator registered the client, the URI
+// leads back to the person's own computer (http on a loopback host), or
+// the person signed in here approved this client before, for any resource.
+// A private-use scheme is not trusted: some name a browser that opens the
+// web address that follows (microsoft-edge:https://…).
+func (s *Server) trustedRedirect(r *http.Request, issuer string, client *store.Client, redirectURI string) bool {
+	if _, static := s.static[client.ID]; static {
+		return true
+	}
+	if _, local := redirectDisplay(redirectURI); local {
+		return true
+	}
+	sess := s.session(r, issuer)
+	if sess == nil {
+		return false
+	}
+	for _, res := range s.opts.Resources {
+		if _, err := s.store.GetConsent(r.Context(), sess.User.ID, client.ID, issuer+res.Path); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPrompt reports whether the request's prompt, a space-separated list

@@ -164,10 +164,17 @@ func WriteJSON(w http.ResponseWriter, r *http.Request, log *slog.Logger, err err
 // redirect URI was verified must not come here: the caller renders a page
 // instead (REDIR-2).
 func WriteRedirect(w http.ResponseWriter, r *http.Request, log *slog.Logger, redirectURI, state, issuer string, err error) {
+	Redirect(w, redirectURI, errorParams(Report(w, r, log, err), state, issuer))
+}
+
+// Report logs err and tells w its code, as WriteJSON and WriteRedirect do,
+// for an error answered some other way (a page that links to where
+// WriteRedirect would send it); it returns err as an *Error.
+func Report(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) *Error {
 	e := AsError(err)
 	logError(log, r, e)
 	noteError(w, e)
-	Redirect(w, redirectURI, errorParams(e, state, issuer))
+	return e
 }
 
 // ErrorRedirectURL is where WriteRedirect would send err, for a page that
