@@ -374,11 +374,11 @@ func TestAuthorizePostBounded(t *testing.T) {
 // client's link cannot use the gateway to send people to a site of its
 // choice.
 func TestREDIR3_UntrustedErrorIsAPage(t *testing.T) {
-	const web, edge = "https://app.example/cb", "microsoft-edge:https://evil.example/"
+	const web, app = "https://app.example/cb", "com.example.app:/cb"
 	g := newGateway(t, func(c *mcpgate.Config) {
 		c.Clients = append(c.Clients, mcpgate.Client{ID: "corp-app", Name: "Corp App", RedirectURIs: []string{web}})
 	})
-	dcr := g.register(map[string]any{"client_name": "Web App", "redirect_uris": []string{web, edge}, "application_type": "web"})
+	dcr := g.register(map[string]any{"client_name": "Web App", "redirect_uris": []string{web, app}, "application_type": "web"})
 	bad := func(clientID, redirect string, change func(url.Values)) string {
 		a := g.newAuth(clientID)
 		a.Redirect = redirect
@@ -397,7 +397,7 @@ func TestREDIR3_UntrustedErrorIsAPage(t *testing.T) {
 	}{
 		{"unsupported response type", web, "app.example", "unsupported_response_type", badType},
 		{"prompt none, never approved", web, "app.example", "consent_required", silent},
-		{"private-use scheme", edge, "microsoft-edge:", "unsupported_response_type", badType},
+		{"private-use scheme", app, "com.example.app:", "unsupported_response_type", badType},
 	} {
 		resp, body := g.get(bad(dcr.ClientID, tc.redirect, tc.change))
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {

@@ -124,8 +124,9 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, issuer st
 // the person's say: the administrator registered the client, the URI
 // leads back to the person's own computer (http on a loopback host), or
 // the person signed in here approved this client before, for any resource.
-// A private-use scheme is not trusted: some name a browser that opens the
-// web address that follows (microsoft-edge:https://…).
+// A private-use scheme is not trusted: registration refuses the schemes
+// known to open a browser at a web address (SEC-151), but no list of them
+// is complete.
 func (s *Server) trustedRedirect(r *http.Request, issuer string, client *store.Client, redirectURI string) bool {
 	if _, static := s.static[client.ID]; static {
 		return true

@@ -7,10 +7,18 @@ import (
 	"strings"
 )
 
-// Schemes a redirect URI may never use, whatever the client claims.
+// Schemes a redirect URI may never use, whatever the client claims. The
+// second group opens a browser at the web address that follows (on
+// Windows, iOS or Android), a web site that the consent page would call an
+// application on this computer (SEC-151).
 var forbiddenSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true,
 	"about": true, "blob": true, "ws": true, "wss": true, "ftp": true,
+
+	"microsoft-edge": true, "microsoft-edge-holographic": true,
+	"googlechrome": true, "googlechromes": true, "firefox": true, "firefox-private": true,
+	"opera-http": true, "opera-https": true, "x-safari-http": true, "x-safari-https": true,
+	"brave": true, "intent": true,
 }
 
 // ValidateRedirectURI checks a redirect URI offered at registration
@@ -65,9 +73,12 @@ func ValidateRedirectURI(raw string) error {
 	case forbiddenSchemes[scheme]:
 		return errors.New("redirect URI scheme " + scheme + " is not allowed")
 	default:
-		// A private-use URI scheme of a native app (RFC 8252 §7.1).
-		if u.Opaque == "" && u.Host == "" && u.Path == "" {
-			return errors.New("redirect URI with a private-use scheme needs a path")
+		// A private-use URI scheme of a native app (RFC 8252 §7.1:
+		// com.example.app:/cb). An opaque rest (scheme:anything) is no
+		// app's path: it is how a scheme hands a web address to
+		// whatever opens it (SEC-151).
+		if u.Opaque != "" || (u.Host == "" && u.Path == "") {
+			return errors.New("redirect URI with a private-use scheme needs a path that begins with /, such as com.example.app:/callback")
 		}
 	}
 	return nil

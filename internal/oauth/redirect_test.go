@@ -26,6 +26,11 @@ func TestValidateRedirectURI(t *testing.T) {
 		"data:text/html,hi", "file:///etc/passwd", "https://user:pw@example.com/cb",
 		"https:///nohost", "http://127.0.0.1.evil.com/cb", "vbscript:msgbox",
 		"https://example.com/a b",
+		// SEC-151: a rest that is no app's path, and schemes that open a
+		// browser at the web address that follows.
+		"myapp:callback", "microsoft-edge:https://evil.example/", "microsoft-edge://evil.example/",
+		"Microsoft-Edge:/x", "googlechromes://evil.example/", "x-safari-https://evil.example/",
+		"firefox://open-url?url=https://evil.example/",
 	}
 	for _, u := range bad {
 		if err := ValidateRedirectURI(u); err == nil {
