@@ -190,6 +190,10 @@ func (s *watchedStore) PutLocalUser(ctx context.Context, u *store.LocalUser) err
 	s.saw("PutLocalUser")
 	return s.inner.PutLocalUser(ctx, u)
 }
+func (s *watchedStore) CreateLocalUser(ctx context.Context, u *store.LocalUser) error {
+	s.saw("CreateLocalUser")
+	return s.inner.CreateLocalUser(ctx, u)
+}
 func (s *watchedStore) GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error) {
 	s.saw("GetLocalUser")
 	return s.inner.GetLocalUser(ctx, name)

@@ -394,6 +394,10 @@ type Store interface {
 	// it began with, and one a stolen password opened must not outlive the
 	// new password.
 	PutLocalUser(ctx context.Context, u *LocalUser) error
+	// CreateLocalUser inserts an account that does not exist yet;
+	// ErrConflict if one of that name does, which is left as it is. Of
+	// processes creating the same account at once, one does (SEC-152).
+	CreateLocalUser(ctx context.Context, u *LocalUser) error
 	GetLocalUser(ctx context.Context, name string) (*LocalUser, error)
 	CountLocalUsers(ctx context.Context) (int, error)
 	// ListLocalUsers returns every account, disabled ones included, by name.

@@ -541,6 +541,16 @@ func (s *Store) PutLocalUser(_ context.Context, u *store.LocalUser) error {
 	return nil
 }
 
+func (s *Store) CreateLocalUser(_ context.Context, u *store.LocalUser) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[u.Name]; ok {
+		return conflict("create local user")
+	}
+	s.users[u.Name] = copyLocalUser(u)
+	return nil
+}
+
 func (s *Store) GetLocalUser(_ context.Context, name string) (*store.LocalUser, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -30,6 +30,8 @@ const (
 	INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
 			configured = excluded.configured`
+	sqlCreateLocalUser = `INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (name) DO NOTHING`
 	sqlGetLocalUser     = `SELECT password_hash, groups, created_at, disabled_at, configured FROM local_users WHERE name = $1`
 	sqlCountLocalUsers  = `SELECT count(*) FROM local_users`
 	sqlInsertSigningKey = `INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)
@@ -149,6 +151,18 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	}
 	if _, err := s.pool.Exec(ctx, sqlPutLocalUser, u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt), u.Configured); err != nil {
 		return wrap("put local user", err)
+	}
+	return nil
+}
+
+func (s *Store) CreateLocalUser(ctx context.Context, u *store.LocalUser) error {
+	groups, err := encode(u.Groups)
+	if err != nil {
+		return fmt.Errorf("postgres: create local user: %w", err)
+	}
+	err = inserted(s.pool.Exec(ctx, sqlCreateLocalUser, u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt), u.Configured))
+	if err != nil {
+		return wrap("create local user", err)
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func TestSEC86_OnlyCodesCommitAsynchronously(t *testing.T) {
 		"CreateGrant": sqlInsertGrant, "CreateGrant with a refresh token": sqlInsertGrantRefresh,
 		"RotateRefresh": sqlRotate, "RotateRefresh's revocation": sqlRevokeFamily, "RevokeGrant": sqlRevokeGrant,
 		"CreateClient": sqlInsertClient, "TouchClient": sqlTouchClient, "PutConsent": sqlPutConsent,
-		"CreateSigningKey": sqlInsertSigningKey, "PutLocalUser": sqlPutLocalUser,
+		"CreateSigningKey": sqlInsertSigningKey, "PutLocalUser": sqlPutLocalUser, "CreateLocalUser": sqlCreateLocalUser,
 	} {
 		if strings.Contains(q, "synchronous_commit") {
 			t.Errorf("%s sets synchronous_commit: its commit must wait for the WAL flush", name)

@@ -25,6 +25,8 @@ var (
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
 			configured = excluded.configured`)
+	sqlCreateLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`)
 	// SEC-130: run before the put, it compares the account as stored.
 	sqlEndChangedUserSessions = ws(`DELETE FROM sessions WHERE json_extract(user, '$.sub') = 'local:' || ?1
 		AND EXISTS (SELECT 1 FROM local_users WHERE name = ?1 AND (password_hash IS NOT ?2 OR groups IS NOT ?3))`)
@@ -185,6 +187,21 @@ func (s *Store) PutLocalUser(ctx context.Context, u *store.LocalUser) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: put local user: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) CreateLocalUser(ctx context.Context, u *store.LocalUser) error {
+	groups, err := encode(u.Groups)
+	if err != nil {
+		return fmt.Errorf("sqlite: create local user: %w", err)
+	}
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return inserted(s.txExec(ctx, tx, sqlCreateLocalUser,
+			u.Name, u.PasswordHash, groups, nanos(u.CreatedAt), nanos(u.DisabledAt), u.Configured))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create local user: %w", err)
 	}
 	return nil
 }

@@ -232,6 +232,23 @@ func testLocalUser(t *testing.T, s store.Store) {
 	}
 }
 
+// SEC-152: CreateLocalUser makes an account only where none of its name
+// is, and leaves an existing one as it was.
+func testCreateLocalUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := &store.LocalUser{Name: "admin", PasswordHash: []byte("$2a$10$first"), Groups: []string{"ops"}, CreatedAt: t0}
+	must(t, "create", s.CreateLocalUser(ctx, first))
+	got, err := s.GetLocalUser(ctx, "admin")
+	must(t, "get created", err)
+	same(t, "created", got, first)
+
+	err = s.CreateLocalUser(ctx, &store.LocalUser{Name: "admin", PasswordHash: []byte("$2a$10$second"), CreatedAt: t0.Add(time.Hour)})
+	wantErr(t, "create again", err, store.ErrConflict)
+	got, err = s.GetLocalUser(ctx, "admin")
+	must(t, "get after the refused create", err)
+	same(t, "after the refused create", got, first)
+}
+
 func testSigningKey(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	keys, err := s.ListSigningKeys(ctx)

@@ -30,6 +30,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("DeleteAuthRequest", func(t *testing.T) { raceDeleteAuthRequest(t, newStore(t)) })
 	t.Run("AddRateHit", func(t *testing.T) { raceAddRateHit(t, newStore(t)) })
 	t.Run("SEC-93_DisableWhileGranting", func(t *testing.T) { raceDisableWhileGranting(t, newStore(t)) })
+	t.Run("SEC-152_CreateLocalUser", func(t *testing.T) { raceCreateLocalUser(t, newStore(t)) })
 	t.Run("MixedLoad", func(t *testing.T) { mixedLoad(t, newStore(t)) })
 }
 
@@ -364,4 +365,22 @@ func raceDisableWhileGranting(t *testing.T, s store.Store) {
 	bob.User = identity.User{ID: "local:bob"}
 	must(t, "a grant of an enabled account", s.CreateGrant(ctx, bob, nil))
 	must(t, "a grant of another provider's account", s.CreateGrant(ctx, newGrant("other"), nil))
+}
+
+// raceCreateLocalUser: of racers creating the same account, one does and
+// the others get ErrConflict; the account is the winner's (SEC-152).
+func raceCreateLocalUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range 5 {
+		name := fmt.Sprintf("admin%d", round)
+		errs := race(func(i int) error {
+			return s.CreateLocalUser(ctx, &store.LocalUser{Name: name, PasswordHash: fmt.Appendf(nil, "$2a$10$racer%d", i), CreatedAt: t0})
+		})
+		winner := oneWinner(t, round, errs, store.ErrConflict)
+		got, err := s.GetLocalUser(ctx, name)
+		must(t, "get", err)
+		if want := fmt.Sprintf("$2a$10$racer%d", winner); string(got.PasswordHash) != want {
+			t.Fatalf("round %d: the account holds %q, want the winner's %q", round, got.PasswordHash, want)
+		}
+	}
 }

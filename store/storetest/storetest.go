@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Session", testSession},
 		{"SESS-3_MCPSession", testMCPSession},
 		{"LocalUser", testLocalUser},
+		{"SEC-152_CreateLocalUser", testCreateLocalUser},
 		{"SigningKey", testSigningKey},
 		{"PutMetaOnce", testPutMetaOnce},
 		{"DeleteExpired", testDeleteExpired},

@@ -63,7 +63,8 @@ var dummyHash = []byte("$2a$10$ao2L2.4gt8.uffJOmniEj.yzAMeWwmG16KBNXubGr7sKAsvlM
 // UserStore is the part of store.Store the connector needs; a store.Store
 // satisfies it.
 type UserStore interface {
-	PutLocalUser(ctx context.Context, u *store.LocalUser) error // insert or replace
+	PutLocalUser(ctx context.Context, u *store.LocalUser) error    // insert or replace
+	CreateLocalUser(ctx context.Context, u *store.LocalUser) error // insert only: ErrConflict if the name is taken
 	GetLocalUser(ctx context.Context, name string) (*store.LocalUser, error)
 	CountLocalUsers(ctx context.Context) (int, error)
 }
@@ -335,11 +336,10 @@ func samePassword(stored []byte, passwordOrHash string) bool {
 // EnsureAdmin bootstraps a fresh install: when the store holds no local
 // user, it creates AdminName with a random password and returns it with
 // created=true, for the caller to show once. When any local user exists it
-// returns created=false and changes nothing.
-//
-// The check and the creation are serialised within this process only; two
-// processes starting on an empty shared store may both create the account,
-// and the one that writes last wins.
+// returns created=false and changes nothing. Of processes starting on an
+// empty shared store at once, one creates the account and shows its
+// password; the others return created=false (SEC-152), where each used to
+// show a password of its own and all but the last one written failed.
 func (c *Connector) EnsureAdmin(ctx context.Context) (password string, created bool, err error) {
 	c.adminMu.Lock()
 	defer c.adminMu.Unlock()
@@ -351,7 +351,15 @@ func (c *Connector) EnsureAdmin(ctx context.Context) (password string, created b
 		return "", false, nil
 	}
 	password = rand.Text() // 26 base32 characters, 128 bits
-	if err := c.SetUser(ctx, AdminName, password); err != nil {
+	hash, err := hashPassword(password)
+	if err != nil {
+		return "", false, fmt.Errorf("local: ensure admin: hash password: %w", err)
+	}
+	err = c.users.CreateLocalUser(ctx, &store.LocalUser{Name: AdminName, PasswordHash: hash, CreatedAt: c.now()})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return "", false, nil // another process made it first
+	case err != nil:
 		return "", false, fmt.Errorf("local: ensure admin: %w", err)
 	}
 	c.log.InfoContext(ctx, "local admin account created", "user", AdminName)

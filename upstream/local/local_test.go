@@ -38,6 +38,18 @@ func (f *fakeUsers) PutLocalUser(_ context.Context, u *store.LocalUser) error {
 	return nil
 }
 
+func (f *fakeUsers) CreateLocalUser(_ context.Context, u *store.LocalUser) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[u.Name]; ok {
+		return fmt.Errorf("fake: local user %q: %w", u.Name, store.ErrConflict)
+	}
+	c := *u
+	c.PasswordHash = bytes.Clone(u.PasswordHash)
+	f.users[u.Name] = c
+	return nil
+}
+
 func (f *fakeUsers) GetLocalUser(_ context.Context, name string) (*store.LocalUser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -367,6 +379,58 @@ func TestEnsureAdminConcurrent(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d concurrent EnsureAdmin calls created the admin, want 1", n)
+	}
+}
+
+// countedTogether is a UserStore whose CountLocalUsers answers only once
+// every one of n callers has counted: processes that all find the store
+// empty before any of them creates the admin.
+type countedTogether struct {
+	*fakeUsers
+	barrier sync.WaitGroup
+}
+
+func (c *countedTogether) CountLocalUsers(ctx context.Context) (int, error) {
+	n, err := c.fakeUsers.CountLocalUsers(ctx)
+	c.barrier.Done()
+	c.barrier.Wait()
+	return n, err
+}
+
+// SEC-152: gateways starting on one empty store at once (replicas) each
+// find no account; one creates the admin and shows its password, which
+// works, and the others show none.
+func TestEnsureAdminAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const processes = 3
+	users := &countedTogether{fakeUsers: newFakeUsers()}
+	users.barrier.Add(processes)
+	var wg sync.WaitGroup
+	shown := make(chan string, processes)
+	for range processes {
+		c := New(users, Options{}) // a connector per process: no shared lock
+		wg.Go(func() {
+			password, created, err := c.EnsureAdmin(ctx)
+			if err != nil {
+				t.Errorf("EnsureAdmin: %v, want success", err)
+			}
+			if created {
+				shown <- password
+			}
+		})
+	}
+	wg.Wait()
+	close(shown)
+	var passwords []string
+	for p := range shown {
+		passwords = append(passwords, p)
+	}
+	if len(passwords) != 1 {
+		t.Fatalf("%d of %d processes showed an admin password, want 1", len(passwords), processes)
+	}
+	if _, err := New(users, Options{}).Login(ctx, AdminName, passwords[0]); err != nil {
+		t.Errorf("the password shown does not log admin in: %v", err)
 	}
 }
 
