@@ -1,7 +1,7 @@
 // Package bridge serves an MCP server that cannot speak the streamable
 // HTTP transport, or that is written for a single user, behind the
-// gateway's protected MCP path: one link to the server per user, served
-// to every client over streamable HTTP. A link is of one of two kinds:
+// gateway's protected MCP path: one link to the server per user and
+// client, served over streamable HTTP. A link is of one of two kinds:
 //
 //   - a stdio server process (NewStdio), a local command started for the
 //     user;
@@ -12,9 +12,14 @@
 // Everything but the link itself is shared: the pool of links, sessions,
 // id rewriting, initialization, streams and errors below.
 //
-// # One link per user
+// # One link per user and client
 //
-// Links are keyed by identity.User.ID. A stdio server is written for one
+// Links are keyed by the user, the OAuth client and the identity the
+// server is told (linkKey): two applications a user connected never share
+// a server, which asks its one client for sampling, elicitation or roots
+// and takes its answers; and a user whose groups, name or email changed
+// gets a server told the new ones (SEC-153). A user holds at most
+// perUserLinks links. A stdio server is written for one
 // person at a desk: it trusts its environment and keeps state (files,
 // logins, caches) in its working directory. Each user's process therefore
 // gets its own directory (also HOME, named by a hash of the user ID so no
@@ -25,7 +30,8 @@
 // of the user's last server kills every process of that uid: what left
 // the group), and confined by internal/sandbox (Landlock:
 // its HOME, the system's read-only paths and StdioOptions.ReadPaths), so
-// that it reaches neither the gateway's files nor another user's process. A legacy SSE server learns who its user is
+// that it reaches neither the gateway's files nor another user's process.
+// A user's servers (one per client) share that user's directory. A legacy SSE server learns who its user is
 // from the identity headers of the connection's GET — the proxy's
 // (internal/backend/proxy), with the same defaults: X-Forwarded-User, …,
 // and a signed identity token with SSEOptions.IdentityToken — sent again
@@ -34,8 +40,8 @@
 // message: never its Authorization, cookies or identity headers of its own.
 //
 // Links open on demand, end when idle (a stdio server is stopped, an SSE
-// connection closed), and are capped: at the cap the least recently used
-// idle one is ended, and when none is idle the request gets 503 rather
+// connection closed), and are capped, overall and per user: at a cap the
+// least recently used idle one (the user's, at the user's cap) is ended, and when none is idle the request gets 503 rather
 // than waiting, so one user cannot hold the gateway hostage.
 //
 // # The legacy SSE transport
@@ -57,10 +63,11 @@
 // The bridge, not the client, owns the server's MCP session: it sends
 // initialize itself (with the first client's protocol version and
 // capabilities) and answers every client's initialize from the cached
-// result. Clients (Claude, Inspector, a second tab) come and go
+// result. Sessions of a client (a second tab, a reconnect) come and go
 // independently of the link, which can then be reaped or end (a crash, a
 // dropped SSE stream) without any client noticing: bridge sessions
-// (Mcp-Session-Id, bound to the user, SESS-3) outlive links, and the next
+// (Mcp-Session-Id, bound to the link's key: the user, SESS-3, and the
+// client and identity) outlive links, and the next
 // request opens a new link and initializes it. A bridge session lives in
 // the gateway process that opened it, whose random tag starts its id
 // ("<tag>.<random>"): another replica answers it 404 with an error that
@@ -70,7 +77,7 @@
 // which the bridge initializes with the newest version that still has an
 // initialize handshake.
 //
-// Several clients share one link, so the bridge rewrites every request id
+// Several sessions share one link, so the bridge rewrites every request id
 // (and progress token, and the requestId of notifications/cancelled) to a
 // pool-unique id and maps it back on the answer. JSON-RPC batches are
 // refused with an error (one message per POST). A client's message is read
@@ -81,7 +88,9 @@
 // server reports progress for it first — as an event stream carrying those
 // progress notifications and then the answer. Server→client requests
 // (sampling, elicitation, roots/list) and other notifications go to the
-// user's most recently opened GET stream; when there is none, a request is
+// most recently opened GET stream of the link's sessions, and a client's
+// answer is taken only from the session that stream belongs to, once,
+// for a request it carried; when there is no stream, a request is
 // answered with an error at once and a notification is dropped, so the
 // server never waits on a client that cannot answer. A stream that closes
 // before its client answers gets the same error for what it carried.

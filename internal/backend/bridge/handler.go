@@ -67,7 +67,7 @@ func (p *Pool) sessionOf(w http.ResponseWriter, r *http.Request, caller *identit
 		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first")
 		return nil, false
 	}
-	s := p.session(sid, caller.User.ID)
+	s := p.session(sid, linkKey(caller))
 	if s == nil && p.elsewhere(sid) {
 		// Its server runs in the replica that opened it; one started
 		// here would be another process, without the session's state.
@@ -136,13 +136,23 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 	case jsonrpc.Notification:
 		p.notification(w, r, caller, sess, msg.Method, m)
 	case jsonrpc.Response:
-		// The client's answer to a server→client request.
-		if l := p.current(caller.User.ID); l != nil {
+		// The client's answer to a server→client request, taken only
+		// from the session whose stream carried the request, once
+		// (SEC-153).
+		if l := p.current(caller); l != nil {
 			l.mu.Lock()
-			delete(l.outbound, idKey(msg.ID))
+			st, asked := l.outbound[idKey(msg.ID)]
+			if asked && st.sess == sess {
+				delete(l.outbound, idKey(msg.ID))
+			}
 			l.mu.Unlock()
-			if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
-				l.log.Debug("client response not delivered to the "+p.noun, "error", err)
+			switch {
+			case !asked || st.sess != sess:
+				l.log.Debug("client response dropped: no request of the server is waiting for it in this session")
+			default:
+				if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
+					l.log.Debug("client response not delivered to the "+p.noun, "error", err)
+				}
 			}
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -169,7 +179,7 @@ func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identi
 		return
 	}
 	defer p.release(l)
-	s := p.newSession(caller.User.ID, init)
+	s := p.newSession(linkKey(caller), init)
 	p.log.Debug("bridge session opened", "resource", p.opts.resource, "user", caller.User.ID)
 	w.Header().Set(sessionHeader, s.id)
 	jsonrpc.WriteJSON(w, http.StatusOK, append(message{"jsonrpc": json.RawMessage(`"2.0"`), "id": id, "result": l.initResult}.encode(), '\n'))
@@ -213,7 +223,7 @@ func (p *Pool) notification(w http.ResponseWriter, r *http.Request, caller *iden
 		}
 		// A stateless client cancels by closing its request's stream.
 	default:
-		if l := p.current(caller.User.ID); l != nil {
+		if l := p.current(caller); l != nil {
 			if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
 				l.log.Debug("client notification not delivered to the "+p.noun, "error", err)
 			}

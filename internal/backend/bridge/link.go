@@ -65,6 +65,7 @@ type initParams struct {
 // "mu" by link.mu; a goroutine never holds both.
 type link struct {
 	pool   *Pool
+	key    string // linkKey of who opened it
 	user   string
 	caller *identity.Caller // who opened it
 	log    *slog.Logger     // the conn may add to it before ready is closed
@@ -101,12 +102,13 @@ type call struct {
 	notes    chan []byte // progress notifications for this request
 }
 
-func newLink(pool *Pool, c *identity.Caller) *link {
+func newLink(pool *Pool, c *identity.Caller, key string) *link {
 	l := &link{
 		pool:     pool,
+		key:      key,
 		user:     c.User.ID,
 		caller:   c,
-		log:      pool.log.With("resource", pool.opts.resource, "user", c.User.ID),
+		log:      pool.log.With("resource", pool.opts.resource, "user", c.User.ID, "client_id", c.ClientID),
 		noise:    newLogBudget(pool.opts.tail),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),

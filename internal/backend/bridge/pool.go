@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -320,37 +322,50 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 	return newPool(c, "SSE connection", "MCP server connection lost", func(l *link) linkConn { return newSSEConn(l, spec) }), nil
 }
 
-// acquire returns the user's initialized link, opening it (with init)
+// perUserLinks bounds the links of one user, who has one per client and
+// identity (linkKey): a user's many clients cannot take every process.
+const perUserLinks = 4
+
+// linkKey names the link a caller's requests go to: one per user, OAuth
+// client and identity the server is told. Two clients of one user never
+// share a server, whose requests to its client (sampling, elicitation,
+// roots) and whose notifications go to a stream of that client only, and
+// are answered by it only; a user whose groups, name or email changed
+// gets a server that is told the new ones (SEC-153).
+func linkKey(c *identity.Caller) string {
+	email := ""
+	if c.User.EmailVerified {
+		email = c.User.Email
+	}
+	h := sha256.New()
+	for _, v := range []string{c.User.ID, c.ClientID, c.User.Username, c.User.Name, email, identity.JoinGroups(c.User.Groups)} {
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// acquire returns the caller's initialized link, opening it (with init)
 // when there is none, and counts a request in flight on it; release
-// undoes that. At the cap it evicts the least recently used idle link, or
+// undoes that. At a cap it evicts the least recently used idle link, or
 // fails with errBusy.
 func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams) (*link, error) {
-	user := c.User.ID
+	key := linkKey(c)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, errClosed
 	}
-	l := p.links[user]
+	l := p.links[key]
 	var victim *link
 	if l == nil {
-		if len(p.links) >= p.opts.maxLinks {
-			for _, q := range p.links {
-				if q.inflight == 0 && (victim == nil || q.useSeq < victim.useSeq) {
-					victim = q
-				}
-			}
-			if victim == nil {
-				p.mu.Unlock()
-				return nil, errBusy
-			}
-			delete(p.links, victim.user)
-			if victim.idle != nil {
-				victim.idle.Stop()
-			}
+		var ok bool
+		if victim, ok = p.room(c.User.ID); !ok {
+			p.mu.Unlock()
+			return nil, errBusy
 		}
-		l = newLink(p, c)
-		p.links[user] = l
+		l = newLink(p, c, key)
+		p.links[key] = l
 		go l.run(init)
 	}
 	l.inflight++
@@ -361,7 +376,7 @@ func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams)
 	}
 	p.mu.Unlock()
 	if victim != nil {
-		victim.log.Info(p.noun+" evicted for another user's (cap reached)", "max", p.opts.maxLinks)
+		victim.log.Info(p.noun+" evicted for another (cap reached)", "max", p.opts.maxLinks, "max_per_user", perUserLinks)
 		go victim.conn.stop(stopGrace)
 	}
 	select {
@@ -377,12 +392,42 @@ func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams)
 	return l, nil
 }
 
+// room makes space for a new link of user; p.mu is held. A user holds at
+// most perUserLinks and the pool maxLinks: past either, the least recently
+// used idle link (the user's, or anyone's) gives way, and is returned to
+// be stopped. ok is false when none is idle.
+func (p *Pool) room(user string) (victim *link, ok bool) {
+	mine := 0
+	for _, q := range p.links {
+		if q.user == user {
+			mine++
+		}
+	}
+	onlyMine := mine >= perUserLinks
+	if !onlyMine && len(p.links) < p.opts.maxLinks {
+		return nil, true
+	}
+	for _, q := range p.links {
+		if (!onlyMine || q.user == user) && q.inflight == 0 && (victim == nil || q.useSeq < victim.useSeq) {
+			victim = q
+		}
+	}
+	if victim == nil {
+		return nil, false
+	}
+	delete(p.links, victim.key)
+	if victim.idle != nil {
+		victim.idle.Stop()
+	}
+	return victim, true
+}
+
 func (p *Pool) release(l *link) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l.inflight--
 	l.lastUse = time.Now()
-	if l.inflight == 0 && p.links[l.user] == l {
+	if l.inflight == 0 && p.links[l.key] == l {
 		p.armIdle(l, p.opts.idleTimeout)
 	}
 }
@@ -398,7 +443,7 @@ func (p *Pool) armIdle(l *link, d time.Duration) {
 
 func (p *Pool) reapIfIdle(l *link) {
 	p.mu.Lock()
-	if p.links[l.user] != l || l.inflight > 0 {
+	if p.links[l.key] != l || l.inflight > 0 {
 		p.mu.Unlock()
 		return
 	}
@@ -407,17 +452,17 @@ func (p *Pool) reapIfIdle(l *link) {
 		p.mu.Unlock()
 		return
 	}
-	delete(p.links, l.user)
+	delete(p.links, l.key)
 	p.mu.Unlock()
 	l.log.Info("stopping an idle "+p.noun, "idle_timeout", p.opts.idleTimeout)
 	l.conn.stop(stopGrace)
 }
 
-// forget removes l from the pool if it is still the user's link.
+// forget removes l from the pool if it is still its key's link.
 func (p *Pool) forget(l *link) {
 	p.mu.Lock()
-	if p.links[l.user] == l {
-		delete(p.links, l.user)
+	if p.links[l.key] == l {
+		delete(p.links, l.key)
 	}
 	if l.idle != nil {
 		l.idle.Stop()
@@ -425,11 +470,11 @@ func (p *Pool) forget(l *link) {
 	p.mu.Unlock()
 }
 
-// current is the user's link, or nil; it never opens one.
-func (p *Pool) current(user string) *link {
+// current is the caller's link, or nil; it never opens one.
+func (p *Pool) current(c *identity.Caller) *link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.links[user]
+	return p.links[linkKey(c)]
 }
 
 // Close ends every link — a stdio server gets SIGTERM to its process

@@ -19,10 +19,11 @@ const (
 )
 
 // session is a bridge session: one client connection (Mcp-Session-Id) of
-// one user. Its fields are guarded by Pool.mu.
+// one user, through one client, to one link. Its fields are guarded by
+// Pool.mu.
 type session struct {
 	id    string
-	user  string
+	key   string           // linkKey of its caller: whose it is (SESS-3) and which link serves it
 	init  initParams       // what its initialize asked for
 	calls map[string]*call // client request id → in flight
 	st    *stream          // its GET stream, if open
@@ -100,9 +101,9 @@ func (p *Pool) elsewhere(id string) bool {
 	return err == nil
 }
 
-// newSession creates a session of user.
-func (p *Pool) newSession(user string, init initParams) *session {
-	s := &session{id: newSessionID(p.replica), user: user, init: init, calls: map[string]*call{}, seen: time.Now()}
+// newSession creates a session of the link key.
+func (p *Pool) newSession(key string, init initParams) *session {
+	s := &session{id: newSessionID(p.replica), key: key, init: init, calls: map[string]*call{}, seen: time.Now()}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := s.seen
@@ -130,12 +131,14 @@ func (p *Pool) newSession(user string, init initParams) *session {
 	return s
 }
 
-// session returns the session id if user owns it (SESS-3), else nil.
-func (p *Pool) session(id, user string) *session {
+// session returns the session id if the caller of link key key opened it
+// (SESS-3: the same user, through the same client, with the same
+// identity), else nil.
+func (p *Pool) session(id, key string) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.sessions[id]
-	if s == nil || s.user != user {
+	if s == nil || s.key != key {
 		return nil
 	}
 	s.seen = time.Now()
@@ -197,7 +200,7 @@ func (p *Pool) lookupCall(s *session, clientID json.RawMessage) *call {
 }
 
 // openStream makes st the GET stream of its session, ending the one it
-// replaces, and the user's most recent stream.
+// replaces, and its link's most recent stream.
 func (p *Pool) openStream(st *stream) bool {
 	p.mu.Lock()
 	if p.closed {
@@ -206,7 +209,7 @@ func (p *Pool) openStream(st *stream) bool {
 	}
 	old := st.sess.st
 	st.sess.st = st
-	p.streams[st.sess.user] = append(p.streams[st.sess.user], st)
+	p.streams[st.sess.key] = append(p.streams[st.sess.key], st)
 	p.mu.Unlock()
 	if old != nil {
 		old.end()
@@ -218,12 +221,12 @@ func (p *Pool) openStream(st *stream) bool {
 // the client has not answered.
 func (p *Pool) closeStream(st *stream) {
 	st.end()
-	user := st.sess.user
+	key := st.sess.key
 	p.mu.Lock()
 	if st.sess.st == st {
 		st.sess.st = nil
 	}
-	list := p.streams[user]
+	list := p.streams[key]
 	for i, o := range list {
 		if o == st {
 			list = append(list[:i:i], list[i+1:]...)
@@ -231,11 +234,11 @@ func (p *Pool) closeStream(st *stream) {
 		}
 	}
 	if len(list) == 0 {
-		delete(p.streams, user)
+		delete(p.streams, key)
 	} else {
-		p.streams[user] = list
+		p.streams[key] = list
 	}
-	l := p.links[user]
+	l := p.links[key]
 	p.mu.Unlock()
 	if l == nil {
 		return
@@ -254,14 +257,15 @@ func (p *Pool) closeStream(st *stream) {
 	}
 }
 
-// toClient routes a server→client request or notification to the user's
-// most recently opened GET stream. A request that no stream can take is
+// toClient routes a server→client request or notification to the most
+// recently opened GET stream of the link's sessions: the same user,
+// client and identity (SEC-153). A request that no stream can take is
 // answered with an error at once, so that the server never waits for it;
 // a notification is dropped.
 func (p *Pool) toClient(l *link, m message, isRequest bool) {
 	p.mu.Lock()
 	var st *stream
-	if list := p.streams[l.user]; len(list) > 0 {
+	if list := p.streams[l.key]; len(list) > 0 {
 		st = list[len(list)-1]
 	}
 	p.mu.Unlock()

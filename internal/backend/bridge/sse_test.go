@@ -631,7 +631,7 @@ func TestSSEIdleConnectionClosed(t *testing.T) {
 	cs := f.connect(t, "alice", "2025-11-25", nil)
 	callText(t, cs, "echo", map[string]any{"text": "1"})
 	waitFor(t, "the idle connection to close", 10*time.Second, func() bool {
-		return up.openStreams() == 0 && f.pool.current("local:alice") == nil
+		return up.openStreams() == 0 && f.pool.current(users["alice"]) == nil
 	})
 	if got := callText(t, cs, "whoami", nil); got != "local:alice" {
 		t.Fatalf("after reconnecting: whoami %q, want local:alice", got)

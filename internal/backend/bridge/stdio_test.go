@@ -375,7 +375,7 @@ func TestSessionBoundToUser(t *testing.T) {
 		t.Fatalf("ended session: %d, want 404", resp.StatusCode)
 	}
 	// The process outlives the session.
-	if f.pool.current("local:alice") == nil {
+	if f.pool.current(users["alice"]) == nil {
 		t.Fatal("DELETE stopped the process")
 	}
 }
@@ -407,7 +407,7 @@ func TestIdleProcessReaped(t *testing.T) {
 	cs := f.connect(t, "alice", "2025-11-25", nil)
 	first := envOf(t, cs)
 	waitFor(t, "the idle process to stop", 10*time.Second, func() bool {
-		return !alive(first.PID) && f.pool.current("local:alice") == nil
+		return !alive(first.PID) && f.pool.current(users["alice"]) == nil
 	})
 	second := envOf(t, cs)
 	if second.PID == first.PID || !alive(second.PID) {
@@ -482,7 +482,7 @@ func TestStderrLogged(t *testing.T) {
 	cs := f.connect(t, "alice", "2025-11-25", nil)
 	pid := envOf(t, cs).PID
 	callText(t, cs, "stderr", map[string]any{"text": "hello from stderr"})
-	want := fmt.Sprintf(`msg="stdio server stderr" resource=/mcp user=local:alice pid=%d line="hello from stderr"`, pid)
+	want := fmt.Sprintf(`msg="stdio server stderr" resource=/mcp user=local:alice client_id=c1 pid=%d line="hello from stderr"`, pid)
 	waitFor(t, "the stderr line in the log", 10*time.Second, func() bool { return strings.Contains(f.logs.String(), want) })
 }
 

@@ -1,0 +1,146 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/identity"
+)
+
+func init() {
+	alice := users["alice"]
+	// Another client alice approved, and alice after an administrator took
+	// her out of ops (a refresh that re-read her groups).
+	users["alice-app2"] = &identity.Caller{User: alice.User, ClientID: "app2"}
+	demoted := alice.User
+	demoted.Groups = []string{"dev"}
+	users["alice-demoted"] = &identity.Caller{User: demoted, ClientID: alice.ClientID}
+	for i := range perUserLinks + 1 {
+		users[fmt.Sprintf("alice-k%d", i)] = &identity.Caller{User: alice.User, ClientID: fmt.Sprintf("k%d", i)}
+	}
+}
+
+// SEC-153: what a user's server asks of its client (roots here; sampling
+// and elicitation alike) goes to that client only. Another client of the
+// same user, with a stream of its own opened last, neither sees the
+// request nor answers it.
+func TestSEC153_ServerRequestsStayWithTheirClient(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	legit := mcp.NewClient(&mcp.Implementation{Name: "legit", Version: "1"}, nil)
+	legit.AddRoots(&mcp.Root{URI: "file:///legit"})
+	cs := f.connect(t, "alice", "2025-11-25", legit)
+	waitFor(t, "the legit client's stream", 10*time.Second, func() bool {
+		r, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "roots"})
+		return err == nil && !r.IsError
+	})
+
+	sid := f.session(t, "alice-app2")
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Test-User", "alice-app2")
+	req.Header.Set(sessionHeader, sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the other client's GET stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	asked := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			d, ok := strings.CutPrefix(sc.Text(), "data: ")
+			var m struct {
+				ID     json.RawMessage
+				Method string
+			}
+			if ok && json.Unmarshal([]byte(d), &m) == nil && m.Method != "" {
+				asked <- m.Method
+				if m.Method == "roots/list" {
+					f.rpc(t, context.Background(), "alice-app2", sid, `{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"roots":[{"uri":"file:///attacker"}]}}`, nil)
+				}
+			}
+		}
+	}()
+	waitFor(t, "the other client's stream to be open", 5*time.Second, func() bool {
+		f.pool.mu.Lock()
+		defer f.pool.mu.Unlock()
+		s := f.pool.sessions[sid]
+		return s != nil && s.st != nil
+	})
+
+	if got := callText(t, cs, "roots", nil); got != "file:///legit" {
+		t.Errorf("the legit client's tool got roots %q, want its own file:///legit", got)
+	}
+	select {
+	case m := <-asked:
+		t.Errorf("the other client's stream carried the server's %s", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if a, b := envOf(t, cs).PID, envOf(t, f.connect(t, "alice-app2", "2025-11-25", nil)).PID; a == b {
+		t.Errorf("two clients of one user share the server (pid %d)", a)
+	}
+}
+
+// SEC-153: a client's answer is taken only for a request the server sent
+// to that session's stream; any other is dropped, never handed to the
+// server as an answer it may take for one of its own.
+func TestSEC153_UnaskedResponseDropped(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	sid := f.session(t, "alice")
+	resp, body := f.rpc(t, context.Background(), "alice", sid, `{"jsonrpc":"2.0","id":1,"result":{"roots":[{"uri":"file:///forged"}]}}`, nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("a response: %d %s, want 202", resp.StatusCode, body)
+	}
+	if !strings.Contains(f.logs.String(), "client response dropped") {
+		t.Errorf("an answer to no request of the server was not dropped:\n%s", f.logs)
+	}
+}
+
+// SEC-153: a stdio server is told its user's identity when it starts; a
+// user whose groups changed gets a server told the new ones, not the one
+// started with the old.
+func TestSEC153_ChangedIdentityGetsItsOwnServer(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	if got := envOf(t, f.connect(t, "alice", "2025-11-25", nil)).Groups; got != "dev,ops" {
+		t.Fatalf("groups %q, want dev,ops", got)
+	}
+	if got := envOf(t, f.connect(t, "alice-demoted", "2025-11-25", nil)).Groups; got != "dev" {
+		t.Errorf("after the change: groups %q, want dev (the server started for the old groups answered)", got)
+	}
+}
+
+// SEC-153: one user holds at most perUserLinks servers, one per client:
+// a further client's replaces the user's least recently used idle one,
+// never another user's.
+func TestSEC153_ServersPerUserBounded(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	f.session(t, "bob")
+	for i := range perUserLinks + 1 {
+		f.session(t, fmt.Sprintf("alice-k%d", i))
+	}
+	waitFor(t, "the evicted server gone", 10*time.Second, func() bool {
+		f.pool.mu.Lock()
+		defer f.pool.mu.Unlock()
+		alices := 0
+		for _, l := range f.pool.links {
+			if l.user == "local:alice" {
+				alices++
+			}
+		}
+		return alices == perUserLinks
+	})
+	if f.pool.current(users["bob"]) == nil {
+		t.Error("bob's server was evicted for alice's clients")
+	}
+	if f.pool.current(users["alice-k0"]) != nil {
+		t.Error("alice's least recently used server is still there")
+	}
+}
