@@ -218,7 +218,7 @@ func TestAccessPerResource(t *testing.T) {
 	// An approval of /admin/mcp itself (the rule came after it) does not
 	// bypass the rule either: access_denied goes to the client at once.
 	if err := g.store.PutConsent(context.Background(), &store.Consent{UserID: "local:" + testUser, ClientID: c.ClientID,
-		Resource: g.url + "/admin/mcp", Scopes: []string{"mcp"}, CreatedAt: g.clock.Now()}); err != nil {
+		Resource: g.url + "/admin/mcp", Scopes: []string{"mcp"}, RedirectURIs: []string{redirectURI}, CreatedAt: g.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	admin = g.newAuth(c.ClientID)

@@ -93,9 +93,13 @@ type Consent struct {
 	// Resource is what the person approved the client to call: the
 	// consent page names it, and an approval covers that resource only
 	// (SEC-134).
-	Resource  string
-	Scopes    []string
-	CreatedAt time.Time
+	Resource string
+	Scopes   []string
+	// RedirectURIs are where the person was told codes would go, as
+	// requested (a loopback URI matches on any port, REDIR-4): an approval
+	// covers those only, never a URI the client registers later (SEC-154).
+	RedirectURIs []string
+	CreatedAt    time.Time
 }
 
 // Code is an issued authorization code with everything it is bound to.

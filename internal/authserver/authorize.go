@@ -60,7 +60,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if sess != nil && !hasPrompt(q, "consent") {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID, req.Resource)
 		switch {
-		case err == nil && oauth.ContainsAll(consent.Scopes, req.Scopes):
+		case err == nil && covers(consent, req):
 			if con := s.rechecked(sess.User); con != nil {
 				s.relogin(w, r, issuer, req, con, fail)
 				return
@@ -123,7 +123,8 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, issuer st
 // trustedRedirect reports whether an error may go to redirectURI without
 // the person's say: the administrator registered the client, the URI
 // leads back to the person's own computer (http on a loopback host), or
-// the person signed in here approved this client before, for any resource.
+// the person signed in here approved this client before, for any
+// resource, with this redirect URI (SEC-154).
 // A private-use scheme is not trusted: registration refuses the schemes
 // known to open a browser at a web address (SEC-151), but no list of them
 // is complete.
@@ -139,7 +140,8 @@ func (s *Server) trustedRedirect(r *http.Request, issuer string, client *store.C
 		return false
 	}
 	for _, res := range s.opts.Resources {
-		if _, err := s.store.GetConsent(r.Context(), sess.User.ID, client.ID, issuer+res.Path); err == nil {
+		c, err := s.store.GetConsent(r.Context(), sess.User.ID, client.ID, issuer+res.Path)
+		if err == nil && oauth.MatchRedirectURI(c.RedirectURIs, redirectURI) {
 			return true
 		}
 	}

@@ -314,20 +314,40 @@ func callbackURL(issuer, connector string) string {
 	return issuer + "/callback/" + url.PathEscape(connector)
 }
 
+// maxConsentRedirects bounds the redirect URIs one approval remembers: a
+// client that changes its own (a metadata document) cannot grow it.
+const maxConsentRedirects = 16
+
 // rememberConsent stores the user's approval of the client for the
-// request's resource (DEP-2, SEC-134), widening an earlier approval of it
-// rather than replacing it. Only the consent
-// post of a logged-in browser and finishLogin call it (SEC-2).
+// request's resource (DEP-2, SEC-134) and redirect URI (SEC-154),
+// widening an earlier approval of it rather than replacing it. Only the
+// consent post of a logged-in browser and finishLogin call it (SEC-2).
 func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store.AuthRequest) error {
 	scopes := append([]string(nil), req.Scopes...)
+	redirects := []string{req.RedirectURI}
 	if old, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID, req.Resource); err == nil {
 		for _, sc := range old.Scopes {
 			if !oauth.ContainsAll(scopes, []string{sc}) {
 				scopes = append(scopes, sc)
 			}
 		}
+		for _, u := range old.RedirectURIs {
+			if len(redirects) < maxConsentRedirects && !oauth.MatchRedirectURI(redirects, u) {
+				redirects = append(redirects, u)
+			}
+		}
 	}
-	return s.store.PutConsent(r.Context(), &store.Consent{UserID: user.ID, ClientID: req.ClientID, Resource: req.Resource, Scopes: scopes, CreatedAt: s.now()})
+	return s.store.PutConsent(r.Context(), &store.Consent{UserID: user.ID, ClientID: req.ClientID, Resource: req.Resource,
+		Scopes: scopes, RedirectURIs: redirects, CreatedAt: s.now()})
+}
+
+// covers reports whether an approval covers req: its scopes, and its
+// redirect URI, which the consent page named. A client may list more
+// redirect URIs than the one the person saw, or add one later (a metadata
+// document is the client's to change): a code for any other goes through
+// the consent page again, which names it (SEC-154).
+func covers(c *store.Consent, req *store.AuthRequest) bool {
+	return oauth.ContainsAll(c.Scopes, req.Scopes) && oauth.MatchRedirectURI(c.RedirectURIs, req.RedirectURI)
 }
 
 // finishLogin completes a flow once the upstream vouched for user and

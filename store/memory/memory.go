@@ -756,6 +756,7 @@ func copyAuthRequest(r *store.AuthRequest) *store.AuthRequest {
 func copyConsent(c *store.Consent) *store.Consent {
 	n := *c
 	n.Scopes = slices.Clone(c.Scopes)
+	n.RedirectURIs = slices.Clone(c.RedirectURIs)
 	return &n
 }
 

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,9 +18,10 @@ const (
 	sqlInsertClient = `INSERT INTO clients (` + clientCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`
 	sqlGetClient  = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
-	sqlPutConsent = `INSERT INTO consents (user_id, client_id, resource, scopes, created_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`
-	sqlGetConsent    = `SELECT scopes, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
+	sqlPutConsent = `INSERT INTO consents (user_id, client_id, resource, scopes, redirect_uris, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, redirect_uris = excluded.redirect_uris,
+			created_at = excluded.created_at`
+	sqlGetConsent    = `SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
 	sqlDeleteConsent = `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
 	// SEC-130: the account's sessions end when its password hash or groups
@@ -111,11 +113,12 @@ func (s *Store) DeleteUnusedClients(ctx context.Context, unusedSince, now time.T
 }
 
 func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
-	scopes, err := encode(c.Scopes)
-	if err != nil {
+	scopes, err1 := encode(c.Scopes)
+	redirects, err2 := encode(c.RedirectURIs)
+	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("postgres: put consent: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, sqlPutConsent, c.UserID, c.ClientID, c.Resource, scopes, nanos(c.CreatedAt)); err != nil {
+	if _, err := s.pool.Exec(ctx, sqlPutConsent, c.UserID, c.ClientID, c.Resource, scopes, redirects, nanos(c.CreatedAt)); err != nil {
 		return wrap("put consent", err)
 	}
 	return nil
@@ -126,7 +129,7 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID, resource strin
 		return nil, wrap("get consent", store.ErrNotFound)
 	}
 	c := store.Consent{UserID: userID, ClientID: clientID, Resource: resource}
-	err := s.pool.QueryRow(ctx, sqlGetConsent, userID, clientID, resource).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
+	err := s.pool.QueryRow(ctx, sqlGetConsent, userID, clientID, resource).Scan(jsonText{&c.Scopes}, jsonText{&c.RedirectURIs}, timeCol{&c.CreatedAt})
 	if err != nil {
 		return nil, wrap("get consent", err)
 	}

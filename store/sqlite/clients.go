@@ -17,9 +17,10 @@ var (
 	sqlInsertClient = ws(`INSERT INTO clients (` + clientCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	sqlGetClient  = rs(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`)
-	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, resource, scopes, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`)
-	sqlGetConsent    = rs(`SELECT scopes, created_at FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?`)
+	sqlPutConsent = ws(`INSERT INTO consents (user_id, client_id, resource, scopes, redirect_uris, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, redirect_uris = excluded.redirect_uris,
+			created_at = excluded.created_at`)
+	sqlGetConsent    = rs(`SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?`)
 	sqlDeleteConsent = ws(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`)
 	// SEC-93: an existing account's disabled_at is never written here.
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
@@ -136,13 +137,14 @@ func (s *Store) DeleteUnusedClients(ctx context.Context, unusedSince, now time.T
 }
 
 func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
-	scopes, err := encode(c.Scopes)
-	if err != nil {
+	scopes, err1 := encode(c.Scopes)
+	redirects, err2 := encode(c.RedirectURIs)
+	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("sqlite: put consent: %w", err)
 	}
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, sqlPutConsent,
-			c.UserID, c.ClientID, c.Resource, scopes, nanos(c.CreatedAt))
+			c.UserID, c.ClientID, c.Resource, scopes, redirects, nanos(c.CreatedAt))
 		return err
 	})
 	if err != nil {
@@ -153,7 +155,7 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 
 func (s *Store) GetConsent(ctx context.Context, userID, clientID, resource string) (*store.Consent, error) {
 	c := store.Consent{UserID: userID, ClientID: clientID, Resource: resource}
-	err := s.row(ctx, sqlGetConsent, userID, clientID, resource).Scan(jsonText{&c.Scopes}, timeCol{&c.CreatedAt})
+	err := s.row(ctx, sqlGetConsent, userID, clientID, resource).Scan(jsonText{&c.Scopes}, jsonText{&c.RedirectURIs}, timeCol{&c.CreatedAt})
 	if err != nil {
 		return nil, wrap("get consent", err)
 	}

@@ -529,7 +529,7 @@ func TestConsentResourceMigration(t *testing.T) {
 			PRIMARY KEY (user_id, client_id)) STRICT, WITHOUT ROWID`,
 		`CREATE INDEX consents_client_id ON consents (client_id)`,
 		`INSERT INTO consents VALUES ('github:1', 'c1', '["mcp"]', 7)`,
-		`DELETE FROM schema_migrations WHERE version = 14`,
+		`DELETE FROM schema_migrations WHERE version IN (14, 16)`,
 	} {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

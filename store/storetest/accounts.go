@@ -82,16 +82,20 @@ func testConsent(t *testing.T, s store.Store) {
 	_, err := s.GetConsent(ctx, "github:1", "c1", notes)
 	wantErr(t, "none yet", err, store.ErrNotFound)
 
-	c := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"}, CreatedAt: t0}
+	c := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"},
+		RedirectURIs: []string{"http://127.0.0.1:4000/cb", "https://app.example/cb"}, CreatedAt: t0}
 	must(t, "put", s.PutConsent(ctx, c))
-	c.Scopes[0] = "changed"
+	c.Scopes[0], c.RedirectURIs[0] = "changed", "changed"
 	got, err := s.GetConsent(ctx, "github:1", "c1", notes)
 	must(t, "get", err)
-	same(t, "round trip", got, &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"}, CreatedAt: t0})
+	same(t, "round trip", got, &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:read"},
+		RedirectURIs: []string{"http://127.0.0.1:4000/cb", "https://app.example/cb"}, CreatedAt: t0})
 	got.Scopes[0] = "changed"
 
-	// Put replaces: scopes and time are the new ones, not a merge.
-	repl := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:write", "mcp:admin"}, CreatedAt: t0.Add(time.Hour)}
+	// Put replaces: scopes, redirect URIs and time are the new ones, not
+	// a merge.
+	repl := &store.Consent{UserID: "github:1", ClientID: "c1", Resource: notes, Scopes: []string{"mcp:write", "mcp:admin"},
+		RedirectURIs: []string{"https://app.example/other"}, CreatedAt: t0.Add(time.Hour)}
 	must(t, "replace", s.PutConsent(ctx, repl))
 	got, err = s.GetConsent(ctx, "github:1", "c1", notes)
 	must(t, "get replaced", err)
