@@ -192,6 +192,40 @@ func TestSEC109_AccountRevokeAsksAgain(t *testing.T) {
 	}
 }
 
+// SEC-155: revoking an application on the account page ends all of its
+// access: a client the person approved holds a grant for every code it
+// redeemed (a signed-in browser gets codes without a page), and each one
+// ends, not only the row clicked. Another application's grant stays.
+func TestSEC155_AccountRevokeEndsEveryGrantOfTheApplication(t *testing.T) {
+	g := newGateway(t)
+	reg, _, tok1 := g.fullFlow()
+	_, _, other := g.fullFlow()
+	c := g.pageLogin(testUser, testPassword, "/account")
+	a := g.newAuth(reg.ClientID)
+	resp, _ := page(t, c, "GET", a.URL(), nil) // approved before: a code at once
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	resp2, tok2 := g.exchange(a, loc.Query().Get("code"))
+	if resp2.StatusCode != 200 {
+		t.Fatalf("the second grant: %d %+v", resp2.StatusCode, tok2)
+	}
+	_, body := page(t, c, "GET", g.url+"/account", nil)
+	resp, _ = page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {g.grantIDOf(testUser, reg.ClientID)}, "csrf_token": {browser.InputValue(body, "csrf_token")}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d, want 303", resp.StatusCode)
+	}
+	for i, rt := range []string{tok1.RefreshToken, tok2.RefreshToken} {
+		if resp, _ := g.refresh(reg.ClientID, rt, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("grant %d of the revoked application refreshes: %d, want 400", i+1, resp.StatusCode)
+		}
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok2.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the second grant's access token after the revocation: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := g.mcpInitialize(g.url, other.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("another application's access token: %d, want 200", resp.StatusCode)
+	}
+}
+
 func mustListGrants(t *testing.T, s store.Store, userID string) []*store.Grant {
 	t.Helper()
 	list, err := s.ListGrants(context.Background(), userID)

@@ -516,6 +516,32 @@ func EndGrant(ctx context.Context, s Store, g *Grant, now time.Time) error {
 	return s.RevokeGrant(ctx, g.ID, now)
 }
 
+// EndClientGrants ends what a person gave a client: their approvals of it
+// and every grant of theirs it holds (each code it redeemed made one), and
+// returns the ids of the grants it revoked. A person who revokes an
+// application on their account page ends all of its access, not the one
+// row they clicked (SEC-155).
+func EndClientGrants(ctx context.Context, s Store, userID, clientID string, now time.Time) ([]string, error) {
+	if err := s.DeleteConsent(ctx, userID, clientID); err != nil {
+		return nil, err
+	}
+	grants, err := s.ListGrants(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	var ended []string
+	for _, g := range grants {
+		if g.ClientID != clientID || !g.RevokedAt.IsZero() {
+			continue
+		}
+		if err := s.RevokeGrant(ctx, g.ID, now); err != nil && !errors.Is(err, ErrNotFound) {
+			return ended, err
+		}
+		ended = append(ended, g.ID)
+	}
+	return ended, nil
+}
+
 // LiveLocalAccount names the local account whose live grant g is (user
 // ID "local:NAME"): the account CreateGrant checks is not disabled. ok is
 // false for a grant stored revoked, or of another provider's user.

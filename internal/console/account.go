@@ -60,9 +60,10 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request) {
 	web.Render(w, c.log, http.StatusOK, "account.html", data)
 }
 
-// accountRevoke revokes one of the signed-in person's grants and forgets
-// their approval of its client. A grant of anyone else is answered as one
-// that does not exist, and nothing changes (SEC-110).
+// accountRevoke revokes the application of one of the signed-in person's
+// grants: every grant of theirs its client holds, and their approval of
+// it (SEC-155). A grant of anyone else is answered as one that does not
+// exist, and nothing changes (SEC-110).
 func (c *Console) accountRevoke(w http.ResponseWriter, r *http.Request) {
 	sess, ok := c.session(w, r)
 	if !ok || !c.checkForm(w, r, sess) {
@@ -82,12 +83,13 @@ func (c *Console) accountRevoke(w http.ResponseWriter, r *http.Request) {
 		c.storeFailed(w, "account: get grant", err)
 		return
 	}
-	if err := store.EndGrant(r.Context(), c.opts.Store, g, c.opts.Now()); err != nil {
-		c.storeFailed(w, "account: revoke grant", err)
+	ended, err := store.EndClientGrants(r.Context(), c.opts.Store, sess.User.ID, g.ClientID, c.opts.Now())
+	c.opts.Revoked(ended) // at once on this replica
+	if err != nil {
+		c.storeFailed(w, "account: revoke grants", err)
 		return
 	}
-	c.opts.Revoked([]string{id}) // at once on this replica
-	c.log.Info("grant revoked on the account page", "user", sess.User.ID, "grant", id, "client_id", g.ClientID)
+	c.log.Info("application revoked on the account page", "user", sess.User.ID, "client_id", g.ClientID, "grants", len(ended))
 	http.Redirect(w, r, "/account?revoked=1", http.StatusSeeOther)
 }
 
