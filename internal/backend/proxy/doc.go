@@ -4,8 +4,9 @@
 // It runs behind the resource guard, which has already checked the token,
 // the Origin and the Host (TRANS-1). The proxy then:
 //
-//   - sends every request to exactly the upstream URL (its path; the
-//     client's query is kept) with the upstream's own Host, which the
+//   - sends every request to exactly the upstream URL (its path; its
+//     query in place of the client's when it has one, SEC-156, else the
+//     client's) with the upstream's own Host, which the
 //     go-sdk's DNS-rebinding protection requires on loopback;
 //   - removes the client's Authorization (PASS-2: the gateway's token never
 //     reaches the backend; no token is injected), its Cookie (the gateway's

@@ -452,16 +452,16 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // target makes u, the client's URL, the upstream's: its scheme, host and
-// path, its query and then the client's.
+// path, and the query of the upstream's URL when it has one, in place of
+// the client's. A client's parameters after the operator's would override
+// them on the many servers that take a repeated parameter's last value
+// (tenant=a&tenant=b), or add settings the operator never set (SEC-156);
+// without an operator's query, the client's goes on as it came.
 func (h *handler) target(u *url.URL) {
 	up := h.upstream
 	u.Scheme, u.Host, u.Path, u.RawPath = up.Scheme, up.Host, up.Path, up.RawPath
-	switch {
-	case up.RawQuery == "":
-	case u.RawQuery == "":
+	if up.RawQuery != "" {
 		u.RawQuery = up.RawQuery
-	default:
-		u.RawQuery = up.RawQuery + "&" + u.RawQuery
 	}
 }
 

@@ -327,20 +327,30 @@ func TestUpstreamHostSentToGoSDK(t *testing.T) {
 	}
 }
 
+// The upstream's URL decides the path and host, and its query, when it
+// has one, is the whole query: a client's parameters would override the
+// operator's (SEC-156). Without one, the client's query goes on.
 func TestRewriteTargetPathQueryHost(t *testing.T) {
 	rec := &recorder{}
 	be := backend(t, rec.handler(nil))
-	fe := front(t, be.URL+"/up/mcp?tenant=a", Options{}, alice)
-	resp := post(t, fe.URL+"/mcp/other?x=1&y=2", "{}", nil)
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
+	fe := front(t, be.URL+"/up/mcp?tenant=a&read_only=true", Options{}, alice)
+	for _, q := range []string{"x=1", "tenant=b&read_only=false", "Tenant=b;read_only=false", ""} {
+		resp := post(t, fe.URL+"/mcp/other?"+q, "{}", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		r, _ := rec.last(t)
+		if r.URL.Path != "/up/mcp" || r.URL.RawQuery != "tenant=a&read_only=true" {
+			t.Errorf("SEC-156: the client's ?%s: backend got %s?%s, want the operator's query alone", q, r.URL.Path, r.URL.RawQuery)
+		}
+		if r.Host != mustURL(t, be.URL).Host {
+			t.Fatalf("backend got Host %q", r.Host)
+		}
 	}
-	r, _ := rec.last(t)
-	if r.URL.Path != "/up/mcp" || r.URL.RawQuery != "tenant=a&x=1&y=2" {
-		t.Fatalf("backend got %s?%s", r.URL.Path, r.URL.RawQuery)
-	}
-	if r.Host != mustURL(t, be.URL).Host {
-		t.Fatalf("backend got Host %q", r.Host)
+	fe = front(t, be.URL+"/up/mcp", Options{}, alice)
+	post(t, fe.URL+"/mcp?x=1&y=2", "{}", nil)
+	if r, _ := rec.last(t); r.URL.RawQuery != "x=1&y=2" {
+		t.Errorf("without an operator's query: backend got ?%s, want the client's x=1&y=2", r.URL.RawQuery)
 	}
 }
 
