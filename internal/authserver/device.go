@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,8 +31,29 @@ func (s *Server) passwordLogin(r *http.Request, issuer string, pc upstream.Passw
 			return kd.LoginKnownDevice(r.Context(), username, password, device)
 		}
 	}
-	return pc.Login(r.Context(), username, password)
+	// A browser that proved no earlier login under the name spends one
+	// of its address's checks, given back if the password was right
+	// (SEC-157): the per-name limits do nothing against a new name each
+	// time, and each check costs a bcrypt.
+	refund, ok := s.guesses.reserve(s.clientAddr(r))
+	if !ok {
+		return identity.User{}, errAddressThrottled
+	}
+	user, err := pc.Login(r.Context(), username, password)
+	if err == nil {
+		refund()
+	}
+	return user, err
 }
+
+// guessesPerMinute is how many password checks one client address may
+// fail a minute, at most as many at once, from browsers that proved no
+// earlier login under the name they try: more than people mistype, far
+// fewer than a spray of common passwords across names needs (SEC-157).
+const guessesPerMinute = 20
+
+// errAddressThrottled refuses a login whose address failed too many.
+var errAddressThrottled = errors.New("too many failed sign-ins from this address")
 
 // rememberDevice gives the browser a device cookie for username after a
 // login with its password, keeping the device it had for that name.

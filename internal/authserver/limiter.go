@@ -93,6 +93,28 @@ func (l *limiter) allow(addr string) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.entry(addr, now).lim.AllowN(now, 1)
+}
+
+// reserve takes one of addr's tokens, if it has one, for an attempt whose
+// outcome decides whether it was spent: refund gives it back (a login
+// that succeeded). Taken before the attempt, so that attempts sent at
+// once cannot all pass a check that none of them has yet spent.
+func (l *limiter) reserve(addr string) (refund func(), ok bool) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.entry(addr, now).lim.ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		return nil, false
+	}
+	return func() { r.CancelAt(l.now()) }, true
+}
+
+// entry is addr's bucket, made if missing; l.mu is held. Buckets idle for
+// 10 minutes are swept once a minute.
+func (l *limiter) entry(addr string, now time.Time) *limiterEntry {
 	if now.Sub(l.swept) > time.Minute {
 		for k, e := range l.perAddr {
 			if now.Sub(e.seen) > 10*time.Minute {
@@ -107,7 +129,7 @@ func (l *limiter) allow(addr string) bool {
 		l.perAddr[addr] = e
 	}
 	e.seen = now
-	return e.lim.AllowN(now, 1)
+	return e
 }
 
 // overLimit answers 429 with Retry-After when client is over a rate limit

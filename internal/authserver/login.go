@@ -96,23 +96,28 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	username := r.PostForm.Get("username")
 	user, err := s.passwordLogin(r, issuer, pc, username, r.PostForm.Get("password"))
 	if err != nil {
-		msg := "Wrong username or password."
+		msg, status := "Wrong username or password.", http.StatusUnauthorized
 		if errors.Is(err, upstream.ErrThrottled) {
 			// Else a person locked out by others' guesses reads that their
 			// right password is wrong.
 			msg = "Too many failed sign-ins under this name. Wait half a minute, then try again."
 		}
-		if !errors.Is(err, upstream.ErrInvalidCredentials) {
+		switch {
+		case errors.Is(err, errAddressThrottled):
+			s.log.Warn("login refused: too many failed sign-ins from the address", "connector", pc.ID(), "addr", s.clientAddr(r))
+			noteOf(r.Context()).stop("refused", "too many failed sign-ins from this address; the person may try again in a minute")
+			msg, status = "Too many failed sign-ins from your network. Wait a minute, then try again.", http.StatusTooManyRequests
+		case !errors.Is(err, upstream.ErrInvalidCredentials):
 			s.log.Error("login: connector failed", "connector", pc.ID(), "err", err)
 			msg = "Signing in failed. Try again later."
 			noteOf(r.Context()).stop(oauth.ServerError, "the sign-in at "+pc.ID()+" failed: "+err.Error())
-		} else {
+		default:
 			// The connector knows whether the name is an account; here it
 			// may be a password typed into the wrong field (SEC-4).
 			s.log.Info("login failed", "connector", pc.ID(), "username", upstream.LogName(username, false))
 			noteOf(r.Context()).stop("refused", "wrong username or password at "+pc.ID()+"; the person may try again")
 		}
-		s.renderLogin(w, r, issuer, http.StatusUnauthorized, pc, c, req, state, web.Login{Username: username, Error: msg})
+		s.renderLogin(w, r, issuer, status, pc, c, req, state, web.Login{Username: username, Error: msg})
 		return
 	}
 	s.rememberDevice(w, r, issuer, username)
