@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -319,5 +320,51 @@ func TestPublicURLIsAnOrigin(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "PublicURL must be an origin") {
 			t.Errorf("New with PublicURL %s: %v, want it refused", u, err)
 		}
+	}
+}
+
+// SEC-158: an open event stream ends when its grant is revoked, instead of
+// delivering the server's messages for hours to a client whose token is
+// refused everywhere else.
+func TestSEC158_EventStreamEndsWhenRevoked(t *testing.T) {
+	g := newGateway(t)
+	c, _, tok := g.fullFlow()
+	resp, body := g.mcpInitialize(g.url, tok.AccessToken)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
+	}
+	send := func(method, body string) *http.Response {
+		req, _ := http.NewRequest(method, g.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if method == http.MethodGet {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	send(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`).Body.Close()
+	stream := send(http.MethodGet, "")
+	defer stream.Body.Close()
+	if stream.StatusCode != 200 {
+		t.Fatalf("GET stream: %d", stream.StatusCode)
+	}
+	ended := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, stream.Body)
+		close(ended)
+	}()
+	g.revokeToken(c.ClientID, tok.AccessToken, "")
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream is still open 5 s after its grant was revoked")
 	}
 }

@@ -11,26 +11,79 @@ import (
 type Denylist struct {
 	mu     sync.RWMutex
 	grants map[string]time.Time // grant id -> drop after
+	// open are the requests that last (event streams) by grant: a
+	// revocation ends them (SEC-158).
+	open   map[string]map[*watcher]struct{}
 	ttl    time.Duration
 	now    func() time.Time
 	lastGC time.Time
 }
+
+type watcher struct{ end func() }
 
 // NewDenylist keeps entries for ttl (the access-token lifetime).
 func NewDenylist(ttl time.Duration, now func() time.Time) *Denylist {
 	if now == nil {
 		now = time.Now
 	}
-	return &Denylist{grants: map[string]time.Time{}, ttl: ttl, now: now}
+	return &Denylist{grants: map[string]time.Time{}, open: map[string]map[*watcher]struct{}{}, ttl: ttl, now: now}
+}
+
+// Watch calls end when grant is revoked, at once if it is already, until
+// stop is called: a request that lasts (an event stream) ends with its
+// grant rather than outlive the revocation (SEC-158).
+func (d *Denylist) Watch(grant string, end func()) (stop func()) {
+	w := &watcher{end: end}
+	d.mu.Lock()
+	if _, denied := d.grants[grant]; denied {
+		d.mu.Unlock()
+		end()
+		return func() {}
+	}
+	m := d.open[grant]
+	if m == nil {
+		m = map[*watcher]struct{}{}
+		d.open[grant] = m
+	}
+	m[w] = struct{}{}
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if cur := d.open[grant]; cur != nil {
+			delete(cur, w)
+			if len(cur) == 0 {
+				delete(d.open, grant)
+			}
+		}
+	}
+}
+
+// takeWatchersLocked removes and returns the watchers of grant; d.mu is
+// held. They are called after it is released.
+func (d *Denylist) takeWatchersLocked(grant string, into []*watcher) []*watcher {
+	for w := range d.open[grant] {
+		into = append(into, w)
+	}
+	delete(d.open, grant)
+	return into
+}
+
+func endAll(ws []*watcher) {
+	for _, w := range ws {
+		w.end()
+	}
 }
 
 // Revoke denies every access token of grant from now on.
 func (d *Denylist) Revoke(grant string) {
 	now := d.now()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.grants[grant] = now.Add(d.ttl)
 	d.sweepLocked(now)
+	ended := d.takeWatchersLocked(grant, nil)
+	d.mu.Unlock()
+	endAll(ended)
 }
 
 // sweepLocked drops, at most once a minute, the grants whose tokens have
@@ -53,12 +106,15 @@ func (d *Denylist) sweepLocked(now time.Time) {
 func (d *Denylist) RevokeAll(ids []string) {
 	now := d.now()
 	until := now.Add(d.ttl)
+	var ended []*watcher
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for _, id := range ids {
 		d.grants[id] = until
+		ended = d.takeWatchersLocked(id, ended)
 	}
 	d.sweepLocked(now)
+	d.mu.Unlock()
+	endAll(ended)
 }
 
 // Denied reports whether grant was revoked.

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -113,7 +114,20 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteChallenge(w, status, ch)
 		return
 	}
-	p.next.ServeHTTP(w, r.WithContext(&verifiedContext{Context: r.Context(), info: v.info}))
+	ctx := context.Context(&verifiedContext{Context: r.Context(), info: v.info})
+	if r.Method == http.MethodGet {
+		// An event stream may stay open for hours: it ends when its token
+		// expires or its grant is revoked, as a new request would be
+		// refused then (SEC-158). The client opens it again with the
+		// token it has now, or learns that it has none.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, v.info.Expiration.Sub(g.now()))
+		defer cancel()
+		if g.opts.Denylist != nil {
+			defer g.opts.Denylist.Watch(v.grant, cancel)()
+		}
+	}
+	p.next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // check verifies the request's token for issuer: from the Authorization

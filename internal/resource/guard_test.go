@@ -251,3 +251,68 @@ func TestDenylistForgetsExpiredGrants(t *testing.T) {
 		t.Errorf("after their tokens expired: a %v, b %v, c %v, %d held; want only c", d.Denied("a"), d.Denied("b"), d.Denied("c"), len(d.grants))
 	}
 }
+
+// SEC-158: a GET (an event stream, open for hours) ends when its grant is
+// revoked, or when its token expires, as a new request would be refused
+// then; a POST carries no such deadline.
+func TestSEC158_StreamEndsWithItsToken(t *testing.T) {
+	stream := func(f *fixture) (start func() *http.Request, ended chan struct{}) {
+		tok := f.mint(t, "http://127.0.0.1:8080/mcp", "mcp")
+		ended = make(chan struct{}, 1)
+		h := f.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				if _, ok := r.Context().Deadline(); ok {
+					t.Error("a POST got a deadline")
+				}
+				return
+			}
+			<-r.Context().Done()
+			ended <- struct{}{}
+		}))
+		return func() *http.Request {
+			r := request(tok)
+			h.ServeHTTP(httptest.NewRecorder(), r) // the POST returns at once
+			r = request(tok)
+			r.Method = http.MethodGet
+			go h.ServeHTTP(httptest.NewRecorder(), r)
+			return r
+		}, ended
+	}
+
+	f := newFixture(t)
+	start, ended := stream(f)
+	start()
+	d := f.guard.opts.Denylist
+	waitUntil(t, "the stream watched", func() bool { d.mu.RLock(); defer d.mu.RUnlock(); return len(d.open["g1"]) == 1 })
+	d.Revoke("g1")
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its grant's revocation")
+	}
+	d.mu.RLock()
+	left := len(d.open)
+	d.mu.RUnlock()
+	if left != 0 {
+		t.Errorf("%d grants still watched after the stream ended", left)
+	}
+
+	f = newFixture(t)
+	start, ended = stream(f)
+	f.now = f.now.Add(time.Hour - 1500*time.Millisecond) // the token has 0.5 to 1.5 s left
+	start()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its token")
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
