@@ -2,6 +2,7 @@ package cimd
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -148,14 +149,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (f *Fetcher) waiters(clientID string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c, ok := f.calls[clientID]; ok {
-		return c.waiters
-	}
-	return 0
-}
+func (f *Fetcher) waiters(clientID string) int { return f.documents.waiting(clientID) }
 
 // CIMD-6: concurrent calls for one URL collapse into one fetch.
 func TestCacheCollapsesConcurrentFetches(t *testing.T) {
@@ -261,6 +255,29 @@ func TestCacheFetchEndsWithItsLastCaller(t *testing.T) {
 	block.Store(false)
 	if _, err := e.f.Client(context.Background(), id); err != nil {
 		t.Fatalf("a later call: %v, want the document fetched anew", err)
+	}
+}
+
+// SEC-159: at most maxConcurrentFetches documents and key sets are
+// fetched at once, whoever asks; past it a fetch fails at once, with the
+// reason of a document that could not be fetched, and holds no
+// connection.
+func TestFetchesBoundedAtOnce(t *testing.T) {
+	e := newEnv(t, docHandler, nil)
+	for range maxConcurrentFetches {
+		e.f.fetching <- struct{}{}
+	}
+	_, err := e.f.Client(context.Background(), e.url("/client.json"))
+	var e1 *Error
+	if !errors.As(err, &e1) || e1.Reason != reasonUnreachable || !errors.Is(err, errTooManyFetches) {
+		t.Fatalf("a fetch past the cap: %v, want the unreachable reason caused by errTooManyFetches", err)
+	}
+	if n := e.hitCount("/client.json"); n != 0 {
+		t.Errorf("the document was asked for %d times past the cap, want 0", n)
+	}
+	<-e.f.fetching
+	if _, err := e.f.Client(context.Background(), e.url("/client.json")); err != nil {
+		t.Errorf("a fetch once a slot is free: %v", err)
 	}
 }
 

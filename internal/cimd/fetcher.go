@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -81,10 +81,13 @@ type Fetcher struct {
 
 	mu    sync.Mutex
 	cache map[string]entry
-	calls map[string]*call
 	keys  map[string]keyEntry // by jwks_uri, as Keys says
 
-	keyFetches singleflight.Group
+	documents flights[*store.Client]
+	keySets   flights[*jose.JSONWebKeySet]
+	// fetching holds a slot per fetch under way: past
+	// maxConcurrentFetches, a fetch fails at once (SEC-159).
+	fetching chan struct{}
 
 	// testDial, when set, replaces the real dialer (tests only).
 	testDial func(ctx context.Context, ap netip.AddrPort) (net.Conn, error)
@@ -95,14 +98,12 @@ type entry struct {
 	expires time.Time
 }
 
-// call is one fetch shared by every concurrent Client call for its URL.
-type call struct {
-	done    chan struct{}
-	cancel  context.CancelFunc // ends the fetch once no caller waits
-	waiters int
-	client  *store.Client
-	err     error
-}
+// maxConcurrentFetches bounds the documents and key sets fetched at once,
+// whoever asks: each holds an outbound connection for up to Timeout, which
+// the caps on inbound connections do not count (SEC-159).
+const maxConcurrentFetches = 64
+
+var errTooManyFetches = errors.New("too many documents and key sets are being fetched at once")
 
 // New returns a Fetcher; zero fields of opts take their defaults.
 func New(opts Options) *Fetcher {
@@ -139,8 +140,8 @@ func New(opts Options) *Fetcher {
 		resolver: opts.Resolver,
 		log:      opts.Logger,
 		cache:    make(map[string]entry),
-		calls:    make(map[string]*call),
 		keys:     make(map[string]keyEntry),
+		fetching: make(chan struct{}, maxConcurrentFetches),
 	}
 	if f.resolver == nil {
 		f.resolver = net.DefaultResolver
@@ -160,12 +161,8 @@ func New(opts Options) *Fetcher {
 // "none", CreatedAt is when the document was fetched. Any failure is an
 // *Error (CIMD-9: the caller shows a page, or answers invalid_client).
 //
-// Concurrent calls for the same URL share one fetch. That fetch runs
-// under ctx's values but not its cancellation, bounded by Options.Timeout;
-// a caller whose ctx ends stops waiting for it, and the fetch ends when
-// no caller waits any more: a request dropped at once must not leave the
-// gateway fetching (made-up URLs, each a fetch of its own, would keep any
-// number of them running for one connection at a time).
+// Concurrent calls for the same URL share one fetch (flights), bounded by
+// Options.Timeout, which ends when no caller waits any more.
 func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, error) {
 	if err := ValidateClientIDURL(clientID); err != nil {
 		return nil, err
@@ -179,47 +176,26 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, e
 		}
 		delete(f.cache, clientID)
 	}
-	c, ok := f.calls[clientID]
-	if !ok {
-		fetchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		c = &call{done: make(chan struct{}), cancel: cancel}
-		f.calls[clientID] = c
-		go f.run(fetchCtx, clientID, c)
-	}
-	c.waiters++
 	f.mu.Unlock()
-
-	select {
-	case <-c.done:
-		if c.err != nil {
-			return nil, c.err
+	c, err := f.documents.do(ctx, clientID, func(ctx context.Context) (*store.Client, error) { return f.run(ctx, clientID) })
+	if err != nil {
+		if !errors.As(err, new(*Error)) { // the caller's ctx ended first
+			err = documentNames.unreachable(err)
 		}
-		return cloneClient(c.client), nil
-	case <-ctx.Done():
-		f.mu.Lock()
-		if c.waiters--; c.waiters == 0 {
-			// Nobody waits: the fetch ends, and a later call starts anew.
-			c.cancel()
-			if f.calls[clientID] == c {
-				delete(f.calls, clientID)
-			}
-		}
-		f.mu.Unlock()
-		return nil, documentNames.unreachable(ctx.Err())
+		return nil, err
 	}
+	return cloneClient(c), nil
 }
 
-func (f *Fetcher) run(ctx context.Context, clientID string, c *call) {
-	defer c.cancel()
+// run fetches the document at clientID, caches it when it may be, and
+// logs the outcome.
+func (f *Fetcher) run(ctx context.Context, clientID string) (*store.Client, error) {
 	client, ttl, storable, err := f.fetch(ctx, clientID)
-	f.mu.Lock()
-	if f.calls[clientID] == c {
-		delete(f.calls, clientID)
-	}
 	if err == nil && storable {
+		f.mu.Lock()
 		f.put(clientID, client, f.opts.Now().Add(ttl))
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	switch {
 	case err != nil && ctx.Err() != nil:
 		f.log.Debug("cimd: fetch abandoned: no caller waits for it", "client_id", clientID)
@@ -236,8 +212,7 @@ func (f *Fetcher) run(ctx context.Context, clientID string, c *call) {
 	default:
 		f.log.Info("cimd: client metadata fetched", "client_id", clientID, "client_name", client.Name, "cache_ttl", ttl, "cached", storable)
 	}
-	c.client, c.err = client, err
-	close(c.done)
+	return client, err
 }
 
 // put stores a document; f.mu is held.
@@ -313,6 +288,12 @@ func (f *Fetcher) allowed(rawURL string) bool {
 // maxBytes with its headers. allowed skips the address checks, for a host
 // in AllowHosts. Its error is always an *Error.
 func (f *Fetcher) get(ctx context.Context, rawURL string, allowed bool, maxBytes int64, what names) ([]byte, http.Header, error) {
+	select {
+	case f.fetching <- struct{}{}:
+		defer func() { <-f.fetching }()
+	default:
+		return nil, nil, what.unreachable(errTooManyFetches)
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
 	u, err := url.Parse(rawURL)

@@ -2,6 +2,7 @@ package cimd
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -67,22 +68,20 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 	if ok && (now.Before(e.expires) || fresh) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery) {
 		return e.set, nil
 	}
-	ch := f.keyFetches.DoChan(key, func() (any, error) {
-		return f.fetchKeys(context.WithoutCancel(ctx), u, key, allowed)
+	set, err := f.keySets.do(ctx, key, func(ctx context.Context) (*jose.JSONWebKeySet, error) {
+		return f.fetchKeys(ctx, u, key, allowed)
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
+	if err != nil {
+		if !errors.As(err, new(*Error)) { // the caller's ctx ended first
+			err = keySetNames.unreachable(err)
 		}
-		return r.Val.(*jose.JSONWebKeySet), nil
-	case <-ctx.Done():
-		return nil, keySetNames.unreachable(ctx.Err())
+		return nil, err
 	}
+	return set, nil
 }
 
 // fetchKeys fetches, checks and caches under key the set at u. Its error
-// is an *Error.
+// is an *Error. It runs in flights: ctx ends when no caller waits.
 func (f *Fetcher) fetchKeys(ctx context.Context, u, key string, allowed bool) (*jose.JSONWebKeySet, error) {
 	if err := validateKeysURL(u); err != nil {
 		return nil, err
@@ -108,6 +107,10 @@ func (f *Fetcher) fetchKeys(ctx context.Context, u, key string, allowed bool) (*
 			return set, nil
 		}
 		err = invalid("the client's key set at jwks_uri: " + err.Error())
+	}
+	if ctx.Err() != nil {
+		f.log.Debug("cimd: key set fetch abandoned: no caller waits for it", "jwks_uri", u)
+		return nil, err
 	}
 	f.log.Info("cimd: client key set rejected", "jwks_uri", u, "err", err.Error())
 	return nil, err
