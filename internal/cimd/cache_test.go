@@ -34,8 +34,9 @@ func TestLifetime(t *testing.T) {
 		{"no-cache: MinTTL", map[string]string{"Cache-Control": "no-cache"}, DefaultMinTTL, true},
 		{"no-cache with max-age", map[string]string{"Cache-Control": "max-age=3600, no-cache"}, DefaultMinTTL, true},
 		{"no-store", map[string]string{"Cache-Control": "max-age=3600, No-Store"}, 0, false},
-		{"Expires relative to Date", map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat), "Date": date}, 61 * time.Minute, true},
-		{"Expires without Date", map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat)}, time.Hour, true},
+		{"Expires relative to Date", map[string]string{"Expires": now.Add(30 * time.Minute).Format(http.TimeFormat), "Date": date}, 31 * time.Minute, true},
+		{"Expires without Date", map[string]string{"Expires": now.Add(30 * time.Minute).Format(http.TimeFormat)}, 30 * time.Minute, true},
+		{"Expires above MaxTTL (SEC-160)", map[string]string{"Expires": now.Add(24 * time.Hour).Format(http.TimeFormat)}, time.Hour, true},
 		{"Expires: 0", map[string]string{"Expires": "0"}, DefaultMinTTL, true},
 		{"Expires in the past", map[string]string{"Expires": now.Add(-time.Hour).Format(http.TimeFormat)}, DefaultMinTTL, true},
 	} {

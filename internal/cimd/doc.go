@@ -72,7 +72,7 @@
 // no-cache and max-age=0 mean "revalidate", which this cache cannot do, so
 // they get Options.MinTTL, the lower bound the draft lets an AS impose. A
 // response without freshness information gets Options.DefaultTTL (5 min).
-// Every lifetime is clamped to [MinTTL, MaxTTL] (default 1 min, 24 h).
+// Every lifetime is clamped to [MinTTL, MaxTTL] (default 1 min, 1 h).
 // Failures are never cached: the next call fetches again. Concurrent calls
 // for one URL share a single fetch, which is not cancelled when one caller
 // gives up. The cache holds at most Options.MaxEntries documents; when full,

@@ -25,10 +25,14 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultTimeout    = 5 * time.Second
-	DefaultMaxBytes   = 5 << 10 // the draft recommends 5 KB (CIMD-10)
-	DefaultMinTTL     = time.Minute
-	DefaultMaxTTL     = 24 * time.Hour
+	DefaultTimeout  = 5 * time.Second
+	DefaultMaxBytes = 5 << 10 // the draft recommends 5 KB (CIMD-10)
+	DefaultMinTTL   = time.Minute
+	// DefaultMaxTTL: a document is read again at least hourly, so that
+	// one served by someone who briefly held its host (a lapsed domain, a
+	// hijacked bucket) stops being used within an hour of its owner's fix,
+	// on every replica (SEC-160).
+	DefaultMaxTTL     = time.Hour
 	DefaultTTL        = 5 * time.Minute
 	DefaultMaxEntries = 1000
 )
@@ -260,9 +264,10 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (_ *store.Client, 
 		return nil, 0, false, err
 	}
 	ttl, storable = f.lifetime(header, now)
-	if client.JWKS != nil {
-		// The document is then its keys' only copy: held no longer than
-		// a jwks_uri set, for the same reason (SEC-128).
+	if client.JWKS != nil || client.JWKSURI != "" {
+		// The document then says where the client's keys are, or is
+		// their only copy: held no longer than a jwks_uri set, for the
+		// same reason (SEC-128, SEC-160).
 		ttl = min(ttl, maxKeySetTTL)
 	}
 	return client, ttl, storable, nil

@@ -21,7 +21,7 @@ const keyRefetchEvery = 30 * time.Second
 
 // maxKeySetTTL bounds how long a fetched set, or a document that holds its
 // keys (jwks), is used, whatever its cache headers allow (documents may be
-// kept a day): a key the client took out of its set, a leaked one, stops
+// kept an hour): a key the client took out of its set, a leaked one, stops
 // verifying within this time.
 const maxKeySetTTL = 5 * time.Minute
 

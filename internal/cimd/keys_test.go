@@ -350,3 +350,27 @@ func TestKeysFetchEndsWithItsLastCaller(t *testing.T) {
 		t.Fatalf("Keys after the fetch ended: %v, %v; want the set, fetched anew", set, err)
 	}
 }
+
+// SEC-160: a document that names a jwks_uri says where the client's keys
+// are, and is held no longer than a key set (5 minutes), whatever its
+// headers allow: a host briefly held by someone else stops deciding the
+// client's keys within minutes of its owner's fix.
+func TestKeysDocumentWithJWKSURIHeldBriefly(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		serveJSON(w, doc(selfURL(r), func(m map[string]any) {
+			m["token_endpoint_auth_method"] = "private_key_jwt"
+			m["jwks_uri"] = "https://" + r.Host + "/jwks.json"
+		}))
+	}, nil)
+	id := e.url("/client.json")
+	for _, advance := range []time.Duration{0, 4 * time.Minute, 2 * time.Minute} {
+		e.clock.advance(advance)
+		if _, err := e.f.Client(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.hitCount("/client.json"); n != 2 {
+		t.Errorf("the document was fetched %d times in 6 minutes, want 2: held 5 minutes at most", n)
+	}
+}
