@@ -74,7 +74,8 @@
 // response without freshness information gets Options.DefaultTTL (5 min).
 // Every lifetime is clamped to [MinTTL, MaxTTL] (default 1 min, 1 h).
 // Failures are never cached: the next call fetches again. Concurrent calls
-// for one URL share a single fetch, which is not cancelled when one caller
-// gives up. The cache holds at most Options.MaxEntries documents; when full,
+// for one URL share a single fetch, which ends when no caller waits for it
+// any more; a key set's fetches too (SEC-159). At most 64 fetches run at
+// once. The cache holds at most Options.MaxEntries documents; when full,
 // expired entries go first, then the one closest to expiry.
 package cimd
