@@ -30,6 +30,8 @@ type answerWriter struct {
 	head        []byte // modeTee: the first maxSniff bytes
 	held        []byte // modeHold
 	overflow    bool   // modeHold: more than maxHold bytes
+	overBudget  bool   // modeHold: more than the handler's maxHeldTotal with the others
+	reserved    int    // modeHold: bytes counted in the handler's held
 	packed      bool   // modeHold: a Content-Encoding the policy cannot read
 	sse         sseFilter
 }
@@ -112,17 +114,40 @@ func (a *answerWriter) Write(p []byte) (int, error) {
 			a.head = append(a.head, p[:min(room, len(p))]...)
 		}
 	case modeHold:
-		if len(a.held)+len(p) > maxHold {
-			a.overflow, a.held = true, nil
-		}
-		if !a.overflow {
-			a.held = append(a.held, p...)
-		}
+		a.hold(p)
 		return len(p), nil
 	case modeSSE:
 		return a.sse.write(p)
 	}
 	return a.w.Write(p)
+}
+
+// hold keeps p with the answer held, unless the answer, or all those held
+// at once, would be too large (SEC-161): then nothing more is kept, and
+// the answer is refused.
+func (a *answerWriter) hold(p []byte) {
+	switch {
+	case a.overflow:
+		return
+	case len(a.held)+len(p) > maxHold:
+		a.overflow = true
+	case !a.x.h.reserveHeld(len(p)):
+		a.overflow, a.overBudget = true, true
+	default:
+		a.reserved += len(p)
+		a.held = append(a.held, p...)
+		return
+	}
+	a.held = nil
+	a.releaseHeld()
+}
+
+// releaseHeld gives back what the answer counted in its handler's budget.
+func (a *answerWriter) releaseHeld() {
+	if a.reserved > 0 {
+		a.x.h.held.Add(-int64(a.reserved))
+		a.reserved = 0
+	}
 }
 
 // Flush keeps event streams flowing; a held JSON answer is not a stream.
@@ -167,6 +192,11 @@ func (a *answerWriter) writeHeld() {
 	h.Del("Content-Length")
 	if a.packed {
 		x.h.log.Error("answer packed (Content-Encoding); refused, its tools cannot be filtered", "resource", x.h.resource)
+		a.refuseList()
+		return
+	}
+	if a.overBudget {
+		x.h.log.Error("answers held to filter their tools exceed the gateway's budget; refused", "resource", x.h.resource, "budget_bytes", maxHeldTotal)
 		a.refuseList()
 		return
 	}

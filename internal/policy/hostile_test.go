@@ -4,8 +4,11 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/identity"
 )
 
 // SEC-122: a backend that lists a denied tool where the policy would not
@@ -117,5 +120,48 @@ func TestSEC122_RefusedAnswerKeepsTheRequestsID(t *testing.T) {
 				t.Fatalf("%d %.300s: want the policy's error under the request's id 42", resp.StatusCode, b)
 			}
 		})
+	}
+}
+
+// SEC-161: the JSON answers held to filter their tools are bounded all
+// together, not only each one: past the budget an answer is refused as
+// one too large is, with its request's id, and every answer gives back
+// what it held once written.
+func TestSEC161_HeldAnswersBounded(t *testing.T) {
+	answer := `{"jsonrpc":"2.0","id":42,"result":{"contents":[{"uri":"file:///a","text":"` + strings.Repeat("a", 1000) + `"}]}}`
+	h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}), Options{Policy: testPolicy()}).(*handler)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(identity.WithCaller(r.Context(), bob)))
+	}))
+	t.Cleanup(srv.Close)
+	read := func() (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL,
+			strings.NewReader(`{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///a"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := read(); status != 200 || body != answer {
+		t.Fatalf("an answer within the budget: %d %.100s, want it whole", status, body)
+	}
+	if n := h.held.Load(); n != 0 {
+		t.Fatalf("%d bytes still counted as held after the answer was written, want 0", n)
+	}
+	h.held.Store(maxHeldTotal - 100) // other requests hold nearly all of it
+	status, body := read()
+	if status != http.StatusBadGateway || !strings.Contains(body, `"id":42`) || !strings.Contains(body, listUnfiltered) {
+		t.Errorf("an answer past the budget: %d %s, want 502 with the request's id", status, body)
+	}
+	if n := h.held.Load(); n != maxHeldTotal-100 {
+		t.Errorf("the refused answer left %d bytes counted, want none of its own", n-(maxHeldTotal-100))
 	}
 }

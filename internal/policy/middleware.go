@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -30,6 +31,10 @@ const (
 	maxSniff = 1 << 20
 	// maxHold bounds a tools/list answer (or SSE event) held to filter it.
 	maxHold = 16 << 20
+	// maxHeldTotal bounds the JSON answers held at once, all requests
+	// together: 256 connections each holding 16 MiB would be 4 GiB
+	// (SEC-161). Past it an answer is refused as one too large is.
+	maxHeldTotal = 128 << 20
 )
 
 // Options configure Wrap.
@@ -92,6 +97,18 @@ type handler struct {
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
 	log      *slog.Logger
+	// held is the bytes of the JSON answers held now (maxHeldTotal).
+	held atomic.Int64
+}
+
+// reserveHeld counts n more bytes held, unless that would pass
+// maxHeldTotal.
+func (h *handler) reserveHeld(n int) bool {
+	if h.held.Add(int64(n)) > maxHeldTotal {
+		h.held.Add(-int64(n))
+		return false
+	}
+	return true
 }
 
 // call is one tools/call of the request and what became of it.
@@ -149,6 +166,7 @@ func (h *handler) passStream(w http.ResponseWriter, r *http.Request) {
 	}
 	x := &exchange{h: h, ctx: r.Context(), caller: identity.FromContext(r.Context())}
 	x.aw.init(w, x)
+	defer x.aw.releaseHeld() // a backend that panics holds nothing after
 	r.Header.Del("Accept-Encoding")
 	h.next.ServeHTTP(&x.aw, r)
 	x.aw.finish()
@@ -264,6 +282,7 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, data []byte) 
 	if !x.aw.init(w, x) {
 		x.h.next.ServeHTTP(w, r)
 	} else {
+		defer x.aw.releaseHeld()
 		x.h.next.ServeHTTP(&x.aw, r)
 		x.aw.finish()
 		if x.aw.watchCalls {
