@@ -57,7 +57,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sess := s.session(r, issuer)
 	note.user(userOf(sess).ID)
-	if sess != nil && !hasPrompt(q, "consent") {
+	signIn := hasPrompt(q, "login") // OpenID Connect Core §3.1.2.1 (SEC-162)
+	if sess != nil && !hasPrompt(q, "consent") && !signIn {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID, req.Resource)
 		switch {
 		case err == nil && covers(consent, req):
@@ -85,6 +86,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.CreateAuthRequest(ctx, req); err != nil {
 		fail(err)
+		return
+	}
+	if signIn {
+		s.consentPage(w, r, issuer, client, req, sess, signInAgain)
 		return
 	}
 	s.renderConsent(w, r, issuer, client, req, sess)

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -75,6 +76,14 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, issuer str
 		return err
 	}
 	setCookie(w, issuer, sessionCookie, id, int(sessionTTL.Seconds()))
+	if old := s.session(r, issuer); old != nil {
+		// A sign-in again (SEC-144, prompt=login) replaces the browser's
+		// session: the old one's cookie, wherever a copy went, signs no
+		// one in.
+		if err := s.store.DeleteSession(r.Context(), old.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("login: delete the session it replaces", "err", err)
+		}
+	}
 	return nil
 }
 

@@ -23,16 +23,32 @@ const maxFormBody = 16 << 10
 // renderConsent shows the consent page (DEP-3): the client's name, where
 // the code will go, the scopes, and a CSRF-protected form.
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session) {
-	s.consentPage(w, r, issuer, c, req, sess, false)
+	s.consentPage(w, r, issuer, c, req, sess, plainConsent)
 }
 
-// consentPage is renderConsent; elsewhere says that the request was
-// approved in another browser whose login link was opened in this one
-// (SEC-1), and the page warns about it.
-func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, elsewhere bool) {
+// consentNote is what a consent page says besides the usual.
+type consentNote int
+
+const (
+	plainConsent consentNote = iota
+	// approvedElsewhere: the request was approved in another browser
+	// whose login link was opened in this one (SEC-1); the page warns.
+	approvedElsewhere
+	// signInAgain: the client asked for prompt=login (SEC-162); the page
+	// offers the ways to sign in whoever is signed in here, and its form
+	// sends the person to sign in.
+	signInAgain
+)
+
+// consentPage is renderConsent with note.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, note consentNote) {
+	if note == signInAgain {
+		sess = nil
+	}
 	data := web.Consent{
 		App:        s.appDisplay(c, req),
-		Elsewhere:  elsewhere,
+		Elsewhere:  note == approvedElsewhere,
+		SignIn:     note == signInAgain,
 		Scopes:     req.Scopes,
 		Resource:   req.Resource,
 		RequestID:  req.ID,
@@ -227,6 +243,11 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sess := s.session(r, issuer)
+	if r.PostForm.Get("sign_in") == "1" {
+		// prompt=login (SEC-162): the person signs in again, as whoever
+		// they choose, whoever is signed in here.
+		sess = nil
+	}
 	note.user(userOf(sess).ID)
 	if con := s.rechecked(userOf(sess)); con != nil {
 		// The grant needs a login of its own at the provider, which

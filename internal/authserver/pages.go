@@ -215,18 +215,10 @@ func (s *Server) finishPage(w http.ResponseWriter, r *http.Request, issuer, conn
 			"You signed in as "+displayName(user)+" ("+s.providerName(user)+"), and this account is not allowed to use this server.")
 		return
 	}
-	old := s.session(r, issuer)
 	if err := s.startSession(w, r, issuer, user); err != nil {
 		s.log.Error("page login: start session", "err", err)
 		web.RenderError(w, s.log, http.StatusServiceUnavailable, "Signing in failed", "Try again later.")
 		return
-	}
-	if old != nil {
-		// A sign-in again (SEC-144) replaces the session: the old one's
-		// cookie, wherever a copy went, signs no one in.
-		if err := s.store.DeleteSession(r.Context(), old.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("page login: delete the session it replaces", "err", err)
-		}
 	}
 	s.log.Info("user logged in", "user", user.ID, "page", req.RedirectURI)
 	http.Redirect(w, r, ReturnPath(req.RedirectURI), http.StatusSeeOther)

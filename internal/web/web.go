@@ -38,6 +38,7 @@ type Consent struct {
 	Resource       string
 	User           string // the logged-in user, if any
 	Elsewhere      bool   // warn: approved in another browser, its link opened here (SEC-1)
+	SignIn         bool   // the client asked the person to sign in again (prompt=login, SEC-162)
 	RequestID      string
 	CSRF           string
 	Connectors     []Choice
