@@ -40,7 +40,10 @@ func (s *Server) passwordLogin(r *http.Request, issuer string, pc upstream.Passw
 		return identity.User{}, errAddressThrottled
 	}
 	user, err := pc.Login(r.Context(), username, password)
-	if err == nil {
+	if !errors.Is(err, upstream.ErrInvalidCredentials) || errors.Is(err, upstream.ErrThrottled) {
+		// Only a password checked and found wrong spends the check: not
+		// a success, a name locked before its check, a request that
+		// ended waiting for one, nor a store that failed.
 		refund()
 	}
 	return user, err

@@ -109,7 +109,9 @@ func (l *limiter) reserve(addr string) (refund func(), ok bool) {
 		r.CancelAt(now)
 		return nil, false
 	}
-	return func() { r.CancelAt(l.now()) }, true
+	// Cancelled as of its own time: rate.Reservation gives nothing back
+	// at a later one, which every attempt's work reaches.
+	return func() { r.CancelAt(now) }, true
 }
 
 // entry is addr's bucket, made if missing; l.mu is held. Buckets idle for
