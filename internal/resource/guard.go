@@ -115,17 +115,17 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.Context(&verifiedContext{Context: r.Context(), info: v.info})
-	if r.Method == http.MethodGet {
-		// An event stream may stay open for hours: it ends when its token
-		// expires or its grant is revoked, as a new request would be
-		// refused then (SEC-158). The client opens it again with the
-		// token it has now, or learns that it has none.
+	if r.Method == http.MethodGet && g.opts.Denylist != nil {
+		// An event stream may stay open for hours: it ends when its grant
+		// is revoked, as a new request would be refused then (SEC-158).
+		// Not when the token that opened it expires: a client that
+		// refreshed holds a valid one, and ending the stream would fail
+		// what the server asked of it there (an elicitation the person
+		// is filling in).
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, v.info.Expiration.Sub(g.now()))
+		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		if g.opts.Denylist != nil {
-			defer g.opts.Denylist.Watch(v.grant, cancel)()
-		}
+		defer g.opts.Denylist.Watch(v.grant, cancel)()
 	}
 	p.next.ServeHTTP(w, r.WithContext(ctx))
 }
