@@ -60,7 +60,7 @@ type Options struct {
 	// 32 KiB.
 	MaxKeyBytes int64
 	// MinTTL and MaxTTL bound every cache lifetime (CIMD-6). Defaults 1 min
-	// and 24 h. no-cache and max-age=0 get MinTTL.
+	// and 1 h (SEC-160). no-cache and max-age=0 get MinTTL.
 	MinTTL, MaxTTL time.Duration
 	// DefaultTTL is the lifetime of a document served without freshness
 	// headers, clamped to [MinTTL, MaxTTL]. Default 5 min.
