@@ -144,3 +144,27 @@ func TestSEC153_ServersPerUserBounded(t *testing.T) {
 		t.Error("alice's least recently used server is still there")
 	}
 }
+
+// SEC-153: at a cap, the server that gives way is one no client listens
+// to (no event stream open), before the least recently used: an
+// application that holds its stream keeps its server's state.
+func TestSEC153_EvictionSparesListenedServers(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	sid := f.session(t, "alice-k0") // the least recently used, but listened to
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Test-User", "alice-k0")
+	req.Header.Set(sessionHeader, sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	for i := 1; i <= perUserLinks; i++ {
+		f.session(t, fmt.Sprintf("alice-k%d", i))
+	}
+	waitFor(t, "the evicted server gone", 10*time.Second, func() bool { return f.pool.current(users["alice-k1"]) == nil })
+	if f.pool.current(users["alice-k0"]) == nil {
+		t.Error("the server an application listens to was evicted before one nobody listens to")
+	}
+}

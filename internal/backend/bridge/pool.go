@@ -323,8 +323,10 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 }
 
 // perUserLinks bounds the links of one user, who has one per client and
-// identity (linkKey): a user's many clients cannot take every process.
-const perUserLinks = 4
+// identity (linkKey): a user's many clients cannot take every process,
+// and the applications one person runs at once (Claude, Cursor, VS Code,
+// an inspector…) each keep theirs.
+const perUserLinks = 8
 
 // linkKey names the link a caller's requests go to: one per user, OAuth
 // client and identity the server is told. Two clients of one user never
@@ -393,9 +395,10 @@ func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams)
 }
 
 // room makes space for a new link of user; p.mu is held. A user holds at
-// most perUserLinks and the pool maxLinks: past either, the least recently
-// used idle link (the user's, or anyone's) gives way, and is returned to
-// be stopped. ok is false when none is idle.
+// most perUserLinks and the pool maxLinks: past either, an idle link (the
+// user's, or anyone's) gives way, and is returned to be stopped: one with
+// no event stream open first (no client listens to it), then the least
+// recently used. ok is false when none is idle.
 func (p *Pool) room(user string) (victim *link, ok bool) {
 	mine := 0
 	for _, q := range p.links {
@@ -407,8 +410,15 @@ func (p *Pool) room(user string) (victim *link, ok bool) {
 	if !onlyMine && len(p.links) < p.opts.maxLinks {
 		return nil, true
 	}
+	better := func(q, than *link) bool {
+		qListened, thanListened := len(p.streams[q.key]) > 0, len(p.streams[than.key]) > 0
+		if qListened != thanListened {
+			return !qListened
+		}
+		return q.useSeq < than.useSeq
+	}
 	for _, q := range p.links {
-		if (!onlyMine || q.user == user) && q.inflight == 0 && (victim == nil || q.useSeq < victim.useSeq) {
+		if (!onlyMine || q.user == user) && q.inflight == 0 && (victim == nil || better(q, victim)) {
 			victim = q
 		}
 	}
