@@ -131,7 +131,7 @@ func (a *answerWriter) hold(p []byte) {
 		return
 	case len(a.held)+len(p) > maxHold:
 		a.overflow = true
-	case !a.x.h.reserveHeld(len(p)):
+	case !a.x.h.reserveHeld(a.x.heldBy(), len(p)):
 		a.overflow, a.overBudget = true, true
 	default:
 		a.reserved += len(p)
@@ -145,9 +145,17 @@ func (a *answerWriter) hold(p []byte) {
 // releaseHeld gives back what the answer counted in its handler's budget.
 func (a *answerWriter) releaseHeld() {
 	if a.reserved > 0 {
-		a.x.h.held.Add(-int64(a.reserved))
+		a.x.h.releaseHeld(a.x.heldBy(), a.reserved)
 		a.reserved = 0
 	}
+}
+
+// heldBy is whose share of the budget the exchange's answer counts in.
+func (x *exchange) heldBy() string {
+	if x.caller == nil {
+		return ""
+	}
+	return x.caller.User.ID
 }
 
 // Flush keeps event streams flowing; a held JSON answer is not a stream.

@@ -124,9 +124,9 @@ func TestSEC122_RefusedAnswerKeepsTheRequestsID(t *testing.T) {
 }
 
 // SEC-161: the JSON answers held to filter their tools are bounded all
-// together, not only each one: past the budget an answer is refused as
-// one too large is, with its request's id, and every answer gives back
-// what it held once written.
+// together, and each user to a share, not only each answer: past either
+// an answer is refused as one too large is, with its request's id, and
+// every answer gives back what it held once written.
 func TestSEC161_HeldAnswersBounded(t *testing.T) {
 	answer := `{"jsonrpc":"2.0","id":42,"result":{"contents":[{"uri":"file:///a","text":"` + strings.Repeat("a", 1000) + `"}]}}`
 	h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -153,15 +153,35 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 	if status, body := read(); status != 200 || body != answer {
 		t.Fatalf("an answer within the budget: %d %.100s, want it whole", status, body)
 	}
-	if n := h.held.Load(); n != 0 {
+	if n := h.heldNow(); n != 0 {
 		t.Fatalf("%d bytes still counted as held after the answer was written, want 0", n)
 	}
-	h.held.Store(maxHeldTotal - 100) // other requests hold nearly all of it
-	status, body := read()
-	if status != http.StatusBadGateway || !strings.Contains(body, `"id":42`) || !strings.Contains(body, listUnfiltered) {
-		t.Errorf("an answer past the budget: %d %s, want 502 with the request's id", status, body)
+	for _, c := range []struct {
+		name string
+		held func()
+	}{
+		{"others hold nearly all of the budget", func() {
+			h.reserveHeld("local:someone", maxHeldPerUser-50)
+			h.reserveHeld("local:other", maxHeldPerUser-50)
+			h.reserveHeld("local:third", maxHeldPerUser-50)
+			h.reserveHeld("local:fourth", maxHeldPerUser-50)
+		}},
+		{"bob holds nearly all of his share", func() { h.reserveHeld(bob.User.ID, maxHeldPerUser-100) }},
+	} {
+		c.held()
+		before := h.heldNow()
+		status, body := read()
+		if status != http.StatusBadGateway || !strings.Contains(body, `"id":42`) || !strings.Contains(body, listUnfiltered) {
+			t.Errorf("%s: %d %s, want 502 with the request's id", c.name, status, body)
+		}
+		if n := h.heldNow(); n != before {
+			t.Errorf("%s: the refused answer left %d bytes counted", c.name, n-before)
+		}
+		h.heldMu.Lock()
+		h.held, h.heldBy = 0, nil
+		h.heldMu.Unlock()
 	}
-	if n := h.held.Load(); n != maxHeldTotal-100 {
-		t.Errorf("the refused answer left %d bytes counted, want none of its own", n-(maxHeldTotal-100))
+	if status, _ := read(); status != 200 {
+		t.Errorf("with nothing held: %d, want 200", status)
 	}
 }

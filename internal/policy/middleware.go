@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -35,6 +35,9 @@ const (
 	// together: 256 connections each holding 16 MiB would be 4 GiB
 	// (SEC-161). Past it an answer is refused as one too large is.
 	maxHeldTotal = 128 << 20
+	// maxHeldPerUser is one user's share of it: a user whose client reads
+	// its answers slowly, or not at all, holds no more (SEC-161).
+	maxHeldPerUser = 32 << 20
 )
 
 // Options configure Wrap.
@@ -97,18 +100,44 @@ type handler struct {
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
 	log      *slog.Logger
-	// held is the bytes of the JSON answers held now (maxHeldTotal).
-	held atomic.Int64
+	// heldMu guards held and heldBy, the bytes of the JSON answers held
+	// now, in all and by user (maxHeldTotal, maxHeldPerUser).
+	heldMu sync.Mutex
+	held   int
+	heldBy map[string]int
 }
 
-// reserveHeld counts n more bytes held, unless that would pass
-// maxHeldTotal.
-func (h *handler) reserveHeld(n int) bool {
-	if h.held.Add(int64(n)) > maxHeldTotal {
-		h.held.Add(-int64(n))
+// reserveHeld counts n more bytes held for user, unless that would pass
+// maxHeldPerUser or maxHeldTotal.
+func (h *handler) reserveHeld(user string, n int) bool {
+	h.heldMu.Lock()
+	defer h.heldMu.Unlock()
+	if h.held+n > maxHeldTotal || h.heldBy[user]+n > maxHeldPerUser {
 		return false
 	}
+	if h.heldBy == nil {
+		h.heldBy = map[string]int{}
+	}
+	h.held += n
+	h.heldBy[user] += n
 	return true
+}
+
+// releaseHeld gives back n bytes that reserveHeld counted for user.
+func (h *handler) releaseHeld(user string, n int) {
+	h.heldMu.Lock()
+	defer h.heldMu.Unlock()
+	h.held -= n
+	if h.heldBy[user] -= n; h.heldBy[user] <= 0 {
+		delete(h.heldBy, user)
+	}
+}
+
+// heldNow is the bytes held in all (tests).
+func (h *handler) heldNow() int {
+	h.heldMu.Lock()
+	defer h.heldMu.Unlock()
+	return h.held
 }
 
 // call is one tools/call of the request and what became of it.
