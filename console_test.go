@@ -597,3 +597,26 @@ func TestAdminRevokeAsksAgain(t *testing.T) {
 		t.Errorf("authorization after the admin's revocation: %d, Location %q; want the consent page", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// SEC-155: a code issued before the person revoked the application, and
+// redeemed after, issues nothing: the approval it was issued under is
+// gone.
+func TestSEC155_CodeIssuedBeforeTheRevokeIssuesNothing(t *testing.T) {
+	g := newGateway(t)
+	reg, _, _ := g.fullFlow()
+	c := g.pageLogin(testUser, testPassword, "/account")
+	a := g.newAuth(reg.ClientID)
+	resp, _ := page(t, c, "GET", a.URL(), nil) // approved before: a code at once
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code at once: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, body := page(t, c, "GET", g.url+"/account", nil)
+	if resp, _ := page(t, c, "POST", g.url+"/account/revoke", url.Values{"grant_id": {g.grantIDOf(testUser, reg.ClientID)}, "csrf_token": {browser.InputValue(body, "csrf_token")}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d, want 303", resp.StatusCode)
+	}
+	if resp, tok := g.exchange(a, code); resp.StatusCode != http.StatusBadRequest || tok.Error != "invalid_grant" {
+		t.Errorf("the code issued before the revoke: %d %+v, want 400 invalid_grant", resp.StatusCode, tok)
+	}
+}
