@@ -90,7 +90,7 @@ type Fetcher struct {
 	documents flights[*store.Client]
 	keySets   flights[*jose.JSONWebKeySet]
 	// fetching holds a slot per fetch under way: past
-	// maxConcurrentFetches, a fetch fails at once (SEC-159).
+	// maxConcurrentFetches, a fetch waits for one (SEC-159).
 	fetching chan struct{}
 
 	// testDial, when set, replaces the real dialer (tests only).
@@ -104,7 +104,8 @@ type entry struct {
 
 // maxConcurrentFetches bounds the documents and key sets fetched at once,
 // whoever asks: each holds an outbound connection for up to Timeout, which
-// the caps on inbound connections do not count (SEC-159).
+// the caps on inbound connections do not count (SEC-159). The others wait
+// for a slot.
 const maxConcurrentFetches = 64
 
 var errTooManyFetches = errors.New("too many documents and key sets are being fetched at once")
@@ -293,11 +294,15 @@ func (f *Fetcher) allowed(rawURL string) bool {
 // maxBytes with its headers. allowed skips the address checks, for a host
 // in AllowHosts. Its error is always an *Error.
 func (f *Fetcher) get(ctx context.Context, rawURL string, allowed bool, maxBytes int64, what names) ([]byte, http.Header, error) {
+	// Past the cap a fetch waits for a slot, in turn (a channel's
+	// senders are served in order), until no caller waits for it: a flood
+	// of fetches from hosts that never answer delays the others by their
+	// timeouts, and does not refuse them outright.
 	select {
 	case f.fetching <- struct{}{}:
 		defer func() { <-f.fetching }()
-	default:
-		return nil, nil, what.unreachable(errTooManyFetches)
+	case <-ctx.Done():
+		return nil, nil, what.unreachable(fmt.Errorf("%w: %w", errTooManyFetches, ctx.Err()))
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
