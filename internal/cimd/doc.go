@@ -76,6 +76,7 @@
 // Failures are never cached: the next call fetches again. Concurrent calls
 // for one URL share a single fetch, which ends when no caller waits for it
 // any more; a key set's fetches too (SEC-159). At most 64 fetches run at
-// once; the others wait for a slot, in turn. The cache holds at most Options.MaxEntries documents; when full,
-// expired entries go first, then the one closest to expiry.
+// once; the others wait for a slot, in turn. The cache holds at most
+// Options.MaxEntries documents; when full, expired entries go first, then
+// the one closest to expiry.
 package cimd
