@@ -106,18 +106,9 @@ func TestSEC122_RefusedAnswerKeepsTheRequestsID(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := front(t, http.HandlerFunc(c.backend), Options{Policy: testPolicy()}, bob)
-			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL,
-				strings.NewReader(`{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///big"}}`))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Accept", "application/json, text/event-stream")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			if !strings.Contains(string(b), `"id":42`) || !strings.Contains(string(b), listUnfiltered) {
-				t.Fatalf("%d %.300s: want the policy's error under the request's id 42", resp.StatusCode, b)
+			status, b := postRPC(t, srv.URL, `{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///big"}}`)
+			if !strings.Contains(b, `"id":42`) || !strings.Contains(b, listUnfiltered) {
+				t.Fatalf("%d %.300s: want the policy's error under the request's id 42", status, b)
 			}
 		})
 	}
@@ -138,17 +129,7 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	read := func() (int, string) {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL,
-			strings.NewReader(`{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///a"}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return postRPC(t, srv.URL, `{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///a"}}`)
 	}
 	if status, body := read(); status != 200 || body != answer {
 		t.Fatalf("an answer within the budget: %d %.100s, want it whole", status, body)
@@ -184,4 +165,20 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 	if status, _ := read(); status != 200 {
 		t.Errorf("with nothing held: %d, want 200", status)
 	}
+}
+
+// postRPC posts one JSON-RPC message to url, as a streamable HTTP client
+// does, and returns the answer's status and body.
+func postRPC(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -43,15 +43,7 @@ func TestSEC153_ServerRequestsStayWithTheirClient(t *testing.T) {
 	})
 
 	sid := f.session(t, "alice-app2")
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("X-Test-User", "alice-app2")
-	req.Header.Set(sessionHeader, sid)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("the other client's GET stream: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
+	resp := f.openStream(t, "alice-app2", sid)
 	asked := make(chan string, 8)
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
@@ -150,16 +142,7 @@ func TestSEC153_ServersPerUserBounded(t *testing.T) {
 // application that holds its stream keeps its server's state.
 func TestSEC153_EvictionSparesListenedServers(t *testing.T) {
 	f := newFixture(t, StdioOptions{})
-	sid := f.session(t, "alice-k0") // the least recently used, but listened to
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("X-Test-User", "alice-k0")
-	req.Header.Set(sessionHeader, sid)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET stream: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
+	f.openStream(t, "alice-k0", f.session(t, "alice-k0")) // the least recently used, but listened to
 	for i := 1; i <= perUserLinks; i++ {
 		f.session(t, fmt.Sprintf("alice-k%d", i))
 	}
@@ -167,4 +150,20 @@ func TestSEC153_EvictionSparesListenedServers(t *testing.T) {
 	if f.pool.current(users["alice-k0"]) == nil {
 		t.Error("the server an application listens to was evicted before one nobody listens to")
 	}
+}
+
+// openStream opens session sid's GET event stream as user; the end of the
+// test closes it.
+func (f *fixture) openStream(t *testing.T, user, sid string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Test-User", user)
+	req.Header.Set(sessionHeader, sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s's GET stream: %v %v, want 200", user, resp, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }

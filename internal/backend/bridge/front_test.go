@@ -71,15 +71,7 @@ func TestBridgeTwoSessionIDsRefused(t *testing.T) {
 func TestBridgeSessionOverCapEndsOldest(t *testing.T) {
 	f := newFrontedFixture(t, userlimit.Options{MaxSessions: 2})
 	first := f.session(t, "alice")
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL, nil)
-	req.Header.Set("X-Test-User", "alice")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set(sessionHeader, first)
-	stream, err := http.DefaultClient.Do(req)
-	if err != nil || stream.StatusCode != 200 {
-		t.Fatalf("the first session's stream: %v %v, want 200", stream, err)
-	}
-	defer stream.Body.Close()
+	stream := f.openStream(t, "alice", first)
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
