@@ -322,6 +322,18 @@ func (g *gw) fullFlow() (registered, *authRequest, tokenResponse) {
 	return c, a, tok
 }
 
+// mcpSession opens an MCP session at the gateway with token and returns
+// its Mcp-Session-Id.
+func (g *gw) mcpSession(token string) string {
+	g.t.Helper()
+	resp, body := g.mcpInitialize(g.url, token)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		g.t.Fatalf("initialize: %d, session %q: %s; want 200 with an Mcp-Session-Id", resp.StatusCode, sid, body)
+	}
+	return sid
+}
+
 // mcpInitialize posts an MCP initialize with token (if any).
 func (g *gw) mcpInitialize(base, token string, header ...string) (*http.Response, []byte) {
 	g.t.Helper()

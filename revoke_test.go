@@ -329,11 +329,7 @@ func TestPublicURLIsAnOrigin(t *testing.T) {
 func TestSEC158_EventStreamEndsWhenRevoked(t *testing.T) {
 	g := newGateway(t)
 	c, _, tok := g.fullFlow()
-	resp, body := g.mcpInitialize(g.url, tok.AccessToken)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
-	}
+	sid := g.mcpSession(tok.AccessToken)
 	send := func(method, body string) *http.Response {
 		req, _ := http.NewRequest(method, g.url+"/mcp", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)

@@ -15,11 +15,7 @@ import (
 func TestSESS3_SessionBoundToUser(t *testing.T) {
 	g := newGateway(t)
 	_, _, alice := g.fullFlow()
-	resp, _ := g.mcpInitialize(g.url, alice.AccessToken)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d, session %q; want 200 with an Mcp-Session-Id", resp.StatusCode, sid)
-	}
+	sid := g.mcpSession(alice.AccessToken)
 	// Bob logs in through the same gateway.
 	if err := localConnector(g).SetUser(context.Background(), "bob", "bob password 1"); err != nil {
 		t.Fatal(err)

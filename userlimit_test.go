@@ -94,11 +94,7 @@ func TestSEC35_SessionsPerUserCapped(t *testing.T) {
 func TestSEC32_TwoSessionIDsAtEmbeddedServer(t *testing.T) {
 	g := newGateway(t)
 	_, _, tok := g.fullFlow()
-	resp, _ := g.mcpInitialize(g.url, tok.AccessToken)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != 200 || sid == "" {
-		t.Fatalf("initialize: %d, want 200 with a session", resp.StatusCode)
-	}
+	sid := g.mcpSession(tok.AccessToken)
 	req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
