@@ -312,7 +312,8 @@ type Store interface {
 	GetConsent(ctx context.Context, userID, clientID, resource string) (*Consent, error)
 	// DeleteConsent forgets userID's approvals of clientID, for every
 	// resource, so that the client's next authorization asks the person
-	// again (SEC-109); nil when there is none.
+	// again (SEC-109), and the codes issued under them not yet redeemed,
+	// so that none makes a grant after (SEC-155); nil when there is none.
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 
 	CreateCode(ctx context.Context, c *Code) error

@@ -66,19 +66,6 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		return nil, errBadGrant
 	}
 
-	// The person's approval, which every code is issued under, may have
-	// been withdrawn since (the application revoked on the account page,
-	// SEC-155): the code then issues nothing. (A revocation that lands
-	// between this read and the grant's storing, milliseconds, is not
-	// seen here.)
-	if _, err := s.store.GetConsent(ctx, c.User.ID, client.ID, c.Resource); errors.Is(err, store.ErrNotFound) {
-		s.log.Info("code exchange refused: the person withdrew the approval since the code was issued", "client_id", client.ID, "user", c.User.ID)
-		note.stop("", "the person revoked this application after its code was issued: the code issues nothing")
-		return nil, errBadGrant
-	} else if err != nil {
-		return nil, oauth.AsError(err)
-	}
-
 	now := s.now()
 	scopes := withoutOfflineAccess(c.Scopes)
 	grant := &store.Grant{ID: c.GrantID, ClientID: client.ID, User: c.User, Resource: c.Resource, Scopes: scopes, CreatedAt: now}

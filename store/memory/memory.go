@@ -298,6 +298,11 @@ func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error 
 			delete(s.consents, k)
 		}
 	}
+	for k, c := range s.codes {
+		if c.ClientID == clientID && c.User.ID == userID && c.UsedAt.IsZero() {
+			delete(s.codes, k) // SEC-155
+		}
+	}
 	return nil
 }
 

@@ -22,7 +22,10 @@ const (
 		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, redirect_uris = excluded.redirect_uris,
 			created_at = excluded.created_at`
 	sqlGetConsent    = `SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
-	sqlDeleteConsent = `DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
+	// SEC-155: with the approvals, the codes issued under them not yet
+	// redeemed.
+	sqlDeleteConsent = `WITH c AS (DELETE FROM codes WHERE client_id = $2 AND used_at = 0 AND (user_json::jsonb)->>'sub' = $1)
+	DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
 	// SEC-130: the account's sessions end when its password hash or groups
 	// change; the DELETE's subquery sees the row as it was before the

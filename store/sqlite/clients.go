@@ -22,6 +22,8 @@ var (
 			created_at = excluded.created_at`)
 	sqlGetConsent    = rs(`SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?`)
 	sqlDeleteConsent = ws(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`)
+	// SEC-155: the codes issued under the approvals, not yet redeemed.
+	sqlDeleteUnusedCodes = ws(`DELETE FROM codes WHERE client_id = ?2 AND used_at = 0 AND json_extract(user, '$.sub') = ?1`)
 	// SEC-93: an existing account's disabled_at is never written here.
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
@@ -165,7 +167,10 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID, resource strin
 // DeleteConsent implements store.Store.
 func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, sqlDeleteConsent, userID, clientID)
+		if _, err := s.txExec(ctx, tx, sqlDeleteConsent, userID, clientID); err != nil {
+			return err
+		}
+		_, err := s.txExec(ctx, tx, sqlDeleteUnusedCodes, userID, clientID)
 		return err
 	})
 	if err != nil {

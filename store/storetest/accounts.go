@@ -116,12 +116,36 @@ func testConsent(t *testing.T, s store.Store) {
 	must(t, "get after other user and resource", err)
 	same(t, "first approval untouched", got, repl)
 
+	// Codes issued under the approvals: one not yet redeemed, one
+	// redeemed, and one of the same person for another client.
+	code := func(name, userID, clientID string) *store.Code {
+		c := newCode(name)
+		c.User.ID, c.ClientID = userID, clientID
+		must(t, "create code "+name, s.CreateCode(ctx, c))
+		return c
+	}
+	unused, used, elsewhere := code("unused", "github:1", "c1"), code("used", "github:1", "c1"), code("elsewhere", "github:1", "c2")
+	otherUser := code("other-user", "github:2", "c1")
+	_, err = s.ConsumeCode(ctx, used.Hash, t0)
+	must(t, "consume the used code", err)
+
 	// DeleteConsent forgets one user's approvals of one client, for every
-	// resource, and deleting none is no error (SEC-109).
+	// resource, and deleting none is no error (SEC-109); with them, the
+	// codes issued under them not yet redeemed (SEC-155), not the one
+	// redeemed (its replay must still be seen, PKCE-3), nor another
+	// client's or another person's.
 	must(t, "delete", s.DeleteConsent(ctx, "github:1", "c1"))
 	for _, r := range []string{notes, ops} {
 		_, err = s.GetConsent(ctx, "github:1", "c1", r)
 		wantErr(t, "deleted "+r, err, store.ErrNotFound)
+	}
+	_, err = s.ConsumeCode(ctx, unused.Hash, t0)
+	wantErr(t, "SEC-155: the unredeemed code after DeleteConsent", err, store.ErrNotFound)
+	_, err = s.ConsumeCode(ctx, used.Hash, t0)
+	wantErr(t, "the redeemed code after DeleteConsent", err, store.ErrCodeReused)
+	for _, c := range []*store.Code{elsewhere, otherUser} {
+		_, err = s.ConsumeCode(ctx, c.Hash, t0)
+		must(t, "another client's or person's code after DeleteConsent", err)
 	}
 	got, err = s.GetConsent(ctx, "github:2", "c1", notes)
 	must(t, "other user after delete", err)
