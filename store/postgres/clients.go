@@ -21,7 +21,7 @@ const (
 	sqlPutConsent = `INSERT INTO consents (user_id, client_id, resource, scopes, redirect_uris, created_at) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, redirect_uris = excluded.redirect_uris,
 			created_at = excluded.created_at`
-	sqlGetConsent    = `SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
+	sqlGetConsent = `SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
 	// SEC-155: with the approvals, the codes issued under them not yet
 	// redeemed.
 	sqlDeleteConsent = `WITH c AS (DELETE FROM codes WHERE client_id = $2 AND used_at = 0 AND (user_json::jsonb)->>'sub' = $1)
