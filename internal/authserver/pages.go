@@ -100,16 +100,21 @@ func sessionBinding(sess *store.Session) string {
 	return base64.RawURLEncoding.EncodeToString(sess.Hash)
 }
 
+// pageFormPurpose is the MAC purpose of the pages' form tokens: not a
+// flowKind, whose names are the purposes of the flows' states, so that
+// neither can ever stand for the other.
+const pageFormPurpose = "page form"
+
 // PageCSRF returns the form token of the gateway's own pages for the
 // browser's session sess (SEC-108).
 func (s *Server) PageCSRF(w http.ResponseWriter, r *http.Request, sess *store.Session) string {
-	return s.csrfToken(w, r, s.site.Issuer(r), "page", sessionBinding(sess))
+	return s.csrfToken(w, r, s.site.Issuer(r), pageFormPurpose, sessionBinding(sess))
 }
 
 // CheckPageCSRF verifies the csrf_token of a parsed form against the
 // browser's cookie and session, in constant time (SEC-108).
 func (s *Server) CheckPageCSRF(r *http.Request, sess *store.Session) bool {
-	return sess != nil && s.checkCSRF(r, s.site.Issuer(r), "page", sessionBinding(sess))
+	return sess != nil && s.checkCSRF(r, s.site.Issuer(r), pageFormPurpose, sessionBinding(sess))
 }
 
 // GuardPage is browserOnly for the pages of other packages: a browser
