@@ -149,10 +149,17 @@ func Issuer(token string) (string, error) {
 // Expected is what Verify requires of an assertion.
 type Expected struct {
 	ClientID  string
-	Audiences []string // aud must hold at least one
+	Audiences []string // aud must hold at least one; Audiences[0] is the issuer
 	Alg       string   // the one algorithm the client signs with; "" for any of Algorithms
 	Now       time.Time
 }
+
+// ExplicitType is the typ of a client assertion made under
+// draft-ietf-oauth-rfc7523bis: its aud must be the authorization server's
+// issuer, alone. The token endpoint's URL, which RFC 7523 allowed, is what
+// a malicious authorization server's metadata can point at another's, so
+// that a client sends it an assertion good at the other (SEC-163).
+const ExplicitType = "client-authentication+jwt"
 
 // Verified is what a checked assertion says.
 type Verified struct {
@@ -191,6 +198,10 @@ func Verify(token string, keys *jose.JSONWebKeySet, want Expected) (*Verified, e
 	}
 	if err := checkClaims(&c, want); err != nil {
 		return nil, err
+	}
+	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); strings.EqualFold(typ, ExplicitType) &&
+		(len(c.Audience) != 1 || len(want.Audiences) == 0 || c.Audience[0] != want.Audiences[0]) {
+		return nil, errors.New("a client assertion of typ " + ExplicitType + " must name the issuer alone as its aud")
 	}
 	return &Verified{ID: c.ID, Expiry: c.Expiry.Time()}, nil
 }

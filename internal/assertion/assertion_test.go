@@ -495,3 +495,41 @@ func TestUse(t *testing.T) {
 		t.Errorf("counted until t0+%v, want past t0+%v, when Verify stops accepting it", until.Sub(t0), last.Sub(t0))
 	}
 }
+
+// SEC-163 (draft-ietf-oauth-rfc7523bis): an assertion typed
+// client-authentication+jwt names the issuer alone as its aud, as a
+// string or a one-element array; the token endpoint, or the issuer among
+// other audiences, is refused. An untyped one keeps RFC 7523's rules.
+func TestVerifyExplicitlyTypedAssertion(t *testing.T) {
+	k := keysFor(t)
+	set := keySet(public(k.ed, "", ""))
+	signTyped := func(typ string, aud any) string {
+		sk := jose.SigningKey{Algorithm: jose.EdDSA, Key: k.ed}
+		s, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.Signed(s).Claims(claims(func(c map[string]any) { c["aud"] = aud })).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, c := range []struct {
+		name, typ string
+		aud       any
+		ok        bool
+	}{
+		{"typed, the issuer", ExplicitType, testIssuer, true},
+		{"typed, the issuer in a one-element array", ExplicitType, []string{testIssuer}, true},
+		{"typed, another case of the typ", "Client-Authentication+JWT", testIssuer, true},
+		{"typed, the token endpoint", ExplicitType, testIssuer + "/token", false},
+		{"typed, the issuer among others", ExplicitType, []string{testIssuer, "https://elsewhere.example"}, false},
+		{"untyped, the token endpoint (RFC 7523)", "JWT", testIssuer + "/token", true},
+	} {
+		_, err := Verify(signTyped(c.typ, c.aud), set, expected())
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want accepted %v", c.name, err, c.ok)
+		}
+	}
+}
