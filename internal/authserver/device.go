@@ -35,7 +35,7 @@ func (s *Server) passwordLogin(r *http.Request, issuer string, pc upstream.Passw
 	// of its address's checks, given back if the password was right
 	// (SEC-157): the per-name limits do nothing against a new name each
 	// time, and each check costs a bcrypt.
-	refund, ok := s.guesses.reserve(s.clientAddr(r))
+	refund, ok := s.guesses.take(s.clientAddr(r))
 	if !ok {
 		return identity.User{}, errAddressThrottled
 	}

@@ -96,24 +96,6 @@ func (l *limiter) allow(addr string) bool {
 	return l.entry(addr, now).lim.AllowN(now, 1)
 }
 
-// reserve takes one of addr's tokens, if it has one, for an attempt whose
-// outcome decides whether it was spent: refund gives it back (a login
-// that succeeded). Taken before the attempt, so that attempts sent at
-// once cannot all pass a check that none of them has yet spent.
-func (l *limiter) reserve(addr string) (refund func(), ok bool) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r := l.entry(addr, now).lim.ReserveN(now, 1)
-	if !r.OK() || r.DelayFrom(now) > 0 {
-		r.CancelAt(now)
-		return nil, false
-	}
-	// Cancelled as of its own time: rate.Reservation gives nothing back
-	// at a later one, which every attempt's work reaches.
-	return func() { r.CancelAt(now) }, true
-}
-
 // entry is addr's bucket, made if missing; l.mu is held. Buckets idle for
 // 10 minutes are swept once a minute.
 func (l *limiter) entry(addr string, now time.Time) *limiterEntry {
@@ -153,4 +135,68 @@ func (s *Server) overLimit(w http.ResponseWriter, r *http.Request, endpoint stri
 	oauth.WriteJSON(w, r, s.log, &oauth.Error{Code: oauth.TemporarilyUnavailable,
 		Description: "too many requests from this client; try again in " + secs + " s", Status: http.StatusTooManyRequests})
 	return true
+}
+
+// budgets keeps, per client address, a budget of attempts that refills at
+// a steady rate up to its size: an attempt takes one before it runs (so
+// that attempts sent at once cannot all pass a check none of them has yet
+// spent), and one that turns out not to count gives it back. A plain
+// bucket, not rate.Limiter's reservations, whose cancellation gives back
+// nothing once the address made another reservation since (SEC-157).
+type budgets struct {
+	mu     sync.Mutex
+	per    map[string]*budget
+	size   float64
+	refill time.Duration // to regain one
+	now    func() time.Time
+	swept  time.Time
+}
+
+type budget struct {
+	left float64
+	at   time.Time // when left was last brought up to date
+}
+
+func newBudgets(n int, per time.Duration, now func() time.Time) *budgets {
+	return &budgets{per: map[string]*budget{}, size: float64(n), refill: per / time.Duration(n), now: now}
+}
+
+// current brings addr's budget up to now; b.mu is held. Budgets full for
+// 10 minutes are swept once a minute.
+func (b *budgets) current(addr string, now time.Time) *budget {
+	if now.Sub(b.swept) > time.Minute {
+		for k, e := range b.per {
+			if now.Sub(e.at) > 10*time.Minute {
+				delete(b.per, k)
+			}
+		}
+		b.swept = now
+	}
+	e, ok := b.per[addr]
+	if !ok {
+		e = &budget{left: b.size, at: now}
+		b.per[addr] = e
+	}
+	if now.After(e.at) {
+		e.left = min(b.size, e.left+float64(now.Sub(e.at))/float64(b.refill))
+		e.at = now
+	}
+	return e
+}
+
+// take takes one of addr's attempts, if it has one; refund gives it back.
+func (b *budgets) take(addr string) (refund func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.current(addr, b.now())
+	if e.left < 1 {
+		return nil, false
+	}
+	e.left--
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		e := b.current(addr, b.now())
+		e.left = min(b.size, e.left+1)
+	}, true
 }

@@ -121,7 +121,7 @@ type Server struct {
 	introspectors map[string]bool
 	regLimit      *limiter
 	// guesses bounds the password checks one address may fail (SEC-157).
-	guesses *limiter
+	guesses *budgets
 	// clients holds registered clients read lately (SEC-85).
 	clients *clientCache
 	// recheck makes concurrent refreshes of one grant share one upstream
@@ -170,7 +170,7 @@ func New(opts Options) (*Server, error) {
 		connectors: map[string]upstream.Connector{},
 		static:     map[string]*store.Client{},
 		regLimit:   newLimiter(opts.RegistrationRate, time.Minute, opts.Now),
-		guesses:    newLimiter(guessesPerMinute, time.Minute, opts.Now),
+		guesses:    newBudgets(guessesPerMinute, time.Minute, opts.Now),
 		clients:    newClientCache(),
 	}
 	for _, c := range opts.Connectors {
