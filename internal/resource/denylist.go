@@ -13,25 +13,51 @@ type Denylist struct {
 	grants map[string]time.Time // grant id -> drop after
 	// open are the requests that last (event streams) by grant: a
 	// revocation ends them (SEC-158).
-	open   map[string]map[*watcher]struct{}
+	open map[string]map[*watcher]struct{}
+	// valid is, by grant, the latest expiry of its access tokens accepted
+	// (Seen): the grant's streams last until then, and no longer.
+	valid  map[string]time.Time
 	ttl    time.Duration
 	now    func() time.Time
 	lastGC time.Time
 }
 
-type watcher struct{ end func() }
+type watcher struct {
+	end   func()
+	timer *time.Timer // set under mu, before it can fire
+}
 
 // NewDenylist keeps entries for ttl (the access-token lifetime).
 func NewDenylist(ttl time.Duration, now func() time.Time) *Denylist {
 	if now == nil {
 		now = time.Now
 	}
-	return &Denylist{grants: map[string]time.Time{}, open: map[string]map[*watcher]struct{}{}, ttl: ttl, now: now}
+	return &Denylist{grants: map[string]time.Time{}, open: map[string]map[*watcher]struct{}{}, valid: map[string]time.Time{}, ttl: ttl, now: now}
 }
 
-// Watch calls end when grant is revoked, at once if it is already, until
-// stop is called: a request that lasts (an event stream) ends with its
-// grant rather than outlive the revocation (SEC-158).
+// Seen records that an access token of grant, valid until exp, was
+// accepted: the grant's streams last until then at least (SEC-158), so
+// that a client that refreshed keeps its stream.
+func (d *Denylist) Seen(grant string, exp time.Time) {
+	d.mu.RLock()
+	known := d.valid[grant]
+	d.mu.RUnlock()
+	if !exp.After(known) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if exp.After(d.valid[grant]) {
+		d.valid[grant] = exp
+	}
+	d.sweepLocked(d.now())
+}
+
+// Watch calls end when grant is revoked, at once if it is already, or
+// when the last of its access tokens seen (Seen) expires, until stop is
+// called: a request that lasts (an event stream) ends with its grant's
+// access rather than outlive it (SEC-158). A stolen token's stream ends
+// with the token; a client that refreshes keeps its stream.
 func (d *Denylist) Watch(grant string, end func()) (stop func()) {
 	w := &watcher{end: end}
 	d.mu.Lock()
@@ -46,15 +72,40 @@ func (d *Denylist) Watch(grant string, end func()) (stop func()) {
 		d.open[grant] = m
 	}
 	m[w] = struct{}{}
+	w.timer = time.AfterFunc(d.valid[grant].Sub(d.now()), func() { d.expire(grant, w) })
 	d.mu.Unlock()
 	return func() {
+		w.timer.Stop()
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if cur := d.open[grant]; cur != nil {
-			delete(cur, w)
-			if len(cur) == 0 {
-				delete(d.open, grant)
-			}
+		d.forgetLocked(grant, w)
+	}
+}
+
+// expire ends w once its grant has no access token left valid, or waits
+// for the latest one's expiry.
+func (d *Denylist) expire(grant string, w *watcher) {
+	d.mu.Lock()
+	if _, open := d.open[grant][w]; !open {
+		d.mu.Unlock() // stopped, or ended by a revocation
+		return
+	}
+	if left := d.valid[grant].Sub(d.now()); left > 0 {
+		w.timer.Reset(left)
+		d.mu.Unlock()
+		return
+	}
+	d.forgetLocked(grant, w)
+	d.mu.Unlock()
+	w.end()
+}
+
+// forgetLocked removes w from grant's watchers; d.mu is held.
+func (d *Denylist) forgetLocked(grant string, w *watcher) {
+	if cur := d.open[grant]; cur != nil {
+		delete(cur, w)
+		if len(cur) == 0 {
+			delete(d.open, grant)
 		}
 	}
 }
@@ -95,6 +146,11 @@ func (d *Denylist) sweepLocked(now time.Time) {
 	for g, until := range d.grants {
 		if now.After(until) {
 			delete(d.grants, g)
+		}
+	}
+	for g, exp := range d.valid {
+		if now.After(exp) && d.open[g] == nil {
+			delete(d.valid, g)
 		}
 	}
 	d.lastGC = now

@@ -117,11 +117,12 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.Context(&verifiedContext{Context: r.Context(), info: v.info})
 	if r.Method == http.MethodGet && g.opts.Denylist != nil {
 		// An event stream may stay open for hours: it ends when its grant
-		// is revoked, as a new request would be refused then (SEC-158).
-		// Not when the token that opened it expires: a client that
-		// refreshed holds a valid one, and ending the stream would fail
-		// what the server asked of it there (an elicitation the person
-		// is filling in).
+		// is revoked, or when the last of the grant's access tokens seen
+		// here expires, as a new request would be refused then
+		// (SEC-158). Not when the token that opened it expires: a client
+		// that refreshed holds a valid one, and ending the stream would
+		// fail what the server asked of it there (an elicitation the
+		// person is filling in).
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
@@ -183,6 +184,9 @@ func (g *Guard) check(r *http.Request, issuer string) (*verified, int, oauth.Cha
 				strings.Join(g.opts.Resource.Scopes, " ")+" and carries "+strings.Join(v.info.Scopes, " "))
 		}
 		return nil, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope, ErrorDescription: "the access token lacks a required scope", Scopes: g.advertised}, CheckInsufficientScope
+	}
+	if g.opts.Denylist != nil {
+		g.opts.Denylist.Seen(v.grant, v.info.Expiration) // how long its streams last (SEC-158)
 	}
 	return v, 0, oauth.Challenge{}, CheckOK
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +292,69 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// SEC-158: a stream lasts as long as its grant holds an access token seen
+// valid: one opened with a token that expires ends with it, unless a later
+// token of the grant (a refresh) came through meanwhile.
+func TestSEC158_StreamLastsWhileItsGrantHasAValidToken(t *testing.T) {
+	var clock atomic.Int64 // the guard's and the denylist's now, in ns
+	t0 := time.Now()
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	sealer, err := tokens.NewSealer(bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := tokens.LoadKeyset(context.Background(), memory.New(), sealer, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := NewGuard(Options{
+		Site: &oauth.Site{Fallback: "http://127.0.0.1:8080"}, Resource: oauth.Resource{Path: "/mcp", Scopes: []string{"mcp"}},
+		Keys: keys, Denylist: NewDenylist(time.Hour, now), Now: now,
+	})
+	mint := func(grant string, exp time.Time) string {
+		at, err := keys.Mint(&tokens.Claims{Issuer: "http://127.0.0.1:8080", Subject: "local:alice", Audience: "http://127.0.0.1:8080/mcp",
+			ClientID: "c1", Scopes: []string{"mcp"}, IssuedAt: t0, ExpiresAt: exp, ID: tokens.NewID(), GrantID: grant,
+			User: identity.User{ID: "local:alice", Username: "alice"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	h := guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			<-r.Context().Done()
+		}
+	}))
+	stream := func(tok string) chan struct{} {
+		ended := make(chan struct{})
+		r := request(tok)
+		r.Method = http.MethodGet
+		go func() {
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			close(ended)
+		}()
+		return ended
+	}
+	// Tokens carry whole seconds: expiries a second apart.
+	exp := t0.Add(2 * time.Second).Truncate(time.Second)
+
+	lone := stream(mint("g-lone", exp))
+	refreshed := stream(mint("g-refreshed", exp))
+	time.Sleep(100 * time.Millisecond)
+	h.ServeHTTP(httptest.NewRecorder(), request(mint("g-refreshed", exp.Add(time.Hour)))) // a refresh's token at work
+	clock.Store(exp.Add(time.Second).UnixNano())                                          // past the first tokens' expiry
+	select {
+	case <-lone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stream whose grant has no valid token left is still open")
+	}
+	select {
+	case <-refreshed:
+		t.Error("the stream of a grant whose client refreshed ended with the first token")
+	case <-time.After(2 * time.Second):
 	}
 }
