@@ -75,6 +75,10 @@ type Config struct {
 	// CIMDAllowHosts may serve documents from loopback or private addresses,
 	// which are otherwise refused (CIMD-10): for local testing only.
 	CIMDAllowHosts []string
+	// CIMDDenyHosts refuses documents and key sets from these hosts
+	// ("example.com", or ".example.com" for every host under it), cached
+	// or not (SEC-164).
+	CIMDDenyHosts []string
 	// CIMDRootCAs replaces the system roots when fetching documents: for a
 	// test CA only.
 	CIMDRootCAs *x509.CertPool
@@ -528,7 +532,7 @@ func newAuthServer(cfg *Config, keys *tokens.Keyset, sealer *tokens.Sealer, site
 	}
 	var fetcher *cimd.Fetcher
 	if !cfg.DisableCIMD {
-		fetcher = cimd.New(cimd.Options{AllowHosts: cfg.CIMDAllowHosts, RootCAs: cfg.CIMDRootCAs, Now: cfg.Now, Logger: cfg.Logger})
+		fetcher = cimd.New(cimd.Options{AllowHosts: cfg.CIMDAllowHosts, DenyHosts: cfg.CIMDDenyHosts, RootCAs: cfg.CIMDRootCAs, Now: cfg.Now, Logger: cfg.Logger})
 	}
 	var endpointLimit func(endpoint, clientID string) time.Duration
 	if limits != nil {

@@ -30,6 +30,13 @@ const reasonUnreachable = "the application's client metadata document could not 
 // (SEC-128).
 const reasonKeysUnreachable = "the application's key set (its jwks_uri) could not be fetched"
 
+// reasonDenied and reasonKeysDenied refuse a document, or a key set, on a
+// host the administrator blocks (Options.DenyHosts, SEC-164).
+const (
+	reasonDenied     = "the administrator of this server refuses client metadata documents from this host"
+	reasonKeysDenied = "the administrator of this server refuses key sets, or documents, from this host"
+)
+
 // errBlockedAddress marks a refused destination (CIMD-10).
 var errBlockedAddress = errors.New("address is not a public unicast address")
 

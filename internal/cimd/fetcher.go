@@ -49,6 +49,11 @@ type Options struct {
 	// addresses. A jwks_uri on one is exempt only for a client whose
 	// document is on one too. For local testing only; empty by default.
 	AllowHosts []string
+	// DenyHosts are hosts whose documents and key sets are refused, cached
+	// or not: "example.com" that host, ".example.com" any host under it
+	// (SEC-164). An operator who learns that a host serving documents
+	// was taken over blocks it at once, on the next request.
+	DenyHosts []string
 	// RootCAs adds trust for tests (a test CA); nil means the system roots.
 	RootCAs *x509.CertPool
 	// Timeout bounds a whole fetch: resolve, connect, TLS, headers, body.
@@ -80,6 +85,7 @@ type Options struct {
 type Fetcher struct {
 	opts     Options
 	allow    map[string]bool // lower-cased AllowHosts
+	deny     []string        // lower-cased DenyHosts
 	resolver Resolver
 	log      *slog.Logger
 
@@ -154,6 +160,9 @@ func New(opts Options) *Fetcher {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
+	for _, h := range opts.DenyHosts {
+		f.deny = append(f.deny, strings.ToLower(strings.TrimSpace(h)))
+	}
 	for _, h := range opts.AllowHosts {
 		f.allow[strings.ToLower(h)] = true
 	}
@@ -171,6 +180,9 @@ func New(opts Options) *Fetcher {
 func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, error) {
 	if err := ValidateClientIDURL(clientID); err != nil {
 		return nil, err
+	}
+	if f.denied(clientID) {
+		return nil, &Error{Reason: reasonDenied}
 	}
 	now := f.opts.Now()
 	f.mu.Lock()
@@ -282,6 +294,22 @@ type names struct{ url, body, failed string }
 var documentNames = names{"client metadata URL", "client metadata document", reasonUnreachable}
 
 func (n names) unreachable(cause error) *Error { return &Error{Reason: n.failed, Cause: cause} }
+
+// denied reports whether rawURL's host is one of DenyHosts, or under one
+// that begins with a dot.
+func (f *Fetcher) denied(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return true
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	for _, d := range f.deny {
+		if host == d || (strings.HasPrefix(d, ".") && (strings.HasSuffix(host, d) || host == d[1:])) {
+			return true
+		}
+	}
+	return false
+}
 
 // allowed reports whether rawURL's host is in AllowHosts.
 func (f *Fetcher) allowed(rawURL string) bool {

@@ -2,6 +2,7 @@ package cimd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -409,5 +410,50 @@ func TestClientInvalidURLNotFetched(t *testing.T) {
 	}
 	if n := e.res.count(); n != 0 {
 		t.Errorf("resolver was asked %d times, want never", n)
+	}
+}
+
+// SEC-164: a host the administrator blocks serves no document and no key
+// set, whatever is cached: "example.com" that host, ".example.com" every
+// host under it; a host merely ending with the same letters is not under
+// it.
+func TestDenyHosts(t *testing.T) {
+	for _, c := range []struct {
+		deny    string
+		refused bool
+	}{
+		{"example.com", true},
+		{"EXAMPLE.com", true},
+		{".example.com", true},
+		{".com", true},
+		{"ample.com", false},
+		{".ample.com", false},
+		{"other.example", false},
+	} {
+		e := newEnv(t, docHandler, func(o *Options) { o.DenyHosts = []string{c.deny} })
+		_, err := e.f.Client(context.Background(), e.url("/client.json"))
+		var e1 *Error
+		if refused := errors.As(err, &e1) && e1.Reason == reasonDenied; refused != c.refused {
+			t.Errorf("deny %q: %v, want refused %v", c.deny, err, c.refused)
+		}
+		if c.refused && e.hitCount("/client.json") != 0 {
+			t.Errorf("deny %q: the document was fetched", c.deny)
+		}
+	}
+
+	// A client cached before: its key set on a blocked host is refused.
+	e := keysEnv(t, serveKeySet, nil)
+	c, err := e.f.Client(context.Background(), e.url("/client.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.f.deny = []string{"example.com"}
+	_, err = e.f.Keys(context.Background(), c, false)
+	var e1 *Error
+	if !errors.As(err, &e1) || e1.Reason != reasonKeysDenied {
+		t.Errorf("the key set of a client on a blocked host: %v, want refused", err)
+	}
+	if _, err := e.f.Client(context.Background(), e.url("/client.json")); !errors.As(err, &e1) || e1.Reason != reasonDenied {
+		t.Errorf("a cached document of a blocked host: %v, want refused", err)
 	}
 }

@@ -52,6 +52,9 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 	if c.JWKSURI == "" {
 		return nil, invalid("the client has no keys")
 	}
+	if f.denied(c.ID) || f.denied(c.JWKSURI) {
+		return nil, &Error{Reason: reasonKeysDenied}
+	}
 	u := c.JWKSURI
 	// AllowHosts exempts a host's own documents from the address checks;
 	// anyone may name any jwks_uri in a document, so a set on such a host

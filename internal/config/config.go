@@ -107,6 +107,7 @@ type Config struct {
 	// flow debugger (mcpgate flows, the admin console); what is stored
 	// stays readable until housekeeping removes it.
 	DisableFlowDebugger bool     `yaml:"disable_flow_debugger" help:"record no authorization attempts for the flow debugger (mcpgate flows, /admin/flows)"`
+	CIMDDenyHosts       []string `yaml:"cimd_deny_hosts" flag:"cimd-deny-host" arg:"HOST" help:"refuse client metadata documents and key sets from this host, or from every host under it when it begins with a dot (repeatable)"`
 	CIMDAllowHosts      []string `yaml:"cimd_allow_hosts" flag:"cimd-allow-host" arg:"HOST" help:"TESTING ONLY: a host whose client metadata documents may be on a loopback or private address (repeatable)"`
 	CIMDTestCAFile      string   `yaml:"cimd_test_ca_file" arg:"FILE" help:"TESTING ONLY: trust this PEM CA when fetching client metadata documents"`
 }

@@ -21,6 +21,7 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		DisableCIMD:     c.DisableCIMD,
 		RecordFlows:     !c.DisableFlowDebugger,
 		CIMDAllowHosts:  c.CIMDAllowHosts,
+		CIMDDenyHosts:   c.CIMDDenyHosts,
 		AllowedOrigins:  c.AllowedOrigins,
 		AccessTokenTTL:  time.Duration(c.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(c.RefreshTokenTTL),
