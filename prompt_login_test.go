@@ -2,7 +2,12 @@ package mcpgate_test
 
 import (
 	"context"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/e2e/browser"
 )
 
 // SEC-162 (OpenID Connect Core §3.1.2.1): prompt=login asks the person to
@@ -52,5 +57,26 @@ func TestSEC162_PromptLoginSignsInAgain(t *testing.T) {
 	_, tok = g.exchange(a, code)
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 204 || seen != "local:bob" {
 		t.Errorf("after the sign-in again: %d as %q, want local:bob's session", r.StatusCode, seen)
+	}
+}
+
+// SEC-162: the request to sign in again is the stored request's, not the
+// form's: a consent form posted without anything but its decision still
+// sends the signed-in person to sign in, and no code comes at once.
+func TestSEC162_SignInAgainIsTheRequests(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	_, b := g.login(g.newAuth(c.ClientID)) // alice, approved, signed in
+	client := *b.Client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	a := g.newAuth(c.ClientID)
+	resp, body := page(t, &client, "GET", a.URL()+"&prompt=login", nil)
+	if resp.StatusCode != 200 || browser.InputValue(body, "request_id") == "" {
+		t.Fatalf("prompt=login in a signed-in browser: %d %s, want the consent page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = page(t, &client, "POST", g.url+"/consent", url.Values{"request_id": {browser.InputValue(body, "request_id")},
+		"csrf_token": {browser.InputValue(body, "csrf_token")}, "decision": {"allow"}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/login/") {
+		t.Errorf("allowing with prompt=login: %d, Location %q; want the login page, not a code", resp.StatusCode, loc)
 	}
 }

@@ -80,6 +80,9 @@ type AuthRequest struct {
 	Resource      string
 	Scopes        []string
 	Connector     string // upstream chosen at consent
+	// SignIn: the client asked the person to sign in again (prompt=login,
+	// SEC-162): no browser session stands in for a login.
+	SignIn bool
 	// UpstreamStateHash is set once, only after consent (DEP-6, DEP-7).
 	UpstreamStateHash []byte
 	CreatedAt         time.Time

@@ -57,8 +57,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sess := s.session(r, issuer)
 	note.user(userOf(sess).ID)
-	signIn := hasPrompt(q, "login") // OpenID Connect Core §3.1.2.1 (SEC-162)
-	if sess != nil && !hasPrompt(q, "consent") && !signIn {
+	if sess != nil && !hasPrompt(q, "consent") && !req.SignIn {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID, req.Resource)
 		switch {
 		case err == nil && covers(consent, req):
@@ -86,10 +85,6 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.CreateAuthRequest(ctx, req); err != nil {
 		fail(err)
-		return
-	}
-	if signIn {
-		s.consentPage(w, r, issuer, client, req, sess, signInAgain)
 		return
 	}
 	s.renderConsent(w, r, issuer, client, req, sess)
@@ -268,6 +263,7 @@ func (s *Server) authRequest(issuer string, client *store.Client, redirectURI st
 		CodeChallenge: challenge,
 		Resource:      resource,
 		Scopes:        grantScopes(res, requested),
+		SignIn:        hasPrompt(q, "login"), // OpenID Connect Core §3.1.2.1 (SEC-162)
 		CreatedAt:     now,
 		ExpiresAt:     now.Add(requestTTL),
 	}, nil

@@ -34,21 +34,20 @@ const (
 	// approvedElsewhere: the request was approved in another browser
 	// whose login link was opened in this one (SEC-1); the page warns.
 	approvedElsewhere
-	// signInAgain: the client asked for prompt=login (SEC-162); the page
-	// offers the ways to sign in whoever is signed in here, and its form
-	// sends the person to sign in.
-	signInAgain
 )
 
-// consentPage is renderConsent with note.
+// consentPage is renderConsent with note. A request whose client asked
+// the person to sign in again (prompt=login, SEC-162) offers the ways to
+// sign in whoever is signed in here, and its form sends the person to
+// sign in.
 func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, note consentNote) {
-	if note == signInAgain {
+	if req.SignIn {
 		sess = nil
 	}
 	data := web.Consent{
 		App:        s.appDisplay(c, req),
 		Elsewhere:  note == approvedElsewhere,
-		SignIn:     note == signInAgain,
+		SignIn:     req.SignIn,
 		Scopes:     req.Scopes,
 		Resource:   req.Resource,
 		RequestID:  req.ID,
@@ -243,7 +242,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sess := s.session(r, issuer)
-	if r.PostForm.Get("sign_in") == "1" {
+	if req.SignIn {
 		// prompt=login (SEC-162): the person signs in again, as whoever
 		// they choose, whoever is signed in here.
 		sess = nil

@@ -12,11 +12,11 @@ import (
 )
 
 const authRequestCols = `id, client_id, redirect_uri, state, code_challenge, resource, scopes,
-	connector, upstream_state_hash, created_at, expires_at`
+	connector, upstream_state_hash, created_at, expires_at, sign_in`
 
 const (
 	sqlInsertAuthRequest = `INSERT INTO auth_requests (` + authRequestCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`
 	sqlGetAuthRequest = `SELECT ` + authRequestCols + ` FROM auth_requests WHERE id = $1 AND expires_at > $2`
 	sqlLiveRequest    = `SELECT true FROM auth_requests WHERE id = $1 AND expires_at > $2`
 	// DEP-6: set once. A second writer waits for the first and then finds
@@ -39,7 +39,7 @@ const (
 func scanAuthRequest(row pgx.Row) (*store.AuthRequest, error) {
 	var r store.AuthRequest
 	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, byteString{&r.State}, &r.CodeChallenge, &r.Resource,
-		jsonText{&r.Scopes}, &r.Connector, &r.UpstreamStateHash, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt})
+		jsonText{&r.Scopes}, &r.Connector, &r.UpstreamStateHash, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, &r.SignIn)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) err
 	}
 	err = inserted(s.pool.Exec(ctx, sqlInsertAuthRequest,
 		r.ID, r.ClientID, r.RedirectURI, []byte(r.State), r.CodeChallenge, r.Resource, scopes,
-		r.Connector, r.UpstreamStateHash, nanos(r.CreatedAt), nanos(r.ExpiresAt)))
+		r.Connector, r.UpstreamStateHash, nanos(r.CreatedAt), nanos(r.ExpiresAt), r.SignIn))
 	if err != nil {
 		return wrap("create auth request", err)
 	}

@@ -12,11 +12,11 @@ import (
 )
 
 const authRequestCols = `id, client_id, redirect_uri, state, code_challenge, resource, scopes,
-	connector, upstream_state_hash, created_at, expires_at`
+	connector, upstream_state_hash, created_at, expires_at, sign_in`
 
 var (
 	sqlInsertAuthRequest = ws(`INSERT INTO auth_requests (` + authRequestCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	sqlGetAuthRequest  = rs(`SELECT ` + authRequestCols + ` FROM auth_requests WHERE id = ? AND expires_at > ?`)
 	sqlAttachedState   = ws(`SELECT upstream_state_hash IS NOT NULL FROM auth_requests WHERE id = ? AND expires_at > ?`)
 	sqlStateTaken      = ws(`SELECT count(*) FROM auth_requests WHERE upstream_state_hash = ?`)
@@ -36,7 +36,7 @@ var (
 func scanAuthRequest(row scanner) (*store.AuthRequest, error) {
 	var r store.AuthRequest
 	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.CodeChallenge, &r.Resource,
-		jsonText{&r.Scopes}, &r.Connector, blob{&r.UpstreamStateHash}, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt})
+		jsonText{&r.Scopes}, &r.Connector, blob{&r.UpstreamStateHash}, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, &r.SignIn)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) err
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return inserted(s.txExec(ctx, tx, sqlInsertAuthRequest,
 			r.ID, r.ClientID, r.RedirectURI, r.State, r.CodeChallenge, r.Resource, scopes,
-			r.Connector, r.UpstreamStateHash, nanos(r.CreatedAt), nanos(r.ExpiresAt)))
+			r.Connector, r.UpstreamStateHash, nanos(r.CreatedAt), nanos(r.ExpiresAt), r.SignIn))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create auth request: %w", err)

@@ -22,6 +22,26 @@ func testAuthRequest(t *testing.T, s store.Store) {
 	if got.UpstreamStateHash != nil {
 		t.Errorf("UpstreamStateHash before consent = %x, want nil", got.UpstreamStateHash)
 	}
+
+	// SignIn (prompt=login, SEC-162) comes back as stored, through each
+	// way of reading a request.
+	signIn := newAuthRequest("r-sign-in")
+	signIn.SignIn = true
+	must(t, "create with SignIn", s.CreateAuthRequest(ctx, signIn))
+	got, err = s.GetAuthRequest(ctx, "r-sign-in", t0)
+	must(t, "get with SignIn", err)
+	same(t, "round trip with SignIn", got, newAuthRequestSigningIn("r-sign-in"))
+	must(t, "attach to SignIn", s.AttachUpstreamState(ctx, "r-sign-in", "github", hash("r-sign-in"), t0))
+	got, err = s.GetAuthRequestByUpstreamState(ctx, hash("r-sign-in"), t0)
+	must(t, "get by state with SignIn", err)
+	if !got.SignIn {
+		t.Error("SignIn lost when read by upstream state")
+	}
+	got, err = s.TakeAuthRequestByUpstreamState(ctx, hash("r-sign-in"), t0)
+	must(t, "take with SignIn", err)
+	if !got.SignIn {
+		t.Error("SignIn lost when taken by upstream state")
+	}
 	got.Scopes[0] = "changed"
 	got, err = s.GetAuthRequest(ctx, "r1", t0)
 	must(t, "get again", err)
@@ -229,4 +249,10 @@ func testAuthRequestStateBytes(t *testing.T, s store.Store) {
 			t.Errorf("state %q taken as %q, want it byte for byte", state, got.State)
 		}
 	}
+}
+
+func newAuthRequestSigningIn(id string) *store.AuthRequest {
+	r := newAuthRequest(id)
+	r.SignIn = true
+	return r
 }

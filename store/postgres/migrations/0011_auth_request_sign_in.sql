@@ -1,0 +1,2 @@
+-- The client asked the person to sign in again (prompt=login, SEC-162).
+ALTER TABLE auth_requests ADD COLUMN sign_in boolean NOT NULL DEFAULT false;
