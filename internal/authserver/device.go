@@ -42,8 +42,8 @@ func (s *Server) passwordLogin(r *http.Request, issuer string, pc upstream.Passw
 	user, err := pc.Login(r.Context(), username, password)
 	if !errors.Is(err, upstream.ErrInvalidCredentials) || errors.Is(err, upstream.ErrThrottled) {
 		// Only a password checked and found wrong spends the check: not
-		// a success, a name locked before its check, a request that
-		// ended waiting for one, nor a store that failed.
+		// a success, a name locked before its check, nor a store that
+		// failed.
 		refund()
 	}
 	return user, err

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -89,12 +88,6 @@ type Connector struct {
 
 	adminMu sync.Mutex // serialises EnsureAdmin's count-then-create
 
-	// checks holds a slot per password check running, one per CPU: a
-	// flood of logins (each a bcrypt of ~70 ms of CPU) waits for a slot
-	// instead of taking every core from the gateway's other requests
-	// (SEC-157).
-	checks chan struct{}
-
 	mu        sync.Mutex
 	failures  map[string]*failure // key: throttleKey(username)
 	checking  map[string]int      // logins of a key whose password is being checked
@@ -118,7 +111,6 @@ func New(users UserStore, opts Options) *Connector {
 		log:      opts.Logger,
 		failures: make(map[string]*failure),
 		checking: make(map[string]int),
-		checks:   make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -429,13 +421,7 @@ func (c *Connector) login(ctx context.Context, username, password, key string) (
 			return identity.User{}, fmt.Errorf("local: login: %w", err)
 		}
 	}
-	select {
-	case c.checks <- struct{}{}:
-	case <-ctx.Done():
-		return identity.User{}, fmt.Errorf("local: login: waiting to check the password: %w", ctx.Err())
-	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
-	<-c.checks
 	if err == nil && reason == "" {
 		if changed, err := c.changedSince(ctx, username, hash, groups); err != nil {
 			return identity.User{}, fmt.Errorf("local: login: %w", err)
