@@ -9,33 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/mcpgate/mcpgate/internal/netlimit"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/ratelimit"
 	"github.com/mcpgate/mcpgate/store"
 )
-
-// limiter keeps a token bucket per client address. The map is swept of
-// idle entries so that it stays bounded.
-type limiter struct {
-	mu      sync.Mutex
-	perAddr map[string]*limiterEntry
-	every   rate.Limit
-	burst   int
-	now     func() time.Time
-	swept   time.Time
-}
-
-type limiterEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newLimiter(n int, per time.Duration, now func() time.Time) *limiter {
-	return &limiter{perAddr: map[string]*limiterEntry{}, every: rate.Every(per / time.Duration(n)), burst: n, now: now}
-}
 
 // peerAddr is the address a request is limited by: the connection's
 // peer, as a client-supplied X-Forwarded-For is not trusted.
@@ -88,34 +66,6 @@ func (s *Server) trustedProxy(a netip.Addr) bool {
 	return false
 }
 
-// allow reports whether addr may proceed.
-func (l *limiter) allow(addr string) bool {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.entry(addr, now).lim.AllowN(now, 1)
-}
-
-// entry is addr's bucket, made if missing; l.mu is held. Buckets idle for
-// 10 minutes are swept once a minute.
-func (l *limiter) entry(addr string, now time.Time) *limiterEntry {
-	if now.Sub(l.swept) > time.Minute {
-		for k, e := range l.perAddr {
-			if now.Sub(e.seen) > 10*time.Minute {
-				delete(l.perAddr, k)
-			}
-		}
-		l.swept = now
-	}
-	e, ok := l.perAddr[addr]
-	if !ok {
-		e = &limiterEntry{lim: rate.NewLimiter(l.every, l.burst)}
-		l.perAddr[addr] = e
-	}
-	e.seen = now
-	return e
-}
-
 // overLimit answers 429 with Retry-After when client is over a rate limit
 // of endpoint (SEC-102), and reports whether it did. It is asked only
 // about a client the endpoint knows (at /token, authenticated), so that
@@ -138,11 +88,11 @@ func (s *Server) overLimit(w http.ResponseWriter, r *http.Request, endpoint stri
 }
 
 // budgets keeps, per client address, a budget of attempts that refills at
-// a steady rate up to its size: an attempt takes one before it runs (so
-// that attempts sent at once cannot all pass a check none of them has yet
-// spent), and one that turns out not to count gives it back. A plain
-// bucket, not rate.Limiter's reservations, whose cancellation gives back
-// nothing once the address made another reservation since (SEC-157).
+// a steady rate up to its size (a token bucket): an attempt takes one
+// before it runs (so that attempts sent at once cannot all pass a check
+// none of them has yet spent), and one that turns out not to count gives
+// it back (SEC-157). rate.Limiter's reservations would not do: their
+// cancellation gives back nothing once the address reserved again since.
 type budgets struct {
 	mu     sync.Mutex
 	per    map[string]*budget

@@ -147,7 +147,7 @@ func truncate(s string, n int) string {
 // adds to, so that spreading registrations over replicas gains nothing.
 func (s *Server) registrationWait(r *http.Request) (time.Duration, error) {
 	addr := s.clientAddr(r)
-	if !s.regLimit.allow(addr) {
+	if _, ok := s.regLimit.take(addr); !ok {
 		return time.Minute, nil
 	}
 	now := s.now()

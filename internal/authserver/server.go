@@ -119,7 +119,7 @@ type Server struct {
 	// introspectors are the static clients that may introspect every
 	// access token (SEC-10).
 	introspectors map[string]bool
-	regLimit      *limiter
+	regLimit      *budgets
 	// guesses bounds the password checks one address may fail (SEC-157).
 	guesses *budgets
 	// clients holds registered clients read lately (SEC-85).
@@ -169,7 +169,7 @@ func New(opts Options) (*Server, error) {
 		site:       opts.Site,
 		connectors: map[string]upstream.Connector{},
 		static:     map[string]*store.Client{},
-		regLimit:   newLimiter(opts.RegistrationRate, time.Minute, opts.Now),
+		regLimit:   newBudgets(opts.RegistrationRate, time.Minute, opts.Now),
 		guesses:    newBudgets(guessesPerMinute, time.Minute, opts.Now),
 		clients:    newClientCache(),
 	}
