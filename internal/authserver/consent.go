@@ -23,30 +23,21 @@ const maxFormBody = 16 << 10
 // renderConsent shows the consent page (DEP-3): the client's name, where
 // the code will go, the scopes, and a CSRF-protected form.
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session) {
-	s.consentPage(w, r, issuer, c, req, sess, plainConsent)
+	s.consentPage(w, r, issuer, c, req, sess, false)
 }
 
-// consentNote is what a consent page says besides the usual.
-type consentNote int
-
-const (
-	plainConsent consentNote = iota
-	// approvedElsewhere: the request was approved in another browser
-	// whose login link was opened in this one (SEC-1); the page warns.
-	approvedElsewhere
-)
-
-// consentPage is renderConsent with note. A request whose client asked
-// the person to sign in again (prompt=login, SEC-162) offers the ways to
-// sign in whoever is signed in here, and its form sends the person to
-// sign in.
-func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, note consentNote) {
+// consentPage is renderConsent; elsewhere says that the request was
+// approved in another browser whose login link was opened in this one
+// (SEC-1), and the page warns about it. A request whose client asked the
+// person to sign in again (prompt=login, SEC-162) offers the ways to sign
+// in whoever is signed in here, and its form sends the person to sign in.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, issuer string, c *store.Client, req *store.AuthRequest, sess *store.Session, elsewhere bool) {
 	if req.SignIn {
 		sess = nil
 	}
 	data := web.Consent{
 		App:        s.appDisplay(c, req),
-		Elsewhere:  note == approvedElsewhere,
+		Elsewhere:  elsewhere,
 		SignIn:     req.SignIn,
 		Scopes:     req.Scopes,
 		Resource:   req.Resource,

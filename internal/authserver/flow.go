@@ -148,7 +148,7 @@ func (s *Server) restartConsent(w http.ResponseWriter, r *http.Request, issuer s
 	if c == nil {
 		return
 	}
-	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), approvedElsewhere)
+	s.consentPage(w, r, issuer, c, req, s.session(r, issuer), true)
 }
 
 // sendToLogin creates the request's upstream state of kind, bound to this
