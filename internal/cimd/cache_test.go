@@ -224,18 +224,8 @@ func TestCacheCallerCancelDoesNotAbortSharedFetch(t *testing.T) {
 // leaves no fetch running, and a later call fetches anew. Fails before
 // this change: the fetch ran on to its timeout (here a minute).
 func TestCacheFetchEndsWithItsLastCaller(t *testing.T) {
-	entered, aborted := make(chan struct{}, 1), make(chan struct{}, 1)
-	var block atomic.Bool
-	block.Store(true)
-	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
-		if block.Load() {
-			entered <- struct{}{}
-			<-r.Context().Done() // the gateway's side went away
-			aborted <- struct{}{}
-			return
-		}
-		docHandler(w, r)
-	}, func(o *Options) { o.Timeout = time.Minute })
+	st := newStall(docHandler)
+	e := newEnv(t, st.ServeHTTP, func(o *Options) { o.Timeout = time.Minute })
 	id := e.url("/client.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -243,17 +233,17 @@ func TestCacheFetchEndsWithItsLastCaller(t *testing.T) {
 		_, err := e.f.Client(ctx, id)
 		done <- err
 	}()
-	<-entered
+	<-st.entered
 	cancel()
 	if err := <-done; err == nil {
 		t.Fatal("the cancelled caller got a client, want its context's error")
 	}
 	select {
-	case <-aborted:
+	case <-st.aborted:
 	case <-time.After(10 * time.Second):
 		t.Fatal("10 s after its only caller gave up, the fetch still runs")
 	}
-	block.Store(false)
+	st.on.Store(false)
 	if _, err := e.f.Client(context.Background(), id); err != nil {
 		t.Fatalf("a later call: %v, want the document fetched anew", err)
 	}

@@ -184,3 +184,28 @@ var (
 	testKeySet        = map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}}
 	testPrivateKeySet = map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}}}
 )
+
+// stall is a handler that, while on (as it starts), holds each request
+// until the gateway's side goes away, saying when it holds one and when
+// it was let go, and once off serves with next.
+type stall struct {
+	entered, aborted chan struct{}
+	on               atomic.Bool
+	next             http.HandlerFunc
+}
+
+func newStall(next http.HandlerFunc) *stall {
+	s := &stall{entered: make(chan struct{}, 1), aborted: make(chan struct{}, 1), next: next}
+	s.on.Store(true)
+	return s
+}
+
+func (s *stall) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.on.Load() {
+		s.next(w, r)
+		return
+	}
+	s.entered <- struct{}{}
+	<-r.Context().Done() // the gateway's side went away
+	s.aborted <- struct{}{}
+}

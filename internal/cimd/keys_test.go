@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -310,18 +309,8 @@ func TestKeysInlineKeptFiveMinutesAtMost(t *testing.T) {
 // document naming a new jwks_uri at each fetch would make one per
 // request). A later call fetches the set anew.
 func TestKeysFetchEndsWithItsLastCaller(t *testing.T) {
-	entered, aborted := make(chan struct{}, 1), make(chan struct{}, 1)
-	var block atomic.Bool
-	block.Store(true)
-	e := keysEnv(t, func(w http.ResponseWriter, r *http.Request) {
-		if block.Load() {
-			entered <- struct{}{}
-			<-r.Context().Done() // the gateway's side went away
-			aborted <- struct{}{}
-			return
-		}
-		serveKeySet(w, r)
-	}, func(o *Options) { o.Timeout = time.Minute })
+	st := newStall(serveKeySet)
+	e := keysEnv(t, st.ServeHTTP, func(o *Options) { o.Timeout = time.Minute })
 	c, err := e.f.Client(context.Background(), e.url("/client.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +321,7 @@ func TestKeysFetchEndsWithItsLastCaller(t *testing.T) {
 		_, err := e.f.Keys(ctx, c, false)
 		done <- err
 	}()
-	<-entered
+	<-st.entered
 	cancel()
 	err = <-done
 	var e1 *Error
@@ -340,11 +329,11 @@ func TestKeysFetchEndsWithItsLastCaller(t *testing.T) {
 		t.Fatalf("Keys whose context ended: %v, want the key set's unreachable reason caused by the cancellation", err)
 	}
 	select {
-	case <-aborted:
+	case <-st.aborted:
 	case <-time.After(10 * time.Second):
 		t.Fatal("10 s after its only caller gave up, the key set's fetch still runs")
 	}
-	block.Store(false)
+	st.on.Store(false)
 	set, err := e.f.Keys(context.Background(), c, false)
 	if err != nil || len(set.Keys) != 1 {
 		t.Fatalf("Keys after the fetch ended: %v, %v; want the set, fetched anew", set, err)
