@@ -1,6 +1,7 @@
 package mcpgate_test
 
 import (
+	"context"
 	"html"
 	"regexp"
 	"strings"
@@ -73,5 +74,66 @@ func TestSEC126_ConsentPageSaysWhoRegisteredTheClient(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// SEC-165: the account page and the admin console warn about a
+// self-registered client's name as the consent page does, so that a
+// look-alike the person approved, or one among the clients an
+// administrator reviews, is not read as the operator's application there
+// either; a name of its own gets no warning.
+func TestSEC165_ConsoleWarnsAboutClientNames(t *testing.T) {
+	g := newGateway(t, func(c *mcpgate.Config) {
+		c.Clients = append(c.Clients, mcpgate.Client{ID: "corp-assistant", Name: "Corp Assistant", RedirectURIs: []string{redirectURI}})
+		c.AdminGroups = []string{"ops"}
+	})
+	if err := g.local.SetUser(context.Background(), "carol", hashed(testPassword), "ops"); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		notIt = "Not the pre-registered application of this name."
+		mixed = "Its name mixes alphabets, as names made to look like another do."
+	)
+	want := map[string]string{"CORP assistant": notIt, "\u0421orp Assistant": mixed, "Notes": ""}
+	for name := range want {
+		a := g.newAuth(g.register(map[string]any{"client_name": name}).ClientID)
+		code, _ := g.login(a)
+		if resp, tok := g.exchange(a, code); resp.StatusCode != 200 {
+			t.Fatalf("a grant for %q: %d %+v", name, resp.StatusCode, tok)
+		}
+	}
+	// rows are the page's table rows, as text, by the name each shows.
+	rows := func(body, table string) map[string]string {
+		got := map[string]string{}
+		_, tbody, _ := strings.Cut(body, `<table id="`+table+`"`)
+		tbody, _, _ = strings.Cut(tbody, "</table>")
+		for _, tr := range strings.Split(tbody, "<tr ")[1:] {
+			text := pageText([]byte("<tr " + tr))
+			for name := range want {
+				if strings.Contains(text, name) {
+					got[name] = text
+				}
+			}
+		}
+		return got
+	}
+	for _, p := range []struct{ who, path, table string }{
+		{testUser, "/account", "grants"},
+		{"carol", "/admin/grants", "grants"},
+		{"carol", "/admin/clients", "clients"},
+	} {
+		_, body := page(t, g.pageLogin(p.who, testPassword, p.path), "GET", g.url+p.path, nil)
+		got := rows(body, p.table)
+		for name, warning := range want {
+			row, ok := got[name]
+			switch {
+			case !ok:
+				t.Errorf("%s: no row for %q in:\n%s", p.path, name, body)
+			case warning != "" && !strings.Contains(row, warning):
+				t.Errorf("%s: the row of %q does not warn %q: %q", p.path, name, warning, row)
+			case warning == "" && (strings.Contains(row, notIt) || strings.Contains(row, mixed)):
+				t.Errorf("%s: the row of %q warns: %q", p.path, name, row)
+			}
+		}
 	}
 }

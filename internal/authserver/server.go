@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mcpgate/mcpgate/internal/appname"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics"
@@ -113,9 +114,9 @@ type Server struct {
 	connectors map[string]upstream.Connector
 	order      []upstream.Connector
 	static     map[string]*store.Client
-	// staticNames are the nameKeys of the static clients' names, which a
-	// client of another origin is shown not to be (SEC-126).
-	staticNames map[string]bool
+	// staticNames are the static clients' names, which a client of
+	// another origin is shown not to be (SEC-126).
+	staticNames appname.Reserved
 	// introspectors are the static clients that may introspect every
 	// access token (SEC-10).
 	introspectors map[string]bool
@@ -185,13 +186,12 @@ func New(opts Options) (*Server, error) {
 		s.connectors[c.ID()] = c
 		s.order = append(s.order, c)
 	}
-	s.staticNames = map[string]bool{}
+	var names []string
 	for _, c := range opts.StaticClients {
 		s.static[c.ID] = c
-		if c.Name != "" {
-			s.staticNames[nameKey(c.Name)] = true
-		}
+		names = append(names, c.Name)
 	}
+	s.staticNames = appname.Reserve(names...)
 	s.introspectors = map[string]bool{}
 	for _, id := range opts.Introspectors {
 		if c, ok := s.static[id]; !ok || c.Public() {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/mcpgate/mcpgate/internal/appname"
 	"github.com/mcpgate/mcpgate/internal/cimd"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
@@ -18,6 +19,7 @@ type grantRow struct {
 	Client      string // its name, or its ID when it has none
 	ClientID    string
 	From        string // "pre-registered", "registered", "metadata document at HOST"
+	Warn        string // what is wrong with a self-registered client's name, if anything
 	Resource    string
 	Scopes      string
 	FirstUse    string // the grant's creation
@@ -100,7 +102,7 @@ func (c *Console) storeFailed(w http.ResponseWriter, what string, err error) {
 }
 
 // clientInfo is what the pages say about a client.
-type clientInfo struct{ Name, From string }
+type clientInfo struct{ Name, From, Warn string }
 
 // describe names the client id and says where it comes from, without
 // fetching a metadata document: its host is what a person can check.
@@ -123,13 +125,27 @@ func (c *Console) describe(ctx context.Context, seen map[string]clientInfo, id s
 		cl, err := c.opts.Store.GetClient(ctx, id)
 		switch {
 		case err == nil && cl.Name != "":
-			ci.Name = cl.Name
+			ci.Name, ci.Warn = cl.Name, c.nameWarning(cl.Name)
 		case errors.Is(err, store.ErrNotFound):
 			ci.From = "registered (removed since)"
 		}
 	}
 	seen[id] = ci
 	return ci
+}
+
+// nameWarning says what is wrong with the name a client registered
+// itself under, as the consent page does (SEC-126, SEC-165): a name that
+// reads as a pre-registered client's, or one that mixes alphabets; "" for
+// neither.
+func (c *Console) nameWarning(name string) string {
+	switch {
+	case c.reserved.Taken(name):
+		return "Not the pre-registered application of this name."
+	case appname.MixedScripts(name):
+		return "Its name mixes alphabets, as names made to look like another do."
+	}
+	return ""
 }
 
 func (c *Console) row(ctx context.Context, seen map[string]clientInfo, g *store.Grant) grantRow {
@@ -139,7 +155,7 @@ func (c *Console) row(ctx context.Context, seen map[string]clientInfo, g *store.
 		last = g.CreatedAt
 	}
 	return grantRow{
-		ID: g.ID, ShortID: short(g.ID), User: g.User.ID, Client: ci.Name, ClientID: g.ClientID, From: ci.From,
+		ID: g.ID, ShortID: short(g.ID), User: g.User.ID, Client: ci.Name, ClientID: g.ClientID, From: ci.From, Warn: ci.Warn,
 		Resource: g.Resource, Scopes: joinScopes(g.Scopes), FirstUse: when(g.CreatedAt), LastUse: when(last),
 		Revoked: when(g.RevokedAt), CanRevoke: g.RevokedAt.IsZero(),
 	}

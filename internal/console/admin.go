@@ -50,6 +50,7 @@ type seenRow struct {
 
 type clientRow struct {
 	ID, Name, From, Redirects, Created, LastUsed string
+	Warn                                         string // see Console.nameWarning
 }
 
 type callRow struct {
@@ -125,7 +126,7 @@ func (c *Console) adminClients(w http.ResponseWriter, r *http.Request, sess *sto
 	// ListClients is oldest first; the page is newest first, as grants.
 	for i := len(clients) - 1; i >= max(len(clients)-maxClientRows, 0); i-- {
 		cl := clients[i]
-		data.Clients = append(data.Clients, clientRow{ID: cl.ID, Name: cl.Name, From: "registered",
+		data.Clients = append(data.Clients, clientRow{ID: cl.ID, Name: cl.Name, From: "registered", Warn: c.nameWarning(cl.Name),
 			Redirects: strings.Join(cl.RedirectURIs, " "), Created: when(cl.CreatedAt), LastUsed: when(cl.LastUsedAt)})
 	}
 	for id, name := range c.opts.StaticClients {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/appname"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authserver"
 	"github.com/mcpgate/mcpgate/internal/safetext"
@@ -58,6 +60,9 @@ type Options struct {
 type Console struct {
 	opts Options
 	log  *slog.Logger
+	// reserved are the pre-registered clients' names, which a client that
+	// registered itself is shown not to be.
+	reserved appname.Reserved
 
 	mu      sync.Mutex
 	mounted []mount
@@ -77,7 +82,7 @@ func New(opts Options) *Console {
 	if opts.Revoked == nil {
 		opts.Revoked = func([]string) {}
 	}
-	return &Console{opts: opts, log: opts.Logger}
+	return &Console{opts: opts, log: opts.Logger, reserved: appname.Reserve(slices.Collect(maps.Values(opts.StaticClients))...)}
 }
 
 // Paths are the console's own paths, which no resource may take.

@@ -1,4 +1,4 @@
-package authserver
+package appname
 
 import "testing"
 
@@ -26,8 +26,8 @@ func TestSEC126_MixedScripts(t *testing.T) {
 		"Arabic \u0639\u0631\u0628\u064a": false,
 		"\u0421\u0440\u03b1 Corp":         true, // Cyrillic, Greek and Latin
 	} {
-		if got := mixedScripts(name); got != want {
-			t.Errorf("mixedScripts(%q) = %v, want %v", name, got, want)
+		if got := MixedScripts(name); got != want {
+			t.Errorf("MixedScripts(%q) = %v, want %v", name, got, want)
 		}
 	}
 }
