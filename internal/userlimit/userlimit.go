@@ -65,7 +65,16 @@ type handler struct {
 // holdings are what one user holds; guarded by handler.mu.
 type holdings struct {
 	streams  int
-	sessions map[string]time.Time // id → last used
+	sessions map[string]*held // by id
+}
+
+// held is one session a user holds: when it was last used, and the caller
+// who opened it, as whom it is ended. A backend binds a session to its
+// opener's client and identity (SESS-3): ended as the caller of another
+// client of the same user, it would refuse, and stay open past the cap.
+type held struct {
+	seen   time.Time
+	opener *identity.Caller
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -97,12 +106,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(sw, r)
 	switch {
 	case sw.session != "" && !h.holds(user, sw.session):
-		if old := h.add(user, sw.session); old != "" {
+		if old, opener := h.add(user, sw.session, caller); old != "" {
 			h.opts.Logger.Info("session ended: the user opened more than allowed", "resource", h.opts.Resource, "user", user, "max", h.opts.MaxSessions)
 			// Not on this request's time: its answer may still be open.
 			// The DELETE is made here: r is not to be read once this
 			// handler has returned.
-			go h.end(h.deleteOf(r, old))
+			go h.end(h.deleteOf(r, old, opener))
 		}
 	case sid != "" && r.Method == http.MethodDelete && sw.status < 300:
 		h.forget(user, sid)
@@ -135,30 +144,32 @@ func (h *handler) touch(user, id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if u := h.users[user]; u != nil {
-		if _, ok := u.sessions[id]; ok {
-			u.sessions[id] = h.now()
+		if s := u.sessions[id]; s != nil {
+			s.seen = h.now()
 		}
 	}
 }
 
-// add records the new session id of user, and returns the session that
-// must end to keep within the cap (the least recently used), or "".
-func (h *handler) add(user, id string) string {
+// add records the new session id of user, which opener opened, and
+// returns the session that must end to keep within the cap (the least
+// recently used) with its opener, or "".
+func (h *handler) add(user, id string, opener *identity.Caller) (string, *identity.Caller) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.holdingsOf(user)
-	u.sessions[id] = h.now()
+	u.sessions[id] = &held{seen: h.now(), opener: opener}
 	if len(u.sessions) <= h.opts.MaxSessions {
-		return ""
+		return "", nil
 	}
 	var oldest string
-	for k, seen := range u.sessions {
-		if k != id && (oldest == "" || seen.Before(u.sessions[oldest])) {
+	for k, s := range u.sessions {
+		if k != id && (oldest == "" || s.seen.Before(u.sessions[oldest].seen)) {
 			oldest = k
 		}
 	}
+	s := u.sessions[oldest]
 	delete(u.sessions, oldest)
-	return oldest
+	return oldest, s.opener
 }
 
 // holds reports whether user holds the session id.
@@ -185,7 +196,7 @@ func (h *handler) forget(user, id string) {
 func (h *handler) holdingsOf(user string) *holdings {
 	u := h.users[user]
 	if u == nil {
-		u = &holdings{sessions: map[string]time.Time{}}
+		u = &holdings{sessions: map[string]*held{}}
 		h.users[user] = u
 	}
 	return u
@@ -197,11 +208,12 @@ func (h *handler) dropIfEmpty(user string, u *holdings) {
 	}
 }
 
-// deleteOf is the DELETE that ends session id as the user of r, the
-// request that went over the cap: r carries that user's verified identity,
-// which the backend's own session check reads. It is not cancelled with r.
-func (h *handler) deleteOf(r *http.Request, id string) *http.Request {
-	del := r.Clone(context.WithoutCancel(r.Context()))
+// deleteOf is the DELETE that ends session id as opener, the caller who
+// opened it, whose verified identity the backend's own session check
+// reads; r is the request that went over the cap. It is not cancelled
+// with r.
+func (h *handler) deleteOf(r *http.Request, id string, opener *identity.Caller) *http.Request {
+	del := r.Clone(identity.WithCaller(context.WithoutCancel(r.Context()), opener))
 	del.Method = http.MethodDelete
 	del.Header = http.Header{sessionHeader: {id}}
 	del.Body, del.GetBody, del.ContentLength, del.TransferEncoding = http.NoBody, nil, 0, nil

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -271,5 +272,53 @@ func TestSEC35_AdoptedSessionIDCounted(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := deleted.Load(); n != 3 {
 		t.Fatalf("%d sessions ended, want 3: a held session used again was counted as new", n)
+	}
+}
+
+// SEC-35: a session over the cap is ended as the caller who opened it. A
+// backend binds a session to its opener's client (SESS-3), and a user with
+// two applications opens sessions through both: ended as the caller of
+// the other application, the oldest was refused and stayed open, and the
+// user held as many sessions as they liked. Fails before this change: the
+// DELETE carried the caller of the request that went over the cap.
+func TestSEC35_SessionEndedAsItsOpener(t *testing.T) {
+	var mu sync.Mutex
+	openedBy := map[string]string{} // session → client of its opener
+	var next atomic.Int32
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := identity.FromContext(r.Context()).ClientID
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodDelete {
+			id := r.Header.Get("Mcp-Session-Id")
+			if openedBy[id] != client {
+				w.WriteHeader(http.StatusNotFound) // another client's session
+				return
+			}
+			delete(openedBy, id)
+			return
+		}
+		id := fmt.Sprintf("s%d", next.Add(1))
+		openedBy[id] = client
+		w.Header().Set("Mcp-Session-Id", id)
+		w.WriteHeader(http.StatusOK)
+	})
+	h := Wrap(backend, Options{MaxSessions: 2})
+	for i := range 6 {
+		c := *alice
+		c.ClientID = []string{"claude", "cursor"}[i/2%2] // two at a time, as the cap
+		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(initialize)).WithContext(identity.WithCaller(t.Context(), &c))
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(openedBy)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice holds %d sessions at the backend after 6 opened through two applications with a cap of 2, want 2", n)
+		}
 	}
 }
