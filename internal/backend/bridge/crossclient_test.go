@@ -167,3 +167,35 @@ func (f *fixture) openStream(t *testing.T, user, sid string) *http.Response {
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
+
+// SEC-153: in a pool of fewer than twice perUserLinks processes, a user
+// holds half of it: four of alice's applications, each with a call held
+// open, cannot take every one of 4 processes from bob. Fails before this
+// change: alice held all 4 and bob got 503.
+func TestSEC153_OneUserHoldsHalfASmallPool(t *testing.T) {
+	f := newFixture(t, StdioOptions{MaxProcesses: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held := 0
+	for i := range 4 {
+		u := fmt.Sprintf("alice-k%d", i)
+		resp, _ := f.rpc(t, ctx, u, "", initBody, nil)
+		if resp.StatusCode != http.StatusOK {
+			continue // alice's share is taken, and busy
+		}
+		defer func(done <-chan struct{}) { cancel(); <-done }(f.sleep(ctx, u, resp.Header.Get("Mcp-Session-Id")))
+		held++
+		waitFor(t, "alice's call in flight", 10*time.Second, func() bool {
+			f.pool.mu.Lock()
+			defer f.pool.mu.Unlock()
+			l := f.pool.links[linkKey(users[u])]
+			return l != nil && l.inflight > 0
+		})
+	}
+	if held != 2 {
+		t.Errorf("alice holds %d servers, each busy, in a pool of 4; want 2", held)
+	}
+	if resp, body := f.rpc(t, context.Background(), "bob", "", initBody, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("bob, with alice's calls held open: %d %s, want 200", resp.StatusCode, body)
+	}
+}

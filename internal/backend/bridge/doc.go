@@ -19,7 +19,7 @@
 // a server, which asks its one client for sampling, elicitation or roots
 // and takes its answers; and a user whose groups, name or email changed
 // gets a server told the new ones (SEC-153). A user holds at most
-// perUserLinks links. A stdio server is written for one
+// perUserLinks links, and half of a smaller pool. A stdio server is written for one
 // person at a desk: it trusts its environment and keeps state (files,
 // logins, caches) in its working directory. Each user's process therefore
 // gets its own directory (also HOME, named by a hash of the user ID so no

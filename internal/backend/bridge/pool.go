@@ -325,8 +325,13 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 // perUserLinks bounds the links of one user, who has one per client and
 // identity (linkKey): a user's many clients cannot take every process,
 // and the applications one person runs at once (Claude, Cursor, VS Code,
-// an inspector…) each keep theirs.
+// an inspector…) each keep theirs. A pool of fewer than twice as many
+// gives a user half of it (perUser): one user's calls, each held open,
+// never take every process.
 const perUserLinks = 8
+
+// perUser is how many links one user may hold in a pool of c.maxLinks.
+func (c common) perUser() int { return min(perUserLinks, max(1, c.maxLinks/2)) }
 
 // linkKey names the link a caller's requests go to: one per user, OAuth
 // client and identity the server is told. Two clients of one user never
@@ -378,7 +383,7 @@ func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams)
 	}
 	p.mu.Unlock()
 	if victim != nil {
-		victim.log.Info(p.noun+" evicted for another (cap reached)", "max", p.opts.maxLinks, "max_per_user", perUserLinks)
+		victim.log.Info(p.noun+" evicted for another (cap reached)", "max", p.opts.maxLinks, "max_per_user", p.opts.perUser())
 		go victim.conn.stop(stopGrace)
 	}
 	select {
@@ -395,7 +400,7 @@ func (p *Pool) acquire(ctx context.Context, c *identity.Caller, init initParams)
 }
 
 // room makes space for a new link of user; p.mu is held. A user holds at
-// most perUserLinks and the pool maxLinks: past either, an idle link (the
+// most perUser and the pool maxLinks: past either, an idle link (the
 // user's, or anyone's) gives way, and is returned to be stopped: one with
 // no event stream open first (no client listens to it), then the least
 // recently used. ok is false when none is idle.
@@ -406,7 +411,7 @@ func (p *Pool) room(user string) (victim *link, ok bool) {
 			mine++
 		}
 	}
-	onlyMine := mine >= perUserLinks
+	onlyMine := mine >= p.opts.perUser()
 	if !onlyMine && len(p.links) < p.opts.maxLinks {
 		return nil, true
 	}

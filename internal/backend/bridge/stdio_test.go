@@ -192,6 +192,23 @@ func (f *fixture) rpc(t *testing.T, ctx context.Context, user, sid, body string,
 
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 
+// sleep calls the sleep tool as user in session sid until ctx ends, in
+// the background; the channel closes when the call has returned.
+func (f *fixture) sleep(ctx context.Context, user, sid string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL, strings.NewReader(callBody(7, "sleep", nil)))
+		req.Header.Set("X-Test-User", user)
+		req.Header.Set(sessionHeader, sid)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return done
+}
+
 // session opens a raw bridge session as user.
 func (f *fixture) session(t *testing.T, user string) string {
 	t.Helper()
@@ -434,17 +451,7 @@ func TestProcessCap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bobSid := f.session(t, "bob")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL, strings.NewReader(callBody(7, "sleep", nil)))
-		req.Header.Set("X-Test-User", "bob")
-		req.Header.Set(sessionHeader, bobSid)
-		req.Header.Set("Content-Type", "application/json")
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
+	done := f.sleep(ctx, "bob", bobSid)
 	home := userDir(f.dir, "local:bob")
 	waitFor(t, "bob's sleep to start", 10*time.Second, func() bool { _, err := os.Stat(filepath.Join(home, "started")); return err == nil })
 	resp, body := f.rpc(t, context.Background(), "alice", "", initBody, nil)
