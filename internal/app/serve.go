@@ -482,7 +482,8 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		out = append(out, lc)
 	}
 	if cfg.GitHubClientID != "" {
-		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, Groups: cfg.GitHubGroups})
+		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, Groups: cfg.GitHubGroups,
+			PKCEKey: loginKey(secretKey, "mcpgate github login key v1")})
 		if err != nil {
 			return nil, fmt.Errorf("github: %w", err)
 		}
@@ -533,11 +534,18 @@ func oidcConfig(op config.OIDCProvider, key []byte) oidc.Config {
 // state serves another's. The flags' provider keeps the derivation it had
 // alone, so logins under way at an upgrade complete.
 func oidcLoginKey(secretKey []byte, name string) []byte {
-	m := hmac.New(sha256.New, secretKey)
-	m.Write([]byte("mcpgate oidc login key v1"))
 	if name != oidc.DefaultName {
-		m.Write([]byte("\x00" + name))
+		return loginKey(secretKey, "mcpgate oidc login key v1\x00"+name)
 	}
+	return loginKey(secretKey, "mcpgate oidc login key v1")
+}
+
+// loginKey derives the key of purpose from the secret key, which every
+// replica holds: a connector's login that starts on one replica, or
+// before a restart, completes on another.
+func loginKey(secretKey []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secretKey)
+	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
 

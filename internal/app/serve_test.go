@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
@@ -443,5 +446,41 @@ func TestSetupWarnings(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: warnings %q; want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// SEC-166: the GitHub connector's PKCE verifiers are derived from the
+// secret key, as the OIDC connectors' login keys are: two replicas (or a
+// process before and after a restart) send the same challenge for one
+// state, so a login that starts on one completes on the other. Fails
+// before this change: each process made a random key, and GitHub refused
+// the verifier of a login that came back to another replica.
+func TestSEC166_GitHubLoginCompletesOnAnotherReplica(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.GitHubClientID, cfg.GitHubClientSecret = "gh-client", "gh-secret"
+	challenge := func(secretKey []byte) string {
+		cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, secretKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cons {
+			if gh, ok := c.(upstream.CallbackConnector); ok && c.ID() == "github" {
+				u, err := url.Parse(gh.LoginURL("one-state", "https://gw.example/callback/github"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return u.Query().Get("code_challenge")
+			}
+		}
+		t.Fatal("no github connector")
+		return ""
+	}
+	key, other := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	a, b := challenge(key), challenge(key)
+	if a == "" || a != b {
+		t.Errorf("two replicas with one secret key: challenges %q and %q, want one, not empty", a, b)
+	}
+	if c := challenge(other); c == a {
+		t.Errorf("another secret key gives the same challenge %q, want another", c)
 	}
 }
