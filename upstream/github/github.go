@@ -459,6 +459,13 @@ func (c *Connector) getPage(ctx context.Context, token, path string, v any) (nex
 		}
 		return "", err
 	}
+	if sso := resp.Header.Get("X-GitHub-SSO"); strings.HasPrefix(sso, "partial-results") {
+		// A list without the organizations whose SAML single sign-on the
+		// token is not authorized for: groups read from it would let the
+		// person past rules that name those (SEC-167).
+		return "", fmt.Errorf("github: GET %s: GitHub left out organizations that enforce SAML single sign-on (%s): "+
+			"the person must start a SAML session at each (https://github.com/orgs/NAME/sso) and sign in again", path, upstream.Clip(sso))
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return "", fmt.Errorf("github: GET %s: decode: %w", path, err)
 	}

@@ -575,3 +575,27 @@ func TestFailureKinds(t *testing.T) {
 		t.Errorf("API refusing the token: %v; want an error of neither kind", err)
 	}
 }
+
+// SEC-167: a list that GitHub answers without the organizations whose
+// SAML single sign-on the token is not authorized for (X-GitHub-SSO:
+// partial-results) fails the login: read as complete, it let a member of
+// acme/contractors in without that group, past the rules that name it.
+// The organizations the token may read, and a list without the header,
+// still sign in.
+func TestSEC167_SSOPartialGroupsFailLogin(t *testing.T) {
+	u := octocat
+	u.Orgs = []string{"public-club", "acme"}
+	u.Teams = []githubtest.Team{{Org: "acme", Slug: "contractors"}}
+	u.Unauthorized = []string{"acme"}
+	e := newEnv(t, u)
+	c := e.connector(github.Config{Groups: true})
+	got, err := e.login(c)
+	if err == nil || !strings.Contains(err.Error(), "SAML single sign-on") || !strings.Contains(err.Error(), "organizations=1001") {
+		t.Errorf("login with acme left out for SAML SSO: groups %q, err %v; want an error naming SAML single sign-on and the organization", got.Groups, err)
+	}
+	u.Unauthorized = nil
+	e = newEnv(t, u)
+	if got, err := e.login(e.connector(github.Config{Groups: true})); err != nil || !slices.Equal(got.Groups, []string{"public-club", "acme", "acme/contractors"}) {
+		t.Errorf("login with every organization authorized: groups %q, err %v; want all three", got.Groups, err)
+	}
+}

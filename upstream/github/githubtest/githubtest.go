@@ -53,6 +53,11 @@ type User struct {
 	// to carry read:org (or user, or admin:org).
 	Orgs  []string
 	Teams []Team
+	// Unauthorized are those of Orgs that enforce SAML single sign-on
+	// which the user's tokens are not authorized for (no SAML session when
+	// they authorized the app): GitHub leaves them, and their teams, out
+	// of the lists and says so in X-GitHub-SSO.
+	Unauthorized []string
 }
 
 // Team is a team the user is on: its organization's login and its slug.
@@ -481,10 +486,13 @@ func (s *Server) orgs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := make([]any, len(u.Orgs))
+	out := []any{}
 	for i, o := range u.Orgs {
-		out[i] = map[string]any{"login": o, "id": 1000 + i, "url": s.URL + "/orgs/" + o, "description": nil}
+		if !slices.Contains(u.Unauthorized, o) {
+			out = append(out, map[string]any{"login": o, "id": orgID(i), "url": s.URL + "/orgs/" + o, "description": nil})
+		}
 	}
+	ssoPartial(w, u)
 	s.page(w, r, "/user/orgs", out)
 }
 
@@ -494,14 +502,34 @@ func (s *Server) teams(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := make([]any, len(u.Teams))
+	out := []any{}
 	for i, t := range u.Teams {
-		out[i] = map[string]any{
-			"id": 2000 + i, "slug": t.Slug, "name": t.Slug, "privacy": "closed",
-			"organization": map[string]any{"login": t.Org, "url": s.URL + "/orgs/" + t.Org},
+		if !slices.Contains(u.Unauthorized, t.Org) {
+			out = append(out, map[string]any{
+				"id": 2000 + i, "slug": t.Slug, "name": t.Slug, "privacy": "closed",
+				"organization": map[string]any{"login": t.Org, "url": s.URL + "/orgs/" + t.Org},
+			})
 		}
 	}
+	ssoPartial(w, u)
 	s.page(w, r, "/user/teams", out)
+}
+
+func orgID(i int) int { return 1000 + i }
+
+// ssoPartial says, as GitHub does, that a list leaves out the
+// organizations of u that the token is not authorized for by SAML single
+// sign-on: X-GitHub-SSO: partial-results; organizations=ID,ID.
+func ssoPartial(w http.ResponseWriter, u *User) {
+	var ids []string
+	for i, o := range u.Orgs {
+		if slices.Contains(u.Unauthorized, o) {
+			ids = append(ids, strconv.Itoa(orgID(i)))
+		}
+	}
+	if ids != nil {
+		w.Header().Set("X-GitHub-SSO", "partial-results; organizations="+strings.Join(ids, ","))
+	}
 }
 
 // orgScope authenticates a request that needs read:org, user or admin:org.
