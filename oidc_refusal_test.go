@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,6 +283,12 @@ func TestOIDCRefusalsStoreNothing(t *testing.T) {
 		{name: "wrong signature", sub: "u-staff", password: "sam-pw", forge: "sig", log: "failed to verify signature", page: unverifiedAt("Corp SSO")},
 		{name: "HS256 with the client secret", sub: "u-staff", password: "sam-pw", forge: "hs256", log: `unexpected signature algorithm \"HS256\"`, page: unverifiedAt("Corp SSO")},
 		{name: "alg none", sub: "u-staff", password: "sam-pw", forge: "none", log: `unexpected signature algorithm \"none\"`, page: unverifiedAt("Corp SSO")},
+		// SEC-168: the groups scope left out of the sign-in URL, which the
+		// browser carries: the provider grants the rest and sends no
+		// groups claim, and vic was let in without devs.
+		{name: "groups scope left out", sub: "u-verified", edit: func(q url.Values) {
+			q.Set("scope", strings.Join(slices.DeleteFunc(strings.Fields(q.Get("scope")), func(s string) bool { return s == "groups" }), " "))
+		}, log: "without groups, which the login asked for", page: unverifiedAt("Corp SSO")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forge.set(tc.forge)

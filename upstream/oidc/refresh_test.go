@@ -1,8 +1,12 @@
 package oidc_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -173,5 +177,56 @@ func TestSEC65_AuthorizationResponseIssuerChecked(t *testing.T) {
 	back := op.Login(t, nil, c.LoginURL(state, callback), "alice")
 	if _, err := c.HandleCallback(ctx, callback, httptest.NewRequest("GET", back.String(), nil)); err != nil {
 		t.Fatalf("the provider's own callback: %v", err)
+	}
+}
+
+// scopeNarrower answers a refresh as a provider that granted fewer scopes
+// than the login did: it drops groups from the token response's scope.
+type scopeNarrower struct{ on bool }
+
+func (n *scopeNarrower) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !n.on || !strings.HasSuffix(r.URL.Path, "/token") {
+		return resp, err
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	body["scope"] = strings.Join(slices.DeleteFunc(strings.Fields(body["scope"].(string)), func(s string) bool { return s == "groups" }), " ")
+	b, _ := json.Marshal(body)
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// SEC-168: a refresh whose answer names the scopes granted without
+// groups, which the login asked for, ends the session, as a login with
+// such an answer is refused (the root test TestOIDCRefusalsStoreNothing
+// leaves groups out of the sign-in URL): the groups it would bring are
+// not the person's.
+func TestSEC168_RefreshWithoutGroupsScopeEndsTheSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	alice := oidctest.User{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Groups: []string{"contractors"}, Password: "pw"}
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
+		Users:   []oidctest.User{alice},
+	})
+	narrow := &scopeNarrower{}
+	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
+		OfflineAccess: oidc.OfflineAccessAlways, HTTPClient: &http.Client{Transport: narrow, Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := op.Login(t, nil, c.LoginURL("state-narrow", callback), "alice")
+	user, rt, err := c.HandleCallbackSession(ctx, callback, httptest.NewRequest("GET", back.String(), nil))
+	if err != nil || !slices.Contains(user.Groups, "contractors") || rt == "" {
+		t.Fatalf("login: %+v, refresh token given %v, %v; want alice in contractors with a refresh token", user, rt != "", err)
+	}
+	narrow.on = true
+	if user, _, err := c.Refresh(ctx, rt); !errors.Is(err, upstream.ErrSessionEnded) || !strings.Contains(err.Error(), "without groups") {
+		t.Fatalf("refresh granted without groups: %+v, %v; want ErrSessionEnded saying groups were not granted", user, err)
 	}
 }

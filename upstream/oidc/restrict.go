@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/mcpgate/mcpgate/upstream"
 )
@@ -111,4 +112,24 @@ func (c *Connector) issuerMatches(iss string) bool {
 		return tid != "" && !strings.ContainsAny(tid, "/{}?#")
 	}
 	return false
+}
+
+// groupsScope is the scope behind which many providers put the groups
+// claim (Okta, and any that lists it: loginScopes asks for it then).
+const groupsScope = "groups"
+
+// checkGrantedScopes refuses a token response that names the scopes it
+// granted (RFC 6749 §5.1: it must when they differ from those asked for)
+// without groups, when the login asked for it (SEC-168). The scope is a
+// parameter of the sign-in URL, which the person's browser carries: left
+// out there, the provider grants the rest and sends no groups claim, and
+// the person would be let in without their groups, past the rules that
+// deny one. A response that names no scopes granted what was asked.
+func (c *Connector) checkGrantedScopes(tok *oauth2.Token) error {
+	granted, _ := tok.Extra("scope").(string)
+	if granted == "" || !slices.Contains(c.oauth.Scopes, groupsScope) || slices.Contains(strings.Fields(granted), groupsScope) {
+		return nil
+	}
+	return fmt.Errorf("the provider granted the scopes %q, without %s, which the login asked for: the person's groups would be missing",
+		upstream.Clip(granted), groupsScope)
 }
