@@ -45,14 +45,15 @@ func (g *Gateway) Housekeeping(ctx context.Context) error {
 // deleteExpired deletes the records nothing needs any more, a batch at a
 // time, until a batch comes back short. A grant goes once no access token
 // it issued can still be valid: it has no refresh token left and was
-// created (or revoked) an access-token lifetime ago. Its last access token
+// created (or revoked) revocationKept ago, the longest any access token
+// lives, whatever the lifetime set now. Its last access token
 // came with its last refresh token, which has then expired, so that holds
 // only when refresh tokens outlive access tokens (the settings require
 // it; a Config may not): otherwise grants are kept.
 func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 	var grantsBefore time.Time
 	if g.refreshTTL >= g.accessTTL {
-		grantsBefore = now.Add(-g.accessTTL)
+		grantsBefore = now.Add(-revocationKept)
 	}
 	total, err := inBatches(ctx, func() (int, error) {
 		return g.store.DeleteExpired(ctx, now, grantsBefore, expireBatch)

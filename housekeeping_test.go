@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -74,7 +75,10 @@ func TestHousekeepingBatches(t *testing.T) {
 				}
 				wantBefore := time.Time{}
 				if tc.grants {
-					wantBefore = c.now.Add(-time.Hour)
+					// The longest an access token lives, not the hour
+					// set: one minted under a longer setting stays
+					// refused while its grant is kept (SEC-169).
+					wantBefore = c.now.Add(-tokens.MaxLifetime)
 				}
 				if !c.grantsBefore.Equal(wantBefore) {
 					t.Errorf("call %d: grants before %v, want %v", i, c.grantsBefore, wantBefore)

@@ -344,12 +344,12 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	deny := resource.NewDenylist(cfg.AccessTokenTTL, cfg.Now)
+	deny := resource.NewDenylist(revocationKept, cfg.Now)
 	// Grants revoked while their access tokens may still be unexpired stay
 	// denied across a restart, reaching back as the reload does for a
 	// revoking gateway whose clock runs behind (revocationOverlap).
 	loadedAt := cfg.Now()
-	revoked, err := cfg.Store.RevokedGrantsSince(ctx, loadedAt.Add(-cfg.AccessTokenTTL-revocationOverlap))
+	revoked, err := cfg.Store.RevokedGrantsSince(ctx, loadedAt.Add(-revocationKept-revocationOverlap))
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: revoked grants: %w", err)
 	}

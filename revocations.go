@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/resource"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -27,6 +28,13 @@ const (
 	// a revocation's now and its commit. A grant read again only has its
 	// denylist entry extended.
 	revocationOverlap = time.Minute
+	// revocationKept is how long a revocation is remembered, in the
+	// denylist, at a start and by housekeeping, which keeps revoked grants
+	// as long: as long as any access token may live, whatever
+	// access_token_ttl says now. A token minted under a longer setting (on
+	// another replica, or before a restart that shortened it) would
+	// otherwise be accepted again once its revocation was forgotten.
+	revocationKept = tokens.MaxLifetime
 	// A listener that fails is started again after listenRetry, doubled at
 	// each failure in a row up to listenRetryMax; the reload stands in.
 	listenRetry    = 100 * time.Millisecond
