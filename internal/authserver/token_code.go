@@ -76,8 +76,10 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		rt = &store.RefreshToken{Hash: tokens.Hash(resp.RefreshToken), GrantID: grant.ID, Generation: 1, Scopes: scopes, CreatedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL)}
 	}
 	if err := s.store.CreateGrant(ctx, grant, rt); errors.Is(err, store.ErrConflict) {
-		// A replay of the code stored the grant first, revoked (endReplayed).
-		s.log.Warn("authorization code replayed during its redemption: nothing issued", "client_id", client.ID, "grant", grant.ID)
+		// The grant was stored first, revoked: by a replay of the code
+		// (endReplayed), or by the person revoking the application
+		// meanwhile (DeleteConsent, SEC-155).
+		s.log.Warn("authorization code's grant ended during its redemption (the code replayed, or the application revoked): nothing issued", "client_id", client.ID, "grant", grant.ID)
 		return nil, errBadGrant
 	} else if errors.Is(err, store.ErrAccountDisabled) {
 		// Disabled while this code was on its way (SEC-93).

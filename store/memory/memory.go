@@ -299,8 +299,17 @@ func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error 
 		}
 	}
 	for k, c := range s.codes {
-		if c.ClientID == clientID && c.User.ID == userID && c.UsedAt.IsZero() {
+		if c.ClientID != clientID || c.User.ID != userID {
+			continue
+		}
+		switch _, stored := s.grants[c.GrantID]; {
+		case c.UsedAt.IsZero():
 			delete(s.codes, k) // SEC-155
+		case !stored:
+			// Spent, its grant not stored yet: stored revoked, so that
+			// the redemption under way stores none (SEC-155).
+			s.grants[c.GrantID] = &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
+				Scopes: slices.Clone(c.Scopes), CreatedAt: c.UsedAt, RevokedAt: c.UsedAt}
 		}
 	}
 	return nil

@@ -24,7 +24,16 @@ const (
 	sqlGetConsent = `SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
 	// SEC-155: with the approvals, the codes issued under them not yet
 	// redeemed.
-	sqlDeleteConsent = `WITH c AS (DELETE FROM codes WHERE client_id = $2 AND used_at = 0 AND (user_json::jsonb)->>'sub' = $1)
+	// SEC-155: with the approvals, the codes issued under them not yet
+	// redeemed; and the grant of a code spent whose grant is not stored
+	// yet, a redemption under way, stored revoked, so that its
+	// CreateGrant conflicts (one stored concurrently makes this insert
+	// wait for it, then skip it, and EndClientGrants revokes it).
+	sqlDeleteConsent = `WITH c AS (DELETE FROM codes WHERE client_id = $2 AND used_at = 0 AND (user_json::jsonb)->>'sub' = $1),
+	f AS (INSERT INTO grants (` + grantCols + `)
+		SELECT grant_id, client_id, user_json, resource, scopes, used_at, used_at FROM codes
+		WHERE client_id = $2 AND used_at <> 0 AND (user_json::jsonb)->>'sub' = $1
+		ON CONFLICT DO NOTHING)
 	DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.
 	// SEC-130: the account's sessions end when its password hash or groups

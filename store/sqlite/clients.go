@@ -24,6 +24,13 @@ var (
 	sqlDeleteConsent = ws(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`)
 	// SEC-155: the codes issued under the approvals, not yet redeemed.
 	sqlDeleteUnusedCodes = ws(`DELETE FROM codes WHERE client_id = ?2 AND used_at = 0 AND json_extract(user, '$.sub') = ?1`)
+	// SEC-155: the grant of a code spent whose grant is not stored yet, a
+	// redemption under way, stored revoked, so that its CreateGrant
+	// conflicts.
+	sqlFenceSpentCodes = ws(`INSERT INTO grants (` + grantCols + `)
+		SELECT grant_id, client_id, user, resource, scopes, used_at, used_at FROM codes
+		WHERE client_id = ?2 AND used_at != 0 AND json_extract(user, '$.sub') = ?1
+		ON CONFLICT DO NOTHING`)
 	// SEC-93: an existing account's disabled_at is never written here.
 	sqlPutLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
@@ -170,7 +177,10 @@ func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) erro
 		if _, err := s.txExec(ctx, tx, sqlDeleteConsent, userID, clientID); err != nil {
 			return err
 		}
-		_, err := s.txExec(ctx, tx, sqlDeleteUnusedCodes, userID, clientID)
+		if _, err := s.txExec(ctx, tx, sqlDeleteUnusedCodes, userID, clientID); err != nil {
+			return err
+		}
+		_, err := s.txExec(ctx, tx, sqlFenceSpentCodes, userID, clientID)
 		return err
 	})
 	if err != nil {

@@ -125,9 +125,16 @@ func testConsent(t *testing.T, s store.Store) {
 		return c
 	}
 	unused, used, elsewhere := code("unused", "github:1", "c1"), code("used", "github:1", "c1"), code("elsewhere", "github:1", "c2")
-	otherUser := code("other-user", "github:2", "c1")
+	otherUser, redeemed := code("other-user", "github:2", "c1"), code("redeemed", "github:1", "c1")
 	_, err = s.ConsumeCode(ctx, used.Hash, t0)
 	must(t, "consume the used code", err)
+	// One redeemed whole: its grant stored.
+	_, err = s.ConsumeCode(ctx, redeemed.Hash, t0)
+	must(t, "consume the redeemed code", err)
+	grantOf := func(c *store.Code) *store.Grant {
+		return &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource, Scopes: c.Scopes, CreatedAt: t0}
+	}
+	must(t, "the redeemed code's grant", s.CreateGrant(ctx, grantOf(redeemed), nil))
 
 	// DeleteConsent forgets one user's approvals of one client, for every
 	// resource, and deleting none is no error (SEC-109); with them, the
@@ -143,9 +150,23 @@ func testConsent(t *testing.T, s store.Store) {
 	wantErr(t, "SEC-155: the unredeemed code after DeleteConsent", err, store.ErrNotFound)
 	_, err = s.ConsumeCode(ctx, used.Hash, t0)
 	wantErr(t, "the redeemed code after DeleteConsent", err, store.ErrCodeReused)
+	// SEC-155: a code spent but whose grant is not stored yet, a
+	// redemption under way, stores no live grant after DeleteConsent: its
+	// grant is stored revoked in the same write, so the redemption's
+	// CreateGrant conflicts. A grant stored before is left as it was, for
+	// EndClientGrants to revoke.
+	err = s.CreateGrant(ctx, grantOf(used), nil)
+	wantErr(t, "SEC-155: the grant of a code spent before DeleteConsent", err, store.ErrConflict)
+	if g, err := s.GetGrant(ctx, used.GrantID); err != nil || g.RevokedAt.IsZero() {
+		t.Errorf("SEC-155: the grant of a code spent before DeleteConsent: %+v, %v; want it stored revoked", g, err)
+	}
+	if g, err := s.GetGrant(ctx, redeemed.GrantID); err != nil || !g.RevokedAt.IsZero() {
+		t.Errorf("the grant stored before DeleteConsent: %+v, %v; want it as it was", g, err)
+	}
 	for _, c := range []*store.Code{elsewhere, otherUser} {
 		_, err = s.ConsumeCode(ctx, c.Hash, t0)
 		must(t, "another client's or person's code after DeleteConsent", err)
+		must(t, "another client's or person's grant after DeleteConsent", s.CreateGrant(ctx, grantOf(c), nil))
 	}
 	got, err = s.GetConsent(ctx, "github:2", "c1", notes)
 	must(t, "other user after delete", err)
