@@ -283,7 +283,9 @@ type Store interface {
 	ListClients(ctx context.Context) ([]*Client, error)
 	// DeleteClient deletes a stored client with its consents and unused
 	// codes and, in the same transaction, revokes each of its unrevoked
-	// grants at now, announced as RevokeGrant's are (RevocationFeed). It
+	// grants at now, announced as RevokeGrant's are (RevocationFeed), with
+	// those of its codes spent whose redemption has not stored the grant
+	// yet (stored revoked, so that the redemption stores none: SEC-155). It
 	// returns the ids of the grants it revoked, in byte order; ErrNotFound
 	// when no such client is stored (SEC-94).
 	DeleteClient(ctx context.Context, id string, now time.Time) ([]string, error)
@@ -316,7 +318,9 @@ type Store interface {
 	// DeleteConsent forgets userID's approvals of clientID, for every
 	// resource, so that the client's next authorization asks the person
 	// again (SEC-109), and the codes issued under them not yet redeemed,
-	// so that none makes a grant after (SEC-155); nil when there is none.
+	// so that none makes a grant after (SEC-155); a code spent whose grant
+	// is not stored yet has its grant stored revoked, so that the
+	// redemption under way stores none. nil when there is none.
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 
 	CreateCode(ctx context.Context, c *Code) error

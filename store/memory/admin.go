@@ -37,8 +37,16 @@ func (s *Store) DeleteClient(_ context.Context, id string, now time.Time) ([]str
 		}
 	}
 	for h, c := range s.codes {
-		if c.ClientID == id && c.UsedAt.IsZero() {
+		switch _, stored := s.grants[c.GrantID]; {
+		case c.ClientID != id:
+		case c.UsedAt.IsZero():
 			delete(s.codes, h)
+		case !stored:
+			// Spent, its grant not stored yet: stored to be revoked with
+			// the rest, so that the redemption under way stores none
+			// (SEC-155).
+			s.grants[c.GrantID] = &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
+				Scopes: slices.Clone(c.Scopes), CreatedAt: c.UsedAt}
 		}
 	}
 	return s.revokeLocked(func(g *store.Grant) bool { return g.ClientID == id }, now), nil

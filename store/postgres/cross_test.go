@@ -212,3 +212,55 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// SEC-155 across replicas: a grant whose redemption commits while
+// DeleteClient runs, invisible to its snapshot, is revoked all the same:
+// DeleteClient waits on the grant's row and revokes it once it commits,
+// and names it among the grants revoked, for the deny lists. The grant's
+// insert is held open in a transaction of its own, as a CreateGrant on
+// another replica would be in the instant before its commit.
+func TestCrossReplicaDeleteClientDuringRedemption(t *testing.T) {
+	st := replicas(t)
+	ctx := t.Context()
+	must(t, st[0].CreateClient(ctx, &store.Client{ID: "c", Name: "c", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: tc0}))
+	code := &store.Code{Hash: sum("spent"), ClientID: "c", GrantID: "g-late", User: identity.User{ID: "github:1"}, ExpiresAt: tc0.Add(time.Minute)}
+	must(t, st[0].CreateCode(ctx, code))
+	if _, err := st[0].ConsumeCode(ctx, code.Hash, tc0); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := st[0].pool.Begin(ctx)
+	must(t, err)
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO grants (`+grantCols+`) VALUES ('g-late', 'c', '{"sub":"github:1"}', '', '[]', $1, 0)`, nanos(tc0)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		ids []string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ids, err := st[1].DeleteClient(ctx, "c", tc0.Add(time.Minute))
+		done <- result{ids, err}
+	}()
+	// DeleteClient waits on the uncommitted grant's key.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting bool
+		must(t, st[0].pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted)`).Scan(&waiting))
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("DeleteClient did not wait on the grant being stored")
+		}
+	}
+	must(t, tx.Commit(ctx))
+	r := <-done
+	must(t, r.err)
+	if !slicesAny(r.ids, func(id string) bool { return id == "g-late" }) {
+		t.Errorf("DeleteClient revoked %q, want g-late among them", r.ids)
+	}
+	if g, err := st[0].GetGrant(ctx, "g-late"); err != nil || g.RevokedAt.IsZero() {
+		t.Errorf("the grant stored during DeleteClient: %+v, %v; want it revoked", g, err)
+	}
+}

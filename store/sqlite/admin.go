@@ -19,7 +19,13 @@ var (
 	sqlListClients               = rs(`SELECT ` + clientCols + ` FROM clients ORDER BY created_at, id`)
 	sqlDeleteUnusedCodesOfClient = ws(`DELETE FROM codes WHERE client_id = ? AND used_at = 0`)
 	sqlRevokeClientGrants        = ws(`UPDATE grants SET revoked_at = ? WHERE client_id = ? AND revoked_at = 0 RETURNING id`)
-	sqlListGrants                = rs(`SELECT ` + grantCols + `,
+	// SEC-155: the grant of a code spent whose redemption has not stored
+	// it yet, stored here for sqlRevokeClientGrants to revoke in the same
+	// transaction, so that the redemption's CreateGrant conflicts.
+	sqlFenceSpentCodesOfClient = ws(`INSERT INTO grants (` + grantCols + `)
+		SELECT grant_id, client_id, user, resource, scopes, used_at, 0 FROM codes WHERE client_id = ? AND used_at != 0
+		ON CONFLICT DO NOTHING`)
+	sqlListGrants = rs(`SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
 		WHERE ?1 = '' OR json_extract(user, '$.sub') = ?1 ORDER BY created_at DESC, id`)
 	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name`)
@@ -63,7 +69,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) ([]s
 		if err := affected(s.txExec(ctx, tx, sqlDeleteClient, id)); err != nil {
 			return err
 		}
-		for _, q := range []string{sqlDeleteClientConsents, sqlDeleteUnusedCodesOfClient} {
+		for _, q := range []string{sqlDeleteClientConsents, sqlDeleteUnusedCodesOfClient, sqlFenceSpentCodesOfClient} {
 			if _, err := s.txExec(ctx, tx, q, id); err != nil {
 				return err
 			}

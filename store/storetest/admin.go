@@ -66,13 +66,22 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	otherCode := newCode("b")
 	otherCode.ClientID = "c-b"
 	must(t, "other code", s.CreateCode(ctx, otherCode))
+	// A code spent whose redemption has not stored its grant yet.
+	spent := newCode("a-spent")
+	spent.ClientID = "c-a"
+	must(t, "spent code", s.CreateCode(ctx, spent))
+	_, err = s.ConsumeCode(ctx, spent.Hash, t0)
+	must(t, "spend the code", err)
 	must(t, "consent", s.PutConsent(ctx, &store.Consent{UserID: "github:1", ClientID: "c-a", Scopes: []string{"mcp:read"}, CreatedAt: t0}))
 	must(t, "other consent", s.PutConsent(ctx, &store.Consent{UserID: "github:1", ClientID: "c-b", Scopes: []string{"mcp:read"}, CreatedAt: t0}))
 
 	at := t0.Add(2 * time.Hour)
 	revoked, err := s.DeleteClient(ctx, "c-a", at)
 	must(t, "delete", err)
-	wantIDs(t, "grants revoked", revoked, []string{"g-a1", "g-a2"})
+	wantIDs(t, "grants revoked", revoked, []string{"g-a1", "g-a2", spent.GrantID})
+	// SEC-155: the redemption under way stores no live grant.
+	late := grantOf(spent.GrantID, "c-a")
+	wantErr(t, "SEC-155: the grant of a code spent before DeleteClient", s.CreateGrant(ctx, late, nil), store.ErrConflict)
 	_, err = s.GetClient(ctx, "c-a")
 	wantErr(t, "deleted client", err, store.ErrNotFound)
 	_, err = s.GetConsent(ctx, "github:1", "c-a", "")
@@ -91,7 +100,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	wantErr(t, "its refresh token", err, store.ErrNotFound)
 	since, err := s.RevokedGrantsSince(ctx, at)
 	must(t, "revoked since", err)
-	wantIDs(t, "revoked since", since, []string{"g-a1", "g-a2"})
+	wantIDs(t, "revoked since", since, []string{"g-a1", "g-a2", spent.GrantID})
 
 	// The other client keeps everything.
 	if got := revokedAt(t, s, "g-b"); !got.IsZero() {
