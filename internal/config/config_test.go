@@ -757,3 +757,26 @@ func TestSEC141_SecretsOnCommandLine(t *testing.T) {
 		t.Errorf("a bcrypt hash and a DSN without password: %v, want none", got)
 	}
 }
+
+// SEC-170: a trusted_proxies network wider than /8 (IPv4) or /32 (IPv6)
+// is refused, unless it lies within private, loopback, link-local or
+// CGNAT space: a client whose own address it holds is taken for a proxy
+// and named by the X-Forwarded-For it writes. Fails before this change:
+// 0.0.0.0/0 and ::/0 were taken.
+func TestSEC170_TrustedProxiesNotTooWide(t *testing.T) {
+	for _, wide := range []string{"0.0.0.0/0", "::/0", "0.0.0.0/1", "8.0.0.0/7", "2000::/3", "2001:db8::/31", "fc00::/6", "::ffff:0.0.0.0/0"} {
+		cfg := Defaults()
+		cfg.TrustedProxies = []string{wide}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `trusted_proxies: "`+wide+`" is too wide`) {
+			t.Errorf("trusted_proxies %s: %v, want it refused as too wide", wide, err)
+		}
+	}
+	for _, ok := range []string{"10.0.0.0/8", "11.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+		"127.0.0.0/8", "203.0.113.7", "2001:db8::/32", "fc00::/7", "fd00::/8", "fe80::/10", "::1"} {
+		cfg := Defaults()
+		cfg.TrustedProxies = []string{ok}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("trusted_proxies %s: %v, want it accepted", ok, err)
+		}
+	}
+}

@@ -156,6 +156,35 @@ func trustedProxies(list []string) []netip.Prefix {
 	return out
 }
 
+// proxyNets are the address spaces no client on the internet has an
+// address in: a trusted proxy's network may be wider than /8 (IPv4) or
+// /32 (IPv6) only within one of them (SEC-170).
+var proxyNets = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("::1/128"),
+}
+
+// tooWide reports whether p is too wide a network for trusted proxies:
+// wider than /8 (IPv4) or /32 (IPv6), and not wholly within proxyNets.
+// A client whose own address a trusted network holds names itself by the
+// X-Forwarded-For it writes (SEC-170).
+func tooWide(p netip.Prefix) bool {
+	widest := 32
+	if p.Addr().Is4() {
+		widest = 8
+	}
+	if p.Bits() >= widest {
+		return false
+	}
+	for _, n := range proxyNets {
+		if n.Bits() <= p.Bits() && n.Contains(p.Addr()) {
+			return false
+		}
+	}
+	return true
+}
+
 // parseProxy reads "10.0.0.0/8" or "127.0.0.1" (as 127.0.0.1/32).
 func parseProxy(s string) (netip.Prefix, bool) {
 	if p, err := netip.ParsePrefix(s); err == nil {

@@ -81,8 +81,11 @@ func (c *Config) validateAddresses(p *problems) {
 		p.add("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
 	}
 	for _, s := range c.TrustedProxies {
-		if _, ok := parseProxy(s); !ok {
+		if proxy, ok := parseProxy(s); !ok {
 			p.add("trusted_proxies: %q is not an address or a network like 127.0.0.1/32", s)
+		} else if tooWide(proxy) {
+			p.add("trusted_proxies: %q is too wide: a client whose own address is in it is taken for a proxy, and is then named by the X-Forwarded-For it writes itself, "+
+				"which gets it past the per-address limits (SEC-170); name the proxies' own addresses or network (IPv4 /8 or narrower, IPv6 /32 or narrower, or wider only within private, loopback, link-local or CGNAT space)", s)
 		}
 	}
 	if c.MetricsListen != "" {
