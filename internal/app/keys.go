@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path/filepath"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/privatedir"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 )
 
@@ -28,7 +28,16 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 		}
 		return key, nil
 	}
-	path := filepath.Join(cfg.DataDir, "secret.key")
+	path := keyFile(cfg)
+	// The key is the gateway's own file, as the database is (SEC-150):
+	// whoever could replace it, or the link in its place, would choose
+	// the key the signing keys are sealed with (SEC-171).
+	if err := privatedir.CheckDir(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	if err := privatedir.CheckOwnFile(path); err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
 	var (
 		key []byte
 		err error

@@ -293,8 +293,8 @@ func newServer(h http.Handler, lim limits, log *slog.Logger) *http.Server {
 // its operator most likely meant deserves: a loopback public_url on
 // another port than the one mcpgate listens on (nothing answers there
 // unless a proxy forwards it), and an Entra ID provider open to every
-// tenant, a secret key file others may read, a shared store without one
-// public_url.
+// tenant, a secret key file (secret_key_file or DATA-DIR/secret.key,
+// SEC-171) others may read, a shared store without one public_url.
 func setupWarnings(cfg *config.Config, addr string) []string {
 	var out []string
 	if u, err := url.Parse(cfg.PublicURL); err == nil && cfg.PublicURL != "" {
@@ -316,9 +316,12 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
 		}
 	}
-	if f := cfg.SecretKeyFile; f != "" && readableByOthers(f) {
-		fi, _ := os.Stat(f)
-		out = append(out, fmt.Sprintf("secret_key_file %s is readable by others (mode %04o): whoever reads it and the database can mint tokens; make it readable by mcpgate alone (chmod 600)", f, fi.Mode().Perm()))
+	if key := keyFile(cfg); readableByOthers(key) {
+		fi, _ := os.Stat(key)
+		if cfg.SecretKeyFile != "" {
+			key = "secret_key_file " + key
+		}
+		out = append(out, fmt.Sprintf("%s is readable by others (mode %04o): whoever reads it and the database can mint tokens; make it readable by mcpgate alone (chmod 600)", key, fi.Mode().Perm()))
 	}
 	if strings.HasPrefix(storeKind(cfg.StoreDSN()), "postgres") && cfg.PublicURL == "" {
 		// The issuer is the origin a request came to: replicas reached

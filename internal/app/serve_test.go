@@ -372,10 +372,12 @@ func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
 // on, and an Entra ID provider open to every tenant.
 func TestSetupWarnings(t *testing.T) {
 	openKey, privateKey := filepath.Join(t.TempDir(), "open.key"), filepath.Join(t.TempDir(), "private.key")
+	// And each as DATA-DIR/secret.key (SEC-171).
+	openDataKey, privateDataKey := filepath.Join(filepath.Dir(openKey), "secret.key"), filepath.Join(filepath.Dir(privateKey), "secret.key")
 	// Group-readable: by this process's own group (a Kubernetes Secret,
 	// root:fsGroup 0440), or by another's.
 	ownGroupKey, otherGroupKey := filepath.Join(t.TempDir(), "own-group.key"), filepath.Join(t.TempDir(), "other-group.key")
-	for path, mode := range map[string]os.FileMode{openKey: 0o644, privateKey: 0o600, ownGroupKey: 0o440, otherGroupKey: 0o640} {
+	for path, mode := range map[string]os.FileMode{openKey: 0o644, privateKey: 0o600, ownGroupKey: 0o440, otherGroupKey: 0o640, openDataKey: 0o644, privateDataKey: 0o600} {
 		if err := os.WriteFile(path, []byte("x"), mode); err != nil {
 			t.Fatal(err)
 		}
@@ -427,6 +429,10 @@ func TestSetupWarnings(t *testing.T) {
 		{"a secret key file its own group may read", func(c *config.Config) { c.SecretKeyFile = ownGroupKey }, "127.0.0.1:8080", nil},
 		{"a secret key file another group may read", func(c *config.Config) { c.SecretKeyFile = otherGroupKey }, "127.0.0.1:8080",
 			[]string{"secret_key_file " + otherGroupKey + " is readable by others (mode 0640)"}},
+		// SEC-171: DATA-DIR/secret.key as secret_key_file.
+		{"a data directory key others may read", func(c *config.Config) { c.DataDir = filepath.Dir(openDataKey) }, "127.0.0.1:8080",
+			[]string{openDataKey + " is readable by others (mode 0644)"}},
+		{"a private data directory key", func(c *config.Config) { c.DataDir = filepath.Dir(privateDataKey) }, "127.0.0.1:8080", nil},
 		{"postgres without a public url", func(c *config.Config) { c.Store = "postgres://mcpgate@127.0.0.1/mcpgate" }, "127.0.0.1:8080",
 			[]string{"the store is PostgreSQL, which replicas share, and public_url is not set"}},
 		{"postgres with a public url", func(c *config.Config) {

@@ -1,8 +1,10 @@
 package privatedir
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Make creates dir and the directories between top and dir 0700, and the
@@ -30,4 +32,34 @@ func Make(top, dir string) error {
 		}
 	}
 	return os.MkdirAll(dir, 0o700)
+}
+
+// CheckDir refuses a directory every user may write to: anyone could put
+// a link, or a file of their own, where the gateway's file goes, and have
+// it made, or read, elsewhere (SEC-150). A directory not made yet passes:
+// Make makes it 0700.
+func CheckDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("the directory %s may be written by every user (mode %#o): chmod o-w it, or choose another", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// CheckOwnFile refuses a file that is a symbolic link or belongs to
+// another user than the process's: whoever owns it, or can change where
+// the link leads, decides what the gateway reads there (SEC-171). A
+// missing file passes, and so does one Lstat cannot read: reading it
+// reports that.
+func CheckOwnFile(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link: it must be a file of its own; put the file itself there", path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, who could change it, not to uid %d, which mcpgate runs as: chown it to mcpgate's user, or run mcpgate as its owner", path, st.Uid, os.Geteuid())
+	}
+	return nil
 }

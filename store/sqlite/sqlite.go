@@ -48,8 +48,8 @@ func createPrivate(abs string) error {
 	}
 	// A directory anyone may write to lets anyone put a link where the
 	// database goes, and have it made, or its mode changed, elsewhere.
-	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("the directory %s may be written by every user (mode %#o): chmod o-w it, or choose another", dir, fi.Mode().Perm())
+	if err := privatedir.CheckDir(dir); err != nil {
+		return err
 	}
 	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		return fmt.Errorf("%s is a symbolic link: the database must be a file of its own", abs)
