@@ -780,3 +780,52 @@ func TestSEC170_TrustedProxiesNotTooWide(t *testing.T) {
 		}
 	}
 }
+
+// SEC-172: a variable's value is taken as it is, once YAML has read the
+// file: a line break in it adds no key, " #" does not cut it, quotes and
+// backslashes are part of it, and a plain ${N} is still typed by its
+// value; comments are not expanded. Unknown keys are still refused, by
+// their line. Fails before this change: the variable's text was put into
+// the file's before YAML read it, so GH_SECRET set admin_groups, the
+// password lost " #word", and the comment's $5 stopped the load.
+func TestSEC172_VariablesAreValuesNotYAML(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`github_client_id: Iv1.abc
+github_client_secret: ${GH_SECRET}
+oidc_client_secret: "${QUOTED}"
+local_users:
+  - name: alice
+    password: ${ALICE}
+max_groups: ${N}
+`), 0o600)
+	vars := env(map[string]string{
+		"GH_SECRET": "s3cret\nadmin_groups: [everyone]",
+		"QUOTED":    `a"b\c' #d`,
+		"ALICE":     "correct #horse",
+		"N":         "50",
+	})
+	cfg, err := Load([]string{"--config", path}, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GitHubClientSecret != "s3cret\nadmin_groups: [everyone]" || len(cfg.AdminGroups) != 0 {
+		t.Errorf("github_client_secret %q, admin_groups %q: want the variable's value whole, and no admin group", cfg.GitHubClientSecret, cfg.AdminGroups)
+	}
+	if cfg.OIDCClientSecret != `a"b\c' #d` {
+		t.Errorf("oidc_client_secret %q, want the variable's value as it is", cfg.OIDCClientSecret)
+	}
+	if want := (LocalUsers{"alice:correct #horse"}); !slices.Equal(cfg.LocalUsers, want) {
+		t.Errorf("local_users %q, want %q", cfg.LocalUsers, want)
+	}
+	if cfg.MaxGroups != 50 {
+		t.Errorf("max_groups %d, want 50 from ${N}", cfg.MaxGroups)
+	}
+	os.WriteFile(path, []byte("github_client_secret: |\n  ${GH_SECRET}\n  more\nlistne: ${N}\n"), 0o600)
+	if _, err := Load([]string{"--config", path}, vars); err == nil || !strings.Contains(err.Error(), "listne ("+path+", line 4): unknown key") {
+		t.Errorf("an unknown key after a variable: %v, want it named by its line", err)
+	}
+	os.WriteFile(path, []byte("# costs $5, and $$ or ${NOT_SET}\nlog_level: debug\n"), 0o600)
+	if cfg, err := Load([]string{"--config", path}, vars); err != nil || cfg.LogLevel != "debug" {
+		t.Errorf("a $ in a comment: %v, want the file read", err)
+	}
+}

@@ -1,6 +1,6 @@
 // Package config is mcpgate's configuration file format and command-line
-// contract: defaults, a YAML file (unknown keys rejected, $VAR expanded,
-// *_file for secrets), MCPGATE_* environment variables and flags, in that
+// contract: defaults, a YAML file (unknown keys rejected, $VAR expanded in
+// its values, *_file for secrets), MCPGATE_* environment variables and flags, in that
 // order of precedence, lowest first. Load reports every value it cannot
 // read, from every source, by its flag, variable or file key and line, and
 // Validate every problem of the values that could be read, so that one run

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
+	"cmp"
 	"encoding"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,53 +18,116 @@ import (
 // loadFile decodes the YAML file at path into cfg. Every value it cannot
 // decode is reported by its key (its path, in a list) and line, and left
 // as it was; the rest is set. ok is false when the file gives nothing to
-// check: it cannot be read, or is not YAML.
+// check: it cannot be read, is not YAML, or names a variable that is not
+// set.
 func loadFile(cfg *Config, path string, getenv func(string) string) (errs []error, ok bool) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return []error{fmt.Errorf("config file: %w", err)}, false
 	}
-	expanded, errs := expandEnv(string(raw), getenv)
-	if len(errs) > 0 {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return []error{fmt.Errorf("config file %s: %w", path, err)}, false
+	}
+	if errs := expandEnv(&doc, getenv); len(errs) > 0 {
 		for i, e := range errs {
 			errs[i] = fmt.Errorf("config file %s: %w", path, e)
 		}
 		return errs, false
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(expanded), &doc); err != nil {
+	if doc.Kind == 0 {
+		return nil, true // empty, or comments alone
+	}
+	msgs, err := decodeFile(cfg, raw, &doc)
+	if err != nil {
 		return []error{fmt.Errorf("config file %s: %w", path, err)}, false
 	}
 	// The decoder goes on past a *yaml.TypeError (an unknown key, a type
 	// mismatch, a Duration or Limit it refused) and lists them all, each
 	// by line only; doc tells which key that line holds.
-	dec := yaml.NewDecoder(strings.NewReader(expanded))
-	dec.KnownFields(true)
-	err = dec.Decode(cfg)
-	var te *yaml.TypeError
-	switch {
-	case err == nil || errors.Is(err, io.EOF):
-		return nil, true
-	case errors.As(err, &te):
-		keys := fileKeys(&doc, "")
-		for _, msg := range te.Errors {
-			errs = append(errs, keys.explain(path, msg))
-		}
-		return errs, true
+	keys := fileKeys(&doc, "")
+	for _, msg := range msgs {
+		errs = append(errs, keys.explain(path, msg))
 	}
-	return []error{fmt.Errorf("config file %s: %w", path, err)}, false
+	return errs, true
+}
+
+// decodeFile decodes doc, the file's tree with its variables expanded,
+// into cfg, and returns the decoder's messages, in the order of their
+// lines. yaml.v3 refuses unknown keys only when it decodes text
+// (Decoder.KnownFields), never a yaml.Node: they are found by decoding
+// raw, the file as written, into a Config thrown away, since expanding
+// changes no key and no line.
+func decodeFile(cfg *Config, raw []byte, doc *yaml.Node) ([]string, error) {
+	var msgs []string
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	var te *yaml.TypeError
+	switch err := dec.Decode(new(Config)); {
+	case errors.As(err, &te):
+		msgs = slices.DeleteFunc(te.Errors, func(m string) bool { return !unknownKey(m) })
+	case err != nil:
+		return nil, err
+	}
+	switch err := doc.Decode(cfg); {
+	case errors.As(err, &te):
+		// LocalUsers reports its mappings' unknown keys itself, in both
+		// decodings: they are the first's.
+		msgs = append(msgs, slices.DeleteFunc(te.Errors, unknownKey)...)
+	case err != nil:
+		return nil, err
+	}
+	slices.SortStableFunc(msgs, func(a, b string) int { return cmp.Compare(lineOf(a), lineOf(b)) })
+	return msgs, nil
+}
+
+// unknownKey reports whether msg, the decoder's, is about an unknown key.
+func unknownKey(msg string) bool {
+	m := atLine.FindStringSubmatch(msg)
+	return m != nil && notFound.MatchString(m[3])
+}
+
+// lineOf is the line a message of the decoder is about.
+func lineOf(msg string) int {
+	m := atLine.FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 // envRef is what a $ may begin in a configuration file: $$, ${NAME} or
 // $NAME.
 var envRef = regexp.MustCompile(`\$(\$|\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)?`)
 
-// expandEnv replaces $VAR and ${VAR} in a file's text with the
-// environment's values, and $$ with a literal $ (bcrypt hashes need it).
-// A variable that is unset or empty, or a $ that begins none of these (a
-// password's "$1"), is an error naming its line: an empty value there
-// would pass for the setting, a password silently shorter than written.
-func expandEnv(text string, getenv func(string) string) (string, []error) {
+// expandEnv replaces $VAR and ${VAR} in the values of the file's tree n
+// with the environment's values, and $$ with a literal $ (bcrypt hashes
+// need it). It runs once YAML has read the file, so that a variable's
+// value is taken as it is, never read as YAML: a line break, a " #" or a
+// quote in it stays in the value, and adds no key (SEC-172). Keys and
+// comments are not expanded. A variable that is unset or empty, or a $
+// that begins none of these (a password's "$1"), is an error naming its
+// line: an empty value there would pass for the setting, a password
+// silently shorter than written (SEC-140).
+func expandEnv(n *yaml.Node, getenv func(string) string) []error {
+	var errs []error
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$") {
+		n.Value, errs = expand(n.Value, n.Line, getenv)
+		if n.Style == 0 {
+			n.Tag = "" // plain: typed by its new value, as if written there (max_groups: ${N})
+		}
+	}
+	for i, c := range n.Content {
+		if n.Kind != yaml.MappingNode || i%2 == 1 { // a key is not expanded
+			errs = append(errs, expandEnv(c, getenv)...)
+		}
+	}
+	return errs
+}
+
+// expand is expandEnv's work on one value, at line of the file.
+func expand(text string, line int, getenv func(string) string) (string, []error) {
 	var errs []error
 	var b strings.Builder
 	last := 0
@@ -70,7 +135,6 @@ func expandEnv(text string, getenv func(string) string) (string, []error) {
 		b.WriteString(text[last:m[0]])
 		last = m[1]
 		ref := text[m[0]:m[1]]
-		line := 1 + strings.Count(text[:m[0]], "\n")
 		switch name := strings.Trim(ref[1:], "{}"); {
 		case ref == "$$":
 			b.WriteString("$")
