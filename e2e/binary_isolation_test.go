@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // attackerBin builds e2e/testdata/attacker, a stdio server whose tool
@@ -107,9 +108,19 @@ type isolationWorld struct {
 
 const bobPassword = "e2e password 2"
 
+// bcryptHash is pw's bcrypt hash, of the cost the gateway asks for.
+func bcryptHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
 // startIsolationWorld runs the binary (as cred, when set) with the
-// attacker behind /mcp and the users' passwords in its environment, and
-// connects alice and bob.
+// attacker behind /mcp and the users' password hashes in its
+// environment, and connects alice and bob.
 func startIsolationWorld(t *testing.T, ctx context.Context, cred *syscall.Credential, args ...string) *isolationWorld {
 	t.Helper()
 	dir := sharedDir(t)
@@ -133,7 +144,9 @@ func startIsolationWorld(t *testing.T, ctx context.Context, cred *syscall.Creden
 			t.Fatal(err)
 		}
 	}
-	env := []string{"MCPGATE_LOCAL_USERS=" + user + ":" + password + "," + "bob:" + bobPassword}
+	// Two accounts in the variable: their passwords as bcrypt hashes,
+	// which hold no comma (SEC-173).
+	env := []string{"MCPGATE_LOCAL_USERS=" + user + ":" + bcryptHash(t, password) + "," + "bob:" + bcryptHash(t, bobPassword)}
 	port := freePort(t)
 	args = append([]string{"--data-dir", w.data, "--audit-log", filepath.Join(w.data, "audit.jsonl"), "--stdio", shellQuote(bin)}, args...)
 	w.p = startBinaryWith(t, port, binaryOpts{env: env, cred: cred}, args...)

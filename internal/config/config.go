@@ -30,7 +30,7 @@ type Config struct {
 	// user's traffic, for the operator's Prometheus only (SEC-89).
 	MetricsListen string `yaml:"metrics_listen" arg:"ADDR" help:"serve Prometheus metrics at /metrics on this address, a listener of its own and never the public one (SEC-89) (default: off)"`
 
-	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; the file also takes {name, password or password_hash, groups}"`
+	LocalUsers LocalUsers `yaml:"local_users" flag:"local-user" arg:"NAME[GROUPS]:PASSWORD" help:"a local account (repeatable), with optional groups separated by , or + (alice[admins+devs]:PW); a bcrypt hash ($2b$…) may replace the password; MCPGATE_LOCAL_USERS, split at commas, takes several accounts only as bcrypt hashes (SEC-173); the file also takes {name, password or password_hash, groups}"`
 
 	GitHubClientID         string `yaml:"github_client_id" env:"GITHUB_CLIENT" arg:"ID" help:"GitHub OAuth app client ID"`
 	GitHubClientSecret     string `yaml:"github_client_secret" env:"GITHUB_SECRET" arg:"SECRET" help:"GitHub OAuth app client secret"`

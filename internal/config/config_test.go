@@ -83,9 +83,14 @@ local_users: ["alice:$$2b$$10$$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17
 }
 
 func TestLocalUsersFromEnvAndFlags(t *testing.T) {
-	cfg, err := Load(nil, env(map[string]string{"MCPGATE_LOCAL_USERS": "alice:pw1, bob:pw:2"}))
-	if err != nil || len(cfg.LocalUsers) != 2 || cfg.LocalUsers[1] != "bob:pw:2" {
-		t.Fatalf("%v %q, want [alice:pw1 bob:pw:2]", err, cfg.LocalUsers)
+	const hash = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	cfg, err := Load(nil, env(map[string]string{"MCPGATE_LOCAL_USERS": "alice:" + hash + ", bob[admins+devs]:" + hash}))
+	if err != nil || len(cfg.LocalUsers) != 2 || cfg.LocalUsers[1] != "bob[admins+devs]:"+hash {
+		t.Fatalf("%v %q, want alice's and bob's accounts", err, cfg.LocalUsers)
+	}
+	cfg, err = Load(nil, env(map[string]string{"MCPGATE_LOCAL_USERS": "bob:pw:2"}))
+	if err != nil || len(cfg.LocalUsers) != 1 || cfg.LocalUsers[0] != "bob:pw:2" {
+		t.Fatalf("%v %q, want [bob:pw:2]", err, cfg.LocalUsers)
 	}
 	cfg, err = Load([]string{"--local-user", "a:1", "--local-user", "b:2"}, env(nil))
 	if err != nil || len(cfg.LocalUsers) != 2 {
@@ -827,5 +832,34 @@ max_groups: ${N}
 	os.WriteFile(path, []byte("# costs $5, and $$ or ${NOT_SET}\nlog_level: debug\n"), 0o600)
 	if cfg, err := Load([]string{"--config", path}, vars); err != nil || cfg.LogLevel != "debug" {
 		t.Errorf("a $ in a comment: %v, want the file read", err)
+	}
+}
+
+// SEC-173: MCPGATE_LOCAL_USERS with a comma in it gives every password as
+// a bcrypt hash: a comma separates its accounts, and a clear password may
+// hold one, so "alice:correct,horse:battery staple" is refused, naming
+// what to use instead and no password, rather than read as the accounts
+// alice and horse. A flag's comma stays in the password. Fails before
+// this change: alice and horse were made.
+func TestSEC173_LocalUsersVariableWithCommaNeedsHashes(t *testing.T) {
+	const hash = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	for _, v := range []string{"alice:correct,horse:battery staple", "alice:s3cr,3t", "alice:pw,", "alice:" + hash + ",bob:pw", "alice[admins,devs]:pw"} {
+		cfg, err := Load(nil, env(map[string]string{"MCPGATE_LOCAL_USERS": v}))
+		if err == nil || !strings.Contains(err.Error(), "MCPGATE_LOCAL_USERS: its commas separate accounts") || !strings.Contains(err.Error(), "--local-user") {
+			t.Errorf("MCPGATE_LOCAL_USERS=%q: %v, want it refused", v, err)
+			continue
+		}
+		if len(cfg.LocalUsers) != 0 {
+			t.Errorf("MCPGATE_LOCAL_USERS=%q: local_users %q, want none", v, cfg.LocalUsers)
+		}
+		for _, secret := range []string{"correct", "battery", "s3cr"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error shows a password (%q): %v", secret, err)
+			}
+		}
+	}
+	cfg, err := Load([]string{"--local-user", "alice:correct,horse:battery staple"}, env(nil))
+	if err != nil || !slices.Equal(cfg.LocalUsers, []string{"alice:correct,horse:battery staple"}) {
+		t.Errorf("--local-user with a comma: %v %q, want one account with the comma in its password", err, cfg.LocalUsers)
 	}
 }

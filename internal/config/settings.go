@@ -93,6 +93,12 @@ func (s *setting) set(c *Config, text string, add bool) error {
 	case *string:
 		*p = text
 	case *LocalUsers:
+		if !add && strings.Contains(text, ",") && slices.ContainsFunc(splitList(text), notHashed) {
+			// alice:correct,horse:battery would make the account horse
+			// of what was meant as one password (SEC-173).
+			return errors.New("its commas separate accounts, but a password may hold one too, so with a comma in it every password must be a bcrypt hash ($2b$…, which holds none): " +
+				"give accounts with a clear password one per --local-user, or in local_users of the configuration file (groups in this variable are separated by +)")
+		}
 		setList((*[]string)(p), text, add)
 	case *[]string:
 		setList(p, text, add)
@@ -222,6 +228,13 @@ func storePassword(dsn string) bool {
 func clearPassword(spec string) bool {
 	_, pw, ok := strings.Cut(spec, ":")
 	return ok && !strings.HasPrefix(pw, "$2")
+}
+
+// notHashed reports whether a NAME[GROUPS]:PASSWORD spec holds anything
+// but a bcrypt hash after its first colon.
+func notHashed(spec string) bool {
+	_, pw, _ := strings.Cut(spec, ":")
+	return !bcryptHash(pw)
 }
 
 // SecretsOnCommandLine names the flags given that hold a secret in clear:
