@@ -18,6 +18,9 @@ type Config struct {
 	file string // the --config file, if any: private to the gateway (stdio servers never read it)
 	// cmdlineSecrets are the flags given that hold a secret (SEC-141).
 	cmdlineSecrets []string
+	// given holds the file key of each setting the file, a variable or a
+	// flag set, for those whose default cannot tell (scopes, SEC-174).
+	given map[string]bool
 
 	Listen    string `yaml:"listen" arg:"ADDR" default:"127.0.0.1:8080" help:"address to listen on"`
 	PublicURL string `yaml:"public_url" arg:"URL" help:"the issuer and public origin, https unless loopback; an origin only, no path (default: follow the loopback Host)"`
@@ -96,7 +99,7 @@ type Config struct {
 
 	// Resources lists several protected MCP endpoints; when set, the
 	// backend settings, scopes, optional_scopes and scope_implies of the
-	// top level are not used.
+	// top level are not used, and refused.
 	Resources []Resource `yaml:"resources" help:"several protected MCP endpoints, each with path, name, scopes, optional_scopes, scope_implies and a backend"`
 
 	// Access says who may log in at all; a resource's access narrows it.

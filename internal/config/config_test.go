@@ -863,3 +863,43 @@ func TestSEC173_LocalUsersVariableWithCommaNeedsHashes(t *testing.T) {
 		t.Errorf("--local-user with a comma: %v %q, want one account with the comma in its password", err, cfg.LocalUsers)
 	}
 }
+
+// SEC-174: next to a resources list, a top-level scopes, optional_scopes
+// or scope_implies is refused, as the backend settings are, whether the
+// file, a variable or a flag gives it: the top level's are not used, and
+// an operator who wrote them there would take each resource for guarded
+// by them. scopes' own default is not refused. Fails before this change:
+// each was silently ignored.
+func TestSEC174_TopLevelScopesRefusedWithResources(t *testing.T) {
+	write := func(body string) string {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte(body), 0o600)
+		return path
+	}
+	const list = "resources:\n  - path: /a/mcp\n    scopes: [a]\n"
+	for _, tc := range []struct {
+		args []string
+		vars map[string]string
+		key  string
+	}{
+		{args: []string{"--config", write("scopes: [mcp]\n" + list)}, key: "scopes"},
+		{args: []string{"--config", write("optional_scopes: [mcp:write]\n" + list)}, key: "optional_scopes"},
+		{args: []string{"--config", write("scope_implies: {mcp:admin: [mcp]}\n" + list)}, key: "scope_implies"},
+		{args: []string{"--config", write(list), "--scope", "mcp"}, key: "scopes"},
+		{args: []string{"--config", write(list), "--optional-scope", "mcp:write"}, key: "optional_scopes"},
+		{args: []string{"--config", write(list)}, vars: map[string]string{"MCPGATE_SCOPES": "mcp"}, key: "scopes"},
+	} {
+		cfg, err := Load(tc.args, env(tc.vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.key + ": with a resources list, give each resource its own: set it on the resource (resources[N]." + tc.key + ")"
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q %v: %v, want %q", tc.args, tc.vars, err, want)
+		}
+	}
+	cfg, err := Load([]string{"--config", write(list)}, env(nil))
+	if err != nil || cfg.Validate() != nil {
+		t.Errorf("a resources list with the default scopes: %v %v, want it valid", err, cfg.Validate())
+	}
+}

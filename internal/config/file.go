@@ -38,6 +38,11 @@ func loadFile(cfg *Config, path string, getenv func(string) string) (errs []erro
 	if doc.Kind == 0 {
 		return nil, true // empty, or comments alone
 	}
+	if top := doc.Content[0]; top.Kind == yaml.MappingNode {
+		for i := 0; i < len(top.Content); i += 2 {
+			cfg.given[top.Content[i].Value] = true
+		}
+	}
 	msgs, err := decodeFile(cfg, raw, &doc)
 	if err != nil {
 		return []error{fmt.Errorf("config file %s: %w", path, err)}, false

@@ -81,6 +81,18 @@ func (c *Config) backendKeys() []string {
 	return out
 }
 
+// scopeKeys lists the top level's scope settings that were given, by file
+// key: scopes has a default, which a resources list does not refuse.
+func (c *Config) scopeKeys() []string {
+	var out []string
+	for _, key := range []string{"scopes", "optional_scopes", "scope_implies"} {
+		if c.given[key] {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
 // field is s's field in c.
 func (s *setting) field(c *Config) reflect.Value {
 	return reflect.ValueOf(c).Elem().FieldByIndex(s.index)
@@ -170,6 +182,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	errs := bad.errs
 	cfg, checkable := Defaults(), true
+	cfg.given = map[string]bool{}
 	if *path == "" {
 		*path = getenv("MCPGATE_CONFIG")
 	}
@@ -182,6 +195,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	fs.Visit(func(f *flag.Flag) {
 		if v, ok := f.Value.(*flagValue); ok && !bad.flags[v.s.flag] {
 			v.s.field(&cfg).Set(v.s.field(&flagged))
+			cfg.given[v.s.key] = true
 		}
 	})
 	cfg.cmdlineSecrets = secretFlags(fs, &flagged)
@@ -284,6 +298,8 @@ func applyEnv(cfg *Config, getenv func(string) string) []error {
 			if v := getenv(s.env[i]); v != "" {
 				if err := s.set(cfg, v, false); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", s.env[i], err))
+				} else {
+					cfg.given[s.key] = true
 				}
 			}
 		}

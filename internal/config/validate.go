@@ -294,17 +294,18 @@ func (c *Config) validateResources(p *problems) {
 	if len(c.Resources) > 0 {
 		// The top level's are not used: each is named with where it goes
 		// (it is checked there), not refused as, say, a stdio setting
-		// without stdio.
-		for _, key := range c.backendKeys() {
+		// without stdio; the scopes too, which were silently ignored
+		// (SEC-174).
+		for _, key := range append(c.backendKeys(), c.scopeKeys()...) {
 			p.add("%s: with a resources list, give each resource its own: set it on the resource (resources[N].%s), not at the top level", key, key)
 		}
 	} else {
 		c.Backend.validate("", p)
+		if len(c.Scopes) == 0 {
+			p.add("scopes: at least one scope is required")
+		}
+		validateScopes("", c.Scopes, c.OptionalScopes, c.ScopeImplies, p)
 	}
-	if len(c.Scopes) == 0 {
-		p.add("scopes: at least one scope is required")
-	}
-	validateScopes("", c.Scopes, c.OptionalScopes, c.ScopeImplies, p)
 	paths, stdioDirs := map[string]bool{}, map[string]string{}
 	for i, r := range c.Resources {
 		key := fmt.Sprintf("resources[%d].", i)
