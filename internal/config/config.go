@@ -67,10 +67,10 @@ type Config struct {
 	ScopeImplies   map[string][]string `yaml:"scope_implies" help:"a scope hierarchy, like {mcp:admin: [mcp:read, mcp:write]}: a broader scope satisfies the narrower ones"`
 	AllowedOrigins []string            `yaml:"allowed_origins" flag:"allowed-origin" arg:"ORIGIN" help:"a browser origin allowed at /mcp besides loopback ones and mcpgate's own (repeatable)"`
 
-	MaxSessionsPerUser int         `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
-	MaxStreamsPerUser  int         `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
+	MaxSessionsPerUser Count       `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
+	MaxStreamsPerUser  Count       `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
 	RateLimits         []RateLimit `yaml:"rate_limits" help:"token buckets, each with tools (name patterns, * for any run of characters) or endpoints (token, authorize), per (user or client; endpoints: client), rate (N/s, N/m or N/h) and burst (default: the rate's N); a tools/call over one gets a JSON-RPC error, /token and /authorize 429 (SEC-100)"`
-	MaxGroups          int         `yaml:"max_groups" arg:"N" default:"100" help:"the most groups one user may carry (they travel in access tokens, the identity token, X-Forwarded-Groups and MCPGATE_USER_GROUPS); a login with more is refused with a page that says so, and a refresh that finds more ends the grant, since dropping one would get past a rule that denies it; 1 to 1000 (SEC-70)"`
+	MaxGroups          Count       `yaml:"max_groups" arg:"N" default:"100" help:"the most groups one user may carry (they travel in access tokens, the identity token, X-Forwarded-Groups and MCPGATE_USER_GROUPS); a login with more is refused with a page that says so, and a refresh that finds more ends the grant, since dropping one would get past a rule that denies it; 1 to 1000 (SEC-70)"`
 
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
@@ -144,7 +144,7 @@ type Backend struct {
 	Stdio             string `yaml:"stdio" arg:"CMD" help:"run this stdio MCP server command behind /mcp, one process per user (like \"npx -y @modelcontextprotocol/server-everything stdio\")"`
 
 	StdioEnv          []string `yaml:"stdio_env" arg:"KEY=VALUE" help:"an environment variable for every stdio server process (repeatable)"`
-	StdioMaxProcesses int      `yaml:"stdio_max_processes" arg:"N" help:"the most stdio server processes at once (default 16)"`
+	StdioMaxProcesses Count    `yaml:"stdio_max_processes" arg:"N" help:"the most stdio server processes at once (default 16)"`
 	StdioIdleTimeout  Duration `yaml:"stdio_idle_timeout" arg:"DURATION" help:"when an idle stdio server process is stopped (default 10m)"`
 	StdioIsolation    string   `yaml:"stdio_isolation" arg:"MODE" help:"how stdio server processes are confined: auto (default: Landlock, and a uid per user when root; refuse to start when neither is available) or none (unconfined, logged as a warning)"`
 	StdioUIDRange     string   `yaml:"stdio_uid_range" arg:"FIRST-LAST" help:"when mcpgate runs as root, each user's stdio server runs as a uid (and gid) of its own from this range (default 2000000-2065535); off runs them as mcpgate's user"`
@@ -163,7 +163,7 @@ type RateLimit struct {
 	Endpoints []string `yaml:"endpoints"`
 	Per       string   `yaml:"per"`
 	Rate      string   `yaml:"rate"`
-	Burst     int      `yaml:"burst"`
+	Burst     Count    `yaml:"burst"`
 }
 
 // rule is r as the gateway takes it; a rate that does not parse is an
@@ -174,7 +174,7 @@ func (r RateLimit) rule() (mcpgate.RateLimit, error) {
 	if err != nil {
 		rate = mcpgate.Rate{N: 1, Per: time.Second}
 	}
-	return mcpgate.RateLimit{Tools: r.Tools, Endpoints: r.Endpoints, Per: r.Per, Rate: rate, Burst: r.Burst}, err
+	return mcpgate.RateLimit{Tools: r.Tools, Endpoints: r.Endpoints, Per: r.Per, Rate: rate, Burst: int(r.Burst)}, err
 }
 
 // IdentityHeaders name the headers that carry the caller to an upstream.

@@ -903,3 +903,44 @@ func TestSEC174_TopLevelScopesRefusedWithResources(t *testing.T) {
 		t.Errorf("a resources list with the default scopes: %v %v, want it valid", err, cfg.Validate())
 	}
 }
+
+// SEC-175: the file's whole-number settings are read in decimal, as the
+// flags and variables read them: 010 is 10, never YAML's octal 8, and
+// 0x10, 0o10 and 1_000 are refused by their key. Fails before this
+// change: max_groups: 010 was 8, and 0x10 was 16.
+func TestSEC175_FileCountsAreDecimal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`max_groups: 010
+max_sessions_per_user: 010
+max_streams_per_user: 012
+rate_limits:
+  - {tools: ["*"], per: user, rate: 5/s, burst: 010}
+resources:
+  - path: /a/mcp
+    stdio: server
+    stdio_max_processes: 010
+`), 0o600)
+	cfg, err := Load([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxGroups != 10 || cfg.MaxSessionsPerUser != 10 || cfg.MaxStreamsPerUser != 12 || cfg.RateLimits[0].Burst != 10 || cfg.Resources[0].StdioMaxProcesses != 10 {
+		t.Errorf("max_groups %d, max_sessions_per_user %d, max_streams_per_user %d, burst %d, stdio_max_processes %d: want 10, 10, 12, 10, 10",
+			cfg.MaxGroups, cfg.MaxSessionsPerUser, cfg.MaxStreamsPerUser, cfg.RateLimits[0].Burst, cfg.Resources[0].StdioMaxProcesses)
+	}
+	if flagged, err := Load([]string{"--max-groups", "010"}, env(nil)); err != nil || flagged.MaxGroups != cfg.MaxGroups {
+		t.Errorf("--max-groups 010: %v %v, want what the file reads, 10", flagged.MaxGroups, err)
+	}
+	os.WriteFile(path, []byte("max_groups: 0x10\nmax_sessions_per_user: 0o10\nmax_streams_per_user: 1_000\nmax_connections: 0x10\n"), 0o600)
+	_, err = Load([]string{"--config", path}, env(nil))
+	for _, want := range []string{
+		"max_groups (" + path + `, line 1): "0x10" is not a whole number`,
+		"max_sessions_per_user (" + path + `, line 2): "0o10" is not a whole number`,
+		"max_streams_per_user (" + path + `, line 3): "1_000" is not a whole number`,
+		"max_connections (" + path + `, line 4): "0x10" is not a whole number above 0 (or off)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v, want %q", err, want)
+		}
+	}
+}

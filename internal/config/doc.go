@@ -22,8 +22,8 @@
 //
 // The field's type is its parser: string, []string (a repeated flag, a
 // comma-separated variable, a YAML list), LocalUsers (a []string whose
-// file items may also be mappings, kept as the spec they stand for), bool, int, Duration, and Limit
-// (a count that can be off). Settings of other types (resources, clients,
+// file items may also be mappings, kept as the spec they stand for), bool, Count (a whole
+// number, in decimal in the file too), Duration, and Limit (a count that can be off). Settings of other types (resources, clients,
 // tool_policy…) are read from the file only. Adding a setting is adding a field, its check in Validate if it
 // needs one, its row in README.md (a test checks every setting has one),
 // and its use.

@@ -48,7 +48,7 @@ func loadFile(cfg *Config, path string, getenv func(string) string) (errs []erro
 		return []error{fmt.Errorf("config file %s: %w", path, err)}, false
 	}
 	// The decoder goes on past a *yaml.TypeError (an unknown key, a type
-	// mismatch, a Duration or Limit it refused) and lists them all, each
+	// mismatch, a Duration, Limit or Count it refused) and lists them all, each
 	// by line only; doc tells which key that line holds.
 	keys := fileKeys(&doc, "")
 	for _, msg := range msgs {
@@ -242,10 +242,8 @@ func mismatch(kind yaml.Kind, text, typ string) string {
 	switch {
 	case strings.HasPrefix(typ, "[]"):
 		return "must be a list"
-	case kind != 0 && (typ == "string" || typ == "int" || typ == "bool"):
+	case kind != 0 && (typ == "string" || typ == "bool"):
 		return "must be a single value, not a list or a mapping"
-	case typ == "int":
-		return fmt.Sprintf("%q is not a whole number", text)
 	case typ == "bool":
 		return fmt.Sprintf("%q is not true or false", text)
 	case strings.HasPrefix(typ, "map[") || strings.Contains(typ, "."):
@@ -284,3 +282,5 @@ func yamlText(n *yaml.Node, u encoding.TextUnmarshaler) error {
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return yamlText(n, d) }
 
 func (n *Limit) UnmarshalYAML(node *yaml.Node) error { return yamlText(node, n) }
+
+func (n *Count) UnmarshalYAML(node *yaml.Node) error { return yamlText(node, n) }

@@ -32,9 +32,9 @@ func (c *Config) Gateway() (mcpgate.Config, error) {
 		UnusedClientExpiry: time.Duration(c.UnusedClientExpiry), // off is negative in both
 
 		IntrospectionClients: c.IntrospectionClients,
-		MaxSessionsPerUser:   c.MaxSessionsPerUser,
-		MaxStreamsPerUser:    c.MaxStreamsPerUser,
-		MaxGroups:            c.MaxGroups,
+		MaxSessionsPerUser:   int(c.MaxSessionsPerUser),
+		MaxStreamsPerUser:    int(c.MaxStreamsPerUser),
+		MaxGroups:            int(c.MaxGroups),
 		AdminGroups:          c.AdminGroups,
 		Access:               c.Access.rules(),
 		TrustedProxies:       trustedProxies(c.TrustedProxies),
@@ -88,7 +88,7 @@ func (c *Config) resource(r Resource) (mcpgate.Resource, error) {
 		return mcpgate.Resource{}, fmt.Errorf("stdio of %s: %w", r.Path, err)
 	}
 	res.Command = argv
-	res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: r.StdioMaxProcesses, IdleTimeout: time.Duration(r.StdioIdleTimeout),
+	res.Stdio = mcpgate.StdioOptions{Env: r.StdioEnv, MaxProcesses: int(r.StdioMaxProcesses), IdleTimeout: time.Duration(r.StdioIdleTimeout),
 		Dir:       filepath.Join(c.DataDir, "stdio", stdioDirName(r.Path)),
 		Isolation: r.StdioIsolation, ReadPaths: r.StdioReadPaths, Private: c.private()}
 	switch r.StdioUIDRange {

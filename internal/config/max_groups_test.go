@@ -12,7 +12,7 @@ func TestMaxGroupsSetting(t *testing.T) {
 	if g, err := cfg.Gateway(); err != nil || cfg.MaxGroups != 100 || g.MaxGroups != 100 {
 		t.Fatalf("default max_groups %d, library %d (%v); want 100", cfg.MaxGroups, g.MaxGroups, err)
 	}
-	for n, ok := range map[int]bool{1: true, 1000: true, 0: false, -1: false, 1001: false} {
+	for n, ok := range map[Count]bool{1: true, 1000: true, 0: false, -1: false, 1001: false} {
 		cfg := Defaults()
 		cfg.MaxGroups = n
 		err := cfg.Validate()

@@ -61,7 +61,7 @@ func tableOf(t reflect.Type, prefix []int) []setting {
 // the resources list, clients, maps and nested structs.
 func (s *setting) fileOnly() bool {
 	switch s.typ {
-	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[LocalUsers](), reflect.TypeFor[bool](), reflect.TypeFor[int](), reflect.TypeFor[Duration](), reflect.TypeFor[Limit]():
+	case reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[LocalUsers](), reflect.TypeFor[bool](), reflect.TypeFor[Count](), reflect.TypeFor[Duration](), reflect.TypeFor[Limit]():
 		return false
 	}
 	return true
@@ -120,12 +120,6 @@ func (s *setting) set(c *Config, text string, add bool) error {
 			return fmt.Errorf("%q is not true or false", text)
 		}
 		*p = b
-	case *int:
-		n, err := strconv.Atoi(text)
-		if err != nil {
-			return fmt.Errorf("%q is not a whole number", text)
-		}
-		*p = n
 	case encoding.TextUnmarshaler:
 		return p.UnmarshalText([]byte(text))
 	default:
@@ -407,7 +401,7 @@ func Usage(command string) string {
 		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
 		"30m or 1h; leave a setting out for its default (0 is refused), and write off to turn off\n" +
 		"what can be turned off (refresh_grace, key_rotation, upstream_recheck, unused_client_expiry).\n" +
-		"A count (N) is a whole number above 0, or off for the connection caps.\n\n" +
+		"A count (N) is a whole number above 0, in decimal (010 is 10), or off for the connection caps.\n\n" +
 		"  --config FILE\n        YAML configuration file [MCPGATE_CONFIG]\n")
 	var fileOnly []string
 	for _, s := range settings {
@@ -474,6 +468,21 @@ func (d Duration) String() string {
 
 // Off reports whether the setting was turned off.
 func (d Duration) Off() bool { return d < 0 }
+
+// Count is a whole-number setting (max_groups, stdio_max_processes, a
+// rate limit's burst…), read in decimal in the file as from a flag or a
+// variable: 010 is 10, where YAML would read the octal 8, and 0x10, 0o10
+// or 1_000 are refused (SEC-175). Validate bounds each.
+type Count int
+
+func (n *Count) UnmarshalText(text []byte) error {
+	v, err := strconv.Atoi(string(text))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", text)
+	}
+	*n = Count(v)
+	return nil
+}
 
 // Limit is a count setting that can be turned off: a whole number above
 // zero, or off, kept as a negative value. Zero is "not set, take the

@@ -21,8 +21,8 @@ func sample(t *testing.T, s *setting) (string, any) {
 		return "a:" + s.key, LocalUsers{"a:" + s.key}
 	case reflect.TypeFor[bool]():
 		return "true", true
-	case reflect.TypeFor[int]():
-		return "7", 7
+	case reflect.TypeFor[Count]():
+		return "7", Count(7)
 	case reflect.TypeFor[Duration]():
 		return "7m", Duration(7 * time.Minute)
 	case reflect.TypeFor[Limit]():

@@ -137,7 +137,7 @@ func (c *Config) validateConnectors(p *problems) {
 	for i, u := range c.LocalUsers {
 		if problem := specProblem(u); problem != "" {
 			p.add("local_users[%d]: %s", i, problem)
-		} else if name, _, groups, _ := local.ParseUserSpecGroups(u); len(groups) > c.MaxGroups && c.MaxGroups > 0 {
+		} else if name, _, groups, _ := local.ParseUserSpecGroups(u); len(groups) > int(c.MaxGroups) && c.MaxGroups > 0 {
 			p.add("local_users[%d]: %d groups, more than max_groups (%d): %s could never log in (SEC-70)", i, len(groups), c.MaxGroups, name)
 		}
 	}
