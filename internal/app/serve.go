@@ -467,11 +467,7 @@ func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, lo
 		return nil, err
 	}
 	if localAccountsOn(cfg) {
-		users, err := st.ListLocalUsers(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("local users: %w", err)
-		}
-		lc := local.New(st, local.Options{Logger: log, HighestCost: local.HighestCost(users)})
+		lc := local.New(st, local.Options{Logger: log})
 		pw, created, err := lc.EnsureAdmin(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("create admin: %w", err)

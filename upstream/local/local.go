@@ -56,28 +56,9 @@ var ErrThrottled = fmt.Errorf("local: %w", upstream.ErrThrottled)
 
 // dummyHash is compared against when the user does not exist (or the input
 // cannot match anything), so that such a login costs the same bcrypt work as
-// a wrong password. Its cost is bcrypt.DefaultCost, the cost SetUser uses;
-// a connector whose accounts have a higher one compares against a hash of
-// that cost instead (Options.HighestCost). The password it hashes was
-// random and thrown away.
+// a wrong password. Its cost is bcrypt.DefaultCost, the cost SetUser uses.
+// The password it hashes was random and thrown away.
 var dummyHash = []byte("$2a$10$ao2L2.4gt8.uffJOmniEj.yzAMeWwmG16KBNXubGr7sKAsvlMDGFK")
-
-// maxCost bounds the bcrypt cost of a hash an account may have: each step
-// doubles the work of every login, and at 14 one check takes about a
-// second of a core.
-const maxCost = 14
-
-// HighestCost is the highest bcrypt cost of the users' password hashes,
-// at least bcrypt.DefaultCost: what Options.HighestCost wants.
-func HighestCost(users []*store.LocalUser) int {
-	highest := bcrypt.DefaultCost
-	for _, u := range users {
-		if cost, err := bcrypt.Cost(u.PasswordHash); err == nil && cost <= maxCost {
-			highest = max(highest, cost)
-		}
-	}
-	return highest
-}
 
 // UserStore is the part of store.Store the connector needs; a store.Store
 // satisfies it.
@@ -97,12 +78,6 @@ type Options struct {
 	// Logger receives login failures and account changes, never passwords.
 	// Nothing is logged if nil.
 	Logger *slog.Logger
-	// HighestCost is the highest bcrypt cost among the accounts
-	// (HighestCost of the store's): a name that is no account's is checked
-	// against a hash of that cost, so that it takes as long as a wrong
-	// password of the slowest account, which would otherwise tell the
-	// account's name (SEC-131). Below bcrypt.DefaultCost, that cost.
-	HighestCost int
 }
 
 // Connector checks usernames and passwords against local accounts.
@@ -112,9 +87,6 @@ type Connector struct {
 	log   *slog.Logger
 
 	adminMu sync.Mutex // serialises EnsureAdmin's count-then-create
-
-	dummyMu sync.Mutex
-	dummy   []byte // dummyHash, or one of a higher cost: see Options.HighestCost
 
 	mu        sync.Mutex
 	failures  map[string]*failure // key: throttleKey(username)
@@ -146,28 +118,7 @@ func New(users UserStore, opts Options) *Connector {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.dummy = dummyHash
-	c.raiseDummy(opts.HighestCost)
 	return c
-}
-
-// raiseDummy makes the hash compared for unknown names one of cost, when
-// that is higher than its own.
-func (c *Connector) raiseDummy(cost int) {
-	c.dummyMu.Lock()
-	defer c.dummyMu.Unlock()
-	if have, _ := bcrypt.Cost(c.dummy); cost <= have || cost > maxCost {
-		return
-	}
-	if h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), cost); err == nil {
-		c.dummy = h
-	}
-}
-
-func (c *Connector) unknownNameHash() []byte {
-	c.dummyMu.Lock()
-	defer c.dummyMu.Unlock()
-	return c.dummy
 }
 
 // ID implements upstream.Connector.
@@ -288,12 +239,13 @@ func checkPassword(p string) error {
 		if err != nil {
 			return fmt.Errorf("password looks like a bcrypt hash but is not a valid one: %w", err)
 		}
-		if cost < bcrypt.DefaultCost || cost > maxCost {
-			// A cheaper hash is quicker to crack, and its wrong passwords
-			// answer faster than a name that is no account's (compared
-			// with dummyHash), which tells the name is one (SEC-131); a
-			// dearer one makes every login slow.
-			return fmt.Errorf("bcrypt hash of cost %d: the cost must be from %d to %d (htpasswd -nB -C %d NAME)", cost, bcrypt.DefaultCost, maxCost, bcrypt.DefaultCost)
+		if cost != bcrypt.DefaultCost {
+			// Every account's wrong password must take as long as a name
+			// that is no account's, compared with dummyHash, or the time
+			// tells which names are accounts (SEC-131): a cheaper hash
+			// answers faster (and is quicker to crack), a dearer one
+			// slower. One cost for all keeps them alike.
+			return fmt.Errorf("bcrypt hash of cost %d: the cost must be %d, as every account's (htpasswd -nB -C %d NAME)", cost, bcrypt.DefaultCost, bcrypt.DefaultCost)
 		}
 	case len(p) > maxPasswordLen:
 		return fmt.Errorf("password longer than %d bytes (bcrypt's limit)", maxPasswordLen)
@@ -360,9 +312,6 @@ func (c *Connector) set(ctx context.Context, name, passwordOrHash string, config
 	u := &store.LocalUser{Name: name, PasswordHash: hash, Groups: slices.Clone(groups), CreatedAt: created, DisabledAt: disabled, Configured: configured}
 	if err := c.users.PutLocalUser(ctx, u); err != nil {
 		return fmt.Errorf("local: set user %q: %w", name, err)
-	}
-	if cost, err := bcrypt.Cost(hash); err == nil {
-		c.raiseDummy(cost)
 	}
 	c.log.InfoContext(ctx, "local user set", "user", name, "groups", groups)
 	return nil
@@ -448,7 +397,7 @@ func (c *Connector) login(ctx context.Context, username, password, key string) (
 	}
 	defer c.end(key)
 
-	hash, reason, known := c.unknownNameHash(), "", false
+	hash, reason, known := dummyHash, "", false
 	var groups []string
 	switch {
 	case !ValidName(username):
