@@ -111,7 +111,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Not on this request's time: its answer may still be open.
 			// The DELETE is made here: r is not to be read once this
 			// handler has returned.
-			go h.end(h.deleteOf(r, old, opener))
+			go h.end(h.deleteOf(r, old, endingAs(opener, caller)))
 		}
 	case sid != "" && r.Method == http.MethodDelete && sw.status < 300:
 		h.forget(user, sid)
@@ -206,6 +206,17 @@ func (h *handler) dropIfEmpty(user string, u *holdings) {
 	if u.streams == 0 && len(u.sessions) == 0 {
 		delete(h.users, user)
 	}
+}
+
+// endingAs is the caller a session over the cap is ended as: its opener,
+// whose client and identity the backend bound it to, with the access
+// token's expiry and id of now, the request that went over, since the
+// opener's token has often expired by then and a backend that mints an
+// identity token from the caller would refuse it.
+func endingAs(opener, now *identity.Caller) *identity.Caller {
+	c := *opener
+	c.ExpiresAt, c.TokenID = now.ExpiresAt, now.TokenID
+	return &c
 }
 
 // deleteOf is the DELETE that ends session id as opener, the caller who

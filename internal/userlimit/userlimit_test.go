@@ -275,7 +275,10 @@ func TestSEC35_AdoptedSessionIDCounted(t *testing.T) {
 	}
 }
 
-// SEC-35: a session over the cap is ended as the caller who opened it. A
+// SEC-35: a session over the cap is ended as the caller who opened it,
+// with the expiry of the request that went over (the opener's token has
+// often expired: a backend that mints an identity token from the caller
+// refuses an expired one). A
 // backend binds a session to its opener's client (SESS-3), and a user with
 // two applications opens sessions through both: ended as the caller of
 // the other application, the oldest was refused and stayed open, and the
@@ -286,13 +289,20 @@ func TestSEC35_SessionEndedAsItsOpener(t *testing.T) {
 	openedBy := map[string]string{} // session → client of its opener
 	var next atomic.Int32
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		client := identity.FromContext(r.Context()).ClientID
+		caller := identity.FromContext(r.Context())
+		client := caller.ClientID
 		mu.Lock()
 		defer mu.Unlock()
 		if r.Method == http.MethodDelete {
 			id := r.Header.Get("Mcp-Session-Id")
 			if openedBy[id] != client {
 				w.WriteHeader(http.StatusNotFound) // another client's session
+				return
+			}
+			if caller.ExpiresAt.Before(time.Now()) {
+				// As the proxy's identity token minter: no token for an
+				// expired caller.
+				w.WriteHeader(http.StatusInternalServerError)
 				return
 			}
 			delete(openedBy, id)
@@ -307,6 +317,12 @@ func TestSEC35_SessionEndedAsItsOpener(t *testing.T) {
 	for i := range 6 {
 		c := *alice
 		c.ClientID = []string{"claude", "cursor"}[i/2%2] // two at a time, as the cap
+		// The first two openers' tokens have expired since, as the least
+		// recently used sessions' often have.
+		c.ExpiresAt = time.Now().Add(time.Hour)
+		if i < 2 {
+			c.ExpiresAt = time.Now().Add(-time.Minute)
+		}
 		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(initialize)).WithContext(identity.WithCaller(t.Context(), &c))
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
