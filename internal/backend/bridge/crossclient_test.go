@@ -185,12 +185,7 @@ func TestSEC153_OneUserHoldsHalfASmallPool(t *testing.T) {
 		}
 		defer func(done <-chan struct{}) { cancel(); <-done }(f.sleep(ctx, u, resp.Header.Get("Mcp-Session-Id")))
 		held++
-		waitFor(t, "alice's call in flight", 10*time.Second, func() bool {
-			f.pool.mu.Lock()
-			defer f.pool.mu.Unlock()
-			l := f.pool.links[linkKey(users[u])]
-			return l != nil && l.inflight > 0
-		})
+		f.waitBusy(t, u)
 	}
 	if held != 2 {
 		t.Errorf("alice holds %d servers, each busy, in a pool of 4; want 2", held)
@@ -198,4 +193,31 @@ func TestSEC153_OneUserHoldsHalfASmallPool(t *testing.T) {
 	if resp, body := f.rpc(t, context.Background(), "bob", "", initBody, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("bob, with alice's calls held open: %d %s, want 200", resp.StatusCode, body)
 	}
+}
+
+// SEC-153: a user's share of a pool of 2 or 3 is 2, so that one person's
+// two applications each keep a server, in a pool whose room nobody else
+// takes. Fails with a share of half the pool, rounded down: alice's second
+// application got 503 with 1 of 3 processes running.
+func TestSEC153_TwoApplicationsInASmallPool(t *testing.T) {
+	f := newFixture(t, StdioOptions{MaxProcesses: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := f.sleep(ctx, "alice-k0", f.session(t, "alice-k0"))
+	defer func() { cancel(); <-done }()
+	f.waitBusy(t, "alice-k0")
+	if resp, body := f.rpc(t, context.Background(), "alice-k1", "", initBody, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("alice's second application, 1 of 3 processes running: %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// waitBusy waits until user's server has a call in flight.
+func (f *fixture) waitBusy(t *testing.T, user string) {
+	t.Helper()
+	waitFor(t, user+"'s call in flight", 10*time.Second, func() bool {
+		f.pool.mu.Lock()
+		defer f.pool.mu.Unlock()
+		l := f.pool.links[linkKey(users[user])]
+		return l != nil && l.inflight > 0
+	})
 }

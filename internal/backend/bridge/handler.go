@@ -193,9 +193,10 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 		return l, true
 	case errors.Is(err, errBusy):
 		p.opts.metrics.BackendError(p.opts.resource, failBusy)
-		p.log.Warn(p.noun+" refused: the cap is reached and none is idle", "resource", p.opts.resource, "user", caller.User.ID, "max", p.opts.maxLinks)
+		p.log.Warn(p.noun+" refused: the cap is reached and none is idle", "resource", p.opts.resource, "user", caller.User.ID,
+			"max", p.opts.maxLinks, "max_per_user", p.opts.perUser())
 		w.Header().Set("Retry-After", "5")
-		jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP servers running, retry later")
+		jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "server busy: too many MCP servers running, yours or in all, and none idle; retry later")
 	case errors.Is(err, errClosed):
 		jsonrpc.WriteError(w, http.StatusServiceUnavailable, id, codeBusy, "server shutting down")
 	case r.Context().Err() != nil:

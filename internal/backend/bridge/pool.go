@@ -326,12 +326,13 @@ func NewSSE(opts SSEOptions) (*Pool, error) {
 // identity (linkKey): a user's many clients cannot take every process,
 // and the applications one person runs at once (Claude, Cursor, VS Code,
 // an inspector…) each keep theirs. A pool of fewer than twice as many
-// gives a user half of it (perUser): one user's calls, each held open,
-// never take every process.
+// gives a user half of it, and at least 2 (perUser): one user's calls,
+// each held open, never take every process of a pool of 4 or more, and
+// one person's two applications each keep theirs in a pool of 2 or 3.
 const perUserLinks = 8
 
 // perUser is how many links one user may hold in a pool of c.maxLinks.
-func (c common) perUser() int { return min(perUserLinks, max(1, c.maxLinks/2)) }
+func (c common) perUser() int { return min(perUserLinks, max(2, c.maxLinks/2)) }
 
 // linkKey names the link a caller's requests go to: one per user, OAuth
 // client and identity the server is told. Two clients of one user never
