@@ -416,9 +416,6 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		return identity.User{}, fmt.Errorf("%s: exchange code: %w", c.name, upstream.TokenError(err))
 	}
 	keepToken(ctx, tok)
-	if err := c.checkGrantedScopes(tok); err != nil {
-		return identity.User{}, fmt.Errorf("%s: %w", c.name, err)
-	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		return identity.User{}, fmt.Errorf("%s: the token response has no id_token", c.name)
@@ -445,6 +442,9 @@ func (c *Connector) HandleCallback(ctx context.Context, callbackURL string, r *h
 		if err := c.mergeUserinfo(ctx, tok, idt.Subject, claims); err != nil {
 			return identity.User{}, err
 		}
+	}
+	if err := c.checkGrantedScopes(tok, claims); err != nil {
+		return identity.User{}, fmt.Errorf("%s: %w", c.name, err)
 	}
 	return c.user(claims)
 }

@@ -64,9 +64,6 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.
 		}
 		return identity.User{}, "", fmt.Errorf("%s: refresh: %w", c.name, upstream.TokenError(err))
 	}
-	if err := c.checkGrantedScopes(tok); err != nil {
-		return identity.User{}, "", fmt.Errorf("%s: refresh: %w: %w", c.name, upstream.ErrSessionEnded, err)
-	}
 	claims := map[string]any{}
 	sub := ""
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
@@ -100,6 +97,9 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (identity.
 		if err := c.mergeUserinfo(ctx, tok, sub, claims); err != nil {
 			return identity.User{}, "", err
 		}
+	}
+	if err := c.checkGrantedScopes(tok, claims); err != nil {
+		return identity.User{}, "", fmt.Errorf("%s: refresh: %w: %w", c.name, upstream.ErrSessionEnded, err)
 	}
 	user, err := c.user(claims)
 	return user, tok.RefreshToken, err

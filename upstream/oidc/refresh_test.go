@@ -180,13 +180,16 @@ func TestSEC65_AuthorizationResponseIssuerChecked(t *testing.T) {
 	}
 }
 
-// scopeNarrower answers a refresh as a provider that granted fewer scopes
-// than the login did: it drops groups from the token response's scope.
-type scopeNarrower struct{ on bool }
+// scopeNarrower answers as a provider that granted fewer scopes than the
+// login did: it drops groups from the token response's scope and, with
+// claim, the groups claim from userinfo's answer (where oidc-provider
+// puts it).
+type scopeNarrower struct{ scope, claim bool }
 
 func (n *scopeNarrower) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err != nil || !n.on || !strings.HasSuffix(r.URL.Path, "/token") {
+	token, userinfo := strings.HasSuffix(r.URL.Path, "/token"), strings.HasSuffix(r.URL.Path, "/me")
+	if err != nil || !(n.scope && token || n.claim && userinfo) {
 		return resp, err
 	}
 	defer resp.Body.Close()
@@ -194,7 +197,11 @@ func (n *scopeNarrower) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return nil, err
 	}
-	body["scope"] = strings.Join(slices.DeleteFunc(strings.Fields(body["scope"].(string)), func(s string) bool { return s == "groups" }), " ")
+	if token {
+		body["scope"] = strings.Join(slices.DeleteFunc(strings.Fields(body["scope"].(string)), func(s string) bool { return s == "groups" }), " ")
+	} else {
+		delete(body, "groups")
+	}
 	b, _ := json.Marshal(body)
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 	resp.Header.Del("Content-Length")
@@ -202,10 +209,11 @@ func (n *scopeNarrower) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // SEC-168: a refresh whose answer names the scopes granted without
-// groups, which the login asked for, ends the session, as a login with
-// such an answer is refused (the root test TestOIDCRefusalsStoreNothing
-// leaves groups out of the sign-in URL): the groups it would bring are
-// not the person's.
+// groups, which the login asked for, and brings no groups claim, ends the
+// session, as a login with such an answer is refused (the root test
+// TestOIDCRefusalsStoreNothing leaves groups out of the sign-in URL): the
+// groups it would bring are not the person's. With the claim, the
+// provider sends groups another way, and the refresh goes on.
 func TestSEC168_RefreshWithoutGroupsScopeEndsTheSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -213,6 +221,8 @@ func TestSEC168_RefreshWithoutGroupsScopeEndsTheSession(t *testing.T) {
 	op := oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{callback}}},
 		Users:   []oidctest.User{alice},
+		// Groups at userinfo only, where the narrower can take them out.
+		IDTokenOmits: []string{"groups"},
 	})
 	narrow := &scopeNarrower{}
 	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
@@ -225,8 +235,15 @@ func TestSEC168_RefreshWithoutGroupsScopeEndsTheSession(t *testing.T) {
 	if err != nil || !slices.Contains(user.Groups, "contractors") || rt == "" {
 		t.Fatalf("login: %+v, refresh token given %v, %v; want alice in contractors with a refresh token", user, rt != "", err)
 	}
-	narrow.on = true
+	// A provider that sends the groups claim whatever the scope
+	// (Keycloak's mappers) and leaves groups out of the answer's scope.
+	narrow.scope = true
+	user, rt, err = c.Refresh(ctx, rt)
+	if err != nil || !slices.Contains(user.Groups, "contractors") {
+		t.Fatalf("refresh granted without groups, with the groups claim: %+v, %v; want alice in contractors", user, err)
+	}
+	narrow.claim = true
 	if user, _, err := c.Refresh(ctx, rt); !errors.Is(err, upstream.ErrSessionEnded) || !strings.Contains(err.Error(), "without groups") {
-		t.Fatalf("refresh granted without groups: %+v, %v; want ErrSessionEnded saying groups were not granted", user, err)
+		t.Fatalf("refresh granted without groups, and no groups claim: %+v, %v; want ErrSessionEnded saying groups were not granted", user, err)
 	}
 }

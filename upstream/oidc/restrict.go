@@ -120,16 +120,40 @@ const groupsScope = "groups"
 
 // checkGrantedScopes refuses a token response that names the scopes it
 // granted (RFC 6749 §5.1: it must when they differ from those asked for)
-// without groups, when the login asked for it (SEC-168). The scope is a
-// parameter of the sign-in URL, which the person's browser carries: left
-// out there, the provider grants the rest and sends no groups claim, and
-// the person would be let in without their groups, past the rules that
-// deny one. A response that names no scopes granted what was asked.
-func (c *Connector) checkGrantedScopes(tok *oauth2.Token) error {
-	granted, _ := tok.Extra("scope").(string)
-	if granted == "" || !slices.Contains(c.oauth.Scopes, groupsScope) || slices.Contains(strings.Fields(granted), groupsScope) {
+// without groups, when the login asked for it and the claims carry no
+// groups claim (SEC-168). The scope is a parameter of the sign-in URL,
+// which the person's browser carries: left out there, a provider that puts
+// the groups claim behind the scope (Okta) grants the rest and sends none,
+// and the person would be let in without their groups, past the rules
+// that deny one. A provider that sends the claim whatever the scope
+// (Keycloak's mappers) is not refused for leaving the scope out of its
+// answer; a response that names no scopes granted what was asked.
+func (c *Connector) checkGrantedScopes(tok *oauth2.Token, claims map[string]any) error {
+	if !slices.Contains(c.oauth.Scopes, groupsScope) {
 		return nil
 	}
-	return fmt.Errorf("the provider granted the scopes %q, without %s, which the login asked for: the person's groups would be missing",
-		upstream.Clip(granted), groupsScope)
+	var granted []string
+	switch v := tok.Extra("scope").(type) {
+	case nil:
+		return nil
+	case string:
+		if v == "" {
+			return nil
+		}
+		granted = strings.Fields(v)
+	case []any: // not RFC 6749's form, but a list says the same
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				granted = append(granted, s)
+			}
+		}
+	default:
+		return errors.New("the token response's scope is neither a string nor a list")
+	}
+	if _, sent := lookup(claims, c.claims.Groups); sent || slices.Contains(granted, groupsScope) {
+		return nil
+	}
+	return fmt.Errorf("the provider granted the scopes %q, without %s, which the login asked for, and sent no %q claim: "+
+		"the person's groups would be missing (if the provider gives this client no %s scope, set the connector's scopes without it)",
+		upstream.Clip(strings.Join(granted, " ")), groupsScope, c.claims.Groups, groupsScope)
 }
