@@ -77,4 +77,17 @@ func TestSEC171_DataDirKeyIsTheGatewaysOwn(t *testing.T) {
 		}
 		refused(t, cfg, "belongs to uid 54321, who could change it")
 	})
+	t.Run("the data directory's owner's, read by root", func(t *testing.T) {
+		// sudo mcpgate check on the data directory of the user mcpgate
+		// serves as: the key is that user's, as its directory is.
+		cfg := keyIn(t, t.TempDir())
+		for _, p := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "secret.key")} {
+			if err := os.Chown(p, 54321, -1); err != nil {
+				t.Fatalf("giving %s to another user: %v (the tests run as root)", p, err)
+			}
+		}
+		if _, err := secretKey(cfg, false); err != nil {
+			t.Errorf("root reading the key of its data directory's owner: %v, want it read", err)
+		}
+	})
 }

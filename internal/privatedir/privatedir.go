@@ -47,7 +47,10 @@ func CheckDir(dir string) error {
 
 // CheckOwnFile refuses a file that is a symbolic link or belongs to
 // another user than the process's: whoever owns it, or can change where
-// the link leads, decides what the gateway reads there (SEC-171). A
+// the link leads, decides what the gateway reads there (SEC-171). Root
+// may read a file of the owner of its directory: an operator's `sudo
+// mcpgate check` or `keys rotate` on the data directory of the user mcpgate
+// serves as (systemd's DynamicUser gives no fixed user to run them as). A
 // missing file passes, and so does one Lstat cannot read: reading it
 // reports that.
 func CheckOwnFile(path string) error {
@@ -58,8 +61,18 @@ func CheckOwnFile(path string) error {
 	if fi.Mode()&os.ModeSymlink != 0 {
 		return fmt.Errorf("%s is a symbolic link: it must be a file of its own; put the file itself there", path)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && !(os.Geteuid() == 0 && ownsDir(filepath.Dir(path), st.Uid)) {
 		return fmt.Errorf("%s belongs to uid %d, who could change it, not to uid %d, which mcpgate runs as: chown it to mcpgate's user, or run mcpgate as its owner", path, st.Uid, os.Geteuid())
 	}
 	return nil
+}
+
+// ownsDir reports whether uid owns the directory dir.
+func ownsDir(dir string, uid uint32) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == uid
 }
