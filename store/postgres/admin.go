@@ -21,14 +21,16 @@ const (
 	// SEC-155: the grant of a code spent whose redemption has not stored
 	// it yet is stored revoked (f), so that the redemption's CreateGrant
 	// conflicts; one it stores meanwhile, which r cannot see, is revoked
-	// by f's ON CONFLICT once it commits.
+	// by f's ON CONFLICT once it commits. The codes are read locked (l),
+	// so that one spent meanwhile is waited for and read as spent.
 	sqlDeleteClient = `WITH c AS (DELETE FROM clients WHERE id = $1 RETURNING id),
 	k AS (DELETE FROM consents WHERE client_id = $1 AND EXISTS (SELECT 1 FROM c)),
-	d AS (DELETE FROM codes WHERE client_id = $1 AND used_at = 0 AND EXISTS (SELECT 1 FROM c)),
+	l AS (SELECT hash, grant_id, client_id, user_json, resource, scopes, used_at FROM codes WHERE client_id = $1 FOR UPDATE),
+	d AS (DELETE FROM codes WHERE hash IN (SELECT hash FROM l WHERE used_at = 0) AND EXISTS (SELECT 1 FROM c)),
 	r AS (UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at = 0 AND EXISTS (SELECT 1 FROM c) RETURNING id),
 	f AS (INSERT INTO grants (` + grantCols + `)
-		SELECT grant_id, client_id, user_json, resource, scopes, used_at, $2 FROM codes
-		WHERE client_id = $1 AND used_at <> 0 AND EXISTS (SELECT 1 FROM c) AND NOT EXISTS (SELECT 1 FROM grants WHERE id = codes.grant_id)
+		SELECT grant_id, client_id, user_json, resource, scopes, used_at, $2 FROM l
+		WHERE used_at <> 0 AND EXISTS (SELECT 1 FROM c) AND NOT EXISTS (SELECT 1 FROM grants WHERE id = l.grant_id)
 		ON CONFLICT (id) DO UPDATE SET revoked_at = $2 WHERE grants.revoked_at = 0 RETURNING id),
 	n AS (SELECT id, pg_notify('` + revokedChannel + `', id) FROM (SELECT id FROM r UNION ALL SELECT id FROM f) AS x)
 	SELECT EXISTS (SELECT 1 FROM c), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`

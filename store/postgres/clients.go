@@ -23,16 +23,18 @@ const (
 			created_at = excluded.created_at`
 	sqlGetConsent = `SELECT scopes, redirect_uris, created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3`
 	// SEC-155: with the approvals, the codes issued under them not yet
-	// redeemed.
-	// SEC-155: with the approvals, the codes issued under them not yet
 	// redeemed; and the grant of a code spent whose grant is not stored
 	// yet, a redemption under way, stored revoked, so that its
 	// CreateGrant conflicts (one stored concurrently makes this insert
-	// wait for it, then skip it, and EndClientGrants revokes it).
-	sqlDeleteConsent = `WITH c AS (DELETE FROM codes WHERE client_id = $2 AND used_at = 0 AND (user_json::jsonb)->>'sub' = $1),
+	// wait for it, then skip it, and EndClientGrants revokes it). The
+	// codes are read locked (l): a ConsumeCode that commits meanwhile is
+	// waited for and its code read as spent, where the statement's
+	// snapshot would show it unused and fence nothing.
+	sqlDeleteConsent = `WITH l AS (SELECT hash, grant_id, client_id, user_json, resource, scopes, used_at FROM codes
+		WHERE client_id = $2 AND (user_json::jsonb)->>'sub' = $1 FOR UPDATE),
+	c AS (DELETE FROM codes WHERE hash IN (SELECT hash FROM l WHERE used_at = 0)),
 	f AS (INSERT INTO grants (` + grantCols + `)
-		SELECT grant_id, client_id, user_json, resource, scopes, used_at, used_at FROM codes
-		WHERE client_id = $2 AND used_at <> 0 AND (user_json::jsonb)->>'sub' = $1
+		SELECT grant_id, client_id, user_json, resource, scopes, used_at, used_at FROM l WHERE used_at <> 0
 		ON CONFLICT DO NOTHING)
 	DELETE FROM consents WHERE user_id = $1 AND client_id = $2`
 	// SEC-93: an existing account's disabled_at is never written here.

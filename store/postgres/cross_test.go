@@ -243,17 +243,7 @@ func TestCrossReplicaDeleteClientDuringRedemption(t *testing.T) {
 		ids, err := st[1].DeleteClient(ctx, "c", tc0.Add(time.Minute))
 		done <- result{ids, err}
 	}()
-	// DeleteClient waits on the uncommitted grant's key.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var waiting bool
-		must(t, st[0].pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted)`).Scan(&waiting))
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("DeleteClient did not wait on the grant being stored")
-		}
-	}
+	waitsOnALock(t, st[0], "DeleteClient, on the grant being stored")
 	must(t, tx.Commit(ctx))
 	r := <-done
 	must(t, r.err)
@@ -262,5 +252,63 @@ func TestCrossReplicaDeleteClientDuringRedemption(t *testing.T) {
 	}
 	if g, err := st[0].GetGrant(ctx, "g-late"); err != nil || g.RevokedAt.IsZero() {
 		t.Errorf("the grant stored during DeleteClient: %+v, %v; want it revoked", g, err)
+	}
+}
+
+// waitsOnALock waits until a statement waits on a lock, or fails naming
+// who.
+func waitsOnALock(t *testing.T, s *Store, who string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting bool
+		must(t, s.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted)`).Scan(&waiting))
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no wait on a lock", who)
+		}
+	}
+}
+
+// SEC-155 across replicas: a code that another replica spends while
+// DeleteConsent or DeleteClient runs, unused in the statement's snapshot,
+// is waited for and read as spent: its grant is stored revoked, and the
+// redemption's CreateGrant conflicts. The spending is held open in a
+// transaction of its own, as a ConsumeCode in the instant before its
+// commit. Fails before this change: the statement saw the code unused,
+// skipped it once spent, and the redemption stored a live grant.
+func TestCrossReplicaForgetDuringConsumeCode(t *testing.T) {
+	for _, forget := range []struct {
+		name string
+		run  func(s *Store) error
+	}{
+		{"DeleteConsent", func(s *Store) error { return s.DeleteConsent(t.Context(), "github:1", "c") }},
+		{"DeleteClient", func(s *Store) error { _, err := s.DeleteClient(t.Context(), "c", tc0.Add(time.Minute)); return err }},
+	} {
+		t.Run(forget.name, func(t *testing.T) {
+			st := replicas(t)
+			ctx := t.Context()
+			must(t, st[0].CreateClient(ctx, &store.Client{ID: "c", Name: "c", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: tc0}))
+			code := &store.Code{Hash: sum("spending"), ClientID: "c", GrantID: "g-spending", User: identity.User{ID: "github:1"},
+				Scopes: []string{"mcp"}, ExpiresAt: tc0.Add(time.Minute)}
+			must(t, st[0].CreateCode(ctx, code))
+			tx, err := st[0].pool.Begin(ctx)
+			must(t, err)
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `UPDATE codes SET used_at = $1 WHERE hash = $2`, nanos(tc0), code.Hash); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- forget.run(st[1]) }()
+			waitsOnALock(t, st[0], forget.name+", on the code being spent")
+			must(t, tx.Commit(ctx))
+			must(t, <-done)
+			g := grant("g-spending")
+			g.ClientID = "c"
+			if err := st[0].CreateGrant(ctx, g, nil); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("the redemption's grant after %s: %v, want ErrConflict (its grant stored revoked)", forget.name, err)
+			}
+		})
 	}
 }
