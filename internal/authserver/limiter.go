@@ -55,9 +55,11 @@ func (s *Server) clientAddr(r *http.Request) string {
 	return netlimit.Client(client).String()
 }
 
-// trustedProxy reports whether a is one of Options.TrustedProxies.
+// trustedProxy reports whether a is one of Options.TrustedProxies. Its
+// zone (a link-local peer's interface) is no part of the address a
+// network holds.
 func (s *Server) trustedProxy(a netip.Addr) bool {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	for _, p := range s.opts.TrustedProxies {
 		if p.Contains(a) {
 			return true

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -62,5 +63,18 @@ func TestBudgetRefund(t *testing.T) {
 	}
 	if left < 10 {
 		t.Errorf("%d attempts left after 11 failures, 1 refunded success and 3.5 s, want at least 10", left)
+	}
+}
+
+// SEC-170: a trusted proxy's network holds its peers whatever their form:
+// a link-local peer with its interface's zone, an IPv4 peer as IPv4-mapped
+// IPv6. Fails before this change for the zone: netip.Prefix.Contains
+// holds no zoned address, so fe80::/10 trusted no proxy at all.
+func TestTrustedProxyZoneAndMapped(t *testing.T) {
+	s := &Server{opts: Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("10.0.0.0/8")}}}
+	for addr, want := range map[string]bool{"fe80::1%eth0": true, "fe80::1": true, "::ffff:10.1.2.3": true, "10.1.2.3": true, "fe90::1%eth0": true, "2001:db8::1": false, "11.0.0.1": false} {
+		if got := s.trustedProxy(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("trustedProxy(%s) = %v, want %v", addr, got, want)
+		}
 	}
 }

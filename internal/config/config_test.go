@@ -769,7 +769,7 @@ func TestSEC141_SecretsOnCommandLine(t *testing.T) {
 // and named by the X-Forwarded-For it writes. Fails before this change:
 // 0.0.0.0/0 and ::/0 were taken.
 func TestSEC170_TrustedProxiesNotTooWide(t *testing.T) {
-	for _, wide := range []string{"0.0.0.0/0", "::/0", "0.0.0.0/1", "8.0.0.0/7", "2000::/3", "2001:db8::/31", "fc00::/6", "::ffff:0.0.0.0/0"} {
+	for _, wide := range []string{"0.0.0.0/0", "::/0", "0.0.0.0/1", "8.0.0.0/7", "2000::/3", "2001:db8::/31", "fc00::/6", "::ffff:0.0.0.0/0", "::ffff:0.0.0.0/96", "::ffff:8.0.0.0/103"} {
 		cfg := Defaults()
 		cfg.TrustedProxies = []string{wide}
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `trusted_proxies: "`+wide+`" is too wide`) {
@@ -777,7 +777,7 @@ func TestSEC170_TrustedProxiesNotTooWide(t *testing.T) {
 		}
 	}
 	for _, ok := range []string{"10.0.0.0/8", "11.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-		"127.0.0.0/8", "203.0.113.7", "2001:db8::/32", "fc00::/7", "fd00::/8", "fe80::/10", "::1"} {
+		"127.0.0.0/8", "203.0.113.7", "2001:db8::/32", "fc00::/7", "fd00::/8", "fe80::/10", "::1", "::ffff:10.0.0.0/104", "::ffff:203.0.113.7"} {
 		cfg := Defaults()
 		cfg.TrustedProxies = []string{ok}
 		if err := cfg.Validate(); err != nil {

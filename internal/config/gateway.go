@@ -185,12 +185,19 @@ func tooWide(p netip.Prefix) bool {
 	return true
 }
 
-// parseProxy reads "10.0.0.0/8" or "127.0.0.1" (as 127.0.0.1/32).
+// parseProxy reads "10.0.0.0/8" or "127.0.0.1" (as 127.0.0.1/32). An
+// IPv4-mapped IPv6 network (::ffff:10.0.0.0/104) is read as the IPv4 one
+// it maps: the peers it is compared with are unmapped, and tooWide judges
+// it by its IPv4 width (::ffff:0.0.0.0/96 is 0.0.0.0/0).
 func parseProxy(s string) (netip.Prefix, bool) {
 	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), true
 	}
 	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), true
 	}
 	return netip.Prefix{}, false
