@@ -1,10 +1,7 @@
 package mcpgate_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,24 +15,11 @@ import (
 // noRefreshToken drops refresh_token from the provider's token answers,
 // as Entra ID, Okta and Auth0 do without offline_access, and Google
 // without access_type=offline.
-type noRefreshToken struct{}
-
-func (noRefreshToken) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err != nil || r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") {
-		return resp, err
-	}
-	var body map[string]any
-	err = json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	delete(body, "refresh_token")
-	b, _ := json.Marshal(body)
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+var noRefreshToken = &oidctest.EditAnswers{
+	Match: func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token")
+	},
+	Edit: func(_ *http.Request, answer map[string]any) { delete(answer, "refresh_token") },
 }
 
 // SEC-67: a login at a provider that issued no refresh token makes a
@@ -52,7 +36,7 @@ func TestSEC67_LoginWithoutUpstreamRefreshTokenWarns(t *testing.T) {
 		Users:   []oidctest.User{{Sub: "alice", Email: "alice@corp.example", EmailVerified: true, Password: "pw"}},
 	})
 	con, err := oidc.New(ctx, oidc.Config{Name: "corp", Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
-		HTTPClient: &http.Client{Transport: noRefreshToken{}, Timeout: 30 * time.Second}})
+		HTTPClient: &http.Client{Transport: noRefreshToken, Timeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,8 @@
 package oidc_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -180,32 +177,24 @@ func TestSEC65_AuthorizationResponseIssuerChecked(t *testing.T) {
 	}
 }
 
-// scopeNarrower answers as a provider that granted fewer scopes than the
-// login did: it drops groups from the token response's scope and, with
-// claim, the groups claim from userinfo's answer (where oidc-provider
-// puts it).
-type scopeNarrower struct{ scope, claim bool }
-
-func (n *scopeNarrower) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	token, userinfo := strings.HasSuffix(r.URL.Path, "/token"), strings.HasSuffix(r.URL.Path, "/me")
-	if err != nil || !(n.scope && token || n.claim && userinfo) {
-		return resp, err
+// narrowing answers as a provider that granted fewer scopes than the
+// login did: with scope, it drops groups from the token response's scope;
+// with claim, the groups claim from userinfo's answer (/me, where
+// oidc-provider puts it).
+func narrowing(scope, claim *bool) *oidctest.EditAnswers {
+	return &oidctest.EditAnswers{
+		Match: func(r *http.Request) bool {
+			return *scope && strings.HasSuffix(r.URL.Path, "/token") || *claim && strings.HasSuffix(r.URL.Path, "/me")
+		},
+		Edit: func(r *http.Request, answer map[string]any) {
+			if granted, ok := answer["scope"].(string); ok {
+				answer["scope"] = strings.Join(slices.DeleteFunc(strings.Fields(granted), func(s string) bool { return s == "groups" }), " ")
+			}
+			if strings.HasSuffix(r.URL.Path, "/me") {
+				delete(answer, "groups")
+			}
+		},
 	}
-	defer resp.Body.Close()
-	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, err
-	}
-	if token {
-		body["scope"] = strings.Join(slices.DeleteFunc(strings.Fields(body["scope"].(string)), func(s string) bool { return s == "groups" }), " ")
-	} else {
-		delete(body, "groups")
-	}
-	b, _ := json.Marshal(body)
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
-	resp.Header.Del("Content-Length")
-	return resp, nil
 }
 
 // SEC-168: a refresh whose answer names the scopes granted without
@@ -224,9 +213,9 @@ func TestSEC168_RefreshWithoutGroupsScopeEndsTheSession(t *testing.T) {
 		// Groups at userinfo only, where the narrower can take them out.
 		IDTokenOmits: []string{"groups"},
 	})
-	narrow := &scopeNarrower{}
+	var scope, claim bool
 	c, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret",
-		OfflineAccess: oidc.OfflineAccessAlways, HTTPClient: &http.Client{Transport: narrow, Timeout: 30 * time.Second}})
+		OfflineAccess: oidc.OfflineAccessAlways, HTTPClient: &http.Client{Transport: narrowing(&scope, &claim), Timeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,12 +226,12 @@ func TestSEC168_RefreshWithoutGroupsScopeEndsTheSession(t *testing.T) {
 	}
 	// A provider that sends the groups claim whatever the scope
 	// (Keycloak's mappers) and leaves groups out of the answer's scope.
-	narrow.scope = true
+	scope = true
 	user, rt, err = c.Refresh(ctx, rt)
 	if err != nil || !slices.Contains(user.Groups, "contractors") {
 		t.Fatalf("refresh granted without groups, with the groups claim: %+v, %v; want alice in contractors", user, err)
 	}
-	narrow.claim = true
+	claim = true
 	if user, _, err := c.Refresh(ctx, rt); !errors.Is(err, upstream.ErrSessionEnded) || !strings.Contains(err.Error(), "without groups") {
 		t.Fatalf("refresh granted without groups, and no groups claim: %+v, %v; want ErrSessionEnded saying groups were not granted", user, err)
 	}
