@@ -40,9 +40,11 @@ const (
 	baseBackoff   = time.Second
 	maxBackoff    = 30 * time.Second
 	failureWindow = 15 * time.Minute
-	// checkingWait is the wait a login is told when as many of its name
-	// are being checked as its failures left allow: about one check.
-	checkingWait = time.Second
+	// checkingWait bounds how long a login waits for a check under way to
+	// end, when as many of its name run as its failures left allow: a
+	// burst of one name's sign-ins, each a bcrypt check, queues rather
+	// than fail; one that waited so long for any is told to wait again.
+	checkingWait = 10 * time.Second
 	maxEntries   = 10000
 )
 
@@ -91,6 +93,7 @@ type Connector struct {
 	mu        sync.Mutex
 	failures  map[string]*failure // key: throttleKey(username)
 	checking  map[string]int      // logins of a key whose password is being checked
+	ended     chan struct{}       // closed, and replaced, when a check ends
 	lastSweep time.Time
 }
 
@@ -111,6 +114,7 @@ func New(users UserStore, opts Options) *Connector {
 		log:      opts.Logger,
 		failures: make(map[string]*failure),
 		checking: make(map[string]int),
+		ended:    make(chan struct{}),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -390,7 +394,7 @@ func (c *Connector) LoginKnownDevice(ctx context.Context, username, password, de
 
 // login is Login with the failures counted under key.
 func (c *Connector) login(ctx context.Context, username, password, key string) (identity.User, error) {
-	wait, known := c.begin(key)
+	wait, known := c.begin(ctx, key)
 	if wait > 0 {
 		c.log.WarnContext(ctx, "local login throttled", "user", upstream.LogName(username, known), "retry_after", wait)
 		return identity.User{}, fmt.Errorf("local: login throttled for %s: %w", wait.Round(time.Second), ErrThrottled)
@@ -486,8 +490,33 @@ func throttleKey(username string) string {
 // logins being checked count as failures to come: no more run at once
 // than the failures key has left before its pause, and one once it has
 // none, so that guesses posted together are not all checked before the
-// first of them fails (SEC-125). end must follow a begin that returns 0.
-func (c *Connector) begin(key string) (time.Duration, bool) {
+// first of them fails (SEC-125). A login over that number waits for one
+// to end, as long as checks keep ending (checkingWait at most between
+// two): a burst of sign-ins under one name is checked a few at a time,
+// not refused. end must follow a begin that returns 0.
+func (c *Connector) begin(ctx context.Context, key string) (time.Duration, bool) {
+	give := time.NewTimer(checkingWait)
+	defer give.Stop()
+	for {
+		wait, known, ended := c.tryBegin(key)
+		if ended == nil {
+			return wait, known
+		}
+		select {
+		case <-ended:
+			give.Reset(checkingWait)
+		case <-give.C:
+			return checkingWait, known
+		case <-ctx.Done():
+			return checkingWait, known
+		}
+	}
+}
+
+// tryBegin is begin without waiting: when as many logins of key are being
+// checked as it allows, it returns the channel that is closed when a check
+// ends.
+func (c *Connector) tryBegin(key string) (time.Duration, bool, <-chan struct{}) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -496,16 +525,16 @@ func (c *Connector) begin(key string) (time.Duration, bool) {
 		if now.Sub(f.last) > failureWindow {
 			delete(c.failures, key)
 		} else if now.Before(f.until) {
-			return f.until.Sub(now), f.known
+			return f.until.Sub(now), f.known, nil
 		} else {
 			count, known = f.count, f.known
 		}
 	}
 	if c.checking[key] >= max(maxFailures-count, 1) {
-		return checkingWait, known
+		return 0, known, c.ended
 	}
 	c.checking[key]++
-	return 0, false
+	return 0, false, nil
 }
 
 // end ends a login's check that begin started.
@@ -515,6 +544,8 @@ func (c *Connector) end(key string) {
 	if c.checking[key]--; c.checking[key] <= 0 {
 		delete(c.checking, key)
 	}
+	close(c.ended)
+	c.ended = make(chan struct{})
 }
 
 // failed records a failure for key and returns the failure count.
