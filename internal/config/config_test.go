@@ -802,8 +802,10 @@ local_users:
   - name: alice
     password: ${ALICE}
 max_groups: ${N}
+google_client_secret: ${NULLISH}
 `), 0o600)
 	vars := env(map[string]string{
+		"NULLISH":   "null",
 		"GH_SECRET": "s3cret\nadmin_groups: [everyone]",
 		"QUOTED":    `a"b\c' #d`,
 		"ALICE":     "correct #horse",
@@ -824,6 +826,9 @@ max_groups: ${N}
 	}
 	if cfg.MaxGroups != 50 {
 		t.Errorf("max_groups %d, want 50 from ${N}", cfg.MaxGroups)
+	}
+	if cfg.GoogleClientSecret != "null" {
+		t.Errorf("google_client_secret %q from a variable that reads null, want it as it is, not nothing", cfg.GoogleClientSecret)
 	}
 	os.WriteFile(path, []byte("github_client_secret: |\n  ${GH_SECRET}\n  more\nlistne: ${N}\n"), 0o600)
 	if _, err := Load([]string{"--config", path}, vars); err == nil || !strings.Contains(err.Error(), "listne ("+path+", line 4): unknown key") {

@@ -121,6 +121,11 @@ func expandEnv(n *yaml.Node, getenv func(string) string) []error {
 		n.Value, errs = expand(n.Value, n.Line, getenv)
 		if n.Style == 0 {
 			n.Tag = "" // plain: typed by its new value, as if written there (max_groups: ${N})
+			if slices.Contains([]string{"~", "null", "Null", "NULL"}, n.Value) {
+				// Not nothing, which an empty variable is refused for
+				// being (SEC-140): a secret that reads "null" stays one.
+				n.Tag = "!!str"
+			}
 		}
 	}
 	for i, c := range n.Content {
