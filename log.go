@@ -11,8 +11,14 @@ import (
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 )
+
+// maxLoggedPath bounds the path a log line shows: a request's path, up
+// to its header's 64 KiB, is the client's to make long, and every
+// unauthenticated request writes one line.
+const maxLoggedPath = 512
 
 // ServeHTTP serves every endpoint of the gateway and writes one log line
 // per request. The query string is never logged: it carries codes and
@@ -75,7 +81,7 @@ func (g *Gateway) logRequest(r *http.Request, rec *statusRecorder, start time.Ti
 	line := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
 	line.AddAttrs(
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("path", safetext.Clip(r.URL.Path, maxLoggedPath)),
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(start)),

@@ -117,3 +117,19 @@ func TestSEC103_RequestIDOnEveryRequest(t *testing.T) {
 		t.Errorf("no access log line with the tools/call's request_id=%s", audited[0])
 	}
 }
+
+// SEC-116: the request log shows at most 512 bytes of a path, the
+// client's to make as long as its header allows (64 KiB), on a line every
+// unauthenticated request writes. Fails before this change: the whole
+// path was logged.
+func TestSEC116_LoggedPathBounded(t *testing.T) {
+	g := newGateway(t)
+	long := "/" + strings.Repeat("a", 20000)
+	if resp, _ := g.get(g.url + long); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET a long path: %d, want 404", resp.StatusCode)
+	}
+	logs := g.logs.String()
+	if strings.Contains(logs, strings.Repeat("a", 600)) || !strings.Contains(logs, strings.Repeat("a", 400)) {
+		t.Errorf("the request log holds %d bytes for a path of 20001, want its first 512 or so", len(logs))
+	}
+}

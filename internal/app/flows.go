@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/flows"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
 )
 
@@ -51,9 +52,13 @@ func Flows(ctx context.Context, cfg *config.Config, cmd FlowsCommand, stdout io.
 		for _, a := range attempts {
 			views = append(views, a.View())
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(views)
+		out, err := json.MarshalIndent(views, "", "  ")
+		if err != nil {
+			return err
+		}
+		// What a client sent, escaped where a terminal would act on it.
+		_, err = stdout.Write(append(safetext.EscapeJSON(out), '\n'))
+		return err
 	}
 	return flows.WriteText(stdout, attempts)
 }

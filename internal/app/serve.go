@@ -23,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/logbuf"
 	"github.com/mcpgate/mcpgate/internal/netlimit"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
@@ -381,6 +382,9 @@ func newLogger(cfg *config.Config, w *logbuf.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
+		// The text handler quotes what is not printable; the JSON one
+		// writes bidi and C1 characters raw (SEC-116).
+		opts.ReplaceAttr = safetext.InertAttr
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(logbuf.NewHandler(h, w))

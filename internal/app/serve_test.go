@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/logbuf"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -487,5 +489,28 @@ func TestSEC166_GitHubLoginCompletesOnAnotherReplica(t *testing.T) {
 	}
 	if c := challenge(other); c == a {
 		t.Errorf("another secret key gives the same challenge %q, want another", c)
+	}
+}
+
+// SEC-116: with log_format json, the log's strings and errors, text from
+// outside (a path, a tool's name, a server's stderr), hold no bidi
+// override or C1 control, which the JSON handler would write raw and a
+// terminal act on; the text format quotes them. Fails before this change.
+func TestSEC116_JSONLogInert(t *testing.T) {
+	var out bytes.Buffer
+	w := logbuf.New(&out, 0)
+	cfg := config.Defaults()
+	cfg.LogFormat = "json"
+	newLogger(&cfg, w).Info("request", "path", "/x\u202eevil\u009b2J", "err", errors.New("stderr: \u2066hidden"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []rune{'\u202e', '\u009b', '\u2066'} {
+		if strings.ContainsRune(out.String(), r) {
+			t.Errorf("the JSON log holds %U raw: %q", r, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), `"path":"/x`+"\ufffd"+`evil`) {
+		t.Errorf("the JSON log %q, want the path with U+FFFD in place of the override", out.String())
 	}
 }

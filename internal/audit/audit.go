@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/logbuf"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 )
 
 // Outcome says how a tools/call ended.
@@ -75,7 +76,9 @@ func Open(path string) (*Logger, io.Closer, error) {
 		return nil, nil, fmt.Errorf("audit log: %w", err)
 	}
 	w := logbuf.New(f, logbuf.DefaultDelay)
-	return New(slog.New(logbuf.NewHandler(slog.NewJSONHandler(w, nil), w))), fileCloser{w, f}, nil
+	// A tool's name is the client's text: written inert (SEC-116).
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: safetext.InertAttr})
+	return New(slog.New(logbuf.NewHandler(h, w))), fileCloser{w, f}, nil
 }
 
 // fileCloser flushes the buffer, then closes the file.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,32 @@ func TestOpenFlushesWithinTheBound(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the event is not in the file after 10 s: %q", data)
 		}
+	}
+}
+
+// SEC-116: the audit file holds a tool's name, the client's text, with
+// the characters a terminal or viewer acts on replaced: bidi overrides
+// and isolates and the C1 controls (U+009B starts an escape sequence on
+// some terminals), which the JSON handler writes raw. Fails before this
+// change: `tail -f` of the file showed "FAKE outcome=ok" in red, reordered.
+func TestSEC116_AuditFileToolNameInert(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(context.Background(), Event{User: "local:alice", Tool: "echo\u202e\u2066\u009b2J\u009b31mFAKE outcome=ok", Outcome: OK})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, r := range []rune{'\u202e', '\u2066', '\u009b'} {
+		if strings.ContainsRune(string(data), r) {
+			t.Errorf("the audit file holds %U raw: %q", r, data)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(splitLines(data)[0], &m); err != nil || m["tool"] != "echo\ufffd\ufffd\ufffd2J\ufffd31mFAKE outcome=ok" {
+		t.Errorf("tool %q (%v), want the name with those characters replaced by U+FFFD", m["tool"], err)
 	}
 }

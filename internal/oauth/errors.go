@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/safetext"
 )
 
 // Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2, RFC 8707 §2,
@@ -94,7 +96,7 @@ func logError(log *slog.Logger, r *http.Request, e *Error) {
 	if e.Code == ServerError {
 		level = slog.LevelError
 	}
-	attrs := []any{"error", e.Code, "description", e.Description, "path", r.URL.Path}
+	attrs := []any{"error", e.Code, "description", e.Description, "path", safetext.Clip(r.URL.Path, 512)}
 	if e.Cause != nil {
 		attrs = append(attrs, "cause", e.Cause.Error())
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 )
@@ -103,7 +104,7 @@ func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !allowed { // TRANS-1
-		g.opts.Logger.Info("refused origin", "origin", r.Header.Get("Origin"), "host", r.Host)
+		g.opts.Logger.Info("refused origin", "origin", safetext.Clip(r.Header.Get("Origin"), 256), "host", safetext.Clip(r.Host, 256))
 		http.Error(w, "origin or host not allowed", http.StatusForbidden)
 		return
 	}

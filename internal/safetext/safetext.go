@@ -1,10 +1,13 @@
 package safetext
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -61,4 +64,63 @@ func URLError(err error) error {
 		shown = URL(u)
 	}
 	return fmt.Errorf("%s %s: %w", ue.Op, shown, ue.Err)
+}
+
+// Inert returns s with the characters a JSON encoder writes as they are
+// and a terminal or viewer acts on replaced by U+FFFD: the C1 controls
+// (U+0080–U+009F; U+009B starts an escape sequence on some terminals) and
+// the format characters (bidi overrides and isolates, zero-width ones).
+// encoding/json and slog's JSON handler escape the C0 controls only.
+func Inert(s string) string {
+	if strings.IndexFunc(s, acts) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if acts(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+func acts(r rune) bool { return r >= 0x80 && r <= 0x9f || unicode.Is(unicode.Cf, r) }
+
+// InertAttr is a slog.HandlerOptions.ReplaceAttr for JSON handlers: the
+// strings and errors of a record, which carry text from outside (a tool's
+// name, a path, a server's stderr), are written Inert (SEC-116).
+func InertAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value; {
+	case v.Kind() == slog.KindString:
+		a.Value = slog.StringValue(Inert(v.String()))
+	case v.Kind() == slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			a.Value = slog.StringValue(Inert(err.Error()))
+		}
+	}
+	return a
+}
+
+// EscapeJSON returns b, JSON text, with each character Inert would replace
+// written as its \u escape instead: the data stays exact for a program,
+// and a terminal that shows it runs nothing (SEC-116). Outside strings
+// JSON holds no such character, so every one found is in a string.
+func EscapeJSON(b []byte) []byte {
+	if bytes.IndexFunc(b, acts) < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		switch {
+		case !acts(r):
+			out = append(out, b[:n]...)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, hi, lo)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		b = b[n:]
+	}
+	return out
 }
