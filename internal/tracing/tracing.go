@@ -65,12 +65,21 @@ func FromEnv(ctx context.Context, version string) (*sdktrace.TracerProvider, err
 	if limits.AttributeValueLengthLimit < 0 {
 		limits.AttributeValueLengthLimit = MaxAttributeLength
 	}
-	return sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
-		sdktrace.WithResource(res),
-		sdktrace.WithRawSpanLimits(limits),
-	), nil
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits)}
+	if os.Getenv("OTEL_TRACES_SAMPLER") == "" { // else the SDK reads the operator's
+		opts = append(opts, sdktrace.WithSampler(Sampler))
+	}
+	return sdktrace.NewTracerProvider(opts...), nil
 }
+
+// Sampler samples every request, whatever the caller's traceparent says:
+// its sampled flag is the caller's to set, and the SDK's default
+// (parentbased_always_on) would let a caller that sends 00 hide its tool
+// calls from the traces, and the upstream's too. Spans the gateway starts
+// under its own follow their parent.
+var Sampler = sdktrace.ParentBased(sdktrace.AlwaysSample(),
+	sdktrace.WithRemoteParentSampled(sdktrace.AlwaysSample()),
+	sdktrace.WithRemoteParentNotSampled(sdktrace.AlwaysSample()))
 
 // Extract returns ctx with the remote parent h's traceparent names, if
 // any and well-formed, without the caller's tracestate: that is the
@@ -86,13 +95,15 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 
 // Inject replaces h's trace context with ctx's span's, when ctx holds
 // one: the upstream then sees its request as a child of the gateway's.
-// Without a span (tracing off) h is left as the client sent it.
+// Without a span (tracing off) h keeps the client's traceparent, IDs
+// alone; the client's tracestate, its own text, goes in neither case
+// (SEC-104).
 func Inject(ctx context.Context, h http.Header) {
+	delete(h, "Tracestate")
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return
 	}
 	delete(h, "Traceparent")
-	delete(h, "Tracestate")
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 }
 

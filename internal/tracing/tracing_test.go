@@ -157,3 +157,32 @@ func TestSEC104_CallerTracestateDropped(t *testing.T) {
 		}
 	}
 }
+
+// SEC-104: without tracing (no span), the upstream still gets no
+// tracestate of the caller's, and its traceparent as it came. Fails
+// before this change: Inject left both as the client sent them.
+func TestSEC104_CallerTracestateDroppedUntraced(t *testing.T) {
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	out := http.Header{"Traceparent": {parent}, "Tracestate": {"vendor=user.id:local:admin"}}
+	Inject(context.Background(), out)
+	if got := out.Values("Tracestate"); len(got) != 0 || out.Get("Traceparent") != parent {
+		t.Errorf("upstream tracestate %q, traceparent %q; want no tracestate, the traceparent as it came", got, out.Get("Traceparent"))
+	}
+}
+
+// SEC-104: a caller's traceparent that says "not sampled" does not keep
+// its request, and its tool calls, out of the traces: the gateway's
+// sampler decides for a remote parent. Fails with the SDK's default
+// sampler (parentbased_always_on): no span was recorded.
+func TestSEC104_CallerCannotUnsample(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(Sampler))
+	r, _ := http.NewRequest(http.MethodPost, "http://gw/mcp", nil)
+	r.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+	ctx, span := StartRequest(context.Background(), tp.Tracer(Scope), r, "0123")
+	ToolCall(ctx, time.Now().Add(-time.Millisecond), audit.Event{User: "local:alice", Tool: "echo", Outcome: audit.OK, Duration: time.Millisecond})
+	EndRequest(span, "POST /mcp", "/mcp", 200)
+	if n := len(rec.Ended()); n != 2 {
+		t.Errorf("%d spans recorded for a request whose caller said not sampled, want 2 (the request, its tools/call)", n)
+	}
+}
