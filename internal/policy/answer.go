@@ -59,7 +59,7 @@ func (a *answerWriter) WriteHeader(code int) {
 	h := a.w.Header()
 	filter := a.x.h.policy != nil
 	switch ct := mediaType(h.Get("Content-Type")); {
-	case filter && packed(h):
+	case filter && (packed(h) || foreignCharset(h)):
 		// Refused whole, whatever it is: its tools cannot be read.
 		a.mode, a.packed = modeHold, true
 		return
@@ -87,6 +87,16 @@ func packed(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// foreignCharset reports whether h, an answer's header, names a charset
+// other than UTF-8: read as UTF-8 by the filter, and in its charset by a
+// client (as Python's httpx does), the answer would list to the client
+// what the filter never saw (SEC-122).
+func foreignCharset(h http.Header) bool {
+	_, params, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	cs, ok := params["charset"]
+	return ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8")
 }
 
 // mediaType returns the media type of a Content-Type as
@@ -199,7 +209,7 @@ func (a *answerWriter) writeHeld() {
 	h := a.w.Header()
 	h.Del("Content-Length")
 	if a.packed {
-		x.h.log.Error("answer packed (Content-Encoding); refused, its tools cannot be filtered", "resource", x.h.resource)
+		x.h.log.Error("answer packed (Content-Encoding) or in a charset other than UTF-8; refused, its tools cannot be filtered", "resource", x.h.resource)
 		a.refuseList()
 		return
 	}
@@ -215,7 +225,7 @@ func (a *answerWriter) writeHeld() {
 	}
 	out, err := jsonrpc.FilterToolsList(a.held, anyID, x.keep)
 	if err != nil {
-		if mentionsTools(a.held) {
+		if mayListTools(a.held) {
 			x.h.log.Error("answer could not be checked against the tool policy; refused", "resource", x.h.resource, "error", err)
 			a.refuseList()
 			return
@@ -301,7 +311,7 @@ func (s *sseFilter) event(ev sse.Event) error {
 		return nil
 	}
 	x := s.a.x
-	out := ev.Raw
+	out := sse.Known(ev.Raw) // what the gateway read, and no more
 	switch {
 	case ev.TooLarge:
 		// The answer cannot be filtered: refuse the tools/list, and drop
@@ -313,11 +323,11 @@ func (s *sseFilter) event(ev sse.Event) error {
 		s.a.sniff(ev.Data)
 		filtered, err := jsonrpc.FilterToolsList(ev.Data, anyID, x.keep)
 		switch {
-		case err != nil && mentionsTools(ev.Data):
+		case err != nil && mayListTools(ev.Data):
 			x.h.log.Error("event could not be checked against the tool policy; refused", "resource", x.h.resource, "error", err)
-			out = sse.ReplaceData(ev.Raw, listError(x))
+			out = sse.ReplaceData(out, listError(x))
 		case err == nil && len(filtered) != len(ev.Data):
-			out = sse.ReplaceData(ev.Raw, filtered)
+			out = sse.ReplaceData(out, filtered)
 		}
 	}
 	if _, err := s.a.w.Write(out); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/mcpgate/mcpgate/identity"
 )
@@ -181,4 +182,67 @@ func postRPC(t *testing.T, url, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// listThrough sends a tools/list through Wrap (testPolicy: carol may not
+// call nuke) to a backend that answers ct and body, and returns what the
+// client gets.
+func listThrough(t *testing.T, ct string, body []byte) (int, []byte) {
+	t.Helper()
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", ct)
+		w.Write(body)
+	})
+	srv := front(t, backend, Options{Policy: testPolicy()}, carol)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func utf16LE(s string) []byte {
+	b := []byte{0xff, 0xfe}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	return b
+}
+
+// SEC-122: a backend cannot get a tool past the filter by writing what the
+// gateway does not read and a client does: a field the event-stream reader
+// does not know ("ï»¿data", which the TypeScript SDK's eventsource-parser
+// takes for a byte order mark and a data field) is dropped; an answer in a
+// charset other than UTF-8 (which Python's httpx decodes by) is refused;
+// and a JSON answer the filter cannot parse that is no UTF-8 text (UTF-16,
+// which Python's json.loads detects) is refused. Each passed nuke to the
+// client before this change.
+func TestSEC122_WhatTheFilterCannotReadDoesNotPass(t *testing.T) {
+	const list = `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"nuke"},{"name":"echo"}]}}`
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+	}{
+		{"a field named with a false byte order mark", "text/event-stream", []byte("\u00ef\u00bb\u00bfdata: " + list + "\n\n")},
+		{"an event stream in UTF-16", "text/event-stream; charset=utf-16", utf16LE("data: " + list + "\n\n")},
+		{"a JSON answer in UTF-16", "application/json", utf16LE(list)},
+		{"a JSON answer that says UTF-16", "application/json; charset=UTF-16", utf16LE(list)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := listThrough(t, tc.ct, tc.body)
+			for _, nuke := range []string{"nuke", "n\x00u\x00k\x00e"} {
+				if strings.Contains(string(out), nuke) {
+					t.Errorf("the client got nuke: %d %q", status, out)
+				}
+			}
+		})
+	}
+	// What the filter reads still passes, filtered.
+	if status, out := listThrough(t, "text/event-stream; charset=UTF-8", []byte("data: "+list+"\n\n")); status != 200 || !strings.Contains(string(out), "echo") || strings.Contains(string(out), "nuke") {
+		t.Errorf("an ordinary event stream: %d %q, want echo alone", status, out)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
@@ -520,8 +521,12 @@ func (b *BufferedBody) WriteTo(w io.Writer) (int64, error) {
 
 func (b *BufferedBody) Close() error { return nil }
 
-// mentionsTools reports whether an answer that could not be parsed might
-// hold tool definitions: then it must not reach the client unfiltered.
-func mentionsTools(b []byte) bool {
-	return bytes.Contains(bytes.ToLower(b), []byte("tool")) || bytes.Contains(b, []byte(`\u`))
+// mayListTools reports whether an answer that could not be parsed might
+// hold tool definitions: then it must not reach the client unfiltered. It
+// may when it names a tool, or escapes what it says, or is no UTF-8 text
+// (UTF-16, with its NULs, which a client may decode and the filter did
+// not: SEC-122).
+func mayListTools(b []byte) bool {
+	return bytes.Contains(bytes.ToLower(b), []byte("tool")) || bytes.Contains(b, []byte(`\u`)) ||
+		!utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0
 }

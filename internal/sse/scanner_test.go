@@ -250,3 +250,27 @@ func TestReplaceData(t *testing.T) {
 		}
 	}
 }
+
+// SEC-122: Known keeps the lines every client reads alike and drops the
+// rest, which one parser or another would read otherwise: a field the
+// Scanner does not know ("ï»¿data", which eventsource-parser takes for a
+// byte order mark and a data field; "d\x00a\x00t\x00a\x00" of a UTF-16
+// stream). An event of known lines alone is returned as it is.
+func TestKnown(t *testing.T) {
+	for raw, want := range map[string]string{
+		"data: x\n\n": "data: x\n\n",
+		"event: m\r\nid: 1\r\nretry: 5\r\n: hi\r\ndata: x\r\n\r\n": "event: m\r\nid: 1\r\nretry: 5\r\n: hi\r\ndata: x\r\n\r\n",
+		"\u00ef\u00bb\u00bfdata: {\"tools\":[]}\n\n":               "\n",
+		"data: a\nfoo: b\ndata: c\n\n":                             "data: a\ndata: c\n\n",
+		"d\x00a\x00t\x00a\x00: x\n\n":                              "\n",
+		"x\ny\n":                                                   "",
+	} {
+		if got := string(Known([]byte(raw))); got != want {
+			t.Errorf("Known(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	raw := []byte("data: x\n\n")
+	if got := Known(raw); &got[0] != &raw[0] {
+		t.Error("Known copied an event of known lines alone, want it returned as it is")
+	}
+}

@@ -84,3 +84,38 @@ func isData(line []byte) bool {
 	name, _, _ := bytes.Cut(line, []byte(":"))
 	return string(name) == "data"
 }
+
+// Known returns raw, an event as Event.Raw holds it, with only the lines a
+// client reads alike whatever its parser: the fields data, event, id and
+// retry, comments and the blank line. A line whose field the Scanner does
+// not know (a misspelt one, or "ï»¿data", which one client takes for a
+// byte order mark and a data field) goes: passed on, it would carry to
+// some client what the gateway never read.
+func Known(raw []byte) []byte {
+	var out []byte // nil while every line is known: raw is returned
+	for rest := raw; len(rest) > 0; {
+		line, _, next := cutLine(rest)
+		switch {
+		case !known(line) && out == nil: // the first to drop: keep those before it
+			out = append(make([]byte, 0, len(raw)), raw[:len(raw)-len(rest)]...)
+		case known(line) && out != nil:
+			out = append(out, rest[:len(rest)-len(next)]...)
+		}
+		rest = next
+	}
+	if out == nil {
+		return raw
+	}
+	return out
+}
+
+// known reports whether line is a field a client reads alike, a comment,
+// or the blank line.
+func known(line []byte) bool {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	switch string(name) {
+	case "data", "event", "id", "retry", "":
+		return true
+	}
+	return false
+}
