@@ -272,7 +272,8 @@ func (a *answerWriter) sniff(data []byte) {
 
 // sseFilter reads an event stream as it passes (internal/sse). When the
 // request holds a tools/list, each event is held until its blank line,
-// filtered if it carries that answer, then written and flushed at once
+// filtered if it carries that answer, then written, and flushed with the
+// rest of the backend's write
 // (the stream keeps being filtered after the answer: a second answer with
 // the same id must not leak either); otherwise bytes are written as they
 // come, and the events are read from a copy to find outcomes.
@@ -292,7 +293,13 @@ func (s *sseFilter) init(a *answerWriter) {
 
 func (s *sseFilter) write(p []byte) (int, error) {
 	if s.hold {
-		return s.sc.Write(p)
+		// One flush for what this write completed, not one per event: a
+		// backend's 32 KiB of blank lines are thousands of events.
+		n, err := s.sc.Write(p)
+		if f, ok := s.a.w.(http.Flusher); ok {
+			f.Flush()
+		}
+		return n, err
 	}
 	n, err := s.a.w.Write(p)
 	if s.a.watchCalls && s.a.x.pending > 0 { // once every call is settled, the rest only passes
@@ -330,13 +337,8 @@ func (s *sseFilter) event(ev sse.Event) error {
 			out = sse.ReplaceData(out, filtered)
 		}
 	}
-	if _, err := s.a.w.Write(out); err != nil {
-		return err
-	}
-	if f, ok := s.a.w.(http.Flusher); ok {
-		f.Flush()
-	}
-	return nil
+	_, err := s.a.w.Write(out)
+	return err
 }
 
 // close handles the event the backend's answer ended inside, if any: when

@@ -84,7 +84,7 @@ const (
 // Write parses p. It returns len(p), or, when Handle fails, the bytes up
 // to the end of the event it was given, and its error.
 func (s *Scanner) Write(p []byte) (int, error) {
-	n := 0
+	n, lf := 0, -1 // lf: p's next LF at or after n, len(p) for none; -1 unknown
 	for n < len(p) {
 		rest := p[n:]
 		if s.afterCR {
@@ -103,7 +103,10 @@ func (s *Scanner) Write(p []byte) (int, error) {
 			}
 			s.noBOM()
 		}
-		i := lineEnd(rest)
+		if lf < n {
+			lf = nextLF(p, n)
+		}
+		i := lineEnd(rest, lf-n)
 		if i < 0 {
 			s.content(rest)
 			return len(p), nil
@@ -121,16 +124,23 @@ func (s *Scanner) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// lineEnd returns the index of the first CR or LF in p, or -1. It is
-// bytes.IndexAny(p, "\r\n") with IndexByte's vector search: a small
-// event scans in 155 ns instead of 225 (BenchmarkScanner/small), and a
-// CR is only looked for up to the next LF, so that a stream without CRs
-// is not searched to its end at every line.
-func lineEnd(p []byte) int {
-	lf := bytes.IndexByte(p, '\n')
-	if lf < 0 {
-		lf = len(p)
+// nextLF is the index of p's first LF at or after n, or len(p).
+func nextLF(p []byte, n int) int {
+	if i := bytes.IndexByte(p[n:], '\n'); i >= 0 {
+		return n + i
 	}
+	return len(p)
+}
+
+// lineEnd returns the index of the first CR or LF in p, or -1, given lf,
+// the index of its first LF (len(p) for none), which Write finds once for
+// all the lines before it. It is bytes.IndexAny(p, "\r\n") with
+// IndexByte's vector search: a small event scans in 155 ns instead of 225
+// (BenchmarkScanner/small); a CR is only looked for up to the next LF, so
+// that a stream without CRs is not searched to its end at every line; and
+// the next LF is looked for once, not at every line, so that one with CRs
+// alone is not either (a 1 MiB chunk of them took 14 s).
+func lineEnd(p []byte, lf int) int {
 	if cr := bytes.IndexByte(p[:lf], '\r'); cr >= 0 {
 		return cr
 	}
