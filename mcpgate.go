@@ -622,7 +622,7 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 	limited := userlimit.Wrap(backend, userlimit.Options{
 		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 	})
-	popts := policy.Options{Policy: res.ToolPolicy, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, Logger: cfg.Logger}
+	popts := policy.Options{Policy: res.ToolPolicy, ScopeImplies: res.ScopeImplies, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, Logger: cfg.Logger}
 	if g.limits != nil {
 		popts.Limit = g.limits.Tools
 	}

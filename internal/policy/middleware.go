@@ -17,6 +17,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
+	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tracing"
@@ -53,6 +54,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Resource is the resource's path (e.g. /mcp), for audit events.
 	Resource string
+	// ScopeImplies is the resource's scope_implies, which the policy's
+	// rules count as the guard does (SCOPE-5).
+	ScopeImplies oauth.Hierarchy
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes); a longer
 	// one gets 413.
 	MaxBodyBytes int64
@@ -82,7 +86,7 @@ func Wrap(next http.Handler, opts Options) http.Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Policy != nil {
-		pol, err := opts.Policy.Compile()
+		pol, err := opts.Policy.Compile(opts.ScopeImplies)
 		if err != nil {
 			h.log.Error("invalid tool policy: every tool is denied", "resource", opts.Resource, "error", err)
 			pol = &Compiled{}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/oauth"
 )
 
 // Rule allows or denies tools to the callers it applies to. It applies to
@@ -57,6 +58,11 @@ func (p *Policy) Validate() error {
 type Compiled struct {
 	rules      []compiledRule
 	defaultYes bool
+	// implies is the resource's scope_implies: a rule's scope is held by a
+	// token that holds a broader one implying it (SCOPE-5), as the guard
+	// counts them; the authorization server leaves an implied scope out
+	// of the token when a broader one is in it.
+	implies oauth.Hierarchy
 }
 
 type compiledRule struct {
@@ -105,16 +111,17 @@ func (ps *patterns) match(tool string) bool {
 	return false
 }
 
-// Compile validates p and prepares it for Allowed. A nil p compiles to
-// nil, which allows everything.
-func (p *Policy) Compile() (*Compiled, error) {
+// Compile validates p and prepares it for Allowed, with implies, the
+// resource's scope_implies (nil for none). A nil p compiles to nil, which
+// allows everything.
+func (p *Policy) Compile(implies oauth.Hierarchy) (*Compiled, error) {
 	if p == nil {
 		return nil, nil
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Compiled{defaultYes: p.Default != "deny"}
+	c := &Compiled{defaultYes: p.Default != "deny", implies: implies}
 	for _, r := range p.Rules {
 		c.rules = append(c.rules, compiledRule{
 			users: r.Users, groups: r.Groups, scopes: r.Scopes,
@@ -128,6 +135,11 @@ func (p *Policy) Compile() (*Compiled, error) {
 func (c *Compiled) Allowed(caller *identity.Caller, tool string) bool {
 	if c == nil {
 		return true
+	}
+	if len(c.implies) > 0 && caller != nil {
+		withImplied := *caller
+		withImplied.Scopes = c.implies.Expand(caller.Scopes)
+		caller = &withImplied
 	}
 	allowed := false
 	for i := range c.rules {

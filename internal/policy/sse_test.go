@@ -25,7 +25,7 @@ func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 
 // runSSEWith is runSSE, without the tools/list when list is false.
 func runSSEWith(list bool, chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
-	pol, _ := testPolicy().Compile()
+	pol, _ := testPolicy().Compile(nil)
 	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler)}
 	x := &exchange{h: h, caller: bob}
 	if list {
