@@ -44,8 +44,13 @@ func (p *Policy) Validate() error {
 			v    []string
 		}{{"allow", r.Allow}, {"deny", r.Deny}, {"users", r.Users}, {"groups", r.Groups}, {"scopes", r.Scopes}} {
 			for j, v := range l.v {
-				if v == "" {
+				switch {
+				case v == "":
 					errs = append(errs, fmt.Errorf("rules[%d].%s[%d]: empty", i, l.name, j))
+				case strings.TrimSpace(v) != v:
+					// No name a client or provider sends has them: the
+					// rule would silently match nothing.
+					errs = append(errs, fmt.Errorf("rules[%d].%s[%d]: %q begins or ends with a space", i, l.name, j, v))
 				}
 			}
 		}

@@ -119,11 +119,15 @@ func TestMatch(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	err := (&Policy{Default: "maybe", Rules: []Rule{{Users: []string{"local:a"}}, {Allow: []string{""}}, {Deny: []string{"x"}, Groups: []string{""}}}}).Validate()
+	err := (&Policy{Default: "maybe", Rules: []Rule{{Users: []string{"local:a"}}, {Allow: []string{""}}, {Deny: []string{"x"}, Groups: []string{""}},
+		{Deny: []string{"nuke "}, Groups: []string{" admins"}}}}).Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil, want an error for each problem")
 	}
-	for _, want := range []string{"default", "rules[0]: neither allow nor deny", "rules[1].allow[0]: empty", "rules[2].groups[0]: empty"} {
+	// A name with a space at its end matches no tool a client calls: the
+	// deny would do nothing, silently.
+	for _, want := range []string{"default", "rules[0]: neither allow nor deny", "rules[1].allow[0]: empty", "rules[2].groups[0]: empty",
+		`rules[3].deny[0]: "nuke " begins or ends with a space`, `rules[3].groups[0]: " admins" begins or ends with a space`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to report %q", err, want)
 		}
