@@ -187,22 +187,14 @@ func postRPC(t *testing.T, url, body string) (int, string) {
 // listThrough sends a tools/list through Wrap (testPolicy: carol may not
 // call nuke) to a backend that answers ct and body, and returns what the
 // client gets.
-func listThrough(t *testing.T, ct string, body []byte) (int, []byte) {
+func listThrough(t *testing.T, ct string, body []byte) (int, string) {
 	t.Helper()
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", ct)
 		w.Write(body)
 	})
 	srv := front(t, backend, Options{Policy: testPolicy()}, carol)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return postRPC(t, srv.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 }
 
 func utf16LE(s string) []byte {
@@ -235,14 +227,14 @@ func TestSEC122_WhatTheFilterCannotReadDoesNotPass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			status, out := listThrough(t, tc.ct, tc.body)
 			for _, nuke := range []string{"nuke", "n\x00u\x00k\x00e"} {
-				if strings.Contains(string(out), nuke) {
+				if strings.Contains(out, nuke) {
 					t.Errorf("the client got nuke: %d %q", status, out)
 				}
 			}
 		})
 	}
 	// What the filter reads still passes, filtered.
-	if status, out := listThrough(t, "text/event-stream; charset=UTF-8", []byte("data: "+list+"\n\n")); status != 200 || !strings.Contains(string(out), "echo") || strings.Contains(string(out), "nuke") {
+	if status, out := listThrough(t, "text/event-stream; charset=UTF-8", []byte("data: "+list+"\n\n")); status != 200 || !strings.Contains(out, "echo") || strings.Contains(out, "nuke") {
 		t.Errorf("an ordinary event stream: %d %q, want echo alone", status, out)
 	}
 }
