@@ -296,6 +296,7 @@ func (s *sseFilter) write(p []byte) (int, error) {
 		// One flush for what this write completed, not one per event: a
 		// backend's 32 KiB of blank lines are thousands of events.
 		n, err := s.sc.Write(p)
+		s.count()
 		if f, ok := s.a.w.(http.Flusher); ok {
 			f.Flush()
 		}
@@ -306,6 +307,26 @@ func (s *sseFilter) write(p []byte) (int, error) {
 		_, _ = s.sc.Write(p)
 	}
 	return n, err
+}
+
+// count keeps what the held event under way holds counted with the JSON
+// answers held (SEC-161): past the budget, in all or the user's, the event
+// is dropped, and refused as one too large is.
+func (s *sseFilter) count() {
+	a, x := s.a, s.a.x
+	switch held := s.sc.Held(); {
+	case held > a.reserved:
+		if !x.h.reserveHeld(x.heldBy(), held-a.reserved) {
+			x.h.log.Error("answers held to filter their tools exceed the gateway's budget; an event refused", "resource", x.h.resource, "budget_bytes", maxHeldTotal)
+			s.sc.Drop()
+			a.releaseHeld()
+			return
+		}
+		a.reserved = held
+	case held < a.reserved:
+		x.h.releaseHeld(x.heldBy(), a.reserved-held)
+		a.reserved = held
+	}
 }
 
 // event handles one event of the stream: it finds outcomes in its data

@@ -238,3 +238,40 @@ func TestSEC122_WhatTheFilterCannotReadDoesNotPass(t *testing.T) {
 		t.Errorf("an ordinary event stream: %d %q, want echo alone", status, out)
 	}
 }
+
+// SEC-161: what the filter holds of an event stream's event under way is
+// counted with the JSON answers held, in all and per user: past the
+// budget the event is dropped and refused as one too large is, and its
+// bytes are given back. Fails before this change: a stream's event (up to
+// 16 MiB each) was held outside the budget.
+func TestSEC161_HeldEventsCounted(t *testing.T) {
+	event := "data: " + `{"jsonrpc":"2.0","id":42,"result":{"contents":[{"uri":"file:///a","text":"` + strings.Repeat("a", 4000) + `"}]}}` + "\n\n"
+	h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < len(event); i += 1000 { // the event in pieces: held between them
+			io.WriteString(w, event[i:min(i+1000, len(event))])
+		}
+	}), Options{Policy: testPolicy()}).(*handler)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(identity.WithCaller(r.Context(), bob)))
+	}))
+	t.Cleanup(srv.Close)
+	read := func() string {
+		_, body := postRPC(t, srv.URL, `{"jsonrpc":"2.0","id":42,"method":"resources/read","params":{"uri":"file:///a"}}`)
+		return body
+	}
+	if body := read(); !strings.Contains(body, strings.Repeat("a", 4000)) {
+		t.Fatalf("an event within the budget: %.100s, want it whole", body)
+	}
+	if n := h.heldNow(); n != 0 {
+		t.Fatalf("%d bytes still counted as held after the stream, want 0", n)
+	}
+	h.reserveHeld(bob.User.ID, maxHeldPerUser-2000)
+	before := h.heldNow()
+	if body := read(); strings.Contains(body, strings.Repeat("a", 4000)) || !strings.Contains(body, listUnfiltered) {
+		t.Errorf("an event past bob's share: %.200s, want it refused", body)
+	}
+	if n := h.heldNow(); n != before {
+		t.Errorf("the refused event left %d bytes counted", n-before)
+	}
+}

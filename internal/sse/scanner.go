@@ -150,6 +150,25 @@ func lineEnd(p []byte, lf int) int {
 	return lf
 }
 
+// Held is how many bytes of the event under way the Scanner holds: the
+// event's bytes so far, within Max (and as many again for its data and,
+// with Raw, its raw form). A caller that bounds what all its streams hold
+// together counts it after each Write.
+func (s *Scanner) Held() int {
+	if s.tooLarge {
+		return 0
+	}
+	return s.n
+}
+
+// Drop gives up the event under way: what it holds is let go, the rest of
+// it is read without being kept, and it is handled as TooLarge. A caller
+// whose streams hold too much together drops one.
+func (s *Scanner) Drop() {
+	s.tooLarge = true
+	s.raw, s.data = reuse(s.raw), reuse(s.data)
+}
+
 // Close reports the event the stream ended inside, if any, as
 // Unterminated, and returns Handle's error.
 func (s *Scanner) Close() error {
