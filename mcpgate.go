@@ -340,6 +340,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
 	}
+	if err := CheckClock(ctx, cfg.Store); err != nil {
+		return nil, fmt.Errorf("mcpgate: %w", err)
+	}
 	keys, sealer, err := openKeys(ctx, cfg.Store, cfg.SecretKey, cfg.Now, tokens.KeysetOptions{Keep: cfg.keyKeep(), Now: cfg.Now})
 	if err != nil {
 		return nil, err

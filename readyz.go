@@ -2,6 +2,7 @@ package mcpgate
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -24,7 +25,12 @@ type readiness struct {
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := g.storeWritable(r.Context()); err != nil {
+	switch err := g.storeWritable(r.Context()); {
+	case errors.Is(err, ErrClockSkew):
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"this machine's clock is off the store's"}` + "\n"))
+		return
+	case err != nil:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the store cannot take a write"}` + "\n"))
 		return
@@ -65,6 +71,10 @@ func (g *Gateway) storeWritable(ctx context.Context) error {
 	err := g.store.Ping(ctx)
 	if err != nil {
 		g.log.Error("readiness: the store cannot take a write", "err", err.Error())
+	} else if err = CheckClock(ctx, g.store); err != nil {
+		// A replica whose clock drifted writes times the others misread
+		// (a revocation they never reload, SEC-80): out of the traffic.
+		g.log.Error("readiness: "+err.Error(), "max_skew", MaxClockSkew)
 	}
 	g.ready.at, g.ready.err = now, err
 	return err

@@ -250,6 +250,15 @@ type FlowFilter struct {
 // revokes on reuse (RT-1), and the grants DeleteClient and
 // DisableLocalUser revoke (SEC-93, SEC-94). A gateway checks for it with a type assertion;
 // a store without it is followed by RevokedGrantsSince alone (SEC-80).
+// Clock is implemented by a store that processes on several machines
+// share (PostgreSQL): Now is its server's time. Replicas compare the times
+// they write (a revocation's, found again by RevokedGrantsSince; a key's
+// creation; a rate window), so each keeps its clock near the store's, and
+// a gateway checks that it does. A store on one machine has none.
+type Clock interface {
+	Now(ctx context.Context) (time.Time, error)
+}
+
 type RevocationFeed interface {
 	// FollowRevocations calls listening once it is subscribed, then
 	// revoked with the id of each grant revoked by any process from then

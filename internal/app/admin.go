@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
@@ -70,6 +71,11 @@ func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.
 		return err
 	}
 	defer st.Close()
+	// A revocation, a disabling, a removal is written at this machine's
+	// time, which the replicas' reloads compare with theirs (SEC-80).
+	if err := mcpgate.CheckClock(ctx, st); err != nil {
+		return err
+	}
 	if cmd.Password == nil {
 		cmd.Password = func() (string, error) { return "", errors.New("no way to ask for a password") }
 	}

@@ -101,6 +101,9 @@ func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 		return
 	}
 	c.pass("store", "%s", name)
+	if err := mcpgate.CheckClock(ctx, st); err != nil {
+		c.fail("clock", "%v", err)
+	}
 	c.checkKey(ctx, cfg, st)
 }
 

@@ -68,6 +68,9 @@ func RotateKeys(ctx context.Context, cfg *config.Config, stdout io.Writer) error
 		return err
 	}
 	defer st.Close()
+	if err := mcpgate.CheckClock(ctx, st); err != nil { // the new key's time is this machine's
+		return fmt.Errorf("keys rotate: %w", err)
+	}
 	kid, err := mcpgate.RotateSigningKey(ctx, st, key, time.Now())
 	if err != nil {
 		return err
