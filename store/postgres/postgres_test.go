@@ -207,3 +207,18 @@ func TestOpenRefusesAnotherIsolation(t *testing.T) {
 		t.Fatalf("Open on a repeatable read database: %v, want it refused naming read committed", err)
 	}
 }
+
+// SEC-80: Now is the database server's clock, which a gateway compares
+// with its machine's (mcpgate.CheckClock): here, one machine, within a
+// second of it.
+func TestNowIsTheServersClock(t *testing.T) {
+	s := open(t, pgtest.Start(t))
+	before := time.Now()
+	now, err := s.Now(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.Before(before.Add(-time.Second)) || now.After(time.Now().Add(time.Second)) {
+		t.Errorf("Now = %v, want this machine's time, %v, within a second", now, before)
+	}
+}
