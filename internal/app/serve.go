@@ -122,6 +122,9 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	for _, w := range setupWarnings(cfg, addr) {
 		log.Warn(w)
 	}
+	for _, name := range config.UnknownVariables(os.Environ()) {
+		log.Warn(name+" is no setting of mcpgate, and is ignored: a misspelt name? mcpgate serve -h lists the variables", "variable", name)
+	}
 	// At once, not within the delay: operators and scripts wait for these.
 	_ = logw.Flush()
 	if ready != nil {

@@ -949,3 +949,15 @@ resources:
 		}
 	}
 }
+
+// An MCPGATE_ variable that mcpgate does not read is reported, so that
+// serve can warn of it: a misspelt name, or a file-only setting's; the
+// settings' variables, their other names, and the variables that mean
+// something else (the file's path, a stdio server's caller) are not.
+func TestUnknownVariables(t *testing.T) {
+	got := UnknownVariables([]string{"MCPGATE_LOCAL_USER=x:yyyyyyyy", "MCPGATE_LOCAL_USERS=a:b", "MCPGATE_LISTN=:1", "MCPGATE_RESOURCES=x",
+		"MCPGATE_CONFIG=c.yaml", "MCPGATE_USER_GROUPS=a", "MCPGATE_STORE=memory", "HOME=/root", "MCPGATE_TOOLS=/t"})
+	if want := []string{"MCPGATE_LOCAL_USER", "MCPGATE_LISTN", "MCPGATE_RESOURCES"}; !slices.Equal(got, want) {
+		t.Errorf("UnknownVariables = %q, want %q", got, want)
+	}
+}

@@ -512,3 +512,27 @@ func (n Limit) String() string {
 
 // Off reports whether the setting was turned off.
 func (n Limit) Off() bool { return n < 0 }
+
+// notSettings are the MCPGATE_ variables that are no setting but mean
+// something: the configuration file's path, the test tools' directory,
+// and what a stdio server is told of its caller.
+var notSettings = []string{"MCPGATE_CONFIG", "MCPGATE_TOOLS", "MCPGATE_USER", "MCPGATE_USER_NAME", "MCPGATE_USER_EMAIL", "MCPGATE_USER_GROUPS"}
+
+// UnknownVariables returns the names in environ (os.Environ's form) that
+// begin with MCPGATE_ and that mcpgate does not read: a misspelt one
+// (MCPGATE_LOCAL_USER) would otherwise be passed over in silence, and a
+// file-only setting's (MCPGATE_RESOURCES) has no variable.
+func UnknownVariables(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "MCPGATE_") || slices.Contains(notSettings, name) {
+			continue
+		}
+		known := slices.ContainsFunc(settings, func(s setting) bool { return !s.fileOnly() && slices.Contains(s.env, name) })
+		if !known {
+			out = append(out, name)
+		}
+	}
+	return out
+}
