@@ -69,7 +69,7 @@ type Config struct {
 
 	MaxSessionsPerUser Count       `yaml:"max_sessions_per_user" arg:"N" default:"32" help:"the most sessions one user holds at each MCP endpoint; one more ends that user's least recently used session; 1 to 10000"`
 	MaxStreamsPerUser  Count       `yaml:"max_streams_per_user" arg:"N" default:"16" help:"the most event streams (GET) one user has open at each MCP endpoint; one more is refused with 429; 1 to 10000"`
-	RateLimits         []RateLimit `yaml:"rate_limits" help:"token buckets, each with tools (name patterns, * for any run of characters) or endpoints (token, authorize), per (user or client; endpoints: client), rate (N/s, N/m or N/h) and burst (default: the rate's N); a tools/call over one gets a JSON-RPC error, /token and /authorize 429 (SEC-100)"`
+	RateLimits         []RateLimit `yaml:"rate_limits" help:"token buckets, each with tools (name patterns, * for any run of characters) or endpoints (token, authorize, revoke, introspect), per (user or client; endpoints: client), rate (N/s, N/m or N/h) and burst (default: the rate's N); a tools/call over one gets a JSON-RPC error, an endpoint 429 (SEC-100)"`
 	MaxGroups          Count       `yaml:"max_groups" arg:"N" default:"100" help:"the most groups one user may carry (they travel in access tokens, the identity token, X-Forwarded-Groups and MCPGATE_USER_GROUPS); a login with more is refused with a page that says so, and a refresh that finds more ends the grant, since dropping one would get past a rule that denies it; 1 to 1000 (SEC-70)"`
 
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
@@ -141,14 +141,14 @@ type Access struct {
 type Backend struct {
 	Upstream          string `yaml:"upstream" arg:"URL" help:"proxy /mcp to this streamable-HTTP MCP server (default: the demo server)"`
 	UpstreamTransport string `yaml:"upstream_transport" arg:"T" help:"how the upstream speaks: streamable-http (default), or sse for a legacy HTTP+SSE (2024-11-05) server whose SSE URL --upstream is"`
-	Stdio             string `yaml:"stdio" arg:"CMD" help:"run this stdio MCP server command behind /mcp, one process per user (like \"npx -y @modelcontextprotocol/server-everything stdio\")"`
+	Stdio             string `yaml:"stdio" arg:"CMD" help:"run this stdio MCP server command behind /mcp, one process per user and application (like \"npx -y @modelcontextprotocol/server-everything stdio\")"`
 
 	StdioEnv          []string `yaml:"stdio_env" arg:"KEY=VALUE" help:"an environment variable for every stdio server process (repeatable)"`
 	StdioMaxProcesses Count    `yaml:"stdio_max_processes" arg:"N" help:"the most stdio server processes at once (default 16)"`
 	StdioIdleTimeout  Duration `yaml:"stdio_idle_timeout" arg:"DURATION" help:"when an idle stdio server process is stopped (default 10m)"`
 	StdioIsolation    string   `yaml:"stdio_isolation" arg:"MODE" help:"how stdio server processes are confined: auto (default: Landlock, and a uid per user when root; refuse to start when neither is available) or none (unconfined, logged as a warning)"`
 	StdioUIDRange     string   `yaml:"stdio_uid_range" arg:"FIRST-LAST" help:"when mcpgate runs as root, each user's stdio server runs as a uid (and gid) of its own from this range (default 2000000-2065535); off runs them as mcpgate's user"`
-	StdioReadPaths    []string `yaml:"stdio_read_paths" flag:"stdio-read-path" arg:"PATH" help:"an absolute file or directory stdio servers may read and execute from besides /usr, /bin, /lib* and the command's own directory, like the directory of a script or its packages (repeatable)"`
+	StdioReadPaths    []string `yaml:"stdio_read_paths" flag:"stdio-read-path" arg:"PATH" help:"an absolute file or directory stdio servers may read and execute from besides /usr, /bin, /sbin, /lib* and the command's own directory, like the directory of a script or its packages (repeatable)"`
 
 	IdentityToken   bool            `yaml:"identity_token" help:"also send the upstream a signed identity token (header X-Mcpgate-Identity, verifiable with /jwks.json)"`
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" help:"rename the identity headers sent to an upstream, or turn one off with \"-\""`

@@ -397,7 +397,8 @@ func IsFlag(name string) bool {
 func Usage(command string) string {
 	var b strings.Builder
 	b.WriteString("Usage: " + command + " [flags]\n\n" +
-		"Every setting is a flag, an MCPGATE_ environment variable and a key of the --config file;\n" +
+		"Most settings are a flag, an MCPGATE_ environment variable and a key of the --config file\n" +
+		"(those below the flags are the file's alone);\n" +
 		"flags win over the environment, which wins over the file. A duration is written like 90s,\n" +
 		"30m or 1h; leave a setting out for its default (0 is refused), and write off to turn off\n" +
 		"what can be turned off (refresh_grace, key_rotation, upstream_recheck, unused_client_expiry).\n" +
