@@ -25,6 +25,15 @@ const (
 // catches up on a backlog.
 const expireBatch = 500
 
+// expiredFor is how long a record stays past its expiry before
+// housekeeping deletes it: a code redeemed in the last instant of its
+// life is spent before it expires and its grant stored just after, and
+// its upstream session, which only the code holds until then, must not
+// be deleted between the two (the grant would be ended at its first
+// recheck). It also covers a housekeeping replica whose clock runs
+// ahead, by up to MaxClockSkew.
+const expiredFor = time.Minute
+
 // Housekeeping removes what is no longer needed: expired authorization
 // requests, codes, sessions and rate counters, dead refresh tokens, grants
 // and upstream sessions (Store.DeleteExpired, in batches of expireBatch),
@@ -56,7 +65,7 @@ func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 		grantsBefore = now.Add(-revocationKept)
 	}
 	total, err := inBatches(ctx, func() (int, error) {
-		return g.store.DeleteExpired(ctx, now, grantsBefore, expireBatch)
+		return g.store.DeleteExpired(ctx, now.Add(-expiredFor), grantsBefore, expireBatch)
 	})
 	if total > 0 {
 		g.log.Debug("expired records deleted", "count", total)

@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -73,12 +74,15 @@ func TestHousekeepingBatches(t *testing.T) {
 				if c.limit <= 0 || c.limit > 1000 || (i < len(st.calls)-1 && c.deleted != c.limit) {
 					t.Errorf("call %d: limit %d, deleted %d; want full batches of at most 1000 until the last", i, c.limit, c.deleted)
 				}
+				if want := g.clock.Now().Add(-time.Minute); !c.now.Equal(want) {
+					t.Errorf("call %d: records expired before %v, want a minute ago, %v", i, c.now, want)
+				}
 				wantBefore := time.Time{}
 				if tc.grants {
 					// The longest an access token lives, not the hour
 					// set: one minted under a longer setting stays
 					// refused while its grant is kept (SEC-169).
-					wantBefore = c.now.Add(-tokens.MaxLifetime)
+					wantBefore = g.clock.Now().Add(-tokens.MaxLifetime)
 				}
 				if !c.grantsBefore.Equal(wantBefore) {
 					t.Errorf("call %d: grants before %v, want %v", i, c.grantsBefore, wantBefore)
@@ -88,5 +92,41 @@ func TestHousekeepingBatches(t *testing.T) {
 				t.Errorf("%d calls deleted %d of a backlog of %d, want several batches, the last one short", len(st.calls), total, backlog)
 			}
 		})
+	}
+}
+
+// A code and its upstream session stay a minute past the code's expiry:
+// a code spent in the last instant of its life has its grant stored just
+// after, and housekeeping in between must not delete the upstream
+// session, which only the code holds until then (the grant would end at
+// its first recheck). Fails before this change: the code went at its
+// expiry, and the session with it.
+func TestHousekeepingKeepsAJustExpiredCodesUpstreamSession(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	now := g.clock.Now()
+	code := &store.Code{Hash: []byte("code-at-its-end"), ClientID: "c", User: identity.User{ID: "local:alice"}, GrantID: "g-late", ExpiresAt: now.Add(time.Minute)}
+	if err := g.store.CreateCode(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.PutUpstreamSession(ctx, &store.UpstreamSession{GrantID: "g-late", Connector: "oidc", User: code.User, CheckedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.store.ConsumeCode(ctx, code.Hash, now.Add(time.Minute-time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	g.clock.Advance(time.Minute + time.Second) // the code just expired, its grant not stored yet
+	if err := g.gw.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.store.GetUpstreamSession(ctx, "g-late"); err != nil {
+		t.Errorf("the upstream session of a code spent at its end, a second after: %v, want it kept", err)
+	}
+	g.clock.Advance(2 * time.Minute)
+	if err := g.gw.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.store.GetUpstreamSession(ctx, "g-late"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the upstream session of a code gone unredeemed, minutes after: %v, want it deleted", err)
 	}
 }
