@@ -95,7 +95,7 @@ resources:
 	common := []string{
 		"ok   config   valid",
 		"ok   store    sqlite " + filepath.Join(data, "mcpgate.db"),
-		"ok   provider local accounts, in the store",
+		"ok   provider local accounts: 1 from local_users, and those the store holds",
 		"ok   provider oidc " + op.Issuer() + ": discovery",
 		"ok   upstream /demo the demo server, in mcpgate",
 	}

@@ -185,7 +185,10 @@ func (c *checker) checkKey(ctx context.Context, cfg *config.Config, st store.Sto
 // API.
 func (c *checker) checkProviders(ctx context.Context, cfg *config.Config) {
 	flagsOIDC, flagsOIDCOn := cfg.OIDCFlagsProvider()
-	if localAccountsOn(cfg) {
+	switch n := len(cfg.LocalUsers); {
+	case localAccountsOn(cfg) && n > 0:
+		c.pass("provider", "local accounts: %d from local_users, and those the store holds", n)
+	case localAccountsOn(cfg):
 		c.pass("provider", "local accounts, in the store")
 	}
 	if cfg.GitHubClientID != "" {
