@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -63,11 +64,6 @@ func (p *Policy) Validate() error {
 type Compiled struct {
 	rules      []compiledRule
 	defaultYes bool
-	// implies is the resource's scope_implies: a rule's scope is held by a
-	// token that holds a broader one implying it (SCOPE-5), as the guard
-	// counts them; the authorization server leaves an implied scope out
-	// of the token when a broader one is in it.
-	implies oauth.Hierarchy
 }
 
 type compiledRule struct {
@@ -126,10 +122,10 @@ func (p *Policy) Compile(implies oauth.Hierarchy) (*Compiled, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Compiled{defaultYes: p.Default != "deny", implies: implies}
+	c := &Compiled{defaultYes: p.Default != "deny"}
 	for _, r := range p.Rules {
 		c.rules = append(c.rules, compiledRule{
-			users: r.Users, groups: r.Groups, scopes: r.Scopes,
+			users: r.Users, groups: r.Groups, scopes: holders(implies, r.Scopes),
 			allow: compilePatterns(r.Allow), deny: compilePatterns(r.Deny),
 		})
 	}
@@ -140,11 +136,6 @@ func (p *Policy) Compile(implies oauth.Hierarchy) (*Compiled, error) {
 func (c *Compiled) Allowed(caller *identity.Caller, tool string) bool {
 	if c == nil {
 		return true
-	}
-	if len(c.implies) > 0 && caller != nil {
-		withImplied := *caller
-		withImplied.Scopes = c.implies.Expand(caller.Scopes)
-		caller = &withImplied
 	}
 	allowed := false
 	for i := range c.rules {
@@ -160,6 +151,21 @@ func (c *Compiled) Allowed(caller *identity.Caller, tool string) bool {
 		}
 	}
 	return allowed || c.defaultYes
+}
+
+// holders returns scopes with every scope of implies that includes one of
+// them, transitively: a token that holds any of those holds a scope of
+// the rule (SCOPE-5), as the guard counts it; the authorization server
+// leaves an implied scope out of a token that holds a broader one. Found
+// once, at Compile, so that Allowed reads the token's scopes as they are.
+func holders(implies oauth.Hierarchy, scopes []string) []string {
+	out := scopes
+	for broader := range implies {
+		if !slices.Contains(out, broader) && intersects(scopes, implies.Expand([]string{broader})) {
+			out = append(slices.Clip(out), broader)
+		}
+	}
+	return out
 }
 
 // applies reports whether a rule with these conditions applies to caller.

@@ -141,13 +141,17 @@ func TestValidate(t *testing.T) {
 }
 
 func TestAllowedDoesNotAllocate(t *testing.T) {
-	c, _ := testPolicy().Compile(nil)
-	n := testing.AllocsPerRun(100, func() {
-		c.Allowed(bob, "delete_repo")
-		c.Allowed(alice, "whoami")
-	})
-	if n != 0 {
-		t.Errorf("%v allocations per call, want 0", n)
+	// With a scope hierarchy too: the implied scopes are found at Compile,
+	// not at each call (a tools/list asks once per tool).
+	for _, implies := range []oauth.Hierarchy{nil, {"mcp:admin": {"mcp"}}} {
+		c, _ := testPolicy().Compile(implies)
+		n := testing.AllocsPerRun(100, func() {
+			c.Allowed(bob, "delete_repo")
+			c.Allowed(alice, "whoami")
+		})
+		if n != 0 {
+			t.Errorf("scope_implies %v: %v allocations per call, want 0", implies, n)
+		}
 	}
 }
 
