@@ -95,10 +95,10 @@ func Known(raw []byte) []byte {
 	var out []byte // nil while every line is known: raw is returned
 	for rest := raw; len(rest) > 0; {
 		line, _, next := cutLine(rest)
-		switch {
-		case !known(line) && out == nil: // the first to drop: keep those before it
+		switch keep := known(line); {
+		case !keep && out == nil: // the first to drop: keep those before it
 			out = append(make([]byte, 0, len(raw)), raw[:len(raw)-len(rest)]...)
-		case known(line) && out != nil:
+		case keep && out != nil:
 			out = append(out, rest[:len(rest)-len(next)]...)
 		}
 		rest = next

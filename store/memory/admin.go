@@ -45,8 +45,7 @@ func (s *Store) DeleteClient(_ context.Context, id string, now time.Time) ([]str
 			// Spent, its grant not stored yet: stored to be revoked with
 			// the rest, so that the redemption under way stores none
 			// (SEC-155).
-			s.grants[c.GrantID] = &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
-				Scopes: slices.Clone(c.Scopes), CreatedAt: c.UsedAt}
+			s.grants[c.GrantID] = grantOfSpent(c, time.Time{})
 		}
 	}
 	return s.revokeLocked(func(g *store.Grant) bool { return g.ClientID == id }, now), nil

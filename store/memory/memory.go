@@ -308,11 +308,19 @@ func (s *Store) DeleteConsent(_ context.Context, userID, clientID string) error 
 		case !stored:
 			// Spent, its grant not stored yet: stored revoked, so that
 			// the redemption under way stores none (SEC-155).
-			s.grants[c.GrantID] = &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
-				Scopes: slices.Clone(c.Scopes), CreatedAt: c.UsedAt, RevokedAt: c.UsedAt}
+			s.grants[c.GrantID] = grantOfSpent(c, c.UsedAt)
 		}
 	}
 	return nil
+}
+
+// grantOfSpent is the grant that code c, spent, would make, revoked at
+// revokedAt (zero: live, to be revoked by the caller): stored before the
+// redemption under way stores it, it makes that redemption's CreateGrant
+// conflict (SEC-155).
+func grantOfSpent(c *store.Code, revokedAt time.Time) *store.Grant {
+	return &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource,
+		Scopes: slices.Clone(c.Scopes), CreatedAt: c.UsedAt, RevokedAt: revokedAt}
 }
 
 func (s *Store) CreateCode(_ context.Context, c *store.Code) error {
