@@ -118,8 +118,8 @@ func TestSEC12_MisuseRevokedOnceTheStoreTakesIt(t *testing.T) {
 // code's redemption is on its way to storing the grant.
 type disablingStore struct{ store.Store }
 
-func (s disablingStore) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
-	c, err := s.Store.ConsumeCode(ctx, hash, now)
+func (s disablingStore) ConsumeCode(ctx context.Context, hash []byte, challenge string, now time.Time) (*store.Code, error) {
+	c, err := s.Store.ConsumeCode(ctx, hash, challenge, now)
 	if err == nil {
 		if name, ok := strings.CutPrefix(c.User.ID, "local:"); ok {
 			s.Store.DisableLocalUser(ctx, name, now)

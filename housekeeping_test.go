@@ -112,7 +112,7 @@ func TestHousekeepingKeepsAJustExpiredCodesUpstreamSession(t *testing.T) {
 	if err := g.store.PutUpstreamSession(ctx, &store.UpstreamSession{GrantID: "g-late", Connector: "oidc", User: code.User, CheckedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.store.ConsumeCode(ctx, code.Hash, now.Add(time.Minute-time.Millisecond)); err != nil {
+	if _, err := g.store.ConsumeCode(ctx, code.Hash, "", now.Add(time.Minute-time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	g.clock.Advance(time.Minute + time.Second) // the code just expired, its grant not stored yet

@@ -114,9 +114,9 @@ func (s *watchedStore) CreateCode(ctx context.Context, c *store.Code) error {
 	s.saw("CreateCode")
 	return s.inner.CreateCode(ctx, c)
 }
-func (s *watchedStore) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
+func (s *watchedStore) ConsumeCode(ctx context.Context, hash []byte, challenge string, now time.Time) (*store.Code, error) {
 	s.saw("ConsumeCode")
-	return s.inner.ConsumeCode(ctx, hash, now)
+	return s.inner.ConsumeCode(ctx, hash, challenge, now)
 }
 func (s *watchedStore) CreateGrant(ctx context.Context, g *store.Grant, rt *store.RefreshToken) error {
 	s.saw("CreateGrant")

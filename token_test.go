@@ -104,6 +104,48 @@ func TestPKCE2_CodeBindings(t *testing.T) {
 	}
 }
 
+// SEC-176: whoever intercepted a code but not its verifier (another
+// application listening on the loopback port, a proxy's log) cannot spend
+// it: exchanges with a wrong verifier, even from the client itself or
+// from one of the attacker's own, leave it for the client that holds the
+// verifier, whose tokens then work. Fails before: the first wrong exchange
+// spent the code, and the client's own was a replay that ended the grant.
+func TestSEC176_WrongVerifierLeavesCodeUnspent(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	thief := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	for name, form := range map[string]url.Values{
+		"the client's id, a verifier of its own": {"client_id": {c.ClientID}, "redirect_uri": {a.Redirect}, "code_verifier": {strings.Repeat("v", 43)}},
+		"the client's id, an invalid verifier":   {"client_id": {c.ClientID}, "redirect_uri": {a.Redirect}, "code_verifier": {"short"}},
+		"another client, a verifier of its own":  {"client_id": {thief.ClientID}, "redirect_uri": {a.Redirect}, "code_verifier": {strings.Repeat("w", 43)}},
+	} {
+		form.Set("grant_type", "authorization_code")
+		form.Set("code", code)
+		resp, b := g.postForm(g.url+"/token", form)
+		if e := decode[map[string]string](t, b); resp.StatusCode != 400 || e["error"] != "invalid_grant" {
+			t.Fatalf("%s: %d %v, want 400 invalid_grant", name, resp.StatusCode, e)
+		}
+	}
+	resp, tok := g.exchange(a, code)
+	if resp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("the client's exchange after the wrong ones: %d %+v, want 200 and tokens", resp.StatusCode, tok)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("its access token: %d, want 200", r.StatusCode)
+	}
+	// Once spent, a wrong verifier is a replay like any other (PKCE-3).
+	resp, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"client_id": {c.ClientID}, "redirect_uri": {a.Redirect}, "code_verifier": {strings.Repeat("v", 43)}})
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_grant") {
+		t.Fatalf("replay with a wrong verifier: %d %s, want 400 invalid_grant", resp.StatusCode, b)
+	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("access token after its code was replayed: %d, want 401 (PKCE-3)", r.StatusCode)
+	}
+}
+
 // PKCE-3: racing exchanges of one code: exactly one gets tokens.
 func TestPKCE3_ConcurrentExchangeOneWinner(t *testing.T) {
 	g := newGateway(t)

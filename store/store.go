@@ -24,6 +24,11 @@ var (
 	// The returned *Code is still filled in so the caller can revoke its grant
 	// (PKCE-3).
 	ErrCodeReused = errors.New("store: authorization code already used")
+	// ErrCodeMismatch: ConsumeCode found a live code, not used, whose
+	// code_challenge is not the one given: the code stays unused, so that
+	// whoever holds a code without its PKCE verifier cannot spend it before
+	// the client that has both (SEC-176). The returned *Code is filled in.
+	ErrCodeMismatch = errors.New("store: authorization code's challenge does not match")
 	// ErrRefreshReused: RotateRefresh found a refresh token that was rotated
 	// before, longer ago than the grace window. The backend has revoked the
 	// grant (the whole family) in the same transaction (RT-1); the returned
@@ -333,11 +338,13 @@ type Store interface {
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 
 	CreateCode(ctx context.Context, c *Code) error
-	// ConsumeCode marks the code used and returns it, atomically: of any
-	// number of concurrent callers exactly one gets a nil error. Later
-	// callers get the code and ErrCodeReused; an unknown or expired code is
-	// ErrNotFound.
-	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*Code, error)
+	// ConsumeCode marks the code used and returns it, atomically, when
+	// challenge is its CodeChallenge: of any number of concurrent callers
+	// with it exactly one gets a nil error. Later callers get the code and
+	// ErrCodeReused, whatever their challenge; a live unused code of
+	// another challenge is left unused, ErrCodeMismatch; an unknown or
+	// expired code is ErrNotFound.
+	ConsumeCode(ctx context.Context, hash []byte, challenge string, now time.Time) (*Code, error)
 
 	// CreateGrant stores a grant and its first refresh token in one
 	// transaction (rt may be nil when no refresh token is issued). A live

@@ -34,7 +34,14 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		}
 		resource = canon
 	}
-	c, err := s.store.ConsumeCode(ctx, tokens.Hash(code), s.now())
+	// The store spends the code only for its PKCE verifier (SEC-176):
+	// whoever intercepted a code, without the verifier, cannot burn it
+	// before the client redeems it. An invalid verifier matches no code.
+	challenge := ""
+	if tokens.ValidVerifier(verifier) {
+		challenge = tokens.S256(verifier)
+	}
+	c, err := s.store.ConsumeCode(ctx, tokens.Hash(code), challenge, s.now())
 	switch {
 	case errors.Is(err, store.ErrCodeReused):
 		// PKCE-3: a replayed code revokes what it issued.
@@ -42,6 +49,11 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		note.attemptOf(c.GrantID, client.ID, c.User.ID)
 		note.stop("", "authorization code used a second time (replayed): the grant it created, "+c.GrantID+", is revoked and its tokens refused (PKCE-3)")
 		s.endReplayed(ctx, c)
+		return nil, errBadGrant
+	case errors.Is(err, store.ErrCodeMismatch):
+		s.log.Info("code exchange refused", "client_id", client.ID, "pkce_ok", false)
+		note.attemptOf(c.GrantID, client.ID, c.User.ID)
+		note.stop("", "the code_verifier does not match the code_challenge of the authorization request (PKCE-2); the code is left unused, for the client that holds its verifier (SEC-176)")
 		return nil, errBadGrant
 	case errors.Is(err, store.ErrNotFound):
 		note.stop("", "authorization code expired or unknown: a code lives 60 s and is used once; it was redeemed too late, or never issued by this gateway (or its store was reset since)")

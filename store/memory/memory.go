@@ -333,7 +333,7 @@ func (s *Store) CreateCode(_ context.Context, c *store.Code) error {
 	return nil
 }
 
-func (s *Store) ConsumeCode(_ context.Context, hash []byte, now time.Time) (*store.Code, error) {
+func (s *Store) ConsumeCode(_ context.Context, hash []byte, challenge string, now time.Time) (*store.Code, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.codes[string(hash)]
@@ -343,6 +343,9 @@ func (s *Store) ConsumeCode(_ context.Context, hash []byte, now time.Time) (*sto
 	if !c.UsedAt.IsZero() {
 		// PKCE-3: hand back the code so the caller can revoke its grant.
 		return copyCode(c), fmt.Errorf("memory: consume code: %w", store.ErrCodeReused)
+	}
+	if c.CodeChallenge != challenge {
+		return copyCode(c), fmt.Errorf("memory: consume code: %w", store.ErrCodeMismatch)
 	}
 	c.UsedAt = now
 	return copyCode(c), nil

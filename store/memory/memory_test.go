@@ -36,7 +36,7 @@ func BenchmarkCreateConsumeCode(b *testing.B) {
 		if err := s.CreateCode(ctx, c); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.ConsumeCode(ctx, h, now); err != nil {
+		if _, err := s.ConsumeCode(ctx, h, "", now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -55,10 +55,10 @@ func TestSEC86_OnlyCodesCommitAsynchronously(t *testing.T) {
 	if err := s.CreateCode(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if got := commitsWith("ConsumeCode", sqlUseCode, nanos(now), c.Hash); got != "off" {
+	if got := commitsWith("ConsumeCode", sqlUseCode, nanos(now), c.Hash, c.CodeChallenge); got != "off" {
 		t.Errorf("ConsumeCode commits with synchronous_commit %s, want off", got)
 	}
-	if _, err := s.ConsumeCode(ctx, c.Hash, now); err != nil {
+	if _, err := s.ConsumeCode(ctx, c.Hash, c.CodeChallenge, now); err != nil {
 		t.Fatal(err)
 	}
 	var after string

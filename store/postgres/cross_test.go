@@ -106,7 +106,7 @@ func TestCrossReplicaConsumeCode(t *testing.T) {
 		codes := make([]*store.Code, crossRacers)
 		errs := crossRace(st, func(i int, s *Store) error {
 			var err error
-			codes[i], err = s.ConsumeCode(ctx, h, now)
+			codes[i], err = s.ConsumeCode(ctx, h, "", now)
 			return err
 		})
 		winner(t, round, errs, store.ErrCodeReused)
@@ -225,7 +225,7 @@ func TestCrossReplicaDeleteClientDuringRedemption(t *testing.T) {
 	must(t, st[0].CreateClient(ctx, &store.Client{ID: "c", Name: "c", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: tc0}))
 	code := &store.Code{Hash: sum("spent"), ClientID: "c", GrantID: "g-late", User: identity.User{ID: "github:1"}, ExpiresAt: tc0.Add(time.Minute)}
 	must(t, st[0].CreateCode(ctx, code))
-	if _, err := st[0].ConsumeCode(ctx, code.Hash, tc0); err != nil {
+	if _, err := st[0].ConsumeCode(ctx, code.Hash, "", tc0); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := st[0].pool.Begin(ctx)

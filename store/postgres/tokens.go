@@ -36,9 +36,10 @@ const (
 		SELECT $1::bytea, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::bigint
 		FROM ` + asyncCommit + ` ON CONFLICT DO NOTHING`
 	// PKCE-3: of racing consumers the first marks the code; the others
-	// wait for its commit, re-check used_at and match nothing.
+	// wait for its commit, re-check used_at and match nothing. A code of
+	// another challenge is not marked (SEC-176).
 	sqlUseCode = `UPDATE codes SET used_at = $1 FROM ` + asyncCommit + `
-		WHERE hash = $2 AND expires_at > $1 AND used_at = 0 RETURNING ` + codeCols
+		WHERE hash = $2 AND expires_at > $1 AND used_at = 0 AND code_challenge = $3 RETURNING ` + codeCols
 	sqlGetCode = `SELECT ` + codeCols + ` FROM codes WHERE hash = $1 AND expires_at > $2`
 )
 
@@ -77,9 +78,9 @@ func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
 	return nil
 }
 
-func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
+func (s *Store) ConsumeCode(ctx context.Context, hash []byte, challenge string, now time.Time) (*store.Code, error) {
 	for range raceRetries {
-		c, err := scanCode(s.pool.QueryRow(ctx, sqlUseCode, nanos(now), hash))
+		c, err := scanCode(s.pool.QueryRow(ctx, sqlUseCode, nanos(now), hash, challenge))
 		if !errors.Is(err, pgx.ErrNoRows) {
 			if err != nil {
 				return nil, wrap("consume code", err)
@@ -94,6 +95,9 @@ func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*s
 		}
 		if !c.UsedAt.IsZero() {
 			return c, wrap("consume code", store.ErrCodeReused) // PKCE-3: c names the grant to revoke
+		}
+		if c.CodeChallenge != challenge {
+			return c, wrap("consume code", store.ErrCodeMismatch) // SEC-176: left unused
 		}
 	}
 	return nil, errors.New("postgres: consume code: the code changed under every attempt")

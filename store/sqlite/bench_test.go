@@ -48,7 +48,7 @@ func codeRound(b *testing.B, s *Store, n uint64, now time.Time) {
 	if err := s.CreateCode(b.Context(), c); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.ConsumeCode(b.Context(), c.Hash, now); err != nil {
+	if _, err := s.ConsumeCode(b.Context(), c.Hash, c.CodeChallenge, now); err != nil {
 		b.Fatal(err)
 	}
 }

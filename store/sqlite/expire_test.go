@@ -62,7 +62,7 @@ func flows(t *testing.T, s *Store, round, n int, now time.Time) {
 		must(s.CreateSession(ctx, &store.Session{Hash: []byte("sess-" + id), User: u, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
 		must(s.PutUpstreamSession(ctx, &store.UpstreamSession{GrantID: "g-" + id, Connector: "oidc", User: u, Token: successor[:200], CheckedAt: now}))
 		must(s.CreateCode(ctx, &store.Code{Hash: []byte("code-" + id), ClientID: "c", User: u, GrantID: "g-" + id, ExpiresAt: now.Add(time.Minute)}))
-		if _, err := s.ConsumeCode(ctx, []byte("code-"+id), now); err != nil {
+		if _, err := s.ConsumeCode(ctx, []byte("code-"+id), "", now); err != nil {
 			must(err)
 		}
 		must(s.CreateGrant(ctx, &store.Grant{ID: "g-" + id, ClientID: "c", User: u, Scopes: []string{"mcp"}, CreatedAt: now},

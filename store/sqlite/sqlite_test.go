@@ -192,7 +192,7 @@ func TestPersistence(t *testing.T) {
 	if err := errors.Join(steps...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); err != nil {
+	if _, err := s.ConsumeCode(ctx, []byte("code1"), "", now); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.RotateRefresh(ctx, []byte("rt1"), &store.RefreshToken{Hash: []byte("rt2"), ExpiresAt: now.Add(time.Hour)}, nil, now, 0); err != nil {
@@ -215,7 +215,7 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("signing keys after reopen: %v, %v; want k1 with its sealed private key", keys, err)
 	}
 	// Single use survives a restart: PKCE-3 and RT-1.
-	if _, err := s.ConsumeCode(ctx, []byte("code1"), now); !errors.Is(err, store.ErrCodeReused) {
+	if _, err := s.ConsumeCode(ctx, []byte("code1"), "", now); !errors.Is(err, store.ErrCodeReused) {
 		t.Errorf("code after reopen: %v, want ErrCodeReused", err)
 	}
 	if _, _, err := s.RotateRefresh(ctx, []byte("rt2"), &store.RefreshToken{Hash: []byte("rt3"), ExpiresAt: now.Add(time.Hour)}, nil, now, 0); err != nil {
@@ -300,7 +300,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 			}
 			go func() {
 				<-start
-				_, err := s.ConsumeCode(ctx, h, now)
+				_, err := s.ConsumeCode(ctx, h, "", now)
 				errs <- err
 			}()
 		}

@@ -16,9 +16,10 @@ var (
 	sqlInsertCode = ws(`INSERT INTO codes (` + codeCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	// The common case of ConsumeCode in one statement; only a miss needs
-	// the second look, to tell a reused code from an unknown one.
+	// the second look, to tell a reused code, or one of another
+	// challenge, from an unknown one.
 	sqlUseCode = ws(`UPDATE codes SET used_at = ?1
-		WHERE hash = ?2 AND expires_at > ?1 AND used_at = 0 RETURNING ` + codeCols)
+		WHERE hash = ?2 AND expires_at > ?1 AND used_at = 0 AND code_challenge = ?3 RETURNING ` + codeCols)
 	sqlGetCodeW = ws(`SELECT ` + codeCols + ` FROM codes WHERE hash = ? AND expires_at > ?`)
 )
 
@@ -52,11 +53,11 @@ func (s *Store) CreateCode(ctx context.Context, c *store.Code) error {
 	return nil
 }
 
-func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*store.Code, error) {
+func (s *Store) ConsumeCode(ctx context.Context, hash []byte, challenge string, now time.Time) (*store.Code, error) {
 	var c *store.Code
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		c, err = scanCode(s.txRow(ctx, tx, sqlUseCode, nanos(now), hash))
+		c, err = scanCode(s.txRow(ctx, tx, sqlUseCode, nanos(now), hash, challenge))
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -64,9 +65,12 @@ func (s *Store) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*s
 		if err != nil {
 			return err
 		}
+		if c.UsedAt.IsZero() {
+			return store.ErrCodeMismatch // SEC-176: left unused
+		}
 		return store.ErrCodeReused // PKCE-3: c goes back so the caller can revoke its grant
 	})
-	if errors.Is(err, store.ErrCodeReused) {
+	if errors.Is(err, store.ErrCodeReused) || errors.Is(err, store.ErrCodeMismatch) {
 		return c, wrap("consume code", err)
 	}
 	if err != nil {

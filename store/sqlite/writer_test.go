@@ -113,7 +113,7 @@ func TestGroupCommitFewerCommitsThanWrites(t *testing.T) {
 		t.Fatalf("%d commits for %d concurrent writes: no group commit, want fewer commits than writes", commits, writes)
 	}
 	for i := range writers {
-		if _, err := s.ConsumeCode(ctx, testCode(fmt.Sprint(i, "-", each-1)).Hash, time.Now()); err != nil {
+		if _, err := s.ConsumeCode(ctx, testCode(fmt.Sprint(i, "-", each-1)).Hash, "", time.Now()); err != nil {
 			t.Errorf("code %d after the load: %v, want it stored", i, err)
 		}
 	}
@@ -208,7 +208,7 @@ func TestGroupCommitFailingOpIsolated(t *testing.T) {
 	}
 	now := time.Now()
 	for _, name := range []string{"a", "b", "d", "e"} {
-		c, err := s.ConsumeCode(ctx, testCode(name).Hash, now)
+		c, err := s.ConsumeCode(ctx, testCode(name).Hash, "", now)
 		if err != nil {
 			t.Errorf("code %s: %v, want it stored", name, err)
 			continue
@@ -254,7 +254,7 @@ func TestGroupCommitFailedCommit(t *testing.T) {
 		t.Errorf("failed batches %d, want 1", st.FailedBatches-before.FailedBatches)
 	}
 	for _, name := range []string{"a", "c"} {
-		if _, err := s.ConsumeCode(ctx, testCode(name).Hash, time.Now()); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.ConsumeCode(ctx, testCode(name).Hash, "", time.Now()); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("code %s of the failed batch: %v, want ErrNotFound", name, err)
 		}
 	}
@@ -289,7 +289,7 @@ func TestGroupCommitContext(t *testing.T) {
 	if err := s.CreateCode(ctx, testCode("after")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ConsumeCode(ctx, testCode("cancelled").Hash, time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ConsumeCode(ctx, testCode("cancelled").Hash, "", time.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the cancelled op ran: ConsumeCode says %v, want ErrNotFound", err)
 	}
 	if st := s.Stats(); st.Skipped-before.Skipped != 1 {
@@ -306,7 +306,7 @@ func TestGroupCommitContext(t *testing.T) {
 	if err != nil {
 		t.Fatalf("op cancelled while running: %v, want success", err)
 	}
-	if _, err := s.ConsumeCode(ctx, testCode("started").Hash, time.Now()); err != nil {
+	if _, err := s.ConsumeCode(ctx, testCode("started").Hash, "", time.Now()); err != nil {
 		t.Errorf("the op cancelled while running lost its write: %v, want it stored", err)
 	}
 
@@ -383,7 +383,7 @@ func TestGroupCommitCloseDrains(t *testing.T) {
 	s = open(t, path)
 	defer s.Close()
 	for i := range n {
-		if _, err := s.ConsumeCode(ctx, testCode(fmt.Sprint(i)).Hash, time.Now()); err != nil {
+		if _, err := s.ConsumeCode(ctx, testCode(fmt.Sprint(i)).Hash, "", time.Now()); err != nil {
 			t.Errorf("code %d after reopen: %v, want it stored", i, err)
 		}
 	}

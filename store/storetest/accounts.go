@@ -126,10 +126,10 @@ func testConsent(t *testing.T, s store.Store) {
 	}
 	unused, used, elsewhere := code("unused", "github:1", "c1"), code("used", "github:1", "c1"), code("elsewhere", "github:1", "c2")
 	otherUser, redeemed := code("other-user", "github:2", "c1"), code("redeemed", "github:1", "c1")
-	_, err = s.ConsumeCode(ctx, used.Hash, t0)
+	_, err = s.ConsumeCode(ctx, used.Hash, challenge, t0)
 	must(t, "consume the used code", err)
 	// One redeemed whole: its grant stored.
-	_, err = s.ConsumeCode(ctx, redeemed.Hash, t0)
+	_, err = s.ConsumeCode(ctx, redeemed.Hash, challenge, t0)
 	must(t, "consume the redeemed code", err)
 	grantOf := func(c *store.Code) *store.Grant {
 		return &store.Grant{ID: c.GrantID, ClientID: c.ClientID, User: c.User, Resource: c.Resource, Scopes: c.Scopes, CreatedAt: t0}
@@ -146,9 +146,9 @@ func testConsent(t *testing.T, s store.Store) {
 		_, err = s.GetConsent(ctx, "github:1", "c1", r)
 		wantErr(t, "deleted "+r, err, store.ErrNotFound)
 	}
-	_, err = s.ConsumeCode(ctx, unused.Hash, t0)
+	_, err = s.ConsumeCode(ctx, unused.Hash, challenge, t0)
 	wantErr(t, "SEC-155: the unredeemed code after DeleteConsent", err, store.ErrNotFound)
-	_, err = s.ConsumeCode(ctx, used.Hash, t0)
+	_, err = s.ConsumeCode(ctx, used.Hash, challenge, t0)
 	wantErr(t, "the redeemed code after DeleteConsent", err, store.ErrCodeReused)
 	// SEC-155: a code spent but whose grant is not stored yet, a
 	// redemption under way, stores no live grant after DeleteConsent: its
@@ -164,7 +164,7 @@ func testConsent(t *testing.T, s store.Store) {
 		t.Errorf("the grant stored before DeleteConsent: %+v, %v; want it as it was", g, err)
 	}
 	for _, c := range []*store.Code{elsewhere, otherUser} {
-		_, err = s.ConsumeCode(ctx, c.Hash, t0)
+		_, err = s.ConsumeCode(ctx, c.Hash, challenge, t0)
 		must(t, "another client's or person's code after DeleteConsent", err)
 		must(t, "another client's or person's grant after DeleteConsent", s.CreateGrant(ctx, grantOf(c), nil))
 	}

@@ -70,7 +70,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	spent := newCode("a-spent")
 	spent.ClientID = "c-a"
 	must(t, "spent code", s.CreateCode(ctx, spent))
-	_, err = s.ConsumeCode(ctx, spent.Hash, t0)
+	_, err = s.ConsumeCode(ctx, spent.Hash, challenge, t0)
 	must(t, "spend the code", err)
 	must(t, "consent", s.PutConsent(ctx, &store.Consent{UserID: "github:1", ClientID: "c-a", Scopes: []string{"mcp:read"}, CreatedAt: t0}))
 	must(t, "other consent", s.PutConsent(ctx, &store.Consent{UserID: "github:1", ClientID: "c-b", Scopes: []string{"mcp:read"}, CreatedAt: t0}))
@@ -86,7 +86,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	wantErr(t, "deleted client", err, store.ErrNotFound)
 	_, err = s.GetConsent(ctx, "github:1", "c-a", "")
 	wantErr(t, "its consent", err, store.ErrNotFound)
-	_, err = s.ConsumeCode(ctx, code.Hash, t0)
+	_, err = s.ConsumeCode(ctx, code.Hash, challenge, t0)
 	wantErr(t, "its code", err, store.ErrNotFound)
 	for _, id := range []string{"g-a1", "g-a2"} {
 		if got := revokedAt(t, s, id); !got.Equal(at) {
@@ -108,7 +108,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetConsent(ctx, "github:1", "c-b", "")
 	must(t, "other consent", err)
-	_, err = s.ConsumeCode(ctx, otherCode.Hash, t0)
+	_, err = s.ConsumeCode(ctx, otherCode.Hash, challenge, t0)
 	must(t, "other code", err)
 
 	_, err = s.DeleteClient(ctx, "c-a", at)
@@ -226,7 +226,7 @@ func testDisableLocalUser(t *testing.T, s store.Store) {
 	same(t, "disabled", got, &store.LocalUser{Name: "alice", PasswordHash: []byte("$2a$10$alice"), CreatedAt: t0, DisabledAt: at})
 	_, err = s.GetSession(ctx, hash("cookie-alice"), t0)
 	wantErr(t, "her session", err, store.ErrNotFound)
-	_, err = s.ConsumeCode(ctx, hash("code-alice"), t0)
+	_, err = s.ConsumeCode(ctx, hash("code-alice"), challenge, t0)
 	wantErr(t, "her code", err, store.ErrNotFound)
 	if r := revokedAt(t, s, "g-alice"); !r.Equal(at) {
 		t.Errorf("her grant revoked at %v, want %v", r, at)
@@ -235,7 +235,7 @@ func testDisableLocalUser(t *testing.T, s store.Store) {
 	// Bob and the GitHub user keep everything.
 	_, err = s.GetSession(ctx, hash("cookie-bob"), t0)
 	must(t, "bob's session", err)
-	_, err = s.ConsumeCode(ctx, hash("code-bob"), t0)
+	_, err = s.ConsumeCode(ctx, hash("code-bob"), challenge, t0)
 	must(t, "bob's code", err)
 	for _, id := range []string{"g-bob", "g-github-alice"} {
 		if r := revokedAt(t, s, id); !r.IsZero() {

@@ -68,7 +68,7 @@ func testDeleteUnusedClients(t *testing.T, s store.Store) {
 		c.ExpiresAt = exp
 		must(t, "code "+id, s.CreateCode(ctx, c))
 		if used {
-			_, err := s.ConsumeCode(ctx, c.Hash, exp.Add(-time.Second))
+			_, err := s.ConsumeCode(ctx, c.Hash, challenge, exp.Add(-time.Second))
 			must(t, "consume "+id, err)
 		}
 	}

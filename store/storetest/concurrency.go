@@ -91,7 +91,7 @@ func raceConsumeCode(t *testing.T, s store.Store) {
 		codes := make([]*store.Code, racers)
 		errs := race(func(i int) error {
 			var err error
-			codes[i], err = s.ConsumeCode(ctx, c.Hash, now)
+			codes[i], err = s.ConsumeCode(ctx, c.Hash, challenge, now)
 			return err
 		})
 		w := oneWinner(t, round, errs, store.ErrCodeReused)
@@ -296,7 +296,7 @@ func mixedLoad(t *testing.T, s store.Store) {
 				func() error { return s.CreateClient(ctx, newClient("c-"+name)) },
 				func() error { _, err := s.GetClient(ctx, "c-"+name); return err },
 				func() error { return s.CreateCode(ctx, newCode(name)) },
-				func() error { _, err := s.ConsumeCode(ctx, hash("code-"+name), t0); return err },
+				func() error { _, err := s.ConsumeCode(ctx, hash("code-"+name), challenge, t0); return err },
 				func() error { return s.CreateGrant(ctx, newGrant("g-"+name), newRefresh(name, "g-"+name)) },
 				func() error {
 					_, _, err := s.RotateRefresh(ctx, hash("refresh-"+name), newRefresh(name+"-2", ""), nil, t0, 0)

@@ -108,7 +108,7 @@ func testDeleteExpiredBatches(t *testing.T, s store.Store) {
 	for i := range many {
 		_, err := s.GetAuthRequest(ctx, name("req", i), early)
 		wantErr(t, "expired request", err, store.ErrNotFound)
-		_, err = s.ConsumeCode(ctx, hash("code-"+name("code", i)), early)
+		_, err = s.ConsumeCode(ctx, hash("code-"+name("code", i)), challenge, early)
 		wantErr(t, "expired code", err, store.ErrNotFound)
 		_, err = s.GetSession(ctx, hash(name("s", i)), early)
 		wantErr(t, "expired session", err, store.ErrNotFound)
@@ -143,7 +143,7 @@ func testDeleteExpiredBatches(t *testing.T, s store.Store) {
 		_, err = s.GetUpstreamSession(ctx, g)
 		must(t, "kept upstream session "+g, err)
 	}
-	_, err = s.ConsumeCode(ctx, hash("code-live"), early)
+	_, err = s.ConsumeCode(ctx, hash("code-live"), challenge, early)
 	must(t, "live code", err)
 
 	for i := range 2 {

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Consent", testConsent},
 		{"Code", testCode},
 		{"PKCE-3_CodeReuse", testCodeReuse},
+		{"SEC-176_CodeOfAnotherChallenge", testCodeOfAnotherChallenge},
 		{"Grant", testGrant},
 		{"RevokeGrant", testRevokeGrant},
 		{"RotateRefresh", testRotateRefresh},
@@ -116,7 +117,7 @@ func newAuthRequest(id string) *store.AuthRequest {
 		ClientID:      "client-" + id,
 		RedirectURI:   "https://app.example/cb",
 		State:         "client-state-" + id,
-		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		CodeChallenge: challenge,
 		Resource:      "https://mcp.example/mcp",
 		Scopes:        []string{"mcp:read", "mcp:write"},
 		CreatedAt:     t0,
@@ -124,12 +125,16 @@ func newAuthRequest(id string) *store.AuthRequest {
 	}
 }
 
+// challenge is the code_challenge of every test code: the S256 of RFC
+// 7636's example verifier.
+const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
 func newCode(name string) *store.Code {
 	return &store.Code{
 		Hash:          hash("code-" + name),
 		ClientID:      "client-" + name,
 		RedirectURI:   "https://app.example/cb",
-		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		CodeChallenge: challenge,
 		Resource:      "https://mcp.example/mcp",
 		Scopes:        []string{"mcp:read"},
 		User:          user(name),

@@ -17,11 +17,11 @@ func testCode(t *testing.T, s store.Store) {
 	c.User.Groups[0] = "changed"
 	wantErr(t, "duplicate hash", s.CreateCode(ctx, newCode("k1")), store.ErrConflict)
 
-	_, err := s.ConsumeCode(ctx, hash("code-unknown"), t0)
+	_, err := s.ConsumeCode(ctx, hash("code-unknown"), challenge, t0)
 	wantErr(t, "unknown", err, store.ErrNotFound)
 
 	now := t0.Add(10 * time.Second)
-	got, err := s.ConsumeCode(ctx, hash("code-k1"), now)
+	got, err := s.ConsumeCode(ctx, hash("code-k1"), challenge, now)
 	must(t, "consume", err)
 	want := newCode("k1")
 	want.UsedAt = now
@@ -31,11 +31,11 @@ func testCode(t *testing.T, s store.Store) {
 	must(t, "create k2", s.CreateCode(ctx, newCode("k2")))
 	must(t, "create k3", s.CreateCode(ctx, newCode("k3")))
 	exp := newCode("k2").ExpiresAt
-	_, err = s.ConsumeCode(ctx, hash("code-k2"), exp)
+	_, err = s.ConsumeCode(ctx, hash("code-k2"), challenge, exp)
 	wantErr(t, "consume at expiry", err, store.ErrNotFound)
-	_, err = s.ConsumeCode(ctx, hash("code-k2"), exp.Add(time.Hour))
+	_, err = s.ConsumeCode(ctx, hash("code-k2"), challenge, exp.Add(time.Hour))
 	wantErr(t, "consume after expiry", err, store.ErrNotFound)
-	_, err = s.ConsumeCode(ctx, hash("code-k3"), exp.Add(-time.Nanosecond))
+	_, err = s.ConsumeCode(ctx, hash("code-k3"), challenge, exp.Add(-time.Nanosecond))
 	must(t, "consume just before expiry", err)
 }
 
@@ -45,7 +45,7 @@ func testCodeReuse(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, "create", s.CreateCode(ctx, newCode("k1")))
 	first := t0.Add(5 * time.Second)
-	got, err := s.ConsumeCode(ctx, hash("code-k1"), first)
+	got, err := s.ConsumeCode(ctx, hash("code-k1"), challenge, first)
 	must(t, "first use", err)
 	got.Scopes[0] = "changed" // must not leak into the stored code
 
@@ -53,7 +53,7 @@ func testCodeReuse(t *testing.T, s store.Store) {
 	want.UsedAt = first
 	for _, at := range []time.Time{first, first.Add(time.Second), first.Add(2 * time.Second)} {
 		t.Run(fmt.Sprint("reuse after ", at.Sub(first)), func(t *testing.T) {
-			got, err := s.ConsumeCode(ctx, hash("code-k1"), at)
+			got, err := s.ConsumeCode(ctx, hash("code-k1"), challenge, at)
 			wantErr(t, "reuse", err, store.ErrCodeReused)
 			if got == nil {
 				t.Fatal("no code returned with ErrCodeReused, want the code so that its grant can be revoked")
@@ -63,8 +63,33 @@ func testCodeReuse(t *testing.T, s store.Store) {
 	}
 
 	// A used code is still subject to expiry: past it, it is just gone.
-	_, err = s.ConsumeCode(ctx, hash("code-k1"), want.ExpiresAt)
+	_, err = s.ConsumeCode(ctx, hash("code-k1"), challenge, want.ExpiresAt)
 	wantErr(t, "reuse after expiry", err, store.ErrNotFound)
+}
+
+// SEC-176: a code redeemed with another challenge (a verifier not its
+// own) stays unused, so that its client can still redeem it; once used,
+// any challenge is a reuse (PKCE-3).
+func testCodeOfAnotherChallenge(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateCode(ctx, newCode("k1")))
+	at := t0.Add(time.Second)
+	for _, other := range []string{"", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", challenge + "x", challenge[:len(challenge)-1]} {
+		got, err := s.ConsumeCode(ctx, hash("code-k1"), other, at)
+		wantErr(t, "challenge "+other, err, store.ErrCodeMismatch)
+		if got == nil || got.GrantID != "grant-k1" || !got.UsedAt.IsZero() {
+			t.Fatalf("challenge %q: got %+v, want the code, unused", other, got)
+		}
+	}
+	got, err := s.ConsumeCode(ctx, hash("code-k1"), challenge, at)
+	must(t, "consume with its challenge after the others", err)
+	if !got.UsedAt.Equal(at) {
+		t.Errorf("used at %v, want %v", got.UsedAt, at)
+	}
+	_, err = s.ConsumeCode(ctx, hash("code-k1"), "", at)
+	wantErr(t, "reuse with another challenge", err, store.ErrCodeReused)
+	_, err = s.ConsumeCode(ctx, hash("code-unknown"), "", at)
+	wantErr(t, "unknown code, another challenge", err, store.ErrNotFound)
 }
 
 func testGrant(t *testing.T, s store.Store) {
@@ -312,9 +337,9 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	_, err = s.GetAuthRequest(ctx, "live", early)
 	must(t, "live request", err)
 
-	_, err = s.ConsumeCode(ctx, hash("code-old"), early)
+	_, err = s.ConsumeCode(ctx, hash("code-old"), challenge, early)
 	wantErr(t, "expired code", err, store.ErrNotFound)
-	_, err = s.ConsumeCode(ctx, hash("code-live"), early)
+	_, err = s.ConsumeCode(ctx, hash("code-live"), challenge, early)
 	must(t, "live code", err)
 
 	_, err = s.GetSession(ctx, hash("s-old"), early)
