@@ -248,7 +248,7 @@ func TestSEC117_PKCEMismatch(t *testing.T) {
 		t.Fatalf("/token: %d, want 400", resp.StatusCode)
 	}
 	e, all := g.flowEvent("token_code", "invalid_grant")
-	wantReason(t, e, "PKCE code_verifier does not match the code_challenge sent to /authorize; the code is spent: the client must start again")
+	wantReason(t, e, "PKCE code_verifier does not match the code_challenge sent to /authorize; the code is left unused, for the client that holds its verifier (SEC-176)")
 	if e.UserID != "local:"+testUser || e.ClientID != c.ClientID {
 		t.Errorf("event: %+v", e)
 	}

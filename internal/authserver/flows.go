@@ -232,21 +232,25 @@ func refusalReason(user identity.User, rule, resource string) string {
 	return "user " + user.ID + " is refused by the access rules of " + resource + " (" + rule + "): not a listed user, email domain or group"
 }
 
-// codeMismatch says which bindings of a code its redemption failed. The
-// code is spent: the client must start again from /authorize.
-func codeMismatch(c *store.Code, clientID, redirect, resource string, okClient, okRedirect, okPKCE, okResource bool) string {
+// codeMismatch says which bindings of a code its redemption failed, and
+// whether the code is spent: it is not when the verifier was wrong
+// (SEC-176), and the client holding it may still redeem it.
+func codeMismatch(c *store.Code, clientID string, b codeBindings) string {
 	var why []string
-	if !okClient {
+	if !b.client {
 		why = append(why, "the code was issued to client "+c.ClientID+", not "+clientID)
 	}
-	if !okRedirect {
-		why = append(why, "redirect_uri "+redirect+" differs from the one sent to /authorize, "+c.RedirectURI)
+	if !b.redirect {
+		why = append(why, "redirect_uri "+b.redirectURI+" differs from the one sent to /authorize, "+c.RedirectURI)
 	}
-	if !okPKCE {
+	if !b.pkce {
 		why = append(why, "PKCE code_verifier does not match the code_challenge sent to /authorize")
 	}
-	if !okResource {
-		why = append(why, "resource "+resource+" differs from the one authorized, "+c.Resource)
+	if !b.resource {
+		why = append(why, "resource "+b.resourceURI+" differs from the one authorized, "+c.Resource)
+	}
+	if !b.pkce {
+		return strings.Join(why, "; ") + "; the code is left unused, for the client that holds its verifier (SEC-176)"
 	}
 	return strings.Join(why, "; ") + "; the code is spent: the client must start again"
 }

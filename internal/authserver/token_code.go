@@ -50,31 +50,16 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		note.stop("", "authorization code used a second time (replayed): the grant it created, "+c.GrantID+", is revoked and its tokens refused (PKCE-3)")
 		s.endReplayed(ctx, c)
 		return nil, errBadGrant
-	case errors.Is(err, store.ErrCodeMismatch):
-		s.log.Info("code exchange refused", "client_id", client.ID, "pkce_ok", false)
-		note.attemptOf(c.GrantID, client.ID, c.User.ID)
-		note.stop("", "the code_verifier does not match the code_challenge of the authorization request (PKCE-2); the code is left unused, for the client that holds its verifier (SEC-176)")
-		return nil, errBadGrant
 	case errors.Is(err, store.ErrNotFound):
 		note.stop("", "authorization code expired or unknown: a code lives 60 s and is used once; it was redeemed too late, or never issued by this gateway (or its store was reset since)")
 		return nil, errBadGrant
-	case err != nil:
+	case err != nil && !errors.Is(err, store.ErrCodeMismatch):
 		return nil, oauth.AsError(err)
 	}
-
-	// Every binding is checked, each in constant time, before deciding.
-	redirect := form.Get("redirect_uri")
-	if redirect == "" && len(client.RedirectURIs) == 1 {
-		redirect = client.RedirectURIs[0]
-	}
-	okClient := tokens.Equal(c.ClientID, client.ID)
-	okRedirect := tokens.Equal(c.RedirectURI, redirect)
-	okPKCE := tokens.ValidVerifier(verifier) && tokens.Equal(tokens.S256(verifier), c.CodeChallenge) // PKCE-2
-	okResource := resource == "" || tokens.Equal(resource, c.Resource)
 	note.attemptOf(c.GrantID, client.ID, c.User.ID)
-	if !(okClient && okRedirect && okPKCE && okResource) {
-		s.log.Info("code exchange refused", "client_id", client.ID, "client_ok", okClient, "redirect_ok", okRedirect, "pkce_ok", okPKCE, "resource_ok", okResource)
-		note.stop("", codeMismatch(c, client.ID, redirect, resource, okClient, okRedirect, okPKCE, okResource))
+	if b := bindingsOf(c, client, form.Get("redirect_uri"), challenge, resource); !b.all() {
+		s.log.Info("code exchange refused", "client_id", client.ID, "client_ok", b.client, "redirect_ok", b.redirect, "pkce_ok", b.pkce, "resource_ok", b.resource)
+		note.stop("", codeMismatch(c, client.ID, b))
 		return nil, errBadGrant
 	}
 
@@ -106,6 +91,32 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	}
 	s.log.Info("tokens issued", "grant_type", "authorization_code", "client_id", client.ID, "user", grant.User.ID, "grant", grant.ID)
 	return resp, nil
+}
+
+// codeBindings says which of a code's bindings its exchange holds.
+type codeBindings struct {
+	client, redirect, pkce, resource bool
+	redirectURI, resourceURI         string // as the exchange gave them
+}
+
+func (b codeBindings) all() bool { return b.client && b.redirect && b.pkce && b.resource }
+
+// bindingsOf checks every binding of c, each in constant time, before the
+// caller decides: the client, the redirect URI (which a client of one may
+// leave out), the challenge of the verifier ("" for an invalid one,
+// PKCE-2), and the resource when the exchange names one.
+func bindingsOf(c *store.Code, client *store.Client, redirect, challenge, resource string) codeBindings {
+	if redirect == "" && len(client.RedirectURIs) == 1 {
+		redirect = client.RedirectURIs[0]
+	}
+	return codeBindings{
+		client:      tokens.Equal(c.ClientID, client.ID),
+		redirect:    tokens.Equal(c.RedirectURI, redirect),
+		pkce:        challenge != "" && tokens.Equal(challenge, c.CodeChallenge),
+		resource:    resource == "" || tokens.Equal(resource, c.Resource),
+		redirectURI: redirect,
+		resourceURI: resource,
+	}
 }
 
 // endReplayed revokes the grant of a replayed code (PKCE-3), in the store,
