@@ -7,18 +7,41 @@ import (
 	"strings"
 )
 
-// Schemes a redirect URI may never use, whatever the client claims. The
-// second group opens a browser at the web address that follows (on
-// Windows, iOS or Android), a web site that the consent page would call an
-// application on this computer (SEC-151).
+// Schemes a redirect URI may never use, whatever the client claims.
 var forbiddenSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true,
 	"about": true, "blob": true, "ws": true, "wss": true, "ftp": true,
+	"intent": true, "x-icabmobile": true, "ddgquicklink": true,
+}
 
-	"microsoft-edge": true, "microsoft-edge-holographic": true,
-	"googlechrome": true, "googlechromes": true, "firefox": true, "firefox-private": true,
-	"opera-http": true, "opera-https": true, "x-safari-http": true, "x-safari-https": true,
-	"brave": true, "intent": true,
+// browserFamilies begin the schemes by which a browser's app opens the web
+// address that follows (microsoft-edge:https://…, googlechromes://…,
+// firefox-focus://open-url?url=…, opera-https://…, touch-https://…).
+var browserFamilies = []string{"microsoft-edge", "googlechrome", "firefox", "opera", "x-safari", "brave", "touch-", "yandexbrowser"}
+
+// opensBrowser reports whether a redirect URI of this (lowercase) scheme
+// would open a browser at a web site, on Windows, iOS or Android, which
+// the consent page would call an application on this computer (SEC-151):
+// a browser's scheme, or one that spells http in it (ophttps://,
+// mhttps://, microsoft-edge-https-intunemam://), as no app's own does. No
+// list of them is complete; a reverse-domain scheme (com.example.app),
+// which browsers do not use, is not read for them.
+func opensBrowser(scheme string) bool {
+	if forbiddenSchemes[scheme] {
+		return true
+	}
+	if strings.Contains(scheme, ".") {
+		return false
+	}
+	if strings.Contains(scheme, "http") {
+		return true
+	}
+	for _, family := range browserFamilies {
+		if strings.HasPrefix(scheme, family) {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateRedirectURI checks a redirect URI offered at registration
@@ -70,7 +93,7 @@ func ValidateRedirectURI(raw string) error {
 		if !IsLoopbackHost(u.Hostname()) {
 			return errors.New("http redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, [::1]); use https")
 		}
-	case forbiddenSchemes[scheme]:
+	case opensBrowser(scheme):
 		return errors.New("redirect URI scheme " + scheme + " is not allowed")
 	default:
 		// A private-use URI scheme of a native app (RFC 8252 §7.1:

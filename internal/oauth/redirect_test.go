@@ -13,6 +13,8 @@ func TestValidateRedirectURI(t *testing.T) {
 		"http://[::1]:8080/cb",
 		"cursor://anysphere.cursor-mcp/oauth/callback", // Cursor, with application_type web (DCR-2)
 		"com.example.app:/oauth2redirect",
+		"com.httpie.desktop:/oauth/callback", // a reverse-domain scheme is an app's, whatever it spells
+		"vscode://vscode.github-authentication/did-authenticate",
 		"https://app.example.com/cb?x=1",
 	}
 	for _, u := range good {
@@ -31,6 +33,12 @@ func TestValidateRedirectURI(t *testing.T) {
 		"myapp:callback", "microsoft-edge:https://evil.example/", "microsoft-edge://evil.example/",
 		"Microsoft-Edge:/x", "googlechromes://evil.example/", "x-safari-https://evil.example/",
 		"firefox://open-url?url=https://evil.example/",
+		"microsoft-edge-https://evil.example/cb", "microsoft-edge-http://evil.example/cb",
+		"microsoft-edge-https-intunemam://evil.example/cb", "touch-https://evil.example/cb",
+		"ophttps://evil.example/cb", "mhttps://evil.example/cb", "x-icabmobile://evil.example/cb",
+		"googlechrome-x-callback://x-callback-url/open/?url=https%3A%2F%2Fevil.example%2Fcb",
+		"firefox-focus://open-url?url=https://evil.example/cb", "firefox-klar://open-url?url=https://evil.example/cb",
+		"ddgquicklink://evil.example/cb", "yandexbrowser-open-url://evil.example/cb", "OPHTTPS://evil.example/cb",
 	}
 	for _, u := range bad {
 		if err := ValidateRedirectURI(u); err == nil {
