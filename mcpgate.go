@@ -357,7 +357,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("mcpgate: revoked grants: %w", err)
 	}
 	deny.RevokeAll(revoked)
-	site := &oauth.Site{Fixed: strings.TrimSuffix(cfg.PublicURL, "/"), Fallback: cfg.FallbackURL}
+	site := &oauth.Site{Fixed: oauth.Origin(cfg.PublicURL), Fallback: cfg.FallbackURL}
 	limits, err := ratelimit.New(ratelimit.Options{Rules: cfg.RateLimits, Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("mcpgate: %w", err)

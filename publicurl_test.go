@@ -20,14 +20,22 @@ import (
 // Behind a TLS proxy on loopback with --public-url, requests carry the
 // public Host: the whole flow works, the issuer and audience are the public
 // URL, the cookies are __Host- and Secure (DEP-4), and the MCP server
-// accepts the public Host.
+// accepts the public Host. The public URL written in capitals is the same
+// origin: before, its issuer kept the capitals, and with them lost the
+// cookies' prefix and Secure flag, and the resource clients name.
 func TestPublicURLBehindProxy(t *testing.T) {
+	for _, written := range []string{"https://mcp.example.com", "HTTPS://MCP.Example.com/"} {
+		t.Run(written, func(t *testing.T) { testPublicURLBehindProxy(t, written) })
+	}
+}
+
+func testPublicURLBehindProxy(t *testing.T, written string) {
 	ctx := context.Background()
 	st := memory.New()
 	lc := local.New(st, local.Options{})
 	lc.SetUser(ctx, testUser, hashed(testPassword))
 	const public = "https://mcp.example.com"
-	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{9}, 32), PublicURL: public,
+	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{9}, 32), PublicURL: written,
 		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

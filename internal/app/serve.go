@@ -23,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/logbuf"
 	"github.com/mcpgate/mcpgate/internal/netlimit"
+	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/store"
@@ -112,7 +113,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if mln != nil {
 		defer serveMetrics(mln, gcfg.Metrics, log)()
 	}
-	public := cmp.Or(strings.TrimSuffix(cfg.PublicURL, "/"), "http://"+addr)
+	public := cmp.Or(oauth.Origin(cfg.PublicURL), "http://"+addr)
 	fmt.Fprintf(stdout, "mcpgate %s listening on %s\n", Version, addr)
 	for _, res := range gcfg.Resources {
 		fmt.Fprintf(stdout, "MCP endpoint: %s%s\n", public, res.Path)

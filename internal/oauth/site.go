@@ -3,6 +3,7 @@ package oauth
 import (
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -16,6 +17,19 @@ import (
 type Site struct {
 	Fixed    string // the configured public URL, without trailing slash
 	Fallback string // e.g. http://127.0.0.1:8080
+}
+
+// Origin is a configured public URL as the issuer: its scheme and host in
+// lower case (RFC 3986 §6.2.2.1, as clients and browsers compare them),
+// without a trailing slash. Written HTTPS://MCP.example.com, the issuer
+// kept as written lost the cookies' Secure flag and __Host- prefix, and
+// resources named in lower case by clients no longer matched it.
+func Origin(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Host == "" {
+		return strings.TrimSuffix(publicURL, "/")
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 }
 
 // Issuer returns the issuer identifier for r: an origin, no path, no
