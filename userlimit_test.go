@@ -2,10 +2,15 @@ package mcpgate_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,5 +162,109 @@ func TestSEC36_StreamsPerUserCapped(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("a stream 10s after the first closed: %d, want 200", status)
 		}
+	}
+}
+
+// SEC-35 with identity tokens: a session over the cap is ended as its
+// opener, and the DELETE's signed identity token names the opener's client
+// and scopes as its X-Forwarded-Client-Id does; and a request of the other
+// client, after, carries a token of its own client and scopes. Before, the
+// DELETE reused the identity token cached under the current request's
+// token id (the other client's), or, once that was due for renewal,
+// cached the opener's under it: the other client's next requests then
+// reached the backend signed as the opener, with the opener's scopes.
+func TestSEC35_EndedAsOpenerInItsIdentityToken(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // "METHOD header-client|token-client token-scope"
+	var opened atomic.Int64
+	var slowOpen atomic.Bool
+	var g *gw
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var claims struct {
+			ClientID string `json:"client_id"`
+			Scope    string `json:"scope"`
+		}
+		if parts := strings.Split(r.Header.Get("X-Mcpgate-Identity"), "."); len(parts) == 3 {
+			payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			json.Unmarshal(payload, &claims)
+		}
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.Header.Get("X-Forwarded-Client-Id")+"|"+claims.ClientID+" "+claims.Scope)
+		mu.Unlock()
+		if strings.Contains(string(body), `"initialize"`) {
+			if slowOpen.Load() {
+				g.clock.Advance(31 * time.Second) // past half of the identity token's life
+			}
+			w.Header().Set("Mcp-Session-Id", fmt.Sprint("s", opened.Add(1)))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	defer up.Close()
+	g = newGateway(t, func(c *mcpgateConfig) {
+		c.MaxSessionsPerUser = 1
+		c.Resources = []mcpgate.Resource{{Path: "/mcp", Upstream: up.URL + "/mcp", IdentityToken: true, OptionalScopes: []string{"admin"}}}
+	})
+	opener := g.register(nil)
+	a := g.newAuth(opener.ClientID)
+	a.Scope = "mcp admin"
+	code, _ := g.login(a)
+	_, openerTok := g.exchange(a, code)
+	other, _, otherTok := g.fullFlow() // scope mcp only
+	post := func(tok, sid, body string) string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		}
+		resp, answer := g.do(req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s: %d %s, want 200", body, resp.StatusCode, answer)
+		}
+		return resp.Header.Get("Mcp-Session-Id")
+	}
+	deletes := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got := strings.Count(strings.Join(seen, "\n"), "DELETE ")
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d DELETEs after 10 s, want %d", got, n)
+			}
+		}
+	}
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	post(openerTok.AccessToken, "", initialize) // s1, the opener's
+	post(otherTok.AccessToken, "", initialize)  // s2 ends s1 as the opener
+	deletes(1)
+	post(openerTok.AccessToken, "", initialize) // s3 ends s2 as the other
+	deletes(2)
+	slowOpen.Store(true)
+	s4 := post(otherTok.AccessToken, "", initialize) // s4, slowly, ends s3 as the opener
+	slowOpen.Store(false)
+	deletes(3)
+	post(otherTok.AccessToken, s4, `{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+
+	mu.Lock()
+	defer mu.Unlock()
+	scopes := map[string]string{opener.ClientID: "mcp admin", other.ClientID: "mcp"}
+	for _, line := range seen {
+		head, signed, _ := strings.Cut(line, "|")
+		_, client, _ := strings.Cut(head, " ")
+		if want := client + " " + scopes[client]; signed != want {
+			t.Errorf("%s: the identity token names %q, want %q (the client the request goes as)", head, signed, want)
+		}
+	}
+	if len(seen) != 8 {
+		t.Errorf("the upstream saw %d requests, want 8 (5 POSTs, 3 DELETEs): %q", len(seen), seen)
 	}
 }

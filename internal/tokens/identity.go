@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,14 @@ type IdentityMinter struct {
 type mintedIdentity struct {
 	token string
 	renew time.Time
+	// for: the caller it names, which a caller of the same token id must
+	// be for the token to be reused.
+	user, client string
+	scopes       []string
+}
+
+func (e *mintedIdentity) names(c *identity.Caller) bool {
+	return e.user == c.User.ID && e.client == c.ClientID && slices.Equal(e.scopes, c.Scopes)
 }
 
 // maxIdentityCache bounds the cache; past it the cache starts over.
@@ -84,7 +93,7 @@ func (m *IdentityMinter) Token(c *identity.Caller) (string, error) {
 		m.mu.Lock()
 		e, ok := m.cache[key]
 		m.mu.Unlock()
-		if ok && now.Before(e.renew) {
+		if ok && now.Before(e.renew) && e.names(c) {
 			return e.token, nil
 		}
 	}
@@ -118,7 +127,8 @@ func (m *IdentityMinter) Token(c *identity.Caller) (string, error) {
 		if len(m.cache) >= maxIdentityCache {
 			clear(m.cache)
 		}
-		m.cache[key] = mintedIdentity{token: tok, renew: now.Add(exp.Sub(now) / 2)}
+		m.cache[key] = mintedIdentity{token: tok, renew: now.Add(exp.Sub(now) / 2),
+			user: u.ID, client: c.ClientID, scopes: slices.Clone(c.Scopes)}
 		m.mu.Unlock()
 	}
 	return tok, nil

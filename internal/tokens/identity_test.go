@@ -94,6 +94,39 @@ func TestIdentityTokenReusedThenRenewed(t *testing.T) {
 	}
 }
 
+// A cached identity token is reused only for the caller it names: a
+// caller of the same token id but another client, user or scopes (a
+// session ended as its opener, SEC-35) gets a token of its own, and the
+// first caller after it one that names the first caller again.
+func TestIdentityTokenReusedOnlyForItsCaller(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	m, _ := NewIdentityMinter(ks, "https://backend.example/mcp", func() time.Time { return t0 })
+	first, _ := m.Token(testCaller())
+	for name, change := range map[string]func(*identity.Caller){
+		"another client": func(c *identity.Caller) { c.ClientID = "client-2" },
+		"another user":   func(c *identity.Caller) { c.User.ID = "local:bob" },
+		"other scopes":   func(c *identity.Caller) { c.Scopes = []string{"mcp", "admin"} },
+	} {
+		c := testCaller()
+		change(c)
+		tok, err := m.Token(c)
+		if err != nil || tok == first {
+			t.Errorf("%s, same token id: %v, the first caller's token reused", name, err)
+		}
+		_, payload, _ := segments(t, tok)
+		var claims identityClaims
+		if err := json.Unmarshal(payload, &claims); err != nil || claims.ClientID != c.ClientID || claims.Subject != c.User.ID {
+			t.Errorf("%s: claims %+v, %v; want client %s, subject %s", name, claims, err, c.ClientID, c.User.ID)
+		}
+	}
+	again, _ := m.Token(testCaller())
+	_, payload, _ := segments(t, again)
+	var claims identityClaims
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.ClientID != "client-1" || claims.Subject != "local:alice" || claims.Scope != "mcp" {
+		t.Errorf("the first caller after the others: claims %+v, %v; want client-1, local:alice, mcp", claims, err)
+	}
+}
+
 func TestIdentityTokenNeverOutlivesTheAccessToken(t *testing.T) {
 	ks, _ := newTestKeyset(t)
 	m, _ := NewIdentityMinter(ks, "https://backend.example/mcp", fixedNow(t0))

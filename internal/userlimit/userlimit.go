@@ -210,12 +210,15 @@ func (h *handler) dropIfEmpty(user string, u *holdings) {
 
 // endingAs is the caller a session over the cap is ended as: its opener,
 // whose client and identity the backend bound it to, with the access
-// token's expiry and id of now, the request that went over, since the
-// opener's token has often expired by then and a backend that mints an
-// identity token from the caller would refuse it.
+// token's expiry of now, the request that went over, since the opener's
+// token has often expired by then and a backend that mints an identity
+// token from the caller would refuse it. It has no token id: the
+// identity-token minter keys its cache by it, and the id of now, of
+// another client's token, made it reuse that client's identity token for
+// the opener's DELETE, or cache the opener's under the other's id.
 func endingAs(opener, now *identity.Caller) *identity.Caller {
 	c := *opener
-	c.ExpiresAt, c.TokenID = now.ExpiresAt, now.TokenID
+	c.ExpiresAt, c.TokenID = now.ExpiresAt, ""
 	return &c
 }
 
