@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,5 +456,31 @@ func TestInformationalAnswerKeepsGatewayHeaders(t *testing.T) {
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type %q, want the upstream's application/json", got)
+	}
+}
+
+// The upstream's Vary joins the gateway's Vary: Origin (SEC-34), which
+// an answer that echoes the caller's origin must carry for caches in
+// between; before, the upstream's replaced it.
+func TestSEC34_UpstreamVaryKeepsOrigin(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	h, err := New(Options{Upstream: mustURL(t, be.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "http://localhost:3000")
+		w.Header().Add("Vary", "Origin")
+		asGuard(h, alice).ServeHTTP(w, r)
+	}))
+	t.Cleanup(fe.Close)
+	resp := post(t, fe.URL, "{}", map[string]string{"Origin": "http://localhost:3000"})
+	readAll(t, resp)
+	if got := resp.Header.Values("Vary"); !slices.Contains(got, "Origin") || !slices.Contains(got, "Accept-Encoding") {
+		t.Errorf("Vary %q, want the gateway's Origin and the upstream's Accept-Encoding", got)
 	}
 }

@@ -67,6 +67,10 @@ func (f *lazyFlusher) WriteHeader(code int) {
 func (f *lazyFlusher) writeHeader(code int) {
 	h := f.w.Header()
 	for k, v := range f.header {
+		if k == "Vary" {
+			h[k] = append(h[k], v...) // beside the gateway's Vary: Origin (SEC-34)
+			continue
+		}
 		h[k] = v
 	}
 	f.wrote = true
