@@ -24,6 +24,11 @@ var (
 	// The returned *Code is still filled in so the caller can revoke its grant
 	// (PKCE-3).
 	ErrCodeReused = errors.New("store: authorization code already used")
+	// ErrSchemaBehind: a store opened without upgrading (a command's open,
+	// OpenCurrent) has a schema older than this binary's. Only serve
+	// upgrades a schema: the mcpgate of the older version, still serving
+	// on it, could no longer run there.
+	ErrSchemaBehind = errors.New("store: the schema is older than this binary's")
 	// ErrCodeMismatch: ConsumeCode found a live code, not used, whose
 	// code_challenge is not the one given: the code stays unused, so that
 	// whoever holds a code without its PKCE verifier cannot spend it before

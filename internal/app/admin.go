@@ -39,8 +39,10 @@ type AdminCommand struct {
 
 // openExistingStore opens the store of a running or stopped mcpgate serve
 // for a command: the memory store is refused with onMemory (it lives
-// inside one serve), and a SQLite file that does not exist is never made
-// a new, empty store in a mistyped directory (SEC-95).
+// inside one serve), a SQLite file that does not exist is never made a
+// new, empty store in a mistyped directory (SEC-95), and a schema older
+// than this binary's is not upgraded under the gateways of the older
+// version that serve on it (SEC-178).
 func openExistingStore(ctx context.Context, cfg *config.Config, onMemory string) (store.Store, error) {
 	dsn := cfg.StoreDSN()
 	if dsn == "memory" {
@@ -49,8 +51,15 @@ func openExistingStore(ctx context.Context, cfg *config.Config, onMemory string)
 	if path, missing := missingSQLite(dsn); missing {
 		return nil, fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
 	}
-	return openStore(ctx, cfg)
+	st, err := openStoreFor(ctx, cfg, false)
+	if errors.Is(err, store.ErrSchemaBehind) {
+		return nil, fmt.Errorf("%w: %s", err, schemaBehindAdvice)
+	}
+	return st, err
 }
+
+// schemaBehindAdvice says what to do with a store of an older schema.
+const schemaBehindAdvice = "this version's mcpgate serve upgrades it at its start, and the older version cannot run on it after: stop the older gateways, start this version's, then run the command; or run the command with the mcpgate that serves it now"
 
 // missingSQLite reports a SQLite store whose file does not exist yet, and
 // its path.

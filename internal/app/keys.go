@@ -56,14 +56,11 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 // RotateKeys makes a new signing key in the store that cfg names, as
 // `mcpgate keys rotate` does, and says on stdout what follows.
 func RotateKeys(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
-	if cfg.StoreDSN() == "memory" {
-		return errors.New("keys rotate: the memory store lives inside one mcpgate serve: there is nothing to rotate from outside")
-	}
 	key, err := secretKey(cfg, false)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg, "keys rotate: the memory store lives inside one mcpgate serve: there is nothing to rotate from outside")
 	if err != nil {
 		return err
 	}

@@ -395,18 +395,33 @@ func newLogger(cfg *config.Config, w *logbuf.Writer) *slog.Logger {
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	return openStoreFor(ctx, cfg, true)
+}
+
+// openStoreFor opens the store cfg names; with upgrade, as serve does,
+// it applies the schema's pending migrations, else it refuses a schema
+// they would change (store.ErrSchemaBehind).
+func openStoreFor(ctx context.Context, cfg *config.Config, upgrade bool) (store.Store, error) {
 	dsn := cfg.StoreDSN()
 	switch {
 	case dsn == "memory":
 		return memory.New(), nil
 	case strings.HasPrefix(dsn, "sqlite:"):
-		st, err := sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+		open := sqlite.OpenCurrent
+		if upgrade {
+			open = sqlite.Open
+		}
+		st, err := open(ctx, strings.TrimPrefix(dsn, "sqlite:"))
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return st, nil
 	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
-		st, err := postgres.Open(ctx, dsn) // its errors never hold the DSN
+		open := postgres.OpenCurrent
+		if upgrade {
+			open = postgres.Open
+		}
+		st, err := open(ctx, dsn) // its errors never hold the DSN
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"github.com/mcpgate/mcpgate/store"
 	"io/fs"
 	"path"
 	"slices"
@@ -63,7 +64,8 @@ const migrationLock int64 = 0x6d637067617465
 // takes migrationLock: replicas starting at once queue on the lock, and
 // each finds the work of the one before it committed. DDL is transactional
 // in PostgreSQL, so a failing migration leaves the schema as it was.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// Without upgrade, pending migrations are store.ErrSchemaBehind.
+func migrate(ctx context.Context, pool *pgxpool.Pool, upgrade bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
@@ -87,10 +89,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err != nil {
 			return err
 		}
-		if latest := ms[len(ms)-1].version; len(have) > 0 && slices.Max(have) > latest {
+		current, latest := 0, ms[len(ms)-1].version
+		if len(have) > 0 {
+			current = slices.Max(have)
+		}
+		if current > latest {
 			// A newer mcpgate has been here; running older code on its
 			// schema could misread or corrupt what it wrote.
-			return fmt.Errorf("database schema version %d is newer than this binary's %d", slices.Max(have), latest)
+			return fmt.Errorf("database schema version %d is newer than this binary's %d", current, latest)
+		}
+		if !upgrade && len(have) < len(ms) {
+			return fmt.Errorf("database schema version %d, this binary's %d: %w", current, latest, store.ErrSchemaBehind)
 		}
 		for _, m := range ms {
 			if slices.Contains(have, m.version) {

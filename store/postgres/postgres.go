@@ -37,7 +37,15 @@ const defaultMaxConns = 16
 // key=value string, as libpq takes; pgxpool's pool_* options size the pool,
 // 16 connections unless pool_max_conns says otherwise) and applies any
 // pending migrations. Its errors never contain dsn.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string) (*Store, error) { return openDB(ctx, dsn, true) }
+
+// OpenCurrent connects as Open does for a command run beside the gateways
+// serving on the database: it applies no migration, and refuses a schema
+// older than this binary's (store.ErrSchemaBehind), which would upgrade
+// it under the older gateways.
+func OpenCurrent(ctx context.Context, dsn string) (*Store, error) { return openDB(ctx, dsn, false) }
+
+func openDB(ctx context.Context, dsn string, upgrade bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error quotes the DSN, with its password masked only
@@ -67,7 +75,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrate(ctx, pool, upgrade); err != nil {
 		pool.Close()
 		return nil, err
 	}

@@ -101,6 +101,42 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// OpenCurrent, a command's open, applies no migration: an empty database,
+// or one of an older schema that a gateway of the older version serves
+// on, is refused as ErrSchemaBehind and left as it was; an up-to-date one
+// opens.
+func TestOpenCurrentUpgradesNothing(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Start(t)
+	if _, err := OpenCurrent(ctx, dsn); !errors.Is(err, store.ErrSchemaBehind) {
+		t.Fatalf("OpenCurrent on an empty database: %v, want ErrSchemaBehind", err)
+	}
+	s := open(t, dsn)
+	count := func() (n int) {
+		t.Helper()
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	all := count()
+	if cur, err := OpenCurrent(ctx, dsn); err != nil {
+		t.Fatalf("OpenCurrent on an up-to-date database: %v", err)
+	} else {
+		cur.Close()
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenCurrent(ctx, dsn)
+	if !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), "schema version") {
+		t.Fatalf("OpenCurrent on an older schema: %v, want ErrSchemaBehind naming the versions", err)
+	}
+	if n := count(); n != all-1 {
+		t.Errorf("schema_migrations holds %d after OpenCurrent, want %d: it applied a migration", n, all-1)
+	}
+}
+
 // The DSN's password never appears in an error: neither when the DSN does
 // not parse nor when the server cannot be reached.
 func TestOpenErrorsHidePassword(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"github.com/mcpgate/mcpgate/store"
 	"io/fs"
 	"path"
 	"slices"
@@ -54,8 +55,9 @@ func loadMigrations() ([]migration, error) {
 
 // migrate applies the pending migrations, each in its own BEGIN IMMEDIATE
 // transaction that also records it, so that two processes opening the same
-// new file cannot both apply one.
-func migrate(ctx context.Context, db *sql.DB) error {
+// new file cannot both apply one. Without upgrade, pending migrations are
+// store.ErrSchemaBehind.
+func migrate(ctx context.Context, db *sql.DB, upgrade bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
@@ -75,6 +77,8 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		// A newer mcpgate has been here; running older code on its schema
 		// could misread or corrupt what it wrote.
 		return fmt.Errorf("sqlite: migrate: database schema version %d is newer than this binary's %d", have, latest)
+	} else if have < latest && !upgrade {
+		return fmt.Errorf("sqlite: database schema version %d, this binary's %d: %w", have, latest, store.ErrSchemaBehind)
 	}
 	for _, m := range ms {
 		if err := apply(ctx, db, m); err != nil {

@@ -72,13 +72,27 @@ func createPrivate(abs string) error {
 // Open opens or creates the database at path, creating its directory (0700,
 // its missing parents 0711) and the file (0600) if needed, and applies any
 // pending migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string) (*Store, error) { return openDB(ctx, path, true) }
+
+// OpenCurrent opens the existing database at path for a command run beside
+// a gateway serving on it: it applies no migration, and refuses a file
+// that does not exist (fs.ErrNotExist) or whose schema is older than this
+// binary's (store.ErrSchemaBehind), which would upgrade it under the
+// older gateway.
+func OpenCurrent(ctx context.Context, path string) (*Store, error) { return openDB(ctx, path, false) }
+
+func openDB(ctx context.Context, path string, upgrade bool) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: open: empty path")
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if !upgrade {
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
 	}
 	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -107,7 +121,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
-	if err := migrate(ctx, w); err != nil {
+	if err := migrate(ctx, w, upgrade); err != nil {
 		w.Close()
 		return nil, err
 	}

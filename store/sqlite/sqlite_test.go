@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -243,7 +244,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", n, maxV, len(ms), ms[len(ms)-1].version)
 		}
 		// Migrating an up-to-date database again changes nothing.
-		if err := migrate(ctx, s.w); err != nil {
+		if err := migrate(ctx, s.w, true); err != nil {
 			t.Errorf("migrate again: %v, want nothing to do", err)
 		}
 		if err := s.Close(); err != nil {
@@ -263,6 +264,46 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if s, err := Open(ctx, path); err == nil {
 		s.Close()
 		t.Fatal("Open accepted a database from a newer version, want an error")
+	}
+}
+
+// OpenCurrent, a command's open, applies no migration: a file of an older
+// schema, which a gateway of the older version serves on, is refused as
+// ErrSchemaBehind and left as it was; a missing file is not made; an
+// up-to-date one opens.
+func TestOpenCurrentUpgradesNothing(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	if _, err := OpenCurrent(ctx, path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenCurrent on no file: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenCurrent made %s: %v", path, err)
+	}
+	s := open(t, path)
+	cur, err := OpenCurrent(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenCurrent on an up-to-date file: %v", err)
+	}
+	cur.Close()
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	var before int
+	s.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&before)
+	s.Close()
+	_, err = OpenCurrent(ctx, path)
+	if !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), "schema version") {
+		t.Fatalf("OpenCurrent on an older schema: %v, want ErrSchemaBehind naming the versions", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, url.Values{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var after int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&after); err != nil || after != before {
+		t.Errorf("schema_migrations: %d rows after OpenCurrent (%v), %d before; want it to apply none", after, err, before)
 	}
 }
 

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/sqlite"
+)
+
+// SEC-178: the commands run beside a gateway (users, clients, grants,
+// flows, keys rotate, check) never upgrade the store's schema: a gateway
+// of the older version serving on it would fail its writes, and could not
+// start again. Each refuses, or check says what serve will do, and the
+// schema stays as it was. Fails before: every one of them migrated it.
+func TestSEC178_CommandsLeaveAnOlderSchema(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Defaults()
+	cfg.DataDir = t.TempDir()
+	db := filepath.Join(cfg.DataDir, "mcpgate.db")
+	if _, err := tokens.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "secret.key")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// The schema of the version before: its last migration not applied
+	// (only its record is taken out: what matters is what a command does).
+	raw, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	applied := func() (n int) {
+		t.Helper()
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := applied()
+
+	for _, cmd := range []AdminCommand{{Noun: "users", Verb: "list"}, {Noun: "grants", Verb: "list"}, {Noun: "clients", Verb: "list"}} {
+		err := Admin(ctx, &cfg, cmd, io.Discard)
+		if !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), "stop the older gateways") {
+			t.Errorf("%s %s: %v, want ErrSchemaBehind with what to do", cmd.Noun, cmd.Verb, err)
+		}
+	}
+	if err := Flows(ctx, &cfg, FlowsCommand{}, io.Discard); !errors.Is(err, store.ErrSchemaBehind) {
+		t.Errorf("flows: %v, want ErrSchemaBehind", err)
+	}
+	if err := RotateKeys(ctx, &cfg, io.Discard); !errors.Is(err, store.ErrSchemaBehind) {
+		t.Errorf("keys rotate: %v, want ErrSchemaBehind", err)
+	}
+	var out bytes.Buffer
+	Check(ctx, &cfg, &out)
+	if !strings.Contains(out.String(), "upgrades it at its start") || !strings.Contains(out.String(), "skip key") {
+		t.Errorf("check says:\n%s\nwant the store's line to say serve upgrades it, and the key not checked", out.String())
+	}
+	if n := applied(); n != before {
+		t.Fatalf("schema_migrations: %d rows after the commands, %d before: a command upgraded the schema", n, before)
+	}
+}
+
+// SEC-95 for keys rotate: a mistyped --data-dir is refused, not made a new
+// store whose rotation the command reports done. Fails before: it made
+// DIR/mcpgate.db and said every gateway signs with the new key.
+func TestKeysRotateNeverMakesAStore(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.DataDir = filepath.Join(t.TempDir(), "typo")
+	cfg.SecretKeyFile = filepath.Join(t.TempDir(), "secret.key")
+	if _, err := tokens.LoadOrCreateKeyFile(cfg.SecretKeyFile); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := RotateKeys(context.Background(), &cfg, &out)
+	if err == nil || !strings.Contains(err.Error(), "no store at") {
+		t.Errorf("keys rotate in a missing directory: %v (said %q), want no store at …", err, out.String())
+	}
+	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("keys rotate made %s: %v", cfg.DataDir, err)
+	}
+}
