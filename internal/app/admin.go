@@ -124,21 +124,26 @@ func (a *admin) configured(name string) bool {
 	return false
 }
 
-// answer writes v as JSON with --json, or text otherwise.
+// answer writes v as JSON with --json, or text otherwise. The JSON has
+// the characters a terminal would act on (C1 controls, bidi overrides,
+// which encoding/json leaves as they are) escaped: a name a provider or a
+// client sent may hold them, and could rewrite the operator's screen
+// (SEC-95, SEC-116).
 func (a *admin) answer(v any, text func(w io.Writer)) error {
 	if a.cmd.JSON {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		out, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = a.out.Write(append(safetext.EscapeJSON(out), '\n'))
+		return err
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	text(tw)
 	return tw.Flush()
 }
 
-// shown is s fit for a terminal: what a client registered or a provider
-// said may hold control characters, which could rewrite the operator's
-// screen (SEC-95).
+// stamp is t for a list: RFC 3339 in UTC, or nothing for the zero time.
 func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -302,6 +307,11 @@ func (a *admin) passwd(ctx context.Context) error {
 	pw, err := a.newPassword()
 	if err != nil {
 		return err
+	}
+	if local.SamePassword(u.PasswordHash, pw) {
+		// Kept, it would keep the account's sign-ins too (SEC-130), which
+		// whoever runs this has often come to end.
+		return fmt.Errorf("that is %s's password already: nothing changed, and its sign-ins to the gateway's pages stay; set another to end them", name)
 	}
 	if err := local.New(a.st, local.Options{}).SetUser(ctx, name, pw, u.Groups...); err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "local: "))

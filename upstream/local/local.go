@@ -295,7 +295,7 @@ func (c *Connector) set(ctx context.Context, name, passwordOrHash string, config
 		// Replacing the password keeps the account's age, and never
 		// enables a disabled account (SEC-93).
 		created, disabled = old.CreatedAt, old.DisabledAt
-		if samePassword(old.PasswordHash, passwordOrHash) {
+		if SamePassword(old.PasswordHash, passwordOrHash) {
 			// The same password keeps its hash: a new one would end the
 			// account's sessions (SEC-130), as at every start for the
 			// configuration's accounts.
@@ -330,9 +330,9 @@ func hashPassword(passwordOrHash string) ([]byte, error) {
 	return bcrypt.GenerateFromPassword([]byte(passwordOrHash), bcrypt.DefaultCost)
 }
 
-// samePassword reports whether passwordOrHash, a password or a bcrypt
+// SamePassword reports whether passwordOrHash, a password or a bcrypt
 // hash, is the password that stored hashes.
-func samePassword(stored []byte, passwordOrHash string) bool {
+func SamePassword(stored []byte, passwordOrHash string) bool {
 	if isBcryptHash(passwordOrHash) {
 		return subtle.ConstantTimeCompare(stored, []byte(passwordOrHash)) == 1
 	}
