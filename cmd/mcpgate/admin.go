@@ -93,13 +93,13 @@ func admin(noun string, args []string) int {
 		fmt.Fprintf(os.Stderr, "mcpgate: %s %s: %v\n%s", noun, verb, err, adminUsage)
 		return 2
 	}
-	cmd.Password = func() (string, error) { return readPassword(passwordStdin) }
 	cfg, code := load("mcpgate "+noun+" "+verb, rest)
 	if cfg == nil {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cmd.Password = func() (string, error) { return readPassword(ctx, passwordStdin) }
 	if err := app.Admin(ctx, cfg, cmd, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "mcpgate: %s %s: %s\n", noun, verb, strings.TrimPrefix(err.Error(), "mcpgate: "))
 		return 1
@@ -174,8 +174,8 @@ func takeAdminFlags(cmd *app.AdminCommand, own []string, args []string) (rest []
 }
 
 // readPassword reads a new password: the first line of stdin, or from the
-// terminal without echo, twice.
-func readPassword(fromStdin bool) (string, error) {
+// terminal without echo, twice; a ^C there ends the process (exit 130).
+func readPassword(ctx context.Context, fromStdin bool) (string, error) {
 	if fromStdin {
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
@@ -187,6 +187,24 @@ func readPassword(fromStdin bool) (string, error) {
 	if !term.IsTerminal(fd) {
 		return "", errors.New("stdin is not a terminal to ask the password on: give it on stdin with --password-stdin")
 	}
+	// A ^C at the prompt ends the command, as the person means it to:
+	// the read would go on past the signal, which the command's context
+	// takes. The terminal gets its echo back first.
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	read := make(chan struct{})
+	defer close(read)
+	go func() {
+		select {
+		case <-ctx.Done():
+			term.Restore(fd, state)
+			fmt.Fprintln(os.Stderr)
+			os.Exit(130)
+		case <-read:
+		}
+	}()
 	ask := func(prompt string) (string, error) {
 		fmt.Fprint(os.Stderr, prompt)
 		b, err := term.ReadPassword(fd)
