@@ -80,11 +80,17 @@ func checkSecret(ctx context.Context, st store.Store, secret []byte) error {
 // keyKeep is how long a replaced signing key goes on verifying: the
 // longest a token it signed lives (an access token; identity tokens live
 // at most as long), from the last moment a replica may still sign with it
-// (one KeyReload after the new key was made), plus a margin for clocks
-// that differ and for a slow reload.
+// (one KeyReload after the new key's lead), plus a margin for clocks that
+// differ and for a slow reload.
 func (cfg *Config) keyKeep() time.Duration {
-	return max(cfg.AccessTokenTTL, tokens.IdentityTokenTTL) + cfg.KeyReload + 5*time.Minute
+	return max(cfg.AccessTokenTTL, tokens.IdentityTokenTTL) + cfg.keyLead() + cfg.KeyReload + 5*time.Minute
 }
+
+// keyLead is how long a new signing key is published before it signs:
+// two KeyReloads, in which every replica reads the keys again, so that
+// none signs a token with a key the JWKS of another does not hold yet (a
+// backend that checks identity tokens may fetch it from any of them).
+func (cfg *Config) keyLead() time.Duration { return 2 * cfg.KeyReload }
 
 // followKeys rotates the signing key when it is due and reads the keys
 // again every KeyReload, until Close.
@@ -141,8 +147,9 @@ func CheckSecretKey(ctx context.Context, st store.Store, secretKey []byte) error
 }
 
 // RotateSigningKey makes a new signing key in st, sealed with secretKey,
-// and returns its kid. Every gateway on st signs with it within its
-// KeyReload; the previous keys go on verifying until the tokens they
+// and returns its kid. Every gateway on st publishes it within its
+// KeyReload, and signs with it from two KeyReloads after, when all have
+// published it; the previous keys go on verifying until the tokens they
 // signed have expired. A secretKey that is not the store's is refused with
 // ErrSecretKeyMismatch. Of rotations from the same keys at once, one makes
 // the key and the others return it.

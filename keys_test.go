@@ -140,17 +140,20 @@ func mcpOK(g *gw, addr, tok, what string) {
 	}
 }
 
-// A rotation reaches every replica on one store: the replica that has not
-// reloaded yet verifies a token of the new key at once (the unknown kid
-// makes it read the keys), and signs with the new key from then on; a
-// replica that sees no such token publishes and signs with the new key
-// within its KeyReload. Tokens of the old key keep working everywhere.
+// A rotation reaches every replica on one store: each publishes the new
+// key within its KeyReload and signs with it only after two (SEC-179), so
+// that no token of it exists before every replica's JWKS holds it; the
+// replica that has not reloaded yet verifies a token of the new key at
+// once (the unknown kid makes it read the keys), and signs with the new
+// key from then on. Tokens of the old key keep working everywhere.
 func TestKeyRotationAcrossReplicas(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			st := sharedStore(t, backend)
-			// A and C reload every 100 ms; B only on an unknown kid.
-			rs := replicas(t, st, []time.Duration{100 * time.Millisecond, time.Hour, 100 * time.Millisecond})
+			// A and C reload every 100 ms; B only on an unknown kid. The
+			// old key's tokens live through the clocks' advance below.
+			rs := replicas(t, st, []time.Duration{100 * time.Millisecond, time.Hour, 100 * time.Millisecond},
+				func(c *mcpgate.Config) { c.AccessTokenTTL = 24 * time.Hour })
 			a, b, c := rs[0], rs[1], rs[2]
 			addrA, addrB, addrC := a.srv.URL, b.srv.URL, c.srv.URL
 
@@ -168,8 +171,25 @@ func TestKeyRotationAcrossReplicas(t *testing.T) {
 			if hasKid(jwksKids(b, addrB), kid) {
 				t.Fatal("B knew the new key before any reload")
 			}
-			// A signs with the new key within its KeyReload.
+			// A and C publish it within their KeyReload, and do not sign
+			// with it yet: B, which publishes it only at a token of it,
+			// stands for a replica that has not reloaded yet.
+			eventually(t, 10*time.Second, "A and C publishing the new key", func() bool {
+				return hasKid(jwksKids(a, addrA), kid) && hasKid(jwksKids(c, addrC), kid)
+			})
 			rt := tok.RefreshToken
+			for _, g := range []*gw{a, c} {
+				resp, next := g.on(t).refreshAt(g.srv.URL, client.ClientID, rt)
+				if resp != 200 || kidOf(t, next.AccessToken) != oldKid {
+					t.Fatalf("refresh within the lead: %d, kid %s; want the old key %s", resp, kidOf(t, next.AccessToken), oldKid)
+				}
+				rt = next.RefreshToken
+			}
+			// Past the lead (B's is two hours), A signs with the new key
+			// within its KeyReload.
+			for _, g := range rs {
+				g.clock.Advance(3 * time.Hour)
+			}
 			var fresh tokenResponse
 			eventually(t, 10*time.Second, "A signing with the new key", func() bool {
 				resp, next := a.on(t).refreshAt(addrA, client.ClientID, rt)
@@ -188,8 +208,6 @@ func TestKeyRotationAcrossReplicas(t *testing.T) {
 			if resp != 200 || kidOf(t, fromB.AccessToken) != kid {
 				t.Fatalf("refresh at B: %d, kid %s; want 200 and the new key %s", resp, kidOf(t, fromB.AccessToken), kid)
 			}
-			// C picks the key up by itself within its KeyReload.
-			eventually(t, 10*time.Second, "C publishing the new key", func() bool { return hasKid(jwksKids(c, addrC), kid) })
 			mcpOK(c, addrC, fromB.AccessToken, "C, B's token")
 			// The old key's token works everywhere until it expires.
 			for i, g := range rs {
@@ -213,8 +231,9 @@ func (g *gw) refreshAt(addr, clientID, rt string) (int, tokenResponse) {
 }
 
 // A replaced key verifies the tokens it signed until they expire, and
-// leaves the JWKS once the last of them has: AccessTokenTTL + KeyReload +
-// 5 minutes after the new key was made.
+// leaves the JWKS once the last of them has: AccessTokenTTL + three
+// KeyReloads (the new key's lead, and a reload) + 5 minutes after the new
+// key was made.
 func TestReplacedKeyLeavesJWKSAfterItsTokensExpire(t *testing.T) {
 	const ttl, reload = 10 * time.Minute, 50 * time.Millisecond
 	g := newGateway(t, func(c *mcpgate.Config) { c.AccessTokenTTL, c.KeyReload = ttl, reload })
@@ -229,9 +248,15 @@ func TestReplacedKeyLeavesJWKSAfterItsTokensExpire(t *testing.T) {
 	eventually(t, 10*time.Second, "the new key published", func() bool { return hasKid(jwksKids(g, g.url), kid) })
 	g.clock.Advance(ttl - time.Minute)
 	mcpOK(g, g.url, tok.AccessToken, "the old key's token before it expires")
-	if resp, next := g.refresh(client.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 || kidOf(t, next.AccessToken) != kid {
-		t.Fatalf("refresh: %d, kid %s; want the new key %s", resp.StatusCode, kidOf(t, next.AccessToken), kid)
-	}
+	rt := tok.RefreshToken
+	eventually(t, 10*time.Second, "the new key signing, past its lead", func() bool {
+		resp, next := g.refresh(client.ClientID, rt, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("refresh: %d %+v", resp.StatusCode, next)
+		}
+		rt = next.RefreshToken
+		return kidOf(t, next.AccessToken) == kid
+	})
 	// Past the old token's life, but not yet past the margin.
 	g.clock.Advance(2 * time.Minute)
 	time.Sleep(5 * reload) // several reloads at this time
@@ -301,6 +326,15 @@ func testKeyRotationUnderLoad(t *testing.T, st store.Store) {
 			t.Fatal(err)
 		}
 		kids = append(kids, kid)
+		time.Sleep(700 * time.Millisecond) // both replicas publish it, neither signs with it
+		if _, ok := kidsSeen.Load(kid); ok {
+			stop.Store(true)
+			wg.Wait()
+			t.Fatalf("a token of the new key %s before its lead had passed", kid)
+		}
+		for _, g := range rs {
+			g.clock.Advance(time.Second) // past the lead, two KeyReloads
+		}
 		eventually(t, 10*time.Second, "a token of the new key", func() bool { _, ok := kidsSeen.Load(kid); return ok || len(failures) > 0 })
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -391,6 +425,13 @@ func TestAutomaticKeyRotationOnce(t *testing.T) {
 	}
 	for _, g := range rs {
 		g.clock.Advance(time.Hour)
+	}
+	eventually(t, 10*time.Second, "the key's successor made", func() bool {
+		keys, err := st.ListSigningKeys(t.Context())
+		return err == nil && len(keys) > 1
+	})
+	for _, g := range rs {
+		g.clock.Advance(time.Second) // past its lead
 	}
 	kids := make([]string, len(rs))
 	for i, g := range rs {

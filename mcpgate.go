@@ -142,15 +142,18 @@ type Config struct {
 	// KeyRotation is how old the signing key grows before a new one
 	// replaces it (default 30 days; negative: never, `mcpgate keys rotate`
 	// still can). The old key goes on verifying, and stays in the JWKS,
-	// until every token it signed has expired: AccessTokenTTL plus
-	// KeyReload plus 5 minutes after the new one was made. Of the gateways on one store that find the key due at
-	// once, one makes the new key and all sign with it.
+	// until every token it signed has expired: AccessTokenTTL plus three
+	// KeyReloads plus 5 minutes after the new one was made. Of the
+	// gateways on one store that find the key due at once, one makes the
+	// new key and all sign with it.
 	KeyRotation time.Duration
 	// KeyReload is how often the gateway reads the signing keys from the
-	// store again (default 15 s): a key another replica, or `mcpgate keys
-	// rotate`, made signs here within this time. A token signed by a key
-	// this gateway does not know yet makes it read them at once (at most
-	// once a second), so it is never refused for that.
+	// store again (default 15 s; replicas on one store take the same): a
+	// key another replica, or `mcpgate keys rotate`, made is published
+	// here within this time, and signs from two KeyReloads after it was
+	// made, once every replica publishes it. A token signed by a key this
+	// gateway does not know yet makes it read them at once (at most once
+	// a second), so it is never refused for that.
 	KeyReload time.Duration
 
 	// Audit receives one event per tools/call; nil writes them to Logger.
@@ -343,7 +346,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err := CheckClock(ctx, cfg.Store); err != nil {
 		return nil, fmt.Errorf("mcpgate: %w", err)
 	}
-	keys, sealer, err := openKeys(ctx, cfg.Store, cfg.SecretKey, cfg.Now, tokens.KeysetOptions{Keep: cfg.keyKeep(), Now: cfg.Now})
+	keys, sealer, err := openKeys(ctx, cfg.Store, cfg.SecretKey, cfg.Now, tokens.KeysetOptions{Keep: cfg.keyKeep(), Lead: cfg.keyLead(), Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}

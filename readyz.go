@@ -46,7 +46,7 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 // keysFresh reports whether the signing keys were read from the store
 // within keysStale (SEC-97). A gateway that cannot read them goes on
 // signing with the key it holds, which other replicas, or `mcpgate keys
-// rotate`, may have replaced: once KeyReload plus five minutes have passed
+// rotate`, may have replaced: once three KeyReloads plus five minutes have passed
 // after the replacement, the others no longer verify what it signs. So it
 // leaves the traffic well before then, at four KeyReloads (one minute at
 // least, so that one slow listing is no outage). The reason of each

@@ -92,9 +92,10 @@ func TestBinaryKeysRotate(t *testing.T) {
 	if newKid == oldKid {
 		t.Fatalf("rotate kept the kid %s", oldKid)
 	}
-	// The gateway signs with the new key within its reload (15 s).
+	// The gateway publishes the new key within its reload (15 s) and
+	// signs with it from two reloads after the rotation (SEC-179).
 	rt := first.RefreshToken
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	var at string
 	for {
 		status, m := refresh(t, p.base, clientID, rt)

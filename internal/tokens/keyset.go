@@ -34,8 +34,8 @@ type KeyStore interface {
 var _ KeyStore = store.Store(nil)
 
 // Keyset holds the signing keys loaded from the store: the newest
-// non-retired key signs, every non-retired key verifies and is published in
-// the JWKS. A Keyset is safe for concurrent use. What it holds is replaced
+// non-retired key signs (once KeysetOptions.Lead old), every non-retired
+// key verifies and is published in the JWKS. A Keyset is safe for concurrent use. What it holds is replaced
 // whole (an immutable generation) when it reloads the keys from the store:
 // Reload, Rotate, RotateIfDue, and, when KeysetOptions.Now is set, a token
 // with a kid it does not know.
@@ -56,8 +56,9 @@ type Keyset struct {
 // keyGen is one generation of a Keyset: what one listing of the store
 // yielded. It is never modified.
 type keyGen struct {
-	kid      string // of the signing key
-	created  time.Time
+	kid      string    // of the signing key
+	newest   string    // of the newest key, which signs once Lead old
+	created  time.Time // of the newest key
 	signKey  ed25519.PrivateKey
 	signer   jose.Signer                  // typ at+jwt
 	idSigner jose.Signer                  // typ TypIdentityToken
@@ -80,6 +81,14 @@ type KeysetOptions struct {
 	// process takes to start signing with the new one. Zero keeps it
 	// until it is retired.
 	Keep time.Duration
+	// Lead is how long a new key is published and verifies before it
+	// signs: long enough for every process on the store to reload the
+	// keys, so that no token or identity token is signed by a key that
+	// the JWKS of another (which a backend may fetch behind a load
+	// balancer) does not hold yet. Until then the key before it signs;
+	// a key alone signs at once. Keep counts from the newer key's
+	// creation, so it must cover Lead too.
+	Lead time.Duration
 	// Now, when set, is the clock of the reloads that a token with an
 	// unknown kid causes: before such a token is refused, the keys are
 	// listed again (at most once every UnknownKidReload), so that a token
@@ -187,22 +196,22 @@ func (k *Keyset) create(ctx context.Context, rows []*store.SigningKey, now time.
 	return nil
 }
 
-// Rotate creates a new signing key, which signs from now on (other
-// processes sign with it once they reload); the keys before it go on
-// verifying for KeysetOptions.Keep. It returns the kid that signs after
-// the rotation. Processes rotating at once from the same keys create one
-// key between them.
+// Rotate creates a new signing key, which signs once KeysetOptions.Lead
+// has passed and the keys are reloaded (in every process); the keys
+// before it go on verifying for KeysetOptions.Keep. It returns the new
+// key's kid. Processes rotating at once from the same keys create one key
+// between them.
 func (k *Keyset) Rotate(ctx context.Context, now time.Time) (string, error) {
 	return k.rotate(ctx, now, 0)
 }
 
-// RotateIfDue rotates when the signing key is at least every old, and
-// reloads the keys in any case; it reports whether the signing key changed
+// RotateIfDue rotates when the newest key is at least every old, and
+// reloads the keys in any case; it reports whether the newest key changed
 // (by this rotation, or by another process's that the reload found). Of
 // processes that find the same key due at once, one creates its successor
 // and all sign with it.
 func (k *Keyset) RotateIfDue(ctx context.Context, now time.Time, every time.Duration) (rotated bool, err error) {
-	before := k.gen().kid
+	before := k.gen().newest
 	kid, err := k.rotate(ctx, now, every)
 	return err == nil && kid != before, err
 }
@@ -219,7 +228,7 @@ func (k *Keyset) rotate(ctx context.Context, now time.Time, every time.Duration)
 		return "", err
 	}
 	if every > 0 && now.Before(k.gen().created.Add(every)) {
-		return k.gen().kid, nil
+		return k.gen().newest, nil
 	}
 	if err := k.create(ctx, rows, now); err != nil {
 		return "", err
@@ -227,7 +236,7 @@ func (k *Keyset) rotate(ctx context.Context, now time.Time, every time.Duration)
 	if _, err := k.reloadLocked(ctx, now); err != nil {
 		return "", err
 	}
-	return k.gen().kid, nil
+	return k.gen().newest, nil
 }
 
 // reloadForUnknownKid reloads the keys for a token whose kid is unknown,
@@ -349,7 +358,8 @@ func openSigningKey(sealer *Sealer, r *store.SigningKey) (ed25519.PrivateKey, er
 
 // newGen builds the generation of rows at now: the active keys, less
 // those a newer active key replaced more than Keep ago, opened (or taken
-// from an earlier load when their row is unchanged). It must be called
+// from an earlier load when their row is unchanged); the newest of them
+// at least Lead old signs, or the oldest when none is. It must be called
 // with reloadMu held.
 func (k *Keyset) newGen(rows []*store.SigningKey, now time.Time) (*keyGen, error) {
 	var active []*store.SigningKey
@@ -383,7 +393,10 @@ func (k *Keyset) newGen(rows []*store.SigningKey, now time.Time) (*keyGen, error
 		pub := o.priv.Public().(ed25519.PublicKey)
 		g.keys[r.ID] = pub
 		set.Keys = append(set.Keys, publicJWK(r.ID, pub))
-		g.kid, g.created, g.signKey = r.ID, r.CreatedAt, o.priv // the last one, the newest, signs
+		if g.signKey == nil || k.opts.Lead == 0 || !now.Before(r.CreatedAt.Add(k.opts.Lead)) {
+			g.kid, g.signKey = r.ID, o.priv
+		}
+		g.newest, g.created = r.ID, r.CreatedAt
 	}
 	if g.signKey == nil {
 		return nil, errors.New("tokens: no active signing key in the store")

@@ -180,3 +180,51 @@ func TestIdentityMinterFollowsRotation(t *testing.T) {
 		t.Fatalf("identity token signed with %s, want the new key %s", got, kid)
 	}
 }
+
+// With a Lead, a new key is published at once and signs only once Lead
+// old: another process, which publishes it at its next reload, holds it in
+// its JWKS before any token it signs exists, so that a backend verifying
+// identity tokens with the JWKS of any replica never meets an unknown
+// kid. Before, the rotating process signed with it at once, while the
+// other published it up to a reload later.
+func TestRotatedKeyPublishedBeforeItSigns(t *testing.T) {
+	st := &memKeys{}
+	const lead = 30 * time.Second
+	opts := KeysetOptions{Keep: 2 * time.Hour, Lead: lead}
+	a := openTestKeyset(t, st, t0, opts)
+	b := openTestKeyset(t, st, t0, opts)
+	oldKid := a.SigningKeyID()
+
+	rotatedAt := t0.Add(time.Hour)
+	kid, err := a.Rotate(context.Background(), rotatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid == oldKid || !strings.Contains(string(a.JWKS()), kid) {
+		t.Fatalf("Rotate: %s (old %s), JWKS %s; want a new key, published", kid, oldKid, a.JWKS())
+	}
+	if got := kidOf(t, mint(t, a, testClaims())); got != oldKid {
+		t.Fatalf("just after the rotation the rotating process signs with %s, want the old key %s until the new one is %v old", got, oldKid, lead)
+	}
+	// The other process reloads within the lead: it publishes the key.
+	if err := b.Reload(context.Background(), rotatedAt.Add(15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b.JWKS()), kid) || b.SigningKeyID() != oldKid {
+		t.Fatalf("the other process 15 s after: signs with %s, JWKS %s; want the new key published, the old one signing", b.SigningKeyID(), b.JWKS())
+	}
+	// At their reloads past the lead both sign with it.
+	for _, ks := range []*Keyset{a, b} {
+		if err := ks.Reload(context.Background(), rotatedAt.Add(lead)); err != nil {
+			t.Fatal(err)
+		}
+		if ks.SigningKeyID() != kid {
+			t.Fatalf("after the lead: signs with %s, want the new key %s", ks.SigningKeyID(), kid)
+		}
+	}
+	// The rotation is not due again while the new key waits out its lead.
+	c := openTestKeyset(t, st, rotatedAt.Add(time.Second), opts)
+	if rotated, err := c.RotateIfDue(context.Background(), rotatedAt.Add(time.Second), time.Hour); err != nil || rotated || len(st.rows) != 2 {
+		t.Fatalf("RotateIfDue during the lead: rotated %v, %v, %d keys; want nothing done", rotated, err, len(st.rows))
+	}
+}
