@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -441,4 +442,63 @@ func TestREDIR3_UntrustedErrorIsAPage(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != "unsupported_response_type" {
 		t.Errorf("client the person approved: %v, want a redirect with unsupported_response_type", err)
 	}
+}
+
+// SEC-180: the authorization requests one address stores are bounded. A
+// state is at most 2048 bytes (refused with invalid_request, nothing
+// stored); an address stores at most 120 requests a minute, at /authorize
+// and /signin together, past which it gets temporarily_unavailable, 429,
+// and nothing is stored. Before, one address sending GET /authorize with
+// a state of 45 KB stored 36 MB a second, kept ten minutes.
+func TestSEC180_StoredAuthorizationRequestsBounded(t *testing.T) {
+	var stored atomic.Int64
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Store = &countingRequests{Store: c.Store, n: &stored}
+	})
+	client := g.register(nil).ClientID
+
+	a := g.newAuth(client)
+	a.State = strings.Repeat("s", 2049)
+	resp, body := g.get(a.URL())
+	if stored.Load() != 0 || !strings.Contains(string(body)+resp.Header.Get("Location"), "invalid_request") {
+		t.Fatalf("a state of 2049 bytes: %d, %d stored; want invalid_request and nothing stored\n%.300s", resp.StatusCode, stored.Load(), body)
+	}
+	a.State = strings.Repeat("s", 2048)
+	if resp, body := g.get(a.URL()); resp.StatusCode != 200 || stored.Load() != 1 {
+		t.Fatalf("a state of 2048 bytes: %d, %d stored; want the consent page\n%.300s", resp.StatusCode, stored.Load(), body)
+	}
+	for i := 1; i < 120; i++ {
+		if resp, _ := g.get(g.newAuth(client).URL()); resp.StatusCode != 200 {
+			t.Fatalf("authorization request %d of the minute: %d, want the consent page", i+1, resp.StatusCode)
+		}
+	}
+	resp, body = g.get(g.newAuth(client).URL())
+	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "error=temporarily_unavailable") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the 121st request of the minute: %d, Location %q, Retry-After %q; want temporarily_unavailable\n%.300s", resp.StatusCode, loc, resp.Header.Get("Retry-After"), body)
+	}
+	c := &http.Client{Jar: newJar(t), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	_, signin := page(t, c, "GET", g.url+"/signin?return=/account", nil)
+	if resp, _ := page(t, c, "POST", g.url+"/signin", url.Values{"return": {"/account"}, "connector": {"local"},
+		"csrf_token": {browser.InputValue(signin, "csrf_token")}}); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a page sign-in over the address's budget: %d, want 429", resp.StatusCode)
+	}
+	if n := stored.Load(); n != 120 {
+		t.Fatalf("%d requests stored, want 120", n)
+	}
+	// The budget refills: a minute on, the address may store again.
+	g.clock.Advance(time.Minute)
+	if resp, _ := g.get(g.newAuth(client).URL()); resp.StatusCode != 200 {
+		t.Fatalf("a minute later: %d, want the consent page", resp.StatusCode)
+	}
+}
+
+// countingRequests counts the authorization requests stored.
+type countingRequests struct {
+	store.Store
+	n *atomic.Int64
+}
+
+func (s *countingRequests) CreateAuthRequest(ctx context.Context, r *store.AuthRequest) error {
+	s.n.Add(1)
+	return s.Store.CreateAuthRequest(ctx, r)
 }

@@ -83,11 +83,39 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(oauth.Errorf("consent_required", "the user must approve this application"))
 		return
 	}
+	if !s.mayStoreRequest(w, r) {
+		fail(errTooManyRequests)
+		return
+	}
 	if err := s.store.CreateAuthRequest(ctx, req); err != nil {
 		fail(err)
 		return
 	}
 	s.renderConsent(w, r, issuer, client, req, sess)
+}
+
+// An authorization request, stored for the consent page, costs its
+// sender one request and the store a row for requestTTL (SEC-180): one
+// address stores at most requestsPerMinute of them a minute (a person
+// connecting an application stores one, a page login one), and a state,
+// which the row holds, is at most maxStateLen bytes (clients send tens).
+const (
+	requestsPerMinute = 120
+	maxStateLen       = 2048
+)
+
+var errTooManyRequests = &oauth.Error{Code: oauth.TemporarilyUnavailable, Status: http.StatusTooManyRequests,
+	Description: "too many authorization requests from this address; try again in a minute"}
+
+// mayStoreRequest takes one of the request's address's stored requests;
+// when none is left it sets Retry-After and reports false.
+func (s *Server) mayStoreRequest(w http.ResponseWriter, r *http.Request) bool {
+	if _, ok := s.requests.take(s.clientAddr(r)); ok {
+		return true
+	}
+	s.log.Warn("authorization requests: over the address's budget", "addr", s.clientAddr(r), "per_minute", requestsPerMinute)
+	w.Header().Set("Retry-After", "60")
+	return false
 }
 
 // refuseRequest answers an error that /authorize found before the person
@@ -253,6 +281,9 @@ func (s *Server) authRequest(issuer string, client *store.Client, redirectURI st
 	requested, ok := oauth.ParseScope(q.Get("scope"))
 	if !ok {
 		return nil, oauth.Errorf(oauth.InvalidScope, "scope is not a valid scope string")
+	}
+	if len(q.Get("state")) > maxStateLen {
+		return nil, oauth.Errorf(oauth.InvalidRequest, "state is longer than %d bytes", maxStateLen)
 	}
 	now := s.now()
 	return &store.AuthRequest{

@@ -168,6 +168,10 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		web.RenderError(w, s.log, http.StatusBadRequest, "Invalid request", "Unknown sign-in method.")
 		return
 	}
+	if !s.mayStoreRequest(w, r) {
+		web.RenderError(w, s.log, http.StatusTooManyRequests, "Too many sign-ins", "Too many sign-ins were started from this address. Try again in a minute.")
+		return
+	}
 	now := s.now()
 	req := &store.AuthRequest{ID: tokens.NewID(), RedirectURI: back, CreatedAt: now, ExpiresAt: now.Add(requestTTL)}
 	if err := s.store.CreateAuthRequest(r.Context(), req); err != nil {

@@ -52,6 +52,10 @@ func (s *Server) relogin(w http.ResponseWriter, r *http.Request, issuer string, 
 		fail(oauth.Errorf("login_required", "the user must sign in with the identity provider again"))
 		return
 	}
+	if !s.mayStoreRequest(w, r) {
+		fail(errTooManyRequests)
+		return
+	}
 	if err := s.store.CreateAuthRequest(r.Context(), req); err != nil {
 		fail(err)
 		return

@@ -121,6 +121,9 @@ type Server struct {
 	// access token (SEC-10).
 	introspectors map[string]bool
 	regLimit      *budgets
+	// requests bounds the authorization requests one address has stored
+	// (SEC-180).
+	requests *budgets
 	// guesses bounds the password checks one address may fail (SEC-157).
 	guesses *budgets
 	// clients holds registered clients read lately (SEC-85).
@@ -172,6 +175,7 @@ func New(opts Options) (*Server, error) {
 		static:     map[string]*store.Client{},
 		regLimit:   newBudgets(opts.RegistrationRate, time.Minute, opts.Now),
 		guesses:    newBudgets(guessesPerMinute, time.Minute, opts.Now),
+		requests:   newBudgets(requestsPerMinute, time.Minute, opts.Now),
 		clients:    newClientCache(),
 	}
 	for _, c := range opts.Connectors {
