@@ -873,6 +873,12 @@ func checkResourcePath(p string) error {
 	if bad {
 		return fmt.Errorf("mcpgate: resource path %q must start with / and not be one of the gateway's own paths", p)
 	}
+	if strings.HasSuffix(p, "/") {
+		// The resource a client names is compared without its trailing
+		// slash, as RFC 8707's canonical form has none: a resource
+		// published with one could never be granted a token.
+		return fmt.Errorf("mcpgate: resource path %q must not end in /: use %q (its upstream URL may end in /)", p, strings.TrimRight(p, "/"))
+	}
 	return nil
 }
 

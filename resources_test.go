@@ -78,4 +78,11 @@ func TestResourcePathsChecked(t *testing.T) {
 	if _, err := mcpgate.New(t.Context(), cfg); err == nil {
 		t.Error("a resource path used twice was accepted, want an error")
 	}
+	// RES-1: a path ending in / was published as the resource, which no
+	// client naming it (compared without the slash) could get a token
+	// for. Refused with the path to use.
+	cfg = withStore(mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/x/"}}})
+	if _, err := mcpgate.New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), `use "/x"`) {
+		t.Errorf("resource path /x/: %v, want it refused, naming /x", err)
+	}
 }
