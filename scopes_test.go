@@ -1,6 +1,8 @@
 package mcpgate_test
 
 import (
+	"context"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -50,5 +52,39 @@ func TestSCOPE5_HierarchyAndMinimalAdvertising(t *testing.T) {
 				t.Errorf("SCOPE-5: token with %q refused: %d, want 200", tok.Scope, r.StatusCode)
 			}
 		})
+	}
+}
+
+// SCOPE-5 at consent and refresh: a person who approved the broader
+// mcp:admin has approved the narrower scopes it implies, so a request for
+// mcp:read gets its code at once (prompt=none too) rather than the
+// consent page again; and a refresh of an mcp:admin grant may narrow to
+// mcp:read. Before, both compared the scope names only: consent_required,
+// and invalid_scope.
+func TestSCOPE5_ImpliedScopesAtConsentAndRefresh(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Scopes = []string{"mcp:read", "mcp:write"}
+		c.OptionalScopes = []string{"mcp:admin"}
+		c.ScopeImplies = map[string][]string{"mcp:admin": {"mcp:read", "mcp:write"}}
+	})
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID)
+	a.Scope = "mcp:admin offline_access"
+	code, b := g.login(a)
+	_, tok := g.exchange(a, code)
+	if tok.Scope != "mcp:admin" {
+		t.Fatalf("granted %q, want mcp:admin", tok.Scope)
+	}
+	resp, narrowed := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"scope": {"mcp:read"}})
+	if resp.StatusCode != 200 || narrowed.Scope != "mcp:read" {
+		t.Errorf("refresh narrowing mcp:admin to the mcp:read it implies: %d %q %s, want 200 and mcp:read", resp.StatusCode, narrowed.Scope, narrowed.Error)
+	}
+	if resp, wider := g.refresh(c.ClientID, narrowed.RefreshToken, url.Values{"scope": {"mcp:admin mcp:other"}}); resp.StatusCode != 400 || wider.Error != "invalid_scope" {
+		t.Errorf("refresh widening past the grant: %d %s, want 400 invalid_scope", resp.StatusCode, wider.Error)
+	}
+	narrow := g.newAuth(c.ClientID)
+	narrow.Scope = "mcp:read"
+	if _, _, _, err := b.Authorize(context.Background(), narrow.URL()+"&prompt=none", narrow.Redirect); err != nil {
+		t.Errorf("prompt=none for mcp:read after approving mcp:admin: %v, want a code", err)
 	}
 }

@@ -60,7 +60,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if sess != nil && !hasPrompt(q, "consent") && !req.SignIn {
 		consent, err := s.store.GetConsent(ctx, sess.User.ID, client.ID, req.Resource)
 		switch {
-		case err == nil && covers(consent, req):
+		case err == nil && covers(consent, req, s.implies(issuer, req.Resource)):
 			if con := s.rechecked(sess.User); con != nil {
 				s.relogin(w, r, issuer, req, con, fail)
 				return

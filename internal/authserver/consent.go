@@ -279,13 +279,15 @@ func (s *Server) rememberConsent(r *http.Request, user identity.User, req *store
 		Scopes: scopes, RedirectURIs: redirects, CreatedAt: s.now()})
 }
 
-// covers reports whether an approval covers req: its scopes, and its
-// redirect URI, which the consent page named. A client may list more
-// redirect URIs than the one the person saw, or add one later (a metadata
-// document is the client's to change): a code for any other goes through
-// the consent page again, which names it (SEC-154).
-func covers(c *store.Consent, req *store.AuthRequest) bool {
-	return oauth.ContainsAll(c.Scopes, req.Scopes) && oauth.MatchRedirectURI(c.RedirectURIs, req.RedirectURI)
+// covers reports whether an approval covers req: its scopes, a broader
+// one approved counting as the narrower ones it implies in the
+// resource's hierarchy (SCOPE-5), and its redirect URI, which the consent
+// page named. A client may list more redirect URIs than the one the
+// person saw, or add one later (a metadata document is the client's to
+// change): a code for any other goes through the consent page again,
+// which names it (SEC-154).
+func covers(c *store.Consent, req *store.AuthRequest, implies oauth.Hierarchy) bool {
+	return implies.Satisfies(c.Scopes, req.Scopes) && oauth.MatchRedirectURI(c.RedirectURIs, req.RedirectURI)
 }
 
 // finishLogin completes a flow once the upstream vouched for user and

@@ -92,7 +92,7 @@ func (s *Server) finishRelogin(w http.ResponseWriter, r *http.Request, issuer st
 	}
 	consent, err := s.store.GetConsent(r.Context(), user.ID, req.ClientID, req.Resource)
 	switch {
-	case err == nil && covers(consent, req):
+	case err == nil && covers(consent, req, s.implies(issuer, req.Resource)):
 		s.log.Info("user logged in again at the provider for a new grant", "user", user.ID, "client_id", req.ClientID)
 		s.issueCode(w, r, issuer, req, user, upstreamToken)
 	case err != nil && !errors.Is(err, store.ErrNotFound):

@@ -323,6 +323,19 @@ func (s *Server) resourceFor(issuer, requested string) (oauth.Resource, string, 
 	return oauth.Resource{}, "", false
 }
 
+// implies is the scope hierarchy of the resource served under issuer at
+// url, a canonical resource URL (a grant's, a request's); none for a
+// resource the gateway no longer serves.
+func (s *Server) implies(issuer, url string) oauth.Hierarchy {
+	if url == "" {
+		return nil
+	}
+	if res, _, ok := s.resourceFor(issuer, url); ok {
+		return res.Implies
+	}
+	return nil
+}
+
 // canonicalResource lowercases scheme and host and drops one trailing
 // slash (RES-2). Fragments are not allowed (RFC 8707 §2).
 func canonicalResource(raw string) (string, bool) {

@@ -71,7 +71,7 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 		note.stop("", "the refresh token was issued for resource "+grant.Resource+", not "+resource)
 		return nil, oauth.Errorf(oauth.InvalidTarget, "the refresh token was not issued for this resource")
 	}
-	scopes, oerr := refreshScopes(grant, cur, requested)
+	scopes, oerr := refreshScopes(grant, cur, requested, s.implies(issuer, grant.Resource))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -156,14 +156,15 @@ func (s *Server) readRefresh(ctx context.Context, hash []byte, now time.Time) (*
 }
 
 // refreshScopes is the scope of a refresh's access token: it may narrow,
-// never widen (RFC 6749 §6); the new refresh token keeps the old one's
-// scope, as §6 requires.
-func refreshScopes(grant *store.Grant, cur *store.RefreshToken, requested []string) ([]string, *oauth.Error) {
+// never widen (RFC 6749 §6), a scope the grant holds counting as the
+// narrower ones it implies (SCOPE-5); the new refresh token keeps the old
+// one's scope, as §6 requires.
+func refreshScopes(grant *store.Grant, cur *store.RefreshToken, requested []string, implies oauth.Hierarchy) ([]string, *oauth.Error) {
 	if len(requested) == 0 {
 		return cur.Scopes, nil
 	}
 	requested = withoutOfflineAccess(requested)
-	if !oauth.ContainsAll(grant.Scopes, requested) {
+	if !implies.Satisfies(grant.Scopes, requested) {
 		return nil, oauth.Errorf(oauth.InvalidScope, "the requested scope exceeds what was granted")
 	}
 	if len(requested) == 0 {
