@@ -29,6 +29,10 @@ var (
 	// upgrades a schema: the mcpgate of the older version, still serving
 	// on it, could no longer run there.
 	ErrSchemaBehind = errors.New("store: the schema is older than this binary's")
+	// ErrNoSchema: a store opened without upgrading holds no mcpgate
+	// tables yet: a new database, which no gateway serves on, and which
+	// serve (or an open that upgrades) makes them in.
+	ErrNoSchema = errors.New("store: no mcpgate tables yet")
 	// ErrCodeMismatch: ConsumeCode found a live code, not used, whose
 	// code_challenge is not the one given: the code stays unused, so that
 	// whoever holds a code without its PKCE verifier cannot spend it before

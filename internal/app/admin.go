@@ -52,6 +52,11 @@ func openExistingStore(ctx context.Context, cfg *config.Config, onMemory string)
 		return nil, fmt.Errorf("no store at %s: give the --data-dir (or --store) that mcpgate serve uses", path)
 	}
 	st, err := openStoreFor(ctx, cfg, false)
+	if errors.Is(err, store.ErrNoSchema) {
+		// A new database: no gateway serves on it, so its tables may be
+		// made here (accounts made before the first serve).
+		st, err = openStoreFor(ctx, cfg, true)
+	}
 	if errors.Is(err, store.ErrSchemaBehind) {
 		return nil, fmt.Errorf("%w: %s", err, schemaBehindAdvice)
 	}

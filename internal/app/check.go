@@ -92,6 +92,11 @@ func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	st, err := openStoreFor(ctx, cfg, false)
+	if errors.Is(err, store.ErrNoSchema) {
+		c.pass("store", "%s: a new database: mcpgate serve makes its tables at its first start", name)
+		c.checkNewKey(cfg)
+		return
+	}
 	if errors.Is(err, store.ErrSchemaBehind) {
 		// Not a fault: what an upgrade meets. Checking must not upgrade
 		// it under the gateways serving on it (SEC-178).
@@ -135,6 +140,12 @@ func (c *checker) checkNewSQLite(cfg *config.Config, name, path string) {
 	f.Close()
 	os.Remove(f.Name())
 	c.pass("store", "%s: none yet: mcpgate serve creates it at its first start", name)
+	c.checkNewKey(cfg)
+}
+
+// checkNewKey checks the secret key of a store serve has not made yet:
+// none yet is fine (serve makes it) unless a key file was named.
+func (c *checker) checkNewKey(cfg *config.Config) {
 	where := keyFile(cfg)
 	if _, err := os.Stat(where); errors.Is(err, fs.ErrNotExist) && cfg.SecretKeyFile == "" {
 		c.pass("key", "%s: none yet, and a new store: mcpgate serve makes both at its first start", where)

@@ -56,11 +56,15 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 // RotateKeys makes a new signing key in the store that cfg names, as
 // `mcpgate keys rotate` does, and says on stdout what follows.
 func RotateKeys(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+	const onMemory = "keys rotate: the memory store lives inside one mcpgate serve: there is nothing to rotate from outside"
+	if cfg.StoreDSN() == "memory" {
+		return errors.New(onMemory) // before the key, which it has none of
+	}
 	key, err := secretKey(cfg, false)
 	if err != nil {
 		return err
 	}
-	st, err := openExistingStore(ctx, cfg, "keys rotate: the memory store lives inside one mcpgate serve: there is nothing to rotate from outside")
+	st, err := openExistingStore(ctx, cfg, onMemory)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/pgtest"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/sqlite"
@@ -95,5 +96,34 @@ func TestKeysRotateNeverMakesAStore(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("keys rotate made %s: %v", cfg.DataDir, err)
+	}
+	cfg.Store, cfg.SecretKeyFile = "memory", ""
+	if err := RotateKeys(context.Background(), &cfg, &out); err == nil || !strings.Contains(err.Error(), "memory store lives inside one mcpgate serve") {
+		t.Errorf("keys rotate on the memory store: %v, want it said that there is nothing to rotate from outside", err)
+	}
+}
+
+// On a new PostgreSQL database, as the README's set-up has it before the
+// first serve: check says serve makes the tables (not that older gateways
+// serve on it) and checks the key; an account made before the first
+// serve is made, with the tables. Fails before: check spoke of older
+// gateways and skipped the key, users add refused.
+func TestNewPostgresBeforeTheFirstServe(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.Store = pgtest.Start(t)
+	var out bytes.Buffer
+	if !Check(ctx, &cfg, &out) || !strings.Contains(out.String(), "a new database: mcpgate serve makes its tables") ||
+		!strings.Contains(out.String(), "ok   key") || strings.Contains(out.String(), "older") {
+		t.Errorf("check on a new database says:\n%s\nwant it new, and the key checked", out.String())
+	}
+	pw := func() (string, error) { return "a password of bob", nil }
+	if err := Admin(ctx, &cfg, AdminCommand{Noun: "users", Verb: "add", Arg: "bob", Password: pw}, io.Discard); err != nil {
+		t.Fatalf("users add before the first serve: %v", err)
+	}
+	out.Reset()
+	if err := Admin(ctx, &cfg, AdminCommand{Noun: "users", Verb: "list"}, &out); err != nil || !strings.Contains(out.String(), "bob") {
+		t.Fatalf("users list: %v\n%s", err, out.String())
 	}
 }

@@ -64,7 +64,8 @@ const migrationLock int64 = 0x6d637067617465
 // takes migrationLock: replicas starting at once queue on the lock, and
 // each finds the work of the one before it committed. DDL is transactional
 // in PostgreSQL, so a failing migration leaves the schema as it was.
-// Without upgrade, pending migrations are store.ErrSchemaBehind.
+// Without upgrade, pending migrations are store.ErrSchemaBehind, or
+// store.ErrNoSchema when none was applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool, upgrade bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
@@ -97,6 +98,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, upgrade bool) error {
 			// A newer mcpgate has been here; running older code on its
 			// schema could misread or corrupt what it wrote.
 			return fmt.Errorf("database schema version %d is newer than this binary's %d", current, latest)
+		}
+		if !upgrade && len(have) == 0 {
+			return store.ErrNoSchema
 		}
 		if !upgrade && len(have) < len(ms) {
 			return fmt.Errorf("database schema version %d, this binary's %d: %w", current, latest, store.ErrSchemaBehind)

@@ -101,15 +101,15 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 }
 
-// OpenCurrent, a command's open, applies no migration: an empty database,
-// or one of an older schema that a gateway of the older version serves
-// on, is refused as ErrSchemaBehind and left as it was; an up-to-date one
-// opens.
+// OpenCurrent, a command's open, applies no migration: an empty database
+// is ErrNoSchema, one of an older schema that a gateway of the older
+// version serves on ErrSchemaBehind, each left as it was; an up-to-date
+// one opens.
 func TestOpenCurrentUpgradesNothing(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.Start(t)
-	if _, err := OpenCurrent(ctx, dsn); !errors.Is(err, store.ErrSchemaBehind) {
-		t.Fatalf("OpenCurrent on an empty database: %v, want ErrSchemaBehind", err)
+	if _, err := OpenCurrent(ctx, dsn); !errors.Is(err, store.ErrNoSchema) {
+		t.Fatalf("OpenCurrent on an empty database: %v, want ErrNoSchema", err)
 	}
 	s := open(t, dsn)
 	count := func() (n int) {

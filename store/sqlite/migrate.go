@@ -56,7 +56,7 @@ func loadMigrations() ([]migration, error) {
 // migrate applies the pending migrations, each in its own BEGIN IMMEDIATE
 // transaction that also records it, so that two processes opening the same
 // new file cannot both apply one. Without upgrade, pending migrations are
-// store.ErrSchemaBehind.
+// store.ErrSchemaBehind, or store.ErrNoSchema when none was applied.
 func migrate(ctx context.Context, db *sql.DB, upgrade bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
@@ -77,6 +77,8 @@ func migrate(ctx context.Context, db *sql.DB, upgrade bool) error {
 		// A newer mcpgate has been here; running older code on its schema
 		// could misread or corrupt what it wrote.
 		return fmt.Errorf("sqlite: migrate: database schema version %d is newer than this binary's %d", have, latest)
+	} else if have == 0 && !upgrade {
+		return fmt.Errorf("sqlite: %w", store.ErrNoSchema)
 	} else if have < latest && !upgrade {
 		return fmt.Errorf("sqlite: database schema version %d, this binary's %d: %w", have, latest, store.ErrSchemaBehind)
 	}
