@@ -7,11 +7,16 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -93,5 +98,48 @@ func testPublicURLBehindProxy(t *testing.T, written string) {
 	}
 	if r, _ := h.mcpInitialize(srv.URL, tok.AccessToken, "Origin", public); r.StatusCode != 200 {
 		t.Fatalf("own origin: %d, want 200", r.StatusCode)
+	}
+}
+
+// SEC-177 after an upgrade: a grant stored while the public URL was
+// written in capitals names its resource so (HTTPS://MCP.Example.com/mcp);
+// its refreshes mint tokens for the resource as the gateway names it now,
+// which the MCP endpoint takes. Fails before: every refresh succeeded
+// with a token the endpoint refused, so the client never signed in again.
+func TestPublicURLInCapitalsGrantOfBefore(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	lc := local.New(st, local.Options{})
+	lc.SetUser(ctx, testUser, hashed(testPassword))
+	g, err := mcpgate.New(ctx, mcpgate.Config{Store: st, SecretKey: bytes.Repeat([]byte{9}, 32), PublicURL: "HTTPS://MCP.Example.com",
+		Connectors: []upstream.Connector{lc}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Host = "mcp.example.com"
+		g.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h := &gw{t: t, url: srv.URL, client: srv.Client()}
+	c := h.register(nil)
+	now := time.Now()
+	rt := "refresh-of-before-the-upgrade"
+	grant := &store.Grant{ID: "g-old", ClientID: c.ClientID, User: identity.User{ID: "local:" + testUser, Username: testUser},
+		Resource: "HTTPS://MCP.Example.com/mcp", Scopes: []string{"mcp"}, CreatedAt: now}
+	if err := st.CreateGrant(ctx, grant, &store.RefreshToken{Hash: tokens.Hash(rt), GrantID: "g-old", Generation: 1,
+		Scopes: []string{"mcp"}, CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		resp, b := h.postForm(srv.URL+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ClientID}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("refresh %d: %d %s, want 200", round, resp.StatusCode, b)
+		}
+		tok := decode[map[string]any](t, b)
+		rt, _ = tok["refresh_token"].(string)
+		if r, body := h.mcpInitialize(srv.URL, tok["access_token"].(string)); r.StatusCode != 200 {
+			t.Fatalf("refresh %d gave a token the MCP endpoint refuses: %d %s %s", round, r.StatusCode, r.Header.Get("WWW-Authenticate"), body)
+		}
 	}
 }

@@ -67,6 +67,12 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	if !s.mayRefresh(ctx, client, grant) {
 		return nil, errBadRefresh
 	}
+	// The resource as the gateway names it now: a grant stored while the
+	// issuer was written in capitals (before SEC-177) names it so, and
+	// its tokens would not pass the guard.
+	if _, canon, ok := s.resourceFor(issuer, grant.Resource); ok && grant.Resource != "" {
+		grant.Resource = canon
+	}
 	if resource != "" && resource != grant.Resource {
 		note.stop("", "the refresh token was issued for resource "+grant.Resource+", not "+resource)
 		return nil, oauth.Errorf(oauth.InvalidTarget, "the refresh token was not issued for this resource")
