@@ -29,7 +29,7 @@ import (
 // origin: before, its issuer kept the capitals, and with them lost the
 // cookies' prefix and Secure flag, and the resource clients name.
 func TestPublicURLBehindProxy(t *testing.T) {
-	for _, written := range []string{"https://mcp.example.com", "HTTPS://MCP.Example.com/"} {
+	for _, written := range []string{"https://mcp.example.com", "HTTPS://MCP.Example.com/", "https://mcp.example.com:443"} {
 		t.Run(written, func(t *testing.T) { testPublicURLBehindProxy(t, written) })
 	}
 }

@@ -20,16 +20,22 @@ type Site struct {
 }
 
 // Origin is a configured public URL as the issuer: its scheme and host in
-// lower case (RFC 3986 §6.2.2.1, as clients and browsers compare them),
-// without a trailing slash. Written HTTPS://MCP.example.com, the issuer
-// kept as written lost the cookies' Secure flag and __Host- prefix, and
-// resources named in lower case by clients no longer matched it.
+// lower case, without the scheme's default port (RFC 3986 §6.2.2.1,
+// §6.2.3, as clients and browsers compare them) or a trailing slash.
+// Written HTTPS://MCP.example.com, the issuer kept as written lost the
+// cookies' Secure flag and __Host- prefix; written with :443, it named
+// resources no client that connected to https://mcp.example.com/mcp
+// names.
 func Origin(publicURL string) string {
 	u, err := url.Parse(publicURL)
 	if err != nil || u.Host == "" {
 		return strings.TrimSuffix(publicURL, "/")
 	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if port := u.Port(); scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		host = strings.TrimSuffix(host, ":"+port)
+	}
+	return scheme + "://" + host
 }
 
 // Issuer returns the issuer identifier for r: an origin, no path, no

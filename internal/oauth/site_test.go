@@ -94,3 +94,23 @@ func FuzzParseHostHeader(f *testing.F) {
 		}
 	})
 }
+
+// SEC-177: a public URL is the issuer in its normal form: scheme and host
+// in lower case, no default port, no trailing slash.
+func TestOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://mcp.example.com":       "https://mcp.example.com",
+		"HTTPS://MCP.Example.com/":      "https://mcp.example.com",
+		"https://mcp.example.com:443":   "https://mcp.example.com",
+		"https://mcp.example.com:8443/": "https://mcp.example.com:8443",
+		"http://127.0.0.1:80":           "http://127.0.0.1",
+		"http://[::1]:80":               "http://[::1]",
+		"http://[::1]:8080":             "http://[::1]:8080",
+		"https://mcp.example.com:80":    "https://mcp.example.com:80",
+		"":                              "",
+	} {
+		if got := Origin(in); got != want {
+			t.Errorf("Origin(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
