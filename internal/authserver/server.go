@@ -336,8 +336,8 @@ func (s *Server) implies(issuer, url string) oauth.Hierarchy {
 	return nil
 }
 
-// canonicalResource lowercases scheme and host and drops one trailing
-// slash (RES-2). Fragments are not allowed (RFC 8707 §2).
+// canonicalResource lowercases scheme and host and drops the scheme's
+// default port and one trailing slash (RES-2). Fragments are not allowed (RFC 8707 §2).
 func canonicalResource(raw string) (string, bool) {
 	if strings.Contains(raw, "#") || len(raw) > 2048 {
 		return "", false
@@ -356,8 +356,21 @@ func canonicalResource(raw string) (string, bool) {
 	if host == "" || (scheme != "https" && scheme != "http") {
 		return "", false
 	}
-	path = strings.TrimSuffix(path, "/")
-	return scheme + "://" + strings.ToLower(host) + path, true
+	for i := 0; i < len(host); i++ {
+		if host[i] <= ' ' || host[i] >= 0x7f {
+			return "", false // no host of the gateway's: it is ASCII (punycode)
+		}
+	}
+	host = strings.ToLower(host)
+	if scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	if host == "" || host[0] == ':' {
+		return "", false
+	}
+	return scheme + "://" + host + strings.TrimSuffix(path, "/"), true
 }
 
 // grantScopes decides the scopes of an authorization: the requested scopes
