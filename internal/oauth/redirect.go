@@ -17,7 +17,8 @@ var forbiddenSchemes = map[string]bool{
 // browserFamilies begin the schemes by which a browser's app opens the web
 // address that follows (microsoft-edge:https://…, googlechromes://…,
 // firefox-focus://open-url?url=…, opera-https://…, touch-https://…).
-var browserFamilies = []string{"microsoft-edge", "googlechrome", "firefox", "opera", "x-safari", "brave", "touch-", "yandexbrowser"}
+var browserFamilies = []string{"microsoft-edge", "googlechrome", "firefox", "opera", "x-safari", "brave", "touch-", "yandexbrowser",
+	"puffin", "shtp", "ucbrowser", "quark", "alook", "aloha", "dolphin"}
 
 // opensBrowser reports whether a redirect URI of this (lowercase) scheme
 // would open a browser at a web site, on Windows, iOS or Android, which

@@ -39,6 +39,8 @@ func TestValidateRedirectURI(t *testing.T) {
 		"googlechrome-x-callback://x-callback-url/open/?url=https%3A%2F%2Fevil.example%2Fcb",
 		"firefox-focus://open-url?url=https://evil.example/cb", "firefox-klar://open-url?url=https://evil.example/cb",
 		"ddgquicklink://evil.example/cb", "yandexbrowser-open-url://evil.example/cb", "OPHTTPS://evil.example/cb",
+		"puffins://evil.example/cb", "puffin://evil.example/cb", "shtps://evil.example/cb", "ucbrowser://evil.example/cb",
+		"quark://evil.example/cb", "alook://evil.example/cb", "alohabrowser://evil.example/cb", "dolphin://evil.example/cb",
 	}
 	for _, u := range bad {
 		if err := ValidateRedirectURI(u); err == nil {
