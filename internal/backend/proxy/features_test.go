@@ -422,28 +422,38 @@ func TestNoHeaderInjectionAndCleanQuery(t *testing.T) {
 	}
 }
 
-// An informational answer of the upstream (103 Early Hints) stays between
-// it and the proxy, and leaves alone the headers the gateway set before
-// the proxy ran (the guard's CORS headers, which browser clients need).
-func TestInformationalAnswerKeepsGatewayHeaders(t *testing.T) {
-	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Link", "</style.css>; rel=preload")
-		w.WriteHeader(http.StatusEarlyHints)
-		w.Header().Del("Link")
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
-	}))
+// behindGateway serves upstream through the proxy behind a gateway that
+// sets the headers of set first, as the guard sets its CORS headers, and
+// answers a POST from a browser page's origin.
+func behindGateway(t *testing.T, upstream http.HandlerFunc, set func(http.Header)) *http.Response {
+	t.Helper()
+	be := backend(t, upstream)
 	h, err := New(Options{Upstream: mustURL(t, be.URL)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "http://localhost:3000")
-		w.Header().Set("Access-Control-Expose-Headers", "Mcp-Session-Id")
+		set(w.Header())
 		asGuard(h, alice).ServeHTTP(w, r)
 	}))
 	t.Cleanup(fe.Close)
-	resp := post(t, fe.URL, "{}", map[string]string{"Origin": "http://localhost:3000"})
+	return post(t, fe.URL, "{}", map[string]string{"Origin": "http://localhost:3000"})
+}
+
+// An informational answer of the upstream (103 Early Hints) stays between
+// it and the proxy, and leaves alone the headers the gateway set before
+// the proxy ran (the guard's CORS headers, which browser clients need).
+func TestInformationalAnswerKeepsGatewayHeaders(t *testing.T) {
+	resp := behindGateway(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}, func(h http.Header) {
+		h.Set("Access-Control-Allow-Origin", "http://localhost:3000")
+		h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id")
+	})
 	body := readAll(t, resp)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"result"`) {
 		t.Fatalf("status %d, body %q; want 200 and the upstream's result", resp.StatusCode, body)
@@ -463,22 +473,14 @@ func TestInformationalAnswerKeepsGatewayHeaders(t *testing.T) {
 // an answer that echoes the caller's origin must carry for caches in
 // between; before, the upstream's replaced it.
 func TestSEC34_UpstreamVaryKeepsOrigin(t *testing.T) {
-	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	resp := behindGateway(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Accept-Encoding")
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
-	}))
-	h, err := New(Options{Upstream: mustURL(t, be.URL)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "http://localhost:3000")
-		w.Header().Add("Vary", "Origin")
-		asGuard(h, alice).ServeHTTP(w, r)
-	}))
-	t.Cleanup(fe.Close)
-	resp := post(t, fe.URL, "{}", map[string]string{"Origin": "http://localhost:3000"})
+	}, func(h http.Header) {
+		h.Set("Access-Control-Allow-Origin", "http://localhost:3000")
+		h.Add("Vary", "Origin")
+	})
 	readAll(t, resp)
 	if got := resp.Header.Values("Vary"); !slices.Contains(got, "Origin") || !slices.Contains(got, "Accept-Encoding") {
 		t.Errorf("Vary %q, want the gateway's Origin and the upstream's Accept-Encoding", got)
