@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/authserver"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -86,11 +87,16 @@ func (cfg *Config) keyKeep() time.Duration {
 	return max(cfg.AccessTokenTTL, tokens.IdentityTokenTTL) + cfg.keyLead() + cfg.KeyReload + 5*time.Minute
 }
 
-// keyLead is how long a new signing key is published before it signs:
-// two KeyReloads, in which every replica reads the keys again, so that
-// none signs a token with a key the JWKS of another does not hold yet (a
-// backend that checks identity tokens may fetch it from any of them).
-func (cfg *Config) keyLead() time.Duration { return 2 * cfg.KeyReload }
+// keyLead is how long a new signing key is published before it signs, so
+// that none signs a token with a key that a JWKS a backend holds lacks (a
+// backend that checks identity tokens may fetch it from any replica): a
+// KeyReload, in which every replica reads the keys again, and one more
+// for a slow reading; the most two replicas' clocks may differ (each
+// within MaxClockSkew of the store's); and the JWKS's max-age, in which
+// a copy fetched before the key was published may still be used.
+func (cfg *Config) keyLead() time.Duration {
+	return 2*cfg.KeyReload + 2*MaxClockSkew + authserver.JWKSMaxAge
+}
 
 // followKeys rotates the signing key when it is due and reads the keys
 // again every KeyReload, until Close.
@@ -148,9 +154,10 @@ func CheckSecretKey(ctx context.Context, st store.Store, secretKey []byte) error
 
 // RotateSigningKey makes a new signing key in st, sealed with secretKey,
 // and returns its kid. Every gateway on st publishes it within its
-// KeyReload, and signs with it from two KeyReloads after, when all have
-// published it; the previous keys go on verifying until the tokens they
-// signed have expired. A secretKey that is not the store's is refused with
+// KeyReload, and signs with it once its lead has passed (110 s with the
+// KeyReload of 15 s), when every JWKS a backend holds has it; the
+// previous keys go on verifying until the tokens they signed have
+// expired. A secretKey that is not the store's is refused with
 // ErrSecretKeyMismatch. Of rotations from the same keys at once, one makes
 // the key and the others return it.
 func RotateSigningKey(ctx context.Context, st store.Store, secretKey []byte, now time.Time) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,9 +232,9 @@ func (g *gw) refreshAt(addr, clientID, rt string) (int, tokenResponse) {
 }
 
 // A replaced key verifies the tokens it signed until they expire, and
-// leaves the JWKS once the last of them has: AccessTokenTTL + three
-// KeyReloads (the new key's lead, and a reload) + 5 minutes after the new
-// key was made.
+// leaves the JWKS once the last of them has: AccessTokenTTL + the new
+// key's lead (two KeyReloads + 80 s) + a KeyReload + 5 minutes after the
+// new key was made.
 func TestReplacedKeyLeavesJWKSAfterItsTokensExpire(t *testing.T) {
 	const ttl, reload = 10 * time.Minute, 50 * time.Millisecond
 	g := newGateway(t, func(c *mcpgate.Config) { c.AccessTokenTTL, c.KeyReload = ttl, reload })
@@ -263,7 +264,7 @@ func TestReplacedKeyLeavesJWKSAfterItsTokensExpire(t *testing.T) {
 	if !hasKid(jwksKids(g, g.url), oldKid) {
 		t.Fatal("the old key left the JWKS before the margin after its last token ran out")
 	}
-	g.clock.Advance(5 * time.Minute)
+	g.clock.Advance(7 * time.Minute) // past the lead's 80 s and the 5 minutes
 	eventually(t, 10*time.Second, "the old key leaving the JWKS", func() bool {
 		kids := jwksKids(g, g.url)
 		return !hasKid(kids, oldKid) && hasKid(kids, kid)
@@ -333,7 +334,7 @@ func testKeyRotationUnderLoad(t *testing.T, st store.Store) {
 			t.Fatalf("a token of the new key %s before its lead had passed", kid)
 		}
 		for _, g := range rs {
-			g.clock.Advance(time.Second) // past the lead, two KeyReloads
+			g.clock.Advance(2 * time.Minute) // past the lead: two KeyReloads, 20 s of clocks, the JWKS's minute
 		}
 		eventually(t, 10*time.Second, "a token of the new key", func() bool { _, ok := kidsSeen.Load(kid); return ok || len(failures) > 0 })
 	}
@@ -431,7 +432,7 @@ func TestAutomaticKeyRotationOnce(t *testing.T) {
 		return err == nil && len(keys) > 1
 	})
 	for _, g := range rs {
-		g.clock.Advance(time.Second) // past its lead
+		g.clock.Advance(2 * time.Minute) // past its lead
 	}
 	kids := make([]string, len(rs))
 	for i, g := range rs {
@@ -452,5 +453,47 @@ func TestAutomaticKeyRotationOnce(t *testing.T) {
 		if kids[i] != after[1].ID {
 			t.Fatalf("replica %d signs with %s, want the one new key %s", i, kids[i], after[1].ID)
 		}
+	}
+}
+
+// SEC-179: a new key signs only once a JWKS fetched just before it was
+// published has gone stale (its max-age), with the clock skew replicas
+// may have: a backend using that copy never meets the new kid. Fails
+// before: the JWKS could be used 5 minutes, and the new key signed after
+// two KeyReloads.
+func TestSEC179_NewKeySignsOnceFetchedJWKSAreStale(t *testing.T) {
+	const reload = 50 * time.Millisecond
+	g := newGateway(t, func(c *mcpgate.Config) { c.KeyReload = reload })
+	t.Cleanup(func() { g.gw.Close(context.Background()) })
+	client, _, tok := g.fullFlow()
+	resp, _ := g.get(g.url + "/jwks.json")
+	_, maxAge, _ := strings.Cut(resp.Header.Get("Cache-Control"), "max-age=")
+	secs, err := strconv.Atoi(maxAge)
+	if err != nil {
+		t.Fatalf("Cache-Control %q of the JWKS, want a max-age", resp.Header.Get("Cache-Control"))
+	}
+	fetched := g.clock.Now()
+	kid, err := mcpgate.RotateSigningKey(t.Context(), g.store, harnessSecret, fetched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tok.RefreshToken
+	for {
+		time.Sleep(3 * reload) // the gateway reads the keys at this time
+		resp, next := g.refresh(client.ClientID, rt, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("refresh: %d %+v", resp.StatusCode, next)
+		}
+		rt = next.RefreshToken
+		if kidOf(t, next.AccessToken) == kid {
+			break
+		}
+		if g.clock.Now().Sub(fetched) > 10*time.Minute {
+			t.Fatal("the new key does not sign 10 minutes after it was made")
+		}
+		g.clock.Advance(5 * time.Second)
+	}
+	if age, stale := g.clock.Now().Sub(fetched), time.Duration(secs)*time.Second+2*mcpgate.MaxClockSkew; age < stale {
+		t.Fatalf("the new key signs %v after a JWKS without it was fetched, which may be used %d s (and clocks differ up to %v)", age, secs, 2*mcpgate.MaxClockSkew)
 	}
 }

@@ -143,15 +143,16 @@ type Config struct {
 	// replaces it (default 30 days; negative: never, `mcpgate keys rotate`
 	// still can). The old key goes on verifying, and stays in the JWKS,
 	// until every token it signed has expired: AccessTokenTTL plus three
-	// KeyReloads plus 5 minutes after the new one was made. Of the
+	// KeyReloads plus 80 s plus 5 minutes after the new one was made. Of the
 	// gateways on one store that find the key due at once, one makes the
 	// new key and all sign with it.
 	KeyRotation time.Duration
 	// KeyReload is how often the gateway reads the signing keys from the
 	// store again (default 15 s; replicas on one store take the same): a
 	// key another replica, or `mcpgate keys rotate`, made is published
-	// here within this time, and signs from two KeyReloads after it was
-	// made, once every replica publishes it. A token signed by a key this
+	// here within this time, and signs from two KeyReloads plus 80 s
+	// after it was made, once every JWKS a backend holds has it (a
+	// fetched JWKS is used up to a minute, clocks differ up to 20 s). A token signed by a key this
 	// gateway does not know yet makes it read them at once (at most once
 	// a second), so it is never refused for that.
 	KeyReload time.Duration

@@ -76,7 +76,7 @@ func RotateKeys(ctx context.Context, cfg *config.Config, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "New signing key %s. Every mcpgate on this store publishes it within 15 s and signs with it from 30 s on, once all publish it; the previous key verifies until the tokens it signed have expired (access_token_ttl + 45 s + 5 min).\n", kid)
+	fmt.Fprintf(stdout, "New signing key %s. Every mcpgate on this store publishes it within 15 s and signs with it from 110 s on, once every JWKS a backend holds has it; the previous key signs until then, and verifies until the tokens it signed have expired (access_token_ttl + about 7 min).\n", kid)
 	return nil
 }
 

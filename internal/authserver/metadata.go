@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/assertion"
 )
@@ -105,9 +107,14 @@ func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
+// JWKSMaxAge is how long a JWKS fetched from /jwks.json may be used (its
+// Cache-Control max-age): a new signing key signs only once every copy
+// fetched before it was published has gone stale (SEC-179).
+const JWKSMaxAge = time.Minute
+
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(JWKSMaxAge.Seconds())))
 	_, _ = w.Write(s.keys.JWKS())
 }
 

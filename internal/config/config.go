@@ -75,7 +75,7 @@ type Config struct {
 	AccessTokenTTL  Duration `yaml:"access_token_ttl" arg:"DURATION" default:"1h" help:"access token lifetime, at most 24h"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl" arg:"DURATION" default:"720h" help:"refresh token lifetime"`
 	RefreshGrace    Duration `yaml:"refresh_grace" arg:"DURATION" default:"30s" help:"a rotated refresh token presented again this soon (a retry, or two copies at once) gets the same new tokens instead of revoking its family; off turns this off; at most 5m (RT-1)"`
-	KeyRotation     Duration `yaml:"key_rotation" arg:"DURATION" default:"720h" help:"make a new signing key when the current one is this old; the old one stays in the JWKS until the tokens it signed have expired (access_token_ttl + 5m); off leaves it to mcpgate keys rotate; at least 1h"`
+	KeyRotation     Duration `yaml:"key_rotation" arg:"DURATION" default:"720h" help:"make a new signing key when the current one is this old; the old one stays in the JWKS until the tokens it signed have expired (access_token_ttl + about 7m); off leaves it to mcpgate keys rotate; at least 1h"`
 	UpstreamRecheck Duration `yaml:"upstream_recheck" arg:"DURATION" default:"1h" help:"a refresh renews the user's session at their OpenID provider, and re-reads their groups, once it is this old: a user removed from a group or ended at the provider loses it at their next refresh after this; off keeps the login's groups for the grant's life; at most 24h (RT-3)"`
 
 	// What a client may hold of the server (SEC-40, SEC-41).
