@@ -143,3 +143,28 @@ func TestPublicURLInCapitalsGrantOfBefore(t *testing.T) {
 		}
 	}
 }
+
+// RES-2 on loopback without a public URL: a Host that names the scheme's
+// default port (127.0.0.1:80) is the issuer without it, so the resource
+// the metadata publishes is the one /authorize serves. Fails before: the
+// metadata named http://127.0.0.1:80/mcp, which /authorize refused.
+func TestLoopbackHostWithDefaultPort(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	hosted := func(method, path string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, g.url+path, nil)
+		req.Host = "127.0.0.1:80"
+		return g.do(req)
+	}
+	_, body := hosted("GET", "/.well-known/oauth-protected-resource/mcp")
+	prm := decode[map[string]any](t, body)
+	if prm["resource"] != "http://127.0.0.1/mcp" {
+		t.Fatalf("metadata's resource %v, want http://127.0.0.1/mcp", prm["resource"])
+	}
+	a := g.newAuth(c.ClientID)
+	a.Resource = "http://127.0.0.1/mcp"
+	u, _ := url.Parse(a.URL())
+	if resp, body := hosted("GET", "/authorize?"+u.RawQuery); resp.StatusCode != 200 {
+		t.Fatalf("/authorize for the published resource: %d %s\n%.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}

@@ -23,6 +23,12 @@ func TestCanonicalResource(t *testing.T) {
 		"https:///mcp":                     "",
 		"mcp.example.com/mcp":              "",
 		"https://mcp.example.com:80/mcp":   "https://mcp.example.com:80/mcp",
+		"https://mcp.example.com:/mcp":     "https://mcp.example.com/mcp",
+		"https://a:443:443":                "",
+		"https://a:x/mcp":                  "",
+		"http://[::1]/mcp":                 "http://[::1]/mcp",
+		"http://[::1]:80/mcp":              "http://[::1]/mcp",
+		"http://::1/mcp":                   "",
 	} {
 		got, ok := canonicalResource(in)
 		if !ok {

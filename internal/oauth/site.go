@@ -32,8 +32,8 @@ func Origin(publicURL string) string {
 		return strings.TrimSuffix(publicURL, "/")
 	}
 	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	if port := u.Port(); scheme == "https" && port == "443" || scheme == "http" && port == "80" {
-		host = strings.TrimSuffix(host, ":"+port)
+	if port := u.Port(); port == "" || scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		host = strings.TrimSuffix(host, ":"+port) // an empty port too (host:)
 	}
 	return scheme + "://" + host
 }
@@ -50,7 +50,7 @@ func (s *Site) Issuer(r *http.Request) string {
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		return scheme + "://" + strings.ToLower(r.Host)
+		return Origin(scheme + "://" + r.Host)
 	}
 	return s.Fallback
 }

@@ -107,6 +107,7 @@ func TestOrigin(t *testing.T) {
 		"http://[::1]:80":               "http://[::1]",
 		"http://[::1]:8080":             "http://[::1]:8080",
 		"https://mcp.example.com:80":    "https://mcp.example.com:80",
+		"https://mcp.example.com:":      "https://mcp.example.com",
 		"":                              "",
 	} {
 		if got := Origin(in); got != want {
