@@ -67,8 +67,12 @@ func (l *killLoad) lost(err error) bool {
 	if l.dead.Load() == 0 {
 		return false
 	}
+	// net/http's error for a pooled connection the dead replica's kernel
+	// closed as a POST was sent on it is unexported: its text is all
+	// there is to know it by.
 	if errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) {
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		strings.Contains(err.Error(), "server closed idle connection") {
 		l.cuts.Add(1)
 		return true
 	}
