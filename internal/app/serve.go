@@ -66,7 +66,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if err := mcpgate.CheckSecretKey(ctx, st, gcfg.SecretKey); err != nil {
 		return err // before the connectors write to the store
 	}
-	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, stdout, gcfg.SecretKey); err != nil {
+	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, gcfg.SecretKey); err != nil {
 		return err
 	}
 	if cfg.AuditLog != "" {
@@ -93,7 +93,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen: %w (give another address with --listen, or stop what uses this one)", err)
 	}
 	addr := ln.Addr().String()
 	gcfg.FallbackURL = "http://" + addr
@@ -108,6 +108,16 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		if mln != nil {
 			mln.Close()
 		}
+		return err
+	}
+	// Once the gateway is set to serve, so that a start that fails before
+	// does not spend the password it shows once.
+	if err := ensureAdmin(ctx, cfg, st, log, stdout); err != nil {
+		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
+		gw.Close(context.WithoutCancel(ctx))
 		return err
 	}
 	if mln != nil {
@@ -430,6 +440,31 @@ func openStoreFor(ctx context.Context, cfg *config.Config, upgrade bool) (store.
 	return nil, fmt.Errorf("store %q is not supported", storeKind(dsn))
 }
 
+// ensureAdmin creates the local account admin on a store that has no
+// local account yet, when local accounts are on, and shows its password
+// once on stdout.
+func ensureAdmin(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer) error {
+	if !localAccountsOn(cfg) {
+		return nil
+	}
+	pw, created, err := local.New(st, local.Options{Logger: log}).EnsureAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("create admin: %w", err)
+	}
+	if !created {
+		return nil
+	}
+	kept := "it is stored hashed in " + cfg.DataDir + "."
+	switch kind := storeKind(cfg.StoreDSN()); {
+	case kind == "memory":
+		kept = "the memory store keeps it only until mcpgate stops: a new one is made at every start."
+	case strings.HasPrefix(kind, "postgres"):
+		kept = "it is stored hashed in the PostgreSQL database."
+	}
+	fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; %s\n\n", pw, kept)
+	return nil
+}
+
 func storeKind(dsn string) string {
 	kind, _, _ := strings.Cut(dsn, ":")
 	return kind
@@ -483,29 +518,14 @@ func setConfiguredUsers(ctx context.Context, cfg *config.Config, st store.Store,
 // google_* settings' and each of oidc_providers when configured, and local accounts when users are
 // configured or no other connector is. With local accounts and no user at
 // all, it creates admin and prints its password once. secretKey keys what connectors derive per login.
-func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, stdout io.Writer, secretKey []byte) ([]upstream.Connector, error) {
+func setupConnectors(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, secretKey []byte) ([]upstream.Connector, error) {
 	var out []upstream.Connector
 	flagsOIDC, flagsOIDCOn := cfg.OIDCFlagsProvider()
 	if err := setConfiguredUsers(ctx, cfg, st, log); err != nil {
 		return nil, err
 	}
 	if localAccountsOn(cfg) {
-		lc := local.New(st, local.Options{Logger: log})
-		pw, created, err := lc.EnsureAdmin(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("create admin: %w", err)
-		}
-		if created {
-			kept := "it is stored hashed in " + cfg.DataDir + "."
-			switch kind := storeKind(cfg.StoreDSN()); {
-			case kind == "memory":
-				kept = "the memory store keeps it only until mcpgate stops: a new one is made at every start."
-			case strings.HasPrefix(kind, "postgres"):
-				kept = "it is stored hashed in the PostgreSQL database."
-			}
-			fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; %s\n\n", pw, kept)
-		}
-		out = append(out, lc)
+		out = append(out, local.New(st, local.Options{Logger: log}))
 	}
 	if cfg.GitHubClientID != "" {
 		gh, err := github.New(github.Config{ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, Groups: cfg.GitHubGroups,

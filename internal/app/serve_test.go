@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,7 +208,7 @@ func TestAdminNoticeFollowsTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out strings.Builder
-		if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), &out, nil); err != nil {
+		if err := ensureAdmin(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), &out); err != nil {
 			t.Fatal(err)
 		}
 		st.Close()
@@ -237,8 +238,7 @@ func TestOIDCDiscoveryAtStart(t *testing.T) {
 	} {
 		cfg := config.Defaults()
 		cfg.OIDCIssuer, cfg.OIDCClientID = issuer, "mcpgate"
-		var out strings.Builder
-		cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), &out, make([]byte, 32))
+		cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), make([]byte, 32))
 		switch {
 		case want == "" && (err != nil || len(cons) != 1 || cons[0].ID() != "oidc"):
 			t.Errorf("issuer %s: %v, %d connectors; want only oidc", issuer, err, len(cons))
@@ -267,7 +267,7 @@ func TestOIDCProvidersAreConnectors(t *testing.T) {
 		{Name: "corp-a", DisplayName: "Corp A", Issuer: doc.URL + "/a", ClientID: "a"},
 		{Name: "corp-b", DisplayName: "Corp B", Issuer: doc.URL + "/b", ClientID: "b", ClientSecret: "s"},
 	}
-	cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+	cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestOIDCProvidersAreConnectors(t *testing.T) {
 	}
 
 	cfg.OIDCProviders[1].AuthParams = map[string]string{"state": "x"}
-	if _, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil ||
+	if _, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), make([]byte, 32)); err == nil ||
 		!strings.Contains(err.Error(), "oidc_providers[1]") || !strings.Contains(err.Error(), `"state"`) {
 		t.Fatalf("a flow parameter in auth_params: %v, want an error naming oidc_providers[1] and the parameter", err)
 	}
@@ -314,7 +314,7 @@ func TestLocalUserGroupsFromConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns, err := setupConnectors(t.Context(), cfg, st, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+		conns, err := setupConnectors(t.Context(), cfg, st, slog.New(slog.DiscardHandler), make([]byte, 32))
 		if err != nil {
 			t.Fatalf("%q %q: setupConnectors: %v", tc.args, tc.env, err)
 		}
@@ -335,7 +335,7 @@ func TestLocalUserGroupsFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil || !strings.Contains(err.Error(), "invalid group") || strings.Contains(err.Error(), ":pw") {
+	if _, err := setupConnectors(t.Context(), &cfg, st, slog.New(slog.DiscardHandler), make([]byte, 32)); err == nil || !strings.Contains(err.Error(), "invalid group") || strings.Contains(err.Error(), ":pw") {
 		t.Errorf("a bad group: %v, want an error naming the invalid group and not the password", err)
 	}
 }
@@ -355,14 +355,14 @@ func TestOIDCFlagsPresetReachesConnector(t *testing.T) {
 	defer doc.Close()
 	cfg := config.Defaults()
 	cfg.OIDCIssuer, cfg.OIDCClientID = doc.URL+"/common/v2.0", "mcpgate"
-	if _, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32)); err == nil {
+	if _, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), make([]byte, 32)); err == nil {
 		t.Fatal("without the preset, a {tenantid} issuer was accepted; the test proves nothing")
 	}
 	cfg.OIDCPreset = "entra"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, make([]byte, 32))
+	cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), make([]byte, 32))
 	if err != nil || len(cons) != 1 || cons[0].ID() != "oidc" || cons[0].DisplayName() != "Microsoft" {
 		t.Fatalf("--oidc-preset entra: %v, %d connectors; want the one connector oidc, shown as Microsoft", err, len(cons))
 	}
@@ -466,7 +466,7 @@ func TestSEC166_GitHubLoginCompletesOnAnotherReplica(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.GitHubClientID, cfg.GitHubClientSecret = "gh-client", "gh-secret"
 	challenge := func(secretKey []byte) string {
-		cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), io.Discard, secretKey)
+		cons, err := setupConnectors(t.Context(), &cfg, memory.New(), slog.New(slog.DiscardHandler), secretKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -513,4 +513,61 @@ func TestSEC116_JSONLogInert(t *testing.T) {
 	if !strings.Contains(out.String(), `"path":"/x`+"\ufffd"+`evil`) {
 		t.Errorf("the JSON log %q, want the path with U+FFFD in place of the override", out.String())
 	}
+}
+
+// A first start that fails (its address taken) creates no admin account,
+// so the password shown once is shown by the start that serves, and says
+// how to choose another address. Fails before: the account was made, its
+// password printed above the error, and the next start showed none.
+func TestFailedFirstStartKeepsTheAdminPasswordForTheNext(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.Listen = t.TempDir(), taken.Addr().String()
+	var out strings.Builder
+	err = Serve(t.Context(), &cfg, &out, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--listen") || strings.Contains(out.String(), "Created local user") {
+		t.Fatalf("serve on a taken address: %v, printed %q; want it refused, naming --listen, and no password shown", err, out.String())
+	}
+	cfg.Listen = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ready := make(chan string, 1)
+	served := make(chan error, 1)
+	var second syncBuilder
+	go func() { served <- Serve(ctx, &cfg, &second, io.Discard, ready) }()
+	select {
+	case <-ready:
+	case err := <-served:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	if !strings.Contains(second.String(), "Created local user \"admin\" with password: ") {
+		t.Errorf("the start that serves printed %q, want the admin password", second.String())
+	}
+	cancel()
+	<-served
+}
+
+// syncBuilder is a strings.Builder written by one goroutine while another
+// reads it.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
