@@ -124,6 +124,11 @@ func keys(args []string) int {
 		return 2
 	}
 	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		fmt.Print("Usage: mcpgate keys rotate [serve flags] | mcpgate keys new-secret\n" +
+			"  rotate      makes a new signing key in the store that the serve flags name (mcpgate keys rotate -h lists them)\n" +
+			"  new-secret  prints a new secret key, for secret_key_file\n")
+		return 0
 	case "new-secret":
 		if len(args) > 1 {
 			fmt.Fprintf(os.Stderr, "mcpgate: keys new-secret takes no arguments\n%s", usage)

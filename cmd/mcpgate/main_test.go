@@ -22,3 +22,13 @@ func TestSEC21_ReadVariablesDropped(t *testing.T) {
 		t.Error("PATH was dropped, want it kept for the stdio servers")
 	}
 }
+
+// "Each command's own -h lists its flags", as mcpgate help says: keys -h
+// was an unknown command.
+func TestCommandsHelp(t *testing.T) {
+	for _, cmd := range []string{"keys", "users", "clients", "grants"} {
+		if code := run([]string{cmd, "-h"}); code != 0 {
+			t.Errorf("mcpgate %s -h: exit %d, want 0 and its usage", cmd, code)
+		}
+	}
+}
