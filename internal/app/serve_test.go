@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -570,4 +571,29 @@ func (s *syncBuilder) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The memory store keeps nothing past the process, as the README says, its
+// secret key included: serve on it writes no DATA-DIR/secret.key. Fails
+// before: the key was written to ./mcpgate-data.
+func TestMemoryStoreWritesNoKey(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Store, cfg.DataDir, cfg.Listen = "memory", filepath.Join(t.TempDir(), "data"), "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ready := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, &cfg, io.Discard, io.Discard, ready) }()
+	select {
+	case <-ready:
+	case err := <-served:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	cancel()
+	<-served
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "secret.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("serve on the memory store left %s: %v", filepath.Join(cfg.DataDir, "secret.key"), err)
+	}
 }
