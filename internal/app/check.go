@@ -55,6 +55,9 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 		return false
 	}
 	c.pass("config", "valid")
+	for _, name := range config.UnknownVariables(os.Environ()) {
+		c.fail("config", "%s is no setting of mcpgate, and serve ignores it: a misspelt name? mcpgate serve -h lists the variables", name)
+	}
 	c.checkStore(ctx, cfg)
 	c.checkProviders(ctx, cfg)
 	for _, res := range gcfg.Resources {

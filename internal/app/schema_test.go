@@ -127,3 +127,16 @@ func TestNewPostgresBeforeTheFirstServe(t *testing.T) {
 		t.Fatalf("users list: %v\n%s", err, out.String())
 	}
 }
+
+// check, as serve does, names a MCPGATE_ variable mcpgate does not read
+// (MCPGATE_LOCAL_USER for MCPGATE_LOCAL_USERS), and fails: the setting it
+// was meant for is not applied. Fails before: check said all was ok.
+func TestCheckNamesUnknownVariables(t *testing.T) {
+	t.Setenv("MCPGATE_LOCAL_USER", "alice:password-of-alice")
+	cfg := config.Defaults()
+	cfg.Store, cfg.DataDir = "memory", t.TempDir()
+	var out bytes.Buffer
+	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL config   MCPGATE_LOCAL_USER is no setting of mcpgate") {
+		t.Errorf("check with MCPGATE_LOCAL_USER set says:\n%s\nwant it named, and check failed", out.String())
+	}
+}
