@@ -53,7 +53,7 @@ func publishedKids(t *testing.T, base string) string {
 // keys are published; another key file is refused by rotate and by serve,
 // each with the message that says what to do.
 func TestBinaryKeysRotate(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	code, out, errOut := runBinary(t, "keys", "new-secret")
@@ -93,9 +93,22 @@ func TestBinaryKeysRotate(t *testing.T) {
 		t.Fatalf("rotate kept the kid %s", oldKid)
 	}
 	// The gateway publishes the new key within its reload (15 s) and
-	// signs with it from two reloads after the rotation (SEC-179).
+	// signs with it from 110 s after the rotation, with a reload's delay
+	// (SEC-179).
 	rt := first.RefreshToken
-	deadline := time.Now().Add(90 * time.Second)
+	// Published first: within 30 s the JWKS holds the new key, while the
+	// tokens are still the old one's (it signs 110 s on: a wide margin).
+	for published := time.Now().Add(30 * time.Second); !strings.Contains(publishedKids(t, p.base), newKid); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(published) {
+			t.Fatalf("the JWKS lacks the new key %s 30 s after the rotation", newKid)
+		}
+	}
+	if status, m := refresh(t, p.base, clientID, rt); status != 200 || headerKid(t, m["access_token"].(string)) != oldKid {
+		t.Fatalf("refresh once the new key is published: %d, want 200 and a token of the old key %s, the new one not signing yet", status, oldKid)
+	} else {
+		rt = m["refresh_token"].(string)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
 	var at string
 	for {
 		status, m := refresh(t, p.base, clientID, rt)

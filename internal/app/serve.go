@@ -123,9 +123,22 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if mln != nil {
 		defer serveMetrics(mln, gcfg.Metrics, log)()
 	}
+	announce(cfg, gcfg.Resources, addr, stdout, log)
+	// At once, not within the delay: operators and scripts wait for these.
+	_ = logw.Flush()
+	if ready != nil {
+		ready <- addr
+	}
+	go housekeeping(ctx, gw, log)
+	return run(ctx, gw, ln, limitsOf(cfg, log), log)
+}
+
+// announce says where the gateway listens and its endpoints on stdout,
+// and logs it with the warnings about its settings.
+func announce(cfg *config.Config, resources []mcpgate.Resource, addr string, stdout io.Writer, log *slog.Logger) {
 	public := cmp.Or(oauth.Origin(cfg.PublicURL), "http://"+addr)
 	fmt.Fprintf(stdout, "mcpgate %s listening on %s\n", Version, addr)
-	for _, res := range gcfg.Resources {
+	for _, res := range resources {
 		fmt.Fprintf(stdout, "MCP endpoint: %s%s\n", public, res.Path)
 	}
 	fmt.Fprintf(stdout, "Account page: %s/account (admin console: %s/admin)\n", public, public)
@@ -136,13 +149,6 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	for _, name := range config.UnknownVariables(os.Environ()) {
 		log.Warn(name+" is no setting of mcpgate, and is ignored: a misspelt name? mcpgate serve -h lists the variables", "variable", name)
 	}
-	// At once, not within the delay: operators and scripts wait for these.
-	_ = logw.Flush()
-	if ready != nil {
-		ready <- addr
-	}
-	go housekeeping(ctx, gw, log)
-	return run(ctx, gw, ln, limitsOf(cfg, log), log)
 }
 
 // stopTracing sends the spans the tracer provider still holds, waiting at
