@@ -534,21 +534,28 @@ func TestFailedFirstStartKeepsTheAdminPasswordForTheNext(t *testing.T) {
 		t.Fatalf("serve on a taken address: %v, printed %q; want it refused, naming --listen, and no password shown", err, out.String())
 	}
 	cfg.Listen = "127.0.0.1:0"
+	var second syncBuilder
+	serveAWhile(t, &cfg, &second)
+	if !strings.Contains(second.String(), "Created local user \"admin\" with password: ") {
+		t.Errorf("the start that serves printed %q, want the admin password", second.String())
+	}
+}
+
+// serveAWhile runs Serve on cfg until it is ready, then stops it and
+// waits for it to return.
+func serveAWhile(t *testing.T, cfg *config.Config, stdout io.Writer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ready := make(chan string, 1)
 	served := make(chan error, 1)
-	var second syncBuilder
-	go func() { served <- Serve(ctx, &cfg, &second, io.Discard, ready) }()
+	go func() { served <- Serve(ctx, cfg, stdout, io.Discard, ready) }()
 	select {
 	case <-ready:
 	case err := <-served:
 		t.Fatalf("serve: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not start")
-	}
-	if !strings.Contains(second.String(), "Created local user \"admin\" with password: ") {
-		t.Errorf("the start that serves printed %q, want the admin password", second.String())
 	}
 	cancel()
 	<-served
@@ -579,20 +586,7 @@ func (s *syncBuilder) String() string {
 func TestMemoryStoreWritesNoKey(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Store, cfg.DataDir, cfg.Listen = "memory", filepath.Join(t.TempDir(), "data"), "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	ready := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, &cfg, io.Discard, io.Discard, ready) }()
-	select {
-	case <-ready:
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	cancel()
-	<-served
+	serveAWhile(t, &cfg, io.Discard)
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "secret.key")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("serve on the memory store left %s: %v", filepath.Join(cfg.DataDir, "secret.key"), err)
 	}
