@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -534,10 +533,10 @@ func TestFailedFirstStartKeepsTheAdminPasswordForTheNext(t *testing.T) {
 		t.Fatalf("serve on a taken address: %v, printed %q; want it refused, naming --listen, and no password shown", err, out.String())
 	}
 	cfg.Listen = "127.0.0.1:0"
-	var second syncBuilder
-	serveAWhile(t, &cfg, &second)
-	if !strings.Contains(second.String(), "Created local user \"admin\" with password: ") {
-		t.Errorf("the start that serves printed %q, want the admin password", second.String())
+	second := &countingWriter{}
+	serveAWhile(t, &cfg, second)
+	if printed, _ := second.state(); !strings.Contains(printed, "Created local user \"admin\" with password: ") {
+		t.Errorf("the start that serves printed %q, want the admin password", printed)
 	}
 }
 
@@ -559,25 +558,6 @@ func serveAWhile(t *testing.T, cfg *config.Config, stdout io.Writer) {
 	}
 	cancel()
 	<-served
-}
-
-// syncBuilder is a strings.Builder written by one goroutine while another
-// reads it.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The memory store keeps nothing past the process, as the README says, its
