@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +30,7 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 	}
 	if cfg.StoreDSN() == "memory" {
 		// Nothing the key seals outlives the process: no file for it.
-		return memoryStoreKey()
+		return tokens.NewKey(), nil
 	}
 	path := keyFile(cfg)
 	// The key is the gateway's own file, as the database is (SEC-150):
@@ -53,16 +52,6 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 		return nil, fmt.Errorf("secret key: %s does not exist: give the store's key with --secret-key-file, or the data directory mcpgate serve uses", path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	return key, nil
-}
-
-// memoryStoreKey is the secret key of a gateway on the memory store, new
-// at every start as the store is.
-func memoryStoreKey() ([]byte, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
 	return key, nil

@@ -93,8 +93,7 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	if err := privatedir.Make(filepath.Dir(path), filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("tokens: key file: %w", err)
 	}
-	key = make([]byte, KeySize)
-	rand.Read(key)
+	key = NewKey()
 	if err := createExclusive(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
 		return nil, err
 	}
@@ -114,12 +113,17 @@ func ReadKeyFile(path string) ([]byte, error) {
 	return key, err
 }
 
+// NewKey returns a new random secret key of KeySize bytes.
+func NewKey() []byte {
+	key := make([]byte, KeySize)
+	rand.Read(key) // never fails (Go 1.24+)
+	return key
+}
+
 // NewKeyText returns a new random key as a key file holds it: standard
 // base64 and a newline.
 func NewKeyText() string {
-	key := make([]byte, KeySize)
-	rand.Read(key) // never fails (Go 1.24+)
-	return base64.StdEncoding.EncodeToString(key) + "\n"
+	return base64.StdEncoding.EncodeToString(NewKey()) + "\n"
 }
 
 func readKeyFile(path string) ([]byte, error) {
