@@ -361,31 +361,11 @@ func canonicalResource(raw string) (string, bool) {
 			return "", false // no host of the gateway's: it is ASCII (punycode)
 		}
 	}
-	host, ok := canonicalHost(strings.ToLower(host), scheme)
+	host, ok := oauth.CanonicalHost(strings.ToLower(host), scheme)
 	if !ok {
 		return "", false
 	}
 	return scheme + "://" + host + strings.TrimSuffix(path, "/"), true
-}
-
-// canonicalHost is host[:port] without the scheme's default port, or an
-// empty one; a host that is not one name or bracketed IPv6 address and
-// one port of digits is none.
-func canonicalHost(host, scheme string) (string, bool) {
-	name, port := host, ""
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
-		name, port = host[:i], host[i+1:]
-	}
-	if name == "" || strings.Contains(name, ":") && !(strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]")) {
-		return "", false
-	}
-	if strings.Trim(port, "0123456789") != "" {
-		return "", false
-	}
-	if port == "" || scheme == "https" && port == "443" || scheme == "http" && port == "80" {
-		return name, true
-	}
-	return name + ":" + port, true
 }
 
 // grantScopes decides the scopes of an authorization: the requested scopes

@@ -31,11 +31,32 @@ func Origin(publicURL string) string {
 	if err != nil || u.Host == "" {
 		return strings.TrimSuffix(publicURL, "/")
 	}
-	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	if port := u.Port(); port == "" || scheme == "https" && port == "443" || scheme == "http" && port == "80" {
-		host = strings.TrimSuffix(host, ":"+port) // an empty port too (host:)
+	scheme := strings.ToLower(u.Scheme)
+	host, ok := CanonicalHost(strings.ToLower(u.Host), scheme)
+	if !ok {
+		host = strings.ToLower(u.Host)
 	}
 	return scheme + "://" + host
+}
+
+// CanonicalHost is host[:port], in lower case already, without the
+// scheme's default port or an empty one (host:); a host that is not one
+// name or bracketed IPv6 address and one port of digits is none.
+func CanonicalHost(host, scheme string) (string, bool) {
+	name, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		name, port = host[:i], host[i+1:]
+	}
+	if name == "" || strings.Contains(name, ":") && !(strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]")) {
+		return "", false
+	}
+	if strings.Trim(port, "0123456789") != "" {
+		return "", false
+	}
+	if port == "" || scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		return name, true
+	}
+	return name + ":" + port, true
 }
 
 // Issuer returns the issuer identifier for r: an origin, no path, no
