@@ -110,10 +110,11 @@ var errTooManyRequests = &oauth.Error{Code: oauth.TemporarilyUnavailable, Status
 // mayStoreRequest takes one of the request's address's stored requests;
 // when none is left it sets Retry-After and reports false.
 func (s *Server) mayStoreRequest(w http.ResponseWriter, r *http.Request) bool {
-	if _, ok := s.requests.take(s.clientAddr(r)); ok {
+	addr := s.clientAddr(r)
+	if _, ok := s.requests.take(addr); ok {
 		return true
 	}
-	s.log.Warn("authorization requests: over the address's budget", "addr", s.clientAddr(r), "per_minute", requestsPerMinute)
+	s.log.Warn("authorization requests: over the address's budget", "addr", addr, "per_minute", requestsPerMinute)
 	w.Header().Set("Retry-After", "60")
 	return false
 }

@@ -70,14 +70,15 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	// The resource as the gateway names it now: a grant stored while the
 	// issuer was written in capitals (before SEC-177) names it so, and
 	// its tokens would not pass the guard.
-	if _, canon, ok := s.resourceFor(issuer, grant.Resource); ok && grant.Resource != "" {
-		grant.Resource = canon
+	var implies oauth.Hierarchy
+	if res, canon, ok := s.resourceFor(issuer, grant.Resource); ok && grant.Resource != "" {
+		grant.Resource, implies = canon, res.Implies
 	}
 	if resource != "" && resource != grant.Resource {
 		note.stop("", "the refresh token was issued for resource "+grant.Resource+", not "+resource)
 		return nil, oauth.Errorf(oauth.InvalidTarget, "the refresh token was not issued for this resource")
 	}
-	scopes, oerr := refreshScopes(grant, cur, requested, s.implies(issuer, grant.Resource))
+	scopes, oerr := refreshScopes(grant, cur, requested, implies)
 	if oerr != nil {
 		return nil, oerr
 	}
