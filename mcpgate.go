@@ -152,9 +152,10 @@ type Config struct {
 	// key another replica, or `mcpgate keys rotate`, made is published
 	// here within this time, and signs from two KeyReloads plus 80 s
 	// after it was made, once every JWKS a backend holds has it (a
-	// fetched JWKS is used up to a minute, clocks differ up to 20 s). A token signed by a key this
-	// gateway does not know yet makes it read them at once (at most once
-	// a second), so it is never refused for that.
+	// fetched JWKS is used up to a minute, clocks differ up to 20 s). A
+	// token signed by a key this gateway does not know yet makes it read
+	// them at once (at most once a second), so it is never refused for
+	// that.
 	KeyReload time.Duration
 
 	// Audit receives one event per tools/call; nil writes them to Logger.

@@ -58,13 +58,13 @@ func openExistingStore(ctx context.Context, cfg *config.Config, onMemory string)
 		st, err = openStoreFor(ctx, cfg, true)
 	}
 	if errors.Is(err, store.ErrSchemaBehind) {
-		return nil, fmt.Errorf("%w: %s", err, schemaBehindAdvice)
+		return nil, fmt.Errorf("%w: %s: stop the older gateways, start this version's, then run the command; or run the command with the mcpgate that serves it now", err, schemaUpgrade)
 	}
 	return st, err
 }
 
-// schemaBehindAdvice says what to do with a store of an older schema.
-const schemaBehindAdvice = "this version's mcpgate serve upgrades it at its start, and the older version cannot run on it after: stop the older gateways, start this version's, then run the command; or run the command with the mcpgate that serves it now"
+// schemaUpgrade says what becomes of a store of an older schema.
+const schemaUpgrade = "this version's mcpgate serve upgrades it at its start, and the older version cannot run on it after"
 
 // missingSQLite reports a SQLite store whose file does not exist yet, and
 // its path.

@@ -103,7 +103,7 @@ func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 	if errors.Is(err, store.ErrSchemaBehind) {
 		// Not a fault: what an upgrade meets. Checking must not upgrade
 		// it under the gateways serving on it (SEC-178).
-		c.pass("store", "%s: %v: %s", name, err, "this version's mcpgate serve upgrades it at its start, and the older version cannot run on it after: stop the older gateways first")
+		c.pass("store", "%s: %v: %s: stop the older gateways first", name, err, schemaUpgrade)
 		c.line("skip", "key", "not checked against a store this version has not upgraded yet")
 		return
 	}

@@ -337,7 +337,8 @@ func (s *Server) implies(issuer, url string) oauth.Hierarchy {
 }
 
 // canonicalResource lowercases scheme and host and drops the scheme's
-// default port and one trailing slash (RES-2). Fragments are not allowed (RFC 8707 §2).
+// default port and one trailing slash (RES-2). Fragments are not allowed
+// (RFC 8707 §2).
 func canonicalResource(raw string) (string, bool) {
 	if strings.Contains(raw, "#") || len(raw) > 2048 {
 		return "", false

@@ -35,7 +35,8 @@ var _ KeyStore = store.Store(nil)
 
 // Keyset holds the signing keys loaded from the store: the newest
 // non-retired key signs (once KeysetOptions.Lead old), every non-retired
-// key verifies and is published in the JWKS. A Keyset is safe for concurrent use. What it holds is replaced
+// key verifies and is published in the JWKS. A Keyset is safe for
+// concurrent use. What it holds is replaced
 // whole (an immutable generation) when it reloads the keys from the store:
 // Reload, Rotate, RotateIfDue, and, when KeysetOptions.Now is set, a token
 // with a kid it does not know.
