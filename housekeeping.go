@@ -37,6 +37,8 @@ const expiredFor = time.Minute
 // Housekeeping removes what is no longer needed: expired authorization
 // requests, codes, sessions and rate counters, dead refresh tokens, grants
 // and upstream sessions (Store.DeleteExpired, in batches of expireBatch),
+// the successors of refresh tokens rotated longer than the grace window
+// ago (Store.DeleteSuccessors, SEC-181),
 // registered clients unused for Config.UnusedClientExpiry that hold no
 // live grant (SEC-14), and the flow debugger's events older than 24 hours
 // or beyond the latest 100,000 (SEC-114), whichever gateway recorded them.
@@ -44,7 +46,7 @@ const expiredFor = time.Minute
 // gateway should run it now and then too.
 func (g *Gateway) Housekeeping(ctx context.Context) error {
 	now := g.now()
-	err := errors.Join(g.deleteExpired(ctx, now), g.deleteFlowEvents(ctx, now))
+	err := errors.Join(g.deleteExpired(ctx, now), g.deleteSuccessors(ctx, now), g.deleteFlowEvents(ctx, now))
 	if g.clientExpiry > 0 {
 		err = errors.Join(err, g.expireClients(ctx, now))
 	}
@@ -69,6 +71,22 @@ func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 	})
 	if total > 0 {
 		g.log.Debug("expired records deleted", "count", total)
+	}
+	return err
+}
+
+// deleteSuccessors deletes the successors of the refresh tokens rotated
+// longer than the grace window ago, and expiredFor more, so that a
+// gateway on the same store whose clock runs behind this one's still
+// answers a retry inside its window. One set to a longer window answers a
+// retry past that margin with invalid_grant, its pair gone, and leaves the
+// family alone, as for a token an older version rotated.
+func (g *Gateway) deleteSuccessors(ctx context.Context, now time.Time) error {
+	total, err := inBatches(ctx, func() (int, error) {
+		return g.store.DeleteSuccessors(ctx, now.Add(-g.refreshGrace-expiredFor), expireBatch)
+	})
+	if total > 0 {
+		g.log.Debug("successors of rotated refresh tokens deleted", "count", total)
 	}
 	return err
 }

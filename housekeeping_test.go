@@ -130,3 +130,55 @@ func TestHousekeepingKeepsAJustExpiredCodesUpstreamSession(t *testing.T) {
 		t.Errorf("the upstream session of a code gone unredeemed, minutes after: %v, want it deleted", err)
 	}
 }
+
+// SEC-181: housekeeping deletes a rotated refresh token's successor (the
+// sealed pair its rotation answered, about a kilobyte) once the grace
+// window and a minute's margin are over, and not before: a retry inside
+// the window still gets the same pair after housekeeping has run, and the
+// token stays rotated, so that it coming back later still ends the family
+// (RT-1). Fails before this change: the successor stayed until the token
+// expired, 30 days by default.
+func TestSEC181_HousekeepingDeletesSuccessorsAfterGrace(t *testing.T) {
+	g := newGateway(t) // grace 30 s
+	ctx := context.Background()
+	c, _, tok := g.fullFlow()
+	resp, first := g.refresh(c.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d, want 200", resp.StatusCode)
+	}
+	successor := func() []byte {
+		t.Helper()
+		rt, _, err := g.store.GetRefresh(ctx, tokens.Hash(tok.RefreshToken), g.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt.Successor
+	}
+	g.clock.Advance(29 * time.Second)
+	if err := g.gw.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if resp, again := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 || again.RefreshToken != first.RefreshToken {
+		t.Fatalf("RT-1: a retry inside the window after housekeeping: %d %+v, want 200 with the first pair", resp.StatusCode, again)
+	}
+	g.clock.Advance(time.Minute) // past the window, within the margin
+	if err := g.gw.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(successor()) == 0 {
+		t.Fatal("the successor went within the minute's margin past the window, want it kept until then")
+	}
+	g.clock.Advance(2 * time.Second)
+	if err := g.gw.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := successor(); len(s) != 0 {
+		t.Fatalf("SEC-181: the successor is still stored (%d bytes) past the window and its margin, want it deleted", len(s))
+	}
+	if resp, again := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 || again.Error != "invalid_grant" {
+		t.Fatalf("RT-1: the rotated token back after its successor went: %d %+v, want 400 invalid_grant", resp.StatusCode, again)
+	}
+	if resp, _ := g.refresh(c.ClientID, first.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("RT-1: the family survived the reuse of a token whose successor went: %d, want 400", resp.StatusCode)
+	}
+}

@@ -333,6 +333,9 @@ type Gateway struct {
 	// accessTTL and refreshTTL are the Config's: housekeeping keeps a
 	// grant while an access token it issued may be valid.
 	accessTTL, refreshTTL time.Duration
+	// refreshGrace is the Config's, 0 when off: housekeeping keeps a
+	// rotated refresh token's successor that long (SEC-181).
+	refreshGrace time.Duration
 
 	// streams is cancelled by EndStreams: open event streams end.
 	streams    context.Context
@@ -379,7 +382,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 
 	g := &Gateway{mux: http.NewServeMux(), denylist: deny, store: cfg.Store, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, clientExpiry: cfg.UnusedClientExpiry,
-		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, keysStale: max(4*cfg.KeyReload, time.Minute),
+		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, refreshGrace: max(cfg.RefreshGrace, 0), keysStale: max(4*cfg.KeyReload, time.Minute),
 		limits: limits, flows: rec}
 	if cfg.TracerProvider != nil {
 		g.tracer = cfg.TracerProvider.Tracer(tracing.Scope)

@@ -251,6 +251,10 @@ func (s *watchedStore) DeleteExpired(ctx context.Context, now, grantsBefore time
 	s.saw("DeleteExpired")
 	return s.inner.DeleteExpired(ctx, now, grantsBefore, limit)
 }
+func (s *watchedStore) DeleteSuccessors(ctx context.Context, rotatedBefore time.Time, limit int) (int, error) {
+	s.saw("DeleteSuccessors")
+	return s.inner.DeleteSuccessors(ctx, rotatedBefore, limit)
+}
 func (s *watchedStore) AppendFlowEvents(ctx context.Context, events []store.FlowEvent) error {
 	s.flowAppends.Add(1)
 	return s.inner.AppendFlowEvents(ctx, events)

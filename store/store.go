@@ -162,7 +162,8 @@ type RefreshToken struct {
 	ExpiresAt  time.Time
 	RotatedAt  time.Time // zero until replaced
 	// Successor is the token response its rotation issued, sealed by the
-	// caller (it holds the new refresh token); nil until rotated.
+	// caller (it holds the new refresh token); nil until rotated, and
+	// again once the grace window is over (DeleteSuccessors).
 	Successor []byte
 }
 
@@ -485,6 +486,17 @@ type Store interface {
 	// come back) never holds the store against requests for long. It is
 	// never required for correctness; limit must be positive.
 	DeleteExpired(ctx context.Context, now, grantsBefore time.Time, limit int) (int, error)
+
+	// DeleteSuccessors deletes the Successor of at most limit refresh
+	// tokens rotated at or before rotatedBefore, and returns how many;
+	// fewer than limit means none was left. A successor answers a retry
+	// within the grace window only (RotateRefresh); after that it is about
+	// a kilobyte per rotation kept for nothing until the token expires,
+	// and a sealed copy of live tokens (SEC-181). The tokens stay, rotated:
+	// one that comes back still ends its family (RT-1). Housekeeping calls
+	// it with rotatedBefore the grace window and a margin ago; limit must
+	// be positive.
+	DeleteSuccessors(ctx context.Context, rotatedBefore time.Time, limit int) (int, error)
 	Close() error
 
 	// AppendFlowEvents stores events in one write (one multi-row insert

@@ -686,6 +686,25 @@ func deleteWhere[K comparable, V any](m map[K]V, most int, dead func(V) bool) in
 	return n
 }
 
+func (s *Store) DeleteSuccessors(_ context.Context, rotatedBefore time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("memory: delete successors: limit %d is not positive", limit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.refresh {
+		if n == limit {
+			break
+		}
+		if t.Successor != nil && !t.RotatedAt.IsZero() && !t.RotatedAt.After(rotatedBefore) {
+			t.Successor = nil
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *Store) AddRateHit(_ context.Context, key string, window, expires time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

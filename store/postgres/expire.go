@@ -71,3 +71,21 @@ func (s *Store) DeleteExpired(ctx context.Context, now, grantsBefore time.Time, 
 	}
 	return n, nil
 }
+
+// sqlDeleteSuccessors empties the successor of at most $2 tokens rotated
+// at or before $1 (SEC-181), through the partial index of migration 0012.
+// The rows another transaction holds are left for the next call, as
+// above.
+const sqlDeleteSuccessors = `UPDATE refresh_tokens SET successor = NULL WHERE hash IN (SELECT hash FROM refresh_tokens
+	WHERE successor IS NOT NULL AND rotated_at <> 0 AND rotated_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+
+func (s *Store) DeleteSuccessors(ctx context.Context, rotatedBefore time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("postgres: delete successors: limit %d is not positive", limit)
+	}
+	tag, err := s.pool.Exec(ctx, sqlDeleteSuccessors, nanos(rotatedBefore), limit)
+	if err != nil {
+		return 0, wrap("delete successors", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

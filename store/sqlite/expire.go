@@ -42,6 +42,15 @@ var (
 		RETURNING successor_id`)
 	sqlDeleteSuccessors = ws(`DELETE FROM refresh_successors WHERE id IN (SELECT value FROM json_each(?1))`)
 
+	// Rotated tokens that still hold a successor (SEC-181), through the
+	// partial index of migration 0018, whose condition this repeats; then
+	// the deletion of those successors, given the tokens' hashes in hex
+	// and their successors' ids, as JSON arrays.
+	sqlHeldSuccessors = ws(`SELECT hex(hash), successor_id FROM refresh_tokens
+		WHERE (successor_id IS NOT NULL OR successor IS NOT NULL) AND rotated_at != 0 AND rotated_at <= ?1 LIMIT ?2`)
+	sqlDropSuccessors = ws(`UPDATE refresh_tokens SET successor = NULL, successor_id = NULL
+		WHERE hash IN (SELECT unhex(value) FROM json_each(?1))`)
+
 	// A grant without a refresh token, created and revoked at or before ?1.
 	sqlDeadGrants = rs(`SELECT id FROM grants AS g
 		WHERE max(g.created_at, g.revoked_at) <= ?1
@@ -122,6 +131,62 @@ func (s *Store) expireIndexed(ctx context.Context, now time.Time, limit int) (in
 	return n, err
 }
 
+func (s *Store) DeleteSuccessors(ctx context.Context, rotatedBefore time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("sqlite: delete successors: limit %d is not positive", limit)
+	}
+	var n int
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, s.wst[sqlHeldSuccessors]).QueryContext(ctx, nanos(rotatedBefore), limit)
+		if err != nil {
+			return err
+		}
+		var hashes []string
+		var successors []int64
+		for rows.Next() {
+			var hash string
+			var id sql.NullInt64
+			if err := rows.Scan(&hash, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			hashes = append(hashes, hash)
+			if id.Valid {
+				successors = append(successors, id.Int64)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		n = len(hashes)
+		if n == 0 {
+			return nil
+		}
+		if err := execJSON(ctx, s, tx, sqlDropSuccessors, hashes); err != nil {
+			return err
+		}
+		return execJSON(ctx, s, tx, sqlDeleteSuccessors, successors)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete successors: %w", err)
+	}
+	return n, nil
+}
+
+// execJSON runs q in tx with vs, as a JSON array, for its ?1; an empty
+// vs runs nothing.
+func execJSON[T any](ctx context.Context, s *Store, tx *sql.Tx, q string, vs []T) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	arg, err := json.Marshal(vs)
+	if err != nil {
+		return err
+	}
+	_, err = s.txExec(ctx, tx, q, string(arg))
+	return err
+}
+
 // deleteRefresh runs one of the refresh-token deletions and deletes the
 // successors of the tokens it deleted; it returns how many tokens.
 func (s *Store) deleteRefresh(ctx context.Context, tx *sql.Tx, q string, now int64, limit int) (int, error) {
@@ -145,14 +210,8 @@ func (s *Store) deleteRefresh(ctx context.Context, tx *sql.Tx, q string, now int
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return 0, err
 	}
-	if len(successors) > 0 {
-		ids, err := json.Marshal(successors)
-		if err != nil {
-			return 0, err
-		}
-		if _, err := s.txExec(ctx, tx, sqlDeleteSuccessors, string(ids)); err != nil {
-			return 0, err
-		}
+	if err := execJSON(ctx, s, tx, sqlDeleteSuccessors, successors); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

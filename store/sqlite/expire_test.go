@@ -192,3 +192,58 @@ func TestHousekeepingDoesNotBlockWrites(t *testing.T) {
 		t.Errorf("%d rows left after %d batches of %d, want %d", left, batches.Load(), limit, backlog-int(batches.Load())*limit)
 	}
 }
+
+// SEC-181: under a steady load of refreshes whose tokens live 30 days,
+// with housekeeping between rounds, each rotation leaves its rotated
+// token in the file (RT-1 needs it until it expires) but not the sealed
+// pair it answered with, which goes once the grace window is over. What
+// the file grows by per rotation is logged and bounded well under a
+// successor's size; it was about a kilobyte before, successor included.
+// The clock is the store's now, an hour a round; nothing waits.
+func TestSEC181_RotationsLeaveNoSuccessor(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mcpgate.db")
+	s := open(t, path)
+	defer s.Close()
+	const families, rounds, grace = 200, 8, 30 * time.Second
+	successor := bytes.Repeat([]byte{0xa5}, 729) // a sealed token response, as the gateway stores it
+	start := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	u := identity.User{ID: "local:alice", Username: "alice"}
+	current := make([][]byte, families)
+	for i := range families {
+		current[i] = fmt.Appendf(nil, "rt-%d-0", i)
+		if err := s.CreateGrant(ctx, &store.Grant{ID: fmt.Sprint("g-", i), ClientID: "c", User: u, Scopes: []string{"mcp"}, CreatedAt: start},
+			&store.RefreshToken{Hash: current[i], Generation: 1, CreatedAt: start, ExpiresAt: start.Add(30 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sizes []int64
+	for r := 1; r <= rounds; r++ {
+		now := start.Add(time.Duration(r) * time.Hour)
+		for i := range families {
+			next := fmt.Appendf(nil, "rt-%d-%d", i, r)
+			if _, _, err := s.RotateRefresh(ctx, current[i], &store.RefreshToken{Hash: next, CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)},
+				successor, now, grace); err != nil {
+				t.Fatal(err)
+			}
+			current[i] = next
+		}
+		later := now.Add(2 * time.Minute) // housekeeping, past the window and its margin
+		housekeep(t, s, later, time.Time{}, 500)
+		for {
+			n, err := s.DeleteSuccessors(ctx, later.Add(-grace-time.Minute), 500)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n < 500 {
+				break
+			}
+		}
+		sizes = append(sizes, size(t, s, path))
+	}
+	perRotation := (sizes[rounds-1] - sizes[1]) / int64((rounds-2)*families)
+	t.Logf("file size after each round of %d rotations: %v; %d bytes per rotation after the second", families, sizes, perRotation)
+	if perRotation > 300 {
+		t.Errorf("SEC-181: the file grows by %d bytes per rotation, want at most 300 (a rotated token without its %d-byte successor)", perRotation, len(successor))
+	}
+}

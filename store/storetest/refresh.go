@@ -139,6 +139,63 @@ func testRotateRefreshAfterGrace(t *testing.T, s store.Store) {
 	must(t, "rotate another grant's token", err)
 }
 
+// SEC-181: DeleteSuccessors empties the successor of the tokens rotated at
+// or before its time, at most limit a call, and nothing else: the tokens
+// stay rotated, so that one coming back still ends its family (RT-1).
+func testDeleteSuccessors(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "create", s.CreateGrant(ctx, newGrant("g1"), newRefresh("r1", "g1")))
+	must(t, "create", s.CreateGrant(ctx, newGrant("g2"), newRefresh("b1", "g2")))
+	must(t, "create", s.CreateGrant(ctx, newGrant("g3"), newRefresh("c1", "g3")))
+	at1, at2 := t0.Add(time.Minute), t0.Add(time.Hour)
+	for _, r := range []struct {
+		old, next string
+		at        time.Time
+	}{{"r1", "r2", at1}, {"b1", "b2", at1}, {"r2", "r3", at2}} {
+		_, _, err := s.RotateRefresh(ctx, hash("refresh-"+r.old), newRefresh(r.next, ""), []byte("sealed "+r.next), r.at, grace)
+		must(t, "rotate "+r.old, err)
+	}
+	_, err := s.DeleteSuccessors(ctx, at1, 0)
+	if err == nil {
+		t.Error("DeleteSuccessors with limit 0: no error, want one")
+	}
+	for _, step := range []struct {
+		before       time.Time
+		limit, wantN int
+	}{
+		{at1.Add(-time.Nanosecond), 5, 0}, // rotated after: kept
+		{at1, 1, 1},                       // at: deleted, one a call
+		{at1, 5, 1},
+		{at1, 5, 0},
+	} {
+		n, err := s.DeleteSuccessors(ctx, step.before, step.limit)
+		must(t, "delete successors", err)
+		if n != step.wantN {
+			t.Fatalf("DeleteSuccessors(rotated at or before %v, limit %d) = %d, want %d", step.before.Sub(at1), step.limit, n, step.wantN)
+		}
+	}
+	wantSuccessor := map[string]string{"r1": "", "b1": "", "r2": "sealed r3", "r3": "", "c1": ""}
+	for name, want := range wantSuccessor {
+		tok, _, err := s.GetRefresh(ctx, hash("refresh-"+name), at2)
+		must(t, "get "+name, err)
+		if string(tok.Successor) != want {
+			t.Errorf("token %s: Successor %q, want %q", name, tok.Successor, want)
+		}
+	}
+	tok, _, err := s.GetRefresh(ctx, hash("refresh-r1"), at2)
+	must(t, "get r1", err)
+	if !tok.RotatedAt.Equal(at1) {
+		t.Errorf("r1 RotatedAt %v after its successor went, want %v", tok.RotatedAt, at1)
+	}
+	// RT-1 holds without the successor: the old token coming back after
+	// the window ends the family.
+	g, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), newRefresh("r9", ""), []byte("sealed r9"), at2.Add(time.Second), grace)
+	wantErr(t, "r1 back after its successor went", err, store.ErrRefreshReused)
+	if g == nil || g.RevokedAt.IsZero() {
+		t.Errorf("grant after r1's reuse: %+v, want it revoked", g)
+	}
+}
+
 // RT-1 with no grace window: a rotated token that comes back is reuse,
 // also when the caller's clock is behind the one that rotated it (another
 // replica's), which must not read as "rotated moments ago".

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RT-1_RotateRefreshAfterGrace", testRotateRefreshAfterGrace},
 		{"RT-1_RotateRefreshNoGraceClockBehind", testRotateRefreshNoGraceClockBehind},
 		{"RT-1_GetRefresh", testGetRefresh},
+		{"SEC-181_DeleteSuccessors", testDeleteSuccessors},
 		{"RT-1_RevokedGrantsSince", testRevokedGrantsSince},
 		{"Session", testSession},
 		{"SESS-3_MCPSession", testMCPSession},
