@@ -151,7 +151,12 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 				l.log.Debug("client response dropped: no request of the server is waiting for it in this session")
 			default:
 				if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
-					l.log.Debug("client response not delivered to the "+p.noun, "error", err)
+					// Still awaited: the client may send it again.
+					l.mu.Lock()
+					l.outbound[idKey(msg.ID)] = st
+					l.mu.Unlock()
+					p.undelivered(w, l, err)
+					return
 				}
 			}
 		}
@@ -165,14 +170,18 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 // InitializeResult (starting the server if needed) and opens a session.
 func (p *Pool) initialize(w http.ResponseWriter, r *http.Request, caller *identity.Caller, id json.RawMessage, m message) {
 	var version string
-	if !m.paramMember("protocolVersion", &version) || version == "" {
-		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidParams, "initialize needs params.protocolVersion")
+	if !m.paramMember("protocolVersion", &version) || version == "" || len(version) > maxVersionLen {
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidParams, "initialize needs params.protocolVersion, a date such as 2025-06-18")
 		return
 	}
 	init := initParams{version: version}
 	var caps json.RawMessage
 	if m.paramMember("capabilities", &caps) {
 		init.caps = caps
+	}
+	if len(init.caps) > maxCapabilities {
+		jsonrpc.WriteError(w, http.StatusBadRequest, id, jsonrpc.CodeInvalidParams, "initialize params.capabilities is over 64 KiB")
+		return
 	}
 	l, ok := p.acquireOrAnswer(w, r, caller, init, id)
 	if !ok {
@@ -226,11 +235,27 @@ func (p *Pool) notification(w http.ResponseWriter, r *http.Request, caller *iden
 	default:
 		if l := p.current(caller); l != nil {
 			if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
-				l.log.Debug("client notification not delivered to the "+p.noun, "error", err)
+				p.undelivered(w, l, err)
+				return
 			}
 		}
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// undelivered answers a client's notification or response that its server
+// did not take, with an error that has no id (the message had none to
+// answer): 502 when the server refused it, else 503, to retry later (a
+// server not reading its input, SEC-182; a link that just ended).
+func (p *Pool) undelivered(w http.ResponseWriter, l *link, err error) {
+	l.log.Debug("client message not delivered to the "+p.noun, "error", err)
+	if errors.Is(err, errSend) {
+		p.opts.metrics.BackendError(p.opts.resource, failSend)
+		jsonrpc.WriteError(w, http.StatusBadGateway, nil, jsonrpc.CodeInternalError, "MCP server did not accept the message")
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	jsonrpc.WriteError(w, http.StatusServiceUnavailable, nil, codeBusy, "MCP server busy, retry later")
 }
 
 // request forwards a client request and relays the answer.

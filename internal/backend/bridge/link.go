@@ -21,6 +21,23 @@ const maxMessage = 16 << 20
 // client, whose call queues up to 32 of them.
 const maxProgress = 64 << 10
 
+// A session keeps its client's initialize params for as long as it lives
+// (a day idle), and a user may open many: they are bounded, far above
+// what a client sends (SEC-183).
+const (
+	maxVersionLen   = 64
+	maxCapabilities = 64 << 10
+)
+
+// A server's requests that a client has read and not answered yet are
+// remembered by their id, at most maxAwaited per link, each id at most
+// maxServerID bytes; past either the server's request is refused at once
+// (SEC-184).
+const (
+	maxAwaited  = 256
+	maxServerID = 256
+)
+
 var (
 	errDead   = errors.New("MCP server link ended")
 	errQueue  = errors.New("MCP server is not taking messages")
@@ -238,7 +255,12 @@ func (l *link) sendCancel(id int64, reason string) {
 
 // refuse answers a server→client request that no client can take.
 func (l *link) refuse(id json.RawMessage) {
-	l.conn.enqueue(jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, "no client connection is open to take this request"))
+	l.refuseWith(id, "no client connection is open to take this request")
+}
+
+// refuseWith answers a server's request with an error saying why.
+func (l *link) refuseWith(id json.RawMessage, why string) {
+	l.conn.enqueue(jsonrpc.AppendError(nil, id, jsonrpc.CodeInternalError, why))
 }
 
 // initialize performs the MCP handshake for the bridge and caches the

@@ -272,10 +272,18 @@ func (p *Pool) toClient(l *link, m message, isRequest bool) {
 	if st != nil {
 		if isRequest {
 			l.mu.Lock()
-			if l.outbound != nil {
+			full := len(l.outbound) >= maxAwaited || len(m["id"]) > maxServerID
+			if l.outbound != nil && !full {
 				l.outbound[idKey(m["id"])] = st
 			}
 			l.mu.Unlock()
+			if full {
+				if l.noise.allow(l.log) { // the server chooses how often
+					l.log.Warn("server request refused: too many awaiting the client's answer, or an id over 256 bytes", "method", m.method(), "awaited", maxAwaited)
+				}
+				l.refuseWith(m["id"], "too many requests awaiting the client's answer")
+				return
+			}
 		}
 		if st.offer(m.encode()) {
 			return

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -24,6 +25,10 @@ import (
 const (
 	maxStderrLine = 4 << 10 // one log line
 	sendQueue     = 256     // messages waiting for the server's input
+	// maxQueued bounds the bytes of those messages, as a client stream's
+	// queue is bounded (SEC-137): a server that stops reading its stdin
+	// would otherwise hold 256 requests of the largest body (SEC-182).
+	maxQueued = maxMessage
 )
 
 // stdioSpec is what NewStdio checked.
@@ -175,6 +180,7 @@ type stdioConn struct {
 	spec *stdioSpec
 
 	out      chan []byte   // lines for stdin, written by writer
+	queued   atomic.Int64  // bytes in out, at most maxQueued
 	quit     chan struct{} // closed to close stdin
 	quitOnce sync.Once
 
@@ -397,7 +403,9 @@ func (s *stdioConn) writer(w *os.File) {
 	for {
 		select {
 		case b := <-s.out:
-			if _, err := w.Write(b); err != nil {
+			_, err := w.Write(b)
+			s.queued.Add(-int64(len(b))) // held until written
+			if err != nil {
 				s.l.log.Debug("writing to the stdio server failed", "error", err)
 				return
 			}
@@ -443,10 +451,16 @@ func (s *stdioConn) enqueue(b []byte) error {
 	if s.l.isDead() {
 		return errDead
 	}
+	line := append(b, '\n')
+	if s.queued.Add(int64(len(line))) > maxQueued {
+		s.queued.Add(-int64(len(line)))
+		return errQueue
+	}
 	select {
-	case s.out <- append(b, '\n'):
+	case s.out <- line:
 		return nil
 	default:
+		s.queued.Add(-int64(len(line)))
 		return errQueue
 	}
 }
