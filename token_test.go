@@ -135,14 +135,65 @@ func TestSEC176_WrongVerifierLeavesCodeUnspent(t *testing.T) {
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
 		t.Fatalf("its access token: %d, want 200", r.StatusCode)
 	}
-	// Once spent, a wrong verifier is a replay like any other (PKCE-3).
+	// Once spent, a wrong verifier is refused and leaves the grant alone
+	// (SEC-185: TestSEC185_ReplayWithoutVerifierKeepsTheGrant).
 	resp, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
 		"client_id": {c.ClientID}, "redirect_uri": {a.Redirect}, "code_verifier": {strings.Repeat("v", 43)}})
 	if resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_grant") {
 		t.Fatalf("replay with a wrong verifier: %d %s, want 400 invalid_grant", resp.StatusCode, b)
 	}
+	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("access token after its code came back without the verifier: %d, want 200 (SEC-185)", r.StatusCode)
+	}
+}
+
+// SEC-185: a spent code that comes back without its PKCE verifier, or
+// from another client, is refused and ends nothing: only the code's own
+// client holding the verifier can be the one who finds it spent by a
+// thief (PKCE-3 then ends the grant). Fails before: whoever saw the code
+// (a proxy's log, browser history) ended the person's new grant by
+// sending it again just after the client's exchange, at every sign-in.
+func TestSEC185_ReplayWithoutVerifierKeepsTheGrant(t *testing.T) {
+	g := newGateway(t)
+	c := g.register(nil)
+	thief := g.register(nil)
+	for name, form := range map[string]url.Values{
+		"another client, a verifier of its own": {"client_id": {thief.ClientID}, "code_verifier": {strings.Repeat("w", 43)}},
+		"the client's id, a wrong verifier":     {"client_id": {c.ClientID}, "code_verifier": {strings.Repeat("v", 43)}},
+		"the client's id, an invalid verifier":  {"client_id": {c.ClientID}, "code_verifier": {"x"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := g.on(t)
+			a := g.newAuth(c.ClientID)
+			code, _ := g.login(a)
+			resp, tok := g.exchange(a, code)
+			if resp.StatusCode != 200 {
+				t.Fatalf("the client's exchange: %d, want 200", resp.StatusCode)
+			}
+			form.Set("grant_type", "authorization_code")
+			form.Set("code", code)
+			form.Set("redirect_uri", a.Redirect)
+			r, b := g.postForm(g.url+"/token", form)
+			if e := decode[map[string]string](t, b); r.StatusCode != 400 || e["error"] != "invalid_grant" {
+				t.Fatalf("the replay: %d %s, want 400 invalid_grant", r.StatusCode, b)
+			}
+			if st, _ := g.mcpInitialize(g.url, tok.AccessToken); st.StatusCode != 200 {
+				t.Errorf("the client's access token after the replay: %d, want 200", st.StatusCode)
+			}
+			if r, rt := g.refresh(c.ClientID, tok.RefreshToken, nil); r.StatusCode != 200 {
+				t.Errorf("the client's refresh after the replay: %d %+v, want 200", r.StatusCode, rt)
+			}
+		})
+	}
+	// The code's own client with its verifier: PKCE-3 as before.
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	_, tok := g.exchange(a, code)
+	if resp, _ := g.exchange(a, code); resp.StatusCode != 400 {
+		t.Fatalf("the client's own replay: %d, want 400", resp.StatusCode)
+	}
 	if r, _ := g.mcpInitialize(g.url, tok.AccessToken); r.StatusCode != 401 {
-		t.Fatalf("access token after its code was replayed: %d, want 401 (PKCE-3)", r.StatusCode)
+		t.Errorf("PKCE-3: the access token after its client replayed the code with its verifier: %d, want 401", r.StatusCode)
 	}
 }
 

@@ -43,6 +43,15 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	}
 	c, err := s.store.ConsumeCode(ctx, tokens.Hash(code), challenge, s.now())
 	switch {
+	case errors.Is(err, store.ErrCodeReused) && !bindingsOf(c, client, "", challenge, "").possessed():
+		// SEC-185: without the verifier, or from another client, the
+		// replay is not the code's client finding it spent by a thief:
+		// it is a thief, or a stray, and ending the grant would hand
+		// whoever saw the code a way to end each new sign-in.
+		s.log.Warn("authorization code replayed without its verifier or by another client: refused, its grant kept", "client_id", client.ID, "grant", c.GrantID)
+		note.attemptOf(c.GrantID, client.ID, c.User.ID)
+		note.stop("", "authorization code used a second time, without its PKCE verifier or by another client: refused; the grant it created stays")
+		return nil, errBadGrant
 	case errors.Is(err, store.ErrCodeReused):
 		// PKCE-3: a replayed code revokes what it issued.
 		s.log.Warn("authorization code replayed: revoking its grant", "client_id", c.ClientID, "grant", c.GrantID)
@@ -100,6 +109,10 @@ type codeBindings struct {
 }
 
 func (b codeBindings) all() bool { return b.client && b.redirect && b.pkce && b.resource }
+
+// possessed reports whether the request holds what only the code's
+// client holds: its id and the code's PKCE verifier.
+func (b codeBindings) possessed() bool { return b.client && b.pkce }
 
 // bindingsOf checks every binding of c, each in constant time, before the
 // caller decides: the client, the redirect URI (which a client of one may
