@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -174,6 +176,44 @@ func TestSEC102_TokenRateLimited(t *testing.T) {
 	g.clock.Advance(time.Second)
 	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
 		t.Errorf("refresh after the wait: %d, want 200", resp.StatusCode)
+	}
+}
+
+// SEC-186: a public client's id is all anyone needs to name it, so its
+// endpoint budget is per client address: junk /token requests naming it
+// from one address spend that address's tokens, not those of the
+// person signing in from another. Fails before: the person's exchange
+// after five junk requests got 429.
+func TestSEC186_PublicClientBudgetPerAddress(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.RateLimits = []mcpgate.RateLimit{{Endpoints: []string{"token"}, Per: "client", Rate: mcpgate.Rate{N: 5, Per: time.Minute}}}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	c := g.register(nil) // public: token_endpoint_auth_method none
+	a := g.newAuth(c.ClientID)
+	code, _ := g.login(a)
+	junk := func() int {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"junk"}, "client_id": {c.ClientID}}
+		req, _ := http.NewRequest(http.MethodPost, g.url+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if s := junk(); s != http.StatusBadRequest {
+			t.Fatalf("junk request %d: %d, want 400", i, s)
+		}
+	}
+	if s := junk(); s != http.StatusTooManyRequests {
+		t.Errorf("the sixth junk request from the same address: %d, want 429", s)
+	}
+	if resp, tok := g.exchange(a, code); resp.StatusCode != 200 {
+		t.Errorf("the person's exchange from another address after the junk: %d %+v, want 200", resp.StatusCode, tok)
 	}
 }
 

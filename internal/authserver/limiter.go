@@ -72,12 +72,19 @@ func (s *Server) trustedProxy(a netip.Addr) bool {
 // of endpoint (SEC-102), and reports whether it did. It is asked only
 // about a client the endpoint knows (at /token, authenticated), so that
 // requests naming a client they cannot act for do not spend its tokens,
-// and made-up client_ids make no buckets.
+// and made-up client_ids make no buckets. A public client's id is all it
+// takes to act for it, and often public (a metadata document's URL): its
+// budget is per client address, so that nobody spends its other users'
+// (SEC-186).
 func (s *Server) overLimit(w http.ResponseWriter, r *http.Request, endpoint string, client *store.Client) bool {
 	if s.opts.EndpointLimit == nil {
 		return false
 	}
-	wait := s.opts.EndpointLimit(endpoint, client.ID)
+	key := client.ID
+	if client.Public() {
+		key += " " + s.clientAddr(r)
+	}
+	wait := s.opts.EndpointLimit(endpoint, key)
 	if wait <= 0 {
 		return false
 	}
