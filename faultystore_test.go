@@ -24,6 +24,9 @@ var errDiskFull = errors.New("disk I/O error: database or disk is full (/var/lib
 type faultyStore struct {
 	store.Store
 	failWrites atomic.Bool
+	// failRotate fails RotateRefresh alone, as a write the store did not
+	// take (the reuse path's revocation is part of it).
+	failRotate atomic.Bool
 	// failKeys makes ListSigningKeys fail, as a table the gateway may not
 	// read would.
 	failKeys atomic.Bool
@@ -48,6 +51,13 @@ func (s *faultyStore) RevokeGrant(ctx context.Context, id string, now time.Time)
 		return fmt.Errorf("sqlite: revoke grant: %w", errDiskFull)
 	}
 	return s.Store.RevokeGrant(ctx, id, now)
+}
+
+func (s *faultyStore) RotateRefresh(ctx context.Context, old []byte, next *store.RefreshToken, successor []byte, now time.Time, grace time.Duration) (*store.Grant, *store.RefreshToken, error) {
+	if s.failRotate.Load() {
+		return nil, nil, fmt.Errorf("sqlite: rotate refresh: %w", errDiskFull)
+	}
+	return s.Store.RotateRefresh(ctx, old, next, successor, now, grace)
 }
 
 func (s *faultyStore) AddRateHit(ctx context.Context, key string, window, expires time.Time) (int, error) {

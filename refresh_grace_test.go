@@ -1,6 +1,7 @@
 package mcpgate_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 )
 
 // refreshResult is one refresh sent from a goroutine (where t.Fatal must
@@ -148,6 +150,37 @@ func TestRT1_ReuseAfterGraceRevokes(t *testing.T) {
 		if r, _ := g.mcpInitialize(g.url, at); r.StatusCode != 401 {
 			t.Errorf("RT-1: %s access token of a revoked family still works: %d, want 401", name, r.StatusCode)
 		}
+	}
+}
+
+// SEC-187: a rotated refresh token that comes back past the grace window
+// ends its family (RT-1) even when the store cannot take the revocation
+// at that moment: the gateway refuses the family's tokens at once and
+// stores the revocation once it can, as for every other misuse (SEC-12).
+// Fails before: the request was answered 500 and forgotten, and whoever
+// had refreshed first (the thief) kept the family.
+func TestSEC187_ReuseDuringAStoreOutageEndsTheFamily(t *testing.T) {
+	g := newGateway(t, withFaultyStore)
+	c, _, tok := g.fullFlow()
+	resp, thief := g.refresh(c.ClientID, tok.RefreshToken, nil) // the thief's copy, used first
+	if resp.StatusCode != 200 {
+		t.Fatalf("the first refresh: %d, want 200", resp.StatusCode)
+	}
+	g.clock.Advance(time.Minute) // past the window
+	g.faulty().failRotate.Store(true)
+	resp, b := g.postForm(g.url+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {c.ClientID}})
+	if resp.StatusCode != 500 || strings.Contains(string(b), "disk") {
+		t.Fatalf("the rotated token back while the store takes no write: %d %s, want 500 without the store's text", resp.StatusCode, b)
+	}
+	g.faulty().failRotate.Store(false)
+	if r, _ := g.mcpInitialize(g.url, thief.AccessToken); r.StatusCode != 401 {
+		t.Errorf("RT-1: the newest access token after the reuse: %d, want 401", r.StatusCode)
+	}
+	if resp, _ := g.refresh(c.ClientID, thief.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Errorf("RT-1: the newest refresh token after the reuse: %d, want 400", resp.StatusCode)
+	}
+	if _, gr, err := g.store.GetRefresh(context.Background(), tokens.Hash(tok.RefreshToken), g.clock.Now()); err != nil || gr.RevokedAt.IsZero() {
+		t.Errorf("the grant in the store after the reuse: %+v %v, want it revoked", gr, err)
 	}
 }
 

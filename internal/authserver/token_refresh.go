@@ -94,15 +94,16 @@ func (s *Server) refresh(ctx context.Context, issuer string, client *store.Clien
 	if err != nil {
 		return nil, oauth.AsError(err)
 	}
-	return s.rotate(ctx, client, grant, oldHash, resp, now)
+	return s.rotate(ctx, client, grant, cur, resp, now)
 }
 
-// rotate replaces the refresh token oldHash of grant by resp's, with resp
+// rotate replaces the refresh token cur of grant by resp's, with resp
 // sealed beside it so that a retry within the grace window gets the same
 // pair again, and answers what the rotation found: resp, that pair, or
 // invalid_grant when the token was reused later or ended meanwhile.
-func (s *Server) rotate(ctx context.Context, client *store.Client, grant *store.Grant, oldHash []byte, resp *TokenResponse, now time.Time) (*TokenResponse, *oauth.Error) {
+func (s *Server) rotate(ctx context.Context, client *store.Client, grant *store.Grant, cur *store.RefreshToken, resp *TokenResponse, now time.Time) (*TokenResponse, *oauth.Error) {
 	note := noteOf(ctx)
+	oldHash := cur.Hash
 	plain, err := json.Marshal(resp)
 	if err != nil {
 		return nil, oauth.AsError(err)
@@ -138,6 +139,12 @@ func (s *Server) rotate(ctx context.Context, client *store.Client, grant *store.
 		note.stop("", "refresh token expired, or its grant was revoked, while it was being used")
 		return nil, errBadRefresh
 	default:
+		if reused := !cur.RotatedAt.IsZero() && !now.Before(cur.RotatedAt.Add(s.opts.RefreshGrace)); reused {
+			// SEC-187: the store could not take the family's revocation
+			// that reuse makes (RT-1); it is not forgotten for that.
+			s.log.Warn("refresh token reused: family revoked; its store write failed, retried", "client_id", client.ID, "grant", grant.ID)
+			s.endGrant(ctx, grant.ID)
+		}
 		return nil, oauth.AsError(err)
 	}
 }
