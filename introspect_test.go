@@ -218,6 +218,28 @@ func TestIntrospect_ReusedFamilyInactive(t *testing.T) {
 // its access token and its refresh token are {"active":false} to it, the
 // same answer as for a token that does not exist; and probing a stolen
 // refresh token neither uses it up nor trips reuse detection.
+// SEC-12 at /introspect: a grant ended here while the store took no
+// write is refused at /token, and introspection says so of its refresh
+// token too, as it does of its access token. Fails before: the refresh
+// token was reported active.
+func TestIntrospect_EndedGrantNotYetStoredInactive(t *testing.T) {
+	g := newGateway(t, withFaultyStore)
+	owner, tok := g.confidentialFlow("client_secret_post")
+	other := g.register(nil)
+	g.faulty().failWrites.Store(true)
+	if resp, _ := g.refresh(other.ClientID, tok.RefreshToken, nil); resp.StatusCode != 400 {
+		t.Fatalf("the refresh token presented by another client: %d, want 400 (the grant ends)", resp.StatusCode)
+	}
+	if resp, _ := owner.refresh(tok.RefreshToken); resp.StatusCode != 400 {
+		t.Fatalf("the owner's refresh after the misuse: %d, want 400", resp.StatusCode)
+	}
+	for name, token := range map[string]string{"refresh": tok.RefreshToken, "access": tok.AccessToken} {
+		if got := owner.introspect(token); got["active"] != false {
+			t.Errorf("introspection of the %s token of a grant ended, its write not stored: %v, want active false", name, got)
+		}
+	}
+}
+
 func TestSEC10_IntrospectionOnlyForTheTokensClient(t *testing.T) {
 	g := newGateway(t)
 	a, tok := g.confidentialFlow("client_secret_basic")

@@ -307,8 +307,9 @@ func TestConfidentialClientAuthentication(t *testing.T) {
 // invalid_client with a Basic challenge (RFC 6749 §5.2: "If the client
 // attempted to authenticate via the Authorization request header field …
 // MUST … include the WWW-Authenticate response header field"), even when
-// the header is not valid Basic at all; the body's client_id does not stand
-// in for a header that failed, for a public client either.
+// the header is not valid Basic at all, or names no client (a Basic of
+// ":secret" was 400 invalid_request before); the body's client_id does not
+// stand in for a header that failed, for a public client either.
 func TestMalformedBasicIsInvalidClientWithChallenge(t *testing.T) {
 	g := newGateway(t)
 	confidential := g.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
@@ -318,7 +319,8 @@ func TestMalformedBasicIsInvalidClientWithChallenge(t *testing.T) {
 		code, _ := g.login(a)
 		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.Redirect},
 			"code_verifier": {a.Verifier}, "client_id": {c.ClientID}}
-		for _, h := range []string{"Basic !!!", "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID)), "basic", "Basic  "} {
+		for _, h := range []string{"Basic !!!", "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID)), "basic", "Basic  ",
+			"Basic " + base64.StdEncoding.EncodeToString([]byte(":some-secret")), "Basic " + base64.StdEncoding.EncodeToString([]byte(":"))} {
 			req, _ := http.NewRequest("POST", g.url+"/token", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Authorization", h)

@@ -134,7 +134,9 @@ func (s *Server) introspectRefresh(ctx context.Context, tok string) (*Introspect
 		return inactive, nil
 	case err != nil:
 		return nil, err
-	case !rt.RotatedAt.IsZero() || !g.RevokedAt.IsZero():
+	case !rt.RotatedAt.IsZero() || !g.RevokedAt.IsZero() || s.opts.Denied(g.ID):
+		// Denied: revoked here, its store write not yet taken (SEC-12),
+		// as /token and the access tokens' introspection read it.
 		return inactive, nil
 	}
 	resp := &Introspection{

@@ -119,8 +119,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*store.Cl
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1 form-encodes both
 		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return nil, nil, invalid
+		if err1 != nil || err2 != nil || id == "" {
+			return nil, nil, invalid // RFC 6749 §5.2: Basic tried and failed
 		}
 		if form.Get("client_secret") != "" || (form.Get("client_id") != "" && form.Get("client_id") != id) {
 			return nil, nil, oneMethod
