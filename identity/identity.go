@@ -79,6 +79,20 @@ func Printable(v string) bool {
 	return true
 }
 
+// LowerDomain returns the domain d (of an email address, a hosted domain)
+// in lower case, as DNS names compare, and ok false when d holds a byte
+// that is not ASCII: Unicode case folding would make another domain
+// match an allowed one (strings.ToLower turns "İbm.com" into "ibm.com",
+// and a Kelvin sign into "k"; SEC-189).
+func LowerDomain(d string) (string, bool) {
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			return "", false
+		}
+	}
+	return strings.ToLower(d), true
+}
+
 // JoinGroups joins group names with "," for a header or an environment
 // variable (X-Forwarded-Groups, MCPGATE_USER_GROUPS). A name is never
 // left out (SEC-74: a backend that denies a group would let its holder

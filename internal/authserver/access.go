@@ -82,8 +82,10 @@ func (a Access) Allows(user identity.User) bool {
 		return true
 	}
 	if user.EmailVerified {
-		if at := strings.LastIndexByte(user.Email, '@'); at > 0 && slices.Contains(a.EmailDomains, strings.ToLower(user.Email[at+1:])) {
-			return true
+		if at := strings.LastIndexByte(user.Email, '@'); at > 0 {
+			if d, ok := identity.LowerDomain(user.Email[at+1:]); ok && slices.Contains(a.EmailDomains, d) {
+				return true
+			}
 		}
 	}
 	for _, g := range user.Groups {

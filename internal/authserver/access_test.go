@@ -10,7 +10,7 @@ import (
 // where an ID is listed, an unverified email, a sub-domain, an empty
 // group.
 func TestAccessAllows(t *testing.T) {
-	a := Access{Users: []string{"github:583231"}, EmailDomains: []string{"example.com"}, Groups: []string{"staff"}}
+	a := Access{Users: []string{"github:583231"}, EmailDomains: []string{"example.com", "ibm.com", "kpmg.com"}, Groups: []string{"staff"}}
 	for _, tt := range []struct {
 		name string
 		user identity.User
@@ -21,6 +21,11 @@ func TestAccessAllows(t *testing.T) {
 		{"same username at another provider", identity.User{ID: "oidc:x", Username: "github:583231"}, false},
 		{"verified email", identity.User{ID: "oidc:a", Email: "a@Example.COM", EmailVerified: true}, true},
 		{"unverified email", identity.User{ID: "oidc:b", Email: "b@example.com"}, false},
+		// SEC-189: Unicode case folding is no match ("İ" and the Kelvin
+		// sign lower to "i" and "k"); ASCII case is.
+		{"dotted capital I", identity.User{ID: "oidc:i", Email: "m@\u0130bm.com", EmailVerified: true}, false},
+		{"Kelvin sign", identity.User{ID: "oidc:k", Email: "m@\u212apmg.com", EmailVerified: true}, false},
+		{"ASCII capitals", identity.User{ID: "oidc:K", Email: "m@KPMG.com", EmailVerified: true}, true},
 		{"sub-domain", identity.User{ID: "oidc:c", Email: "c@eng.example.com", EmailVerified: true}, false},
 		{"domain as a suffix", identity.User{ID: "oidc:d", Email: "d@badexample.com", EmailVerified: true}, false},
 		{"group", identity.User{ID: "oidc:e", Groups: []string{"devs", "staff"}}, true},

@@ -433,6 +433,7 @@ func TestHostedDomain(t *testing.T) {
 		t.Errorf("login URL %s: want hd=example.com", u)
 	}
 	two := f.connector(t, func(c *oidc.Config) { c.HostedDomains = []string{"example.com", "example.org"} })
+	ik := f.connector(t, func(c *oidc.Config) { c.HostedDomains = []string{"ik.example"} })
 	if u, _ := url.Parse(two.LoginURL("s", callback)); u.Query().Get("hd") != "*" {
 		t.Errorf("login URL %s: want hd=* for several domains", u)
 	}
@@ -447,6 +448,11 @@ func TestHostedDomain(t *testing.T) {
 		{"EXAMPLE.COM", one, "example.com"},
 		{nil, one, ""},
 		{[]string{"example.com"}, one, ""},
+		// SEC-189: a Unicode case fold is no match (U+0130 and the
+		// Kelvin sign lower to "i" and "k").
+		{"\u0130K.example", ik, ""},
+		{"I\u212a.example", ik, ""},
+		{"IK.Example", ik, "ik.example"},
 	} {
 		f.idClaims = profile(map[string]any{"hd": tc.hd})
 		got, err := f.login(t, tc.c)

@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/upstream"
 )
 
@@ -58,7 +59,7 @@ func lower(ss []string) []string {
 func (c *Connector) checkRestrictions(iss string, claims map[string]any) error {
 	if len(c.hostedDomains) > 0 {
 		hd, _ := claims["hd"].(string)
-		if !slices.Contains(c.hostedDomains, strings.ToLower(hd)) {
+		if d, ok := identity.LowerDomain(hd); !ok || !slices.Contains(c.hostedDomains, d) {
 			if hd == "" {
 				return errors.New("no hosted domain (hd): not an account of an allowed Google Workspace domain")
 			}
