@@ -45,6 +45,48 @@ func TestSEC61_EmailVerifiedVouchesForItsOwnAddressOnly(t *testing.T) {
 	}
 }
 
+// SEC-188: an address the provider did not verify is no username either:
+// with the google preset's mapping (the username is the email claim), or
+// from a provider that sends the address as preferred_username, it would
+// reach backends as X-Forwarded-Preferred-Username and on the pages as
+// whom the person signed in as. A verified address stays the username.
+// Fails before: "ceo@corp.example", unverified, was the username.
+func TestSEC188_UnverifiedAddressIsNoUsername(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		claims       oidc.Claims
+		id           map[string]any
+		wantUsername string
+	}{
+		{"username is the email claim, unverified", oidc.Claims{Username: "email"},
+			map[string]any{"name": "Mallory", "email": "ceo@corp.example", "email_verified": false, "groups": []string{}}, ""},
+		{"preferred_username holds the unverified address", oidc.Claims{},
+			map[string]any{"preferred_username": "CEO@corp.example", "name": "Mallory", "email": "ceo@corp.example", "groups": []string{}}, ""},
+		{"username is the email claim, verified", oidc.Claims{Username: "email"},
+			map[string]any{"name": "Jane", "email": "jane@corp.example", "email_verified": true, "groups": []string{}}, "jane@corp.example"},
+		{"another username beside an unverified address", oidc.Claims{},
+			map[string]any{"preferred_username": "mallory", "name": "M", "email": "ceo@corp.example", "groups": []string{}}, "mallory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.idClaims = tc.id
+			got, err := f.login(t, f.connector(t, func(c *oidc.Config) { c.Claims = tc.claims }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var u struct {
+				Username string `json:"preferred_username"`
+			}
+			if err := json.Unmarshal([]byte(got), &u); err != nil {
+				t.Fatal(err)
+			}
+			if u.Username != tc.wantUsername {
+				t.Errorf("user %s: username %q, want %q", got, u.Username, tc.wantUsername)
+			}
+		})
+	}
+}
+
 // SEC-62: an ID token with an authorized party (azp) other than this
 // client was issued to that other client, even when this client is among
 // its audiences (OpenID Connect Core §3.1.3.7 (5)): it is refused.

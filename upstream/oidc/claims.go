@@ -36,9 +36,14 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 		Profile:  str(claims, "profile"),
 		Groups:   groups,
 	}
-	// Never an unverified address: downstream may trust it.
-	if email := str(claims, c.claims.Email); email != "" && verified(claims, email) {
+	// Never an unverified address: downstream may trust it. Nor as the
+	// username (the google preset's is the email claim, SEC-188), where
+	// it would reach backends as the preferred username all the same.
+	email := str(claims, c.claims.Email)
+	if email != "" && verified(claims, email) {
 		u.Email, u.EmailVerified = email, true
+	} else if c.claims.Username == c.claims.Email || (email != "" && strings.EqualFold(u.Username, email)) {
+		u.Username = ""
 	}
 	if u.Name == "" {
 		u.Name = u.Username
