@@ -1,6 +1,7 @@
 package mcpgate_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"regexp"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
+	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/github"
 	"github.com/mcpgate/mcpgate/upstream/github/githubtest"
@@ -101,4 +105,39 @@ func TestProvidersKeepUsersApart(t *testing.T) {
 	if want := []string{"github:1", "corp:1", "oidc:1"}; !slices.Equal(seen, want) {
 		t.Fatalf("users %v, want %v: each provider's user 1 is a person of their own", seen, want)
 	}
+}
+
+// namedConnector is a password connector of any name, which refuses
+// every login: only its name is under test.
+type namedConnector string
+
+func (c namedConnector) ID() string          { return string(c) }
+func (c namedConnector) DisplayName() string { return string(c) }
+func (c namedConnector) Login(context.Context, string, string) (identity.User, error) {
+	return identity.User{}, upstream.ErrInvalidCredentials
+}
+
+// SEC-190: a program that embeds the gateway cannot name a connector
+// what would make two providers' users one: "corp" and "corp:eng" would
+// both give the ID "corp:eng:1" (to corp's "eng:1" and corp:eng's "1"),
+// and a name that needs escaping could not be a callback path. Fails
+// before: New took any name that was not a duplicate.
+func TestSEC190_ConnectorNamesChecked(t *testing.T) {
+	for _, name := range []string{"corp:eng", "Corp", "", "corp/eng", "-corp", strings.Repeat("a", 64)} {
+		cfg := mcpgate.Config{Store: memory.New(), SecretKey: bytes.Repeat([]byte{7}, 32),
+			Connectors: []upstream.Connector{namedConnector("corp"), namedConnector(name)}}
+		if gw, err := mcpgate.New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "connector name") {
+			if gw != nil {
+				gw.Close(context.Background())
+			}
+			t.Errorf("connector %q: New: %v, want its name refused", name, err)
+		}
+	}
+	cfg := mcpgate.Config{Store: memory.New(), SecretKey: bytes.Repeat([]byte{7}, 32),
+		Connectors: []upstream.Connector{namedConnector("corp"), namedConnector("corp-eng")}}
+	gw, err := mcpgate.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("connectors corp and corp-eng: %v, want both taken", err)
+	}
+	gw.Close(context.Background())
 }

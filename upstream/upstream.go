@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 
 	"github.com/mcpgate/mcpgate/identity"
 )
@@ -31,8 +32,18 @@ func LogName(typed string, known bool) string {
 	return "(withheld)"
 }
 
+// ValidID reports whether id may name a connector: it is a path segment
+// of its callback URL and the prefix of its users' IDs, so nothing that
+// needs escaping and no ":" (user IDs split at the first one): lowercase
+// letters, digits and "-", at most 63, starting with a letter or digit.
+// Two connectors "corp" and "corp:eng" would give "corp:eng:1" to two
+// people (SEC-190).
+func ValidID(id string) bool { return validID.MatchString(id) }
+
+var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
 // Connector is an identity provider. ID names it in URLs and user IDs
-// ("local", "github"); DisplayName is shown on buttons.
+// ("local", "github"), as ValidID allows; DisplayName is shown on buttons.
 type Connector interface {
 	ID() string
 	DisplayName() string

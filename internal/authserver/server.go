@@ -3,6 +3,7 @@ package authserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -179,6 +180,9 @@ func New(opts Options) (*Server, error) {
 		clients:    newClientCache(),
 	}
 	for _, c := range opts.Connectors {
+		if !upstream.ValidID(c.ID()) {
+			return nil, fmt.Errorf("authserver: connector name %q: lowercase letters, digits and -, at most 63 (it prefixes its users' IDs)", c.ID())
+		}
 		if _, dup := s.connectors[c.ID()]; dup {
 			return nil, errors.New("authserver: duplicate connector " + c.ID())
 		}

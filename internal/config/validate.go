@@ -8,13 +8,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/mcpgate/mcpgate/internal/sandbox"
+	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
@@ -220,11 +220,6 @@ func checkIssuer(key, issuer string, p *problems) {
 // presets are the provider presets oidc_providers[N].preset may name.
 var presets = []string{"google", "entra", "okta", "keycloak", "gitlab", "auth0"}
 
-// providerName is a connector name: a path segment of its callback URL
-// and the prefix of its users' IDs, so nothing that needs escaping and no
-// ":" (user IDs split at the first one).
-var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // validateOIDCProviders checks the file's oidc_providers list. Names are
 // unique across every connector: two providers under one name would share
 // user IDs, and one person would be another.
@@ -242,7 +237,7 @@ func (c *Config) validateOIDCProviders(p *problems) {
 		switch {
 		case op.Name == "":
 			p.add("%sname: is required", key)
-		case !providerName.MatchString(op.Name):
+		case !upstream.ValidID(op.Name):
 			p.add("%sname: %q must be lowercase letters, digits and -, at most 63, starting with a letter or digit (it is a path segment of the callback URL)", key, op.Name)
 		case op.Name == "local":
 			p.add("%sname: %q is taken by local accounts", key, op.Name)
