@@ -151,10 +151,7 @@ func (p *Pool) post(w http.ResponseWriter, r *http.Request, caller *identity.Cal
 				l.log.Debug("client response dropped: no request of the server is waiting for it in this session")
 			default:
 				if err := l.conn.send(r.Context(), m.encode(), caller); err != nil {
-					// Still awaited: the client may send it again.
-					l.mu.Lock()
-					l.outbound[idKey(msg.ID)] = st
-					l.mu.Unlock()
+					l.awaitAgain(msg.ID, st) // the client may send it again
 					p.undelivered(w, l, err)
 					return
 				}

@@ -54,9 +54,9 @@ func TestSEC182_StdinQueueBoundedInBytes(t *testing.T) {
 				i, resp.StatusCode, resp.Header.Get("Retry-After"), b)
 		}
 	}
-	// The queue's 16 MiB, and one message in the pipe's write.
-	if most := maxQueued/size + 1; accepted > most || accepted < most-2 {
-		t.Errorf("%d notifications of 1 MiB taken for a server that reads nothing, want about %d (16 MiB and the one being written)", accepted, most)
+	// The queue's 16 MiB, the message in the pipe's write included.
+	if most := maxQueued / size; accepted > most || accepted < most-2 {
+		t.Errorf("%d notifications of 1 MiB taken for a server that reads nothing, want at most %d and no fewer than %d (16 MiB, the one being written included)", accepted, most, most-2)
 	}
 }
 
@@ -158,5 +158,78 @@ exec cat >/dev/null`)
 	}
 	if !strings.Contains(f.logs.String(), "server request refused: too many awaiting") {
 		t.Errorf("no refusal logged:\n%s", f.logs.String())
+	}
+}
+
+// A client's answer that was not delivered is awaited again, unless the
+// link ended between the answer's lookup and its sending: then there is
+// nothing to await. Fails before: the handler wrote into the ended link's
+// nil map, panicked holding the link's lock, and every later closeStream
+// of the user blocked on it.
+func TestUndeliveredAnswerAfterTheLinkEnded(t *testing.T) {
+	f := newFixture(t, StdioOptions{})
+	l := newLink(f.pool, users["alice"], linkKey(users["alice"]))
+	st := &stream{}
+	l.awaitAgain(json.RawMessage(`"r1"`), st)
+	if l.outbound[`"r1"`] != st {
+		t.Fatalf("a live link's awaited answers %v, want r1 on its stream", l.outbound)
+	}
+	l.finish()
+	l.awaitAgain(json.RawMessage(`"r2"`), st) // must not panic
+	if !l.mu.TryLock() {
+		t.Fatal("the link's lock is held after awaitAgain on an ended link")
+	}
+	l.mu.Unlock()
+}
+
+// SEC-184: a request the server gave up itself (notifications/cancelled,
+// the TypeScript SDK's request timeout) awaits no answer more, so that a
+// long-lived stream does not reach the bound of 256 with requests nobody
+// will answer, and then have every server request refused.
+func TestServerCancelledRequestNoLongerAwaited(t *testing.T) {
+	f := shServer(t, `read -r line; read -r line
+printf '{"jsonrpc":"2.0","id":"r1","method":"roots/list"}\n'
+printf '{"jsonrpc":"2.0","id":"r2","method":"roots/list"}\n'
+printf '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"r1","reason":"timed out"}}\n'
+printf '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"done"}}\n'
+exec cat >/dev/null`)
+	sid := f.session(t, "alice")
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
+	req.Header.Set("X-Test-User", "alice")
+	req.Header.Set(sessionHeader, sid)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	done := make(chan bool, 1)
+	go func() {
+		cancelled := false
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			cancelled = cancelled || strings.Contains(sc.Text(), "notifications/cancelled")
+			if strings.Contains(sc.Text(), `"done"`) {
+				done <- cancelled
+				return
+			}
+		}
+	}()
+	f.rpc(t, context.Background(), "alice", sid, `{"jsonrpc":"2.0","method":"notifications/go"}`, nil)
+	select {
+	case cancelled := <-done:
+		if !cancelled {
+			t.Error("the server's cancellation did not reach the client")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server's last notification never came")
+	}
+	l := f.pool.current(users["alice"])
+	l.mu.Lock()
+	_, r1 := l.outbound[`"r1"`]
+	_, r2 := l.outbound[`"r2"`]
+	l.mu.Unlock()
+	if r1 || !r2 {
+		t.Errorf("awaited after the server cancelled r1: r1 %v, r2 %v; want r2 alone", r1, r2)
 	}
 }

@@ -178,6 +178,17 @@ func (l *link) finish() {
 	close(l.done)
 }
 
+// awaitAgain records again that the server's request id awaits the
+// client's answer on st, after an answer taken for it was not delivered;
+// a link that has ended meanwhile awaits nothing.
+func (l *link) awaitAgain(id json.RawMessage, st *stream) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.outbound != nil {
+		l.outbound[idKey(id)] = st
+	}
+}
+
 // fail answers the call with a JSON-RPC error.
 func (c *call) fail(code int, msg string) {
 	select {
@@ -362,6 +373,13 @@ func (l *link) receive(b []byte) {
 	case jsonrpc.Notification:
 		if m.method() == "notifications/progress" && l.progress(m) {
 			return
+		}
+		if m.method() == "notifications/cancelled" {
+			// The server gave up a request of its own (a timeout): its
+			// client will not answer, and it awaits no answer more.
+			l.mu.Lock()
+			delete(l.outbound, idKey(m.params()["requestId"]))
+			l.mu.Unlock()
 		}
 		l.pool.toClient(l, m, false)
 	case jsonrpc.Request:
