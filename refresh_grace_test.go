@@ -182,6 +182,23 @@ func TestSEC187_ReuseDuringAStoreOutageEndsTheFamily(t *testing.T) {
 	if _, gr, err := g.store.GetRefresh(context.Background(), tokens.Hash(tok.RefreshToken), g.clock.Now()); err != nil || gr.RevokedAt.IsZero() {
 		t.Errorf("the grant in the store after the reuse: %+v %v, want it revoked", gr, err)
 	}
+
+	// With the window off, as the store decides, any rotated token is
+	// reuse: also one rotated by a replica whose clock is a second ahead.
+	g = newGateway(t, withFaultyStore, func(c *mcpgateConfig) { c.RefreshGrace = -1 })
+	c, _, tok = g.fullFlow()
+	if resp, thief = g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("the first refresh: %d, want 200", resp.StatusCode)
+	}
+	g.clock.Advance(-time.Second)
+	g.faulty().failRotate.Store(true)
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, nil); resp.StatusCode != 500 {
+		t.Fatalf("window off, clock behind: the rotated token back while the store takes no write: %d, want 500", resp.StatusCode)
+	}
+	g.faulty().failRotate.Store(false)
+	if r, _ := g.mcpInitialize(g.url, thief.AccessToken); r.StatusCode != 401 {
+		t.Errorf("window off, clock behind: the newest access token after the reuse: %d, want 401", r.StatusCode)
+	}
 }
 
 // RT-1 with the grace window off (RefreshGrace < 0; refresh_grace: off):

@@ -139,7 +139,10 @@ func (s *Server) rotate(ctx context.Context, client *store.Client, grant *store.
 		note.stop("", "refresh token expired, or its grant was revoked, while it was being used")
 		return nil, errBadRefresh
 	default:
-		if reused := !cur.RotatedAt.IsZero() && !now.Before(cur.RotatedAt.Add(s.opts.RefreshGrace)); reused {
+		// As the store decides: with the window off, any rotated token,
+		// also one rotated by a replica whose clock is ahead.
+		grace := s.opts.RefreshGrace
+		if reused := !cur.RotatedAt.IsZero() && (grace <= 0 || !now.Before(cur.RotatedAt.Add(grace))); reused {
 			// SEC-187: the store could not take the family's revocation
 			// that reuse makes (RT-1); it is not forgotten for that.
 			s.log.Warn("refresh token reused: family revoked; its store write failed, retried", "client_id", client.ID, "grant", grant.ID)

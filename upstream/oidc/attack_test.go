@@ -60,8 +60,12 @@ func TestSEC188_UnverifiedAddressIsNoUsername(t *testing.T) {
 	}{
 		{"username is the email claim, unverified", oidc.Claims{Username: "email"},
 			map[string]any{"name": "Mallory", "email": "ceo@corp.example", "email_verified": false, "groups": []string{}}, ""},
-		{"preferred_username holds the unverified address", oidc.Claims{},
-			map[string]any{"preferred_username": "CEO@corp.example", "name": "Mallory", "email": "ceo@corp.example", "groups": []string{}}, ""},
+		{"preferred_username holds the address said unverified", oidc.Claims{},
+			map[string]any{"preferred_username": "CEO@corp.example", "name": "Mallory", "email": "ceo@corp.example", "email_verified": "false", "groups": []string{}}, ""},
+		// Entra: the UPN, a name in a domain the tenant verified, often
+		// the same as email, and no email_verified at all.
+		{"preferred_username and email with no verdict (Entra)", oidc.Claims{},
+			map[string]any{"preferred_username": "jane@corp.example", "name": "Jane", "email": "jane@corp.example", "groups": []string{}}, "jane@corp.example"},
 		{"username is the email claim, verified", oidc.Claims{Username: "email"},
 			map[string]any{"name": "Jane", "email": "jane@corp.example", "email_verified": true, "groups": []string{}}, "jane@corp.example"},
 		{"another username beside an unverified address", oidc.Claims{},

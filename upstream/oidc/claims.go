@@ -37,12 +37,15 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 		Groups:   groups,
 	}
 	// Never an unverified address: downstream may trust it. Nor as the
-	// username (the google preset's is the email claim, SEC-188), where
-	// it would reach backends as the preferred username all the same.
+	// username when that is the email claim (the google preset's mapping,
+	// SEC-188), or the address the provider says it did not verify: it
+	// would reach backends as the preferred username all the same. Entra
+	// sends its UPN, often the same address, with no verdict at all: a
+	// name the tenant owns, kept.
 	email := str(claims, c.claims.Email)
 	if email != "" && verified(claims, email) {
 		u.Email, u.EmailVerified = email, true
-	} else if c.claims.Username == c.claims.Email || (email != "" && strings.EqualFold(u.Username, email)) {
+	} else if c.claims.Username == c.claims.Email || (email != "" && strings.EqualFold(u.Username, email) && saidUnverified(claims)) {
 		u.Username = ""
 	}
 	if u.Name == "" {
@@ -68,6 +71,13 @@ func (c *Connector) groupsElsewhere(claims map[string]any) error {
 	}
 	return fmt.Errorf("%s: the %q claim is not in the token but at another source (_claim_names; Entra ID's groups overage: the user is in more groups than fit), which is not read: %w",
 		c.name, c.claims.Groups, upstream.ErrSessionEnded)
+}
+
+// saidUnverified reports whether the claims hold an email_verified that
+// is not true (false, or "false"), rather than none.
+func saidUnverified(claims map[string]any) bool {
+	v, ok := claims["email_verified"]
+	return ok && v != true && v != "true"
 }
 
 // verified reads email_verified, which some providers send as a string,
