@@ -108,15 +108,7 @@ printf '{"jsonrpc":"2.0","id":"%0300d","method":"roots/list"}\n' 7
 printf '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"done"}}\n'
 exec cat >/dev/null`)
 	sid := f.session(t, "alice")
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
-	req.Header.Set("X-Test-User", "alice")
-	req.Header.Set(sessionHeader, sid)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
+	resp := f.openStream(t, "alice", sid)
 	var requests, longIDs atomic.Int64
 	rounds, done := make(chan struct{}, 10), make(chan struct{})
 	go func() { // reads every event at once, answers none
@@ -194,15 +186,7 @@ printf '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId
 printf '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"done"}}\n'
 exec cat >/dev/null`)
 	sid := f.session(t, "alice")
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL, nil)
-	req.Header.Set("X-Test-User", "alice")
-	req.Header.Set(sessionHeader, sid)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
+	resp := f.openStream(t, "alice", sid)
 	done := make(chan bool, 1)
 	go func() {
 		cancelled := false
