@@ -17,8 +17,8 @@ const maxSubject = 255
 // user maps verified claims to a user.
 func (c *Connector) user(claims map[string]any) (identity.User, error) {
 	sub := str(claims, c.claims.Subject)
-	if sub == "" || len(sub) > maxSubject || !identity.Printable(sub) {
-		return identity.User{}, fmt.Errorf("%s: claim %q is missing, too long or not printable", c.name, c.claims.Subject)
+	if sub == "" || len(sub) > maxSubject || !identity.Printable(sub) || strings.TrimSpace(sub) != sub {
+		return identity.User{}, fmt.Errorf("%s: claim %q is missing, too long, not printable or has outer blanks", c.name, c.claims.Subject)
 	}
 	if err := c.groupsElsewhere(claims); err != nil {
 		return identity.User{}, err

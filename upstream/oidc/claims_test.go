@@ -10,7 +10,8 @@ import (
 
 // Whatever claims a provider's token carries (decoded as go-oidc decodes
 // them), the mapping never panics, and a user it makes has a printable
-// subject of at most 255 bytes, an address only when it was verified, and
+// subject of at most 255 bytes without blanks at either end (which HTTP
+// would trim from X-Forwarded-User, SEC-191), an address only when it was verified, and
 // no empty group; claims it cannot read safely are refused.
 func FuzzClaims(f *testing.F) {
 	for _, s := range []string{
@@ -20,6 +21,7 @@ func FuzzClaims(f *testing.F) {
 		`{"sub":"u1","_claim_names":{"groups":"src1"}}`,
 		`{"sub":"u2","email":"b@x","email_verified":false,"mail":"c@x"}`,
 		`{"sub":"u\u0007","groups":[1.5]}`,
+		`{"sub":"8f3e\t","preferred_username":"admin "}`,
 		`{"realm_access.roles":["flat"],"sub":"s","realm_access":3}`,
 	} {
 		f.Add([]byte(s))
@@ -39,8 +41,8 @@ func FuzzClaims(f *testing.F) {
 				continue
 			}
 			sub, ok := strings.CutPrefix(u.ID, c.name+":")
-			if !ok || sub == "" || len(sub) > maxSubject || !identity.Printable(sub) {
-				t.Fatalf("%s: user %q from %s, want a printable subject of 1 to %d bytes", c.name, u.ID, raw, maxSubject)
+			if !ok || sub == "" || len(sub) > maxSubject || !identity.Printable(sub) || strings.TrimSpace(sub) != sub {
+				t.Fatalf("%s: user %q from %s, want a printable subject of 1 to %d bytes without outer blanks (SEC-191)", c.name, u.ID, raw, maxSubject)
 			}
 			if u.Email != "" && !u.EmailVerified || u.Email == "" && u.EmailVerified {
 				t.Fatalf("%s: email %q verified %v from %s", c.name, u.Email, u.EmailVerified, raw)

@@ -91,16 +91,19 @@ func (h IdentityHeaders) MintToken(mint func(*identity.Caller) (string, error), 
 // Each calls set with the name and value of each header that carries c to
 // the backend, token (the identity token, "" for none) last, in the order
 // of the fields: none for a field named "-" or an empty value, Email only
-// when it is verified. A value that could not travel in a header (not
-// identity.Printable) is left out, with a warning to log. h has its
+// when it is verified. A value that could not travel in a header as it is
+// (not identity.Printable, or with blanks at either end, which HTTP
+// trims) is left out, with a warning to log. h has its
 // defaults (WithDefaults).
 func (h IdentityHeaders) Each(c *identity.Caller, token string, log *slog.Logger, set func(name, value string)) {
 	add := func(name, v string) {
 		if name == "-" || v == "" {
 			return
 		}
-		if !identity.Printable(v) {
-			log.Warn("identity value not forwarded: it holds control characters", "header", name)
+		if !identity.Printable(v) || strings.Trim(v, " \t") != v {
+			// HTTP trims a value's outer blanks: "admin " would reach the
+			// backend as another user's "admin" (SEC-191).
+			log.Warn("identity value not forwarded: it holds control characters or outer blanks", "header", name)
 			return
 		}
 		set(name, v)

@@ -475,6 +475,30 @@ func TestIdentityHeadersReplaceSpoofedOnes(t *testing.T) {
 	}
 }
 
+// SEC-191: a value with blanks at either end is not forwarded: HTTP trims
+// them, and the backend would read "admin " as the user "admin". Before,
+// X-Forwarded-Preferred-Username reached it as "admin".
+func TestIdentityValueWithOuterBlanksNotForwarded(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	mallory := &identity.Caller{User: identity.User{ID: "corp:8f3e", Username: "admin ", Email: "\tm@example.com", EmailVerified: true}, ClientID: "client-1"}
+	fe := front(t, be.URL, Options{}, mallory)
+	resp, err := http.Post(fe.URL+"/mcp", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r, _ := rec.last(t)
+	for _, k := range []string{"X-Forwarded-Preferred-Username", "X-Forwarded-Email"} {
+		if got := r.Header.Values(k); len(got) > 0 {
+			t.Errorf("backend got %s %q from a value with outer blanks, want none", k, got)
+		}
+	}
+	if got := r.Header.Get("X-Forwarded-User"); got != "corp:8f3e" {
+		t.Errorf("backend got X-Forwarded-User %q, want corp:8f3e", got)
+	}
+}
+
 func TestIdentityHeadersCustomNames(t *testing.T) {
 	rec := &recorder{}
 	be := backend(t, rec.handler(nil))
