@@ -102,15 +102,25 @@ func TestSEC71_GroupNamesBounded(t *testing.T) {
 	defer cancel()
 	g, _ := newRecheckGateway(t, ctx, nil)
 	long := strings.Repeat("g", 256)
+	// SEC-192: 30 names of 200 bytes, each allowed, make an access
+	// token over the 8 KiB the guard takes. Before, the login went
+	// through, and every request with its tokens was refused.
+	var many []string
+	for i := range 30 {
+		many = append(many, fmt.Sprintf("%03d%s", i, strings.Repeat("g", 197)))
+	}
 	for _, tc := range []struct {
-		sub, group, page string
+		sub    string
+		groups []string
+		page   string
 	}{
-		{"carol", "ops\x07", "control character"},
-		{"dave", "ops\tsre", "control character"},
-		{"erin", long + "x", "longer than 256 bytes"},
-		{"fay", long, ""},
+		{"carol", []string{"ops\x07"}, "control character"},
+		{"dave", []string{"ops\tsre"}, "control character"},
+		{"erin", []string{long + "x"}, "longer than 256 bytes"},
+		{"gus", many, "this server accepts at most 4096"},
+		{"fay", []string{long}, ""},
 	} {
-		g.op.SetUser(t, oidctest.User{Sub: tc.sub, Username: tc.sub, Groups: []string{"devs", tc.group}})
+		g.op.SetUser(t, oidctest.User{Sub: tc.sub, Username: tc.sub, Groups: append([]string{"devs"}, tc.groups...)})
 		a := g.newAuth(g.client.ClientID)
 		b := browser.New("", "")
 		last := recording(b)
@@ -127,7 +137,7 @@ func TestSEC71_GroupNamesBounded(t *testing.T) {
 		}
 		var pe *browser.PageError
 		if !errors.As(err, &pe) || pe.Status != http.StatusForbidden || !strings.Contains(pe.Text, tc.page) {
-			t.Fatalf("%s, group %q: %v; want the 403 page saying %q", tc.sub, tc.group, err, tc.page)
+			t.Fatalf("%s, groups %.80q: %v; want the 403 page saying %q", tc.sub, tc.groups, err, tc.page)
 		}
 		back, err := url.Parse(html.UnescapeString(between(last.body, `id="back" href="`, `"`)))
 		if err != nil || back.Query().Get("error") != "access_denied" || back.Query().Has("code") {

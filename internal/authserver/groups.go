@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -20,9 +21,15 @@ const DefaultMaxGroups = 100
 // maxGroupLen bounds one group name, in bytes (SEC-71).
 const maxGroupLen = 256
 
+// maxGroupsJSON bounds the groups as an access token carries them (a JSON
+// list): half of the largest token the guard takes (tokens.MaxTokenSize,
+// 8 KiB once signed and encoded), so that a user in many long groups is
+// refused at login, not handed tokens every request refuses (SEC-192).
+const maxGroupsJSON = 4 << 10
+
 // groupsProblem says what is wrong with user's groups, or "": more than
 // MaxGroups (SEC-70), a name longer than maxGroupLen or holding a control
-// character (SEC-71). Groups travel in every access token, the identity
+// character (SEC-71), names over maxGroupsJSON in all (SEC-192). Groups travel in every access token, the identity
 // token, X-Forwarded-Groups and MCPGATE_USER_GROUPS, so they are bounded;
 // and they are never cut to fit: a tool_policy rule or an upstream that
 // denies a group would let in the user it was written to keep out. Such a
@@ -42,6 +49,10 @@ func (s *Server) groupsProblem(user identity.User) (problem string, logAttrs []a
 			return "the account is in a group whose name holds a control character",
 				[]any{"group_index", i, "group", strconv.Quote(upstream.Clip(g))}
 		}
+	}
+	if b, _ := json.Marshal(user.Groups); len(b) > maxGroupsJSON {
+		return fmt.Sprintf("the account's %d group names take %d bytes in a token; this server accepts at most %d", len(user.Groups), len(b), maxGroupsJSON),
+			[]any{"groups", len(user.Groups), "groups_bytes", len(b)}
 	}
 	return "", nil
 }

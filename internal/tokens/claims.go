@@ -128,5 +128,10 @@ func (k *Keyset) Mint(c *Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("tokens: mint: %w", err)
 	}
+	if len(tok) > MaxTokenSize {
+		// Verify would refuse it: a client would get a token that every
+		// request answers 401, and refresh into another (SEC-192).
+		return "", fmt.Errorf("tokens: mint: the token is %d bytes, over the %d the guard takes (the user's claims are too large)", len(tok), MaxTokenSize)
+	}
 	return tok, nil
 }

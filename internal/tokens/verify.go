@@ -86,9 +86,10 @@ func (k *Keyset) Verify(token, issuer, audience string, now time.Time) (*Claims,
 		// Every access token the gateway mints names its grant, which
 		// revocation denies: one without could never be revoked.
 		return nil, invalid("missing gid")
-	case w.ExpiresAt-w.IssuedAt > int64(MaxLifetime/time.Second):
+	case w.IssuedAt < w.ExpiresAt-int64(MaxLifetime/time.Second):
 		// No access token the gateway mints lives longer: one signed with
 		// a leaked key for years would outlive any rotation in a cache.
+		// (exp - iat could overflow for an iat near the smallest int64.)
 		return nil, invalid("lives longer than %v", MaxLifetime)
 	case now.Unix() >= w.ExpiresAt:
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrExpired)

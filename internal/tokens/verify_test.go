@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -455,4 +456,23 @@ func TestVerifyLifetimeBounded(t *testing.T) {
 	p["exp"] = t0.Add(MaxLifetime + time.Second).Unix()
 	c, err := v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
 	wantInvalid(t, c, err)
+	// exp - iat must not overflow into a short lifetime: an iat near the
+	// smallest int64 and an exp a century ahead. Accepted before.
+	p["iat"], p["exp"] = int64(math.MinInt64+1), t0.AddDate(100, 0, 0).Unix()
+	c, err = v.Verify(signRaw(t, ks, p, typAccessToken), issuer, resource)
+	wantInvalid(t, c, err)
+}
+
+// SEC-192: Mint refuses to sign a token the guard would refuse for its
+// size (a user in many long groups), rather than hand a client tokens
+// every request answers 401. Signed before.
+func TestMintRefusesATokenTooLargeToVerify(t *testing.T) {
+	ks, _ := newTestKeyset(t)
+	c := testClaims()
+	for i := range 40 {
+		c.User.Groups = append(c.User.Groups, fmt.Sprintf("%03d%s", i, strings.Repeat("g", 197)))
+	}
+	if tok, err := ks.Mint(c); err == nil || !strings.Contains(err.Error(), "over the 8192") {
+		t.Fatalf("Mint of claims with 8 KB of groups: a token of %d bytes, %v; want it refused for its size", len(tok), err)
+	}
 }
