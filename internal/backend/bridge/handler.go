@@ -209,7 +209,7 @@ func (p *Pool) acquireOrAnswer(w http.ResponseWriter, r *http.Request, caller *i
 		// The client left; nobody reads an answer.
 	default:
 		p.opts.metrics.BackendError(p.opts.resource, failUnavailable)
-		jsonrpc.WriteError(w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "MCP server unavailable")
+		jsonrpc.WriteError(w, http.StatusBadGateway, id, jsonrpc.CodeInternalError, "MCP server unavailable: it could not be started or reached (the gateway's log says why)")
 	}
 	return nil, false
 }

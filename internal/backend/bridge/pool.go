@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -273,6 +274,11 @@ func NewStdio(opts StdioOptions) (*Pool, error) {
 		// Says what the kernel offers, which securityfs may not show.
 		opts.Logger.Info("stdio isolation", "resource", opts.Resource, "landlock_abi", spec.landlock, "scoped", spec.landlock >= sandbox.ScopedABI,
 			"uid_per_user", !spec.uids.IsZero())
+	}
+	if _, err := exec.LookPath(spec.command[0]); err != nil && opts.Logger != nil {
+		// It may be installed later; until then each server's start
+		// fails, and what a client sees says only "unavailable".
+		opts.Logger.Warn("stdio: the command is not found: every server start fails until it is there", "resource", opts.Resource, "command", spec.command[0], "error", err.Error())
 	}
 	if spec.isolation == sandbox.None && opts.Logger != nil {
 		opts.Logger.Warn("stdio servers run unconfined (stdio_isolation: none): each can read the gateway's key, database and environment, and reach the other users' servers and files", "resource", opts.Resource)

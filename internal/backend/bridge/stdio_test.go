@@ -820,3 +820,22 @@ func TestStartFailure(t *testing.T) {
 		t.Fatalf("%d %s; want 502, -32603, no detail", rec.Code, rec.Body)
 	}
 }
+
+// A stdio command that is not found says so when the pool is made, not
+// only at a client's first request, whose answer says "unavailable" and
+// that the gateway's log says why. Silent before.
+func TestStdioCommandNotFoundWarnedAtStart(t *testing.T) {
+	f := &fixture{logs: &syncBuffer{}, dir: t.TempDir()}
+	pool, err := NewStdio(StdioOptions{Command: []string{"mcpgate-no-such-command", "--x"}, Dir: f.dir, Resource: "/mcp", Logger: f.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(t, pool)
+	if logs := f.logs.String(); !strings.Contains(logs, "the command is not found") || !strings.Contains(logs, "mcpgate-no-such-command") {
+		t.Errorf("no warning of the missing command at start:\n%s", logs)
+	}
+	resp, body := f.rpc(t, context.Background(), "alice", "", initBody, nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "the gateway's log says why") {
+		t.Errorf("initialize with the command missing: %d %s, want 502 pointing to the log", resp.StatusCode, body)
+	}
+}
