@@ -460,12 +460,12 @@ func ensureAdmin(ctx context.Context, cfg *config.Config, st store.Store, log *s
 	if !created {
 		return nil
 	}
-	kept := "it is stored hashed in " + cfg.DataDir + "."
+	kept := "it is stored hashed in " + cfg.DataDir + ".\nLost it? mcpgate users passwd admin sets another (with the same --data-dir)."
 	switch kind := storeKind(cfg.StoreDSN()); {
 	case kind == "memory":
 		kept = "the memory store keeps it only until mcpgate stops: a new one is made at every start."
 	case strings.HasPrefix(kind, "postgres"):
-		kept = "it is stored hashed in the PostgreSQL database."
+		kept = "it is stored hashed in the PostgreSQL database.\nLost it? mcpgate users passwd admin sets another (with the same --store)."
 	}
 	fmt.Fprintf(stdout, "\nCreated local user \"admin\" with password: %s\nIt is shown only this once; %s\n\n", pw, kept)
 	return nil

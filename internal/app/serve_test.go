@@ -191,7 +191,8 @@ func TestSEC41_LimitsLoggedAsSet(t *testing.T) {
 
 // The admin password notice says what becomes of the password: kept
 // hashed in the data directory, or, in the memory store, gone at exit,
-// with a new one at every start.
+// with a new one at every start; and, where kept, how to set another
+// when it is lost.
 func TestAdminNoticeFollowsTheStore(t *testing.T) {
 	for _, tc := range []struct {
 		store     string
@@ -199,7 +200,9 @@ func TestAdminNoticeFollowsTheStore(t *testing.T) {
 	}{
 		{"memory", "a new one is made at every start", "stored hashed"},
 		{"sqlite:" + t.TempDir() + "/db", "it is stored hashed in", "every start"},
+		{"sqlite:" + t.TempDir() + "/db", "Lost it? mcpgate users passwd admin sets another (with the same --data-dir)", "every start"},
 		{pgtest.Start(t), "it is stored hashed in the PostgreSQL database", "every start"},
+		{pgtest.Start(t), "Lost it? mcpgate users passwd admin sets another (with the same --store)", "every start"},
 	} {
 		cfg := config.Defaults()
 		cfg.Store, cfg.DataDir = tc.store, t.TempDir()
