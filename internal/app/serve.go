@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -54,6 +56,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
+	noteDataDir := noteNewDataDir(log, cfg.DataDir)
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -63,6 +66,7 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if gcfg.SecretKey, err = secretKey(cfg, true); err != nil {
 		return err
 	}
+	noteDataDir()
 	if err := mcpgate.CheckSecretKey(ctx, st, gcfg.SecretKey); err != nil {
 		return err // before the connectors write to the store
 	}
@@ -444,6 +448,21 @@ func openStoreFor(ctx context.Context, cfg *config.Config, upgrade bool) (store.
 		return st, nil
 	}
 	return nil, fmt.Errorf("store %q is not supported", storeKind(dsn))
+}
+
+// noteNewDataDir returns a func that logs dir's absolute path if dir has
+// been made since, once the store and the key are there: started from another directory, or with a typo, serve
+// would otherwise seem to have lost every registration.
+func noteNewDataDir(log *slog.Logger, dir string) func() {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return func() {}
+	}
+	return func() {
+		if _, err := os.Stat(dir); err == nil {
+			abs, _ := filepath.Abs(dir)
+			log.Info("a new data directory was made", "dir", abs)
+		}
+	}
 }
 
 // ensureAdmin creates the local account admin on a store that has no

@@ -574,3 +574,25 @@ func TestMemoryStoreWritesNoKey(t *testing.T) {
 		t.Errorf("serve on the memory store left %s: %v", filepath.Join(cfg.DataDir, "secret.key"), err)
 	}
 }
+
+// serve names a data directory it made, whole: started from another
+// directory, or with a typo, it would otherwise seem to have lost every
+// registration. One that was there is not named.
+func TestNewDataDirNamed(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	dir := filepath.Join(t.TempDir(), "x", "mcpgate-data")
+	note := noteNewDataDir(log, dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	note()
+	if !strings.Contains(logs.String(), "a new data directory was made") || !strings.Contains(logs.String(), "dir="+dir) {
+		t.Errorf("log after making %s:\n%s\nwant it named", dir, logs.String())
+	}
+	logs.Reset()
+	noteNewDataDir(log, dir)()
+	if logs.Len() != 0 {
+		t.Errorf("log for a data directory that was there:\n%s\nwant nothing", logs.String())
+	}
+}
