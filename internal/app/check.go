@@ -54,9 +54,12 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 		c.fail("config", "%v", err)
 		return false
 	}
-	c.pass("config", "valid")
-	for _, name := range config.UnknownVariables(os.Environ()) {
+	unknown := config.UnknownVariables(os.Environ())
+	for _, name := range unknown {
 		c.fail("config", "%s is no setting of mcpgate, and serve ignores it: a misspelt name? mcpgate serve -h lists the variables", name)
+	}
+	if len(unknown) == 0 {
+		c.pass("config", "valid")
 	}
 	c.checkStore(ctx, cfg)
 	c.checkProviders(ctx, cfg)

@@ -136,7 +136,8 @@ func TestCheckNamesUnknownVariables(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Store, cfg.DataDir = "memory", t.TempDir()
 	var out bytes.Buffer
-	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL config   MCPGATE_LOCAL_USER is no setting of mcpgate") {
-		t.Errorf("check with MCPGATE_LOCAL_USER set says:\n%s\nwant it named, and check failed", out.String())
+	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL config   MCPGATE_LOCAL_USER is no setting of mcpgate") ||
+		strings.Contains(out.String(), "ok   config") {
+		t.Errorf("check with MCPGATE_LOCAL_USER set says:\n%s\nwant it named, check failed, and no config line that says ok", out.String())
 	}
 }
