@@ -94,6 +94,9 @@ func load(command string, args []string) (*config.Config, int) {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "mcpgate: invalid configuration:\n%s\n", indent(err.Error()))
+		if errors.Is(err, config.ErrNoSuchFlag) {
+			fmt.Fprintf(os.Stderr, "%s -h lists the flags.\n", command)
+		}
 		return nil, 2
 	}
 	return cfg, 0

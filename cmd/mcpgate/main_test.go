@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +32,23 @@ func TestCommandsHelp(t *testing.T) {
 		if code := run([]string{cmd, "-h"}); code != 0 {
 			t.Errorf("mcpgate %s -h: exit %d, want 0 and its usage", cmd, code)
 		}
+	}
+}
+
+// A flag no setting has names the command whose -h lists the flags there
+// are: `grants list --usr` pointed to mcpgate serve -h.
+func TestUnknownFlagPointsToTheCommandsHelp(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	code := run([]string{"grants", "list", "--usr", "bob"})
+	os.Stderr = stderr
+	w.Close()
+	out, _ := io.ReadAll(r)
+	if code != 2 || !strings.Contains(string(out), "--usr: no such flag") || !strings.Contains(string(out), "mcpgate grants list -h lists the flags") {
+		t.Errorf("mcpgate grants list --usr bob: exit %d\n%s\nwant 2, naming the flag and mcpgate grants list -h", code, out)
 	}
 }

@@ -250,6 +250,10 @@ func notHashed(spec string) bool {
 // (/proc/PID/cmdline, ps), so serve warns of them (SEC-141).
 func (c *Config) SecretsOnCommandLine() []string { return c.cmdlineSecrets }
 
+// ErrNoSuchFlag is a flag no setting has; the command's -h lists those
+// there are.
+var ErrNoSuchFlag = errors.New("no such flag")
+
 // parseFlags parses args into fs, going on past every problem to record
 // them all in bad, in order: a flag the flag package refuses, and a stray
 // argument, after which it stops. It returns only flag.ErrHelp, for -h.
@@ -263,7 +267,9 @@ func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags) error {
 		case err != nil:
 			msg := err.Error()
 			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-				msg = fmt.Sprintf("--%s: no such flag (mcpgate serve -h lists them)", strings.TrimPrefix(name, "-"))
+				bad.errs = append(bad.errs, fmt.Errorf("--%s: %w", strings.TrimPrefix(name, "-"), ErrNoSuchFlag))
+				args = rest
+				continue
 			} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 				msg = fmt.Sprintf("--%s: needs a value", strings.TrimPrefix(name, "-"))
 			} else if strings.HasPrefix(msg, "bad flag syntax: ") && len(rest) > 0 {
