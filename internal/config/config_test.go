@@ -680,13 +680,24 @@ func TestListenOnEveryInterfaceNeedsPublicURL(t *testing.T) {
 			t.Errorf("listen %s without public_url: %v, want it refused", listen, err)
 		}
 	}
-	for _, listen := range []string{"127.0.0.1:8080", "localhost:8080", "[::1]:8080"} {
+	for _, listen := range []string{"127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.1:0"} {
 		cfg, err := Load([]string{"--listen", listen, "--store", "memory"}, env(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "listen") {
 			t.Errorf("listen %s: %v, want it accepted", listen, err)
+		}
+	}
+	// A port that is no number is the problem said, not a port in use or
+	// an address off loopback.
+	for _, listen := range []string{"127.0.0.1:9000x", ":9000x", "127.0.0.1:65536", "127.0.0.1:"} {
+		cfg, err := Load([]string{"--listen", listen, "--store", "memory"}, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "the port a number up to 65535") || strings.Contains(err.Error(), "loopback") {
+			t.Errorf("listen %s: %v, want its port refused", listen, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -73,9 +74,17 @@ func (c *Config) validateAccess(p *problems) {
 	}
 }
 
+// validPort reports whether port is a port number (0 for any free one);
+// a service name such as "http" is not taken, nor is "8080x", which the
+// listener would look up as one.
+func validPort(port string) bool {
+	_, err := strconv.ParseUint(port, 10, 16)
+	return err == nil
+}
+
 func (c *Config) validateAddresses(p *problems) {
-	if host, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
-		p.add("listen: %q is not HOST:PORT (like 127.0.0.1:8080)", c.Listen)
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
+		p.add("listen: %q is not HOST:PORT, the port a number up to 65535 (like 127.0.0.1:8080)", c.Listen)
 	} else if c.PublicURL == "" && !isLoopback(host) {
 		// An empty host (":8080") listens on every interface, as 0.0.0.0 does.
 		p.add("listen: %q is not a loopback address; set public_url to the https URL clients will use", c.Listen)
@@ -89,8 +98,8 @@ func (c *Config) validateAddresses(p *problems) {
 		}
 	}
 	if c.MetricsListen != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
-			p.add("metrics_listen: %q is not HOST:PORT (like 127.0.0.1:9464)", c.MetricsListen)
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || !validPort(port) {
+			p.add("metrics_listen: %q is not HOST:PORT, the port a number up to 65535 (like 127.0.0.1:9464)", c.MetricsListen)
 		} else if c.MetricsListen == c.Listen {
 			p.add("metrics_listen: %q is the public listener's address; metrics are never served there (SEC-89)", c.MetricsListen)
 		}
