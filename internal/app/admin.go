@@ -431,7 +431,12 @@ type grantView struct {
 func (a *admin) listGrants(ctx context.Context) error {
 	userID := a.cmd.User
 	if userID != "" && !strings.Contains(userID, ":") {
-		userID = local.ID + ":" + userID // a local account's name
+		// A local account's name: one mistyped would list nothing, as
+		// if the account held no grant.
+		if _, err := a.st.GetLocalUser(ctx, userID); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no local user %s: mcpgate users list shows them; name another provider's user by its ID, like github:583231", safetext.Printable(userID))
+		}
+		userID = local.ID + ":" + userID
 	}
 	grants, err := a.st.ListGrants(ctx, userID)
 	if err != nil {

@@ -105,3 +105,29 @@ func TestUsersPasswdRefusesTheSamePassword(t *testing.T) {
 		t.Error("the session after a new password: live, want it ended (SEC-130)")
 	}
 }
+
+// `grants list --user NAME` with a name no local account has says so: it
+// printed an empty list, as for an account that holds no grant. A known
+// account with none, and another provider's user ID, still list.
+func TestGrantsListUnknownLocalUser(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Defaults()
+	cfg.DataDir = t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mcpgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("x"), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	err = Admin(ctx, &cfg, AdminCommand{Noun: "grants", Verb: "list", User: "nosuch"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no local user nosuch") {
+		t.Errorf("grants list --user nosuch: %v, want no local user named", err)
+	}
+	for _, user := range []string{"bob", "github:583231"} {
+		if err := Admin(ctx, &cfg, AdminCommand{Noun: "grants", Verb: "list", User: user}, io.Discard); err != nil {
+			t.Errorf("grants list --user %s: %v, want an empty list", user, err)
+		}
+	}
+}
