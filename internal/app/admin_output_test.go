@@ -16,6 +16,18 @@ import (
 	"github.com/mcpgate/mcpgate/store/sqlite"
 )
 
+// openAdminStore opens the SQLite store in cfg's data directory, as the
+// admin commands find it, for a test to fill or read; the caller closes
+// it before the command runs.
+func openAdminStore(t *testing.T, cfg *config.Config) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(cfg.DataDir, "mcpgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // SEC-95, SEC-116: `grants list --json` escapes a provider's username (a
 // person's own preferred_username at many providers) where a terminal
 // would act on it, as `flows --json` does: encoding/json left its C1
@@ -24,10 +36,7 @@ func TestGrantsListJSONEscapesProviderText(t *testing.T) {
 	ctx := context.Background()
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openAdminStore(t, &cfg)
 	now := time.Now()
 	if err := st.CreateClient(ctx, &store.Client{ID: "c1", RedirectURIs: []string{"http://127.0.0.1:1/cb"}, TokenEndpointAuthMethod: "none", CreatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -113,15 +122,12 @@ func TestGrantsListUnknownLocalUser(t *testing.T) {
 	ctx := context.Background()
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openAdminStore(t, &cfg)
 	if err := st.PutLocalUser(ctx, &store.LocalUser{Name: "bob", PasswordHash: []byte("x"), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	err = Admin(ctx, &cfg, AdminCommand{Noun: "grants", Verb: "list", User: "nosuch"}, io.Discard)
+	err := Admin(ctx, &cfg, AdminCommand{Noun: "grants", Verb: "list", User: "nosuch"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no local user nosuch") {
 		t.Errorf("grants list --user nosuch: %v, want no local user named", err)
 	}

@@ -23,10 +23,7 @@ func TestGrantsRevokeForgetsConsent(t *testing.T) {
 	ctx := context.Background()
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openAdminStore(t, &cfg)
 	now := time.Now()
 	user := identity.User{ID: "local:alice"}
 	if err := st.CreateClient(ctx, &store.Client{ID: "c1", RedirectURIs: []string{"http://127.0.0.1:1/cb"}, TokenEndpointAuthMethod: "none", CreatedAt: now}); err != nil {
@@ -43,10 +40,7 @@ func TestGrantsRevokeForgetsConsent(t *testing.T) {
 	if err := Admin(ctx, &cfg, AdminCommand{Noun: "grants", Verb: "revoke", Arg: "g1"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st = openAdminStore(t, &cfg)
 	defer st.Close()
 	if g, err := st.GetGrant(ctx, "g1"); err != nil || g.RevokedAt.IsZero() {
 		t.Fatalf("the grant after revoke: %+v %v, want revoked", g, err)

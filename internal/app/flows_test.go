@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/store"
-	"github.com/mcpgate/mcpgate/store/sqlite"
 )
 
 // SEC-116: `mcpgate flows --json` writes what a client sent (a made-up
@@ -22,12 +20,9 @@ import (
 func TestSEC116_FlowsJSONEscapesWhatATerminalActsOn(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
-	st, err := sqlite.Open(t.Context(), filepath.Join(cfg.DataDir, "mcpgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openAdminStore(t, &cfg)
 	const client, redirect = "nope\u009b2J", "http://x/\u202eevil\U000e0041"
-	err = st.AppendFlowEvents(t.Context(), []store.FlowEvent{{Time: time.Now(), Attempt: "a1", ClientID: client,
+	err := st.AppendFlowEvents(t.Context(), []store.FlowEvent{{Time: time.Now(), Attempt: "a1", ClientID: client,
 		Step: flows.StepAuthorize, Outcome: "invalid_client", Details: map[string]string{"redirect_uri": redirect}}})
 	st.Close()
 	if err != nil {
