@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/flows"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -429,14 +430,12 @@ type grantView struct {
 }
 
 func (a *admin) listGrants(ctx context.Context) error {
-	userID := a.cmd.User
-	if userID != "" && !strings.Contains(userID, ":") {
-		// A local account's name: one mistyped would list nothing, as
-		// if the account held no grant.
-		if _, err := a.st.GetLocalUser(ctx, userID); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no local user %s: mcpgate users list shows them; name another provider's user by its ID, like github:583231", safetext.Printable(userID))
+	userID := flows.UserFilter(a.cmd.User) // a local account's name stands for its ID
+	if userID != a.cmd.User {
+		// One mistyped would list nothing, as if the account held no grant.
+		if _, err := a.st.GetLocalUser(ctx, a.cmd.User); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no local user %s: mcpgate users list shows them; name another provider's user by its ID, like github:583231", safetext.Printable(a.cmd.User))
 		}
-		userID = local.ID + ":" + userID
 	}
 	grants, err := a.st.ListGrants(ctx, userID)
 	if err != nil {

@@ -450,9 +450,10 @@ func openStoreFor(ctx context.Context, cfg *config.Config, upgrade bool) (store.
 	return nil, fmt.Errorf("store %q is not supported", storeKind(dsn))
 }
 
-// noteNewDataDir returns a func that logs dir's absolute path if dir has
-// been made since, once the store and the key are there: started from another directory, or with a typo, serve
-// would otherwise seem to have lost every registration.
+// noteNewDataDir returns a func, to call once the store and the key are
+// there, that logs dir's absolute path if dir has been made since:
+// started from another directory, or with a typo, serve would otherwise
+// seem to have lost every registration.
 func noteNewDataDir(log *slog.Logger, dir string) func() {
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		return func() {}

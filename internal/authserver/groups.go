@@ -29,11 +29,12 @@ const maxGroupsJSON = 4 << 10
 
 // groupsProblem says what is wrong with user's groups, or "": more than
 // MaxGroups (SEC-70), a name longer than maxGroupLen or holding a control
-// character (SEC-71), names over maxGroupsJSON in all (SEC-192). Groups travel in every access token, the identity
-// token, X-Forwarded-Groups and MCPGATE_USER_GROUPS, so they are bounded;
-// and they are never cut to fit: a tool_policy rule or an upstream that
-// denies a group would let in the user it was written to keep out. Such a
-// user is refused instead, with the reason.
+// character (SEC-71), names over maxGroupsJSON in all (SEC-192). Groups
+// travel in every access token, the identity token, X-Forwarded-Groups
+// and MCPGATE_USER_GROUPS, so they are bounded; and they are never cut to
+// fit: a tool_policy rule or an upstream that denies a group would let in
+// the user it was written to keep out. Such a user is refused instead,
+// with the reason.
 func (s *Server) groupsProblem(user identity.User) (problem string, logAttrs []any) {
 	limit := s.maxGroups()
 	if n := len(user.Groups); n > limit {
