@@ -93,7 +93,7 @@ func admin(noun string, args []string) int {
 		fmt.Fprintf(os.Stderr, "mcpgate: %s %s: %v\n%s", noun, verb, err, adminUsage)
 		return 2
 	}
-	cfg, code := load("mcpgate "+noun+" "+verb, rest)
+	cfg, code := load("mcpgate "+noun+" "+verb, rest, spec.flags...)
 	if cfg == nil {
 		return code
 	}

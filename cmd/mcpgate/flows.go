@@ -62,7 +62,7 @@ func flowsCmd(args []string) int {
 			return 2
 		}
 	}
-	cfg, code := load("mcpgate flows", rest)
+	cfg, code := load("mcpgate flows", rest, "client", "user", "outcome", "since", "limit", "json")
 	if cfg == nil {
 		return code
 	}

@@ -73,8 +73,9 @@ const usage = "Usage: mcpgate serve [flags] | mcpgate check [serve flags] | mcpg
 // load reads and checks the settings of serve (and of the commands that
 // use its store and key) from args and the environment. It returns nil and
 // the exit status when there is nothing to run: -h, which prints the
-// settings under command's name, or a problem.
-func load(command string, args []string) (*config.Config, int) {
+// settings under command's name, or a problem. commandFlags are the
+// command's own flags, which a misspelt flag may have meant.
+func load(command string, args []string, commandFlags ...string) (*config.Config, int) {
 	// Before any secret is read: no process of this uid may read this
 	// one's memory, environ or descriptors through /proc (SEC-21).
 	if err := sandbox.HardenGateway(); err != nil {
@@ -82,7 +83,7 @@ func load(command string, args []string) (*config.Config, int) {
 		return nil, 1
 	}
 	var env readEnv
-	cfg, err := config.Load(args, env.get)
+	cfg, err := config.Load(args, env.get, commandFlags...)
 	env.drop()
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Print(config.Usage(command))

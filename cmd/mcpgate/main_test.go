@@ -48,7 +48,7 @@ func TestUnknownFlagPointsToTheCommandsHelp(t *testing.T) {
 	os.Stderr = stderr
 	w.Close()
 	out, _ := io.ReadAll(r)
-	if code != 2 || !strings.Contains(string(out), "--usr: no such flag") || !strings.Contains(string(out), "mcpgate grants list -h lists the flags") {
-		t.Errorf("mcpgate grants list --usr bob: exit %d\n%s\nwant 2, naming the flag and mcpgate grants list -h", code, out)
+	if code != 2 || !strings.Contains(string(out), "--usr: no such flag: did you mean --user?") || !strings.Contains(string(out), "mcpgate grants list -h lists the flags") {
+		t.Errorf("mcpgate grants list --usr bob: exit %d\n%s\nwant 2, naming the flag, the one meant, and mcpgate grants list -h", code, out)
 	}
 }

@@ -56,7 +56,7 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 	}
 	unknown := config.UnknownVariables(os.Environ())
 	for _, name := range unknown {
-		c.fail("config", "%s is no setting of mcpgate, and serve ignores it: a misspelt name? mcpgate serve -h lists the variables", name)
+		c.fail("config", "%s is no setting of mcpgate, and serve ignores it: %s", name, misspelt(name))
 	}
 	if len(unknown) == 0 {
 		c.pass("config", "valid")
@@ -67,6 +67,14 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 		c.checkResource(ctx, res)
 	}
 	return c.ok
+}
+
+// misspelt says what a variable that is no setting may have meant.
+func misspelt(name string) string {
+	if near := config.NearestVariable(name); near != "" {
+		return "did you mean " + near + "?"
+	}
+	return "a misspelt name? mcpgate serve -h lists the variables"
 }
 
 // checker prints the lines of Check and remembers a failure.

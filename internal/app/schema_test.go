@@ -136,8 +136,8 @@ func TestCheckNamesUnknownVariables(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Store, cfg.DataDir = "memory", t.TempDir()
 	var out bytes.Buffer
-	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL config   MCPGATE_LOCAL_USER is no setting of mcpgate") ||
+	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL config   MCPGATE_LOCAL_USER is no setting of mcpgate, and serve ignores it: did you mean MCPGATE_LOCAL_USERS?") ||
 		strings.Contains(out.String(), "ok   config") {
-		t.Errorf("check with MCPGATE_LOCAL_USER set says:\n%s\nwant it named, check failed, and no config line that says ok", out.String())
+		t.Errorf("check with MCPGATE_LOCAL_USER set says:\n%s\nwant it named with the variable meant, check failed, and no config line that says ok", out.String())
 	}
 }

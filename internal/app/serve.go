@@ -151,7 +151,7 @@ func announce(cfg *config.Config, resources []mcpgate.Resource, addr string, std
 		log.Warn(w)
 	}
 	for _, name := range config.UnknownVariables(os.Environ()) {
-		log.Warn(name+" is no setting of mcpgate, and is ignored: a misspelt name? mcpgate serve -h lists the variables", "variable", name)
+		log.Warn(name+" is no setting of mcpgate, and is ignored: "+misspelt(name), "variable", name)
 	}
 }
 

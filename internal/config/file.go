@@ -205,7 +205,7 @@ var (
 	// The decoder's messages (go.yaml.in/yaml/v3 decode.go), and the one
 	// of yamlText, which adds the column.
 	atLine       = regexp.MustCompile(`^line (\d+)(?: column (\d+))?: (.*)$`)
-	notFound     = regexp.MustCompile("^field (.+) not found in type ")
+	notFound     = regexp.MustCompile("^field (.+) not found in type (.+)$")
 	cannotDecode = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
 )
 
@@ -222,7 +222,7 @@ func (keys keyIndex) explain(path, msg string) error {
 	var k *fileKey
 	if nf := notFound.FindStringSubmatch(what); nf != nil {
 		k = keys.find(func(k *fileKey) bool { return k.line == line && k.name == nf[1] })
-		what = "unknown key"
+		what = "unknown key" + didYouMean(nf[1], fileKeyNames[nf[2]])
 	} else if cd := cannotDecode.FindStringSubmatch(what); cd != nil {
 		kind := map[string]yaml.Kind{"map": yaml.MappingNode, "seq": yaml.SequenceNode}[cd[1]]
 		k = keys.find(func(k *fileKey) bool {

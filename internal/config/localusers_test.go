@@ -68,7 +68,7 @@ func TestLocalUsersMappingProblems(t *testing.T) {
 		`local_users[2].groups[1] (`+file+`, line 4): "bad group" is not a group`,
 		`local_users[3].password_hash (`+file+`, line 5): give password or password_hash, not both`,
 		`local_users[4].password_hash (`+file+`, line 6): is not a bcrypt hash`,
-		`local_users[5].pasword (`+file+`, line 7): unknown key`,
+		`local_users[5].pasword (`+file+`, line 7): unknown key: did you mean password?`,
 		`local_users[5] (`+file+`, line 7): an account needs a password or a password_hash`,
 		`local_users[6] (`+file+`, line 8): an account needs a name`,
 		`local_users[7].password (`+file+`, line 9): looks like a bcrypt hash: give it as password_hash`,

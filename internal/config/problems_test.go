@@ -114,10 +114,10 @@ resources:
 		at("request_read_timeout", "2")+`"0": leave the setting out`,
 		at("max_sessions_per_user", "3")+`"off" is not a whole number`,
 		at("disable_cimd", "4")+`"maybe" is not true or false`,
-		at("listne", "6")+"unknown key",
+		at("listne", "6")+"unknown key: did you mean listen?",
 		at("resources[0].stdio_max_processes", "10")+`"many" is not a whole number`,
 		at("resources[0].stdio_idle_timeout", "11")+`"0": leave the setting out`,
-		at("resources[0].scopse", "13")+"unknown key",
+		at("resources[0].scopse", "13")+"unknown key: did you mean scopes?",
 		`unused_client_expiry:`,
 		`resources[0].stdio_isolation: "x" must be auto or none`)
 	if strings.Contains(msg, "cannot unmarshal") || strings.Contains(msg, "request_header_timeout") {

@@ -167,11 +167,13 @@ func Defaults() Config {
 // The configuration it returns along with them holds what could be read
 // (a value that could not keeps the one below it), for Validate to check
 // too; it is nil only when there is nothing to check: on -h, or when the
-// file cannot be read or is not YAML.
-func Load(args []string, getenv func(string) string) (*Config, error) {
+// file cannot be read or is not YAML. commandFlags are the flags of the
+// command that runs with serve's settings (flows' --user…), taken out of
+// args before: a misspelling of one is answered with it.
+func Load(args []string, getenv func(string) string, commandFlags ...string) (*Config, error) {
 	var flagged Config
 	fs, path, bad := newFlagSet(&flagged)
-	if err := parseFlags(fs, args, bad); err != nil {
+	if err := parseFlags(fs, args, bad, commandFlags); err != nil {
 		return nil, err
 	}
 	errs := bad.errs
@@ -257,7 +259,9 @@ var ErrNoSuchFlag = errors.New("no such flag")
 // parseFlags parses args into fs, going on past every problem to record
 // them all in bad, in order: a flag the flag package refuses, and a stray
 // argument, after which it stops. It returns only flag.ErrHelp, for -h.
-func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags) error {
+// A flag neither fs nor commandFlags has is answered with the one of them
+// it most likely misspells.
+func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags, commandFlags []string) error {
 	for len(args) > 0 {
 		err := fs.Parse(args)
 		rest := fs.Args()
@@ -267,7 +271,13 @@ func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags) error {
 		case err != nil:
 			msg := err.Error()
 			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-				bad.errs = append(bad.errs, fmt.Errorf("--%s: %w", strings.TrimPrefix(name, "-"), ErrNoSuchFlag))
+				name = strings.TrimPrefix(name, "-")
+				var names []string
+				fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
+				for _, f := range commandFlags {
+					names = append(names, "--"+f)
+				}
+				bad.errs = append(bad.errs, fmt.Errorf("--%s: %w%s", name, ErrNoSuchFlag, didYouMean("--"+name, names)))
 				args = rest
 				continue
 			} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
