@@ -266,7 +266,8 @@ func (a *admin) addUser(ctx context.Context) error {
 // minPasswordLen is the fewest characters a password chosen with users
 // add or users passwd may have (SEC-143), as NIST SP 800-63B asks of
 // passwords people choose. The configuration's local_users are the
-// operator's own choice and are not held to it.
+// operator's own choice and are not held to it: serve warns of a shorter
+// one.
 const minPasswordLen = 8
 
 // newPassword asks for the account's new password and refuses one too

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/audit"
@@ -354,6 +355,13 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 		// issuers, which the others refuse.
 		out = append(out, "the store is PostgreSQL, which replicas share, and public_url is not set: each replica's issuer follows the host and port "+
 			"it is reached at, and a token one issues is refused by a replica reached at another; give every replica the same public_url (the load balancer's URL)")
+	}
+	for _, spec := range cfg.LocalUsers {
+		name, pw, _, err := local.ParseUserSpecGroups(spec)
+		if n := utf8.RuneCountInString(pw); err == nil && !local.IsBcryptHash(pw) && n < minPasswordLen {
+			out = append(out, fmt.Sprintf("local user %s has a password of %d characters, which is quickly guessed: give it at least %d, "+
+				"as users add and users passwd ask (SEC-143)", name, n, minPasswordLen))
+		}
 	}
 	if cfg.GitHubClientID != "" && cfg.GitHubGroups && len(cfg.AdminGroups) > 0 {
 		// The providers share one namespace of groups (README, "Who may

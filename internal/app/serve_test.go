@@ -442,6 +442,11 @@ func TestSetupWarnings(t *testing.T) {
 		{"postgres with a public url", func(c *config.Config) {
 			c.Store, c.PublicURL = "postgres://mcpgate@127.0.0.1/mcpgate", "https://mcp.example.com"
 		}, "127.0.0.1:8080", nil},
+		// SEC-143: a configured password shorter than users add allows.
+		{"short local user passwords", func(c *config.Config) {
+			c.LocalUsers = []string{"alice:pw", "bob[devs]:short", "carol:long-enough", "dave:$2a$10$ao2L2.4gt8.uffJOmniEj.yzAMeWwmG16KBNXubGr7sKAsvlMDGFK", "eve:ééééééé"}
+		}, "127.0.0.1:8080", []string{"local user alice has a password of 2 characters", "local user bob has a password of 5 characters",
+			"local user eve has a password of 7 characters, which is quickly guessed: give it at least 8"}},
 		{"github groups without admin groups", func(c *config.Config) {
 			c.GitHubClientID, c.GitHubClientSecret, c.GitHubGroups = "id", "secret", true
 		}, "127.0.0.1:8080", nil},

@@ -229,7 +229,9 @@ func ParseUserSpecGroups(spec string) (name, password string, groups []string, e
 	return name, password, groups, nil
 }
 
-func isBcryptHash(s string) bool {
+// IsBcryptHash reports whether s, a password as configured, is a bcrypt
+// hash of one, which SetUser stores as it is.
+func IsBcryptHash(s string) bool {
 	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
 }
 
@@ -238,7 +240,7 @@ func checkPassword(p string) error {
 	switch {
 	case p == "":
 		return errors.New("empty password")
-	case isBcryptHash(p):
+	case IsBcryptHash(p):
 		cost, err := bcrypt.Cost([]byte(p))
 		if err != nil {
 			return fmt.Errorf("password looks like a bcrypt hash but is not a valid one: %w", err)
@@ -324,7 +326,7 @@ func (c *Connector) set(ctx context.Context, name, passwordOrHash string, config
 // hashPassword returns the bcrypt hash of passwordOrHash, or the hash
 // itself when it is one.
 func hashPassword(passwordOrHash string) ([]byte, error) {
-	if isBcryptHash(passwordOrHash) {
+	if IsBcryptHash(passwordOrHash) {
 		return []byte(passwordOrHash), nil
 	}
 	return bcrypt.GenerateFromPassword([]byte(passwordOrHash), bcrypt.DefaultCost)
@@ -333,7 +335,7 @@ func hashPassword(passwordOrHash string) ([]byte, error) {
 // SamePassword reports whether passwordOrHash, a password or a bcrypt
 // hash, is the password that stored hashes.
 func SamePassword(stored []byte, passwordOrHash string) bool {
-	if isBcryptHash(passwordOrHash) {
+	if IsBcryptHash(passwordOrHash) {
 		return subtle.ConstantTimeCompare(stored, []byte(passwordOrHash)) == 1
 	}
 	return bcrypt.CompareHashAndPassword(stored, []byte(passwordOrHash)) == nil
