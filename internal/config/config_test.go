@@ -306,10 +306,10 @@ resources:
 	}
 	cfg.Resources = bad
 	err = cfg.Validate()
-	for _, want := range []string{"resources[0].upstream, resources[0].stdio", "resources[1].stdio", "resources[2].stdio_*",
+	for _, want := range []string{"resources[0].upstream, resources[0].stdio", "resources[1].stdio", "resources[2].stdio_env: set only with stdio",
 		"resources[3].stdio_env", "resources[4].identity_token", "resources[5].identity_headers", "resources[6].tool_policy",
 		"resources[7].scope_implies", "resources[8].stdio_isolation", "resources[9].stdio_read_paths", "resources[10].stdio_uid_range",
-		"resources[11].stdio_*", "resources[12].stdio_isolation: none", "resources[13].stdio_isolation: none"} {
+		"resources[11].stdio_uid_range: set only with stdio", "resources[12].stdio_isolation: none", "resources[13].stdio_isolation: none"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}

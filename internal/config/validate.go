@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -516,8 +517,14 @@ func (b *Backend) validateStdio(prefix string, p *problems) {
 		if _, err := SplitCommand(b.Stdio); err != nil {
 			p.add("%sstdio: %v", prefix, err)
 		}
-	} else if len(b.StdioEnv) > 0 || b.StdioMaxProcesses != 0 || b.StdioIdleTimeout != 0 || b.StdioIsolation != "" || len(b.StdioReadPaths) > 0 || b.StdioUIDRange != "" {
-		p.add("%sstdio_*: set only with stdio", prefix)
+	} else {
+		v := reflect.ValueOf(b).Elem()
+		for i := range v.NumField() {
+			key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			if strings.HasPrefix(key, "stdio_") && !v.Field(i).IsZero() {
+				p.add("%s%s: set only with stdio, the command of a stdio server", prefix, key)
+			}
+		}
 	}
 	if b.StdioUIDRange != "" && b.StdioUIDRange != "off" {
 		if _, err := sandbox.ParseRange(b.StdioUIDRange); err != nil {
