@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
@@ -200,11 +201,22 @@ func plantedCookies(r *http.Request, issuer string) []string {
 // names that it could have sent with r: one for each path that matches
 // r's (RFC 6265 §5.1.4), since the planter chose the path. The browser's
 // own goes too, so that the person's next try starts clean.
+//
+// The paths are those of the path as the browser matches it, escaped, and
+// bounded (SEC-193): a browser ignores a Path attribute over
+// maxCookiePath bytes, and the gateway's pages are at most
+// maxCookieDepth segments deep. A path of 20,000 %2F, one segment to the
+// router, made 466 MB of headers when each of its decoded prefixes had
+// one.
 func expireCookies(w http.ResponseWriter, r *http.Request, issuer string, names []string) {
-	p := r.URL.Path
-	paths := []string{p}
-	for i := 0; i < len(p); i++ {
+	p := r.URL.EscapedPath()
+	var paths []string
+	if len(p) <= maxCookiePath {
+		paths = append(paths, p)
+	}
+	for i, depth := 0, 0; i < len(p) && i < maxCookiePath && depth < maxCookieDepth; i++ {
 		if p[i] == '/' {
+			depth++
 			paths = append(paths, p[:i+1])
 			if i > 0 {
 				paths = append(paths, p[:i])
@@ -219,6 +231,11 @@ func expireCookies(w http.ResponseWriter, r *http.Request, issuer string, names 
 		}
 	}
 }
+
+const (
+	maxCookiePath  = 1024 // RFC 6265bis §5.6: a longer attribute value is ignored
+	maxCookieDepth = 8
+)
 
 // browserOnly guards a route of the gateway's own pages: a browser with a
 // planted cookie is refused, and so is a form post from a page of another
@@ -238,7 +255,7 @@ func (s *Server) browserOnly(post bool, h http.HandlerFunc) http.HandlerFunc {
 			expireCookies(w, r, issuer, dup)
 		}
 		if reason != "" {
-			s.log.Warn("browser request refused", "path", r.URL.Path, "reason", reason)
+			s.log.Warn("browser request refused", "path", safetext.Clip(r.URL.Path, 512), "reason", reason)
 			web.RenderError(w, s.log, http.StatusForbidden, "Request refused",
 				"This request did not come from this server's own pages, or another site set a cookie for this server in this browser. Go back to the application and start again.")
 			return

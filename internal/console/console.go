@@ -248,7 +248,7 @@ func (c *Console) adminSession(w http.ResponseWriter, r *http.Request) (*store.S
 		return nil, false
 	}
 	if !c.IsAdmin(sess.User) {
-		c.log.Warn("admin console refused", "user", sess.User.ID, "path", r.URL.Path)
+		c.log.Warn("admin console refused", "user", sess.User.ID, "path", safetext.Clip(r.URL.Path, 512))
 		web.RenderError(w, c.log, http.StatusForbidden, "Not an administrator",
 			"You are signed in as "+displayName(sess.User)+", who may not use the admin console. Your own account page is at /account.")
 		return nil, false
@@ -265,7 +265,7 @@ func (c *Console) checkForm(w http.ResponseWriter, r *http.Request, sess *store.
 		return false
 	}
 	if !c.opts.Browser.CheckPageCSRF(r, sess) {
-		c.log.Warn("console: CSRF check failed", "user", sess.User.ID, "path", r.URL.Path)
+		c.log.Warn("console: CSRF check failed", "user", sess.User.ID, "path", safetext.Clip(r.URL.Path, 512))
 		web.RenderError(w, c.log, http.StatusForbidden, "Request refused",
 			"This form was not submitted from this server's own pages. Open the page again and repeat what you did.")
 		return false

@@ -224,7 +224,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 		if !errors.Is(err, tokens.ErrInvalidToken) {
 			desc = "the access token could not be checked"
 		}
-		g.opts.Logger.Info("token refused", "reason", err.Error(), "path", r.URL.Path)
+		g.opts.Logger.Info("token refused", "reason", safetext.Clip(err.Error(), 512), "path", safetext.Clip(r.URL.Path, 512))
 		var aud *tokens.AudienceError
 		if g.opts.Flows != nil && errors.As(err, &aud) {
 			g.opts.Flows.RecordLimited("grant "+aud.GrantID, flows.Event{Attempt: aud.GrantID, ClientID: aud.ClientID, UserID: aud.Subject, Step: flows.StepResource,
