@@ -34,9 +34,12 @@ const (
 		ON CONFLICT (id) DO UPDATE SET revoked_at = $2 WHERE grants.revoked_at = 0 RETURNING id),
 	n AS (SELECT id, pg_notify('` + revokedChannel + `', id) FROM (SELECT id FROM r UNION ALL SELECT id FROM f) AS x)
 	SELECT EXISTS (SELECT 1 FROM c), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
+	// A person's grants are found through the index grants_user_sub
+	// (SEC-194), which a condition that may also list them all would not use.
 	sqlListGrants = `SELECT ` + grantCols + `,
-		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
-		WHERE $1::text = '' OR (user_json::jsonb)->>'sub' = $1::text ORDER BY created_at DESC, id COLLATE "C"`
+		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants`
+	sqlListAllGrants   = sqlListGrants + ` ORDER BY created_at DESC, id COLLATE "C"`
+	sqlListUserGrants  = sqlListGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 ORDER BY created_at DESC, id COLLATE "C"`
 	sqlListLocalUsers  = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	// Disabling is two statements in one transaction: the account's row
@@ -102,7 +105,13 @@ func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, 
 	if !storable(userID) {
 		return []*store.Grant{}, nil
 	}
-	rows, err := s.pool.Query(ctx, sqlListGrants, userID)
+	var rows pgx.Rows
+	var err error
+	if userID == "" {
+		rows, err = s.pool.Query(ctx, sqlListAllGrants)
+	} else {
+		rows, err = s.pool.Query(ctx, sqlListUserGrants, userID)
+	}
 	if err != nil {
 		return nil, wrap("list grants", err)
 	}

@@ -15,6 +15,9 @@ import (
 // codes are found by the "sub" of the user column's JSON: a scan of the
 // table, which these rare commands afford, rather than an index that every
 // grant's insertion would pay for.
+const listGrants = `SELECT ` + grantCols + `,
+	coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants`
+
 var (
 	sqlListClients               = rs(`SELECT ` + clientCols + ` FROM clients ORDER BY created_at, id`)
 	sqlDeleteUnusedCodesOfClient = ws(`DELETE FROM codes WHERE client_id = ? AND used_at = 0`)
@@ -25,9 +28,10 @@ var (
 	sqlFenceSpentCodesOfClient = ws(`INSERT INTO grants (` + grantCols + `)
 		SELECT grant_id, client_id, user, resource, scopes, used_at, 0 FROM codes WHERE client_id = ? AND used_at != 0
 		ON CONFLICT DO NOTHING`)
-	sqlListGrants = rs(`SELECT ` + grantCols + `,
-		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants
-		WHERE ?1 = '' OR json_extract(user, '$.sub') = ?1 ORDER BY created_at DESC, id`)
+	// A person's grants are found through the index grants_user_sub
+	// (SEC-194), which a condition that may also list them all would not use.
+	sqlListAllGrants      = rs(listGrants + ` ORDER BY created_at DESC, id`)
+	sqlListUserGrants     = rs(listGrants + ` WHERE json_extract(user, '$.sub') = ? ORDER BY created_at DESC, id`)
 	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name`)
 	sqlEnableLocalUser    = ws(`UPDATE local_users SET disabled_at = 0 WHERE name = ?`)
 	sqlDisableLocalUser   = ws(`UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN ? ELSE disabled_at END WHERE name = ?`)
@@ -104,7 +108,13 @@ func (s *Store) revokeReturning(ctx context.Context, tx *sql.Tx, q string, args 
 
 // ListGrants implements store.Store.
 func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, error) {
-	rows, err := s.rows(ctx, sqlListGrants, userID)
+	var rows *sql.Rows
+	var err error
+	if userID == "" {
+		rows, err = s.rows(ctx, sqlListAllGrants)
+	} else {
+		rows, err = s.rows(ctx, sqlListUserGrants, userID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
