@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -310,5 +311,28 @@ func TestCrossReplicaForgetDuringConsumeCode(t *testing.T) {
 				t.Errorf("the redemption's grant after %s: %v, want ErrConflict (its grant stored revoked)", forget.name, err)
 			}
 		})
+	}
+}
+
+// SEC-195: a replica lost between its Ping's write and its commit (its
+// host gone, so the server keeps the transaction open for hours) does
+// not hold up another replica's Ping: each writes a row of its own. Fails
+// before: every replica wrote row 1, and the healthy one's Ping waited
+// on the lost one's lock until its deadline, unready.
+func TestSEC195_StuckPingHoldsUpNoOtherReplica(t *testing.T) {
+	st := replicas(t)
+	ctx := t.Context()
+	tx, err := st[0].pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, sqlPingWrite, st[0].pingID, time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := st[1].Ping(pctx); err != nil {
+		t.Errorf("a healthy replica's Ping while another's is stuck in its transaction: %v, want it answered", err)
 	}
 }

@@ -8,20 +8,24 @@ import (
 )
 
 const (
-	sqlPingWrite  = `INSERT INTO ping (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at`
-	sqlPingDelete = `DELETE FROM ping WHERE id = 1`
+	sqlPingWrite  = `INSERT INTO ping (id, at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+	sqlPingDelete = `DELETE FROM ping WHERE id = $1`
 	sqlPingRead   = `SELECT count(*) FROM ping`
 )
 
 // Ping writes and deletes the ping row in one transaction, whose commit
 // waits for the WAL flush as every write's does (a read-only standby, a
-// full disk or a lost primary fail it), then reads (SEC-13).
+// full disk or a lost primary fail it), then reads (SEC-13). The row is
+// this Store's own (SEC-195): when every replica wrote one row, a replica
+// whose host vanished between its write and its commit held that row's
+// lock until the server noticed, which may take hours, and every other
+// replica's Ping waited on it, all unready at once.
 func (s *Store) Ping(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, sqlPingWrite, time.Now().UnixNano()); err != nil {
+		if _, err := tx.Exec(ctx, sqlPingWrite, s.pingID, time.Now().UnixNano()); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, sqlPingDelete)
+		_, err := tx.Exec(ctx, sqlPingDelete, s.pingID)
 		return err
 	})
 	if err != nil {

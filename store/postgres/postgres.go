@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ var (
 // concurrent use, by any number of goroutines and processes.
 type Store struct {
 	pool *pgxpool.Pool
+	// pingID is the ping row this Store writes, its own: a replica lost
+	// within its Ping's transaction holds no other replica's row (SEC-195).
+	pingID int32
 
 	closeOnce sync.Once
 }
@@ -79,7 +83,7 @@ func openDB(ctx context.Context, dsn string, upgrade bool) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, pingID: rand.Int32()}, nil
 }
 
 // Close closes the pool; it waits for the queries in flight. Closing again
