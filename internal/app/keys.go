@@ -39,7 +39,14 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 	if err := privatedir.CheckDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	if err := privatedir.CheckOwnFile(path); err != nil {
+	// serve, which makes and uses the key, takes it only from a directory
+	// of its own user's or root's, and never another user's file (SEC-196).
+	if create {
+		if err := privatedir.CheckOwnDir(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("secret key: %w", err)
+		}
+	}
+	if err := privatedir.CheckOwnFile(path, !create); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
 	var (

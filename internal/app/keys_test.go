@@ -89,5 +89,21 @@ func TestSEC171_DataDirKeyIsTheGatewaysOwn(t *testing.T) {
 		if _, err := secretKey(cfg, false); err != nil {
 			t.Errorf("root reading the key of its data directory's owner: %v, want it read", err)
 		}
+		// SEC-196: serve, as root, does not take it: that user chose it.
+		// Fails before: serve took it, and that user could mint tokens.
+		if _, err := secretKey(cfg, true); err == nil || !strings.Contains(err.Error(), "belongs to uid 54321") {
+			t.Errorf("serve as root on another user's data directory: %v, want it refused", err)
+		}
+	})
+	t.Run("serve in another user's directory", func(t *testing.T) {
+		// SEC-196: its owner may put a key of their own in place of the
+		// one serve made. Fails before: the key was read.
+		cfg := keyIn(t, t.TempDir())
+		if err := os.Chown(cfg.DataDir, 54321, -1); err != nil {
+			t.Fatalf("giving the directory to another user: %v (the tests run as root)", err)
+		}
+		if _, err := secretKey(cfg, true); err == nil || !strings.Contains(err.Error(), "who could replace the files in it") {
+			t.Errorf("serve with a key in another user's directory: %v, want it refused", err)
+		}
 	})
 }

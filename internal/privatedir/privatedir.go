@@ -45,15 +45,31 @@ func CheckDir(dir string) error {
 	return nil
 }
 
+// CheckOwnDir refuses a directory that belongs to another user than the
+// process's or root: its owner may rename any file in it, and put one of
+// their own in its place, whatever that file's owner and mode (SEC-196).
+// A directory not made yet passes: Make makes it the process's.
+func CheckOwnDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("the directory %s belongs to uid %d, who could replace the files in it, not to uid %d, which mcpgate runs as: chown it to mcpgate's user, or choose another", dir, st.Uid, os.Geteuid())
+	}
+	return nil
+}
+
 // CheckOwnFile refuses a file that is a symbolic link or belongs to
 // another user than the process's: whoever owns it, or can change where
-// the link leads, decides what the gateway reads there (SEC-171). Root
-// may read a file of the owner of its directory: an operator's `sudo
-// mcpgate check` or `keys rotate` on the data directory of the user mcpgate
-// serves as (systemd's DynamicUser gives no fixed user to run them as). A
-// missing file passes, and so does one Lstat cannot read: reading it
-// reports that.
-func CheckOwnFile(path string) error {
+// the link leads, decides what the gateway reads there (SEC-171). With
+// rootReads, root may read a file of the owner of its directory: an
+// operator's `sudo mcpgate check` or `keys rotate` on the data directory
+// of the user mcpgate serves as (systemd's DynamicUser gives no fixed user
+// to run them as); a gateway serving as root is never given that
+// exception (SEC-196). A missing file passes, and so does one Lstat
+// cannot read: reading it reports that.
+func CheckOwnFile(path string, rootReads bool) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil
@@ -61,7 +77,7 @@ func CheckOwnFile(path string) error {
 	if fi.Mode()&os.ModeSymlink != 0 {
 		return fmt.Errorf("%s is a symbolic link: it must be a file of its own; put the file itself there", path)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && !(os.Geteuid() == 0 && ownsDir(filepath.Dir(path), st.Uid)) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && !(rootReads && os.Geteuid() == 0 && ownsDir(filepath.Dir(path), st.Uid)) {
 		return fmt.Errorf("%s belongs to uid %d, who could change it, not to uid %d, which mcpgate runs as: chown it to mcpgate's user, or run mcpgate as its owner", path, st.Uid, os.Geteuid())
 	}
 	return nil

@@ -40,8 +40,10 @@ type Store struct {
 const busyTimeout = 10 * time.Second
 
 // createPrivate makes the database file abs, and its directory, readable by
-// the gateway alone.
-func createPrivate(abs string) error {
+// the gateway alone. A gateway's own (serving) is in a directory of its
+// user's or root's, and is its user's file (SEC-196); a command beside it
+// run as root may use the file of the directory's owner.
+func createPrivate(abs string, serving bool) error {
 	dir := filepath.Dir(abs)
 	if err := privatedir.Make(dir, dir); err != nil {
 		return err
@@ -51,8 +53,13 @@ func createPrivate(abs string) error {
 	if err := privatedir.CheckDir(dir); err != nil {
 		return err
 	}
-	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("%s is a symbolic link: the database must be a file of its own", abs)
+	if serving {
+		if err := privatedir.CheckOwnDir(dir); err != nil {
+			return err
+		}
+	}
+	if err := privatedir.CheckOwnFile(abs, !serving); err != nil {
+		return fmt.Errorf("the database: %w", err)
 	}
 	// Create the file ourselves: SQLite would create it with 0644 less the
 	// umask, and it holds client secret hashes and sealed signing keys. The
@@ -94,7 +101,7 @@ func openDB(ctx context.Context, path string, upgrade bool) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: open: %w", err)
 		}
 	}
-	if err := createPrivate(abs); err != nil {
+	if err := createPrivate(abs, upgrade); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +130,63 @@ func TestOpenRefusesLinkAndOpenDirectory(t *testing.T) {
 		}
 		t.Errorf("Open in a directory every user may write to: %v, want it refused", err)
 	}
+}
+
+// SEC-196: a gateway running as root opened a database in a directory
+// another user had made, and that user's own file there: its owner could
+// read and change it at will (and the key beside it was theirs). Open,
+// serve's, refuses both; OpenCurrent, a command's beside the gateway,
+// still reads as root the file of the directory's owner (sudo mcpgate
+// users list). Fails before: both were opened.
+func TestSEC196_ServingStoreIsItsOwnUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test gives files to another user, which only root may: the tests run as root")
+	}
+	const other = 54321
+	theirs := func(t *testing.T, dirToo bool) string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "data")
+		path := filepath.Join(dir, "mcpgate.db")
+		open(t, path).Close()
+		paths := []string{path}
+		if dirToo {
+			paths = append(paths, dir)
+		}
+		for _, p := range paths {
+			if err := os.Chown(p, other, other); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name   string
+		dirToo bool
+		want   string
+	}{
+		{"another user's file", false, "belongs to uid 54321, who could change it"},
+		{"another user's directory and file", true, "belongs to uid 54321, who could replace the files in it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := theirs(t, tc.dirToo)
+			if s, err := Open(t.Context(), path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				if err == nil {
+					s.Close()
+				}
+				t.Errorf("Open: %v, want it refused: %q", err, tc.want)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Sys().(*syscall.Stat_t).Uid != other {
+				t.Errorf("the file after Open: %v, want it still the other user's", err)
+			}
+		})
+	}
+	t.Run("a command as root, on the directory owner's file", func(t *testing.T) {
+		s, err := OpenCurrent(t.Context(), theirs(t, true))
+		if err != nil {
+			t.Fatalf("OpenCurrent as root on its directory owner's database: %v, want it opened", err)
+		}
+		s.Close()
+	})
 }
 
 // The settings that durability and the single-writer design rest on.
