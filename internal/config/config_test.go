@@ -615,13 +615,18 @@ func TestKeyRotationAndSecretKeyFile(t *testing.T) {
 	}
 }
 
-// An upstream or public URL with credentials in it is refused without
-// echoing the password: the message goes to stderr and logs (SEC-79).
+// An upstream, public or provider URL with credentials in it is refused
+// without echoing the password, and one refused for another reason
+// echoes no user, password or query either: the message goes to stderr
+// and logs (SEC-79). Fails before for the issuers (accepted with a user,
+// echoed whole) and for the query of an upstream or public URL.
 func TestSEC79_URLWithPasswordRefusedWithoutEcho(t *testing.T) {
 	const pw = "up-s3cret"
 	for _, args := range [][]string{
 		{"--upstream", "http://svc:" + pw + "@127.0.0.1:3000/mcp"},
 		{"--public-url", "https://gw:" + pw + "@mcp.example.com"},
+		{"--oidc-issuer", "https://alice:" + pw + "@idp.example.com", "--oidc-client-id", "x"},
+		{"--oidc-issuer", "http://alice:" + pw + "@idp.example.com", "--oidc-client-id", "x"},
 	} {
 		cfg, err := Load(args, env(nil))
 		if err == nil {
@@ -636,6 +641,20 @@ func TestSEC79_URLWithPasswordRefusedWithoutEcho(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "user or password") {
 			t.Errorf("%s: %v, want it to say a user or password is not allowed", args[0], err)
+		}
+	}
+	for _, args := range [][]string{
+		{"--upstream", "ws://mcp.internal/mcp?api_key=" + pw},
+		{"--public-url", "https://mcp.example.com/?token=" + pw},
+		{"--oidc-issuer", "https://idp.example.com/?key=" + pw, "--oidc-client-id", "x"},
+		{"--oidc-issuer", "ftp://svc:" + pw + "@idp.example.com", "--oidc-client-id", "x"},
+	} {
+		cfg, err := Load(args, env(nil))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || strings.Contains(err.Error(), pw) {
+			t.Errorf("%s %s: %v, want it refused without the secret", args[0], args[1], err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -111,12 +112,12 @@ func (c *Config) validateAddresses(p *problems) {
 		case err != nil || !u.IsAbs() || u.Host == "":
 			p.add("public_url: is not an absolute URL like https://mcp.example.com (not echoed: it may hold a password)")
 		case u.User != nil:
-			// Redacted: the message goes to stderr and logs (SEC-79).
-			p.add("public_url: %q must not carry a user or password", u.Redacted())
+			// Not echoed whole: the message goes to stderr and logs (SEC-79).
+			p.add("public_url: %q must not carry a user or password", safetext.URL(u))
 		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
-			p.add("public_url: %q must be https (http only for a loopback host) (COMM-1)", c.PublicURL)
+			p.add("public_url: %q must be https (http only for a loopback host) (COMM-1)", safetext.URL(u))
 		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-			p.add("public_url: %q must be an origin only, like https://mcp.example.com (no path or query)", c.PublicURL)
+			p.add("public_url: %q must be an origin only, like https://mcp.example.com (no path or query)", safetext.URL(u))
 		}
 	}
 }
@@ -215,15 +216,19 @@ func (c *Config) validateOIDCPreset(p *problems) bool {
 	return true
 }
 
+// checkIssuer checks an OpenID provider's issuer URL. The messages show
+// it without a user, password or query, which may hold a secret (SEC-79).
 func checkIssuer(key, issuer string, p *problems) {
 	u, err := url.Parse(issuer)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		p.add("%s: %q is not an absolute URL", key, issuer)
+		p.add("%s: %q is not an absolute URL", key, safetext.RawURL(issuer))
+	case u.User != nil:
+		p.add("%s: %q must not carry a user or password", key, safetext.URL(u))
 	case u.Scheme != "https" && !isLoopback(u.Hostname()):
-		p.add("%s: %q must be https (http only for a loopback host) (COMM-1)", key, issuer)
+		p.add("%s: %q must be https (http only for a loopback host) (COMM-1)", key, safetext.URL(u))
 	case u.RawQuery != "" || u.Fragment != "":
-		p.add("%s: %q must have no query or fragment", key, issuer)
+		p.add("%s: %q must have no query or fragment", key, safetext.URL(u))
 	}
 }
 
@@ -483,12 +488,12 @@ func (b *Backend) validate(prefix string, p *problems) {
 	if b.Upstream != "" {
 		u, err := url.Parse(b.Upstream)
 		if err == nil && u.User != nil {
-			// Redacted: the message goes to stderr and logs (SEC-79).
-			p.add("%supstream: %q must not carry a user or password; give the upstream's credentials another way", prefix, u.Redacted())
+			// Not echoed whole: the message goes to stderr and logs (SEC-79).
+			p.add("%supstream: %q must not carry a user or password; give the upstream's credentials another way", prefix, safetext.URL(u))
 		} else if err != nil {
 			p.add("%supstream: is not a URL; it must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix)
 		} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
-			p.add("%supstream: %q must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix, b.Upstream)
+			p.add("%supstream: %q must be the http(s) URL of an MCP server, like http://127.0.0.1:3000/mcp", prefix, safetext.URL(u))
 		}
 		if b.Stdio != "" {
 			p.add("%supstream, %sstdio: a resource has one backend; set one of them", prefix, prefix)

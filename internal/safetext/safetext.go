@@ -51,6 +51,17 @@ func URL(u *url.URL) string {
 	return s
 }
 
+// RawURL is raw, a URL as written, as URL shows it: without its user,
+// password or fragment, its query as "?…"; "(not a URL)" when it cannot
+// be read, which says nothing of what was written.
+func RawURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return URL(u)
+}
+
 // URLError is err, as http.Client.Do returns it, with the URL of its
 // *url.Error shown as URL shows it; it still unwraps to the cause. Any
 // other error is returned as it is.

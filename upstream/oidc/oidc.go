@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/upstream"
 )
 
@@ -187,10 +188,10 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	defer cancel()
 	provider, tenantIssuer, err := discover(dctx, cfg.Issuer, cfg.TenantIssuer)
 	if err != nil {
-		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, discoveryError(err))
+		return nil, fmt.Errorf("%s: discovery at %s: %w", name, safetext.RawURL(cfg.Issuer), discoveryError(err))
 	}
 	if err := httpsEndpoints(provider, cfg.Issuer); err != nil {
-		return nil, fmt.Errorf("%s: discovery at %s: %w", name, cfg.Issuer, err)
+		return nil, fmt.Errorf("%s: discovery at %s: %w", name, safetext.RawURL(cfg.Issuer), err)
 	}
 	if len(cfg.HostedDomains) > 0 {
 		if _, set := cfg.AuthParams["hd"]; !set {
