@@ -791,6 +791,20 @@ func TestSEC141_SecretsOnCommandLine(t *testing.T) {
 	if got := cfg.SecretsOnCommandLine(); len(got) != 0 {
 		t.Errorf("a bcrypt hash and a DSN without password: %v, want none", got)
 	}
+	// Fails before: each of these was taken for no secret.
+	for _, args := range [][]string{
+		{"--store", "postgres://u@db/x?password=pw"},
+		{"--local-user", "alice:$2secretpassword"},
+		{"--upstream", "https://mcp.example.com/mcp?access_token=pw"},
+	} {
+		cfg, err := Load(args, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.SecretsOnCommandLine(); !slices.Equal(got, args[:1]) {
+			t.Errorf("%q: %v, want %s named", args, got, args[0])
+		}
+	}
 }
 
 // SEC-170: a trusted_proxies network wider than /8 (IPv4) or /32 (IPv6)

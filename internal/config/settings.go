@@ -204,7 +204,8 @@ func Load(args []string, getenv func(string) string, commandFlags ...string) (*C
 
 // secretFlags names the flags set in fs that hold a secret in clear: a
 // client secret, a local account's password (not its bcrypt hash), a
-// store DSN's password.
+// store DSN's password (in its user part or its query), an upstream URL's
+// query (an API key, as often as not).
 func secretFlags(fs *flag.FlagSet, flagged *Config) []string {
 	var out []string
 	fs.Visit(func(f *flag.Flag) {
@@ -216,6 +217,7 @@ func secretFlags(fs *flag.FlagSet, flagged *Config) []string {
 		case v.s.arg == "SECRET",
 			v.s.flag == "store" && storePassword(flagged.Store),
 			v.s.flag == "local-user" && slices.ContainsFunc(flagged.LocalUsers, clearPassword),
+			v.s.flag == "upstream" && strings.Contains(flagged.Upstream, "?"),
 			v.s.flag == "stdio-env": // a stdio server's token, as often as not
 			out = append(out, "--"+v.s.flag)
 		}
@@ -223,21 +225,23 @@ func secretFlags(fs *flag.FlagSet, flagged *Config) []string {
 	return out
 }
 
-// storePassword reports whether dsn, a URL, carries a password.
+// storePassword reports whether dsn, a URL, carries a password: after
+// the user's name, or as the password option of its query, which the
+// PostgreSQL driver takes too.
 func storePassword(dsn string) bool {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return false
+		return strings.Contains(dsn, "password")
 	}
 	_, ok := u.User.Password()
-	return ok
+	return ok || u.Query().Has("password")
 }
 
 // clearPassword reports whether a NAME[GROUPS]:PASSWORD spec holds a
-// password rather than a bcrypt hash.
+// password rather than a bcrypt hash ("$2secret" is a password).
 func clearPassword(spec string) bool {
 	_, pw, ok := strings.Cut(spec, ":")
-	return ok && !strings.HasPrefix(pw, "$2")
+	return ok && !bcryptHash(pw)
 }
 
 // notHashed reports whether a NAME[GROUPS]:PASSWORD spec holds anything
