@@ -502,3 +502,39 @@ func (s *countingRequests) CreateAuthRequest(ctx context.Context, r *store.AuthR
 	s.n.Add(1)
 	return s.Store.CreateAuthRequest(ctx, r)
 }
+
+// SEC-197: a form posted to /authorize from another site carries no
+// SameSite=Lax cookie, and the CSRF cookie the page set replaced the
+// browser's own, so that every form of the gateway it had open was
+// refused. Such a post is sent to the same request as a GET, which
+// carries the cookie, and sets none; a post that carries the cookie is
+// answered as before. Fails before: 200 with a new mcpgate_csrf cookie.
+func TestSEC197_CrossSitePostKeepsTheBrowsersCookie(t *testing.T) {
+	g := newGateway(t)
+	reg := g.register(nil)
+	a := g.newAuth(reg.ClientID)
+	u, err := url.Parse(a.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := g.postForm(g.url+"/authorize", u.Query(), "Sec-Fetch-Site", "cross-site")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Values("Set-Cookie") != nil {
+		t.Fatalf("cross-site POST /authorize: %d, Set-Cookie %q; want 303 and no cookie", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || g.url+loc.Path != g.url+"/authorize" || loc.Query().Encode() != u.Query().Encode() {
+		t.Errorf("Location %q, want %s/authorize with the posted parameters %s", resp.Header.Get("Location"), g.url, u.Query().Encode())
+	}
+	// The GET it leads to, with the browser's cookie: the consent page,
+	// and the cookie kept.
+	cookie := "mcpgate_csrf=" + strings.Repeat("c", 43)
+	resp, body := g.get(resp.Header.Get("Location"), "Cookie", cookie)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Allow") || resp.Header.Values("Set-Cookie") != nil {
+		t.Errorf("GET of the request posted: %d, Set-Cookie %q; want the consent page, the cookie kept", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	// A post that carries the cookie is a request like the GET (RFC 6749 §3.1).
+	resp, body = g.postForm(g.url+"/authorize", u.Query(), "Cookie", cookie)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Allow") {
+		t.Errorf("POST /authorize with the browser's cookie: %d, want the consent page", resp.StatusCode)
+	}
+}

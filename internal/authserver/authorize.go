@@ -27,6 +27,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := s.site.Issuer(r)
+	if _, ok := csrfSecret(r, issuer); !ok && r.Method == http.MethodPost {
+		// A form posted from another site carries no SameSite=Lax cookie:
+		// the cookie this page would set replaced the browser's own, and
+		// every form of the gateway it had open failed. The same request
+		// as a GET, which carries it, is asked for instead (SEC-197).
+		web.SetSecurityHeaders(w.Header())
+		http.Redirect(w, r, issuer+"/authorize?"+r.Form.Encode(), http.StatusSeeOther)
+		return
+	}
 	note := noteOf(r.Context())
 	if note != nil {
 		note.params(r.Form, "redirect_uri", "resource", "scope", "prompt", "response_type")
