@@ -356,6 +356,17 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 		out = append(out, "the store is PostgreSQL, which replicas share, and public_url is not set: each replica's issuer follows the host and port "+
 			"it is reached at, and a token one issues is refused by a replica reached at another; give every replica the same public_url (the load balancer's URL)")
 	}
+	if file, keys := cfg.SecretsInFile(); len(keys) > 0 && readableByOthers(file) {
+		fi, _ := os.Stat(file)
+		out = append(out, fmt.Sprintf("the configuration file %s is readable by others (mode %04o) and holds secrets (%s): make it readable by mcpgate alone (chmod 600), "+
+			"or give them through $VARIABLES or *_file settings (SEC-198)", file, fi.Mode().Perm(), strings.Join(keys, ", ")))
+	}
+	for _, sc := range cfg.Clients {
+		if n := utf8.RuneCountInString(sc.Secret); sc.Secret != "" && n < minClientSecretLen {
+			out = append(out, fmt.Sprintf("client %s has a secret of %d characters, which is quickly guessed: give it at least %d random ones "+
+				"(mcpgate keys new-secret prints 44) (SEC-198)", sc.ID, n, minClientSecretLen))
+		}
+	}
 	for _, spec := range cfg.LocalUsers {
 		name, pw, _, err := local.ParseUserSpecGroups(spec)
 		if n := utf8.RuneCountInString(pw); err == nil && !local.IsBcryptHash(pw) && n < minPasswordLen {
@@ -371,6 +382,10 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 	}
 	return out
 }
+
+// minClientSecretLen is the fewest characters of a pre-registered
+// client's secret that serve takes without a warning: 128 bits in base64.
+const minClientSecretLen = 22
 
 // readableByOthers reports whether users other than mcpgate's may read
 // file: any user, or a group that is none of this process's. A group of

@@ -442,6 +442,10 @@ func TestSetupWarnings(t *testing.T) {
 		{"postgres with a public url", func(c *config.Config) {
 			c.Store, c.PublicURL = "postgres://mcpgate@127.0.0.1/mcpgate", "https://mcp.example.com"
 		}, "127.0.0.1:8080", nil},
+		// SEC-198: a pre-registered client's secret of less than 128 bits.
+		{"short client secrets", func(c *config.Config) {
+			c.Clients = []config.StaticClient{{ID: "svc", Secret: "x"}, {ID: "long", Secret: strings.Repeat("s", 22)}, {ID: "public"}}
+		}, "127.0.0.1:8080", []string{"client svc has a secret of 1 characters, which is quickly guessed: give it at least 22"}},
 		// SEC-143: a configured password shorter than users add allows.
 		{"short local user passwords", func(c *config.Config) {
 			c.LocalUsers = []string{"alice:pw", "bob[devs]:short", "carol:long-enough", "dave:$2a$10$ao2L2.4gt8.uffJOmniEj.yzAMeWwmG16KBNXubGr7sKAsvlMDGFK", "eve:ééééééé"}
@@ -599,5 +603,50 @@ func TestNewDataDirNamed(t *testing.T) {
 	noteNewDataDir(log, dir)()
 	if logs.Len() != 0 {
 		t.Errorf("log for a data directory that was there:\n%s\nwant nothing", logs.String())
+	}
+}
+
+// SEC-198: a configuration file others may read, which holds secrets as
+// written there, is warned of with the keys that hold them; one that
+// takes them from the environment, or that only mcpgate reads, is not.
+// Fails before: no warning.
+func TestSEC198_ConfigFileWithSecretsReadableByOthers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mcpgate.yaml")
+	write := func(text string, mode os.FileMode) *config.Config {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		cfg, err := config.Load([]string{"--config", path, "--data-dir", dir}, func(name string) string {
+			return map[string]string{"SVC_SECRET": strings.Repeat("v", 30)}[name]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	const text = `github_client_id: gh
+github_client_secret: literal-github-secret-000000
+local_users: ["alice:long-enough-pw", "bob:$$2b$$10$$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"]
+clients:
+  - {id: svc, secret: "${SVC_SECRET}", redirect_uris: ["https://svc.example.com/cb"]}
+`
+	var found []string
+	for _, w := range setupWarnings(write(text, 0o644), "127.0.0.1:8080") {
+		if strings.Contains(w, "the configuration file") {
+			found = append(found, w)
+		}
+	}
+	if len(found) != 1 || !strings.Contains(found[0], "(mode 0644) and holds secrets (github_client_secret, local_users[0])") {
+		t.Errorf("warnings about the file %q, want one naming github_client_secret and local_users[0] alone", found)
+	}
+	for _, w := range setupWarnings(write(text, 0o600), "127.0.0.1:8080") {
+		if strings.Contains(w, "the configuration file") {
+			t.Errorf("a file mcpgate alone reads: %q, want no warning", w)
+		}
 	}
 }

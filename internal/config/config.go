@@ -18,6 +18,9 @@ type Config struct {
 	file string // the --config file, if any: private to the gateway (stdio servers never read it)
 	// cmdlineSecrets are the flags given that hold a secret (SEC-141).
 	cmdlineSecrets []string
+	// fileSecrets are the keys of the file that hold a secret as written,
+	// not through a $VARIABLE (SEC-198).
+	fileSecrets []string
 	// given holds the file key of each setting the file, a variable or a
 	// flag set, for those whose default cannot tell (scopes, SEC-174).
 	given map[string]bool

@@ -29,6 +29,7 @@ func loadFile(cfg *Config, path string, getenv func(string) string) (errs []erro
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return []error{fmt.Errorf("config file %s: %w", path, err)}, false
 	}
+	cfg.fileSecrets = writtenSecrets(fileKeys(&doc, ""))
 	if errs := expandEnv(&doc, getenv); len(errs) > 0 {
 		for i, e := range errs {
 			errs[i] = fmt.Errorf("config file %s: %w", path, e)
@@ -161,6 +162,47 @@ func expand(text string, line int, getenv func(string) string) (string, []error)
 	b.WriteString(text[last:])
 	return b.String(), errs
 }
+
+// writtenSecrets lists the keys of the file, before its variables are
+// expanded, whose value is a secret written there: a client secret, a
+// local account's password (not its bcrypt hash), a store DSN's password.
+// One given through a $VARIABLE is not.
+func writtenSecrets(keys keyIndex) []string {
+	var out []string
+	for _, k := range keys {
+		if k.value.Kind != yaml.ScalarNode || k.valueText == "" || namesVariable(k.valueText) {
+			continue
+		}
+		value := strings.ReplaceAll(k.valueText, "$$", "$") // as expanded
+		inLocalUsers := strings.HasPrefix(k.path, "local_users[")
+		switch {
+		case slices.Contains([]string{"github_client_secret", "oidc_client_secret", "google_client_secret"}, k.path),
+			strings.HasPrefix(k.path, "oidc_providers[") && k.name == "client_secret",
+			strings.HasPrefix(k.path, "clients[") && k.name == "secret",
+			inLocalUsers && k.name == "password",
+			inLocalUsers && k.name == "" && clearPassword(value), // NAME:PASSWORD
+			k.path == "store" && storePassword(value):
+			out = append(out, k.path)
+		}
+	}
+	return out
+}
+
+// namesVariable reports whether text, a value of the file, takes any of
+// its text from the environment ($NAME or ${NAME}; $$ is a literal $).
+func namesVariable(text string) bool {
+	for _, m := range envRef.FindAllStringSubmatch(text, -1) {
+		if m[1] != "" && m[1] != "$" {
+			return true
+		}
+	}
+	return false
+}
+
+// SecretsInFile names the keys of the configuration file that hold a
+// secret as written there, for serve to warn when others may read the
+// file (SEC-198), and the file.
+func (c *Config) SecretsInFile() (file string, keys []string) { return c.file, c.fileSecrets }
 
 // fileKey is a key of the file, where it and its value are.
 type fileKey struct {

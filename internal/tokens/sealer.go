@@ -138,7 +138,28 @@ func readKeyFile(path string) ([]byte, error) {
 	if err != nil || len(key) != KeySize {
 		return nil, fmt.Errorf("tokens: key file %s is malformed: want %d bytes in standard base64", path, KeySize)
 	}
+	if n := distinctBytes(key); n < minDistinctKeyBytes {
+		return nil, fmt.Errorf("tokens: key file %s holds no random key (%d different bytes of %d, as in AAAA…=): make one with mcpgate keys new-secret", path, n, KeySize)
+	}
 	return key, nil
+}
+
+// minDistinctKeyBytes is the fewest different byte values a key file's
+// key may have (SEC-198). A random key of 32 bytes has about 30; fewer
+// than 16 happens to one in 10^15, and to every key typed by hand
+// (AAAA…A=, 32 zero bytes).
+const minDistinctKeyBytes = 16
+
+func distinctBytes(b []byte) int {
+	var seen [256]bool
+	n := 0
+	for _, c := range b {
+		if !seen[c] {
+			seen[c] = true
+			n++
+		}
+	}
+	return n
 }
 
 // createExclusive writes data to path unless path exists already (which is

@@ -2,10 +2,12 @@ package tokens
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -127,13 +129,20 @@ func TestLoadOrCreateKeyFileMalformed(t *testing.T) {
 		"long":      base64.StdEncoding.EncodeToString(make([]byte, 33)),
 		"not b64":   "this is not base64 at all!!!!!!!!!!!!!!!!!!!",
 		"raw bytes": string(bytes.Repeat([]byte{0xff}, 32)),
+		// SEC-198: keys typed by hand, not random. Fails before: taken.
+		"zeros":   base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		"typed":   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"pattern": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("0123456789abcde"), 3)[:32]),
 	} {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := LoadOrCreateKeyFile(path); err == nil {
+		_, err := LoadOrCreateKeyFile(path)
+		if err == nil {
 			t.Errorf("%s: accepted, want an error", name)
+		} else if typed := name == "zeros" || name == "typed" || name == "pattern"; typed && !strings.Contains(err.Error(), "holds no random key") {
+			t.Errorf("%s: %v, want it refused as no random key", name, err)
 		}
 		if got, _ := os.ReadFile(path); string(got) != content {
 			t.Errorf("%s: file was rewritten, want it left as it was", name)
@@ -142,7 +151,8 @@ func TestLoadOrCreateKeyFileMalformed(t *testing.T) {
 	// A key written by hand with a trailing newline, or by an operator
 	// with `openssl rand -base64 32`, loads.
 	path := filepath.Join(dir, "hand")
-	want := bytes.Repeat([]byte{3}, 32)
+	sum := sha256.Sum256([]byte("a key from openssl rand"))
+	want := sum[:]
 	os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(want)+"\r\n"), 0o644)
 	if got, err := LoadOrCreateKeyFile(path); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("%v %x, want %x", err, got, want)
