@@ -336,3 +336,32 @@ func TestSEC195_StuckPingHoldsUpNoOtherReplica(t *testing.T) {
 		t.Errorf("a healthy replica's Ping while another's is stuck in its transaction: %v, want it answered", err)
 	}
 }
+
+// SEC-199: a replica lost in the middle of its migrations (its host gone,
+// its transaction open on the server, the migration lock held) holds up
+// another replica's start only until the server ends the idle
+// transaction. Fails before: the second Open waited on the lock until its
+// deadline.
+func TestSEC199_LostMigrationHoldsUpNoStartForLong(t *testing.T) {
+	defer func(d time.Duration) { migrationIdle = d }(migrationIdle)
+	migrationIdle = time.Second
+	dsn := pgtest.Start(t)
+	lost := open(t, dsn)
+	ctx := t.Context()
+	tx, err := lost.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := lockForMigration(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	// The lost replica sends nothing more.
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	s, err := Open(octx, dsn)
+	if err != nil {
+		t.Fatalf("a replica starting while another's migration is lost: %v, want it started once the server ends the idle transaction", err)
+	}
+	s.Close()
+}

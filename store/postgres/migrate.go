@@ -60,6 +60,23 @@ func loadMigrations() ([]migration, error) {
 // deployments on one server do not wait for each other.
 const migrationLock int64 = 0x6d637067617465
 
+// migrationIdle is how long the server lets a migrating transaction sit
+// idle before it ends it (SEC-199): a replica whose host vanished in the
+// middle of its migrations holds the lock, and the tables it altered,
+// only that long, not until TCP gives up hours later, which kept every
+// replica from starting, and every running one from those tables.
+var migrationIdle = 60 * time.Second
+
+// lockForMigration takes migrationLock for tx, a migration's transaction,
+// which the server ends once idle for migrationIdle.
+func lockForMigration(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", migrationIdle.Milliseconds())); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
+	return err
+}
+
 // migrate applies the pending migrations in one transaction that first
 // takes migrationLock: replicas starting at once queue on the lock, and
 // each finds the work of the one before it committed. DDL is transactional
@@ -72,7 +89,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, upgrade bool) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		if err := lockForMigration(ctx, tx); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
