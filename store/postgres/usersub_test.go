@@ -55,3 +55,29 @@ func TestSEC194_OnePersonsRowsFoundByIndex(t *testing.T) {
 		}
 	}
 }
+
+// SEC-194: the migration that adds the user-ID indexes upgrades a
+// database holding a user stored before SEC-148 with a NUL in it, which
+// jsonb refuses: the NUL becomes U+FFFD, and the person's grant is found.
+// Fails before: the index could not be built, and the upgrade stopped.
+func TestSEC194_MigrationUpgradesAUserWithANUL(t *testing.T) {
+	dsn := pgtest.Start(t)
+	s := open(t, dsn)
+	ctx := t.Context()
+	// The database as it was before migration 13, with such a grant.
+	for _, q := range []string{
+		`DROP INDEX grants_user_sub`, `DROP INDEX sessions_user_sub`, `DELETE FROM schema_migrations WHERE version = 13`,
+		`INSERT INTO grants (` + grantCols + `) VALUES ('g1', 'c1', '{"sub":"github:7","name":"Ev\u0000e"}', 'https://mcp.example/r', '["mcp"]', 1, 0)`,
+		`INSERT INTO sessions (hash, user_json, created_at, expires_at) VALUES ('\x01', '{"sub":"github:7","name":"Ev\u0000e"}', 1, 9000000000000000000)`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s = open(t, dsn)
+	grants, err := s.ListGrants(ctx, "github:7")
+	if err != nil || len(grants) != 1 || grants[0].User.Name != "Ev\uFFFDe" {
+		t.Fatalf("after the upgrade: %v %+v, want the grant, its name's NUL as U+FFFD", err, grants)
+	}
+}
