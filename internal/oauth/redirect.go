@@ -11,7 +11,7 @@ import (
 var forbiddenSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true,
 	"about": true, "blob": true, "ws": true, "wss": true, "ftp": true,
-	"intent": true, "x-icabmobile": true, "ddgquicklink": true,
+	"intent": true, "android-app": true, "x-icabmobile": true, "ddgquicklink": true,
 }
 
 // browserFamilies begin the schemes by which a browser's app opens the web

@@ -41,6 +41,9 @@ func TestValidateRedirectURI(t *testing.T) {
 		"ddgquicklink://evil.example/cb", "yandexbrowser-open-url://evil.example/cb", "OPHTTPS://evil.example/cb",
 		"puffins://evil.example/cb", "puffin://evil.example/cb", "shtps://evil.example/cb", "ucbrowser://evil.example/cb",
 		"quark://evil.example/cb", "alook://evil.example/cb", "alohabrowser://evil.example/cb", "dolphin://evil.example/cb",
+		// Chrome on Android opens android-app://com.android.chrome/https/HOST/PATH
+		// at https://HOST/PATH, as it does intent: (SEC-151). Fails before: taken.
+		"android-app://com.android.chrome/https/evil.example/cb", "Android-App://com.android.chrome/https/evil.example/cb",
 	}
 	for _, u := range bad {
 		if err := ValidateRedirectURI(u); err == nil {
