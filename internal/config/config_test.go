@@ -1005,3 +1005,30 @@ func TestUnknownVariables(t *testing.T) {
 		t.Errorf("UnknownVariables = %q, want %q", got, want)
 	}
 }
+
+// SEC-200: a cimd_deny_hosts entry that matches no host as written is
+// refused with the form to write, and so is a cimd_allow_hosts one; host
+// names, and suffixes that begin with a dot, are taken. Fails before:
+// every entry was taken, and the ones below blocked nothing.
+func TestSEC200_CIMDHostsAreHostNames(t *testing.T) {
+	cfg := Defaults()
+	cfg.CIMDDenyHosts = []string{"evil.example", ".evil.example", "XN--80AK6AA92E.example", "*.evil.example", "evil.example:443",
+		"https://evil.example", "evil.example.", "évil.example", ""}
+	cfg.CIMDAllowHosts = []string{"docs.test", ".docs.test", "docs.test:8443", "::1", "127.0.0.1"}
+	err := cfg.Validate()
+	for _, bad := range []string{`"*.evil.example"`, `"evil.example:443"`, `"https://evil.example"`, `"evil.example."`, `"évil.example"`, `""`} {
+		if err == nil || !strings.Contains(err.Error(), "cimd_deny_hosts: "+bad+" is no host name") {
+			t.Errorf("cimd_deny_hosts %s: %v, want it refused", bad, err)
+		}
+	}
+	for _, bad := range []string{`".docs.test"`, `"docs.test:8443"`} {
+		if err == nil || !strings.Contains(err.Error(), "cimd_allow_hosts: "+bad+" is no host name") {
+			t.Errorf("cimd_allow_hosts %s: %v, want it refused", bad, err)
+		}
+	}
+	for _, good := range []string{`"evil.example"`, `".evil.example"`, `"XN--80AK6AA92E.example"`, `"docs.test"`, `"::1"`, `"127.0.0.1"`} {
+		if err != nil && strings.Contains(err.Error(), good+" is no host name") {
+			t.Errorf("%s refused: %v", good, err)
+		}
+	}
+}

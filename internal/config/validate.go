@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -447,7 +448,25 @@ func (c *Config) validateCIMD(p *problems) {
 			p.add("cimd_test_ca_file: %v", err)
 		}
 	}
+	// A host written as *.evil.example, evil.example:443 or with its
+	// scheme matched no document's host: the block an operator relied on
+	// blocked nothing (SEC-200).
+	for _, h := range c.CIMDDenyHosts {
+		if !hostName.MatchString(strings.TrimPrefix(h, ".")) && net.ParseIP(h) == nil {
+			p.add("cimd_deny_hosts: %q is no host name: write evil.example for that host, or .evil.example for it and every host under it "+
+				"(in ASCII, a Unicode name in its xn-- form), without a scheme, port, * or final dot", h)
+		}
+	}
+	for _, h := range c.CIMDAllowHosts {
+		if !hostName.MatchString(h) && net.ParseIP(h) == nil {
+			p.add("cimd_allow_hosts: %q is no host name: write it as docs.example (in ASCII), without a scheme, port, * or final dot", h)
+		}
+	}
 }
+
+// hostName is a DNS name as URLs carry it: labels of ASCII letters,
+// digits and hyphens (a Unicode name in its xn-- form), case ignored.
+var hostName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 
 // readCAFile reads a PEM file of CA certificates into a pool.
 func readCAFile(path string) (*x509.CertPool, error) {
