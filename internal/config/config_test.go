@@ -794,6 +794,7 @@ func TestSEC141_SecretsOnCommandLine(t *testing.T) {
 	// Fails before: each of these was taken for no secret.
 	for _, args := range [][]string{
 		{"--store", "postgres://u@db/x?password=pw"},
+		{"--store", "postgres://u@db/x?sslkey=/k&sslpassword=pw"},
 		{"--local-user", "alice:$2secretpassword"},
 		{"--upstream", "https://mcp.example.com/mcp?access_token=pw"},
 	} {

@@ -234,7 +234,7 @@ func storePassword(dsn string) bool {
 		return strings.Contains(dsn, "password")
 	}
 	_, ok := u.User.Password()
-	return ok || u.Query().Has("password")
+	return ok || u.Query().Has("password") || u.Query().Has("sslpassword")
 }
 
 // clearPassword reports whether a NAME[GROUPS]:PASSWORD spec holds a

@@ -7,17 +7,18 @@ import (
 
 // nearest returns the name of names that name most likely misspells, or ""
 // when none is near enough: at most two letters added, dropped, changed or
-// swapped, and fewer than a third of name's letters, so that a short
-// name is not taken for another short one. Case is ignored.
+// swapped, and at most a third of name's letters, so that a short name
+// is not taken for another short one. A name that differs from one only
+// in case (keys, flags and variables are read as written) misspells it.
 func nearest(name string, names []string) string {
 	best, bestDist := "", 3
 	limit := len(name) / 3
 	for _, n := range names {
-		if len(n) < len(name)-2 || len(n) > len(name)+2 {
-			continue // more than two letters apart, whatever they are
+		if n == name || len(n) < len(name)-2 || len(n) > len(name)+2 {
+			continue // itself, or more than two letters apart, whatever they are
 		}
 		d := editDistance(strings.ToLower(name), strings.ToLower(n))
-		if d > 0 && d < bestDist && d <= limit {
+		if d < bestDist && d <= limit {
 			best, bestDist = n, d
 		}
 	}

@@ -13,7 +13,8 @@ func TestNearest(t *testing.T) {
 	for _, c := range []struct{ name, want string }{
 		{"listne", "listen"},              // two letters swapped
 		{"refesh_grace", "refresh_grace"}, // one dropped
-		{"Public_URL", ""},                // the name itself, in other case: not a misspelling
+		{"Public_URL", "public_url"},      // keys are read as written
+		{"listen", ""},                    // the name itself
 		{"publik_urll", "public_url"},
 		{"stor", "store"},
 		{"sto", ""}, // too short for two letters' difference
