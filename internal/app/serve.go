@@ -28,6 +28,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/netlimit"
 	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/safetext"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/memory"
@@ -341,6 +342,11 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 			out = append(out, fmt.Sprintf("provider %s lets in an account of any Microsoft Entra ID tenant: "+
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
 		}
+	}
+	if key, err := tokens.ReadKeyFile(keyFile(cfg)); err == nil && tokens.LooksTyped(key) {
+		// Not refused: the store it seals may hold keys no other opens.
+		out = append(out, fmt.Sprintf("the secret key in %s was typed by hand, not drawn at random (as AAAA…A= is): whoever guesses it and reads the database "+
+			"can mint tokens; a new store should get one from mcpgate keys new-secret (SEC-198)", keyFile(cfg)))
 	}
 	if key := keyFile(cfg); readableByOthers(key) {
 		fi, _ := os.Stat(key)

@@ -23,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/logbuf"
 	"github.com/mcpgate/mcpgate/internal/pgtest"
+	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/store/memory"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/local"
@@ -389,6 +390,13 @@ func TestSetupWarnings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// SEC-198: a key typed by hand, and a random one, both private.
+	typedKey, randomKey := filepath.Join(t.TempDir(), "typed.key"), filepath.Join(t.TempDir(), "random.key")
+	for path, text := range map[string]string{typedKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", randomKey: tokens.NewKeyText()} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A group none of this process's (the tests run as root, who may
 	// give a file away).
 	if err := os.Chown(otherGroupKey, -1, 54321); err != nil {
@@ -442,6 +450,9 @@ func TestSetupWarnings(t *testing.T) {
 		{"postgres with a public url", func(c *config.Config) {
 			c.Store, c.PublicURL = "postgres://mcpgate@127.0.0.1/mcpgate", "https://mcp.example.com"
 		}, "127.0.0.1:8080", nil},
+		{"a secret key typed by hand", func(c *config.Config) { c.SecretKeyFile = typedKey }, "127.0.0.1:8080",
+			[]string{"the secret key in " + typedKey + " was typed by hand, not drawn at random"}},
+		{"a random secret key", func(c *config.Config) { c.SecretKeyFile = randomKey }, "127.0.0.1:8080", nil},
 		// SEC-198: a pre-registered client's secret of less than 128 bits.
 		{"short client secrets", func(c *config.Config) {
 			c.Clients = []config.StaticClient{{ID: "svc", Secret: "x"}, {ID: "long", Secret: strings.Repeat("s", 22)}, {ID: "public"}}

