@@ -42,7 +42,7 @@ func secretKey(cfg *config.Config, create bool) ([]byte, error) {
 	// serve, which makes and uses the key, takes it only from a directory
 	// of its own user's or root's, and never another user's file (SEC-196).
 	if create {
-		if err := privatedir.CheckOwnDir(cfg.DataDir); err != nil {
+		if err := privatedir.CheckPath(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("secret key: %w", err)
 		}
 	}

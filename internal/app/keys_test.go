@@ -102,7 +102,7 @@ func TestSEC171_DataDirKeyIsTheGatewaysOwn(t *testing.T) {
 		if err := os.Chown(cfg.DataDir, 54321, -1); err != nil {
 			t.Fatalf("giving the directory to another user: %v (the tests run as root)", err)
 		}
-		if _, err := secretKey(cfg, true); err == nil || !strings.Contains(err.Error(), "who could replace the files in it") {
+		if _, err := secretKey(cfg, true); err == nil || !strings.Contains(err.Error(), "who could put files of their own where mcpgate") {
 			t.Errorf("serve with a key in another user's directory: %v, want it refused", err)
 		}
 	})

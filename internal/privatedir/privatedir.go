@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -45,17 +47,81 @@ func CheckDir(dir string) error {
 	return nil
 }
 
-// CheckOwnDir refuses a directory that belongs to another user than the
-// process's or root: its owner may rename any file in it, and put one of
-// their own in its place, whatever that file's owner and mode (SEC-196).
-// A directory not made yet passes: Make makes it the process's.
-func CheckOwnDir(dir string) error {
-	fi, err := os.Stat(dir)
+// CheckPath refuses dir when a user other than the process's or root
+// could change what it is, or what it holds (SEC-196): a directory on its
+// path, or a link there, that such a user owns, or a directory on it that
+// every user, or a group not the process's, may write to without the
+// sticky bit. Such a user could rename any file or directory below, and
+// put one of their own in its place, between a check of a file and its
+// use: the owner of the files is no proof. Links are followed, each
+// checked too. What is not made yet ends the check: Make makes it the
+// process's.
+func CheckPath(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	return checkPath(abs, 0)
+}
+
+func checkPath(abs string, links int) error {
+	if links > 40 {
+		return fmt.Errorf("%s: too many symbolic links on the way", abs)
+	}
+	p := "/"
+	if err := changeableByOthers(p); err != nil {
+		return err
+	}
+	for _, part := range strings.Split(strings.TrimPrefix(abs, "/"), "/") {
+		next := filepath.Join(p, part)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return nil
+		}
+		if err := changeableByOthers(next); err != nil {
+			return err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(next)
+			if err != nil {
+				return nil
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(p, target)
+			}
+			return checkPath(filepath.Join(target, strings.TrimPrefix(abs, next)), links+1)
+		}
+		p = next
+	}
+	return nil
+}
+
+// changeableByOthers refuses path, a directory or link on the way to the
+// gateway's files, that a user other than the process's or root may
+// change: one they own, or a directory writable by all, or by a group
+// not the process's, without the sticky bit.
+func changeableByOthers(path string) error {
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
-		return fmt.Errorf("the directory %s belongs to uid %d, who could replace the files in it, not to uid %d, which mcpgate runs as: chown it to mcpgate's user, or choose another", dir, st.Uid, os.Geteuid())
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("%s belongs to uid %d, who could put files of their own where mcpgate's go, not to uid %d, which mcpgate runs as, or root: "+
+			"chown it, or choose a data directory elsewhere", path, st.Uid, os.Geteuid())
+	}
+	mode := fi.Mode()
+	if !mode.IsDir() || mode&os.ModeSticky != 0 {
+		return nil
+	}
+	groups, _ := os.Getgroups()
+	foreignGroup := int(st.Gid) != os.Getegid() && !slices.Contains(groups, int(st.Gid))
+	if mode.Perm()&0o002 != 0 || mode.Perm()&0o020 != 0 && foreignGroup {
+		return fmt.Errorf("the directory %s may be written by other users (mode %#o), who could put files of their own where mcpgate's go: "+
+			"chmod go-w it, or choose a data directory elsewhere", path, mode.Perm())
 	}
 	return nil
 }
@@ -83,9 +149,11 @@ func CheckOwnFile(path string, rootReads bool) error {
 	return nil
 }
 
-// ownsDir reports whether uid owns the directory dir.
+// ownsDir reports whether uid owns the directory dir, or the one a link
+// there leads to: systemd's StateDirectory with DynamicUser is a link
+// root owns to a directory the service's user does.
 func ownsDir(dir string, uid uint32) bool {
-	fi, err := os.Lstat(dir)
+	fi, err := os.Stat(dir)
 	if err != nil {
 		return false
 	}

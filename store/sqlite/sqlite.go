@@ -54,7 +54,7 @@ func createPrivate(abs string, serving bool) error {
 		return err
 	}
 	if serving {
-		if err := privatedir.CheckOwnDir(dir); err != nil {
+		if err := privatedir.CheckPath(dir); err != nil {
 			return err
 		}
 	}

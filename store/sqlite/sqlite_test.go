@@ -165,7 +165,7 @@ func TestSEC196_ServingStoreIsItsOwnUsers(t *testing.T) {
 		want   string
 	}{
 		{"another user's file", false, "belongs to uid 54321, who could change it"},
-		{"another user's directory and file", true, "belongs to uid 54321, who could replace the files in it"},
+		{"another user's directory and file", true, "belongs to uid 54321, who could put files of their own where mcpgate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := theirs(t, tc.dirToo)
