@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/privatedir"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -98,6 +99,9 @@ func (c *checker) line(status, kind, format string, args ...any) {
 // a write, and checks that the secret key is the one its data was sealed
 // with.
 func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
+	if !c.checkDataPath(cfg) {
+		return
+	}
 	name := storeName(cfg.StoreDSN())
 	if path, missing := missingSQLite(cfg.StoreDSN()); missing {
 		c.checkNewSQLite(cfg, name, path)
@@ -132,6 +136,46 @@ func (c *checker) checkStore(ctx context.Context, cfg *config.Config) {
 		c.fail("clock", "%v", err)
 	}
 	c.checkKey(ctx, cfg, st)
+}
+
+// checkDataPath refuses, as serve does (SEC-196), a data directory or
+// SQLite database whose path another user could change. Run as root on
+// another user's directory (sudo mcpgate check for the gateway's user),
+// it checks nothing: serve runs as that user, whose view it cannot take.
+func (c *checker) checkDataPath(cfg *config.Config) bool {
+	var dirs []string
+	if cfg.SecretKeyFile == "" && cfg.StoreDSN() != "memory" {
+		dirs = append(dirs, cfg.DataDir)
+	}
+	if db, ok := strings.CutPrefix(cfg.StoreDSN(), "sqlite:"); ok {
+		dirs = append(dirs, filepath.Dir(db))
+	}
+	for _, dir := range dirs {
+		if os.Geteuid() == 0 && !ownedByRoot(dir) {
+			continue
+		}
+		if err := privatedir.CheckPath(dir); err != nil {
+			c.fail("store", "mcpgate serve would refuse it: %v", err)
+			return false
+		}
+	}
+	return true
+}
+
+// ownedByRoot reports whether dir, or the nearest directory above it that
+// exists, is root's.
+func ownedByRoot(dir string) bool {
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			return ok && st.Uid == 0
+		}
+		if filepath.Dir(dir) == dir {
+			return false
+		}
+		dir = filepath.Dir(dir)
+	}
 }
 
 // checkNewSQLite checks a SQLite store that does not exist yet without

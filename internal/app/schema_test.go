@@ -141,3 +141,25 @@ func TestCheckNamesUnknownVariables(t *testing.T) {
 		t.Errorf("check with MCPGATE_LOCAL_USER set says:\n%s\nwant it named with the variable meant, check failed, and no config line that says ok", out.String())
 	}
 }
+
+// SEC-196: check says what serve would refuse: a data directory under a
+// directory every user may write to. Fails before: check said ok, and
+// serve refused to start.
+func TestCheckRefusesAPathOthersMayChange(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.DataDir = filepath.Join(open, "mcpgate-data")
+	var out bytes.Buffer
+	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL store    mcpgate serve would refuse it: the directory "+open+" may be written by other users") {
+		t.Errorf("check with the data directory under a directory all may write to:\n%s\nwant it failed, as serve would refuse it", out.String())
+	}
+	if _, err := os.Stat(cfg.DataDir); err == nil {
+		t.Error("check made the data directory")
+	}
+}
