@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf16"
 
@@ -135,7 +136,7 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 	if status, body := read(); status != 200 || body != answer {
 		t.Fatalf("an answer within the budget: %d %.100s, want it whole", status, body)
 	}
-	if n := h.heldNow(); n != 0 {
+	if n := h.held.now(); n != 0 {
 		t.Fatalf("%d bytes still counted as held after the answer was written, want 0", n)
 	}
 	for _, c := range []struct {
@@ -143,25 +144,25 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 		held func()
 	}{
 		{"others hold nearly all of the budget", func() {
-			h.reserveHeld("local:someone", maxHeldPerUser-50)
-			h.reserveHeld("local:other", maxHeldPerUser-50)
-			h.reserveHeld("local:third", maxHeldPerUser-50)
-			h.reserveHeld("local:fourth", maxHeldPerUser-50)
+			h.held.reserve("local:someone", maxHeldPerUser-50)
+			h.held.reserve("local:other", maxHeldPerUser-50)
+			h.held.reserve("local:third", maxHeldPerUser-50)
+			h.held.reserve("local:fourth", maxHeldPerUser-50)
 		}},
-		{"bob holds nearly all of his share", func() { h.reserveHeld(bob.User.ID, maxHeldPerUser-100) }},
+		{"bob holds nearly all of his share", func() { h.held.reserve(bob.User.ID, maxHeldPerUser-100) }},
 	} {
 		c.held()
-		before := h.heldNow()
+		before := h.held.now()
 		status, body := read()
 		if status != http.StatusBadGateway || !strings.Contains(body, `"id":42`) || !strings.Contains(body, listUnfiltered) {
 			t.Errorf("%s: %d %s, want 502 with the request's id", c.name, status, body)
 		}
-		if n := h.heldNow(); n != before {
+		if n := h.held.now(); n != before {
 			t.Errorf("%s: the refused answer left %d bytes counted", c.name, n-before)
 		}
-		h.heldMu.Lock()
-		h.held, h.heldBy = 0, nil
-		h.heldMu.Unlock()
+		h.held.mu.Lock()
+		h.held.held, h.held.byUser = 0, nil
+		h.held.mu.Unlock()
 	}
 	if status, _ := read(); status != 200 {
 		t.Errorf("with nothing held: %d, want 200", status)
@@ -263,15 +264,77 @@ func TestSEC161_HeldEventsCounted(t *testing.T) {
 	if body := read(); !strings.Contains(body, strings.Repeat("a", 4000)) {
 		t.Fatalf("an event within the budget: %.100s, want it whole", body)
 	}
-	if n := h.heldNow(); n != 0 {
+	if n := h.held.now(); n != 0 {
 		t.Fatalf("%d bytes still counted as held after the stream, want 0", n)
 	}
-	h.reserveHeld(bob.User.ID, maxHeldPerUser-2000)
-	before := h.heldNow()
+	h.held.reserve(bob.User.ID, maxHeldPerUser-2000)
+	before := h.held.now()
 	if body := read(); strings.Contains(body, strings.Repeat("a", 4000)) || !strings.Contains(body, listUnfiltered) {
 		t.Errorf("an event past bob's share: %.200s, want it refused", body)
 	}
-	if n := h.heldNow(); n != before {
+	if n := h.held.now(); n != before {
 		t.Errorf("the refused event left %d bytes counted", n-before)
+	}
+}
+
+// SEC-201: the request bodies held until their answers are written are
+// bounded, each user's to a share: a client that sends 4 MiB bodies and
+// reads no answer (or calls a tool that never answers) held 6 MB of the
+// gateway's memory per connection, for as long as it liked. Past its
+// share a user's next request gets 429 with Retry-After, another user's
+// still passes, and each body is given back once its answer is written.
+// Fails before: every request reached the backend.
+func TestSEC201_HeldRequestBodiesBounded(t *testing.T) {
+	release := make(chan struct{})
+	var reached sync.WaitGroup
+	h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("X-Test"), "hold") {
+			reached.Done()
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}), Options{}).(*handler)
+	callers := map[string]*identity.Caller{"bob": bob, "eve": {User: identity.User{ID: "local:eve"}, ClientID: "c"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(identity.WithCaller(r.Context(), callers[r.Header.Get("X-User")])))
+	}))
+	t.Cleanup(srv.Close)
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"pad":"` + strings.Repeat("x", DefaultMaxBodyBytes-200) + `"}}}`
+	send := func(user, mode string) (int, http.Header) {
+		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("X-User", user)
+		req.Header.Set("X-Test", mode)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, nil
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	held := maxBodiesPerUser / len(body)
+	reached.Add(held)
+	var done sync.WaitGroup
+	for range held {
+		done.Go(func() { send("bob", "hold") })
+	}
+	reached.Wait()
+	if status, header := send("bob", ""); status != http.StatusTooManyRequests || header.Get("Retry-After") == "" {
+		t.Errorf("bob's request past his share, %d bodies held: %d, Retry-After %q; want 429 with Retry-After", held, status, header.Get("Retry-After"))
+	}
+	if status, _ := send("eve", ""); status != http.StatusOK {
+		t.Errorf("another user's request meanwhile: %d, want 200", status)
+	}
+	close(release)
+	done.Wait()
+	if status, _ := send("bob", ""); status != http.StatusOK {
+		t.Errorf("bob's request once his were answered: %d, want 200", status)
+	}
+	if n := h.bodies.now(); n != 0 {
+		t.Errorf("%d bytes of bodies still counted once every answer was written, want 0", n)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +39,13 @@ const (
 	// maxHeldPerUser is one user's share of it: a user whose client reads
 	// its answers slowly, or not at all, holds no more (SEC-161).
 	maxHeldPerUser = 32 << 20
+	// maxBodiesTotal bounds the request bodies held at once, each until
+	// its answer is written: a client that sends 4 MiB bodies and reads
+	// no answer held 6 MB of the gateway's memory per connection, for as
+	// long as it liked (SEC-201). Past it a request gets 503.
+	maxBodiesTotal = 256 << 20
+	// maxBodiesPerUser is one user's share of it; past it, 429.
+	maxBodiesPerUser = 32 << 20
 )
 
 // Options configure Wrap.
@@ -78,7 +84,8 @@ type Options struct {
 // method, a body on them, and two Mcp-Session-Id values are refused
 // (SEC-30, SEC-31, SEC-32).
 func Wrap(next http.Handler, opts Options) http.Handler {
-	h := &handler{next: next, audit: opts.Audit, metrics: opts.Metrics, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger}
+	h := &handler{next: next, audit: opts.Audit, metrics: opts.Metrics, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger,
+		held: budget{total: maxHeldTotal, perUser: maxHeldPerUser}, bodies: budget{total: maxBodiesTotal, perUser: maxBodiesPerUser}}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -105,44 +112,8 @@ type handler struct {
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
 	log      *slog.Logger
-	// heldMu guards held and heldBy, the bytes of the JSON answers held
-	// now, in all and by user (maxHeldTotal, maxHeldPerUser).
-	heldMu sync.Mutex
-	held   int
-	heldBy map[string]int
-}
-
-// reserveHeld counts n more bytes held for user, unless that would pass
-// maxHeldPerUser or maxHeldTotal.
-func (h *handler) reserveHeld(user string, n int) bool {
-	h.heldMu.Lock()
-	defer h.heldMu.Unlock()
-	if h.held+n > maxHeldTotal || h.heldBy[user]+n > maxHeldPerUser {
-		return false
-	}
-	if h.heldBy == nil {
-		h.heldBy = map[string]int{}
-	}
-	h.held += n
-	h.heldBy[user] += n
-	return true
-}
-
-// releaseHeld gives back n bytes that reserveHeld counted for user.
-func (h *handler) releaseHeld(user string, n int) {
-	h.heldMu.Lock()
-	defer h.heldMu.Unlock()
-	h.held -= n
-	if h.heldBy[user] -= n; h.heldBy[user] <= 0 {
-		delete(h.heldBy, user)
-	}
-}
-
-// heldNow is the bytes held in all (tests).
-func (h *handler) heldNow() int {
-	h.heldMu.Lock()
-	defer h.heldMu.Unlock()
-	return h.held
+	held     budget // the JSON answers held to filter them (SEC-161)
+	bodies   budget // the request bodies held until answered (SEC-201)
 }
 
 // call is one tools/call of the request and what became of it.
@@ -184,6 +155,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x := &exchange{h: h, start: start, ctx: r.Context()}
 	x.caller = identity.FromContext(x.ctx)
+	// The body stays in memory until the answer is written (SEC-201).
+	if !h.bodies.reserve(x.heldBy(), len(data)) {
+		h.tooManyBodies(w, x.heldBy(), len(data))
+		return
+	}
+	defer h.bodies.release(x.heldBy(), len(data))
 	x.calls, x.lists = x.call1[:0], x.list1[:0]
 	if x.admit(w, r, data) {
 		x.forward(w, r, data)
@@ -329,6 +306,18 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, data []byte) 
 func (h *handler) tooLarge(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	jsonrpc.WriteError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest, "request body too large")
+}
+
+// tooManyBodies answers a request whose body would pass the bodies
+// held: the user's share (429) or the resource's (503), both to retry.
+func (h *handler) tooManyBodies(w http.ResponseWriter, user string, n int) {
+	status, whose := http.StatusServiceUnavailable, "the gateway's"
+	if h.bodies.share(user)+n > h.bodies.perUser {
+		status, whose = http.StatusTooManyRequests, "your"
+	}
+	h.log.Warn("request refused: the request bodies held until answered are over budget", "resource", h.resource, "user", user, "status", status)
+	w.Header().Set("Retry-After", "1")
+	jsonrpc.WriteError(w, status, nil, jsonrpc.CodeInternalError, "too many requests of "+whose+" are waiting for their answers: retry once some are answered")
 }
 
 func (h *handler) readFailed(w http.ResponseWriter, err error) {

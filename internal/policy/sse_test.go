@@ -26,7 +26,7 @@ func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 // runSSEWith is runSSE, without the tools/list when list is false.
 func runSSEWith(list bool, chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 	pol, _ := testPolicy().Compile(nil)
-	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler)}
+	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler), held: budget{total: maxHeldTotal, perUser: maxHeldPerUser}}
 	x := &exchange{h: h, caller: bob}
 	if list {
 		x.lists = append(x.list1[:0], []byte("1"))
