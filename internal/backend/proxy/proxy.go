@@ -124,10 +124,12 @@ func (h IdentityHeaders) Each(c *identity.Caller, token string, log *slog.Logger
 // case and underscore spelling: the identity headers under their names in
 // h and under the default ones (a backend that was written for the
 // defaults may still read one the operator renamed or turned off), and
-// Mcp-Session-Id, whose only spelling that passes is the canonical one
-// the session check reads.
+// the MCP headers the gateway checks, whose only spelling that passes is
+// the canonical one it reads: Mcp-Session-Id (SEC-32), and Mcp-Method,
+// Mcp-Name and Mcp-Protocol-Version (TRANS-2, SEC-202), which a backend
+// that folds _ into - would otherwise read as other than the checked.
 func (h IdentityHeaders) stripped() []string {
-	out := []string{sessionHeader}
+	out := slices.Clone(checkedMCPHeaders)
 	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
 		if n != "-" {
 			out = append(out, n)
@@ -141,6 +143,10 @@ func (h IdentityHeaders) stripped() []string {
 	}
 	return out
 }
+
+// checkedMCPHeaders are the MCP headers the gateway reads, in their
+// canonical spelling.
+var checkedMCPHeaders = []string{sessionHeader, jsonrpc.HeaderMethod, jsonrpc.HeaderName, jsonrpc.HeaderProtocolVersion}
 
 // Options configure the proxy.
 type Options struct {
@@ -434,7 +440,7 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		delete(hd, k)
 	}
 	for k := range hd {
-		if k != sessionHeader && (h.isStripped(k) || addressHeader(k)) {
+		if !slices.Contains(checkedMCPHeaders, k) && (h.isStripped(k) || addressHeader(k)) {
 			delete(hd, k)
 		}
 	}

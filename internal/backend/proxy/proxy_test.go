@@ -551,6 +551,30 @@ func TestOneSessionHeaderOnly(t *testing.T) {
 	}
 }
 
+// SEC-202: the MCP headers the gateway checks against the body (TRANS-2)
+// pass under their canonical spelling alone: Mcp_Name: secret beside a
+// checked Mcp-Name: ok reached the upstream, where a server that folds _
+// into - (CGI, WSGI) could act on the other name. Fails before: the
+// underscore spellings reached the backend.
+func TestSEC202_CheckedMCPHeadersCanonicalOnly(t *testing.T) {
+	rec := &recorder{}
+	be := backend(t, rec.handler(nil))
+	fe := front(t, be.URL, Options{}, alice)
+	resp := post(t, fe.URL, "{}", map[string]string{"Mcp-Name": "ok", "Mcp_Name": "secret", "Mcp-Method": "tools/call", "mcp_method": "tools/list",
+		"Mcp_Protocol_Version": "2024-11-05", "Mcp-Protocol-Version": "2025-06-18"})
+	readAll(t, resp)
+	r, _ := rec.last(t)
+	for k, v := range r.Header {
+		if strings.HasPrefix(strings.ToLower(k), "mcp_") {
+			t.Errorf("backend got %s: %q, want only the canonical spellings", k, v)
+		}
+	}
+	if r.Header.Get("Mcp-Name") != "ok" || r.Header.Get("Mcp-Method") != "tools/call" || r.Header.Get("Mcp-Protocol-Version") != "2025-06-18" {
+		t.Errorf("backend got Mcp-Name %q, Mcp-Method %q, Mcp-Protocol-Version %q; want the canonical ones passed",
+			r.Header.Get("Mcp-Name"), r.Header.Get("Mcp-Method"), r.Header.Get("Mcp-Protocol-Version"))
+	}
+}
+
 func TestNoCallerIs500AndNeverForwarded(t *testing.T) {
 	rec := &recorder{}
 	be := backend(t, rec.handler(nil))
