@@ -311,13 +311,13 @@ func (h *handler) tooLarge(w http.ResponseWriter) {
 // tooManyBodies answers a request whose body would pass the bodies
 // held: the user's share (429) or the resource's (503), both to retry.
 func (h *handler) tooManyBodies(w http.ResponseWriter, user string, n int) {
-	status, whose := http.StatusServiceUnavailable, "the gateway's"
+	status, msg := http.StatusServiceUnavailable, "too many requests are waiting for their answers at the gateway: retry shortly"
 	if h.bodies.share(user)+n > h.bodies.perUser {
-		status, whose = http.StatusTooManyRequests, "your"
+		status, msg = http.StatusTooManyRequests, "too many of your requests are waiting for their answers: retry once some are answered"
 	}
 	h.log.Warn("request refused: the request bodies held until answered are over budget", "resource", h.resource, "user", user, "status", status)
 	w.Header().Set("Retry-After", "1")
-	jsonrpc.WriteError(w, status, nil, jsonrpc.CodeInternalError, "too many requests of "+whose+" are waiting for their answers: retry once some are answered")
+	jsonrpc.WriteError(w, status, nil, jsonrpc.CodeInternalError, msg)
 }
 
 func (h *handler) readFailed(w http.ResponseWriter, err error) {
