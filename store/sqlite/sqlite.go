@@ -45,6 +45,12 @@ const busyTimeout = 10 * time.Second
 // run as root may use the file of the directory's owner.
 func createPrivate(abs string, serving bool) error {
 	dir := filepath.Dir(abs)
+	if serving {
+		// Before anything is made there.
+		if err := privatedir.CheckPath(dir); err != nil {
+			return err
+		}
+	}
 	if err := privatedir.Make(dir, dir); err != nil {
 		return err
 	}
@@ -52,11 +58,6 @@ func createPrivate(abs string, serving bool) error {
 	// database goes, and have it made, or its mode changed, elsewhere.
 	if err := privatedir.CheckDir(dir); err != nil {
 		return err
-	}
-	if serving {
-		if err := privatedir.CheckPath(dir); err != nil {
-			return err
-		}
 	}
 	if err := privatedir.CheckOwnFile(abs, !serving); err != nil {
 		return fmt.Errorf("the database: %w", err)

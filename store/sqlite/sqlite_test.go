@@ -180,6 +180,22 @@ func TestSEC196_ServingStoreIsItsOwnUsers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("nothing made under another user's directory", func(t *testing.T) {
+		theirs := filepath.Join(t.TempDir(), "theirs")
+		if err := os.Mkdir(theirs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(theirs, other, other); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(t.Context(), filepath.Join(theirs, "data", "mcpgate.db")); err == nil {
+			s.Close()
+			t.Fatal("Open under another user's directory: taken, want refused")
+		}
+		if _, err := os.Lstat(filepath.Join(theirs, "data")); err == nil {
+			t.Error("Open made its directory under another user's before refusing it")
+		}
+	})
 	t.Run("a command as root, on the directory owner's file", func(t *testing.T) {
 		s, err := OpenCurrent(t.Context(), theirs(t, true))
 		if err != nil {
