@@ -52,6 +52,14 @@ func loadFile(cfg *Config, path string, getenv func(string) string) (errs []erro
 	// mismatch, a Duration, Limit or Count it refused) and lists them all, each
 	// by line only; doc tells which key that line holds.
 	keys := fileKeys(&doc, "")
+	for _, k := range keys {
+		// A list's empty item (- with nothing after it, null, ~) decoded
+		// to nothing, or to an empty value, and went unsaid. LocalUsers
+		// says so itself.
+		if k.name == "" && k.value.Kind == yaml.ScalarNode && k.value.ShortTag() == "!!null" && !strings.HasPrefix(k.path, "local_users[") {
+			errs = append(errs, fmt.Errorf("%s (%s, line %d): %s", k.path, path, k.line, emptyItem))
+		}
+	}
 	for _, msg := range msgs {
 		errs = append(errs, keys.explain(path, msg))
 	}
@@ -162,6 +170,8 @@ func expand(text string, line int, getenv func(string) string) (string, []error)
 	b.WriteString(text[last:])
 	return b.String(), errs
 }
+
+const emptyItem = "an empty item: give its value, or remove it"
 
 // writtenSecrets lists the keys of the file, before its variables are
 // expanded, whose value is a secret written there: a client secret, a

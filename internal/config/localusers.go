@@ -37,6 +37,10 @@ func (l *LocalUsers) UnmarshalYAML(n *yaml.Node) error {
 	for _, item := range n.Content {
 		switch item.Kind {
 		case yaml.ScalarNode:
+			if item.ShortTag() == "!!null" {
+				errs = append(errs, fmt.Sprintf("line %d column %d: %s", item.Line, item.Column, emptyItem))
+				continue
+			}
 			if problem := specProblem(item.Value); problem != "" {
 				errs = append(errs, fmt.Sprintf("line %d column %d: %s", item.Line, item.Column, problem))
 			}

@@ -231,3 +231,32 @@ func TestUnreadableSecretFileNamedOnce(t *testing.T) {
 	wantLines(t, problemsOf(t, []string{"--github-client-id", "id", "--github-client-secret-file", empty}, nil),
 		"github_client_secret_file: "+empty+" is empty")
 }
+
+// A list's empty item (a "-" with nothing after it, null, ~) is a
+// problem named by its place, once, in every list: it decoded to nothing
+// or to an empty value, and went unsaid. A variable whose value is
+// "null", or a quoted "null", is a value. Fails before: the file was
+// valid.
+func TestEmptyListItemsNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(`allowed_origins: [https://a.example, null]
+local_users:
+  -
+  - "alice:long-enough-1"
+resources:
+  - ~
+  - path: /mcp
+    scopes: [mcp, "null", $WORD]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := problemsOf(t, []string{"--config", path}, map[string]string{"WORD": "null"})
+	at := func(key string, line string) string { return key + " (" + path + ", line " + line + "): " }
+	wantLines(t, msg,
+		at("allowed_origins[1]", "1")+"an empty item: give its value, or remove it",
+		at("local_users[0]", "3")+"an empty item",
+		at("resources[0]", "6")+"an empty item")
+	if strings.Count(msg, "an empty item") != 3 {
+		t.Errorf("want three empty items named, once each; got:\n%s", msg)
+	}
+}
