@@ -36,10 +36,10 @@ const (
 	SELECT EXISTS (SELECT 1 FROM c), coalesce((SELECT array_agg(id ORDER BY id COLLATE "C") FROM n), '{}')`
 	// A person's grants are found through the index grants_user_sub
 	// (SEC-194), which a condition that may also list them all would not use.
-	sqlListGrants = `SELECT ` + grantCols + `,
+	listGrants = `SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants`
-	sqlListAllGrants   = sqlListGrants + ` ORDER BY created_at DESC, id COLLATE "C"`
-	sqlListUserGrants  = sqlListGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 ORDER BY created_at DESC, id COLLATE "C"`
+	sqlListAllGrants   = listGrants + ` ORDER BY created_at DESC, id COLLATE "C"`
+	sqlListUserGrants  = listGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 ORDER BY created_at DESC, id COLLATE "C"`
 	sqlListLocalUsers  = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	// Disabling is two statements in one transaction: the account's row
