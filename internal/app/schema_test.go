@@ -156,7 +156,7 @@ func TestCheckRefusesAPathOthersMayChange(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.DataDir = filepath.Join(open, "mcpgate-data")
 	var out bytes.Buffer
-	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL store    mcpgate serve would refuse it: the directory "+open+" may be written by other users") {
+	if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "FAIL store    mcpgate serve would refuse it: the directory "+open+" may be written by every user") {
 		t.Errorf("check with the data directory under a directory all may write to:\n%s\nwant it failed, as serve would refuse it", out.String())
 	}
 	if _, err := os.Stat(cfg.DataDir); err == nil {

@@ -119,11 +119,17 @@ func changeableByOthers(path string) error {
 	}
 	groups, _ := os.Getgroups()
 	foreignGroup := int(st.Gid) != os.Getegid() && !slices.Contains(groups, int(st.Gid))
-	if mode.Perm()&0o002 != 0 || mode.Perm()&0o020 != 0 && foreignGroup {
-		return fmt.Errorf("the directory %s may be written by other users (mode %#o), who could put files of their own where mcpgate's go: "+
-			"chmod go-w it, or choose a data directory elsewhere", path, mode.Perm())
+	who := ""
+	switch {
+	case mode.Perm()&0o002 != 0:
+		who = "every user"
+	case mode.Perm()&0o020 != 0 && foreignGroup:
+		who = fmt.Sprintf("group %d, which mcpgate is not in,", st.Gid)
+	default:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("the directory %s may be written by %s (mode %#o), who could put files of their own where mcpgate's go: "+
+		"chmod go-w it, or choose a data directory elsewhere", path, who, mode.Perm())
 }
 
 // CheckOwnFile refuses a file that is a symbolic link or belongs to
