@@ -42,7 +42,8 @@ const (
 	// change; the DELETE's subquery sees the row as it was before the
 	// statement.
 	sqlPutLocalUser = `WITH s AS (DELETE FROM sessions WHERE (user_json::jsonb)->>'sub' = 'local:' || $1::text
-		AND EXISTS (SELECT 1 FROM local_users WHERE name = $1 AND (password_hash IS DISTINCT FROM $2 OR groups <> $3)))
+		AND EXISTS (SELECT 1 FROM local_users WHERE name = $1 AND (password_hash IS DISTINCT FROM $2
+			OR coalesce(nullif(groups, 'null'), '[]') <> coalesce(nullif($3::text, 'null'), '[]'))))
 	INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups, created_at = excluded.created_at,
 			configured = excluded.configured`

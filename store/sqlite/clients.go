@@ -38,8 +38,13 @@ var (
 	sqlCreateLocalUser = ws(`INSERT INTO local_users (name, password_hash, groups, created_at, disabled_at, configured) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`)
 	// SEC-130: run before the put, it compares the account as stored.
+	// groupsChanged is true when ?3 is not the account's groups as
+	// stored. No groups are written [] or null (a nil list; [] is the
+	// column's default, for accounts from before groups were stored),
+	// which are the same groups.
+	groupsChanged             = `coalesce(nullif(groups, 'null'), '[]') IS NOT coalesce(nullif(?3, 'null'), '[]')`
 	sqlEndChangedUserSessions = ws(`DELETE FROM sessions WHERE json_extract(user, '$.sub') = 'local:' || ?1
-		AND EXISTS (SELECT 1 FROM local_users WHERE name = ?1 AND (password_hash IS NOT ?2 OR groups IS NOT ?3))`)
+		AND EXISTS (SELECT 1 FROM local_users WHERE name = ?1 AND (password_hash IS NOT ?2 OR ` + groupsChanged + `))`)
 	sqlGetLocalUser     = rs(`SELECT password_hash, groups, created_at, disabled_at, configured FROM local_users WHERE name = ?`)
 	sqlCountLocalUsers  = rs(`SELECT count(*) FROM local_users`)
 	sqlInsertSigningKey = ws(`INSERT INTO signing_keys (id, algorithm, private, public, created_at, retired_at)

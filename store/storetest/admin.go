@@ -321,4 +321,15 @@ func testPutLocalUserEndsSessions(t *testing.T, s store.Store) {
 
 	live("bob's session", bob, true)
 	live("the GitHub user alice's session", gh, true)
+
+	// No groups, written as an empty list or as none (an account from
+	// before groups were stored has the empty list), are the same groups.
+	// Fails before on SQLite and PostgreSQL: their texts, [] and null,
+	// differed, and the account put again signed its person out.
+	must(t, "carol, groups empty", s.PutLocalUser(ctx, &store.LocalUser{Name: "carol", PasswordHash: []byte("$2a$10$carol"), Groups: []string{}, CreatedAt: t0}))
+	carol := signIn("carol")
+	must(t, "carol, no groups", s.PutLocalUser(ctx, &store.LocalUser{Name: "carol", PasswordHash: []byte("$2a$10$carol"), CreatedAt: t0}))
+	live("carol's session after her account is put again, no groups for an empty list", carol, true)
+	must(t, "carol, groups empty again", s.PutLocalUser(ctx, &store.LocalUser{Name: "carol", PasswordHash: []byte("$2a$10$carol"), Groups: []string{}, CreatedAt: t0}))
+	live("carol's session after her account is put again, an empty list for no groups", carol, true)
 }
