@@ -19,6 +19,7 @@ import (
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/store/sqlite"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
@@ -349,5 +350,53 @@ func TestRT3_NoUpstreamRefreshTokenEndsTheGrantAtTheRecheck(t *testing.T) {
 	}
 	if logs := g.logs.String(); !strings.Contains(logs, "upstream session ended") || !strings.Contains(logs, "offline_access") {
 		t.Fatalf("the log does not say the grant ended for want of an upstream refresh token:\n%s", logs)
+	}
+}
+
+// lateStore, once late, stores an upstream session as if the recheck's
+// 30-second deadline passed during the write: under a context that can
+// end, the write fails with context.DeadlineExceeded and stores nothing,
+// as the SQLite writer does with an operation whose caller gave up.
+type lateStore struct {
+	store.Store
+	late *atomic.Bool
+}
+
+func (s lateStore) PutUpstreamSession(ctx context.Context, sess *store.UpstreamSession) error {
+	if s.late.Load() && ctx.Done() != nil {
+		return context.DeadlineExceeded
+	}
+	return s.Store.PutUpstreamSession(ctx, sess)
+}
+
+// RT-3: the provider's answer to a recheck is stored whatever time the
+// recheck has left: the provider has rotated its refresh token by then,
+// and a lost renewal would leave the store with the spent one, which the
+// next recheck presents (a provider that detects reuse then ends the
+// person's session). Fails before: the renewal was written under the
+// recheck's deadline, and the refresh failed with the renewal lost.
+func TestRT3_RenewalStoredPastTheRechecksDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	late := &atomic.Bool{}
+	g, tok := newRecheckGateway(t, ctx, func(c *mcpgateConfig) { c.Store = lateStore{c.Store, late} })
+	late.Store(true)
+	_, grant, err := g.st.GetRefresh(ctx, tokens.Hash(tok.RefreshToken), g.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := g.st.GetUpstreamSession(ctx, grant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.clock.Advance(2 * time.Hour)
+	resp, tr := g.refresh(g.client.ClientID, tok.RefreshToken, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh with the recheck due: %d %+v, want 200", resp.StatusCode, tr)
+	}
+	after, err := g.st.GetUpstreamSession(ctx, grant.ID)
+	if err != nil || !after.CheckedAt.After(before.CheckedAt) || bytes.Equal(after.Token, before.Token) {
+		t.Fatalf("upstream session after the recheck: %v, checked %v (before %v), token changed %v; want the renewal stored",
+			err, after.CheckedAt, before.CheckedAt, !bytes.Equal(after.Token, before.Token))
 	}
 }

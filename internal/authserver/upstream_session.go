@@ -266,7 +266,9 @@ func (s *Server) renewUpstream(ctx context.Context, grant *store.Grant) (identit
 	}
 	user = storableUser(user)
 	sess.User, sess.CheckedAt, sess.Token = user, s.now(), sealed
-	if err := s.store.PutUpstreamSession(ctx, sess); err != nil {
+	// Whatever time the recheck has left: the provider has rotated its
+	// refresh token, and the store would keep the spent one.
+	if err := s.store.PutUpstreamSession(context.WithoutCancel(ctx), sess); err != nil {
 		return identity.User{}, err
 	}
 	s.log.Info("upstream session renewed", "connector", sess.Connector, "user", user.ID, "grant", grant.ID)
