@@ -62,6 +62,11 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 	if len(unknown) == 0 {
 		c.pass("config", "valid")
 	}
+	// What serve warns of at start, it says too: a warning does not fail
+	// the check, as it does not stop serve.
+	for _, w := range setupWarnings(cfg, cfg.Listen) {
+		c.line("warn", "config", "%s", w)
+	}
 	c.checkStore(ctx, cfg)
 	c.checkProviders(ctx, cfg)
 	for _, res := range gcfg.Resources {

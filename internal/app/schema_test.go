@@ -163,3 +163,15 @@ func TestCheckRefusesAPathOthersMayChange(t *testing.T) {
 		t.Error("check made the data directory")
 	}
 }
+
+// check says what serve warns of at start, without failing: a warning
+// does not stop serve. Fails before: check said nothing of it.
+func TestCheckSaysWhatServeWarnsOf(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Store, cfg.DataDir = "memory", t.TempDir()
+	cfg.LocalUsers = []string{"alice:short"}
+	var out bytes.Buffer
+	if !Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), "warn config   local user alice has a password of 5 characters") {
+		t.Errorf("check with a short local password:\n%s\nwant it passed, with serve's warning", out.String())
+	}
+}

@@ -419,7 +419,8 @@ func readableByOthers(file string) bool {
 
 func warnOnStart(cfg *config.Config, log *slog.Logger) {
 	if flags := cfg.SecretsOnCommandLine(); len(flags) > 0 {
-		log.Warn("a secret is on the command line, which every user of this machine can read (ps, /proc/PID/cmdline): give it in the environment, a *_file setting or the configuration file instead", "flags", flags)
+		log.Warn("a secret is on the command line, which every user of this machine can read (ps, /proc/PID/cmdline): give it in its MCPGATE_ variable, "+
+			"the configuration file, or its *_file setting where it has one (a local account's password may also be a bcrypt hash) instead", "flags", flags)
 	}
 	if cfg.CIMDTestCAFile != "" {
 		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)
