@@ -58,6 +58,13 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	if err != nil {
 		return err
 	}
+	// First: a second serve on a port in use makes nothing, not a data
+	// directory where it was started.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w (give another address with --listen, or stop what uses this one)", err)
+	}
+	defer ln.Close() // also closed by the server at shutdown
 	noteDataDir := noteNewDataDir(log, cfg.DataDir)
 	st, err := openStore(ctx, cfg)
 	if err != nil {
@@ -97,20 +104,14 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		log.Info("tracing: exporting spans over OTLP/HTTP as the OTEL_* environment says")
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w (give another address with --listen, or stop what uses this one)", err)
-	}
 	addr := ln.Addr().String()
 	gcfg.FallbackURL = "http://" + addr
 	mln, err := openMetrics(cfg, &gcfg)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	gw, err := mcpgate.New(ctx, gcfg)
 	if err != nil {
-		ln.Close()
 		if mln != nil {
 			mln.Close()
 		}
@@ -119,7 +120,6 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	// Once the gateway is set to serve, so that a start that fails before
 	// does not spend the password it shows once.
 	if err := ensureAdmin(ctx, cfg, st, log, stdout); err != nil {
-		ln.Close()
 		if mln != nil {
 			mln.Close()
 		}

@@ -661,3 +661,23 @@ clients:
 		}
 	}
 }
+
+// A second serve on an address in use fails before it makes anything:
+// started from another directory, it left a new data directory there.
+// Fails before: the data directory was made, then the listen failed.
+func TestServeOnAnAddressInUseMakesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := config.Defaults()
+	cfg.Listen, cfg.DataDir = busy.Addr().String(), filepath.Join(t.TempDir(), "mcpgate-data")
+	err = Serve(t.Context(), &cfg, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "listen:") {
+		t.Fatalf("serve on an address in use: %v, want the listen error", err)
+	}
+	if _, err := os.Stat(cfg.DataDir); err == nil {
+		t.Error("serve made its data directory before finding the address in use")
+	}
+}
