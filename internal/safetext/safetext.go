@@ -52,12 +52,12 @@ func URL(u *url.URL) string {
 }
 
 // RawURL is raw, a URL as written, as URL shows it: without its user,
-// password or fragment, its query as "?…"; "(not a URL)" when it cannot
-// be read, which says nothing of what was written.
+// password or fragment, its query as "?…"; "(unparsable URL)" when it
+// cannot be read, which says nothing of what was written.
 func RawURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "(not a URL)"
+		return "(unparsable URL)"
 	}
 	return URL(u)
 }
@@ -70,11 +70,7 @@ func URLError(err error) error {
 	if !ok {
 		return err
 	}
-	shown := "(unparsable URL)"
-	if u, perr := url.Parse(ue.URL); perr == nil {
-		shown = URL(u)
-	}
-	return fmt.Errorf("%s %s: %w", ue.Op, shown, ue.Err)
+	return fmt.Errorf("%s %s: %w", ue.Op, RawURL(ue.URL), ue.Err)
 }
 
 // Inert returns s with the characters a JSON encoder writes as they are
