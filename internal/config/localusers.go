@@ -131,11 +131,11 @@ func localUserSpec(m *yaml.Node) (spec string, problems []string) {
 		at(fields["password_hash"], "give password or password_hash, not both")
 	case fields["password_hash"] != nil:
 		// A hash given as one is stored as it is (local.SetUser).
-		if !bcryptHash(hash) {
+		if !local.IsBcryptHash(hash) {
 			at(fields["password_hash"], "is not a bcrypt hash ($2b$…, or $$2b$$… in the file, where $ starts a variable)")
 		}
 		password, secret = hash, fields["password_hash"]
-	case fields["password"] != nil && bcryptHash(password):
+	case fields["password"] != nil && local.IsBcryptHash(password):
 		// The string form reads such a password as a hash; the mapping
 		// has a key for hashes, so that what it says is what is meant.
 		at(fields["password"], "looks like a bcrypt hash: give it as password_hash")
@@ -181,10 +181,4 @@ func scalar(n *yaml.Node, at func(*yaml.Node, string, ...any)) string {
 		return ""
 	}
 	return n.Value
-}
-
-// bcryptHash reports whether a password is given as a bcrypt hash, as the
-// local connector reads one.
-func bcryptHash(pw string) bool {
-	return strings.HasPrefix(pw, "$2a$") || strings.HasPrefix(pw, "$2b$") || strings.HasPrefix(pw, "$2y$")
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // setting is one row of the table that Config's tags declare.
@@ -241,14 +243,14 @@ func storePassword(dsn string) bool {
 // password rather than a bcrypt hash ("$2secret" is a password).
 func clearPassword(spec string) bool {
 	_, pw, ok := strings.Cut(spec, ":")
-	return ok && !bcryptHash(pw)
+	return ok && !local.IsBcryptHash(pw)
 }
 
 // notHashed reports whether a NAME[GROUPS]:PASSWORD spec holds anything
 // but a bcrypt hash after its first colon.
 func notHashed(spec string) bool {
 	_, pw, _ := strings.Cut(spec, ":")
-	return !bcryptHash(pw)
+	return !local.IsBcryptHash(pw)
 }
 
 // SecretsOnCommandLine names the flags given that hold a secret in clear:
