@@ -343,12 +343,13 @@ func setupWarnings(cfg *config.Config, addr string) []string {
 				"list the tenants that may log in in its allowed_tenants (oidc_providers in the file)", op.Name))
 		}
 	}
-	if key, err := tokens.ReadKeyFile(keyFile(cfg)); err == nil && tokens.LooksTyped(key) {
+	key := keyFile(cfg)
+	if k, err := tokens.ReadKeyFile(key); err == nil && tokens.LooksTyped(k) {
 		// Not refused: the store it seals may hold keys no other opens.
 		out = append(out, fmt.Sprintf("the secret key in %s was typed by hand, not drawn at random (as AAAA…A= is): whoever guesses it and reads the database "+
-			"can mint tokens; a new store should get one from mcpgate keys new-secret (SEC-198)", keyFile(cfg)))
+			"can mint tokens; a new store should get one from mcpgate keys new-secret (SEC-198)", key))
 	}
-	if key := keyFile(cfg); readableByOthers(key) {
+	if readableByOthers(key) {
 		fi, _ := os.Stat(key)
 		if cfg.SecretKeyFile != "" {
 			key = "secret_key_file " + key
