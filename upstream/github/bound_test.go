@@ -3,6 +3,8 @@ package github_test
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +81,45 @@ func TestSEC73_GitHubCallsBounded(t *testing.T) {
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatal("a GitHub that never answers: no outcome after 20 s; want the call bounded")
+			}
+		})
+	}
+}
+
+// SEC-203: a token endpoint or API that redirects to another origin is
+// not followed: the code, its verifier and the client secret (which
+// GitHub takes in the body) are not posted there, nor is the person's
+// token sent to it. Here the other origin is the fake itself, so a
+// followed redirect would log in.
+func TestSEC203_GitHubRedirectToAnotherOriginNotFollowed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  func(moving string) github.Config
+	}{
+		{"token endpoint", func(moving string) github.Config {
+			return github.Config{TokenURL: moving + "/login/oauth/access_token"}
+		}},
+		{"API", func(moving string) github.Config { return github.Config{APIURL: moving} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, octocat)
+			var mu sync.Mutex
+			var moved []string
+			moving := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				moved = append(moved, r.URL.Path)
+				mu.Unlock()
+				http.Redirect(w, r, e.fake.URL+r.URL.Path, http.StatusTemporaryRedirect)
+			}))
+			defer moving.Close()
+			c := e.connector(tc.cfg(moving.URL))
+			if u, err := c.HandleCallback(context.Background(), callback, e.authorize(c.LoginURL("state-1", callback))); err == nil {
+				t.Fatalf("logged in as %q through a redirect to another origin; want the login refused", u.ID)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(moved) == 0 {
+				t.Fatal("the redirecting endpoint was never asked: the test shows nothing")
 			}
 		})
 	}

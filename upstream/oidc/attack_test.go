@@ -8,7 +8,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
@@ -240,5 +243,48 @@ func TestSEC132_SignedNestedClaimWinsOverUserinfo(t *testing.T) {
 	}
 	if !strings.Contains(got, `"contractors"`) || strings.Contains(got, "admins") {
 		t.Fatalf("got %s; want the ID token's groups [contractors], not userinfo's", got)
+	}
+}
+
+// SEC-203: a provider's key set or token endpoint that redirects to
+// another origin is not followed there: the key set is not fetched from
+// it (whoever answers there could sign ID tokens for anyone), nor are the
+// code, its verifier and the client secret posted to it.
+func TestSEC203_RedirectToAnotherOriginNotFollowed(t *testing.T) {
+	f := newFakeIdP(t)
+	var mu sync.Mutex
+	var asked []string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		// As the provider itself would answer: were it followed, the login would succeed.
+		if r.URL.Path == "/token" {
+			f.token(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &f.key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	}))
+	defer elsewhere.Close()
+	moving := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer moving.Close()
+	for _, endpoint := range []string{"jwks_uri", "token_endpoint"} {
+		t.Run(endpoint, func(t *testing.T) {
+			mu.Lock()
+			asked = nil
+			mu.Unlock()
+			f.moved = map[string]string{endpoint: moving.URL + "/" + map[string]string{"jwks_uri": "jwks", "token_endpoint": "token"}[endpoint]}
+			f.idClaims = profile(nil)
+			if got, err := f.login(t, f.connector(t, nil)); err == nil {
+				t.Errorf("logged in as %s through a redirect to another origin; want the login refused", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(asked) > 0 {
+				t.Errorf("the other origin was asked %v; want nothing", asked)
+			}
+		})
 	}
 }
