@@ -53,7 +53,8 @@ func TestSEC61_EmailVerifiedVouchesForItsOwnAddressOnly(t *testing.T) {
 // from a provider that sends the address as preferred_username, it would
 // reach backends as X-Forwarded-Preferred-Username and on the pages as
 // whom the person signed in as. A verified address stays the username.
-// Fails before: "ceo@corp.example", unverified, was the username.
+// Fails before: "ceo@corp.example", unverified, was the username (and,
+// with the address mapped to another claim than email, was still).
 func TestSEC188_UnverifiedAddressIsNoUsername(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -73,6 +74,15 @@ func TestSEC188_UnverifiedAddressIsNoUsername(t *testing.T) {
 			map[string]any{"name": "Jane", "email": "jane@corp.example", "email_verified": true, "groups": []string{}}, "jane@corp.example"},
 		{"another username beside an unverified address", oidc.Claims{},
 			map[string]any{"preferred_username": "mallory", "name": "M", "email": "ceo@corp.example", "groups": []string{}}, "mallory"},
+		// With the address mapped to another claim, email_verified still
+		// speaks of the standard email claim (OpenID Connect Core §5.1).
+		{"preferred_username holds the standard address said unverified, email mapped elsewhere", oidc.Claims{Email: "mail"},
+			map[string]any{"preferred_username": "ceo@corp.example", "name": "Mallory", "email": "ceo@corp.example", "email_verified": false,
+				"mail": "mallory@else.example", "groups": []string{}}, ""},
+		{"username is the standard email claim, unverified, email mapped elsewhere", oidc.Claims{Username: "email", Email: "mail"},
+			map[string]any{"name": "Mallory", "email": "ceo@corp.example", "email_verified": false, "mail": "mallory@else.example", "groups": []string{}}, ""},
+		{"username is the standard email claim, verified, email mapped elsewhere", oidc.Claims{Username: "email", Email: "mail"},
+			map[string]any{"name": "Jane", "email": "jane@corp.example", "email_verified": true, "mail": "jane@else.example", "groups": []string{}}, "jane@corp.example"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeIdP(t)

@@ -37,15 +37,13 @@ func (c *Connector) user(claims map[string]any) (identity.User, error) {
 		Groups:   groups,
 	}
 	// Never an unverified address: downstream may trust it. Nor as the
-	// username when that is the email claim (the google preset's mapping,
-	// SEC-188), or the address the provider says it did not verify: it
-	// would reach backends as the preferred username all the same. Entra
-	// sends its UPN, often the same address, with no verdict at all: a
-	// name the tenant owns, kept.
+	// username (SEC-188): it would reach backends as the preferred
+	// username all the same.
 	email := str(claims, c.claims.Email)
 	if email != "" && verified(claims, email) {
 		u.Email, u.EmailVerified = email, true
-	} else if c.claims.Username == c.claims.Email || (email != "" && strings.EqualFold(u.Username, email) && saidUnverified(claims)) {
+	}
+	if c.unverifiedUsername(claims, u.Username) {
 		u.Username = ""
 	}
 	if u.Name == "" {
@@ -71,6 +69,26 @@ func (c *Connector) groupsElsewhere(claims map[string]any) error {
 	}
 	return fmt.Errorf("%s: the %q claim is not in the token but at another source (_claim_names; Entra ID's groups overage: the user is in more groups than fit), which is not read: %w",
 		c.name, c.claims.Groups, upstream.ErrSessionEnded)
+}
+
+// unverifiedUsername reports whether username is an address the provider
+// did not verify (SEC-188): it comes from an email claim (the configured
+// one, or the standard one, of which email_verified speaks) whose address
+// is not verified, as with the google preset's mapping; or it is such an
+// address that the provider said it did not verify. Entra sends its UPN,
+// often the same address, with no verdict at all: a name the tenant owns,
+// kept.
+func (c *Connector) unverifiedUsername(claims map[string]any, username string) bool {
+	for _, claim := range []string{c.claims.Email, "email"} {
+		addr := str(claims, claim)
+		if addr != "" && verified(claims, addr) {
+			continue
+		}
+		if c.claims.Username == claim || (addr != "" && strings.EqualFold(username, addr) && saidUnverified(claims)) {
+			return true
+		}
+	}
+	return false
 }
 
 // saidUnverified reports whether the claims hold an email_verified that
