@@ -141,7 +141,7 @@ func (a *answerWriter) hold(p []byte) {
 		return
 	case len(a.held)+len(p) > maxHold:
 		a.overflow = true
-	case !a.x.h.held.reserve(a.x.heldBy(), len(p)):
+	case !a.x.h.held.Reserve(a.x.heldBy(), len(p)):
 		a.overflow, a.overBudget = true, true
 	default:
 		a.reserved += len(p)
@@ -155,7 +155,7 @@ func (a *answerWriter) hold(p []byte) {
 // releaseHeld gives back what the answer counted in its handler's budget.
 func (a *answerWriter) releaseHeld() {
 	if a.reserved > 0 {
-		a.x.h.held.release(a.x.heldBy(), a.reserved)
+		a.x.h.held.Release(a.x.heldBy(), a.reserved)
 		a.reserved = 0
 	}
 }
@@ -316,7 +316,7 @@ func (s *sseFilter) count() {
 	a, x := s.a, s.a.x
 	switch held := s.sc.Held(); {
 	case held > a.reserved:
-		if !x.h.held.reserve(x.heldBy(), held-a.reserved) {
+		if !x.h.held.Reserve(x.heldBy(), held-a.reserved) {
 			x.h.log.Error("answers held to filter their tools exceed the gateway's budget; an event refused", "resource", x.h.resource, "budget_bytes", maxHeldTotal)
 			s.sc.Drop()
 			a.releaseHeld()
@@ -324,7 +324,7 @@ func (s *sseFilter) count() {
 		}
 		a.reserved = held
 	case held < a.reserved:
-		x.h.held.release(x.heldBy(), a.reserved-held)
+		x.h.held.Release(x.heldBy(), a.reserved-held)
 		a.reserved = held
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/mcpgate/mcpgate/identity"
+	"github.com/mcpgate/mcpgate/internal/bytebudget"
 )
 
 // SEC-122: a backend that lists a denied tool where the policy would not
@@ -136,7 +137,7 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 	if status, body := read(); status != 200 || body != answer {
 		t.Fatalf("an answer within the budget: %d %.100s, want it whole", status, body)
 	}
-	if n := h.held.now(); n != 0 {
+	if n := h.held.Held(); n != 0 {
 		t.Fatalf("%d bytes still counted as held after the answer was written, want 0", n)
 	}
 	for _, c := range []struct {
@@ -144,25 +145,23 @@ func TestSEC161_HeldAnswersBounded(t *testing.T) {
 		held func()
 	}{
 		{"others hold nearly all of the budget", func() {
-			h.held.reserve("local:someone", maxHeldPerUser-50)
-			h.held.reserve("local:other", maxHeldPerUser-50)
-			h.held.reserve("local:third", maxHeldPerUser-50)
-			h.held.reserve("local:fourth", maxHeldPerUser-50)
+			h.held.Reserve("local:someone", maxHeldPerUser-50)
+			h.held.Reserve("local:other", maxHeldPerUser-50)
+			h.held.Reserve("local:third", maxHeldPerUser-50)
+			h.held.Reserve("local:fourth", maxHeldPerUser-50)
 		}},
-		{"bob holds nearly all of his share", func() { h.held.reserve(bob.User.ID, maxHeldPerUser-100) }},
+		{"bob holds nearly all of his share", func() { h.held.Reserve(bob.User.ID, maxHeldPerUser-100) }},
 	} {
 		c.held()
-		before := h.held.now()
+		before := h.held.Held()
 		status, body := read()
 		if status != http.StatusBadGateway || !strings.Contains(body, `"id":42`) || !strings.Contains(body, listUnfiltered) {
 			t.Errorf("%s: %d %s, want 502 with the request's id", c.name, status, body)
 		}
-		if n := h.held.now(); n != before {
+		if n := h.held.Held(); n != before {
 			t.Errorf("%s: the refused answer left %d bytes counted", c.name, n-before)
 		}
-		h.held.mu.Lock()
-		h.held.held, h.held.byUser = 0, nil
-		h.held.mu.Unlock()
+		h.held = bytebudget.Budget{Total: maxHeldTotal, PerUser: maxHeldPerUser} // nothing held
 	}
 	if status, _ := read(); status != 200 {
 		t.Errorf("with nothing held: %d, want 200", status)
@@ -264,15 +263,15 @@ func TestSEC161_HeldEventsCounted(t *testing.T) {
 	if body := read(); !strings.Contains(body, strings.Repeat("a", 4000)) {
 		t.Fatalf("an event within the budget: %.100s, want it whole", body)
 	}
-	if n := h.held.now(); n != 0 {
+	if n := h.held.Held(); n != 0 {
 		t.Fatalf("%d bytes still counted as held after the stream, want 0", n)
 	}
-	h.held.reserve(bob.User.ID, maxHeldPerUser-2000)
-	before := h.held.now()
+	h.held.Reserve(bob.User.ID, maxHeldPerUser-2000)
+	before := h.held.Held()
 	if body := read(); strings.Contains(body, strings.Repeat("a", 4000)) || !strings.Contains(body, listUnfiltered) {
 		t.Errorf("an event past bob's share: %.200s, want it refused", body)
 	}
-	if n := h.held.now(); n != before {
+	if n := h.held.Held(); n != before {
 		t.Errorf("the refused event left %d bytes counted", n-before)
 	}
 }
@@ -334,7 +333,7 @@ func TestSEC201_HeldRequestBodiesBounded(t *testing.T) {
 	if status, _ := send("bob", ""); status != http.StatusOK {
 		t.Errorf("bob's request once his were answered: %d, want 200", status)
 	}
-	if n := h.bodies.now(); n != 0 {
+	if n := h.bodies.Held(); n != 0 {
 		t.Errorf("%d bytes of bodies still counted once every answer was written, want 0", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/bytebudget"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/oauth"
@@ -85,7 +86,7 @@ type Options struct {
 // (SEC-30, SEC-31, SEC-32).
 func Wrap(next http.Handler, opts Options) http.Handler {
 	h := &handler{next: next, audit: opts.Audit, metrics: opts.Metrics, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger,
-		held: budget{total: maxHeldTotal, perUser: maxHeldPerUser}, bodies: budget{total: maxBodiesTotal, perUser: maxBodiesPerUser}}
+		held: bytebudget.Budget{Total: maxHeldTotal, PerUser: maxHeldPerUser}, bodies: bytebudget.Budget{Total: maxBodiesTotal, PerUser: maxBodiesPerUser}}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -112,8 +113,8 @@ type handler struct {
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
 	log      *slog.Logger
-	held     budget // the JSON answers held to filter them (SEC-161)
-	bodies   budget // the request bodies held until answered (SEC-201)
+	held     bytebudget.Budget // the JSON answers held to filter them (SEC-161)
+	bodies   bytebudget.Budget // the request bodies held until answered (SEC-201)
 }
 
 // call is one tools/call of the request and what became of it.
@@ -156,11 +157,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{h: h, start: start, ctx: r.Context()}
 	x.caller = identity.FromContext(x.ctx)
 	// The body stays in memory until the answer is written (SEC-201).
-	if !h.bodies.reserve(x.heldBy(), len(data)) {
+	if !h.bodies.Reserve(x.heldBy(), len(data)) {
 		h.tooManyBodies(w, x.heldBy(), len(data))
 		return
 	}
-	defer h.bodies.release(x.heldBy(), len(data))
+	defer h.bodies.Release(x.heldBy(), len(data))
 	x.calls, x.lists = x.call1[:0], x.list1[:0]
 	if x.admit(w, r, data) {
 		x.forward(w, r, data)
@@ -312,7 +313,7 @@ func (h *handler) tooLarge(w http.ResponseWriter) {
 // held: the user's share (429) or the resource's (503), both to retry.
 func (h *handler) tooManyBodies(w http.ResponseWriter, user string, n int) {
 	status, msg := http.StatusServiceUnavailable, "too many requests are waiting for their answers at the gateway: retry shortly"
-	if h.bodies.share(user)+n > h.bodies.perUser {
+	if h.bodies.OverShare(user, n) {
 		status, msg = http.StatusTooManyRequests, "too many of your requests are waiting for their answers: retry once some are answered"
 	}
 	h.log.Warn("request refused: the request bodies held until answered are over budget", "resource", h.resource, "user", user, "status", status)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/bytebudget"
 	"github.com/mcpgate/mcpgate/internal/jsonrpc"
 )
 
@@ -26,7 +27,7 @@ func runSSE(chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 // runSSEWith is runSSE, without the tools/list when list is false.
 func runSSEWith(list bool, chunks ...[]byte) (*httptest.ResponseRecorder, *exchange) {
 	pol, _ := testPolicy().Compile(nil)
-	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler), held: budget{total: maxHeldTotal, perUser: maxHeldPerUser}}
+	h := &handler{policy: pol, audit: &events{}, log: slog.New(slog.DiscardHandler), held: bytebudget.Budget{Total: maxHeldTotal, PerUser: maxHeldPerUser}}
 	x := &exchange{h: h, caller: bob}
 	if list {
 		x.lists = append(x.list1[:0], []byte("1"))
