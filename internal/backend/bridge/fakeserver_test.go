@@ -131,6 +131,10 @@ func runFakeServer() {
 		}
 		return text("ok"), nil, nil
 	})
+	mcp.AddTool(s, &mcp.Tool{Name: "big", Description: "answers with text of N bytes"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
+		n, _ := strconv.Atoi(in.Text)
+		return text(strings.Repeat("A", n)), nil, nil
+	})
 	mcp.AddTool(s, &mcp.Tool{Name: "roots", Description: "asks the client for its roots"}, rootsTool)
 	mcp.AddTool(s, &mcp.Tool{Name: "progress", Description: "reports progress, then answers; text: the message's length, else \"half\""}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
 		msg := "half"

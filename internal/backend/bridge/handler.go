@@ -321,6 +321,10 @@ func (p *Pool) await(w http.ResponseWriter, r *http.Request, c *call) {
 			}
 			ev.send(b)
 		case b := <-c.resp:
+			if !p.holdAnswer(w, ev, c, len(b)) {
+				return
+			}
+			defer p.answers.Release(c.link.user, len(b))
 			if ev == nil {
 				jsonrpc.WriteJSON(w, http.StatusOK, b)
 				return
@@ -341,6 +345,39 @@ func (p *Pool) await(w http.ResponseWriter, r *http.Request, c *call) {
 			return
 		}
 	}
+}
+
+// The answers a pool writes to their clients, each up to maxMessage, are
+// bounded all together and by user (SEC-204): a server's answer is read
+// whole, and a client that does not read it holds it for as long as its
+// connection lasts (there is no write timeout, SEC-40).
+var (
+	maxAnswersTotal   = 256 << 20
+	maxAnswersPerUser = 32 << 20
+)
+
+// holdAnswer counts an answer of n bytes in the pool's budget while it is
+// written. Past the budget, the user's share or the pool's, the answer is
+// dropped and c's client gets a JSON-RPC error in its place (429 or 503
+// with Retry-After when nothing was written yet), and holdAnswer returns
+// false.
+func (p *Pool) holdAnswer(w http.ResponseWriter, ev *eventWriter, c *call, n int) bool {
+	user := c.link.user
+	if p.answers.Reserve(user, n) {
+		return true
+	}
+	status, msg := http.StatusServiceUnavailable, "the MCP server's answer was dropped: the answers waiting for their clients at the gateway are over its budget; retry shortly"
+	if p.answers.OverShare(user, n) {
+		status, msg = http.StatusTooManyRequests, "the MCP server's answer was dropped: too many of your answers are waiting for you to read them; retry once they are read"
+	}
+	c.link.log.Warn("answer dropped: the answers waiting for their clients are over budget", "bytes", n, "status", status)
+	if ev != nil {
+		ev.send(jsonrpc.AppendError(nil, c.clientID, codeBusy, msg))
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	jsonrpc.WriteError(w, status, c.clientID, codeBusy, msg)
+	return false
 }
 
 func acceptsSSE(r *http.Request) bool {

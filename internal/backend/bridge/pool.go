@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/bytebudget"
 	"github.com/mcpgate/mcpgate/internal/metrics"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
@@ -192,9 +193,10 @@ type Pool struct {
 	lost    string                 // what a call in flight is answered when its link ends
 	newConn func(l *link) linkConn // the kind of link
 	log     *slog.Logger
-	ids     atomic.Int64 // bridge request ids
-	replica string       // the first part of its session ids, random
-	dir     string       // a stdio pool's base of the users' directories
+	ids     atomic.Int64      // bridge request ids
+	replica string            // the first part of its session ids, random
+	dir     string            // a stdio pool's base of the users' directories
+	answers bytebudget.Budget // the answers being written to their clients (SEC-204)
 
 	mu       sync.Mutex
 	links    map[string]*link     // user ID → link
@@ -216,6 +218,7 @@ func newPool(opts common, noun, lost string, newConn func(*link) linkConn) *Pool
 		newConn:  newConn,
 		log:      opts.logger,
 		replica:  newReplicaID(),
+		answers:  bytebudget.Budget{Total: maxAnswersTotal, PerUser: maxAnswersPerUser},
 		links:    map[string]*link{},
 		sessions: map[string]*session{},
 		streams:  map[string][]*stream{},
