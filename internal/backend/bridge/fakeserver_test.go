@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,6 +131,23 @@ func runFakeServer() {
 			fmt.Fprintf(os.Stdout, `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"%s"}}`+"\n", pad)
 		}
 		return text("ok"), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "escape", Description: "starts a child in a session of its own, holding the server's stdin, stdout and stderr, and exits"}, func(ctx context.Context, req *mcp.CallToolRequest, _ textIn) (*mcp.CallToolResult, any, error) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), fakeEnv+"=sleeper")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // out of the server's process group
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		f, err := os.OpenFile(filepath.Join(home, "pids"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintln(f, cmd.Process.Pid)
+		f.Close()
+		os.Exit(0)
+		return nil, nil, nil
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "big", Description: "answers with text of N bytes"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
 		n, _ := strconv.Atoi(in.Text)

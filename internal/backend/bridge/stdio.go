@@ -350,12 +350,12 @@ func (s *stdioConn) supervise(cmd *exec.Cmd, stdin, stdout, stderr *os.File) {
 		readers.Wait()
 		close(readersDone)
 	}()
-	go s.wait(cmd, readersDone)
+	go s.wait(cmd, readersDone, stdin, stdout, stderr)
 }
 
 // wait waits for the server to exit, and ends the link once its last
-// lines are read.
-func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
+// lines are read. pipes are the gateway's ends of the server's.
+func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}, pipes ...*os.File) {
 	l := s.l
 	err := cmd.Wait()
 	m, resource := l.pool.opts.metrics, l.pool.opts.resource
@@ -375,6 +375,11 @@ func (s *stdioConn) wait(cmd *exec.Cmd, readerDone <-chan struct{}) {
 	case <-readerDone:
 	case <-time.After(time.Second):
 	}
+	// A process that left the group (setsid) may hold the server's ends
+	// still: closing ours ends the readers and a write blocked on a full
+	// stdin, instead of holding them, their descriptors and goroutines
+	// for as long as it lives (SEC-205).
+	closeFiles(pipes)
 	s.mu.Lock()
 	stopped := s.stopped
 	s.mu.Unlock()
