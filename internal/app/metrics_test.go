@@ -1,14 +1,17 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/internal/config"
 )
 
@@ -88,5 +91,37 @@ func TestSEC89_MetricsOnTheirOwnListener(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", cfg.MetricsListen, 5*time.Second); err == nil {
 		c.Close()
 		t.Error("the metrics listener is still open after serve returned")
+	}
+}
+
+// SEC-206: the metrics listener holds few connections from one address
+// (and few in all): connections held idle there cannot take the
+// descriptors the public listener needs. Fails before: all 12 were
+// answered and held.
+func TestSEC206_MetricsListenerConnectionsCapped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveMetrics(ln, mcpgate.NewMetrics(), slog.New(slog.DiscardHandler))
+	defer stop()
+	const tries = 12
+	answered := 0
+	for range tries {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+		// An answer, or the connection closed at the cap: held open, it keeps its descriptor.
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			resp.Body.Close()
+			answered++
+		}
+	}
+	if answered != metricsMaxPerAddress {
+		t.Errorf("%d of %d connections from one address answered and held; want %d", answered, tries, metricsMaxPerAddress)
 	}
 }

@@ -182,14 +182,26 @@ func openMetrics(cfg *config.Config, gcfg *mcpgate.Config) (net.Listener, error)
 	return ln, nil
 }
 
+// The connections the metrics listener holds at once, in all and from
+// one address (SEC-206): a scraper or two need a connection each, and
+// without a cap connections held idle there would take every descriptor,
+// the public listener's too. They come out of the quarter of the file
+// limit that limitsOf leaves.
+const (
+	metricsMaxConns      = 16
+	metricsMaxPerAddress = 4
+)
+
 // serveMetrics serves m at /metrics on ln, a listener of its own: the
 // public one never serves them (SEC-89). The returned function stops it,
 // when serve returns.
 func serveMetrics(ln net.Listener, m *mcpgate.Metrics, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	ln = netlimit.NewListener(ln, netlimit.Options{Max: metricsMaxConns, PerAddress: metricsMaxPerAddress, Logger: log})
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           netlimit.Handler(mux),
+		ConnContext:       netlimit.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
