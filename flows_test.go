@@ -555,6 +555,27 @@ func TestSEC119_RefusedTokenLoopIsBounded(t *testing.T) {
 	}
 }
 
+// SEC-207: a person who presents refused tokens of many grants of theirs
+// (grants cost a signed-in person next to nothing: one flow each) has
+// those refusals recorded up to the rate per person, not per grant.
+// Fails before: every grant had a bucket of its own, and one person
+// pushed every other person's attempts out of the events kept.
+func TestSEC207_RefusedTokensOfManyGrantsBoundedPerPerson(t *testing.T) {
+	g := newGateway(t, withFlows)
+	const grants, tries = 4, 60 // each grant's tries within a bucket of its own
+	for range grants {
+		_, tok := g.revokedGrant()
+		for range tries {
+			if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 401 {
+				t.Fatalf("a revoked grant's token at /mcp: %d, want 401", resp.StatusCode)
+			}
+		}
+	}
+	if n := countSteps(g.flowsWritten(), "resource", "revoked"); n > flows.KeyBurst {
+		t.Errorf("%d of %d refusals of one person's %d revoked grants recorded, want at most %d", n, grants*tries, grants, flows.KeyBurst)
+	}
+}
+
 // SEC-119: /authorize with a real client and good parameters, sent in a
 // loop without ever signing in, starts a new attempt each time; those
 // steps, which no signed-in person vouches for, are kept to the rate per
