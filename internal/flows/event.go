@@ -45,14 +45,14 @@ const (
 // at most KeyBurst at once and then one every KeyEvery (Recorder.
 // RecordLimited): a step of no known authorization request or grant (a
 // registration, /authorize or /token naming an unknown client, a junk
-// code, an expired sign-in link) per client address, a step of an
-// attempt nobody has signed in to yet per address too, and a token refused
-// at an MCP endpoint per grant, as a client that does not read the 401
-// sends it again and again. Without a bound one caller could fill the
-// store's MaxEvents between two housekeeping runs and push every real
-// attempt out (SEC-119). At most MaxKeys keys are tracked at once. The
-// steps of an attempt after a sign-in are recorded per person instead
-// (Recorder.RecordSignedIn, SEC-127).
+// code, an expired sign-in link) per client address, and a step of an
+// attempt nobody has signed in to yet per address too. Without a bound
+// one caller could fill the store's MaxEvents between two housekeeping
+// runs and push every real attempt out (SEC-119). At most MaxKeys keys
+// are tracked at once. The steps of an attempt after a sign-in, and a
+// token refused at an MCP endpoint (which a client that does not read the
+// 401 sends again and again), are recorded per person instead, at the
+// same rate (Recorder.RecordSignedIn, SEC-127, SEC-207).
 const (
 	KeyBurst = 120
 	KeyEvery = 5 * time.Second
