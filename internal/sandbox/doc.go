@@ -23,7 +23,9 @@
 //     resolve and whose mode lets its uid write it, inside its granted
 //     paths or not: /run/user/UID/bus, an ssh-agent socket,
 //     /var/run/docker.sock (root's, so reachable only by a server that
-//     runs as root, i.e. stdio_uid_range off), a database's socket. Under
+//     runs as root, i.e. stdio_uid_range off), a database's socket, and,
+//     when every server has the gateway's uid, one that another person's
+//     server made in its HOME (whose path follows from the user ID). Under
 //     a uid of its own a server reaches only the sockets open to every
 //     user; the operator should run mcpgate as root with stdio_uid_range
 //     on such kernels, and not run it as a user whose session has agents
