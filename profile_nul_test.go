@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,36 @@ func TestProviderProfileStoredWithoutNUL(t *testing.T) {
 	}
 	if _, err := st.DisableLocalUser(ctx, "carol", time.Now()); err != nil {
 		t.Errorf("users disable with bob's grant stored: %v", err)
+	}
+}
+
+// SEC-208: a provider's profile too long to travel in a token (a display
+// name of 9,000 bytes, a username, address or picture URL past any real
+// one) does not make every /token of the person fail: the name is cut,
+// the others left out. Fails before: the code was issued and /token
+// answered server_error, since the access token passed the 8 KiB the
+// guard takes.
+func TestSEC208_LongProfileFitsInTheToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln, base := loopback(t)
+	long := strings.Repeat("é", 4500) // 9,000 bytes
+	op := oidctest.Start(t, oidctest.Options{
+		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
+		Users: []oidctest.User{{Sub: "bob", Name: long, Username: "bob" + strings.Repeat("b", 3000), Email: strings.Repeat("b", 3000) + "@corp.example", EmailVerified: true,
+			Extra: map[string]any{"picture": "https://pics.example/" + strings.Repeat("p", 3000)}}},
+	})
+	con, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGatewayOn(t, ln, func(c *mcpgateConfig) { c.Connectors = []upstream.Connector{con} })
+	a := g.newAuth(g.register(nil).ClientID)
+	resp, tok := g.exchange(a, codeAtProvider(t, ctx, op, a, "bob"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("the token of a person with a long profile: %d %+v; want 200", resp.StatusCode, tok)
+	}
+	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("its access token at /mcp: %d, want 200", resp.StatusCode)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/oauth"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -76,24 +77,44 @@ func hasControl(g string) bool {
 	return false
 }
 
-// storableUser returns user without a NUL (U+0000) in its profile, which
-// a provider's claims may hold and no store keeps alike: PostgreSQL's
-// jsonb refuses it, and every query that reads users' JSON then fails
-// (the account pages, users disable, a start that disables an account).
-// A name keeps its other characters, a NUL shown as U+FFFD; an email,
-// picture or profile URL with one is dropped, being no address at all.
+// The longest profile fields a user's tokens carry (SEC-208), in bytes:
+// together under 2 KiB, so that a profile alone never takes an access
+// token past the 8 KiB the guard takes. (Groups near their own bound,
+// maxGroupsJSON, with such a profile still could: Mint refuses it then.)
+const (
+	maxProfileName  = 256 // the display name, cut to it
+	maxProfileUser  = 256 // the username, left out past it
+	maxProfileEmail = 254 // an address, left out past it (RFC 5321's longest path)
+	maxProfileURL   = 512 // the picture and profile URLs, left out past them
+)
+
+// storableUser returns user as it can be stored and carried in tokens.
+//   - Without a NUL (U+0000) in its profile, which a provider's claims may
+//     hold and no store keeps alike: PostgreSQL's jsonb refuses it, and
+//     every query that reads users' JSON then fails (the account pages,
+//     users disable, a start that disables an account) (SEC-148). A name
+//     keeps its other characters, a NUL shown as U+FFFD; an email, picture
+//     or profile URL with one is dropped, being no address at all.
+//   - Without a field too long for a token (SEC-208): every /token of the
+//     person would fail. The display name is cut; the username, the
+//     address and the URLs are left out, since cut they would name
+//     something else.
+//
 // The ID and groups are checked elsewhere (a provider's sub, SEC-71).
 func storableUser(u identity.User) identity.User {
 	const nul = "\x00"
-	u.Name = strings.ReplaceAll(u.Name, nul, "\uFFFD")
+	u.Name = safetext.Clip(strings.ReplaceAll(u.Name, nul, "\uFFFD"), maxProfileName)
 	u.Username = strings.ReplaceAll(u.Username, nul, "\uFFFD")
-	if strings.Contains(u.Email, nul) {
+	if len(u.Username) > maxProfileUser {
+		u.Username = ""
+	}
+	if strings.Contains(u.Email, nul) || len(u.Email) > maxProfileEmail {
 		u.Email, u.EmailVerified = "", false
 	}
-	if strings.Contains(u.Picture, nul) {
+	if strings.Contains(u.Picture, nul) || len(u.Picture) > maxProfileURL {
 		u.Picture = ""
 	}
-	if strings.Contains(u.Profile, nul) {
+	if strings.Contains(u.Profile, nul) || len(u.Profile) > maxProfileURL {
 		u.Profile = ""
 	}
 	return u
