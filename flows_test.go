@@ -576,6 +576,28 @@ func TestSEC207_RefusedTokensOfManyGrantsBoundedPerPerson(t *testing.T) {
 	}
 }
 
+// SEC-207: the refusals of a person's tokens at /mcp have a bucket of
+// their own, apart from the person's other failures (SEC-127): a client
+// that loops on a revoked token never hides why a refresh of theirs
+// failed. Fails with the refusals in the person's failures bucket: the
+// refused refresh was not recorded.
+func TestSEC207_RefusedTokensHideNoOtherFailure(t *testing.T) {
+	g := newGateway(t, withFlows)
+	c, _, tok := g.fullFlow()
+	_, revoked := g.revokedGrant()
+	for range flows.KeyBurst + 10 {
+		if resp, _ := g.mcpInitialize(g.url, revoked.AccessToken); resp.StatusCode != 401 {
+			t.Fatalf("a revoked grant's token at /mcp: %d, want 401", resp.StatusCode)
+		}
+	}
+	if resp, _ := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"scope": {"made-up-scope"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a refresh asking for a scope never granted: %d, want 400", resp.StatusCode)
+	}
+	if n := countSteps(g.flowsWritten(), "token_refresh", "invalid_scope"); n != 1 {
+		t.Errorf("%d refused refreshes recorded after a loop of refused tokens, want 1", n)
+	}
+}
+
 // SEC-119: /authorize with a real client and good parameters, sent in a
 // loop without ever signing in, starts a new attempt each time; those
 // steps, which no signed-in person vouches for, are kept to the rate per

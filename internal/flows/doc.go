@@ -40,8 +40,9 @@
 // A step that no authorization request or grant vouches for can be sent
 // by anyone, as fast as they like; [Recorder.RecordLimited] keeps those
 // to a rate per address, so that a flood of them cannot push the real
-// attempts out of the bound (SEC-119). A refused token, which a client
-// that does not read the 401 presents over and over, and the steps after
-// a sign-in are kept to a rate per person ([Recorder.RecordSignedIn],
-// SEC-127, SEC-207).
+// attempts out of the bound (SEC-119). The steps after a sign-in, and
+// apart a refused token, which a client that does not read the 401
+// presents over and over, are kept to a rate per person
+// ([Recorder.RecordSignedIn], SEC-127; [Recorder.RecordRefusedToken],
+// SEC-207).
 package flows

@@ -52,7 +52,8 @@ const (
 // are tracked at once. The steps of an attempt after a sign-in, and a
 // token refused at an MCP endpoint (which a client that does not read the
 // 401 sends again and again), are recorded per person instead, at the
-// same rate (Recorder.RecordSignedIn, SEC-127, SEC-207).
+// same rate (Recorder.RecordSignedIn, SEC-127; Recorder.RecordRefusedToken,
+// SEC-207).
 const (
 	KeyBurst = 120
 	KeyEvery = 5 * time.Second

@@ -185,6 +185,25 @@ func (r *Recorder) RecordSignedIn(userID string, e Event) {
 	r.Record(e)
 }
 
+// RecordRefusedToken records e, a protected resource's refusal of a token
+// of the person userID, unless that person's refusals are over the rate:
+// a client that does not read the 401 presents its token again and again
+// (SEC-119), and a person may hold tokens of many grants (SEC-207). Their
+// bucket is apart from the person's other failures (RecordSignedIn), so
+// that a client's loop at /mcp never hides why a refresh failed, nor the
+// other way round.
+func (r *Recorder) RecordRefusedToken(userID string, e Event) {
+	if r == nil {
+		return
+	}
+	if !r.allowIn(r.people, "refused\x00"+userID, true) {
+		r.limited.Add(1)
+		r.lost()
+		return
+	}
+	r.Record(e)
+}
+
 // allow takes a token of key's bucket; while MaxKeys are held, a new key
 // records nothing.
 func (r *Recorder) allow(key string) bool { return r.allowIn(r.keys, key, false) }

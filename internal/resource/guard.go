@@ -293,7 +293,7 @@ func (g *Guard) refused(issuer string, v *verified, outcome, reason string) {
 // the grant's for a token that names no person.
 func (g *Guard) recordRefusal(grant string, e flows.Event) {
 	if e.UserID != "" {
-		g.opts.Flows.RecordSignedIn(e.UserID, e)
+		g.opts.Flows.RecordRefusedToken(e.UserID, e)
 		return
 	}
 	g.opts.Flows.RecordLimited("grant "+grant, e)
