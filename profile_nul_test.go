@@ -67,23 +67,29 @@ func TestSEC208_LongProfileFitsInTheToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ln, base := loopback(t)
-	long := strings.Repeat("é", 4500) // 9,000 bytes
 	op := oidctest.Start(t, oidctest.Options{
 		Clients: []oidctest.Client{{ID: "mcpgate", Secret: "op-secret", RedirectURIs: []string{base + "/callback/oidc"}}},
-		Users: []oidctest.User{{Sub: "bob", Name: long, Username: "bob" + strings.Repeat("b", 3000), Email: strings.Repeat("b", 3000) + "@corp.example", EmailVerified: true,
-			Extra: map[string]any{"picture": "https://pics.example/" + strings.Repeat("p", 3000)}}},
+		Users: []oidctest.User{
+			{Sub: "bob", Name: strings.Repeat("é", 4500), Username: "bob" + strings.Repeat("b", 3000), Email: strings.Repeat("b", 3000) + "@corp.example", EmailVerified: true,
+				Extra: map[string]any{"picture": "https://pics.example/" + strings.Repeat("p", 3000)}},
+			// Within the bounds as written, but <, > and & take six bytes each in a token's JSON.
+			{Sub: "carol", Name: strings.Repeat("<", 256), Username: strings.Repeat("<", 250), Email: strings.Repeat("&", 200) + "@corp.example", EmailVerified: true,
+				Extra: map[string]any{"picture": "https://pics.example/?" + strings.Repeat("&", 480)}},
+		},
 	})
 	con, err := oidc.New(ctx, oidc.Config{Issuer: op.Issuer(), ClientID: "mcpgate", ClientSecret: "op-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := newGatewayOn(t, ln, func(c *mcpgateConfig) { c.Connectors = []upstream.Connector{con} })
-	a := g.newAuth(g.register(nil).ClientID)
-	resp, tok := g.exchange(a, codeAtProvider(t, ctx, op, a, "bob"))
-	if resp.StatusCode != 200 {
-		t.Fatalf("the token of a person with a long profile: %d %+v; want 200", resp.StatusCode, tok)
-	}
-	if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 200 {
-		t.Errorf("its access token at /mcp: %d, want 200", resp.StatusCode)
+	for _, user := range []string{"bob", "carol"} {
+		a := g.newAuth(g.register(nil).ClientID)
+		resp, tok := g.exchange(a, codeAtProvider(t, ctx, op, a, user))
+		if resp.StatusCode != 200 {
+			t.Fatalf("the token of %s, with a long profile: %d %+v; want 200", user, resp.StatusCode, tok)
+		}
+		if resp, _ := g.mcpInitialize(g.url, tok.AccessToken); resp.StatusCode != 200 {
+			t.Errorf("%s's access token at /mcp: %d, want 200", user, resp.StatusCode)
+		}
 	}
 }

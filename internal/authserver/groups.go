@@ -77,10 +77,11 @@ func hasControl(g string) bool {
 	return false
 }
 
-// The longest profile fields a user's tokens carry (SEC-208), in bytes:
-// together under 2 KiB, so that a profile alone never takes an access
-// token past the 8 KiB the guard takes. (Groups near their own bound,
-// maxGroupsJSON, with such a profile still could: Mint refuses it then.)
+// The longest profile fields a user's tokens carry (SEC-208), in bytes
+// of their JSON form (which writes <, > and & as six): together under
+// 2 KiB, so that a profile alone never takes an access token past the
+// 8 KiB the guard takes. (Groups near their own bound, maxGroupsJSON,
+// with such a profile still could: Mint refuses it then.)
 const (
 	maxProfileName  = 256 // the display name, cut to it
 	maxProfileUser  = 256 // the username, left out past it
@@ -103,21 +104,38 @@ const (
 // The ID and groups are checked elsewhere (a provider's sub, SEC-71).
 func storableUser(u identity.User) identity.User {
 	const nul = "\x00"
-	u.Name = safetext.Clip(strings.ReplaceAll(u.Name, nul, "\uFFFD"), maxProfileName)
+	u.Name = clipJSON(strings.ReplaceAll(u.Name, nul, "\uFFFD"), maxProfileName)
 	u.Username = strings.ReplaceAll(u.Username, nul, "\uFFFD")
-	if len(u.Username) > maxProfileUser {
+	if jsonLen(u.Username) > maxProfileUser {
 		u.Username = ""
 	}
-	if strings.Contains(u.Email, nul) || len(u.Email) > maxProfileEmail {
+	if strings.Contains(u.Email, nul) || jsonLen(u.Email) > maxProfileEmail {
 		u.Email, u.EmailVerified = "", false
 	}
-	if strings.Contains(u.Picture, nul) || len(u.Picture) > maxProfileURL {
+	if strings.Contains(u.Picture, nul) || jsonLen(u.Picture) > maxProfileURL {
 		u.Picture = ""
 	}
-	if strings.Contains(u.Profile, nul) || len(u.Profile) > maxProfileURL {
+	if strings.Contains(u.Profile, nul) || jsonLen(u.Profile) > maxProfileURL {
 		u.Profile = ""
 	}
 	return u
+}
+
+// jsonLen is the length of s as a JSON string within a token, quotes
+// left out.
+func jsonLen(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b) - 2
+}
+
+// clipJSON cuts s (safetext.Clip, which marks the cut with "…") until its
+// JSON form takes at most max bytes.
+func clipJSON(s string, max int) string {
+	out := s
+	for n := max - len("…"); jsonLen(out) > max && n > 0; n-- {
+		out = safetext.Clip(s, n)
+	}
+	return out
 }
 
 // groupsAdmitted reports whether user's groups may be carried; when not,
