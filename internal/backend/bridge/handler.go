@@ -349,8 +349,9 @@ func (p *Pool) await(w http.ResponseWriter, r *http.Request, c *call) {
 
 // The answers a pool writes to their clients, each up to maxMessage, are
 // bounded all together and by user (SEC-204): a server's answer is read
-// whole, and a client that does not read it holds it for as long as its
-// connection lasts (there is no write timeout, SEC-40).
+// whole, and a client that reads it just fast enough to pass the write
+// stall bound (64 KiB every 30 s, SEC-139), or calls again every 30 s,
+// holds it for as long as it likes.
 var (
 	maxAnswersTotal   = 256 << 20
 	maxAnswersPerUser = 32 << 20
