@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -315,4 +316,28 @@ func TestBinaryCheckStdioEndsTheProbesUID(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// `mcpgate check` says what serve would warn of at start, and that an
+// address is in use, as warn lines that fail nothing: the address may be
+// the running gateway's own. Fails before: neither line, and a listen
+// address in use went unsaid though serve stops there.
+func TestBinaryCheckWarnsAsServeWould(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	out, errOut, code := runCheck(t, "--store", "memory", "--listen", addr, "--local-user", "bob:a-long-enough-password")
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Fatalf("check: exit %d, want 0 and no FAIL\n%s\nstderr: %s", code, out, errOut)
+	}
+	wantLines(t, out, "warn listen   listen "+addr+": in use now (by a running mcpgate serve, or another program): serve would stop there")
+	if !strings.Contains(out, "\nwarn config   a secret is on the command line") || !strings.Contains(out, "(flags: [--local-user])") {
+		t.Errorf("no warn line for the password on the command line:\n%s", out)
+	}
+	ln.Close()
+	out, _, _ = runCheck(t, "--store", "memory", "--listen", addr)
+	wantLines(t, out, "ok   listen   listen "+addr+": free")
 }

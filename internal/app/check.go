@@ -67,12 +67,43 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 	for _, w := range setupWarnings(cfg, cfg.Listen) {
 		c.line("warn", "config", "%s", w)
 	}
+	for _, w := range startWarnings(cfg) {
+		c.line("warn", "config", "%s (%s: %v)", w.msg, w.key, w.value)
+	}
 	c.checkStore(ctx, cfg)
 	c.checkProviders(ctx, cfg)
-	for _, res := range gcfg.Resources {
-		c.checkResource(ctx, res)
+	c.checkListen(cfg)
+	for i, res := range gcfg.Resources {
+		// Where a read path of the resource's is set: the flag, or its
+		// entry in the file's resources list, which takes no flag.
+		readPaths := "with --stdio-read-path"
+		if len(cfg.Resources) > 0 {
+			readPaths = fmt.Sprintf("in its resources[%d].stdio_read_paths", i)
+		}
+		c.checkResource(ctx, res, readPaths)
 	}
 	return c.ok
+}
+
+// checkListen reports whether the addresses serve listens on are free. One
+// in use is a warning, not a failure: the gateway being checked may be the
+// one that holds it, before its restart.
+func (c *checker) checkListen(cfg *config.Config) {
+	for _, a := range []struct{ name, addr string }{{"listen", cfg.Listen}, {"metrics_listen", cfg.MetricsListen}} {
+		if a.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a.addr)
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			c.line("warn", "listen", "%s %s: in use now (by a running mcpgate serve, or another program): serve would stop there", a.name, a.addr)
+		case err != nil:
+			c.fail("listen", "%s %s: %s", a.name, a.addr, reason(err))
+		default:
+			ln.Close()
+			c.pass("listen", "%s %s: free", a.name, a.addr)
+		}
+	}
 }
 
 // misspelt says what a variable that is no setting may have meant.
@@ -320,8 +351,8 @@ func (c *checker) checkGitHub(ctx context.Context, cfg *config.Config) {
 
 // checkResource checks the backend of one resource: an upstream MCP
 // server, or a stdio server started as serve starts one, answers
-// initialize.
-func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
+// initialize. readPaths says where the operator adds a read path for res.
+func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource, readPaths string) {
 	switch {
 	case res.Upstream != "":
 		c.checkUpstream(ctx, res)
@@ -337,7 +368,7 @@ func (c *checker) checkResource(ctx context.Context, res mcpgate.Resource) {
 		if err != nil {
 			hint := ""
 			if res.Stdio.Isolation != "none" && hidden.MatchString(err.Error()) {
-				hint = " (a confined server reads only the system's directories, its own and stdio_read_paths, and sees no other file: if the file it names exists, add the directory that holds its code and data, for Node the one with node_modules, with --stdio-read-path)"
+				hint = " (a confined server reads only the system's directories, its own and stdio_read_paths, and sees no other file: if the file it names exists, add the directory that holds its code and data, for Node the one with node_modules, " + readPaths + ")"
 			}
 			c.fail("upstream", "%s stdio %s: %s%s", res.Path, path, err, hint)
 			return

@@ -431,16 +431,31 @@ func readableByOthers(file string) bool {
 }
 
 func warnOnStart(cfg *config.Config, log *slog.Logger) {
+	for _, w := range startWarnings(cfg) {
+		log.Warn(w.msg, w.key, w.value)
+	}
+}
+
+// startWarning is a warning of warnOnStart, with the setting it names.
+type startWarning struct {
+	msg, key string
+	value    any
+}
+
+// startWarnings are warnOnStart's, which check prints too.
+func startWarnings(cfg *config.Config) []startWarning {
+	var out []startWarning
 	if flags := cfg.SecretsOnCommandLine(); len(flags) > 0 {
-		log.Warn("a secret is on the command line, which every user of this machine can read (ps, /proc/PID/cmdline): give it in its MCPGATE_ variable, "+
-			"the configuration file, or its *_file setting where it has one (a local account's password may also be a bcrypt hash) instead", "flags", flags)
+		out = append(out, startWarning{"a secret is on the command line, which every user of this machine can read (ps, /proc/PID/cmdline): give it in its MCPGATE_ variable, " +
+			"the configuration file, or its *_file setting where it has one (a local account's password may also be a bcrypt hash) instead", "flags", flags})
 	}
 	if cfg.CIMDTestCAFile != "" {
-		log.Warn("TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile)
+		out = append(out, startWarning{"TESTING ONLY: client metadata documents are fetched trusting a test CA", "file", cfg.CIMDTestCAFile})
 	}
 	if len(cfg.CIMDAllowHosts) > 0 {
-		log.Warn("TESTING ONLY: client metadata documents may come from private addresses of these hosts", "hosts", cfg.CIMDAllowHosts)
+		out = append(out, startWarning{"TESTING ONLY: client metadata documents may come from private addresses of these hosts", "hosts", cfg.CIMDAllowHosts})
 	}
+	return out
 }
 
 func newLogger(cfg *config.Config, w *logbuf.Writer) *slog.Logger {
