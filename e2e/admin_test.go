@@ -321,8 +321,8 @@ func TestBinaryAdminRefusesMemory(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"users", "list"}, "mcpgate: users list: the memory store lives inside one mcpgate serve: there is nothing to change from outside\n"},
-		{[]string{"grants", "revoke", "g1"}, "mcpgate: grants revoke: the memory store lives inside one mcpgate serve: there is nothing to change from outside\n"},
+		{[]string{"users", "list"}, "mcpgate: users list: the memory store lives inside one mcpgate serve: nothing outside it can read or change it (its admin console can)\n"},
+		{[]string{"grants", "revoke", "g1"}, "mcpgate: grants revoke: the memory store lives inside one mcpgate serve: nothing outside it can read or change it (its admin console can)\n"},
 		{[]string{"flows"}, "mcpgate: flows: the memory store lives inside one mcpgate serve: its flows are on its admin console\n"},
 	} {
 		code, _, stderr := runBinary(t, append(tc.args, "--store", "memory", "--data-dir", t.TempDir())...)

@@ -68,7 +68,7 @@ func run(args []string) int {
 
 const usage = "Usage: mcpgate serve [flags] | mcpgate check [serve flags] | mcpgate keys rotate [serve flags] | mcpgate keys new-secret | mcpgate version\n" +
 	"       mcpgate users|clients|grants … [serve flags] (mcpgate users -h)\n" +
-	"       mcpgate flows [--client ID] [--user U] [--outcome O] [--since D] [--json] [serve flags] (mcpgate flows -h)\n"
+	"       mcpgate flows [--client ID] [--user U] [--outcome O] [--since D] [--limit N] [--json] [serve flags] (mcpgate flows -h)\n"
 
 // load reads and checks the settings of serve (and of the commands that
 // use its store and key) from args and the environment. It returns nil and

@@ -81,7 +81,7 @@ func missingSQLite(dsn string) (string, bool) {
 // Admin runs cmd on the store cfg names and writes its answer to stdout.
 func Admin(ctx context.Context, cfg *config.Config, cmd AdminCommand, stdout io.Writer) error {
 	// The command's line names it ("mcpgate: users list: …").
-	st, err := openExistingStore(ctx, cfg, "the memory store lives inside one mcpgate serve: there is nothing to change from outside")
+	st, err := openExistingStore(ctx, cfg, "the memory store lives inside one mcpgate serve: nothing outside it can read or change it (its admin console can)")
 	if err != nil {
 		return err
 	}
