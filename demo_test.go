@@ -2,6 +2,8 @@ package mcpgate_test
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +53,54 @@ func TestDemoServerTools(t *testing.T) {
 	}
 	if !res.IsError || len(res.Content) != 1 || res.Content[0].(*mcp.TextContent).Text != "no verified caller" {
 		t.Errorf("whoami without a caller: %+v, want the tool error \"no verified caller\"", res)
+	}
+}
+
+// SEC-209: one user cannot make the gateway hold many times what they
+// send: an initialize over 64 KiB is refused at every backend (the
+// embedded server kept its params, decoded, for a day idle), and the
+// demo's echo takes at most 4 KiB of text (its answer carried the text
+// twice, escaped: 47 MB for a request of 4 MiB). Fails before: both were
+// served.
+func TestSEC209_OneUserHoldsNoMultipleOfWhatTheySend(t *testing.T) {
+	const maxEcho = 4 << 10 // internal/backend/embedded MaxEcho
+	g := newGateway(t)
+	_, _, tok := g.fullFlow()
+	post := func(sid, body string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		}
+		return g.do(req)
+	}
+	initialize := func(pad int) string {
+		return `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"experimental":{"x":[` +
+			strings.Repeat("0,", pad) + `0]}},"clientInfo":{"name":"t","version":"1"}}}`
+	}
+	resp, body := post("", initialize(40<<10))
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Mcp-Session-Id") != "" || !strings.Contains(string(body), `"code":-32602`) {
+		t.Errorf("an initialize of 80 KiB: %d, session %q, %.200s; want 400, invalid params, no session", resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), body)
+	}
+	resp, body = post("", initialize(20<<10))
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("an initialize of 40 KiB: %d %.200s; want 200 and a session", resp.StatusCode, body)
+	}
+	if resp, _ := post(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("notifications/initialized: %d, want 202", resp.StatusCode)
+	}
+	echo := func(text string) string {
+		_, body := post(sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"`+text+`"}}}`)
+		return string(body)
+	}
+	if body := echo(strings.Repeat("<", maxEcho+1)); !strings.Contains(body, `"isError":true`) || strings.Contains(body, `\u003c\u003c`) {
+		t.Errorf("echo of 4 KiB and a byte: %.300s; want a tool error without the text", body)
+	}
+	if body := echo(strings.Repeat("a", maxEcho)); strings.Contains(body, `"isError":true`) || !strings.Contains(body, strings.Repeat("a", maxEcho)) {
+		t.Errorf("echo of 4 KiB: %.300s; want the text back", body)
 	}
 }

@@ -40,6 +40,11 @@ const (
 	// maxHeldPerUser is one user's share of it: a user whose client reads
 	// its answers slowly, or not at all, holds no more (SEC-161).
 	maxHeldPerUser = 32 << 20
+	// maxInitialize bounds an initialize request, whatever the backend
+	// (SEC-209): a server keeps its params for the session's life (the
+	// embedded one, decoded into maps, at 11 times their size, for a day
+	// idle), and one user holds 32 sessions.
+	maxInitialize = 64 << 10
 	// maxBodiesTotal bounds the request bodies held at once, each until
 	// its answer is written: a client that sends 4 MiB bodies and reads
 	// no answer held 6 MB of the gateway's memory per connection, for as
@@ -229,6 +234,11 @@ func (x *exchange) admit(w http.ResponseWriter, r *http.Request, data []byte) bo
 		case "tools/list":
 			if h.policy != nil && m.Kind == jsonrpc.Request {
 				x.lists = append(x.lists, m.ID)
+			}
+		case "initialize":
+			if len(data) > maxInitialize {
+				jsonrpc.WriteError(w, http.StatusBadRequest, m.ID, jsonrpc.CodeInvalidParams, "initialize is over 64 KiB: a server keeps its params for the session's life")
+				return false
 			}
 		}
 	}

@@ -48,6 +48,12 @@ type EchoArgs struct {
 	Text string `json:"text" jsonschema:"the text to send back"`
 }
 
+// MaxEcho bounds echo's text, in bytes (SEC-209): its answer carries the
+// text twice (as content and as structured content), and JSON writes <,
+// > and & as six bytes, so that a request of 4 MiB made an answer of 47
+// MB, held while a slow client read it.
+const MaxEcho = 4 << 10
+
 // EchoResult is what the echo tool returns.
 type EchoResult struct {
 	Text string `json:"text"`
@@ -64,8 +70,11 @@ func Demo(version string) *mcp.Server {
 			}
 			return nil, WhoamiResult{User: c.User, ClientID: c.ClientID, Scopes: c.Scopes, Resource: c.Resource}, nil
 		})
-	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Returns its text argument."},
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Returns its text argument, of at most 4 KiB."},
 		func(ctx context.Context, req *mcp.CallToolRequest, args EchoArgs) (*mcp.CallToolResult, EchoResult, error) {
+			if len(args.Text) > MaxEcho {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "text is over 4 KiB"}}}, EchoResult{}, nil
+			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: args.Text}}}, EchoResult{Text: args.Text}, nil
 		})
 	return s
