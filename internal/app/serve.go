@@ -260,9 +260,11 @@ type limits struct {
 
 // limitsOf reads the limits from cfg. The overall cap defaults to three
 // quarters of the open-file limit (which Go raised to the hard one at
-// start), leaving the rest to the store, the upstream connections and the
+// start), leaving the rest to the store, the metrics listener and the
 // stdio servers' pipes: a gateway out of descriptors stops accepting
-// anyone, /healthz included.
+// anyone, /healthz included. Where a resource has an upstream server,
+// each client connection may hold one to the upstream (a request in
+// flight, an event stream): the clients then get half of that.
 func limitsOf(cfg *config.Config, log *slog.Logger) limits {
 	lim := limits{
 		headerTimeout: time.Duration(cfg.RequestHeaderTimeout),
@@ -274,7 +276,11 @@ func limitsOf(cfg *config.Config, log *slog.Logger) limits {
 	if cfg.MaxConnections == 0 {
 		lim.maxConns = defaultMaxConns
 		if known {
-			lim.maxConns = int(min(files/4*3, 1<<30))
+			share := files / 4 * 3
+			if proxies(cfg) {
+				share /= 2
+			}
+			lim.maxConns = int(min(share, 1<<30))
 		}
 	}
 	if known && lim.maxConns > 0 && uint64(lim.maxConns) >= files {
@@ -284,6 +290,12 @@ func limitsOf(cfg *config.Config, log *slog.Logger) limits {
 	log.Info("client limits", "request_header_timeout", cfg.RequestHeaderTimeout.String(), "request_read_timeout", cfg.RequestReadTimeout.String(),
 		"max_connections", capValue(lim.maxConns), "max_connections_per_address", capValue(lim.perAddress))
 	return lim
+}
+
+// proxies reports whether a resource of cfg has an upstream server, which
+// takes a connection of the gateway's per client request in flight.
+func proxies(cfg *config.Config) bool {
+	return cfg.Upstream != "" || slices.ContainsFunc(cfg.Resources, func(r config.Resource) bool { return r.Upstream != "" })
 }
 
 // capValue is a cap as the settings write it: off for none.

@@ -170,6 +170,21 @@ func TestSEC41_LimitDefaults(t *testing.T) {
 	if lim.readTimeout != 30*time.Second || lim.headerTimeout != 10*time.Second {
 		t.Fatalf("defaults: read %v, header %v; want 30s and 10s", lim.readTimeout, lim.headerTimeout)
 	}
+	// An upstream takes a connection of the gateway's per client request
+	// in flight: the clients get half (SEC-210). Fails before: the same
+	// three quarters, 30,000 descriptors at a limit of 20,000.
+	for _, set := range []func(*config.Config){
+		func(c *config.Config) { c.Upstream = "http://127.0.0.1:9/mcp" },
+		func(c *config.Config) {
+			c.Resources = []config.Resource{{Path: "/a"}, {Path: "/b", Backend: config.Backend{Upstream: "http://127.0.0.1:9/mcp"}}}
+		},
+	} {
+		up := config.Defaults()
+		set(&up)
+		if got := limitsOf(&up, slog.New(slog.DiscardHandler)).maxConns; got != lim.maxConns/2 {
+			t.Errorf("with an upstream: max %d, want half of %d", got, lim.maxConns)
+		}
+	}
 	cfg.MaxConnections, cfg.MaxConnectionsPerAddress = -1, -1
 	if lim := limitsOf(&cfg, slog.New(slog.DiscardHandler)); lim.maxConns != 0 || lim.perAddress != 0 {
 		t.Fatalf("off: max %d, per address %d; want 0 and 0 (no cap)", lim.maxConns, lim.perAddress)
