@@ -57,44 +57,63 @@ func TestDemoServerTools(t *testing.T) {
 }
 
 // SEC-209: one user cannot make the gateway hold many times what they
-// send: an initialize over 64 KiB is refused at every backend (the
-// embedded server kept its params, decoded, for a day idle), and the
-// demo's echo takes at most 4 KiB of text (its answer carried the text
-// twice, escaped: 47 MB for a request of 4 MiB). Fails before: both were
-// served.
+// send: an initialize over 64 KiB is refused at every backend (the go-sdk
+// server kept its params, decoded, for a day idle), the demo server takes
+// requests of at most 64 KiB (the go-sdk allocates about 20 times a body
+// while it decodes it), and its echo takes at most 4 KiB of text (its
+// answer carried the text twice, escaped: 47 MB for a request of 4 MiB).
+// Fails before: all were served.
 func TestSEC209_OneUserHoldsNoMultipleOfWhatTheySend(t *testing.T) {
 	const maxEcho = 4 << 10 // internal/backend/embedded MaxEcho
-	g := newGateway(t)
-	_, _, tok := g.fullFlow()
-	post := func(sid, body string) (*http.Response, []byte) {
-		req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		if sid != "" {
-			req.Header.Set("Mcp-Session-Id", sid)
-			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	// session opens a session of a person at g, and returns what posts to it.
+	session := func(g *gw) (post func(body string) (*http.Response, []byte), initialize func(body string) (*http.Response, []byte)) {
+		_, _, tok := g.fullFlow()
+		var sid string
+		send := func(body string) (*http.Response, []byte) {
+			req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			if sid != "" {
+				req.Header.Set("Mcp-Session-Id", sid)
+				req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+			}
+			return g.do(req)
 		}
-		return g.do(req)
+		initialize = func(body string) (*http.Response, []byte) {
+			sid = ""
+			resp, b := send(body)
+			if sid = resp.Header.Get("Mcp-Session-Id"); sid != "" {
+				if resp, _ := send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`); resp.StatusCode != http.StatusAccepted {
+					t.Fatalf("notifications/initialized: %d, want 202", resp.StatusCode)
+				}
+			}
+			return resp, b
+		}
+		return send, initialize
 	}
-	initialize := func(pad int) string {
+	initBody := func(pad int) string {
 		return `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"experimental":{"x":[` +
 			strings.Repeat("0,", pad) + `0]}},"clientInfo":{"name":"t","version":"1"}}}`
 	}
-	resp, body := post("", initialize(40<<10))
+
+	// A go-sdk server of the library's user, without the demo's bound on bodies.
+	_, initialize := session(newGateway(t, func(c *mcpgateConfig) { c.MCP = mcpgate.MCPHandler(mcpgate.DemoServer("test")) }))
+	resp, body := initialize(initBody(40 << 10))
 	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Mcp-Session-Id") != "" || !strings.Contains(string(body), `"code":-32602`) {
 		t.Errorf("an initialize of 80 KiB: %d, session %q, %.200s; want 400, invalid params, no session", resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), body)
 	}
-	resp, body = post("", initialize(20<<10))
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != http.StatusOK || sid == "" {
+	if resp, body := initialize(initBody(20 << 10)); resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
 		t.Fatalf("an initialize of 40 KiB: %d %.200s; want 200 and a session", resp.StatusCode, body)
 	}
-	if resp, _ := post(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("notifications/initialized: %d, want 202", resp.StatusCode)
+
+	// The demo server of mcpgate serve.
+	post, initialize := session(newGateway(t))
+	if resp, body := initialize(initBody(0)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("initialize: %d %.200s", resp.StatusCode, body)
 	}
 	echo := func(text string) string {
-		_, body := post(sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"`+text+`"}}}`)
+		_, body := post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + text + `"}}}`)
 		return string(body)
 	}
 	if body := echo(strings.Repeat("<", maxEcho+1)); !strings.Contains(body, `"isError":true`) || strings.Contains(body, `\u003c\u003c`) {
@@ -102,5 +121,8 @@ func TestSEC209_OneUserHoldsNoMultipleOfWhatTheySend(t *testing.T) {
 	}
 	if body := echo(strings.Repeat("a", maxEcho)); strings.Contains(body, `"isError":true`) || !strings.Contains(body, strings.Repeat("a", maxEcho)) {
 		t.Errorf("echo of 4 KiB: %.300s; want the text back", body)
+	}
+	if resp, _ := post(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("a", 64<<10) + `"}}}`); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a request of 64 KiB to the demo server: %d, want 413", resp.StatusCode)
 	}
 }

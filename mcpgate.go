@@ -634,6 +634,9 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 	})
 	popts := policy.Options{Policy: res.ToolPolicy, ScopeImplies: res.ScopeImplies, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, Logger: cfg.Logger}
+	if res.MCP == nil && res.Upstream == "" && len(res.Command) == 0 {
+		popts.MaxBodyBytes = demoMaxBody
+	}
 	if g.limits != nil {
 		popts.Limit = g.limits.Tools
 	}
@@ -678,6 +681,11 @@ func (g *Gateway) backend(res *Resource, keys *tokens.Keyset, cfg *Config) (http
 	}
 	return MCPHandler(embedded.Demo(cfg.Version)), nil
 }
+
+// demoMaxBody bounds a request to the demo server (SEC-209): its tools take
+// a few KiB at most (echo 4 KiB), and the go-sdk allocates about 20 times
+// a request's body while it decodes it.
+const demoMaxBody = 64 << 10
 
 // stdioOptions are the options of the pool of res's stdio servers.
 func stdioOptions(res *Resource) bridge.StdioOptions {
