@@ -565,12 +565,17 @@ func (b cookielessEnd) Close() error {
 	return err
 }
 
-// modifyResponse refuses an answer the proxy cannot pass on, and binds a
-// session id the upstream hands out to the caller (SESS-3).
 // badAnswer is an answer of the upstream's that the proxy does not pass on:
 // the upstream is there, and the client is told so.
 type badAnswer struct{ error }
 
+// maxSessionID bounds the Mcp-Session-Id an upstream hands out (SEC-212):
+// the gateway keeps each id a user holds (internal/userlimit, to end the
+// oldest with a DELETE that names it), and a JWT as an id takes 1 KiB.
+const maxSessionID = 4 << 10
+
+// modifyResponse refuses an answer the proxy cannot pass on, and binds a
+// session id the upstream hands out to the caller (SESS-3).
 func (h *handler) modifyResponse(resp *http.Response) error {
 	switch s := resp.StatusCode; {
 	case s == http.StatusSwitchingProtocols:
@@ -586,6 +591,8 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		// Only one could be bound to the user (SESS-3): the client would
 		// be handed an id the gateway then refuses.
 		return badAnswer{errors.New("upstream answered with more than one Mcp-Session-Id")}
+	case len(resp.Header.Get(sessionHeader)) > maxSessionID:
+		return badAnswer{fmt.Errorf("upstream answered with an Mcp-Session-Id over %d bytes", maxSessionID)}
 	}
 	if len(resp.Trailer) > 0 {
 		// Trailers need a chunked answer, which a Content-Length (an

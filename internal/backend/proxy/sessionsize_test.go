@@ -12,12 +12,12 @@ import (
 
 // SEC-124: the session ids an upstream hands out cost the gateway what
 // their hash does, whatever their length: one that hands every answer a
-// new id of 48 KiB (its headers may hold 64 KiB, SEC-211) would otherwise make the
+// new id of 4 KiB (the most it may, SEC-212) would otherwise make the
 // gateway keep them all, up to the 100,000 sessions it remembers.
 func TestSEC124_LongSessionIDsKeptSmall(t *testing.T) {
 	var n atomic.Int64
 	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(sessionHeader, fmt.Sprintf("%d-%s", n.Add(1), strings.Repeat("s", 48<<10)))
+		w.Header().Set(sessionHeader, fmt.Sprintf("%d-%s", n.Add(1), strings.Repeat("s", maxSessionID-10)))
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	}))
@@ -25,7 +25,7 @@ func TestSEC124_LongSessionIDsKeptSmall(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	const answers = 1000 // 47 MiB of ids
+	const answers = 3000 // 12 MiB of ids
 	for range answers {
 		// Not post, whose cleanup keeps each answer (and its id) alive.
 		req, _ := http.NewRequest(http.MethodPost, fe.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize"}`))
@@ -42,8 +42,8 @@ func TestSEC124_LongSessionIDsKeptSmall(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 10<<20 {
-		t.Fatalf("the heap grew by %d MiB after %d sessions with ids of 48 KiB, want under 10 MiB", grew>>20, answers)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 4<<20 {
+		t.Fatalf("the heap grew by %d MiB after %d sessions with ids of 4 KiB, want under 4 MiB", grew>>20, answers)
 	}
 }
 
@@ -63,5 +63,21 @@ func TestSEC211_UpstreamResponseHeadBounded(t *testing.T) {
 	resp := post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil)
 	if body := readAll(t, resp); resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, `"error"`) {
 		t.Errorf("an upstream answer with 80 KiB of head: %d %.200s; want 502 with a JSON-RPC error", resp.StatusCode, body)
+	}
+}
+
+// SEC-212: an upstream's Mcp-Session-Id over 4 KiB is not passed on (502):
+// the gateway keeps every id a user holds, to end the oldest by its name.
+// Fails before: an id of 60 KiB was handed to the client, and kept.
+func TestSEC212_LongSessionIDRefused(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(sessionHeader, strings.Repeat("s", 60<<10))
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	fe := front(t, be.URL, Options{}, alice)
+	resp := post(t, fe.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize"}`, nil)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusBadGateway || resp.Header.Get(sessionHeader) != "" {
+		t.Errorf("an upstream session id of 60 KiB: %d, session id of %d bytes, %.200s; want 502 and none", resp.StatusCode, len(resp.Header.Get(sessionHeader)), body)
 	}
 }
