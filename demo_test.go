@@ -2,6 +2,7 @@ package mcpgate_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,5 +125,28 @@ func TestSEC209_OneUserHoldsNoMultipleOfWhatTheySend(t *testing.T) {
 	}
 	if resp, _ := post(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("a", 64<<10) + `"}}}`); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a request of 64 KiB to the demo server: %d, want 413", resp.StatusCode)
+	}
+}
+
+// SEC-213: a request to a protected resource with more than 100 header
+// fields is refused (431) before anything holds it: net/http bounds a
+// head's bytes, not its fields, and 60 KB of short distinct fields parse
+// into about 1 MiB, held (twice when proxied) while the answer takes.
+// Fails before: served.
+func TestSEC213_ManyHeaderFieldsRefused(t *testing.T) {
+	g := newGateway(t)
+	_, _, tok := g.fullFlow()
+	fields := func(n int) []string {
+		var h []string
+		for i := range n {
+			h = append(h, fmt.Sprintf("X-%d", i), "")
+		}
+		return h
+	}
+	if resp, body := g.mcpInitialize(g.url, tok.AccessToken, fields(150)...); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("initialize with 150 more header fields: %d %.200s; want 431", resp.StatusCode, body)
+	}
+	if resp, body := g.mcpInitialize(g.url, tok.AccessToken, fields(50)...); resp.StatusCode != http.StatusOK {
+		t.Errorf("initialize with 50 more header fields: %d %.200s; want 200", resp.StatusCode, body)
 	}
 }

@@ -89,6 +89,15 @@ func (g *Guard) Protect(next http.Handler) http.Handler {
 	return &protected{g: g, next: next}
 }
 
+// headerFields counts h's fields, a repeated name once per value.
+func headerFields(h http.Header) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
 // protected is one handler, not a chain of closures: every frame on the
 // way to the MCP server costs stack on each request.
 type protected struct {
@@ -96,8 +105,20 @@ type protected struct {
 	next http.Handler
 }
 
+// maxHeaderFields bounds the header fields of a request to a protected
+// resource (SEC-213). net/http bounds a head's bytes (64 KiB), not its
+// fields: 60 KB of short distinct ones parse into a map of about 1 MiB,
+// which the request holds, and a proxied one holds twice, for as long as
+// its answer takes. An MCP client sends a dozen or two.
+const maxHeaderFields = 100
+
 func (p *protected) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := p.g
+	if n := headerFields(r.Header); n > maxHeaderFields {
+		g.opts.Logger.Info("request refused: too many header fields", "fields", n, "max", maxHeaderFields)
+		http.Error(w, "too many header fields", http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
 	issuer := g.opts.Site.Issuer(r)
 	allowed := g.originAllowed(r, issuer)
 	if oauth.HandleResourceCORS(w, r, allowed) { // SEC-34: the preflight says what the request will get
