@@ -64,7 +64,9 @@ func (g *Gateway) Housekeeping(ctx context.Context) error {
 func (g *Gateway) deleteExpired(ctx context.Context, now time.Time) error {
 	var grantsBefore time.Time
 	if g.refreshTTL >= g.accessTTL {
-		grantsBefore = now.Add(-revocationKept)
+		// expiredFor more, for a replica whose clock runs behind this
+		// one's, where the grant's last tokens still live (SEC-169).
+		grantsBefore = now.Add(-revocationKept - expiredFor)
 	}
 	total, err := inBatches(ctx, func() (int, error) {
 		return g.store.DeleteExpired(ctx, now.Add(-expiredFor), grantsBefore, expireBatch)

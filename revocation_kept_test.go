@@ -37,3 +37,31 @@ func TestSEC169_RevocationOutlivesAShorterLifetime(t *testing.T) {
 		t.Errorf("the revoked 24-hour token, 2 hours later, at a gateway with a 1-hour lifetime: %d %s, want 401", resp.StatusCode, body)
 	}
 }
+
+// SEC-169 with clocks apart: housekeeping on a replica whose clock runs
+// ahead (by up to MaxClockSkew) keeps a revoked grant until every token
+// of it has expired by any replica's clock. Fails before: a replica 5 s
+// ahead deleted the revocation of a 24-hour token 5 s before it expired,
+// and a replica that started then took the token.
+func TestSEC169_RevocationKeptAcrossClockSkew(t *testing.T) {
+	first := newGateway(t, func(c *mcpgateConfig) { c.AccessTokenTTL = 24 * time.Hour })
+	reg, _, tok := first.fullFlow()
+	if resp, _ := first.postForm(first.url+"/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {reg.ClientID}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d, want 200", resp.StatusCode)
+	}
+	expiry := first.clock.Now().Add(24 * time.Hour)
+	at := func(clock time.Time) func(c *mcpgateConfig) {
+		return func(c *mcpgateConfig) {
+			c.Store, c.AccessTokenTTL, c.PublicURL = first.store, 24*time.Hour, first.url
+			c.Now = func() time.Time { return clock }
+		}
+	}
+	ahead := newGateway(t, at(expiry.Add(5*time.Second)))
+	if err := ahead.gw.Housekeeping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	starting := newGateway(t, at(expiry.Add(-5*time.Second)))
+	if resp, body := starting.mcpInitialize(starting.url, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the revoked token 5 s before it expires, after housekeeping 5 s ahead: %d %.200s, want 401", resp.StatusCode, body)
+	}
+}
