@@ -326,8 +326,11 @@ type Gateway struct {
 	// says no (SEC-97).
 	keysReadAt atomic.Int64
 	keysStale  time.Duration
-	limits     *ratelimit.Limiter // nil: no rate limits
-	console    *console.Console   // /account and /admin
+	// revocations follows what other gateways revoke; /readyz says no
+	// when it cannot (SEC-214).
+	revocations *revocationFollower
+	limits      *ratelimit.Limiter // nil: no rate limits
+	console     *console.Console   // /account and /admin
 	// clientExpiry is Config.UnusedClientExpiry, negative for never.
 	clientExpiry time.Duration
 	// accessTTL and refreshTTL are the Config's: housekeeping keeps a
@@ -390,7 +393,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	g.keysReadAt.Store(loadedAt.UnixNano())
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	// Grants revoked through other gateways on the same store (SEC-80).
-	g.closers = append(g.closers, followRevocations(cfg.Store, deny, cfg.Now, cfg.Logger, loadedAt).close)
+	g.revocations = followRevocations(cfg.Store, deny, cfg.Now, cfg.Logger, loadedAt)
+	g.closers = append(g.closers, g.revocations.close)
 	as.Register(g.mux)
 	g.console = newConsole(&cfg, as, deny)
 	g.console.Register(g.mux)

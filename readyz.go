@@ -18,7 +18,8 @@ type readiness struct {
 }
 
 // readyz answers 200 while the store takes a write and the signing keys
-// are fresh, and 503 with a short reason otherwise (SEC-13, SEC-97).
+// and revocations are fresh, and 503 with a short reason otherwise
+// (SEC-13, SEC-97, SEC-214).
 // Unlike /healthz, which only needs the store to answer, it is the check
 // to route traffic on: a gateway whose store cannot write cannot issue a
 // code, a token or a revocation. The store's error goes to the log only.
@@ -38,6 +39,11 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	if !g.keysFresh() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the signing keys could not be read from the store"}` + "\n"))
+		return
+	}
+	if !g.revocations.fresh() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the revocations could not be read from the store"}` + "\n"))
 		return
 	}
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))

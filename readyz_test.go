@@ -1,11 +1,16 @@
 package mcpgate_test
 
 import (
+	"context"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/memory"
 )
 
 // SEC-13: /readyz answers 200 only while the store takes a write; a store
@@ -74,4 +79,50 @@ func TestSEC97_ReadyzReportsStaleSigningKeys(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stuckRevocations is a store whose reads of the revoked grants hang
+// while stuck is set, as on a pooled connection whose server vanished;
+// it hides the store's feed, as such a connection silences it too.
+type stuckRevocations struct {
+	store.Store
+	stuck *atomic.Bool
+}
+
+func (s stuckRevocations) RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error) {
+	if s.stuck.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.RevokedGrantsSince(ctx, since)
+}
+
+// SEC-214: a gateway that cannot read the revocations of the others
+// (their reload hangs, or fails) leaves the traffic within seconds: it
+// would take revoked tokens meanwhile. Fails before: /readyz said ok for
+// as long as the read hung.
+func TestSEC214_StaleRevocationsNotReady(t *testing.T) {
+	stuck := &atomic.Bool{}
+	g := newGateway(t, func(c *mcpgateConfig) { c.Store = stuckRevocations{Store: memory.New(), stuck: stuck} })
+	if resp, body := g.get(g.url + "/readyz"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz: %d %s, want 200", resp.StatusCode, body)
+	}
+	// until polls /readyz for want, for at most 20 s.
+	until := func(want int, what string) {
+		t.Helper()
+		var status int
+		var body []byte
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var resp *http.Response
+			resp, body = g.get(g.url + "/readyz")
+			if status = resp.StatusCode; status == want && (want == http.StatusOK || strings.Contains(string(body), "revocations")) {
+				return
+			}
+		}
+		t.Fatalf("%s: /readyz still %d %s after 20 s", what, status, body)
+	}
+	stuck.Store(true)
+	until(http.StatusServiceUnavailable, "with the revocations' reads hanging")
+	stuck.Store(false)
+	until(http.StatusOK, "once they read again")
 }

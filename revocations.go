@@ -39,6 +39,11 @@ const (
 	// each failure in a row up to listenRetryMax; the reload stands in.
 	listenRetry    = 100 * time.Millisecond
 	listenRetryMax = 10 * time.Second
+	// revocationsStale is how long the reloads may fail, or hang, before
+	// /readyz takes the gateway out of the traffic (SEC-214): it would
+	// take revoked tokens meanwhile. Ten reloads: one slow read is no
+	// outage. A reload's read is bounded by as much.
+	revocationsStale = 5 * time.Second
 )
 
 // revocationFollower feeds a denylist with the grants revoked by other
@@ -53,13 +58,18 @@ type revocationFollower struct {
 	log  *slog.Logger
 	stop context.CancelFunc
 	done chan struct{}
+	// readAt is when a reload last read the store, on the monotonic
+	// clock: nanoseconds since started. Not the configured clock, which
+	// tests move by hours.
+	started time.Time
+	readAt  atomic.Int64
 }
 
 // followRevocations starts a follower; loadedAt is when the gateway read
 // the revoked grants at start, where the first reload takes over.
 func followRevocations(st store.Store, deny *resource.Denylist, now func() time.Time, log *slog.Logger, loadedAt time.Time) *revocationFollower {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &revocationFollower{st: st, deny: deny, now: now, log: log, stop: cancel, done: make(chan struct{})}
+	f := &revocationFollower{st: st, deny: deny, now: now, log: log, stop: cancel, done: make(chan struct{}), started: time.Now()}
 	go func() {
 		defer close(f.done)
 		var wg sync.WaitGroup
@@ -94,7 +104,9 @@ func (f *revocationFollower) reload(ctx context.Context, lastOK time.Time) {
 		case <-tick.C:
 		}
 		at := f.now()
-		ids, err := f.st.RevokedGrantsSince(ctx, lastOK.Add(-revocationOverlap))
+		read, cancel := context.WithTimeout(ctx, revocationsStale)
+		ids, err := f.st.RevokedGrantsSince(read, lastOK.Add(-revocationOverlap))
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -113,7 +125,15 @@ func (f *revocationFollower) reload(ctx context.Context, lastOK time.Time) {
 			f.deny.RevokeAll(ids)
 		}
 		lastOK = at
+		f.readAt.Store(int64(time.Since(f.started)))
 	}
+}
+
+// fresh reports whether a reload read the store within revocationsStale
+// (or the follower started that recently: the gateway read them at its
+// start).
+func (f *revocationFollower) fresh() bool {
+	return time.Since(f.started)-time.Duration(f.readAt.Load()) < revocationsStale
 }
 
 func (f *revocationFollower) listen(ctx context.Context, feed store.RevocationFeed) {
