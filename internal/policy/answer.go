@@ -28,10 +28,11 @@ type answerWriter struct {
 	status      int
 	wroteHeader bool
 	head        []byte // modeTee: the first maxSniff bytes
+	headFull    bool   // modeTee: no more kept, the held answers being over budget
 	held        []byte // modeHold
 	overflow    bool   // modeHold: more than maxHold bytes
 	overBudget  bool   // modeHold: more than the handler's maxHeldTotal with the others
-	reserved    int    // modeHold: bytes counted in the handler's held
+	reserved    int    // bytes counted in the handler's held: the head, or what is held
 	packed      bool   // modeHold: a Content-Encoding the policy cannot read
 	sse         sseFilter
 }
@@ -117,11 +118,21 @@ func (a *answerWriter) Write(p []byte) (int, error) {
 	}
 	switch a.mode {
 	case modeTee:
-		if room := maxSniff - len(a.head); room > 0 {
+		// The head, kept to read the calls' outcomes from, counts with
+		// the answers held (SEC-215): a client that does not read keeps
+		// it as long as the answer. Past the budget no more is kept, and
+		// an outcome it would have shown is not known.
+		if room := maxSniff - len(a.head); room > 0 && !a.headFull {
+			n := min(room, len(p))
+			if !a.x.h.held.Reserve(a.x.heldBy(), n) {
+				a.headFull = true
+				break
+			}
+			a.reserved += n
 			if cap(a.head) == 0 {
 				a.head = make([]byte, 0, min(maxSniff, max(len(p), 512)))
 			}
-			a.head = append(a.head, p[:min(room, len(p))]...)
+			a.head = append(a.head, p[:n]...)
 		}
 	case modeHold:
 		a.hold(p)
@@ -296,7 +307,9 @@ func (s *sseFilter) write(p []byte) (int, error) {
 		// One flush for what this write completed, not one per event: a
 		// backend's 32 KiB of blank lines are thousands of events.
 		n, err := s.sc.Write(p)
-		s.count()
+		if !s.count() {
+			s.a.x.h.log.Error("answers held to filter their tools exceed the gateway's budget; an event refused", "resource", s.a.x.h.resource, "budget_bytes", maxHeldTotal)
+		}
 		if f, ok := s.a.w.(http.Flusher); ok {
 			f.Flush()
 		}
@@ -305,28 +318,33 @@ func (s *sseFilter) write(p []byte) (int, error) {
 	n, err := s.a.w.Write(p)
 	if s.a.watchCalls && s.a.x.pending > 0 { // once every call is settled, the rest only passes
 		_, _ = s.sc.Write(p)
+		// The event under way is kept to read an outcome from, counted
+		// as a held one is (SEC-215); past the budget it is not read.
+		if !s.count() {
+			s.a.x.h.log.Debug("an event not read for a call's outcome: the answers held are over budget", "resource", s.a.x.h.resource)
+		}
 	}
 	return n, err
 }
 
-// count keeps what the held event under way holds counted with the JSON
-// answers held (SEC-161): past the budget, in all or the user's, the event
-// is dropped, and refused as one too large is.
-func (s *sseFilter) count() {
+// count keeps what the event under way holds counted with the JSON
+// answers held (SEC-161, SEC-215): past the budget, in all or the user's,
+// the event is dropped and count reports false.
+func (s *sseFilter) count() bool {
 	a, x := s.a, s.a.x
 	switch held := s.sc.Held(); {
 	case held > a.reserved:
 		if !x.h.held.Reserve(x.heldBy(), held-a.reserved) {
-			x.h.log.Error("answers held to filter their tools exceed the gateway's budget; an event refused", "resource", x.h.resource, "budget_bytes", maxHeldTotal)
 			s.sc.Drop()
 			a.releaseHeld()
-			return
+			return false
 		}
 		a.reserved = held
 	case held < a.reserved:
 		x.h.held.Release(x.heldBy(), a.reserved-held)
 		a.reserved = held
 	}
+	return true
 }
 
 // event handles one event of the stream: it finds outcomes in its data

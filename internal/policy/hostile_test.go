@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/mcpgate/mcpgate/identity"
@@ -335,5 +336,70 @@ func TestSEC201_HeldRequestBodiesBounded(t *testing.T) {
 	}
 	if n := h.bodies.Held(); n != 0 {
 		t.Errorf("%d bytes of bodies still counted once every answer was written, want 0", n)
+	}
+}
+
+// SEC-215: the head of a tools/call's answer, kept to read its outcome
+// from (up to 1 MiB, JSON or the event under way), counts with the
+// answers held, by user and in all, while the answer is written: a client
+// that reads nothing keeps it. Past the budget the answer still passes
+// whole, its outcome unread. Fails before: nothing counted.
+func TestSEC215_OutcomeHeadCounted(t *testing.T) {
+	for _, ct := range []string{"application/json", "text/event-stream"} {
+		t.Run(ct, func(t *testing.T) {
+			release := make(chan struct{})
+			answer := `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 900<<10) + `"}]}}`
+			if ct == "text/event-stream" {
+				answer = "event: message\ndata: " + answer // the event under way, its blank line to come
+			}
+			ev := &events{}
+			h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ct)
+				io.WriteString(w, answer)
+				<-release
+				if ct == "text/event-stream" {
+					io.WriteString(w, "\n\n")
+				}
+			}), Options{Audit: ev}).(*handler)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r.WithContext(identity.WithCaller(r.Context(), bob)))
+			}))
+			defer srv.Close()
+			call := func() (int, int) {
+				req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return 0, 0
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, len(b)
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); call() }()
+			deadline := time.Now().Add(10 * time.Second)
+			for h.held.Held() < 900<<10 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := h.held.Held(); n < 900<<10 {
+				t.Errorf("the head of an answer under way: %d bytes counted, want its 900 KiB", n)
+			}
+			close(release)
+			<-done
+			if n := h.held.Held(); n != 0 {
+				t.Errorf("%d bytes still counted once the answer was written, want 0", n)
+			}
+			// With bob's share all but spent, the answer passes whole.
+			h.held.Reserve(bob.User.ID, maxHeldPerUser-1000)
+			if status, n := call(); status != http.StatusOK || n < len(answer) {
+				t.Errorf("an answer with the budget spent: %d, %d bytes; want 200 and all of it", status, n)
+			}
+			if n := h.held.Held(); n != maxHeldPerUser-1000 {
+				t.Errorf("%d bytes counted after, want only the %d reserved before", n, maxHeldPerUser-1000)
+			}
+		})
 	}
 }
