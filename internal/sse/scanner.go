@@ -150,15 +150,14 @@ func lineEnd(p []byte, lf int) int {
 	return lf
 }
 
-// Held is how many bytes of the event under way the Scanner holds: the
-// event's bytes so far, within Max (and as many again for its data and,
-// with Raw, its raw form). A caller that bounds what all its streams hold
-// together counts it after each Write.
+// Held is how many bytes of the event under way the Scanner holds: its
+// data so far and, with Raw, its raw form, each within Max. A caller that
+// bounds what all its streams hold together counts it after each Write.
 func (s *Scanner) Held() int {
 	if s.tooLarge {
 		return 0
 	}
-	return s.n
+	return len(s.data) + len(s.raw)
 }
 
 // Drop gives up the event under way: what it holds is let go, the rest of

@@ -274,3 +274,25 @@ func TestKnown(t *testing.T) {
 		t.Error("Known copied an event of known lines alone, want it returned as it is")
 	}
 }
+
+// SEC-216: Held counts what the event under way holds, its data and,
+// with Raw, its raw form too, so that a caller's budget bounds the memory
+// it means to. Fails before: the event's bytes were counted once, while
+// the scanner held them twice with Raw (held answers 2.5 to 4 times what
+// the budget said).
+func TestSEC216_HeldCountsDataAndRaw(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		s := Scanner{Max: 1 << 20, Raw: raw, Handle: func(Event) error { return nil }}
+		data := strings.Repeat("x", 10_000)
+		if _, err := s.Write([]byte("event: message\ndata: " + data + "\ndata: " + data + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		want := 2*len(data) + 1 // two data lines, joined by a newline
+		if raw {
+			want += len("event: message\ndata: ") + len(data) + len("\ndata: ") + len(data) + 1 // the raw form, its line ends as sent
+		}
+		if got := s.Held(); got < want-4 || got > want+4 {
+			t.Errorf("Raw %v: Held %d, want about %d", raw, got, want)
+		}
+	}
+}
