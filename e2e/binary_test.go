@@ -353,7 +353,7 @@ func TestBinaryRejectsBadConfiguration(t *testing.T) {
 	if !ok || ee.ExitCode() != 2 {
 		t.Fatalf("exit %v, want exit status 2\n%s", err, out)
 	}
-	for _, want := range []string{"listen", "public_url", "local_users", "store"} {
+	for _, want := range []string{"listen", "public_url", "--local-user (the 1st given)", "store"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}

@@ -24,6 +24,9 @@ type Config struct {
 	// given holds the file key of each setting the file, a variable or a
 	// flag set, for those whose default cannot tell (scopes, SEC-174).
 	given map[string]bool
+	// from names, by file key, the variable or flag a setting came from
+	// when not from the file: a problem with one of its values says so.
+	from map[string]string
 
 	Listen    string `yaml:"listen" arg:"ADDR" default:"127.0.0.1:8080" help:"address to listen on"`
 	PublicURL string `yaml:"public_url" arg:"URL" help:"the issuer and public origin, https unless loopback; an origin only, no path (default: follow the loopback Host)"`

@@ -124,3 +124,26 @@ func TestSEC76_SpecInAMappingNeverShowsItsPassword(t *testing.T) {
 		t.Errorf("a message shows a password:\n%s", msg)
 	}
 }
+
+// A local account that is no account is named by where it was given: the
+// flag or the variable, and which of its values, not a file key the
+// operator never wrote. Fails before: "local_users[1]" for the second
+// --local-user, with no configuration file.
+func TestLocalUserProblemNamesItsSource(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		environ map[string]string
+		want    string
+	}{
+		{[]string{"--local-user", "bob:longpassword1", "--local-user", "al ice:password1"}, nil, `--local-user (the 2nd given): user spec: invalid name "al ice"`},
+		{nil, map[string]string{"MCPGATE_LOCAL_USERS": "al ice:password1"}, `MCPGATE_LOCAL_USERS (the 1st given): user spec: invalid name "al ice"`},
+	} {
+		cfg, err := Load(tc.args, env(tc.environ))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v; want %q", tc.args, tc.environ, err, tc.want)
+		}
+	}
+}

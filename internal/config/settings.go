@@ -180,7 +180,7 @@ func Load(args []string, getenv func(string) string, commandFlags ...string) (*C
 	}
 	errs := bad.errs
 	cfg, checkable := Defaults(), true
-	cfg.given = map[string]bool{}
+	cfg.given, cfg.from = map[string]bool{}, map[string]string{}
 	if *path == "" {
 		*path = getenv("MCPGATE_CONFIG")
 	}
@@ -193,7 +193,7 @@ func Load(args []string, getenv func(string) string, commandFlags ...string) (*C
 	fs.Visit(func(f *flag.Flag) {
 		if v, ok := f.Value.(*flagValue); ok && !bad.flags[v.s.flag] {
 			v.s.field(&cfg).Set(v.s.field(&flagged))
-			cfg.given[v.s.key] = true
+			cfg.given[v.s.key], cfg.from[v.s.key] = true, "--"+v.s.flag
 		}
 	})
 	cfg.cmdlineSecrets = secretFlags(fs, &flagged)
@@ -315,7 +315,7 @@ func applyEnv(cfg *Config, getenv func(string) string) []error {
 				if err := s.set(cfg, v, false); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", s.env[i], err))
 				} else {
-					cfg.given[s.key] = true
+					cfg.given[s.key], cfg.from[s.key] = true, s.env[i]
 				}
 			}
 		}

@@ -147,10 +147,14 @@ func (c *Config) validateStore(p *problems) {
 
 func (c *Config) validateConnectors(p *problems) {
 	for i, u := range c.LocalUsers {
+		where := fmt.Sprintf("local_users[%d]", i)
+		if from := c.from["local_users"]; from != "" {
+			where = fmt.Sprintf("%s (the %s given)", from, ordinal(i+1))
+		}
 		if problem := specProblem(u); problem != "" {
-			p.add("local_users[%d]: %s", i, problem)
+			p.add("%s: %s", where, problem)
 		} else if name, _, groups, _ := local.ParseUserSpecGroups(u); len(groups) > int(c.MaxGroups) && c.MaxGroups > 0 {
-			p.add("local_users[%d]: %d groups, more than max_groups (%d): %s could never log in (SEC-70)", i, len(groups), c.MaxGroups, name)
+			p.add("%s: %d groups, more than max_groups (%d): %s could never log in (SEC-70)", where, len(groups), c.MaxGroups, name)
 		}
 	}
 	// A secret file counts as a secret even when it could not be read:
@@ -629,4 +633,20 @@ func redactUser(spec string) string {
 		return name + ":***"
 	}
 	return "***"
+}
+
+// ordinal writes n as "1st", "2nd", "3rd", "4th"….
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
 }
