@@ -151,13 +151,11 @@ func lineEnd(p []byte, lf int) int {
 }
 
 // Held is how many bytes of the event under way the Scanner holds: its
-// data so far and, with Raw, its raw form, each within Max. A caller that
-// bounds what all its streams hold together counts it after each Write.
+// name, its data so far (a prefix of it, once too large, until its end)
+// and, with Raw, its raw form, each within Max. A caller that bounds what
+// all its streams hold together counts it after each Write.
 func (s *Scanner) Held() int {
-	if s.tooLarge {
-		return 0
-	}
-	return len(s.data) + len(s.raw)
+	return len(s.name) + len(s.data) + len(s.raw)
 }
 
 // Drop gives up the event under way: what it holds is let go, the rest of
@@ -165,7 +163,7 @@ func (s *Scanner) Held() int {
 // whose streams hold too much together drops one.
 func (s *Scanner) Drop() {
 	s.tooLarge = true
-	s.raw, s.data = reuse(s.raw), reuse(s.data)
+	s.raw, s.data, s.name = reuse(s.raw), reuse(s.data), reuse(s.name)
 }
 
 // Close reports the event the stream ended inside, if any, as
@@ -204,7 +202,7 @@ func (s *Scanner) take(b []byte) []byte {
 	}
 	if room := s.Max - s.n; len(b) > room {
 		s.tooLarge = true
-		s.raw = s.raw[:0]
+		s.raw = reuse(s.raw)
 		return b[:max(room, 0)]
 	}
 	s.n += len(b)

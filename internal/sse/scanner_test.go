@@ -275,9 +275,10 @@ func TestKnown(t *testing.T) {
 	}
 }
 
-// SEC-216: Held counts what the event under way holds, its data and,
-// with Raw, its raw form too, so that a caller's budget bounds the memory
-// it means to. Fails before: the event's bytes were counted once, while
+// SEC-216: Held counts what the event under way holds, its name, its
+// data and, with Raw, its raw form too, also once the event is too large
+// (its data's prefix is kept to its end), so that a caller's budget bounds
+// the memory it means to. Fails before: the event's bytes were counted once, while
 // the scanner held them twice with Raw (held answers 2.5 to 4 times what
 // the budget said).
 func TestSEC216_HeldCountsDataAndRaw(t *testing.T) {
@@ -287,12 +288,28 @@ func TestSEC216_HeldCountsDataAndRaw(t *testing.T) {
 		if _, err := s.Write([]byte("event: message\ndata: " + data + "\ndata: " + data + "\n")); err != nil {
 			t.Fatal(err)
 		}
-		want := 2*len(data) + 1 // two data lines, joined by a newline
+		want := len("message") + 2*len(data) + 1 // the name, and two data lines joined by a newline
 		if raw {
 			want += len("event: message\ndata: ") + len(data) + len("\ndata: ") + len(data) + 1 // the raw form, its line ends as sent
 		}
 		if got := s.Held(); got < want-4 || got > want+4 {
 			t.Errorf("Raw %v: Held %d, want about %d", raw, got, want)
 		}
+	}
+}
+
+// SEC-216: an event past Max keeps its data's prefix until its end, and
+// Held says so; Drop lets it go.
+func TestSEC216_HeldCountsTooLargeEvent(t *testing.T) {
+	s := Scanner{Max: 1 << 10, Handle: func(Event) error { return nil }}
+	if _, err := s.Write([]byte("data: " + strings.Repeat("x", 2<<10))); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Held(); got < 900 {
+		t.Errorf("an event past Max: Held %d, want the prefix it keeps, about 1 KiB", got)
+	}
+	s.Drop()
+	if got := s.Held(); got != 0 {
+		t.Errorf("after Drop: Held %d, want 0", got)
 	}
 }
