@@ -119,16 +119,18 @@ func (a *answerWriter) Write(p []byte) (int, error) {
 	switch a.mode {
 	case modeTee:
 		// The head, kept to read the calls' outcomes from, counts with
-		// the answers held (SEC-215): a client that does not read keeps
-		// it as long as the answer. Past the budget no more is kept, and
-		// an outcome it would have shown is not known.
+		// the answers held past its first freeSniff bytes (SEC-215): a
+		// client that does not read keeps it as long as the answer. Past
+		// the budget no more is kept, and an outcome it would have shown
+		// is not known.
 		if room := maxSniff - len(a.head); room > 0 && !a.headFull {
 			n := min(room, len(p))
-			if !a.x.h.held.Reserve(a.x.heldBy(), n) {
+			counted := max(len(a.head)+n-freeSniff, 0) - max(len(a.head)-freeSniff, 0)
+			if counted > 0 && !a.x.h.held.Reserve(a.x.heldBy(), counted) {
 				a.headFull = true
 				break
 			}
-			a.reserved += n
+			a.reserved += counted
 			if cap(a.head) == 0 {
 				a.head = make([]byte, 0, min(maxSniff, max(len(p), 512)))
 			}
@@ -307,7 +309,7 @@ func (s *sseFilter) write(p []byte) (int, error) {
 		// One flush for what this write completed, not one per event: a
 		// backend's 32 KiB of blank lines are thousands of events.
 		n, err := s.sc.Write(p)
-		if !s.count() {
+		if !s.count(0) {
 			s.a.x.h.log.Error("answers held to filter their tools exceed the gateway's budget; an event refused", "resource", s.a.x.h.resource, "budget_bytes", maxHeldTotal)
 		}
 		if f, ok := s.a.w.(http.Flusher); ok {
@@ -319,20 +321,21 @@ func (s *sseFilter) write(p []byte) (int, error) {
 	if s.a.watchCalls && s.a.x.pending > 0 { // once every call is settled, the rest only passes
 		_, _ = s.sc.Write(p)
 		// The event under way is kept to read an outcome from, counted
-		// as a held one is (SEC-215); past the budget it is not read.
-		if !s.count() {
+		// as a held one is past its first freeSniff bytes (SEC-215); past
+		// the budget it is not read.
+		if !s.count(freeSniff) {
 			s.a.x.h.log.Debug("an event not read for a call's outcome: the answers held are over budget", "resource", s.a.x.h.resource)
 		}
 	}
 	return n, err
 }
 
-// count keeps what the event under way holds counted with the JSON
-// answers held (SEC-161, SEC-215): past the budget, in all or the user's,
-// the event is dropped and count reports false.
-func (s *sseFilter) count() bool {
+// count keeps what the event under way holds, past its first free bytes,
+// counted with the JSON answers held (SEC-161, SEC-215): past the budget,
+// in all or the user's, the event is dropped and count reports false.
+func (s *sseFilter) count(free int) bool {
 	a, x := s.a, s.a.x
-	switch held := s.sc.Held(); {
+	switch held := max(s.sc.Held()-free, 0); {
 	case held > a.reserved:
 		if !x.h.held.Reserve(x.heldBy(), held-a.reserved) {
 			s.sc.Drop()

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -381,11 +382,11 @@ func TestSEC215_OutcomeHeadCounted(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); call() }()
 			deadline := time.Now().Add(10 * time.Second)
-			for h.held.Held() < 900<<10 && time.Now().Before(deadline) {
+			for h.held.Held() < 900<<10-freeSniff && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
-			if n := h.held.Held(); n < 900<<10 {
-				t.Errorf("the head of an answer under way: %d bytes counted, want its 900 KiB", n)
+			if n := h.held.Held(); n < 900<<10-freeSniff {
+				t.Errorf("the head of an answer under way: %d bytes counted, want its 900 KiB but the first 4 KiB", n)
 			}
 			close(release)
 			<-done
@@ -399,6 +400,44 @@ func TestSEC215_OutcomeHeadCounted(t *testing.T) {
 			}
 			if n := h.held.Held(); n != maxHeldPerUser-1000 {
 				t.Errorf("%d bytes counted after, want only the %d reserved before", n, maxHeldPerUser-1000)
+			}
+		})
+	}
+}
+
+// SEC-215: with the answers held over budget (others' slow clients), a
+// small answer's outcome is still read: the head's first 4 KiB are kept
+// uncounted. Fails with the whole head counted: the call was audited as
+// failed.
+func TestSEC215_SmallAnswerOutcomeReadOverBudget(t *testing.T) {
+	for _, ct := range []string{"application/json", "text/event-stream"} {
+		t.Run(ct, func(t *testing.T) {
+			ev := &events{}
+			h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ct)
+				a := `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}`
+				if ct == "text/event-stream" {
+					a = "event: message\ndata: " + a + "\n\n"
+				}
+				io.WriteString(w, a)
+			}), Options{Audit: ev}).(*handler)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r.WithContext(identity.WithCaller(r.Context(), bob)))
+			}))
+			defer srv.Close()
+			for i := 0; h.held.Reserve(fmt.Sprintf("local:other%d", i), maxHeldPerUser); i++ {
+			}
+			req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got := ev.all(); len(got) != 1 || got[0].Outcome != "ok" {
+				t.Errorf("a successful call with the budget spent by others: audited %+v, want ok", got)
 			}
 		})
 	}

@@ -31,6 +31,10 @@ const (
 	// maxSniff is how much of an answer (or of one SSE event) is kept to
 	// find a tools/call's outcome; it never delays the answer.
 	maxSniff = 1 << 20
+	// freeSniff is how much of that is kept whatever the answers held
+	// (SEC-215): a small answer's outcome is always read, and a
+	// connection holds at most this much uncounted.
+	freeSniff = 4 << 10
 	// maxHold bounds a tools/list answer (or SSE event) held to filter it.
 	maxHold = 16 << 20
 	// maxHeldTotal bounds the JSON answers held at once, all requests
