@@ -140,21 +140,16 @@ func (r *Recorder) lost() {
 		"dropped", r.dropped.Load(), "limited", r.limited.Load())
 }
 
-// RecordLimited records e unless key (a client address, a grant) is over
-// its rate (KeyBurst, KeyEvery); an event left out is counted (Limited).
-// Steps that went through of an attempt in progress go to RecordSignedIn,
-// by their person, so that a flood of junk from an address never hides a
+// RecordLimited records e unless key (a client address) is over its rate
+// (KeyBurst, KeyEvery); an event left out is counted (Limited). Steps
+// that went through of an attempt in progress go to RecordSignedIn, by
+// their person, so that a flood of junk from an address never hides a
 // real attempt made from it (SEC-119).
 func (r *Recorder) RecordLimited(key string, e Event) {
 	if r == nil {
 		return
 	}
-	if !r.allow(key) {
-		r.limited.Add(1)
-		r.lost()
-		return
-	}
-	r.Record(e)
+	r.recordIn(r.keys, key, false, e)
 }
 
 // RecordSignedIn records e, a step of an attempt the person userID signed
@@ -177,12 +172,7 @@ func (r *Recorder) RecordSignedIn(userID string, e Event) {
 	if e.Outcome != OutcomeOK {
 		key = "failures\x00" + userID
 	}
-	if !r.allowIn(r.people, key, true) {
-		r.limited.Add(1)
-		r.lost()
-		return
-	}
-	r.Record(e)
+	r.recordIn(r.people, key, true, e)
 }
 
 // RecordRefusedToken records e, a protected resource's refusal of a token
@@ -196,7 +186,14 @@ func (r *Recorder) RecordRefusedToken(userID string, e Event) {
 	if r == nil {
 		return
 	}
-	if !r.allowIn(r.people, "refused\x00"+userID, true) {
+	r.recordIn(r.people, "refused\x00"+userID, true, e)
+}
+
+// recordIn records e unless key's bucket in m is over its rate (allowIn,
+// whenFull for a new key while MaxKeys are held); an event left out is
+// counted (Limited).
+func (r *Recorder) recordIn(m map[string]*rate.Limiter, key string, whenFull bool, e Event) {
+	if !r.allowIn(m, key, whenFull) {
 		r.limited.Add(1)
 		r.lost()
 		return
