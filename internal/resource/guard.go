@@ -248,7 +248,7 @@ func (g *Guard) verify(r *http.Request, raw, issuer string, now time.Time) (*ver
 		g.opts.Logger.Info("token refused", "reason", safetext.Clip(err.Error(), 512), "path", safetext.Clip(r.URL.Path, 512))
 		var aud *tokens.AudienceError
 		if g.opts.Flows != nil && errors.As(err, &aud) {
-			g.recordRefusal(aud.GrantID, flows.Event{Attempt: aud.GrantID, ClientID: aud.ClientID, UserID: aud.Subject, Step: flows.StepResource,
+			g.recordRefusal(flows.Event{Attempt: aud.GrantID, ClientID: aud.ClientID, UserID: aud.Subject, Step: flows.StepResource,
 				Outcome: CheckWrongAudience, Details: map[string]string{"resource_requested": issuer + g.opts.Resource.Path},
 				Reason: "the access token was issued for " + strings.Join(aud.Audience, ", ") + ", not " + issuer + g.opts.Resource.Path +
 					": the client must ask for a token for this resource (the resource parameter, RFC 8707)"})
@@ -302,20 +302,16 @@ func (g *Guard) refused(issuer string, v *verified, outcome, reason string) {
 	if c, ok := v.info.Extra[identity.TokenInfoKey].(*identity.Caller); ok {
 		e.ClientID, e.UserID = c.ClientID, c.User.ID
 	}
-	g.recordRefusal(v.grant, e)
+	g.recordRefusal(e)
 }
 
-// recordRefusal records e, the refusal of a token of grant. A client that
-// does not read the 401 presents the token again and again, so refusals
-// are kept to a rate (SEC-119): the person's, whose tokens they are
-// (signed by the gateway, so no made-up person), since a person may make
-// grants in number, one flow each, and one bucket per grant let one
-// person push everyone else's attempts out of the events kept (SEC-207);
-// the grant's for a token that names no person.
-func (g *Guard) recordRefusal(grant string, e flows.Event) {
-	if e.UserID != "" {
-		g.opts.Flows.RecordRefusedToken(e.UserID, e)
-		return
-	}
-	g.opts.Flows.RecordLimited("grant "+grant, e)
+// recordRefusal records e, the refusal of a token. A client that does not
+// read the 401 presents the token again and again, so refusals are kept
+// to a rate (SEC-119): that of the person the token names (every token
+// the guard verified names one, signed by the gateway, so no made-up
+// person), since a person may make grants in number, one flow each, and
+// one bucket per grant let one person push everyone else's attempts out
+// of the events kept (SEC-207).
+func (g *Guard) recordRefusal(e flows.Event) {
+	g.opts.Flows.RecordRefusedToken(e.UserID, e)
 }
