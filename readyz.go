@@ -26,27 +26,22 @@ type readiness struct {
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	reason := ""
 	switch err := g.storeWritable(r.Context()); {
 	case errors.Is(err, ErrClockSkew):
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"this machine's clock is off the store's"}` + "\n"))
-		return
+		reason = "this machine's clock is off the store's"
 	case err != nil:
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the store cannot take a write"}` + "\n"))
+		reason = "the store cannot take a write"
+	case !g.keysFresh():
+		reason = "the signing keys could not be read from the store"
+	case !g.revocations.fresh():
+		reason = "the revocations could not be read from the store"
+	default:
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 		return
 	}
-	if !g.keysFresh() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the signing keys could not be read from the store"}` + "\n"))
-		return
-	}
-	if !g.revocations.fresh() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"the revocations could not be read from the store"}` + "\n"))
-		return
-	}
-	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"status":"unavailable","reason":"` + reason + `"}` + "\n"))
 }
 
 // keysFresh reports whether the signing keys were read from the store
