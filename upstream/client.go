@@ -2,11 +2,10 @@ package upstream
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/oauth"
 )
 
 // Client returns a copy of c (a new client if nil) for the calls to an
@@ -33,7 +32,7 @@ func Client(c *http.Client, timeout time.Duration) *http.Client {
 	}
 	next := out.CheckRedirect
 	out.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if origin(req.URL) != origin(via[0].URL) {
+		if oauth.Origin(req.URL.String()) != oauth.Origin(via[0].URL.String()) {
 			return errors.New("the provider redirected to another origin; mcpgate follows a provider's redirects within its origin only")
 		}
 		if next != nil {
@@ -45,14 +44,4 @@ func Client(c *http.Client, timeout time.Duration) *http.Client {
 		return nil
 	}
 	return out
-}
-
-// origin is u's scheme, host and port, the port written out when u
-// leaves it to the scheme: https://idp and https://idp:443 are one.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }

@@ -1,13 +1,17 @@
-package upstream
+package upstream_test
 
 import (
-	"net/url"
+	"net/http"
 	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/upstream"
 )
 
 // SEC-203: one origin spelt two ways is one origin; another scheme, host
 // or port is another.
 func TestSEC203_Origin(t *testing.T) {
+	check := upstream.Client(nil, time.Minute).CheckRedirect
 	for _, tc := range []struct {
 		a, b string
 		same bool
@@ -20,10 +24,10 @@ func TestSEC203_Origin(t *testing.T) {
 		{"https://idp.example/a", "https://cdn.idp.example/a", false},
 		{"http://[::1]:8080/a", "http://[::1]:8080/b", true},
 	} {
-		a, _ := url.Parse(tc.a)
-		b, _ := url.Parse(tc.b)
-		if got := origin(a) == origin(b); got != tc.same {
-			t.Errorf("%s and %s: the same origin = %v (%s, %s), want %v", tc.a, tc.b, got, origin(a), origin(b), tc.same)
+		from, _ := http.NewRequest(http.MethodGet, tc.a, nil)
+		to, _ := http.NewRequest(http.MethodGet, tc.b, nil)
+		if err := check(to, []*http.Request{from}); (err == nil) != tc.same {
+			t.Errorf("a redirect from %s to %s: %v, want it followed = %v", tc.a, tc.b, err, tc.same)
 		}
 	}
 }

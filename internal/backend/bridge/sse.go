@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/backend/proxy"
+	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sse"
 	"github.com/mcpgate/mcpgate/internal/tracing"
@@ -127,24 +128,11 @@ func (s *sseConn) resolve(data []byte) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint is not a URI: %w", err)
 	}
-	if u.User != nil || !sameOrigin(u, s.spec.url) {
+	if u.User != nil || oauth.Origin(u.String()) != oauth.Origin(s.spec.url.String()) {
 		return nil, fmt.Errorf("endpoint %s://%s%s is not on the origin of the SSE URL", u.Scheme, u.Host, u.Path)
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u, nil
-}
-
-func sameOrigin(a, b *url.URL) bool {
-	port := func(u *url.URL) string {
-		if p := u.Port(); p != "" {
-			return p
-		}
-		if strings.EqualFold(u.Scheme, "https") {
-			return "443"
-		}
-		return "80"
-	}
-	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 // read handles each event of the stream as it arrives; the stream ending
