@@ -20,6 +20,11 @@ import (
 // unauthenticated request writes one line.
 const maxLoggedPath = 512
 
+// maxLoggedMethod bounds the method a log line shows, for the same reason:
+// net/http takes any token as a method, up to the header's 64 KiB. The
+// longest method HTTP registries name (UPDATEREDIRECTREF) takes 17.
+const maxLoggedMethod = 32
+
 // ServeHTTP serves every endpoint of the gateway and writes one log line
 // per request. The query string is never logged: it carries codes and
 // states. Every request gets an id of the gateway's own (SEC-103), in
@@ -80,7 +85,7 @@ func (g *Gateway) logRequest(r *http.Request, rec *statusRecorder, start time.Ti
 	}
 	line := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
 	line.AddAttrs(
-		slog.String("method", r.Method),
+		slog.String("method", safetext.Clip(r.Method, maxLoggedMethod)),
 		slog.String("path", safetext.Clip(r.URL.Path, maxLoggedPath)),
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),

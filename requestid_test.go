@@ -133,3 +133,22 @@ func TestSEC116_LoggedPathBounded(t *testing.T) {
 		t.Errorf("the request log holds %d bytes for a path of 20001, want its first 512 or so", len(logs))
 	}
 }
+
+// SEC-116: the request log shows at most 32 bytes of a method, which
+// net/http takes as any token up to the header's 64 KiB. Fails before
+// this change: a line of 20 KB for a made-up method of 20,000 letters.
+func TestSEC116_LoggedMethodBounded(t *testing.T) {
+	g := newGateway(t)
+	method := strings.Repeat("M", 20000)
+	req, err := http.NewRequest(method, g.url+"/mcp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := g.do(req); resp.StatusCode < 400 {
+		t.Fatalf("a made-up method: %d, want a refusal", resp.StatusCode)
+	}
+	logs := g.logs.String()
+	if strings.Contains(logs, strings.Repeat("M", 33)) || !strings.Contains(logs, "method="+strings.Repeat("M", 32)) {
+		t.Errorf("the request log holds %d bytes for a method of 20,000, want its first 32", len(logs))
+	}
+}
