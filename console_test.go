@@ -620,3 +620,28 @@ func TestSEC155_CodeIssuedBeforeTheRevokeIssuesNothing(t *testing.T) {
 		t.Errorf("the code issued before the revoke: %d %+v, want 400 invalid_grant", resp.StatusCode, tok)
 	}
 }
+
+// SEC-116: a provider's subject is the user ID's text, which a provider
+// may fill with a right-to-left override or an invisible character; the
+// users and grants pages show it with those replaced, as the recent calls
+// do, so that no row reads as another person's. Fails before: the ID
+// column showed the override as it came.
+func TestSEC116_AdminPagesShowUserIDsPrintable(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	if err := g.local.SetUser(ctx, "admin", hashed(testPassword)); err != nil {
+		t.Fatal(err)
+	}
+	gr := &store.Grant{ID: "grant-bidi", ClientID: "c", User: identity.User{ID: "oidc:mallory\u202egnp.exe\u200b"},
+		Resource: g.url + "/mcp", CreatedAt: g.clock.Now()}
+	if err := g.store.CreateGrant(ctx, gr, nil); err != nil {
+		t.Fatal(err)
+	}
+	admin := g.pageLogin("admin", testPassword, "/admin")
+	for _, path := range []string{"/admin/users", "/admin/grants"} {
+		resp, body := page(t, admin, "GET", g.url+path, nil)
+		if resp.StatusCode != 200 || strings.ContainsAny(body, "\u202e\u200b") || !strings.Contains(body, "oidc:mallory\ufffdgnp.exe\ufffd") {
+			t.Errorf("%s: %d, want the user ID with its override and zero-width space replaced by U+FFFD", path, resp.StatusCode)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/appname"
 	"github.com/mcpgate/mcpgate/internal/cimd"
+	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
 )
@@ -155,7 +156,7 @@ func (c *Console) row(ctx context.Context, seen map[string]clientInfo, g *store.
 		last = g.CreatedAt
 	}
 	return grantRow{
-		ID: g.ID, ShortID: short(g.ID), User: g.User.ID, Client: ci.Name, ClientID: g.ClientID, From: ci.From, Warn: ci.Warn,
+		ID: g.ID, ShortID: short(g.ID), User: safetext.Printable(g.User.ID), Client: ci.Name, ClientID: g.ClientID, From: ci.From, Warn: ci.Warn,
 		Resource: g.Resource, Scopes: joinScopes(g.Scopes), FirstUse: when(g.CreatedAt), LastUse: when(last),
 		Revoked: when(g.RevokedAt), CanRevoke: g.RevokedAt.IsZero(),
 	}

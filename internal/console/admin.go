@@ -104,7 +104,9 @@ func (c *Console) adminUsers(w http.ResponseWriter, r *http.Request, sess *store
 		if !ok {
 			i = len(data.Seen)
 			index[g.User.ID] = i
-			data.Seen = append(data.Seen, seenRow{ID: g.User.ID, Name: displayName(g.User)})
+			// The ID is a provider's subject, its text: shown as the
+			// recent calls show it (SEC-116).
+			data.Seen = append(data.Seen, seenRow{ID: safetext.Printable(g.User.ID), Name: displayName(g.User)})
 		}
 		if g.RevokedAt.IsZero() {
 			data.Seen[i].Live++
