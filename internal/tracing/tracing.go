@@ -95,13 +95,16 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 
 // Inject replaces h's trace context with ctx's span's, when ctx holds
 // one: the upstream then sees its request as a child of the gateway's.
-// Without a span (tracing off) h keeps the client's traceparent, IDs
-// alone; the client's tracestate, its own text, goes in neither case
-// (SEC-104).
+// Without a span (tracing off) h keeps the client's traceparent, written
+// again from its IDs and flags alone, or none if it is not one; the
+// client's tracestate, its own text, goes in neither case (SEC-104).
 func Inject(ctx context.Context, h http.Header) {
 	delete(h, "Tracestate")
 	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return
+		if _, sent := h["Traceparent"]; !sent {
+			return // nothing to write: a request without costs nothing
+		}
+		ctx = Extract(ctx, h)
 	}
 	delete(h, "Traceparent")
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))

@@ -73,10 +73,12 @@ func TestFromEnvServiceName(t *testing.T) {
 }
 
 // With tracing off there is no span in the context, and neither the
-// upstream's headers nor the tools/call cost anything.
+// upstream's headers of a request without a trace context nor the
+// tools/call cost anything; a client's traceparent passes, written again
+// from its IDs and flags (SEC-104).
 func TestOffCostsNothing(t *testing.T) {
 	ctx := context.Background()
-	h := http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+	h := http.Header{"Accept": {"application/json"}}
 	e := audit.Event{User: "local:alice", Tool: "echo", Outcome: audit.OK}
 	start := time.Now()
 	if n := testing.AllocsPerRun(100, func() {
@@ -85,6 +87,8 @@ func TestOffCostsNothing(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations with tracing off, want 0", n)
 	}
+	h.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	Inject(ctx, h)
 	if got := h.Get("Traceparent"); got != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
 		t.Errorf("the client's traceparent became %q with tracing off", got)
 	}

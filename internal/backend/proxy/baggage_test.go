@@ -53,3 +53,41 @@ func TestSEC104_ClientBaggageNeverForwarded(t *testing.T) {
 		}
 	}
 }
+
+// SEC-104: untraced, the upstream gets the client's traceparent only as
+// the IDs and flags it names, written again, and none for a value that
+// is no traceparent: an upstream's propagator trusts that header as the
+// gateway's. Fails before: the client's text passed as it came.
+func TestSEC104_UntracedTraceparentWrittenAgain(t *testing.T) {
+	const valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for sent, want := range map[string]string{
+		valid:                             valid,
+		valid + ";x-forwarded-user=admin": "",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-x-01": "",
+		"any text the client wants":                "",
+	} {
+		rec := &recorder{}
+		be := backend(t, rec.handler(nil))
+		h, err := New(Options{Upstream: mustURL(t, be.URL)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fe := httptest.NewServer(asGuard(h, &identity.Caller{User: identity.User{ID: "local:bob"}, ClientID: "client-1"}))
+		t.Cleanup(fe.Close)
+		req, _ := http.NewRequest("POST", fe.URL+"/mcp", strings.NewReader("{}"))
+		req.Header.Set("Traceparent", sent)
+		req.Header.Set("Tracestate", "vendor=client-text")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		r, _ := rec.last(t)
+		if got := strings.Join(r.Header.Values("Traceparent"), ","); got != want {
+			t.Errorf("sent traceparent %q: upstream got %q, want %q", sent, got, want)
+		}
+		if got := r.Header.Values("Tracestate"); len(got) != 0 {
+			t.Errorf("sent traceparent %q: upstream got tracestate %q, want none", sent, got)
+		}
+	}
+}
