@@ -127,9 +127,11 @@ func (h IdentityHeaders) Each(c *identity.Caller, token string, log *slog.Logger
 // the MCP headers the gateway checks, whose only spelling that passes is
 // the canonical one it reads: Mcp-Session-Id (SEC-32), and Mcp-Method,
 // Mcp-Name and Mcp-Protocol-Version (TRANS-2, SEC-202), which a backend
-// that folds _ into - would otherwise read as other than the checked.
+// that folds _ into - would otherwise read as other than the checked;
+// and X-Request-Id, which rewrite sets to the gateway's (SEC-103): a
+// backend that folds X_Request_Id into it would join the client's.
 func (h IdentityHeaders) stripped() []string {
-	out := slices.Clone(checkedMCPHeaders)
+	out := append(slices.Clone(checkedMCPHeaders), requestid.Header)
 	for _, n := range []string{h.User, h.PreferredUsername, h.Email, h.Groups, h.ClientID, h.Token} {
 		if n != "-" {
 			out = append(out, n)

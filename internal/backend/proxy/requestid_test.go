@@ -30,6 +30,9 @@ func TestSEC103_UpstreamGetsGatewayRequestID(t *testing.T) {
 	req, _ := http.NewRequest("POST", fe.URL+"/mcp", strings.NewReader("{}"))
 	req.Header.Set("X-Request-Id", "client-chosen")
 	req.Header.Add("X-Request-Id", "another")
+	// A backend that folds _ into - (CGI, WSGI) would join this one to
+	// the gateway's. Fails before: it reached the upstream.
+	req.Header["X_request_id"] = []string{"forged-by-client"}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -38,5 +41,8 @@ func TestSEC103_UpstreamGetsGatewayRequestID(t *testing.T) {
 	r, _ := rec.last(t)
 	if got := r.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != id {
 		t.Errorf("upstream X-Request-Id %q, want the gateway's %q only", got, id)
+	}
+	if got := r.Header.Values("X_request_id"); len(got) != 0 {
+		t.Errorf("upstream X_request_id %q, want none", got)
 	}
 }
