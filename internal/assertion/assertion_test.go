@@ -524,6 +524,8 @@ func TestVerifyExplicitlyTypedAssertion(t *testing.T) {
 		{"typed, the issuer in a one-element array", ExplicitType, []string{testIssuer}, true},
 		{"typed, another case of the typ", "Client-Authentication+JWT", testIssuer, true},
 		{"typed, the token endpoint", ExplicitType, testIssuer + "/token", false},
+		{"typed in full, the issuer", "application/" + ExplicitType, testIssuer, true},
+		{"typed in full, the token endpoint", "Application/" + ExplicitType, testIssuer + "/token", false},
 		{"typed, the issuer among others", ExplicitType, []string{testIssuer, "https://elsewhere.example"}, false},
 		{"untyped, the token endpoint (RFC 7523)", "JWT", testIssuer + "/token", true},
 	} {
