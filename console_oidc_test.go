@@ -43,7 +43,7 @@ func TestSEC111_AdminGroupsThroughOIDC(t *testing.T) {
 	if resp, _ := page(t, signIn("admin", "adam-pw"), "GET", base+"/admin/grants", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("SEC-111: oidc:admin, in no admin group, at /admin/grants: %d, want 403", resp.StatusCode)
 	}
-	list, err := g.store.ListGrants(ctx, "")
+	list, err := g.store.ListGrants(ctx, "", 0)
 	if err != nil || len(list) != 0 {
 		t.Errorf("page logins made grants: %v %d", err, len(list))
 	}

@@ -215,17 +215,17 @@ func (s *watchedStore) DisableLocalUser(ctx context.Context, name string, now ti
 	s.saw("DisableLocalUser")
 	return s.inner.DisableLocalUser(ctx, name, now)
 }
-func (s *watchedStore) ListClients(ctx context.Context) ([]*store.Client, error) {
+func (s *watchedStore) ListClients(ctx context.Context, limit int) ([]*store.Client, error) {
 	s.saw("ListClients")
-	return s.inner.ListClients(ctx)
+	return s.inner.ListClients(ctx, limit)
 }
 func (s *watchedStore) DeleteClient(ctx context.Context, id string, now time.Time) ([]string, error) {
 	s.saw("DeleteClient")
 	return s.inner.DeleteClient(ctx, id, now)
 }
-func (s *watchedStore) ListGrants(ctx context.Context, userID string) ([]*store.Grant, error) {
+func (s *watchedStore) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
 	s.saw("ListGrants")
-	return s.inner.ListGrants(ctx, userID)
+	return s.inner.ListGrants(ctx, userID, limit)
 }
 func (s *watchedStore) CreateSigningKey(ctx context.Context, k *store.SigningKey) error {
 	s.saw("CreateSigningKey")

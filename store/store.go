@@ -302,9 +302,11 @@ type Store interface {
 	// that are not stored (pre-registered, metadata documents) are never
 	// touched (SEC-14).
 	DeleteUnusedClients(ctx context.Context, unusedSince, now time.Time, limit int) (int, error)
-	// ListClients returns every stored client, oldest first (ties by id).
-	// Pre-registered and metadata-document clients are not stored.
-	ListClients(ctx context.Context) ([]*Client, error)
+	// ListClients returns the stored clients, newest first (ties by id),
+	// at most limit of them (every one for 0: anyone may register clients,
+	// so a page passes its bound). Pre-registered and metadata-document
+	// clients are not stored.
+	ListClients(ctx context.Context, limit int) ([]*Client, error)
 	// DeleteClient deletes a stored client with its consents and unused
 	// codes and, in the same transaction, revokes each of its unrevoked
 	// grants at now, announced as RevokeGrant's are (RevocationFeed), with
@@ -383,8 +385,8 @@ type Store interface {
 	// ListGrants returns the grants of the user whose identity.User.ID is
 	// userID, or every grant for "", revoked ones included (until
 	// DeleteExpired removes them), newest first (ties by id), each with
-	// its LastIssuedAt.
-	ListGrants(ctx context.Context, userID string) ([]*Grant, error)
+	// its LastIssuedAt; at most limit of them (every one for 0).
+	ListGrants(ctx context.Context, userID string, limit int) ([]*Grant, error)
 	// RevokedGrantsSince lists the ids of grants revoked at or after since,
 	// so that a starting process can deny their unexpired access tokens.
 	RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error)
@@ -570,7 +572,7 @@ func EndClientGrants(ctx context.Context, s Store, userID, clientID string, now 
 	if err := s.DeleteConsent(ctx, userID, clientID); err != nil {
 		return nil, err
 	}
-	grants, err := s.ListGrants(ctx, userID)
+	grants, err := s.ListGrants(ctx, userID, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -377,7 +377,7 @@ type clientView struct {
 }
 
 func (a *admin) listClients(ctx context.Context) error {
-	clients, err := a.st.ListClients(ctx)
+	clients, err := a.st.ListClients(ctx, 0)
 	if err != nil {
 		return err
 	}
@@ -438,7 +438,7 @@ func (a *admin) listGrants(ctx context.Context) error {
 			return fmt.Errorf("no local user %s: mcpgate users list shows them; name another provider's user by its ID, like github:583231", safetext.Printable(a.cmd.User))
 		}
 	}
-	grants, err := a.st.ListGrants(ctx, userID)
+	grants, err := a.st.ListGrants(ctx, userID, 0)
 	if err != nil {
 		return err
 	}

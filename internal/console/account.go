@@ -35,7 +35,13 @@ type accountPage struct {
 	CSRF   string
 	Grants []grantRow
 	Done   string
+	More   bool // the person holds more grants than the page read
 }
+
+// maxAccountGrants bounds the grants the account page reads, newest
+// first: a person can make one with every sign-in. Revoking an
+// application ends the older ones too.
+const maxAccountGrants = 500
 
 // account shows the signed-in person's live grants, each with a revoke
 // form (SEC-109).
@@ -44,15 +50,16 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	grants, err := c.opts.Store.ListGrants(r.Context(), sess.User.ID)
+	grants, err := c.opts.Store.ListGrants(r.Context(), sess.User.ID, maxAccountGrants+1)
 	if err != nil {
 		c.log.Error("account: list grants", "err", err)
 		web.RenderError(w, c.log, http.StatusServiceUnavailable, "The page could not be shown", "Try again later.")
 		return
 	}
-	data := accountPage{User: displayName(sess.User), Admin: c.IsAdmin(sess.User), CSRF: c.opts.Browser.PageCSRF(w, r, sess)}
+	data := accountPage{User: displayName(sess.User), Admin: c.IsAdmin(sess.User), CSRF: c.opts.Browser.PageCSRF(w, r, sess),
+		More: len(grants) > maxAccountGrants}
 	clients := map[string]clientInfo{}
-	for _, g := range grants {
+	for _, g := range grants[:min(len(grants), maxAccountGrants)] {
 		if g.RevokedAt.IsZero() {
 			data.Grants = append(data.Grants, c.row(r.Context(), clients, g))
 		}

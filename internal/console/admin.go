@@ -28,15 +28,17 @@ type adminPage struct {
 	Grants  []grantRow
 	Calls   []callRow
 	Recent  int
-	Total   int // grants, or registered clients, in the store, of which the page shows the newest
+	More    bool // the store holds more grants, or registered clients, than the page shows
 }
 
-// maxGrantRows bounds the grants page, and maxClientRows the clients
-// page, which anyone may fill through /register: the newest, with the
-// total; the admin CLI lists them all.
+// maxGrantRows bounds the grants page, maxClientRows the clients page,
+// which anyone may fill through /register, and maxSeenGrants the grants
+// whose users the users page lists: each reads the newest from the store,
+// never the whole table (the admin CLI lists them all).
 const (
 	maxGrantRows  = 500
 	maxClientRows = 500
+	maxSeenGrants = 5000
 )
 
 type localRow struct {
@@ -89,12 +91,13 @@ func (c *Console) adminUsers(w http.ResponseWriter, r *http.Request, sess *store
 		c.storeFailed(w, "admin: list local users", err)
 		return
 	}
-	grants, err := c.opts.Store.ListGrants(r.Context(), "")
+	grants, err := c.opts.Store.ListGrants(r.Context(), "", maxSeenGrants+1)
 	if err != nil {
 		c.storeFailed(w, "admin: list grants", err)
 		return
 	}
-	data := adminPage{Section: "users"}
+	data := adminPage{Section: "users", More: len(grants) > maxSeenGrants}
+	grants = grants[:min(len(grants), maxSeenGrants)]
 	for _, u := range users {
 		data.Local = append(data.Local, localRow{Name: u.Name, Groups: strings.Join(u.Groups, ", "), Created: when(u.CreatedAt), Disabled: when(u.DisabledAt)})
 	}
@@ -119,15 +122,13 @@ func (c *Console) adminUsers(w http.ResponseWriter, r *http.Request, sess *store
 // adminClients lists the stored clients, which may be removed, and the
 // pre-registered ones, which live in the configuration.
 func (c *Console) adminClients(w http.ResponseWriter, r *http.Request, sess *store.Session) {
-	clients, err := c.opts.Store.ListClients(r.Context())
+	clients, err := c.opts.Store.ListClients(r.Context(), maxClientRows+1)
 	if err != nil {
 		c.storeFailed(w, "admin: list clients", err)
 		return
 	}
-	data := adminPage{Section: "clients", Total: len(clients)}
-	// ListClients is oldest first; the page is newest first, as grants.
-	for i := len(clients) - 1; i >= max(len(clients)-maxClientRows, 0); i-- {
-		cl := clients[i]
+	data := adminPage{Section: "clients", More: len(clients) > maxClientRows}
+	for _, cl := range clients[:min(len(clients), maxClientRows)] {
 		data.Clients = append(data.Clients, clientRow{ID: cl.ID, Name: cl.Name, From: "registered", Warn: c.nameWarning(cl.Name),
 			Redirects: strings.Join(cl.RedirectURIs, " "), Created: when(cl.CreatedAt), LastUsed: when(cl.LastUsedAt)})
 	}
@@ -140,12 +141,12 @@ func (c *Console) adminClients(w http.ResponseWriter, r *http.Request, sess *sto
 
 // adminGrants lists every grant, newest first; live ones may be revoked.
 func (c *Console) adminGrants(w http.ResponseWriter, r *http.Request, sess *store.Session) {
-	grants, err := c.opts.Store.ListGrants(r.Context(), "")
+	grants, err := c.opts.Store.ListGrants(r.Context(), "", maxGrantRows+1)
 	if err != nil {
 		c.storeFailed(w, "admin: list grants", err)
 		return
 	}
-	data := adminPage{Section: "grants", Total: len(grants)}
+	data := adminPage{Section: "grants", More: len(grants) > maxGrantRows}
 	seen := map[string]clientInfo{}
 	for _, g := range grants[:min(len(grants), maxGrantRows)] {
 		data.Grants = append(data.Grants, c.row(r.Context(), seen, g))

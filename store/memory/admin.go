@@ -10,7 +10,7 @@ import (
 )
 
 // ListClients implements store.Store.
-func (s *Store) ListClients(context.Context) ([]*store.Client, error) {
+func (s *Store) ListClients(_ context.Context, limit int) ([]*store.Client, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]*store.Client, 0, len(s.clients))
@@ -18,9 +18,9 @@ func (s *Store) ListClients(context.Context) ([]*store.Client, error) {
 		out = append(out, copyClient(c))
 	}
 	slices.SortFunc(out, func(a, b *store.Client) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return out, nil
+	return limited(out, limit), nil
 }
 
 // DeleteClient implements store.Store.
@@ -66,7 +66,7 @@ func (s *Store) revokeLocked(match func(*store.Grant) bool, now time.Time) []str
 }
 
 // ListGrants implements store.Store.
-func (s *Store) ListGrants(_ context.Context, userID string) ([]*store.Grant, error) {
+func (s *Store) ListGrants(_ context.Context, userID string, limit int) ([]*store.Grant, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []*store.Grant{}
@@ -86,7 +86,15 @@ func (s *Store) ListGrants(_ context.Context, userID string) ([]*store.Grant, er
 	slices.SortFunc(out, func(a, b *store.Grant) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return out, nil
+	return limited(out, limit), nil
+}
+
+// limited is a list's first limit elements, all of them for 0.
+func limited[T any](list []T, limit int) []T {
+	if limit > 0 && len(list) > limit {
+		return list[:limit]
+	}
+	return list
 }
 
 // ListLocalUsers implements store.Store.

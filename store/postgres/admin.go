@@ -17,7 +17,8 @@ import (
 // (SEC-80); n is read whole (array_agg), and a CTE that calls pg_notify,
 // a volatile function, is evaluated once and in full.
 const (
-	sqlListClients = `SELECT ` + clientCols + ` FROM clients ORDER BY created_at, id COLLATE "C"`
+	// LIMIT NULL is none.
+	sqlListClients = `SELECT ` + clientCols + ` FROM clients ORDER BY created_at DESC, id COLLATE "C" LIMIT $1`
 	// SEC-155: the grant of a code spent whose redemption has not stored
 	// it yet is stored revoked (f), so that the redemption's CreateGrant
 	// conflicts; one it stores meanwhile, which r cannot see, is revoked
@@ -38,8 +39,8 @@ const (
 	// (SEC-194), which a condition that may also list them all would not use.
 	listGrants = `SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants`
-	sqlListAllGrants   = listGrants + ` ORDER BY created_at DESC, id COLLATE "C"`
-	sqlListUserGrants  = listGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 ORDER BY created_at DESC, id COLLATE "C"`
+	sqlListAllGrants   = listGrants + ` ORDER BY created_at DESC, id COLLATE "C" LIMIT $1`
+	sqlListUserGrants  = listGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 ORDER BY created_at DESC, id COLLATE "C" LIMIT $2`
 	sqlListLocalUsers  = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	// Disabling is two statements in one transaction: the account's row
@@ -66,8 +67,8 @@ func scanClient(row pgx.Row) (*store.Client, error) {
 }
 
 // ListClients implements store.Store.
-func (s *Store) ListClients(ctx context.Context) ([]*store.Client, error) {
-	rows, err := s.pool.Query(ctx, sqlListClients)
+func (s *Store) ListClients(ctx context.Context, limit int) ([]*store.Client, error) {
+	rows, err := s.pool.Query(ctx, sqlListClients, sqlLimit(limit))
 	if err != nil {
 		return nil, wrap("list clients", err)
 	}
@@ -101,16 +102,16 @@ func (s *Store) revoking(ctx context.Context, op, q string, args ...any) ([]stri
 }
 
 // ListGrants implements store.Store.
-func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, error) {
+func (s *Store) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
 	if !storable(userID) {
 		return []*store.Grant{}, nil
 	}
 	var rows pgx.Rows
 	var err error
 	if userID == "" {
-		rows, err = s.pool.Query(ctx, sqlListAllGrants)
+		rows, err = s.pool.Query(ctx, sqlListAllGrants, sqlLimit(limit))
 	} else {
-		rows, err = s.pool.Query(ctx, sqlListUserGrants, userID)
+		rows, err = s.pool.Query(ctx, sqlListUserGrants, userID, sqlLimit(limit))
 	}
 	if err != nil {
 		return nil, wrap("list grants", err)
@@ -125,6 +126,15 @@ func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, 
 		return nil, wrap("list grants", err)
 	}
 	return nonNil(out), nil
+}
+
+// sqlLimit is a list's limit as PostgreSQL's LIMIT takes it: NULL for
+// none.
+func sqlLimit(limit int) *int {
+	if limit <= 0 {
+		return nil
+	}
+	return &limit
 }
 
 // ListLocalUsers implements store.Store.

@@ -19,7 +19,8 @@ const listGrants = `SELECT ` + grantCols + `,
 	coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants`
 
 var (
-	sqlListClients               = rs(`SELECT ` + clientCols + ` FROM clients ORDER BY created_at, id`)
+	// LIMIT -1 is none.
+	sqlListClients               = rs(`SELECT ` + clientCols + ` FROM clients ORDER BY created_at DESC, id LIMIT ?`)
 	sqlDeleteUnusedCodesOfClient = ws(`DELETE FROM codes WHERE client_id = ? AND used_at = 0`)
 	sqlRevokeClientGrants        = ws(`UPDATE grants SET revoked_at = ? WHERE client_id = ? AND revoked_at = 0 RETURNING id`)
 	// SEC-155: the grant of a code spent whose redemption has not stored
@@ -30,8 +31,8 @@ var (
 		ON CONFLICT DO NOTHING`)
 	// A person's grants are found through the index grants_user_sub
 	// (SEC-194), which a condition that may also list them all would not use.
-	sqlListAllGrants      = rs(listGrants + ` ORDER BY created_at DESC, id`)
-	sqlListUserGrants     = rs(listGrants + ` WHERE json_extract(user, '$.sub') = ? ORDER BY created_at DESC, id`)
+	sqlListAllGrants      = rs(listGrants + ` ORDER BY created_at DESC, id LIMIT ?`)
+	sqlListUserGrants     = rs(listGrants + ` WHERE json_extract(user, '$.sub') = ? ORDER BY created_at DESC, id LIMIT ?`)
 	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name`)
 	sqlEnableLocalUser    = ws(`UPDATE local_users SET disabled_at = 0 WHERE name = ?`)
 	sqlDisableLocalUser   = ws(`UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN ? ELSE disabled_at END WHERE name = ?`)
@@ -53,8 +54,8 @@ func scanClient(row scanner) (*store.Client, error) {
 }
 
 // ListClients implements store.Store.
-func (s *Store) ListClients(ctx context.Context) ([]*store.Client, error) {
-	rows, err := s.rows(ctx, sqlListClients)
+func (s *Store) ListClients(ctx context.Context, limit int) ([]*store.Client, error) {
+	rows, err := s.rows(ctx, sqlListClients, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list clients: %w", err)
 	}
@@ -107,13 +108,13 @@ func (s *Store) revokeReturning(ctx context.Context, tx *sql.Tx, q string, args 
 }
 
 // ListGrants implements store.Store.
-func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, error) {
+func (s *Store) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
 	var rows *sql.Rows
 	var err error
 	if userID == "" {
-		rows, err = s.rows(ctx, sqlListAllGrants)
+		rows, err = s.rows(ctx, sqlListAllGrants, sqlLimit(limit))
 	} else {
-		rows, err = s.rows(ctx, sqlListUserGrants, userID)
+		rows, err = s.rows(ctx, sqlListUserGrants, userID, sqlLimit(limit))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
@@ -128,6 +129,14 @@ func (s *Store) ListGrants(ctx context.Context, userID string) ([]*store.Grant, 
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
 	return out, nil
+}
+
+// sqlLimit is a list's limit as SQLite's LIMIT takes it: -1 for none.
+func sqlLimit(limit int) int {
+	if limit <= 0 {
+		return -1
+	}
+	return limit
 }
 
 // ListLocalUsers implements store.Store.

@@ -31,7 +31,7 @@ func wantIDs(t *testing.T, what string, got, want []string) {
 // another client's.
 func testDeleteClient(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	list, err := s.ListClients(ctx)
+	list, err := s.ListClients(ctx, 0)
 	must(t, "list empty", err)
 	if list == nil || len(list) != 0 {
 		t.Fatalf("clients of an empty store: %#v, want an empty list", list)
@@ -41,14 +41,22 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	must(t, "create later", s.CreateClient(ctx, later))
 	must(t, "create c-b", s.CreateClient(ctx, newClient("c-b")))
 	must(t, "create c-a", s.CreateClient(ctx, newClient("c-a")))
-	list, err = s.ListClients(ctx)
+	list, err = s.ListClients(ctx, 0)
 	must(t, "list", err)
 	var ids []string
 	for _, c := range list {
 		ids = append(ids, c.ID)
 	}
-	wantIDs(t, "clients, oldest first", ids, []string{"c-a", "c-b", "c-later"})
-	same(t, "listed client", list[0], newClient("c-a"))
+	wantIDs(t, "clients, newest first", ids, []string{"c-later", "c-a", "c-b"})
+	same(t, "listed client", list[1], newClient("c-a"))
+	// Anyone may register clients: a page lists the newest it shows.
+	list, err = s.ListClients(ctx, 2)
+	must(t, "list 2", err)
+	ids = nil
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	wantIDs(t, "the 2 newest clients", ids, []string{"c-later", "c-a"})
 
 	grantOf := func(id, client string) *store.Grant {
 		g := newGrant(id)
@@ -124,7 +132,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 // ones included.
 func testListGrants(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	list, err := s.ListGrants(ctx, "")
+	list, err := s.ListGrants(ctx, "", 0)
 	must(t, "list empty", err)
 	if list == nil || len(list) != 0 {
 		t.Fatalf("grants of an empty store: %#v, want an empty list", list)
@@ -147,16 +155,22 @@ func testListGrants(t *testing.T, s store.Store) {
 		}
 		return out
 	}
-	list, err = s.ListGrants(ctx, "")
+	list, err = s.ListGrants(ctx, "", 0)
 	must(t, "list all", err)
 	wantIDs(t, "every grant, newest first", ids(list), []string{"g3", "g2", "g1"})
 	want := newGrant("g1")
 	want.User, want.RevokedAt = user("one"), t0
 	same(t, "listed grant", list[2], want)
-	list, err = s.ListGrants(ctx, user("one").ID)
+	list, err = s.ListGrants(ctx, user("one").ID, 0)
 	must(t, "list one user's", err)
 	wantIDs(t, "one user's", ids(list), []string{"g2", "g1"})
-	list, err = s.ListGrants(ctx, "github:nobody")
+	list, err = s.ListGrants(ctx, "", 2)
+	must(t, "list the 2 newest", err)
+	wantIDs(t, "the 2 newest grants", ids(list), []string{"g3", "g2"})
+	list, err = s.ListGrants(ctx, user("one").ID, 1)
+	must(t, "list one user's newest", err)
+	wantIDs(t, "one user's newest", ids(list), []string{"g2"})
+	list, err = s.ListGrants(ctx, "github:nobody", 0)
 	must(t, "list nobody's", err)
 	wantIDs(t, "nobody's", ids(list), []string{})
 }
@@ -175,7 +189,7 @@ func testListGrantsLastIssued(t *testing.T, s store.Store) {
 	next.CreatedAt = at
 	_, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, []byte("s2"), at, 0)
 	must(t, "rotate", err)
-	list, err := s.ListGrants(ctx, "")
+	list, err := s.ListGrants(ctx, "", 0)
 	must(t, "list", err)
 	got := map[string]time.Time{}
 	for _, g := range list {
