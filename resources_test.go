@@ -3,6 +3,7 @@ package mcpgate_test
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -84,5 +85,35 @@ func TestResourcePathsChecked(t *testing.T) {
 	cfg = withStore(mcpgate.Config{Resources: []mcpgate.Resource{{Path: "/x/"}}})
 	if _, err := mcpgate.New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), `use "/x"`) {
 		t.Errorf("resource path /x/: %v, want it refused, naming /x", err)
+	}
+}
+
+// RES-1, RES-3 (RFC 8707 §2.2): a code or a refresh token issued for one
+// resource, exchanged naming another the gateway serves, gets
+// invalid_target and no token; named right, they work. Fails before for
+// the code: it was answered invalid_grant (a binding it named nothing
+// of), and for neither did a test fail without the check.
+func TestRES1_TokenForAnotherServedResourceRefused(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Resources = []mcpgate.Resource{{Path: "/mcp"}, {Path: "/other/mcp"}}
+	})
+	c := g.register(nil)
+	a := g.newAuth(c.ClientID) // for /mcp
+	code, _ := g.login(a)
+	wrong := *a
+	wrong.Resource = g.url + "/other/mcp"
+	if resp, tok := g.exchange(&wrong, code); resp.StatusCode != 400 || tok.Error != "invalid_target" || tok.AccessToken != "" {
+		t.Errorf("a code for /mcp exchanged for /other/mcp: %d %+v, want 400 invalid_target and no token", resp.StatusCode, tok)
+	}
+	code, _ = g.login(a)
+	resp, tok := g.exchange(a, code)
+	if resp.StatusCode != 200 || tok.RefreshToken == "" {
+		t.Fatalf("a code for /mcp exchanged for /mcp: %d %+v, want 200 with a refresh token", resp.StatusCode, tok)
+	}
+	if resp, got := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"resource": {g.url + "/other/mcp"}}); resp.StatusCode != 400 || got.Error != "invalid_target" || got.AccessToken != "" {
+		t.Errorf("a refresh token for /mcp refreshed for /other/mcp: %d %+v, want 400 invalid_target and no token", resp.StatusCode, got)
+	}
+	if resp, got := g.refresh(c.ClientID, tok.RefreshToken, url.Values{"resource": {g.url + "/mcp"}}); resp.StatusCode != 200 || got.AccessToken == "" {
+		t.Errorf("the refresh token refreshed for its own resource after: %d %+v, want 200", resp.StatusCode, got)
 	}
 }

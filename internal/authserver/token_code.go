@@ -69,6 +69,11 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 	if b := bindingsOf(c, client, form.Get("redirect_uri"), challenge, resource); !b.all() {
 		s.log.Info("code exchange refused", "client_id", client.ID, "client_ok", b.client, "redirect_ok", b.redirect, "pkce_ok", b.pkce, "resource_ok", b.resource)
 		note.stop("", codeMismatch(c, client.ID, b))
+		if b.client && b.redirect && b.pkce {
+			// Its holder, naming another resource the gateway serves: RFC
+			// 8707 §2.2's error, which says what to change.
+			return nil, oauth.Errorf(oauth.InvalidTarget, "the authorization code was not issued for this resource")
+		}
 		return nil, errBadGrant
 	}
 
