@@ -524,6 +524,9 @@ func (cfg *Config) complete() error {
 		if len(res.Scopes) == 0 {
 			res.Scopes = []string{"mcp"}
 		}
+		if err := checkScopes(res); err != nil {
+			return err
+		}
 		if res.ToolPolicy != nil {
 			if err := res.ToolPolicy.Validate(); err != nil {
 				return fmt.Errorf("mcpgate: resource %s: tool policy: %w", res.Path, err)
@@ -535,6 +538,22 @@ func (cfg *Config) complete() error {
 	}
 	if err := cfg.Access.Validate(); err != nil {
 		return fmt.Errorf("mcpgate: access: %w", err)
+	}
+	return nil
+}
+
+// checkScopes refuses a scope no token could carry, or offline_access,
+// which minted tokens never carry: the guard would refuse every one with
+// a challenge naming scopes it has, and the client would loop (PRM-8).
+func checkScopes(res *Resource) error {
+	all := slices.Concat(res.Scopes, res.OptionalScopes)
+	for broad, narrow := range res.ScopeImplies {
+		all = append(append(all, broad), narrow...)
+	}
+	for _, s := range all {
+		if !oauth.ResourceScope(s) {
+			return fmt.Errorf("mcpgate: resource %s: %q is not a resource's scope: one RFC 6749 scope token, not offline_access", res.Path, s)
+		}
 	}
 	return nil
 }

@@ -88,6 +88,26 @@ func TestResourcePathsChecked(t *testing.T) {
 	}
 }
 
+// PRM-8: offline_access is never a resource's scope, nor a scope no
+// request could name: through the library as through the configuration
+// file, mcpgate.New refuses it. Fails before: accepted, the guard then
+// refused every token with a challenge naming scopes it carried.
+func TestPRM8_ResourceScopesChecked(t *testing.T) {
+	for name, res := range map[string]mcpgate.Resource{
+		"offline_access required":   {Path: "/mcp", Scopes: []string{"mcp", "offline_access"}},
+		"offline_access optional":   {Path: "/mcp", OptionalScopes: []string{"offline_access"}},
+		"a scope with a space":      {Path: "/mcp", Scopes: []string{"mcp read"}},
+		"a scope with a quote":      {Path: "/mcp", OptionalScopes: []string{`a"b`}},
+		"offline_access implied":    {Path: "/mcp", ScopeImplies: map[string][]string{"mcp:admin": {"offline_access"}}},
+		"a non-ASCII implying name": {Path: "/mcp", ScopeImplies: map[string][]string{"mcp:é": {"mcp"}}},
+	} {
+		cfg := withStore(mcpgate.Config{Resources: []mcpgate.Resource{res}})
+		if _, err := mcpgate.New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "not a resource's scope") {
+			t.Errorf("%s: %v, want it refused as not a resource's scope", name, err)
+		}
+	}
+}
+
 // RES-1, RES-3 (RFC 8707 §2.2): a code or a refresh token issued for one
 // resource, exchanged naming another the gateway serves, gets
 // invalid_target and no token; named right, they work. Fails before for

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/mcpgate/mcpgate/internal/oauth"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/upstream"
@@ -353,14 +354,14 @@ func validateScopes(prefix string, required, optional []string, implies map[stri
 		scopes []string
 	}{{"scopes", required}, {"optional_scopes", optional}} {
 		for _, s := range list.scopes {
-			if !validScope(s) {
+			if !oauth.ResourceScope(s) {
 				p.add("%s%s: %q is not a valid resource scope", prefix, list.key, s)
 			}
 		}
 	}
 	for broad, narrow := range implies {
 		for _, s := range append([]string{broad}, narrow...) {
-			if !validScope(s) {
+			if !oauth.ResourceScope(s) {
 				p.add("%sscope_implies: %q is not a valid resource scope", prefix, s)
 			}
 		}
@@ -592,14 +593,6 @@ func (b *Backend) validateIdentity(prefix string, p *problems) {
 			p.add("%sidentity_headers: %q is not a header name", prefix, n)
 		}
 	}
-}
-
-// validScope reports whether s may be a resource's scope: not empty, no
-// space, quote or backslash (scopes are space-separated, and quoted in a
-// WWW-Authenticate challenge), and not offline_access, which is the
-// authorization server's (RT-2).
-func validScope(s string) bool {
-	return s != "" && !strings.ContainsAny(s, " \"\\") && s != "offline_access"
 }
 
 // validHeaderName reports whether n is an HTTP token (RFC 9110 §5.1) that

@@ -26,6 +26,15 @@ func ParseScope(s string) (scopes []string, ok bool) {
 	return scopes, true
 }
 
+// ResourceScope reports whether s may be a protected resource's scope:
+// one scope token as ParseScope reads them (RFC 6749 §3.3: a request can
+// name no other), and not offline_access, which is the authorization
+// server's and never a resource's requirement (RT-2, PRM-8).
+func ResourceScope(s string) bool {
+	got, ok := ParseScope(s)
+	return ok && len(got) == 1 && got[0] == s && s != "offline_access"
+}
+
 // JoinScope renders scopes as a scope string.
 func JoinScope(scopes []string) string { return strings.Join(scopes, " ") }
 

@@ -92,3 +92,14 @@ func BenchmarkParseScopeMany(b *testing.B) {
 		}
 	}
 }
+
+func TestResourceScope(t *testing.T) {
+	for s, want := range map[string]bool{
+		"mcp": true, "mcp:write": true, "repo:read": true,
+		"": false, "offline_access": false, "a b": false, `a"b`: false, `a\b`: false, "é": false, "a\tb": false, " mcp": false,
+	} {
+		if got := ResourceScope(s); got != want {
+			t.Errorf("ResourceScope(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

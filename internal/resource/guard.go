@@ -59,14 +59,8 @@ func NewGuard(opts Options) *Guard {
 		opts.Now = time.Now
 	}
 	g := &Guard{opts: opts, allowed: map[string]bool{}, cache: newVerifiedCache(10000), now: opts.Now}
-	for _, s := range opts.Resource.Scopes {
-		if s != "offline_access" { // PRM-8
-			g.advertised = append(g.advertised, s)
-		}
-	}
-	if g.advertised == nil {
-		g.advertised = []string{}
-	}
+	// offline_access is none of them: mcpgate.New refuses it (PRM-8).
+	g.advertised = append([]string{}, opts.Resource.Scopes...)
 	for _, o := range opts.AllowedOrigins {
 		g.allowed[o] = true
 	}
