@@ -2,9 +2,15 @@ package mcpgate_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate"
 )
 
 // SCOPE-5, PRM-7, PRM-8, SCOPE-6, SCOPE-7: with a hierarchy, PRM and the
@@ -86,5 +92,66 @@ func TestSCOPE5_ImpliedScopesAtConsentAndRefresh(t *testing.T) {
 	narrow.Scope = "mcp:read"
 	if _, _, _, err := b.Authorize(context.Background(), narrow.URL()+"&prompt=none", narrow.Redirect); err != nil {
 		t.Errorf("prompt=none for mcp:read after approving mcp:admin: %v, want a code", err)
+	}
+}
+
+// SCOPE-1, SCOPE-2: a tools/call that the tool policy denies but for a
+// scope the resource grants on request gets 403 insufficient_scope naming
+// it, with the required scopes and the token's, and resource_metadata:
+// the client authorizes again for it and its call then goes through. A
+// call no scope would allow, and a batch, keep the JSON-RPC refusal.
+// Fails before: every denied call was answered 200 with -32602, and
+// optional scopes were never asked for.
+func TestSCOPE1_ToolPolicyStepUp(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Resources = []mcpgate.Resource{{Path: "/mcp", Scopes: []string{"mcp"}, OptionalScopes: []string{"mcp:write"},
+			ToolPolicy: &mcpgate.ToolPolicy{Default: "deny", Rules: []mcpgate.ToolRule{
+				{Allow: []string{"echo"}, Scopes: []string{"mcp:write", "mcp:never-granted"}},
+				{Allow: []string{"whoami"}, Users: []string{"local:bob"}},
+			}}}}
+	})
+	c, _, tok := g.fullFlow() // scope mcp
+	call := func(token, body string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, b := g.do(req)
+		return resp, string(b)
+	}
+	const echo = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`
+	resp, body := call(tok.AccessToken, echo)
+	h := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(h, `error="insufficient_scope"`) || !strings.Contains(h, `scope="mcp mcp:write"`) ||
+		!strings.Contains(h, `resource_metadata="`+g.url+`/.well-known/oauth-protected-resource/mcp"`) {
+		t.Fatalf("echo with scope mcp: %d %q %s; want 403 insufficient_scope, scope=\"mcp mcp:write\" and the resource metadata", resp.StatusCode, h, body)
+	}
+	for name, body := range map[string]string{
+		"a tool of another user": `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami"}}`,
+		"a batch":                `[` + echo + `,{"jsonrpc":"2.0","id":4,"method":"ping"}]`,
+	} {
+		if resp, got := call(tok.AccessToken, body); resp.StatusCode != http.StatusOK || !strings.Contains(got, "not allowed") {
+			t.Errorf("%s: %d %s; want 200 with a JSON-RPC refusal", name, resp.StatusCode, got)
+		}
+	}
+
+	// The client's step-up: authorized again for the union, its call goes through.
+	a := g.newAuth(c.ClientID)
+	a.Scope = "mcp mcp:write"
+	code, _ := g.login(a)
+	_, wider := g.exchange(a, code)
+	if wider.Scope != "mcp mcp:write" {
+		t.Fatalf("authorized for mcp mcp:write: granted %q", wider.Scope)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: g.url + "/mcp", HTTPClient: &http.Client{Transport: bearer(wider.AccessToken)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil || res.IsError {
+		t.Errorf("echo with mcp:write: %v %+v, want its answer", err, res)
 	}
 }

@@ -25,9 +25,11 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/mcpgate/mcpgate"
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/identity"
 	"github.com/mcpgate/mcpgate/internal/tokens"
+	"github.com/mcpgate/mcpgate/store/memory"
 )
 
 // nodeProc is a Node process of a real-client test, in its own process
@@ -142,6 +144,11 @@ type tsResult struct {
 		Whoami             whoamiOutput `json:"whoami"`
 	} `json:"refresh"`
 	ClientAuth []tsClientAuth `json:"client_auth"`
+	StepUp     *struct {
+		ScopeBefore    string `json:"scope_before"`
+		ScopeRequested string `json:"scope_requested"`
+		ScopeAfter     string `json:"scope_after"`
+	} `json:"step_up"`
 }
 
 // tsClientAuth is one token request that tsclient.mjs authenticated with
@@ -205,13 +212,29 @@ func runTSClientWith(t *testing.T, ctx context.Context, b *browser.Browser, redi
 	}
 
 	p := startNode(t, ctx, node, dir, nil, append([]string{path}, args...)...)
-	authURL := p.waitFor(t, ctx, p.stdout, tsAuthURL)[1]
-	final, err := b.Walk(ctx, authURL, redirect)
-	if err != nil {
-		t.Fatalf("walking %s: %v", authURL, err)
-	}
-	if _, err := fmt.Fprintln(p.stdin, final.String()); err != nil {
-		t.Fatalf("handing the callback to the client: %v", err)
+	p.waitFor(t, ctx, p.stdout, tsAuthURL)
+	// Every authorization the client asks for, until it exits: a step-up
+	// is a second one.
+walk:
+	for walked := 0; ; {
+		if urls := tsAuthURL.FindAllStringSubmatch(p.stdout.String(), -1); walked < len(urls) {
+			final, err := b.Walk(ctx, urls[walked][1], redirect)
+			if err != nil {
+				t.Fatalf("walking %s: %v", urls[walked][1], err)
+			}
+			if _, err := fmt.Fprintln(p.stdin, final.String()); err != nil {
+				t.Fatalf("handing the callback to the client: %v", err)
+			}
+			walked++
+			continue
+		}
+		select {
+		case <-p.exited:
+			break walk
+		case <-ctx.Done():
+			t.Fatalf("%s did not exit: %v", p.cmd.Path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	p.stdin.Close()
 	p.wait(t, ctx)
@@ -291,6 +314,34 @@ func TestTypeScriptSDK_DCR(t *testing.T) {
 		t.Fatalf("DCR client_id %q, want a registered (non-URL) client_id", r.ClientID)
 	}
 	checkTSResult(t, r, srv.URL, r.ClientID)
+}
+
+// SCOPE-1: the MCP TypeScript SDK's client steps up. The tool policy
+// allows echo only with mcp:write, which the resource grants on request:
+// the SDK's echo gets 403 insufficient_scope naming it, the SDK authorizes
+// again for the challenge's scope (the person approves the wider access),
+// and its echo then goes through with the wider token. The client keeps
+// no refresh token: the SDK would refresh instead, keeping the scope, and
+// give up (see tsclient.mjs).
+func TestTypeScriptSDK_StepUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startGateway(t, ctx, mcpgate.Config{Store: memory.New(), Resources: []mcpgate.Resource{{
+		Path: "/mcp", Scopes: []string{"mcp"}, OptionalScopes: []string{"mcp:write"},
+		ToolPolicy: &mcpgate.ToolPolicy{Default: "deny", Rules: []mcpgate.ToolRule{
+			{Allow: []string{"whoami"}},
+			{Allow: []string{"echo"}, Scopes: []string{"mcp:write"}},
+		}},
+	}}})
+	cb := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
+
+	r := runTSClient(t, ctx, cb, "stepup", srv.URL+"/mcp", cb)
+	if r.Whoami.User.ID != "local:alice" || r.Whoami.ClientID != r.ClientID || r.Echo != "hello from the TypeScript SDK" {
+		t.Errorf("whoami %+v, echo %q; want local:alice through client %s, and the echo", r.Whoami, r.Echo, r.ClientID)
+	}
+	if r.StepUp == nil || r.StepUp.ScopeBefore != "mcp" || r.StepUp.ScopeRequested != "mcp mcp:write" || r.StepUp.ScopeAfter != "mcp mcp:write" {
+		t.Errorf("step-up: %+v, want the token's scope mcp, then mcp mcp:write asked for and granted", r.StepUp)
+	}
 }
 
 // The MCP TypeScript SDK's client with a Client ID Metadata Document: its

@@ -2,8 +2,9 @@
 // scripts/tools/tssdk) for e2e/tssdk_test.go. It runs headlessly, but does not walk the
 // authorization itself: the Go test is its browser.
 //
-//   node tsclient.mjs dcr  SERVER_URL REDIRECT_URL
-//   node tsclient.mjs cimd SERVER_URL REDIRECT_URL CLIENT_METADATA_URL [PRIVATE_KEY_FILE]
+//   node tsclient.mjs dcr    SERVER_URL REDIRECT_URL
+//   node tsclient.mjs stepup SERVER_URL REDIRECT_URL
+//   node tsclient.mjs cimd   SERVER_URL REDIRECT_URL CLIENT_METADATA_URL [PRIVATE_KEY_FILE]
 //
 // The SDK discovers (401 challenge, protected resource metadata, authorization server
 // metadata), then registers (dcr: RFC 7591, a public native client) or uses the https
@@ -18,6 +19,14 @@
 // request with the PKCE verifier and resource), reconnects, calls the tools whoami and
 // echo, then refreshes the tokens through the SDK (auth() with the stored refresh token)
 // and calls whoami with the new access token.
+//
+// In stepup mode (registered as dcr) the server refuses echo with 403 insufficient_scope:
+// the SDK authorizes again for the challenge's scope (a second AUTH_URL, a second line on
+// stdin) and throws UnauthorizedError, as it does for any authorization that ends in a
+// redirect; the script trades the new code and calls echo again, as an application does.
+// The client keeps no refresh token in this mode, and does not refresh: the SDK (1.32.2)
+// answers a 403 with a refresh when it holds one, which keeps the token's scope, and then
+// gives up ("Server returned 403 after trying upscoping") without authorizing again.
 //
 // With PRIVATE_KEY_FILE (cimd only: an RSA key in PKCS#8 PEM), the client is confidential
 // with private_key_jwt, as ChatGPT's document says: the provider's addClientAuthentication
@@ -42,13 +51,13 @@ import { createInterface } from 'node:readline';
 
 const [mode, serverArg, redirect, metadataUrl, keyFile] = process.argv.slice(2);
 if (
-  !['dcr', 'cimd'].includes(mode) ||
+  !['dcr', 'stepup', 'cimd'].includes(mode) ||
   !serverArg ||
   !redirect ||
   (mode === 'cimd' && !metadataUrl) ||
   (keyFile && mode !== 'cimd')
 ) {
-  console.error('usage: tsclient.mjs dcr|cimd SERVER_URL REDIRECT_URL [CLIENT_METADATA_URL [PRIVATE_KEY_FILE]]');
+  console.error('usage: tsclient.mjs dcr|stepup|cimd SERVER_URL REDIRECT_URL [CLIENT_METADATA_URL [PRIVATE_KEY_FILE]]');
   process.exit(2);
 }
 const serverUrl = new URL(serverArg);
@@ -136,7 +145,7 @@ class HeadlessProvider {
     return this.toks;
   }
   saveTokens(t) {
-    this.toks = t;
+    this.toks = mode === 'stepup' ? { ...t, refresh_token: undefined } : t;
   }
   saveCodeVerifier(v) {
     this.verifier = v;
@@ -186,9 +195,28 @@ async function main() {
   await client.connect(t);
 
   const who = await whoami(client);
-  const echo = await client.callTool({ name: 'echo', arguments: { text: 'hello from the TypeScript SDK' } });
+  const callEcho = () => client.callTool({ name: 'echo', arguments: { text: 'hello from the TypeScript SDK' } });
+  let echo, stepUp;
+  if (mode === 'stepup') {
+    const before = provider.toks.scope;
+    try {
+      await callEcho();
+      throw new Error('echo went through without a step-up');
+    } catch (e) {
+      if (!(e instanceof UnauthorizedError)) throw e;
+    }
+    await t.finishAuth(provider.code);
+    echo = await callEcho();
+    stepUp = { scope_before: before, scope_requested: provider.authURL.searchParams.get('scope'), scope_after: provider.toks.scope };
+  } else {
+    echo = await callEcho();
+  }
   if (echo.isError) throw new Error(`echo: ${JSON.stringify(echo.content)}`);
   await client.close(); // without it the standalone SSE stream keeps node alive
+  if (mode === 'stepup') {
+    process.stdout.write(`RESULT ${JSON.stringify({ mode, client_id: provider.info?.client_id, whoami: who, echo: echo.content?.[0]?.text, step_up: stepUp })}\n`);
+    return;
+  }
 
   // Refresh through the SDK: auth() with a stored refresh token posts grant_type=refresh_token.
   const first = provider.toks;
@@ -218,6 +246,7 @@ async function main() {
       whoami: whoAfterRefresh,
     },
     client_auth: clientAuth,
+    step_up: stepUp,
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }

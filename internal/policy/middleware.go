@@ -80,7 +80,13 @@ type Options struct {
 	// once the policy allowed them all, with one tool name per call: a
 	// name returned refuses every call of the request (SEC-101), which
 	// then must wait. ratelimit.Limiter.Tools is one.
-	Limit  func(user, client string, tools []string) (limited string, wait time.Duration)
+	Limit func(user, client string, tools []string) (limited string, wait time.Duration)
+	// StepUp, when set, answers a request whose one tools/call the policy
+	// denies but for one of scopes, the caller's token lacking it: 403
+	// insufficient_scope naming one the resource grants, so that the
+	// client authorizes again for it (SCOPE-1). It reports whether it
+	// answered; resource.Guard.StepUp is one.
+	StepUp func(w http.ResponseWriter, r *http.Request, caller *identity.Caller, scopes []string) bool
 	Logger *slog.Logger
 }
 
@@ -94,7 +100,7 @@ type Options struct {
 // method, a body on them, and two Mcp-Session-Id values are refused
 // (SEC-30, SEC-31, SEC-32).
 func Wrap(next http.Handler, opts Options) http.Handler {
-	h := &handler{next: next, audit: opts.Audit, metrics: opts.Metrics, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, log: opts.Logger,
+	h := &handler{next: next, audit: opts.Audit, metrics: opts.Metrics, resource: opts.Resource, maxBody: opts.MaxBodyBytes, limit: opts.Limit, stepUp: opts.StepUp, log: opts.Logger,
 		held: bytebudget.Budget{Total: maxHeldTotal, PerUser: maxHeldPerUser}, bodies: bytebudget.Budget{Total: maxBodiesTotal, PerUser: maxBodiesPerUser}}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -121,6 +127,7 @@ type handler struct {
 	resource string
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
+	stepUp   func(http.ResponseWriter, *http.Request, *identity.Caller, []string) bool
 	log      *slog.Logger
 	held     bytebudget.Budget // the JSON answers held to filter them (SEC-161)
 	bodies   bytebudget.Budget // the request bodies held until answered (SEC-201)
@@ -247,7 +254,7 @@ func (x *exchange) admit(w http.ResponseWriter, r *http.Request, data []byte) bo
 		}
 	}
 	if denied != "" {
-		x.refuse(w, denied)
+		x.refuse(w, r, denied)
 		return false
 	}
 	return x.withinLimits(w)
@@ -370,12 +377,21 @@ func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
 }
 
 // refuse answers a request that calls a denied tool without forwarding
-// any of it: the call gets -32602 "tool not allowed"; in a batch, every
+// any of it. A single call that a scope would allow gets 403 with a
+// step-up challenge, when the resource grants that scope (SCOPE-1);
+// otherwise the call gets -32602 "tool not allowed", and in a batch every
 // other request is refused with it. An answer names a tool only in the
 // answer to its own call, clipped: a name repeated in every other
 // request's answer would make one small batch an answer of gigabytes.
-func (x *exchange) refuse(w http.ResponseWriter, denied string) {
+func (x *exchange) refuse(w http.ResponseWriter, r *http.Request, denied string) {
 	x.h.log.Info("tool call denied by policy", "tool", safetext.Clip(denied, audit.MaxToolName), "user", userID(x.caller), "resource", x.h.resource)
+	if !x.msgs.Batch && x.h.stepUp != nil {
+		if scopes := x.h.policy.StepUp(x.caller, denied); len(scopes) > 0 && x.h.stepUp(w, r, x.caller, scopes) {
+			x.calls[0].outcome = audit.Denied
+			x.record()
+			return
+		}
+	}
 	x.answerAll(w, audit.Denied, func(out []byte, m *jsonrpc.Message) []byte {
 		if m.Method == "tools/call" && !x.h.policy.Allowed(x.caller, m.Name) {
 			return jsonrpc.AppendError(out, m.ID, jsonrpc.CodeInvalidParams, "tool not allowed: "+safetext.Clip(m.Name, audit.MaxToolName))

@@ -216,3 +216,37 @@ func TestSCOPE5_RulesCountImpliedScopes(t *testing.T) {
 		t.Errorf("the caller's scopes became %q, want them left as they were", writeOnly.Scopes)
 	}
 }
+
+// SCOPE-1: StepUp names the scopes that would each allow a denied tool,
+// were the token to carry it: a rule's own scope, not the broader ones
+// that imply it; none when a deny would still apply, when the rule is
+// another user's, or when the tool is allowed already.
+func TestStepUp(t *testing.T) {
+	p := &Policy{Default: "deny", Rules: []Rule{
+		{Allow: []string{"write_*"}, Scopes: []string{"mcp:write", "mcp:other"}},
+		{Allow: []string{"deploy"}, Scopes: []string{"ops"}, Users: []string{"local:bob"}},
+		{Deny: []string{"write_secret"}, Scopes: []string{"mcp:write"}},
+		{Allow: []string{"echo"}},
+	}}
+	c, err := p.Compile(oauth.Hierarchy{"mcp:admin": {"mcp:write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		caller *identity.Caller
+		tool   string
+		want   string
+	}{
+		{alice, "write_doc", "mcp:write mcp:other"},
+		{alice, "write_secret", "mcp:other"}, // mcp:write would bring the deny
+		{alice, "deploy", ""},                // bob's rule
+		{bob, "deploy", "ops"},
+		{alice, "echo", ""}, // allowed
+		{alice, "unknown", ""},
+		{nil, "write_doc", ""},
+	} {
+		if got := strings.Join(c.StepUp(tc.caller, tc.tool), " "); got != tc.want {
+			t.Errorf("StepUp(%v, %s) = %q, want %q", tc.caller, tc.tool, got, tc.want)
+		}
+	}
+}
