@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // SEC-130: a local account's new password, or its removal from a group,
@@ -65,5 +66,54 @@ func TestSEC130_CredentialChangeEndsSessions(t *testing.T) {
 	b.Password = testPassword // what a thief who no longer has the password tries
 	if _, _, _, err := b.Authorize(ctx, g.newAuth(reg.ClientID).URL(), redirectURI); err == nil {
 		t.Errorf("a code for a browser signed in before the new password, with the old password: want the login to fail")
+	}
+}
+
+// raceAtSession changes a local account the moment a login stores its
+// session: after the login's last check of the account, before the
+// session exists, which the change's ending of sessions then misses.
+type raceAtSession struct {
+	store.Store
+	change func(ctx context.Context)
+}
+
+func (s *raceAtSession) CreateSession(ctx context.Context, sess *store.Session) error {
+	if s.change != nil {
+		s.change(ctx)
+		s.change = nil
+	}
+	return s.Store.CreateSession(ctx, sess)
+}
+
+// SEC-93, SEC-130: a login whose last check of the account comes just
+// before the account is disabled, or taken out of a group, stores a
+// session that the change did not find to end; it signs no one in. Fails
+// before: a disabled administrator opened the console with it, and
+// enabled her own account again.
+func TestSEC93_SessionStoredAfterDisableSignsNoOneIn(t *testing.T) {
+	for name, change := range map[string]func(ctx context.Context, g *gw) error{
+		"disabled": func(ctx context.Context, g *gw) error {
+			_, err := g.store.DisableLocalUser(ctx, "carol", g.clock.Now())
+			return err
+		},
+		"out of the admin group": func(ctx context.Context, g *gw) error { return g.local.SetUser(ctx, "carol", testPassword) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			race := &raceAtSession{}
+			g := newGateway(t, func(c *mcpgateConfig) { c.AdminGroups = []string{"ops"}; race.Store = c.Store; c.Store = race })
+			ctx := context.Background()
+			if err := g.local.SetUser(ctx, "carol", testPassword, "ops"); err != nil {
+				t.Fatal(err)
+			}
+			race.change = func(ctx context.Context) {
+				if err := change(ctx, g); err != nil {
+					t.Error(err)
+				}
+			}
+			carol := g.pageLogin("carol", testPassword, "/admin")
+			if resp, _ := page(t, carol, "GET", g.url+"/admin/users", nil); resp.StatusCode == http.StatusOK {
+				t.Errorf("/admin/users with the session stored after carol was %s: 200, want the sign-in again", name)
+			}
+		})
 	}
 }

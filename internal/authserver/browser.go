@@ -51,7 +51,11 @@ func setCookie(w http.ResponseWriter, issuer, base, value string, maxAge int) {
 
 // session returns the browser's login session, or nil. A login through a
 // provider no longer configured counts for nothing, as the grants it made
-// (renewUpstream ends them): the browser logs in again.
+// (renewUpstream ends them): the browser logs in again. So does a local
+// account's login once the account is disabled or its groups changed: a
+// disabling or a change ends the sessions it finds (SEC-93, SEC-130), but
+// a login that checked the account just before it may store its session
+// just after.
 func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	c, err := r.Cookie(cookieName(issuer, sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
@@ -63,6 +67,12 @@ func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	}
 	if _, ok := s.connectors[connectorID(sess.User)]; !ok {
 		return nil
+	}
+	if name, ok := strings.CutPrefix(sess.User.ID, "local:"); ok {
+		u, err := s.store.GetLocalUser(r.Context(), name)
+		if err != nil || !u.DisabledAt.IsZero() || !slices.Equal(u.Groups, sess.User.Groups) {
+			return nil
+		}
 	}
 	return sess
 }
