@@ -397,7 +397,7 @@ func TestREDIR3_UntrustedErrorIsAPage(t *testing.T) {
 		change                     func(url.Values)
 	}{
 		{"unsupported response type", web, "app.example", "unsupported_response_type", badType},
-		{"prompt none, never approved", web, "app.example", "consent_required", silent},
+		{"prompt none, not signed in", web, "app.example", "login_required", silent},
 		{"private-use scheme", app, "com.example.app:", "unsupported_response_type", badType},
 	} {
 		resp, body := g.get(bad(dcr.ClientID, tc.redirect, tc.change))

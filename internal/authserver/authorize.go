@@ -89,7 +89,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if hasPrompt(q, "none") {
-		fail(oauth.Errorf("consent_required", "the user must approve this application"))
+		// OpenID Connect Core §3.1.2.6: what no page may ask for.
+		if sess == nil {
+			fail(oauth.Errorf("login_required", "the user must sign in"))
+		} else {
+			fail(oauth.Errorf("consent_required", "the user must approve this application"))
+		}
 		return
 	}
 	if !s.mayStoreRequest(w, r) {
