@@ -309,3 +309,29 @@ func TestCacheBounded(t *testing.T) {
 		t.Errorf("cache holds %d entries (a=%v b=%v c=%v), want a and c", size, hasA, hasB, hasC)
 	}
 }
+
+// SEC-218: when the cache is full, a document served from it since it was
+// stored (a client in use) stays, and one fetched once goes first, even
+// with a longer lifetime: anyone may have documents fetched, once each,
+// with long lifetimes, to push out those of the clients in use. Fails
+// before: the document in use, closest to expiry, went.
+func TestCacheKeepsDocumentsInUse(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age="+map[string]string{
+			"/in-use.json": "300", "/once.json": "3600", "/new.json": "3600",
+		}[r.URL.Path])
+		docHandler(w, r)
+	}, func(o *Options) { o.MaxEntries = 2 })
+	for _, p := range []string{"/in-use.json", "/in-use.json", "/once.json", "/new.json"} {
+		if _, err := e.f.Client(context.Background(), e.url(p)); err != nil {
+			t.Fatalf("%s: %v, want the document", p, err)
+		}
+	}
+	e.f.mu.Lock()
+	_, inUse := e.f.cache[e.url("/in-use.json")]
+	_, once := e.f.cache[e.url("/once.json")]
+	e.f.mu.Unlock()
+	if !inUse || once {
+		t.Errorf("the cache kept the document in use: %v, the one fetched once: %v; want true, false", inUse, once)
+	}
+}

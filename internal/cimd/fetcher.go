@@ -106,6 +106,7 @@ type Fetcher struct {
 type entry struct {
 	client  *store.Client
 	expires time.Time
+	reused  bool // served from the cache since it was stored
 }
 
 // maxConcurrentFetches bounds the documents and key sets fetched at once,
@@ -188,6 +189,10 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*store.Client, e
 	f.mu.Lock()
 	if e, ok := f.cache[clientID]; ok {
 		if now.Before(e.expires) {
+			if !e.reused {
+				e.reused = true
+				f.cache[clientID] = e
+			}
 			f.mu.Unlock()
 			return cloneClient(e.client), nil
 		}
@@ -235,28 +240,33 @@ func (f *Fetcher) run(ctx context.Context, clientID string) (*store.Client, erro
 // put stores a document; f.mu is held.
 func (f *Fetcher) put(clientID string, c *store.Client, expires time.Time) {
 	if _, ok := f.cache[clientID]; !ok {
-		evictOne(f.cache, f.opts.MaxEntries, f.opts.Now(), func(e entry) time.Time { return e.expires })
+		evictOne(f.cache, f.opts.MaxEntries, f.opts.Now(), func(e entry) (bool, time.Time) { return e.reused, e.expires })
 	}
 	f.cache[clientID] = entry{client: c, expires: expires}
 }
 
 // evictOne makes room for one more entry in m, which holds at most max:
-// expired entries go first, then the one that would expire soonest.
-func evictOne[V any](m map[string]V, max int, now time.Time, expires func(V) time.Time) {
+// expired entries go first, then of those never served from the cache
+// the one that would expire soonest, then of the others. Anyone may have
+// documents fetched, once each, with long lifetimes: those must not push
+// out the documents of the clients in use (SEC-218).
+func evictOne[V any](m map[string]V, max int, now time.Time, rank func(V) (reused bool, expires time.Time)) {
 	if len(m) < max {
 		return
 	}
 	for k, v := range m {
-		if !now.Before(expires(v)) {
+		if _, expires := rank(v); !now.Before(expires) {
 			delete(m, k)
 		}
 	}
 	for len(m) >= max {
 		var victim string
+		var victimReused bool
 		var soonest time.Time
 		for k, v := range m {
-			if victim == "" || expires(v).Before(soonest) {
-				victim, soonest = k, expires(v)
+			reused, expires := rank(v)
+			if victim == "" || !reused && victimReused || reused == victimReused && expires.Before(soonest) {
+				victim, victimReused, soonest = k, reused, expires
 			}
 		}
 		delete(m, victim)

@@ -30,6 +30,7 @@ var keySetNames = names{"client's jwks_uri", "client's key set", reasonKeysUnrea
 type keyEntry struct {
 	set              *jose.JSONWebKeySet
 	fetched, expires time.Time
+	reused           bool // served from the cache since it was stored
 }
 
 // Keys returns the public keys with which c, a private_key_jwt client from
@@ -67,8 +68,13 @@ func (f *Fetcher) Keys(ctx context.Context, c *store.Client, fresh bool) (*jose.
 	now := f.opts.Now()
 	f.mu.Lock()
 	e, ok := f.keys[key]
+	served := ok && (now.Before(e.expires) || fresh) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery)
+	if served && !e.reused {
+		e.reused = true
+		f.keys[key] = e
+	}
 	f.mu.Unlock()
-	if ok && (now.Before(e.expires) || fresh) && (!fresh || now.Sub(e.fetched) < keyRefetchEvery) {
+	if served {
 		return e.set, nil
 	}
 	set, err := f.keySets.do(ctx, key, func(ctx context.Context) (*jose.JSONWebKeySet, error) {
@@ -102,7 +108,7 @@ func (f *Fetcher) fetchKeys(ctx context.Context, u, key string, allowed bool) (*
 			ttl = min(ttl, maxKeySetTTL)
 			f.mu.Lock()
 			if _, ok := f.keys[key]; !ok {
-				evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) time.Time { return e.expires })
+				evictOne(f.keys, f.opts.MaxEntries, now, func(e keyEntry) (bool, time.Time) { return e.reused, e.expires })
 			}
 			f.keys[key] = keyEntry{set: set, fetched: now, expires: now.Add(ttl)}
 			f.mu.Unlock()
