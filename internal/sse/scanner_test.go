@@ -264,6 +264,11 @@ func TestKnown(t *testing.T) {
 		"data: a\nfoo: b\ndata: c\n\n":                             "data: a\ndata: c\n\n",
 		"d\x00a\x00t\x00a\x00: x\n\n":                              "\n",
 		"x\ny\n":                                                   "",
+		// A dropped line between a CR and the blank line: the CR and the
+		// blank line's LF must not read as one CRLF. Fails before: the
+		// event lost its blank line, and the client the event.
+		"data: x\rfoo\n\n": "data: x\r\n\n",
+		"data: x\rfoo\r\r": "data: x\r\r",
 	} {
 		if got := string(Known([]byte(raw))); got != want {
 			t.Errorf("Known(%q) = %q, want %q", raw, got, want)

@@ -38,9 +38,7 @@ func appendData(dst, data, end []byte) []byte {
 // ReplaceData returns raw, an event as Event.Raw holds it, with data in
 // place of its data: the lines of data become data fields where its first
 // data field was, each with that field's line end (LF when it had none);
-// its other data fields go; every other line stays as it was, except that
-// an empty line ending in LF that comes to follow a CR gets one more LF:
-// the two would read as one CRLF, and the event could lose its blank line.
+// its other data fields go; every other line stays as it was (appendLine).
 // An event without data is returned as it is.
 func ReplaceData(raw, data []byte) []byte {
 	out := make([]byte, 0, len(raw)+len(data))
@@ -49,10 +47,7 @@ func ReplaceData(raw, data []byte) []byte {
 		line, end, rest := cutLine(raw)
 		switch {
 		case !isData(line):
-			if len(line) == 0 && end[0] == '\n' && len(out) > 0 && out[len(out)-1] == '\r' {
-				out = append(out, '\n')
-			}
-			out = append(out, raw[:len(raw)-len(rest)]...)
+			out = appendLine(out, line, end, raw[:len(raw)-len(rest)])
 		case !replaced:
 			replaced = true
 			if len(end) == 0 {
@@ -63,6 +58,17 @@ func ReplaceData(raw, data []byte) []byte {
 		raw = rest
 	}
 	return out
+}
+
+// appendLine appends to out whole, a line and its line end, where lines
+// before it may have been dropped or replaced: an empty line ending in LF
+// that comes to follow a CR gets one more LF, since the two would read as
+// one CRLF and the event would lose its blank line.
+func appendLine(out, line, end, whole []byte) []byte {
+	if len(line) == 0 && len(end) > 0 && end[0] == '\n' && len(out) > 0 && out[len(out)-1] == '\r' {
+		out = append(out, '\n')
+	}
+	return append(out, whole...)
 }
 
 // cutLine returns the first line of b, its line end (CRLF, LF, CR, or
@@ -90,16 +96,17 @@ func isData(line []byte) bool {
 // retry, comments and the blank line. A line whose field the Scanner does
 // not know (a misspelt one, or "ï»¿data", which one client takes for a
 // byte order mark and a data field) goes: passed on, it would carry to
-// some client what the gateway never read.
+// some client what the gateway never read. The lines kept stay as they
+// were (appendLine).
 func Known(raw []byte) []byte {
 	var out []byte // nil while every line is known: raw is returned
 	for rest := raw; len(rest) > 0; {
-		line, _, next := cutLine(rest)
+		line, end, next := cutLine(rest)
 		switch keep := known(line); {
 		case !keep && out == nil: // the first to drop: keep those before it
 			out = append(make([]byte, 0, len(raw)), raw[:len(raw)-len(rest)]...)
 		case keep && out != nil:
-			out = append(out, rest[:len(rest)-len(next)]...)
+			out = appendLine(out, line, end, rest[:len(rest)-len(next)])
 		}
 		rest = next
 	}
