@@ -8,6 +8,9 @@ import (
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/store/memory"
+	"github.com/mcpgate/mcpgate/upstream"
+	"github.com/mcpgate/mcpgate/upstream/local"
 )
 
 // SEC-130: a local account's new password, or its removal from a group,
@@ -87,9 +90,10 @@ func (s *raceAtSession) CreateSession(ctx context.Context, sess *store.Session) 
 
 // SEC-93, SEC-130: a login whose last check of the account comes just
 // before the account is disabled, or taken out of a group, stores a
-// session that the change did not find to end; it signs no one in. Fails
-// before: a disabled administrator opened the console with it, and
-// enabled her own account again.
+// session that the change did not find to end; it signs no one in, and is
+// ended at its first use, so that enabling the account again does not
+// revive it. Fails before: a disabled administrator opened the console
+// with it, and enabled her own account again.
 func TestSEC93_SessionStoredAfterDisableSignsNoOneIn(t *testing.T) {
 	for name, change := range map[string]func(ctx context.Context, g *gw) error{
 		"disabled": func(ctx context.Context, g *gw) error {
@@ -114,6 +118,37 @@ func TestSEC93_SessionStoredAfterDisableSignsNoOneIn(t *testing.T) {
 			if resp, _ := page(t, carol, "GET", g.url+"/admin/users", nil); resp.StatusCode == http.StatusOK {
 				t.Errorf("/admin/users with the session stored after carol was %s: 200, want the sign-in again", name)
 			}
+			if err := g.store.EnableLocalUser(ctx, "carol"); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.local.SetUser(ctx, "carol", testPassword, "ops"); err != nil {
+				t.Fatal(err)
+			}
+			if resp, _ := page(t, carol, "GET", g.url+"/admin/users", nil); resp.StatusCode == http.StatusOK {
+				t.Errorf("/admin/users with that session once carol is as she was: 200, want it ended for good")
+			}
 		})
+	}
+}
+
+// The session check asks the local connector, whose accounts may live in
+// a store of their own (local.New takes any UserStore): a browser signed
+// in through it stays signed in. Fails with a check of the gateway's
+// store: every second authorization showed the login form again.
+func TestLocalSessionWithTheConnectorsOwnStore(t *testing.T) {
+	accounts := memory.New()
+	lc := local.New(accounts, local.Options{})
+	if err := lc.SetUser(context.Background(), "dave", hashed(testPassword)); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, func(c *mcpgateConfig) { c.Connectors = []upstream.Connector{lc} })
+	reg := g.register(nil)
+	b := browser.New("dave", testPassword)
+	if _, _, _, err := b.Authorize(context.Background(), g.newAuth(reg.ClientID).URL(), redirectURI); err != nil {
+		t.Fatal(err)
+	}
+	b.Password = "not-the-password" // the second one must need no login
+	if _, _, _, err := b.Authorize(context.Background(), g.newAuth(reg.ClientID).URL()+"&prompt=none", redirectURI); err != nil {
+		t.Errorf("prompt=none from the browser signed in as dave: %v, want a code", err)
 	}
 }

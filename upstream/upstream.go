@@ -84,6 +84,16 @@ type CallbackConnector interface {
 // the provider is over, and so is their grant at the gateway (RT-3).
 var ErrSessionEnded = errors.New("upstream: the provider ended the session")
 
+// SessionChecker is a Connector whose logins a browser session is checked
+// against at each use: an account an operator disables, or whose groups
+// change, ends the sessions the change finds, and a login under way at
+// that moment may store one just after (SEC-93, SEC-130).
+type SessionChecker interface {
+	// SessionValid reports whether user, as a login through the connector
+	// made them, may still be signed in.
+	SessionValid(ctx context.Context, user identity.User) (bool, error)
+}
+
 // RefreshingConnector is a CallbackConnector whose provider issues refresh
 // tokens (or, as GitHub, a token that serves as one), so the gateway can
 // recheck a user while their grant lives (RT-3). Connectors without one

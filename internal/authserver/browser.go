@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/tokens"
 	"github.com/mcpgate/mcpgate/internal/web"
 	"github.com/mcpgate/mcpgate/store"
+	"github.com/mcpgate/mcpgate/upstream"
 )
 
 // Cookies of the gateway's own pages. Over https they carry the __Host-
@@ -65,12 +66,21 @@ func (s *Server) session(r *http.Request, issuer string) *store.Session {
 	if err != nil {
 		return nil
 	}
-	if _, ok := s.connectors[connectorID(sess.User)]; !ok {
+	con, ok := s.connectors[connectorID(sess.User)]
+	if !ok {
 		return nil
 	}
-	if name, ok := strings.CutPrefix(sess.User.ID, "local:"); ok {
-		u, err := s.store.GetLocalUser(r.Context(), name)
-		if err != nil || !u.DisabledAt.IsZero() || !slices.Equal(u.Groups, sess.User.Groups) {
+	if check, ok := con.(upstream.SessionChecker); ok {
+		valid, err := check.SessionValid(r.Context(), sess.User)
+		if err != nil {
+			s.log.Warn("session: checking the account failed; the browser is signed in to no one", "user", sess.User.ID, "err", err)
+			return nil
+		}
+		if !valid {
+			// Ended, so that enabling the account again does not revive it.
+			if err := s.store.DeleteSession(r.Context(), sess.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("session: delete the session of a disabled or changed account", "err", err)
+			}
 			return nil
 		}
 	}

@@ -477,6 +477,23 @@ func (c *Connector) changedSince(ctx context.Context, name string, hash []byte, 
 	return !bytes.Equal(u.PasswordHash, hash) || !slices.Equal(u.Groups, groups) || !u.DisabledAt.IsZero(), nil
 }
 
+// SessionValid implements upstream.SessionChecker: the account of user
+// exists, is enabled and has the groups the login gave.
+func (c *Connector) SessionValid(ctx context.Context, user identity.User) (bool, error) {
+	name, ok := strings.CutPrefix(user.ID, ID+":")
+	if !ok {
+		return false, nil
+	}
+	u, err := c.users.GetLocalUser(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return u.DisabledAt.IsZero() && slices.Equal(u.Groups, user.Groups), nil
+}
+
 // throttleKey folds case so that "Alice" and "alice" share one budget, and
 // puts every invalid name into one bucket so that an attacker cannot grow
 // the map with long junk names (invalid names never log in anyway).
