@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/e2e/browser"
 	"github.com/mcpgate/mcpgate/internal/oidctest"
+	"github.com/mcpgate/mcpgate/store"
 	"github.com/mcpgate/mcpgate/upstream"
 	"github.com/mcpgate/mcpgate/upstream/oidc"
 )
@@ -43,7 +44,7 @@ func TestSEC111_AdminGroupsThroughOIDC(t *testing.T) {
 	if resp, _ := page(t, signIn("admin", "adam-pw"), "GET", base+"/admin/grants", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("SEC-111: oidc:admin, in no admin group, at /admin/grants: %d, want 403", resp.StatusCode)
 	}
-	list, err := g.store.ListGrants(ctx, "", 0)
+	list, err := g.store.ListGrants(ctx, store.GrantQuery{})
 	if err != nil || len(list) != 0 {
 		t.Errorf("page logins made grants: %v %d", err, len(list))
 	}

@@ -74,7 +74,7 @@ func page(t *testing.T, c *http.Client, method, u string, form url.Values) (*htt
 // for user.
 func (g *gw) grantIDOf(user, clientID string) string {
 	g.t.Helper()
-	list, err := g.store.ListGrants(context.Background(), "local:"+user, 0)
+	list, err := g.store.ListGrants(context.Background(), store.GrantQuery{UserID: "local:" + user})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSEC155_AccountRevokeEndsEveryGrantOfTheApplication(t *testing.T) {
 
 func mustListGrants(t *testing.T, s store.Store, userID string) []*store.Grant {
 	t.Helper()
-	list, err := s.ListGrants(context.Background(), userID, 0)
+	list, err := s.ListGrants(context.Background(), store.GrantQuery{UserID: userID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,8 +658,8 @@ func (s *listCounter) ListClients(ctx context.Context, limit int) ([]*store.Clie
 	return l, err
 }
 
-func (s *listCounter) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
-	l, err := s.Store.ListGrants(ctx, userID, limit)
+func (s *listCounter) ListGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
+	l, err := s.Store.ListGrants(ctx, q)
 	s.rows.Add(int64(len(l)))
 	return l, err
 }
@@ -699,5 +699,31 @@ func TestConsolePagesReadBoundedRows(t *testing.T) {
 		if n := lists.rows.Load(); n > bound {
 			t.Errorf("%s read %d rows of the store's %d, want at most %d", path, n, stored, bound)
 		}
+	}
+}
+
+// SEC-217, SEC-109: the account page reads a person's newest live grants,
+// so that revoked ones, kept until housekeeping, cannot push a live one
+// off the page a person revokes access on. Fails with the page reading
+// the newest 501 grants of any state: it said no application could act
+// for the person.
+func TestAccountPageShowsOlderLiveGrant(t *testing.T) {
+	g := newGateway(t)
+	ctx := context.Background()
+	user := identity.User{ID: "local:" + testUser, Username: testUser}
+	live := &store.Grant{ID: "old-live", ClientID: "client-b", User: user, Resource: g.url + "/mcp", CreatedAt: g.clock.Now().Add(-time.Hour)}
+	if err := g.store.CreateGrant(ctx, live, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 501 {
+		gr := &store.Grant{ID: fmt.Sprintf("revoked-%03d", i), ClientID: "client-a", User: user, Resource: g.url + "/mcp",
+			CreatedAt: g.clock.Now().Add(time.Duration(i) * time.Second), RevokedAt: g.clock.Now()}
+		if err := g.store.CreateGrant(ctx, gr, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, body := page(t, g.pageLogin(testUser, testPassword, "/account"), "GET", g.url+"/account", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `data-grant="old-live"`) {
+		t.Errorf("/account with one live grant older than 501 revoked ones: %d, the live one shown: %v; want it shown", resp.StatusCode, strings.Contains(body, `data-grant="old-live"`))
 	}
 }

@@ -109,7 +109,7 @@ func TestSEC12_MisuseRevokedOnceTheStoreTakesIt(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		grants, err := g.store.ListGrants(context.Background(), "local:"+testUser, 0)
+		grants, err := g.store.ListGrants(context.Background(), store.GrantQuery{UserID: "local:" + testUser})
 		if err == nil && len(grants) == 1 && !grants[0].RevokedAt.IsZero() {
 			break
 		}
@@ -150,7 +150,7 @@ func TestSEC93_DisabledDuringRedemption(t *testing.T) {
 	if resp, tok := g.exchange(a, code); resp.StatusCode != http.StatusBadRequest || tok.Error != "invalid_grant" {
 		t.Fatalf("the redemption of a code whose account was disabled meanwhile: %d %+v, want 400 invalid_grant", resp.StatusCode, tok)
 	}
-	grants, err := g.store.ListGrants(context.Background(), "local:"+testUser, 0)
+	grants, err := g.store.ListGrants(context.Background(), store.GrantQuery{UserID: "local:" + testUser})
 	if err != nil || slices.ContainsFunc(grants, func(gr *store.Grant) bool { return gr.RevokedAt.IsZero() }) {
 		t.Fatalf("grants of the disabled account: %+v %v, want none live", grants, err)
 	}

@@ -45,7 +45,7 @@ func TestProviderProfileStoredWithoutNUL(t *testing.T) {
 	if resp, tok := g.exchange(a, codeAtProvider(t, ctx, op, a, "bob")); resp.StatusCode != 200 {
 		t.Fatalf("bob's token: %d %+v", resp.StatusCode, tok)
 	}
-	grants, err := st.ListGrants(ctx, "", 0)
+	grants, err := st.ListGrants(ctx, store.GrantQuery{})
 	if err != nil || len(grants) != 1 || grants[0].User.Name != "Bob\uFFFD" {
 		t.Fatalf("grants: %+v %v, want bob's, named Bob\\uFFFD", grants, err)
 	}

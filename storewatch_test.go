@@ -223,9 +223,9 @@ func (s *watchedStore) DeleteClient(ctx context.Context, id string, now time.Tim
 	s.saw("DeleteClient")
 	return s.inner.DeleteClient(ctx, id, now)
 }
-func (s *watchedStore) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
+func (s *watchedStore) ListGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
 	s.saw("ListGrants")
-	return s.inner.ListGrants(ctx, userID, limit)
+	return s.inner.ListGrants(ctx, q)
 }
 func (s *watchedStore) CreateSigningKey(ctx context.Context, k *store.SigningKey) error {
 	s.saw("CreateSigningKey")

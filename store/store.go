@@ -103,6 +103,19 @@ type AuthRequest struct {
 	ExpiresAt         time.Time
 }
 
+// GrantQuery selects grants for ListGrants.
+type GrantQuery struct {
+	// UserID selects the grants of the user whose identity.User.ID it is;
+	// "" every user's.
+	UserID string
+	// Live leaves out revoked grants, which are kept until DeleteExpired
+	// removes them.
+	Live bool
+	// Limit is the most to return, the newest; 0 for every one. A page
+	// passes its bound: anyone may make grants.
+	Limit int
+}
+
 // Consent records that a user approved a client for some scopes (DEP-2).
 type Consent struct {
 	UserID   string
@@ -382,11 +395,9 @@ type Store interface {
 	// revoked grant is returned as is; the caller decides.
 	GetRefresh(ctx context.Context, hash []byte, now time.Time) (*RefreshToken, *Grant, error)
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
-	// ListGrants returns the grants of the user whose identity.User.ID is
-	// userID, or every grant for "", revoked ones included (until
-	// DeleteExpired removes them), newest first (ties by id), each with
-	// its LastIssuedAt; at most limit of them (every one for 0).
-	ListGrants(ctx context.Context, userID string, limit int) ([]*Grant, error)
+	// ListGrants returns the grants q selects, newest first (ties by id),
+	// each with its LastIssuedAt.
+	ListGrants(ctx context.Context, q GrantQuery) ([]*Grant, error)
 	// RevokedGrantsSince lists the ids of grants revoked at or after since,
 	// so that a starting process can deny their unexpired access tokens.
 	RevokedGrantsSince(ctx context.Context, since time.Time) ([]string, error)
@@ -572,7 +583,7 @@ func EndClientGrants(ctx context.Context, s Store, userID, clientID string, now 
 	if err := s.DeleteConsent(ctx, userID, clientID); err != nil {
 		return nil, err
 	}
-	grants, err := s.ListGrants(ctx, userID, 0)
+	grants, err := s.ListGrants(ctx, GrantQuery{UserID: userID, Live: true})
 	if err != nil {
 		return nil, err
 	}

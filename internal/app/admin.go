@@ -438,15 +438,12 @@ func (a *admin) listGrants(ctx context.Context) error {
 			return fmt.Errorf("no local user %s: mcpgate users list shows them; name another provider's user by its ID, like github:583231", safetext.Printable(a.cmd.User))
 		}
 	}
-	grants, err := a.st.ListGrants(ctx, userID, 0)
+	grants, err := a.st.ListGrants(ctx, store.GrantQuery{UserID: userID, Live: !a.cmd.All})
 	if err != nil {
 		return err
 	}
 	views := []grantView{}
 	for _, g := range grants {
-		if !g.RevokedAt.IsZero() && !a.cmd.All {
-			continue
-		}
 		views = append(views, grantView{ID: g.ID, ClientID: g.ClientID, UserID: g.User.ID, Username: g.User.Username,
 			Resource: g.Resource, Scopes: nonNil(g.Scopes), CreatedAt: stamp(g.CreatedAt), RevokedAt: stamp(g.RevokedAt)})
 	}

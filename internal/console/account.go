@@ -38,7 +38,7 @@ type accountPage struct {
 	More   bool // the person holds more grants than the page read
 }
 
-// maxAccountGrants bounds the grants the account page reads, newest
+// maxAccountGrants bounds the live grants the account page reads, newest
 // first: a person can make one with every sign-in. Revoking an
 // application ends the older ones too.
 const maxAccountGrants = 500
@@ -50,7 +50,7 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	grants, err := c.opts.Store.ListGrants(r.Context(), sess.User.ID, maxAccountGrants+1)
+	grants, err := c.opts.Store.ListGrants(r.Context(), store.GrantQuery{UserID: sess.User.ID, Live: true, Limit: maxAccountGrants + 1})
 	if err != nil {
 		c.log.Error("account: list grants", "err", err)
 		web.RenderError(w, c.log, http.StatusServiceUnavailable, "The page could not be shown", "Try again later.")
@@ -60,9 +60,7 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request) {
 		More: len(grants) > maxAccountGrants}
 	clients := map[string]clientInfo{}
 	for _, g := range grants[:min(len(grants), maxAccountGrants)] {
-		if g.RevokedAt.IsZero() {
-			data.Grants = append(data.Grants, c.row(r.Context(), clients, g))
-		}
+		data.Grants = append(data.Grants, c.row(r.Context(), clients, g))
 	}
 	if r.URL.Query().Get("revoked") != "" {
 		data.Done = "The application's access was revoked."

@@ -91,7 +91,7 @@ func (c *Console) adminUsers(w http.ResponseWriter, r *http.Request, sess *store
 		c.storeFailed(w, "admin: list local users", err)
 		return
 	}
-	grants, err := c.opts.Store.ListGrants(r.Context(), "", maxSeenGrants+1)
+	grants, err := c.opts.Store.ListGrants(r.Context(), store.GrantQuery{Limit: maxSeenGrants + 1})
 	if err != nil {
 		c.storeFailed(w, "admin: list grants", err)
 		return
@@ -141,7 +141,7 @@ func (c *Console) adminClients(w http.ResponseWriter, r *http.Request, sess *sto
 
 // adminGrants lists every grant, newest first; live ones may be revoked.
 func (c *Console) adminGrants(w http.ResponseWriter, r *http.Request, sess *store.Session) {
-	grants, err := c.opts.Store.ListGrants(r.Context(), "", maxGrantRows+1)
+	grants, err := c.opts.Store.ListGrants(r.Context(), store.GrantQuery{Limit: maxGrantRows + 1})
 	if err != nil {
 		c.storeFailed(w, "admin: list grants", err)
 		return

@@ -66,13 +66,13 @@ func (s *Store) revokeLocked(match func(*store.Grant) bool, now time.Time) []str
 }
 
 // ListGrants implements store.Store.
-func (s *Store) ListGrants(_ context.Context, userID string, limit int) ([]*store.Grant, error) {
+func (s *Store) ListGrants(_ context.Context, q store.GrantQuery) ([]*store.Grant, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []*store.Grant{}
 	index := map[string]*store.Grant{}
 	for _, g := range s.grants {
-		if userID == "" || g.User.ID == userID {
+		if (q.UserID == "" || g.User.ID == q.UserID) && (!q.Live || g.RevokedAt.IsZero()) {
 			c := copyGrant(g)
 			index[g.ID] = c
 			out = append(out, c)
@@ -86,7 +86,7 @@ func (s *Store) ListGrants(_ context.Context, userID string, limit int) ([]*stor
 	slices.SortFunc(out, func(a, b *store.Grant) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return limited(out, limit), nil
+	return limited(out, q.Limit), nil
 }
 
 // limited is a list's first limit elements, all of them for 0.

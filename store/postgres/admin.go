@@ -39,8 +39,8 @@ const (
 	// (SEC-194), which a condition that may also list them all would not use.
 	listGrants = `SELECT ` + grantCols + `,
 		coalesce((SELECT max(r.created_at) FROM refresh_tokens AS r WHERE r.grant_id = grants.id), 0) FROM grants`
-	sqlListAllGrants   = listGrants + ` ORDER BY created_at DESC, id COLLATE "C" LIMIT $1`
-	sqlListUserGrants  = listGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 ORDER BY created_at DESC, id COLLATE "C" LIMIT $2`
+	sqlListAllGrants   = listGrants + ` WHERE (NOT $1 OR revoked_at = 0) ORDER BY created_at DESC, id COLLATE "C" LIMIT $2`
+	sqlListUserGrants  = listGrants + ` WHERE (user_json::jsonb)->>'sub' = $1 AND (NOT $2 OR revoked_at = 0) ORDER BY created_at DESC, id COLLATE "C" LIMIT $3`
 	sqlListLocalUsers  = `SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name COLLATE "C"`
 	sqlEnableLocalUser = `UPDATE local_users SET disabled_at = 0 WHERE name = $1`
 	// Disabling is two statements in one transaction: the account's row
@@ -102,16 +102,16 @@ func (s *Store) revoking(ctx context.Context, op, q string, args ...any) ([]stri
 }
 
 // ListGrants implements store.Store.
-func (s *Store) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
-	if !storable(userID) {
+func (s *Store) ListGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
+	if !storable(q.UserID) {
 		return []*store.Grant{}, nil
 	}
 	var rows pgx.Rows
 	var err error
-	if userID == "" {
-		rows, err = s.pool.Query(ctx, sqlListAllGrants, sqlLimit(limit))
+	if q.UserID == "" {
+		rows, err = s.pool.Query(ctx, sqlListAllGrants, q.Live, sqlLimit(q.Limit))
 	} else {
-		rows, err = s.pool.Query(ctx, sqlListUserGrants, userID, sqlLimit(limit))
+		rows, err = s.pool.Query(ctx, sqlListUserGrants, q.UserID, q.Live, sqlLimit(q.Limit))
 	}
 	if err != nil {
 		return nil, wrap("list grants", err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/pgtest"
+	"github.com/mcpgate/mcpgate/store"
 )
 
 // SEC-194: what one person's account page and account changes read is
@@ -27,7 +28,7 @@ func TestSEC194_OnePersonsRowsFoundByIndex(t *testing.T) {
 		query, args string
 		indexes     []string
 	}{
-		{sqlListUserGrants, "'local:x', NULL", []string{"grants_user_sub"}},
+		{sqlListUserGrants, "'local:x', false, NULL", []string{"grants_user_sub"}},
 		{sqlEndAccount, "1, 'local:x'", []string{"grants_user_sub", "sessions_user_sub"}},
 		{sqlPutLocalUser, "'x', 'h', '[]', 1, 0, true", []string{"sessions_user_sub"}},
 	} {
@@ -76,7 +77,7 @@ func TestSEC194_MigrationUpgradesAUserWithANUL(t *testing.T) {
 	}
 	s.Close()
 	s = open(t, dsn)
-	grants, err := s.ListGrants(ctx, "github:7", 0)
+	grants, err := s.ListGrants(ctx, store.GrantQuery{UserID: "github:7"})
 	if err != nil || len(grants) != 1 || grants[0].User.Name != "Ev\uFFFDe" {
 		t.Fatalf("after the upgrade: %v %+v, want the grant, its name's NUL as U+FFFD", err, grants)
 	}

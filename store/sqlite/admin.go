@@ -31,8 +31,8 @@ var (
 		ON CONFLICT DO NOTHING`)
 	// A person's grants are found through the index grants_user_sub
 	// (SEC-194), which a condition that may also list them all would not use.
-	sqlListAllGrants      = rs(listGrants + ` ORDER BY created_at DESC, id LIMIT ?`)
-	sqlListUserGrants     = rs(listGrants + ` WHERE json_extract(user, '$.sub') = ? ORDER BY created_at DESC, id LIMIT ?`)
+	sqlListAllGrants      = rs(listGrants + ` WHERE (? = 0 OR revoked_at = 0) ORDER BY created_at DESC, id LIMIT ?`)
+	sqlListUserGrants     = rs(listGrants + ` WHERE json_extract(user, '$.sub') = ? AND (? = 0 OR revoked_at = 0) ORDER BY created_at DESC, id LIMIT ?`)
 	sqlListLocalUsers     = rs(`SELECT name, password_hash, groups, created_at, disabled_at, configured FROM local_users ORDER BY name`)
 	sqlEnableLocalUser    = ws(`UPDATE local_users SET disabled_at = 0 WHERE name = ?`)
 	sqlDisableLocalUser   = ws(`UPDATE local_users SET disabled_at = CASE disabled_at WHEN 0 THEN ? ELSE disabled_at END WHERE name = ?`)
@@ -108,13 +108,13 @@ func (s *Store) revokeReturning(ctx context.Context, tx *sql.Tx, q string, args 
 }
 
 // ListGrants implements store.Store.
-func (s *Store) ListGrants(ctx context.Context, userID string, limit int) ([]*store.Grant, error) {
+func (s *Store) ListGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
 	var rows *sql.Rows
 	var err error
-	if userID == "" {
-		rows, err = s.rows(ctx, sqlListAllGrants, sqlLimit(limit))
+	if q.UserID == "" {
+		rows, err = s.rows(ctx, sqlListAllGrants, q.Live, sqlLimit(q.Limit))
 	} else {
-		rows, err = s.rows(ctx, sqlListUserGrants, userID, sqlLimit(limit))
+		rows, err = s.rows(ctx, sqlListUserGrants, q.UserID, q.Live, sqlLimit(q.Limit))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)

@@ -16,7 +16,7 @@ func TestSEC194_OnePersonsRowsFoundByIndex(t *testing.T) {
 		query, index string
 		args         []any
 	}{
-		{sqlListUserGrants, "grants_user_sub", []any{"local:x", -1}},
+		{sqlListUserGrants, "grants_user_sub", []any{"local:x", false, -1}},
 		{sqlRevokeUserGrants, "grants_user_sub", []any{1, "local:x"}},
 		{sqlDeleteUserSessions, "sessions_user_sub", []any{"local:x"}},
 		{sqlEndChangedUserSessions, "sessions_user_sub", []any{"x", "h", "[]"}},

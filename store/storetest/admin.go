@@ -129,10 +129,10 @@ func testDeleteClient(t *testing.T, s store.Store) {
 }
 
 // ListGrants lists a user's grants or everyone's, newest first, revoked
-// ones included.
+// ones included unless Live, at most Limit of them.
 func testListGrants(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	list, err := s.ListGrants(ctx, "", 0)
+	list, err := s.ListGrants(ctx, store.GrantQuery{})
 	must(t, "list empty", err)
 	if list == nil || len(list) != 0 {
 		t.Fatalf("grants of an empty store: %#v, want an empty list", list)
@@ -155,22 +155,34 @@ func testListGrants(t *testing.T, s store.Store) {
 		}
 		return out
 	}
-	list, err = s.ListGrants(ctx, "", 0)
+	list, err = s.ListGrants(ctx, store.GrantQuery{})
 	must(t, "list all", err)
 	wantIDs(t, "every grant, newest first", ids(list), []string{"g3", "g2", "g1"})
 	want := newGrant("g1")
 	want.User, want.RevokedAt = user("one"), t0
 	same(t, "listed grant", list[2], want)
-	list, err = s.ListGrants(ctx, user("one").ID, 0)
+	list, err = s.ListGrants(ctx, store.GrantQuery{UserID: user("one").ID})
 	must(t, "list one user's", err)
 	wantIDs(t, "one user's", ids(list), []string{"g2", "g1"})
-	list, err = s.ListGrants(ctx, "", 2)
+	list, err = s.ListGrants(ctx, store.GrantQuery{Limit: 2})
 	must(t, "list the 2 newest", err)
 	wantIDs(t, "the 2 newest grants", ids(list), []string{"g3", "g2"})
-	list, err = s.ListGrants(ctx, user("one").ID, 1)
+	list, err = s.ListGrants(ctx, store.GrantQuery{UserID: user("one").ID, Limit: 1})
 	must(t, "list one user's newest", err)
 	wantIDs(t, "one user's newest", ids(list), []string{"g2"})
-	list, err = s.ListGrants(ctx, "github:nobody", 0)
+	// A person's page shows their live grants: the revoked ones, kept
+	// until housekeeping, must not take the places of the live.
+	list, err = s.ListGrants(ctx, store.GrantQuery{UserID: user("one").ID, Live: true})
+	must(t, "list one user's live", err)
+	wantIDs(t, "one user's live", ids(list), []string{"g2"})
+	must(t, "revoke g2", s.RevokeGrant(ctx, "g2", t0))
+	list, err = s.ListGrants(ctx, store.GrantQuery{Live: true, Limit: 1})
+	must(t, "list the newest live", err)
+	wantIDs(t, "the newest live grant", ids(list), []string{"g3"})
+	list, err = s.ListGrants(ctx, store.GrantQuery{UserID: user("one").ID, Live: true, Limit: 1})
+	must(t, "list one user's newest live", err)
+	wantIDs(t, "one user's newest live, with none", ids(list), []string{})
+	list, err = s.ListGrants(ctx, store.GrantQuery{UserID: "github:nobody"})
 	must(t, "list nobody's", err)
 	wantIDs(t, "nobody's", ids(list), []string{})
 }
@@ -189,7 +201,7 @@ func testListGrantsLastIssued(t *testing.T, s store.Store) {
 	next.CreatedAt = at
 	_, _, err := s.RotateRefresh(ctx, hash("refresh-r1"), next, []byte("s2"), at, 0)
 	must(t, "rotate", err)
-	list, err := s.ListGrants(ctx, "", 0)
+	list, err := s.ListGrants(ctx, store.GrantQuery{})
 	must(t, "list", err)
 	got := map[string]time.Time{}
 	for _, g := range list {

@@ -41,7 +41,7 @@ func testOddKeysNotFound(t *testing.T, s store.Store) {
 		wantErr(t, "delete client", err, store.ErrNotFound)
 		_, err = s.DisableLocalUser(ctx, key, t0)
 		wantErr(t, "disable local user", err, store.ErrNotFound)
-		grants, err := s.ListGrants(ctx, key, 0)
+		grants, err := s.ListGrants(ctx, store.GrantQuery{UserID: key})
 		if err != nil || len(grants) != 0 {
 			t.Errorf("list grants of %q: %v %v, want none", key, grants, err)
 		}
