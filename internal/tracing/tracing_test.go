@@ -87,8 +87,13 @@ func TestOffCostsNothing(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations with tracing off, want 0", n)
 	}
-	h.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	Inject(ctx, h)
+	const sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if n := testing.AllocsPerRun(100, func() {
+		h.Set("Traceparent", sent)
+		Inject(ctx, h)
+	}); n > 16 {
+		t.Errorf("%v allocations to write a client's traceparent again with tracing off, want at most 16 (10 measured)", n)
+	}
 	if got := h.Get("Traceparent"); got != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
 		t.Errorf("the client's traceparent became %q with tracing off", got)
 	}
