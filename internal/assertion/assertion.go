@@ -199,22 +199,13 @@ func Verify(token string, keys *jose.JSONWebKeySet, want Expected) (*Verified, e
 	if err := checkClaims(&c, want); err != nil {
 		return nil, err
 	}
-	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); explicitlyTyped(typ) &&
+	// In any case, and with the "application/" that RFC 7515 §4.1.9 lets
+	// a typ leave out, written or not.
+	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); (strings.EqualFold(typ, ExplicitType) || strings.EqualFold(typ, "application/"+ExplicitType)) &&
 		(len(c.Audience) != 1 || len(want.Audiences) == 0 || c.Audience[0] != want.Audiences[0]) {
 		return nil, errors.New("a client assertion of typ " + ExplicitType + " must name the issuer alone as its aud")
 	}
 	return &Verified{ID: c.ID, Expiry: c.Expiry.Time()}, nil
-}
-
-// explicitlyTyped reports whether typ names ExplicitType's media type:
-// in any case, and with the "application/" that RFC 7515 §4.1.9 lets a
-// typ leave out, written or not.
-func explicitlyTyped(typ string) bool {
-	const prefix = "application/"
-	if len(typ) > len(prefix) && strings.EqualFold(typ[:len(prefix)], prefix) {
-		typ = typ[len(prefix):]
-	}
-	return strings.EqualFold(typ, ExplicitType)
 }
 
 // errMalformed says why a token did not parse: an algorithm refused (its
