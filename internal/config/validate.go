@@ -355,14 +355,14 @@ func validateScopes(prefix string, required, optional []string, implies map[stri
 	}{{"scopes", required}, {"optional_scopes", optional}} {
 		for _, s := range list.scopes {
 			if !oauth.ResourceScope(s) {
-				p.add("%s%s: %q is not a valid resource scope", prefix, list.key, s)
+				p.add("%s%s: %q is not a valid resource scope (printable ASCII without space, \" or \\, and not offline_access)", prefix, list.key, s)
 			}
 		}
 	}
 	for broad, narrow := range implies {
 		for _, s := range append([]string{broad}, narrow...) {
 			if !oauth.ResourceScope(s) {
-				p.add("%sscope_implies: %q is not a valid resource scope", prefix, s)
+				p.add("%sscope_implies: %q is not a valid resource scope (printable ASCII without space, \" or \\, and not offline_access)", prefix, s)
 			}
 		}
 	}
