@@ -155,3 +155,26 @@ func TestSCOPE1_ToolPolicyStepUp(t *testing.T) {
 		t.Errorf("echo with mcp:write: %v %+v, want its answer", err, res)
 	}
 }
+
+// SCOPE-1, SCOPE-5: a rule's scope that the resource does not grant, but
+// a broader optional scope implies: the challenge names the broader one.
+// Fails before: the call got the JSON-RPC refusal, as no rule's own scope
+// could be granted.
+func TestSCOPE1_StepUpToAnImplyingScope(t *testing.T) {
+	g := newGateway(t, func(c *mcpgateConfig) {
+		c.Resources = []mcpgate.Resource{{Path: "/mcp", Scopes: []string{"mcp"}, OptionalScopes: []string{"mcp:admin"},
+			ScopeImplies: map[string][]string{"mcp:admin": {"mcp:write"}},
+			ToolPolicy: &mcpgate.ToolPolicy{Default: "deny", Rules: []mcpgate.ToolRule{
+				{Allow: []string{"echo"}, Scopes: []string{"mcp:write"}},
+			}}}}
+	})
+	_, _, tok := g.fullFlow()
+	req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, body := g.do(req)
+	if h := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusForbidden || !strings.Contains(h, `scope="mcp mcp:admin"`) {
+		t.Errorf("echo with scope mcp: %d %q %s; want 403 naming mcp mcp:admin", resp.StatusCode, h, body)
+	}
+}

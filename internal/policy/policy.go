@@ -68,7 +68,6 @@ type Compiled struct {
 
 type compiledRule struct {
 	users, groups, scopes []string
-	named                 []string // the rule's own scopes, without those that imply one
 	allow, deny           patterns
 }
 
@@ -126,7 +125,7 @@ func (p *Policy) Compile(implies oauth.Hierarchy) (*Compiled, error) {
 	c := &Compiled{defaultYes: p.Default != "deny"}
 	for _, r := range p.Rules {
 		c.rules = append(c.rules, compiledRule{
-			users: r.Users, groups: r.Groups, scopes: holders(implies, r.Scopes), named: r.Scopes,
+			users: r.Users, groups: r.Groups, scopes: holders(implies, r.Scopes),
 			allow: compilePatterns(r.Allow), deny: compilePatterns(r.Deny),
 		})
 	}
@@ -156,8 +155,9 @@ func (c *Compiled) Allowed(caller *identity.Caller, tool string) bool {
 
 // StepUp returns the scopes that would each allow caller the tool the
 // policy denies them, were it in their token: the scopes of the rules
-// that allow the tool to the caller but for their scopes, each tried. A
-// client can get one by authorizing again (SCOPE-1). None when the tool is
+// that allow the tool to the caller but for their scopes, each tried, a
+// rule's own before the broader ones that imply them (SCOPE-5). A client
+// can get one by authorizing again (SCOPE-1). None when the tool is
 // allowed, or no scope would allow it (a deny, a rule of other users).
 func (c *Compiled) StepUp(caller *identity.Caller, tool string) []string {
 	if c == nil || caller == nil || c.Allowed(caller, tool) {
@@ -166,10 +166,10 @@ func (c *Compiled) StepUp(caller *identity.Caller, tool string) []string {
 	var out []string
 	for i := range c.rules {
 		r := &c.rules[i]
-		if len(r.named) == 0 || !r.allow.match(tool) || !applies(r.users, r.groups, nil, caller) {
+		if len(r.scopes) == 0 || !r.allow.match(tool) || !applies(r.users, r.groups, nil, caller) {
 			continue
 		}
-		for _, s := range r.named {
+		for _, s := range r.scopes { // the rule's own first (holders)
 			with := *caller
 			with.Scopes = append(slices.Clip(caller.Scopes), s)
 			if !slices.Contains(out, s) && c.Allowed(&with, tool) {

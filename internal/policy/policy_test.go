@@ -221,9 +221,9 @@ func TestSCOPE5_RulesCountImpliedScopes(t *testing.T) {
 }
 
 // SCOPE-1: StepUp names the scopes that would each allow a denied tool,
-// were the token to carry it: a rule's own scope, not the broader ones
-// that imply it; none when a deny would still apply, when the rule is
-// another user's, or when the tool is allowed already.
+// were the token to carry it: a rule's own scopes, then the broader ones
+// that imply them (SCOPE-5); none when a deny would still apply, when the
+// rule is another user's, or when the tool is allowed already.
 func TestStepUp(t *testing.T) {
 	p := &Policy{Default: "deny", Rules: []Rule{
 		{Allow: []string{"write_*"}, Scopes: []string{"mcp:write", "mcp:other"}},
@@ -240,8 +240,8 @@ func TestStepUp(t *testing.T) {
 		tool   string
 		want   string
 	}{
-		{alice, "write_doc", "mcp:write mcp:other"},
-		{alice, "write_secret", "mcp:other"}, // mcp:write would bring the deny
+		{alice, "write_doc", "mcp:write mcp:other mcp:admin"},
+		{alice, "write_secret", "mcp:other"}, // mcp:write, or mcp:admin, would bring the deny
 		{alice, "deploy", ""},                // bob's rule
 		{bob, "deploy", "ops"},
 		{alice, "echo", ""}, // allowed
