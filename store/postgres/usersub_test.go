@@ -29,6 +29,8 @@ func TestSEC194_OnePersonsRowsFoundByIndex(t *testing.T) {
 		indexes     []string
 	}{
 		{sqlListUserGrants, "'local:x', false, NULL", []string{"grants_user_sub"}},
+		// SEC-217: the clients page reads the newest first, a page at a time.
+		{sqlListClients, "501", []string{"clients_newest"}},
 		{sqlEndAccount, "1, 'local:x'", []string{"grants_user_sub", "sessions_user_sub"}},
 		{sqlPutLocalUser, "'x', 'h', '[]', 1, 0, true", []string{"sessions_user_sub"}},
 	} {

@@ -17,6 +17,8 @@ func TestSEC194_OnePersonsRowsFoundByIndex(t *testing.T) {
 		args         []any
 	}{
 		{sqlListUserGrants, "grants_user_sub", []any{"local:x", false, -1}},
+		// SEC-217: the clients page reads the newest first, a page at a time.
+		{sqlListClients, "clients_newest", []any{501}},
 		{sqlRevokeUserGrants, "grants_user_sub", []any{1, "local:x"}},
 		{sqlDeleteUserSessions, "sessions_user_sub", []any{"local:x"}},
 		{sqlEndChangedUserSessions, "sessions_user_sub", []any{"x", "h", "[]"}},
