@@ -72,7 +72,7 @@ func (s *Server) exchangeCode(ctx context.Context, issuer string, client *store.
 		if b.client && b.redirect && b.pkce {
 			// Its holder, naming another resource the gateway serves: RFC
 			// 8707 §2.2's error, which says what to change.
-			return nil, oauth.Errorf(oauth.InvalidTarget, "the authorization code was not issued for this resource")
+			return nil, oauth.Errorf(oauth.InvalidTarget, "the authorization code was not issued for this resource, and is spent: authorize again naming the resource")
 		}
 		return nil, errBadGrant
 	}
