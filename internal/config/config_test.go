@@ -46,6 +46,40 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+// SEC-220: a secret and its file are one setting, with the order of every
+// other: a secret given in the environment or by a flag wins over the
+// file's secret file (a secret rotated after a leak), a file given by a
+// flag wins over the environment's secret, and both in one place is an
+// error. Fails before: the file always won, silently.
+func TestSecretAndItsFileOneSetting(t *testing.T) {
+	dir := t.TempDir()
+	old, rotated := filepath.Join(dir, "old"), filepath.Join(dir, "rotated")
+	os.WriteFile(old, []byte("OLDSECRET\n"), 0o600)
+	os.WriteFile(rotated, []byte("ROTATEDSECRET\n"), 0o600)
+	path := filepath.Join(dir, "mcpgate.yaml")
+	os.WriteFile(path, []byte("github_client_id: gh\ngithub_client_secret_file: "+old+"\n"), 0o600)
+	for name, tc := range map[string]struct {
+		args []string
+		vars map[string]string
+		want string
+	}{
+		"the file's file":                 {nil, nil, "OLDSECRET"},
+		"the environment's secret":        {nil, map[string]string{"GITHUB_SECRET": "NEWFROMENV"}, "NEWFROMENV"},
+		"a flag's secret":                 {[]string{"--github-client-secret", "NEWFROMFLAG"}, nil, "NEWFROMFLAG"},
+		"a flag's file over the variable": {[]string{"--github-client-secret-file", rotated}, map[string]string{"GITHUB_SECRET": "NEWFROMENV"}, "ROTATEDSECRET"},
+	} {
+		cfg, err := Load(append([]string{"--config", path}, tc.args...), env(tc.vars))
+		if err != nil || cfg.GitHubClientSecret != tc.want {
+			t.Errorf("%s: %v, secret %q; want %q", name, err, cfg.GitHubClientSecret, tc.want)
+		}
+	}
+	both := filepath.Join(dir, "both.yaml")
+	os.WriteFile(both, []byte("github_client_id: gh\ngithub_client_secret: INFILE\ngithub_client_secret_file: "+old+"\n"), 0o600)
+	if _, err := Load([]string{"--config", both}, env(nil)); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("a secret and its file in one file: %v, want an error saying to give one", err)
+	}
+}
+
 func TestPrecedenceFileEnvFlags(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mcpgate.yaml")

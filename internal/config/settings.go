@@ -266,8 +266,11 @@ var ErrNoSuchFlag = errors.New("no such flag")
 // them all in bad, in order: a flag the flag package refuses, and a stray
 // argument, after which it stops. It returns only flag.ErrHelp, for -h.
 // A flag neither fs nor commandFlags has is answered with the one of them
-// it most likely misspells.
+// it most likely misspells, and the word after it, if no flag, is taken
+// for its value. No argument is quoted back: it may be a secret, given to
+// a misspelt flag (--github-secret) or in a flag's place.
 func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags, commandFlags []string) error {
+	total := len(args)
 	for len(args) > 0 {
 		err := fs.Parse(args)
 		rest := fs.Args()
@@ -284,6 +287,9 @@ func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags, commandFlags []s
 					names = append(names, "--"+f)
 				}
 				bad.errs = append(bad.errs, fmt.Errorf("--%s: %w%s", name, ErrNoSuchFlag, didYouMean("--"+name, names)))
+				if !strings.Contains(name, "=") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+					rest = rest[1:] // its value
+				}
 				args = rest
 				continue
 			} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
@@ -293,7 +299,7 @@ func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags, commandFlags []s
 			}
 			bad.errs = append(bad.errs, errors.New(msg))
 		case len(rest) > 0:
-			bad.errs = append(bad.errs, fmt.Errorf("unexpected argument %q", rest[0]))
+			bad.errs = append(bad.errs, fmt.Errorf("unexpected argument, word %d of the command line's settings (not shown: it may be a secret); each setting is --flag value", total-len(rest)+1))
 			rest = rest[1:]
 		}
 		args = rest
@@ -323,6 +329,25 @@ func applyEnv(cfg *Config, getenv func(string) string) []error {
 	return errs
 }
 
+// source ranks where the setting key was given: 3 a flag, 2 the
+// environment, 1 the file, 0 nowhere.
+func (c *Config) source(key string) int {
+	switch from := c.from[key]; {
+	case strings.HasPrefix(from, "--"):
+		return 3
+	case from != "":
+		return 2
+	case c.given[key]:
+		return 1
+	}
+	return 0
+}
+
+// readSecretFiles reads each secret given as a file. A secret and its
+// file are one setting: the one given where it wins (a flag over the
+// environment over the file) stands, so that a secret rotated through a
+// variable is not overridden by the old file; both given in one place
+// is an error (SEC-220).
 func (c *Config) readSecretFiles() error {
 	read := func(path string, dst *string, what string) error {
 		if path == "" {
@@ -339,16 +364,34 @@ func (c *Config) readSecretFiles() error {
 		}
 		return nil
 	}
+	pair := func(key, path string, dst *string) error {
+		switch secret, file := c.source(key), c.source(key+"_file"); {
+		case path == "" || secret > file:
+			return nil
+		case secret == file:
+			return fmt.Errorf("%s and %s_file: give one of them, not both", key, key)
+		}
+		return read(path, dst, key+"_file")
+	}
 	errs := []error{
-		read(c.GitHubClientSecretFile, &c.GitHubClientSecret, "github_client_secret_file"),
-		read(c.OIDCClientSecretFile, &c.OIDCClientSecret, "oidc_client_secret_file"),
-		read(c.GoogleClientSecretFile, &c.GoogleClientSecret, "google_client_secret_file"),
+		pair("github_client_secret", c.GitHubClientSecretFile, &c.GitHubClientSecret),
+		pair("oidc_client_secret", c.OIDCClientSecretFile, &c.OIDCClientSecret),
+		pair("google_client_secret", c.GoogleClientSecretFile, &c.GoogleClientSecret),
+	}
+	// In a list, a secret and its file are given in one place.
+	one := func(secret, path string, dst *string, what string) error {
+		if secret != "" && path != "" {
+			return fmt.Errorf("%s: give the secret or its file, not both", what)
+		}
+		return read(path, dst, what+"_file")
 	}
 	for i := range c.OIDCProviders {
-		errs = append(errs, read(c.OIDCProviders[i].ClientSecretFile, &c.OIDCProviders[i].ClientSecret, fmt.Sprintf("oidc_providers[%d].client_secret_file", i)))
+		p := &c.OIDCProviders[i]
+		errs = append(errs, one(p.ClientSecret, p.ClientSecretFile, &p.ClientSecret, fmt.Sprintf("oidc_providers[%d].client_secret", i)))
 	}
 	for i := range c.Clients {
-		errs = append(errs, read(c.Clients[i].SecretFile, &c.Clients[i].Secret, "clients["+c.Clients[i].ID+"].secret_file"))
+		cl := &c.Clients[i]
+		errs = append(errs, one(cl.Secret, cl.SecretFile, &cl.Secret, "clients["+cl.ID+"].secret"))
 	}
 	return errors.Join(errs...)
 }

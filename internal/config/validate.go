@@ -573,9 +573,14 @@ func (b *Backend) validateStdio(prefix string, p *problems) {
 			p.add("%sstdio_read_paths: %q must be an absolute path", prefix, path)
 		}
 	}
-	for _, kv := range b.StdioEnv {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.HasPrefix(k, "MCPGATE_") {
-			p.add("%sstdio_env: %q must be KEY=VALUE, and not an MCPGATE_ variable (those carry the user)", prefix, strings.SplitN(kv, "=", 2)[0])
+	for i, kv := range b.StdioEnv {
+		// Named by its place and name alone: an entry without its = may
+		// be all value, a token (SEC-219).
+		switch k, _, ok := strings.Cut(kv, "="); {
+		case !ok || k == "":
+			p.add("%sstdio_env[%d]: must be KEY=VALUE (the entry is not shown: it may hold a secret)", prefix, i)
+		case strings.HasPrefix(k, "MCPGATE_"):
+			p.add("%sstdio_env: %q is an MCPGATE_ variable, which carry the user", prefix, k)
 		}
 	}
 	if b.StdioMaxProcesses < 0 || b.StdioIdleTimeout.Off() {
