@@ -7,9 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/logbuf"
+	"github.com/mcpgate/mcpgate/internal/privatedir"
 	"github.com/mcpgate/mcpgate/internal/safetext"
 )
 
@@ -70,8 +73,24 @@ func New(log *slog.Logger) *Logger {
 // mode 0600 if missing. The lines are buffered (SEC-105): each reaches the
 // file within logbuf.DefaultDelay, not in a write system call of its own.
 // Close the returned closer at shutdown: it writes what is buffered.
+//
+// The gateway writes the file as its user, often root: the file, and the
+// directories above it, must be such that no other user can put a link or
+// a file of theirs where it goes, as for the data directory (SEC-221).
+// Else the gateway would create or append to a file of that user's
+// choosing, or to one they read.
 func Open(path string) (*Logger, io.Closer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	dir := filepath.Dir(path)
+	for _, check := range []func() error{
+		func() error { return privatedir.CheckPath(dir) },
+		func() error { return privatedir.CheckDir(dir) },
+		func() error { return privatedir.CheckOwnFile(path, false) },
+	} {
+		if err := check(); err != nil {
+			return nil, nil, fmt.Errorf("audit log: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log: %w", err)
 	}

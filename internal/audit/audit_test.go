@@ -117,3 +117,50 @@ func TestSEC116_AuditFileToolNameInert(t *testing.T) {
 		t.Errorf("tool %q (%v), want the name with those characters replaced by U+FFFD", m["tool"], err)
 	}
 }
+
+// SEC-221: the audit log is opened only where no other user can have put
+// a link or a file of theirs: a link, a file another user owns, and a
+// directory every user may write to are refused, as for the data
+// directory. Fails before: the gateway followed the link and created the
+// file where it led, and appended to another user's file.
+func TestSEC221_AuditLogPlantedFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	link := filepath.Join(dir, "audit.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, c, err := Open(link); err == nil {
+		c.Close()
+		t.Errorf("a link as the audit log: opened, want it refused")
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("the link's target was created")
+	}
+	open := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, c, err := Open(filepath.Join(open, "audit.log")); err == nil {
+		c.Close()
+		t.Errorf("an audit log in a directory every user may write to: opened, want it refused")
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(dir, "other.log")
+		if err := os.WriteFile(other, nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, c, err := Open(other); err == nil {
+			c.Close()
+			t.Errorf("an audit log another user owns: opened, want it refused")
+		}
+	} else {
+		t.Log("not root: the file of another user, which needs a chown, is not tried (CI runs as root)")
+	}
+}
