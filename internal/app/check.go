@@ -20,6 +20,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate"
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/privatedir"
 	"github.com/mcpgate/mcpgate/internal/safetext"
@@ -71,6 +72,7 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 		c.line("warn", "config", "%s (%s: %v)", w.msg, w.key, w.value)
 	}
 	c.checkStore(ctx, cfg)
+	c.checkAuditLog(cfg)
 	c.checkProviders(ctx, cfg)
 	c.checkListen(cfg)
 	for i, res := range gcfg.Resources {
@@ -190,12 +192,25 @@ func (c *checker) checkDataPath(cfg *config.Config) bool {
 		if os.Geteuid() == 0 && !ownedByRoot(dir) {
 			continue
 		}
-		if err := privatedir.CheckPath(dir); err != nil {
+		if err := errors.Join(privatedir.CheckPath(dir), privatedir.CheckDir(dir)); err != nil {
 			c.fail("store", "mcpgate serve would refuse it: %v", err)
 			return false
 		}
 	}
 	return true
+}
+
+// checkAuditLog refuses, as serve does (SEC-221), an audit log that
+// another user could have put in place, or whose directory is missing.
+func (c *checker) checkAuditLog(cfg *config.Config) {
+	if cfg.AuditLog == "" {
+		return
+	}
+	if err := audit.CheckPlace(cfg.AuditLog); err != nil {
+		c.fail("audit", "mcpgate serve would refuse it: %v", err)
+		return
+	}
+	c.pass("audit", "%s", cfg.AuditLog)
 }
 
 // ownedByRoot reports whether dir, or the nearest directory above it that

@@ -175,3 +175,37 @@ func TestCheckSaysWhatServeWarnsOf(t *testing.T) {
 		t.Errorf("check with a short local password:\n%s\nwant it passed, with serve's warning", out.String())
 	}
 }
+
+// SEC-196, SEC-221: check fails where serve would refuse to start: a data
+// directory that is itself a sticky directory every user may write to,
+// and an audit log in a missing directory or behind a link. Fails before:
+// check said all was well, and serve refused to start.
+func TestCheckRefusesWhatServeRefuses(t *testing.T) {
+	sticky := filepath.Join(t.TempDir(), "sticky")
+	if err := os.Mkdir(sticky, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), link); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		set  func(*config.Config)
+		want string
+	}{
+		"a sticky data directory all may write to": {func(c *config.Config) { c.DataDir = sticky }, "FAIL store    mcpgate serve would refuse it"},
+		"an audit log in a missing directory":      {func(c *config.Config) { c.AuditLog = "/nonexistent/dir/audit.log" }, "FAIL audit    mcpgate serve would refuse it"},
+		"an audit log that is a link":              {func(c *config.Config) { c.AuditLog = link }, "FAIL audit    mcpgate serve would refuse it"},
+	} {
+		cfg := config.Defaults()
+		cfg.DataDir = t.TempDir()
+		tc.set(&cfg)
+		var out bytes.Buffer
+		if Check(context.Background(), &cfg, &out) || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s:\n%s\nwant %q, check failed", name, out.String(), tc.want)
+		}
+	}
+}

@@ -80,15 +80,8 @@ func New(log *slog.Logger) *Logger {
 // Else the gateway would create or append to a file of that user's
 // choosing, or to one they read.
 func Open(path string) (*Logger, io.Closer, error) {
-	dir := filepath.Dir(path)
-	for _, check := range []func() error{
-		func() error { return privatedir.CheckPath(dir) },
-		func() error { return privatedir.CheckDir(dir) },
-		func() error { return privatedir.CheckOwnFile(path, false) },
-	} {
-		if err := check(); err != nil {
-			return nil, nil, fmt.Errorf("audit log: %w", err)
-		}
+	if err := CheckPlace(path); err != nil {
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -98,6 +91,27 @@ func Open(path string) (*Logger, io.Closer, error) {
 	// A tool's name is the client's text: written inert (SEC-116).
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: safetext.InertAttr})
 	return New(slog.New(logbuf.NewHandler(h, w))), fileCloser{w, f}, nil
+}
+
+// CheckPlace reports why Open would refuse the file at path, which it
+// neither makes nor opens (mcpgate check asks it): a file or a directory
+// above it that another user could change, a directory every user may
+// write to, or none.
+func CheckPlace(path string) error {
+	dir := filepath.Dir(path)
+	for _, check := range []func() error{
+		func() error { return privatedir.CheckPath(dir) },
+		func() error { return privatedir.CheckDir(dir) },
+		func() error { return privatedir.CheckOwnFile(path, false) },
+	} {
+		if err := check(); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("audit log: the directory %s does not exist: make it, the gateway's user's", dir)
+	}
+	return nil
 }
 
 // fileCloser flushes the buffer, then closes the file.
