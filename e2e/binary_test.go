@@ -185,14 +185,20 @@ func startProcess(t *testing.T, base string, argv []string, opts binaryOpts) *pr
 // stop sends SIGTERM and expects a clean exit.
 func (p *process) stop(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.stopWith(t, syscall.SIGTERM)
+}
+
+// stopWith sends sig and expects a clean exit.
+func (p *process) stopWith(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
 	select {
 	case err := <-p.done:
 		if err != nil {
-			t.Fatalf("mcpgate exited with %v after SIGTERM\nstderr: %s", err, p.Stderr())
+			t.Fatalf("mcpgate exited with %v after %v\nstderr: %s", err, sig, p.Stderr())
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("mcpgate did not stop after SIGTERM")
+		t.Fatalf("mcpgate did not stop after %v", sig)
 	}
 }
 
@@ -314,6 +320,18 @@ func TestBinaryFirstStartAdmin(t *testing.T) {
 	}
 	if info, err := os.Stat(filepath.Join(dir, "secret.key")); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("secret key file: %v %v, want it with mode 0600", err, info)
+	}
+}
+
+// SIGHUP (the terminal serve runs in closed, or an operator's reload,
+// which mcpgate has none of) stops it as SIGTERM does: the requests in
+// flight finish and the buffered log lines are written. Fails before: the
+// process died at once, exit status 129, its last log lines lost.
+func TestBinarySIGHUPShutsDownCleanly(t *testing.T) {
+	p := startBinary(t, freePort(t), "--data-dir", t.TempDir(), "--local-user", "a:b")
+	p.stopWith(t, syscall.SIGHUP)
+	if !p.stderrHas("shutting down") {
+		t.Fatalf("mcpgate stopped after SIGHUP without its shutdown\nstderr: %s", p.Stderr())
 	}
 }
 

@@ -53,7 +53,9 @@ func run(args []string) int {
 	if cfg == nil {
 		return code
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: mcpgate reloads nothing, and a closed terminal or an
+	// operator's reload must not kill it with its last log lines unwritten.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := app.Serve(ctx, cfg, os.Stdout, os.Stderr, nil); err != nil {
 		// The library's errors name it already.
