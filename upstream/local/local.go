@@ -467,14 +467,11 @@ func (c *Connector) login(ctx context.Context, username, password, key string) (
 // straddled the change would otherwise start one after, with the old
 // password or groups, for its 12 hours.
 func (c *Connector) changedSince(ctx context.Context, name string, hash []byte, groups []string) (bool, error) {
-	u, err := c.users.GetLocalUser(ctx, name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return true, nil
-	case err != nil:
-		return false, err
+	u, err := c.enabled(ctx, name)
+	if u == nil {
+		return err == nil, err
 	}
-	return !bytes.Equal(u.PasswordHash, hash) || !slices.Equal(u.Groups, groups) || !u.DisabledAt.IsZero(), nil
+	return !bytes.Equal(u.PasswordHash, hash) || !slices.Equal(u.Groups, groups), nil
 }
 
 // SessionValid implements upstream.SessionChecker: the account of user
@@ -484,14 +481,23 @@ func (c *Connector) SessionValid(ctx context.Context, user identity.User) (bool,
 	if !ok {
 		return false, nil
 	}
+	u, err := c.enabled(ctx, name)
+	return u != nil && slices.Equal(u.Groups, user.Groups), err
+}
+
+// enabled returns the account name as stored now, or nil when there is
+// none or it is disabled.
+func (c *Connector) enabled(ctx context.Context, name string) (*store.LocalUser, error) {
 	u, err := c.users.GetLocalUser(ctx, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return false, nil
+		return nil, nil
 	case err != nil:
-		return false, err
+		return nil, err
+	case !u.DisabledAt.IsZero():
+		return nil, nil
 	}
-	return u.DisabledAt.IsZero() && slices.Equal(u.Groups, user.Groups), nil
+	return u, nil
 }
 
 // throttleKey folds case so that "Alice" and "alice" share one budget, and
