@@ -111,14 +111,7 @@ func TestSCOPE1_ToolPolicyStepUp(t *testing.T) {
 			}}}}
 	})
 	c, _, tok := g.fullFlow() // scope mcp
-	call := func(token, body string) (*http.Response, string) {
-		req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, b := g.do(req)
-		return resp, string(b)
-	}
+	call := g.postMCP
 	const echo = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`
 	resp, body := call(tok.AccessToken, echo)
 	h := resp.Header.Get("WWW-Authenticate")
@@ -169,12 +162,20 @@ func TestSCOPE1_StepUpToAnImplyingScope(t *testing.T) {
 			}}}}
 	})
 	_, _, tok := g.fullFlow()
-	req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, body := g.do(req)
+	resp, body := g.postMCP(tok.AccessToken, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`)
 	if h := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusForbidden || !strings.Contains(h, `scope="mcp mcp:admin"`) {
 		t.Errorf("echo with scope mcp: %d %q %s; want 403 naming mcp mcp:admin", resp.StatusCode, h, body)
 	}
+}
+
+// postMCP posts body to the gateway's /mcp with token, as a client of the
+// streamable transport does, and returns the answer and its body.
+func (g *gw) postMCP(token, body string) (*http.Response, string) {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", g.url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, b := g.do(req)
+	return resp, string(b)
 }
