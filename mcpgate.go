@@ -656,7 +656,7 @@ func (g *Gateway) addResource(res *Resource, first bool, site *oauth.Site, keys 
 	limited := userlimit.Wrap(backend, userlimit.Options{
 		MaxSessions: cfg.MaxSessionsPerUser, MaxStreams: cfg.MaxStreamsPerUser, Resource: res.Path, Metrics: cfg.Metrics, Logger: cfg.Logger,
 	})
-	popts := policy.Options{Policy: res.ToolPolicy, ScopeImplies: res.ScopeImplies, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, StepUp: guard.StepUp, Logger: cfg.Logger}
+	popts := policy.Options{Policy: res.ToolPolicy, ScopeImplies: res.ScopeImplies, Audit: cfg.Audit, Metrics: cfg.Metrics, Resource: res.Path, StepUp: guard, Logger: cfg.Logger}
 	if res.MCP == nil && res.Upstream == "" && len(res.Command) == 0 {
 		popts.MaxBodyBytes = demoMaxBody
 	}

@@ -98,10 +98,11 @@ func TestSCOPE5_ImpliedScopesAtConsentAndRefresh(t *testing.T) {
 // SCOPE-1, SCOPE-2: a tools/call that the tool policy denies but for a
 // scope the resource grants on request gets 403 insufficient_scope naming
 // it, with the required scopes and the token's, and resource_metadata:
-// the client authorizes again for it and its call then goes through. A
-// call no scope would allow, and a batch, keep the JSON-RPC refusal.
-// Fails before: every denied call was answered 200 with -32602, and
-// optional scopes were never asked for.
+// the client authorizes again for it and its call then goes through. Such
+// a tool is listed, since a client that lists the tools first calls no
+// other. A call no scope would allow, and a batch, keep the JSON-RPC
+// refusal, and such a tool is not listed. Fails before: every denied call
+// was answered 200 with -32602, and optional scopes were never asked for.
 func TestSCOPE1_ToolPolicyStepUp(t *testing.T) {
 	g := newGateway(t, func(c *mcpgateConfig) {
 		c.Resources = []mcpgate.Resource{{Path: "/mcp", Scopes: []string{"mcp"}, OptionalScopes: []string{"mcp:write"},
@@ -118,6 +119,18 @@ func TestSCOPE1_ToolPolicyStepUp(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(h, `error="insufficient_scope"`) || !strings.Contains(h, `scope="mcp mcp:write"`) ||
 		!strings.Contains(h, `resource_metadata="`+g.url+`/.well-known/oauth-protected-resource/mcp"`) {
 		t.Fatalf("echo with scope mcp: %d %q %s; want 403 insufficient_scope, scope=\"mcp mcp:write\" and the resource metadata", resp.StatusCode, h, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	narrow, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: g.url + "/mcp", HTTPClient: &http.Client{Transport: bearer(tok.AccessToken)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer narrow.Close()
+	list, err := narrow.ListTools(ctx, nil)
+	if err != nil || len(list.Tools) != 1 || list.Tools[0].Name != "echo" {
+		t.Errorf("tools/list with scope mcp: %v %+v, want echo alone (a step-up away; whoami is bob's)", err, list)
 	}
 	for name, body := range map[string]string{
 		"a tool of another user": `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami"}}`,
@@ -136,8 +149,6 @@ func TestSCOPE1_ToolPolicyStepUp(t *testing.T) {
 	if wider.Scope != "mcp mcp:write" {
 		t.Fatalf("authorized for mcp mcp:write: granted %q", wider.Scope)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint: g.url + "/mcp", HTTPClient: &http.Client{Transport: bearer(wider.AccessToken)}}, nil)
 	if err != nil {

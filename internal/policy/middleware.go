@@ -81,13 +81,20 @@ type Options struct {
 	// name returned refuses every call of the request (SEC-101), which
 	// then must wait. ratelimit.Limiter.Tools is one.
 	Limit func(user, client string, tools []string) (limited string, wait time.Duration)
-	// StepUp, when set, answers a request whose one tools/call the policy
-	// denies but for one of scopes, the caller's token lacking it: 403
-	// insufficient_scope naming one the resource grants, so that the
-	// client authorizes again for it (SCOPE-1). It reports whether it
-	// answered; resource.Guard.StepUp is one.
-	StepUp func(w http.ResponseWriter, r *http.Request, caller *identity.Caller, scopes []string) bool
+	// StepUp, when set, lets a caller get a tool the policy denies them but
+	// for a scope that an authorization for the resource may get (Grants
+	// says which): tools/list lists it, and a request whose one tools/call
+	// calls it is answered by StepUp, 403 insufficient_scope naming that
+	// scope, so that the client authorizes again for it (SCOPE-1).
+	// resource.Guard is one.
+	StepUp StepUpper
 	Logger *slog.Logger
+}
+
+// StepUpper is what the policy asks about scopes a caller could add.
+type StepUpper interface {
+	Grants(scope string) bool
+	StepUp(w http.ResponseWriter, r *http.Request, caller *identity.Caller, scope string)
 }
 
 // Wrap returns a handler that checks each POST to next, the backend of one
@@ -127,7 +134,7 @@ type handler struct {
 	resource string
 	maxBody  int64
 	limit    func(user, client string, tools []string) (string, time.Duration)
-	stepUp   func(http.ResponseWriter, *http.Request, *identity.Caller, []string) bool
+	stepUp   StepUpper
 	log      *slog.Logger
 	held     bytebudget.Budget // the JSON answers held to filter them (SEC-161)
 	bodies   bytebudget.Budget // the request bodies held until answered (SEC-201)
@@ -385,12 +392,11 @@ func badCall(w http.ResponseWriter, m *jsonrpc.Message) {
 // request's answer would make one small batch an answer of gigabytes.
 func (x *exchange) refuse(w http.ResponseWriter, r *http.Request, denied string) {
 	x.h.log.Info("tool call denied by policy", "tool", safetext.Clip(denied, audit.MaxToolName), "user", userID(x.caller), "resource", x.h.resource)
-	if !x.msgs.Batch && x.h.stepUp != nil {
-		if scopes := x.h.policy.StepUp(x.caller, denied); len(scopes) > 0 && x.h.stepUp(w, r, x.caller, scopes) {
-			x.calls[0].outcome = audit.Denied
-			x.record()
-			return
-		}
+	if scope := x.h.stepUpScope(x.caller, denied); scope != "" && !x.msgs.Batch {
+		x.h.stepUp.StepUp(w, r, x.caller, scope)
+		x.calls[0].outcome = audit.Denied
+		x.record()
+		return
 	}
 	x.answerAll(w, audit.Denied, func(out []byte, m *jsonrpc.Message) []byte {
 		if m.Method == "tools/call" && !x.h.policy.Allowed(x.caller, m.Name) {
@@ -489,11 +495,28 @@ func (x *exchange) resolve(a jsonrpc.Answer) {
 // it answers elsewhere, or later.
 func anyID([]byte) bool { return true }
 
-// keep decides whether a tool the backend listed is shown to the caller;
-// every name listed is a known tool for the metrics.
+// keep decides whether a tool the backend listed is shown to the caller:
+// one they may call, or could with a step-up, as a client that lists the
+// tools first (most do) calls no other; every name listed is a known tool
+// for the metrics.
 func (x *exchange) keep(name string) bool {
 	x.h.metrics.ListedTool(x.h.resource, name)
-	return x.h.policy.Allowed(x.caller, name)
+	return x.h.policy.Allowed(x.caller, name) || x.h.stepUpScope(x.caller, name) != ""
+}
+
+// stepUpScope is the first scope that would allow caller the tool the
+// policy denies them and that an authorization for the resource may get,
+// or "" for none (or no StepUp).
+func (h *handler) stepUpScope(caller *identity.Caller, tool string) string {
+	if h.stepUp == nil {
+		return ""
+	}
+	for _, s := range h.policy.StepUp(caller, tool) {
+		if h.stepUp.Grants(s) {
+			return s
+		}
+	}
+	return ""
 }
 
 // toolOutcome is the metrics' outcome of a call.

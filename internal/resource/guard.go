@@ -73,28 +73,26 @@ func (g *Guard) metadataURL(issuer string) string {
 	return issuer + "/.well-known/oauth-protected-resource" + g.opts.Resource.Path
 }
 
-// StepUp answers a request that one of scopes would allow, the caller's
-// token lacking it, with 403 insufficient_scope (SCOPE-1): the challenge
-// names the first of them the resource grants, with the resource's
-// required scopes and the token's, so that the token the client gets by
-// authorizing again does everything the one it holds did (SCOPE-2). It
-// reports false, and writes nothing, when the resource grants none of
-// them: no authorization would get one.
-func (g *Guard) StepUp(w http.ResponseWriter, r *http.Request, caller *identity.Caller, scopes []string) bool {
-	res := g.opts.Resource
-	i := slices.IndexFunc(scopes, func(s string) bool { return slices.Contains(res.Scopes, s) || slices.Contains(res.Optional, s) })
-	if i < 0 {
-		return false
-	}
+// Grants reports whether an authorization for the resource may get scope:
+// a required or an optional one.
+func (g *Guard) Grants(scope string) bool {
+	return slices.Contains(g.opts.Resource.Scopes, scope) || slices.Contains(g.opts.Resource.Optional, scope)
+}
+
+// StepUp answers a request that scope would allow, the caller's token
+// lacking it, with 403 insufficient_scope (SCOPE-1): the challenge names
+// it with the resource's required scopes and the token's, so that the
+// token the client gets by authorizing again does everything the one it
+// holds did (SCOPE-2).
+func (g *Guard) StepUp(w http.ResponseWriter, r *http.Request, caller *identity.Caller, scope string) {
 	want := slices.Clone(g.advertised)
-	for _, s := range append(slices.Clip(caller.Scopes), scopes[i]) {
+	for _, s := range append(slices.Clip(caller.Scopes), scope) {
 		if !slices.Contains(want, s) {
 			want = append(want, s)
 		}
 	}
 	oauth.WriteChallenge(w, http.StatusForbidden, oauth.Challenge{Error: oauth.InsufficientScope,
 		ErrorDescription: "the tool needs a scope the access token lacks", Scopes: want, ResourceMetadata: g.metadataURL(g.opts.Site.Issuer(r))})
-	return true
 }
 
 // Protect wraps next so that it runs only for requests with a valid access
