@@ -42,20 +42,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// openAuditLog opens the audit log at path, if one is set, for gcfg; the
-// function it returns closes it.
-func openAuditLog(path string, gcfg *mcpgate.Config) (func(), error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	l, closer, err := audit.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	gcfg.Audit = l
-	return func() { closer.Close() }, nil
-}
-
 // Version is set at build time with -ldflags "-X …/internal/app.Version=…".
 var Version = "dev"
 
@@ -79,12 +65,6 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 		return fmt.Errorf("listen: %w (give another address with --listen, or stop what uses this one)", err)
 	}
 	defer ln.Close() // also closed by the server at shutdown
-	// Before the store: a refused audit log makes no data directory.
-	closeAudit, err := openAuditLog(cfg.AuditLog, &gcfg)
-	if err != nil {
-		return err
-	}
-	defer closeAudit()
 	noteDataDir := noteNewDataDir(log, cfg.DataDir)
 	st, err := openStore(ctx, cfg)
 	if err != nil {
@@ -101,6 +81,14 @@ func Serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, re
 	}
 	if gcfg.Connectors, err = setupConnectors(ctx, cfg, st, log, gcfg.SecretKey); err != nil {
 		return err
+	}
+	if cfg.AuditLog != "" {
+		l, closer, err := audit.Open(cfg.AuditLog)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		gcfg.Audit = l
 	}
 	warnOnStart(cfg, log)
 	tp, err := tracing.FromEnv(ctx, Version)
