@@ -201,16 +201,27 @@ func (c *checker) checkDataPath(cfg *config.Config) bool {
 }
 
 // checkAuditLog refuses, as serve does (SEC-221), an audit log that
-// another user could have put in place, or whose directory is missing.
+// another user could have put in place, or whose directory is missing and
+// is not the data directory serve makes. As root, a file of its
+// directory's owner passes: serve runs as that user.
 func (c *checker) checkAuditLog(cfg *config.Config) {
 	if cfg.AuditLog == "" {
 		return
 	}
-	if err := audit.CheckPlace(cfg.AuditLog); err != nil {
+	if err := audit.CheckPlace(cfg.AuditLog, true); err != nil {
 		c.fail("audit", "mcpgate serve would refuse it: %v", err)
 		return
 	}
+	if dir := filepath.Dir(cfg.AuditLog); !isDir(dir) && filepath.Clean(dir) != filepath.Clean(cfg.DataDir) {
+		c.fail("audit", "mcpgate serve would refuse it: the directory %s does not exist", dir)
+		return
+	}
 	c.pass("audit", "%s", cfg.AuditLog)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // ownedByRoot reports whether dir, or the nearest directory above it that

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -74,16 +75,20 @@ func New(log *slog.Logger) *Logger {
 // file within logbuf.DefaultDelay, not in a write system call of its own.
 // Close the returned closer at shutdown: it writes what is buffered.
 //
-// The gateway writes the file as its user, often root: the file, and the
-// directories above it, must be such that no other user can put a link or
-// a file of theirs where it goes, as for the data directory (SEC-221).
-// Else the gateway would create or append to a file of that user's
-// choosing, or to one they read.
+// The gateway writes the file as its user, often root: no other user may
+// have put a link or a file of theirs where it goes (SEC-221), else the
+// gateway would create or append to a file of that user's choosing, or to
+// one they read. The process's own standard output and error, as
+// containers log, are taken as they are.
 func Open(path string) (*Logger, io.Closer, error) {
-	if err := CheckPlace(path); err != nil {
-		return nil, nil, err
+	flags := os.O_WRONLY | os.O_APPEND | os.O_CREATE
+	if !slices.Contains(standardStreams, path) {
+		if err := CheckPlace(path, false); err != nil {
+			return nil, nil, err
+		}
+		flags |= syscall.O_NOFOLLOW
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(path, flags, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -93,23 +98,23 @@ func Open(path string) (*Logger, io.Closer, error) {
 	return New(slog.New(logbuf.NewHandler(h, w))), fileCloser{w, f}, nil
 }
 
+// standardStreams are the paths of the process's own standard output and
+// error, which no other user can put anything at.
+var standardStreams = []string{"/dev/stdout", "/dev/stderr", "/proc/self/fd/1", "/proc/self/fd/2"}
+
 // CheckPlace reports why Open would refuse the file at path, which it
-// neither makes nor opens (mcpgate check asks it): a file or a directory
-// above it that another user could change, a directory every user may
-// write to, or none.
-func CheckPlace(path string) error {
-	dir := filepath.Dir(path)
-	for _, check := range []func() error{
-		func() error { return privatedir.CheckPath(dir) },
-		func() error { return privatedir.CheckDir(dir) },
-		func() error { return privatedir.CheckOwnFile(path, false) },
-	} {
-		if err := check(); err != nil {
-			return fmt.Errorf("audit log: %w", err)
-		}
+// neither makes nor opens (mcpgate check asks it): a link there, a file
+// another user owns (with rootReads, root may take its directory's
+// owner's, as privatedir.CheckOwnFile says), or a directory every user may
+// write to. The directories above are not checked, as the data
+// directory's are (SEC-196): /var/log is writable by a group on some
+// systems, and the file itself is opened without following a link.
+func CheckPlace(path string, rootReads bool) error {
+	if slices.Contains(standardStreams, path) {
+		return nil
 	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("audit log: the directory %s does not exist: make it, the gateway's user's", dir)
+	if err := errors.Join(privatedir.CheckDir(filepath.Dir(path)), privatedir.CheckOwnFile(path, rootReads)); err != nil {
+		return fmt.Errorf("audit log: %w", err)
 	}
 	return nil
 }

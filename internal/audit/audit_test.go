@@ -163,4 +163,12 @@ func TestSEC221_AuditLogPlantedFileRefused(t *testing.T) {
 	} else {
 		t.Log("not root: the file of another user, which needs a chown, is not tried (CI runs as root)")
 	}
+	// The process's own standard error, as a container logs: a link, but
+	// no other user's.
+	l, c, err := Open("/dev/stderr")
+	if err != nil {
+		t.Fatalf("/dev/stderr as the audit log: %v, want it taken", err)
+	}
+	l.Record(context.Background(), Event{User: "local:alice", Tool: "echo", Outcome: OK})
+	c.Close()
 }
