@@ -73,6 +73,12 @@ func TestSecretAndItsFileOneSetting(t *testing.T) {
 			t.Errorf("%s: %v, secret %q; want %q", name, err, cfg.GitHubClientSecret, tc.want)
 		}
 	}
+	// An empty secret is none: its file is read (a template's blank).
+	blank := filepath.Join(dir, "blank.yaml")
+	os.WriteFile(blank, []byte("github_client_id: gh\ngithub_client_secret: \"\"\ngithub_client_secret_file: "+old+"\n"), 0o600)
+	if cfg, err := Load([]string{"--config", blank}, env(nil)); err != nil || cfg.GitHubClientSecret != "OLDSECRET" {
+		t.Errorf("an empty secret beside its file: %v, want the file's secret", err)
+	}
 	both := filepath.Join(dir, "both.yaml")
 	os.WriteFile(both, []byte("github_client_id: gh\ngithub_client_secret: INFILE\ngithub_client_secret_file: "+old+"\n"), 0o600)
 	if _, err := Load([]string{"--config", both}, env(nil)); err == nil || !strings.Contains(err.Error(), "not both") {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -270,7 +271,15 @@ var ErrNoSuchFlag = errors.New("no such flag")
 // for its value. No argument is quoted back: it may be a secret, given to
 // a misspelt flag (--github-secret) or in a flag's place.
 func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags, commandFlags []string) error {
-	total := len(args)
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
+	for _, f := range commandFlags {
+		names = append(names, "--"+f)
+	}
+	known := func(word string) bool {
+		name, _, _ := strings.Cut(strings.TrimLeft(word, "-"), "=")
+		return strings.HasPrefix(word, "-") && slices.Contains(names, "--"+name)
+	}
 	for len(args) > 0 {
 		err := fs.Parse(args)
 		rest := fs.Args()
@@ -281,31 +290,40 @@ func parseFlags(fs *flag.FlagSet, args []string, bad *badFlags, commandFlags []s
 			msg := err.Error()
 			if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 				name = strings.TrimPrefix(name, "-")
-				var names []string
-				fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
-				for _, f := range commandFlags {
-					names = append(names, "--"+f)
+				if !flagName.MatchString(name) {
+					// A secret given where a flag goes (-S3cret).
+					bad.errs = append(bad.errs, fmt.Errorf("an argument that is no flag of this command, not shown (it may be a secret): %w", ErrNoSuchFlag))
+				} else {
+					bad.errs = append(bad.errs, fmt.Errorf("--%s: %w%s", name, ErrNoSuchFlag, didYouMean("--"+name, names)))
 				}
-				bad.errs = append(bad.errs, fmt.Errorf("--%s: %w%s", name, ErrNoSuchFlag, didYouMean("--"+name, names)))
-				if !strings.Contains(name, "=") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-					rest = rest[1:] // its value
+				word := args[len(args)-len(rest)-1]
+				if !strings.Contains(word, "=") && len(rest) > 0 && !known(rest[0]) {
+					rest = rest[1:] // its value, whatever it looks like
 				}
 				args = rest
 				continue
 			} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 				msg = fmt.Sprintf("--%s: needs a value", strings.TrimPrefix(name, "-"))
-			} else if strings.HasPrefix(msg, "bad flag syntax: ") && len(rest) > 0 {
-				rest = rest[1:] // the one error that leaves its argument
+			} else if strings.HasPrefix(msg, "bad flag syntax: ") {
+				msg = "an argument that is no flag, not shown (it may be a secret)"
+				if len(rest) > 0 {
+					rest = rest[1:] // the one error that leaves its argument
+				}
 			}
 			bad.errs = append(bad.errs, errors.New(msg))
 		case len(rest) > 0:
-			bad.errs = append(bad.errs, fmt.Errorf("unexpected argument, word %d of the command line's settings (not shown: it may be a secret); each setting is --flag value", total-len(rest)+1))
+			bad.errs = append(bad.errs, errors.New("an unexpected argument, not shown (it may be a secret): each setting is --flag value"))
 			rest = rest[1:]
 		}
 		args = rest
 	}
 	return nil
 }
+
+// flagName is what an unknown flag's name must look like to be named in
+// a problem, as every flag of mcpgate does (letters and dashes); anything
+// else may be a secret in a flag's place.
+var flagName = regexp.MustCompile(`^[a-z][a-z-]{0,40}$`)
 
 // applyEnv sets every setting whose variable is set, and returns the
 // variables it could not read. Of two variables for one setting, the
@@ -365,7 +383,11 @@ func (c *Config) readSecretFiles() error {
 		return nil
 	}
 	pair := func(key, path string, dst *string) error {
-		switch secret, file := c.source(key), c.source(key+"_file"); {
+		secret, file := c.source(key), c.source(key+"_file")
+		if *dst == "" {
+			secret = 0 // an empty secret is none, as in a list's item
+		}
+		switch {
 		case path == "" || secret > file:
 			return nil
 		case secret == file:
