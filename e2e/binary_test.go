@@ -335,6 +335,21 @@ func TestBinarySIGHUPShutsDownCleanly(t *testing.T) {
 	}
 }
 
+// Under nohup, which makes SIGHUP ignored, SIGHUP stays ignored: serve
+// asks for it only when it is not, since asking would undo nohup. Fails
+// with SIGHUP always asked for: the gateway shut down.
+func TestBinarySIGHUPIgnoredUnderNohup(t *testing.T) {
+	port := freePort(t)
+	p := startProcess(t, fmt.Sprintf("http://127.0.0.1:%d", port),
+		[]string{"nohup", binPath, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", t.TempDir(), "--local-user", "a:b"}, binaryOpts{})
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if resp, err := http.Get(p.base + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz after SIGHUP under nohup: %v %v, want 200 (SIGHUP ignored)", err, resp)
+	}
+	p.stop(t)
+}
+
 // A committed write survives SIGTERM: a client registered just before the
 // signal is known after the restart.
 func TestBinaryGracefulShutdownKeepsWrites(t *testing.T) {

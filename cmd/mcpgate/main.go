@@ -55,7 +55,12 @@ func run(args []string) int {
 	}
 	// SIGHUP too: mcpgate reloads nothing, and a closed terminal or an
 	// operator's reload must not kill it with its last log lines unwritten.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// Not when it is ignored (nohup): asking for it would stop ignoring it.
+	signals := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		signals = append(signals, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), signals...)
 	defer stop()
 	if err := app.Serve(ctx, cfg, os.Stdout, os.Stderr, nil); err != nil {
 		// The library's errors name it already.
