@@ -56,10 +56,10 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request) {
 		web.RenderError(w, c.log, http.StatusServiceUnavailable, "The page could not be shown", "Try again later.")
 		return
 	}
-	data := accountPage{User: displayName(sess.User), Admin: c.IsAdmin(sess.User), CSRF: c.opts.Browser.PageCSRF(w, r, sess),
-		More: len(grants) > maxAccountGrants}
+	data := accountPage{User: displayName(sess.User), Admin: c.IsAdmin(sess.User), CSRF: c.opts.Browser.PageCSRF(w, r, sess)}
+	grants, data.More = shown(grants, maxAccountGrants)
 	clients := map[string]clientInfo{}
-	for _, g := range grants[:min(len(grants), maxAccountGrants)] {
+	for _, g := range grants {
 		data.Grants = append(data.Grants, c.row(r.Context(), clients, g))
 	}
 	if r.URL.Query().Get("revoked") != "" {

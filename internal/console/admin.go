@@ -41,6 +41,12 @@ const (
 	maxSeenGrants = 5000
 )
 
+// shown cuts rows, read from the store with a limit of max+1, to the max a
+// page shows, and says whether the store held more.
+func shown[T any](rows []T, max int) ([]T, bool) {
+	return rows[:min(len(rows), max)], len(rows) > max
+}
+
 type localRow struct {
 	Name, Groups, Created, Disabled string
 }
@@ -96,8 +102,8 @@ func (c *Console) adminUsers(w http.ResponseWriter, r *http.Request, sess *store
 		c.storeFailed(w, "admin: list grants", err)
 		return
 	}
-	data := adminPage{Section: "users", More: len(grants) > maxSeenGrants}
-	grants = grants[:min(len(grants), maxSeenGrants)]
+	data := adminPage{Section: "users"}
+	grants, data.More = shown(grants, maxSeenGrants)
 	for _, u := range users {
 		data.Local = append(data.Local, localRow{Name: u.Name, Groups: strings.Join(u.Groups, ", "), Created: when(u.CreatedAt), Disabled: when(u.DisabledAt)})
 	}
@@ -127,8 +133,9 @@ func (c *Console) adminClients(w http.ResponseWriter, r *http.Request, sess *sto
 		c.storeFailed(w, "admin: list clients", err)
 		return
 	}
-	data := adminPage{Section: "clients", More: len(clients) > maxClientRows}
-	for _, cl := range clients[:min(len(clients), maxClientRows)] {
+	data := adminPage{Section: "clients"}
+	clients, data.More = shown(clients, maxClientRows)
+	for _, cl := range clients {
 		data.Clients = append(data.Clients, clientRow{ID: cl.ID, Name: cl.Name, From: "registered", Warn: c.nameWarning(cl.Name),
 			Redirects: strings.Join(cl.RedirectURIs, " "), Created: when(cl.CreatedAt), LastUsed: when(cl.LastUsedAt)})
 	}
@@ -146,9 +153,10 @@ func (c *Console) adminGrants(w http.ResponseWriter, r *http.Request, sess *stor
 		c.storeFailed(w, "admin: list grants", err)
 		return
 	}
-	data := adminPage{Section: "grants", More: len(grants) > maxGrantRows}
+	data := adminPage{Section: "grants"}
+	grants, data.More = shown(grants, maxGrantRows)
 	seen := map[string]clientInfo{}
-	for _, g := range grants[:min(len(grants), maxGrantRows)] {
+	for _, g := range grants {
 		data.Grants = append(data.Grants, c.row(r.Context(), seen, g))
 	}
 	c.render(w, r, sess, data)
